@@ -1,0 +1,55 @@
+/**
+ * The fixed rules written on every sync whatever the services: masquerading
+ * (KUBE-POSTROUTING, KUBE-MARK-MASQ), forwarding (KUBE-FORWARD), the
+ * localhost guard (KUBE-FIREWALL) and the jump rules from the built-in chains.
+ */
+import { JUMP_RULES, KUBELET_JUMP_RULES, jumpRuleSpec, type JumpRule } from './chains.ts';
+import { KUBE_MARK_MASQ, KUBE_POSTROUTING } from './chains.ts';
+import type { Chain } from './ruleset.ts';
+
+/** Upstream formats the mark with Go's %#08x: 1<<14 -> "0x00004000". */
+export function masqueradeMark(bit: number): string {
+  return `0x${(2 ** bit).toString(16).padStart(8, '0')}`;
+}
+
+export function postroutingChain(mark: string, randomFully: boolean): Chain {
+  return {
+    name: KUBE_POSTROUTING,
+    policy: null,
+    rules: [
+      `-m mark ! --mark ${mark}/${mark} -j RETURN`,
+      // Clear the bit so a packet re-entering the stack is not masqueraded twice.
+      `-j MARK --xor-mark ${mark}`,
+      `-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${randomFully ? ' --random-fully' : ''}`,
+    ],
+  };
+}
+
+export function markMasqChain(mark: string): Chain {
+  return { name: KUBE_MARK_MASQ, policy: null, rules: [`-j MARK --or-mark ${mark}`] };
+}
+
+export function forwardRules(mark: string, conntrackTCPLiberal: boolean): string[] {
+  const rules: string[] = [];
+  // Spurious RSTs from out-of-window packets (kubernetes#74839) unless the kernel is liberal.
+  if (!conntrackTCPLiberal) rules.push('-m conntrack --ctstate INVALID -j DROP');
+  // Lets NodePort traffic through even when the FORWARD policy is DROP.
+  rules.push(`-m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
+  rules.push('-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+  return rules;
+}
+
+/** Duplicate of kubelet's martian guard, needed when localhost NodePorts set route_localnet. */
+export const LOCALHOST_GUARD_RULE =
+  '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP';
+
+/** The jump rules of one table, grouped by built-in chain in their final order (upstream inserts each at position 1). */
+export function builtinChains(table: 'filter' | 'nat', withKubeletFirewall: boolean): Chain[] {
+  const jumps: JumpRule[] = [...JUMP_RULES, ...(withKubeletFirewall ? KUBELET_JUMP_RULES : [])].filter((j) => j.table === table);
+  const order = table === 'nat' ? ['PREROUTING', 'OUTPUT', 'POSTROUTING'] : ['INPUT', 'FORWARD', 'OUTPUT'];
+  return order.map((from) => ({
+    name: from,
+    policy: 'ACCEPT',
+    rules: jumps.filter((j) => j.from === from).map(jumpRuleSpec).reverse(),
+  }));
+}

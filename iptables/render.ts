@@ -1,0 +1,201 @@
+/**
+ * renderRuleset: the desired state of one IP family plus the node settings ->
+ * the complete kube-proxy ruleset (filter + nat), as upstream's iptables
+ * proxier would write it on a full sync. Pure: no I/O, no clock.
+ *
+ * Per-service output is memoised by ServicePortState identity in an optional
+ * RenderCache, so a sync after one change re-renders one service.
+ */
+import { cidrContainsText, parseIP } from '../proxier/ip.ts';
+import { isLoopbackText, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
+import {
+  FILTER_CHAINS,
+  KUBE_EXTERNAL_SERVICES,
+  KUBE_FIREWALL,
+  KUBE_FORWARD,
+  KUBE_NODEPORTS,
+  KUBE_PROXY_FIREWALL,
+  KUBE_SERVICES,
+} from './chains.ts';
+import { makeLocalDetector, NO_LOCAL_DETECTOR, type DetectLocalSettings, type LocalDetector } from './local-detector.ts';
+import {
+  builtinChains,
+  forwardRules,
+  LOCALHOST_GUARD_RULE,
+  markMasqChain,
+  masqueradeMark,
+  postroutingChain,
+} from './render-base.ts';
+import { renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
+import type { Chain, Ruleset } from './ruleset.ts';
+
+export interface RenderOptions {
+  /** --iptables-masquerade-bit (0-31, default 14). */
+  readonly masqueradeBit: number;
+  readonly masqueradeAll: boolean;
+  /** Local-traffic detection settings; null = no detection (no --cluster-cidr etc.). */
+  readonly detectLocal: DetectLocalSettings | null;
+  /** --nodeport-addresses: CIDRs or "primary"; empty = all local addresses. */
+  readonly nodePortAddresses: readonly string[];
+  /** --iptables-localhost-nodeports (IPv4 only). */
+  readonly localhostNodePorts: boolean;
+  /** Append --random-fully to MASQUERADE (iptables >= 1.6.2). */
+  readonly randomFully: boolean;
+  /** net.netfilter.nf_conntrack_tcp_be_liberal is set: no INVALID drop. */
+  readonly conntrackTCPLiberal: boolean;
+  /** Endpoints above which per-endpoint comments are left out (upstream: 1000). */
+  readonly largeClusterThreshold?: number;
+  /** Node addresses used for NodePorts and LOCAL; defaults to snapshot.node.addresses. */
+  readonly localAddresses?: readonly string[];
+}
+
+export interface RenderResult {
+  readonly ruleset: Ruleset;
+  /** Things an operator should know (logged by the caller). */
+  readonly warnings: readonly string[];
+  readonly largeClusterMode: boolean;
+  readonly localDetector: LocalDetector;
+  /** Services with Local policy and no local endpoints, per policy (metrics). */
+  readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
+  /** Service-port key -> its nat chains, for partial-sync planning. */
+  readonly serviceChains: ReadonlyMap<string, readonly string[]>;
+}
+
+export const DEFAULT_RENDER_OPTIONS: RenderOptions = {
+  masqueradeBit: 14,
+  masqueradeAll: false,
+  detectLocal: null,
+  nodePortAddresses: [],
+  localhostNodePorts: true,
+  randomFully: true,
+  conntrackTCPLiberal: false,
+};
+
+/**
+ * Memoises per-service renders across syncs by ServicePortState identity (the
+ * snapshot builder hands out a new state object only for a changed service).
+ * Everything is dropped when the shared render context changes.
+ */
+export class RenderCache {
+  private contextKey = '';
+  private previous = new Map<ServicePortState, ServiceRender>();
+  private current = new Map<ServicePortState, ServiceRender>();
+
+  get(state: ServicePortState, ctx: ServiceRenderContext, contextKey: string): ServiceRender {
+    if (contextKey !== this.contextKey) {
+      this.contextKey = contextKey;
+      this.previous = new Map();
+    }
+    const render = this.previous.get(state) ?? this.current.get(state) ?? renderService(state, ctx);
+    this.current.set(state, render);
+    return render;
+  }
+
+  /** Keeps only what the sync that just ended used. */
+  endSync(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
+function primaryIPOf(snapshot: Snapshot, family: IPFamily, addresses: readonly string[]): string | null {
+  const primary = snapshot.node.primaryIP;
+  if (primary && parseIP(primary)?.family === family) return primary;
+  return addresses.find((a) => parseIP(a)?.family === family) ?? null;
+}
+
+export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?: RenderCache): RenderResult {
+  const family = snapshot.family;
+  const warnings: string[] = [];
+  const addresses = options.localAddresses ?? snapshot.node.addresses;
+  const nodeIP = primaryIPOf(snapshot, family, addresses);
+  const detector = options.detectLocal ? makeLocalDetector(options.detectLocal, family, snapshot.node) : NO_LOCAL_DETECTOR;
+  const nodePorts = selectNodePortAddresses({ cidrs: options.nodePortAddresses, family, localAddresses: addresses, primaryIP: nodeIP });
+  warnings.push(...nodePorts.warnings);
+  const localhostNodePorts = family === 'IPv4' && options.localhostNodePorts && nodePorts.containsIPv4Loopback;
+
+  let totalEndpoints = 0;
+  for (const s of snapshot.services) totalEndpoints += s.endpoints.length;
+  const largeClusterMode = totalEndpoints > (options.largeClusterThreshold ?? 1000);
+
+  const ctx: ServiceRenderContext = { masqueradeAll: options.masqueradeAll, detector, nodeIP, largeClusterMode, cidrContains: cidrContainsText };
+  const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, nodeIP, largeClusterMode]);
+  const mark = masqueradeMark(options.masqueradeBit);
+
+  const natServices: string[] = [];
+  const natNodePorts: string[] = [];
+  const filterServices: string[] = [];
+  const filterExternal: string[] = [];
+  const filterNodePorts: string[] = [];
+  const filterFirewall: string[] = [];
+  const serviceChains: Chain[] = [];
+  const chainsByService = new Map<string, string[]>();
+  let noLocalInternal = 0;
+  let noLocalExternal = 0;
+
+  for (const state of snapshot.services) {
+    const r = cache ? cache.get(state, ctx, ctxKey) : renderService(state, ctx);
+    natServices.push(...r.natServices);
+    natNodePorts.push(...r.natNodePorts);
+    filterServices.push(...r.filterServices);
+    filterExternal.push(...r.filterExternalServices);
+    filterNodePorts.push(...r.filterNodePorts);
+    filterFirewall.push(...r.filterProxyFirewall);
+    for (const c of r.natChains) serviceChains.push(c);
+    chainsByService.set(`${state.service.key}/${state.service.protocol}`, r.natChains.map((c) => c.name));
+    if (r.noLocalInternal) noLocalInternal++;
+    if (r.noLocalExternal) noLocalExternal++;
+  }
+  cache?.endSync();
+
+  // The tail call to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
+  const nodePortsComment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
+  if (nodePorts.matchAll) {
+    let dst = '-m addrtype --dst-type LOCAL';
+    if (family === 'IPv6') dst += ' ! -d ::1/128';
+    else if (!localhostNodePorts) dst += ' ! -d 127.0.0.0/8';
+    natServices.push(`${nodePortsComment} ${dst} -j ${KUBE_NODEPORTS}`);
+  } else {
+    for (const ip of nodePorts.ips) {
+      if (isLoopbackText(ip) && (family === 'IPv6' || !localhostNodePorts)) {
+        warnings.push(
+          family === 'IPv6'
+            ? `--nodeport-addresses includes IPv6 loopback ${ip}, but localhost NodePorts are not supported on IPv6; ignored`
+            : `--nodeport-addresses includes IPv4 loopback ${ip}, but localhost NodePorts are disabled; ignored`,
+        );
+        continue;
+      }
+      natServices.push(`${nodePortsComment} -d ${ip} -j ${KUBE_NODEPORTS}`);
+    }
+  }
+
+  const filterChains: Chain[] = [
+    ...builtinChains('filter', localhostNodePorts),
+    { name: KUBE_SERVICES, policy: null, rules: filterServices },
+    { name: KUBE_EXTERNAL_SERVICES, policy: null, rules: filterExternal },
+    { name: KUBE_FORWARD, policy: null, rules: forwardRules(mark, options.conntrackTCPLiberal) },
+    { name: KUBE_NODEPORTS, policy: null, rules: filterNodePorts },
+    { name: KUBE_PROXY_FIREWALL, policy: null, rules: filterFirewall },
+  ];
+  if (FILTER_CHAINS.length !== 5) throw new Error('FILTER_CHAINS out of sync with render');
+  if (localhostNodePorts) filterChains.push({ name: KUBE_FIREWALL, policy: null, rules: [LOCALHOST_GUARD_RULE] });
+
+  const natChains: Chain[] = [
+    ...builtinChains('nat', false),
+    { name: KUBE_SERVICES, policy: null, rules: natServices },
+    { name: KUBE_NODEPORTS, policy: null, rules: natNodePorts },
+    postroutingChain(mark, options.randomFully),
+    markMasqChain(mark),
+    ...serviceChains,
+  ];
+
+  return {
+    ruleset: { family, tables: [{ name: 'filter', chains: filterChains }, { name: 'nat', chains: natChains }] },
+    warnings,
+    largeClusterMode,
+    localDetector: detector,
+    noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
+    serviceChains: chainsByService,
+  };
+}

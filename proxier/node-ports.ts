@@ -1,0 +1,70 @@
+/**
+ * --nodeport-addresses: which of this node's addresses accept NodePort
+ * traffic, per IP family, as upstream's NodePortAddresses does. Addresses are
+ * passed in as data (node status addresses plus loopback, or interface
+ * addresses), so this stays pure.
+ */
+import { cidrContains, isLoopback, parseCIDR, parseIP } from './ip.ts';
+import type { IPFamily } from './types.ts';
+
+export interface NodePortAddresses {
+  /** No restriction (flag unset, or a 0.0.0.0/0 / ::/0 entry). */
+  readonly matchAll: boolean;
+  /** When not matchAll: the local addresses inside the configured CIDRs. */
+  readonly ips: readonly string[];
+  /** Whether 127.0.0.1 is selected (localhost NodePorts are only possible then). */
+  readonly containsIPv4Loopback: boolean;
+  readonly warnings: readonly string[];
+}
+
+export interface NodePortAddressInput {
+  /** Flag values: CIDRs of any family, or "primary". */
+  readonly cidrs: readonly string[];
+  readonly family: IPFamily;
+  /** Every local address of the node (any family); loopback is added here. */
+  readonly localAddresses: readonly string[];
+  /** The node's primary IP of this family, for "primary". */
+  readonly primaryIP: string | null;
+}
+
+export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAddresses {
+  const warnings: string[] = [];
+  const all = input.family === 'IPv4' ? '0.0.0.0/0' : '::/0';
+  if (input.cidrs.length === 0) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4', warnings };
+
+  const cidrs = [];
+  for (const text of input.cidrs) {
+    if (text === 'primary') {
+      if (input.primaryIP) cidrs.push(parseCIDR(`${input.primaryIP}/${input.family === 'IPv4' ? 32 : 128}`)!);
+      continue;
+    }
+    const c = parseCIDR(text);
+    if (c && c.family === input.family) cidrs.push(c);
+  }
+  if (cidrs.length === 0) {
+    warnings.push(`--nodeport-addresses has no ${input.family} entry: NodePorts will not be reachable over ${input.family}`);
+    return { matchAll: false, ips: [], containsIPv4Loopback: false, warnings };
+  }
+  if (cidrs.some((c) => c.text === all)) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4', warnings };
+
+  const loopback = input.family === 'IPv4' ? '127.0.0.1' : '::1';
+  const candidates = [...new Set([...input.localAddresses, loopback])];
+  const ips: string[] = [];
+  for (const text of candidates) {
+    const ip = parseIP(text);
+    if (ip && cidrs.some((c) => cidrContains(c, ip))) ips.push(ip.text);
+  }
+  const lo = parseIP('127.0.0.1')!;
+  return {
+    matchAll: false,
+    ips,
+    containsIPv4Loopback: input.family === 'IPv4' && cidrs.some((c) => cidrContains(c, lo)),
+    warnings,
+  };
+}
+
+/** Whether an address (text) is a loopback address. */
+export function isLoopbackText(text: string): boolean {
+  const ip = parseIP(text);
+  return ip !== null && isLoopback(ip);
+}
