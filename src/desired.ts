@@ -1,0 +1,72 @@
+/**
+ * From parsed objects and the effective configuration to the desired
+ * rulesets of every IP family: the path shared by `render`, `diff`, `trace`
+ * and the agent's first sync.
+ */
+import { hostname } from 'node:os';
+import { renderRuleset, type RenderOptions, type RenderResult } from '../iptables/render.ts';
+import { buildSnapshots } from '../proxier/snapshot.ts';
+import type { ObjectProblem, Snapshot } from '../proxier/types.ts';
+import type { ProxyConfig } from './config.ts';
+import type { ParsedObjects } from './sources/parse-objects.ts';
+
+/** Upstream: --hostname-override, else the OS hostname, lower-cased. */
+export function nodeNameFor(config: Pick<ProxyConfig, 'hostnameOverride'>, osHostname: () => string = hostname): string {
+  return (config.hostnameOverride.trim() || osHostname()).toLowerCase();
+}
+
+export interface ProxyFeatures {
+  readonly preferSameTrafficDistribution: boolean;
+}
+
+export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): ProxyFeatures {
+  return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
+}
+
+export function renderOptionsFrom(config: ProxyConfig, extra: { randomFully: boolean }): RenderOptions {
+  return {
+    masqueradeBit: config.masqueradeBit,
+    masqueradeAll: config.masqueradeAll,
+    detectLocal: {
+      mode: config.detectLocalMode,
+      clusterCIDRs: config.clusterCIDRs,
+      bridgeInterface: config.bridgeInterface,
+      interfaceNamePrefix: config.interfaceNamePrefix,
+    },
+    nodePortAddresses: config.nodePortAddresses,
+    localhostNodePorts: config.localhostNodePorts,
+    randomFully: extra.randomFully,
+    conntrackTCPLiberal: config.conntrackTCPBeLiberal,
+  };
+}
+
+export interface Desired {
+  readonly nodeName: string;
+  readonly snapshots: readonly Snapshot[];
+  readonly renders: readonly RenderResult[];
+  readonly problems: readonly ObjectProblem[];
+  /** Set when no Node object named nodeName was among the objects. */
+  readonly nodeMissing: boolean;
+}
+
+function objectName(o: unknown): string | undefined {
+  const md = (o as { metadata?: { name?: unknown } } | null)?.metadata;
+  return typeof md?.name === 'string' ? md.name : undefined;
+}
+
+export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: { randomFully: boolean; osHostname?: () => string }): Desired {
+  const nodeName = nodeNameFor(config, extra.osHostname);
+  const node = objects.nodes.find((n) => objectName(n)?.toLowerCase() === nodeName) ?? null;
+  const built = buildSnapshots(
+    { services: objects.services, slices: objects.slices, node },
+    { nodeName, features: featuresFrom(config) },
+  );
+  const options = renderOptionsFrom(config, extra);
+  return {
+    nodeName,
+    snapshots: built.snapshots,
+    renders: built.snapshots.map((s) => renderRuleset(s, options)),
+    problems: [...objects.problems, ...built.problems],
+    nodeMissing: node === null,
+  };
+}
