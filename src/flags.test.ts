@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { configFromFlags } from './config.ts';
+import { AGENT_FLAGS } from './flag-table.ts';
+import { FlagError, formatDuration, parseDuration, parseFlags } from './flags.ts';
+
+const parse = (...argv: string[]) => parseFlags(argv, AGENT_FLAGS);
+
+describe('parseFlags', () => {
+  it('accepts pflag syntax: --a=b, --a b, bare booleans, -v', () => {
+    const { values } = parse('--cluster-cidr=10.0.0.0/8', '--hostname-override', 'node-1', '--masquerade-all', '-v=4', '--iptables-localhost-nodeports=false');
+    expect(Object.fromEntries(values)).toEqual({
+      'cluster-cidr': '10.0.0.0/8',
+      'hostname-override': 'node-1',
+      'masquerade-all': true,
+      v: 4,
+      'iptables-localhost-nodeports': false,
+    });
+  });
+
+  it('accumulates repeated list flags', () => {
+    expect(parse('--nodeport-addresses=10.0.0.0/8,192.168.0.0/16', '--nodeport-addresses', '127.0.0.0/8').values.get('nodeport-addresses'))
+      .toEqual(['10.0.0.0/8', '192.168.0.0/16', '127.0.0.0/8']);
+  });
+
+  it.each([
+    [['--no-such-flag'], /unknown flag: --no-such-flag/],
+    [['--iptables-masquerade-bit=32'], /invalid value "32" for --iptables-masquerade-bit: must be between 0 and 31/],
+    [['--iptables-sync-period=soon'], /--iptables-sync-period: must be a duration/],
+    [['--masquerade-all=maybe'], /must be true or false/],
+    [['--mode=ipvs'], /--mode: must be one of/],
+    [['--hostname-override'], /flag needs an argument: --hostname-override/],
+    [['--feature-gates=A=yes'], /key=true\|false/],
+  ])('rejects %j naming the flag', (argv, message) => {
+    expect(() => parse(...argv)).toThrow(FlagError);
+    expect(() => parse(...argv)).toThrow(message);
+  });
+});
+
+describe('durations', () => {
+  it('parses and prints Go durations', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('1m0s')).toBe(60_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('0')).toBe(0);
+    expect(parseDuration('30')).toBeNull();
+    expect(formatDuration(900_000)).toBe('15m0s');
+  });
+});
+
+describe('configFromFlags', () => {
+  it('applies upstream defaults', () => {
+    const c = configFromFlags(new Map());
+    expect(c).toMatchObject({
+      mode: 'iptables', masqueradeBit: 14, syncPeriodMs: 30_000, minSyncPeriodMs: 1000, localhostNodePorts: true,
+      healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', udpIdleTimeoutMs: 250,
+      detectLocalMode: 'ClusterCIDR', nodePortAddresses: [], clusterCIDRs: [],
+    });
+  });
+
+  it.each([
+    [{ 'cluster-cidr': '10.0.0.0/33' }, /invalid --cluster-cidr "10.0.0.0\/33"/],
+    [{ 'cluster-cidr': '10.0.0.0/8,11.0.0.0/8' }, /at most one CIDR per IP family/],
+    [{ 'nodeport-addresses': ['bogus'] }, /invalid --nodeport-addresses entry "bogus"/],
+    [{ 'healthz-bind-address': '0.0.0.0' }, /invalid --healthz-bind-address "0.0.0.0": expected ip:port/],
+    [{ 'iptables-min-sync-period': 60_000 }, /must not exceed --iptables-sync-period/],
+  ])('rejects inconsistent values %j', (given, message) => {
+    expect(() => configFromFlags(new Map(Object.entries(given)))).toThrow(message);
+  });
+
+  it('lists compatibility-only flags that were set', () => {
+    expect(configFromFlags(new Map([['oom-score-adj', -998]])).notImplemented).toEqual(['--oom-score-adj: set it in the pod spec']);
+  });
+});
