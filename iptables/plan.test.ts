@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import type { Endpoint, NodeInfo, ServicePort, ServicePortState, Snapshot } from '../proxier/types.ts';
+import { serviceChainNames } from './chain-names.ts';
+import { planSync } from './plan.ts';
+import { DEFAULT_RENDER_OPTIONS, RenderCache, renderRuleset } from './render.ts';
+
+const node: NodeInfo = { name: 'n', known: true, addresses: ['192.168.0.2'], primaryIP: '192.168.0.2', labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false };
+const sp = (i: number): ServicePort => ({
+  key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, portName: 'p80', protocol: 'TCP', clusterIP: `172.30.0.${i}`, port: 80,
+  nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: 0,
+  externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null,
+});
+const ep = (ip: string): Endpoint => ({ ip, port: 80, ready: true, serving: true, terminating: false, nodeName: null, zone: null, isLocal: false, zoneHints: null, nodeHints: null });
+const st = (service: ServicePort, eps: Endpoint[]): ServicePortState => ({ service, endpoints: eps, selection: { cluster: eps, local: null, allReachable: eps, hasAny: eps.length > 0, topologyReason: null } });
+const snap = (services: ServicePortState[]): Snapshot => ({ family: 'IPv4', node, services });
+
+describe('planSync', () => {
+  const cache = new RenderCache();
+  const s1 = st(sp(1), [ep('10.0.0.1')]);
+  const s2 = st(sp(2), [ep('10.0.0.2'), ep('10.0.0.3')]);
+  const first = planSync({
+    desired: renderRuleset(snap([s1, s2]), DEFAULT_RENDER_OPTIONS, cache).ruleset,
+    applied: null,
+    existingChains: new Map([['nat', ['KUBE-SERVICES', 'KUBE-SEP-OLDOLDOLDOLDOLDO', serviceChainNames(sp(1)).svc, 'OTHER-CHAIN']]]),
+  });
+
+  it('writes everything on a full sync and deletes stale service chains found in the kernel', () => {
+    expect(first.full).toBe(true);
+    expect(first.writtenChains.get('nat')).toBe(4 + 2 + 3); // fixed + 2 SVC + 3 SEP
+    expect(first.deletedChains).toEqual(['KUBE-SEP-OLDOLDOLDOLDOLDO']); // not ours: OTHER-CHAIN kept
+    expect(first.text).toMatch(/:KUBE-SEP-OLDOLDOLDOLDOLDO - \[0:0\]\n[^]*-X KUBE-SEP-OLDOLDOLDOLDOLDO\nCOMMIT\n$/);
+  });
+
+  it('rewrites only the changed service chains on a partial sync', () => {
+    const s2b = st(sp(2), [ep('10.0.0.2')]);
+    const second = planSync({ desired: renderRuleset(snap([s1, s2b]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
+    expect(second.full).toBe(false);
+    const natDecls = second.text.split('*nat')[1]!.match(/^:\S+/gm);
+    // Top-level nat chains always, plus svc2's SVC chain; its remaining SEP chain is unchanged.
+    expect(natDecls).toEqual([':KUBE-SERVICES', ':KUBE-NODEPORTS', ':KUBE-POSTROUTING', ':KUBE-MARK-MASQ', expect.stringMatching(/^:KUBE-SVC-/), expect.stringMatching(/^:KUBE-SEP-/)]);
+    expect(second.deletedChains).toHaveLength(1);
+    // KUBE-SERVICES is rewritten whole and still sends svc1's traffic to its untouched chain.
+    expect(second.text).toContain(`-d 172.30.0.1 --dport 80 -j ${serviceChainNames(sp(1)).svc}`);
+  });
+
+  it('writes nothing per service when nothing changed', () => {
+    const again = planSync({ desired: renderRuleset(snap([s1, s2]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
+    expect(again.writtenChains.get('nat')).toBe(4);
+    expect(again.deletedChains).toEqual([]);
+  });
+});
