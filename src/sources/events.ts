@@ -1,0 +1,41 @@
+/**
+ * What a source of cluster state (API server informers, or --objects files)
+ * emits: add/update/delete events carrying both the previous and the current
+ * object (upstream's change trackers need both), and a "synced" signal per
+ * kind once the initial list has been delivered. Nothing is programmed before
+ * every kind has synced.
+ */
+
+export type ObjectKind = 'Service' | 'EndpointSlice' | 'Node';
+export const OBJECT_KINDS: readonly ObjectKind[] = ['Service', 'EndpointSlice', 'Node'];
+
+export interface ObjectEvent {
+  readonly type: 'add' | 'update' | 'delete';
+  readonly kind: ObjectKind;
+  /** "namespace/name" ("name" for cluster-scoped objects). */
+  readonly key: string;
+  /** The object before the change (null for add). Raw JSON-like data. */
+  readonly old: unknown;
+  /** The object after the change (null for delete). Raw JSON-like data. */
+  readonly obj: unknown;
+}
+
+export interface SourceHandlers {
+  /** Must not throw; sources guard against it anyway. */
+  onEvent(event: ObjectEvent): void;
+  /** The initial list of this kind has been delivered (called again after a relist). */
+  onSynced(kind: ObjectKind): void;
+  /** A non-fatal problem (watch failed and will be retried, malformed object, unreadable file...). */
+  onProblem?(kind: ObjectKind | null, message: string, err?: unknown): void;
+}
+
+export interface ObjectSource {
+  start(handlers: SourceHandlers): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function objectKey(obj: unknown): string | null {
+  const md = (obj as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
+  if (!md || typeof md.name !== 'string' || md.name === '') return null;
+  return typeof md.namespace === 'string' && md.namespace !== '' ? `${md.namespace}/${md.name}` : md.name;
+}
