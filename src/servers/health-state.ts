@@ -1,0 +1,82 @@
+/**
+ * The proxier's health model, as upstream's ProxyHealthServer: per IP family,
+ * a change queued longer than healthTimeout (2 x sync period) without a
+ * successful sync since makes the node unhealthy. /healthz also needs the
+ * node to be eligible (Node known, not being deleted, not tainted for
+ * removal by the cluster autoscaler); /livez ignores the node.
+ */
+import type { IPFamily, NodeInfo } from '../../proxier/types.ts';
+
+export interface FamilyHealth {
+  readonly lastUpdated: number;
+  readonly healthy: boolean;
+}
+
+export interface HealthReport {
+  readonly healthy: boolean;
+  readonly nodeEligible: boolean;
+  readonly lastUpdated: number;
+  readonly currentTime: number;
+  readonly status: Readonly<Partial<Record<IPFamily, FamilyHealth>>>;
+}
+
+export class HealthState {
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+  private readonly lastUpdated = new Map<IPFamily, number>();
+  private readonly oldestQueued = new Map<IPFamily, number>();
+  private nodeEligible = false;
+
+  constructor(opts: { healthTimeoutMs: number; now: () => number; families: readonly IPFamily[] }) {
+    this.timeoutMs = opts.healthTimeoutMs;
+    this.now = opts.now;
+    // Starting up counts as healthy: upstream marks every family updated at start.
+    for (const f of opts.families) this.lastUpdated.set(f, this.now());
+  }
+
+  /** A change is waiting to be synced (only the oldest pending one counts). */
+  queuedUpdate(family: IPFamily): void {
+    if (!this.oldestQueued.has(family)) this.oldestQueued.set(family, this.now());
+  }
+
+  /** A sync succeeded: everything queued before it is programmed. */
+  updated(family: IPFamily): void {
+    this.oldestQueued.delete(family);
+    this.lastUpdated.set(family, this.now());
+  }
+
+  syncNode(node: NodeInfo | null): void {
+    this.nodeEligible = node !== null && node.known && !node.deleting && !node.toBeDeletedByAutoscaler;
+  }
+
+  report(checkNode: boolean): HealthReport {
+    const now = this.now();
+    const status: Partial<Record<IPFamily, FamilyHealth>> = {};
+    let healthy = true;
+    let last = 0;
+    for (const [family, updated] of this.lastUpdated) {
+      const queued = this.oldestQueued.get(family);
+      const ok = queued === undefined || now - queued < this.timeoutMs;
+      healthy &&= ok;
+      // Upstream reports "now" as lastUpdated while healthy, for compatibility with older releases.
+      status[family] = { lastUpdated: ok ? now : updated, healthy: ok };
+      last = Math.max(last, ok ? now : updated);
+    }
+    const nodeEligible = this.nodeEligible;
+    return { healthy: healthy && (!checkNode || nodeEligible), nodeEligible, lastUpdated: last, currentTime: now, status };
+  }
+}
+
+/** The JSON body upstream serves (times as RFC 3339). */
+export function healthBody(r: HealthReport, includeNode: boolean): string {
+  const t = (ms: number): string => new Date(ms).toISOString();
+  const status: Record<string, { lastUpdated: string; healthy: boolean }> = {};
+  for (const [f, h] of Object.entries(r.status)) status[f] = { lastUpdated: t(h.lastUpdated), healthy: h.healthy };
+  return JSON.stringify({
+    lastUpdated: t(r.lastUpdated),
+    currentTime: t(r.currentTime),
+    ...(includeNode ? { nodeEligible: r.nodeEligible } : {}),
+    healthy: r.healthy,
+    status,
+  });
+}

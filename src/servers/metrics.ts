@@ -1,0 +1,49 @@
+/**
+ * Prometheus metrics with upstream kube-proxy's names and labels
+ * (pkg/proxy/metrics), on a registry owned by the caller (one per agent, a
+ * fresh one per test), plus Node.js process metrics.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
+
+/** 0.25, 0.5, 1..59 (1 s), 60..115 (5 s), 120..300 (30 s): upstream's network programming buckets. */
+export function networkProgrammingBuckets(): number[] {
+  const b = [0.25, 0.5];
+  for (let i = 1; i < 60; i++) b.push(i);
+  for (let i = 60; i < 120; i += 5) b.push(i);
+  for (let i = 120; i <= 300; i += 30) b.push(i);
+  return b;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(registry: Registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
+  const registers = [registry];
+  const syncBuckets = exponentialBuckets(0.001, 2, 15);
+  const hist = (name: string, help: string, buckets = syncBuckets) =>
+    new Histogram({ name, help, labelNames: ['ip_family'], buckets, registers });
+  const m = {
+    registry,
+    syncProxyRulesLatency: hist('kubeproxy_sync_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds'),
+    syncFullProxyRulesLatency: hist('kubeproxy_sync_full_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds for full resyncs'),
+    syncPartialProxyRulesLatency: hist('kubeproxy_sync_partial_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds for partial resyncs'),
+    networkProgrammingLatency: hist('kubeproxy_network_programming_duration_seconds', 'In Cluster Network Programming Latency in seconds', networkProgrammingBuckets()),
+    syncProxyRulesLastTimestamp: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', labelNames: ['ip_family'], registers }),
+    syncProxyRulesLastQueuedTimestamp: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', labelNames: ['ip_family'], registers }),
+    endpointChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers }),
+    endpointChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers }),
+    serviceChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers }),
+    serviceChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers }),
+    iptablesRulesTotal: new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy', labelNames: ['table', 'ip_family'], registers }),
+    iptablesRulesLast: new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_last', help: 'Number of iptables rules written by kube-proxy in last sync', labelNames: ['table', 'ip_family'], registers }),
+    iptablesRestoreFailuresTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', labelNames: ['ip_family'], registers }),
+    iptablesPartialRestoreFailuresTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', help: 'Cumulative proxy iptables partial restore failures', labelNames: ['ip_family'], registers }),
+    noLocalEndpointsTotal: new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy', 'ip_family'], registers }),
+    healthzTotal: new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers }),
+    livezTotal: new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers }),
+    conntrackDeletedEntriesTotal: new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers }),
+    syncErrorsTotal: new Counter({ name: 'kubeproxy_ts_sync_errors_total', help: 'Syncs that failed for any reason (kube-proxy-ts)', labelNames: ['ip_family', 'reason'], registers }),
+    objectProblemsTotal: new Counter({ name: 'kubeproxy_ts_skipped_objects_total', help: 'Objects or fields skipped because upstream would not program them (kube-proxy-ts)', labelNames: ['kind'], registers }),
+  };
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  return m;
+}
