@@ -17,6 +17,29 @@ export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 export const KUBE_FIREWALL = 'KUBE-FIREWALL';
 export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 
+/** Userspace mode's portal chains (nat), upstream's names. */
+export const KUBE_PORTALS_CONTAINER = 'KUBE-PORTALS-CONTAINER';
+export const KUBE_PORTALS_HOST = 'KUBE-PORTALS-HOST';
+export const KUBE_NODEPORT_CONTAINER = 'KUBE-NODEPORT-CONTAINER';
+export const KUBE_NODEPORT_HOST = 'KUBE-NODEPORT-HOST';
+export const USERSPACE_CHAINS = [KUBE_PORTALS_CONTAINER, KUBE_PORTALS_HOST, KUBE_NODEPORT_CONTAINER, KUBE_NODEPORT_HOST] as const;
+
+/**
+ * Every fixed chain kube-proxy (this one, and upstream in iptables or
+ * userspace mode) creates, in any table: what --cleanup removes. KUBE-FIREWALL
+ * and KUBE-MARK-DROP are kubelet's and stay.
+ */
+export const OWNED_CHAINS: ReadonlySet<string> = new Set([
+  'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', 'KUBE-FORWARD',
+  'KUBE-PROXY-FIREWALL', KUBE_PROXY_CANARY, ...USERSPACE_CHAINS,
+]);
+/** Per-service chain prefixes, including the pre-1.24 KUBE-XLB- of older upstream releases. */
+export const OWNED_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-', 'KUBE-XLB-'] as const;
+
+export function isOwnedChain(name: string): boolean {
+  return OWNED_CHAINS.has(name) || OWNED_PREFIXES.some((p) => name.startsWith(p));
+}
+
 /** Filter chains written on every sync, in upstream's declaration order. */
 export const FILTER_CHAINS = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL] as const;
 /** Nat chains written on every sync, in upstream's declaration order. */

@@ -25,6 +25,8 @@ export interface PlanInput {
   readonly applied: AppliedState | null;
   /** Full sync only: KUBE-* chain names found in the kernel (from iptables-save), for stale-chain deletion. */
   readonly existingChains?: ReadonlyMap<string, readonly string[]>;
+  /** Extra lines per table (e.g. missing jump-rule insertions), written after the rules. */
+  readonly extraLines?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface Plan {
@@ -79,6 +81,7 @@ export function planSync(input: PlanInput): Plan {
       for (const r of c.rules) lines.push(`-A ${c.name} ${r}`);
       rules += c.rules.length;
     }
+    for (const line of input.extraLines?.get(table.name) ?? []) lines.push(line);
     for (const name of stale) lines.push(`-X ${name}`);
     lines.push('COMMIT');
     written.set(table.name, toWrite.length);

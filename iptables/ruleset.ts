@@ -89,9 +89,9 @@ export function toRestoreText(rs: Ruleset, opts: RestoreTextOptions = { builtins
   return out.join('\n') + '\n';
 }
 
-/** Number of rules in a table, optionally only in user chains. */
+/** Number of rules kube-proxy owns in a table: rules of user chains (jump rules in built-in chains excluded). */
 export function countRules(rs: Ruleset, table: string): number {
   let n = 0;
-  for (const c of getTable(rs, table)?.chains ?? []) n += c.rules.length;
+  for (const c of getTable(rs, table)?.chains ?? []) if (c.policy === null) n += c.rules.length;
   return n;
 }

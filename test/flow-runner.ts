@@ -1,0 +1,41 @@
+/**
+ * Shared plumbing of the flow-table runners: turning a scenario into the
+ * desired rulesets (through the same code path as `kube-proxy-ts render`)
+ * and describing a packet's source.
+ */
+import { configFromFlags } from '../src/config.ts';
+import { desiredFromObjects, type Desired } from '../src/desired.ts';
+import type { FlagValue } from '../src/flags.ts';
+import { BASE_FLAGS, CLIENT, NODE1, nodes, PODS, type FlowScenario, type Source } from './flow-cases.case.ts';
+
+export function desiredFor(scenario: FlowScenario): Desired {
+  const flags = new Map<string, FlagValue>(Object.entries({ ...BASE_FLAGS, ...scenario.flags }) as [string, FlagValue][]);
+  const config = configFromFlags(flags);
+  return desiredFromObjects(
+    { services: [...scenario.services()], slices: [...scenario.slices()], nodes: nodes(), problems: [] },
+    config,
+    { randomFully: true },
+  );
+}
+
+export interface SourceInfo {
+  readonly ip: string;
+  /** Generated on node-1 itself (nat OUTPUT) or arriving from outside it (nat PREROUTING). */
+  readonly origin: 'local' | 'external';
+  /** Interface the packet arrives on at node-1. */
+  readonly inInterface?: string;
+}
+
+export function sourceInfo(from: Source, family: 'IPv4' | 'IPv6' = 'IPv4'): SourceInfo {
+  switch (from) {
+    case 'pod-a':
+    case 'pod-b':
+      return { ip: family === 'IPv4' ? PODS[from].ip : PODS[from].ip6, origin: 'external', inInterface: 'cbr0' };
+    case 'node':
+      return { ip: NODE1, origin: 'local' };
+    case 'localhost':
+      return { ip: '127.0.0.1', origin: 'local' };
+    case 'client':
+      return { ip: CLIENT, origin: 'external', inInterface: 'eth0' };
+  }
+}
