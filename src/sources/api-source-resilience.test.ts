@@ -1,0 +1,143 @@
+/**
+ * The API source under failures, with the real client-node informers against
+ * the fake API server: re-watch without duplicates, bookmarks, 410 relists,
+ * failed lists and watches with backoff, server outages, throwing handlers,
+ * stop(). Backoffs and ListWatch's own reconnect delays are shortened;
+ * nothing waits for client-node's 30 s idle timeout.
+ */
+import { describe, expect, it } from 'vitest';
+import { node, recorder, slice, svc, useApiSourceHarness } from '../../test/api-source-harness.ts';
+
+const h = useApiSourceHarness();
+
+describe('api source resilience', () => {
+  it('re-watches from the last resourceVersion after a clean watch end, without relisting or repeating events', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    h.server.create('services', svc('api'));
+    await rec.until(() => rec.log.includes('add Service default/api'), 'api added');
+    const rv = h.server.resourceVersion;
+    h.server.dropWatches('services');
+    await h.server.until(() => h.server.requests({ resource: 'services', verb: 'watch' }).length === 2 && h.server.watchCount('services') === 1, 'the re-watch');
+    expect(h.server.requests({ resource: 'services', verb: 'watch' })[1]!.query['resourceVersion']).toBe(String(rv));
+    h.server.update('services', svc('api', { port: 81 }));
+    await rec.until(() => rec.log.includes('update Service default/api'), 'api updated');
+    expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(1);
+    expect(rec.log.filter((l) => l.includes('Service'))).toEqual(['add Service default/web', 'synced Service', 'add Service default/api', 'update Service default/api']);
+  });
+
+  it('resumes from a bookmark, so history compacted behind it costs no relist', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    for (let i = 0; i < 3; i++) h.server.create('services', svc(`hidden${i}`, { clusterIP: 'None', labels: { 'service.kubernetes.io/headless': '' } }));
+    h.server.bookmark('services');
+    h.server.compact();
+    // The bookmark reaches the client before the end of the stream, on the same connection.
+    h.server.dropWatches('services');
+    await h.server.until(() => h.server.requests({ resource: 'services', verb: 'watch' }).length === 2 && h.server.watchCount('services') === 1, 'the re-watch');
+    expect(h.server.requests({ resource: 'services', verb: 'watch' })[1]!.query['resourceVersion']).toBe(String(h.server.resourceVersion));
+    expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(1);
+  });
+
+  for (const mode of ['in-stream', 'http'] as const) {
+    it(`relists after an expired resourceVersion (${mode} 410) and reconciles adds, updates and deletes`, async () => {
+      h.server.expiredWatch = mode;
+      h.seed();
+      h.server.create('services', svc('gone'));
+      const rec = recorder();
+      await h.startSource(rec);
+      await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+      // Synchronous: the client cannot re-watch before all of this is done.
+      h.server.dropWatches('services');
+      h.server.delete('services', 'default/gone');
+      h.server.update('services', svc('web', { port: 8443 }));
+      h.server.create('services', svc('new'));
+      h.server.compact();
+      await rec.until(() => rec.synced('Service') === 2, 'the relist');
+      expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(2);
+      expect(rec.log.filter((l) => l.includes('Service')).slice(3)).toEqual(['delete Service default/gone', 'add Service default/new', 'update Service default/web', 'synced Service']);
+      const upd = rec.events.find((e) => e.type === 'update')!;
+      expect(upd.old).toMatchObject({ spec: { ports: [{ port: 80 }] } });
+      expect(rec.problems).toEqual([]);
+    });
+  }
+
+  it('reports a failed initial list, retries with backoff, and claims synced only after a list succeeded', async () => {
+    h.seed();
+    h.server.failNext('endpointslices', 'list', 503, 2);
+    const rec = recorder();
+    await h.startSource(rec);
+    expect(rec.synced('EndpointSlice')).toBe(0);
+    expect(rec.problems[0]).toMatch(/^EndpointSlice: EndpointSlice informer failed \(HTTP 503: injected failure for list endpointslices\); restarting in 100 ms$/);
+    await rec.until(() => rec.synced('EndpointSlice') === 1, 'EndpointSlice synced', 3000);
+    const lists = h.server.requests({ resource: 'endpointslices', verb: 'list' });
+    expect(lists).toHaveLength(3);
+    expect(lists[1]!.at - lists[0]!.at).toBeGreaterThanOrEqual(95);
+    expect(lists[2]!.at - lists[1]!.at).toBeGreaterThanOrEqual(195);
+    expect(rec.log.filter((l) => l.includes('EndpointSlice'))).toEqual(['add EndpointSlice default/web-abc', 'synced EndpointSlice']);
+    expect(rec.problems).toHaveLength(2);
+  });
+
+  it('restarts after a watch answered with HTTP 500, relists and reconciles', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    h.server.failNext('nodes', 'watch', 500);
+    h.server.dropWatches('nodes');
+    h.server.update('nodes', { ...node('node-1'), spec: { podCIDR: '10.244.9.0/24' } });
+    await rec.until(() => rec.synced('Node') === 2, 'the Node relist');
+    expect(rec.problems.some((p) => p.startsWith('Node: Node informer failed (HTTP 500'))).toBe(true);
+    expect(rec.log.filter((l) => l.includes('Node'))).toEqual(['add Node node-1', 'synced Node', 'update Node node-1', 'synced Node']);
+  });
+
+  it('converges with the changes made while the server was down', async () => {
+    h.seed();
+    h.server.create('endpointslices', slice('web-old'));
+    const rec = recorder();
+    await h.startSource(rec);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    await h.server.down();
+    await rec.until(() => rec.problems.length >= 3, 'all three informers to notice');
+    h.server.delete('endpointslices', 'default/web-old');
+    h.server.create('endpointslices', slice('web-new'));
+    h.server.update('services', svc('web', { port: 81 }));
+    await rec.until(() => rec.problems.length >= 6, 'failed restarts while down');
+    await h.server.up();
+    await rec.until(() => rec.synced('Service') === 2 && rec.synced('EndpointSlice') === 2 && rec.synced('Node') === 2, 'all relisted', 4000);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches again');
+    const after = rec.log.slice(rec.log.indexOf('synced Node') + 1).filter((l) => !l.startsWith('synced') && !l.includes('Node'));
+    expect(after.sort()).toEqual(['add EndpointSlice default/web-new', 'delete EndpointSlice default/web-old', 'update Service default/web']);
+  });
+
+  it('survives handlers that throw: no crash, no unhandled rejection, events keep flowing', async () => {
+    h.seed();
+    const rec = recorder({ throwing: true });
+    await h.startSource(rec);
+    await rec.until(() => rec.synced('Service') === 1, 'Service synced');
+    h.server.create('services', svc('api'));
+    h.server.delete('services', 'default/api');
+    await rec.until(() => rec.log.includes('delete Service default/api'), 'the delete');
+    expect(rec.problems.some((p) => p.includes('handler threw'))).toBe(true);
+    expect(rec.problems.some((p) => p.includes('informer failed'))).toBe(false);
+  });
+
+  it('stop() closes every watch and makes no further requests', async () => {
+    h.seed();
+    const rec = recorder();
+    const source = await h.startSource(rec);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    await source.stop();
+    await h.server.until(() => h.server.watchCount() === 0, 'watches closed');
+    const count = h.server.requests().length;
+    h.server.create('services', svc('late'));
+    await h.server.down();
+    await h.server.up();
+    expect(h.server.requests()).toHaveLength(count);
+    expect(rec.log).not.toContain('add Service default/late');
+  });
+});

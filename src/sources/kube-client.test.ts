@@ -1,0 +1,108 @@
+/**
+ * listRaw and GuardedWatch against the fake API server: raw JSON lists with
+ * authentication and API errors; a ListWatch fed malformed watch lines (which
+ * would crash client-node's async handler) keeps going; non-410 error
+ * Statuses are reported; a closed GuardedWatch starts nothing.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApiException, ListWatch, type KubernetesObject } from '@kubernetes/client-node';
+import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
+import { GuardedWatch, listRaw } from './kube-client.ts';
+
+let server: FakeApiServer;
+let rejections: unknown[];
+const onRejection = (reason: unknown): void => void rejections.push(reason);
+beforeEach(async () => {
+  server = await FakeApiServer.start();
+  rejections = [];
+  process.on('unhandledRejection', onRejection);
+});
+afterEach(async () => {
+  await server.close();
+  process.off('unhandledRejection', onRejection);
+  expect(rejections).toEqual([]);
+});
+
+describe('listRaw', () => {
+  it('returns the server JSON untouched (unknown fields kept, timestamps as strings), authenticated, with the query', async () => {
+    server.create('services', { metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.0.0.1', futureField: { x: 1 } } });
+    const list = await listRaw(kubeConfigFor(server), '/api/v1/services', { labelSelector: '!a', fieldSelector: undefined }, new AbortController().signal);
+    expect(list.metadata.resourceVersion).toBe(String(server.resourceVersion));
+    expect(list.items).toHaveLength(1);
+    expect(list.items[0]).toMatchObject({ spec: { futureField: { x: 1 } }, metadata: { creationTimestamp: expect.any(String) } });
+    expect(server.requests()[0]).toMatchObject({ query: { labelSelector: '!a' }, authorization: 'Bearer fake-token' });
+  });
+
+  it('throws an ApiException with the status code and the Status message', async () => {
+    server.failNext('nodes', 'list', 503);
+    const err = await listRaw(kubeConfigFor(server), '/api/v1/nodes', {}, new AbortController().signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiException);
+    expect((err as ApiException<unknown>).code).toBe(503);
+    expect((err as Error).message).toContain('injected failure for list nodes');
+  });
+
+  it('can be aborted', async () => {
+    const ac = new AbortController();
+    ac.abort(new Error('stop now'));
+    await expect(listRaw(kubeConfigFor(server), '/api/v1/nodes', {}, ac.signal)).rejects.toThrow('stop now');
+  });
+});
+
+describe('GuardedWatch under ListWatch', () => {
+  it('drops malformed events and reports them, and later events still arrive', async () => {
+    const kc = kubeConfigFor(server);
+    const problems: string[] = [];
+    const dead: unknown[] = [];
+    const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: (e) => dead.push(e), onProblem: (m) => problems.push(m) });
+    const lw = new ListWatch<KubernetesObject>('/api/v1/nodes', watch, () => listRaw(kc, '/api/v1/nodes', {}, new AbortController().signal) as never, false);
+    const added: string[] = [];
+    lw.on('add', (o) => added.push(o.metadata!.name!));
+    try {
+      await lw.start();
+      expect(server.requests({ verb: 'watch' })[0]!.query).toMatchObject({ allowWatchBookmarks: 'true' });
+      server.injectRaw('nodes', '{"type":"ADDED","object":{"kind":"Node"}}\n{"type":"BOOKMARK","object":null}\n{"type":"WHAT","object":{}}\nnot json\n');
+      server.injectRaw('nodes', '{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}\n{"type":"ADD');
+      server.injectRaw('nodes', 'ED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","resourceVersion":"77"}}}\n');
+      await expect.poll(() => added, { timeout: 2000, interval: 5 }).toEqual(['n1']);
+      expect(problems).toEqual([
+        'watch: dropped malformed ADDED event (object without metadata.name)',
+        'watch: dropped malformed BOOKMARK event',
+        'watch: dropped event of unknown type "WHAT"',
+        'watch: server sent error status 500: internal',
+      ]);
+      expect(lw.latestResourceVersion()).toBe('77');
+      expect(dead).toEqual([]);
+    } finally {
+      watch.close();
+      await lw.stop();
+    }
+  });
+
+  it('once closed, aborts its stream and starts no new watch', async () => {
+    const kc = kubeConfigFor(server);
+    const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: () => {}, onProblem: () => {} });
+    const done: unknown[] = [];
+    await watch.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, (err) => done.push(err));
+    await server.until(() => server.watchCount() === 1, 'the watch');
+    watch.close();
+    await server.until(() => server.watchCount() === 0, 'the watch to close');
+    await watch.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, (err) => done.push(err));
+    expect(server.requests({ verb: 'watch' })).toHaveLength(1);
+    expect(done).toEqual([]);
+  });
+
+  it('reports a watch that cannot even be started as dead instead of rejecting', async () => {
+    const kc = kubeConfigFor(server);
+    await server.down();
+    const dead: unknown[] = [];
+    const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: (e) => dead.push(e), onProblem: () => {} });
+    const done: unknown[] = [];
+    await watch.watch('/api/v1/nodes', {}, () => {}, (err) => done.push(err));
+    // A refused connection goes to done (ListWatch turns it into an error event), not to onDead.
+    expect(done).toHaveLength(1);
+    const broken = new GuardedWatch(kc, { onActivity: () => {}, onDead: (e) => dead.push(e), onProblem: () => {} });
+    broken.config = { getCurrentCluster: () => null } as never;
+    await broken.watch('/api/v1/nodes', {}, () => {}, () => {});
+    expect(String(dead[0])).toContain('No currently active cluster');
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * Supervisor: restart with capped, jittered exponential backoff; watchdog;
+ * reports from replaced runs ignored; stop() leaves nothing behind. Driven by
+ * a ManualClock.
+ */
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../system/clock.ts';
+import { DEFAULT_BACKOFF, Supervisor, backoffDelay, type RunControl, type SupervisorOptions } from './supervisor.ts';
+
+const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface FakeRun {
+  readonly control: RunControl;
+  stopped: boolean;
+}
+
+function harness(opts: Partial<SupervisorOptions> = {}) {
+  const clock = new ManualClock(1_000_000);
+  const runs: FakeRun[] = [];
+  const restarts: Array<{ err: unknown; delayMs: number }> = [];
+  const sup = new Supervisor({
+    name: 'test informer',
+    clock,
+    backoff: { random: () => 0 },
+    staleAfterMs: 60_000,
+    start: (control) => {
+      const run: FakeRun = { control, stopped: false };
+      runs.push(run);
+      return { stop: () => void (run.stopped = true) };
+    },
+    onRestart: (err, delayMs) => restarts.push({ err, delayMs }),
+    ...opts,
+  });
+  const last = (): FakeRun => runs[runs.length - 1]!;
+  return { clock, runs, restarts, sup, last };
+}
+
+describe('backoffDelay', () => {
+  it('doubles from 1 s and caps at 30 s; jitter only shortens', () => {
+    const o = { ...DEFAULT_BACKOFF, random: () => 0 };
+    expect([0, 1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, o))).toEqual([1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+    expect(backoffDelay(0, { ...o, random: () => 0.999999 })).toBe(800);
+    expect(backoffDelay(10, { ...o, random: () => 0.5 })).toBe(27000);
+  });
+});
+
+describe('Supervisor', () => {
+  it('replaces a failed run after the backoff delay, doubling while failures continue', async () => {
+    const { clock, runs, restarts, sup, last } = harness();
+    await sup.start();
+    expect(runs).toHaveLength(1);
+    const boom = new Error('HTTP 500');
+    last().control.failed(boom);
+    expect(runs[0]!.stopped).toBe(true);
+    expect(runs[0]!.control.signal.aborted).toBe(true);
+    expect(restarts).toEqual([{ err: boom, delayMs: 1000 }]);
+    clock.advance(999);
+    await flush();
+    expect(runs).toHaveLength(1);
+    clock.advance(1);
+    await flush();
+    expect(runs).toHaveLength(2);
+    last().control.failed(new Error('again'));
+    clock.advance(2000);
+    await flush();
+    last().control.failed(new Error('and again'));
+    expect(restarts.map((r) => r.delayMs)).toEqual([1000, 2000, 4000]);
+    expect(sup.restarts).toBe(3);
+    await sup.stop();
+  });
+
+  it('starts the backoff over after a quiet period', async () => {
+    const { clock, restarts, sup, last } = harness({ backoff: { random: () => 0, resetAfterMs: 120_000 }, staleAfterMs: 0 });
+    await sup.start();
+    last().control.failed(new Error('1'));
+    clock.advance(1000);
+    await flush();
+    last().control.failed(new Error('2'));
+    clock.advance(2000);
+    await flush();
+    clock.advance(120_000);
+    last().control.activity();
+    last().control.failed(new Error('3'));
+    expect(restarts.map((r) => r.delayMs)).toEqual([1000, 2000, 1000]);
+    await sup.stop();
+  });
+
+  it('ignores reports from a run that has been replaced', async () => {
+    const { clock, runs, restarts, sup } = harness();
+    await sup.start();
+    const first = runs[0]!;
+    first.control.failed(new Error('first'));
+    first.control.failed(new Error('duplicate report'));
+    clock.advance(1000);
+    await flush();
+    first.control.failed(new Error('late report from the old run'));
+    expect(restarts).toHaveLength(1);
+    expect(runs).toHaveLength(2);
+    expect(runs[1]!.stopped).toBe(false);
+    await sup.stop();
+  });
+
+  it('restarts a run that shows no activity for staleAfterMs; activity postpones the watchdog', async () => {
+    const { clock, runs, restarts, sup, last } = harness();
+    await sup.start();
+    clock.advance(50_000);
+    last().control.activity();
+    clock.advance(50_000);
+    expect(restarts).toHaveLength(0);
+    clock.advance(10_000);
+    expect(restarts).toHaveLength(1);
+    expect(String(restarts[0]!.err)).toContain('watchdog');
+    expect(runs[0]!.stopped).toBe(true);
+    clock.advance(1000);
+    await flush();
+    expect(runs).toHaveLength(2);
+    await sup.stop();
+  });
+
+  it('counts a throwing start as a failure, and stops a run that failed while starting', async () => {
+    let calls = 0;
+    const stopped: number[] = [];
+    const h = harness({
+      start: (control) => {
+        const n = ++calls;
+        if (n === 1) throw new Error('no cluster');
+        if (n === 2) control.failed(new Error('list failed'));
+        return { stop: () => void stopped.push(n) };
+      },
+    });
+    await h.sup.start();
+    expect(h.restarts.map((r) => String(r.err))).toEqual(['Error: no cluster']);
+    h.clock.advance(1000);
+    await flush();
+    expect(stopped).toEqual([2]);
+    expect(h.restarts.map((r) => r.delayMs)).toEqual([1000, 2000]);
+    h.clock.advance(2000);
+    await flush();
+    expect(calls).toBe(3);
+    await h.sup.stop();
+    expect(stopped).toEqual([2, 3]);
+  });
+
+  it('stop() stops the run, cancels a pending restart and starts nothing later', async () => {
+    const { clock, runs, sup, last } = harness();
+    await sup.start();
+    last().control.failed(new Error('x'));
+    expect(clock.pending()).toBeGreaterThan(0);
+    await sup.stop();
+    expect(clock.pending()).toBe(0);
+    clock.advance(100_000);
+    await flush();
+    expect(runs).toHaveLength(1);
+    await sup.start();
+    expect(runs).toHaveLength(2);
+    await sup.stop();
+    expect(runs[1]!.stopped).toBe(true);
+    expect(runs[1]!.control.signal.aborted).toBe(true);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('keeps restarting when the onRestart hook throws', async () => {
+    const { clock, runs, sup, last } = harness({
+      onRestart: () => {
+        throw new Error('bad hook');
+      },
+    });
+    await sup.start();
+    last().control.failed(new Error('x'));
+    clock.advance(1000);
+    await flush();
+    expect(runs).toHaveLength(2);
+    await sup.stop();
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * Keeps one informer alive. client-node's ListWatch gives up for good after
+ * a failed list, a watch answered with an HTTP error, or a broken
+ * connection; and it can hang silently on a half-open TCP connection. The
+ * Supervisor starts a run (one informer instance) through a factory; the run
+ * reports activity and failure through a RunControl. On failure, or when no
+ * activity was seen for staleAfterMs (watchdog), the run is stopped and a new
+ * one started after a capped exponential backoff with jitter. The backoff
+ * starts over once no failure happened for resetAfterMs (as client-go's
+ * reflector does). Reports from a run that has been replaced are ignored.
+ */
+import { realClock, type Clock } from '../system/clock.ts';
+
+export interface BackoffOptions {
+  /** First delay (default 1 s). */
+  readonly initialMs: number;
+  /** Cap (default 30 s). */
+  readonly maxMs: number;
+  /** Growth per consecutive failure (default 2). */
+  readonly factor: number;
+  /** Fraction of the delay randomly taken off, 0..1 (default 0.2): delays fall in [(1-jitter)·d, d]. */
+  readonly jitter: number;
+  /** A failure this long after the previous one starts the backoff over (default 2 min). */
+  readonly resetAfterMs: number;
+  /** Random source in [0, 1) (tests pin it). */
+  readonly random: () => number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000, factor: 2, jitter: 0.2, resetAfterMs: 120_000, random: Math.random };
+
+/** Delay before restart number `attempt` (0-based). */
+export function backoffDelay(attempt: number, o: BackoffOptions): number {
+  const base = Math.min(o.maxMs, o.initialMs * o.factor ** attempt);
+  const jitter = Math.min(1, Math.max(0, o.jitter));
+  return Math.round(base * (1 - jitter * o.random()));
+}
+
+export interface RunControl {
+  /** Anything showing the run is alive: a connect, an event, a bookmark. */
+  activity(): void;
+  /** The run cannot recover by itself; it will be stopped and replaced. */
+  failed(err: unknown): void;
+  /** Aborted once the run has been replaced or the supervisor stopped (abort pending requests with it). */
+  readonly signal: AbortSignal;
+}
+
+export interface Run {
+  stop(): Promise<void> | void;
+}
+
+export interface SupervisorOptions {
+  /** For messages ("Service informer"). */
+  readonly name: string;
+  /** Starts a run; resolves once its first attempt is under way or done. A throw counts as a failure. */
+  readonly start: (control: RunControl) => Promise<Run> | Run;
+  readonly clock?: Clock;
+  readonly backoff?: Partial<BackoffOptions>;
+  /** Watchdog: restart after this long without activity (default 5 min; 0 disables). */
+  readonly staleAfterMs?: number;
+  /** A run failed (or went stale) and a new one starts in delayMs. */
+  readonly onRestart?: (err: unknown, delayMs: number) => void;
+}
+
+export class Supervisor {
+  private readonly o: SupervisorOptions;
+  private readonly clock: Clock;
+  private readonly backoff: BackoffOptions;
+  private readonly staleAfterMs: number;
+  private generation = 0;
+  private run: Run | null = null;
+  private launching: Promise<void> | null = null;
+  private abort: AbortController | null = null;
+  private restartTimer: unknown = null;
+  private watchdogTimer: unknown = null;
+  private lastActivity = 0;
+  private attempt = 0;
+  private lastFailureAt = -Infinity;
+  private stopped = true;
+  private restartCount = 0;
+
+  constructor(options: SupervisorOptions) {
+    this.o = options;
+    this.clock = options.clock ?? realClock;
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.staleAfterMs = options.staleAfterMs ?? 300_000;
+  }
+
+  /** Restarts so far. */
+  get restarts(): number {
+    return this.restartCount;
+  }
+
+  /** Starts the first run; resolves when its start() has returned (success or not). */
+  async start(): Promise<void> {
+    if (!this.stopped) throw new Error(`${this.o.name}: supervisor already started`);
+    this.stopped = false;
+    await this.launch();
+  }
+
+  /** Stops the current run and any pending restart; no run is started afterwards. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.generation++;
+    this.clearTimers();
+    this.abort?.abort();
+    await this.launching;
+    const run = this.run;
+    this.run = null;
+    if (run) await this.stopRun(run);
+  }
+
+  private launch(): Promise<void> {
+    const p = this.doLaunch().finally(() => {
+      if (this.launching === p) this.launching = null;
+    });
+    this.launching = p;
+    return p;
+  }
+
+  private async doLaunch(): Promise<void> {
+    const gen = ++this.generation;
+    const abort = new AbortController();
+    this.abort = abort;
+    this.lastActivity = this.clock.now();
+    this.armWatchdog(gen);
+    const control: RunControl = {
+      signal: abort.signal,
+      activity: () => {
+        if (gen === this.generation) this.lastActivity = this.clock.now();
+      },
+      failed: (err) => this.fail(gen, err),
+    };
+    let run: Run;
+    try {
+      run = await this.o.start(control);
+    } catch (err) {
+      this.fail(gen, err);
+      return;
+    }
+    if (gen !== this.generation) {
+      await this.stopRun(run);
+      return;
+    }
+    this.run = run;
+  }
+
+  private fail(gen: number, err: unknown): void {
+    if (gen !== this.generation || this.stopped) return;
+    this.generation++;
+    this.clearTimers();
+    this.abort?.abort();
+    const run = this.run;
+    this.run = null;
+    if (run) void this.stopRun(run);
+    const now = this.clock.now();
+    if (now - this.lastFailureAt >= this.backoff.resetAfterMs) this.attempt = 0;
+    this.lastFailureAt = now;
+    const delay = backoffDelay(this.attempt++, this.backoff);
+    this.restartCount++;
+    try {
+      this.o.onRestart?.(err, delay);
+    } catch {
+      // a reporting hook must not stop the restart
+    }
+    this.restartTimer = this.clock.setTimeout(() => {
+      this.restartTimer = null;
+      if (!this.stopped) void this.launch();
+    }, delay);
+  }
+
+  private armWatchdog(gen: number): void {
+    if (this.staleAfterMs <= 0) return;
+    if (this.watchdogTimer !== null) this.clock.clearTimeout(this.watchdogTimer);
+    const wait = Math.max(0, this.lastActivity + this.staleAfterMs - this.clock.now());
+    this.watchdogTimer = this.clock.setTimeout(() => {
+      this.watchdogTimer = null;
+      if (gen !== this.generation || this.stopped) return;
+      const idle = this.clock.now() - this.lastActivity;
+      if (idle >= this.staleAfterMs) this.fail(gen, new Error(`${this.o.name}: no connect or event for ${idle} ms (watchdog)`));
+      else this.armWatchdog(gen);
+    }, wait);
+  }
+
+  private clearTimers(): void {
+    if (this.restartTimer !== null) this.clock.clearTimeout(this.restartTimer);
+    if (this.watchdogTimer !== null) this.clock.clearTimeout(this.watchdogTimer);
+    this.restartTimer = null;
+    this.watchdogTimer = null;
+  }
+
+  private async stopRun(run: Run): Promise<void> {
+    try {
+      await run.stop();
+    } catch {
+      // the run is being discarded either way
+    }
+  }
+}

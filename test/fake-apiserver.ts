@@ -1,0 +1,249 @@
+/**
+ * A faithful in-process Kubernetes list/watch server (node:http on
+ * 127.0.0.1) for Services, EndpointSlices and Nodes, that the real
+ * @kubernetes/client-node informers run against. Wire format as the real
+ * apiserver's: JSON lists without per-item kind/apiVersion; chunked NDJSON
+ * watches that replay from a resourceVersion, translate selector transitions
+ * into ADDED/DELETED, send BOOKMARKs only when asked, and answer an expired
+ * resourceVersion with an in-stream 410 ERROR then close (or a plain HTTP 410).
+ * Tests drive it with create/update/delete, dropWatches, compact, failNext,
+ * down/up, and read back the request log.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ObjectStore, RESOURCE_INFO, keyOf, type KubeObject, type LogEntry, type Resource } from './fake-apiserver-store.ts';
+import { routeRequest, startWatch, statusObject, type Route, type WatchStream } from './fake-apiserver-watch.ts';
+import { SelectorError, selectorMatcher } from './fake-apiserver-selectors.ts';
+
+export type { KubeObject, Resource };
+
+export interface FakeApiServerOptions {
+  /** How an expired watch resourceVersion is answered: 200 + ERROR event (the watch cache, default) or HTTP 410. */
+  readonly expiredWatch?: 'in-stream' | 'http';
+  /** Refuse field selectors on spec.clusterIP/spec.type for Services, as apiservers before 1.31 do. */
+  readonly legacyServiceFields?: boolean;
+}
+
+export interface LoggedRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Query parameters in the order the client sent them. */
+  readonly query: Readonly<Record<string, string>>;
+  readonly resource: Resource | null;
+  readonly verb: 'list' | 'watch' | null;
+  readonly authorization: string | null;
+  readonly at: number;
+}
+
+export type Verb = 'list' | 'watch';
+
+export class FakeApiServer {
+  readonly port: number;
+  readonly url: string;
+  expiredWatch: 'in-stream' | 'http';
+  private readonly server: Server;
+  private readonly store: ObjectStore;
+  private readonly legacyServiceFields: boolean;
+  private readonly watches = new Set<WatchStream>();
+  private readonly failures = new Map<string, number[]>();
+  private readonly log: LoggedRequest[] = [];
+  private waiters: Array<() => void> = [];
+  private isUp = true;
+
+  static async start(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return new FakeApiServer(server, options);
+  }
+
+  private constructor(server: Server, options: FakeApiServerOptions) {
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    this.url = `http://127.0.0.1:${this.port}`;
+    this.expiredWatch = options.expiredWatch ?? 'in-stream';
+    this.legacyServiceFields = options.legacyServiceFields ?? false;
+    this.store = new ObjectStore((entry) => this.broadcast(entry));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
+  }
+
+  get resourceVersion(): number {
+    return this.store.resourceVersion;
+  }
+
+  create(resource: Resource, obj: KubeObject): KubeObject {
+    return this.store.create(resource, obj);
+  }
+
+  update(resource: Resource, obj: KubeObject): KubeObject {
+    return this.store.update(resource, obj);
+  }
+
+  delete(resource: Resource, objOrKey: KubeObject | string): KubeObject {
+    const key = typeof objOrKey === 'string' ? objOrKey : keyOf(RESOURCE_INFO[resource].namespaced ? { metadata: { namespace: 'default', ...objOrKey.metadata } } : objOrKey);
+    return this.store.delete(resource, key);
+  }
+
+  get(resource: Resource, key: string): KubeObject | null {
+    return this.store.get(resource, key);
+  }
+
+  /** Forgets change history up to uptoRv (default: all); older watch resourceVersions become expired. */
+  compact(uptoRv?: number): void {
+    this.store.compact(uptoRv);
+  }
+
+  /** Sends a BOOKMARK at the current resourceVersion to the open watches that asked for bookmarks. */
+  bookmark(resource?: Resource): void {
+    for (const w of this.watches) if (!resource || w.resource === resource) w.bookmark(this.store.resourceVersion);
+  }
+
+  /** Writes text as is to the open watch streams of a resource (malformed or split lines). */
+  injectRaw(resource: Resource, text: string): void {
+    for (const w of this.watches) if (w.resource === resource) w.raw(text);
+  }
+
+  /** Ends every open watch stream cleanly (a real apiserver does so after its request timeout). */
+  dropWatches(resource?: Resource): void {
+    for (const w of [...this.watches]) {
+      if (resource && w.resource !== resource) continue;
+      w.end();
+      this.watches.delete(w);
+    }
+    this.changed();
+  }
+
+  /** The next `verb` request for `resource` is answered with HTTP `code` and a Status body (queued; one per call). */
+  failNext(resource: Resource, verb: Verb, code: number, times = 1): void {
+    const queue = this.failures.get(`${resource}:${verb}`) ?? [];
+    for (let i = 0; i < times; i++) queue.push(code);
+    this.failures.set(`${resource}:${verb}`, queue);
+  }
+
+  /** Stops listening (connections are refused) and cuts every open connection; the port is kept for up(). */
+  async down(): Promise<void> {
+    if (!this.isUp) return;
+    await this.stopListening();
+    this.changed();
+  }
+
+  /** Listens again on the same port. */
+  async up(): Promise<void> {
+    if (this.isUp) return;
+    this.server.listen(this.port, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.isUp = true;
+    this.changed();
+  }
+
+  requests(filter: { resource?: Resource; verb?: Verb } = {}): readonly LoggedRequest[] {
+    return this.log.filter((r) => (!filter.resource || r.resource === filter.resource) && (!filter.verb || r.verb === filter.verb));
+  }
+
+  watchCount(resource?: Resource): number {
+    return [...this.watches].filter((w) => !resource || w.resource === resource).length;
+  }
+
+  /** Resolves once cond() holds, re-checked after every request, watch open/close and change; rejects after timeoutMs. */
+  until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!cond()) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`fake apiserver: timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.waiters.push(check);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.isUp) await this.stopListening();
+  }
+
+  private async stopListening(): Promise<void> {
+    this.isUp = false;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const w of [...this.watches]) w.destroy();
+    this.watches.clear();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private changed(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private broadcast(entry: LogEntry): void {
+    for (const w of this.watches) if (w.resource === entry.resource) w.send(entry);
+    this.changed();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const route: Route | null = routeRequest(url.pathname);
+    const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+    const verb: Verb | null = route ? (watch ? 'watch' : 'list') : null;
+    this.log.push({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      resource: route?.resource ?? null,
+      verb,
+      authorization: req.headers.authorization ?? null,
+      at: Date.now(),
+    });
+    try {
+      this.serve(req, res, url, route, verb);
+    } finally {
+      this.changed();
+    }
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse, url: URL, route: Route | null, verb: Verb | null): void {
+    const fail = (code: number, message: string): void => {
+      res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(statusObject(code, message)));
+    };
+    if (!route || !verb) return fail(404, `the server could not find the requested resource (${url.pathname})`);
+    if (req.method !== 'GET') return fail(405, `method ${req.method} not supported by the fake apiserver`);
+    const injected = this.failures.get(`${route.resource}:${verb}`)?.shift();
+    if (injected !== undefined) return fail(injected, `injected failure for ${verb} ${route.resource}`);
+    const info = RESOURCE_INFO[route.resource];
+    const fields = this.legacyServiceFields && route.resource === 'services' ? ['metadata.name', 'metadata.namespace'] : info.fields;
+    let match;
+    try {
+      const selected = selectorMatcher(url.searchParams, fields);
+      match = (o: unknown): boolean => selected(o) && (route.namespace === null || (o as KubeObject).metadata.namespace === route.namespace);
+    } catch (err) {
+      if (err instanceof SelectorError) return fail(400, err.message);
+      throw err;
+    }
+    if (verb === 'list') {
+      const items = this.store.list(route.resource).filter(match).map(({ kind: _k, apiVersion: _a, ...rest }) => rest);
+      const body = { kind: `${info.kind}List`, apiVersion: info.apiVersion, metadata: { resourceVersion: String(this.store.resourceVersion) }, items };
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+      return;
+    }
+    const stream = startWatch({ res, route, query: url.searchParams, match, store: this.store, expired: this.expiredWatch, fail });
+    if (!stream) return;
+    this.watches.add(stream);
+    res.on('close', () => {
+      this.watches.delete(stream);
+      this.changed();
+    });
+  }
+}
+
+/** A client-node KubeConfig for the fake (plain http needs skipTLSVerify; the token lets tests see auth headers). */
+export function kubeConfigFor(server: { readonly url: string }, token = 'fake-token'): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser({ name: 'fake', server: server.url, skipTLSVerify: true }, { name: 'fake-user', token });
+  return kc;
+}
