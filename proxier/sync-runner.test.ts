@@ -9,14 +9,16 @@ const clock: RunnerClock = {
 
 describe('SyncRunner', () => {
   let starts: number[];
+  let triggers: string[];
   let fail: boolean;
   let runner: SyncRunner;
   let errors: unknown[];
   const make = (min: number, max: number, retry: number, durationMs = 0) => {
     runner = new SyncRunner({
       clock, minIntervalMs: min, maxIntervalMs: max, retryIntervalMs: retry, onError: (e) => errors.push(e),
-      fn: async () => {
+      fn: async (trigger) => {
         starts.push(Date.now());
+        triggers.push(trigger);
         if (durationMs) await new Promise((r) => setTimeout(r, durationMs));
         if (fail) throw new Error('restore failed');
       },
@@ -26,6 +28,7 @@ describe('SyncRunner', () => {
   beforeEach(() => {
     vi.useFakeTimers({ now: 0 });
     starts = [];
+    triggers = [];
     fail = false;
     errors = [];
   });
@@ -69,6 +72,7 @@ describe('SyncRunner', () => {
     make(1000, 60_000, 30_000);
     await vi.advanceTimersByTimeAsync(130_000);
     expect(starts).toEqual([60_000, 120_000]);
+    expect(triggers).toEqual(['periodic', 'periodic']);
   });
 
   it('retries a failed sync within the retry interval and reports the error', async () => {
@@ -79,6 +83,7 @@ describe('SyncRunner', () => {
     fail = false;
     await vi.advanceTimersByTimeAsync(31_000);
     expect(starts).toEqual([0, 30_000]);
+    expect(triggers).toEqual(['change', 'retry']);
     expect(errors).toHaveLength(1);
   });
 });

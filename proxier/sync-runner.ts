@@ -14,8 +14,11 @@ export interface RunnerClock {
   clearTimeout(handle: unknown): void;
 }
 
+/** Why a sync runs: a requested change, the periodic resync, or a retry after a failure. */
+export type SyncTrigger = 'change' | 'periodic' | 'retry';
+
 export interface SyncRunnerOptions {
-  readonly fn: () => Promise<void>;
+  readonly fn: (trigger: SyncTrigger) => Promise<void>;
   readonly minIntervalMs: number;
   readonly maxIntervalMs: number;
   readonly retryIntervalMs: number;
@@ -89,11 +92,13 @@ export class SyncRunner {
     this.timer = null;
     this.timerDue = Infinity;
     if (this.stopped || this.running) return;
+    const now = this.o.clock.now();
+    const trigger: SyncTrigger = this.requested ? 'change' : now >= this.retryAt ? 'retry' : 'periodic';
     this.requested = false;
     this.retryAt = Infinity;
-    this.lastStart = this.o.clock.now();
+    this.lastStart = now;
     this.running = this.o
-      .fn()
+      .fn(trigger)
       .catch((err: unknown) => {
         this.retryAt = this.o.clock.now() + this.o.retryIntervalMs;
         try {
