@@ -1,0 +1,54 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ServiceHealthServers } from './service-health.ts';
+
+describe('ServiceHealthServers', () => {
+  let s: ServiceHealthServers | null = null;
+  afterEach(async () => s?.close());
+
+  it('answers 200 with local endpoints, 503 without, and follows port changes', async () => {
+    let healthy = true;
+    s = new ServiceHealthServers({ hosts: ['127.0.0.1'], proxyHealthy: () => healthy });
+    // Port 0 is not what upstream does, but ephemeral ports keep the test independent of the machine.
+    const probe = await import('node:net').then(({ createServer }) => new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(port));
+      });
+    }));
+    const target = { namespace: 'ns1', name: 'web', port: probe, localEndpoints: 2 };
+    await s.sync(new Map([['ns1/web', target]]));
+    let r = await fetch(`http://127.0.0.1:${probe}/anything`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    expect(await r.json()).toEqual({ service: { namespace: 'ns1', name: 'web' }, localEndpoints: 2, serviceProxyHealthy: true });
+
+    await s.sync(new Map([['ns1/web', { ...target, localEndpoints: 0 }]]));
+    r = await fetch(`http://127.0.0.1:${probe}/`);
+    expect(r.status).toBe(503);
+    expect(await r.json()).toMatchObject({ localEndpoints: 0 });
+
+    await s.sync(new Map([['ns1/web', target]]));
+    healthy = false;
+    expect((await fetch(`http://127.0.0.1:${probe}/`)).status).toBe(503);
+
+    await s.sync(new Map());
+    expect(s.ports().size).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${probe}/`)).rejects.toThrow();
+  });
+
+  it('reports a port it cannot bind (taken by another process) and serves the others', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as { port: number }).port;
+    const errors: string[] = [];
+    s = new ServiceHealthServers({ hosts: ['127.0.0.1'], proxyHealthy: () => true, onError: (t, err) => errors.push(`${t.name}: ${(err as NodeJS.ErrnoException).code}`) });
+    try {
+      await s.sync(new Map([['ns1/bad', { namespace: 'ns1', name: 'bad', port: taken, localEndpoints: 1 }]]));
+      expect(errors).toEqual(['bad: EADDRINUSE']);
+      expect(s.ports().size).toBe(0);
+    } finally {
+      blocker.close();
+    }
+  });
+});
