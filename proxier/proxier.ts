@@ -29,7 +29,7 @@ export interface StateBuilder {
 /** What the proxier reports to health checks and metrics. */
 export interface ProxierHooks {
   queued?(family: IPFamily): void;
-  synced?(family: IPFamily, result: { full: boolean; durationMs: number; triggerTimes: readonly number[] }): void;
+  synced?(family: IPFamily, result: { full: boolean; durationMs: number; triggerTimes: readonly number[]; snapshot: Snapshot }): void;
   syncFailed?(family: IPFamily, err: unknown): void;
   problem?(p: ObjectProblem): void;
   nodeChanged?(node: NodeInfo): void;
@@ -221,7 +221,7 @@ export class Proxier {
       try {
         const r = await this.o.backend.sync(snapshot, { periodic: trigger === 'periodic', previous: this.previous.get(snapshot.family) ?? null });
         this.previous.set(snapshot.family, snapshot);
-        this.o.hooks?.synced?.(snapshot.family, { full: r.full, durationMs: r.durationMs, triggerTimes: triggers });
+        this.o.hooks?.synced?.(snapshot.family, { full: r.full, durationMs: r.durationMs, triggerTimes: triggers, snapshot });
       } catch (err) {
         failure ??= err;
         this.o.hooks?.syncFailed?.(snapshot.family, err);

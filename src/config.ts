@@ -29,6 +29,7 @@ export interface ProxyConfig {
   readonly minSyncPeriodMs: number;
   readonly healthzBindAddress: string;
   readonly metricsBindAddress: string;
+  readonly bindAddressHardFail: boolean;
   readonly portRange: string;
   readonly udpIdleTimeoutMs: number;
   readonly configSyncPeriodMs: number;
@@ -70,6 +71,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     minSyncPeriodMs: get('iptables-min-sync-period') as number,
     healthzBindAddress: str('healthz-bind-address'),
     metricsBindAddress: str('metrics-bind-address'),
+    bindAddressHardFail: get('bind-address-hard-fail') as boolean,
     portRange: str('proxy-port-range'),
     udpIdleTimeoutMs: get('udp-timeout') as number,
     configSyncPeriodMs: get('config-sync-period') as number,

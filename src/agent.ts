@@ -1,0 +1,225 @@
+/**
+ * The node agent: wires a source of cluster state (API server informers or
+ * --objects files) -> Proxier -> mode backend, with the sync runner, the
+ * canary monitor, and the health, metrics and health-check-node-port
+ * servers. stop() (SIGTERM) shuts everything down and leaves the rules in
+ * place, as upstream does.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { detectBackend } from '../iptables/backend-detect.ts';
+import { USERSPACE_CHAINS } from '../iptables/chains.ts';
+import { removeKubeProxyRules } from '../iptables/cleanup.ts';
+import { IptablesBackend } from '../iptables/iptables-backend.ts';
+import type { Iptables, IptablesBackend as BackendName } from '../iptables/iptables.ts';
+import { createIptables, iptablesVersion, supportsRandomFully } from '../iptables/restore.ts';
+import { Proxier } from '../proxier/proxier.ts';
+import type { IPFamily } from '../proxier/types.ts';
+import { formatProblem } from '../proxier/types.ts';
+import type { ProxyConfig } from './config.ts';
+import { featuresFrom, nodeNameFor, renderOptionsFrom } from './desired.ts';
+import type { Logger } from './log.ts';
+import { HealthState } from './servers/health-state.ts';
+import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
+import { createMetrics, type Metrics } from './servers/metrics.ts';
+import { healthTargets, ServiceHealthServers } from './servers/service-health.ts';
+import { createApiSource } from './sources/api-source.ts';
+import type { ObjectSource } from './sources/events.ts';
+import { createFileSource } from './sources/file-source.ts';
+import { stateBuilder } from './state-builder.ts';
+import type { Clock } from './system/clock.ts';
+import { createConntrack } from './system/conntrack.ts';
+import type { CommandRunner } from './system/exec.ts';
+import { parseHostPort } from './config.ts';
+
+export interface AgentDeps {
+  readonly runner: CommandRunner;
+  /** Run every command (iptables, conntrack, sysctl) in this network namespace (tests, demo). */
+  readonly netns?: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly osHostname: () => string;
+  /** API access; built from the config when absent. */
+  readonly kubeConfig?: () => KubeConfig;
+  /** Force a backend instead of detecting it. */
+  readonly iptablesBackend?: BackendName;
+  /** Addresses the health-check node port servers listen on (default all). */
+  readonly serviceHealthHosts?: readonly string[];
+}
+
+export interface Agent {
+  readonly proxier: Proxier;
+  readonly backend: IptablesBackend;
+  readonly metrics: Metrics;
+  readonly health: HealthState;
+  readonly healthz: RunningServer | null;
+  readonly metricsServer: RunningServer | null;
+  readonly serviceHealth: ServiceHealthServers;
+  readonly families: readonly IPFamily[];
+  stop(): Promise<void>;
+}
+
+async function writeSysctl(deps: AgentDeps, path: string, value: string): Promise<boolean> {
+  const r = await deps.runner.run('tee', [path], { input: value, timeoutMs: 5000, ...(deps.netns ? { netns: deps.netns } : {}) }).catch(() => null);
+  return r?.code === 0;
+}
+
+async function readSysctl(deps: AgentDeps, path: string): Promise<string | null> {
+  const r = await deps.runner.run('cat', [path], { timeoutMs: 5000, ...(deps.netns ? { netns: deps.netns } : {}) }).catch(() => null);
+  return r?.code === 0 ? r.stdout.trim() : null;
+}
+
+/** The iptables handles of every family whose binaries work on this node, primary family first. */
+export async function iptablesHandles(deps: AgentDeps, backend: BackendName): Promise<Map<IPFamily, Iptables>> {
+  const out = new Map<IPFamily, Iptables>();
+  for (const family of ['IPv4', 'IPv6'] as IPFamily[]) {
+    const ipt = createIptables({ family, backend, runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) });
+    try {
+      await ipt.save(['filter']);
+      out.set(family, ipt);
+    } catch (err) {
+      deps.logger.warn({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: ${family} services are not proxied`);
+    }
+  }
+  return out;
+}
+
+async function startServer(log: Logger, what: string, address: string, handler: Parameters<typeof listen>[2], hardFail: boolean): Promise<RunningServer | null> {
+  if (!address) return null;
+  const hp = parseHostPort(address)!;
+  try {
+    const s = await listen(hp.host, hp.port, handler);
+    log.info({ url: s.url }, `${what} server listening`);
+    return s;
+  } catch (err) {
+    if (hardFail) throw new Error(`cannot start the ${what} server on ${address}: ${(err as Error).message}`);
+    log.error({ err }, `cannot start the ${what} server on ${address}; continuing without it`);
+    return null;
+  }
+}
+
+export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<Agent> {
+  const log = deps.logger;
+  const nodeName = nodeNameFor(config, deps.osHostname);
+  const backendName = deps.iptablesBackend ?? (await detectBackend({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) })).backend;
+  const handles = await iptablesHandles(deps, backendName);
+  const families = [...handles.keys()];
+  if (families.length === 0) throw new Error(`neither iptables nor ip6tables (${backendName} backend) works on this node`);
+  const version = await iptablesVersion(deps.runner, deps.netns ? { netns: deps.netns } : {}).catch(() => null);
+  const liberal = config.conntrackTCPBeLiberal || (await readSysctl(deps, '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal')) === '1';
+  if (config.localhostNodePorts && families.includes('IPv4') && !(await writeSysctl(deps, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
+    log.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
+  }
+  log.info({ node: nodeName, mode: config.mode, backend: backendName, families, iptables: version?.text }, 'starting kube-proxy-ts');
+  for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
+
+  // Switching modes: the other mode's rules go (both directions; see userspace mode).
+  for (const ipt of handles.values()) {
+    const removed = await removeKubeProxyRules(ipt, { chains: (n) => (USERSPACE_CHAINS as readonly string[]).includes(n) });
+    if (removed) log.info({ ipFamily: ipt.family, chains: removed }, 'removed userspace-mode rules left by a previous run');
+  }
+
+  const metrics = createMetrics(new Registry());
+  const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
+  const backend = new IptablesBackend({
+    iptables: handles,
+    render: { ...renderOptionsFrom(config, { randomFully: version ? supportsRandomFully(version) : true }), conntrackTCPLiberal: liberal },
+    logger: log,
+    now: () => deps.clock.now(),
+    metrics,
+    conntrack: createConntrack({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }),
+  });
+  if (liberal !== config.conntrackTCPBeLiberal) log.info('nf_conntrack_tcp_be_liberal is set: no INVALID drop rule');
+  const serviceHealth = new ServiceHealthServers({
+    hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
+    proxyHealthy: () => health.report(false).healthy,
+    onError: (t, err) => log.warn({ service: `${t.namespace}/${t.name}`, port: t.port, err: (err as Error).message }, 'FailedToStartServiceHealthcheck'),
+  });
+  let firstFullSync = true;
+  let metricsCounted = { services: 0, endpoints: 0 };
+  const proxier = new Proxier({
+    families,
+    backend,
+    builder: stateBuilder(nodeName, featuresFrom(config)),
+    clock: deps.clock,
+    minSyncPeriodMs: config.minSyncPeriodMs,
+    syncPeriodMs: config.syncPeriodMs,
+    hooks: {
+      queued: (f) => {
+        health.queuedUpdate(f);
+        metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: f }, deps.clock.now() / 1000);
+      },
+      synced: (f, r) => {
+        health.updated(f);
+        const now = deps.clock.now();
+        metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
+        for (const t of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - t) / 1000);
+        if (f === families[0]) void serviceHealth.sync(healthTargets([r.snapshot]));
+        if (r.full && firstFullSync) {
+          firstFullSync = false;
+          void backend.ensureCanaries().catch((err: unknown) => log.warn({ err }, 'cannot create canary chains'));
+        }
+      },
+      syncFailed: (f, err) => metrics.syncErrorsTotal.inc({ ip_family: f, reason: err instanceof Error ? err.name : 'error' }),
+      problem: (p) => {
+        metrics.objectProblemsTotal.inc({ kind: p.kind });
+        log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
+      },
+      nodeChanged: (node) => health.syncNode(node),
+      changes: (pending, counted) => {
+        metrics.serviceChangesPending.set(pending.services);
+        metrics.endpointChangesPending.set(pending.endpoints);
+        metrics.serviceChangesTotal.inc(counted.services - metricsCounted.services);
+        metrics.endpointChangesTotal.inc(counted.endpoints - metricsCounted.endpoints);
+        metricsCounted = { ...counted };
+      },
+    },
+  });
+
+  const healthz = await startServer(log, 'health', config.healthzBindAddress, healthHandler(health, metrics), config.bindAddressHardFail);
+  const metricsServer = await startServer(log, 'metrics', config.metricsBindAddress, metricsHandler(metrics, config.mode), config.bindAddressHardFail);
+
+  const source: ObjectSource = config.objects
+    ? createFileSource({ path: config.objects, nodeName, clock: deps.clock })
+    : createApiSource({ kubeConfig: (deps.kubeConfig ?? (() => { throw new Error('no API access configured'); }))(), nodeName, logger: log, clock: deps.clock });
+  proxier.start();
+  await source.start({
+    onEvent: (e) => proxier.onEvent(e),
+    onSynced: (kind) => proxier.onSynced(kind),
+    onProblem: (kind, message, err) => log.warn({ kind, err: err instanceof Error ? err.message : err }, message),
+  });
+
+  // Canary: an outside flush of the tables triggers a full resync.
+  let canaryTimer: unknown = null;
+  const canaryTick = (): void => {
+    canaryTimer = deps.clock.setTimeout(async () => {
+      if (!firstFullSync && (await backend.canaryMissing())) {
+        log.warn('canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything');
+        await backend.ensureCanaries().catch((err: unknown) => log.warn({ err }, 'cannot recreate canary chains'));
+        proxier.requestFullSync();
+      }
+      canaryTick();
+    }, config.syncPeriodMs);
+  };
+  canaryTick();
+
+  return {
+    proxier,
+    backend,
+    metrics,
+    health,
+    healthz,
+    metricsServer,
+    serviceHealth,
+    families,
+    async stop() {
+      if (canaryTimer !== null) deps.clock.clearTimeout(canaryTimer);
+      await source.stop();
+      await proxier.stop();
+      await serviceHealth.close();
+      await healthz?.close();
+      await metricsServer?.close();
+      log.info('kube-proxy-ts stopped; rules left in place');
+    },
+  };
+}

@@ -1,0 +1,20 @@
+/**
+ * The proxier's StateBuilder over proxier/snapshot.ts: raw objects of one
+ * service -> its ServicePortStates for one family.
+ */
+import { indexEndpointSlices } from '../proxier/endpoint-slices.ts';
+import { nodeInfoFrom } from '../proxier/node-info.ts';
+import type { StateBuilder } from '../proxier/proxier.ts';
+import { servicePortStates } from '../proxier/snapshot.ts';
+import type { ProxyFeatures } from './desired.ts';
+
+export function stateBuilder(nodeName: string, features: ProxyFeatures): StateBuilder {
+  return {
+    node: (obj) => nodeInfoFrom(obj, nodeName),
+    service: (svc, slices, node, family) => {
+      const index = indexEndpointSlices(slices);
+      const r = servicePortStates(svc, { family, node, slices: index, features });
+      return { states: r.states, problems: [...r.problems, ...index.problems] };
+    },
+  };
+}
