@@ -16,6 +16,12 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 export const NODE1 = '192.168.50.11';
 export const NODE2 = '192.168.50.12';
 export const CLIENT = '192.168.50.200';
+/**
+ * A second address of node-1 that node-originated test traffic is sent from,
+ * so masquerading is visible even toward node-2 (where it rewrites the
+ * source to 192.168.50.11, the address the node would have used anyway).
+ */
+export const NODE1_SECONDARY = '192.168.51.11';
 export const TARGET_PORT = 8080;
 
 export const PODS = {
@@ -96,7 +102,10 @@ const main: FlowScenario = {
     makeService('ns1', 'local-none', { type: 'NodePort', clusterIP: '172.30.0.17', ports: port80({ nodePort: 30083 }), externalTrafficPolicy: 'Local' }),
     makeService('ns1', 'itp', { clusterIP: '172.30.0.18', ports: port80(), internalTrafficPolicy: 'Local' }),
     makeService('ns1', 'itp-none', { clusterIP: '172.30.0.19', ports: port80(), internalTrafficPolicy: 'Local' }),
-    makeService('ns1', 'empty', { type: 'NodePort', clusterIP: '172.30.0.20', externalIPs: ['203.0.113.11'], ports: port80({ nodePort: 30084 }) }),
+    makeService('ns1', 'empty', {
+      type: 'NodePort', clusterIP: '172.30.0.20', externalIPs: ['203.0.113.11'],
+      ports: [...port80({ nodePort: 30084 }), { name: 'dns', port: 53, targetPort: TARGET_PORT, protocol: 'UDP', nodePort: 30085 }],
+    }),
     makeService('ns1', 'sticky', { clusterIP: '172.30.0.21', ports: port80(), sessionAffinity: 'ClientIP', sessionAffinityTimeout: 600 }),
   ],
   slices: () => [
@@ -139,7 +148,8 @@ const main: FlowScenario = {
     { name: 'iTP Local: only the local endpoint', from: 'pod-b', to: '172.30.0.18', port: 80, expect: ['pod-a'], masq: false },
     { name: 'iTP Local without local endpoints: dropped', from: 'pod-b', to: '172.30.0.19', port: 80, expect: 'DROP' },
     { name: 'no endpoints: ClusterIP rejected', from: 'pod-a', to: '172.30.0.20', port: 80, expect: 'REJECT' },
-    { name: 'no endpoints: UDP ClusterIP rejected', from: 'pod-a', proto: 'UDP', to: '172.30.0.20', port: 80, expect: 'REJECT' },
+    { name: 'no endpoints: UDP ClusterIP rejected', from: 'pod-a', proto: 'UDP', to: '172.30.0.20', port: 53, expect: 'REJECT' },
+    { name: 'no endpoints: UDP NodePort rejected', from: 'client', proto: 'UDP', to: NODE1, port: 30085, expect: 'REJECT' },
     { name: 'no endpoints: NodePort rejected', from: 'client', to: NODE1, port: 30084, expect: 'REJECT' },
     { name: 'no endpoints: externalIP rejected', from: 'client', to: '203.0.113.11', port: 80, expect: 'REJECT' },
     { name: 'no endpoints: node -> ClusterIP rejected', from: 'node', to: '172.30.0.20', port: 80, expect: 'REJECT' },
@@ -158,11 +168,12 @@ const clusterSlices = () => [eps('cluster', ['pod-b', 'pod-c']), eps('nodeport',
 const noDetector: FlowScenario = {
   name: 'no local-traffic detection (no --cluster-cidr)',
   flags: { 'cluster-cidr': '' },
-  services: cluster,
-  slices: clusterSlices,
+  services: () => [...cluster(), makeService('ns1', 'on-node', { clusterIP: '172.30.0.40', ports: port80() })],
+  slices: () => [...clusterSlices(), eps('on-node', ['pod-b'])],
   flows: [
     { name: 'pod -> ClusterIP not masqueraded', from: 'pod-a', to: '172.30.0.10', port: 80, expect: ['pod-b', 'pod-c'], masq: false },
-    { name: 'outside -> ClusterIP not masqueraded either', from: 'client', to: '172.30.0.10', port: 80, expect: ['pod-b', 'pod-c'], masq: false },
+    // To a remote pod this would break: its reply bypasses node-1 (why upstream masquerades off-cluster traffic).
+    { name: 'outside -> ClusterIP not masqueraded either', from: 'client', to: '172.30.0.40', port: 80, expect: ['pod-b'], masq: false },
     { name: 'eTP Local: pods get no short-circuit, only local endpoints', from: 'pod-a', to: NODE1, port: 30082, expect: ['pod-b'], masq: false },
   ],
 };

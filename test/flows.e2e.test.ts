@@ -12,7 +12,7 @@ import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
-import { PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
+import { NODE1_SECONDARY, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 import { desiredFor, sourceInfo } from './flow-runner.ts';
 
 const RESET = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
@@ -23,7 +23,8 @@ async function send(cluster: Cluster, flow: FlowCase): Promise<RequestResult[]> 
   const timeoutMs = flow.expect === 'DROP' ? 700 : 2000;
   const from =
     flow.from === 'client' ? cluster.client!.ns : flow.from === 'node' || flow.from === 'localhost' ? cluster.node('node-1').ns : cluster.pod(flow.from).ns;
-  return request(cluster, from, { proto: flow.proto === 'UDP' ? 'udp' : 'tcp', ip: flow.to, port: flow.port, count, timeoutMs });
+  const sourceIp = flow.from === 'node' ? NODE1_SECONDARY : undefined;
+  return request(cluster, from, { proto: flow.proto === 'UDP' ? 'udp' : 'tcp', ip: flow.to, port: flow.port, count, timeoutMs, ...(sourceIp ? { sourceIp } : {}) });
 }
 
 function check(flow: FlowCase, results: readonly RequestResult[]): void {
@@ -50,7 +51,7 @@ function check(flow: FlowCase, results: readonly RequestResult[]): void {
     expect([...hit].sort(), summary).toEqual([...flow.expect].sort());
   }
   if (flow.masq !== undefined) {
-    const src = sourceInfo(flow.from).ip;
+    const src = flow.from === 'node' ? NODE1_SECONDARY : sourceInfo(flow.from).ip;
     for (const r of results) {
       if (!r.ok) continue;
       const seen = r.client.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
@@ -74,6 +75,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
         ],
       });
       servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
+      await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);
     });
     afterAll(async () => {
       await servers?.stop();
