@@ -1,0 +1,87 @@
+/**
+ * The proxier's own Node object -> NodeInfo: its addresses (primary IP and
+ * so the primary family), topology zone, pod CIDRs and whether it is going
+ * away (deletion, cluster-autoscaler taint; both fail the health check).
+ * Unparseable entries are skipped and reported; everything else is kept.
+ */
+import { parseCIDR, parseIP } from './ip.ts';
+import type { NodeInfo, ObjectProblem } from './types.ts';
+import { describeValue } from './service-ports.ts';
+
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+const IP_ADDRESS_TYPES = ['InternalIP', 'ExternalIP'];
+
+type Json = Record<string, unknown>;
+const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What is known before the Node object has been seen. */
+export function unknownNode(nodeName: string): NodeInfo {
+  return {
+    name: nodeName,
+    known: false,
+    addresses: [],
+    primaryIP: null,
+    labels: {},
+    zone: null,
+    podCIDRs: [],
+    deleting: false,
+    toBeDeletedByAutoscaler: false,
+  };
+}
+
+export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo; problems: ObjectProblem[] } {
+  const problems: ObjectProblem[] = [];
+  if (node === null || node === undefined) return { node: unknownNode(nodeName), problems };
+  const report = (field: string, reason: string): void => void problems.push({ kind: 'Node', namespace: '', name: nodeName, field, reason });
+  if (!isRecord(node)) {
+    report('', `not an object (got ${describeValue(node)})`);
+    return { node: unknownNode(nodeName), problems };
+  }
+  const md = isRecord(node['metadata']) ? node['metadata'] : {};
+  const spec = isRecord(node['spec']) ? node['spec'] : {};
+  const status = isRecord(node['status']) ? node['status'] : {};
+
+  const labels: Record<string, string> = {};
+  if (isRecord(md['labels'])) for (const [k, v] of Object.entries(md['labels'])) if (typeof v === 'string') labels[k] = v;
+
+  const addresses: string[] = [];
+  let firstInternal: string | null = null;
+  listOf(status['addresses']).forEach((a, i) => {
+    if (!isRecord(a) || !IP_ADDRESS_TYPES.includes(a['type'] as string)) return; // Hostname, InternalDNS...
+    const ip = typeof a['address'] === 'string' ? parseIP(a['address']) : null;
+    if (!ip) return report(`status.addresses[${i}].address`, `not an IP address: ${describeValue(a['address'])}; ignored`);
+    if (a['type'] === 'InternalIP') firstInternal ??= ip.text;
+    if (!addresses.includes(ip.text)) addresses.push(ip.text);
+  });
+
+  const podCIDRs: string[] = [];
+  const cidrList = Array.isArray(spec['podCIDRs']) && spec['podCIDRs'].length > 0;
+  const rawCIDRs = cidrList ? listOf(spec['podCIDRs']) : spec['podCIDR'] ? [spec['podCIDR']] : [];
+  rawCIDRs.forEach((c, i) => {
+    const cidr = typeof c === 'string' ? parseCIDR(c) : null;
+    if (!cidr) return report(cidrList ? `spec.podCIDRs[${i}]` : 'spec.podCIDR', `not a CIDR: ${describeValue(c)}; ignored`);
+    if (!podCIDRs.includes(cidr.text)) podCIDRs.push(cidr.text);
+  });
+
+  const deletion = md['deletionTimestamp'];
+  const taints = listOf(spec['taints']);
+  return {
+    node: {
+      name: nodeName,
+      known: true,
+      addresses,
+      primaryIP: firstInternal ?? addresses[0] ?? null,
+      labels,
+      zone: labels[ZONE_LABEL] || null,
+      podCIDRs,
+      deleting: deletion !== undefined && deletion !== null && deletion !== '',
+      toBeDeletedByAutoscaler: taints.some((t) => isRecord(t) && t['key'] === TO_BE_DELETED_TAINT),
+    },
+    problems,
+  };
+}
+
+function listOf(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}

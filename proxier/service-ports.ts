@@ -1,0 +1,233 @@
+/**
+ * One raw Service object -> the ServicePorts that one IP family's proxier
+ * programs, as upstream's serviceToServiceMap / newBaseServiceInfo derive
+ * them. The object is validated on the way, since it may come from a
+ * hand-written file: what upstream could never have programmed is skipped
+ * and reported. Granularity: an invalid service-level value (type, traffic
+ * policies, affinity) skips the Service, an invalid port skips that port, an
+ * invalid address or source range skips that entry only.
+ */
+import { parseCIDR, parseIP } from './ip.ts';
+import type { IPFamily, ObjectProblem, Protocol, ServicePort } from './types.ts';
+
+export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
+export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
+/** API default of sessionAffinityConfig.clientIP.timeoutSeconds. */
+export const DEFAULT_AFFINITY_TIMEOUT = 10800;
+const MAX_AFFINITY_TIMEOUT = 86400;
+// Allowed values; the first one is the default (for a missing, null or "" field).
+const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
+const POLICIES = ['Cluster', 'Local'] as const;
+const AFFINITIES = ['None', 'ClientIP'] as const;
+const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP'];
+
+type Json = Record<string, unknown>;
+/** Records a problem; returns null so that `return report(...)` also means "nothing". */
+type Report = (field: string, reason: string) => null;
+
+export interface ServicePortsResult {
+  readonly ports: ServicePort[];
+  readonly problems: ObjectProblem[];
+}
+
+const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isPortNumber = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+
+/** Short rendering of a bad value for problem messages. */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+export function serviceKey(namespace: string, name: string, portName: string): string {
+  return portName ? `${namespace}/${name}:${portName}` : `${namespace}/${name}`;
+}
+
+export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsResult {
+  const problems: ObjectProblem[] = [];
+  const ports: ServicePort[] = [];
+  const md = isRecord(svc) && isRecord(svc['metadata']) ? svc['metadata'] : null;
+  const namespace = typeof md?.['namespace'] === 'string' ? md['namespace'] : '';
+  const name = typeof md?.['name'] === 'string' ? md['name'] : '';
+  const report: Report = (field, reason) => {
+    problems.push({ kind: 'Service', namespace, name, field, reason });
+    return null;
+  };
+  const skip = (field: string, reason: string): ServicePortsResult => {
+    report(field, reason);
+    return { ports, problems };
+  };
+  if (!isRecord(svc)) return skip('', `not an object (got ${describeValue(svc)})`);
+  if (!name) return skip('metadata.name', 'missing');
+  if (!namespace) return skip('metadata.namespace', 'missing');
+  const labels = isRecord(md?.['labels']) ? md['labels'] : {};
+  // kube-proxy's informers never see these (label selector): another proxy owns them.
+  if (Object.hasOwn(labels, SERVICE_PROXY_NAME_LABEL) || Object.hasOwn(labels, HEADLESS_LABEL)) return { ports, problems };
+  const spec = svc['spec'] ?? {};
+  if (!isRecord(spec)) return skip('spec', `not an object (got ${describeValue(spec)})`);
+
+  const type = enumField(spec, 'type', SERVICE_TYPES);
+  if (type === null) return skip('spec.type', `must be one of ${SERVICE_TYPES.join(', ')}; got ${describeValue(spec['type'])}`);
+  if (type === 'ExternalName') return { ports, problems };
+  const clusterIP = clusterIPFor(spec, family, report);
+  if (clusterIP === null) return { ports, problems };
+
+  const status = isRecord(svc['status']) ? svc['status'] : {};
+  const common = serviceFields({ spec, status, type, family, report });
+  if (common === null) return { ports, problems };
+  const rawPorts = spec['ports'] ?? [];
+  if (!Array.isArray(rawPorts)) return skip('spec.ports', `must be a list, got ${describeValue(rawPorts)}`);
+  const hasNodePorts = type === 'NodePort' || type === 'LoadBalancer';
+  const seen = new Set<string>();
+  rawPorts.forEach((p: unknown, i: number) => {
+    const f = `spec.ports[${i}]`;
+    if (!isRecord(p)) return report(f, `not an object (got ${describeValue(p)})`);
+    const portName = p['name'] ?? '';
+    if (typeof portName !== 'string') return report(`${f}.name`, `must be a string, got ${describeValue(portName)}`);
+    if (seen.has(portName)) return report(`${f}.name`, `duplicate port name "${portName}"; port names must be unique`);
+    seen.add(portName);
+    const protocol = p['protocol'] ?? 'TCP';
+    if (typeof protocol !== 'string' || !PROTOCOLS.includes(protocol)) {
+      return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
+    }
+    const port = p['port'];
+    if (!isPortNumber(port)) return report(`${f}.port`, `must be an integer from 1 to 65535; got ${describeValue(port)}`);
+    const nodePort = hasNodePorts ? (p['nodePort'] ?? 0) : 0;
+    if (nodePort !== 0 && !isPortNumber(nodePort)) {
+      return report(`${f}.nodePort`, `must be an integer from 1 to 65535 (or 0 for none); got ${describeValue(nodePort)}`);
+    }
+    ports.push({
+      key: serviceKey(namespace, name, portName),
+      namespace,
+      name,
+      portName,
+      protocol: protocol as Protocol,
+      clusterIP,
+      port,
+      nodePort: nodePort as number,
+      ...common,
+    });
+  });
+  return { ports, problems };
+}
+
+/**
+ * This family's cluster IP, as upstream's GetClusterIPByFamily: by position of
+ * the family in spec.ipFamilies; without ipFamilies (an object no API server
+ * defaulted) the IPs' own families decide. Null: nothing for this family.
+ */
+function clusterIPFor(spec: Json, family: IPFamily, report: Report): string | null {
+  const single = spec['clusterIP'];
+  if (single !== undefined && single !== null && typeof single !== 'string') {
+    report('spec.clusterIP', `must be a string, got ${describeValue(single)}`);
+    return null;
+  }
+  const list = Array.isArray(spec['clusterIPs']) && spec['clusterIPs'].length > 0 ? (spec['clusterIPs'] as unknown[]) : null;
+  const ips: unknown[] = list ?? (single ? [single] : []);
+  const field = (i: number): string => (list ? `spec.clusterIPs[${i}]` : 'spec.clusterIP');
+  const primary = single || ips[0];
+  if (primary === undefined || primary === '' || primary === 'None') return null; // headless or unset: not proxied
+  const families = Array.isArray(spec['ipFamilies']) && spec['ipFamilies'].length > 0 ? (spec['ipFamilies'] as unknown[]) : null;
+  if (families) {
+    const i = families.indexOf(family);
+    if (i < 0 || i >= ips.length) return null;
+    const ip = typeof ips[i] === 'string' ? parseIP(ips[i]) : null;
+    if (!ip) return report(field(i), `not an IP address: ${describeValue(ips[i])}`);
+    if (ip.family !== family) return report(field(i), `${ip.text} is not an ${family} address (spec.ipFamilies[${i}] is ${family})`);
+    return ip.text;
+  }
+  for (let i = 0; i < ips.length; i++) {
+    const ip = typeof ips[i] === 'string' ? parseIP(ips[i] as string) : null;
+    if (!ip) report(field(i), `not an IP address: ${describeValue(ips[i])}`);
+    else if (ip.family === family) return ip.text;
+  }
+  return null;
+}
+
+type CommonFields = Omit<ServicePort, 'key' | 'namespace' | 'name' | 'portName' | 'protocol' | 'clusterIP' | 'port' | 'nodePort'>;
+
+/** Everything shared by the ports of one service; null when the service must be skipped. */
+function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFamily; report: Report }): CommonFields | null {
+  const { spec, type, family, report } = o;
+  const etp = enumField(spec, 'externalTrafficPolicy', POLICIES);
+  const itp = enumField(spec, 'internalTrafficPolicy', POLICIES);
+  const affinity = enumField(spec, 'sessionAffinity', AFFINITIES);
+  for (const [key, value, allowed] of [['externalTrafficPolicy', etp, POLICIES], ['internalTrafficPolicy', itp, POLICIES], ['sessionAffinity', affinity, AFFINITIES]] as const) {
+    if (value === null) return report(`spec.${key}`, `must be ${allowed.join(' or ')}; got ${describeValue(spec[key])}`);
+  }
+  let sessionAffinityTimeout = 0;
+  if (affinity === 'ClientIP') {
+    const cfg = spec['sessionAffinityConfig'];
+    const clientIP = isRecord(cfg) ? cfg['clientIP'] : undefined;
+    const t = (isRecord(clientIP) ? clientIP['timeoutSeconds'] : undefined) ?? DEFAULT_AFFINITY_TIMEOUT;
+    if (!Number.isInteger(t) || (t as number) < 1 || (t as number) > MAX_AFFINITY_TIMEOUT) {
+      return report('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `must be an integer from 1 to ${MAX_AFFINITY_TIMEOUT}; got ${describeValue(t)}`);
+    }
+    sessionAffinityTimeout = t as number;
+  }
+
+  const rawExternal = listOf(spec, 'spec', 'externalIPs', report);
+  const externalIPs = addressesOf(rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const), family, report);
+  const lb = o.status['loadBalancer'];
+  const ingress: (readonly [unknown, string])[] = [];
+  // Only VIP-style load balancers (ipMode unset or VIP) get rules; hostname-only entries have no IP.
+  (isRecord(lb) ? listOf(lb, 'status.loadBalancer', 'ingress', report) : []).forEach((ing, i) => {
+    if (!isRecord(ing) || ing['ip'] === undefined || ing['ip'] === '' || ing['ipMode'] === 'Proxy') return;
+    ingress.push([ing['ip'], `status.loadBalancer.ingress[${i}].ip`]);
+  });
+  const loadBalancerVIPs = addressesOf(ingress, family, report);
+  const loadBalancerSourceRanges: string[] = [];
+  listOf(spec, 'spec', 'loadBalancerSourceRanges', report).forEach((v, i) => {
+    const cidr = typeof v === 'string' ? parseCIDR(v) : null;
+    if (!cidr) return report(`spec.loadBalancerSourceRanges[${i}]`, `not a CIDR: ${describeValue(v)}; entry ignored`);
+    if (cidr.family === family && !loadBalancerSourceRanges.includes(cidr.text)) loadBalancerSourceRanges.push(cidr.text);
+  });
+
+  // Upstream apiservice.ExternallyAccessible: by type, or a ClusterIP service with externalIPs.
+  const accessible = type === 'NodePort' || type === 'LoadBalancer' || rawExternal.length > 0;
+  const externalPolicyLocal = accessible && etp === 'Local';
+  let healthCheckNodePort = 0;
+  if (type === 'LoadBalancer' && externalPolicyLocal) {
+    const hc = spec['healthCheckNodePort'] ?? 0;
+    if (isPortNumber(hc)) healthCheckNodePort = hc;
+    else report('spec.healthCheckNodePort', `a LoadBalancer with externalTrafficPolicy Local needs one (integer 1-65535); got ${describeValue(hc)}; no health check is served`);
+  }
+  const td = spec['trafficDistribution'];
+  return {
+    externalIPs,
+    loadBalancerVIPs,
+    loadBalancerSourceRanges,
+    sessionAffinityTimeout,
+    externalPolicyLocal,
+    internalPolicyLocal: itp === 'Local',
+    healthCheckNodePort,
+    trafficDistribution: typeof td === 'string' && td !== '' ? td : null,
+  };
+}
+
+/** The field's value if allowed, the default (first allowed) if unset, null if invalid. */
+function enumField<T extends string>(obj: Json, key: string, allowed: readonly [T, ...T[]]): T | null {
+  const v = obj[key];
+  if (v === undefined || v === null || v === '') return allowed[0];
+  return allowed.includes(v as T) ? (v as T) : null;
+}
+
+function listOf(obj: Json, path: string, key: string, report: Report): unknown[] {
+  const v = obj[key];
+  if (v === undefined || v === null) return [];
+  if (Array.isArray(v)) return v;
+  report(`${path}.${key}`, `must be a list, got ${describeValue(v)}; ignored`);
+  return [];
+}
+
+/** Parses addresses, reporting bad ones; keeps this family's, normalised and de-duplicated. */
+function addressesOf(entries: readonly (readonly [unknown, string])[], family: IPFamily, report: Report): string[] {
+  const out: string[] = [];
+  for (const [v, field] of entries) {
+    const ip = typeof v === 'string' ? parseIP(v) : null;
+    if (!ip) report(field, `not an IP address: ${describeValue(v)}; entry ignored`);
+    else if (ip.family === family && !out.includes(ip.text)) out.push(ip.text);
+  }
+  return out;
+}
