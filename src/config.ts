@@ -3,6 +3,7 @@
  * KubeProxyConfiguration file (when --config is given), then the flags given
  * on the command line. Validation names the flag or field that is wrong.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { parseCIDR, parseIP } from '../proxier/ip.ts';
 import type { DetectLocalMode } from '../iptables/local-detector.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
@@ -15,6 +16,7 @@ export interface ProxyConfig {
   readonly kubeconfig: string;
   readonly master: string;
   readonly objects: string;
+  readonly iptablesBackend: 'auto' | 'nft' | 'legacy';
   readonly hostnameOverride: string;
   readonly bindAddress: string;
   readonly clusterCIDRs: readonly string[];
@@ -57,6 +59,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     kubeconfig: str('kubeconfig'),
     master: str('master'),
     objects: str('objects'),
+    iptablesBackend: str('iptables-backend') as ProxyConfig['iptablesBackend'],
     hostnameOverride: str('hostname-override'),
     bindAddress: str('bind-address'),
     clusterCIDRs: str('cluster-cidr').split(',').map((s) => s.trim()).filter(Boolean),
@@ -79,7 +82,9 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     featureGates: get('feature-gates') as Record<string, boolean>,
     verbosity: get('v') as number,
     cleanup: get('cleanup') as boolean,
-    notImplemented: AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name)).map((s) => `--${s.name}: ${s.notImplemented}`),
+    notImplemented: AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map(
+      (s) => `--${s.name}: ${s.notImplemented}`,
+    ),
   };
   validateConfig(config);
   return config;

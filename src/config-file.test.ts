@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { configFromFlags } from './config.ts';
+import { ConfigError, configDocument, mergeConfig, parseConfigFile } from './config-file.ts';
+import { parseFlags } from './flags.ts';
+import { AGENT_FLAGS } from './flag-table.ts';
+import { dump } from 'js-yaml';
+
+const KUBEADM = `
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+bindAddress: 0.0.0.0
+bindAddressHardFail: false
+clientConnection:
+  acceptContentTypes: ""
+  burst: 0
+  contentType: ""
+  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
+  qps: 0
+clusterCIDR: 10.244.0.0/16
+configSyncPeriod: 0s
+conntrack:
+  maxPerCore: null
+  min: null
+  tcpCloseWaitTimeout: null
+  tcpEstablishedTimeout: null
+  udpStreamTimeout: 0s
+  udpTimeout: 0s
+detectLocal:
+  bridgeInterface: ""
+  interfaceNamePrefix: ""
+detectLocalMode: ""
+enableProfiling: false
+healthzBindAddress: ""
+hostnameOverride: ""
+iptables:
+  localhostNodePorts: null
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+ipvs:
+  excludeCIDRs: null
+  minSyncPeriod: 0s
+  scheduler: ""
+  strictARP: false
+  syncPeriod: 0s
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+  verbosity: 0
+metricsBindAddress: ""
+mode: ""
+nodePortAddresses: null
+oomScoreAdj: null
+portRange: ""
+showHiddenMetricsForVersion: ""
+winkernel:
+  enableDSR: false
+`;
+
+describe('KubeProxyConfiguration files', () => {
+  it('accepts the file kubeadm writes', () => {
+    const values = parseConfigFile(KUBEADM, 'config.conf');
+    expect(values.get('cluster-cidr')).toBe('10.244.0.0/16');
+    expect(values.get('kubeconfig')).toBe('/var/lib/kube-proxy/kubeconfig.conf');
+    expect(values.get('iptables-masquerade-bit')).toBe(14); // null -> default
+  });
+
+  it.each([
+    ['iptables:\n  masqueradeBit: "14"', /iptables.masqueradeBit: expected an integer, got string "14"/],
+    ['iptables:\n  syncPeriod: 30', /iptables.syncPeriod: expected a duration string/],
+    ['iptables:\n  syncPeriod: soon', /iptables.syncPeriod: invalid value "soon"/],
+    ['mode: ipvs', /mode: invalid value "ipvs": must be one of/],
+    ['clusterCidr: 10.0.0.0/8', /unknown field "clusterCidr"/],
+    ['iptables:\n  masqueradeAl: true', /unknown field "iptables.masqueradeAl"/],
+    ['nodePortAddresses: 10.0.0.0/8', /nodePortAddresses: expected a list of strings/],
+  ])('rejects %j naming the field', (extra, message) => {
+    const text = `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${extra}\n`;
+    expect(() => parseConfigFile(text, 'c.yaml')).toThrow(ConfigError);
+    expect(() => parseConfigFile(text, 'c.yaml')).toThrow(message);
+  });
+
+  it('rejects the wrong kind or version and broken YAML', () => {
+    expect(() => parseConfigFile('kind: Pod\napiVersion: v1\n', 'c.yaml')).toThrow('kind must be KubeProxyConfiguration');
+    expect(() => parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha2\nkind: KubeProxyConfiguration\n', 'c.yaml')).toThrow('apiVersion must be');
+    expect(() => parseConfigFile('a: [', 'c.yaml')).toThrow('c.yaml: not valid YAML');
+  });
+
+  it('lets --hostname-override and -v win over the file and reports the flags it ignores, as upstream', () => {
+    const file = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nhostnameOverride: from-file\n', 'c');
+    const flags = parseFlags(['--hostname-override=node-7', '-v=3', '--cluster-cidr=11.0.0.0/8', '--objects=/x'], AGENT_FLAGS).values;
+    const { values, ignored } = mergeConfig(file, flags);
+    const c = configFromFlags(values);
+    expect(c).toMatchObject({ hostnameOverride: 'node-7', verbosity: 3, clusterCIDRs: ['10.0.0.0/8'], objects: '/x' });
+    expect(ignored).toEqual(['--cluster-cidr']);
+  });
+
+  it('writes a document that reads back to the same configuration', () => {
+    const values = parseFlags(['--cluster-cidr=10.0.0.0/8', '--iptables-sync-period=45s', '--masquerade-all'], AGENT_FLAGS).values;
+    const again = parseConfigFile(dump(configDocument(values)), 'roundtrip');
+    expect(configFromFlags(again)).toEqual(configFromFlags(values));
+  });
+});
