@@ -1,17 +1,28 @@
 #!/usr/bin/env node
 /**
- * kube-proxy-ts entry point: the only place that reads process.argv and
- * calls process.exit.
+ * kube-proxy-ts entry point: the only place that reads process.argv and the
+ * environment, handles signals and sets the exit code.
  */
+import { hostname } from 'node:os';
 import { runCli } from './commands.ts';
 import { createLogger } from './log.ts';
 
+const stopSignal = (): Promise<string> =>
+  new Promise((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
+  });
+
+const isRender = process.argv[2] === 'render';
 const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
-  makeLogger: (verbosity) => createLogger({ verbosity, fd: 2 }),
+  // Commands whose stdout is data log to stderr; the agent logs to stdout, as a DaemonSet expects.
+  makeLogger: (verbosity) => createLogger({ verbosity, fd: isRender ? 2 : 1 }),
+  osHostname: () => process.env['NODE_NAME'] || hostname(),
+  stopSignal,
 }).catch((err: unknown) => {
-  process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
   return 1;
 });
-process.exitCode = code;
+// Let stdout drain (render output can be megabytes into a pipe), then exit even if a library left a handle open.
+process.stdout.write('', () => process.exit(code));
