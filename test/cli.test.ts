@@ -1,0 +1,94 @@
+/**
+ * The CLI as a user runs it: the real entry point in a child process (Node 24),
+ * exit codes, stdout holding only restore input, errors naming what is wrong.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dump } from 'js-yaml';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function manifest(objects: unknown[]): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
+  const file = join(dir, 'objects.yaml');
+  await writeFile(file, objects.map((o) => dump(o)).join('---\n'));
+  return file;
+}
+
+describe('kube-proxy-ts render', () => {
+  it('renders the example cluster: restore input only on stdout, skipped objects logged on stderr', async () => {
+    const r = await cli(['render', '--objects', 'examples/cluster.yaml', '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.every((l) => /^(#|\*|:|-[AI] |COMMIT$)/.test(l))).toBe(true);
+    expect(r.stdout).toContain('-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-');
+    const log = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; field?: string });
+    expect(log).toContainEqual(expect.objectContaining({ field: 'spec.ports[0].port', msg: expect.stringContaining('Service default/broken') }));
+  });
+
+  it('prints the IPv4 document, then the IPv6 one, or only the family asked for', async () => {
+    const file = await manifest([
+      makeNode('n1', { addresses: ['192.168.0.2', 'fd00::2'] }),
+      makeService('ns', 'dual', { clusterIPs: ['172.30.0.5', 'fd00:172::5'] }),
+      makeEndpointSlice('ns', 'dual', { addresses: ['10.0.0.5'] }),
+      makeEndpointSlice('ns', 'dual', { addresses: ['fd00:10::5'] }),
+    ]);
+    const both = await cli(['render', '--objects', file, '--hostname-override', 'n1']);
+    expect(both.code).toBe(0);
+    const headers = both.stdout.split('\n').filter((l) => l.startsWith('# kube-proxy-ts'));
+    expect(headers.map((h) => h.split(' ')[2])).toEqual(['IPv4', 'IPv6']);
+    expect(both.stdout).toContain('--to-destination [fd00:10::5]:80');
+    const v6 = await cli(['render', '--objects', file, '--hostname-override', 'n1', '--ip-family', 'IPv6']);
+    expect(v6.stdout).not.toContain('172.30.0.5');
+    expect(v6.stdout).toContain('-d fd00:172::5');
+  });
+
+  it.each([
+    [['render'], 2, 'render needs --objects FILE'],
+    [['render', '--objects', 'x', '--bogus'], 2, 'unknown flag: --bogus'],
+    [['render', '--objects', 'x', '--iptables-masquerade-bit=40'], 2, 'invalid value "40" for --iptables-masquerade-bit'],
+    [['render', '--objects', 'x', '--cluster-cidr=10.0.0.0/40'], 2, 'invalid --cluster-cidr "10.0.0.0/40"'],
+    [['render', '--objects', '/nonexistent/file.yaml'], 1, 'cannot read --objects /nonexistent/file.yaml: ENOENT'],
+    [['frobnicate'], 2, 'unknown command "frobnicate"'],
+  ])('%j exits %i with "%s"', async (args, code, message) => {
+    const r = await cli(args);
+    expect(r.code).toBe(code);
+    expect(r.stderr).toContain(message);
+    expect(r.stdout).toBe('');
+  });
+
+  it('names the file and line of a YAML syntax error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, 'apiVersion: v1\nkind: Service\nmetadata: {name: a\n');
+    const r = await cli(['render', '--objects', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`${file}.*line \\d+`));
+  });
+
+  it('programs every good object when one is malformed, and names the bad one', async () => {
+    const file = await manifest([
+      makeService('ns', 'good', { clusterIP: '172.30.0.7' }),
+      makeEndpointSlice('ns', 'good', { addresses: ['10.0.0.7'] }),
+      makeService('ns', 'bad-ip', { clusterIP: '172.30.0.999' }),
+      makeService('ns', 'leading-zero', { clusterIP: '172.030.000.010' }),
+    ]);
+    const r = await cli(['render', '--objects', file, '--hostname-override', 'n1']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('-d 172.30.0.7 --dport 80');
+    expect(r.stdout).toContain('-d 172.30.0.10 --dport 80'); // legacy leading zeros read as decimal, as upstream
+    expect(r.stderr).toMatch(/Service ns\/bad-ip.*clusterIP/);
+  });
+});
