@@ -7,12 +7,10 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { detectBackend } from '../iptables/backend-detect.ts';
 import { USERSPACE_CHAINS } from '../iptables/chains.ts';
 import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import { IptablesBackend } from '../iptables/iptables-backend.ts';
-import type { Iptables, IptablesBackend as BackendName } from '../iptables/iptables.ts';
-import { createIptables, iptablesVersion, supportsRandomFully } from '../iptables/restore.ts';
+import type { IptablesBackend as BackendName } from '../iptables/iptables.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { formatProblem } from '../proxier/types.ts';
@@ -30,6 +28,7 @@ import { stateBuilder } from './state-builder.ts';
 import type { Clock } from './system/clock.ts';
 import { createConntrack } from './system/conntrack.ts';
 import type { CommandRunner } from './system/exec.ts';
+import { probeNode, writeProcFile } from './node-probe.ts';
 import { parseHostPort } from './config.ts';
 
 export interface AgentDeps {
@@ -59,31 +58,6 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-async function writeSysctl(deps: AgentDeps, path: string, value: string): Promise<boolean> {
-  const r = await deps.runner.run('tee', [path], { input: value, timeoutMs: 5000, ...(deps.netns ? { netns: deps.netns } : {}) }).catch(() => null);
-  return r?.code === 0;
-}
-
-async function readSysctl(deps: AgentDeps, path: string): Promise<string | null> {
-  const r = await deps.runner.run('cat', [path], { timeoutMs: 5000, ...(deps.netns ? { netns: deps.netns } : {}) }).catch(() => null);
-  return r?.code === 0 ? r.stdout.trim() : null;
-}
-
-/** The iptables handles of every family whose binaries work on this node, primary family first. */
-export async function iptablesHandles(deps: AgentDeps, backend: BackendName): Promise<Map<IPFamily, Iptables>> {
-  const out = new Map<IPFamily, Iptables>();
-  for (const family of ['IPv4', 'IPv6'] as IPFamily[]) {
-    const ipt = createIptables({ family, backend, runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) });
-    try {
-      await ipt.save(['filter']);
-      out.set(family, ipt);
-    } catch (err) {
-      deps.logger.warn({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: ${family} services are not proxied`);
-    }
-  }
-  return out;
-}
-
 async function startServer(log: Logger, what: string, address: string, handler: Parameters<typeof listen>[2], hardFail: boolean): Promise<RunningServer | null> {
   if (!address) return null;
   const hp = parseHostPort(address)!;
@@ -101,16 +75,15 @@ async function startServer(log: Logger, what: string, address: string, handler: 
 export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
   const nodeName = nodeNameFor(config, deps.osHostname);
-  const backendName = deps.iptablesBackend ?? (await detectBackend({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) })).backend;
-  const handles = await iptablesHandles(deps, backendName);
+  const probe = await probeNode({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), logger: log, backend: deps.iptablesBackend ?? config.iptablesBackend });
+  const handles = probe.handles;
   const families = [...handles.keys()];
-  if (families.length === 0) throw new Error(`neither iptables nor ip6tables (${backendName} backend) works on this node`);
-  const version = await iptablesVersion(deps.runner, deps.netns ? { netns: deps.netns } : {}).catch(() => null);
-  const liberal = config.conntrackTCPBeLiberal || (await readSysctl(deps, '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal')) === '1';
-  if (config.localhostNodePorts && families.includes('IPv4') && !(await writeSysctl(deps, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
+  if (families.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
+  const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
+  if (config.localhostNodePorts && families.includes('IPv4') && !(await writeProcFile({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
     log.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
   }
-  log.info({ node: nodeName, mode: config.mode, backend: backendName, families, iptables: version?.text }, 'starting kube-proxy-ts');
+  log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families, iptables: probe.version }, 'starting kube-proxy-ts');
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
   // Switching modes: the other mode's rules go (both directions; see userspace mode).
@@ -123,7 +96,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
   const backend = new IptablesBackend({
     iptables: handles,
-    render: { ...renderOptionsFrom(config, { randomFully: version ? supportsRandomFully(version) : true }), conntrackTCPLiberal: liberal },
+    render: { ...renderOptionsFrom(config, { randomFully: probe.randomFully }), conntrackTCPLiberal: liberal },
     logger: log,
     now: () => deps.clock.now(),
     metrics,

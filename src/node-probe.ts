@@ -1,0 +1,63 @@
+/**
+ * Facts about the node the rules are for, read once at start by the agent and
+ * by `diff`: the iptables backend in use, the families whose binaries work,
+ * the iptables version (for --random-fully) and whether conntrack is liberal
+ * (no INVALID drop rule then).
+ */
+import { detectBackend } from '../iptables/backend-detect.ts';
+import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
+import { createIptables, iptablesVersion, supportsRandomFully } from '../iptables/restore.ts';
+import type { IPFamily } from '../proxier/types.ts';
+import type { Logger } from './log.ts';
+import type { CommandRunner } from './system/exec.ts';
+
+export interface NodeProbe {
+  readonly backend: IptablesBackend;
+  readonly backendReason: string;
+  readonly handles: ReadonlyMap<IPFamily, Iptables>;
+  readonly version: string | null;
+  readonly randomFully: boolean;
+  readonly conntrackLiberal: boolean;
+}
+
+export interface ProbeOptions {
+  readonly runner: CommandRunner;
+  readonly netns?: string;
+  readonly logger: Logger;
+  /** Forced backend; detected when absent or "auto". */
+  readonly backend?: IptablesBackend | 'auto';
+}
+
+export async function readProcFile(o: Pick<ProbeOptions, 'runner' | 'netns'>, path: string): Promise<string | null> {
+  const r = await o.runner.run('cat', [path], { timeoutMs: 5000, ...(o.netns ? { netns: o.netns } : {}) }).catch(() => null);
+  return r?.code === 0 ? r.stdout.trim() : null;
+}
+
+export async function writeProcFile(o: Pick<ProbeOptions, 'runner' | 'netns'>, path: string, value: string): Promise<boolean> {
+  const r = await o.runner.run('tee', [path], { input: value, timeoutMs: 5000, ...(o.netns ? { netns: o.netns } : {}) }).catch(() => null);
+  return r?.code === 0;
+}
+
+export async function probeNode(o: ProbeOptions): Promise<NodeProbe> {
+  const ns = o.netns ? { netns: o.netns } : {};
+  const detected = o.backend && o.backend !== 'auto' ? { backend: o.backend, reason: 'configured' } : await detectBackend({ runner: o.runner, ...ns });
+  const handles = new Map<IPFamily, Iptables>();
+  for (const family of ['IPv4', 'IPv6'] as IPFamily[]) {
+    const ipt = createIptables({ family, backend: detected.backend, runner: o.runner, ...ns });
+    try {
+      await ipt.save(['filter']);
+      handles.set(family, ipt);
+    } catch (err) {
+      o.logger.warn({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: ${family} services are not proxied`);
+    }
+  }
+  const version = await iptablesVersion(o.runner, ns).catch(() => null);
+  return {
+    backend: detected.backend,
+    backendReason: detected.reason,
+    handles,
+    version: version?.text ?? null,
+    randomFully: version ? supportsRandomFully(version) : true,
+    conntrackLiberal: (await readProcFile(o, '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal')) === '1',
+  };
+}
