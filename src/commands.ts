@@ -13,6 +13,7 @@ export const USAGE = `Usage:
   kube-proxy-ts [flags]                       run the node agent (iptables mode)
   kube-proxy-ts --cleanup                     remove every kube-proxy rule (either mode, upstream's too) and exit
   kube-proxy-ts render --objects FILE [flags] print the iptables-restore input for the objects in FILE
+  kube-proxy-ts diff [flags]                  compare the desired rules with the live ones; exit 0 when converged
   kube-proxy-ts help                          this text
 
 Flags:
@@ -28,6 +29,8 @@ export async function runCli(argv: readonly string[], io: CommandIO): Promise<nu
     // Loaded on demand: render and help start without the agent's dependencies.
     case 'render':
       return (await import('./cmd/render.ts')).renderCommand(rest, io);
+    case 'diff':
+      return (await import('./cmd/diff.ts')).diffCommand(rest, io);
     case 'help':
     case '--help':
     case '-h':

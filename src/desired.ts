@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { renderRuleset, type RenderOptions, type RenderResult } from '../iptables/render.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
-import type { ObjectProblem, Snapshot } from '../proxier/types.ts';
+import type { IPFamily, ObjectProblem, Snapshot } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
 
@@ -54,14 +54,23 @@ function objectName(o: unknown): string | undefined {
   return typeof md?.name === 'string' ? md.name : undefined;
 }
 
-export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: { randomFully: boolean; osHostname?: () => string }): Desired {
+export interface DesiredExtra {
+  readonly randomFully: boolean;
+  readonly osHostname?: () => string;
+  /** Render exactly these families (the agent renders every family whose iptables works). */
+  readonly families?: readonly IPFamily[];
+  /** nf_conntrack_tcp_be_liberal is set on the node (no INVALID drop rule). */
+  readonly conntrackLiberal?: boolean;
+}
+
+export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: DesiredExtra): Desired {
   const nodeName = nodeNameFor(config, extra.osHostname);
   const node = objects.nodes.find((n) => objectName(n)?.toLowerCase() === nodeName) ?? null;
   const built = buildSnapshots(
     { services: objects.services, slices: objects.slices, node },
-    { nodeName, features: featuresFrom(config) },
+    { nodeName, features: featuresFrom(config), ...(extra.families ? { families: extra.families } : {}) },
   );
-  const options = renderOptionsFrom(config, extra);
+  const options = { ...renderOptionsFrom(config, extra), conntrackTCPLiberal: config.conntrackTCPBeLiberal || extra.conntrackLiberal === true };
   return {
     nodeName,
     snapshots: built.snapshots,

@@ -1,0 +1,41 @@
+/**
+ * `kube-proxy-ts diff [same flags and sources as the agent]`: the desired
+ * ruleset (from --objects or the API server) against the live one
+ * (iptables-save on this node), per service. Exit 0 when converged, 1 when
+ * not: how an operator checks that a node is converged.
+ */
+import { diffRulesets, formatDiff } from '../../iptables/diff.ts';
+import { parseSave } from '../../iptables/parse.ts';
+import { desiredFromObjects } from '../desired.ts';
+import { probeNode } from '../node-probe.ts';
+import { createExecaRunner } from '../system/exec.ts';
+import type { CommandIO } from './io.ts';
+import { loadConfig } from './load-config.ts';
+import { currentObjects } from './objects.ts';
+
+export async function diffCommand(argv: readonly string[], io: CommandIO): Promise<number> {
+  const loaded = await loadConfig(argv, [], io);
+  if (typeof loaded === 'number') return loaded;
+  const { config } = loaded;
+  const log = io.makeLogger(config.verbosity);
+  const runner = io.runner ?? createExecaRunner();
+  const objects = await currentObjects(config, io, log);
+  const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });
+  const desired = desiredFromObjects(objects, config, {
+    randomFully: probe.randomFully,
+    conntrackLiberal: probe.conntrackLiberal,
+    families: [...probe.handles.keys()],
+    ...(io.osHostname ? { osHostname: io.osHostname } : {}),
+  });
+  let identical = true;
+  for (const r of desired.renders) {
+    const ipt = probe.handles.get(r.ruleset.family)!;
+    const live = parseSave(await ipt.save(['filter', 'nat']), r.ruleset.family);
+    const serviceOf = new Map<string, string>();
+    for (const [key, chains] of r.serviceChains) for (const c of chains) serviceOf.set(c, key.replace(/\/(TCP|UDP|SCTP)$/, ''));
+    const d = diffRulesets(r.ruleset, live, { serviceOf: (c) => serviceOf.get(c) ?? null });
+    identical &&= d.identical;
+    io.stdout(formatDiff(d));
+  }
+  return identical ? 0 : 1;
+}
