@@ -12,7 +12,7 @@
  */
 import type { IPFamily } from '../proxier/types.ts';
 import { isServiceChain } from './chain-names.ts';
-import { isOwnedChain, KUBE_FIREWALL } from './chains.ts';
+import { isOwnedChain, KUBE_FIREWALL, KUBE_PROXY_CANARY } from './chains.ts';
 import { isSameJump } from './jumps.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
@@ -47,7 +47,8 @@ const LAST_RULE_MARK = 'NOTE: this must be the last rule in this chain';
 function ownedChains(rs: Ruleset, table: string): Map<string, Chain> {
   const out = new Map<string, Chain>();
   for (const c of rs.tables.find((t) => t.name === table)?.chains ?? []) {
-    if (c.policy === null && (isOwnedChain(c.name) || c.name === KUBE_FIREWALL)) out.set(c.name, c);
+    // The canary is kube-proxy's but deliberately not part of the desired ruleset.
+    if (c.policy === null && c.name !== KUBE_PROXY_CANARY && (isOwnedChain(c.name) || c.name === KUBE_FIREWALL)) out.set(c.name, c);
   }
   return out;
 }
