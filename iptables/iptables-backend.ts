@@ -95,7 +95,8 @@ export class IptablesBackend implements ModeBackend {
       ...(extraLines ? { extraLines } : {}),
     });
     try {
-      await ipt.restore(plan.text, { noflush: true, counters: true });
+      // Nothing changed since the last successful restore: nothing to write.
+      if (plan.text) await ipt.restore(plan.text, { noflush: true, counters: true });
     } catch (err) {
       st.applied = null;
       this.o.metrics?.iptablesRestoreFailuresTotal.inc({ ip_family: family });

@@ -35,17 +35,24 @@ describe('planSync', () => {
     const s2b = st(sp(2), [ep('10.0.0.2')]);
     const second = planSync({ desired: renderRuleset(snap([s1, s2b]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
     expect(second.full).toBe(false);
+    // Only svc2's SVC chain changed; its removed endpoint's SEP chain is deleted; KUBE-SERVICES is untouched.
+    expect(second.text).not.toContain('*filter');
     const natDecls = second.text.split('*nat')[1]!.match(/^:\S+/gm);
-    // Top-level nat chains always, plus svc2's SVC chain; its remaining SEP chain is unchanged.
-    expect(natDecls).toEqual([':KUBE-SERVICES', ':KUBE-NODEPORTS', ':KUBE-POSTROUTING', ':KUBE-MARK-MASQ', expect.stringMatching(/^:KUBE-SVC-/), expect.stringMatching(/^:KUBE-SEP-/)]);
+    expect(natDecls).toEqual([`:${serviceChainNames(sp(2)).svc}`, expect.stringMatching(/^:KUBE-SEP-/)]);
     expect(second.deletedChains).toHaveLength(1);
-    // KUBE-SERVICES is rewritten whole and still sends svc1's traffic to its untouched chain.
-    expect(second.text).toContain(`-d 172.30.0.1 --dport 80 -j ${serviceChainNames(sp(1)).svc}`);
+    expect(second.text).toMatch(/-X KUBE-SEP-\w+\nCOMMIT\n$/);
   });
 
-  it('writes nothing per service when nothing changed', () => {
+  it('writes nothing at all when nothing changed', () => {
     const again = planSync({ desired: renderRuleset(snap([s1, s2]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
-    expect(again.writtenChains.get('nat')).toBe(4);
-    expect(again.deletedChains).toEqual([]);
+    expect(again.writtenChains.get('nat')).toBe(0);
+    expect(again.text).toBe('');
+  });
+
+  it('rewrites KUBE-SERVICES when a service appears', () => {
+    const s3 = st(sp(3), [ep('10.0.0.9')]);
+    const third = planSync({ desired: renderRuleset(snap([s1, s2, s3]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
+    expect(third.text).toContain(':KUBE-SERVICES - [0:0]');
+    expect(third.text).toContain('-d 172.30.0.3 --dport 80');
   });
 });

@@ -4,9 +4,11 @@
  *
  * - Full sync (nothing known to be applied): every kube-proxy chain is
  *   written, and stale per-service chains found in the kernel are deleted.
- * - Partial sync: the filter table and the top-level nat chains are written
- *   whole (as upstream does); per-service nat chains only when their rules
- *   changed; per-service chains that disappeared are flushed and deleted.
+ * - Partial sync: only chains whose rules changed since the last successful
+ *   restore are written, top-level chains included (upstream rewrites the
+ *   filter table and the top-level nat chains every time; an endpoint change
+ *   leaves KUBE-SERVICES as it is, so we do not); per-service chains that
+ *   disappeared are flushed and deleted.
  *
  * Chains are compared by identity first (the render cache hands back the same
  * Chain object for an unchanged service), then by content.
@@ -66,13 +68,18 @@ export function planSync(input: PlanInput): Plan {
     for (const chain of table.chains) {
       if (chain.policy !== null) continue; // built-in chains: jump rules are managed separately
       next.set(chain.name, chain);
-      const perService = table.name === 'nat' && isServiceChain(chain.name);
-      if (full || !perService || !sameRules(before?.get(chain.name), chain)) toWrite.push(chain);
+      if (full || !sameRules(before?.get(chain.name), chain)) toWrite.push(chain);
     }
     const stale: string[] = [];
     const candidates = full ? (input.existingChains?.get(table.name) ?? []) : [...(before?.keys() ?? [])];
     for (const name of candidates) if (isServiceChain(name) && !next.has(name)) stale.push(name);
 
+    if (toWrite.length === 0 && stale.length === 0 && !input.extraLines?.get(table.name)?.length) {
+      written.set(table.name, 0);
+      writtenRules.set(table.name, 0);
+      nextTables.set(table.name, next);
+      continue;
+    }
     lines.push(`*${table.name}`);
     for (const c of toWrite) lines.push(`:${c.name} - [0:0]`);
     for (const name of stale) lines.push(`:${name} - [0:0]`);
@@ -89,5 +96,5 @@ export function planSync(input: PlanInput): Plan {
     deleted.push(...stale);
     nextTables.set(table.name, next);
   }
-  return { full, text: lines.join('\n') + '\n', writtenChains: written, writtenRules, deletedChains: deleted, next: { tables: nextTables } };
+  return { full, text: lines.length ? lines.join('\n') + '\n' : '', writtenChains: written, writtenRules, deletedChains: deleted, next: { tables: nextTables } };
 }
