@@ -1,0 +1,226 @@
+/**
+ * The agent end to end: real client-node informers against the in-process
+ * fake API server, the real iptables-restore in node-1's namespace, real
+ * traffic from pods and an outside client. Every convergence wait is bounded
+ * and its measured time printed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, type Agent } from '../src/agent.ts';
+import { diffCommand } from '../src/cmd/diff.ts';
+import { runCommand } from '../src/cmd/run.ts';
+import { configFromFlags } from '../src/config.ts';
+import { silentLogger } from '../src/log.ts';
+import { realClock } from '../src/system/clock.ts';
+import { createIptables } from '../iptables/restore.ts';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { FakeApiServer, kubeConfigFor } from './fake-apiserver.ts';
+import { createCluster, type Cluster } from './netns/cluster.ts';
+import type { PodServers } from './netns/servers.ts';
+import { podsHit, request, type RequestResult } from './netns/traffic.ts';
+
+const SVC_IP = '172.30.0.10';
+let cluster: Cluster;
+let servers: PodServers;
+let api: FakeApiServer;
+let agent: Agent;
+
+const pods = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3', 'pod-c': '10.244.2.2' } as const;
+type Pod = keyof typeof pods;
+// The EndpointSlice controller stamps the time of the change that caused an update (network programming latency).
+const slice = (svc: string, on: Pod[], port = 8080) =>
+  makeEndpointSlice('ns1', svc, `${svc}-s1`, {
+    endpoints: on.map((p) => ({ ip: pods[p], nodeName: p === 'pod-c' ? 'node-2' : 'node-1' })),
+    ports: [{ name: 'p80', port }],
+    metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() } },
+  });
+
+function fromClient(ip = SVC_IP, count = 12, proto: 'tcp' | 'udp' = 'tcp', port = 80): Promise<RequestResult[]> {
+  return request(cluster, cluster.client!.ns, { proto, ip, port, count, timeoutMs: 800 });
+}
+
+/** Polls until check() holds; returns the elapsed milliseconds (and prints them). */
+async function converge(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await check()) {
+      const ms = Date.now() - t0;
+      console.log(`converged: ${what} in ${ms} ms`);
+      return ms;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`did not converge within ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const reaches = (want: Pod[], ip = SVC_IP) => async () => {
+  const hit = podsHit(await fromClient(ip));
+  return [...hit.keys()].sort().join() === [...want].sort().join() && [...hit.values()].reduce((a, b) => a + b, 0) === 12;
+};
+
+async function save(table: string): Promise<string> {
+  return createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save([table]);
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await agent.metrics.registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(name));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+const io = (out: string[]) => ({
+  stdout: (t: string) => void out.push(t),
+  stderr: (t: string) => void out.push(t),
+  makeLogger: () => silentLogger(),
+  runner: cluster.runner,
+  netns: cluster.node('node-1').ns,
+  kubeConfig: () => kubeConfigFor(api),
+  osHostname: () => 'node-1',
+});
+const FLAGS = ['--hostname-override=node-1', '--cluster-cidr=10.244.0.0/16', '--iptables-backend=nft'];
+
+beforeAll(async () => {
+  cluster = await createCluster({
+    prefix: 'kptagent',
+    client: true,
+    nodes: [
+      { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: pods['pod-a'] }, { name: 'pod-b', ip: pods['pod-b'] }] },
+      { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: pods['pod-c'] }] },
+    ],
+  });
+  servers = await cluster.startPodServers({ tcp: [8080], udp: [8080] });
+  api = await FakeApiServer.start();
+  api.create('nodes', makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }) as never);
+  api.create('services', makeService('ns1', 'web', { clusterIP: SVC_IP, ports: [{ name: 'p80', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' }] }) as never);
+  api.create('endpointslices', makeEndpointSlice('ns1', 'web', 'web-s1', {
+    endpoints: [{ ip: pods['pod-a'], nodeName: 'node-1' }, { ip: pods['pod-b'], nodeName: 'node-1' }],
+    ports: [{ name: 'p80', port: 8080 }, { name: 'dns', port: 8080, protocol: 'UDP' }],
+  }) as never);
+  const config = configFromFlags(new Map<string, never>([
+    ['hostname-override', 'node-1' as never], ['cluster-cidr', '10.244.0.0/16' as never], ['iptables-min-sync-period', 0 as never],
+    ['iptables-sync-period', 3000 as never], ['healthz-bind-address', '127.0.0.1:0' as never], ['metrics-bind-address', '127.0.0.1:0' as never],
+  ]));
+  agent = await startAgent(config, {
+    runner: cluster.runner,
+    netns: cluster.node('node-1').ns,
+    clock: realClock,
+    logger: silentLogger(),
+    osHostname: () => 'node-1',
+    kubeConfig: () => kubeConfigFor(api),
+    iptablesBackend: 'nft',
+    serviceHealthHosts: ['127.0.0.1'],
+  });
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await api?.close();
+  await servers?.stop();
+  await cluster?.destroy();
+});
+
+describe('the agent against the fake API server', () => {
+  it('programs the initial state: TCP and UDP reach the endpoints, diff reports converged', async () => {
+    await converge('initial sync', reaches(['pod-a', 'pod-b']));
+    const udp = podsHit(await fromClient(SVC_IP, 12, 'udp', 53));
+    expect([...udp.keys()].sort()).toEqual(['pod-a', 'pod-b']);
+    const out: string[] = [];
+    expect(await diffCommand(FLAGS, io(out))).toBe(0);
+    expect(out.join('')).toContain('IPv4: converged');
+  });
+
+  it('follows an endpoint change with a partial sync that writes only the changed chains', async () => {
+    const partialBefore = await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
+    api.update('endpointslices', slice('web', ['pod-c']) as never);
+    await converge('endpoint change', reaches(['pod-c']));
+    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBeGreaterThan(partialBefore);
+    // The last restore wrote a handful of rules (the service's SVC and SEP chains), not the whole table.
+    const written = await metric('kubeproxy_sync_proxy_rules_iptables_last{table="nat",ip_family="IPv4"}');
+    const total = await metric('kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"}');
+    expect(written).toBeLessThan(total);
+    expect(await diffCommand(FLAGS, io([]))).toBe(0);
+  });
+
+  it('rejects traffic for a service without endpoints and removes a deleted service\'s chains', async () => {
+    api.create('services', makeService('ns1', 'empty', { clusterIP: '172.30.0.20' }) as never);
+    await converge('REJECT for a service without endpoints', async () => (await fromClient('172.30.0.20', 2)).every((r) => !r.ok && r.error === 'refused'));
+    api.create('services', makeService('ns1', 'doomed', { clusterIP: '172.30.0.21', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }) as never);
+    api.create('endpointslices', slice('doomed', ['pod-a']) as never);
+    await converge('new service', reaches(['pod-a'], '172.30.0.21'));
+    const chain = /-A KUBE-SERVICES -d 172\.30\.0\.21\/32 .* -j (KUBE-SVC-\w+)/.exec(await save('nat'))?.[1];
+    expect(chain).toBeDefined();
+    api.delete('services', 'ns1/doomed');
+    await converge('deleted service chains removed', async () => !(await save('nat')).includes(`:${chain} `));
+  });
+
+  it('keeps forwarding while the API is down and converges on the changes made meanwhile', async () => {
+    await api.down();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await reaches(['pod-c'])()).toBe(true);
+    api.update('endpointslices', slice('web', ['pod-a', 'pod-c']) as never);
+    await api.up();
+    await converge('changes made while the API was down', reaches(['pod-a', 'pod-c']), 60_000);
+  });
+
+  it('survives dropped watches and an expired resource version (410 -> relist)', async () => {
+    api.dropWatches();
+    api.update('endpointslices', slice('web', ['pod-b']) as never);
+    await converge('change after dropped watches', reaches(['pod-b']), 30_000);
+    api.compact();
+    api.dropWatches();
+    api.update('endpointslices', slice('web', ['pod-a', 'pod-b', 'pod-c']) as never);
+    await converge('change after 410 and relist', reaches(['pod-a', 'pod-b', 'pod-c']), 30_000);
+  });
+
+  it('restores everything after an outside flush of the tables (canary)', async () => {
+    const node = cluster.node('node-1').ns;
+    const flush = '*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+    const r = await cluster.runner.run('iptables-nft-restore', [], { input: flush, netns: node });
+    expect(r.code).toBe(0);
+    expect(await save('nat')).not.toContain('KUBE-SERVICES');
+    await converge('rules and canary restored after an outside flush', async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
+    expect(await diffCommand(FLAGS, io([]))).toBe(0);
+  });
+
+  it('serves /healthz, /livez and /metrics with upstream names', async () => {
+    const h = await fetch(`${agent.healthz!.url}/healthz`);
+    expect(h.status).toBe(200);
+    expect(await h.json()).toMatchObject({ healthy: true, nodeEligible: true });
+    expect((await fetch(`${agent.healthz!.url}/livez`)).status).toBe(200);
+    const m = await (await fetch(`${agent.metricsServer!.url}/metrics`)).text();
+    for (const name of [
+      'kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_sync_full_proxy_rules_duration_seconds_count',
+      'kubeproxy_network_programming_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_iptables_total', 'kubeproxy_sync_proxy_rules_endpoint_changes_total', 'process_resident_memory_bytes',
+    ]) {
+      expect(m).toContain(name);
+    }
+    expect(await (await fetch(`${agent.metricsServer!.url}/proxyMode`)).text()).toBe('iptables');
+  });
+
+  it('answers health-check node port probes for externalTrafficPolicy Local services', async () => {
+    const hc = 32000 + Math.floor(Math.random() * 700);
+    api.create('services', makeService('ns1', 'lb', { type: 'LoadBalancer', clusterIP: '172.30.0.30', externalTrafficPolicy: 'Local', healthCheckNodePort: hc, loadBalancerIP: '203.0.113.30', ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30090 }] }) as never);
+    api.create('endpointslices', slice('lb', ['pod-a', 'pod-c']) as never);
+    await converge('health check server up', async () => (await fetch(`http://127.0.0.1:${hc}/`).catch(() => null))?.status === 200);
+    expect(await (await fetch(`http://127.0.0.1:${hc}/`)).json()).toEqual({ service: { namespace: 'ns1', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
+    api.update('endpointslices', slice('lb', ['pod-c']) as never);
+    await converge('health check reports no local endpoint', async () => (await fetch(`http://127.0.0.1:${hc}/`)).status === 503);
+    // Outside clients keep their source IP with externalTrafficPolicy Local.
+    api.update('endpointslices', slice('lb', ['pod-b', 'pod-c']) as never);
+    await converge('eTP Local to the local endpoint only', async () => {
+      const rs = await fromClient('203.0.113.30');
+      return rs.every((r) => r.ok && r.pod === 'pod-b' && r.client.startsWith('192.168.50.200:'));
+    });
+  });
+
+  it('--cleanup removes every kube-proxy chain and jump, leaving the rest', async () => {
+    await agent.stop();
+    const node = cluster.node('node-1').ns;
+    await cluster.runner.run('iptables-nft-restore', ['--noflush'], { input: '*filter\n:OTHER - [0:0]\n-A INPUT -j OTHER\nCOMMIT\n', netns: node });
+    const out: string[] = [];
+    expect(await runCommand(['--cleanup'], io(out))).toBe(0);
+    const all = (await save('filter')) + (await save('nat')) + (await save('mangle'));
+    expect(all.match(/KUBE-(?!FIREWALL)[A-Z-]+/g) ?? []).toEqual([]);
+    expect(all).toContain('-A INPUT -j OTHER');
+  });
+});
