@@ -13,7 +13,7 @@
  *   - peak resident memory.
  */
 import { performance } from 'node:perf_hooks';
-import { IptablesBackend } from '../iptables/iptables-backend.ts';
+import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
 import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
@@ -103,7 +103,8 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const ns = await freshNamespace(`sync-${backend}`);
   const ipt = createIptables({ family: 'IPv4', backend, runner, netns: ns });
   const doneAt: number[] = [];
-  const be = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, logger: silentLogger(), now: () => performance.now() });
+  const batchChains = backend === 'nft' ? NFT_BATCH_CHAINS : 0;
+  const be = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
   t0 = performance.now();
   await be.sync(snapshot, { periodic: true, previous: null });
   const fullMs = ms(t0);
@@ -120,7 +121,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const partialSnap = { ...snapshot, services: changed };
   let partialText = '';
   const capture: Iptables = { family: 'IPv4', save: (t) => ipt.save(t), restore: async (txt, o) => { partialText = txt; await ipt.restore(txt, o); } };
-  const be2 = new IptablesBackend({ iptables: new Map([['IPv4', capture]]), render: options, logger: silentLogger(), now: () => performance.now() });
+  const be2 = new IptablesBackend({ iptables: new Map([['IPv4', capture]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
   await be2.sync(snapshot, { periodic: true, previous: null });
   t0 = performance.now();
   await be2.sync(partialSnap, { periodic: false, previous: snapshot });
@@ -131,7 +132,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const events = n >= 10_000 ? 20 : 60;
   const latencies: number[] = [];
   const doneTimes: number[] = [];
-  const be3 = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, logger: silentLogger(), now: () => performance.now() });
+  const be3 = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
   const proxier = new Proxier({ families: ['IPv4'], backend: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   objs.services.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));

@@ -9,7 +9,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { USERSPACE_CHAINS } from '../iptables/chains.ts';
 import { removeKubeProxyRules } from '../iptables/cleanup.ts';
-import { IptablesBackend } from '../iptables/iptables-backend.ts';
+import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
 import type { IptablesBackend as BackendName } from '../iptables/iptables.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
@@ -101,6 +101,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     now: () => deps.clock.now(),
     metrics,
     conntrack: createConntrack({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }),
+    batchChains: probe.backend === 'nft' ? NFT_BATCH_CHAINS : 0,
   });
   if (liberal !== config.conntrackTCPBeLiberal) log.info('nf_conntrack_tcp_be_liberal is set: no INVALID drop rule');
   const serviceHealth = new ServiceHealthServers({

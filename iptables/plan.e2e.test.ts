@@ -1,0 +1,63 @@
+/**
+ * Batched syncs against the real kernel: a large full sync split into
+ * several restores loads into a fresh namespace in order (no jump to a chain
+ * that does not exist yet) and ends exactly at the desired ruleset.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Endpoint, NodeInfo, ServicePort, ServicePortState, Snapshot } from '../proxier/types.ts';
+import { createExecaRunner } from '../src/system/exec.ts';
+import { createNetnsOps } from '../src/system/netns.ts';
+import { diffRulesets } from './diff.ts';
+import { parseSave } from './parse.ts';
+import { planSync } from './plan.ts';
+import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
+import { createIptables } from './restore.ts';
+
+const runner = createExecaRunner();
+const net = createNetnsOps({ runner });
+const NS = 'kptplan-node';
+const node: NodeInfo = { name: 'n', known: true, addresses: ['192.168.0.2'], primaryIP: '192.168.0.2', labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false };
+
+function snapshot(n: number, shift = 0): Snapshot {
+  const services: ServicePortState[] = [];
+  for (let i = 0; i < n; i++) {
+    const sp: ServicePort = {
+      key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, portName: 'p80', protocol: 'TCP', clusterIP: `172.30.${i >> 8}.${i & 255}`, port: 80,
+      nodePort: i % 3 === 0 ? 30000 + i : 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
+      externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null,
+    };
+    const eps: Endpoint[] = [1, 2, 3].map((j) => ({ ip: `10.${i >> 8}.${i & 255}.${j + shift}`, port: 8080, ready: true, serving: true, terminating: false, nodeName: null, zone: null, isLocal: false, zoneHints: null, nodeHints: null }));
+    services.push({ service: sp, endpoints: eps, selection: { cluster: eps, local: null, allReachable: eps, hasAny: true, topologyReason: null } });
+  }
+  return { family: 'IPv4', node, services };
+}
+
+describe('batched full syncs in the kernel', () => {
+  beforeAll(async () => {
+    await net.sweepNamespaces('kptplan');
+    await net.addNamespace(NS);
+  });
+  afterAll(async () => net.deleteNamespace(NS));
+
+  for (const backend of ['nft', 'legacy'] as const) {
+    it(`loads a 300-service full sync in batches with the ${backend} backend and converges`, async () => {
+      const ipt = createIptables({ family: 'IPv4', backend, runner, netns: NS });
+      const desired = renderRuleset(snapshot(300), DEFAULT_RENDER_OPTIONS).ruleset;
+      const plan = planSync({ desired, applied: null, batchChains: 200 });
+      expect(plan.batches.length).toBeGreaterThan(5);
+      for (const b of plan.batches) await ipt.restore(b, { noflush: true, counters: false });
+      const live = parseSave(await ipt.save(['filter', 'nat']), 'IPv4');
+      expect(diffRulesets(desired, live).groups.filter((g) => g.title !== 'jump rules')).toEqual([]);
+
+      // A second full sync with changed endpoints replaces them and deletes the stale endpoint chains.
+      const next = renderRuleset(snapshot(300, 10), DEFAULT_RENDER_OPTIONS).ruleset;
+      const existing = new Map(live.tables.map((t) => [t.name, t.chains.map((c) => c.name)]));
+      const plan2 = planSync({ desired: next, applied: null, existingChains: existing, batchChains: 200 });
+      expect(plan2.deletedChains.length).toBe(900);
+      for (const b of plan2.batches) await ipt.restore(b, { noflush: true, counters: false });
+      const live2 = parseSave(await ipt.save(['filter', 'nat']), 'IPv4');
+      expect(diffRulesets(next, live2).groups.filter((g) => g.title !== 'jump rules')).toEqual([]);
+      await runner.run(`iptables-${backend}-restore`, [], { input: '*filter\nCOMMIT\n*nat\nCOMMIT\n', netns: NS });
+    });
+  }
+});
