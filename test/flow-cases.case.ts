@@ -122,7 +122,8 @@ const main: FlowScenario = {
     eps('sticky', ['pod-a', 'pod-b', 'pod-c']),
   ],
   flows: [
-    { name: 'pod -> ClusterIP reaches every endpoint, source kept', from: 'pod-b', to: '172.30.0.10', port: 80, expect: ['pod-a', 'pod-b', 'pod-c'], masq: false, skipKernel: 'pod-b reaching itself is masqueraded (hairpin): covered by the next case' },
+    // Its own endpoint sees it masqueraded (hairpin), the others see the pod's address: masquerading is checked below.
+    { name: 'pod -> ClusterIP reaches every endpoint, itself included', from: 'pod-b', to: '172.30.0.10', port: 80, expect: ['pod-a', 'pod-b', 'pod-c'] },
     { name: 'pod -> ClusterIP, other endpoints only', from: 'pod-a', to: '172.30.0.14', port: 80, expect: ['pod-b'], masq: false },
     { name: 'node -> ClusterIP is masqueraded', from: 'node', to: '172.30.0.10', port: 80, expect: ['pod-a', 'pod-b', 'pod-c'], masq: true },
     { name: 'outside -> ClusterIP is masqueraded', from: 'client', to: '172.30.0.10', port: 80, expect: ['pod-a', 'pod-b', 'pod-c'], masq: true },
