@@ -14,6 +14,8 @@ export const USAGE = `Usage:
   kube-proxy-ts --cleanup                     remove every kube-proxy rule (either mode, upstream's too) and exit
   kube-proxy-ts render --objects FILE [flags] print the iptables-restore input for the objects in FILE
   kube-proxy-ts diff [flags]                  compare the desired rules with the live ones; exit 0 when converged
+  kube-proxy-ts trace --src IP --dst IP:PORT[/PROTO] [--objects FILE]
+                                              run a packet through the live (or rendered) rules
   kube-proxy-ts help                          this text
 
 Flags:
@@ -31,6 +33,8 @@ export async function runCli(argv: readonly string[], io: CommandIO): Promise<nu
       return (await import('./cmd/render.ts')).renderCommand(rest, io);
     case 'diff':
       return (await import('./cmd/diff.ts')).diffCommand(rest, io);
+    case 'trace':
+      return (await import('./cmd/trace.ts')).traceCommand(rest, io);
     case 'help':
     case '--help':
     case '-h':

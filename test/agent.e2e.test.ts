@@ -181,6 +181,24 @@ describe('the agent against the fake API server', () => {
     expect(await diffCommand(FLAGS, io([]))).toBe(0);
   });
 
+  it('diff names a service whose rules drifted, the periodic full sync repairs it, and trace shows the live path', async () => {
+    const node = cluster.node('node-1').ns;
+    const saved = await save('nat');
+    const sep = /^-A (KUBE-SEP-\w+) (.*DNAT.*)$/m.exec(saved)!;
+    const del = await cluster.runner.run('iptables-nft', ['-t', 'nat', '-D', sep[1]!, ...sep[2]!.split(' ').filter((w) => w !== '"').map((w) => w.replace(/^"|"$/g, ''))], { netns: node });
+    expect(del.code, del.stderr).toBe(0);
+    const out: string[] = [];
+    expect(await diffCommand(FLAGS, io(out))).toBe(1);
+    expect(out.join('')).toMatch(new RegExp(`service ns1/web:p80[^]*${sep[1]}: 1 missing`));
+    await converge('drift repaired by the periodic full sync', async () => (await diffCommand(FLAGS, io([]))) === 0);
+
+    const traced: string[] = [];
+    const { traceCommand } = await import('../src/cmd/trace.ts');
+    expect(await traceCommand(['--src', '192.168.50.200', '--dst', `${SVC_IP}:80/tcp`, ...FLAGS], io(traced))).toBe(0);
+    expect(traced.join('')).toMatch(/Endpoints: 10\.244\.1\.2:8080, 10\.244\.1\.3:8080, 10\.244\.2\.2:8080/);
+    expect(traced.join('')).toContain('masquerade: yes');
+  });
+
   it('serves /healthz, /livez and /metrics with upstream names', async () => {
     const h = await fetch(`${agent.healthz!.url}/healthz`);
     expect(h.status).toBe(200);

@@ -1,0 +1,79 @@
+/**
+ * `kube-proxy-ts trace --src IP --dst IP:PORT[/PROTO]`: runs a packet through
+ * the live ruleset of this node (iptables-save), or through the rendered one
+ * when --objects is given, and prints which endpoints it can reach (with
+ * probabilities), whether it is masqueraded, rejected or dropped, and the
+ * rules it matched. The same tracer the test suite uses.
+ */
+import { parseSave } from '../../iptables/parse.ts';
+import { trace, type TracePacket } from '../../iptables/trace.ts';
+import { formatTrace } from '../../iptables/trace-format.ts';
+import type { Ruleset } from '../../iptables/ruleset.ts';
+import { parseIP } from '../../proxier/ip.ts';
+import type { Protocol } from '../../proxier/types.ts';
+import { desiredFromObjects } from '../desired.ts';
+import type { FlagSpec } from '../flags.ts';
+import { probeNode } from '../node-probe.ts';
+import { createExecaRunner, type CommandRunner } from '../system/exec.ts';
+import type { CommandIO } from './io.ts';
+import { loadConfig } from './load-config.ts';
+import { usage } from './render.ts';
+import { readObjects } from '../sources/read-objects.ts';
+
+export const TRACE_FLAGS: readonly FlagSpec[] = [
+  { name: 'src', type: 'string', default: '', help: 'trace: source IP of the packet' },
+  { name: 'dst', type: 'string', default: '', help: 'trace: destination IP:PORT[/TCP|UDP|SCTP] (IPv6 as [ip]:port)' },
+  { name: 'origin', type: 'string', default: '', values: ['', 'local', 'external'], help: 'trace: generated on the node (local) or arriving (external); default: local when --src is a node address' },
+  { name: 'in-interface', type: 'string', default: '', help: 'trace: interface the packet arrives on (for -i matches)' },
+];
+
+export function parseDestination(text: string): { ip: string; port: number; protocol: Protocol } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:/[\]]+)):(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(text.trim());
+  const ip = m ? parseIP(m[1] ?? m[2] ?? '') : null;
+  if (!m || !ip || Number(m[3]) > 65535) return null;
+  return { ip: ip.text, port: Number(m[3]), protocol: (m[4]?.toUpperCase() ?? 'TCP') as Protocol };
+}
+
+async function liveLocalAddresses(runner: CommandRunner, netns?: string): Promise<string[]> {
+  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000, ...(netns ? { netns } : {}) }).catch(() => null);
+  if (!r || r.code !== 0) return [];
+  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
+  return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
+}
+
+export async function traceCommand(argv: readonly string[], io: CommandIO): Promise<number> {
+  const loaded = await loadConfig(argv, TRACE_FLAGS, io);
+  if (typeof loaded === 'number') return loaded;
+  const { config, extra } = loaded;
+  const src = parseIP((extra.get('src') as string | undefined) ?? '');
+  if (!src) return usage(io, 'trace needs --src IP (an IP address)');
+  const dst = parseDestination((extra.get('dst') as string | undefined) ?? '');
+  if (!dst) return usage(io, 'trace needs --dst IP:PORT[/PROTO], e.g. 10.96.0.10:80/TCP or [fd00::10]:53/UDP');
+  if ((parseIP(dst.ip)?.family ?? '') !== src.family) return usage(io, `--src ${src.text} and --dst ${dst.ip} are of different IP families`);
+  const log = io.makeLogger(config.verbosity);
+
+  let ruleset: Ruleset | undefined;
+  let local: string[];
+  if (config.objects) {
+    const desired = desiredFromObjects(await readObjects(config.objects), config, { randomFully: true, ...(io.osHostname ? { osHostname: io.osHostname } : {}) });
+    ruleset = desired.renders.find((r) => r.ruleset.family === src.family)?.ruleset;
+    local = [...(desired.snapshots[0]?.node.addresses ?? [])];
+    io.stdout(`Ruleset: rendered from ${config.objects} for node ${desired.nodeName}\n`);
+  } else {
+    const runner = io.runner ?? createExecaRunner();
+    const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });
+    const ipt = probe.handles.get(src.family);
+    if (ipt) ruleset = parseSave(await ipt.save(['filter', 'nat']), src.family);
+    local = await liveLocalAddresses(runner, io.netns);
+    io.stdout(`Ruleset: live (${probe.backend} backend)\n`);
+  }
+  if (!ruleset) {
+    io.stderr(`error: no ${src.family} ruleset to trace\n`);
+    return 1;
+  }
+  const origin = (extra.get('origin') as string) || (local.includes(src.text) || src.text === '127.0.0.1' || src.text === '::1' ? 'local' : 'external');
+  const inInterface = extra.get('in-interface') as string | undefined;
+  const packet: TracePacket = { src: src.text, dst: dst.ip, protocol: dst.protocol, dport: dst.port, origin: origin as 'local' | 'external', ...(inInterface ? { inInterface } : {}) };
+  io.stdout(formatTrace(trace(ruleset, packet, { localAddresses: local }), packet));
+  return 0;
+}
