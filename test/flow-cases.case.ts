@@ -22,6 +22,9 @@ export const CLIENT = '192.168.50.200';
  * source to 192.168.50.11, the address the node would have used anyway).
  */
 export const NODE1_SECONDARY = '192.168.51.11';
+export const NODE1_6 = 'fd00:192:168:50::11';
+export const NODE1_SECONDARY_6 = 'fd00:192:168:51::11';
+export const CLIENT_6 = 'fd00:192:168:50::200';
 export const TARGET_PORT = 8080;
 
 export const PODS = {
@@ -67,8 +70,8 @@ export interface FlowScenario {
 
 export function nodes(): unknown[] {
   return [
-    makeNode('node-1', { addresses: [NODE1], zone: 'zone-a', podCIDR: '10.244.1.0/24' }),
-    makeNode('node-2', { addresses: [NODE2], zone: 'zone-b', podCIDR: '10.244.2.0/24' }),
+    makeNode('node-1', { addresses: [NODE1, NODE1_6], zone: 'zone-a', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] }),
+    makeNode('node-2', { addresses: [NODE2, 'fd00:192:168:50::12'], zone: 'zone-b', podCIDRs: ['10.244.2.0/24', 'fd00:10:244:2::/64'] }),
   ];
 }
 
@@ -261,6 +264,38 @@ const terminating: FlowScenario = {
   ],
 };
 
+const dual = (name: string, v4: string, v6: string, o: Record<string, unknown> = {}) => makeService('ns1', name, { clusterIPs: [v4, v6], ports: port80(), ...o });
+function eps6(svc: string, pods: readonly PodName[]): unknown {
+  return makeEndpointSlice('ns1', svc, `${svc}-v6`, { endpoints: pods.map((p) => ({ ip: PODS[p].ip6, nodeName: PODS[p].node })), ports: http });
+}
+
+/** The IPv6 half of dual-stack services: ip6tables rules, IPv6 traffic. */
+const ipv6: FlowScenario = {
+  name: 'dual-stack services, IPv6 family',
+  family: 'IPv6',
+  flags: { 'cluster-cidr': '10.244.0.0/16,fd00:10:244::/48' },
+  services: () => [
+    dual('web6', '172.30.0.60', 'fd00:172:30::60'),
+    dual('np6', '172.30.0.61', 'fd00:172:30::61', { type: 'NodePort', ports: port80({ nodePort: 30160 }) }),
+    dual('local6', '172.30.0.62', 'fd00:172:30::62', { type: 'NodePort', ports: port80({ nodePort: 30162 }), externalTrafficPolicy: 'Local' }),
+    dual('empty6', '172.30.0.63', 'fd00:172:30::63'),
+    dual('ext6', '172.30.0.64', 'fd00:172:30::64', { externalIPs: ['203.0.113.64', '2001:db8:203::64'] }),
+  ],
+  slices: () => [
+    eps('web6', ['pod-a', 'pod-b', 'pod-c']), eps6('web6', ['pod-a', 'pod-b', 'pod-c']),
+    eps6('np6', ['pod-a', 'pod-c']), eps6('local6', ['pod-b', 'pod-c']), eps6('ext6', ['pod-b']),
+  ],
+  flows: [
+    { name: 'pod -> IPv6 ClusterIP, source kept', from: 'pod-a', to: 'fd00:172:30::64', port: 80, expect: ['pod-b'], masq: false },
+    { name: 'outside -> IPv6 ClusterIP is masqueraded', from: 'client', to: 'fd00:172:30::60', port: 80, expect: ['pod-a', 'pod-b', 'pod-c'], masq: true },
+    { name: 'outside -> IPv6 NodePort', from: 'client', to: NODE1_6, port: 30160, expect: ['pod-a', 'pod-c'], masq: true },
+    { name: 'eTP Local over IPv6 keeps the client address', from: 'client', to: NODE1_6, port: 30162, expect: ['pod-b'], masq: false },
+    { name: 'node -> IPv6 ClusterIP is masqueraded', from: 'node', to: 'fd00:172:30::60', port: 80, expect: ['pod-a', 'pod-b', 'pod-c'], masq: true },
+    { name: 'IPv6 externalIP from outside', from: 'client', to: '2001:db8:203::64', port: 80, expect: ['pod-b'], masq: true },
+    { name: 'IPv6 service without endpoints is rejected', from: 'client', to: 'fd00:172:30::63', port: 80, expect: 'REJECT' },
+  ],
+};
+
 export const SCENARIOS: readonly FlowScenario[] = [
   main,
   noDetector,
@@ -272,6 +307,7 @@ export const SCENARIOS: readonly FlowScenario[] = [
   detectScenario('--detect-local-mode BridgeInterface', { 'detect-local-mode': 'BridgeInterface', 'pod-bridge-interface': 'cbr0' }),
   detectScenario('--detect-local-mode InterfaceNamePrefix', { 'detect-local-mode': 'InterfaceNamePrefix', 'pod-interface-name-prefix': 'cbr' }),
   terminating,
+  ipv6,
 ];
 
 /** Flags every scenario starts from. */

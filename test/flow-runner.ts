@@ -6,7 +6,7 @@
 import { configFromFlags } from '../src/config.ts';
 import { desiredFromObjects, type Desired } from '../src/desired.ts';
 import type { FlagValue } from '../src/flags.ts';
-import { BASE_FLAGS, CLIENT, NODE1, nodes, PODS, type FlowScenario, type Source } from './flow-cases.case.ts';
+import { BASE_FLAGS, CLIENT, CLIENT_6, NODE1, NODE1_6, nodes, PODS, type FlowScenario, type Source } from './flow-cases.case.ts';
 
 export function desiredFor(scenario: FlowScenario): Desired {
   const flags = new Map<string, FlagValue>(Object.entries({ ...BASE_FLAGS, ...scenario.flags }) as [string, FlagValue][]);
@@ -32,10 +32,10 @@ export function sourceInfo(from: Source, family: 'IPv4' | 'IPv6' = 'IPv4'): Sour
     case 'pod-b':
       return { ip: family === 'IPv4' ? PODS[from].ip : PODS[from].ip6, origin: 'external', inInterface: 'cbr0' };
     case 'node':
-      return { ip: NODE1, origin: 'local' };
+      return { ip: family === 'IPv4' ? NODE1 : NODE1_6, origin: 'local' };
     case 'localhost':
-      return { ip: '127.0.0.1', origin: 'local' };
+      return { ip: family === 'IPv4' ? '127.0.0.1' : '::1', origin: 'local' };
     case 'client':
-      return { ip: CLIENT, origin: 'external', inInterface: 'eth0' };
+      return { ip: family === 'IPv4' ? CLIENT : CLIENT_6, origin: 'external', inInterface: 'eth0' };
   }
 }

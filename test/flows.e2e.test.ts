@@ -12,22 +12,24 @@ import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
-import { NODE1_SECONDARY, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
+import { NODE1_SECONDARY, NODE1_SECONDARY_6, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 import { desiredFor, sourceInfo } from './flow-runner.ts';
 
 const RESET = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
-async function send(cluster: Cluster, flow: FlowCase): Promise<RequestResult[]> {
+const secondary = (family: 'IPv4' | 'IPv6') => (family === 'IPv4' ? NODE1_SECONDARY : NODE1_SECONDARY_6);
+
+async function send(cluster: Cluster, flow: FlowCase, family: 'IPv4' | 'IPv6'): Promise<RequestResult[]> {
   const n = Array.isArray(flow.expect) ? flow.expect.length : 0;
   const count = flow.sticky ? 12 : n > 1 ? 12 * n : n === 1 ? 4 : 2;
   const timeoutMs = flow.expect === 'DROP' ? 700 : 2000;
   const from =
     flow.from === 'client' ? cluster.client!.ns : flow.from === 'node' || flow.from === 'localhost' ? cluster.node('node-1').ns : cluster.pod(flow.from).ns;
-  const sourceIp = flow.from === 'node' ? NODE1_SECONDARY : undefined;
+  const sourceIp = flow.from === 'node' ? secondary(family) : undefined;
   return request(cluster, from, { proto: flow.proto === 'UDP' ? 'udp' : 'tcp', ip: flow.to, port: flow.port, count, timeoutMs, ...(sourceIp ? { sourceIp } : {}) });
 }
 
-function check(flow: FlowCase, results: readonly RequestResult[]): void {
+function check(flow: FlowCase, results: readonly RequestResult[], family: 'IPv4' | 'IPv6'): void {
   const summary = results.map((r) => (r.ok ? `${r.pod} from ${r.client}` : r.error)).join(', ');
   if (flow.expect === 'REJECT') {
     expect(results.every((r) => !r.ok && r.error === 'refused'), summary).toBe(true);
@@ -51,7 +53,7 @@ function check(flow: FlowCase, results: readonly RequestResult[]): void {
     expect([...hit].sort(), summary).toEqual([...flow.expect].sort());
   }
   if (flow.masq !== undefined) {
-    const src = flow.from === 'node' ? NODE1_SECONDARY : sourceInfo(flow.from).ip;
+    const src = flow.from === 'node' ? secondary(family) : sourceInfo(flow.from, family).ip;
     for (const r of results) {
       if (!r.ok) continue;
       const seen = r.client.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
@@ -69,6 +71,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       cluster = await createCluster({
         prefix: `kptfl${backend.slice(0, 3)}`,
         client: true,
+        ipv6: true,
         nodes: [
           { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: PODS['pod-a'].ip }, { name: 'pod-b', ip: PODS['pod-b'].ip }] },
           { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
@@ -76,6 +79,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       });
       servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
       await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);
+      await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY_6}/128`);
     });
     afterAll(async () => {
       await servers?.stop();
@@ -86,7 +90,8 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       describe(scenario.name, () => {
         beforeAll(async () => load(cluster, backend, scenario));
         for (const flow of scenario.flows) {
-          it.skipIf(flow.skipKernel !== undefined)(flow.name, async () => check(flow, await send(cluster, flow)));
+          const family = scenario.family ?? 'IPv4';
+          it.skipIf(flow.skipKernel !== undefined)(flow.name, async () => check(flow, await send(cluster, flow, family), family));
         }
       });
     }
@@ -95,12 +100,15 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
 
 async function load(cluster: Cluster, backend: IptablesBackend, scenario: FlowScenario): Promise<void> {
   const node = cluster.node('node-1');
-  const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: node.ns });
-  await ipt.restore(RESET, { noflush: false, counters: false });
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    await createIptables({ family, backend, runner: cluster.runner, netns: node.ns }).restore(RESET, { noflush: false, counters: false });
+  }
+  const family = scenario.family ?? 'IPv4';
+  const ipt = createIptables({ family, backend, runner: cluster.runner, netns: node.ns });
   await cluster.exec(node.ns, 'conntrack', ['-F']).catch(() => undefined);
   await cluster.net.setSysctls(node.ns, { 'net.ipv4.conf.all.route_localnet': '0', ...scenario.sysctls });
   const desired = desiredFor(scenario);
   expect(desired.problems).toEqual([]);
-  const v4 = desired.renders.find((r) => r.ruleset.family === 'IPv4')!;
-  await ipt.restore(toRestoreText(v4.ruleset, { builtins: 'insert' }), { noflush: true, counters: false });
+  const render = desired.renders.find((r) => r.ruleset.family === family)!;
+  await ipt.restore(toRestoreText(render.ruleset, { builtins: 'insert' }), { noflush: true, counters: false });
 }

@@ -10,10 +10,10 @@ import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse.ts';
 import { toRestoreText } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
-import { NODE1, NODE1_SECONDARY, podByIP, SCENARIOS, TARGET_PORT, type FlowCase } from './flow-cases.case.ts';
+import { NODE1, NODE1_6, NODE1_SECONDARY, podByIP, SCENARIOS, TARGET_PORT, type FlowCase } from './flow-cases.case.ts';
 import { desiredFor, sourceInfo } from './flow-runner.ts';
 
-const LOCAL_ADDRESSES = [NODE1, NODE1_SECONDARY, '10.244.1.1'];
+const LOCAL_ADDRESSES = [NODE1, NODE1_SECONDARY, '10.244.1.1', NODE1_6, 'fd00:10:244:1::1'];
 
 for (const scenario of SCENARIOS) {
   describe(`packet flows through the tracer: ${scenario.name}`, async () => {
@@ -26,13 +26,13 @@ for (const scenario of SCENARIOS) {
     it('renders without problems', () => expect(desired.problems).toEqual([]));
 
     for (const flow of scenario.flows) {
-      it.skipIf(flow.skipTrace !== undefined)(flow.name, () => check(flow, trace(live, packet(flow), { localAddresses: LOCAL_ADDRESSES })));
+      it.skipIf(flow.skipTrace !== undefined)(flow.name, () => check(flow, trace(live, packet(flow, render.ruleset.family), { localAddresses: LOCAL_ADDRESSES })));
     }
   });
 }
 
-function packet(flow: FlowCase) {
-  const src = sourceInfo(flow.from);
+function packet(flow: FlowCase, family: 'IPv4' | 'IPv6') {
+  const src = sourceInfo(flow.from, family);
   return {
     src: src.ip,
     dst: flow.to,
