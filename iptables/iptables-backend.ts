@@ -21,7 +21,7 @@ import { removeKubeProxyRules } from './cleanup.ts';
 import type { Iptables } from './iptables.ts';
 import { RestoreError } from './iptables.ts';
 import { missingJumpLines } from './jumps.ts';
-import { parseSave } from './parse.ts';
+import { scanSave } from './save-scan.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
 import { countRules } from './ruleset.ts';
@@ -89,13 +89,16 @@ export class IptablesBackend implements ModeBackend {
     const full = st.applied === null || ctx.periodic || topologyKey !== st.topologyKey;
     const log = this.o.logger.child({ ipFamily: family });
 
+    // A full sync reads the live tables; iptables-save runs while we render.
+    const saving = full ? ipt.save(['filter', 'nat']) : null;
+    saving?.catch(() => undefined);
     const rendered = renderRuleset(snapshot, this.o.render, st.cache);
-    let existingChains: Map<string, string[]> | undefined;
+    let existingChains: ReadonlyMap<string, readonly string[]> | undefined;
     let extraLines: Map<string, string[]> | undefined;
-    if (full) {
-      const saved = parseSave(await ipt.save(['filter', 'nat']), family);
-      existingChains = new Map(saved.tables.map((t) => [t.name, t.chains.map((c) => c.name)]));
-      extraLines = missingJumpLines(rendered.ruleset, saved);
+    if (saving) {
+      const scan = scanSave(await saving, family);
+      existingChains = scan.chains;
+      extraLines = missingJumpLines(rendered.ruleset, scan.builtins);
     }
     const plan = planSync({
       desired: rendered.ruleset,
