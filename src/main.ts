@@ -1,7 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * kube-proxy-ts entry point: the only place that reads process.argv and the
  * environment, handles signals and sets the exit code.
+ *
+ * --max-semi-space-size=2 caps V8's young generation: at 10,000 services the
+ * default lets the heap balloon to ~350 MB resident for ~120 MB of live data.
  */
 import { hostname } from 'node:os';
 import { runCli } from './commands.ts';
