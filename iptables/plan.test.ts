@@ -1,18 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { Endpoint, NodeInfo, ServicePort, ServicePortState, Snapshot } from '../proxier/types.ts';
+import type { ServicePortState } from '../proxier/types.ts';
+import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { serviceChainNames } from './chain-names.ts';
 import { planSync } from './plan.ts';
 import { DEFAULT_RENDER_OPTIONS, RenderCache, renderRuleset } from './render.ts';
 
-const node: NodeInfo = { name: 'n', known: true, addresses: ['192.168.0.2'], primaryIP: '192.168.0.2', labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false };
-const sp = (i: number): ServicePort => ({
-  key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, portName: 'p80', protocol: 'TCP', clusterIP: `172.30.0.${i}`, port: 80,
-  nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: 0,
-  externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null,
-});
-const ep = (ip: string): Endpoint => ({ ip, port: 80, ready: true, serving: true, terminating: false, nodeName: null, zone: null, isLocal: false, zoneHints: null, nodeHints: null });
-const st = (service: ServicePort, eps: Endpoint[]): ServicePortState => ({ service, endpoints: eps, selection: { cluster: eps, local: null, allReachable: eps, hasAny: eps.length > 0, topologyReason: null } });
-const snap = (services: ServicePortState[]): Snapshot => ({ family: 'IPv4', node, services });
+const sp = (i: number) => servicePort({ key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.0.${i}` });
+const ep = (ip: string) => endpoint(ip);
+const st = portState;
+const snap = (services: ServicePortState[]) => snapshotOf(services);
 
 describe('planSync', () => {
   const cache = new RenderCache();

@@ -1,27 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { Endpoint, NodeInfo, ServicePort, ServicePortState, Snapshot } from '../proxier/types.ts';
+import type { ServicePortState, Snapshot } from '../proxier/types.ts';
+import { endpoint, nodeInfo, portState, servicePort } from '../test/domain.ts';
 import { DEFAULT_RENDER_OPTIONS, RenderCache, renderRuleset, type RenderOptions } from './render.ts';
 import { probability } from './render-endpoints.ts';
 import { getChain, toRestoreText } from './ruleset.ts';
 
-const node: NodeInfo = {
-  name: 'test-node', known: true, addresses: ['192.168.0.2'], primaryIP: '192.168.0.2', labels: {}, zone: null,
-  podCIDRs: ['10.0.0.0/24'], deleting: false, toBeDeletedByAutoscaler: false,
-};
-
-function sp(over: Partial<ServicePort> = {}): ServicePort {
-  return {
-    key: 'ns1/svc1:p80', namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'TCP', clusterIP: '172.30.0.41',
-    port: 80, nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: 0,
-    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null, ...over,
-  };
-}
-function ep(ip: string, over: Partial<Endpoint> = {}): Endpoint {
-  return { ip, port: 80, ready: true, serving: true, terminating: false, nodeName: null, zone: null, isLocal: false, zoneHints: null, nodeHints: null, ...over };
-}
-function state(service: ServicePort, endpoints: Endpoint[]): ServicePortState {
-  return { service, endpoints, selection: { cluster: endpoints, local: null, allReachable: endpoints, hasAny: endpoints.length > 0, topologyReason: null } };
-}
+const node = nodeInfo({ podCIDRs: ['10.0.0.0/24'] });
+const sp = servicePort;
+const ep = endpoint;
+const state = portState;
 const opts: RenderOptions = {
   ...DEFAULT_RENDER_OPTIONS,
   detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },

@@ -1,16 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { conntrackArgs, staleConntrackFilters } from './conntrack-plan.ts';
-import type { Endpoint, NodeInfo, ServicePort, ServicePortState, Snapshot } from './types.ts';
+import type { ServicePort, ServicePortState } from './types.ts';
+import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 
-const node: NodeInfo = { name: 'n', known: true, addresses: [], primaryIP: null, labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false };
-const sp = (over: Partial<ServicePort> = {}): ServicePort => ({
-  key: 'ns/dns:dns', namespace: 'ns', name: 'dns', portName: 'dns', protocol: 'UDP', clusterIP: '172.30.0.10', port: 53, nodePort: 0,
-  externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: 0, externalPolicyLocal: false,
-  internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null, ...over,
-});
-const ep = (ip: string): Endpoint => ({ ip, port: 5353, ready: true, serving: true, terminating: false, nodeName: null, zone: null, isLocal: false, zoneHints: null, nodeHints: null });
-const st = (service: ServicePort, eps: Endpoint[]): ServicePortState => ({ service, endpoints: eps, selection: { cluster: eps, local: null, allReachable: eps, hasAny: eps.length > 0, topologyReason: null } });
-const snap = (...services: ServicePortState[]): Snapshot => ({ family: 'IPv4', node, services });
+const sp = (over: Partial<ServicePort> = {}) =>
+  servicePort({ key: 'ns/dns:dns', namespace: 'ns', name: 'dns', portName: 'dns', protocol: 'UDP', clusterIP: '172.30.0.10', port: 53, ...over });
+const ep = (ip: string) => endpoint(ip, { port: 5353 });
+const st = portState;
+const snap = (...services: ServicePortState[]) => snapshotOf(services);
 
 describe('staleConntrackFilters', () => {
   it('clears entries DNATed to a removed UDP endpoint, for every service IP and the node port', () => {
