@@ -4,7 +4,8 @@
  * that does not exist yet) and ends exactly at the desired ruleset.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Endpoint, NodeInfo, ServicePort, ServicePortState, Snapshot } from '../proxier/types.ts';
+import type { ServicePortState, Snapshot } from '../proxier/types.ts';
+import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import { diffRulesets } from './diff.ts';
@@ -16,20 +17,17 @@ import { createIptables } from './restore.ts';
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
 const NS = 'kptplan-node';
-const node: NodeInfo = { name: 'n', known: true, addresses: ['192.168.0.2'], primaryIP: '192.168.0.2', labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false };
 
 function snapshot(n: number, shift = 0): Snapshot {
   const services: ServicePortState[] = [];
   for (let i = 0; i < n; i++) {
-    const sp: ServicePort = {
-      key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, portName: 'p80', protocol: 'TCP', clusterIP: `172.30.${i >> 8}.${i & 255}`, port: 80,
-      nodePort: i % 3 === 0 ? 30000 + i : 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
-      externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null,
-    };
-    const eps: Endpoint[] = [1, 2, 3].map((j) => ({ ip: `10.${i >> 8}.${i & 255}.${j + shift}`, port: 8080, ready: true, serving: true, terminating: false, nodeName: null, zone: null, isLocal: false, zoneHints: null, nodeHints: null }));
-    services.push({ service: sp, endpoints: eps, selection: { cluster: eps, local: null, allReachable: eps, hasAny: true, topologyReason: null } });
+    const sp = servicePort({
+      key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.${i >> 8}.${i & 255}`,
+      nodePort: i % 3 === 0 ? 30000 + i : 0, sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
+    });
+    services.push(portState(sp, [1, 2, 3].map((j) => endpoint(`10.${i >> 8}.${i & 255}.${j + shift}`, { port: 8080 }))));
   }
-  return { family: 'IPv4', node, services };
+  return snapshotOf(services);
 }
 
 describe('batched full syncs in the kernel', () => {
