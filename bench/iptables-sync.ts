@@ -15,6 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
+import { planSync } from '../iptables/plan.ts';
 import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { toRestoreText } from '../iptables/ruleset.ts';
@@ -93,11 +94,18 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const renderMs = ms(t0);
   const text = toRestoreText(cold.ruleset);
 
-  // Floor: iptables-restore alone, same input, fresh namespace.
+  // Floor: iptables-restore alone, same input as one restore, fresh namespace (capped: nft is quadratic in one input).
   const floorNs = await freshNamespace(`floor-${backend}`);
-  const floorIpt = createIptables({ family: 'IPv4', backend, runner, netns: floorNs });
-  const floorMs = await timedRestore(floorIpt, text);
+  const floorIpt = createIptables({ family: 'IPv4', backend, runner, netns: floorNs, timeoutMs: 180_000 });
+  const singleFloorMs = await timedRestore(floorIpt, text).catch(() => Infinity);
   await net.deleteNamespace(floorNs);
+  // Floor for what the agent writes: the same batches, restored alone.
+  const batchNs = await freshNamespace(`batch-${backend}`);
+  const batchIpt = createIptables({ family: 'IPv4', backend, runner, netns: batchNs });
+  const plan = planSync({ topLevel: cold.topLevel, perService: cold.perService, applied: null, batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0 });
+  let floorMs = 0;
+  for (const b of plan.batches) floorMs += await timedRestore(batchIpt, b);
+  await net.deleteNamespace(batchNs);
 
   // Full sync through the backend (render with cache + save + plan + restore).
   const ns = await freshNamespace(`sync-${backend}`);
@@ -162,9 +170,11 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
     'rules (nat+filter)': String(text.split('\n').filter((l) => l.startsWith('-A')).length),
     'restore input MB': (text.length / 1e6).toFixed(1),
     'render ms (cold / cached)': `${fmt(renderMs)} / ${fmt(cachedRenderMs)}`,
-    'restore floor ms': fmt(floorMs),
+    'single restore ms': Number.isFinite(singleFloorMs) ? fmt(singleFloorMs) : '> 180000',
+    'batched restore floor ms': `${fmt(floorMs)} (${plan.batches.length})`,
     'full sync ms': fmt(fullMs),
     'full / floor': (fullMs / floorMs).toFixed(2),
+    'full / single restore': Number.isFinite(singleFloorMs) ? (fullMs / singleFloorMs).toFixed(2) : '< 0.1',
     'partial bytes': String(partialText.length),
     'partial ms': fmt(partialMs),
     'partial / full': `${((partialMs / fullMs) * 100).toFixed(2)}%`,

@@ -22,17 +22,18 @@ export const KUBE_PORTALS_CONTAINER = 'KUBE-PORTALS-CONTAINER';
 export const KUBE_PORTALS_HOST = 'KUBE-PORTALS-HOST';
 export const KUBE_NODEPORT_CONTAINER = 'KUBE-NODEPORT-CONTAINER';
 export const KUBE_NODEPORT_HOST = 'KUBE-NODEPORT-HOST';
-export const USERSPACE_CHAINS = [KUBE_PORTALS_CONTAINER, KUBE_PORTALS_HOST, KUBE_NODEPORT_CONTAINER, KUBE_NODEPORT_HOST] as const;
+/** Userspace mode's filter chain accepting proxy ports. */
+export const KUBE_NODEPORT_NON_LOCAL = 'KUBE-NODEPORT-NON-LOCAL';
+export const USERSPACE_CHAINS = [KUBE_PORTALS_CONTAINER, KUBE_PORTALS_HOST, KUBE_NODEPORT_CONTAINER, KUBE_NODEPORT_HOST, KUBE_NODEPORT_NON_LOCAL] as const;
+/** The iptables mode's own fixed chains (what starting userspace mode removes). */
+export const IPTABLES_MODE_CHAINS = ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', 'KUBE-FORWARD', 'KUBE-PROXY-FIREWALL'] as const;
 
 /**
  * Every fixed chain kube-proxy (this one, and upstream in iptables or
  * userspace mode) creates, in any table: what --cleanup removes. KUBE-FIREWALL
  * and KUBE-MARK-DROP are kubelet's and stay.
  */
-export const OWNED_CHAINS: ReadonlySet<string> = new Set([
-  'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', 'KUBE-FORWARD',
-  'KUBE-PROXY-FIREWALL', KUBE_PROXY_CANARY, ...USERSPACE_CHAINS,
-]);
+export const OWNED_CHAINS: ReadonlySet<string> = new Set([...IPTABLES_MODE_CHAINS, KUBE_PROXY_CANARY, ...USERSPACE_CHAINS]);
 /** Per-service chain prefixes, including the pre-1.24 KUBE-XLB- of older upstream releases. */
 export const OWNED_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-', 'KUBE-XLB-'] as const;
 

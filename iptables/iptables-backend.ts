@@ -101,7 +101,8 @@ export class IptablesBackend implements ModeBackend {
       extraLines = missingJumpLines(rendered.ruleset, scan.builtins);
     }
     const plan = planSync({
-      desired: rendered.ruleset,
+      topLevel: rendered.topLevel,
+      perService: rendered.perService,
       applied: full ? null : st.applied,
       ...(existingChains ? { existingChains } : {}),
       ...(extraLines ? { extraLines } : {}),
@@ -120,7 +121,7 @@ export class IptablesBackend implements ModeBackend {
       );
       throw err;
     }
-    st.applied = plan.next;
+    st.applied = plan.commit(full ? null : st.applied);
     st.topologyKey = topologyKey;
     st.lastRender = rendered;
     const durationMs = this.o.now() - start;

@@ -40,17 +40,19 @@ describe('batched full syncs in the kernel', () => {
   for (const backend of ['nft', 'legacy'] as const) {
     it(`loads a 300-service full sync in batches with the ${backend} backend and converges`, async () => {
       const ipt = createIptables({ family: 'IPv4', backend, runner, netns: NS });
-      const desired = renderRuleset(snapshot(300), DEFAULT_RENDER_OPTIONS).ruleset;
-      const plan = planSync({ desired, applied: null, batchChains: 200 });
+      const r1 = renderRuleset(snapshot(300), DEFAULT_RENDER_OPTIONS);
+      const desired = r1.ruleset;
+      const plan = planSync({ topLevel: r1.topLevel, perService: r1.perService, applied: null, batchChains: 200 });
       expect(plan.batches.length).toBeGreaterThan(5);
       for (const b of plan.batches) await ipt.restore(b, { noflush: true, counters: false });
       const live = parseSave(await ipt.save(['filter', 'nat']), 'IPv4');
       expect(diffRulesets(desired, live).groups.filter((g) => g.title !== 'jump rules')).toEqual([]);
 
       // A second full sync with changed endpoints replaces them and deletes the stale endpoint chains.
-      const next = renderRuleset(snapshot(300, 10), DEFAULT_RENDER_OPTIONS).ruleset;
+      const r2 = renderRuleset(snapshot(300, 10), DEFAULT_RENDER_OPTIONS);
+      const next = r2.ruleset;
       const existing = new Map(live.tables.map((t) => [t.name, t.chains.map((c) => c.name)]));
-      const plan2 = planSync({ desired: next, applied: null, existingChains: existing, batchChains: 200 });
+      const plan2 = planSync({ topLevel: r2.topLevel, perService: r2.perService, applied: null, existingChains: existing, batchChains: 200 });
       expect(plan2.deletedChains.length).toBe(900);
       for (const b of plan2.batches) await ipt.restore(b, { noflush: true, counters: false });
       const live2 = parseSave(await ipt.save(['filter', 'nat']), 'IPv4');

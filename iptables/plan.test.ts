@@ -14,11 +14,20 @@ describe('planSync', () => {
   const cache = new RenderCache();
   const s1 = st(sp(1), [ep('10.0.0.1')]);
   const s2 = st(sp(2), [ep('10.0.0.2'), ep('10.0.0.3')]);
+  const r1 = renderRuleset(snap([s1, s2]), DEFAULT_RENDER_OPTIONS, cache);
   const first = planSync({
-    desired: renderRuleset(snap([s1, s2]), DEFAULT_RENDER_OPTIONS, cache).ruleset,
+    topLevel: r1.topLevel,
+    perService: r1.perService,
     applied: null,
     existingChains: new Map([['nat', ['KUBE-SERVICES', 'KUBE-SEP-OLDOLDOLDOLDOLDO', serviceChainNames(sp(1)).svc, 'OTHER-CHAIN']]]),
   });
+
+  const applied = first.commit(null);
+  /** A partial plan against what the first (full) sync applied; not committed, so each test starts from it. */
+  const plan = (states: ServicePortState[]) => {
+    const r = renderRuleset(snap(states), DEFAULT_RENDER_OPTIONS, cache);
+    return planSync({ topLevel: r.topLevel, perService: r.perService, applied });
+  };
 
   it('writes everything on a full sync and deletes stale service chains found in the kernel', () => {
     expect(first.full).toBe(true);
@@ -29,7 +38,7 @@ describe('planSync', () => {
 
   it('rewrites only the changed service chains on a partial sync', () => {
     const s2b = st(sp(2), [ep('10.0.0.2')]);
-    const second = planSync({ desired: renderRuleset(snap([s1, s2b]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
+    const second = plan([s1, s2b]);
     expect(second.full).toBe(false);
     // Only svc2's SVC chain changed; its removed endpoint's SEP chain is deleted; KUBE-SERVICES is untouched.
     expect(second.text).not.toContain('*filter');
@@ -40,14 +49,29 @@ describe('planSync', () => {
   });
 
   it('writes nothing at all when nothing changed', () => {
-    const again = planSync({ desired: renderRuleset(snap([s1, s2]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
+    const again = plan([s1, s2]);
     expect(again.writtenChains.get('nat')).toBe(0);
     expect(again.text).toBe('');
   });
 
+  it('commits a partial plan in place: the next identical sync writes nothing', () => {
+    const state = first.commit(null);
+    const s2c = st(sp(2), [ep('10.0.0.7')]);
+    const r = renderRuleset(snap([s1, s2c]), DEFAULT_RENDER_OPTIONS, cache);
+    const p = planSync({ topLevel: r.topLevel, perService: r.perService, applied: state });
+    expect(p.deletedChains).toHaveLength(2);
+    expect(p.commit(state)).toBe(state);
+    const r2 = renderRuleset(snap([s1, s2c]), DEFAULT_RENDER_OPTIONS, cache);
+    expect(planSync({ topLevel: r2.topLevel, perService: r2.perService, applied: state }).text).toBe('');
+    // Removing a service deletes all its chains.
+    const r3 = renderRuleset(snap([s1]), DEFAULT_RENDER_OPTIONS, cache);
+    const gone = planSync({ topLevel: r3.topLevel, perService: r3.perService, applied: state });
+    expect(gone.deletedChains).toEqual([serviceChainNames(sp(2)).svc, expect.stringMatching(/^KUBE-SEP-/)]);
+  });
+
   it('rewrites KUBE-SERVICES when a service appears', () => {
     const s3 = st(sp(3), [ep('10.0.0.9')]);
-    const third = planSync({ desired: renderRuleset(snap([s1, s2, s3]), DEFAULT_RENDER_OPTIONS, cache).ruleset, applied: first.next });
+    const third = plan([s1, s2, s3]);
     expect(third.text).toContain(':KUBE-SERVICES - [0:0]');
     expect(third.text).toContain('-d 172.30.0.3 --dport 80');
   });

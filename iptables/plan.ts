@@ -14,18 +14,28 @@
  * Chain object for an unchanged service), then by content.
  */
 import { isServiceChain } from './chain-names.ts';
+import type { ServiceEntry } from './render.ts';
+import type { ServiceRender } from './render-service.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
-/** What the kernel holds after a successful restore, per table and chain. */
+/**
+ * What the kernel holds after a successful restore: the top-level chains per
+ * table, and the render of each service port (whose chains it wrote). Owned
+ * and updated in place by the caller through Plan.commit().
+ */
 export interface AppliedState {
-  readonly tables: ReadonlyMap<string, ReadonlyMap<string, Chain>>;
+  readonly topLevel: Map<string, Map<string, Chain>>;
+  readonly services: Map<string, ServiceRender>;
 }
 
 export interface PlanInput {
-  readonly desired: Ruleset;
+  /** The desired built-in and top-level chains (RenderResult.topLevel). */
+  readonly topLevel: Ruleset;
+  /** The desired per-service renders (RenderResult.perService). */
+  readonly perService: readonly ServiceEntry[];
   /** Null forces a full sync. */
   readonly applied: AppliedState | null;
-  /** Full sync only: KUBE-* chain names found in the kernel (from iptables-save), for stale-chain deletion. */
+  /** Full sync only: chain names found in the kernel per table (iptables-save), for stale-chain deletion. */
   readonly existingChains?: ReadonlyMap<string, readonly string[]>;
   /** Extra lines per table (e.g. missing jump-rule insertions), written after the rules. */
   readonly extraLines?: ReadonlyMap<string, readonly string[]>;
@@ -44,8 +54,8 @@ export interface Plan {
   /** Rules written per table (metric kubeproxy_sync_proxy_rules_iptables_last). */
   readonly writtenRules: ReadonlyMap<string, number>;
   readonly deletedChains: readonly string[];
-  /** The state to remember once the restore succeeded. */
-  readonly next: AppliedState;
+  /** Once every batch succeeded: the state now in the kernel (a partial plan updates `applied` in place). */
+  commit(applied: AppliedState | null): AppliedState;
 }
 
 function sameRules(a: Chain | undefined, b: Chain): boolean {
@@ -135,32 +145,87 @@ function batches(work: readonly TableWork[], batchChains: number): string[][] {
 }
 
 export function planSync(input: PlanInput): Plan {
-  const { desired, applied } = input;
+  const { topLevel: desired, applied } = input;
   const full = applied === null;
+  const work: TableWork[] = [];
+  const deleted: string[] = [];
+  const changedServices: ServiceEntry[] = [];
+  const removedServices: string[] = [];
+  const changedTop: { table: string; chain: Chain }[] = [];
+
+  // Per-service nat chains: compared service by service, by identity first.
+  const serviceWrite: Chain[] = [];
+  const serviceStale: string[] = [];
+  if (full) {
+    const wanted = new Set<string>();
+    for (const { render } of input.perService) for (const c of render.natChains) (serviceWrite.push(c), wanted.add(c.name));
+    for (const name of input.existingChains?.get('nat') ?? []) if (isServiceChain(name) && !wanted.has(name)) serviceStale.push(name);
+  } else {
+    const seen = new Set<string>();
+    for (const entry of input.perService) {
+      seen.add(entry.key);
+      const before = applied.services.get(entry.key);
+      if (before === entry.render) continue;
+      changedServices.push(entry);
+      const old = new Map((before?.natChains ?? []).map((c) => [c.name, c]));
+      for (const c of entry.render.natChains) {
+        if (!sameRules(old.get(c.name), c)) serviceWrite.push(c);
+        old.delete(c.name);
+      }
+      serviceStale.push(...old.keys());
+    }
+    if (seen.size !== applied.services.size || changedServices.length > 0) {
+      for (const [key, render] of applied.services) {
+        if (seen.has(key)) continue;
+        removedServices.push(key);
+        for (const c of render.natChains) serviceStale.push(c.name);
+      }
+    }
+  }
+
   const written = new Map<string, number>();
   const writtenRules = new Map<string, number>();
-  const deleted: string[] = [];
-  const nextTables = new Map<string, Map<string, Chain>>();
-  const work: TableWork[] = [];
-
   for (const table of desired.tables) {
-    const before = applied?.tables.get(table.name);
-    const next = new Map<string, Chain>();
+    const before = applied?.topLevel.get(table.name);
     const toWrite: Chain[] = [];
     for (const chain of table.chains) {
-      if (chain.policy !== null) continue; // built-in chains: jump rules are managed separately
-      next.set(chain.name, chain);
-      if (full || !sameRules(before?.get(chain.name), chain)) toWrite.push(chain);
+      // Built-in chains hold the jump rules, managed separately.
+      if (chain.policy !== null) continue;
+      if (full || !sameRules(before?.get(chain.name), chain)) {
+        toWrite.push(chain);
+        changedTop.push({ table: table.name, chain });
+      }
     }
     const stale: string[] = [];
-    const candidates = full ? (input.existingChains?.get(table.name) ?? []) : [...(before?.keys() ?? [])];
-    for (const name of candidates) if (isServiceChain(name) && !next.has(name)) stale.push(name);
+    if (table.name === 'nat') {
+      toWrite.push(...serviceWrite);
+      stale.push(...serviceStale);
+    } else if (full) {
+      for (const name of input.existingChains?.get(table.name) ?? []) if (isServiceChain(name)) stale.push(name);
+    }
     work.push({ table: table.name, toWrite, stale, extra: input.extraLines?.get(table.name) ?? [] });
     written.set(table.name, toWrite.length);
     writtenRules.set(table.name, toWrite.reduce((n, c) => n + c.rules.length, 0));
     deleted.push(...stale);
-    nextTables.set(table.name, next);
   }
   const texts = batches(work, input.batchChains ?? 0).map((lines) => lines.join('\n') + '\n').filter((t) => t !== '\n');
-  return { full, batches: texts, text: texts.join(''), writtenChains: written, writtenRules, deletedChains: deleted, next: { tables: nextTables } };
+
+  const commit = (state: AppliedState | null): AppliedState => {
+    if (full || state === null) {
+      const topLevel = new Map<string, Map<string, Chain>>();
+      for (const table of desired.tables) {
+        topLevel.set(table.name, new Map(table.chains.filter((c) => c.policy === null).map((c) => [c.name, c])));
+      }
+      return { topLevel, services: new Map(input.perService.map((e) => [e.key, e.render])) };
+    }
+    for (const { table, chain } of changedTop) {
+      let m = state.topLevel.get(table);
+      if (!m) state.topLevel.set(table, (m = new Map()));
+      m.set(chain.name, chain);
+    }
+    for (const e of changedServices) state.services.set(e.key, e.render);
+    for (const key of removedServices) state.services.delete(key);
+    return state;
+  };
+  return { full, batches: texts, text: texts.join(''), writtenChains: written, writtenRules, deletedChains: deleted, commit };
 }

@@ -26,6 +26,8 @@ export interface ServiceRenderContext {
 }
 
 export interface ServiceRender {
+  /** "ns/name:port/PROTOCOL": identifies the service port across syncs (built once, so map lookups reuse its hash). */
+  readonly key: string;
   readonly natServices: readonly string[];
   readonly natNodePorts: readonly string[];
   readonly filterServices: readonly string[];
@@ -185,6 +187,7 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   for (const ep of allReachable) natChains.push(endpointChain(sp, ep, epCtx));
 
   return {
+    key: `${sp.key}/${sp.protocol}`,
     natServices,
     natNodePorts,
     filterServices,

@@ -58,8 +58,23 @@ export interface RenderResult {
   readonly localDetector: LocalDetector;
   /** Services with Local policy and no local endpoints, per policy (metrics). */
   readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
-  /** Service-port key -> its nat chains, for partial-sync planning. */
-  readonly serviceChains: ReadonlyMap<string, readonly string[]>;
+  /** Every service port's render, in snapshot order (plan.ts compares them by identity). */
+  readonly perService: readonly ServiceEntry[];
+  /** The ruleset without the per-service chains (built-in and top-level chains only). */
+  readonly topLevel: Ruleset;
+}
+
+/** One service port's contribution, keyed by "ns/name:port/PROTOCOL". */
+export interface ServiceEntry {
+  readonly key: string;
+  readonly render: ServiceRender;
+}
+
+/** Per-service chain name -> service port name ("ns/name:port"), for reports. */
+export function serviceOfChains(perService: readonly ServiceEntry[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const { key, render } of perService) for (const c of render.natChains) out.set(c.name, key.replace(/\/(TCP|UDP|SCTP)$/, ''));
+  return out;
 }
 
 export const DEFAULT_RENDER_OPTIONS: RenderOptions = {
@@ -73,29 +88,26 @@ export const DEFAULT_RENDER_OPTIONS: RenderOptions = {
 };
 
 /**
- * Memoises per-service renders across syncs by ServicePortState identity (the
- * snapshot builder hands out a new state object only for a changed service).
+ * Memoises per-service renders by ServicePortState identity (the proxier hands
+ * out a new state object only for a changed service), so an unchanged service
+ * yields the very same ServiceRender and Chain objects sync after sync.
  * Everything is dropped when the shared render context changes.
  */
 export class RenderCache {
   private contextKey = '';
-  private previous = new Map<ServicePortState, ServiceRender>();
-  private current = new Map<ServicePortState, ServiceRender>();
+  private renders = new WeakMap<ServicePortState, ServiceRender>();
 
   get(state: ServicePortState, ctx: ServiceRenderContext, contextKey: string): ServiceRender {
     if (contextKey !== this.contextKey) {
       this.contextKey = contextKey;
-      this.previous = new Map();
+      this.renders = new WeakMap();
     }
-    const render = this.previous.get(state) ?? this.current.get(state) ?? renderService(state, ctx);
-    this.current.set(state, render);
+    let render = this.renders.get(state);
+    if (!render) {
+      render = renderService(state, ctx);
+      this.renders.set(state, render);
+    }
     return render;
-  }
-
-  /** Keeps only what the sync that just ended used. */
-  endSync(): void {
-    this.previous = this.current;
-    this.current = new Map();
   }
 }
 
@@ -130,7 +142,7 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   const filterNodePorts: string[] = [];
   const filterFirewall: string[] = [];
   const serviceChains: Chain[] = [];
-  const chainsByService = new Map<string, string[]>();
+  const perService: ServiceEntry[] = [];
   let noLocalInternal = 0;
   let noLocalExternal = 0;
 
@@ -143,11 +155,10 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
     filterNodePorts.push(...r.filterNodePorts);
     filterFirewall.push(...r.filterProxyFirewall);
     for (const c of r.natChains) serviceChains.push(c);
-    chainsByService.set(`${state.service.key}/${state.service.protocol}`, r.natChains.map((c) => c.name));
+    perService.push({ key: r.key, render: r });
     if (r.noLocalInternal) noLocalInternal++;
     if (r.noLocalExternal) noLocalExternal++;
   }
-  cache?.endSync();
 
   // The tail call to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
   const nodePortsComment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
@@ -181,21 +192,22 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   if (FILTER_CHAINS.length !== 5) throw new Error('FILTER_CHAINS out of sync with render');
   if (localhostNodePorts) filterChains.push({ name: KUBE_FIREWALL, policy: null, rules: [LOCALHOST_GUARD_RULE] });
 
-  const natChains: Chain[] = [
+  const natTop: Chain[] = [
     ...builtinChains('nat', false),
     { name: KUBE_SERVICES, policy: null, rules: natServices },
     { name: KUBE_NODEPORTS, policy: null, rules: natNodePorts },
     postroutingChain(mark, options.randomFully),
     markMasqChain(mark),
-    ...serviceChains,
   ];
+  const filter = { name: 'filter', chains: filterChains };
 
   return {
-    ruleset: { family, tables: [{ name: 'filter', chains: filterChains }, { name: 'nat', chains: natChains }] },
+    ruleset: { family, tables: [filter, { name: 'nat', chains: natTop.concat(serviceChains) }] },
+    topLevel: { family, tables: [filter, { name: 'nat', chains: natTop }] },
     warnings,
     largeClusterMode,
     localDetector: detector,
     noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
-    serviceChains: chainsByService,
+    perService,
   };
 }

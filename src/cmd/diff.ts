@@ -6,6 +6,7 @@
  */
 import { diffRulesets, formatDiff } from '../../iptables/diff.ts';
 import { parseSave } from '../../iptables/parse.ts';
+import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { probeNode } from '../node-probe.ts';
 import { createExecaRunner } from '../system/exec.ts';
@@ -31,8 +32,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   for (const r of desired.renders) {
     const ipt = probe.handles.get(r.ruleset.family)!;
     const live = parseSave(await ipt.save(['filter', 'nat']), r.ruleset.family);
-    const serviceOf = new Map<string, string>();
-    for (const [key, chains] of r.serviceChains) for (const c of chains) serviceOf.set(c, key.replace(/\/(TCP|UDP|SCTP)$/, ''));
+    const serviceOf = serviceOfChains(r.perService);
     const d = diffRulesets(r.ruleset, live, { serviceOf: (c) => serviceOf.get(c) ?? null });
     identical &&= d.identical;
     io.stdout(formatDiff(d));
