@@ -128,7 +128,7 @@ export class IptablesBackend implements ModeBackend {
     for (const w of rendered.warnings) log.warn(w);
     this.recordMetrics(family, rendered, plan.writtenRules, full, durationMs);
     log.debug(
-      { full, chains: Object.fromEntries(plan.writtenChains), deleted: plan.deletedChains.length, bytes: plan.text.length, restores: plan.batches.length, durationMs },
+      { full, chains: Object.fromEntries(plan.writtenChains), deleted: plan.deletedChains.length, bytes: plan.bytes, restores: plan.batches.length, durationMs },
       'synced iptables rules',
     );
     await this.cleanConntrack(ctx.previous, snapshot, log);

@@ -47,8 +47,10 @@ export interface Plan {
   readonly full: boolean;
   /** iptables-restore inputs, for `--noflush`, to apply in order (usually one). */
   readonly batches: readonly string[];
-  /** All batches together (size and logs). */
+  /** All batches together (built on demand: tests and reports). */
   readonly text: string;
+  /** Total size of the batches. */
+  readonly bytes: number;
   /** Chains declared (rewritten) per table. */
   readonly writtenChains: ReadonlyMap<string, number>;
   /** Rules written per table (metric kubeproxy_sync_proxy_rules_iptables_last). */
@@ -227,5 +229,16 @@ export function planSync(input: PlanInput): Plan {
     for (const key of removedServices) state.services.delete(key);
     return state;
   };
-  return { full, batches: texts, text: texts.join(''), writtenChains: written, writtenRules, deletedChains: deleted, commit };
+  return {
+    full,
+    batches: texts,
+    get text() {
+      return texts.join('');
+    },
+    bytes: texts.reduce((n, t) => n + t.length, 0),
+    writtenChains: written,
+    writtenRules,
+    deletedChains: deleted,
+    commit,
+  };
 }

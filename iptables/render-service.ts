@@ -28,6 +28,8 @@ export interface ServiceRenderContext {
 export interface ServiceRender {
   /** "ns/name:port/PROTOCOL": identifies the service port across syncs (built once, so map lookups reuse its hash). */
   readonly key: string;
+  /** See flatten(). */
+  readonly flattened: number;
   readonly natServices: readonly string[];
   readonly natNodePorts: readonly string[];
   readonly filterServices: readonly string[];
@@ -40,6 +42,18 @@ export interface ServiceRender {
   readonly noLocalInternal: boolean;
   /** eTP Local with no local endpoints. */
   readonly noLocalExternal: boolean;
+}
+
+/**
+ * Rules are built by concatenation, which V8 keeps as trees of cons strings
+ * (several times the text's size). Reading one character of each makes V8
+ * flatten it in place: at 10,000 services the renders shrink from ~63 MB to
+ * ~16 MB. The sum is returned (and kept) so the reads cannot be optimised away.
+ */
+function flatten(lists: readonly (readonly string[])[]): number {
+  let sum = 0;
+  for (const list of lists) for (const s of list) sum += s.charCodeAt(0);
+  return sum;
 }
 
 export function renderService(state: ServicePortState, ctx: ServiceRenderContext): ServiceRender {
@@ -186,8 +200,10 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   if (usesLocalPolicyChain) natChains.push(policyChain(names.svl, localEndpoints));
   for (const ep of allReachable) natChains.push(endpointChain(sp, ep, epCtx));
 
+  const flattened = flatten([natServices, natNodePorts, filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall, ...natChains.map((c) => c.rules)]);
   return {
     key: `${sp.key}/${sp.protocol}`,
+    flattened,
     natServices,
     natNodePorts,
     filterServices,
