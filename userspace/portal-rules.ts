@@ -1,0 +1,107 @@
+/**
+ * Userspace mode's iptables rules (pure): "portals" that send traffic for a
+ * service's IPs and node port to the proxy's own listener, in upstream's
+ * chains and rule shapes (reference userspace-mode.md §2):
+ * - KUBE-PORTALS-CONTAINER (from PREROUTING: pods, other hosts) REDIRECTs to
+ *   the listener (replies leave by the interface the request came in on);
+ * - KUBE-PORTALS-HOST (from OUTPUT: the node itself) DNATs to hostIP:port
+ *   (REDIRECT of local traffic would go to 127.0.0.1 and break UDP replies);
+ * - KUBE-NODEPORT-CONTAINER / -HOST do the same for node ports, and
+ *   KUBE-NODEPORT-NON-LOCAL (filter) accepts the proxy port through a
+ *   default-deny INPUT policy.
+ * With a specific --bind-address, container traffic is DNATed to it instead.
+ */
+import type { IPFamily, ServicePort } from '../proxier/types.ts';
+import {
+  KUBE_NODEPORT_CONTAINER,
+  KUBE_NODEPORT_HOST,
+  KUBE_NODEPORT_NON_LOCAL,
+  KUBE_PORTALS_CONTAINER,
+  KUBE_PORTALS_HOST,
+} from '../iptables/chains.ts';
+import type { Chain, Ruleset } from '../iptables/ruleset.ts';
+
+export interface PortalTarget {
+  readonly service: ServicePort;
+  /** Listener for cluster IP traffic. */
+  readonly internalPort: number;
+  /** Listener for node port, external IP and load-balancer traffic (the same one unless policies differ). */
+  readonly externalPort: number;
+  /** Whether the node port is held by this process (a conflict leaves the node port without rules). */
+  readonly nodePortHeld: boolean;
+}
+
+export interface PortalOptions {
+  readonly family: IPFamily;
+  /** Node address that node-originated traffic is DNATed to. */
+  readonly hostIP: string;
+  /** --bind-address: unspecified (0.0.0.0 / ::) means REDIRECT for container traffic. */
+  readonly bindAddress: string;
+}
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions): Ruleset {
+  const plen = o.family === 'IPv4' ? 32 : 128;
+  const anyBind = o.bindAddress === '0.0.0.0' || o.bindAddress === '::' || o.bindAddress === '';
+  const container = (port: number): string => (anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${hostPort(o.bindAddress, port)}`);
+  const host = (port: number): string => `-j DNAT --to-destination ${hostPort(o.hostIP, port)}`;
+
+  const portalsContainer: string[] = [];
+  const portalsHost: string[] = [];
+  const nodeportContainer: string[] = [];
+  const nodeportHost: string[] = [];
+  const nonLocal: string[] = [];
+  for (const t of targets) {
+    const sp = t.service;
+    const proto = sp.protocol.toLowerCase();
+    const head = `-m comment --comment ${sp.key} -p ${proto} -m ${proto}`;
+    const vip = (ip: string): string => `${head} --dport ${sp.port} -d ${ip}/${plen}`;
+    portalsContainer.push(`${vip(sp.clusterIP)} ${container(t.internalPort)}`);
+    portalsHost.push(`${vip(sp.clusterIP)} ${host(t.internalPort)}`);
+    for (const ip of sp.loadBalancerVIPs) {
+      portalsContainer.push(`${vip(ip)} ${container(t.externalPort)}`);
+      portalsHost.push(`${vip(ip)} ${host(t.externalPort)}`);
+    }
+    for (const ip of sp.externalIPs) {
+      // From outside the node (not bridged in from a pod), and from pods or the node when the IP is local.
+      portalsContainer.push(`${vip(ip)} -m physdev ! --physdev-is-in ${container(t.externalPort)}`);
+      portalsContainer.push(`${vip(ip)} -m addrtype --dst-type LOCAL ${container(t.externalPort)}`);
+      portalsHost.push(`${vip(ip)} -m addrtype --dst-type LOCAL ${host(t.externalPort)}`);
+    }
+    if (sp.nodePort && t.nodePortHeld) {
+      nodeportContainer.push(`${head} --dport ${sp.nodePort} ${container(t.externalPort)}`);
+      nodeportHost.push(`${head} --dport ${sp.nodePort} ${host(t.externalPort)}`);
+      nonLocal.push(`${head} --dport ${t.externalPort} -m state --state NEW -j ACCEPT`);
+    }
+  }
+
+  const clusterIPs = '-m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules"';
+  const nodePorts = '-m addrtype --dst-type LOCAL -m comment --comment "handle service NodePorts; NOTE: this must be the last rule in the chain"';
+  const user = (name: string, rules: string[]): Chain => ({ name, policy: null, rules });
+  return {
+    family: o.family,
+    tables: [
+      {
+        name: 'filter',
+        chains: [
+          { name: 'INPUT', policy: 'ACCEPT', rules: [`-m comment --comment "Ensure that non-local NodePort traffic can flow" -j ${KUBE_NODEPORT_NON_LOCAL}`] },
+          user(KUBE_NODEPORT_NON_LOCAL, nonLocal),
+        ],
+      },
+      {
+        name: 'nat',
+        chains: [
+          { name: 'PREROUTING', policy: 'ACCEPT', rules: [`${clusterIPs} -j ${KUBE_PORTALS_CONTAINER}`, `${nodePorts} -j ${KUBE_NODEPORT_CONTAINER}`] },
+          { name: 'OUTPUT', policy: 'ACCEPT', rules: [`${clusterIPs} -j ${KUBE_PORTALS_HOST}`, `${nodePorts} -j ${KUBE_NODEPORT_HOST}`] },
+          user(KUBE_PORTALS_CONTAINER, portalsContainer),
+          user(KUBE_PORTALS_HOST, portalsHost),
+          user(KUBE_NODEPORT_CONTAINER, nodeportContainer),
+          user(KUBE_NODEPORT_HOST, nodeportHost),
+        ],
+      },
+    ],
+  };
+}
