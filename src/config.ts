@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { parseCIDR, parseIP } from '../proxier/ip.ts';
 import type { DetectLocalMode } from '../iptables/local-detector.ts';
+import { parsePortRange } from '../userspace/port-allocator.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
 import { FlagError, flagDefault, type FlagValue } from './flags.ts';
 
@@ -113,6 +114,12 @@ export function validateConfig(c: ProxyConfig): void {
     throw new FlagError('iptables-min-sync-period', `--iptables-min-sync-period (${c.minSyncPeriodMs}ms) must not exceed --iptables-sync-period (${c.syncPeriodMs}ms)`);
   }
   if (c.syncPeriodMs <= 0) throw new FlagError('iptables-sync-period', '--iptables-sync-period must be greater than 0');
+  if (c.udpIdleTimeoutMs <= 0) throw new FlagError('udp-timeout', '--udp-timeout must be greater than 0');
+  try {
+    parsePortRange(c.portRange);
+  } catch (err) {
+    throw new FlagError('proxy-port-range', (err as Error).message);
+  }
 }
 
 /** "ip:port" or "[ipv6]:port" -> parts, or null. */

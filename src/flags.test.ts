@@ -64,6 +64,8 @@ describe('configFromFlags', () => {
     [{ 'nodeport-addresses': ['bogus'] }, /invalid --nodeport-addresses entry "bogus"/],
     [{ 'healthz-bind-address': '0.0.0.0' }, /invalid --healthz-bind-address "0.0.0.0": expected ip:port/],
     [{ 'iptables-min-sync-period': 60_000 }, /must not exceed --iptables-sync-period/],
+    [{ 'proxy-port-range': '30000-20000' }, /invalid --proxy-port-range "30000-20000"/],
+    [{ 'udp-timeout': 0 }, /--udp-timeout must be greater than 0/],
   ])('rejects inconsistent values %j', (given, message) => {
     expect(() => configFromFlags(new Map(Object.entries(given)))).toThrow(message);
   });
