@@ -199,6 +199,19 @@ describe('the agent against the fake API server', () => {
     expect(traced.join('')).toContain('masquerade: yes');
   });
 
+  it('deletes stale UDP conntrack entries, so an ongoing UDP flow moves when its endpoint goes away', async () => {
+    const udpSlice = (pod: Pod) =>
+      makeEndpointSlice('ns1', 'udp1', 'udp1-s1', { endpoints: [{ ip: pods[pod], nodeName: 'node-1' }], ports: [{ name: 'dns', port: 8080, protocol: 'UDP' }] });
+    api.create('services', makeService('ns1', 'udp1', { clusterIP: '172.30.0.40', ports: [{ name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' }] }) as never);
+    api.create('endpointslices', udpSlice('pod-a') as never);
+    // The same client address and port every time: one conntrack entry.
+    const flow = () => request(cluster, cluster.client!.ns, { proto: 'udp', ip: '172.30.0.40', port: 53, count: 3, timeoutMs: 800, sourcePort: 40053 });
+    await converge('UDP flow to pod-a', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-a'));
+    api.update('endpointslices', udpSlice('pod-b') as never);
+    await converge('the same UDP flow moved to pod-b (stale conntrack entry deleted)', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-b'));
+    expect(await metric('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}')).toBeGreaterThan(0);
+  });
+
   it('serves /healthz, /livez and /metrics with upstream names', async () => {
     const h = await fetch(`${agent.healthz!.url}/healthz`);
     expect(h.status).toBe(200);

@@ -69,6 +69,32 @@ describe('kube-proxy-ts render', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('refuses a bad agent flag or config field before touching anything', async () => {
+    const r = await cli(['--bogus-flag']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown flag: --bogus-flag');
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
+    const conf = join(dir, 'config.yaml');
+    await writeFile(conf, 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  masqueradeBit: 99\n');
+    const c = await cli(['--config', conf]);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('iptables.masqueradeBit: invalid value "99"');
+    const w = await cli(['--config', conf.replace('config', 'missing')]);
+    expect(w.code).toBe(2);
+    expect(w.stderr).toMatch(/cannot read --config .*ENOENT/);
+  });
+
+  it('writes the effective configuration as a KubeProxyConfiguration', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
+    const out = join(dir, 'written.yaml');
+    const r = await cli(['--cluster-cidr=10.0.0.0/8', '--iptables-sync-period=45s', '--write-config-to', out]);
+    expect(r.code).toBe(0);
+    const { readFile } = await import('node:fs/promises');
+    const text = await readFile(out, 'utf8');
+    expect(text).toContain('clusterCIDR: 10.0.0.0/8');
+    expect(text).toMatch(/syncPeriod: 45s/);
+  });
+
   it('names the file and line of a YAML syntax error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
     const file = join(dir, 'bad.yaml');

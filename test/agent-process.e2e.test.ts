@@ -1,0 +1,94 @@
+/**
+ * The agent as operators run it: the real `kube-proxy-ts` process started
+ * inside a node's network namespace with `--objects` (the embedded default,
+ * no API server), followed through file edits, a broken file, and SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIptables } from '../iptables/restore.ts';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { createCluster, type Cluster } from './netns/cluster.ts';
+import type { PodServers } from './netns/servers.ts';
+import { podsHit, request } from './netns/traffic.ts';
+
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+let cluster: Cluster;
+let servers: PodServers;
+let dir: string;
+let agent: ChildProcess;
+let output = '';
+
+const objects = (pod: 'pod-a' | 'pod-b') => [
+  makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }),
+  makeService('ns1', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
+  makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip: pod === 'pod-a' ? '10.244.1.2' : '10.244.1.3', nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
+];
+const write = (docs: unknown[]) => writeFile(join(dir, 'cluster.yaml'), docs.map((d) => dump(d)).join('---\n'));
+
+async function reaches(pod: string): Promise<boolean> {
+  const hit = podsHit(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 4, timeoutMs: 800 }));
+  return hit.size === 1 && hit.get(pod) === 4;
+}
+
+async function converge(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`did not converge within ${timeoutMs} ms: ${what}\n${output.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(`converged: ${what} in ${Date.now() - t0} ms`);
+}
+
+beforeAll(async () => {
+  cluster = await createCluster({
+    prefix: 'kptproc',
+    client: true,
+    nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }, { name: 'pod-b', ip: '10.244.1.3' }] }],
+  });
+  servers = await cluster.startPodServers({ tcp: [8080] });
+  dir = await mkdtemp(join(tmpdir(), 'kpt-objects-'));
+  await write(objects('pod-a'));
+  agent = spawn('ip', ['netns', 'exec', cluster.node('node-1').ns, process.execPath, '--max-semi-space-size=2', MAIN,
+    '--objects', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s',
+    '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+});
+
+afterAll(async () => {
+  if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+  await servers?.stop();
+  await cluster?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('kube-proxy-ts --objects as a process in a node namespace', () => {
+  it('programs the objects it reads and follows edits of the file', async () => {
+    await converge('initial rules', () => reaches('pod-a'));
+    await write(objects('pod-b'));
+    await converge('file edit', () => reaches('pod-b'));
+  });
+
+  it('keeps the last good state when the file breaks, and names the file', async () => {
+    await writeFile(join(dir, 'cluster.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: [\n');
+    await converge('problem logged', async () => /cluster\.yaml.*(YAML|syntax)/.test(output));
+    expect(await reaches('pod-b')).toBe(true);
+    await write(objects('pod-a'));
+    await converge('file fixed', () => reaches('pod-a'));
+  });
+
+  it('stops cleanly on SIGTERM and leaves the rules in place', async () => {
+    const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
+    agent.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+    expect(code).toBe(0);
+    expect(output).toContain('rules left in place');
+    const nat = await createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
+    expect(nat).toContain(':KUBE-SERVICES');
+    expect(await reaches('pod-a')).toBe(true);
+  });
+});
