@@ -7,15 +7,13 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { USERSPACE_CHAINS } from '../iptables/chains.ts';
-import { removeKubeProxyRules } from '../iptables/cleanup.ts';
-import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
 import type { IptablesBackend as BackendName } from '../iptables/iptables.ts';
+import type { ModeBackend } from '../proxier/backend.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { formatProblem } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
-import { featuresFrom, nodeNameFor, renderOptionsFrom } from './desired.ts';
+import { featuresFrom, nodeNameFor } from './desired.ts';
 import type { Logger } from './log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
@@ -26,9 +24,9 @@ import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
 import { stateBuilder } from './state-builder.ts';
 import type { Clock } from './system/clock.ts';
-import { createConntrack } from './system/conntrack.ts';
 import type { CommandRunner } from './system/exec.ts';
 import { probeNode, writeProcFile } from './node-probe.ts';
+import { iptablesMode, removeOtherMode } from './modes.ts';
 import { parseHostPort } from './config.ts';
 
 export interface AgentDeps {
@@ -48,7 +46,7 @@ export interface AgentDeps {
 
 export interface Agent {
   readonly proxier: Proxier;
-  readonly backend: IptablesBackend;
+  readonly backend: ModeBackend;
   readonly metrics: Metrics;
   readonly health: HealthState;
   readonly healthz: RunningServer | null;
@@ -86,30 +84,18 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families, iptables: probe.version }, 'starting kube-proxy-ts');
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
-  // Switching modes: the other mode's rules go (both directions; see userspace mode).
-  for (const ipt of handles.values()) {
-    const removed = await removeKubeProxyRules(ipt, { chains: (n) => (USERSPACE_CHAINS as readonly string[]).includes(n) });
-    if (removed) log.info({ ipFamily: ipt.family, chains: removed }, 'removed userspace-mode rules left by a previous run');
-  }
+  // Switching modes: the other mode's rules go, so --mode can be flipped by restarting the agent.
+  await removeOtherMode(handles, config.mode, log);
 
   const metrics = createMetrics(new Registry());
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
-  const backend = new IptablesBackend({
-    iptables: handles,
-    render: { ...renderOptionsFrom(config, { randomFully: probe.randomFully }), conntrackTCPLiberal: liberal },
-    logger: log,
-    now: () => deps.clock.now(),
-    metrics,
-    conntrack: createConntrack({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }),
-    batchChains: probe.backend === 'nft' ? NFT_BATCH_CHAINS : 0,
-  });
-  if (liberal !== config.conntrackTCPBeLiberal) log.info('nf_conntrack_tcp_be_liberal is set: no INVALID drop rule');
+  const mode = iptablesMode(config, probe, { runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), clock: deps.clock, logger: log, metrics });
+  const backend = mode.backend;
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
     proxyHealthy: () => health.report(false).healthy,
     onError: (t, err) => log.warn({ service: `${t.namespace}/${t.name}`, port: t.port, err: (err as Error).message }, 'FailedToStartServiceHealthcheck'),
   });
-  let firstFullSync = true;
   let metricsCounted = { services: 0, endpoints: 0 };
   const proxier = new Proxier({
     families,
@@ -129,10 +115,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
         metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
         for (const t of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - t) / 1000);
         if (f === families[0]) void serviceHealth.sync(healthTargets([r.snapshot]));
-        if (r.full && firstFullSync) {
-          firstFullSync = false;
-          void backend.ensureCanaries().catch((err: unknown) => log.warn({ err }, 'cannot create canary chains'));
-        }
+        if (r.full) mode.afterFullSync();
       },
       syncFailed: (f, err) => metrics.syncErrorsTotal.inc({ ip_family: f, reason: err instanceof Error ? err.name : 'error' }),
       problem: (p) => {
@@ -163,19 +146,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     onProblem: (kind, message, err) => log.warn({ kind, err: err instanceof Error ? err.message : err }, message),
   });
 
-  // Canary: an outside flush of the tables triggers a full resync.
-  let canaryTimer: unknown = null;
-  const canaryTick = (): void => {
-    canaryTimer = deps.clock.setTimeout(async () => {
-      if (!firstFullSync && (await backend.canaryMissing())) {
-        log.warn('canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything');
-        await backend.ensureCanaries().catch((err: unknown) => log.warn({ err }, 'cannot recreate canary chains'));
-        proxier.requestFullSync();
-      }
-      canaryTick();
-    }, config.syncPeriodMs);
-  };
-  canaryTick();
+  const stopMonitor = mode.monitor(() => proxier.requestFullSync());
 
   return {
     proxier,
@@ -187,9 +158,10 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     serviceHealth,
     families,
     async stop() {
-      if (canaryTimer !== null) deps.clock.clearTimeout(canaryTimer);
+      stopMonitor();
       await source.stop();
       await proxier.stop();
+      await backend.close();
       await serviceHealth.close();
       await healthz?.close();
       await metricsServer?.close();
