@@ -1,0 +1,496 @@
+/**
+ * IptablesBackend driven against the in-memory FakeIptables: what each sync
+ * writes (inspected through the fake's restore log), what the "kernel" holds
+ * afterwards (the fake's state), and the metrics a user would scrape.
+ */
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Iptables } from './iptables.ts';
+import { RestoreError } from './iptables.ts';
+import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
+import { silentLogger } from '../src/log.ts';
+import { createMetrics } from '../src/servers/metrics.ts';
+import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
+import { endpointChainName, serviceChainNames } from './chain-names.ts';
+import { isOwnedChain } from './chains.ts';
+import { diffRulesets } from './diff.ts';
+import { FakeIptables } from './fake-iptables.ts';
+import { IptablesBackend } from './iptables-backend.ts';
+import { DEFAULT_RENDER_OPTIONS } from './render.ts';
+import { getChain, type Ruleset } from './ruleset.ts';
+
+const NOT_PERIODIC = { periodic: false, previous: null };
+const PERIODIC = { periodic: true, previous: null };
+
+const sp = (i: number) => servicePort({ key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.0.${i}` });
+const svc = (i: number, ips: string[]): ServicePortState => portState(sp(i), ips.map((ip) => endpoint(ip)));
+const svcChain = (i: number) => serviceChainNames(sp(i)).svc;
+const sepChain = (i: number, ip: string) => endpointChainName(sp(i), { ip, port: 80 });
+
+function setup(opts: { batchChains?: number; fake?: FakeIptables } = {}) {
+  const fake = opts.fake ?? new FakeIptables({ family: 'IPv4' });
+  const registry = new Registry();
+  const metrics = createMetrics(registry, { processMetrics: false });
+  let t = 1_000;
+  const backend = new IptablesBackend({
+    iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]),
+    render: DEFAULT_RENDER_OPTIONS,
+    logger: silentLogger(),
+    // Every reading 5 ms later: each sync takes 5 ms.
+    now: () => (t += 5),
+    metrics,
+    ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}),
+  });
+  return { fake, registry, backend };
+}
+
+/** User chains of a table in the fake, name -> rules. */
+function userChains(rs: Ruleset, table: string): Map<string, readonly string[]> {
+  const t = rs.tables.find((x) => x.name === table);
+  return new Map((t?.chains ?? []).filter((c) => c.policy === null).map((c) => [c.name, c.rules]));
+}
+
+const rulesOf = (fake: FakeIptables, table: string, chain: string) => getChain(fake.snapshot(), table, chain)?.rules;
+
+/** Chain names declared (":NAME - [0:0]") in one table section of a restore input. */
+function declared(text: string, table: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) current = line.slice(1);
+    else if (current === table && line.startsWith(':')) out.push(line.slice(1).split(' ')[0]!);
+  }
+  return out;
+}
+
+/** The "-A" lines of one table section of a restore input. */
+function appended(text: string, table: string): string[] {
+  let current = '';
+  return text.split('\n').filter((line) => {
+    if (line.startsWith('*')) current = line.slice(1);
+    return current === table && line.startsWith('-A ');
+  });
+}
+
+/** A sample of the Prometheus text exposition, as a scraper reads it. */
+async function sample(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const text = await registry.metrics();
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+/** Desired (last render) vs the fake's state: identical when the kernel holds exactly what was rendered. */
+function converged(backend: IptablesBackend, fake: FakeIptables): boolean {
+  const desired = backend.lastRender('IPv4');
+  if (!desired) throw new Error('nothing rendered yet');
+  return diffRulesets(desired.ruleset, fake.snapshot()).identical;
+}
+
+const S1 = svc(1, ['10.0.0.1']);
+const S2 = svc(2, ['10.0.0.2', '10.0.0.3']);
+const base = (): Snapshot => snapshotOf([S1, S2]);
+
+describe('IptablesBackend: full syncs', () => {
+  it('writes every chain and inserts the jump rules from the built-in chains on the first sync', async () => {
+    const { fake, backend } = setup();
+    const res = await backend.sync(base(), NOT_PERIODIC);
+    expect(res).toMatchObject({ family: 'IPv4', full: true, durationMs: 5 });
+    expect(fake.restores).toHaveLength(1);
+    const call = fake.restores[0]!;
+    expect(call.opts).toEqual({ noflush: true, counters: true });
+    expect(call.error).toBeNull();
+
+    // Every chain of the rendered ruleset is declared, in both tables.
+    const rendered = backend.lastRender('IPv4')!.ruleset;
+    for (const table of ['filter', 'nat']) {
+      expect(new Set(declared(call.text, table))).toEqual(new Set(userChains(rendered, table).keys()));
+    }
+    const nat = userChains(fake.snapshot(), 'nat');
+    for (const name of ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', svcChain(1), svcChain(2), sepChain(1, '10.0.0.1'), sepChain(2, '10.0.0.2'), sepChain(2, '10.0.0.3')]) {
+      expect(nat.has(name), name).toBe(true);
+    }
+    expect(nat.get(sepChain(2, '10.0.0.3'))).toContain('-m comment --comment ns/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.0.0.3:80');
+
+    // The jumps from the built-in chains.
+    expect(rulesOf(fake, 'nat', 'PREROUTING')).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+    expect(rulesOf(fake, 'nat', 'OUTPUT')).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+    expect(rulesOf(fake, 'nat', 'POSTROUTING')).toEqual(['-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING']);
+    expect(rulesOf(fake, 'filter', 'FORWARD')?.map((r) => /-j (\S+)$/.exec(r)?.[1])).toEqual([
+      'KUBE-PROXY-FIREWALL', 'KUBE-FORWARD', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES',
+    ]);
+    expect(converged(backend, fake)).toBe(true);
+  });
+
+  it('does not insert the jump rules a second time on the next full sync', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    const before = fake.snapshot();
+    const res = await backend.sync(base(), PERIODIC);
+    expect(res.full).toBe(true);
+    expect(fake.restores).toHaveLength(2);
+    expect(fake.restores[1]!.text).not.toMatch(/^-I /m);
+    for (const [table, chain] of [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT'], ['filter', 'FORWARD'], ['filter', 'OUTPUT']] as const) {
+      expect(rulesOf(fake, table, chain), `${table} ${chain}`).toEqual(getChain(before, table, chain)?.rules);
+    }
+    expect(rulesOf(fake, 'nat', 'PREROUTING')).toHaveLength(1);
+    expect(fake.snapshot()).toEqual(before);
+  });
+
+  it('re-inserts only the jump rule that disappeared from a built-in chain', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    // Someone deletes the PREROUTING jump (and adds an unrelated rule of their own).
+    await fake.restore(
+      '*nat\n-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n-A PREROUTING -p tcp --dport 2222 -j ACCEPT\nCOMMIT\n',
+      { noflush: true, counters: false },
+    );
+    await backend.sync(base(), PERIODIC);
+    const inserted = fake.restores.at(-1)!.text.split('\n').filter((l) => l.startsWith('-I '));
+    expect(inserted).toEqual(['-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+    expect(rulesOf(fake, 'nat', 'PREROUTING')).toEqual([
+      '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-p tcp --dport 2222 -j ACCEPT',
+    ]);
+  });
+});
+
+describe('IptablesBackend: partial syncs', () => {
+  it('writes only the changed service chain and the new and removed endpoint chains', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    const S2b = svc(2, ['10.0.0.2', '10.0.0.4']);
+    const res = await backend.sync(snapshotOf([S1, S2b]), NOT_PERIODIC);
+    expect(res.full).toBe(false);
+    expect(fake.restores).toHaveLength(2);
+    const text = fake.restores[1]!.text;
+    // Nothing in filter changed, KUBE-SERVICES did not change, svc1 and the surviving endpoint did not change.
+    expect(text).not.toContain('*filter');
+    expect(new Set(declared(text, 'nat'))).toEqual(new Set([svcChain(2), sepChain(2, '10.0.0.4'), sepChain(2, '10.0.0.3')]));
+    expect(text).toContain(`-X ${sepChain(2, '10.0.0.3')}\n`);
+    expect(text).not.toMatch(/^-I /m);
+
+    const nat = userChains(fake.snapshot(), 'nat');
+    expect(nat.has(sepChain(2, '10.0.0.3'))).toBe(false);
+    expect(nat.get(sepChain(2, '10.0.0.4'))).toContain('-m comment --comment ns/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.0.0.4:80');
+    expect(nat.get(svcChain(2))!.some((r) => r.endsWith(`-j ${sepChain(2, '10.0.0.4')}`))).toBe(true);
+    expect(nat.get(svcChain(2))!.some((r) => r.includes(sepChain(2, '10.0.0.3')))).toBe(false);
+    expect(converged(backend, fake)).toBe(true);
+  });
+
+  it('performs no restore at all when nothing changed', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    // Same state objects in a new snapshot (what the proxier hands over when another family changed).
+    const res = await backend.sync(base(), NOT_PERIODIC);
+    expect(res.full).toBe(false);
+    expect(fake.restores).toHaveLength(1);
+    // Even with equal but not identical state objects, nothing is written.
+    await backend.sync(snapshotOf([svc(1, ['10.0.0.1']), svc(2, ['10.0.0.2', '10.0.0.3'])]), NOT_PERIODIC);
+    expect(fake.restores).toHaveLength(1);
+  });
+
+  it('removes every chain of a deleted service and its KUBE-SERVICES rule', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    const res = await backend.sync(snapshotOf([S1]), NOT_PERIODIC);
+    expect(res.full).toBe(false);
+    const nat = userChains(fake.snapshot(), 'nat');
+    for (const gone of [svcChain(2), sepChain(2, '10.0.0.2'), sepChain(2, '10.0.0.3')]) expect(nat.has(gone), gone).toBe(false);
+    expect(nat.get('KUBE-SERVICES')!.some((r) => r.includes('172.30.0.2'))).toBe(false);
+    expect(nat.has(svcChain(1))).toBe(true);
+    expect(converged(backend, fake)).toBe(true);
+  });
+});
+
+describe('IptablesBackend: what forces a full sync', () => {
+  it('a periodic sync is full even when nothing changed', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    const res = await backend.sync(base(), PERIODIC);
+    expect(res.full).toBe(true);
+    expect(fake.restores).toHaveLength(2);
+    expect(declared(fake.restores[1]!.text, 'nat')).toContain(sepChain(1, '10.0.0.1'));
+    expect(declared(fake.restores[1]!.text, 'filter')).toContain('KUBE-FORWARD');
+    // And back to partial (nothing to write) afterwards.
+    expect((await backend.sync(base(), NOT_PERIODIC)).full).toBe(false);
+    expect(fake.restores).toHaveLength(2);
+  });
+
+  it('a change of the node addresses is a full sync', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    const moved = snapshotOf([S1, S2], { node: nodeInfo({ addresses: ['192.168.0.2', '192.168.0.3'] }) });
+    const res = await backend.sync(moved, NOT_PERIODIC);
+    expect(res.full).toBe(true);
+    expect(fake.restores).toHaveLength(2);
+    expect(new Set(declared(fake.restores[1]!.text, 'nat'))).toEqual(new Set(userChains(backend.lastRender('IPv4')!.ruleset, 'nat').keys()));
+    expect((await backend.sync(moved, NOT_PERIODIC)).full).toBe(false);
+    expect(fake.restores).toHaveLength(2);
+  });
+
+  it('a change of the node zone is a full sync', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    const zoned = snapshotOf([S1, S2], { node: nodeInfo({ zone: 'zone-b' }) });
+    expect((await backend.sync(zoned, NOT_PERIODIC)).full).toBe(true);
+    expect(fake.restores).toHaveLength(2);
+    expect((await backend.sync(zoned, NOT_PERIODIC)).full).toBe(false);
+  });
+
+  it('requestFullSync() makes the next sync full', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    backend.requestFullSync();
+    expect((await backend.sync(base(), NOT_PERIODIC)).full).toBe(true);
+    expect(fake.restores).toHaveLength(2);
+  });
+});
+
+describe('IptablesBackend: failures', () => {
+  it('a failed partial restore rejects, counts both failure metrics, and the next full sync repairs everything', async () => {
+    const { fake, backend, registry } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    // Someone damages the rules in between.
+    await fake.restore(`*nat\n-F ${svcChain(1)}\nCOMMIT\n`, { noflush: true, counters: false });
+    const changed = snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.9'])]);
+    fake.failNext('resource busy');
+    const err = await backend.sync(changed, NOT_PERIODIC).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect((err as Error).message).toContain('resource busy');
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
+    // Nothing of the failed restore was applied.
+    expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.9'))).toBe(false);
+
+    const res = await backend.sync(changed, NOT_PERIODIC);
+    expect(res.full).toBe(true);
+    expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.9'))).toBe(true);
+    expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.3'))).toBe(false);
+    expect(rulesOf(fake, 'nat', svcChain(1))!.length).toBeGreaterThan(0);
+    expect(converged(backend, fake)).toBe(true);
+  });
+
+  it('a failed full restore counts as a failure but not as a partial one, and the retry is full', async () => {
+    const { fake, backend, registry } = setup();
+    fake.failNext();
+    await expect(backend.sync(base(), NOT_PERIODIC)).rejects.toBeInstanceOf(RestoreError);
+    expect(backend.lastRender('IPv4')).toBeNull();
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', { ip_family: 'IPv4' }) ?? 0).toBe(0);
+    // Nothing was written, not even the jumps.
+    expect(rulesOf(fake, 'nat', 'PREROUTING') ?? []).toEqual([]);
+
+    expect((await backend.sync(base(), NOT_PERIODIC)).full).toBe(true);
+    expect(converged(backend, fake)).toBe(true);
+    expect(rulesOf(fake, 'nat', 'PREROUTING')).toHaveLength(1);
+  });
+
+  it('a restore the kernel refuses (not an injected failure) also makes the next sync full', async () => {
+    const { fake, backend, registry } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    // A foreign rule now jumps to svc2's stale endpoint chain: deleting it must fail.
+    await fake.restore(`*nat\n:OTHER - [0:0]\n-A OTHER -j ${sepChain(2, '10.0.0.3')}\nCOMMIT\n`, { noflush: true, counters: false });
+    const changed = snapshotOf([S1, svc(2, ['10.0.0.2'])]);
+    await expect(backend.sync(changed, NOT_PERIODIC)).rejects.toBeInstanceOf(RestoreError);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
+    // The foreign rule goes; the retry is full (and succeeds).
+    await fake.restore('*nat\n-F OTHER\nCOMMIT\n', { noflush: true, counters: false });
+    expect((await backend.sync(changed, NOT_PERIODIC)).full).toBe(true);
+    expect(converged(backend, fake)).toBe(true);
+  });
+});
+
+describe('IptablesBackend: stale chains', () => {
+  it('deletes per-service chains left in the kernel by an earlier run and leaves foreign chains alone', async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const STALE_SVC = 'KUBE-SVC-STALESTALESTALE1';
+    const STALE_SEP = 'KUBE-SEP-STALESTALESTALE1';
+    const STALE_FILTER = 'KUBE-EXT-STALESTALESTALE1';
+    await fake.restore(
+      [
+        '*nat',
+        `:${STALE_SVC} - [0:0]`,
+        `:${STALE_SEP} - [0:0]`,
+        ':MY-NAT - [0:0]',
+        `-A ${STALE_SVC} -j ${STALE_SEP}`,
+        `-A ${STALE_SEP} -p tcp -j DNAT --to-destination 10.9.9.9:80`,
+        '-A MY-NAT -p tcp --dport 8080 -j RETURN',
+        '-A PREROUTING -j MY-NAT',
+        'COMMIT',
+        '*filter',
+        `:${STALE_FILTER} - [0:0]`,
+        ':MY-FILTER - [0:0]',
+        `-A ${STALE_FILTER} -j ACCEPT`,
+        '-A MY-FILTER -p tcp --dport 22 -j ACCEPT',
+        '-A INPUT -j MY-FILTER',
+        'COMMIT',
+        '',
+      ].join('\n'),
+      { noflush: true, counters: false },
+    );
+    const { backend } = setup({ fake });
+    await backend.sync(base(), NOT_PERIODIC);
+    const text = fake.restores.at(-1)!.text;
+    for (const stale of [STALE_SVC, STALE_SEP, STALE_FILTER]) expect(text).toContain(`-X ${stale}\n`);
+    expect(text).not.toContain('MY-NAT');
+    expect(text).not.toContain('MY-FILTER');
+
+    const snap = fake.snapshot();
+    const nat = userChains(snap, 'nat');
+    const filter = userChains(snap, 'filter');
+    expect(nat.has(STALE_SVC)).toBe(false);
+    expect(nat.has(STALE_SEP)).toBe(false);
+    expect(filter.has(STALE_FILTER)).toBe(false);
+    expect(nat.get('MY-NAT')).toEqual(['-p tcp --dport 8080 -j RETURN']);
+    expect(filter.get('MY-FILTER')).toEqual(['-p tcp --dport 22 -j ACCEPT']);
+    expect(getChain(snap, 'nat', 'PREROUTING')?.rules).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES', '-j MY-NAT']);
+    expect(getChain(snap, 'filter', 'INPUT')?.rules).toContain('-j MY-FILTER');
+    expect(converged(backend, fake)).toBe(true);
+  });
+
+  it('finds stale chains again on a periodic full sync (created behind its back)', async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    await fake.restore('*nat\n:KUBE-SEP-LEFTOVERLEFTOVER - [0:0]\nCOMMIT\n', { noflush: true, counters: false });
+    // A partial sync does not look at the kernel.
+    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), NOT_PERIODIC);
+    expect(userChains(fake.snapshot(), 'nat').has('KUBE-SEP-LEFTOVERLEFTOVER')).toBe(true);
+    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), PERIODIC);
+    expect(userChains(fake.snapshot(), 'nat').has('KUBE-SEP-LEFTOVERLEFTOVER')).toBe(false);
+  });
+});
+
+describe('IptablesBackend: batched restores', () => {
+  it('splits a large full sync into several restores, each service whole, and converges', async () => {
+    const { fake, backend } = setup({ batchChains: 5 });
+    // Six services of 1 SVC + 2 SEP chains: 3 chains each, so one service per batch of at most 5.
+    const states = [1, 2, 3, 4, 5, 6].map((i) => svc(i, [`10.0.1.${i}`, `10.0.2.${i}`]));
+    const res = await backend.sync(snapshotOf(states), NOT_PERIODIC);
+    expect(res.full).toBe(true);
+    expect(fake.restores.length).toBe(7); // 6 batches of one service + the top-level chains and jumps
+    for (const call of fake.restores) {
+      expect(call.error).toBeNull();
+      expect(call.opts).toEqual({ noflush: true, counters: true });
+    }
+    // Each service's chains are written in exactly one restore, all together.
+    for (let i = 1; i <= 6; i++) {
+      const own = [svcChain(i), sepChain(i, `10.0.1.${i}`), sepChain(i, `10.0.2.${i}`)];
+      const holders = fake.restores.filter((c) => own.some((n) => declared(c.text, 'nat').includes(n)));
+      expect(holders, `svc${i}`).toHaveLength(1);
+      expect(declared(holders[0]!.text, 'nat')).toEqual(expect.arrayContaining(own));
+    }
+    // Nothing refers to a service chain before it exists: KUBE-SERVICES and the jumps come last.
+    const last = fake.restores.at(-1)!.text;
+    expect(declared(last, 'nat')).toContain('KUBE-SERVICES');
+    expect(last).toMatch(/^-I PREROUTING 1 /m);
+    expect(converged(backend, fake)).toBe(true);
+  });
+
+  it('a small sync stays in one restore', async () => {
+    const { fake, backend } = setup({ batchChains: 100 });
+    await backend.sync(base(), NOT_PERIODIC);
+    expect(fake.restores).toHaveLength(1);
+    expect(converged(backend, fake)).toBe(true);
+  });
+});
+
+describe('IptablesBackend: metrics', () => {
+  it('reports the rules owned, the rules last written and the sync durations', async () => {
+    const { fake, backend, registry } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+
+    const ownedRules = (table: string) => [...userChains(fake.snapshot(), table).values()].reduce((n, r) => n + r.length, 0);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_total', { table: 'nat', ip_family: 'IPv4' })).toBe(ownedRules('nat'));
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_total', { table: 'filter', ip_family: 'IPv4' })).toBe(ownedRules('filter'));
+    // A full sync writes every rule it owns.
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'nat', ip_family: 'IPv4' })).toBe(appended(fake.restores[0]!.text, 'nat').length);
+    expect(appended(fake.restores[0]!.text, 'nat').length).toBe(ownedRules('nat'));
+    expect(await sample(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(1);
+    expect(await sample(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_sum', { ip_family: 'IPv4' })).toBeCloseTo(0.005);
+    expect(await sample(registry, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' }) ?? 0).toBe(0);
+
+    // A partial sync: one endpoint added to svc2.
+    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
+    const partialText = fake.restores[1]!.text;
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'nat', ip_family: 'IPv4' })).toBe(appended(partialText, 'nat').length);
+    expect(appended(partialText, 'nat').length).toBeLessThan(ownedRules('nat'));
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'filter', ip_family: 'IPv4' })).toBe(0);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_total', { table: 'nat', ip_family: 'IPv4' })).toBe(ownedRules('nat'));
+    expect(await sample(registry, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(1);
+    expect(await sample(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(1);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(2);
+
+    // A sync with nothing to write: nothing written last time.
+    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
+    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'nat', ip_family: 'IPv4' })).toBe(0);
+    expect(await sample(registry, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(2);
+  });
+});
+
+describe('IptablesBackend: canaries', () => {
+  it('sees the canary missing before ensureCanaries(), present after, missing again after the tables are replaced', async () => {
+    const { fake, backend } = setup();
+    expect(await backend.canaryMissing()).toBe(true);
+    await backend.sync(base(), NOT_PERIODIC);
+    expect(await backend.canaryMissing()).toBe(true); // a sync does not create them
+    await backend.ensureCanaries();
+    expect(await backend.canaryMissing()).toBe(false);
+    for (const table of ['mangle', 'nat', 'filter']) expect(userChains(fake.snapshot(), table).has('KUBE-PROXY-CANARY'), table).toBe(true);
+    // A later sync leaves them alone.
+    await backend.sync(base(), PERIODIC);
+    expect(await backend.canaryMissing()).toBe(false);
+    // Someone reloads the mangle table wholesale (firewalld reload, iptables-restore without --noflush).
+    await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
+    expect(await backend.canaryMissing()).toBe(true);
+    await backend.ensureCanaries();
+    expect(await backend.canaryMissing()).toBe(false);
+  });
+
+  it('counts a failure to look as "still there"', async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const broken: Iptables = {
+      family: 'IPv4',
+      restore: (text, opts) => fake.restore(text, opts),
+      save: () => Promise.reject(new Error('xtables lock held')),
+    };
+    const backend = new IptablesBackend({ iptables: new Map([['IPv4', broken]]), render: DEFAULT_RENDER_OPTIONS, logger: silentLogger(), now: () => 0 });
+    expect(await backend.canaryMissing()).toBe(false);
+  });
+});
+
+describe('IptablesBackend: cleanup', () => {
+  it("removes every chain it owns and its jumps, leaving a foreign chain and its jump from INPUT", async () => {
+    const { fake, backend } = setup();
+    await backend.sync(base(), NOT_PERIODIC);
+    await backend.ensureCanaries();
+    await fake.restore('*filter\n:MY-FW - [0:0]\n-A MY-FW -p tcp --dport 22 -j ACCEPT\n-I INPUT 1 -j MY-FW\nCOMMIT\n', { noflush: true, counters: false });
+
+    await backend.cleanup();
+    const snap = fake.snapshot();
+    for (const table of snap.tables) {
+      const owned = [...userChains(snap, table.name).keys()].filter(isOwnedChain);
+      expect(owned, table.name).toEqual([]);
+      for (const chain of table.chains) {
+        for (const rule of chain.rules) {
+          const target = /-j (\S+)/.exec(rule)?.[1];
+          expect(target !== undefined && isOwnedChain(target), `${table.name} ${chain.name}: ${rule}`).toBe(false);
+        }
+      }
+    }
+    expect(getChain(snap, 'filter', 'MY-FW')?.rules).toEqual(['-p tcp --dport 22 -j ACCEPT']);
+    expect(getChain(snap, 'filter', 'INPUT')?.rules).toContain('-j MY-FW');
+    expect(getChain(snap, 'nat', 'PREROUTING')?.rules).toEqual([]);
+    expect(await backend.canaryMissing()).toBe(true);
+
+    // The next sync is full and puts everything back.
+    const res = await backend.sync(base(), NOT_PERIODIC);
+    expect(res.full).toBe(true);
+    expect(converged(backend, fake)).toBe(true);
+    expect(getChain(fake.snapshot(), 'filter', 'INPUT')?.rules).toContain('-j MY-FW');
+  });
+});
