@@ -1,0 +1,149 @@
+/**
+ * UserspaceBackend over the in-memory FakeIptables and a recording listener
+ * opener (no sockets): what each sync opens and closes, what the balancer
+ * hands out, which portal rules reach the "kernel" and when, and the UDP
+ * conntrack cleanup of listeners that close.
+ */
+import { describe, expect, it } from 'vitest';
+import { FakeIptables } from '../iptables/fake-iptables.ts';
+import { getChain } from '../iptables/ruleset.ts';
+import type { ConntrackFilter } from '../proxier/conntrack-plan.ts';
+import type { ServicePortState } from '../proxier/types.ts';
+import { silentLogger } from '../src/log.ts';
+import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
+import type { ListenerSpec } from './listeners.ts';
+import { PortAllocator } from './port-allocator.ts';
+import { RoundRobinBalancer } from './round-robin.ts';
+import { UserspaceBackend, hostIPOf, listenerRoles } from './userspace-backend.ts';
+
+const NOT_PERIODIC = { periodic: false, previous: null };
+const PERIODIC = { periodic: true, previous: null };
+
+function setup(opts: { range?: { base: number; size: number } } = {}) {
+  const fake = new FakeIptables({ family: 'IPv4' });
+  const balancer = new RoundRobinBalancer({ now: () => 0, random: () => 0 });
+  const open = new Map<string, number>();
+  const closed: string[] = [];
+  const conntrack: ConntrackFilter[] = [];
+  const errors: string[] = [];
+  let nextPort = 40_000;
+  const backend = new UserspaceBackend({
+    iptables: fake,
+    balancer,
+    allocator: new PortAllocator(opts.range ?? null),
+    opener: async (spec: ListenerSpec, port: number) => {
+      const p = port || nextPort++;
+      open.set(spec.id, p);
+      return { port: p, close: async () => void (open.delete(spec.id), closed.push(spec.id)) };
+    },
+    fallbackHostIP: () => '10.9.9.9',
+    bindAddress: '0.0.0.0',
+    logger: silentLogger(),
+    now: () => 0,
+    conntrack: { deleteEntries: async (f) => (conntrack.push(...f), { deleted: f.length, errors: [] }) },
+    onServiceError: (id, why) => errors.push(`${id}: ${why}`),
+  });
+  const rules = (chain: string) => getChain(fake.snapshot(), 'nat', chain)?.rules ?? [];
+  return { fake, balancer, open, closed, conntrack, errors, backend, rules };
+}
+
+const web = (over: Parameters<typeof servicePort>[0] = {}, ips = ['10.0.0.5', '10.0.0.6']): ServicePortState =>
+  portState(servicePort({ key: 'ns1/web:http', namespace: 'ns1', name: 'web', portName: 'http', clusterIP: '172.30.0.10', port: 80, ...over }), ips.map((ip) => endpoint(ip, { port: 8080 })));
+
+describe('UserspaceBackend: listeners and portals', () => {
+  it('opens a listener per service port, points the portal rules at it and the balancer at the endpoints', async () => {
+    const t = setup();
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    expect([...t.open]).toEqual([['ns1/web:http/TCP/80', 40_000]]);
+    expect(t.rules('KUBE-PORTALS-CONTAINER').join('\n')).toMatch(/-d 172\.30\.0\.10\/32 .*-j REDIRECT --to-ports 40000/);
+    expect(t.rules('KUBE-PORTALS-HOST').join('\n')).toMatch(/-j DNAT --to-destination 192\.168\.0\.2:40000/);
+    const picks = [0, 1, 2, 3].map(() => t.balancer.next('ns1/web:http/TCP/80', '10.1.1.1'));
+    expect(new Set(picks.map((p) => ('endpoint' in p ? p.endpoint : p.error)))).toEqual(new Set(['10.0.0.5:8080', '10.0.0.6:8080']));
+    expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('-j KUBE-PORTALS-CONTAINER'))).toBe(true);
+  });
+
+  it('an endpoint change updates the balancer without touching iptables; an unchanged sync restores nothing', async () => {
+    const t = setup();
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    const restores = t.fake.restores.length;
+    await t.backend.sync(snapshotOf([web({}, ['10.0.0.7'])]), NOT_PERIODIC);
+    expect(t.fake.restores.length).toBe(restores);
+    expect(t.balancer.next('ns1/web:http/TCP/80', '10.1.1.1')).toEqual({ endpoint: '10.0.0.7:8080' });
+    expect(t.closed).toEqual([]);
+  });
+
+  it('a periodic sync rewrites the portals and repairs a deleted jump rule', async () => {
+    const t = setup();
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.fake.restore('*nat\n-D PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n', { noflush: true, counters: false });
+    expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('KUBE-PORTALS-CONTAINER'))).toBe(false);
+    await t.backend.sync(snapshotOf([web()]), PERIODIC);
+    expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('KUBE-PORTALS-CONTAINER'))).toBe(true);
+  });
+
+  it('a changed service port moves to a new listener; a removed service closes it and its rules', async () => {
+    const t = setup();
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.backend.sync(snapshotOf([web({ port: 81 })]), NOT_PERIODIC);
+    expect(t.closed).toEqual(['ns1/web:http/TCP/80']);
+    expect([...t.open.keys()]).toEqual(['ns1/web:http/TCP/81']);
+    expect(t.rules('KUBE-PORTALS-CONTAINER').join('\n')).toMatch(/--dport 81 .*REDIRECT --to-ports 40001/);
+    expect(t.balancer.has('ns1/web:http/TCP/80')).toBe(false);
+    await t.backend.sync(snapshotOf([]), NOT_PERIODIC);
+    expect(t.open.size).toBe(0);
+    expect(t.rules('KUBE-PORTALS-CONTAINER')).toEqual([]);
+    expect(t.rules('KUBE-PORTALS-HOST')).toEqual([]);
+  });
+
+  it('SCTP gets no listener; a full port range is an error for that service only', async () => {
+    const t = setup({ range: { base: 41_000, size: 1 } });
+    const sctp = web({ key: 'ns1/sctp:s', name: 'sctp', protocol: 'SCTP', clusterIP: '172.30.0.12' });
+    const other = web({ key: 'ns1/other:http', name: 'other', clusterIP: '172.30.0.11' });
+    await t.backend.sync(snapshotOf([web(), other, sctp]), NOT_PERIODIC);
+    expect(t.open.size).toBe(1);
+    expect(t.errors.length).toBe(1);
+    expect(t.errors[0]).toMatch(/no free port left in --proxy-port-range 41000-41000/);
+    expect(t.rules('KUBE-PORTALS-CONTAINER').length).toBe(1);
+  });
+
+  it('a failed restore rejects and the next sync writes everything again', async () => {
+    const t = setup();
+    t.fake.failNext();
+    await expect(t.backend.sync(snapshotOf([web()]), NOT_PERIODIC)).rejects.toThrow(/injected failure/);
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    expect(t.rules('KUBE-PORTALS-CONTAINER').length).toBe(1);
+  });
+
+  it('deletes the UDP conntrack entries of a listener that closed (service IPs and node port)', async () => {
+    const t = setup();
+    const dns = web({ key: 'ns1/dns:dns', name: 'dns', protocol: 'UDP', port: 53, clusterIP: '172.30.0.53', externalIPs: ['203.0.113.53'] });
+    await t.backend.sync(snapshotOf([dns, web()]), NOT_PERIODIC);
+    expect(t.conntrack).toEqual([]);
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    expect(t.conntrack.map((f) => `${f.origDst}:${f.origDstPort}`).sort()).toEqual(['172.30.0.53:53', '203.0.113.53:53']);
+  });
+
+  it('cleanup() removes the userspace chains and their jumps', async () => {
+    const t = setup();
+    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.backend.cleanup();
+    const save = await t.fake.save(['nat', 'filter']);
+    expect(save).not.toMatch(/KUBE-PORTALS|KUBE-NODEPORT-(HOST|CONTAINER|NON-LOCAL)/);
+  });
+});
+
+describe('listener roles and host IP', () => {
+  it('a service whose external policy selects other endpoints gets a second, external listener', () => {
+    const s = web({ nodePort: 30080, externalPolicyLocal: true });
+    const state: ServicePortState = { ...s, selection: { ...s.selection, local: [s.endpoints[0]!] } };
+    const roles = listenerRoles(state);
+    expect(roles.map((r) => r.spec.id)).toEqual(['ns1/web:http/TCP/80', 'ns1/web:http/TCP/80#external']);
+    expect(roles[1]!.endpoints.map((e) => e.ip)).toEqual(['10.0.0.5']);
+    expect(listenerRoles(web()).length).toBe(1);
+  });
+
+  it('the host IP is the node primary IP of the family, else another node address of it, else null', () => {
+    expect(hostIPOf(snapshotOf([]))).toBe('192.168.0.2');
+    expect(hostIPOf(snapshotOf([], { family: 'IPv6' }))).toBe(null);
+  });
+});
