@@ -51,3 +51,36 @@ describe('renderPortals', () => {
     expect(nodePort.branches).toMatchObject([{ verdict: 'ACCEPT', redirected: true, dnat: { port: 36123 } }]);
   });
 });
+
+describe('renderPortals: externalTrafficPolicy Local (separate external listener)', () => {
+  const split = renderPortals([{ service: web, internalPort: 36123, externalPort: 36124, nodePortHeld: true }], {
+    family: 'IPv4',
+    hostIP: '192.168.1.5',
+    bindAddress: '0.0.0.0',
+    localMatch: '-s 10.244.0.0/16',
+  });
+  const rules = (chain: string) => getChain(split, 'nat', chain)!.rules;
+
+  it('sends pods to the internal listener (all endpoints) before the external one, for every external address and the node port', () => {
+    for (const chain of ['KUBE-PORTALS-CONTAINER', 'KUBE-NODEPORT-CONTAINER']) {
+      const ext = rules(chain).filter((r) => !r.includes(`-d ${web.clusterIP}/32`));
+      expect(ext.length).toBeGreaterThan(0);
+      for (let i = 0; i < ext.length; i += 2) {
+        expect(ext[i]).toMatch(/-s 10\.244\.0\.0\/16 -j REDIRECT --to-ports 36123$/);
+        expect(ext[i + 1]).toMatch(/-j REDIRECT --to-ports 36124$/);
+        expect(ext[i + 1]).not.toContain('-s 10.244.0.0/16');
+      }
+    }
+  });
+
+  it('sends node-originated traffic to the internal listener', () => {
+    for (const chain of ['KUBE-PORTALS-HOST', 'KUBE-NODEPORT-HOST']) {
+      for (const r of rules(chain)) expect(r).toMatch(/--to-destination 192\.168\.1\.5:36123$/);
+    }
+  });
+
+  it('without local-traffic detection, containers all go to the external listener', () => {
+    const none = renderPortals([{ service: web, internalPort: 36123, externalPort: 36124, nodePortHeld: true }], { family: 'IPv4', hostIP: '192.168.1.5', bindAddress: '0.0.0.0' });
+    expect(getChain(none, 'nat', 'KUBE-NODEPORT-CONTAINER')!.rules).toEqual([expect.stringMatching(/--to-ports 36124$/)]);
+  });
+});

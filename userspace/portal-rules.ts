@@ -37,6 +37,13 @@ export interface PortalOptions {
   readonly hostIP: string;
   /** --bind-address: unspecified (0.0.0.0 / ::) means REDIRECT for container traffic. */
   readonly bindAddress: string;
+  /**
+   * Match args for "from a pod of this cluster" (--detect-local-mode), or
+   * null. With externalTrafficPolicy Local, pod traffic to the service's
+   * external addresses goes to the internal listener (all endpoints), as the
+   * iptables mode short-circuits it; node-originated traffic always does.
+   */
+  readonly localMatch?: string | null;
 }
 
 function hostPort(ip: string, port: number): string {
@@ -59,21 +66,27 @@ export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions
     const proto = sp.protocol.toLowerCase();
     const head = `-m comment --comment ${sp.key} -p ${proto} -m ${proto}`;
     const vip = (ip: string): string => `${head} --dport ${sp.port} -d ${ip}/${plen}`;
+    // Policies differ (eTP Local): pods' traffic to external addresses first goes to the internal listener.
+    const podShortCut = t.externalPort !== t.internalPort && o.localMatch ? o.localMatch : null;
+    const external = (list: string[], match: string): void => {
+      if (podShortCut) list.push(`${match} ${podShortCut} ${container(t.internalPort)}`);
+      list.push(`${match} ${container(t.externalPort)}`);
+    };
     portalsContainer.push(`${vip(sp.clusterIP)} ${container(t.internalPort)}`);
     portalsHost.push(`${vip(sp.clusterIP)} ${host(t.internalPort)}`);
     for (const ip of sp.loadBalancerVIPs) {
-      portalsContainer.push(`${vip(ip)} ${container(t.externalPort)}`);
-      portalsHost.push(`${vip(ip)} ${host(t.externalPort)}`);
+      external(portalsContainer, vip(ip));
+      portalsHost.push(`${vip(ip)} ${host(t.internalPort)}`);
     }
     for (const ip of sp.externalIPs) {
       // From outside the node (not bridged in from a pod), and from pods or the node when the IP is local.
-      portalsContainer.push(`${vip(ip)} -m physdev ! --physdev-is-in ${container(t.externalPort)}`);
-      portalsContainer.push(`${vip(ip)} -m addrtype --dst-type LOCAL ${container(t.externalPort)}`);
-      portalsHost.push(`${vip(ip)} -m addrtype --dst-type LOCAL ${host(t.externalPort)}`);
+      external(portalsContainer, `${vip(ip)} -m physdev ! --physdev-is-in`);
+      external(portalsContainer, `${vip(ip)} -m addrtype --dst-type LOCAL`);
+      portalsHost.push(`${vip(ip)} -m addrtype --dst-type LOCAL ${host(t.internalPort)}`);
     }
     if (sp.nodePort && t.nodePortHeld) {
-      nodeportContainer.push(`${head} --dport ${sp.nodePort} ${container(t.externalPort)}`);
-      nodeportHost.push(`${head} --dport ${sp.nodePort} ${host(t.externalPort)}`);
+      external(nodeportContainer, `${head} --dport ${sp.nodePort}`);
+      nodeportHost.push(`${head} --dport ${sp.nodePort} ${host(t.internalPort)}`);
       nonLocal.push(`${head} --dport ${t.externalPort} -m state --state NEW -j ACCEPT`);
     }
   }

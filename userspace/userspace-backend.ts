@@ -23,6 +23,7 @@ import { scanSave } from '../iptables/save-scan.ts';
 import type { Logger } from '../src/log.ts';
 import type { Conntrack } from '../src/system/conntrack.ts';
 import type { ConntrackFilter } from '../proxier/conntrack-plan.ts';
+import { makeLocalDetector, type DetectLocalSettings } from '../iptables/local-detector.ts';
 import { Listeners, type ListenerOpener, type ListenerSpec } from './listeners.ts';
 import { NodePortHolder } from './port-holder.ts';
 import { renderPortals, type PortalTarget } from './portal-rules.ts';
@@ -38,6 +39,8 @@ export interface UserspaceBackendOptions {
   /** Address node-originated traffic is DNATed to when the Node has none of this family (an interface address). */
   readonly fallbackHostIP: () => string;
   readonly bindAddress: string;
+  /** --detect-local-mode and its inputs: pods' traffic to external addresses of eTP Local services goes to all endpoints. */
+  readonly detectLocal?: DetectLocalSettings;
   readonly logger: Logger;
   readonly now: () => number;
   /** Deletes UDP conntrack entries of a listener that closed or moved (they would keep NATing to its old port). */
@@ -124,7 +127,12 @@ export class UserspaceBackend implements ModeBackend {
       if (externalPort === undefined) continue;
       targets.push({ service: s.service, internalPort, externalPort, nodePortHeld: this.holder.has(s.service.nodePort, s.service.protocol as 'TCP' | 'UDP') });
     }
-    const desired = renderPortals(targets, { family: snapshot.family, hostIP: hostIPOf(snapshot) ?? this.o.fallbackHostIP(), bindAddress: this.o.bindAddress });
+    const desired = renderPortals(targets, {
+      family: snapshot.family,
+      hostIP: hostIPOf(snapshot) ?? this.o.fallbackHostIP(),
+      bindAddress: this.o.bindAddress,
+      localMatch: this.o.detectLocal ? (makeLocalDetector(this.o.detectLocal, snapshot.family, snapshot.node).ifLocal?.join(' ') ?? null) : null,
+    });
     const full = this.needFull || ctx.periodic;
     let text = toRestoreText(desired, { builtins: 'skip' });
     if (full) {
