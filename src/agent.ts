@@ -27,6 +27,7 @@ import type { Clock } from './system/clock.ts';
 import type { CommandRunner } from './system/exec.ts';
 import { probeNode, writeProcFile } from './node-probe.ts';
 import { iptablesMode, removeOtherMode } from './modes.ts';
+import { userspaceMode } from './userspace-mode.ts';
 import { parseHostPort } from './config.ts';
 
 export interface AgentDeps {
@@ -75,22 +76,24 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   const nodeName = nodeNameFor(config, deps.osHostname);
   const probe = await probeNode({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), logger: log, backend: deps.iptablesBackend ?? config.iptablesBackend });
   const handles = probe.handles;
-  const families = [...handles.keys()];
-  if (families.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
+  const available = [...handles.keys()];
+  if (available.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
   const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
-  if (config.localhostNodePorts && families.includes('IPv4') && !(await writeProcFile({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
+  if (config.mode === 'iptables' && config.localhostNodePorts && available.includes('IPv4') && !(await writeProcFile({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
     log.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
   }
-  log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families, iptables: probe.version }, 'starting kube-proxy-ts');
+  log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version }, 'starting kube-proxy-ts');
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
   // Switching modes: the other mode's rules go, so --mode can be flipped by restarting the agent.
   await removeOtherMode(handles, config.mode, log);
 
   const metrics = createMetrics(new Registry());
-  const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
-  const mode = iptablesMode(config, probe, { runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), clock: deps.clock, logger: log, metrics });
+  const modeDeps = { runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), clock: deps.clock, logger: log, metrics };
+  const mode = config.mode === 'userspace' ? userspaceMode(config, probe, modeDeps) : iptablesMode(config, probe, modeDeps);
   const backend = mode.backend;
+  const families = mode.families;
+  const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
     proxyHealthy: () => health.report(false).healthy,
