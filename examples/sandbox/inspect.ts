@@ -1,0 +1,118 @@
+/**
+ * What kube-proxy-ts left on a node, cut down to what a newcomer can read:
+ * in iptables mode the nat rules of one service (comments left out, each
+ * endpoint chain annotated with its pod) and `kube-proxy-ts diff`; in
+ * userspace mode the portal rules and the listening sockets they redirect to.
+ */
+import type { Cluster } from '../../test/netns/cluster.ts';
+import { MAIN, agentArgs, natTable, type Agent } from './agents.ts';
+import { nodeOfPod, NODES } from './objects.ts';
+import type { Story } from './story.ts';
+
+const COMMENT = / -m comment --comment (?:"[^"]*"|\S+)/g;
+
+function podOfIP(ip: string): string | null {
+  for (const n of NODES) for (const p of n.pods) if (p.ip === ip) return p.name;
+  return null;
+}
+
+/**
+ * The chain of rules a packet for `service` ("default/web") walks: the
+ * KUBE-SERVICES / KUBE-NODEPORTS entries, the service chain with its
+ * probabilities, and each endpoint's DNAT. Masquerade marks are left out.
+ */
+export function serviceRules(nat: string, service: string): string[] {
+  const rules = nat.split('\n').filter((l) => l.startsWith('-A '));
+  const about = (l: string): boolean => l.includes(`"${service}:`) || l.includes(` ${service}:`);
+  // The service's own chains (some of their rules carry no comment), and its entries in the shared chains.
+  const own = new Set(rules.filter(about).map((l) => l.split(' ')[1]!).filter((c) => /^KUBE-(SVC|EXT|SEP)-/.test(c)));
+  const mine = rules.filter((l) => own.has(l.split(' ')[1]!) || (/^-A KUBE-(SERVICES|NODEPORTS) /.test(l) && about(l)));
+  const sepPod = new Map<string, string>();
+  for (const l of mine) {
+    const m = /^-A (KUBE-SEP-\S+) .*--to-destination ([\d.]+):\d+/.exec(l);
+    const pod = m ? podOfIP(m[2]!) : null;
+    if (m && pod) sepPod.set(m[1]!, pod);
+  }
+  const order = (l: string): number => (/^-A KUBE-(SERVICES|NODEPORTS) /.test(l) ? 0 : /^-A KUBE-(EXT|SVC)-/.test(l) ? 1 : 2);
+  return mine
+    .filter((l) => !/-j KUBE-MARK-MASQ$/.test(l))
+    .filter((l) => !/^-A KUBE-SEP-/.test(l) || l.includes('DNAT'))
+    .sort((a, b) => order(a) - order(b))
+    .map((l) => {
+      const text = l.replace(COMMENT, '');
+      const sep = /-j (KUBE-SEP-\S+)$/.exec(l)?.[1] ?? /^-A (KUBE-SEP-\S+)/.exec(l)?.[1];
+      const pod = sep ? sepPod.get(sep) : undefined;
+      return pod ? `${text}   # ${pod} (${nodeOfPod(pod)})` : text;
+    });
+}
+
+/** The userspace portal rules (from pods and other hosts), comments left out. */
+export function portalRules(nat: string): string[] {
+  return nat
+    .split('\n')
+    .filter((l) => /^-A KUBE-(PORTALS|NODEPORT)-CONTAINER /.test(l))
+    .map((l) => l.replace(COMMENT, ''));
+}
+
+/** `ss -ltnup` in the node's namespace, one line per socket, each named by what it is for. */
+export async function listeners(cluster: Cluster, agent: Agent, nat: string): Promise<string[]> {
+  const r = await cluster.exec(agent.ns, 'ss', ['-H', '-ltnup'], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`ss in ${agent.ns}: ${r.stderr.trim()}`);
+  const purpose = new Map<string, string>([['10256', 'health server (/healthz)'], ['10249', 'metrics server (/metrics)']]);
+  for (const l of portalRules(nat)) {
+    const to = /--to-ports (\d+)/.exec(l)?.[1];
+    const proto = /-p (tcp|udp)/.exec(l)?.[1] ?? '';
+    const dport = /--dport (\d+)/.exec(l)?.[1] ?? '';
+    const dst = /-d ([\d.]+)\/32/.exec(l)?.[1];
+    if (to) purpose.set(to, `proxy for ${dst ? `${dst}:${dport}` : `node port ${dport}`}/${proto}${purpose.has(to) ? ` and ${purpose.get(to)!.replace(/^proxy for /, '')}` : ''}`);
+    if (!dst && dport) purpose.set(dport, `held open: node port ${dport}/${proto} is taken by the service`);
+  }
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const cols = l.trim().split(/\s+/);
+      const local = cols[4] ?? '';
+      const port = local.slice(local.lastIndexOf(':') + 1);
+      return `${(cols[0] ?? '').padEnd(4)} ${local.padEnd(16)} ${purpose.get(port) ?? ''}`;
+    })
+    .sort();
+}
+
+/** `kube-proxy-ts diff` inside the node's namespace: exit code and output lines. */
+export async function diffNode(cluster: Cluster, agent: Agent, objectsDir: string): Promise<{ code: number; lines: string[] }> {
+  const r = await cluster.exec(agent.ns, process.execPath, [MAIN, 'diff', ...agentArgs('iptables', objectsDir, agent.node).slice(2)], { timeoutMs: 30_000 });
+  const lines = `${r.stdout}${r.stderr}`.trim().split('\n').filter((l) => l !== '');
+  return { code: r.code, lines: lines.length > 8 ? [...lines.slice(0, 8), `... (${lines.length - 8} more lines)`] : lines };
+}
+
+/** Step 4 in iptables mode: web's rules on the node, then `kube-proxy-ts diff`; returns problems. */
+export async function showRules(story: Story, cluster: Cluster, agent: Agent, objectsDir: string): Promise<string[]> {
+  const nat = await natTable(cluster, agent);
+  const rules = serviceRules(nat, 'default/web');
+  const all = nat.split('\n').filter((l) => l.startsWith('-A ')).length;
+  story.command(`ip netns exec ${agent.ns} iptables-save -t nat    # web's rules, comments and masquerade marks left out`);
+  story.output(rules);
+  story.line(`(${all - rules.length} more nat rules: dns's, the masquerade marks, the jumps from PREROUTING and OUTPUT; and a filter table)`);
+  story.line('A packet to 172.30.0.10:80 jumps to web\'s service chain, which picks an endpoint at random, then DNATs to the pod.');
+  story.command(`ip netns exec ${agent.ns} node src/main.ts diff --objects DIR --hostname-override ${agent.node} ...`);
+  const diff = await diffNode(cluster, agent, objectsDir);
+  story.output(diff.lines);
+  if (diff.code === 0) {
+    story.ok('the kernel holds exactly the rules kube-proxy-ts computes from the objects');
+    return [];
+  }
+  story.warn(`diff exited ${diff.code}`);
+  return [`diff on ${agent.node} exited ${diff.code}`];
+}
+
+/** Step 4 in userspace mode: the portal rules and the sockets they lead to. */
+export async function showListeners(story: Story, cluster: Cluster, agent: Agent): Promise<void> {
+  const nat = await natTable(cluster, agent);
+  story.command(`ip netns exec ${agent.ns} iptables-save -t nat | grep -- '-CONTAINER '    # comments left out`);
+  story.output(portalRules(nat));
+  story.line('(KUBE-PORTALS-HOST and KUBE-NODEPORT-HOST do the same for traffic from the node itself, with DNAT to its address)');
+  story.command(`ip netns exec ${agent.ns} ss -ltnup`);
+  story.output(await listeners(cluster, agent, nat));
+  story.line('A connection to 172.30.0.10:80 is redirected to the proxy port; kube-proxy-ts accepts it and dials a pod (round robin).');
+}
