@@ -68,6 +68,28 @@ describe('KubeProxyConfiguration files', () => {
     expect(values.get('iptables-masquerade-bit')).toBe(14); // null -> default
   });
 
+  it("gives kubeadm's zero values upstream's defaults, so the file it writes starts the agent as upstream's would", () => {
+    const c = configFromFlags(mergeConfig(parseConfigFile(KUBEADM, 'config.conf'), new Map()).values);
+    expect(c).toMatchObject({
+      syncPeriodMs: 30_000, minSyncPeriodMs: 1_000, udpIdleTimeoutMs: 250, configSyncPeriodMs: 15 * 60_000,
+      healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', bindAddress: '0.0.0.0',
+    });
+    expect(c.notImplemented.join(' ')).not.toMatch(/qps|burst|content-type/);
+  });
+
+  it('reads logging.verbosity (the -v flag still wins) and ignores the other logging fields', () => {
+    const doc = (v: number) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlogging:\n  format: json\n  verbosity: ${v}\n`;
+    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c'), new Map()).values).verbosity).toBe(4);
+    const flags = parseFlags(['-v=2'], AGENT_FLAGS).values;
+    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c'), flags).values).verbosity).toBe(2);
+    expect(() => parseConfigFile(`${doc(1)}  verbosityy: 3\n`, 'c')).not.toThrow();
+  });
+
+  it('keeps an explicit non-zero value and still validates it', () => {
+    const text = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  minSyncPeriod: 0.5s\n  syncPeriod: 1m0s\n';
+    expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c'), new Map()).values)).toMatchObject({ minSyncPeriodMs: 500, syncPeriodMs: 60_000 });
+  });
+
   it.each([
     ['iptables:\n  masqueradeBit: "14"', /iptables.masqueradeBit: expected an integer, got string "14"/],
     ['iptables:\n  syncPeriod: 30', /iptables.syncPeriod: expected a duration string/],

@@ -27,10 +27,29 @@ export class ConfigError extends Error {
 
 /** Fields upstream's v1alpha1 knows that kube-proxy-ts reads without acting on (other modes, platforms, logging). */
 const KNOWN_UNMAPPED = new Set([
-  'apiVersion', 'kind', 'clientConnection.acceptContentTypes', 'ipvs', 'nftables', 'winkernel', 'logging',
+  'apiVersion', 'kind', 'clientConnection.acceptContentTypes', 'ipvs', 'nftables', 'winkernel',
   'detectLocal.clusterCIDRs',
 ]);
-const OBJECT_FIELDS = new Set(['clientConnection', 'conntrack', 'detectLocal', 'iptables']);
+/** Objects whose other fields are known but not acted on (only logging.verbosity is read). */
+const KNOWN_UNMAPPED_OBJECTS = new Set(['logging']);
+const OBJECT_FIELDS = new Set(['clientConnection', 'conntrack', 'detectLocal', 'iptables', 'logging']);
+
+/**
+ * Fields whose zero value means "the default", as upstream's v1alpha1
+ * defaulting (SetDefaults_KubeProxyConfiguration) fills them: kubeadm writes
+ * every field, zeros included (syncPeriod: 0s, healthzBindAddress: "", ...).
+ */
+const ZERO_MEANS_DEFAULT = new Set([
+  'bind-address', 'healthz-bind-address', 'metrics-bind-address', 'iptables-sync-period', 'iptables-min-sync-period',
+  'udp-timeout', 'config-sync-period', 'kube-api-content-type', 'kube-api-qps', 'kube-api-burst',
+]);
+
+function isZero(value: unknown): boolean {
+  if (value === '' || value === 0) return true;
+  if (typeof value !== 'string') return false;
+  const numbers = value.split(/[a-zµ]+/).filter((n) => n !== '');
+  return numbers.length > 0 && /^[0-9.a-zµ]+$/.test(value) && numbers.every((n) => Number(n) === 0);
+}
 
 /** Flags whose command-line value wins over the file. */
 export const FLAGS_OVER_CONFIG = new Set(['hostname-override', 'v']);
@@ -62,7 +81,7 @@ export function parseConfigFile(text: string, source: string): Map<string, FlagV
       out.set(spec.name, fromFile(spec, value, path, source));
       return;
     }
-    if (KNOWN_UNMAPPED.has(path) || KNOWN_UNMAPPED.has(path.split('.')[0]!)) return;
+    if (KNOWN_UNMAPPED.has(path) || KNOWN_UNMAPPED.has(path.split('.')[0]!) || KNOWN_UNMAPPED_OBJECTS.has(path.split('.')[0]!) && path.includes('.')) return;
     if (OBJECT_FIELDS.has(path)) {
       if (value === null || value === undefined) return;
       if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(path, `${source}: ${path}: expected an object, got ${describe(value)}`);
@@ -78,6 +97,7 @@ export function parseConfigFile(text: string, source: string): Map<string, FlagV
 function fromFile(spec: (typeof AGENT_FLAGS)[number], value: unknown, path: string, source: string): FlagValue {
   const bad = (want: string): ConfigError => new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describe(value)}`);
   if (value === null || value === undefined) return convertFlagValue(spec, spec.default);
+  if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(value)) return convertFlagValue(spec, spec.default);
   let raw: string;
   switch (spec.type) {
     case 'bool':

@@ -34,7 +34,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'metrics-bind-address', type: 'string', default: '127.0.0.1:10249', config: 'metricsBindAddress', help: 'ip:port of the metrics server (/metrics); empty disables it.' },
   { name: 'proxy-port-range', type: 'string', default: '', config: 'portRange', help: 'Userspace mode: host port range (begin-end, begin+offset or single port) for listeners; empty = random free ports.' },
   { name: 'udp-timeout', type: 'duration', default: '250ms', config: 'udpIdleTimeout', help: 'Userspace mode: how long an idle UDP session is kept.' },
-  { name: 'config-sync-period', type: 'duration', default: '15m0s', config: 'configSyncPeriod', help: 'How often configuration from the API server is refreshed (informer resync).' },
+  { name: 'config-sync-period', type: 'duration', default: '15m0s', config: 'configSyncPeriod', notImplemented: 'informers do not resync (client-node has no resync); the periodic full sync repairs drift', help: 'How often configuration from the API server is refreshed (informer resync).' },
   { name: 'cleanup', type: 'bool', default: 'false', help: 'Remove every rule kube-proxy (either mode, and upstream) installed, then exit.' },
   { name: 'init-only', type: 'bool', default: 'false', help: 'Do the privileged setup (sysctls) and exit.' },
   { name: 'v', shorthand: 'v', type: 'int', default: '0', min: 0, max: 10, config: 'logging.verbosity', help: 'Log verbosity: 0-1 info, 2-3 debug, 4+ trace.' },

@@ -1,0 +1,64 @@
+/**
+ * API access from a kubeconfig as kubeadm writes it for kube-proxy: the user
+ * authenticates with `tokenFile` (the service-account token), a field
+ * client-node does not read by itself.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadKubeConfig } from './kubeconfig.ts';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kpt-kubeconfig-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const kubeconfig = (user: string) => `apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    server: https://192.0.2.1:6443
+    insecure-skip-tls-verify: true
+  name: default
+contexts:
+- context:
+    cluster: default
+    namespace: default
+    user: default
+  name: default
+current-context: default
+users:
+- name: default
+  user:
+${user}
+`;
+
+async function authorization(path: string, master = ''): Promise<string | undefined> {
+  const kc = loadKubeConfig({ kubeconfig: path, master });
+  const opts: { headers?: Record<string, string> } = { headers: {} };
+  await kc.applyToHTTPSOptions(opts as never);
+  return opts.headers?.['Authorization'] ?? opts.headers?.['authorization'];
+}
+
+describe('loadKubeConfig', () => {
+  it("authenticates with kubeadm's tokenFile (a path relative to the kubeconfig's directory)", async () => {
+    await writeFile(join(dir, 'token'), 'first-token');
+    await writeFile(join(dir, 'kubeconfig.conf'), kubeconfig('    tokenFile: token'));
+    expect(await authorization(join(dir, 'kubeconfig.conf'))).toBe('Bearer first-token');
+  });
+
+  it('keeps an inline token as it is', async () => {
+    await writeFile(join(dir, 'kubeconfig.conf'), kubeconfig('    token: inline'));
+    expect(await authorization(join(dir, 'kubeconfig.conf'))).toBe('Bearer inline');
+  });
+
+  it('--master replaces the server of the current cluster', async () => {
+    await writeFile(join(dir, 'kubeconfig.conf'), kubeconfig('    token: inline'));
+    const kc = loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig.conf'), master: 'https://198.51.100.7:6443' });
+    expect(kc.getCurrentCluster()?.server).toBe('https://198.51.100.7:6443');
+  });
+});
