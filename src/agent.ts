@@ -28,6 +28,7 @@ import type { CommandRunner } from './system/exec.ts';
 import { probeNode, writeProcFile } from './node-probe.ts';
 import { iptablesMode, removeOtherMode } from './modes.ts';
 import { userspaceMode } from './userspace-mode.ts';
+import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { parseHostPort } from './config.ts';
 
 export interface AgentDeps {
@@ -94,10 +95,21 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   const backend = mode.backend;
   const families = mode.families;
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
+  const kubeConfig = config.objects ? null : (deps.kubeConfig ?? (() => { throw new Error('no API access configured'); }))();
+  const events: EventRecorder = kubeConfig ? apiEventRecorder(kubeConfig, { nodeName, logger: log }) : logEventRecorder(log);
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
     proxyHealthy: () => health.report(false).healthy,
-    onError: (t, err) => log.warn({ service: `${t.namespace}/${t.name}`, port: t.port, err: (err as Error).message }, 'FailedToStartServiceHealthcheck'),
+    onError: (t, err) => {
+      log.warn({ service: `${t.namespace}/${t.name}`, port: t.port, err: (err as Error).message }, 'FailedToStartServiceHealthcheck');
+      events.record({
+        regarding: { kind: 'Service', apiVersion: 'v1', namespace: t.namespace, name: t.name },
+        type: 'Warning',
+        reason: 'FailedToStartServiceHealthcheck',
+        action: 'Listen',
+        note: `node ${nodeName} failed to start healthcheck "${t.namespace}/${t.name}" on port ${t.port}: ${(err as Error).message}`,
+      });
+    },
   });
   let metricsCounted = { services: 0, endpoints: 0 };
   const proxier = new Proxier({
@@ -141,7 +153,8 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
 
   const source: ObjectSource = config.objects
     ? createFileSource({ path: config.objects, nodeName, clock: deps.clock })
-    : createApiSource({ kubeConfig: (deps.kubeConfig ?? (() => { throw new Error('no API access configured'); }))(), nodeName, logger: log, clock: deps.clock });
+    : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock });
+  events.record({ regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName }, type: 'Normal', reason: 'Starting', action: 'StartKubeProxy', note: `kube-proxy-ts started in ${config.mode} mode` });
   proxier.start();
   await source.start({
     onEvent: (e) => proxier.onEvent(e),
@@ -166,6 +179,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       await proxier.stop();
       await backend.close();
       await serviceHealth.close();
+      await events.flush();
       await healthz?.close();
       await metricsServer?.close();
       log.info('kube-proxy-ts stopped; rules left in place');

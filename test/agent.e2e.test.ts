@@ -128,6 +128,13 @@ describe('the agent against the fake API server', () => {
     expect(out.join('')).toContain('IPv4: converged');
   });
 
+  it('records a Starting event on its Node, as upstream', async () => {
+    const t0 = Date.now();
+    while (!api.events.some((e) => e['reason'] === 'Starting') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    const e = api.events.find((x) => x['reason'] === 'Starting')!;
+    expect(e).toMatchObject({ type: 'Normal', action: 'StartKubeProxy', reportingController: 'kube-proxy', reportingInstance: 'kube-proxy-node-1', regarding: { kind: 'Node', name: 'node-1' }, metadata: { namespace: 'default' } });
+  });
+
   it('follows an endpoint change with a partial sync that writes only the changed chains', async () => {
     const partialBefore = await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
     api.update('endpointslices', slice('web', ['pod-c']) as never);

@@ -51,6 +51,8 @@ export class FakeApiServer {
   private readonly log: LoggedRequest[] = [];
   private waiters: Array<() => void> = [];
   private isUp = true;
+  /** Events created through POST /apis/events.k8s.io/v1/namespaces/{ns}/events, in order. */
+  readonly events: Record<string, unknown>[] = [];
 
   static async start(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
     const server = createServer();
@@ -177,6 +179,25 @@ export class FakeApiServer {
     await closed;
   }
 
+  private createEvent(req: IncomingMessage, res: ServerResponse, namespace: string, fail: (code: number, message: string) => void): void {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      let body: Record<string, unknown>;
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        return fail(400, 'invalid JSON body');
+      }
+      const md = body['metadata'] as { namespace?: string } | undefined;
+      if (md?.namespace && md.namespace !== namespace) return fail(400, `the namespace of the object (${md.namespace}) does not match the namespace on the request (${namespace})`);
+      if (!body['reason'] || !body['regarding'] || !body['reportingController'] || !body['eventTime']) return fail(422, 'Event is invalid: reason, regarding, reportingController and eventTime are required');
+      this.events.push(body);
+      this.changed();
+      res.writeHead(201, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+    });
+  }
+
   private changed(): void {
     for (const w of [...this.waiters]) w();
   }
@@ -211,6 +232,8 @@ export class FakeApiServer {
     const fail = (code: number, message: string): void => {
       res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(statusObject(code, message)));
     };
+    const eventsIn = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname);
+    if (eventsIn && req.method === 'POST') return this.createEvent(req, res, eventsIn[1]!, fail);
     if (!route || !verb) return fail(404, `the server could not find the requested resource (${url.pathname})`);
     if (req.method !== 'GET') return fail(405, `method ${req.method} not supported by the fake apiserver`);
     const injected = this.failures.get(`${route.resource}:${verb}`)?.shift();
