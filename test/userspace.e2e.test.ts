@@ -211,7 +211,12 @@ describe('userspace mode: streams, retries and changes', () => {
 describe('userspace mode: --proxy-port-range', () => {
   it('an exhausted range is an error for the service ports that do not fit, the others work', async () => {
     await write();
-    const agent = await startAgentProcess(node1, agentArgs('userspace', ['--proxy-port-range', '40000-40002']), async () => portalFor('172.30.0.11', 80).test(await nat()));
+    // The previous agent's rules are still there (SIGTERM leaves them): ready means the portal points into the range.
+    const inRange = async () => {
+      const ports = [...(await nat()).matchAll(/--to-ports (\d+)/g)].map((m) => Number(m[1]));
+      return ports.length > 0 && ports.every((p) => p >= 40000 && p <= 40002);
+    };
+    const agent = await startAgentProcess(node1, agentArgs('userspace', ['--proxy-port-range', '40000-40002']), inRange);
     try {
       await waitFor('a log line about the exhausted range', async () => /no free port left in --proxy-port-range 40000-40002/.test(agent.output()));
       const text = await nat();
