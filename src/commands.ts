@@ -10,7 +10,7 @@ import { formatFlagHelp } from './flags.ts';
 export type { CommandIO };
 
 export const USAGE = `Usage:
-  kube-proxy-ts [flags]                       run the node agent (iptables mode)
+  kube-proxy-ts [flags]                       run the node agent (--mode iptables or userspace)
   kube-proxy-ts --cleanup                     remove every kube-proxy rule (either mode, upstream's too) and exit
   kube-proxy-ts render --objects FILE [flags] print the iptables-restore input for the objects in FILE
   kube-proxy-ts diff [flags]                  compare the desired rules with the live ones; exit 0 when converged
