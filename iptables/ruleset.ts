@@ -61,6 +61,8 @@ export interface RestoreTextOptions {
    *   ruleset in the same order upstream kube-proxy would produce.
    */
   readonly builtins: 'skip' | 'insert';
+  /** Lines written before each table's COMMIT, by table (e.g. missing jump rules as "-I CHAIN ..."). */
+  readonly extraLines?: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -84,6 +86,7 @@ export function toRestoreText(rs: Ruleset, opts: RestoreTextOptions = { builtins
       if (chain.policy !== null) continue;
       for (const rule of chain.rules) out.push(`-A ${chain.name} ${rule}`);
     }
+    out.push(...(opts.extraLines?.get(table.name) ?? []));
     out.push('COMMIT');
   }
   return out.join('\n') + '\n';

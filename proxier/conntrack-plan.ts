@@ -25,7 +25,8 @@ export interface ConntrackFilter {
   readonly reason: string;
 }
 
-function serviceIPs(s: ServicePortState): string[] {
+/** Every address a service port is reached at: cluster IP, external IPs, load-balancer IPs. */
+export function serviceIPs(s: ServicePortState): string[] {
   const sp = s.service;
   return [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs];
 }

@@ -117,9 +117,10 @@ describe('UserspaceBackend: listeners and portals', () => {
   it('deletes the UDP conntrack entries of a listener that closed (service IPs and node port)', async () => {
     const t = setup();
     const dns = web({ key: 'ns1/dns:dns', name: 'dns', protocol: 'UDP', port: 53, clusterIP: '172.30.0.53', externalIPs: ['203.0.113.53'] });
-    await t.backend.sync(snapshotOf([dns, web()]), NOT_PERIODIC);
+    const first = snapshotOf([dns, web()]);
+    await t.backend.sync(first, NOT_PERIODIC);
     expect(t.conntrack).toEqual([]);
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.backend.sync(snapshotOf([web()]), { periodic: false, previous: first });
     expect(t.conntrack.map((f) => `${f.origDst}:${f.origDstPort}`).sort()).toEqual(['172.30.0.53:53', '203.0.113.53:53']);
   });
 

@@ -22,7 +22,7 @@ import { toRestoreText } from '../iptables/ruleset.ts';
 import { scanSave } from '../iptables/save-scan.ts';
 import type { Logger } from '../src/log.ts';
 import type { Conntrack } from '../src/system/conntrack.ts';
-import type { ConntrackFilter } from '../proxier/conntrack-plan.ts';
+import { serviceIPs, type ConntrackFilter } from '../proxier/conntrack-plan.ts';
 import { makeLocalDetector, type DetectLocalSettings } from '../iptables/local-detector.ts';
 import { Listeners, type ListenerOpener, type ListenerSpec } from './listeners.ts';
 import { NodePortHolder } from './port-holder.ts';
@@ -77,8 +77,6 @@ export class UserspaceBackend implements ModeBackend {
   private lastRules = '';
   private needFull = true;
   private readonly sctpReported = new Set<string>();
-  /** UDP listener id -> the conntrack filters that clear its flows once it closes. */
-  private readonly udpFlows = new Map<string, ConntrackFilter[]>();
 
   constructor(options: UserspaceBackendOptions) {
     this.o = options;
@@ -109,7 +107,7 @@ export class UserspaceBackend implements ModeBackend {
     const specs = [...roles.values()].flatMap((r) => r.map((x) => x.spec));
     const result = await this.listeners.reconcile(specs);
     for (const id of result.closed) this.o.balancer.remove(id);
-    await this.clearClosedUdpFlows(result.closed, snapshot, roles);
+    await this.clearClosedUdpFlows(result.closed, ctx.previous);
     for (const [id, why] of result.failed) {
       log.error({ listener: id }, why);
       this.o.onServiceError?.(id, why);
@@ -134,21 +132,18 @@ export class UserspaceBackend implements ModeBackend {
       localMatch: this.o.detectLocal ? (makeLocalDetector(this.o.detectLocal, snapshot.family, snapshot.node).ifLocal?.join(' ') ?? null) : null,
     });
     const full = this.needFull || ctx.periodic;
-    let text = toRestoreText(desired, { builtins: 'skip' });
-    if (full) {
-      const scan = scanSave(await this.o.iptables.save(['filter', 'nat']), snapshot.family);
-      const jumps = missingJumpLines(desired, scan.builtins);
-      if (jumps.size) text = withExtraLines(text, jumps);
-    }
-    if (full || text !== this.lastRules) {
+    const rules = toRestoreText(desired, { builtins: 'skip' });
+    if (full || rules !== this.lastRules) {
+      // Full syncs also put back jump rules someone deleted from the built-in chains.
+      const extraLines = full ? missingJumpLines(desired, scanSave(await this.o.iptables.save(['filter', 'nat']), snapshot.family).builtins) : undefined;
       try {
-        await this.o.iptables.restore(text, { noflush: true, counters: false });
+        await this.o.iptables.restore(extraLines?.size ? toRestoreText(desired, { builtins: 'skip', extraLines }) : rules, { noflush: true, counters: false });
       } catch (err) {
         this.needFull = true;
         this.lastRules = '';
         throw err;
       }
-      this.lastRules = full ? toRestoreText(desired, { builtins: 'skip' }) : text;
+      this.lastRules = rules;
       this.needFull = false;
     }
     const durationMs = this.o.now() - start;
@@ -161,19 +156,20 @@ export class UserspaceBackend implements ModeBackend {
    * gone (service deleted, port changed: new listener) keep black-holing the
    * client's flow until they expire. Upstream deleted the cluster IP's entries
    * on deletion only; this also covers external IPs, node ports and moves.
+   * The closed listeners' service ports come from the previous sync's state.
    */
-  private async clearClosedUdpFlows(closed: readonly string[], snapshot: Snapshot, roles: ReadonlyMap<ServicePortState, Role[]>): Promise<void> {
-    const filters = closed.flatMap((id) => this.udpFlows.get(id) ?? []);
-    for (const id of closed) this.udpFlows.delete(id);
-    for (const [s, r] of roles) {
-      if (s.service.protocol !== 'UDP') continue;
+  private async clearClosedUdpFlows(closed: readonly string[], previous: Snapshot | null): Promise<void> {
+    if (!closed.length || !previous || !this.o.conntrack) return;
+    const gone = new Set(closed);
+    const filters: ConntrackFilter[] = [];
+    for (const s of previous.services) {
       const sp = s.service;
-      const ips = [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].filter((ip) => ip.includes(':') === (snapshot.family === 'IPv6'));
-      const f: ConntrackFilter[] = ips.map((ip) => ({ family: snapshot.family, protocol: 'udp', origDst: ip, origDstPort: sp.port, reason: `${sp.key}: UDP listener closed` }));
-      if (sp.nodePort) f.push({ family: snapshot.family, protocol: 'udp', origDstPort: sp.nodePort, reason: `${sp.key}: UDP listener closed (node port)` });
-      for (const role of r) this.udpFlows.set(role.spec.id, f);
+      if (sp.protocol !== 'UDP' || !listenerRoles(s).some((r) => gone.has(r.spec.id))) continue;
+      const reason = `${sp.key}: UDP listener closed`;
+      for (const ip of serviceIPs(s)) filters.push({ family: previous.family, protocol: 'udp', origDst: ip, origDstPort: sp.port, reason });
+      if (sp.nodePort) filters.push({ family: previous.family, protocol: 'udp', origDstPort: sp.nodePort, reason: `${reason} (node port)` });
     }
-    if (!filters.length || !this.o.conntrack) return;
+    if (!filters.length) return;
     const { deleted, errors } = await this.o.conntrack.deleteEntries(filters);
     for (const e of errors) this.o.logger.warn({ err: e }, 'cannot delete stale UDP conntrack entries');
     if (deleted) this.o.logger.info({ deleted }, 'deleted UDP conntrack entries of closed listeners');
@@ -197,16 +193,4 @@ export function hostIPOf(snapshot: Snapshot): string | null {
   const ofFamily = (ip: string): boolean => ip.includes(':') === v6;
   if (snapshot.node.primaryIP && ofFamily(snapshot.node.primaryIP)) return snapshot.node.primaryIP;
   return snapshot.node.addresses.find(ofFamily) ?? null;
-}
-
-/** Inserts extra lines (jump insertions) before each table's COMMIT. */
-function withExtraLines(text: string, extra: ReadonlyMap<string, readonly string[]>): string {
-  const out: string[] = [];
-  let table = '';
-  for (const line of text.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1);
-    if (line === 'COMMIT') out.push(...(extra.get(table) ?? []));
-    out.push(line);
-  }
-  return out.join('\n');
 }
