@@ -11,7 +11,7 @@
  *   default-deny INPUT policy.
  * With a specific --bind-address, container traffic is DNATed to it instead.
  */
-import type { IPFamily, ServicePort } from '../proxier/types.ts';
+import { endpointString, type IPFamily, type ServicePort } from '../proxier/types.ts';
 import {
   KUBE_NODEPORT_CONTAINER,
   KUBE_NODEPORT_HOST,
@@ -46,15 +46,11 @@ export interface PortalOptions {
   readonly localMatch?: string | null;
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions): Ruleset {
   const plen = o.family === 'IPv4' ? 32 : 128;
   const anyBind = o.bindAddress === '0.0.0.0' || o.bindAddress === '::' || o.bindAddress === '';
-  const container = (port: number): string => (anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${hostPort(o.bindAddress, port)}`);
-  const host = (port: number): string => `-j DNAT --to-destination ${hostPort(o.hostIP, port)}`;
+  const container = (port: number): string => (anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${endpointString({ ip: o.bindAddress, port })}`);
+  const host = (port: number): string => `-j DNAT --to-destination ${endpointString({ ip: o.hostIP, port })}`;
 
   const portalsContainer: string[] = [];
   const portalsHost: string[] = [];

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { connect, createServer, Socket, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hostPort, parseEndpoint, unmapIP, type PickResult, type ProxyEvent } from './proxy-events.ts';
+import { parseEndpoint, unmapIP, type PickResult, type ProxyEvent } from './proxy-events.ts';
+import { endpointString } from '../proxier/types.ts';
 import { TcpProxy, type TcpProxyOptions } from './tcp-proxy.ts';
 
 const cleanups: (() => unknown)[] = [];
@@ -25,7 +26,7 @@ async function backend(handler: (s: Socket) => void, host = '127.0.0.1'): Promis
     return new Promise((r) => server.close(r));
   });
   const port = (server.address() as { port: number }).port;
-  return { port, server, endpoint: hostPort(host, port) };
+  return { port, server, endpoint: endpointString({ ip: host, port }) };
 }
 
 /** A port with nothing listening (ECONNREFUSED). */

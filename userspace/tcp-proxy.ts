@@ -29,7 +29,8 @@
  * both reads and writes refresh, so one timer per socket covers both ways.
  */
 import { connect as netConnect, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
-import { hostPort, parseEndpoint, unmapIP, type CloseReason, type PickResult, type ProxyEventHandler } from './proxy-events.ts';
+import { parseEndpoint, unmapIP, type CloseReason, type PickResult, type ProxyEventHandler } from './proxy-events.ts';
+import { endpointString } from '../proxier/types.ts';
 
 export interface TcpProxyOptions {
   /** Listener id, carried by every event. */
@@ -170,7 +171,7 @@ export class TcpProxy {
     const c: Conn = {
       client,
       clientIP,
-      clientAddr: hostPort(clientIP, client.remotePort ?? 0),
+      clientAddr: endpointString({ ip: clientIP, port: client.remotePort ?? 0 }),
       start: performance.now(),
       backend: null,
       endpoint: null,

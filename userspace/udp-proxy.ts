@@ -21,7 +21,8 @@
  * unless net.ipv6.bindv6only=1.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { hostPort, parseEndpoint, unmapIP, type PickResult, type ProxyEventHandler, type UdpEndReason } from './proxy-events.ts';
+import { parseEndpoint, unmapIP, type PickResult, type ProxyEventHandler, type UdpEndReason } from './proxy-events.ts';
+import { endpointString } from '../proxier/types.ts';
 
 export interface UdpProxyOptions {
   readonly id: string;
@@ -140,7 +141,7 @@ export class UdpProxy {
 
   private startSession(key: string, rinfo: RemoteInfo): Session | null {
     const clientIP = unmapIP(rinfo.address);
-    const client = hostPort(clientIP, rinfo.port);
+    const client = endpointString({ ip: clientIP, port: rinfo.port });
     const picked = this.o.pick(clientIP);
     const ep = 'error' in picked ? null : parseEndpoint(picked.endpoint);
     if ('error' in picked || !ep) {
