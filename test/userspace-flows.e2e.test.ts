@@ -5,19 +5,18 @@
  * listeners. What userspace mode does differently is a named skip or a
  * mapped expectation, never silence.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIptables } from '../iptables/restore.ts';
+import { startAgentProcess, type AgentProcess } from './agent-runner.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
 import { NODE1_SECONDARY, nodes, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 
-const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 
 /** Why a case cannot hold in userspace mode, or null when it runs. */
 export function userspaceSkip(flow: FlowCase, scenario: FlowScenario): string | null {
@@ -59,27 +58,20 @@ function send(flow: FlowCase): Promise<RequestResult[]> {
 
 const scenario = SCENARIOS[0]!;
 describe(`packet flows through userspace mode: ${scenario.name}`, () => {
-  let agent: ChildProcess;
+  let agent: AgentProcess | undefined;
   let dir: string;
-  let output = '';
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kpt-us-'));
     await writeFile(join(dir, 'objects.yaml'), [...nodes(), ...scenario.services(), ...scenario.slices()].map((o) => dump(o)).join('---\n'));
-    agent = spawn('ip', ['netns', 'exec', cluster.node('node-1').ns, process.execPath, MAIN, '--mode=userspace', '--objects', dir,
-      '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s', '--udp-timeout', '1s',
-      '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns });
-    const t0 = Date.now();
-    while (!/-A KUBE-PORTALS-CONTAINER .*172\.30\.0\.21/.test(await ipt.save(['nat']))) {
-      if (Date.now() - t0 > 20_000 || agent.exitCode !== null) throw new Error(`userspace agent did not program its portals:\n${output.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    agent = await startAgentProcess(cluster.node('node-1').ns, ['--mode=userspace', '--objects', dir,
+      '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s', '--udp-timeout', '1s',
+      '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
+    async () => /-A KUBE-PORTALS-CONTAINER .*172\.30\.0\.21/.test(await ipt.save(['nat'])));
   });
   afterAll(async () => {
-    agent?.kill('SIGTERM');
+    await agent?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
