@@ -49,13 +49,18 @@ export function eventBody(e: EventSpec, o: { nodeName: string; now: Date }) {
   };
 }
 
+function logFields(e: EventSpec): Record<string, string> {
+  const r = e.regarding;
+  return { event: e.reason, regarding: `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`, note: e.note };
+}
+
 export function apiEventRecorder(kc: KubeConfig, o: { nodeName: string; logger: Logger; now?: () => Date }): EventRecorder {
   const api = kc.makeApiClient(EventsV1Api);
   const pending = new Set<Promise<void>>();
   return {
     record(e) {
       const body = eventBody(e, { nodeName: o.nodeName, now: (o.now ?? (() => new Date()))() });
-      o.logger.info({ event: e.reason, regarding: `${e.regarding.kind} ${e.regarding.namespace ? `${e.regarding.namespace}/` : ''}${e.regarding.name}`, note: e.note }, 'recording event');
+      o.logger.info(logFields(e), 'recording event');
       const p = api
         .createNamespacedEvent({ namespace: body.metadata.namespace, body: body as never })
         .then(() => undefined)
@@ -72,7 +77,7 @@ export function apiEventRecorder(kc: KubeConfig, o: { nodeName: string; logger: 
 export function logEventRecorder(logger: Logger): EventRecorder {
   return {
     record(e) {
-      logger.info({ event: e.reason, regarding: `${e.regarding.kind} ${e.regarding.namespace ? `${e.regarding.namespace}/` : ''}${e.regarding.name}`, note: e.note }, 'event (not recorded: no API server)');
+      logger.info(logFields(e), 'event (not recorded: no API server)');
     },
     async flush() {},
   };
