@@ -16,7 +16,7 @@ import { renderOptionsFrom } from './desired.ts';
 import type { Logger } from './log.ts';
 import type { NodeProbe } from './node-probe.ts';
 import type { Metrics } from './servers/metrics.ts';
-import type { Clock } from './system/clock.ts';
+import { every, type Clock } from './system/clock.ts';
 import { createConntrack } from './system/conntrack.ts';
 import type { CommandRunner } from './system/exec.ts';
 
@@ -73,24 +73,13 @@ export function iptablesMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDe
     },
     monitor(resync) {
       // An outside flush of the tables (firewalld reload, iptables -F) removes the canary: rewrite everything.
-      let timer: unknown = null;
-      let stopped = false;
-      const tick = (): void => {
-        timer = deps.clock.setTimeout(async () => {
-          if (stopped) return;
-          if (canariesMade && (await backend.canaryMissing())) {
-            log.warn('canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything');
-            await backend.ensureCanaries().catch((err: unknown) => log.warn({ err }, 'cannot recreate canary chains'));
-            resync();
-          }
-          if (!stopped) tick();
-        }, config.syncPeriodMs);
-      };
-      tick();
-      return () => {
-        stopped = true;
-        if (timer !== null) deps.clock.clearTimeout(timer);
-      };
+      return every(deps.clock, config.syncPeriodMs, async () => {
+        if (canariesMade && (await backend.canaryMissing())) {
+          log.warn('canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything');
+          await backend.ensureCanaries().catch((err: unknown) => log.warn({ err }, 'cannot recreate canary chains'));
+          resync();
+        }
+      });
     },
   };
 }

@@ -19,6 +19,7 @@ import type { ModeDeps, ModeRuntime } from './modes.ts';
 import type { NodeProbe } from './node-probe.ts';
 import { createUserspaceMetrics, serviceOfListener, type UserspaceMetrics } from './servers/userspace-metrics.ts';
 import { createConntrack } from './system/conntrack.ts';
+import { every } from './system/clock.ts';
 
 /** How often expired ClientIP affinity records are dropped. */
 const AFFINITY_SWEEP_MS = 10_000;
@@ -91,20 +92,7 @@ export function userspaceMode(config: ProxyConfig, probe: NodeProbe, deps: ModeD
     families: [family],
     afterFullSync() {},
     monitor() {
-      let timer: unknown = null;
-      let stopped = false;
-      const tick = (): void => {
-        timer = deps.clock.setTimeout(() => {
-          if (stopped) return;
-          balancer.sweep();
-          tick();
-        }, AFFINITY_SWEEP_MS);
-      };
-      tick();
-      return () => {
-        stopped = true;
-        if (timer !== null) deps.clock.clearTimeout(timer);
-      };
+      return every(deps.clock, AFFINITY_SWEEP_MS, () => balancer.sweep());
     },
   };
 }

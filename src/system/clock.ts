@@ -18,6 +18,27 @@ export const realClock: Clock = {
   clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
 };
 
+/**
+ * Runs `fn` every `ms` on the clock, the next run scheduled only after the
+ * previous one (async or not) has finished; returns a stop function.
+ */
+export function every(clock: Clock, ms: number, fn: () => unknown): () => void {
+  let timer: unknown = null;
+  let stopped = false;
+  const tick = (): void => {
+    timer = clock.setTimeout(async () => {
+      if (stopped) return;
+      await fn();
+      if (!stopped) tick();
+    }, ms);
+  };
+  tick();
+  return () => {
+    stopped = true;
+    if (timer !== null) clock.clearTimeout(timer);
+  };
+}
+
 interface ManualTimer {
   readonly id: number;
   readonly due: number;
