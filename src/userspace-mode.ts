@@ -17,7 +17,7 @@ import type { ListenerOpener } from '../userspace/listeners.ts';
 import type { ProxyConfig } from './config.ts';
 import type { ModeDeps, ModeRuntime } from './modes.ts';
 import type { NodeProbe } from './node-probe.ts';
-import { createUserspaceMetrics, serviceOfListener, type UserspaceMetrics } from './servers/userspace-metrics.ts';
+import { createUserspaceMetrics, type UserspaceMetrics } from './servers/userspace-metrics.ts';
 import { createConntrack } from './system/conntrack.ts';
 import { every } from './system/clock.ts';
 
@@ -50,10 +50,9 @@ export function userspaceMode(config: ProxyConfig, probe: NodeProbe, deps: ModeD
   const now = (): number => deps.clock.now();
   const balancer = new RoundRobinBalancer({ now });
   const metrics = createUserspaceMetrics(deps.metrics.registry);
-  const onEvent = proxyEventMetrics(metrics);
 
   const opener: ListenerOpener = async (spec, port) => {
-    const common = { id: spec.id, host, port, onEvent };
+    const common = { id: spec.id, host, port, onEvent: proxyEventMetrics(metrics, spec.service) };
     const proxy =
       spec.protocol === 'TCP'
         ? new TcpProxy({ ...common, pick: (clientIP: string, attempt: number) => balancer.next(spec.id, clientIP, attempt > 0) })
@@ -83,7 +82,7 @@ export function userspaceMode(config: ProxyConfig, probe: NodeProbe, deps: ModeD
     logger: log,
     now,
     conntrack: createConntrack({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }),
-    onServiceError: (id) => metrics.listenerErrorsTotal.inc({ service: serviceOfListener(id) }),
+    onServiceError: (service) => metrics.listenerErrorsTotal.inc({ service }),
   });
   log.info({ ipFamily: family, listen: host, proxyPortRange: config.portRange || 'random', udpTimeoutMs: config.udpIdleTimeoutMs }, 'userspace proxy mode');
 
@@ -97,10 +96,9 @@ export function userspaceMode(config: ProxyConfig, probe: NodeProbe, deps: ModeD
   };
 }
 
-/** Turns proxy events into userspace metrics. */
-export function proxyEventMetrics(m: UserspaceMetrics): (e: ProxyEvent) => void {
+/** Turns the proxy events of one service port's listener into userspace metrics. */
+export function proxyEventMetrics(m: UserspaceMetrics, service: string): (e: ProxyEvent) => void {
   return (e) => {
-    const service = serviceOfListener(e.id);
     switch (e.type) {
       case 'accepted':
         m.total.inc({ service, protocol: 'TCP' });

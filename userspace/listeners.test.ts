@@ -20,9 +20,9 @@ function harness(failPorts: number[] = []) {
 describe('Listeners', () => {
   it('opens new listeners, keeps existing ones, closes removed ones and frees their ports', async () => {
     const { listeners, opened, closed } = harness();
-    let r = await listeners.reconcile([{ id: 'a', protocol: 'TCP' }, { id: 'b', protocol: 'UDP' }]);
+    let r = await listeners.reconcile([{ id: 'a', protocol: 'TCP', service: 'ns/a' }, { id: 'b', protocol: 'UDP', service: 'ns/b' }]);
     expect(Object.fromEntries(r.ports)).toEqual({ a: 5000, b: 5001 });
-    r = await listeners.reconcile([{ id: 'b', protocol: 'UDP' }, { id: 'c', protocol: 'TCP' }]);
+    r = await listeners.reconcile([{ id: 'b', protocol: 'UDP', service: 'ns/b' }, { id: 'c', protocol: 'TCP', service: 'ns/c' }]);
     expect(r).toMatchObject({ opened: ['c'], closed: ['a'] });
     expect(Object.fromEntries(r.ports)).toEqual({ b: 5001, c: 5000 });
     expect(opened).toEqual(['a@5000', 'b@5001', 'c@5000']);
@@ -31,7 +31,7 @@ describe('Listeners', () => {
 
   it('reports an exhausted range for that listener only and retries at the next sync', async () => {
     const { listeners } = harness();
-    const specs = ['a', 'b', 'c', 'd'].map((id) => ({ id, protocol: 'TCP' as const }));
+    const specs = ['a', 'b', 'c', 'd'].map((id) => ({ id, protocol: 'TCP' as const, service: `ns/${id}` }));
     let r = await listeners.reconcile(specs);
     expect(r.ports.size).toBe(3);
     expect(r.failed.get('d')).toMatch(/no free port left in --proxy-port-range 5000-5002/);
@@ -41,14 +41,14 @@ describe('Listeners', () => {
 
   it('skips ports taken by other processes', async () => {
     const { listeners } = harness([5000]);
-    const r = await listeners.reconcile([{ id: 'a', protocol: 'TCP' }]);
+    const r = await listeners.reconcile([{ id: 'a', protocol: 'TCP', service: 'ns/a' }]);
     expect(r.ports.get('a')).toBe(5001);
   });
 
   it('moves a listener whose protocol changed', async () => {
     const { listeners, closed } = harness();
-    await listeners.reconcile([{ id: 'a', protocol: 'TCP' }]);
-    const r = await listeners.reconcile([{ id: 'a', protocol: 'UDP' }]);
+    await listeners.reconcile([{ id: 'a', protocol: 'TCP', service: 'ns/a' }]);
+    const r = await listeners.reconcile([{ id: 'a', protocol: 'UDP', service: 'ns/a' }]);
     expect(closed).toEqual(['a']);
     expect(r.opened).toEqual(['a']);
   });

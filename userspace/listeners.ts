@@ -11,6 +11,8 @@ export interface ListenerSpec {
   /** Identity: a changed id means a new listener (e.g. the service port's number changed). */
   readonly id: string;
   readonly protocol: 'TCP' | 'UDP';
+  /** The service port it serves ("namespace/name:port"), for logs and metrics. */
+  readonly service: string;
 }
 
 export interface OpenListener {

@@ -61,10 +61,10 @@ export function listenerRoles(s: ServicePortState): Role[] {
   const id = `${sp.key}/${sp.protocol}/${sp.port}`;
   const protocol = sp.protocol;
   const internal = (sp.internalPolicyLocal ? s.selection.local : s.selection.cluster) ?? [];
-  const roles: Role[] = [{ spec: { id, protocol }, endpoints: internal }];
+  const roles: Role[] = [{ spec: { id, protocol, service: sp.key }, endpoints: internal }];
   if (externallyAccessible(sp) && sp.externalPolicyLocal !== sp.internalPolicyLocal) {
     const external = (sp.externalPolicyLocal ? s.selection.local : s.selection.cluster) ?? [];
-    roles.push({ spec: { id: `${id}#external`, protocol }, endpoints: external });
+    roles.push({ spec: { id: `${id}#external`, protocol, service: sp.key }, endpoints: external });
   }
   return roles;
 }
@@ -108,9 +108,11 @@ export class UserspaceBackend implements ModeBackend {
     const result = await this.listeners.reconcile(specs);
     for (const id of result.closed) this.o.balancer.remove(id);
     await this.clearClosedUdpFlows(result.closed, ctx.previous);
-    for (const [id, why] of result.failed) {
-      log.error({ listener: id }, why);
-      this.o.onServiceError?.(id, why);
+    for (const spec of specs) {
+      const why = result.failed.get(spec.id);
+      if (why === undefined) continue;
+      log.error({ listener: spec.id }, why);
+      this.o.onServiceError?.(spec.service, why);
     }
     const conflicts = await this.holder.reconcile(
       snapshot.services.filter((s) => s.service.nodePort && roles.has(s)).map((s) => ({ port: s.service.nodePort, protocol: s.service.protocol as 'TCP' | 'UDP' })),

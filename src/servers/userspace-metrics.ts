@@ -25,11 +25,3 @@ export function createUserspaceMetrics(registry: Registry) {
     listenerErrorsTotal: new Counter({ name: 'kubeproxy_ts_userspace_listener_errors_total', help: 'Listeners that could not be opened (port range exhausted, address in use)', labelNames: ['service'], registers }),
   };
 }
-
-/** "ns/name:port/TCP/80#external" -> "ns/name:port" (the listener id's service port). */
-export function serviceOfListener(id: string): string {
-  const hash = id.indexOf('#');
-  const base = hash >= 0 ? id.slice(0, hash) : id;
-  const parts = base.split('/');
-  return parts.length >= 4 ? parts.slice(0, -2).join('/') : base;
-}
