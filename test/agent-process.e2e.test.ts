@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIptables } from '../iptables/restore.ts';
+import { waitFor } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -34,14 +35,7 @@ async function reaches(pod: string): Promise<boolean> {
   return hit.size === 1 && hit.get(pod) === 4;
 }
 
-async function converge(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await check())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`did not converge within ${timeoutMs} ms: ${what}\n${output.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  console.log(`converged: ${what} in ${Date.now() - t0} ms`);
-}
+const converge = (what: string, check: () => Promise<boolean>) => waitFor(what, check, 15_000, () => output.slice(-2000));
 
 beforeAll(async () => {
   cluster = await createCluster({

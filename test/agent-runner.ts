@@ -45,12 +45,19 @@ export async function startAgentProcess(ns: string, args: readonly string[], rea
   return agent;
 }
 
-/** Polls `check` every 100 ms until it holds; returns the time it took. Throws after timeoutMs. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<number> {
+/**
+ * Polls `check` every 100 ms until it holds; prints and returns the time it
+ * took. Throws after timeoutMs (with `context()`, e.g. the agent's output).
+ */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000, context?: () => string): Promise<number> {
   const t0 = Date.now();
-  while (!(await check().catch(() => false))) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  for (;;) {
+    if (await check()) {
+      const ms = Date.now() - t0;
+      console.log(`converged: ${what} in ${ms} ms`);
+      return ms;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`did not converge within ${timeoutMs} ms: ${what}${context ? `\n${context()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return Date.now() - t0;
 }

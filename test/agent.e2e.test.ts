@@ -13,6 +13,7 @@ import { silentLogger } from '../src/log.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { waitFor } from './agent-runner.ts';
 import { FakeApiServer, kubeConfigFor } from './fake-apiserver.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -36,20 +37,6 @@ const slice = (svc: string, on: Pod[], port = 8080) =>
 
 function fromClient(ip = SVC_IP, count = 12, proto: 'tcp' | 'udp' = 'tcp', port = 80): Promise<RequestResult[]> {
   return request(cluster, cluster.client!.ns, { proto, ip, port, count, timeoutMs: 800 });
-}
-
-/** Polls until check() holds; returns the elapsed milliseconds (and prints them). */
-async function converge(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) {
-      const ms = Date.now() - t0;
-      console.log(`converged: ${what} in ${ms} ms`);
-      return ms;
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`did not converge within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const reaches = (want: Pod[], ip = SVC_IP) => async () => {
@@ -120,7 +107,7 @@ afterAll(async () => {
 
 describe('the agent against the fake API server', () => {
   it('programs the initial state: TCP and UDP reach the endpoints, diff reports converged', async () => {
-    await converge('initial sync', reaches(['pod-a', 'pod-b']));
+    await waitFor('initial sync', reaches(['pod-a', 'pod-b']));
     const udp = podsHit(await fromClient(SVC_IP, 12, 'udp', 53));
     expect([...udp.keys()].sort()).toEqual(['pod-a', 'pod-b']);
     const out: string[] = [];
@@ -138,7 +125,7 @@ describe('the agent against the fake API server', () => {
   it('follows an endpoint change with a partial sync that writes only the changed chains', async () => {
     const partialBefore = await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
     api.update('endpointslices', slice('web', ['pod-c']) as never);
-    await converge('endpoint change', reaches(['pod-c']));
+    await waitFor('endpoint change', reaches(['pod-c']));
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBeGreaterThan(partialBefore);
     // The last restore wrote a handful of rules (the service's SVC and SEP chains), not the whole table.
     const written = await metric('kubeproxy_sync_proxy_rules_iptables_last{table="nat",ip_family="IPv4"}');
@@ -149,14 +136,14 @@ describe('the agent against the fake API server', () => {
 
   it('rejects traffic for a service without endpoints and removes a deleted service\'s chains', async () => {
     api.create('services', makeService('ns1', 'empty', { clusterIP: '172.30.0.20' }) as never);
-    await converge('REJECT for a service without endpoints', async () => (await fromClient('172.30.0.20', 2)).every((r) => !r.ok && r.error === 'refused'));
+    await waitFor('REJECT for a service without endpoints', async () => (await fromClient('172.30.0.20', 2)).every((r) => !r.ok && r.error === 'refused'));
     api.create('services', makeService('ns1', 'doomed', { clusterIP: '172.30.0.21', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }) as never);
     api.create('endpointslices', slice('doomed', ['pod-a']) as never);
-    await converge('new service', reaches(['pod-a'], '172.30.0.21'));
+    await waitFor('new service', reaches(['pod-a'], '172.30.0.21'));
     const chain = /-A KUBE-SERVICES -d 172\.30\.0\.21\/32 .* -j (KUBE-SVC-\w+)/.exec(await save('nat'))?.[1];
     expect(chain).toBeDefined();
     api.delete('services', 'ns1/doomed');
-    await converge('deleted service chains removed', async () => !(await save('nat')).includes(`:${chain} `));
+    await waitFor('deleted service chains removed', async () => !(await save('nat')).includes(`:${chain} `));
   });
 
   it('keeps forwarding while the API is down and converges on the changes made meanwhile', async () => {
@@ -165,17 +152,17 @@ describe('the agent against the fake API server', () => {
     expect(await reaches(['pod-c'])()).toBe(true);
     api.update('endpointslices', slice('web', ['pod-a', 'pod-c']) as never);
     await api.up();
-    await converge('changes made while the API was down', reaches(['pod-a', 'pod-c']), 60_000);
+    await waitFor('changes made while the API was down', reaches(['pod-a', 'pod-c']), 60_000);
   });
 
   it('survives dropped watches and an expired resource version (410 -> relist)', async () => {
     api.dropWatches();
     api.update('endpointslices', slice('web', ['pod-b']) as never);
-    await converge('change after dropped watches', reaches(['pod-b']), 30_000);
+    await waitFor('change after dropped watches', reaches(['pod-b']), 30_000);
     api.compact();
     api.dropWatches();
     api.update('endpointslices', slice('web', ['pod-a', 'pod-b', 'pod-c']) as never);
-    await converge('change after 410 and relist', reaches(['pod-a', 'pod-b', 'pod-c']), 30_000);
+    await waitFor('change after 410 and relist', reaches(['pod-a', 'pod-b', 'pod-c']), 30_000);
   });
 
   it('restores everything after an outside flush of the tables (canary)', async () => {
@@ -183,12 +170,12 @@ describe('the agent against the fake API server', () => {
     const flush = '*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
     const r = await cluster.runner.run('iptables-nft-restore', [], { input: flush, netns: node });
     expect(r.code).toBe(0);
-    await converge('rules and canary restored after an outside flush', async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
+    await waitFor('rules and canary restored after an outside flush', async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
     expect(await diffCommand(FLAGS, io([]))).toBe(0);
 
     // Only the nat table (iptables -t nat -F; -X): the mangle canary survives; the periodic full sync repairs it.
     for (const args of [['-t', 'nat', '-F'], ['-t', 'nat', '-X']]) expect((await cluster.runner.run('iptables-nft', args, { netns: node })).code).toBe(0);
-    await converge('nat table restored after iptables -t nat -F -X', async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
+    await waitFor('nat table restored after iptables -t nat -F -X', async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
   });
 
   it('diff names a service whose rules drifted, the periodic full sync repairs it, and trace shows the live path', async () => {
@@ -200,7 +187,7 @@ describe('the agent against the fake API server', () => {
     const out: string[] = [];
     expect(await diffCommand(FLAGS, io(out))).toBe(1);
     expect(out.join('')).toMatch(new RegExp(`service ns1/web:p80[^]*${sep[1]}: 1 missing`));
-    await converge('drift repaired by the periodic full sync', async () => (await diffCommand(FLAGS, io([]))) === 0);
+    await waitFor('drift repaired by the periodic full sync', async () => (await diffCommand(FLAGS, io([]))) === 0);
 
     const traced: string[] = [];
     const { traceCommand } = await import('../src/cmd/trace.ts');
@@ -216,9 +203,9 @@ describe('the agent against the fake API server', () => {
     api.create('endpointslices', udpSlice('pod-a') as never);
     // The same client address and port every time: one conntrack entry.
     const flow = () => request(cluster, cluster.client!.ns, { proto: 'udp', ip: '172.30.0.40', port: 53, count: 3, timeoutMs: 800, sourcePort: 40053 });
-    await converge('UDP flow to pod-a', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-a'));
+    await waitFor('UDP flow to pod-a', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-a'));
     api.update('endpointslices', udpSlice('pod-b') as never);
-    await converge('the same UDP flow moved to pod-b (stale conntrack entry deleted)', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-b'));
+    await waitFor('the same UDP flow moved to pod-b (stale conntrack entry deleted)', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-b'));
     expect(await metric('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}')).toBeGreaterThan(0);
   });
 
@@ -242,13 +229,13 @@ describe('the agent against the fake API server', () => {
     const hc = 32000 + Math.floor(Math.random() * 700);
     api.create('services', makeService('ns1', 'lb', { type: 'LoadBalancer', clusterIP: '172.30.0.30', externalTrafficPolicy: 'Local', healthCheckNodePort: hc, loadBalancerIP: '203.0.113.30', ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30090 }] }) as never);
     api.create('endpointslices', slice('lb', ['pod-a', 'pod-c']) as never);
-    await converge('health check server up', async () => (await fetch(`http://127.0.0.1:${hc}/`).catch(() => null))?.status === 200);
+    await waitFor('health check server up', async () => (await fetch(`http://127.0.0.1:${hc}/`).catch(() => null))?.status === 200);
     expect(await (await fetch(`http://127.0.0.1:${hc}/`)).json()).toEqual({ service: { namespace: 'ns1', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
     api.update('endpointslices', slice('lb', ['pod-c']) as never);
-    await converge('health check reports no local endpoint', async () => (await fetch(`http://127.0.0.1:${hc}/`)).status === 503);
+    await waitFor('health check reports no local endpoint', async () => (await fetch(`http://127.0.0.1:${hc}/`)).status === 503);
     // Outside clients keep their source IP with externalTrafficPolicy Local.
     api.update('endpointslices', slice('lb', ['pod-b', 'pod-c']) as never);
-    await converge('eTP Local to the local endpoint only', async () => {
+    await waitFor('eTP Local to the local endpoint only', async () => {
       const rs = await fromClient('203.0.113.30');
       return rs.every((r) => r.ok && r.pod === 'pod-b' && r.client.startsWith('192.168.50.200:'));
     });

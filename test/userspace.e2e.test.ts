@@ -173,11 +173,10 @@ describe('userspace mode: streams, retries and changes', () => {
     const held = hold(cluster.pod('pod-b').ns, { ip: '172.30.0.10', port: 9000, holdMs: 3000 });
     await held.opened;
     await write({ webPods: ['pod-c'] });
-    const ms = await waitFor('new connections to reach only pod-c', async () => {
+    await waitFor('userspace: new connections to reach only pod-c after an endpoint change', async () => {
       const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 6 });
       return rs.every((r) => r.ok && r.pod === 'pod-c');
     });
-    console.log(`userspace: endpoint change followed by new connections in ${ms} ms`);
     const r = await held.result;
     expect(r.ok, JSON.stringify(r)).toBe(true);
   });
