@@ -81,7 +81,8 @@ export function parseConfigFile(text: string, source: string): Map<string, FlagV
       out.set(spec.name, fromFile(spec, value, path, source));
       return;
     }
-    if (KNOWN_UNMAPPED.has(path) || KNOWN_UNMAPPED.has(path.split('.')[0]!) || KNOWN_UNMAPPED_OBJECTS.has(path.split('.')[0]!) && path.includes('.')) return;
+    const top = path.split('.')[0]!;
+    if (KNOWN_UNMAPPED.has(path) || KNOWN_UNMAPPED.has(top) || (path !== top && KNOWN_UNMAPPED_OBJECTS.has(top))) return;
     if (OBJECT_FIELDS.has(path)) {
       if (value === null || value === undefined) return;
       if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(path, `${source}: ${path}: expected an object, got ${describe(value)}`);
