@@ -19,7 +19,7 @@ export function validateConfig(c: ProxyConfig): void {
   validateCIDRs(c);
   if (!parseIP(c.bindAddress)) throw new FlagError('bind-address', `invalid --bind-address "${c.bindAddress}": not an IP address`);
   for (const [flag, value] of [['healthz-bind-address', c.healthzBindAddress], ['metrics-bind-address', c.metricsBindAddress]] as const) {
-    if (value !== '' && !parseHostPort(value)) throw new FlagError(flag, `invalid --${flag} "${value}": expected ip or ip:port (port 1-65535)`);
+    if (value !== '' && !parseHostPort(value)) throw new FlagError(flag, `invalid --${flag} "${value}": expected ip or ip:port`);
   }
   validateDurations(c);
   validateDetectLocal(c);

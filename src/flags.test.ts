@@ -62,7 +62,7 @@ describe('configFromFlags', () => {
     [{ 'cluster-cidr': '10.0.0.0/33' }, /invalid --cluster-cidr "10.0.0.0\/33"/],
     [{ 'cluster-cidr': '10.0.0.0/8,11.0.0.0/8' }, /at most one CIDR per IP family/],
     [{ 'nodeport-addresses': ['bogus'] }, /invalid --nodeport-addresses entry "bogus"/],
-    [{ 'healthz-bind-address': '0.0.0.0:0' }, /invalid --healthz-bind-address "0.0.0.0:0": expected ip or ip:port/],
+    [{ 'healthz-bind-address': '0.0.0.0:65536' }, /invalid --healthz-bind-address "0.0.0.0:65536": expected ip or ip:port/],
     [{ 'metrics-bind-address': 'localhost:10249' }, /invalid --metrics-bind-address "localhost:10249"/],
     [{ 'iptables-min-sync-period': 60_000 }, /must not exceed --iptables-sync-period/],
     [{ 'proxy-port-range': '30000-20000' }, /invalid --proxy-port-range "30000-20000"/],

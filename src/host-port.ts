@@ -3,7 +3,8 @@
  * as upstream reads them: a bare IP gets the default port appended
  * (proxyutil.AppendPortIfNeeded, applied by v1alpha1 defaulting and by
  * Options.Complete for the flags), then validateHostPort wants an IP and a
- * port in 1-65535.
+ * port. Upstream also refuses port 0; kube-proxy-ts takes it as "any free
+ * port" (tests run several agents side by side).
  */
 import { parseIP } from '../proxier/ip.ts';
 
@@ -16,7 +17,7 @@ export function parseHostPort(text: string): { host: string; port: number } | nu
   if (!m) return null;
   const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
-  if (port < 1 || port > 65535 || (host !== '' && !parseIP(host))) return null;
+  if (port > 65535 || (host !== '' && !parseIP(host))) return null;
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 

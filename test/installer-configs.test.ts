@@ -81,8 +81,8 @@ describe('installer command lines (upstream AppendPortIfNeeded)', { timeout: 30_
     expect(r.doc!.conntrack).toMatchObject({ maxPerCore: 131072 });
   });
 
-  it('refuses what upstream cannot parse: a host name, port 0, a port over 65535', async () => {
-    for (const bad of ['--metrics-bind-address=localhost:10249', '--healthz-bind-address=0.0.0.0:0', '--healthz-bind-address=[::1]:70000']) {
+  it('refuses what upstream cannot parse: a host name, a port over 65535, an IPv6 address with a port but no brackets', async () => {
+    for (const bad of ['--metrics-bind-address=localhost:10249', '--healthz-bind-address=[::1]:70000', '--healthz-bind-address=fd00::1:10256:1']) {
       const r = await effective([bad]);
       expect(r.code, bad).toBe(2);
       expect(r.out).toContain(`invalid ${bad.split('=')[0]}`);
