@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configFromFlags } from './config.ts';
-import { ConfigError, configDocument, mergeConfig, parseConfigFile } from './config-file.ts';
+import { ConfigError, configDocument, lenientDecodingWarning, mergeConfig, parseConfigFile } from './config-file.ts';
 import { parseFlags } from './flags.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
 import { dump } from 'js-yaml';
@@ -62,14 +62,16 @@ winkernel:
 
 describe('KubeProxyConfiguration files', () => {
   it('accepts the file kubeadm writes', () => {
-    const values = parseConfigFile(KUBEADM, 'config.conf');
+    const parsed = parseConfigFile(KUBEADM, 'config.conf');
+    expect(parsed.unknownFields).toEqual([]);
+    const values = parsed.values;
     expect(values.get('cluster-cidr')).toBe('10.244.0.0/16');
     expect(values.get('kubeconfig')).toBe('/var/lib/kube-proxy/kubeconfig.conf');
     expect(values.get('iptables-masquerade-bit')).toBe(14); // null -> default
   });
 
   it("gives kubeadm's zero values upstream's defaults, so the file it writes starts the agent as upstream's would", () => {
-    const c = configFromFlags(mergeConfig(parseConfigFile(KUBEADM, 'config.conf'), new Map()).values);
+    const c = configFromFlags(mergeConfig(parseConfigFile(KUBEADM, 'config.conf').values, new Map()).values);
     expect(c).toMatchObject({
       syncPeriodMs: 30_000, minSyncPeriodMs: 1_000, udpIdleTimeoutMs: 250, configSyncPeriodMs: 15 * 60_000,
       healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', bindAddress: '0.0.0.0',
@@ -79,15 +81,14 @@ describe('KubeProxyConfiguration files', () => {
 
   it('reads logging.verbosity (the -v flag still wins) and ignores the other logging fields', () => {
     const doc = (v: number) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlogging:\n  format: json\n  verbosity: ${v}\n`;
-    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c'), new Map()).values).verbosity).toBe(4);
+    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, new Map()).values).verbosity).toBe(4);
     const flags = parseFlags(['-v=2'], AGENT_FLAGS).values;
-    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c'), flags).values).verbosity).toBe(2);
-    expect(() => parseConfigFile(`${doc(1)}  verbosityy: 3\n`, 'c')).not.toThrow();
+    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, flags).values).verbosity).toBe(2);
   });
 
   it('keeps an explicit non-zero value and still validates it', () => {
     const text = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  minSyncPeriod: 0.5s\n  syncPeriod: 1m0s\n';
-    expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c'), new Map()).values)).toMatchObject({ minSyncPeriodMs: 500, syncPeriodMs: 60_000 });
+    expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c').values, new Map()).values)).toMatchObject({ minSyncPeriodMs: 500, syncPeriodMs: 60_000 });
   });
 
   it.each([
@@ -95,13 +96,33 @@ describe('KubeProxyConfiguration files', () => {
     ['iptables:\n  syncPeriod: 30', /iptables.syncPeriod: expected a duration string/],
     ['iptables:\n  syncPeriod: soon', /iptables.syncPeriod: invalid value "soon"/],
     ['mode: ipvs', /mode: invalid value "ipvs": must be one of/],
-    ['clusterCidr: 10.0.0.0/8', /unknown field "clusterCidr"/],
-    ['iptables:\n  masqueradeAl: true', /unknown field "iptables.masqueradeAl"/],
+    ['ipvs:\n  syncPeriod: 30', /ipvs.syncPeriod: expected a duration string/],
+    ['ipvs:\n  syncPeriod: soon', /ipvs.syncPeriod: invalid duration "soon"/],
+    ['winkernel: true', /winkernel: expected an object, got boolean true/],
+    ['conntrack:\n  maxPerCore: -1', /conntrack.maxPerCore: invalid value "-1": must be greater than or equal to 0/],
     ['nodePortAddresses: 10.0.0.0/8', /nodePortAddresses: expected a list of strings/],
   ])('rejects %j naming the field', (extra, message) => {
     const text = `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${extra}\n`;
     expect(() => parseConfigFile(text, 'c.yaml')).toThrow(ConfigError);
     expect(() => parseConfigFile(text, 'c.yaml')).toThrow(message);
+  });
+
+  it.each([
+    ['clusterCidr: 10.0.0.0/8', ['clusterCidr']],
+    ['iptables:\n  masqueradeAl: true', ['iptables.masqueradeAl']],
+    ['ipvs:\n  masqueradeAll: true\n  scheduler: rr', ['ipvs.masqueradeAll']],
+    ['logging:\n  verbosityy: 3', ['logging.verbosityy']],
+  ])('decodes %j leniently, naming the unknown field (upstream Options.loadConfig)', (extra, unknown) => {
+    const text = `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${extra}\n`;
+    const parsed = parseConfigFile(text, 'c.yaml');
+    expect(parsed.unknownFields).toEqual(unknown);
+    expect(lenientDecodingWarning(parsed, 'c.yaml')).toContain(`unknown field "${unknown[0]}"`);
+  });
+
+  it('keeps the last of two duplicate keys and names it (upstream lenient decoding)', () => {
+    const parsed = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nclusterCIDR: 10.1.0.0/16\n', 'c.yaml');
+    expect(parsed.values.get('cluster-cidr')).toBe('10.1.0.0/16');
+    expect(lenientDecodingWarning(parsed, 'c.yaml')).toContain('duplicate field "clusterCIDR (line 4)"');
   });
 
   it('rejects the wrong kind or version and broken YAML', () => {
@@ -111,7 +132,7 @@ describe('KubeProxyConfiguration files', () => {
   });
 
   it('lets --hostname-override and -v win over the file and reports the flags it ignores, as upstream', () => {
-    const file = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nhostnameOverride: from-file\n', 'c');
+    const file = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nhostnameOverride: from-file\n', 'c').values;
     const flags = parseFlags(['--hostname-override=node-7', '-v=3', '--cluster-cidr=11.0.0.0/8', '--objects=/x'], AGENT_FLAGS).values;
     const { values, ignored } = mergeConfig(file, flags);
     const c = configFromFlags(values);
@@ -121,7 +142,7 @@ describe('KubeProxyConfiguration files', () => {
 
   it('writes a document that reads back to the same configuration', () => {
     const values = parseFlags(['--cluster-cidr=10.0.0.0/8', '--iptables-sync-period=45s', '--masquerade-all'], AGENT_FLAGS).values;
-    const again = parseConfigFile(dump(configDocument(values)), 'roundtrip');
+    const again = parseConfigFile(dump(configDocument(values, configFromFlags(values)).doc), 'roundtrip').values;
     expect(configFromFlags(again)).toEqual(configFromFlags(values));
   });
 });

@@ -1,9 +1,12 @@
 /**
  * --config FILE: a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1)
- * decoded strictly, as upstream does: unknown fields and wrong types are
- * errors naming the field. Values are mapped onto the flag table through each
- * flag's `config` path, so the file and the flags share one set of
- * conversions and validations.
+ * decoded as upstream's loadConfig does: strictly first; when only unknown or
+ * duplicate fields make that fail (files written for older versions carry
+ * conntrack.max, resourceContainer, ...), leniently, with a warning naming
+ * every such field. A wrong kind, version or value type is an error naming
+ * the field. Values are mapped onto the flag table through each flag's
+ * `config` path, so the file and the flags share one set of conversions and
+ * validations.
  *
  * Precedence, as upstream: with --config, the file replaces the flags, except
  * --hostname-override and the logging flag -v, which still win (kube-proxy-ts
@@ -11,8 +14,11 @@
  * that exist only in kube-proxy-ts (--objects, --iptables-backend) always apply.
  */
 import { load } from 'js-yaml';
+import type { ProxyConfig } from './config.ts';
+import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { convertFlagValue, formatDuration, type FlagValue } from './flags.ts';
+import { convertFlagValue, formatDuration, type FlagSpec, type FlagValue } from './flags.ts';
+import { parseGoDurationNs } from './go-duration.ts';
 
 export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 
@@ -25,15 +31,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Fields upstream's v1alpha1 knows that kube-proxy-ts reads without acting on (other modes, platforms, logging). */
-const KNOWN_UNMAPPED = new Set([
-  'apiVersion', 'kind', 'clientConnection.acceptContentTypes', 'ipvs', 'nftables', 'winkernel',
-  'detectLocal.clusterCIDRs',
-]);
-/** Objects whose other fields are known but not acted on (only logging.verbosity is read). */
-const KNOWN_UNMAPPED_OBJECTS = new Set(['logging']);
-const OBJECT_FIELDS = new Set(['clientConnection', 'conntrack', 'detectLocal', 'iptables', 'logging']);
-
 /**
  * Fields whose zero value means "the default", as upstream's v1alpha1
  * defaulting (SetDefaults_KubeProxyConfiguration) fills them: kubeadm writes
@@ -44,61 +41,100 @@ const ZERO_MEANS_DEFAULT = new Set([
   'udp-timeout', 'config-sync-period', 'kube-api-content-type', 'kube-api-qps', 'kube-api-burst',
 ]);
 
-function isZero(value: unknown): boolean {
+/** Zero as upstream's defaulting sees it: "", 0, or a duration that is 0 ns ("0s", "0.5ns"). */
+function isZero(spec: FlagSpec, value: unknown): boolean {
   if (value === '' || value === 0) return true;
-  if (typeof value !== 'string') return false;
-  const numbers = value.split(/[a-zµ]+/).filter((n) => n !== '');
-  return numbers.length > 0 && /^[0-9.a-zµ]+$/.test(value) && numbers.every((n) => Number(n) === 0);
+  return spec.type === 'duration' && typeof value === 'string' && parseGoDurationNs(value) === 0n;
 }
 
 /** Flags whose command-line value wins over the file. */
 export const FLAGS_OVER_CONFIG = new Set(['hostname-override', 'v']);
 
-function describe(v: unknown): string {
-  return Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+export interface ParsedConfigFile {
+  /** Flag name -> value for every mapped field set in the file. */
+  readonly values: Map<string, FlagValue>;
+  /** Fields upstream's strict decoding refuses and its lenient v1alpha1 decoding drops (dotted paths). */
+  readonly unknownFields: readonly string[];
+  /** YAML keys given twice (strict decoding refuses them; leniently the last one wins). */
+  readonly duplicateKeys: readonly string[];
 }
 
-/** Flag-name -> value for every field set in the file. */
-export function parseConfigFile(text: string, source: string): Map<string, FlagValue> {
-  let doc: unknown;
-  try {
-    doc = load(text);
-  } catch (err) {
-    throw new ConfigError('', `${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+/**
+ * Decodes a KubeProxyConfiguration as upstream's Options.loadConfig does:
+ * wrong kind, version or value types are fatal (ConfigError naming the
+ * field); unknown and duplicate fields fail strict decoding only, and the
+ * lenient fallback goes on without them (the caller warns, see
+ * lenientDecodingWarning).
+ */
+export function parseConfigFile(text: string, source: string): ParsedConfigFile {
+  const { doc, duplicateKeys } = loadYaml(text, source);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('', `${source}: expected a KubeProxyConfiguration object`);
   const obj = doc as Record<string, unknown>;
-  if (obj['kind'] !== 'KubeProxyConfiguration') throw new ConfigError('kind', `${source}: kind must be KubeProxyConfiguration, got ${describe(obj['kind'])}`);
-  if (obj['apiVersion'] !== CONFIG_API_VERSION) throw new ConfigError('apiVersion', `${source}: apiVersion must be ${CONFIG_API_VERSION}, got ${describe(obj['apiVersion'])}`);
+  if (obj['kind'] !== 'KubeProxyConfiguration') throw new ConfigError('kind', `${source}: kind must be KubeProxyConfiguration, got ${describeValue(obj['kind'])}`);
+  if (obj['apiVersion'] !== CONFIG_API_VERSION) throw new ConfigError('apiVersion', `${source}: apiVersion must be ${CONFIG_API_VERSION}, got ${describeValue(obj['apiVersion'])}`);
 
-  const byPath = new Map<string, (typeof AGENT_FLAGS)[number]>();
+  const byPath = new Map<string, FlagSpec>();
   for (const spec of AGENT_FLAGS) if (spec.config && !byPath.has(spec.config)) byPath.set(spec.config, spec);
 
-  const out = new Map<string, FlagValue>();
+  const values = new Map<string, FlagValue>();
+  const unknownFields: string[] = [];
   const visit = (value: unknown, path: string): void => {
     const spec = byPath.get(path);
     if (spec) {
-      out.set(spec.name, fromFile(spec, value, path, source));
+      values.set(spec.name, fromFile(spec, value, path, source));
       return;
     }
-    const top = path.split('.')[0]!;
-    if (KNOWN_UNMAPPED.has(path) || KNOWN_UNMAPPED.has(top) || (path !== top && KNOWN_UNMAPPED_OBJECTS.has(top))) return;
-    if (OBJECT_FIELDS.has(path)) {
-      if (value === null || value === undefined) return;
-      if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(path, `${source}: ${path}: expected an object, got ${describe(value)}`);
-      for (const [k, v] of Object.entries(value)) visit(v, `${path}.${k}`);
+    const type = UNMAPPED_FIELDS[path];
+    if (type === undefined) {
+      unknownFields.push(path);
       return;
     }
-    throw new ConfigError(path, `${source}: unknown field "${path}"`);
+    const want = typeProblem(type, value);
+    if (want) throw new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describeValue(value)}`);
+    if (type === 'duration' && typeof value === 'string' && parseGoDurationNs(value) === null) {
+      throw new ConfigError(path, `${source}: ${path}: invalid duration "${value}"`);
+    }
+    if (type === 'object' && value) for (const [k, v] of Object.entries(value)) visit(v, `${path}.${k}`);
   };
   for (const [k, v] of Object.entries(obj)) visit(v, k);
-  return out;
+  return { values, unknownFields, duplicateKeys };
 }
 
-function fromFile(spec: (typeof AGENT_FLAGS)[number], value: unknown, path: string, source: string): FlagValue {
-  const bad = (want: string): ConfigError => new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describe(value)}`);
+/** js-yaml refuses duplicate keys; upstream's strict decoder too, its lenient one keeps the last. */
+function loadYaml(text: string, source: string): { doc: unknown; duplicateKeys: string[] } {
+  try {
+    return { doc: load(text), duplicateKeys: [] };
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/duplicated mapping key/.test(message)) {
+      // The first duplicate, by the line js-yaml points at (others are not named).
+      const line = (err as { mark?: { line?: number } }).mark?.line;
+      const key = line === undefined ? '' : (text.split('\n')[line] ?? '').trim().replace(/^-\s*/, '').split(':')[0]!.trim();
+      const duplicateKeys = [line === undefined ? '?' : `${key} (line ${line + 1})`];
+      try {
+        return { doc: load(text, { json: true }), duplicateKeys };
+      } catch {
+        // fall through to the original error
+      }
+    }
+    throw new ConfigError('', `${source}: not valid YAML: ${message.split('\n')[0]}`);
+  }
+}
+
+/** The warning upstream logs when it fell back to lenient decoding ("Using lenient decoding as strict decoding failed"), or null. */
+export function lenientDecodingWarning(parsed: ParsedConfigFile, source: string): string | null {
+  const problems = [
+    ...parsed.unknownFields.map((f) => `unknown field "${f}"`),
+    ...parsed.duplicateKeys.map((k) => `duplicate field "${k}"`),
+  ];
+  if (!problems.length) return null;
+  return `${source}: strict decoding failed (${problems.join(', ')}); using lenient decoding as upstream does: these fields are ignored`;
+}
+
+function fromFile(spec: FlagSpec, value: unknown, path: string, source: string): FlagValue {
+  const bad = (want: string): ConfigError => new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describeValue(value)}`);
   if (value === null || value === undefined) return convertFlagValue(spec, spec.default);
-  if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(value)) return convertFlagValue(spec, spec.default);
+  if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(spec, value)) return convertFlagValue(spec, spec.default);
   let raw: string;
   switch (spec.type) {
     case 'bool':
@@ -106,6 +142,10 @@ function fromFile(spec: (typeof AGENT_FLAGS)[number], value: unknown, path: stri
       return value;
     case 'int':
       if (!Number.isInteger(value)) throw bad('an integer');
+      raw = String(value);
+      break;
+    case 'float':
+      if (typeof value !== 'number') throw bad('a number');
       raw = String(value);
       break;
     case 'duration':
@@ -145,16 +185,33 @@ export function mergeConfig(file: ReadonlyMap<string, FlagValue>, flags: Readonl
   return { values, ignored };
 }
 
-/** A KubeProxyConfiguration document for the effective values (for --write-config-to). */
-export function configDocument(values: ReadonlyMap<string, FlagValue>): Record<string, unknown> {
+/**
+ * A KubeProxyConfiguration document for the effective configuration (for
+ * --write-config-to), as upstream's writeConfigFile encodes it: defaults
+ * applied (mode: iptables, detectLocalMode: ClusterCIDR, ports appended to
+ * bind addresses), durations as Go prints them. `notes` names the values a
+ * v1alpha1 file cannot carry: a zero there means "the default" when read back.
+ */
+export function configDocument(values: ReadonlyMap<string, FlagValue>, config: ProxyConfig): { doc: Record<string, unknown>; notes: string[] } {
+  const effective: Readonly<Record<string, FlagValue>> = {
+    mode: config.mode,
+    'detect-local-mode': config.detectLocalMode,
+    'healthz-bind-address': config.healthzBindAddress,
+    'metrics-bind-address': config.metricsBindAddress,
+  };
   const doc: Record<string, unknown> = { apiVersion: CONFIG_API_VERSION, kind: 'KubeProxyConfiguration' };
+  const notes: string[] = [];
   for (const spec of AGENT_FLAGS) {
     if (!spec.config || spec.name === 'proxy-mode') continue;
-    const v = values.get(spec.name) ?? convertFlagValue({ ...spec, values: undefined as never }, spec.default);
+    const v = effective[spec.name] ?? values.get(spec.name) ?? convertFlagValue({ ...spec, values: undefined as never }, spec.default);
+    const written = spec.type === 'duration' ? formatDuration(v as number) : v;
+    if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(spec, written) && !isZero(spec, spec.default)) {
+      notes.push(`${spec.config}: ${JSON.stringify(written)} reads back as the default ${spec.default}: a zero in a v1alpha1 file means "default" (upstream's defaulting); give --${spec.name} on the command line instead`);
+    }
     const parts = spec.config.split('.');
     let node = doc;
     for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
-    node[parts.at(-1)!] = spec.type === 'duration' ? formatDuration(v as number) : v;
+    node[parts.at(-1)!] = written;
   }
-  return doc;
+  return { doc, notes };
 }

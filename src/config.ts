@@ -4,11 +4,14 @@
  * on the command line. Validation names the flag or field that is wrong.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { parseCIDR, parseIP } from '../proxier/ip.ts';
 import type { DetectLocalMode } from '../iptables/local-detector.ts';
-import { parsePortRange } from '../userspace/port-allocator.ts';
+import { validateConfig } from './config-validate.ts';
+import { inertFeatureGates } from './feature-gates.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { FlagError, flagDefault, type FlagValue } from './flags.ts';
+import { flagDefault, type FlagValue } from './flags.ts';
+import { appendPortIfNeeded, HEALTHZ_PORT, METRICS_PORT } from './host-port.ts';
+
+export { parseHostPort } from './host-port.ts';
 
 export type ProxyMode = 'iptables' | 'userspace';
 
@@ -38,6 +41,9 @@ export interface ProxyConfig {
   readonly configSyncPeriodMs: number;
   readonly conntrackTCPBeLiberal: boolean;
   readonly featureGates: Readonly<Record<string, boolean>>;
+  /** Accepted for compatibility only (validated as upstream validates them). */
+  readonly showHiddenMetricsForVersion: string;
+  readonly conntrackTimeoutsMs: Readonly<Record<'conntrack-tcp-timeout-established' | 'conntrack-tcp-timeout-close-wait' | 'conntrack-udp-timeout' | 'conntrack-udp-timeout-stream', number>>;
   readonly verbosity: number;
   readonly cleanup: boolean;
   /** Flags that were set but are accepted only for compatibility. */
@@ -73,61 +79,29 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     nodePortAddresses: get('nodeport-addresses') as string[],
     syncPeriodMs: get('iptables-sync-period') as number,
     minSyncPeriodMs: get('iptables-min-sync-period') as number,
-    healthzBindAddress: str('healthz-bind-address'),
-    metricsBindAddress: str('metrics-bind-address'),
+    // A bare IP gets the default port, as upstream's AppendPortIfNeeded (k3s passes --healthz-bind-address=127.0.0.1).
+    healthzBindAddress: appendPortIfNeeded(str('healthz-bind-address').trim(), HEALTHZ_PORT),
+    metricsBindAddress: appendPortIfNeeded(str('metrics-bind-address').trim(), METRICS_PORT),
     bindAddressHardFail: get('bind-address-hard-fail') as boolean,
     portRange: str('proxy-port-range'),
     udpIdleTimeoutMs: get('udp-timeout') as number,
     configSyncPeriodMs: get('config-sync-period') as number,
     conntrackTCPBeLiberal: get('conntrack-tcp-be-liberal') as boolean,
     featureGates: get('feature-gates') as Record<string, boolean>,
+    showHiddenMetricsForVersion: str('show-hidden-metrics-for-version'),
+    conntrackTimeoutsMs: {
+      'conntrack-tcp-timeout-established': get('conntrack-tcp-timeout-established') as number,
+      'conntrack-tcp-timeout-close-wait': get('conntrack-tcp-timeout-close-wait') as number,
+      'conntrack-udp-timeout': get('conntrack-udp-timeout') as number,
+      'conntrack-udp-timeout-stream': get('conntrack-udp-timeout-stream') as number,
+    },
     verbosity: get('v') as number,
     cleanup: get('cleanup') as boolean,
-    notImplemented: AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map(
-      (s) => `--${s.name}: ${s.notImplemented}`,
-    ),
+    notImplemented: [
+      ...AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map((s) => `--${s.name}: ${s.notImplemented}`),
+      ...inertFeatureGates(get('feature-gates') as Record<string, boolean>).map((g) => `--feature-gates ${g}: a gate kube-proxy-ts does not act on`),
+    ],
   };
   validateConfig(config);
   return config;
-}
-
-/** Cross-field validation; throws FlagError naming the flag. */
-export function validateConfig(c: ProxyConfig): void {
-  for (const cidr of c.clusterCIDRs) {
-    if (!parseCIDR(cidr)) throw new FlagError('cluster-cidr', `invalid --cluster-cidr "${cidr}": not a CIDR`);
-  }
-  const families = new Set(c.clusterCIDRs.map((x) => parseCIDR(x)!.family));
-  if (c.clusterCIDRs.length > 2 || (c.clusterCIDRs.length === 2 && families.size !== 2)) {
-    throw new FlagError('cluster-cidr', `invalid --cluster-cidr "${c.clusterCIDRs.join(',')}": at most one CIDR per IP family`);
-  }
-  for (const a of c.nodePortAddresses) {
-    if (a !== 'primary' && !parseCIDR(a)) throw new FlagError('nodeport-addresses', `invalid --nodeport-addresses entry "${a}": not a CIDR or "primary"`);
-  }
-  if (c.nodePortAddresses.includes('primary') && c.nodePortAddresses.length > 1) {
-    throw new FlagError('nodeport-addresses', '--nodeport-addresses "primary" cannot be combined with CIDRs');
-  }
-  if (!parseIP(c.bindAddress)) throw new FlagError('bind-address', `invalid --bind-address "${c.bindAddress}": not an IP address`);
-  for (const [flag, value] of [['healthz-bind-address', c.healthzBindAddress], ['metrics-bind-address', c.metricsBindAddress]] as const) {
-    if (value !== '' && !parseHostPort(value)) throw new FlagError(flag, `invalid --${flag} "${value}": expected ip:port`);
-  }
-  if (c.minSyncPeriodMs > c.syncPeriodMs) {
-    throw new FlagError('iptables-min-sync-period', `--iptables-min-sync-period (${c.minSyncPeriodMs}ms) must not exceed --iptables-sync-period (${c.syncPeriodMs}ms)`);
-  }
-  if (c.syncPeriodMs <= 0) throw new FlagError('iptables-sync-period', '--iptables-sync-period must be greater than 0');
-  if (c.udpIdleTimeoutMs <= 0) throw new FlagError('udp-timeout', '--udp-timeout must be greater than 0');
-  try {
-    parsePortRange(c.portRange);
-  } catch (err) {
-    throw new FlagError('proxy-port-range', (err as Error).message);
-  }
-}
-
-/** "ip:port" or "[ipv6]:port" -> parts, or null. */
-export function parseHostPort(text: string): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  if (!m) return null;
-  const host = m[1] ?? m[2] ?? '';
-  const port = Number(m[3]);
-  if (port > 65535 || (host !== '' && !parseIP(host))) return null;
-  return { host: host === '' ? '0.0.0.0' : host, port };
 }

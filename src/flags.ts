@@ -5,8 +5,9 @@
  * Unknown or invalid flags are errors that name the flag; nothing else is
  * touched before they are reported.
  */
+import { formatGoDuration, parseGoDuration } from './go-duration.ts';
 
-export type FlagType = 'string' | 'bool' | 'int' | 'duration' | 'stringList' | 'mapStringBool';
+export type FlagType = 'string' | 'bool' | 'int' | 'float' | 'duration' | 'stringList' | 'mapStringBool';
 
 export interface FlagSpec {
   readonly name: string;
@@ -17,7 +18,7 @@ export interface FlagSpec {
   readonly config?: string;
   /** Allowed values for enumerations. */
   readonly values?: readonly string[];
-  /** Inclusive range for ints. */
+  /** Inclusive range for ints and floats (ints are int32, as upstream's Int32Var, unless narrowed). */
   readonly min?: number;
   readonly max?: number;
   /** Accepted for compatibility but not implemented: a warning is logged when it is set. */
@@ -36,32 +37,30 @@ export class FlagError extends Error {
   }
 }
 
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Go time.ParseDuration -> milliseconds ("30s", "1m0s", "250ms", "0", "-1s"); null when malformed. */
+export const parseDuration = parseGoDuration;
 
-/** Go time.ParseDuration -> milliseconds ("30s", "1m0s", "250ms", "0"); null when malformed. */
-export function parseDuration(text: string): number | null {
-  const s = text.trim();
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * UNITS[m[2]!]!;
-    consumed = re.lastIndex;
-  }
-  return consumed === s.length && consumed > 0 ? total : null;
+/** Formats milliseconds as Go's Duration.String() does ("30s", "1m0s", "250ms", "500ns"). */
+export const formatDuration = formatGoDuration;
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/** Checks n against the spec's bounds (ints: also int32, as upstream's Int32Var); returns the problem or null. */
+function rangeProblem(n: number, spec: FlagSpec, int: boolean): string | null {
+  if (int && (n < INT32_MIN || n > INT32_MAX)) return 'out of range (int32)';
+  const { min, max } = spec;
+  if ((min === undefined || n >= min) && (max === undefined || n <= max)) return null;
+  if (max === undefined) return `must be greater than or equal to ${min}`;
+  if (min === undefined) return `must be less than or equal to ${max}`;
+  return `must be between ${min} and ${max}`;
 }
 
-/** Formats milliseconds the way Go prints durations in help text ("30s", "1m0s", "250ms"). */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  if (ms < 1000) return `${ms}ms`;
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = (ms % 60_000) / 1000;
-  if (h) return `${h}h${m}m${s}s`;
-  if (m) return `${m}m${s}s`;
-  return `${s}s`;
+/** Go's strconv.ParseBool. */
+function parseGoBool(raw: string): boolean | null {
+  if (/^(1|t|T|TRUE|true|True)$/.test(raw)) return true;
+  if (/^(0|f|F|FALSE|false|False)$/.test(raw)) return false;
+  return null;
 }
 
 export function convertFlagValue(spec: FlagSpec, raw: string): FlagValue {
@@ -70,16 +69,23 @@ export function convertFlagValue(spec: FlagSpec, raw: string): FlagValue {
     case 'string':
       if (spec.values && !spec.values.includes(raw)) throw bad(`must be one of ${spec.values.map((v) => `"${v}"`).join(', ')}`);
       return raw;
-    case 'bool':
-      if (/^(true|1|t|TRUE|True)$/.test(raw)) return true;
-      if (/^(false|0|f|FALSE|False)$/.test(raw)) return false;
-      throw bad('must be true or false');
+    case 'bool': {
+      const b = parseGoBool(raw);
+      if (b === null) throw bad('must be true or false');
+      return b;
+    }
     case 'int': {
-      if (!/^-?\d+$/.test(raw.trim())) throw bad('must be an integer');
+      if (!/^[-+]?\d+$/.test(raw.trim())) throw bad('must be an integer');
       const n = Number.parseInt(raw, 10);
-      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
-        throw bad(`must be between ${spec.min} and ${spec.max}`);
-      }
+      const problem = rangeProblem(n, spec, true);
+      if (problem) throw bad(problem);
+      return n;
+    }
+    case 'float': {
+      const n = Number(raw.trim());
+      if (raw.trim() === '' || !Number.isFinite(n)) throw bad('must be a number');
+      const problem = rangeProblem(n, spec, false);
+      if (problem) throw bad(problem);
       return n;
     }
     case 'duration': {
@@ -92,9 +98,12 @@ export function convertFlagValue(spec: FlagSpec, raw: string): FlagValue {
     case 'mapStringBool': {
       const out: Record<string, boolean> = {};
       for (const part of raw.split(',').filter((p) => p.trim())) {
-        const [k, v] = part.split('=');
-        if (!k || (v !== 'true' && v !== 'false')) throw bad(`expected key=true|false pairs, got "${part}"`);
-        out[k.trim()] = v === 'true';
+        // As component-base's MapStringBool: "key=value" pairs, both trimmed, the value a Go bool.
+        const eq = part.indexOf('=');
+        const k = eq < 0 ? '' : part.slice(0, eq).trim();
+        const v = eq < 0 ? null : parseGoBool(part.slice(eq + 1).trim());
+        if (!k || v === null) throw bad(`expected key=true|false pairs, got "${part}"`);
+        out[k] = v;
       }
       return out;
     }
@@ -142,8 +151,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     }
     const value = convertFlagValue(spec, raw);
     const previous = values.get(spec.name);
-    // Lists accumulate over repeated flags, as pflag's StringSlice does.
-    values.set(spec.name, spec.type === 'stringList' && Array.isArray(previous) ? [...previous, ...(value as string[])] : value);
+    // Lists and maps accumulate over repeated flags, as pflag's StringSlice and component-base's MapStringBool do.
+    if (spec.type === 'stringList' && Array.isArray(previous)) values.set(spec.name, [...previous, ...(value as string[])]);
+    else if (spec.type === 'mapStringBool' && previous !== undefined) values.set(spec.name, { ...(previous as Record<string, boolean>), ...(value as Record<string, boolean>) });
+    else values.set(spec.name, value);
   }
   return { values, positionals };
 }

@@ -7,22 +7,26 @@
  * default lets the heap balloon to ~350 MB resident for ~120 MB of live data.
  */
 import { hostname } from 'node:os';
-import { runCli } from './commands.ts';
-import { createLogger } from './log.ts';
+import { listenForStop } from './system/stop-signals.ts';
 
-const stopSignal = (): Promise<string> =>
-  new Promise((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
-  });
+const command = process.argv[2];
+const isAgent = command === undefined || (command.startsWith('-') && command !== '--help' && command !== '-h');
+// The agent listens for SIGTERM/SIGINT from its first moment to its exit, so a
+// signal always means an orderly stop, even while a child process runs or
+// before the agent has started (src/system/stop-signals.ts says why).
+// The other commands keep the default: a signal ends them.
+const stop = isAgent ? listenForStop(process, (sig) => process.stderr.write(`kube-proxy-ts: ${sig} received again; still stopping (SIGKILL forces an exit)\n`)) : null;
 
-const isRender = process.argv[2] === 'render';
+const { runCli } = await import('./commands.ts');
+const { createLogger } = await import('./log.ts');
+const isRender = command === 'render';
 const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   // Commands whose stdout is data log to stderr; the agent logs to stdout, as a DaemonSet expects.
   makeLogger: (verbosity) => createLogger({ verbosity, fd: isRender ? 2 : 1 }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
-  stopSignal,
+  ...(stop ? { stopSignal: () => stop.stopped } : {}),
 }).catch((err: unknown) => {
   process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
   return 1;

@@ -15,8 +15,8 @@ export interface AgentProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000): Promise<AgentProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000, env?: Readonly<Record<string, string>>): Promise<AgentProcess> {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -173,9 +173,12 @@ describe('the agent against the fake API server', () => {
     await waitFor('rules and canary restored after an outside flush', async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
     expect(await diffCommand(FLAGS, io([]))).toBe(0);
 
-    // Only the nat table (iptables -t nat -F; -X): the mangle canary survives; the periodic full sync repairs it.
+    // Only the nat table (iptables -t nat -F; -X): the mangle canary survives; the periodic full sync (every
+    // --iptables-sync-period, 3 s here) repairs it, so within one sync period plus the sync itself.
     for (const args of [['-t', 'nat', '-F'], ['-t', 'nat', '-X']]) expect((await cluster.runner.run('iptables-nft', args, { netns: node })).code).toBe(0);
-    await waitFor('nat table restored after iptables -t nat -F -X', async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
+    const repairMs = await waitFor('nat rules rewritten after iptables -t nat -F -X', async () => (await save('nat')).includes(`-A KUBE-SERVICES -d ${SVC_IP}/32`), 20_000);
+    expect(repairMs, 'repaired within the sync period (3 s) plus one sync').toBeLessThan(3_000 + 1_500);
+    await waitFor('nat table converged after iptables -t nat -F -X', async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
   });
 
   it('diff names a service whose rules drifted, the periodic full sync repairs it, and trace shows the live path', async () => {

@@ -27,7 +27,7 @@ async function manifest(objects: unknown[]): Promise<string> {
   return file;
 }
 
-describe('kube-proxy-ts render', () => {
+describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
   it('renders the example cluster: restore input only on stdout, skipped objects logged on stderr', async () => {
     const r = await cli(['render', '--objects', 'examples/cluster.yaml', '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16']);
     expect(r.code).toBe(0);

@@ -19,6 +19,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   if (typeof loaded === 'number') return loaded;
   const { config } = loaded;
   const log = io.makeLogger(config.verbosity);
+  for (const warning of loaded.warnings) log.warn(warning);
   const runner = io.runner ?? createExecaRunner();
   const objects = await currentObjects(config, io, log);
   const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { configFromFlags, type ProxyConfig } from '../config.ts';
-import { ConfigError, mergeConfig, parseConfigFile } from '../config-file.ts';
+import { ConfigError, lenientDecodingWarning, mergeConfig, parseConfigFile } from '../config-file.ts';
 import { AGENT_FLAGS } from '../flag-table.ts';
 import { FlagError, parseFlags, type FlagSpec, type FlagValue } from '../flags.ts';
 import type { CommandIO } from './io.ts';
@@ -21,6 +21,8 @@ export interface Loaded {
   readonly values: ReadonlyMap<string, FlagValue>;
   /** --config path, or null. */
   readonly configPath: string | null;
+  /** Problems with the --config file that did not stop it (upstream's lenient decoding), for the command to log. */
+  readonly warnings: readonly string[];
 }
 
 /** Returns the loaded config, or an exit code after printing the error. */
@@ -32,6 +34,8 @@ export async function loadConfig(argv: readonly string[], extraSpecs: readonly F
     const extra = new Map([...parsed.values].filter(([k]) => !AGENT_FLAGS.some((s) => s.name === k)));
     let values = agentValues;
     let ignored: string[] = [];
+    let fromFile: ReadonlyMap<string, FlagValue> = new Map();
+    const warnings: string[] = [];
     const configPath = agentValues.get('config') as string | undefined;
     if (configPath) {
       let text: string;
@@ -40,14 +44,29 @@ export async function loadConfig(argv: readonly string[], extraSpecs: readonly F
       } catch (err) {
         throw new ConfigError('', `cannot read --config ${configPath}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
       }
-      ({ values, ignored } = mergeConfig(parseConfigFile(text, configPath), agentValues));
+      const file = parseConfigFile(text, configPath);
+      const lenient = lenientDecodingWarning(file, configPath);
+      if (lenient) warnings.push(lenient);
+      fromFile = file.values;
+      ({ values, ignored } = mergeConfig(file.values, agentValues));
     }
-    return { config: configFromFlags(values), extra, positionals: parsed.positionals, ignored, values, configPath: configPath ?? null };
+    return { config: configFromValues(values, fromFile, configPath), extra, positionals: parsed.positionals, ignored, values, configPath: configPath ?? null, warnings };
   } catch (err) {
     if (err instanceof FlagError || err instanceof ConfigError) {
       io.stderr(`error: ${err.message}\n`);
       return 2;
     }
     throw err;
+  }
+}
+
+/** configFromFlags, with an error about a value from the file naming the file and the field too. */
+function configFromValues(values: ReadonlyMap<string, FlagValue>, fromFile: ReadonlyMap<string, FlagValue>, configPath: string | undefined): ProxyConfig {
+  try {
+    return configFromFlags(values);
+  } catch (err) {
+    const field = err instanceof FlagError ? AGENT_FLAGS.find((s) => s.name === err.flag)?.config : undefined;
+    if (!configPath || !field || !(err instanceof FlagError) || values.get(err.flag) !== fromFile.get(err.flag)) throw err;
+    throw new ConfigError(field, `${configPath}: ${field}: ${err.message}`);
   }
 }

@@ -18,6 +18,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   if (!config.objects) return usage(io, 'render needs --objects FILE (a manifest file or directory)');
   if (config.mode !== 'iptables') return usage(io, `render supports --mode=iptables only, not "${config.mode}"`);
   const log = io.makeLogger(config.verbosity);
+  for (const warning of loaded.warnings) log.warn(warning);
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 

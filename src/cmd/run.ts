@@ -24,12 +24,15 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   if (typeof loaded === 'number') return loaded;
   const { config } = loaded;
   const log = io.makeLogger(config.verbosity);
+  for (const warning of loaded.warnings) log.warn(warning);
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
   const runner = io.runner ?? createExecaRunner();
 
   const writeTo = loaded.values.get('write-config-to') as string | undefined;
   if (writeTo) {
-    await writeFile(writeTo, dump(configDocument(loaded.values)));
+    const { doc, notes } = configDocument(loaded.values, config);
+    for (const note of notes) log.warn(note);
+    await writeFile(writeTo, dump(doc));
     io.stdout(`wrote the effective configuration to ${writeTo}\n`);
     return 0;
   }

@@ -1,0 +1,88 @@
+/**
+ * Feature gates, as upstream kube-proxy's --feature-gates / featureGates
+ * reads them: its gate registry holds every Kubernetes feature (kubelet,
+ * apiserver, scheduler... ones too, since all components share
+ * utilfeature.DefaultFeatureGate), plus AllAlpha and AllBeta; a name it does
+ * not know is refused ("unrecognized feature gate", featuregate.SetFromMap,
+ * checked again by validation.Validate).
+ *
+ * The registry changes with every release, and kube-proxy-ts serves clusters
+ * of several. KNOWN below is the union of the names in kubernetes/kubernetes
+ * pkg/features/kube_features.go (the v1.32 development tree, 0021731d) and
+ * versioned_kube_features.go (the v1.33 one, 20b2eef9), the component-base,
+ * client-go and apiserver gates those binaries register, and the gates
+ * kube-proxy itself read in earlier releases (so a command line written for an
+ * older upstream still starts). A name outside it is a typo or a gate no
+ * recent upstream knows: refused, as upstream refuses it.
+ */
+
+/** Gates kube-proxy-ts acts on, with their defaults. */
+export const HONOURED_FEATURE_GATES: Readonly<Record<string, boolean>> = {
+  PreferSameTrafficDistribution: true,
+};
+
+const KUBE_FEATURES = `
+AllowDNSOnlyNodeCSR AllowInsecureKubeletCertificateSigningRequests AllowOverwriteTerminationGracePeriodSeconds
+AllowServiceLBStatusOnNonLB AnyVolumeDataSource AppArmor AppArmorFields AuthorizeNodeWithSelectors ClusterTrustBundle
+ClusterTrustBundleProjection ContainerCheckpoint CoordinatedLeaderElection CPUManager CPUManagerPolicyAlphaOptions
+CPUManagerPolicyBetaOptions CPUManagerPolicyOptions CronJobsScheduledAnnotation CrossNamespaceVolumeDataSource
+CSIMigrationPortworx CSIVolumeHealth CustomCPUCFSQuotaPeriod DeploymentPodReplacementPolicy DevicePluginCDIDevices
+DisableAllocatorDualWrite DisableCloudProviders DisableKubeletCloudCredentialProviders DisableNodeKubeProxyVersion
+DRAAdminAccess DRAResourceClaimDeviceStatus DynamicResourceAllocation ElasticIndexedJob EventedPLEG ExecProbeTimeout
+ExternalServiceAccountTokenSigner GracefulNodeShutdown GracefulNodeShutdownBasedOnPodPriority HonorPVReclaimPolicy
+HPAContainerMetrics HPAScaleToZero ImageMaximumGCAge ImageVolume InPlacePodVerticalScaling
+InPlacePodVerticalScalingAllocatedStatus InPlacePodVerticalScalingExclusiveCPUs InTreePluginPortworxUnregister
+JobBackoffLimitPerIndex JobManagedBy JobPodFailurePolicy JobPodReplacementPolicy JobSuccessPolicy
+KubeletCgroupDriverFromCRI KubeletCrashLoopBackOffMax KubeletFineGrainedAuthz KubeletInUserNamespace
+KubeletPodResourcesDynamicResources KubeletPodResourcesGet KubeletRegistrationGetOnExistsOnly KubeletSeparateDiskGC
+KubeletTracing KubeProxyDrainingTerminatingNodes LoadBalancerIPMode LocalStorageCapacityIsolationFSQuotaMonitoring
+LogarithmicScaleDown MatchLabelKeysInPodAffinity MatchLabelKeysInPodTopologySpread MaxUnavailableStatefulSet
+MemoryManager MemoryQoS MultiCIDRServiceAllocator NFTablesProxyMode NodeInclusionPolicyInPodTopologySpread NodeLogQuery
+NodeSwap PDBUnhealthyPodEvictionPolicy PersistentVolumeLastPhaseTransitionTime PodAndContainerStatsFromCRI
+PodDeletionCost PodDisruptionConditions PodHostIPs PodIndexLabel PodLevelResources PodLifecycleSleepAction
+PodLifecycleSleepActionAllowZero PodLogsQuerySplitStreams PodReadyToStartContainersCondition PodSchedulingReadiness
+PortForwardWebsockets ProcMountType QOSReserved RecoverVolumeExpansionFailure RecursiveReadOnlyMounts
+RelaxedDNSSearchValidation RelaxedEnvironmentVariableValidation ReloadKubeletServerCertificateFile ResourceHealthStatus
+RotateKubeletServerCertificate RuntimeClassInImageCriApi SchedulerAsyncPreemption SchedulerQueueingHints
+SELinuxChangePolicy SELinuxMount SELinuxMountReadWriteOncePod SeparateTaintEvictionController
+ServiceAccountNodeAudienceRestriction ServiceAccountTokenJTI ServiceAccountTokenNodeBinding
+ServiceAccountTokenNodeBindingValidation ServiceAccountTokenPodNodeInfo ServiceTrafficDistribution SidecarContainers
+SizeMemoryBackedVolumes StatefulSetAutoDeletePVC StatefulSetStartOrdinal StorageNamespaceIndex StorageVersionMigrator
+SupplementalGroupsPolicy SystemdWatchdog TopologyAwareHints TopologyManagerPolicyAlphaOptions
+TopologyManagerPolicyBetaOptions TopologyManagerPolicyOptions TranslateStreamCloseWebsocketRequests
+UnknownVersionInteroperabilityProxy UserNamespacesPodSecurityStandards UserNamespacesSupport VolumeAttributesClass
+VolumeCapacityPriority WindowsCPUAndMemoryAffinity WindowsGracefulNodeShutdown WindowsHostNetwork WinDSR WinOverlay
+`;
+
+/** Registered into the same gate by the apiserver, apiextensions, controller-manager, component-base and client-go libraries. */
+const LIBRARY_FEATURES = `
+AdmissionWebhookMatchConditions AggregatedDiscoveryEndpoint AllowParsingUserUIDFromCertAuth
+AllowUnsafeMalformedObjectDeletion AnonymousAuthConfigurableEndpoints APIResponseCompression APIServerIdentity
+APIServerTracing APIServingWithRoutine AuthorizeWithSelectors BtreeWatchCache CBORServingAndStorage
+ConcurrentWatchObjectDecode ConsistentListFromCache KMSv1 MutatingAdmissionPolicy OpenAPIEnums RemainingItemCount
+RemoteRequestHeaderUID ResilientWatchCacheInitialization RetryGenerateName SeparateCacheWatchRPC StorageVersionAPI
+StorageVersionHash StrictCostEnforcementForVAP StrictCostEnforcementForWebhooks StructuredAuthenticationConfiguration
+StructuredAuthorizationConfiguration UnauthenticatedHTTP2DOSMitigation WatchCacheInitializationPostStartHook
+WatchFromStorageWithoutResourceVersion WatchList CRDValidationRatcheting CustomResourceFieldSelectors
+CloudControllerManagerWebhook ComponentFlagz ComponentStatusz ComponentSLIs ContextualLogging LoggingAlphaOptions
+LoggingBetaOptions WatchListClient InformerResourceVersion ClientsAllowCBOR ClientsPreferCBOR
+`;
+
+/** Gates kube-proxy read in releases before the ones above (removed once GA), and newer proxy gates. */
+const PROXY_FEATURES = `
+EndpointSlice EndpointSliceProxying EndpointSliceTerminatingCondition IPv6DualStack IPTablesOwnershipCleanup
+MinimizeIPTablesRestore MixedProtocolLBService ProxyTerminatingEndpoints ServiceInternalTrafficPolicy
+ServiceLBNodePortControl ServiceLoadBalancerClass ServiceTopology SupportIPVSProxyMode PreferSameTrafficDistribution
+`;
+
+const KNOWN = new Set(['AllAlpha', 'AllBeta', ...`${KUBE_FEATURES} ${LIBRARY_FEATURES} ${PROXY_FEATURES}`.split(/\s+/).filter(Boolean)]);
+
+/** The gate names upstream would refuse ("unrecognized feature gate"). */
+export function unknownFeatureGates(gates: Readonly<Record<string, boolean>>): string[] {
+  return Object.keys(gates).filter((name) => !KNOWN.has(name));
+}
+
+/** The known gates that are set but that kube-proxy-ts does not act on. */
+export function inertFeatureGates(gates: Readonly<Record<string, boolean>>): string[] {
+  return Object.keys(gates).filter((name) => KNOWN.has(name) && !(name in HONOURED_FEATURE_GATES));
+}

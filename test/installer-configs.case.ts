@@ -1,0 +1,219 @@
+/**
+ * Command lines and KubeProxyConfiguration files real installers give
+ * kube-proxy, reconstructed from their sources (each names where it comes
+ * from). Shared by test/installer-configs.test.ts; never runs alone.
+ */
+
+/**
+ * k3s: kubeProxyArgs() in k3s-io/k3s pkg/daemons/agent/agent_linux.go (the
+ * map rendered as sorted --key=value by config.GetArgsList). healthz-bind-address
+ * is a bare IP: "127.0.0.1", or "::1" on an IPv6-only node.
+ */
+export const K3S_ARGS = [
+  '--cluster-cidr=10.42.0.0/16',
+  '--conntrack-max-per-core=0',
+  '--conntrack-tcp-timeout-close-wait=0s',
+  '--conntrack-tcp-timeout-established=0s',
+  '--healthz-bind-address=127.0.0.1',
+  '--hostname-override=k3s-agent-1',
+  '--kubeconfig=/var/lib/rancher/k3s/agent/kubeproxy.kubeconfig',
+  '--proxy-mode=iptables',
+];
+
+/**
+ * Typhoon: the kube-proxy DaemonSet in poseidon/terraform-render-bootstrap
+ * resources/manifests/kube-proxy.yaml (${pod_cidr} = Typhoon's default
+ * 10.2.0.0/16). The stored revision selects --proxy-mode=ipvs; Typhoon's
+ * default and this fixture use iptables (ipvs is refused, see the tests).
+ */
+export const TYPHOON_ARGS = [
+  '--cluster-cidr=10.2.0.0/16',
+  '--hostname-override=node1.example.com',
+  '--kubeconfig=/etc/kubernetes/kubeconfig',
+  '--metrics-bind-address=0.0.0.0',
+  '--proxy-mode=iptables',
+];
+
+/**
+ * kops: the static pod nodeup writes (kubernetes/kops nodeup/pkg/model/kube_proxy.go:
+ * flagbuilder over the cluster's kubeProxy spec, plus --conntrack-max-per-core,
+ * --kubeconfig and --oom-score-adj, sorted), as seen on a node's kube-proxy.manifest.
+ */
+export const KOPS_ARGS = [
+  '--cluster-cidr=100.96.0.0/11',
+  '--conntrack-max-per-core=131072',
+  '--hostname-override=i-0e30debd74ba1ecdd',
+  '--kubeconfig=/var/lib/kube-proxy/kubeconfig',
+  '--master=https://127.0.0.1',
+  '--oom-score-adj=-998',
+  '--v=2',
+];
+
+/**
+ * kubeadm (v1.29+): the config.conf of the kube-proxy ConfigMap, which kubeadm
+ * writes from its defaulted KubeProxyConfiguration (cmd/kubeadm/app/phases/addons/proxy),
+ * every field present, zeros included; metricsBindAddress set to a bare
+ * 0.0.0.0, the edit monitoring guides ask for.
+ */
+export const KUBEADM_CONFIG_CONF = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+bindAddress: 0.0.0.0
+bindAddressHardFail: false
+clientConnection:
+  acceptContentTypes: ""
+  burst: 0
+  contentType: ""
+  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
+  qps: 0
+clusterCIDR: 10.244.0.0/16
+configSyncPeriod: 0s
+conntrack:
+  maxPerCore: null
+  min: null
+  tcpBeLiberal: false
+  tcpCloseWaitTimeout: null
+  tcpEstablishedTimeout: null
+  udpStreamTimeout: 0s
+  udpTimeout: 0s
+detectLocal:
+  bridgeInterface: ""
+  interfaceNamePrefix: ""
+detectLocalMode: ""
+enableProfiling: false
+healthzBindAddress: ""
+hostnameOverride: ""
+iptables:
+  localhostNodePorts: null
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+ipvs:
+  excludeCIDRs: null
+  minSyncPeriod: 0s
+  scheduler: ""
+  strictARP: false
+  syncPeriod: 0s
+  tcpFinTimeout: 0s
+  tcpTimeout: 0s
+  udpTimeout: 0s
+kind: KubeProxyConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+    text:
+      infoBufferSize: "0"
+  verbosity: 0
+metricsBindAddress: 0.0.0.0
+mode: ""
+nftables:
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+nodePortAddresses: null
+oomScoreAdj: null
+portRange: ""
+showHiddenMetricsForVersion: ""
+winkernel:
+  enableDSR: false
+  forwardHealthCheckVip: false
+  networkName: ""
+  rootHnsEndpointName: ""
+  sourceVip: ""
+`;
+
+/**
+ * kubeadm v1.13: the KubeProxyConfiguration of kubernetes/kubernetes
+ * cmd/kubeadm/app/util/config/testdata/defaulting/controlplane/defaulted.yaml
+ * (092f2210, kubernetesVersion v1.13.0), i.e. what kubeadm 1.12-1.15 wrote into
+ * the ConfigMap: conntrack.max and resourceContainer were removed from
+ * v1alpha1 later (1.16-1.19).
+ */
+export const KUBEADM_1_13_CONFIG = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+bindAddress: 0.0.0.0
+clientConnection:
+  acceptContentTypes: ""
+  burst: 10
+  contentType: application/vnd.kubernetes.protobuf
+  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
+  qps: 5
+clusterCIDR: 10.148.0.0/16
+configSyncPeriod: 15m0s
+conntrack:
+  max: null
+  maxPerCore: 32768
+  min: 131072
+  tcpCloseWaitTimeout: 1h0m0s
+  tcpEstablishedTimeout: 24h0m0s
+enableProfiling: false
+healthzBindAddress: 0.0.0.0:10256
+hostnameOverride: ""
+iptables:
+  masqueradeAll: false
+  masqueradeBit: 14
+  minSyncPeriod: 0s
+  syncPeriod: 30s
+ipvs:
+  excludeCIDRs: null
+  minSyncPeriod: 0s
+  scheduler: ""
+  syncPeriod: 30s
+kind: KubeProxyConfiguration
+metricsBindAddress: 127.0.0.1:10249
+mode: ""
+nodePortAddresses: null
+oomScoreAdj: -999
+portRange: ""
+resourceContainer: /kube-proxy
+udpIdleTimeout: 250ms
+winkernel:
+  enableDSR: false
+  networkName: ""
+  sourceVip: ""
+`;
+
+/**
+ * A hand-written file from a binary-install guide (avanda4ever/K8S-prometheus-studynote
+ * kubernetes-conf/scripts/kube-proxy-config.sh, ${NODEADDRESS} = 192.168.1.21):
+ * conntrack.max from an old version and ipvs.masqueradeAll, a key v1alpha1
+ * never had under ipvs. Its mode is ipvs, which kube-proxy-ts refuses.
+ */
+export const GUIDE_IPVS_CONFIG = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+bindAddress: 192.168.1.21
+clientConnection:
+  acceptContentTypes: ""
+  burst: 10
+  contentType: application/vnd.kubernetes.protobuf
+  kubeconfig: /k8s/kubernetes/cfg/kube-proxy.kubeconfig
+  qps: 5
+clusterCIDR: 10.100.0.0/16
+configSyncPeriod: 15m0s
+conntrack:
+  max: null
+  maxPerCore: 32768
+  min: 131072
+  tcpCloseWaitTimeout: 1h0m0s
+  tcpEstablishedTimeout: 24h0m0s
+enableProfiling: false
+healthzBindAddress: 0.0.0.0:10256
+hostnameOverride: "192.168.1.21"
+iptables:
+  masqueradeAll: false
+  masqueradeBit: 14
+  minSyncPeriod: 0s
+  syncPeriod: 30s
+ipvs:
+  masqueradeAll: true
+  minSyncPeriod: 5s
+  scheduler: "rr"
+  syncPeriod: 30s
+kind: KubeProxyConfiguration
+metricsBindAddress: 127.0.0.1:10249
+mode: "ipvs"
+nodePortAddresses: null
+oomScoreAdj: -999
+portRange: ""
+udpIdleTimeout: 250ms
+`;
