@@ -4,7 +4,11 @@
  * - listRaw: a list call that returns the server's JSON untouched. The
  *   generated API clients deserialise lists into model classes (unknown
  *   fields dropped, timestamps turned into Dates) while watch events are raw
- *   JSON; listing raw gives both paths the same plain-JSON shape.
+ *   JSON; listing raw gives both paths the same plain-JSON shape. It pages as
+ *   client-go's pager does (limit 500, following `continue`), so a large
+ *   cluster's first list does not arrive as one huge response; a continue
+ *   token that expired mid-list (410) falls back to one full list, as
+ *   client-go's ListPager (FullListIfExpired) does.
  * - GuardedWatch: client-node's Watch, hardened for ListWatch. It asks for
  *   bookmarks, drops events that would crash ListWatch's async handler
  *   (unhandled rejections), reports in-stream error Statuses that ListWatch
@@ -12,6 +16,9 @@
  *   rejection, and once closed aborts its streams and starts no new one
  *   (ListWatch may still start a watch after stop() when stop() falls into its
  *   reconnect delay).
+ * Both report every request to an optional observer, with client-go's
+ * rest_client metric labels (code, method, host; latency for lists only, as
+ * client-go observes it in Request.request and not in Request.Watch).
  */
 import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
 
@@ -19,6 +26,23 @@ export interface RawList {
   readonly metadata: { readonly resourceVersion?: string };
   readonly items: unknown[];
 }
+
+/** One HTTP request as client-go's rest_client metrics see it. */
+export interface RequestRecord {
+  /** HTTP method ("GET", "POST"). */
+  readonly method: string;
+  /** host[:port] of the API server as written in the kubeconfig. */
+  readonly host: string;
+  /** HTTP status code, or "<error>" when no response came (client-go's sanitize). */
+  readonly code: string;
+  /** Request latency (absent for watches, which client-go does not time). */
+  readonly seconds?: number;
+}
+
+export type RequestObserver = (r: RequestRecord) => void;
+
+/** client-go's page size (k8s.io/client-go/tools/pager defaultPageSize). */
+export const LIST_PAGE_SIZE = 500;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -30,18 +54,100 @@ export function isWellFormed(obj: unknown): boolean {
   return isObject(md) && typeof md['name'] === 'string' && md['name'] !== '';
 }
 
-export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>>, signal: AbortSignal): Promise<RawList> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+/** host[:port] of a server URL as written (Go's url.Host keeps an explicit default port; WHATWG URL drops it). */
+export function serverHost(server: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(server)?.[1] ?? 'none';
+}
+
+/** The status code of a failed request (ApiException.code, Watch's statusCode), or null for a transport error. */
+export function statusOf(err: unknown): number | null {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : null;
+}
+
+const TLS_TRUST_CODES = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
+
+/**
+ * A sentence naming a TLS failure (certificate not trusted by the configured
+ * CA, not valid for the host, expired), or null for any other error.
+ */
+export function tlsProblem(err: unknown, kc: KubeConfig): string | null {
+  let cause: unknown = err;
+  for (let i = 0; i < 4 && cause; i++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      const cluster = kc.getCurrentCluster();
+      const server = cluster?.server ?? '?';
+      const ca = cluster?.caFile ? `the certificate-authority file ${cluster.caFile}` : cluster?.caData ? 'the certificate-authority-data of the kubeconfig' : "the system's CA bundle (no certificate-authority configured)";
+      const detail = `${String((cause as Error).message).split(';')[0]} (${code})`;
+      if (TLS_TRUST_CODES.has(code)) return `TLS: the API server ${server} presented a certificate that ${ca} does not trust: ${detail}`;
+      if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: the API server's certificate is not valid for the host of ${server}: ${detail}`;
+      if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `TLS: the API server's certificate (${server}) is outside its validity period: ${detail}`;
+    }
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+export interface ListOptions {
+  /** Objects per page (default LIST_PAGE_SIZE; 0 lists everything at once). */
+  readonly pageSize?: number;
+  readonly observe?: RequestObserver;
+}
+
+async function getJson(kc: KubeConfig, url: URL, signal: AbortSignal, observe: RequestObserver | undefined): Promise<{ status: number; text: string; headers: Record<string, string> }> {
   const ctx = new RequestContext(url.toString(), HttpMethod.GET);
   ctx.setHeaderParam('Accept', 'application/json');
   await kc.applySecurityAuthentication(ctx);
   ctx.setSignal(signal);
-  const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
-  const text = await resp.body.text();
-  if (resp.httpStatusCode < 200 || resp.httpStatusCode > 299) {
+  const host = serverHost(kc.getCurrentCluster()?.server ?? '');
+  const t0 = performance.now();
+  const record = (code: string): void => observe?.({ method: 'GET', host, code, seconds: (performance.now() - t0) / 1000 });
+  try {
+    const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
+    const text = await resp.body.text();
+    record(String(resp.httpStatusCode));
+    return { status: resp.httpStatusCode, text, headers: resp.headers };
+  } catch (err) {
+    record('<error>');
+    throw err;
+  }
+}
+
+/** The whole list, page by page (see the file comment); items and the resourceVersion of the snapshot the pages came from. */
+export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>>, signal: AbortSignal, opts: ListOptions = {}): Promise<RawList> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const pageSize = opts.pageSize ?? LIST_PAGE_SIZE;
+  const items: unknown[] = [];
+  let rv: string | undefined;
+  let next = '';
+  let paged = pageSize > 0;
+  for (;;) {
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    if (paged) url.searchParams.set('limit', String(pageSize));
+    if (next) url.searchParams.set('continue', next);
+    const resp = await getJson(kc, url, signal, opts.observe);
+    if (resp.status === 410 && next) {
+      // The snapshot behind the continue token is gone: start over with one full list (client-go's FullListIfExpired).
+      items.length = 0;
+      next = '';
+      paged = false;
+      continue;
+    }
+    const page = parseList(path, resp.status, resp.text, resp.headers);
+    items.push(...page.items);
+    rv = page.resourceVersion;
+    next = paged ? page.continue : '';
+    if (!next) break;
+  }
+  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items };
+}
+
+function parseList(path: string, status: number, text: string, headers: Record<string, string>): { items: unknown[]; resourceVersion?: string; continue: string } {
+  if (status < 200 || status > 299) {
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -49,7 +155,7 @@ export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Reco
       // not JSON: keep the text
     }
     const message = isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200);
-    throw new ApiException(resp.httpStatusCode, `list ${path}: ${message}`, body, resp.headers);
+    throw new ApiException(status, `list ${path}: ${message}`, body, headers);
   }
   let parsed: unknown;
   try {
@@ -60,7 +166,8 @@ export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Reco
   if (!isObject(parsed) || !Array.isArray(parsed['items'])) throw new Error(`list ${path}: response has no items array`);
   const md = isObject(parsed['metadata']) ? parsed['metadata'] : {};
   const rv = typeof md['resourceVersion'] === 'string' ? md['resourceVersion'] : undefined;
-  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items: parsed['items'] };
+  const cont = typeof md['continue'] === 'string' ? md['continue'] : '';
+  return { items: parsed['items'], ...(rv === undefined ? {} : { resourceVersion: rv }), continue: cont };
 }
 
 export interface GuardedWatchHooks {
@@ -70,6 +177,8 @@ export interface GuardedWatchHooks {
   onDead(err: unknown): void;
   /** Something dropped or ignored, for logs. */
   onProblem(message: string, err?: unknown): void;
+  /** Every watch request sent, with its answer (rest_client_requests_total). */
+  observe?: RequestObserver;
 }
 
 type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
@@ -107,7 +216,15 @@ export class GuardedWatch extends Watch {
       }
     };
     let controller: AbortController | null = null;
+    let answered = false;
+    const answer = (code: string): void => {
+      if (answered) return;
+      answered = true;
+      this.hooks.observe?.({ method: 'GET', host: serverHost(this.config.getCurrentCluster()?.server ?? ''), code });
+    };
     const guardedDone = (err: unknown): void => {
+      // Before watch() returned: the request itself failed (HTTP status or transport error).
+      answer(err ? String(statusOf(err) ?? '<error>') : '200');
       if (controller) this.streams.delete(controller);
       if (this.closed) return;
       try {
@@ -119,6 +236,7 @@ export class GuardedWatch extends Watch {
     };
     try {
       controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true }, guardedCallback, guardedDone);
+      answer('200');
     } catch (err) {
       this.hooks.onDead(err);
       return new AbortController();
