@@ -43,6 +43,8 @@ import { silentLogger, type Logger } from '../log.ts';
 
 /** Restart back-off of the informers: 0.8 s doubling to 3 s (client-go's reflector: 0.8 s to 30 s). */
 export const API_BACKOFF: Partial<BackoffOptions> = { initialMs: 800, maxMs: 3000 };
+/** ListWatch's delay between consecutive watch ends (1 s doubling to 30 s), capped (the default reconnectDelayMs). */
+export const cappedDelay = (capMs: number) => (libraryDelayMs: number): number => Math.min(libraryDelayMs, capMs);
 /** A repeated identical informer failure is reported at most this often. */
 export const REPEAT_REPORT_MS = 30_000;
 
@@ -264,7 +266,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           handlers,
           clock,
           listTimeoutMs: options.listTimeoutMs ?? 60_000,
-          reconnectDelayMs: options.reconnectDelayMs ?? ((ms) => Math.min(ms, cap)),
+          reconnectDelayMs: options.reconnectDelayMs ?? cappedDelay(cap),
           ...(options.listPageSize !== undefined ? { listPageSize: options.listPageSize } : {}),
           ...(options.observe ? { observe: options.observe } : {}),
           // The API server answers: informers that could not reach it and still wait for their back-off go now.
