@@ -14,23 +14,21 @@
  * it). Tests drive it with create/update/delete, dropWatches, compact,
  * failNext, down/up, and read back the request log.
  */
-import { createServer, request as httpsRequest, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
 import { ObjectStore, RESOURCE_INFO, keyOf, type KubeObject, type LogEntry, type Resource } from './fake-apiserver-store.ts';
 import { routeRequest, startWatch, statusObject, type Route, type WatchStream } from './fake-apiserver-watch.ts';
 import { SelectorError, selectorMatcher } from './fake-apiserver-selectors.ts';
 import { listPage } from './fake-apiserver-list.ts';
 import { defaultTestPki, type TestPki } from './fake-apiserver-tls.ts';
+import { FAKE_TOKEN, httpsFetch, kubeConfigFor } from './fake-apiserver-client.ts';
 
 export type { KubeObject, Resource, TestPki };
 
-/** The token kubeConfigFor() authenticates with and a server accepts by default. */
-export const FAKE_TOKEN = 'fake-token';
+export { FAKE_TOKEN, kubeConfigFor };
 
 export interface FakeApiServerOptions {
   /** How an expired watch resourceVersion is answered: 200 + ERROR event (the watch cache, default) or HTTP 410. */
@@ -221,15 +219,7 @@ export class FakeApiServer {
   /** A request to this server with its CA and, unless told otherwise, an accepted token (tests of the wire format). */
   fetch(path: string, init: { token?: string | null; method?: string; body?: string } = {}): Promise<Response> {
     const token = init.token === undefined ? [...this.tokens][0] : init.token;
-    return new Promise<Response>((resolve, reject) => {
-      const req = httpsRequest(`${this.url}${path}`, { method: init.method ?? 'GET', ca: this.pki.caPem, headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
-        const headers = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
-        resolve(new Response(Readable.toWeb(res) as ReadableStream, { status: res.statusCode ?? 0, headers }));
-      });
-      req.on('error', reject);
-      req.end(init.body);
-    });
+    return httpsFetch(`${this.url}${path}`, { ca: this.pki.caPem, token: token ?? null, ...(init.method ? { method: init.method } : {}), ...(init.body !== undefined ? { body: init.body } : {}) });
   }
 
   private async startUnix(): Promise<void> {
@@ -347,18 +337,4 @@ export class FakeApiServer {
       this.changed();
     });
   }
-}
-
-/**
- * A client-node KubeConfig for the fake: its URL, its CA and a bearer token.
- * A plain http URL (a server that does not exist, for failure tests) gets
- * skipTLSVerify, which client-node requires for http.
- */
-export function kubeConfigFor(server: { readonly url: string; readonly pki?: TestPki }, token = FAKE_TOKEN): KubeConfig {
-  const kc = new KubeConfig();
-  const tls = server.url.startsWith('https:')
-    ? { caData: Buffer.from((server.pki ?? defaultTestPki()).caPem).toString('base64'), skipTLSVerify: false }
-    : { skipTLSVerify: true };
-  kc.loadFromClusterAndUser({ name: 'fake', server: server.url, ...tls }, { name: 'fake-user', token });
-  return kc;
 }

@@ -33,9 +33,11 @@
  * Problems go to the handlers' onProblem (the agent logs them), once each;
  * the same failure repeating is reported at most every 30 s per informer.
  */
-import { ApiException, ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind, ObjectSource, SourceHandlers } from './events.ts';
-import { GuardedWatch, isWellFormed, listRaw, statusOf, tlsProblem, type RequestObserver } from './kube-client.ts';
+import { GuardedWatch, isWellFormed, statusOf, type RequestObserver } from './kube-client.ts';
+import { listRaw } from './kube-list.ts';
+import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
 import { Supervisor, type BackoffOptions, type Run, type RunControl } from './supervisor.ts';
 import { realClock, type Clock } from '../system/clock.ts';
@@ -45,8 +47,6 @@ import { silentLogger, type Logger } from '../log.ts';
 export const API_BACKOFF: Partial<BackoffOptions> = { initialMs: 800, maxMs: 3000 };
 /** ListWatch's delay between consecutive watch ends (1 s doubling to 30 s), capped (the default reconnectDelayMs). */
 export const cappedDelay = (capMs: number) => (libraryDelayMs: number): number => Math.min(libraryDelayMs, capMs);
-/** A repeated identical informer failure is reported at most this often. */
-export const REPEAT_REPORT_MS = 30_000;
 
 export const SERVICE_LABEL_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
 export const ENDPOINTSLICE_LABEL_SELECTOR = '!service.kubernetes.io/headless';
@@ -98,52 +98,6 @@ export interface ApiSourceOptions {
   readonly listPageSize?: number;
   /** Every request sent (rest_client metrics). */
   readonly observe?: RequestObserver;
-}
-
-/**
- * "HTTP 503: message" for API errors (ApiException.code, Watch's statusCode),
- * a sentence naming a TLS problem (with the kubeconfig, see tlsProblem), else
- * the message and its cause.
- */
-export function describeError(err: unknown, kc?: KubeConfig): string {
-  const tls = kc ? tlsProblem(err, kc) : null;
-  if (tls) return tls;
-  if (statusOf(err) === 401) return 'HTTP 401 Unauthorized: the API server refused the credentials (token expired or rotated?)';
-  if (err instanceof ApiException) {
-    const body = err.body as { message?: unknown } | null | undefined;
-    return `HTTP ${err.code}${typeof body?.message === 'string' ? `: ${body.message}` : ''}`;
-  }
-  const e = err as { statusCode?: unknown; message?: unknown; cause?: { message?: unknown } } | null;
-  if (typeof e?.statusCode === 'number') return `HTTP ${e.statusCode}${typeof e.message === 'string' ? ` ${e.message}` : ''}`;
-  const message = typeof e?.message === 'string' ? e.message : String(err);
-  return typeof e?.cause?.message === 'string' ? `${message} (${e.cause.message})` : message;
-}
-
-/** Problems go to the handlers' onProblem, or to the log when there is none: logged once either way. */
-function guard(h: SourceHandlers, log: Logger): Required<SourceHandlers> {
-  const onProblem = (kind: ObjectKind | null, message: string, err?: unknown): void => {
-    if (!h.onProblem) {
-      log.warn({ kind, err: err === undefined ? undefined : describeError(err) }, message);
-      return;
-    }
-    try {
-      h.onProblem(kind, message, err);
-    } catch (e) {
-      log.error({ err: describeError(e) }, 'source onProblem handler threw');
-    }
-  };
-  const call = (kind: ObjectKind, what: string, fn: () => void): void => {
-    try {
-      fn();
-    } catch (err) {
-      onProblem(kind, `${what} handler threw`, err);
-    }
-  };
-  return {
-    onEvent: (ev) => call(ev.kind, `${ev.kind} ${ev.type} ${ev.key}`, () => h.onEvent(ev)),
-    onSynced: (kind) => call(kind, `${kind} synced`, () => h.onSynced(kind)),
-    onProblem,
-  };
 }
 
 interface RunContext {
@@ -222,21 +176,6 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     control.failed(err);
   }
   return run;
-}
-
-/** Reports a repeated identical failure at most every REPEAT_REPORT_MS (per informer), counting what it held back. */
-function repeatFilter(clock: Clock): (kind: ObjectKind, what: string) => { report: boolean; held: number } {
-  const last = new Map<ObjectKind, { what: string; at: number; held: number }>();
-  return (kind, what) => {
-    const prev = last.get(kind);
-    const now = clock.now();
-    if (prev && prev.what === what && now - prev.at < REPEAT_REPORT_MS) {
-      prev.held++;
-      return { report: false, held: 0 };
-    }
-    last.set(kind, { what, at: now, held: 0 });
-    return { report: true, held: prev && prev.what === what ? prev.held : 0 };
-  };
 }
 
 export function createApiSource(options: ApiSourceOptions): ObjectSource {

@@ -1,14 +1,7 @@
 /**
- * The two HTTP calls an informer makes, on client-node's own HTTP stack and
- * authentication (KubeConfig.applySecurityAuthentication):
- * - listRaw: a list call that returns the server's JSON untouched. The
- *   generated API clients deserialise lists into model classes (unknown
- *   fields dropped, timestamps turned into Dates) while watch events are raw
- *   JSON; listing raw gives both paths the same plain-JSON shape. It pages as
- *   client-go's pager does (limit 500, following `continue`), so a large
- *   cluster's first list does not arrive as one huge response; a continue
- *   token that expired mid-list (410) falls back to one full list, as
- *   client-go's ListPager (FullListIfExpired) does.
+ * The watch half of an informer, and what both halves share (the list half
+ * is kube-list.ts), on client-node's own HTTP stack and authentication
+ * (KubeConfig.applySecurityAuthentication):
  * - GuardedWatch: client-node's Watch, hardened for ListWatch. It asks for
  *   bookmarks, drops events that would crash ListWatch's async handler
  *   (unhandled rejections), reports in-stream error Statuses that ListWatch
@@ -16,16 +9,14 @@
  *   rejection, and once closed aborts its streams and starts no new one
  *   (ListWatch may still start a watch after stop() when stop() falls into its
  *   reconnect delay).
- * Both report every request to an optional observer, with client-go's
- * rest_client metric labels (code, method, host; latency for lists only, as
- * client-go observes it in Request.request and not in Request.Watch).
+ * - RequestRecord: every request reported to an optional observer, with
+ *   client-go's rest_client metric labels (code, method, host; latency for
+ *   lists only, as client-go observes it in Request.request and not in
+ *   Request.Watch).
+ * - tlsProblem: a TLS failure in one sentence naming the CA it was checked
+ *   against.
  */
-import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
-
-export interface RawList {
-  readonly metadata: { readonly resourceVersion?: string };
-  readonly items: unknown[];
-}
+import { ApiException, Watch, type KubeConfig } from '@kubernetes/client-node';
 
 /** One HTTP request as client-go's rest_client metrics see it. */
 export interface RequestRecord {
@@ -41,10 +32,7 @@ export interface RequestRecord {
 
 export type RequestObserver = (r: RequestRecord) => void;
 
-/** client-go's page size (k8s.io/client-go/tools/pager defaultPageSize). */
-export const LIST_PAGE_SIZE = 500;
-
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -88,86 +76,6 @@ export function tlsProblem(err: unknown, kc: KubeConfig): string | null {
     cause = (cause as { cause?: unknown }).cause;
   }
   return null;
-}
-
-export interface ListOptions {
-  /** Objects per page (default LIST_PAGE_SIZE; 0 lists everything at once). */
-  readonly pageSize?: number;
-  readonly observe?: RequestObserver;
-}
-
-async function getJson(kc: KubeConfig, url: URL, signal: AbortSignal, observe: RequestObserver | undefined): Promise<{ status: number; text: string; headers: Record<string, string> }> {
-  const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-  ctx.setHeaderParam('Accept', 'application/json');
-  await kc.applySecurityAuthentication(ctx);
-  ctx.setSignal(signal);
-  const host = serverHost(kc.getCurrentCluster()?.server ?? '');
-  const t0 = performance.now();
-  const record = (code: string): void => observe?.({ method: 'GET', host, code, seconds: (performance.now() - t0) / 1000 });
-  try {
-    const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
-    const text = await resp.body.text();
-    record(String(resp.httpStatusCode));
-    return { status: resp.httpStatusCode, text, headers: resp.headers };
-  } catch (err) {
-    record('<error>');
-    throw err;
-  }
-}
-
-/** The whole list, page by page (see the file comment); items and the resourceVersion of the snapshot the pages came from. */
-export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>>, signal: AbortSignal, opts: ListOptions = {}): Promise<RawList> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const pageSize = opts.pageSize ?? LIST_PAGE_SIZE;
-  const items: unknown[] = [];
-  let rv: string | undefined;
-  let next = '';
-  let paged = pageSize > 0;
-  for (;;) {
-    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
-    if (paged) url.searchParams.set('limit', String(pageSize));
-    if (next) url.searchParams.set('continue', next);
-    const resp = await getJson(kc, url, signal, opts.observe);
-    if (resp.status === 410 && next) {
-      // The snapshot behind the continue token is gone: start over with one full list (client-go's FullListIfExpired).
-      items.length = 0;
-      next = '';
-      paged = false;
-      continue;
-    }
-    const page = parseList(path, resp.status, resp.text, resp.headers);
-    items.push(...page.items);
-    rv = page.resourceVersion;
-    next = paged ? page.continue : '';
-    if (!next) break;
-  }
-  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items };
-}
-
-function parseList(path: string, status: number, text: string, headers: Record<string, string>): { items: unknown[]; resourceVersion?: string; continue: string } {
-  if (status < 200 || status > 299) {
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
-    }
-    const message = isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200);
-    throw new ApiException(status, `list ${path}: ${message}`, body, headers);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`list ${path}: response is not JSON (${text.slice(0, 100)})`);
-  }
-  if (!isObject(parsed) || !Array.isArray(parsed['items'])) throw new Error(`list ${path}: response has no items array`);
-  const md = isObject(parsed['metadata']) ? parsed['metadata'] : {};
-  const rv = typeof md['resourceVersion'] === 'string' ? md['resourceVersion'] : undefined;
-  const cont = typeof md['continue'] === 'string' ? md['continue'] : '';
-  return { items: parsed['items'], ...(rv === undefined ? {} : { resourceVersion: rv }), continue: cont };
 }
 
 export interface GuardedWatchHooks {
