@@ -1,7 +1,7 @@
 /**
- * The fake API server's wire format, checked with plain fetch (lists, NDJSON
- * watches, selectors, expiry, bookmarks, failures, down/up), and once with
- * the real client-node ListWatch.
+ * The fake API server's wire format, checked with its own fetch (node:https
+ * trusting its CA, with a token): lists, NDJSON watches, selectors, expiry,
+ * bookmarks, failures, down/up; and once with the real client-node ListWatch.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CoreV1Api, ListWatch, Watch, type V1Service } from '@kubernetes/client-node';
