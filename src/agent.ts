@@ -17,7 +17,7 @@ import { featuresFrom, nodeNameFor } from './desired.ts';
 import type { Logger } from './log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
-import { createMetrics, type Metrics } from './servers/metrics.ts';
+import { createMetrics, observeRestClientRequest, type Metrics } from './servers/metrics.ts';
 import { healthTargets, ServiceHealthServers } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
@@ -95,8 +95,11 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   const backend = mode.backend;
   const families = mode.families;
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
+  // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
+  for (const f of families) metrics.networkProgrammingLatency.zero({ ip_family: f });
+  const observe = (r: Parameters<typeof observeRestClientRequest>[1]): void => observeRestClientRequest(metrics, r);
   const kubeConfig = config.objects ? null : (deps.kubeConfig ?? (() => { throw new Error('no API access configured'); }))();
-  const events: EventRecorder = kubeConfig ? apiEventRecorder(kubeConfig, { nodeName, logger: log }) : logEventRecorder(log);
+  const events: EventRecorder = kubeConfig ? apiEventRecorder(kubeConfig, { nodeName, logger: log, observe }) : logEventRecorder(log);
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
     proxyHealthy: () => health.report(false).healthy,
@@ -153,12 +156,13 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
 
   const source: ObjectSource = config.objects
     ? createFileSource({ path: config.objects, nodeName, clock: deps.clock })
-    : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock });
+    : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock, observe });
   events.record({ regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName }, type: 'Normal', reason: 'Starting', action: 'StartKubeProxy', note: `kube-proxy-ts started in ${config.mode} mode` });
   proxier.start();
   await source.start({
     onEvent: (e) => proxier.onEvent(e),
     onSynced: (kind) => proxier.onSynced(kind),
+    // The one place source problems are logged (the API source describes its failures in the message).
     onProblem: (kind, message, err) => log.warn({ kind, err: err instanceof Error ? err.message : err }, message),
   });
 

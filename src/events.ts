@@ -7,6 +7,7 @@
  */
 import { EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from './log.ts';
+import { serverHost, statusOf, type RequestObserver } from './sources/kube-client.ts';
 
 export interface ObjectRef {
   readonly kind: 'Node' | 'Service';
@@ -54,17 +55,23 @@ function logFields(e: EventSpec): Record<string, string> {
   return { event: e.reason, regarding: `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`, note: e.note };
 }
 
-export function apiEventRecorder(kc: KubeConfig, o: { nodeName: string; logger: Logger; now?: () => Date }): EventRecorder {
+export function apiEventRecorder(kc: KubeConfig, o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver }): EventRecorder {
   const api = kc.makeApiClient(EventsV1Api);
   const pending = new Set<Promise<void>>();
+  const host = serverHost(kc.getCurrentCluster()?.server ?? '');
   return {
     record(e) {
       const body = eventBody(e, { nodeName: o.nodeName, now: (o.now ?? (() => new Date()))() });
       o.logger.info(logFields(e), 'recording event');
+      const t0 = performance.now();
+      const observe = (code: string): void => o.observe?.({ method: 'POST', host, code, seconds: (performance.now() - t0) / 1000 });
       const p = api
-        .createNamespacedEvent({ namespace: body.metadata.namespace, body: body as never })
-        .then(() => undefined)
-        .catch((err: unknown) => o.logger.debug({ err: (err as Error).message, event: e.reason }, 'cannot record event'))
+        .createNamespacedEventWithHttpInfo({ namespace: body.metadata.namespace, body: body as never })
+        .then((r) => observe(String(r.httpStatusCode)))
+        .catch((err: unknown) => {
+          observe(String(statusOf(err) ?? '<error>'));
+          o.logger.debug({ err: (err as Error).message, event: e.reason }, 'cannot record event');
+        })
         .finally(() => pending.delete(p));
       pending.add(p);
     },

@@ -2,8 +2,11 @@
  * API access as upstream kube-proxy finds it: --kubeconfig (with --master
  * overriding its server), else --master alone, else the in-cluster service
  * account, else the default loading rules ($KUBECONFIG, ~/.kube/config).
+ * Tokens read from files (kubeadm's tokenFile, the in-cluster service-account
+ * token) follow rotation at once (see kubeconfig-token.ts).
  */
 import { KubeConfig, type User } from '@kubernetes/client-node';
+import { tokenFileUser, useTokenFileAuth } from './kubeconfig-token.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { load } from 'js-yaml';
@@ -21,6 +24,7 @@ export function loadKubeConfig(opts: { kubeconfig: string; master: string }): Ku
     kc.loadFromClusterAndUser({ name: 'master', server: opts.master, skipTLSVerify: opts.master.startsWith('http://') }, { name: 'user' });
     return kc;
   } else kc.loadFromDefault();
+  useTokenFileAuth(kc);
   if (opts.master) {
     const cluster = kc.getCurrentCluster();
     if (cluster) kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? { ...c, server: opts.master } : c));
@@ -32,8 +36,7 @@ export function loadKubeConfig(opts: { kubeconfig: string; master: string }): Ku
  * client-node reads `token` and `token-file` but drops the Go client's
  * `tokenFile` field, which kubeadm's kube-proxy kubeconfig uses (pointing at
  * the service-account token): such a user would talk to the API server as
- * nobody. Map it onto client-node's token-file provider, which re-reads the
- * (rotated) token as the in-cluster config does.
+ * nobody. Map it onto the token-file provider (loadKubeConfig registers it).
  */
 export function withTokenFiles(kc: KubeConfig, path: string): void {
   let raw: unknown;
@@ -51,6 +54,6 @@ export function withTokenFiles(kc: KubeConfig, path: string): void {
   kc.users = kc.users.map((u): User => {
     const file = files.get(u.name);
     if (!file || u.token || u.authProvider || u.exec) return u;
-    return { ...u, authProvider: { name: 'tokenFile', config: { tokenFile: file } } };
+    return tokenFileUser(u, file);
   });
 }

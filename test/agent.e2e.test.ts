@@ -4,17 +4,19 @@
  * traffic from pods and an outside client. Every convergence wait is bounded
  * and its measured time printed.
  */
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.ts';
 import { diffCommand } from '../src/cmd/diff.ts';
 import { runCommand } from '../src/cmd/run.ts';
 import { configFromFlags } from '../src/config.ts';
-import { silentLogger } from '../src/log.ts';
+import { createLogger, silentLogger } from '../src/log.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { waitFor } from './agent-runner.ts';
 import { FakeApiServer, kubeConfigFor } from './fake-apiserver.ts';
+import { KUBE_PROXY_DASHBOARD, NOT_EXPORTED, matcherLabels, metricNames } from './kube-proxy-dashboard.case.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request, type RequestResult } from './netns/traffic.ts';
@@ -24,15 +26,17 @@ let cluster: Cluster;
 let servers: PodServers;
 let api: FakeApiServer;
 let agent: Agent;
+/** The agent's log lines (JSON). */
+const logLines: string[] = [];
 
 const pods = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3', 'pod-c': '10.244.2.2' } as const;
 type Pod = keyof typeof pods;
 // The EndpointSlice controller stamps the time of the change that caused an update (network programming latency).
-const slice = (svc: string, on: Pod[], port = 8080) =>
+const slice = (svc: string, on: Pod[], port = 8080, triggeredAt = new Date()) =>
   makeEndpointSlice('ns1', svc, `${svc}-s1`, {
     endpoints: on.map((p) => ({ ip: pods[p], nodeName: p === 'pod-c' ? 'node-2' : 'node-1' })),
     ports: [{ name: 'p80', port }],
-    metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() } },
+    metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': triggeredAt.toISOString() } },
   });
 
 function fromClient(ip = SVC_IP, count = 12, proto: 'tcp' | 'udp' = 'tcp', port = 80): Promise<RequestResult[]> {
@@ -90,7 +94,7 @@ beforeAll(async () => {
     runner: cluster.runner,
     netns: cluster.node('node-1').ns,
     clock: realClock,
-    logger: silentLogger(),
+    logger: createLogger({ verbosity: 0, stream: new Writable({ write: (c: Buffer, _e, cb) => (logLines.push(...c.toString().split('\n').filter(Boolean)), cb()) }) }),
     osHostname: () => 'node-1',
     kubeConfig: () => kubeConfigFor(api),
     iptablesBackend: 'nft',
@@ -122,6 +126,40 @@ describe('the agent against the fake API server', () => {
     expect(e).toMatchObject({ type: 'Normal', action: 'StartKubeProxy', reportingController: 'kube-proxy', reportingInstance: 'kube-proxy-node-1', regarding: { kind: 'Node', name: 'node-1' }, metadata: { namespace: 'default' } });
   });
 
+  it("serves every metric the kubernetes-mixin kube-proxy dashboard queries, with the labels it filters on", async () => {
+    const text = await (await fetch(`${agent.metricsServer!.url}/metrics`)).text();
+    const families = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!])));
+    const series = text.split('\n').filter((l) => l && !l.startsWith('#'));
+    for (const q of KUBE_PROXY_DASHBOARD) {
+      for (const name of metricNames(q.expr)) {
+        if (NOT_EXPORTED[name]) continue;
+        expect(families.has(name), `${q.panel}: ${name}`).toBe(true);
+        const samples = series.filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+        expect(samples.length, `${q.panel}: ${name} has samples`).toBeGreaterThan(0);
+        for (const label of matcherLabels(q.expr)) expect(samples.some((l) => l.includes(`${label}="`)), `${q.panel}: ${name}{${label}}`).toBe(true);
+      }
+    }
+    const host = `127.0.0.1:${api.port}`;
+    expect(series).toContain(`rest_client_requests_total{code="200",method="GET",host="${host}"} ${series.find((l) => l.startsWith('rest_client_requests_total{code="200",method="GET"'))!.split(' ').at(-1)}`);
+    expect(series.some((l) => l.startsWith(`rest_client_request_duration_seconds_bucket{le="0.005",verb="GET",host="${host}"}`))).toBe(true);
+    // The Starting event is a POST (the "Post Request Latency" panel).
+    expect(series.some((l) => /^rest_client_request_duration_seconds_count\{verb="POST",host="[^"]+"\} [1-9]/.test(l))).toBe(true);
+  });
+
+  it('observes network programming latency from endpoints.kubernetes.io/last-change-trigger-time (upstream NetworkProgrammingLatency)', async () => {
+    const count = () => metric('kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}');
+    const sum = () => metric('kubeproxy_network_programming_duration_seconds_sum{ip_family="IPv4"}');
+    const [c0, s0] = [await count(), await sum()];
+    // The EndpointSlice controller saw the triggering change 2 s before it wrote the slice.
+    api.update('endpointslices', slice('web', ['pod-a', 'pod-b'], 8080, new Date(Date.now() - 2000)) as never);
+    await waitFor('a network programming observation', async () => (await count()) > c0, 10_000);
+    const observed = (await sum()) - s0;
+    console.log(`network programming latency observed: ${observed.toFixed(3)} s for a change triggered 2 s before the slice was written`);
+    expect(await count()).toBe(c0 + 1);
+    expect(observed).toBeGreaterThanOrEqual(2);
+    expect(observed).toBeLessThan(10);
+  });
+
   it('follows an endpoint change with a partial sync that writes only the changed chains', async () => {
     const partialBefore = await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
     api.update('endpointslices', slice('web', ['pod-c']) as never);
@@ -146,13 +184,35 @@ describe('the agent against the fake API server', () => {
     await waitFor('deleted service chains removed', async () => !(await save('nat')).includes(`:${chain} `));
   });
 
-  it('keeps forwarding while the API is down and converges on the changes made meanwhile', async () => {
+  // 16 s: long enough for a 30 s-capped back-off (upstream's reflector, and this agent before) to wait 9-15 s after the API is back.
+  it('keeps forwarding through a 16 s API outage; all informers watch again and a Service created meanwhile is programmed within 5 s of the API answering', async () => {
+    const logged = logLines.length;
     await api.down();
     await new Promise((r) => setTimeout(r, 1500));
     expect(await reaches(['pod-c'])()).toBe(true);
+    await new Promise((r) => setTimeout(r, 14_500));
     api.update('endpointslices', slice('web', ['pod-a', 'pod-c']) as never);
+    api.create('services', makeService('ns1', 'outage', { clusterIP: '172.30.0.50', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }) as never);
+    api.create('endpointslices', slice('outage', ['pod-b']) as never);
     await api.up();
-    await waitFor('changes made while the API was down', reaches(['pod-a', 'pod-c']), 60_000);
+    const t0 = Date.now();
+    await waitFor('the Service created during the outage programmed', async () => (await save('nat')).includes('-d 172.30.0.50/32'), 20_000);
+    const programmedMs = Date.now() - t0;
+    await api.until(() => api.watchCount() === 3, 'all three informers watching', 20_000);
+    const watchingMs = Date.now() - t0;
+    console.log(`API outage of 16 s: Service created during it programmed ${programmedMs} ms, all three informers watching ${watchingMs} ms after the API answered`);
+    expect(programmedMs).toBeLessThan(5000);
+    expect(watchingMs).toBeLessThan(5000);
+    await waitFor('changes made while the API was down', async () => (await reaches(['pod-a', 'pod-c'])()) && (await reaches(['pod-b'], '172.30.0.50')()), 15_000);
+    // Each failure logged once: no line repeated by a second logger (the source's and the agent's both logged it before).
+    const failures = logLines.slice(logged).map((l) => JSON.parse(l) as { msg: string; component: string }).filter((l) => l.msg.includes('informer failed'));
+    expect(failures.length).toBeGreaterThanOrEqual(3);
+    expect(failures.filter((l) => l.component === 'api-source')).toEqual([]);
+    expect(new Set(failures.map((l) => l.msg)).size).toBe(failures.length);
+    // Leave the cluster as the later tests expect it.
+    api.delete('endpointslices', 'ns1/outage-s1');
+    api.delete('services', 'ns1/outage');
+    await waitFor('the outage Service removed', async () => !(await save('nat')).includes('-d 172.30.0.50/32'), 15_000);
   });
 
   it('survives dropped watches and an expired resource version (410 -> relist)', async () => {

@@ -80,6 +80,23 @@ export class ObjectStore {
     return [...map.keys()].sort().map((k) => clone(map.get(k)!));
   }
 
+  /**
+   * The objects as they were at resourceVersion rv (sorted by key), rebuilt by
+   * undoing the logged changes after rv; rv must not be below the floor.
+   * Not copies: callers must not modify them.
+   */
+  listAt(resource: Resource, rv: number): KubeObject[] {
+    if (rv < this.floorRv) throw new Error(`fake apiserver: state at resourceVersion ${rv} was compacted (floor ${this.floorRv})`);
+    const state = new Map(this.objects.get(resource)!);
+    const later = this.log.filter((e) => e.resource === resource && e.rv > rv);
+    for (const e of later.reverse()) {
+      const key = keyOf(e.obj);
+      if (e.type === 'ADDED') state.delete(key);
+      else state.set(key, e.prev!);
+    }
+    return [...state.keys()].sort().map((k) => state.get(k)!);
+  }
+
   get(resource: Resource, key: string): KubeObject | null {
     const obj = this.objects.get(resource)!.get(key);
     return obj ? clone(obj) : null;

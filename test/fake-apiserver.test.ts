@@ -1,7 +1,7 @@
 /**
- * The fake API server's wire format, checked with plain fetch (lists, NDJSON
- * watches, selectors, expiry, bookmarks, failures, down/up), and once with
- * the real client-node ListWatch.
+ * The fake API server's wire format, checked with its own fetch (node:https
+ * trusting its CA, with a token): lists, NDJSON watches, selectors, expiry,
+ * bookmarks, failures, down/up; and once with the real client-node ListWatch.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CoreV1Api, ListWatch, Watch, type V1Service } from '@kubernetes/client-node';
@@ -13,9 +13,8 @@ interface WatchEvent {
 }
 
 /** Reads NDJSON watch events one by one; ended() resolves when the server closes the stream. */
-async function openWatch(url: string) {
-  const ac = new AbortController();
-  const resp = await fetch(url, { signal: ac.signal });
+async function openWatch(on: FakeApiServer, path: string) {
+  const resp = await on.fetch(path);
   const reader = resp.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -33,7 +32,7 @@ async function openWatch(url: string) {
       buffer += decoder.decode(chunk.value, { stream: true });
     }
   };
-  return { resp, next, close: () => ac.abort() };
+  return { resp, next, close: () => void reader.cancel().catch(() => {}) };
 }
 
 const svc = (name: string, extra: Record<string, unknown> = {}) => ({ metadata: { name, namespace: 'default' }, spec: { clusterIP: '10.0.0.1' }, ...extra });
@@ -50,7 +49,7 @@ describe('list', () => {
   it('answers a List with the resourceVersion and items without kind/apiVersion, like a real apiserver', async () => {
     const created = server.create('services', svc('a'));
     server.create('services', { metadata: { name: 'b', namespace: 'kube-system' }, spec: {} });
-    const resp = await fetch(`${server.url}/api/v1/services`);
+    const resp = await server.fetch(`/api/v1/services`);
     expect(resp.status).toBe(200);
     expect(resp.headers.get('content-type')).toBe('application/json');
     const body = (await resp.json()) as { kind: string; apiVersion: string; metadata: { resourceVersion: string }; items: Array<Record<string, unknown>> };
@@ -61,9 +60,9 @@ describe('list', () => {
     expect(body.items[0]).not.toHaveProperty('kind');
     expect(created.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.metadata.creationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    const ns = (await (await fetch(`${server.url}/api/v1/namespaces/kube-system/services`)).json()) as { items: unknown[] };
+    const ns = (await (await server.fetch(`/api/v1/namespaces/kube-system/services`)).json()) as { items: unknown[] };
     expect(ns.items).toHaveLength(1);
-    const slices = (await (await fetch(`${server.url}/apis/discovery.k8s.io/v1/endpointslices`)).json()) as { kind: string; apiVersion: string };
+    const slices = (await (await server.fetch(`/apis/discovery.k8s.io/v1/endpointslices`)).json()) as { kind: string; apiVersion: string };
     expect([slices.kind, slices.apiVersion]).toEqual(['EndpointSliceList', 'discovery.k8s.io/v1']);
   });
 
@@ -73,7 +72,7 @@ describe('list', () => {
     server.create('services', { ...svc('proxied'), metadata: { name: 'proxied', labels: { 'service.kubernetes.io/service-proxy-name': 'other', app: 'x' } } });
     server.create('services', { ...svc('app-y'), metadata: { name: 'app-y', labels: { app: 'y' } } });
     const names = async (q: string): Promise<string[]> => {
-      const body = (await (await fetch(`${server.url}/api/v1/services?${q}`)).json()) as { items: Array<{ metadata: { name: string } }> };
+      const body = (await (await server.fetch(`/api/v1/services?${q}`)).json()) as { items: Array<{ metadata: { name: string } }> };
       return body.items.map((i) => i.metadata.name);
     };
     expect(await names(`labelSelector=${encodeURIComponent('!service.kubernetes.io/service-proxy-name')}`)).toEqual(['app-y', 'headless', 'plain']);
@@ -82,7 +81,7 @@ describe('list', () => {
     expect(await names('labelSelector=app%21%3Dx')).toEqual(['app-y', 'headless', 'plain']);
     expect(await names(`fieldSelector=${encodeURIComponent('spec.clusterIP!=None')}`)).toEqual(['app-y', 'plain', 'proxied']);
     expect(await names('fieldSelector=metadata.name%3Dplain')).toEqual(['plain']);
-    const bad = await fetch(`${server.url}/api/v1/services?fieldSelector=spec.foo%3Dx`);
+    const bad = await server.fetch(`/api/v1/services?fieldSelector=spec.foo%3Dx`);
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { message: string }).message).toBe('field label not supported: spec.foo');
   });
@@ -90,8 +89,8 @@ describe('list', () => {
   it('rejects the spec.clusterIP field selector when emulating an apiserver before 1.31', async () => {
     const old = await FakeApiServer.start({ legacyServiceFields: true });
     try {
-      expect((await fetch(`${old.url}/api/v1/services?fieldSelector=spec.clusterIP%21%3DNone`)).status).toBe(400);
-      expect((await fetch(`${old.url}/api/v1/services?labelSelector=%21a`)).status).toBe(200);
+      expect((await old.fetch(`/api/v1/services?fieldSelector=spec.clusterIP%21%3DNone`)).status).toBe(400);
+      expect((await old.fetch(`/api/v1/services?labelSelector=%21a`)).status).toBe(200);
     } finally {
       await old.close();
     }
@@ -100,12 +99,12 @@ describe('list', () => {
   it('fails the next requests as told with a Status body, then recovers', async () => {
     server.failNext('services', 'list', 503, 2);
     for (let i = 0; i < 2; i++) {
-      const resp = await fetch(`${server.url}/api/v1/services`);
+      const resp = await server.fetch(`/api/v1/services`);
       expect(resp.status).toBe(503);
       expect(await resp.json()).toMatchObject({ kind: 'Status', code: 503, reason: 'ServiceUnavailable' });
     }
-    expect((await fetch(`${server.url}/api/v1/services`)).status).toBe(200);
-    expect((await fetch(`${server.url}/api/v1/pods`)).status).toBe(404);
+    expect((await server.fetch(`/api/v1/services`)).status).toBe(200);
+    expect((await server.fetch(`/api/v1/pods`)).status).toBe(404);
   });
 });
 
@@ -113,7 +112,7 @@ describe('watch', () => {
   it('replays changes after the resourceVersion, then streams new ones with kind/apiVersion', async () => {
     const start = server.resourceVersion;
     server.create('services', svc('a'));
-    const w = await openWatch(`${server.url}/api/v1/services?watch=true&resourceVersion=${start}`);
+    const w = await openWatch(server, `/api/v1/services?watch=true&resourceVersion=${start}`);
     try {
       expect(w.resp.headers.get('content-type')).toBe('application/json');
       expect(await w.next()).toMatchObject({ type: 'ADDED', object: { kind: 'Service', apiVersion: 'v1', metadata: { name: 'a' } } });
@@ -130,7 +129,7 @@ describe('watch', () => {
 
   it('turns selector transitions into ADDED and DELETED, as the watch cache does', async () => {
     server.create('services', svc('a'));
-    const w = await openWatch(`${server.url}/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}&labelSelector=%21skip`);
+    const w = await openWatch(server, `/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}&labelSelector=%21skip`);
     try {
       await server.until(() => server.watchCount() === 1, 'the watch to register');
       server.update('services', { ...svc('a'), metadata: { name: 'a', labels: { skip: '' } } });
@@ -147,22 +146,22 @@ describe('watch', () => {
   it('answers an expired resourceVersion with an in-stream 410 ERROR and closes, or with HTTP 410 if told', async () => {
     server.create('services', svc('a'));
     server.compact();
-    const w = await openWatch(`${server.url}/api/v1/services?watch=true&resourceVersion=1`);
+    const w = await openWatch(server, `/api/v1/services?watch=true&resourceVersion=1`);
     expect(w.resp.status).toBe(200);
     expect(await w.next()).toMatchObject({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } });
     expect(await w.next()).toBeNull();
     server.expiredWatch = 'http';
-    const resp = await fetch(`${server.url}/api/v1/services?watch=true&resourceVersion=1`);
+    const resp = await server.fetch(`/api/v1/services?watch=true&resourceVersion=1`);
     expect(resp.status).toBe(410);
     expect(await resp.json()).toMatchObject({ kind: 'Status', code: 410 });
-    const current = await openWatch(`${server.url}/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    const current = await openWatch(server, `/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
     expect(current.resp.status).toBe(200);
     current.close();
   });
 
   it('sends bookmarks only to watches that asked, and dropWatches ends streams cleanly', async () => {
-    const plain = await openWatch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=1`);
-    const asked = await openWatch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=1&allowWatchBookmarks=true`);
+    const plain = await openWatch(server, `/api/v1/nodes?watch=true&resourceVersion=1`);
+    const asked = await openWatch(server, `/api/v1/nodes?watch=true&resourceVersion=1&allowWatchBookmarks=true`);
     await server.until(() => server.watchCount('nodes') === 2, 'two watches');
     server.create('services', svc('other'));
     server.bookmark();
@@ -174,12 +173,12 @@ describe('watch', () => {
   });
 
   it('refuses connections while down and serves the same port after up', async () => {
-    const w = await openWatch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=1`);
+    const w = await openWatch(server, `/api/v1/nodes?watch=true&resourceVersion=1`);
     await server.down();
     await expect(w.next()).rejects.toThrow();
-    await expect(fetch(`${server.url}/api/v1/nodes`)).rejects.toThrow('fetch failed');
+    await expect(server.fetch(`/api/v1/nodes`)).rejects.toThrow(/ECONNREFUSED/);
     await server.up();
-    expect((await fetch(`${server.url}/api/v1/nodes`)).status).toBe(200);
+    expect((await server.fetch(`/api/v1/nodes`)).status).toBe(200);
   });
 });
 

@@ -1,29 +1,44 @@
 /**
- * A faithful in-process Kubernetes list/watch server (node:http on
- * 127.0.0.1) for Services, EndpointSlices and Nodes, that the real
- * @kubernetes/client-node informers run against. Wire format as the real
- * apiserver's: JSON lists without per-item kind/apiVersion; chunked NDJSON
- * watches that replay from a resourceVersion, translate selector transitions
- * into ADDED/DELETED, send BOOKMARKs only when asked, and answer an expired
- * resourceVersion with an in-stream 410 ERROR then close (or a plain HTTP 410).
- * Tests drive it with create/update/delete, dropWatches, compact, failNext,
- * down/up, and read back the request log.
+ * A faithful in-process Kubernetes list/watch server for Services,
+ * EndpointSlices and Nodes, that the real @kubernetes/client-node informers
+ * run against. As a real apiserver it serves HTTPS only (a CA and serving
+ * certificate made at test time, see fake-apiserver-tls.ts) and requires a
+ * bearer token (401 Unauthorized otherwise; tests rotate the accepted tokens).
+ * Wire format as the real apiserver's: JSON lists without per-item
+ * kind/apiVersion, paginated with limit/continue; chunked NDJSON watches that
+ * replay from a resourceVersion, translate selector transitions into
+ * ADDED/DELETED, send BOOKMARKs only when asked, and answer an expired
+ * resourceVersion with an in-stream 410 ERROR then close (or a plain HTTP
+ * 410). It listens on 127.0.0.1 and, on request, on a unix socket too (a
+ * path reachable from every network namespace: tests relay a node's port to
+ * it). Tests drive it with create/update/delete, dropWatches, compact,
+ * failNext, down/up, and read back the request log.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { KubeConfig } from '@kubernetes/client-node';
+import { rmSync } from 'node:fs';
 import { ObjectStore, RESOURCE_INFO, keyOf, type KubeObject, type LogEntry, type Resource } from './fake-apiserver-store.ts';
 import { routeRequest, startWatch, statusObject, type Route, type WatchStream } from './fake-apiserver-watch.ts';
 import { SelectorError, selectorMatcher } from './fake-apiserver-selectors.ts';
+import { listPage } from './fake-apiserver-list.ts';
+import { defaultTestPki, type TestPki } from './fake-apiserver-tls.ts';
+import { FAKE_TOKEN, httpsFetch, kubeConfigFor } from './fake-apiserver-client.ts';
 
-export type { KubeObject, Resource };
+export type { KubeObject, Resource, TestPki };
+
+export { FAKE_TOKEN, kubeConfigFor };
 
 export interface FakeApiServerOptions {
   /** How an expired watch resourceVersion is answered: 200 + ERROR event (the watch cache, default) or HTTP 410. */
   readonly expiredWatch?: 'in-stream' | 'http';
   /** Refuse field selectors on spec.clusterIP/spec.type for Services, as apiservers before 1.31 do. */
   readonly legacyServiceFields?: boolean;
+  /** CA and serving certificate (default: one shared per test process, valid for localhost and 127.0.0.1). */
+  readonly pki?: TestPki;
+  /** Bearer tokens accepted (default [FAKE_TOKEN]). */
+  readonly tokens?: readonly string[];
 }
 
 export interface LoggedRequest {
@@ -35,6 +50,10 @@ export interface LoggedRequest {
   readonly verb: 'list' | 'watch' | null;
   readonly authorization: string | null;
   readonly at: number;
+  /** HTTP status answered (set once answered). */
+  status?: number;
+  /** Size of a complete (non-watch) response body in bytes. */
+  bytes?: number;
 }
 
 export type Verb = 'list' | 'watch';
@@ -42,43 +61,69 @@ export type Verb = 'list' | 'watch';
 export class FakeApiServer {
   readonly port: number;
   readonly url: string;
+  readonly pki: TestPki;
   expiredWatch: 'in-stream' | 'http';
   private readonly server: Server;
   private readonly store: ObjectStore;
   private readonly legacyServiceFields: boolean;
+  private tokens: Set<string>;
   private readonly watches = new Set<WatchStream>();
   private readonly failures = new Map<string, number[]>();
   private readonly log: LoggedRequest[] = [];
+  private readonly rawSockets = new Set<Socket>();
+  private unix: { path: string; server: NetServer } | null = null;
   private waiters: Array<() => void> = [];
   private isUp = true;
   /** Events created through POST /apis/events.k8s.io/v1/namespaces/{ns}/events, in order. */
   readonly events: Record<string, unknown>[] = [];
 
   static async start(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
-    const server = createServer();
+    const pki = options.pki ?? defaultTestPki();
+    const server = createServer({ key: pki.keyPem, cert: pki.certPem });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    return new FakeApiServer(server, options);
+    return new FakeApiServer(server, pki, options);
   }
 
-  private constructor(server: Server, options: FakeApiServerOptions) {
+  private constructor(server: Server, pki: TestPki, options: FakeApiServerOptions) {
     this.server = server;
+    this.pki = pki;
     this.port = (server.address() as AddressInfo).port;
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.url = `https://127.0.0.1:${this.port}`;
     this.expiredWatch = options.expiredWatch ?? 'in-stream';
     this.legacyServiceFields = options.legacyServiceFields ?? false;
+    this.tokens = new Set(options.tokens ?? [FAKE_TOKEN]);
     this.store = new ObjectStore((entry) => this.broadcast(entry));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
+    server.on('connection', (sock: Socket) => this.track(sock));
   }
 
   get resourceVersion(): number {
     return this.store.resourceVersion;
   }
 
+  /** Accept only these bearer tokens from now on (open watches are not cut, as on a real apiserver). */
+  setTokens(tokens: readonly string[]): void {
+    this.tokens = new Set(tokens);
+  }
+
+  /**
+   * Also serves on a unix socket at `path` (TLS end to end; a relay in a node
+   * namespace forwards TCP to it). Kept across down()/up().
+   */
+  async listenUnix(path: string): Promise<void> {
+    if (this.unix) throw new Error('fake apiserver: already listening on a unix socket');
+    const server = createNetServer((sock) => {
+      this.track(sock);
+      this.server.emit('connection', sock);
+    });
+    this.unix = { path, server };
+    if (this.isUp) await this.startUnix();
+  }
+
   create(resource: Resource, obj: KubeObject): KubeObject {
     return this.store.create(resource, obj);
   }
-
   update(resource: Resource, obj: KubeObject): KubeObject {
     return this.store.update(resource, obj);
   }
@@ -131,11 +176,12 @@ export class FakeApiServer {
     this.changed();
   }
 
-  /** Listens again on the same port. */
+  /** Listens again on the same port (and unix socket). */
   async up(): Promise<void> {
     if (this.isUp) return;
     this.server.listen(this.port, '127.0.0.1');
     await once(this.server, 'listening');
+    if (this.unix) await this.startUnix();
     this.isUp = true;
     this.changed();
   }
@@ -170,13 +216,33 @@ export class FakeApiServer {
     if (this.isUp) await this.stopListening();
   }
 
+  /** A request to this server with its CA and, unless told otherwise, an accepted token (tests of the wire format). */
+  fetch(path: string, init: { token?: string | null; method?: string; body?: string } = {}): Promise<Response> {
+    const token = init.token === undefined ? [...this.tokens][0] : init.token;
+    return httpsFetch(`${this.url}${path}`, { ca: this.pki.caPem, token: token ?? null, ...(init.method ? { method: init.method } : {}), ...(init.body !== undefined ? { body: init.body } : {}) });
+  }
+
+  private async startUnix(): Promise<void> {
+    const u = this.unix!;
+    rmSync(u.path, { force: true });
+    u.server.listen(u.path);
+    await once(u.server, 'listening');
+  }
+
+  private track(sock: Socket): void {
+    this.rawSockets.add(sock);
+    sock.once('close', () => this.rawSockets.delete(sock));
+  }
+
   private async stopListening(): Promise<void> {
     this.isUp = false;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const unixClosed = this.unix ? new Promise<void>((resolve) => this.unix!.server.close(() => resolve())) : Promise.resolve();
     for (const w of [...this.watches]) w.destroy();
     this.watches.clear();
     this.server.closeAllConnections();
-    await closed;
+    for (const sock of this.rawSockets) sock.destroy();
+    await Promise.all([closed, unixClosed]);
   }
 
   private createEvent(req: IncomingMessage, res: ServerResponse, namespace: string, fail: (code: number, message: string) => void): void {
@@ -208,11 +274,11 @@ export class FakeApiServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://fake');
+    const url = new URL(req.url ?? '/', 'https://fake');
     const route: Route | null = routeRequest(url.pathname);
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     const verb: Verb | null = route ? (watch ? 'watch' : 'list') : null;
-    this.log.push({
+    const entry: LoggedRequest = {
       method: req.method ?? 'GET',
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
@@ -220,18 +286,29 @@ export class FakeApiServer {
       verb,
       authorization: req.headers.authorization ?? null,
       at: Date.now(),
-    });
+    };
+    this.log.push(entry);
+    const writeHead = res.writeHead.bind(res);
+    res.writeHead = ((code: number, ...rest: unknown[]) => {
+      entry.status = code;
+      return (writeHead as (...a: unknown[]) => ServerResponse)(code, ...rest);
+    }) as typeof res.writeHead;
     try {
-      this.serve(req, res, url, route, verb);
+      this.serve(req, res, url, route, verb, entry);
     } finally {
       this.changed();
     }
   }
 
-  private serve(req: IncomingMessage, res: ServerResponse, url: URL, route: Route | null, verb: Verb | null): void {
-    const fail = (code: number, message: string): void => {
-      res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(statusObject(code, message)));
+  private serve(req: IncomingMessage, res: ServerResponse, url: URL, route: Route | null, verb: Verb | null, entry: LoggedRequest): void {
+    const json = (code: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      entry.bytes = Buffer.byteLength(text);
+      res.writeHead(code, { 'Content-Type': 'application/json' }).end(text);
     };
+    const fail = (code: number, message: string): void => json(code, statusObject(code, message));
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (bearer === undefined || !this.tokens.has(bearer)) return json(401, statusObject(401, 'Unauthorized'));
     const eventsIn = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname);
     if (eventsIn && req.method === 'POST') return this.createEvent(req, res, eventsIn[1]!, fail);
     if (!route || !verb) return fail(404, `the server could not find the requested resource (${url.pathname})`);
@@ -249,10 +326,8 @@ export class FakeApiServer {
       throw err;
     }
     if (verb === 'list') {
-      const items = this.store.list(route.resource).filter(match).map(({ kind: _k, apiVersion: _a, ...rest }) => rest);
-      const body = { kind: `${info.kind}List`, apiVersion: info.apiVersion, metadata: { resourceVersion: String(this.store.resourceVersion) }, items };
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
-      return;
+      const page = listPage({ resource: route.resource, query: url.searchParams, match, store: this.store });
+      return page.ok ? json(200, page.body) : fail(page.code, page.message);
     }
     const stream = startWatch({ res, route, query: url.searchParams, match, store: this.store, expired: this.expiredWatch, fail });
     if (!stream) return;
@@ -262,11 +337,4 @@ export class FakeApiServer {
       this.changed();
     });
   }
-}
-
-/** A client-node KubeConfig for the fake (plain http needs skipTLSVerify; the token lets tests see auth headers). */
-export function kubeConfigFor(server: { readonly url: string }, token = 'fake-token'): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser({ name: 'fake', server: server.url, skipTLSVerify: true }, { name: 'fake-user', token });
-  return kc;
 }

@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics with upstream kube-proxy's names and labels
  * (pkg/proxy/metrics), on a registry owned by the caller (one per agent, a
- * fresh one per test), plus Node.js process metrics.
+ * fresh one per test), plus Node.js process metrics and the API client's
+ * rest_client_* metrics with client-go's names, labels and buckets
+ * (component-base/metrics/prometheus/restclient).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
 
@@ -13,6 +15,9 @@ export function networkProgrammingBuckets(): number[] {
   for (let i = 120; i <= 300; i += 30) b.push(i);
   return b;
 }
+
+/** client-go's rest_client_request_duration_seconds buckets (component-base restclient requestLatency). */
+export const REST_CLIENT_LATENCY_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -43,7 +48,15 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
     conntrackDeletedEntriesTotal: new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers }),
     syncErrorsTotal: new Counter({ name: 'kubeproxy_ts_sync_errors_total', help: 'Syncs that failed for any reason (kube-proxy-ts)', labelNames: ['ip_family', 'reason'], registers }),
     objectProblemsTotal: new Counter({ name: 'kubeproxy_ts_skipped_objects_total', help: 'Objects or fields skipped because upstream would not program them (kube-proxy-ts)', labelNames: ['kind'], registers }),
+    restClientRequestsTotal: new Counter({ name: 'rest_client_requests_total', help: 'Number of HTTP requests, partitioned by status code, method, and host.', labelNames: ['code', 'method', 'host'], registers }),
+    restClientRequestLatency: new Histogram({ name: 'rest_client_request_duration_seconds', help: 'Request latency in seconds. Broken down by verb, and host.', labelNames: ['verb', 'host'], buckets: REST_CLIENT_LATENCY_BUCKETS, registers }),
   };
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
   return m;
+}
+
+/** One API request into the rest_client metrics (client-go counts every request; it times all but watches). */
+export function observeRestClientRequest(m: Metrics, r: { readonly method: string; readonly host: string; readonly code: string; readonly seconds?: number }): void {
+  m.restClientRequestsTotal.inc({ code: r.code, method: r.method, host: r.host });
+  if (r.seconds !== undefined) m.restClientRequestLatency.observe({ verb: r.method, host: r.host }, r.seconds);
 }

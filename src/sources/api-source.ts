@@ -20,14 +20,33 @@
  * (ListWatch.start() resolves even then). Every call into the handlers is
  * guarded: an exception is logged and reported, never thrown into
  * client-node (where it would become an unhandled rejection).
+ *
+ * Recovery, faster than upstream's reflector (whose back-off grows to 30 s):
+ * - the restart back-off after a failure is capped at API_BACKOFF.maxMs (3 s),
+ *   and so is ListWatch's own delay between consecutive watch ends, so every
+ *   informer is watching again within a few seconds of the API answering;
+ * - as soon as one informer's list succeeds, the others waiting for their
+ *   back-off restart at once (the API server is back);
+ * - a 401 is retried at once (once per back-off streak): the token file is
+ *   re-read whenever it changed (kubeconfig-token.ts), so a rotated
+ *   service-account token is picked up by that retry.
+ * Problems go to the handlers' onProblem (the agent logs them), once each;
+ * the same failure repeating is reported at most every 30 s per informer.
  */
-import { ApiException, ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind, ObjectSource, SourceHandlers } from './events.ts';
-import { GuardedWatch, isWellFormed, listRaw } from './kube-client.ts';
+import { GuardedWatch, isWellFormed, statusOf, type RequestObserver } from './kube-client.ts';
+import { listRaw } from './kube-list.ts';
+import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
 import { Supervisor, type BackoffOptions, type Run, type RunControl } from './supervisor.ts';
 import { realClock, type Clock } from '../system/clock.ts';
 import { silentLogger, type Logger } from '../log.ts';
+
+/** Restart back-off of the informers: 0.8 s doubling to 3 s (client-go's reflector: 0.8 s to 30 s). */
+export const API_BACKOFF: Partial<BackoffOptions> = { initialMs: 800, maxMs: 3000 };
+/** ListWatch's delay between consecutive watch ends (1 s doubling to 30 s), capped (the default reconnectDelayMs). */
+export const cappedDelay = (capMs: number) => (libraryDelayMs: number): number => Math.min(libraryDelayMs, capMs);
 
 export const SERVICE_LABEL_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
 export const ENDPOINTSLICE_LABEL_SELECTOR = '!service.kubernetes.io/headless';
@@ -67,49 +86,18 @@ export interface ApiSourceOptions {
   readonly nodeName: string;
   readonly logger?: Logger;
   readonly clock?: Clock;
-  /** Restart backoff after an informer failure (default 1 s doubling to 30 s, 20 % jitter). */
+  /** Restart backoff after an informer failure (default API_BACKOFF: 0.8 s doubling to 3 s, 20 % jitter). */
   readonly backoff?: Partial<BackoffOptions>;
   /** Restart an informer with no connect or event for this long (default 5 min). */
   readonly staleAfterMs?: number;
   /** Abort a list call after this long (default 60 s). */
   readonly listTimeoutMs?: number;
-  /** Maps ListWatch's own delay between consecutive clean watch ends (1 s doubling to 30 s) to the delay used (tests shorten it). */
+  /** Maps ListWatch's own delay between consecutive clean watch ends (1 s doubling to 30 s) to the delay used (default: capped at API_BACKOFF.maxMs; tests shorten it). */
   readonly reconnectDelayMs?: (libraryDelayMs: number) => number;
-}
-
-/** "HTTP 503: message" for API errors (ApiException.code, Watch's statusCode), else the message and its cause. */
-export function describeError(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body = err.body as { message?: unknown } | null | undefined;
-    return `HTTP ${err.code}${typeof body?.message === 'string' ? `: ${body.message}` : ''}`;
-  }
-  const e = err as { statusCode?: unknown; message?: unknown; cause?: { message?: unknown } } | null;
-  if (typeof e?.statusCode === 'number') return `HTTP ${e.statusCode}${typeof e.message === 'string' ? ` ${e.message}` : ''}`;
-  const message = typeof e?.message === 'string' ? e.message : String(err);
-  return typeof e?.cause?.message === 'string' ? `${message} (${e.cause.message})` : message;
-}
-
-function guard(h: SourceHandlers, log: Logger): Required<SourceHandlers> {
-  const onProblem = (kind: ObjectKind | null, message: string, err?: unknown): void => {
-    log.warn({ kind, err: err === undefined ? undefined : describeError(err) }, message);
-    try {
-      h.onProblem?.(kind, message, err);
-    } catch (e) {
-      log.error({ err: describeError(e) }, 'source onProblem handler threw');
-    }
-  };
-  const call = (kind: ObjectKind, what: string, fn: () => void): void => {
-    try {
-      fn();
-    } catch (err) {
-      onProblem(kind, `${what} handler threw`, err);
-    }
-  };
-  return {
-    onEvent: (ev) => call(ev.kind, `${ev.kind} ${ev.type} ${ev.key}`, () => h.onEvent(ev)),
-    onSynced: (kind) => call(kind, `${kind} synced`, () => h.onSynced(kind)),
-    onProblem,
-  };
+  /** Objects per list page (default 500, as client-go). */
+  readonly listPageSize?: number;
+  /** Every request sent (rest_client metrics). */
+  readonly observe?: RequestObserver;
 }
 
 interface RunContext {
@@ -120,6 +108,10 @@ interface RunContext {
   readonly clock: Clock;
   readonly listTimeoutMs: number;
   readonly reconnectDelayMs: (ms: number) => number;
+  readonly listPageSize?: number;
+  readonly observe?: RequestObserver;
+  /** A list succeeded: the API server answers. */
+  readonly answered: () => void;
 }
 
 /** One informer instance: a fresh ListWatch (its cache starts empty; our tracker reconciles each list). */
@@ -129,14 +121,18 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
   const problem = (message: string, err?: unknown): void => {
     if (!closed) handlers.onProblem(spec.kind, `${spec.kind} informer: ${message}`, err);
   };
-  const watch = new GuardedWatch(c.kc, { onActivity: () => control.activity(), onDead: (err) => control.failed(err), onProblem: problem });
+  const watch = new GuardedWatch(c.kc, { onActivity: () => control.activity(), onDead: (err) => control.failed(err), onProblem: problem, ...(c.observe ? { observe: c.observe } : {}) });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
     const timeout = new AbortController();
     const timer = c.clock.setTimeout(() => timeout.abort(new Error(`list timed out after ${c.listTimeoutMs} ms`)), c.listTimeoutMs);
     try {
-      const list = await listRaw(c.kc, spec.path, query, AbortSignal.any([control.signal, timeout.signal]));
+      const list = await listRaw(c.kc, spec.path, query, AbortSignal.any([control.signal, timeout.signal]), {
+        ...(c.listPageSize !== undefined ? { pageSize: c.listPageSize } : {}),
+        ...(c.observe ? { observe: c.observe } : {}),
+      });
       if (closed) throw new Error('informer stopped');
+      c.answered();
       const items = list.items.filter(isWellFormed);
       if (items.length !== list.items.length) problem(`dropped ${list.items.length - items.length} listed objects without metadata.name`);
       tracker.reconcile(items);
@@ -186,34 +182,63 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
   const log = (options.logger ?? silentLogger()).child({ component: 'api-source' });
   const clock = options.clock ?? realClock;
   const specs = informerSpecs(options.nodeName);
+  const kc = options.kubeConfig;
+  const cap = options.backoff?.maxMs ?? API_BACKOFF.maxMs!;
   let supervisors: Supervisor[] | null = null;
   return {
     async start(h: SourceHandlers): Promise<void> {
       if (supervisors) throw new Error('api source already started');
       const handlers = guard(h, log);
-      supervisors = specs.map((spec) => {
+      const repeated = repeatFilter(clock);
+      const all: Supervisor[] = [];
+      // Informers whose last failure was a transport error (no HTTP answer): the ones a successful list elsewhere proves recoverable.
+      const unreachable = new Set<Supervisor>();
+      supervisors = all;
+      for (const spec of specs) {
         // One tracker per kind for the life of this start(): informer restarts reconcile against it.
         const tracker = new ObjectTracker({ kind: spec.kind, apiVersion: spec.apiVersion, ...(spec.accept ? { accept: spec.accept } : {}), emit: (ev) => handlers.onEvent(ev) });
+        let self: Supervisor | null = null;
         const ctx: RunContext = {
           spec,
-          kc: options.kubeConfig,
+          kc,
           tracker,
           handlers,
           clock,
           listTimeoutMs: options.listTimeoutMs ?? 60_000,
-          reconnectDelayMs: options.reconnectDelayMs ?? ((ms) => ms),
+          reconnectDelayMs: options.reconnectDelayMs ?? cappedDelay(cap),
+          ...(options.listPageSize !== undefined ? { listPageSize: options.listPageSize } : {}),
+          ...(options.observe ? { observe: options.observe } : {}),
+          // The API server answers: informers that could not reach it and still wait for their back-off go now.
+          answered: () => {
+            unreachable.delete(self!);
+            for (const other of [...unreachable]) {
+              unreachable.delete(other);
+              if (other.retryNow()) log.debug({ kind: spec.kind }, 'the API server answers again: restarting the informers that could not reach it now');
+            }
+          },
         };
-        return new Supervisor({
+        self = new Supervisor({
           name: `${spec.kind} informer`,
           start: (control) => startInformer(ctx, control),
           clock,
-          ...(options.backoff ? { backoff: options.backoff } : {}),
+          backoff: { ...API_BACKOFF, ...options.backoff },
           ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
-          onRestart: (err, delayMs) => handlers.onProblem(spec.kind, `${spec.kind} informer failed (${describeError(err)}); restarting in ${delayMs} ms`, err),
+          retryAtOnce: (err) => statusOf(err) === 401,
+          onRestart: (err, delayMs) => {
+            if (statusOf(err) === null) unreachable.add(self!);
+            else unreachable.delete(self!);
+            const what = describeError(err, kc);
+            const r = repeated(spec.kind, what);
+            if (!r.report) return;
+            const retry = delayMs === 0 ? 'retrying at once' : `restarting in ${delayMs} ms`;
+            const held = r.held ? ` (${r.held} more times in the last ${REPEAT_REPORT_MS / 1000} s)` : '';
+            handlers.onProblem(spec.kind, `${spec.kind} informer failed: ${what}; ${retry}${held}`, err);
+          },
         });
-      });
-      log.info({ nodeName: options.nodeName, selectors: specs.map((s) => ({ kind: s.kind, label: s.labelSelector, field: s.fieldSelector })) }, 'starting informers');
-      await Promise.all(supervisors.map((s) => s.start()));
+        all.push(self);
+      }
+      log.info({ nodeName: options.nodeName, server: kc.getCurrentCluster()?.server, selectors: specs.map((s) => ({ kind: s.kind, label: s.labelSelector, field: s.fieldSelector })) }, 'starting informers');
+      await Promise.all(all.map((s) => s.start()));
     },
     async stop(): Promise<void> {
       const running = supervisors ?? [];

@@ -1,13 +1,14 @@
 /**
- * listRaw and GuardedWatch against the fake API server: raw JSON lists with
- * authentication and API errors; a ListWatch fed malformed watch lines (which
- * would crash client-node's async handler) keeps going; non-410 error
- * Statuses are reported; a closed GuardedWatch starts nothing.
+ * GuardedWatch against the fake API server: a ListWatch fed malformed watch
+ * lines (which would crash client-node's async handler) keeps going; non-410
+ * error Statuses are reported; a closed GuardedWatch starts nothing; every
+ * watch request is reported with its status code.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ApiException, ListWatch, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubernetesObject } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
-import { GuardedWatch, listRaw } from './kube-client.ts';
+import { GuardedWatch, serverHost, type RequestRecord } from './kube-client.ts';
+import { listRaw } from './kube-list.ts';
 
 let server: FakeApiServer;
 let rejections: unknown[];
@@ -23,32 +24,28 @@ afterEach(async () => {
   expect(rejections).toEqual([]);
 });
 
-describe('listRaw', () => {
-  it('returns the server JSON untouched (unknown fields kept, timestamps as strings), authenticated, with the query', async () => {
-    server.create('services', { metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.0.0.1', futureField: { x: 1 } } });
-    const list = await listRaw(kubeConfigFor(server), '/api/v1/services', { labelSelector: '!a', fieldSelector: undefined }, new AbortController().signal);
-    expect(list.metadata.resourceVersion).toBe(String(server.resourceVersion));
-    expect(list.items).toHaveLength(1);
-    expect(list.items[0]).toMatchObject({ spec: { futureField: { x: 1 } }, metadata: { creationTimestamp: expect.any(String) } });
-    expect(server.requests()[0]).toMatchObject({ query: { labelSelector: '!a' }, authorization: 'Bearer fake-token' });
-  });
-
-  it('throws an ApiException with the status code and the Status message', async () => {
-    server.failNext('nodes', 'list', 503);
-    const err = await listRaw(kubeConfigFor(server), '/api/v1/nodes', {}, new AbortController().signal).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApiException);
-    expect((err as ApiException<unknown>).code).toBe(503);
-    expect((err as Error).message).toContain('injected failure for list nodes');
-  });
-
-  it('can be aborted', async () => {
-    const ac = new AbortController();
-    ac.abort(new Error('stop now'));
-    await expect(listRaw(kubeConfigFor(server), '/api/v1/nodes', {}, ac.signal)).rejects.toThrow('stop now');
+describe('serverHost', () => {
+  it('keeps the host as written, as Go\'s url.Host', () => {
+    expect(serverHost('https://k8s-api.example:6443')).toBe('k8s-api.example:6443');
+    expect(serverHost('https://10.0.0.1:443/prefix')).toBe('10.0.0.1:443');
+    expect(serverHost('https://[fd00::1]:6443')).toBe('[fd00::1]:6443');
   });
 });
 
 describe('GuardedWatch under ListWatch', () => {
+  it('reports every watch request with its status code (rest_client_requests_total counts watches)', async () => {
+    const observed: RequestRecord[] = [];
+    const hooks = { onActivity: () => {}, onDead: () => {}, onProblem: () => {}, observe: (r: RequestRecord) => void observed.push(r) };
+    const ok = new GuardedWatch(kubeConfigFor(server), hooks);
+    await ok.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, () => {});
+    const refused = new GuardedWatch(kubeConfigFor(server, 'stale-token'), hooks);
+    const done: unknown[] = [];
+    await refused.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, (err) => done.push(err));
+    expect(observed.map((r) => [r.method, r.code, r.seconds])).toEqual([['GET', '200', undefined], ['GET', '401', undefined]]);
+    expect((done[0] as { statusCode?: number }).statusCode).toBe(401);
+    ok.close();
+  });
+
   it('drops malformed events and reports them, and later events still arrive', async () => {
     const kc = kubeConfigFor(server);
     const problems: string[] = [];

@@ -1,10 +1,7 @@
 /**
- * The two HTTP calls an informer makes, on client-node's own HTTP stack and
- * authentication (KubeConfig.applySecurityAuthentication):
- * - listRaw: a list call that returns the server's JSON untouched. The
- *   generated API clients deserialise lists into model classes (unknown
- *   fields dropped, timestamps turned into Dates) while watch events are raw
- *   JSON; listing raw gives both paths the same plain-JSON shape.
+ * The watch half of an informer, and what both halves share (the list half
+ * is kube-list.ts), on client-node's own HTTP stack and authentication
+ * (KubeConfig.applySecurityAuthentication):
  * - GuardedWatch: client-node's Watch, hardened for ListWatch. It asks for
  *   bookmarks, drops events that would crash ListWatch's async handler
  *   (unhandled rejections), reports in-stream error Statuses that ListWatch
@@ -12,15 +9,30 @@
  *   rejection, and once closed aborts its streams and starts no new one
  *   (ListWatch may still start a watch after stop() when stop() falls into its
  *   reconnect delay).
+ * - RequestRecord: every request reported to an optional observer, with
+ *   client-go's rest_client metric labels (code, method, host; latency for
+ *   lists only, as client-go observes it in Request.request and not in
+ *   Request.Watch).
+ * - tlsProblem: a TLS failure in one sentence naming the CA it was checked
+ *   against.
  */
-import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, Watch, type KubeConfig } from '@kubernetes/client-node';
 
-export interface RawList {
-  readonly metadata: { readonly resourceVersion?: string };
-  readonly items: unknown[];
+/** One HTTP request as client-go's rest_client metrics see it. */
+export interface RequestRecord {
+  /** HTTP method ("GET", "POST"). */
+  readonly method: string;
+  /** host[:port] of the API server as written in the kubeconfig. */
+  readonly host: string;
+  /** HTTP status code, or "<error>" when no response came (client-go's sanitize). */
+  readonly code: string;
+  /** Request latency (absent for watches, which client-go does not time). */
+  readonly seconds?: number;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export type RequestObserver = (r: RequestRecord) => void;
+
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -30,37 +42,40 @@ export function isWellFormed(obj: unknown): boolean {
   return isObject(md) && typeof md['name'] === 'string' && md['name'] !== '';
 }
 
-export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>>, signal: AbortSignal): Promise<RawList> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
-  const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-  ctx.setHeaderParam('Accept', 'application/json');
-  await kc.applySecurityAuthentication(ctx);
-  ctx.setSignal(signal);
-  const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
-  const text = await resp.body.text();
-  if (resp.httpStatusCode < 200 || resp.httpStatusCode > 299) {
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
+/** host[:port] of a server URL as written (Go's url.Host keeps an explicit default port; WHATWG URL drops it). */
+export function serverHost(server: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(server)?.[1] ?? 'none';
+}
+
+/** The status code of a failed request (ApiException.code, Watch's statusCode), or null for a transport error. */
+export function statusOf(err: unknown): number | null {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : null;
+}
+
+const TLS_TRUST_CODES = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
+
+/**
+ * A sentence naming a TLS failure (certificate not trusted by the configured
+ * CA, not valid for the host, expired), or null for any other error.
+ */
+export function tlsProblem(err: unknown, kc: KubeConfig): string | null {
+  let cause: unknown = err;
+  for (let i = 0; i < 4 && cause; i++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      const cluster = kc.getCurrentCluster();
+      const server = cluster?.server ?? '?';
+      const ca = cluster?.caFile ? `the certificate-authority file ${cluster.caFile}` : cluster?.caData ? 'the certificate-authority-data of the kubeconfig' : "the system's CA bundle (no certificate-authority configured)";
+      const detail = `${String((cause as Error).message).split(';')[0]} (${code})`;
+      if (TLS_TRUST_CODES.has(code)) return `TLS: the API server ${server} presented a certificate that ${ca} does not trust: ${detail}`;
+      if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: the API server's certificate is not valid for the host of ${server}: ${detail}`;
+      if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `TLS: the API server's certificate (${server}) is outside its validity period: ${detail}`;
     }
-    const message = isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200);
-    throw new ApiException(resp.httpStatusCode, `list ${path}: ${message}`, body, resp.headers);
+    cause = (cause as { cause?: unknown }).cause;
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`list ${path}: response is not JSON (${text.slice(0, 100)})`);
-  }
-  if (!isObject(parsed) || !Array.isArray(parsed['items'])) throw new Error(`list ${path}: response has no items array`);
-  const md = isObject(parsed['metadata']) ? parsed['metadata'] : {};
-  const rv = typeof md['resourceVersion'] === 'string' ? md['resourceVersion'] : undefined;
-  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items: parsed['items'] };
+  return null;
 }
 
 export interface GuardedWatchHooks {
@@ -70,6 +85,8 @@ export interface GuardedWatchHooks {
   onDead(err: unknown): void;
   /** Something dropped or ignored, for logs. */
   onProblem(message: string, err?: unknown): void;
+  /** Every watch request sent, with its answer (rest_client_requests_total). */
+  observe?: RequestObserver;
 }
 
 type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
@@ -107,7 +124,15 @@ export class GuardedWatch extends Watch {
       }
     };
     let controller: AbortController | null = null;
+    let answered = false;
+    const answer = (code: string): void => {
+      if (answered) return;
+      answered = true;
+      this.hooks.observe?.({ method: 'GET', host: serverHost(this.config.getCurrentCluster()?.server ?? ''), code });
+    };
     const guardedDone = (err: unknown): void => {
+      // Before watch() returned: the request itself failed (HTTP status or transport error).
+      answer(err ? String(statusOf(err) ?? '<error>') : '200');
       if (controller) this.streams.delete(controller);
       if (this.closed) return;
       try {
@@ -119,6 +144,7 @@ export class GuardedWatch extends Watch {
     };
     try {
       controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true }, guardedCallback, guardedDone);
+      answer('200');
     } catch (err) {
       this.hooks.onDead(err);
       return new AbortController();

@@ -172,4 +172,40 @@ describe('Supervisor', () => {
     expect(runs).toHaveLength(2);
     await sup.stop();
   });
+
+  it('retryNow() starts a restart that waits for its back-off at once, and does nothing otherwise', async () => {
+    const { clock, runs, sup, last } = harness({ backoff: { random: () => 0, initialMs: 8000 } });
+    await sup.start();
+    expect(sup.retryNow()).toBe(false);
+    last().control.failed(new Error('ECONNREFUSED'));
+    expect(sup.retryNow()).toBe(true);
+    await flush();
+    expect(runs).toHaveLength(2);
+    expect(clock.pending()).toBe(1); // only the new run's watchdog
+    expect(sup.retryNow()).toBe(false);
+    await sup.stop();
+  });
+
+  it('retries at once after a failure retryAtOnce accepts, once per back-off streak (a rotated token), then backs off', async () => {
+    const unauthorized = Object.assign(new Error('Unauthorized'), { statusCode: 401 });
+    const { clock, runs, restarts, sup, last } = harness({ staleAfterMs: 0, retryAtOnce: (err) => (err as { statusCode?: number }).statusCode === 401 });
+    await sup.start();
+    last().control.failed(unauthorized);
+    clock.advance(0);
+    await flush();
+    expect(runs).toHaveLength(2);
+    last().control.failed(unauthorized);
+    expect(restarts.map((r) => r.delayMs)).toEqual([0, 1000]);
+    clock.advance(1000);
+    await flush();
+    last().control.failed(new Error('other'));
+    expect(restarts.map((r) => r.delayMs)).toEqual([0, 1000, 2000]);
+    // A new streak (no failure for resetAfterMs) may retry at once again.
+    clock.advance(2000);
+    await flush();
+    clock.advance(DEFAULT_BACKOFF.resetAfterMs);
+    last().control.failed(unauthorized);
+    expect(restarts.at(-1)!.delayMs).toBe(0);
+    await sup.stop();
+  });
 });

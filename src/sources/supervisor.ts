@@ -8,6 +8,10 @@
  * one started after a capped exponential backoff with jitter. The backoff
  * starts over once no failure happened for resetAfterMs (as client-go's
  * reflector does). Reports from a run that has been replaced are ignored.
+ * Two ways to skip the wait: retryNow() (another informer just reached the
+ * API server, so it is back) and retryAtOnce (a failure that a retry may fix
+ * right away, e.g. a 401 after the token file was rotated; once per backoff
+ * streak, so it can never spin).
  */
 import { realClock, type Clock } from '../system/clock.ts';
 
@@ -59,6 +63,8 @@ export interface SupervisorOptions {
   readonly staleAfterMs?: number;
   /** A run failed (or went stale) and a new one starts in delayMs. */
   readonly onRestart?: (err: unknown, delayMs: number) => void;
+  /** Failures worth one immediate retry (without backoff) per backoff streak. */
+  readonly retryAtOnce?: (err: unknown) => boolean;
 }
 
 export class Supervisor {
@@ -75,6 +81,7 @@ export class Supervisor {
   private lastActivity = 0;
   private attempt = 0;
   private lastFailureAt = -Infinity;
+  private retriedAtOnce = false;
   private stopped = true;
   private restartCount = 0;
 
@@ -107,6 +114,15 @@ export class Supervisor {
     const run = this.run;
     this.run = null;
     if (run) await this.stopRun(run);
+  }
+
+  /** If a restart is waiting for its backoff, starts it now (true); otherwise does nothing (false). */
+  retryNow(): boolean {
+    if (this.stopped || this.restartTimer === null) return false;
+    this.clock.clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    void this.launch();
+    return true;
   }
 
   private launch(): Promise<void> {
@@ -153,9 +169,16 @@ export class Supervisor {
     this.run = null;
     if (run) void this.stopRun(run);
     const now = this.clock.now();
-    if (now - this.lastFailureAt >= this.backoff.resetAfterMs) this.attempt = 0;
+    if (now - this.lastFailureAt >= this.backoff.resetAfterMs) {
+      this.attempt = 0;
+      this.retriedAtOnce = false;
+    }
     this.lastFailureAt = now;
-    const delay = backoffDelay(this.attempt++, this.backoff);
+    let delay: number;
+    if (!this.retriedAtOnce && this.retryAtOnce(err)) {
+      this.retriedAtOnce = true;
+      delay = 0;
+    } else delay = backoffDelay(this.attempt++, this.backoff);
     this.restartCount++;
     try {
       this.o.onRestart?.(err, delay);
@@ -166,6 +189,14 @@ export class Supervisor {
       this.restartTimer = null;
       if (!this.stopped) void this.launch();
     }, delay);
+  }
+
+  private retryAtOnce(err: unknown): boolean {
+    try {
+      return this.o.retryAtOnce?.(err) ?? false;
+    } catch {
+      return false;
+    }
   }
 
   private armWatchdog(gen: number): void {

@@ -1,0 +1,78 @@
+/**
+ * How the API source reports problems: describeError turns client-node's
+ * errors into one sentence (HTTP status and Status message, a named TLS
+ * problem, or the message with its cause); guard makes every call into the
+ * source's handlers safe and sends problems to one place only (the handlers'
+ * onProblem, or the log when there is none); repeatFilter holds back the same
+ * informer failure repeating within REPEAT_REPORT_MS and counts it into the
+ * next report, so an outage does not flood the log.
+ */
+import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+import type { ObjectKind, SourceHandlers } from './events.ts';
+import { statusOf, tlsProblem } from './kube-client.ts';
+import type { Clock } from '../system/clock.ts';
+import type { Logger } from '../log.ts';
+
+/** A repeated identical informer failure is reported at most this often. */
+export const REPEAT_REPORT_MS = 30_000;
+
+/**
+ * "HTTP 503: message" for API errors (ApiException.code, Watch's statusCode),
+ * a sentence naming a TLS problem (with the kubeconfig, see tlsProblem), else
+ * the message and its cause.
+ */
+export function describeError(err: unknown, kc?: KubeConfig): string {
+  const tls = kc ? tlsProblem(err, kc) : null;
+  if (tls) return tls;
+  if (statusOf(err) === 401) return 'HTTP 401 Unauthorized: the API server refused the credentials (token expired or rotated?)';
+  if (err instanceof ApiException) {
+    const body = err.body as { message?: unknown } | null | undefined;
+    return `HTTP ${err.code}${typeof body?.message === 'string' ? `: ${body.message}` : ''}`;
+  }
+  const e = err as { statusCode?: unknown; message?: unknown; cause?: { message?: unknown } } | null;
+  if (typeof e?.statusCode === 'number') return `HTTP ${e.statusCode}${typeof e.message === 'string' ? ` ${e.message}` : ''}`;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return typeof e?.cause?.message === 'string' ? `${message} (${e.cause.message})` : message;
+}
+
+/** Problems go to the handlers' onProblem, or to the log when there is none: logged once either way. */
+export function guard(h: SourceHandlers, log: Logger): Required<SourceHandlers> {
+  const onProblem = (kind: ObjectKind | null, message: string, err?: unknown): void => {
+    if (!h.onProblem) {
+      log.warn({ kind, err: err === undefined ? undefined : describeError(err) }, message);
+      return;
+    }
+    try {
+      h.onProblem(kind, message, err);
+    } catch (e) {
+      log.error({ err: describeError(e) }, 'source onProblem handler threw');
+    }
+  };
+  const call = (kind: ObjectKind, what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      onProblem(kind, `${what} handler threw`, err);
+    }
+  };
+  return {
+    onEvent: (ev) => call(ev.kind, `${ev.kind} ${ev.type} ${ev.key}`, () => h.onEvent(ev)),
+    onSynced: (kind) => call(kind, `${kind} synced`, () => h.onSynced(kind)),
+    onProblem,
+  };
+}
+
+/** Reports a repeated identical failure at most every REPEAT_REPORT_MS (per informer), counting what it held back. */
+export function repeatFilter(clock: Clock): (kind: ObjectKind, what: string) => { report: boolean; held: number } {
+  const last = new Map<ObjectKind, { what: string; at: number; held: number }>();
+  return (kind, what) => {
+    const prev = last.get(kind);
+    const now = clock.now();
+    if (prev && prev.what === what && now - prev.at < REPEAT_REPORT_MS) {
+      prev.held++;
+      return { report: false, held: 0 };
+    }
+    last.set(kind, { what, at: now, held: 0 });
+    return { report: true, held: prev && prev.what === what ? prev.held : 0 };
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * How fast the API source recovers, with its real default back-off (not the
+ * harness's shortened one): after an outage every informer watches again
+ * within 5 s of the API answering (upstream's reflector backs off up to 30 s),
+ * and a rotated service-account token the server now demands (401 for the
+ * old one) is picked up at once; each failure reaches the log once.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../log.ts';
+import { loadKubeConfig } from '../kubeconfig.ts';
+import { recorder, svc, useApiSourceHarness } from '../../test/api-source-harness.ts';
+import { serviceAccountVolume } from '../../test/fake-apiserver-sa.ts';
+import { API_BACKOFF, cappedDelay } from './api-source.ts';
+import { backoffDelay, DEFAULT_BACKOFF } from './supervisor.ts';
+
+const h = useApiSourceHarness();
+/** The source's real defaults, instead of the harness's shortened back-off. */
+const DEFAULTS = { backoff: API_BACKOFF, reconnectDelayMs: cappedDelay(API_BACKOFF.maxMs!) };
+
+describe('api source recovery', () => {
+  it('caps the restart back-off at 3 s (client-go reflector: 30 s)', () => {
+    const o = { ...DEFAULT_BACKOFF, ...API_BACKOFF, random: () => 0 };
+    expect([0, 1, 2, 3, 4, 10].map((a) => backoffDelay(a, o))).toEqual([800, 1600, 3000, 3000, 3000, 3000]);
+  });
+
+  it('watches again within 5 s of the API answering after a 7 s outage, with what changed meanwhile', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec, DEFAULTS);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    await h.server.down();
+    await new Promise((r) => setTimeout(r, 7000));
+    h.server.create('services', svc('during-outage'));
+    await h.server.up();
+    const t0 = Date.now();
+    await rec.until(() => rec.log.includes('add Service default/during-outage'), 'the Service created during the outage', 6000);
+    await h.server.until(() => h.server.watchCount() === 3, 'all three informers watching', 6000);
+    const ms = Date.now() - t0;
+    console.log(`outage of 7 s: all three informers watching ${ms} ms after the API answered`);
+    expect(ms).toBeLessThan(5000);
+  }, 20_000);
+
+  /** A kubeadm-style kubeconfig (certificate-authority file, tokenFile in a kubelet-written volume) for the harness's server. */
+  async function kubeadmStyle(dir: string) {
+    const sa = await serviceAccountVolume(join(dir, 'sa'), { token: 'token-1', caPem: h.server.pki.caPem });
+    h.server.setTokens(['token-1']);
+    await writeFile(join(dir, 'kubeconfig.conf'), [
+      'apiVersion: v1', 'kind: Config', 'clusters:', `- cluster: {server: "${h.server.url}", certificate-authority: ${join(sa.dir, 'ca.crt')}}`, '  name: default',
+      'contexts:', '- context: {cluster: default, user: default}', '  name: default', 'current-context: default', 'users:', '- name: default', `  user: {tokenFile: ${sa.tokenFile}}`, '',
+    ].join('\n'));
+    return { sa, kubeConfig: loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig.conf'), master: '' }) };
+  }
+
+  it('follows a token rotation at once: kubelet swaps ..data, the server refuses the old token, no request carries it again', async () => {
+    h.seed();
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-rotate-'));
+    try {
+      const { sa, kubeConfig } = await kubeadmStyle(dir);
+      const rec = recorder();
+      await h.startSource(rec, { ...DEFAULTS, kubeConfig });
+      await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+      const before = h.server.requests().length;
+      const t0 = Date.now();
+      await sa.rotate('token-2');
+      h.server.setTokens(['token-2']);
+      // The open watches end (as a real apiserver's do after their timeout) and the informers watch again.
+      h.server.dropWatches();
+      h.server.create('services', svc('after-rotation'));
+      await rec.until(() => rec.log.includes('add Service default/after-rotation'), 'the Service created after the rotation', 5000);
+      await h.server.until(() => h.server.watchCount() === 3, 'three watches with the new token', 5000);
+      const ms = Date.now() - t0;
+      const after = h.server.requests().slice(before);
+      console.log(`token rotation: ${after.filter((r) => r.status === 401).length} requests answered 401, all three informers watching again ${ms} ms after the swap`);
+      expect(after.filter((r) => r.authorization !== 'Bearer token-2')).toEqual([]);
+      expect(ms).toBeLessThan(2000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('retries a 401 at once, then backs off (3 s at most) until the rotated token appears', async () => {
+    h.seed();
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-rotate-'));
+    try {
+      const { sa, kubeConfig } = await kubeadmStyle(dir);
+      const rec = recorder();
+      await h.startSource(rec, { ...DEFAULTS, kubeConfig });
+      await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+      const before = h.server.requests().length;
+      // The server refuses token-1 before kubelet has written token-2.
+      h.server.setTokens(['token-2']);
+      h.server.dropWatches('nodes');
+      await h.server.until(() => h.server.requests().slice(before).filter((r) => r.status === 401).length >= 2, 'a 401 and its immediate retry', 3000);
+      const [first, second] = h.server.requests().slice(before).filter((r) => r.status === 401);
+      expect(second!.at - first!.at).toBeLessThan(500);
+      await sa.rotate('token-2');
+      const t0 = Date.now();
+      await h.server.until(() => h.server.watchCount('nodes') === 1, 'the Node informer watching with token-2', 5000);
+      const ms = Date.now() - t0;
+      console.log(`401 before the rotation: Node informer watching again ${ms} ms after the swap`);
+      expect(ms).toBeLessThan(3500);
+      expect(rec.problems.filter((p) => p.includes('401'))[0]).toMatch(/Node informer failed: HTTP 401 Unauthorized: the API server refused the credentials \(token expired or rotated\?\); retrying at once/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('logs an informer failure once: to the handler when it takes problems, else to its own log', async () => {
+    h.seed();
+    const lines: string[] = [];
+    const stream = new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) });
+    const logger = createLogger({ verbosity: 0, stream });
+    h.server.failNext('nodes', 'list', 503);
+    const rec = recorder();
+    await h.startSource(rec, { logger });
+    await rec.until(() => rec.synced('Node') === 1, 'the Node list after the failure');
+    expect(rec.problems.filter((p) => p.includes('Node informer failed'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('informer failed'))).toEqual([]);
+
+    const { handlers: _h, ...noProblemHook } = recorder();
+    const bare = recorder();
+    delete (bare.handlers as { onProblem?: unknown }).onProblem;
+    void noProblemHook;
+    h.server.failNext('services', 'list', 503);
+    await h.startSource(bare, { logger });
+    await bare.until(() => bare.synced('Service') === 1, 'the Service list after the failure');
+    expect(lines.filter((l) => l.includes('Service informer failed'))).toHaveLength(1);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * The list half of an informer: a list call that returns the server's JSON
+ * untouched. The generated API clients deserialise lists into model classes
+ * (unknown fields dropped, timestamps turned into Dates) while watch events
+ * are raw JSON; listing raw gives both paths the same plain-JSON shape. It
+ * pages as client-go's pager does (limit 500, following `continue`), so a
+ * large cluster's first list does not arrive as one huge response; a continue
+ * token that expired mid-list (410) falls back to one full list, as
+ * client-go's ListPager (FullListIfExpired) does. Every page is reported to
+ * the observer (rest_client metrics).
+ */
+import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { isObject, serverHost, type RequestObserver } from './kube-client.ts';
+
+export interface RawList {
+  readonly metadata: { readonly resourceVersion?: string };
+  readonly items: unknown[];
+}
+
+/** client-go's page size (k8s.io/client-go/tools/pager defaultPageSize). */
+export const LIST_PAGE_SIZE = 500;
+
+export interface ListOptions {
+  /** Objects per page (default LIST_PAGE_SIZE; 0 lists everything at once). */
+  readonly pageSize?: number;
+  readonly observe?: RequestObserver;
+}
+
+async function getJson(kc: KubeConfig, url: URL, signal: AbortSignal, observe: RequestObserver | undefined): Promise<{ status: number; text: string; headers: Record<string, string> }> {
+  const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+  ctx.setHeaderParam('Accept', 'application/json');
+  await kc.applySecurityAuthentication(ctx);
+  ctx.setSignal(signal);
+  const host = serverHost(kc.getCurrentCluster()?.server ?? '');
+  const t0 = performance.now();
+  const record = (code: string): void => observe?.({ method: 'GET', host, code, seconds: (performance.now() - t0) / 1000 });
+  try {
+    const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
+    const text = await resp.body.text();
+    record(String(resp.httpStatusCode));
+    return { status: resp.httpStatusCode, text, headers: resp.headers };
+  } catch (err) {
+    record('<error>');
+    throw err;
+  }
+}
+
+/** The whole list, page by page (see the file comment); items and the resourceVersion of the snapshot the pages came from. */
+export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>>, signal: AbortSignal, opts: ListOptions = {}): Promise<RawList> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const pageSize = opts.pageSize ?? LIST_PAGE_SIZE;
+  const items: unknown[] = [];
+  let rv: string | undefined;
+  let next = '';
+  let paged = pageSize > 0;
+  for (;;) {
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    if (paged) url.searchParams.set('limit', String(pageSize));
+    if (next) url.searchParams.set('continue', next);
+    const resp = await getJson(kc, url, signal, opts.observe);
+    if (resp.status === 410 && next) {
+      // The snapshot behind the continue token is gone: start over with one full list (client-go's FullListIfExpired).
+      items.length = 0;
+      next = '';
+      paged = false;
+      continue;
+    }
+    const page = parseList(path, resp.status, resp.text, resp.headers);
+    items.push(...page.items);
+    rv = page.resourceVersion;
+    next = paged ? page.continue : '';
+    if (!next) break;
+  }
+  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items };
+}
+
+function parseList(path: string, status: number, text: string, headers: Record<string, string>): { items: unknown[]; resourceVersion?: string; continue: string } {
+  if (status < 200 || status > 299) {
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    const message = isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200);
+    throw new ApiException(status, `list ${path}: ${message}`, body, headers);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`list ${path}: response is not JSON (${text.slice(0, 100)})`);
+  }
+  if (!isObject(parsed) || !Array.isArray(parsed['items'])) throw new Error(`list ${path}: response has no items array`);
+  const md = isObject(parsed['metadata']) ? parsed['metadata'] : {};
+  const rv = typeof md['resourceVersion'] === 'string' ? md['resourceVersion'] : undefined;
+  const cont = typeof md['continue'] === 'string' ? md['continue'] : '';
+  return { items: parsed['items'], ...(rv === undefined ? {} : { resourceVersion: rv }), continue: cont };
+}
