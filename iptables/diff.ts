@@ -15,6 +15,7 @@ import { isServiceChain } from './chain-names.ts';
 import { isOwnedChain, KUBE_FIREWALL, KUBE_PROXY_CANARY } from './chains.ts';
 import { isSameJump } from './jumps.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
+import { findOption, parseRuleWords, tokenizeRule } from './rule-words.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
 export interface ChainDiff {
@@ -85,8 +86,15 @@ function compareChain(table: string, want: Chain | undefined, have: Chain | unde
 /** Service name from the comments of a chain's rules (works for chains no longer desired). */
 function serviceOfChain(chain: Chain): string | null {
   for (const r of chain.rules) {
-    const m = /--comment "?([^" ]+\/[^" ]+?)(?: -> [^"]*| cluster IP| external IP| loadbalancer IP)?"?(?: |$)/.exec(r);
-    if (m) return m[1]!;
+    let comment: string | undefined;
+    try {
+      comment = findOption(parseRuleWords(tokenizeRule(r)), 'comment', '--comment')?.values[0];
+    } catch {
+      continue;
+    }
+    if (comment === undefined || !comment.includes('/')) continue;
+    const arrow = comment.indexOf(' -> ');
+    return arrow >= 0 ? comment.slice(0, arrow) : comment.replace(/ (cluster IP|external IP|loadbalancer IP)$/, '');
   }
   return null;
 }

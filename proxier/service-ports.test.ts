@@ -181,6 +181,18 @@ describe('servicePortsFor: malformed ports and objects', () => {
     ]);
   });
 
+  it('skips names no iptables rule can carry (control characters), naming the object; quotes and blanks are kept', () => {
+    expect(texts(v4(makeService('ns', 'new\nline')))).toEqual(['Service ns/new\nline: metadata.name: contains a control character ("new\\nline"); no iptables rule can carry it']);
+    expect(v4(makeService('ns', 'new\nline')).ports).toEqual([]);
+    expect(texts(v4(makeService('n\u0000s', 'svc')))[0]).toMatch(/metadata\.namespace: contains a control character/);
+    const port = v4(makeService('ns', 'svc', { ports: [{ name: 'p\r80', port: 80 }, { name: 'ok', port: 81 }] }));
+    expect(port.ports.map((p) => p.portName)).toEqual(['ok']);
+    expect(texts(port)).toEqual(['Service ns/svc: spec.ports[0].name: contains a control character ("p\\r80"); no iptables rule can carry it']);
+    const odd = v4(makeService('team a', 'quote"d\ttab', { ports: [{ name: 'p "80', port: 80 }] }));
+    expect(odd.problems).toEqual([]);
+    expect(odd.ports.map((p) => p.key)).toEqual(['team a/quote"d\ttab:p "80']);
+  });
+
   it('reports objects without name or namespace, and non-objects', () => {
     expect(texts(v4({ metadata: { namespace: 'ns' }, spec: { clusterIP: '1.2.3.4' } }))).toEqual(['Service ns/: metadata.name: missing']);
     expect(texts(v4({ metadata: { name: 's' }, spec: { clusterIP: '1.2.3.4' } }))).toEqual(['Service s: metadata.namespace: missing']);

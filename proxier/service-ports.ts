@@ -30,6 +30,21 @@ export interface ServicePortsResult {
   readonly problems: ObjectProblem[];
 }
 
+/**
+ * Characters no iptables rule can carry. Namespace, name and port name end up
+ * in rule comments; iptables-restore reads its input line by line as C
+ * strings, so a newline or NUL cannot be written at all, and iptables-save
+ * would print other control characters raw, leaving a saved ruleset that no
+ * longer reads back line for line. The API server admits none of them (DNS
+ * labels, IANA service names), so no working Service holds one: such an
+ * object is skipped and named. Quotes, blanks, tabs and backslashes, also
+ * refused by the API server, can be carried (escaped, iptables/comment.ts)
+ * and are programmed, as upstream would program them.
+ */
+const UNCARRIABLE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+export const hasUncarriableText = (s: string): boolean => UNCARRIABLE.test(s);
+const uncarriable = (v: string): string => `contains a control character (${describeValue(v)}); no iptables rule can carry it`;
+
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isPortNumber = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
@@ -64,6 +79,8 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
   const labels = isRecord(md?.['labels']) ? md['labels'] : {};
   // kube-proxy's informers never see these (label selector): another proxy owns them.
   if (Object.hasOwn(labels, SERVICE_PROXY_NAME_LABEL) || Object.hasOwn(labels, HEADLESS_LABEL)) return { ports, problems };
+  if (hasUncarriableText(namespace)) return skip('metadata.namespace', uncarriable(namespace));
+  if (hasUncarriableText(name)) return skip('metadata.name', uncarriable(name));
   const spec = svc['spec'] ?? {};
   if (!isRecord(spec)) return skip('spec', `not an object (got ${describeValue(spec)})`);
 
@@ -85,6 +102,7 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
     if (!isRecord(p)) return report(f, `not an object (got ${describeValue(p)})`);
     const portName = p['name'] ?? '';
     if (typeof portName !== 'string') return report(`${f}.name`, `must be a string, got ${describeValue(portName)}`);
+    if (hasUncarriableText(portName)) return report(`${f}.name`, uncarriable(portName));
     if (seen.has(portName)) return report(`${f}.name`, `duplicate port name "${portName}"; port names must be unique`);
     seen.add(portName);
     const protocol = p['protocol'] ?? 'TCP';
