@@ -35,17 +35,16 @@ export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAd
   const cidrs = [];
   for (const text of input.cidrs) {
     if (text === 'primary') {
-      if (input.primaryIP) cidrs.push(parseCIDR(`${input.primaryIP}/${input.family === 'IPv4' ? 32 : 128}`)!);
+      if (input.primaryIP && !isLoopbackText(input.primaryIP)) cidrs.push(parseCIDR(`${input.primaryIP}/${input.family === 'IPv4' ? 32 : 128}`)!);
       continue;
     }
     const c = parseCIDR(text);
     if (c && c.family === input.family) cidrs.push(c);
   }
-  if (cidrs.length === 0) {
-    warnings.push(`--nodeport-addresses has no ${input.family} entry: NodePorts will not be reachable over ${input.family}`);
-    return { matchAll: false, ips: [], containsIPv4Loopback: false, warnings };
-  }
-  if (cidrs.some((c) => c.text === all)) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4', warnings };
+  // Upstream NewNodePortAddresses: a family with no CIDR listed gets 0.0.0.0/0 (::/0), i.e. every
+  // address, 127.0.0.1 included. So does "primary" for a family the node has no IP of (server.go
+  // turns "primary" into the node IP of each family that has one).
+  if (cidrs.length === 0 || cidrs.some((c) => c.text === all)) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4', warnings };
 
   const loopback = input.family === 'IPv4' ? '127.0.0.1' : '::1';
   const candidates = [...new Set([...input.localAddresses, loopback])];
