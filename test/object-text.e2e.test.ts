@@ -12,7 +12,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kernelComment } from '../iptables/comment.ts';
+import { parseSave } from '../iptables/parse.ts';
 import { createIptables } from '../iptables/restore.ts';
+import { findOption, parseRuleWords, tokenizeRule } from '../iptables/rule-words.ts';
+import { getChain, toRestoreText } from '../iptables/ruleset.ts';
+import { renderPortals } from '../userspace/portal-rules.ts';
+import { servicePort } from './domain.ts';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { diffCommand } from '../src/cmd/diff.ts';
 import { silentLogger } from '../src/log.ts';
@@ -156,6 +162,19 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       const code = await diffCommand(flags(), io(out));
       expect(out.join(''), out.join('')).toContain('IPv4: converged');
       expect(code).toBe(0);
+    });
+
+    it('userspace mode\'s portal rules carry the same names into the kernel', async () => {
+      const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: node() });
+      const targets = ODD.map(([namespace, name, portName], i) => ({
+        service: servicePort({ key: `${namespace}/${name}:${portName}`, namespace, name, portName, clusterIP: `172.31.0.${i + 1}`, nodePort: 31000 + i, externalIPs: [`192.168.98.${i + 1}`] }),
+        internalPort: 36000 + i, externalPort: 36000 + i, nodePortHeld: true,
+      }));
+      await ipt.restore(toRestoreText(renderPortals(targets, { family: 'IPv4', hostIP: '192.168.50.11', bindAddress: '0.0.0.0' }), { builtins: 'skip' }), { noflush: true, counters: false });
+      const portals = getChain(parseSave(await ipt.save(['nat']), 'IPv4'), 'nat', 'KUBE-PORTALS-CONTAINER')!.rules;
+      const comments = new Set(portals.map((r) => findOption(parseRuleWords(tokenizeRule(r)), 'comment', '--comment')?.values[0]));
+      for (const t of targets) expect(comments.has(kernelComment(t.service.key)), t.service.key).toBe(true);
+      await ipt.restore('*nat\n:KUBE-PORTALS-CONTAINER - [0:0]\n:KUBE-PORTALS-HOST - [0:0]\n:KUBE-NODEPORT-CONTAINER - [0:0]\n:KUBE-NODEPORT-HOST - [0:0]\n-X KUBE-PORTALS-CONTAINER\n-X KUBE-PORTALS-HOST\n-X KUBE-NODEPORT-CONTAINER\n-X KUBE-NODEPORT-HOST\nCOMMIT\n*filter\n:KUBE-NODEPORT-NON-LOCAL - [0:0]\n-X KUBE-NODEPORT-NON-LOCAL\nCOMMIT\n', { noflush: true, counters: false });
     });
 
     it('keeps programming later changes next to the odd objects', async () => {
