@@ -13,8 +13,9 @@
 import type { IPFamily } from '../proxier/types.ts';
 import { isServiceChain } from './chain-names.ts';
 import { isOwnedChain, KUBE_FIREWALL, KUBE_PROXY_CANARY } from './chains.ts';
-import { isSameJump } from './jumps.ts';
+import { jumpRuleChanges } from './jumps.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
+import { findOption, parseRuleWords, tokenizeRule } from './rule-words.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
 export interface ChainDiff {
@@ -85,8 +86,15 @@ function compareChain(table: string, want: Chain | undefined, have: Chain | unde
 /** Service name from the comments of a chain's rules (works for chains no longer desired). */
 function serviceOfChain(chain: Chain): string | null {
   for (const r of chain.rules) {
-    const m = /--comment "?([^" ]+\/[^" ]+?)(?: -> [^"]*| cluster IP| external IP| loadbalancer IP)?"?(?: |$)/.exec(r);
-    if (m) return m[1]!;
+    let comment: string | undefined;
+    try {
+      comment = findOption(parseRuleWords(tokenizeRule(r)), 'comment', '--comment')?.values[0];
+    } catch {
+      continue;
+    }
+    if (comment === undefined || !comment.includes('/')) continue;
+    const arrow = comment.indexOf(' -> ');
+    return arrow >= 0 ? comment.slice(0, arrow) : comment.replace(/ (cluster IP|external IP|loadbalancer IP)$/, '');
   }
   return null;
 }
@@ -111,12 +119,17 @@ export function diffRulesets(desired: Ruleset, live: Ruleset, opts: { serviceOf?
         add(d.status === 'unexpected' ? `stale chains${svc ? ` (${svc})` : ''}` : `service ${svc ?? '(unknown)'}`, d);
       }
     }
-    // Jump rules: each desired jump must exist in its built-in chain.
-    for (const chain of desired.tables.find((t) => t.name === table)?.chains ?? []) {
-      if (chain.policy === null) continue;
-      const liveRules = live.tables.find((t) => t.name === table)?.chains.find((c) => c.name === chain.name)?.rules ?? [];
-      const missing = chain.rules.filter((r) => !liveRules.some((l) => isSameJump(l, r)));
-      if (missing.length) add('jump rules', { table, chain: chain.name, status: 'changed', missingRules: missing, extraRules: [], reordered: false });
+  }
+  // Jump rules, compared whole: each desired jump must exist in its built-in chain, and no other
+  // jump to kube-proxy's chains may (an older kube-proxy's variant).
+  const jumps = jumpRuleChanges(desired, live);
+  for (const t of desired.tables) {
+    for (const c of t.chains) {
+      if (c.policy === null) continue;
+      const here = (j: { table: string; chain: string }): boolean => j.table === t.name && j.chain === c.name;
+      const missingRules = jumps.missing.filter(here).map((j) => j.rule).reverse();
+      const extraRules = jumps.stale.filter(here).map((j) => j.rule);
+      if (missingRules.length || extraRules.length) add('jump rules', { table: t.name, chain: c.name, status: 'changed', missingRules, extraRules, reordered: false });
     }
   }
   const groups = [...byGroup.entries()]

@@ -20,7 +20,7 @@ import { canaryPresent, canaryRestoreText } from './canary.ts';
 import { removeKubeProxyRules } from './cleanup.ts';
 import type { Iptables } from './iptables.ts';
 import { RestoreError } from './iptables.ts';
-import { missingJumpLines } from './jumps.ts';
+import { jumpRuleChanges, jumpRuleLines } from './jumps.ts';
 import { scanSave } from './save-scan.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
@@ -98,7 +98,9 @@ export class IptablesBackend implements ModeBackend {
     if (saving) {
       const scan = scanSave(await saving, family);
       existingChains = scan.chains;
-      extraLines = missingJumpLines(rendered.ruleset, scan.builtins);
+      const jumps = jumpRuleChanges(rendered.ruleset, scan.builtins);
+      for (const j of jumps.stale) log.info({ table: j.table, chain: j.chain, rule: j.rule }, 'replacing an outdated kube-proxy jump rule');
+      extraLines = jumpRuleLines(jumps);
     }
     const plan = planSync({
       topLevel: rendered.topLevel,

@@ -7,6 +7,7 @@ import type { Endpoint, ServicePort } from '../proxier/types.ts';
 import { endpointString } from '../proxier/types.ts';
 import { endpointChainName } from './chain-names.ts';
 import { KUBE_MARK_MASQ } from './chains.ts';
+import { commentMatch } from './comment.ts';
 import type { Chain } from './ruleset.ts';
 
 /** 1/n with exactly 10 decimals, rounded half-to-even on the exact binary value as Go's %0.10f does. */
@@ -30,10 +31,6 @@ export function cachedProbability(n: number): string {
   return (probabilityCache[n] ??= probability(n));
 }
 
-export function quote(comment: string): string {
-  return `"${comment}"`;
-}
-
 export interface EndpointRuleContext {
   /** Leave per-endpoint comments out (upstream's large-cluster mode, > 1000 endpoints). */
   readonly largeClusterMode: boolean;
@@ -43,7 +40,7 @@ export interface EndpointRuleContext {
 export function serviceToEndpointRules(sp: ServicePort, endpoints: readonly Endpoint[], ctx: EndpointRuleContext): string[] {
   const rules: string[] = [];
   const commentFor = (ep: Endpoint): string =>
-    ctx.largeClusterMode ? '' : `-m comment --comment ${quote(`${sp.key} -> ${endpointString(ep)}`)} `;
+    ctx.largeClusterMode ? '' : `${commentMatch(`${sp.key} -> ${endpointString(ep)}`)} `;
   if (sp.sessionAffinityTimeout > 0) {
     for (const ep of endpoints) {
       const sep = endpointChainName(sp, ep);
@@ -62,7 +59,7 @@ export function serviceToEndpointRules(sp: ServicePort, endpoints: readonly Endp
 export function endpointChain(sp: ServicePort, ep: Endpoint, ctx: EndpointRuleContext): Chain {
   const name = endpointChainName(sp, ep);
   const proto = sp.protocol.toLowerCase();
-  const comment = ctx.largeClusterMode ? '' : `-m comment --comment ${sp.key} `;
+  const comment = ctx.largeClusterMode ? '' : `${commentMatch(sp.key)} `;
   const affinity = sp.sessionAffinityTimeout > 0 ? `-m recent --name ${name} --set ` : '';
   return {
     name,

@@ -12,7 +12,8 @@ import { externallyAccessible } from '../proxier/types.ts';
 import { serviceChainNames } from './chain-names.ts';
 import { KUBE_MARK_MASQ } from './chains.ts';
 import type { LocalDetector } from './local-detector.ts';
-import { endpointChain, quote, serviceToEndpointRules } from './render-endpoints.ts';
+import { commentMatch } from './comment.ts';
+import { endpointChain, serviceToEndpointRules } from './render-endpoints.ts';
 import type { Chain } from './ruleset.ts';
 
 export interface ServiceRenderContext {
@@ -87,18 +88,18 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
   const lbChain = usesFWChain ? names.fw : names.ext;
 
-  let internalFilter = '';
-  let externalFilter = '';
+  // The filter-table verdict for traffic with no (local) endpoint: comment and target kept apart
+  // (object text may hold any character, so it is never spliced and split again).
+  type NoEndpoints = { readonly comment: string; readonly target: 'REJECT' | 'DROP' } | null;
+  let internalFilter: NoEndpoints = null;
+  let externalFilter: NoEndpoints = null;
   if (!hasEndpoints) {
-    internalFilter = externalFilter = `-m comment --comment ${quote(`${S} has no endpoints`)}|REJECT`;
+    internalFilter = externalFilter = { comment: commentMatch(`${S} has no endpoints`), target: 'REJECT' };
   } else {
-    if (!hasInternalEndpoints) internalFilter = `-m comment --comment ${quote(`${S} has no local endpoints`)}|DROP`;
-    if (!hasExternalEndpoints) externalFilter = `-m comment --comment ${quote(`${S} has no local endpoints`)}|DROP`;
+    if (!hasInternalEndpoints) internalFilter = { comment: commentMatch(`${S} has no local endpoints`), target: 'DROP' };
+    if (!hasExternalEndpoints) externalFilter = { comment: commentMatch(`${S} has no local endpoints`), target: 'DROP' };
   }
-  const filterRule = (filter: string, match: string): string => {
-    const [comment, target] = filter.split('|') as [string, string];
-    return `${comment} ${match} -j ${target}`;
-  };
+  const filterRule = (filter: NoEndpoints, match: string): string => `${filter!.comment} ${match} -j ${filter!.target}`;
 
   const natServices: string[] = [];
   const natNodePorts: string[] = [];
@@ -109,22 +110,22 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   const vip = (ip: string, port: number): string => `-m ${proto} -p ${proto} -d ${ip} --dport ${port}`;
 
   // ClusterIP.
-  const clusterMatch = `-m comment --comment ${quote(`${S} cluster IP`)} ${vip(sp.clusterIP, sp.port)}`;
+  const clusterMatch = `${commentMatch(`${S} cluster IP`)} ${vip(sp.clusterIP, sp.port)}`;
   if (hasInternalEndpoints) natServices.push(`${clusterMatch} -j ${internalChain}`);
   else filterServices.push(filterRule(internalFilter, vip(sp.clusterIP, sp.port)));
 
   // External IPs.
   for (const ip of sp.externalIPs) {
-    if (hasEndpoints) natServices.push(`-m comment --comment ${quote(`${S} external IP`)} ${vip(ip, sp.port)} -j ${names.ext}`);
+    if (hasEndpoints) natServices.push(`${commentMatch(`${S} external IP`)} ${vip(ip, sp.port)} -j ${names.ext}`);
     if (!hasExternalEndpoints) filterExternalServices.push(filterRule(externalFilter, vip(ip, sp.port)));
   }
 
   // Load-balancer VIPs.
   for (const ip of sp.loadBalancerVIPs) {
-    if (hasEndpoints) natServices.push(`-m comment --comment ${quote(`${S} loadbalancer IP`)} ${vip(ip, sp.port)} -j ${lbChain}`);
+    if (hasEndpoints) natServices.push(`${commentMatch(`${S} loadbalancer IP`)} ${vip(ip, sp.port)} -j ${lbChain}`);
     if (usesFWChain) {
       filterProxyFirewall.push(
-        `-m comment --comment ${quote(`${S} traffic not accepted by ${names.fw}`)} ${vip(ip, sp.port)} -j DROP`,
+        `${commentMatch(`${S} traffic not accepted by ${names.fw}`)} ${vip(ip, sp.port)} -j DROP`,
       );
     }
   }
@@ -134,7 +135,7 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
 
   // Node port: not subject to loadBalancerSourceRanges (upstream limitation, kept).
   if (sp.nodePort !== 0) {
-    if (hasEndpoints) natNodePorts.push(`-m comment --comment ${S} -m ${proto} -p ${proto} --dport ${sp.nodePort} -j ${names.ext}`);
+    if (hasEndpoints) natNodePorts.push(`${commentMatch(S)} -m ${proto} -p ${proto} --dport ${sp.nodePort} -j ${names.ext}`);
     if (!hasExternalEndpoints) {
       filterExternalServices.push(
         filterRule(externalFilter, `-m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${sp.nodePort}`),
@@ -145,7 +146,7 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   // Health check node port: accepted whatever the endpoint state.
   if (sp.healthCheckNodePort !== 0) {
     filterNodePorts.push(
-      `-m comment --comment ${quote(`${S} health check node port`)} -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`,
+      `${commentMatch(`${S} health check node port`)} -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`,
     );
   }
 
@@ -160,23 +161,23 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   if (usesExternalChain) {
     const rules: string[] = [];
     if (!sp.externalPolicyLocal) {
-      rules.push(`-m comment --comment ${quote(`masquerade traffic for ${S} external destinations`)} -j ${KUBE_MARK_MASQ}`);
+      rules.push(`${commentMatch(`masquerade traffic for ${S} external destinations`)} -j ${KUBE_MARK_MASQ}`);
     } else {
       if (ctx.detector.ifLocal) {
         // Pod -> external destination is subject to neither policy: it
         // simulates going out to the load balancer and coming back in.
-        rules.push(`-m comment --comment ${quote(`pod traffic for ${S} external destinations`)} ${ctx.detector.ifLocal.join(' ')} -j ${names.svc}`);
+        rules.push(`${commentMatch(`pod traffic for ${S} external destinations`)} ${ctx.detector.ifLocal.join(' ')} -j ${names.svc}`);
       }
       // Traffic from the node itself has a local source address: masquerade it and send it anywhere.
-      rules.push(`-m comment --comment ${quote(`masquerade LOCAL traffic for ${S} external destinations`)} -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`);
-      rules.push(`-m comment --comment ${quote(`route LOCAL traffic for ${S} external destinations`)} -m addrtype --src-type LOCAL -j ${names.svc}`);
+      rules.push(`${commentMatch(`masquerade LOCAL traffic for ${S} external destinations`)} -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`);
+      rules.push(`${commentMatch(`route LOCAL traffic for ${S} external destinations`)} -m addrtype --src-type LOCAL -j ${names.svc}`);
     }
     if (hasExternalEndpoints) rules.push(`-j ${externalPolicyChain}`);
     natChains.push({ name: names.ext, policy: null, rules });
   }
 
   if (usesFWChain) {
-    const head = `-m comment --comment ${quote(`${S} loadbalancer IP`)}`;
+    const head = `${commentMatch(`${S} loadbalancer IP`)}`;
     const rules: string[] = [];
     let allowFromNode = false;
     for (const cidr of sp.loadBalancerSourceRanges) {
@@ -186,7 +187,7 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
     // VIP-style load balancers loop node -> VIP traffic back with source = VIP.
     if (allowFromNode) for (const ip of sp.loadBalancerVIPs) rules.push(`${head} -s ${ip} -j ${names.ext}`);
     // Falling off this chain leaves the packet un-DNATed: KUBE-PROXY-FIREWALL drops it.
-    rules.push(`-m comment --comment ${quote(`other traffic to ${S} will be dropped by KUBE-PROXY-FIREWALL`)}`);
+    rules.push(`${commentMatch(`other traffic to ${S} will be dropped by KUBE-PROXY-FIREWALL`)}`);
     natChains.push({ name: names.fw, policy: null, rules });
   }
 

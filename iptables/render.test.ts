@@ -103,6 +103,15 @@ describe('renderRuleset', () => {
     expect(getChain(off.ruleset, 'nat', 'KUBE-SERVICES')?.rules[0]).toContain('-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS');
   });
 
+  it('gives NodePorts on every address, localhost included, to a family --nodeport-addresses lists no CIDR of (upstream NewNodePortAddresses)', () => {
+    const r = renderRuleset(snap([]), { ...opts, nodePortAddresses: ['fd00::/64'] });
+    expect(getChain(r.ruleset, 'nat', 'KUBE-SERVICES')?.rules).toEqual([
+      '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+    ]);
+    expect(getChain(r.ruleset, 'filter', 'KUBE-FIREWALL')?.rules).toHaveLength(1); // localhost NodePorts on: the martian guard
+    expect(r.warnings).toEqual([]);
+  });
+
   it('re-renders only services whose state object changed when given a cache', () => {
     const cache = new RenderCache();
     const a = state(sp(), [ep('10.0.1.1')]);

@@ -124,7 +124,6 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   const nodeIP = primaryIPOf(snapshot, family, addresses);
   const detector = options.detectLocal ? makeLocalDetector(options.detectLocal, family, snapshot.node) : NO_LOCAL_DETECTOR;
   const nodePorts = selectNodePortAddresses({ cidrs: options.nodePortAddresses, family, localAddresses: addresses, primaryIP: nodeIP });
-  warnings.push(...nodePorts.warnings);
   const localhostNodePorts = family === 'IPv4' && options.localhostNodePorts && nodePorts.containsIPv4Loopback;
 
   let totalEndpoints = 0;

@@ -124,6 +124,15 @@ describe('normalizeRuleSpec keeps different rules different', () => {
 });
 
 describe('pieces of the canonical form', () => {
+  it('compares comments as the kernel keeps them: 255 bytes, escaped or not', () => {
+    const long = `ns1/${'x'.repeat(300)} cluster IP`;
+    // iptables 1.8.9 cuts a longer comment to its first 255 bytes (checked in a namespace with both backends).
+    const kept = `-m comment --comment ${long.slice(0, 255)} -j RETURN`;
+    expect(normalizeRuleSpec(`-m comment --comment "${long}" -j RETURN`)).toBe(normalizeRuleSpec(kept));
+    expect(normalizeRuleSpec('-m comment --comment "a\\"b c\\\\d \\\'e" -j RETURN')).toBe(normalizeRuleSpec(`-m comment --comment "a\\"b c\\\\d 'e" -j RETURN`));
+    expect(normalizeRuleSpec(`-m comment --comment ${'y'.repeat(255)} -j RETURN`)).not.toBe(normalizeRuleSpec(`-m comment --comment ${'y'.repeat(254)} -j RETURN`));
+  });
+
   it('stores probabilities as the kernel does', () => {
     expect(canonicalProbability('0.3333333333')).toBe('0.33333333349');
     expect(canonicalProbability('0.5000000000')).toBe('0.50000000000');

@@ -6,7 +6,8 @@
  * with their prefix and host bits cleared, match modules in the order
  * written with their options in the module's own order and defaults filled
  * in, marks in short hex, MARK targets as --set-xmark, probabilities as the
- * kernel stores them (31-bit fraction, 11 decimals). Two deliberate
+ * kernel stores them (31-bit fraction, 11 decimals), comments as the kernel
+ * keeps them (at most 255 bytes). Two deliberate
  * departures from iptables-save's text, both meaning-preserving: repeated
  * protocol matches are merged (iptables-nft does so, legacy does not), and a
  * protocol match without options (`-m tcp` next to `-p tcp`) is dropped, as
@@ -14,6 +15,7 @@
  */
 import type { IPFamily } from '../proxier/types.ts';
 import { parseIP, parseIPOrCIDR } from '../proxier/ip.ts';
+import { kernelComment } from './comment.ts';
 import { BASIC_ORDER, MATCH_OPTIONS, TARGET_OPTIONS } from './rule-options.ts';
 import { parseRuleWords, protocolName, quoteWord, tokenizeRule, type MatchSection, type RuleOption, type RuleWords } from './rule-words.ts';
 
@@ -152,6 +154,8 @@ function matchValue(module: string, option: string, v: string): string {
   if (option === '--ctstate' || option === '--state') return sortedList(v, CT_STATES);
   if (option === '--src-type' || option === '--dst-type') return sortedList(v, ADDR_TYPES);
   if (option === '--probability') return canonicalProbability(v);
+  // What the kernel keeps of a comment (255 bytes of UTF-8): a long one converges once written.
+  if (module === 'comment' && option === '--comment') return kernelComment(v);
   if (module === 'recent' && option === '--mask') return parseIP(v)?.text ?? v;
   return v;
 }

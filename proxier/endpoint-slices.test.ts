@@ -43,9 +43,24 @@ describe('endpointsFor', () => {
     expect(keys(endpointsFor([slice], port({ protocol: 'UDP' }), ctx).endpoints)).toEqual(['10.180.0.1:8081']);
   });
 
-  it('treats a missing port name as "" and ignores ports without a number', () => {
-    const slice = makeEndpointSlice('ns1', 'svc1', { addresses: ['10.180.0.1'], ports: [{ port: 80 }, { name: '', port: null }, { name: '', port: 0 }] });
-    expect(keys(endpointsFor([slice], port({ portName: '' }), ctx).endpoints)).toEqual(['10.180.0.1:80']);
+  it('ignores slice ports whose name is absent or null, naming them; "" is the unnamed port (upstream EndpointSliceCache.endpointInfoByServicePort)', () => {
+    const slice = makeEndpointSlice('ns1', 'svc1', 's1', { addresses: ['10.180.0.1'], ports: [{ port: 80 }, { name: null, port: 81 }, { name: '', port: 82 }] });
+    const r = endpointsFor([slice], port({ portName: '' }), ctx);
+    expect(keys(r.endpoints)).toEqual(['10.180.0.1:82']);
+    expect(r.problems.map(formatProblem)).toEqual([
+      'EndpointSlice ns1/s1: ports[0].name: missing (null); upstream ignores slice ports without a name ("" is the unnamed port)',
+      'EndpointSlice ns1/s1: ports[1].name: missing (null); upstream ignores slice ports without a name ("" is the unnamed port)',
+    ]);
+  });
+
+  it('ignores slice ports without a number, naming them (upstream endpointInfoByServicePort: "Ignoring invalid endpoint port")', () => {
+    const slice = makeEndpointSlice('ns1', 'svc1', 's1', { addresses: ['10.180.0.1'], ports: [{ name: '', port: 80 }, { name: '', port: null }, { name: '', port: 0 }] });
+    const r = endpointsFor([slice], port({ portName: '' }), ctx);
+    expect(keys(r.endpoints)).toEqual(['10.180.0.1:80']);
+    expect(r.problems.map(formatProblem)).toEqual([
+      'EndpointSlice ns1/s1: ports[1].port: missing (null or 0); upstream ignores slice ports without a number',
+      'EndpointSlice ns1/s1: ports[2].port: missing (null or 0); upstream ignores slice ports without a number',
+    ]);
   });
 
   it('merges slices of the service only, in this family only, sorted by ip:port', () => {

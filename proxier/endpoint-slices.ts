@@ -60,12 +60,16 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
   listOf(obj, 'ports', report).forEach((p, i) => {
     const f = `ports[${i}]`;
     if (!isRecord(p)) return report(f, `not an object (got ${describeValue(p)})`);
-    const portName = p['name'] ?? '';
+    // Upstream's slice cache skips a port whose name is nil (absent or null) with an error log; the
+    // EndpointSlice controller writes "" for a Service's unnamed port.
+    const portName = p['name'];
+    if (portName === undefined || portName === null) return report(`${f}.name`, 'missing (null); upstream ignores slice ports without a name ("" is the unnamed port)');
     if (typeof portName !== 'string') return report(`${f}.name`, `must be a string, got ${describeValue(portName)}`);
     const protocol = p['protocol'] ?? 'TCP';
     if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
     const port = p['port'] ?? 0;
-    if (port === 0) return; // upstream ignores ports without a number ("all ports" is not implemented)
+    // Likewise a port without a number ("all ports" is not implemented upstream).
+    if (port === 0) return report(`${f}.port`, 'missing (null or 0); upstream ignores slice ports without a number');
     if (!isPortNumber(port)) return report(`${f}.port`, `must be an integer from 1 to 65535; got ${describeValue(port)}`);
     ports.push({ name: portName, protocol, port });
   });

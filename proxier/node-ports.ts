@@ -14,7 +14,6 @@ export interface NodePortAddresses {
   readonly ips: readonly string[];
   /** Whether 127.0.0.1 is selected (localhost NodePorts are only possible then). */
   readonly containsIPv4Loopback: boolean;
-  readonly warnings: readonly string[];
 }
 
 export interface NodePortAddressInput {
@@ -28,24 +27,22 @@ export interface NodePortAddressInput {
 }
 
 export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAddresses {
-  const warnings: string[] = [];
   const all = input.family === 'IPv4' ? '0.0.0.0/0' : '::/0';
-  if (input.cidrs.length === 0) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4', warnings };
+  if (input.cidrs.length === 0) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4' };
 
   const cidrs = [];
   for (const text of input.cidrs) {
     if (text === 'primary') {
-      if (input.primaryIP) cidrs.push(parseCIDR(`${input.primaryIP}/${input.family === 'IPv4' ? 32 : 128}`)!);
+      if (input.primaryIP && !isLoopbackText(input.primaryIP)) cidrs.push(parseCIDR(`${input.primaryIP}/${input.family === 'IPv4' ? 32 : 128}`)!);
       continue;
     }
     const c = parseCIDR(text);
     if (c && c.family === input.family) cidrs.push(c);
   }
-  if (cidrs.length === 0) {
-    warnings.push(`--nodeport-addresses has no ${input.family} entry: NodePorts will not be reachable over ${input.family}`);
-    return { matchAll: false, ips: [], containsIPv4Loopback: false, warnings };
-  }
-  if (cidrs.some((c) => c.text === all)) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4', warnings };
+  // Upstream NewNodePortAddresses: a family with no CIDR listed gets 0.0.0.0/0 (::/0), i.e. every
+  // address, 127.0.0.1 included. So does "primary" for a family the node has no IP of (server.go
+  // turns "primary" into the node IP of each family that has one).
+  if (cidrs.length === 0 || cidrs.some((c) => c.text === all)) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4' };
 
   const loopback = input.family === 'IPv4' ? '127.0.0.1' : '::1';
   const candidates = [...new Set([...input.localAddresses, loopback])];
@@ -59,7 +56,6 @@ export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAd
     matchAll: false,
     ips,
     containsIPv4Loopback: input.family === 'IPv4' && cidrs.some((c) => cidrContains(c, lo)),
-    warnings,
   };
 }
 

@@ -10,6 +10,7 @@
  */
 import type { ModeBackend } from './backend.ts';
 import { SyncRunner, type RunnerClock, type SyncTrigger } from './sync-runner.ts';
+import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePortState, Snapshot } from './types.ts';
 
 export interface ProxierEvent {
@@ -186,6 +187,8 @@ export class Proxier {
     for (const key of this.dirty) {
       const svc = this.services.get(key);
       const slices = [...(this.slices.get(key)?.values() ?? [])];
+      // Each problem once per change, whichever families see it (some concern one family only).
+      const reported = new Set<string>();
       for (const family of this.o.families) {
         const byKey = this.states.get(family)!;
         if (svc === undefined) {
@@ -193,8 +196,12 @@ export class Proxier {
           continue;
         }
         const { states, problems } = this.o.builder.service(svc, slices, this.node, family);
-        // Problems are reported once per family-independent change.
-        if (family === this.o.families[0]) for (const p of problems) this.o.hooks?.problem?.(p);
+        for (const p of problems) {
+          const text = formatProblem(p);
+          if (reported.has(text)) continue;
+          reported.add(text);
+          this.o.hooks?.problem?.(p);
+        }
         if (states.length) byKey.set(key, states);
         else byKey.delete(key);
       }

@@ -129,11 +129,13 @@ describe('servicePortsFor: policies', () => {
     expect(texts(r)[0]).toMatch(/^Service ns\/s: spec.healthCheckNodePort: a LoadBalancer with externalTrafficPolicy Local needs one/);
   });
 
-  it('has node ports only for NodePort and LoadBalancer services', () => {
+  it('programs node ports whatever the type, as the port states them (upstream newBaseServiceInfo: nodePort: int(port.NodePort))', () => {
     const ports = [{ name: 'p80', port: 80, nodePort: 30080 }];
     expect(v4(makeService('ns', 's', { type: 'NodePort', ports })).ports[0]?.nodePort).toBe(30080);
     expect(v4(makeService('ns', 's', { type: 'LoadBalancer', ports })).ports[0]?.nodePort).toBe(30080);
-    expect(v4(makeService('ns', 's', { type: 'ClusterIP', ports })).ports[0]?.nodePort).toBe(0);
+    const clusterIP = v4(makeService('ns', 's', { type: 'ClusterIP', ports }));
+    expect(clusterIP.problems).toEqual([]);
+    expect(clusterIP.ports[0]?.nodePort).toBe(30080);
   });
 
   it('reads empty enum fields (as older API servers wrote them) as their defaults', () => {
@@ -142,15 +144,79 @@ describe('servicePortsFor: policies', () => {
     expect(r.ports[0]).toMatchObject({ nodePort: 0, externalPolicyLocal: false, internalPolicyLocal: false, sessionAffinityTimeout: 0 });
   });
 
+  it('treats an unknown externalTrafficPolicy as Cluster (upstream apiservice.ExternalPolicyLocal: only "Local" is local)', () => {
+    const r = v4(makeService('ns', 's', { type: 'NodePort', externalTrafficPolicy: 'local', ports: [{ name: 'p80', port: 80, nodePort: 30080 }] }));
+    expect(r.problems).toEqual([]);
+    expect(r.ports[0]).toMatchObject({ externalPolicyLocal: false, nodePort: 30080 });
+  });
+
+  it('treats an unknown internalTrafficPolicy as Cluster (upstream apiservice.InternalPolicyLocal)', () => {
+    const r = v4(makeService('ns', 's', { internalTrafficPolicy: 'Node' }));
+    expect(r.problems).toEqual([]);
+    expect(r.ports[0]?.internalPolicyLocal).toBe(false);
+  });
+
+  it('treats an unknown sessionAffinity as None (upstream newBaseServiceInfo: only ClientIP is sticky)', () => {
+    const r = v4(makeService('ns', 's', { sessionAffinity: 'Cookie', spec: { sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } } }));
+    expect(r.problems).toEqual([]);
+    expect(r.ports[0]?.sessionAffinityTimeout).toBe(0);
+  });
+
+  it('programs an unknown type as a plain ClusterIP service (upstream ShouldSkipService skips only ExternalName; apiservice.ExternallyAccessible, NeedsHealthCheck)', () => {
+    const svc = makeService('ns', 's', {
+      type: 'Nodeport', externalTrafficPolicy: 'Local', healthCheckNodePort: 32000, externalIPs: ['192.168.99.1'],
+      ports: [{ name: 'p80', port: 80, nodePort: 30080 }],
+    });
+    const r = v4(svc);
+    expect(r.problems).toEqual([]);
+    // Node port and external IPs as the service states them; eTP Local and the health check need a known external type.
+    expect(r.ports[0]).toMatchObject({ clusterIP: expect.any(String), nodePort: 30080, externalIPs: ['192.168.99.1'], externalPolicyLocal: false, healthCheckNodePort: 0 });
+    // Without node port or external IPs it is exactly a ClusterIP service.
+    const plain = v4(makeService('ns', 's', { type: 'Weird' })).ports[0];
+    expect(plain).toEqual(v4(makeService('ns', 's', { type: 'ClusterIP' })).ports[0]);
+  });
+
+  it('writes a ClientIP timeout above 86400 as given (upstream newBaseServiceInfo: stickyMaxAgeSeconds)', () => {
+    expect(v4(makeService('ns', 's', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 100000 })).ports[0]?.sessionAffinityTimeout).toBe(100000);
+    expect(v4(makeService('ns', 's', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 2147483647 })).ports[0]?.sessionAffinityTimeout).toBe(2147483647);
+  });
+
   it.each([
-    ['spec.type', { type: 'Nodeport' }, 'must be one of ClusterIP, NodePort, LoadBalancer, ExternalName; got "Nodeport"'],
-    ['spec.externalTrafficPolicy', { type: 'NodePort', externalTrafficPolicy: 'local' }, 'must be Cluster or Local; got "local"'],
-    ['spec.internalTrafficPolicy', { internalTrafficPolicy: 'Node' }, 'must be Cluster or Local; got "Node"'],
-    ['spec.sessionAffinity', { sessionAffinity: 'Cookie' }, 'must be None or ClientIP; got "Cookie"'],
-    ['spec.sessionAffinityConfig.clientIP.timeoutSeconds', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 0 }, 'must be an integer from 1 to 86400; got 0'],
-  ])('skips the whole service when %s is invalid', (field, opts, reason) => {
+    ['spec.type', { spec: { type: 5 } }, 'must be a string, got 5'],
+    ['spec.externalTrafficPolicy', { type: 'NodePort', spec: { externalTrafficPolicy: ['Local'] } }, 'must be a string, got ["Local"]'],
+    ['spec.internalTrafficPolicy', { spec: { internalTrafficPolicy: true } }, 'must be a string, got true'],
+    ['spec.sessionAffinity', { spec: { sessionAffinity: {} } }, 'must be a string, got {}'],
+    ['spec.sessionAffinityConfig.clientIP.timeoutSeconds', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 2147483648 }, 'must be an integer from 1 to 2147483647; got 2147483648'],
+    // Upstream would write "--seconds 0", which iptables refuses (1-4294967295): its whole restore would fail.
+    ['spec.sessionAffinityConfig.clientIP.timeoutSeconds', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 0 }, 'must be an integer from 1 to 2147483647; got 0'],
+  ])('skips the whole service when %s could not be decoded or programmed by upstream (%j)', (field, opts, reason) => {
     expect(texts(v4(makeService('ns', 's', opts)))).toEqual([`Service ns/s: ${field}: ${reason}`]);
     expect(v4(makeService('ns', 's', opts)).ports).toEqual([]);
+  });
+
+  it('does not program a Service with clusterIPs but no clusterIP, and says so (upstream ShouldSkipService: IsServiceIPSet)', () => {
+    for (const clusterIP of [undefined, '']) {
+      const svc = makeService('ns', 's', { clusterIPs: ['172.30.0.10'], spec: { clusterIP } });
+      const r = v4(svc);
+      expect(r.ports).toEqual([]);
+      expect(texts(r)).toEqual(['Service ns/s: spec.clusterIP: missing while spec.clusterIPs is set; upstream programs no Service without spec.clusterIP']);
+    }
+  });
+
+  it('takes cluster IPs from clusterIPs by ipFamilies position, and only clusterIP without ipFamilies (upstream GetClusterIPByFamily)', () => {
+    const noList = makeService('ns', 's', { clusterIP: '172.30.0.10', spec: { clusterIPs: undefined } });
+    expect(v4(noList).ports).toEqual([]);
+    expect(texts(v4(noList))).toEqual(['Service ns/s: spec.clusterIPs: has no entry for IPv4 (spec.ipFamilies[0]); upstream reads cluster IPs from spec.clusterIPs']);
+    const noFamilies = makeService('ns', 's', { clusterIPs: ['172.30.0.10', 'fd00::10'], spec: { ipFamilies: undefined } });
+    expect(v4(noFamilies).ports[0]?.clusterIP).toBe('172.30.0.10');
+    expect(v6(noFamilies).ports).toEqual([]);
+    expect(texts(v6(noFamilies))).toEqual(['Service ns/s: spec.clusterIPs[1]: fd00::10 not programmed: without spec.ipFamilies upstream proxies spec.clusterIP only']);
+  });
+
+  it('keeps the last of two ports with the same name and protocol, naming the other (upstream serviceToServiceMap)', () => {
+    const r = v4(makeService('ns', 's', { ports: [{ name: 'dns', port: 53 }, { name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns', port: 5353 }] }));
+    expect(r.ports.map((p) => [p.portName, p.protocol, p.port])).toEqual([['dns', 'UDP', 53], ['dns', 'TCP', 5353]]);
+    expect(texts(r)).toEqual(['Service ns/s: spec.ports[0]: replaced by spec.ports[2] (same name "dns" and protocol TCP); upstream keeps the last']);
   });
 });
 
@@ -164,7 +230,6 @@ describe('servicePortsFor: malformed ports and objects', () => {
         { name: 'str', port: '81' },
         { name: 'proto', port: 82, protocol: 'ICMP' },
         { name: 'np', port: 83, nodePort: -1 },
-        { name: 'ok', port: 84 },
         'junk',
         { name: 'ok2', port: 85, nodePort: 0 },
       ],
@@ -176,9 +241,20 @@ describe('servicePortsFor: malformed ports and objects', () => {
       'Service ns/s: spec.ports[2].port: must be an integer from 1 to 65535; got "81"',
       'Service ns/s: spec.ports[3].protocol: must be TCP, UDP or SCTP; got "ICMP"',
       'Service ns/s: spec.ports[4].nodePort: must be an integer from 1 to 65535 (or 0 for none); got -1',
-      'Service ns/s: spec.ports[5].name: duplicate port name "ok"; port names must be unique',
-      'Service ns/s: spec.ports[6]: not an object (got "junk")',
+      'Service ns/s: spec.ports[5]: not an object (got "junk")',
     ]);
+  });
+
+  it('skips names no iptables rule can carry (control characters), naming the object; quotes and blanks are kept', () => {
+    expect(texts(v4(makeService('ns', 'new\nline')))).toEqual(['Service ns/new\nline: metadata.name: contains a control character ("new\\nline"); no iptables rule can carry it']);
+    expect(v4(makeService('ns', 'new\nline')).ports).toEqual([]);
+    expect(texts(v4(makeService('n\u0000s', 'svc')))[0]).toMatch(/metadata\.namespace: contains a control character/);
+    const port = v4(makeService('ns', 'svc', { ports: [{ name: 'p\r80', port: 80 }, { name: 'ok', port: 81 }] }));
+    expect(port.ports.map((p) => p.portName)).toEqual(['ok']);
+    expect(texts(port)).toEqual(['Service ns/svc: spec.ports[0].name: contains a control character ("p\\r80"); no iptables rule can carry it']);
+    const odd = v4(makeService('team a', 'quote"d\ttab', { ports: [{ name: 'p "80', port: 80 }] }));
+    expect(odd.problems).toEqual([]);
+    expect(odd.ports.map((p) => p.key)).toEqual(['team a/quote"d\ttab:p "80']);
   });
 
   it('reports objects without name or namespace, and non-objects', () => {

@@ -2,11 +2,16 @@
  * One raw Service object -> the ServicePorts that one IP family's proxier
  * programs, as upstream's serviceToServiceMap / newBaseServiceInfo derive
  * them. The object is validated on the way, since it may come from a
- * hand-written file: what upstream could never have programmed is skipped
- * and reported. Granularity: an invalid service-level value (type, traffic
- * policies, affinity) skips the Service, an invalid port skips that port, an
+ * hand-written file or an API server that does not validate: what upstream
+ * could not decode or would not program is skipped and reported; what upstream
+ * tolerates is programmed as upstream programs it (an unknown type is a plain
+ * ClusterIP service, an unknown traffic policy is Cluster, an unknown affinity
+ * is None, a node port counts whatever the type). Granularity: an invalid
+ * service-level value (a traffic policy that is not a string, a timeout
+ * iptables refuses) skips the Service, an invalid port skips that port, an
  * invalid address or source range skips that entry only.
  */
+import { clusterIPFor } from './cluster-ip.ts';
 import { parseCIDR, parseIP } from './ip.ts';
 import type { IPFamily, ObjectProblem, Protocol, ServicePort } from './types.ts';
 
@@ -14,21 +19,36 @@ export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-nam
 export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
 /** API default of sessionAffinityConfig.clientIP.timeoutSeconds. */
 export const DEFAULT_AFFINITY_TIMEOUT = 10800;
-const MAX_AFFINITY_TIMEOUT = 86400;
-// Allowed values; the first one is the default (for a missing, null or "" field).
-const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
-const POLICIES = ['Cluster', 'Local'] as const;
-const AFFINITIES = ['None', 'ClientIP'] as const;
+/**
+ * timeoutSeconds is an int32 upstream: larger values cannot be decoded; values
+ * above the API's 86400 are written as given (iptables takes 1-4294967295).
+ */
+const MAX_AFFINITY_TIMEOUT = 2147483647;
 const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP'];
 
 type Json = Record<string, unknown>;
 /** Records a problem; returns null so that `return report(...)` also means "nothing". */
-type Report = (field: string, reason: string) => null;
+export type Report = (field: string, reason: string) => null;
 
 export interface ServicePortsResult {
   readonly ports: ServicePort[];
   readonly problems: ObjectProblem[];
 }
+
+/**
+ * Characters no iptables rule can carry. Namespace, name and port name end up
+ * in rule comments; iptables-restore reads its input line by line as C
+ * strings, so a newline or NUL cannot be written at all, and iptables-save
+ * would print other control characters raw, leaving a saved ruleset that no
+ * longer reads back line for line. The API server admits none of them (DNS
+ * labels, IANA service names), so no working Service holds one: such an
+ * object is skipped and named. Quotes, blanks, tabs and backslashes, also
+ * refused by the API server, can be carried (escaped, iptables/comment.ts)
+ * and are programmed, as upstream would program them.
+ */
+const UNCARRIABLE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+export const hasUncarriableText = (s: string): boolean => UNCARRIABLE.test(s);
+const uncarriable = (v: string): string => `contains a control character (${describeValue(v)}); no iptables rule can carry it`;
 
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isPortNumber = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
@@ -64,11 +84,16 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
   const labels = isRecord(md?.['labels']) ? md['labels'] : {};
   // kube-proxy's informers never see these (label selector): another proxy owns them.
   if (Object.hasOwn(labels, SERVICE_PROXY_NAME_LABEL) || Object.hasOwn(labels, HEADLESS_LABEL)) return { ports, problems };
+  if (hasUncarriableText(namespace)) return skip('metadata.namespace', uncarriable(namespace));
+  if (hasUncarriableText(name)) return skip('metadata.name', uncarriable(name));
   const spec = svc['spec'] ?? {};
   if (!isRecord(spec)) return skip('spec', `not an object (got ${describeValue(spec)})`);
 
-  const type = enumField(spec, 'type', SERVICE_TYPES);
-  if (type === null) return skip('spec.type', `must be one of ${SERVICE_TYPES.join(', ')}; got ${describeValue(spec['type'])}`);
+  const rawType = stringField(spec, 'type');
+  if (rawType === null) return skip('spec.type', `must be a string, got ${describeValue(spec['type'])}`);
+  // Unset (or "", as older API servers wrote it) is the API default ClusterIP. Upstream skips
+  // only ExternalName (ShouldSkipService); any other unknown type is proxied like ClusterIP.
+  const type = rawType === '' ? 'ClusterIP' : rawType;
   if (type === 'ExternalName') return { ports, problems };
   const clusterIP = clusterIPFor(spec, family, report);
   if (clusterIP === null) return { ports, problems };
@@ -78,26 +103,32 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
   if (common === null) return { ports, problems };
   const rawPorts = spec['ports'] ?? [];
   if (!Array.isArray(rawPorts)) return skip('spec.ports', `must be a list, got ${describeValue(rawPorts)}`);
-  const hasNodePorts = type === 'NodePort' || type === 'LoadBalancer';
-  const seen = new Set<string>();
+  // Upstream's service map is keyed by (port name, protocol): a later port replaces an earlier one.
+  const byNameAndProtocol = new Map<string, { index: number; port: ServicePort }>();
   rawPorts.forEach((p: unknown, i: number) => {
     const f = `spec.ports[${i}]`;
     if (!isRecord(p)) return report(f, `not an object (got ${describeValue(p)})`);
     const portName = p['name'] ?? '';
     if (typeof portName !== 'string') return report(`${f}.name`, `must be a string, got ${describeValue(portName)}`);
-    if (seen.has(portName)) return report(`${f}.name`, `duplicate port name "${portName}"; port names must be unique`);
-    seen.add(portName);
+    if (hasUncarriableText(portName)) return report(`${f}.name`, uncarriable(portName));
     const protocol = p['protocol'] ?? 'TCP';
     if (typeof protocol !== 'string' || !PROTOCOLS.includes(protocol)) {
       return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
     }
     const port = p['port'];
     if (!isPortNumber(port)) return report(`${f}.port`, `must be an integer from 1 to 65535; got ${describeValue(port)}`);
-    const nodePort = hasNodePorts ? (p['nodePort'] ?? 0) : 0;
+    // Upstream takes the node port from the port whatever the type (newBaseServiceInfo).
+    const nodePort = p['nodePort'] ?? 0;
     if (nodePort !== 0 && !isPortNumber(nodePort)) {
       return report(`${f}.nodePort`, `must be an integer from 1 to 65535 (or 0 for none); got ${describeValue(nodePort)}`);
     }
-    ports.push({
+    const id = `${portName}/${protocol}`;
+    const earlier = byNameAndProtocol.get(id);
+    if (earlier) {
+      report(`spec.ports[${earlier.index}]`, `replaced by ${f} (same name ${JSON.stringify(portName)} and protocol ${protocol}); upstream keeps the last`);
+      byNameAndProtocol.delete(id);
+    }
+    byNameAndProtocol.set(id, { index: i, port: {
       key: serviceKey(namespace, name, portName),
       namespace,
       name,
@@ -107,42 +138,10 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
       port,
       nodePort: nodePort as number,
       ...common,
-    });
+    } });
   });
+  for (const { port } of byNameAndProtocol.values()) ports.push(port);
   return { ports, problems };
-}
-
-/**
- * This family's cluster IP, as upstream's GetClusterIPByFamily: by position of
- * the family in spec.ipFamilies; without ipFamilies (an object no API server
- * defaulted) the IPs' own families decide. Null: nothing for this family.
- */
-function clusterIPFor(spec: Json, family: IPFamily, report: Report): string | null {
-  const single = spec['clusterIP'];
-  if (single !== undefined && single !== null && typeof single !== 'string') {
-    report('spec.clusterIP', `must be a string, got ${describeValue(single)}`);
-    return null;
-  }
-  const list = Array.isArray(spec['clusterIPs']) && spec['clusterIPs'].length > 0 ? (spec['clusterIPs'] as unknown[]) : null;
-  const ips: unknown[] = list ?? (single ? [single] : []);
-  const field = (i: number): string => (list ? `spec.clusterIPs[${i}]` : 'spec.clusterIP');
-  const primary = single || ips[0];
-  if (primary === undefined || primary === '' || primary === 'None') return null; // headless or unset: not proxied
-  const families = Array.isArray(spec['ipFamilies']) && spec['ipFamilies'].length > 0 ? (spec['ipFamilies'] as unknown[]) : null;
-  if (families) {
-    const i = families.indexOf(family);
-    if (i < 0 || i >= ips.length) return null;
-    const ip = typeof ips[i] === 'string' ? parseIP(ips[i]) : null;
-    if (!ip) return report(field(i), `not an IP address: ${describeValue(ips[i])}`);
-    if (ip.family !== family) return report(field(i), `${ip.text} is not an ${family} address (spec.ipFamilies[${i}] is ${family})`);
-    return ip.text;
-  }
-  for (let i = 0; i < ips.length; i++) {
-    const ip = typeof ips[i] === 'string' ? parseIP(ips[i] as string) : null;
-    if (!ip) report(field(i), `not an IP address: ${describeValue(ips[i])}`);
-    else if (ip.family === family) return ip.text;
-  }
-  return null;
 }
 
 type CommonFields = Omit<ServicePort, 'key' | 'namespace' | 'name' | 'portName' | 'protocol' | 'clusterIP' | 'port' | 'nodePort'>;
@@ -150,11 +149,13 @@ type CommonFields = Omit<ServicePort, 'key' | 'namespace' | 'name' | 'portName' 
 /** Everything shared by the ports of one service; null when the service must be skipped. */
 function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFamily; report: Report }): CommonFields | null {
   const { spec, type, family, report } = o;
-  const etp = enumField(spec, 'externalTrafficPolicy', POLICIES);
-  const itp = enumField(spec, 'internalTrafficPolicy', POLICIES);
-  const affinity = enumField(spec, 'sessionAffinity', AFFINITIES);
-  for (const [key, value, allowed] of [['externalTrafficPolicy', etp, POLICIES], ['internalTrafficPolicy', itp, POLICIES], ['sessionAffinity', affinity, AFFINITIES]] as const) {
-    if (value === null) return report(`spec.${key}`, `must be ${allowed.join(' or ')}; got ${describeValue(spec[key])}`);
+  // Upstream compares with the one value that matters: only "Local" is local (apiservice.ExternalPolicyLocal,
+  // InternalPolicyLocal), only "ClientIP" is sticky; any other string means Cluster / None.
+  const etp = stringField(spec, 'externalTrafficPolicy');
+  const itp = stringField(spec, 'internalTrafficPolicy');
+  const affinity = stringField(spec, 'sessionAffinity');
+  for (const [key, value] of [['externalTrafficPolicy', etp], ['internalTrafficPolicy', itp], ['sessionAffinity', affinity]] as const) {
+    if (value === null) return report(`spec.${key}`, `must be a string, got ${describeValue(spec[key])}`);
   }
   let sessionAffinityTimeout = 0;
   if (affinity === 'ClientIP') {
@@ -184,8 +185,9 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
     if (cidr.family === family && !loadBalancerSourceRanges.includes(cidr.text)) loadBalancerSourceRanges.push(cidr.text);
   });
 
-  // Upstream apiservice.ExternallyAccessible: by type, or a ClusterIP service with externalIPs.
-  const accessible = type === 'NodePort' || type === 'LoadBalancer' || rawExternal.length > 0;
+  // Upstream apiservice.ExternallyAccessible: by type, or a ClusterIP service with externalIPs
+  // (an unknown type is neither: its external IPs and node ports get rules, but eTP Local does not apply).
+  const accessible = type === 'NodePort' || type === 'LoadBalancer' || (type === 'ClusterIP' && rawExternal.length > 0);
   const externalPolicyLocal = accessible && etp === 'Local';
   let healthCheckNodePort = 0;
   if (type === 'LoadBalancer' && externalPolicyLocal) {
@@ -206,11 +208,11 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   };
 }
 
-/** The field's value if allowed, the default (first allowed) if unset, null if invalid. */
-function enumField<T extends string>(obj: Json, key: string, allowed: readonly [T, ...T[]]): T | null {
+/** A string field's value ("" when unset); null when it is not a string (upstream could not decode the object). */
+function stringField(obj: Json, key: string): string | null {
   const v = obj[key];
-  if (v === undefined || v === null || v === '') return allowed[0];
-  return allowed.includes(v as T) ? (v as T) : null;
+  if (v === undefined || v === null) return '';
+  return typeof v === 'string' ? v : null;
 }
 
 function listOf(obj: Json, path: string, key: string, report: Report): unknown[] {

@@ -19,6 +19,7 @@ import {
   KUBE_PORTALS_CONTAINER,
   KUBE_PORTALS_HOST,
 } from '../iptables/chains.ts';
+import { commentMatch } from '../iptables/comment.ts';
 import type { Chain, Ruleset } from '../iptables/ruleset.ts';
 
 export interface PortalTarget {
@@ -60,7 +61,7 @@ export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions
   for (const t of targets) {
     const sp = t.service;
     const proto = sp.protocol.toLowerCase();
-    const head = `-m comment --comment ${sp.key} -p ${proto} -m ${proto}`;
+    const head = `${commentMatch(sp.key)} -p ${proto} -m ${proto}`;
     const vip = (ip: string): string => `${head} --dport ${sp.port} -d ${ip}/${plen}`;
     // Policies differ (eTP Local): pods' traffic to external addresses first goes to the internal listener.
     const podShortCut = t.externalPort !== t.internalPort && o.localMatch ? o.localMatch : null;

@@ -17,7 +17,7 @@ import { endpointString, externallyAccessible } from '../proxier/types.ts';
 import { USERSPACE_CHAINS } from '../iptables/chains.ts';
 import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import type { Iptables } from '../iptables/iptables.ts';
-import { missingJumpLines } from '../iptables/jumps.ts';
+import { jumpRuleChanges, jumpRuleLines } from '../iptables/jumps.ts';
 import { toRestoreText } from '../iptables/ruleset.ts';
 import { scanSave } from '../iptables/save-scan.ts';
 import type { Logger } from '../src/log.ts';
@@ -137,7 +137,7 @@ export class UserspaceBackend implements ModeBackend {
     const rules = toRestoreText(desired, { builtins: 'skip' });
     if (full || rules !== this.lastRules) {
       // Full syncs also put back jump rules someone deleted from the built-in chains.
-      const extraLines = full ? missingJumpLines(desired, scanSave(await this.o.iptables.save(['filter', 'nat']), snapshot.family).builtins) : undefined;
+      const extraLines = full ? jumpRuleLines(jumpRuleChanges(desired, scanSave(await this.o.iptables.save(['filter', 'nat']), snapshot.family).builtins)) : undefined;
       try {
         await this.o.iptables.restore(extraLines?.size ? toRestoreText(desired, { builtins: 'skip', extraLines }) : rules, { noflush: true, counters: false });
       } catch (err) {

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { selectNodePortAddresses } from './node-ports.ts';
+
+const local = ['192.168.0.2', '10.1.0.2', 'fd00::2'];
+const v4 = (cidrs: string[], primaryIP: string | null = '192.168.0.2') => selectNodePortAddresses({ cidrs, family: 'IPv4', localAddresses: local, primaryIP });
+const v6 = (cidrs: string[], primaryIP: string | null = 'fd00::2') => selectNodePortAddresses({ cidrs, family: 'IPv6', localAddresses: local, primaryIP });
+
+describe('selectNodePortAddresses', () => {
+  it('matches everything when the flag is unset, 127.0.0.1 included for IPv4', () => {
+    expect(v4([])).toMatchObject({ matchAll: true, containsIPv4Loopback: true });
+    expect(v6([])).toMatchObject({ matchAll: true, containsIPv4Loopback: false });
+  });
+
+  it('selects the local addresses inside the CIDRs of the family', () => {
+    expect(v4(['192.168.0.0/16', 'fd00::/64'])).toMatchObject({ matchAll: false, ips: ['192.168.0.2'], containsIPv4Loopback: false });
+    expect(v6(['192.168.0.0/16', 'fd00::/64'])).toMatchObject({ matchAll: false, ips: ['fd00::2'] });
+    expect(v4(['127.0.0.0/8'])).toMatchObject({ matchAll: false, ips: ['127.0.0.1'], containsIPv4Loopback: true });
+  });
+
+  it('matches every address of a family that has no CIDR listed, 127.0.0.1 NodePorts included (upstream NewNodePortAddresses)', () => {
+    const onlyV6 = v4(['fd00::/64']);
+    expect(onlyV6).toMatchObject({ matchAll: true, containsIPv4Loopback: true });
+    const onlyV4 = v6(['192.168.0.0/16']);
+    expect(onlyV4).toMatchObject({ matchAll: true });
+  });
+
+  it('"primary" is the node IP of each family; a family without one matches everything (upstream server.go NodePortAddressesPrimary)', () => {
+    expect(v4(['primary'])).toMatchObject({ matchAll: false, ips: ['192.168.0.2'], containsIPv4Loopback: false });
+    expect(v6(['primary'], null)).toMatchObject({ matchAll: true });
+  });
+});

@@ -1,0 +1,125 @@
+/**
+ * What the property tests check about one generated cluster (see
+ * cluster-arbitrary.ts), shared by the in-memory run (fuzz-clusters.test.ts)
+ * and the kernel run (fuzz-clusters.e2e.test.ts):
+ *
+ * - `kube-proxy-ts render` (the real command, objects read from a file, logs
+ *   captured) exits 0 and prints one restore document per family;
+ * - every object a fault makes skip (wholly or in part) is named in a
+ *   `skipped: ...` log line, and nothing is logged as an error;
+ * - whatever holds the rules afterwards (the fake or the kernel) diffs
+ *   converged against the document;
+ * - a packet from the outside client to each port of each Service that must
+ *   be programmed (valid, tolerated, partial) reaches only that Service's
+ *   endpoints, or is rejected/dropped: traced over the rules as iptables-save
+ *   printed them back.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { diffRulesets, formatDiff } from '../iptables/diff.ts';
+import { parseSave } from '../iptables/parse.ts';
+import type { Ruleset } from '../iptables/ruleset.ts';
+import { trace } from '../iptables/trace.ts';
+import { renderCommand } from '../src/cmd/render.ts';
+import { createLogger } from '../src/log.ts';
+import { FUZZ_NODE, type GenCluster } from './cluster-arbitrary.ts';
+
+type Family = 'IPv4' | 'IPv6';
+export const FUZZ_CLIENT: Record<Family, string> = { IPv4: '192.168.50.200', IPv6: 'fd00:192:168:50::200' };
+
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [k: string]: unknown;
+}
+
+export interface Rendered {
+  /** Restore documents by family, as `render` printed them. */
+  readonly docs: ReadonlyMap<Family, string>;
+  readonly logs: readonly LogLine[];
+}
+
+/** fast-check reporter: a failure as its message, seed and path, without the (huge) counterexample. */
+export function shortReporter(details: { failed: boolean; seed: number; counterexamplePath: string | null; errorInstance?: unknown; numRuns: number }): void {
+  if (!details.failed) return;
+  const message = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  throw new Error(`property failed after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}):\n${message.slice(0, 20_000)}`);
+}
+
+/** Runs `kube-proxy-ts render` on the cluster's objects (written to `dir`), capturing stdout and the log. */
+export async function renderCluster(c: GenCluster, dir: string): Promise<Rendered> {
+  const file = join(dir, 'cluster.json');
+  await writeFile(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: c.objects }));
+  const out: string[] = [];
+  const err: string[] = [];
+  const logText: string[] = [];
+  const code = await renderCommand(['--objects', file, '--hostname-override', FUZZ_NODE.name, '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', ...c.flags], {
+    stdout: (t) => void out.push(t),
+    stderr: (t) => void err.push(t),
+    makeLogger: (v) => createLogger({ verbosity: v, stream: { write: (s: string) => void logText.push(s) } }),
+    osHostname: () => FUZZ_NODE.name,
+  });
+  if (code !== 0) throw new Error(`render exited ${code}: ${err.join('')}`);
+  const docs = new Map<Family, string>();
+  for (const part of out.join('').split(/^(?=# kube-proxy-ts )/m)) {
+    const family = /^# kube-proxy-ts (IPv4|IPv6) /.exec(part)?.[1] as Family | undefined;
+    if (family) docs.set(family, part);
+  }
+  const logs = logText.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogLine);
+  return { docs, logs };
+}
+
+/** Failures of the log property: every object a fault drops is named, nothing is an error. */
+export function logFailures(c: GenCluster, logs: readonly LogLine[]): string[] {
+  const failures: string[] = [];
+  const skipped = logs.filter((l) => l.msg.startsWith('skipped: ')).map((l) => l.msg.slice('skipped: '.length));
+  const named = (object: string): boolean => skipped.some((m) => m.includes(`${object}: `));
+  for (const s of c.services) {
+    if ((s.outcome === 'skipped' || s.outcome === 'partial') && !named(s.object)) failures.push(`${JSON.stringify(s.object)} (${s.fault}) is named in no log line`);
+  }
+  for (const o of c.loggedObjects) if (!named(o)) failures.push(`${JSON.stringify(o)} is named in no log line`);
+  for (const l of logs) if (l.level >= 50) failures.push(`error logged: ${l.msg}`);
+  return failures;
+}
+
+/** The rules as iptables-save printed them back diff converged against the rendered document. */
+export function convergenceFailures(doc: string, family: Family, saved: string): string[] {
+  const d = diffRulesets(parseSave(doc, family), parseSave(saved, family));
+  return d.identical ? [] : [`not converged:\n${formatDiff(d).slice(0, 3000)}`];
+}
+
+export interface TraceCheck {
+  readonly service: string;
+  readonly family: Family;
+  readonly protocol: 'TCP' | 'UDP' | 'SCTP';
+  readonly ip: string;
+  readonly port: number;
+  /** "ip:port" of every endpoint reached; empty when rejected or dropped. */
+  readonly reached: readonly string[];
+  readonly verdict: string;
+}
+
+/** Traces a packet to every port of every Service that must be programmed; failures and what each reached. */
+export function traceFailures(c: GenCluster, family: Family, live: Ruleset): { failures: string[]; checks: TraceCheck[] } {
+  const failures: string[] = [];
+  const checks: TraceCheck[] = [];
+  for (const s of c.services) {
+    const ip = s.clusterIPs[family];
+    if (!ip) continue;
+    for (const p of s.ports) {
+      const r = trace(live, { src: FUZZ_CLIENT[family], dst: ip, protocol: p.protocol, dport: p.port, origin: 'external', inInterface: 'eth0' }, {
+        localAddresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6],
+      });
+      const what = `${s.object} ${p.protocol} ${family === 'IPv6' ? `[${ip}]` : ip}:${p.port} (${s.fault ?? 'valid'})`;
+      for (const b of r.branches) {
+        if (b.dnat) {
+          if (!s.endpointIPs.has(b.dnat.ip) || !s.endpointPorts.has(b.dnat.port)) failures.push(`${what} reaches ${b.dnat.ip}:${b.dnat.port}, not one of its endpoints`);
+        } else if (b.verdict !== 'REJECT' && b.verdict !== 'DROP') {
+          failures.push(`${what} is not programmed: ${b.verdict} by ${b.end}`);
+        }
+      }
+      checks.push({ service: s.object, family, protocol: p.protocol, ip, port: p.port, reached: r.endpoints, verdict: String(r.verdict) });
+    }
+  }
+  return { failures, checks };
+}
