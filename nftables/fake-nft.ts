@@ -2,14 +2,17 @@
  * An in-memory nft with the kernel's transaction semantics as measured with
  * nft 1.0.6 on Linux 6.18 (nftables/fake-nft.e2e.test.ts checks the same
  * scripts against the real thing): all-or-nothing transactions; `add` of an
- * existing object is a no-op (a changed set timeout or element comment is
- * silently kept, a changed base-chain priority is "Operation not supported",
- * a map element with another value "File exists"); flush/delete of a missing
- * object "No such file or directory"; deleting a chain still referenced by a
- * rule or a map element "Device or resource busy" — and an element deleted by
- * `delete element` earlier in the same transaction still counts (`flush map`
- * releases at once). Rules are checked by the rule reader and must name
- * existing chains and sets. Implements the same NftApi as the real adapter.
+ * existing object is a no-op (a changed element comment is
+ * kept, a changed set timeout applied in place, a changed base-chain
+ * priority is "Operation not supported", a map element with another value
+ * "File exists"); flush/delete of a missing object "No such file or
+ * directory"; deleting a chain still referenced by a rule or a map element
+ * "Device or resource busy" (references dropped earlier in the same
+ * transaction, by flush or delete element, no longer count on 6.18; on
+ * kernels before 6.2 a deleted element releases its chain only later, which
+ * is why stale chains are deleted a second after). Rules are checked by the
+ * rule reader and must name existing chains and sets. Implements the same
+ * NftApi as the real adapter.
  */
 import { NftError, type NftErrorKind } from './errors.ts';
 import type { NftApi } from './nft.ts';
@@ -125,11 +128,10 @@ export class FakeNft implements NftApi {
       throw this.error('syntax', err.line, text.split('\n')[err.line - 1] ?? '', err.message);
     }
     const tables = structuredClone(this.tables);
-    const pinned = new Set<string>();
     for (const l of lines) {
       if (l.table !== TABLE_NAME) throw this.error('other', l.line, l.text, `the fake holds only table ${TABLE_NAME}`);
       try {
-        step(tables, l, pinned);
+        step(tables, l);
       } catch (err) {
         if (!(err instanceof Fail)) throw err;
         throw this.error(err.kind, l.line, l.text, err.message);
@@ -144,14 +146,13 @@ export class FakeNft implements NftApi {
   }
 }
 
-function referenced(t: FTable, chain: string, pinned: ReadonlySet<string>): boolean {
-  if (pinned.has(chain)) return true;
+function referenced(t: FTable, chain: string): boolean {
   for (const c of t.chains.values()) for (const r of c.rules) if (ruleTargets(parseRule(r)).includes(chain)) return true;
   for (const s of t.sets.values()) for (const e of s.elements.values()) if (verdictChain(e.value) === chain) return true;
   return false;
 }
 
-function step(tables: Map<NftFamily, FTable>, l: ScriptLine, pinned: Set<string>): void {
+function step(tables: Map<NftFamily, FTable>, l: ScriptLine): void {
   const op = l.op;
   const notFound = (what: string) => new Fail('not-found', `${what} not found`);
   if (op.type === 'table') {
@@ -180,7 +181,7 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine, pinned: Set<string>
       else {
         const others = t.chains.get(op.name)!;
         t.chains.delete(op.name);
-        if (referenced(t, op.name, pinned)) {
+        if (referenced(t, op.name)) {
           t.chains.set(op.name, others);
           throw new Fail('busy', `chain ${op.name} is in use`);
         }
@@ -208,6 +209,7 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine, pinned: Set<string>
         const decl = { name: op.name, kind: op.type, type: op.setType, flags: op.flags, timeout: op.timeout, comment: op.comment };
         if (!s) t.sets.set(op.name, { decl, elements: new Map() });
         else if (s.decl.type !== op.setType || s.decl.kind !== op.type) throw new Fail('exists', `${op.type} ${op.name} exists with another type`);
+        else s.decl = { ...s.decl, timeout: op.timeout }; // Linux 6.18 updates the timeout in place
         return;
       }
       if (!s || s.decl.kind !== op.type) throw notFound(`${op.type} ${op.name}`);
@@ -225,8 +227,6 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine, pinned: Set<string>
         const have = s.elements.get(e.key);
         if (op.verb === 'delete') {
           if (!have) throw notFound(`element ${e.key}`);
-          const chain = verdictChain(have.value);
-          if (chain !== null) pinned.add(chain);
           s.elements.delete(e.key);
           continue;
         }
