@@ -16,6 +16,7 @@ import type { NftFamily } from './model.ts';
 import { TABLE_COMMENT } from './model.ts';
 import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
 import type { NftRender } from './render.ts';
+import type { ServiceObjects } from './render-service.ts';
 import { desiredElements } from './render.ts';
 import { chainsToDelete, desiredChainNames, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
 import { Transaction } from './transaction.ts';
@@ -44,15 +45,15 @@ export function cleanupText(family: NftFamily, chains: readonly string[]): strin
   return tx.text();
 }
 
-export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan {
-  const wanted = desiredChainNames(render);
-  const oldStale = input.previous?.stale ?? new Map<string, number>();
-  const liveChains = new Set(input.live?.chains ?? []);
-  const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => input.live === null || liveChains.has(c));
-
-  const tx = new Transaction(render.family);
+/**
+ * setupNFTables: the table, base chains (deleted and re-created once per
+ * process), every fixed chain added and flushed, the fixed set and map
+ * declarations, nodeport-ips flushed (or removed with match-all NodePorts),
+ * and the service-filled sets and maps flushed.
+ */
+export function writeSetup(tx: Transaction, render: NftRender, recreateBaseChains: boolean): void {
   tx.addTable(TABLE_COMMENT);
-  if (input.recreateBaseChains) {
+  if (recreateBaseChains) {
     for (const b of BASE_CHAINS) {
       tx.addChain({ name: b.name, base: null, comment: null });
       tx.deleteChain(b.name);
@@ -72,25 +73,38 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
     tx.flushSet('set', NODEPORT_IPS);
   }
   for (const name of SERVICE_CONTAINERS) tx.flushSet(CONTAINERS.find((r) => r.name === name)!.kind, name);
+}
 
-  const wantedSets = new Set<string>([NODEPORT_IPS]);
-  for (const s of render.fixed.sets) wantedSets.add(s.name);
-  for (const svc of render.services) {
-    for (const set of svc.affinitySets) {
-      tx.addSet(set);
-      wantedSets.add(set.name);
-    }
-  }
-  for (const svc of render.services) {
+/** Service ports' affinity sets, then their chains (added and flushed), then their rules. */
+export function writeServices(tx: Transaction, services: readonly ServiceObjects[]): void {
+  for (const svc of services) for (const set of svc.affinitySets) tx.addSet(set);
+  for (const svc of services) {
     for (const c of svc.chains) {
       tx.addChain(c);
       tx.flushChain(c.name);
     }
   }
+  for (const svc of services) for (const c of svc.chains) for (const r of c.rules) tx.addRule(c.name, r);
+}
+
+export function writeFixedRules(tx: Transaction, render: NftRender): void {
   for (const c of render.fixed.chains) for (const r of c.rules) tx.addRule(c.name, r);
-  for (const svc of render.services) for (const c of svc.chains) for (const r of c.rules) tx.addRule(c.name, r);
+}
+
+export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan {
+  const wanted = desiredChainNames(render);
+  const oldStale = input.previous?.stale ?? new Map<string, number>();
+  const liveChains = new Set(input.live?.chains ?? []);
+  const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => input.live === null || liveChains.has(c));
+
+  const tx = new Transaction(render.family);
+  writeSetup(tx, render, input.recreateBaseChains);
+  writeServices(tx, render.services);
+  writeFixedRules(tx, render);
   for (const [set, elements] of desiredElements(render)) for (const e of elements.values()) tx.addElement(set, e);
 
+  const wantedSets = new Set<string>([NODEPORT_IPS, ...render.fixed.sets.map((s) => s.name)]);
+  for (const svc of render.services) for (const set of svc.affinitySets) wantedSets.add(set.name);
   const stale = new Map<string, number>();
   const deleting = new Set(cleanupChains);
   for (const [name, since] of oldStale) if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
@@ -108,6 +122,7 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
     cleanup: cleanupText(render.family, cleanupChains),
     cleanupChains,
     text: tx.text(),
+    more: [],
     operations: tx.operations,
     next: stateFromRender(render, stale),
   };

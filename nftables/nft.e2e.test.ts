@@ -14,6 +14,7 @@ import { diffTables, isEmptyDiff } from './diff.ts';
 import { NftError } from './errors.ts';
 import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
+import { planColdStart } from './cold-start.ts';
 import { planFullSync } from './full-sync.ts';
 import { Nft, type Execer } from './nft.ts';
 import { renderNftables, tableOf } from './render.ts';
@@ -80,6 +81,16 @@ describe('rendered tables in the kernel', () => {
       });
     });
   }
+
+  it('a cold start in chunks of service ports loads the same table', async () => {
+    await inNamespace(async (nft) => {
+      const render = renderNftables(shapesSnapshot('IPv4'), shapesOptions('IPv4'));
+      const plan = planColdStart(render, { servicesPerTransaction: 2 });
+      for (const t of [plan.text, ...plan.more]) await nft.run(t);
+      const d = diffTables(tableOf(render), await nft.list('ip'));
+      expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
+    });
+  });
 
   it('nft --check reports the failing line for a broken transaction, and the kernel keeps nothing of it', async () => {
     await inNamespace(async (nft) => {

@@ -13,11 +13,12 @@
  * rules written, elements added — so every reference points at something
  * that exists when it is written, and nothing deleted is still referenced.
  */
-import type { NftChain, NftElement, NftSet } from './model.ts';
+import { ElementChanges } from './element-store.ts';
+import type { NftChain, NftSet } from './model.ts';
 import type { NftRender } from './render.ts';
-import { desiredElements } from './render.ts';
+import type { ServiceObjects } from './render-service.ts';
 import { cleanupText, planFullSync } from './full-sync.ts';
-import { chainsToDelete, desiredChainNames, sameElement, sameRules, type AppliedState, type SyncPlan } from './sync-state.ts';
+import { chainsToDelete, fixedElements, sameRules, type AppliedState, type SyncPlan } from './sync-state.ts';
 import { Transaction } from './transaction.ts';
 
 /** Why a change cannot be expressed as a partial sync (base chain hooks or priorities changed). */
@@ -37,66 +38,56 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   const flush: string[] = [];
   const setsToDelete: NftSet[] = [];
   const setsToAdd: NftSet[] = [];
+  const elements = new ElementChanges(applied.elements);
 
   // Fixed chains and fixed set declarations (nodeport-ips comes and goes with --nodeport-addresses).
   const oldFixed = new Map(applied.fixed.chains.map((c) => [c.name, c]));
   for (const c of render.fixed.chains) if (!sameRules(oldFixed.get(c.name)!.rules, c.rules) || oldFixed.get(c.name)!.comment !== c.comment) rewrite.push(c);
   diffSets(applied.fixed.sets, render.fixed.sets, setsToDelete, setsToAdd);
+  for (const s of setsToDelete) elements.dropSet(s.name);
+  elements.replace(fixedElements(applied.fixed), fixedElements(render.fixed));
 
-  // Service ports: identity first, then chain by chain.
-  const desiredKeys = new Set<string>();
+  // Service ports: identity first, then chain by chain. Chain names are unique per service port,
+  // so a chain one port stops using is wanted by nobody else.
+  const wanted = new Set<string>();
+  const services = new Map<string, ServiceObjects>();
   for (const svc of render.services) {
-    desiredKeys.add(svc.key);
+    services.set(svc.key, svc);
     const prev = applied.services.get(svc.key);
     if (prev === svc) continue;
     const oldChains = new Map((prev?.chains ?? []).map((c) => [c.name, c]));
     const recreated = diffSets(prev?.affinitySets ?? [], svc.affinitySets, setsToDelete, setsToAdd);
     for (const c of svc.chains) {
+      wanted.add(c.name);
       const old = oldChains.get(c.name);
       // A re-created affinity set is still referenced by unchanged rules: rewrite them to release it.
       if (old === undefined || recreated || !sameRules(old.rules, c.rules)) rewrite.push(c);
     }
-    const now = new Set(svc.chains.map((c) => c.name));
-    for (const name of oldChains.keys()) if (!now.has(name)) flush.push(name);
+    for (const name of oldChains.keys()) if (!wanted.has(name)) flush.push(name);
+    elements.replace(prev?.elements ?? [], svc.elements);
   }
   for (const [key, prev] of applied.services) {
-    if (desiredKeys.has(key)) continue;
+    if (services.has(key)) continue;
     for (const c of prev.chains) flush.push(c.name);
     diffSets(prev.affinitySets, [], setsToDelete, setsToAdd);
+    elements.replace(prev.elements, []);
   }
 
-  const wanted = desiredChainNames(render);
+  // A stale chain wanted again belongs to a port that changed, so `wanted` covers it.
   const cleanupChains = chainsToDelete(applied.stale, now, wanted);
   const stale = new Map(applied.stale);
   for (const c of cleanupChains) stale.delete(c);
   for (const c of rewrite) stale.delete(c.name);
-  for (const name of flush) if (!wanted.has(name) && !stale.has(name)) stale.set(name, now);
+  for (const name of flush) if (!stale.has(name)) stale.set(name, now);
 
   const tx = new Transaction(render.family);
   for (const c of rewrite) {
     tx.addChain(c);
     tx.flushChain(c.name);
   }
-  for (const name of flush) if (!wanted.has(name)) tx.flushChain(name);
-
-  const elements = desiredElements(render);
-  const addedSets = new Set(setsToAdd.map((s) => s.name));
-  const adds: [string, NftElement][] = [];
-  for (const [set, want] of elements) {
-    const have = applied.elements.get(set);
-    if (have === undefined || addedSets.has(set)) {
-      for (const e of want.values()) adds.push([set, e]);
-      continue;
-    }
-    for (const [key, e] of have) {
-      const w = want.get(key);
-      if (w === undefined || !sameElement(w, e)) tx.deleteElement(set, key);
-    }
-    for (const [key, e] of want) {
-      const h = have.get(key);
-      if (h === undefined || !sameElement(h, e)) adds.push([set, e]);
-    }
-  }
+  for (const name of flush) tx.flushChain(name);
+  const { deletes, adds } = elements.operations();
+  for (const [set, key] of deletes) tx.deleteElement(set, key);
   for (const s of setsToDelete) tx.deleteSet(s.kind, s.name);
   for (const s of setsToAdd) tx.addSet(s);
   for (const c of rewrite) for (const r of c.rules) tx.addRule(c.name, r);
@@ -105,11 +96,11 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   const next: AppliedState = {
     family: render.family,
     fixed: render.fixed,
-    services: new Map(render.services.map((s) => [s.key, s])),
-    elements,
+    services,
+    elements: elements.result(render.fixed.sets.map((s) => s.name)),
     stale,
   };
-  return { full: false, cleanup: cleanupText(render.family, cleanupChains), cleanupChains, text: tx.text(), operations: tx.operations, next };
+  return { full: false, cleanup: cleanupText(render.family, cleanupChains), cleanupChains, text: tx.text(), more: [], operations: tx.operations, next };
 }
 
 /**

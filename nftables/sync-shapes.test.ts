@@ -6,6 +6,8 @@ import { FakeNft } from './fake-nft.ts';
 import type { NftRenderOptions } from './render.ts';
 import { renderNftables, tableOf } from './render.ts';
 import { planFullSync } from './full-sync.ts';
+import { planColdStart } from './cold-start.ts';
+import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 import { parseScript } from './script.ts';
 import { SyncDriver } from './sync.case.ts';
 import { TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
@@ -156,5 +158,22 @@ describe('full syncs over what is already there', () => {
     const before = fake.dump('ip');
     await sync([lb({ sessionAffinity: 'ClientIP' })], [slice(['10.180.0.1'])], { full: true });
     expect(fake.dump('ip')).toBe(before);
+  });
+});
+
+describe('cold start (cold-start.ts)', () => {
+  it('builds, in chunks of whole service ports, exactly the table one full sync builds', async () => {
+    for (const family of ['IPv4', 'IPv6'] as const) {
+      const render = renderNftables(shapesSnapshot(family), shapesOptions(family));
+      const plan = planColdStart(render, { servicesPerTransaction: 2 });
+      expect(plan.more.length).toBe(Math.ceil(render.services.length / 2));
+      const chunked = new FakeNft();
+      for (const t of [plan.text, ...plan.more]) await chunked.run(t);
+      const whole = new FakeNft();
+      await whole.run(planFullSync(render, { now: 0, live: null, recreateBaseChains: false }).text);
+      const nf = family === 'IPv4' ? 'ip' : 'ip6';
+      expect(chunked.dump(nf)).toBe(whole.dump(nf));
+      expect(isEmptyDiff(diffTables(tableOf(render), await chunked.list(nf)))).toBe(true);
+    }
   });
 });

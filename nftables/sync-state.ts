@@ -5,11 +5,11 @@
  * elements of every set and map, and the chains that were flushed and wait
  * for deletion (upstream's staleChains, with the time they became stale).
  */
-import type { NftElement, NftFamily } from './model.ts';
+import { buildStore, type ElementStore } from './element-store.ts';
+import type { NftFamily } from './model.ts';
 import type { FixedPart } from './render-base.ts';
 import type { NftRender } from './render.ts';
-import { desiredElements } from './render.ts';
-import type { ServiceObjects } from './render-service.ts';
+import type { PlacedElement, ServiceObjects } from './render-service.ts';
 
 /** Chains are deleted at least this long after they were flushed (kernels before 6.2 release references late). */
 export const STALE_CHAIN_DELAY_MS = 1000;
@@ -18,7 +18,7 @@ export interface AppliedState {
   readonly family: NftFamily;
   readonly fixed: FixedPart;
   readonly services: ReadonlyMap<string, ServiceObjects>;
-  readonly elements: ReadonlyMap<string, ReadonlyMap<string, NftElement>>;
+  readonly elements: ElementStore;
   /** Flushed chains not yet deleted -> when they became stale (ms). */
   readonly stale: ReadonlyMap<string, number>;
 }
@@ -30,17 +30,26 @@ export interface SyncPlan {
   readonly cleanupChains: readonly string[];
   /** The main transaction; "" when nothing changed. */
   readonly text: string;
+  /** Transactions to run after the main one, in order (only a cold start is split: see cold-start.ts). */
+  readonly more: readonly string[];
+  /** Operations of all transactions but the cleanup. */
   readonly operations: number;
   /** The kernel's state once both transactions succeeded. On any failure, discard it and sync fully. */
   readonly next: AppliedState;
 }
 
+/** The fixed part's own elements (nodeport-ips), as contributions to the element store. */
+export function fixedElements(fixed: FixedPart): PlacedElement[] {
+  return fixed.sets.flatMap((s) => (s.elements ?? []).map((element) => ({ set: s.name, element })));
+}
+
 export function stateFromRender(render: NftRender, stale: ReadonlyMap<string, number>): AppliedState {
+  const contributions = [...fixedElements(render.fixed), ...render.services.flatMap((s) => s.elements)];
   return {
     family: render.family,
     fixed: render.fixed,
     services: new Map(render.services.map((s) => [s.key, s])),
-    elements: desiredElements(render),
+    elements: buildStore(render.fixed.sets.map((s) => s.name), contributions),
     stale,
   };
 }
@@ -57,10 +66,6 @@ export function sameRules(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-export function sameElement(a: NftElement, b: NftElement): boolean {
-  return a.value === b.value && a.comment === b.comment;
 }
 
 /** Chains stale long enough to delete now and not wanted again. */

@@ -48,6 +48,7 @@ export class SyncDriver {
         : planPartialSync(render, this.applied, now);
     if (plan.cleanup) await this.nft.run(plan.cleanup);
     await this.nft.run(plan.text);
+    for (const t of plan.more) await this.nft.run(t);
     this.applied = plan.next;
     this.last = plan;
     this.lastRender = render;
