@@ -175,3 +175,34 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
     ]);
   });
 });
+
+describe('tracer mechanics', () => {
+  const sticky = table(
+    [makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }], sessionAffinity: 'ClientIP' })],
+    [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }, { ip: '10.180.0.2' }, { ip: '10.180.0.3' }])],
+  );
+  const flow = { name: 'pod to ClusterIP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: '' };
+
+  it('forks at numgen into every endpoint with probability 1/n, and reports the rules each branch matched', () => {
+    const r = runFlow(sticky, flow);
+    expect(r.branches.map((b) => b.probability)).toEqual([1 / 3, 1 / 3, 1 / 3]);
+    const chains = r.branches[0]!.steps.map((s) => s.chain.replace(/-[A-Z0-9]{8}-.*$/, ''));
+    // Affinity update, then DNAT in the endpoint chain; the masquerading chain returns at once (no mark).
+    expect(chains).toEqual(['filter-prerouting-pre-dnat', 'nat-prerouting', 'services', 'service', 'endpoint', 'endpoint', 'filter-forward', 'filter-forward', 'nat-postrouting', 'masquerading']);
+    expect(r.branches[0]!.end).toMatch(/^accepted; DNAT by endpoint-5OJB2KTY-ns1\/svc1\/tcp\/p80__10\.180\.0\.1\/80 rule 3$/);
+  });
+
+  it('follows an established affinity to its endpoint only', () => {
+    const set = sticky.sets.find((s) => s.name.startsWith('affinity-') && s.name.endsWith('__10.180.0.2/80'))!.name;
+    const r = traceNft(sticky, { src: '10.0.0.2', dst: '172.30.0.41', protocol: 'TCP', dport: 80, origin: 'external' }, { localAddresses: [], affinityHits: [set] });
+    expect(r.endpoints).toEqual(['10.180.0.2:80']);
+    expect(r.branches.map((b) => b.probability)).toEqual([1]);
+  });
+
+  it('says when a rule jumps to a chain the table lacks, instead of inventing a path', () => {
+    const broken = { ...sticky, chains: sticky.chains.filter((c) => !c.name.startsWith('endpoint-')) };
+    const r = traceNft(broken, { src: '10.0.0.2', dst: '172.30.0.41', protocol: 'TCP', dport: 80, origin: 'external' }, { localAddresses: [] });
+    expect(r.verdict).toBe('DROP');
+    expect(r.warnings.join('\n')).toMatch(/goto to missing chain endpoint-/);
+  });
+});

@@ -16,7 +16,8 @@ import type { Protocol } from '../proxier/types.ts';
 import type { Hook, NftChain, NftElement, NftTable } from './model.ts';
 import { parseRule } from './rule-text.ts';
 import type { Rule, Verdict } from './rule-ast.ts';
-import { canonicalAddress, fieldValue, isLocal, lookup, valueMatches, type EvalContext, type PacketState } from './trace-eval.ts';
+import { canonicalAddress, isLocal, type EvalContext, type PacketState } from './trace-eval.ts';
+import { applyRule, type Run } from './trace-rule.ts';
 
 export interface TracePacket {
   readonly src: string;
@@ -69,17 +70,6 @@ export interface TraceResult {
   readonly warnings: readonly string[];
 }
 
-interface Run {
-  probability: number;
-  pkt: PacketState;
-  steps: TraceStep[];
-  dnat: { ip: string; port: number } | null;
-  masquerade: boolean;
-  verdict: 'DROP' | 'REJECT' | null;
-  end: string;
-}
-
-const clone = (r: Run): Run => ({ ...r, pkt: { ...r.pkt }, steps: [...r.steps] });
 const STEP_BUDGET = 100_000;
 
 export function traceNft(table: NftTable, packet: TracePacket, options: TraceOptions): TraceResult {
@@ -161,7 +151,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
         const r = rule(text);
         if (r === null) continue;
         const step: TraceStep = { chain: frame.chain.name, index: index + 1, rule: text };
-        const outcome = applyRule(r, run, step);
+        const outcome = applyRule(r, run, step, ctx);
         for (const fork of outcome.forks) work.push({ run: fork.run, stack: followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run) ?? [] });
         if (outcome.kind === 'nomatch') continue;
         run.steps.push(step);
@@ -187,7 +177,6 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
       case 'continue':
         return stack;
       case 'accept':
-        run.end = `${run.steps.at(-1)?.chain ?? '?'}: accept`;
         return null;
       case 'drop':
         run.verdict = 'DROP';
@@ -222,75 +211,6 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     return s ? `${s.chain} rule ${s.index}: ${what}` : what;
   };
 
-  type Outcome =
-    | { kind: 'nomatch' | 'continue' | 'final'; forks: { run: Run; verdict: Verdict }[] }
-    | { kind: 'verdict'; verdict: Verdict; forks: { run: Run; verdict: Verdict }[] };
-
-  const applyRule = (r: Rule, run: Run, step: TraceStep): Outcome => {
-    const forks: { run: Run; verdict: Verdict }[] = [];
-    for (const s of r.stmts) {
-      switch (s.k) {
-        case 'match': {
-          const v = fieldValue(s.left, run.pkt, ctx);
-          // A field the packet does not have (ip6 daddr of an IPv4 packet) matches neither == nor !=.
-          if (v === null || valueMatches(s.left, s.right, v, ctx) !== (s.op === '==')) return { kind: 'nomatch', forks };
-          break;
-        }
-        case 'vmap': {
-          if (typeof s.map === 'string') {
-            const e = lookup(s.map, s.key, fieldValue(s.key, run.pkt, ctx), ctx);
-            if (e === null || e.value === null) return { kind: 'nomatch', forks };
-            return { kind: 'verdict', verdict: parseVerdict(e.value), forks };
-          }
-          if (s.key.k !== 'numgen') {
-            const v = String(fieldValue(s.key, run.pkt, ctx));
-            const hit = s.map.find(([k]) => k === v);
-            return hit ? { kind: 'verdict', verdict: hit[1], forks } : { kind: 'nomatch', forks };
-          }
-          // numgen: every index is equally likely; this run takes the first, forks take the others.
-          const mod = s.key.mod;
-          const p = 1 / mod;
-          const hits = s.map.filter(([k]) => Number(k) >= 0 && Number(k) < mod);
-          if (hits.length < mod) warn(`${step.chain} rule ${step.index}: numgen mod ${mod} has ${hits.length} entries`);
-          const base = clone(run);
-          for (const [, v] of hits.slice(1)) {
-            const f = clone(base);
-            f.probability *= p;
-            f.steps.push(step);
-            forks.push({ run: f, verdict: v });
-          }
-          if (hits.length === 0) return { kind: 'nomatch', forks };
-          run.probability *= p;
-          return { kind: 'verdict', verdict: hits[0]![1], forks };
-        }
-        case 'verdict':
-          return { kind: 'verdict', verdict: s.verdict, forks };
-        case 'reject':
-          run.verdict = 'REJECT';
-          run.end = `${step.chain} rule ${step.index}: reject`;
-          return { kind: 'final', forks };
-        case 'mark':
-          run.pkt.mark = typeof s.value === 'number' ? s.value : Number(fieldValue(s.value, run.pkt, ctx) ?? run.pkt.mark);
-          break;
-        case 'masquerade':
-          run.masquerade = true;
-          run.end = `${step.chain} rule ${step.index}: masquerade`;
-          return { kind: 'final', forks };
-        case 'dnat':
-          run.dnat = { ip: canonicalAddress(s.addr), port: s.port ?? run.pkt.dport };
-          run.pkt.dst = run.dnat.ip;
-          run.pkt.dport = run.dnat.port;
-          run.end = `${step.chain} rule ${step.index}: dnat`;
-          return { kind: 'final', forks };
-        case 'setupdate':
-          break;
-        case 'raw':
-          warn(`${step.chain} rule ${step.index}: statement not understood: ${s.text}`);
-          return { kind: 'nomatch', forks };
-      }
-    }
-    return { kind: 'continue', forks };
-  };
 
   const pkt: PacketState = {
     family: table.family,
@@ -302,7 +222,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
     mark: packet.mark ?? 0,
   };
-  let runs: Run[] = [{ probability: 1, pkt, steps: [], dnat: null, masquerade: false, verdict: null, end: '' }];
+  let runs: Run[] = [{ probability: 1, pkt, steps: [], dnat: null, masquerade: false, verdict: null, end: '', dnatAt: '', masqueradeAt: '' }];
   if (packet.origin === 'external') {
     runs = runHook(runs, 'prerouting');
     const local = runs.filter((r) => !r.verdict && isLocal(ctx, r.pkt.dst));
@@ -321,7 +241,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     redirected: false,
     masquerade: r.masquerade,
     steps: r.steps,
-    end: r.end || (r.verdict ? r.verdict : 'accepted: no rule decided'),
+    end: r.verdict ? r.end || r.verdict : accepted(r),
   }));
   const endpoints: string[] = [];
   for (const b of branches) {
@@ -340,9 +260,9 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
   };
 }
 
-function parseVerdict(text: string): Verdict {
-  const m = /^(jump|goto) (\S+)$/.exec(text);
-  if (m) return { k: m[1] as 'jump' | 'goto', target: m[2]! };
-  if (text === 'accept' || text === 'drop' || text === 'return' || text === 'continue') return { k: text };
-  return { k: 'drop' };
+function accepted(r: Run): string {
+  const parts = ['accepted'];
+  if (r.dnat) parts.push(`DNAT by ${r.dnatAt}`);
+  if (r.masquerade) parts.push(`masqueraded by ${r.masqueradeAt}`);
+  return parts.length === 1 ? 'accepted: no rule changed the packet' : parts.join('; ');
 }
