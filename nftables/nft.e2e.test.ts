@@ -78,6 +78,12 @@ describe('rendered tables in the kernel', () => {
         expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
         // A second full sync over the loaded table (base chains re-created again) is accepted too.
         await nft.run(text);
+        // The cheap name listing sees the same objects, and nothing of other tables.
+        await nft.run(`add table ${family === 'IPv4' ? 'ip' : 'ip6'} other\nadd chain ${family === 'IPv4' ? 'ip' : 'ip6'} other services\n`);
+        const names = (await nft.listNames(family === 'IPv4' ? 'ip' : 'ip6'))!;
+        const table = tableOf(render);
+        expect([...names.chains].sort()).toEqual(table.chains.map((c) => c.name).sort());
+        expect(names.sets.map((x) => `${x.kind} ${x.name}`).sort()).toEqual(table.sets.map((x) => `${x.kind} ${x.name}`).sort());
       });
     });
   }
@@ -99,6 +105,7 @@ describe('rendered tables in the kernel', () => {
       expect(err.kind).toBe('not-found');
       expect(err.line).toBe(3);
       expect(await nft.list('ip')).toBeNull();
+      expect(await nft.listNames('ip')).toBeNull();
       expect(await nft.deleteTable('ip')).toBe(false);
     });
   });
