@@ -2,7 +2,7 @@
  * Transaction semantics the fake nft must share with the kernel, as cases:
  * a setup transaction, then one under test, and its outcome (ok, or the
  * error kind nft reports). fake-nft.test.ts runs them on FakeNft,
- * fake-nft.e2e.test.ts on the real nft in a network namespace; both must
+ * nft.e2e.test.ts on the real nft in a network namespace; both must
  * agree with `expect`. `after` is a rule or element that must (or, with "!",
  * must not) be in the table afterwards (dump text).
  */

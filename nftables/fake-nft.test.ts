@@ -4,7 +4,7 @@ import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
 import { Nft, type Execer } from './nft.ts';
 
-describe('fake nft: the kernel\'s transaction semantics (cases shared with fake-nft.e2e.test.ts)', () => {
+describe('fake nft: the kernel\'s transaction semantics (cases shared with nft.e2e.test.ts)', () => {
   for (const c of SEMANTICS) {
     it(c.name, async () => {
       const fake = new FakeNft();

@@ -1,11 +1,11 @@
 /**
  * An in-memory nft with the kernel's transaction semantics as measured with
- * nft 1.0.6 on Linux 6.18 (nftables/fake-nft.e2e.test.ts checks the same
- * scripts against the real thing): all-or-nothing transactions; `add` of an
- * existing object is a no-op (a changed element comment is
- * kept, a changed set timeout applied in place, a changed base-chain
- * priority is "Operation not supported", a map element with another value
- * "File exists"); flush/delete of a missing object "No such file or
+ * nft 1.0.6 on Linux 6.18 (the cases of fake-nft.case.ts run on both, in
+ * fake-nft.test.ts and nft.e2e.test.ts): all-or-nothing transactions; `add`
+ * of an existing object is a no-op (a changed element comment is kept, a
+ * changed set timeout applied in place, a changed base-chain priority is
+ * "Operation not supported", a map element with another value "File
+ * exists"); flush/delete of a missing object "No such file or
  * directory"; deleting a chain still referenced by a rule or a map element
  * "Device or resource busy" (references dropped earlier in the same
  * transaction, by flush or delete element, no longer count on 6.18; on
