@@ -56,8 +56,12 @@ function multisetMinus(a: readonly string[], b: readonly string[]): string[] {
   return out;
 }
 
-const declText = (s: NftSet): string =>
-  `${s.kind} { type ${s.type} ;${s.flags.length ? ` flags ${s.flags.join(',')} ;` : ''}${s.timeout === null ? '' : ` timeout ${s.timeout}s ;`}${s.comment === null ? '' : ` comment "${s.comment}" ;`} }`;
+function declText(s: NftSet): string {
+  const flags = s.flags.length ? ` flags ${s.flags.join(',')} ;` : '';
+  const timeout = s.timeout === null ? '' : ` timeout ${s.timeout}s ;`;
+  const comment = s.comment === null ? '' : ` comment "${s.comment}" ;`;
+  return `${s.kind} { type ${s.type} ;${flags}${timeout}${comment} }`;
+}
 
 function diffSet(d: NftSet, l: NftSet): SetDiff | null {
   const declaration = declText(d) === declText(l) ? null : { desired: declText(d), live: declText(l) };
@@ -81,7 +85,8 @@ function diffSet(d: NftSet, l: NftSet): SetDiff | null {
 export function diffTables(desiredRaw: NftTable, liveRaw: NftTable | null): TableDiff {
   const desired = normalizeTable(desiredRaw);
   if (liveRaw === null) {
-    return { tableMissing: true, missingChains: desired.chains.map((c) => c.name), extraChains: [], chains: [], missingSets: desired.sets.map((s) => s.name), extraSets: [], sets: [] };
+    const missingChains = desired.chains.map((c) => c.name);
+    return { tableMissing: true, missingChains, extraChains: [], chains: [], missingSets: desired.sets.map((s) => s.name), extraSets: [], sets: [] };
   }
   const live = normalizeTable(liveRaw);
   const liveChains = new Map(live.chains.map((c) => [c.name, c]));

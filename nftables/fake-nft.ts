@@ -215,7 +215,8 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine): void {
       if (!s || s.decl.kind !== op.type) throw notFound(`${op.type} ${op.name}`);
       if (op.verb === 'flush') s.elements.clear();
       else {
-        for (const c of t.chains.values()) for (const r of c.rules) if (ruleSets(parseRule(r)).includes(op.name)) throw new Fail('busy', `${op.type} ${op.name} is in use`);
+        const used = [...t.chains.values()].some((c) => c.rules.some((r) => ruleSets(parseRule(r)).includes(op.name)));
+        if (used) throw new Fail('busy', `${op.type} ${op.name} is in use`);
         t.sets.delete(op.name);
       }
       return;

@@ -69,7 +69,9 @@ export function makeLocalDetector(settings: DetectLocalSettings | null, family: 
     }
     case 'BridgeInterface':
       if (!settings.bridgeInterface) return { ...NO_LOCAL_DETECTOR, description: 'none: no --pod-bridge-interface' };
-      if (!IFNAME.test(settings.bridgeInterface)) throw new Error(`--pod-bridge-interface ${JSON.stringify(settings.bridgeInterface)} is not an interface name`);
+      if (!IFNAME.test(settings.bridgeInterface)) {
+        throw new Error(`--pod-bridge-interface ${JSON.stringify(settings.bridgeInterface)} is not an interface name`);
+      }
       return ifaceDetector('BridgeInterface', settings.bridgeInterface);
     case 'InterfaceNamePrefix':
       if (!settings.interfaceNamePrefix) return { ...NO_LOCAL_DETECTOR, description: 'none: no --pod-interface-name-prefix' };

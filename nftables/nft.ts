@@ -94,7 +94,10 @@ export class Nft implements NftApi {
     const [chains, sets, maps] = [await json('chains'), await json('sets'), await json('maps')];
     return {
       chains: namesIn(chains, 'chain', family),
-      sets: [...namesIn(sets, 'set', family).map((name) => ({ name, kind: 'set' as const })), ...namesIn(maps, 'map', family).map((name) => ({ name, kind: 'map' as const }))],
+      sets: [
+        ...namesIn(sets, 'set', family).map((name) => ({ name, kind: 'set' as const })),
+        ...namesIn(maps, 'map', family).map((name) => ({ name, kind: 'map' as const })),
+      ],
     };
   }
 

@@ -103,8 +103,18 @@ export interface ContainerRow {
 export const CONTAINERS: readonly ContainerRow[] = [
   { name: CLUSTER_IPS, kind: 'set', type: 'ADDR', comment: 'Active ClusterIPs' },
   { name: NODEPORT_IPS, kind: 'set', type: 'ADDR', comment: 'IPs that accept NodePort traffic' },
-  { name: NO_ENDPOINT_SERVICES, kind: 'map', type: 'ADDR . inet_proto . inet_service : verdict', comment: 'vmap to drop or reject packets to services with no endpoints' },
-  { name: NO_ENDPOINT_NODEPORTS, kind: 'map', type: 'inet_proto . inet_service : verdict', comment: 'vmap to drop or reject packets to service nodeports with no endpoints' },
+  {
+    name: NO_ENDPOINT_SERVICES,
+    kind: 'map',
+    type: 'ADDR . inet_proto . inet_service : verdict',
+    comment: 'vmap to drop or reject packets to services with no endpoints',
+  },
+  {
+    name: NO_ENDPOINT_NODEPORTS,
+    kind: 'map',
+    type: 'inet_proto . inet_service : verdict',
+    comment: 'vmap to drop or reject packets to service nodeports with no endpoints',
+  },
   { name: FIREWALL_IPS, kind: 'map', type: 'ADDR . inet_proto . inet_service : verdict', comment: 'destinations that are subject to LoadBalancerSourceRanges' },
   { name: SERVICE_IPS, kind: 'map', type: 'ADDR . inet_proto . inet_service : verdict', comment: 'ClusterIP, ExternalIP and LoadBalancer IP traffic' },
   { name: SERVICE_NODEPORTS, kind: 'map', type: 'inet_proto . inet_service : verdict', comment: 'NodePort traffic' },

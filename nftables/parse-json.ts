@@ -91,7 +91,8 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
     const o = item[kind!];
     if (!isObj(o)) continue;
     if (kind === 'metainfo') {
-      if (o['json_schema_version'] !== undefined && o['json_schema_version'] !== 1) throw new ListParseError(`JSON schema version ${String(o['json_schema_version'])}, expected 1`);
+      const version = o['json_schema_version'];
+      if (version !== undefined && version !== 1) throw new ListParseError(`JSON schema version ${String(version)}, expected 1`);
       continue;
     }
     const own = (o['family'] === family && o['table'] === tableName) || (kind === 'table' && o['family'] === family && o['name'] === tableName);

@@ -43,7 +43,8 @@ export function checkKernelVersion(release: string, env: Readonly<Record<string,
   const v = parseVersion(release.trim());
   if (v === null) return `cannot read the kernel version from ${JSON.stringify(release.trim())} (set ${SKIP_KERNEL_CHECK_ENV}=1 to skip the check)`;
   if (!atLeast(v, parseVersion(MIN_KERNEL_VERSION)!)) {
-    return `kube-proxy in nftables mode requires kernel ${MIN_KERNEL_VERSION} or later (found ${release.trim()}; set ${SKIP_KERNEL_CHECK_ENV}=1 to skip the check)`;
+    const found = release.trim();
+    return `kube-proxy in nftables mode requires kernel ${MIN_KERNEL_VERSION} or later (found ${found}; set ${SKIP_KERNEL_CHECK_ENV}=1 to skip the check)`;
   }
   return null;
 }
