@@ -1,0 +1,242 @@
+/**
+ * An in-memory nft with the kernel's transaction semantics as measured with
+ * nft 1.0.6 on Linux 6.18 (the cases of fake-nft.case.ts run on both, in
+ * fake-nft.test.ts and nft.e2e.test.ts): all-or-nothing transactions; `add`
+ * of an existing object is a no-op (a changed element comment is kept, a
+ * changed set timeout applied in place, a changed base-chain priority is
+ * "Operation not supported", a map element with another value "File
+ * exists"); flush/delete of a missing object "No such file or
+ * directory"; deleting a chain still referenced by a rule or a map element
+ * "Device or resource busy" (references dropped earlier in the same
+ * transaction, by flush or delete element, no longer count on 6.18; on
+ * kernels before 6.2 a deleted element releases its chain only later, which
+ * is why stale chains are deleted a second after). Rules are checked by the
+ * rule reader and must name existing chains and sets. Implements the same
+ * NftApi as the real adapter.
+ */
+import { NftError, type NftErrorKind } from './errors.ts';
+import type { NftApi } from './nft.ts';
+import { TABLE_NAME, type BaseChainSpec, type NftChain, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
+import { normalizeElement } from './normalize.ts';
+import { ruleSets, ruleTargets } from './rule-ast.ts';
+import { normalizeRule } from './rule-print.ts';
+import { parseRule } from './rule-text.ts';
+import { parseScript, ScriptError, type ScriptLine } from './script.ts';
+import { Transaction } from './transaction.ts';
+
+interface FChain {
+  base: BaseChainSpec | null;
+  comment: string | null;
+  rules: string[];
+}
+interface FSet {
+  decl: Omit<NftSet, 'elements'>;
+  elements: Map<string, NftElement>;
+}
+interface FTable {
+  comment: string | null;
+  chains: Map<string, FChain>;
+  sets: Map<string, FSet>;
+}
+
+class Fail extends Error {
+  readonly kind: NftErrorKind;
+  constructor(kind: NftErrorKind, message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+const MESSAGES: Record<NftErrorKind, string> = {
+  'not-found': 'Could not process rule: No such file or directory',
+  exists: 'Could not process rule: File exists',
+  busy: 'Could not process rule: Device or resource busy',
+  unsupported: 'Could not process rule: Operation not supported',
+  syntax: 'syntax error',
+  other: 'failed',
+};
+
+const verdictChain = (value: string | null): string | null => /^(?:goto|jump) (\S+)$/.exec(value ?? '')?.[1] ?? null;
+
+export class FakeNft implements NftApi {
+  private tables = new Map<NftFamily, FTable>();
+  /** Operations of the last successful run (upstream's LastTransaction.NumOperations). */
+  lastOperations = 0;
+  /** Every successful transaction's text, in order. */
+  readonly history: string[] = [];
+
+  async run(text: string): Promise<void> {
+    const { tables, ops } = this.apply(text);
+    this.tables = tables;
+    this.lastOperations = ops;
+    this.history.push(text);
+  }
+
+  async check(text: string): Promise<void> {
+    this.apply(text);
+  }
+
+  async list(family: NftFamily): Promise<NftTable | null> {
+    const t = this.tables.get(family);
+    if (!t) return null;
+    // As `nft -j list` shows it: canonical rules, no table or chain comments, no "dynamic" flag.
+    return {
+      family,
+      name: TABLE_NAME,
+      comment: null,
+      chains: [...t.chains].map(([name, c]) => ({ name, base: c.base, comment: null, rules: c.rules.map(normalizeRule) })),
+      sets: [...t.sets].map(([, s]) => ({
+        ...s.decl,
+        flags: s.decl.flags.filter((f) => f !== 'dynamic'),
+        elements: s.decl.name.startsWith('affinity-') ? null : [...s.elements.values()].map(normalizeElement),
+      })),
+    };
+  }
+
+  async deleteTable(family: NftFamily): Promise<boolean> {
+    return this.tables.delete(family);
+  }
+
+  /** The table as written (rules as given), or null. */
+  table(family: NftFamily): NftTable | null {
+    const t = this.tables.get(family);
+    if (!t) return null;
+    const chains: NftChain[] = [...t.chains].map(([name, c]) => ({ name, base: c.base, comment: c.comment, rules: [...c.rules] }));
+    const sets: NftSet[] = [...t.sets].map(([, s]) => ({ ...s.decl, elements: [...s.elements.values()] }));
+    return { family, name: TABLE_NAME, comment: t.comment, chains, sets };
+  }
+
+  /** knftables Fake.Dump(): the table as `add` lines (table, chains, sets and maps, rules, elements). */
+  dump(family: NftFamily): string {
+    const t = this.table(family);
+    if (!t) return '';
+    const tx = new Transaction(family);
+    tx.addTable(t.comment);
+    for (const c of [...t.chains].sort((a, b) => (a.name < b.name ? -1 : 1))) tx.addChain(c);
+    for (const s of [...t.sets].sort((a, b) => (a.name < b.name ? -1 : 1))) tx.addSet(s);
+    for (const c of t.chains) for (const r of c.rules) tx.addRule(c.name, r);
+    for (const s of t.sets) for (const e of s.elements ?? []) tx.addElement(s.name, e);
+    return tx.text();
+  }
+
+  private apply(text: string): { tables: Map<NftFamily, FTable>; ops: number } {
+    let lines: ScriptLine[];
+    try {
+      lines = parseScript(text);
+    } catch (err) {
+      if (!(err instanceof ScriptError)) throw err;
+      throw this.error('syntax', err.line, text.split('\n')[err.line - 1] ?? '', err.message);
+    }
+    const tables = structuredClone(this.tables);
+    for (const l of lines) {
+      if (l.table !== TABLE_NAME) throw this.error('other', l.line, l.text, `the fake holds only table ${TABLE_NAME}`);
+      try {
+        step(tables, l);
+      } catch (err) {
+        if (!(err instanceof Fail)) throw err;
+        throw this.error(err.kind, l.line, l.text, err.message);
+      }
+    }
+    return { tables, ops: lines.length };
+  }
+
+  private error(kind: NftErrorKind, line: number, lineText: string, detail: string): NftError {
+    const stderr = `/dev/stdin:${line}:1-1: Error: ${kind === 'syntax' || kind === 'other' ? detail : MESSAGES[kind]}\n${lineText}\n`;
+    return new NftError({ what: 'nft -f -', kind, line, lineText, stderr, exitCode: 1 });
+  }
+}
+
+function referenced(t: FTable, chain: string): boolean {
+  for (const c of t.chains.values()) for (const r of c.rules) if (ruleTargets(parseRule(r)).includes(chain)) return true;
+  for (const s of t.sets.values()) for (const e of s.elements.values()) if (verdictChain(e.value) === chain) return true;
+  return false;
+}
+
+function step(tables: Map<NftFamily, FTable>, l: ScriptLine): void {
+  const op = l.op;
+  const notFound = (what: string) => new Fail('not-found', `${what} not found`);
+  if (op.type === 'table') {
+    if (op.verb === 'add') {
+      if (!tables.has(l.family)) tables.set(l.family, { comment: op.comment, chains: new Map(), sets: new Map() });
+      return;
+    }
+    const t = tables.get(l.family);
+    if (!t) throw notFound('table');
+    if (op.verb === 'delete') tables.delete(l.family);
+    else for (const c of t.chains.values()) c.rules = []; // flush table keeps set and map elements
+    return;
+  }
+  const t = tables.get(l.family);
+  if (!t) throw notFound('table');
+  switch (op.type) {
+    case 'chain': {
+      const c = t.chains.get(op.name);
+      if (op.verb === 'add') {
+        if (!c) t.chains.set(op.name, { base: op.base, comment: op.comment, rules: [] });
+        else if (op.base && JSON.stringify(op.base) !== JSON.stringify(c.base)) throw new Fail('unsupported', 'chain hook or priority changed');
+        return;
+      }
+      if (!c) throw notFound(`chain ${op.name}`);
+      if (op.verb === 'flush') c.rules = [];
+      else {
+        const others = t.chains.get(op.name)!;
+        t.chains.delete(op.name);
+        if (referenced(t, op.name)) {
+          t.chains.set(op.name, others);
+          throw new Fail('busy', `chain ${op.name} is in use`);
+        }
+      }
+      return;
+    }
+    case 'rule': {
+      const c = t.chains.get(op.chain);
+      if (!c) throw notFound(`chain ${op.chain}`);
+      let rule;
+      try {
+        rule = parseRule(op.rule);
+      } catch (err) {
+        throw new Fail('syntax', (err as Error).message);
+      }
+      for (const target of ruleTargets(rule)) if (!t.chains.has(target)) throw notFound(`chain ${target}`);
+      for (const s of ruleSets(rule)) if (!t.sets.has(s)) throw notFound(`set ${s}`);
+      c.rules.push(op.rule);
+      return;
+    }
+    case 'set':
+    case 'map': {
+      const s = t.sets.get(op.name);
+      if (op.verb === 'add') {
+        const decl = { name: op.name, kind: op.type, type: op.setType, flags: op.flags, timeout: op.timeout, comment: op.comment };
+        if (!s) t.sets.set(op.name, { decl, elements: new Map() });
+        else if (s.decl.type !== op.setType || s.decl.kind !== op.type) throw new Fail('exists', `${op.type} ${op.name} exists with another type`);
+        else s.decl = { ...s.decl, timeout: op.timeout }; // Linux 6.18 updates the timeout in place
+        return;
+      }
+      if (!s || s.decl.kind !== op.type) throw notFound(`${op.type} ${op.name}`);
+      if (op.verb === 'flush') s.elements.clear();
+      else {
+        const used = [...t.chains.values()].some((c) => c.rules.some((r) => ruleSets(parseRule(r)).includes(op.name)));
+        if (used) throw new Fail('busy', `${op.type} ${op.name} is in use`);
+        t.sets.delete(op.name);
+      }
+      return;
+    }
+    case 'element': {
+      const s = t.sets.get(op.set);
+      if (!s) throw notFound(`set ${op.set}`);
+      for (const e of op.elements) {
+        const have = s.elements.get(e.key);
+        if (op.verb === 'delete') {
+          if (!have) throw notFound(`element ${e.key}`);
+          s.elements.delete(e.key);
+          continue;
+        }
+        const chain = verdictChain(e.value);
+        if (chain !== null && !t.chains.has(chain)) throw notFound(`chain ${chain}`);
+        if (!have) s.elements.set(e.key, e);
+        else if (have.value !== e.value) throw new Fail('exists', `element ${e.key} exists with another value`);
+      }
+      return;
+    }
+  }
+}

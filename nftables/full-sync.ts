@@ -1,0 +1,129 @@
+/**
+ * A full sync as one transaction, like upstream's syncProxyRules with
+ * needFullSync: setupNFTables (the table, base chains re-created once per
+ * process so changed priorities apply, every fixed chain added and flushed,
+ * the set and map declarations, nodeport-ips refilled or removed), then every
+ * service port's chains written from scratch and every element re-added.
+ *
+ * Each set and map is flushed explicitly: `flush table` would keep their
+ * elements, and an element left pointing at a deleted service's chain makes
+ * that chain's deletion fail with "Device or resource busy". Chains found in
+ * the live table that nothing wants any more (per-service chains, and chains
+ * of older rulesets we do not know) are flushed now and deleted by a later
+ * sync, at least 1 s after; affinity and unknown sets are deleted at once.
+ */
+import type { NftFamily } from './model.ts';
+import { TABLE_COMMENT } from './model.ts';
+import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
+import type { NftRender } from './render.ts';
+import type { ServiceObjects } from './render-service.ts';
+import { desiredElements } from './render.ts';
+import { chainsToDelete, desiredChainNames, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
+import { Transaction } from './transaction.ts';
+
+/** Names of what the kernel's table holds (from a listing), for staleness; null when unknown. */
+export interface LiveNames {
+  readonly chains: readonly string[];
+  readonly sets: readonly { readonly name: string; readonly kind: 'set' | 'map' }[];
+}
+
+export interface FullSyncInput {
+  /** Milliseconds (any epoch; only differences matter). */
+  readonly now: number;
+  /** What the table holds now; null when it could not be listed (nothing is then found stale). */
+  readonly live: LiveNames | null;
+  /** Upstream deletes and re-creates the base chains on the first full sync of a process. */
+  readonly recreateBaseChains: boolean;
+  /** The previous state, whose stale chains keep their age. */
+  readonly previous?: AppliedState | null;
+}
+
+/** The transaction deleting stale chains (run on its own, before the main one). */
+export function cleanupText(family: NftFamily, chains: readonly string[]): string {
+  const tx = new Transaction(family);
+  for (const c of chains) tx.deleteChain(c);
+  return tx.text();
+}
+
+/**
+ * setupNFTables: the table, base chains (deleted and re-created once per
+ * process), every fixed chain added and flushed, the fixed set and map
+ * declarations, nodeport-ips flushed (or removed with match-all NodePorts),
+ * and the service-filled sets and maps flushed.
+ */
+export function writeSetup(tx: Transaction, render: NftRender, recreateBaseChains: boolean): void {
+  tx.addTable(TABLE_COMMENT);
+  if (recreateBaseChains) {
+    for (const b of BASE_CHAINS) {
+      tx.addChain({ name: b.name, base: null, comment: null });
+      tx.deleteChain(b.name);
+    }
+  }
+  for (const c of render.fixed.chains) {
+    tx.addChain(c);
+    tx.flushChain(c.name);
+  }
+  for (const s of render.fixed.sets) tx.addSet(s);
+  if (render.nodePortsMatchAll) {
+    // Add, then delete: deleting a set that is not there would fail the transaction.
+    const row = CONTAINERS.find((r) => r.name === NODEPORT_IPS)!;
+    tx.addSet({ name: row.name, kind: row.kind, type: render.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: [], timeout: null, comment: row.comment });
+    tx.deleteSet('set', NODEPORT_IPS);
+  } else {
+    tx.flushSet('set', NODEPORT_IPS);
+  }
+  for (const name of SERVICE_CONTAINERS) tx.flushSet(CONTAINERS.find((r) => r.name === name)!.kind, name);
+}
+
+/** Service ports' affinity sets, then their chains (added and flushed), then their rules. */
+export function writeServices(tx: Transaction, services: readonly ServiceObjects[]): void {
+  for (const svc of services) for (const set of svc.affinitySets) tx.addSet(set);
+  for (const svc of services) {
+    for (const c of svc.chains) {
+      tx.addChain(c);
+      tx.flushChain(c.name);
+    }
+  }
+  for (const svc of services) for (const c of svc.chains) for (const r of c.rules) tx.addRule(c.name, r);
+}
+
+export function writeFixedRules(tx: Transaction, render: NftRender): void {
+  for (const c of render.fixed.chains) for (const r of c.rules) tx.addRule(c.name, r);
+}
+
+export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan {
+  const wanted = desiredChainNames(render);
+  const oldStale = input.previous?.stale ?? new Map<string, number>();
+  const liveChains = new Set(input.live?.chains ?? []);
+  const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => input.live === null || liveChains.has(c));
+
+  const tx = new Transaction(render.family);
+  writeSetup(tx, render, input.recreateBaseChains);
+  writeServices(tx, render.services);
+  writeFixedRules(tx, render);
+  for (const [set, elements] of desiredElements(render)) for (const e of elements.values()) tx.addElement(set, e);
+
+  const wantedSets = new Set<string>([NODEPORT_IPS, ...render.fixed.sets.map((s) => s.name)]);
+  for (const svc of render.services) for (const set of svc.affinitySets) wantedSets.add(set.name);
+  const stale = new Map<string, number>();
+  const deleting = new Set(cleanupChains);
+  for (const [name, since] of oldStale) if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
+  for (const name of liveChains) {
+    const owner = chainOwner(name);
+    if ((owner === 'service' || owner === 'foreign') && !wanted.has(name) && !deleting.has(name)) {
+      tx.flushChain(name);
+      if (!stale.has(name)) stale.set(name, input.now);
+    }
+  }
+  for (const set of input.live?.sets ?? []) if (!wantedSets.has(set.name)) tx.deleteSet(set.kind, set.name);
+
+  return {
+    full: true,
+    cleanup: cleanupText(render.family, cleanupChains),
+    cleanupChains,
+    text: tx.text(),
+    more: [],
+    operations: tx.operations,
+    next: stateFromRender(render, stale),
+  };
+}

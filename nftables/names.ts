@@ -1,0 +1,93 @@
+/**
+ * Names of the per-service-port objects, as upstream's nftables proxier makes
+ * them (pkg/proxy/nftables/proxier.go: hashAndTruncate,
+ * servicePortChainNameBase, servicePortEndpointChainNameBase), so that
+ * `nft list table ip kube-proxy` reads the same under kube-proxy-ts:
+ *
+ *   service-ULMVA6XW-ns1/svc1/tcp/p80
+ *   endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
+ *
+ * The base is the first 8 characters of base32 (RFC 4648) of SHA-256 over the
+ * readable name, a dash, then the readable name, cut to 240 characters. Every
+ * such name contains "/", which no fixed chain name does: that is how stale
+ * per-service chains are told apart.
+ */
+import { createHash } from 'node:crypto';
+import type { Endpoint, ServicePort } from '../proxier/types.ts';
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** knftables.NameLengthMax (256) minus the longest prefix (16). */
+export const CHAIN_NAME_BASE_MAX = 240;
+
+export const SERVICE_PREFIX = 'service-';
+export const LOCAL_PREFIX = 'local-';
+export const EXTERNAL_PREFIX = 'external-';
+export const FIREWALL_PREFIX = 'firewall-';
+export const ENDPOINT_PREFIX = 'endpoint-';
+export const AFFINITY_PREFIX = 'affinity-';
+
+/** The first 8 base32 characters of sha256(text) (40 bits). */
+function hash8(text: string): string {
+  const digest = createHash('sha256').update(text).digest();
+  let out = '';
+  // 40 bits = the first 5 bytes, 8 groups of 5 bits.
+  let value = 0n;
+  for (let i = 0; i < 5; i++) value = (value << 8n) | BigInt(digest[i]!);
+  for (let shift = 35n; shift >= 0n; shift -= 5n) out += BASE32[Number((value >> shift) & 31n)];
+  return out;
+}
+
+/** Upstream hashAndTruncate: "HASH-name", cut to 237 characters plus "..." when longer than 240. */
+export function hashAndTruncate(name: string): string {
+  const full = `${hash8(name)}-${name}`;
+  return full.length > CHAIN_NAME_BASE_MAX ? `${full.slice(0, CHAIN_NAME_BASE_MAX - 3)}...` : full;
+}
+
+type PortName = Pick<ServicePort, 'namespace' | 'name' | 'portName' | 'protocol'>;
+
+/** "ns/svc/proto/port", the readable part of every chain of one service port. */
+function readable(sp: PortName): string {
+  return `${sp.namespace}/${sp.name}/${sp.protocol.toLowerCase()}/${sp.portName}`;
+}
+
+export function servicePortBase(sp: PortName): string {
+  return hashAndTruncate(readable(sp));
+}
+
+/** Endpoint base: IPv6 colons become dots (chain names cannot hold ':'); no brackets. */
+export function endpointBase(sp: PortName, ep: Pick<Endpoint, 'ip' | 'port'>): string {
+  return hashAndTruncate(`${readable(sp)}__${ep.ip.replaceAll(':', '.')}/${ep.port}`);
+}
+
+export interface ServicePortNames {
+  readonly service: string;
+  readonly local: string;
+  readonly external: string;
+  readonly firewall: string;
+}
+
+export function servicePortNames(sp: PortName): ServicePortNames {
+  const base = servicePortBase(sp);
+  return { service: SERVICE_PREFIX + base, local: LOCAL_PREFIX + base, external: EXTERNAL_PREFIX + base, firewall: FIREWALL_PREFIX + base };
+}
+
+export interface EndpointNames {
+  readonly chain: string;
+  readonly affinitySet: string;
+}
+
+export function endpointNames(sp: PortName, ep: Pick<Endpoint, 'ip' | 'port'>): EndpointNames {
+  const base = endpointBase(sp, ep);
+  return { chain: ENDPOINT_PREFIX + base, affinitySet: AFFINITY_PREFIX + base };
+}
+
+/** Upstream isServiceChainName: per-service and per-endpoint chains, and only they, contain "/". */
+export function isServiceChainName(name: string): boolean {
+  return name.includes('/');
+}
+
+/** Upstream isAffinitySetName. */
+export function isAffinitySetName(name: string): boolean {
+  return name.startsWith(AFFINITY_PREFIX);
+}

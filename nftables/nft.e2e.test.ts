@@ -1,0 +1,182 @@
+/**
+ * The nftables core against the real nft 1.0.6 and kernel, each test in a
+ * network namespace of its own (needs root): the fake's semantics cases give
+ * the same outcome, error kind and line as the kernel and leave the same
+ * table; every rendered table passes `nft --check`, loads and lists back
+ * equal to the render; a sequence of partial syncs converges to exactly the
+ * full render; stale chains are deleted a second after they were flushed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createExecaRunner } from '../src/system/exec.ts';
+import { createNetnsOps } from '../src/system/netns.ts';
+import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { diffTables, isEmptyDiff } from './diff.ts';
+import { NftError } from './errors.ts';
+import { FakeNft } from './fake-nft.ts';
+import { SEMANTICS } from './fake-nft.case.ts';
+import { planColdStart } from './cold-start.ts';
+import { planFullSync } from './full-sync.ts';
+import { Nft, type Execer } from './nft.ts';
+import { renderNftables, tableOf } from './render.ts';
+import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
+import { SyncDriver } from './sync.case.ts';
+import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+import { checkKernelVersion, checkNftVersion } from './version.ts';
+
+const runner = createExecaRunner();
+const net = createNetnsOps({ runner });
+const PREFIX = 'kptnft';
+let serial = 0;
+
+beforeAll(async () => net.sweepNamespaces(PREFIX));
+afterAll(async () => net.sweepNamespaces(PREFIX));
+
+/** A fresh namespace and an Nft bound to it; removed after the callback. */
+async function inNamespace<T>(fn: (nft: Nft) => Promise<T>): Promise<T> {
+  const ns = `${PREFIX}-${process.pid}-${serial++}`;
+  await net.addNamespace(ns);
+  const exec: Execer = { run: (cmd, args, opts) => runner.run(cmd, args, { ...opts, netns: ns }) };
+  try {
+    return await fn(new Nft(exec));
+  } finally {
+    await net.deleteNamespace(ns);
+  }
+}
+
+describe('the fake nft agrees with the kernel', () => {
+  for (const c of SEMANTICS) {
+    it(c.name, async () => {
+      await inNamespace(async (nft) => {
+        const fake = new FakeNft();
+        if (c.setup) {
+          await fake.run(c.setup);
+          await nft.run(c.setup);
+        }
+        const outcome = async (api: { run(t: string): Promise<void> }) => api.run(c.tx).then(() => null, (e: unknown) => e as NftError);
+        const [f, r] = [await outcome(fake), await outcome(nft)];
+        expect(r === null ? 'ok' : r.kind, r?.message).toBe(c.expect);
+        expect(f === null ? 'ok' : f.kind).toBe(c.expect);
+        if (c.line !== undefined) expect(r!.line).toBe(c.line);
+        const [ft, rt] = [await fake.list('ip'), await nft.list('ip')];
+        if (ft === null || rt === null) expect(ft).toBe(rt);
+        else expect(isEmptyDiff(diffTables(ft, rt)), JSON.stringify(diffTables(ft, rt))).toBe(true);
+      });
+    });
+  }
+});
+
+describe('rendered tables in the kernel', () => {
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    it(`every ${family} rule shape passes nft --check, loads, and lists back equal to the render`, async () => {
+      await inNamespace(async (nft) => {
+        const render = renderNftables(shapesSnapshot(family), shapesOptions(family));
+        const text = planFullSync(render, { now: 0, live: null, recreateBaseChains: true }).text;
+        await nft.check(text);
+        expect(await nft.list(family === 'IPv4' ? 'ip' : 'ip6')).toBeNull();
+        await nft.run(text);
+        const d = diffTables(tableOf(render), await nft.list(family === 'IPv4' ? 'ip' : 'ip6'));
+        expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
+        // A second full sync over the loaded table (base chains re-created again) is accepted too.
+        await nft.run(text);
+        // The cheap name listing sees the same objects, and nothing of other tables.
+        await nft.run(`add table ${family === 'IPv4' ? 'ip' : 'ip6'} other\nadd chain ${family === 'IPv4' ? 'ip' : 'ip6'} other services\n`);
+        const names = (await nft.listNames(family === 'IPv4' ? 'ip' : 'ip6'))!;
+        const table = tableOf(render);
+        expect([...names.chains].sort()).toEqual(table.chains.map((c) => c.name).sort());
+        expect(names.sets.map((x) => `${x.kind} ${x.name}`).sort()).toEqual(table.sets.map((x) => `${x.kind} ${x.name}`).sort());
+      });
+    });
+  }
+
+  it('a cold start in chunks of service ports loads the same table', async () => {
+    await inNamespace(async (nft) => {
+      const render = renderNftables(shapesSnapshot('IPv4'), shapesOptions('IPv4'));
+      const plan = planColdStart(render, { servicesPerTransaction: 2 });
+      for (const t of [plan.text, ...plan.more]) await nft.run(t);
+      const d = diffTables(tableOf(render), await nft.list('ip'));
+      expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
+    });
+  });
+
+  it('nft --check reports the failing line for a broken transaction, and the kernel keeps nothing of it', async () => {
+    await inNamespace(async (nft) => {
+      const err = (await nft.check('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a jump nowhere\n').catch((e: unknown) => e)) as NftError;
+      expect(err).toBeInstanceOf(NftError);
+      expect(err.kind).toBe('not-found');
+      expect(err.line).toBe(3);
+      expect(await nft.list('ip')).toBeNull();
+      expect(await nft.listNames('ip')).toBeNull();
+      expect(await nft.deleteTable('ip')).toBe(false);
+    });
+  });
+
+  it('the machine\'s nft and kernel pass the version floors', async () => {
+    await inNamespace(async (nft) => {
+      expect(checkNftVersion(await nft.version())).toBeNull();
+      const uname = await runner.run('uname', ['-r']);
+      expect(checkKernelVersion(uname.stdout, {})).toBeNull();
+    });
+  });
+});
+
+const svc = (ns: string, name: string, ip: string, o: Record<string, unknown> = {}) => makeService(ns, name, { clusterIP: ip, ports: [{ name: 'p80', port: 80, ...o }] });
+const eps = (ns: string, name: string, ips: string[], local = false) =>
+  makeEndpointSlice(ns, name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip, ...(local ? { nodeName: 'test-node' } : {}) })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
+
+describe('partial syncs in the kernel', () => {
+  it('converge to exactly the full render after every change, and stale chains go a second later', async () => {
+    await inNamespace(async (nft) => {
+      const driver = new SyncDriver(nft, upstreamOptions('IPv4'));
+      const services = new Map<string, unknown>();
+      const slices = new Map<string, unknown>();
+      // The planner's clock: steps 10 ms apart however slow the machine is, then a real second's wait before the last one.
+      let now = Date.now();
+      const step = async (what: string, change: () => void, advance = 10) => {
+        change();
+        now += advance;
+        const plan = await driver.sync(upstreamSnapshot('IPv4', [...services.values()], [...slices.values()]), now);
+        const d = diffTables(tableOf(driver.lastRender!), await nft.list('ip'));
+        expect([...d.extraChains].sort(), what).toEqual([...driver.applied!.stale.keys()].sort());
+        expect(isEmptyDiff({ ...d, extraChains: [] }), `${what}: ${JSON.stringify(d, null, 1)}`).toBe(true);
+        return plan;
+      };
+      await step('start', () => {
+        for (let i = 1; i <= 5; i++) {
+          services.set(`s${i}`, svc('ns1', `s${i}`, `172.30.0.${i}`));
+          slices.set(`s${i}`, eps('ns1', `s${i}`, [`10.0.${i}.1`, `10.0.${i}.2`]));
+        }
+      });
+      await step('endpoint replaced', () => slices.set('s1', eps('ns1', 's1', ['10.0.1.1', '10.0.1.3'])));
+      await step('service deleted', () => {
+        services.delete('s2');
+        slices.delete('s2');
+      });
+      await step('endpoints gone', () => slices.set('s3', eps('ns1', 's3', [])));
+      await step('LB with source ranges, affinity and eTP Local', () => {
+        services.set('s4', makeService('ns1', 's4', {
+          type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
+          externalTrafficPolicy: 'Local', healthCheckNodePort: 30004, loadBalancerSourceRanges: ['203.0.113.0/25'], sessionAffinity: 'ClientIP',
+        }));
+        slices.set('s4', eps('ns1', 's4', ['10.0.4.1', '10.0.4.2'], true));
+      });
+      await step('affinity timeout changed', () =>
+        services.set('s4', makeService('ns1', 's4', {
+          type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
+          externalTrafficPolicy: 'Local', healthCheckNodePort: 30004, loadBalancerSourceRanges: ['203.0.113.0/25'], sessionAffinity: 'ClientIP', sessionAffinityTimeout: 60,
+        })),
+      );
+      await step('affinity and LB gone again', () => services.set('s4', svc('ns1', 's4', '172.30.0.4')));
+      await step('endpoints back', () => slices.set('s3', eps('ns1', 's3', ['10.0.3.9'])));
+      const stale = [...driver.applied!.stale.keys()];
+      expect(stale.length).toBeGreaterThan(0);
+      const unchanged = await step('nothing changed', () => undefined);
+      expect(unchanged.text).toBe('');
+      await new Promise((r) => setTimeout(r, 1000));
+      const later = await step('a second later', () => undefined, 1000);
+      expect(later.cleanupChains).toEqual(stale.sort());
+      expect(later.text).toBe('');
+      expect(driver.applied!.stale.size).toBe(0);
+      expect((await nft.list('ip'))!.chains.map((c) => c.name).filter((n) => stale.includes(n))).toEqual([]);
+    });
+  });
+});

@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { diffTables, isEmptyDiff } from './diff.ts';
+import { findChain, findSet } from './model.ts';
+import { ListParseError, namesIn, parseNftJson } from './parse-json.ts';
+import { renderNftables, tableOf } from './render.ts';
+import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
+
+const listing = (f: string) => readFileSync(new URL(`./testdata/${f}`, import.meta.url), 'utf8');
+
+describe('nft -j list table (nft 1.0.6 output)', () => {
+  for (const [family, nftFamily, file] of [['IPv4', 'ip', 'ipv4-listing.json'], ['IPv6', 'ip6', 'ipv6-listing.json']] as const) {
+    it(`reads back exactly the ${family} table that was loaded (every rule shape, after normalising both sides)`, () => {
+      const live = parseNftJson(listing(file), nftFamily)!;
+      const desired = tableOf(renderNftables(shapesSnapshot(family), shapesOptions(family)));
+      const d = diffTables(desired, live);
+      expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
+    });
+
+    it(`notices a difference in the ${family} table: a rule, an element, a chain`, () => {
+      const live = parseNftJson(listing(file), nftFamily)!;
+      const base = renderNftables(shapesSnapshot(family), shapesOptions(family));
+      const desired = tableOf(base);
+      const damaged = {
+        ...live,
+        chains: live.chains.filter((c) => c.name !== 'reject-chain').map((c) => (c.name === 'masquerading' ? { ...c, rules: c.rules.slice(1) } : c)),
+        sets: live.sets.map((s) => (s.name === 'cluster-ips' ? { ...s, elements: s.elements!.slice(1) } : s)),
+      };
+      const d = diffTables(desired, damaged);
+      expect(d.missingChains).toEqual(['reject-chain']);
+      expect(d.chains.map((c) => [c.chain, c.missing.length, c.extra.length])).toEqual([['masquerading', 1, 0]]);
+      expect(d.sets.map((s) => [s.set, s.missing.length])).toEqual([['cluster-ips', 1]]);
+    });
+  }
+
+  it('reads elements with comments, verdict maps, and leaves affinity sets\' contents out', () => {
+    const t = parseNftJson(listing('ipv4-listing.json'), 'ip')!;
+    expect(findSet(t, 'no-endpoint-services')!.elements).toContainEqual({ key: '172.30.0.46 . tcp . 80', value: 'goto reject-chain', comment: 'ns1/empty:p80' });
+    expect(findSet(t, 'service-ips')!.type).toBe('ipv4_addr . inet_proto . inet_service : verdict');
+    const aff = t.sets.filter((s) => s.name.startsWith('affinity-'));
+    expect(aff).toHaveLength(2);
+    expect(aff.every((s) => s.elements === null && s.timeout === 600)).toBe(true);
+    expect(findChain(t, 'nat-prerouting')!.base).toEqual({ type: 'nat', hook: 'prerouting', priority: -100 });
+  });
+
+  it('returns null for a listing without the table, and refuses other JSON schemas and non-JSON', () => {
+    expect(parseNftJson('{"nftables":[{"metainfo":{"json_schema_version":1}}]}', 'ip')).toBeNull();
+    expect(() => parseNftJson('{"nftables":[{"metainfo":{"json_schema_version":2}}]}', 'ip')).toThrow(/schema version 2/);
+    expect(() => parseNftJson('table ip kube-proxy {', 'ip')).toThrow(ListParseError);
+  });
+});
+
+describe('names of one table in a listing of a family (nft -j list chains|sets|maps|tables ip)', () => {
+  const listing = JSON.stringify({
+    nftables: [
+      { metainfo: { json_schema_version: 1 } },
+      { table: { family: 'ip', name: 'kube-proxy', handle: 1 } },
+      { table: { family: 'ip', name: 'other', handle: 2 } },
+      { chain: { family: 'ip', table: 'kube-proxy', name: 'services', handle: 3 } },
+      { chain: { family: 'ip', table: 'other', name: 'services', handle: 4 } },
+      { chain: { family: 'ip6', table: 'kube-proxy', name: 'masquerading', handle: 5 } },
+      { set: { family: 'ip', table: 'kube-proxy', name: 'cluster-ips', handle: 6 } },
+    ],
+  });
+  it('keeps only the kube-proxy table of the family', () => {
+    expect(namesIn(listing, 'chain', 'ip')).toEqual(['services']);
+    expect(namesIn(listing, 'table', 'ip')).toEqual(['kube-proxy']);
+    expect(namesIn(listing, 'set', 'ip')).toEqual(['cluster-ips']);
+    expect(namesIn(listing, 'chain', 'ip6')).toEqual(['masquerading']);
+    expect(namesIn(listing, 'table', 'ip6')).toEqual([]);
+  });
+});
+

@@ -1,0 +1,159 @@
+/**
+ * One service port -> its chains (service-/local-/external-/firewall-/endpoint-),
+ * its affinity sets and its elements in the shared sets and maps, following
+ * the per-service loop of upstream's syncProxyRules (generation A). Which
+ * endpoints each policy uses comes from the snapshot's selection (proxier's
+ * CategorizeEndpoints), as in the iptables renderer. Pure.
+ */
+import type { ServicePortState } from '../proxier/types.ts';
+import { externallyAccessible } from '../proxier/types.ts';
+import { usesClusterEndpoints, usesLocalEndpoints } from '../proxier/topology.ts';
+import type { NftLocalDetector } from './local-detector.ts';
+import { addrType, type NftChain, type NftElement, type NftFamily, type NftSet } from './model.ts';
+import { endpointNames, servicePortNames } from './names.ts';
+import {
+  CLUSTER_IPS,
+  FIREWALL_IPS,
+  MARK_FOR_MASQUERADE,
+  NO_ENDPOINT_NODEPORTS,
+  NO_ENDPOINT_SERVICES,
+  REJECT_CHAIN,
+  SERVICE_IPS,
+  SERVICE_NODEPORTS,
+} from './objects.ts';
+import { endpointRules, policyChainRules } from './render-endpoints.ts';
+
+export interface ServiceContext {
+  readonly family: NftFamily;
+  readonly masqueradeAll: boolean;
+  readonly detector: NftLocalDetector;
+  /** The node's IP of this family: source ranges containing it also admit the LB VIPs. */
+  readonly nodeIP: string | null;
+  readonly cidrContains: (cidr: string, ip: string) => boolean;
+}
+
+/** An element of one of the shared sets or maps. */
+export interface PlacedElement {
+  readonly set: string;
+  readonly element: NftElement;
+}
+
+/** Everything one service port contributes to the table. */
+export interface ServiceObjects {
+  /** "ns/name:port/PROTOCOL". */
+  readonly key: string;
+  /** In upstream's ensureChain order: endpoint chains, service-, local-, external-, firewall-. */
+  readonly chains: readonly NftChain[];
+  readonly affinitySets: readonly NftSet[];
+  readonly elements: readonly PlacedElement[];
+  /** Local policy without local endpoints (sync_proxy_rules_no_local_endpoints_total). */
+  readonly noLocalInternal: boolean;
+  readonly noLocalExternal: boolean;
+}
+
+const chain = (name: string, rules: readonly string[]): NftChain => ({ name, base: null, comment: null, rules });
+
+export function renderService(state: ServicePortState, ctx: ServiceContext): ServiceObjects {
+  const sp = state.service;
+  const { cluster, local, allReachable, hasAny } = state.selection;
+  const ipX = ctx.family;
+  const proto = sp.protocol.toLowerCase();
+  const names = servicePortNames(sp);
+  const affinity = sp.sessionAffinityTimeout > 0;
+  const epNames = new Map(allReachable.map((ep) => [ep, endpointNames(sp, ep)]));
+
+  const clusterEndpoints = cluster ?? [];
+  const localEndpoints = local ?? [];
+  const usesClusterChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);
+  const usesLocalChain = localEndpoints.length > 0 && usesLocalEndpoints(sp);
+  const internalChain = sp.internalPolicyLocal ? names.local : names.service;
+  const hasInternal = hasAny && (!sp.internalPolicyLocal || localEndpoints.length > 0);
+  const externalPolicyChain = sp.externalPolicyLocal ? names.local : names.service;
+  const hasExternal = hasAny && (!sp.externalPolicyLocal || localEndpoints.length > 0);
+  const usesExternalChain = hasAny && externallyAccessible(sp);
+  const usesFirewall = sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
+
+  // Verdicts for traffic that finds no endpoint: none anywhere -> reject; Local policy without local ones -> drop.
+  const internalVerdict = hasAny ? 'drop' : `goto ${REJECT_CHAIN}`;
+  const externalVerdict = hasAny ? 'drop' : `goto ${REJECT_CHAIN}`;
+
+  const elements: PlacedElement[] = [];
+  const put = (set: string, key: string, value: string | null, comment: string | null = null) => elements.push({ set, element: { key, value, comment } });
+  const addrKey = (ip: string) => `${ip} . ${proto} . ${sp.port}`;
+
+  put(CLUSTER_IPS, sp.clusterIP, null);
+  if (hasInternal) put(SERVICE_IPS, addrKey(sp.clusterIP), `goto ${internalChain}`);
+  else put(NO_ENDPOINT_SERVICES, addrKey(sp.clusterIP), internalVerdict, sp.key);
+  for (const ip of sp.externalIPs) {
+    if (hasAny) put(SERVICE_IPS, addrKey(ip), `goto ${names.external}`);
+    if (!hasExternal) put(NO_ENDPOINT_SERVICES, addrKey(ip), externalVerdict, sp.key);
+  }
+  for (const ip of sp.loadBalancerVIPs) {
+    if (hasAny) put(SERVICE_IPS, addrKey(ip), `goto ${names.external}`);
+    if (usesFirewall) put(FIREWALL_IPS, addrKey(ip), `goto ${names.firewall}`);
+  }
+  if (!hasExternal) for (const ip of sp.loadBalancerVIPs) put(NO_ENDPOINT_SERVICES, addrKey(ip), externalVerdict, sp.key);
+  if (sp.nodePort !== 0) {
+    if (hasAny) put(SERVICE_NODEPORTS, `${proto} . ${sp.nodePort}`, `goto ${names.external}`);
+    if (!hasExternal) put(NO_ENDPOINT_NODEPORTS, `${proto} . ${sp.nodePort}`, externalVerdict, sp.key);
+  }
+
+  const chains: NftChain[] = [];
+  for (const ep of allReachable) {
+    const n = epNames.get(ep)!;
+    chains.push(chain(n.chain, endpointRules(ep, proto, ipX, affinity ? n.affinitySet : null)));
+  }
+
+  // The ClusterIP masquerade rule goes first into the internal policy chain.
+  const internalMasq: string[] = [];
+  if (hasInternal) {
+    if (ctx.masqueradeAll) internalMasq.push(`${ipX} daddr ${sp.clusterIP} jump ${MARK_FOR_MASQUERADE}`);
+    else if (ctx.detector.ifNotLocal !== null) internalMasq.push(`${ipX} daddr ${sp.clusterIP} ${ctx.detector.ifNotLocal} jump ${MARK_FOR_MASQUERADE}`);
+  }
+  const policyRules = (name: string, eps: typeof clusterEndpoints) => [
+    ...(name === internalChain ? internalMasq : []),
+    ...policyChainRules(eps.map((ep) => epNames.get(ep)!), ipX, affinity),
+  ];
+  if (usesClusterChain) chains.push(chain(names.service, policyRules(names.service, clusterEndpoints)));
+  if (usesLocalChain) chains.push(chain(names.local, policyRules(names.local, localEndpoints)));
+
+  if (usesExternalChain) {
+    const ext: string[] = [];
+    if (!sp.externalPolicyLocal) {
+      ext.push(`jump ${MARK_FOR_MASQUERADE}`);
+    } else {
+      if (ctx.detector.ifLocal !== null) ext.push(`${ctx.detector.ifLocal} goto ${names.service} comment "short-circuit pod traffic"`);
+      ext.push(`fib saddr type local jump ${MARK_FOR_MASQUERADE} comment "masquerade local traffic"`);
+      ext.push(`fib saddr type local goto ${names.service} comment "short-circuit local traffic"`);
+    }
+    if (hasExternal) ext.push(`goto ${externalPolicyChain}`);
+    chains.push(chain(names.external, ext));
+  }
+
+  if (usesFirewall) {
+    const sources = [...sp.loadBalancerSourceRanges];
+    if (ctx.nodeIP !== null && sp.loadBalancerSourceRanges.some((c) => ctx.cidrContains(c, ctx.nodeIP!))) sources.push(...sp.loadBalancerVIPs);
+    chains.push(chain(names.firewall, [`${ipX} saddr != { ${sources.join(' , ')} } drop`]));
+  }
+
+  const affinitySets: NftSet[] = affinity
+    ? allReachable.map((ep) => ({
+        name: epNames.get(ep)!.affinitySet,
+        kind: 'set',
+        type: addrType(ctx.family),
+        flags: ['dynamic', 'timeout'],
+        timeout: sp.sessionAffinityTimeout,
+        comment: null,
+        elements: null,
+      }))
+    : [];
+
+  return {
+    key: `${sp.key}/${sp.protocol}`,
+    chains,
+    affinitySets,
+    elements,
+    noLocalInternal: hasAny && !hasInternal,
+    noLocalExternal: hasAny && !hasExternal,
+  };
+}

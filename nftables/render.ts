@@ -1,0 +1,137 @@
+/**
+ * renderNftables: the desired state of one IP family plus the node settings
+ * -> everything kube-proxy wants in its `ip`/`ip6 kube-proxy` table, as
+ * upstream's nftables proxier would have it after a sync. Pure: no I/O, no
+ * clock. tableOf() materialises the whole table; the transaction writer works
+ * from the parts (fixed objects, then one ServiceObjects per service port).
+ *
+ * Per-service output is memoised by ServicePortState identity in an optional
+ * NftRenderCache, so a sync after one change re-renders one service port.
+ */
+import { cidrContainsText, parseIP } from '../proxier/ip.ts';
+import { isLoopbackText, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
+import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } from './local-detector.ts';
+import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
+import { familyCIDRs, masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
+import { renderService, type ServiceContext, type ServiceObjects } from './render-service.ts';
+
+export interface NftRenderOptions {
+  /** --iptables-masquerade-bit (0-31, default 14): upstream's nftables mode uses the same setting. */
+  readonly masqueradeBit: number;
+  readonly masqueradeAll: boolean;
+  /** Local-traffic detection settings; null = no detection. */
+  readonly detectLocal: DetectLocalSettings | null;
+  /** --nodeport-addresses: CIDRs or "primary"; empty = ["primary"], the nftables mode's default. */
+  readonly nodePortAddresses: readonly string[];
+  /** ServiceCIDRs (any family): unallocated addresses in them are dropped. Empty: no such rule. */
+  readonly serviceCIDRs?: readonly string[];
+  /** Node addresses used for nodeport-ips; default snapshot.node.addresses. */
+  readonly localAddresses?: readonly string[];
+}
+
+export const DEFAULT_NFT_OPTIONS: NftRenderOptions = { masqueradeBit: 14, masqueradeAll: false, detectLocal: null, nodePortAddresses: [] };
+
+export interface NftRender {
+  readonly family: NftFamily;
+  readonly fixed: FixedPart;
+  /** One entry per service port, in snapshot order. */
+  readonly services: readonly ServiceObjects[];
+  readonly nodePortsMatchAll: boolean;
+  readonly localDetector: NftLocalDetector;
+  /** Things an operator should know (logged by the caller). */
+  readonly warnings: readonly string[];
+  readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
+}
+
+/** Memoises per-service output by ServicePortState identity; dropped when the shared context changes. */
+export class NftRenderCache {
+  private contextKey = '';
+  private renders = new WeakMap<ServicePortState, ServiceObjects>();
+
+  get(state: ServicePortState, ctx: ServiceContext, contextKey: string): ServiceObjects {
+    if (contextKey !== this.contextKey) {
+      this.contextKey = contextKey;
+      this.renders = new WeakMap();
+    }
+    let r = this.renders.get(state);
+    if (!r) {
+      r = renderService(state, ctx);
+      this.renders.set(state, r);
+    }
+    return r;
+  }
+}
+
+function primaryIPOf(snapshot: Snapshot, family: IPFamily, addresses: readonly string[]): string | null {
+  const primary = snapshot.node.primaryIP;
+  if (primary && parseIP(primary)?.family === family) return primary;
+  return addresses.find((a) => parseIP(a)?.family === family) ?? null;
+}
+
+export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, cache?: NftRenderCache): NftRender {
+  const family = nftFamily(snapshot.family);
+  const warnings: string[] = [];
+  const addresses = options.localAddresses ?? snapshot.node.addresses;
+  const nodeIP = primaryIPOf(snapshot, snapshot.family, addresses);
+  const detector = makeLocalDetector(options.detectLocal, snapshot.family, snapshot.node);
+
+  const cidrs = options.nodePortAddresses.length > 0 ? options.nodePortAddresses : ['primary'];
+  const selected = selectNodePortAddresses({ cidrs, family: snapshot.family, localAddresses: addresses, primaryIP: nodeIP });
+  warnings.push(...selected.warnings);
+  if (cidrs.includes('primary') && nodeIP === null) warnings.push(`the node has no ${snapshot.family} address: no ${snapshot.family} NodePorts on "primary"`);
+  const nodePortIPs: string[] = [];
+  for (const ip of selected.ips) {
+    if (isLoopbackText(ip)) warnings.push(`--nodeport-addresses includes localhost but localhost NodePorts are not supported (address ${ip})`);
+    else nodePortIPs.push(ip);
+  }
+
+  const fixed = renderFixed({
+    family,
+    mark: masqueradeMark(options.masqueradeBit),
+    nodePortsMatchAll: selected.matchAll,
+    nodePortIPs,
+    serviceCIDRs: familyCIDRs(options.serviceCIDRs ?? [], family),
+  });
+
+  const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP, cidrContains: cidrContainsText };
+  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, nodeIP]);
+  const services: ServiceObjects[] = [];
+  let internal = 0;
+  let external = 0;
+  for (const state of snapshot.services) {
+    const r = cache ? cache.get(state, ctx, ctxKey) : renderService(state, ctx);
+    services.push(r);
+    if (r.noLocalInternal) internal++;
+    if (r.noLocalExternal) external++;
+  }
+  return { family, fixed, services, nodePortsMatchAll: selected.matchAll, localDetector: detector, warnings, noLocalEndpoints: { internal, external } };
+}
+
+/**
+ * Elements of every set and map as the services want them: keyed by set, then
+ * element key; a key two service ports write (one ClusterIP, several ports)
+ * is kept once, the later value winning as in upstream's element storage.
+ */
+export function desiredElements(render: NftRender): Map<string, Map<string, NftElement>> {
+  const out = new Map<string, Map<string, NftElement>>();
+  for (const set of render.fixed.sets) out.set(set.name, new Map((set.elements ?? []).map((e) => [e.key, e])));
+  for (const svc of render.services) {
+    for (const { set, element } of svc.elements) out.get(set)!.set(element.key, element);
+  }
+  return out;
+}
+
+/** The complete table the render describes. */
+export function tableOf(render: NftRender): NftTable {
+  const elements = desiredElements(render);
+  const sets: NftSet[] = render.fixed.sets.map((s) => ({ ...s, elements: [...elements.get(s.name)!.values()] }));
+  for (const svc of render.services) sets.push(...svc.affinitySets);
+  return {
+    family: render.family,
+    name: TABLE_NAME,
+    comment: TABLE_COMMENT,
+    chains: [...render.fixed.chains, ...render.services.flatMap((s) => s.chains)],
+    sets,
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * What the writer knows the kernel holds after its last successful
+ * transaction, the input of the next partial sync: the fixed part, every
+ * service port's objects (compared by identity, then by content), the
+ * elements of every set and map, and the chains that were flushed and wait
+ * for deletion (upstream's staleChains, with the time they became stale).
+ */
+import { buildStore, type ElementStore } from './element-store.ts';
+import type { NftFamily } from './model.ts';
+import type { FixedPart } from './render-base.ts';
+import type { NftRender } from './render.ts';
+import type { PlacedElement, ServiceObjects } from './render-service.ts';
+
+/** Chains are deleted at least this long after they were flushed (kernels before 6.2 release references late). */
+export const STALE_CHAIN_DELAY_MS = 1000;
+
+export interface AppliedState {
+  readonly family: NftFamily;
+  readonly fixed: FixedPart;
+  readonly services: ReadonlyMap<string, ServiceObjects>;
+  readonly elements: ElementStore;
+  /** Flushed chains not yet deleted -> when they became stale (ms). */
+  readonly stale: ReadonlyMap<string, number>;
+}
+
+export interface SyncPlan {
+  readonly full: boolean;
+  /** Deletes chains stale for at least STALE_CHAIN_DELAY_MS: run it first, on its own; "" when there are none. */
+  readonly cleanup: string;
+  readonly cleanupChains: readonly string[];
+  /** The main transaction; "" when nothing changed. */
+  readonly text: string;
+  /** Transactions to run after the main one, in order (only a cold start is split: see cold-start.ts). */
+  readonly more: readonly string[];
+  /** Operations of all transactions but the cleanup. */
+  readonly operations: number;
+  /** The kernel's state once both transactions succeeded. On any failure, discard it and sync fully. */
+  readonly next: AppliedState;
+}
+
+/** The fixed part's own elements (nodeport-ips), as contributions to the element store. */
+export function fixedElements(fixed: FixedPart): PlacedElement[] {
+  return fixed.sets.flatMap((s) => (s.elements ?? []).map((element) => ({ set: s.name, element })));
+}
+
+export function stateFromRender(render: NftRender, stale: ReadonlyMap<string, number>): AppliedState {
+  const contributions = [...fixedElements(render.fixed), ...render.services.flatMap((s) => s.elements)];
+  return {
+    family: render.family,
+    fixed: render.fixed,
+    services: new Map(render.services.map((s) => [s.key, s])),
+    elements: buildStore(render.fixed.sets.map((s) => s.name), contributions),
+    stale,
+  };
+}
+
+/** Per-service chain names the render wants (to keep them out of the stale list). */
+export function desiredChainNames(render: NftRender): Set<string> {
+  const out = new Set<string>();
+  for (const s of render.services) for (const c of s.chains) out.add(c.name);
+  return out;
+}
+
+export function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Chains stale long enough to delete now and not wanted again. */
+export function chainsToDelete(stale: ReadonlyMap<string, number>, now: number, wanted: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const [name, since] of stale) if (now - since >= STALE_CHAIN_DELAY_MS && !wanted.has(name)) out.push(name);
+  return out.sort();
+}
