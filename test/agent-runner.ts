@@ -15,8 +15,12 @@ export interface AgentProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000): Promise<AgentProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `command` is what runs the agent, `args` are appended to it: node and
+ * src/main.ts by default; the image test passes a `podman run ... IMAGE`.
+ */
+export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000, command: readonly string[] = [process.execPath, MAIN]): Promise<AgentProcess> {
+  const child = spawn('ip', ['netns', 'exec', ns, ...command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
