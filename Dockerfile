@@ -56,14 +56,16 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 # node converts text with its own ICU, iptables, ip and conntrack convert
 # nothing). About 30 MB; a shell, coreutils and util-linux stay for
 # `kubectl exec`. Files only, never folders: with merged /usr, /bin, /lib and
-# /sbin are symlinks that dpkg lists among a package's folders. The final
-# stage copies the result as one layer, so what is removed is really gone.
+# /sbin are symlinks that dpkg lists among a package's folders; a package the
+# base lacks is skipped. The final stage copies the result as one layer, so
+# what is removed is really gone.
 FROM ${BASE_IMAGE} AS os
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables iproute2 conntrack \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s /app/src/main.ts /usr/local/bin/kube-proxy-ts \
- && dpkg -L apt libapt-pkg6.0 libgnutls30 debconf perl-base gpgv debian-archive-keyring e2fsprogs libext2fs2 libss2 adduser dpkg >/tmp/drop \
+ && dpkg -L $(dpkg-query -W -f '${Package} ' apt libapt-pkg6.0 libgnutls30 debconf perl-base gpgv debian-archive-keyring \
+      e2fsprogs libext2fs2 libss2 adduser dpkg 2>/dev/null) >/tmp/drop \
  && while read -r f; do [ -d "$f" ] || rm -f "$f"; done </tmp/drop \
  && rm -rf /tmp/drop /var/lib/apt /var/cache/apt /var/lib/dpkg /var/cache/debconf /var/log/* /usr/lib/*/gconv
 
