@@ -43,7 +43,7 @@ export async function buildTestImage(podman: Podman, opts: { repo: string; cache
   const rootfs = await debianRootfsTar({ ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), log });
   log(`stand-in root ${rootfs.cached ? 'from cache' : 'bootstrapped'}: ${rootfs.path} (${rootfs.ms} ms, mirror ${rootfs.mirror})`);
   const t1 = Date.now();
-  const bases = await makeStandIns(podman, rootfs);
+  const bases = await makeStandIns(podman, rootfs, log);
   const standIns = Date.now() - t1;
   const command = buildCommand(opts.repo, bases, opts.tag);
   log(`podman ${command.join(' ')}`);

@@ -63,7 +63,8 @@ async function tar(args: readonly string[]): Promise<string> {
  * config changes. Folders the base already has are not added again: podman
  * refuses a layer that names a path twice.
  */
-async function importTar(podman: Podman, base: string, extra: string | null, tag: string, changes: readonly string[]): Promise<void> {
+async function importTar(podman: Podman, base: string, extra: string | null, tag: string, changes: readonly string[], log: (line: string) => void): Promise<void> {
+  const t0 = Date.now();
   let file = base;
   if (extra !== null) {
     file = `${extra}.tar`;
@@ -74,14 +75,16 @@ async function importTar(podman: Podman, base: string, extra: string | null, tag
     await tar(['-rf', file, '--numeric-owner', '--owner=0', '--group=0', '--no-recursion', '-C', extra, '-T', `${extra}.list`]);
   }
   try {
+    const t1 = Date.now();
     await podman.run(['import', ...changes.flatMap((c) => ['--change', c]), file, tag]);
+    log(`podman import ${tag}: ${t1 - t0} ms to pack, ${Date.now() - t1} ms to import`);
   } finally {
     if (extra !== null) await rm(file, { force: true });
   }
 }
 
 /** Imports both stand-ins into podman's storage; returns their names, for the build arguments. */
-export async function makeStandIns(podman: Podman, rootfs: { path: string; mirror: string }): Promise<{ base: string; node: string }> {
+export async function makeStandIns(podman: Podman, rootfs: { path: string; mirror: string }, log: (line: string) => void = () => undefined): Promise<{ base: string; node: string }> {
   const work = join(podman.dir, 'stand-ins');
   try {
     let debianExtra: string | null = null;
@@ -89,7 +92,7 @@ export async function makeStandIns(podman: Podman, rootfs: { path: string; mirro
       debianExtra = join(work, 'debian');
       await addCaBundle(debianExtra, false);
     }
-    await importTar(podman, rootfs.path, debianExtra, DEBIAN_STAND_IN, [`ENV PATH=${PATH}`, 'CMD ["bash"]']);
+    await importTar(podman, rootfs.path, debianExtra, DEBIAN_STAND_IN, [`ENV PATH=${PATH}`, 'CMD ["bash"]'], log);
 
     const node = join(work, 'node');
     await mkdir(join(node, 'usr/local/bin'), { recursive: true });
@@ -98,7 +101,7 @@ export async function makeStandIns(podman: Podman, rootfs: { path: string; mirro
     await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(node, 'usr/local/bin/npm'));
     await symlink('../lib/node_modules/npm/bin/npx-cli.js', join(node, 'usr/local/bin/npx'));
     await addCaBundle(node, true);
-    await importTar(podman, rootfs.path, node, NODE_STAND_IN, [`ENV PATH=${PATH}`, 'CMD ["node"]']);
+    await importTar(podman, rootfs.path, node, NODE_STAND_IN, [`ENV PATH=${PATH}`, 'CMD ["node"]'], log);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
