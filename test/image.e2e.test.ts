@@ -128,6 +128,8 @@ describe.each(['iptables', 'userspace'] as const)('the agent from the image in %
   });
 
   it('starts with podman run --network host --privileged and programs the rules', async () => {
+    // The node's xtables lock, created when missing (the DaemonSet's hostPath is FileOrCreate).
+    await writeFile('/run/xtables.lock', '', { flag: 'a' });
     const run = podman.argv(['run', '--rm', '--name', `kpt-image-${mode}`, '--network', 'host', '--privileged',
       '-v', `${dir}:/etc/kube-proxy-ts/objects:ro`, '-v', '/run/xtables.lock:/run/xtables.lock', build.image]);
     agent = await startAgentProcess(node1, [`--mode=${mode}`, '--objects', '/etc/kube-proxy-ts/objects', '--hostname-override', 'node-1',

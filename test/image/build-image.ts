@@ -5,6 +5,7 @@
  * chroot --network host --pull=never`: no Docker engine, no registry. Returns
  * the image with its size, per-layer sizes and how long each step took.
  */
+import { execa } from 'execa';
 import { debianRootfsTar } from './debian-rootfs.ts';
 import type { Podman } from './podman.ts';
 import { makeStandIns } from './stand-ins.ts';
@@ -38,8 +39,16 @@ export async function imageSize(podman: Podman, image: string): Promise<{ bytes:
   return { bytes, layers };
 }
 
+/** Throws naming every missing program (and how CI installs them) before anything runs. */
+export async function requireTools(tools: readonly string[] = ['podman', 'runc', 'debootstrap', 'tar']): Promise<void> {
+  const missing: string[] = [];
+  for (const t of tools) if ((await execa('sh', ['-c', `command -v ${t}`], { reject: false })).exitCode !== 0) missing.push(t);
+  if (missing.length > 0) throw new Error(`the image build needs ${missing.join(', ')} on PATH (as root): apt-get install podman runc debootstrap, as .ci/run does`);
+}
+
 export async function buildTestImage(podman: Podman, opts: { repo: string; cacheDir?: string; tag?: string; log?: (line: string) => void }): Promise<ImageBuild> {
   const log = opts.log ?? (() => undefined);
+  await requireTools();
   const rootfs = await debianRootfsTar({ ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), log });
   log(`stand-in root ${rootfs.cached ? 'from cache' : 'bootstrapped'}: ${rootfs.path} (${rootfs.ms} ms, mirror ${rootfs.mirror})`);
   const t1 = Date.now();
