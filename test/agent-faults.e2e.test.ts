@@ -110,7 +110,7 @@ describe('kube-proxy-ts under faults', () => {
     const agent = await startAgentProcess(ns, [
       '--objects', dirB, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s',
       '--iptables-sync-period', '3s', '--iptables-backend', 'legacy', '--healthz-bind-address', '127.0.0.1:10266', '--metrics-bind-address', '127.0.0.1:10259',
-    ], async () => svcChains(await nat('legacy')) === 1, 60_000, { XTABLES_LOCKFILE: lock });
+    ], async () => svcChains(await nat('legacy')) === 1, 60_000, { env: { XTABLES_LOCKFILE: lock } });
     running.push(agent);
     const failures = async () => {
       const r = await cluster.runner.run(process.execPath, ['-e', "fetch('http://127.0.0.1:10259/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], { netns: ns });

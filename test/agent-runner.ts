@@ -15,8 +15,16 @@ export interface AgentProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000, env?: Readonly<Record<string, string>>): Promise<AgentProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+export interface AgentProcessOptions {
+  /** Extra environment variables for the agent. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** What runs the agent (`args` are appended): node and src/main.ts by default; the image test passes `podman run ... IMAGE`. */
+  readonly command?: readonly string[];
+}
+
+export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000, opts: AgentProcessOptions = {}): Promise<AgentProcess> {
+  const command = opts.command ?? [process.execPath, MAIN];
+  const child = spawn('ip', ['netns', 'exec', ns, ...command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
