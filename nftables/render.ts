@@ -78,8 +78,6 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
 
   const cidrs = options.nodePortAddresses.length > 0 ? options.nodePortAddresses : ['primary'];
   const selected = selectNodePortAddresses({ cidrs, family: snapshot.family, localAddresses: addresses, primaryIP: nodeIP });
-  warnings.push(...selected.warnings);
-  if (cidrs.includes('primary') && nodeIP === null) warnings.push(`the node has no ${snapshot.family} address: no ${snapshot.family} NodePorts on "primary"`);
   const nodePortIPs: string[] = [];
   for (const ip of selected.ips) {
     if (isLoopbackText(ip)) warnings.push(`--nodeport-addresses includes localhost but localhost NodePorts are not supported (address ${ip})`);
