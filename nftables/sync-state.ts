@@ -10,6 +10,7 @@ import type { NftFamily } from './model.ts';
 import type { FixedPart } from './render-base.ts';
 import type { NftRender } from './render.ts';
 import type { PlacedElement, ServiceObjects } from './render-service.ts';
+import type { SetDecl } from './transaction.ts';
 
 /** Chains are deleted at least this long after they were flushed (kernels before 6.2 release references late). */
 export const STALE_CHAIN_DELAY_MS = 1000;
@@ -73,4 +74,9 @@ export function chainsToDelete(stale: ReadonlyMap<string, number>, now: number, 
   const out: string[] = [];
   for (const [name, since] of stale) if (now - since >= STALE_CHAIN_DELAY_MS && !wanted.has(name)) out.push(name);
   return out.sort();
+}
+
+/** Every set and map the render declares (fixed ones and affinity sets), for the transaction writer. */
+export function declarations(render: NftRender): SetDecl[] {
+  return [...render.fixed.sets, ...render.services.flatMap((s) => s.affinitySets)];
 }
