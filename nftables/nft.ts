@@ -5,7 +5,8 @@
  * exception. src/system/exec.ts' CommandRunner satisfies it; a test binds
  * one to a network namespace.
  *
- * Nft runs `nft -f -` (one atomic transaction), `nft --check -f -`,
+ * Nft runs `nft -f -` (one atomic transaction; or hands it to an NftSession),
+ * `nft --check -f -`,
  * `nft -j list table <family> kube-proxy` (parsed into the model) and
  * `nft delete table`, and turns failures into NftError with the input line
  * nft complained about. FakeNft implements the same NftApi.
@@ -39,19 +40,24 @@ export interface NftApi {
 export interface NftOptions {
   /** The nft binary (default "nft"). */
   readonly command?: string;
+  /** Applies transactions through one long-running `nft -i` (nft-session.ts) instead of `nft -f -` each. */
+  readonly session?: { run(text: string): Promise<void> };
 }
 
 export class Nft implements NftApi {
   private readonly exec: Execer;
   private readonly cmd: string;
+  private readonly session: NftOptions['session'];
 
   constructor(exec: Execer, options: NftOptions = {}) {
     this.exec = exec;
     this.cmd = options.command ?? 'nft';
+    this.session = options.session;
   }
 
   async run(text: string): Promise<void> {
     if (text === '') return;
+    if (this.session) return this.session.run(text);
     const r = await this.exec.run(this.cmd, ['-f', '-'], { input: text });
     if (r.code !== 0) throw nftFailure(`${this.cmd} -f -`, r, text);
   }
