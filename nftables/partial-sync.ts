@@ -93,7 +93,7 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   }
   for (const name of flush) tx.flushChain(name);
   const { deletes, adds } = elements.operations();
-  for (const [set, keys] of groupKeys(deletes)) tx.deleteElements(set, keys);
+  for (const [set, keys] of bySet(deletes)) tx.deleteElements(set, keys);
   for (const s of setsToDelete) tx.deleteSet(s.kind, s.name);
   for (const s of setsToAdd) tx.addSet(s);
   for (const c of rewrite) tx.addRules(c.name, c.rules);
@@ -131,12 +131,3 @@ function diffSets(before: readonly NftSet[], after: readonly NftSet[], del: NftS
   return recreated;
 }
 
-function groupKeys(pairs: Iterable<readonly [string, string]>): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const [set, key] of pairs) {
-    const list = out.get(set);
-    if (list) list.push(key);
-    else out.set(set, [key]);
-  }
-  return out;
-}

@@ -176,13 +176,13 @@ function setOptions(set: SetDecl): string[] {
   return opts;
 }
 
-/** Elements grouped by set, in first-seen order of the sets and the given order within each. */
-export function bySet(pairs: Iterable<readonly [string, NftElement]>): Map<string, NftElement[]> {
-  const out = new Map<string, NftElement[]>();
-  for (const [set, e] of pairs) {
+/** Pairs grouped by set name, in first-seen order of the sets and the given order within each. */
+export function bySet<T>(pairs: Iterable<readonly [string, T]>): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const [set, item] of pairs) {
     const list = out.get(set);
-    if (list) list.push(e);
-    else out.set(set, [e]);
+    if (list) list.push(item);
+    else out.set(set, [item]);
   }
   return out;
 }
