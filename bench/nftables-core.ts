@@ -1,34 +1,55 @@
 /**
  * Figures for the nftables core at 1,000 and 10,000 services with 5 endpoints
- * each (run: `npm run bench:nftables`, as root; `nft` runs only in network
- * namespaces this script creates and removes). Per size:
- *   - render time (snapshot -> table model), cold and with the render cache;
- *   - cold start (the table does not exist yet): planned in chunks of whole
- *     service ports (cold-start.ts), loaded into a fresh namespace;
- *   - full sync over the loaded table, one transaction: planning, size, and
- *     `nft -f` of it (that time alone is the floor);
- *   - listing the table back (`nft -j list table`) and parsing it;
- *   - partial sync after one endpoint change: planning time, bytes and
- *     operations, and `nft -f` of it.
- * The agent path (runner, events, RSS) is measured once the mode is wired.
+ * each (run: `npm run bench:nftables`, as root). The script re-runs itself in
+ * a private network namespace (`unshare --net`), refuses to go on if it still
+ * sees the host's, and runs nft there directly, as the agent would (no `ip
+ * netns exec` per command). Every timed step is repeated (REPS, interleaved
+ * A B A B ...); a line gives the median and the range, a ratio is computed per
+ * pair and then summarised. Per size:
+ *   - render (snapshot -> table model), cold and with the render cache;
+ *   - cold start in chunks of whole service ports (cold-start.ts), once;
+ *   - one endpoint changed (render + plan + apply), three ways: through the
+ *     NftSession (nft -i, block form), `nft -f` per transaction (block form),
+ *     `nft -f` of the same operations one per line as knftables writes them
+ *     (`add rule`, `add element`: the form before this change);
+ *   - a service added, deleted, and its chains deleted a second later, through
+ *     the session (deletes make nft load its whole cache);
+ *   - listing the table back.
+ * The full sync over the loaded table, one transaction (list names + render +
+ * plan + apply, against `nft -f` of the same text alone: the floor), runs at
+ * 1,000 and at 3,000 services; at 10,000 one takes about a minute (kernel:
+ * anonymous sets x sets in the table, see full-sync.ts), so its time there is
+ * extrapolated from 3,000 with the square of the size, and said so.
  */
+import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { planColdStart } from '../nftables/cold-start.ts';
 import { planFullSync } from '../nftables/full-sync.ts';
 import { Nft } from '../nftables/nft.ts';
+import { NftSession } from '../nftables/nft-session.ts';
 import { parseNftJson } from '../nftables/parse-json.ts';
 import { planPartialSync } from '../nftables/partial-sync.ts';
 import { NftRenderCache, renderNftables, type NftRenderOptions } from '../nftables/render.ts';
+import { operationLines } from '../nftables/script.ts';
+import type { AppliedState } from '../nftables/sync-state.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
-import { createNetnsOps } from '../src/system/netns.ts';
+import { createNftLauncher } from '../src/system/nft-launcher.ts';
 import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
 
-const runner = createExecaRunner();
-const net = createNetnsOps({ runner });
-const PREFIX = 'kptnbench';
+const host = process.argv.find((a) => a.startsWith('--outside='))?.slice(10);
+if (host === undefined) {
+  const own = `--outside=${readlinkSync('/proc/self/ns/net')}`;
+  const r = spawnSync('unshare', ['--net', process.execPath, ...process.execArgv, import.meta.filename, own], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+if (readlinkSync('/proc/self/ns/net') === host) throw new Error('refusing to run nft in the network namespace the benchmark was started in');
+
+const REPS = 7;
+const FULL_REPS = 5;
 const NODE = 'bench-node';
 const options: NftRenderOptions = {
   masqueradeBit: 14,
@@ -36,99 +57,201 @@ const options: NftRenderOptions = {
   detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
   nodePortAddresses: [],
 };
+const exec = createExecaRunner();
+const fork = new Nft(exec);
+const session = new NftSession(createNftLauncher());
+const viaSession = new Nft(exec, { session });
 
-function slice(i: number, endpointsPer: number, first = 1) {
-  const addresses = Array.from({ length: endpointsPer }, (_, j) => `10.${(i >> 8) & 255}.${i & 255}.${j + first}`);
-  return makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
-    endpoints: addresses.map((a, j) => ({ ip: a, nodeName: j === 0 ? NODE : 'other' })),
+const slice = (i: number, first = 1) =>
+  makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
+    endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + first}`, nodeName: j === 0 ? NODE : 'other' })),
     ports: [{ name: 'p80', port: 8080 }],
   });
+const service = (i: number) => makeService('bench', `svc-${i}`, { clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] });
+const snapshotOf = (services: unknown[], slices: unknown[]): Snapshot =>
+  buildSnapshots({ services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) }, { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } }).snapshots[0]!;
+
+/** `next` with the service port objects of `base` wherever their content is the same (the render cache keys on identity). */
+function withServices(base: Snapshot, next: Snapshot): Snapshot {
+  const key = (s: Snapshot['services'][number]) => `${s.service.key}/${s.service.protocol}`;
+  const old = new Map(base.services.map((s) => [key(s), s]));
+  const same = (s: Snapshot['services'][number]) => {
+    const o = old.get(key(s));
+    return o !== undefined && JSON.stringify(o) === JSON.stringify(s) ? o : s;
+  };
+  return { ...next, services: next.services.map(same) };
 }
 
-function snapshotOf(n: number, slices: unknown[]): Snapshot {
-  const services = Array.from({ length: n }, (_, i) =>
-    makeService('bench', `svc-${i}`, { clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
-  );
-  const node = makeNode(NODE, { addresses: ['192.168.0.2'] });
-  return buildSnapshots({ services, slices, node }, { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } }).snapshots[0]!;
-}
-
-const ms = (t0: number): number => performance.now() - t0;
+const ms = async (fn: () => Promise<unknown> | unknown): Promise<number> => {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+};
 const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-const kb = (text: string): string => `${(Buffer.byteLength(text) / 1024).toFixed(text.length > 10_240 ? 0 : 2)} KiB`;
+const median = (v: readonly number[]): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const spread = (v: readonly number[], unit = ' ms'): string => `median ${fmt(median(v))}${unit} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))}, n=${v.length})`;
+const ratios = (a: readonly number[], b: readonly number[]): number[] => a.map((x, i) => x / b[i]!);
+const ratio = (v: readonly number[]): string => `median ${median(v).toFixed(3)} (${Math.min(...v).toFixed(3)}–${Math.max(...v).toFixed(3)})`;
+const line = (label: string, text: string) => console.log(`  ${label.padEnd(46)} ${text}`);
 
-async function withNamespace<T>(name: string, fn: (nft: Nft) => Promise<T>): Promise<T> {
-  const ns = `${PREFIX}-${name}`;
-  await net.deleteNamespace(ns).catch(() => undefined);
-  await net.addNamespace(ns);
-  try {
-    return await fn(new Nft({ run: (cmd, args, o) => runner.run(cmd, args, { ...o, netns: ns }) }));
-  } finally {
-    await net.deleteNamespace(ns);
-  }
+interface Cluster {
+  readonly n: number;
+  /** The loaded state; other states reuse its service port objects where unchanged, as the proxier does. */
+  readonly base: Snapshot;
+  readonly slices: unknown[];
+  readonly services: unknown[];
+  readonly cache: NftRenderCache;
+  applied: AppliedState;
+  now: number;
 }
 
-async function measure(n: number): Promise<void> {
-  const slices = Array.from({ length: n }, (_, i) => slice(i, 5));
-  const snapshot = snapshotOf(n, slices);
-
-  let t0 = performance.now();
-  renderNftables(snapshot, options);
-  const coldRender = ms(t0);
-  const cache = new NftRenderCache();
-  const render = renderNftables(snapshot, options, cache);
-  t0 = performance.now();
-  renderNftables(snapshot, options, cache);
-  const warm = ms(t0);
-
-  t0 = performance.now();
-  const full = planFullSync(render, { now: 0, live: null, recreateBaseChains: true });
-  const planMs = ms(t0);
-
-  // One endpoint of one service replaced; every other service keeps its state object, as the proxier does.
-  const k = Math.floor(n / 2);
-  const changed = snapshotOf(n, slices.map((s, i) => (i === k ? slice(i, 5, 100) : s)));
-  const key = `bench/svc-${k}:p80`;
-  const next: Snapshot = { ...snapshot, services: snapshot.services.map((s, i) => (s.service.key === key ? changed.services[i]! : s)) };
-  t0 = performance.now();
-  const nextRender = renderNftables(next, options, cache);
-  const partial = planPartialSync(nextRender, full.next, 1);
-  const partialMs = ms(t0);
-
-  t0 = performance.now();
-  const cold = planColdStart(render);
-  const coldPlanMs = ms(t0);
-
-  await withNamespace(`${n}`, async (nft) => {
-    t0 = performance.now();
-    for (const t of [cold.text, ...cold.more]) await nft.run(t);
-    const coldLoadMs = ms(t0);
-    t0 = performance.now();
-    await nft.run(full.text);
-    const loadMs = ms(t0);
-    t0 = performance.now();
-    const json = (await nft.listJson('ip'))!;
-    const listMs = ms(t0);
-    t0 = performance.now();
-    parseNftJson(json, 'ip');
-    const parseMs = ms(t0);
-    t0 = performance.now();
-    await nft.run(partial.text);
-    const partialLoadMs = ms(t0);
-    console.log(`\n${n} services (load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs) x 5 endpoints (${render.services.reduce((a, s) => a + s.chains.length, 0)} per-service chains)`);
-    console.log(`  render: cold ${fmt(coldRender)} ms, cached ${fmt(warm)} ms`);
-    console.log(`  cold start: plan ${fmt(coldPlanMs)} ms, ${1 + cold.more.length} transactions, ${cold.operations} operations; nft -f ${fmt(coldLoadMs)} ms`);
-    console.log(`  full sync over the table (one transaction): plan ${fmt(planMs)} ms, ${kb(full.text)}, ${full.operations} operations; nft -f ${fmt(loadMs)} ms (the floor)`);
-    console.log(`  full sync total (render + plan + nft -f): ${fmt(coldRender + planMs + loadMs)} ms = ${((coldRender + planMs + loadMs) / loadMs).toFixed(2)}x the floor`);
-    console.log(`  list back: nft -j list ${fmt(listMs)} ms (${kb(json)}), parse ${fmt(parseMs)} ms`);
-    console.log(`  one endpoint changed: render + plan ${fmt(partialMs)} ms, ${partial.text.length} bytes, ${partial.operations} operations; nft -f ${fmt(partialLoadMs)} ms`);
-    console.log(`  partial / full sync time: ${(((partialMs + partialLoadMs) / (coldRender + planMs + loadMs)) * 100).toFixed(2)} %`);
+/** Render + plan + apply of a partial sync to `snapshot` (through `nft`, the text optionally rewritten). */
+async function partial(c: Cluster, snapshot: Snapshot, nft: Nft, rewrite: (t: string) => string = (t) => t): Promise<{ ms: number; bytes: number; ops: number; cleanup: string }> {
+  c.now += 10;
+  let bytes = 0;
+  let ops = 0;
+  let cleanup = '';
+  const t = await ms(async () => {
+    const plan = planPartialSync(renderNftables(snapshot, options, c.cache), c.applied, c.now);
+    const text = rewrite(plan.text);
+    await nft.run(text);
+    [bytes, ops, cleanup, c.applied] = [Buffer.byteLength(text), plan.operations, plan.cleanup, plan.next];
   });
+  return { ms: t, bytes, ops, cleanup };
 }
 
-await net.sweepNamespaces(PREFIX);
+async function load(n: number): Promise<Cluster> {
+  const slices = Array.from({ length: n }, (_, i) => slice(i));
+  const services = Array.from({ length: n }, (_, i) => service(i));
+  const cache = new NftRenderCache();
+  await fork.deleteTable('ip');
+  const snapshot = snapshotOf(services, slices);
+  const coldRender = await ms(() => renderNftables(snapshot, options));
+  const render = renderNftables(snapshot, options, cache);
+  const cached = [];
+  for (let i = 0; i < REPS; i++) cached.push(await ms(() => renderNftables(snapshot, options, cache)));
+  let plan = planColdStart(render);
+  const planMs = await ms(() => (plan = planColdStart(render)));
+  const loadMs = await ms(async () => {
+    for (const t of [plan.text, ...plan.more]) await fork.run(t);
+  });
+  const chains = render.services.reduce((a, s) => a + s.chains.length, 0);
+  console.log(`\n${n.toLocaleString('en')} services x 5 endpoints (${chains.toLocaleString('en')} per-service chains; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs)`);
+  line('render, cold (once)', `${fmt(coldRender)} ms`);
+  line('render, with the render cache', spread(cached));
+  line('cold start (once)', `plan ${fmt(planMs)} ms, ${1 + plan.more.length} transactions, ${plan.operations.toLocaleString('en')} operations; nft -f ${fmt(loadMs)} ms`);
+  return { n, base: snapshot, slices, services, cache, applied: plan.next, now: 10_000 };
+}
+
+/** One endpoint set replaced and back, three ways, interleaved. Returns the session's times. */
+async function endpointChange(c: Cluster): Promise<number[]> {
+  const k = Math.floor(c.n / 2);
+  const states = [withServices(c.base, snapshotOf(c.services, c.slices.map((s, i) => (i === k ? slice(i, 100) : s)))), c.base];
+  const knftables = (t: string) => (t === '' ? '' : operationLines(t).join('\n') + '\n');
+  const ways = [
+    { label: 'nft -i session, block form (this change)', nft: viaSession, rewrite: undefined, times: [] as number[] },
+    { label: 'nft -f per transaction, block form', nft: fork, rewrite: undefined, times: [] as number[] },
+    { label: 'nft -f, one operation per line (before)', nft: fork, rewrite: knftables, times: [] as number[] },
+  ];
+  let shape = '';
+  for (let i = 0; i < REPS; i++) {
+    for (const w of ways) {
+      const r = await partial(c, states[(i * ways.length + ways.indexOf(w)) % 2]!, w.nft, w.rewrite);
+      w.times.push(r.ms);
+      if (w === ways[0]) shape = `${r.bytes} bytes, ${r.ops} operations`;
+    }
+  }
+  await partial(c, states[1]!, viaSession); // back to the loaded state, untimed
+  console.log(`  one endpoint set replaced (render + plan + apply; ${shape}):`);
+  for (const w of ways) line(`  ${w.label}`, spread(w.times));
+  line('  session / one-per-line, per pair', ratio(ratios(ways[0]!.times, ways[2]!.times)));
+  return ways[0]!.times;
+}
+
+/** A service added, then deleted, then its chains deleted (the cleanup a second later), through the session. */
+async function serviceChurn(c: Cluster): Promise<void> {
+  const extra = c.n;
+  const withIt = withServices(c.base, snapshotOf([...c.services, service(extra)], [...c.slices, slice(extra)]));
+  const without = c.base;
+  const [add, del, cleanup] = [[], [], []] as number[][];
+  for (let i = 0; i < REPS; i++) {
+    add!.push((await partial(c, withIt, viaSession)).ms);
+    del!.push((await partial(c, without, viaSession)).ms);
+    c.now += 1000;
+    const later = await partial(c, without, viaSession);
+    cleanup!.push(await ms(() => viaSession.run(later.cleanup)));
+  }
+  console.log('  a service added and deleted (session):');
+  line('  added (chain and element blocks)', spread(add!));
+  line('  deleted (delete element: nft loads its cache)', spread(del!));
+  line('  its chains deleted a second later (cleanup)', spread(cleanup!));
+}
+
+/** Full syncs over the loaded table, one transaction each, against nft -f of the same text alone. */
+async function fullSync(c: Cluster): Promise<number[]> {
+  const snapshot = c.base;
+  const [total, floor, listing, compute] = [[], [], [], []] as number[][];
+  let shape = '';
+  for (let i = 0; i < FULL_REPS; i++) {
+    let text = '';
+    total!.push(
+      await ms(async () => {
+        let live: Awaited<ReturnType<Nft['listNames']>> = null;
+        listing!.push(await ms(async () => (live = await fork.listNames('ip'))));
+        compute!.push(
+          await ms(() => {
+            const plan = planFullSync(renderNftables(snapshot, options, new NftRenderCache()), { now: (c.now += 10), live, recreateBaseChains: false, previous: c.applied });
+            [text, c.applied] = [plan.text, plan.next];
+            shape = `${(Buffer.byteLength(text) / 1048576).toFixed(1)} MiB, ${plan.operations.toLocaleString('en')} operations`;
+          }),
+        );
+        await viaSession.run(text);
+      }),
+    );
+    floor!.push(await ms(() => fork.run(text)));
+  }
+  console.log(`  full sync over the table, one transaction (${shape}):`);
+  line('  list names + render + plan + apply', spread(total!));
+  line('    of which list names / render + plan', `${spread(listing!)} / ${spread(compute!)}`);
+  line('  floor: nft -f of the same text alone', spread(floor!));
+  line('  full sync / floor, per pair', ratio(ratios(total!, floor!)));
+  return total!;
+}
+
+async function listBack(c: Cluster): Promise<void> {
+  const names = await ms(() => fork.listNames('ip'));
+  if (c.n > 3000) return line('list back', `names (nft -j list chains/sets/maps) ${fmt(names)} ms; the whole table is not listed (~25 s at 10,000)`);
+  let json = '';
+  const listMs = await ms(async () => (json = (await fork.listJson('ip'))!));
+  const parseMs = await ms(() => parseNftJson(json, 'ip'));
+  line('list back', `names ${fmt(names)} ms; nft -j list table ${fmt(listMs)} ms (${(json.length / 1048576).toFixed(1)} MiB), parse ${fmt(parseMs)} ms`);
+}
+
+const started = performance.now();
 try {
-  for (const n of [1000, 10_000]) await measure(n);
+  const small = await load(1000);
+  const partial1k = await endpointChange(small);
+  await serviceChurn(small);
+  const full1k = await fullSync(small);
+  line('endpoint change / full sync (medians)', `${((median(partial1k) / median(full1k)) * 100).toFixed(2)} %`);
+  await listBack(small);
+
+  const mid = await load(3000);
+  const full3k = await fullSync(mid);
+  await listBack(mid);
+
+  const big = await load(10_000);
+  const partial10k = await endpointChange(big);
+  await serviceChurn(big);
+  await listBack(big);
+  const full10k = median(full3k) * (10_000 / 3000) ** 2;
+  line('full sync, extrapolated from 3,000 (x size^2)', `~${(full10k / 1000).toFixed(0)} s (not measured in this run; a lower bound)`);
+  line('endpoint change / full sync (extrapolated)', `${((median(partial10k) / full10k) * 100).toFixed(2)} %`);
 } finally {
-  await net.sweepNamespaces(PREFIX);
+  await session.close();
+  await fork.deleteTable('ip');
+  console.log(`\n(run took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
 }

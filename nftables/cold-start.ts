@@ -17,18 +17,19 @@
 import { writeFixedRules, writeServices, writeSetup } from './full-sync.ts';
 import type { NftElement } from './model.ts';
 import type { NftRender } from './render.ts';
-import { stateFromRender, type SyncPlan } from './sync-state.ts';
-import { Transaction } from './transaction.ts';
+import { declarations, stateFromRender, type SyncPlan } from './sync-state.ts';
+import { bySet, Transaction } from './transaction.ts';
 
 /** Service ports per transaction: ~25 operations each, so a few seconds of kernel work at most. */
 export const COLD_START_CHUNK = 500;
 
 export function planColdStart(render: NftRender, opts: { readonly servicesPerTransaction?: number } = {}): SyncPlan {
   const chunk = Math.max(1, opts.servicesPerTransaction ?? COLD_START_CHUNK);
-  const first = new Transaction(render.family);
+  const decls = declarations(render);
+  const first = new Transaction(render.family, decls);
   writeSetup(first, render, false);
   writeFixedRules(first, render);
-  for (const set of render.fixed.sets) for (const e of set.elements ?? []) first.addElement(set.name, e);
+  for (const set of render.fixed.sets) first.addElements(set.name, set.elements ?? []);
 
   // Each element goes with the service port that wins it (the last one writing its key), so no two chunks add one key.
   const owner = new Map<string, { index: number; element: NftElement }>();
@@ -45,10 +46,12 @@ export function planColdStart(render: NftRender, opts: { readonly servicesPerTra
   const more: string[] = [];
   let operations = first.operations;
   for (let start = 0; start < render.services.length; start += chunk) {
-    const tx = new Transaction(render.family);
+    const tx = new Transaction(render.family, decls);
     const services = render.services.slice(start, start + chunk);
-    writeServices(tx, services);
-    for (let i = start; i < start + services.length; i++) for (const { set, element } of byService.get(i) ?? []) tx.addElement(set, element);
+    writeServices(tx, services, new Set());
+    const pairs: [string, NftElement][] = [];
+    for (let i = start; i < start + services.length; i++) for (const { set, element } of byService.get(i) ?? []) pairs.push([set, element]);
+    for (const [set, list] of bySet(pairs)) tx.addElements(set, list);
     more.push(tx.text());
     operations += tx.operations;
   }

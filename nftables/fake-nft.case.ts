@@ -113,6 +113,13 @@ export const SEMANTICS: readonly SemanticsCase[] = [
     expect: 'ok',
     after: ['add element ip kube-proxy m { 1.2.3.4 comment "x" : goto b }', '!add rule ip kube-proxy a jump b'],
   },
+  // Rules and elements in blocks (transaction.ts): nft 1.0.6 reads them with its table list alone.
+  { name: 'rules in a chain block are appended to the chain', setup: BASE, tx: lines(`add chain ${T} b { ip saddr 1.1.1.1 drop ; jump a ; }`), expect: 'ok', after: ['add rule ip kube-proxy b ip saddr 1.1.1.1 drop', 'add rule ip kube-proxy b jump a'] },
+  { name: 'elements in a map block are added as by add element', setup: BASE, tx: lines(`add map ${T} m { type ipv4_addr : verdict ; elements = { 5.5.5.5 : drop , 1.2.3.4 : goto b } ; }`), expect: 'ok', after: ['add element ip kube-proxy m { 5.5.5.5 : drop }'] },
+  { name: 'an element block with another value for a key is "File exists"', setup: BASE, tx: lines(`add map ${T} m { type ipv4_addr : verdict ; elements = { 1.2.3.4 : drop } ; }`), expect: 'exists', line: 1 },
+  { name: 'without its cache nft knows no set: a rule block naming an undeclared set is refused', setup: BASE, tx: lines(`add chain ${T} b { ip saddr @s drop ; }`), expect: 'not-found', line: 1 },
+  { name: 'a set declared earlier in the transaction can be named', setup: BASE, tx: lines(`add set ${T} s { type ipv4_addr ; flags dynamic,timeout ; timeout 10s ; }`, `add chain ${T} b { ip saddr @s drop ; }`), expect: 'ok' },
+  { name: 'a delete makes nft load its cache, and then every set can be named', setup: BASE, tx: lines(`delete element ${T} m { 1.2.3.4 }`, `add chain ${T} b { ip saddr @s drop ; }`), expect: 'ok' },
   { name: 'the whole table can be deleted', setup: BASE, tx: lines(`delete table ${T}`), expect: 'ok', after: ['!add table'] },
   { name: 'a missing table cannot be deleted', setup: '', tx: lines(`delete table ${T}`), expect: 'not-found', line: 1 },
 ];

@@ -11,8 +11,10 @@
  * transaction, by flush or delete element, no longer count on 6.18; on
  * kernels before 6.2 a deleted element releases its chain only later, which
  * is why stale chains are deleted a second after). Rules are checked by the
- * rule reader and must name existing chains and sets. Implements the same
- * NftApi as the real adapter.
+ * rule reader and must name existing chains and sets; in a transaction
+ * without a command that makes nft 1.0.6 load its cache (add rule, add
+ * element, delete, flush set), a rule can name only sets declared earlier in
+ * it. Implements the same NftApi as the real adapter.
  */
 import { NftError, type NftErrorKind } from './errors.ts';
 import type { NftApi } from './nft.ts';
@@ -128,7 +130,16 @@ export class FakeNft implements NftApi {
       throw this.error('syntax', err.line, text.split('\n')[err.line - 1] ?? '', err.message);
     }
     const tables = structuredClone(this.tables);
+    // nft 1.0.6 loads its set cache only for some commands (cache.c nft_cache_evaluate); without it a rule can
+    // name only sets declared earlier in the same transaction.
+    const cached = lines.some((l) => /^(add rule|add element|delete |flush set|flush map)/.test(l.text));
+    const declared = new Set<string>();
     for (const l of lines) {
+      if (!cached && (l.op.type === 'set' || l.op.type === 'map') && l.op.verb === 'add') declared.add(l.op.name);
+      if (!cached && l.op.type === 'rule') {
+        const missing = ruleSetsOf(l.op.rule).find((s) => !declared.has(s));
+        if (missing !== undefined) throw this.error('not-found', l.line, l.text, `set ${missing} is neither in nft's cache nor declared before`);
+      }
       if (l.table !== TABLE_NAME) throw this.error('other', l.line, l.text, `the fake holds only table ${TABLE_NAME}`);
       try {
         step(tables, l);
@@ -143,6 +154,14 @@ export class FakeNft implements NftApi {
   private error(kind: NftErrorKind, line: number, lineText: string, detail: string): NftError {
     const stderr = `/dev/stdin:${line}:1-1: Error: ${kind === 'syntax' || kind === 'other' ? detail : MESSAGES[kind]}\n${lineText}\n`;
     return new NftError({ what: 'nft -f -', kind, line, lineText, stderr, exitCode: 1 });
+  }
+}
+
+function ruleSetsOf(rule: string): string[] {
+  try {
+    return ruleSets(parseRule(rule));
+  } catch {
+    return []; // step() reports the syntax error
   }
 }
 

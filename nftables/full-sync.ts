@@ -18,7 +18,7 @@ import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS }
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { desiredElements } from './render.ts';
-import { chainsToDelete, desiredChainNames, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
+import { chainsToDelete, declarations, desiredChainNames, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
 import { Transaction } from './transaction.ts';
 
 /** Names of what the kernel's table holds (from a listing), for staleness; null when unknown. */
@@ -48,8 +48,9 @@ export function cleanupText(family: NftFamily, chains: readonly string[]): strin
 /**
  * setupNFTables: the table, base chains (deleted and re-created once per
  * process), every fixed chain added and flushed, the fixed set and map
- * declarations, nodeport-ips flushed (or removed with match-all NodePorts),
- * and the service-filled sets and maps flushed.
+ * declarations, nodeport-ips flushed (or removed with match-all NodePorts).
+ * The service-filled sets and maps are flushed later (flushServiceSets), after
+ * the service chains' rules: see writeServices.
  */
 export function writeSetup(tx: Transaction, render: NftRender, recreateBaseChains: boolean): void {
   tx.addTable(TABLE_COMMENT);
@@ -72,23 +73,46 @@ export function writeSetup(tx: Transaction, render: NftRender, recreateBaseChain
   } else {
     tx.flushSet('set', NODEPORT_IPS);
   }
+}
+
+export function flushServiceSets(tx: Transaction): void {
   for (const name of SERVICE_CONTAINERS) tx.flushSet(CONTAINERS.find((r) => r.name === name)!.kind, name);
 }
 
-/** Service ports' affinity sets, then their chains (added and flushed), then their rules. */
-export function writeServices(tx: Transaction, services: readonly ServiceObjects[]): void {
+/**
+ * Service ports' affinity sets, their chains (added unless `existing` says the
+ * kernel has them; flushed if it may have them), then their rules in chain
+ * blocks: first the chains whose rules hold an anonymous set (`numgen ...
+ * vmap { }`, source ranges), then the rest.
+ *
+ * Why that order: binding an anonymous set makes the kernel walk the whole
+ * transaction so far (__nft_set_trans_bind, Linux 6.18), so a transaction
+ * costs (anonymous sets) x (operations before each). Written early, each walk
+ * passes only the service chains before it instead of every chain, flush and
+ * element of the table. `existing` null: nothing is known, every chain is added
+ * and flushed.
+ */
+export function writeServices(tx: Transaction, services: readonly ServiceObjects[], existing: ReadonlySet<string> | null): void {
   for (const svc of services) for (const set of svc.affinitySets) tx.addSet(set);
-  for (const svc of services) {
-    for (const c of svc.chains) {
-      tx.addChain(c);
-      tx.flushChain(c.name);
+  for (const svc of services) for (const c of svc.chains) if (existing === null || !existing.has(c.name)) tx.addChain(c);
+  const write = (anonymous: boolean) => {
+    for (const svc of services) {
+      for (const c of svc.chains) {
+        if (c.rules.some(holdsAnonymousSet) !== anonymous) continue;
+        if (existing === null || existing.has(c.name)) tx.flushChain(c.name);
+        tx.addRules(c.name, c.rules);
+      }
     }
-  }
-  for (const svc of services) for (const c of svc.chains) for (const r of c.rules) tx.addRule(c.name, r);
+  };
+  write(true);
+  write(false);
 }
 
+/** `numgen ... vmap { }`, `ip saddr != { }`: braces other than `update @set { ip saddr }`. */
+export const holdsAnonymousSet = (rule: string): boolean => rule.replace(/update @\S+ \{[^}]*\}/g, '').includes('{');
+
 export function writeFixedRules(tx: Transaction, render: NftRender): void {
-  for (const c of render.fixed.chains) for (const r of c.rules) tx.addRule(c.name, r);
+  for (const c of render.fixed.chains) tx.addRules(c.name, c.rules);
 }
 
 export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan {
@@ -97,11 +121,12 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
   const liveChains = new Set(input.live?.chains ?? []);
   const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => input.live === null || liveChains.has(c));
 
-  const tx = new Transaction(render.family);
+  const tx = new Transaction(render.family, declarations(render));
   writeSetup(tx, render, input.recreateBaseChains);
-  writeServices(tx, render.services);
+  writeServices(tx, render.services, input.live === null ? null : liveChains);
+  flushServiceSets(tx);
+  for (const [set, elements] of desiredElements(render)) tx.addElements(set, [...elements.values()]);
   writeFixedRules(tx, render);
-  for (const [set, elements] of desiredElements(render)) for (const e of elements.values()) tx.addElement(set, e);
 
   const wantedSets = new Set<string>([NODEPORT_IPS, ...render.fixed.sets.map((s) => s.name)]);
   for (const svc of render.services) for (const set of svc.affinitySets) wantedSets.add(set.name);

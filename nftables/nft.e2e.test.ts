@@ -17,7 +17,9 @@ import { SEMANTICS } from './fake-nft.case.ts';
 import { planColdStart } from './cold-start.ts';
 import { planFullSync } from './full-sync.ts';
 import { Nft, type Execer } from './nft.ts';
+import { planPartialSync } from './partial-sync.ts';
 import { renderNftables, tableOf } from './render.ts';
+import type { Snapshot } from '../proxier/types.ts';
 import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 import { SyncDriver } from './sync.case.ts';
 import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
@@ -32,12 +34,12 @@ beforeAll(async () => net.sweepNamespaces(PREFIX));
 afterAll(async () => net.sweepNamespaces(PREFIX));
 
 /** A fresh namespace and an Nft bound to it; removed after the callback. */
-async function inNamespace<T>(fn: (nft: Nft) => Promise<T>): Promise<T> {
+async function inNamespace<T>(fn: (nft: Nft, exec: Execer) => Promise<T>): Promise<T> {
   const ns = `${PREFIX}-${process.pid}-${serial++}`;
   await net.addNamespace(ns);
   const exec: Execer = { run: (cmd, args, opts) => runner.run(cmd, args, { ...opts, netns: ns }) };
   try {
-    return await fn(new Nft(exec));
+    return await fn(new Nft(exec), exec);
   } finally {
     await net.deleteNamespace(ns);
   }
@@ -159,6 +161,9 @@ describe('partial syncs in the kernel', () => {
         }));
         slices.set('s4', eps('ns1', 's4', ['10.0.4.1', '10.0.4.2'], true));
       });
+      await step('endpoint added to the service with affinity (its other endpoint\'s set is only named)', () =>
+        slices.set('s4', eps('ns1', 's4', ['10.0.4.1', '10.0.4.2', '10.0.4.3'], true)),
+      );
       await step('affinity timeout changed', () =>
         services.set('s4', makeService('ns1', 's4', {
           type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
@@ -177,6 +182,39 @@ describe('partial syncs in the kernel', () => {
       expect(later.text).toBe('');
       expect(driver.applied!.stale.size).toBe(0);
       expect((await nft.list('ip'))!.chains.map((c) => c.name).filter((n) => stale.includes(n))).toEqual([]);
+    });
+  });
+});
+
+/** nfnetlink message types nft sent as requests (`nft --debug=mnl`): 0x0a04 GETCHAIN, 0x0a0a GETSET, ... */
+async function requestsOf(exec: Execer, text: string): Promise<number[]> {
+  const r = await exec.run('nft', ['--debug=mnl', '-f', '-'], { input: text });
+  expect(r.code, r.stderr).toBe(0);
+  return [...r.stdout.matchAll(/^\| (\d{5}) \| R/gm)].map((m) => Number(m[1]));
+}
+const GETCHAIN = 0x0a04;
+const GETSET = 0x0a0a;
+
+describe('what nft 1.0.6 loads before it reads a transaction (cache.c nft_cache_evaluate)', () => {
+  it('dumps no chain or set for a partial sync without deletes, but every chain for one with a delete', async () => {
+    await inNamespace(async (nft, exec) => {
+      const driver = new SyncDriver(nft, upstreamOptions('IPv4'));
+      const snap = (ips: string[], withS2: boolean) =>
+        upstreamSnapshot('IPv4', [svc('ns1', 's1', '172.30.0.1', { }), ...(withS2 ? [svc('ns1', 's2', '172.30.0.2')] : [])], [eps('ns1', 's1', ips), eps('ns1', 's2', ['10.0.2.1'])]);
+      await driver.sync(snap(['10.0.1.1'], true), 1000);
+      // Plan the next syncs by hand, apply them with --debug=mnl, and keep the driver's state in step.
+      const plan = (s: Snapshot, now: number) => planPartialSync(renderNftables(s, upstreamOptions('IPv4')), driver.applied!, now);
+      const endpoint = plan(snap(['10.0.1.2'], true), 2000);
+      expect(await requestsOf(exec, endpoint.text)).not.toContain(GETCHAIN);
+      driver.applied = endpoint.next;
+      const gone = plan(snap(['10.0.1.2'], false), 3000);
+      expect(gone.text).toContain('delete element');
+      const requests = await requestsOf(exec, gone.text);
+      expect(requests).toContain(GETCHAIN);
+      expect(requests).toContain(GETSET);
+      driver.applied = gone.next;
+      const d = diffTables(tableOf(renderNftables(snap(['10.0.1.2'], false), upstreamOptions('IPv4'))), await nft.list('ip'));
+      expect(isEmptyDiff({ ...d, extraChains: [] }), JSON.stringify(d)).toBe(true);
     });
   });
 });

@@ -10,8 +10,11 @@
  *
  * Operation order inside the transaction: chains to rewrite are added and
  * flushed, stale chains flushed, elements deleted, sets deleted, sets added,
- * rules written, elements added — so every reference points at something
- * that exists when it is written, and nothing deleted is still referenced.
+ * rules written (in chain blocks), elements added (in set blocks) — so every
+ * reference points at something that exists when it is written, and nothing
+ * deleted is still referenced. Without deletes nft needs no cache of the
+ * table (transaction.ts): an endpoint change costs milliseconds in nft, and
+ * the kernel's validation of the table is the rest.
  */
 import { ElementChanges } from './element-store.ts';
 import type { NftChain, NftSet } from './model.ts';
@@ -19,7 +22,7 @@ import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { cleanupText, planFullSync } from './full-sync.ts';
 import { chainsToDelete, fixedElements, sameRules, type AppliedState, type SyncPlan } from './sync-state.ts';
-import { Transaction } from './transaction.ts';
+import { bySet, Transaction, type SetDecl } from './transaction.ts';
 
 /** Why a change cannot be expressed as a partial sync (base chain hooks or priorities changed). */
 function needsFull(render: NftRender, applied: AppliedState): boolean {
@@ -51,10 +54,13 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   // so a chain one port stops using is wanted by nobody else.
   const wanted = new Set<string>();
   const services = new Map<string, ServiceObjects>();
+  // Sets the rewritten rules may name: the fixed ones and the changed ports' affinity sets.
+  const decls: SetDecl[] = [...render.fixed.sets];
   for (const svc of render.services) {
     services.set(svc.key, svc);
     const prev = applied.services.get(svc.key);
     if (prev === svc) continue;
+    decls.push(...svc.affinitySets);
     const oldChains = new Map((prev?.chains ?? []).map((c) => [c.name, c]));
     const recreated = diffSets(prev?.affinitySets ?? [], svc.affinitySets, setsToDelete, setsToAdd);
     for (const c of svc.chains) {
@@ -80,18 +86,18 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   for (const c of rewrite) stale.delete(c.name);
   for (const name of flush) if (!stale.has(name)) stale.set(name, now);
 
-  const tx = new Transaction(render.family);
+  const tx = new Transaction(render.family, decls);
   for (const c of rewrite) {
     tx.addChain(c);
     tx.flushChain(c.name);
   }
   for (const name of flush) tx.flushChain(name);
   const { deletes, adds } = elements.operations();
-  for (const [set, key] of deletes) tx.deleteElement(set, key);
+  for (const [set, keys] of bySet(deletes)) tx.deleteElements(set, keys);
   for (const s of setsToDelete) tx.deleteSet(s.kind, s.name);
   for (const s of setsToAdd) tx.addSet(s);
-  for (const c of rewrite) for (const r of c.rules) tx.addRule(c.name, r);
-  for (const [set, e] of adds) tx.addElement(set, e);
+  for (const c of rewrite) tx.addRules(c.name, c.rules);
+  for (const [set, list] of bySet(adds)) tx.addElements(set, list);
 
   const next: AppliedState = {
     family: render.family,
@@ -124,3 +130,4 @@ function diffSets(before: readonly NftSet[], after: readonly NftSet[], del: NftS
   }
   return recreated;
 }
+

@@ -1,10 +1,13 @@
 /**
  * Reads `nft -f` transaction text of the shapes transaction.ts writes (and
  * knftables' Dump prints) back into operations: the input of the fake nft
- * and of tests that count or inspect operations. One operation per line;
- * blank lines and `#` comments are skipped. Errors name the line.
+ * and of tests that count or inspect operations. One command per line; a
+ * chain block with rules (`add chain X { rule ; rule ; }`) reads as the
+ * chain and one `add rule` per rule, a set block with `elements = { ... }`
+ * as the set and one `add element`, all with that line's number. Blank
+ * lines and `#` comments are skipped. Errors name the line.
  */
-import type { BaseChainSpec, ChainType, Hook, NftElement, NftFamily } from './model.ts';
+import { elementText, type BaseChainSpec, type ChainType, type Hook, type NftElement, type NftFamily } from './model.ts';
 
 export type ObjectType = 'table' | 'chain' | 'set' | 'map' | 'rule' | 'element';
 
@@ -78,16 +81,20 @@ function unquote(s: string): string {
   return m[1]!;
 }
 
-function chainOptions(inner: string | null): { base: BaseChainSpec | null; comment: string | null } {
+/** A chain block: hook (base chains), comment, and any rules after them. */
+function chainOptions(inner: string | null): { base: BaseChainSpec | null; comment: string | null; rules: string[] } {
   let base: BaseChainSpec | null = null;
   let comment: string | null = null;
+  const rules: string[] = [];
   for (const opt of splitTop(inner ?? '', ';')) {
-    const m = /^type (filter|nat) hook (prerouting|input|forward|output|postrouting) priority (-?\d+)(?:\s*;?\s*policy accept)?$/.exec(opt);
-    if (m) base = { type: m[1] as ChainType, hook: m[2] as Hook, priority: Number(m[3]) };
-    else if (opt.startsWith('comment ')) comment = unquote(opt.slice(8));
-    else throw new Error(`unknown chain option ${JSON.stringify(opt)}`);
+    const m = /^type (filter|nat) hook (prerouting|input|forward|output|postrouting) priority (-?\d+)$/.exec(opt);
+    if (m && rules.length === 0) base = { type: m[1] as ChainType, hook: m[2] as Hook, priority: Number(m[3]) };
+    else if (opt === 'policy accept' && rules.length === 0) continue;
+    else if (opt.startsWith('comment ') && rules.length === 0) comment = unquote(opt.slice(8));
+    else if (/^(type|policy|comment|hook|priority|flags|devices) /.test(opt) && rules.length === 0) throw new Error(`unknown chain option ${JSON.stringify(opt)}`);
+    else rules.push(opt);
   }
-  return { base, comment };
+  return { base, comment, rules };
 }
 
 function setOptions(inner: string | null) {
@@ -95,6 +102,7 @@ function setOptions(inner: string | null) {
   let flags: string[] = [];
   let timeout: number | null = null;
   let comment: string | null = null;
+  let elements: NftElement[] = [];
   for (const opt of splitTop(inner ?? '', ';')) {
     if (opt.startsWith('type ')) setType = opt.slice(5).trim();
     else if (opt.startsWith('flags ')) flags = opt.slice(6).split(',').map((f) => f.trim());
@@ -103,10 +111,11 @@ function setOptions(inner: string | null) {
       if (!m) throw new Error(`timeout must be in seconds: ${JSON.stringify(opt)}`);
       timeout = Number(m[1]);
     } else if (opt.startsWith('comment ')) comment = unquote(opt.slice(8));
+    else if (/^elements\s*=/.test(opt)) elements = splitTop(braced(opt.replace(/^elements\s*=/, '')) ?? '', ',').map(parseElement);
     else throw new Error(`unknown set option ${JSON.stringify(opt)}`);
   }
   if (setType === '') throw new Error('set or map without a type');
-  return { setType, flags, timeout, comment };
+  return { decl: { setType, flags, timeout, comment }, elements };
 }
 
 /** `key [comment "c"] [: value]` */
@@ -117,26 +126,34 @@ export function parseElement(text: string): NftElement {
   return { key: m[1]!.trim(), value: valueParts[0] ?? null, comment: m[2] === undefined ? null : unquote(m[2]) };
 }
 
-function parseOp(words: string[], rest: string): { op: Op; family: NftFamily; table: string } {
+function parseOps(words: string[], rest: string): { ops: Op[]; family: NftFamily; table: string } {
   const [verb, type, family, table] = words;
   if (family !== 'ip' && family !== 'ip6') throw new Error(`family ${JSON.stringify(family)} is not ip or ip6`);
   if (table === undefined) throw new Error('no table name');
   const at = { family, table } as const;
   if (type === 'table') {
-    if (verb === 'add') return { op: { verb, type, comment: chainOptions(braced(rest)).comment }, ...at };
-    if (verb === 'flush' || verb === 'delete') return { op: { verb, type }, ...at };
+    if (verb === 'add') return { ops: [{ verb, type, comment: chainOptions(braced(rest)).comment }], ...at };
+    if (verb === 'flush' || verb === 'delete') return { ops: [{ verb, type }], ...at };
   }
   const name = rest.trim().split(' ')[0];
   if (!name) throw new Error('no object name');
   const tail = rest.trim().slice(name.length);
-  if (type === 'rule' && verb === 'add') return { op: { verb, type, chain: name, rule: tail.trim() }, ...at };
+  if (type === 'rule' && verb === 'add') return { ops: [{ verb, type, chain: name, rule: tail.trim() }], ...at };
   if (type === 'element' && (verb === 'add' || verb === 'delete')) {
-    return { op: { verb, type, set: name, elements: splitTop(braced(tail) ?? '', ',').map(parseElement) }, ...at };
+    return { ops: [{ verb, type, set: name, elements: splitTop(braced(tail) ?? '', ',').map(parseElement) }], ...at };
   }
-  if (type === 'chain' && verb === 'add') return { op: { verb, type, name, ...chainOptions(braced(tail)) }, ...at };
-  if ((type === 'set' || type === 'map') && verb === 'add') return { op: { verb, type, name, ...setOptions(braced(tail)) }, ...at };
+  if (type === 'chain' && verb === 'add') {
+    const { base, comment, rules } = chainOptions(braced(tail));
+    return { ops: [{ verb, type, name, base, comment }, ...rules.map((rule) => ({ verb: 'add' as const, type: 'rule' as const, chain: name, rule }))], ...at };
+  }
+  if ((type === 'set' || type === 'map') && verb === 'add') {
+    const { decl, elements } = setOptions(braced(tail));
+    const ops: Op[] = [{ verb, type, name, ...decl }];
+    if (elements.length > 0) ops.push({ verb, type: 'element', set: name, elements });
+    return { ops, ...at };
+  }
   if ((type === 'chain' || type === 'set' || type === 'map') && (verb === 'flush' || verb === 'delete') && tail.trim() === '') {
-    return { op: { verb, type, name }, ...at };
+    return { ops: [{ verb, type, name }], ...at };
   }
   throw new Error(`unsupported operation "${verb} ${type}"`);
 }
@@ -149,10 +166,28 @@ export function parseScript(text: string): ScriptLine[] {
     const words = line.split(/\s+/).slice(0, 4);
     const rest = line.split(/\s+/).slice(4).join(' ');
     try {
-      out.push({ line: i + 1, text: line, ...parseOp(words, rest) });
+      const { ops, family, table } = parseOps(words, rest);
+      for (const op of ops) out.push({ line: i + 1, text: line, op, family, table });
     } catch (err) {
       throw new ScriptError(i + 1, line, (err as Error).message);
     }
   });
+  return out;
+}
+
+/**
+ * The operations of a transaction, one line each in knftables' form (`add rule
+ * <family> <table> <chain> <rule>`, one `add element` per element), whatever
+ * block form the text used: for tests that look for one operation.
+ */
+export function operationLines(text: string): string[] {
+  const out: string[] = [];
+  for (const { op, family, table } of parseScript(text)) {
+    const at = `${family} ${table}`;
+    if (op.type === 'rule') out.push(`${op.verb} rule ${at} ${op.chain} ${op.rule}`);
+    else if (op.type === 'element') for (const e of op.elements) out.push(`${op.verb} element ${at} ${op.set} { ${op.verb === 'delete' ? e.key : elementText(e)} }`);
+    else if (op.type === 'table') out.push(`${op.verb} table ${at}`);
+    else out.push(`${op.verb} ${op.type} ${at} ${op.name}`);
+  }
   return out;
 }

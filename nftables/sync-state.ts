@@ -10,6 +10,7 @@ import type { NftFamily } from './model.ts';
 import type { FixedPart } from './render-base.ts';
 import type { NftRender } from './render.ts';
 import type { PlacedElement, ServiceObjects } from './render-service.ts';
+import type { SetDecl } from './transaction.ts';
 
 /** Chains are deleted at least this long after they were flushed (kernels before 6.2 release references late). */
 export const STALE_CHAIN_DELAY_MS = 1000;
@@ -25,7 +26,11 @@ export interface AppliedState {
 
 export interface SyncPlan {
   readonly full: boolean;
-  /** Deletes chains stale for at least STALE_CHAIN_DELAY_MS: run it first, on its own; "" when there are none. */
+  /**
+   * Deletes chains stale for at least STALE_CHAIN_DELAY_MS, on its own; "" when there are none. Run it last:
+   * upstream runs it first, but `delete` makes nft 1.0.6 load its whole cache (~0.2 s at 10,000 services), which
+   * would delay the rules of the event that triggered the sync. The main transaction never refers to these chains.
+   */
   readonly cleanup: string;
   readonly cleanupChains: readonly string[];
   /** The main transaction; "" when nothing changed. */
@@ -34,7 +39,7 @@ export interface SyncPlan {
   readonly more: readonly string[];
   /** Operations of all transactions but the cleanup. */
   readonly operations: number;
-  /** The kernel's state once both transactions succeeded. On any failure, discard it and sync fully. */
+  /** The kernel's state once all transactions succeeded. On any failure, discard it and sync fully. */
   readonly next: AppliedState;
 }
 
@@ -73,4 +78,9 @@ export function chainsToDelete(stale: ReadonlyMap<string, number>, now: number, 
   const out: string[] = [];
   for (const [name, since] of stale) if (now - since >= STALE_CHAIN_DELAY_MS && !wanted.has(name)) out.push(name);
   return out.sort();
+}
+
+/** Every set and map the render declares (fixed ones and affinity sets), for the transaction writer. */
+export function declarations(render: NftRender): SetDecl[] {
+  return [...render.fixed.sets, ...render.services.flatMap((s) => s.affinitySets)];
 }

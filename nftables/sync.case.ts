@@ -2,7 +2,7 @@
  * A sync driver over a FakeNft or the real nft, for the partial-sync tests:
  * renders each state with one render cache (unchanged service ports keep
  * their ServicePortState object, as the proxier hands them out), plans a full
- * sync first and partial syncs after, runs the cleanup and main transactions
+ * sync first and partial syncs after, runs the main transactions and then the cleanup
  * and keeps the applied state, with the clock passed in.
  */
 import type { ServicePortState, Snapshot } from '../proxier/types.ts';
@@ -46,9 +46,9 @@ export class SyncDriver {
       this.applied === null || full
         ? planFullSync(render, { now, live: this.applied === null ? null : await this.liveNames(render), recreateBaseChains: this.applied === null, previous: this.applied })
         : planPartialSync(render, this.applied, now);
-    if (plan.cleanup) await this.nft.run(plan.cleanup);
     await this.nft.run(plan.text);
     for (const t of plan.more) await this.nft.run(t);
+    if (plan.cleanup) await this.nft.run(plan.cleanup);
     this.applied = plan.next;
     this.last = plan;
     this.lastRender = render;

@@ -1,0 +1,116 @@
+/**
+ * NftSession against the real `nft -i` (nft 1.0.6) in network namespaces of
+ * its own (needs root): transactions staged and included behave as `nft -f`
+ * (the fake's semantics cases give the same outcome, error kind and line);
+ * partial syncs through it converge; a process killed between transactions
+ * is replaced, one killed during a transaction fails that transaction and a
+ * full sync afterwards converges.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createExecaRunner } from '../src/system/exec.ts';
+import { createNetnsOps } from '../src/system/netns.ts';
+import { createNftLauncher } from '../src/system/nft-launcher.ts';
+import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { diffTables, isEmptyDiff } from './diff.ts';
+import { NftError } from './errors.ts';
+import { SEMANTICS } from './fake-nft.case.ts';
+import { FakeNft } from './fake-nft.ts';
+import { Nft, type Execer } from './nft.ts';
+import { NftSession, type NftLauncher } from './nft-session.ts';
+import { tableOf } from './render.ts';
+import { SyncDriver } from './sync.case.ts';
+import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+
+const runner = createExecaRunner();
+const net = createNetnsOps({ runner });
+const PREFIX = 'kptnfts';
+let serial = 0;
+
+beforeAll(async () => net.sweepNamespaces(PREFIX));
+afterAll(async () => net.sweepNamespaces(PREFIX));
+
+interface Env {
+  readonly nft: Nft;
+  readonly session: NftSession;
+  /** Pids of the nft -i processes started, in order. */
+  readonly pids: number[];
+  /** Called right after a transaction was handed to the process. */
+  afterSend: ((pid: number) => void) | null;
+}
+
+async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
+  const ns = `${PREFIX}-${process.pid}-${serial++}`;
+  await net.addNamespace(ns);
+  const real = createNftLauncher({ netns: ns });
+  const env: Env = { nft: null as unknown as Nft, session: null as unknown as NftSession, pids: [], afterSend: null };
+  const launcher: NftLauncher = {
+    start: (cmd, args, e, events) => {
+      const child = real.start(cmd, args, e, events);
+      env.pids.push(child.pid!);
+      return { send: (line) => (child.send(line), env.afterSend?.(child.pid!)), close: () => child.close() };
+    },
+    stage: (t) => real.stage(t),
+    dispose: () => real.dispose(),
+  };
+  const exec: Execer = { run: (cmd, args, opts) => runner.run(cmd, args, { ...opts, netns: ns }) };
+  const session = new NftSession(launcher);
+  Object.assign(env, { session, nft: new Nft(exec, { session }) });
+  try {
+    await fn(env);
+  } finally {
+    await session.close();
+    await net.deleteNamespace(ns);
+  }
+}
+
+describe('nft -i with staged transactions behaves as nft -f', () => {
+  for (const c of SEMANTICS) {
+    it(c.name, async () => {
+      await inNamespace(async ({ nft, pids }) => {
+        const fake = new FakeNft();
+        if (c.setup) await Promise.all([nft.run(c.setup), fake.run(c.setup)]);
+        const r = await nft.run(c.tx).then(() => null, (e: unknown) => e as NftError);
+        await fake.run(c.tx).catch(() => undefined);
+        expect(r === null ? 'ok' : r.kind, r?.message).toBe(c.expect);
+        if (c.line !== undefined) expect(r!.line).toBe(c.line);
+        const [ft, rt] = [await fake.list('ip'), await nft.list('ip')];
+        if (ft === null || rt === null) expect(ft).toBe(rt);
+        else expect(isEmptyDiff(diffTables(ft, rt)), JSON.stringify(diffTables(ft, rt))).toBe(true);
+        expect(pids).toHaveLength(1);
+      });
+    });
+  }
+});
+
+const svc = (name: string, ip: string) => makeService('ns1', name, { clusterIP: ip, ports: [{ name: 'p80', port: 80 }] });
+const eps = (name: string, ips: string[]) =>
+  makeEndpointSlice('ns1', name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
+
+describe('the session\'s process dying', () => {
+  it('is replaced when it died between transactions; a transaction it died in fails, and the full sync after it converges', async () => {
+    await inNamespace(async (env) => {
+      const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
+      const snap = (ips: string[]) => upstreamSnapshot('IPv4', [svc('a', '172.30.0.1'), svc('b', '172.30.0.2')], [eps('a', ips), eps('b', ['10.0.2.1'])]);
+      const converged = async () => {
+        const d = diffTables(tableOf(driver.lastRender!), await env.nft.list('ip'));
+        expect(isEmptyDiff({ ...d, extraChains: d.extraChains.filter((c) => !driver.applied!.stale.has(c)) }), JSON.stringify(d)).toBe(true);
+      };
+      await driver.sync(snap(['10.0.1.1']), 1000);
+      process.kill(env.pids[0]!, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      await driver.sync(snap(['10.0.1.2']), 2000);
+      await converged();
+      expect(env.pids).toHaveLength(2);
+
+      env.afterSend = (pid) => process.kill(pid, 'SIGKILL');
+      const err = (await driver.sync(snap(['10.0.1.3']), 3000).catch((e: unknown) => e)) as NftError;
+      expect(err).toBeInstanceOf(NftError);
+      expect(err.kind).toBe('other');
+      env.afterSend = null;
+      // The caller's rule after any failure: a full sync, against what the table holds.
+      await driver.sync(snap(['10.0.1.3']), 4000, true);
+      await converged();
+      expect(env.pids).toHaveLength(3);
+    });
+  });
+});

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { Nft, type Execer } from './nft.ts';
+
+const doc = (...items: object[]) => JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, ...items] });
+
+function execer(stdout: string, calls: string[][]): Execer {
+  return {
+    async run(cmd, args) {
+      calls.push([cmd, ...args]);
+      return { code: 0, stdout, stderr: '' };
+    },
+  };
+}
+
+describe('Nft.listNames', () => {
+  it('asks one terse nft for chains, sets and maps (nft 1.0.6 loads every set\'s elements for list sets without -t, everything for list tables)', async () => {
+    const calls: string[][] = [];
+    const stdout = [
+      doc({ chain: { family: 'ip', table: 'kube-proxy', name: 'services' } }, { chain: { family: 'ip', table: 'other', name: 'x' } }),
+      doc({ set: { family: 'ip', table: 'kube-proxy', name: 'cluster-ips' } }),
+      doc({ map: { family: 'ip', table: 'kube-proxy', name: 'service-ips' } }),
+    ].join('\n') + '\n';
+    expect(await new Nft(execer(stdout, calls)).listNames('ip')).toEqual({
+      chains: ['services'],
+      sets: [{ name: 'cluster-ips', kind: 'set' }, { name: 'service-ips', kind: 'map' }],
+    });
+    expect(calls).toEqual([['nft', '-t', '-j', 'list chains ip; list sets ip; list maps ip']]);
+  });
+
+  it('is null when the family holds nothing of the table, and refuses output it cannot read', async () => {
+    expect(await new Nft(execer([doc(), doc(), doc()].join('\n'), [])).listNames('ip6')).toBeNull();
+    await expect(new Nft(execer(doc(), [])).listNames('ip')).rejects.toThrow(/expected 3 JSON documents/);
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * The real NftLauncher (nftables/nft-session.ts): starts a long-running
+ * program with node:child_process (argv, no shell; `ip netns exec NS` first
+ * when a namespace is given, as the CommandRunner does) and stages
+ * transactions in a private temporary directory (mode 0700) for it to
+ * `include`.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface LaunchedChild {
+  send(line: string): void;
+  close(): void;
+  /** The process id (its namespace's nft, `ip netns exec` execs it in place); undefined if it did not start. */
+  readonly pid: number | undefined;
+}
+
+export interface ChildEvents {
+  stderr(chunk: string): void;
+  exit(detail: string): void;
+}
+
+export interface NftLauncherOptions {
+  /** Network namespace name to run the program in (tests). */
+  readonly netns?: string;
+  /** The iproute2 binary used for `netns` (default "ip"). */
+  readonly ipCommand?: string;
+  /** Parent of the staging directory (default the OS temporary directory). */
+  readonly dir?: string;
+}
+
+export function createNftLauncher(options: NftLauncherOptions = {}) {
+  let dir: string | null = null;
+  return {
+    start(cmd: string, args: readonly string[], env: Readonly<Record<string, string>>, events: ChildEvents): LaunchedChild {
+      const [file, argv] = options.netns === undefined ? [cmd, [...args]] : [options.ipCommand ?? 'ip', ['netns', 'exec', options.netns, cmd, ...args]];
+      const child = spawn(file, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+      let gone = false;
+      const exit = (detail: string) => {
+        if (gone) return;
+        gone = true;
+        events.exit(detail);
+      };
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (chunk: string) => events.stderr(chunk));
+      child.stdin.on('error', () => undefined); // EPIPE when it died: 'close' reports it
+      child.on('error', (err) => exit(`cannot start ${JSON.stringify(file)}: ${err.message}`));
+      child.on('close', (code, signal) => exit(signal === null ? `exit code ${code}` : `killed by ${signal}`));
+      return {
+        send: (line) => {
+          if (!gone) child.stdin.write(line);
+        },
+        close: () => child.stdin.end(),
+        pid: child.pid,
+      };
+    },
+    async stage(text: string): Promise<string> {
+      dir ??= await mkdtemp(join(options.dir ?? tmpdir(), 'kube-proxy-nft-'));
+      const path = join(dir, 'transaction.nft');
+      await writeFile(path, text, { mode: 0o600 });
+      return path;
+    },
+    async dispose(): Promise<void> {
+      if (dir !== null) await rm(dir, { recursive: true, force: true });
+      dir = null;
+    },
+  };
+}
