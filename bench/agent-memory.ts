@@ -10,7 +10,7 @@ import type { IptablesBackend as Backend } from '../iptables/iptables.ts';
 import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { Proxier } from '../proxier/proxier.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { stateBuilder } from '../src/state-builder.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
@@ -28,7 +28,7 @@ const timer = setInterval(sample, 10);
 await net.deleteNamespace(ns).catch(() => undefined);
 await net.addNamespace(ns);
 try {
-  const ipt = createIptables({ family: 'IPv4', backend, runner, netns: ns });
+  const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   let restores = 0;
   const counting = { family: ipt.family, save: ipt.save.bind(ipt), restore: async (t: string, o: Parameters<typeof ipt.restore>[1]) => (await ipt.restore(t, o), void restores++) };
   const be = new IptablesBackend({

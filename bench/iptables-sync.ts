@@ -22,7 +22,7 @@ import { createIptables } from '../iptables/restore.ts';
 import { toRestoreText } from '../iptables/ruleset.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { stateBuilder } from '../src/state-builder.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
@@ -97,12 +97,12 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
   // Floor: iptables-restore alone, same input as one restore, fresh namespace (capped: nft is quadratic in one input).
   const floorNs = await freshNamespace(`floor-${backend}`);
-  const floorIpt = createIptables({ family: 'IPv4', backend, runner, netns: floorNs, timeoutMs: 180_000 });
+  const floorIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: floorNs }), timeoutMs: 180_000 });
   const singleFloorMs = await timedRestore(floorIpt, text).catch(() => Infinity);
   await net.deleteNamespace(floorNs);
   // Floor for what the agent writes: the same batches, restored alone.
   const batchNs = await freshNamespace(`batch-${backend}`);
-  const batchIpt = createIptables({ family: 'IPv4', backend, runner, netns: batchNs });
+  const batchIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: batchNs }) });
   const plan = planSync({ topLevel: cold.topLevel, perService: cold.perService, applied: null, batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0 });
   let floorMs = 0;
   for (const b of plan.batches) floorMs += await timedRestore(batchIpt, b);
@@ -110,7 +110,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
   // Full sync through the backend (render with cache + save + plan + restore).
   const ns = await freshNamespace(`sync-${backend}`);
-  const ipt = createIptables({ family: 'IPv4', backend, runner, netns: ns });
+  const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   const doneAt: number[] = [];
   const batchChains = backend === 'nft' ? NFT_BATCH_CHAINS : 0;
   const be = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });

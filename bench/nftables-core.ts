@@ -62,7 +62,7 @@ async function withNamespace<T>(name: string, fn: (nft: Nft) => Promise<T>): Pro
   await net.deleteNamespace(ns).catch(() => undefined);
   await net.addNamespace(ns);
   try {
-    return await fn(new Nft({ run: (cmd, args, o) => runner.run(cmd, args, { ...o, netns: ns }) }));
+    return await fn(new Nft(createExecaRunner({ netns: ns })));
   } finally {
     await net.deleteNamespace(ns);
   }

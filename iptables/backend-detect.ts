@@ -7,12 +7,11 @@
  * 2. otherwise whichever backend holds more rules;
  * 3. otherwise nft (the default of current distributions).
  */
-import type { CommandRunner } from '../src/system/exec.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
 import type { IptablesBackend } from './iptables.ts';
 
 export interface DetectOptions {
   readonly runner: CommandRunner;
-  readonly netns?: string;
 }
 
 export interface Detection {
@@ -22,7 +21,7 @@ export interface Detection {
 
 async function save(o: DetectOptions, bin: string, args: string[]): Promise<string> {
   try {
-    const r = await o.runner.run(bin, args, { timeoutMs: 10_000, ...(o.netns ? { netns: o.netns } : {}) });
+    const r = await o.runner.run(bin, args, { timeoutMs: 10_000 });
     return r.code === 0 ? r.stdout : '';
   } catch {
     return '';

@@ -81,7 +81,7 @@ describe.each(['nft', 'legacy'] as IptablesBackend[])('FakeIptables agrees with 
     const ns = `${PREFIX}-${backend}-${n++}`;
     await net.addNamespace(ns);
     try {
-      const real = createIptables({ family: 'IPv4', backend, runner, netns: ns });
+      const real = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
       const fake = new FakeIptables({ backend });
       const [realOutcome, fakeOutcome] = [await run(real, steps), await run(fake, steps)];
       // iptables-nft names the COMMIT line for some rule errors, legacy for others: compare lines only where both name a rule.

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Iptables } from './iptables.ts';
 import { RestoreError } from './iptables.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { createMetrics } from '../src/servers/metrics.ts';
 import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { endpointChainName, serviceChainNames } from './chain-names.ts';

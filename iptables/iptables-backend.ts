@@ -13,9 +13,9 @@
 import type { FamilySyncResult, ModeBackend, SyncContext } from '../proxier/backend.ts';
 import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../proxier/log.ts';
 import type { Metrics } from '../src/servers/metrics.ts';
-import type { Conntrack } from '../src/system/conntrack.ts';
+import type { Conntrack } from '../proxier/conntrack.ts';
 import { canaryPresent, canaryRestoreText } from './canary.ts';
 import { removeKubeProxyRules } from './cleanup.ts';
 import type { Iptables } from './iptables.ts';

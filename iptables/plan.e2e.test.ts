@@ -39,7 +39,7 @@ describe('batched full syncs in the kernel', () => {
 
   for (const backend of ['nft', 'legacy'] as const) {
     it(`loads a 300-service full sync in batches with the ${backend} backend and converges`, async () => {
-      const ipt = createIptables({ family: 'IPv4', backend, runner, netns: NS });
+      const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: NS }) });
       const r1 = renderRuleset(snapshot(300), DEFAULT_RENDER_OPTIONS);
       const desired = r1.ruleset;
       const plan = planSync({ topLevel: r1.topLevel, perService: r1.perService, applied: null, batchChains: 200 });

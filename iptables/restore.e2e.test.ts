@@ -30,7 +30,7 @@ const cases: [IptablesBackend, IPFamily, string][] = [
 ];
 
 describe.each(cases)('%s %s', (backend, family, vip) => {
-  const ipt = createIptables({ family, backend, runner, netns: NS });
+  const ipt = createIptables({ family, backend, runner: createExecaRunner({ netns: NS }) });
   const ruleset = [
     '*nat',
     ':KUBE-SERVICES - [0:0]',
@@ -110,8 +110,9 @@ describe.each(cases)('%s %s', (backend, family, vip) => {
 
 describe('iptablesVersion', () => {
   it('reads the installed version and backend', async () => {
-    const nft = await iptablesVersion(runner, { binary: 'iptables-nft', netns: NS });
-    const legacy = await iptablesVersion(runner, { binary: 'iptables-legacy', netns: NS });
+    const inNs = createExecaRunner({ netns: NS });
+    const nft = await iptablesVersion(inNs, { binary: 'iptables-nft' });
+    const legacy = await iptablesVersion(inNs, { binary: 'iptables-legacy' });
     expect(nft.backend).toBe('nft');
     expect(legacy.backend).toBe('legacy');
     expect(nft.text).toBe(legacy.text);

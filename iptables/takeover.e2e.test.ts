@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { diffRulesets, formatDiff } from './diff.ts';
 import type { Iptables, IptablesBackend as Backend } from './iptables.ts';
@@ -82,7 +82,7 @@ describe('taking over a node from a 2016-era kube-proxy', () => {
   for (const backend of ['nft', 'legacy'] as Backend[]) {
     it(`replaces its filter OUTPUT jump (no --ctstate NEW) in the first full sync and converges (${backend})`, async () => {
       const family: IPFamily = 'IPv4';
-      const ipt: Iptables = createIptables({ family, backend, runner, netns: NS });
+      const ipt: Iptables = createIptables({ family, backend, runner: createExecaRunner({ netns: NS }) });
       await ipt.restore(DUMP_2016, { noflush: false, counters: false });
       const desired = renderRuleset(snapshot(), DEFAULT_RENDER_OPTIONS).ruleset;
 

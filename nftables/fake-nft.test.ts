@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { classifyError, NftError, nftFailure } from './errors.ts';
 import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
-import { Nft, type Execer } from './nft.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
+import { Nft } from './nft.ts';
 
 describe('fake nft: the kernel\'s transaction semantics (cases shared with nft.e2e.test.ts)', () => {
   for (const c of SEMANTICS) {
@@ -69,7 +70,7 @@ describe('nft errors, classified once (knftables error.go)', () => {
 describe('Nft adapter over the exec seam', () => {
   function execer(results: Record<string, { code: number; stdout?: string; stderr?: string }>) {
     const calls: { args: readonly string[]; input: string | undefined }[] = [];
-    const exec: Execer = {
+    const exec: CommandRunner = {
       async run(cmd, args, opts) {
         calls.push({ args: [cmd, ...args], input: opts?.input });
         const r = results[args.join(' ')] ?? { code: 0 };

@@ -16,7 +16,7 @@ import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
 import { planColdStart } from './cold-start.ts';
 import { planFullSync } from './full-sync.ts';
-import { Nft, type Execer } from './nft.ts';
+import { Nft } from './nft.ts';
 import { renderNftables, tableOf } from './render.ts';
 import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 import { SyncDriver } from './sync.case.ts';
@@ -35,9 +35,8 @@ afterAll(async () => net.sweepNamespaces(PREFIX));
 async function inNamespace<T>(fn: (nft: Nft) => Promise<T>): Promise<T> {
   const ns = `${PREFIX}-${process.pid}-${serial++}`;
   await net.addNamespace(ns);
-  const exec: Execer = { run: (cmd, args, opts) => runner.run(cmd, args, { ...opts, netns: ns }) };
   try {
-    return await fn(new Nft(exec));
+    return await fn(new Nft(createExecaRunner({ netns: ns })));
   } finally {
     await net.deleteNamespace(ns);
   }

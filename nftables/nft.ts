@@ -1,29 +1,19 @@
 /**
- * The exec seam and the adapter over it. Execer is all nftables/ needs from
- * the outside world (as knftables' execer): run a program with argv and
- * stdin, get code, stdout and stderr; a non-zero exit is a result, not an
- * exception. src/system/exec.ts' CommandRunner satisfies it; a test binds
- * one to a network namespace.
+ * The nft adapter over the command-runner seam (proxier/exec.ts, as
+ * knftables' execer): run a program with argv and stdin, get code, stdout
+ * and stderr; a non-zero exit is a result, not an exception. A runner made
+ * for a network namespace runs nft there.
  *
  * Nft runs `nft -f -` (one atomic transaction), `nft --check -f -`,
  * `nft -j list table <family> kube-proxy` (parsed into the model) and
  * `nft delete table`, and turns failures into NftError with the input line
  * nft complained about. FakeNft implements the same NftApi.
  */
+import type { CommandRunner } from '../proxier/exec.ts';
 import { nftFailure, NftError } from './errors.ts';
 import { TABLE_NAME, type NftFamily, type NftTable } from './model.ts';
 import type { LiveNames } from './full-sync.ts';
 import { namesIn, parseNftJson } from './parse-json.ts';
-
-export interface ExecResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface Execer {
-  run(cmd: string, args: readonly string[], opts?: { readonly input?: string }): Promise<ExecResult>;
-}
 
 export interface NftApi {
   /** Applies a transaction atomically; throws NftError. */
@@ -42,10 +32,10 @@ export interface NftOptions {
 }
 
 export class Nft implements NftApi {
-  private readonly exec: Execer;
+  private readonly exec: CommandRunner;
   private readonly cmd: string;
 
-  constructor(exec: Execer, options: NftOptions = {}) {
+  constructor(exec: CommandRunner, options: NftOptions = {}) {
     this.exec = exec;
     this.cmd = options.command ?? 'nft';
   }

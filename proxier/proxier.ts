@@ -9,7 +9,8 @@
  * been listed once (no partial ruleset after a restart).
  */
 import type { ModeBackend } from './backend.ts';
-import { SyncRunner, type RunnerClock, type SyncTrigger } from './sync-runner.ts';
+import type { Clock } from './clock.ts';
+import { SyncRunner, type SyncTrigger } from './sync-runner.ts';
 import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePortState, Snapshot } from './types.ts';
 
@@ -41,7 +42,7 @@ export interface ProxierOptions {
   readonly families: readonly IPFamily[];
   readonly backend: ModeBackend;
   readonly builder: StateBuilder;
-  readonly clock: RunnerClock;
+  readonly clock: Clock;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly hooks?: ProxierHooks;

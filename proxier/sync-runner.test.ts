@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SyncRunner, type RunnerClock } from './sync-runner.ts';
+import type { Clock } from './clock.ts';
+import { SyncRunner } from './sync-runner.ts';
 
-const clock: RunnerClock = {
+const clock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),

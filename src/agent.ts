@@ -14,7 +14,7 @@ import type { IPFamily } from '../proxier/types.ts';
 import { formatProblem } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import { featuresFrom, nodeNameFor } from './desired.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../proxier/log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
 import { createMetrics, observeRestClientRequest, type Metrics } from './servers/metrics.ts';
@@ -23,18 +23,17 @@ import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
 import { stateBuilder } from './state-builder.ts';
-import type { Clock } from './system/clock.ts';
-import type { CommandRunner } from './system/exec.ts';
-import { probeNode, writeProcFile } from './node-probe.ts';
+import type { Clock } from '../proxier/clock.ts';
+import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
+import { probeNode } from './node-probe.ts';
 import { iptablesMode, removeOtherMode } from './modes.ts';
 import { userspaceMode } from './userspace-mode.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { parseHostPort } from './config.ts';
 
 export interface AgentDeps {
+  /** Runs iptables, conntrack and sysctl (made for a network namespace in tests and the demo). */
   readonly runner: CommandRunner;
-  /** Run every command (iptables, conntrack, sysctl) in this network namespace (tests, demo). */
-  readonly netns?: string;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly osHostname: () => string;
@@ -75,12 +74,12 @@ async function startServer(log: Logger, what: string, address: string, handler: 
 export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
   const nodeName = nodeNameFor(config, deps.osHostname);
-  const probe = await probeNode({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), logger: log, backend: deps.iptablesBackend ?? config.iptablesBackend });
+  const probe = await probeNode({ runner: deps.runner, logger: log, backend: deps.iptablesBackend ?? config.iptablesBackend });
   const handles = probe.handles;
   const available = [...handles.keys()];
   if (available.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
   const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
-  if (config.mode === 'iptables' && config.localhostNodePorts && available.includes('IPv4') && !(await writeProcFile({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
+  if (config.mode === 'iptables' && config.localhostNodePorts && available.includes('IPv4') && !(await writeProcFile(deps.runner, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
     log.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
   }
   log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version }, 'starting kube-proxy-ts');
@@ -90,7 +89,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   await removeOtherMode(handles, config.mode, log);
 
   const metrics = createMetrics(new Registry());
-  const modeDeps = { runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), clock: deps.clock, logger: log, metrics };
+  const modeDeps = { runner: deps.runner, clock: deps.clock, logger: log, metrics };
   const mode = config.mode === 'userspace' ? userspaceMode(config, probe, modeDeps) : iptablesMode(config, probe, modeDeps);
   const backend = mode.backend;
   const families = mode.families;

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { renderRuleset, type RenderOptions, type RenderResult } from '../iptables/render.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
+import type { TopologyFeatures } from '../proxier/topology.ts';
 import type { IPFamily, ObjectProblem, Snapshot } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
@@ -15,11 +16,7 @@ export function nodeNameFor(config: Pick<ProxyConfig, 'hostnameOverride'>, osHos
   return (config.hostnameOverride.trim() || osHostname()).toLowerCase();
 }
 
-export interface ProxyFeatures {
-  readonly preferSameTrafficDistribution: boolean;
-}
-
-export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): ProxyFeatures {
+export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
   return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
 }
 

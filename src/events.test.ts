@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer, kubeConfigFor } from '../test/fake-apiserver.ts';
 import { apiEventRecorder, eventBody } from './events.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '../proxier/log.ts';
 
 let api: FakeApiServer;
 beforeAll(async () => {

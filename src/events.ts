@@ -6,7 +6,7 @@
  * proxy. Without an API server (--objects) events are only logged.
  */
 import { EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from './log.ts';
+import type { Logger } from '../proxier/log.ts';
 import { serverHost, statusOf, type RequestObserver } from './sources/kube-client.ts';
 
 export interface ObjectRef {

@@ -13,16 +13,15 @@ import type { ModeBackend } from '../proxier/backend.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import { renderOptionsFrom } from './desired.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../proxier/log.ts';
 import type { NodeProbe } from './node-probe.ts';
 import type { Metrics } from './servers/metrics.ts';
-import { every, type Clock } from './system/clock.ts';
-import { createConntrack } from './system/conntrack.ts';
-import type { CommandRunner } from './system/exec.ts';
+import { every, type Clock } from '../proxier/clock.ts';
+import { createConntrack } from '../proxier/conntrack.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
 
 export interface ModeDeps {
   readonly runner: CommandRunner;
-  readonly netns?: string;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -59,7 +58,7 @@ export function iptablesMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDe
     logger: log,
     now: () => deps.clock.now(),
     metrics: deps.metrics,
-    conntrack: createConntrack({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }),
+    conntrack: createConntrack({ runner: deps.runner }),
     batchChains: probe.backend === 'nft' ? NFT_BATCH_CHAINS : 0,
   });
   let canariesMade = false;

@@ -8,8 +8,8 @@ import { detectBackend } from '../iptables/backend-detect.ts';
 import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
 import { createIptables, iptablesVersion, supportsRandomFully } from '../iptables/restore.ts';
 import type { IPFamily } from '../proxier/types.ts';
-import type { Logger } from './log.ts';
-import type { CommandRunner } from './system/exec.ts';
+import type { Logger } from '../proxier/log.ts';
+import { readProcFile, type CommandRunner } from '../proxier/exec.ts';
 
 export interface NodeProbe {
   readonly backend: IptablesBackend;
@@ -22,28 +22,16 @@ export interface NodeProbe {
 
 export interface ProbeOptions {
   readonly runner: CommandRunner;
-  readonly netns?: string;
   readonly logger: Logger;
   /** Forced backend; detected when absent or "auto". */
   readonly backend?: IptablesBackend | 'auto';
 }
 
-export async function readProcFile(o: Pick<ProbeOptions, 'runner' | 'netns'>, path: string): Promise<string | null> {
-  const r = await o.runner.run('cat', [path], { timeoutMs: 5000, ...(o.netns ? { netns: o.netns } : {}) }).catch(() => null);
-  return r?.code === 0 ? r.stdout.trim() : null;
-}
-
-export async function writeProcFile(o: Pick<ProbeOptions, 'runner' | 'netns'>, path: string, value: string): Promise<boolean> {
-  const r = await o.runner.run('tee', [path], { input: value, timeoutMs: 5000, ...(o.netns ? { netns: o.netns } : {}) }).catch(() => null);
-  return r?.code === 0;
-}
-
 export async function probeNode(o: ProbeOptions): Promise<NodeProbe> {
-  const ns = o.netns ? { netns: o.netns } : {};
-  const detected = o.backend && o.backend !== 'auto' ? { backend: o.backend, reason: 'configured' } : await detectBackend({ runner: o.runner, ...ns });
+  const detected = o.backend && o.backend !== 'auto' ? { backend: o.backend, reason: 'configured' } : await detectBackend({ runner: o.runner });
   const handles = new Map<IPFamily, Iptables>();
   for (const family of ['IPv4', 'IPv6'] as IPFamily[]) {
-    const ipt = createIptables({ family, backend: detected.backend, runner: o.runner, ...ns });
+    const ipt = createIptables({ family, backend: detected.backend, runner: o.runner });
     try {
       await ipt.save(['filter']);
       handles.set(family, ipt);
@@ -51,13 +39,13 @@ export async function probeNode(o: ProbeOptions): Promise<NodeProbe> {
       o.logger.warn({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: ${family} services are not proxied`);
     }
   }
-  const version = await iptablesVersion(o.runner, ns).catch(() => null);
+  const version = await iptablesVersion(o.runner).catch(() => null);
   return {
     backend: detected.backend,
     backendReason: detected.reason,
     handles,
     version: version?.text ?? null,
     randomFully: version ? supportsRandomFully(version) : true,
-    conntrackLiberal: (await readProcFile(o, '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal')) === '1',
+    conntrackLiberal: (await readProcFile(o.runner, '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal')) === '1',
   };
 }

@@ -6,9 +6,9 @@ import { indexEndpointSlices } from '../proxier/endpoint-slices.ts';
 import { nodeInfoFrom } from '../proxier/node-info.ts';
 import type { StateBuilder } from '../proxier/proxier.ts';
 import { servicePortStates } from '../proxier/snapshot.ts';
-import type { ProxyFeatures } from './desired.ts';
+import type { TopologyFeatures } from '../proxier/topology.ts';
 
-export function stateBuilder(nodeName: string, features: ProxyFeatures): StateBuilder {
+export function stateBuilder(nodeName: string, features: TopologyFeatures): StateBuilder {
   return {
     node: (obj) => nodeInfoFrom(obj, nodeName),
     service: (svc, slices, node, family) => {

@@ -18,8 +18,8 @@ import type { ProxyConfig } from './config.ts';
 import type { ModeDeps, ModeRuntime } from './modes.ts';
 import type { NodeProbe } from './node-probe.ts';
 import { createUserspaceMetrics, type UserspaceMetrics } from './servers/userspace-metrics.ts';
-import { createConntrack } from './system/conntrack.ts';
-import { every } from './system/clock.ts';
+import { createConntrack } from '../proxier/conntrack.ts';
+import { every } from '../proxier/clock.ts';
 
 /** How often expired ClientIP affinity records are dropped. */
 const AFFINITY_SWEEP_MS = 10_000;
@@ -81,7 +81,7 @@ export function userspaceMode(config: ProxyConfig, probe: NodeProbe, deps: ModeD
     detectLocal: { mode: config.detectLocalMode, clusterCIDRs: config.clusterCIDRs, bridgeInterface: config.bridgeInterface, interfaceNamePrefix: config.interfaceNamePrefix },
     logger: log,
     now,
-    conntrack: createConntrack({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }),
+    conntrack: createConntrack({ runner: deps.runner }),
     onServiceError: (service) => metrics.listenerErrorsTotal.inc({ service }),
   });
   log.info({ ipFamily: family, listen: host, proxyPortRange: config.portRange || 'random', udpTimeoutMs: config.udpIdleTimeoutMs }, 'userspace proxy mode');

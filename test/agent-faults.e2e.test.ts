@@ -29,7 +29,7 @@ const service = (i: number) => [
 const objects = (services: number, first = 1) => [node(), ...Array.from({ length: services }, (_, k) => service(first + k)).flat()];
 const write = (file: string, docs: unknown[]) => writeFile(file, docs.map((d) => dump(d)).join('---\n'));
 
-const nat = (backend: IptablesBackend) => createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
+const nat = (backend: IptablesBackend) => createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
 const svcChains = (text: string) => text.split('\n').filter((l) => l.startsWith(':KUBE-SVC-')).length;
 
 beforeAll(async () => {

@@ -81,7 +81,7 @@ describe('kube-proxy-ts --objects as a process in a node namespace', () => {
     const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
     expect(code).toBe(0);
     expect(output).toContain('rules left in place');
-    const nat = await createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
+    const nat = await createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
     expect(nat).toContain(':KUBE-SERVICES');
     expect(await reaches('pod-a')).toBe(true);
   });

@@ -10,7 +10,8 @@ import { startAgent, type Agent } from '../src/agent.ts';
 import { diffCommand } from '../src/cmd/diff.ts';
 import { runCommand } from '../src/cmd/run.ts';
 import { configFromFlags } from '../src/config.ts';
-import { createLogger, silentLogger } from '../src/log.ts';
+import { createLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
@@ -49,7 +50,7 @@ const reaches = (want: Pod[], ip = SVC_IP) => async () => {
 };
 
 async function save(table: string): Promise<string> {
-  return createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save([table]);
+  return createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save([table]);
 }
 
 async function metric(name: string): Promise<number> {
@@ -62,8 +63,7 @@ const io = (out: string[]) => ({
   stdout: (t: string) => void out.push(t),
   stderr: (t: string) => void out.push(t),
   makeLogger: () => silentLogger(),
-  runner: cluster.runner,
-  netns: cluster.node('node-1').ns,
+  runner: cluster.runnerIn(cluster.node('node-1').ns),
   kubeConfig: () => kubeConfigFor(api),
   osHostname: () => 'node-1',
 });
@@ -94,8 +94,7 @@ beforeAll(async () => {
   ]));
   agentStartedAt = Date.now();
   agent = await startAgent(config, {
-    runner: cluster.runner,
-    netns: cluster.node('node-1').ns,
+    runner: cluster.runnerIn(cluster.node('node-1').ns),
     clock: realClock,
     logger: createLogger({ verbosity: 0, stream: new Writable({ write: (c: Buffer, _e, cb) => (logLines.push(...c.toString().split('\n').filter(Boolean)), cb()) }) }),
     osHostname: () => 'node-1',

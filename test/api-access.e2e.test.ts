@@ -48,7 +48,7 @@ function addService(name: string, ip: string, on: (keyof typeof pods)[]): void {
   api.create('endpointslices', makeEndpointSlice('ns1', name, `${name}-1`, { endpoints: on.map((p) => ({ ip: pods[p], nodeName: 'node-1' })), ports: [{ name: 'p80', port: 8080 }] }) as never);
 }
 
-const nat = () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
+const nat = () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
 const programmed = (ip: string) => async () => (await nat()).includes(`-d ${ip}/32`);
 async function reaches(ip: string, want: string[]): Promise<boolean> {
   const hit = podsHit(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip, port: 80, count: 8, timeoutMs: 800 }));

@@ -101,10 +101,10 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
 async function load(cluster: Cluster, backend: IptablesBackend, scenario: FlowScenario): Promise<void> {
   const node = cluster.node('node-1');
   for (const family of ['IPv4', 'IPv6'] as const) {
-    await createIptables({ family, backend, runner: cluster.runner, netns: node.ns }).restore(RESET, { noflush: false, counters: false });
+    await createIptables({ family, backend, runner: cluster.runnerIn(node.ns) }).restore(RESET, { noflush: false, counters: false });
   }
   const family = scenario.family ?? 'IPv4';
-  const ipt = createIptables({ family, backend, runner: cluster.runner, netns: node.ns });
+  const ipt = createIptables({ family, backend, runner: cluster.runnerIn(node.ns) });
   await cluster.exec(node.ns, 'conntrack', ['-F']).catch(() => undefined);
   await cluster.net.setSysctls(node.ns, { 'net.ipv4.conf.all.route_localnet': '0', ...scenario.sysctls });
   const desired = desiredFor(scenario);

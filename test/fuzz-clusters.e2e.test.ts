@@ -75,9 +75,9 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
   describe(`random, partly malformed clusters in the kernel (${backend})`, () => {
     it(`render and load ${RUNS} clusters (seed ${SEED}): no rejection, skips named, converged, traffic as traced`, async () => {
       const node = cluster.node('node-1').ns;
-      const ipt = { IPv4: createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: node }), IPv6: createIptables({ family: 'IPv6', backend, runner: cluster.runner, netns: node }) };
+      const ipt = { IPv4: createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(node) }), IPv6: createIptables({ family: 'IPv6', backend, runner: cluster.runnerIn(node) }) };
       for (const b of ['nft', 'legacy'] as const) {
-        for (const f of ['IPv4', 'IPv6'] as const) await createIptables({ family: f, backend: b, runner: cluster.runner, netns: node }).restore(RESET, { noflush: false, counters: false });
+        for (const f of ['IPv4', 'IPv6'] as const) await createIptables({ family: f, backend: b, runner: cluster.runnerIn(node) }).restore(RESET, { noflush: false, counters: false });
       }
       const stats = { clusters: 0, loads: 0, traced: 0, reached: 0, skipLines: 0, realPackets: 0 };
       const t0 = Date.now();

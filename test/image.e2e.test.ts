@@ -96,7 +96,7 @@ describe.each(['iptables', 'userspace'] as const)('the agent from the image in %
     makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip: POD[pod], nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
   ];
   const write = (pod: keyof typeof POD) => writeFile(join(dir, 'cluster.yaml'), objects(pod).map((d) => dump(d)).join('---\n'));
-  const nat = async () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: node1 }).save(['nat']);
+  const nat = async () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(node1) }).save(['nat']);
   const programmed = async () => (mode === 'iptables' ? /-A KUBE-SERVICES -d 172\.30\.0\.10\/32/ : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32/).test(await nat());
   /** Every request through the ClusterIP and the NodePort, from the client outside the node, answered by `pod`. */
   async function reaches(pod: keyof typeof POD): Promise<boolean> {

@@ -6,7 +6,7 @@
  * answer, what source they see, and which requests are rejected or dropped.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Nft, type Execer } from '../nftables/nft.ts';
+import { Nft } from '../nftables/nft.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
@@ -75,8 +75,7 @@ describe('nftables packet flows through the kernel', () => {
     servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
     await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);
     await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY_6}/128`);
-    const exec: Execer = { run: (cmd, args, opts) => cluster.exec(cluster.node('node-1').ns, cmd, args, opts ?? {}) };
-    nft = new Nft(exec);
+    nft = new Nft(cluster.runnerIn(cluster.node('node-1').ns));
   });
   afterAll(async () => {
     await servers?.stop();

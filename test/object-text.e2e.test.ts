@@ -21,7 +21,7 @@ import { renderPortals } from '../userspace/portal-rules.ts';
 import { servicePort } from './domain.ts';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { diffCommand } from '../src/cmd/diff.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
@@ -123,14 +123,13 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       stdout: (t: string) => void out.push(t),
       stderr: (t: string) => void out.push(t),
       makeLogger: () => silentLogger(),
-      runner: cluster.runner,
-      netns: node(),
+      runner: cluster.runnerIn(node()),
       osHostname: () => 'node-1',
     });
 
     beforeAll(async () => {
       for (const b of ['nft', 'legacy'] as const) {
-        for (const family of ['IPv4', 'IPv6'] as const) await createIptables({ family, backend: b, runner: cluster.runner, netns: node() }).restore(RESET, { noflush: false, counters: false });
+        for (const family of ['IPv4', 'IPv6'] as const) await createIptables({ family, backend: b, runner: cluster.runnerIn(node()) }).restore(RESET, { noflush: false, counters: false });
       }
       await write(objects());
       agent = await startAgentProcess(node(), [...flags(), '--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
@@ -165,7 +164,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     });
 
     it('userspace mode\'s portal rules carry the same names into the kernel', async () => {
-      const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: node() });
+      const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(node()) });
       const targets = ODD.map(([namespace, name, portName], i) => ({
         service: servicePort({ key: `${namespace}/${name}:${portName}`, namespace, name, portName, clusterIP: `172.31.0.${i + 1}`, nodePort: 31000 + i, externalIPs: [`192.168.98.${i + 1}`] }),
         internalPort: 36000 + i, externalPort: 36000 + i, nodePortHeld: true,

@@ -64,7 +64,7 @@ describe(`packet flows through userspace mode: ${scenario.name}`, () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kpt-us-'));
     await writeFile(join(dir, 'objects.yaml'), [...nodes(), ...scenario.services(), ...scenario.slices()].map((o) => dump(o)).join('---\n'));
-    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns });
+    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) });
     agent = await startAgentProcess(cluster.node('node-1').ns, ['--mode=userspace', '--objects', dir,
       '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s', '--udp-timeout', '1s',
       '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],

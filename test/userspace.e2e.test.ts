@@ -41,7 +41,7 @@ beforeAll(async () => {
   });
   servers = await cluster.startPodServers({ tcp: [8080], udp: [8080], echo: [9000] });
   node1 = cluster.node('node-1').ns;
-  ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: node1 });
+  ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(node1) });
   dir = await mkdtemp(join(tmpdir(), 'kpt-us2-'));
 });
 afterAll(async () => {

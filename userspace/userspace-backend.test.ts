@@ -9,7 +9,7 @@ import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { getChain } from '../iptables/ruleset.ts';
 import type { ConntrackFilter } from '../proxier/conntrack-plan.ts';
 import type { ServicePortState } from '../proxier/types.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import type { ListenerSpec } from './listeners.ts';
 import { PortAllocator } from './port-allocator.ts';

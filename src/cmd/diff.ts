@@ -22,7 +22,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   for (const warning of loaded.warnings) log.warn(warning);
   const runner = io.runner ?? createExecaRunner();
   const objects = await currentObjects(config, io, log);
-  const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });
+  const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,

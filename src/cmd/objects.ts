@@ -6,7 +6,7 @@
 import type { ProxyConfig } from '../config.ts';
 import { nodeNameFor } from '../desired.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../proxier/log.ts';
 import { createApiSource } from '../sources/api-source.ts';
 import { OBJECT_KINDS, type ObjectKind } from '../sources/events.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';

@@ -14,10 +14,11 @@ import { startAgent } from '../agent.ts';
 import { configDocument } from '../config-file.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
 import { realClock } from '../system/clock.ts';
-import { createExecaRunner, type CommandRunner } from '../system/exec.ts';
+import type { CommandRunner } from '../../proxier/exec.ts';
+import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../proxier/log.ts';
 
 export async function runCommand(argv: readonly string[], io: CommandIO): Promise<number> {
   const loaded = await loadConfig(argv, [], io);
@@ -40,7 +41,6 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
 
   const agent = await startAgent(config, {
     runner,
-    ...(io.netns ? { netns: io.netns } : {}),
     clock: io.clock ?? realClock,
     logger: log,
     osHostname: io.osHostname ?? (() => (process.env['HOSTNAME'] ?? 'localhost')),
@@ -72,7 +72,7 @@ async function cleanup(runner: CommandRunner, io: CommandIO, log: Logger): Promi
   let failures = 0;
   for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     for (const family of ['IPv4', 'IPv6'] as const) {
-      const ipt = createIptables({ family, backend, runner, ...(io.netns ? { netns: io.netns } : {}) });
+      const ipt = createIptables({ family, backend, runner });
       try {
         const removed = await removeKubeProxyRules(ipt);
         if (removed) log.info({ backend, ipFamily: family, chains: removed }, 'removed kube-proxy rules');

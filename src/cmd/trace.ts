@@ -14,7 +14,8 @@ import type { Protocol } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import type { FlagSpec } from '../flags.ts';
 import { probeNode } from '../node-probe.ts';
-import { createExecaRunner, type CommandRunner } from '../system/exec.ts';
+import type { CommandRunner } from '../../proxier/exec.ts';
+import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { usage } from './render.ts';
@@ -34,8 +35,8 @@ export function parseDestination(text: string): { ip: string; port: number; prot
   return { ip: ip.text, port: Number(m[3]), protocol: (m[4]?.toUpperCase() ?? 'TCP') as Protocol };
 }
 
-async function liveLocalAddresses(runner: CommandRunner, netns?: string): Promise<string[]> {
-  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000, ...(netns ? { netns } : {}) }).catch(() => null);
+async function liveLocalAddresses(runner: CommandRunner): Promise<string[]> {
+  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000 }).catch(() => null);
   if (!r || r.code !== 0) return [];
   const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
@@ -62,10 +63,10 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
     io.stdout(`Ruleset: rendered from ${config.objects} for node ${desired.nodeName}\n`);
   } else {
     const runner = io.runner ?? createExecaRunner();
-    const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });
+    const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
     const ipt = probe.handles.get(src.family);
     if (ipt) ruleset = parseSave(await ipt.save(['filter', 'nat']), src.family);
-    local = await liveLocalAddresses(runner, io.netns);
+    local = await liveLocalAddresses(runner);
     io.stdout(`Ruleset: live (${probe.backend} backend)\n`);
   }
   if (!ruleset) {

@@ -40,8 +40,9 @@ import { listRaw } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
 import { Supervisor, type BackoffOptions, type Run, type RunControl } from './supervisor.ts';
-import { realClock, type Clock } from '../system/clock.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import type { Clock } from '../../proxier/clock.ts';
+import { realClock } from '../system/clock.ts';
+import { silentLogger, type Logger } from '../../proxier/log.ts';
 
 /** Restart back-off of the informers: 0.8 s doubling to 3 s (client-go's reflector: 0.8 s to 30 s). */
 export const API_BACKOFF: Partial<BackoffOptions> = { initialMs: 800, maxMs: 3000 };

@@ -4,7 +4,7 @@
  * a ManualClock.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../system/clock.ts';
+import { ManualClock } from '../../proxier/clock.ts';
 import { DEFAULT_BACKOFF, Supervisor, backoffDelay, type RunControl, type SupervisorOptions } from './supervisor.ts';
 
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -2,7 +2,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createExecaRunner, describeFailure, TIMEOUT_EXIT_CODE } from './exec.ts';
+import { describeFailure } from '../../proxier/exec.ts';
+import { createExecaRunner, TIMEOUT_EXIT_CODE } from './exec.ts';
 
 const runner = createExecaRunner();
 const node = process.execPath;

@@ -7,11 +7,11 @@
  * Used by the end-to-end harness (test/netns/) and the demo; kube-proxy-ts
  * itself never creates namespaces.
  */
-import type { CommandRunner, RunResult } from './exec.ts';
-import { describeFailure } from './exec.ts';
+import { describeFailure, type RunResult } from '../../proxier/exec.ts';
+import type { ExecaRunner } from './exec.ts';
 
 export interface NetnsOpsOptions {
-  readonly runner: CommandRunner;
+  readonly runner: ExecaRunner;
   /** Upper bound for each command (default 15 s). */
   readonly timeoutMs?: number;
   /** Signals a process left inside a namespace being deleted (default process.kill). */

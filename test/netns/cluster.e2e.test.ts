@@ -68,7 +68,7 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
     });
     setupMs = performance.now() - started;
     await cluster.startPodServers({ tcp: [80], udp: [53] });
-    const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: cluster.node('node-1').ns });
+    const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(cluster.node('node-1').ns) });
     await ipt.restore(RULES, { noflush: true, counters: false });
   });
 
@@ -79,9 +79,9 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
   });
 
   it('holds the rules in the node namespace only', async () => {
-    const ipt = createIptables({ family: 'IPv4', backend, runner: c().runner, netns: c().node('node-1').ns });
+    const ipt = createIptables({ family: 'IPv4', backend, runner: c().runnerIn(c().node('node-1').ns) });
     expect(await ipt.save(['nat'])).toContain('-A KUBE-SVC-TCP -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A-TCP');
-    const inPod = createIptables({ family: 'IPv4', backend, runner: c().runner, netns: c().pod('pod-a').ns });
+    const inPod = createIptables({ family: 'IPv4', backend, runner: c().runnerIn(c().pod('pod-a').ns) });
     expect(await inPod.save(['nat'])).not.toContain('KUBE-SERVICES');
   });
 
@@ -177,7 +177,7 @@ describe('dual-stack, two nodes (nft, IPv6 ClusterIP)', () => {
       client: true,
     });
     await cluster.startPodServers({ tcp: [80] });
-    await createIptables({ family: 'IPv6', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).restore(RULES6, { noflush: true, counters: false });
+    await createIptables({ family: 'IPv6', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).restore(RULES6, { noflush: true, counters: false });
   });
   afterAll(async () => {
     await cluster?.destroy();
