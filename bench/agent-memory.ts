@@ -5,8 +5,8 @@
  * iptables backend with its render cache and applied state; a full sync in a
  * fresh namespace, then 20 endpoint changes. Prints one JSON line.
  */
-import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
-import type { IptablesBackend as Backend } from '../iptables/iptables.ts';
+import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
+import type { IptablesBackend } from '../iptables/iptables.ts';
 import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { Proxier } from '../proxier/proxier.ts';
@@ -18,7 +18,7 @@ import { createNetnsOps } from '../src/system/netns.ts';
 import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
 
 const n = Number(process.argv[2] ?? 10_000);
-const backend = (process.argv[3] ?? 'nft') as Backend;
+const backend = (process.argv[3] ?? 'nft') as IptablesBackend;
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
 const ns = `kptbench-mem-${backend}`;
@@ -31,14 +31,15 @@ try {
   const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   let restores = 0;
   const counting = { family: ipt.family, save: ipt.save.bind(ipt), restore: async (t: string, o: Parameters<typeof ipt.restore>[1]) => (await ipt.restore(t, o), void restores++) };
-  const be = new IptablesBackend({
-    iptables: new Map([['IPv4', counting]]),
-    render: { ...DEFAULT_RENDER_OPTIONS, detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' } },
-    logger: silentLogger(),
-    now: () => Date.now(),
-    batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
-  });
-  const proxier = new Proxier({ families: ['IPv4'], backend: be, builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  const mode = new IptablesMode(
+    {
+      iptables: new Map([['IPv4', counting]]),
+      render: { ...DEFAULT_RENDER_OPTIONS, detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' } },
+      batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
+    },
+    { clock: realClock, logger: silentLogger() },
+  );
+  const proxier = new Proxier({ families: ['IPv4'], mode, builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   const slices: Record<string, unknown>[] = [];
   for (let i = 0; i < n; i++) {

@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
+import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
 import { planSync } from '../iptables/plan.ts';
 import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../iptables/render.ts';
@@ -34,6 +34,8 @@ const net = createNetnsOps({ runner });
 const PREFIX = 'kptbench';
 const NODE = 'bench-node';
 const features = { preferSameTrafficDistribution: true };
+/** The process clock with sub-millisecond readings, for sync durations. */
+const preciseClock = { ...realClock, now: () => performance.now() };
 const options: RenderOptions = {
   ...DEFAULT_RENDER_OPTIONS,
   detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
@@ -113,7 +115,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   const doneAt: number[] = [];
   const batchChains = backend === 'nft' ? NFT_BATCH_CHAINS : 0;
-  const be = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
+  const be = new IptablesMode({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
   t0 = performance.now();
   await be.sync(snapshot, { periodic: true, previous: null });
   const fullMs = ms(t0);
@@ -130,7 +132,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const partialSnap = { ...snapshot, services: changed };
   let partialText = '';
   const capture: Iptables = { family: 'IPv4', save: (t) => ipt.save(t), restore: async (txt, o) => { partialText = txt; await ipt.restore(txt, o); } };
-  const be2 = new IptablesBackend({ iptables: new Map([['IPv4', capture]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
+  const be2 = new IptablesMode({ iptables: new Map([['IPv4', capture]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
   await be2.sync(snapshot, { periodic: true, previous: null });
   t0 = performance.now();
   await be2.sync(partialSnap, { periodic: false, previous: snapshot });
@@ -141,8 +143,8 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const events = n >= 10_000 ? 20 : 60;
   const latencies: number[] = [];
   const doneTimes: number[] = [];
-  const be3 = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
-  const proxier = new Proxier({ families: ['IPv4'], backend: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  const be3 = new IptablesMode({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
+  const proxier = new Proxier({ families: ['IPv4'], mode: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   objs.services.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));
   objs.slices.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: s }));

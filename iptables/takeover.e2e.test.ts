@@ -14,8 +14,9 @@ import { createNetnsOps } from '../src/system/netns.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { diffRulesets, formatDiff } from './diff.ts';
-import type { Iptables, IptablesBackend as Backend } from './iptables.ts';
-import { IptablesBackend } from './iptables-backend.ts';
+import type { Iptables, IptablesBackend } from './iptables.ts';
+import { IptablesMode } from './iptables-mode.ts';
+import { realClock } from '../src/system/clock.ts';
 import { parseSave } from './parse.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { createIptables } from './restore.ts';
@@ -79,7 +80,7 @@ describe('taking over a node from a 2016-era kube-proxy', () => {
   });
   afterAll(async () => net.deleteNamespace(NS));
 
-  for (const backend of ['nft', 'legacy'] as Backend[]) {
+  for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     it(`replaces its filter OUTPUT jump (no --ctstate NEW) in the first full sync and converges (${backend})`, async () => {
       const family: IPFamily = 'IPv4';
       const ipt: Iptables = createIptables({ family, backend, runner: createExecaRunner({ netns: NS }) });
@@ -93,7 +94,7 @@ describe('taking over a node from a 2016-era kube-proxy', () => {
       expect(jumps?.missingRules.some((r) => r.includes('-j KUBE-SERVICES') && r.includes('--ctstate NEW'))).toBe(true);
       expect(formatDiff(before)).toContain(`      - ${OLD_JUMP}`);
 
-      const sync = new IptablesBackend({ iptables: new Map([[family, ipt]]), render: DEFAULT_RENDER_OPTIONS, logger: silentLogger(), now: Date.now });
+      const sync = new IptablesMode({ iptables: new Map([[family, ipt]]), render: DEFAULT_RENDER_OPTIONS }, { clock: realClock, logger: silentLogger() });
       await sync.sync(snapshot(), { periodic: false, previous: null });
       const saved = await ipt.save(['filter', 'nat']);
       const output = getChain(parseSave(saved, family), 'filter', 'OUTPUT')!.rules.filter((r) => r.endsWith('-j KUBE-SERVICES'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeService } from '../test/builders.ts';
-import type { ModeBackend } from './backend.ts';
+import type { ProxyMode } from './mode.ts';
 import { indexEndpointSlices } from './endpoint-slices.ts';
 import { nodeInfoFrom } from './node-info.ts';
 import { Proxier, type StateBuilder } from './proxier.ts';
@@ -15,11 +15,12 @@ const builder: StateBuilder = {
     return { states: r.states, problems: [...r.problems, ...index.problems] };
   },
 };
-const backend: ModeBackend = {
-  mode: 'iptables',
-  sync: async (s) => ({ family: s.family, full: true, durationMs: 0 }),
+const mode: ProxyMode = {
+  name: 'iptables',
+  families: ['IPv4', 'IPv6'],
+  sync: async (s) => ({ family: s.family, full: true, durationMs: 0, objects: new Map(), written: new Map(), bytes: 0, noLocalEndpoints: null, conntrackDeleted: 0, failures: [] }),
   requestFullSync: () => undefined,
-  cleanup: async () => undefined,
+  monitor: () => () => undefined,
   close: async () => undefined,
 };
 const clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => undefined };
@@ -27,7 +28,7 @@ const clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => undefined
 describe('Proxier problem reports', () => {
   it('reports each problem of a Service once, also one only a later IP family sees', () => {
     const problems: ObjectProblem[] = [];
-    const proxier = new Proxier({ families: ['IPv4', 'IPv6'], backend, builder, clock, minSyncPeriodMs: 0, syncPeriodMs: 1000, hooks: { problem: (p) => problems.push(p) } });
+    const proxier = new Proxier({ families: ['IPv4', 'IPv6'], mode, builder, clock, minSyncPeriodMs: 0, syncPeriodMs: 1000, hooks: { problem: (p) => problems.push(p) } });
     // No ipFamilies: upstream proxies spec.clusterIP (IPv4) only; the IPv6 entry is reported by the IPv6 pass.
     const svc = makeService('ns', 's', { clusterIPs: ['172.30.0.10', 'fd00::10'], spec: { ipFamilies: undefined }, ports: [{ name: 'ok', port: 80 }, { name: 'bad', port: 0 }] });
     proxier.onEvent({ type: 'add', kind: 'Service', key: 'ns/s', old: null, obj: svc });

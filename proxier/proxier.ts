@@ -8,7 +8,7 @@
  * Nothing is programmed before Services, EndpointSlices and the Node have all
  * been listed once (no partial ruleset after a restart).
  */
-import type { ModeBackend } from './backend.ts';
+import type { ProxyMode, SyncReport } from './mode.ts';
 import type { Clock } from './clock.ts';
 import { SyncRunner, type SyncTrigger } from './sync-runner.ts';
 import { formatProblem } from './types.ts';
@@ -31,7 +31,7 @@ export interface StateBuilder {
 /** What the proxier reports to health checks and metrics. */
 export interface ProxierHooks {
   queued?(family: IPFamily): void;
-  synced?(family: IPFamily, result: { full: boolean; durationMs: number; triggerTimes: readonly number[]; snapshot: Snapshot }): void;
+  synced?(family: IPFamily, result: { report: SyncReport; triggerTimes: readonly number[]; snapshot: Snapshot }): void;
   syncFailed?(family: IPFamily, err: unknown): void;
   problem?(p: ObjectProblem): void;
   nodeChanged?(node: NodeInfo): void;
@@ -40,7 +40,7 @@ export interface ProxierHooks {
 
 export interface ProxierOptions {
   readonly families: readonly IPFamily[];
-  readonly backend: ModeBackend;
+  readonly mode: ProxyMode;
   readonly builder: StateBuilder;
   readonly clock: Clock;
   readonly minSyncPeriodMs: number;
@@ -113,7 +113,7 @@ export class Proxier {
 
   /** Forces a full resync (e.g. the canary found the tables flushed). */
   requestFullSync(): void {
-    this.o.backend.requestFullSync();
+    this.o.mode.requestFullSync();
     this.requestSync();
   }
 
@@ -227,9 +227,9 @@ export class Proxier {
     let failure: unknown = null;
     for (const snapshot of snapshots) {
       try {
-        const r = await this.o.backend.sync(snapshot, { periodic: trigger === 'periodic', previous: this.previous.get(snapshot.family) ?? null });
+        const report = await this.o.mode.sync(snapshot, { periodic: trigger === 'periodic', previous: this.previous.get(snapshot.family) ?? null });
         this.previous.set(snapshot.family, snapshot);
-        this.o.hooks?.synced?.(snapshot.family, { full: r.full, durationMs: r.durationMs, triggerTimes: triggers, snapshot });
+        this.o.hooks?.synced?.(snapshot.family, { report, triggerTimes: triggers, snapshot });
       } catch (err) {
         failure ??= err;
         this.o.hooks?.syncFailed?.(snapshot.family, err);

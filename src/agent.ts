@@ -7,8 +7,10 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import type { IptablesBackend as BackendName } from '../iptables/iptables.ts';
-import type { ModeBackend } from '../proxier/backend.ts';
+import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
+import { probeNode } from '../iptables/node-probe.ts';
+import { createConntrack } from '../proxier/conntrack.ts';
+import type { ProxyMode } from '../proxier/mode.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { formatProblem } from '../proxier/types.ts';
@@ -24,10 +26,10 @@ import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
 import { stateBuilder } from './state-builder.ts';
 import type { Clock } from '../proxier/clock.ts';
-import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
-import { probeNode } from './node-probe.ts';
-import { iptablesMode, removeOtherMode } from './modes.ts';
-import { userspaceMode } from './userspace-mode.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
+import { createMode, removeOtherMode } from './modes.ts';
+import { observeSync, observeSyncError } from './servers/sync-metrics.ts';
+import { createUserspaceMetrics, observeUserspaceSync, userspaceEventMetrics } from './servers/userspace-metrics.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { parseHostPort } from './config.ts';
 
@@ -40,14 +42,16 @@ export interface AgentDeps {
   /** API access; built from the config when absent. */
   readonly kubeConfig?: () => KubeConfig;
   /** Force a backend instead of detecting it. */
-  readonly iptablesBackend?: BackendName;
+  readonly iptablesBackend?: IptablesBackend;
+  /** The iptables of each family, instead of the node's binaries (unit tests run the agent on FakeIptables). */
+  readonly iptables?: ReadonlyMap<IPFamily, Iptables>;
   /** Addresses the health-check node port servers listen on (default all). */
   readonly serviceHealthHosts?: readonly string[];
 }
 
 export interface Agent {
   readonly proxier: Proxier;
-  readonly backend: ModeBackend;
+  readonly mode: ProxyMode;
   readonly metrics: Metrics;
   readonly health: HealthState;
   readonly healthz: RunningServer | null;
@@ -74,14 +78,15 @@ async function startServer(log: Logger, what: string, address: string, handler: 
 export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
   const nodeName = nodeNameFor(config, deps.osHostname);
-  const probe = await probeNode({ runner: deps.runner, logger: log, backend: deps.iptablesBackend ?? config.iptablesBackend });
+  const probe = await probeNode({
+    runner: deps.runner,
+    logger: log,
+    backend: deps.iptablesBackend ?? config.iptablesBackend,
+    ...(deps.iptables ? { handles: deps.iptables } : {}),
+  });
   const handles = probe.handles;
   const available = [...handles.keys()];
   if (available.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
-  const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
-  if (config.mode === 'iptables' && config.localhostNodePorts && available.includes('IPv4') && !(await writeProcFile(deps.runner, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
-    log.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
-  }
   log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version }, 'starting kube-proxy-ts');
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
@@ -89,9 +94,14 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   await removeOtherMode(handles, config.mode, log);
 
   const metrics = createMetrics(new Registry());
-  const modeDeps = { runner: deps.runner, clock: deps.clock, logger: log, metrics };
-  const mode = config.mode === 'userspace' ? userspaceMode(config, probe, modeDeps) : iptablesMode(config, probe, modeDeps);
-  const backend = mode.backend;
+  const userspaceMetrics = config.mode === 'userspace' ? createUserspaceMetrics(metrics.registry) : null;
+  const mode = createMode(config, probe, {
+    runner: deps.runner,
+    clock: deps.clock,
+    logger: log,
+    conntrack: createConntrack({ runner: deps.runner }),
+    ...(userspaceMetrics ? { onUserspaceEvent: userspaceEventMetrics(userspaceMetrics) } : {}),
+  });
   const families = mode.families;
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
@@ -116,7 +126,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   let metricsCounted = { services: 0, endpoints: 0 };
   const proxier = new Proxier({
     families,
-    backend,
+    mode,
     builder: stateBuilder(nodeName, featuresFrom(config)),
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
@@ -132,9 +142,10 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
         metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
         for (const t of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - t) / 1000);
         if (f === families[0]) void serviceHealth.sync(healthTargets([r.snapshot]));
-        if (r.full) mode.afterFullSync();
+        observeSync(metrics, mode.name, r.report);
+        if (userspaceMetrics) observeUserspaceSync(userspaceMetrics, r.report);
       },
-      syncFailed: (f, err) => metrics.syncErrorsTotal.inc({ ip_family: f, reason: err instanceof Error ? err.name : 'error' }),
+      syncFailed: (f, err) => observeSyncError(metrics, mode.name, f, err),
       problem: (p) => {
         metrics.objectProblemsTotal.inc({ kind: p.kind });
         log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
@@ -169,7 +180,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
 
   return {
     proxier,
-    backend,
+    mode,
     metrics,
     health,
     healthz,
@@ -180,7 +191,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       stopMonitor();
       await source.stop();
       await proxier.stop();
-      await backend.close();
+      await mode.close();
       await serviceHealth.close();
       await events.flush();
       await healthz?.close();

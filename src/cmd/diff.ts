@@ -8,7 +8,7 @@ import { diffRulesets, formatDiff } from '../../iptables/diff.ts';
 import { parseSave } from '../../iptables/parse.ts';
 import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
-import { probeNode } from '../node-probe.ts';
+import { probeNode } from '../../iptables/node-probe.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';

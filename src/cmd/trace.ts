@@ -13,7 +13,7 @@ import { parseIP } from '../../proxier/ip.ts';
 import type { Protocol } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import type { FlagSpec } from '../flags.ts';
-import { probeNode } from '../node-probe.ts';
+import { probeNode } from '../../iptables/node-probe.ts';
 import type { CommandRunner } from '../../proxier/exec.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';

@@ -1,12 +1,12 @@
 /**
  * Facts about the node the rules are for, read once at start by the agent and
- * by `diff`: the iptables backend in use, the families whose binaries work,
+ * by `diff` and `trace`: the iptables backend in use, the families whose binaries work,
  * the iptables version (for --random-fully) and whether conntrack is liberal
  * (no INVALID drop rule then).
  */
-import { detectBackend } from '../iptables/backend-detect.ts';
-import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
-import { createIptables, iptablesVersion, supportsRandomFully } from '../iptables/restore.ts';
+import { detectBackend } from './backend-detect.ts';
+import type { Iptables, IptablesBackend } from './iptables.ts';
+import { createIptables, iptablesVersion, supportsRandomFully } from './restore.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import type { Logger } from '../proxier/log.ts';
 import { readProcFile, type CommandRunner } from '../proxier/exec.ts';
@@ -25,12 +25,14 @@ export interface ProbeOptions {
   readonly logger: Logger;
   /** Forced backend; detected when absent or "auto". */
   readonly backend?: IptablesBackend | 'auto';
+  /** The iptables of each family to use instead of the binaries (tests: FakeIptables); taken as working. */
+  readonly handles?: ReadonlyMap<IPFamily, Iptables>;
 }
 
 export async function probeNode(o: ProbeOptions): Promise<NodeProbe> {
   const detected = o.backend && o.backend !== 'auto' ? { backend: o.backend, reason: 'configured' } : await detectBackend({ runner: o.runner });
-  const handles = new Map<IPFamily, Iptables>();
-  for (const family of ['IPv4', 'IPv6'] as IPFamily[]) {
+  const handles = new Map<IPFamily, Iptables>(o.handles ?? []);
+  for (const family of o.handles ? [] : (['IPv4', 'IPv6'] as IPFamily[])) {
     const ipt = createIptables({ family, backend: detected.backend, runner: o.runner });
     try {
       await ipt.save(['filter']);
