@@ -16,10 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
+import { scanSave } from '../iptables/parse.ts';
 import { planSync } from '../iptables/plan.ts';
 import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
-import { toRestoreText } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import { silentLogger } from '../proxier/log.ts';
@@ -170,7 +171,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   return {
     services: String(n),
     backend,
-    'rules (nat+filter)': String(text.split('\n').filter((l) => l.startsWith('-A')).length),
+    'rules (nat+filter)': String(scanSave(text, 'IPv4').ruleCount),
     'restore input MB': (text.length / 1e6).toFixed(1),
     'render ms (cold / cached)': `${fmt(renderMs)} / ${fmt(cachedRenderMs)}`,
     'single restore ms': Number.isFinite(singleFloorMs) ? fmt(singleFloorMs) : '> 180000',

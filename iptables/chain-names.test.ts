@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { endpointChainName, hash16, isServiceChain, serviceChainNames } from './chain-names.ts';
+import { endpointChainName, hash16, serviceChainNames } from './chain-names.ts';
+import { isServiceChain } from './chains.ts';
 
 describe('chain names match upstream kube-proxy', () => {
   // Vectors from upstream's proxier_test.go expected dumps.

@@ -13,7 +13,7 @@ import { ManualClock, type Clock } from '../proxier/clock.ts';
 import { ApplyError } from '../proxier/mode.ts';
 import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { endpointChainName, serviceChainNames } from './chain-names.ts';
-import { isOwnedChain } from './chains.ts';
+import { chainOwner } from './chains.ts';
 import { removeKubeProxyRules } from './cleanup.ts';
 import { diffRulesets } from './diff.ts';
 import { FakeIptables } from './fake-iptables.ts';
@@ -22,6 +22,7 @@ import { parseRestore } from './parse.ts';
 import { DEFAULT_RENDER_OPTIONS } from './render.ts';
 import { getChain, type Ruleset } from './ruleset.ts';
 
+const isOwnedChain = (name: string): boolean => chainOwner(name) === 'iptables' || chainOwner(name) === 'userspace';
 const NOT_PERIODIC = { periodic: false, previous: null };
 const PERIODIC = { periodic: true, previous: null };
 
@@ -126,8 +127,8 @@ describe('IptablesMode: full syncs', () => {
       { noflush: true, counters: false },
     );
     await mode.sync(base(), PERIODIC);
-    const inserted = fake.restores.at(-1)!.text.split('\n').filter((l) => l.startsWith('-I '));
-    expect(inserted).toEqual(['-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+    const inserted = parseRestore(fake.restores.at(-1)!.text).tables.flatMap((t) => t.ops.filter((o) => o.op === 'I'));
+    expect(inserted.map((o) => [o.chain, o.position, o.rule])).toEqual([['PREROUTING', 1, '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']]);
     expect(rulesOf(fake, 'nat', 'PREROUTING')).toEqual([
       '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
       '-p tcp --dport 2222 -j ACCEPT',

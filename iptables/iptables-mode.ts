@@ -17,16 +17,14 @@ import type { Conntrack } from '../proxier/conntrack.ts';
 import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
 import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
-import { ApplyError, type ProxyMode, type SyncContext, type SyncFailure, type SyncReport } from '../proxier/mode.ts';
+import type { ProxyMode, SyncContext, SyncFailure, SyncReport } from '../proxier/mode.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
+import { applyRules, readLiveTables } from './apply.ts';
 import { canaryPresent, canaryRestoreText } from './canary.ts';
 import type { Iptables } from './iptables.ts';
-import { RestoreError } from './iptables.ts';
-import { jumpRuleChanges, jumpRuleLines } from './jumps.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
 import { countRules } from './ruleset.ts';
-import { scanSave } from './save-scan.ts';
 
 export interface IptablesModeOptions {
   /** The iptables of each family this node has (the families the mode programs). */
@@ -111,37 +109,28 @@ export class IptablesMode implements ProxyMode {
     if (family === 'IPv4') await this.setRouteLocalnet();
 
     // A full sync reads the live tables; iptables-save runs while we render.
-    const saving = full ? ipt.save(['filter', 'nat']) : null;
-    saving?.catch(() => undefined);
+    const saving = full ? readLiveTables(ipt) : null;
     const rendered = renderRuleset(snapshot, this.o.render, st.cache);
-    let existingChains: ReadonlyMap<string, readonly string[]> | undefined;
-    let extraLines: Map<string, string[]> | undefined;
-    if (saving) {
-      const scan = scanSave(await saving, family);
-      existingChains = scan.chains;
-      const jumps = jumpRuleChanges(rendered.ruleset, scan.builtins);
-      for (const j of jumps.stale) log.info({ table: j.table, chain: j.chain, rule: j.rule }, 'replacing an outdated kube-proxy jump rule');
-      extraLines = jumpRuleLines(jumps);
-    }
-    const plan = planSync({
-      topLevel: rendered.topLevel,
-      perService: rendered.perService,
-      applied: full ? null : st.applied,
-      ...(existingChains ? { existingChains } : {}),
-      ...(extraLines ? { extraLines } : {}),
-      batchChains: this.o.batchChains ?? 0,
-    });
-    try {
-      // Nothing changed since the last successful restore: nothing to write.
-      for (const batch of plan.batches) await ipt.restore(batch, { noflush: true, counters: true });
-    } catch (err) {
+    // Nothing changed since the last successful restore: no batch, nothing written.
+    const plan = await applyRules({
+      iptables: ipt,
+      full,
+      desired: rendered.ruleset,
+      counters: true,
+      logger: log,
+      saving,
+      plan: (live) =>
+        planSync({
+          topLevel: rendered.topLevel,
+          perService: rendered.perService,
+          applied: full ? null : st.applied,
+          ...(live ? { existingChains: live.chains, edits: live.jumpEdits } : {}),
+          batchChains: this.o.batchChains ?? 0,
+        }),
+    }).catch((err: unknown) => {
       st.applied = null;
-      log.error(
-        { err, context: err instanceof RestoreError ? err.context : undefined, full },
-        'iptables-restore failed; the next sync will be a full one',
-      );
-      throw new ApplyError(family, full, err);
-    }
+      throw err;
+    });
     st.applied = plan.commit(full ? null : st.applied);
     st.topologyKey = topologyKey;
     st.lastRender = rendered;
@@ -208,7 +197,7 @@ export class IptablesMode implements ProxyMode {
   async canaryMissing(): Promise<boolean> {
     for (const ipt of this.o.iptables.values()) {
       try {
-        if (!canaryPresent(await ipt.save(['mangle']))) return true;
+        if (!canaryPresent(await ipt.save(['mangle']), ipt.family)) return true;
       } catch {
         // Like upstream, a failure to look (lock contention) counts as "still there".
       }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ParseError, parseRestore, parseSave } from './parse.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
-import { getChain, toRestoreText, type Ruleset } from './ruleset.ts';
+import { getChain, type Ruleset } from './ruleset.ts';
+import { toRestoreText } from './restore-text.ts';
 
 /** Restore input as kube-proxy-ts writes it (jump rules inserted), loaded into a namespace for SAVED_NFT below. */
 const INPUT = `*filter

@@ -15,7 +15,8 @@ import { FakeIptables } from './fake-iptables.ts';
 import { parseSave } from './parse.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { findOption, parseRuleWords, tokenizeRule } from './rule-words.ts';
-import { toRestoreText, type Ruleset } from './ruleset.ts';
+import { type Ruleset } from './ruleset.ts';
+import { toRestoreText } from './restore-text.ts';
 
 const ODD_NAMES: readonly (readonly [string, string, string])[] = [
   ['ns1', 'quote"d', 'p80'],

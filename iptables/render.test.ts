@@ -3,7 +3,8 @@ import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import { endpoint, nodeInfo, portState, servicePort } from '../test/domain.ts';
 import { DEFAULT_RENDER_OPTIONS, RenderCache, renderRuleset, type RenderOptions } from './render.ts';
 import { probability } from './render-endpoints.ts';
-import { getChain, toRestoreText } from './ruleset.ts';
+import { getChain } from './ruleset.ts';
+import { toRestoreText } from './restore-text.ts';
 
 const node = nodeInfo({ podCIDRs: ['10.0.0.0/24'] });
 const sp = servicePort;

@@ -10,23 +10,18 @@ import { cidrContainsText, parseIP } from '../proxier/ip.ts';
 import { isLoopbackText, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import {
-  FILTER_CHAINS,
+  fixedChainsOf,
   KUBE_EXTERNAL_SERVICES,
   KUBE_FIREWALL,
   KUBE_FORWARD,
+  KUBE_MARK_MASQ,
   KUBE_NODEPORTS,
+  KUBE_POSTROUTING,
   KUBE_PROXY_FIREWALL,
   KUBE_SERVICES,
 } from './chains.ts';
 import { makeLocalDetector, NO_LOCAL_DETECTOR, type DetectLocalSettings, type LocalDetector } from './local-detector.ts';
-import {
-  builtinChains,
-  forwardRules,
-  LOCALHOST_GUARD_RULE,
-  markMasqChain,
-  masqueradeMark,
-  postroutingChain,
-} from './render-base.ts';
+import { builtinChains, forwardRules, LOCALHOST_GUARD_RULE, markMasqRules, masqueradeMark, postroutingRules } from './render-base.ts';
 import { renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
@@ -180,24 +175,25 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
     }
   }
 
-  const filterChains: Chain[] = [
-    ...builtinChains('filter', localhostNodePorts),
-    { name: KUBE_SERVICES, policy: null, rules: filterServices },
-    { name: KUBE_EXTERNAL_SERVICES, policy: null, rules: filterExternal },
-    { name: KUBE_FORWARD, policy: null, rules: forwardRules(mark, options.conntrackTCPLiberal) },
-    { name: KUBE_NODEPORTS, policy: null, rules: filterNodePorts },
-    { name: KUBE_PROXY_FIREWALL, policy: null, rules: filterFirewall },
-  ];
-  if (FILTER_CHAINS.length !== 5) throw new Error('FILTER_CHAINS out of sync with render');
+  // The fixed chains in the order iptables/chains.ts declares them.
+  const filterRules: Record<string, readonly string[]> = {
+    [KUBE_SERVICES]: filterServices,
+    [KUBE_EXTERNAL_SERVICES]: filterExternal,
+    [KUBE_FORWARD]: forwardRules(mark, options.conntrackTCPLiberal),
+    [KUBE_NODEPORTS]: filterNodePorts,
+    [KUBE_PROXY_FIREWALL]: filterFirewall,
+  };
+  const natRules: Record<string, readonly string[]> = {
+    [KUBE_SERVICES]: natServices,
+    [KUBE_NODEPORTS]: natNodePorts,
+    [KUBE_POSTROUTING]: postroutingRules(mark, options.randomFully),
+    [KUBE_MARK_MASQ]: markMasqRules(mark),
+  };
+  const fixed = (table: string, rules: Record<string, readonly string[]>): Chain[] =>
+    fixedChainsOf('iptables', table).map((name) => ({ name, policy: null, rules: rules[name] ?? [] }));
+  const filterChains: Chain[] = [...builtinChains('filter', localhostNodePorts), ...fixed('filter', filterRules)];
   if (localhostNodePorts) filterChains.push({ name: KUBE_FIREWALL, policy: null, rules: [LOCALHOST_GUARD_RULE] });
-
-  const natTop: Chain[] = [
-    ...builtinChains('nat', false),
-    { name: KUBE_SERVICES, policy: null, rules: natServices },
-    { name: KUBE_NODEPORTS, policy: null, rules: natNodePorts },
-    postroutingChain(mark, options.randomFully),
-    markMasqChain(mark),
-  ];
+  const natTop: Chain[] = [...builtinChains('nat', false), ...fixed('nat', natRules)];
   const filter = { name: 'filter', chains: filterChains };
 
   return {

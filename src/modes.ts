@@ -4,8 +4,6 @@
  * userspace/userspace-mode.ts). Starting a mode first removes the other
  * mode's rules, so `--mode` can be flipped by restarting the agent.
  */
-import { USERSPACE_CHAINS, IPTABLES_MODE_CHAINS, KUBE_PROXY_CANARY } from '../iptables/chains.ts';
-import { isServiceChain } from '../iptables/chain-names.ts';
 import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { Iptables } from '../iptables/iptables.ts';
@@ -30,15 +28,12 @@ export interface ModeDeps {
   readonly onUserspaceEvent?: (service: string, e: UserspaceEvent) => void;
 }
 
-/** Removes the other mode's chains from every family. */
+/** Removes the other mode's chains (iptables/chains.ts says whose each is) from every family. */
 export async function removeOtherMode(handles: ReadonlyMap<IPFamily, Iptables>, mode: ProxyConfig['mode'], log: Logger): Promise<void> {
-  const other =
-    mode === 'iptables'
-      ? (n: string) => (USERSPACE_CHAINS as readonly string[]).includes(n)
-      : (n: string) => (IPTABLES_MODE_CHAINS as readonly string[]).includes(n) || isServiceChain(n) || n === KUBE_PROXY_CANARY;
+  const other = mode === 'iptables' ? 'userspace' : 'iptables';
   for (const ipt of handles.values()) {
-    const removed = await removeKubeProxyRules(ipt, { chains: other });
-    if (removed) log.info({ ipFamily: ipt.family, chains: removed }, `removed ${mode === 'iptables' ? 'userspace' : 'iptables'}-mode rules left by a previous run`);
+    const removed = await removeKubeProxyRules(ipt, { owner: other });
+    if (removed) log.info({ ipFamily: ipt.family, chains: removed }, `removed ${other}-mode rules left by a previous run`);
   }
 }
 

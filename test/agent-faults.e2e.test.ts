@@ -12,6 +12,7 @@ import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createIptables } from '../iptables/restore.ts';
+import { scanSave } from '../iptables/parse.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
@@ -30,7 +31,7 @@ const objects = (services: number, first = 1) => [node(), ...Array.from({ length
 const write = (file: string, docs: unknown[]) => writeFile(file, docs.map((d) => dump(d)).join('---\n'));
 
 const nat = (backend: IptablesBackend) => createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
-const svcChains = (text: string) => text.split('\n').filter((l) => l.startsWith(':KUBE-SVC-')).length;
+const svcChains = (text: string) => (scanSave(text, 'IPv4').chains.get('nat') ?? []).filter((c) => c.startsWith('KUBE-SVC-')).length;
 
 beforeAll(async () => {
   cluster = await createCluster({ prefix: 'kptfault', nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }] }] });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse.ts';
-import { getChain, toRestoreText } from '../iptables/ruleset.ts';
+import { getChain } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { trace } from '../iptables/trace.ts';
 import { servicePort } from '../test/domain.ts';
 import { renderPortals } from './portal-rules.ts';

@@ -12,7 +12,6 @@ import type { ServicePortState } from '../proxier/types.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import type { ListenerSpec } from './listeners.ts';
-import { USERSPACE_CHAINS } from '../iptables/chains.ts';
 import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import { ManualClock } from '../proxier/clock.ts';
 import { hostIPOf, listenerRoles } from './listener-roles.ts';
@@ -128,7 +127,7 @@ describe('UserspaceMode: listeners and portals', () => {
   it('the userspace cleanup removes its chains and their jumps', async () => {
     const t = setup();
     await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
-    await removeKubeProxyRules(t.fake, { chains: (n) => (USERSPACE_CHAINS as readonly string[]).includes(n) });
+    await removeKubeProxyRules(t.fake, { owner: 'userspace' });
     const save = await t.fake.save(['nat', 'filter']);
     expect(save).not.toMatch(/KUBE-PORTALS|KUBE-NODEPORT-(HOST|CONTAINER|NON-LOCAL)/);
   });

@@ -20,13 +20,12 @@ import { every } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
 import { serviceIPs, type ConntrackFilter } from '../proxier/conntrack-plan.ts';
 import type { Logger } from '../proxier/log.ts';
-import { ApplyError, type ProxyMode, type SyncContext, type SyncFailure, type SyncReport } from '../proxier/mode.ts';
+import type { ProxyMode, SyncContext, SyncFailure, SyncReport } from '../proxier/mode.ts';
 import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from '../proxier/types.ts';
+import { applyRules } from '../iptables/apply.ts';
 import type { Iptables } from '../iptables/iptables.ts';
-import { jumpRuleChanges, jumpRuleLines } from '../iptables/jumps.ts';
 import { makeLocalDetector, type DetectLocalSettings } from '../iptables/local-detector.ts';
-import { toRestoreText } from '../iptables/ruleset.ts';
-import { scanSave } from '../iptables/save-scan.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { hostIPOf, listenerRoles, type Role } from './listener-roles.ts';
 import { Listeners, type ListenerOpener } from './listeners.ts';
 import { NodePortHolder } from './port-holder.ts';
@@ -171,17 +170,22 @@ export class UserspaceMode implements ProxyMode {
     const rules = toRestoreText(desired, { builtins: 'skip' });
     let bytes = 0;
     if (full || rules !== this.lastRules) {
-      // Full syncs also put back jump rules someone deleted from the built-in chains.
-      const extraLines = full ? jumpRuleLines(jumpRuleChanges(desired, scanSave(await this.iptables.save(['filter', 'nat']), snapshot.family).builtins)) : undefined;
-      const text = extraLines?.size ? toRestoreText(desired, { builtins: 'skip', extraLines }) : rules;
       try {
-        await this.iptables.restore(text, { noflush: true, counters: false });
+        // Full syncs also put back jump rules someone deleted from the built-in chains.
+        const applied = await applyRules({
+          iptables: this.iptables,
+          full,
+          desired,
+          counters: false,
+          logger: log,
+          plan: (live) => ({ batches: [live?.jumpEdits.size ? toRestoreText(desired, { builtins: 'skip', edits: live.jumpEdits }) : rules] }),
+        });
+        bytes = applied.batches[0]!.length;
       } catch (err) {
         this.needFull = true;
         this.lastRules = '';
-        throw new ApplyError(snapshot.family, full, err);
+        throw err;
       }
-      bytes = text.length;
       this.lastRules = rules;
       this.needFull = false;
     }

@@ -3,7 +3,7 @@
  * the agent would write for the objects in FILE. stdout holds only restore
  * input (IPv4 document, then IPv6); logs go to stderr.
  */
-import { toRestoreText } from '../../iptables/ruleset.ts';
+import { toRestoreText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
