@@ -11,7 +11,7 @@ import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import { silentLogger } from '../proxier/log.ts';
-import { stateBuilder } from '../src/state-builder.ts';
+import { stateBuilder } from '../proxier/state-builder.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
@@ -39,7 +39,7 @@ try {
     },
     { clock: realClock, logger: silentLogger() },
   );
-  const proxier = new Proxier({ families: ['IPv4'], mode, builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  const proxier = new Proxier({ mode, builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   const slices: Record<string, unknown>[] = [];
   for (let i = 0; i < n; i++) {

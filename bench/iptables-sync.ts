@@ -24,7 +24,7 @@ import { toRestoreText } from '../iptables/restore-text.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import { silentLogger } from '../proxier/log.ts';
-import { stateBuilder } from '../src/state-builder.ts';
+import { stateBuilder } from '../proxier/state-builder.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
@@ -145,7 +145,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const latencies: number[] = [];
   const doneTimes: number[] = [];
   const be3 = new IptablesMode({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
-  const proxier = new Proxier({ families: ['IPv4'], mode: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  const proxier = new Proxier({ mode: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   objs.services.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));
   objs.slices.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: s }));

@@ -6,13 +6,10 @@
  */
 import { endpointString } from './types.ts';
 import type { Endpoint, IPFamily, ObjectProblem, Protocol, ServicePort } from './types.ts';
-import { describeValue, isPortNumber } from './service-ports.ts';
+import { isPortNumber } from './service-ports.ts';
+import { describeValue, isRecord, listField, metadataOf, SERVICE_NAME_LABEL, sliceServiceKey, type Json } from './raw.ts';
 import { parseIP } from './ip.ts';
 
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface SlicePort {
   readonly name: string;
@@ -36,9 +33,7 @@ export interface ParsedSlice {
 /** Validates one raw slice. slice is null when it has nothing for kube-proxy (FQDN) or is unusable. */
 export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; problems: ObjectProblem[] } {
   const problems: ObjectProblem[] = [];
-  const md = isRecord(obj) && isRecord(obj['metadata']) ? obj['metadata'] : null;
-  const namespace = typeof md?.['namespace'] === 'string' ? md['namespace'] : '';
-  const name = typeof md?.['name'] === 'string' ? md['name'] : '';
+  const { namespace, name } = metadataOf(obj);
   const report = (field: string, reason: string): void => void problems.push({ kind: 'EndpointSlice', namespace, name, field, reason });
   const skip = (field: string, reason: string): { slice: null; problems: ObjectProblem[] } => {
     report(field, reason);
@@ -47,11 +42,8 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
   if (!isRecord(obj)) return skip('', `not an object (got ${describeValue(obj)})`);
   if (!name) return skip('metadata.name', 'missing');
   if (!namespace) return skip('metadata.namespace', 'missing');
-  const labels = isRecord(md?.['labels']) ? md['labels'] : {};
-  const service = labels[SERVICE_NAME_LABEL];
-  if (typeof service !== 'string' || service === '') {
-    return skip(`metadata.labels["${SERVICE_NAME_LABEL}"]`, 'missing: the slice belongs to no service');
-  }
+  const serviceKey = sliceServiceKey(obj);
+  if (serviceKey === null) return skip(`metadata.labels["${SERVICE_NAME_LABEL}"]`, 'missing: the slice belongs to no service');
   const addressType = obj['addressType'];
   if (addressType === 'FQDN') return { slice: null, problems };
   if (addressType !== 'IPv4' && addressType !== 'IPv6') return skip('addressType', `must be IPv4, IPv6 or FQDN; got ${describeValue(addressType)}`);
@@ -96,7 +88,7 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
       nodeHints: hintNames(hints['forNodes']),
     });
   });
-  return { slice: { namespace, name, serviceKey: `${namespace}/${service}`, family: addressType, ports, endpoints }, problems };
+  return { slice: { namespace, name, serviceKey, family: addressType, ports, endpoints }, problems };
 }
 
 export interface SliceIndex {
@@ -172,11 +164,7 @@ export function endpointsFor(slices: readonly unknown[], sp: ServicePort, ctx: E
 }
 
 function listOf(obj: Json, key: string, report: (field: string, reason: string) => void): unknown[] {
-  const v = obj[key];
-  if (v === undefined || v === null) return [];
-  if (Array.isArray(v)) return v;
-  report(key, `must be a list, got ${describeValue(v)}`);
-  return [];
+  return listField(obj, key, (why) => report(key, why));
 }
 
 function optionalString(v: unknown): string | null {

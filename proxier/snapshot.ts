@@ -18,6 +18,7 @@ import { servicePortsFor } from './service-ports.ts';
 import { categorizeEndpoints, type TopologyFeatures } from './topology.ts';
 import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePort, ServicePortState, Snapshot } from './types.ts';
+import { metadataOf } from './raw.ts';
 
 export interface SnapshotObjects {
   readonly services: readonly unknown[];
@@ -98,8 +99,8 @@ function latestServices(services: readonly unknown[], problems: ProblemList): un
   const byKey = new Map<string, unknown>();
   const unnamed: unknown[] = [];
   for (const svc of services) {
-    const md = (svc as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
-    if (typeof md?.name !== 'string' || typeof md.namespace !== 'string' || !md.name || !md.namespace) {
+    const md = metadataOf(svc);
+    if (!md.name || !md.namespace) {
       unnamed.push(svc);
       continue;
     }

@@ -24,7 +24,7 @@ import { healthTargets, ServiceHealthServers } from './servers/service-health.ts
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
-import { stateBuilder } from './state-builder.ts';
+import { stateBuilder } from '../proxier/state-builder.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import { createMode, removeOtherMode } from './modes.ts';
@@ -125,7 +125,6 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   });
   let metricsCounted = { services: 0, endpoints: 0 };
   const proxier = new Proxier({
-    families,
     mode,
     builder: stateBuilder(nodeName, featuresFrom(config)),
     clock: deps.clock,

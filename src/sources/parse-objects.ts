@@ -14,6 +14,7 @@
  */
 import { constructFromEvents, EVENT_DOCUMENT, parseEvents, YAMLException } from 'js-yaml';
 import type { ObjectProblem } from '../../proxier/types.ts';
+import { isRecord, type Json } from '../../proxier/raw.ts';
 
 export interface ParsedObjects {
   services: unknown[];
@@ -22,8 +23,6 @@ export interface ParsedObjects {
   problems: ObjectProblem[];
 }
 
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const WANTED: Readonly<Record<string, keyof Omit<ParsedObjects, 'problems'>>> = {
   'v1/Service': 'services',
