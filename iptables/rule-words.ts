@@ -215,6 +215,3 @@ export function findOption(words: RuleWords, module: string | null, name: string
   }
   return undefined;
 }
-
-// The canonical form lives in rule-normalize.ts (it builds on this file); re-exported for callers of this module.
-export { normalizeRuleSpec, sameRuleSpec } from './rule-normalize.ts';

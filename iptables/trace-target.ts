@@ -6,8 +6,18 @@
  */
 import { parseNumber } from './rule-normalize.ts';
 import type { RuleWords } from './rule-words.ts';
-import type { TraceStep, Verdict } from './trace.ts';
 import type { PacketState } from './trace-match.ts';
+
+export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
+
+/** One rule a traced packet matched. */
+export interface TraceStep {
+  readonly table: string;
+  readonly chain: string;
+  /** 1-based rule number in the chain. */
+  readonly index: number;
+  readonly rule: string;
+}
 
 export interface Frame {
   readonly chain: string;

@@ -16,7 +16,7 @@ import { endpointString, type Protocol } from '../proxier/types.ts';
 import { parseRuleWords, tokenizeRule, type RuleWords } from './rule-words.ts';
 import type { Ruleset } from './ruleset.ts';
 import { localAddressTest, ruleMatches, type MatchContext, type PacketState } from './trace-match.ts';
-import { applyTarget, type Run } from './trace-target.ts';
+import { applyTarget, type Run, type TraceStep, type Verdict } from './trace-target.ts';
 
 export interface TracePacket {
   readonly src: string;
@@ -38,16 +38,6 @@ export interface TraceOptions {
   readonly recentHits?: readonly string[];
   /** Nesting limit for jumps (default 64). */
   readonly maxDepth?: number;
-}
-
-export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
-
-export interface TraceStep {
-  readonly table: string;
-  readonly chain: string;
-  /** 1-based rule number in the chain. */
-  readonly index: number;
-  readonly rule: string;
 }
 
 export interface TraceBranch {

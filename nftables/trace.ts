@@ -17,7 +17,7 @@ import type { Hook, NftChain, NftElement, NftTable } from './model.ts';
 import { parseRule } from './rule-text.ts';
 import type { Rule, Verdict } from './rule-ast.ts';
 import { canonicalAddress, isLocal, type EvalContext, type PacketState } from './trace-eval.ts';
-import { applyRule, type Run } from './trace-rule.ts';
+import { applyRule, type Run, type TraceStep } from './trace-rule.ts';
 
 export interface TracePacket {
   readonly src: string;
@@ -41,13 +41,6 @@ export interface TraceOptions {
 }
 
 export type TraceVerdict = 'ACCEPT' | 'DROP' | 'REJECT';
-
-export interface TraceStep {
-  readonly chain: string;
-  /** 1-based rule number in the chain. */
-  readonly index: number;
-  readonly rule: string;
-}
 
 export interface TraceBranch {
   readonly probability: number;
@@ -210,7 +203,6 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     const s = run.steps.at(-1);
     return s ? `${s.chain} rule ${s.index}: ${what}` : what;
   };
-
 
   const pkt: PacketState = {
     family: table.family,

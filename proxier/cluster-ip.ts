@@ -8,8 +8,7 @@
  * Where upstream silently programs nothing although the object names an IP
  * of this family, the reason is reported, so a hand-written file can be fixed.
  */
-import { describeValue } from './raw.ts';
-import type { Report } from './service-ports.ts';
+import { describeValue, type Report } from './raw.ts';
 import { parseIP } from './ip.ts';
 import type { IPFamily } from './types.ts';
 

@@ -14,6 +14,9 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** When the change a slice reflects happened (network programming latency). */
 export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
+/** Records a problem with a field of the object being decoded (returns null, for `return report(...)`). */
+export type Report = (field: string, reason: string) => null;
+
 /** Short rendering of a bad value for problem messages. */
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';

@@ -14,7 +14,7 @@
 import { clusterIPFor } from './cluster-ip.ts';
 import { parseCIDR, parseIP } from './ip.ts';
 import type { IPFamily, ObjectProblem, Protocol, ServicePort } from './types.ts';
-import { describeValue, isRecord, listField, metadataOf, type Json } from './raw.ts';
+import { describeValue, isRecord, listField, metadataOf, type Json, type Report } from './raw.ts';
 
 export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
 export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
@@ -28,7 +28,6 @@ const MAX_AFFINITY_TIMEOUT = 2147483647;
 const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP'];
 
 /** Records a problem; returns null so that `return report(...)` also means "nothing". */
-export type Report = (field: string, reason: string) => null;
 
 export interface ServicePortsResult {
   readonly ports: ServicePort[];

@@ -31,7 +31,7 @@ import { createMode, removeOtherMode } from './modes.ts';
 import { observeSync, observeSyncError } from './servers/sync-metrics.ts';
 import { createUserspaceMetrics, observeUserspaceSync, userspaceEventMetrics } from './servers/userspace-metrics.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
-import { parseHostPort } from './config.ts';
+import { parseHostPort } from './host-port.ts';
 
 export interface AgentDeps {
   /** Runs iptables, conntrack and sysctl (made for a network namespace in tests and the demo). */
