@@ -111,7 +111,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   for (const b of plan.batches) floorMs += await timedRestore(batchIpt, b);
   await net.deleteNamespace(batchNs);
 
-  // Full sync through the backend (render with cache + save + plan + restore).
+  // Full sync through the iptables mode (render with cache + save + plan + restore).
   const ns = await freshNamespace(`sync-${backend}`);
   const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   const doneAt: number[] = [];

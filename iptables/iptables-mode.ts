@@ -78,7 +78,7 @@ export class IptablesMode implements ProxyMode {
     this.families = [...options.iptables.keys()];
   }
 
-  /** The last rendered ruleset of a family (for diff and trace against the agent's view). */
+  /** The last rendered ruleset of a family (what the kernel should hold: tests compare it with the fake's state). */
   lastRender(family: IPFamily): RenderResult | null {
     return this.state.get(family)?.lastRender ?? null;
   }

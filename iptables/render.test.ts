@@ -19,7 +19,7 @@ function snap(services: ServicePortState[]): Snapshot {
 }
 
 describe('renderRuleset', () => {
-  it('writes upstream\'s rules for a ClusterIP service with one endpoint (reference §1.7)', () => {
+  it('writes upstream\'s rules for a ClusterIP service with one endpoint (syncProxyRules restore input, pod CIDR 10.0.0.0/8)', () => {
     const { ruleset } = renderRuleset(snap([state(sp(), [ep('10.180.0.1')])]), opts);
     expect(getChain(ruleset, 'nat', 'KUBE-SERVICES')?.rules).toEqual([
       '-m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O',

@@ -125,7 +125,7 @@ export class Proxier {
     this.runner.run();
   }
 
-  /** The desired state of every family, as of now (also used by diff/trace against a live agent). */
+  /** The desired state of every family, as of now (what the next sync hands the mode). */
   snapshots(): Snapshot[] {
     this.refresh();
     return this.families.map((family) => this.snapshot(family));

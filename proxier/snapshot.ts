@@ -1,8 +1,8 @@
 /**
  * Cluster objects -> the desired Snapshot of every IP family: each service
  * port with its merged endpoints and its endpoint selection. Mode-independent
- * and pure. servicePortStates() is the per-service step, for incremental
- * callers that rebuild only what changed.
+ * and pure. servicePortStates() is the per-service step, which the proxier's
+ * state builder (state-builder.ts) runs for the services that changed.
  *
  * Which families get a snapshot (unless the caller says): the node's primary
  * family (IPv4 while the Node or its addresses are unknown), plus any other

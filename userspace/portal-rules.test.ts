@@ -7,7 +7,7 @@ import { trace } from '../iptables/trace.ts';
 import { servicePort } from '../test/domain.ts';
 import { renderPortals } from './portal-rules.ts';
 
-// The example of reference userspace-mode.md §2.3.
+// Upstream's portal rule shapes (pkg/proxy/userspace/proxier.go, iptablesContainerPortalArgs and friends) for default/web:http.
 const web = servicePort({
   key: 'default/web:http', namespace: 'default', name: 'web', portName: 'http', clusterIP: '10.0.0.10', port: 80,
   nodePort: 30080, externalIPs: ['203.0.113.7'], loadBalancerVIPs: ['198.51.100.9'],

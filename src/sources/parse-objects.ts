@@ -14,7 +14,7 @@
  */
 import { constructFromEvents, EVENT_DOCUMENT, parseEvents, YAMLException } from 'js-yaml';
 import type { ObjectProblem } from '../../proxier/types.ts';
-import { isRecord, type Json } from '../../proxier/raw.ts';
+import { isRecord } from '../../proxier/raw.ts';
 
 export interface ParsedObjects {
   services: unknown[];
