@@ -6,9 +6,9 @@
  */
 import { parseNumber } from './rule-normalize.ts';
 import type { RuleWords } from './rule-words.ts';
+import type { TraceVerdict } from '../proxier/trace-result.ts';
 import type { PacketState } from './trace-match.ts';
 
-export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
 
 /** One rule a traced packet matched. */
 export interface TraceStep {
@@ -37,7 +37,7 @@ export interface Run {
   redirected: boolean;
   masquerade: boolean;
   /** DROP/REJECT once decided; null while accepted so far. */
-  verdict: Verdict | null;
+  verdict: TraceVerdict | null;
   end: string;
   readonly budget: { used: number };
 }
@@ -95,7 +95,7 @@ export function applyTarget(run: Run, words: RuleWords, env: TargetEnv): 'contin
   const t = words.target;
   if (t === null || NO_OPS.has(t)) return 'continue';
   const arg = (name: string): string | undefined => words.targetArgs.find((o) => o.name === name)?.values[0];
-  const stop = (verdict: Verdict | null, what: string): 'stop' => {
+  const stop = (verdict: TraceVerdict | null, what: string): 'stop' => {
     run.verdict = verdict;
     run.end = `${env.where}: ${what}`;
     return 'stop';

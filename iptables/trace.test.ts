@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSave } from './parse.ts';
 import type { Ruleset } from './ruleset.ts';
 import { KUBE_PROXY_RULES, KUBE_PROXY_RULES_SAVED } from './trace.case.ts';
-import { trace, type TracePacket, type TraceResult } from './trace.ts';
+import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
+import { trace } from './trace.ts';
 
 const NODE = '192.168.0.2';
 const OPTS = { localAddresses: [NODE] };
@@ -14,7 +15,7 @@ const fromNode = (dst: string, dport: number): TracePacket => ({ src: NODE, dst,
 const fromOutside = (dst: string, dport: number): TracePacket => ({ src: '203.0.113.7', dst, dport, protocol: 'TCP', origin: 'external', inInterface: 'eth0' });
 
 /** The upstream flow-test view of a trace: DNAT targets (or the verdict), masquerade. */
-const summary = (r: TraceResult) => ({ endpoints: r.endpoints, verdict: r.verdict, masquerade: r.masquerade });
+const summary = (r: TraceResult<unknown>) => ({ endpoints: r.endpoints, verdict: r.verdict, masquerade: r.masquerade });
 
 describe.each([
   ['as kube-proxy writes them', written],

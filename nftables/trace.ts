@@ -12,24 +12,12 @@
  *   local:    output -> postrouting (-> input when the destination is local, via loopback)
  * An accept ends one base chain; the next base chain of the hook still runs.
  */
-import type { Protocol } from '../proxier/types.ts';
+import type { TraceBranch, TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import type { Hook, NftChain, NftElement, NftTable } from './model.ts';
 import { parseRule } from './rule-text.ts';
 import type { Rule, Verdict } from './rule-ast.ts';
 import { canonicalAddress, isLocal, type EvalContext, type PacketState } from './trace-eval.ts';
 import { applyRule, type Run, type TraceStep } from './trace-rule.ts';
-
-export interface TracePacket {
-  readonly src: string;
-  readonly dst: string;
-  readonly protocol: Protocol;
-  readonly dport: number;
-  readonly sport?: number;
-  /** Arriving from outside the node (pods included) or generated on the node itself. */
-  readonly origin: 'external' | 'local';
-  readonly inInterface?: string;
-  readonly mark?: number;
-}
 
 export interface TraceOptions {
   /** The node's addresses (loopback is always local): `fib ... type local`. */
@@ -40,32 +28,9 @@ export interface TraceOptions {
   readonly maxDepth?: number;
 }
 
-export type TraceVerdict = 'ACCEPT' | 'DROP' | 'REJECT';
-
-export interface TraceBranch {
-  readonly probability: number;
-  readonly verdict: TraceVerdict;
-  readonly dnat: { readonly ip: string; readonly port: number } | null;
-  /** Kept for the iptables tracer's shape: nftables mode never redirects. */
-  readonly redirected: false;
-  readonly masquerade: boolean;
-  readonly steps: readonly TraceStep[];
-  /** What decided the verdict, e.g. "reject-chain rule 1: reject". */
-  readonly end: string;
-}
-
-export interface TraceResult {
-  readonly branches: readonly TraceBranch[];
-  /** Unique "ip:port" DNAT targets in order of first appearance. */
-  readonly endpoints: readonly string[];
-  readonly verdict: TraceVerdict | 'MIXED';
-  readonly masquerade: boolean | 'mixed';
-  readonly warnings: readonly string[];
-}
-
 const STEP_BUDGET = 100_000;
 
-export function traceNft(table: NftTable, packet: TracePacket, options: TraceOptions): TraceResult {
+export function traceNft(table: NftTable, packet: TracePacket, options: TraceOptions): TraceResult<TraceStep> {
   const warnings: string[] = [];
   const warn = (m: string) => {
     if (!warnings.includes(m)) warnings.push(m);
@@ -226,7 +191,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     runs = [...runs.filter((r) => !local.includes(r)), ...runHook(local, 'input')];
   }
 
-  const branches: TraceBranch[] = runs.map((r) => ({
+  const branches: TraceBranch<TraceStep>[] = runs.map((r) => ({
     probability: r.probability,
     verdict: r.verdict ?? 'ACCEPT',
     dnat: r.dnat,

@@ -6,7 +6,8 @@
  * rules it matched. The same tracer the test suite uses.
  */
 import { parseSave } from '../../iptables/parse.ts';
-import { trace, type TracePacket } from '../../iptables/trace.ts';
+import { trace } from '../../iptables/trace.ts';
+import type { TracePacket } from '../../proxier/trace-result.ts';
 import { formatTrace } from '../../iptables/trace-format.ts';
 import type { Ruleset } from '../../iptables/ruleset.ts';
 import { parseIP } from '../../proxier/ip.ts';
