@@ -13,14 +13,13 @@ import { createConntrack } from '../proxier/conntrack.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
-import { formatProblem } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import { featuresFrom, nodeNameFor } from './desired.ts';
 import type { Logger } from '../proxier/log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
 import { createMetrics, observeRestClientRequest, type Metrics } from './servers/metrics.ts';
-import { healthTargets, ServiceHealthServers } from './servers/service-health.ts';
+import { ServiceHealthServers } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
@@ -28,8 +27,8 @@ import { stateBuilder } from '../proxier/state-builder.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import { createMode, removeOtherMode } from './modes.ts';
-import { observeSync, observeSyncError } from './servers/sync-metrics.ts';
-import { createUserspaceMetrics, observeUserspaceSync, userspaceEventMetrics } from './servers/userspace-metrics.ts';
+import { proxierHooks } from './proxier-hooks.ts';
+import { createUserspaceMetrics, userspaceEventMetrics } from './servers/userspace-metrics.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { parseHostPort } from './host-port.ts';
 
@@ -123,41 +122,13 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       });
     },
   });
-  let metricsCounted = { services: 0, endpoints: 0 };
   const proxier = new Proxier({
     mode,
     builder: stateBuilder(nodeName, featuresFrom(config)),
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
-    hooks: {
-      queued: (f) => {
-        health.queuedUpdate(f);
-        metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: f }, deps.clock.now() / 1000);
-      },
-      synced: (f, r) => {
-        health.updated(f);
-        const now = deps.clock.now();
-        metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
-        for (const t of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - t) / 1000);
-        if (f === families[0]) void serviceHealth.sync(healthTargets([r.snapshot]));
-        observeSync(metrics, mode.name, r.report);
-        if (userspaceMetrics) observeUserspaceSync(userspaceMetrics, r.report);
-      },
-      syncFailed: (f, err) => observeSyncError(metrics, mode.name, f, err),
-      problem: (p) => {
-        metrics.objectProblemsTotal.inc({ kind: p.kind });
-        log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
-      },
-      nodeChanged: (node) => health.syncNode(node),
-      changes: (pending, counted) => {
-        metrics.serviceChangesPending.set(pending.services);
-        metrics.endpointChangesPending.set(pending.endpoints);
-        metrics.serviceChangesTotal.inc(counted.services - metricsCounted.services);
-        metrics.endpointChangesTotal.inc(counted.endpoints - metricsCounted.endpoints);
-        metricsCounted = { ...counted };
-      },
-    },
+    hooks: proxierHooks({ mode, metrics, userspaceMetrics, health, serviceHealth, clock: deps.clock, logger: log }),
   });
 
   const healthz = await startServer(log, 'health', config.healthzBindAddress, healthHandler(health, metrics), config.bindAddressHardFail);
