@@ -5,9 +5,7 @@
  * `status` and `metadata` merge raw fields on top for anything else,
  * including deliberately malformed values.
  */
-
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { isRecord, SERVICE_NAME_LABEL, type Json } from '../proxier/raw.ts';
 
 export interface PortSpec {
   readonly name?: string;
@@ -150,7 +148,7 @@ export function makeEndpointSlice(namespace: string, serviceName: string, nameOr
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
-    metadata: { name, namespace, labels: { 'kubernetes.io/service-name': serviceName, ...o.labels }, ...o.metadata },
+    metadata: { name, namespace, labels: { [SERVICE_NAME_LABEL]: serviceName, ...o.labels }, ...o.metadata },
     addressType,
     endpoints,
     ports,
