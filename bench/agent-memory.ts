@@ -30,21 +30,46 @@ await net.addNamespace(ns);
 try {
   const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   let restores = 0;
-  const counting = { family: ipt.family, save: ipt.save.bind(ipt), restore: async (t: string, o: Parameters<typeof ipt.restore>[1]) => (await ipt.restore(t, o), void restores++) };
+  const counting = {
+    family: ipt.family,
+    save: ipt.save.bind(ipt),
+    restore: async (t: string, o: Parameters<typeof ipt.restore>[1]) => (await ipt.restore(t, o), void restores++),
+  };
   const mode = new IptablesMode(
     {
       iptables: new Map([['IPv4', counting]]),
-      render: { ...DEFAULT_RENDER_OPTIONS, detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' } },
+      render: {
+        ...DEFAULT_RENDER_OPTIONS,
+        detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
+      },
       batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
     },
     { clock: realClock, logger: silentLogger() },
   );
-  const proxier = new Proxier({ mode, builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  const proxier = new Proxier({
+    mode,
+    builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }),
+    clock: realClock,
+    minSyncPeriodMs: 0,
+    syncPeriodMs: 3_600_000,
+  });
   proxier.start();
   const slices: Record<string, unknown>[] = [];
   for (let i = 0; i < n; i++) {
-    proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: makeService('bench', `svc-${i}`, { clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }) });
-    const slice = makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, { endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`, nodeName: 'x' })), ports: [{ name: 'p80', port: 8080 }] });
+    proxier.onEvent({
+      type: 'add',
+      kind: 'Service',
+      key: `bench/svc-${i}`,
+      old: null,
+      obj: makeService('bench', `svc-${i}`, {
+        clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+        ports: [{ name: 'p80', port: 80, targetPort: 8080 }],
+      }),
+    });
+    const slice = makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
+      endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`, nodeName: 'x' })),
+      ports: [{ name: 'p80', port: 8080 }],
+    });
     slices.push(slice);
     proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: slice });
   }
@@ -64,7 +89,9 @@ try {
   }
   sample();
   await proxier.stop();
-  console.log(JSON.stringify({ services: n, backend, peakRssMB: Math.round(peak / 1e6), heapUsedMB: Math.round(process.memoryUsage().heapUsed / 1e6) }));
+  console.log(
+    JSON.stringify({ services: n, backend, peakRssMB: Math.round(peak / 1e6), heapUsedMB: Math.round(process.memoryUsage().heapUsed / 1e6) }),
+  );
 } finally {
   clearInterval(timer);
   await net.deleteNamespace(ns);

@@ -52,7 +52,12 @@ function cluster(n: number, endpointsPer = 5) {
     const ip = `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
     services.push(makeService('bench', `svc-${i}`, { clusterIP: ip, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }));
     const addresses = Array.from({ length: endpointsPer }, (_, j) => `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`);
-    slices.push(makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, { endpoints: addresses.map((a, j) => ({ ip: a, nodeName: j === 0 ? NODE : 'other' })), ports: [{ name: 'p80', port: 8080 }] }));
+    slices.push(
+      makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
+        endpoints: addresses.map((a, j) => ({ ip: a, nodeName: j === 0 ? NODE : 'other' })),
+        ports: [{ name: 'p80', port: 8080 }],
+      }),
+    );
   }
   return { services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) };
 }
@@ -106,7 +111,12 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   // Floor for what the agent writes: the same batches, restored alone.
   const batchNs = await freshNamespace(`batch-${backend}`);
   const batchIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: batchNs }) });
-  const plan = planSync({ topLevel: cold.topLevel, perService: cold.perService, applied: null, batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0 });
+  const plan = planSync({
+    topLevel: cold.topLevel,
+    perService: cold.perService,
+    applied: null,
+    batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
+  });
   let floorMs = 0;
   for (const b of plan.batches) floorMs += await timedRestore(batchIpt, b);
   await net.deleteNamespace(batchNs);
@@ -116,7 +126,10 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   const doneAt: number[] = [];
   const batchChains = backend === 'nft' ? NFT_BATCH_CHAINS : 0;
-  const be = new IptablesMode({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
+  const be = new IptablesMode(
+    { iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, batchChains },
+    { clock: preciseClock, logger: silentLogger() },
+  );
   t0 = performance.now();
   await be.sync(snapshot, { periodic: true, previous: null });
   const fullMs = ms(t0);
@@ -128,12 +141,28 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
   // Partial sync after one endpoint change.
   const changed = snapshot.services.map((s, i) =>
-    i === Math.floor(n / 2) ? { ...s, endpoints: s.endpoints.slice(1), selection: { ...s.selection, cluster: s.selection.cluster!.slice(1), allReachable: s.selection.allReachable.slice(1) } } : s,
+    i === Math.floor(n / 2)
+      ? {
+          ...s,
+          endpoints: s.endpoints.slice(1),
+          selection: { ...s.selection, cluster: s.selection.cluster!.slice(1), allReachable: s.selection.allReachable.slice(1) },
+        }
+      : s,
   );
   const partialSnap = { ...snapshot, services: changed };
   let partialText = '';
-  const capture: Iptables = { family: 'IPv4', save: (t) => ipt.save(t), restore: async (txt, o) => { partialText = txt; await ipt.restore(txt, o); } };
-  const be2 = new IptablesMode({ iptables: new Map([['IPv4', capture]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
+  const capture: Iptables = {
+    family: 'IPv4',
+    save: (t) => ipt.save(t),
+    restore: async (txt, o) => {
+      partialText = txt;
+      await ipt.restore(txt, o);
+    },
+  };
+  const be2 = new IptablesMode(
+    { iptables: new Map([['IPv4', capture]]), render: options, batchChains },
+    { clock: preciseClock, logger: silentLogger() },
+  );
   await be2.sync(snapshot, { periodic: true, previous: null });
   t0 = performance.now();
   await be2.sync(partialSnap, { periodic: false, previous: snapshot });
@@ -144,7 +173,10 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const events = n >= 10_000 ? 20 : 60;
   const latencies: number[] = [];
   const doneTimes: number[] = [];
-  const be3 = new IptablesMode({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, batchChains }, { clock: preciseClock, logger: silentLogger() });
+  const be3 = new IptablesMode(
+    { iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, batchChains },
+    { clock: preciseClock, logger: silentLogger() },
+  );
   const proxier = new Proxier({ mode: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   objs.services.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));
@@ -192,7 +224,10 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
 /** Peak RSS of the agent's path alone (proxier + one backend), in a child process with the agent's V8 flags. */
 function agentMemory(n: number, backend: Backend): string {
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=2', new URL('./agent-memory.ts', import.meta.url).pathname, String(n), backend], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=2', new URL('./agent-memory.ts', import.meta.url).pathname, String(n), backend], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
   try {
     return String((JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { peakRssMB: number }).peakRssMB);
   } catch {

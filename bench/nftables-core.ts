@@ -47,10 +47,14 @@ function slice(i: number, endpointsPer: number, first = 1) {
 
 function snapshotOf(n: number, slices: unknown[]): Snapshot {
   const services = Array.from({ length: n }, (_, i) =>
-    makeService('bench', `svc-${i}`, { clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
+    makeService('bench', `svc-${i}`, {
+      clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+      ports: [{ name: 'p80', port: 80, targetPort: 8080 }],
+    }),
   );
   const node = makeNode(NODE, { addresses: ['192.168.0.2'] });
-  return buildSnapshots({ services, slices, node }, { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } }).snapshots[0]!;
+  return buildSnapshots({ services, slices, node }, { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } })
+    .snapshots[0]!;
 }
 
 const ms = (t0: number): number => performance.now() - t0;
@@ -87,7 +91,10 @@ async function measure(n: number): Promise<void> {
 
   // One endpoint of one service replaced; every other service keeps its state object, as the proxier does.
   const k = Math.floor(n / 2);
-  const changed = snapshotOf(n, slices.map((s, i) => (i === k ? slice(i, 5, 100) : s)));
+  const changed = snapshotOf(
+    n,
+    slices.map((s, i) => (i === k ? slice(i, 5, 100) : s)),
+  );
   const key = `bench/svc-${k}:p80`;
   const next: Snapshot = { ...snapshot, services: snapshot.services.map((s, i) => (s.service.key === key ? changed.services[i]! : s)) };
   t0 = performance.now();
@@ -115,13 +122,23 @@ async function measure(n: number): Promise<void> {
     t0 = performance.now();
     await nft.run(partial.text);
     const partialLoadMs = ms(t0);
-    console.log(`\n${n} services (load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs) x 5 endpoints (${render.services.reduce((a, s) => a + s.chains.length, 0)} per-service chains)`);
+    console.log(
+      `\n${n} services (load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs) x 5 endpoints (${render.services.reduce((a, s) => a + s.chains.length, 0)} per-service chains)`,
+    );
     console.log(`  render: cold ${fmt(coldRender)} ms, cached ${fmt(warm)} ms`);
-    console.log(`  cold start: plan ${fmt(coldPlanMs)} ms, ${1 + cold.more.length} transactions, ${cold.operations} operations; nft -f ${fmt(coldLoadMs)} ms`);
-    console.log(`  full sync over the table (one transaction): plan ${fmt(planMs)} ms, ${kb(full.text)}, ${full.operations} operations; nft -f ${fmt(loadMs)} ms (the floor)`);
-    console.log(`  full sync total (render + plan + nft -f): ${fmt(coldRender + planMs + loadMs)} ms = ${((coldRender + planMs + loadMs) / loadMs).toFixed(2)}x the floor`);
+    console.log(
+      `  cold start: plan ${fmt(coldPlanMs)} ms, ${1 + cold.more.length} transactions, ${cold.operations} operations; nft -f ${fmt(coldLoadMs)} ms`,
+    );
+    console.log(
+      `  full sync over the table (one transaction): plan ${fmt(planMs)} ms, ${kb(full.text)}, ${full.operations} operations; nft -f ${fmt(loadMs)} ms (the floor)`,
+    );
+    console.log(
+      `  full sync total (render + plan + nft -f): ${fmt(coldRender + planMs + loadMs)} ms = ${((coldRender + planMs + loadMs) / loadMs).toFixed(2)}x the floor`,
+    );
     console.log(`  list back: nft -j list ${fmt(listMs)} ms (${kb(json)}), parse ${fmt(parseMs)} ms`);
-    console.log(`  one endpoint changed: render + plan ${fmt(partialMs)} ms, ${partial.text.length} bytes, ${partial.operations} operations; nft -f ${fmt(partialLoadMs)} ms`);
+    console.log(
+      `  one endpoint changed: render + plan ${fmt(partialMs)} ms, ${partial.text.length} bytes, ${partial.operations} operations; nft -f ${fmt(partialLoadMs)} ms`,
+    );
     console.log(`  partial / full sync time: ${(((partialMs + partialLoadMs) / (coldRender + planMs + loadMs)) * 100).toFixed(2)} %`);
   });
 }

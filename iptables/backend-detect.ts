@@ -33,7 +33,10 @@ async function save(o: DetectOptions, bin: string, args: string[]): Promise<stri
 async function look(o: DetectOptions, backend: IptablesBackend, tables: string[]): Promise<{ rules: number; hint: boolean }> {
   let rules = 0;
   let hint = false;
-  for (const [family, bin] of [['IPv4', 'iptables'], ['IPv6', 'ip6tables']] as const) {
+  for (const [family, bin] of [
+    ['IPv4', 'iptables'],
+    ['IPv6', 'ip6tables'],
+  ] as const) {
     const scan = scanSave(await save(o, `${bin}-${backend}-save`, tables), family);
     rules += scan.ruleCount;
     hint ||= (scan.chains.get('mangle') ?? []).some((c) => HINT_CHAINS.includes(c));

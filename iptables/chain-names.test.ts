@@ -20,9 +20,7 @@ describe('chain names match upstream kube-proxy', () => {
   });
 
   it('names endpoint chains from service, protocol and ip:port', () => {
-    expect(endpointChainName({ key: 'ns1/svc1:p80', protocol: 'TCP' }, { ip: '10.180.0.1', port: 80 })).toBe(
-      'KUBE-SEP-SXIVWICOYRO3J4NJ',
-    );
+    expect(endpointChainName({ key: 'ns1/svc1:p80', protocol: 'TCP' }, { ip: '10.180.0.1', port: 80 })).toBe('KUBE-SEP-SXIVWICOYRO3J4NJ');
   });
 
   it('keeps names within the 28-character iptables limit and recognises them', () => {

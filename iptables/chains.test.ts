@@ -38,8 +38,19 @@ describe('service chains', () => {
 
 describe('fixedChainsOf', () => {
   it("lists each mode's fixed chains of a table in upstream's declaration order", () => {
-    expect(fixedChainsOf('iptables', 'filter')).toEqual(['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL']);
+    expect(fixedChainsOf('iptables', 'filter')).toEqual([
+      'KUBE-SERVICES',
+      'KUBE-EXTERNAL-SERVICES',
+      'KUBE-FORWARD',
+      'KUBE-NODEPORTS',
+      'KUBE-PROXY-FIREWALL',
+    ]);
     expect(fixedChainsOf('iptables', 'nat')).toEqual(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
-    expect(fixedChainsOf('userspace', 'nat')).toEqual(['KUBE-PORTALS-CONTAINER', 'KUBE-PORTALS-HOST', 'KUBE-NODEPORT-CONTAINER', 'KUBE-NODEPORT-HOST']);
+    expect(fixedChainsOf('userspace', 'nat')).toEqual([
+      'KUBE-PORTALS-CONTAINER',
+      'KUBE-PORTALS-HOST',
+      'KUBE-NODEPORT-CONTAINER',
+      'KUBE-NODEPORT-HOST',
+    ]);
   });
 });

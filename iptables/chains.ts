@@ -162,9 +162,27 @@ const LOCAL = ['-m', 'addrtype', '--dst-type', 'LOCAL'] as const;
  */
 export const USERSPACE_JUMP_RULES: readonly JumpRule[] = [
   { table: 'filter', from: 'INPUT', to: KUBE_NODEPORT_NON_LOCAL, comment: 'Ensure that non-local NodePort traffic can flow', extraArgs: [] },
-  { table: 'nat', from: 'PREROUTING', to: KUBE_NODEPORT_CONTAINER, comment: 'handle service NodePorts; NOTE: this must be the last rule in the chain', extraArgs: LOCAL },
-  { table: 'nat', from: 'PREROUTING', to: KUBE_PORTALS_CONTAINER, comment: 'handle ClusterIPs; NOTE: this must be before the NodePort rules', extraArgs: [] },
-  { table: 'nat', from: 'OUTPUT', to: KUBE_NODEPORT_HOST, comment: 'handle service NodePorts; NOTE: this must be the last rule in the chain', extraArgs: LOCAL },
+  {
+    table: 'nat',
+    from: 'PREROUTING',
+    to: KUBE_NODEPORT_CONTAINER,
+    comment: 'handle service NodePorts; NOTE: this must be the last rule in the chain',
+    extraArgs: LOCAL,
+  },
+  {
+    table: 'nat',
+    from: 'PREROUTING',
+    to: KUBE_PORTALS_CONTAINER,
+    comment: 'handle ClusterIPs; NOTE: this must be before the NodePort rules',
+    extraArgs: [],
+  },
+  {
+    table: 'nat',
+    from: 'OUTPUT',
+    to: KUBE_NODEPORT_HOST,
+    comment: 'handle service NodePorts; NOTE: this must be the last rule in the chain',
+    extraArgs: LOCAL,
+  },
   { table: 'nat', from: 'OUTPUT', to: KUBE_PORTALS_HOST, comment: 'handle ClusterIPs; NOTE: this must be before the NodePort rules', extraArgs: [] },
 ];
 

@@ -126,14 +126,16 @@ export function diffRulesets(desired: Ruleset, live: Ruleset, opts: { serviceOf?
     for (const c of t.chains) {
       if (c.policy === null) continue;
       const here = (j: { table: string; chain: string }): boolean => j.table === t.name && j.chain === c.name;
-      const missingRules = jumps.missing.filter(here).map((j) => j.rule).reverse();
+      const missingRules = jumps.missing
+        .filter(here)
+        .map((j) => j.rule)
+        .reverse();
       const extraRules = jumps.stale.filter(here).map((j) => j.rule);
-      if (missingRules.length || extraRules.length) add('jump rules', { table: t.name, chain: c.name, status: 'changed', missingRules, extraRules, reordered: false });
+      if (missingRules.length || extraRules.length)
+        add('jump rules', { table: t.name, chain: c.name, status: 'changed', missingRules, extraRules, reordered: false });
     }
   }
-  const groups = [...byGroup.entries()]
-    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
-    .map(([title, chains]) => ({ title, chains }));
+  const groups = [...byGroup.entries()].sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b)).map(([title, chains]) => ({ title, chains }));
   return { family, identical: groups.length === 0, groups };
 }
 

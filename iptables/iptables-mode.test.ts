@@ -27,7 +27,11 @@ const NOT_PERIODIC = { periodic: false, previous: null };
 const PERIODIC = { periodic: true, previous: null };
 
 const sp = (i: number) => servicePort({ key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.0.${i}` });
-const svc = (i: number, ips: string[]): ServicePortState => portState(sp(i), ips.map((ip) => endpoint(ip)));
+const svc = (i: number, ips: string[]): ServicePortState =>
+  portState(
+    sp(i),
+    ips.map((ip) => endpoint(ip)),
+  );
 const svcChain = (i: number) => serviceChainNames(sp(i)).svc;
 const sepChain = (i: number, ip: string) => endpointChainName(sp(i), { ip, port: 80 });
 
@@ -37,7 +41,12 @@ function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock 
   // Every reading 5 ms later: each sync takes 5 ms.
   const ticking: Clock = { now: () => (t += 5), setTimeout: () => 0, clearTimeout: () => undefined };
   const mode = new IptablesMode(
-    { iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]), render: DEFAULT_RENDER_OPTIONS, canaryPeriodMs: 1000, ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}) },
+    {
+      iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]),
+      render: DEFAULT_RENDER_OPTIONS,
+      canaryPeriodMs: 1000,
+      ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}),
+    },
     { clock: opts.clock ?? ticking, logger: silentLogger() },
   );
   return { fake, mode };
@@ -53,12 +62,16 @@ const rulesOf = (fake: FakeIptables, table: string, chain: string) => getChain(f
 
 /** Chain names declared (":NAME - [0:0]") in one table section of a restore input. */
 function declared(text: string, table: string): string[] {
-  return parseRestore(text).tables.filter((t) => t.name === table).flatMap((t) => t.declarations.map((d) => d.chain));
+  return parseRestore(text)
+    .tables.filter((t) => t.name === table)
+    .flatMap((t) => t.declarations.map((d) => d.chain));
 }
 
 /** The "-A" commands of one table section of a restore input. */
 function appended(text: string, table: string): string[] {
-  return parseRestore(text).tables.filter((t) => t.name === table).flatMap((t) => t.ops.filter((o) => o.op === 'A').map((o) => `-A ${o.chain} ${o.rule}`));
+  return parseRestore(text)
+    .tables.filter((t) => t.name === table)
+    .flatMap((t) => t.ops.filter((o) => o.op === 'A').map((o) => `-A ${o.chain} ${o.rule}`));
 }
 
 /** Desired (last render) vs the fake's state: identical when the kernel holds exactly what was rendered. */
@@ -88,7 +101,17 @@ describe('IptablesMode: full syncs', () => {
       expect(new Set(declared(call.text, table))).toEqual(new Set(userChains(rendered, table).keys()));
     }
     const nat = userChains(fake.snapshot(), 'nat');
-    for (const name of ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', svcChain(1), svcChain(2), sepChain(1, '10.0.0.1'), sepChain(2, '10.0.0.2'), sepChain(2, '10.0.0.3')]) {
+    for (const name of [
+      'KUBE-SERVICES',
+      'KUBE-NODEPORTS',
+      'KUBE-POSTROUTING',
+      'KUBE-MARK-MASQ',
+      svcChain(1),
+      svcChain(2),
+      sepChain(1, '10.0.0.1'),
+      sepChain(2, '10.0.0.2'),
+      sepChain(2, '10.0.0.3'),
+    ]) {
       expect(nat.has(name), name).toBe(true);
     }
     expect(nat.get(sepChain(2, '10.0.0.3'))).toContain('-m comment --comment ns/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.0.0.3:80');
@@ -98,7 +121,10 @@ describe('IptablesMode: full syncs', () => {
     expect(rulesOf(fake, 'nat', 'OUTPUT')).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
     expect(rulesOf(fake, 'nat', 'POSTROUTING')).toEqual(['-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING']);
     expect(rulesOf(fake, 'filter', 'FORWARD')?.map((r) => /-j (\S+)$/.exec(r)?.[1])).toEqual([
-      'KUBE-PROXY-FIREWALL', 'KUBE-FORWARD', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES',
+      'KUBE-PROXY-FIREWALL',
+      'KUBE-FORWARD',
+      'KUBE-SERVICES',
+      'KUBE-EXTERNAL-SERVICES',
     ]);
     expect(converged(mode, fake)).toBe(true);
   });
@@ -111,7 +137,14 @@ describe('IptablesMode: full syncs', () => {
     expect(res.full).toBe(true);
     expect(fake.restores).toHaveLength(2);
     expect(fake.restores[1]!.text).not.toMatch(/^-I /m);
-    for (const [table, chain] of [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT'], ['filter', 'FORWARD'], ['filter', 'OUTPUT']] as const) {
+    for (const [table, chain] of [
+      ['nat', 'PREROUTING'],
+      ['nat', 'OUTPUT'],
+      ['nat', 'POSTROUTING'],
+      ['filter', 'INPUT'],
+      ['filter', 'FORWARD'],
+      ['filter', 'OUTPUT'],
+    ] as const) {
       expect(rulesOf(fake, table, chain), `${table} ${chain}`).toEqual(getChain(before, table, chain)?.rules);
     }
     expect(rulesOf(fake, 'nat', 'PREROUTING')).toHaveLength(1);
@@ -128,7 +161,9 @@ describe('IptablesMode: full syncs', () => {
     );
     await mode.sync(base(), PERIODIC);
     const inserted = parseRestore(fake.restores.at(-1)!.text).tables.flatMap((t) => t.ops.filter((o) => o.op === 'I'));
-    expect(inserted.map((o) => [o.chain, o.position, o.rule])).toEqual([['PREROUTING', 1, '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']]);
+    expect(inserted.map((o) => [o.chain, o.position, o.rule])).toEqual([
+      ['PREROUTING', 1, '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'],
+    ]);
     expect(rulesOf(fake, 'nat', 'PREROUTING')).toEqual([
       '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
       '-p tcp --dport 2222 -j ACCEPT',
@@ -236,7 +271,10 @@ describe('IptablesMode: failures', () => {
     await fake.restore(`*nat\n-F ${svcChain(1)}\nCOMMIT\n`, { noflush: true, counters: false });
     const changed = snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.9'])]);
     fake.failNext('resource busy');
-    const err = await mode.sync(changed, NOT_PERIODIC).then(() => null, (e: unknown) => e);
+    const err = await mode.sync(changed, NOT_PERIODIC).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ApplyError);
     expect(err).toMatchObject({ family: 'IPv4', full: false });
     expect((err as ApplyError).cause).toBeInstanceOf(RestoreError);
@@ -379,11 +417,22 @@ describe('IptablesMode: sync reports', () => {
     const first = await mode.sync(base(), NOT_PERIODIC);
 
     const ownedRules = (table: string) => [...userChains(fake.snapshot(), table).values()].reduce((n, r) => n + r.length, 0);
-    expect(first.objects).toEqual(new Map([['filter', ownedRules('filter')], ['nat', ownedRules('nat')]]));
+    expect(first.objects).toEqual(
+      new Map([
+        ['filter', ownedRules('filter')],
+        ['nat', ownedRules('nat')],
+      ]),
+    );
     // A full sync writes every rule it owns.
     expect(first.written.get('nat')).toBe(appended(fake.restores[0]!.text, 'nat').length);
     expect(appended(fake.restores[0]!.text, 'nat').length).toBe(ownedRules('nat'));
-    expect(first).toMatchObject({ full: true, durationMs: 5, bytes: fake.restores[0]!.text.length, noLocalEndpoints: { internal: 0, external: 0 }, failures: [] });
+    expect(first).toMatchObject({
+      full: true,
+      durationMs: 5,
+      bytes: fake.restores[0]!.text.length,
+      noLocalEndpoints: { internal: 0, external: 0 },
+      failures: [],
+    });
 
     // A partial sync: one endpoint added to svc2.
     const partial = await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
@@ -396,14 +445,28 @@ describe('IptablesMode: sync reports', () => {
 
     // A sync with nothing to write.
     const idle = await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
-    expect(idle).toMatchObject({ full: false, bytes: 0, written: new Map([['filter', 0], ['nat', 0]]) });
+    expect(idle).toMatchObject({
+      full: false,
+      bytes: 0,
+      written: new Map([
+        ['filter', 0],
+        ['nat', 0],
+      ]),
+    });
   });
 
   it('counts the UDP conntrack entries it deleted, and reports the ones it could not delete without failing', async () => {
     const fake = new FakeIptables({ family: 'IPv4' });
     const conntrack = { deleteEntries: async () => ({ deleted: 3, errors: ['conntrack v1.4.7: exit 2'] }) };
-    const mode = new IptablesMode({ iptables: new Map([['IPv4', fake]]), render: DEFAULT_RENDER_OPTIONS }, { clock: new ManualClock(), logger: silentLogger(), conntrack });
-    const dns = (ips: string[]) => portState(servicePort({ key: 'ns/dns:53', namespace: 'ns', name: 'dns', clusterIP: '172.30.0.53', port: 53, protocol: 'UDP' }), ips.map((ip) => endpoint(ip, { port: 53 })));
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', fake]]), render: DEFAULT_RENDER_OPTIONS },
+      { clock: new ManualClock(), logger: silentLogger(), conntrack },
+    );
+    const dns = (ips: string[]) =>
+      portState(
+        servicePort({ key: 'ns/dns:53', namespace: 'ns', name: 'dns', clusterIP: '172.30.0.53', port: 53, protocol: 'UDP' }),
+        ips.map((ip) => endpoint(ip, { port: 53 })),
+      );
     const before = snapshotOf([dns(['10.0.0.1', '10.0.0.2'])]);
     await mode.sync(before, NOT_PERIODIC);
     const r = await mode.sync(snapshotOf([dns(['10.0.0.1'])]), { periodic: false, previous: before });
@@ -438,7 +501,10 @@ describe('IptablesMode: canaries', () => {
       restore: (text, opts) => fake.restore(text, opts),
       save: () => Promise.reject(new Error('xtables lock held')),
     };
-    const mode = new IptablesMode({ iptables: new Map([['IPv4', broken]]), render: DEFAULT_RENDER_OPTIONS }, { clock: new ManualClock(), logger: silentLogger() });
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', broken]]), render: DEFAULT_RENDER_OPTIONS },
+      { clock: new ManualClock(), logger: silentLogger() },
+    );
     expect(await mode.canaryMissing()).toBe(false);
   });
 
@@ -446,8 +512,15 @@ describe('IptablesMode: canaries', () => {
     const clock = new ManualClock();
     const fake = new FakeIptables({ family: 'IPv4' });
     const looks: string[] = [];
-    const watched: Iptables = { family: 'IPv4', restore: (t, o) => fake.restore(t, o), save: (tables) => (looks.push(String(tables)), fake.save(tables)) };
-    const mode = new IptablesMode({ iptables: new Map([['IPv4', watched]]), render: DEFAULT_RENDER_OPTIONS, canaryPeriodMs: 1000 }, { clock, logger: silentLogger() });
+    const watched: Iptables = {
+      family: 'IPv4',
+      restore: (t, o) => fake.restore(t, o),
+      save: (tables) => (looks.push(String(tables)), fake.save(tables)),
+    };
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', watched]]), render: DEFAULT_RENDER_OPTIONS, canaryPeriodMs: 1000 },
+      { clock, logger: silentLogger() },
+    );
     let resyncs = 0;
     const stop = mode.monitor(() => resyncs++);
     expect(fake.restores).toHaveLength(0); // nothing synced yet: no canary
@@ -471,11 +544,14 @@ describe('IptablesMode: canaries', () => {
 });
 
 describe('IptablesMode after --cleanup', () => {
-  it("cleanup removes every chain it owns and its jumps, leaving a foreign chain and its jump from INPUT; the next sync restores all", async () => {
+  it('cleanup removes every chain it owns and its jumps, leaving a foreign chain and its jump from INPUT; the next sync restores all', async () => {
     const { fake, mode } = setup();
     await mode.sync(base(), NOT_PERIODIC);
     await mode.ensureCanaries();
-    await fake.restore('*filter\n:MY-FW - [0:0]\n-A MY-FW -p tcp --dport 22 -j ACCEPT\n-I INPUT 1 -j MY-FW\nCOMMIT\n', { noflush: true, counters: false });
+    await fake.restore('*filter\n:MY-FW - [0:0]\n-A MY-FW -p tcp --dport 22 -j ACCEPT\n-I INPUT 1 -j MY-FW\nCOMMIT\n', {
+      noflush: true,
+      counters: false,
+    });
 
     await removeKubeProxyRules(fake);
     mode.requestFullSync();

@@ -137,7 +137,14 @@ export class IptablesMode implements ProxyMode {
     const durationMs = this.d.clock.now() - start;
     for (const w of rendered.warnings) log.warn(w);
     log.debug(
-      { full, chains: Object.fromEntries(plan.writtenChains), deleted: plan.deletedChains.length, bytes: plan.bytes, restores: plan.batches.length, durationMs },
+      {
+        full,
+        chains: Object.fromEntries(plan.writtenChains),
+        deleted: plan.deletedChains.length,
+        bytes: plan.bytes,
+        restores: plan.batches.length,
+        durationMs,
+      },
       'synced iptables rules',
     );
     if (full) this.afterFullSync();

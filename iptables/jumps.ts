@@ -46,7 +46,14 @@ export function jumpChains(rows: readonly JumpRule[], table: 'filter' | 'nat'): 
   const mine = rows.filter((j) => j.table === table);
   return (BUILTIN_CHAINS[table] ?? [])
     .filter((from) => mine.some((j) => j.from === from))
-    .map((from) => ({ name: from, policy: 'ACCEPT', rules: mine.filter((j) => j.from === from).map(jumpRuleSpec).reverse() }));
+    .map((from) => ({
+      name: from,
+      policy: 'ACCEPT',
+      rules: mine
+        .filter((j) => j.from === from)
+        .map(jumpRuleSpec)
+        .reverse(),
+    }));
 }
 
 /** Jump target (-j or -g) of a rule spec, or null. */

@@ -20,9 +20,12 @@ COMMIT
 `;
 
 describe('scanSave', () => {
-  it('lists chains per table and keeps only built-in chains\' rules, as parseSave sees them', () => {
+  it("lists chains per table and keeps only built-in chains' rules, as parseSave sees them", () => {
     const scan = scanSave(SAVE, 'IPv4');
-    expect(Object.fromEntries(scan.chains)).toEqual({ nat: ['PREROUTING', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-SEP-AAAA'], filter: ['INPUT', 'FORWARD', 'OTHER'] });
+    expect(Object.fromEntries(scan.chains)).toEqual({
+      nat: ['PREROUTING', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-SEP-AAAA'],
+      filter: ['INPUT', 'FORWARD', 'OTHER'],
+    });
     const full = parseSave(SAVE, 'IPv4');
     for (const t of scan.builtins.tables) {
       for (const c of t.chains) expect(c).toEqual(full.tables.find((x) => x.name === t.name)!.chains.find((x) => x.name === c.name));

@@ -65,9 +65,24 @@ export class ParseError extends Error {
 }
 
 const COMMANDS: Readonly<Record<string, RestoreOpName>> = {
-  '-A': 'A', '--append': 'A', '-I': 'I', '--insert': 'I', '-D': 'D', '--delete': 'D', '-R': 'R', '--replace': 'R',
-  '-X': 'X', '--delete-chain': 'X', '-F': 'F', '--flush': 'F', '-N': 'N', '--new-chain': 'N', '-Z': 'Z', '--zero': 'Z',
-  '-P': 'P', '--policy': 'P',
+  '-A': 'A',
+  '--append': 'A',
+  '-I': 'I',
+  '--insert': 'I',
+  '-D': 'D',
+  '--delete': 'D',
+  '-R': 'R',
+  '--replace': 'R',
+  '-X': 'X',
+  '--delete-chain': 'X',
+  '-F': 'F',
+  '--flush': 'F',
+  '-N': 'N',
+  '--new-chain': 'N',
+  '-Z': 'Z',
+  '--zero': 'Z',
+  '-P': 'P',
+  '--policy': 'P',
 };
 
 const isDigits = (s: string): boolean => s !== '' && /^\d+$/.test(s);
@@ -161,7 +176,8 @@ export function parseRestore(text: string): RestoreDoc {
     } else if (c === 42 /* * */) {
       if (open !== null) throw new ParseError(lineNo, l, `missing COMMIT for table ${open.name}`);
       const name = l.slice(1).trim();
-      if (BUILTIN_CHAINS[name] === undefined) throw new ParseError(lineNo, l, `unknown table ${JSON.stringify(name)} (known: ${Object.keys(BUILTIN_CHAINS).join(', ')})`);
+      if (BUILTIN_CHAINS[name] === undefined)
+        throw new ParseError(lineNo, l, `unknown table ${JSON.stringify(name)} (known: ${Object.keys(BUILTIN_CHAINS).join(', ')})`);
       open = { name, line: lineNo, declarations: [], ops: [] };
     } else if (l === 'COMMIT') {
       if (open === null) throw new ParseError(lineNo, l, 'COMMIT outside a table');
@@ -212,7 +228,8 @@ export function parseSave(text: string, family: IPFamily): Ruleset {
       else if (op.op === 'I') {
         const c = chainFor(op.chain!, op);
         const pos = op.position ?? 1;
-        if (pos < 1 || pos > c.rules.length + 1) throw new ParseError(op.line, `-I ${op.chain} ${pos}`, `index of insertion too big (chain has ${c.rules.length} rules)`);
+        if (pos < 1 || pos > c.rules.length + 1)
+          throw new ParseError(op.line, `-I ${op.chain} ${pos}`, `index of insertion too big (chain has ${c.rules.length} rules)`);
         c.rules.splice(pos - 1, 0, op.rule!);
       } else if (op.op === 'N') {
         if (!table.has(op.chain!)) table.set(op.chain!, { name: op.chain!, policy: null, rules: [] });

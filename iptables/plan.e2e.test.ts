@@ -22,10 +22,19 @@ function snapshot(n: number, shift = 0): Snapshot {
   const services: ServicePortState[] = [];
   for (let i = 0; i < n; i++) {
     const sp = servicePort({
-      key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.${i >> 8}.${i & 255}`,
-      nodePort: i % 3 === 0 ? 30000 + i : 0, sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
+      key: `ns/svc${i}:p80`,
+      namespace: 'ns',
+      name: `svc${i}`,
+      clusterIP: `172.30.${i >> 8}.${i & 255}`,
+      nodePort: i % 3 === 0 ? 30000 + i : 0,
+      sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
     });
-    services.push(portState(sp, [1, 2, 3].map((j) => endpoint(`10.${i >> 8}.${i & 255}.${j + shift}`, { port: 8080 }))));
+    services.push(
+      portState(
+        sp,
+        [1, 2, 3].map((j) => endpoint(`10.${i >> 8}.${i & 255}.${j + shift}`, { port: 8080 })),
+      ),
+    );
   }
   return snapshotOf(services);
 }

@@ -43,7 +43,9 @@ describe('planSync', () => {
     expect(second.full).toBe(false);
     // Only svc2's SVC chain changed; its removed endpoint's SEP chain is deleted; KUBE-SERVICES is untouched.
     expect(second.text).not.toContain('*filter');
-    const natDecls = parseRestore(second.text).tables.find((t) => t.name === 'nat')!.declarations.map((d) => d.chain);
+    const natDecls = parseRestore(second.text)
+      .tables.find((t) => t.name === 'nat')!
+      .declarations.map((d) => d.chain);
     expect(natDecls).toEqual([serviceChainNames(sp(2)).svc, expect.stringMatching(/^KUBE-SEP-/)]);
     expect(second.deletedChains).toHaveLength(1);
     expect(second.text).toMatch(/-X KUBE-SEP-\w+\nCOMMIT\n$/);

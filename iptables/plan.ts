@@ -200,10 +200,15 @@ export function planSync(input: PlanInput): Plan {
     }
     work.push({ table: table.name, toWrite, stale, edits: input.edits?.get(table.name) ?? [] });
     written.set(table.name, toWrite.length);
-    writtenRules.set(table.name, toWrite.reduce((n, c) => n + c.rules.length, 0));
+    writtenRules.set(
+      table.name,
+      toWrite.reduce((n, c) => n + c.rules.length, 0),
+    );
     deleted.push(...stale);
   }
-  const texts = batches(work, input.batchChains ?? 0).map((lines) => lines.join('\n') + '\n').filter((t) => t !== '\n');
+  const texts = batches(work, input.batchChains ?? 0)
+    .map((lines) => lines.join('\n') + '\n')
+    .filter((t) => t !== '\n');
 
   const commit = (state: AppliedState | null): AppliedState => {
     if (full || state === null) {

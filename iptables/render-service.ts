@@ -128,7 +128,14 @@ function entryRules(d: Decisions): EntryRules {
   const filterRule = (filter: NoEndpoints, match: string): string => `${filter!.comment} ${match} -j ${filter!.target}`;
   const vip = (ip: string): string => vipMatch(sp, ip, sp.port);
   const lbChain = d.usesFWChain ? names.fw : names.ext;
-  const out = { natServices: [] as string[], natNodePorts: [] as string[], filterServices: [] as string[], filterExternalServices: [] as string[], filterNodePorts: [] as string[], filterProxyFirewall: [] as string[] };
+  const out = {
+    natServices: [] as string[],
+    natNodePorts: [] as string[],
+    filterServices: [] as string[],
+    filterExternalServices: [] as string[],
+    filterNodePorts: [] as string[],
+    filterProxyFirewall: [] as string[],
+  };
 
   if (d.hasInternalEndpoints) out.natServices.push(`${d.clusterMatch} -j ${d.internalChain}`);
   else out.filterServices.push(filterRule(d.internalFilter, vip(sp.clusterIP)));
@@ -235,7 +242,15 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
   const entries = entryRules(d);
   const natChains = [...externalChains(d, ctx), ...endpointChains(d, state, ctx)];
   const { natServices, natNodePorts, filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall } = entries;
-  const flattened = flatten([natServices, natNodePorts, filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall, ...natChains.map((c) => c.rules)]);
+  const flattened = flatten([
+    natServices,
+    natNodePorts,
+    filterServices,
+    filterExternalServices,
+    filterNodePorts,
+    filterProxyFirewall,
+    ...natChains.map((c) => c.rules),
+  ]);
   return {
     key: `${d.sp.key}/${d.sp.protocol}`,
     flattened,

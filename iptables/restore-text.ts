@@ -58,7 +58,10 @@ export interface RestoreTextOptions {
 export function toRestoreText(rs: Ruleset, opts: RestoreTextOptions = { builtins: 'skip' }): string {
   return restoreText(
     rs.tables.map((t) => {
-      const inserts = opts.builtins === 'insert' ? t.chains.filter((c) => c.policy !== null).flatMap((c) => c.rules.map((r, i) => `-I ${c.name} ${i + 1} ${r}`)) : [];
+      const inserts =
+        opts.builtins === 'insert'
+          ? t.chains.filter((c) => c.policy !== null).flatMap((c) => c.rules.map((r, i) => `-I ${c.name} ${i + 1} ${r}`))
+          : [];
       return { table: t.name, chains: t.chains.filter((c) => c.policy === null), edits: [...inserts, ...(opts.edits?.get(t.name) ?? [])] };
     }),
   );

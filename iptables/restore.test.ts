@@ -4,7 +4,10 @@ import { RestoreError } from './iptables.ts';
 import { createIptables, iptablesBinary, parseIptablesVersion, parseRestoreErrorLine, refineErrorLine, supportsRandomFully } from './restore.ts';
 
 /** Records calls and answers each with the next canned result. */
-function fakeRunner(results: RunResult[], netns?: string): CommandRunner & { calls: { cmd: string; args: readonly string[]; opts: RunOptions | undefined }[] } {
+function fakeRunner(
+  results: RunResult[],
+  netns?: string,
+): CommandRunner & { calls: { cmd: string; args: readonly string[]; opts: RunOptions | undefined }[] } {
   const calls: { cmd: string; args: readonly string[]; opts: RunOptions | undefined }[] = [];
   return {
     calls,
@@ -17,7 +20,8 @@ function fakeRunner(results: RunResult[], netns?: string): CommandRunner & { cal
 }
 
 // stderr as iptables 1.8.9 prints it (captured from both backends).
-const NFT_PARSE = "iptables-nft-restore v1.8.9 (nf_tables): Couldn't load match `nosuch':No such file or directory\n\nError occurred at line: 4\nTry `iptables-nft-restore -h' or 'iptables-nft-restore --help' for more information.\n";
+const NFT_PARSE =
+  "iptables-nft-restore v1.8.9 (nf_tables): Couldn't load match `nosuch':No such file or directory\n\nError occurred at line: 4\nTry `iptables-nft-restore -h' or 'iptables-nft-restore --help' for more information.\n";
 const NFT_COMMIT = 'iptables-nft-restore: line 4 failed: No chain/target/match by that name.\n';
 const LEGACY_COMMIT = 'Ignoring deprecated --wait-interval option.\nip6tables-restore: line 2 failed\n';
 const NO_COMMIT = 'iptables-restore: COMMIT expected at line 4\n';
@@ -29,7 +33,7 @@ describe('parseRestoreErrorLine', () => {
     [NFT_COMMIT, 4],
     [LEGACY_COMMIT, 2],
     [NO_COMMIT, 4],
-    ['iptables-restore: unable to initialize table \'nat\'\n\nError occurred at line: 1\n', 1],
+    ["iptables-restore: unable to initialize table 'nat'\n\nError occurred at line: 1\n", 1],
     ['iptables-restore: something else entirely\n', null],
   ])('%j -> %s', (stderr, line) => {
     expect(parseRestoreErrorLine(stderr)).toBe(line);
@@ -37,7 +41,8 @@ describe('parseRestoreErrorLine', () => {
 });
 
 describe('refineErrorLine', () => {
-  const input = '*filter\n:A - [0:0]\nCOMMIT\n*nat\n:B - [0:0]\n-A B -j RETURN\n-A B -m comment --comment x -j KUBE-SVC-X\n-A B -g KUBE-SVC-X\nCOMMIT\n';
+  const input =
+    '*filter\n:A - [0:0]\nCOMMIT\n*nat\n:B - [0:0]\n-A B -j RETURN\n-A B -m comment --comment x -j KUBE-SVC-X\n-A B -g KUBE-SVC-X\nCOMMIT\n';
   it('moves an nft COMMIT-line failure to the first rule jumping to the missing chain', () => {
     expect(refineErrorLine(input, NFT_MISSING_CHAIN, 9)).toBe(7);
   });
@@ -99,14 +104,30 @@ describe('createIptables', () => {
   });
 
   it('save throws naming the command when it fails', async () => {
-    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: fakeRunner([{ code: 1, stdout: '', stderr: "Table `bogus' does not exist\n" }]) });
+    const ipt = createIptables({
+      family: 'IPv4',
+      backend: 'nft',
+      runner: fakeRunner([{ code: 1, stdout: '', stderr: "Table `bogus' does not exist\n" }]),
+    });
     await expect(ipt.save(['bogus'])).rejects.toThrow("iptables-nft-save -t bogus exited with code 1: Table `bogus' does not exist");
   });
 
   it('names the network namespace its runner was made for in failures', async () => {
-    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: fakeRunner([{ code: 1, stdout: '', stderr: 'x\n' }, { code: 2, stdout: '', stderr: 'y\n' }], 'kpt-node-1') });
+    const ipt = createIptables({
+      family: 'IPv4',
+      backend: 'nft',
+      runner: fakeRunner(
+        [
+          { code: 1, stdout: '', stderr: 'x\n' },
+          { code: 2, stdout: '', stderr: 'y\n' },
+        ],
+        'kpt-node-1',
+      ),
+    });
     await expect(ipt.save(['nat'])).rejects.toThrow('iptables-nft-save -t nat (netns kpt-node-1) exited with code 1: x');
-    await expect(ipt.restore('*nat\nCOMMIT\n', { noflush: true, counters: false })).rejects.toThrow('iptables-nft-restore (netns kpt-node-1) failed with exit code 2: y');
+    await expect(ipt.restore('*nat\nCOMMIT\n', { noflush: true, counters: false })).rejects.toThrow(
+      'iptables-nft-restore (netns kpt-node-1) failed with exit code 2: y',
+    );
   });
 
   it('names binaries per family and backend', () => {

@@ -9,7 +9,6 @@ import type { RuleWords } from './rule-words.ts';
 import type { TraceVerdict } from '../proxier/trace-result.ts';
 import type { PacketState } from './trace-match.ts';
 
-
 /** One rule a traced packet matched. */
 export interface TraceStep {
   readonly table: string;
@@ -106,7 +105,9 @@ export function applyTarget(run: Run, words: RuleWords, env: TargetEnv): 'contin
       return stop('DROP', `too many nested chains at ${t}`);
     }
     const top = run.stack[run.stack.length - 1]!;
-    run.stack = words.goto ? [...run.stack.slice(0, -1), { chain: t, index: 0, base: top.base }] : [...run.stack, { chain: t, index: 0, base: false }];
+    run.stack = words.goto
+      ? [...run.stack.slice(0, -1), { chain: t, index: 0, base: top.base }]
+      : [...run.stack, { chain: t, index: 0, base: false }];
     return 'continue';
   }
   switch (t) {

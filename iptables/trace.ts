@@ -76,7 +76,12 @@ function runHook(w: Walk, start: Run, table: string, hook: string): Run[] {
       run.steps = [...run.steps, { table, chain: frame.chain, index: index + 1, rule }];
       const where = `${table} ${frame.chain} rule ${index + 1}`;
       const next = applyTarget(run, words, {
-        table, hook, where, maxDepth: w.maxDepth, warn: w.warn, localAddresses: w.localAddresses,
+        table,
+        hook,
+        where,
+        maxDepth: w.maxDepth,
+        warn: w.warn,
+        localAddresses: w.localAddresses,
         isChain: (name) => {
           const c = w.chains(table, name);
           return c !== null && c.policy === '-';
@@ -119,12 +124,27 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
     warn,
   };
   const pkt: PacketState = {
-    src: packet.src, dst: packet.dst, protocol: packet.protocol, dport: packet.dport, sport: packet.sport ?? null,
-    origin: packet.origin, inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
-    mark: packet.mark ?? 0, dnatted: false,
+    src: packet.src,
+    dst: packet.dst,
+    protocol: packet.protocol,
+    dport: packet.dport,
+    sport: packet.sport ?? null,
+    origin: packet.origin,
+    inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
+    mark: packet.mark ?? 0,
+    dnatted: false,
   };
   const first: Run = {
-    probability: 1, pkt, steps: [], stack: [], dnat: null, redirected: false, masquerade: false, verdict: null, end: '', budget: { used: 0 },
+    probability: 1,
+    pkt,
+    steps: [],
+    stack: [],
+    dnat: null,
+    redirected: false,
+    masquerade: false,
+    verdict: null,
+    end: '',
+    budget: { used: 0 },
   };
   const hook = (runs: Run[], table: string, chain: string, when: (r: Run) => boolean = () => true): Run[] =>
     runs.flatMap((r) => (r.verdict !== null || !when(r) ? [r] : runHook(w, { ...r, budget: { used: 0 } }, table, chain)));
@@ -142,8 +162,13 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
     runs = hook(runs, 'filter', 'INPUT', toLocal);
   }
   const branches: TraceBranch<TraceStep>[] = runs.map((r) => ({
-    probability: r.probability, verdict: r.verdict ?? 'ACCEPT', dnat: r.dnat, redirected: r.redirected,
-    masquerade: r.masquerade, steps: r.steps, end: r.end,
+    probability: r.probability,
+    verdict: r.verdict ?? 'ACCEPT',
+    dnat: r.dnat,
+    redirected: r.redirected,
+    masquerade: r.masquerade,
+    steps: r.steps,
+    end: r.end,
   }));
   const endpoints = [...new Set(branches.flatMap((b) => (b.dnat ? [endpointString(b.dnat)] : [])))];
   const verdicts = new Set(branches.map((b) => b.verdict));

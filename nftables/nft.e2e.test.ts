@@ -51,7 +51,11 @@ describe('the fake nft agrees with the kernel', () => {
           await fake.run(c.setup);
           await nft.run(c.setup);
         }
-        const outcome = async (api: { run(t: string): Promise<void> }) => api.run(c.tx).then(() => null, (e: unknown) => e as NftError);
+        const outcome = async (api: { run(t: string): Promise<void> }) =>
+          api.run(c.tx).then(
+            () => null,
+            (e: unknown) => e as NftError,
+          );
         const [f, r] = [await outcome(fake), await outcome(nft)];
         expect(r === null ? 'ok' : r.kind, r?.message).toBe(c.expect);
         expect(f === null ? 'ok' : f.kind).toBe(c.expect);
@@ -99,7 +103,9 @@ describe('rendered tables in the kernel', () => {
 
   it('nft --check reports the failing line for a broken transaction, and the kernel keeps nothing of it', async () => {
     await inNamespace(async (nft) => {
-      const err = (await nft.check('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a jump nowhere\n').catch((e: unknown) => e)) as NftError;
+      const err = (await nft
+        .check('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a jump nowhere\n')
+        .catch((e: unknown) => e)) as NftError;
       expect(err).toBeInstanceOf(NftError);
       expect(err.kind).toBe('not-found');
       expect(err.line).toBe(3);
@@ -109,7 +115,7 @@ describe('rendered tables in the kernel', () => {
     });
   });
 
-  it('the machine\'s nft and kernel pass the version floors', async () => {
+  it("the machine's nft and kernel pass the version floors", async () => {
     await inNamespace(async (nft) => {
       expect(checkNftVersion(await nft.version())).toBeNull();
       const uname = await runner.run('uname', ['-r']);
@@ -118,9 +124,13 @@ describe('rendered tables in the kernel', () => {
   });
 });
 
-const svc = (ns: string, name: string, ip: string, o: Record<string, unknown> = {}) => makeService(ns, name, { clusterIP: ip, ports: [{ name: 'p80', port: 80, ...o }] });
+const svc = (ns: string, name: string, ip: string, o: Record<string, unknown> = {}) =>
+  makeService(ns, name, { clusterIP: ip, ports: [{ name: 'p80', port: 80, ...o }] });
 const eps = (ns: string, name: string, ips: string[], local = false) =>
-  makeEndpointSlice(ns, name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip, ...(local ? { nodeName: 'test-node' } : {}) })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
+  makeEndpointSlice(ns, name, `${name}-1`, {
+    endpoints: ips.map((ip) => ({ ip, ...(local ? { nodeName: 'test-node' } : {}) })),
+    ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+  });
 
 describe('partial syncs in the kernel', () => {
   it('converge to exactly the full render after every change, and stale chains go a second later', async () => {
@@ -152,17 +162,36 @@ describe('partial syncs in the kernel', () => {
       });
       await step('endpoints gone', () => slices.set('s3', eps('ns1', 's3', [])));
       await step('LB with source ranges, affinity and eTP Local', () => {
-        services.set('s4', makeService('ns1', 's4', {
-          type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
-          externalTrafficPolicy: 'Local', healthCheckNodePort: 30004, loadBalancerSourceRanges: ['203.0.113.0/25'], sessionAffinity: 'ClientIP',
-        }));
+        services.set(
+          's4',
+          makeService('ns1', 's4', {
+            type: 'LoadBalancer',
+            clusterIP: '172.30.0.4',
+            ports: [{ name: 'p80', port: 80, nodePort: 3004 }],
+            ingress: [{ ip: '1.2.3.4' }],
+            externalTrafficPolicy: 'Local',
+            healthCheckNodePort: 30004,
+            loadBalancerSourceRanges: ['203.0.113.0/25'],
+            sessionAffinity: 'ClientIP',
+          }),
+        );
         slices.set('s4', eps('ns1', 's4', ['10.0.4.1', '10.0.4.2'], true));
       });
       await step('affinity timeout changed', () =>
-        services.set('s4', makeService('ns1', 's4', {
-          type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
-          externalTrafficPolicy: 'Local', healthCheckNodePort: 30004, loadBalancerSourceRanges: ['203.0.113.0/25'], sessionAffinity: 'ClientIP', sessionAffinityTimeout: 60,
-        })),
+        services.set(
+          's4',
+          makeService('ns1', 's4', {
+            type: 'LoadBalancer',
+            clusterIP: '172.30.0.4',
+            ports: [{ name: 'p80', port: 80, nodePort: 3004 }],
+            ingress: [{ ip: '1.2.3.4' }],
+            externalTrafficPolicy: 'Local',
+            healthCheckNodePort: 30004,
+            loadBalancerSourceRanges: ['203.0.113.0/25'],
+            sessionAffinity: 'ClientIP',
+            sessionAffinityTimeout: 60,
+          }),
+        ),
       );
       await step('affinity and LB gone again', () => services.set('s4', svc('ns1', 's4', '172.30.0.4')));
       await step('endpoints back', () => slices.set('s3', eps('ns1', 's3', ['10.0.3.9'])));

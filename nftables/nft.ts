@@ -103,7 +103,8 @@ export class Nft implements NftApi {
   /** `nft --version`, e.g. "nftables v1.0.6 (Lester Gooch #5)". */
   async version(): Promise<string> {
     const r = await this.exec.run(this.cmd, ['--version']);
-    if (r.code !== 0) throw new NftError({ what: `${this.cmd} --version`, kind: 'other', line: null, lineText: null, stderr: r.stderr, exitCode: r.code });
+    if (r.code !== 0)
+      throw new NftError({ what: `${this.cmd} --version`, kind: 'other', line: null, lineText: null, stderr: r.stderr, exitCode: r.code });
     return r.stdout.trim();
   }
 }

@@ -82,7 +82,15 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     if (r.noLocalInternal) internal++;
     if (r.noLocalExternal) external++;
   }
-  return { family, fixed, services, nodePortsMatchAll: selected.matchAll, localDetector: detector, warnings, noLocalEndpoints: { internal, external } };
+  return {
+    family,
+    fixed,
+    services,
+    nodePortsMatchAll: selected.matchAll,
+    localDetector: detector,
+    warnings,
+    noLocalEndpoints: { internal, external },
+  };
 }
 
 /**

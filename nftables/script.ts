@@ -97,7 +97,11 @@ function setOptions(inner: string | null) {
   let comment: string | null = null;
   for (const opt of splitTop(inner ?? '', ';')) {
     if (opt.startsWith('type ')) setType = opt.slice(5).trim();
-    else if (opt.startsWith('flags ')) flags = opt.slice(6).split(',').map((f) => f.trim());
+    else if (opt.startsWith('flags '))
+      flags = opt
+        .slice(6)
+        .split(',')
+        .map((f) => f.trim());
     else if (opt.startsWith('timeout ')) {
       const m = /^timeout (\d+)s$/.exec(opt);
       if (!m) throw new Error(`timeout must be in seconds: ${JSON.stringify(opt)}`);

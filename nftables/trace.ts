@@ -110,7 +110,8 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
         if (r === null) continue;
         const step: TraceStep = { chain: frame.chain.name, index: index + 1, rule: text };
         const outcome = applyRule(r, run, step, ctx);
-        for (const fork of outcome.forks) work.push({ run: fork.run, stack: followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run) ?? [] });
+        for (const fork of outcome.forks)
+          work.push({ run: fork.run, stack: followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run) ?? [] });
         if (outcome.kind === 'nomatch') continue;
         run.steps.push(step);
         if (outcome.kind === 'continue') continue;

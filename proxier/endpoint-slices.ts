@@ -10,7 +10,6 @@ import { isPortNumber } from './service-ports.ts';
 import { describeValue, isRecord, listField, metadataOf, SERVICE_NAME_LABEL, sliceServiceKey, type Json } from './raw.ts';
 import { parseIP } from './ip.ts';
 
-
 export interface SlicePort {
   readonly name: string;
   readonly protocol: Protocol;
@@ -55,10 +54,12 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
     // Upstream's slice cache skips a port whose name is nil (absent or null) with an error log; the
     // EndpointSlice controller writes "" for a Service's unnamed port.
     const portName = p['name'];
-    if (portName === undefined || portName === null) return report(`${f}.name`, 'missing (null); upstream ignores slice ports without a name ("" is the unnamed port)');
+    if (portName === undefined || portName === null)
+      return report(`${f}.name`, 'missing (null); upstream ignores slice ports without a name ("" is the unnamed port)');
     if (typeof portName !== 'string') return report(`${f}.name`, `must be a string, got ${describeValue(portName)}`);
     const protocol = p['protocol'] ?? 'TCP';
-    if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
+    if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP')
+      return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
     const port = p['port'] ?? 0;
     // Likewise a port without a number ("all ports" is not implemented upstream).
     if (port === 0) return report(`${f}.port`, 'missing (null or 0); upstream ignores slice ports without a number');
@@ -71,7 +72,8 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
     const f = `endpoints[${i}]`;
     if (!isRecord(e)) return report(f, `not an object (got ${describeValue(e)})`);
     const addresses = e['addresses'];
-    if (!Array.isArray(addresses) || addresses.length === 0) return report(`${f}.addresses`, `must be a non-empty list; got ${describeValue(addresses)}`);
+    if (!Array.isArray(addresses) || addresses.length === 0)
+      return report(`${f}.addresses`, `must be a non-empty list; got ${describeValue(addresses)}`);
     const ip = typeof addresses[0] === 'string' ? parseIP(addresses[0]) : null;
     if (!ip) return report(`${f}.addresses[0]`, `not an IP address: ${describeValue(addresses[0])}`);
     if (ip.family !== addressType) return report(`${f}.addresses[0]`, `${ip.text} is not an ${addressType} address (addressType is ${addressType})`);
@@ -107,7 +109,13 @@ export function indexEndpointSlices(slices: readonly unknown[]): SliceIndex {
     if (!slice) continue;
     const id = `${slice.namespace}/${slice.name}`;
     if (byName.has(id)) {
-      problems.push({ kind: 'EndpointSlice', namespace: slice.namespace, name: slice.name, field: '', reason: 'defined more than once; the last definition is used' });
+      problems.push({
+        kind: 'EndpointSlice',
+        namespace: slice.namespace,
+        name: slice.name,
+        field: '',
+        reason: 'defined more than once; the last definition is used',
+      });
       byName.delete(id);
     }
     byName.set(id, slice);
@@ -158,7 +166,11 @@ function better(a: Endpoint, b: Endpoint): boolean {
 }
 
 /** Convenience over raw slices (any services): parse, keep the service port's own, merge. */
-export function endpointsFor(slices: readonly unknown[], sp: ServicePort, ctx: EndpointContext): { endpoints: Endpoint[]; problems: ObjectProblem[] } {
+export function endpointsFor(
+  slices: readonly unknown[],
+  sp: ServicePort,
+  ctx: EndpointContext,
+): { endpoints: Endpoint[]; problems: ObjectProblem[] } {
   const index = indexEndpointSlices(slices);
   return { endpoints: mergeEndpoints(index.forService(`${sp.namespace}/${sp.name}`), sp, ctx), problems: [...index.problems] };
 }

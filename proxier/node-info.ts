@@ -12,7 +12,6 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 const IP_ADDRESS_TYPES = ['InternalIP', 'ExternalIP'];
 
-
 /** What is known before the Node object has been seen. */
 export function unknownNode(nodeName: string): NodeInfo {
   return {
@@ -77,4 +76,3 @@ export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo;
     problems,
   };
 }
-

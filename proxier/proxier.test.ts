@@ -34,7 +34,17 @@ class RecordingMode implements ProxyMode {
       this.failures--;
       throw new Error('restore refused');
     }
-    return { family: snapshot.family, full: false, durationMs: 0, objects: new Map(), written: new Map(), bytes: 0, noLocalEndpoints: null, conntrackDeleted: 0, failures: [] };
+    return {
+      family: snapshot.family,
+      full: false,
+      durationMs: 0,
+      objects: new Map(),
+      written: new Map(),
+      bytes: 0,
+      noLocalEndpoints: null,
+      conntrackDeleted: 0,
+      failures: [],
+    };
   }
   requestFullSync(): void {
     this.fullRequests++;
@@ -48,14 +58,22 @@ class RecordingMode implements ProxyMode {
 function setup(families: IPFamily[] = ['IPv4'], hooks: ProxierHooks = {}) {
   const clock = new ManualClock(T0);
   const mode = new RecordingMode(families, clock);
-  const proxier = new Proxier({ mode, builder: stateBuilder('node-1', { preferSameTrafficDistribution: true }), clock, minSyncPeriodMs: MIN, syncPeriodMs: PERIOD, hooks });
+  const proxier = new Proxier({
+    mode,
+    builder: stateBuilder('node-1', { preferSameTrafficDistribution: true }),
+    clock,
+    minSyncPeriodMs: MIN,
+    syncPeriodMs: PERIOD,
+    hooks,
+  });
   proxier.start();
   /** Moves the clock and lets a sync it started finish. */
   const advance = async (ms: number): Promise<void> => {
     clock.advance(ms);
     await proxier.idle();
   };
-  const event = (kind: ProxierEvent['kind'], key: string, obj: unknown, type: ProxierEvent['type'] = 'add'): void => proxier.onEvent({ type, kind, key, old: null, obj });
+  const event = (kind: ProxierEvent['kind'], key: string, obj: unknown, type: ProxierEvent['type'] = 'add'): void =>
+    proxier.onEvent({ type, kind, key, old: null, obj });
   const listAll = (): void => ['Service', 'EndpointSlice', 'Node'].forEach((k) => proxier.onSynced(k as ProxierEvent['kind']));
   return { clock, mode, proxier, advance, event, listAll };
 }
@@ -63,7 +81,10 @@ function setup(families: IPFamily[] = ['IPv4'], hooks: ProxierHooks = {}) {
 const web = makeService('ns', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80 }] });
 const db = makeService('ns', 'db', { clusterIP: '172.30.0.20', ports: [{ name: 'p80', port: 80 }] });
 const slice = (service: string, ip: string, annotations: Record<string, string> = {}) =>
-  makeEndpointSlice('ns', service, `${service}-a`, { addresses: [ip], metadata: { name: `${service}-a`, namespace: 'ns', labels: { 'kubernetes.io/service-name': service }, annotations } });
+  makeEndpointSlice('ns', service, `${service}-a`, {
+    addresses: [ip],
+    metadata: { name: `${service}-a`, namespace: 'ns', labels: { 'kubernetes.io/service-name': service }, annotations },
+  });
 const endpointsOf = (s: Snapshot, key: string) => s.services.find((x) => x.service.key === key)?.endpoints.map((e) => e.ip);
 
 describe('Proxier start-up gate', () => {
@@ -156,10 +177,18 @@ describe('Proxier desired state', () => {
     const t = setup();
     t.event('Service', 'ns/web', web);
     t.event('Service', 'ns/db', db);
-    t.event('EndpointSlice', 'ns/shared', { ...slice('web', '10.0.0.1'), metadata: { name: 'shared', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'web' } } });
+    t.event('EndpointSlice', 'ns/shared', {
+      ...slice('web', '10.0.0.1'),
+      metadata: { name: 'shared', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'web' } },
+    });
     t.listAll();
     await t.advance(0);
-    t.event('EndpointSlice', 'ns/shared', { ...slice('db', '10.0.0.1'), metadata: { name: 'shared', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'db' } } }, 'update');
+    t.event(
+      'EndpointSlice',
+      'ns/shared',
+      { ...slice('db', '10.0.0.1'), metadata: { name: 'shared', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'db' } } },
+      'update',
+    );
     await t.advance(MIN);
     const moved = t.mode.calls[1]!.snapshot;
     expect(endpointsOf(moved, 'ns/web:p80')).toEqual([]);
@@ -184,14 +213,23 @@ describe('Proxier desired state', () => {
     t.event('EndpointSlice', 'ns/stray', { ...slice('web', '10.0.0.1'), metadata: { name: 'stray', namespace: 'ns', labels: {} } });
     await t.advance(MIN);
     expect(t.mode.calls[1]!.snapshot.services).toEqual([]);
-    expect(problems.map(formatProblem)).toEqual(['EndpointSlice ns/ns/stray: metadata.labels["kubernetes.io/service-name"]: missing: the slice belongs to no service']);
+    expect(problems.map(formatProblem)).toEqual([
+      'EndpointSlice ns/ns/stray: metadata.labels["kubernetes.io/service-name"]: missing: the slice belongs to no service',
+    ]);
   });
 
   it('reports each problem of a Service once, also one only a later IP family sees', () => {
     const problems: ObjectProblem[] = [];
     const t = setup(['IPv4', 'IPv6'], { problem: (p) => problems.push(p) });
     // No ipFamilies: upstream proxies spec.clusterIP (IPv4) only; the IPv6 entry is reported by the IPv6 pass.
-    const svc = makeService('ns', 's', { clusterIPs: ['172.30.0.10', 'fd00::10'], spec: { ipFamilies: undefined }, ports: [{ name: 'ok', port: 80 }, { name: 'bad', port: 0 }] });
+    const svc = makeService('ns', 's', {
+      clusterIPs: ['172.30.0.10', 'fd00::10'],
+      spec: { ipFamilies: undefined },
+      ports: [
+        { name: 'ok', port: 80 },
+        { name: 'bad', port: 0 },
+      ],
+    });
     t.event('Service', 'ns/s', svc);
     const snapshots = t.proxier.snapshots();
     expect(snapshots.map((s) => s.services.length)).toEqual([1, 0]);
@@ -207,10 +245,19 @@ describe('Proxier hooks', () => {
     const synced: number[][] = [];
     const t = setup(['IPv4'], { synced: (_f, r) => synced.push([...r.triggerTimes]) });
     t.event('Service', 'ns/web', web);
-    t.event('EndpointSlice', 'ns/web-a', slice('web', '10.0.0.1', { 'endpoints.kubernetes.io/last-change-trigger-time': new Date(T0 - 5000).toISOString() }));
+    t.event(
+      'EndpointSlice',
+      'ns/web-a',
+      slice('web', '10.0.0.1', { 'endpoints.kubernetes.io/last-change-trigger-time': new Date(T0 - 5000).toISOString() }),
+    );
     t.listAll();
     await t.advance(0);
-    t.event('EndpointSlice', 'ns/web-a', slice('web', '10.0.0.2', { 'endpoints.kubernetes.io/last-change-trigger-time': new Date(T0 + 200).toISOString() }), 'update');
+    t.event(
+      'EndpointSlice',
+      'ns/web-a',
+      slice('web', '10.0.0.2', { 'endpoints.kubernetes.io/last-change-trigger-time': new Date(T0 + 200).toISOString() }),
+      'update',
+    );
     await t.advance(MIN);
     await t.advance(PERIOD);
     // Upstream observes only changes after the proxier started; a periodic sync carries none.

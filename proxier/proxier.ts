@@ -18,7 +18,12 @@ export type { ProxierEvent };
 /** Turns raw objects into desired state (state-builder.ts over snapshot.ts and friends). */
 export interface StateBuilder {
   node(obj: unknown | null): { node: NodeInfo; problems: readonly ObjectProblem[] };
-  service(svc: unknown, slices: readonly unknown[], node: NodeInfo, family: IPFamily): { states: readonly ServicePortState[]; problems: readonly ObjectProblem[] };
+  service(
+    svc: unknown,
+    slices: readonly unknown[],
+    node: NodeInfo,
+    family: IPFamily,
+  ): { states: readonly ServicePortState[]; problems: readonly ObjectProblem[] };
 }
 
 /** What the proxier reports to health checks and metrics. */
@@ -106,7 +111,13 @@ export class Proxier {
     if (change.triggerTime !== null && change.triggerTime >= this.startedAt) this.triggerTimes.push(change.triggerTime);
     if (change.orphanSlice) {
       const field = `metadata.labels["${SERVICE_NAME_LABEL}"]`;
-      this.o.hooks?.problem?.({ kind: 'EndpointSlice', namespace: metadataOf(e.obj).namespace, name: e.key, field, reason: 'missing: the slice belongs to no service' });
+      this.o.hooks?.problem?.({
+        kind: 'EndpointSlice',
+        namespace: metadataOf(e.obj).namespace,
+        name: e.key,
+        field,
+        reason: 'missing: the slice belongs to no service',
+      });
     }
     if (e.kind === 'Service') {
       this.pending.services++;

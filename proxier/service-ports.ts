@@ -113,20 +113,26 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
     const id = `${portName}/${protocol}`;
     const earlier = byNameAndProtocol.get(id);
     if (earlier) {
-      report(`spec.ports[${earlier.index}]`, `replaced by ${f} (same name ${JSON.stringify(portName)} and protocol ${protocol}); upstream keeps the last`);
+      report(
+        `spec.ports[${earlier.index}]`,
+        `replaced by ${f} (same name ${JSON.stringify(portName)} and protocol ${protocol}); upstream keeps the last`,
+      );
       byNameAndProtocol.delete(id);
     }
-    byNameAndProtocol.set(id, { index: i, port: {
-      key: serviceKey(namespace, name, portName),
-      namespace,
-      name,
-      portName,
-      protocol: protocol as Protocol,
-      clusterIP,
-      port,
-      nodePort: nodePort as number,
-      ...common,
-    } });
+    byNameAndProtocol.set(id, {
+      index: i,
+      port: {
+        key: serviceKey(namespace, name, portName),
+        namespace,
+        name,
+        portName,
+        protocol: protocol as Protocol,
+        clusterIP,
+        port,
+        nodePort: nodePort as number,
+        ...common,
+      },
+    });
   });
   for (const { port } of byNameAndProtocol.values()) ports.push(port);
   return { ports, problems };
@@ -142,7 +148,11 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   const etp = stringField(spec, 'externalTrafficPolicy');
   const itp = stringField(spec, 'internalTrafficPolicy');
   const affinity = stringField(spec, 'sessionAffinity');
-  for (const [key, value] of [['externalTrafficPolicy', etp], ['internalTrafficPolicy', itp], ['sessionAffinity', affinity]] as const) {
+  for (const [key, value] of [
+    ['externalTrafficPolicy', etp],
+    ['internalTrafficPolicy', itp],
+    ['sessionAffinity', affinity],
+  ] as const) {
     if (value === null) return report(`spec.${key}`, `must be a string, got ${describeValue(spec[key])}`);
   }
   let sessionAffinityTimeout = 0;
@@ -151,13 +161,20 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
     const clientIP = isRecord(cfg) ? cfg['clientIP'] : undefined;
     const t = (isRecord(clientIP) ? clientIP['timeoutSeconds'] : undefined) ?? DEFAULT_AFFINITY_TIMEOUT;
     if (!Number.isInteger(t) || (t as number) < 1 || (t as number) > MAX_AFFINITY_TIMEOUT) {
-      return report('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `must be an integer from 1 to ${MAX_AFFINITY_TIMEOUT}; got ${describeValue(t)}`);
+      return report(
+        'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+        `must be an integer from 1 to ${MAX_AFFINITY_TIMEOUT}; got ${describeValue(t)}`,
+      );
     }
     sessionAffinityTimeout = t as number;
   }
 
   const rawExternal = listOf(spec, 'spec', 'externalIPs', report);
-  const externalIPs = addressesOf(rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const), family, report);
+  const externalIPs = addressesOf(
+    rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const),
+    family,
+    report,
+  );
   const lb = o.status['loadBalancer'];
   const ingress: (readonly [unknown, string])[] = [];
   // Only VIP-style load balancers (ipMode unset or VIP) get rules; hostname-only entries have no IP.
@@ -181,7 +198,11 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   if (type === 'LoadBalancer' && externalPolicyLocal) {
     const hc = spec['healthCheckNodePort'] ?? 0;
     if (isPortNumber(hc)) healthCheckNodePort = hc;
-    else report('spec.healthCheckNodePort', `a LoadBalancer with externalTrafficPolicy Local needs one (integer 1-65535); got ${describeValue(hc)}; no health check is served`);
+    else
+      report(
+        'spec.healthCheckNodePort',
+        `a LoadBalancer with externalTrafficPolicy Local needs one (integer 1-65535); got ${describeValue(hc)}; no health check is served`,
+      );
   }
   const td = spec['trafficDistribution'];
   return {

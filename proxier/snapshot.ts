@@ -106,7 +106,9 @@ function latestServices(services: readonly unknown[], problems: ProblemList): un
     }
     const key = `${md.namespace}/${md.name}`;
     if (byKey.has(key)) {
-      problems.add([{ kind: 'Service', namespace: md.namespace, name: md.name, field: '', reason: 'defined more than once; the last definition is used' }]);
+      problems.add([
+        { kind: 'Service', namespace: md.namespace, name: md.name, field: '', reason: 'defined more than once; the last definition is used' },
+      ]);
       byKey.delete(key);
     }
     byKey.set(key, svc);

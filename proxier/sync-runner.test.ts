@@ -16,7 +16,11 @@ describe('SyncRunner', () => {
   let errors: unknown[];
   const make = (min: number, max: number, retry: number, durationMs = 0) => {
     runner = new SyncRunner({
-      clock, minIntervalMs: min, maxIntervalMs: max, retryIntervalMs: retry, onError: (e) => errors.push(e),
+      clock,
+      minIntervalMs: min,
+      maxIntervalMs: max,
+      retryIntervalMs: retry,
+      onError: (e) => errors.push(e),
       fn: async (trigger) => {
         starts.push(Date.now());
         triggers.push(trigger);

@@ -43,7 +43,8 @@ function nodeRunner(): CommandRunner & { commands: string[] } {
 }
 
 const SVC = makeService('ns1', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] });
-const slice = (ips: string[]) => makeEndpointSlice('ns1', 'web', 'web-s1', { endpoints: ips.map((ip) => ({ ip, nodeName: 'node-1' })), ports: [{ name: 'p80', port: 8080 }] });
+const slice = (ips: string[]) =>
+  makeEndpointSlice('ns1', 'web', 'web-s1', { endpoints: ips.map((ip) => ({ ip, nodeName: 'node-1' })), ports: [{ name: 'p80', port: 8080 }] });
 const NODE = makeNode('node-1', { addresses: ['192.168.0.2'], podCIDR: '10.244.1.0/24' });
 
 let dir = '';
@@ -59,8 +60,14 @@ async function start(mode: 'iptables' | 'userspace', fakes: Map<IPFamily, FakeIp
   const write = (ips: string[]) => writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips)].map((d) => dump(d)).join('---\n'));
   await write(['10.244.1.5']);
   const flags: [string, FlagValue][] = [
-    ['objects', dir], ['hostname-override', 'node-1'], ['cluster-cidr', '10.244.0.0/16'], ['proxy-mode', mode],
-    ['iptables-min-sync-period', 0], ['iptables-sync-period', 400], ['healthz-bind-address', '127.0.0.1:0'], ['metrics-bind-address', ''],
+    ['objects', dir],
+    ['hostname-override', 'node-1'],
+    ['cluster-cidr', '10.244.0.0/16'],
+    ['proxy-mode', mode],
+    ['iptables-min-sync-period', 0],
+    ['iptables-sync-period', 400],
+    ['healthz-bind-address', '127.0.0.1:0'],
+    ['metrics-bind-address', ''],
   ];
   agent = await startAgent(configFromFlags(new Map(flags)), {
     runner,
@@ -74,7 +81,11 @@ async function start(mode: 'iptables' | 'userspace', fakes: Map<IPFamily, FakeIp
   return { agent, runner, write };
 }
 
-const both = () => new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })], ['IPv6', new FakeIptables({ family: 'IPv6' })]]);
+const both = () =>
+  new Map<IPFamily, FakeIptables>([
+    ['IPv4', new FakeIptables({ family: 'IPv4' })],
+    ['IPv6', new FakeIptables({ family: 'IPv6' })],
+  ]);
 const svcChain = serviceChainNames({ key: 'ns1/web:p80', protocol: 'TCP' }).svc;
 const converged = (a: Agent, fake: FakeIptables) => {
   const desired = (a.mode as IptablesMode).lastRender(fake.family);

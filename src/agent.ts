@@ -60,7 +60,13 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-async function startServer(log: Logger, what: string, address: string, handler: Parameters<typeof listen>[2], hardFail: boolean): Promise<RunningServer | null> {
+async function startServer(
+  log: Logger,
+  what: string,
+  address: string,
+  handler: Parameters<typeof listen>[2],
+  hardFail: boolean,
+): Promise<RunningServer | null> {
   if (!address) return null;
   const hp = parseHostPort(address)!;
   try {
@@ -86,7 +92,10 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   const handles = probe.handles;
   const available = [...handles.keys()];
   if (available.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
-  log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version }, 'starting kube-proxy-ts');
+  log.info(
+    { node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version },
+    'starting kube-proxy-ts',
+  );
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
   // Switching modes: the other mode's rules go, so --mode can be flipped by restarting the agent.
@@ -106,7 +115,14 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
   for (const f of families) metrics.networkProgrammingLatency.zero({ ip_family: f });
   const observe = (r: Parameters<typeof observeRestClientRequest>[1]): void => observeRestClientRequest(metrics, r);
-  const kubeConfig = config.objects ? null : (deps.kubeConfig ?? (() => { throw new Error('no API access configured'); }))();
+  const kubeConfig = config.objects
+    ? null
+    : (
+        deps.kubeConfig ??
+        (() => {
+          throw new Error('no API access configured');
+        })
+      )();
   const events: EventRecorder = kubeConfig ? apiEventRecorder(kubeConfig, { nodeName, logger: log, observe }) : logEventRecorder(log);
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
@@ -132,12 +148,24 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   });
 
   const healthz = await startServer(log, 'health', config.healthzBindAddress, healthHandler(health, metrics), config.bindAddressHardFail);
-  const metricsServer = await startServer(log, 'metrics', config.metricsBindAddress, metricsHandler(metrics, config.mode), config.bindAddressHardFail);
+  const metricsServer = await startServer(
+    log,
+    'metrics',
+    config.metricsBindAddress,
+    metricsHandler(metrics, config.mode),
+    config.bindAddressHardFail,
+  );
 
   const source: ObjectSource = config.objects
     ? createFileSource({ path: config.objects, nodeName, clock: deps.clock })
     : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock, observe });
-  events.record({ regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName }, type: 'Normal', reason: 'Starting', action: 'StartKubeProxy', note: `kube-proxy-ts started in ${config.mode} mode` });
+  events.record({
+    regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName },
+    type: 'Normal',
+    reason: 'Starting',
+    action: 'StartKubeProxy',
+    note: `kube-proxy-ts started in ${config.mode} mode`,
+  });
   proxier.start();
   await source.start({
     onEvent: (e) => proxier.onEvent(e),

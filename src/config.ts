@@ -17,7 +17,6 @@ import { AGENT_FLAGS } from './flag-table.ts';
 import { flagDefault, FlagError, type FlagValue } from './flags.ts';
 import { appendPortIfNeeded, HEALTHZ_PORT, METRICS_PORT, parseHostPort } from './host-port.ts';
 
-
 export interface ProxyConfig {
   readonly mode: ProxyModeName;
   readonly kubeconfig: string;
@@ -46,7 +45,12 @@ export interface ProxyConfig {
   readonly featureGates: Readonly<Record<string, boolean>>;
   /** Accepted for compatibility only (validated as upstream validates them). */
   readonly showHiddenMetricsForVersion: string;
-  readonly conntrackTimeoutsMs: Readonly<Record<'conntrack-tcp-timeout-established' | 'conntrack-tcp-timeout-close-wait' | 'conntrack-udp-timeout' | 'conntrack-udp-timeout-stream', number>>;
+  readonly conntrackTimeoutsMs: Readonly<
+    Record<
+      'conntrack-tcp-timeout-established' | 'conntrack-tcp-timeout-close-wait' | 'conntrack-udp-timeout' | 'conntrack-udp-timeout-stream',
+      number
+    >
+  >;
   readonly verbosity: number;
   readonly cleanup: boolean;
   /** Flags that were set but are accepted only for compatibility. */
@@ -72,7 +76,10 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     iptablesBackend: str('iptables-backend') as ProxyConfig['iptablesBackend'],
     hostnameOverride: str('hostname-override'),
     bindAddress: str('bind-address'),
-    clusterCIDRs: str('cluster-cidr').split(',').map((s) => s.trim()).filter(Boolean),
+    clusterCIDRs: str('cluster-cidr')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     detectLocalMode: (str('detect-local-mode') || 'ClusterCIDR') as DetectLocalMode,
     bridgeInterface: str('pod-bridge-interface'),
     interfaceNamePrefix: str('pod-interface-name-prefix'),
@@ -101,7 +108,9 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     verbosity: get('v') as number,
     cleanup: get('cleanup') as boolean,
     notImplemented: [
-      ...AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map((s) => `--${s.name}: ${s.notImplemented}`),
+      ...AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map(
+        (s) => `--${s.name}: ${s.notImplemented}`,
+      ),
       ...inertFeatureGates(get('feature-gates') as Record<string, boolean>).map((g) => `--feature-gates ${g}: a gate kube-proxy-ts does not act on`),
     ],
   };
@@ -112,17 +121,24 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
 /** Cross-field validation; throws FlagError naming the flag. */
 export function validateConfig(c: ProxyConfig): void {
   const unknown = unknownFeatureGates(c.featureGates);
-  if (unknown.length) throw new FlagError('feature-gates', `invalid --feature-gates: unrecognized feature gate${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  if (unknown.length)
+    throw new FlagError('feature-gates', `invalid --feature-gates: unrecognized feature gate${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
   validateCIDRs(c);
   if (!parseIP(c.bindAddress)) throw new FlagError('bind-address', `invalid --bind-address "${c.bindAddress}": not an IP address`);
-  for (const [flag, value] of [['healthz-bind-address', c.healthzBindAddress], ['metrics-bind-address', c.metricsBindAddress]] as const) {
+  for (const [flag, value] of [
+    ['healthz-bind-address', c.healthzBindAddress],
+    ['metrics-bind-address', c.metricsBindAddress],
+  ] as const) {
     if (value !== '' && !parseHostPort(value)) throw new FlagError(flag, `invalid --${flag} "${value}": expected ip or ip:port`);
   }
   validateDurations(c);
   validateDetectLocal(c);
   // Upstream accepts only the previous minor of its own version; kube-proxy-ts serves several, so any "<major>.<minor>".
   if (c.showHiddenMetricsForVersion !== '' && !/^\d+\.\d+$/.test(c.showHiddenMetricsForVersion)) {
-    throw new FlagError('show-hidden-metrics-for-version', `invalid --show-hidden-metrics-for-version "${c.showHiddenMetricsForVersion}": must be omitted or a version <major>.<minor> such as 1.33`);
+    throw new FlagError(
+      'show-hidden-metrics-for-version',
+      `invalid --show-hidden-metrics-for-version "${c.showHiddenMetricsForVersion}": must be omitted or a version <major>.<minor> such as 1.33`,
+    );
   }
   try {
     parsePortRange(c.portRange);
@@ -140,7 +156,8 @@ function validateCIDRs(c: ProxyConfig): void {
     throw new FlagError('cluster-cidr', `invalid --cluster-cidr "${c.clusterCIDRs.join(',')}": at most one CIDR per IP family`);
   }
   for (const a of c.nodePortAddresses) {
-    if (a !== 'primary' && !parseCIDR(a)) throw new FlagError('nodeport-addresses', `invalid --nodeport-addresses entry "${a}": not a CIDR or "primary"`);
+    if (a !== 'primary' && !parseCIDR(a))
+      throw new FlagError('nodeport-addresses', `invalid --nodeport-addresses entry "${a}": not a CIDR or "primary"`);
   }
   if (c.nodePortAddresses.includes('primary') && c.nodePortAddresses.length > 1) {
     throw new FlagError('nodeport-addresses', '--nodeport-addresses "primary" cannot be combined with CIDRs');
@@ -151,7 +168,10 @@ function validateDurations(c: ProxyConfig): void {
   if (c.syncPeriodMs <= 0) throw new FlagError('iptables-sync-period', '--iptables-sync-period must be greater than 0');
   if (c.minSyncPeriodMs < 0) throw new FlagError('iptables-min-sync-period', '--iptables-min-sync-period must be greater than or equal to 0');
   if (c.minSyncPeriodMs > c.syncPeriodMs) {
-    throw new FlagError('iptables-min-sync-period', `--iptables-min-sync-period (${c.minSyncPeriodMs}ms) must not exceed --iptables-sync-period (${c.syncPeriodMs}ms)`);
+    throw new FlagError(
+      'iptables-min-sync-period',
+      `--iptables-min-sync-period (${c.minSyncPeriodMs}ms) must not exceed --iptables-sync-period (${c.syncPeriodMs}ms)`,
+    );
   }
   // Durations are whole nanoseconds, as Go's: --udp-timeout=0.5ns is 0 and refused.
   if (c.udpIdleTimeoutMs <= 0) throw new FlagError('udp-timeout', '--udp-timeout must be greater than 0');
@@ -164,9 +184,15 @@ function validateDurations(c: ProxyConfig): void {
 /** validateDetectLocalConfiguration: the interface modes need their interface. */
 function validateDetectLocal(c: ProxyConfig): void {
   if (c.detectLocalMode === 'BridgeInterface' && c.bridgeInterface === '') {
-    throw new FlagError('pod-bridge-interface', '--detect-local-mode=BridgeInterface needs --pod-bridge-interface (detectLocal.bridgeInterface): must not be empty');
+    throw new FlagError(
+      'pod-bridge-interface',
+      '--detect-local-mode=BridgeInterface needs --pod-bridge-interface (detectLocal.bridgeInterface): must not be empty',
+    );
   }
   if (c.detectLocalMode === 'InterfaceNamePrefix' && c.interfaceNamePrefix === '') {
-    throw new FlagError('pod-interface-name-prefix', '--detect-local-mode=InterfaceNamePrefix needs --pod-interface-name-prefix (detectLocal.interfaceNamePrefix): must not be empty');
+    throw new FlagError(
+      'pod-interface-name-prefix',
+      '--detect-local-mode=InterfaceNamePrefix needs --pod-interface-name-prefix (detectLocal.interfaceNamePrefix): must not be empty',
+    );
   }
 }

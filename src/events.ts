@@ -44,7 +44,13 @@ export function eventBody(e: EventSpec, o: { nodeName: string; now: Date }) {
     reportingInstance: `kube-proxy-${o.nodeName}`,
     action: e.action,
     reason: e.reason,
-    regarding: { kind: e.regarding.kind, apiVersion: e.regarding.apiVersion, name: e.regarding.name, ...(e.regarding.namespace ? { namespace: e.regarding.namespace } : {}), ...(e.regarding.uid ? { uid: e.regarding.uid } : {}) },
+    regarding: {
+      kind: e.regarding.kind,
+      apiVersion: e.regarding.apiVersion,
+      name: e.regarding.name,
+      ...(e.regarding.namespace ? { namespace: e.regarding.namespace } : {}),
+      ...(e.regarding.uid ? { uid: e.regarding.uid } : {}),
+    },
     note: e.note,
     type: e.type,
   };
@@ -55,7 +61,10 @@ function logFields(e: EventSpec): Record<string, string> {
   return { event: e.reason, regarding: `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`, note: e.note };
 }
 
-export function apiEventRecorder(kc: KubeConfig, o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver }): EventRecorder {
+export function apiEventRecorder(
+  kc: KubeConfig,
+  o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver },
+): EventRecorder {
   const api = kc.makeApiClient(EventsV1Api);
   const pending = new Set<Promise<void>>();
   const host = serverHost(kc.getCurrentCluster()?.server ?? '');

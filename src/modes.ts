@@ -46,7 +46,12 @@ export function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps
         bindAddress: config.bindAddress,
         portRange: config.portRange,
         udpIdleTimeoutMs: config.udpIdleTimeoutMs,
-        detectLocal: { mode: config.detectLocalMode, clusterCIDRs: config.clusterCIDRs, bridgeInterface: config.bridgeInterface, interfaceNamePrefix: config.interfaceNamePrefix },
+        detectLocal: {
+          mode: config.detectLocalMode,
+          clusterCIDRs: config.clusterCIDRs,
+          bridgeInterface: config.bridgeInterface,
+          interfaceNamePrefix: config.interfaceNamePrefix,
+        },
       },
       { clock, logger, conntrack, ...(deps.onUserspaceEvent ? { onEvent: deps.onUserspaceEvent } : {}) },
     );

@@ -137,14 +137,23 @@ function endpointOf(e: EndpointSpec): Json {
  * The default slice name is derived from the service name and the endpoints, so
  * two different slices of one service get different names.
  */
-export function makeEndpointSlice(namespace: string, serviceName: string, nameOrOptions: string | SliceOptions = {}, options: SliceOptions = {}): Json {
+export function makeEndpointSlice(
+  namespace: string,
+  serviceName: string,
+  nameOrOptions: string | SliceOptions = {},
+  options: SliceOptions = {},
+): Json {
   const o = typeof nameOrOptions === 'string' ? options : nameOrOptions;
   const endpoints = [...(o.endpoints ?? []), ...(o.addresses ?? []).map((ip) => ({ ip }))].map(endpointOf);
   const first = (endpoints[0]?.['addresses'] as string[] | undefined)?.[0];
   const addressType = o.addressType ?? (first ? familyOf(first) : 'IPv4');
   const ports = (o.ports ?? DEFAULT_PORTS).map((p) => (isRecord(p) ? { protocol: 'TCP', ...p } : p));
   const name =
-    typeof nameOrOptions === 'string' ? nameOrOptions : `${serviceName}-${hash(JSON.stringify([addressType, endpoints, ports])).toString(36).slice(0, 5)}`;
+    typeof nameOrOptions === 'string'
+      ? nameOrOptions
+      : `${serviceName}-${hash(JSON.stringify([addressType, endpoints, ports]))
+          .toString(36)
+          .slice(0, 5)}`;
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',

@@ -26,7 +26,9 @@ for (const scenario of SCENARIOS) {
     it('renders without problems', () => expect(desired.problems).toEqual([]));
 
     for (const flow of scenario.flows) {
-      it.skipIf(flow.skipTrace !== undefined)(flow.name, () => check(flow, trace(live, packet(flow, render.ruleset.family), { localAddresses: LOCAL_ADDRESSES })));
+      it.skipIf(flow.skipTrace !== undefined)(flow.name, () =>
+        check(flow, trace(live, packet(flow, render.ruleset.family), { localAddresses: LOCAL_ADDRESSES })),
+      );
     }
   });
 }

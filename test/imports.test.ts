@@ -28,7 +28,9 @@ function productionFiles(folder: string): string[] {
 /** Relative module specifiers a file imports, resolved to repository paths. */
 export function importsOf(file: string, text: string): string[] {
   const out: string[] = [];
-  for (const m of text.matchAll(/(?:^|[\s;}])(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm)) {
+  for (const m of text.matchAll(
+    /(?:^|[\s;}])(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm,
+  )) {
     const spec = m[1] ?? m[2] ?? m[3]!;
     if (spec.startsWith('.')) out.push(normalize(join(dirname(file), spec)));
   }
@@ -41,12 +43,17 @@ const top = (path: string): string => path.split('/')[0]!;
 
 describe('import direction', () => {
   it('reads imports of every form', () => {
-    const text = "import type { A } from '../proxier/a.ts';\nimport {\n  B,\n} from './b.ts';\nexport { C } from '../iptables/c.ts';\nconst d = await import('./d.ts');\nimport 'node:fs';\n";
+    const text =
+      "import type { A } from '../proxier/a.ts';\nimport {\n  B,\n} from './b.ts';\nexport { C } from '../iptables/c.ts';\nconst d = await import('./d.ts');\nimport 'node:fs';\n";
     expect(importsOf('userspace/x.ts', text)).toEqual(['proxier/a.ts', 'userspace/b.ts', 'iptables/c.ts', 'userspace/d.ts']);
   });
 
   it('finds the production files of every folder', () => {
-    for (const folder of Object.keys(ALLOWED)) expect(files.some((f) => top(f) === folder), folder).toBe(true);
+    for (const folder of Object.keys(ALLOWED))
+      expect(
+        files.some((f) => top(f) === folder),
+        folder,
+      ).toBe(true);
   });
 
   it('has no production import pointing up or sideways', () => {

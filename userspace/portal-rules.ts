@@ -52,7 +52,8 @@ export interface PortalOptions {
 export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions): Ruleset {
   const plen = o.family === 'IPv4' ? 32 : 128;
   const anyBind = o.bindAddress === '0.0.0.0' || o.bindAddress === '::' || o.bindAddress === '';
-  const container = (port: number): string => (anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${endpointString({ ip: o.bindAddress, port })}`);
+  const container = (port: number): string =>
+    anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${endpointString({ ip: o.bindAddress, port })}`;
   const host = (port: number): string => `-j DNAT --to-destination ${endpointString({ ip: o.hostIP, port })}`;
 
   const portalsContainer: string[] = [];

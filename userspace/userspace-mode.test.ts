@@ -48,7 +48,10 @@ function setup(opts: { portRange?: string } = {}) {
 }
 
 const web = (over: Parameters<typeof servicePort>[0] = {}, ips = ['10.0.0.5', '10.0.0.6']): ServicePortState =>
-  portState(servicePort({ key: 'ns1/web:http', namespace: 'ns1', name: 'web', portName: 'http', clusterIP: '172.30.0.10', port: 80, ...over }), ips.map((ip) => endpoint(ip, { port: 8080 })));
+  portState(
+    servicePort({ key: 'ns1/web:http', namespace: 'ns1', name: 'web', portName: 'http', clusterIP: '172.30.0.10', port: 80, ...over }),
+    ips.map((ip) => endpoint(ip, { port: 8080 })),
+  );
 
 describe('UserspaceMode: listeners and portals', () => {
   it('opens a listener per service port, points the portal rules at it and the balancer at the endpoints', async () => {
@@ -75,7 +78,10 @@ describe('UserspaceMode: listeners and portals', () => {
   it('a periodic sync rewrites the portals and repairs a deleted jump rule', async () => {
     const t = setup();
     await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
-    await t.fake.restore('*nat\n-D PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n', { noflush: true, counters: false });
+    await t.fake.restore(
+      '*nat\n-D PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n',
+      { noflush: true, counters: false },
+    );
     expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('KUBE-PORTALS-CONTAINER'))).toBe(false);
     await t.mode.sync(snapshotOf([web()]), PERIODIC);
     expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('KUBE-PORTALS-CONTAINER'))).toBe(true);
@@ -101,7 +107,9 @@ describe('UserspaceMode: listeners and portals', () => {
     const other = web({ key: 'ns1/other:http', name: 'other', clusterIP: '172.30.0.11' });
     const report = await t.mode.sync(snapshotOf([web(), other, sctp]), NOT_PERIODIC);
     expect(t.open.size).toBe(1);
-    expect(report.failures).toEqual([{ stage: 'listener', service: 'ns1/other:http', message: expect.stringMatching(/no free port left in --proxy-port-range 41000-41000/) }]);
+    expect(report.failures).toEqual([
+      { stage: 'listener', service: 'ns1/other:http', message: expect.stringMatching(/no free port left in --proxy-port-range 41000-41000/) },
+    ]);
     expect(t.rules('KUBE-PORTALS-CONTAINER').length).toBe(1);
   });
 
@@ -164,6 +172,8 @@ describe('UserspaceMode: family and bind address (upstream: single-stack, the fa
 
   it('refuses a localhost bind address and a family whose iptables does not work, naming the flag', () => {
     expect(() => make('127.0.0.1', ['IPv4'])).toThrow('--bind-address 127.0.0.1: the userspace proxy cannot listen on localhost only');
-    expect(() => make('fd00::2', ['IPv4'])).toThrow('userspace mode needs ip6tables (the family of --bind-address fd00::2), which does not work on this node');
+    expect(() => make('fd00::2', ['IPv4'])).toThrow(
+      'userspace mode needs ip6tables (the family of --bind-address fd00::2), which does not work on this node',
+    );
   });
 });

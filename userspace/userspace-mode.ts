@@ -96,11 +96,16 @@ export class UserspaceMode implements ProxyMode {
   constructor(options: UserspaceModeOptions, deps: UserspaceModeDeps) {
     const { bindAddress } = options;
     if (bindAddress === '127.0.0.1' || bindAddress === '::1') {
-      throw new Error(`--bind-address ${bindAddress}: the userspace proxy cannot listen on localhost only (portal traffic arrives on the node's addresses)`);
+      throw new Error(
+        `--bind-address ${bindAddress}: the userspace proxy cannot listen on localhost only (portal traffic arrives on the node's addresses)`,
+      );
     }
     const family = userspaceFamily(bindAddress, new Set(options.iptables.keys()));
     const iptables = options.iptables.get(family);
-    if (!iptables) throw new Error(`userspace mode needs ${family === 'IPv4' ? 'iptables' : 'ip6tables'} (the family of --bind-address ${bindAddress}), which does not work on this node`);
+    if (!iptables)
+      throw new Error(
+        `userspace mode needs ${family === 'IPv4' ? 'iptables' : 'ip6tables'} (the family of --bind-address ${bindAddress}), which does not work on this node`,
+      );
     this.o = options;
     this.d = deps;
     this.families = [family];
@@ -108,11 +113,16 @@ export class UserspaceMode implements ProxyMode {
     this.balancer = deps.balancer ?? new RoundRobinBalancer({ now: () => deps.clock.now() });
     const host = bindAddress === '0.0.0.0' && family === 'IPv6' ? '::' : bindAddress;
     const range = options.portRange && options.portRange !== '0' && options.portRange !== '0-0' ? parsePortRange(options.portRange) : null;
-    const opener = deps.opener ?? proxyOpener({ host, balancer: this.balancer, udpIdleTimeoutMs: options.udpIdleTimeoutMs, ...(deps.onEvent ? { onEvent: deps.onEvent } : {}) });
+    const opener =
+      deps.opener ??
+      proxyOpener({ host, balancer: this.balancer, udpIdleTimeoutMs: options.udpIdleTimeoutMs, ...(deps.onEvent ? { onEvent: deps.onEvent } : {}) });
     this.listeners = new Listeners({ opener, allocator: new PortAllocator(range) });
     this.holder = new NodePortHolder({ family });
     this.fallbackHostIP = deps.fallbackHostIP ?? (() => interfaceAddress(family));
-    deps.logger.info({ ipFamily: family, listen: host, proxyPortRange: options.portRange || 'random', udpTimeoutMs: options.udpIdleTimeoutMs }, 'userspace proxy mode');
+    deps.logger.info(
+      { ipFamily: family, listen: host, proxyPortRange: options.portRange || 'random', udpTimeoutMs: options.udpIdleTimeoutMs },
+      'userspace proxy mode',
+    );
   }
 
   requestFullSync(): void {
@@ -126,7 +136,8 @@ export class UserspaceMode implements ProxyMode {
     const roles = new Map<ServicePortState, Role[]>();
     for (const s of snapshot.services) {
       if (s.service.protocol === 'SCTP') {
-        if (!this.sctpReported.has(s.service.key)) log.warn({ service: s.service.key }, 'SCTP is not supported by the userspace proxy; service port skipped');
+        if (!this.sctpReported.has(s.service.key))
+          log.warn({ service: s.service.key }, 'SCTP is not supported by the userspace proxy; service port skipped');
         this.sctpReported.add(s.service.key);
         continue;
       }
@@ -147,7 +158,9 @@ export class UserspaceMode implements ProxyMode {
       failures.push({ stage: 'listener', service: spec.service, message: why });
     }
     const conflicts = await this.holder.reconcile(
-      snapshot.services.filter((s) => s.service.nodePort && roles.has(s)).map((s) => ({ port: s.service.nodePort, protocol: s.service.protocol as 'TCP' | 'UDP' })),
+      snapshot.services
+        .filter((s) => s.service.nodePort && roles.has(s))
+        .map((s) => ({ port: s.service.nodePort, protocol: s.service.protocol as 'TCP' | 'UDP' })),
     );
     for (const [key, why] of conflicts) log.error({ nodePort: key }, why);
 
@@ -157,7 +170,12 @@ export class UserspaceMode implements ProxyMode {
       if (internalPort === undefined) continue;
       const externalPort = r[1] ? result.ports.get(r[1].spec.id) : internalPort;
       if (externalPort === undefined) continue;
-      targets.push({ service: s.service, internalPort, externalPort, nodePortHeld: this.holder.has(s.service.nodePort, s.service.protocol as 'TCP' | 'UDP') });
+      targets.push({
+        service: s.service,
+        internalPort,
+        externalPort,
+        nodePortHeld: this.holder.has(s.service.nodePort, s.service.protocol as 'TCP' | 'UDP'),
+      });
     }
     const detectLocal = this.o.detectLocal;
     const desired = renderPortals(targets, {
@@ -190,8 +208,21 @@ export class UserspaceMode implements ProxyMode {
       this.needFull = false;
     }
     const durationMs = this.d.clock.now() - start;
-    log.debug({ listeners: this.listeners.size, opened: result.opened.length, closed: result.closed.length, full, durationMs }, 'synced userspace proxy');
-    return { family: snapshot.family, full, durationMs, objects: new Map(), written: new Map(), bytes, noLocalEndpoints: null, conntrackDeleted, failures };
+    log.debug(
+      { listeners: this.listeners.size, opened: result.opened.length, closed: result.closed.length, full, durationMs },
+      'synced userspace proxy',
+    );
+    return {
+      family: snapshot.family,
+      full,
+      durationMs,
+      objects: new Map(),
+      written: new Map(),
+      bytes,
+      noLocalEndpoints: null,
+      conntrackDeleted,
+      failures,
+    };
   }
 
   /**

@@ -38,7 +38,13 @@ export async function currentObjects(config: ProxyConfig, io: CommandIO, log: Lo
     await Promise.race([
       all,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`could not list ${OBJECT_KINDS.filter((k) => !synced.has(k)).join(', ')} from the API server within ${timeoutMs / 1000}s`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`could not list ${OBJECT_KINDS.filter((k) => !synced.has(k)).join(', ')} from the API server within ${timeoutMs / 1000}s`),
+            ),
+          timeoutMs,
+        );
       }),
     ]);
   } finally {

@@ -43,14 +43,11 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     runner,
     clock: io.clock ?? realClock,
     logger: log,
-    osHostname: io.osHostname ?? (() => (process.env['HOSTNAME'] ?? 'localhost')),
+    osHostname: io.osHostname ?? (() => process.env['HOSTNAME'] ?? 'localhost'),
     kubeConfig: () => (io.kubeConfig ?? loadKubeConfig)({ kubeconfig: config.kubeconfig, master: config.master }),
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
   });
-  const reason = await Promise.race([
-    (io.stopSignal ?? (() => new Promise<string>(() => {})))(),
-    configChanged(loaded.configPath, log),
-  ]);
+  const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), configChanged(loaded.configPath, log)]);
   log.info({ reason }, 'stopping');
   await agent.stop();
   return 0;

@@ -25,7 +25,13 @@ import { readObjects } from '../sources/read-objects.ts';
 export const TRACE_FLAGS: readonly FlagSpec[] = [
   { name: 'src', type: 'string', default: '', help: 'trace: source IP of the packet' },
   { name: 'dst', type: 'string', default: '', help: 'trace: destination IP:PORT[/TCP|UDP|SCTP] (IPv6 as [ip]:port)' },
-  { name: 'origin', type: 'string', default: '', values: ['', 'local', 'external'], help: 'trace: generated on the node (local) or arriving (external); default: local when --src is a node address' },
+  {
+    name: 'origin',
+    type: 'string',
+    default: '',
+    values: ['', 'local', 'external'],
+    help: 'trace: generated on the node (local) or arriving (external); default: local when --src is a node address',
+  },
   { name: 'in-interface', type: 'string', default: '', help: 'trace: interface the packet arrives on (for -i matches)' },
 ];
 
@@ -58,7 +64,10 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
   let ruleset: Ruleset | undefined;
   let local: string[];
   if (config.objects) {
-    const desired = desiredFromObjects(await readObjects(config.objects), config, { randomFully: true, ...(io.osHostname ? { osHostname: io.osHostname } : {}) });
+    const desired = desiredFromObjects(await readObjects(config.objects), config, {
+      randomFully: true,
+      ...(io.osHostname ? { osHostname: io.osHostname } : {}),
+    });
     ruleset = desired.renders.find((r) => r.ruleset.family === src.family)?.ruleset;
     local = [...(desired.snapshots[0]?.node.addresses ?? [])];
     io.stdout(`Ruleset: rendered from ${config.objects} for node ${desired.nodeName}\n`);
@@ -74,9 +83,17 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
     io.stderr(`error: no ${src.family} ruleset to trace\n`);
     return 1;
   }
-  const origin = (extra.get('origin') as string) || (local.includes(src.text) || src.text === '127.0.0.1' || src.text === '::1' ? 'local' : 'external');
+  const origin =
+    (extra.get('origin') as string) || (local.includes(src.text) || src.text === '127.0.0.1' || src.text === '::1' ? 'local' : 'external');
   const inInterface = extra.get('in-interface') as string | undefined;
-  const packet: TracePacket = { src: src.text, dst: dst.ip, protocol: dst.protocol, dport: dst.port, origin: origin as 'local' | 'external', ...(inInterface ? { inInterface } : {}) };
+  const packet: TracePacket = {
+    src: src.text,
+    dst: dst.ip,
+    protocol: dst.protocol,
+    dport: dst.port,
+    origin: origin as 'local' | 'external',
+    ...(inInterface ? { inInterface } : {}),
+  };
   io.stdout(formatTrace(trace(ruleset, packet, { localAddresses: local }), packet));
   return 0;
 }

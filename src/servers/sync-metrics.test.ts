@@ -15,8 +15,14 @@ const report = (over: Partial<SyncReport> = {}): SyncReport => ({
   family: 'IPv4',
   full: true,
   durationMs: 5,
-  objects: new Map([['filter', 4], ['nat', 20]]),
-  written: new Map([['filter', 4], ['nat', 20]]),
+  objects: new Map([
+    ['filter', 4],
+    ['nat', 20],
+  ]),
+  written: new Map([
+    ['filter', 4],
+    ['nat', 20],
+  ]),
   bytes: 2000,
   noLocalEndpoints: { internal: 1, external: 2 },
   conntrackDeleted: 0,
@@ -30,7 +36,19 @@ describe('observeSync', () => {
   it('sets the rules owned and last written per table, the no-local-endpoint gauges, and times full and partial syncs', async () => {
     const m = createMetrics(new Registry(), { processMetrics: false });
     observeSync(m, 'iptables', report());
-    observeSync(m, 'iptables', report({ full: false, durationMs: 2, written: new Map([['filter', 0], ['nat', 3]]), conntrackDeleted: 2 }));
+    observeSync(
+      m,
+      'iptables',
+      report({
+        full: false,
+        durationMs: 2,
+        written: new Map([
+          ['filter', 0],
+          ['nat', 3],
+        ]),
+        conntrackDeleted: 2,
+      }),
+    );
     const text = await m.registry.metrics();
     expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"} 20');
     expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_last{table="nat",ip_family="IPv4"} 3');

@@ -33,4 +33,3 @@ export interface ObjectSource {
   start(handlers: SourceHandlers): Promise<void>;
   stop(): Promise<void>;
 }
-

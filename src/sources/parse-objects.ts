@@ -23,7 +23,6 @@ export interface ParsedObjects {
   problems: ObjectProblem[];
 }
 
-
 const WANTED: Readonly<Record<string, keyof Omit<ParsedObjects, 'problems'>>> = {
   'v1/Service': 'services',
   'discovery.k8s.io/v1/EndpointSlice': 'slices',

@@ -45,9 +45,7 @@ describe('createExecaRunner', () => {
   });
 
   it('throws, naming the binary, when it cannot be started', async () => {
-    await expect(runner.run('kube-proxy-ts-no-such-binary', ['x'])).rejects.toThrow(
-      /cannot start "kube-proxy-ts-no-such-binary": ENOENT/,
-    );
+    await expect(runner.run('kube-proxy-ts-no-such-binary', ['x'])).rejects.toThrow(/cannot start "kube-proxy-ts-no-such-binary": ENOENT/);
     const notExecutable = join(dir, 'not-executable');
     await writeFile(notExecutable, 'data\n', { mode: 0o644 });
     await expect(runner.run(notExecutable, [])).rejects.toThrow(/cannot start ".*not-executable": EACCES/);

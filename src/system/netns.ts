@@ -77,7 +77,10 @@ export function createNetnsOps(options: NetnsOpsOptions): NetnsOps {
   const ops: NetnsOps = {
     async listNamespaces() {
       const r = await must('ip', ['netns', 'list']);
-      return r.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n !== '');
+      return r.stdout
+        .split('\n')
+        .map((l) => l.split(' ')[0] ?? '')
+        .filter((n) => n !== '');
     },
     async addNamespace(name) {
       checkName('namespace name', name, NAME);
@@ -137,7 +140,10 @@ export function createNetnsOps(options: NetnsOpsOptions): NetnsOps {
       await must('ip', args);
     },
     async linkUp(ns, ...links) {
-      await ops.ipBatch(ns, links.map((l) => ['link', 'set', l, 'up']));
+      await ops.ipBatch(
+        ns,
+        links.map((l) => ['link', 'set', l, 'up']),
+      );
     },
     async setSysctls(ns, values) {
       // One `tee` per distinct value writes all of its /proc/sys files (coreutils only, no procps).

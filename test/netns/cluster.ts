@@ -86,7 +86,11 @@ async function buildTopology(net: NetnsOps, plan: ClusterPlan): Promise<void> {
   const ul: string[][] = [['link', 'add', underlay.bridge, 'type', 'bridge']];
   const ports = [...nodes.map((n) => ({ port: n.underlayPort, ns: n.ns })), ...(client ? [{ port: client.underlayPort, ns: client.ns }] : [])];
   for (const { port, ns } of ports) {
-    ul.push(['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns], ['link', 'set', port, 'master', underlay.bridge], ['link', 'set', port, 'up']);
+    ul.push(
+      ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns],
+      ['link', 'set', port, 'master', underlay.bridge],
+      ['link', 'set', port, 'up'],
+    );
   }
   ul.push(['addr', 'replace', `${underlay.gateway}/24`, 'dev', underlay.bridge]);
   if (underlay.gateway6 !== null) ul.push(['addr', 'replace', `${underlay.gateway6}/64`, 'dev', underlay.bridge, 'nodad']);
@@ -160,7 +164,8 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   };
 
   const exec = async (ns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> => {
-    if (!namespaces.includes(ns)) throw new Error(`cluster ${plan.prefix}: ${JSON.stringify(ns)} is not one of its namespaces (${namespaces.join(', ')})`);
+    if (!namespaces.includes(ns))
+      throw new Error(`cluster ${plan.prefix}: ${JSON.stringify(ns)} is not one of its namespaces (${namespaces.join(', ')})`);
     if (destroyed) throw new Error(`cluster ${plan.prefix} is destroyed`);
     return runner.run(cmd, args, { ...opts, netns: ns });
   };
