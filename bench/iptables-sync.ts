@@ -14,16 +14,17 @@
  */
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { IptablesBackend, NFT_BATCH_CHAINS } from '../iptables/iptables-backend.ts';
+import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
+import { scanSave } from '../iptables/parse.ts';
 import { planSync } from '../iptables/plan.ts';
 import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
-import { toRestoreText } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
-import { silentLogger } from '../src/log.ts';
-import { stateBuilder } from '../src/state-builder.ts';
+import { silentLogger } from '../proxier/log.ts';
+import { stateBuilder } from '../proxier/state-builder.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
@@ -34,6 +35,8 @@ const net = createNetnsOps({ runner });
 const PREFIX = 'kptbench';
 const NODE = 'bench-node';
 const features = { preferSameTrafficDistribution: true };
+/** The process clock with sub-millisecond readings, for sync durations. */
+const preciseClock = { ...realClock, now: () => performance.now() };
 const options: RenderOptions = {
   ...DEFAULT_RENDER_OPTIONS,
   detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
@@ -49,7 +52,12 @@ function cluster(n: number, endpointsPer = 5) {
     const ip = `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
     services.push(makeService('bench', `svc-${i}`, { clusterIP: ip, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }));
     const addresses = Array.from({ length: endpointsPer }, (_, j) => `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`);
-    slices.push(makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, { endpoints: addresses.map((a, j) => ({ ip: a, nodeName: j === 0 ? NODE : 'other' })), ports: [{ name: 'p80', port: 8080 }] }));
+    slices.push(
+      makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
+        endpoints: addresses.map((a, j) => ({ ip: a, nodeName: j === 0 ? NODE : 'other' })),
+        ports: [{ name: 'p80', port: 8080 }],
+      }),
+    );
   }
   return { services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) };
 }
@@ -97,23 +105,31 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
   // Floor: iptables-restore alone, same input as one restore, fresh namespace (capped: nft is quadratic in one input).
   const floorNs = await freshNamespace(`floor-${backend}`);
-  const floorIpt = createIptables({ family: 'IPv4', backend, runner, netns: floorNs, timeoutMs: 180_000 });
+  const floorIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: floorNs }), timeoutMs: 180_000 });
   const singleFloorMs = await timedRestore(floorIpt, text).catch(() => Infinity);
   await net.deleteNamespace(floorNs);
   // Floor for what the agent writes: the same batches, restored alone.
   const batchNs = await freshNamespace(`batch-${backend}`);
-  const batchIpt = createIptables({ family: 'IPv4', backend, runner, netns: batchNs });
-  const plan = planSync({ topLevel: cold.topLevel, perService: cold.perService, applied: null, batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0 });
+  const batchIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: batchNs }) });
+  const plan = planSync({
+    topLevel: cold.topLevel,
+    perService: cold.perService,
+    applied: null,
+    batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
+  });
   let floorMs = 0;
   for (const b of plan.batches) floorMs += await timedRestore(batchIpt, b);
   await net.deleteNamespace(batchNs);
 
-  // Full sync through the backend (render with cache + save + plan + restore).
+  // Full sync through the iptables mode (render with cache + save + plan + restore).
   const ns = await freshNamespace(`sync-${backend}`);
-  const ipt = createIptables({ family: 'IPv4', backend, runner, netns: ns });
+  const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
   const doneAt: number[] = [];
   const batchChains = backend === 'nft' ? NFT_BATCH_CHAINS : 0;
-  const be = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
+  const be = new IptablesMode(
+    { iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, batchChains },
+    { clock: preciseClock, logger: silentLogger() },
+  );
   t0 = performance.now();
   await be.sync(snapshot, { periodic: true, previous: null });
   const fullMs = ms(t0);
@@ -125,12 +141,28 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
   // Partial sync after one endpoint change.
   const changed = snapshot.services.map((s, i) =>
-    i === Math.floor(n / 2) ? { ...s, endpoints: s.endpoints.slice(1), selection: { ...s.selection, cluster: s.selection.cluster!.slice(1), allReachable: s.selection.allReachable.slice(1) } } : s,
+    i === Math.floor(n / 2)
+      ? {
+          ...s,
+          endpoints: s.endpoints.slice(1),
+          selection: { ...s.selection, cluster: s.selection.cluster!.slice(1), allReachable: s.selection.allReachable.slice(1) },
+        }
+      : s,
   );
   const partialSnap = { ...snapshot, services: changed };
   let partialText = '';
-  const capture: Iptables = { family: 'IPv4', save: (t) => ipt.save(t), restore: async (txt, o) => { partialText = txt; await ipt.restore(txt, o); } };
-  const be2 = new IptablesBackend({ iptables: new Map([['IPv4', capture]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
+  const capture: Iptables = {
+    family: 'IPv4',
+    save: (t) => ipt.save(t),
+    restore: async (txt, o) => {
+      partialText = txt;
+      await ipt.restore(txt, o);
+    },
+  };
+  const be2 = new IptablesMode(
+    { iptables: new Map([['IPv4', capture]]), render: options, batchChains },
+    { clock: preciseClock, logger: silentLogger() },
+  );
   await be2.sync(snapshot, { periodic: true, previous: null });
   t0 = performance.now();
   await be2.sync(partialSnap, { periodic: false, previous: snapshot });
@@ -141,8 +173,11 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   const events = n >= 10_000 ? 20 : 60;
   const latencies: number[] = [];
   const doneTimes: number[] = [];
-  const be3 = new IptablesBackend({ iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, logger: silentLogger(), now: () => performance.now(), batchChains });
-  const proxier = new Proxier({ families: ['IPv4'], backend: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  const be3 = new IptablesMode(
+    { iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, batchChains },
+    { clock: preciseClock, logger: silentLogger() },
+  );
+  const proxier = new Proxier({ mode: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
   objs.services.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));
   objs.slices.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: s }));
@@ -168,7 +203,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
   return {
     services: String(n),
     backend,
-    'rules (nat+filter)': String(text.split('\n').filter((l) => l.startsWith('-A')).length),
+    'rules (nat+filter)': String(scanSave(text, 'IPv4').ruleCount),
     'restore input MB': (text.length / 1e6).toFixed(1),
     'render ms (cold / cached)': `${fmt(renderMs)} / ${fmt(cachedRenderMs)}`,
     'single restore ms': Number.isFinite(singleFloorMs) ? fmt(singleFloorMs) : '> 180000',
@@ -189,7 +224,10 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
 
 /** Peak RSS of the agent's path alone (proxier + one backend), in a child process with the agent's V8 flags. */
 function agentMemory(n: number, backend: Backend): string {
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=2', new URL('./agent-memory.ts', import.meta.url).pathname, String(n), backend], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=2', new URL('./agent-memory.ts', import.meta.url).pathname, String(n), backend], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
   try {
     return String((JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { peakRssMB: number }).peakRssMB);
   } catch {

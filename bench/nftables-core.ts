@@ -67,9 +67,16 @@ const slice = (i: number, first = 1) =>
     endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + first}`, nodeName: j === 0 ? NODE : 'other' })),
     ports: [{ name: 'p80', port: 8080 }],
   });
-const service = (i: number) => makeService('bench', `svc-${i}`, { clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] });
+const service = (i: number) =>
+  makeService('bench', `svc-${i}`, {
+    clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+    ports: [{ name: 'p80', port: 80, targetPort: 8080 }],
+  });
 const snapshotOf = (services: unknown[], slices: unknown[]): Snapshot =>
-  buildSnapshots({ services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) }, { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } }).snapshots[0]!;
+  buildSnapshots(
+    { services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) },
+    { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } },
+  ).snapshots[0]!;
 
 /** `next` with the service port objects of `base` wherever their content is the same (the render cache keys on identity). */
 function withServices(base: Snapshot, next: Snapshot): Snapshot {
@@ -92,7 +99,8 @@ const median = (v: readonly number[]): number => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const spread = (v: readonly number[], unit = ' ms'): string => `median ${fmt(median(v))}${unit} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))}, n=${v.length})`;
+const spread = (v: readonly number[], unit = ' ms'): string =>
+  `median ${fmt(median(v))}${unit} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))}, n=${v.length})`;
 const ratios = (a: readonly number[], b: readonly number[]): number[] => a.map((x, i) => x / b[i]!);
 const ratio = (v: readonly number[]): string => `median ${median(v).toFixed(3)} (${Math.min(...v).toFixed(3)}–${Math.max(...v).toFixed(3)})`;
 const line = (label: string, text: string) => console.log(`  ${label.padEnd(46)} ${text}`);
@@ -109,7 +117,12 @@ interface Cluster {
 }
 
 /** Render + plan + apply of a partial sync to `snapshot` (through `nft`, the text optionally rewritten). */
-async function partial(c: Cluster, snapshot: Snapshot, nft: Nft, rewrite: (t: string) => string = (t) => t): Promise<{ ms: number; bytes: number; ops: number; cleanup: string }> {
+async function partial(
+  c: Cluster,
+  snapshot: Snapshot,
+  nft: Nft,
+  rewrite: (t: string) => string = (t) => t,
+): Promise<{ ms: number; bytes: number; ops: number; cleanup: string }> {
   c.now += 10;
   let bytes = 0;
   let ops = 0;
@@ -139,17 +152,31 @@ async function load(n: number): Promise<Cluster> {
     for (const t of [plan.text, ...plan.more]) await fork.run(t);
   });
   const chains = render.services.reduce((a, s) => a + s.chains.length, 0);
-  console.log(`\n${n.toLocaleString('en')} services x 5 endpoints (${chains.toLocaleString('en')} per-service chains; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs)`);
+  console.log(
+    `\n${n.toLocaleString('en')} services x 5 endpoints (${chains.toLocaleString('en')} per-service chains; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs)`,
+  );
   line('render, cold (once)', `${fmt(coldRender)} ms`);
   line('render, with the render cache', spread(cached));
-  line('cold start (once)', `plan ${fmt(planMs)} ms, ${1 + plan.more.length} transactions, ${plan.operations.toLocaleString('en')} operations; nft -f ${fmt(loadMs)} ms`);
+  line(
+    'cold start (once)',
+    `plan ${fmt(planMs)} ms, ${1 + plan.more.length} transactions, ${plan.operations.toLocaleString('en')} operations; nft -f ${fmt(loadMs)} ms`,
+  );
   return { n, base: snapshot, slices, services, cache, applied: plan.next, now: 10_000 };
 }
 
 /** One endpoint set replaced and back, three ways, interleaved. Returns the session's times. */
 async function endpointChange(c: Cluster): Promise<number[]> {
   const k = Math.floor(c.n / 2);
-  const states = [withServices(c.base, snapshotOf(c.services, c.slices.map((s, i) => (i === k ? slice(i, 100) : s)))), c.base];
+  const states = [
+    withServices(
+      c.base,
+      snapshotOf(
+        c.services,
+        c.slices.map((s, i) => (i === k ? slice(i, 100) : s)),
+      ),
+    ),
+    c.base,
+  ];
   const knftables = (t: string) => (t === '' ? '' : operationLines(t).join('\n') + '\n');
   const ways = [
     { label: 'nft -i session, block form (this change)', nft: viaSession, rewrite: undefined, times: [] as number[] },
@@ -203,7 +230,12 @@ async function fullSync(c: Cluster): Promise<number[]> {
         listing!.push(await ms(async () => (live = await fork.listNames('ip'))));
         compute!.push(
           await ms(() => {
-            const plan = planFullSync(renderNftables(snapshot, options, new NftRenderCache()), { now: (c.now += 10), live, recreateBaseChains: false, previous: c.applied });
+            const plan = planFullSync(renderNftables(snapshot, options, new NftRenderCache()), {
+              now: (c.now += 10),
+              live,
+              recreateBaseChains: false,
+              previous: c.applied,
+            });
             [text, c.applied] = [plan.text, plan.next];
             shape = `${(Buffer.byteLength(text) / 1048576).toFixed(1)} MiB, ${plan.operations.toLocaleString('en')} operations`;
           }),
@@ -227,7 +259,10 @@ async function listBack(c: Cluster): Promise<void> {
   let json = '';
   const listMs = await ms(async () => (json = (await fork.listJson('ip'))!));
   const parseMs = await ms(() => parseNftJson(json, 'ip'));
-  line('list back', `names ${fmt(names)} ms; nft -j list table ${fmt(listMs)} ms (${(json.length / 1048576).toFixed(1)} MiB), parse ${fmt(parseMs)} ms`);
+  line(
+    'list back',
+    `names ${fmt(names)} ms; nft -j list table ${fmt(listMs)} ms (${(json.length / 1048576).toFixed(1)} MiB), parse ${fmt(parseMs)} ms`,
+  );
 }
 
 const started = performance.now();

@@ -60,13 +60,26 @@ function start(cmd: string, args: string[], waitFor: RegExp | null): Promise<Chi
 }
 
 function haproxyConfig(listen: number, threads: number | null): string {
-  const lines = ['global', '  maxconn 4000', ...(threads ? [`  nbthread ${threads}`] : []), 'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s'];
+  const lines = [
+    'global',
+    '  maxconn 4000',
+    ...(threads ? [`  nbthread ${threads}`] : []),
+    'defaults',
+    '  mode tcp',
+    '  timeout connect 2s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+  ];
   for (let i = 0; i < 3; i++) lines.push(`listen p${i}`, `  bind 127.0.0.1:${listen + i}`, `  server s 127.0.0.1:${BACKEND + i}`);
   return `${lines.join('\n')}\n`;
 }
 
 function client(kind: 'bulk' | 'rate' | 'latency', port: number): Record<string, number> {
-  const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, join(DIR, 'client.ts'), JSON.stringify({ kind, port, seconds: SECONDS, concurrency: 16 })], { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', NS, process.execPath, join(DIR, 'client.ts'), JSON.stringify({ kind, port, seconds: SECONDS, concurrency: 16 })],
+    { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 },
+  );
   if (r.status !== 0) throw new Error(`client ${kind} :${port}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim()) as Record<string, number>;
 }
@@ -77,7 +90,10 @@ async function main(): Promise<void> {
   sh('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
   await start(process.execPath, [join(DIR, 'server.ts'), String(BACKEND)], /ready/);
   await start(process.execPath, ['--max-semi-space-size=2', join(DIR, 'proxy.ts'), String(TARGETS.userspace), String(BACKEND)], /ready/);
-  for (const [name, threads] of [['haproxy (1 thread)', 1], ['haproxy (default threads)', null]] as const) {
+  for (const [name, threads] of [
+    ['haproxy (1 thread)', 1],
+    ['haproxy (default threads)', null],
+  ] as const) {
     const cfg = join(tmp, `${threads ?? 'default'}.cfg`);
     writeFileSync(cfg, haproxyConfig(TARGETS[name], threads));
     await start('haproxy', ['-f', cfg, '-db'], null);
@@ -92,7 +108,9 @@ async function main(): Promise<void> {
   }
   const d = results.get('direct')!;
   const h = results.get('haproxy (1 thread)')!;
-  console.log(`userspace proxy benchmark: ${SECONDS} s per measurement, loopback in namespace ${NS}, ${spawnSync('nproc').stdout.toString().trim()} cores`);
+  console.log(
+    `userspace proxy benchmark: ${SECONDS} s per measurement, loopback in namespace ${NS}, ${spawnSync('nproc').stdout.toString().trim()} cores`,
+  );
   console.log('target                      bulk MB/s   conn/s   rtt p50 us   rtt p99 us   bulk vs haproxy-1t   conn/s vs haproxy-1t');
   for (const [name, r] of results) {
     console.log(
@@ -100,8 +118,12 @@ async function main(): Promise<void> {
     );
   }
   const u = results.get('userspace')!;
-  console.log(`userspace vs direct: bulk ${(u.bulk / d.bulk).toFixed(2)}x, conn/s ${(u.rate / d.rate).toFixed(2)}x, added p50 latency ${(u.p50 - d.p50).toFixed(0)} us`);
-  console.log(`goals: bulk >= 0.80 x haproxy: ${(u.bulk / h.bulk).toFixed(2)} ${u.bulk / h.bulk >= 0.8 ? 'met' : 'NOT met'}; conn/s >= 0.50 x haproxy: ${(u.rate / h.rate).toFixed(2)} ${u.rate / h.rate >= 0.5 ? 'met' : 'NOT met'}`);
+  console.log(
+    `userspace vs direct: bulk ${(u.bulk / d.bulk).toFixed(2)}x, conn/s ${(u.rate / d.rate).toFixed(2)}x, added p50 latency ${(u.p50 - d.p50).toFixed(0)} us`,
+  );
+  console.log(
+    `goals: bulk >= 0.80 x haproxy: ${(u.bulk / h.bulk).toFixed(2)} ${u.bulk / h.bulk >= 0.8 ? 'met' : 'NOT met'}; conn/s >= 0.50 x haproxy: ${(u.rate / h.rate).toFixed(2)} ${u.rate / h.rate >= 0.5 ? 'met' : 'NOT met'}`,
+  );
 }
 
 try {

@@ -33,7 +33,11 @@ function usage(message: string): never {
 }
 
 function readArgs(): { modes: Mode[]; prefix: string } {
-  const options = { mode: { type: 'string', default: 'both' }, prefix: { type: 'string', default: 'kpdemo' }, help: { type: 'boolean', short: 'h' } } as const;
+  const options = {
+    mode: { type: 'string', default: 'both' },
+    prefix: { type: 'string', default: 'kpdemo' },
+    help: { type: 'boolean', short: 'h' },
+  } as const;
   const { values } = (() => {
     try {
       return parseArgs({ options });
@@ -45,7 +49,8 @@ function readArgs(): { modes: Mode[]; prefix: string } {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  if (!['iptables', 'userspace', 'both'].includes(values.mode)) usage(`--mode must be iptables, userspace or both, not ${JSON.stringify(values.mode)}`);
+  if (!['iptables', 'userspace', 'both'].includes(values.mode))
+    usage(`--mode must be iptables, userspace or both, not ${JSON.stringify(values.mode)}`);
   if (!/^[a-z0-9]{2,12}$/.test(values.prefix)) usage(`--prefix must be 2-12 of [a-z0-9], not ${JSON.stringify(values.prefix)}`);
   return { modes: values.mode === 'both' ? ['iptables', 'userspace'] : [values.mode as Mode], prefix: values.prefix };
 }
@@ -84,7 +89,9 @@ async function runAll(): Promise<number> {
     try {
       const problems = await runMode(mode, res, { story, signal: abort.signal });
       failed ||= problems.length > 0;
-      results.push(problems.length === 0 ? `ok  ${mode} mode: every check held (${seconds(Date.now() - t0)})` : `!!  ${mode} mode: ${problems.join('; ')}`);
+      results.push(
+        problems.length === 0 ? `ok  ${mode} mode: every check held (${seconds(Date.now() - t0)})` : `!!  ${mode} mode: ${problems.join('; ')}`,
+      );
     } catch (err) {
       // On Ctrl-C the whole process group gets SIGINT: a pod server or agent may die before our handler runs.
       if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, 200));
@@ -127,11 +134,20 @@ function shutDown(reason: string, code: number): void {
     await Promise.race([main, new Promise((r) => setTimeout(r, 5000))]);
     await sweep(prefix).catch(() => 0);
     const left = await namespacesUnder(prefix).catch(() => [] as string[]);
-    write(left.length === 0 ? `removed: no ${prefix}-* namespace or agent left\n` : `could not remove ${left.join(', ')}: run \`ip netns del NAME\` for each\n`);
+    write(
+      left.length === 0
+        ? `removed: no ${prefix}-* namespace or agent left\n`
+        : `could not remove ${left.join(', ')}: run \`ip netns del NAME\` for each\n`,
+    );
     exit(code);
   })();
 }
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) process.on(sig, () => shutDown(sig, code));
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const)
+  process.on(sig, () => shutDown(sig, code));
 process.stdout.on('error', () => {
   muted = true;
   shutDown('stdout closed', 141);

@@ -18,19 +18,22 @@ describe('detectBackend (in a namespace)', () => {
 
   it('defaults to nft on an empty node', async () => {
     await fresh();
-    expect((await detectBackend({ runner, netns: NS })).backend).toBe('nft');
+    expect((await detectBackend({ runner: createExecaRunner({ netns: NS }) })).backend).toBe('nft');
   });
 
   it('follows the backend that holds the rules', async () => {
     await fresh();
     await load('iptables-legacy-restore', '*filter\n:FOO - [0:0]\n-A INPUT -j FOO\n-A FOO -j RETURN\nCOMMIT\n');
-    expect(await detectBackend({ runner, netns: NS })).toMatchObject({ backend: 'legacy' });
+    expect(await detectBackend({ runner: createExecaRunner({ netns: NS }) })).toMatchObject({ backend: 'legacy' });
   });
 
-  it('trusts kubelet\'s hint chain in the nft mangle table', async () => {
+  it("trusts kubelet's hint chain in the nft mangle table", async () => {
     await fresh();
     await load('iptables-legacy-restore', '*filter\n:FOO - [0:0]\n-A INPUT -j FOO\n-A FOO -j RETURN\nCOMMIT\n');
     await load('iptables-nft-restore', '*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n');
-    expect(await detectBackend({ runner, netns: NS })).toMatchObject({ backend: 'nft', reason: expect.stringContaining('hint') });
+    expect(await detectBackend({ runner: createExecaRunner({ netns: NS }) })).toMatchObject({
+      backend: 'nft',
+      reason: expect.stringContaining('hint'),
+    });
   });
 });

@@ -4,16 +4,17 @@
  * an empty KUBE-PROXY-CANARY chain in mangle, nat and filter and polls for the
  * mangle one every sync period; when it is gone, a full resync follows.
  */
-import { KUBE_PROXY_CANARY } from './chains.ts';
-
-export const CANARY_TABLES = ['mangle', 'nat', 'filter'] as const;
+import type { IPFamily } from '../proxier/types.ts';
+import { fixedChain, KUBE_PROXY_CANARY } from './chains.ts';
+import { scanSave } from './parse.ts';
+import { restoreText } from './restore-text.ts';
 
 /** Restore input (for --noflush) that creates the canaries. */
 export function canaryRestoreText(): string {
-  return CANARY_TABLES.map((t) => `*${t}\n:${KUBE_PROXY_CANARY} - [0:0]\nCOMMIT\n`).join('');
+  return restoreText((fixedChain(KUBE_PROXY_CANARY)?.tables ?? []).map((table) => ({ table, emptied: [KUBE_PROXY_CANARY] })));
 }
 
-/** Whether iptables-save output of a table declares the canary chain. */
-export function canaryPresent(saveText: string): boolean {
-  return saveText.split('\n').some((l) => l.startsWith(`:${KUBE_PROXY_CANARY} `));
+/** Whether iptables-save output of the mangle table declares the canary chain. */
+export function canaryPresent(saveText: string, family: IPFamily): boolean {
+  return scanSave(saveText, family).chains.get('mangle')?.includes(KUBE_PROXY_CANARY) ?? false;
 }

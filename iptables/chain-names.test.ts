@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { endpointChainName, hash16, isServiceChain, serviceChainNames } from './chain-names.ts';
+import { endpointChainName, hash16, serviceChainNames } from './chain-names.ts';
+import { isServiceChain } from './chains.ts';
 
 describe('chain names match upstream kube-proxy', () => {
   // Vectors from upstream's proxier_test.go expected dumps.
@@ -19,9 +20,7 @@ describe('chain names match upstream kube-proxy', () => {
   });
 
   it('names endpoint chains from service, protocol and ip:port', () => {
-    expect(endpointChainName({ key: 'ns1/svc1:p80', protocol: 'TCP' }, { ip: '10.180.0.1', port: 80 })).toBe(
-      'KUBE-SEP-SXIVWICOYRO3J4NJ',
-    );
+    expect(endpointChainName({ key: 'ns1/svc1:p80', protocol: 'TCP' }, { ip: '10.180.0.1', port: 80 })).toBe('KUBE-SEP-SXIVWICOYRO3J4NJ');
   });
 
   it('keeps names within the 28-character iptables limit and recognises them', () => {

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Endpoint, ServicePort } from '../proxier/types.ts';
 import { endpointString } from '../proxier/types.ts';
+import { EXT_PREFIX, FW_PREFIX, SEP_PREFIX, SVC_PREFIX, SVL_PREFIX } from './chains.ts';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
@@ -40,16 +41,9 @@ export interface ServiceChainNames {
 
 export function serviceChainNames(sp: Pick<ServicePort, 'key' | 'protocol'>): ServiceChainNames {
   const h = hash16(sp.key + sp.protocol.toLowerCase());
-  return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
+  return { svc: SVC_PREFIX + h, svl: SVL_PREFIX + h, ext: EXT_PREFIX + h, fw: FW_PREFIX + h };
 }
 
 export function endpointChainName(sp: Pick<ServicePort, 'key' | 'protocol'>, ep: Pick<Endpoint, 'ip' | 'port'>): string {
-  return `KUBE-SEP-${hash16(sp.key + sp.protocol.toLowerCase() + endpointString(ep))}`;
-}
-
-/** Prefixes of the per-service chains kube-proxy creates and deletes when stale. */
-export const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const;
-
-export function isServiceChain(name: string): boolean {
-  return SERVICE_CHAIN_PREFIXES.some((p) => name.startsWith(p));
+  return SEP_PREFIX + hash16(sp.key + sp.protocol.toLowerCase() + endpointString(ep));
 }

@@ -1,7 +1,9 @@
 /**
- * The fixed skeleton of kube-proxy's iptables rules, as data: the top-level
- * chains and the jump rules from the built-in chains into them. The renderer,
- * the cleanup and the jump-rule check all read these tables.
+ * Every chain kube-proxy (this one in either mode, and upstream's iptables
+ * and userspace modes) creates, and every jump rule from the built-in chains
+ * into them, as data; chainOwner(name) classifies any chain name found in a
+ * live table. The renderers, the planner, the diff, the cleanup and the mode
+ * switch all read these tables.
  *
  * Why each chain exists is explained in iptables/README.md.
  */
@@ -24,27 +26,92 @@ export const KUBE_NODEPORT_CONTAINER = 'KUBE-NODEPORT-CONTAINER';
 export const KUBE_NODEPORT_HOST = 'KUBE-NODEPORT-HOST';
 /** Userspace mode's filter chain accepting proxy ports. */
 export const KUBE_NODEPORT_NON_LOCAL = 'KUBE-NODEPORT-NON-LOCAL';
-export const USERSPACE_CHAINS = [KUBE_PORTALS_CONTAINER, KUBE_PORTALS_HOST, KUBE_NODEPORT_CONTAINER, KUBE_NODEPORT_HOST, KUBE_NODEPORT_NON_LOCAL] as const;
-/** The iptables mode's own fixed chains (what starting userspace mode removes). */
-export const IPTABLES_MODE_CHAINS = ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', 'KUBE-FORWARD', 'KUBE-PROXY-FIREWALL'] as const;
 
-/**
- * Every fixed chain kube-proxy (this one, and upstream in iptables or
- * userspace mode) creates, in any table: what --cleanup removes. KUBE-FIREWALL
- * and KUBE-MARK-DROP are kubelet's and stay.
- */
-export const OWNED_CHAINS: ReadonlySet<string> = new Set([...IPTABLES_MODE_CHAINS, KUBE_PROXY_CANARY, ...USERSPACE_CHAINS]);
-/** Per-service chain prefixes, including the pre-1.24 KUBE-XLB- of older upstream releases. */
-export const OWNED_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-', 'KUBE-XLB-'] as const;
+/** Per-service chain prefixes (chain-names.ts appends the hash). */
+export const SVC_PREFIX = 'KUBE-SVC-';
+export const SVL_PREFIX = 'KUBE-SVL-';
+export const EXT_PREFIX = 'KUBE-EXT-';
+export const FW_PREFIX = 'KUBE-FW-';
+export const SEP_PREFIX = 'KUBE-SEP-';
 
-export function isOwnedChain(name: string): boolean {
-  return OWNED_CHAINS.has(name) || OWNED_PREFIXES.some((p) => name.startsWith(p));
+/** Who writes a chain: one of the two modes, or kubelet (whose chains kube-proxy may write but never removes). */
+export type ChainOwner = 'iptables' | 'userspace' | 'kubelet';
+
+export interface FixedChain {
+  readonly name: string;
+  readonly owner: ChainOwner;
+  /** The tables the owner writes it in (the canary is created in each and never rendered). */
+  readonly tables: readonly string[];
+  /** nat: per-service chains jump to it, so a batched sync writes it before them (plan.ts). */
+  readonly leaf?: boolean;
+  /** Tables where only the set of its rules matters, not their order (upstream writes services in map order; diff.ts). */
+  readonly orderFreeIn?: readonly string[];
 }
 
-/** Filter chains written on every sync, in upstream's declaration order. */
-export const FILTER_CHAINS = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL] as const;
-/** Nat chains written on every sync, in upstream's declaration order. */
-export const NAT_CHAINS = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ] as const;
+/** The fixed chains, each table's in upstream's declaration order. */
+export const FIXED_CHAINS: readonly FixedChain[] = [
+  { name: KUBE_SERVICES, owner: 'iptables', tables: ['filter', 'nat'], orderFreeIn: ['nat'] },
+  { name: KUBE_EXTERNAL_SERVICES, owner: 'iptables', tables: ['filter'] },
+  { name: KUBE_FORWARD, owner: 'iptables', tables: ['filter'] },
+  { name: KUBE_NODEPORTS, owner: 'iptables', tables: ['filter', 'nat'], orderFreeIn: ['nat'] },
+  { name: KUBE_PROXY_FIREWALL, owner: 'iptables', tables: ['filter'] },
+  { name: KUBE_POSTROUTING, owner: 'iptables', tables: ['nat'], leaf: true },
+  { name: KUBE_MARK_MASQ, owner: 'iptables', tables: ['nat'], leaf: true },
+  { name: KUBE_PROXY_CANARY, owner: 'iptables', tables: ['mangle', 'nat', 'filter'] },
+  { name: KUBE_FIREWALL, owner: 'kubelet', tables: ['filter'] },
+  { name: KUBE_PORTALS_CONTAINER, owner: 'userspace', tables: ['nat'] },
+  { name: KUBE_PORTALS_HOST, owner: 'userspace', tables: ['nat'] },
+  { name: KUBE_NODEPORT_CONTAINER, owner: 'userspace', tables: ['nat'] },
+  { name: KUBE_NODEPORT_HOST, owner: 'userspace', tables: ['nat'] },
+  { name: KUBE_NODEPORT_NON_LOCAL, owner: 'userspace', tables: ['filter'] },
+];
+
+export interface ServiceChainPrefix {
+  readonly prefix: string;
+  /** service: one per service port (EXT, FW, SVC, SVL share its hash); endpoint: one per endpoint (SEP). */
+  readonly per: 'service' | 'endpoint';
+  /** Written by older upstream releases only (pre-1.24 KUBE-XLB-): removed by --cleanup, never written or deleted as stale. */
+  readonly legacy?: boolean;
+}
+
+/** Per-service chains, all the iptables mode's. */
+export const SERVICE_CHAIN_PREFIXES: readonly ServiceChainPrefix[] = [
+  { prefix: SVC_PREFIX, per: 'service' },
+  { prefix: SVL_PREFIX, per: 'service' },
+  { prefix: EXT_PREFIX, per: 'service' },
+  { prefix: FW_PREFIX, per: 'service' },
+  { prefix: SEP_PREFIX, per: 'endpoint' },
+  { prefix: 'KUBE-XLB-', per: 'service', legacy: true },
+];
+
+const fixedByName = new Map(FIXED_CHAINS.map((c) => [c.name, c]));
+
+export function fixedChain(name: string): FixedChain | undefined {
+  return fixedByName.get(name);
+}
+
+/** Who wrote a chain found in a live table, or null for a chain that is not kube-proxy's (nor kubelet's KUBE-FIREWALL). */
+export function chainOwner(name: string): ChainOwner | null {
+  const fixed = fixedByName.get(name);
+  if (fixed) return fixed.owner;
+  return SERVICE_CHAIN_PREFIXES.some((p) => name.startsWith(p.prefix)) ? 'iptables' : null;
+}
+
+/** A per-service chain the iptables mode writes now (KUBE-SVC/SVL/EXT/FW/SEP): stale ones are deleted on full syncs. */
+export function isServiceChain(name: string): boolean {
+  return SERVICE_CHAIN_PREFIXES.some((p) => !p.legacy && name.startsWith(p.prefix));
+}
+
+/** The hash a service port's KUBE-EXT/FW/SVC/SVL chains share, or null (endpoint and other chains). */
+export function serviceChainHash(name: string): string | null {
+  const p = SERVICE_CHAIN_PREFIXES.find((x) => x.per === 'service' && !x.legacy && name.startsWith(x.prefix));
+  return p ? name.slice(p.prefix.length) : null;
+}
+
+/** The fixed chains an owner writes in a table, in declaration order (the canary, written apart, excluded). */
+export function fixedChainsOf(owner: ChainOwner, table: string): string[] {
+  return FIXED_CHAINS.filter((c) => c.owner === owner && c.name !== KUBE_PROXY_CANARY && c.tables.includes(table)).map((c) => c.name);
+}
 
 export interface JumpRule {
   readonly table: 'filter' | 'nat';
@@ -54,6 +121,7 @@ export interface JumpRule {
   readonly to: string;
   /** Empty for kubelet's KUBE-FIREWALL jumps, which carry no comment. */
   readonly comment: string;
+  /** Matches written before the comment. */
   readonly extraArgs: readonly string[];
 }
 
@@ -62,7 +130,7 @@ const NEW = ['-m', 'conntrack', '--ctstate', 'NEW'] as const;
 /**
  * Upstream's iptablesJumpChains, in its order. Upstream inserts each at
  * position 1 of its built-in chain in this order, so the last one listed for
- * a chain ends up first.
+ * a chain ends up first (the jump tables below are read the same way).
  */
 export const JUMP_RULES: readonly JumpRule[] = [
   { table: 'filter', from: 'INPUT', to: KUBE_EXTERNAL_SERVICES, comment: 'kubernetes externally-visible service portals', extraArgs: NEW },
@@ -83,6 +151,39 @@ export const JUMP_RULES: readonly JumpRule[] = [
 export const KUBELET_JUMP_RULES: readonly JumpRule[] = [
   { table: 'filter', from: 'INPUT', to: KUBE_FIREWALL, comment: '', extraArgs: [] },
   { table: 'filter', from: 'OUTPUT', to: KUBE_FIREWALL, comment: '', extraArgs: [] },
+];
+
+const LOCAL = ['-m', 'addrtype', '--dst-type', 'LOCAL'] as const;
+
+/**
+ * Userspace mode's jumps (upstream's userspace iptablesInit): the portal jumps
+ * come before the node-port ones in PREROUTING and OUTPUT, so they are listed
+ * after them.
+ */
+export const USERSPACE_JUMP_RULES: readonly JumpRule[] = [
+  { table: 'filter', from: 'INPUT', to: KUBE_NODEPORT_NON_LOCAL, comment: 'Ensure that non-local NodePort traffic can flow', extraArgs: [] },
+  {
+    table: 'nat',
+    from: 'PREROUTING',
+    to: KUBE_NODEPORT_CONTAINER,
+    comment: 'handle service NodePorts; NOTE: this must be the last rule in the chain',
+    extraArgs: LOCAL,
+  },
+  {
+    table: 'nat',
+    from: 'PREROUTING',
+    to: KUBE_PORTALS_CONTAINER,
+    comment: 'handle ClusterIPs; NOTE: this must be before the NodePort rules',
+    extraArgs: [],
+  },
+  {
+    table: 'nat',
+    from: 'OUTPUT',
+    to: KUBE_NODEPORT_HOST,
+    comment: 'handle service NodePorts; NOTE: this must be the last rule in the chain',
+    extraArgs: LOCAL,
+  },
+  { table: 'nat', from: 'OUTPUT', to: KUBE_PORTALS_HOST, comment: 'handle ClusterIPs; NOTE: this must be before the NodePort rules', extraArgs: [] },
 ];
 
 /** The rule spec of a jump rule, as it appears after "-A CHAIN ". */

@@ -1,51 +1,49 @@
 /**
  * --cleanup and mode switching: remove every chain and jump rule that
  * kube-proxy-ts (either mode) or upstream kube-proxy (iptables or userspace
- * mode) installed, in one atomic restore per family, leaving every other rule
- * alone (including kubelet's KUBE-FIREWALL).
+ * mode) installed, or those of one mode, in one atomic restore per family,
+ * leaving every other rule alone (kubelet's KUBE-FIREWALL included).
  */
-import { isOwnedChain } from './chains.ts';
+import { chainOwner, type ChainOwner } from './chains.ts';
 import type { Iptables } from './iptables.ts';
+import { jumpTarget } from './jumps.ts';
 import { parseSave } from './parse.ts';
+import { restoreText, type TableSection } from './restore-text.ts';
 import type { Ruleset } from './ruleset.ts';
 
 const TABLES = ['filter', 'nat', 'mangle'] as const;
 
-/** Jump target of a rule spec (-j or -g), or null. */
-function jumpTarget(rule: string): string | null {
-  return /(?:^| )-[jg] (\S+)/.exec(rule)?.[1] ?? null;
-}
-
 export interface CleanupSelection {
-  /** Which owned chains to remove (default: all of them). */
-  readonly chains?: (name: string) => boolean;
+  /** Remove only this mode's chains (default: both modes'). */
+  readonly owner?: Exclude<ChainOwner, 'kubelet'>;
 }
 
 /** Restore input that removes the selected kube-proxy chains and every rule jumping to them; null when there is nothing. */
 export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): string | null {
-  const wanted = (name: string): boolean => isOwnedChain(name) && (sel.chains?.(name) ?? true);
-  const out: string[] = [];
+  const wanted = (name: string): boolean => {
+    const owner = chainOwner(name);
+    return owner !== null && owner !== 'kubelet' && (sel.owner === undefined || owner === sel.owner);
+  };
+  const sections: TableSection[] = [];
   for (const table of live.tables) {
     const doomed = table.chains.filter((c) => c.policy === null && wanted(c.name)).map((c) => c.name);
     if (doomed.length === 0) continue;
     const doomedSet = new Set(doomed);
-    out.push(`*${table.name}`);
-    for (const name of doomed) out.push(`:${name} - [0:0]`);
     // Jumps from chains that stay (built-in or foreign) must go before the chains can be deleted.
+    const edits: string[] = [];
     for (const chain of table.chains) {
       if (doomedSet.has(chain.name)) continue;
       for (const rule of chain.rules) {
         const target = jumpTarget(rule);
-        if (target && doomedSet.has(target)) out.push(`-D ${chain.name} ${rule}`);
+        if (target && doomedSet.has(target)) edits.push(`-D ${chain.name} ${rule}`);
       }
     }
-    for (const name of doomed) out.push(`-X ${name}`);
-    out.push('COMMIT');
+    sections.push({ table: table.name, emptied: doomed, edits, deleted: doomed });
   }
-  return out.length ? out.join('\n') + '\n' : null;
+  return sections.length ? restoreText(sections) : null;
 }
 
-/** Removes kube-proxy's rules from one family's tables. Returns the number of chains removed. */
+/** Removes kube-proxy's rules (or one mode's) from one family's tables. Returns the number of chains removed. */
 export async function removeKubeProxyRules(ipt: Iptables, sel: CleanupSelection = {}): Promise<number> {
   const live = parseSave(await ipt.save([...TABLES]), ipt.family);
   const text = cleanupRestoreText(live, sel);

@@ -29,7 +29,8 @@ describe('kernelComment (what the kernel keeps: xt_comment 256-byte buffer)', ()
   });
 
   it('is idempotent', () => {
-    for (const t of ['x'.repeat(300), `ns1/${'日本'.repeat(60)}`, 'a\ud800b'.repeat(100)]) expect(kernelComment(kernelComment(t))).toBe(kernelComment(t));
+    for (const t of ['x'.repeat(300), `ns1/${'日本'.repeat(60)}`, 'a\ud800b'.repeat(100)])
+      expect(kernelComment(kernelComment(t))).toBe(kernelComment(t));
   });
 });
 
@@ -45,8 +46,19 @@ describe('commentMatch (quoted and escaped as iptables-save prints it)', () => {
   });
 
   it.each([
-    'ns1/quote"d cluster IP', 'ns1/with space', 'ns1/with\ttab:p80', "ns1/back\\slash'n", 'team a/svc:p "80', '-ns/dash', 'ns1/pi|pe has no endpoints',
-    `ns1/${'x'.repeat(300)}`, `ns1/${'日本'.repeat(60)}`, 'ns1/emoji\u{1F600}lone\ud800', '"', '\\', '',
+    'ns1/quote"d cluster IP',
+    'ns1/with space',
+    'ns1/with\ttab:p80',
+    "ns1/back\\slash'n",
+    'team a/svc:p "80',
+    '-ns/dash',
+    'ns1/pi|pe has no endpoints',
+    `ns1/${'x'.repeat(300)}`,
+    `ns1/${'日本'.repeat(60)}`,
+    'ns1/emoji\u{1F600}lone\ud800',
+    '"',
+    '\\',
+    '',
   ])('reads back (iptables-restore tokenizer) as the text the kernel keeps: %j', (text) => {
     const words = tokenizeRule(`${commentMatch(text)} -j RETURN`);
     expect(words).toEqual(['-m', 'comment', '--comment', kernelComment(text), '-j', 'RETURN']);

@@ -11,8 +11,7 @@
  * rules is compared.
  */
 import type { IPFamily } from '../proxier/types.ts';
-import { isServiceChain } from './chain-names.ts';
-import { isOwnedChain, KUBE_FIREWALL, KUBE_PROXY_CANARY } from './chains.ts';
+import { chainOwner, fixedChain, isServiceChain, KUBE_PROXY_CANARY, KUBE_SERVICES } from './chains.ts';
 import { jumpRuleChanges } from './jumps.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
 import { findOption, parseRuleWords, tokenizeRule } from './rule-words.ts';
@@ -42,14 +41,14 @@ export interface RulesetDiff {
   readonly groups: readonly DiffGroup[];
 }
 
-const ORDER_FREE = new Set(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES', 'KUBE-PROXY-FIREWALL']);
 const LAST_RULE_MARK = 'NOTE: this must be the last rule in this chain';
 
 function ownedChains(rs: Ruleset, table: string): Map<string, Chain> {
   const out = new Map<string, Chain>();
   for (const c of rs.tables.find((t) => t.name === table)?.chains ?? []) {
-    // The canary is kube-proxy's but deliberately not part of the desired ruleset.
-    if (c.policy === null && c.name !== KUBE_PROXY_CANARY && (isOwnedChain(c.name) || c.name === KUBE_FIREWALL)) out.set(c.name, c);
+    // Either mode's chains and kubelet's KUBE-FIREWALL (which kube-proxy may write); the canary is kube-proxy's
+    // but deliberately not part of the desired ruleset.
+    if (c.policy === null && c.name !== KUBE_PROXY_CANARY && chainOwner(c.name) !== null) out.set(c.name, c);
   }
   return out;
 }
@@ -75,8 +74,8 @@ function compareChain(table: string, want: Chain | undefined, have: Chain | unde
   if (h.length > w.length && extraRules.length === 0) extraRules.push(...have.rules.slice(w.length)); // duplicates
   let reordered = false;
   if (!missingRules.length && !extraRules.length) {
-    const orderMatters = !ORDER_FREE.has(name) || table !== 'nat';
-    const lastOk = name !== 'KUBE-SERVICES' || !w.at(-1)?.includes(LAST_RULE_MARK) || h.at(-1) === w.at(-1);
+    const orderMatters = !(fixedChain(name)?.orderFreeIn?.includes(table) ?? false);
+    const lastOk = name !== KUBE_SERVICES || !w.at(-1)?.includes(LAST_RULE_MARK) || h.at(-1) === w.at(-1);
     reordered = (orderMatters && w.some((r, i) => r !== h[i])) || !lastOk;
   }
   if (!missingRules.length && !extraRules.length && !reordered) return null;
@@ -127,14 +126,16 @@ export function diffRulesets(desired: Ruleset, live: Ruleset, opts: { serviceOf?
     for (const c of t.chains) {
       if (c.policy === null) continue;
       const here = (j: { table: string; chain: string }): boolean => j.table === t.name && j.chain === c.name;
-      const missingRules = jumps.missing.filter(here).map((j) => j.rule).reverse();
+      const missingRules = jumps.missing
+        .filter(here)
+        .map((j) => j.rule)
+        .reverse();
       const extraRules = jumps.stale.filter(here).map((j) => j.rule);
-      if (missingRules.length || extraRules.length) add('jump rules', { table: t.name, chain: c.name, status: 'changed', missingRules, extraRules, reordered: false });
+      if (missingRules.length || extraRules.length)
+        add('jump rules', { table: t.name, chain: c.name, status: 'changed', missingRules, extraRules, reordered: false });
     }
   }
-  const groups = [...byGroup.entries()]
-    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
-    .map(([title, chains]) => ({ title, chains }));
+  const groups = [...byGroup.entries()].sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b)).map(([title, chains]) => ({ title, chains }));
   return { family, identical: groups.length === 0, groups };
 }
 

@@ -27,30 +27,62 @@ afterAll(async () => {
 });
 
 type Step = readonly [text: string, noflush: boolean];
-const BASE = '*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -d 1.1.1.1 -j KUBE-SVC-A\n-A KUBE-SVC-A -j KUBE-SEP-A\n-A KUBE-SEP-A -p tcp -j DNAT --to-destination 10.0.0.1:80\n-A KUBE-SEP-B -p tcp -j DNAT --to-destination 10.0.0.2:80\nCOMMIT\n*filter\n:KUBE-FORWARD - [0:0]\n-A FORWARD -j KUBE-FORWARD\n-A KUBE-FORWARD -s 1.1.1.1 -j ACCEPT\n-A KUBE-FORWARD -s 2.2.2.2 -j ACCEPT\n-A KUBE-FORWARD -s 3.3.3.3 -j ACCEPT\nCOMMIT\n';
+const BASE =
+  '*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -d 1.1.1.1 -j KUBE-SVC-A\n-A KUBE-SVC-A -j KUBE-SEP-A\n-A KUBE-SEP-A -p tcp -j DNAT --to-destination 10.0.0.1:80\n-A KUBE-SEP-B -p tcp -j DNAT --to-destination 10.0.0.2:80\nCOMMIT\n*filter\n:KUBE-FORWARD - [0:0]\n-A FORWARD -j KUBE-FORWARD\n-A KUBE-FORWARD -s 1.1.1.1 -j ACCEPT\n-A KUBE-FORWARD -s 2.2.2.2 -j ACCEPT\n-A KUBE-FORWARD -s 3.3.3.3 -j ACCEPT\nCOMMIT\n';
 const b = (...more: Step[]): Step[] => [[BASE, true], ...more];
 
 const SCENARIOS: Record<string, Step[]> = {
-  'redeclaring flushes, built-in declaration sets the policy only': b(['*nat\n:PREROUTING DROP [0:0]\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j RETURN\nCOMMIT\n', true]),
-  'without noflush the table is replaced': b(['*nat\n:KUBE-X - [0:0]\n-A PREROUTING -j KUBE-X\nCOMMIT\n', false], ['*filter\n:FORWARD DROP [0:0]\nCOMMIT\n', true], ['*filter\n:INPUT DROP [0:0]\nCOMMIT\n', false]),
+  'redeclaring flushes, built-in declaration sets the policy only': b([
+    '*nat\n:PREROUTING DROP [0:0]\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j RETURN\nCOMMIT\n',
+    true,
+  ]),
+  'without noflush the table is replaced': b(
+    ['*nat\n:KUBE-X - [0:0]\n-A PREROUTING -j KUBE-X\nCOMMIT\n', false],
+    ['*filter\n:FORWARD DROP [0:0]\nCOMMIT\n', true],
+    ['*filter\n:INPUT DROP [0:0]\nCOMMIT\n', false],
+  ),
   '-A to a missing chain': b(['*nat\n:KUBE-C - [0:0]\n-A KUBE-C -j RETURN\n-A NOPE -j ACCEPT\nCOMMIT\n', true]),
   'jump to a missing chain': b(['*nat\n:KUBE-C - [0:0]\n-A KUBE-C -j RETURN\n-A KUBE-C -j KUBE-NOPE\n-A KUBE-C -j ACCEPT\nCOMMIT\n', true]),
   'jump to a chain declared later': b(['*nat\n:KUBE-Q - [0:0]\n-A KUBE-Q -j KUBE-W\n:KUBE-W - [0:0]\nCOMMIT\n', true]),
   '-X of a non-empty chain': b(['*nat\n-X KUBE-SEP-B\nCOMMIT\n', true]),
   '-X of a declared (flushed) chain': b(['*nat\n:KUBE-SEP-B - [0:0]\n-X KUBE-SEP-B\nCOMMIT\n', true]),
   '-X of a referenced chain': b(['*nat\n:KUBE-SVC-A - [0:0]\n-X KUBE-SVC-A\nCOMMIT\n', true]),
-  '-X after rewriting the referrer': b(['*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-A - [0:0]\n-A KUBE-SERVICES -j RETURN\n-X KUBE-SVC-A\nCOMMIT\n', true]),
+  '-X after rewriting the referrer': b([
+    '*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-A - [0:0]\n-A KUBE-SERVICES -j RETURN\n-X KUBE-SVC-A\nCOMMIT\n',
+    true,
+  ]),
   '-X of a missing or built-in chain': b(['*nat\n-X NOPE\nCOMMIT\n', true], ['*nat\n-X PREROUTING\nCOMMIT\n', true]),
-  'failure keeps earlier tables': b(['*filter\n:KUBE-C - [0:0]\n-A KUBE-C -j ACCEPT\nCOMMIT\n*nat\n:KUBE-N2 - [0:0]\n-A KUBE-N2 -j NOPE\nCOMMIT\n', true]),
+  'failure keeps earlier tables': b([
+    '*filter\n:KUBE-C - [0:0]\n-A KUBE-C -j ACCEPT\nCOMMIT\n*nat\n:KUBE-N2 - [0:0]\n-A KUBE-N2 -j NOPE\nCOMMIT\n',
+    true,
+  ]),
   'missing final COMMIT keeps earlier tables': b(['*filter\n:KUBE-D - [0:0]\nCOMMIT\n*nat\n:KUBE-N3 - [0:0]\n', true]),
-  '-I -D -R -P': b(['*filter\n-D KUBE-FORWARD -s 2.2.2.2/32 -j ACCEPT\n-I KUBE-FORWARD 3 -j DROP\n-I KUBE-FORWARD -j LOG\n-R KUBE-FORWARD 2 -j RETURN\n-D KUBE-FORWARD 4\n-P INPUT DROP\nCOMMIT\n', true], ['*filter\n-I KUBE-FORWARD 9 -j DROP\nCOMMIT\n', true], ['*filter\n-D KUBE-FORWARD -s 9.9.9.9 -j ACCEPT\nCOMMIT\n', true]),
-  'targets in the wrong table': b(['*filter\n:KUBE-Q - [0:0]\n-A KUBE-Q -p tcp -j DNAT --to-destination 1.1.1.1\nCOMMIT\n', true], ['*nat\n:KUBE-Q - [0:0]\n-A KUBE-Q -j REJECT\nCOMMIT\n', true], ['*nat\n:KUBE-Q - [0:0]\n-A KUBE-Q -j DROP\nCOMMIT\n', true]),
+  '-I -D -R -P': b(
+    [
+      '*filter\n-D KUBE-FORWARD -s 2.2.2.2/32 -j ACCEPT\n-I KUBE-FORWARD 3 -j DROP\n-I KUBE-FORWARD -j LOG\n-R KUBE-FORWARD 2 -j RETURN\n-D KUBE-FORWARD 4\n-P INPUT DROP\nCOMMIT\n',
+      true,
+    ],
+    ['*filter\n-I KUBE-FORWARD 9 -j DROP\nCOMMIT\n', true],
+    ['*filter\n-D KUBE-FORWARD -s 9.9.9.9 -j ACCEPT\nCOMMIT\n', true],
+  ),
+  'targets in the wrong table': b(
+    ['*filter\n:KUBE-Q - [0:0]\n-A KUBE-Q -p tcp -j DNAT --to-destination 1.1.1.1\nCOMMIT\n', true],
+    ['*nat\n:KUBE-Q - [0:0]\n-A KUBE-Q -j REJECT\nCOMMIT\n', true],
+    ['*nat\n:KUBE-Q - [0:0]\n-A KUBE-Q -j DROP\nCOMMIT\n', true],
+  ),
   'policy on a user chain': b(['*filter\n:KUBE-Q ACCEPT [0:0]\nCOMMIT\n', true]),
-  'unknown match, unknown option, long name': b(['*filter\n:KUBE-Q - [0:0]\n-A KUBE-Q -m foo -j ACCEPT\nCOMMIT\n', true], ['*filter\n:KUBE-Q - [0:0]\n-A KUBE-Q -m tcp -p tcp --dprot 80 -j ACCEPT\nCOMMIT\n', true], ['*filter\n:ABCDEFGHIJKLMNOPQRSTUVWXYZ012 - [0:0]\nCOMMIT\n', true]),
+  'unknown match, unknown option, long name': b(
+    ['*filter\n:KUBE-Q - [0:0]\n-A KUBE-Q -m foo -j ACCEPT\nCOMMIT\n', true],
+    ['*filter\n:KUBE-Q - [0:0]\n-A KUBE-Q -m tcp -p tcp --dprot 80 -j ACCEPT\nCOMMIT\n', true],
+    ['*filter\n:ABCDEFGHIJKLMNOPQRSTUVWXYZ012 - [0:0]\nCOMMIT\n', true],
+  ),
   'flush and delete everything': b(['*filter\n-F\n-X\nCOMMIT\n', true], ['*nat\n-X\nCOMMIT\n', true]),
   'kube-proxy rules, then a partial sync deleting an endpoint chain': [
     [KUBE_PROXY_RULES, true],
-    ['*nat\n:KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]\n:KUBE-SEP-ICDUIKC33SFI6ZPR - [0:0]\n-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-SXIVWICOYRO3J4NJ\n-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.2:80" -j KUBE-SEP-LXVODXWDISEETFEF\n-X KUBE-SEP-ICDUIKC33SFI6ZPR\nCOMMIT\n', true],
+    [
+      '*nat\n:KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]\n:KUBE-SEP-ICDUIKC33SFI6ZPR - [0:0]\n-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-SXIVWICOYRO3J4NJ\n-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.2:80" -j KUBE-SEP-LXVODXWDISEETFEF\n-X KUBE-SEP-ICDUIKC33SFI6ZPR\nCOMMIT\n',
+      true,
+    ],
   ],
 };
 
@@ -62,7 +94,10 @@ interface Outcome {
 async function run(ipt: Iptables, steps: Step[]): Promise<Outcome[]> {
   const out: Outcome[] = [];
   for (const [text, noflush] of steps) {
-    const err = await ipt.restore(text, { noflush, counters: false }).then(() => null, (e: unknown) => e);
+    const err = await ipt.restore(text, { noflush, counters: false }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     if (err !== null && !(err instanceof RestoreError)) throw err;
     out.push({ ok: err === null, line: err?.line ?? null });
   }
@@ -72,7 +107,9 @@ async function run(ipt: Iptables, steps: Step[]): Promise<Outcome[]> {
 /** Tables as {chain: [policy, ...normalised rules]}. */
 async function state(ipt: Iptables): Promise<unknown> {
   const rs = parseSave(await ipt.save(['filter', 'nat']), 'IPv4');
-  return Object.fromEntries(rs.tables.map((t) => [t.name, Object.fromEntries(t.chains.map((c) => [c.name, [c.policy, ...c.rules.map((r) => normalizeRuleSpec(r))]]))]));
+  return Object.fromEntries(
+    rs.tables.map((t) => [t.name, Object.fromEntries(t.chains.map((c) => [c.name, [c.policy, ...c.rules.map((r) => normalizeRuleSpec(r))]]))]),
+  );
 }
 
 describe.each(['nft', 'legacy'] as IptablesBackend[])('FakeIptables agrees with iptables-%s-restore', (backend) => {
@@ -81,11 +118,13 @@ describe.each(['nft', 'legacy'] as IptablesBackend[])('FakeIptables agrees with 
     const ns = `${PREFIX}-${backend}-${n++}`;
     await net.addNamespace(ns);
     try {
-      const real = createIptables({ family: 'IPv4', backend, runner, netns: ns });
+      const real = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
       const fake = new FakeIptables({ backend });
       const [realOutcome, fakeOutcome] = [await run(real, steps), await run(fake, steps)];
       // iptables-nft names the COMMIT line for some rule errors, legacy for others: compare lines only where both name a rule.
-      const lines = steps.map(([text], i) => (realOutcome[i]!.line !== null && text.split('\n')[realOutcome[i]!.line! - 1] === 'COMMIT' ? null : realOutcome[i]!.line));
+      const lines = steps.map(([text], i) =>
+        realOutcome[i]!.line !== null && text.split('\n')[realOutcome[i]!.line! - 1] === 'COMMIT' ? null : realOutcome[i]!.line,
+      );
       expect(fakeOutcome.map((o) => o.ok)).toEqual(realOutcome.map((o) => o.ok));
       fakeOutcome.forEach((o, i) => {
         if (lines[i] !== null) expect(o.line).toBe(lines[i]);

@@ -32,25 +32,40 @@ async function loaded(backend: 'nft' | 'legacy' = 'nft'): Promise<FakeIptables> 
 }
 
 async function failure(ipt: FakeIptables, text: string, opts = NOFLUSH): Promise<RestoreError> {
-  const err = await ipt.restore(text, opts).then(() => null, (e: unknown) => e);
+  const err = await ipt.restore(text, opts).then(
+    () => null,
+    (e: unknown) => e,
+  );
   if (!(err instanceof RestoreError)) throw new Error(`expected a RestoreError, got ${String(err)}`);
   return err;
 }
 
 const rules = (ipt: FakeIptables, table: string, chain: string) => getChain(ipt.snapshot(), table, chain)?.rules;
-const chains = (ipt: FakeIptables, table: string) => ipt.snapshot().tables.find((t) => t.name === table)?.chains.map((c) => c.name);
+const chains = (ipt: FakeIptables, table: string) =>
+  ipt
+    .snapshot()
+    .tables.find((t) => t.name === table)
+    ?.chains.map((c) => c.name);
 
 describe('FakeIptables restore semantics', () => {
   it('has every built-in chain from the start and saves in iptables-save format', async () => {
     const ipt = new FakeIptables();
-    expect(await ipt.save(['nat'])).toContain('*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n');
+    expect(await ipt.save(['nat'])).toContain(
+      '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n',
+    );
     expect(await ipt.save()).toBe('');
     await ipt.restore(BASE, NOFLUSH);
     const saved = await ipt.save();
     // User chains sorted by name after the built-ins, rules chain by chain, as stored.
     expect(saved.split('\n').filter((l) => /^[:-]/.test(l))).toEqual([
-      ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
-      ':KUBE-SEP-A - [0:0]', ':KUBE-SEP-B - [0:0]', ':KUBE-SERVICES - [0:0]', ':KUBE-SVC-A - [0:0]',
+      ':PREROUTING ACCEPT [0:0]',
+      ':INPUT ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':POSTROUTING ACCEPT [0:0]',
+      ':KUBE-SEP-A - [0:0]',
+      ':KUBE-SEP-B - [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-SVC-A - [0:0]',
       '-A PREROUTING -j KUBE-SERVICES',
       '-A KUBE-SEP-A -p tcp -j DNAT --to-destination 10.0.0.1:80',
       '-A KUBE-SEP-B -p tcp -j DNAT --to-destination 10.0.0.2:80',
@@ -79,7 +94,10 @@ describe('FakeIptables restore semantics', () => {
   });
 
   it('without noflush, nft resets built-in policies and legacy keeps them', async () => {
-    for (const [backend, policy] of [['nft', 'ACCEPT'], ['legacy', 'DROP']] as const) {
+    for (const [backend, policy] of [
+      ['nft', 'ACCEPT'],
+      ['legacy', 'DROP'],
+    ] as const) {
       const ipt = new FakeIptables({ backend });
       await ipt.restore('*filter\n:INPUT DROP [0:0]\nCOMMIT\n', NOFLUSH);
       await ipt.restore('*filter\n:FORWARD DROP [0:0]\nCOMMIT\n', FLUSH);
@@ -112,7 +130,9 @@ describe('FakeIptables restore semantics', () => {
       NOFLUSH,
     );
     expect(rules(ipt, 'nat', 'T')).toHaveLength(6);
-    expect((await failure(ipt, '*filter\n:Q - [0:0]\n-A Q -p tcp -j DNAT --to-destination 1.1.1.1\nCOMMIT\n')).message).toMatch(/DNAT is not valid in table filter/);
+    expect((await failure(ipt, '*filter\n:Q - [0:0]\n-A Q -p tcp -j DNAT --to-destination 1.1.1.1\nCOMMIT\n')).message).toMatch(
+      /DNAT is not valid in table filter/,
+    );
     expect((await failure(ipt, '*nat\n:Q - [0:0]\n-A Q -j REJECT\nCOMMIT\n')).line).toBe(3);
     // "The nat table is not intended for filtering, the use of DROP is therefore inhibited."
     expect((await failure(ipt, '*nat\n:Q - [0:0]\n-A Q -j DROP\nCOMMIT\n')).message).toMatch(/DROP is not valid in table nat/);
@@ -121,7 +141,9 @@ describe('FakeIptables restore semantics', () => {
   it('refuses unknown matches and options, and malformed rules', async () => {
     const ipt = new FakeIptables();
     expect((await failure(ipt, '*filter\n:Q - [0:0]\n-A Q -m foo -j ACCEPT\nCOMMIT\n')).message).toMatch(/couldn't load match "foo"/);
-    expect((await failure(ipt, '*filter\n:Q - [0:0]\n-A Q -m tcp -p tcp --dprot 80 -j ACCEPT\nCOMMIT\n')).message).toMatch(/unknown option "--dprot"/);
+    expect((await failure(ipt, '*filter\n:Q - [0:0]\n-A Q -m tcp -p tcp --dprot 80 -j ACCEPT\nCOMMIT\n')).message).toMatch(
+      /unknown option "--dprot"/,
+    );
     expect((await failure(ipt, '*filter\n:Q - [0:0]\n-A Q -p tcp --dport\nCOMMIT\n')).exitCode).toBe(2);
     expect((await failure(ipt, '*filter\n:ABCDEFGHIJKLMNOPQRSTUVWXYZ012 - [0:0]\nCOMMIT\n')).message).toMatch(/too long/);
   });
@@ -162,7 +184,10 @@ describe('FakeIptables restore semantics', () => {
     expect((await failure(ipt, '*filter\n-N A\nCOMMIT\n')).message).toMatch(/already exists/);
     expect((await failure(ipt, '*filter\n-D A -s 9.9.9.9 -j ACCEPT\nCOMMIT\n')).message).toMatch(/no such rule/);
     // -D matches the rule as the kernel does, whatever its spelling.
-    await ipt.restore('*filter\n-D A -s 2.2.2.2/32 -j ACCEPT\n-I A 3 -j DROP\n-I A -j LOG\n-R A 2 -j RETURN\n-D A 4\n-P INPUT DROP\nCOMMIT\n', NOFLUSH);
+    await ipt.restore(
+      '*filter\n-D A -s 2.2.2.2/32 -j ACCEPT\n-I A 3 -j DROP\n-I A -j LOG\n-R A 2 -j RETURN\n-D A 4\n-P INPUT DROP\nCOMMIT\n',
+      NOFLUSH,
+    );
     expect(rules(ipt, 'filter', 'A')).toEqual(['-j LOG', '-j RETURN', '-s 3.3.3.3 -j ACCEPT']);
     expect(getChain(ipt.snapshot(), 'filter', 'INPUT')?.policy).toBe('DROP');
     await ipt.restore('*filter\n-F\n-X\nCOMMIT\n', NOFLUSH);
@@ -181,11 +206,18 @@ describe('FakeIptables restore semantics', () => {
     expect(err.message).toMatch(/xtables lock held/);
     expect(chains(ipt, 'nat')).not.toContain('KUBE-NEW');
     await ipt.restore('*nat\n:KUBE-NEW - [0:0]\nCOMMIT\n', NOFLUSH);
-    expect(ipt.restores.map((r) => [r.opts.noflush, r.error === null])).toEqual([[true, true], [true, false], [true, true]]);
+    expect(ipt.restores.map((r) => [r.opts.noflush, r.error === null])).toEqual([
+      [true, true],
+      [true, false],
+      [true, true],
+    ]);
   });
 
   it('lists tables in creation order (nft) or newest first (legacy)', async () => {
-    for (const [backend, order] of [['nft', ['filter', 'nat']], ['legacy', ['nat', 'filter']]] as const) {
+    for (const [backend, order] of [
+      ['nft', ['filter', 'nat']],
+      ['legacy', ['nat', 'filter']],
+    ] as const) {
       const ipt = new FakeIptables({ backend });
       await ipt.restore('*filter\nCOMMIT\n*nat\nCOMMIT\n', NOFLUSH);
       expect(ipt.snapshot().tables.map((t) => t.name)).toEqual(order);

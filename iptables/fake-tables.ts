@@ -109,7 +109,8 @@ export function applySection(current: FakeTable | undefined, section: RestoreTab
         if (policy !== null) chain(c, line).policy = policy;
         continue;
       }
-      if (policy !== null && opts.backend === 'legacy') throw new TableError(line, `can't set policy "${policy}" on user chain ${c} (Bad built-in chain name)`);
+      if (policy !== null && opts.backend === 'legacy')
+        throw new TableError(line, `can't set policy "${policy}" on user chain ${c} (Bad built-in chain name)`);
       create(c, null);
       continue;
     }
@@ -132,7 +133,8 @@ export function applySection(current: FakeTable | undefined, section: RestoreTab
         const size = chain(c!, line).rules.length;
         const pos = op.position ?? 1;
         const max = op.op === 'I' ? size + 1 : size;
-        if (pos < 1 || pos > max) throw new TableError(line, `${op.op === 'I' ? 'index of insertion' : 'rule number'} ${pos} too big for chain ${c} (${size} rules)`);
+        if (pos < 1 || pos > max)
+          throw new TableError(line, `${op.op === 'I' ? 'index of insertion' : 'rule number'} ${pos} too big for chain ${c} (${size} rules)`);
         validateRule(op.rule!, table, name, line);
         writable(c!, line).splice(pos - 1, op.op === 'I' ? 0 : 1, op.rule!);
         break;
@@ -178,9 +180,11 @@ function deleteChain(table: Map<string, WorkChain>, name: string, c: string, lin
   const ch = table.get(c);
   if (!ch) throw new TableError(line, `chain ${c} does not exist in table ${name} (No chain/target/match by that name)`);
   if (isBuiltinChain(name, c)) throw new TableError(line, `cannot delete built-in chain ${c} (Device or resource busy)`, 4);
-  if (ch.rules.length > 0) throw new TableError(line, `cannot delete chain ${c}: it still holds ${ch.rules.length} rule(s) (Device or resource busy)`, 4);
+  if (ch.rules.length > 0)
+    throw new TableError(line, `cannot delete chain ${c}: it still holds ${ch.rules.length} rule(s) (Device or resource busy)`, 4);
   for (const [other, o] of table) {
-    if (o.rules.some((r) => jumpsTo(r, c))) throw new TableError(line, `cannot delete chain ${c}: a rule in ${other} still jumps to it (Device or resource busy)`, 4);
+    if (o.rules.some((r) => jumpsTo(r, c)))
+      throw new TableError(line, `cannot delete chain ${c}: a rule in ${other} still jumps to it (Device or resource busy)`, 4);
   }
   table.delete(c);
 }

@@ -21,11 +21,16 @@ describe('jumpRuleChanges: jump rules compared by their whole normalised spec (w
     expect(c.stale).toEqual([]);
   });
 
-  it('replaces a variant with other matches: 2016\'s filter OUTPUT jump without --ctstate NEW', () => {
+  it("replaces a variant with other matches: 2016's filter OUTPUT jump without --ctstate NEW", () => {
     const old = '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES';
     const c = jumpRuleChanges(desired, live([old, old], [old]));
-    expect(c.stale).toEqual([{ table: 'filter', chain: 'OUTPUT', rule: old }, { table: 'filter', chain: 'OUTPUT', rule: old }]);
-    expect(inChain(c.missing, 'filter', 'OUTPUT')).toContain('-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+    expect(c.stale).toEqual([
+      { table: 'filter', chain: 'OUTPUT', rule: old },
+      { table: 'filter', chain: 'OUTPUT', rule: old },
+    ]);
+    expect(inChain(c.missing, 'filter', 'OUTPUT')).toContain(
+      '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    );
     // The same text is the desired jump in nat OUTPUT: nothing to do there.
     expect(inChain(c.missing, 'nat', 'OUTPUT')).toEqual([]);
     const lines = jumpRuleLines(c).get('filter')!;
@@ -33,7 +38,7 @@ describe('jumpRuleChanges: jump rules compared by their whole normalised spec (w
     expect(lines.filter((l) => l.startsWith('-D '))).toHaveLength(2);
   });
 
-  it('leaves other rules alone: foreign jumps, kubelet\'s KUBE-FIREWALL variants, rules iptables cannot parse', () => {
+  it("leaves other rules alone: foreign jumps, kubelet's KUBE-FIREWALL variants, rules iptables cannot parse", () => {
     const c = jumpRuleChanges(desired, live(['-j MY-CHAIN', '-m mark --mark 0x8000/0x8000 -j KUBE-FIREWALL', '-m bogus --x -j KUBE-OTHER']));
     expect(c.stale).toEqual([]);
   });

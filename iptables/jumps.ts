@@ -18,10 +18,9 @@
  * inserted, never replaced.
  */
 import type { IPFamily } from '../proxier/types.ts';
-import { KUBE_FIREWALL } from './chains.ts';
+import { jumpRuleSpec, KUBE_FIREWALL, type JumpRule } from './chains.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
-import type { Ruleset } from './ruleset.ts';
-import { getChain } from './ruleset.ts';
+import { BUILTIN_CHAINS, getChain, type Chain, type Ruleset } from './ruleset.ts';
 
 export interface BuiltinRule {
   readonly table: string;
@@ -36,6 +35,25 @@ export interface JumpChanges {
   readonly missing: readonly BuiltinRule[];
   /** Live rules jumping to kube-proxy's chains that equal no desired jump: replaced (deleted). */
   readonly stale: readonly BuiltinRule[];
+}
+
+/**
+ * The built-in chains of a table holding these jump rows, in their final
+ * order (each row is inserted at position 1 in turn, so the last listed for a
+ * chain ends up first).
+ */
+export function jumpChains(rows: readonly JumpRule[], table: 'filter' | 'nat'): Chain[] {
+  const mine = rows.filter((j) => j.table === table);
+  return (BUILTIN_CHAINS[table] ?? [])
+    .filter((from) => mine.some((j) => j.from === from))
+    .map((from) => ({
+      name: from,
+      policy: 'ACCEPT',
+      rules: mine
+        .filter((j) => j.from === from)
+        .map(jumpRuleSpec)
+        .reverse(),
+    }));
 }
 
 /** Jump target (-j or -g) of a rule spec, or null. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ParseError, parseRestore, parseSave } from './parse.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
-import { getChain, toRestoreText, type Ruleset } from './ruleset.ts';
+import { getChain, type Ruleset } from './ruleset.ts';
+import { toRestoreText } from './restore-text.ts';
 
 /** Restore input as kube-proxy-ts writes it (jump rules inserted), loaded into a namespace for SAVED_NFT below. */
 const INPUT = `*filter
@@ -89,17 +90,27 @@ function errorOf(text: string): ParseError {
 describe('parseRestore', () => {
   it('records tables, declarations and commands with their lines, rules verbatim', () => {
     const doc = parseRestore(INPUT);
-    expect(doc.tables.map((t) => [t.name, t.line, t.commitLine])).toEqual([['filter', 1, 9], ['nat', 10, 21]]);
+    expect(doc.tables.map((t) => [t.name, t.line, t.commitLine])).toEqual([
+      ['filter', 1, 9],
+      ['nat', 10, 21],
+    ]);
     const filter = doc.tables[0]!;
     expect(filter.declarations).toEqual([
       { chain: 'KUBE-SERVICES', policy: null, counters: '[0:0]', line: 2 },
       { chain: 'KUBE-FORWARD', policy: null, counters: '[0:0]', line: 3 },
     ]);
     expect(filter.ops[2]).toEqual({
-      op: 'A', chain: 'KUBE-SERVICES', line: 6,
+      op: 'A',
+      chain: 'KUBE-SERVICES',
+      line: 6,
       rule: '-m comment --comment "ns1/svc2:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j REJECT',
     });
-    expect(filter.ops[4]).toMatchObject({ op: 'I', chain: 'FORWARD', position: 2, rule: '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD' });
+    expect(filter.ops[4]).toMatchObject({
+      op: 'I',
+      chain: 'FORWARD',
+      position: 2,
+      rule: '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+    });
   });
 
   it('reads every command form iptables-restore accepts', () => {
@@ -146,7 +157,19 @@ describe('parseSave', () => {
     const rs = parseSave(SAVED_NFT, 'IPv4');
     expect(rs.tables.map((t) => [t.name, t.chains.map((c) => `${c.name}:${c.policy ?? '-'}`)])).toEqual([
       ['filter', ['INPUT:ACCEPT', 'FORWARD:ACCEPT', 'OUTPUT:ACCEPT', 'KUBE-FORWARD:-', 'KUBE-SERVICES:-']],
-      ['nat', ['PREROUTING:ACCEPT', 'INPUT:ACCEPT', 'OUTPUT:ACCEPT', 'POSTROUTING:ACCEPT', 'KUBE-MARK-MASQ:-', 'KUBE-SEP-SXIVWICOYRO3J4NJ:-', 'KUBE-SERVICES:-', 'KUBE-SVC-XPGD46QRK7WJZT7O:-']],
+      [
+        'nat',
+        [
+          'PREROUTING:ACCEPT',
+          'INPUT:ACCEPT',
+          'OUTPUT:ACCEPT',
+          'POSTROUTING:ACCEPT',
+          'KUBE-MARK-MASQ:-',
+          'KUBE-SEP-SXIVWICOYRO3J4NJ:-',
+          'KUBE-SERVICES:-',
+          'KUBE-SVC-XPGD46QRK7WJZT7O:-',
+        ],
+      ],
     ]);
     expect(getChain(rs, 'nat', 'KUBE-SERVICES')?.rules).toEqual([
       '-d 172.30.0.41/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O',
@@ -191,7 +214,9 @@ describe('parseSave', () => {
   });
 
   it('refuses rules for chains nobody declared and commands save output never holds', () => {
-    expect(() => parseSave('*nat\n-A KUBE-X -j RETURN\nCOMMIT\n', 'IPv4')).toThrow('line 2: rule for undeclared chain KUBE-X in table nat: "-A KUBE-X -j RETURN"');
+    expect(() => parseSave('*nat\n-A KUBE-X -j RETURN\nCOMMIT\n', 'IPv4')).toThrow(
+      'line 2: rule for undeclared chain KUBE-X in table nat: "-A KUBE-X -j RETURN"',
+    );
     expect(() => parseSave('*nat\n:X - [0:0]\n-X X\nCOMMIT\n', 'IPv4')).toThrow(/line 3: -X is not part of iptables-save output/);
     expect(() => parseSave('*nat\n-I PREROUTING 2 -j RETURN\nCOMMIT\n', 'IPv4')).toThrow(/index of insertion too big/);
   });

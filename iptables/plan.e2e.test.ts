@@ -22,10 +22,19 @@ function snapshot(n: number, shift = 0): Snapshot {
   const services: ServicePortState[] = [];
   for (let i = 0; i < n; i++) {
     const sp = servicePort({
-      key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.${i >> 8}.${i & 255}`,
-      nodePort: i % 3 === 0 ? 30000 + i : 0, sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
+      key: `ns/svc${i}:p80`,
+      namespace: 'ns',
+      name: `svc${i}`,
+      clusterIP: `172.30.${i >> 8}.${i & 255}`,
+      nodePort: i % 3 === 0 ? 30000 + i : 0,
+      sessionAffinityTimeout: i % 5 === 0 ? 60 : 0,
     });
-    services.push(portState(sp, [1, 2, 3].map((j) => endpoint(`10.${i >> 8}.${i & 255}.${j + shift}`, { port: 8080 }))));
+    services.push(
+      portState(
+        sp,
+        [1, 2, 3].map((j) => endpoint(`10.${i >> 8}.${i & 255}.${j + shift}`, { port: 8080 })),
+      ),
+    );
   }
   return snapshotOf(services);
 }
@@ -39,7 +48,7 @@ describe('batched full syncs in the kernel', () => {
 
   for (const backend of ['nft', 'legacy'] as const) {
     it(`loads a 300-service full sync in batches with the ${backend} backend and converges`, async () => {
-      const ipt = createIptables({ family: 'IPv4', backend, runner, netns: NS });
+      const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: NS }) });
       const r1 = renderRuleset(snapshot(300), DEFAULT_RENDER_OPTIONS);
       const desired = r1.ruleset;
       const plan = planSync({ topLevel: r1.topLevel, perService: r1.perService, applied: null, batchChains: 200 });

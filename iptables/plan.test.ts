@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ServicePortState } from '../proxier/types.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { serviceChainNames } from './chain-names.ts';
+import { parseRestore } from './parse.ts';
 import { planSync } from './plan.ts';
 import { DEFAULT_RENDER_OPTIONS, RenderCache, renderRuleset } from './render.ts';
 
@@ -42,8 +43,10 @@ describe('planSync', () => {
     expect(second.full).toBe(false);
     // Only svc2's SVC chain changed; its removed endpoint's SEP chain is deleted; KUBE-SERVICES is untouched.
     expect(second.text).not.toContain('*filter');
-    const natDecls = second.text.split('*nat')[1]!.match(/^:\S+/gm);
-    expect(natDecls).toEqual([`:${serviceChainNames(sp(2)).svc}`, expect.stringMatching(/^:KUBE-SEP-/)]);
+    const natDecls = parseRestore(second.text)
+      .tables.find((t) => t.name === 'nat')!
+      .declarations.map((d) => d.chain);
+    expect(natDecls).toEqual([serviceChainNames(sp(2)).svc, expect.stringMatching(/^KUBE-SEP-/)]);
     expect(second.deletedChains).toHaveLength(1);
     expect(second.text).toMatch(/-X KUBE-SEP-\w+\nCOMMIT\n$/);
   });

@@ -13,9 +13,10 @@
  * Chains are compared by identity first (the render cache hands back the same
  * Chain object for an unchanged service), then by content.
  */
-import { isServiceChain } from './chain-names.ts';
+import { fixedChain, isServiceChain, serviceChainHash } from './chains.ts';
 import type { ServiceEntry } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
+import { sectionLines } from './restore-text.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
 /**
@@ -37,8 +38,8 @@ export interface PlanInput {
   readonly applied: AppliedState | null;
   /** Full sync only: chain names found in the kernel per table (iptables-save), for stale-chain deletion. */
   readonly existingChains?: ReadonlyMap<string, readonly string[]>;
-  /** Extra lines per table (e.g. missing jump-rule insertions), written after the rules. */
-  readonly extraLines?: ReadonlyMap<string, readonly string[]>;
+  /** Edits of built-in chains per table (missing jump rules inserted, outdated ones deleted). */
+  readonly edits?: ReadonlyMap<string, readonly string[]>;
   /** Split syncs writing more per-service chains than this into several restores (see batches()); 0 = one restore. */
   readonly batchChains?: number;
 }
@@ -69,25 +70,17 @@ function sameRules(a: Chain | undefined, b: Chain): boolean {
 }
 
 /** Top-level nat chains that per-service chains jump to: written before any batch of service chains. */
-const LEAF_CHAINS = new Set(['KUBE-MARK-MASQ', 'KUBE-POSTROUTING']);
+const isLeaf = (name: string): boolean => fixedChain(name)?.leaf === true;
 
 interface TableWork {
   readonly table: string;
   readonly toWrite: readonly Chain[];
   readonly stale: readonly string[];
-  readonly extra: readonly string[];
+  readonly edits: readonly string[];
 }
 
-function section(table: string, chains: readonly Chain[], extra: readonly string[] = [], stale: readonly string[] = []): string[] {
-  if (!chains.length && !extra.length && !stale.length) return [];
-  const lines = [`*${table}`];
-  for (const c of chains) lines.push(`:${c.name} - [0:0]`);
-  for (const name of stale) lines.push(`:${name} - [0:0]`);
-  for (const c of chains) for (const r of c.rules) lines.push(`-A ${c.name} ${r}`);
-  lines.push(...extra);
-  for (const name of stale) lines.push(`-X ${name}`);
-  lines.push('COMMIT');
-  return lines;
+function section(table: string, chains: readonly Chain[], edits: readonly string[] = [], stale: readonly string[] = []): string[] {
+  return sectionLines({ table, chains, emptied: stale, edits, deleted: stale });
 }
 
 /**
@@ -99,10 +92,10 @@ function serviceGroups(chains: readonly Chain[]): Chain[][] {
   const groups: Chain[][] = [];
   let hash = '';
   for (const c of chains) {
-    const m = /^KUBE-(EXT|FW|SVC|SVL)-(\w+)$/.exec(c.name);
-    if (groups.length === 0 || (m && m[2] !== hash)) {
+    const h = serviceChainHash(c.name);
+    if (groups.length === 0 || (h !== null && h !== hash)) {
       groups.push([]);
-      hash = m?.[2] ?? '';
+      hash = h ?? '';
     }
     groups.at(-1)!.push(c);
   }
@@ -122,10 +115,10 @@ function batches(work: readonly TableWork[], batchChains: number): string[][] {
   const nat = work.find((w) => w.table === 'nat');
   const perService = nat?.toWrite.filter((c) => isServiceChain(c.name)) ?? [];
   if (!nat || batchChains <= 0 || perService.length <= batchChains) {
-    return [work.flatMap((w) => section(w.table, w.toWrite, w.extra, w.stale))];
+    return [work.flatMap((w) => section(w.table, w.toWrite, w.edits, w.stale))];
   }
-  const leaves = nat.toWrite.filter((c) => LEAF_CHAINS.has(c.name));
-  const last = nat.toWrite.filter((c) => !isServiceChain(c.name) && !LEAF_CHAINS.has(c.name));
+  const leaves = nat.toWrite.filter((c) => isLeaf(c.name));
+  const last = nat.toWrite.filter((c) => !isServiceChain(c.name) && !isLeaf(c.name));
   const out: string[][] = [];
   let current: Chain[] = [...leaves];
   let count = 0;
@@ -140,8 +133,8 @@ function batches(work: readonly TableWork[], batchChains: number): string[][] {
   }
   if (current.length) out.push(section('nat', current));
   out.push([
-    ...work.filter((w) => w.table !== 'nat').flatMap((w) => section(w.table, w.toWrite, w.extra, w.stale)),
-    ...section('nat', last, nat.extra, nat.stale),
+    ...work.filter((w) => w.table !== 'nat').flatMap((w) => section(w.table, w.toWrite, w.edits, w.stale)),
+    ...section('nat', last, nat.edits, nat.stale),
   ]);
   return out.filter((b) => b.length > 0);
 }
@@ -205,12 +198,17 @@ export function planSync(input: PlanInput): Plan {
     } else if (full) {
       for (const name of input.existingChains?.get(table.name) ?? []) if (isServiceChain(name)) stale.push(name);
     }
-    work.push({ table: table.name, toWrite, stale, extra: input.extraLines?.get(table.name) ?? [] });
+    work.push({ table: table.name, toWrite, stale, edits: input.edits?.get(table.name) ?? [] });
     written.set(table.name, toWrite.length);
-    writtenRules.set(table.name, toWrite.reduce((n, c) => n + c.rules.length, 0));
+    writtenRules.set(
+      table.name,
+      toWrite.reduce((n, c) => n + c.rules.length, 0),
+    );
     deleted.push(...stale);
   }
-  const texts = batches(work, input.batchChains ?? 0).map((lines) => lines.join('\n') + '\n').filter((t) => t !== '\n');
+  const texts = batches(work, input.batchChains ?? 0)
+    .map((lines) => lines.join('\n') + '\n')
+    .filter((t) => t !== '\n');
 
   const commit = (state: AppliedState | null): AppliedState => {
     if (full || state === null) {

@@ -3,8 +3,8 @@
  * (KUBE-POSTROUTING, KUBE-MARK-MASQ), forwarding (KUBE-FORWARD), the
  * localhost guard (KUBE-FIREWALL) and the jump rules from the built-in chains.
  */
-import { JUMP_RULES, KUBELET_JUMP_RULES, jumpRuleSpec, type JumpRule } from './chains.ts';
-import { KUBE_MARK_MASQ, KUBE_POSTROUTING } from './chains.ts';
+import { JUMP_RULES, KUBELET_JUMP_RULES } from './chains.ts';
+import { jumpChains } from './jumps.ts';
 import type { Chain } from './ruleset.ts';
 
 /** Upstream formats the mark with Go's %#08x: 1<<14 -> "0x00004000". */
@@ -12,21 +12,19 @@ export function masqueradeMark(bit: number): string {
   return `0x${(2 ** bit).toString(16).padStart(8, '0')}`;
 }
 
-export function postroutingChain(mark: string, randomFully: boolean): Chain {
-  return {
-    name: KUBE_POSTROUTING,
-    policy: null,
-    rules: [
-      `-m mark ! --mark ${mark}/${mark} -j RETURN`,
-      // Clear the bit so a packet re-entering the stack is not masqueraded twice.
-      `-j MARK --xor-mark ${mark}`,
-      `-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${randomFully ? ' --random-fully' : ''}`,
-    ],
-  };
+/** KUBE-POSTROUTING: masquerade what carries the mark. */
+export function postroutingRules(mark: string, randomFully: boolean): string[] {
+  return [
+    `-m mark ! --mark ${mark}/${mark} -j RETURN`,
+    // Clear the bit so a packet re-entering the stack is not masqueraded twice.
+    `-j MARK --xor-mark ${mark}`,
+    `-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${randomFully ? ' --random-fully' : ''}`,
+  ];
 }
 
-export function markMasqChain(mark: string): Chain {
-  return { name: KUBE_MARK_MASQ, policy: null, rules: [`-j MARK --or-mark ${mark}`] };
+/** KUBE-MARK-MASQ: set the mark. */
+export function markMasqRules(mark: string): string[] {
+  return [`-j MARK --or-mark ${mark}`];
 }
 
 export function forwardRules(mark: string, conntrackTCPLiberal: boolean): string[] {
@@ -43,13 +41,7 @@ export function forwardRules(mark: string, conntrackTCPLiberal: boolean): string
 export const LOCALHOST_GUARD_RULE =
   '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP';
 
-/** The jump rules of one table, grouped by built-in chain in their final order (upstream inserts each at position 1). */
+/** The iptables mode's jump rules of one table, in their built-in chains (with kubelet's KUBE-FIREWALL jumps when it writes that chain). */
 export function builtinChains(table: 'filter' | 'nat', withKubeletFirewall: boolean): Chain[] {
-  const jumps: JumpRule[] = [...JUMP_RULES, ...(withKubeletFirewall ? KUBELET_JUMP_RULES : [])].filter((j) => j.table === table);
-  const order = table === 'nat' ? ['PREROUTING', 'OUTPUT', 'POSTROUTING'] : ['INPUT', 'FORWARD', 'OUTPUT'];
-  return order.map((from) => ({
-    name: from,
-    policy: 'ACCEPT',
-    rules: jumps.filter((j) => j.from === from).map(jumpRuleSpec).reverse(),
-  }));
+  return jumpChains([...JUMP_RULES, ...(withKubeletFirewall ? KUBELET_JUMP_RULES : [])], table);
 }

@@ -39,8 +39,7 @@ export interface EndpointRuleContext {
 /** Rules of a KUBE-SVC-* / KUBE-SVL-* chain jumping to the given endpoints. */
 export function serviceToEndpointRules(sp: ServicePort, endpoints: readonly Endpoint[], ctx: EndpointRuleContext): string[] {
   const rules: string[] = [];
-  const commentFor = (ep: Endpoint): string =>
-    ctx.largeClusterMode ? '' : `${commentMatch(`${sp.key} -> ${endpointString(ep)}`)} `;
+  const commentFor = (ep: Endpoint): string => (ctx.largeClusterMode ? '' : `${commentMatch(`${sp.key} -> ${endpointString(ep)}`)} `);
   if (sp.sessionAffinityTimeout > 0) {
     for (const ep of endpoints) {
       const sep = endpointChainName(sp, ep);

@@ -15,7 +15,8 @@ import { FakeIptables } from './fake-iptables.ts';
 import { parseSave } from './parse.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { findOption, parseRuleWords, tokenizeRule } from './rule-words.ts';
-import { toRestoreText, type Ruleset } from './ruleset.ts';
+import { type Ruleset } from './ruleset.ts';
+import { toRestoreText } from './restore-text.ts';
 
 const ODD_NAMES: readonly (readonly [string, string, string])[] = [
   ['ns1', 'quote"d', 'p80'],
@@ -33,18 +34,36 @@ function states(): ServicePortState[] {
   return ODD_NAMES.flatMap(([namespace, name, portName], i): ServicePortState[] => {
     const key = portName ? `${namespace}/${name}:${portName}` : `${namespace}/${name}`;
     const sp = servicePort({
-      key, namespace, name, portName, clusterIP: `172.30.1.${i + 1}`, nodePort: 30100 + i, externalIPs: [`192.168.99.${i + 1}`],
-      loadBalancerVIPs: [`1.2.3.${i + 1}`], loadBalancerSourceRanges: ['192.168.0.0/16'], sessionAffinityTimeout: 600,
-      externalPolicyLocal: i % 2 === 0, healthCheckNodePort: i % 2 === 0 ? 32100 + i : 0,
+      key,
+      namespace,
+      name,
+      portName,
+      clusterIP: `172.30.1.${i + 1}`,
+      nodePort: 30100 + i,
+      externalIPs: [`192.168.99.${i + 1}`],
+      loadBalancerVIPs: [`1.2.3.${i + 1}`],
+      loadBalancerSourceRanges: ['192.168.0.0/16'],
+      sessionAffinityTimeout: 600,
+      externalPolicyLocal: i % 2 === 0,
+      healthCheckNodePort: i % 2 === 0 ? 32100 + i : 0,
     });
     const eps = i === 4 ? [] : [endpoint('10.0.0.5', { isLocal: i % 4 === 0 }), endpoint('10.0.1.5')];
     const local = eps.filter((e) => e.isLocal);
-    return [{ service: sp, endpoints: eps, selection: { cluster: eps, local: sp.externalPolicyLocal ? local : null, allReachable: eps, hasAny: eps.length > 0, topologyReason: null } }];
+    return [
+      {
+        service: sp,
+        endpoints: eps,
+        selection: { cluster: eps, local: sp.externalPolicyLocal ? local : null, allReachable: eps, hasAny: eps.length > 0, topologyReason: null },
+      },
+    ];
   });
 }
 
 const snapshot: Snapshot = { family: 'IPv4', node: nodeInfo({ podCIDRs: ['10.0.0.0/24'] }), services: states() };
-const options = { ...DEFAULT_RENDER_OPTIONS, detectLocal: { mode: 'ClusterCIDR' as const, clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' } };
+const options = {
+  ...DEFAULT_RENDER_OPTIONS,
+  detectLocal: { mode: 'ClusterCIDR' as const, clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
+};
 
 function allRules(rs: Ruleset): string[] {
   return rs.tables.flatMap((t) => t.chains.flatMap((c) => c.rules));
@@ -89,11 +108,16 @@ describe('object text in rendered rules', () => {
   });
 
   it('userspace portal rules carry the same text safely', async () => {
-    const rs = renderPortals(snapshot.services.map((s, i) => ({ service: s.service, internalPort: 36000 + i, externalPort: 36000 + i, nodePortHeld: true })), { family: 'IPv4', hostIP: '192.168.0.2', bindAddress: '0.0.0.0' });
+    const rs = renderPortals(
+      snapshot.services.map((s, i) => ({ service: s.service, internalPort: 36000 + i, externalPort: 36000 + i, nodePortHeld: true })),
+      { family: 'IPv4', hostIP: '192.168.0.2', bindAddress: '0.0.0.0' },
+    );
     for (const rule of allRules(rs)) expect(parseRuleWords(tokenizeRule(rule)).unknownOptions, rule).toEqual([]);
     const ipt = new FakeIptables();
     await ipt.restore(toRestoreText(rs, { builtins: 'insert' }), { noflush: true, counters: false });
-    const comments = allRules(parseSave(await ipt.save(['nat']), 'IPv4')).map((r) => findOption(parseRuleWords(tokenizeRule(r)), 'comment', '--comment')?.values[0]);
+    const comments = allRules(parseSave(await ipt.save(['nat']), 'IPv4')).map(
+      (r) => findOption(parseRuleWords(tokenizeRule(r)), 'comment', '--comment')?.values[0],
+    );
     expect(comments).toContain(kernelComment('ns1/quote"d:p80'));
   });
 });

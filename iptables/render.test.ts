@@ -3,7 +3,8 @@ import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import { endpoint, nodeInfo, portState, servicePort } from '../test/domain.ts';
 import { DEFAULT_RENDER_OPTIONS, RenderCache, renderRuleset, type RenderOptions } from './render.ts';
 import { probability } from './render-endpoints.ts';
-import { getChain, toRestoreText } from './ruleset.ts';
+import { getChain } from './ruleset.ts';
+import { toRestoreText } from './restore-text.ts';
 
 const node = nodeInfo({ podCIDRs: ['10.0.0.0/24'] });
 const sp = servicePort;
@@ -18,7 +19,7 @@ function snap(services: ServicePortState[]): Snapshot {
 }
 
 describe('renderRuleset', () => {
-  it('writes upstream\'s rules for a ClusterIP service with one endpoint (reference §1.7)', () => {
+  it("writes upstream's rules for a ClusterIP service with one endpoint (syncProxyRules restore input, pod CIDR 10.0.0.0/8)", () => {
     const { ruleset } = renderRuleset(snap([state(sp(), [ep('10.180.0.1')])]), opts);
     expect(getChain(ruleset, 'nat', 'KUBE-SERVICES')?.rules).toEqual([
       '-m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O',
@@ -42,7 +43,10 @@ describe('renderRuleset', () => {
     ]);
     // Built-in chains hold the jump rules in upstream's final order.
     expect(getChain(ruleset, 'filter', 'INPUT')?.rules.map((r) => /-j (\S+)$/.exec(r)?.[1])).toEqual([
-      'KUBE-FIREWALL', 'KUBE-PROXY-FIREWALL', 'KUBE-NODEPORTS', 'KUBE-EXTERNAL-SERVICES',
+      'KUBE-FIREWALL',
+      'KUBE-PROXY-FIREWALL',
+      'KUBE-NODEPORTS',
+      'KUBE-EXTERNAL-SERVICES',
     ]);
   });
 
@@ -51,8 +55,13 @@ describe('renderRuleset', () => {
     const skip = toRestoreText(ruleset);
     expect(skip).not.toMatch(/PREROUTING/);
     expect(skip.split('\n').slice(0, 7)).toEqual([
-      '*filter', ':KUBE-SERVICES - [0:0]', ':KUBE-EXTERNAL-SERVICES - [0:0]', ':KUBE-FORWARD - [0:0]',
-      ':KUBE-NODEPORTS - [0:0]', ':KUBE-PROXY-FIREWALL - [0:0]', ':KUBE-FIREWALL - [0:0]',
+      '*filter',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-EXTERNAL-SERVICES - [0:0]',
+      ':KUBE-FORWARD - [0:0]',
+      ':KUBE-NODEPORTS - [0:0]',
+      ':KUBE-PROXY-FIREWALL - [0:0]',
+      ':KUBE-FIREWALL - [0:0]',
     ]);
     const insert = toRestoreText(ruleset, { builtins: 'insert' });
     expect(insert).toContain('-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
@@ -76,12 +85,16 @@ describe('renderRuleset', () => {
     const { ruleset } = renderRuleset(snap([state(sp({ sessionAffinityTimeout: 10800 }), eps)]), { ...opts, detectLocal: null });
     const rules = getChain(ruleset, 'nat', 'KUBE-SVC-XPGD46QRK7WJZT7O')!.rules;
     expect(rules).toHaveLength(6); // 3 affinity + 3 jumps, no masquerade rule without a detector
-    expect(rules[0]).toMatch(/^-m comment --comment "ns1\/svc1:p80 -> 10.0.1.1:80" -m recent --name (KUBE-SEP-\w+) --rcheck --seconds 10800 --reap -j \1$/);
+    expect(rules[0]).toMatch(
+      /^-m comment --comment "ns1\/svc1:p80 -> 10.0.1.1:80" -m recent --name (KUBE-SEP-\w+) --rcheck --seconds 10800 --reap -j \1$/,
+    );
     expect(rules[3]).toContain('-m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-');
     expect(rules[4]).toContain('--probability 0.5000000000 -j KUBE-SEP-');
     expect(rules[5]).not.toContain('statistic');
     const sep = ruleset.tables[1]!.chains.find((c) => c.name.startsWith('KUBE-SEP-'))!;
-    expect(sep.rules[1]).toBe(`-m comment --comment ns1/svc1:p80 -m recent --name ${sep.name} --set -m tcp -p tcp -j DNAT --to-destination 10.0.1.1:80`);
+    expect(sep.rules[1]).toBe(
+      `-m comment --comment ns1/svc1:p80 -m recent --name ${sep.name} --set -m tcp -p tcp -j DNAT --to-destination 10.0.1.1:80`,
+    );
   });
 
   it('leaves per-endpoint comments out in large-cluster mode', () => {

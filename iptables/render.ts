@@ -6,27 +6,23 @@
  * Per-service output is memoised by ServicePortState identity in an optional
  * RenderCache, so a sync after one change re-renders one service.
  */
-import { cidrContainsText, parseIP } from '../proxier/ip.ts';
-import { isLoopbackText, selectNodePortAddresses } from '../proxier/node-ports.ts';
-import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
+import { cidrContainsText } from '../proxier/ip.ts';
+import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import { ServiceRenderCache } from '../proxier/render-cache.ts';
+import type { Snapshot } from '../proxier/types.ts';
 import {
-  FILTER_CHAINS,
+  fixedChainsOf,
   KUBE_EXTERNAL_SERVICES,
   KUBE_FIREWALL,
   KUBE_FORWARD,
+  KUBE_MARK_MASQ,
   KUBE_NODEPORTS,
+  KUBE_POSTROUTING,
   KUBE_PROXY_FIREWALL,
   KUBE_SERVICES,
 } from './chains.ts';
 import { makeLocalDetector, NO_LOCAL_DETECTOR, type DetectLocalSettings, type LocalDetector } from './local-detector.ts';
-import {
-  builtinChains,
-  forwardRules,
-  LOCALHOST_GUARD_RULE,
-  markMasqChain,
-  masqueradeMark,
-  postroutingChain,
-} from './render-base.ts';
+import { builtinChains, forwardRules, LOCALHOST_GUARD_RULE, markMasqRules, masqueradeMark, postroutingRules } from './render-base.ts';
 import { renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
@@ -87,41 +83,14 @@ export const DEFAULT_RENDER_OPTIONS: RenderOptions = {
   conntrackTCPLiberal: false,
 };
 
-/**
- * Memoises per-service renders by ServicePortState identity (the proxier hands
- * out a new state object only for a changed service), so an unchanged service
- * yields the very same ServiceRender and Chain objects sync after sync.
- * Everything is dropped when the shared render context changes.
- */
-export class RenderCache {
-  private contextKey = '';
-  private renders = new WeakMap<ServicePortState, ServiceRender>();
-
-  get(state: ServicePortState, ctx: ServiceRenderContext, contextKey: string): ServiceRender {
-    if (contextKey !== this.contextKey) {
-      this.contextKey = contextKey;
-      this.renders = new WeakMap();
-    }
-    let render = this.renders.get(state);
-    if (!render) {
-      render = renderService(state, ctx);
-      this.renders.set(state, render);
-    }
-    return render;
-  }
-}
-
-function primaryIPOf(snapshot: Snapshot, family: IPFamily, addresses: readonly string[]): string | null {
-  const primary = snapshot.node.primaryIP;
-  if (primary && parseIP(primary)?.family === family) return primary;
-  return addresses.find((a) => parseIP(a)?.family === family) ?? null;
-}
+/** Per-service renders memoised by state identity: an unchanged service yields the same ServiceRender and Chain objects. */
+export class RenderCache extends ServiceRenderCache<ServiceRender> {}
 
 export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?: RenderCache): RenderResult {
   const family = snapshot.family;
   const warnings: string[] = [];
   const addresses = options.localAddresses ?? snapshot.node.addresses;
-  const nodeIP = primaryIPOf(snapshot, family, addresses);
+  const nodeIP = primaryIPOf(snapshot.node, family, addresses);
   const detector = options.detectLocal ? makeLocalDetector(options.detectLocal, family, snapshot.node) : NO_LOCAL_DETECTOR;
   const nodePorts = selectNodePortAddresses({ cidrs: options.nodePortAddresses, family, localAddresses: addresses, primaryIP: nodeIP });
   const localhostNodePorts = family === 'IPv4' && options.localhostNodePorts && nodePorts.containsIPv4Loopback;
@@ -146,7 +115,7 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   let noLocalExternal = 0;
 
   for (const state of snapshot.services) {
-    const r = cache ? cache.get(state, ctx, ctxKey) : renderService(state, ctx);
+    const r = cache ? cache.get(state, ctxKey, (s) => renderService(s, ctx)) : renderService(state, ctx);
     natServices.push(...r.natServices);
     natNodePorts.push(...r.natNodePorts);
     filterServices.push(...r.filterServices);
@@ -180,24 +149,25 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
     }
   }
 
-  const filterChains: Chain[] = [
-    ...builtinChains('filter', localhostNodePorts),
-    { name: KUBE_SERVICES, policy: null, rules: filterServices },
-    { name: KUBE_EXTERNAL_SERVICES, policy: null, rules: filterExternal },
-    { name: KUBE_FORWARD, policy: null, rules: forwardRules(mark, options.conntrackTCPLiberal) },
-    { name: KUBE_NODEPORTS, policy: null, rules: filterNodePorts },
-    { name: KUBE_PROXY_FIREWALL, policy: null, rules: filterFirewall },
-  ];
-  if (FILTER_CHAINS.length !== 5) throw new Error('FILTER_CHAINS out of sync with render');
+  // The fixed chains in the order iptables/chains.ts declares them.
+  const filterRules: Record<string, readonly string[]> = {
+    [KUBE_SERVICES]: filterServices,
+    [KUBE_EXTERNAL_SERVICES]: filterExternal,
+    [KUBE_FORWARD]: forwardRules(mark, options.conntrackTCPLiberal),
+    [KUBE_NODEPORTS]: filterNodePorts,
+    [KUBE_PROXY_FIREWALL]: filterFirewall,
+  };
+  const natRules: Record<string, readonly string[]> = {
+    [KUBE_SERVICES]: natServices,
+    [KUBE_NODEPORTS]: natNodePorts,
+    [KUBE_POSTROUTING]: postroutingRules(mark, options.randomFully),
+    [KUBE_MARK_MASQ]: markMasqRules(mark),
+  };
+  const fixed = (table: string, rules: Record<string, readonly string[]>): Chain[] =>
+    fixedChainsOf('iptables', table).map((name) => ({ name, policy: null, rules: rules[name] ?? [] }));
+  const filterChains: Chain[] = [...builtinChains('filter', localhostNodePorts), ...fixed('filter', filterRules)];
   if (localhostNodePorts) filterChains.push({ name: KUBE_FIREWALL, policy: null, rules: [LOCALHOST_GUARD_RULE] });
-
-  const natTop: Chain[] = [
-    ...builtinChains('nat', false),
-    { name: KUBE_SERVICES, policy: null, rules: natServices },
-    { name: KUBE_NODEPORTS, policy: null, rules: natNodePorts },
-    postroutingChain(mark, options.randomFully),
-    markMasqChain(mark),
-  ];
+  const natTop: Chain[] = [...builtinChains('nat', false), ...fixed('nat', natRules)];
   const filter = { name: 'filter', chains: filterChains };
 
   return {

@@ -30,7 +30,7 @@ const cases: [IptablesBackend, IPFamily, string][] = [
 ];
 
 describe.each(cases)('%s %s', (backend, family, vip) => {
-  const ipt = createIptables({ family, backend, runner, netns: NS });
+  const ipt = createIptables({ family, backend, runner: createExecaRunner({ netns: NS }) });
   const ruleset = [
     '*nat',
     ':KUBE-SERVICES - [0:0]',
@@ -98,20 +98,25 @@ describe.each(cases)('%s %s', (backend, family, vip) => {
   it('keeps counters only with --counters', async () => {
     const input = '*filter\n:KUBE-D - [0:0]\n[7:420] -A KUBE-D -j RETURN\nCOMMIT\n';
     await ipt.restore(input, { noflush: true, counters: true });
-    const withCounters = await runner.run(family === 'IPv6' ? `ip6tables-${backend}-save` : `iptables-${backend}-save`, ['-c', '-t', 'filter'], { netns: NS });
+    const withCounters = await runner.run(family === 'IPv6' ? `ip6tables-${backend}-save` : `iptables-${backend}-save`, ['-c', '-t', 'filter'], {
+      netns: NS,
+    });
     // ip6tables-nft-restore 1.8.9 drops the counters it is given (iptables-nft-restore keeps them).
     const kept = backend === 'nft' && family === 'IPv6' ? '[0:0]' : '[7:420]';
     expect(withCounters.stdout).toContain(`${kept} -A KUBE-D -j RETURN`);
     await ipt.restore(input, { noflush: true, counters: false });
-    const without = await runner.run(family === 'IPv6' ? `ip6tables-${backend}-save` : `iptables-${backend}-save`, ['-c', '-t', 'filter'], { netns: NS });
+    const without = await runner.run(family === 'IPv6' ? `ip6tables-${backend}-save` : `iptables-${backend}-save`, ['-c', '-t', 'filter'], {
+      netns: NS,
+    });
     expect(without.stdout).toContain('[0:0] -A KUBE-D -j RETURN');
   });
 });
 
 describe('iptablesVersion', () => {
   it('reads the installed version and backend', async () => {
-    const nft = await iptablesVersion(runner, { binary: 'iptables-nft', netns: NS });
-    const legacy = await iptablesVersion(runner, { binary: 'iptables-legacy', netns: NS });
+    const inNs = createExecaRunner({ netns: NS });
+    const nft = await iptablesVersion(inNs, { binary: 'iptables-nft' });
+    const legacy = await iptablesVersion(inNs, { binary: 'iptables-legacy' });
     expect(nft.backend).toBe('nft');
     expect(legacy.backend).toBe('legacy');
     expect(nft.text).toBe(legacy.text);

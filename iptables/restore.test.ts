@@ -1,13 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import type { CommandRunner, RunOptions, RunResult } from '../src/system/exec.ts';
+import type { CommandRunner, RunOptions, RunResult } from '../proxier/exec.ts';
 import { RestoreError } from './iptables.ts';
 import { createIptables, iptablesBinary, parseIptablesVersion, parseRestoreErrorLine, refineErrorLine, supportsRandomFully } from './restore.ts';
 
 /** Records calls and answers each with the next canned result. */
-function fakeRunner(results: RunResult[]): CommandRunner & { calls: { cmd: string; args: readonly string[]; opts: RunOptions | undefined }[] } {
+function fakeRunner(
+  results: RunResult[],
+  netns?: string,
+): CommandRunner & { calls: { cmd: string; args: readonly string[]; opts: RunOptions | undefined }[] } {
   const calls: { cmd: string; args: readonly string[]; opts: RunOptions | undefined }[] = [];
   return {
     calls,
+    ...(netns !== undefined ? { netns } : {}),
     async run(cmd, args, opts) {
       calls.push({ cmd, args, opts });
       return results.shift() ?? { code: 0, stdout: '', stderr: '' };
@@ -16,7 +20,8 @@ function fakeRunner(results: RunResult[]): CommandRunner & { calls: { cmd: strin
 }
 
 // stderr as iptables 1.8.9 prints it (captured from both backends).
-const NFT_PARSE = "iptables-nft-restore v1.8.9 (nf_tables): Couldn't load match `nosuch':No such file or directory\n\nError occurred at line: 4\nTry `iptables-nft-restore -h' or 'iptables-nft-restore --help' for more information.\n";
+const NFT_PARSE =
+  "iptables-nft-restore v1.8.9 (nf_tables): Couldn't load match `nosuch':No such file or directory\n\nError occurred at line: 4\nTry `iptables-nft-restore -h' or 'iptables-nft-restore --help' for more information.\n";
 const NFT_COMMIT = 'iptables-nft-restore: line 4 failed: No chain/target/match by that name.\n';
 const LEGACY_COMMIT = 'Ignoring deprecated --wait-interval option.\nip6tables-restore: line 2 failed\n';
 const NO_COMMIT = 'iptables-restore: COMMIT expected at line 4\n';
@@ -28,7 +33,7 @@ describe('parseRestoreErrorLine', () => {
     [NFT_COMMIT, 4],
     [LEGACY_COMMIT, 2],
     [NO_COMMIT, 4],
-    ['iptables-restore: unable to initialize table \'nat\'\n\nError occurred at line: 1\n', 1],
+    ["iptables-restore: unable to initialize table 'nat'\n\nError occurred at line: 1\n", 1],
     ['iptables-restore: something else entirely\n', null],
   ])('%j -> %s', (stderr, line) => {
     expect(parseRestoreErrorLine(stderr)).toBe(line);
@@ -36,7 +41,8 @@ describe('parseRestoreErrorLine', () => {
 });
 
 describe('refineErrorLine', () => {
-  const input = '*filter\n:A - [0:0]\nCOMMIT\n*nat\n:B - [0:0]\n-A B -j RETURN\n-A B -m comment --comment x -j KUBE-SVC-X\n-A B -g KUBE-SVC-X\nCOMMIT\n';
+  const input =
+    '*filter\n:A - [0:0]\nCOMMIT\n*nat\n:B - [0:0]\n-A B -j RETURN\n-A B -m comment --comment x -j KUBE-SVC-X\n-A B -g KUBE-SVC-X\nCOMMIT\n';
   it('moves an nft COMMIT-line failure to the first rule jumping to the missing chain', () => {
     expect(refineErrorLine(input, NFT_MISSING_CHAIN, 9)).toBe(7);
   });
@@ -52,14 +58,14 @@ describe('refineErrorLine', () => {
 });
 
 describe('createIptables', () => {
-  it('runs the family and backend binary with the wait flags and options, input on stdin, in the namespace', async () => {
+  it('runs the family and backend binary with the wait flags and options, input on stdin', async () => {
     const runner = fakeRunner([]);
-    const ipt = createIptables({ family: 'IPv6', backend: 'legacy', runner, netns: 'kpt-node-1' });
+    const ipt = createIptables({ family: 'IPv6', backend: 'legacy', runner });
     await ipt.restore('*nat\nCOMMIT\n', { noflush: true, counters: true });
     expect(runner.calls[0]).toEqual({
       cmd: 'ip6tables-legacy-restore',
       args: ['-w', '5', '-W', '100000', '--noflush', '--counters'],
-      opts: { timeoutMs: 60_000, netns: 'kpt-node-1', input: '*nat\nCOMMIT\n' },
+      opts: { timeoutMs: 60_000, input: '*nat\nCOMMIT\n' },
     });
     const noWait = createIptables({ family: 'IPv4', backend: 'nft', runner, waitFlags: false });
     await noWait.restore('', { noflush: false, counters: false });
@@ -98,8 +104,30 @@ describe('createIptables', () => {
   });
 
   it('save throws naming the command when it fails', async () => {
-    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: fakeRunner([{ code: 1, stdout: '', stderr: "Table `bogus' does not exist\n" }]) });
+    const ipt = createIptables({
+      family: 'IPv4',
+      backend: 'nft',
+      runner: fakeRunner([{ code: 1, stdout: '', stderr: "Table `bogus' does not exist\n" }]),
+    });
     await expect(ipt.save(['bogus'])).rejects.toThrow("iptables-nft-save -t bogus exited with code 1: Table `bogus' does not exist");
+  });
+
+  it('names the network namespace its runner was made for in failures', async () => {
+    const ipt = createIptables({
+      family: 'IPv4',
+      backend: 'nft',
+      runner: fakeRunner(
+        [
+          { code: 1, stdout: '', stderr: 'x\n' },
+          { code: 2, stdout: '', stderr: 'y\n' },
+        ],
+        'kpt-node-1',
+      ),
+    });
+    await expect(ipt.save(['nat'])).rejects.toThrow('iptables-nft-save -t nat (netns kpt-node-1) exited with code 1: x');
+    await expect(ipt.restore('*nat\nCOMMIT\n', { noflush: true, counters: false })).rejects.toThrow(
+      'iptables-nft-restore (netns kpt-node-1) failed with exit code 2: y',
+    );
   });
 
   it('names binaries per family and backend', () => {

@@ -1,7 +1,7 @@
 /**
  * The real Iptables adapter: iptables-restore / iptables-save of one family
  * (iptables-* or ip6tables-*) and backend (nft or legacy), run through a
- * CommandRunner, optionally inside a network namespace.
+ * CommandRunner (which may run it inside a network namespace).
  *
  * Restore input goes on stdin with `-w 5 -W 100000` (wait for the xtables
  * lock, as upstream kube-proxy does) and --noflush / --counters as asked. A
@@ -14,8 +14,7 @@
  * (iptables-nft names the COMMIT line for a jump to a missing chain; see
  * refineErrorLine.)
  */
-import type { CommandRunner } from '../src/system/exec.ts';
-import { describeFailure } from '../src/system/exec.ts';
+import { describeFailure, type CommandRunner } from '../proxier/exec.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { extractLines, RestoreError, type Iptables, type IptablesBackend } from './iptables.ts';
 
@@ -23,8 +22,6 @@ export interface CreateIptablesOptions {
   readonly family: IPFamily;
   readonly backend: IptablesBackend;
   readonly runner: CommandRunner;
-  /** Network namespace to act in (default: the caller's own). */
-  readonly netns?: string;
   /** Pass `-w 5 -W 100000` to iptables-restore (default true). */
   readonly waitFlags?: boolean;
   /** Bound on each command (default 60 s). */
@@ -78,8 +75,9 @@ function meaningful(stderr: string): string {
 export function createIptables(opts: CreateIptablesOptions): Iptables {
   const restoreBin = iptablesBinary(opts.family, opts.backend, 'restore');
   const saveBin = iptablesBinary(opts.family, opts.backend, 'save');
-  const runOpts = { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) };
-  const where = opts.netns === undefined ? '' : ` (netns ${opts.netns})`;
+  const runOpts = { timeoutMs: opts.timeoutMs ?? 60_000 };
+  const netns = opts.runner.netns;
+  const where = netns === undefined ? '' : ` (netns ${netns})`;
 
   return {
     family: opts.family,
@@ -107,7 +105,7 @@ export function createIptables(opts: CreateIptablesOptions): Iptables {
       const out: string[] = [];
       for (const args of runs) {
         const r = await opts.runner.run(saveBin, args, runOpts);
-        if (r.code !== 0) throw new Error(describeFailure(saveBin, args, r, opts.netns));
+        if (r.code !== 0) throw new Error(describeFailure(saveBin, args, r, netns));
         out.push(r.stdout);
       }
       return out.join('');
@@ -133,10 +131,10 @@ export function parseIptablesVersion(output: string): IptablesVersion {
 }
 
 /** Runs `iptables --version` (or another binary, e.g. ip6tables-legacy). */
-export async function iptablesVersion(runner: CommandRunner, opts: { binary?: string; netns?: string } = {}): Promise<IptablesVersion> {
+export async function iptablesVersion(runner: CommandRunner, opts: { binary?: string } = {}): Promise<IptablesVersion> {
   const binary = opts.binary ?? 'iptables';
-  const r = await runner.run(binary, ['--version'], { timeoutMs: 10_000, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
-  if (r.code !== 0) throw new Error(describeFailure(binary, ['--version'], r, opts.netns));
+  const r = await runner.run(binary, ['--version'], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(describeFailure(binary, ['--version'], r, runner.netns));
   return parseIptablesVersion(r.stdout + r.stderr);
 }
 

@@ -20,7 +20,20 @@ import { BASIC_ORDER, MATCH_OPTIONS, TARGET_OPTIONS } from './rule-options.ts';
 import { parseRuleWords, protocolName, quoteWord, tokenizeRule, type MatchSection, type RuleOption, type RuleWords } from './rule-words.ts';
 
 const CT_STATES = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT'];
-const ADDR_TYPES = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE'];
+const ADDR_TYPES = [
+  'UNSPEC',
+  'UNICAST',
+  'LOCAL',
+  'BROADCAST',
+  'ANYCAST',
+  'MULTICAST',
+  'BLACKHOLE',
+  'UNREACHABLE',
+  'PROHIBIT',
+  'THROW',
+  'NAT',
+  'XRESOLVE',
+];
 const PROTOCOL_MODULES = new Set(['tcp', 'udp', 'sctp', 'udplite']);
 const FULL_MASK = 0xffffffff;
 
@@ -89,7 +102,10 @@ function familyOf(words: RuleWords): IPFamily {
 function ordered(options: readonly RuleOption[], order: readonly string[] | undefined): RuleOption[] {
   if (!order) return [...options];
   const rank = (o: RuleOption): number => (order.includes(o.name) ? order.indexOf(o.name) : order.length);
-  return options.map((o, i) => ({ o, i })).sort((a, b) => rank(a.o) - rank(b.o) || a.i - b.i).map((x) => x.o);
+  return options
+    .map((o, i) => ({ o, i }))
+    .sort((a, b) => rank(a.o) - rank(b.o) || a.i - b.i)
+    .map((x) => x.o);
 }
 
 function basicValue(name: string, v: string): string {
@@ -165,7 +181,8 @@ function withMatchDefaults(module: string, options: readonly RuleOption[], famil
   const has = (n: string): boolean => options.some((o) => o.name === n);
   const extra: RuleOption[] = [];
   if (!has('--name')) extra.push({ name: '--name', values: ['DEFAULT'], negated: false });
-  if (!has('--mask')) extra.push({ name: '--mask', values: [family === 'IPv6' ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'], negated: false });
+  if (!has('--mask'))
+    extra.push({ name: '--mask', values: [family === 'IPv6' ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'], negated: false });
   if (!has('--rdest') && !has('--rsource')) extra.push({ name: '--rsource', values: [], negated: false });
   return [...options, ...extra];
 }
@@ -181,11 +198,17 @@ function targetArgs(target: string, args: readonly RuleOption[], family: IPFamil
     case 'CONNMARK':
       if (args.some((o) => o.name === '--save-mark' || o.name === '--restore-mark')) {
         const has = (n: string): boolean => args.some((o) => o.name === n);
-        return [...args, ...(has('--nfmask') ? [] : [opt('--nfmask', hex(FULL_MASK))]), ...(has('--ctmask') ? [] : [opt('--ctmask', hex(FULL_MASK))])];
+        return [
+          ...args,
+          ...(has('--nfmask') ? [] : [opt('--nfmask', hex(FULL_MASK))]),
+          ...(has('--ctmask') ? [] : [opt('--ctmask', hex(FULL_MASK))]),
+        ];
       }
       return args;
     case 'REJECT':
-      return args.some((o) => o.name === '--reject-with') ? args : [...args, opt('--reject-with', family === 'IPv6' ? 'icmp6-port-unreachable' : 'icmp-port-unreachable')];
+      return args.some((o) => o.name === '--reject-with')
+        ? args
+        : [...args, opt('--reject-with', family === 'IPv6' ? 'icmp6-port-unreachable' : 'icmp-port-unreachable')];
     case 'DNAT':
     case 'SNAT':
       return args.map((o) => (o.name === '--to-destination' || o.name === '--to-source' ? opt(o.name, natAddress(o.values[0]!)) : o));

@@ -6,7 +6,12 @@ const words = (spec: string) => parseRuleWords(tokenizeRule(spec));
 describe('tokenizeRule', () => {
   it('splits on blanks and keeps quoted comments whole', () => {
     expect(tokenizeRule('-m comment --comment "ns1/svc1:p80 cluster IP"  -j  KUBE-SVC-X')).toEqual([
-      '-m', 'comment', '--comment', 'ns1/svc1:p80 cluster IP', '-j', 'KUBE-SVC-X',
+      '-m',
+      'comment',
+      '--comment',
+      'ns1/svc1:p80 cluster IP',
+      '-j',
+      'KUBE-SVC-X',
     ]);
   });
 
@@ -66,11 +71,18 @@ describe('parseRuleWords', () => {
 
   it('loads the protocol match implicitly for -p tcp --dport', () => {
     const w = words('-m comment --comment x -p tcp --dport 8080 -j ACCEPT');
-    expect(w.matches.map((m) => [m.module, m.implicit])).toEqual([['comment', false], ['tcp', true]]);
+    expect(w.matches.map((m) => [m.module, m.implicit])).toEqual([
+      ['comment', false],
+      ['tcp', true],
+    ]);
   });
 
   it('reads negations before the option and, old style, before the value', () => {
-    expect(words('-m mark ! --mark 0x4000/0x4000 -j RETURN').matches[0]!.options[0]).toEqual({ name: '--mark', values: ['0x4000/0x4000'], negated: true });
+    expect(words('-m mark ! --mark 0x4000/0x4000 -j RETURN').matches[0]!.options[0]).toEqual({
+      name: '--mark',
+      values: ['0x4000/0x4000'],
+      negated: true,
+    });
     expect(words('-s ! 1.2.3.4 -j RETURN').basic[0]).toEqual({ name: '-s', values: ['1.2.3.4'], negated: true });
     expect(words('-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP').negations).toEqual(['--ctstate']);
     expect(words('! -i cbr0+ -j X').basic[0]).toEqual({ name: '-i', values: ['cbr0+'], negated: true });
@@ -79,7 +91,10 @@ describe('parseRuleWords', () => {
   it('knows which options take no value', () => {
     const w = words('-m recent --name KUBE-SEP-A --rcheck --seconds 10800 --reap -j KUBE-SEP-A');
     expect(w.matches[0]!.options.map((o) => [o.name, o.values])).toEqual([
-      ['--name', ['KUBE-SEP-A']], ['--rcheck', []], ['--seconds', ['10800']], ['--reap', []],
+      ['--name', ['KUBE-SEP-A']],
+      ['--rcheck', []],
+      ['--seconds', ['10800']],
+      ['--reap', []],
     ]);
     expect(words('-j MASQUERADE --random-fully').targetArgs).toEqual([{ name: '--random-fully', values: [], negated: false }]);
   });

@@ -8,8 +8,15 @@
  * `-p tcp --dport 80` loads an implicit tcp match.
  */
 import {
-  BASIC_ALIASES, FLAG_OPTIONS, JUMP_FLAGS, MATCH_FLAGS, MATCH_OPTIONS, OPTION_ALIASES, PROTOCOL_NUMBERS,
-  TARGET_OPTIONS, TWO_VALUE_OPTIONS,
+  BASIC_ALIASES,
+  FLAG_OPTIONS,
+  JUMP_FLAGS,
+  MATCH_FLAGS,
+  MATCH_OPTIONS,
+  OPTION_ALIASES,
+  PROTOCOL_NUMBERS,
+  TARGET_OPTIONS,
+  TWO_VALUE_OPTIONS,
 } from './rule-options.ts';
 
 export interface RuleOption {
@@ -99,7 +106,10 @@ const knows = (list: readonly string[] | undefined, name: string): boolean => li
 
 /** Every option whose arity we know. */
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
-  ...FLAG_OPTIONS, ...TWO_VALUE_OPTIONS, ...Object.values(MATCH_OPTIONS).flat(), ...Object.values(TARGET_OPTIONS).flat(),
+  ...FLAG_OPTIONS,
+  ...TWO_VALUE_OPTIONS,
+  ...Object.values(MATCH_OPTIONS).flat(),
+  ...Object.values(TARGET_OPTIONS).flat(),
 ]);
 
 /** The structured view of a tokenised rule spec; throws RuleSyntaxError where iptables would. */
@@ -138,7 +148,7 @@ export function parseRuleWords(tokens: readonly string[]): RuleWords {
     return positional ?? context;
   };
 
-  for (let i = 0; i < tokens.length; ) {
+  for (let i = 0; i < tokens.length;) {
     const t = tokens[i]!;
     if (t === '!') {
       if (negate) throw new RuleSyntaxError('multiple consecutive "!" not allowed');
@@ -215,6 +225,3 @@ export function findOption(words: RuleWords, module: string | null, name: string
   }
   return undefined;
 }
-
-// The canonical form lives in rule-normalize.ts (it builds on this file); re-exported for callers of this module.
-export { normalizeRuleSpec, sameRuleSpec } from './rule-normalize.ts';

@@ -9,7 +9,7 @@
  * Built-in chains (PREROUTING, INPUT, ...) carry a policy; user chains have
  * policy null. The renderer puts kube-proxy's jump rules into the built-in
  * chains of its Ruleset; how they reach the kernel depends on the caller
- * (see RestoreTextOptions.builtins).
+ * (see restore-text.ts, RestoreTextOptions.builtins).
  */
 import type { IPFamily } from '../proxier/types.ts';
 
@@ -49,47 +49,6 @@ export function getTable(rs: Ruleset, name: string): Table | undefined {
 
 export function getChain(rs: Ruleset, table: string, chain: string): Chain | undefined {
   return getTable(rs, table)?.chains.find((c) => c.name === chain);
-}
-
-export interface RestoreTextOptions {
-  /**
-   * What to do with rules in built-in chains:
-   * - "skip": leave them out (the agent manages jump rules separately, so that
-   *   kube-proxy never owns PREROUTING & co.);
-   * - "insert": emit them as "-I CHAIN n ..." so that loading the text with
-   *   `iptables-restore --noflush` into a fresh namespace yields a working
-   *   ruleset in the same order upstream kube-proxy would produce.
-   */
-  readonly builtins: 'skip' | 'insert';
-  /** Lines written before each table's COMMIT, by table (e.g. missing jump rules as "-I CHAIN ..."). */
-  readonly extraLines?: ReadonlyMap<string, readonly string[]>;
-}
-
-/**
- * iptables-restore input for the whole ruleset: per table, all chain
- * declarations, then all rules, then COMMIT (upstream's layout).
- */
-export function toRestoreText(rs: Ruleset, opts: RestoreTextOptions = { builtins: 'skip' }): string {
-  const out: string[] = [];
-  for (const table of rs.tables) {
-    out.push(`*${table.name}`);
-    for (const chain of table.chains) {
-      if (chain.policy === null) out.push(`:${chain.name} - [0:0]`);
-    }
-    if (opts.builtins === 'insert') {
-      for (const chain of table.chains) {
-        if (chain.policy === null) continue;
-        chain.rules.forEach((rule, i) => out.push(`-I ${chain.name} ${i + 1} ${rule}`));
-      }
-    }
-    for (const chain of table.chains) {
-      if (chain.policy !== null) continue;
-      for (const rule of chain.rules) out.push(`-A ${chain.name} ${rule}`);
-    }
-    out.push(...(opts.extraLines?.get(table.name) ?? []));
-    out.push('COMMIT');
-  }
-  return out.join('\n') + '\n';
 }
 
 /** Number of rules kube-proxy owns in a table: rules of user chains (jump rules in built-in chains excluded). */

@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { diffRulesets, formatDiff } from './diff.ts';
-import type { Iptables, IptablesBackend as Backend } from './iptables.ts';
-import { IptablesBackend } from './iptables-backend.ts';
+import type { Iptables, IptablesBackend } from './iptables.ts';
+import { IptablesMode } from './iptables-mode.ts';
+import { realClock } from '../src/system/clock.ts';
 import { parseSave } from './parse.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { createIptables } from './restore.ts';
@@ -68,7 +69,14 @@ const OLD_JUMP = '-A OUTPUT -m comment --comment "kubernetes service portals" -j
 const NEW_JUMP = '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES';
 
 function snapshot(): Snapshot {
-  const sp = servicePort({ key: 'default/kubernetes:https', namespace: 'default', name: 'kubernetes', portName: 'https', clusterIP: '10.96.0.1', port: 443 });
+  const sp = servicePort({
+    key: 'default/kubernetes:https',
+    namespace: 'default',
+    name: 'kubernetes',
+    portName: 'https',
+    clusterIP: '10.96.0.1',
+    port: 443,
+  });
   return snapshotOf([portState(sp, [endpoint('10.0.0.1', { port: 6443 })])]);
 }
 
@@ -79,10 +87,10 @@ describe('taking over a node from a 2016-era kube-proxy', () => {
   });
   afterAll(async () => net.deleteNamespace(NS));
 
-  for (const backend of ['nft', 'legacy'] as Backend[]) {
+  for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     it(`replaces its filter OUTPUT jump (no --ctstate NEW) in the first full sync and converges (${backend})`, async () => {
       const family: IPFamily = 'IPv4';
-      const ipt: Iptables = createIptables({ family, backend, runner, netns: NS });
+      const ipt: Iptables = createIptables({ family, backend, runner: createExecaRunner({ netns: NS }) });
       await ipt.restore(DUMP_2016, { noflush: false, counters: false });
       const desired = renderRuleset(snapshot(), DEFAULT_RENDER_OPTIONS).ruleset;
 
@@ -93,7 +101,10 @@ describe('taking over a node from a 2016-era kube-proxy', () => {
       expect(jumps?.missingRules.some((r) => r.includes('-j KUBE-SERVICES') && r.includes('--ctstate NEW'))).toBe(true);
       expect(formatDiff(before)).toContain(`      - ${OLD_JUMP}`);
 
-      const sync = new IptablesBackend({ iptables: new Map([[family, ipt]]), render: DEFAULT_RENDER_OPTIONS, logger: silentLogger(), now: Date.now });
+      const sync = new IptablesMode(
+        { iptables: new Map([[family, ipt]]), render: DEFAULT_RENDER_OPTIONS },
+        { clock: realClock, logger: silentLogger() },
+      );
       await sync.sync(snapshot(), { periodic: false, previous: null });
       const saved = await ipt.save(['filter', 'nat']);
       const output = getChain(parseSave(saved, family), 'filter', 'OUTPUT')!.rules.filter((r) => r.endsWith('-j KUBE-SERVICES'));
@@ -102,9 +113,16 @@ describe('taking over a node from a 2016-era kube-proxy', () => {
 
       // A second full sync finds nothing to replace and leaves the built-in chains as they are.
       await sync.sync(snapshot(), { periodic: true, previous: snapshot() });
-      const strip = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+      const strip = (t: string) =>
+        t
+          .split('\n')
+          .filter((l) => !l.startsWith('#'))
+          .join('\n');
       expect(strip(await ipt.save(['filter', 'nat']))).toBe(strip(saved));
-      await ipt.restore('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
+      await ipt.restore(
+        '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n',
+        { noflush: false, counters: false },
+      );
     });
   }
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSave } from './parse.ts';
 import { KUBE_PROXY_RULES } from './trace.case.ts';
 import { formatProbability, formatTrace } from './trace-format.ts';
-import { trace, type TracePacket } from './trace.ts';
+import type { TracePacket } from '../proxier/trace-result.ts';
+import { trace } from './trace.ts';
 
 const rules = parseSave(KUBE_PROXY_RULES, 'IPv4');
 const OPTS = { localAddresses: ['192.168.0.2'] };

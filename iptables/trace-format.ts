@@ -4,7 +4,8 @@
  * decided it, then what the tracer had to assume.
  */
 import { endpointString } from '../proxier/types.ts';
-import type { TraceBranch, TracePacket, TraceResult } from './trace.ts';
+import type { TraceBranch, TracePacket, TraceResult } from '../proxier/trace-result.ts';
+import type { TraceStep } from './trace-target.ts';
 
 /** "33.33%", "100%", "0.001%". */
 export function formatProbability(p: number): string {
@@ -22,7 +23,7 @@ function describePacket(p: TracePacket): string {
   return `${p.protocol} ${host(p.src, p.sport)} -> ${host(p.dst, p.dport)} (${from})`;
 }
 
-function outcome(b: TraceBranch): string {
+function outcome(b: TraceBranch<TraceStep>): string {
   const parts: string[] = [b.verdict];
   if (b.dnat) parts.push(`${b.redirected ? 'REDIRECT' : 'DNAT'} to ${endpointString(b.dnat)}`);
   else if (b.verdict === 'ACCEPT') parts.push('no DNAT');
@@ -31,7 +32,7 @@ function outcome(b: TraceBranch): string {
 }
 
 /** A readable, multi-line explanation of a trace (pass the packet to have it named in the heading). */
-export function formatTrace(result: TraceResult, packet?: TracePacket): string {
+export function formatTrace(result: TraceResult<TraceStep>, packet?: TracePacket): string {
   const out: string[] = [];
   if (packet) out.push(`Packet: ${describePacket(packet)}`);
   const masq = result.masquerade === 'mixed' ? 'depends on the branch' : yesNo(result.masquerade);

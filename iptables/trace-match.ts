@@ -70,7 +70,7 @@ function markMatches(spec: string, mark: number): boolean {
   const [v, m] = spec.split('/');
   const value = parseNumber(v ?? '') ?? Number.NaN;
   const mask = m === undefined ? 0xffffffff : (parseNumber(m) ?? Number.NaN);
-  return ((mark & mask) >>> 0) === value >>> 0;
+  return (mark & mask) >>> 0 === value >>> 0;
 }
 
 function addrTypeMatches(types: string, ip: string, ctx: MatchContext): boolean {
@@ -97,9 +97,15 @@ function addrTypeMatches(types: string, ip: string, ctx: MatchContext): boolean 
 function optionTest(module: string, o: RuleOption, pkt: PacketState, ctx: MatchContext, section: MatchSection): boolean | number | null {
   const v = o.values[0] ?? '';
   switch (`${module} ${o.name}`) {
-    case 'tcp --dport': case 'udp --dport': case 'sctp --dport': case 'multiport --dports':
+    case 'tcp --dport':
+    case 'udp --dport':
+    case 'sctp --dport':
+    case 'multiport --dports':
       return portMatches(v, pkt.dport);
-    case 'tcp --sport': case 'udp --sport': case 'sctp --sport': case 'multiport --sports':
+    case 'tcp --sport':
+    case 'udp --sport':
+    case 'sctp --sport':
+    case 'multiport --sports':
       if (pkt.sport !== null) return portMatches(v, pkt.sport);
       ctx.warn(`${o.name} ${v} tested but the packet has no source port; assumed to match`);
       return null;
@@ -111,7 +117,8 @@ function optionTest(module: string, o: RuleOption, pkt: PacketState, ctx: MatchC
       return markMatches(v, pkt.mark);
     case 'connmark --mark':
       return markMatches(v, 0); // a new connection carries no mark
-    case 'conntrack --ctstate': case 'state --state':
+    case 'conntrack --ctstate':
+    case 'state --state':
       return v.split(',').some((st) => st === 'NEW' || (st === 'DNAT' && pkt.dnatted));
     case 'addrtype --src-type':
       return addrTypeMatches(v, pkt.src, ctx);
@@ -122,9 +129,12 @@ function optionTest(module: string, o: RuleOption, pkt: PacketState, ctx: MatchC
     case 'statistic --mode':
       if (v !== 'random') ctx.warn(`-m statistic --mode ${v} is not modelled; assumed to match`);
       return null;
-    case 'recent --rcheck': case 'recent --update': case 'recent --remove':
+    case 'recent --rcheck':
+    case 'recent --update':
+    case 'recent --remove':
       return ctx.recentHits.has(section.options.find((x) => x.name === '--name')?.values[0] ?? 'DEFAULT');
-    case 'comment --comment': case 'nfacct --nfacct-name':
+    case 'comment --comment':
+    case 'nfacct --nfacct-name':
       return null;
     default:
       // recent --set (records nothing here), --name, --seconds, --reap, --mask, --rsource qualify the tests above.
@@ -134,7 +144,21 @@ function optionTest(module: string, o: RuleOption, pkt: PacketState, ctx: MatchC
   }
 }
 
-const MODELLED = new Set(['tcp', 'udp', 'sctp', 'multiport', 'comment', 'nfacct', 'mark', 'connmark', 'conntrack', 'state', 'addrtype', 'statistic', 'recent']);
+const MODELLED = new Set([
+  'tcp',
+  'udp',
+  'sctp',
+  'multiport',
+  'comment',
+  'nfacct',
+  'mark',
+  'connmark',
+  'conntrack',
+  'state',
+  'addrtype',
+  'statistic',
+  'recent',
+]);
 
 function basicTest(b: RuleOption, pkt: PacketState, ctx: MatchContext): boolean | null {
   const v = b.values[0] ?? '';
@@ -148,7 +172,8 @@ function basicTest(b: RuleOption, pkt: PacketState, ctx: MatchContext): boolean 
     case '-d':
       return inCIDR(v, pkt.dst);
     case '-i':
-      if (pkt.inInterface === null && pkt.origin === 'external') ctx.warn(`-i ${v} tested but the packet's input interface is not given; taken as no interface`);
+      if (pkt.inInterface === null && pkt.origin === 'external')
+        ctx.warn(`-i ${v} tested but the packet's input interface is not given; taken as no interface`);
       return interfaceMatches(v, pkt.inInterface);
     case '-f':
       return false; // the first packet is never a non-first fragment

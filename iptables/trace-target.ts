@@ -6,8 +6,17 @@
  */
 import { parseNumber } from './rule-normalize.ts';
 import type { RuleWords } from './rule-words.ts';
-import type { TraceStep, Verdict } from './trace.ts';
+import type { TraceVerdict } from '../proxier/trace-result.ts';
 import type { PacketState } from './trace-match.ts';
+
+/** One rule a traced packet matched. */
+export interface TraceStep {
+  readonly table: string;
+  readonly chain: string;
+  /** 1-based rule number in the chain. */
+  readonly index: number;
+  readonly rule: string;
+}
 
 export interface Frame {
   readonly chain: string;
@@ -27,7 +36,7 @@ export interface Run {
   redirected: boolean;
   masquerade: boolean;
   /** DROP/REJECT once decided; null while accepted so far. */
-  verdict: Verdict | null;
+  verdict: TraceVerdict | null;
   end: string;
   readonly budget: { used: number };
 }
@@ -85,7 +94,7 @@ export function applyTarget(run: Run, words: RuleWords, env: TargetEnv): 'contin
   const t = words.target;
   if (t === null || NO_OPS.has(t)) return 'continue';
   const arg = (name: string): string | undefined => words.targetArgs.find((o) => o.name === name)?.values[0];
-  const stop = (verdict: Verdict | null, what: string): 'stop' => {
+  const stop = (verdict: TraceVerdict | null, what: string): 'stop' => {
     run.verdict = verdict;
     run.end = `${env.where}: ${what}`;
     return 'stop';
@@ -96,7 +105,9 @@ export function applyTarget(run: Run, words: RuleWords, env: TargetEnv): 'contin
       return stop('DROP', `too many nested chains at ${t}`);
     }
     const top = run.stack[run.stack.length - 1]!;
-    run.stack = words.goto ? [...run.stack.slice(0, -1), { chain: t, index: 0, base: top.base }] : [...run.stack, { chain: t, index: 0, base: false }];
+    run.stack = words.goto
+      ? [...run.stack.slice(0, -1), { chain: t, index: 0, base: top.base }]
+      : [...run.stack, { chain: t, index: 0, base: false }];
     return 'continue';
   }
   switch (t) {

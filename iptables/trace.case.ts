@@ -7,7 +7,7 @@
  *   ns3/svc3:p80  ClusterIP 172.30.0.43:80, NodePort 3003, no endpoints (REJECT)
  *   ns4/svc4:p80  ClusterIP 172.30.0.44:80, ClientIP affinity, endpoints 10.180.0.4-5:80
  *   ns5/svc5:p80  ClusterIP 172.30.0.45:80, internalTrafficPolicy Local, none local (DROP)
- * with the base-chain jumps of a fresh node (reference 1.2).
+ * with the base-chain jumps a fresh node gets on the first full sync.
  */
 
 /** iptables-restore input as kube-proxy writes it (jump rules appended to the empty built-in chains). */

@@ -2,19 +2,34 @@ import { describe, expect, it } from 'vitest';
 import { parseSave } from './parse.ts';
 import type { Ruleset } from './ruleset.ts';
 import { KUBE_PROXY_RULES, KUBE_PROXY_RULES_SAVED } from './trace.case.ts';
-import { trace, type TracePacket, type TraceResult } from './trace.ts';
+import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
+import { trace } from './trace.ts';
 
 const NODE = '192.168.0.2';
 const OPTS = { localAddresses: [NODE] };
 const written = parseSave(KUBE_PROXY_RULES, 'IPv4');
 const live = parseSave(KUBE_PROXY_RULES_SAVED, 'IPv4');
 
-const fromPod = (dst: string, dport: number, src = '10.0.0.5'): TracePacket => ({ src, dst, dport, protocol: 'TCP', origin: 'external', inInterface: 'cbr0' });
+const fromPod = (dst: string, dport: number, src = '10.0.0.5'): TracePacket => ({
+  src,
+  dst,
+  dport,
+  protocol: 'TCP',
+  origin: 'external',
+  inInterface: 'cbr0',
+});
 const fromNode = (dst: string, dport: number): TracePacket => ({ src: NODE, dst, dport, protocol: 'TCP', origin: 'local' });
-const fromOutside = (dst: string, dport: number): TracePacket => ({ src: '203.0.113.7', dst, dport, protocol: 'TCP', origin: 'external', inInterface: 'eth0' });
+const fromOutside = (dst: string, dport: number): TracePacket => ({
+  src: '203.0.113.7',
+  dst,
+  dport,
+  protocol: 'TCP',
+  origin: 'external',
+  inInterface: 'eth0',
+});
 
 /** The upstream flow-test view of a trace: DNAT targets (or the verdict), masquerade. */
-const summary = (r: TraceResult) => ({ endpoints: r.endpoints, verdict: r.verdict, masquerade: r.masquerade });
+const summary = (r: TraceResult<unknown>) => ({ endpoints: r.endpoints, verdict: r.verdict, masquerade: r.masquerade });
 
 describe.each([
   ['as kube-proxy writes them', written],
@@ -34,16 +49,29 @@ describe.each([
     expect(summary(outside)).toMatchObject({ verdict: 'ACCEPT', masquerade: true });
     // The mark set in KUBE-MARK-MASQ is what KUBE-FORWARD and KUBE-POSTROUTING test.
     expect(outside.branches[0]!.steps.map((s) => `${s.table}/${s.chain}#${s.index}`)).toEqual([
-      'nat/PREROUTING#1', 'nat/KUBE-SERVICES#1', 'nat/KUBE-SVC-XPGD46QRK7WJZT7O#1', 'nat/KUBE-MARK-MASQ#1', 'nat/KUBE-SVC-XPGD46QRK7WJZT7O#2',
-      'nat/KUBE-SEP-SXIVWICOYRO3J4NJ#2', 'filter/FORWARD#1', 'filter/FORWARD#2', 'filter/KUBE-FORWARD#2', 'nat/POSTROUTING#1',
-      'nat/KUBE-POSTROUTING#2', 'nat/KUBE-POSTROUTING#3',
+      'nat/PREROUTING#1',
+      'nat/KUBE-SERVICES#1',
+      'nat/KUBE-SVC-XPGD46QRK7WJZT7O#1',
+      'nat/KUBE-MARK-MASQ#1',
+      'nat/KUBE-SVC-XPGD46QRK7WJZT7O#2',
+      'nat/KUBE-SEP-SXIVWICOYRO3J4NJ#2',
+      'filter/FORWARD#1',
+      'filter/FORWARD#2',
+      'filter/KUBE-FORWARD#2',
+      'nat/POSTROUTING#1',
+      'nat/KUBE-POSTROUTING#2',
+      'nat/KUBE-POSTROUTING#3',
     ]);
   });
 
   it('masquerades the hairpin: a pod reaching itself through its service', () => {
     const r = trace(rules, fromPod('172.30.0.41', 80, '10.180.0.1'), OPTS);
     expect(r.masquerade).toBe('mixed');
-    expect(r.branches.map((b) => [b.dnat?.ip, b.masquerade])).toEqual([['10.180.0.1', true], ['10.180.0.2', false], ['10.180.0.3', false]]);
+    expect(r.branches.map((b) => [b.dnat?.ip, b.masquerade])).toEqual([
+      ['10.180.0.1', true],
+      ['10.180.0.2', false],
+      ['10.180.0.3', false],
+    ]);
   });
 
   it('rejects a service without endpoints in filter KUBE-SERVICES, from pods and from the node', () => {
@@ -67,21 +95,33 @@ describe.each([
   it('reaches a NodePort via addrtype LOCAL -> KUBE-NODEPORTS, masqueraded', () => {
     const r = trace(rules, fromOutside(NODE, 3001), OPTS);
     expect(summary(r)).toEqual({ endpoints: ['10.180.0.2:80'], verdict: 'ACCEPT', masquerade: true });
-    expect(r.branches[0]!.steps.map((s) => s.chain).slice(0, 4)).toEqual(['PREROUTING', 'KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXT-GNZBNJ2PO5MGZ6GT']);
+    expect(r.branches[0]!.steps.map((s) => s.chain).slice(0, 4)).toEqual([
+      'PREROUTING',
+      'KUBE-SERVICES',
+      'KUBE-NODEPORTS',
+      'KUBE-EXT-GNZBNJ2PO5MGZ6GT',
+    ]);
     // Port 3001 on an address that is not the node's is not a NodePort.
     expect(summary(trace(rules, fromOutside('192.168.0.99', 3001), OPTS))).toEqual({ endpoints: [], verdict: 'ACCEPT', masquerade: false });
   });
 
   it('follows ClientIP affinity only for clients in the recent list', () => {
     const fresh = trace(rules, fromPod('172.30.0.44', 80), OPTS);
-    expect(fresh.branches.map((b) => [b.dnat?.ip, b.probability])).toEqual([['10.180.0.4', 0.5], ['10.180.0.5', 0.5]]);
+    expect(fresh.branches.map((b) => [b.dnat?.ip, b.probability])).toEqual([
+      ['10.180.0.4', 0.5],
+      ['10.180.0.5', 0.5],
+    ]);
     const sticky = trace(rules, fromPod('172.30.0.44', 80), { ...OPTS, recentHits: ['KUBE-SEP-C6EBXVWJJZMIWKLZ'] });
     expect(sticky.branches.map((b) => [b.dnat?.ip, b.probability])).toEqual([['10.180.0.5', 1]]);
     expect(sticky.branches[0]!.steps[2]!.rule).toContain('--rcheck');
   });
 
   it('leaves other traffic alone: wrong protocol, unknown address', () => {
-    expect(summary(trace(rules, { ...fromPod('172.30.0.41', 80), protocol: 'UDP' }, OPTS))).toEqual({ endpoints: [], verdict: 'ACCEPT', masquerade: false });
+    expect(summary(trace(rules, { ...fromPod('172.30.0.41', 80), protocol: 'UDP' }, OPTS))).toEqual({
+      endpoints: [],
+      verdict: 'ACCEPT',
+      masquerade: false,
+    });
     const r = trace(rules, fromPod('8.8.8.8', 53), OPTS);
     expect(r.branches).toHaveLength(1);
     expect(r.branches[0]!.end).toBe('policy ACCEPT of nat POSTROUTING');
@@ -95,7 +135,10 @@ describe('trace: netfilter semantics', () => {
   it('lets marked NodePort traffic through a DROP-policy FORWARD chain via KUBE-FORWARD, and drops the rest', () => {
     const dropForward: Ruleset = {
       ...written,
-      tables: written.tables.map((t) => ({ ...t, chains: t.chains.map((c) => (t.name === 'filter' && c.name === 'FORWARD' ? { ...c, policy: 'DROP' } : c)) })),
+      tables: written.tables.map((t) => ({
+        ...t,
+        chains: t.chains.map((c) => (t.name === 'filter' && c.name === 'FORWARD' ? { ...c, policy: 'DROP' } : c)),
+      })),
     };
     expect(trace(dropForward, fromOutside(NODE, 3001), OPTS).verdict).toBe('ACCEPT');
     const pod = trace(dropForward, fromPod('172.30.0.41', 80), OPTS);
@@ -104,34 +147,57 @@ describe('trace: netfilter semantics', () => {
   });
 
   it('returns from user chains with RETURN or by falling off, and gotos skip the caller', () => {
-    const r = trace(rs(':A - [0:0]\n:B - [0:0]\n:C - [0:0]\n-A PREROUTING -j A\n-A PREROUTING -j DNAT --to-destination 10.1.1.1:8080\n-A A -j RETURN\n-A A -j DNAT --to-destination 10.9.9.8:1\n-A C -j DNAT --to-destination 10.9.9.9:1\n'), pkt, OPTS);
+    const r = trace(
+      rs(
+        ':A - [0:0]\n:B - [0:0]\n:C - [0:0]\n-A PREROUTING -j A\n-A PREROUTING -j DNAT --to-destination 10.1.1.1:8080\n-A A -j RETURN\n-A A -j DNAT --to-destination 10.9.9.8:1\n-A C -j DNAT --to-destination 10.9.9.9:1\n',
+      ),
+      pkt,
+      OPTS,
+    );
     expect(r.endpoints).toEqual(['10.1.1.1:8080']);
-    const g = trace(rs(':A - [0:0]\n:B - [0:0]\n-A PREROUTING -j A\n-A PREROUTING -j DNAT --to-destination 10.1.1.1:8080\n-A A -g B\n-A A -j DNAT --to-destination 10.2.2.2:80\n'), pkt, OPTS);
+    const g = trace(
+      rs(
+        ':A - [0:0]\n:B - [0:0]\n-A PREROUTING -j A\n-A PREROUTING -j DNAT --to-destination 10.1.1.1:8080\n-A A -g B\n-A A -j DNAT --to-destination 10.2.2.2:80\n',
+      ),
+      pkt,
+      OPTS,
+    );
     // B falls off: back to PREROUTING's next rule, A's DNAT is skipped.
     expect(g.endpoints).toEqual(['10.1.1.1:8080']);
   });
 
   it('matches interfaces with the + wildcard, and local packets have no input interface', () => {
-    const rules = rs(':A - [0:0]\n-A PREROUTING -i veth+ -j DNAT --to-destination 10.1.1.1:80\n-A OUTPUT ! -i veth+ -j DNAT --to-destination 10.2.2.2:80\n');
+    const rules = rs(
+      ':A - [0:0]\n-A PREROUTING -i veth+ -j DNAT --to-destination 10.1.1.1:80\n-A OUTPUT ! -i veth+ -j DNAT --to-destination 10.2.2.2:80\n',
+    );
     expect(trace(rules, pkt, OPTS).endpoints).toEqual(['10.1.1.1:80']);
     expect(trace(rules, { ...pkt, inInterface: 'eth0' }, OPTS).endpoints).toEqual([]);
     expect(trace(rules, { ...pkt, src: NODE, origin: 'local' }, OPTS).endpoints).toEqual(['10.2.2.2:80']);
   });
 
   it('updates the mark with MARK and tests it with -m mark', () => {
-    const rules = rs('-A PREROUTING -j MARK --set-xmark 0x4000/0x4000\n-A PREROUTING -j MARK --or-mark 0x1\n-A PREROUTING -j MARK --xor-mark 0x4000\n-A PREROUTING -m mark --mark 0x1/0x4001 -j DNAT --to-destination 10.1.1.1:80\n');
+    const rules = rs(
+      '-A PREROUTING -j MARK --set-xmark 0x4000/0x4000\n-A PREROUTING -j MARK --or-mark 0x1\n-A PREROUTING -j MARK --xor-mark 0x4000\n-A PREROUTING -m mark --mark 0x1/0x4001 -j DNAT --to-destination 10.1.1.1:80\n',
+    );
     expect(trace(rules, pkt, OPTS).endpoints).toEqual(['10.1.1.1:80']);
   });
 
   it('sees conntrack state NEW, and DNAT only after a DNAT', () => {
-    const rules = rs('-A PREROUTING -j DNAT --to-destination 10.1.1.1:80\n', '-A FORWARD -m conntrack ! --ctstate DNAT -j DROP\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j REJECT\n');
+    const rules = rs(
+      '-A PREROUTING -j DNAT --to-destination 10.1.1.1:80\n',
+      '-A FORWARD -m conntrack ! --ctstate DNAT -j DROP\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j REJECT\n',
+    );
     expect(trace(rules, pkt, OPTS).verdict).toBe('ACCEPT');
     expect(trace(rs('', '-A FORWARD -m conntrack ! --ctstate DNAT -j DROP\n'), pkt, OPTS).verdict).toBe('DROP');
   });
 
   it('DNATs to IPv6 endpoints and REDIRECTs to a local address', () => {
     const v6: TracePacket = { src: 'fd00:10::5', dst: 'fd00:30::1', dport: 80, protocol: 'TCP', origin: 'external', inInterface: 'cbr0' };
-    const r = trace(parseSave('*nat\n-A PREROUTING -d fd00:30::1/128 -p tcp -m tcp --dport 80 -j DNAT --to-destination [fd00:10::1]:8080\nCOMMIT\n', 'IPv6'), v6, { localAddresses: ['2001:db8::1'] });
+    const r = trace(
+      parseSave('*nat\n-A PREROUTING -d fd00:30::1/128 -p tcp -m tcp --dport 80 -j DNAT --to-destination [fd00:10::1]:8080\nCOMMIT\n', 'IPv6'),
+      v6,
+      { localAddresses: ['2001:db8::1'] },
+    );
     expect(r.endpoints).toEqual(['[fd00:10::1]:8080']);
     const redirect = trace(rs('-A PREROUTING -p tcp -j REDIRECT --to-ports 15001\n'), pkt, OPTS);
     expect(redirect.branches[0]).toMatchObject({ dnat: { ip: NODE, port: 15001 }, redirected: true });
@@ -150,6 +216,12 @@ describe('trace: netfilter semantics', () => {
   });
 
   it('treats a missing built-in chain as empty with policy ACCEPT', () => {
-    expect(trace({ family: 'IPv4', tables: [] }, pkt, OPTS)).toEqual({ branches: [expect.objectContaining({ probability: 1, verdict: 'ACCEPT', steps: [] })], endpoints: [], verdict: 'ACCEPT', masquerade: false, warnings: [] });
+    expect(trace({ family: 'IPv4', tables: [] }, pkt, OPTS)).toEqual({
+      branches: [expect.objectContaining({ probability: 1, verdict: 'ACCEPT', steps: [] })],
+      endpoints: [],
+      verdict: 'ACCEPT',
+      masquerade: false,
+      warnings: [],
+    });
   });
 });

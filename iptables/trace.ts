@@ -12,24 +12,12 @@
  *             (-> filter INPUT when the destination is local, via loopback)
  * A built-in chain missing from the Ruleset is empty with policy ACCEPT.
  */
-import { endpointString, type Protocol } from '../proxier/types.ts';
+import type { TraceBranch, TracePacket, TraceResult } from '../proxier/trace-result.ts';
+import { endpointString } from '../proxier/types.ts';
 import { parseRuleWords, tokenizeRule, type RuleWords } from './rule-words.ts';
 import type { Ruleset } from './ruleset.ts';
 import { localAddressTest, ruleMatches, type MatchContext, type PacketState } from './trace-match.ts';
-import { applyTarget, type Run } from './trace-target.ts';
-
-export interface TracePacket {
-  readonly src: string;
-  readonly dst: string;
-  readonly protocol: Protocol;
-  readonly dport: number;
-  readonly sport?: number;
-  /** Arriving from outside the node (pods included) or generated on the node itself. */
-  readonly origin: 'external' | 'local';
-  readonly inInterface?: string;
-  /** Initial packet mark (default 0). */
-  readonly mark?: number;
-}
+import { applyTarget, type Run, type TraceStep } from './trace-target.ts';
 
 export interface TraceOptions {
   /** The node's addresses (loopback is always local). */
@@ -38,38 +26,6 @@ export interface TraceOptions {
   readonly recentHits?: readonly string[];
   /** Nesting limit for jumps (default 64). */
   readonly maxDepth?: number;
-}
-
-export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
-
-export interface TraceStep {
-  readonly table: string;
-  readonly chain: string;
-  /** 1-based rule number in the chain. */
-  readonly index: number;
-  readonly rule: string;
-}
-
-export interface TraceBranch {
-  readonly probability: number;
-  readonly verdict: Verdict;
-  readonly dnat: { readonly ip: string; readonly port: number } | null;
-  /** The DNAT was a REDIRECT to a local address. */
-  readonly redirected: boolean;
-  readonly masquerade: boolean;
-  /** Every rule that matched, in order. */
-  readonly steps: readonly TraceStep[];
-  /** What decided the verdict, e.g. "filter KUBE-SERVICES rule 2: REJECT" or "policy ACCEPT of nat POSTROUTING". */
-  readonly end: string;
-}
-
-export interface TraceResult {
-  readonly branches: readonly TraceBranch[];
-  /** Unique "ip:port" DNAT targets in order of first appearance. */
-  readonly endpoints: readonly string[];
-  readonly verdict: Verdict | 'MIXED';
-  readonly masquerade: boolean | 'mixed';
-  readonly warnings: readonly string[];
 }
 
 const STEP_BUDGET = 1_000_000;
@@ -120,7 +76,12 @@ function runHook(w: Walk, start: Run, table: string, hook: string): Run[] {
       run.steps = [...run.steps, { table, chain: frame.chain, index: index + 1, rule }];
       const where = `${table} ${frame.chain} rule ${index + 1}`;
       const next = applyTarget(run, words, {
-        table, hook, where, maxDepth: w.maxDepth, warn: w.warn, localAddresses: w.localAddresses,
+        table,
+        hook,
+        where,
+        maxDepth: w.maxDepth,
+        warn: w.warn,
+        localAddresses: w.localAddresses,
         isChain: (name) => {
           const c = w.chains(table, name);
           return c !== null && c.policy === '-';
@@ -135,7 +96,7 @@ function runHook(w: Walk, start: Run, table: string, hook: string): Run[] {
 }
 
 /** Traces the first packet of a connection through the ruleset. */
-export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions): TraceResult {
+export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions): TraceResult<TraceStep> {
   const warnings: string[] = [];
   const warn = (m: string): void => void (warnings.includes(m) || warnings.push(m));
   const index = new Map<string, { rules: readonly string[]; policy: string }>();
@@ -163,12 +124,27 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
     warn,
   };
   const pkt: PacketState = {
-    src: packet.src, dst: packet.dst, protocol: packet.protocol, dport: packet.dport, sport: packet.sport ?? null,
-    origin: packet.origin, inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
-    mark: packet.mark ?? 0, dnatted: false,
+    src: packet.src,
+    dst: packet.dst,
+    protocol: packet.protocol,
+    dport: packet.dport,
+    sport: packet.sport ?? null,
+    origin: packet.origin,
+    inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
+    mark: packet.mark ?? 0,
+    dnatted: false,
   };
   const first: Run = {
-    probability: 1, pkt, steps: [], stack: [], dnat: null, redirected: false, masquerade: false, verdict: null, end: '', budget: { used: 0 },
+    probability: 1,
+    pkt,
+    steps: [],
+    stack: [],
+    dnat: null,
+    redirected: false,
+    masquerade: false,
+    verdict: null,
+    end: '',
+    budget: { used: 0 },
   };
   const hook = (runs: Run[], table: string, chain: string, when: (r: Run) => boolean = () => true): Run[] =>
     runs.flatMap((r) => (r.verdict !== null || !when(r) ? [r] : runHook(w, { ...r, budget: { used: 0 } }, table, chain)));
@@ -185,9 +161,14 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
     runs = hook(runs, 'nat', 'POSTROUTING');
     runs = hook(runs, 'filter', 'INPUT', toLocal);
   }
-  const branches: TraceBranch[] = runs.map((r) => ({
-    probability: r.probability, verdict: r.verdict ?? 'ACCEPT', dnat: r.dnat, redirected: r.redirected,
-    masquerade: r.masquerade, steps: r.steps, end: r.end,
+  const branches: TraceBranch<TraceStep>[] = runs.map((r) => ({
+    probability: r.probability,
+    verdict: r.verdict ?? 'ACCEPT',
+    dnat: r.dnat,
+    redirected: r.redirected,
+    masquerade: r.masquerade,
+    steps: r.steps,
+    end: r.end,
   }));
   const endpoints = [...new Set(branches.flatMap((b) => (b.dnat ? [endpointString(b.dnat)] : [])))];
   const verdicts = new Set(branches.map((b) => b.verdict));

@@ -13,7 +13,7 @@ import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, type Loaded } from '../src/cmd/load-config.ts';
 import { AGENT_FLAGS } from '../src/flag-table.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -69,11 +69,24 @@ describe('manifests/kube-proxy-ts.yaml', () => {
       expect(Object.keys(rule).sort()).toEqual(['apiGroups', 'resources', 'verbs']);
       for (const g of rule['apiGroups']) for (const r of rule['resources']) for (const v of rule['verbs']) grants.add(`${g}/${r}:${v}`);
     }
-    expect([...grants].sort()).toEqual(['/nodes:list', '/nodes:watch', '/services:list', '/services:watch', 'discovery.k8s.io/endpointslices:list', 'discovery.k8s.io/endpointslices:watch', 'events.k8s.io/events:create']);
+    expect([...grants].sort()).toEqual([
+      '/nodes:list',
+      '/nodes:watch',
+      '/services:list',
+      '/services:watch',
+      'discovery.k8s.io/endpointslices:list',
+      'discovery.k8s.io/endpointslices:watch',
+      'events.k8s.io/events:create',
+    ]);
   });
 
   it('is set up as kubeadm runs kube-proxy: host network, privileged, node-critical, on every node', () => {
-    expect(pod).toMatchObject({ hostNetwork: true, priorityClassName: 'system-node-critical', nodeSelector: { 'kubernetes.io/os': 'linux' }, tolerations: [{ operator: 'Exists' }] });
+    expect(pod).toMatchObject({
+      hostNetwork: true,
+      priorityClassName: 'system-node-critical',
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [{ operator: 'Exists' }],
+    });
     expect(ds['spec']['updateStrategy']['type']).toBe('RollingUpdate');
     expect(container['securityContext']).toEqual({ privileged: true });
     expect(container['command']).toBeUndefined(); // the image's ENTRYPOINT runs the agent
@@ -113,7 +126,7 @@ describe('manifests/kube-proxy-ts.yaml', () => {
     }
   });
 
-  it('loads with the agent\'s own flag parser and config loader: iptables mode, auto backend', async () => {
+  it("loads with the agent's own flag parser and config loader: iptables mode, auto backend", async () => {
     const { loaded, stderr } = await loadArgs(configText());
     expect(stderr).toBe('');
     if (typeof loaded === 'number') throw new Error(`exit ${loaded}`);
@@ -138,8 +151,15 @@ describe('manifests/kube-proxy-ts.yaml', () => {
 });
 
 /** Dockerfile instructions, continuation lines joined. */
-const instructions = read('Dockerfile').replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-const ignorePatterns = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const instructions = read('Dockerfile')
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+const ignorePatterns = read('.dockerignore')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
 
 /** Whether .dockerignore keeps `path` (or a folder above it) out of the build context; last matching pattern wins. */
 function dockerIgnored(path: string): boolean {
@@ -147,7 +167,9 @@ function dockerIgnored(path: string): boolean {
   for (const raw of ignorePatterns) {
     const negate = raw.startsWith('!');
     const glob = posix.normalize(raw.replace(/^!/, '')).replace(/\/$/, '');
-    const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\/|\*\*|\*|\?/g, (m) => ({ '**/': '(?:.*/)?', '**': '.*', '*': '[^/]*', '?': '[^/]' })[m]!)}(?:/.*)?$`);
+    const re = new RegExp(
+      `^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\/|\*\*|\*|\?/g, (m) => ({ '**/': '(?:.*/)?', '**': '.*', '*': '[^/]*', '?': '[^/]' })[m]!)}(?:/.*)?$`,
+    );
     if (re.test(path)) ignored = !negate;
   }
   return ignored;
@@ -165,7 +187,8 @@ function imageFiles(): Map<string, string> {
     const words = rest.filter((w) => !w.startsWith('--'));
     const dest = posix.resolve(workdir, words.at(-1)!);
     const sources = words.slice(0, -1);
-    for (const src of sources) out.set(sources.length > 1 || words.at(-1)!.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest, posix.normalize(src));
+    for (const src of sources)
+      out.set(sources.length > 1 || words.at(-1)!.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest, posix.normalize(src));
   }
   return out;
 }
@@ -193,7 +216,10 @@ describe('Dockerfile', () => {
 
   it('copies only sources that exist and are in the build context', () => {
     for (const line of instructions.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
-      for (const src of line.split(/\s+/).slice(1, -1).filter((w) => !w.startsWith('--'))) {
+      for (const src of line
+        .split(/\s+/)
+        .slice(1, -1)
+        .filter((w) => !w.startsWith('--'))) {
         expect(existsSync(join(ROOT, src)), src).toBe(true);
         expect(dockerIgnored(posix.normalize(src)), src).toBe(false);
       }
@@ -221,7 +247,8 @@ describe('Dockerfile', () => {
       const text = read(file).replace(/^\s*(\/\/|\*|\/\*).*$/gm, '');
       for (const [, spec] of text.matchAll(/(?:^\s*(?:import|export)\b[^;'"]*?\bfrom\s*|\bimport\s*\(\s*|^import\s+)'([\w@./:-]+)'/gm)) {
         if (spec!.startsWith('.')) queue.push(posix.normalize(posix.join(dirname(file), spec!)));
-        else if (!spec!.startsWith('node:')) expect(deps, `${file} imports ${spec}`).toContain(spec!.startsWith('@') ? spec!.split('/').slice(0, 2).join('/') : spec!.split('/')[0]);
+        else if (!spec!.startsWith('node:'))
+          expect(deps, `${file} imports ${spec}`).toContain(spec!.startsWith('@') ? spec!.split('/').slice(0, 2).join('/') : spec!.split('/')[0]);
       }
     }
     expect(seen.size).toBeGreaterThan(20);

@@ -26,7 +26,10 @@ describe('element store (upstream nftElementStorage, incremental)', () => {
     const store = buildStore(['service-ips'], before);
     const c = new ElementChanges(store);
     c.replace(before, [at('service-ips', el('1.2.3.4 . tcp . 80', 'goto external-A'))]);
-    expect(c.operations()).toEqual({ deletes: [['service-ips', '1.2.3.4 . tcp . 80']], adds: [['service-ips', el('1.2.3.4 . tcp . 80', 'goto external-A')]] });
+    expect(c.operations()).toEqual({
+      deletes: [['service-ips', '1.2.3.4 . tcp . 80']],
+      adds: [['service-ips', el('1.2.3.4 . tcp . 80', 'goto external-A')]],
+    });
     expect(store.get('service-ips')!.get('1.2.3.4 . tcp . 80')!.element.value).toBe('goto service-A');
     const comment = new ElementChanges(store);
     comment.replace(before, [at('service-ips', el('1.2.3.4 . tcp . 80', 'goto service-A', 'ns/a:p'))]);
@@ -51,7 +54,7 @@ describe('element store (upstream nftElementStorage, incremental)', () => {
     expect(r.get('a')).not.toBe(store.get('a'));
   });
 
-  it('drops a deleted set\'s elements without element operations, and fills a re-created one', () => {
+  it("drops a deleted set's elements without element operations, and fills a re-created one", () => {
     const store = buildStore(['nodeport-ips'], [at('nodeport-ips', el('192.168.0.2'))]);
     const c = new ElementChanges(store);
     c.dropSet('nodeport-ips');

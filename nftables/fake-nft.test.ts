@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { classifyError, NftError, nftFailure } from './errors.ts';
 import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
-import { Nft, type Execer } from './nft.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
+import { Nft } from './nft.ts';
 
-describe('fake nft: the kernel\'s transaction semantics (cases shared with nft.e2e.test.ts)', () => {
+describe("fake nft: the kernel's transaction semantics (cases shared with nft.e2e.test.ts)", () => {
   for (const c of SEMANTICS) {
     it(c.name, async () => {
       const fake = new FakeNft();
@@ -38,7 +39,9 @@ describe('fake nft: the kernel\'s transaction semantics (cases shared with nft.e
 
   it('refuses rules it cannot read, naming the line', async () => {
     const fake = new FakeNft();
-    const err = (await fake.run('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a ip daddr\n').catch((e: unknown) => e)) as NftError;
+    const err = (await fake
+      .run('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a ip daddr\n')
+      .catch((e: unknown) => e)) as NftError;
     expect(err.kind).toBe('syntax');
     expect(err.line).toBe(3);
     expect(err.message).toMatch(/expected a value/);
@@ -69,7 +72,7 @@ describe('nft errors, classified once (knftables error.go)', () => {
 describe('Nft adapter over the exec seam', () => {
   function execer(results: Record<string, { code: number; stdout?: string; stderr?: string }>) {
     const calls: { args: readonly string[]; input: string | undefined }[] = [];
-    const exec: Execer = {
+    const exec: CommandRunner = {
       async run(cmd, args, opts) {
         calls.push({ args: [cmd, ...args], input: opts?.input });
         const r = results[args.join(' ')] ?? { code: 0 };
@@ -93,7 +96,11 @@ describe('Nft adapter over the exec seam', () => {
 
   it('reports a missing table as null / false, other failures as errors', async () => {
     const missing = { code: 1, stderr: 'Error: No such file or directory\nlist table ip kube-proxy\n' };
-    const { exec } = execer({ '-j list table ip kube-proxy': missing, 'delete table ip kube-proxy': missing, '-j list table ip6 kube-proxy': { code: 1, stderr: 'Error: Operation not permitted\n' } });
+    const { exec } = execer({
+      '-j list table ip kube-proxy': missing,
+      'delete table ip kube-proxy': missing,
+      '-j list table ip6 kube-proxy': { code: 1, stderr: 'Error: Operation not permitted\n' },
+    });
     const nft = new Nft(exec);
     expect(await nft.list('ip')).toBeNull();
     expect(await nft.deleteTable('ip')).toBe(false);

@@ -68,7 +68,14 @@ export function writeSetup(tx: Transaction, render: NftRender, recreateBaseChain
   if (render.nodePortsMatchAll) {
     // Add, then delete: deleting a set that is not there would fail the transaction.
     const row = CONTAINERS.find((r) => r.name === NODEPORT_IPS)!;
-    tx.addSet({ name: row.name, kind: row.kind, type: render.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr', flags: [], timeout: null, comment: row.comment });
+    tx.addSet({
+      name: row.name,
+      kind: row.kind,
+      type: render.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr',
+      flags: [],
+      timeout: null,
+      comment: row.comment,
+    });
     tx.deleteSet('set', NODEPORT_IPS);
   } else {
     tx.flushSet('set', NODEPORT_IPS);
@@ -132,7 +139,8 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
   for (const svc of render.services) for (const set of svc.affinitySets) wantedSets.add(set.name);
   const stale = new Map<string, number>();
   const deleting = new Set(cleanupChains);
-  for (const [name, since] of oldStale) if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
+  for (const [name, since] of oldStale)
+    if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
   for (const name of liveChains) {
     const owner = chainOwner(name);
     if ((owner === 'service' || owner === 'foreign') && !wanted.has(name) && !deleting.has(name)) {

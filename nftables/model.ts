@@ -6,7 +6,7 @@
  * text, the fake nft and the tracer run on it. Plain readonly data.
  *
  * Rules are nft statement text ("ip daddr 172.30.0.41 jump mark-for-masquerade");
- * rule-syntax.ts reads that text into a structured form for comparison and
+ * rule-text.ts reads that text into a structured form (rule-ast.ts) for comparison and
  * tracing. Element keys and values are their nft text with parts joined by
  * " . " ("172.30.0.41 . tcp . 80", "goto service-...").
  */

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { endpointBase, endpointNames, hashAndTruncate, isAffinitySetName, isServiceChainName, servicePortBase, servicePortNames } from './names.ts';
 
-const port = (namespace: string, name: string, portName: string, protocol: 'TCP' | 'UDP' | 'SCTP' = 'TCP') => ({ namespace, name, portName, protocol });
+const port = (namespace: string, name: string, portName: string, protocol: 'TCP' | 'UDP' | 'SCTP' = 'TCP') => ({
+  namespace,
+  name,
+  portName,
+  protocol,
+});
 const LONG = port(
   'very-long-namespace-name-abcdefghijklmnopqrstuvwxyz0123456789xx',
   'very-long-service-name-why-would-you-even-do-this-i-mean-really',
@@ -34,7 +39,12 @@ describe('endpoint chain names (upstream Test_servicePortEndpointChainNameBase)'
     ['simple', svc, { ip: '10.180.0.1', port: 80 }, 'JO2XBXZR-testing/service/tcp/http__10.180.0.1/80'],
     ['different endpoint, different hash', svc, { ip: '10.180.0.2', port: 80 }, '5S6H3H22-testing/service/tcp/http__10.180.0.2/80'],
     ['ipv6', svc, { ip: 'fd80:abcd:12::a1b2:c3d4:e5f6:9999', port: 80 }, 'U7E2ET36-testing/service/tcp/http__fd80.abcd.12..a1b2.c3d4.e5f6.9999/80'],
-    ['max length without truncation', LONG, { ip: '1234:5678:9abc:def0::abc:1234', port: 443 }, `5YS7AFEA-${LONG_TEXT}__1234.5678.9abc.def0..abc.1234/443`],
+    [
+      'max length without truncation',
+      LONG,
+      { ip: '1234:5678:9abc:def0::abc:1234', port: 443 },
+      `5YS7AFEA-${LONG_TEXT}__1234.5678.9abc.def0..abc.1234/443`,
+    ],
     ['truncated, 1', LONG, { ip: '1234:5678:9abc:def0::abcd:1234:5678', port: 443 }, `CI6C53Q3-${LONG_TEXT}__1234.5678.9abc.def0..abcd.1234...`],
     [
       'truncated, 2 (different IP, which is not visible in the result)',

@@ -15,7 +15,7 @@ import { diffTables, isEmptyDiff } from './diff.ts';
 import { NftError } from './errors.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
 import { FakeNft } from './fake-nft.ts';
-import { Nft, type Execer } from './nft.ts';
+import { Nft } from './nft.ts';
 import { NftSession, type NftLauncher } from './nft-session.ts';
 import { tableOf } from './render.ts';
 import { SyncDriver } from './sync.case.ts';
@@ -52,7 +52,7 @@ async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
     stage: (t) => real.stage(t),
     dispose: () => real.dispose(),
   };
-  const exec: Execer = { run: (cmd, args, opts) => runner.run(cmd, args, { ...opts, netns: ns }) };
+  const exec = createExecaRunner({ netns: ns });
   const session = new NftSession(launcher);
   Object.assign(env, { session, nft: new Nft(exec, { session }) });
   try {
@@ -69,7 +69,10 @@ describe('nft -i with staged transactions behaves as nft -f', () => {
       await inNamespace(async ({ nft, pids }) => {
         const fake = new FakeNft();
         if (c.setup) await Promise.all([nft.run(c.setup), fake.run(c.setup)]);
-        const r = await nft.run(c.tx).then(() => null, (e: unknown) => e as NftError);
+        const r = await nft.run(c.tx).then(
+          () => null,
+          (e: unknown) => e as NftError,
+        );
         await fake.run(c.tx).catch(() => undefined);
         expect(r === null ? 'ok' : r.kind, r?.message).toBe(c.expect);
         if (c.line !== undefined) expect(r!.line).toBe(c.line);
@@ -86,11 +89,12 @@ const svc = (name: string, ip: string) => makeService('ns1', name, { clusterIP: 
 const eps = (name: string, ips: string[]) =>
   makeEndpointSlice('ns1', name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
 
-describe('the session\'s process dying', () => {
+describe("the session's process dying", () => {
   it('is replaced when it died between transactions; a transaction it died in fails, and the full sync after it converges', async () => {
     await inNamespace(async (env) => {
       const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
-      const snap = (ips: string[]) => upstreamSnapshot('IPv4', [svc('a', '172.30.0.1'), svc('b', '172.30.0.2')], [eps('a', ips), eps('b', ['10.0.2.1'])]);
+      const snap = (ips: string[]) =>
+        upstreamSnapshot('IPv4', [svc('a', '172.30.0.1'), svc('b', '172.30.0.2')], [eps('a', ips), eps('b', ['10.0.2.1'])]);
       const converged = async () => {
         const d = diffTables(tableOf(driver.lastRender!), await env.nft.list('ip'));
         expect(isEmptyDiff({ ...d, extraChains: d.extraChains.filter((c) => !driver.applied!.stale.has(c)) }), JSON.stringify(d)).toBe(true);

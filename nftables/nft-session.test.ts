@@ -7,7 +7,8 @@ const JUNK = (marker: string) => `Error: syntax error, unexpected junk\n${marker
 
 /** nft -i as the session sees it: each `include` line runs the staged text; `behave` says what nft printed or that it died. */
 class FakeLauncher implements NftLauncher {
-  readonly children: { args: readonly string[]; env: Readonly<Record<string, string>>; sent: string[]; events: NftChildEvents; closed: boolean }[] = [];
+  readonly children: { args: readonly string[]; env: Readonly<Record<string, string>>; sent: string[]; events: NftChildEvents; closed: boolean }[] =
+    [];
   staged = '';
   disposed = false;
   chunk = 1 << 20;
@@ -65,7 +66,8 @@ describe('NftSession (one nft -i, transactions staged and included)', () => {
     l.chunk = 1;
     const s = new NftSession(l);
     const text = 'add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy nope counter\n';
-    l.behave = () => `In file included from <cmdline>:1:1-40:\n${PATH}:3:24-27: Error: Could not process rule: No such file or directory\nadd rule ip kube-proxy nope counter\n                       ^^^^\n`;
+    l.behave = () =>
+      `In file included from <cmdline>:1:1-40:\n${PATH}:3:24-27: Error: Could not process rule: No such file or directory\nadd rule ip kube-proxy nope counter\n                       ^^^^\n`;
     const err = (await s.run(text).catch((e: unknown) => e)) as NftError;
     expect(err).toBeInstanceOf(NftError);
     expect(err.kind).toBe('not-found');

@@ -16,7 +16,8 @@ import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
 import { planColdStart } from './cold-start.ts';
 import { planFullSync } from './full-sync.ts';
-import { Nft, type Execer } from './nft.ts';
+import { Nft } from './nft.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { renderNftables, tableOf } from './render.ts';
 import type { Snapshot } from '../proxier/types.ts';
@@ -34,11 +35,11 @@ beforeAll(async () => net.sweepNamespaces(PREFIX));
 afterAll(async () => net.sweepNamespaces(PREFIX));
 
 /** A fresh namespace and an Nft bound to it; removed after the callback. */
-async function inNamespace<T>(fn: (nft: Nft, exec: Execer) => Promise<T>): Promise<T> {
+async function inNamespace<T>(fn: (nft: Nft, exec: CommandRunner) => Promise<T>): Promise<T> {
   const ns = `${PREFIX}-${process.pid}-${serial++}`;
   await net.addNamespace(ns);
-  const exec: Execer = { run: (cmd, args, opts) => runner.run(cmd, args, { ...opts, netns: ns }) };
   try {
+    const exec = createExecaRunner({ netns: ns });
     return await fn(new Nft(exec), exec);
   } finally {
     await net.deleteNamespace(ns);
@@ -54,7 +55,11 @@ describe('the fake nft agrees with the kernel', () => {
           await fake.run(c.setup);
           await nft.run(c.setup);
         }
-        const outcome = async (api: { run(t: string): Promise<void> }) => api.run(c.tx).then(() => null, (e: unknown) => e as NftError);
+        const outcome = async (api: { run(t: string): Promise<void> }) =>
+          api.run(c.tx).then(
+            () => null,
+            (e: unknown) => e as NftError,
+          );
         const [f, r] = [await outcome(fake), await outcome(nft)];
         expect(r === null ? 'ok' : r.kind, r?.message).toBe(c.expect);
         expect(f === null ? 'ok' : f.kind).toBe(c.expect);
@@ -102,7 +107,9 @@ describe('rendered tables in the kernel', () => {
 
   it('nft --check reports the failing line for a broken transaction, and the kernel keeps nothing of it', async () => {
     await inNamespace(async (nft) => {
-      const err = (await nft.check('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a jump nowhere\n').catch((e: unknown) => e)) as NftError;
+      const err = (await nft
+        .check('add table ip kube-proxy\nadd chain ip kube-proxy a\nadd rule ip kube-proxy a jump nowhere\n')
+        .catch((e: unknown) => e)) as NftError;
       expect(err).toBeInstanceOf(NftError);
       expect(err.kind).toBe('not-found');
       expect(err.line).toBe(3);
@@ -112,7 +119,7 @@ describe('rendered tables in the kernel', () => {
     });
   });
 
-  it('the machine\'s nft and kernel pass the version floors', async () => {
+  it("the machine's nft and kernel pass the version floors", async () => {
     await inNamespace(async (nft) => {
       expect(checkNftVersion(await nft.version())).toBeNull();
       const uname = await runner.run('uname', ['-r']);
@@ -121,9 +128,13 @@ describe('rendered tables in the kernel', () => {
   });
 });
 
-const svc = (ns: string, name: string, ip: string, o: Record<string, unknown> = {}) => makeService(ns, name, { clusterIP: ip, ports: [{ name: 'p80', port: 80, ...o }] });
+const svc = (ns: string, name: string, ip: string, o: Record<string, unknown> = {}) =>
+  makeService(ns, name, { clusterIP: ip, ports: [{ name: 'p80', port: 80, ...o }] });
 const eps = (ns: string, name: string, ips: string[], local = false) =>
-  makeEndpointSlice(ns, name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip, ...(local ? { nodeName: 'test-node' } : {}) })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
+  makeEndpointSlice(ns, name, `${name}-1`, {
+    endpoints: ips.map((ip) => ({ ip, ...(local ? { nodeName: 'test-node' } : {}) })),
+    ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+  });
 
 describe('partial syncs in the kernel', () => {
   it('converge to exactly the full render after every change, and stale chains go a second later', async () => {
@@ -155,20 +166,39 @@ describe('partial syncs in the kernel', () => {
       });
       await step('endpoints gone', () => slices.set('s3', eps('ns1', 's3', [])));
       await step('LB with source ranges, affinity and eTP Local', () => {
-        services.set('s4', makeService('ns1', 's4', {
-          type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
-          externalTrafficPolicy: 'Local', healthCheckNodePort: 30004, loadBalancerSourceRanges: ['203.0.113.0/25'], sessionAffinity: 'ClientIP',
-        }));
+        services.set(
+          's4',
+          makeService('ns1', 's4', {
+            type: 'LoadBalancer',
+            clusterIP: '172.30.0.4',
+            ports: [{ name: 'p80', port: 80, nodePort: 3004 }],
+            ingress: [{ ip: '1.2.3.4' }],
+            externalTrafficPolicy: 'Local',
+            healthCheckNodePort: 30004,
+            loadBalancerSourceRanges: ['203.0.113.0/25'],
+            sessionAffinity: 'ClientIP',
+          }),
+        );
         slices.set('s4', eps('ns1', 's4', ['10.0.4.1', '10.0.4.2'], true));
       });
-      await step('endpoint added to the service with affinity (its other endpoint\'s set is only named)', () =>
+      await step("endpoint added to the service with affinity (its other endpoint's set is only named)", () =>
         slices.set('s4', eps('ns1', 's4', ['10.0.4.1', '10.0.4.2', '10.0.4.3'], true)),
       );
       await step('affinity timeout changed', () =>
-        services.set('s4', makeService('ns1', 's4', {
-          type: 'LoadBalancer', clusterIP: '172.30.0.4', ports: [{ name: 'p80', port: 80, nodePort: 3004 }], ingress: [{ ip: '1.2.3.4' }],
-          externalTrafficPolicy: 'Local', healthCheckNodePort: 30004, loadBalancerSourceRanges: ['203.0.113.0/25'], sessionAffinity: 'ClientIP', sessionAffinityTimeout: 60,
-        })),
+        services.set(
+          's4',
+          makeService('ns1', 's4', {
+            type: 'LoadBalancer',
+            clusterIP: '172.30.0.4',
+            ports: [{ name: 'p80', port: 80, nodePort: 3004 }],
+            ingress: [{ ip: '1.2.3.4' }],
+            externalTrafficPolicy: 'Local',
+            healthCheckNodePort: 30004,
+            loadBalancerSourceRanges: ['203.0.113.0/25'],
+            sessionAffinity: 'ClientIP',
+            sessionAffinityTimeout: 60,
+          }),
+        ),
       );
       await step('affinity and LB gone again', () => services.set('s4', svc('ns1', 's4', '172.30.0.4')));
       await step('endpoints back', () => slices.set('s3', eps('ns1', 's3', ['10.0.3.9'])));
@@ -187,7 +217,7 @@ describe('partial syncs in the kernel', () => {
 });
 
 /** nfnetlink message types nft sent as requests (`nft --debug=mnl`): 0x0a04 GETCHAIN, 0x0a0a GETSET, ... */
-async function requestsOf(exec: Execer, text: string): Promise<number[]> {
+async function requestsOf(exec: CommandRunner, text: string): Promise<number[]> {
   const r = await exec.run('nft', ['--debug=mnl', '-f', '-'], { input: text });
   expect(r.code, r.stderr).toBe(0);
   return [...r.stdout.matchAll(/^\| (\d{5}) \| R/gm)].map((m) => Number(m[1]));
@@ -200,7 +230,11 @@ describe('what nft 1.0.6 loads before it reads a transaction (cache.c nft_cache_
     await inNamespace(async (nft, exec) => {
       const driver = new SyncDriver(nft, upstreamOptions('IPv4'));
       const snap = (ips: string[], withS2: boolean) =>
-        upstreamSnapshot('IPv4', [svc('ns1', 's1', '172.30.0.1', { }), ...(withS2 ? [svc('ns1', 's2', '172.30.0.2')] : [])], [eps('ns1', 's1', ips), eps('ns1', 's2', ['10.0.2.1'])]);
+        upstreamSnapshot(
+          'IPv4',
+          [svc('ns1', 's1', '172.30.0.1', {}), ...(withS2 ? [svc('ns1', 's2', '172.30.0.2')] : [])],
+          [eps('ns1', 's1', ips), eps('ns1', 's2', ['10.0.2.1'])],
+        );
       await driver.sync(snap(['10.0.1.1'], true), 1000);
       // Plan the next syncs by hand, apply them with --debug=mnl, and keep the driver's state in step.
       const plan = (s: Snapshot, now: number) => planPartialSync(renderNftables(s, upstreamOptions('IPv4')), driver.applied!, now);

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { Nft, type Execer } from './nft.ts';
+import { Nft } from './nft.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
 
 const doc = (...items: object[]) => JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, ...items] });
 
-function execer(stdout: string, calls: string[][]): Execer {
+function execer(stdout: string, calls: string[][]): CommandRunner {
   return {
     async run(cmd, args) {
       calls.push([cmd, ...args]);
@@ -13,16 +14,20 @@ function execer(stdout: string, calls: string[][]): Execer {
 }
 
 describe('Nft.listNames', () => {
-  it('asks one terse nft for chains, sets and maps (nft 1.0.6 loads every set\'s elements for list sets without -t, everything for list tables)', async () => {
+  it("asks one terse nft for chains, sets and maps (nft 1.0.6 loads every set's elements for list sets without -t, everything for list tables)", async () => {
     const calls: string[][] = [];
-    const stdout = [
-      doc({ chain: { family: 'ip', table: 'kube-proxy', name: 'services' } }, { chain: { family: 'ip', table: 'other', name: 'x' } }),
-      doc({ set: { family: 'ip', table: 'kube-proxy', name: 'cluster-ips' } }),
-      doc({ map: { family: 'ip', table: 'kube-proxy', name: 'service-ips' } }),
-    ].join('\n') + '\n';
+    const stdout =
+      [
+        doc({ chain: { family: 'ip', table: 'kube-proxy', name: 'services' } }, { chain: { family: 'ip', table: 'other', name: 'x' } }),
+        doc({ set: { family: 'ip', table: 'kube-proxy', name: 'cluster-ips' } }),
+        doc({ map: { family: 'ip', table: 'kube-proxy', name: 'service-ips' } }),
+      ].join('\n') + '\n';
     expect(await new Nft(execer(stdout, calls)).listNames('ip')).toEqual({
       chains: ['services'],
-      sets: [{ name: 'cluster-ips', kind: 'set' }, { name: 'service-ips', kind: 'map' }],
+      sets: [
+        { name: 'cluster-ips', kind: 'set' },
+        { name: 'service-ips', kind: 'map' },
+      ],
     });
     expect(calls).toEqual([['nft', '-t', '-j', 'list chains ip; list sets ip; list maps ip']]);
   });

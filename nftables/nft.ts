@@ -1,9 +1,8 @@
 /**
- * The exec seam and the adapter over it. Execer is all nftables/ needs from
- * the outside world (as knftables' execer): run a program with argv and
- * stdin, get code, stdout and stderr; a non-zero exit is a result, not an
- * exception. src/system/exec.ts' CommandRunner satisfies it; a test binds
- * one to a network namespace.
+ * The nft adapter over the command-runner seam (proxier/exec.ts, as
+ * knftables' execer): run a program with argv and stdin, get code, stdout
+ * and stderr; a non-zero exit is a result, not an exception. A runner made
+ * for a network namespace runs nft there.
  *
  * Nft runs `nft -f -` (one atomic transaction; or hands it to an NftSession),
  * `nft --check -f -`,
@@ -11,20 +10,11 @@
  * `nft delete table`, and turns failures into NftError with the input line
  * nft complained about. FakeNft implements the same NftApi.
  */
+import type { CommandRunner } from '../proxier/exec.ts';
 import { nftFailure, NftError } from './errors.ts';
 import { TABLE_NAME, type NftFamily, type NftTable } from './model.ts';
 import type { LiveNames } from './full-sync.ts';
 import { ListParseError, namesIn, parseNftJson } from './parse-json.ts';
-
-export interface ExecResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface Execer {
-  run(cmd: string, args: readonly string[], opts?: { readonly input?: string }): Promise<ExecResult>;
-}
 
 export interface NftApi {
   /** Applies a transaction atomically; throws NftError. */
@@ -45,11 +35,11 @@ export interface NftOptions {
 }
 
 export class Nft implements NftApi {
-  private readonly exec: Execer;
+  private readonly exec: CommandRunner;
   private readonly cmd: string;
   private readonly session: NftOptions['session'];
 
-  constructor(exec: Execer, options: NftOptions = {}) {
+  constructor(exec: CommandRunner, options: NftOptions = {}) {
     this.exec = exec;
     this.cmd = options.command ?? 'nft';
     this.session = options.session;
@@ -119,7 +109,8 @@ export class Nft implements NftApi {
   /** `nft --version`, e.g. "nftables v1.0.6 (Lester Gooch #5)". */
   async version(): Promise<string> {
     const r = await this.exec.run(this.cmd, ['--version']);
-    if (r.code !== 0) throw new NftError({ what: `${this.cmd} --version`, kind: 'other', line: null, lineText: null, stderr: r.stderr, exitCode: r.code });
+    if (r.code !== 0)
+      throw new NftError({ what: `${this.cmd} --version`, kind: 'other', line: null, lineText: null, stderr: r.stderr, exitCode: r.code });
     return r.stdout.trim();
   }
 }

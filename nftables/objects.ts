@@ -115,13 +115,30 @@ export const CONTAINERS: readonly ContainerRow[] = [
     type: 'inet_proto . inet_service : verdict',
     comment: 'vmap to drop or reject packets to service nodeports with no endpoints',
   },
-  { name: FIREWALL_IPS, kind: 'map', type: 'ADDR . inet_proto . inet_service : verdict', comment: 'destinations that are subject to LoadBalancerSourceRanges' },
-  { name: SERVICE_IPS, kind: 'map', type: 'ADDR . inet_proto . inet_service : verdict', comment: 'ClusterIP, ExternalIP and LoadBalancer IP traffic' },
+  {
+    name: FIREWALL_IPS,
+    kind: 'map',
+    type: 'ADDR . inet_proto . inet_service : verdict',
+    comment: 'destinations that are subject to LoadBalancerSourceRanges',
+  },
+  {
+    name: SERVICE_IPS,
+    kind: 'map',
+    type: 'ADDR . inet_proto . inet_service : verdict',
+    comment: 'ClusterIP, ExternalIP and LoadBalancer IP traffic',
+  },
   { name: SERVICE_NODEPORTS, kind: 'map', type: 'inet_proto . inet_service : verdict', comment: 'NodePort traffic' },
 ];
 
 /** The containers whose elements the services fill (upstream's six nftElementStorage stores). */
-export const SERVICE_CONTAINERS: readonly string[] = [CLUSTER_IPS, SERVICE_IPS, FIREWALL_IPS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS, SERVICE_NODEPORTS];
+export const SERVICE_CONTAINERS: readonly string[] = [
+  CLUSTER_IPS,
+  SERVICE_IPS,
+  FIREWALL_IPS,
+  NO_ENDPOINT_SERVICES,
+  NO_ENDPOINT_NODEPORTS,
+  SERVICE_NODEPORTS,
+];
 
 export function containerType(row: ContainerRow, family: NftFamily): string {
   return row.type.replace('ADDR', addrType(family));

@@ -9,7 +9,10 @@ import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 const listing = (f: string) => readFileSync(new URL(`./testdata/${f}`, import.meta.url), 'utf8');
 
 describe('nft -j list table (nft 1.0.6 output)', () => {
-  for (const [family, nftFamily, file] of [['IPv4', 'ip', 'ipv4-listing.json'], ['IPv6', 'ip6', 'ipv6-listing.json']] as const) {
+  for (const [family, nftFamily, file] of [
+    ['IPv4', 'ip', 'ipv4-listing.json'],
+    ['IPv6', 'ip6', 'ipv6-listing.json'],
+  ] as const) {
     it(`reads back exactly the ${family} table that was loaded (every rule shape, after normalising both sides)`, () => {
       const live = parseNftJson(listing(file), nftFamily)!;
       const desired = tableOf(renderNftables(shapesSnapshot(family), shapesOptions(family)));
@@ -33,9 +36,13 @@ describe('nft -j list table (nft 1.0.6 output)', () => {
     });
   }
 
-  it('reads elements with comments, verdict maps, and leaves affinity sets\' contents out', () => {
+  it("reads elements with comments, verdict maps, and leaves affinity sets' contents out", () => {
     const t = parseNftJson(listing('ipv4-listing.json'), 'ip')!;
-    expect(findSet(t, 'no-endpoint-services')!.elements).toContainEqual({ key: '172.30.0.46 . tcp . 80', value: 'goto reject-chain', comment: 'ns1/empty:p80' });
+    expect(findSet(t, 'no-endpoint-services')!.elements).toContainEqual({
+      key: '172.30.0.46 . tcp . 80',
+      value: 'goto reject-chain',
+      comment: 'ns1/empty:p80',
+    });
     expect(findSet(t, 'service-ips')!.type).toBe('ipv4_addr . inet_proto . inet_service : verdict');
     const aff = t.sets.filter((s) => s.name.startsWith('affinity-'));
     expect(aff).toHaveLength(2);
@@ -70,4 +77,3 @@ describe('names of one table in a listing of a family (nft -j list chains|sets|m
     expect(namesIn(listing, 'table', 'ip6')).toEqual([]);
   });
 });
-

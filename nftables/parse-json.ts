@@ -136,4 +136,3 @@ export function namesIn(text: string, kind: 'chain' | 'set' | 'map' | 'table', f
   }
   return out;
 }
-

@@ -45,7 +45,8 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
 
   // Fixed chains and fixed set declarations (nodeport-ips comes and goes with --nodeport-addresses).
   const oldFixed = new Map(applied.fixed.chains.map((c) => [c.name, c]));
-  for (const c of render.fixed.chains) if (!sameRules(oldFixed.get(c.name)!.rules, c.rules) || oldFixed.get(c.name)!.comment !== c.comment) rewrite.push(c);
+  for (const c of render.fixed.chains)
+    if (!sameRules(oldFixed.get(c.name)!.rules, c.rules) || oldFixed.get(c.name)!.comment !== c.comment) rewrite.push(c);
   diffSets(applied.fixed.sets, render.fixed.sets, setsToDelete, setsToAdd);
   for (const s of setsToDelete) elements.dropSet(s.name);
   elements.replace(fixedElements(applied.fixed), fixedElements(render.fixed));
@@ -106,7 +107,15 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
     elements: elements.result(render.fixed.sets.map((s) => s.name)),
     stale,
   };
-  return { full: false, cleanup: cleanupText(render.family, cleanupChains), cleanupChains, text: tx.text(), more: [], operations: tx.operations, next };
+  return {
+    full: false,
+    cleanup: cleanupText(render.family, cleanupChains),
+    cleanupChains,
+    text: tx.text(),
+    more: [],
+    operations: tx.operations,
+    next,
+  };
 }
 
 /**
@@ -130,4 +139,3 @@ function diffSets(before: readonly NftSet[], after: readonly NftSet[], del: NftS
   }
   return recreated;
 }
-

@@ -101,7 +101,12 @@ function fixedRules(s: BaseSettings): Map<string, string[]> {
 export function renderFixed(s: BaseSettings): FixedPart {
   const rules = fixedRules(s);
   const chains: NftChain[] = [
-    ...BASE_CHAINS.map((b) => ({ name: b.name, base: { type: b.type, hook: b.hook, priority: b.priority }, comment: null, rules: rules.get(b.name)! })),
+    ...BASE_CHAINS.map((b) => ({
+      name: b.name,
+      base: { type: b.type, hook: b.hook, priority: b.priority },
+      comment: null,
+      rules: rules.get(b.name)!,
+    })),
     ...FIXED_CHAINS.map((name) => ({ name, base: null, comment: name === REJECT_CHAIN ? REJECT_CHAIN_COMMENT : null, rules: rules.get(name)! })),
   ];
   const nodePortElements: NftElement[] = s.nodePortIPs.map((ip) => ({ key: ip, value: null, comment: null }));

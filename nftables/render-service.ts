@@ -78,7 +78,8 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
   const externalVerdict = hasAny ? 'drop' : `goto ${REJECT_CHAIN}`;
 
   const elements: PlacedElement[] = [];
-  const put = (set: string, key: string, value: string | null, comment: string | null = null) => elements.push({ set, element: { key, value, comment } });
+  const put = (set: string, key: string, value: string | null, comment: string | null = null) =>
+    elements.push({ set, element: { key, value, comment } });
   const addrKey = (ip: string) => `${ip} . ${proto} . ${sp.port}`;
 
   put(CLUSTER_IPS, sp.clusterIP, null);
@@ -108,11 +109,16 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
   const internalMasq: string[] = [];
   if (hasInternal) {
     if (ctx.masqueradeAll) internalMasq.push(`${ipX} daddr ${sp.clusterIP} jump ${MARK_FOR_MASQUERADE}`);
-    else if (ctx.detector.ifNotLocal !== null) internalMasq.push(`${ipX} daddr ${sp.clusterIP} ${ctx.detector.ifNotLocal} jump ${MARK_FOR_MASQUERADE}`);
+    else if (ctx.detector.ifNotLocal !== null)
+      internalMasq.push(`${ipX} daddr ${sp.clusterIP} ${ctx.detector.ifNotLocal} jump ${MARK_FOR_MASQUERADE}`);
   }
   const policyRules = (name: string, eps: typeof clusterEndpoints) => [
     ...(name === internalChain ? internalMasq : []),
-    ...policyChainRules(eps.map((ep) => epNames.get(ep)!), ipX, affinity),
+    ...policyChainRules(
+      eps.map((ep) => epNames.get(ep)!),
+      ipX,
+      affinity,
+    ),
   ];
   if (usesClusterChain) chains.push(chain(names.service, policyRules(names.service, clusterEndpoints)));
   if (usesLocalChain) chains.push(chain(names.local, policyRules(names.local, localEndpoints)));

@@ -4,22 +4,39 @@ import { tableOf, renderNftables } from './render.ts';
 import { applied, BASE_RULES, sortedDump, TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const http = (name = 'p80', port = 80) => [{ name, port, protocol: 'TCP' }];
-const slice = (ns: string, svc: string, endpoints: { ip: string; nodeName?: string }[], ports = http()) => makeEndpointSlice(ns, svc, { endpoints, ports });
+const slice = (ns: string, svc: string, endpoints: { ip: string; nodeName?: string }[], ports = http()) =>
+  makeEndpointSlice(ns, svc, { endpoints, ports });
 
 /** The services and slices of upstream TestOverallNFTablesRules. */
 function overall() {
   const services = [
     makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }] }),
     makeService('ns2', 'svc2', {
-      type: 'LoadBalancer', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.42', ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
-      ingress: [{ ip: '1.2.3.4' }], externalIPs: ['192.168.99.22'], healthCheckNodePort: 30000,
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      clusterIP: '172.30.0.42',
+      ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+      ingress: [{ ip: '1.2.3.4' }],
+      externalIPs: ['192.168.99.22'],
+      healthCheckNodePort: 30000,
     }),
     makeService('ns3', 'svc3', { type: 'NodePort', clusterIP: '172.30.0.43', ports: [{ name: 'p80', port: 80, nodePort: 3003 }] }),
-    makeService('ns4', 'svc4', { type: 'NodePort', clusterIP: '172.30.0.44', externalIPs: ['192.168.99.33'], ports: [{ name: 'p80', port: 80, targetPort: 80 }] }),
+    makeService('ns4', 'svc4', {
+      type: 'NodePort',
+      clusterIP: '172.30.0.44',
+      externalIPs: ['192.168.99.33'],
+      ports: [{ name: 'p80', port: 80, targetPort: 80 }],
+    }),
     makeService('ns5', 'svc5', {
-      type: 'LoadBalancer', externalTrafficPolicy: 'Cluster', clusterIP: '172.30.0.45', ports: [{ name: 'p80', port: 80, nodePort: 3002 }],
-      ingress: [{ ip: '5.6.7.8' }], healthCheckNodePort: 30000, loadBalancerSourceRanges: [' 203.0.113.0/25'],
-      sessionAffinity: 'ClientIP', sessionAffinityTimeout: 10800,
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Cluster',
+      clusterIP: '172.30.0.45',
+      ports: [{ name: 'p80', port: 80, nodePort: 3002 }],
+      ingress: [{ ip: '5.6.7.8' }],
+      healthCheckNodePort: 30000,
+      loadBalancerSourceRanges: [' 203.0.113.0/25'],
+      sessionAffinity: 'ClientIP',
+      sessionAffinityTimeout: 10800,
     }),
     makeService('ns6', 'svc6', { type: 'ClusterIP', clusterIP: '172.30.0.46', ports: [{ name: 'p80', port: 80, targetPort: 80 }] }),
   ];
@@ -125,8 +142,12 @@ describe('golden dumps (upstream proxier_test.go)', () => {
 
   it('rewrites bad IPs and CIDRs to their canonical form (upstream TestBadIPs)', async () => {
     const svc = makeService('ns1', 'svc1', {
-      type: 'LoadBalancer', clusterIP: '172.30.0.041', ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
-      ingress: [{ ip: '1.2.3.004' }], externalIPs: ['192.168.099.022'], loadBalancerSourceRanges: ['203.0.113.000/025'],
+      type: 'LoadBalancer',
+      clusterIP: '172.30.0.041',
+      ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+      ingress: [{ ip: '1.2.3.004' }],
+      externalIPs: ['192.168.099.022'],
+      loadBalancerSourceRanges: ['203.0.113.000/025'],
     });
     const fake = await applied(upstreamSnapshot('IPv4', [svc], [slice('ns1', 'svc1', [{ ip: '10.180.00.001' }])]), upstreamOptions('IPv4'));
     const expected = `
@@ -153,7 +174,9 @@ describe('golden dumps (upstream proxier_test.go)', () => {
   it('does not program LoadBalancer ingress with ipMode Proxy (upstream TestLoadBalancerIngressRouteTypeProxy)', () => {
     const keys = (ipMode: string | undefined) => {
       const svc = makeService('ns1', 'svc1', {
-        type: 'LoadBalancer', clusterIP: '10.20.30.41', ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+        type: 'LoadBalancer',
+        clusterIP: '10.20.30.41',
+        ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
         ingress: [{ ip: '1.2.3.4', ...(ipMode ? { ipMode } : {}) }],
       });
       const table = tableOf(renderNftables(upstreamSnapshot('IPv4', [svc], [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }])]), upstreamOptions('IPv4')));

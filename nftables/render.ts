@@ -8,9 +8,10 @@
  * Per-service output is memoised by ServicePortState identity in an optional
  * NftRenderCache, so a sync after one change re-renders one service port.
  */
-import { cidrContainsText, parseIP } from '../proxier/ip.ts';
-import { isLoopbackText, selectNodePortAddresses } from '../proxier/node-ports.ts';
-import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
+import { cidrContainsText } from '../proxier/ip.ts';
+import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import { ServiceRenderCache } from '../proxier/render-cache.ts';
+import type { Snapshot } from '../proxier/types.ts';
 import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } from './local-detector.ts';
 import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
 import { familyCIDRs, masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
@@ -44,36 +45,14 @@ export interface NftRender {
   readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
 }
 
-/** Memoises per-service output by ServicePortState identity; dropped when the shared context changes. */
-export class NftRenderCache {
-  private contextKey = '';
-  private renders = new WeakMap<ServicePortState, ServiceObjects>();
-
-  get(state: ServicePortState, ctx: ServiceContext, contextKey: string): ServiceObjects {
-    if (contextKey !== this.contextKey) {
-      this.contextKey = contextKey;
-      this.renders = new WeakMap();
-    }
-    let r = this.renders.get(state);
-    if (!r) {
-      r = renderService(state, ctx);
-      this.renders.set(state, r);
-    }
-    return r;
-  }
-}
-
-function primaryIPOf(snapshot: Snapshot, family: IPFamily, addresses: readonly string[]): string | null {
-  const primary = snapshot.node.primaryIP;
-  if (primary && parseIP(primary)?.family === family) return primary;
-  return addresses.find((a) => parseIP(a)?.family === family) ?? null;
-}
+/** Per-service output memoised by state identity; dropped when the shared context changes. */
+export class NftRenderCache extends ServiceRenderCache<ServiceObjects> {}
 
 export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, cache?: NftRenderCache): NftRender {
   const family = nftFamily(snapshot.family);
   const warnings: string[] = [];
   const addresses = options.localAddresses ?? snapshot.node.addresses;
-  const nodeIP = primaryIPOf(snapshot, snapshot.family, addresses);
+  const nodeIP = primaryIPOf(snapshot.node, snapshot.family, addresses);
   const detector = makeLocalDetector(options.detectLocal, snapshot.family, snapshot.node);
 
   const cidrs = options.nodePortAddresses.length > 0 ? options.nodePortAddresses : ['primary'];
@@ -98,12 +77,20 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
   let internal = 0;
   let external = 0;
   for (const state of snapshot.services) {
-    const r = cache ? cache.get(state, ctx, ctxKey) : renderService(state, ctx);
+    const r = cache ? cache.get(state, ctxKey, (s) => renderService(s, ctx)) : renderService(state, ctx);
     services.push(r);
     if (r.noLocalInternal) internal++;
     if (r.noLocalExternal) external++;
   }
-  return { family, fixed, services, nodePortsMatchAll: selected.matchAll, localDetector: detector, warnings, noLocalEndpoints: { internal, external } };
+  return {
+    family,
+    fixed,
+    services,
+    nodePortsMatchAll: selected.matchAll,
+    localDetector: detector,
+    warnings,
+    noLocalEndpoints: { internal, external },
+  };
 }
 
 /**

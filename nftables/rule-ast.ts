@@ -21,9 +21,7 @@ export type Value =
   | { readonly k: 'setref'; readonly name: string }
   | { readonly k: 'anon'; readonly items: readonly string[] };
 
-export type Verdict =
-  | { readonly k: 'accept' | 'drop' | 'return' | 'continue' }
-  | { readonly k: 'jump' | 'goto'; readonly target: string };
+export type Verdict = { readonly k: 'accept' | 'drop' | 'return' | 'continue' } | { readonly k: 'jump' | 'goto'; readonly target: string };
 
 export type Stmt =
   | { readonly k: 'match'; readonly left: Expr; readonly op: '==' | '!='; readonly right: Value }

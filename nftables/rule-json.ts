@@ -92,7 +92,8 @@ function stmt(o: unknown): Stmt {
     }
     case 'reject':
       // Plain `reject` lists as the family's ICMP port-unreachable.
-      if (v !== null && !(f['expr'] === 'port-unreachable' && (f['type'] === 'icmp' || f['type'] === 'icmpv6' || f['type'] === 'icmpx'))) throw new Unknown();
+      if (v !== null && !(f['expr'] === 'port-unreachable' && (f['type'] === 'icmp' || f['type'] === 'icmpv6' || f['type'] === 'icmpx')))
+        throw new Unknown();
       return { k: 'reject' };
     case 'mangle': {
       if (!isObj(f['key']) || JSON.stringify(f['key']) !== '{"meta":{"key":"mark"}}') throw new Unknown();

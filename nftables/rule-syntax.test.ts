@@ -11,16 +11,25 @@ const PAIRS: readonly [string, string][] = [
   ['mark and 0x00004000 == 0 return', 'meta mark & 0x00004000 == 0x00000000 return'],
   ['mark set mark xor 0x4000', 'meta mark set meta mark ^ 0x00004000'],
   ['masquerade fully-random', 'masquerade fully-random'],
-  ['ip daddr { 172.30.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"', 'ip daddr 172.30.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"'],
+  [
+    'ip daddr { 172.30.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"',
+    'ip daddr 172.30.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"',
+  ],
   ['ip daddr { 172.50.0.0/16,172.30.0.0/16 } drop', 'ip daddr { 172.30.0.0/16, 172.50.0.0/16 } drop'],
   ['ip saddr != { 203.0.113.0/25 , 192.168.0.0/24 , 1.2.3.4 } drop', 'ip saddr != { 1.2.3.4, 192.168.0.0/24, 203.0.113.0/25 } drop'],
-  ['fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports', 'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports'],
+  [
+    'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports',
+    'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports',
+  ],
   ['ip6 daddr != ::1 meta l4proto . th dport vmap @no-endpoint-nodeports', 'ip6 daddr != ::1 meta l4proto . th dport vmap @no-endpoint-nodeports'],
   [
     'numgen random mod 2 vmap { 0 : goto endpoint-A-ns/s/tcp/p__10.0.0.1/80 , 1 : goto endpoint-B-ns/s/tcp/p__10.0.0.2/80 }',
     'numgen random mod 2 vmap { 0 : goto endpoint-A-ns/s/tcp/p__10.0.0.1/80, 1 : goto endpoint-B-ns/s/tcp/p__10.0.0.2/80 }',
   ],
-  ['iifname veth* goto service-X-ns/s/tcp/p comment "short-circuit pod traffic"', 'iifname "veth*" goto service-X-ns/s/tcp/p comment "short-circuit pod traffic"'],
+  [
+    'iifname veth* goto service-X-ns/s/tcp/p comment "short-circuit pod traffic"',
+    'iifname "veth*" goto service-X-ns/s/tcp/p comment "short-circuit pod traffic"',
+  ],
   ['ip6 daddr fd00:172:30::41 iifname != veth* jump mark-for-masquerade', 'ip6 daddr fd00:172:30::41 iifname != "veth*" jump mark-for-masquerade'],
   ['meta l4proto tcp dnat to [fd00:10:180::1]:80', 'meta l4proto tcp dnat to [fd00:10:180::1]:80'],
   ['update @affinity-X-ns/s/tcp/p__10.0.0.1/80 { ip saddr }', 'update @affinity-X-ns/s/tcp/p__10.0.0.1/80 { ip saddr }'],
@@ -33,7 +42,7 @@ describe('rule text: what we write and what nft lists read the same', () => {
     expect(normalizeRule(listed)).toBe(listed);
   });
 
-  it('names the chains and sets a rule refers to (for the fake nft\'s reference checks)', () => {
+  it("names the chains and sets a rule refers to (for the fake nft's reference checks)", () => {
     const r = parseRule('ip saddr @affinity-A goto endpoint-A');
     expect(ruleTargets(r)).toEqual(['endpoint-A']);
     expect(ruleSets(r)).toEqual(['affinity-A']);
@@ -53,25 +62,66 @@ describe('rule text: what we write and what nft lists read the same', () => {
 });
 
 describe('rule JSON (nft -j list, schema 1)', () => {
-  it('reads upstream\'s statements into the same canonical text', () => {
+  it("reads upstream's statements into the same canonical text", () => {
     const cases: [unknown[], string | null, string][] = [
-      [[{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'new' } }, { jump: { target: 'firewall-check' } }], null, 'ct state new jump firewall-check'],
-      [[{ mangle: { key: { meta: { key: 'mark' } }, value: { '|': [{ meta: { key: 'mark' } }, 16384] } } }], null, 'meta mark set meta mark | 0x00004000'],
-      [[{ match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, 16384] }, right: 0 } }, { return: null }], null, 'meta mark & 0x00004000 == 0x00000000 return'],
+      [
+        [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'new' } }, { jump: { target: 'firewall-check' } }],
+        null,
+        'ct state new jump firewall-check',
+      ],
+      [
+        [{ mangle: { key: { meta: { key: 'mark' } }, value: { '|': [{ meta: { key: 'mark' } }, 16384] } } }],
+        null,
+        'meta mark set meta mark | 0x00004000',
+      ],
+      [
+        [{ match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, 16384] }, right: 0 } }, { return: null }],
+        null,
+        'meta mark & 0x00004000 == 0x00000000 return',
+      ],
       [[{ reject: { type: 'icmpv6', expr: 'port-unreachable' } }], null, 'reject'],
       [
-        [{ match: { op: '!=', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { set: ['1.2.3.4', { prefix: { addr: '192.168.0.0', len: 24 } }] } } }, { drop: null }],
+        [
+          {
+            match: {
+              op: '!=',
+              left: { payload: { protocol: 'ip', field: 'saddr' } },
+              right: { set: ['1.2.3.4', { prefix: { addr: '192.168.0.0', len: 24 } }] },
+            },
+          },
+          { drop: null },
+        ],
         null,
         'ip saddr != { 1.2.3.4, 192.168.0.0/24 } drop',
       ],
       [
-        [{ vmap: { key: { numgen: { mode: 'random', mod: 2, offset: 0 } }, data: { set: [[0, { goto: { target: 'a' } }], [1, { goto: { target: 'b' } }]] } } }],
+        [
+          {
+            vmap: {
+              key: { numgen: { mode: 'random', mod: 2, offset: 0 } },
+              data: {
+                set: [
+                  [0, { goto: { target: 'a' } }],
+                  [1, { goto: { target: 'b' } }],
+                ],
+              },
+            },
+          },
+        ],
         null,
         'numgen random mod 2 vmap { 0 : goto a, 1 : goto b }',
       ],
       [[{ set: { op: 'update', elem: { payload: { protocol: 'ip6', field: 'saddr' } }, set: '@aff' } }], null, 'update @aff { ip6 saddr }'],
-      [[{ match: { op: '==', left: { fib: { result: 'type', flags: ['saddr'] } }, right: 'local' } }, { goto: { target: 's' } }], 'short-circuit local traffic', 'fib saddr type local goto s comment "short-circuit local traffic"'],
-      [[{ match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'udp' } }, { dnat: { addr: '10.0.0.1', port: 53 } }], null, 'meta l4proto udp dnat to 10.0.0.1:53'],
+      [
+        [{ match: { op: '==', left: { fib: { result: 'type', flags: ['saddr'] } }, right: 'local' } }, { goto: { target: 's' } }],
+        'short-circuit local traffic',
+        'fib saddr type local goto s comment "short-circuit local traffic"',
+      ],
+      [
+        [{ match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'udp' } }, { dnat: { addr: '10.0.0.1', port: 53 } }],
+        null,
+        'meta l4proto udp dnat to 10.0.0.1:53',
+      ],
       [[{ masquerade: { flags: 'fully-random' } }], null, 'masquerade fully-random'],
     ];
     for (const [exprs, comment, text] of cases) expect(printRule(ruleFromJson(exprs, comment))).toBe(text);

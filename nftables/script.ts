@@ -91,7 +91,8 @@ function chainOptions(inner: string | null): { base: BaseChainSpec | null; comme
     if (m && rules.length === 0) base = { type: m[1] as ChainType, hook: m[2] as Hook, priority: Number(m[3]) };
     else if (opt === 'policy accept' && rules.length === 0) continue;
     else if (opt.startsWith('comment ') && rules.length === 0) comment = unquote(opt.slice(8));
-    else if (/^(type|policy|comment|hook|priority|flags|devices) /.test(opt) && rules.length === 0) throw new Error(`unknown chain option ${JSON.stringify(opt)}`);
+    else if (/^(type|policy|comment|hook|priority|flags|devices) /.test(opt) && rules.length === 0)
+      throw new Error(`unknown chain option ${JSON.stringify(opt)}`);
     else rules.push(opt);
   }
   return { base, comment, rules };
@@ -105,7 +106,11 @@ function setOptions(inner: string | null) {
   let elements: NftElement[] = [];
   for (const opt of splitTop(inner ?? '', ';')) {
     if (opt.startsWith('type ')) setType = opt.slice(5).trim();
-    else if (opt.startsWith('flags ')) flags = opt.slice(6).split(',').map((f) => f.trim());
+    else if (opt.startsWith('flags '))
+      flags = opt
+        .slice(6)
+        .split(',')
+        .map((f) => f.trim());
     else if (opt.startsWith('timeout ')) {
       const m = /^timeout (\d+)s$/.exec(opt);
       if (!m) throw new Error(`timeout must be in seconds: ${JSON.stringify(opt)}`);
@@ -144,7 +149,10 @@ function parseOps(words: string[], rest: string): { ops: Op[]; family: NftFamily
   }
   if (type === 'chain' && verb === 'add') {
     const { base, comment, rules } = chainOptions(braced(tail));
-    return { ops: [{ verb, type, name, base, comment }, ...rules.map((rule) => ({ verb: 'add' as const, type: 'rule' as const, chain: name, rule }))], ...at };
+    return {
+      ops: [{ verb, type, name, base, comment }, ...rules.map((rule) => ({ verb: 'add' as const, type: 'rule' as const, chain: name, rule }))],
+      ...at,
+    };
   }
   if ((type === 'set' || type === 'map') && verb === 'add') {
     const { decl, elements } = setOptions(braced(tail));
@@ -185,7 +193,8 @@ export function operationLines(text: string): string[] {
   for (const { op, family, table } of parseScript(text)) {
     const at = `${family} ${table}`;
     if (op.type === 'rule') out.push(`${op.verb} rule ${at} ${op.chain} ${op.rule}`);
-    else if (op.type === 'element') for (const e of op.elements) out.push(`${op.verb} element ${at} ${op.set} { ${op.verb === 'delete' ? e.key : elementText(e)} }`);
+    else if (op.type === 'element')
+      for (const e of op.elements) out.push(`${op.verb} element ${at} ${op.set} { ${op.verb === 'delete' ? e.key : elementText(e)} }`);
     else if (op.type === 'table') out.push(`${op.verb} table ${at}`);
     else out.push(`${op.verb} ${op.type} ${at} ${op.name}`);
   }

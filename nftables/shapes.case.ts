@@ -14,20 +14,43 @@ import type { NftRenderOptions } from './render.ts';
 import { TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const A = {
-  IPv4: { c: (n: number) => `172.30.0.${n}`, ep: (n: number) => `10.180.0.${n}`, ext: '192.168.99.22', lb: '1.2.3.4', range: '192.168.0.0/24', range2: '203.0.113.0/25' },
-  IPv6: { c: (n: number) => `fd00:172:30::${n}`, ep: (n: number) => `fd00:10:180::${n}`, ext: '2001:db8:99::22', lb: '2001:db8:5::4', range: '2001:db8::/64', range2: '2001:db8:203::/64' },
+  IPv4: {
+    c: (n: number) => `172.30.0.${n}`,
+    ep: (n: number) => `10.180.0.${n}`,
+    ext: '192.168.99.22',
+    lb: '1.2.3.4',
+    range: '192.168.0.0/24',
+    range2: '203.0.113.0/25',
+  },
+  IPv6: {
+    c: (n: number) => `fd00:172:30::${n}`,
+    ep: (n: number) => `fd00:10:180::${n}`,
+    ext: '2001:db8:99::22',
+    lb: '2001:db8:5::4',
+    range: '2001:db8::/64',
+    range2: '2001:db8:203::/64',
+  },
 };
 
 export function shapesSnapshot(family: IPFamily): Snapshot {
   const a = A[family];
   const p = (name: string, port: number, more: Record<string, unknown> = {}) => ({ name, port, ...more });
   const services = [
-    makeService('ns1', 'web', { clusterIPs: [a.c(41)], ports: [p('p80', 80), p('dns', 53, { protocol: 'UDP' }), p('sctp', 99, { protocol: 'SCTP' })] }),
+    makeService('ns1', 'web', {
+      clusterIPs: [a.c(41)],
+      ports: [p('p80', 80), p('dns', 53, { protocol: 'UDP' }), p('sctp', 99, { protocol: 'SCTP' })],
+    }),
     makeService('ns1', 'np', { clusterIPs: [a.c(42)], type: 'NodePort', ports: [p('p80', 80, { nodePort: 3001 })], externalIPs: [a.ext] }),
     makeService('ns1', 'lb', {
-      clusterIPs: [a.c(43)], type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 30000,
-      ports: [p('p80', 80, { nodePort: 3002 })], ingress: [{ ip: a.lb }], loadBalancerSourceRanges: [a.range, a.range2],
-      sessionAffinity: 'ClientIP', sessionAffinityTimeout: 600,
+      clusterIPs: [a.c(43)],
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      healthCheckNodePort: 30000,
+      ports: [p('p80', 80, { nodePort: 3002 })],
+      ingress: [{ ip: a.lb }],
+      loadBalancerSourceRanges: [a.range, a.range2],
+      sessionAffinity: 'ClientIP',
+      sessionAffinityTimeout: 600,
     }),
     makeService('ns1', 'itp', { clusterIPs: [a.c(44)], internalTrafficPolicy: 'Local', ports: [p('p80', 80)] }),
     makeService('ns1', 'itp-none', { clusterIPs: [a.c(45)], internalTrafficPolicy: 'Local', ports: [p('p80', 80)] }),
@@ -35,12 +58,33 @@ export function shapesSnapshot(family: IPFamily): Snapshot {
   ];
   const ports = (list: { name: string; port: number; protocol?: string }[]) => list.map((x) => ({ protocol: 'TCP', ...x }));
   const eps = (svc: string, list: [number, boolean][], pl = ports([{ name: 'p80', port: 80 }])) =>
-    makeEndpointSlice('ns1', svc, { endpoints: list.map(([n, local]) => ({ ip: a.ep(n), ...(local ? { nodeName: TEST_NODE } : { nodeName: 'other' }) })), ports: pl });
+    makeEndpointSlice('ns1', svc, {
+      endpoints: list.map(([n, local]) => ({ ip: a.ep(n), ...(local ? { nodeName: TEST_NODE } : { nodeName: 'other' }) })),
+      ports: pl,
+    });
   const slices = [
-    eps('web', [[1, true], [2, false], [3, false]], ports([{ name: 'p80', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }, { name: 'sctp', port: 99, protocol: 'SCTP' }])),
+    eps(
+      'web',
+      [
+        [1, true],
+        [2, false],
+        [3, false],
+      ],
+      ports([
+        { name: 'p80', port: 80 },
+        { name: 'dns', port: 53, protocol: 'UDP' },
+        { name: 'sctp', port: 99, protocol: 'SCTP' },
+      ]),
+    ),
     eps('np', [[4, false]]),
-    eps('lb', [[5, true], [6, false]]),
-    eps('itp', [[7, true], [8, false]]),
+    eps('lb', [
+      [5, true],
+      [6, false],
+    ]),
+    eps('itp', [
+      [7, true],
+      [8, false],
+    ]),
     eps('itp-none', [[9, false]]),
   ];
   return upstreamSnapshot(family, services, slices);

@@ -16,7 +16,10 @@ const ports = [{ name: 'p80', port: 80, nodePort: 3001 }];
 const lb = (o: Record<string, unknown> = {}) =>
   makeService('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', ports, ingress: [{ ip: '1.2.3.4' }], ...o });
 const slice = (ips: string[], nodeName?: string) =>
-  makeEndpointSlice('ns1', 'svc1', 'svc1-1', { endpoints: ips.map((ip) => ({ ip, ...(nodeName ? { nodeName } : {}) })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
+  makeEndpointSlice('ns1', 'svc1', 'svc1-1', {
+    endpoints: ips.map((ip) => ({ ip, ...(nodeName ? { nodeName } : {}) })),
+    ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+  });
 
 async function converged(fake: FakeNft, driver: SyncDriver): Promise<void> {
   const d = diffTables(tableOf(driver.lastRender!), await fake.list('ip'));
@@ -78,12 +81,20 @@ describe('partial syncs of every kind of change', () => {
     expect(plan.full).toBe(false);
     expect(ops(plan.text)).toContain('delete set');
     expect((await a.fake.list('ip'))!.sets.map((s) => s.name)).not.toContain('nodeport-ips');
-    expect(a.fake.dump('ip')).toContain('add rule ip kube-proxy services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports');
+    expect(a.fake.dump('ip')).toContain(
+      'add rule ip kube-proxy services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports',
+    );
   });
 
   it('keeps a ClusterIP in cluster-ips while another port of the service still uses it', async () => {
     const two = (n: number) =>
-      makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }, { name: 'p81', port: 81 }].slice(0, n) });
+      makeService('ns1', 'svc1', {
+        clusterIP: '172.30.0.41',
+        ports: [
+          { name: 'p80', port: 80 },
+          { name: 'p81', port: 81 },
+        ].slice(0, n),
+      });
     const { fake, sync } = setup();
     await sync([two(2)], []);
     const plan = await sync([two(1)], []);

@@ -54,7 +54,10 @@ export function stateFromRender(render: NftRender, stale: ReadonlyMap<string, nu
     family: render.family,
     fixed: render.fixed,
     services: new Map(render.services.map((s) => [s.key, s])),
-    elements: buildStore(render.fixed.sets.map((s) => s.name), contributions),
+    elements: buildStore(
+      render.fixed.sets.map((s) => s.name),
+      contributions,
+    ),
     stale,
   };
 }

@@ -44,7 +44,12 @@ export class SyncDriver {
     const render = renderNftables(this.stable(snapshot), this.options, this.cache);
     const plan =
       this.applied === null || full
-        ? planFullSync(render, { now, live: this.applied === null ? null : await this.liveNames(render), recreateBaseChains: this.applied === null, previous: this.applied })
+        ? planFullSync(render, {
+            now,
+            live: this.applied === null ? null : await this.liveNames(render),
+            recreateBaseChains: this.applied === null,
+            previous: this.applied,
+          })
         : planPartialSync(render, this.applied, now);
     await this.nft.run(plan.text);
     for (const t of plan.more) await this.nft.run(t);

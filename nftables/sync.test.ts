@@ -19,7 +19,7 @@ async function expectConverged(fake: FakeNft, driver: SyncDriver): Promise<void>
 }
 
 describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {
-  it('sends only what changed, with upstream\'s operation counts', async () => {
+  it("sends only what changed, with upstream's operation counts", async () => {
     const fake = new FakeNft();
     const driver = new SyncDriver(fake, upstreamOptions('IPv4'));
     const services = new Map<string, unknown>([
@@ -82,7 +82,9 @@ describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {
     // A service without endpoints: its ClusterIP and a reject element = 2.
     services.set('svc4', svc('ns4', 'svc4', '172.30.0.44', 80));
     expect((await sync()).operations).toBe(2);
-    expect(fake.dump('ip')).toContain('add element ip kube-proxy no-endpoint-services { 172.30.0.44 . tcp . 80 comment "ns4/svc4:p80" : goto reject-chain }');
+    expect(fake.dump('ip')).toContain(
+      'add element ip kube-proxy no-endpoint-services { 172.30.0.44 . tcp . 80 comment "ns4/svc4:p80" : goto reject-chain }',
+    );
 
     // Its endpoints arrive: no-endpoint element out, service-ips element in, 2 chains = 10.
     slices.set('svc4', eps('ns4', 'svc4', 80, ['10.0.4.1']));
@@ -97,10 +99,12 @@ describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {
     plan = await sync(1000);
     expect(plan.cleanupChains).toEqual(['endpoint-2OCDJSZQ-ns3/svc3/tcp/p80__10.0.3.1/80']);
     expect(plan.operations).toBe(8);
-    expect(parseScript(plan.text).filter((l) => l.op.type === 'chain' && l.op.verb === 'flush').map((l) => (l.op as { name: string }).name).sort()).toEqual([
-      'endpoint-TQ2QKHCZ-ns3/svc3/tcp/p80__10.0.3.3/80',
-      'service-4AT6LBPK-ns3/svc3/tcp/p80',
-    ]);
+    expect(
+      parseScript(plan.text)
+        .filter((l) => l.op.type === 'chain' && l.op.verb === 'flush')
+        .map((l) => (l.op as { name: string }).name)
+        .sort(),
+    ).toEqual(['endpoint-TQ2QKHCZ-ns3/svc3/tcp/p80__10.0.3.3/80', 'service-4AT6LBPK-ns3/svc3/tcp/p80']);
 
     // The endpoints go: service-ips element out, reject element in, 3 chains flushed = 5.
     slices.set('svc3', eps('ns3', 'svc3', 80, []));

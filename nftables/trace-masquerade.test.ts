@@ -6,23 +6,50 @@ import { TEST_EXTERNAL_CLIENT as EXT, TEST_NODE, TEST_NODE_IP as NODE, upstreamO
 
 // upstream TestInternalExternalMasquerade: three LoadBalancers (plain, eTP Local, iTP Local), each with a local and a remote endpoint.
 const services = [
-  makeService('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80, nodePort: 3001 }], healthCheckNodePort: 30001, ingress: [{ ip: '1.2.3.4' }] }),
+  makeService('ns1', 'svc1', {
+    type: 'LoadBalancer',
+    clusterIP: '172.30.0.41',
+    ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+    healthCheckNodePort: 30001,
+    ingress: [{ ip: '1.2.3.4' }],
+  }),
   makeService('ns2', 'svc2', {
-    type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [{ name: 'p80', port: 80, nodePort: 3002 }], healthCheckNodePort: 30002,
-    externalTrafficPolicy: 'Local', ingress: [{ ip: '5.6.7.8' }],
+    type: 'LoadBalancer',
+    clusterIP: '172.30.0.42',
+    ports: [{ name: 'p80', port: 80, nodePort: 3002 }],
+    healthCheckNodePort: 30002,
+    externalTrafficPolicy: 'Local',
+    ingress: [{ ip: '5.6.7.8' }],
   }),
   makeService('ns3', 'svc3', {
-    type: 'LoadBalancer', clusterIP: '172.30.0.43', ports: [{ name: 'p80', port: 80, nodePort: 3003 }], healthCheckNodePort: 30003,
-    internalTrafficPolicy: 'Local', ingress: [{ ip: '9.10.11.12' }],
+    type: 'LoadBalancer',
+    clusterIP: '172.30.0.43',
+    ports: [{ name: 'p80', port: 80, nodePort: 3003 }],
+    healthCheckNodePort: 30003,
+    internalTrafficPolicy: 'Local',
+    ingress: [{ ip: '9.10.11.12' }],
   }),
 ];
 const slices = [1, 2, 3].map((n) =>
-  makeEndpointSlice(`ns${n}`, `svc${n}`, { endpoints: [{ ip: `10.180.0.${n}`, nodeName: TEST_NODE }, { ip: `10.180.1.${n}`, nodeName: 'remote' }], ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] }),
+  makeEndpointSlice(`ns${n}`, `svc${n}`, {
+    endpoints: [
+      { ip: `10.180.0.${n}`, nodeName: TEST_NODE },
+      { ip: `10.180.1.${n}`, nodeName: 'remote' },
+    ],
+    ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+  }),
 );
 
 const all = (n: number) => `10.180.0.${n}:80, 10.180.1.${n}:80`;
 const local = (n: number) => `10.180.0.${n}:80`;
-const f = (name: string, sourceIP: string, destIP: string, destPort: number, output: string, masq: boolean): PacketFlowTest => ({ name, sourceIP, destIP, destPort, output, masq });
+const f = (name: string, sourceIP: string, destIP: string, destPort: number, output: string, masq: boolean): PacketFlowTest => ({
+  name,
+  sourceIP,
+  destIP,
+  destPort,
+  output,
+  masq,
+});
 
 const FLOWS: readonly PacketFlowTest[] = [
   f('pod to ClusterIP', '10.0.0.2', '172.30.0.41', 80, all(1), false),
@@ -78,14 +105,22 @@ const CONFIGS: [string, boolean, boolean, Record<string, Override>][] = [
   ['base', false, true, {}],
   ['no LocalTrafficDetector', false, false, NO_DETECTOR],
   ['masqueradeAll', true, true, MASQ_ALL],
-  ['masqueradeAll, no LocalTrafficDetector', true, false, { ...MASQ_ALL, 'pod to NodePort with eTP:Local': { output: local(2) }, 'pod to LB with eTP:Local': { output: local(2) } }],
+  [
+    'masqueradeAll, no LocalTrafficDetector',
+    true,
+    false,
+    { ...MASQ_ALL, 'pod to NodePort with eTP:Local': { output: local(2) }, 'pod to LB with eTP:Local': { output: local(2) } },
+  ],
 ];
 
 describe('upstream TestInternalExternalMasquerade through the tracer', () => {
   for (const [name, masqueradeAll, detector, overrides] of CONFIGS) {
     describe(name, () => {
       const table = tableOf(
-        renderNftables(upstreamSnapshot('IPv4', services, slices), upstreamOptions('IPv4', { masqueradeAll, ...(detector ? {} : { detectLocal: null }) })),
+        renderNftables(
+          upstreamSnapshot('IPv4', services, slices),
+          upstreamOptions('IPv4', { masqueradeAll, ...(detector ? {} : { detectLocal: null }) }),
+        ),
       );
       for (const flow of FLOWS) it(flow.name, () => checkFlow(table, { ...flow, ...overrides[flow.name] }));
     });

@@ -5,8 +5,15 @@
  * chains and applies what this returns.
  */
 import type { Rule, Verdict } from './rule-ast.ts';
-import type { TraceStep } from './trace.ts';
 import { canonicalAddress, fieldValue, lookup, valueMatches, type EvalContext, type PacketState } from './trace-eval.ts';
+
+/** One rule a traced packet matched. */
+export interface TraceStep {
+  readonly chain: string;
+  /** 1-based rule number in the chain. */
+  readonly index: number;
+  readonly rule: string;
+}
 
 /** One branch of a trace while it runs (mutated in place; cloned at forks). */
 export interface Run {

@@ -8,7 +8,9 @@
 import { expect } from 'vitest';
 import type { Protocol } from '../proxier/types.ts';
 import type { NftTable } from './model.ts';
-import { traceNft, type TraceResult } from './trace.ts';
+import type { TraceResult } from '../proxier/trace-result.ts';
+import { traceNft } from './trace.ts';
+import type { TraceStep } from './trace-rule.ts';
 import { TEST_NODE_IPS } from './upstream.case.ts';
 
 export interface PacketFlowTest {
@@ -21,13 +23,13 @@ export interface PacketFlowTest {
   readonly masq?: boolean;
 }
 
-export function flowOutput(r: TraceResult): string {
+export function flowOutput(r: TraceResult<TraceStep>): string {
   if (r.verdict === 'DROP' || r.verdict === 'REJECT') return r.verdict;
   if (r.verdict === 'MIXED') return `MIXED(${r.branches.map((b) => b.verdict).join(',')})`;
   return [...r.endpoints].sort().join(', ');
 }
 
-export function runFlow(table: NftTable, f: PacketFlowTest, localAddresses: readonly string[] = TEST_NODE_IPS): TraceResult {
+export function runFlow(table: NftTable, f: PacketFlowTest, localAddresses: readonly string[] = TEST_NODE_IPS): TraceResult<TraceStep> {
   const origin = localAddresses.includes(f.sourceIP) ? 'local' : 'external';
   return traceNft(table, { src: f.sourceIP, dst: f.destIP, protocol: f.protocol ?? 'TCP', dport: f.destPort, origin }, { localAddresses });
 }

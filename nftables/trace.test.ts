@@ -31,7 +31,15 @@ function run(t: ReturnType<typeof table>, flows: readonly PacketFlowTest[]) {
 describe('upstream nftables packet-flow tests through the tracer', () => {
   it('TestNoEndpointsReject: every address of a service without endpoints rejects', () => {
     const t = table(
-      [makeService('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [{ name: 'p80', port: 80, nodePort: 3001 }], ingress: [{ ip: '1.2.3.4' }] })],
+      [
+        makeService('ns1', 'svc1', {
+          type: 'LoadBalancer',
+          clusterIP: '172.30.0.41',
+          externalIPs: ['192.168.99.11'],
+          ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+          ingress: [{ ip: '1.2.3.4' }],
+        }),
+      ],
       [],
     );
     run(t, [
@@ -53,27 +61,72 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
       { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
     ];
     const t = table(
-      [makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'http', port: 80 }] }), makeService('ns2', 'svc2', { clusterIP: '172.30.0.42', ports })],
+      [
+        makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'http', port: 80 }] }),
+        makeService('ns2', 'svc2', { clusterIP: '172.30.0.42', ports }),
+      ],
       [
         slice('ns1', 'svc1', [{ ip: '10.180.0.1', nodeName: TEST_NODE }], [{ name: 'http', port: 80 }]),
-        slice('ns2', 'svc2', [{ ip: '10.180.0.1', nodeName: TEST_NODE }, { ip: '10.180.2.1', nodeName: 'node2' }], [
-          { name: 'http', port: 80 },
-          { name: 'https', port: 8443 },
-          { name: 'dns-udp', port: 53, protocol: 'UDP' },
-          { name: 'dns-tcp', port: 5353 },
-          { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
-        ]),
+        slice(
+          'ns2',
+          'svc2',
+          [
+            { ip: '10.180.0.1', nodeName: TEST_NODE },
+            { ip: '10.180.2.1', nodeName: 'node2' },
+          ],
+          [
+            { name: 'http', port: 80 },
+            { name: 'https', port: 8443 },
+            { name: 'dns-udp', port: 53, protocol: 'UDP' },
+            { name: 'dns-tcp', port: 5353 },
+            { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
+          ],
+        ),
       ],
     );
     run(t, [
       { name: 'simple clusterIP', sourceIP: '10.180.0.2', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: false },
       { name: 'hairpin to cluster IP', sourceIP: '10.180.0.1', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: true },
-      { name: 'clusterIP with multiple endpoints', sourceIP: '10.180.0.2', destIP: '172.30.0.42', destPort: 80, output: '10.180.0.1:80, 10.180.2.1:80' },
+      {
+        name: 'clusterIP with multiple endpoints',
+        sourceIP: '10.180.0.2',
+        destIP: '172.30.0.42',
+        destPort: 80,
+        output: '10.180.0.1:80, 10.180.2.1:80',
+      },
       { name: 'clusterIP with TargetPort', sourceIP: '10.180.0.2', destIP: '172.30.0.42', destPort: 443, output: '10.180.0.1:8443, 10.180.2.1:8443' },
-      { name: 'same port, TCP', sourceIP: '10.180.0.2', protocol: 'TCP', destIP: '172.30.0.42', destPort: 53, output: '10.180.0.1:5353, 10.180.2.1:5353' },
-      { name: 'same port, UDP', sourceIP: '10.180.0.2', protocol: 'UDP', destIP: '172.30.0.42', destPort: 53, output: '10.180.0.1:53, 10.180.2.1:53' },
-      { name: 'same port, SCTP', sourceIP: '10.180.0.2', protocol: 'SCTP', destIP: '172.30.0.42', destPort: 53, output: '10.180.0.1:53, 10.180.2.1:53' },
-      { name: 'TCP-only port does not match UDP traffic', sourceIP: '10.180.0.2', protocol: 'UDP', destIP: '172.30.0.42', destPort: 80, output: 'REJECT' },
+      {
+        name: 'same port, TCP',
+        sourceIP: '10.180.0.2',
+        protocol: 'TCP',
+        destIP: '172.30.0.42',
+        destPort: 53,
+        output: '10.180.0.1:5353, 10.180.2.1:5353',
+      },
+      {
+        name: 'same port, UDP',
+        sourceIP: '10.180.0.2',
+        protocol: 'UDP',
+        destIP: '172.30.0.42',
+        destPort: 53,
+        output: '10.180.0.1:53, 10.180.2.1:53',
+      },
+      {
+        name: 'same port, SCTP',
+        sourceIP: '10.180.0.2',
+        protocol: 'SCTP',
+        destIP: '172.30.0.42',
+        destPort: 53,
+        output: '10.180.0.1:53, 10.180.2.1:53',
+      },
+      {
+        name: 'TCP-only port does not match UDP traffic',
+        sourceIP: '10.180.0.2',
+        protocol: 'UDP',
+        destIP: '172.30.0.42',
+        destPort: 80,
+        output: 'REJECT',
+      },
       { name: "svc1 does not accept svc2's ports", sourceIP: '10.180.0.2', destIP: '172.30.0.41', destPort: 443, output: 'REJECT' },
       { name: 'packet to unallocated cluster ip', sourceIP: '10.180.0.2', destIP: '172.30.0.50', destPort: 80, output: 'DROP' },
     ]);
@@ -83,8 +136,11 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
     const t = table(
       [
         makeService('ns1', 'svc1', {
-          type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
-          ingress: [{ ip: '1.2.3.4' }, { ip: '5.6.7.8' }], loadBalancerSourceRanges: ['192.168.0.0/24', ' 203.0.113.0/25'],
+          type: 'LoadBalancer',
+          clusterIP: '172.30.0.41',
+          ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+          ingress: [{ ip: '1.2.3.4' }, { ip: '5.6.7.8' }],
+          loadBalancerSourceRanges: ['192.168.0.0/24', ' 203.0.113.0/25'],
         }),
       ],
       [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }])],
@@ -117,7 +173,9 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
     for (const [name, family, addrs, allowAlt] of cases) {
       it(name, () => {
         const v4 = family === 'IPv4';
-        const [svcIP, ep1, ep2, nodeIP] = v4 ? ['172.30.0.41', '10.180.0.1', '10.180.2.1', NODE] : ['fd00:172:30::41', 'fd00:10:180::1', 'fd00:10:180::2:1', TEST_NODE_IPV6];
+        const [svcIP, ep1, ep2, nodeIP] = v4
+          ? ['172.30.0.41', '10.180.0.1', '10.180.2.1', NODE]
+          : ['fd00:172:30::41', 'fd00:10:180::1', 'fd00:10:180::2:1', TEST_NODE_IPV6];
         const t = table(
           [makeService('ns1', 'svc1', { type: 'NodePort', clusterIPs: [svcIP], ports: [{ name: 'p80', port: 80, nodePort: 3001 }] })],
           [slice('ns1', 'svc1', [{ ip: ep1 }, { ip: ep2, nodeName: TEST_NODE }])],
@@ -143,8 +201,13 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
     table(
       [
         makeService('ns1', 'svc1', {
-          type: 'LoadBalancer', externalTrafficPolicy: etp, clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'],
-          ports: [{ name: 'p80', port: 80, nodePort: 3001 }], ingress: [{ ip: '1.2.3.4' }], ...(etp === 'Local' ? { healthCheckNodePort: 30000 } : {}),
+          type: 'LoadBalancer',
+          externalTrafficPolicy: etp,
+          clusterIP: '172.30.0.41',
+          externalIPs: ['192.168.99.11'],
+          ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+          ingress: [{ ip: '1.2.3.4' }],
+          ...(etp === 'Local' ? { healthCheckNodePort: 30000 } : {}),
         }),
       ],
       [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }, { ip: '10.180.2.1', nodeName: TEST_NODE }])],
@@ -155,7 +218,13 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
     run(lbLocal('Local'), [
       { name: 'pod to cluster IP hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both },
       { name: 'pod to external IP hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '192.168.99.11', destPort: 80, output: both },
-      { name: 'external to external IP hits only local endpoint, unmasqueraded', sourceIP: EXT, destIP: '192.168.99.11', destPort: 80, output: '10.180.2.1:80' },
+      {
+        name: 'external to external IP hits only local endpoint, unmasqueraded',
+        sourceIP: EXT,
+        destIP: '192.168.99.11',
+        destPort: 80,
+        output: '10.180.2.1:80',
+      },
       { name: 'pod to LB IP hits only both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '1.2.3.4', destPort: 80, output: both },
       { name: 'external to LB IP hits only local endpoint, unmasqueraded', sourceIP: EXT, destIP: '1.2.3.4', destPort: 80, output: '10.180.2.1:80' },
       { name: 'pod to NodePort hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: NODE, destPort: 3001, output: both },
@@ -166,8 +235,22 @@ describe('upstream nftables packet-flow tests through the tracer', () => {
   it('TestExternalTrafficPolicyCluster: external traffic is masqueraded and reaches every endpoint', () => {
     run(lbLocal('Cluster'), [
       { name: 'pod to cluster IP hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both },
-      { name: 'pod to external IP hits both endpoints, masqueraded', sourceIP: '10.0.0.2', destIP: '192.168.99.11', destPort: 80, output: both, masq: true },
-      { name: 'external to external IP hits both endpoints, masqueraded', sourceIP: EXT, destIP: '192.168.99.11', destPort: 80, output: both, masq: true },
+      {
+        name: 'pod to external IP hits both endpoints, masqueraded',
+        sourceIP: '10.0.0.2',
+        destIP: '192.168.99.11',
+        destPort: 80,
+        output: both,
+        masq: true,
+      },
+      {
+        name: 'external to external IP hits both endpoints, masqueraded',
+        sourceIP: EXT,
+        destIP: '192.168.99.11',
+        destPort: 80,
+        output: both,
+        masq: true,
+      },
       { name: 'pod to LB IP hits both endpoints, masqueraded', sourceIP: '10.0.0.2', destIP: '1.2.3.4', destPort: 80, output: both, masq: true },
       { name: 'external to LB IP hits both endpoints, masqueraded', sourceIP: EXT, destIP: '1.2.3.4', destPort: 80, output: both, masq: true },
       { name: 'pod to NodePort hits both endpoints, masqueraded', sourceIP: '10.0.0.2', destIP: NODE, destPort: 3001, output: both, masq: true },
@@ -188,13 +271,28 @@ describe('tracer mechanics', () => {
     expect(r.branches.map((b) => b.probability)).toEqual([1 / 3, 1 / 3, 1 / 3]);
     const chains = r.branches[0]!.steps.map((s) => s.chain.replace(/-[A-Z0-9]{8}-.*$/, ''));
     // Affinity update, then DNAT in the endpoint chain; the masquerading chain returns at once (no mark).
-    expect(chains).toEqual(['filter-prerouting-pre-dnat', 'nat-prerouting', 'services', 'service', 'endpoint', 'endpoint', 'filter-forward', 'filter-forward', 'nat-postrouting', 'masquerading']);
+    expect(chains).toEqual([
+      'filter-prerouting-pre-dnat',
+      'nat-prerouting',
+      'services',
+      'service',
+      'endpoint',
+      'endpoint',
+      'filter-forward',
+      'filter-forward',
+      'nat-postrouting',
+      'masquerading',
+    ]);
     expect(r.branches[0]!.end).toMatch(/^accepted; DNAT by endpoint-5OJB2KTY-ns1\/svc1\/tcp\/p80__10\.180\.0\.1\/80 rule 3$/);
   });
 
   it('follows an established affinity to its endpoint only', () => {
     const set = sticky.sets.find((s) => s.name.startsWith('affinity-') && s.name.endsWith('__10.180.0.2/80'))!.name;
-    const r = traceNft(sticky, { src: '10.0.0.2', dst: '172.30.0.41', protocol: 'TCP', dport: 80, origin: 'external' }, { localAddresses: [], affinityHits: [set] });
+    const r = traceNft(
+      sticky,
+      { src: '10.0.0.2', dst: '172.30.0.41', protocol: 'TCP', dport: 80, origin: 'external' },
+      { localAddresses: [], affinityHits: [set] },
+    );
     expect(r.endpoints).toEqual(['10.180.0.2:80']);
     expect(r.branches.map((b) => b.probability)).toEqual([1]);
   });

@@ -12,24 +12,12 @@
  *   local:    output -> postrouting (-> input when the destination is local, via loopback)
  * An accept ends one base chain; the next base chain of the hook still runs.
  */
-import type { Protocol } from '../proxier/types.ts';
+import type { TraceBranch, TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import type { Hook, NftChain, NftElement, NftTable } from './model.ts';
 import { parseRule } from './rule-text.ts';
 import type { Rule, Verdict } from './rule-ast.ts';
 import { canonicalAddress, isLocal, type EvalContext, type PacketState } from './trace-eval.ts';
-import { applyRule, type Run } from './trace-rule.ts';
-
-export interface TracePacket {
-  readonly src: string;
-  readonly dst: string;
-  readonly protocol: Protocol;
-  readonly dport: number;
-  readonly sport?: number;
-  /** Arriving from outside the node (pods included) or generated on the node itself. */
-  readonly origin: 'external' | 'local';
-  readonly inInterface?: string;
-  readonly mark?: number;
-}
+import { applyRule, type Run, type TraceStep } from './trace-rule.ts';
 
 export interface TraceOptions {
   /** The node's addresses (loopback is always local): `fib ... type local`. */
@@ -40,39 +28,9 @@ export interface TraceOptions {
   readonly maxDepth?: number;
 }
 
-export type TraceVerdict = 'ACCEPT' | 'DROP' | 'REJECT';
-
-export interface TraceStep {
-  readonly chain: string;
-  /** 1-based rule number in the chain. */
-  readonly index: number;
-  readonly rule: string;
-}
-
-export interface TraceBranch {
-  readonly probability: number;
-  readonly verdict: TraceVerdict;
-  readonly dnat: { readonly ip: string; readonly port: number } | null;
-  /** Kept for the iptables tracer's shape: nftables mode never redirects. */
-  readonly redirected: false;
-  readonly masquerade: boolean;
-  readonly steps: readonly TraceStep[];
-  /** What decided the verdict, e.g. "reject-chain rule 1: reject". */
-  readonly end: string;
-}
-
-export interface TraceResult {
-  readonly branches: readonly TraceBranch[];
-  /** Unique "ip:port" DNAT targets in order of first appearance. */
-  readonly endpoints: readonly string[];
-  readonly verdict: TraceVerdict | 'MIXED';
-  readonly masquerade: boolean | 'mixed';
-  readonly warnings: readonly string[];
-}
-
 const STEP_BUDGET = 100_000;
 
-export function traceNft(table: NftTable, packet: TracePacket, options: TraceOptions): TraceResult {
+export function traceNft(table: NftTable, packet: TracePacket, options: TraceOptions): TraceResult<TraceStep> {
   const warnings: string[] = [];
   const warn = (m: string) => {
     if (!warnings.includes(m)) warnings.push(m);
@@ -152,7 +110,8 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
         if (r === null) continue;
         const step: TraceStep = { chain: frame.chain.name, index: index + 1, rule: text };
         const outcome = applyRule(r, run, step, ctx);
-        for (const fork of outcome.forks) work.push({ run: fork.run, stack: followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run) ?? [] });
+        for (const fork of outcome.forks)
+          work.push({ run: fork.run, stack: followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run) ?? [] });
         if (outcome.kind === 'nomatch') continue;
         run.steps.push(step);
         if (outcome.kind === 'continue') continue;
@@ -211,7 +170,6 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     return s ? `${s.chain} rule ${s.index}: ${what}` : what;
   };
 
-
   const pkt: PacketState = {
     family: table.family,
     src: canonicalAddress(packet.src),
@@ -234,7 +192,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     runs = [...runs.filter((r) => !local.includes(r)), ...runHook(local, 'input')];
   }
 
-  const branches: TraceBranch[] = runs.map((r) => ({
+  const branches: TraceBranch<TraceStep>[] = runs.map((r) => ({
     probability: r.probability,
     verdict: r.verdict ?? 'ACCEPT',
     dnat: r.dnat,

@@ -12,7 +12,10 @@ import { TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts
 const affinity = { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 600 };
 const svc = (o: Record<string, unknown> = {}) => makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }], ...o });
 const slice = (ips: string[]) =>
-  makeEndpointSlice('ns1', 'svc1', 'svc1-1', { endpoints: ips.map((ip) => ({ ip, nodeName: TEST_NODE })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
+  makeEndpointSlice('ns1', 'svc1', 'svc1-1', {
+    endpoints: ips.map((ip) => ({ ip, nodeName: TEST_NODE })),
+    ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+  });
 
 /** Commands nft 1.0.6 evaluates with its table cache alone (cache.c evaluate_cache_add: CMD_OBJ_CHAIN / CMD_OBJ_SET; flush chain needs none). */
 const CHEAP = /^(add (chain|set|map) |flush chain )/;
@@ -23,18 +26,40 @@ describe('transaction text (the cache nft 1.0.6 loads depends on the commands)',
     tx.rewriteChain({ name: 'c', base: null, comment: null, rules: ['ip saddr @aff goto d', 'update @aff { ip saddr }', 'ip saddr @aff drop'] });
     tx.addElements('nowhere', [{ key: '1.2.3.4', value: null, comment: null }]);
     expect(tx.operations).toBe(2 + 3 + 1);
-    expect(tx.text().split('\n').filter((l) => l.startsWith('add set ip kube-proxy aff '))).toHaveLength(1);
+    expect(
+      tx
+        .text()
+        .split('\n')
+        .filter((l) => l.startsWith('add set ip kube-proxy aff ')),
+    ).toHaveLength(1);
     expect(parseScript(tx.text())).toHaveLength(1 + 1 + 1 + 1 + 3 + 1);
   });
 
   it('writes an endpoint change with no command that makes nft dump every chain and set (cache.c: add rule / add element / delete do)', async () => {
     const driver = new SyncDriver(new FakeNft(), upstreamOptions('IPv4'));
     await driver.sync(upstreamSnapshot('IPv4', [svc()], [slice(['10.180.0.1'])]), 1000);
-    const added = await driver.sync(upstreamSnapshot('IPv4', [svc(), makeService('ns2', 'svc2', { clusterIP: '172.30.0.42', ports: [{ name: 'p80', port: 80 }] })], [slice(['10.180.0.1'])]), 2000);
+    const added = await driver.sync(
+      upstreamSnapshot(
+        'IPv4',
+        [svc(), makeService('ns2', 'svc2', { clusterIP: '172.30.0.42', ports: [{ name: 'p80', port: 80 }] })],
+        [slice(['10.180.0.1'])],
+      ),
+      2000,
+    );
     const changed = await driver.sync(upstreamSnapshot('IPv4', [svc()], [slice(['10.180.0.2'])]), 3000);
-    expect(added.text.trim().split('\n').filter((l) => !CHEAP.test(l))).toEqual([]);
+    expect(
+      added.text
+        .trim()
+        .split('\n')
+        .filter((l) => !CHEAP.test(l)),
+    ).toEqual([]);
     // Removing svc2 deletes its elements: a `delete` line, which loads the cache whatever the rest looks like.
-    expect(changed.text.trim().split('\n').filter((l) => !CHEAP.test(l))).toEqual([
+    expect(
+      changed.text
+        .trim()
+        .split('\n')
+        .filter((l) => !CHEAP.test(l)),
+    ).toEqual([
       'delete element ip kube-proxy cluster-ips { 172.30.0.42 }',
       'delete element ip kube-proxy no-endpoint-services { 172.30.0.42 . tcp . 80 }',
     ]);
@@ -53,7 +78,7 @@ describe('transaction text (the cache nft 1.0.6 loads depends on the commands)',
     expect(lines.filter((l) => !CHEAP.test(l))).toEqual([]);
   });
 
-  it('writes a full sync\'s chains holding anonymous sets first, before other chains\' rules and the map flushes (__nft_set_trans_bind walks the transaction so far)', () => {
+  it("writes a full sync's chains holding anonymous sets first, before other chains' rules and the map flushes (__nft_set_trans_bind walks the transaction so far)", () => {
     const render = renderNftables(shapesSnapshot('IPv4'), shapesOptions('IPv4'));
     const lines = planFullSync(render, { now: 0, live: null, recreateBaseChains: false }).text.trim().split('\n');
     // Rule blocks of per-service chains, in order, and whether one of their rules holds an anonymous set.

@@ -28,7 +28,12 @@ export function upstreamOptions(family: IPFamily, over: Partial<NftRenderOptions
   return {
     masqueradeBit: 14,
     masqueradeAll: false,
-    detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: [family === 'IPv4' ? '10.0.0.0/8' : 'fd00:10::/64'], bridgeInterface: '', interfaceNamePrefix: '' },
+    detectLocal: {
+      mode: 'ClusterCIDR',
+      clusterCIDRs: [family === 'IPv4' ? '10.0.0.0/8' : 'fd00:10::/64'],
+      bridgeInterface: '',
+      interfaceNamePrefix: '',
+    },
     nodePortAddresses: [`${TEST_NODE_IP}/32`, `${TEST_NODE_IPV6}/128`],
     serviceCIDRs: [family === 'IPv4' ? '172.30.0.0/16' : 'fd00:10:96::/112'],
     localAddresses: TEST_NODE_IPS,
@@ -119,7 +124,10 @@ const TYPE_ORDER = ['table', 'chain', 'set', 'map', 'rule', 'element'];
  * in text order.
  */
 export function sortedDump(text: string): string[] {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const keyed = lines.map((line, i) => {
     const w = line.split(' ');
     return { line, type: TYPE_ORDER.indexOf(w[1] ?? ''), name: w[4] ?? '', i };

@@ -8,7 +8,7 @@
  * Where upstream silently programs nothing although the object names an IP
  * of this family, the reason is reported, so a hand-written file can be fixed.
  */
-import { describeValue, type Report } from './service-ports.ts';
+import { describeValue, type Report } from './raw.ts';
 import { parseIP } from './ip.ts';
 import type { IPFamily } from './types.ts';
 
@@ -34,12 +34,17 @@ export function clusterIPFor(spec: Json, family: IPFamily, report: Report): stri
     if (!ip) return report('spec.clusterIP', `not an IP address: ${describeValue(single)}`);
     if (ip.family === family) return ip.text;
     const i = list.findIndex((v) => typeof v === 'string' && parseIP(v)?.family === family);
-    if (i >= 0) report(`spec.clusterIPs[${i}]`, `${parseIP(list[i] as string)!.text} not programmed: without spec.ipFamilies upstream proxies spec.clusterIP only`);
+    if (i >= 0)
+      report(
+        `spec.clusterIPs[${i}]`,
+        `${parseIP(list[i] as string)!.text} not programmed: without spec.ipFamilies upstream proxies spec.clusterIP only`,
+      );
     return null;
   }
   const i = families.indexOf(family);
   if (i < 0) return null;
-  if (i >= list.length) return report('spec.clusterIPs', `has no entry for ${family} (spec.ipFamilies[${i}]); upstream reads cluster IPs from spec.clusterIPs`);
+  if (i >= list.length)
+    return report('spec.clusterIPs', `has no entry for ${family} (spec.ipFamilies[${i}]); upstream reads cluster IPs from spec.clusterIPs`);
   const ip = typeof list[i] === 'string' ? parseIP(list[i]) : null;
   if (!ip) return report(`spec.clusterIPs[${i}]`, `not an IP address: ${describeValue(list[i])}`);
   if (ip.family !== family) return report(`spec.clusterIPs[${i}]`, `${ip.text} is not an ${family} address (spec.ipFamilies[${i}] is ${family})`);

@@ -37,14 +37,21 @@ describe('endpointsFor', () => {
   it('pairs each endpoint with the slice port matching name and protocol', () => {
     const slice = makeEndpointSlice('ns1', 'svc1', {
       addresses: ['10.180.0.1'],
-      ports: [{ name: 'p80', port: 8080 }, { name: 'p80', port: 8081, protocol: 'UDP' }, { name: 'other', port: 9090 }],
+      ports: [
+        { name: 'p80', port: 8080 },
+        { name: 'p80', port: 8081, protocol: 'UDP' },
+        { name: 'other', port: 9090 },
+      ],
     });
     expect(keys(endpointsFor([slice], port(), ctx).endpoints)).toEqual(['10.180.0.1:8080']);
     expect(keys(endpointsFor([slice], port({ protocol: 'UDP' }), ctx).endpoints)).toEqual(['10.180.0.1:8081']);
   });
 
   it('ignores slice ports whose name is absent or null, naming them; "" is the unnamed port (upstream EndpointSliceCache.endpointInfoByServicePort)', () => {
-    const slice = makeEndpointSlice('ns1', 'svc1', 's1', { addresses: ['10.180.0.1'], ports: [{ port: 80 }, { name: null, port: 81 }, { name: '', port: 82 }] });
+    const slice = makeEndpointSlice('ns1', 'svc1', 's1', {
+      addresses: ['10.180.0.1'],
+      ports: [{ port: 80 }, { name: null, port: 81 }, { name: '', port: 82 }],
+    });
     const r = endpointsFor([slice], port({ portName: '' }), ctx);
     expect(keys(r.endpoints)).toEqual(['10.180.0.1:82']);
     expect(r.problems.map(formatProblem)).toEqual([
@@ -54,7 +61,14 @@ describe('endpointsFor', () => {
   });
 
   it('ignores slice ports without a number, naming them (upstream endpointInfoByServicePort: "Ignoring invalid endpoint port")', () => {
-    const slice = makeEndpointSlice('ns1', 'svc1', 's1', { addresses: ['10.180.0.1'], ports: [{ name: '', port: 80 }, { name: '', port: null }, { name: '', port: 0 }] });
+    const slice = makeEndpointSlice('ns1', 'svc1', 's1', {
+      addresses: ['10.180.0.1'],
+      ports: [
+        { name: '', port: 80 },
+        { name: '', port: null },
+        { name: '', port: 0 },
+      ],
+    });
     const r = endpointsFor([slice], port({ portName: '' }), ctx);
     expect(keys(r.endpoints)).toEqual(['10.180.0.1:80']);
     expect(r.problems.map(formatProblem)).toEqual([
@@ -81,10 +95,24 @@ describe('endpointsFor', () => {
 
   it('normalises addresses (leading zeros, IPv6 case) and keeps node, zone and hints', () => {
     const slice = makeEndpointSlice('ns1', 'svc1', {
-      endpoints: [{ ip: '010.180.000.001', nodeName: 'test-node', zone: 'zone-a', zoneHints: ['zone-a'], nodeHints: ['test-node'] }, { ip: '10.180.0.2', nodeName: 'other' }],
+      endpoints: [
+        { ip: '010.180.000.001', nodeName: 'test-node', zone: 'zone-a', zoneHints: ['zone-a'], nodeHints: ['test-node'] },
+        { ip: '10.180.0.2', nodeName: 'other' },
+      ],
     });
     const eps = endpointsFor([slice], port(), ctx).endpoints;
-    expect(eps[0]).toEqual({ ip: '10.180.0.1', port: 80, ready: true, serving: true, terminating: false, nodeName: 'test-node', zone: 'zone-a', isLocal: true, zoneHints: ['zone-a'], nodeHints: ['test-node'] });
+    expect(eps[0]).toEqual({
+      ip: '10.180.0.1',
+      port: 80,
+      ready: true,
+      serving: true,
+      terminating: false,
+      nodeName: 'test-node',
+      zone: 'zone-a',
+      isLocal: true,
+      zoneHints: ['zone-a'],
+      nodeHints: ['test-node'],
+    });
     expect(eps[1]).toMatchObject({ ip: '10.180.0.2', isLocal: false, zone: null, zoneHints: null, nodeHints: null });
     const v6 = makeEndpointSlice('ns1', 'svc1', { addresses: ['FD00:0:0::0001'] });
     expect(keys(endpointsFor([v6], port({ family: 'IPv6' }), { ...ctx, family: 'IPv6' }).endpoints)).toEqual(['[fd00::1]:80']);
@@ -111,14 +139,20 @@ describe('parseEndpointSlice problems', () => {
   it('names slices that belong to no service or have a bad address type', () => {
     const orphan = makeEndpointSlice('ns1', 'svc1', 's1', { labels: { 'kubernetes.io/service-name': '' } });
     expect(text(orphan)).toEqual(['EndpointSlice ns1/s1: metadata.labels["kubernetes.io/service-name"]: missing: the slice belongs to no service']);
-    expect(text(makeEndpointSlice('ns1', 'svc1', 's1', { addressType: 'IPv5' }))).toEqual(['EndpointSlice ns1/s1: addressType: must be IPv4, IPv6 or FQDN; got "IPv5"']);
+    expect(text(makeEndpointSlice('ns1', 'svc1', 's1', { addressType: 'IPv5' }))).toEqual([
+      'EndpointSlice ns1/s1: addressType: must be IPv4, IPv6 or FQDN; got "IPv5"',
+    ]);
     expect(text({ metadata: { namespace: 'ns1' } })).toEqual(['EndpointSlice ns1/: metadata.name: missing']);
   });
 
   it('skips bad endpoints and ports only, naming each', () => {
     const slice = makeEndpointSlice('ns1', 'svc1', 's1', {
       endpoints: [{ ip: '10.0.0.1' }, { ip: 'nope' }, { ip: 'fd00::1' }, { addresses: [] }],
-      ports: [{ name: 'p80', port: 80 }, { name: 'bad', port: 99999 }, { name: 'icmp', port: 1, protocol: 'ICMP' }],
+      ports: [
+        { name: 'p80', port: 80 },
+        { name: 'bad', port: 99999 },
+        { name: 'icmp', port: 1, protocol: 'ICMP' },
+      ],
     });
     const { slice: parsed, problems } = parseEndpointSlice(slice);
     expect(parsed?.endpoints.map((e) => e.ip)).toEqual(['10.0.0.1']);

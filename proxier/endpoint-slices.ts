@@ -6,13 +6,9 @@
  */
 import { endpointString } from './types.ts';
 import type { Endpoint, IPFamily, ObjectProblem, Protocol, ServicePort } from './types.ts';
-import { describeValue, isPortNumber } from './service-ports.ts';
+import { isPortNumber } from './service-ports.ts';
+import { describeValue, isRecord, listField, metadataOf, SERVICE_NAME_LABEL, sliceServiceKey, type Json } from './raw.ts';
 import { parseIP } from './ip.ts';
-
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface SlicePort {
   readonly name: string;
@@ -36,9 +32,7 @@ export interface ParsedSlice {
 /** Validates one raw slice. slice is null when it has nothing for kube-proxy (FQDN) or is unusable. */
 export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; problems: ObjectProblem[] } {
   const problems: ObjectProblem[] = [];
-  const md = isRecord(obj) && isRecord(obj['metadata']) ? obj['metadata'] : null;
-  const namespace = typeof md?.['namespace'] === 'string' ? md['namespace'] : '';
-  const name = typeof md?.['name'] === 'string' ? md['name'] : '';
+  const { namespace, name } = metadataOf(obj);
   const report = (field: string, reason: string): void => void problems.push({ kind: 'EndpointSlice', namespace, name, field, reason });
   const skip = (field: string, reason: string): { slice: null; problems: ObjectProblem[] } => {
     report(field, reason);
@@ -47,11 +41,8 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
   if (!isRecord(obj)) return skip('', `not an object (got ${describeValue(obj)})`);
   if (!name) return skip('metadata.name', 'missing');
   if (!namespace) return skip('metadata.namespace', 'missing');
-  const labels = isRecord(md?.['labels']) ? md['labels'] : {};
-  const service = labels[SERVICE_NAME_LABEL];
-  if (typeof service !== 'string' || service === '') {
-    return skip(`metadata.labels["${SERVICE_NAME_LABEL}"]`, 'missing: the slice belongs to no service');
-  }
+  const serviceKey = sliceServiceKey(obj);
+  if (serviceKey === null) return skip(`metadata.labels["${SERVICE_NAME_LABEL}"]`, 'missing: the slice belongs to no service');
   const addressType = obj['addressType'];
   if (addressType === 'FQDN') return { slice: null, problems };
   if (addressType !== 'IPv4' && addressType !== 'IPv6') return skip('addressType', `must be IPv4, IPv6 or FQDN; got ${describeValue(addressType)}`);
@@ -63,10 +54,12 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
     // Upstream's slice cache skips a port whose name is nil (absent or null) with an error log; the
     // EndpointSlice controller writes "" for a Service's unnamed port.
     const portName = p['name'];
-    if (portName === undefined || portName === null) return report(`${f}.name`, 'missing (null); upstream ignores slice ports without a name ("" is the unnamed port)');
+    if (portName === undefined || portName === null)
+      return report(`${f}.name`, 'missing (null); upstream ignores slice ports without a name ("" is the unnamed port)');
     if (typeof portName !== 'string') return report(`${f}.name`, `must be a string, got ${describeValue(portName)}`);
     const protocol = p['protocol'] ?? 'TCP';
-    if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
+    if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP')
+      return report(`${f}.protocol`, `must be TCP, UDP or SCTP; got ${describeValue(protocol)}`);
     const port = p['port'] ?? 0;
     // Likewise a port without a number ("all ports" is not implemented upstream).
     if (port === 0) return report(`${f}.port`, 'missing (null or 0); upstream ignores slice ports without a number');
@@ -79,7 +72,8 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
     const f = `endpoints[${i}]`;
     if (!isRecord(e)) return report(f, `not an object (got ${describeValue(e)})`);
     const addresses = e['addresses'];
-    if (!Array.isArray(addresses) || addresses.length === 0) return report(`${f}.addresses`, `must be a non-empty list; got ${describeValue(addresses)}`);
+    if (!Array.isArray(addresses) || addresses.length === 0)
+      return report(`${f}.addresses`, `must be a non-empty list; got ${describeValue(addresses)}`);
     const ip = typeof addresses[0] === 'string' ? parseIP(addresses[0]) : null;
     if (!ip) return report(`${f}.addresses[0]`, `not an IP address: ${describeValue(addresses[0])}`);
     if (ip.family !== addressType) return report(`${f}.addresses[0]`, `${ip.text} is not an ${addressType} address (addressType is ${addressType})`);
@@ -96,7 +90,7 @@ export function parseEndpointSlice(obj: unknown): { slice: ParsedSlice | null; p
       nodeHints: hintNames(hints['forNodes']),
     });
   });
-  return { slice: { namespace, name, serviceKey: `${namespace}/${service}`, family: addressType, ports, endpoints }, problems };
+  return { slice: { namespace, name, serviceKey, family: addressType, ports, endpoints }, problems };
 }
 
 export interface SliceIndex {
@@ -115,7 +109,13 @@ export function indexEndpointSlices(slices: readonly unknown[]): SliceIndex {
     if (!slice) continue;
     const id = `${slice.namespace}/${slice.name}`;
     if (byName.has(id)) {
-      problems.push({ kind: 'EndpointSlice', namespace: slice.namespace, name: slice.name, field: '', reason: 'defined more than once; the last definition is used' });
+      problems.push({
+        kind: 'EndpointSlice',
+        namespace: slice.namespace,
+        name: slice.name,
+        field: '',
+        reason: 'defined more than once; the last definition is used',
+      });
       byName.delete(id);
     }
     byName.set(id, slice);
@@ -166,17 +166,17 @@ function better(a: Endpoint, b: Endpoint): boolean {
 }
 
 /** Convenience over raw slices (any services): parse, keep the service port's own, merge. */
-export function endpointsFor(slices: readonly unknown[], sp: ServicePort, ctx: EndpointContext): { endpoints: Endpoint[]; problems: ObjectProblem[] } {
+export function endpointsFor(
+  slices: readonly unknown[],
+  sp: ServicePort,
+  ctx: EndpointContext,
+): { endpoints: Endpoint[]; problems: ObjectProblem[] } {
   const index = indexEndpointSlices(slices);
   return { endpoints: mergeEndpoints(index.forService(`${sp.namespace}/${sp.name}`), sp, ctx), problems: [...index.problems] };
 }
 
 function listOf(obj: Json, key: string, report: (field: string, reason: string) => void): unknown[] {
-  const v = obj[key];
-  if (v === undefined || v === null) return [];
-  if (Array.isArray(v)) return v;
-  report(key, `must be a list, got ${describeValue(v)}`);
-  return [];
+  return listField(obj, key, (why) => report(key, why));
 }
 
 function optionalString(v: unknown): string | null {

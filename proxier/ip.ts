@@ -67,9 +67,7 @@ export function parseCIDR(input: string): ParsedCIDR | null {
   if (prefix < 0 || prefix > bits) return null;
   const net = maskBytes(ip.bytes, prefix);
   const network: ParsedIP =
-    ip.family === 'IPv4'
-      ? { family: 'IPv4', text: net.join('.'), bytes: net }
-      : { family: 'IPv6', text: formatIPv6(net), bytes: net };
+    ip.family === 'IPv4' ? { family: 'IPv4', text: net.join('.'), bytes: net } : { family: 'IPv6', text: formatIPv6(net), bytes: net };
   return { family: ip.family, network, prefix, text: `${network.text}/${prefix}` };
 }
 
@@ -158,7 +156,7 @@ function formatIPv6(b: Uint8Array): string {
   // Longest run of zero groups (length >= 2) becomes "::" (RFC 5952).
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -6,17 +6,36 @@ import { formatProblem } from './types.ts';
 describe('nodeInfoFrom', () => {
   it('knows nothing until the Node has been seen', () => {
     expect(nodeInfoFrom(null, 'node-1')).toEqual({
-      node: { name: 'node-1', known: false, addresses: [], primaryIP: null, labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false },
+      node: {
+        name: 'node-1',
+        known: false,
+        addresses: [],
+        primaryIP: null,
+        labels: {},
+        zone: null,
+        podCIDRs: [],
+        deleting: false,
+        toBeDeletedByAutoscaler: false,
+      },
       problems: [],
     });
   });
 
   it('reads addresses, zone, labels and pod CIDRs', () => {
-    const { node, problems } = nodeInfoFrom(makeNode('node-1', { addresses: ['192.168.0.11', 'fd00::11'], zone: 'zone-a', podCIDR: '10.244.1.0/24' }), 'node-1');
+    const { node, problems } = nodeInfoFrom(
+      makeNode('node-1', { addresses: ['192.168.0.11', 'fd00::11'], zone: 'zone-a', podCIDR: '10.244.1.0/24' }),
+      'node-1',
+    );
     expect(problems).toEqual([]);
     expect(node).toMatchObject({
-      name: 'node-1', known: true, addresses: ['192.168.0.11', 'fd00::11'], primaryIP: '192.168.0.11', zone: 'zone-a', podCIDRs: ['10.244.1.0/24'],
-      deleting: false, toBeDeletedByAutoscaler: false,
+      name: 'node-1',
+      known: true,
+      addresses: ['192.168.0.11', 'fd00::11'],
+      primaryIP: '192.168.0.11',
+      zone: 'zone-a',
+      podCIDRs: ['10.244.1.0/24'],
+      deleting: false,
+      toBeDeletedByAutoscaler: false,
     });
     expect(node.labels).toEqual({ 'kubernetes.io/hostname': 'node-1', 'topology.kubernetes.io/zone': 'zone-a' });
   });

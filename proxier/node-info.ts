@@ -6,14 +6,11 @@
  */
 import { parseCIDR, parseIP } from './ip.ts';
 import type { NodeInfo, ObjectProblem } from './types.ts';
-import { describeValue } from './service-ports.ts';
+import { describeValue, isRecord, listField, metadataOf } from './raw.ts';
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 const IP_ADDRESS_TYPES = ['InternalIP', 'ExternalIP'];
-
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** What is known before the Node object has been seen. */
 export function unknownNode(nodeName: string): NodeInfo {
@@ -38,16 +35,14 @@ export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo;
     report('', `not an object (got ${describeValue(node)})`);
     return { node: unknownNode(nodeName), problems };
   }
-  const md = isRecord(node['metadata']) ? node['metadata'] : {};
   const spec = isRecord(node['spec']) ? node['spec'] : {};
   const status = isRecord(node['status']) ? node['status'] : {};
 
-  const labels: Record<string, string> = {};
-  if (isRecord(md['labels'])) for (const [k, v] of Object.entries(md['labels'])) if (typeof v === 'string') labels[k] = v;
+  const labels = { ...metadataOf(node).labels };
 
   const addresses: string[] = [];
   let firstInternal: string | null = null;
-  listOf(status['addresses']).forEach((a, i) => {
+  listField(status, 'addresses').forEach((a, i) => {
     if (!isRecord(a) || !IP_ADDRESS_TYPES.includes(a['type'] as string)) return; // Hostname, InternalDNS...
     const ip = typeof a['address'] === 'string' ? parseIP(a['address']) : null;
     if (!ip) return report(`status.addresses[${i}].address`, `not an IP address: ${describeValue(a['address'])}; ignored`);
@@ -57,15 +52,15 @@ export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo;
 
   const podCIDRs: string[] = [];
   const cidrList = Array.isArray(spec['podCIDRs']) && spec['podCIDRs'].length > 0;
-  const rawCIDRs = cidrList ? listOf(spec['podCIDRs']) : spec['podCIDR'] ? [spec['podCIDR']] : [];
+  const rawCIDRs = cidrList ? listField(spec, 'podCIDRs') : spec['podCIDR'] ? [spec['podCIDR']] : [];
   rawCIDRs.forEach((c, i) => {
     const cidr = typeof c === 'string' ? parseCIDR(c) : null;
     if (!cidr) return report(cidrList ? `spec.podCIDRs[${i}]` : 'spec.podCIDR', `not a CIDR: ${describeValue(c)}; ignored`);
     if (!podCIDRs.includes(cidr.text)) podCIDRs.push(cidr.text);
   });
 
-  const deletion = md['deletionTimestamp'];
-  const taints = listOf(spec['taints']);
+  const deletion = isRecord(node['metadata']) ? node['metadata']['deletionTimestamp'] : undefined;
+  const taints = listField(spec, 'taints');
   return {
     node: {
       name: nodeName,
@@ -80,8 +75,4 @@ export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo;
     },
     problems,
   };
-}
-
-function listOf(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
 }

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { selectNodePortAddresses } from './node-ports.ts';
 
 const local = ['192.168.0.2', '10.1.0.2', 'fd00::2'];
-const v4 = (cidrs: string[], primaryIP: string | null = '192.168.0.2') => selectNodePortAddresses({ cidrs, family: 'IPv4', localAddresses: local, primaryIP });
-const v6 = (cidrs: string[], primaryIP: string | null = 'fd00::2') => selectNodePortAddresses({ cidrs, family: 'IPv6', localAddresses: local, primaryIP });
+const v4 = (cidrs: string[], primaryIP: string | null = '192.168.0.2') =>
+  selectNodePortAddresses({ cidrs, family: 'IPv4', localAddresses: local, primaryIP });
+const v6 = (cidrs: string[], primaryIP: string | null = 'fd00::2') =>
+  selectNodePortAddresses({ cidrs, family: 'IPv6', localAddresses: local, primaryIP });
 
 describe('selectNodePortAddresses', () => {
   it('matches everything when the flag is unset, 127.0.0.1 included for IPv4', () => {

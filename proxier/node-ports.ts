@@ -5,7 +5,7 @@
  * addresses), so this stays pure.
  */
 import { cidrContains, isLoopback, parseCIDR, parseIP } from './ip.ts';
-import type { IPFamily } from './types.ts';
+import type { IPFamily, NodeInfo } from './types.ts';
 
 export interface NodePortAddresses {
   /** No restriction (flag unset, or a 0.0.0.0/0 / ::/0 entry). */
@@ -63,4 +63,10 @@ export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAd
 export function isLoopbackText(text: string): boolean {
   const ip = parseIP(text);
   return ip !== null && isLoopback(ip);
+}
+
+/** The node's primary IP of a family, else its first address of that family among `addresses`; null when it has none. */
+export function primaryIPOf(node: Pick<NodeInfo, 'primaryIP'>, family: IPFamily, addresses: readonly string[]): string | null {
+  if (node.primaryIP && parseIP(node.primaryIP)?.family === family) return node.primaryIP;
+  return addresses.find((a) => parseIP(a)?.family === family) ?? null;
 }

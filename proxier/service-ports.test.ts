@@ -9,13 +9,34 @@ const texts = (r: { problems: Parameters<typeof formatProblem>[0][] }) => r.prob
 
 describe('servicePortsFor: what is proxied', () => {
   it('derives one ServicePort per port with upstream defaults', () => {
-    const r = v4(makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }] }));
+    const r = v4(
+      makeService('ns1', 'svc1', {
+        clusterIP: '172.30.0.41',
+        ports: [
+          { name: 'p80', port: 80 },
+          { name: 'dns', port: 53, protocol: 'UDP' },
+        ],
+      }),
+    );
     expect(r.problems).toEqual([]);
     expect(r.ports).toEqual([
       {
-        key: 'ns1/svc1:p80', namespace: 'ns1', name: 'svc1', portName: 'p80', protocol: 'TCP', clusterIP: '172.30.0.41', port: 80, nodePort: 0,
-        externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], sessionAffinityTimeout: 0,
-        externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, trafficDistribution: null,
+        key: 'ns1/svc1:p80',
+        namespace: 'ns1',
+        name: 'svc1',
+        portName: 'p80',
+        protocol: 'TCP',
+        clusterIP: '172.30.0.41',
+        port: 80,
+        nodePort: 0,
+        externalIPs: [],
+        loadBalancerVIPs: [],
+        loadBalancerSourceRanges: [],
+        sessionAffinityTimeout: 0,
+        externalPolicyLocal: false,
+        internalPolicyLocal: false,
+        healthCheckNodePort: 0,
+        trafficDistribution: null,
       },
       expect.objectContaining({ key: 'ns1/svc1:dns', protocol: 'UDP', port: 53 }),
     ]);
@@ -29,7 +50,7 @@ describe('servicePortsFor: what is proxied', () => {
   it.each([
     ['headless (clusterIP None)', makeService('ns', 's', { clusterIP: 'None' })],
     ['no cluster IP', makeService('ns', 's', { clusterIP: '', clusterIPs: [] })],
-    ['ExternalName', makeService('ns', 's', { type: 'ExternalName', clusterIP: '' , spec: { externalName: 'example.com' } })],
+    ['ExternalName', makeService('ns', 's', { type: 'ExternalName', clusterIP: '', spec: { externalName: 'example.com' } })],
     ['ExternalName even with a cluster IP', makeService('ns', 's', { type: 'ExternalName', clusterIP: '10.0.0.1' })],
     ['owned by another proxy', makeService('ns', 's', { labels: { 'service.kubernetes.io/service-proxy-name': 'other' } })],
     ['labelled headless', makeService('ns', 's', { labels: { 'service.kubernetes.io/headless': '' } })],
@@ -75,14 +96,23 @@ describe('servicePortsFor: addresses per family', () => {
     const r = v4(svc);
     expect(r.ports[0]?.externalIPs).toEqual(['192.168.99.11']);
     expect(texts(r)).toEqual(['Service ns/s: spec.externalIPs[2]: not an IP address: "bogus"; entry ignored']);
-    expect(v6(makeService('ns', 's', { clusterIP: 'fd00::1', externalIPs: ['192.168.99.11', 'FD00::0011'] })).ports[0]?.externalIPs).toEqual(['fd00::11']);
+    expect(v6(makeService('ns', 's', { clusterIP: 'fd00::1', externalIPs: ['192.168.99.11', 'FD00::0011'] })).ports[0]?.externalIPs).toEqual([
+      'fd00::11',
+    ]);
   });
 
   it('uses VIP-mode load-balancer ingress IPs only', () => {
     const svc = makeService('ns', 's', {
       type: 'LoadBalancer',
       ports: [{ name: 'p80', port: 80, nodePort: 30080 }],
-      ingress: [{ ip: '1.2.3.4' }, { ip: '1.2.3.5', ipMode: 'VIP' }, { ip: '1.2.3.6', ipMode: 'Proxy' }, { hostname: 'lb.example.com' }, { ip: 'fd00::4' }, { ip: 'x' }],
+      ingress: [
+        { ip: '1.2.3.4' },
+        { ip: '1.2.3.5', ipMode: 'VIP' },
+        { ip: '1.2.3.6', ipMode: 'Proxy' },
+        { hostname: 'lb.example.com' },
+        { ip: 'fd00::4' },
+        { ip: 'x' },
+      ],
     });
     const r = v4(svc);
     expect(r.ports[0]?.loadBalancerVIPs).toEqual(['1.2.3.4', '1.2.3.5']);
@@ -90,7 +120,10 @@ describe('servicePortsFor: addresses per family', () => {
   });
 
   it('trims, normalises and family-filters loadBalancerSourceRanges; invalid ones are dropped and reported', () => {
-    const svc = makeService('ns', 's', { type: 'LoadBalancer', loadBalancerSourceRanges: [' 192.168.0.1/24 ', '10.0.0.0/8', 'fd00::/64', '1.2.3.4', '10.0.0.0/8'] });
+    const svc = makeService('ns', 's', {
+      type: 'LoadBalancer',
+      loadBalancerSourceRanges: [' 192.168.0.1/24 ', '10.0.0.0/8', 'fd00::/64', '1.2.3.4', '10.0.0.0/8'],
+    });
     const r = v4(svc);
     expect(r.ports[0]?.loadBalancerSourceRanges).toEqual(['192.168.0.0/24', '10.0.0.0/8']);
     expect(texts(r)).toEqual(['Service ns/s: spec.loadBalancerSourceRanges[3]: not a CIDR: "1.2.3.4"; entry ignored']);
@@ -164,13 +197,22 @@ describe('servicePortsFor: policies', () => {
 
   it('programs an unknown type as a plain ClusterIP service (upstream ShouldSkipService skips only ExternalName; apiservice.ExternallyAccessible, NeedsHealthCheck)', () => {
     const svc = makeService('ns', 's', {
-      type: 'Nodeport', externalTrafficPolicy: 'Local', healthCheckNodePort: 32000, externalIPs: ['192.168.99.1'],
+      type: 'Nodeport',
+      externalTrafficPolicy: 'Local',
+      healthCheckNodePort: 32000,
+      externalIPs: ['192.168.99.1'],
       ports: [{ name: 'p80', port: 80, nodePort: 30080 }],
     });
     const r = v4(svc);
     expect(r.problems).toEqual([]);
     // Node port and external IPs as the service states them; eTP Local and the health check need a known external type.
-    expect(r.ports[0]).toMatchObject({ clusterIP: expect.any(String), nodePort: 30080, externalIPs: ['192.168.99.1'], externalPolicyLocal: false, healthCheckNodePort: 0 });
+    expect(r.ports[0]).toMatchObject({
+      clusterIP: expect.any(String),
+      nodePort: 30080,
+      externalIPs: ['192.168.99.1'],
+      externalPolicyLocal: false,
+      healthCheckNodePort: 0,
+    });
     // Without node port or external IPs it is exactly a ClusterIP service.
     const plain = v4(makeService('ns', 's', { type: 'Weird' })).ports[0];
     expect(plain).toEqual(v4(makeService('ns', 's', { type: 'ClusterIP' })).ports[0]);
@@ -178,7 +220,9 @@ describe('servicePortsFor: policies', () => {
 
   it('writes a ClientIP timeout above 86400 as given (upstream newBaseServiceInfo: stickyMaxAgeSeconds)', () => {
     expect(v4(makeService('ns', 's', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 100000 })).ports[0]?.sessionAffinityTimeout).toBe(100000);
-    expect(v4(makeService('ns', 's', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 2147483647 })).ports[0]?.sessionAffinityTimeout).toBe(2147483647);
+    expect(v4(makeService('ns', 's', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 2147483647 })).ports[0]?.sessionAffinityTimeout).toBe(
+      2147483647,
+    );
   });
 
   it.each([
@@ -186,9 +230,17 @@ describe('servicePortsFor: policies', () => {
     ['spec.externalTrafficPolicy', { type: 'NodePort', spec: { externalTrafficPolicy: ['Local'] } }, 'must be a string, got ["Local"]'],
     ['spec.internalTrafficPolicy', { spec: { internalTrafficPolicy: true } }, 'must be a string, got true'],
     ['spec.sessionAffinity', { spec: { sessionAffinity: {} } }, 'must be a string, got {}'],
-    ['spec.sessionAffinityConfig.clientIP.timeoutSeconds', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 2147483648 }, 'must be an integer from 1 to 2147483647; got 2147483648'],
+    [
+      'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+      { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 2147483648 },
+      'must be an integer from 1 to 2147483647; got 2147483648',
+    ],
     // Upstream would write "--seconds 0", which iptables refuses (1-4294967295): its whole restore would fail.
-    ['spec.sessionAffinityConfig.clientIP.timeoutSeconds', { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 0 }, 'must be an integer from 1 to 2147483647; got 0'],
+    [
+      'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+      { sessionAffinity: 'ClientIP', sessionAffinityTimeout: 0 },
+      'must be an integer from 1 to 2147483647; got 0',
+    ],
   ])('skips the whole service when %s could not be decoded or programmed by upstream (%j)', (field, opts, reason) => {
     expect(texts(v4(makeService('ns', 's', opts)))).toEqual([`Service ns/s: ${field}: ${reason}`]);
     expect(v4(makeService('ns', 's', opts)).ports).toEqual([]);
@@ -199,23 +251,40 @@ describe('servicePortsFor: policies', () => {
       const svc = makeService('ns', 's', { clusterIPs: ['172.30.0.10'], spec: { clusterIP } });
       const r = v4(svc);
       expect(r.ports).toEqual([]);
-      expect(texts(r)).toEqual(['Service ns/s: spec.clusterIP: missing while spec.clusterIPs is set; upstream programs no Service without spec.clusterIP']);
+      expect(texts(r)).toEqual([
+        'Service ns/s: spec.clusterIP: missing while spec.clusterIPs is set; upstream programs no Service without spec.clusterIP',
+      ]);
     }
   });
 
   it('takes cluster IPs from clusterIPs by ipFamilies position, and only clusterIP without ipFamilies (upstream GetClusterIPByFamily)', () => {
     const noList = makeService('ns', 's', { clusterIP: '172.30.0.10', spec: { clusterIPs: undefined } });
     expect(v4(noList).ports).toEqual([]);
-    expect(texts(v4(noList))).toEqual(['Service ns/s: spec.clusterIPs: has no entry for IPv4 (spec.ipFamilies[0]); upstream reads cluster IPs from spec.clusterIPs']);
+    expect(texts(v4(noList))).toEqual([
+      'Service ns/s: spec.clusterIPs: has no entry for IPv4 (spec.ipFamilies[0]); upstream reads cluster IPs from spec.clusterIPs',
+    ]);
     const noFamilies = makeService('ns', 's', { clusterIPs: ['172.30.0.10', 'fd00::10'], spec: { ipFamilies: undefined } });
     expect(v4(noFamilies).ports[0]?.clusterIP).toBe('172.30.0.10');
     expect(v6(noFamilies).ports).toEqual([]);
-    expect(texts(v6(noFamilies))).toEqual(['Service ns/s: spec.clusterIPs[1]: fd00::10 not programmed: without spec.ipFamilies upstream proxies spec.clusterIP only']);
+    expect(texts(v6(noFamilies))).toEqual([
+      'Service ns/s: spec.clusterIPs[1]: fd00::10 not programmed: without spec.ipFamilies upstream proxies spec.clusterIP only',
+    ]);
   });
 
   it('keeps the last of two ports with the same name and protocol, naming the other (upstream serviceToServiceMap)', () => {
-    const r = v4(makeService('ns', 's', { ports: [{ name: 'dns', port: 53 }, { name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns', port: 5353 }] }));
-    expect(r.ports.map((p) => [p.portName, p.protocol, p.port])).toEqual([['dns', 'UDP', 53], ['dns', 'TCP', 5353]]);
+    const r = v4(
+      makeService('ns', 's', {
+        ports: [
+          { name: 'dns', port: 53 },
+          { name: 'dns', port: 53, protocol: 'UDP' },
+          { name: 'dns', port: 5353 },
+        ],
+      }),
+    );
+    expect(r.ports.map((p) => [p.portName, p.protocol, p.port])).toEqual([
+      ['dns', 'UDP', 53],
+      ['dns', 'TCP', 5353],
+    ]);
     expect(texts(r)).toEqual(['Service ns/s: spec.ports[0]: replaced by spec.ports[2] (same name "dns" and protocol TCP); upstream keeps the last']);
   });
 });
@@ -235,7 +304,10 @@ describe('servicePortsFor: malformed ports and objects', () => {
       ],
     });
     const r = v4(svc);
-    expect(r.ports.map((p) => [p.portName, p.port, p.nodePort])).toEqual([['ok', 80, 0], ['ok2', 85, 0]]);
+    expect(r.ports.map((p) => [p.portName, p.port, p.nodePort])).toEqual([
+      ['ok', 80, 0],
+      ['ok2', 85, 0],
+    ]);
     expect(texts(r)).toEqual([
       'Service ns/s: spec.ports[1].port: must be an integer from 1 to 65535; got 70000',
       'Service ns/s: spec.ports[2].port: must be an integer from 1 to 65535; got "81"',
@@ -246,10 +318,19 @@ describe('servicePortsFor: malformed ports and objects', () => {
   });
 
   it('skips names no iptables rule can carry (control characters), naming the object; quotes and blanks are kept', () => {
-    expect(texts(v4(makeService('ns', 'new\nline')))).toEqual(['Service ns/new\nline: metadata.name: contains a control character ("new\\nline"); no iptables rule can carry it']);
+    expect(texts(v4(makeService('ns', 'new\nline')))).toEqual([
+      'Service ns/new\nline: metadata.name: contains a control character ("new\\nline"); no iptables rule can carry it',
+    ]);
     expect(v4(makeService('ns', 'new\nline')).ports).toEqual([]);
     expect(texts(v4(makeService('n\u0000s', 'svc')))[0]).toMatch(/metadata\.namespace: contains a control character/);
-    const port = v4(makeService('ns', 'svc', { ports: [{ name: 'p\r80', port: 80 }, { name: 'ok', port: 81 }] }));
+    const port = v4(
+      makeService('ns', 'svc', {
+        ports: [
+          { name: 'p\r80', port: 80 },
+          { name: 'ok', port: 81 },
+        ],
+      }),
+    );
     expect(port.ports.map((p) => p.portName)).toEqual(['ok']);
     expect(texts(port)).toEqual(['Service ns/svc: spec.ports[0].name: contains a control character ("p\\r80"); no iptables rule can carry it']);
     const odd = v4(makeService('team a', 'quote"d\ttab', { ports: [{ name: 'p "80', port: 80 }] }));

@@ -14,6 +14,7 @@
 import { clusterIPFor } from './cluster-ip.ts';
 import { parseCIDR, parseIP } from './ip.ts';
 import type { IPFamily, ObjectProblem, Protocol, ServicePort } from './types.ts';
+import { describeValue, isRecord, listField, metadataOf, type Json, type Report } from './raw.ts';
 
 export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
 export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
@@ -26,9 +27,7 @@ export const DEFAULT_AFFINITY_TIMEOUT = 10800;
 const MAX_AFFINITY_TIMEOUT = 2147483647;
 const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP'];
 
-type Json = Record<string, unknown>;
 /** Records a problem; returns null so that `return report(...)` also means "nothing". */
-export type Report = (field: string, reason: string) => null;
 
 export interface ServicePortsResult {
   readonly ports: ServicePort[];
@@ -50,15 +49,7 @@ const UNCARRIABLE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 export const hasUncarriableText = (s: string): boolean => UNCARRIABLE.test(s);
 const uncarriable = (v: string): string => `contains a control character (${describeValue(v)}); no iptables rule can carry it`;
 
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isPortNumber = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
-
-/** Short rendering of a bad value for problem messages. */
-export function describeValue(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  const text = JSON.stringify(v) ?? String(v);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
 
 export function serviceKey(namespace: string, name: string, portName: string): string {
   return portName ? `${namespace}/${name}:${portName}` : `${namespace}/${name}`;
@@ -67,9 +58,7 @@ export function serviceKey(namespace: string, name: string, portName: string): s
 export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsResult {
   const problems: ObjectProblem[] = [];
   const ports: ServicePort[] = [];
-  const md = isRecord(svc) && isRecord(svc['metadata']) ? svc['metadata'] : null;
-  const namespace = typeof md?.['namespace'] === 'string' ? md['namespace'] : '';
-  const name = typeof md?.['name'] === 'string' ? md['name'] : '';
+  const { namespace, name, labels } = metadataOf(svc);
   const report: Report = (field, reason) => {
     problems.push({ kind: 'Service', namespace, name, field, reason });
     return null;
@@ -81,7 +70,6 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
   if (!isRecord(svc)) return skip('', `not an object (got ${describeValue(svc)})`);
   if (!name) return skip('metadata.name', 'missing');
   if (!namespace) return skip('metadata.namespace', 'missing');
-  const labels = isRecord(md?.['labels']) ? md['labels'] : {};
   // kube-proxy's informers never see these (label selector): another proxy owns them.
   if (Object.hasOwn(labels, SERVICE_PROXY_NAME_LABEL) || Object.hasOwn(labels, HEADLESS_LABEL)) return { ports, problems };
   if (hasUncarriableText(namespace)) return skip('metadata.namespace', uncarriable(namespace));
@@ -125,20 +113,26 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
     const id = `${portName}/${protocol}`;
     const earlier = byNameAndProtocol.get(id);
     if (earlier) {
-      report(`spec.ports[${earlier.index}]`, `replaced by ${f} (same name ${JSON.stringify(portName)} and protocol ${protocol}); upstream keeps the last`);
+      report(
+        `spec.ports[${earlier.index}]`,
+        `replaced by ${f} (same name ${JSON.stringify(portName)} and protocol ${protocol}); upstream keeps the last`,
+      );
       byNameAndProtocol.delete(id);
     }
-    byNameAndProtocol.set(id, { index: i, port: {
-      key: serviceKey(namespace, name, portName),
-      namespace,
-      name,
-      portName,
-      protocol: protocol as Protocol,
-      clusterIP,
-      port,
-      nodePort: nodePort as number,
-      ...common,
-    } });
+    byNameAndProtocol.set(id, {
+      index: i,
+      port: {
+        key: serviceKey(namespace, name, portName),
+        namespace,
+        name,
+        portName,
+        protocol: protocol as Protocol,
+        clusterIP,
+        port,
+        nodePort: nodePort as number,
+        ...common,
+      },
+    });
   });
   for (const { port } of byNameAndProtocol.values()) ports.push(port);
   return { ports, problems };
@@ -154,7 +148,11 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   const etp = stringField(spec, 'externalTrafficPolicy');
   const itp = stringField(spec, 'internalTrafficPolicy');
   const affinity = stringField(spec, 'sessionAffinity');
-  for (const [key, value] of [['externalTrafficPolicy', etp], ['internalTrafficPolicy', itp], ['sessionAffinity', affinity]] as const) {
+  for (const [key, value] of [
+    ['externalTrafficPolicy', etp],
+    ['internalTrafficPolicy', itp],
+    ['sessionAffinity', affinity],
+  ] as const) {
     if (value === null) return report(`spec.${key}`, `must be a string, got ${describeValue(spec[key])}`);
   }
   let sessionAffinityTimeout = 0;
@@ -163,13 +161,20 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
     const clientIP = isRecord(cfg) ? cfg['clientIP'] : undefined;
     const t = (isRecord(clientIP) ? clientIP['timeoutSeconds'] : undefined) ?? DEFAULT_AFFINITY_TIMEOUT;
     if (!Number.isInteger(t) || (t as number) < 1 || (t as number) > MAX_AFFINITY_TIMEOUT) {
-      return report('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `must be an integer from 1 to ${MAX_AFFINITY_TIMEOUT}; got ${describeValue(t)}`);
+      return report(
+        'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+        `must be an integer from 1 to ${MAX_AFFINITY_TIMEOUT}; got ${describeValue(t)}`,
+      );
     }
     sessionAffinityTimeout = t as number;
   }
 
   const rawExternal = listOf(spec, 'spec', 'externalIPs', report);
-  const externalIPs = addressesOf(rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const), family, report);
+  const externalIPs = addressesOf(
+    rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const),
+    family,
+    report,
+  );
   const lb = o.status['loadBalancer'];
   const ingress: (readonly [unknown, string])[] = [];
   // Only VIP-style load balancers (ipMode unset or VIP) get rules; hostname-only entries have no IP.
@@ -193,7 +198,11 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   if (type === 'LoadBalancer' && externalPolicyLocal) {
     const hc = spec['healthCheckNodePort'] ?? 0;
     if (isPortNumber(hc)) healthCheckNodePort = hc;
-    else report('spec.healthCheckNodePort', `a LoadBalancer with externalTrafficPolicy Local needs one (integer 1-65535); got ${describeValue(hc)}; no health check is served`);
+    else
+      report(
+        'spec.healthCheckNodePort',
+        `a LoadBalancer with externalTrafficPolicy Local needs one (integer 1-65535); got ${describeValue(hc)}; no health check is served`,
+      );
   }
   const td = spec['trafficDistribution'];
   return {
@@ -216,11 +225,7 @@ function stringField(obj: Json, key: string): string | null {
 }
 
 function listOf(obj: Json, path: string, key: string, report: Report): unknown[] {
-  const v = obj[key];
-  if (v === undefined || v === null) return [];
-  if (Array.isArray(v)) return v;
-  report(`${path}.${key}`, `must be a list, got ${describeValue(v)}; ignored`);
-  return [];
+  return listField(obj, key, (why) => report(`${path}.${key}`, `${why}; ignored`));
 }
 
 /** Parses addresses, reporting bad ones; keeps this family's, normalised and de-duplicated. */

@@ -9,14 +9,32 @@ import type { IPFamily, Snapshot } from './types.ts';
 const features = { preferSameTrafficDistribution: true };
 const node = makeNode('node-1', { addresses: ['192.168.0.11'], zone: 'zone-a', podCIDR: '10.244.1.0/24' });
 const build = (services: unknown[], slices: unknown[] = [], o: { node?: unknown; families?: IPFamily[] } = {}) =>
-  buildSnapshots({ services, slices, node: o.node === undefined ? node : o.node }, { nodeName: 'node-1', features, ...(o.families ? { families: o.families } : {}) });
+  buildSnapshots(
+    { services, slices, node: o.node === undefined ? node : o.node },
+    { nodeName: 'node-1', features, ...(o.families ? { families: o.families } : {}) },
+  );
 const summary = (s: Snapshot | undefined) => s?.services.map((st) => [st.service.key, st.service.protocol, st.endpoints.map(endpointString)]);
 
 describe('buildSnapshots', () => {
   it('pairs every service port with its endpoints and selection', () => {
     const { snapshots, problems } = build(
-      [makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'p80', port: 80, nodePort: 30080 }] })],
-      [makeEndpointSlice('ns1', 'svc1', { endpoints: [{ ip: '10.244.1.2', nodeName: 'node-1' }, { ip: '10.244.2.2', nodeName: 'node-2' }], ports: [{ name: 'p80', port: 8080 }] })],
+      [
+        makeService('ns1', 'svc1', {
+          clusterIP: '172.30.0.41',
+          type: 'NodePort',
+          externalTrafficPolicy: 'Local',
+          ports: [{ name: 'p80', port: 80, nodePort: 30080 }],
+        }),
+      ],
+      [
+        makeEndpointSlice('ns1', 'svc1', {
+          endpoints: [
+            { ip: '10.244.1.2', nodeName: 'node-1' },
+            { ip: '10.244.2.2', nodeName: 'node-2' },
+          ],
+          ports: [{ name: 'p80', port: 8080 }],
+        }),
+      ],
     );
     expect(problems).toEqual([]);
     expect(snapshots.map((s) => s.family)).toEqual(['IPv4']);
@@ -32,7 +50,12 @@ describe('buildSnapshots', () => {
   it('sorts service ports by key whatever the input order', () => {
     const services = [
       makeService('ns2', 'a', { ports: [{ name: 'x', port: 1 }] }),
-      makeService('ns1', 'b', { ports: [{ name: 'q', port: 2 }, { name: 'p', port: 3, protocol: 'UDP' }] }),
+      makeService('ns1', 'b', {
+        ports: [
+          { name: 'q', port: 2 },
+          { name: 'p', port: 3, protocol: 'UDP' },
+        ],
+      }),
       makeService('ns1', 'a', { ports: [{ port: 4 }] }),
     ];
     expect(summary(build(services).snapshots[0])).toEqual([
@@ -51,7 +74,13 @@ describe('buildSnapshots', () => {
       [makeEndpointSlice('ns', 'b', { addresses: ['10.244.1.2'] }), makeEndpointSlice('ns', 'b', { addresses: ['fd00:10:244:1::2'] })],
     );
     expect(dual.snapshots.map((s) => [s.family, summary(s)])).toEqual([
-      ['IPv4', [['ns/a:p80', 'TCP', []], ['ns/b:p80', 'TCP', ['10.244.1.2:80']]]],
+      [
+        'IPv4',
+        [
+          ['ns/a:p80', 'TCP', []],
+          ['ns/b:p80', 'TCP', ['10.244.1.2:80']],
+        ],
+      ],
       ['IPv6', [['ns/b:p80', 'TCP', ['[fd00:10:244:1::2]:80']]]],
     ]);
   });
@@ -67,7 +96,10 @@ describe('buildSnapshots', () => {
 
   it('builds exactly the families asked for', () => {
     const services = [makeService('ns', 'a', { clusterIP: '172.30.0.1' })];
-    expect(build(services, [], { families: ['IPv6', 'IPv4'] }).snapshots.map((s) => [s.family, s.services.length])).toEqual([['IPv6', 0], ['IPv4', 1]]);
+    expect(build(services, [], { families: ['IPv6', 'IPv4'] }).snapshots.map((s) => [s.family, s.services.length])).toEqual([
+      ['IPv6', 0],
+      ['IPv4', 1],
+    ]);
   });
 
   it('reports each problem once even when both families see it, and keeps good services', () => {
@@ -110,10 +142,26 @@ describe('servicePortStates', () => {
     const ctx = {
       family: 'IPv4' as const,
       node: nodeInfoFrom(node, 'node-1').node,
-      slices: indexEndpointSlices([makeEndpointSlice('ns', 'a', { addresses: ['10.244.1.2'], ports: [{ name: 'b', port: 81 }, { name: 'a', port: 80 }] })]),
+      slices: indexEndpointSlices([
+        makeEndpointSlice('ns', 'a', {
+          addresses: ['10.244.1.2'],
+          ports: [
+            { name: 'b', port: 81 },
+            { name: 'a', port: 80 },
+          ],
+        }),
+      ]),
       features,
     };
-    const { states, problems } = servicePortStates(makeService('ns', 'a', { ports: [{ name: 'b', port: 81 }, { name: 'a', port: 80 }] }), ctx);
+    const { states, problems } = servicePortStates(
+      makeService('ns', 'a', {
+        ports: [
+          { name: 'b', port: 81 },
+          { name: 'a', port: 80 },
+        ],
+      }),
+      ctx,
+    );
     expect(problems).toEqual([]);
     expect(states.map((s) => [s.service.key, s.endpoints.map(endpointString), s.selection.hasAny])).toEqual([
       ['ns/a:a', ['10.244.1.2:80'], true],

@@ -1,8 +1,8 @@
 /**
  * Cluster objects -> the desired Snapshot of every IP family: each service
  * port with its merged endpoints and its endpoint selection. Mode-independent
- * and pure. servicePortStates() is the per-service step, for incremental
- * callers that rebuild only what changed.
+ * and pure. servicePortStates() is the per-service step, which the proxier's
+ * state builder (state-builder.ts) runs for the services that changed.
  *
  * Which families get a snapshot (unless the caller says): the node's primary
  * family (IPv4 while the Node or its addresses are unknown), plus any other
@@ -18,6 +18,7 @@ import { servicePortsFor } from './service-ports.ts';
 import { categorizeEndpoints, type TopologyFeatures } from './topology.ts';
 import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePort, ServicePortState, Snapshot } from './types.ts';
+import { metadataOf } from './raw.ts';
 
 export interface SnapshotObjects {
   readonly services: readonly unknown[];
@@ -98,14 +99,16 @@ function latestServices(services: readonly unknown[], problems: ProblemList): un
   const byKey = new Map<string, unknown>();
   const unnamed: unknown[] = [];
   for (const svc of services) {
-    const md = (svc as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
-    if (typeof md?.name !== 'string' || typeof md.namespace !== 'string' || !md.name || !md.namespace) {
+    const md = metadataOf(svc);
+    if (!md.name || !md.namespace) {
       unnamed.push(svc);
       continue;
     }
     const key = `${md.namespace}/${md.name}`;
     if (byKey.has(key)) {
-      problems.add([{ kind: 'Service', namespace: md.namespace, name: md.name, field: '', reason: 'defined more than once; the last definition is used' }]);
+      problems.add([
+        { kind: 'Service', namespace: md.namespace, name: md.name, field: '', reason: 'defined more than once; the last definition is used' },
+      ]);
       byKey.delete(key);
     }
     byKey.set(key, svc);

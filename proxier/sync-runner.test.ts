@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SyncRunner, type RunnerClock } from './sync-runner.ts';
+import type { Clock } from './clock.ts';
+import { SyncRunner } from './sync-runner.ts';
 
-const clock: RunnerClock = {
+const clock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
@@ -15,7 +16,11 @@ describe('SyncRunner', () => {
   let errors: unknown[];
   const make = (min: number, max: number, retry: number, durationMs = 0) => {
     runner = new SyncRunner({
-      clock, minIntervalMs: min, maxIntervalMs: max, retryIntervalMs: retry, onError: (e) => errors.push(e),
+      clock,
+      minIntervalMs: min,
+      maxIntervalMs: max,
+      retryIntervalMs: retry,
+      onError: (e) => errors.push(e),
       fn: async (trigger) => {
         starts.push(Date.now());
         triggers.push(trigger);

@@ -7,12 +7,7 @@
  * - a failed sync is retried within retryInterval (sooner if requested).
  * Only one sync runs at a time. The clock is injected.
  */
-
-export interface RunnerClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Clock } from './clock.ts';
 
 /** Why a sync runs: a requested change, the periodic resync, or a retry after a failure. */
 export type SyncTrigger = 'change' | 'periodic' | 'retry';
@@ -22,7 +17,7 @@ export interface SyncRunnerOptions {
   readonly minIntervalMs: number;
   readonly maxIntervalMs: number;
   readonly retryIntervalMs: number;
-  readonly clock: RunnerClock;
+  readonly clock: Clock;
   /** Called with the error of a failed sync (the runner has already scheduled the retry). */
   readonly onError?: (err: unknown) => void;
 }

@@ -7,48 +7,50 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import type { IptablesBackend as BackendName } from '../iptables/iptables.ts';
-import type { ModeBackend } from '../proxier/backend.ts';
+import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
+import { probeNode } from '../iptables/node-probe.ts';
+import { createConntrack } from '../proxier/conntrack.ts';
+import type { ProxyMode } from '../proxier/mode.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
-import { formatProblem } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import { featuresFrom, nodeNameFor } from './desired.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../proxier/log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
 import { createMetrics, observeRestClientRequest, type Metrics } from './servers/metrics.ts';
-import { healthTargets, ServiceHealthServers } from './servers/service-health.ts';
+import { ServiceHealthServers } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
-import { stateBuilder } from './state-builder.ts';
-import type { Clock } from './system/clock.ts';
-import type { CommandRunner } from './system/exec.ts';
-import { probeNode, writeProcFile } from './node-probe.ts';
-import { iptablesMode, removeOtherMode } from './modes.ts';
-import { userspaceMode } from './userspace-mode.ts';
+import { stateBuilder } from '../proxier/state-builder.ts';
+import type { Clock } from '../proxier/clock.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
+import { createMode, removeOtherMode } from './modes.ts';
+import { proxierHooks } from './proxier-hooks.ts';
+import { createUserspaceMetrics, userspaceEventMetrics } from './servers/userspace-metrics.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
-import { parseHostPort } from './config.ts';
+import { parseHostPort } from './host-port.ts';
 
 export interface AgentDeps {
+  /** Runs iptables, conntrack and sysctl (made for a network namespace in tests and the demo). */
   readonly runner: CommandRunner;
-  /** Run every command (iptables, conntrack, sysctl) in this network namespace (tests, demo). */
-  readonly netns?: string;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly osHostname: () => string;
   /** API access; built from the config when absent. */
   readonly kubeConfig?: () => KubeConfig;
   /** Force a backend instead of detecting it. */
-  readonly iptablesBackend?: BackendName;
+  readonly iptablesBackend?: IptablesBackend;
+  /** The iptables of each family, instead of the node's binaries (unit tests run the agent on FakeIptables). */
+  readonly iptables?: ReadonlyMap<IPFamily, Iptables>;
   /** Addresses the health-check node port servers listen on (default all). */
   readonly serviceHealthHosts?: readonly string[];
 }
 
 export interface Agent {
   readonly proxier: Proxier;
-  readonly backend: ModeBackend;
+  readonly mode: ProxyMode;
   readonly metrics: Metrics;
   readonly health: HealthState;
   readonly healthz: RunningServer | null;
@@ -58,7 +60,13 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-async function startServer(log: Logger, what: string, address: string, handler: Parameters<typeof listen>[2], hardFail: boolean): Promise<RunningServer | null> {
+async function startServer(
+  log: Logger,
+  what: string,
+  address: string,
+  handler: Parameters<typeof listen>[2],
+  hardFail: boolean,
+): Promise<RunningServer | null> {
   if (!address) return null;
   const hp = parseHostPort(address)!;
   try {
@@ -75,30 +83,46 @@ async function startServer(log: Logger, what: string, address: string, handler: 
 export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
   const nodeName = nodeNameFor(config, deps.osHostname);
-  const probe = await probeNode({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), logger: log, backend: deps.iptablesBackend ?? config.iptablesBackend });
+  const probe = await probeNode({
+    runner: deps.runner,
+    logger: log,
+    backend: deps.iptablesBackend ?? config.iptablesBackend,
+    ...(deps.iptables ? { handles: deps.iptables } : {}),
+  });
   const handles = probe.handles;
   const available = [...handles.keys()];
   if (available.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
-  const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
-  if (config.mode === 'iptables' && config.localhostNodePorts && available.includes('IPv4') && !(await writeProcFile({ runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}) }, '/proc/sys/net/ipv4/conf/all/route_localnet', '1'))) {
-    log.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
-  }
-  log.info({ node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version }, 'starting kube-proxy-ts');
+  log.info(
+    { node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version },
+    'starting kube-proxy-ts',
+  );
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
   // Switching modes: the other mode's rules go, so --mode can be flipped by restarting the agent.
   await removeOtherMode(handles, config.mode, log);
 
   const metrics = createMetrics(new Registry());
-  const modeDeps = { runner: deps.runner, ...(deps.netns ? { netns: deps.netns } : {}), clock: deps.clock, logger: log, metrics };
-  const mode = config.mode === 'userspace' ? userspaceMode(config, probe, modeDeps) : iptablesMode(config, probe, modeDeps);
-  const backend = mode.backend;
+  const userspaceMetrics = config.mode === 'userspace' ? createUserspaceMetrics(metrics.registry) : null;
+  const mode = createMode(config, probe, {
+    runner: deps.runner,
+    clock: deps.clock,
+    logger: log,
+    conntrack: createConntrack({ runner: deps.runner }),
+    ...(userspaceMetrics ? { onUserspaceEvent: userspaceEventMetrics(userspaceMetrics) } : {}),
+  });
   const families = mode.families;
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
   for (const f of families) metrics.networkProgrammingLatency.zero({ ip_family: f });
   const observe = (r: Parameters<typeof observeRestClientRequest>[1]): void => observeRestClientRequest(metrics, r);
-  const kubeConfig = config.objects ? null : (deps.kubeConfig ?? (() => { throw new Error('no API access configured'); }))();
+  const kubeConfig = config.objects
+    ? null
+    : (
+        deps.kubeConfig ??
+        (() => {
+          throw new Error('no API access configured');
+        })
+      )();
   const events: EventRecorder = kubeConfig ? apiEventRecorder(kubeConfig, { nodeName, logger: log, observe }) : logEventRecorder(log);
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
@@ -114,50 +138,34 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       });
     },
   });
-  let metricsCounted = { services: 0, endpoints: 0 };
   const proxier = new Proxier({
-    families,
-    backend,
+    mode,
     builder: stateBuilder(nodeName, featuresFrom(config)),
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
-    hooks: {
-      queued: (f) => {
-        health.queuedUpdate(f);
-        metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: f }, deps.clock.now() / 1000);
-      },
-      synced: (f, r) => {
-        health.updated(f);
-        const now = deps.clock.now();
-        metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
-        for (const t of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - t) / 1000);
-        if (f === families[0]) void serviceHealth.sync(healthTargets([r.snapshot]));
-        if (r.full) mode.afterFullSync();
-      },
-      syncFailed: (f, err) => metrics.syncErrorsTotal.inc({ ip_family: f, reason: err instanceof Error ? err.name : 'error' }),
-      problem: (p) => {
-        metrics.objectProblemsTotal.inc({ kind: p.kind });
-        log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
-      },
-      nodeChanged: (node) => health.syncNode(node),
-      changes: (pending, counted) => {
-        metrics.serviceChangesPending.set(pending.services);
-        metrics.endpointChangesPending.set(pending.endpoints);
-        metrics.serviceChangesTotal.inc(counted.services - metricsCounted.services);
-        metrics.endpointChangesTotal.inc(counted.endpoints - metricsCounted.endpoints);
-        metricsCounted = { ...counted };
-      },
-    },
+    hooks: proxierHooks({ mode, metrics, userspaceMetrics, health, serviceHealth, clock: deps.clock, logger: log }),
   });
 
   const healthz = await startServer(log, 'health', config.healthzBindAddress, healthHandler(health, metrics), config.bindAddressHardFail);
-  const metricsServer = await startServer(log, 'metrics', config.metricsBindAddress, metricsHandler(metrics, config.mode), config.bindAddressHardFail);
+  const metricsServer = await startServer(
+    log,
+    'metrics',
+    config.metricsBindAddress,
+    metricsHandler(metrics, config.mode),
+    config.bindAddressHardFail,
+  );
 
   const source: ObjectSource = config.objects
     ? createFileSource({ path: config.objects, nodeName, clock: deps.clock })
     : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock, observe });
-  events.record({ regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName }, type: 'Normal', reason: 'Starting', action: 'StartKubeProxy', note: `kube-proxy-ts started in ${config.mode} mode` });
+  events.record({
+    regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName },
+    type: 'Normal',
+    reason: 'Starting',
+    action: 'StartKubeProxy',
+    note: `kube-proxy-ts started in ${config.mode} mode`,
+  });
   proxier.start();
   await source.start({
     onEvent: (e) => proxier.onEvent(e),
@@ -170,7 +178,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
 
   return {
     proxier,
-    backend,
+    mode,
     metrics,
     health,
     healthz,
@@ -181,7 +189,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       stopMonitor();
       await source.stop();
       await proxier.stop();
-      await backend.close();
+      await mode.close();
       await serviceHealth.close();
       await events.flush();
       await healthz?.close();

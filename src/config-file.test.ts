@@ -73,14 +73,20 @@ describe('KubeProxyConfiguration files', () => {
   it("gives kubeadm's zero values upstream's defaults, so the file it writes starts the agent as upstream's would", () => {
     const c = configFromFlags(mergeConfig(parseConfigFile(KUBEADM, 'config.conf').values, new Map()).values);
     expect(c).toMatchObject({
-      syncPeriodMs: 30_000, minSyncPeriodMs: 1_000, udpIdleTimeoutMs: 250, configSyncPeriodMs: 15 * 60_000,
-      healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', bindAddress: '0.0.0.0',
+      syncPeriodMs: 30_000,
+      minSyncPeriodMs: 1_000,
+      udpIdleTimeoutMs: 250,
+      configSyncPeriodMs: 15 * 60_000,
+      healthzBindAddress: '0.0.0.0:10256',
+      metricsBindAddress: '127.0.0.1:10249',
+      bindAddress: '0.0.0.0',
     });
     expect(c.notImplemented.join(' ')).not.toMatch(/qps|burst|content-type/);
   });
 
   it('reads logging.verbosity (the -v flag still wins) and ignores the other logging fields', () => {
-    const doc = (v: number) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlogging:\n  format: json\n  verbosity: ${v}\n`;
+    const doc = (v: number) =>
+      `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlogging:\n  format: json\n  verbosity: ${v}\n`;
     expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, new Map()).values).verbosity).toBe(4);
     const flags = parseFlags(['-v=2'], AGENT_FLAGS).values;
     expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, flags).values).verbosity).toBe(2);
@@ -88,7 +94,10 @@ describe('KubeProxyConfiguration files', () => {
 
   it('keeps an explicit non-zero value and still validates it', () => {
     const text = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  minSyncPeriod: 0.5s\n  syncPeriod: 1m0s\n';
-    expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c').values, new Map()).values)).toMatchObject({ minSyncPeriodMs: 500, syncPeriodMs: 60_000 });
+    expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c').values, new Map()).values)).toMatchObject({
+      minSyncPeriodMs: 500,
+      syncPeriodMs: 60_000,
+    });
   });
 
   it.each([
@@ -120,19 +129,27 @@ describe('KubeProxyConfiguration files', () => {
   });
 
   it('keeps the last of two duplicate keys and names it (upstream lenient decoding)', () => {
-    const parsed = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nclusterCIDR: 10.1.0.0/16\n', 'c.yaml');
+    const parsed = parseConfigFile(
+      'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nclusterCIDR: 10.1.0.0/16\n',
+      'c.yaml',
+    );
     expect(parsed.values.get('cluster-cidr')).toBe('10.1.0.0/16');
     expect(lenientDecodingWarning(parsed, 'c.yaml')).toContain('duplicate field "clusterCIDR (line 4)"');
   });
 
   it('rejects the wrong kind or version and broken YAML', () => {
     expect(() => parseConfigFile('kind: Pod\napiVersion: v1\n', 'c.yaml')).toThrow('kind must be KubeProxyConfiguration');
-    expect(() => parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha2\nkind: KubeProxyConfiguration\n', 'c.yaml')).toThrow('apiVersion must be');
+    expect(() => parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha2\nkind: KubeProxyConfiguration\n', 'c.yaml')).toThrow(
+      'apiVersion must be',
+    );
     expect(() => parseConfigFile('a: [', 'c.yaml')).toThrow('c.yaml: not valid YAML');
   });
 
   it('lets --hostname-override and -v win over the file and reports the flags it ignores, as upstream', () => {
-    const file = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nhostnameOverride: from-file\n', 'c').values;
+    const file = parseConfigFile(
+      'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.0.0.0/8\nhostnameOverride: from-file\n',
+      'c',
+    ).values;
     const flags = parseFlags(['--hostname-override=node-7', '-v=3', '--cluster-cidr=11.0.0.0/8', '--objects=/x'], AGENT_FLAGS).values;
     const { values, ignored } = mergeConfig(file, flags);
     const c = configFromFlags(values);

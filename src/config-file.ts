@@ -37,8 +37,16 @@ export class ConfigError extends Error {
  * every field, zeros included (syncPeriod: 0s, healthzBindAddress: "", ...).
  */
 const ZERO_MEANS_DEFAULT = new Set([
-  'bind-address', 'healthz-bind-address', 'metrics-bind-address', 'iptables-sync-period', 'iptables-min-sync-period',
-  'udp-timeout', 'config-sync-period', 'kube-api-content-type', 'kube-api-qps', 'kube-api-burst',
+  'bind-address',
+  'healthz-bind-address',
+  'metrics-bind-address',
+  'iptables-sync-period',
+  'iptables-min-sync-period',
+  'udp-timeout',
+  'config-sync-period',
+  'kube-api-content-type',
+  'kube-api-qps',
+  'kube-api-burst',
 ]);
 
 /** Zero as upstream's defaulting sees it: "", 0, or a duration that is 0 ns ("0s", "0.5ns"). */
@@ -70,8 +78,10 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
   const { doc, duplicateKeys } = loadYaml(text, source);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('', `${source}: expected a KubeProxyConfiguration object`);
   const obj = doc as Record<string, unknown>;
-  if (obj['kind'] !== 'KubeProxyConfiguration') throw new ConfigError('kind', `${source}: kind must be KubeProxyConfiguration, got ${describeValue(obj['kind'])}`);
-  if (obj['apiVersion'] !== CONFIG_API_VERSION) throw new ConfigError('apiVersion', `${source}: apiVersion must be ${CONFIG_API_VERSION}, got ${describeValue(obj['apiVersion'])}`);
+  if (obj['kind'] !== 'KubeProxyConfiguration')
+    throw new ConfigError('kind', `${source}: kind must be KubeProxyConfiguration, got ${describeValue(obj['kind'])}`);
+  if (obj['apiVersion'] !== CONFIG_API_VERSION)
+    throw new ConfigError('apiVersion', `${source}: apiVersion must be ${CONFIG_API_VERSION}, got ${describeValue(obj['apiVersion'])}`);
 
   const byPath = new Map<string, FlagSpec>();
   for (const spec of AGENT_FLAGS) if (spec.config && !byPath.has(spec.config)) byPath.set(spec.config, spec);
@@ -123,10 +133,7 @@ function loadYaml(text: string, source: string): { doc: unknown; duplicateKeys: 
 
 /** The warning upstream logs when it fell back to lenient decoding ("Using lenient decoding as strict decoding failed"), or null. */
 export function lenientDecodingWarning(parsed: ParsedConfigFile, source: string): string | null {
-  const problems = [
-    ...parsed.unknownFields.map((f) => `unknown field "${f}"`),
-    ...parsed.duplicateKeys.map((k) => `duplicate field "${k}"`),
-  ];
+  const problems = [...parsed.unknownFields.map((f) => `unknown field "${f}"`), ...parsed.duplicateKeys.map((k) => `duplicate field "${k}"`)];
   if (!problems.length) return null;
   return `${source}: strict decoding failed (${problems.join(', ')}); using lenient decoding as upstream does: these fields are ignored`;
 }
@@ -156,7 +163,8 @@ function fromFile(spec: FlagSpec, value: unknown, path: string, source: string):
       if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) throw bad('a list of strings');
       return value.map((x: string) => x.trim());
     case 'mapStringBool':
-      if (typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((x) => typeof x === 'boolean')) throw bad('a map of name: true|false');
+      if (typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((x) => typeof x === 'boolean'))
+        throw bad('a map of name: true|false');
       return { ...(value as Record<string, boolean>) };
     case 'string':
       if (typeof value !== 'string') throw bad('a string');
@@ -174,7 +182,10 @@ function fromFile(spec: FlagSpec, value: unknown, path: string, source: string):
  * Effective flag values: the file's values, then the command-line flags that
  * upstream lets win; returns the flags that were ignored because of --config.
  */
-export function mergeConfig(file: ReadonlyMap<string, FlagValue>, flags: ReadonlyMap<string, FlagValue>): { values: Map<string, FlagValue>; ignored: string[] } {
+export function mergeConfig(
+  file: ReadonlyMap<string, FlagValue>,
+  flags: ReadonlyMap<string, FlagValue>,
+): { values: Map<string, FlagValue>; ignored: string[] } {
   const values = new Map(file);
   const ignored: string[] = [];
   for (const [name, value] of flags) {
@@ -206,7 +217,9 @@ export function configDocument(values: ReadonlyMap<string, FlagValue>, config: P
     const v = effective[spec.name] ?? values.get(spec.name) ?? convertFlagValue({ ...spec, values: undefined as never }, spec.default);
     const written = spec.type === 'duration' ? formatDuration(v as number) : v;
     if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(spec, written) && !isZero(spec, spec.default)) {
-      notes.push(`${spec.config}: ${JSON.stringify(written)} reads back as the default ${spec.default}: a zero in a v1alpha1 file means "default" (upstream's defaulting); give --${spec.name} on the command line instead`);
+      notes.push(
+        `${spec.config}: ${JSON.stringify(written)} reads back as the default ${spec.default}: a zero in a v1alpha1 file means "default" (upstream's defaulting); give --${spec.name} on the command line instead`,
+      );
     }
     const parts = spec.config.split('.');
     let node = doc;

@@ -6,6 +6,8 @@
 import { hostname } from 'node:os';
 import { renderRuleset, type RenderOptions, type RenderResult } from '../iptables/render.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
+import { metadataOf } from '../proxier/raw.ts';
+import type { TopologyFeatures } from '../proxier/topology.ts';
 import type { IPFamily, ObjectProblem, Snapshot } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
@@ -15,11 +17,7 @@ export function nodeNameFor(config: Pick<ProxyConfig, 'hostnameOverride'>, osHos
   return (config.hostnameOverride.trim() || osHostname()).toLowerCase();
 }
 
-export interface ProxyFeatures {
-  readonly preferSameTrafficDistribution: boolean;
-}
-
-export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): ProxyFeatures {
+export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
   return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
 }
 
@@ -49,11 +47,6 @@ export interface Desired {
   readonly nodeMissing: boolean;
 }
 
-function objectName(o: unknown): string | undefined {
-  const md = (o as { metadata?: { name?: unknown } } | null)?.metadata;
-  return typeof md?.name === 'string' ? md.name : undefined;
-}
-
 export interface DesiredExtra {
   readonly randomFully: boolean;
   readonly osHostname?: () => string;
@@ -65,7 +58,7 @@ export interface DesiredExtra {
 
 export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: DesiredExtra): Desired {
   const nodeName = nodeNameFor(config, extra.osHostname);
-  const node = objects.nodes.find((n) => objectName(n)?.toLowerCase() === nodeName) ?? null;
+  const node = objects.nodes.find((n) => metadataOf(n).name.toLowerCase() === nodeName) ?? null;
   const built = buildSnapshots(
     { services: objects.services, slices: objects.slices, node },
     { nodeName, features: featuresFrom(config), ...(extra.families ? { families: extra.families } : {}) },

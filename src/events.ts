@@ -6,7 +6,7 @@
  * proxy. Without an API server (--objects) events are only logged.
  */
 import { EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from './log.ts';
+import type { Logger } from '../proxier/log.ts';
 import { serverHost, statusOf, type RequestObserver } from './sources/kube-client.ts';
 
 export interface ObjectRef {
@@ -44,7 +44,13 @@ export function eventBody(e: EventSpec, o: { nodeName: string; now: Date }) {
     reportingInstance: `kube-proxy-${o.nodeName}`,
     action: e.action,
     reason: e.reason,
-    regarding: { kind: e.regarding.kind, apiVersion: e.regarding.apiVersion, name: e.regarding.name, ...(e.regarding.namespace ? { namespace: e.regarding.namespace } : {}), ...(e.regarding.uid ? { uid: e.regarding.uid } : {}) },
+    regarding: {
+      kind: e.regarding.kind,
+      apiVersion: e.regarding.apiVersion,
+      name: e.regarding.name,
+      ...(e.regarding.namespace ? { namespace: e.regarding.namespace } : {}),
+      ...(e.regarding.uid ? { uid: e.regarding.uid } : {}),
+    },
     note: e.note,
     type: e.type,
   };
@@ -55,7 +61,10 @@ function logFields(e: EventSpec): Record<string, string> {
   return { event: e.reason, regarding: `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`, note: e.note };
 }
 
-export function apiEventRecorder(kc: KubeConfig, o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver }): EventRecorder {
+export function apiEventRecorder(
+  kc: KubeConfig,
+  o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver },
+): EventRecorder {
   const api = kc.makeApiClient(EventsV1Api);
   const pending = new Set<Promise<void>>();
   const host = serverHost(kc.getCurrentCluster()?.server ?? '');

@@ -7,7 +7,14 @@ const parse = (...argv: string[]) => parseFlags(argv, AGENT_FLAGS);
 
 describe('parseFlags', () => {
   it('accepts pflag syntax: --a=b, --a b, bare booleans, -v', () => {
-    const { values } = parse('--cluster-cidr=10.0.0.0/8', '--hostname-override', 'node-1', '--masquerade-all', '-v=4', '--iptables-localhost-nodeports=false');
+    const { values } = parse(
+      '--cluster-cidr=10.0.0.0/8',
+      '--hostname-override',
+      'node-1',
+      '--masquerade-all',
+      '-v=4',
+      '--iptables-localhost-nodeports=false',
+    );
     expect(Object.fromEntries(values)).toEqual({
       'cluster-cidr': '10.0.0.0/8',
       'hostname-override': 'node-1',
@@ -18,8 +25,11 @@ describe('parseFlags', () => {
   });
 
   it('accumulates repeated list flags', () => {
-    expect(parse('--nodeport-addresses=10.0.0.0/8,192.168.0.0/16', '--nodeport-addresses', '127.0.0.0/8').values.get('nodeport-addresses'))
-      .toEqual(['10.0.0.0/8', '192.168.0.0/16', '127.0.0.0/8']);
+    expect(parse('--nodeport-addresses=10.0.0.0/8,192.168.0.0/16', '--nodeport-addresses', '127.0.0.0/8').values.get('nodeport-addresses')).toEqual([
+      '10.0.0.0/8',
+      '192.168.0.0/16',
+      '127.0.0.0/8',
+    ]);
   });
 
   it.each([
@@ -52,9 +62,17 @@ describe('configFromFlags', () => {
   it('applies upstream defaults', () => {
     const c = configFromFlags(new Map());
     expect(c).toMatchObject({
-      mode: 'iptables', masqueradeBit: 14, syncPeriodMs: 30_000, minSyncPeriodMs: 1000, localhostNodePorts: true,
-      healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', udpIdleTimeoutMs: 250,
-      detectLocalMode: 'ClusterCIDR', nodePortAddresses: [], clusterCIDRs: [],
+      mode: 'iptables',
+      masqueradeBit: 14,
+      syncPeriodMs: 30_000,
+      minSyncPeriodMs: 1000,
+      localhostNodePorts: true,
+      healthzBindAddress: '0.0.0.0:10256',
+      metricsBindAddress: '127.0.0.1:10249',
+      udpIdleTimeoutMs: 250,
+      detectLocalMode: 'ClusterCIDR',
+      nodePortAddresses: [],
+      clusterCIDRs: [],
     });
   });
 

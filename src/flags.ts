@@ -153,7 +153,8 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     const previous = values.get(spec.name);
     // Lists and maps accumulate over repeated flags, as pflag's StringSlice and component-base's MapStringBool do.
     if (spec.type === 'stringList' && Array.isArray(previous)) values.set(spec.name, [...previous, ...(value as string[])]);
-    else if (spec.type === 'mapStringBool' && previous !== undefined) values.set(spec.name, { ...(previous as Record<string, boolean>), ...(value as Record<string, boolean>) });
+    else if (spec.type === 'mapStringBool' && previous !== undefined)
+      values.set(spec.name, { ...(previous as Record<string, boolean>), ...(value as Record<string, boolean>) });
     else values.set(spec.name, value);
   }
   return { values, positionals };

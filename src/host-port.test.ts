@@ -19,6 +19,7 @@ describe('bind addresses', () => {
     expect(parseHostPort('127.0.0.1:10249')).toEqual({ host: '127.0.0.1', port: 10249 });
     expect(parseHostPort('[fd00::1]:10249')).toEqual({ host: 'fd00::1', port: 10249 });
     expect(parseHostPort(':10249')).toEqual({ host: '0.0.0.0', port: 10249 });
-    for (const bad of ['127.0.0.1', 'localhost:10249', '127.0.0.1:65536', 'fd00::1:10249', '[fd00::1]', '1.2.3.4:x']) expect(parseHostPort(bad), bad).toBeNull();
+    for (const bad of ['127.0.0.1', 'localhost:10249', '127.0.0.1:65536', 'fd00::1:10249', '[fd00::1]', '1.2.3.4:x'])
+      expect(parseHostPort(bad), bad).toBeNull();
   });
 });

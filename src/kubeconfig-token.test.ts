@@ -69,7 +69,10 @@ describe('TokenFileAuth', () => {
     try {
       kc.loadFromCluster(dir);
     } finally {
-      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+      for (const [k, v] of [
+        ['KUBERNETES_SERVICE_HOST', saved.host],
+        ['KUBERNETES_SERVICE_PORT', saved.port],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -83,10 +86,24 @@ describe('TokenFileAuth', () => {
 
   it("serves kubeadm's tokenFile through loadKubeConfig", async () => {
     const sa = await serviceAccountVolume(join(dir, 'sa'), { token: 'kubeadm-1', caPem: 'x' });
-    await writeFile(join(dir, 'kubeconfig.conf'), [
-      'apiVersion: v1', 'kind: Config', 'clusters:', '- cluster: {server: "https://control-plane.example:6443", certificate-authority: ca.crt}', '  name: default',
-      'contexts:', '- context: {cluster: default, user: default}', '  name: default', 'current-context: default', 'users:', '- name: default', `  user: {tokenFile: ${sa.tokenFile}}`, '',
-    ].join('\n'));
+    await writeFile(
+      join(dir, 'kubeconfig.conf'),
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- cluster: {server: "https://control-plane.example:6443", certificate-authority: ca.crt}',
+        '  name: default',
+        'contexts:',
+        '- context: {cluster: default, user: default}',
+        '  name: default',
+        'current-context: default',
+        'users:',
+        '- name: default',
+        `  user: {tokenFile: ${sa.tokenFile}}`,
+        '',
+      ].join('\n'),
+    );
     await writeFile(join(dir, 'ca.crt'), 'not read by this test');
     const kc = loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig.conf'), master: '' });
     expect(await bearer(kc)).toBe('Bearer kubeadm-1');

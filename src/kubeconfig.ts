@@ -18,8 +18,7 @@ export function loadKubeConfig(opts: { kubeconfig: string; master: string }): Ku
   if (opts.kubeconfig) {
     kc.loadFromFile(opts.kubeconfig);
     withTokenFiles(kc, opts.kubeconfig);
-  }
-  else if (!opts.master && existsSync(SA_TOKEN) && process.env['KUBERNETES_SERVICE_HOST']) kc.loadFromCluster();
+  } else if (!opts.master && existsSync(SA_TOKEN) && process.env['KUBERNETES_SERVICE_HOST']) kc.loadFromCluster();
   else if (opts.master) {
     kc.loadFromClusterAndUser({ name: 'master', server: opts.master, skipTLSVerify: opts.master.startsWith('http://') }, { name: 'user' });
     return kc;
@@ -48,7 +47,8 @@ export function withTokenFiles(kc: KubeConfig, path: string): void {
   const users = (raw as { users?: { name?: unknown; user?: { tokenFile?: unknown } }[] } | null)?.users ?? [];
   const files = new Map<string, string>();
   for (const u of users) {
-    if (typeof u?.name === 'string' && typeof u.user?.tokenFile === 'string' && u.user.tokenFile) files.set(u.name, resolve(dirname(path), u.user.tokenFile));
+    if (typeof u?.name === 'string' && typeof u.user?.tokenFile === 'string' && u.user.tokenFile)
+      files.set(u.name, resolve(dirname(path), u.user.tokenFile));
   }
   if (!files.size) return;
   kc.users = kc.users.map((u): User => {

@@ -1,11 +1,9 @@
 /**
- * Structured JSON logs through pino. -v maps to levels as klog users expect:
- * 0-1 info, 2-3 debug, 4+ trace. One set of field names everywhere:
- * component, service, chain, ipFamily, err.
+ * The real Logger (proxier/log.ts): structured JSON logs through pino. -v maps
+ * to levels as klog users expect: 0-1 info, 2-3 debug, 4+ trace.
  */
-import { pino, type Logger } from 'pino';
-
-export type { Logger };
+import { pino } from 'pino';
+import type { Logger } from '../proxier/log.ts';
 
 export function levelForVerbosity(v: number): pino.Level {
   if (v >= 4) return 'trace';
@@ -25,8 +23,4 @@ export function createLogger(opts: LogOptions): Logger {
   const level = levelForVerbosity(opts.verbosity);
   const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
   return pino({ level, base: { component: 'kube-proxy-ts' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
-}
-
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
 }

@@ -15,7 +15,9 @@ const isAgent = command === undefined || (command.startsWith('-') && command !==
 // signal always means an orderly stop, even while a child process runs or
 // before the agent has started (src/system/stop-signals.ts says why).
 // The other commands keep the default: a signal ends them.
-const stop = isAgent ? listenForStop(process, (sig) => process.stderr.write(`kube-proxy-ts: ${sig} received again; still stopping (SIGKILL forces an exit)\n`)) : null;
+const stop = isAgent
+  ? listenForStop(process, (sig) => process.stderr.write(`kube-proxy-ts: ${sig} received again; still stopping (SIGKILL forces an exit)\n`))
+  : null;
 
 const { runCli } = await import('./commands.ts');
 const { createLogger } = await import('./log.ts');

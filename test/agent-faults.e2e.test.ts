@@ -12,6 +12,7 @@ import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createIptables } from '../iptables/restore.ts';
+import { scanSave } from '../iptables/parse.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
@@ -24,16 +25,23 @@ const node = () => makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '
 /** Service i: 172.31.x.y:80 -> 10.244.1.2:8080. */
 const service = (i: number) => [
   makeService('burst', `svc-${i}`, { clusterIP: `172.31.${i >> 8}.${i & 255}`, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
-  makeEndpointSlice('burst', `svc-${i}`, `svc-${i}-1`, { endpoints: [{ ip: '10.244.1.2', nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
+  makeEndpointSlice('burst', `svc-${i}`, `svc-${i}-1`, {
+    endpoints: [{ ip: '10.244.1.2', nodeName: 'node-1' }],
+    ports: [{ name: 'p80', port: 8080 }],
+  }),
 ];
 const objects = (services: number, first = 1) => [node(), ...Array.from({ length: services }, (_, k) => service(first + k)).flat()];
 const write = (file: string, docs: unknown[]) => writeFile(file, docs.map((d) => dump(d)).join('---\n'));
 
-const nat = (backend: IptablesBackend) => createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
-const svcChains = (text: string) => text.split('\n').filter((l) => l.startsWith(':KUBE-SVC-')).length;
+const nat = (backend: IptablesBackend) =>
+  createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
+const svcChains = (text: string) => (scanSave(text, 'IPv4').chains.get('nat') ?? []).filter((c) => c.startsWith('KUBE-SVC-')).length;
 
 beforeAll(async () => {
-  cluster = await createCluster({ prefix: 'kptfault', nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }] }] });
+  cluster = await createCluster({
+    prefix: 'kptfault',
+    nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }] }],
+  });
   dir = await mkdtemp(join(tmpdir(), 'kpt-faults-'));
 });
 
@@ -60,7 +68,11 @@ async function restoreChildren(agentPid: number): Promise<number[]> {
   return found;
 }
 
-const alive = (pid: number) => readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.includes('-restore'), () => false);
+const alive = (pid: number) =>
+  readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+    (c) => c.includes('-restore'),
+    () => false,
+  );
 
 describe('kube-proxy-ts under faults', () => {
   // The legacy backend writes a burst in one iptables-restore (nft splits it into ~30 ms restores of ~170
@@ -70,21 +82,45 @@ describe('kube-proxy-ts under faults', () => {
     const dirA = await mkdtemp(join(dir, 'a-'));
     const file = join(dirA, 'cluster.yaml');
     await write(file, objects(1));
-    const agent = await startAgentProcess(cluster.node('node-1').ns, [
-      '--objects', dirA, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s',
-      '--iptables-backend', 'legacy', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249',
-    ], async () => svcChains(await nat('legacy')) === 1, 60_000);
+    const agent = await startAgentProcess(
+      cluster.node('node-1').ns,
+      [
+        '--objects',
+        dirA,
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--iptables-min-sync-period',
+        '0s',
+        '--iptables-backend',
+        'legacy',
+        '--healthz-bind-address',
+        '127.0.0.1:10256',
+        '--metrics-bind-address',
+        '127.0.0.1:10249',
+      ],
+      async () => svcChains(await nat('legacy')) === 1,
+      60_000,
+    );
     running.push(agent);
     const child: ChildProcess = agent.child;
-    const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
 
     await write(file, objects(burst + 1));
     // Time the signal: wait for the burst's iptables-restore to be running, send SIGTERM, and check it still runs.
     let restorePid = 0;
-    await waitFor('the burst restore running', async () => {
-      restorePid = (await restoreChildren(child.pid!))[0] ?? 0;
-      return restorePid !== 0;
-    }, 60_000, () => agent.output().slice(-2000));
+    await waitFor(
+      'the burst restore running',
+      async () => {
+        restorePid = (await restoreChildren(child.pid!))[0] ?? 0;
+        return restorePid !== 0;
+      },
+      60_000,
+      () => agent.output().slice(-2000),
+    );
     child.kill('SIGTERM');
     const t0 = Date.now();
     expect(await alive(restorePid), 'iptables-restore was still running after SIGTERM was sent').toBe(true);
@@ -107,13 +143,37 @@ describe('kube-proxy-ts under faults', () => {
     await writeFile(lock, '');
     await write(file, objects(1));
     const ns = cluster.node('node-1').ns;
-    const agent = await startAgentProcess(ns, [
-      '--objects', dirB, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s',
-      '--iptables-sync-period', '3s', '--iptables-backend', 'legacy', '--healthz-bind-address', '127.0.0.1:10266', '--metrics-bind-address', '127.0.0.1:10259',
-    ], async () => svcChains(await nat('legacy')) === 1, 60_000, { env: { XTABLES_LOCKFILE: lock } });
+    const agent = await startAgentProcess(
+      ns,
+      [
+        '--objects',
+        dirB,
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--iptables-min-sync-period',
+        '0s',
+        '--iptables-sync-period',
+        '3s',
+        '--iptables-backend',
+        'legacy',
+        '--healthz-bind-address',
+        '127.0.0.1:10266',
+        '--metrics-bind-address',
+        '127.0.0.1:10259',
+      ],
+      async () => svcChains(await nat('legacy')) === 1,
+      60_000,
+      { env: { XTABLES_LOCKFILE: lock } },
+    );
     running.push(agent);
     const failures = async () => {
-      const r = await cluster.runner.run(process.execPath, ['-e', "fetch('http://127.0.0.1:10259/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], { netns: ns });
+      const r = await cluster.runner.run(
+        process.execPath,
+        ['-e', "fetch('http://127.0.0.1:10259/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"],
+        { netns: ns },
+      );
       const line = r.stdout.split('\n').find((l) => l.startsWith('kubeproxy_sync_proxy_rules_iptables_restore_failures_total'));
       if (r.code !== 0) throw new Error(`GET /metrics: ${r.stderr}`);
       // A labelled counter has no sample before its first increment.
@@ -128,12 +188,22 @@ describe('kube-proxy-ts under faults', () => {
     const heldAt = Date.now();
     await write(file, objects(2));
 
-    await waitFor('a restore failure counted on /metrics', async () => (await failures()) > before, 20_000, () => agent.output().slice(-2000));
+    await waitFor(
+      'a restore failure counted on /metrics',
+      async () => (await failures()) > before,
+      20_000,
+      () => agent.output().slice(-2000),
+    );
     expect(svcChains(await nat('legacy')), 'nothing was written while the lock was held').toBe(1);
     expect(agent.output()).toMatch(/xtables lock/);
     await released;
     console.log(`lock held for ${Date.now() - heldAt} ms`);
-    const ms = await waitFor('converged after the lock was released', async () => svcChains(await nat('legacy')) === 2, 15_000, () => agent.output().slice(-2000));
+    const ms = await waitFor(
+      'converged after the lock was released',
+      async () => svcChains(await nat('legacy')) === 2,
+      15_000,
+      () => agent.output().slice(-2000),
+    );
     expect(ms, 'retried within the sync period (3 s) plus one sync').toBeLessThan(3_000 + 2_000);
 
     expect(await agent.stop()).toBe(0);

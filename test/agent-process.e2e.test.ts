@@ -26,7 +26,10 @@ let output = '';
 const objects = (pod: 'pod-a' | 'pod-b') => [
   makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }),
   makeService('ns1', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
-  makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip: pod === 'pod-a' ? '10.244.1.2' : '10.244.1.3', nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
+  makeEndpointSlice('ns1', 'web', 'web-1', {
+    endpoints: [{ ip: pod === 'pod-a' ? '10.244.1.2' : '10.244.1.3', nodeName: 'node-1' }],
+    ports: [{ name: 'p80', port: 8080 }],
+  }),
 ];
 const write = (docs: unknown[]) => writeFile(join(dir, 'cluster.yaml'), docs.map((d) => dump(d)).join('---\n'));
 
@@ -41,14 +44,44 @@ beforeAll(async () => {
   cluster = await createCluster({
     prefix: 'kptproc',
     client: true,
-    nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }, { name: 'pod-b', ip: '10.244.1.3' }] }],
+    nodes: [
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: '10.244.1.2' },
+          { name: 'pod-b', ip: '10.244.1.3' },
+        ],
+      },
+    ],
   });
   servers = await cluster.startPodServers({ tcp: [8080] });
   dir = await mkdtemp(join(tmpdir(), 'kpt-objects-'));
   await write(objects('pod-a'));
-  agent = spawn('ip', ['netns', 'exec', cluster.node('node-1').ns, process.execPath, '--max-semi-space-size=2', MAIN,
-    '--objects', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s',
-    '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  agent = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      cluster.node('node-1').ns,
+      process.execPath,
+      '--max-semi-space-size=2',
+      MAIN,
+      '--objects',
+      dir,
+      '--hostname-override',
+      'node-1',
+      '--cluster-cidr',
+      '10.244.0.0/16',
+      '--iptables-min-sync-period',
+      '0s',
+      '--healthz-bind-address',
+      '127.0.0.1:10256',
+      '--metrics-bind-address',
+      '127.0.0.1:10249',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
 });
@@ -81,7 +114,7 @@ describe('kube-proxy-ts --objects as a process in a node namespace', () => {
     const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
     expect(code).toBe(0);
     expect(output).toContain('rules left in place');
-    const nat = await createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
+    const nat = await createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
     expect(nat).toContain(':KUBE-SERVICES');
     expect(await reaches('pod-a')).toBe(true);
   });

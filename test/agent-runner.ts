@@ -22,9 +22,18 @@ export interface AgentProcessOptions {
   readonly command?: readonly string[];
 }
 
-export async function startAgentProcess(ns: string, args: readonly string[], ready: () => Promise<boolean>, timeoutMs = 20_000, opts: AgentProcessOptions = {}): Promise<AgentProcess> {
+export async function startAgentProcess(
+  ns: string,
+  args: readonly string[],
+  ready: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  opts: AgentProcessOptions = {},
+): Promise<AgentProcess> {
   const command = opts.command ?? [process.execPath, MAIN];
-  const child = spawn('ip', ['netns', 'exec', ns, ...command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
+  const child = spawn('ip', ['netns', 'exec', ns, ...command, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -10,7 +10,8 @@ import { startAgent, type Agent } from '../src/agent.ts';
 import { diffCommand } from '../src/cmd/diff.ts';
 import { runCommand } from '../src/cmd/run.ts';
 import { configFromFlags } from '../src/config.ts';
-import { createLogger, silentLogger } from '../src/log.ts';
+import { createLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
@@ -43,13 +44,15 @@ function fromClient(ip = SVC_IP, count = 12, proto: 'tcp' | 'udp' = 'tcp', port 
   return request(cluster, cluster.client!.ns, { proto, ip, port, count, timeoutMs: 800 });
 }
 
-const reaches = (want: Pod[], ip = SVC_IP) => async () => {
-  const hit = podsHit(await fromClient(ip));
-  return [...hit.keys()].sort().join() === [...want].sort().join() && [...hit.values()].reduce((a, b) => a + b, 0) === 12;
-};
+const reaches =
+  (want: Pod[], ip = SVC_IP) =>
+  async () => {
+    const hit = podsHit(await fromClient(ip));
+    return [...hit.keys()].sort().join() === [...want].sort().join() && [...hit.values()].reduce((a, b) => a + b, 0) === 12;
+  };
 
 async function save(table: string): Promise<string> {
-  return createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save([table]);
+  return createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save([table]);
 }
 
 async function metric(name: string): Promise<number> {
@@ -62,8 +65,7 @@ const io = (out: string[]) => ({
   stdout: (t: string) => void out.push(t),
   stderr: (t: string) => void out.push(t),
   makeLogger: () => silentLogger(),
-  runner: cluster.runner,
-  netns: cluster.node('node-1').ns,
+  runner: cluster.runnerIn(cluster.node('node-1').ns),
   kubeConfig: () => kubeConfigFor(api),
   osHostname: () => 'node-1',
 });
@@ -76,28 +78,61 @@ beforeAll(async () => {
     prefix: 'kptagent',
     client: true,
     nodes: [
-      { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: pods['pod-a'] }, { name: 'pod-b', ip: pods['pod-b'] }] },
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: pods['pod-a'] },
+          { name: 'pod-b', ip: pods['pod-b'] },
+        ],
+      },
       { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: pods['pod-c'] }] },
     ],
   });
   servers = await cluster.startPodServers({ tcp: [8080], udp: [8080] });
   api = await FakeApiServer.start();
   api.create('nodes', makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }) as never);
-  api.create('services', makeService('ns1', 'web', { clusterIP: SVC_IP, ports: [{ name: 'p80', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' }] }) as never);
-  api.create('endpointslices', makeEndpointSlice('ns1', 'web', 'web-s1', {
-    endpoints: [{ ip: pods['pod-a'], nodeName: 'node-1' }, { ip: pods['pod-b'], nodeName: 'node-1' }],
-    ports: [{ name: 'p80', port: 8080 }, { name: 'dns', port: 8080, protocol: 'UDP' }],
-  }) as never);
-  const config = configFromFlags(new Map<string, never>([
-    ['hostname-override', 'node-1' as never], ['cluster-cidr', '10.244.0.0/16' as never], ['iptables-min-sync-period', 0 as never],
-    ['iptables-sync-period', 3000 as never], ['healthz-bind-address', '127.0.0.1:0' as never], ['metrics-bind-address', '127.0.0.1:0' as never],
-  ]));
+  api.create(
+    'services',
+    makeService('ns1', 'web', {
+      clusterIP: SVC_IP,
+      ports: [
+        { name: 'p80', port: 80, targetPort: 8080 },
+        { name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' },
+      ],
+    }) as never,
+  );
+  api.create(
+    'endpointslices',
+    makeEndpointSlice('ns1', 'web', 'web-s1', {
+      endpoints: [
+        { ip: pods['pod-a'], nodeName: 'node-1' },
+        { ip: pods['pod-b'], nodeName: 'node-1' },
+      ],
+      ports: [
+        { name: 'p80', port: 8080 },
+        { name: 'dns', port: 8080, protocol: 'UDP' },
+      ],
+    }) as never,
+  );
+  const config = configFromFlags(
+    new Map<string, never>([
+      ['hostname-override', 'node-1' as never],
+      ['cluster-cidr', '10.244.0.0/16' as never],
+      ['iptables-min-sync-period', 0 as never],
+      ['iptables-sync-period', 3000 as never],
+      ['healthz-bind-address', '127.0.0.1:0' as never],
+      ['metrics-bind-address', '127.0.0.1:0' as never],
+    ]),
+  );
   agentStartedAt = Date.now();
   agent = await startAgent(config, {
-    runner: cluster.runner,
-    netns: cluster.node('node-1').ns,
+    runner: cluster.runnerIn(cluster.node('node-1').ns),
     clock: realClock,
-    logger: createLogger({ verbosity: 0, stream: new Writable({ write: (c: Buffer, _e, cb) => (logLines.push(...c.toString().split('\n').filter(Boolean)), cb()) }) }),
+    logger: createLogger({
+      verbosity: 0,
+      stream: new Writable({ write: (c: Buffer, _e, cb) => (logLines.push(...c.toString().split('\n').filter(Boolean)), cb()) }),
+    }),
     osHostname: () => 'node-1',
     kubeConfig: () => kubeConfigFor(api),
     iptablesBackend: 'nft',
@@ -126,12 +161,23 @@ describe('the agent against the fake API server', () => {
     const t0 = Date.now();
     while (!api.events.some((e) => e['reason'] === 'Starting') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
     const e = api.events.find((x) => x['reason'] === 'Starting')!;
-    expect(e).toMatchObject({ type: 'Normal', action: 'StartKubeProxy', reportingController: 'kube-proxy', reportingInstance: 'kube-proxy-node-1', regarding: { kind: 'Node', name: 'node-1' }, metadata: { namespace: 'default' } });
+    expect(e).toMatchObject({
+      type: 'Normal',
+      action: 'StartKubeProxy',
+      reportingController: 'kube-proxy',
+      reportingInstance: 'kube-proxy-node-1',
+      regarding: { kind: 'Node', name: 'node-1' },
+      metadata: { namespace: 'default' },
+    });
   });
 
-  it("serves every metric the kubernetes-mixin kube-proxy dashboard queries, with the labels it filters on", async () => {
+  it('serves every metric the kubernetes-mixin kube-proxy dashboard queries, with the labels it filters on', async () => {
     const text = await (await fetch(`${agent.metricsServer!.url}/metrics`)).text();
-    const families = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!])));
+    const families = new Set(
+      [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) =>
+        m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!],
+      ),
+    );
     const series = text.split('\n').filter((l) => l && !l.startsWith('#'));
     for (const q of KUBE_PROXY_DASHBOARD) {
       for (const name of metricNames(q.expr)) {
@@ -139,11 +185,20 @@ describe('the agent against the fake API server', () => {
         expect(families.has(name), `${q.panel}: ${name}`).toBe(true);
         const samples = series.filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
         expect(samples.length, `${q.panel}: ${name} has samples`).toBeGreaterThan(0);
-        for (const label of matcherLabels(q.expr)) expect(samples.some((l) => l.includes(`${label}="`)), `${q.panel}: ${name}{${label}}`).toBe(true);
+        for (const label of matcherLabels(q.expr))
+          expect(
+            samples.some((l) => l.includes(`${label}="`)),
+            `${q.panel}: ${name}{${label}}`,
+          ).toBe(true);
       }
     }
     const host = `127.0.0.1:${api.port}`;
-    expect(series).toContain(`rest_client_requests_total{code="200",method="GET",host="${host}"} ${series.find((l) => l.startsWith('rest_client_requests_total{code="200",method="GET"'))!.split(' ').at(-1)}`);
+    expect(series).toContain(
+      `rest_client_requests_total{code="200",method="GET",host="${host}"} ${series
+        .find((l) => l.startsWith('rest_client_requests_total{code="200",method="GET"'))!
+        .split(' ')
+        .at(-1)}`,
+    );
     expect(series.some((l) => l.startsWith(`rest_client_request_duration_seconds_bucket{le="0.005",verb="GET",host="${host}"}`))).toBe(true);
     // The Starting event is a POST (the "Post Request Latency" panel).
     expect(series.some((l) => /^rest_client_request_duration_seconds_count\{verb="POST",host="[^"]+"\} [1-9]/.test(l))).toBe(true);
@@ -177,9 +232,11 @@ describe('the agent against the fake API server', () => {
     expect(await diffCommand(FLAGS, io([]))).toBe(0);
   });
 
-  it('rejects traffic for a service without endpoints and removes a deleted service\'s chains', async () => {
+  it("rejects traffic for a service without endpoints and removes a deleted service's chains", async () => {
     api.create('services', makeService('ns1', 'empty', { clusterIP: '172.30.0.20' }) as never);
-    await waitFor('REJECT for a service without endpoints', async () => (await fromClient('172.30.0.20', 2)).every((r) => !r.ok && r.error === 'refused'));
+    await waitFor('REJECT for a service without endpoints', async () =>
+      (await fromClient('172.30.0.20', 2)).every((r) => !r.ok && r.error === 'refused'),
+    );
     api.create('services', makeService('ns1', 'doomed', { clusterIP: '172.30.0.21', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }) as never);
     api.create('endpointslices', slice('doomed', ['pod-a']) as never);
     await waitFor('new service', reaches(['pod-a'], '172.30.0.21'));
@@ -205,12 +262,21 @@ describe('the agent against the fake API server', () => {
     const programmedMs = Date.now() - t0;
     await api.until(() => api.watchCount() === 3, 'all three informers watching', 20_000);
     const watchingMs = Date.now() - t0;
-    console.log(`API outage of 16 s: Service created during it programmed ${programmedMs} ms, all three informers watching ${watchingMs} ms after the API answered`);
+    console.log(
+      `API outage of 16 s: Service created during it programmed ${programmedMs} ms, all three informers watching ${watchingMs} ms after the API answered`,
+    );
     expect(programmedMs).toBeLessThan(5000);
     expect(watchingMs).toBeLessThan(5000);
-    await waitFor('changes made while the API was down', async () => (await reaches(['pod-a', 'pod-c'])()) && (await reaches(['pod-b'], '172.30.0.50')()), 15_000);
+    await waitFor(
+      'changes made while the API was down',
+      async () => (await reaches(['pod-a', 'pod-c'])()) && (await reaches(['pod-b'], '172.30.0.50')()),
+      15_000,
+    );
     // Each failure logged once: no line repeated by a second logger (the source's and the agent's both logged it before).
-    const failures = logLines.slice(logged).map((l) => JSON.parse(l) as { msg: string; component: string }).filter((l) => l.msg.includes('informer failed'));
+    const failures = logLines
+      .slice(logged)
+      .map((l) => JSON.parse(l) as { msg: string; component: string })
+      .filter((l) => l.msg.includes('informer failed'));
     expect(failures.length).toBeGreaterThanOrEqual(3);
     expect(failures.filter((l) => l.component === 'api-source')).toEqual([]);
     expect(new Set(failures.map((l) => l.msg)).size).toBe(failures.length);
@@ -232,25 +298,55 @@ describe('the agent against the fake API server', () => {
 
   it('restores everything after an outside flush of the tables (canary)', async () => {
     const node = cluster.node('node-1').ns;
-    const flush = '*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+    const flush =
+      '*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
     const r = await cluster.runner.run('iptables-nft-restore', [], { input: flush, netns: node });
     expect(r.code).toBe(0);
-    await waitFor('rules and canary restored after an outside flush', async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
+    await waitFor(
+      'rules and canary restored after an outside flush',
+      async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()),
+      20_000,
+    );
     expect(await diffCommand(FLAGS, io([]))).toBe(0);
 
     // Only the nat table (iptables -t nat -F; -X): the mangle canary survives; the periodic full sync (every
     // --iptables-sync-period, 3 s here) repairs it, so within one sync period plus the sync itself.
-    for (const args of [['-t', 'nat', '-F'], ['-t', 'nat', '-X']]) expect((await cluster.runner.run('iptables-nft', args, { netns: node })).code).toBe(0);
-    const repairMs = await waitFor('nat rules rewritten after iptables -t nat -F -X', async () => (await save('nat')).includes(`-A KUBE-SERVICES -d ${SVC_IP}/32`), 20_000);
+    for (const args of [
+      ['-t', 'nat', '-F'],
+      ['-t', 'nat', '-X'],
+    ])
+      expect((await cluster.runner.run('iptables-nft', args, { netns: node })).code).toBe(0);
+    const repairMs = await waitFor(
+      'nat rules rewritten after iptables -t nat -F -X',
+      async () => (await save('nat')).includes(`-A KUBE-SERVICES -d ${SVC_IP}/32`),
+      20_000,
+    );
     expect(repairMs, 'repaired within the sync period (3 s) plus one sync').toBeLessThan(3_000 + 1_500);
-    await waitFor('nat table converged after iptables -t nat -F -X', async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()), 20_000);
+    await waitFor(
+      'nat table converged after iptables -t nat -F -X',
+      async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()),
+      20_000,
+    );
   });
 
   it('diff names a service whose rules drifted, the periodic full sync repairs it, and trace shows the live path', async () => {
     const node = cluster.node('node-1').ns;
     const saved = await save('nat');
     const sep = /^-A (KUBE-SEP-\w+) (.*DNAT.*)$/m.exec(saved)!;
-    const del = await cluster.runner.run('iptables-nft', ['-t', 'nat', '-D', sep[1]!, ...sep[2]!.split(' ').filter((w) => w !== '"').map((w) => w.replace(/^"|"$/g, ''))], { netns: node });
+    const del = await cluster.runner.run(
+      'iptables-nft',
+      [
+        '-t',
+        'nat',
+        '-D',
+        sep[1]!,
+        ...sep[2]!
+          .split(' ')
+          .filter((w) => w !== '"')
+          .map((w) => w.replace(/^"|"$/g, '')),
+      ],
+      { netns: node },
+    );
     expect(del.code, del.stderr).toBe(0);
     const out: string[] = [];
     expect(await diffCommand(FLAGS, io(out))).toBe(1);
@@ -266,14 +362,23 @@ describe('the agent against the fake API server', () => {
 
   it('deletes stale UDP conntrack entries, so an ongoing UDP flow moves when its endpoint goes away', async () => {
     const udpSlice = (pod: Pod) =>
-      makeEndpointSlice('ns1', 'udp1', 'udp1-s1', { endpoints: [{ ip: pods[pod], nodeName: 'node-1' }], ports: [{ name: 'dns', port: 8080, protocol: 'UDP' }] });
-    api.create('services', makeService('ns1', 'udp1', { clusterIP: '172.30.0.40', ports: [{ name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' }] }) as never);
+      makeEndpointSlice('ns1', 'udp1', 'udp1-s1', {
+        endpoints: [{ ip: pods[pod], nodeName: 'node-1' }],
+        ports: [{ name: 'dns', port: 8080, protocol: 'UDP' }],
+      });
+    api.create(
+      'services',
+      makeService('ns1', 'udp1', { clusterIP: '172.30.0.40', ports: [{ name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' }] }) as never,
+    );
     api.create('endpointslices', udpSlice('pod-a') as never);
     // The same client address and port every time: one conntrack entry.
-    const flow = () => request(cluster, cluster.client!.ns, { proto: 'udp', ip: '172.30.0.40', port: 53, count: 3, timeoutMs: 800, sourcePort: 40053 });
+    const flow = () =>
+      request(cluster, cluster.client!.ns, { proto: 'udp', ip: '172.30.0.40', port: 53, count: 3, timeoutMs: 800, sourcePort: 40053 });
     await waitFor('UDP flow to pod-a', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-a'));
     api.update('endpointslices', udpSlice('pod-b') as never);
-    await waitFor('the same UDP flow moved to pod-b (stale conntrack entry deleted)', async () => (await flow()).every((r) => r.ok && r.pod === 'pod-b'));
+    await waitFor('the same UDP flow moved to pod-b (stale conntrack entry deleted)', async () =>
+      (await flow()).every((r) => r.ok && r.pod === 'pod-b'),
+    );
     expect(await metric('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}')).toBeGreaterThan(0);
   });
 
@@ -284,9 +389,13 @@ describe('the agent against the fake API server', () => {
     expect((await fetch(`${agent.healthz!.url}/livez`)).status).toBe(200);
     const m = await (await fetch(`${agent.metricsServer!.url}/metrics`)).text();
     for (const name of [
-      'kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_sync_full_proxy_rules_duration_seconds_count',
-      'kubeproxy_network_programming_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
-      'kubeproxy_sync_proxy_rules_iptables_total', 'kubeproxy_sync_proxy_rules_endpoint_changes_total', 'process_resident_memory_bytes',
+      'kubeproxy_sync_proxy_rules_duration_seconds_bucket',
+      'kubeproxy_sync_full_proxy_rules_duration_seconds_count',
+      'kubeproxy_network_programming_duration_seconds_bucket',
+      'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_iptables_total',
+      'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      'process_resident_memory_bytes',
     ]) {
       expect(m).toContain(name);
     }
@@ -295,10 +404,24 @@ describe('the agent against the fake API server', () => {
 
   it('answers health-check node port probes for externalTrafficPolicy Local services', async () => {
     const hc = 32000 + Math.floor(Math.random() * 700);
-    api.create('services', makeService('ns1', 'lb', { type: 'LoadBalancer', clusterIP: '172.30.0.30', externalTrafficPolicy: 'Local', healthCheckNodePort: hc, loadBalancerIP: '203.0.113.30', ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30090 }] }) as never);
+    api.create(
+      'services',
+      makeService('ns1', 'lb', {
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.30',
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: hc,
+        loadBalancerIP: '203.0.113.30',
+        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30090 }],
+      }) as never,
+    );
     api.create('endpointslices', slice('lb', ['pod-a', 'pod-c']) as never);
     await waitFor('health check server up', async () => (await fetch(`http://127.0.0.1:${hc}/`).catch(() => null))?.status === 200);
-    expect(await (await fetch(`http://127.0.0.1:${hc}/`)).json()).toEqual({ service: { namespace: 'ns1', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
+    expect(await (await fetch(`http://127.0.0.1:${hc}/`)).json()).toEqual({
+      service: { namespace: 'ns1', name: 'lb' },
+      localEndpoints: 1,
+      serviceProxyHealthy: true,
+    });
     api.update('endpointslices', slice('lb', ['pod-c']) as never);
     await waitFor('health check reports no local endpoint', async () => (await fetch(`http://127.0.0.1:${hc}/`)).status === 503);
     // Outside clients keep their source IP with externalTrafficPolicy Local.

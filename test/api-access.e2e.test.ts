@@ -40,15 +40,33 @@ let sa: ServiceAccountVolume;
 let agent: NodeAgent | null = null;
 
 const pods = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3' } as const;
-const AGENT_FLAGS = ['--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s', '--iptables-backend', 'nft',
-  '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'];
+const AGENT_FLAGS = [
+  '--hostname-override',
+  'node-1',
+  '--cluster-cidr',
+  '10.244.0.0/16',
+  '--iptables-min-sync-period',
+  '0s',
+  '--iptables-backend',
+  'nft',
+  '--healthz-bind-address',
+  '127.0.0.1:10256',
+  '--metrics-bind-address',
+  '127.0.0.1:10249',
+];
 
 function addService(name: string, ip: string, on: (keyof typeof pods)[]): void {
   api.create('services', makeService('ns1', name, { clusterIP: ip, ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }) as never);
-  api.create('endpointslices', makeEndpointSlice('ns1', name, `${name}-1`, { endpoints: on.map((p) => ({ ip: pods[p], nodeName: 'node-1' })), ports: [{ name: 'p80', port: 8080 }] }) as never);
+  api.create(
+    'endpointslices',
+    makeEndpointSlice('ns1', name, `${name}-1`, {
+      endpoints: on.map((p) => ({ ip: pods[p], nodeName: 'node-1' })),
+      ports: [{ name: 'p80', port: 8080 }],
+    }) as never,
+  );
 }
 
-const nat = () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).save(['nat']);
+const nat = () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
 const programmed = (ip: string) => async () => (await nat()).includes(`-d ${ip}/32`);
 async function reaches(ip: string, want: string[]): Promise<boolean> {
   const hit = podsHit(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip, port: 80, count: 8, timeoutMs: 800 }));
@@ -56,18 +74,40 @@ async function reaches(ip: string, want: string[]): Promise<boolean> {
 }
 /** GET from inside the node namespace (the health servers listen on its loopback). */
 async function status(url: string): Promise<number> {
-  const r = await cluster.exec(cluster.node('node-1').ns, process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then((r) => console.log(r.status), () => console.log(0))`]);
+  const r = await cluster.exec(cluster.node('node-1').ns, process.execPath, [
+    '-e',
+    `fetch(${JSON.stringify(url)}).then((r) => console.log(r.status), () => console.log(0))`,
+  ]);
   return Number(r.stdout.trim());
 }
 const context = () => agent?.output().slice(-3000) ?? '';
 
 async function kubeconfig(file: string, ca: string): Promise<string> {
   // As kubeadm's kube-proxy ConfigMap (key kubeconfig.conf) writes it.
-  await writeFile(file, [
-    'apiVersion: v1', 'kind: Config', 'clusters:', '- cluster:', `    certificate-authority: ${ca}`, `    server: https://${API_NAME}:6443`, '  name: default',
-    'contexts:', '- context:', '    cluster: default', '    namespace: default', '    user: default', '  name: default', 'current-context: default',
-    'users:', '- name: default', '  user:', `    tokenFile: ${SA_MOUNT}/token`, '',
-  ].join('\n'));
+  await writeFile(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- cluster:',
+      `    certificate-authority: ${ca}`,
+      `    server: https://${API_NAME}:6443`,
+      '  name: default',
+      'contexts:',
+      '- context:',
+      '    cluster: default',
+      '    namespace: default',
+      '    user: default',
+      '  name: default',
+      'current-context: default',
+      'users:',
+      '- name: default',
+      '  user:',
+      `    tokenFile: ${SA_MOUNT}/token`,
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -81,7 +121,16 @@ beforeAll(async () => {
   cluster = await createCluster({
     prefix: 'kptapi',
     client: true,
-    nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: pods['pod-a'] }, { name: 'pod-b', ip: pods['pod-b'] }] }],
+    nodes: [
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: pods['pod-a'] },
+          { name: 'pod-b', ip: pods['pod-b'] },
+        ],
+      },
+    ],
   });
   servers = await cluster.startPodServers({ tcp: [8080] });
   dir = await mkdtemp(join(tmpdir(), 'kpt-api-access-'));
@@ -107,10 +156,14 @@ afterAll(async () => {
 
 describe('API access over TLS with a bearer token, as kubeadm and in-cluster set it up', () => {
   it("programs the cluster through kubeadm's kube-proxy kubeconfig (https://NAME:6443, certificate-authority, tokenFile)", async () => {
-    agent = startNodeAgent(cluster.node('node-1').ns, ['--kubeconfig', await kubeconfig(join(dir, 'kubeconfig.conf'), `${SA_MOUNT}/ca.crt`), ...AGENT_FLAGS], {
-      hosts: join(dir, 'hosts'),
-      serviceAccount: sa.dir,
-    });
+    agent = startNodeAgent(
+      cluster.node('node-1').ns,
+      ['--kubeconfig', await kubeconfig(join(dir, 'kubeconfig.conf'), `${SA_MOUNT}/ca.crt`), ...AGENT_FLAGS],
+      {
+        hosts: join(dir, 'hosts'),
+        serviceAccount: sa.dir,
+      },
+    );
     await waitFor('web programmed through the kubeadm kubeconfig', programmed('172.30.0.10'), 60_000, context);
     expect(await reaches('172.30.0.10', ['pod-a', 'pod-b'])).toBe(true);
     expect(agent.output()).toContain(`"server":"https://${API_NAME}:6443"`);
@@ -143,7 +196,14 @@ describe('API access over TLS with a bearer token, as kubeadm and in-cluster set
     await waitFor('a Service programmed through the in-cluster configuration', programmed('172.30.0.12'), 60_000, context);
     expect(await reaches('172.30.0.12', ['pod-a'])).toBe(true);
     expect(agent.output()).toContain(`"server":"https://${nodeIp}:6443"`);
-    expect(new Set(api.requests().slice(before).map((r) => r.authorization))).toEqual(new Set(['Bearer token-2']));
+    expect(
+      new Set(
+        api
+          .requests()
+          .slice(before)
+          .map((r) => r.authorization),
+      ),
+    ).toEqual(new Set(['Bearer token-2']));
     await stopAgent();
   });
 
@@ -154,23 +214,34 @@ describe('API access over TLS with a bearer token, as kubeadm and in-cluster set
     await copyFile(other.caFile, join(dir, 'wrong-ca.crt'));
     addService('unseen', '172.30.0.13', ['pod-a']);
     const requestsBefore = api.requests().length;
-    agent = startNodeAgent(cluster.node('node-1').ns, ['--kubeconfig', await kubeconfig(join(dir, 'wrong.conf'), join(dir, 'wrong-ca.crt')), ...AGENT_FLAGS], {
-      hosts: join(dir, 'hosts'),
-      serviceAccount: sa.dir,
-    });
+    agent = startNodeAgent(
+      cluster.node('node-1').ns,
+      ['--kubeconfig', await kubeconfig(join(dir, 'wrong.conf'), join(dir, 'wrong-ca.crt')), ...AGENT_FLAGS],
+      {
+        hosts: join(dir, 'hosts'),
+        serviceAccount: sa.dir,
+      },
+    );
     const problem = `TLS: the API server https://${API_NAME}:6443 presented a certificate that the certificate-authority file ${join(dir, 'wrong-ca.crt')} does not trust`;
     await waitFor('the TLS problem logged', async () => agent!.output().includes(problem), 60_000, context);
     await waitFor('the health server up', async () => (await status('http://127.0.0.1:10256/livez')) === 200, 20_000, context);
     expect(await status('http://127.0.0.1:10256/healthz')).toBe(503);
     // Give it time to do harm: several informer retries.
     await new Promise((r) => setTimeout(r, 4000));
-    const strip = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    const strip = (t: string) =>
+      t
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n');
     expect(strip(await nat())).toBe(strip(before));
     expect(await reaches('172.30.0.12', ['pod-a'])).toBe(true);
     expect(await status('http://127.0.0.1:10256/healthz')).toBe(503);
     expect(api.requests().length).toBe(requestsBefore);
     // Each informer failure once (repeats are held back for 30 s), no stack traces.
-    const lines = agent.output().split('\n').filter((l) => l.includes('informer failed'));
+    const lines = agent
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('informer failed'));
     expect(lines.length).toBeGreaterThanOrEqual(3);
     expect(lines.length).toBeLessThanOrEqual(6);
     expect(agent.output()).not.toMatch(/\n\s+at /);

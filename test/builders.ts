@@ -5,9 +5,7 @@
  * `status` and `metadata` merge raw fields on top for anything else,
  * including deliberately malformed values.
  */
-
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { isRecord, SERVICE_NAME_LABEL, type Json } from '../proxier/raw.ts';
 
 export interface PortSpec {
   readonly name?: string;
@@ -139,18 +137,27 @@ function endpointOf(e: EndpointSpec): Json {
  * The default slice name is derived from the service name and the endpoints, so
  * two different slices of one service get different names.
  */
-export function makeEndpointSlice(namespace: string, serviceName: string, nameOrOptions: string | SliceOptions = {}, options: SliceOptions = {}): Json {
+export function makeEndpointSlice(
+  namespace: string,
+  serviceName: string,
+  nameOrOptions: string | SliceOptions = {},
+  options: SliceOptions = {},
+): Json {
   const o = typeof nameOrOptions === 'string' ? options : nameOrOptions;
   const endpoints = [...(o.endpoints ?? []), ...(o.addresses ?? []).map((ip) => ({ ip }))].map(endpointOf);
   const first = (endpoints[0]?.['addresses'] as string[] | undefined)?.[0];
   const addressType = o.addressType ?? (first ? familyOf(first) : 'IPv4');
   const ports = (o.ports ?? DEFAULT_PORTS).map((p) => (isRecord(p) ? { protocol: 'TCP', ...p } : p));
   const name =
-    typeof nameOrOptions === 'string' ? nameOrOptions : `${serviceName}-${hash(JSON.stringify([addressType, endpoints, ports])).toString(36).slice(0, 5)}`;
+    typeof nameOrOptions === 'string'
+      ? nameOrOptions
+      : `${serviceName}-${hash(JSON.stringify([addressType, endpoints, ports]))
+          .toString(36)
+          .slice(0, 5)}`;
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
-    metadata: { name, namespace, labels: { 'kubernetes.io/service-name': serviceName, ...o.labels }, ...o.metadata },
+    metadata: { name, namespace, labels: { [SERVICE_NAME_LABEL]: serviceName, ...o.labels }, ...o.metadata },
     addressType,
     endpoints,
     ports,

@@ -33,8 +33,13 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines.every((l) => /^(#|\*|:|-[AI] |COMMIT$)/.test(l))).toBe(true);
-    expect(r.stdout).toContain('-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-');
-    const log = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; field?: string });
+    expect(r.stdout).toContain(
+      '-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-',
+    );
+    const log = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; field?: string });
     expect(log).toContainEqual(expect.objectContaining({ field: 'spec.ports[0].port', msg: expect.stringContaining('Service default/broken') }));
   });
 

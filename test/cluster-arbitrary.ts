@@ -81,7 +81,11 @@ const setAffinity = (svc: Json, t: unknown): void => {
 
 export const SERVICE_FAULTS: Readonly<Record<string, ServiceFault>> = {
   // skipped: upstream could not decode or program it
-  'name-newline': { outcome: 'skipped', apply: (s) => ((meta(s)['name'] = `${String(meta(s)['name'])}\nx`), s), object: (ns, n) => `Service ${ns}/${n}\nx` },
+  'name-newline': {
+    outcome: 'skipped',
+    apply: (s) => ((meta(s)['name'] = `${String(meta(s)['name'])}\nx`), s),
+    object: (ns, n) => `Service ${ns}/${n}\nx`,
+  },
   'namespace-nul': { outcome: 'skipped', apply: (s) => ((meta(s)['namespace'] = `n\u0000s`), s), object: (_ns, n) => `Service n\u0000s/${n}` },
   // The objects file's reader names a nameless object by its place in the file.
   'no-name': { outcome: 'skipped', apply: (s) => (delete meta(s)['name'], s), object: (_ns, _n, item) => `(document 1) item ${item}` },
@@ -92,7 +96,10 @@ export const SERVICE_FAULTS: Readonly<Record<string, ServiceFault>> = {
   'timeout-huge': { outcome: 'skipped', apply: (s) => (setAffinity(s, 1e12), s) },
   'timeout-string': { outcome: 'skipped', apply: (s) => (setAffinity(s, '60'), s) },
   'clusterip-bad': { outcome: 'skipped', apply: (s) => ((spec(s)['clusterIP'] = '172.30.999.1'), (spec(s)['clusterIPs'] = ['172.30.999.1']), s) },
-  'clusterip-injection': { outcome: 'skipped', apply: (s) => ((spec(s)['clusterIP'] = '1.2.3.4 -j ACCEPT'), (spec(s)['clusterIPs'] = ['1.2.3.4 -j ACCEPT']), s) },
+  'clusterip-injection': {
+    outcome: 'skipped',
+    apply: (s) => ((spec(s)['clusterIP'] = '1.2.3.4 -j ACCEPT'), (spec(s)['clusterIPs'] = ['1.2.3.4 -j ACCEPT']), s),
+  },
   'clusterips-only': { outcome: 'skipped', apply: (s) => (delete spec(s)['clusterIP'], s) },
   'ports-not-list': { outcome: 'skipped', apply: (s) => ((spec(s)['ports'] = { port: 80 }), s) },
   'port-name-newline-only': { outcome: 'skipped', apply: (s) => ((spec(s)['ports'] = [{ name: 'p\n1', port: 80, protocol: 'TCP' }]), s) },
@@ -103,7 +110,10 @@ export const SERVICE_FAULTS: Readonly<Record<string, ServiceFault>> = {
   'port-nodeport': { outcome: 'partial', apply: (s) => (addPort(s, { name: 'np', port: 83, protocol: 'TCP', nodePort: -1 }), s) },
   'port-name-quote-newline': { outcome: 'partial', apply: (s) => (addPort(s, { name: 'a"\nb', port: 84, protocol: 'TCP' }), s) },
   'externalip-bad': { outcome: 'partial', apply: (s) => ((spec(s)['externalIPs'] = ['bogus', 5, `${'9'.repeat(3000)}`, '192.168.99.250']), s) },
-  'ingress-bad': { outcome: 'partial', apply: (s, i) => ((s['status'] = { loadBalancer: { ingress: [{ ip: 'nope' }, { ip: `1.2.4.${i % 250}` }] } }), s) },
+  'ingress-bad': {
+    outcome: 'partial',
+    apply: (s, i) => ((s['status'] = { loadBalancer: { ingress: [{ ip: 'nope' }, { ip: `1.2.4.${i % 250}` }] } }), s),
+  },
   'sourcerange-bad': { outcome: 'partial', apply: (s) => ((spec(s)['loadBalancerSourceRanges'] = ['1.2.3.4', ' 10.0.0.0/8 ', 'garbage']), s) },
   // tolerated: upstream programs it
   // As kubectl apply does, the objects file's reader puts an object without namespace in "default".
@@ -113,18 +123,27 @@ export const SERVICE_FAULTS: Readonly<Record<string, ServiceFault>> = {
   'itp-unknown': { outcome: 'tolerated', apply: (s) => ((spec(s)['internalTrafficPolicy'] = 'Node'), s) },
   'affinity-unknown': { outcome: 'tolerated', apply: (s) => ((spec(s)['sessionAffinity'] = 'Cookie'), s) },
   'timeout-long': { outcome: 'tolerated', apply: (s) => (setAffinity(s, 100000), s) },
-  'nodeport-on-clusterip': { outcome: 'tolerated', apply: (s, i) => ((spec(s)['type'] = 'ClusterIP'), ((spec(s)['ports'] as Json[])[0]!['nodePort'] = 31000 + i), s) },
-  'nulls': {
+  'nodeport-on-clusterip': {
+    outcome: 'tolerated',
+    apply: (s, i) => ((spec(s)['type'] = 'ClusterIP'), ((spec(s)['ports'] as Json[])[0]!['nodePort'] = 31000 + i), s),
+  },
+  nulls: {
     outcome: 'tolerated',
     apply: (s) => {
-      Object.assign(spec(s), { externalIPs: null, loadBalancerSourceRanges: null, sessionAffinityConfig: null, healthCheckNodePort: null, trafficDistribution: null });
+      Object.assign(spec(s), {
+        externalIPs: null,
+        loadBalancerSourceRanges: null,
+        sessionAffinityConfig: null,
+        healthCheckNodePort: null,
+        trafficDistribution: null,
+      });
       meta(s)['labels'] = null;
       s['status'] = null;
       return s;
     },
   },
   // silent: upstream ignores it
-  'headless': { outcome: 'silent', apply: (s) => ((spec(s)['clusterIP'] = 'None'), (spec(s)['clusterIPs'] = ['None']), s) },
+  headless: { outcome: 'silent', apply: (s) => ((spec(s)['clusterIP'] = 'None'), (spec(s)['clusterIPs'] = ['None']), s) },
   'external-name': { outcome: 'silent', apply: (s) => ((spec(s)['type'] = 'ExternalName'), (spec(s)['externalName'] = 'example.com'), s) },
   'other-proxy': { outcome: 'silent', apply: (s) => ((meta(s)['labels'] = { 'service.kubernetes.io/service-proxy-name': 'other' }), s) },
   'no-ports': { outcome: 'silent', apply: (s) => ((spec(s)['ports'] = null), s) },
@@ -142,8 +161,11 @@ const SLICE_FAULTS: Readonly<Record<string, { logged: boolean; apply: (slice: Js
   'no-label': { logged: true, apply: (s) => (((s['metadata'] as Json)['labels'] = {}), s) },
   'address-type': { logged: true, apply: (s) => ((s['addressType'] = 'Bogus'), s) },
   'endpoints-not-list': { logged: true, apply: (s) => ((s['endpoints'] = 'x'), s) },
-  'huge-strings': { logged: false, apply: (s) => (((s['endpoints'] as Json[])[0]!['nodeName'] = 'n'.repeat(5000)), ((s['endpoints'] as Json[])[0]!['zone'] = 'z'.repeat(5000)), s) },
-  'fqdn': { logged: false, apply: (s) => ((s['addressType'] = 'FQDN'), ((s['endpoints'] as Json[])[0]!['addresses'] = ['example.com']), s) },
+  'huge-strings': {
+    logged: false,
+    apply: (s) => (((s['endpoints'] as Json[])[0]!['nodeName'] = 'n'.repeat(5000)), ((s['endpoints'] as Json[])[0]!['zone'] = 'z'.repeat(5000)), s),
+  },
+  fqdn: { logged: false, apply: (s) => ((s['addressType'] = 'FQDN'), ((s['endpoints'] as Json[])[0]!['addresses'] = ['example.com']), s) },
 };
 
 const lone = fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c));
@@ -171,7 +193,11 @@ const serviceArb = fc.record({
   oddName: fc.option(oddText, { freq: 4 }),
   dual: fc.boolean(),
   ports: fc.uniqueArray(
-    fc.record({ name: fc.constantFrom('', 'http', 'dns', 'p8443', 'x"y z'), protocol: fc.constantFrom('TCP', 'TCP', 'UDP', 'SCTP'), port: fc.integer({ min: 1, max: 65535 }) }),
+    fc.record({
+      name: fc.constantFrom('', 'http', 'dns', 'p8443', 'x"y z'),
+      protocol: fc.constantFrom('TCP', 'TCP', 'UDP', 'SCTP'),
+      port: fc.integer({ min: 1, max: 65535 }),
+    }),
     { minLength: 1, maxLength: 3, selector: (p) => p.name },
   ),
   affinity: fc.option(fc.integer({ min: 1, max: 86400 }), { freq: 4 }),
@@ -214,7 +240,10 @@ function build(c: { services: ServiceSpec[]; nodePortAddresses: string[]; masque
     if (s.fault) faults.push(`service ${i}:${s.fault}`);
     if (s.sliceFault) faults.push(`slice of ${i}:${s.sliceFault}`);
   });
-  const flags = [...(c.nodePortAddresses.length ? [`--nodeport-addresses=${c.nodePortAddresses.join(',')}`] : []), ...(c.masqueradeAll ? ['--masquerade-all'] : [])];
+  const flags = [
+    ...(c.nodePortAddresses.length ? [`--nodeport-addresses=${c.nodePortAddresses.join(',')}`] : []),
+    ...(c.masqueradeAll ? ['--masquerade-all'] : []),
+  ];
   return { objects, services, loggedObjects, flags, faults };
 }
 
@@ -224,7 +253,11 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
   const v4 = `172.30.${(i >> 8) & 255}.${(i & 255) + 1}`;
   const v6 = `fd00:172:30::${(i + 1).toString(16)}`;
   const type = s.shape === 'ExternalIPs' ? 'ClusterIP' : s.shape;
-  const ports = s.ports.map((p, j) => ({ ...p, targetPort: FUZZ_POD_PORT, ...(type !== 'ClusterIP' ? { nodePort: 30000 + ((i * 3 + j) % 2700) } : {}) }));
+  const ports = s.ports.map((p, j) => ({
+    ...p,
+    targetPort: FUZZ_POD_PORT,
+    ...(type !== 'ClusterIP' ? { nodePort: 30000 + ((i * 3 + j) % 2700) } : {}),
+  }));
   const svc = makeService(ns, name, {
     clusterIPs: s.dual ? [v4, v6] : [v4],
     type,
@@ -247,7 +280,13 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
   let podsOnly = s.endpoints.length > 0;
   const sliceFor = (family: Family, suffix: string): Json => {
     const endpoints = s.endpoints.map((e) => {
-      const ip = e.pod ? (family === 'IPv4' ? FUZZ_PODS[e.pod].ip : FUZZ_PODS[e.pod].ip6) : family === 'IPv4' ? `10.99.${i % 250}.${e.other}` : `fd00:99::${e.other.toString(16)}`;
+      const ip = e.pod
+        ? family === 'IPv4'
+          ? FUZZ_PODS[e.pod].ip
+          : FUZZ_PODS[e.pod].ip6
+        : family === 'IPv4'
+          ? `10.99.${i % 250}.${e.other}`
+          : `fd00:99::${e.other.toString(16)}`;
       endpointIPs.add(ip);
       const conditions: Json = {};
       if (e.ready !== undefined) conditions['ready'] = e.ready;
@@ -282,6 +321,12 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
   const outcome = fault?.outcome ?? 'valid';
   const programmed = outcome === 'valid' || outcome === 'tolerated' || outcome === 'partial';
   const clusterIPs: Partial<Record<Family, string>> = programmed ? { IPv4: v4, ...(s.dual ? { IPv6: v6 } : {}) } : {};
-  const portsProgrammed: GenPort[] = programmed ? s.ports.map((p) => ({ name: p.name, protocol: p.protocol as GenPort['protocol'], port: p.port })) : [];
-  return { objects, service: { object, fault: s.fault, outcome, ports: portsProgrammed, clusterIPs, endpointIPs, endpointPorts, podsOnly }, loggedSlices };
+  const portsProgrammed: GenPort[] = programmed
+    ? s.ports.map((p) => ({ name: p.name, protocol: p.protocol as GenPort['protocol'], port: p.port }))
+    : [];
+  return {
+    objects,
+    service: { object, fault: s.fault, outcome, ports: portsProgrammed, clusterIPs, endpointIPs, endpointPorts, podsOnly },
+    loggedSlices,
+  };
 }

@@ -44,7 +44,15 @@ describe('TLS and authentication', () => {
     for (const token of [null, 'wrong']) {
       const resp = await server.fetch('/api/v1/services', { token });
       expect(resp.status).toBe(401);
-      expect(await resp.json()).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+      expect(await resp.json()).toEqual({
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'Unauthorized',
+        reason: 'Unauthorized',
+        code: 401,
+      });
     }
     expect(server.requests().map((r) => r.status)).toEqual([401, 401]);
   });
@@ -80,7 +88,8 @@ describe('paginated lists (limit/continue, client-go pages by 500)', () => {
   });
 
   it('fills pages after applying the selectors and gives no remainingItemCount for a selected list', async () => {
-    for (let i = 0; i < 6; i++) server.create('services', { ...svc(`s${i}`), metadata: { name: `s${i}`, namespace: 'default', labels: i % 2 ? { odd: '' } : {} } });
+    for (let i = 0; i < 6; i++)
+      server.create('services', { ...svc(`s${i}`), metadata: { name: `s${i}`, namespace: 'default', labels: i % 2 ? { odd: '' } : {} } });
     const first = await page('limit=2&labelSelector=odd');
     expect(first.items.map((i) => i.metadata.name)).toEqual(['s1', 's3']);
     expect(first.metadata.remainingItemCount).toBeUndefined();
@@ -108,10 +117,20 @@ describe('unix socket', () => {
       server.create('nodes', { metadata: { name: 'node-1' } });
       const get = () =>
         new Promise<number>((resolve, reject) => {
-          const req = httpsRequest({ agent: false, socketPath: join(dir, 'api.sock'), path: '/api/v1/nodes', ca: server.pki.caPem, servername: 'localhost', headers: { Authorization: 'Bearer fake-token' } }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
+          const req = httpsRequest(
+            {
+              agent: false,
+              socketPath: join(dir, 'api.sock'),
+              path: '/api/v1/nodes',
+              ca: server.pki.caPem,
+              servername: 'localhost',
+              headers: { Authorization: 'Bearer fake-token' },
+            },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
           req.on('error', reject);
           req.end();
         });

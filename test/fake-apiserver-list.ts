@@ -16,7 +16,8 @@ export interface ListRequest {
   readonly store: ObjectStore;
 }
 
-export type ListAnswer = { readonly ok: true; readonly body: Record<string, unknown> } | { readonly ok: false; readonly code: number; readonly message: string };
+export type ListAnswer =
+  { readonly ok: true; readonly body: Record<string, unknown> } | { readonly ok: false; readonly code: number; readonly message: string };
 
 interface ContinueToken {
   readonly v: string;
@@ -54,7 +55,12 @@ export function listPage(r: ListRequest): ListAnswer {
     const t = decodeContinue(token);
     if (!t) return { ok: false, code: 400, message: `continue key is not valid: ${token.slice(0, 40)}` };
     if (t.rv < r.store.floor) {
-      return { ok: false, code: 410, message: 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.' };
+      return {
+        ok: false,
+        code: 410,
+        message:
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+      };
     }
     rv = t.rv;
     start = t.start;

@@ -35,14 +35,25 @@ async function stopChild(child: ChildProcess, grace = 5000): Promise<number | nu
 }
 
 /** socat in `ns` on TCP `port` (all addresses) → the unix socket at `socketPath`; resolves once it listens. */
-export async function relayApiServer(exec: (ns: string, cmd: string, args: string[]) => Promise<{ stdout: string }>, ns: string, port: number, socketPath: string): Promise<Relay> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'socat', `TCP-LISTEN:${port},fork,reuseaddr`, `UNIX-CONNECT:${socketPath}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function relayApiServer(
+  exec: (ns: string, cmd: string, args: string[]) => Promise<{ stdout: string }>,
+  ns: string,
+  port: number,
+  socketPath: string,
+): Promise<Relay> {
+  const child = spawn('ip', ['netns', 'exec', ns, 'socat', `TCP-LISTEN:${port},fork,reuseaddr`, `UNIX-CONNECT:${socketPath}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await waitFor(`socat relay on :${port} in ${ns}`, async () => {
-    if (child.exitCode !== null) throw new Error(`socat exited with ${child.exitCode}: ${err}`);
-    return (await exec(ns, 'ss', ['-Hltn', `sport = :${port}`])).stdout.includes(`:${port}`);
-  }, 5000);
+  await waitFor(
+    `socat relay on :${port} in ${ns}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`socat exited with ${child.exitCode}: ${err}`);
+      return (await exec(ns, 'ss', ['-Hltn', `sport = :${port}`])).stdout.includes(`:${port}`);
+    },
+    5000,
+  );
   return { stop: async () => void (await stopChild(child)) };
 }
 
@@ -73,10 +84,14 @@ exec "$@"`;
 /** The kube-proxy-ts process in node namespace `ns`, in its own mount namespace (see the file comment). */
 export function startNodeAgent(ns: string, args: readonly string[], o: NodeAgentOptions = {}): NodeAgent {
   const env = { ...process.env, ...o.env, KPT_HOSTS: o.hosts ?? '', KPT_SA: o.serviceAccount ?? '' };
-  const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', MOUNTS, 'sh', process.execPath, MAIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env,
-  });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', MOUNTS, 'sh', process.execPath, MAIN, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    },
+  );
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

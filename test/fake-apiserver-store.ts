@@ -20,8 +20,20 @@ export interface ResourceInfo {
 }
 
 export const RESOURCE_INFO: Readonly<Record<Resource, ResourceInfo>> = {
-  services: { kind: 'Service', apiVersion: 'v1', prefix: '/api/v1', namespaced: true, fields: ['metadata.name', 'metadata.namespace', 'spec.clusterIP', 'spec.type'] },
-  endpointslices: { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', prefix: '/apis/discovery.k8s.io/v1', namespaced: true, fields: ['metadata.name', 'metadata.namespace', 'addressType'] },
+  services: {
+    kind: 'Service',
+    apiVersion: 'v1',
+    prefix: '/api/v1',
+    namespaced: true,
+    fields: ['metadata.name', 'metadata.namespace', 'spec.clusterIP', 'spec.type'],
+  },
+  endpointslices: {
+    kind: 'EndpointSlice',
+    apiVersion: 'discovery.k8s.io/v1',
+    prefix: '/apis/discovery.k8s.io/v1',
+    namespaced: true,
+    fields: ['metadata.name', 'metadata.namespace', 'addressType'],
+  },
   nodes: { kind: 'Node', apiVersion: 'v1', prefix: '/api/v1', namespaced: false, fields: ['metadata.name', 'spec.unschedulable'] },
 };
 
@@ -29,7 +41,15 @@ export const RESOURCE_INFO: Readonly<Record<Resource, ResourceInfo>> = {
 export interface KubeObject {
   kind?: string;
   apiVersion?: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; creationTimestamp?: string; labels?: Record<string, string>; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    uid?: string;
+    creationTimestamp?: string;
+    labels?: Record<string, string>;
+    [k: string]: unknown;
+  };
   [k: string]: unknown;
 }
 

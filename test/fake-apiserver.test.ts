@@ -27,7 +27,10 @@ async function openWatch(on: FakeApiServer, path: string) {
         buffer = buffer.slice(nl + 1);
         return JSON.parse(line) as WatchEvent;
       }
-      const chunk = await Promise.race([reader.read(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no watch event in time')), Math.max(1, deadline - Date.now())))]);
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no watch event in time')), Math.max(1, deadline - Date.now()))),
+      ]);
       if (chunk.done) return null;
       buffer += decoder.decode(chunk.value, { stream: true });
     }
@@ -35,7 +38,11 @@ async function openWatch(on: FakeApiServer, path: string) {
   return { resp, next, close: () => void reader.cancel().catch(() => {}) };
 }
 
-const svc = (name: string, extra: Record<string, unknown> = {}) => ({ metadata: { name, namespace: 'default' }, spec: { clusterIP: '10.0.0.1' }, ...extra });
+const svc = (name: string, extra: Record<string, unknown> = {}) => ({
+  metadata: { name, namespace: 'default' },
+  spec: { clusterIP: '10.0.0.1' },
+  ...extra,
+});
 
 let server: FakeApiServer;
 beforeEach(async () => {
@@ -52,7 +59,12 @@ describe('list', () => {
     const resp = await server.fetch(`/api/v1/services`);
     expect(resp.status).toBe(200);
     expect(resp.headers.get('content-type')).toBe('application/json');
-    const body = (await resp.json()) as { kind: string; apiVersion: string; metadata: { resourceVersion: string }; items: Array<Record<string, unknown>> };
+    const body = (await resp.json()) as {
+      kind: string;
+      apiVersion: string;
+      metadata: { resourceVersion: string };
+      items: Array<Record<string, unknown>>;
+    };
     expect(body.kind).toBe('ServiceList');
     expect(body.apiVersion).toBe('v1');
     expect(body.metadata.resourceVersion).toBe(String(server.resourceVersion));
@@ -69,7 +81,10 @@ describe('list', () => {
   it('applies label and field selectors, and refuses unsupported ones with 400', async () => {
     server.create('services', svc('plain'));
     server.create('services', svc('headless', { spec: { clusterIP: 'None' } }));
-    server.create('services', { ...svc('proxied'), metadata: { name: 'proxied', labels: { 'service.kubernetes.io/service-proxy-name': 'other', app: 'x' } } });
+    server.create('services', {
+      ...svc('proxied'),
+      metadata: { name: 'proxied', labels: { 'service.kubernetes.io/service-proxy-name': 'other', app: 'x' } },
+    });
     server.create('services', { ...svc('app-y'), metadata: { name: 'app-y', labels: { app: 'y' } } });
     const names = async (q: string): Promise<string[]> => {
       const body = (await (await server.fetch(`/api/v1/services?${q}`)).json()) as { items: Array<{ metadata: { name: string } }> };
@@ -165,7 +180,10 @@ describe('watch', () => {
     await server.until(() => server.watchCount('nodes') === 2, 'two watches');
     server.create('services', svc('other'));
     server.bookmark();
-    expect(await asked.next()).toEqual({ type: 'BOOKMARK', object: { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: String(server.resourceVersion) } } });
+    expect(await asked.next()).toEqual({
+      type: 'BOOKMARK',
+      object: { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: String(server.resourceVersion) } },
+    });
     server.dropWatches();
     expect(server.watchCount()).toBe(0);
     expect(await asked.next()).toBeNull();
@@ -188,9 +206,17 @@ describe('with the real client-node ListWatch', () => {
     const kc = kubeConfigFor(server);
     const core = kc.makeApiClient(CoreV1Api);
     const seen: string[] = [];
-    const lw = new ListWatch<V1Service>('/api/v1/services', new Watch(kc), () => core.listServiceForAllNamespaces({ labelSelector: '!x' }), false, '!x', undefined, {
-      delayFn: async () => {},
-    });
+    const lw = new ListWatch<V1Service>(
+      '/api/v1/services',
+      new Watch(kc),
+      () => core.listServiceForAllNamespaces({ labelSelector: '!x' }),
+      false,
+      '!x',
+      undefined,
+      {
+        delayFn: async () => {},
+      },
+    );
     lw.on('add', (o) => seen.push(`add ${o.metadata!.name}`));
     lw.on('delete', (o) => seen.push(`delete ${o.metadata!.name}`));
     try {

@@ -129,7 +129,10 @@ export class FakeApiServer {
   }
 
   delete(resource: Resource, objOrKey: KubeObject | string): KubeObject {
-    const key = typeof objOrKey === 'string' ? objOrKey : keyOf(RESOURCE_INFO[resource].namespaced ? { metadata: { namespace: 'default', ...objOrKey.metadata } } : objOrKey);
+    const key =
+      typeof objOrKey === 'string'
+        ? objOrKey
+        : keyOf(RESOURCE_INFO[resource].namespaced ? { metadata: { namespace: 'default', ...objOrKey.metadata } } : objOrKey);
     return this.store.delete(resource, key);
   }
 
@@ -219,7 +222,12 @@ export class FakeApiServer {
   /** A request to this server with its CA and, unless told otherwise, an accepted token (tests of the wire format). */
   fetch(path: string, init: { token?: string | null; method?: string; body?: string } = {}): Promise<Response> {
     const token = init.token === undefined ? [...this.tokens][0] : init.token;
-    return httpsFetch(`${this.url}${path}`, { ca: this.pki.caPem, token: token ?? null, ...(init.method ? { method: init.method } : {}), ...(init.body !== undefined ? { body: init.body } : {}) });
+    return httpsFetch(`${this.url}${path}`, {
+      ca: this.pki.caPem,
+      token: token ?? null,
+      ...(init.method ? { method: init.method } : {}),
+      ...(init.body !== undefined ? { body: init.body } : {}),
+    });
   }
 
   private async startUnix(): Promise<void> {
@@ -256,8 +264,10 @@ export class FakeApiServer {
         return fail(400, 'invalid JSON body');
       }
       const md = body['metadata'] as { namespace?: string } | undefined;
-      if (md?.namespace && md.namespace !== namespace) return fail(400, `the namespace of the object (${md.namespace}) does not match the namespace on the request (${namespace})`);
-      if (!body['reason'] || !body['regarding'] || !body['reportingController'] || !body['eventTime']) return fail(422, 'Event is invalid: reason, regarding, reportingController and eventTime are required');
+      if (md?.namespace && md.namespace !== namespace)
+        return fail(400, `the namespace of the object (${md.namespace}) does not match the namespace on the request (${namespace})`);
+      if (!body['reason'] || !body['regarding'] || !body['reportingController'] || !body['eventTime'])
+        return fail(422, 'Event is invalid: reason, regarding, reportingController and eventTime are required');
       this.events.push(body);
       this.changed();
       res.writeHead(201, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));

@@ -11,11 +11,9 @@ import { BASE_FLAGS, CLIENT, CLIENT_6, NODE1, NODE1_6, nodes, PODS, type FlowSce
 export function desiredFor(scenario: FlowScenario): Desired {
   const flags = new Map<string, FlagValue>(Object.entries({ ...BASE_FLAGS, ...scenario.flags }) as [string, FlagValue][]);
   const config = configFromFlags(flags);
-  return desiredFromObjects(
-    { services: [...scenario.services()], slices: [...scenario.slices()], nodes: nodes(), problems: [] },
-    config,
-    { randomFully: true },
-  );
+  return desiredFromObjects({ services: [...scenario.services()], slices: [...scenario.slices()], nodes: nodes(), problems: [] }, config, {
+    randomFully: true,
+  });
 }
 
 export interface SourceInfo {

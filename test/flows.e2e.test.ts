@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIptables } from '../iptables/restore.ts';
-import { toRestoreText } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -15,7 +15,8 @@ import { request, type RequestResult } from './netns/traffic.ts';
 import { NODE1_SECONDARY, NODE1_SECONDARY_6, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 import { desiredFor, sourceInfo } from './flow-runner.ts';
 
-const RESET = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
+const RESET =
+  '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
 const secondary = (family: 'IPv4' | 'IPv6') => (family === 'IPv4' ? NODE1_SECONDARY : NODE1_SECONDARY_6);
 
@@ -24,27 +25,50 @@ async function send(cluster: Cluster, flow: FlowCase, family: 'IPv4' | 'IPv6'): 
   const count = flow.sticky ? 12 : n > 1 ? 12 * n : n === 1 ? 4 : 2;
   const timeoutMs = flow.expect === 'DROP' ? 700 : 2000;
   const from =
-    flow.from === 'client' ? cluster.client!.ns : flow.from === 'node' || flow.from === 'localhost' ? cluster.node('node-1').ns : cluster.pod(flow.from).ns;
+    flow.from === 'client'
+      ? cluster.client!.ns
+      : flow.from === 'node' || flow.from === 'localhost'
+        ? cluster.node('node-1').ns
+        : cluster.pod(flow.from).ns;
   const sourceIp = flow.from === 'node' ? secondary(family) : undefined;
-  return request(cluster, from, { proto: flow.proto === 'UDP' ? 'udp' : 'tcp', ip: flow.to, port: flow.port, count, timeoutMs, ...(sourceIp ? { sourceIp } : {}) });
+  return request(cluster, from, {
+    proto: flow.proto === 'UDP' ? 'udp' : 'tcp',
+    ip: flow.to,
+    port: flow.port,
+    count,
+    timeoutMs,
+    ...(sourceIp ? { sourceIp } : {}),
+  });
 }
 
 function check(flow: FlowCase, results: readonly RequestResult[], family: 'IPv4' | 'IPv6'): void {
   const summary = results.map((r) => (r.ok ? `${r.pod} from ${r.client}` : r.error)).join(', ');
   if (flow.expect === 'REJECT') {
-    expect(results.every((r) => !r.ok && r.error === 'refused'), summary).toBe(true);
+    expect(
+      results.every((r) => !r.ok && r.error === 'refused'),
+      summary,
+    ).toBe(true);
     return;
   }
   if (flow.expect === 'DROP') {
-    expect(results.every((r) => !r.ok && r.error === 'timeout'), summary).toBe(true);
+    expect(
+      results.every((r) => !r.ok && r.error === 'timeout'),
+      summary,
+    ).toBe(true);
     return;
   }
   if (flow.expect === 'NONE') {
     // Nothing listens on the untranslated address: the kernel answers for itself.
-    expect(results.every((r) => !r.ok && r.error === 'refused'), summary).toBe(true);
+    expect(
+      results.every((r) => !r.ok && r.error === 'refused'),
+      summary,
+    ).toBe(true);
     return;
   }
-  expect(results.every((r) => r.ok), summary).toBe(true);
+  expect(
+    results.every((r) => r.ok),
+    summary,
+  ).toBe(true);
   const hit = new Set(results.map((r) => (r.ok ? r.pod : '')));
   if (flow.sticky) {
     expect(hit.size, summary).toBe(1);
@@ -73,7 +97,14 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
         client: true,
         ipv6: true,
         nodes: [
-          { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: PODS['pod-a'].ip }, { name: 'pod-b', ip: PODS['pod-b'].ip }] },
+          {
+            name: 'node-1',
+            podCIDR: '10.244.1.0/24',
+            pods: [
+              { name: 'pod-a', ip: PODS['pod-a'].ip },
+              { name: 'pod-b', ip: PODS['pod-b'].ip },
+            ],
+          },
           { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
         ],
       });
@@ -101,10 +132,10 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
 async function load(cluster: Cluster, backend: IptablesBackend, scenario: FlowScenario): Promise<void> {
   const node = cluster.node('node-1');
   for (const family of ['IPv4', 'IPv6'] as const) {
-    await createIptables({ family, backend, runner: cluster.runner, netns: node.ns }).restore(RESET, { noflush: false, counters: false });
+    await createIptables({ family, backend, runner: cluster.runnerIn(node.ns) }).restore(RESET, { noflush: false, counters: false });
   }
   const family = scenario.family ?? 'IPv4';
-  const ipt = createIptables({ family, backend, runner: cluster.runner, netns: node.ns });
+  const ipt = createIptables({ family, backend, runner: cluster.runnerIn(node.ns) });
   await cluster.exec(node.ns, 'conntrack', ['-F']).catch(() => undefined);
   await cluster.net.setSysctls(node.ns, { 'net.ipv4.conf.all.route_localnet': '0', ...scenario.sysctls });
   const desired = desiredFor(scenario);

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse.ts';
-import { toRestoreText } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { trace } from '../iptables/trace.ts';
 import { NODE1, NODE1_6, NODE1_SECONDARY, podByIP, SCENARIOS, TARGET_PORT, type FlowCase } from './flow-cases.case.ts';
 import { desiredFor, sourceInfo } from './flow-runner.ts';
@@ -26,7 +26,9 @@ for (const scenario of SCENARIOS) {
     it('renders without problems', () => expect(desired.problems).toEqual([]));
 
     for (const flow of scenario.flows) {
-      it.skipIf(flow.skipTrace !== undefined)(flow.name, () => check(flow, trace(live, packet(flow, render.ruleset.family), { localAddresses: LOCAL_ADDRESSES })));
+      it.skipIf(flow.skipTrace !== undefined)(flow.name, () =>
+        check(flow, trace(live, packet(flow, render.ruleset.family), { localAddresses: LOCAL_ADDRESSES })),
+      );
     }
   });
 }

@@ -28,7 +28,8 @@ import { request } from './netns/traffic.ts';
 
 const SEED = 20261203;
 const RUNS = 40;
-const RESET = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
+const RESET =
+  '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
 let cluster: Cluster;
 let servers: PodServers;
@@ -40,7 +41,14 @@ beforeAll(async () => {
     client: true,
     ipv6: true,
     nodes: [
-      { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: FUZZ_PODS['pod-a'].ip }, { name: 'pod-b', ip: FUZZ_PODS['pod-b'].ip }] },
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: FUZZ_PODS['pod-a'].ip },
+          { name: 'pod-b', ip: FUZZ_PODS['pod-b'].ip },
+        ],
+      },
       { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: FUZZ_PODS['pod-c'].ip }] },
     ],
   });
@@ -59,7 +67,12 @@ async function realPacket(c: GenCluster, checks: readonly TraceCheck[]): Promise
   const podIPs = new Set<string>(Object.values(FUZZ_PODS).map((p) => p.ip));
   const check = checks.find((t) => {
     const s = c.services.find((x) => x.object === t.service);
-    return t.family === 'IPv4' && t.protocol === 'TCP' && s?.podsOnly && (t.reached.length > 0 ? t.reached.every((e) => podIPs.has(e.split(':')[0]!)) : t.verdict === 'REJECT');
+    return (
+      t.family === 'IPv4' &&
+      t.protocol === 'TCP' &&
+      s?.podsOnly &&
+      (t.reached.length > 0 ? t.reached.every((e) => podIPs.has(e.split(':')[0]!)) : t.verdict === 'REJECT')
+    );
   });
   if (!check) return [];
   await cluster.exec(cluster.node('node-1').ns, 'conntrack', ['-F']).catch(() => undefined);
@@ -75,9 +88,13 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
   describe(`random, partly malformed clusters in the kernel (${backend})`, () => {
     it(`render and load ${RUNS} clusters (seed ${SEED}): no rejection, skips named, converged, traffic as traced`, async () => {
       const node = cluster.node('node-1').ns;
-      const ipt = { IPv4: createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: node }), IPv6: createIptables({ family: 'IPv6', backend, runner: cluster.runner, netns: node }) };
+      const ipt = {
+        IPv4: createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(node) }),
+        IPv6: createIptables({ family: 'IPv6', backend, runner: cluster.runnerIn(node) }),
+      };
       for (const b of ['nft', 'legacy'] as const) {
-        for (const f of ['IPv4', 'IPv6'] as const) await createIptables({ family: f, backend: b, runner: cluster.runner, netns: node }).restore(RESET, { noflush: false, counters: false });
+        for (const f of ['IPv4', 'IPv6'] as const)
+          await createIptables({ family: f, backend: b, runner: cluster.runnerIn(node) }).restore(RESET, { noflush: false, counters: false });
       }
       const stats = { clusters: 0, loads: 0, traced: 0, reached: 0, skipLines: 0, realPackets: 0 };
       const t0 = Date.now();
@@ -91,7 +108,8 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
             try {
               await ipt[family].restore(doc, { noflush: true, counters: false });
             } catch (err) {
-              if (err instanceof RestoreError) throw new Error(`the kernel rejected the ${family} ruleset (faults ${JSON.stringify(c.faults)}): ${err.message}\n${err.context}`);
+              if (err instanceof RestoreError)
+                throw new Error(`the kernel rejected the ${family} ruleset (faults ${JSON.stringify(c.faults)}): ${err.message}\n${err.context}`);
               throw err;
             }
             stats.loads++;
@@ -110,7 +128,10 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
           stats.traced += checks.length;
           stats.reached += checks.filter((t) => t.reached.length > 0).length;
           stats.skipLines += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
-          if (failures.length) throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+          if (failures.length)
+            throw new Error(
+              `faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`,
+            );
         }),
         { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
       );

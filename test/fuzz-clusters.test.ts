@@ -40,11 +40,14 @@ describe('random, partly malformed clusters (in-memory iptables)', () => {
         }
         stats.clusters++;
         stats.logged += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
-        if (failures.length) throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+        if (failures.length)
+          throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
     );
-    console.log(`fuzz (in-memory): ${stats.clusters} clusters, ${stats.loads} loads, ${stats.traced} service ports traced, ${stats.logged} skip log lines`);
+    console.log(
+      `fuzz (in-memory): ${stats.clusters} clusters, ${stats.loads} loads, ${stats.traced} service ports traced, ${stats.logged} skip log lines`,
+    );
     expect(stats.clusters).toBe(RUNS);
   }, 60_000);
 });

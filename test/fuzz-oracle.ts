@@ -40,10 +40,18 @@ export interface Rendered {
 }
 
 /** fast-check reporter: a failure as its message, seed and path, without the (huge) counterexample. */
-export function shortReporter(details: { failed: boolean; seed: number; counterexamplePath: string | null; errorInstance?: unknown; numRuns: number }): void {
+export function shortReporter(details: {
+  failed: boolean;
+  seed: number;
+  counterexamplePath: string | null;
+  errorInstance?: unknown;
+  numRuns: number;
+}): void {
   if (!details.failed) return;
   const message = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  throw new Error(`property failed after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}):\n${message.slice(0, 20_000)}`);
+  throw new Error(
+    `property failed after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}):\n${message.slice(0, 20_000)}`,
+  );
 }
 
 /** Runs `kube-proxy-ts render` on the cluster's objects (written to `dir`), capturing stdout and the log. */
@@ -53,19 +61,26 @@ export async function renderCluster(c: GenCluster, dir: string): Promise<Rendere
   const out: string[] = [];
   const err: string[] = [];
   const logText: string[] = [];
-  const code = await renderCommand(['--objects', file, '--hostname-override', FUZZ_NODE.name, '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', ...c.flags], {
-    stdout: (t) => void out.push(t),
-    stderr: (t) => void err.push(t),
-    makeLogger: (v) => createLogger({ verbosity: v, stream: { write: (s: string) => void logText.push(s) } }),
-    osHostname: () => FUZZ_NODE.name,
-  });
+  const code = await renderCommand(
+    ['--objects', file, '--hostname-override', FUZZ_NODE.name, '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', ...c.flags],
+    {
+      stdout: (t) => void out.push(t),
+      stderr: (t) => void err.push(t),
+      makeLogger: (v) => createLogger({ verbosity: v, stream: { write: (s: string) => void logText.push(s) } }),
+      osHostname: () => FUZZ_NODE.name,
+    },
+  );
   if (code !== 0) throw new Error(`render exited ${code}: ${err.join('')}`);
   const docs = new Map<Family, string>();
   for (const part of out.join('').split(/^(?=# kube-proxy-ts )/m)) {
     const family = /^# kube-proxy-ts (IPv4|IPv6) /.exec(part)?.[1] as Family | undefined;
     if (family) docs.set(family, part);
   }
-  const logs = logText.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogLine);
+  const logs = logText
+    .join('')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as LogLine);
   return { docs, logs };
 }
 
@@ -75,7 +90,8 @@ export function logFailures(c: GenCluster, logs: readonly LogLine[]): string[] {
   const skipped = logs.filter((l) => l.msg.startsWith('skipped: ')).map((l) => l.msg.slice('skipped: '.length));
   const named = (object: string): boolean => skipped.some((m) => m.includes(`${object}: `));
   for (const s of c.services) {
-    if ((s.outcome === 'skipped' || s.outcome === 'partial') && !named(s.object)) failures.push(`${JSON.stringify(s.object)} (${s.fault}) is named in no log line`);
+    if ((s.outcome === 'skipped' || s.outcome === 'partial') && !named(s.object))
+      failures.push(`${JSON.stringify(s.object)} (${s.fault}) is named in no log line`);
   }
   for (const o of c.loggedObjects) if (!named(o)) failures.push(`${JSON.stringify(o)} is named in no log line`);
   for (const l of logs) if (l.level >= 50) failures.push(`error logged: ${l.msg}`);
@@ -107,13 +123,18 @@ export function traceFailures(c: GenCluster, family: Family, live: Ruleset): { f
     const ip = s.clusterIPs[family];
     if (!ip) continue;
     for (const p of s.ports) {
-      const r = trace(live, { src: FUZZ_CLIENT[family], dst: ip, protocol: p.protocol, dport: p.port, origin: 'external', inInterface: 'eth0' }, {
-        localAddresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6],
-      });
+      const r = trace(
+        live,
+        { src: FUZZ_CLIENT[family], dst: ip, protocol: p.protocol, dport: p.port, origin: 'external', inInterface: 'eth0' },
+        {
+          localAddresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6],
+        },
+      );
       const what = `${s.object} ${p.protocol} ${family === 'IPv6' ? `[${ip}]` : ip}:${p.port} (${s.fault ?? 'valid'})`;
       for (const b of r.branches) {
         if (b.dnat) {
-          if (!s.endpointIPs.has(b.dnat.ip) || !s.endpointPorts.has(b.dnat.port)) failures.push(`${what} reaches ${b.dnat.ip}:${b.dnat.port}, not one of its endpoints`);
+          if (!s.endpointIPs.has(b.dnat.ip) || !s.endpointPorts.has(b.dnat.port))
+            failures.push(`${what} reaches ${b.dnat.ip}:${b.dnat.port}, not one of its endpoints`);
         } else if (b.verdict !== 'REJECT' && b.verdict !== 'DROP') {
           failures.push(`${what} is not programmed: ${b.verdict} by ${b.end}`);
         }

@@ -39,8 +39,10 @@ beforeAll(async () => {
   podman = await createPodman(await mkdtemp(join(tmpdir(), 'kpt-image-')));
   const t0 = Date.now();
   build = await buildTestImage(podman, { repo: ROOT, log: (l) => console.log(l) });
-  console.log(`image ${build.image}: ${mb(build.bytes)}, built in ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
-    `(stand-in root ${build.rootfsCached ? 'cached' : 'bootstrapped'} ${(build.ms.rootfs / 1000).toFixed(1)} s, stand-ins ${(build.ms.standIns / 1000).toFixed(1)} s, podman build ${(build.ms.build / 1000).toFixed(1)} s)`);
+  console.log(
+    `image ${build.image}: ${mb(build.bytes)}, built in ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
+      `(stand-in root ${build.rootfsCached ? 'cached' : 'bootstrapped'} ${(build.ms.rootfs / 1000).toFixed(1)} s, stand-ins ${(build.ms.standIns / 1000).toFixed(1)} s, podman build ${(build.ms.build / 1000).toFixed(1)} s)`,
+  );
   for (const l of build.layers.filter((x) => x.bytes > 1e6)) console.log(`  ${mb(l.bytes).padStart(9)}  ${l.createdBy.slice(0, 100)}`);
 }, 1_500_000);
 
@@ -49,24 +51,29 @@ afterAll(async () => {
 }, 120_000);
 
 /** Runs a shell command in a throwaway container of the image (no network, no namespace needed). */
-const inImage = (script: string) => podman.run(['run', '--rm', '--network', 'none', '--entrypoint', 'sh', build.image, '-c', script], { timeoutMs: 60_000 });
+const inImage = (script: string) =>
+  podman.run(['run', '--rm', '--network', 'none', '--entrypoint', 'sh', build.image, '-c', script], { timeoutMs: 60_000 });
 
 describe('the image built from the Dockerfile', () => {
   it(`holds the runtime and nothing of the build, within ${mb(SIZE_BUDGET_BYTES)}`, async () => {
     expect(build.bytes).toBeLessThan(SIZE_BUDGET_BYTES);
-    const facts = await inImage([
-      'node --version',
-      'command -v npm npx corepack yarn apt-get dpkg perl || echo no-package-managers',
-      'find /app/node_modules -name "*.d.ts" -o -name "*.map" | wc -l',
-      'test -d /app/node_modules/vitest || echo no-dev-dependencies',
-      'ls -A /var/lib/apt/lists 2>/dev/null | wc -l',
-      'find /usr/share/doc /usr/share/man /usr/share/locale -type f ! -name copyright ! -name locale.alias 2>/dev/null | wc -l',
-    ].join('; '));
+    const facts = await inImage(
+      [
+        'node --version',
+        'command -v npm npx corepack yarn apt-get dpkg perl || echo no-package-managers',
+        'find /app/node_modules -name "*.d.ts" -o -name "*.map" | wc -l',
+        'test -d /app/node_modules/vitest || echo no-dev-dependencies',
+        'ls -A /var/lib/apt/lists 2>/dev/null | wc -l',
+        'find /usr/share/doc /usr/share/man /usr/share/locale -type f ! -name copyright ! -name locale.alias 2>/dev/null | wc -l',
+      ].join('; '),
+    );
     expect(facts.trim().split('\n')).toEqual([expect.stringMatching(/^v24\./), 'no-package-managers', '0', 'no-dev-dependencies', '0', '0']);
   });
 
   it('carries both iptables backends, conntrack and ip, and kube-proxy-ts on PATH', async () => {
-    const out = await inImage('iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && conntrack --version && ip -V && kube-proxy-ts --help | head -n 2');
+    const out = await inImage(
+      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && conntrack --version && ip -V && kube-proxy-ts --help | head -n 2',
+    );
     expect(out).toMatch(/iptables v1\.8\.\d+ \(nf_tables\)/);
     expect(out).toMatch(/iptables v1\.8\.\d+ \(legacy\)/);
     expect(out).toMatch(/conntrack v1\.4/);
@@ -78,7 +85,8 @@ describe('the image built from the Dockerfile', () => {
 /** The script that runs podman inside `ip netns exec`: the cgroup hierarchies mounted again, then podman. */
 async function inNamespacePrefix(): Promise<string[]> {
   const links = [];
-  for (const e of await readdir('/sys/fs/cgroup', { withFileTypes: true })) if (e.isSymbolicLink()) links.push({ name: e.name, target: await readlink(join('/sys/fs/cgroup', e.name)) });
+  for (const e of await readdir('/sys/fs/cgroup', { withFileTypes: true }))
+    if (e.isSymbolicLink()) links.push({ name: e.name, target: await readlink(join('/sys/fs/cgroup', e.name)) });
   const script = remountCgroupsScript(await readFile('/proc/self/mountinfo', 'utf8'), links);
   return ['sh', '-c', `${script}\nexec "$@"`, 'sh'];
 }
@@ -95,24 +103,44 @@ describe.each(['iptables', 'userspace'] as const)('the agent from the image in %
     makeService('ns1', 'web', { type: 'NodePort', clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30080 }] }),
     makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip: POD[pod], nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
   ];
-  const write = (pod: keyof typeof POD) => writeFile(join(dir, 'cluster.yaml'), objects(pod).map((d) => dump(d)).join('---\n'));
-  const nat = async () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: node1 }).save(['nat']);
-  const programmed = async () => (mode === 'iptables' ? /-A KUBE-SERVICES -d 172\.30\.0\.10\/32/ : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32/).test(await nat());
+  const write = (pod: keyof typeof POD) =>
+    writeFile(
+      join(dir, 'cluster.yaml'),
+      objects(pod)
+        .map((d) => dump(d))
+        .join('---\n'),
+    );
+  const nat = async () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(node1) }).save(['nat']);
+  const programmed = async () =>
+    (mode === 'iptables' ? /-A KUBE-SERVICES -d 172\.30\.0\.10\/32/ : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32/).test(await nat());
   /** Every request through the ClusterIP and the NodePort, from the client outside the node, answered by `pod`. */
   async function reaches(pod: keyof typeof POD): Promise<boolean> {
-    for (const [ip, port] of [['172.30.0.10', 80], [NODE_IP, 30080]] as const) {
+    for (const [ip, port] of [
+      ['172.30.0.10', 80],
+      [NODE_IP, 30080],
+    ] as const) {
       const hit = podsHit(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip, port, count: 3, timeoutMs: 800 }));
       if (hit.size !== 1 || hit.get(pod) !== 3) return false;
     }
     return true;
   }
-  const converge = (what: string, check: () => Promise<boolean>) => waitFor(`${mode}: ${what}`, check, 20_000, () => agent?.output().slice(-2000) ?? '');
+  const converge = (what: string, check: () => Promise<boolean>) =>
+    waitFor(`${mode}: ${what}`, check, 20_000, () => agent?.output().slice(-2000) ?? '');
 
   beforeAll(async () => {
     cluster = await createCluster({
       prefix: `kptimg${mode[0]}`,
       client: true,
-      nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: POD['pod-a'] }, { name: 'pod-b', ip: POD['pod-b'] }] }],
+      nodes: [
+        {
+          name: 'node-1',
+          podCIDR: '10.244.1.0/24',
+          pods: [
+            { name: 'pod-a', ip: POD['pod-a'] },
+            { name: 'pod-b', ip: POD['pod-b'] },
+          ],
+        },
+      ],
     });
     node1 = cluster.node('node-1').ns;
     servers = await cluster.startPodServers({ tcp: [8080] });
@@ -130,12 +158,47 @@ describe.each(['iptables', 'userspace'] as const)('the agent from the image in %
   it('starts with podman run --network host --privileged and programs the rules', async () => {
     // The node's xtables lock, created when missing (the DaemonSet's hostPath is FileOrCreate).
     await writeFile('/run/xtables.lock', '', { flag: 'a' });
-    const run = podman.argv(['run', '--rm', '--name', `kpt-image-${mode}`, '--network', 'host', '--privileged',
-      '-v', `${dir}:/etc/kube-proxy-ts/objects:ro`, '-v', '/run/xtables.lock:/run/xtables.lock', build.image]);
-    agent = await startAgentProcess(node1, [`--mode=${mode}`, '--objects', '/etc/kube-proxy-ts/objects', '--hostname-override', 'node-1',
-      '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256',
-      '--metrics-bind-address', '127.0.0.1:10249'], programmed, 60_000, { command: [...(await inNamespacePrefix()), ...run] });
-    expect(agent.output().split('\n').filter((l) => l.includes('starting kube-proxy-ts') && l.includes(`"mode":"${mode}"`))).toHaveLength(1);
+    const run = podman.argv([
+      'run',
+      '--rm',
+      '--name',
+      `kpt-image-${mode}`,
+      '--network',
+      'host',
+      '--privileged',
+      '-v',
+      `${dir}:/etc/kube-proxy-ts/objects:ro`,
+      '-v',
+      '/run/xtables.lock:/run/xtables.lock',
+      build.image,
+    ]);
+    agent = await startAgentProcess(
+      node1,
+      [
+        `--mode=${mode}`,
+        '--objects',
+        '/etc/kube-proxy-ts/objects',
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--iptables-min-sync-period',
+        '0s',
+        '--healthz-bind-address',
+        '127.0.0.1:10256',
+        '--metrics-bind-address',
+        '127.0.0.1:10249',
+      ],
+      programmed,
+      60_000,
+      { command: [...(await inNamespacePrefix()), ...run] },
+    );
+    expect(
+      agent
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('starting kube-proxy-ts') && l.includes(`"mode":"${mode}"`)),
+    ).toHaveLength(1);
   });
 
   it('carries ClusterIP and NodePort traffic to the endpoint, and follows an endpoint change', async () => {

@@ -28,7 +28,10 @@ type Doc = Record<string, unknown> & { iptables: Record<string, unknown>; conntr
  * process with `spawn`); returns the exit code, all output (logs included)
  * and the written document.
  */
-async function effective(args: readonly string[], opts: { spawn?: boolean } = {}): Promise<{ code: number; out: string; doc: Doc | null; file: string }> {
+async function effective(
+  args: readonly string[],
+  opts: { spawn?: boolean } = {},
+): Promise<{ code: number; out: string; doc: Doc | null; file: string }> {
   const file = join(dir, `out-${Math.random().toString(36).slice(2)}.yaml`);
   const argv = [...args, '--write-config-to', file];
   let code: number;
@@ -58,7 +61,12 @@ describe('installer command lines (upstream AppendPortIfNeeded)', { timeout: 30_
     const r = await effective(K3S_ARGS, { spawn: true });
     expect(r.out).not.toContain('error');
     expect(r.code).toBe(0);
-    expect(r.doc).toMatchObject({ healthzBindAddress: '127.0.0.1:10256', mode: 'iptables', clusterCIDR: '10.42.0.0/16', hostnameOverride: 'k3s-agent-1' });
+    expect(r.doc).toMatchObject({
+      healthzBindAddress: '127.0.0.1:10256',
+      mode: 'iptables',
+      clusterCIDR: '10.42.0.0/16',
+      hostnameOverride: 'k3s-agent-1',
+    });
     expect(r.doc!.conntrack).toMatchObject({ maxPerCore: 0, tcpEstablishedTimeout: '0s' });
   });
 
@@ -95,7 +103,13 @@ describe('installer config files (upstream Options.loadConfig: strict, then leni
     const r = await effective(['--config', await configFile(KUBEADM_CONFIG_CONF)], { spawn: true });
     expect(r.out).not.toMatch(/strict decoding failed/);
     expect(r.code).toBe(0);
-    expect(r.doc).toMatchObject({ metricsBindAddress: '0.0.0.0:10249', healthzBindAddress: '0.0.0.0:10256', mode: 'iptables', detectLocalMode: 'ClusterCIDR', configSyncPeriod: '15m0s' });
+    expect(r.doc).toMatchObject({
+      metricsBindAddress: '0.0.0.0:10249',
+      healthzBindAddress: '0.0.0.0:10256',
+      mode: 'iptables',
+      detectLocalMode: 'ClusterCIDR',
+      configSyncPeriod: '15m0s',
+    });
     expect(r.doc!.iptables).toMatchObject({ syncPeriod: '30s', minSyncPeriod: '1s', masqueradeBit: 14, localhostNodePorts: true });
   });
 
@@ -110,7 +124,10 @@ describe('installer config files (upstream Options.loadConfig: strict, then leni
   });
 
   it('treats an unknown key under ipvs: as any other unknown key', async () => {
-    const r = await effective(['--config', await configFile(withVersion('mode: iptables\nipvs:\n  masqueradeAll: true\n  scheduler: rr\n  syncPeriod: 30s'))]);
+    const r = await effective([
+      '--config',
+      await configFile(withVersion('mode: iptables\nipvs:\n  masqueradeAll: true\n  scheduler: rr\n  syncPeriod: 30s')),
+    ]);
     expect(r.code).toBe(0);
     expect(r.out).toContain('unknown field \\"ipvs.masqueradeAll\\"');
     expect(r.out).not.toContain('ipvs.scheduler');
@@ -169,7 +186,10 @@ describe('what upstream validation.Validate refuses: exit 2 naming the flag or f
 
 describe('--write-config-to (upstream writeConfigFile)', { timeout: 30_000 }, () => {
   it("writes upstream's effective defaults and durations as Go prints them, which --config reads back", async () => {
-    const first = await effective(['--proxy-mode=userspace', '--iptables-min-sync-period=1.5us', '--iptables-sync-period=90s', '--udp-timeout=1h30m'], { spawn: true });
+    const first = await effective(
+      ['--proxy-mode=userspace', '--iptables-min-sync-period=1.5us', '--iptables-sync-period=90s', '--udp-timeout=1h30m'],
+      { spawn: true },
+    );
     expect(first.code).toBe(0);
     expect(first.doc).toMatchObject({ mode: 'userspace', detectLocalMode: 'ClusterCIDR', udpIdleTimeout: '1h30m0s' });
     expect(first.doc!.iptables).toMatchObject({ minSyncPeriod: '1.5µs', syncPeriod: '1m30s' });

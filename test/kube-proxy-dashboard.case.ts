@@ -18,12 +18,27 @@ const SEL = 'cluster="$cluster", job="kube-proxy"';
 export const KUBE_PROXY_DASHBOARD: readonly DashboardQuery[] = [
   { panel: 'Up', expr: `sum(up{${SEL}})` },
   { panel: 'Rules Sync Rate', expr: `sum(rate(kubeproxy_sync_proxy_rules_duration_seconds_count{${SEL}, instance=~"$instance"}[5m]))` },
-  { panel: 'Rule Sync Latency 99th Quantile', expr: `histogram_quantile(0.99,rate(kubeproxy_sync_proxy_rules_duration_seconds_bucket{${SEL}, instance=~"$instance"}[5m]))` },
+  {
+    panel: 'Rule Sync Latency 99th Quantile',
+    expr: `histogram_quantile(0.99,rate(kubeproxy_sync_proxy_rules_duration_seconds_bucket{${SEL}, instance=~"$instance"}[5m]))`,
+  },
   { panel: 'Network Programming Rate', expr: `sum(rate(kubeproxy_network_programming_duration_seconds_count{${SEL}, instance=~"$instance"}[5m]))` },
-  { panel: 'Network Programming Latency 99th Quantile', expr: `histogram_quantile(0.99, sum(rate(kubeproxy_network_programming_duration_seconds_bucket{${SEL}, instance=~"$instance"}[5m])) by (instance, le))` },
-  ...['2..', '3..', '4..', '5..'].map((code) => ({ panel: 'Kube API Request Rate', expr: `sum(rate(rest_client_requests_total{${SEL}, instance=~"$instance",code=~"${code}"}[5m]))` })),
-  { panel: 'Post Request Latency 99th Quantile', expr: `histogram_quantile(0.99, sum(rate(rest_client_request_duration_seconds_bucket{${SEL},instance=~"$instance",verb="POST"}[5m])) by (verb, url, le))` },
-  { panel: 'Get Request Latency 99th Quantile', expr: `histogram_quantile(0.99, sum(rate(rest_client_request_duration_seconds_bucket{${SEL}, instance=~"$instance", verb="GET"}[5m])) by (verb, url, le))` },
+  {
+    panel: 'Network Programming Latency 99th Quantile',
+    expr: `histogram_quantile(0.99, sum(rate(kubeproxy_network_programming_duration_seconds_bucket{${SEL}, instance=~"$instance"}[5m])) by (instance, le))`,
+  },
+  ...['2..', '3..', '4..', '5..'].map((code) => ({
+    panel: 'Kube API Request Rate',
+    expr: `sum(rate(rest_client_requests_total{${SEL}, instance=~"$instance",code=~"${code}"}[5m]))`,
+  })),
+  {
+    panel: 'Post Request Latency 99th Quantile',
+    expr: `histogram_quantile(0.99, sum(rate(rest_client_request_duration_seconds_bucket{${SEL},instance=~"$instance",verb="POST"}[5m])) by (verb, url, le))`,
+  },
+  {
+    panel: 'Get Request Latency 99th Quantile',
+    expr: `histogram_quantile(0.99, sum(rate(rest_client_request_duration_seconds_bucket{${SEL}, instance=~"$instance", verb="GET"}[5m])) by (verb, url, le))`,
+  },
   { panel: 'Memory', expr: `process_resident_memory_bytes{${SEL},instance=~"$instance"}` },
   { panel: 'CPU usage', expr: `rate(process_cpu_seconds_total{${SEL},instance=~"$instance"}[5m])` },
   { panel: 'Goroutines', expr: `go_goroutines{${SEL},instance=~"$instance"}` },

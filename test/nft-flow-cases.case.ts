@@ -26,7 +26,8 @@ export interface NftScenario extends Omit<FlowScenario, 'flows'> {
   readonly serviceCIDRs?: readonly string[];
 }
 
-const NO_SCTP_CLIENT = 'the traffic client speaks TCP and UDP only (Node.js has no SCTP sockets, and this kernel has no SCTP: socket() fails with EPROTONOSUPPORT)';
+const NO_SCTP_CLIENT =
+  'the traffic client speaks TCP and UDP only (Node.js has no SCTP sockets, and this kernel has no SCTP: socket() fails with EPROTONOSUPPORT)';
 
 const NO_LOCALHOST = 'nftables mode has no localhost NodePorts (upstream KEP-3866: it does not set route_localnet)';
 
@@ -37,7 +38,8 @@ export const NFT_DIFFERENCES: Readonly<Record<string, Readonly<Record<string, Nf
     'wrong port of a service IP is not captured': {
       expect: 'REJECT',
       skipKernel: null,
-      reason: 'cluster-ips-check rejects traffic to ports of a ClusterIP that no service uses (upstream: "Reject traffic to invalid ports of ClusterIPs")',
+      reason:
+        'cluster-ips-check rejects traffic to ports of a ClusterIP that no service uses (upstream: "Reject traffic to invalid ports of ClusterIPs")',
     },
   },
 };
@@ -67,7 +69,16 @@ export const NFT_ONLY: readonly NftScenario[] = [
     slices: clusterSlices,
     flows: [
       { name: 'pod -> ClusterIP still works', from: 'pod-a', to: '172.30.0.10', port: 80, expect: ['pod-b', 'pod-c'], masq: false },
-      { name: 'SCTP pod -> ClusterIP', from: 'pod-a', proto: 'SCTP', to: '172.30.0.12', port: 9999, expect: ['pod-b', 'pod-c'], masq: false, skipKernel: NO_SCTP_CLIENT },
+      {
+        name: 'SCTP pod -> ClusterIP',
+        from: 'pod-a',
+        proto: 'SCTP',
+        to: '172.30.0.12',
+        port: 9999,
+        expect: ['pod-b', 'pod-c'],
+        masq: false,
+        skipKernel: NO_SCTP_CLIENT,
+      },
       { name: 'TCP to an SCTP-only ClusterIP port: rejected', from: 'pod-a', to: '172.30.0.12', port: 9999, expect: 'REJECT' },
       { name: 'pod -> unallocated address of the ServiceCIDR: dropped', from: 'pod-a', to: '172.30.0.99', port: 80, expect: 'DROP' },
       { name: 'UDP to a TCP-only ClusterIP port: rejected', from: 'pod-a', proto: 'UDP', to: '172.30.0.10', port: 80, expect: 'REJECT' },
@@ -112,12 +123,18 @@ function withDifferences(s: FlowScenario): NftScenario {
       if (!d) return f;
       const { skipKernel: _skip, ...base } = f;
       const skip = d.skipKernel === undefined ? f.skipKernel : (d.skipKernel ?? undefined);
-      return { ...base, ...(d.expect !== undefined ? { expect: d.expect } : {}), ...(d.masq !== undefined ? { masq: d.masq } : {}), ...(skip ? { skipKernel: skip } : {}) };
+      return {
+        ...base,
+        ...(d.expect !== undefined ? { expect: d.expect } : {}),
+        ...(d.masq !== undefined ? { masq: d.masq } : {}),
+        ...(skip ? { skipKernel: skip } : {}),
+      };
     }),
   };
 }
 
 export function nftFlowScenarios(): readonly NftScenario[] {
-  for (const name of Object.keys(NFT_DIFFERENCES)) if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`NFT_DIFFERENCES names no scenario "${name}"`);
+  for (const name of Object.keys(NFT_DIFFERENCES))
+    if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`NFT_DIFFERENCES names no scenario "${name}"`);
   return [...SCENARIOS.map(withDifferences), ...NFT_ONLY];
 }

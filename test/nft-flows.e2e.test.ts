@@ -6,7 +6,7 @@
  * answer, what source they see, and which requests are rejected or dropped.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Nft, type Execer } from '../nftables/nft.ts';
+import { Nft } from '../nftables/nft.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
@@ -22,24 +22,44 @@ async function send(cluster: Cluster, flow: NftFlowCase, family: 'IPv4' | 'IPv6'
   const count = flow.sticky ? 12 : n > 1 ? 12 * n : n === 1 ? 4 : 2;
   const timeoutMs = flow.expect === 'DROP' ? 700 : 2000;
   const from =
-    flow.from === 'client' ? cluster.client!.ns : flow.from === 'node' || flow.from === 'localhost' ? cluster.node('node-1').ns : cluster.pod(flow.from).ns;
+    flow.from === 'client'
+      ? cluster.client!.ns
+      : flow.from === 'node' || flow.from === 'localhost'
+        ? cluster.node('node-1').ns
+        : cluster.pod(flow.from).ns;
   // Node traffic leaves from a secondary address, so masquerading (to the primary one) is visible.
   const sourceIp = flow.from === 'node' ? secondary(family) : undefined;
-  return request(cluster, from, { proto: flow.proto === 'UDP' ? 'udp' : 'tcp', ip: flow.to, port: flow.port, count, timeoutMs, ...(sourceIp ? { sourceIp } : {}) });
+  return request(cluster, from, {
+    proto: flow.proto === 'UDP' ? 'udp' : 'tcp',
+    ip: flow.to,
+    port: flow.port,
+    count,
+    timeoutMs,
+    ...(sourceIp ? { sourceIp } : {}),
+  });
 }
 
 function check(flow: NftFlowCase, results: readonly RequestResult[], family: 'IPv4' | 'IPv6'): void {
   const summary = results.map((r) => (r.ok ? `${r.pod} from ${r.client}` : r.error)).join(', ');
   if (flow.expect === 'REJECT' || flow.expect === 'NONE') {
     // REJECT: port unreachable from kube-proxy's rule; NONE: nothing listens on the untranslated address.
-    expect(results.every((r) => !r.ok && r.error === 'refused'), summary).toBe(true);
+    expect(
+      results.every((r) => !r.ok && r.error === 'refused'),
+      summary,
+    ).toBe(true);
     return;
   }
   if (flow.expect === 'DROP') {
-    expect(results.every((r) => !r.ok && r.error === 'timeout'), summary).toBe(true);
+    expect(
+      results.every((r) => !r.ok && r.error === 'timeout'),
+      summary,
+    ).toBe(true);
     return;
   }
-  expect(results.every((r) => r.ok), summary).toBe(true);
+  expect(
+    results.every((r) => r.ok),
+    summary,
+  ).toBe(true);
   const hit = new Set(results.map((r) => (r.ok ? r.pod : '')));
   if (flow.sticky) {
     expect(hit.size, summary).toBe(1);
@@ -68,15 +88,21 @@ describe('nftables packet flows through the kernel', () => {
       client: true,
       ipv6: true,
       nodes: [
-        { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: PODS['pod-a'].ip }, { name: 'pod-b', ip: PODS['pod-b'].ip }] },
+        {
+          name: 'node-1',
+          podCIDR: '10.244.1.0/24',
+          pods: [
+            { name: 'pod-a', ip: PODS['pod-a'].ip },
+            { name: 'pod-b', ip: PODS['pod-b'].ip },
+          ],
+        },
         { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
       ],
     });
     servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
     await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);
     await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY_6}/128`);
-    const exec: Execer = { run: (cmd, args, opts) => cluster.exec(cluster.node('node-1').ns, cmd, args, opts ?? {}) };
-    nft = new Nft(exec);
+    nft = new Nft(cluster.runnerIn(cluster.node('node-1').ns));
   });
   afterAll(async () => {
     await servers?.stop();

@@ -29,7 +29,14 @@ for (const scenario of nftFlowScenarios()) {
         const src = sourceInfo(flow.from, family);
         const r = traceNft(
           live,
-          { src: src.ip, dst: flow.to, protocol: flow.proto ?? 'TCP', dport: flow.port, origin: src.origin, ...(src.inInterface ? { inInterface: src.inInterface } : {}) },
+          {
+            src: src.ip,
+            dst: flow.to,
+            protocol: flow.proto ?? 'TCP',
+            dport: flow.port,
+            origin: src.origin,
+            ...(src.inInterface ? { inInterface: src.inInterface } : {}),
+          },
           { localAddresses: LOCAL_ADDRESSES },
         );
         check(flow, r);

@@ -16,12 +16,13 @@ import { kernelComment } from '../iptables/comment.ts';
 import { parseSave } from '../iptables/parse.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { findOption, parseRuleWords, tokenizeRule } from '../iptables/rule-words.ts';
-import { getChain, toRestoreText } from '../iptables/ruleset.ts';
+import { getChain } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { renderPortals } from '../userspace/portal-rules.ts';
 import { servicePort } from './domain.ts';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { diffCommand } from '../src/cmd/diff.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
@@ -31,7 +32,8 @@ import { podsHit, request } from './netns/traffic.ts';
 const POD_A = '10.244.1.2';
 const POD_B = '10.244.1.3';
 const POD_C = '10.244.2.2';
-const RESET = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
+const RESET =
+  '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
 /** [namespace, name, port name]: programmed, their text escaped and cut as iptables-save prints it. */
 const ODD: readonly (readonly [string, string, string])[] = [
@@ -73,12 +75,23 @@ function objects(extra: unknown[] = []): unknown[] {
   return [
     makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }),
     makeService('ns1', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
-    makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip: POD_A, nodeName: 'node-1' }, { ip: POD_B, nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
+    makeEndpointSlice('ns1', 'web', 'web-1', {
+      endpoints: [
+        { ip: POD_A, nodeName: 'node-1' },
+        { ip: POD_B, nodeName: 'node-1' },
+      ],
+      ports: [{ name: 'p80', port: 8080 }],
+    }),
     ...ODD.flatMap(([ns, name, port], i) => oddService(i, ns, name, port)),
     ...UNCARRIABLE.flatMap(([ns, name, port], i) => oddService(50 + i, ns, name, port)),
     // A `|` in the name: no endpoints (REJECT), and eTP Local with only a remote endpoint (DROP from outside).
     makeService('ns1', 'pi|pe', { clusterIP: '172.30.2.1', type: 'NodePort', ports: [{ name: 'p80', port: 80, nodePort: 30200 }] }),
-    makeService('ns1', 'lo|cal', { clusterIP: '172.30.2.2', type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'p80', port: 80, nodePort: 30201 }] }),
+    makeService('ns1', 'lo|cal', {
+      clusterIP: '172.30.2.2',
+      type: 'NodePort',
+      externalTrafficPolicy: 'Local',
+      ports: [{ name: 'p80', port: 80, nodePort: 30201 }],
+    }),
     makeEndpointSlice('ns1', 'lo|cal', 'lc', { endpoints: [{ ip: POD_C, nodeName: 'node-2' }], ports: [{ name: 'p80', port: 8080 }] }),
     ...extra,
   ];
@@ -100,7 +113,14 @@ beforeAll(async () => {
     prefix: 'kptodd',
     client: true,
     nodes: [
-      { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: POD_A }, { name: 'pod-b', ip: POD_B }] },
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: POD_A },
+          { name: 'pod-b', ip: POD_B },
+        ],
+      },
       { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: POD_C }] },
     ],
   });
@@ -123,18 +143,22 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       stdout: (t: string) => void out.push(t),
       stderr: (t: string) => void out.push(t),
       makeLogger: () => silentLogger(),
-      runner: cluster.runner,
-      netns: node(),
+      runner: cluster.runnerIn(node()),
       osHostname: () => 'node-1',
     });
 
     beforeAll(async () => {
       for (const b of ['nft', 'legacy'] as const) {
-        for (const family of ['IPv4', 'IPv6'] as const) await createIptables({ family, backend: b, runner: cluster.runner, netns: node() }).restore(RESET, { noflush: false, counters: false });
+        for (const family of ['IPv4', 'IPv6'] as const)
+          await createIptables({ family, backend: b, runner: cluster.runnerIn(node()) }).restore(RESET, { noflush: false, counters: false });
       }
       await write(objects());
-      agent = await startAgentProcess(node(), [...flags(), '--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
-        async () => (await hits('172.30.0.10', 2)).startsWith('pod-'), 30_000).catch((e: Error) => {
+      agent = await startAgentProcess(
+        node(),
+        [...flags(), '--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
+        async () => (await hits('172.30.0.10', 2)).startsWith('pod-'),
+        30_000,
+      ).catch((e: Error) => {
         throw new Error(`the plain service never worked next to the odd ones: ${e.message}`);
       });
     });
@@ -150,10 +174,16 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     });
 
     it('skips names no rule can carry, naming each object in a log line', () => {
-      const lines = agent!.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; object?: string; field?: string });
+      const lines = agent!
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string; object?: string; field?: string });
       for (const [ns, name, port] of UNCARRIABLE) {
         const want = port === 'p80' ? 'metadata.name' : 'spec.ports[0].name';
-        expect(lines, `${ns}/${name}`).toContainEqual(expect.objectContaining({ object: `Service ${ns}/${name}`, field: want, msg: expect.stringMatching(/^skipped: .*control character/s) }));
+        expect(lines, `${ns}/${name}`).toContainEqual(
+          expect.objectContaining({ object: `Service ${ns}/${name}`, field: want, msg: expect.stringMatching(/^skipped: .*control character/s) }),
+        );
       }
     });
 
@@ -164,17 +194,33 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       expect(code).toBe(0);
     });
 
-    it('userspace mode\'s portal rules carry the same names into the kernel', async () => {
-      const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: node() });
+    it("userspace mode's portal rules carry the same names into the kernel", async () => {
+      const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(node()) });
       const targets = ODD.map(([namespace, name, portName], i) => ({
-        service: servicePort({ key: `${namespace}/${name}:${portName}`, namespace, name, portName, clusterIP: `172.31.0.${i + 1}`, nodePort: 31000 + i, externalIPs: [`192.168.98.${i + 1}`] }),
-        internalPort: 36000 + i, externalPort: 36000 + i, nodePortHeld: true,
+        service: servicePort({
+          key: `${namespace}/${name}:${portName}`,
+          namespace,
+          name,
+          portName,
+          clusterIP: `172.31.0.${i + 1}`,
+          nodePort: 31000 + i,
+          externalIPs: [`192.168.98.${i + 1}`],
+        }),
+        internalPort: 36000 + i,
+        externalPort: 36000 + i,
+        nodePortHeld: true,
       }));
-      await ipt.restore(toRestoreText(renderPortals(targets, { family: 'IPv4', hostIP: '192.168.50.11', bindAddress: '0.0.0.0' }), { builtins: 'skip' }), { noflush: true, counters: false });
+      await ipt.restore(
+        toRestoreText(renderPortals(targets, { family: 'IPv4', hostIP: '192.168.50.11', bindAddress: '0.0.0.0' }), { builtins: 'skip' }),
+        { noflush: true, counters: false },
+      );
       const portals = getChain(parseSave(await ipt.save(['nat']), 'IPv4'), 'nat', 'KUBE-PORTALS-CONTAINER')!.rules;
       const comments = new Set(portals.map((r) => findOption(parseRuleWords(tokenizeRule(r)), 'comment', '--comment')?.values[0]));
       for (const t of targets) expect(comments.has(kernelComment(t.service.key)), t.service.key).toBe(true);
-      await ipt.restore('*nat\n:KUBE-PORTALS-CONTAINER - [0:0]\n:KUBE-PORTALS-HOST - [0:0]\n:KUBE-NODEPORT-CONTAINER - [0:0]\n:KUBE-NODEPORT-HOST - [0:0]\n-X KUBE-PORTALS-CONTAINER\n-X KUBE-PORTALS-HOST\n-X KUBE-NODEPORT-CONTAINER\n-X KUBE-NODEPORT-HOST\nCOMMIT\n*filter\n:KUBE-NODEPORT-NON-LOCAL - [0:0]\n-X KUBE-NODEPORT-NON-LOCAL\nCOMMIT\n', { noflush: true, counters: false });
+      await ipt.restore(
+        '*nat\n:KUBE-PORTALS-CONTAINER - [0:0]\n:KUBE-PORTALS-HOST - [0:0]\n:KUBE-NODEPORT-CONTAINER - [0:0]\n:KUBE-NODEPORT-HOST - [0:0]\n-X KUBE-PORTALS-CONTAINER\n-X KUBE-PORTALS-HOST\n-X KUBE-NODEPORT-CONTAINER\n-X KUBE-NODEPORT-HOST\nCOMMIT\n*filter\n:KUBE-NODEPORT-NON-LOCAL - [0:0]\n-X KUBE-NODEPORT-NON-LOCAL\nCOMMIT\n',
+        { noflush: true, counters: false },
+      );
     });
 
     it('keeps programming later changes next to the odd objects', async () => {
@@ -183,7 +229,12 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
         makeEndpointSlice('ns1', 'later', 'later-1', { endpoints: [{ ip: POD_B, nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
       ];
       await write(objects(later));
-      await waitFor('a service added later', async () => (await hits('172.30.0.11', 2)) === 'pod-b', 15_000, () => agent!.output().slice(-2000));
+      await waitFor(
+        'a service added later',
+        async () => (await hits('172.30.0.11', 2)) === 'pod-b',
+        15_000,
+        () => agent!.output().slice(-2000),
+      );
       expect(await diffCommand(flags(), io([]))).toBe(0);
       expect(agent!.output()).not.toMatch(/iptables-restore failed/);
     });

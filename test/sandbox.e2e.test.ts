@@ -51,7 +51,11 @@ async function leftovers(prefix: string): Promise<string[]> {
       // exited meanwhile
     }
   }
-  left.push(...readdirSync(tmpdir()).filter((d) => d.startsWith(`${prefix}-`)).map((d) => `directory ${d}`));
+  left.push(
+    ...readdirSync(tmpdir())
+      .filter((d) => d.startsWith(`${prefix}-`))
+      .map((d) => `directory ${d}`),
+  );
   return left;
 }
 
@@ -65,10 +69,22 @@ describe('npm start: the sandbox demo', () => {
       const code = await within(90_000, run.code, `sandbox --mode ${mode}`);
       const out = run.output();
       expect(code, out).toBe(0);
-      for (const step of ['1/7  Building the sandbox', `2/7  Starting kube-proxy-ts on node-1 and node-2 in ${mode} mode`, '3/7  The services', '4/7  ', '5/7  Real requests', '6/7  A change', '7/7  Cleaning up']) {
+      for (const step of [
+        '1/7  Building the sandbox',
+        `2/7  Starting kube-proxy-ts on node-1 and node-2 in ${mode} mode`,
+        '3/7  The services',
+        '4/7  ',
+        '5/7  Real requests',
+        '6/7  A change',
+        '7/7  Cleaning up',
+      ]) {
         expect(out).toContain(`[${mode}] ${step}`);
       }
-      expect(out).toMatch(mode === 'iptables' ? /-j DNAT --to-destination 10\.244\.2\.2:8080 +# pod-c \(node-2\)/ : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32 .*REDIRECT --to-ports \d+/);
+      expect(out).toMatch(
+        mode === 'iptables'
+          ? /-j DNAT --to-destination 10\.244\.2\.2:8080 +# pod-c \(node-2\)/
+          : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32 .*REDIRECT --to-ports \d+/,
+      );
       if (mode === 'iptables') expect(out).toContain('converged: the kernel holds exactly the desired rules');
       else expect(out).toMatch(/udp +0\.0\.0\.0:\d+ +proxy for 172\.30\.0\.53:53\/udp/);
       // Step 5: pods on both nodes answered, from a pod, from outside via node-2's node port, and over UDP.

@@ -17,13 +17,14 @@ import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
 import { NODE1_SECONDARY, nodes, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 
-
 /** Why a case cannot hold in userspace mode, or null when it runs. */
 export function userspaceSkip(flow: FlowCase, scenario: FlowScenario): string | null {
   if (flow.skipKernel) return flow.skipKernel;
   if (scenario.family === 'IPv6') return 'userspace mode is single-stack (primary family), as upstream';
-  if (scenario.flags && Object.keys(scenario.flags).length) return `${Object.keys(scenario.flags).join(', ')}: iptables-mode settings, not used by userspace mode`;
-  if (/loadBalancerSourceRanges|source not in ranges/.test(flow.name)) return 'userspace mode does not filter loadBalancerSourceRanges (neither did upstream)';
+  if (scenario.flags && Object.keys(scenario.flags).length)
+    return `${Object.keys(scenario.flags).join(', ')}: iptables-mode settings, not used by userspace mode`;
+  if (/loadBalancerSourceRanges|source not in ranges/.test(flow.name))
+    return 'userspace mode does not filter loadBalancerSourceRanges (neither did upstream)';
   if (flow.expect === 'NONE') return 'no rule expected: nothing to observe';
   if (flow.from === 'localhost') return 'localhost NodePorts are an iptables-mode feature (route_localnet)';
   return null;
@@ -37,7 +38,14 @@ beforeAll(async () => {
     prefix: 'kptus',
     client: true,
     nodes: [
-      { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: PODS['pod-a'].ip }, { name: 'pod-b', ip: PODS['pod-b'].ip }] },
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: PODS['pod-a'].ip },
+          { name: 'pod-b', ip: PODS['pod-b'].ip },
+        ],
+      },
       { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
     ],
   });
@@ -53,7 +61,14 @@ function send(flow: FlowCase): Promise<RequestResult[]> {
   const n = Array.isArray(flow.expect) ? flow.expect.length : 0;
   const count = flow.sticky ? 12 : n > 1 ? 6 * n : 3;
   const from = flow.from === 'client' ? cluster.client!.ns : flow.from === 'node' ? cluster.node('node-1').ns : cluster.pod(flow.from).ns;
-  return request(cluster, from, { proto: flow.proto === 'UDP' ? 'udp' : 'tcp', ip: flow.to, port: flow.port, count, timeoutMs: 1500, ...(flow.from === 'node' ? { sourceIp: NODE1_SECONDARY } : {}) });
+  return request(cluster, from, {
+    proto: flow.proto === 'UDP' ? 'udp' : 'tcp',
+    ip: flow.to,
+    port: flow.port,
+    count,
+    timeoutMs: 1500,
+    ...(flow.from === 'node' ? { sourceIp: NODE1_SECONDARY } : {}),
+  });
 }
 
 const scenario = SCENARIOS[0]!;
@@ -64,11 +79,28 @@ describe(`packet flows through userspace mode: ${scenario.name}`, () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kpt-us-'));
     await writeFile(join(dir, 'objects.yaml'), [...nodes(), ...scenario.services(), ...scenario.slices()].map((o) => dump(o)).join('---\n'));
-    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns });
-    agent = await startAgentProcess(cluster.node('node-1').ns, ['--mode=userspace', '--objects', dir,
-      '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--iptables-min-sync-period', '0s', '--udp-timeout', '1s',
-      '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
-    async () => /-A KUBE-PORTALS-CONTAINER .*172\.30\.0\.21/.test(await ipt.save(['nat'])));
+    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) });
+    agent = await startAgentProcess(
+      cluster.node('node-1').ns,
+      [
+        '--mode=userspace',
+        '--objects',
+        dir,
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--iptables-min-sync-period',
+        '0s',
+        '--udp-timeout',
+        '1s',
+        '--healthz-bind-address',
+        '127.0.0.1:10256',
+        '--metrics-bind-address',
+        '127.0.0.1:10249',
+      ],
+      async () => /-A KUBE-PORTALS-CONTAINER .*172\.30\.0\.21/.test(await ipt.save(['nat'])),
+    );
   });
   afterAll(async () => {
     await agent?.stop();
@@ -82,11 +114,17 @@ describe(`packet flows through userspace mode: ${scenario.name}`, () => {
       const summary = results.map((r) => (r.ok ? `${r.pod} from ${r.client}` : r.error)).join(', ');
       if (flow.expect === 'REJECT' || flow.expect === 'DROP') {
         // Userspace accepts the connection and closes it at once (or drops the datagram): the client gets nothing.
-        expect(results.every((r) => !r.ok), summary).toBe(true);
+        expect(
+          results.every((r) => !r.ok),
+          summary,
+        ).toBe(true);
         return;
       }
       if (!Array.isArray(flow.expect)) return;
-      expect(results.every((r) => r.ok), summary).toBe(true);
+      expect(
+        results.every((r) => r.ok),
+        summary,
+      ).toBe(true);
       const hit = new Set(results.map((r) => (r.ok ? r.pod : '')));
       if (flow.sticky) expect(hit.size, summary).toBe(1);
       else expect([...hit].sort(), summary).toEqual([...flow.expect].sort());

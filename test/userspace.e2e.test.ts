@@ -35,13 +35,20 @@ beforeAll(async () => {
     prefix: 'kptus2',
     client: true,
     nodes: [
-      { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: POD['pod-a'] }, { name: 'pod-b', ip: POD['pod-b'] }] },
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: POD['pod-a'] },
+          { name: 'pod-b', ip: POD['pod-b'] },
+        ],
+      },
       { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: POD['pod-c'] }] },
     ],
   });
   servers = await cluster.startPodServers({ tcp: [8080], udp: [8080], echo: [9000] });
   node1 = cluster.node('node-1').ns;
-  ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runner, netns: node1 });
+  ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(node1) });
   dir = await mkdtemp(join(tmpdir(), 'kpt-us2-'));
 });
 afterAll(async () => {
@@ -62,7 +69,10 @@ function objects(o: Objects = {}): unknown[] {
     makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }),
     makeService('ns1', 'retry', { clusterIP: '172.30.0.11', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
     // 10.244.1.99 does not exist (dial timeout), 10.244.1.1 is the node's bridge address with nothing on 8080 (refused).
-    makeEndpointSlice('ns1', 'retry', 'retry-1', { endpoints: ['10.244.1.99', '10.244.1.1', POD['pod-c']].map((i) => ({ ip: i, nodeName: 'node-1' })), ports: [{ name: 'http', port: 8080 }] }),
+    makeEndpointSlice('ns1', 'retry', 'retry-1', {
+      endpoints: ['10.244.1.99', '10.244.1.1', POD['pod-c']].map((i) => ({ ip: i, nodeName: 'node-1' })),
+      ports: [{ name: 'http', port: 8080 }],
+    }),
   ];
   if (o.withWeb !== false) {
     docs.push(
@@ -78,13 +88,23 @@ function objects(o: Objects = {}): unknown[] {
       }),
       makeEndpointSlice('ns1', 'web', 'web-1', {
         endpoints: webPods.map((p) => ({ ip: ip(p), nodeName: p === 'pod-c' ? 'node-2' : 'node-1' })),
-        ports: [{ name: 'http', port: 8080 }, { name: 'echo', port: 9000 }, { name: 'dns', port: 8080, protocol: 'UDP' }],
+        ports: [
+          { name: 'http', port: 8080 },
+          { name: 'echo', port: 9000 },
+          { name: 'dns', port: 8080, protocol: 'UDP' },
+        ],
       }),
     );
   }
   return docs;
 }
-const write = (o: Objects = {}) => writeFile(join(dir, 'objects.yaml'), objects(o).map((d) => dump(d)).join('---\n'));
+const write = (o: Objects = {}) =>
+  writeFile(
+    join(dir, 'objects.yaml'),
+    objects(o)
+      .map((d) => dump(d))
+      .join('---\n'),
+  );
 
 async function stream(ns: string, spec: Record<string, unknown>): Promise<Record<string, unknown>> {
   const r = await cluster.exec(ns, process.execPath, [STREAM_CLIENT, JSON.stringify(spec)], { timeoutMs: 90_000 });
@@ -93,7 +113,9 @@ async function stream(ns: string, spec: Record<string, unknown>): Promise<Record
 
 /** A connection that stays open: resolves `opened` once connected, `result` when holdMs is over. */
 function hold(ns: string, spec: Record<string, unknown>) {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, STREAM_CLIENT, JSON.stringify({ kind: 'hold', ...spec })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, STREAM_CLIENT, JSON.stringify({ kind: 'hold', ...spec })], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   let onOpen: () => void = () => undefined;
   const opened = new Promise<void>((r) => (onOpen = r));
@@ -101,18 +123,40 @@ function hold(ns: string, spec: Record<string, unknown>) {
     out += d.toString();
     if (out.includes('open\n')) onOpen();
   });
-  const result = new Promise<Record<string, unknown>>((resolve) => child.on('exit', () => resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>)));
+  const result = new Promise<Record<string, unknown>>((resolve) =>
+    child.on('exit', () => resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>)),
+  );
   return { opened, result };
 }
 
-const agentArgs = (mode: string, extra: string[] = []) => [`--mode=${mode}`, '--objects', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16',
-  '--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249', ...extra];
-const portalFor = (ip: string, port: number) => new RegExp(`-A KUBE-PORTALS-CONTAINER .*-d ${ip.replace(/\./g, '\\.')}/32 .*--dport ${port} .*REDIRECT --to-ports (\\d+)`);
+const agentArgs = (mode: string, extra: string[] = []) => [
+  `--mode=${mode}`,
+  '--objects',
+  dir,
+  '--hostname-override',
+  'node-1',
+  '--cluster-cidr',
+  '10.244.0.0/16',
+  '--iptables-min-sync-period',
+  '0s',
+  '--healthz-bind-address',
+  '127.0.0.1:10256',
+  '--metrics-bind-address',
+  '127.0.0.1:10249',
+  ...extra,
+];
+const portalFor = (ip: string, port: number) =>
+  new RegExp(`-A KUBE-PORTALS-CONTAINER .*-d ${ip.replace(/\./g, '\\.')}/32 .*--dport ${port} .*REDIRECT --to-ports (\\d+)`);
 async function nat(): Promise<string> {
   return ipt.save(['nat']);
 }
 async function metricsText(): Promise<string> {
-  const r = await cluster.exec(node1, process.execPath, ['-e', "fetch('http://127.0.0.1:10249/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"], { timeoutMs: 10_000 });
+  const r = await cluster.exec(
+    node1,
+    process.execPath,
+    ['-e', "fetch('http://127.0.0.1:10249/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"],
+    { timeoutMs: 10_000 },
+  );
   return r.stdout;
 }
 
@@ -120,14 +164,19 @@ describe('userspace mode: streams, retries and changes', () => {
   let agent: AgentProcess;
   beforeAll(async () => {
     await write();
-    agent = await startAgentProcess(node1, agentArgs('userspace', ['--udp-timeout', '1s']), async () => portalFor('172.30.0.10', 9000).test(await nat()));
+    agent = await startAgentProcess(node1, agentArgs('userspace', ['--udp-timeout', '1s']), async () =>
+      portalFor('172.30.0.10', 9000).test(await nat()),
+    );
   });
   afterAll(async () => {
     await agent?.stop();
   });
 
   it('carries 32 MiB to an echo pod and back intact (sha256), from a pod and from outside through the node port', async () => {
-    for (const [ns, ip, port] of [[cluster.pod('pod-a').ns, '172.30.0.10', 9000], [cluster.client!.ns, '192.168.50.11', 30900]] as const) {
+    for (const [ns, ip, port] of [
+      [cluster.pod('pod-a').ns, '172.30.0.10', 9000],
+      [cluster.client!.ns, '192.168.50.11', 30900],
+    ] as const) {
       const r = await stream(ns, { kind: 'bulk', ip, port, bytes: 32 << 20 });
       expect(r.ok, JSON.stringify(r)).toBe(true);
       expect(r.receivedBytes).toBe(32 << 20);
@@ -146,7 +195,10 @@ describe('userspace mode: streams, retries and changes', () => {
 
   it('skips dead endpoints by retrying: every request reaches the live pod', async () => {
     const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.11', port: 80, count: 9, timeoutMs: 5000 });
-    expect(rs.every((r) => r.ok), JSON.stringify(rs)).toBe(true);
+    expect(
+      rs.every((r) => r.ok),
+      JSON.stringify(rs),
+    ).toBe(true);
     expect([...podsHit(rs).keys()]).toEqual(['pod-c']);
     const m = await metricsText();
     expect(m).toMatch(/kubeproxy_ts_userspace_dial_failures_total\{service="ns1\/retry:http"\} [1-9]/);
@@ -154,10 +206,16 @@ describe('userspace mode: streams, retries and changes', () => {
 
   it('answers UDP from the service address (the client socket is connected to it) and spreads sessions', async () => {
     const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'udp', ip: '172.30.0.10', port: 53, count: 12, timeoutMs: 1500 });
-    expect(rs.every((r) => r.ok), JSON.stringify(rs)).toBe(true);
+    expect(
+      rs.every((r) => r.ok),
+      JSON.stringify(rs),
+    ).toBe(true);
     expect(podsHit(rs).size).toBeGreaterThan(1);
     const outside = await request(cluster, cluster.client!.ns, { proto: 'udp', ip: '192.168.50.11', port: 30053, count: 3, timeoutMs: 1500 });
-    expect(outside.every((r) => r.ok), JSON.stringify(outside)).toBe(true);
+    expect(
+      outside.every((r) => r.ok),
+      JSON.stringify(outside),
+    ).toBe(true);
   });
 
   it('counts connections and bytes per service port', async () => {
@@ -190,7 +248,10 @@ describe('userspace mode: streams, retries and changes', () => {
     expect(portalFor('172.30.0.10', 80).test(text)).toBe(false);
     expect(portalFor('172.30.0.10', 81).exec(text)?.[1]).not.toBe(before);
     const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.10', port: 81, count: 3 });
-    expect(rs.every((r) => r.ok && r.pod === 'pod-c'), JSON.stringify(rs)).toBe(true);
+    expect(
+      rs.every((r) => r.ok && r.pod === 'pod-c'),
+      JSON.stringify(rs),
+    ).toBe(true);
     const old = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 1, timeoutMs: 1000 });
     expect(old[0]!.ok).toBe(false);
   });
@@ -224,7 +285,10 @@ describe('userspace mode: --proxy-port-range', () => {
       for (const p of used) expect(p >= 40000 && p <= 40002, `proxy port ${p}`).toBe(true);
       expect(agent.child.exitCode).toBe(null);
       const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.11', port: 80, count: 2, timeoutMs: 5000 });
-      expect(rs.every((r) => r.ok), JSON.stringify(rs)).toBe(true);
+      expect(
+        rs.every((r) => r.ok),
+        JSON.stringify(rs),
+      ).toBe(true);
     } finally {
       await agent.stop();
     }

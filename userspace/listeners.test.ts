@@ -20,9 +20,15 @@ function harness(failPorts: number[] = []) {
 describe('Listeners', () => {
   it('opens new listeners, keeps existing ones, closes removed ones and frees their ports', async () => {
     const { listeners, opened, closed } = harness();
-    let r = await listeners.reconcile([{ id: 'a', protocol: 'TCP', service: 'ns/a' }, { id: 'b', protocol: 'UDP', service: 'ns/b' }]);
+    let r = await listeners.reconcile([
+      { id: 'a', protocol: 'TCP', service: 'ns/a' },
+      { id: 'b', protocol: 'UDP', service: 'ns/b' },
+    ]);
     expect(Object.fromEntries(r.ports)).toEqual({ a: 5000, b: 5001 });
-    r = await listeners.reconcile([{ id: 'b', protocol: 'UDP', service: 'ns/b' }, { id: 'c', protocol: 'TCP', service: 'ns/c' }]);
+    r = await listeners.reconcile([
+      { id: 'b', protocol: 'UDP', service: 'ns/b' },
+      { id: 'c', protocol: 'TCP', service: 'ns/c' },
+    ]);
     expect(r).toMatchObject({ opened: ['c'], closed: ['a'] });
     expect(Object.fromEntries(r.ports)).toEqual({ b: 5001, c: 5000 });
     expect(opened).toEqual(['a@5000', 'b@5001', 'c@5000']);

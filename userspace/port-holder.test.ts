@@ -16,11 +16,20 @@ describe('NodePortHolder', () => {
   it('holds TCP and UDP node ports so nothing else can bind them, and lets them go', async () => {
     const holder = new NodePortHolder({ family: 'IPv4', host: '127.0.0.1' });
     const port = await freePort();
-    expect(await holder.reconcile([{ port, protocol: 'TCP' }, { port, protocol: 'UDP' }])).toEqual(new Map());
+    expect(
+      await holder.reconcile([
+        { port, protocol: 'TCP' },
+        { port, protocol: 'UDP' },
+      ]),
+    ).toEqual(new Map());
     const intruder = createServer();
-    await expect(new Promise((resolve, reject) => intruder.once('error', reject).listen(port, '127.0.0.1', () => resolve(null)))).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await expect(
+      new Promise((resolve, reject) => intruder.once('error', reject).listen(port, '127.0.0.1', () => resolve(null))),
+    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
     const udp = createSocket('udp4');
-    await expect(new Promise((resolve, reject) => udp.once('error', reject).bind(port, '127.0.0.1', () => resolve(null)))).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await expect(new Promise((resolve, reject) => udp.once('error', reject).bind(port, '127.0.0.1', () => resolve(null)))).rejects.toMatchObject({
+      code: 'EADDRINUSE',
+    });
     udp.close();
     await holder.reconcile([]);
     await new Promise<void>((resolve, reject) => intruder.once('error', reject).listen(port, '127.0.0.1', () => resolve()));

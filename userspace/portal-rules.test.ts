@@ -1,20 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse.ts';
-import { getChain, toRestoreText } from '../iptables/ruleset.ts';
+import { getChain } from '../iptables/ruleset.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
 import { trace } from '../iptables/trace.ts';
 import { servicePort } from '../test/domain.ts';
 import { renderPortals } from './portal-rules.ts';
 
-// The example of reference userspace-mode.md §2.3.
+// Upstream's portal rule shapes (pkg/proxy/userspace/proxier.go, iptablesContainerPortalArgs and friends) for default/web:http.
 const web = servicePort({
-  key: 'default/web:http', namespace: 'default', name: 'web', portName: 'http', clusterIP: '10.0.0.10', port: 80,
-  nodePort: 30080, externalIPs: ['203.0.113.7'], loadBalancerVIPs: ['198.51.100.9'],
+  key: 'default/web:http',
+  namespace: 'default',
+  name: 'web',
+  portName: 'http',
+  clusterIP: '10.0.0.10',
+  port: 80,
+  nodePort: 30080,
+  externalIPs: ['203.0.113.7'],
+  loadBalancerVIPs: ['198.51.100.9'],
 });
-const rs = renderPortals([{ service: web, internalPort: 36123, externalPort: 36123, nodePortHeld: true }], { family: 'IPv4', hostIP: '192.168.1.5', bindAddress: '0.0.0.0' });
+const rs = renderPortals([{ service: web, internalPort: 36123, externalPort: 36123, nodePortHeld: true }], {
+  family: 'IPv4',
+  hostIP: '192.168.1.5',
+  bindAddress: '0.0.0.0',
+});
 
 describe('renderPortals', () => {
-  it('writes upstream\'s portal rules', () => {
+  it("writes upstream's portal rules", () => {
     const S = '-m comment --comment default/web:http -p tcp -m tcp --dport';
     expect(getChain(rs, 'nat', 'KUBE-PORTALS-CONTAINER')?.rules).toEqual([
       `${S} 80 -d 10.0.0.10/32 -j REDIRECT --to-ports 36123`,
@@ -33,7 +45,11 @@ describe('renderPortals', () => {
   });
 
   it('DNATs container traffic to a specific --bind-address and leaves out node ports it could not hold', () => {
-    const r = renderPortals([{ service: web, internalPort: 4000, externalPort: 4001, nodePortHeld: false }], { family: 'IPv4', hostIP: '192.168.1.5', bindAddress: '192.168.1.5' });
+    const r = renderPortals([{ service: web, internalPort: 4000, externalPort: 4001, nodePortHeld: false }], {
+      family: 'IPv4',
+      hostIP: '192.168.1.5',
+      bindAddress: '192.168.1.5',
+    });
     expect(getChain(r, 'nat', 'KUBE-PORTALS-CONTAINER')?.rules[0]).toMatch(/-d 10.0.0.10\/32 -j DNAT --to-destination 192.168.1.5:4000$/);
     expect(getChain(r, 'nat', 'KUBE-PORTALS-CONTAINER')?.rules[1]).toMatch(/-d 198.51.100.9\/32 -j DNAT --to-destination 192.168.1.5:4001$/);
     expect(getChain(r, 'nat', 'KUBE-NODEPORT-CONTAINER')?.rules).toEqual([]);
@@ -43,11 +59,23 @@ describe('renderPortals', () => {
     const fake = new FakeIptables({ family: 'IPv4' });
     await fake.restore(toRestoreText(rs, { builtins: 'insert' }), { noflush: true, counters: false });
     const live = parseSave(await fake.save(), 'IPv4');
-    const fromPod = trace(live, { src: '10.244.1.2', dst: '10.0.0.10', protocol: 'TCP', dport: 80, origin: 'external', inInterface: 'cbr0' }, { localAddresses: ['192.168.1.5'] });
+    const fromPod = trace(
+      live,
+      { src: '10.244.1.2', dst: '10.0.0.10', protocol: 'TCP', dport: 80, origin: 'external', inInterface: 'cbr0' },
+      { localAddresses: ['192.168.1.5'] },
+    );
     expect(fromPod.branches).toMatchObject([{ verdict: 'ACCEPT', redirected: true, dnat: { port: 36123 } }]);
-    const fromNode = trace(live, { src: '192.168.1.5', dst: '10.0.0.10', protocol: 'TCP', dport: 80, origin: 'local' }, { localAddresses: ['192.168.1.5'] });
+    const fromNode = trace(
+      live,
+      { src: '192.168.1.5', dst: '10.0.0.10', protocol: 'TCP', dport: 80, origin: 'local' },
+      { localAddresses: ['192.168.1.5'] },
+    );
     expect(fromNode.endpoints).toEqual(['192.168.1.5:36123']);
-    const nodePort = trace(live, { src: '203.0.113.50', dst: '192.168.1.5', protocol: 'TCP', dport: 30080, origin: 'external', inInterface: 'eth0' }, { localAddresses: ['192.168.1.5'] });
+    const nodePort = trace(
+      live,
+      { src: '203.0.113.50', dst: '192.168.1.5', protocol: 'TCP', dport: 30080, origin: 'external', inInterface: 'eth0' },
+      { localAddresses: ['192.168.1.5'] },
+    );
     expect(nodePort.branches).toMatchObject([{ verdict: 'ACCEPT', redirected: true, dnat: { port: 36123 } }]);
   });
 });
@@ -80,7 +108,11 @@ describe('renderPortals: externalTrafficPolicy Local (separate external listener
   });
 
   it('without local-traffic detection, containers all go to the external listener', () => {
-    const none = renderPortals([{ service: web, internalPort: 36123, externalPort: 36124, nodePortHeld: true }], { family: 'IPv4', hostIP: '192.168.1.5', bindAddress: '0.0.0.0' });
+    const none = renderPortals([{ service: web, internalPort: 36123, externalPort: 36124, nodePortHeld: true }], {
+      family: 'IPv4',
+      hostIP: '192.168.1.5',
+      bindAddress: '0.0.0.0',
+    });
     expect(getChain(none, 'nat', 'KUBE-NODEPORT-CONTAINER')!.rules).toEqual([expect.stringMatching(/--to-ports 36124$/)]);
   });
 });

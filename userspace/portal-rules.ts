@@ -1,7 +1,7 @@
 /**
  * Userspace mode's iptables rules (pure): "portals" that send traffic for a
  * service's IPs and node port to the proxy's own listener, in upstream's
- * chains and rule shapes (reference userspace-mode.md §2):
+ * chains and rule shapes (upstream pkg/proxy/userspace/proxier.go, 1.22):
  * - KUBE-PORTALS-CONTAINER (from PREROUTING: pods, other hosts) REDIRECTs to
  *   the listener (replies leave by the interface the request came in on);
  * - KUBE-PORTALS-HOST (from OUTPUT: the node itself) DNATs to hostIP:port
@@ -18,8 +18,10 @@ import {
   KUBE_NODEPORT_NON_LOCAL,
   KUBE_PORTALS_CONTAINER,
   KUBE_PORTALS_HOST,
+  USERSPACE_JUMP_RULES,
 } from '../iptables/chains.ts';
 import { commentMatch } from '../iptables/comment.ts';
+import { jumpChains } from '../iptables/jumps.ts';
 import type { Chain, Ruleset } from '../iptables/ruleset.ts';
 
 export interface PortalTarget {
@@ -50,7 +52,8 @@ export interface PortalOptions {
 export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions): Ruleset {
   const plen = o.family === 'IPv4' ? 32 : 128;
   const anyBind = o.bindAddress === '0.0.0.0' || o.bindAddress === '::' || o.bindAddress === '';
-  const container = (port: number): string => (anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${endpointString({ ip: o.bindAddress, port })}`);
+  const container = (port: number): string =>
+    anyBind ? `-j REDIRECT --to-ports ${port}` : `-j DNAT --to-destination ${endpointString({ ip: o.bindAddress, port })}`;
   const host = (port: number): string => `-j DNAT --to-destination ${endpointString({ ip: o.hostIP, port })}`;
 
   const portalsContainer: string[] = [];
@@ -88,24 +91,15 @@ export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions
     }
   }
 
-  const clusterIPs = '-m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules"';
-  const nodePorts = '-m addrtype --dst-type LOCAL -m comment --comment "handle service NodePorts; NOTE: this must be the last rule in the chain"';
   const user = (name: string, rules: string[]): Chain => ({ name, policy: null, rules });
   return {
     family: o.family,
     tables: [
-      {
-        name: 'filter',
-        chains: [
-          { name: 'INPUT', policy: 'ACCEPT', rules: [`-m comment --comment "Ensure that non-local NodePort traffic can flow" -j ${KUBE_NODEPORT_NON_LOCAL}`] },
-          user(KUBE_NODEPORT_NON_LOCAL, nonLocal),
-        ],
-      },
+      { name: 'filter', chains: [...jumpChains(USERSPACE_JUMP_RULES, 'filter'), user(KUBE_NODEPORT_NON_LOCAL, nonLocal)] },
       {
         name: 'nat',
         chains: [
-          { name: 'PREROUTING', policy: 'ACCEPT', rules: [`${clusterIPs} -j ${KUBE_PORTALS_CONTAINER}`, `${nodePorts} -j ${KUBE_NODEPORT_CONTAINER}`] },
-          { name: 'OUTPUT', policy: 'ACCEPT', rules: [`${clusterIPs} -j ${KUBE_PORTALS_HOST}`, `${nodePorts} -j ${KUBE_NODEPORT_HOST}`] },
+          ...jumpChains(USERSPACE_JUMP_RULES, 'nat'),
           user(KUBE_PORTALS_CONTAINER, portalsContainer),
           user(KUBE_PORTALS_HOST, portalsHost),
           user(KUBE_NODEPORT_CONTAINER, nodeportContainer),

@@ -111,4 +111,3 @@ export function parseEndpoint(s: string): Endpoint | null {
 export function unmapIP(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
-

@@ -103,9 +103,23 @@ describe('TcpProxy', () => {
     expect(await exchange(p.port, 'one')).toBe('A:one');
     expect(await exchange(p.port, 'two')).toBe('B:two');
     expect(await exchange(p.port, 'three')).toBe('A:three');
-    expect(picks).toEqual([['127.0.0.1', 0], ['127.0.0.1', 0], ['127.0.0.1', 0]]);
+    expect(picks).toEqual([
+      ['127.0.0.1', 0],
+      ['127.0.0.1', 0],
+      ['127.0.0.1', 0],
+    ]);
     await until(() => p.activeConnections === 0);
-    expect(events.map((e) => e.type)).toEqual(['accepted', 'connected', 'closed', 'accepted', 'connected', 'closed', 'accepted', 'connected', 'closed']);
+    expect(events.map((e) => e.type)).toEqual([
+      'accepted',
+      'connected',
+      'closed',
+      'accepted',
+      'connected',
+      'closed',
+      'accepted',
+      'connected',
+      'closed',
+    ]);
     expect(closedOf(events)[1]).toMatchObject({ id: 'ns/svc:http', endpoint: b.endpoint, reason: 'done', bytesToEndpoint: 3, bytesToClient: 5 });
   });
 
@@ -124,7 +138,14 @@ describe('TcpProxy', () => {
     const { p, events } = await proxy({ pick: (_ip, attempt) => ({ endpoint: attempt === 0 ? `127.0.0.1:${dead}` : live.endpoint }) });
     expect(await exchange(p.port, 'hi')).toBe('L:hi');
     expect(events.filter((e) => e.type === 'dial-failed')).toEqual([
-      { type: 'dial-failed', id: 'ns/svc:http', client: expect.stringMatching(/^127\.0\.0\.1:\d+$/), endpoint: `127.0.0.1:${dead}`, attempt: 0, code: 'ECONNREFUSED' },
+      {
+        type: 'dial-failed',
+        id: 'ns/svc:http',
+        client: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        endpoint: `127.0.0.1:${dead}`,
+        attempt: 0,
+        code: 'ECONNREFUSED',
+      },
     ]);
     expect(events.find((e) => e.type === 'connected')).toMatchObject({ attempt: 1, endpoint: live.endpoint });
   });
@@ -271,7 +292,9 @@ describe('TcpProxy', () => {
     await until(() => closedOf(events).length === 1);
     expect(closedOf(events)[0]).toMatchObject({ reason: 'done', bytesToEndpoint: SIZE, bytesToClient: SIZE });
     expect(maxBuffered).toBeLessThan(2 << 20);
-    console.log(`64 MiB each way through TcpProxy: ${((2 * SIZE) / 2 ** 20 / secs).toFixed(0)} MiB/s total, max buffered in proxy ${(maxBuffered / 1024).toFixed(0)} KiB`);
+    console.log(
+      `64 MiB each way through TcpProxy: ${((2 * SIZE) / 2 ** 20 / secs).toFixed(0)} MiB/s total, max buffered in proxy ${(maxBuffered / 1024).toFixed(0)} KiB`,
+    );
   }, 20_000);
 
   it('close() stops accepting and frees the port but leaves open connections; closeAll() ends them', async () => {

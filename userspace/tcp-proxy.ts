@@ -4,7 +4,7 @@
  * (one attempt per entry of `dialTimeoutsMs`, default 250/500/1000/2000 ms;
  * a pick error aborts at once), then copies bytes both ways.
  *
- * Where it differs from upstream (reference userspace-mode.md §1.4-1.6):
+ * Where it differs from upstream (pkg/proxy/userspace/proxysocket.go, TryConnectEndpoints):
  * - accepting is never serialized behind dialing: every connection dials on
  *   its own, so one slow endpoint does not stall the listener;
  * - half-close is real: a FIN from one side is passed on (end()) while the

@@ -53,7 +53,8 @@ function request(client: Socket, port: number, msg: Buffer | string, ms = 1000):
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ofType = <T extends ProxyEvent['type']>(events: ProxyEvent[], type: T) => events.filter((e): e is Extract<ProxyEvent, { type: T }> => e.type === type);
+const ofType = <T extends ProxyEvent['type']>(events: ProxyEvent[], type: T) =>
+  events.filter((e): e is Extract<ProxyEvent, { type: T }> => e.type === type);
 
 describe('UdpProxy', () => {
   it('forwards datagrams and sends replies from the listener address', async () => {
@@ -65,7 +66,9 @@ describe('UdpProxy', () => {
     expect(r1?.from).toMatchObject({ address: '127.0.0.1', port: p.port });
     expect((await request(c, p.port, 'again'))?.msg.toString()).toBe('A:again');
     expect(p.activeSessions).toBe(1);
-    expect(ofType(events, 'udp-session-start')).toEqual([{ type: 'udp-session-start', id: 'ns/dns:dns', client: `127.0.0.1:${c.address().port}`, endpoint: a }]);
+    expect(ofType(events, 'udp-session-start')).toEqual([
+      { type: 'udp-session-start', id: 'ns/dns:dns', client: `127.0.0.1:${c.address().port}`, endpoint: a },
+    ]);
     await p.close();
     expect(ofType(events, 'udp-session-end')).toMatchObject([
       { reason: 'shutdown', datagramsToEndpoint: 2, datagramsToClient: 2, bytesToEndpoint: 9, bytesToClient: 13 },

@@ -9,7 +9,12 @@
  */
 import { connect } from 'node:net';
 
-interface Spec { kind: 'bulk' | 'rate' | 'latency'; port: number; seconds: number; concurrency?: number }
+interface Spec {
+  kind: 'bulk' | 'rate' | 'latency';
+  port: number;
+  seconds: number;
+  concurrency?: number;
+}
 const spec = JSON.parse(process.argv[2]!) as Spec;
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 
@@ -50,7 +55,10 @@ function rate(): void {
     const s = connect({ host: '127.0.0.1', port: spec.port });
     let got = '';
     s.on('data', (d: Buffer) => (got += d.toString()));
-    s.on('error', () => { failed++; s.destroy(); });
+    s.on('error', () => {
+      failed++;
+      s.destroy();
+    });
     s.on('close', () => {
       if (got === 'ok\n') done++;
       once();

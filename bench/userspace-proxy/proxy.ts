@@ -9,7 +9,12 @@ import { TcpProxy } from '../../userspace/tcp-proxy.ts';
 const listen = Number(process.argv[2]);
 const target = Number(process.argv[3]);
 for (let i = 0; i < 3; i++) {
-  const proxy = new TcpProxy({ id: `bench/p${i}:tcp/TCP/${listen + i}`, host: '127.0.0.1', port: listen + i, pick: () => ({ endpoint: `127.0.0.1:${target + i}` }) });
+  const proxy = new TcpProxy({
+    id: `bench/p${i}:tcp/TCP/${listen + i}`,
+    host: '127.0.0.1',
+    port: listen + i,
+    pick: () => ({ endpoint: `127.0.0.1:${target + i}` }),
+  });
   await proxy.listen();
 }
 process.stdout.write('ready\n');

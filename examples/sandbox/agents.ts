@@ -71,22 +71,38 @@ export async function natTable(cluster: Cluster, agent: Agent): Promise<string> 
 }
 
 /** Polls until the nat table routes every address in `addresses`; returns the time it took. */
-export async function waitProgrammed(cluster: Cluster, agent: Agent, addresses: readonly string[], signal: AbortSignal, timeoutMs = 30_000): Promise<number> {
+export async function waitProgrammed(
+  cluster: Cluster,
+  agent: Agent,
+  addresses: readonly string[],
+  signal: AbortSignal,
+  timeoutMs = 30_000,
+): Promise<number> {
   const t0 = Date.now();
   for (;;) {
     signal.throwIfAborted();
     if (agent.child.exitCode !== null || agent.child.signalCode !== null) {
-      throw new Error(`kube-proxy-ts on ${agent.node} exited (${agent.child.exitCode ?? agent.child.signalCode}) before writing its rules:\n${tail(agent.output())}`);
+      throw new Error(
+        `kube-proxy-ts on ${agent.node} exited (${agent.child.exitCode ?? agent.child.signalCode}) before writing its rules:\n${tail(agent.output())}`,
+      );
     }
     if (/"msg":"starting kube-proxy-ts"/.test(agent.output())) {
       const nat = await natTable(cluster, agent).catch(() => '');
       if (addresses.every((a) => nat.includes(`-d ${a}/32`))) return Date.now() - t0;
     }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`kube-proxy-ts on ${agent.node} wrote no rules for ${addresses.join(', ')} within ${timeoutMs / 1000} s:\n${tail(agent.output())}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(
+        `kube-proxy-ts on ${agent.node} wrote no rules for ${addresses.join(', ')} within ${timeoutMs / 1000} s:\n${tail(agent.output())}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 export function tail(text: string, lines = 15): string {
-  return text.trim().split('\n').slice(-lines).map((l) => `  | ${l}`).join('\n');
+  return text
+    .trim()
+    .split('\n')
+    .slice(-lines)
+    .map((l) => `  | ${l}`)
+    .join('\n');
 }

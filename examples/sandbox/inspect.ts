@@ -25,7 +25,12 @@ export function serviceRules(nat: string, service: string): string[] {
   const rules = nat.split('\n').filter((l) => l.startsWith('-A '));
   const about = (l: string): boolean => l.includes(`"${service}:`) || l.includes(` ${service}:`);
   // The service's own chains (some of their rules carry no comment), and its entries in the shared chains.
-  const own = new Set(rules.filter(about).map((l) => l.split(' ')[1]!).filter((c) => /^KUBE-(SVC|EXT|SEP)-/.test(c)));
+  const own = new Set(
+    rules
+      .filter(about)
+      .map((l) => l.split(' ')[1]!)
+      .filter((c) => /^KUBE-(SVC|EXT|SEP)-/.test(c)),
+  );
   const mine = rules.filter((l) => own.has(l.split(' ')[1]!) || (/^-A KUBE-(SERVICES|NODEPORTS) /.test(l) && about(l)));
   const sepPod = new Map<string, string>();
   for (const l of mine) {
@@ -58,13 +63,20 @@ export function portalRules(nat: string): string[] {
 export async function listeners(cluster: Cluster, agent: Agent, nat: string): Promise<string[]> {
   const r = await cluster.exec(agent.ns, 'ss', ['-H', '-ltnup'], { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`ss in ${agent.ns}: ${r.stderr.trim()}`);
-  const purpose = new Map<string, string>([['10256', 'health server (/healthz)'], ['10249', 'metrics server (/metrics)']]);
+  const purpose = new Map<string, string>([
+    ['10256', 'health server (/healthz)'],
+    ['10249', 'metrics server (/metrics)'],
+  ]);
   for (const l of portalRules(nat)) {
     const to = /--to-ports (\d+)/.exec(l)?.[1];
     const proto = /-p (tcp|udp)/.exec(l)?.[1] ?? '';
     const dport = /--dport (\d+)/.exec(l)?.[1] ?? '';
     const dst = /-d ([\d.]+)\/32/.exec(l)?.[1];
-    if (to) purpose.set(to, `proxy for ${dst ? `${dst}:${dport}` : `node port ${dport}`}/${proto}${purpose.has(to) ? ` and ${purpose.get(to)!.replace(/^proxy for /, '')}` : ''}`);
+    if (to)
+      purpose.set(
+        to,
+        `proxy for ${dst ? `${dst}:${dport}` : `node port ${dport}`}/${proto}${purpose.has(to) ? ` and ${purpose.get(to)!.replace(/^proxy for /, '')}` : ''}`,
+      );
     if (!dst && dport) purpose.set(dport, `held open: node port ${dport}/${proto} is taken by the service`);
   }
   return r.stdout
@@ -81,8 +93,13 @@ export async function listeners(cluster: Cluster, agent: Agent, nat: string): Pr
 
 /** `kube-proxy-ts diff` inside the node's namespace: exit code and output lines. */
 export async function diffNode(cluster: Cluster, agent: Agent, objectsDir: string): Promise<{ code: number; lines: string[] }> {
-  const r = await cluster.exec(agent.ns, process.execPath, [MAIN, 'diff', ...agentArgs('iptables', objectsDir, agent.node).slice(2)], { timeoutMs: 30_000 });
-  const lines = `${r.stdout}${r.stderr}`.trim().split('\n').filter((l) => l !== '');
+  const r = await cluster.exec(agent.ns, process.execPath, [MAIN, 'diff', ...agentArgs('iptables', objectsDir, agent.node).slice(2)], {
+    timeoutMs: 30_000,
+  });
+  const lines = `${r.stdout}${r.stderr}`
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '');
   return { code: r.code, lines: lines.length > 8 ? [...lines.slice(0, 8), `... (${lines.length - 8} more lines)`] : lines };
 }
 
@@ -94,7 +111,7 @@ export async function showRules(story: Story, cluster: Cluster, agent: Agent, ob
   story.command(`ip netns exec ${agent.ns} iptables-save -t nat    # web's rules, comments and masquerade marks left out`);
   story.output(rules);
   story.line(`(${all - rules.length} more nat rules: dns's, the masquerade marks, the jumps from PREROUTING and OUTPUT; and a filter table)`);
-  story.line('A packet to 172.30.0.10:80 jumps to web\'s service chain, which picks an endpoint at random, then DNATs to the pod.');
+  story.line("A packet to 172.30.0.10:80 jumps to web's service chain, which picks an endpoint at random, then DNATs to the pod.");
   story.command(`ip netns exec ${agent.ns} node src/main.ts diff --objects DIR --hostname-override ${agent.node} ...`);
   const diff = await diffNode(cluster, agent, objectsDir);
   story.output(diff.lines);

@@ -17,8 +17,23 @@ export const CLUSTER_CIDR = '10.244.0.0/16';
 
 /** toolbox sends requests and serves nothing; pod-a..pod-d run the pod servers. */
 export const NODES: readonly NodeSpec[] = [
-  { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'toolbox', ip: '10.244.1.9' }, { name: 'pod-a', ip: '10.244.1.2' }, { name: 'pod-b', ip: '10.244.1.3' }] },
-  { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: '10.244.2.2' }, { name: 'pod-d', ip: '10.244.2.3' }] },
+  {
+    name: 'node-1',
+    podCIDR: '10.244.1.0/24',
+    pods: [
+      { name: 'toolbox', ip: '10.244.1.9' },
+      { name: 'pod-a', ip: '10.244.1.2' },
+      { name: 'pod-b', ip: '10.244.1.3' },
+    ],
+  },
+  {
+    name: 'node-2',
+    podCIDR: '10.244.2.0/24',
+    pods: [
+      { name: 'pod-c', ip: '10.244.2.2' },
+      { name: 'pod-d', ip: '10.244.2.3' },
+    ],
+  },
 ];
 export const SERVING_PODS = ['pod-a', 'pod-b', 'pod-c', 'pod-d'] as const;
 /** Ports the pod servers listen on (the services' target ports). */
@@ -76,7 +91,9 @@ export async function serviceRows(file: string): Promise<string[][]> {
     .filter((d) => d.kind === 'Service')
     .map((svc) => {
       const spec = svc['spec'] as { type?: string; clusterIP?: string; ports?: ServicePort[] };
-      const ports = (spec.ports ?? []).map((p) => `${p.port}/${p.protocol ?? 'TCP'}${p.nodePort ? ` (node port ${p.nodePort})` : ''} -> ${p.targetPort ?? p.port}`);
+      const ports = (spec.ports ?? []).map(
+        (p) => `${p.port}/${p.protocol ?? 'TCP'}${p.nodePort ? ` (node port ${p.nodePort})` : ''} -> ${p.targetPort ?? p.port}`,
+      );
       const endpoints = ((sliceOf(docs, svc.metadata?.name ?? '')?.['endpoints'] ?? []) as SliceEndpoint[]).map(
         (e) => `${e.targetRef?.name ?? podByIP(e.addresses[0] ?? '')}@${e.nodeName ?? '?'}`,
       );

@@ -55,18 +55,27 @@ export async function preflight(io: PreflightIO): Promise<string | null> {
   if (process.getuid?.() !== 0) {
     return [
       'the sandbox needs root: it creates network namespaces and writes iptables rules inside them',
-      '(never in this machine\'s own network namespace). Run it as root, e.g.:  sudo npm start',
+      "(never in this machine's own network namespace). Run it as root, e.g.:  sudo npm start",
     ].join('\n');
   }
 
   const missing = missingPackages();
   if (missing.length > 0) {
-    if (which('apt-get') === null) return `missing ${missing.join(', ')} (commands: ip, ss, iptables-*-restore, conntrack) and no apt-get to install them: install them and re-run.`;
+    if (which('apt-get') === null)
+      return `missing ${missing.join(', ')} (commands: ip, ss, iptables-*-restore, conntrack) and no apt-get to install them: install them and re-run.`;
     io.say(`installing ${missing.join(', ')} with apt-get (missing on this machine) ...`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    for (const args of [['update', '-q'], ['install', '-y', '-q', '--no-install-recommends', ...missing]]) {
+    for (const args of [
+      ['update', '-q'],
+      ['install', '-y', '-q', '--no-install-recommends', ...missing],
+    ]) {
       const r = await execa('apt-get', args, { env, reject: false, stdin: 'ignore', all: true, timeout: INSTALL_TIMEOUT_MS });
-      if (r.exitCode !== 0) return `apt-get ${args.join(' ')} failed (exit ${r.exitCode ?? r.signal}):\n${String(r.all ?? '').trim().split('\n').slice(-15).join('\n')}`;
+      if (r.exitCode !== 0)
+        return `apt-get ${args.join(' ')} failed (exit ${r.exitCode ?? r.signal}):\n${String(r.all ?? '')
+          .trim()
+          .split('\n')
+          .slice(-15)
+          .join('\n')}`;
     }
     const still = missingPackages();
     if (still.length > 0) return `still missing after apt-get install: ${still.join(', ')}`;
@@ -75,7 +84,8 @@ export async function preflight(io: PreflightIO): Promise<string | null> {
 
   if (!existsSync('/proc/sys/net/bridge')) {
     io.say('loading the br_netfilter kernel module (bridged pod traffic must pass through iptables) ...');
-    const r = which('modprobe') === null ? null : await execa('modprobe', ['br_netfilter'], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
+    const r =
+      which('modprobe') === null ? null : await execa('modprobe', ['br_netfilter'], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
     if (!existsSync('/proc/sys/net/bridge')) {
       return `the br_netfilter kernel module is not loaded and cannot be loaded${r ? `: ${String(r.all ?? '').trim()}` : ' (no modprobe)'}.\nLoad it on the host (modprobe br_netfilter) and re-run.`;
     }

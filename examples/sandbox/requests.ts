@@ -50,7 +50,13 @@ export interface Outcome {
 }
 
 export async function send(cluster: Cluster, path: Path, count: number, timeoutMs = 1000): Promise<Outcome> {
-  const results: RequestResult[] = await request(cluster, path.fromNs(cluster), { proto: path.proto, ip: path.ip, port: path.port, count, timeoutMs });
+  const results: RequestResult[] = await request(cluster, path.fromNs(cluster), {
+    proto: path.proto,
+    ip: path.ip,
+    port: path.port,
+    count,
+    timeoutMs,
+  });
   const errors = errorsSeen(results);
   return { hits: podsHit(results), failed: [...errors.values()].reduce((a, b) => a + b, 0), errors };
 }
@@ -68,13 +74,22 @@ export function problems(o: Outcome, endpoints: readonly string[]): string[] {
  * Sends small batches along `path` until one is answered by `added` and never
  * by `removed` (without failures); resolves to the time since `since`.
  */
-export async function waitFollowed(cluster: Cluster, path: Path, change: { remove: string; add: string }, since: number, signal: AbortSignal, timeoutMs = 20_000): Promise<number> {
+export async function waitFollowed(
+  cluster: Cluster,
+  path: Path,
+  change: { remove: string; add: string },
+  since: number,
+  signal: AbortSignal,
+  timeoutMs = 20_000,
+): Promise<number> {
   for (;;) {
     signal.throwIfAborted();
     const o = await send(cluster, path, 6, 500);
     if (o.failed === 0 && o.hits.has(change.add) && !o.hits.has(change.remove)) return Date.now() - since;
     if (Date.now() - since > timeoutMs) {
-      throw new Error(`${path.via}: traffic did not follow the change within ${timeoutMs / 1000} s (last answers: ${[...o.hits].map(([p, n]) => `${p} x${n}`).join(', ') || 'none'})`);
+      throw new Error(
+        `${path.via}: traffic did not follow the change within ${timeoutMs / 1000} s (last answers: ${[...o.hits].map(([p, n]) => `${p} x${n}`).join(', ') || 'none'})`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -40,7 +40,11 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
   story.table(
     ['NAMESPACE', 'WHAT', 'ADDRESSES'],
     [
-      ...cluster.nodes.map((n) => [n.ns, n.name, `${n.ip}; bridge ${n.bridge} ${n.gateway}/24 for pods: ${n.pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`]),
+      ...cluster.nodes.map((n) => [
+        n.ns,
+        n.name,
+        `${n.ip}; bridge ${n.bridge} ${n.gateway}/24 for pods: ${n.pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`,
+      ]),
       [cluster.client!.ns, 'outside client', `${cluster.client!.ip}; routes ${cluster.client!.routes[0]} (service IPs) via node-1`],
       [cluster.underlay.ns, 'the network', `bridge ${cluster.underlay.bridge} ${cluster.underlay.gateway}/24 between the nodes and the client`],
     ],
@@ -55,10 +59,15 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
   const file = await copyObjects(res.dir);
   for (const n of NODES) res.agents.push(startAgent(cluster, n.name, mode, res.dir));
   story.command(`ip netns exec ${res.agents[0]!.ns} ${res.agents[0]!.argv.join(' ')}`);
-  story.line(`(the same on ${res.agents[1]!.ns} with --hostname-override node-2; ${res.dir} holds a copy of ${OBJECTS_SOURCE.replace(/.*\/examples\//, 'examples/')})`);
+  story.line(
+    `(the same on ${res.agents[1]!.ns} with --hostname-override node-2; ${res.dir} holds a copy of ${OBJECTS_SOURCE.replace(/.*\/examples\//, 'examples/')})`,
+  );
   const addresses = [WEB.clusterIP, DNS.clusterIP];
   const ready = await Promise.all(res.agents.map((a) => waitProgrammed(cluster, a, addresses, signal)));
-  for (const [i, a] of res.agents.entries()) story.ok(`${a.node}: ${mode === 'iptables' ? 'rules' : 'listeners and portal rules'} for every service in place ${seconds(ready[i]!)} after start`);
+  for (const [i, a] of res.agents.entries())
+    story.ok(
+      `${a.node}: ${mode === 'iptables' ? 'rules' : 'listeners and portal rules'} for every service in place ${seconds(ready[i]!)} after start`,
+    );
 
   story.step('The services (what an API server would hold; here the file both agents watch)');
   story.table(['NAME', 'TYPE', 'CLUSTER IP', 'PORTS', 'ENDPOINTS (pod@node)'], await serviceRows(file));
@@ -75,7 +84,11 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
 
   story.step('Real requests (each pod server answers with its name)');
   const endpoints = { web: ['pod-a', 'pod-b', 'pod-c'], dns: ['pod-b', 'pod-d'] };
-  const batches: [Path, number, readonly string[]][] = [[POD_TO_WEB, 30, endpoints.web], [OUTSIDE_TO_NODEPORT, 30, endpoints.web], [POD_TO_DNS, 20, endpoints.dns]];
+  const batches: [Path, number, readonly string[]][] = [
+    [POD_TO_WEB, 30, endpoints.web],
+    [OUTSIDE_TO_NODEPORT, 30, endpoints.web],
+    [POD_TO_DNS, 20, endpoints.dns],
+  ];
   const before = found.length;
   const nodesSeen = new Set<string>();
   for (const [path, count, expect] of batches) {
@@ -86,7 +99,8 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
     check(path.title.split(' ').slice(0, 6).join(' '), problems(o, expect));
     signal.throwIfAborted();
   }
-  if (found.length === before && nodesSeen.size === NODES.length) story.ok(`every request answered by an endpoint of its service, pods on ${[...nodesSeen].sort().join(' and ')} alike`);
+  if (found.length === before && nodesSeen.size === NODES.length)
+    story.ok(`every request answered by an endpoint of its service, pods on ${[...nodesSeen].sort().join(' and ')} alike`);
 
   story.step(`A change: ${CHANGE.remove} is replaced by ${CHANGE.add} (node-2) in web's EndpointSlice`);
   t0 = Date.now();

@@ -100,7 +100,11 @@ export function seconds(ms: number): string {
  *   pod-a  node-1   9  #########
  * Pods listed in `expect` that got nothing are shown with 0; failures last.
  */
-export function hitLines(hits: ReadonlyMap<string, number>, nodeOf: (pod: string) => string, opts: { expect?: readonly string[]; failed?: number } = {}): string[] {
+export function hitLines(
+  hits: ReadonlyMap<string, number>,
+  nodeOf: (pod: string) => string,
+  opts: { expect?: readonly string[]; failed?: number } = {},
+): string[] {
   const names = [...new Set([...(opts.expect ?? []), ...hits.keys()])].sort();
   const width = Math.max(...names.map((n) => n.length), 5);
   const lines = names.map((name) => {

@@ -8,7 +8,7 @@ import { diffRulesets, formatDiff } from '../../iptables/diff.ts';
 import { parseSave } from '../../iptables/parse.ts';
 import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
-import { probeNode } from '../node-probe.ts';
+import { probeNode } from '../../iptables/node-probe.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
@@ -22,7 +22,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   for (const warning of loaded.warnings) log.warn(warning);
   const runner = io.runner ?? createExecaRunner();
   const objects = await currentObjects(config, io, log);
-  const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });
+  const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,

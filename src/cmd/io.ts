@@ -3,20 +3,18 @@
  * real thing; tests provide buffers and fakes.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from '../log.ts';
-import type { Clock } from '../system/clock.ts';
-import type { CommandRunner } from '../system/exec.ts';
+import type { Logger } from '../../proxier/log.ts';
+import type { Clock } from '../../proxier/clock.ts';
+import type { CommandRunner } from '../../proxier/exec.ts';
 
 export interface CommandIO {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly makeLogger: (verbosity: number) => Logger;
   readonly osHostname?: () => string;
-  /** For commands that act on the node (run, cleanup, diff). */
+  /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */
   readonly runner?: CommandRunner;
   readonly clock?: Clock;
-  /** Network namespace to act in (demo, tests); the caller's own when absent. */
-  readonly netns?: string;
   /** Builds API access from --kubeconfig / --master / in-cluster settings. */
   readonly kubeConfig?: (opts: { kubeconfig: string; master: string }) => KubeConfig;
   /** Resolves with the signal name when the process is asked to stop (SIGTERM, SIGINT). */

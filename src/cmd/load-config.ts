@@ -26,7 +26,12 @@ export interface Loaded {
 }
 
 /** Returns the loaded config, or an exit code after printing the error. */
-export async function loadConfig(argv: readonly string[], extraSpecs: readonly FlagSpec[], io: CommandIO, opts: { positionals?: boolean } = {}): Promise<Loaded | number> {
+export async function loadConfig(
+  argv: readonly string[],
+  extraSpecs: readonly FlagSpec[],
+  io: CommandIO,
+  opts: { positionals?: boolean } = {},
+): Promise<Loaded | number> {
   try {
     const parsed = parseFlags(argv, [...AGENT_FLAGS, ...extraSpecs]);
     if (!opts.positionals && parsed.positionals.length > 0) throw new FlagError('', `unexpected argument "${parsed.positionals[0]}"`);
@@ -50,7 +55,15 @@ export async function loadConfig(argv: readonly string[], extraSpecs: readonly F
       fromFile = file.values;
       ({ values, ignored } = mergeConfig(file.values, agentValues));
     }
-    return { config: configFromValues(values, fromFile, configPath), extra, positionals: parsed.positionals, ignored, values, configPath: configPath ?? null, warnings };
+    return {
+      config: configFromValues(values, fromFile, configPath),
+      extra,
+      positionals: parsed.positionals,
+      ignored,
+      values,
+      configPath: configPath ?? null,
+      warnings,
+    };
   } catch (err) {
     if (err instanceof FlagError || err instanceof ConfigError) {
       io.stderr(`error: ${err.message}\n`);
@@ -61,7 +74,11 @@ export async function loadConfig(argv: readonly string[], extraSpecs: readonly F
 }
 
 /** configFromFlags, with an error about a value from the file naming the file and the field too. */
-function configFromValues(values: ReadonlyMap<string, FlagValue>, fromFile: ReadonlyMap<string, FlagValue>, configPath: string | undefined): ProxyConfig {
+function configFromValues(
+  values: ReadonlyMap<string, FlagValue>,
+  fromFile: ReadonlyMap<string, FlagValue>,
+  configPath: string | undefined,
+): ProxyConfig {
   try {
     return configFromFlags(values);
   } catch (err) {

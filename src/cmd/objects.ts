@@ -6,7 +6,7 @@
 import type { ProxyConfig } from '../config.ts';
 import { nodeNameFor } from '../desired.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../proxier/log.ts';
 import { createApiSource } from '../sources/api-source.ts';
 import { OBJECT_KINDS, type ObjectKind } from '../sources/events.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';
@@ -38,7 +38,13 @@ export async function currentObjects(config: ProxyConfig, io: CommandIO, log: Lo
     await Promise.race([
       all,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`could not list ${OBJECT_KINDS.filter((k) => !synced.has(k)).join(', ')} from the API server within ${timeoutMs / 1000}s`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`could not list ${OBJECT_KINDS.filter((k) => !synced.has(k)).join(', ')} from the API server within ${timeoutMs / 1000}s`),
+            ),
+          timeoutMs,
+        );
       }),
     ]);
   } finally {

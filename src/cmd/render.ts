@@ -3,7 +3,7 @@
  * the agent would write for the objects in FILE. stdout holds only restore
  * input (IPv4 document, then IPv6); logs go to stderr.
  */
-import { toRestoreText } from '../../iptables/ruleset.ts';
+import { toRestoreText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
@@ -38,14 +38,19 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   });
   for (const p of desired.problems) log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
   if (desired.nodeMissing) {
-    log.warn({ node: desired.nodeName }, `no Node object named "${desired.nodeName}" in ${config.objects}: no node addresses, NodePorts match LOCAL addresses only (use --hostname-override)`);
+    log.warn(
+      { node: desired.nodeName },
+      `no Node object named "${desired.nodeName}" in ${config.objects}: no node addresses, NodePorts match LOCAL addresses only (use --hostname-override)`,
+    );
   }
   const family = extra.get('ip-family') as string | undefined;
   for (const r of desired.renders) {
     if (family && r.ruleset.family !== family) continue;
     for (const w of r.warnings) log.warn({ ipFamily: r.ruleset.family }, w);
     const services = desired.snapshots.find((s) => s.family === r.ruleset.family)?.services.length ?? 0;
-    io.stdout(`# kube-proxy-ts ${r.ruleset.family} ruleset for node ${desired.nodeName}: ${services} service ports, local traffic detection: ${r.localDetector.description}\n`);
+    io.stdout(
+      `# kube-proxy-ts ${r.ruleset.family} ruleset for node ${desired.nodeName}: ${services} service ports, local traffic detection: ${r.localDetector.description}\n`,
+    );
     io.stdout(toRestoreText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }));
   }
   return 0;

@@ -14,10 +14,11 @@ import { startAgent } from '../agent.ts';
 import { configDocument } from '../config-file.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
 import { realClock } from '../system/clock.ts';
-import { createExecaRunner, type CommandRunner } from '../system/exec.ts';
+import type { CommandRunner } from '../../proxier/exec.ts';
+import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../proxier/log.ts';
 
 export async function runCommand(argv: readonly string[], io: CommandIO): Promise<number> {
   const loaded = await loadConfig(argv, [], io);
@@ -40,17 +41,13 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
 
   const agent = await startAgent(config, {
     runner,
-    ...(io.netns ? { netns: io.netns } : {}),
     clock: io.clock ?? realClock,
     logger: log,
-    osHostname: io.osHostname ?? (() => (process.env['HOSTNAME'] ?? 'localhost')),
+    osHostname: io.osHostname ?? (() => process.env['HOSTNAME'] ?? 'localhost'),
     kubeConfig: () => (io.kubeConfig ?? loadKubeConfig)({ kubeconfig: config.kubeconfig, master: config.master }),
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
   });
-  const reason = await Promise.race([
-    (io.stopSignal ?? (() => new Promise<string>(() => {})))(),
-    configChanged(loaded.configPath, log),
-  ]);
+  const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), configChanged(loaded.configPath, log)]);
   log.info({ reason }, 'stopping');
   await agent.stop();
   return 0;
@@ -72,7 +69,7 @@ async function cleanup(runner: CommandRunner, io: CommandIO, log: Logger): Promi
   let failures = 0;
   for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     for (const family of ['IPv4', 'IPv6'] as const) {
-      const ipt = createIptables({ family, backend, runner, ...(io.netns ? { netns: io.netns } : {}) });
+      const ipt = createIptables({ family, backend, runner });
       try {
         const removed = await removeKubeProxyRules(ipt);
         if (removed) log.info({ backend, ipFamily: family, chains: removed }, 'removed kube-proxy rules');

@@ -6,15 +6,17 @@
  * rules it matched. The same tracer the test suite uses.
  */
 import { parseSave } from '../../iptables/parse.ts';
-import { trace, type TracePacket } from '../../iptables/trace.ts';
+import { trace } from '../../iptables/trace.ts';
+import type { TracePacket } from '../../proxier/trace-result.ts';
 import { formatTrace } from '../../iptables/trace-format.ts';
 import type { Ruleset } from '../../iptables/ruleset.ts';
 import { parseIP } from '../../proxier/ip.ts';
 import type { Protocol } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import type { FlagSpec } from '../flags.ts';
-import { probeNode } from '../node-probe.ts';
-import { createExecaRunner, type CommandRunner } from '../system/exec.ts';
+import { probeNode } from '../../iptables/node-probe.ts';
+import type { CommandRunner } from '../../proxier/exec.ts';
+import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { usage } from './render.ts';
@@ -23,7 +25,13 @@ import { readObjects } from '../sources/read-objects.ts';
 export const TRACE_FLAGS: readonly FlagSpec[] = [
   { name: 'src', type: 'string', default: '', help: 'trace: source IP of the packet' },
   { name: 'dst', type: 'string', default: '', help: 'trace: destination IP:PORT[/TCP|UDP|SCTP] (IPv6 as [ip]:port)' },
-  { name: 'origin', type: 'string', default: '', values: ['', 'local', 'external'], help: 'trace: generated on the node (local) or arriving (external); default: local when --src is a node address' },
+  {
+    name: 'origin',
+    type: 'string',
+    default: '',
+    values: ['', 'local', 'external'],
+    help: 'trace: generated on the node (local) or arriving (external); default: local when --src is a node address',
+  },
   { name: 'in-interface', type: 'string', default: '', help: 'trace: interface the packet arrives on (for -i matches)' },
 ];
 
@@ -34,8 +42,8 @@ export function parseDestination(text: string): { ip: string; port: number; prot
   return { ip: ip.text, port: Number(m[3]), protocol: (m[4]?.toUpperCase() ?? 'TCP') as Protocol };
 }
 
-async function liveLocalAddresses(runner: CommandRunner, netns?: string): Promise<string[]> {
-  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000, ...(netns ? { netns } : {}) }).catch(() => null);
+async function liveLocalAddresses(runner: CommandRunner): Promise<string[]> {
+  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000 }).catch(() => null);
   if (!r || r.code !== 0) return [];
   const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
@@ -56,25 +64,36 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
   let ruleset: Ruleset | undefined;
   let local: string[];
   if (config.objects) {
-    const desired = desiredFromObjects(await readObjects(config.objects), config, { randomFully: true, ...(io.osHostname ? { osHostname: io.osHostname } : {}) });
+    const desired = desiredFromObjects(await readObjects(config.objects), config, {
+      randomFully: true,
+      ...(io.osHostname ? { osHostname: io.osHostname } : {}),
+    });
     ruleset = desired.renders.find((r) => r.ruleset.family === src.family)?.ruleset;
     local = [...(desired.snapshots[0]?.node.addresses ?? [])];
     io.stdout(`Ruleset: rendered from ${config.objects} for node ${desired.nodeName}\n`);
   } else {
     const runner = io.runner ?? createExecaRunner();
-    const probe = await probeNode({ runner, ...(io.netns ? { netns: io.netns } : {}), logger: log, backend: config.iptablesBackend });
+    const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
     const ipt = probe.handles.get(src.family);
     if (ipt) ruleset = parseSave(await ipt.save(['filter', 'nat']), src.family);
-    local = await liveLocalAddresses(runner, io.netns);
+    local = await liveLocalAddresses(runner);
     io.stdout(`Ruleset: live (${probe.backend} backend)\n`);
   }
   if (!ruleset) {
     io.stderr(`error: no ${src.family} ruleset to trace\n`);
     return 1;
   }
-  const origin = (extra.get('origin') as string) || (local.includes(src.text) || src.text === '127.0.0.1' || src.text === '::1' ? 'local' : 'external');
+  const origin =
+    (extra.get('origin') as string) || (local.includes(src.text) || src.text === '127.0.0.1' || src.text === '::1' ? 'local' : 'external');
   const inInterface = extra.get('in-interface') as string | undefined;
-  const packet: TracePacket = { src: src.text, dst: dst.ip, protocol: dst.protocol, dport: dst.port, origin: origin as 'local' | 'external', ...(inInterface ? { inInterface } : {}) };
+  const packet: TracePacket = {
+    src: src.text,
+    dst: dst.ip,
+    protocol: dst.protocol,
+    dport: dst.port,
+    origin: origin as 'local' | 'external',
+    ...(inInterface ? { inInterface } : {}),
+  };
   io.stdout(formatTrace(trace(ruleset, packet, { localAddresses: local }), packet));
   return 0;
 }

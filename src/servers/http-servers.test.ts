@@ -4,7 +4,17 @@ import { healthHandler, listen, metricsHandler, type RunningServer } from './htt
 import { createMetrics } from './metrics.ts';
 import type { NodeInfo } from '../../proxier/types.ts';
 
-const node: NodeInfo = { name: 'n', known: true, addresses: [], primaryIP: null, labels: {}, zone: null, podCIDRs: [], deleting: false, toBeDeletedByAutoscaler: false };
+const node: NodeInfo = {
+  name: 'n',
+  known: true,
+  addresses: [],
+  primaryIP: null,
+  labels: {},
+  zone: null,
+  podCIDRs: [],
+  deleting: false,
+  toBeDeletedByAutoscaler: false,
+};
 
 describe('health and metrics servers', () => {
   let servers: RunningServer[] = [];
@@ -27,7 +37,11 @@ describe('health and metrics servers', () => {
     expect((await get('/livez')).code).toBe(200);
     expect(await get('/healthz')).toMatchObject({ code: 503, body: { nodeEligible: false, healthy: false } });
     state.syncNode(node);
-    expect(await get('/healthz')).toMatchObject({ code: 200, type: 'application/json', body: { nodeEligible: true, healthy: true, status: { IPv4: { healthy: true } } } });
+    expect(await get('/healthz')).toMatchObject({
+      code: 200,
+      type: 'application/json',
+      body: { nodeEligible: true, healthy: true, status: { IPv4: { healthy: true } } },
+    });
     // A change queued and not synced for longer than the timeout makes it unhealthy.
     state.queuedUpdate('IPv4');
     now += 59_000;

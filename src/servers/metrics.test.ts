@@ -35,9 +35,16 @@ describe('the kubernetes-mixin proxy dashboard', () => {
   it('reads the metric names and filter labels of every panel', () => {
     const names = new Set(KUBE_PROXY_DASHBOARD.flatMap((q) => metricNames(q.expr)));
     expect([...names].sort()).toEqual([
-      'go_goroutines', 'kubeproxy_network_programming_duration_seconds_bucket', 'kubeproxy_network_programming_duration_seconds_count',
-      'kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_duration_seconds_count', 'process_cpu_seconds_total',
-      'process_resident_memory_bytes', 'rest_client_request_duration_seconds_bucket', 'rest_client_requests_total', 'up',
+      'go_goroutines',
+      'kubeproxy_network_programming_duration_seconds_bucket',
+      'kubeproxy_network_programming_duration_seconds_count',
+      'kubeproxy_sync_proxy_rules_duration_seconds_bucket',
+      'kubeproxy_sync_proxy_rules_duration_seconds_count',
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'rest_client_request_duration_seconds_bucket',
+      'rest_client_requests_total',
+      'up',
     ]);
     expect(matcherLabels(KUBE_PROXY_DASHBOARD.find((q) => q.panel === 'Post Request Latency 99th Quantile')!.expr)).toEqual(['verb']);
     expect(matcherLabels(KUBE_PROXY_DASHBOARD.find((q) => q.panel === 'Kube API Request Rate')!.expr)).toEqual(['code']);
@@ -55,7 +62,11 @@ describe('the kubernetes-mixin proxy dashboard', () => {
         if (NOT_EXPORTED[name]) continue;
         const samples = lines.filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
         expect(samples.length, `${q.panel}: ${name}`).toBeGreaterThan(0);
-        for (const label of matcherLabels(q.expr)) expect(samples.some((l) => l.includes(`${label}="`)), `${q.panel}: ${name}{${label}}`).toBe(true);
+        for (const label of matcherLabels(q.expr))
+          expect(
+            samples.some((l) => l.includes(`${label}="`)),
+            `${q.panel}: ${name}{${label}}`,
+          ).toBe(true);
       }
     }
   });

@@ -24,39 +24,130 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export function createMetrics(registry: Registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
   const registers = [registry];
   const syncBuckets = exponentialBuckets(0.001, 2, 15);
-  const hist = (name: string, help: string, buckets = syncBuckets) =>
-    new Histogram({ name, help, labelNames: ['ip_family'], buckets, registers });
+  const hist = (name: string, help: string, buckets = syncBuckets) => new Histogram({ name, help, labelNames: ['ip_family'], buckets, registers });
   const m = {
     registry,
     syncProxyRulesLatency: hist('kubeproxy_sync_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds'),
     syncFullProxyRulesLatency: hist('kubeproxy_sync_full_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds for full resyncs'),
-    syncPartialProxyRulesLatency: hist('kubeproxy_sync_partial_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds for partial resyncs'),
-    networkProgrammingLatency: hist('kubeproxy_network_programming_duration_seconds', 'In Cluster Network Programming Latency in seconds', networkProgrammingBuckets()),
-    syncProxyRulesLastTimestamp: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', labelNames: ['ip_family'], registers }),
-    syncProxyRulesLastQueuedTimestamp: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', labelNames: ['ip_family'], registers }),
-    endpointChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers }),
-    endpointChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers }),
-    serviceChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers }),
-    serviceChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers }),
-    iptablesRulesTotal: new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy', labelNames: ['table', 'ip_family'], registers }),
-    iptablesRulesLast: new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_last', help: 'Number of iptables rules written by kube-proxy in last sync', labelNames: ['table', 'ip_family'], registers }),
-    iptablesRestoreFailuresTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', labelNames: ['ip_family'], registers }),
-    iptablesPartialRestoreFailuresTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', help: 'Cumulative proxy iptables partial restore failures', labelNames: ['ip_family'], registers }),
-    noLocalEndpointsTotal: new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy', 'ip_family'], registers }),
-    healthzTotal: new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers }),
+    syncPartialProxyRulesLatency: hist(
+      'kubeproxy_sync_partial_proxy_rules_duration_seconds',
+      'SyncProxyRules latency in seconds for partial resyncs',
+    ),
+    networkProgrammingLatency: hist(
+      'kubeproxy_network_programming_duration_seconds',
+      'In Cluster Network Programming Latency in seconds',
+      networkProgrammingBuckets(),
+    ),
+    syncProxyRulesLastTimestamp: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      help: 'The last time proxy rules were successfully synced',
+      labelNames: ['ip_family'],
+      registers,
+    }),
+    syncProxyRulesLastQueuedTimestamp: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
+      help: 'The last time a sync of proxy rules was queued',
+      labelNames: ['ip_family'],
+      registers,
+    }),
+    endpointChangesTotal: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      help: 'Cumulative proxy rules Endpoint changes',
+      registers,
+    }),
+    endpointChangesPending: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending',
+      help: 'Pending proxy rules Endpoint changes',
+      registers,
+    }),
+    serviceChangesTotal: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_service_changes_total',
+      help: 'Cumulative proxy rules Service changes',
+      registers,
+    }),
+    serviceChangesPending: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_service_changes_pending',
+      help: 'Pending proxy rules Service changes',
+      registers,
+    }),
+    iptablesRulesTotal: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_iptables_total',
+      help: 'Total number of iptables rules owned by kube-proxy',
+      labelNames: ['table', 'ip_family'],
+      registers,
+    }),
+    iptablesRulesLast: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_iptables_last',
+      help: 'Number of iptables rules written by kube-proxy in last sync',
+      labelNames: ['table', 'ip_family'],
+      registers,
+    }),
+    iptablesRestoreFailuresTotal: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
+      help: 'Cumulative proxy iptables restore failures',
+      labelNames: ['ip_family'],
+      registers,
+    }),
+    iptablesPartialRestoreFailuresTotal: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
+      help: 'Cumulative proxy iptables partial restore failures',
+      labelNames: ['ip_family'],
+      registers,
+    }),
+    noLocalEndpointsTotal: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
+      help: 'Number of services with a Local traffic policy and no endpoints',
+      labelNames: ['traffic_policy', 'ip_family'],
+      registers,
+    }),
+    healthzTotal: new Counter({
+      name: 'kubeproxy_proxy_healthz_total',
+      help: 'Cumulative proxy healthz HTTP status',
+      labelNames: ['code'],
+      registers,
+    }),
     livezTotal: new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers }),
-    conntrackDeletedEntriesTotal: new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers }),
-    syncErrorsTotal: new Counter({ name: 'kubeproxy_ts_sync_errors_total', help: 'Syncs that failed for any reason (kube-proxy-ts)', labelNames: ['ip_family', 'reason'], registers }),
-    objectProblemsTotal: new Counter({ name: 'kubeproxy_ts_skipped_objects_total', help: 'Objects or fields skipped because upstream would not program them (kube-proxy-ts)', labelNames: ['kind'], registers }),
-    restClientRequestsTotal: new Counter({ name: 'rest_client_requests_total', help: 'Number of HTTP requests, partitioned by status code, method, and host.', labelNames: ['code', 'method', 'host'], registers }),
-    restClientRequestLatency: new Histogram({ name: 'rest_client_request_duration_seconds', help: 'Request latency in seconds. Broken down by verb, and host.', labelNames: ['verb', 'host'], buckets: REST_CLIENT_LATENCY_BUCKETS, registers }),
+    conntrackDeletedEntriesTotal: new Counter({
+      name: 'kubeproxy_conntrack_reconciler_deleted_entries_total',
+      help: 'Cumulative conntrack flows deleted by conntrack reconciler',
+      labelNames: ['ip_family'],
+      registers,
+    }),
+    syncErrorsTotal: new Counter({
+      name: 'kubeproxy_ts_sync_errors_total',
+      help: 'Syncs that failed for any reason (kube-proxy-ts)',
+      labelNames: ['ip_family', 'reason'],
+      registers,
+    }),
+    objectProblemsTotal: new Counter({
+      name: 'kubeproxy_ts_skipped_objects_total',
+      help: 'Objects or fields skipped because upstream would not program them (kube-proxy-ts)',
+      labelNames: ['kind'],
+      registers,
+    }),
+    restClientRequestsTotal: new Counter({
+      name: 'rest_client_requests_total',
+      help: 'Number of HTTP requests, partitioned by status code, method, and host.',
+      labelNames: ['code', 'method', 'host'],
+      registers,
+    }),
+    restClientRequestLatency: new Histogram({
+      name: 'rest_client_request_duration_seconds',
+      help: 'Request latency in seconds. Broken down by verb, and host.',
+      labelNames: ['verb', 'host'],
+      buckets: REST_CLIENT_LATENCY_BUCKETS,
+      registers,
+    }),
   };
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
   return m;
 }
 
 /** One API request into the rest_client metrics (client-go counts every request; it times all but watches). */
-export function observeRestClientRequest(m: Metrics, r: { readonly method: string; readonly host: string; readonly code: string; readonly seconds?: number }): void {
+export function observeRestClientRequest(
+  m: Metrics,
+  r: { readonly method: string; readonly host: string; readonly code: string; readonly seconds?: number },
+): void {
   m.restClientRequestsTotal.inc({ code: r.code, method: r.method, host: r.host });
   if (r.seconds !== undefined) m.restClientRequestLatency.observe({ verb: r.method, host: r.host }, r.seconds);
 }

@@ -9,12 +9,15 @@ describe('ServiceHealthServers', () => {
     let healthy = true;
     s = new ServiceHealthServers({ hosts: ['127.0.0.1'], proxyHealthy: () => healthy });
     // Port 0 is not what upstream does, but ephemeral ports keep the test independent of the machine.
-    const probe = await import('node:net').then(({ createServer }) => new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => {
-        const port = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(port));
-      });
-    }));
+    const probe = await import('node:net').then(
+      ({ createServer }) =>
+        new Promise<number>((resolve) => {
+          const srv = createServer().listen(0, '127.0.0.1', () => {
+            const port = (srv.address() as { port: number }).port;
+            srv.close(() => resolve(port));
+          });
+        }),
+    );
     const target = { namespace: 'ns1', name: 'web', port: probe, localEndpoints: 2 };
     await s.sync(new Map([['ns1/web', target]]));
     let r = await fetch(`http://127.0.0.1:${probe}/anything`);
@@ -42,7 +45,11 @@ describe('ServiceHealthServers', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const taken = (blocker.address() as { port: number }).port;
     const errors: string[] = [];
-    s = new ServiceHealthServers({ hosts: ['127.0.0.1'], proxyHealthy: () => true, onError: (t, err) => errors.push(`${t.name}: ${(err as NodeJS.ErrnoException).code}`) });
+    s = new ServiceHealthServers({
+      hosts: ['127.0.0.1'],
+      proxyHealthy: () => true,
+      onError: (t, err) => errors.push(`${t.name}: ${(err as NodeJS.ErrnoException).code}`),
+    });
     try {
       await s.sync(new Map([['ns1/bad', { namespace: 'ns1', name: 'bad', port: taken, localEndpoints: 1 }]]));
       expect(errors).toEqual(['bad: EADDRINUSE']);

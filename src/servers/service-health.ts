@@ -79,7 +79,9 @@ export class ServiceHealthServers {
               const healthy = this.o.proxyHealthy();
               const code = t.localEndpoints > 0 && healthy ? 200 : 503;
               res.writeHead(code, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
-              res.end(JSON.stringify({ service: { namespace: t.namespace, name: t.name }, localEndpoints: t.localEndpoints, serviceProxyHealthy: healthy }));
+              res.end(
+                JSON.stringify({ service: { namespace: t.namespace, name: t.name }, localEndpoints: t.localEndpoints, serviceProxyHealthy: healthy }),
+              );
             }),
           );
         } catch (err) {
@@ -101,4 +103,3 @@ export class ServiceHealthServers {
     this.entries.clear();
   }
 }
-

@@ -10,8 +10,8 @@
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { ObjectKind, SourceHandlers } from './events.ts';
 import { statusOf, tlsProblem } from './kube-client.ts';
-import type { Clock } from '../system/clock.ts';
-import type { Logger } from '../log.ts';
+import type { Clock } from '../../proxier/clock.ts';
+import type { Logger } from '../../proxier/log.ts';
 
 /** A repeated identical informer failure is reported at most this often. */
 export const REPEAT_REPORT_MS = 30_000;

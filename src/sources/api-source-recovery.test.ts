@@ -48,10 +48,24 @@ describe('api source recovery', () => {
   async function kubeadmStyle(dir: string) {
     const sa = await serviceAccountVolume(join(dir, 'sa'), { token: 'token-1', caPem: h.server.pki.caPem });
     h.server.setTokens(['token-1']);
-    await writeFile(join(dir, 'kubeconfig.conf'), [
-      'apiVersion: v1', 'kind: Config', 'clusters:', `- cluster: {server: "${h.server.url}", certificate-authority: ${join(sa.dir, 'ca.crt')}}`, '  name: default',
-      'contexts:', '- context: {cluster: default, user: default}', '  name: default', 'current-context: default', 'users:', '- name: default', `  user: {tokenFile: ${sa.tokenFile}}`, '',
-    ].join('\n'));
+    await writeFile(
+      join(dir, 'kubeconfig.conf'),
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        `- cluster: {server: "${h.server.url}", certificate-authority: ${join(sa.dir, 'ca.crt')}}`,
+        '  name: default',
+        'contexts:',
+        '- context: {cluster: default, user: default}',
+        '  name: default',
+        'current-context: default',
+        'users:',
+        '- name: default',
+        `  user: {tokenFile: ${sa.tokenFile}}`,
+        '',
+      ].join('\n'),
+    );
     return { sa, kubeConfig: loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig.conf'), master: '' }) };
   }
 
@@ -74,7 +88,9 @@ describe('api source recovery', () => {
       await h.server.until(() => h.server.watchCount() === 3, 'three watches with the new token', 5000);
       const ms = Date.now() - t0;
       const after = h.server.requests().slice(before);
-      console.log(`token rotation: ${after.filter((r) => r.status === 401).length} requests answered 401, all three informers watching again ${ms} ms after the swap`);
+      console.log(
+        `token rotation: ${after.filter((r) => r.status === 401).length} requests answered 401, all three informers watching again ${ms} ms after the swap`,
+      );
       expect(after.filter((r) => r.authorization !== 'Bearer token-2')).toEqual([]);
       expect(ms).toBeLessThan(2000);
     } finally {
@@ -94,8 +110,19 @@ describe('api source recovery', () => {
       // The server refuses token-1 before kubelet has written token-2.
       h.server.setTokens(['token-2']);
       h.server.dropWatches('nodes');
-      await h.server.until(() => h.server.requests().slice(before).filter((r) => r.status === 401).length >= 2, 'a 401 and its immediate retry', 3000);
-      const [first, second] = h.server.requests().slice(before).filter((r) => r.status === 401);
+      await h.server.until(
+        () =>
+          h.server
+            .requests()
+            .slice(before)
+            .filter((r) => r.status === 401).length >= 2,
+        'a 401 and its immediate retry',
+        3000,
+      );
+      const [first, second] = h.server
+        .requests()
+        .slice(before)
+        .filter((r) => r.status === 401);
       expect(second!.at - first!.at).toBeLessThan(500);
       await sa.rotate('token-2');
       const t0 = Date.now();
@@ -103,7 +130,9 @@ describe('api source recovery', () => {
       const ms = Date.now() - t0;
       console.log(`401 before the rotation: Node informer watching again ${ms} ms after the swap`);
       expect(ms).toBeLessThan(3500);
-      expect(rec.problems.filter((p) => p.includes('401'))[0]).toMatch(/Node informer failed: HTTP 401 Unauthorized: the API server refused the credentials \(token expired or rotated\?\); retrying at once/);
+      expect(rec.problems.filter((p) => p.includes('401'))[0]).toMatch(
+        /Node informer failed: HTTP 401 Unauthorized: the API server refused the credentials \(token expired or rotated\?\); retrying at once/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -20,12 +20,20 @@ describe('api source resilience', () => {
     await rec.until(() => rec.log.includes('add Service default/api'), 'api added');
     const rv = h.server.resourceVersion;
     h.server.dropWatches('services');
-    await h.server.until(() => h.server.requests({ resource: 'services', verb: 'watch' }).length === 2 && h.server.watchCount('services') === 1, 'the re-watch');
+    await h.server.until(
+      () => h.server.requests({ resource: 'services', verb: 'watch' }).length === 2 && h.server.watchCount('services') === 1,
+      'the re-watch',
+    );
     expect(h.server.requests({ resource: 'services', verb: 'watch' })[1]!.query['resourceVersion']).toBe(String(rv));
     h.server.update('services', svc('api', { port: 81 }));
     await rec.until(() => rec.log.includes('update Service default/api'), 'api updated');
     expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(1);
-    expect(rec.log.filter((l) => l.includes('Service'))).toEqual(['add Service default/web', 'synced Service', 'add Service default/api', 'update Service default/api']);
+    expect(rec.log.filter((l) => l.includes('Service'))).toEqual([
+      'add Service default/web',
+      'synced Service',
+      'add Service default/api',
+      'update Service default/api',
+    ]);
   });
 
   it('resumes from a bookmark, so history compacted behind it costs no relist', async () => {
@@ -33,12 +41,16 @@ describe('api source resilience', () => {
     const rec = recorder();
     await h.startSource(rec);
     await h.server.until(() => h.server.watchCount() === 3, 'three watches');
-    for (let i = 0; i < 3; i++) h.server.create('services', svc(`hidden${i}`, { clusterIP: 'None', labels: { 'service.kubernetes.io/headless': '' } }));
+    for (let i = 0; i < 3; i++)
+      h.server.create('services', svc(`hidden${i}`, { clusterIP: 'None', labels: { 'service.kubernetes.io/headless': '' } }));
     h.server.bookmark('services');
     h.server.compact();
     // The bookmark reaches the client before the end of the stream, on the same connection.
     h.server.dropWatches('services');
-    await h.server.until(() => h.server.requests({ resource: 'services', verb: 'watch' }).length === 2 && h.server.watchCount('services') === 1, 'the re-watch');
+    await h.server.until(
+      () => h.server.requests({ resource: 'services', verb: 'watch' }).length === 2 && h.server.watchCount('services') === 1,
+      'the re-watch',
+    );
     expect(h.server.requests({ resource: 'services', verb: 'watch' })[1]!.query['resourceVersion']).toBe(String(h.server.resourceVersion));
     expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(1);
   });
@@ -59,7 +71,12 @@ describe('api source resilience', () => {
       h.server.compact();
       await rec.until(() => rec.synced('Service') === 2, 'the relist');
       expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(2);
-      expect(rec.log.filter((l) => l.includes('Service')).slice(3)).toEqual(['delete Service default/gone', 'add Service default/new', 'update Service default/web', 'synced Service']);
+      expect(rec.log.filter((l) => l.includes('Service')).slice(3)).toEqual([
+        'delete Service default/gone',
+        'add Service default/new',
+        'update Service default/web',
+        'synced Service',
+      ]);
       const upd = rec.events.find((e) => e.type === 'update')!;
       expect(upd.old).toMatchObject({ spec: { ports: [{ port: 80 }] } });
       expect(rec.problems).toEqual([]);
@@ -72,7 +89,9 @@ describe('api source resilience', () => {
     const rec = recorder();
     await h.startSource(rec);
     expect(rec.synced('EndpointSlice')).toBe(0);
-    expect(rec.problems[0]).toMatch(/^EndpointSlice: EndpointSlice informer failed: HTTP 503: injected failure for list endpointslices; restarting in 100 ms$/);
+    expect(rec.problems[0]).toMatch(
+      /^EndpointSlice: EndpointSlice informer failed: HTTP 503: injected failure for list endpointslices; restarting in 100 ms$/,
+    );
     await rec.until(() => rec.synced('EndpointSlice') === 1, 'EndpointSlice synced', 3000);
     const lists = h.server.requests({ resource: 'endpointslices', verb: 'list' });
     expect(lists).toHaveLength(3);

@@ -39,7 +39,12 @@ describe('api source', () => {
     await rec.until(() => rec.events.length === 6, 'three more events');
     const [add, upd, del] = rec.events.slice(3);
     expect(add).toMatchObject({ type: 'add', kind: 'Service', key: 'default/api', old: null });
-    expect(upd).toMatchObject({ type: 'update', key: 'default/web', old: { metadata: { resourceVersion: v1.metadata.resourceVersion } }, obj: { metadata: { resourceVersion: v2.metadata.resourceVersion }, spec: { ports: [{ port: 8080 }] } } });
+    expect(upd).toMatchObject({
+      type: 'update',
+      key: 'default/web',
+      old: { metadata: { resourceVersion: v1.metadata.resourceVersion } },
+      obj: { metadata: { resourceVersion: v2.metadata.resourceVersion }, spec: { ports: [{ port: 8080 }] } },
+    });
     expect(del).toMatchObject({ type: 'delete', key: 'default/api', old: { metadata: { name: 'api' } }, obj: null });
   });
 
@@ -74,7 +79,11 @@ describe('api source', () => {
     h.server.update('services', svc('web', { labels: { 'service.kubernetes.io/service-proxy-name': 'cilium' } }));
     h.server.create('services', svc('last'));
     await rec.until(() => rec.log.includes('add Service default/last'), 'the last service');
-    expect(rec.log.filter((l) => !l.startsWith('synced'))).toEqual(['add Service default/web', 'delete Service default/web', 'add Service default/last']);
+    expect(rec.log.filter((l) => !l.startsWith('synced'))).toEqual([
+      'add Service default/web',
+      'delete Service default/web',
+      'add Service default/last',
+    ]);
   });
 
   it('works against an apiserver older than 1.31 (no spec.clusterIP field selector)', async () => {

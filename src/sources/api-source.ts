@@ -40,13 +40,17 @@ import { listRaw } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
 import { Supervisor, type BackoffOptions, type Run, type RunControl } from './supervisor.ts';
-import { realClock, type Clock } from '../system/clock.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import type { Clock } from '../../proxier/clock.ts';
+import { realClock } from '../system/clock.ts';
+import { silentLogger, type Logger } from '../../proxier/log.ts';
 
 /** Restart back-off of the informers: 0.8 s doubling to 3 s (client-go's reflector: 0.8 s to 30 s). */
 export const API_BACKOFF: Partial<BackoffOptions> = { initialMs: 800, maxMs: 3000 };
 /** ListWatch's delay between consecutive watch ends (1 s doubling to 30 s), capped (the default reconnectDelayMs). */
-export const cappedDelay = (capMs: number) => (libraryDelayMs: number): number => Math.min(libraryDelayMs, capMs);
+export const cappedDelay =
+  (capMs: number) =>
+  (libraryDelayMs: number): number =>
+    Math.min(libraryDelayMs, capMs);
 
 export const SERVICE_LABEL_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
 export const ENDPOINTSLICE_LABEL_SELECTOR = '!service.kubernetes.io/headless';
@@ -70,7 +74,12 @@ export function informerSpecs(nodeName: string): readonly InformerSpec[] {
       labelSelector: SERVICE_LABEL_SELECTOR,
       accept: (svc) => (svc['spec'] as { clusterIP?: unknown } | undefined)?.clusterIP !== 'None',
     },
-    { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: ENDPOINTSLICE_LABEL_SELECTOR },
+    {
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      labelSelector: ENDPOINTSLICE_LABEL_SELECTOR,
+    },
     {
       kind: 'Node',
       apiVersion: 'v1',
@@ -121,7 +130,12 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
   const problem = (message: string, err?: unknown): void => {
     if (!closed) handlers.onProblem(spec.kind, `${spec.kind} informer: ${message}`, err);
   };
-  const watch = new GuardedWatch(c.kc, { onActivity: () => control.activity(), onDead: (err) => control.failed(err), onProblem: problem, ...(c.observe ? { observe: c.observe } : {}) });
+  const watch = new GuardedWatch(c.kc, {
+    onActivity: () => control.activity(),
+    onDead: (err) => control.failed(err),
+    onProblem: problem,
+    ...(c.observe ? { observe: c.observe } : {}),
+  });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
     const timeout = new AbortController();
@@ -156,9 +170,18 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
   const live = (fn: (obj: KubernetesObject) => void) => (obj: KubernetesObject) => {
     if (!closed) fn(obj);
   };
-  lw.on('add', live((obj) => tracker.upsert(obj)));
-  lw.on('update', live((obj) => tracker.upsert(obj)));
-  lw.on('delete', live((obj) => tracker.remove(obj)));
+  lw.on(
+    'add',
+    live((obj) => tracker.upsert(obj)),
+  );
+  lw.on(
+    'update',
+    live((obj) => tracker.upsert(obj)),
+  );
+  lw.on(
+    'delete',
+    live((obj) => tracker.remove(obj)),
+  );
   lw.on('connect', () => control.activity());
   lw.on('error', (err: unknown) => {
     if (!closed) control.failed(err);
@@ -196,7 +219,12 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
       supervisors = all;
       for (const spec of specs) {
         // One tracker per kind for the life of this start(): informer restarts reconcile against it.
-        const tracker = new ObjectTracker({ kind: spec.kind, apiVersion: spec.apiVersion, ...(spec.accept ? { accept: spec.accept } : {}), emit: (ev) => handlers.onEvent(ev) });
+        const tracker = new ObjectTracker({
+          kind: spec.kind,
+          apiVersion: spec.apiVersion,
+          ...(spec.accept ? { accept: spec.accept } : {}),
+          emit: (ev) => handlers.onEvent(ev),
+        });
         let self: Supervisor | null = null;
         const ctx: RunContext = {
           spec,
@@ -213,7 +241,8 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
             unreachable.delete(self!);
             for (const other of [...unreachable]) {
               unreachable.delete(other);
-              if (other.retryNow()) log.debug({ kind: spec.kind }, 'the API server answers again: restarting the informers that could not reach it now');
+              if (other.retryNow())
+                log.debug({ kind: spec.kind }, 'the API server answers again: restarting the informers that could not reach it now');
             }
           },
         };
@@ -237,7 +266,14 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
         });
         all.push(self);
       }
-      log.info({ nodeName: options.nodeName, server: kc.getCurrentCluster()?.server, selectors: specs.map((s) => ({ kind: s.kind, label: s.labelSelector, field: s.fieldSelector })) }, 'starting informers');
+      log.info(
+        {
+          nodeName: options.nodeName,
+          server: kc.getCurrentCluster()?.server,
+          selectors: specs.map((s) => ({ kind: s.kind, label: s.labelSelector, field: s.fieldSelector })),
+        },
+        'starting informers',
+      );
       await Promise.all(all.map((s) => s.start()));
     },
     async stop(): Promise<void> {

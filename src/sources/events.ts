@@ -33,9 +33,3 @@ export interface ObjectSource {
   start(handlers: SourceHandlers): Promise<void>;
   stop(): Promise<void>;
 }
-
-export function objectKey(obj: unknown): string | null {
-  const md = (obj as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
-  if (!md || typeof md.name !== 'string' || md.name === '') return null;
-  return typeof md.namespace === 'string' && md.namespace !== '' ? `${md.namespace}/${md.name}` : md.name;
-}

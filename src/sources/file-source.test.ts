@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeEndpointSlice, makeNode, makeService } from '../../test/builders.ts';
-import { ManualClock, realClock } from '../system/clock.ts';
+import { ManualClock } from '../../proxier/clock.ts';
+import { realClock } from '../system/clock.ts';
 import type { ObjectEvent, ObjectKind } from './events.ts';
 import { createFileSource } from './file-source.ts';
 import type { ParsedObjects } from './parse-objects.ts';
@@ -25,7 +26,8 @@ afterEach(async () => {
 
 const yaml = (docs: unknown[]) => docs.map((d) => dump(d)).join('---\n');
 const web = (port = 80) => makeService('ns1', 'web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port, targetPort: 8080 }] });
-const webSlice = (ip = '10.244.1.2') => makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip, nodeName: 'node-1' }], ports: [{ name: 'http', port: 8080 }] });
+const webSlice = (ip = '10.244.1.2') =>
+  makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip, nodeName: 'node-1' }], ports: [{ name: 'http', port: 8080 }] });
 const nodes = [makeNode('node-1', { addresses: ['192.168.50.11'] }), makeNode('node-2', { addresses: ['192.168.50.12'] })];
 
 function recorder() {
@@ -74,8 +76,14 @@ describe('file source: first read', () => {
     const source = createFileSource({ path: file, nodeName: 'node-1', clock: realClock });
     await source.start(rec.handlers);
     await source.stop();
-    expect(rec.problems.some((p) => /Service ns1\/web appears twice/.test(p)), rec.problems.join('\n')).toBe(true);
-    expect(rec.problems.some((p) => p.includes(`${file}:`) && /document 4.*has no metadata\.name/.test(p)), rec.problems.join("\n")).toBe(true);
+    expect(
+      rec.problems.some((p) => /Service ns1\/web appears twice/.test(p)),
+      rec.problems.join('\n'),
+    ).toBe(true);
+    expect(
+      rec.problems.some((p) => p.includes(`${file}:`) && /document 4.*has no metadata\.name/.test(p)),
+      rec.problems.join('\n'),
+    ).toBe(true);
     const svc = rec.events.find((e) => e.kind === 'Service')!;
     expect((svc.obj as { spec: { ports: { port: number }[] } }).spec.ports[0]!.port).toBe(81);
   });
@@ -157,7 +165,13 @@ describe('file source: the poll and stop()', () => {
   it('the slow poll re-reads without any file notification', async () => {
     const clock = new ManualClock();
     const rec = recorder();
-    const source = createFileSource({ path: join(dir, 'x.yaml'), nodeName: 'node-1', clock, pollMs: 10_000, read: scripted([parsed([]), parsed([web()])]) });
+    const source = createFileSource({
+      path: join(dir, 'x.yaml'),
+      nodeName: 'node-1',
+      clock,
+      pollMs: 10_000,
+      read: scripted([parsed([]), parsed([web()])]),
+    });
     await source.start(rec.handlers);
     expect(rec.summary()).toEqual(['add Node node-1']);
     clock.advance(9_999);
@@ -172,7 +186,13 @@ describe('file source: the poll and stop()', () => {
   it('after stop() no timer is left and no event arrives', async () => {
     const clock = new ManualClock();
     const rec = recorder();
-    const source = createFileSource({ path: join(dir, 'x.yaml'), nodeName: 'node-1', clock, pollMs: 1000, read: scripted([parsed([]), parsed([web()])]) });
+    const source = createFileSource({
+      path: join(dir, 'x.yaml'),
+      nodeName: 'node-1',
+      clock,
+      pollMs: 1000,
+      read: scripted([parsed([]), parsed([web()])]),
+    });
     await source.start(rec.handlers);
     await source.stop();
     expect(clock.pending()).toBe(0);

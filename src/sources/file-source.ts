@@ -10,8 +10,9 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
-import type { Clock } from '../system/clock.ts';
-import { objectKey, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type ObjectSource, type SourceHandlers } from './events.ts';
+import type { Clock } from '../../proxier/clock.ts';
+import { objectKey } from '../../proxier/raw.ts';
+import { OBJECT_KINDS, type ObjectEvent, type ObjectKind, type ObjectSource, type SourceHandlers } from './events.ts';
 import { readObjects } from './read-objects.ts';
 import type { ParsedObjects } from './parse-objects.ts';
 

@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 describe('serverHost', () => {
-  it('keeps the host as written, as Go\'s url.Host', () => {
+  it("keeps the host as written, as Go's url.Host", () => {
     expect(serverHost('https://k8s-api.example:6443')).toBe('k8s-api.example:6443');
     expect(serverHost('https://10.0.0.1:443/prefix')).toBe('10.0.0.1:443');
     expect(serverHost('https://[fd00::1]:6443')).toBe('[fd00::1]:6443');
@@ -37,11 +37,24 @@ describe('GuardedWatch under ListWatch', () => {
     const observed: RequestRecord[] = [];
     const hooks = { onActivity: () => {}, onDead: () => {}, onProblem: () => {}, observe: (r: RequestRecord) => void observed.push(r) };
     const ok = new GuardedWatch(kubeConfigFor(server), hooks);
-    await ok.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, () => {});
+    await ok.watch(
+      '/api/v1/nodes',
+      { resourceVersion: '1' },
+      () => {},
+      () => {},
+    );
     const refused = new GuardedWatch(kubeConfigFor(server, 'stale-token'), hooks);
     const done: unknown[] = [];
-    await refused.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, (err) => done.push(err));
-    expect(observed.map((r) => [r.method, r.code, r.seconds])).toEqual([['GET', '200', undefined], ['GET', '401', undefined]]);
+    await refused.watch(
+      '/api/v1/nodes',
+      { resourceVersion: '1' },
+      () => {},
+      (err) => done.push(err),
+    );
+    expect(observed.map((r) => [r.method, r.code, r.seconds])).toEqual([
+      ['GET', '200', undefined],
+      ['GET', '401', undefined],
+    ]);
     expect((done[0] as { statusCode?: number }).statusCode).toBe(401);
     ok.close();
   });
@@ -51,13 +64,21 @@ describe('GuardedWatch under ListWatch', () => {
     const problems: string[] = [];
     const dead: unknown[] = [];
     const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: (e) => dead.push(e), onProblem: (m) => problems.push(m) });
-    const lw = new ListWatch<KubernetesObject>('/api/v1/nodes', watch, () => listRaw(kc, '/api/v1/nodes', {}, new AbortController().signal) as never, false);
+    const lw = new ListWatch<KubernetesObject>(
+      '/api/v1/nodes',
+      watch,
+      () => listRaw(kc, '/api/v1/nodes', {}, new AbortController().signal) as never,
+      false,
+    );
     const added: string[] = [];
     lw.on('add', (o) => added.push(o.metadata!.name!));
     try {
       await lw.start();
       expect(server.requests({ verb: 'watch' })[0]!.query).toMatchObject({ allowWatchBookmarks: 'true' });
-      server.injectRaw('nodes', '{"type":"ADDED","object":{"kind":"Node"}}\n{"type":"BOOKMARK","object":null}\n{"type":"WHAT","object":{}}\nnot json\n');
+      server.injectRaw(
+        'nodes',
+        '{"type":"ADDED","object":{"kind":"Node"}}\n{"type":"BOOKMARK","object":null}\n{"type":"WHAT","object":{}}\nnot json\n',
+      );
       server.injectRaw('nodes', '{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}\n{"type":"ADD');
       server.injectRaw('nodes', 'ED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","resourceVersion":"77"}}}\n');
       await expect.poll(() => added, { timeout: 2000, interval: 5 }).toEqual(['n1']);
@@ -79,11 +100,21 @@ describe('GuardedWatch under ListWatch', () => {
     const kc = kubeConfigFor(server);
     const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: () => {}, onProblem: () => {} });
     const done: unknown[] = [];
-    await watch.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, (err) => done.push(err));
+    await watch.watch(
+      '/api/v1/nodes',
+      { resourceVersion: '1' },
+      () => {},
+      (err) => done.push(err),
+    );
     await server.until(() => server.watchCount() === 1, 'the watch');
     watch.close();
     await server.until(() => server.watchCount() === 0, 'the watch to close');
-    await watch.watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, (err) => done.push(err));
+    await watch.watch(
+      '/api/v1/nodes',
+      { resourceVersion: '1' },
+      () => {},
+      (err) => done.push(err),
+    );
     expect(server.requests({ verb: 'watch' })).toHaveLength(1);
     expect(done).toEqual([]);
   });
@@ -94,12 +125,22 @@ describe('GuardedWatch under ListWatch', () => {
     const dead: unknown[] = [];
     const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: (e) => dead.push(e), onProblem: () => {} });
     const done: unknown[] = [];
-    await watch.watch('/api/v1/nodes', {}, () => {}, (err) => done.push(err));
+    await watch.watch(
+      '/api/v1/nodes',
+      {},
+      () => {},
+      (err) => done.push(err),
+    );
     // A refused connection goes to done (ListWatch turns it into an error event), not to onDead.
     expect(done).toHaveLength(1);
     const broken = new GuardedWatch(kc, { onActivity: () => {}, onDead: (e) => dead.push(e), onProblem: () => {} });
     broken.config = { getCurrentCluster: () => null } as never;
-    await broken.watch('/api/v1/nodes', {}, () => {}, () => {});
+    await broken.watch(
+      '/api/v1/nodes',
+      {},
+      () => {},
+      () => {},
+    );
     expect(String(dead[0])).toContain('No currently active cluster');
   });
 });

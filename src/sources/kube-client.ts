@@ -54,7 +54,14 @@ export function statusOf(err: unknown): number | null {
   return typeof code === 'number' ? code : null;
 }
 
-const TLS_TRUST_CODES = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
+const TLS_TRUST_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+]);
 
 /**
  * A sentence naming a TLS failure (certificate not trusted by the configured
@@ -67,11 +74,16 @@ export function tlsProblem(err: unknown, kc: KubeConfig): string | null {
     if (typeof code === 'string') {
       const cluster = kc.getCurrentCluster();
       const server = cluster?.server ?? '?';
-      const ca = cluster?.caFile ? `the certificate-authority file ${cluster.caFile}` : cluster?.caData ? 'the certificate-authority-data of the kubeconfig' : "the system's CA bundle (no certificate-authority configured)";
+      const ca = cluster?.caFile
+        ? `the certificate-authority file ${cluster.caFile}`
+        : cluster?.caData
+          ? 'the certificate-authority-data of the kubeconfig'
+          : "the system's CA bundle (no certificate-authority configured)";
       const detail = `${String((cause as Error).message).split(';')[0]} (${code})`;
       if (TLS_TRUST_CODES.has(code)) return `TLS: the API server ${server} presented a certificate that ${ca} does not trust: ${detail}`;
       if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: the API server's certificate is not valid for the host of ${server}: ${detail}`;
-      if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `TLS: the API server's certificate (${server}) is outside its validity period: ${detail}`;
+      if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
+        return `TLS: the API server's certificate (${server}) is outside its validity period: ${detail}`;
     }
     cause = (cause as { cause?: unknown }).cause;
   }
@@ -110,7 +122,12 @@ export class GuardedWatch extends Watch {
     this.streams.clear();
   }
 
-  override async watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: (err: any) => void): Promise<AbortController> {
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: WatchCallback,
+    done: (err: any) => void,
+  ): Promise<AbortController> {
     if (this.closed) return new AbortController();
     const guardedCallback: WatchCallback = (phase, obj, watchObj) => {
       if (this.closed) return;

@@ -29,7 +29,12 @@ afterEach(async () => {
 describe('listRaw', () => {
   it('returns the server JSON untouched (unknown fields kept, timestamps as strings), authenticated, with the query', async () => {
     server.create('services', { metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.0.0.1', futureField: { x: 1 } } });
-    const list = await listRaw(kubeConfigFor(server), '/api/v1/services', { labelSelector: '!a', fieldSelector: undefined }, new AbortController().signal);
+    const list = await listRaw(
+      kubeConfigFor(server),
+      '/api/v1/services',
+      { labelSelector: '!a', fieldSelector: undefined },
+      new AbortController().signal,
+    );
     expect(list.metadata.resourceVersion).toBe(String(server.resourceVersion));
     expect(list.items).toHaveLength(1);
     expect(list.items[0]).toMatchObject({ spec: { futureField: { x: 1 } }, metadata: { creationTimestamp: expect.any(String) } });
@@ -54,10 +59,19 @@ describe('listRaw', () => {
 describe('listRaw pages as client-go does', () => {
   it('lists 10,000 Services in 20 pages of 500 (upstream pager.defaultPageSize), none of them a multi-megabyte response', async () => {
     for (let i = 0; i < 10_000; i++) {
-      server.create('services', { metadata: { name: `svc-${String(i).padStart(5, '0')}`, namespace: `ns-${i % 50}`, labels: { app: `app-${i}` } }, spec: { clusterIP: `10.96.${i >> 8}.${i & 255}`, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] } });
+      server.create('services', {
+        metadata: { name: `svc-${String(i).padStart(5, '0')}`, namespace: `ns-${i % 50}`, labels: { app: `app-${i}` } },
+        spec: { clusterIP: `10.96.${i >> 8}.${i & 255}`, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+      });
     }
     const observed: RequestRecord[] = [];
-    const list = await listRaw(kubeConfigFor(server), '/api/v1/services', { labelSelector: '!service.kubernetes.io/headless' }, new AbortController().signal, { observe: (r) => observed.push(r) });
+    const list = await listRaw(
+      kubeConfigFor(server),
+      '/api/v1/services',
+      { labelSelector: '!service.kubernetes.io/headless' },
+      new AbortController().signal,
+      { observe: (r) => observed.push(r) },
+    );
     expect(list.items).toHaveLength(10_000);
     expect(new Set(list.items.map((o) => (o as { metadata: { name: string } }).metadata.name)).size).toBe(10_000);
     expect(list.metadata.resourceVersion).toBe(String(server.resourceVersion));
@@ -87,7 +101,11 @@ describe('listRaw pages as client-go does', () => {
       },
     });
     expect(list.items.map((o) => (o as { metadata: { name: string } }).metadata.name)).toEqual(['a', 'b', 'c', 'd']);
-    expect(server.requests({ verb: 'list' }).map((r) => [r.query['limit'] ?? '', r.status])).toEqual([['2', 200], ['2', 410], ['', 200]]);
+    expect(server.requests({ verb: 'list' }).map((r) => [r.query['limit'] ?? '', r.status])).toEqual([
+      ['2', 200],
+      ['2', 410],
+      ['', 200],
+    ]);
   });
 
   it('reports transport failures as "<error>" and names an untrusted certificate and the CA it was checked against', async () => {
@@ -96,7 +114,9 @@ describe('listRaw pages as client-go does', () => {
     const observed: RequestRecord[] = [];
     const err = await listRaw(kc, '/api/v1/nodes', {}, new AbortController().signal, { observe: (r) => observed.push(r) }).catch((e: unknown) => e);
     expect(observed.map((r) => r.code)).toEqual(['<error>']);
-    expect(tlsProblem(err, kc)).toMatch(/^TLS: the API server https:\/\/127\.0\.0\.1:\d+ presented a certificate that the certificate-authority-data of the kubeconfig does not trust: unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/);
+    expect(tlsProblem(err, kc)).toMatch(
+      /^TLS: the API server https:\/\/127\.0\.0\.1:\d+ presented a certificate that the certificate-authority-data of the kubeconfig does not trust: unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/,
+    );
     expect(tlsProblem(new Error('ECONNREFUSED'), kc)).toBeNull();
     expect(server.requests()).toHaveLength(0);
   });

@@ -26,7 +26,12 @@ export interface ListOptions {
   readonly observe?: RequestObserver;
 }
 
-async function getJson(kc: KubeConfig, url: URL, signal: AbortSignal, observe: RequestObserver | undefined): Promise<{ status: number; text: string; headers: Record<string, string> }> {
+async function getJson(
+  kc: KubeConfig,
+  url: URL,
+  signal: AbortSignal,
+  observe: RequestObserver | undefined,
+): Promise<{ status: number; text: string; headers: Record<string, string> }> {
   const ctx = new RequestContext(url.toString(), HttpMethod.GET);
   ctx.setHeaderParam('Accept', 'application/json');
   await kc.applySecurityAuthentication(ctx);
@@ -46,7 +51,13 @@ async function getJson(kc: KubeConfig, url: URL, signal: AbortSignal, observe: R
 }
 
 /** The whole list, page by page (see the file comment); items and the resourceVersion of the snapshot the pages came from. */
-export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>>, signal: AbortSignal, opts: ListOptions = {}): Promise<RawList> {
+export async function listRaw(
+  kc: KubeConfig,
+  path: string,
+  query: Readonly<Record<string, string | undefined>>,
+  signal: AbortSignal,
+  opts: ListOptions = {},
+): Promise<RawList> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const pageSize = opts.pageSize ?? LIST_PAGE_SIZE;
@@ -76,7 +87,12 @@ export async function listRaw(kc: KubeConfig, path: string, query: Readonly<Reco
   return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items };
 }
 
-function parseList(path: string, status: number, text: string, headers: Record<string, string>): { items: unknown[]; resourceVersion?: string; continue: string } {
+function parseList(
+  path: string,
+  status: number,
+  text: string,
+  headers: Record<string, string>,
+): { items: unknown[]; resourceVersion?: string; continue: string } {
   if (status < 200 || status > 299) {
     let body: unknown = text;
     try {

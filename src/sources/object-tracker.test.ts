@@ -33,7 +33,12 @@ describe('ObjectTracker', () => {
   it('normalises to plain JSON with kind and apiVersion', () => {
     const { t, events } = tracker();
     t.upsert(svc('a', '1'));
-    expect(events[0]!.obj).toEqual({ kind: 'Service', apiVersion: 'v1', metadata: { name: 'a', namespace: 'ns', resourceVersion: '1', creationTimestamp: '2026-01-02T03:04:05.000Z' }, spec: { clusterIP: '10.0.0.1', ports: [{ port: 80 }] } });
+    expect(events[0]!.obj).toEqual({
+      kind: 'Service',
+      apiVersion: 'v1',
+      metadata: { name: 'a', namespace: 'ns', resourceVersion: '1', creationTimestamp: '2026-01-02T03:04:05.000Z' },
+      spec: { clusterIP: '10.0.0.1', ports: [{ port: 80 }] },
+    });
   });
 
   it('drops updates with the same resourceVersion or the same content, but remembers the newest object', () => {

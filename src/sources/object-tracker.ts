@@ -11,7 +11,8 @@
  *   right whether or not the informer kept its own cache across a restart;
  * - applies a client-side filter (an object that stops passing it is deleted).
  */
-import { objectKey, type ObjectEvent, type ObjectKind } from './events.ts';
+import { objectKey } from '../../proxier/raw.ts';
+import type { ObjectEvent, ObjectKind } from './events.ts';
 
 export interface ObjectTrackerOptions {
   readonly kind: ObjectKind;

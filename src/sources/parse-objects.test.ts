@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { formatProblem } from '../../proxier/types.ts';
 import { parseObjects } from './parse-objects.ts';
 
-const names = (objs: unknown[]) => objs.map((o) => {
-  const md = (o as { metadata: { name: string; namespace?: string } }).metadata;
-  return md.namespace ? `${md.namespace}/${md.name}` : md.name;
-});
+const names = (objs: unknown[]) =>
+  objs.map((o) => {
+    const md = (o as { metadata: { name: string; namespace?: string } }).metadata;
+    return md.namespace ? `${md.namespace}/${md.name}` : md.name;
+  });
 
 describe('parseObjects', () => {
   it('reads multi-document YAML, sorting objects by kind and ignoring other kinds', () => {
@@ -105,7 +106,9 @@ describe('parseObjects', () => {
   });
 
   it('rejects the whole file on a syntax error, with its line and column', () => {
-    expect(() => parseObjects('apiVersion: v1\nkind: Service\nmetadata: {name: a\n', 'broken.yaml')).toThrow(/^broken\.yaml: YAML syntax error at line \d+, column \d+: /);
+    expect(() => parseObjects('apiVersion: v1\nkind: Service\nmetadata: {name: a\n', 'broken.yaml')).toThrow(
+      /^broken\.yaml: YAML syntax error at line \d+, column \d+: /,
+    );
     expect(() => parseObjects('a: 1\nb: 2\na: 3\n', 'dup.yaml')).toThrow('dup.yaml: YAML syntax error at line 3, column 1: duplicated mapping key');
     expect(() => parseObjects('{"kind": "Service",', 'x.json')).toThrow(/^x\.json: YAML syntax error at line 1/);
   });

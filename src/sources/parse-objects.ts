@@ -14,6 +14,7 @@
  */
 import { constructFromEvents, EVENT_DOCUMENT, parseEvents, YAMLException } from 'js-yaml';
 import type { ObjectProblem } from '../../proxier/types.ts';
+import { isRecord } from '../../proxier/raw.ts';
 
 export interface ParsedObjects {
   services: unknown[];
@@ -21,9 +22,6 @@ export interface ParsedObjects {
   nodes: unknown[];
   problems: ObjectProblem[];
 }
-
-type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const WANTED: Readonly<Record<string, keyof Omit<ParsedObjects, 'problems'>>> = {
   'v1/Service': 'services',

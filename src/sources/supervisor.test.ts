@@ -4,7 +4,7 @@
  * a ManualClock.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../system/clock.ts';
+import { ManualClock } from '../../proxier/clock.ts';
 import { DEFAULT_BACKOFF, Supervisor, backoffDelay, type RunControl, type SupervisorOptions } from './supervisor.ts';
 
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -188,7 +188,10 @@ describe('Supervisor', () => {
 
   it('retries at once after a failure retryAtOnce accepts, once per back-off streak (a rotated token), then backs off', async () => {
     const unauthorized = Object.assign(new Error('Unauthorized'), { statusCode: 401 });
-    const { clock, runs, restarts, sup, last } = harness({ staleAfterMs: 0, retryAtOnce: (err) => (err as { statusCode?: number }).statusCode === 401 });
+    const { clock, runs, restarts, sup, last } = harness({
+      staleAfterMs: 0,
+      retryAtOnce: (err) => (err as { statusCode?: number }).statusCode === 401,
+    });
     await sup.start();
     last().control.failed(unauthorized);
     clock.advance(0);

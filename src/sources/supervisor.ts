@@ -13,7 +13,8 @@
  * right away, e.g. a 401 after the token file was rotated; once per backoff
  * streak, so it can never spin).
  */
-import { realClock, type Clock } from '../system/clock.ts';
+import type { Clock } from '../../proxier/clock.ts';
+import { realClock } from '../system/clock.ts';
 
 export interface BackoffOptions {
   /** First delay (default 1 s). */

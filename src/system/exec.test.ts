@@ -2,7 +2,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createExecaRunner, describeFailure, TIMEOUT_EXIT_CODE } from './exec.ts';
+import { describeFailure } from '../../proxier/exec.ts';
+import { createExecaRunner, TIMEOUT_EXIT_CODE } from './exec.ts';
 
 const runner = createExecaRunner();
 const node = process.execPath;
@@ -44,9 +45,7 @@ describe('createExecaRunner', () => {
   });
 
   it('throws, naming the binary, when it cannot be started', async () => {
-    await expect(runner.run('kube-proxy-ts-no-such-binary', ['x'])).rejects.toThrow(
-      /cannot start "kube-proxy-ts-no-such-binary": ENOENT/,
-    );
+    await expect(runner.run('kube-proxy-ts-no-such-binary', ['x'])).rejects.toThrow(/cannot start "kube-proxy-ts-no-such-binary": ENOENT/);
     const notExecutable = join(dir, 'not-executable');
     await writeFile(notExecutable, 'data\n', { mode: 0o644 });
     await expect(runner.run(notExecutable, [])).rejects.toThrow(/cannot start ".*not-executable": EACCES/);

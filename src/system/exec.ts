@@ -1,35 +1,21 @@
 /**
- * CommandRunner: the one seam through which kube-proxy-ts (and its test
- * harness) runs external programs. Commands are argv arrays, never shell
- * strings. A non-zero exit is a normal result, not an exception: callers
- * decide what a failure means (iptables-restore's stderr, for instance, is
- * parsed for the failing line). The runner throws only when the program
- * cannot be started at all.
- *
- * `netns` runs the command inside a named network namespace as
- * `ip netns exec NS cmd args...`.
+ * The real CommandRunner (proxier/exec.ts) over execa. A runner made with
+ * `netns` runs every command inside that network namespace as
+ * `ip netns exec NS cmd args...` (the agent in tests and the demo); the
+ * namespace harness, which drives many namespaces with one runner, may also
+ * name one per call.
  */
 import { execa } from 'execa';
+import type { CommandRunner, RunOptions, RunResult } from '../../proxier/exec.ts';
 
-export interface RunOptions {
-  /** Written to the command's stdin (stdin is empty otherwise). */
-  readonly input?: string;
-  /** Kill the command after this long; the result then has code 124. */
-  readonly timeoutMs?: number;
-  /** Network namespace name (as in `ip netns list`) to run the command in. */
+export interface ExecaRunOptions extends RunOptions {
+  /** Network namespace name (as in `ip netns list`) to run this command in (overrides the runner's). */
   readonly netns?: string;
 }
 
-export interface RunResult {
-  /** Exit code; 128+n when killed by signal n, 124 when the timeout killed it. */
-  readonly code: number;
-  /** Complete stdout, final newline kept. */
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface CommandRunner {
-  run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+/** A CommandRunner that also takes a network namespace per call. */
+export interface ExecaRunner extends CommandRunner {
+  run(cmd: string, args: readonly string[], opts?: ExecaRunOptions): Promise<RunResult>;
 }
 
 export interface ExecaRunnerOptions {
@@ -37,6 +23,8 @@ export interface ExecaRunnerOptions {
   readonly ipCommand?: string;
   /** Largest stdout/stderr accepted, in characters (default 256 MiB; iptables-save of a big cluster is ~30 MB). */
   readonly maxBuffer?: number;
+  /** Run every command in this network namespace (default: the caller's own). */
+  readonly netns?: string;
 }
 
 /** Exit code reported when RunOptions.timeoutMs killed the command (as GNU timeout does). */
@@ -47,11 +35,13 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2,
 /** `ip netns exec` reports an exec failure of the inner command this way (with exit code 1 or 255). */
 const NETNS_EXEC_FAILED = /^exec of "([^"]*)" failed: (.*)$/m;
 
-export function createExecaRunner(options: ExecaRunnerOptions = {}): CommandRunner {
+export function createExecaRunner(options: ExecaRunnerOptions = {}): ExecaRunner {
   const ipCommand = options.ipCommand ?? 'ip';
   const maxBuffer = options.maxBuffer ?? 256 * 1024 * 1024;
   return {
-    async run(cmd, args, opts = {}) {
+    ...(options.netns !== undefined ? { netns: options.netns } : {}),
+    async run(cmd, args, given = {}) {
+      const opts = given.netns === undefined && options.netns !== undefined ? { ...given, netns: options.netns } : given;
       const file = opts.netns === undefined ? cmd : ipCommand;
       const argv = opts.netns === undefined ? [...args] : ['netns', 'exec', opts.netns, cmd, ...args];
       const where = opts.netns === undefined ? '' : ` in network namespace ${opts.netns}`;
@@ -88,11 +78,4 @@ export function createExecaRunner(options: ExecaRunnerOptions = {}): CommandRunn
       return { code: result.exitCode, stdout, stderr };
     },
   };
-}
-
-/** A one-line description of a failed RunResult, for error messages. */
-export function describeFailure(cmd: string, args: readonly string[], result: RunResult, netns?: string): string {
-  const where = netns === undefined ? '' : ` (netns ${netns})`;
-  const detail = result.stderr.trim() || result.stdout.trim() || '(no output)';
-  return `${[cmd, ...args].join(' ')}${where} exited with code ${result.code}: ${detail}`;
 }

@@ -21,7 +21,9 @@ async function ip(ns: string, ...args: string[]): Promise<string> {
 }
 /** What a TCP connection attempt from ns to ip:port ends in ("refused" proves the path both ways). */
 async function tcpFrom(ns: string, ipAddr: string, port: number): Promise<string> {
-  const r = await runner.run(process.execPath, [CLIENT, JSON.stringify({ proto: 'tcp', ip: ipAddr, port, count: 1, timeoutMs: 1000 })], { netns: ns });
+  const r = await runner.run(process.execPath, [CLIENT, JSON.stringify({ proto: 'tcp', ip: ipAddr, port, count: 1, timeoutMs: 1000 })], {
+    netns: ns,
+  });
   const [first] = JSON.parse(r.stdout) as { ok: boolean; error?: string }[];
   return first?.ok === true ? 'ok' : (first?.error ?? 'none');
 }
@@ -66,13 +68,18 @@ describe('netns operations', () => {
     await net.addBridge(A, 'br0');
     await net.addVeth({ ns: A, name: 'vb1' }, { ns: B, name: 'vb1' });
     await net.setMaster(A, 'vb1', 'br0');
-    await net.ipBatch(A, [['link', 'set', 'br0', 'up'], ['link', 'set', 'vb1', 'up']]);
+    await net.ipBatch(A, [
+      ['link', 'set', 'br0', 'up'],
+      ['link', 'set', 'vb1', 'up'],
+    ]);
     expect(await ip(A, 'link', 'show', 'vb1')).toMatch(/master br0 state/);
   });
 
   it('rejects whitespace inside ip batch words, and reports the failing batch', async () => {
     await expect(net.ipBatch(A, [['link', 'set', 'eth0 up']])).rejects.toThrow(/without whitespace/);
-    await expect(net.ipBatch(A, [['link', 'set', 'no-such-link', 'up']])).rejects.toThrow(/ip -n kptnetns-a -batch - exited with code 1: .*no-such-link/);
+    await expect(net.ipBatch(A, [['link', 'set', 'no-such-link', 'up']])).rejects.toThrow(
+      /ip -n kptnetns-a -batch - exited with code 1: .*no-such-link/,
+    );
   });
 
   it('sets sysctls inside the namespace only', async () => {

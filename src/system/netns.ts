@@ -7,11 +7,11 @@
  * Used by the end-to-end harness (test/netns/) and the demo; kube-proxy-ts
  * itself never creates namespaces.
  */
-import type { CommandRunner, RunResult } from './exec.ts';
-import { describeFailure } from './exec.ts';
+import { describeFailure, type RunResult } from '../../proxier/exec.ts';
+import type { ExecaRunner } from './exec.ts';
 
 export interface NetnsOpsOptions {
-  readonly runner: CommandRunner;
+  readonly runner: ExecaRunner;
   /** Upper bound for each command (default 15 s). */
   readonly timeoutMs?: number;
   /** Signals a process left inside a namespace being deleted (default process.kill). */
@@ -77,7 +77,10 @@ export function createNetnsOps(options: NetnsOpsOptions): NetnsOps {
   const ops: NetnsOps = {
     async listNamespaces() {
       const r = await must('ip', ['netns', 'list']);
-      return r.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n !== '');
+      return r.stdout
+        .split('\n')
+        .map((l) => l.split(' ')[0] ?? '')
+        .filter((n) => n !== '');
     },
     async addNamespace(name) {
       checkName('namespace name', name, NAME);
@@ -137,7 +140,10 @@ export function createNetnsOps(options: NetnsOpsOptions): NetnsOps {
       await must('ip', args);
     },
     async linkUp(ns, ...links) {
-      await ops.ipBatch(ns, links.map((l) => ['link', 'set', l, 'up']));
+      await ops.ipBatch(
+        ns,
+        links.map((l) => ['link', 'set', l, 'up']),
+      );
     },
     async setSysctls(ns, values) {
       // One `tee` per distinct value writes all of its /proc/sys files (coreutils only, no procps).

@@ -35,7 +35,8 @@ export function createNftLauncher(options: NftLauncherOptions = {}) {
   let dir: string | null = null;
   return {
     start(cmd: string, args: readonly string[], env: Readonly<Record<string, string>>, events: ChildEvents): LaunchedChild {
-      const [file, argv] = options.netns === undefined ? [cmd, [...args]] : [options.ipCommand ?? 'ip', ['netns', 'exec', options.netns, cmd, ...args]];
+      const [file, argv] =
+        options.netns === undefined ? [cmd, [...args]] : [options.ipCommand ?? 'ip', ['netns', 'exec', options.netns, cmd, ...args]];
       const child = spawn(file, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...env } });
       let gone = false;
       const exit = (detail: string) => {

@@ -17,7 +17,9 @@ const STOP = new URL('./stop-signals.ts', import.meta.url).pathname;
 async function sigtermWhileChildRuns(listen: string): Promise<{ code: number | null; signal: string | null; out: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'kpt-signals-'));
   const script = join(dir, 'proc.ts');
-  await writeFile(script, `
+  await writeFile(
+    script,
+    `
     import { createExecaRunner } from ${JSON.stringify(EXEC)};
     import { listenForStop } from ${JSON.stringify(STOP)};
     const stopped: Promise<string> = ${listen};
@@ -28,12 +30,15 @@ async function sigtermWhileChildRuns(listen: string): Promise<{ code: number | n
     const r = await child; // the agent lets a running restore finish
     process.stdout.write('child exited ' + r.code + '\\n');
     process.exit(0);
-  `);
+  `,
+  );
   const proc = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const t0 = Date.now();
   while (!out.includes('child running') && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 300)); // the child is spawned and signal-exit's listener installed
@@ -42,11 +47,15 @@ async function sigtermWhileChildRuns(listen: string): Promise<{ code: number | n
 }
 
 describe('stop signals', () => {
-  it('a process.once listener (the earlier main.ts) dies by SIGTERM while an execa child runs: signal-exit re-raises it', { timeout: 30_000 }, async () => {
-    const r = await sigtermWhileChildRuns(`new Promise((resolve) => process.once('SIGTERM', () => resolve('SIGTERM')))`);
-    expect(r.signal).toBe('SIGTERM');
-    expect(r.out).not.toContain('child exited');
-  });
+  it(
+    'a process.once listener (the earlier main.ts) dies by SIGTERM while an execa child runs: signal-exit re-raises it',
+    { timeout: 30_000 },
+    async () => {
+      const r = await sigtermWhileChildRuns(`new Promise((resolve) => process.once('SIGTERM', () => resolve('SIGTERM')))`);
+      expect(r.signal).toBe('SIGTERM');
+      expect(r.out).not.toContain('child exited');
+    },
+  );
 
   it('listenForStop keeps its listener, so the same SIGTERM stops the process cleanly and the child finishes', { timeout: 30_000 }, async () => {
     const r = await sigtermWhileChildRuns(`listenForStop(process).stopped`);

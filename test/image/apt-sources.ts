@@ -40,7 +40,13 @@ export function parseDeb822(text: string): AptSource[] {
     }
     const words = (name: string) => (fields.get(name) ?? '').split(/\s+/).filter(Boolean);
     if (!fields.has('uris')) continue;
-    out.push({ types: words('types'), uris: words('uris'), suites: words('suites'), components: words('components'), enabled: !/^no$/i.test(fields.get('enabled') ?? 'yes') });
+    out.push({
+      types: words('types'),
+      uris: words('uris'),
+      suites: words('suites'),
+      components: words('components'),
+      enabled: !/^no$/i.test(fields.get('enabled') ?? 'yes'),
+    });
   }
   return out;
 }

@@ -29,13 +29,34 @@ export interface ImageBuild {
 }
 
 export function buildCommand(repo: string, bases: { base: string; node: string }, tag = TEST_IMAGE): string[] {
-  return ['build', '--isolation', 'chroot', '--network', 'host', '--pull=never', '--build-arg', `NODE_IMAGE=${bases.node}`, '--build-arg', `BASE_IMAGE=${bases.base}`, '-t', tag, '-f', `${repo}/Dockerfile`, repo];
+  return [
+    'build',
+    '--isolation',
+    'chroot',
+    '--network',
+    'host',
+    '--pull=never',
+    '--build-arg',
+    `NODE_IMAGE=${bases.node}`,
+    '--build-arg',
+    `BASE_IMAGE=${bases.base}`,
+    '-t',
+    tag,
+    '-f',
+    `${repo}/Dockerfile`,
+    repo,
+  ];
 }
 
 export async function imageSize(podman: Podman, image: string): Promise<{ bytes: number; layers: Layer[] }> {
   const bytes = Number((await podman.run(['image', 'inspect', '--format', '{{.Size}}', image])).trim());
   const history = JSON.parse(await podman.run(['history', '--format', 'json', image])) as { size: number; CreatedBy: string }[];
-  const layers = history.map((l) => ({ bytes: l.size, createdBy: l.CreatedBy.replace(/\s+/g, ' ').replace(/^\/bin\/sh -c (#\(nop\) )?/, '').trim() }));
+  const layers = history.map((l) => ({
+    bytes: l.size,
+    createdBy: l.CreatedBy.replace(/\s+/g, ' ')
+      .replace(/^\/bin\/sh -c (#\(nop\) )?/, '')
+      .trim(),
+  }));
   return { bytes, layers };
 }
 
@@ -43,10 +64,14 @@ export async function imageSize(podman: Podman, image: string): Promise<{ bytes:
 export async function requireTools(tools: readonly string[] = ['podman', 'runc', 'debootstrap', 'tar']): Promise<void> {
   const missing: string[] = [];
   for (const t of tools) if ((await execa('sh', ['-c', `command -v ${t}`], { reject: false })).exitCode !== 0) missing.push(t);
-  if (missing.length > 0) throw new Error(`the image build needs ${missing.join(', ')} on PATH (as root): apt-get install podman runc debootstrap, as .ci/run does`);
+  if (missing.length > 0)
+    throw new Error(`the image build needs ${missing.join(', ')} on PATH (as root): apt-get install podman runc debootstrap, as .ci/run does`);
 }
 
-export async function buildTestImage(podman: Podman, opts: { repo: string; cacheDir?: string; tag?: string; log?: (line: string) => void }): Promise<ImageBuild> {
+export async function buildTestImage(
+  podman: Podman,
+  opts: { repo: string; cacheDir?: string; tag?: string; log?: (line: string) => void },
+): Promise<ImageBuild> {
   const log = opts.log ?? (() => undefined);
   await requireTools();
   const rootfs = await debianRootfsTar({ ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), log });

@@ -23,12 +23,20 @@ async function main(): Promise<number> {
   const podman = await createPodman(dir);
   try {
     const repo = resolve(new URL('../..', import.meta.url).pathname);
-    const b = await buildTestImage(podman, { repo, ...(values['cache-dir'] !== undefined ? { cacheDir: values['cache-dir'] } : {}), log: (l) => console.log(`==> ${l}`) });
+    const b = await buildTestImage(podman, {
+      repo,
+      ...(values['cache-dir'] !== undefined ? { cacheDir: values['cache-dir'] } : {}),
+      log: (l) => console.log(`==> ${l}`),
+    });
     console.log(`\n${b.image}: ${mb(b.bytes)}`);
-    console.log(`stand-in root ${b.rootfsCached ? '(cached)' : '(debootstrap)'} ${(b.ms.rootfs / 1000).toFixed(1)} s, stand-ins ${(b.ms.standIns / 1000).toFixed(1)} s, podman build ${(b.ms.build / 1000).toFixed(1)} s`);
+    console.log(
+      `stand-in root ${b.rootfsCached ? '(cached)' : '(debootstrap)'} ${(b.ms.rootfs / 1000).toFixed(1)} s, stand-ins ${(b.ms.standIns / 1000).toFixed(1)} s, podman build ${(b.ms.build / 1000).toFixed(1)} s`,
+    );
     console.log('largest layers:');
-    for (const l of [...b.layers].sort((x, y) => y.bytes - x.bytes).slice(0, 6)) console.log(`  ${mb(l.bytes).padStart(9)}  ${l.createdBy.slice(0, 110)}`);
-    if (keep) console.log(`\nstorage kept in ${dir}: env CONTAINERS_CONF=${dir}/containers.conf CONTAINERS_STORAGE_CONF=${dir}/storage.conf podman images`);
+    for (const l of [...b.layers].sort((x, y) => y.bytes - x.bytes).slice(0, 6))
+      console.log(`  ${mb(l.bytes).padStart(9)}  ${l.createdBy.slice(0, 110)}`);
+    if (keep)
+      console.log(`\nstorage kept in ${dir}: env CONTAINERS_CONF=${dir}/containers.conf CONTAINERS_STORAGE_CONF=${dir}/storage.conf podman images`);
     return 0;
   } finally {
     if (!keep) await podman.destroy();

@@ -38,7 +38,9 @@ describe('remounting the cgroup hierarchies inside ip netns exec', () => {
   });
 
   it('handles a cgroup v2 only host, and a host with no cgroup mount at all', () => {
-    expect(remountCgroupsScript(UNIFIED)).toContain('mount -t cgroup2 -o rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup');
+    expect(remountCgroupsScript(UNIFIED)).toContain(
+      'mount -t cgroup2 -o rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup',
+    );
     expect(remountCgroupsScript('22 1 0:20 / /sys rw - sysfs sysfs rw\n')).toBe('');
   });
 

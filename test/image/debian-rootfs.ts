@@ -24,7 +24,15 @@ export const VARIANT = 'minbase';
 export const DEFAULT_CACHE_DIR = '/var/cache/kube-proxy-ts-test';
 
 /** Emptied now and excluded from later installs (debuerreotype .slimify-excludes). */
-const SLIM_EXCLUDE = ['/usr/share/doc', '/usr/share/groff', '/usr/share/info', '/usr/share/linda', '/usr/share/lintian/overrides', '/usr/share/locale', '/usr/share/man'];
+const SLIM_EXCLUDE = [
+  '/usr/share/doc',
+  '/usr/share/groff',
+  '/usr/share/info',
+  '/usr/share/linda',
+  '/usr/share/lintian/overrides',
+  '/usr/share/locale',
+  '/usr/share/man',
+];
 /** Kept inside those folders (debuerreotype .slimify-includes, the entries that exist on Debian). */
 const SLIM_KEEP: Readonly<Record<string, readonly string[]>> = {
   '/usr/share/doc': ['*/copyright'],
@@ -57,7 +65,13 @@ export function dpkgSlimConfig(): string {
 export async function readAptSources(etc = '/etc/apt'): Promise<SourcesFile[]> {
   const paths = [join(etc, 'sources.list')];
   const d = join(etc, 'sources.list.d');
-  if (existsSync(d)) paths.push(...(await readdir(d)).filter((f) => f.endsWith('.list') || f.endsWith('.sources')).sort().map((f) => join(d, f)));
+  if (existsSync(d))
+    paths.push(
+      ...(await readdir(d))
+        .filter((f) => f.endsWith('.list') || f.endsWith('.sources'))
+        .sort()
+        .map((f) => join(d, f)),
+    );
   const files: SourcesFile[] = [];
   for (const path of paths) if (existsSync(path)) files.push({ path, text: await readFile(path, 'utf8') });
   return files;
@@ -112,7 +126,10 @@ export async function debianRootfsTar(opts: { cacheDir?: string; mirror?: string
   const cacheDir = opts.cacheDir ?? DEFAULT_CACHE_DIR;
   const mirror = opts.mirror ?? debianMirror(await readAptSources());
   const recipe = await readFile(fileURLToPath(import.meta.url), 'utf8');
-  const key = createHash('sha256').update(JSON.stringify([SUITE, VARIANT, mirror, recipe])).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify([SUITE, VARIANT, mirror, recipe]))
+    .digest('hex')
+    .slice(0, 16);
   const path = join(cacheDir, `debian-${SUITE}-${VARIANT}-${key}.tar`);
   if (existsSync(path)) return { path, mirror, cached: true, ms: Date.now() - t0 };
 
@@ -121,7 +138,12 @@ export async function debianRootfsTar(opts: { cacheDir?: string; mirror?: string
   try {
     const root = join(work, 'rootfs');
     opts.log?.(`debootstrap --variant=${VARIANT} ${SUITE} ${root} ${mirror}`);
-    const r = await execa('debootstrap', [`--variant=${VARIANT}`, SUITE, root, mirror], { reject: false, all: true, stdin: 'ignore', timeout: 900_000 });
+    const r = await execa('debootstrap', [`--variant=${VARIANT}`, SUITE, root, mirror], {
+      reject: false,
+      all: true,
+      stdin: 'ignore',
+      timeout: 900_000,
+    });
     if (r.exitCode !== 0) throw new Error(`debootstrap from ${mirror} failed (${r.exitCode ?? r.signal}):\n${String(r.all ?? '').slice(-3000)}`);
     await slimRootfs(root);
     const tmp = join(work, 'rootfs.tar');

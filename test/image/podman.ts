@@ -49,12 +49,16 @@ function storageConf(dir: string): string {
 
 /** Mount points at or under dir in a mountinfo text, deepest first. */
 export function mountsUnder(mountinfo: string, dir: string): string[] {
-  const points = mountinfo.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)));
+  const points = mountinfo
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)));
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
 export async function createPodman(dir: string): Promise<Podman> {
-  if (!/^\/[\w./-]+$/.test(dir) || dir.split('/').length < 3) throw new Error(`podman directory must be an absolute path below a top-level folder, got ${JSON.stringify(dir)}`);
+  if (!/^\/[\w./-]+$/.test(dir) || dir.split('/').length < 3)
+    throw new Error(`podman directory must be an absolute path below a top-level folder, got ${JSON.stringify(dir)}`);
   await mkdir(join(dir, 'net'), { recursive: true });
   await writeFile(join(dir, 'containers.conf'), containersConf(dir));
   await writeFile(join(dir, 'storage.conf'), storageConf(dir));
@@ -66,7 +70,13 @@ export async function createPodman(dir: string): Promise<Podman> {
     argv,
     async run(args, opts = {}) {
       const [file, ...rest] = argv(args);
-      const r = await execa(file!, rest, { reject: false, all: true, stdin: 'ignore', timeout: opts.timeoutMs ?? 600_000, maxBuffer: 64 * 1024 * 1024 });
+      const r = await execa(file!, rest, {
+        reject: false,
+        all: true,
+        stdin: 'ignore',
+        timeout: opts.timeoutMs ?? 600_000,
+        maxBuffer: 64 * 1024 * 1024,
+      });
       if (r.exitCode !== 0) {
         const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 600_000} ms` : `exited with ${r.exitCode ?? r.signal}`;
         throw new Error(`podman ${args.join(' ')} ${why}:\n${String(r.all ?? '').slice(-4000)}`);

@@ -63,7 +63,14 @@ async function tar(args: readonly string[]): Promise<string> {
  * config changes. Folders the base already has are not added again: podman
  * refuses a layer that names a path twice.
  */
-async function importTar(podman: Podman, base: string, extra: string | null, tag: string, changes: readonly string[], log: (line: string) => void): Promise<void> {
+async function importTar(
+  podman: Podman,
+  base: string,
+  extra: string | null,
+  tag: string,
+  changes: readonly string[],
+  log: (line: string) => void,
+): Promise<void> {
   const t0 = Date.now();
   let file = base;
   if (extra !== null) {
@@ -84,7 +91,11 @@ async function importTar(podman: Podman, base: string, extra: string | null, tag
 }
 
 /** Imports both stand-ins into podman's storage; returns their names, for the build arguments. */
-export async function makeStandIns(podman: Podman, rootfs: { path: string; mirror: string }, log: (line: string) => void = () => undefined): Promise<{ base: string; node: string }> {
+export async function makeStandIns(
+  podman: Podman,
+  rootfs: { path: string; mirror: string },
+  log: (line: string) => void = () => undefined,
+): Promise<{ base: string; node: string }> {
   const work = join(podman.dir, 'stand-ins');
   try {
     let debianExtra: string | null = null;

@@ -77,7 +77,14 @@ export interface PlannedClient {
 }
 export interface ClusterPlan {
   readonly prefix: string;
-  readonly underlay: { readonly ns: string; readonly bridge: string; readonly cidr: string; readonly gateway: string; readonly cidr6: string | null; readonly gateway6: string | null };
+  readonly underlay: {
+    readonly ns: string;
+    readonly bridge: string;
+    readonly cidr: string;
+    readonly gateway: string;
+    readonly cidr6: string | null;
+    readonly gateway6: string | null;
+  };
   readonly nodes: readonly PlannedNode[];
   readonly pods: readonly PlannedPod[];
   readonly client: PlannedClient | null;
@@ -115,7 +122,8 @@ export function planCluster(spec: ClusterSpec): ClusterPlan {
   const v6 = spec.ipv6 === true;
   const names = new Set(['underlay', 'client']);
   const claim = (name: string, what: string): string => {
-    if (!/^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/.test(name)) fail(`${what} name ${JSON.stringify(name)} must be a lower-case DNS label of at most 42 characters`);
+    if (!/^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/.test(name))
+      fail(`${what} name ${JSON.stringify(name)} must be a lower-case DNS label of at most 42 characters`);
     if (names.has(name)) fail(`${what} name ${JSON.stringify(name)} is used twice (or reserved)`);
     names.add(name);
     return `${prefix}-${name}`;
@@ -124,7 +132,8 @@ export function planCluster(spec: ClusterSpec): ClusterPlan {
   const nodes = spec.nodes.map((n, i): PlannedNode => {
     const ns = claim(n.name, 'node');
     const cidr = parseCIDR(n.podCIDR);
-    if (cidr?.family !== 'IPv4' || cidr.prefix > 30) fail(`node ${n.name}: podCIDR ${JSON.stringify(n.podCIDR)} must be an IPv4 CIDR of /30 or wider`);
+    if (cidr?.family !== 'IPv4' || cidr.prefix > 30)
+      fail(`node ${n.name}: podCIDR ${JSON.stringify(n.podCIDR)} must be an IPv4 CIDR of /30 or wider`);
     const podCIDR6 = v6 ? (n.podCIDR6 ?? `fd00:10:244:${i + 1}::/64`) : null;
     if (podCIDR6 !== null && parseCIDR(podCIDR6)?.family !== 'IPv6') fail(`node ${n.name}: podCIDR6 ${JSON.stringify(podCIDR6)} is not an IPv6 CIDR`);
     const gateway = firstHost(cidr.text);
@@ -132,12 +141,14 @@ export function planCluster(spec: ClusterSpec): ClusterPlan {
     const pods = n.pods.map((p, j): PlannedPod => {
       const podNs = claim(p.name, 'pod');
       const ip = normalizeIP(p.ip);
-      if (ip === null || !cidrContainsText(cidr.text, ip) || ip === gateway) fail(`pod ${p.name}: ip ${JSON.stringify(p.ip)} must be a host address in ${cidr.text} other than the gateway ${gateway}`);
+      if (ip === null || !cidrContainsText(cidr.text, ip) || ip === gateway)
+        fail(`pod ${p.name}: ip ${JSON.stringify(p.ip)} must be a host address in ${cidr.text} other than the gateway ${gateway}`);
       let ip6: string | null = null;
       if (podCIDR6 !== null) {
         const c6 = parseCIDR(podCIDR6)!;
         ip6 = normalizeIP(p.ip6 ?? `${c6.network.text.replace(/::$/, ':')}:${ip.split('.')[3]}`);
-        if (ip6 === null || !cidrContainsText(podCIDR6, ip6) || ip6 === gateway6) fail(`pod ${p.name}: ip6 ${JSON.stringify(p.ip6)} must be a host address in ${podCIDR6} other than the gateway`);
+        if (ip6 === null || !cidrContainsText(podCIDR6, ip6) || ip6 === gateway6)
+          fail(`pod ${p.name}: ip6 ${JSON.stringify(p.ip6)} must be a host address in ${podCIDR6} other than the gateway`);
       }
       return { name: p.name, node: n.name, ns: podNs, ip, ip6, hostVeth: `veth${j + 1}` };
     });

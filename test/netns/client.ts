@@ -25,9 +25,7 @@ interface Spec {
   readonly sourceIp?: string;
 }
 
-type Result =
-  | { ok: true; pod: string; client: string; local: string; ms: number }
-  | { ok: false; error: string; ms: number };
+type Result = { ok: true; pod: string; client: string; local: string; ms: number } | { ok: false; error: string; ms: number };
 
 const ERRORS: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'refused',

@@ -16,14 +16,21 @@ const DROPPED = '172.30.0.12';
 
 // Upstream's shape: portals in PREROUTING/OUTPUT, a statistic ladder, hairpin and off-cluster masquerade marks.
 function sep(name: string, ip: string, proto: string, port: number): string[] {
-  return [
-    `-A KUBE-SEP-${name} -s ${ip}/32 -j KUBE-MARK-MASQ`,
-    `-A KUBE-SEP-${name} -p ${proto} -m ${proto} -j DNAT --to-destination ${ip}:${port}`,
-  ];
+  return [`-A KUBE-SEP-${name} -s ${ip}/32 -j KUBE-MARK-MASQ`, `-A KUBE-SEP-${name} -p ${proto} -m ${proto} -j DNAT --to-destination ${ip}:${port}`];
 }
 const RULES = [
   '*nat',
-  ...['KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', 'KUBE-SVC-TCP', 'KUBE-SVC-UDP', 'KUBE-SEP-A-TCP', 'KUBE-SEP-B-TCP', 'KUBE-SEP-A-UDP', 'KUBE-SEP-B-UDP'].map((c) => `:${c} - [0:0]`),
+  ...[
+    'KUBE-SERVICES',
+    'KUBE-POSTROUTING',
+    'KUBE-MARK-MASQ',
+    'KUBE-SVC-TCP',
+    'KUBE-SVC-UDP',
+    'KUBE-SEP-A-TCP',
+    'KUBE-SEP-B-TCP',
+    'KUBE-SEP-A-UDP',
+    'KUBE-SEP-B-UDP',
+  ].map((c) => `:${c} - [0:0]`),
   '-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
   '-I OUTPUT 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
   '-I POSTROUTING 1 -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
@@ -46,7 +53,9 @@ const RULES = [
   'COMMIT',
   '*filter',
   ':KUBE-SERVICES - [0:0]',
-  ...['INPUT', 'FORWARD', 'OUTPUT'].map((c) => `-I ${c} 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`),
+  ...['INPUT', 'FORWARD', 'OUTPUT'].map(
+    (c) => `-I ${c} 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`,
+  ),
   `-A KUBE-SERVICES -d ${NO_ENDPOINTS}/32 -p tcp -m comment --comment "default/empty:http has no endpoints" -m tcp --dport 80 -j REJECT`,
   `-A KUBE-SERVICES -d ${NO_ENDPOINTS}/32 -p udp -m comment --comment "default/empty:dns has no endpoints" -m udp --dport 53 -j REJECT`,
   `-A KUBE-SERVICES -d ${DROPPED}/32 -m comment --comment "dropped" -j DROP`,
@@ -63,12 +72,21 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
     const started = performance.now();
     cluster = await createCluster({
       prefix: `kptsmoke${backend}`,
-      nodes: [{ name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }, { name: 'pod-b', ip: '10.244.1.3' }] }],
+      nodes: [
+        {
+          name: 'node-1',
+          podCIDR: '10.244.1.0/24',
+          pods: [
+            { name: 'pod-a', ip: '10.244.1.2' },
+            { name: 'pod-b', ip: '10.244.1.3' },
+          ],
+        },
+      ],
       client: true,
     });
     setupMs = performance.now() - started;
     await cluster.startPodServers({ tcp: [80], udp: [53] });
-    const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runner, netns: cluster.node('node-1').ns });
+    const ipt = createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(cluster.node('node-1').ns) });
     await ipt.restore(RULES, { noflush: true, counters: false });
   });
 
@@ -79,14 +97,17 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
   });
 
   it('holds the rules in the node namespace only', async () => {
-    const ipt = createIptables({ family: 'IPv4', backend, runner: c().runner, netns: c().node('node-1').ns });
+    const ipt = createIptables({ family: 'IPv4', backend, runner: c().runnerIn(c().node('node-1').ns) });
     expect(await ipt.save(['nat'])).toContain('-A KUBE-SVC-TCP -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A-TCP');
-    const inPod = createIptables({ family: 'IPv4', backend, runner: c().runner, netns: c().pod('pod-a').ns });
+    const inPod = createIptables({ family: 'IPv4', backend, runner: c().runnerIn(c().pod('pod-a').ns) });
     expect(await inPod.save(['nat'])).not.toContain('KUBE-SERVICES');
   });
 
   it('pod -> ClusterIP reaches both pods over TCP and UDP (same bridge: br_netfilter un-DNATs the reply)', async () => {
-    for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+    for (const [proto, port] of [
+      ['tcp', 80],
+      ['udp', 53],
+    ] as const) {
       const rs = await request(c(), c().pod('pod-a').ns, { proto, ip: SVC, port, count: 30 });
       expect(errorsSeen(rs)).toEqual(new Map());
       expect([...podsHit(rs).keys()].sort()).toEqual(['pod-a', 'pod-b']);
@@ -100,7 +121,10 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
   });
 
   it('node -> ClusterIP (nat OUTPUT) reaches both pods', async () => {
-    for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+    for (const [proto, port] of [
+      ['tcp', 80],
+      ['udp', 53],
+    ] as const) {
       const rs = await requestFromNode(c(), 'node-1', { proto, ip: SVC, port, count: 30 });
       expect(errorsSeen(rs)).toEqual(new Map());
       expect([...podsHit(rs).keys()].sort()).toEqual(['pod-a', 'pod-b']);
@@ -108,7 +132,10 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
   });
 
   it('client -> ClusterIP via the node reaches both pods, masqueraded (off-cluster source)', async () => {
-    for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+    for (const [proto, port] of [
+      ['tcp', 80],
+      ['udp', 53],
+    ] as const) {
       const rs = await request(c(), c().client!.ns, { proto, ip: SVC, port, count: 30 });
       expect(errorsSeen(rs)).toEqual(new Map());
       expect([...podsHit(rs).keys()].sort()).toEqual(['pod-a', 'pod-b']);
@@ -119,9 +146,15 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
   it('REJECT (icmp-port-unreachable) is "refused" for TCP and UDP, from pod, node and client; DROP is a timeout', async () => {
     const froms = [c().pod('pod-a').ns, c().node('node-1').ns, c().client!.ns];
     for (const from of froms) {
-      for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+      for (const [proto, port] of [
+        ['tcp', 80],
+        ['udp', 53],
+      ] as const) {
         const rs = await request(c(), from, { proto, ip: NO_ENDPOINTS, port, count: 2, timeoutMs: 2000 });
-        expect(rs.map((r) => (r.ok ? r.pod : r.error)), `${proto} from ${from}`).toEqual(['refused', 'refused']);
+        expect(
+          rs.map((r) => (r.ok ? r.pod : r.error)),
+          `${proto} from ${from}`,
+        ).toEqual(['refused', 'refused']);
       }
       const dropped = await request(c(), from, { proto: 'tcp', ip: DROPPED, port: 80, count: 1, timeoutMs: 300 });
       expect(dropped.map((r) => (r.ok ? r.pod : r.error))).toEqual(['timeout']);
@@ -171,13 +204,23 @@ describe('dual-stack, two nodes (nft, IPv6 ClusterIP)', () => {
       prefix: 'kptsmokev6',
       ipv6: true,
       nodes: [
-        { name: 'node-1', podCIDR: '10.244.1.0/24', pods: [{ name: 'pod-a', ip: '10.244.1.2' }, { name: 'pod-b', ip: '10.244.1.3' }] },
+        {
+          name: 'node-1',
+          podCIDR: '10.244.1.0/24',
+          pods: [
+            { name: 'pod-a', ip: '10.244.1.2' },
+            { name: 'pod-b', ip: '10.244.1.3' },
+          ],
+        },
         { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: '10.244.2.2' }] },
       ],
       client: true,
     });
     await cluster.startPodServers({ tcp: [80] });
-    await createIptables({ family: 'IPv6', backend: 'nft', runner: cluster.runner, netns: cluster.node('node-1').ns }).restore(RULES6, { noflush: true, counters: false });
+    await createIptables({ family: 'IPv6', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).restore(RULES6, {
+      noflush: true,
+      counters: false,
+    });
   });
   afterAll(async () => {
     await cluster?.destroy();

@@ -12,8 +12,8 @@
  * createCluster first sweeps namespaces left over under the same prefix, and
  * removes what it built when it fails half-way.
  */
-import type { CommandRunner, RunResult } from '../../src/system/exec.ts';
-import { createExecaRunner } from '../../src/system/exec.ts';
+import type { CommandRunner, RunResult } from '../../proxier/exec.ts';
+import { createExecaRunner, type ExecaRunner } from '../../src/system/exec.ts';
 import { createNetnsOps, type NetnsOps } from '../../src/system/netns.ts';
 import { planCluster, type ClusterPlan, type ClusterSpec, type PlannedClient, type PlannedNode, type PlannedPod } from './address-plan.ts';
 import { startPodServers, type PodServerOptions, type PodServers } from './servers.ts';
@@ -24,11 +24,11 @@ export type ClusterPod = PlannedPod;
 export type ClusterClient = PlannedClient;
 
 export interface ClusterOptions extends ClusterSpec {
-  readonly runner?: CommandRunner;
+  readonly runner?: ExecaRunner;
 }
 
 export interface Cluster extends ClusterPlan {
-  readonly runner: CommandRunner;
+  readonly runner: ExecaRunner;
   readonly net: NetnsOps;
   /** Every namespace of the cluster. */
   readonly namespaces: readonly string[];
@@ -36,6 +36,8 @@ export interface Cluster extends ClusterPlan {
   pod(name: string): ClusterPod;
   /** Runs a command inside one of this cluster's namespaces (any other name is refused). */
   exec(ns: string, cmd: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }): Promise<RunResult>;
+  /** A CommandRunner bound to one of this cluster's namespaces (what the agent, iptables and nft adapters take). */
+  runnerIn(ns: string): CommandRunner;
   /** Starts pod-server.ts in the pods (all by default); destroy() stops them. */
   startPodServers(opts: PodServerOptions): Promise<PodServers>;
   /** Stops the servers and deletes every namespace; safe to call twice. */
@@ -84,7 +86,11 @@ async function buildTopology(net: NetnsOps, plan: ClusterPlan): Promise<void> {
   const ul: string[][] = [['link', 'add', underlay.bridge, 'type', 'bridge']];
   const ports = [...nodes.map((n) => ({ port: n.underlayPort, ns: n.ns })), ...(client ? [{ port: client.underlayPort, ns: client.ns }] : [])];
   for (const { port, ns } of ports) {
-    ul.push(['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns], ['link', 'set', port, 'master', underlay.bridge], ['link', 'set', port, 'up']);
+    ul.push(
+      ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns],
+      ['link', 'set', port, 'master', underlay.bridge],
+      ['link', 'set', port, 'up'],
+    );
   }
   ul.push(['addr', 'replace', `${underlay.gateway}/24`, 'dev', underlay.bridge]);
   if (underlay.gateway6 !== null) ul.push(['addr', 'replace', `${underlay.gateway6}/64`, 'dev', underlay.bridge, 'nodad']);
@@ -157,6 +163,13 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     await Promise.all(namespaces.map((ns) => net.deleteNamespace(ns)));
   };
 
+  const exec = async (ns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> => {
+    if (!namespaces.includes(ns))
+      throw new Error(`cluster ${plan.prefix}: ${JSON.stringify(ns)} is not one of its namespaces (${namespaces.join(', ')})`);
+    if (destroyed) throw new Error(`cluster ${plan.prefix} is destroyed`);
+    return runner.run(cmd, args, { ...opts, netns: ns });
+  };
+
   await net.sweepNamespaces(plan.prefix);
   try {
     await buildTopology(net, plan);
@@ -176,10 +189,9 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     pod(name) {
       return plan.pods.find((p) => p.name === name) ?? missing('pod', name);
     },
-    async exec(ns, cmd, args, opts = {}) {
-      if (!namespaces.includes(ns)) throw new Error(`cluster ${plan.prefix}: ${JSON.stringify(ns)} is not one of its namespaces (${namespaces.join(', ')})`);
-      if (destroyed) throw new Error(`cluster ${plan.prefix} is destroyed`);
-      return runner.run(cmd, args, { ...opts, netns: ns });
+    exec,
+    runnerIn(ns) {
+      return { netns: ns, run: (cmd, args, opts) => exec(ns, cmd, args, opts) };
     },
     async startPodServers(opts) {
       if (destroyed) throw new Error(`cluster ${plan.prefix} is destroyed`);

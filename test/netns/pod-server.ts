@@ -29,7 +29,10 @@ const { values } = parseArgs({
 });
 
 function list(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 function ports(text: string, flag: string): number[] {
   return list(text).map((p) => {
@@ -101,13 +104,31 @@ async function bindUdp(port: number, host: string): Promise<UdpSocket> {
 try {
   const closers: (() => void)[] = [];
   for (const port of ports(values.tcp, 'tcp')) {
-    for (const host of tcpAddresses) closers.push(((s) => () => s.close())(await listenTcp(port, host, onTcp)));
+    for (const host of tcpAddresses)
+      closers.push(
+        (
+          (s) => () =>
+            s.close()
+        )(await listenTcp(port, host, onTcp)),
+      );
   }
   for (const port of ports(values.echo, 'echo')) {
-    for (const host of tcpAddresses) closers.push(((s) => () => s.close())(await listenTcp(port, host, onEcho)));
+    for (const host of tcpAddresses)
+      closers.push(
+        (
+          (s) => () =>
+            s.close()
+        )(await listenTcp(port, host, onEcho)),
+      );
   }
   for (const port of ports(values.udp, 'udp')) {
-    for (const host of udpAddresses) closers.push(((s) => () => s.close())(await bindUdp(port, host)));
+    for (const host of udpAddresses)
+      closers.push(
+        (
+          (s) => () =>
+            s.close()
+        )(await bindUdp(port, host)),
+      );
   }
   process.on('SIGTERM', () => {
     for (const close of closers) close();

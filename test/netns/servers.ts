@@ -68,7 +68,11 @@ export async function startPodServers(pods: readonly ServedPod[], opts: PodServe
     await Promise.all(
       chosen.map((pod) => {
         const args = ['--name', pod.name, '--ip', [pod.ip, ...(pod.ip6 === null ? [] : [pod.ip6])].join(',')];
-        for (const [flag, ports] of [['--tcp', opts.tcp], ['--udp', opts.udp], ['--echo', opts.echo]] as const) {
+        for (const [flag, ports] of [
+          ['--tcp', opts.tcp],
+          ['--udp', opts.udp],
+          ['--echo', opts.echo],
+        ] as const) {
           if (ports !== undefined && ports.length > 0) args.push(flag, ports.join(','));
         }
         const child: Child = execa('ip', ['netns', 'exec', pod.ns, process.execPath, SERVER, ...args], SPAWN);

@@ -53,7 +53,9 @@ function bulk(): void {
     received.update(chunk);
     receivedBytes += chunk.length;
   });
-  s.on('end', () => finish({ ok: true, sent: sent.digest('hex'), received: received.digest('hex'), bytes: total, receivedBytes, ms: Date.now() - t0 }));
+  s.on('end', () =>
+    finish({ ok: true, sent: sent.digest('hex'), received: received.digest('hex'), bytes: total, receivedBytes, ms: Date.now() - t0 }),
+  );
   s.on('connect', () => {
     let left = total;
     const write = (): void => {

@@ -7,8 +7,7 @@
  *   podsHit(rs)  // Map { 'pod-a' => 11, 'pod-b' => 9 }
  */
 import { fileURLToPath } from 'node:url';
-import type { RunResult } from '../../src/system/exec.ts';
-import { describeFailure } from '../../src/system/exec.ts';
+import { describeFailure, type RunResult } from '../../proxier/exec.ts';
 
 export interface RequestOptions {
   readonly proto: 'tcp' | 'udp';

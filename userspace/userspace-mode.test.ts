@@ -1,5 +1,5 @@
 /**
- * UserspaceBackend over the in-memory FakeIptables and a recording listener
+ * UserspaceMode over the in-memory FakeIptables and a recording listener
  * opener (no sockets): what each sync opens and closes, what the balancer
  * hands out, which portal rules reach the "kernel" and when, and the UDP
  * conntrack cleanup of listeners that close.
@@ -9,51 +9,54 @@ import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { getChain } from '../iptables/ruleset.ts';
 import type { ConntrackFilter } from '../proxier/conntrack-plan.ts';
 import type { ServicePortState } from '../proxier/types.ts';
-import { silentLogger } from '../src/log.ts';
+import { silentLogger } from '../proxier/log.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import type { ListenerSpec } from './listeners.ts';
-import { PortAllocator } from './port-allocator.ts';
+import { removeKubeProxyRules } from '../iptables/cleanup.ts';
+import { ManualClock } from '../proxier/clock.ts';
+import { hostIPOf, listenerRoles } from './listener-roles.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
-import { UserspaceBackend, hostIPOf, listenerRoles } from './userspace-backend.ts';
+import { UserspaceMode } from './userspace-mode.ts';
 
 const NOT_PERIODIC = { periodic: false, previous: null };
 const PERIODIC = { periodic: true, previous: null };
 
-function setup(opts: { range?: { base: number; size: number } } = {}) {
+function setup(opts: { portRange?: string } = {}) {
   const fake = new FakeIptables({ family: 'IPv4' });
   const balancer = new RoundRobinBalancer({ now: () => 0, random: () => 0 });
   const open = new Map<string, number>();
   const closed: string[] = [];
   const conntrack: ConntrackFilter[] = [];
-  const errors: string[] = [];
   let nextPort = 40_000;
-  const backend = new UserspaceBackend({
-    iptables: fake,
-    balancer,
-    allocator: new PortAllocator(opts.range ?? null),
-    opener: async (spec: ListenerSpec, port: number) => {
-      const p = port || nextPort++;
-      open.set(spec.id, p);
-      return { port: p, close: async () => void (open.delete(spec.id), closed.push(spec.id)) };
+  const mode = new UserspaceMode(
+    { iptables: new Map([['IPv4', fake]]), bindAddress: '0.0.0.0', portRange: opts.portRange ?? '', udpIdleTimeoutMs: 250_000 },
+    {
+      clock: new ManualClock(),
+      logger: silentLogger(),
+      balancer,
+      opener: async (spec: ListenerSpec, port: number) => {
+        const p = port || nextPort++;
+        open.set(spec.id, p);
+        return { port: p, close: async () => void (open.delete(spec.id), closed.push(spec.id)) };
+      },
+      fallbackHostIP: () => '10.9.9.9',
+      conntrack: { deleteEntries: async (f) => (conntrack.push(...f), { deleted: f.length, errors: [] }) },
     },
-    fallbackHostIP: () => '10.9.9.9',
-    bindAddress: '0.0.0.0',
-    logger: silentLogger(),
-    now: () => 0,
-    conntrack: { deleteEntries: async (f) => (conntrack.push(...f), { deleted: f.length, errors: [] }) },
-    onServiceError: (id, why) => errors.push(`${id}: ${why}`),
-  });
+  );
   const rules = (chain: string) => getChain(fake.snapshot(), 'nat', chain)?.rules ?? [];
-  return { fake, balancer, open, closed, conntrack, errors, backend, rules };
+  return { fake, balancer, open, closed, conntrack, mode, rules };
 }
 
 const web = (over: Parameters<typeof servicePort>[0] = {}, ips = ['10.0.0.5', '10.0.0.6']): ServicePortState =>
-  portState(servicePort({ key: 'ns1/web:http', namespace: 'ns1', name: 'web', portName: 'http', clusterIP: '172.30.0.10', port: 80, ...over }), ips.map((ip) => endpoint(ip, { port: 8080 })));
+  portState(
+    servicePort({ key: 'ns1/web:http', namespace: 'ns1', name: 'web', portName: 'http', clusterIP: '172.30.0.10', port: 80, ...over }),
+    ips.map((ip) => endpoint(ip, { port: 8080 })),
+  );
 
-describe('UserspaceBackend: listeners and portals', () => {
+describe('UserspaceMode: listeners and portals', () => {
   it('opens a listener per service port, points the portal rules at it and the balancer at the endpoints', async () => {
     const t = setup();
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
     expect([...t.open]).toEqual([['ns1/web:http/TCP/80', 40_000]]);
     expect(t.rules('KUBE-PORTALS-CONTAINER').join('\n')).toMatch(/-d 172\.30\.0\.10\/32 .*-j REDIRECT --to-ports 40000/);
     expect(t.rules('KUBE-PORTALS-HOST').join('\n')).toMatch(/-j DNAT --to-destination 192\.168\.0\.2:40000/);
@@ -64,9 +67,9 @@ describe('UserspaceBackend: listeners and portals', () => {
 
   it('an endpoint change updates the balancer without touching iptables; an unchanged sync restores nothing', async () => {
     const t = setup();
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
     const restores = t.fake.restores.length;
-    await t.backend.sync(snapshotOf([web({}, ['10.0.0.7'])]), NOT_PERIODIC);
+    await t.mode.sync(snapshotOf([web({}, ['10.0.0.7'])]), NOT_PERIODIC);
     expect(t.fake.restores.length).toBe(restores);
     expect(t.balancer.next('ns1/web:http/TCP/80', '10.1.1.1')).toEqual({ endpoint: '10.0.0.7:8080' });
     expect(t.closed).toEqual([]);
@@ -74,43 +77,47 @@ describe('UserspaceBackend: listeners and portals', () => {
 
   it('a periodic sync rewrites the portals and repairs a deleted jump rule', async () => {
     const t = setup();
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
-    await t.fake.restore('*nat\n-D PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n', { noflush: true, counters: false });
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.fake.restore(
+      '*nat\n-D PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n',
+      { noflush: true, counters: false },
+    );
     expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('KUBE-PORTALS-CONTAINER'))).toBe(false);
-    await t.backend.sync(snapshotOf([web()]), PERIODIC);
+    await t.mode.sync(snapshotOf([web()]), PERIODIC);
     expect(getChain(t.fake.snapshot(), 'nat', 'PREROUTING')!.rules.some((r) => r.includes('KUBE-PORTALS-CONTAINER'))).toBe(true);
   });
 
   it('a changed service port moves to a new listener; a removed service closes it and its rules', async () => {
     const t = setup();
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
-    await t.backend.sync(snapshotOf([web({ port: 81 })]), NOT_PERIODIC);
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await t.mode.sync(snapshotOf([web({ port: 81 })]), NOT_PERIODIC);
     expect(t.closed).toEqual(['ns1/web:http/TCP/80']);
     expect([...t.open.keys()]).toEqual(['ns1/web:http/TCP/81']);
     expect(t.rules('KUBE-PORTALS-CONTAINER').join('\n')).toMatch(/--dport 81 .*REDIRECT --to-ports 40001/);
     expect(t.balancer.has('ns1/web:http/TCP/80')).toBe(false);
-    await t.backend.sync(snapshotOf([]), NOT_PERIODIC);
+    await t.mode.sync(snapshotOf([]), NOT_PERIODIC);
     expect(t.open.size).toBe(0);
     expect(t.rules('KUBE-PORTALS-CONTAINER')).toEqual([]);
     expect(t.rules('KUBE-PORTALS-HOST')).toEqual([]);
   });
 
   it('SCTP gets no listener; a full port range is an error for that service only', async () => {
-    const t = setup({ range: { base: 41_000, size: 1 } });
+    const t = setup({ portRange: '41000-41000' });
     const sctp = web({ key: 'ns1/sctp:s', name: 'sctp', protocol: 'SCTP', clusterIP: '172.30.0.12' });
     const other = web({ key: 'ns1/other:http', name: 'other', clusterIP: '172.30.0.11' });
-    await t.backend.sync(snapshotOf([web(), other, sctp]), NOT_PERIODIC);
+    const report = await t.mode.sync(snapshotOf([web(), other, sctp]), NOT_PERIODIC);
     expect(t.open.size).toBe(1);
-    expect(t.errors.length).toBe(1);
-    expect(t.errors[0]).toMatch(/no free port left in --proxy-port-range 41000-41000/);
+    expect(report.failures).toEqual([
+      { stage: 'listener', service: 'ns1/other:http', message: expect.stringMatching(/no free port left in --proxy-port-range 41000-41000/) },
+    ]);
     expect(t.rules('KUBE-PORTALS-CONTAINER').length).toBe(1);
   });
 
   it('a failed restore rejects and the next sync writes everything again', async () => {
     const t = setup();
     t.fake.failNext();
-    await expect(t.backend.sync(snapshotOf([web()]), NOT_PERIODIC)).rejects.toThrow(/injected failure/);
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await expect(t.mode.sync(snapshotOf([web()]), NOT_PERIODIC)).rejects.toThrow(/injected failure/);
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
     expect(t.rules('KUBE-PORTALS-CONTAINER').length).toBe(1);
   });
 
@@ -118,16 +125,17 @@ describe('UserspaceBackend: listeners and portals', () => {
     const t = setup();
     const dns = web({ key: 'ns1/dns:dns', name: 'dns', protocol: 'UDP', port: 53, clusterIP: '172.30.0.53', externalIPs: ['203.0.113.53'] });
     const first = snapshotOf([dns, web()]);
-    await t.backend.sync(first, NOT_PERIODIC);
+    await t.mode.sync(first, NOT_PERIODIC);
     expect(t.conntrack).toEqual([]);
-    await t.backend.sync(snapshotOf([web()]), { periodic: false, previous: first });
+    const report = await t.mode.sync(snapshotOf([web()]), { periodic: false, previous: first });
     expect(t.conntrack.map((f) => `${f.origDst}:${f.origDstPort}`).sort()).toEqual(['172.30.0.53:53', '203.0.113.53:53']);
+    expect(report.conntrackDeleted).toBe(2);
   });
 
-  it('cleanup() removes the userspace chains and their jumps', async () => {
+  it('the userspace cleanup removes its chains and their jumps', async () => {
     const t = setup();
-    await t.backend.sync(snapshotOf([web()]), NOT_PERIODIC);
-    await t.backend.cleanup();
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    await removeKubeProxyRules(t.fake, { owner: 'userspace' });
     const save = await t.fake.save(['nat', 'filter']);
     expect(save).not.toMatch(/KUBE-PORTALS|KUBE-NODEPORT-(HOST|CONTAINER|NON-LOCAL)/);
   });
@@ -146,5 +154,26 @@ describe('listener roles and host IP', () => {
   it('the host IP is the node primary IP of the family, else another node address of it, else null', () => {
     expect(hostIPOf(snapshotOf([]))).toBe('192.168.0.2');
     expect(hostIPOf(snapshotOf([], { family: 'IPv6' }))).toBe(null);
+  });
+});
+
+describe('UserspaceMode: family and bind address (upstream: single-stack, the family of --bind-address)', () => {
+  const make = (bindAddress: string, families: ('IPv4' | 'IPv6')[]) =>
+    new UserspaceMode(
+      { iptables: new Map(families.map((f) => [f, new FakeIptables({ family: f })])), bindAddress, portRange: '', udpIdleTimeoutMs: 1000 },
+      { clock: new ManualClock(), logger: silentLogger(), opener: async () => ({ port: 1, close: async () => undefined }) },
+    );
+
+  it('serves IPv4 for 0.0.0.0, IPv6 for an IPv6 bind address or a node with IPv6 iptables only', () => {
+    expect(make('0.0.0.0', ['IPv4', 'IPv6']).families).toEqual(['IPv4']);
+    expect(make('0.0.0.0', ['IPv6']).families).toEqual(['IPv6']);
+    expect(make('fd00::2', ['IPv4', 'IPv6']).families).toEqual(['IPv6']);
+  });
+
+  it('refuses a localhost bind address and a family whose iptables does not work, naming the flag', () => {
+    expect(() => make('127.0.0.1', ['IPv4'])).toThrow('--bind-address 127.0.0.1: the userspace proxy cannot listen on localhost only');
+    expect(() => make('fd00::2', ['IPv4'])).toThrow(
+      'userspace mode needs ip6tables (the family of --bind-address fd00::2), which does not work on this node',
+    );
   });
 });

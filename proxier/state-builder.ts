@@ -2,13 +2,13 @@
  * The proxier's StateBuilder over proxier/snapshot.ts: raw objects of one
  * service -> its ServicePortStates for one family.
  */
-import { indexEndpointSlices } from '../proxier/endpoint-slices.ts';
-import { nodeInfoFrom } from '../proxier/node-info.ts';
-import type { StateBuilder } from '../proxier/proxier.ts';
-import { servicePortStates } from '../proxier/snapshot.ts';
-import type { ProxyFeatures } from './desired.ts';
+import { indexEndpointSlices } from './endpoint-slices.ts';
+import { nodeInfoFrom } from './node-info.ts';
+import type { StateBuilder } from './proxier.ts';
+import { servicePortStates } from './snapshot.ts';
+import type { TopologyFeatures } from './topology.ts';
 
-export function stateBuilder(nodeName: string, features: ProxyFeatures): StateBuilder {
+export function stateBuilder(nodeName: string, features: TopologyFeatures): StateBuilder {
   return {
     node: (obj) => nodeInfoFrom(obj, nodeName),
     service: (svc, slices, node, family) => {

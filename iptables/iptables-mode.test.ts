@@ -1,47 +1,55 @@
 /**
- * IptablesBackend driven against the in-memory FakeIptables: what each sync
+ * IptablesMode driven against the in-memory FakeIptables: what each sync
  * writes (inspected through the fake's restore log), what the "kernel" holds
- * afterwards (the fake's state), and the metrics a user would scrape.
+ * afterwards (the fake's state), what it reports, and its canary monitor on
+ * the manual clock.
  */
-import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Iptables } from './iptables.ts';
 import { RestoreError } from './iptables.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
-import { silentLogger } from '../src/log.ts';
-import { createMetrics } from '../src/servers/metrics.ts';
+import { silentLogger } from '../proxier/log.ts';
+import { ManualClock, type Clock } from '../proxier/clock.ts';
+import { ApplyError } from '../proxier/mode.ts';
 import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { endpointChainName, serviceChainNames } from './chain-names.ts';
-import { isOwnedChain } from './chains.ts';
+import { chainOwner } from './chains.ts';
+import { removeKubeProxyRules } from './cleanup.ts';
 import { diffRulesets } from './diff.ts';
 import { FakeIptables } from './fake-iptables.ts';
-import { IptablesBackend } from './iptables-backend.ts';
+import { IptablesMode } from './iptables-mode.ts';
+import { parseRestore } from './parse.ts';
 import { DEFAULT_RENDER_OPTIONS } from './render.ts';
 import { getChain, type Ruleset } from './ruleset.ts';
 
+const isOwnedChain = (name: string): boolean => chainOwner(name) === 'iptables' || chainOwner(name) === 'userspace';
 const NOT_PERIODIC = { periodic: false, previous: null };
 const PERIODIC = { periodic: true, previous: null };
 
 const sp = (i: number) => servicePort({ key: `ns/svc${i}:p80`, namespace: 'ns', name: `svc${i}`, clusterIP: `172.30.0.${i}` });
-const svc = (i: number, ips: string[]): ServicePortState => portState(sp(i), ips.map((ip) => endpoint(ip)));
+const svc = (i: number, ips: string[]): ServicePortState =>
+  portState(
+    sp(i),
+    ips.map((ip) => endpoint(ip)),
+  );
 const svcChain = (i: number) => serviceChainNames(sp(i)).svc;
 const sepChain = (i: number, ip: string) => endpointChainName(sp(i), { ip, port: 80 });
 
-function setup(opts: { batchChains?: number; fake?: FakeIptables } = {}) {
+function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock } = {}) {
   const fake = opts.fake ?? new FakeIptables({ family: 'IPv4' });
-  const registry = new Registry();
-  const metrics = createMetrics(registry, { processMetrics: false });
   let t = 1_000;
-  const backend = new IptablesBackend({
-    iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]),
-    render: DEFAULT_RENDER_OPTIONS,
-    logger: silentLogger(),
-    // Every reading 5 ms later: each sync takes 5 ms.
-    now: () => (t += 5),
-    metrics,
-    ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}),
-  });
-  return { fake, registry, backend };
+  // Every reading 5 ms later: each sync takes 5 ms.
+  const ticking: Clock = { now: () => (t += 5), setTimeout: () => 0, clearTimeout: () => undefined };
+  const mode = new IptablesMode(
+    {
+      iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]),
+      render: DEFAULT_RENDER_OPTIONS,
+      canaryPeriodMs: 1000,
+      ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}),
+    },
+    { clock: opts.clock ?? ticking, logger: silentLogger() },
+  );
+  return { fake, mode };
 }
 
 /** User chains of a table in the fake, name -> rules. */
@@ -54,39 +62,21 @@ const rulesOf = (fake: FakeIptables, table: string, chain: string) => getChain(f
 
 /** Chain names declared (":NAME - [0:0]") in one table section of a restore input. */
 function declared(text: string, table: string): string[] {
-  const out: string[] = [];
-  let current = '';
-  for (const line of text.split('\n')) {
-    if (line.startsWith('*')) current = line.slice(1);
-    else if (current === table && line.startsWith(':')) out.push(line.slice(1).split(' ')[0]!);
-  }
-  return out;
+  return parseRestore(text)
+    .tables.filter((t) => t.name === table)
+    .flatMap((t) => t.declarations.map((d) => d.chain));
 }
 
-/** The "-A" lines of one table section of a restore input. */
+/** The "-A" commands of one table section of a restore input. */
 function appended(text: string, table: string): string[] {
-  let current = '';
-  return text.split('\n').filter((line) => {
-    if (line.startsWith('*')) current = line.slice(1);
-    return current === table && line.startsWith('-A ');
-  });
-}
-
-/** A sample of the Prometheus text exposition, as a scraper reads it. */
-async function sample(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
-  const text = await registry.metrics();
-  for (const line of text.split('\n')) {
-    const m = /^(\w+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
+  return parseRestore(text)
+    .tables.filter((t) => t.name === table)
+    .flatMap((t) => t.ops.filter((o) => o.op === 'A').map((o) => `-A ${o.chain} ${o.rule}`));
 }
 
 /** Desired (last render) vs the fake's state: identical when the kernel holds exactly what was rendered. */
-function converged(backend: IptablesBackend, fake: FakeIptables): boolean {
-  const desired = backend.lastRender('IPv4');
+function converged(mode: IptablesMode, fake: FakeIptables): boolean {
+  const desired = mode.lastRender('IPv4');
   if (!desired) throw new Error('nothing rendered yet');
   return diffRulesets(desired.ruleset, fake.snapshot()).identical;
 }
@@ -95,10 +85,10 @@ const S1 = svc(1, ['10.0.0.1']);
 const S2 = svc(2, ['10.0.0.2', '10.0.0.3']);
 const base = (): Snapshot => snapshotOf([S1, S2]);
 
-describe('IptablesBackend: full syncs', () => {
+describe('IptablesMode: full syncs', () => {
   it('writes every chain and inserts the jump rules from the built-in chains on the first sync', async () => {
-    const { fake, backend } = setup();
-    const res = await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    const res = await mode.sync(base(), NOT_PERIODIC);
     expect(res).toMatchObject({ family: 'IPv4', full: true, durationMs: 5 });
     expect(fake.restores).toHaveLength(1);
     const call = fake.restores[0]!;
@@ -106,12 +96,22 @@ describe('IptablesBackend: full syncs', () => {
     expect(call.error).toBeNull();
 
     // Every chain of the rendered ruleset is declared, in both tables.
-    const rendered = backend.lastRender('IPv4')!.ruleset;
+    const rendered = mode.lastRender('IPv4')!.ruleset;
     for (const table of ['filter', 'nat']) {
       expect(new Set(declared(call.text, table))).toEqual(new Set(userChains(rendered, table).keys()));
     }
     const nat = userChains(fake.snapshot(), 'nat');
-    for (const name of ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ', svcChain(1), svcChain(2), sepChain(1, '10.0.0.1'), sepChain(2, '10.0.0.2'), sepChain(2, '10.0.0.3')]) {
+    for (const name of [
+      'KUBE-SERVICES',
+      'KUBE-NODEPORTS',
+      'KUBE-POSTROUTING',
+      'KUBE-MARK-MASQ',
+      svcChain(1),
+      svcChain(2),
+      sepChain(1, '10.0.0.1'),
+      sepChain(2, '10.0.0.2'),
+      sepChain(2, '10.0.0.3'),
+    ]) {
       expect(nat.has(name), name).toBe(true);
     }
     expect(nat.get(sepChain(2, '10.0.0.3'))).toContain('-m comment --comment ns/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.0.0.3:80');
@@ -121,20 +121,30 @@ describe('IptablesBackend: full syncs', () => {
     expect(rulesOf(fake, 'nat', 'OUTPUT')).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
     expect(rulesOf(fake, 'nat', 'POSTROUTING')).toEqual(['-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING']);
     expect(rulesOf(fake, 'filter', 'FORWARD')?.map((r) => /-j (\S+)$/.exec(r)?.[1])).toEqual([
-      'KUBE-PROXY-FIREWALL', 'KUBE-FORWARD', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES',
+      'KUBE-PROXY-FIREWALL',
+      'KUBE-FORWARD',
+      'KUBE-SERVICES',
+      'KUBE-EXTERNAL-SERVICES',
     ]);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 
   it('does not insert the jump rules a second time on the next full sync', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     const before = fake.snapshot();
-    const res = await backend.sync(base(), PERIODIC);
+    const res = await mode.sync(base(), PERIODIC);
     expect(res.full).toBe(true);
     expect(fake.restores).toHaveLength(2);
     expect(fake.restores[1]!.text).not.toMatch(/^-I /m);
-    for (const [table, chain] of [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT'], ['filter', 'FORWARD'], ['filter', 'OUTPUT']] as const) {
+    for (const [table, chain] of [
+      ['nat', 'PREROUTING'],
+      ['nat', 'OUTPUT'],
+      ['nat', 'POSTROUTING'],
+      ['filter', 'INPUT'],
+      ['filter', 'FORWARD'],
+      ['filter', 'OUTPUT'],
+    ] as const) {
       expect(rulesOf(fake, table, chain), `${table} ${chain}`).toEqual(getChain(before, table, chain)?.rules);
     }
     expect(rulesOf(fake, 'nat', 'PREROUTING')).toHaveLength(1);
@@ -142,16 +152,18 @@ describe('IptablesBackend: full syncs', () => {
   });
 
   it('re-inserts only the jump rule that disappeared from a built-in chain', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     // Someone deletes the PREROUTING jump (and adds an unrelated rule of their own).
     await fake.restore(
       '*nat\n-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n-A PREROUTING -p tcp --dport 2222 -j ACCEPT\nCOMMIT\n',
       { noflush: true, counters: false },
     );
-    await backend.sync(base(), PERIODIC);
-    const inserted = fake.restores.at(-1)!.text.split('\n').filter((l) => l.startsWith('-I '));
-    expect(inserted).toEqual(['-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+    await mode.sync(base(), PERIODIC);
+    const inserted = parseRestore(fake.restores.at(-1)!.text).tables.flatMap((t) => t.ops.filter((o) => o.op === 'I'));
+    expect(inserted.map((o) => [o.chain, o.position, o.rule])).toEqual([
+      ['PREROUTING', 1, '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'],
+    ]);
     expect(rulesOf(fake, 'nat', 'PREROUTING')).toEqual([
       '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
       '-p tcp --dport 2222 -j ACCEPT',
@@ -159,12 +171,12 @@ describe('IptablesBackend: full syncs', () => {
   });
 });
 
-describe('IptablesBackend: partial syncs', () => {
+describe('IptablesMode: partial syncs', () => {
   it('writes only the changed service chain and the new and removed endpoint chains', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     const S2b = svc(2, ['10.0.0.2', '10.0.0.4']);
-    const res = await backend.sync(snapshotOf([S1, S2b]), NOT_PERIODIC);
+    const res = await mode.sync(snapshotOf([S1, S2b]), NOT_PERIODIC);
     expect(res.full).toBe(false);
     expect(fake.restores).toHaveLength(2);
     const text = fake.restores[1]!.text;
@@ -179,133 +191,133 @@ describe('IptablesBackend: partial syncs', () => {
     expect(nat.get(sepChain(2, '10.0.0.4'))).toContain('-m comment --comment ns/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.0.0.4:80');
     expect(nat.get(svcChain(2))!.some((r) => r.endsWith(`-j ${sepChain(2, '10.0.0.4')}`))).toBe(true);
     expect(nat.get(svcChain(2))!.some((r) => r.includes(sepChain(2, '10.0.0.3')))).toBe(false);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 
   it('performs no restore at all when nothing changed', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     // Same state objects in a new snapshot (what the proxier hands over when another family changed).
-    const res = await backend.sync(base(), NOT_PERIODIC);
+    const res = await mode.sync(base(), NOT_PERIODIC);
     expect(res.full).toBe(false);
     expect(fake.restores).toHaveLength(1);
     // Even with equal but not identical state objects, nothing is written.
-    await backend.sync(snapshotOf([svc(1, ['10.0.0.1']), svc(2, ['10.0.0.2', '10.0.0.3'])]), NOT_PERIODIC);
+    await mode.sync(snapshotOf([svc(1, ['10.0.0.1']), svc(2, ['10.0.0.2', '10.0.0.3'])]), NOT_PERIODIC);
     expect(fake.restores).toHaveLength(1);
   });
 
   it('removes every chain of a deleted service and its KUBE-SERVICES rule', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
-    const res = await backend.sync(snapshotOf([S1]), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
+    const res = await mode.sync(snapshotOf([S1]), NOT_PERIODIC);
     expect(res.full).toBe(false);
     const nat = userChains(fake.snapshot(), 'nat');
     for (const gone of [svcChain(2), sepChain(2, '10.0.0.2'), sepChain(2, '10.0.0.3')]) expect(nat.has(gone), gone).toBe(false);
     expect(nat.get('KUBE-SERVICES')!.some((r) => r.includes('172.30.0.2'))).toBe(false);
     expect(nat.has(svcChain(1))).toBe(true);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 });
 
-describe('IptablesBackend: what forces a full sync', () => {
+describe('IptablesMode: what forces a full sync', () => {
   it('a periodic sync is full even when nothing changed', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
-    const res = await backend.sync(base(), PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
+    const res = await mode.sync(base(), PERIODIC);
     expect(res.full).toBe(true);
     expect(fake.restores).toHaveLength(2);
     expect(declared(fake.restores[1]!.text, 'nat')).toContain(sepChain(1, '10.0.0.1'));
     expect(declared(fake.restores[1]!.text, 'filter')).toContain('KUBE-FORWARD');
     // And back to partial (nothing to write) afterwards.
-    expect((await backend.sync(base(), NOT_PERIODIC)).full).toBe(false);
+    expect((await mode.sync(base(), NOT_PERIODIC)).full).toBe(false);
     expect(fake.restores).toHaveLength(2);
   });
 
   it('a change of the node addresses is a full sync', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     const moved = snapshotOf([S1, S2], { node: nodeInfo({ addresses: ['192.168.0.2', '192.168.0.3'] }) });
-    const res = await backend.sync(moved, NOT_PERIODIC);
+    const res = await mode.sync(moved, NOT_PERIODIC);
     expect(res.full).toBe(true);
     expect(fake.restores).toHaveLength(2);
-    expect(new Set(declared(fake.restores[1]!.text, 'nat'))).toEqual(new Set(userChains(backend.lastRender('IPv4')!.ruleset, 'nat').keys()));
-    expect((await backend.sync(moved, NOT_PERIODIC)).full).toBe(false);
+    expect(new Set(declared(fake.restores[1]!.text, 'nat'))).toEqual(new Set(userChains(mode.lastRender('IPv4')!.ruleset, 'nat').keys()));
+    expect((await mode.sync(moved, NOT_PERIODIC)).full).toBe(false);
     expect(fake.restores).toHaveLength(2);
   });
 
   it('a change of the node zone is a full sync', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     const zoned = snapshotOf([S1, S2], { node: nodeInfo({ zone: 'zone-b' }) });
-    expect((await backend.sync(zoned, NOT_PERIODIC)).full).toBe(true);
+    expect((await mode.sync(zoned, NOT_PERIODIC)).full).toBe(true);
     expect(fake.restores).toHaveLength(2);
-    expect((await backend.sync(zoned, NOT_PERIODIC)).full).toBe(false);
+    expect((await mode.sync(zoned, NOT_PERIODIC)).full).toBe(false);
   });
 
   it('requestFullSync() makes the next sync full', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
-    backend.requestFullSync();
-    expect((await backend.sync(base(), NOT_PERIODIC)).full).toBe(true);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
+    mode.requestFullSync();
+    expect((await mode.sync(base(), NOT_PERIODIC)).full).toBe(true);
     expect(fake.restores).toHaveLength(2);
   });
 });
 
-describe('IptablesBackend: failures', () => {
-  it('a failed partial restore rejects, counts both failure metrics, and the next full sync repairs everything', async () => {
-    const { fake, backend, registry } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+describe('IptablesMode: failures', () => {
+  it('a failed partial restore rejects with an ApplyError, and the next full sync repairs everything', async () => {
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     // Someone damages the rules in between.
     await fake.restore(`*nat\n-F ${svcChain(1)}\nCOMMIT\n`, { noflush: true, counters: false });
     const changed = snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.9'])]);
     fake.failNext('resource busy');
-    const err = await backend.sync(changed, NOT_PERIODIC).then(() => null, (e: unknown) => e);
-    expect(err).toBeInstanceOf(RestoreError);
+    const err = await mode.sync(changed, NOT_PERIODIC).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApplyError);
+    expect(err).toMatchObject({ family: 'IPv4', full: false });
+    expect((err as ApplyError).cause).toBeInstanceOf(RestoreError);
     expect((err as Error).message).toContain('resource busy');
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
     // Nothing of the failed restore was applied.
     expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.9'))).toBe(false);
 
-    const res = await backend.sync(changed, NOT_PERIODIC);
+    const res = await mode.sync(changed, NOT_PERIODIC);
     expect(res.full).toBe(true);
     expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.9'))).toBe(true);
     expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.3'))).toBe(false);
     expect(rulesOf(fake, 'nat', svcChain(1))!.length).toBeGreaterThan(0);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 
-  it('a failed full restore counts as a failure but not as a partial one, and the retry is full', async () => {
-    const { fake, backend, registry } = setup();
+  it('a failed full restore rejects as a full one, and the retry is full', async () => {
+    const { fake, mode } = setup();
     fake.failNext();
-    await expect(backend.sync(base(), NOT_PERIODIC)).rejects.toBeInstanceOf(RestoreError);
-    expect(backend.lastRender('IPv4')).toBeNull();
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', { ip_family: 'IPv4' }) ?? 0).toBe(0);
+    await expect(mode.sync(base(), NOT_PERIODIC)).rejects.toMatchObject({ name: 'ApplyError', full: true, cause: expect.any(RestoreError) });
+    expect(mode.lastRender('IPv4')).toBeNull();
     // Nothing was written, not even the jumps.
     expect(rulesOf(fake, 'nat', 'PREROUTING') ?? []).toEqual([]);
 
-    expect((await backend.sync(base(), NOT_PERIODIC)).full).toBe(true);
-    expect(converged(backend, fake)).toBe(true);
+    expect((await mode.sync(base(), NOT_PERIODIC)).full).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
     expect(rulesOf(fake, 'nat', 'PREROUTING')).toHaveLength(1);
   });
 
   it('a restore the kernel refuses (not an injected failure) also makes the next sync full', async () => {
-    const { fake, backend, registry } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     // A foreign rule now jumps to svc2's stale endpoint chain: deleting it must fail.
     await fake.restore(`*nat\n:OTHER - [0:0]\n-A OTHER -j ${sepChain(2, '10.0.0.3')}\nCOMMIT\n`, { noflush: true, counters: false });
     const changed = snapshotOf([S1, svc(2, ['10.0.0.2'])]);
-    await expect(backend.sync(changed, NOT_PERIODIC)).rejects.toBeInstanceOf(RestoreError);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', { ip_family: 'IPv4' })).toBe(1);
+    await expect(mode.sync(changed, NOT_PERIODIC)).rejects.toMatchObject({ full: false, cause: expect.any(RestoreError) });
     // The foreign rule goes; the retry is full (and succeeds).
     await fake.restore('*nat\n-F OTHER\nCOMMIT\n', { noflush: true, counters: false });
-    expect((await backend.sync(changed, NOT_PERIODIC)).full).toBe(true);
-    expect(converged(backend, fake)).toBe(true);
+    expect((await mode.sync(changed, NOT_PERIODIC)).full).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 });
 
-describe('IptablesBackend: stale chains', () => {
+describe('IptablesMode: stale chains', () => {
   it('deletes per-service chains left in the kernel by an earlier run and leaves foreign chains alone', async () => {
     const fake = new FakeIptables({ family: 'IPv4' });
     const STALE_SVC = 'KUBE-SVC-STALESTALESTALE1';
@@ -333,8 +345,8 @@ describe('IptablesBackend: stale chains', () => {
       ].join('\n'),
       { noflush: true, counters: false },
     );
-    const { backend } = setup({ fake });
-    await backend.sync(base(), NOT_PERIODIC);
+    const { mode } = setup({ fake });
+    await mode.sync(base(), NOT_PERIODIC);
     const text = fake.restores.at(-1)!.text;
     for (const stale of [STALE_SVC, STALE_SEP, STALE_FILTER]) expect(text).toContain(`-X ${stale}\n`);
     expect(text).not.toContain('MY-NAT');
@@ -350,27 +362,27 @@ describe('IptablesBackend: stale chains', () => {
     expect(filter.get('MY-FILTER')).toEqual(['-p tcp --dport 22 -j ACCEPT']);
     expect(getChain(snap, 'nat', 'PREROUTING')?.rules).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES', '-j MY-NAT']);
     expect(getChain(snap, 'filter', 'INPUT')?.rules).toContain('-j MY-FILTER');
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 
   it('finds stale chains again on a periodic full sync (created behind its back)', async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
     await fake.restore('*nat\n:KUBE-SEP-LEFTOVERLEFTOVER - [0:0]\nCOMMIT\n', { noflush: true, counters: false });
     // A partial sync does not look at the kernel.
-    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), NOT_PERIODIC);
+    await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), NOT_PERIODIC);
     expect(userChains(fake.snapshot(), 'nat').has('KUBE-SEP-LEFTOVERLEFTOVER')).toBe(true);
-    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), PERIODIC);
+    await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), PERIODIC);
     expect(userChains(fake.snapshot(), 'nat').has('KUBE-SEP-LEFTOVERLEFTOVER')).toBe(false);
   });
 });
 
-describe('IptablesBackend: batched restores', () => {
+describe('IptablesMode: batched restores', () => {
   it('splits a large full sync into several restores, each service whole, and converges', async () => {
-    const { fake, backend } = setup({ batchChains: 5 });
+    const { fake, mode } = setup({ batchChains: 5 });
     // Six services of 1 SVC + 2 SEP chains: 3 chains each, so one service per batch of at most 5.
     const states = [1, 2, 3, 4, 5, 6].map((i) => svc(i, [`10.0.1.${i}`, `10.0.2.${i}`]));
-    const res = await backend.sync(snapshotOf(states), NOT_PERIODIC);
+    const res = await mode.sync(snapshotOf(states), NOT_PERIODIC);
     expect(res.full).toBe(true);
     expect(fake.restores.length).toBe(7); // 6 batches of one service + the top-level chains and jumps
     for (const call of fake.restores) {
@@ -388,67 +400,98 @@ describe('IptablesBackend: batched restores', () => {
     const last = fake.restores.at(-1)!.text;
     expect(declared(last, 'nat')).toContain('KUBE-SERVICES');
     expect(last).toMatch(/^-I PREROUTING 1 /m);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 
   it('a small sync stays in one restore', async () => {
-    const { fake, backend } = setup({ batchChains: 100 });
-    await backend.sync(base(), NOT_PERIODIC);
+    const { fake, mode } = setup({ batchChains: 100 });
+    await mode.sync(base(), NOT_PERIODIC);
     expect(fake.restores).toHaveLength(1);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
   });
 });
 
-describe('IptablesBackend: metrics', () => {
-  it('reports the rules owned, the rules last written and the sync durations', async () => {
-    const { fake, backend, registry } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
+describe('IptablesMode: sync reports', () => {
+  it('reports the rules owned, the rules written, the bytes and the duration of each sync', async () => {
+    const { fake, mode } = setup();
+    const first = await mode.sync(base(), NOT_PERIODIC);
 
     const ownedRules = (table: string) => [...userChains(fake.snapshot(), table).values()].reduce((n, r) => n + r.length, 0);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_total', { table: 'nat', ip_family: 'IPv4' })).toBe(ownedRules('nat'));
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_total', { table: 'filter', ip_family: 'IPv4' })).toBe(ownedRules('filter'));
+    expect(first.objects).toEqual(
+      new Map([
+        ['filter', ownedRules('filter')],
+        ['nat', ownedRules('nat')],
+      ]),
+    );
     // A full sync writes every rule it owns.
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'nat', ip_family: 'IPv4' })).toBe(appended(fake.restores[0]!.text, 'nat').length);
+    expect(first.written.get('nat')).toBe(appended(fake.restores[0]!.text, 'nat').length);
     expect(appended(fake.restores[0]!.text, 'nat').length).toBe(ownedRules('nat'));
-    expect(await sample(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(1);
-    expect(await sample(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_sum', { ip_family: 'IPv4' })).toBeCloseTo(0.005);
-    expect(await sample(registry, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' }) ?? 0).toBe(0);
+    expect(first).toMatchObject({
+      full: true,
+      durationMs: 5,
+      bytes: fake.restores[0]!.text.length,
+      noLocalEndpoints: { internal: 0, external: 0 },
+      failures: [],
+    });
 
     // A partial sync: one endpoint added to svc2.
-    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
+    const partial = await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
     const partialText = fake.restores[1]!.text;
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'nat', ip_family: 'IPv4' })).toBe(appended(partialText, 'nat').length);
+    expect(partial.written.get('nat')).toBe(appended(partialText, 'nat').length);
     expect(appended(partialText, 'nat').length).toBeLessThan(ownedRules('nat'));
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'filter', ip_family: 'IPv4' })).toBe(0);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_total', { table: 'nat', ip_family: 'IPv4' })).toBe(ownedRules('nat'));
-    expect(await sample(registry, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(1);
-    expect(await sample(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(1);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(2);
+    expect(partial.written.get('filter')).toBe(0);
+    expect(partial.objects.get('nat')).toBe(ownedRules('nat'));
+    expect(partial).toMatchObject({ full: false, bytes: partialText.length });
 
-    // A sync with nothing to write: nothing written last time.
-    await backend.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
-    expect(await sample(registry, 'kubeproxy_sync_proxy_rules_iptables_last', { table: 'nat', ip_family: 'IPv4' })).toBe(0);
-    expect(await sample(registry, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count', { ip_family: 'IPv4' })).toBe(2);
+    // A sync with nothing to write.
+    const idle = await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2', '10.0.0.3', '10.0.0.4'])]), NOT_PERIODIC);
+    expect(idle).toMatchObject({
+      full: false,
+      bytes: 0,
+      written: new Map([
+        ['filter', 0],
+        ['nat', 0],
+      ]),
+    });
+  });
+
+  it('counts the UDP conntrack entries it deleted, and reports the ones it could not delete without failing', async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const conntrack = { deleteEntries: async () => ({ deleted: 3, errors: ['conntrack v1.4.7: exit 2'] }) };
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', fake]]), render: DEFAULT_RENDER_OPTIONS },
+      { clock: new ManualClock(), logger: silentLogger(), conntrack },
+    );
+    const dns = (ips: string[]) =>
+      portState(
+        servicePort({ key: 'ns/dns:53', namespace: 'ns', name: 'dns', clusterIP: '172.30.0.53', port: 53, protocol: 'UDP' }),
+        ips.map((ip) => endpoint(ip, { port: 53 })),
+      );
+    const before = snapshotOf([dns(['10.0.0.1', '10.0.0.2'])]);
+    await mode.sync(before, NOT_PERIODIC);
+    const r = await mode.sync(snapshotOf([dns(['10.0.0.1'])]), { periodic: false, previous: before });
+    expect(r.conntrackDeleted).toBe(3);
+    expect(r.failures).toEqual([{ stage: 'conntrack', message: 'conntrack v1.4.7: exit 2' }]);
   });
 });
 
-describe('IptablesBackend: canaries', () => {
+describe('IptablesMode: canaries', () => {
   it('sees the canary missing before ensureCanaries(), present after, missing again after the tables are replaced', async () => {
-    const { fake, backend } = setup();
-    expect(await backend.canaryMissing()).toBe(true);
-    await backend.sync(base(), NOT_PERIODIC);
-    expect(await backend.canaryMissing()).toBe(true); // a sync does not create them
-    await backend.ensureCanaries();
-    expect(await backend.canaryMissing()).toBe(false);
+    const { fake, mode } = setup();
+    expect(await mode.canaryMissing()).toBe(true);
+    await mode.sync(base(), NOT_PERIODIC);
+    expect(await mode.canaryMissing()).toBe(true); // a sync alone does not create them (monitor() does)
+    await mode.ensureCanaries();
+    expect(await mode.canaryMissing()).toBe(false);
     for (const table of ['mangle', 'nat', 'filter']) expect(userChains(fake.snapshot(), table).has('KUBE-PROXY-CANARY'), table).toBe(true);
     // A later sync leaves them alone.
-    await backend.sync(base(), PERIODIC);
-    expect(await backend.canaryMissing()).toBe(false);
+    await mode.sync(base(), PERIODIC);
+    expect(await mode.canaryMissing()).toBe(false);
     // Someone reloads the mangle table wholesale (firewalld reload, iptables-restore without --noflush).
     await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
-    expect(await backend.canaryMissing()).toBe(true);
-    await backend.ensureCanaries();
-    expect(await backend.canaryMissing()).toBe(false);
+    expect(await mode.canaryMissing()).toBe(true);
+    await mode.ensureCanaries();
+    expect(await mode.canaryMissing()).toBe(false);
   });
 
   it('counts a failure to look as "still there"', async () => {
@@ -458,19 +501,60 @@ describe('IptablesBackend: canaries', () => {
       restore: (text, opts) => fake.restore(text, opts),
       save: () => Promise.reject(new Error('xtables lock held')),
     };
-    const backend = new IptablesBackend({ iptables: new Map([['IPv4', broken]]), render: DEFAULT_RENDER_OPTIONS, logger: silentLogger(), now: () => 0 });
-    expect(await backend.canaryMissing()).toBe(false);
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', broken]]), render: DEFAULT_RENDER_OPTIONS },
+      { clock: new ManualClock(), logger: silentLogger() },
+    );
+    expect(await mode.canaryMissing()).toBe(false);
+  });
+
+  it('monitor() makes the canaries after the first full sync and, every period, resyncs when they are gone', async () => {
+    const clock = new ManualClock();
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const looks: string[] = [];
+    const watched: Iptables = {
+      family: 'IPv4',
+      restore: (t, o) => fake.restore(t, o),
+      save: (tables) => (looks.push(String(tables)), fake.save(tables)),
+    };
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', watched]]), render: DEFAULT_RENDER_OPTIONS, canaryPeriodMs: 1000 },
+      { clock, logger: silentLogger() },
+    );
+    let resyncs = 0;
+    const stop = mode.monitor(() => resyncs++);
+    expect(fake.restores).toHaveLength(0); // nothing synced yet: no canary
+    await mode.sync(base(), NOT_PERIODIC);
+    await vi.waitFor(async () => expect(await mode.canaryMissing()).toBe(false));
+    clock.advance(1000);
+    await vi.waitFor(() => expect(looks).toContain('mangle'));
+    await vi.waitFor(() => expect(clock.pending()).toBe(1)); // the next check is scheduled once this one is done
+    expect(resyncs).toBe(0);
+    // An outside flush of the mangle table: the next check recreates the canary and asks for a full resync.
+    await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
+    clock.advance(1000);
+    await vi.waitFor(() => expect(resyncs).toBe(1));
+    expect(await mode.canaryMissing()).toBe(false);
+    stop();
+    await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
+    clock.advance(5000);
+    expect(clock.pending()).toBe(0);
+    expect(resyncs).toBe(1);
   });
 });
 
-describe('IptablesBackend: cleanup', () => {
-  it("removes every chain it owns and its jumps, leaving a foreign chain and its jump from INPUT", async () => {
-    const { fake, backend } = setup();
-    await backend.sync(base(), NOT_PERIODIC);
-    await backend.ensureCanaries();
-    await fake.restore('*filter\n:MY-FW - [0:0]\n-A MY-FW -p tcp --dport 22 -j ACCEPT\n-I INPUT 1 -j MY-FW\nCOMMIT\n', { noflush: true, counters: false });
+describe('IptablesMode after --cleanup', () => {
+  it('cleanup removes every chain it owns and its jumps, leaving a foreign chain and its jump from INPUT; the next sync restores all', async () => {
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
+    await mode.ensureCanaries();
+    await fake.restore('*filter\n:MY-FW - [0:0]\n-A MY-FW -p tcp --dport 22 -j ACCEPT\n-I INPUT 1 -j MY-FW\nCOMMIT\n', {
+      noflush: true,
+      counters: false,
+    });
 
-    await backend.cleanup();
+    await removeKubeProxyRules(fake);
+    mode.requestFullSync();
     const snap = fake.snapshot();
     for (const table of snap.tables) {
       const owned = [...userChains(snap, table.name).keys()].filter(isOwnedChain);
@@ -485,12 +569,12 @@ describe('IptablesBackend: cleanup', () => {
     expect(getChain(snap, 'filter', 'MY-FW')?.rules).toEqual(['-p tcp --dport 22 -j ACCEPT']);
     expect(getChain(snap, 'filter', 'INPUT')?.rules).toContain('-j MY-FW');
     expect(getChain(snap, 'nat', 'PREROUTING')?.rules).toEqual([]);
-    expect(await backend.canaryMissing()).toBe(true);
+    expect(await mode.canaryMissing()).toBe(true);
 
     // The next sync is full and puts everything back.
-    const res = await backend.sync(base(), NOT_PERIODIC);
+    const res = await mode.sync(base(), NOT_PERIODIC);
     expect(res.full).toBe(true);
-    expect(converged(backend, fake)).toBe(true);
+    expect(converged(mode, fake)).toBe(true);
     expect(getChain(fake.snapshot(), 'filter', 'INPUT')?.rules).toContain('-j MY-FW');
   });
 });

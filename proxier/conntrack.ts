@@ -1,9 +1,10 @@
 /**
- * Conntrack seam: delete UDP conntrack entries with the conntrack tool, given
- * filters computed by proxier/conntrack-plan.ts. "0 flow entries have been
+ * The conntrack seam the modes use: delete UDP conntrack entries, given
+ * filters computed by conntrack-plan.ts. createConntrack implements it with
+ * the conntrack tool through the command runner; "0 flow entries have been
  * deleted" (exit 1) is not an error.
  */
-import { conntrackArgs, type ConntrackFilter } from '../../proxier/conntrack-plan.ts';
+import { conntrackArgs, type ConntrackFilter } from './conntrack-plan.ts';
 import type { CommandRunner } from './exec.ts';
 
 export interface Conntrack {
@@ -11,7 +12,7 @@ export interface Conntrack {
   deleteEntries(filters: readonly ConntrackFilter[]): Promise<{ deleted: number; errors: string[] }>;
 }
 
-export function createConntrack(opts: { runner: CommandRunner; netns?: string; binary?: string }): Conntrack {
+export function createConntrack(opts: { runner: CommandRunner; binary?: string }): Conntrack {
   const bin = opts.binary ?? 'conntrack';
   return {
     async deleteEntries(filters) {
@@ -20,7 +21,7 @@ export function createConntrack(opts: { runner: CommandRunner; netns?: string; b
       for (const f of filters) {
         const args = conntrackArgs(f);
         try {
-          const r = await opts.runner.run(bin, args, { timeoutMs: 10_000, ...(opts.netns ? { netns: opts.netns } : {}) });
+          const r = await opts.runner.run(bin, args, { timeoutMs: 10_000 });
           const n = /(\d+) flow entries have been deleted/.exec(r.stderr + r.stdout);
           if (r.code === 0 || (r.code === 1 && n)) deleted += Number(n?.[1] ?? 0);
           else errors.push(`${bin} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);

@@ -1,0 +1,69 @@
+/**
+ * The one apply path of the iptables-based modes (iptables-mode.ts and
+ * userspace/userspace-mode.ts). A full sync reads the live filter and nat
+ * tables once: their chain names (so that stale per-service chains can be
+ * deleted) and their built-in chains (missing jump rules are inserted and
+ * outdated ones replaced, in the same restore as everything else). Then the
+ * restore inputs go in order with --noflush, each one atomic. A refused input
+ * rejects with an ApplyError after logging the lines around the one
+ * iptables-restore named; the caller then forgets what it had applied, so
+ * that its next sync is a full one.
+ */
+import type { Logger } from '../proxier/log.ts';
+import { ApplyError } from '../proxier/mode.ts';
+import { RestoreError, type Iptables } from './iptables.ts';
+import { jumpRuleChanges, jumpRuleLines } from './jumps.ts';
+import { scanSave } from './parse.ts';
+import type { Ruleset } from './ruleset.ts';
+
+/** What a full sync found in the kernel. */
+export interface LiveTables {
+  /** Chain names per table, as iptables-save lists them. */
+  readonly chains: ReadonlyMap<string, readonly string[]>;
+  /** Per table, the -D and -I edits that leave the built-in chains holding exactly the desired jumps. */
+  readonly jumpEdits: ReadonlyMap<string, readonly string[]>;
+}
+
+export interface ApplyRequest<P extends { readonly batches: readonly string[] }> {
+  readonly iptables: Iptables;
+  readonly full: boolean;
+  /** The desired ruleset; its built-in chains hold the jump rules. */
+  readonly desired: Ruleset;
+  /** --counters: keep the counters written in the input. */
+  readonly counters: boolean;
+  readonly logger: Logger;
+  /** A full sync's iptables-save of filter and nat, begun early (readLiveTables); read here when absent. */
+  readonly saving?: Promise<string> | null;
+  /** The restore inputs (`batches`, applied in order), given what a full sync found (null on a partial one). */
+  plan(live: LiveTables | null): P;
+}
+
+/** Starts a full sync's iptables-save so that it runs while the caller renders. */
+export function readLiveTables(ipt: Iptables): Promise<string> {
+  const saving = ipt.save(['filter', 'nat']);
+  saving.catch(() => undefined);
+  return saving;
+}
+
+/** Reads the live tables when the sync is full, plans, and restores the plan's inputs; returns the plan. */
+export async function applyRules<P extends { readonly batches: readonly string[] }>(req: ApplyRequest<P>): Promise<P> {
+  const ipt = req.iptables;
+  let live: LiveTables | null = null;
+  if (req.full) {
+    const scan = scanSave(await (req.saving ?? readLiveTables(ipt)), ipt.family);
+    const jumps = jumpRuleChanges(req.desired, scan.builtins);
+    for (const j of jumps.stale) req.logger.info({ table: j.table, chain: j.chain, rule: j.rule }, 'replacing an outdated kube-proxy jump rule');
+    live = { chains: scan.chains, jumpEdits: jumpRuleLines(jumps) };
+  }
+  const plan = req.plan(live);
+  try {
+    for (const batch of plan.batches) await ipt.restore(batch, { noflush: true, counters: req.counters });
+  } catch (err) {
+    req.logger.error(
+      { err, context: err instanceof RestoreError ? err.context : undefined, full: req.full },
+      'iptables-restore failed; the next sync will be a full one',
+    );
+    throw new ApplyError(ipt.family, req.full, err);
+  }
+  return plan;
+}

@@ -1,0 +1,100 @@
+/**
+ * The time seam: everything that waits or measures time takes a Clock, so
+ * tests can drive timers by hand. The process clock is src/system/clock.ts'
+ * realClock; ManualClock here is the deterministic one for tests (time moves
+ * only through advance(), due timers fire in due-time order, ties in creation
+ * order).
+ */
+
+export interface Clock {
+  /** Milliseconds (epoch or any fixed origin; only differences matter). */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Runs `fn` every `ms` on the clock, the next run scheduled only after the
+ * previous one (async or not) has finished; returns a stop function.
+ */
+export function every(clock: Clock, ms: number, fn: () => unknown): () => void {
+  let timer: unknown = null;
+  let stopped = false;
+  const tick = (): void => {
+    timer = clock.setTimeout(async () => {
+      if (stopped) return;
+      await fn();
+      if (!stopped) tick();
+    }, ms);
+  };
+  tick();
+  return () => {
+    stopped = true;
+    if (timer !== null) clock.clearTimeout(timer);
+  };
+}
+
+interface ManualTimer {
+  readonly id: number;
+  readonly due: number;
+  readonly fn: () => void;
+}
+
+export class ManualClock implements Clock {
+  private time: number;
+  private nextId = 1;
+  private timers: ManualTimer[] = [];
+
+  constructor(start = 0) {
+    this.time = start;
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const timer = { id: this.nextId++, due: this.time + Math.max(0, ms), fn };
+    this.timers.push(timer);
+    return timer.id;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((t) => t.id !== handle);
+  }
+
+  /** Number of timers not yet fired or cleared. */
+  pending(): number {
+    return this.timers.length;
+  }
+
+  /** Due time of the earliest pending timer (Infinity when none). */
+  nextDue(): number {
+    return this.timers.reduce((min, t) => Math.min(min, t.due), Infinity);
+  }
+
+  /**
+   * Moves time forward by ms, firing every timer that becomes due (including
+   * timers set by fired callbacks) at its own due time.
+   */
+  advance(ms: number): void {
+    if (ms < 0) throw new Error(`ManualClock.advance: negative duration ${ms}`);
+    const end = this.time + ms;
+    for (;;) {
+      const next = this.earliestDue(end);
+      if (!next) break;
+      this.timers = this.timers.filter((t) => t !== next);
+      this.time = next.due;
+      next.fn();
+    }
+    this.time = end;
+  }
+
+  private earliestDue(limit: number): ManualTimer | null {
+    let best: ManualTimer | null = null;
+    for (const t of this.timers) {
+      if (t.due <= limit && (!best || t.due < best.due || (t.due === best.due && t.id < best.id))) best = t;
+    }
+    return best;
+  }
+}

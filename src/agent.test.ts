@@ -1,0 +1,147 @@
+/**
+ * The whole agent without root: startAgent on FakeIptables (both families),
+ * a --objects directory as its source, a command runner that answers the few
+ * commands the agent runs besides iptables, and the real clock with short
+ * periods. What a node would see: the rules converge, an edit is a partial
+ * sync, an outside flush is repaired through the canary, the other mode's
+ * rules go at start, metrics and health follow, stop() leaves the rules.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { serviceChainNames } from '../iptables/chain-names.ts';
+import { diffRulesets } from '../iptables/diff.ts';
+import { FakeIptables } from '../iptables/fake-iptables.ts';
+import { IptablesMode } from '../iptables/iptables-mode.ts';
+import { getChain } from '../iptables/ruleset.ts';
+import type { CommandRunner, RunResult } from '../proxier/exec.ts';
+import { silentLogger } from '../proxier/log.ts';
+import type { IPFamily } from '../proxier/types.ts';
+import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { startAgent, type Agent } from './agent.ts';
+import { configFromFlags } from './config.ts';
+import type { FlagValue } from './flags.ts';
+import { realClock } from './system/clock.ts';
+
+/** Answers what the agent runs besides iptables (version, sysctls, conntrack) and records every command. */
+function nodeRunner(): CommandRunner & { commands: string[] } {
+  const commands: string[] = [];
+  const ok = (stdout = '', stderr = ''): RunResult => ({ code: 0, stdout, stderr });
+  return {
+    commands,
+    async run(cmd, args) {
+      commands.push([cmd, ...args].join(' '));
+      if (cmd === 'iptables' && args[0] === '--version') return ok('iptables v1.8.9 (nf_tables)\n');
+      if (cmd === 'cat') return ok('0\n');
+      if (cmd === 'tee') return ok();
+      if (cmd === 'conntrack') return { code: 1, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n' };
+      return { code: 127, stdout: '', stderr: `${cmd}: not found\n` };
+    },
+  };
+}
+
+const SVC = makeService('ns1', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] });
+const slice = (ips: string[]) =>
+  makeEndpointSlice('ns1', 'web', 'web-s1', { endpoints: ips.map((ip) => ({ ip, nodeName: 'node-1' })), ports: [{ name: 'p80', port: 8080 }] });
+const NODE = makeNode('node-1', { addresses: ['192.168.0.2'], podCIDR: '10.244.1.0/24' });
+
+let dir = '';
+let agent: Agent | null = null;
+afterEach(async () => {
+  await agent?.stop();
+  agent = null;
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function start(mode: 'iptables' | 'userspace', fakes: Map<IPFamily, FakeIptables>, runner = nodeRunner()) {
+  dir = await mkdtemp(join(tmpdir(), 'kpt-agent-'));
+  const write = (ips: string[]) => writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips)].map((d) => dump(d)).join('---\n'));
+  await write(['10.244.1.5']);
+  const flags: [string, FlagValue][] = [
+    ['objects', dir],
+    ['hostname-override', 'node-1'],
+    ['cluster-cidr', '10.244.0.0/16'],
+    ['proxy-mode', mode],
+    ['iptables-min-sync-period', 0],
+    ['iptables-sync-period', 400],
+    ['healthz-bind-address', '127.0.0.1:0'],
+    ['metrics-bind-address', ''],
+  ];
+  agent = await startAgent(configFromFlags(new Map(flags)), {
+    runner,
+    clock: realClock,
+    logger: silentLogger(),
+    osHostname: () => 'node-1',
+    iptablesBackend: 'nft',
+    iptables: fakes,
+    serviceHealthHosts: ['127.0.0.1'],
+  });
+  return { agent, runner, write };
+}
+
+const both = () =>
+  new Map<IPFamily, FakeIptables>([
+    ['IPv4', new FakeIptables({ family: 'IPv4' })],
+    ['IPv6', new FakeIptables({ family: 'IPv6' })],
+  ]);
+const svcChain = serviceChainNames({ key: 'ns1/web:p80', protocol: 'TCP' }).svc;
+const converged = (a: Agent, fake: FakeIptables) => {
+  const desired = (a.mode as IptablesMode).lastRender(fake.family);
+  return desired !== null && diffRulesets(desired.ruleset, fake.snapshot()).identical;
+};
+const metric = async (a: Agent, line: string) => (await a.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(line));
+
+describe('the agent on FakeIptables', () => {
+  it('converges both families, syncs an edit partially, repairs an outside flush through the canary, and leaves the rules at stop', async () => {
+    const fakes = both();
+    const ipv4 = fakes.get('IPv4')!;
+    const { agent: a, runner, write } = await start('iptables', fakes);
+    expect(a.families).toEqual(['IPv4', 'IPv6']);
+    await vi.waitFor(() => expect(converged(a, ipv4)).toBe(true), { timeout: 5000 });
+    expect(converged(a, fakes.get('IPv6')!)).toBe(true);
+    expect(getChain(ipv4.snapshot(), 'nat', svcChain)?.rules.join('\n')).toContain('10.244.1.5');
+    await vi.waitFor(() => expect(getChain(ipv4.snapshot(), 'mangle', 'KUBE-PROXY-CANARY')).toBeDefined(), { timeout: 5000 });
+    expect(runner.commands).toContain('tee /proc/sys/net/ipv4/conf/all/route_localnet');
+    expect(a.health.report(false).healthy).toBe(true);
+    expect(await metric(a, 'kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"}')).toMatch(/ \d+$/);
+
+    // An endpoint added in the file: a partial sync writes the service's chains only.
+    const restores = ipv4.restores.length;
+    await write(['10.244.1.5', '10.244.1.6']);
+    await vi.waitFor(() => expect(getChain(ipv4.snapshot(), 'nat', svcChain)?.rules.join('\n')).toContain('10.244.1.6'), { timeout: 5000 });
+    const partial = ipv4.restores.slice(restores).find((r) => r.text.includes('10.244.1.6'))!;
+    expect(partial.text).not.toContain('*filter');
+    expect(partial.text).not.toContain(':KUBE-SERVICES ');
+    expect(await metric(a, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toMatch(/ [1-9]\d*$/);
+
+    // Someone flushes the tables wholesale: the canary check (every sync period) notices and everything comes back.
+    for (const table of ['mangle', 'nat', 'filter']) await ipv4.restore(`*${table}\nCOMMIT\n`, { noflush: false, counters: false });
+    expect(getChain(ipv4.snapshot(), 'nat', svcChain)).toBeUndefined();
+    await vi.waitFor(() => expect(converged(a, ipv4)).toBe(true), { timeout: 5000 });
+    await vi.waitFor(() => expect(getChain(ipv4.snapshot(), 'mangle', 'KUBE-PROXY-CANARY')).toBeDefined(), { timeout: 5000 });
+
+    await a.stop();
+    agent = null;
+    expect(getChain(ipv4.snapshot(), 'nat', svcChain)?.rules.join('\n')).toContain('10.244.1.6');
+  });
+
+  it("removes the userspace mode's chains and jumps left by a previous run when it starts in iptables mode", async () => {
+    const fakes = both();
+    const ipv4 = fakes.get('IPv4')!;
+    await ipv4.restore(
+      '*nat\n:KUBE-PORTALS-CONTAINER - [0:0]\n-A KUBE-PORTALS-CONTAINER -p tcp -d 172.30.0.10/32 --dport 80 -j REDIRECT --to-ports 40000\n' +
+        '-A PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n',
+      { noflush: true, counters: false },
+    );
+    const { agent: a } = await start('iptables', fakes);
+    expect(getChain(ipv4.snapshot(), 'nat', 'KUBE-PORTALS-CONTAINER')).toBeUndefined();
+    await vi.waitFor(() => expect(converged(a, ipv4)).toBe(true), { timeout: 5000 });
+    expect(getChain(ipv4.snapshot(), 'nat', 'PREROUTING')?.rules).toEqual(['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+  });
+
+  it('refuses to start without a working iptables of either family, naming the backend', async () => {
+    await expect(start('iptables', new Map())).rejects.toThrow('neither iptables nor ip6tables (nft backend) works on this node');
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * What the agent does with the proxier's news: health (queued and synced
+ * times, node eligibility), upstream's metrics (sync reports through
+ * servers/sync-metrics.ts, timestamps, network programming latency, change
+ * counts, skipped objects), the health-check node ports of the services, and
+ * a log line per skipped object.
+ */
+import type { Clock } from '../proxier/clock.ts';
+import type { Logger } from '../proxier/log.ts';
+import type { ProxyMode } from '../proxier/mode.ts';
+import type { ProxierHooks } from '../proxier/proxier.ts';
+import { formatProblem } from '../proxier/types.ts';
+import type { HealthState } from './servers/health-state.ts';
+import type { Metrics } from './servers/metrics.ts';
+import { healthTargets, type ServiceHealthServers } from './servers/service-health.ts';
+import { observeSync, observeSyncError } from './servers/sync-metrics.ts';
+import { observeUserspaceSync, type UserspaceMetrics } from './servers/userspace-metrics.ts';
+
+export interface HookTargets {
+  readonly mode: ProxyMode;
+  readonly metrics: Metrics;
+  readonly userspaceMetrics: UserspaceMetrics | null;
+  readonly health: HealthState;
+  readonly serviceHealth: ServiceHealthServers;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export function proxierHooks(t: HookTargets): ProxierHooks {
+  const { metrics, health, mode } = t;
+  let counted = { services: 0, endpoints: 0 };
+  return {
+    queued: (f) => {
+      health.queuedUpdate(f);
+      metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: f }, t.clock.now() / 1000);
+    },
+    synced: (f, r) => {
+      health.updated(f);
+      const now = t.clock.now();
+      metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
+      for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
+      if (f === mode.families[0]) void t.serviceHealth.sync(healthTargets([r.snapshot]));
+      observeSync(metrics, mode.name, r.report);
+      if (t.userspaceMetrics) observeUserspaceSync(t.userspaceMetrics, r.report);
+    },
+    syncFailed: (f, err) => observeSyncError(metrics, mode.name, f, err),
+    problem: (p) => {
+      metrics.objectProblemsTotal.inc({ kind: p.kind });
+      t.logger.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
+    },
+    nodeChanged: (node) => health.syncNode(node),
+    changes: (pending, total) => {
+      metrics.serviceChangesPending.set(pending.services);
+      metrics.endpointChangesPending.set(pending.endpoints);
+      metrics.serviceChangesTotal.inc(total.services - counted.services);
+      metrics.endpointChangesTotal.inc(total.endpoints - counted.endpoints);
+      counted = { ...total };
+    },
+  };
+}

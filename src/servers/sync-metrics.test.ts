@@ -1,0 +1,89 @@
+/**
+ * Sync reports into upstream's series (pkg/proxy/metrics: SyncProxyRulesLatency, IPTablesRulesTotal,
+ * IPTablesRulesLastSync, SyncProxyRulesNoLocalEndpointsTotal, IPTablesRestoreFailuresTotal, ...), as a scraper
+ * reads them; userspace mode feeds none of them, as upstream's did not.
+ */
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { RestoreError } from '../../iptables/iptables.ts';
+import { ApplyError, type SyncReport } from '../../proxier/mode.ts';
+import { createMetrics } from './metrics.ts';
+import { observeSync, observeSyncError } from './sync-metrics.ts';
+import { createUserspaceMetrics, observeUserspaceSync } from './userspace-metrics.ts';
+
+const report = (over: Partial<SyncReport> = {}): SyncReport => ({
+  family: 'IPv4',
+  full: true,
+  durationMs: 5,
+  objects: new Map([
+    ['filter', 4],
+    ['nat', 20],
+  ]),
+  written: new Map([
+    ['filter', 4],
+    ['nat', 20],
+  ]),
+  bytes: 2000,
+  noLocalEndpoints: { internal: 1, external: 2 },
+  conntrackDeleted: 0,
+  failures: [],
+  ...over,
+});
+
+const restoreError = (): RestoreError => new RestoreError({ message: 'iptables-restore failed', exitCode: 1, stderr: '', line: null, context: '' });
+
+describe('observeSync', () => {
+  it('sets the rules owned and last written per table, the no-local-endpoint gauges, and times full and partial syncs', async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false });
+    observeSync(m, 'iptables', report());
+    observeSync(
+      m,
+      'iptables',
+      report({
+        full: false,
+        durationMs: 2,
+        written: new Map([
+          ['filter', 0],
+          ['nat', 3],
+        ]),
+        conntrackDeleted: 2,
+      }),
+    );
+    const text = await m.registry.metrics();
+    expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"} 20');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_last{table="nat",ip_family="IPv4"} 3');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_last{table="filter",ip_family="IPv4"} 0');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external",ip_family="IPv4"} 2');
+    expect(text).toContain('kubeproxy_sync_full_proxy_rules_duration_seconds_sum{ip_family="IPv4"} 0.005');
+    expect(text).toContain('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 2');
+    expect(text).toContain('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 2');
+  });
+
+  it('records nothing of a userspace sync but its listener failures, in its own series', async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false });
+    const um = createUserspaceMetrics(m.registry);
+    const r = report({ failures: [{ stage: 'listener', service: 'ns/web:http', message: 'port range exhausted' }] });
+    observeSync(m, 'userspace', r);
+    observeUserspaceSync(um, r);
+    const text = await m.registry.metrics();
+    expect(text).not.toMatch(/^kubeproxy_sync_proxy_rules_(duration_seconds_count|iptables_total)\{/m);
+    expect(text).toContain('kubeproxy_ts_userspace_listener_errors_total{service="ns/web:http"} 1');
+  });
+});
+
+describe('observeSyncError', () => {
+  it('counts a refused partial restore as a restore failure and a partial one, by its cause', async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false });
+    observeSyncError(m, 'iptables', 'IPv4', new ApplyError('IPv4', false, restoreError()));
+    observeSyncError(m, 'iptables', 'IPv6', new ApplyError('IPv6', true, restoreError()));
+    observeSyncError(m, 'iptables', 'IPv4', new Error('iptables-save failed'));
+    const text = await m.registry.metrics();
+    expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv4"} 1');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv4"} 1');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv6"} 1');
+    expect(text).not.toContain('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv6"}');
+    expect(text).toContain('kubeproxy_ts_sync_errors_total{ip_family="IPv4",reason="RestoreError"} 1');
+    expect(text).toContain('kubeproxy_ts_sync_errors_total{ip_family="IPv4",reason="Error"} 1');
+  });
+});

@@ -1,0 +1,265 @@
+/**
+ * The userspace mode: per service port, a listener of this process receives
+ * the service's traffic (through the portal rules) and forwards each
+ * connection to an endpoint it picks itself. A sync:
+ * 1. turns the snapshot into listener specs and endpoint lists (the same
+ *    endpoint selection as the iptables mode: traffic policies, terminating
+ *    fallback; a service whose internal and external policies select
+ *    different endpoints gets a second listener for external traffic);
+ * 2. updates the load balancer (new connections follow at once);
+ * 3. opens and closes listeners, holds node ports;
+ * 4. writes the portal rules with one iptables-restore when they changed
+ *    (every rule on a full sync, plus any missing jump rule).
+ * Single-stack, as upstream: the family of --bind-address (IPv4 for the
+ * default 0.0.0.0 when this node has IPv4 iptables). monitor() sweeps
+ * expired ClientIP affinity records.
+ */
+import { networkInterfaces } from 'node:os';
+import type { Clock } from '../proxier/clock.ts';
+import { every } from '../proxier/clock.ts';
+import type { Conntrack } from '../proxier/conntrack.ts';
+import { serviceIPs, type ConntrackFilter } from '../proxier/conntrack-plan.ts';
+import type { Logger } from '../proxier/log.ts';
+import type { ProxyMode, SyncContext, SyncFailure, SyncReport } from '../proxier/mode.ts';
+import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from '../proxier/types.ts';
+import { applyRules } from '../iptables/apply.ts';
+import type { Iptables } from '../iptables/iptables.ts';
+import { makeLocalDetector, type DetectLocalSettings } from '../iptables/local-detector.ts';
+import { toRestoreText } from '../iptables/restore-text.ts';
+import { hostIPOf, listenerRoles, type Role } from './listener-roles.ts';
+import { Listeners, type ListenerOpener } from './listeners.ts';
+import { NodePortHolder } from './port-holder.ts';
+import { parsePortRange, PortAllocator } from './port-allocator.ts';
+import { renderPortals, type PortalTarget } from './portal-rules.ts';
+import { proxyOpener, type UserspaceEvent } from './proxy-opener.ts';
+import { RoundRobinBalancer } from './round-robin.ts';
+
+export interface UserspaceModeOptions {
+  /** The iptables of each family this node has; the mode uses the one of --bind-address's family. */
+  readonly iptables: ReadonlyMap<IPFamily, Iptables>;
+  /** --bind-address: where the listeners listen (0.0.0.0 / ::: everywhere, portals REDIRECT). */
+  readonly bindAddress: string;
+  /** --proxy-port-range: "" (or "0", "0-0") for any free port. */
+  readonly portRange: string;
+  /** --udp-timeout. */
+  readonly udpIdleTimeoutMs: number;
+  /** --detect-local-mode and its inputs: pods' traffic to external addresses of eTP Local services goes to all endpoints. */
+  readonly detectLocal?: DetectLocalSettings;
+}
+
+export interface UserspaceModeDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Deletes UDP conntrack entries of a listener that closed or moved (they would keep NATing to its old port). */
+  readonly conntrack?: Conntrack;
+  /** Connection events and listeners opened and closed, with their service port. */
+  readonly onEvent?: (service: string, e: UserspaceEvent) => void;
+  /** Opens the listeners (default: TCP and UDP proxies picking through the balancer); tests open none. */
+  readonly opener?: ListenerOpener;
+  /** The balancer the listeners pick from (default: round robin on the clock). */
+  readonly balancer?: RoundRobinBalancer;
+  /** Address node-originated traffic is DNATed to when the Node has none of the family (default: an interface address). */
+  readonly fallbackHostIP?: () => string;
+}
+
+/** How often expired ClientIP affinity records are dropped. */
+const AFFINITY_SWEEP_MS = 10_000;
+
+/** The family userspace mode serves: --bind-address's, IPv6 for 0.0.0.0 on a node with IPv6 iptables only. */
+export function userspaceFamily(bindAddress: string, available: ReadonlySet<IPFamily>): IPFamily {
+  if (bindAddress.includes(':')) return 'IPv6';
+  if (bindAddress === '0.0.0.0' && !available.has('IPv4') && available.has('IPv6')) return 'IPv6';
+  return 'IPv4';
+}
+
+/** An address of this host of the family (the interface address host-originated portal traffic is DNATed to). */
+export function interfaceAddress(family: IPFamily): string {
+  const candidates = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  const ok = candidates.filter((a) => !a.internal && a.family === family && !(family === 'IPv6' && a.address.startsWith('fe80:')));
+  return ok[0]?.address ?? (family === 'IPv6' ? '::1' : '127.0.0.1');
+}
+
+export class UserspaceMode implements ProxyMode {
+  readonly name = 'userspace' as const;
+  readonly families: readonly IPFamily[];
+  private readonly o: UserspaceModeOptions;
+  private readonly d: UserspaceModeDeps;
+  private readonly iptables: Iptables;
+  private readonly balancer: RoundRobinBalancer;
+  private readonly listeners: Listeners;
+  private readonly holder: NodePortHolder;
+  private readonly fallbackHostIP: () => string;
+  private lastRules = '';
+  private needFull = true;
+  private readonly sctpReported = new Set<string>();
+
+  constructor(options: UserspaceModeOptions, deps: UserspaceModeDeps) {
+    const { bindAddress } = options;
+    if (bindAddress === '127.0.0.1' || bindAddress === '::1') {
+      throw new Error(
+        `--bind-address ${bindAddress}: the userspace proxy cannot listen on localhost only (portal traffic arrives on the node's addresses)`,
+      );
+    }
+    const family = userspaceFamily(bindAddress, new Set(options.iptables.keys()));
+    const iptables = options.iptables.get(family);
+    if (!iptables)
+      throw new Error(
+        `userspace mode needs ${family === 'IPv4' ? 'iptables' : 'ip6tables'} (the family of --bind-address ${bindAddress}), which does not work on this node`,
+      );
+    this.o = options;
+    this.d = deps;
+    this.families = [family];
+    this.iptables = iptables;
+    this.balancer = deps.balancer ?? new RoundRobinBalancer({ now: () => deps.clock.now() });
+    const host = bindAddress === '0.0.0.0' && family === 'IPv6' ? '::' : bindAddress;
+    const range = options.portRange && options.portRange !== '0' && options.portRange !== '0-0' ? parsePortRange(options.portRange) : null;
+    const opener =
+      deps.opener ??
+      proxyOpener({ host, balancer: this.balancer, udpIdleTimeoutMs: options.udpIdleTimeoutMs, ...(deps.onEvent ? { onEvent: deps.onEvent } : {}) });
+    this.listeners = new Listeners({ opener, allocator: new PortAllocator(range) });
+    this.holder = new NodePortHolder({ family });
+    this.fallbackHostIP = deps.fallbackHostIP ?? (() => interfaceAddress(family));
+    deps.logger.info(
+      { ipFamily: family, listen: host, proxyPortRange: options.portRange || 'random', udpTimeoutMs: options.udpIdleTimeoutMs },
+      'userspace proxy mode',
+    );
+  }
+
+  requestFullSync(): void {
+    this.needFull = true;
+  }
+
+  async sync(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
+    const start = this.d.clock.now();
+    const log = this.d.logger.child({ mode: 'userspace' });
+    const failures: SyncFailure[] = [];
+    const roles = new Map<ServicePortState, Role[]>();
+    for (const s of snapshot.services) {
+      if (s.service.protocol === 'SCTP') {
+        if (!this.sctpReported.has(s.service.key))
+          log.warn({ service: s.service.key }, 'SCTP is not supported by the userspace proxy; service port skipped');
+        this.sctpReported.add(s.service.key);
+        continue;
+      }
+      const r = listenerRoles(s);
+      roles.set(s, r);
+      for (const role of r) {
+        this.balancer.update(role.spec.id, role.endpoints.map(endpointString), { timeoutSeconds: s.service.sessionAffinityTimeout });
+      }
+    }
+    const specs = [...roles.values()].flatMap((r) => r.map((x) => x.spec));
+    const result = await this.listeners.reconcile(specs);
+    for (const id of result.closed) this.balancer.remove(id);
+    const conntrackDeleted = await this.clearClosedUdpFlows(result.closed, ctx.previous, failures);
+    for (const spec of specs) {
+      const why = result.failed.get(spec.id);
+      if (why === undefined) continue;
+      log.error({ listener: spec.id }, why);
+      failures.push({ stage: 'listener', service: spec.service, message: why });
+    }
+    const conflicts = await this.holder.reconcile(
+      snapshot.services
+        .filter((s) => s.service.nodePort && roles.has(s))
+        .map((s) => ({ port: s.service.nodePort, protocol: s.service.protocol as 'TCP' | 'UDP' })),
+    );
+    for (const [key, why] of conflicts) log.error({ nodePort: key }, why);
+
+    const targets: PortalTarget[] = [];
+    for (const [s, r] of roles) {
+      const internalPort = result.ports.get(r[0]!.spec.id);
+      if (internalPort === undefined) continue;
+      const externalPort = r[1] ? result.ports.get(r[1].spec.id) : internalPort;
+      if (externalPort === undefined) continue;
+      targets.push({
+        service: s.service,
+        internalPort,
+        externalPort,
+        nodePortHeld: this.holder.has(s.service.nodePort, s.service.protocol as 'TCP' | 'UDP'),
+      });
+    }
+    const detectLocal = this.o.detectLocal;
+    const desired = renderPortals(targets, {
+      family: snapshot.family,
+      hostIP: hostIPOf(snapshot) ?? this.fallbackHostIP(),
+      bindAddress: this.o.bindAddress,
+      localMatch: detectLocal ? (makeLocalDetector(detectLocal, snapshot.family, snapshot.node).ifLocal?.join(' ') ?? null) : null,
+    });
+    const full = this.needFull || ctx.periodic;
+    const rules = toRestoreText(desired, { builtins: 'skip' });
+    let bytes = 0;
+    if (full || rules !== this.lastRules) {
+      try {
+        // Full syncs also put back jump rules someone deleted from the built-in chains.
+        const applied = await applyRules({
+          iptables: this.iptables,
+          full,
+          desired,
+          counters: false,
+          logger: log,
+          plan: (live) => ({ batches: [live?.jumpEdits.size ? toRestoreText(desired, { builtins: 'skip', edits: live.jumpEdits }) : rules] }),
+        });
+        bytes = applied.batches[0]!.length;
+      } catch (err) {
+        this.needFull = true;
+        this.lastRules = '';
+        throw err;
+      }
+      this.lastRules = rules;
+      this.needFull = false;
+    }
+    const durationMs = this.d.clock.now() - start;
+    log.debug(
+      { listeners: this.listeners.size, opened: result.opened.length, closed: result.closed.length, full, durationMs },
+      'synced userspace proxy',
+    );
+    return {
+      family: snapshot.family,
+      full,
+      durationMs,
+      objects: new Map(),
+      written: new Map(),
+      bytes,
+      noLocalEndpoints: null,
+      conntrackDeleted,
+      failures,
+    };
+  }
+
+  /**
+   * UDP has no teardown: conntrack entries REDIRECTed to a listener that is
+   * gone (service deleted, port changed: new listener) keep black-holing the
+   * client's flow until they expire. Upstream deleted the cluster IP's entries
+   * on deletion only; this also covers external IPs, node ports and moves.
+   * The closed listeners' service ports come from the previous sync's state.
+   */
+  private async clearClosedUdpFlows(closed: readonly string[], previous: Snapshot | null, failures: SyncFailure[]): Promise<number> {
+    if (!closed.length || !previous || !this.d.conntrack) return 0;
+    const gone = new Set(closed);
+    const filters: ConntrackFilter[] = [];
+    for (const s of previous.services) {
+      const sp = s.service;
+      if (sp.protocol !== 'UDP' || !listenerRoles(s).some((r) => gone.has(r.spec.id))) continue;
+      const reason = `${sp.key}: UDP listener closed`;
+      for (const ip of serviceIPs(s)) filters.push({ family: previous.family, protocol: 'udp', origDst: ip, origDstPort: sp.port, reason });
+      if (sp.nodePort) filters.push({ family: previous.family, protocol: 'udp', origDstPort: sp.nodePort, reason: `${reason} (node port)` });
+    }
+    if (!filters.length) return 0;
+    const { deleted, errors } = await this.d.conntrack.deleteEntries(filters);
+    for (const e of errors) {
+      this.d.logger.warn({ err: e }, 'cannot delete stale UDP conntrack entries');
+      failures.push({ stage: 'conntrack', message: e });
+    }
+    if (deleted) this.d.logger.info({ deleted }, 'deleted UDP conntrack entries of closed listeners');
+    return deleted;
+  }
+
+  monitor(): () => void {
+    return every(this.d.clock, AFFINITY_SWEEP_MS, () => this.balancer.sweep());
+  }
+
+  /** Stops listening (open connections finish on their own); rules stay, as in iptables mode. */
+  async close(): Promise<void> {
+    await this.listeners.closeAll();
+    await this.holder.closeAll();
+  }
+}
