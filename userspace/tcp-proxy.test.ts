@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, createServer, Socket, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -318,6 +319,24 @@ describe('TcpProxy', () => {
     expect(await first).toBe('L:first');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(390);
     expect(events.find((e) => e.type === 'dial-failed')).toMatchObject({ code: 'ETIMEDOUT', attempt: 0 });
+  });
+
+  it('turns TCP keepalive on only for connections that outlive one sweep (short ones never pay the setsockopt calls)', async () => {
+    const srv = await backend((s) => s.pipe(s));
+    const { p } = await proxy({ pick: () => ({ endpoint: srv.endpoint }), keepAliveMs: 150 });
+    /** The proxy's two sockets of the connection (local port = proxy port, remote port = backend port), from ss: do they run a keepalive timer? */
+    const keepalive = (): boolean[] =>
+      spawnSync('ss', ['-tnoH', 'state', 'established'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .map((line) => line.trim().split(/\s+/))
+        .filter(([, , local, peer]) => local === `127.0.0.1:${p.port}` || peer === srv.endpoint)
+        .map((cols) => cols.some((c) => c.startsWith('timer:(keepalive')));
+    const c = connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => c.destroy());
+    await new Promise<void>((r) => c.once('data', () => r()).write('x'));
+    expect(keepalive()).toEqual([false, false]);
+    await until(() => keepalive().every(Boolean), 2000);
+    expect(keepalive()).toEqual([true, true]);
   });
 
   it('rejects listen() with EADDRINUSE', async () => {
