@@ -66,6 +66,8 @@ export interface TcpProxyOptions {
    */
   readonly keepAliveMs?: number;
   readonly backlog?: number;
+  /** SO_REUSEPORT: several proxies (threads, processes) accept on the same port, the kernel spreads connections. */
+  readonly reusePort?: boolean;
   /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen. */
   readonly connect?: (options: TcpNetConnectOpts) => Socket;
 }
@@ -174,7 +176,7 @@ export class TcpProxy {
         this.server = null;
         reject(err);
       });
-      server.listen({ host: this.o.host, port: this.o.port, backlog: this.o.backlog ?? 4096 }, () => {
+      server.listen({ host: this.o.host, port: this.o.port, backlog: this.o.backlog ?? 4096, reusePort: this.o.reusePort ?? false }, () => {
         server.removeAllListeners('error');
         server.on('error', (err: NodeJS.ErrnoException) =>
           this.emit?.({ type: 'listener-error', id: this.o.id, code: err.code ?? 'EIO', message: err.message }),
