@@ -9,7 +9,8 @@
  *   userspace (2 workers)  the same in 2 worker threads sharing each port with SO_REUSEPORT
  *   haproxy (1 thread)     client -> HAProxy `mode tcp` (Debian package), nbthread 1 -> backend
  *   haproxy (default)      the same with HAProxy's default threads (one per core)
- * Three tests: bulk (one connection streaming 256 KiB writes), conn/s (16
+ * Four tests: bulk (one connection streaming 256 KiB writes to the backend),
+ * down (one connection reading what the backend streams), conn/s (16
  * concurrent connect / read "ok" / close loops) and round-trip latency
  * (64-byte ping-pong). Each test runs BENCH_REPS times (default 5); within a
  * repetition every target runs once, in an order rotated per repetition, so
@@ -31,12 +32,15 @@ import { fmt, pairedRatios, rotate, summarize } from './userspace-proxy/stats.ts
 const NS = `kptbench-us-${process.pid}`;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const REPS = Number(process.env.BENCH_REPS ?? 5);
-const TESTS = (process.env.BENCH_TESTS ?? 'bulk,rate,latency').split(',') as Test[];
+const TESTS = (process.env.BENCH_TESTS ?? 'bulk,down,rate,latency').split(',') as Test[];
 const DIR = new URL('./userspace-proxy/', import.meta.url).pathname;
 const BACKEND = 20000;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-type Test = 'bulk' | 'rate' | 'latency';
+type Test = 'bulk' | 'down' | 'rate' | 'latency';
+/** The backend listens on BACKEND + offset for each test (bench/userspace-proxy/server.ts). */
+const OFFSET: Record<Test, number> = { bulk: 0, rate: 1, latency: 2, down: 3 };
+const PORTS = 4;
 interface Target {
   readonly name: string;
   readonly port: number;
@@ -85,7 +89,7 @@ function start(cmd: string, args: string[], waitFor: RegExp | null): Promise<Chi
 
 function haproxyConfig(listen: number, threads: number | null): string {
   const lines = ['global', '  maxconn 4000', ...(threads ? [`  nbthread ${threads}`] : []), 'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s'];
-  for (let i = 0; i < 3; i++) lines.push(`listen p${i}`, `  bind 127.0.0.1:${listen + i}`, `  server s 127.0.0.1:${BACKEND + i}`);
+  for (let i = 0; i < PORTS; i++) lines.push(`listen p${i}`, `  bind 127.0.0.1:${listen + i}`, `  server s 127.0.0.1:${BACKEND + i}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -142,13 +146,13 @@ interface Sample {
 }
 
 function client(test: Test, target: Target): Sample {
-  const port = target.port + { bulk: 0, rate: 1, latency: 2 }[test];
+  const port = target.port + OFFSET[test];
   const cpu0 = cpuSeconds(target.pid);
   const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, join(DIR, 'client.ts'), JSON.stringify({ kind: test, port, seconds: SECONDS, concurrency: 16 })], { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
   const cpu = cpuSeconds(target.pid) - cpu0;
   if (r.status !== 0) throw new Error(`client ${test} ${target.name}: ${r.stderr}`);
   const o = JSON.parse(r.stdout.trim()) as Record<string, number>;
-  if (test === 'bulk') return { value: o.bytesPerSecond!, cpu, units: o.bytes! };
+  if (test === 'bulk' || test === 'down') return { value: o.bytesPerSecond!, cpu, units: o.bytes! };
   if (test === 'rate') return { value: o.perSecond!, cpu, units: o.connections! };
   return { value: o.p50us!, p99: o.p99us!, cpu, units: o.roundTrips! };
 }
@@ -178,18 +182,20 @@ async function main(): Promise<void> {
   const values = (test: Test, name: string): number[] => (samples.get(`${test}/${name}`) ?? []).map((s) => s.value);
   console.log(`userspace proxy benchmark: ${REPS} repetitions x ${SECONDS} s per measurement, targets interleaved, loopback in namespace ${NS}, ${spawnSync('nproc').stdout.toString().trim()} cores shared by client, backend and proxy; load average ${load0} before, ${loadAverage()} after`);
   console.log('median (min-max) of the repetitions');
-  const head = ['target', 'bulk MB/s', 'conn/s', 'rtt p50 us', 'rtt p99 us', 'CPU us/conn', 'CPU ms/GB'];
+  const head = ['target', 'bulk MB/s', 'down MB/s', 'conn/s', 'rtt p50 us', 'rtt p99 us', 'CPU us/conn', 'CPU ms/GB', 'CPU ms/GB down'];
   const rows = targets.map((t) => {
     const s = (test: Test): Sample[] => samples.get(key(test, t)) ?? [];
     const cpuPer = (test: Test, scale: number): string => (t.pid === undefined ? '-' : fmt(summarize(s(test).map((x) => (x.cpu / x.units) * scale))));
     return [
       t.name,
       fmt(summarize(s('bulk').map((x) => x.value / 1e6))),
+      fmt(summarize(s('down').map((x) => x.value / 1e6))),
       fmt(summarize(s('rate').map((x) => x.value))),
       fmt(summarize(s('latency').map((x) => x.value))),
       fmt(summarize(s('latency').map((x) => x.p99 ?? NaN))),
       cpuPer('rate', 1e6),
       cpuPer('bulk', 1e12),
+      cpuPer('down', 1e12),
     ];
   });
   printTable(head, rows);
@@ -201,12 +207,13 @@ async function main(): Promise<void> {
       ratioRows.push([
         `${t.name} / ${base}`,
         fmt(summarize(pairedRatios(values('bulk', t.name), values('bulk', base))), 2),
+        fmt(summarize(pairedRatios(values('down', t.name), values('down', base))), 2),
         fmt(summarize(pairedRatios(values('rate', t.name), values('rate', base))), 2),
         fmt(summarize(pairedRatios(values('latency', t.name), values('latency', base))), 2),
       ]);
     }
   }
-  printTable(['pair', 'bulk', 'conn/s', 'rtt p50'], ratioRows);
+  printTable(['pair', 'bulk', 'down', 'conn/s', 'rtt p50'], ratioRows);
   const ratio = (test: Test, base: string): number => summarize(pairedRatios(values(test, 'userspace'), values(test, base))).median;
   const goals: [string, number, number][] = [
     ['bulk >= 1.0 x haproxy (1 thread)', ratio('bulk', 'haproxy (1 thread)'), 1],

@@ -275,6 +275,38 @@ describe('TcpProxy', () => {
     console.log(`64 MiB each way through TcpProxy: ${((2 * SIZE) / 2 ** 20 / secs).toFixed(0)} MiB/s total, max buffered in proxy ${(maxBuffered / 1024).toFixed(0)} KiB`);
   }, 20_000);
 
+  it('reads a streaming endpoint into a buffer of its own, and gives it back at the first short read (quiet connections hold none)', async () => {
+    let srvSocket: Socket | null = null;
+    const srv = await backend((s) => {
+      srvSocket = s;
+      s.on('data', (d: Buffer) => s.write(d));
+    });
+    const { p } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
+    const c = connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => c.destroy());
+    let got = 0;
+    c.on('data', (d: Buffer) => (got += d.length));
+    c.write('hello');
+    await until(() => got === 5);
+    expect(p.ownReadBuffers).toBe(0);
+    // A stream: the first full scratch read moves the connection to its own buffer.
+    const big = randomBytes(8 << 20);
+    const chunks: Buffer[] = [];
+    c.removeAllListeners('data');
+    c.on('data', (d: Buffer) => ((got += d.length), chunks.push(d)));
+    c.pause();
+    (srvSocket as Socket | null)!.write(big);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.ownReadBuffers).toBe(1);
+    c.resume();
+    await until(() => got === 5 + big.length);
+    // A short read hands it back.
+    (srvSocket as Socket | null)!.write('tail');
+    await until(() => got === 5 + big.length + 4);
+    expect(p.ownReadBuffers).toBe(0);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([big, Buffer.from('tail')]))).toBe(true);
+  });
+
   it('close() stops accepting and frees the port but leaves open connections; closeAll() ends them', async () => {
     const srv = await backend((s) => s.pipe(s));
     const { p, events } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });

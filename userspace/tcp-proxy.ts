@@ -25,10 +25,20 @@
  * proxy spends its CPU on (measured in BENCHMARKS.md):
  * - socket handlers are shared functions that find their connection through
  *   the socket, not closures made per connection;
- * - forwarding is a data/write/drain loop (backpressure: pause the reader
+ * - forwarding is a read/write/drain loop (backpressure: pause the reader
  *   when the writer's buffer is full, resume on drain), so buffering per
  *   direction stays within one socket high-water mark plus one chunk; bytes
  *   are read from the sockets' own counters at close, no per-chunk work;
+ * - the endpoint's socket, which we open, reads into buffers the proxy owns
+ *   (net.connect's onread) instead of a fresh 64 KiB allocation per read,
+ *   whose churn makes V8 collect the whole heap (the agent's informer caches
+ *   included) over and over during a download: reads up to 16 KiB land in
+ *   one scratch buffer shared by the listener and are copied out; once a read
+ *   fills it, the connection takes a 64 KiB buffer of its own from a small
+ *   pool, reads into it without copying and pauses while a write from it is
+ *   in flight, and gives it back on the first short read or at close. An
+ *   accepted socket cannot be given such buffers (net.Server has no onread),
+ *   so the client -> endpoint direction keeps Node's allocations;
  * - when the second FIN arrives and both write buffers are empty, both
  *   sockets are closed at once (close sends the FIN) instead of a shutdown
  *   and a wait for it;
@@ -75,6 +85,11 @@ export interface TcpProxyOptions {
 export const DEFAULT_DIAL_TIMEOUTS_MS: readonly number[] = [250, 500, 1000, 2000];
 export const DEFAULT_HALF_CLOSE_TIMEOUT_MS = 300_000;
 export const DEFAULT_KEEPALIVE_MS = 15_000;
+/** Reads into the shared scratch buffer are at most this long; a full one moves the connection to its own buffer. */
+const SCRATCH_BYTES = 16 * 1024;
+const OWN_BYTES = 64 * 1024;
+/** Own buffers kept for reuse per listener. */
+const POOL_MAX = 16;
 
 /** The connection a socket belongs to. */
 const CONN = Symbol('conn');
@@ -93,6 +108,12 @@ class Conn {
   /** Seen by one keepalive sweep (switched on at the next). */
   swept = false;
   keepAlive = false;
+  /** The endpoint socket's own read buffer (null: it reads into the listener's scratch buffer). */
+  readBuf: Buffer | null = null;
+  /** A write to the client from readBuf is in flight: the endpoint socket is paused until it completes. */
+  inFlight = false;
+  /** Completion callback of writes from readBuf (made once per connection that needs it). */
+  written: (() => void) | null = null;
   private addr: string | null = null;
   readonly proxy: TcpProxy;
   readonly client: ProxySocket;
@@ -128,6 +149,9 @@ export class TcpProxy {
   private readonly parsed = new Map<string, Endpoint | null>();
   private server: Server | null = null;
   private sweeper: NodeJS.Timeout | null = null;
+  /** Shared by every endpoint socket of this listener for short reads (copied out at once). */
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  private readonly pool: Buffer[] = [];
   private boundPort = 0;
 
   constructor(options: TcpProxyOptions) {
@@ -163,6 +187,13 @@ export class TcpProxy {
       n += c.client.readableLength + c.client.writableLength;
       if (c.backend) n += c.backend.readableLength + c.backend.writableLength;
     }
+    return n;
+  }
+
+  /** Connections whose endpoint socket reads into a buffer of its own (the rest share one scratch buffer). */
+  get ownReadBuffers(): number {
+    let n = 0;
+    for (const c of this.conns) if (c.readBuf) n++;
     return n;
   }
 
@@ -239,7 +270,15 @@ export class TcpProxy {
         this.dialFailed(c, picked.endpoint, n, 'EINVAL');
         continue;
       }
-      const backend = this.dial({ host: ep.host, port: ep.port, family: ep.family, allowHalfOpen: true, noDelay: true }) as ProxySocket;
+      const backend = this.dial({
+        host: ep.host,
+        port: ep.port,
+        family: ep.family,
+        allowHalfOpen: true,
+        noDelay: true,
+        // Called after every read for the buffer of the next one.
+        onread: { buffer: () => c.readBuf ?? this.scratch, callback: onBackendRead },
+      }) as ProxySocket;
       backend[CONN] = c;
       c.backend = backend;
       c.endpoint = picked.endpoint;
@@ -284,7 +323,6 @@ export class TcpProxy {
     this.emit?.({ type: 'connected', id: this.o.id, client: c.clientAddr, endpoint: c.endpoint!, attempt: c.attempt, dialMs: performance.now() - c.start });
     const client = c.client;
     client.on('data', onData);
-    backend.on('data', onData);
     client.on('drain', onDrain);
     backend.on('drain', onDrain);
     client.on('end', onEnd);
@@ -337,9 +375,22 @@ export class TcpProxy {
     }
   }
 
+  /** @internal an own read buffer for a connection, from the pool when one is free. */
+  takeBuffer(): Buffer {
+    return this.pool.pop() ?? Buffer.allocUnsafe(OWN_BYTES);
+  }
+
+  /** @internal a connection's own read buffer, no longer referenced by any pending write. */
+  giveBuffer(b: Buffer): void {
+    if (this.pool.length < POOL_MAX) this.pool.push(b);
+  }
+
   finish(c: Conn, reason: CloseReason, error?: string): void {
     if (c.closed) return;
     c.closed = true;
+    // A buffer a write still points into is left to the garbage collector.
+    if (c.readBuf && !c.inFlight) this.giveBuffer(c.readBuf);
+    c.readBuf = null;
     if (c.dialTimer) clearTimeout(c.dialTimer);
     c.dialTimer = null;
     this.conns.delete(c);
@@ -371,6 +422,36 @@ function onData(this: ProxySocket, chunk: Buffer): void {
   const c = this[CONN]!;
   const to = this === c.client ? c.backend! : c.client;
   if (!to.write(chunk)) this.pause();
+}
+
+/**
+ * net.connect's onread.callback of an endpoint socket (`this`): n bytes from
+ * the endpoint are in buf. Returning false pauses the socket.
+ */
+function onBackendRead(this: ProxySocket, n: number, buf: Uint8Array): boolean {
+  const c = this[CONN]!;
+  const client = c.client;
+  if (buf !== c.readBuf) {
+    // The shared scratch buffer: the next read of any socket overwrites it, so copy.
+    if (n === buf.length) c.readBuf = c.proxy.takeBuffer();
+    return client.write(Buffer.from(buf.subarray(0, n)));
+  }
+  c.written ??= (): void => {
+    if (!c.inFlight) return;
+    c.inFlight = false;
+    if (!c.closed) c.backend!.resume();
+  };
+  client.write(buf.subarray(0, n), c.written);
+  if (client.writableLength > 0) {
+    // The kernel did not take it all: buf is still being written from.
+    c.inFlight = true;
+    return false;
+  }
+  if (n < SCRATCH_BYTES) {
+    c.proxy.giveBuffer(buf as Buffer);
+    c.readBuf = null;
+  }
+  return true;
 }
 
 function onDrain(this: ProxySocket): void {

@@ -1,7 +1,7 @@
 /**
  * kube-proxy-ts's userspace TCP proxy alone, as the agent runs one per
  * service port, for the benchmark: `node proxy.ts LISTEN_BASE TARGET_BASE
- * [--workers N]` opens three TcpProxy listeners on 127.0.0.1:LISTEN_BASE+i
+ * [--workers N]` opens four TcpProxy listeners on 127.0.0.1:LISTEN_BASE+i
  * forwarding to 127.0.0.1:TARGET_BASE+i, with the agent's event handler
  * (the userspace metrics, prom-client counters per service port). With
  * --workers N (N > 0) the listeners run in N worker threads instead, each
@@ -37,7 +37,7 @@ function retain(mb: number): unknown[] {
 
 async function serve(spec: Spec): Promise<void> {
   const metrics = createUserspaceMetrics(new Registry());
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 4; i++) {
     const service = `bench/p${i}:tcp`;
     const proxy = new TcpProxy({
       id: `${service}/TCP/${spec.listen + i}`,
