@@ -118,8 +118,8 @@ const TARGETS: Target[] = [
     const name = v.slice(0, v.indexOf('='));
     const cmd = v.slice(v.indexOf('=') + 1);
     const words = cmd.split(' ');
-    const flags = words.filter((w) => w.startsWith('--'));
-    const [script, ...args] = words.filter((w) => !w.startsWith('--'));
+    const at = words.findIndex((w) => w.endsWith('.ts'));
+    const [flags, script, args] = [words.slice(0, at), words[at], words.slice(at + 1)];
     const port = 30000 + 1000 * i;
     return { name, port, start: () => start(process.execPath, [...flags, script!, String(port), String(BACKEND), ...args], /ready/) };
   }),

@@ -54,6 +54,7 @@ async function serve(spec: Spec): Promise<void> {
 if (isMainThread) {
   const spec: Spec = { listen: Number(process.argv[2]), target: Number(process.argv[3]), workers: option('--workers') };
   const kept = retain(option('--retain-mb'));
+  (globalThis as { retained?: unknown }).retained = kept; // alive for the whole run, as informer caches are
   if (spec.workers > 0) {
     await Promise.all(Array.from({ length: spec.workers }, () => new Promise((resolve, reject) => new Worker(new URL(import.meta.url), { workerData: spec }).once('message', resolve).once('error', reject))));
   } else await serve(spec);
