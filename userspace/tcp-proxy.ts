@@ -101,10 +101,6 @@ export class TcpProxy implements ConnOwner {
     this.halfCloseLimitMs = idle > 0 && (half === 0 || idle < half) ? idle : half;
   }
 
-  get id(): string {
-    return this.o.id;
-  }
-
   get port(): number {
     return this.boundPort;
   }
