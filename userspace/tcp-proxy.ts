@@ -61,7 +61,7 @@ export interface TcpProxyOptions {
   readonly backlog?: number;
   /** SO_REUSEPORT: several proxies (threads, processes) accept on the same port, the kernel spreads connections. */
   readonly reusePort?: boolean;
-  /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen. */
+  /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen and onread. */
   readonly connect?: (options: TcpNetConnectOpts) => Socket;
 }
 
