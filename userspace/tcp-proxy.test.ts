@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, createServer, Socket, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -297,6 +298,38 @@ describe('TcpProxy', () => {
     );
   }, 20_000);
 
+  it('reads a streaming endpoint into a buffer of its own, and gives it back at the first short read (quiet connections hold none)', async () => {
+    let srvSocket: Socket | null = null;
+    const srv = await backend((s) => {
+      srvSocket = s;
+      s.on('data', (d: Buffer) => s.write(d));
+    });
+    const { p } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
+    const c = connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => c.destroy());
+    let got = 0;
+    c.on('data', (d: Buffer) => (got += d.length));
+    c.write('hello');
+    await until(() => got === 5);
+    expect(p.ownReadBuffers).toBe(0);
+    // A stream: the first full scratch read moves the connection to its own buffer.
+    const big = randomBytes(8 << 20);
+    const chunks: Buffer[] = [];
+    c.removeAllListeners('data');
+    c.on('data', (d: Buffer) => ((got += d.length), chunks.push(d)));
+    c.pause();
+    (srvSocket as Socket | null)!.write(big);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.ownReadBuffers).toBe(1);
+    c.resume();
+    await until(() => got === 5 + big.length);
+    // A short read hands it back.
+    (srvSocket as Socket | null)!.write('tail');
+    await until(() => got === 5 + big.length + 4);
+    expect(p.ownReadBuffers).toBe(0);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([big, Buffer.from('tail')]))).toBe(true);
+  });
+
   it('close() stops accepting and frees the port but leaves open connections; closeAll() ends them', async () => {
     const srv = await backend((s) => s.pipe(s));
     const { p, events } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
@@ -341,6 +374,24 @@ describe('TcpProxy', () => {
     expect(await first).toBe('L:first');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(390);
     expect(events.find((e) => e.type === 'dial-failed')).toMatchObject({ code: 'ETIMEDOUT', attempt: 0 });
+  });
+
+  it('turns TCP keepalive on only for connections that outlive one sweep (short ones never pay the setsockopt calls)', async () => {
+    const srv = await backend((s) => s.pipe(s));
+    const { p } = await proxy({ pick: () => ({ endpoint: srv.endpoint }), keepAliveMs: 150 });
+    /** The proxy's two sockets of the connection (local port = proxy port, remote port = backend port), from ss: do they run a keepalive timer? */
+    const keepalive = (): boolean[] =>
+      spawnSync('ss', ['-tnoH', 'state', 'established'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .map((line) => line.trim().split(/\s+/))
+        .filter(([, , local, peer]) => local === `127.0.0.1:${p.port}` || peer === srv.endpoint)
+        .map((cols) => cols.some((c) => c.startsWith('timer:(keepalive')));
+    const c = connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => c.destroy());
+    await new Promise<void>((r) => c.once('data', () => r()).write('x'));
+    expect(keepalive()).toEqual([false, false]);
+    await until(() => keepalive().every(Boolean), 2000);
+    expect(keepalive()).toEqual([true, true]);
   });
 
   it('rejects listen() with EADDRINUSE', async () => {

@@ -17,20 +17,36 @@
  *   way for that long (an inactivity limit, like HAProxy's client-fin /
  *   server-fin, so a long download after the request's FIN is not cut).
  *   Fully open connections have no limit by default (`idleTimeoutMs` 0), as
- *   upstream; TCP keepalive (15 s) on both sockets reaps vanished peers.
+ *   upstream; TCP keepalive (15 s) reaps vanished peers.
  * - any error or reset on either side, or a timeout, destroys both sockets
  *   at once, with an RST to each peer we have not sent FIN to yet.
  *
- * Forwarding is a tight data/write/drain loop (backpressure: pause the
- * reader when the writer's buffer is full, resume on drain), so buffering per
- * direction stays within one socket high-water mark plus one chunk. Bytes are
- * read from the sockets' own counters at close: no per-chunk work besides
- * the write. Idle/half-close timers use the sockets' own timeouts, which
- * both reads and writes refresh, so one timer per socket covers both ways.
+ * The connection path is kept short, because on a busy node it is what the
+ * proxy spends its CPU on (measured in BENCHMARKS.md); the copy loop itself
+ * is tcp-connection.ts. Here:
+ * - TCP keepalive (four setsockopt calls per socket) is switched on by a
+ *   sweep every `keepAliveMs` for connections that have lived through one
+ *   sweep, so short connections never pay for it and a vanished peer of a
+ *   long one is still found, at most one period later than with keepalive
+ *   from the start;
+ * - timers exist only while needed: one per dial attempt, and the sockets'
+ *   own inactivity timeouts once a FIN arrived (or always with idleTimeoutMs);
+ * - endpoint strings are parsed once, not per dial.
  */
 import { connect as netConnect, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
-import { parseEndpoint, unmapIP, type CloseReason, type PickResult, type ProxyEventHandler } from './proxy-events.ts';
-import { endpointString } from '../proxier/types.ts';
+import { parseEndpoint, unmapIP, type CloseReason, type Endpoint, type PickResult, type ProxyEventHandler } from './proxy-events.ts';
+import {
+  CONN,
+  Conn,
+  onBackendConnect,
+  onBackendRead,
+  onDialTimeout,
+  onSocketClose,
+  onSocketError,
+  ReadBuffers,
+  type ConnOwner,
+  type ProxySocket,
+} from './tcp-connection.ts';
 
 export interface TcpProxyOptions {
   /** Listener id, carried by every event. */
@@ -48,34 +64,24 @@ export interface TcpProxyOptions {
   readonly idleTimeoutMs?: number;
   /** After the first FIN, destroy the connection after this long without traffic. Default 300 000; 0 = never. */
   readonly halfCloseTimeoutMs?: number;
-  /** TCP keepalive idle time on both sockets; default 15 000 (Go's default, which upstream inherited). */
+  /**
+   * TCP keepalive idle time; default 15 000 (Go's default, which upstream
+   * inherited). Switched on for connections older than one period (see above); 0 = never.
+   */
   readonly keepAliveMs?: number;
   readonly backlog?: number;
-  /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen. */
+  /** SO_REUSEPORT: several proxies (threads, processes) accept on the same port, the kernel spreads connections. */
+  readonly reusePort?: boolean;
+  /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen and onread. */
   readonly connect?: (options: TcpNetConnectOpts) => Socket;
 }
 
 export const DEFAULT_DIAL_TIMEOUTS_MS: readonly number[] = [250, 500, 1000, 2000];
 export const DEFAULT_HALF_CLOSE_TIMEOUT_MS = 300_000;
-
-interface Conn {
-  readonly client: Socket;
-  readonly clientIP: string;
-  readonly clientAddr: string;
-  readonly start: number;
-  backend: Socket | null;
-  endpoint: string | null;
-  dialTimer: NodeJS.Timeout | null;
-  /** Number of directions whose FIN was received (0..2). */
-  ended: number;
-  /** Number of sockets whose write side finished (0..2). */
-  finished: number;
-  closed: boolean;
-}
-
+export const DEFAULT_KEEPALIVE_MS = 15_000;
 const noop = (): void => {};
 
-export class TcpProxy {
+export class TcpProxy implements ConnOwner {
   private readonly o: TcpProxyOptions;
   private readonly emit: ProxyEventHandler | null;
   private readonly dialTimeouts: readonly number[];
@@ -84,7 +90,14 @@ export class TcpProxy {
   private readonly keepAliveMs: number;
   private readonly dial: (options: TcpNetConnectOpts) => Socket;
   private readonly conns = new Set<Conn>();
+  /** Parsed endpoints by "ip:port": the balancer hands out the same few strings. */
+  private readonly parsed = new Map<string, Endpoint | null>();
   private server: Server | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  /** @internal (ConnOwner) */
+  readonly buffers = new ReadBuffers();
+  /** @internal (ConnOwner) */
+  readonly halfCloseLimitMs: number;
   private boundPort = 0;
 
   constructor(options: TcpProxyOptions) {
@@ -93,8 +106,10 @@ export class TcpProxy {
     this.dialTimeouts = options.dialTimeoutsMs ?? DEFAULT_DIAL_TIMEOUTS_MS;
     this.halfCloseMs = options.halfCloseTimeoutMs ?? DEFAULT_HALF_CLOSE_TIMEOUT_MS;
     this.idleMs = options.idleTimeoutMs ?? 0;
-    this.keepAliveMs = options.keepAliveMs ?? 15_000;
+    this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
     this.dial = options.connect ?? netConnect;
+    const [idle, half] = [this.idleMs, this.halfCloseMs];
+    this.halfCloseLimitMs = idle > 0 && (half === 0 || idle < half) ? idle : half;
   }
 
   get port(): number {
@@ -119,26 +134,34 @@ export class TcpProxy {
     return n;
   }
 
+  /** Connections whose endpoint socket reads into a buffer of its own (the rest share one scratch buffer). */
+  get ownReadBuffers(): number {
+    let n = 0;
+    for (const c of this.conns) if (c.readBuf) n++;
+    return n;
+  }
+
   /** Starts listening; resolves with the bound port, rejects with the socket error (EADDRINUSE...). */
   listen(): Promise<number> {
     if (this.server) return Promise.reject(new Error(`${this.o.id}: already listening`));
-    const server = createServer(
-      { allowHalfOpen: true, pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: this.keepAliveMs },
-      (socket) => this.accept(socket),
-    );
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.accept(socket));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err) => {
         this.server = null;
         reject(err);
       });
-      server.listen({ host: this.o.host, port: this.o.port, backlog: this.o.backlog ?? 4096 }, () => {
+      server.listen({ host: this.o.host, port: this.o.port, backlog: this.o.backlog ?? 4096, reusePort: this.o.reusePort ?? false }, () => {
         server.removeAllListeners('error');
         server.on('error', (err: NodeJS.ErrnoException) =>
           this.emit?.({ type: 'listener-error', id: this.o.id, code: err.code ?? 'EIO', message: err.message }),
         );
         const addr = server.address();
         this.boundPort = addr && typeof addr === 'object' ? addr.port : 0;
+        if (this.keepAliveMs > 0) {
+          this.sweeper = setInterval(() => this.sweepKeepAlive(), this.keepAliveMs);
+          this.sweeper.unref();
+        }
         resolve(this.boundPort);
       });
     });
@@ -162,144 +185,124 @@ export class TcpProxy {
   async closeAll(): Promise<void> {
     const done = this.close();
     for (const c of [...this.conns]) this.finish(c, 'shutdown');
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     await done;
   }
 
-  private accept(client: Socket): void {
+  private accept(socket: Socket): void {
+    const client = socket as ProxySocket;
     const ip = client.remoteAddress;
-    const clientIP = ip ? unmapIP(ip) : '';
-    const c: Conn = {
-      client,
-      clientIP,
-      clientAddr: endpointString({ ip: clientIP, port: client.remotePort ?? 0 }),
-      start: performance.now(),
-      backend: null,
-      endpoint: null,
-      dialTimer: null,
-      ended: 0,
-      finished: 0,
-      closed: false,
-    };
+    const c = new Conn(this, client, ip ? unmapIP(ip) : '', performance.now());
     this.conns.add(c);
     this.emit?.({ type: 'accepted', id: this.o.id, client: c.clientAddr });
-    client.on('error', (err: Error) => this.finish(c, 'error', err.message));
-    client.on('close', () => this.onClose(c, client));
+    client.on('error', onSocketError);
+    client.on('close', onSocketClose);
     if (!ip) return this.finish(c, 'error', 'client gone before accept');
     this.attempt(c, 0);
   }
 
   /** Dial attempt n: pick, connect with timeout, next attempt on failure. */
   private attempt(c: Conn, n: number): void {
-    if (c.closed) return;
-    if (n >= this.dialTimeouts.length) return this.finish(c, 'dial failed');
-    const picked = this.o.pick(c.clientIP, n);
-    if ('error' in picked) return this.finish(c, 'no endpoint', picked.error);
-    const ep = parseEndpoint(picked.endpoint);
-    if (!ep) {
-      this.dialFailed(c, picked.endpoint, n, 'EINVAL');
-      return this.attempt(c, n + 1);
-    }
-    const t0 = performance.now();
-    const backend = this.dial({
-      host: ep.host,
-      port: ep.port,
-      family: ep.family,
-      allowHalfOpen: true,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: this.keepAliveMs,
-    });
-    c.backend = backend;
-    const fail = (code: string): void => {
-      if (c.dialTimer) clearTimeout(c.dialTimer);
-      c.dialTimer = null;
-      backend.removeAllListeners();
-      backend.on('error', noop);
-      backend.destroy();
-      c.backend = null;
-      if (c.closed) return;
-      this.dialFailed(c, picked.endpoint, n, code);
-      this.attempt(c, n + 1);
-    };
-    c.dialTimer = setTimeout(() => fail('ETIMEDOUT'), this.dialTimeouts[n]);
-    backend.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? 'EIO'));
-    backend.once('connect', () => {
-      if (c.dialTimer) clearTimeout(c.dialTimer);
-      c.dialTimer = null;
-      backend.removeAllListeners('error');
+    for (; !c.closed; n++) {
+      if (n >= this.dialTimeouts.length) return this.finish(c, 'dial failed');
+      const picked = this.o.pick(c.clientIP, n);
+      if ('error' in picked) return this.finish(c, 'no endpoint', picked.error);
+      const ep = this.endpoint(picked.endpoint);
+      if (!ep) {
+        this.dialFailed(c, picked.endpoint, n, 'EINVAL');
+        continue;
+      }
+      const backend = this.dial({
+        host: ep.host,
+        port: ep.port,
+        family: ep.family,
+        allowHalfOpen: true,
+        noDelay: true,
+        // Called after every read for the buffer of the next one.
+        onread: { buffer: c.nextReadBuffer, callback: onBackendRead },
+      }) as ProxySocket;
+      backend[CONN] = c;
+      c.backend = backend;
       c.endpoint = picked.endpoint;
-      this.emit?.({ type: 'connected', id: this.o.id, client: c.clientAddr, endpoint: picked.endpoint, attempt: n, dialMs: performance.now() - t0 });
-      this.splice(c, backend);
-    });
+      c.attempt = n;
+      c.dialStart = performance.now();
+      c.dialTimer = setTimeout(onDialTimeout, this.dialTimeouts[n], c, backend);
+      backend.on('error', onSocketError);
+      backend.on('connect', onBackendConnect);
+      return;
+    }
   }
 
+  private endpoint(s: string): Endpoint | null {
+    let ep = this.parsed.get(s);
+    if (ep === undefined) {
+      if (this.parsed.size >= 1024) this.parsed.clear();
+      ep = parseEndpoint(s);
+      this.parsed.set(s, ep);
+    }
+    return ep;
+  }
+
+  /** @internal (ConnOwner) */
+  retry(c: Conn, code: string): void {
+    this.dialFailed(c, c.endpoint!, c.attempt, code);
+    this.attempt(c, c.attempt + 1);
+  }
+
+  /** A dial attempt failed (error, timeout, malformed endpoint): drop its socket. */
   private dialFailed(c: Conn, endpoint: string, attempt: number, code: string): void {
+    if (c.backend) {
+      const b = c.backend;
+      c.backend = null;
+      c.endpoint = null;
+      b.removeAllListeners();
+      b.on('error', noop);
+      b.destroy();
+    }
+    if (c.dialTimer) clearTimeout(c.dialTimer);
+    c.dialTimer = null;
     this.emit?.({ type: 'dial-failed', id: this.o.id, client: c.clientAddr, endpoint, attempt, code });
   }
 
-  /** Full-duplex copy with backpressure and half-close. */
-  private splice(c: Conn, backend: Socket): void {
-    const client = c.client;
-    client.on('data', (chunk: Buffer) => {
-      if (!backend.write(chunk)) client.pause();
-    });
-    backend.on('drain', () => client.resume());
-    backend.on('data', (chunk: Buffer) => {
-      if (!client.write(chunk)) backend.pause();
-    });
-    client.on('drain', () => backend.resume());
-    client.on('end', () => {
-      backend.end();
-      this.onEnd(c);
-    });
-    backend.on('end', () => {
-      client.end();
-      this.onEnd(c);
-    });
-    const onFinish = (): void => {
-      if (++c.finished === 2) this.finish(c, 'done');
-    };
-    client.on('finish', onFinish);
-    backend.on('finish', onFinish);
-    backend.on('error', (err: Error) => this.finish(c, 'error', err.message));
-    backend.on('close', () => this.onClose(c, backend));
-    const onTimeout = (): void => this.finish(c, c.ended > 0 ? 'half-close timeout' : 'idle');
-    client.on('timeout', onTimeout);
-    backend.on('timeout', onTimeout);
-    if (this.idleMs > 0) {
-      client.setTimeout(this.idleMs);
-      backend.setTimeout(this.idleMs);
-    }
-    client.resume();
-  }
-
-  /** A FIN arrived: arm the half-close limit (on both sockets: either may close itself first). */
-  private onEnd(c: Conn): void {
-    if (++c.ended !== 1) return;
-    const ms = this.idleMs > 0 && (this.halfCloseMs === 0 || this.idleMs < this.halfCloseMs) ? this.idleMs : this.halfCloseMs;
-    if (ms === 0) return;
-    c.client.setTimeout(ms);
-    c.backend?.setTimeout(ms);
-  }
-
-  /** A socket closed: fine once its write side finished (the other will follow), else the connection broke. */
-  private onClose(c: Conn, s: Socket): void {
-    if (!c.closed && !s.writableFinished) this.finish(c, 'error', 'socket closed');
-  }
-
-  private finish(c: Conn, reason: CloseReason, error?: string): void {
-    if (c.closed) return;
-    c.closed = true;
+  /** @internal (ConnOwner) The endpoint socket is up: copy both ways. */
+  connected(c: Conn): void {
     if (c.dialTimer) clearTimeout(c.dialTimer);
     c.dialTimer = null;
+    c.connected = true;
+    this.emit?.({
+      type: 'connected',
+      id: this.o.id,
+      client: c.clientAddr,
+      endpoint: c.endpoint!,
+      attempt: c.attempt,
+      dialMs: performance.now() - c.dialStart,
+    });
+    c.startCopy(this.idleMs, this.idleMs > 0 || this.halfCloseMs > 0);
+  }
+
+  /** Turns keepalive on for connections that were already open at the last sweep. */
+  private sweepKeepAlive(): void {
+    for (const c of this.conns) {
+      if (!c.connected || c.keepAlive) continue;
+      if (!c.swept) c.swept = true;
+      else {
+        c.keepAlive = true;
+        c.client.setKeepAlive(true, this.keepAliveMs);
+        c.backend!.setKeepAlive(true, this.keepAliveMs);
+      }
+    }
+  }
+
+  /** @internal (ConnOwner) */
+  finish(c: Conn, reason: CloseReason, error?: string): void {
+    if (c.closed) return;
+    c.closed = true;
     this.conns.delete(c);
-    const backend = c.backend;
     // A connection cut short (timeout, reset, shutdown) is reset on both
     // sides, so each peer learns at once instead of waiting in CLOSE_WAIT /
     // FIN_WAIT2; a refused client is just closed, as upstream.
-    const abort = reason === 'idle' || reason === 'half-close timeout' || reason === 'error' || reason === 'shutdown';
-    close(c.client, abort);
-    if (backend) close(backend, abort);
+    c.destroy(reason === 'idle' || reason === 'half-close timeout' || reason === 'error' || reason === 'shutdown');
     if (!this.emit) return;
     this.emit({
       type: 'closed',
@@ -308,19 +311,9 @@ export class TcpProxy {
       endpoint: c.endpoint,
       reason,
       bytesToEndpoint: c.client.bytesRead,
-      bytesToClient: backend?.bytesRead ?? 0,
+      bytesToClient: c.backend?.bytesRead ?? 0,
       durationMs: performance.now() - c.start,
       ...(error === undefined ? {} : { error }),
     });
   }
-}
-
-/**
- * Destroys a socket, with an RST when asked and possible: libuv does not
- * reset a socket whose write side is shut down (it fails while the shutdown
- * is in flight), so a socket we already sent FIN on is closed plainly.
- */
-function close(s: Socket, reset: boolean): void {
-  if (reset && !s.destroyed && !s.connecting && !s.writableEnded) s.resetAndDestroy();
-  else s.destroy();
 }

@@ -3,6 +3,7 @@
  * benchmark's namespace: `node client.ts '{"kind":"bulk","port":P,"seconds":3}'`
  *   bulk     one connection streams 256 KiB writes for `seconds`, then FIN;
  *            the sink's byte count confirms what arrived: bytes per second;
+ *   down     one connection reads what the source streams for `seconds`: bytes per second;
  *   rate     `concurrency` loops of connect / read "ok" / close: connections per second;
  *   latency  one connection, 64-byte ping-pong through an echo: p50 and p99 round trip.
  * Prints one JSON line.
@@ -10,7 +11,7 @@
 import { connect } from 'node:net';
 
 interface Spec {
-  kind: 'bulk' | 'rate' | 'latency';
+  kind: 'bulk' | 'down' | 'rate' | 'latency';
   port: number;
   seconds: number;
   concurrency?: number;
@@ -39,6 +40,22 @@ function bulk(): void {
     const secs = (performance.now() - t0) / 1000;
     out({ bytes: Number(reply.trim()), sent, seconds: secs, bytesPerSecond: Number(reply.trim()) / secs });
   });
+}
+
+function down(): void {
+  const s = connect({ host: '127.0.0.1', port: spec.port });
+  let bytes = 0;
+  let t0 = 0;
+  s.on('connect', () => {
+    t0 = performance.now();
+    setTimeout(() => {
+      const secs = (performance.now() - t0) / 1000;
+      s.destroy();
+      out({ bytes, seconds: secs, bytesPerSecond: bytes / secs });
+    }, spec.seconds * 1000);
+  });
+  s.on('data', (d: Buffer) => (bytes += d.length));
+  s.on('error', () => {});
 }
 
 function rate(): void {
@@ -92,4 +109,4 @@ function latency(): void {
   });
 }
 
-({ bulk, rate, latency })[spec.kind]();
+({ bulk, down, rate, latency })[spec.kind]();
