@@ -26,10 +26,11 @@ class FlakyNft extends FakeNft {
   }
 }
 
-function setup(families: IPFamily[] = ['IPv4']) {
+function setup(families: IPFamily[] = ['IPv4'], nodePortAddresses?: string[]) {
   const nft = new FlakyNft();
   const clock = new ManualClock(1_000_000);
-  const mode = new NftablesMode({ families, render: upstreamOptions('IPv4'), monitorPeriodMs: 1000 }, { nft, clock, logger: silentLogger() });
+  const render = upstreamOptions('IPv4', nodePortAddresses ? { nodePortAddresses } : {});
+  const mode = new NftablesMode({ families, render, monitorPeriodMs: 1000 }, { nft, clock, logger: silentLogger() });
   const services = new Map<string, unknown>([['a', svc('a', '172.30.0.41', 80)]]);
   const slices = new Map<string, unknown>([['a', eps('a', 80, ['10.0.1.1'])]]);
   const snapshot = (): Snapshot => upstreamSnapshot('IPv4', [...services.values()], [...slices.values()]);
@@ -132,6 +133,13 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect((await t.sync(true)).full).toBe(false);
     t.clock.advance(1);
     expect((await t.sync(true)).full).toBe(true);
+  });
+
+  it('finds nothing missing with match-all NodePorts, where nodeport-ips is deleted on purpose (upstream setupNFTables)', async () => {
+    const t = setup(['IPv4'], ['0.0.0.0/0']);
+    await t.sync();
+    expect((await t.nft.list('ip'))!.sets.map((s) => s.name)).not.toContain('nodeport-ips');
+    expect(await t.mode.damage('IPv4')).toEqual([]);
   });
 
   it.each([
