@@ -33,6 +33,7 @@ import type { NftApi } from './nft.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { NftRenderCache, renderNftables, type NftRender, type NftRenderOptions } from './render.ts';
 import type { AppliedState, SyncPlan } from './sync-state.ts';
+import { countObjects, missingNames } from './table-check.ts';
 
 /** What the mode needs of nft: Nft (real, over the command runner) and FakeNft both are this. */
 export interface NftTables extends NftApi {
@@ -234,17 +235,7 @@ export class NftablesMode implements ProxyMode {
     const applied = st.applied;
     const live = await this.d.nft.listNames(nftFamily(family));
     if (this.syncing > 0 || st.generation !== generation) return null;
-    if (live === null) return ['table'];
-    const chains = new Set(live.chains);
-    const sets = new Set(live.sets.map((s) => s.name));
-    const missing: string[] = [];
-    for (const c of applied.fixed.chains) if (!chains.has(c.name)) missing.push(c.name);
-    for (const s of applied.fixed.sets) if (!sets.has(s.name)) missing.push(s.name);
-    for (const svc of applied.services.values()) {
-      for (const c of svc.chains) if (!chains.has(c.name)) missing.push(c.name);
-      for (const s of svc.affinitySets) if (!sets.has(s.name)) missing.push(s.name);
-    }
-    return missing;
+    return live === null ? ['table'] : missingNames(applied, live);
   }
 
   /**
@@ -282,18 +273,4 @@ export class NftablesMode implements ProxyMode {
 
 function summary(names: readonly string[]): string {
   return names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`;
-}
-
-/** Chains, sets and maps, rules and elements the table holds after a sync of this render. */
-export function countObjects(render: NftRender): number {
-  let n = render.fixed.chains.length + render.fixed.sets.length;
-  for (const c of render.fixed.chains) n += c.rules.length;
-  const keys = new Set<string>();
-  for (const s of render.fixed.sets) for (const e of s.elements ?? []) keys.add(`${s.name}\u0000${e.key}`);
-  for (const svc of render.services) {
-    n += svc.chains.length + svc.affinitySets.length;
-    for (const c of svc.chains) n += c.rules.length;
-    for (const { set, element } of svc.elements) keys.add(`${set}\u0000${element.key}`);
-  }
-  return n + keys.size;
 }
