@@ -222,7 +222,15 @@ describe('the agent in nftables mode on FakeNft', () => {
   it.each([
     [{ nftVersion: async () => 'nftables v1.0.0 (Fearless Fosdick #2)' }, 'kube-proxy in nftables mode requires nft 1.0.1 or later (found 1.0.0)'],
     [{ kernelRelease: () => '5.10.0-28-amd64' }, 'kube-proxy in nftables mode requires kernel 5.13 or later (found 5.10.0-28-amd64'],
-  ])('refuses an old nft or kernel and touches no rule (upstream knftables.New, platformCheckSupported)', async (over, message) => {
+    [
+      {
+        nftVersion: async () => {
+          throw new Error('cannot start "nft": spawn nft ENOENT');
+        },
+      },
+      '--mode=nftables needs the nft program (Debian package nftables): cannot start "nft"',
+    ],
+  ])('refuses a missing or old nft or an old kernel and touches no rule (upstream knftables.New, platformCheckSupported)', async (over, message) => {
     const fakes = both();
     await fakes.get('IPv4')!.restore(PORTALS, { noflush: true, counters: false });
     await expect(start('nftables', fakes, nodeRunner(), node(new FakeNft(), over))).rejects.toThrow(message);
