@@ -91,6 +91,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     runner: deps.runner,
     logger: log,
     backend: deps.iptablesBackend ?? config.iptablesBackend,
+    cleanupOnly: config.mode === 'nftables',
     ...(deps.iptables ? { handles: deps.iptables } : {}),
   });
   const handles = probe.handles;
