@@ -3,12 +3,13 @@
  * namespaces on this machine, runs kube-proxy-ts on both nodes from the
  * objects in examples/sandbox-cluster.yaml, sends real traffic through it,
  * changes an endpoint and watches the traffic follow, then removes
- * everything; in iptables mode, then in userspace mode. Needs root; installs
- * iproute2, iptables and conntrack with apt-get when they are missing.
+ * everything; in iptables mode, then nftables mode, then userspace mode. Needs
+ * root; installs iproute2, iptables, nftables and conntrack with apt-get when
+ * they are missing.
  * Nothing outside the namespaces it creates is touched, and they are removed
  * also on Ctrl-C (SIGINT) or SIGTERM.
  *
- *   node examples/sandbox.ts [--mode iptables|userspace|both] [--prefix kpdemo]
+ *   node examples/sandbox.ts [--mode iptables|nftables|userspace|all] [--prefix kpdemo]
  *
  * Exit 0 when every check held, 1 when one failed (or the machine cannot
  * run it), 2 on bad usage, 130/143/129 on SIGINT/SIGTERM/SIGHUP, 141 when
@@ -22,8 +23,8 @@ import { namespacesUnder, newResources, sweep, teardown, type Resources } from '
 import { runMode, STEPS } from './sandbox/run-mode.ts';
 import { createStory, seconds, wantColor } from './sandbox/story.ts';
 
-const USAGE = `Usage: node examples/sandbox.ts [--mode iptables|userspace|both] [--prefix NAME]
-  --mode    which proxy mode(s) to show (default both: iptables, then userspace)
+const USAGE = `Usage: node examples/sandbox.ts [--mode iptables|nftables|userspace|all] [--prefix NAME]
+  --mode    which proxy mode(s) to show (default all: iptables, then nftables, then userspace)
   --prefix  name prefix of the network namespaces it creates (default kpdemo; [a-z0-9]{2,12})
 `;
 
@@ -34,7 +35,7 @@ function usage(message: string): never {
 
 function readArgs(): { modes: Mode[]; prefix: string } {
   const options = {
-    mode: { type: 'string', default: 'both' },
+    mode: { type: 'string', default: 'all' },
     prefix: { type: 'string', default: 'kpdemo' },
     help: { type: 'boolean', short: 'h' },
   } as const;
@@ -49,10 +50,10 @@ function readArgs(): { modes: Mode[]; prefix: string } {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  if (!['iptables', 'userspace', 'both'].includes(values.mode))
-    usage(`--mode must be iptables, userspace or both, not ${JSON.stringify(values.mode)}`);
+  if (!['iptables', 'nftables', 'userspace', 'all'].includes(values.mode))
+    usage(`--mode must be iptables, nftables, userspace or all, not ${JSON.stringify(values.mode)}`);
   if (!/^[a-z0-9]{2,12}$/.test(values.prefix)) usage(`--prefix must be 2-12 of [a-z0-9], not ${JSON.stringify(values.prefix)}`);
-  return { modes: values.mode === 'both' ? ['iptables', 'userspace'] : [values.mode as Mode], prefix: values.prefix };
+  return { modes: values.mode === 'all' ? ['iptables', 'nftables', 'userspace'] : [values.mode as Mode], prefix: values.prefix };
 }
 const { modes, prefix } = readArgs();
 

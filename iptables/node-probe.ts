@@ -27,6 +27,8 @@ export interface ProbeOptions {
   readonly backend?: IptablesBackend | 'auto';
   /** The iptables of each family to use instead of the binaries (tests: FakeIptables); taken as working. */
   readonly handles?: ReadonlyMap<IPFamily, Iptables>;
+  /** The handles are only used to remove other modes' rules (nftables mode): a family without iptables is no loss. */
+  readonly cleanupOnly?: boolean;
 }
 
 export async function probeNode(o: ProbeOptions): Promise<NodeProbe> {
@@ -38,7 +40,10 @@ export async function probeNode(o: ProbeOptions): Promise<NodeProbe> {
       await ipt.save(['filter']);
       handles.set(family, ipt);
     } catch (err) {
-      o.logger.warn({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: ${family} services are not proxied`);
+      if (o.cleanupOnly)
+        o.logger.info({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: no iptables rules to remove`);
+      else
+        o.logger.warn({ ipFamily: family, err: (err as Error).message }, `${family} iptables does not work here: ${family} services are not proxied`);
     }
   }
   const version = await iptablesVersion(o.runner).catch(() => null);

@@ -22,6 +22,12 @@ import type { IPFamily } from '../proxier/types.ts';
 import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
 import { startAgent, type Agent } from './agent.ts';
 import { configFromFlags } from './config.ts';
+import type { NftablesNode } from './mode-nftables.ts';
+import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
+import { FakeNft } from '../nftables/fake-nft.ts';
+import type { NftablesMode } from '../nftables/nftables-mode.ts';
+import { tableOf } from '../nftables/render.ts';
+import type { ProxyModeName } from '../proxier/mode.ts';
 import type { FlagValue } from './flags.ts';
 import { realClock } from './system/clock.ts';
 
@@ -55,7 +61,7 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function start(mode: 'iptables' | 'userspace', fakes: Map<IPFamily, FakeIptables>, runner = nodeRunner()) {
+async function start(mode: ProxyModeName, fakes: Map<IPFamily, FakeIptables>, runner = nodeRunner(), nftables?: NftablesNode) {
   dir = await mkdtemp(join(tmpdir(), 'kpt-agent-'));
   const write = (ips: string[]) => writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips)].map((d) => dump(d)).join('---\n'));
   await write(['10.244.1.5']);
@@ -77,6 +83,7 @@ async function start(mode: 'iptables' | 'userspace', fakes: Map<IPFamily, FakeIp
     iptablesBackend: 'nft',
     iptables: fakes,
     serviceHealthHosts: ['127.0.0.1'],
+    ...(nftables ? { nftables } : {}),
   });
   return { agent, runner, write };
 }
@@ -143,5 +150,101 @@ describe('the agent on FakeIptables', () => {
 
   it('refuses to start without a working iptables of either family, naming the backend', async () => {
     await expect(start('iptables', new Map())).rejects.toThrow('neither iptables nor ip6tables (nft backend) works on this node');
+  });
+});
+
+const PORTALS =
+  '*nat\n:KUBE-PORTALS-CONTAINER - [0:0]\n-A KUBE-PORTALS-CONTAINER -p tcp -d 172.30.0.10/32 --dport 80 -j REDIRECT --to-ports 40000\n' +
+  '-A PREROUTING -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-CONTAINER\nCOMMIT\n';
+const node = (nft: FakeNft, over: Partial<NftablesNode> = {}): NftablesNode => ({
+  nft,
+  nftVersion: async () => 'nftables v1.0.6 (Lester Gooch #5)',
+  kernelRelease: () => '6.1.0-18-amd64',
+  env: {},
+  ...over,
+});
+const nftConverged = async (a: Agent, nft: FakeNft, family: IPFamily) => {
+  const desired = (a.mode as NftablesMode).lastRender(family);
+  if (desired === null) return false;
+  const d = diffTables(tableOf(desired), await nft.list(family === 'IPv4' ? 'ip' : 'ip6'));
+  return isEmptyDiff({ ...d, extraChains: [] });
+};
+
+describe('the agent in nftables mode on FakeNft', () => {
+  it("removes both iptables modes' rules, converges both families, syncs an edit partially, repairs a deleted table, and leaves the table at stop", async () => {
+    const fakes = both();
+    const ipv4 = fakes.get('IPv4')!;
+    const nft = new FakeNft();
+    // A previous iptables-mode run (one rendered ruleset) and a userspace-mode one.
+    const old = await start('iptables', fakes, nodeRunner());
+    await vi.waitFor(() => expect(converged(old.agent, ipv4)).toBe(true), { timeout: 5000 });
+    await old.agent.stop();
+    await ipv4.restore(PORTALS, { noflush: true, counters: false });
+
+    const { agent: a, write } = await start('nftables', fakes, nodeRunner(), node(nft));
+    expect(a.families).toEqual(['IPv4', 'IPv6']);
+    // All kube-proxy chains but kubelet's KUBE-FIREWALL (which the iptables mode writes too) are gone.
+    const kubeChains = ipv4.snapshot().tables.flatMap((t) => t.chains.map((c) => c.name).filter((n) => n.startsWith('KUBE-')));
+    expect(kubeChains).toEqual(['KUBE-FIREWALL']);
+    expect(getChain(ipv4.snapshot(), 'nat', 'PREROUTING')?.rules).toEqual([]);
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
+    expect(await nftConverged(a, nft, 'IPv6')).toBe(true);
+    expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.5:8080/);
+    expect(await metric(a, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toMatch(/ [1-9]\d*$/);
+    expect(await metric(a, 'kubeproxy_sync_proxy_rules_iptables_total{')).toBeUndefined();
+
+    // An endpoint added: one partial transaction with the delta only.
+    const runs = nft.history.length;
+    await write(['10.244.1.5', '10.244.1.6']);
+    await vi.waitFor(() => expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/), { timeout: 5000 });
+    const delta = nft.history.slice(runs).find((t) => t.includes('10.244.1.6'))!;
+    expect(delta).not.toMatch(/add table|filter-input|cluster-ips-check/);
+    expect(await metric(a, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toMatch(/ [1-9]\d*$/);
+
+    // Someone deletes the table: monitor() (every sync period) notices and the full sync rebuilds it.
+    await nft.deleteTable('ip');
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
+    expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/);
+
+    await a.stop();
+    agent = null;
+    expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/);
+  });
+
+  it('deletes the nftables tables when it starts in iptables mode (upstream platformCleanup)', async () => {
+    const nft = new FakeNft();
+    await nft.run('add table ip kube-proxy\nadd chain ip kube-proxy services\nadd table ip6 kube-proxy\n');
+    await start('iptables', both(), nodeRunner(), node(nft));
+    expect(await nft.list('ip')).toBeNull();
+    expect(await nft.list('ip6')).toBeNull();
+  });
+
+  it.each([
+    [{ nftVersion: async () => 'nftables v1.0.0 (Fearless Fosdick #2)' }, 'kube-proxy in nftables mode requires nft 1.0.1 or later (found 1.0.0)'],
+    [{ kernelRelease: () => '5.10.0-28-amd64' }, 'kube-proxy in nftables mode requires kernel 5.13 or later (found 5.10.0-28-amd64'],
+    [
+      {
+        nftVersion: async () => {
+          throw new Error('cannot start "nft": spawn nft ENOENT');
+        },
+      },
+      '--mode=nftables needs the nft program (Debian package nftables): cannot start "nft"',
+    ],
+  ])('refuses a missing or old nft or an old kernel and touches no rule (upstream knftables.New, platformCheckSupported)', async (over, message) => {
+    const fakes = both();
+    await fakes.get('IPv4')!.restore(PORTALS, { noflush: true, counters: false });
+    await expect(start('nftables', fakes, nodeRunner(), node(new FakeNft(), over))).rejects.toThrow(message);
+    expect(getChain(fakes.get('IPv4')!.snapshot(), 'nat', 'KUBE-PORTALS-CONTAINER')).toBeDefined();
+  });
+
+  it('starts on an old kernel when KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK is set (upstream platformCheckSupported)', async () => {
+    const nft = new FakeNft();
+    const { agent: a } = await start(
+      'nftables',
+      both(),
+      nodeRunner(),
+      node(nft, { kernelRelease: () => '5.4.0', env: { KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK: '1' } }),
+    );
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
   });
 });

@@ -26,7 +26,9 @@ import { createFileSource } from './sources/file-source.ts';
 import { stateBuilder } from '../proxier/state-builder.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
-import { createMode, removeOtherMode } from './modes.ts';
+import { createMode } from './modes.ts';
+import type { NftablesNode } from './mode-nftables.ts';
+import { removeModes, switchTargets } from './mode-switch.ts';
 import { proxierHooks } from './proxier-hooks.ts';
 import { createUserspaceMetrics, userspaceEventMetrics } from './servers/userspace-metrics.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
@@ -46,6 +48,8 @@ export interface AgentDeps {
   readonly iptables?: ReadonlyMap<IPFamily, Iptables>;
   /** Addresses the health-check node port servers listen on (default all). */
   readonly serviceHealthHosts?: readonly string[];
+  /** The nftables mode's nft (FakeNft in unit tests), version and kernel, instead of the node's. */
+  readonly nftables?: NftablesNode;
 }
 
 export interface Agent {
@@ -87,29 +91,31 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     runner: deps.runner,
     logger: log,
     backend: deps.iptablesBackend ?? config.iptablesBackend,
+    cleanupOnly: config.mode === 'nftables',
     ...(deps.iptables ? { handles: deps.iptables } : {}),
   });
   const handles = probe.handles;
   const available = [...handles.keys()];
-  if (available.length === 0) throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
+  if (available.length === 0 && config.mode !== 'nftables')
+    throw new Error(`neither iptables nor ip6tables (${probe.backend} backend) works on this node`);
   log.info(
     { node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version },
     'starting kube-proxy-ts',
   );
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
-  // Switching modes: the other mode's rules go, so --mode can be flipped by restarting the agent.
-  await removeOtherMode(handles, config.mode, log);
-
   const metrics = createMetrics(new Registry());
   const userspaceMetrics = config.mode === 'userspace' ? createUserspaceMetrics(metrics.registry) : null;
-  const mode = createMode(config, probe, {
+  const mode = await createMode(config, probe, {
     runner: deps.runner,
     clock: deps.clock,
     logger: log,
     conntrack: createConntrack({ runner: deps.runner }),
     ...(userspaceMetrics ? { onUserspaceEvent: userspaceEventMetrics(userspaceMetrics) } : {}),
+    ...(deps.nftables ? { nftables: deps.nftables } : {}),
   });
+  // Switching modes: the other modes' rules go, so --mode can be flipped by restarting the agent.
+  await removeModes(config.mode, switchTargets(probe, deps), log);
   const families = mode.families;
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.

@@ -1,23 +1,22 @@
 /**
  * The mode switch: --mode and the configuration -> the one ProxyMode the
  * agent runs (each mode owns its runtime: iptables/iptables-mode.ts,
- * userspace/userspace-mode.ts). Starting a mode first removes the other
- * mode's rules, so `--mode` can be flipped by restarting the agent.
+ * nftables/nftables-mode.ts, userspace/userspace-mode.ts). Starting a mode
+ * first removes the other modes' rules (mode-switch.ts), so `--mode` can be
+ * flipped by restarting the agent.
  */
-import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
-import type { Iptables } from '../iptables/iptables.ts';
 import type { NodeProbe } from '../iptables/node-probe.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
-import type { IPFamily } from '../proxier/types.ts';
 import type { UserspaceEvent } from '../userspace/proxy-opener.ts';
 import { UserspaceMode } from '../userspace/userspace-mode.ts';
 import type { ProxyConfig } from './config.ts';
 import { renderOptionsFrom } from './desired.ts';
+import { startNftablesMode, type NftablesNode } from './mode-nftables.ts';
 
 export interface ModeDeps {
   readonly runner: CommandRunner;
@@ -26,19 +25,13 @@ export interface ModeDeps {
   readonly conntrack: Conntrack;
   /** Userspace mode's connection and listener events (metrics). */
   readonly onUserspaceEvent?: (service: string, e: UserspaceEvent) => void;
+  /** The nftables mode's nft, version and kernel (tests); the node's when absent. */
+  readonly nftables?: NftablesNode;
 }
 
-/** Removes the other mode's chains (iptables/chains.ts says whose each is) from every family. */
-export async function removeOtherMode(handles: ReadonlyMap<IPFamily, Iptables>, mode: ProxyConfig['mode'], log: Logger): Promise<void> {
-  const other = mode === 'iptables' ? 'userspace' : 'iptables';
-  for (const ipt of handles.values()) {
-    const removed = await removeKubeProxyRules(ipt, { owner: other });
-    if (removed) log.info({ ipFamily: ipt.family, chains: removed }, `removed ${other}-mode rules left by a previous run`);
-  }
-}
-
-export function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps): ProxyMode {
+export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps): Promise<ProxyMode> {
   const { clock, logger, conntrack } = deps;
+  if (config.mode === 'nftables') return startNftablesMode(config, { ...deps.nftables, runner: deps.runner, clock, logger, conntrack });
   if (config.mode === 'userspace') {
     return new UserspaceMode(
       {

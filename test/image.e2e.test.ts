@@ -2,7 +2,7 @@
  * The image operators run: the repository's Dockerfile built with podman
  * from local stand-ins for its bases (test/image/), then the agent run from
  * it with `podman run --network host --privileged` inside a node's network
- * namespace (so the container's host network is that node), in both modes,
+ * namespace (so the container's host network is that node), in each of the three modes,
  * through the process tests' scenario: rules programmed, traffic through a
  * ClusterIP and a NodePort, an endpoint change followed, SIGTERM -> exit 0.
  *
@@ -70,10 +70,11 @@ describe('the image built from the Dockerfile', () => {
     expect(facts.trim().split('\n')).toEqual([expect.stringMatching(/^v24\./), 'no-package-managers', '0', 'no-dev-dependencies', '0', '0']);
   });
 
-  it('carries both iptables backends, conntrack and ip, and kube-proxy-ts on PATH', async () => {
+  it('carries both iptables backends, nft, conntrack and ip, and kube-proxy-ts on PATH', async () => {
     const out = await inImage(
-      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && conntrack --version && ip -V && kube-proxy-ts --help | head -n 2',
+      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && nft --version && conntrack --version && ip -V && kube-proxy-ts --help | head -n 2',
     );
+    expect(out).toMatch(/nftables v1\.\d+\.\d+/);
     expect(out).toMatch(/iptables v1\.8\.\d+ \(nf_tables\)/);
     expect(out).toMatch(/iptables v1\.8\.\d+ \(legacy\)/);
     expect(out).toMatch(/conntrack v1\.4/);
@@ -91,7 +92,7 @@ async function inNamespacePrefix(): Promise<string[]> {
   return ['sh', '-c', `${script}\nexec "$@"`, 'sh'];
 }
 
-describe.each(['iptables', 'userspace'] as const)('the agent from the image in %s mode, in a node namespace', (mode) => {
+describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from the image in %s mode, in a node namespace', (mode) => {
   let cluster: Cluster;
   let servers: PodServers;
   let dir: string;
@@ -111,8 +112,11 @@ describe.each(['iptables', 'userspace'] as const)('the agent from the image in %
         .join('---\n'),
     );
   const nat = async () => createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(node1) }).save(['nat']);
+  const nftTable = async () => (await cluster.exec(node1, 'nft', ['list', 'table', 'ip', 'kube-proxy'])).stdout;
   const programmed = async () =>
-    (mode === 'iptables' ? /-A KUBE-SERVICES -d 172\.30\.0\.10\/32/ : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32/).test(await nat());
+    mode === 'nftables'
+      ? (await nftTable()).includes('172.30.0.10 . tcp . 80 : goto service-')
+      : (mode === 'iptables' ? /-A KUBE-SERVICES -d 172\.30\.0\.10\/32/ : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32/).test(await nat());
   /** Every request through the ClusterIP and the NodePort, from the client outside the node, answered by `pod`. */
   async function reaches(pod: keyof typeof POD): Promise<boolean> {
     for (const [ip, port] of [
@@ -212,6 +216,6 @@ describe.each(['iptables', 'userspace'] as const)('the agent from the image in %
     expect(code).toBe(0);
     expect(agent!.output()).toContain('rules left in place');
     expect(await programmed()).toBe(true);
-    if (mode === 'iptables') expect(await reaches('pod-b')).toBe(true);
+    if (mode !== 'userspace') expect(await reaches('pod-b')).toBe(true);
   });
 });

@@ -62,7 +62,7 @@ async function leftovers(prefix: string): Promise<string[]> {
 const prefix = (tag: string): string => `kps${process.pid % 100_000}${tag}`;
 
 describe('npm start: the sandbox demo', () => {
-  for (const mode of ['iptables', 'userspace'] as const) {
+  for (const mode of ['iptables', 'nftables', 'userspace'] as const) {
     it(`tells the whole story in ${mode} mode and removes everything`, async () => {
       const p = prefix(mode[0]!);
       const run = start(['--mode', mode, '--prefix', p]);
@@ -81,12 +81,18 @@ describe('npm start: the sandbox demo', () => {
         expect(out).toContain(`[${mode}] ${step}`);
       }
       expect(out).toMatch(
-        mode === 'iptables'
-          ? /-j DNAT --to-destination 10\.244\.2\.2:8080 +# pod-c \(node-2\)/
-          : /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32 .*REDIRECT --to-ports \d+/,
+        {
+          iptables: /-j DNAT --to-destination 10\.244\.2\.2:8080 +# pod-c \(node-2\)/,
+          nftables:
+            /chain endpoint-\w+-default\/web\/tcp\/http__10\.244\.2\.2\/8080: meta l4proto tcp dnat to 10\.244\.2\.2:8080 +# pod-c \(node-2\)/,
+          userspace: /-A KUBE-PORTALS-CONTAINER -d 172\.30\.0\.10\/32 .*REDIRECT --to-ports \d+/,
+        }[mode],
       );
       if (mode === 'iptables') expect(out).toContain('converged: the kernel holds exactly the desired rules');
-      else expect(out).toMatch(/udp +0\.0\.0\.0:\d+ +proxy for 172\.30\.0\.53:53\/udp/);
+      else if (mode === 'nftables') {
+        expect(out).toMatch(/map service-ips: 172\.30\.0\.10 \. tcp \. 80 : goto service-\w+-default\/web\/tcp\/http/);
+        expect(out).toContain('IPv4: converged: table ip kube-proxy holds exactly the desired chains, rules, sets and elements');
+      } else expect(out).toMatch(/udp +0\.0\.0\.0:\d+ +proxy for 172\.30\.0\.53:53\/udp/);
       // Step 5: pods on both nodes answered, from a pod, from outside via node-2's node port, and over UDP.
       const requests = out.slice(out.indexOf('5/7'), out.indexOf('6/7'));
       expect(requests).toMatch(/pod-[ab] +node-1 +[1-9]/);
@@ -128,6 +134,6 @@ describe('npm start: the sandbox demo', () => {
   it('refuses an unknown mode with usage (exit 2)', async () => {
     const run = start(['--mode', 'ipvs']);
     expect(await within(15_000, run.code, 'sandbox --mode ipvs')).toBe(2);
-    expect(run.output()).toContain('--mode must be iptables, userspace or both');
+    expect(run.output()).toContain('--mode must be iptables, nftables, userspace or all');
   });
 });

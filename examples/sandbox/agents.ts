@@ -6,7 +6,8 @@
  *   ip netns exec NS node src/main.ts --mode M --objects DIR --hostname-override node-1 --cluster-cidr 10.244.0.0/16
  *
  * Ready means: its rules for every service address are in the node's nat
- * table (read with the iptables backend the agent said it picked).
+ * table (read with the iptables backend the agent said it picked), or in
+ * nftables mode in its `ip kube-proxy` table.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +15,11 @@ import type { Cluster } from '../../test/netns/cluster.ts';
 import { CLUSTER_CIDR } from './objects.ts';
 
 export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-export type Mode = 'iptables' | 'userspace';
+export type Mode = 'iptables' | 'nftables' | 'userspace';
 
 export interface Agent {
   readonly node: string;
+  readonly mode: Mode;
   readonly ns: string;
   readonly child: ChildProcess;
   /** The argv after `ip netns exec NS`, for printing. */
@@ -48,6 +50,7 @@ export function startAgent(cluster: Cluster, node: string, mode: Mode, objectsDi
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   return {
     node,
+    mode,
     ns,
     child,
     argv: ['node', 'src/main.ts', ...agentArgs(mode, objectsDir, node)],
@@ -70,6 +73,13 @@ export async function natTable(cluster: Cluster, agent: Agent): Promise<string> 
   return r.stdout;
 }
 
+/** The node's `ip kube-proxy` table as `nft list` prints it. */
+export async function nftTable(cluster: Cluster, agent: Agent): Promise<string> {
+  const r = await cluster.exec(agent.ns, 'nft', ['list', 'table', 'ip', 'kube-proxy'], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`nft list table ip kube-proxy in ${agent.ns}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
 /** Polls until the nat table routes every address in `addresses`; returns the time it took. */
 export async function waitProgrammed(
   cluster: Cluster,
@@ -87,8 +97,13 @@ export async function waitProgrammed(
       );
     }
     if (/"msg":"starting kube-proxy-ts"/.test(agent.output())) {
-      const nat = await natTable(cluster, agent).catch(() => '');
-      if (addresses.every((a) => nat.includes(`-d ${a}/32`))) return Date.now() - t0;
+      if (agent.mode === 'nftables') {
+        const table = await nftTable(cluster, agent).catch(() => '');
+        if (addresses.every((a) => table.includes(`${a} . `))) return Date.now() - t0;
+      } else {
+        const nat = await natTable(cluster, agent).catch(() => '');
+        if (addresses.every((a) => nat.includes(`-d ${a}/32`))) return Date.now() - t0;
+      }
     }
     if (Date.now() - t0 > timeoutMs)
       throw new Error(

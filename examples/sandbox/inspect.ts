@@ -2,8 +2,10 @@
  * What kube-proxy-ts left on a node, cut down to what a newcomer can read:
  * in iptables mode the nat rules of one service (comments left out, each
  * endpoint chain annotated with its pod) and `kube-proxy-ts diff`; in
+ * nftables mode the map entries and chains of one service and `diff`; in
  * userspace mode the portal rules and the listening sockets they redirect to.
  */
+import { Nft } from '../../nftables/nft.ts';
 import type { Cluster } from '../../test/netns/cluster.ts';
 import { MAIN, agentArgs, natTable, type Agent } from './agents.ts';
 import { nodeOfPod, NODES } from './objects.ts';
@@ -93,7 +95,7 @@ export async function listeners(cluster: Cluster, agent: Agent, nat: string): Pr
 
 /** `kube-proxy-ts diff` inside the node's namespace: exit code and output lines. */
 export async function diffNode(cluster: Cluster, agent: Agent, objectsDir: string): Promise<{ code: number; lines: string[] }> {
-  const r = await cluster.exec(agent.ns, process.execPath, [MAIN, 'diff', ...agentArgs('iptables', objectsDir, agent.node).slice(2)], {
+  const r = await cluster.exec(agent.ns, process.execPath, [MAIN, 'diff', ...agentArgs(agent.mode, objectsDir, agent.node)], {
     timeoutMs: 30_000,
   });
   const lines = `${r.stdout}${r.stderr}`
@@ -112,7 +114,12 @@ export async function showRules(story: Story, cluster: Cluster, agent: Agent, ob
   story.output(rules);
   story.line(`(${all - rules.length} more nat rules: dns's, the masquerade marks, the jumps from PREROUTING and OUTPUT; and a filter table)`);
   story.line("A packet to 172.30.0.10:80 jumps to web's service chain, which picks an endpoint at random, then DNATs to the pod.");
-  story.command(`ip netns exec ${agent.ns} node src/main.ts diff --objects DIR --hostname-override ${agent.node} ...`);
+  return showDiff(story, cluster, agent, objectsDir);
+}
+
+async function showDiff(story: Story, cluster: Cluster, agent: Agent, objectsDir: string): Promise<string[]> {
+  const mode = agent.mode === 'nftables' ? ' --mode nftables' : '';
+  story.command(`ip netns exec ${agent.ns} node src/main.ts diff${mode} --objects DIR --hostname-override ${agent.node} ...`);
   const diff = await diffNode(cluster, agent, objectsDir);
   story.output(diff.lines);
   if (diff.code === 0) {
@@ -132,4 +139,38 @@ export async function showListeners(story: Story, cluster: Cluster, agent: Agent
   story.command(`ip netns exec ${agent.ns} ss -ltnup`);
   story.output(await listeners(cluster, agent, nat));
   story.line('A connection to 172.30.0.10:80 is redirected to the proxy port; kube-proxy-ts accepts it and dials a pod (round robin).');
+}
+
+/**
+ * web's part of the `ip kube-proxy` table: its map entries (ClusterIP,
+ * NodePort) and its chains, endpoint chains annotated with their pod;
+ * masquerade marks left out.
+ */
+export async function nftServiceLines(cluster: Cluster, agent: Agent, service: string): Promise<{ lines: string[]; total: number }> {
+  const table = await new Nft(cluster.runnerIn(agent.ns)).list('ip');
+  if (table === null) return { lines: [], total: 0 };
+  const own = (name: string): boolean => name.includes(`-${service}/`);
+  const lines: string[] = [];
+  for (const set of table.sets)
+    for (const e of set.elements ?? []) if (e.value !== null && own(e.value)) lines.push(`map ${set.name}: ${e.key} : ${e.value}`);
+  const order = (n: string): number => (n.startsWith('external-') ? 0 : n.startsWith('service-') ? 1 : 2);
+  for (const c of table.chains.filter((c) => own(c.name)).sort((a, b) => order(a.name) - order(b.name))) {
+    for (const r of c.rules.filter((r) => !r.endsWith('jump mark-for-masquerade'))) {
+      const ip = /dnat to ([\d.]+):\d+/.exec(r)?.[1];
+      const pod = ip ? podOfIP(ip) : null;
+      lines.push(`chain ${c.name}: ${r}${pod ? `   # ${pod} (${nodeOfPod(pod)})` : ''}`);
+    }
+  }
+  const total = table.chains.reduce((n, c) => n + c.rules.length, 0) + table.sets.reduce((n, s) => n + (s.elements?.length ?? 0), 0);
+  return { lines, total };
+}
+
+/** Step 4 in nftables mode: web's map entries and chains, then `kube-proxy-ts diff --mode nftables`; returns problems. */
+export async function showNftRules(story: Story, cluster: Cluster, agent: Agent, objectsDir: string): Promise<string[]> {
+  const { lines, total } = await nftServiceLines(cluster, agent, 'default/web');
+  story.command(`ip netns exec ${agent.ns} nft list table ip kube-proxy    # web's map entries and chains, masquerade marks left out`);
+  story.output(lines);
+  story.line(`(${total - lines.length} more rules and map/set entries: dns's, the base chains, the no-endpoint and bad-port checks)`);
+  story.line("A packet to 172.30.0.10:80 finds web's chain in the service-ips map (one lookup), which picks an endpoint with numgen, then DNATs.");
+  return showDiff(story, cluster, agent, objectsDir);
 }

@@ -1,7 +1,7 @@
 /**
  * What the sandbox needs from the machine, checked (and on Debian/Ubuntu
  * installed) before anything is built: Linux, root (network namespaces),
- * iproute2 (ip, ss), iptables with a restore/save pair, conntrack, and the
+ * iproute2 (ip, ss), iptables with a restore/save pair, conntrack, nft, and the
  * br_netfilter module (bridged pod traffic must pass through iptables).
  * The same package list and approach as .ci/run.
  */
@@ -16,6 +16,7 @@ const TOOLS: readonly { readonly any: readonly string[]; readonly pkg: string }[
   { any: ['iptables-nft-restore', 'iptables-legacy-restore'], pkg: 'iptables' },
   { any: ['iptables-nft-save', 'iptables-legacy-save'], pkg: 'iptables' },
   { any: ['conntrack'], pkg: 'conntrack' },
+  { any: ['nft'], pkg: 'nftables' },
 ];
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 
@@ -62,7 +63,7 @@ export async function preflight(io: PreflightIO): Promise<string | null> {
   const missing = missingPackages();
   if (missing.length > 0) {
     if (which('apt-get') === null)
-      return `missing ${missing.join(', ')} (commands: ip, ss, iptables-*-restore, conntrack) and no apt-get to install them: install them and re-run.`;
+      return `missing ${missing.join(', ')} (commands: ip, ss, iptables-*-restore, conntrack, nft) and no apt-get to install them: install them and re-run.`;
     io.say(`installing ${missing.join(', ')} with apt-get (missing on this machine) ...`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     for (const args of [

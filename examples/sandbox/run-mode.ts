@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCluster } from '../../test/netns/cluster.ts';
 import { startAgent, waitProgrammed, type Mode } from './agents.ts';
-import { showListeners, showRules } from './inspect.ts';
+import { showListeners, showNftRules, showRules } from './inspect.ts';
 import { CHANGE, copyObjects, DNS, NODES, nodeOfPod, OBJECTS_SOURCE, POD_PORTS, replaceEndpoint, serviceRows, SERVING_PODS, WEB } from './objects.ts';
 import { OUTSIDE_TO_NODEPORT, POD_TO_DNS, POD_TO_WEB, problems, send, waitFollowed, type Path } from './requests.ts';
 import { teardown, type Resources } from './resources.ts';
@@ -66,7 +66,7 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
   const ready = await Promise.all(res.agents.map((a) => waitProgrammed(cluster, a, addresses, signal)));
   for (const [i, a] of res.agents.entries())
     story.ok(
-      `${a.node}: ${mode === 'iptables' ? 'rules' : 'listeners and portal rules'} for every service in place ${seconds(ready[i]!)} after start`,
+      `${a.node}: ${mode === 'userspace' ? 'listeners and portal rules' : 'rules'} for every service in place ${seconds(ready[i]!)} after start`,
     );
 
   story.step('The services (what an API server would hold; here the file both agents watch)');
@@ -76,6 +76,9 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
   if (mode === 'iptables') {
     story.step('The rules kube-proxy-ts wrote on node-1 for web');
     found.push(...(await showRules(story, cluster, res.agents[0]!, res.dir)));
+  } else if (mode === 'nftables') {
+    story.step('The nftables table kube-proxy-ts wrote on node-1 for web');
+    found.push(...(await showNftRules(story, cluster, res.agents[0]!, res.dir)));
   } else {
     story.step('What kube-proxy-ts opened on node-1: a proxy per service port, and portal rules sending traffic to it');
     await showListeners(story, cluster, res.agents[0]!);

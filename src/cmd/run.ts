@@ -1,18 +1,18 @@
 /**
  * `kube-proxy-ts [flags]`: the node agent, until SIGTERM/SIGINT (rules stay in
- * place). `--cleanup` removes every rule either mode (and upstream
- * kube-proxy) installed, in both families and both backends, and exits.
+ * place). `--cleanup` removes every rule any mode (and upstream
+ * kube-proxy) installed, in both families and both backends, and the
+ * nftables tables, and exits.
  * `--write-config-to` writes the effective configuration and exits.
  */
 import { watch } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dump } from 'js-yaml';
-import { removeKubeProxyRules } from '../../iptables/cleanup.ts';
-import { createIptables } from '../../iptables/restore.ts';
-import type { IptablesBackend } from '../../iptables/iptables.ts';
+import { Nft } from '../../nftables/nft.ts';
 import { startAgent } from '../agent.ts';
 import { configDocument } from '../config-file.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
+import { everyIptables, removeModes } from '../mode-switch.ts';
 import { realClock } from '../system/clock.ts';
 import type { CommandRunner } from '../../proxier/exec.ts';
 import { createExecaRunner } from '../system/exec.ts';
@@ -38,11 +38,6 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     return 0;
   }
   if (config.cleanup) return cleanup(runner, io, log);
-  // Accepted for render, diff and trace; the agent's nftables mode is wired separately (issue 12).
-  if (config.mode === 'nftables') {
-    io.stderr('error: --mode=nftables: the agent does not run the nftables mode yet (render, diff and trace do)\n');
-    return 2;
-  }
 
   const agent = await startAgent(config, {
     runner,
@@ -70,23 +65,10 @@ function configChanged(path: string | null, log: Logger): Promise<string> {
   });
 }
 
+/** Every mode's rules: iptables and userspace chains in both backends and families, and the nftables tables. */
 async function cleanup(runner: CommandRunner, io: CommandIO, log: Logger): Promise<number> {
-  let failures = 0;
-  for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
-    for (const family of ['IPv4', 'IPv6'] as const) {
-      const ipt = createIptables({ family, backend, runner });
-      try {
-        const removed = await removeKubeProxyRules(ipt);
-        if (removed) log.info({ backend, ipFamily: family, chains: removed }, 'removed kube-proxy rules');
-      } catch (err) {
-        const msg = (err as Error).message;
-        // A backend or family this node does not have is not a failure.
-        if (/not found|cannot start|No such file|can't initialize|Table does not exist|Permission denied/i.test(msg)) continue;
-        failures++;
-        log.error({ backend, ipFamily: family, err: msg }, 'cleanup failed');
-      }
-    }
-  }
+  const nft = new Nft(runner);
+  const failures = await removeModes(null, { iptables: everyIptables(runner), deleteNftTable: (family) => nft.deleteTable(family) }, log);
   io.stdout(failures ? `cleanup finished with ${failures} failures\n` : 'cleanup done\n');
   return failures ? 1 : 0;
 }

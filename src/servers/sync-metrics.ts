@@ -14,8 +14,11 @@ export function observeSync(m: Metrics, mode: ProxyModeName, r: SyncReport): voi
   const seconds = r.durationMs / 1000;
   m.syncProxyRulesLatency.observe(labels, seconds);
   (r.full ? m.syncFullProxyRulesLatency : m.syncPartialProxyRulesLatency).observe(labels, seconds);
-  for (const [table, n] of r.objects) m.iptablesRulesTotal.set({ table, ip_family: r.family }, n);
-  for (const [table, n] of r.written) m.iptablesRulesLast.set({ table, ip_family: r.family }, n);
+  // Upstream's nftables mode exports no rule counts (the iptables_* series are the iptables mode's).
+  if (mode !== 'nftables') {
+    for (const [table, n] of r.objects) m.iptablesRulesTotal.set({ table, ip_family: r.family }, n);
+    for (const [table, n] of r.written) m.iptablesRulesLast.set({ table, ip_family: r.family }, n);
+  }
   if (r.noLocalEndpoints) {
     m.noLocalEndpointsTotal.set({ traffic_policy: 'internal', ip_family: r.family }, r.noLocalEndpoints.internal);
     m.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: r.family }, r.noLocalEndpoints.external);
@@ -27,7 +30,7 @@ export function observeSync(m: Metrics, mode: ProxyModeName, r: SyncReport): voi
 export function observeSyncError(m: Metrics, mode: ProxyModeName, family: IPFamily, err: unknown): void {
   const cause = err instanceof ApplyError ? err.cause : err;
   m.syncErrorsTotal.inc({ ip_family: family, reason: cause instanceof Error ? cause.name : 'error' });
-  if (!(err instanceof ApplyError) || mode === 'userspace') return;
+  if (!(err instanceof ApplyError) || mode !== 'iptables') return;
   m.iptablesRestoreFailuresTotal.inc({ ip_family: family });
   if (!err.full) m.iptablesPartialRestoreFailuresTotal.inc({ ip_family: family });
 }

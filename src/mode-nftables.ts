@@ -1,0 +1,79 @@
+/**
+ * Starting the nftables mode on a node: upstream's checks first (nft >= 1.0.1
+ * as knftables.New, kernel >= 5.13 as platformCheckSupported, skipped with
+ * KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK), then the families whose
+ * `nft --check` accepts the table, then the mode on one long-running `nft -i`
+ * (NftSession) in the runner's network namespace.
+ */
+import { release } from 'node:os';
+import { Nft } from '../nftables/nft.ts';
+import { NftablesMode, type NftTables } from '../nftables/nftables-mode.ts';
+import { NftSession } from '../nftables/nft-session.ts';
+import { TABLE_NAME, nftFamily } from '../nftables/model.ts';
+import { checkKernelVersion, checkNftVersion } from '../nftables/version.ts';
+import type { Clock } from '../proxier/clock.ts';
+import type { Conntrack } from '../proxier/conntrack.ts';
+import type { CommandRunner } from '../proxier/exec.ts';
+import type { Logger } from '../proxier/log.ts';
+import type { IPFamily } from '../proxier/types.ts';
+import type { ProxyConfig } from './config.ts';
+import { nftRenderOptionsFrom } from './desired-nft.ts';
+import { createNftLauncher } from './system/nft-launcher.ts';
+
+export interface NftablesNode {
+  /** The node's nft (tests: FakeNft); default `nft` through the runner, transactions through one `nft -i`. */
+  readonly nft?: NftTables;
+  /** `nft --version` output (default: run it). */
+  readonly nftVersion?: () => Promise<string>;
+  /** The kernel release, as `uname -r` (default os.release()). */
+  readonly kernelRelease?: () => string;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface NftablesModeStartDeps extends NftablesNode {
+  readonly runner: CommandRunner;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly conntrack: Conntrack;
+}
+
+/** A start-up refusal (old nft or kernel, no family works): the agent exits with its message. */
+export class NftablesUnsupportedError extends Error {
+  override readonly name = 'NftablesUnsupportedError';
+}
+
+export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeStartDeps): Promise<NftablesMode> {
+  const plain = new Nft(deps.runner);
+  let version: string;
+  try {
+    version = await (deps.nftVersion ?? (() => plain.version()))();
+  } catch (err) {
+    throw new NftablesUnsupportedError(`--mode=nftables needs the nft program (Debian package nftables): ${(err as Error).message}`);
+  }
+  const problem = checkNftVersion(version) ?? checkKernelVersion((deps.kernelRelease ?? release)(), deps.env ?? process.env);
+  if (problem !== null) throw new NftablesUnsupportedError(problem);
+
+  const session = deps.nft ? null : new NftSession(createNftLauncher(deps.runner.netns !== undefined ? { netns: deps.runner.netns } : {}));
+  const nft: NftTables = deps.nft ?? new Nft(deps.runner, session ? { session } : {});
+  const families: IPFamily[] = [];
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    try {
+      await nft.check(`add table ${nftFamily(family)} ${TABLE_NAME}\n`);
+      families.push(family);
+    } catch (err) {
+      deps.logger.warn(
+        { ipFamily: family, err: (err as Error).message },
+        `nftables does not take an ${nftFamily(family)} table here: ${family} services are not proxied`,
+      );
+    }
+  }
+  if (families.length === 0) {
+    await session?.close();
+    throw new NftablesUnsupportedError(`nft accepts neither an ip nor an ip6 ${TABLE_NAME} table on this node`);
+  }
+  deps.logger.info({ nft: version, families }, 'nftables mode');
+  return new NftablesMode(
+    { families, render: nftRenderOptionsFrom(config), monitorPeriodMs: config.syncPeriodMs },
+    { nft, clock: deps.clock, logger: deps.logger, conntrack: deps.conntrack, ...(session ? { closeNft: () => session.close() } : {}) },
+  );
+}

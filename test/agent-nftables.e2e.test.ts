@@ -1,0 +1,231 @@
+/**
+ * The agent end to end in nftables mode: client-node informers against the
+ * in-process fake API server, the real `nft` in node-1's namespace, real
+ * traffic from an outside client. The agent starts in iptables mode, switches
+ * to nftables (the iptables rules go), follows an endpoint change with a
+ * partial transaction carrying only the delta, rebuilds a table deleted from
+ * outside, switches back (the nftables tables go), --cleanup removes the
+ * tables; then the real process in nftables mode exits 0 on SIGTERM and
+ * leaves its rules. Every convergence wait is bounded and its time printed.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIptables } from '../iptables/restore.ts';
+import { Nft } from '../nftables/nft.ts';
+import type { NftablesMode } from '../nftables/nftables-mode.ts';
+import { silentLogger } from '../proxier/log.ts';
+import { startAgent, type Agent } from '../src/agent.ts';
+import { runCommand } from '../src/cmd/run.ts';
+import { configFromFlags } from '../src/config.ts';
+import type { FlagValue } from '../src/flags.ts';
+import { realClock } from '../src/system/clock.ts';
+import { startAgentProcess, waitFor } from './agent-runner.ts';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { FakeApiServer, kubeConfigFor } from './fake-apiserver.ts';
+import { createCluster, type Cluster } from './netns/cluster.ts';
+import type { PodServers } from './netns/servers.ts';
+import { podsHit, request } from './netns/traffic.ts';
+
+const SVC_IP = '172.30.0.10';
+const NODE_IP = '192.168.50.11';
+const NODE_PORT = 30080;
+let cluster: Cluster;
+let servers: PodServers;
+let api: FakeApiServer;
+let agent: Agent | null = null;
+
+const pods = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3', 'pod-c': '10.244.2.2' } as const;
+type Pod = keyof typeof pods;
+const slice = (on: Pod[]) =>
+  makeEndpointSlice('ns1', 'web', 'web-s1', {
+    endpoints: on.map((p) => ({ ip: pods[p], nodeName: p === 'pod-c' ? 'node-2' : 'node-1' })),
+    ports: [
+      { name: 'p80', port: 8080 },
+      { name: 'dns', port: 8080, protocol: 'UDP' },
+    ],
+  });
+const SERVICE = makeService('ns1', 'web', {
+  type: 'NodePort',
+  clusterIP: SVC_IP,
+  ports: [
+    { name: 'p80', port: 80, targetPort: 8080, nodePort: NODE_PORT },
+    { name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP' },
+  ],
+});
+const NODE = makeNode('node-1', { addresses: [NODE_IP], podCIDR: '10.244.1.0/24' });
+
+const nodeNs = () => cluster.node('node-1').ns;
+const runner = () => cluster.runnerIn(nodeNs());
+const nft = () => new Nft(runner());
+
+/** 12 requests from the outside client, every one answered by the wanted pods and no other. */
+const reaches =
+  (want: Pod[], ip = SVC_IP, port = 80, proto: 'tcp' | 'udp' = 'tcp') =>
+  async () => {
+    const hit = podsHit(await request(cluster, cluster.client!.ns, { proto, ip, port, count: 12, timeoutMs: 800 }));
+    return [...hit.keys()].sort().join() === [...want].sort().join() && [...hit.values()].reduce((a, b) => a + b, 0) === 12;
+  };
+
+async function iptablesKubeChains(): Promise<string[]> {
+  const text = await createIptables({ family: 'IPv4', backend: 'nft', runner: runner() }).save(['nat', 'filter', 'mangle']);
+  return [...new Set(text.match(/^:KUBE-(?!FIREWALL)[A-Z0-9-]+/gm) ?? [])];
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await agent!.metrics.registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(name));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+async function start(mode: 'iptables' | 'nftables'): Promise<Agent> {
+  const flags: [string, FlagValue][] = [
+    ['mode', mode],
+    ['hostname-override', 'node-1'],
+    ['cluster-cidr', '10.244.0.0/16'],
+    ['iptables-min-sync-period', 0],
+    ['iptables-sync-period', 2000],
+    ['healthz-bind-address', '127.0.0.1:0'],
+    ['metrics-bind-address', '127.0.0.1:0'],
+  ];
+  agent = await startAgent(configFromFlags(new Map(flags)), {
+    runner: runner(),
+    clock: realClock,
+    logger: silentLogger(),
+    osHostname: () => 'node-1',
+    kubeConfig: () => kubeConfigFor(api),
+    iptablesBackend: 'nft',
+    serviceHealthHosts: ['127.0.0.1'],
+  });
+  return agent;
+}
+
+async function stop(): Promise<void> {
+  await agent?.stop();
+  agent = null;
+}
+
+beforeAll(async () => {
+  cluster = await createCluster({
+    prefix: 'kptnft',
+    client: true,
+    nodes: [
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: pods['pod-a'] },
+          { name: 'pod-b', ip: pods['pod-b'] },
+        ],
+      },
+      { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: pods['pod-c'] }] },
+    ],
+  });
+  servers = await cluster.startPodServers({ tcp: [8080], udp: [8080] });
+  api = await FakeApiServer.start();
+  api.create('nodes', NODE as never);
+  api.create('services', SERVICE as never);
+  api.create('endpointslices', slice(['pod-a', 'pod-b']) as never);
+});
+
+afterAll(async () => {
+  await stop();
+  await api?.close();
+  await servers?.stop();
+  await cluster?.destroy();
+});
+
+describe('the agent in nftables mode against the fake API server', () => {
+  it('switches from iptables mode: the iptables rules go, ClusterIP (TCP, UDP) and NodePort traffic reaches the pods', async () => {
+    await start('iptables');
+    await waitFor('iptables mode programmed', reaches(['pod-a', 'pod-b']));
+    expect(await iptablesKubeChains()).toContain(':KUBE-SERVICES');
+    expect(await nft().list('ip')).toBeNull();
+    await stop();
+
+    const a = await start('nftables');
+    expect(a.mode.name).toBe('nftables');
+    expect(await iptablesKubeChains()).toEqual([]);
+    await waitFor('ClusterIP over nftables', reaches(['pod-a', 'pod-b']));
+    await waitFor('UDP ClusterIP over nftables', reaches(['pod-a', 'pod-b'], SVC_IP, 53, 'udp'));
+    await waitFor('NodePort on the primary node IP', reaches(['pod-a', 'pod-b'], NODE_IP, NODE_PORT));
+    const table = (await nft().list('ip'))!;
+    expect(table.sets.find((s) => s.name === 'nodeport-ips')?.elements?.map((e) => e.key)).toEqual([NODE_IP]);
+    expect(await nft().list('ip6')).not.toBeNull();
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBeGreaterThan(0);
+  });
+
+  it('follows an endpoint change with a partial transaction that carries only the delta', async () => {
+    const mode = agent!.mode as NftablesMode;
+    const partialBefore = await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
+    api.update('endpointslices', slice(['pod-c']) as never);
+    await waitFor('endpoint change', reaches(['pod-c']));
+    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBeGreaterThan(partialBefore);
+    const plan = mode.lastPlan('IPv4')!;
+    expect(plan.full).toBe(false);
+    // Upstream's TestSyncProxyRulesRepeated counts: a handful of operations, none on the fixed objects.
+    expect(plan.operations).toBeLessThan(30);
+    expect(plan.text).not.toMatch(/add table|cluster-ips-check|filter-input|masquerading/);
+    expect(plan.text).toContain(pods['pod-c']);
+  });
+
+  it('rebuilds its table within the sync period after someone deletes it', async () => {
+    const r = await cluster.exec(nodeNs(), 'nft', ['delete', 'table', 'ip', 'kube-proxy']);
+    expect(r.code).toBe(0);
+    expect(await nft().list('ip')).toBeNull();
+    // monitor() looks every sync period (2 s); the full sync that follows is a cold start of one service.
+    await waitFor('table rebuilt', async () => (await nft().list('ip')) !== null, 3500);
+    await waitFor('traffic flowing again', reaches(['pod-c']), 5000);
+  });
+
+  it('switches back to iptables mode: the nftables tables go; --cleanup removes every mode', async () => {
+    await stop();
+    await start('iptables');
+    expect(await nft().list('ip')).toBeNull();
+    expect(await nft().list('ip6')).toBeNull();
+    await waitFor('iptables mode again', reaches(['pod-c']));
+    await stop();
+
+    await start('nftables');
+    await waitFor('nftables mode again', reaches(['pod-c']));
+    await stop();
+    const out: string[] = [];
+    const io = {
+      stdout: (t: string) => void out.push(t),
+      stderr: (t: string) => void out.push(t),
+      makeLogger: () => silentLogger(),
+      runner: runner(),
+      osHostname: () => 'node-1',
+    };
+    expect(await runCommand(['--cleanup'], io)).toBe(0);
+    expect(await nft().list('ip')).toBeNull();
+    expect(await nft().list('ip6')).toBeNull();
+    expect(await iptablesKubeChains()).toEqual([]);
+  });
+});
+
+describe('kube-proxy-ts --mode=nftables as a process', () => {
+  it('programs --objects, exits 0 on SIGTERM and leaves its table in place', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-nft-objects-'));
+    try {
+      await writeFile(join(dir, 'cluster.yaml'), [NODE, SERVICE, slice(['pod-a'])].map((d) => dump(d)).join('---\n'));
+      const args = [
+        '--mode=nftables',
+        '--objects',
+        dir,
+        '--hostname-override=node-1',
+        '--cluster-cidr=10.244.0.0/16',
+        '--iptables-min-sync-period=0s',
+      ];
+      const proc = await startAgentProcess(nodeNs(), [...args, '--healthz-bind-address=127.0.0.1:0', '--metrics-bind-address='], reaches(['pod-a']));
+      expect(await proc.stop()).toBe(0);
+      expect(proc.output()).toContain('rules left in place');
+      expect(await nft().list('ip')).not.toBeNull();
+      expect(await reaches(['pod-a'])()).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
