@@ -3,7 +3,7 @@
  * the agent would write for the objects in FILE. stdout holds only restore
  * input (IPv4 document, then IPv6); logs go to stderr.
  */
-import { toRestoreText } from '../../iptables/restore-text.ts';
+import { writeRulesetText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
@@ -51,7 +51,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
     io.stdout(
       `# kube-proxy-ts ${r.ruleset.family} ruleset for node ${desired.nodeName}: ${services} service ports, local traffic detection: ${r.localDetector.description}\n`,
     );
-    io.stdout(toRestoreText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }));
+    // In chunks: a pipe into iptables-restore starts reading while the rest is written, and the text is never held whole.
+    writeRulesetText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }, io.stdout);
   }
   return 0;
 }
