@@ -61,7 +61,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 # what is removed is really gone.
 FROM ${BASE_IMAGE} AS os
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables iproute2 conntrack \
+ && apt-get install -y --no-install-recommends iptables nftables iproute2 conntrack \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s /app/src/main.ts /usr/local/bin/kube-proxy-ts \
  && dpkg -L $(dpkg-query -W -f '${Package} ' apt libapt-pkg6.0 libgnutls30 debconf perl-base gpgv debian-archive-keyring \
@@ -83,5 +83,6 @@ COPY src ./src
 COPY proxier ./proxier
 COPY iptables ./iptables
 COPY userspace ./userspace
+COPY nftables ./nftables
 # --max-semi-space-size=2 as in src/main.ts's shebang: caps V8's young generation.
 ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/src/main.ts"]

@@ -9,7 +9,7 @@
  */
 import type { IPFamily, Snapshot } from './types.ts';
 
-export type ProxyModeName = 'iptables' | 'userspace';
+export type ProxyModeName = 'iptables' | 'userspace' | 'nftables';
 
 export interface SyncContext {
   /** The runner's periodic resync (not triggered by a change): modes write everything. */

@@ -92,6 +92,11 @@ describe('KubeProxyConfiguration files', () => {
     expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, flags).values).verbosity).toBe(2);
   });
 
+  it('accepts mode: nftables (upstream validateProxyMode on Linux)', () => {
+    const text = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n';
+    expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c').values, new Map()).values).mode).toBe('nftables');
+  });
+
   it('keeps an explicit non-zero value and still validates it', () => {
     const text = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  minSyncPeriod: 0.5s\n  syncPeriod: 1m0s\n';
     expect(configFromFlags(mergeConfig(parseConfigFile(text, 'c').values, new Map()).values)).toMatchObject({

@@ -38,37 +38,43 @@ export function renderOptionsFrom(config: ProxyConfig, extra: { randomFully: boo
   };
 }
 
-export interface Desired {
+/** The objects as per-family snapshots for this node, whatever the mode renders from them. */
+export interface DesiredSnapshots {
   readonly nodeName: string;
   readonly snapshots: readonly Snapshot[];
-  readonly renders: readonly RenderResult[];
   readonly problems: readonly ObjectProblem[];
   /** Set when no Node object named nodeName was among the objects. */
   readonly nodeMissing: boolean;
 }
 
-export interface DesiredExtra {
-  readonly randomFully: boolean;
+export interface Desired extends DesiredSnapshots {
+  readonly renders: readonly RenderResult[];
+}
+
+export interface SnapshotExtra {
   readonly osHostname?: () => string;
-  /** Render exactly these families (the agent renders every family whose iptables works). */
+  /** Exactly these families (default: the primary one, plus the other when a service has it). */
   readonly families?: readonly IPFamily[];
+}
+
+export interface DesiredExtra extends SnapshotExtra {
+  readonly randomFully: boolean;
   /** nf_conntrack_tcp_be_liberal is set on the node (no INVALID drop rule). */
   readonly conntrackLiberal?: boolean;
 }
 
-export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: DesiredExtra): Desired {
+export function snapshotsFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: SnapshotExtra): DesiredSnapshots {
   const nodeName = nodeNameFor(config, extra.osHostname);
   const node = objects.nodes.find((n) => metadataOf(n).name.toLowerCase() === nodeName) ?? null;
   const built = buildSnapshots(
     { services: objects.services, slices: objects.slices, node },
     { nodeName, features: featuresFrom(config), ...(extra.families ? { families: extra.families } : {}) },
   );
+  return { nodeName, snapshots: built.snapshots, problems: [...objects.problems, ...built.problems], nodeMissing: node === null };
+}
+
+export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: DesiredExtra): Desired {
+  const built = snapshotsFromObjects(objects, config, extra);
   const options = { ...renderOptionsFrom(config, extra), conntrackTCPLiberal: config.conntrackTCPBeLiberal || extra.conntrackLiberal === true };
-  return {
-    nodeName,
-    snapshots: built.snapshots,
-    renders: built.snapshots.map((s) => renderRuleset(s, options)),
-    problems: [...objects.problems, ...built.problems],
-    nodeMissing: node === null,
-  };
+  return { ...built, renders: built.snapshots.map((s) => renderRuleset(s, options)) };
 }

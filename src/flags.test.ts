@@ -76,6 +76,10 @@ describe('configFromFlags', () => {
     });
   });
 
+  it.each([['--mode=nftables'], ['--proxy-mode=nftables']])('accepts %s (upstream validateProxyMode on Linux)', (flag) => {
+    expect(configFromFlags(parse(flag).values).mode).toBe('nftables');
+  });
+
   it.each([
     [{ 'cluster-cidr': '10.0.0.0/33' }, /invalid --cluster-cidr "10.0.0.0\/33"/],
     [{ 'cluster-cidr': '10.0.0.0/8,11.0.0.0/8' }, /at most one CIDR per IP family/],

@@ -67,6 +67,7 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     [['render', '--objects', 'x', '--cluster-cidr=10.0.0.0/40'], 2, 'invalid --cluster-cidr "10.0.0.0/40"'],
     [['render', '--objects', '/nonexistent/file.yaml'], 1, 'cannot read --objects /nonexistent/file.yaml: ENOENT'],
     [['frobnicate'], 2, 'unknown command "frobnicate"'],
+    [['--mode=nftables', '--objects', 'examples/cluster.yaml'], 2, '--mode=nftables: the agent does not run the nftables mode yet'],
   ])('%j exits %i with "%s"', async (args, code, message) => {
     const r = await cli(args);
     expect(r.code).toBe(code);

@@ -1,8 +1,9 @@
 /**
  * `kube-proxy-ts diff [same flags and sources as the agent]`: the desired
  * ruleset (from --objects or the API server) against the live one
- * (iptables-save on this node), per service. Exit 0 when converged, 1 when
- * not: how an operator checks that a node is converged.
+ * (iptables-save on this node; with --mode=nftables `nft -j list table`,
+ * diff-nft.ts), per service. Exit 0 when converged, 1 when not: how an
+ * operator checks that a node is converged.
  */
 import { diffRulesets, formatDiff } from '../../iptables/diff.ts';
 import { parseSave } from '../../iptables/parse.ts';
@@ -10,6 +11,7 @@ import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { probeNode } from '../../iptables/node-probe.ts';
 import { createExecaRunner } from '../system/exec.ts';
+import { diffNftables } from './diff-nft.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { currentObjects } from './objects.ts';
@@ -22,6 +24,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   for (const warning of loaded.warnings) log.warn(warning);
   const runner = io.runner ?? createExecaRunner();
   const objects = await currentObjects(config, io, log);
+  if (config.mode === 'nftables') return diffNftables(objects, config, io);
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,

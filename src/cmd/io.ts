@@ -6,6 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../proxier/log.ts';
 import type { Clock } from '../../proxier/clock.ts';
 import type { CommandRunner } from '../../proxier/exec.ts';
+import type { NftApi } from '../../nftables/nft.ts';
 
 export interface CommandIO {
   readonly stdout: (text: string) => void;
@@ -15,6 +16,8 @@ export interface CommandIO {
   /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */
   readonly runner?: CommandRunner;
   readonly clock?: Clock;
+  /** nft for diff and trace with --mode=nftables; default: the real nft through `runner`. Tests pass a FakeNft. */
+  readonly nft?: NftApi;
   /** Builds API access from --kubeconfig / --master / in-cluster settings. */
   readonly kubeConfig?: (opts: { kubeconfig: string; master: string }) => KubeConfig;
   /** Resolves with the signal name when the process is asked to stop (SIGTERM, SIGINT). */

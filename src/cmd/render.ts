@@ -1,14 +1,19 @@
 /**
- * `kube-proxy-ts render --objects FILE [flags]`: the iptables-restore input
- * the agent would write for the objects in FILE. stdout holds only restore
- * input (IPv4 document, then IPv6); logs go to stderr.
+ * `kube-proxy-ts render --objects FILE [flags]`: the rules the agent would
+ * write for the objects in FILE: iptables-restore input (IPv4 document, then
+ * IPv6), or with --mode=nftables `nft -f` input (render-nft.ts). stdout holds
+ * only that input; logs go to stderr.
  */
 import { writeRulesetText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
-import { desiredFromObjects } from '../desired.ts';
+import type { Logger } from '../../proxier/log.ts';
+import type { IPFamily } from '../../proxier/types.ts';
+import { desiredFromObjects, type DesiredSnapshots } from '../desired.ts';
+import { nftDesiredFromObjects } from '../desired-nft.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
 import { ObjectsFileError, readObjects } from '../sources/read-objects.ts';
 import type { CommandIO } from './io.ts';
+import { nftRenderText } from './render-nft.ts';
 import { loadConfig } from './load-config.ts';
 
 export async function renderCommand(argv: readonly string[], io: CommandIO): Promise<number> {
@@ -16,7 +21,9 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   if (typeof loaded === 'number') return loaded;
   const { config, extra } = loaded;
   if (!config.objects) return usage(io, 'render needs --objects FILE (a manifest file or directory)');
-  if (config.mode !== 'iptables') return usage(io, `render supports --mode=iptables only, not "${config.mode}"`);
+  if (config.mode === 'userspace') return usage(io, 'render supports --mode=iptables and --mode=nftables, not "userspace"');
+  const iptablesOnly = ['iptables-random-fully', 'no-jumps'].filter((f) => extra.has(f));
+  if (config.mode === 'nftables' && iptablesOnly.length > 0) return usage(io, `--${iptablesOnly[0]} applies to --mode=iptables only`);
   const log = io.makeLogger(config.verbosity);
   for (const warning of loaded.warnings) log.warn(warning);
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
@@ -32,18 +39,18 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
     }
     throw err;
   }
+  const family = extra.get('ip-family') as IPFamily | undefined;
+  if (config.mode === 'nftables') {
+    const desired = nftDesiredFromObjects(objects, config, io.osHostname ? { osHostname: io.osHostname } : {});
+    logDesired(desired, config.objects, log, 'nftables');
+    io.stdout(nftRenderText(desired, family ?? null, log));
+    return 0;
+  }
   const desired = desiredFromObjects(objects, config, {
     randomFully: extra.get('iptables-random-fully') !== false,
     ...(io.osHostname ? { osHostname: io.osHostname } : {}),
   });
-  for (const p of desired.problems) log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
-  if (desired.nodeMissing) {
-    log.warn(
-      { node: desired.nodeName },
-      `no Node object named "${desired.nodeName}" in ${config.objects}: no node addresses, NodePorts match LOCAL addresses only (use --hostname-override)`,
-    );
-  }
-  const family = extra.get('ip-family') as string | undefined;
+  logDesired(desired, config.objects, log);
   for (const r of desired.renders) {
     if (family && r.ruleset.family !== family) continue;
     for (const w of r.warnings) log.warn({ ipFamily: r.ruleset.family }, w);
@@ -55,6 +62,19 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
     writeRulesetText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }, io.stdout);
   }
   return 0;
+}
+
+/** Skipped objects and a missing Node, as every command that renders reports them. */
+export function logDesired(desired: DesiredSnapshots, objectsPath: string, log: Logger, mode: 'iptables' | 'nftables' = 'iptables'): void {
+  for (const p of desired.problems) log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
+  if (desired.nodeMissing) {
+    const nodePorts =
+      mode === 'nftables' ? 'no primary IP, so NodePorts match every local address but loopback' : 'NodePorts match LOCAL addresses only';
+    log.warn(
+      { node: desired.nodeName },
+      `no Node object named "${desired.nodeName}" in ${objectsPath}: no node addresses, ${nodePorts} (use --hostname-override)`,
+    );
+  }
 }
 
 export function usage(io: CommandIO, message: string): number {

@@ -38,6 +38,11 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     return 0;
   }
   if (config.cleanup) return cleanup(runner, io, log);
+  // Accepted for render, diff and trace; the agent's nftables mode is wired separately (issue 12).
+  if (config.mode === 'nftables') {
+    io.stderr('error: --mode=nftables: the agent does not run the nftables mode yet (render, diff and trace do)\n');
+    return 2;
+  }
 
   const agent = await startAgent(config, {
     runner,

@@ -3,23 +3,23 @@
  * the live ruleset of this node (iptables-save), or through the rendered one
  * when --objects is given, and prints which endpoints it can reach (with
  * probabilities), whether it is masqueraded, rejected or dropped, and the
- * rules it matched. The same tracer the test suite uses.
+ * rules it matched. The same tracer the test suite uses. With
+ * --mode=nftables the table `ip`/`ip6 kube-proxy` instead (trace-nft.ts).
  */
 import { parseSave } from '../../iptables/parse.ts';
 import { trace } from '../../iptables/trace.ts';
-import type { TracePacket } from '../../proxier/trace-result.ts';
 import { formatTrace } from '../../iptables/trace-format.ts';
 import type { Ruleset } from '../../iptables/ruleset.ts';
 import { parseIP } from '../../proxier/ip.ts';
-import type { Protocol } from '../../proxier/types.ts';
 import { desiredFromObjects } from '../desired.ts';
 import type { FlagSpec } from '../flags.ts';
 import { probeNode } from '../../iptables/node-probe.ts';
-import type { CommandRunner } from '../../proxier/exec.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { usage } from './render.ts';
+import { traceNftables } from './trace-nft.ts';
+import { liveLocalAddresses, packetFor, parseDestination } from './trace-packet.ts';
 import { readObjects } from '../sources/read-objects.ts';
 
 export const TRACE_FLAGS: readonly FlagSpec[] = [
@@ -35,20 +35,6 @@ export const TRACE_FLAGS: readonly FlagSpec[] = [
   { name: 'in-interface', type: 'string', default: '', help: 'trace: interface the packet arrives on (for -i matches)' },
 ];
 
-export function parseDestination(text: string): { ip: string; port: number; protocol: Protocol } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:/[\]]+)):(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(text.trim());
-  const ip = m ? parseIP(m[1] ?? m[2] ?? '') : null;
-  if (!m || !ip || Number(m[3]) > 65535) return null;
-  return { ip: ip.text, port: Number(m[3]), protocol: (m[4]?.toUpperCase() ?? 'TCP') as Protocol };
-}
-
-async function liveLocalAddresses(runner: CommandRunner): Promise<string[]> {
-  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000 }).catch(() => null);
-  if (!r || r.code !== 0) return [];
-  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
-  return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
-}
-
 export async function traceCommand(argv: readonly string[], io: CommandIO): Promise<number> {
   const loaded = await loadConfig(argv, TRACE_FLAGS, io);
   if (typeof loaded === 'number') return loaded;
@@ -60,6 +46,7 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
   if ((parseIP(dst.ip)?.family ?? '') !== src.family) return usage(io, `--src ${src.text} and --dst ${dst.ip} are of different IP families`);
   const log = io.makeLogger(config.verbosity);
   for (const warning of loaded.warnings) log.warn(warning);
+  if (config.mode === 'nftables') return traceNftables(config, { src: src.text, family: src.family, dst }, extra, io);
 
   let ruleset: Ruleset | undefined;
   let local: string[];
@@ -83,17 +70,7 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
     io.stderr(`error: no ${src.family} ruleset to trace\n`);
     return 1;
   }
-  const origin =
-    (extra.get('origin') as string) || (local.includes(src.text) || src.text === '127.0.0.1' || src.text === '::1' ? 'local' : 'external');
-  const inInterface = extra.get('in-interface') as string | undefined;
-  const packet: TracePacket = {
-    src: src.text,
-    dst: dst.ip,
-    protocol: dst.protocol,
-    dport: dst.port,
-    origin: origin as 'local' | 'external',
-    ...(inInterface ? { inInterface } : {}),
-  };
+  const packet = packetFor(src.text, dst, extra, local);
   io.stdout(formatTrace(trace(ruleset, packet, { localAddresses: local }), packet));
   return 0;
 }

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import type { Protocol } from '../proxier/types.ts';
+import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { FIXED_GROUP, formatNftDiff, reportTableDiff, serviceOfName, UNOWNED_GROUP } from './diff-report.ts';
+import type { NftTable } from './model.ts';
+import { endpointNames, servicePortNames } from './names.ts';
+import { renderNftables, tableOf } from './render.ts';
+import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+
+const sp = (name: string, portName = 'p80', protocol: Protocol = 'TCP') => ({ namespace: 'ns1', name, portName, protocol });
+
+describe('serviceOfName', () => {
+  it('reads the service port back from every per-service name (upstream servicePortChainNameBase / EndpointChainNameBase)', () => {
+    const names = servicePortNames(sp('svc1'));
+    for (const n of Object.values(names)) expect(serviceOfName(n)).toBe('ns1/svc1:p80/TCP');
+    const ep = endpointNames(sp('dns', 'dns', 'UDP'), { ip: 'fd00:10::1', port: 53 });
+    expect(serviceOfName(ep.chain)).toBe('ns1/dns:dns/UDP');
+    expect(serviceOfName(ep.affinitySet)).toBe('ns1/dns:dns/UDP');
+    expect(serviceOfName(servicePortNames(sp('unnamed', '')).service)).toBe('ns1/unnamed/TCP');
+  });
+
+  it('gives up on fixed chains and on names hashAndTruncate cut short', () => {
+    expect(serviceOfName('services')).toBeNull();
+    expect(serviceOfName('mark-for-masquerade')).toBeNull();
+    expect(serviceOfName(servicePortNames(sp('x'.repeat(250))).service)).toBeNull();
+  });
+});
+
+describe('reportTableDiff', () => {
+  const render = renderNftables(
+    upstreamSnapshot(
+      'IPv4',
+      [makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }] })],
+      [makeEndpointSlice('ns1', 'svc1', { endpoints: [{ ip: '10.180.0.1' }], ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] })],
+    ),
+    upstreamOptions('IPv4'),
+  );
+  const desired = tableOf(render);
+
+  it('is identical for the render itself', () => {
+    const r = reportTableDiff(render, desired);
+    expect(r.identical).toBe(true);
+    expect(formatNftDiff(r, 'IPv4')).toMatch(/^IPv4: converged: table ip kube-proxy/);
+  });
+
+  it('puts a base chain with another priority under the fixed objects', () => {
+    const live: NftTable = {
+      ...desired,
+      chains: desired.chains.map((c) => (c.name === 'filter-input' ? { ...c, base: { type: 'filter', hook: 'input', priority: 10 } } : c)),
+    };
+    const r = reportTableDiff(render, live);
+    expect(r.groups).toEqual([
+      {
+        title: FIXED_GROUP,
+        changes: [
+          {
+            kind: 'chain',
+            name: 'filter-input',
+            what: 'hook or priority differ',
+            lines: ['+ type filter hook input priority 0', '- type filter hook input priority 10'],
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('attributes a missing element to its service and an unknown chain to nobody', () => {
+    const live: NftTable = {
+      ...desired,
+      chains: [...desired.chains, { name: 'leftover', base: null, comment: null, rules: [] }],
+      sets: desired.sets.map((s) => (s.name === 'service-ips' ? { ...s, elements: [] } : s)),
+    };
+    const r = reportTableDiff(render, live);
+    expect(r.groups.map((g) => g.title)).toEqual(['ns1/svc1:p80/TCP', UNOWNED_GROUP]);
+    expect(r.groups[0]!.changes[0]).toEqual({
+      kind: 'map',
+      name: 'service-ips',
+      what: '1 missing, 0 unexpected, 0 changed elements',
+      lines: [`+ 172.30.0.41 . tcp . 80 : goto ${servicePortNames(sp('svc1')).service}`],
+    });
+  });
+});

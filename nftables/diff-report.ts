@@ -1,0 +1,153 @@
+/**
+ * A table diff (diff.ts) as `kube-proxy-ts diff --mode=nftables` reports it:
+ * grouped per service port, then the fixed objects, then what no desired
+ * service owns. Chains, affinity sets and elements the render has belong to
+ * the service port that wrote them; objects only the kernel has are
+ * attributed by what they say: a per-service chain name carries
+ * "ns/svc/proto/port", a map element points at such a chain, a no-endpoint
+ * element's comment is "ns/svc:port". Pure.
+ */
+import { serviceKey } from '../proxier/service-ports.ts';
+import { diffTables, isEmptyDiff, type ChainDiff, type SetDiff } from './diff.ts';
+import { elementText, TABLE_NAME, type BaseChainSpec, type NftElement, type NftFamily, type NftTable } from './model.ts';
+import { normalizeKey } from './normalize.ts';
+import { chainOwner } from './objects.ts';
+import { tableOf, type NftRender } from './render.ts';
+
+export const FIXED_GROUP = 'fixed objects';
+export const UNOWNED_GROUP = 'objects no desired service owns';
+
+export interface ObjectChange {
+  readonly kind: 'chain' | 'set' | 'map';
+  readonly name: string;
+  /** "missing from the kernel", "1 missing, 0 unexpected rules", ... */
+  readonly what: string;
+  /** "+ desired", "- live", "~ desired (kernel: live)". */
+  readonly lines: readonly string[];
+}
+
+export interface DiffGroup {
+  /** "ns/svc:port/PROTO", FIXED_GROUP or UNOWNED_GROUP. */
+  readonly title: string;
+  readonly changes: readonly ObjectChange[];
+}
+
+export interface NftDiffReport {
+  readonly family: NftFamily;
+  readonly identical: boolean;
+  readonly tableMissing: boolean;
+  /** Service ports the render holds (for the "table missing" line). */
+  readonly servicePorts: number;
+  readonly groups: readonly DiffGroup[];
+}
+
+const PREFIXED = /^(?:service|local|external|firewall|endpoint|affinity)-[A-Z2-7]{8}-(.+)$/;
+
+/** "ns/svc:port/PROTO" from a per-service chain or affinity set name; null when cut short or not one. */
+export function serviceOfName(name: string): string | null {
+  const readable = PREFIXED.exec(name)?.[1];
+  if (!readable || readable.endsWith('...')) return null;
+  const parts = readable.split('__')[0]!.split('/');
+  if (parts.length !== 4) return null;
+  const [ns, svc, proto, port] = parts as [string, string, string, string];
+  return `${serviceKey(ns, svc, port)}/${proto.toUpperCase()}`;
+}
+
+const baseText = (b: BaseChainSpec | null): string => (b ? `type ${b.type} hook ${b.hook} priority ${b.priority}` : 'a regular chain');
+
+export function reportTableDiff(render: NftRender, live: NftTable | null): NftDiffReport {
+  const desired = tableOf(render);
+  const d = diffTables(desired, live);
+  const chainOf = new Map<string, string>();
+  const elementOf = new Map<string, string>();
+  for (const svc of render.services) {
+    for (const c of svc.chains) chainOf.set(c.name, svc.key);
+    for (const s of svc.affinitySets) chainOf.set(s.name, svc.key);
+    for (const { set, element } of svc.elements) elementOf.set(`${set}\u0000${normalizeKey(element.key)}`, svc.key);
+  }
+  const ownerOfName = (name: string): string =>
+    chainOf.get(name) ?? (chainOwner(name) === 'base' || chainOwner(name) === 'fixed' ? FIXED_GROUP : (serviceOfName(name) ?? UNOWNED_GROUP));
+  const ownerOfElement = (set: string, e: NftElement): string => {
+    const known = elementOf.get(`${set}\u0000${e.key}`);
+    if (known) return known;
+    const target = /^(?:goto|jump) (\S+)$/.exec(e.value ?? '')?.[1];
+    if (target) return ownerOfName(target);
+    const proto = e.key.split(' . ').find((p) => /^(tcp|udp|sctp)$/.test(p));
+    if (e.comment && proto) return `${e.comment}/${proto.toUpperCase()}`;
+    return render.fixed.sets.some((s) => s.name === set && (s.elements ?? []).length > 0) ? FIXED_GROUP : UNOWNED_GROUP;
+  };
+  const kindOf = (name: string): 'set' | 'map' =>
+    (desired.sets.find((s) => s.name === name) ?? live?.sets.find((s) => s.name === name))?.kind ?? 'set';
+
+  const groups = new Map<string, ObjectChange[]>();
+  const add = (title: string, change: ObjectChange) => groups.set(title, [...(groups.get(title) ?? []), change]);
+  if (!d.tableMissing) {
+    for (const name of d.missingChains) add(ownerOfName(name), { kind: 'chain', name, what: 'missing from the kernel', lines: [] });
+    for (const c of d.chains) add(ownerOfName(c.chain), chainChange(c));
+    for (const name of d.extraChains) add(ownerOfName(name), { kind: 'chain', name, what: 'in the kernel but not desired', lines: [] });
+    for (const name of d.missingSets) add(ownerOfName(name), { kind: kindOf(name), name, what: 'missing from the kernel', lines: [] });
+    for (const name of d.extraSets) add(ownerOfName(name), { kind: kindOf(name), name, what: 'in the kernel but not desired', lines: [] });
+    for (const s of d.sets) for (const [title, change] of setChanges(s, kindOf(s.set), ownerOfElement, ownerOfName)) add(title, change);
+  }
+  const rank = (t: string) => (t === FIXED_GROUP ? 1 : t === UNOWNED_GROUP ? 2 : 0);
+  const titles = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    family: render.family,
+    identical: isEmptyDiff(d),
+    tableMissing: d.tableMissing,
+    servicePorts: render.services.length,
+    groups: titles.map((title) => ({ title, changes: groups.get(title)! })),
+  };
+}
+
+function chainChange(c: ChainDiff): ObjectChange {
+  const lines = [...c.missing.map((r) => `+ ${r}`), ...c.extra.map((r) => `- ${r}`)];
+  if (c.base) lines.push(`+ ${baseText(c.base.desired)}`, `- ${baseText(c.base.live)}`);
+  const parts: string[] = [];
+  if (c.missing.length || c.extra.length) parts.push(`${c.missing.length} missing, ${c.extra.length} unexpected rules`);
+  else if (c.reordered) parts.push('same rules in a different order');
+  if (c.base) parts.push('hook or priority differ');
+  return { kind: 'chain', name: c.chain, what: parts.join('; '), lines };
+}
+
+/** One change per owner of the set's differing elements, plus the declaration (a fixed object's, or the affinity set's service's). */
+function setChanges(
+  s: SetDiff,
+  kind: 'set' | 'map',
+  ownerOfElement: (set: string, e: NftElement) => string,
+  ownerOfName: (name: string) => string,
+): [string, ObjectChange][] {
+  const out: [string, ObjectChange][] = [];
+  if (s.declaration) {
+    const lines = [`+ ${s.declaration.desired}`, `- ${s.declaration.live}`];
+    out.push([ownerOfName(s.set), { kind, name: s.set, what: 'declaration differs', lines }]);
+  }
+  const byOwner = new Map<string, { missing: string[]; extra: string[]; changed: string[] }>();
+  const entry = (owner: string) => {
+    if (!byOwner.has(owner)) byOwner.set(owner, { missing: [], extra: [], changed: [] });
+    return byOwner.get(owner)!;
+  };
+  for (const e of s.missing) entry(ownerOfElement(s.set, e)).missing.push(`+ ${elementText(e)}`);
+  for (const e of s.extra) entry(ownerOfElement(s.set, e)).extra.push(`- ${elementText(e)}`);
+  for (const c of s.changed) entry(ownerOfElement(s.set, c.desired)).changed.push(`~ ${elementText(c.desired)} (kernel: ${elementText(c.live)})`);
+  for (const [owner, e] of byOwner) {
+    const what = `${e.missing.length} missing, ${e.extra.length} unexpected, ${e.changed.length} changed elements`;
+    out.push([owner, { kind, name: s.set, what, lines: [...e.missing, ...e.extra, ...e.changed] }]);
+  }
+  return out;
+}
+
+export function formatNftDiff(r: NftDiffReport, ipFamily: string): string {
+  const table = `table ${r.family} ${TABLE_NAME}`;
+  if (r.identical) return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets and elements\n`;
+  if (r.tableMissing) return `${ipFamily}: ${table} is missing from the kernel (${r.servicePorts} service ports not programmed)\n`;
+  const out = [`${ipFamily} (${table}): ${r.groups.reduce((n, g) => n + g.changes.length, 0)} objects differ`];
+  for (const g of r.groups) {
+    out.push(`  ${g.title}`);
+    for (const c of g.changes) {
+      out.push(`    ${c.kind} ${c.name}: ${c.what}`);
+      for (const l of c.lines) out.push(`      ${l}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,44 @@
+/**
+ * The packet `kube-proxy-ts trace` follows, whichever ruleset it runs
+ * through: --dst parsed, the node's live addresses, and the origin (the node
+ * itself or arriving from outside) from --origin or --src.
+ */
+import type { CommandRunner } from '../../proxier/exec.ts';
+import { parseIP } from '../../proxier/ip.ts';
+import type { TracePacket } from '../../proxier/trace-result.ts';
+import type { Protocol } from '../../proxier/types.ts';
+import type { FlagValue } from '../flags.ts';
+
+export interface Destination {
+  readonly ip: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export function parseDestination(text: string): Destination | null {
+  const m = /^(?:\[([^\]]+)\]|([^:/[\]]+)):(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(text.trim());
+  const ip = m ? parseIP(m[1] ?? m[2] ?? '') : null;
+  if (!m || !ip || Number(m[3]) > 65535) return null;
+  return { ip: ip.text, port: Number(m[3]), protocol: (m[4]?.toUpperCase() ?? 'TCP') as Protocol };
+}
+
+export async function liveLocalAddresses(runner: CommandRunner): Promise<string[]> {
+  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000 }).catch(() => null);
+  if (!r || r.code !== 0) return [];
+  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
+  return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
+}
+
+/** The traced packet: --origin, else "local" when --src is one of the node's addresses (or loopback). */
+export function packetFor(src: string, dst: Destination, extra: ReadonlyMap<string, FlagValue>, local: readonly string[]): TracePacket {
+  const origin = (extra.get('origin') as string) || (local.includes(src) || src === '127.0.0.1' || src === '::1' ? 'local' : 'external');
+  const inInterface = extra.get('in-interface') as string | undefined;
+  return {
+    src,
+    dst: dst.ip,
+    protocol: dst.protocol,
+    dport: dst.port,
+    origin: origin as 'local' | 'external',
+    ...(inInterface ? { inInterface } : {}),
+  };
+}
