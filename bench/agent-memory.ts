@@ -11,6 +11,7 @@
  * /proc from start through the first full sync and 20 endpoint changes
  * (BENCH_CHANGES, default 10, each waited for), peak (VmHWM) and settled (VmRSS 3 s after the last
  * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5).
+ * Then the floor: resident memory after loading modules only (moduleFloor).
  *
  * Environment: BENCH_AGENT_MAIN (another checkout's src/main.ts), BENCH_MODES (default iptables; the mode list of `--mode`),
  * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 3 here: a
@@ -30,8 +31,8 @@ import { relayApiServer } from '../test/fake-apiserver-node.ts';
 import { BENCH_NODE, benchNode, benchService, benchSlice, endpointIP } from './cluster-objects.ts';
 import { fmt, summarize } from './stats.ts';
 
-const modes = (process.env['BENCH_MODES'] ?? 'iptables').split(',');
-const sizes = (process.env['BENCH_MEMORY_SIZES'] ?? 'idle,10000').split(',');
+const modes = (process.env['BENCH_MODES'] ?? 'iptables').split(',').filter(Boolean);
+const sizes = (process.env['BENCH_MEMORY_SIZES'] ?? 'idle,10000').split(',').filter(Boolean);
 const IDLE = Number(process.env['BENCH_IDLE_SERVICES'] ?? 5);
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 10);
@@ -59,10 +60,14 @@ function memoryOf(pid: number): { rss: number; hwm: number } | null {
 }
 
 /** The node process: `ip netns exec`, unshare and sh all exec in place, so it is the spawned pid; checked. */
-function nodePid(agent: AgentProcess): number {
+async function nodePid(agent: AgentProcess): Promise<number> {
   const pid = agent.child.pid!;
-  const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  if (!cmd.includes('main.ts')) throw new Error(`pid ${pid} is not the agent yet: ${cmd.replace(/\0/g, ' ')}`);
+  let cmd = '';
+  for (let i = 0; i < 100 && !cmd.includes('main.ts'); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  }
+  if (!cmd.includes('main.ts')) throw new Error(`pid ${pid} is not the agent: ${cmd.replace(/\0/g, ' ')}`);
   return pid;
 }
 
@@ -124,7 +129,7 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
       20_000,
       { command: [process.execPath, ...NODE_FLAGS, MAIN] },
     );
-    const pid = nodePid(agent);
+    const pid = await nodePid(agent);
     let peak = 0;
     timer = setInterval(() => (peak = Math.max(peak, memoryOf(pid)?.rss ?? 0)), 20);
     const a = agent;
@@ -152,6 +157,32 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
   }
 }
 
+/**
+ * What the process holds before it does anything: Node alone, Node after
+ * loading one .ts file (the type stripper), client-node alone, and every
+ * module the agent loads (src/agent.ts and src/cmd/run.ts), resident MiB
+ * after loading, in fresh processes with the agent's V8 flags.
+ */
+function moduleFloor(): Record<string, number[]> {
+  const root = new URL('..', import.meta.url).pathname;
+  const probes: Record<string, string> = {
+    'node alone': '',
+    'node + type stripping (one .ts module)': `await import('${root}proxier/clock.ts');`,
+    'node + @kubernetes/client-node': `await import('@kubernetes/client-node');`,
+    'every module the agent loads': `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`,
+  };
+  const out: Record<string, number[]> = Object.fromEntries(Object.keys(probes).map((k) => [k, []]));
+  for (let rep = 0; rep < REPS; rep++)
+    for (const [name, code] of Object.entries(probes)) {
+      const text = execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', `${code} console.log(process.memoryUsage().rss)`], {
+        encoding: 'utf8',
+        cwd: root,
+      });
+      out[name]!.push(Number(text.trim()) / MiB);
+    }
+  return out;
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'kpt-mem-bench-'));
 const rows: string[] = [];
 try {
@@ -175,3 +206,5 @@ try {
 console.log(`agent memory: real process (node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`);
 console.log('| mode | services | resident, settled | resident, peak | start to first sync, s |\n| --- | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(r);
+console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
+for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);

@@ -11,7 +11,9 @@
  * render targets for that other checkout. The restore reads a whole ruleset
  * without --noflush (a fresh namespace has nothing to keep; iptables-nft
  * 1.8.9's --noflush is quadratic in one input, > 3 minutes at 10,000).
- * Ratios are per repetition pair; printed as median (min-max).
+ * Wall time and the CPU time of the pipeline's processes (what a loaded,
+ * shared machine does not inflate) are both printed; ratios are per
+ * repetition pair, as median (min-max).
  *
  * Environment: BENCH_RENDER_SERVICES (default 10000), BENCH_REPS (default 5),
  * BENCH_BACKENDS (default nft).
@@ -52,15 +54,27 @@ function writeObjects(n: number): void {
 const renderCmd = (main: string): string =>
   `${process.execPath} --max-semi-space-size=2 ${main} render --objects ${objects} --hostname-override bench-node --cluster-cidr 10.0.0.0/8 --ip-family IPv4`;
 
-/** Wall time of a shell pipeline (in a fresh namespace when `inNs`); throws on failure. */
-function timed(cmd: string, inNs: boolean): number {
+interface Timing {
+  readonly wallMs: number;
+  /** CPU time (user + system) of every process of the pipeline: what the shared cores' load does not inflate. */
+  readonly cpuMs: number;
+}
+
+/** Wall and CPU time of a shell pipeline (in a fresh namespace when `inNs`); throws on failure. */
+function timed(cmd: string, inNs: boolean): Timing {
   if (inNs) spawnSync('ip', ['netns', 'add', NS]);
   try {
+    // bash's `times` prints the CPU of its finished children: "0m1.234s 0m0.567s" (user, system) on its second line.
+    const script = `${cmd}\ntimes >&2`;
     const t0 = performance.now();
-    const r = inNs ? spawnSync('ip', ['netns', 'exec', NS, 'bash', '-o', 'pipefail', '-c', cmd]) : spawnSync('bash', ['-o', 'pipefail', '-c', cmd]);
-    const took = performance.now() - t0;
+    const r = inNs
+      ? spawnSync('ip', ['netns', 'exec', NS, 'bash', '-o', 'pipefail', '-c', script])
+      : spawnSync('bash', ['-o', 'pipefail', '-c', script]);
+    const wallMs = performance.now() - t0;
     if (r.status !== 0) throw new Error(`${cmd}: exit ${r.status}: ${r.stderr.toString().slice(-500)}`);
-    return took;
+    const children = r.stderr.toString().trim().split('\n').at(-1)!;
+    const cpuMs = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((a, m) => a + (Number(m[1]) * 60 + Number(m[2])) * 1000, 0);
+    return { wallMs, cpuMs };
   } finally {
     if (inNs) spawnSync('ip', ['netns', 'del', NS]);
   }
@@ -74,7 +88,7 @@ console.log(
 try {
   for (const backend of backends) {
     const restore = `iptables-${backend}-restore`;
-    const targets: Record<string, () => number> = {
+    const targets: Record<string, () => Timing> = {
       'restore alone': () => timed(`${restore} < ${text}`, true),
       'render | restore': () => timed(`${renderCmd(MAIN)} | ${restore}`, true),
       'render alone': () => timed(`${renderCmd(MAIN)} > /dev/null`, false),
@@ -83,14 +97,18 @@ try {
       targets['before: render | restore'] = () => timed(`${renderCmd(BEFORE)} | ${restore}`, true);
       targets['before: render alone'] = () => timed(`${renderCmd(BEFORE)} > /dev/null`, false);
     }
-    const runs: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
+    const runs: Record<string, Timing[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
     for (let rep = 0; rep < REPS; rep++) for (const name of rotate(Object.keys(targets), rep)) runs[name]!.push(targets[name]!());
-    console.log(`\n${restore}: wall ms, median (min-max)`);
-    for (const [name, values] of Object.entries(runs)) console.log(`  ${name.padEnd(26)} ${fmt(summarize(values))}`);
+    const of = (name: string, k: keyof Timing): number[] => runs[name]!.map((t) => t[k]);
+    console.log(`\n${restore}: ms, median (min-max)\n  ${''.padEnd(26)} ${'wall'.padEnd(26)} CPU (user + system)`);
+    for (const name of Object.keys(runs))
+      console.log(`  ${name.padEnd(26)} ${fmt(summarize(of(name, 'wallMs'))).padEnd(26)} ${fmt(summarize(of(name, 'cpuMs')))}`);
     const ratio = (a: string, b: string): void => {
-      if (runs[a] && runs[b]) console.log(`  ${`${a} / ${b}`.padEnd(52)} ${fmt(summarize(pairedRatios(runs[a], runs[b])), 2)}`);
+      if (!runs[a] || !runs[b]) return;
+      const wall = fmt(summarize(pairedRatios(of(a, 'wallMs'), of(b, 'wallMs'))), 2);
+      console.log(`  ${`${a} / ${b}`.padEnd(52)} ${wall.padEnd(20)} ${fmt(summarize(pairedRatios(of(a, 'cpuMs'), of(b, 'cpuMs'))), 2)}`);
     };
-    console.log('ratios per repetition, median (min-max)');
+    console.log(`ratios per repetition, median (min-max)\n  ${''.padEnd(52)} ${'wall'.padEnd(20)} CPU`);
     ratio('render | restore', 'restore alone');
     ratio('before: render | restore', 'restore alone');
     ratio('render alone', 'before: render alone');
