@@ -14,8 +14,8 @@
  * Then the floor: resident memory after loading modules only (moduleFloor).
  *
  * Environment: BENCH_AGENT_MAIN (another checkout's src/main.ts), BENCH_MODES (default iptables; the mode list of `--mode`),
- * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 3 here: a
- * 10,000-service run takes a minute). Prints a table, and one JSON line per
+ * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 5; a
+ * 10,000-service run takes a minute or more). Prints a table, and one JSON line per
  * run when BENCH_JSON=1.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,7 +34,7 @@ import { fmt, summarize } from './stats.ts';
 const modes = (process.env['BENCH_MODES'] ?? 'iptables').split(',').filter(Boolean);
 const sizes = (process.env['BENCH_MEMORY_SIZES'] ?? 'idle,10000').split(',').filter(Boolean);
 const IDLE = Number(process.env['BENCH_IDLE_SERVICES'] ?? 5);
-const REPS = Number(process.env['BENCH_REPS'] ?? 3);
+const REPS = Number(process.env['BENCH_REPS'] ?? 5);
 const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 10);
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
