@@ -8,7 +8,7 @@
  * uid, managedFields, targetRefs, a Node with images and conditions).
  *
  * Per mode and size: the process's resident memory sampled every 20 ms from
- * /proc from start through the first full sync and 20 endpoint changes
+ * /proc from start through the first full sync and endpoint changes
  * (BENCH_CHANGES, default 10, each waited for), peak (VmHWM) and settled (VmRSS 3 s after the last
  * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5).
  * Then the floor: resident memory after loading modules only (moduleFloor).
