@@ -1,98 +1,210 @@
 /**
- * Resident memory of the agent's own path at N services with 5 endpoints each
- * (run by bench/iptables-sync.ts in a child process, with the agent's V8
- * flags): the objects as informers hold them, the proxier's states, one
- * iptables backend with its render cache and applied state; a full sync in a
- * fresh namespace, then 20 endpoint changes. Prints one JSON line.
+ * Resident memory of the agent as operators run it (`npm run bench:memory`,
+ * as root): the real `kube-proxy-ts` process (src/main.ts with its shebang's
+ * V8 flags) in a network namespace this script creates, talking over TLS to
+ * the in-process fake API server (test/fake-apiserver.ts; a socat relay in
+ * the namespace forwards :6443 to its unix socket), holding Services and
+ * EndpointSlices shaped as an API server lists them (bench/cluster-objects.ts:
+ * uid, managedFields, targetRefs, a Node with images and conditions).
+ *
+ * Per mode and size: the process's resident memory sampled every 20 ms from
+ * /proc from start through the first full sync and endpoint changes
+ * (BENCH_CHANGES, default 10, each waited for), peak (VmHWM) and settled (VmRSS 3 s after the last
+ * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5).
+ * Then the floor: resident memory after loading modules only (moduleFloor).
+ *
+ * Environment: BENCH_AGENT_MAIN (another checkout's src/main.ts), BENCH_MODES (default iptables; the mode list of `--mode`),
+ * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 5; a
+ * 10,000-service run takes a minute or more). Prints a table, and one JSON line per
+ * run when BENCH_JSON=1.
  */
-import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
-import type { IptablesBackend } from '../iptables/iptables.ts';
-import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
-import { createIptables } from '../iptables/restore.ts';
-import { Proxier } from '../proxier/proxier.ts';
-import { silentLogger } from '../proxier/log.ts';
-import { stateBuilder } from '../proxier/state-builder.ts';
-import { realClock } from '../src/system/clock.ts';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
-import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { FakeApiServer, kubeConfigFor } from '../test/fake-apiserver.ts';
+import { startAgentProcess, type AgentProcess } from '../test/agent-runner.ts';
+import { relayApiServer } from '../test/fake-apiserver-node.ts';
+import { BENCH_NODE, benchNode, benchService, benchSlice, endpointIP } from './cluster-objects.ts';
+import { fmt, summarize } from './stats.ts';
 
-const n = Number(process.argv[2] ?? 10_000);
-const backend = (process.argv[3] ?? 'nft') as IptablesBackend;
+const modes = (process.env['BENCH_MODES'] ?? 'iptables').split(',').filter(Boolean);
+const sizes = (process.env['BENCH_MEMORY_SIZES'] ?? 'idle,10000').split(',').filter(Boolean);
+const IDLE = Number(process.env['BENCH_IDLE_SERVICES'] ?? 5);
+const REPS = Number(process.env['BENCH_REPS'] ?? 5);
+const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 10);
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
-const ns = `kptbench-mem-${backend}`;
-let peak = 0;
-const sample = (): void => void (peak = Math.max(peak, process.memoryUsage().rss));
-const timer = setInterval(sample, 10);
-await net.deleteNamespace(ns).catch(() => undefined);
-await net.addNamespace(ns);
-try {
-  const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
-  let restores = 0;
-  const counting = {
-    family: ipt.family,
-    save: ipt.save.bind(ipt),
-    restore: async (t: string, o: Parameters<typeof ipt.restore>[1]) => (await ipt.restore(t, o), void restores++),
-  };
-  const mode = new IptablesMode(
-    {
-      iptables: new Map([['IPv4', counting]]),
-      render: {
-        ...DEFAULT_RENDER_OPTIONS,
-        detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
-      },
-      batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
-    },
-    { clock: realClock, logger: silentLogger() },
-  );
-  const proxier = new Proxier({
-    mode,
-    builder: stateBuilder('bench-node', { preferSameTrafficDistribution: true }),
-    clock: realClock,
-    minSyncPeriodMs: 0,
-    syncPeriodMs: 3_600_000,
-  });
-  proxier.start();
-  const slices: Record<string, unknown>[] = [];
-  for (let i = 0; i < n; i++) {
-    proxier.onEvent({
-      type: 'add',
-      kind: 'Service',
-      key: `bench/svc-${i}`,
-      old: null,
-      obj: makeService('bench', `svc-${i}`, {
-        clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
-        ports: [{ name: 'p80', port: 80, targetPort: 8080 }],
-      }),
-    });
-    const slice = makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
-      endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`, nodeName: 'x' })),
-      ports: [{ name: 'p80', port: 8080 }],
-    });
-    slices.push(slice);
-    proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: slice });
+const NS = `kptbench-mem-${process.pid}`;
+const MiB = 1024 * 1024;
+/** BENCH_AGENT_MAIN runs another checkout's agent (a before/after comparison). */
+const MAIN = process.env['BENCH_AGENT_MAIN'] ?? new URL('../src/main.ts', import.meta.url).pathname;
+/** The V8 flags of src/main.ts's shebang (the image's ENTRYPOINT repeats them), or BENCH_NODE_FLAGS to try others. */
+const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(MAIN, 'utf8'))?.[1] ?? '')
+  .trim()
+  .split(/\s+/)
+  .filter(Boolean);
+
+/** VmRSS and VmHWM of a process, in bytes; null once it is gone. */
+function memoryOf(pid: number): { rss: number; hwm: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return null;
   }
-  proxier.onEvent({ type: 'add', kind: 'Node', key: 'bench-node', old: null, obj: makeNode('bench-node', { addresses: ['192.168.0.2'] }) });
-  for (const k of ['Service', 'EndpointSlice', 'Node'] as const) proxier.onSynced(k);
-  while (restores === 0) await new Promise((r) => setTimeout(r, 20));
-  await proxier.idle();
-  for (let e = 0; e < 20; e++) {
-    const i = (e * 7919) % n;
-    const old = slices[i]!;
-    const upd = { ...old, endpoints: (old['endpoints'] as unknown[]).slice(1) };
-    slices[i] = upd;
-    const before = restores;
-    proxier.onEvent({ type: 'update', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old, obj: upd });
-    while (restores === before) await new Promise((r) => setTimeout(r, 5));
-    await proxier.idle();
-  }
-  sample();
-  await proxier.stop();
-  console.log(
-    JSON.stringify({ services: n, backend, peakRssMB: Math.round(peak / 1e6), heapUsedMB: Math.round(process.memoryUsage().heapUsed / 1e6) }),
-  );
-} finally {
-  clearInterval(timer);
-  await net.deleteNamespace(ns);
 }
+
+/** The node process: `ip netns exec`, unshare and sh all exec in place, so it is the spawned pid; checked. */
+async function nodePid(agent: AgentProcess): Promise<number> {
+  const pid = agent.child.pid!;
+  let cmd = '';
+  for (let i = 0; i < 100 && !cmd.includes('main.ts'); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  }
+  if (!cmd.includes('main.ts')) throw new Error(`pid ${pid} is not the agent: ${cmd.replace(/\0/g, ' ')}`);
+  return pid;
+}
+
+const syncs = (ns: string): number => {
+  try {
+    const text = execFileSync('ip', ['netns', 'exec', ns, 'curl', '-s', 'http://127.0.0.1:10249/metrics'], { encoding: 'utf8' });
+    // Summed over label sets (one per family where the series has one).
+    return [...text.matchAll(/^kubeproxy_sync_proxy_rules_duration_seconds_count(?:\{[^}]*\})? (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  } catch {
+    return 0;
+  }
+};
+
+async function until(what: string, check: () => boolean, timeoutMs: number, agent: AgentProcess): Promise<void> {
+  const t0 = performance.now();
+  while (!check()) {
+    if (agent.child.exitCode !== null)
+      throw new Error(`agent exited (${agent.child.exitCode}) while waiting for ${what}:\n${agent.output().slice(-2000)}`);
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}:\n${agent.output().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Run {
+  readonly peakMiB: number;
+  readonly settledMiB: number;
+  readonly firstSyncS: number;
+}
+
+async function measure(mode: string, n: number, dir: string): Promise<Run> {
+  const api = await FakeApiServer.start();
+  const sock = join(dir, `api-${process.hrtime.bigint()}.sock`);
+  await api.listenUnix(sock);
+  await net.deleteNamespace(NS).catch(() => undefined);
+  await net.addNamespace(NS);
+  const exec = async (ns: string, cmd: string, args: string[]) => ({
+    stdout: execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8' }),
+  });
+  execFileSync('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
+  const relay = await relayApiServer(exec, NS, 6443, sock);
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, kubeConfigFor({ url: 'https://127.0.0.1:6443', pki: api.pki }).exportConfig());
+  api.create('nodes', benchNode() as never);
+  for (let i = 0; i < n; i++) {
+    api.create('services', benchService(i) as never);
+    api.create('endpointslices', benchSlice(i) as never);
+  }
+  let agent: AgentProcess | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  try {
+    const t0 = performance.now();
+    agent = await startAgentProcess(
+      NS,
+      [
+        ...['--kubeconfig', kubeconfig, '--hostname-override', BENCH_NODE, '--cluster-cidr', '10.0.0.0/8', '--mode', mode],
+        ...['--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
+      ],
+      async () => true,
+      20_000,
+      { command: [process.execPath, ...NODE_FLAGS, MAIN] },
+    );
+    const pid = await nodePid(agent);
+    let peak = 0;
+    timer = setInterval(() => (peak = Math.max(peak, memoryOf(pid)?.rss ?? 0)), 20);
+    const a = agent;
+    await until('the first sync', () => syncs(NS) > 0, Number(process.env['BENCH_SYNC_TIMEOUT_MS'] ?? 600_000), a);
+    const firstSyncS = (performance.now() - t0) / 1000;
+    for (let e = 0; e < (n > IDLE ? CHANGES : 0); e++) {
+      const i = (e * 7919) % n;
+      const before = syncs(NS);
+      const slice = api.get('endpointslices', `bench/svc-${i}-slice`) as unknown as { endpoints: { addresses: string[] }[] };
+      api.update('endpointslices', {
+        ...slice,
+        endpoints: slice.endpoints.map((ep, j) => (j === 1 ? { ...ep, addresses: [endpointIP(n + e, 1)] } : ep)),
+      } as never);
+      await until(`endpoint change ${e}`, () => syncs(NS) > before, 600_000, a);
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const m = memoryOf(pid)!;
+    return { peakMiB: Math.max(peak, m.hwm) / MiB, settledMiB: m.rss / MiB, firstSyncS };
+  } finally {
+    if (timer) clearInterval(timer);
+    await agent?.stop();
+    await relay.stop();
+    await api.close();
+    await net.deleteNamespace(NS).catch(() => undefined);
+  }
+}
+
+/**
+ * What the process holds before it does anything: Node alone, Node after
+ * loading one .ts file (the type stripper), client-node alone, and every
+ * module the agent loads (src/agent.ts and src/cmd/run.ts), resident MiB
+ * after loading, in fresh processes with the agent's V8 flags.
+ */
+function moduleFloor(): Record<string, number[]> {
+  const root = new URL('..', import.meta.url).pathname;
+  const probes: Record<string, string> = {
+    'node alone': '',
+    'node + type stripping (one .ts module)': `await import('${root}proxier/clock.ts');`,
+    'node + @kubernetes/client-node': `await import('@kubernetes/client-node');`,
+    'every module the agent loads': `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`,
+  };
+  const out: Record<string, number[]> = Object.fromEntries(Object.keys(probes).map((k) => [k, []]));
+  for (let rep = 0; rep < REPS; rep++)
+    for (const [name, code] of Object.entries(probes)) {
+      const text = execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', `${code} console.log(process.memoryUsage().rss)`], {
+        encoding: 'utf8',
+        cwd: root,
+      });
+      out[name]!.push(Number(text.trim()) / MiB);
+    }
+  return out;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'kpt-mem-bench-'));
+const rows: string[] = [];
+try {
+  for (const mode of modes) {
+    for (const size of sizes) {
+      const n = size === 'idle' ? IDLE : Number(size);
+      const runs: Run[] = [];
+      for (let rep = 0; rep < REPS; rep++) {
+        const r = await measure(mode, n, dir);
+        runs.push(r);
+        if (process.env['BENCH_JSON'] === '1') console.log(JSON.stringify({ mode, services: n, ...r }));
+      }
+      rows.push(
+        `| ${mode} | ${size === 'idle' ? `idle (${n})` : n.toLocaleString('en-US')} | ${fmt(summarize(runs.map((r) => r.settledMiB)))} | ${fmt(summarize(runs.map((r) => r.peakMiB)))} | ${fmt(summarize(runs.map((r) => r.firstSyncS)), 1)} |`,
+      );
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`agent memory: real process (node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`);
+console.log('| mode | services | resident, settled | resident, peak | start to first sync, s |\n| --- | ---: | ---: | ---: | ---: |');
+for (const r of rows) console.log(r);
+console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
+for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);

@@ -10,9 +10,8 @@
  *     floor for that input (iptables-restore --noflush of it alone);
  *   - event-to-rules latency through the real agent path (proxier, sync
  *     runner with --iptables-min-sync-period 0, backend), p50 and p99;
- *   - peak resident memory.
+ *   - peak resident memory of this process (the agent's own: `npm run bench:memory`, bench/agent-memory.ts).
  */
-import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
@@ -218,21 +217,7 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
     'event->rules p50 / p99 ms': `${fmt(pct(latencies, 50))} / ${fmt(pct(latencies, 99))}`,
     'p99 / partial floor': (pct(latencies, 99) / partialFloorMs).toFixed(2),
     'bench process peak RSS MB': (peakRss / 1e6).toFixed(0),
-    'agent path peak RSS MB': agentMemory(n, backend),
   };
-}
-
-/** Peak RSS of the agent's path alone (proxier + one backend), in a child process with the agent's V8 flags. */
-function agentMemory(n: number, backend: Backend): string {
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=2', new URL('./agent-memory.ts', import.meta.url).pathname, String(n), backend], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  try {
-    return String((JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { peakRssMB: number }).peakRssMB);
-  } catch {
-    return `failed: ${r.stderr.slice(0, 200)}`;
-  }
 }
 
 const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);

@@ -27,7 +27,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fmt, pairedRatios, rotate, summarize } from './userspace-proxy/stats.ts';
+import { fmt, pairedRatios, rotate, summarize } from './stats.ts';
 
 const NS = `kptbench-us-${process.pid}`;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);

@@ -16,7 +16,7 @@
 import { fixedChain, isServiceChain, serviceChainHash } from './chains.ts';
 import type { ServiceEntry } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
-import { sectionLines } from './restore-text.ts';
+import { restoreText, type TableSection } from './restore-text.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
 /**
@@ -79,8 +79,8 @@ interface TableWork {
   readonly edits: readonly string[];
 }
 
-function section(table: string, chains: readonly Chain[], edits: readonly string[] = [], stale: readonly string[] = []): string[] {
-  return sectionLines({ table, chains, emptied: stale, edits, deleted: stale });
+function section(table: string, chains: readonly Chain[], edits: readonly string[] = [], stale: readonly string[] = []): TableSection {
+  return { table, chains, emptied: stale, edits, deleted: stale };
 }
 
 /**
@@ -111,32 +111,32 @@ function serviceGroups(chains: readonly Chain[]): Chain[][] {
  * filter table, jump rules, stale-chain deletions). Each service changes
  * atomically; nothing points at a chain before it exists.
  */
-function batches(work: readonly TableWork[], batchChains: number): string[][] {
+function batches(work: readonly TableWork[], batchChains: number): TableSection[][] {
   const nat = work.find((w) => w.table === 'nat');
   const perService = nat?.toWrite.filter((c) => isServiceChain(c.name)) ?? [];
   if (!nat || batchChains <= 0 || perService.length <= batchChains) {
-    return [work.flatMap((w) => section(w.table, w.toWrite, w.edits, w.stale))];
+    return [work.map((w) => section(w.table, w.toWrite, w.edits, w.stale))];
   }
   const leaves = nat.toWrite.filter((c) => isLeaf(c.name));
   const last = nat.toWrite.filter((c) => !isServiceChain(c.name) && !isLeaf(c.name));
-  const out: string[][] = [];
+  const out: TableSection[][] = [];
   let current: Chain[] = [...leaves];
   let count = 0;
   for (const group of serviceGroups(perService)) {
     if (count > 0 && count + group.length > batchChains) {
-      out.push(section('nat', current));
+      out.push([section('nat', current)]);
       current = [];
       count = 0;
     }
     current.push(...group);
     count += group.length;
   }
-  if (current.length) out.push(section('nat', current));
+  if (current.length) out.push([section('nat', current)]);
   out.push([
-    ...work.filter((w) => w.table !== 'nat').flatMap((w) => section(w.table, w.toWrite, w.edits, w.stale)),
-    ...section('nat', last, nat.edits, nat.stale),
+    ...work.filter((w) => w.table !== 'nat').map((w) => section(w.table, w.toWrite, w.edits, w.stale)),
+    section('nat', last, nat.edits, nat.stale),
   ]);
-  return out.filter((b) => b.length > 0);
+  return out;
 }
 
 export function planSync(input: PlanInput): Plan {
@@ -207,8 +207,8 @@ export function planSync(input: PlanInput): Plan {
     deleted.push(...stale);
   }
   const texts = batches(work, input.batchChains ?? 0)
-    .map((lines) => lines.join('\n') + '\n')
-    .filter((t) => t !== '\n');
+    .map(restoreText)
+    .filter((t) => t !== '');
 
   const commit = (state: AppliedState | null): AppliedState => {
     if (full || state === null) {

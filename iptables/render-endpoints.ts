@@ -34,29 +34,32 @@ export function cachedProbability(n: number): string {
 export interface EndpointRuleContext {
   /** Leave per-endpoint comments out (upstream's large-cluster mode, > 1000 endpoints). */
   readonly largeClusterMode: boolean;
+  /** The KUBE-SEP name of an endpoint of this service port (default endpointChainName; a render passes endpointChainNamer's). */
+  readonly sepName?: (ep: Endpoint) => string;
 }
 
 /** Rules of a KUBE-SVC-* / KUBE-SVL-* chain jumping to the given endpoints. */
 export function serviceToEndpointRules(sp: ServicePort, endpoints: readonly Endpoint[], ctx: EndpointRuleContext): string[] {
   const rules: string[] = [];
   const commentFor = (ep: Endpoint): string => (ctx.largeClusterMode ? '' : `${commentMatch(`${sp.key} -> ${endpointString(ep)}`)} `);
+  const sepName = ctx.sepName ?? ((ep: Endpoint) => endpointChainName(sp, ep));
   if (sp.sessionAffinityTimeout > 0) {
     for (const ep of endpoints) {
-      const sep = endpointChainName(sp, ep);
+      const sep = sepName(ep);
       rules.push(`${commentFor(ep)}-m recent --name ${sep} --rcheck --seconds ${sp.sessionAffinityTimeout} --reap -j ${sep}`);
     }
   }
   const n = endpoints.length;
   endpoints.forEach((ep, i) => {
     const stat = i < n - 1 ? `-m statistic --mode random --probability ${cachedProbability(n - i)} ` : '';
-    rules.push(`${commentFor(ep)}${stat}-j ${endpointChainName(sp, ep)}`);
+    rules.push(`${commentFor(ep)}${stat}-j ${sepName(ep)}`);
   });
   return rules;
 }
 
 /** The KUBE-SEP-* chain of one endpoint. */
 export function endpointChain(sp: ServicePort, ep: Endpoint, ctx: EndpointRuleContext): Chain {
-  const name = endpointChainName(sp, ep);
+  const name = ctx.sepName ? ctx.sepName(ep) : endpointChainName(sp, ep);
   const proto = sp.protocol.toLowerCase();
   const comment = ctx.largeClusterMode ? '' : `${commentMatch(sp.key)} `;
   const affinity = sp.sessionAffinityTimeout > 0 ? `-m recent --name ${name} --set ` : '';

@@ -11,7 +11,7 @@
  */
 import type { Endpoint, ServicePort, ServicePortState } from '../proxier/types.ts';
 import { externallyAccessible } from '../proxier/types.ts';
-import { serviceChainNames, type ServiceChainNames } from './chain-names.ts';
+import { endpointChainNamer, serviceChainNames, type ServiceChainNames } from './chain-names.ts';
 import { KUBE_MARK_MASQ } from './chains.ts';
 import { commentMatch } from './comment.ts';
 import type { LocalDetector } from './local-detector.ts';
@@ -212,7 +212,7 @@ function endpointChains(d: Decisions, state: ServicePortState, ctx: ServiceRende
     if (ctx.masqueradeAll) internalMasq.push(`${d.clusterMatch} -j ${KUBE_MARK_MASQ}`);
     else if (ctx.detector.ifNotLocal) internalMasq.push(`${d.clusterMatch} ${ctx.detector.ifNotLocal.join(' ')} -j ${KUBE_MARK_MASQ}`);
   }
-  const epCtx = { largeClusterMode: ctx.largeClusterMode };
+  const epCtx = { largeClusterMode: ctx.largeClusterMode, sepName: endpointChainNamer(sp) };
   const policyChain = (name: string, endpoints: readonly Endpoint[]): Chain => ({
     name,
     policy: null,

@@ -20,24 +20,60 @@ export interface TableSection {
   readonly deleted?: readonly string[];
 }
 
-/** The lines of one table section; none when there is nothing to write in that table. */
-export function sectionLines(s: TableSection): string[] {
+/** Text is handed to the writer in pieces of about this many characters. */
+export const RESTORE_CHUNK_CHARS = 1 << 16;
+
+/** Collects lines and hands them to a writer in chunks, so no caller needs the whole text at once. */
+class ChunkedLines {
+  private buf = '';
+  private readonly write: (chunk: string) => void;
+  private readonly chunkChars: number;
+  constructor(write: (chunk: string) => void, chunkChars: number) {
+    this.write = write;
+    this.chunkChars = chunkChars;
+  }
+  line(text: string): void {
+    this.buf += text + '\n';
+    if (this.buf.length >= this.chunkChars) this.flush();
+  }
+  flush(): void {
+    if (!this.buf) return;
+    this.write(this.buf);
+    this.buf = '';
+  }
+}
+
+function writeSection(s: TableSection, out: ChunkedLines): void {
   const { chains = [], emptied = [], edits = [], deleted = [] } = s;
-  if (!chains.length && !emptied.length && !edits.length && !deleted.length) return [];
-  const lines = [`*${s.table}`];
-  for (const c of chains) lines.push(`:${c.name} - [0:0]`);
-  for (const name of emptied) lines.push(`:${name} - [0:0]`);
-  for (const e of edits) lines.push(e);
-  for (const c of chains) for (const r of c.rules) lines.push(`-A ${c.name} ${r}`);
-  for (const name of deleted) lines.push(`-X ${name}`);
-  lines.push('COMMIT');
-  return lines;
+  if (!chains.length && !emptied.length && !edits.length && !deleted.length) return;
+  out.line(`*${s.table}`);
+  for (const c of chains) out.line(`:${c.name} - [0:0]`);
+  for (const name of emptied) out.line(`:${name} - [0:0]`);
+  for (const e of edits) out.line(e);
+  for (const c of chains) {
+    const head = `-A ${c.name} `;
+    for (const r of c.rules) out.line(head + r);
+  }
+  for (const name of deleted) out.line(`-X ${name}`);
+  out.line('COMMIT');
+}
+
+/**
+ * iptables-restore input for the sections, in order, handed to `write` in
+ * chunks of about `chunkChars` characters (the concatenation is the text
+ * restoreText returns; nothing is written when no section has anything).
+ */
+export function writeRestoreText(sections: readonly TableSection[], write: (chunk: string) => void, chunkChars = RESTORE_CHUNK_CHARS): void {
+  const out = new ChunkedLines(write, chunkChars);
+  for (const s of sections) writeSection(s, out);
+  out.flush();
 }
 
 /** iptables-restore input for the sections, in order; "" when none has anything to write. */
 export function restoreText(sections: readonly TableSection[]): string {
-  const lines = sections.flatMap(sectionLines);
-  return lines.length ? lines.join('\n') + '\n' : '';
+  const parts: string[] = [];
+  writeRestoreText(sections, (chunk) => parts.push(chunk));
+  return parts.join('');
 }
 
 export interface RestoreTextOptions {
@@ -56,13 +92,18 @@ export interface RestoreTextOptions {
 
 /** iptables-restore input for a whole Ruleset: its user chains written whole. */
 export function toRestoreText(rs: Ruleset, opts: RestoreTextOptions = { builtins: 'skip' }): string {
-  return restoreText(
-    rs.tables.map((t) => {
-      const inserts =
-        opts.builtins === 'insert'
-          ? t.chains.filter((c) => c.policy !== null).flatMap((c) => c.rules.map((r, i) => `-I ${c.name} ${i + 1} ${r}`))
-          : [];
-      return { table: t.name, chains: t.chains.filter((c) => c.policy === null), edits: [...inserts, ...(opts.edits?.get(t.name) ?? [])] };
-    }),
-  );
+  return restoreText(rulesetSections(rs, opts));
+}
+
+/** toRestoreText in chunks (see writeRestoreText): `render` streams a 17 MB ruleset to stdout this way. */
+export function writeRulesetText(rs: Ruleset, opts: RestoreTextOptions, write: (chunk: string) => void): void {
+  writeRestoreText(rulesetSections(rs, opts), write);
+}
+
+function rulesetSections(rs: Ruleset, opts: RestoreTextOptions): TableSection[] {
+  return rs.tables.map((t) => {
+    const inserts =
+      opts.builtins === 'insert' ? t.chains.filter((c) => c.policy !== null).flatMap((c) => c.rules.map((r, i) => `-I ${c.name} ${i + 1} ${r}`)) : [];
+    return { table: t.name, chains: t.chains.filter((c) => c.policy === null), edits: [...inserts, ...(opts.edits?.get(t.name) ?? [])] };
+  });
 }

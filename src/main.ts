@@ -6,8 +6,17 @@
  * --max-semi-space-size=2 caps V8's young generation: at 10,000 services the
  * default lets the heap balloon to ~350 MB resident for ~120 MB of live data.
  */
+import { enableCompileCache } from 'node:module';
 import { hostname } from 'node:os';
-import { listenForStop } from './system/stop-signals.ts';
+
+// Node's compile cache keeps each module's stripped TypeScript and V8 code between runs (keyed by content, so an
+// edited file is compiled afresh): a second `render` starts in half the CPU time. It lives in the package's own
+// node_modules/.cache (not a world-writable /tmp: the agent runs as root); NODE_COMPILE_CACHE chooses another
+// directory and NODE_DISABLE_COMPILE_CACHE=1 turns it off. A directory that cannot be written just goes unused.
+// Set NODE_COMPILE_CACHE in the environment to also cover this file: a process whose every module comes from the
+// cache never loads the type stripper (~18 MiB resident).
+enableCompileCache(process.env['NODE_COMPILE_CACHE'] || new URL('../node_modules/.cache/kube-proxy-ts-compile', import.meta.url).pathname);
+const { listenForStop } = await import('./system/stop-signals.ts');
 
 const command = process.argv[2];
 const isAgent = command === undefined || (command.startsWith('-') && command !== '--help' && command !== '-h');

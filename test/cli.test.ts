@@ -3,7 +3,7 @@
  * exit codes, stdout holding only restore input, errors naming what is wrong.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -121,5 +121,33 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.stdout).toContain('-d 172.30.0.7 --dport 80');
     expect(r.stdout).toContain('-d 172.30.0.10 --dport 80'); // legacy leading zeros read as decimal, as upstream
     expect(r.stderr).toMatch(/Service ns\/bad-ip.*clusterIP/);
+  });
+});
+
+describe('compile cache', { timeout: 60_000 }, () => {
+  const run = (env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string }> =>
+    new Promise((resolve) => execFile(process.execPath, [MAIN, 'help'], { env }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout })));
+  const count = async (dir: string): Promise<number> => (await readdir(dir, { recursive: true }).catch(() => [])).length;
+  const baseEnv = (): NodeJS.ProcessEnv => {
+    const env = { ...process.env };
+    delete env['NODE_COMPILE_CACHE'];
+    delete env['NODE_DISABLE_COMPILE_CACHE'];
+    return env;
+  };
+
+  it("keeps compiled modules in the package's node_modules/.cache by default", async () => {
+    const first = await run(baseEnv());
+    expect(first.code).toBe(0);
+    expect(await count(new URL('../node_modules/.cache/kube-proxy-ts-compile', import.meta.url).pathname)).toBeGreaterThan(10);
+  });
+
+  it('uses NODE_COMPILE_CACHE when set; a second run reads what the first wrote and prints the same', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-compile-cache-'));
+    const first = await run({ ...baseEnv(), NODE_COMPILE_CACHE: dir });
+    const entries = await count(dir);
+    expect(entries).toBeGreaterThan(10);
+    const second = await run({ ...baseEnv(), NODE_COMPILE_CACHE: dir });
+    expect(second).toEqual(first);
+    expect(await count(dir)).toBe(entries);
   });
 });

@@ -4,7 +4,7 @@
  * IPv6), or with --mode=nftables `nft -f` input (render-nft.ts). stdout holds
  * only that input; logs go to stderr.
  */
-import { toRestoreText } from '../../iptables/restore-text.ts';
+import { writeRulesetText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import type { Logger } from '../../proxier/log.ts';
 import type { IPFamily } from '../../proxier/types.ts';
@@ -58,7 +58,8 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
     io.stdout(
       `# kube-proxy-ts ${r.ruleset.family} ruleset for node ${desired.nodeName}: ${services} service ports, local traffic detection: ${r.localDetector.description}\n`,
     );
-    io.stdout(toRestoreText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }));
+    // In chunks: a pipe into iptables-restore starts reading while the rest is written, and the text is never held whole.
+    writeRulesetText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }, io.stdout);
   }
   return 0;
 }

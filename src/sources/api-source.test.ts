@@ -23,7 +23,9 @@ describe('api source', () => {
     const web = rec.events.find((e) => e.key === 'default/web')!;
     expect(web.old).toBeNull();
     expect(web.obj).toMatchObject({ kind: 'Service', apiVersion: 'v1', spec: { clusterIP: '10.96.0.10' } });
-    expect(typeof (web.obj as KubeObject).metadata.creationTimestamp).toBe('string');
+    // Only the fields the agent reads are kept (retained-fields.ts): no creationTimestamp.
+    expect((web.obj as KubeObject).metadata).not.toHaveProperty('creationTimestamp');
+    expect(typeof (web.obj as KubeObject).metadata.resourceVersion).toBe('string');
     expect(rec.problems).toEqual([]);
   });
 
@@ -32,13 +34,15 @@ describe('api source', () => {
     const rec = recorder();
     await h.startSource(rec);
     await rec.until(() => rec.synced('Service') === 1, 'Service synced');
-    h.server.create('services', svc('api'));
+    const apiSvc = svc('api');
+    h.server.create('services', { ...apiSvc, metadata: { ...apiSvc.metadata, managedFields: [{ manager: 'kubectl', operation: 'Update' }] } });
     const v1 = h.server.get('services', 'default/web')!;
     const v2 = h.server.update('services', svc('web', { port: 8080 }));
     h.server.delete('services', 'default/api');
     await rec.until(() => rec.events.length === 6, 'three more events');
     const [add, upd, del] = rec.events.slice(3);
     expect(add).toMatchObject({ type: 'add', kind: 'Service', key: 'default/api', old: null });
+    expect((add!.obj as KubeObject).metadata).not.toHaveProperty('managedFields'); // trimmed on the watch path too
     expect(upd).toMatchObject({
       type: 'update',
       key: 'default/web',

@@ -39,6 +39,7 @@ import { GuardedWatch, isWellFormed, statusOf, type RequestObserver } from './ku
 import { listRaw } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
+import { retainedFields } from './retained-fields.ts';
 import { Supervisor, type BackoffOptions, type Run, type RunControl } from './supervisor.ts';
 import type { Clock } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
@@ -134,6 +135,7 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     onActivity: () => control.activity(),
     onDead: (err) => control.failed(err),
     onProblem: problem,
+    retain: (obj) => retainedFields(spec.kind, obj),
     ...(c.observe ? { observe: c.observe } : {}),
   });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
@@ -147,7 +149,8 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
       });
       if (closed) throw new Error('informer stopped');
       c.answered();
-      const items = list.items.filter(isWellFormed);
+      // Only the fields the agent reads are kept, by ListWatch's cache and by the tracker (retained-fields.ts).
+      const items = list.items.filter(isWellFormed).map((o) => retainedFields(spec.kind, o as Record<string, unknown>));
       if (items.length !== list.items.length) problem(`dropped ${list.items.length - items.length} listed objects without metadata.name`);
       tracker.reconcile(items);
       handlers.onSynced(spec.kind);

@@ -99,6 +99,8 @@ export interface GuardedWatchHooks {
   onProblem(message: string, err?: unknown): void;
   /** Every watch request sent, with its answer (rest_client_requests_total). */
   observe?: RequestObserver;
+  /** What an ADDED/MODIFIED/DELETED object becomes before the callback sees it (the informer keeps that: api-source trims it). */
+  retain?: (obj: Record<string, unknown>) => Record<string, unknown>;
 }
 
 type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
@@ -134,7 +136,8 @@ export class GuardedWatch extends Watch {
       this.hooks.onActivity();
       if (!this.acceptable(phase, obj)) return;
       try {
-        const result: unknown = callback(phase, obj, watchObj);
+        const kept = this.hooks.retain && OBJECT_EVENTS.has(phase) ? this.hooks.retain(obj as Record<string, unknown>) : obj;
+        const result: unknown = callback(phase, kept, watchObj);
         if (result instanceof Promise) result.catch((err: unknown) => this.hooks.onProblem(`watch ${path}: ${phase} handler failed`, err));
       } catch (err) {
         this.hooks.onProblem(`watch ${path}: ${phase} handler failed`, err);

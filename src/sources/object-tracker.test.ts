@@ -30,13 +30,13 @@ describe('ObjectTracker', () => {
     expect(t.size).toBe(0);
   });
 
-  it('normalises to plain JSON with kind and apiVersion', () => {
+  it('normalises to plain JSON with kind and apiVersion, keeping the fields the agent reads', () => {
     const { t, events } = tracker();
     t.upsert(svc('a', '1'));
     expect(events[0]!.obj).toEqual({
       kind: 'Service',
       apiVersion: 'v1',
-      metadata: { name: 'a', namespace: 'ns', resourceVersion: '1', creationTimestamp: '2026-01-02T03:04:05.000Z' },
+      metadata: { name: 'a', namespace: 'ns', resourceVersion: '1' },
       spec: { clusterIP: '10.0.0.1', ports: [{ port: 80 }] },
     });
   });

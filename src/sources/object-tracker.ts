@@ -3,7 +3,8 @@
  * about, which turns informer callbacks into ObjectEvents with the previous
  * object (client-node's update callback carries only the new one). It also:
  * - normalises every object to plain JSON with kind/apiVersion set, so list
- *   items and watch objects look alike;
+ *   items and watch objects look alike, keeping only the fields the agent
+ *   reads (retained-fields.ts);
  * - drops no-op updates (same resourceVersion, or equal content apart from
  *   the resourceVersion: relists and spurious watch updates);
  * - reconciles a complete list against what we have (adds, updates, and
@@ -13,6 +14,7 @@
  */
 import { objectKey } from '../../proxier/raw.ts';
 import type { ObjectEvent, ObjectKind } from './events.ts';
+import { retainedFields } from './retained-fields.ts';
 
 export interface ObjectTrackerOptions {
   readonly kind: ObjectKind;
@@ -66,11 +68,10 @@ export class ObjectTracker {
     return [...this.objects.keys()];
   }
 
-  /** Plain-JSON copy with kind/apiVersion; null if not an object with a name. */
+  /** Plain-JSON copy of the fields the agent reads (retained-fields.ts), with kind/apiVersion; null if not an object with a name. */
   normalise(raw: unknown): Json | null {
     if (objectKey(raw) === null) return null;
-    const copy = JSON.parse(JSON.stringify(raw)) as Json;
-    return { ...copy, kind: this.o.kind, apiVersion: this.o.apiVersion };
+    return { ...retainedFields(this.o.kind, raw as Json), kind: this.o.kind, apiVersion: this.o.apiVersion };
   }
 
   /** An added or updated object (from a watch event or a list item). */

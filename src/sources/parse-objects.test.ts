@@ -47,6 +47,24 @@ describe('parseObjects', () => {
     expect(names(r.nodes)).toEqual(['n1']);
   });
 
+  it('reads JSON with JSON.parse: problems name the line where the document starts, a repeated key keeps its last value', () => {
+    const list = {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'x' } },
+        { apiVersion: 'v1', kind: 'Service', metadata: {} },
+      ],
+    };
+    const r = parseObjects(`\n\n  ${JSON.stringify(list, null, 2)}\n`, 'l.json');
+    expect(names(r.services)).toEqual(['x/a']);
+    expect(r.problems.map(formatProblem)).toEqual(['Service l.json:3 (document 1) item 2: has no metadata.name']);
+    const dup = parseObjects('{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "a", "name": "b"}}', 'd.json');
+    expect(names(dup.nodes)).toEqual(['b']);
+    // Not JSON after all (YAML flow style starting with "{"): the YAML parser reads it.
+    expect(names(parseObjects('{apiVersion: v1, kind: Node, metadata: {name: n}}', 'f.yaml').nodes)).toEqual(['n']);
+  });
+
   it('flattens Lists; items of a typed list inherit kind and apiVersion', () => {
     const list = { apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'x' } }] };
     expect(names(parseObjects(JSON.stringify(list), 'l.json').services)).toEqual(['x/a']);
