@@ -47,6 +47,25 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     help: "iptables backend: auto picks the one the node already uses (as upstream's iptables-wrapper), or force nft or legacy.",
   },
   {
+    name: 'traffic-counters',
+    type: 'bool',
+    default: 'false',
+    help: 'iptables mode: export packets and bytes per service endpoint (kubeproxy_ts_endpoint_*_total) from the KUBE-SEP rule counters, read at full syncs and every --traffic-counters-period.',
+  },
+  {
+    name: 'traffic-counters-period',
+    type: 'duration',
+    default: '1m0s',
+    help: 'With --traffic-counters: how often the counters are read besides full syncs (iptables-save -c -t nat).',
+  },
+  {
+    name: 'traffic-counters-max-endpoints',
+    type: 'int',
+    default: '1000',
+    min: 1,
+    help: 'With --traffic-counters: most (service, endpoint) pairs exported; the rest are left out with a warning.',
+  },
+  {
     name: 'hostname-override',
     type: 'string',
     default: '',

@@ -40,6 +40,8 @@ export async function removeOtherMode(handles: ReadonlyMap<IPFamily, Iptables>, 
 export function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps): ProxyMode {
   const { clock, logger, conntrack } = deps;
   if (config.mode === 'userspace') {
+    if (config.trafficCounters)
+      logger.warn('--traffic-counters: userspace mode has no KUBE-SEP counters; its kubeproxy_ts_userspace_* metrics count traffic per service port');
     return new UserspaceMode(
       {
         iptables: probe.handles,
@@ -64,6 +66,9 @@ export function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps
       render: { ...renderOptionsFrom(config, { randomFully: probe.randomFully }), conntrackTCPLiberal: liberal },
       batchChains: probe.backend === 'nft' ? NFT_BATCH_CHAINS : 0,
       canaryPeriodMs: config.syncPeriodMs,
+      ...(config.trafficCounters
+        ? { trafficCounters: { periodMs: config.trafficCountersPeriodMs, maxEndpoints: config.trafficCountersMaxEndpoints } }
+        : {}),
     },
     { clock, logger, conntrack, runner: deps.runner },
   );
