@@ -347,6 +347,19 @@ export const RENDER_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** `kube-proxy-ts top` adds these (src/cmd/top.ts). */
+export const TOP_FLAGS: readonly FlagSpec[] = [
+  { name: 'interval', type: 'duration', default: '2s', help: 'top: time between two readings of the counters' },
+  { name: 'iterations', type: 'int', default: '0', min: 0, help: 'top: stop after this many frames (0: until interrupted)' },
+  {
+    name: 'ip-family',
+    type: 'string',
+    default: '',
+    values: ['', 'IPv4', 'IPv6'],
+    help: 'top: the family whose counters are read (default: IPv4 when the node has it, else IPv6)',
+  },
+];
+
 export function findFlag(specs: readonly FlagSpec[], name: string): FlagSpec {
   const spec = specs.find((s) => s.name === name);
   if (!spec) throw new Error(`no flag named ${name}`);
