@@ -51,8 +51,8 @@ describe('top: the frame', () => {
       [c('KUBE-SEP-A', 'ns/web:http', '10.0.0.1:80', 30), c('KUBE-SEP-B', 'ns/web:http', '10.0.0.2:80', 10)],
       2,
     );
-    const lines = formatFrame(r, { source: 'IPv4 nat table, nft backend', intervalSeconds: 2, at, columns: 100, rows: 40 });
-    expect(lines[0]).toBe('kube-proxy-ts top 12:00:05Z | IPv4 nat table, nft backend | every 2s | 1 services, 2 endpoints');
+    const lines = formatFrame(r, { source: 'IPv4 nat, nft', intervalSeconds: 2, at, columns: 100, rows: 40 });
+    expect(lines[0]).toBe('kube-proxy-ts top 12:00:05Z | IPv4 nat, nft | every 2s | 1 services, 2 endpoints');
     expect(lines).toContain('ns/web:http                   20.0      1.2K');
     const a = lines.find((l) => l.startsWith('  10.0.0.1:80'))!;
     expect(a).toMatch(/^ {2}10\.0\.0\.1:80 +15\.0 +900 +75% +30 {2}#+\.+$/);

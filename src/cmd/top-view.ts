@@ -71,7 +71,7 @@ export function rates(previous: readonly EndpointCounter[], current: readonly En
 }
 
 export interface FrameOptions {
-  /** Header: what was read, e.g. "IPv4 nat table (nft backend)". */
+  /** Header: what was read, e.g. "IPv4 nat, nft" (family, table, backend). */
   readonly source: string;
   readonly intervalSeconds: number;
   /** Wall-clock time of the reading. */
@@ -91,7 +91,7 @@ export function formatFrame(services: readonly ServiceRate[], o: FrameOptions): 
   const endpoints = services.reduce((n, s) => n + s.endpoints.length, 0);
   const lines = [
     `kube-proxy-ts top ${o.at.toISOString().slice(11, 19)}Z | ${o.source} | every ${o.intervalSeconds}s | ${services.length} services, ${endpoints} endpoints`,
-    'packets: new connections (TCP) or flows (UDP), as counted by the KUBE-SEP DNAT rules',
+    'pkts: new TCP connections and UDP flows, as the KUBE-SEP DNAT rules count them',
     '',
   ];
   const nameWidth = Math.max(24, ...services.flatMap((s) => [s.service.length, ...s.endpoints.map((e) => e.endpoint.length + 2)]));

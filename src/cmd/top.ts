@@ -53,7 +53,7 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
     if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
     const current = await read();
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
-      source: `${wanted} nat table, ${probe.backend} backend`,
+      source: `${wanted} nat, ${probe.backend}`,
       intervalSeconds: intervalMs / 1000,
       at: new Date(current.at),
       columns: terminal?.columns ?? 120,
