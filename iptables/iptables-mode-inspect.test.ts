@@ -124,7 +124,9 @@ describe('IptablesMode inspect: traffic per endpoint', () => {
     // That reading came before the first restore: no endpoint chain yet.
     expect(traffic(mode)).toEqual([]);
     fake.count('nat', sepChain(1, '10.0.0.1'), '-j DNAT', 3, 180);
-    // A partial sync that changes nothing reads nothing.
+    // Partial syncs read nothing: one that changes nothing, one that adds a service.
+    await mode.sync(snap, NOT_PERIODIC);
+    await mode.sync(snapshotOf([svc(1, ['10.0.0.1', '10.0.0.2']), svc(3, ['10.0.0.3'])]), NOT_PERIODIC);
     await mode.sync(snap, NOT_PERIODIC);
     expect(saves).toHaveLength(1);
     // The periodic full sync reads them just before its restore rewrites (and so zeroes) every chain.

@@ -143,6 +143,7 @@ describe('--traffic-counters with real traffic (kubernetes/kubernetes#18519)', (
     expect(rules.body).toMatch(/^# IPv4: applied at \S+ by a (full|partial) sync/m);
     expect(rules.body).toMatch(/^-A KUBE-SERVICES -m comment --comment "ns1\/web:p80 cluster IP" .*-d 172\.30\.0\.10 --dport 80 -j KUBE-SVC-/m);
     expect(rules.body).toContain('# IPv4: no refused input');
+    console.log(`/debug/rules, the IPv4 part:\n${rules.body.slice(0, rules.body.indexOf('# IPv4: no refused input') + 40)}`);
   });
 
   it('kube-proxy-ts top redraws one screen in place on a pseudo-terminal while traffic flows', async () => {
