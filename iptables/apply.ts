@@ -6,8 +6,8 @@
  * outdated ones replaced, in the same restore as everything else). Then the
  * restore inputs go in order with --noflush, each one atomic. A refused input
  * rejects with an ApplyError (carrying that input and the line) after
- * logging the lines around the one iptables-restore named; the caller then forgets what it had applied, so
- * that its next sync is a full one.
+ * logging the lines around the one iptables-restore named; the caller then
+ * forgets what it had applied, so that its next sync is a full one.
  */
 import type { Logger } from '../proxier/log.ts';
 import { ApplyError } from '../proxier/mode.ts';
