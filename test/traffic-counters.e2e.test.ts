@@ -146,6 +146,42 @@ describe('--traffic-counters with real traffic (kubernetes/kubernetes#18519)', (
     console.log(`/debug/rules, the IPv4 part:\n${rules.body.slice(0, rules.body.indexOf('# IPv4: no refused input') + 40)}`);
   });
 
+  it('/debug/rules keeps the input the kernel refused, with its error and the line it named (upstream RestoreAll failure)', async () => {
+    const ns = cluster.node('node-1').ns;
+    const nat = await cluster.exec(ns, 'iptables-nft-save', ['-t', 'nat']);
+    const chain = /^-A (KUBE-SEP-\w+) .*DNAT --to-destination 10\.244\.1\.4:8080/m.exec(nat.stdout)![1]!;
+    // A foreign rule jumps to other's endpoint chain: deleting that chain (the service goes) must fail in the kernel.
+    for (const args of [
+      ['-t', 'nat', '-N', 'FOREIGN'],
+      ['-t', 'nat', '-A', 'FOREIGN', '-j', chain],
+    ])
+      expect((await cluster.exec(ns, 'iptables-nft', args)).code).toBe(0);
+    try {
+      await writeFile(
+        join(dir, 'cluster.yaml'),
+        objects
+          .slice(0, 3)
+          .map((d) => dump(d))
+          .join('---\n'),
+      );
+      await waitFor('a refused restore on /debug/rules', async () => (await get('/debug/rules')).body.includes('# IPv4: REFUSED at'), 15_000);
+      const body = (await get('/debug/rules')).body;
+      const refused = body.slice(body.indexOf('# IPv4: REFUSED at'));
+      expect(refused).toMatch(/^# the line it named, \d+: .*KUBE-SEP-/m);
+      expect(refused).toContain(`# -X ${chain}`);
+      // What the kernel still holds is shown beside it: other's chains are still in the applied ruleset.
+      expect(body.slice(0, body.indexOf('# IPv4: REFUSED at'))).toContain(`:${chain} - [0:0]`);
+    } finally {
+      for (const args of [
+        ['-t', 'nat', '-F', 'FOREIGN'],
+        ['-t', 'nat', '-X', 'FOREIGN'],
+      ])
+        await cluster.exec(ns, 'iptables-nft', args);
+      await writeFile(join(dir, 'cluster.yaml'), objects.map((d) => dump(d)).join('---\n'));
+    }
+    await waitFor('converged again', async () => (await packets('ns1/other:p80')).size === 1, 15_000);
+  });
+
   it('kube-proxy-ts top redraws one screen in place on a pseudo-terminal while traffic flows', async () => {
     const ns = cluster.node('node-1').ns;
     let done = false;
