@@ -5,9 +5,9 @@
  * deleted) and their built-in chains (missing jump rules are inserted and
  * outdated ones replaced, in the same restore as everything else). Then the
  * restore inputs go in order with --noflush, each one atomic. A refused input
- * rejects with an ApplyError after logging the lines around the one
- * iptables-restore named; the caller then forgets what it had applied, so
- * that its next sync is a full one.
+ * rejects with an ApplyError (carrying that input and the line) after
+ * logging the lines around the one iptables-restore named; the caller then
+ * forgets what it had applied, so that its next sync is a full one.
  */
 import type { Logger } from '../proxier/log.ts';
 import { ApplyError } from '../proxier/mode.ts';
@@ -38,9 +38,9 @@ export interface ApplyRequest<P extends { readonly batches: readonly string[] }>
   plan(live: LiveTables | null): P;
 }
 
-/** Starts a full sync's iptables-save so that it runs while the caller renders. */
-export function readLiveTables(ipt: Iptables): Promise<string> {
-  const saving = ipt.save(['filter', 'nat']);
+/** Starts a full sync's iptables-save (with -c when `counters`) so that it runs while the caller renders. */
+export function readLiveTables(ipt: Iptables, opts: { counters?: boolean } = {}): Promise<string> {
+  const saving = ipt.save(['filter', 'nat'], { counters: opts.counters === true });
   saving.catch(() => undefined);
   return saving;
 }
@@ -56,14 +56,18 @@ export async function applyRules<P extends { readonly batches: readonly string[]
     live = { chains: scan.chains, jumpEdits: jumpRuleLines(jumps) };
   }
   const plan = req.plan(live);
+  let current = '';
   try {
-    for (const batch of plan.batches) await ipt.restore(batch, { noflush: true, counters: req.counters });
+    for (const batch of plan.batches) {
+      current = batch;
+      await ipt.restore(batch, { noflush: true, counters: req.counters });
+    }
   } catch (err) {
     req.logger.error(
       { err, context: err instanceof RestoreError ? err.context : undefined, full: req.full },
       'iptables-restore failed; the next sync will be a full one',
     );
-    throw new ApplyError(ipt.family, req.full, err);
+    throw new ApplyError(ipt.family, req.full, err, { input: current, line: err instanceof RestoreError ? err.line : null });
   }
   return plan;
 }

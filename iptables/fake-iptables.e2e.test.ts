@@ -135,3 +135,49 @@ describe.each(['nft', 'legacy'] as IptablesBackend[])('FakeIptables agrees with 
     }
   });
 });
+
+/**
+ * What the traffic counters rely on (proxier/traffic-totals.ts): a restore resets the counters of the chains it
+ * declares, flushes or zeroes, with or without --counters, and leaves every other rule's alone. Counters are set
+ * through `[packets:bytes]` lines with --counters, so no traffic is needed.
+ */
+describe.each(['nft', 'legacy'] as IptablesBackend[])('FakeIptables counters agree with iptables-%s', (backend) => {
+  const COUNTED = { noflush: true, counters: true };
+  const steps: [string, { noflush: boolean; counters: boolean }][] = [
+    [
+      '*nat\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n:KUBE-SEP-C - [0:0]\n[7:420] -A KUBE-SVC-A -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-A\n[5:300] -A KUBE-SVC-A -j KUBE-SEP-B\n[1:60] -A KUBE-SEP-A -s 10.0.0.1/32 -j MARK --set-xmark 0x4000/0x4000\n[7:420] -A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80\n[5:300] -A KUBE-SEP-B -p tcp -m tcp -j DNAT --to-destination 10.0.0.2:80\n[3:180] -A KUBE-SEP-C -p tcp -m tcp -j DNAT --to-destination 10.0.0.3:80\nCOMMIT\n',
+      COUNTED,
+    ],
+    // A partial sync's restore: the service chain and one endpoint chain declared again, one endpoint chain zeroed.
+    [
+      '*nat\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-B - [0:0]\n-A KUBE-SVC-A -j KUBE-SEP-B\n-A KUBE-SEP-B -p tcp -m tcp -j DNAT --to-destination 10.0.0.2:80\n-Z KUBE-SEP-C\nCOMMIT\n',
+      COUNTED,
+    ],
+    ['*nat\n:KUBE-SEP-A - [0:0]\n-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80\nCOMMIT\n', { noflush: true, counters: false }],
+  ];
+  const counters = async (ipt: Iptables): Promise<string[]> =>
+    (await ipt.save(['nat'], { counters: true }))
+      .split('\n')
+      .filter((l) => l.startsWith('['))
+      .map((l) => l.replace(/ -A (\S+) .*/, ' $1'));
+
+  it('a declared, flushed or zeroed chain restarts from zero; the others keep their counters', async () => {
+    const ns = `${PREFIX}-${backend}-ctr`;
+    await net.addNamespace(ns);
+    try {
+      const real = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
+      const fake = new FakeIptables({ backend });
+      const seen: [string[], string[]][] = [];
+      for (const [text, opts] of steps) {
+        await real.restore(text, opts);
+        await fake.restore(text, opts);
+        seen.push([await counters(real), await counters(fake)]);
+      }
+      for (const [r, f] of seen) expect(f).toEqual(r);
+      expect(seen[1]![0]).toEqual(['[1:60] KUBE-SEP-A', '[7:420] KUBE-SEP-A', '[0:0] KUBE-SEP-B', '[0:0] KUBE-SEP-C', '[0:0] KUBE-SVC-A']);
+      expect(seen[2]![0]).toEqual(['[0:0] KUBE-SEP-A', '[0:0] KUBE-SEP-B', '[0:0] KUBE-SEP-C', '[0:0] KUBE-SVC-A']);
+    } finally {
+      await net.deleteNamespace(ns);
+    }
+  });
+});

@@ -223,4 +223,25 @@ describe('FakeIptables restore semantics', () => {
       expect(ipt.snapshot().tables.map((t) => t.name)).toEqual(order);
     }
   });
+
+  it('counts traffic per rule, saves it with -c, and restarts a chain declared again from zero (as fake-iptables.e2e checks)', async () => {
+    const ipt = await loaded();
+    ipt.count('nat', 'KUBE-SEP-A', '-j DNAT', 3, 180);
+    ipt.count('nat', 'KUBE-SEP-B', '-j DNAT', 2, 120);
+    ipt.count('nat', 'KUBE-SEP-A', '-j DNAT', 1, 60);
+    const sep = async () => (await ipt.save(['nat'], { counters: true })).split('\n').filter((l) => l.includes('-A KUBE-SEP'));
+    expect(await sep()).toEqual([
+      '[4:240] -A KUBE-SEP-A -p tcp -j DNAT --to-destination 10.0.0.1:80',
+      '[2:120] -A KUBE-SEP-B -p tcp -j DNAT --to-destination 10.0.0.2:80',
+    ]);
+    expect(await ipt.save(['nat'])).not.toContain('[4:240]');
+    await ipt.restore('*nat\n:KUBE-SEP-B - [0:0]\n-A KUBE-SEP-B -p tcp -j DNAT --to-destination 10.0.0.2:80\nCOMMIT\n', NOFLUSH);
+    expect(await sep()).toEqual([
+      '[4:240] -A KUBE-SEP-A -p tcp -j DNAT --to-destination 10.0.0.1:80',
+      '[0:0] -A KUBE-SEP-B -p tcp -j DNAT --to-destination 10.0.0.2:80',
+    ]);
+    await ipt.restore('*nat\n[9:540] -A KUBE-SEP-B -p tcp -j ACCEPT\nCOMMIT\n', { noflush: true, counters: true });
+    expect(await sep()).toContain('[9:540] -A KUBE-SEP-B -p tcp -j ACCEPT');
+    expect(() => ipt.count('nat', 'KUBE-SEP-A', 'MASQUERADE', 1, 1)).toThrow(/no rule containing "MASQUERADE" in nat\/KUBE-SEP-A/);
+  });
 });

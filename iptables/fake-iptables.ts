@@ -8,11 +8,18 @@
  *
  * Every restore is logged in `restores`, so tests can assert what was
  * written; `failNext` makes the next restore fail without touching state.
+ *
+ * Counters: `count()` stands in for traffic (adds packets and bytes to a
+ * rule); `save(..., { counters: true })` prints them as `iptables-save -c`
+ * does. As in the kernel (checked with both backends), a chain declared or
+ * flushed by a restore starts again from zero, with or without --counters;
+ * rules of chains the input does not declare keep theirs. Counters are kept
+ * per rule text, so two identical rules of one chain share theirs.
  */
 import type { IPFamily } from '../proxier/types.ts';
 import { applySection, freshTable, TableError, type FakeChain, type FakeTable } from './fake-tables.ts';
-import { extractLines, RestoreError, type Iptables, type IptablesBackend, type RestoreOptions } from './iptables.ts';
-import { ParseError, parseRestore, type RestoreDoc } from './parse.ts';
+import { extractLines, RestoreError, type Iptables, type IptablesBackend, type RestoreOptions, type SaveOptions } from './iptables.ts';
+import { ParseError, parseRestore, type RestoreDoc, type RestoreTable } from './parse.ts';
 import { BUILTIN_CHAINS, isBuiltinChain, type Ruleset, type Table } from './ruleset.ts';
 
 export interface FakeIptablesOptions {
@@ -35,6 +42,8 @@ export class FakeIptables implements Iptables {
   readonly restores: RestoreCall[] = [];
   /** Tables that exist, in creation order. */
   private readonly tables = new Map<string, FakeTable>();
+  /** table -> chain -> rule text -> [packets, bytes]. */
+  private readonly counters = new Map<string, Map<string, Map<string, [number, number]>>>();
   private injected: string | null = null;
 
   constructor(opts: FakeIptablesOptions = {}) {
@@ -77,6 +86,7 @@ export class FakeIptables implements Iptables {
       try {
         const next = applySection(this.tables.get(section.name), section, { noflush: opts.noflush, backend: this.backend, family: this.family });
         this.tables.set(section.name, next);
+        this.keepCounters(section, next, opts);
       } catch (e) {
         if (e instanceof TableError) return this.error(text, e.line, e.message, e.exitCode);
         throw e;
@@ -98,8 +108,51 @@ export class FakeIptables implements Iptables {
     });
   }
 
+  /** Traffic stand-in: adds to the counters of the first rule of table/chain whose text contains `rule`. */
+  count(table: string, chain: string, rule: string, packets: number, bytes: number): void {
+    const text = this.tables
+      .get(table)
+      ?.get(chain)
+      ?.rules.find((r) => r.includes(rule));
+    if (text === undefined) throw new Error(`fake iptables: no rule containing ${JSON.stringify(rule)} in ${table}/${chain}`);
+    let chains = this.counters.get(table);
+    if (!chains) this.counters.set(table, (chains = new Map()));
+    let byRule = chains.get(chain);
+    if (!byRule) chains.set(chain, (byRule = new Map()));
+    const c = byRule.get(text) ?? [0, 0];
+    byRule.set(text, [c[0] + packets, c[1] + bytes]);
+  }
+
+  /**
+   * After a committed section: chains it declared, flushed or zeroed (the whole table without --noflush) start from
+   * zero; with --counters, rules given as "[packets:bytes] -A ..." start from those.
+   */
+  private keepCounters(section: RestoreTable, next: FakeTable, opts: RestoreOptions): void {
+    let chains = this.counters.get(section.name);
+    if (!chains) this.counters.set(section.name, (chains = new Map()));
+    if (!opts.noflush) chains.clear();
+    for (const d of section.declarations) if (!isBuiltinChain(section.name, d.chain)) chains.delete(d.chain);
+    for (const op of section.ops) {
+      if (op.op !== 'F' && op.op !== 'X' && op.op !== 'Z') continue;
+      if (op.chain === null) chains.clear();
+      else chains.delete(op.chain);
+    }
+    for (const [chain, byRule] of chains) {
+      const rules = new Set(next.get(chain)?.rules ?? []);
+      for (const r of byRule.keys()) if (!rules.has(r)) byRule.delete(r);
+    }
+    if (!opts.counters) return;
+    for (const op of section.ops) {
+      const m = op.counters === undefined ? null : /^\[(\d+):(\d+)\]$/.exec(op.counters);
+      if (!m || (op.op !== 'A' && op.op !== 'I') || op.rule === undefined || op.chain === null) continue;
+      let byRule = chains.get(op.chain);
+      if (!byRule) chains.set(op.chain, (byRule = new Map()));
+      byRule.set(op.rule, [Number(m[1]), Number(m[2])]);
+    }
+  }
+
   /** iptables-save output: the given tables (each printed even if untouched), else every table that exists. */
-  async save(tables?: readonly string[]): Promise<string> {
+  async save(tables?: readonly string[], opts?: SaveOptions): Promise<string> {
     const names = tables ?? this.existingTables();
     const stamp = 'Thu Jan  1 00:00:00 1970';
     const tool = this.binary.replace('-restore', '-save');
@@ -109,7 +162,17 @@ export class FakeIptables implements Iptables {
       out.push(`# Generated by ${tool} v1.8.9 (fake) on ${stamp}`, `*${name}`);
       const chains = orderedChains(name, this.tables.get(name) ?? freshTable(name));
       for (const [c, ch] of chains) out.push(`:${c} ${ch.policy ?? '-'} [0:0]`);
-      for (const [c, ch] of chains) for (const r of ch.rules) out.push(r === '' ? `-A ${c}` : `-A ${c} ${r}`);
+      for (const [c, ch] of chains) {
+        const counted = this.counters.get(name)?.get(c);
+        for (const r of ch.rules) {
+          const line = r === '' ? `-A ${c}` : `-A ${c} ${r}`;
+          if (!opts?.counters) out.push(line);
+          else {
+            const [p, b] = counted?.get(r) ?? [0, 0];
+            out.push(`[${p}:${b}] ${line}`);
+          }
+        }
+      }
       out.push('COMMIT', `# Completed on ${stamp}`);
     }
     return out.length ? out.join('\n') + '\n' : '';

@@ -10,6 +10,11 @@
  * `iptables-restore --noflush --counters` per family, so it applies
  * atomically or not at all; a failure forgets what was applied and makes the
  * next sync a full one.
+ *
+ * For operators (`inspect`): the applied and refused rules per family, each
+ * service port's chains, and, with --traffic-counters, the traffic per
+ * endpoint read from the KUBE-SEP counters (traffic-counting.ts); a sync and
+ * a counter reading of one family never overlap.
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
@@ -17,14 +22,28 @@ import type { Conntrack } from '../proxier/conntrack.ts';
 import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
 import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
-import type { ProxyMode, SyncContext, SyncFailure, SyncReport } from '../proxier/mode.ts';
-import type { IPFamily, Snapshot } from '../proxier/types.ts';
+import {
+  ApplyError,
+  type ModeInspection,
+  type ProxyMode,
+  type ServiceObjects,
+  type SyncContext,
+  type SyncFailure,
+  type SyncReport,
+} from '../proxier/mode.ts';
+import { RulesRecord } from '../proxier/rules-record.ts';
+import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from '../proxier/types.ts';
 import { applyRules, readLiveTables } from './apply.ts';
 import { canaryPresent, canaryRestoreText } from './canary.ts';
+import { endpointChainName } from './chain-names.ts';
+import { SEP_PREFIX } from './chains.ts';
 import type { Iptables } from './iptables.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
+import type { ServiceRender } from './render-service.ts';
+import { toRestoreText } from './restore-text.ts';
 import { countRules } from './ruleset.ts';
+import { TrafficCounting, type TrafficCountingOptions } from './traffic-counting.ts';
 
 export interface IptablesModeOptions {
   /** The iptables of each family this node has (the families the mode programs). */
@@ -38,6 +57,8 @@ export interface IptablesModeOptions {
   readonly batchChains?: number;
   /** How often monitor() looks for the canary (--iptables-sync-period). */
   readonly canaryPeriodMs?: number;
+  /** Count traffic per endpoint from the KUBE-SEP counters (--traffic-counters); off when absent. */
+  readonly trafficCounters?: TrafficCountingOptions;
 }
 
 export interface IptablesModeDeps {
@@ -58,6 +79,10 @@ interface FamilyState {
   applied: AppliedState | null;
   topologyKey: string;
   lastRender: RenderResult | null;
+  /** lastRender's per-service renders by service port key and protocol, built when asked. */
+  byKey: Map<string, ServiceRender> | null;
+  /** The last sync or counter reading of the family: the next one waits for it. */
+  busy: Promise<unknown>;
 }
 
 export class IptablesMode implements ProxyMode {
@@ -71,11 +96,21 @@ export class IptablesMode implements ProxyMode {
   private watching = false;
   private fullSyncDone = false;
   private canariesMade = false;
+  private readonly record: RulesRecord;
+  private readonly counting: TrafficCounting | null;
+  readonly inspect: ModeInspection;
 
   constructor(options: IptablesModeOptions, deps: IptablesModeDeps) {
     this.o = options;
     this.d = deps;
     this.families = [...options.iptables.keys()];
+    this.record = new RulesRecord('iptables-restore', this.families);
+    this.counting = options.trafficCounters ? new TrafficCounting(options.trafficCounters, deps.logger) : null;
+    this.inspect = {
+      rules: () => this.record.list(),
+      objectsOf: (family, state) => this.objectsOf(family, state),
+      traffic: () => this.counting?.totals.list() ?? null,
+    };
   }
 
   /** The last rendered ruleset of a family (what the kernel should hold: tests compare it with the fake's state). */
@@ -90,13 +125,25 @@ export class IptablesMode implements ProxyMode {
   private familyState(family: IPFamily): FamilyState {
     let st = this.state.get(family);
     if (!st) {
-      st = { cache: new RenderCache(), applied: null, topologyKey: '', lastRender: null };
+      st = { cache: new RenderCache(), applied: null, topologyKey: '', lastRender: null, byKey: null, busy: Promise.resolve() };
       this.state.set(family, st);
     }
     return st;
   }
 
-  async sync(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
+  /** Runs fn after the family's previous sync or counter reading has finished. */
+  private exclusive<T>(family: IPFamily, fn: () => Promise<T>): Promise<T> {
+    const st = this.familyState(family);
+    const run = st.busy.then(fn, fn);
+    st.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  sync(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
+    return this.exclusive(snapshot.family, () => this.syncFamily(snapshot, ctx));
+  }
+
+  private async syncFamily(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
     const family = snapshot.family;
     const ipt = this.o.iptables.get(family);
     if (!ipt) throw new Error(`no ${family} iptables configured`);
@@ -108,8 +155,13 @@ export class IptablesMode implements ProxyMode {
     const log = this.d.logger.child({ ipFamily: family });
     if (family === 'IPv4') await this.setRouteLocalnet();
 
-    // A full sync reads the live tables; iptables-save runs while we render.
-    const saving = full ? readLiveTables(ipt) : null;
+    // A full sync reads the live tables; iptables-save runs while we render. Counters are read just before the restore.
+    const counting = this.counting;
+    let saving = full ? readLiveTables(ipt, { counters: counting !== null }) : null;
+    if (saving && counting) {
+      saving = saving.then((text) => (counting.observe(family, text), text));
+      saving.catch(() => undefined);
+    }
     const rendered = renderRuleset(snapshot, this.o.render, st.cache);
     // Nothing changed since the last successful restore: no batch, nothing written.
     const plan = await applyRules({
@@ -129,11 +181,20 @@ export class IptablesMode implements ProxyMode {
         }),
     }).catch((err: unknown) => {
       st.applied = null;
+      if (err instanceof ApplyError) this.record.refused(family, this.d.clock.now(), err);
       throw err;
     });
     st.applied = plan.commit(full ? null : st.applied);
     st.topologyKey = topologyKey;
     st.lastRender = rendered;
+    st.byKey = null;
+    this.counting?.rewritten(family, plan.writtenServiceChains);
+    this.record.applied(family, {
+      at: start,
+      full,
+      bytes: plan.bytes,
+      text: () => toRestoreText(rendered.ruleset, { builtins: 'insert' }),
+    });
     const durationMs = this.d.clock.now() - start;
     for (const w of rendered.warnings) log.warn(w);
     log.debug(
@@ -220,13 +281,34 @@ export class IptablesMode implements ProxyMode {
   monitor(resync: () => void): () => void {
     this.watching = true;
     if (this.fullSyncDone && !this.canariesMade) this.makeCanaries('cannot create canary chains');
-    return every(this.d.clock, this.o.canaryPeriodMs ?? 30_000, async () => {
+    const stopCounting = this.counting?.start(this.d.clock, this.o.iptables, (f, fn) => this.exclusive(f, fn)) ?? (() => undefined);
+    const stopCanary = every(this.d.clock, this.o.canaryPeriodMs ?? 30_000, async () => {
       if (this.canariesMade && (await this.canaryMissing())) {
         this.d.logger.warn('canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything');
         await this.ensureCanaries().catch((err: unknown) => this.d.logger.warn({ err }, 'cannot recreate canary chains'));
         resync();
       }
     });
+    return () => {
+      stopCanary();
+      stopCounting();
+    };
+  }
+
+  /** A service port's chains in the family's last render: its KUBE-EXT/FW/SVC/SVL chains and each endpoint's KUBE-SEP. */
+  private objectsOf(family: IPFamily, state: ServicePortState): ServiceObjects | null {
+    const st = this.state.get(family);
+    if (!st?.lastRender) return null;
+    st.byKey ??= new Map(st.lastRender.perService.map((e) => [e.key, e.render]));
+    const render = st.byKey.get(`${state.service.key}/${state.service.protocol}`);
+    if (!render) return null;
+    const names = new Set(render.natChains.map((c) => c.name));
+    const endpoints = new Map<string, string>();
+    for (const ep of state.endpoints) {
+      const chain = endpointChainName(state.service, ep);
+      if (names.has(chain)) endpoints.set(endpointString(ep), chain);
+    }
+    return { service: [...names].filter((n) => !n.startsWith(SEP_PREFIX)), endpoints };
   }
 
   async close(): Promise<void> {}

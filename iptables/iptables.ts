@@ -15,12 +15,20 @@ export interface RestoreOptions {
   readonly counters: boolean;
 }
 
+export interface SaveOptions {
+  /** -c: print the packet and byte counters of every rule. */
+  readonly counters?: boolean;
+}
+
 export interface Iptables {
   readonly family: IPFamily;
   /** Apply iptables-restore input. Rejects with RestoreError on failure (nothing of the failing table is applied). */
   restore(text: string, opts: RestoreOptions): Promise<void>;
-  /** iptables-save output for the given tables (all tables when omitted). */
-  save(tables?: readonly string[]): Promise<string>;
+  /**
+   * iptables-save output for the given tables (all tables when omitted); with `counters`, `iptables-save -c`: every
+   * rule line starts with its "[packets:bytes]".
+   */
+  save(tables?: readonly string[], opts?: SaveOptions): Promise<string>;
 }
 
 /** A failed iptables-restore, with the offending input line when it can be identified. */

@@ -33,4 +33,10 @@ describe('scanSave', () => {
     expect(scan.builtins.tables.flatMap((t) => t.chains.map((c) => c.name))).toEqual(['PREROUTING', 'POSTROUTING', 'INPUT', 'FORWARD']);
     expect(scan.ruleCount).toBe(4);
   });
+
+  it('reads iptables-save -c output the same way (a full sync saves with counters when they are counted)', () => {
+    const counted = SAVE.replace(/^-A /gm, (m, at: number) => `[${at}:${at * 60}] ${m}`);
+    expect(counted).toContain('] -A PREROUTING');
+    expect(scanSave(counted, 'IPv4')).toEqual(scanSave(SAVE, 'IPv4'));
+  });
 });

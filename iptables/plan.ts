@@ -56,6 +56,8 @@ export interface Plan {
   readonly writtenChains: ReadonlyMap<string, number>;
   /** Rules written per table (metric kubeproxy_sync_proxy_rules_iptables_last). */
   readonly writtenRules: ReadonlyMap<string, number>;
+  /** The per-service chains declared (so flushed, their counters restarted), by name. */
+  readonly writtenServiceChains: readonly string[];
   readonly deletedChains: readonly string[];
   /** Once every batch succeeded: the state now in the kernel (a partial plan updates `applied` in place). */
   commit(applied: AppliedState | null): AppliedState;
@@ -236,6 +238,7 @@ export function planSync(input: PlanInput): Plan {
     bytes: texts.reduce((n, t) => n + t.length, 0),
     writtenChains: written,
     writtenRules,
+    writtenServiceChains: serviceWrite.map((c) => c.name),
     deletedChains: deleted,
     commit,
   };

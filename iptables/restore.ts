@@ -100,8 +100,9 @@ export function createIptables(opts: CreateIptablesOptions): Iptables {
         context,
       });
     },
-    async save(tables) {
-      const runs = tables === undefined ? [[]] : tables.map((t) => ['-t', t]);
+    async save(tables, saveOpts) {
+      const c = saveOpts?.counters ? ['-c'] : [];
+      const runs = tables === undefined ? [c] : tables.map((t) => [...c, '-t', t]);
       const out: string[] = [];
       for (const args of runs) {
         const r = await opts.runner.run(saveBin, args, runOpts);

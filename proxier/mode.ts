@@ -7,7 +7,9 @@
  * into metrics and health. A sync that throws is retried by the runner, and
  * the mode has already made its next sync a full one.
  */
-import type { IPFamily, Snapshot } from './types.ts';
+import type { FamilyRules } from './rules-record.ts';
+import type { EndpointTraffic } from './traffic-totals.ts';
+import type { IPFamily, ServicePortState, Snapshot } from './types.ts';
 
 export type ProxyModeName = 'iptables' | 'userspace' | 'nftables';
 
@@ -54,12 +56,44 @@ export class ApplyError extends Error {
   readonly family: IPFamily;
   /** Whether it was a full sync (a failed partial one is counted separately, as upstream). */
   readonly full: boolean;
+  /** The input the kernel's tool refused (iptables-restore input, an nft script), when the mode kept it. */
+  readonly input: string | null;
+  /** The 1-based line of `input` the tool named, or null. */
+  readonly line: number | null;
 
-  constructor(family: IPFamily, full: boolean, cause: unknown) {
+  constructor(family: IPFamily, full: boolean, cause: unknown, refused: { input: string; line: number | null } | null = null) {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
     this.family = family;
     this.full = full;
+    this.input = refused?.input ?? null;
+    this.line = refused?.line ?? null;
   }
+}
+
+/**
+ * What a mode shows operators, independent of how it programs the node: the
+ * metrics server's /debug/rules and /debug/services and the traffic metrics
+ * (src/servers/debug.ts, src/servers/traffic-metrics.ts). A mode keeps its
+ * rules in a RulesRecord (proxier/rules-record.ts) and, when it counts
+ * traffic, its totals in a TrafficTotals (proxier/traffic-totals.ts).
+ */
+export interface ModeInspection {
+  /** Per family, in sync order: the rules last applied and the input last refused. */
+  rules(): readonly FamilyRules[];
+  /**
+   * The mode's objects for a service port of the family's last successful sync (iptables: its KUBE-SVC/SVL/EXT/FW
+   * chains and each endpoint's KUBE-SEP chain; userspace: its listeners), or null when it made none for it.
+   */
+  objectsOf(family: IPFamily, state: ServicePortState): ServiceObjects | null;
+  /** Traffic per endpoint since the agent started, or null when the mode does not count it (not asked to, or cannot). */
+  traffic(): readonly EndpointTraffic[] | null;
+}
+
+export interface ServiceObjects {
+  /** What the service port has (chain names, "listener 0.0.0.0:36187", ...), in the mode's order. */
+  readonly service: readonly string[];
+  /** Endpoint ("ip:port") -> its own object (a KUBE-SEP chain), for the endpoints that have one. */
+  readonly endpoints: ReadonlyMap<string, string>;
 }
 
 export interface ProxyMode {
@@ -74,4 +108,6 @@ export interface ProxyMode {
   monitor(resync: () => void): () => void;
   /** Stops timers and sockets; leaves the rules in place. */
   close(): Promise<void>;
+  /** What it shows operators (/debug/*, traffic metrics); absent when it shows nothing. */
+  readonly inspect?: ModeInspection;
 }

@@ -136,6 +136,11 @@ export class Proxier {
     this.runner.run();
   }
 
+  /** The desired state the last successful sync of a family programmed, or null before one. */
+  lastSynced(family: IPFamily): Snapshot | null {
+    return this.previous.get(family) ?? null;
+  }
+
   /** The desired state of every family, as of now (what the next sync hands the mode). */
   snapshots(): Snapshot[] {
     this.refresh();

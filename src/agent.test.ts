@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { serviceChainNames } from '../iptables/chain-names.ts';
+import { endpointChainName, serviceChainNames } from '../iptables/chain-names.ts';
 import { diffRulesets } from '../iptables/diff.ts';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { IptablesMode } from '../iptables/iptables-mode.ts';
@@ -61,7 +61,13 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function start(mode: ProxyModeName, fakes: Map<IPFamily, FakeIptables>, runner = nodeRunner(), nftables?: NftablesNode) {
+async function start(
+  mode: ProxyModeName,
+  fakes: Map<IPFamily, FakeIptables>,
+  runner = nodeRunner(),
+  opts: { nftables?: NftablesNode; extra?: [string, FlagValue][] } = {},
+) {
+  const { nftables, extra = [] } = opts;
   dir = await mkdtemp(join(tmpdir(), 'kpt-agent-'));
   const write = (ips: string[]) => writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips)].map((d) => dump(d)).join('---\n'));
   await write(['10.244.1.5']);
@@ -74,6 +80,7 @@ async function start(mode: ProxyModeName, fakes: Map<IPFamily, FakeIptables>, ru
     ['iptables-sync-period', 400],
     ['healthz-bind-address', '127.0.0.1:0'],
     ['metrics-bind-address', ''],
+    ...extra,
   ];
   agent = await startAgent(configFromFlags(new Map(flags)), {
     runner,
@@ -99,6 +106,70 @@ const converged = (a: Agent, fake: FakeIptables) => {
   return desired !== null && diffRulesets(desired.ruleset, fake.snapshot()).identical;
 };
 const metric = async (a: Agent, line: string) => (await a.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(line));
+
+describe('the agent on FakeIptables: /debug pages and traffic metrics (kubernetes/kubernetes#74677, #18519)', () => {
+  it('answers /debug/rules and /debug/services, exports the KUBE-SEP counters per endpoint, and rate-limits /debug with 429', async () => {
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const ipv4 = fakes.get('IPv4')!;
+    const { agent: a, write } = await start('iptables', fakes, nodeRunner(), {
+      extra: [
+        ['metrics-bind-address', '127.0.0.1:0'],
+        ['traffic-counters', true],
+        ['traffic-counters-period', 100],
+      ],
+    });
+    await write(['10.244.1.5', '10.244.1.6']);
+    await vi.waitFor(() => expect(getChain(ipv4.snapshot(), 'nat', svcChain)?.rules.join('\n')).toContain('10.244.1.6'), { timeout: 5000 });
+    const url = a.metricsServer!.url;
+    const sep = (ip: string) => endpointChainName({ key: 'ns1/web:p80', protocol: 'TCP' }, { ip, port: 8080 });
+    ipv4.count('nat', sep('10.244.1.5'), '-j DNAT', 7, 420);
+    await vi.waitFor(
+      async () =>
+        expect(await (await fetch(`${url}/metrics`)).text()).toContain(
+          'kubeproxy_ts_endpoint_packets_total{service="ns1/web:p80",endpoint="10.244.1.5:8080"} 7',
+        ),
+      { timeout: 5000 },
+    );
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('kubeproxy_ts_endpoint_bytes_total{service="ns1/web:p80",endpoint="10.244.1.5:8080"} 420');
+    expect(metrics).toContain('kubeproxy_ts_endpoint_packets_total{service="ns1/web:p80",endpoint="10.244.1.6:8080"} 0');
+
+    const rules = await (await fetch(`${url}/debug/rules`)).text();
+    expect(rules).toMatch(/^# IPv4: applied at \S+ by a (full|partial) sync/m);
+    expect(rules).toContain(`-A ${sep('10.244.1.6')} `);
+    expect(rules).toContain('# IPv4: no refused input');
+    const services = await (await fetch(`${url}/debug/services`)).text();
+    expect(services).toContain('ns1/web:p80 TCP 172.30.0.10:80');
+    expect(services).toContain(svcChain);
+    expect(services).toMatch(new RegExp(`10\\.244\\.1\\.5:8080 +ready +node-1 \\(local\\) +${sep('10.244.1.5')} +7 pkts +420 bytes`));
+    const json = (await (await fetch(`${url}/debug/services?format=json`)).json()) as {
+      services: { endpoints: { endpoint: string; packets: number }[] }[];
+    }[];
+    expect(json[0]!.services[0]!.endpoints.map((e) => [e.endpoint, e.packets])).toEqual([
+      ['10.244.1.5:8080', 7],
+      ['10.244.1.6:8080', 0],
+    ]);
+    expect((await fetch(`${url}/debug/rules?family=IPv6`)).status).toBe(400);
+    // Three answered above, a burst of five: four more at once, and at least one must wait.
+    const burst = await Promise.all(Array.from({ length: 4 }, () => fetch(`${url}/debug/services`)));
+    const limited = burst.find((r) => r.status === 429);
+    expect(limited).toBeDefined();
+    expect(Number(limited!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await limited!.text()).toContain('too many /debug requests');
+    // /metrics is not limited.
+    expect((await fetch(`${url}/metrics`)).status).toBe(200);
+  });
+
+  it('without --traffic-counters: no endpoint series, no iptables-save -c', async () => {
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const { agent: a } = await start('iptables', fakes, nodeRunner(), { extra: [['metrics-bind-address', '127.0.0.1:0']] });
+    await vi.waitFor(() => expect(converged(a, fakes.get('IPv4')!)).toBe(true), { timeout: 5000 });
+    expect(await (await fetch(`${a.metricsServer!.url}/metrics`)).text()).not.toContain('kubeproxy_ts_endpoint_');
+    expect(await (await fetch(`${a.metricsServer!.url}/debug/services`)).text()).toMatch(
+      /10\.244\.1\.5:8080 +ready +node-1 \(local\) +KUBE-SEP-\S+\n/,
+    );
+  });
+});
 
 describe('the agent on FakeIptables', () => {
   it('converges both families, syncs an edit partially, repairs an outside flush through the canary, and leaves the rules at stop', async () => {
@@ -181,7 +252,7 @@ describe('the agent in nftables mode on FakeNft', () => {
     await old.agent.stop();
     await ipv4.restore(PORTALS, { noflush: true, counters: false });
 
-    const { agent: a, write } = await start('nftables', fakes, nodeRunner(), node(nft));
+    const { agent: a, write } = await start('nftables', fakes, nodeRunner(), { nftables: node(nft) });
     expect(a.families).toEqual(['IPv4', 'IPv6']);
     // All kube-proxy chains but kubelet's KUBE-FIREWALL (which the iptables mode writes too) are gone.
     const kubeChains = ipv4.snapshot().tables.flatMap((t) => t.chains.map((c) => c.name).filter((n) => n.startsWith('KUBE-')));
@@ -214,7 +285,7 @@ describe('the agent in nftables mode on FakeNft', () => {
   it('deletes the nftables tables when it starts in iptables mode (upstream platformCleanup)', async () => {
     const nft = new FakeNft();
     await nft.run('add table ip kube-proxy\nadd chain ip kube-proxy services\nadd table ip6 kube-proxy\n');
-    await start('iptables', both(), nodeRunner(), node(nft));
+    await start('iptables', both(), nodeRunner(), { nftables: node(nft) });
     expect(await nft.list('ip')).toBeNull();
     expect(await nft.list('ip6')).toBeNull();
   });
@@ -233,18 +304,15 @@ describe('the agent in nftables mode on FakeNft', () => {
   ])('refuses a missing or old nft or an old kernel and touches no rule (upstream knftables.New, platformCheckSupported)', async (over, message) => {
     const fakes = both();
     await fakes.get('IPv4')!.restore(PORTALS, { noflush: true, counters: false });
-    await expect(start('nftables', fakes, nodeRunner(), node(new FakeNft(), over))).rejects.toThrow(message);
+    await expect(start('nftables', fakes, nodeRunner(), { nftables: node(new FakeNft(), over) })).rejects.toThrow(message);
     expect(getChain(fakes.get('IPv4')!.snapshot(), 'nat', 'KUBE-PORTALS-CONTAINER')).toBeDefined();
   });
 
   it('starts on an old kernel when KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK is set (upstream platformCheckSupported)', async () => {
     const nft = new FakeNft();
-    const { agent: a } = await start(
-      'nftables',
-      both(),
-      nodeRunner(),
-      node(nft, { kernelRelease: () => '5.4.0', env: { KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK: '1' } }),
-    );
+    const { agent: a } = await start('nftables', both(), nodeRunner(), {
+      nftables: node(nft, { kernelRelease: () => '5.4.0', env: { KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK: '1' } }),
+    });
     await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
   });
 });

@@ -19,6 +19,8 @@ import type { Logger } from '../proxier/log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
 import { createMetrics, observeRestClientRequest, type Metrics } from './servers/metrics.ts';
+import { debugHandler } from './servers/debug.ts';
+import { registerTrafficMetrics } from './servers/traffic-metrics.ts';
 import { ServiceHealthServers } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
@@ -117,6 +119,8 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   // Switching modes: the other modes' rules go, so --mode can be flipped by restarting the agent.
   await removeModes(config.mode, switchTargets(probe, deps), log);
   const families = mode.families;
+  const inspect = mode.inspect;
+  if (config.trafficCounters && inspect && inspect.traffic() !== null) registerTrafficMetrics(metrics.registry, () => inspect.traffic());
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, now: () => deps.clock.now(), families });
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
   for (const f of families) metrics.networkProgrammingLatency.zero({ ip_family: f });
@@ -158,7 +162,11 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     log,
     'metrics',
     config.metricsBindAddress,
-    metricsHandler(metrics, config.mode),
+    metricsHandler(
+      metrics,
+      config.mode,
+      debugHandler({ mode: config.mode, families, inspect, lastSynced: (f) => proxier.lastSynced(f), now: () => deps.clock.now() }),
+    ),
     config.bindAddressHardFail,
   );
 

@@ -4,7 +4,7 @@
  * Exit codes: 0 success, 1 failure (or "differs" for diff), 2 bad usage.
  */
 import type { CommandIO } from './cmd/io.ts';
-import { AGENT_FLAGS, RENDER_FLAGS } from './flag-table.ts';
+import { AGENT_FLAGS, RENDER_FLAGS, TOP_FLAGS } from './flag-table.ts';
 import { formatFlagHelp } from './flags.ts';
 
 export type { CommandIO };
@@ -16,6 +16,8 @@ export const USAGE = `Usage:
   kube-proxy-ts diff [flags]                  compare the desired rules with the live ones; exit 0 when converged
   kube-proxy-ts trace --src IP --dst IP:PORT[/PROTO] [--objects FILE]
                                               run a packet through the live (or rendered) rules
+  kube-proxy-ts top [--interval 2s] [--iterations N] [--ip-family IPv4|IPv6]
+                                              live packets per second per service endpoint, from the KUBE-SEP counters
   kube-proxy-ts help                          this text
 
 Flags:
@@ -23,6 +25,9 @@ ${formatFlagHelp(AGENT_FLAGS)}
 
 render only:
 ${formatFlagHelp(RENDER_FLAGS)}
+
+top only:
+${formatFlagHelp(TOP_FLAGS)}
 `;
 
 export async function runCli(argv: readonly string[], io: CommandIO): Promise<number> {
@@ -35,6 +40,8 @@ export async function runCli(argv: readonly string[], io: CommandIO): Promise<nu
       return (await import('./cmd/diff.ts')).diffCommand(rest, io);
     case 'trace':
       return (await import('./cmd/trace.ts')).traceCommand(rest, io);
+    case 'top':
+      return (await import('./cmd/top.ts')).topCommand(rest, io);
     case 'help':
     case '--help':
     case '-h':

@@ -23,6 +23,10 @@ export interface ProxyConfig {
   readonly master: string;
   readonly objects: string;
   readonly iptablesBackend: 'auto' | 'nft' | 'legacy';
+  /** --traffic-counters and its period and cap (kube-proxy-ts only). */
+  readonly trafficCounters: boolean;
+  readonly trafficCountersPeriodMs: number;
+  readonly trafficCountersMaxEndpoints: number;
   readonly hostnameOverride: string;
   readonly bindAddress: string;
   readonly clusterCIDRs: readonly string[];
@@ -76,6 +80,9 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     master: str('master'),
     objects: str('objects'),
     iptablesBackend: str('iptables-backend') as ProxyConfig['iptablesBackend'],
+    trafficCounters: get('traffic-counters') as boolean,
+    trafficCountersPeriodMs: get('traffic-counters-period') as number,
+    trafficCountersMaxEndpoints: get('traffic-counters-max-endpoints') as number,
     hostnameOverride: str('hostname-override'),
     bindAddress: str('bind-address'),
     clusterCIDRs: str('cluster-cidr')
@@ -219,6 +226,7 @@ function validateDurations(c: ProxyConfig, names: SettingNames): void {
   // Durations are whole nanoseconds, as Go's: --udp-timeout=0.5ns is 0 and refused.
   if (c.udpIdleTimeoutMs <= 0) throw new FlagError('udp-timeout', '--udp-timeout must be greater than 0');
   if (c.configSyncPeriodMs <= 0) throw new FlagError('config-sync-period', '--config-sync-period must be greater than 0');
+  if (c.trafficCountersPeriodMs <= 0) throw new FlagError('traffic-counters-period', '--traffic-counters-period must be greater than 0');
   for (const [flag, ms] of Object.entries(c.conntrackTimeoutsMs)) {
     if (ms < 0) throw new FlagError(flag, `--${flag} must be greater than or equal to 0`);
   }

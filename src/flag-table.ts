@@ -55,6 +55,25 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     help: "iptables backend: auto picks the one the node already uses (as upstream's iptables-wrapper), or force nft or legacy.",
   },
   {
+    name: 'traffic-counters',
+    type: 'bool',
+    default: 'false',
+    help: 'iptables mode: export packets and bytes per service endpoint (kubeproxy_ts_endpoint_*_total) from the KUBE-SEP rule counters, read at full syncs and every --traffic-counters-period.',
+  },
+  {
+    name: 'traffic-counters-period',
+    type: 'duration',
+    default: '1m0s',
+    help: 'With --traffic-counters: how often the counters are read besides full syncs (iptables-save -c -t nat).',
+  },
+  {
+    name: 'traffic-counters-max-endpoints',
+    type: 'int',
+    default: '1000',
+    min: 1,
+    help: 'With --traffic-counters: most (service, endpoint) pairs exported; the rest are left out with a warning.',
+  },
+  {
     name: 'hostname-override',
     type: 'string',
     default: '',
@@ -339,6 +358,19 @@ export const RENDER_FLAGS: readonly FlagSpec[] = [
     type: 'bool',
     default: 'false',
     help: 'Leave out the jump rules from the built-in chains (the agent manages them separately).',
+  },
+];
+
+/** `kube-proxy-ts top` adds these (src/cmd/top.ts). */
+export const TOP_FLAGS: readonly FlagSpec[] = [
+  { name: 'interval', type: 'duration', default: '2s', help: 'top: time between two readings of the counters' },
+  { name: 'iterations', type: 'int', default: '0', min: 0, help: 'top: stop after this many frames (0: until interrupted)' },
+  {
+    name: 'ip-family',
+    type: 'string',
+    default: '',
+    values: ['', 'IPv4', 'IPv6'],
+    help: 'top: the family whose counters are read (default: IPv4 when the node has it, else IPv6)',
   },
 ];
 

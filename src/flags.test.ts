@@ -36,6 +36,7 @@ describe('parseFlags', () => {
   it.each([
     [['--no-such-flag'], /unknown flag: --no-such-flag/],
     [['--iptables-masquerade-bit=32'], /invalid value "32" for --iptables-masquerade-bit: must be between 0 and 31/],
+    [['--traffic-counters-max-endpoints=0'], /invalid value "0" for --traffic-counters-max-endpoints: must be greater than or equal to 1/],
     [['--iptables-sync-period=soon'], /--iptables-sync-period: must be a duration/],
     [['--masquerade-all=maybe'], /must be true or false/],
     [['--mode=ipvs'], /--mode: must be one of/],
@@ -90,6 +91,7 @@ describe('configFromFlags', () => {
     [{ 'iptables-min-sync-period': 60_000 }, /must not exceed --iptables-sync-period/],
     [{ 'proxy-port-range': '30000-20000' }, /invalid --proxy-port-range "30000-20000"/],
     [{ 'udp-timeout': 0 }, /--udp-timeout must be greater than 0/],
+    [{ 'traffic-counters-period': 0 }, /--traffic-counters-period must be greater than 0/],
   ])('rejects inconsistent values %j', (given, message) => {
     expect(() => configFromFlags(new Map(Object.entries(given)))).toThrow(message);
   });

@@ -30,14 +30,16 @@ const stop = isAgent
 
 const { runCli } = await import('./commands.ts');
 const { createLogger } = await import('./log.ts');
-const isRender = command === 'render';
+// Commands whose stdout is data (render) or a screen (top) log to stderr.
+const logsToStderr = command === 'render' || command === 'top';
 const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   // Commands whose stdout is data log to stderr; the agent logs to stdout, as a DaemonSet expects.
-  makeLogger: (verbosity) => createLogger({ verbosity, fd: isRender ? 2 : 1 }),
+  makeLogger: (verbosity) => createLogger({ verbosity, fd: logsToStderr ? 2 : 1 }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
   ...(stop ? { stopSignal: () => stop.stopped } : {}),
+  ...(process.stdout.isTTY ? { terminal: { columns: process.stdout.columns || 80, rows: process.stdout.rows || 24 } } : {}),
 }).catch((err: unknown) => {
   process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
   return 1;

@@ -33,6 +33,8 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
   const { clock, logger, conntrack } = deps;
   if (config.mode === 'nftables') return startNftablesMode(config, { ...deps.nftables, runner: deps.runner, clock, logger, conntrack });
   if (config.mode === 'userspace') {
+    if (config.trafficCounters)
+      logger.warn('--traffic-counters: userspace mode has no KUBE-SEP counters; its kubeproxy_ts_userspace_* metrics count traffic per service port');
     return new UserspaceMode(
       {
         iptables: probe.handles,
@@ -57,6 +59,9 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
       render: { ...renderOptionsFrom(config, { randomFully: probe.randomFully }), conntrackTCPLiberal: liberal },
       batchChains: probe.backend === 'nft' ? NFT_BATCH_CHAINS : 0,
       canaryPeriodMs: config.syncPeriodMs,
+      ...(config.trafficCounters
+        ? { trafficCounters: { periodMs: config.trafficCountersPeriodMs, maxEndpoints: config.trafficCountersMaxEndpoints } }
+        : {}),
     },
     { clock, logger, conntrack, runner: deps.runner },
   );

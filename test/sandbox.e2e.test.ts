@@ -70,13 +70,14 @@ describe('npm start: the sandbox demo', () => {
       const out = run.output();
       expect(code, out).toBe(0);
       for (const step of [
-        '1/7  Building the sandbox',
-        `2/7  Starting kube-proxy-ts on node-1 and node-2 in ${mode} mode`,
-        '3/7  The services',
-        '4/7  ',
-        '5/7  Real requests',
-        '6/7  A change',
-        '7/7  Cleaning up',
+        '1/8  Building the sandbox',
+        `2/8  Starting kube-proxy-ts on node-1 and node-2 in ${mode} mode`,
+        '3/8  The services',
+        '4/8  ',
+        '5/8  Real requests',
+        '6/8  What operators see',
+        '7/8  A change',
+        '8/8  Cleaning up',
       ]) {
         expect(out).toContain(`[${mode}] ${step}`);
       }
@@ -94,13 +95,20 @@ describe('npm start: the sandbox demo', () => {
         expect(out).toContain('IPv4: converged: table ip kube-proxy holds exactly the desired chains, rules, sets and elements');
       } else expect(out).toMatch(/udp +0\.0\.0\.0:\d+ +proxy for 172\.30\.0\.53:53\/udp/);
       // Step 5: pods on both nodes answered, from a pod, from outside via node-2's node port, and over UDP.
-      const requests = out.slice(out.indexOf('5/7'), out.indexOf('6/7'));
+      const requests = out.slice(out.indexOf('5/8'), out.indexOf('6/8'));
       expect(requests).toMatch(/pod-[ab] +node-1 +[1-9]/);
       expect(requests).toMatch(/pod-c +node-2 +[1-9]/);
       expect(requests).toMatch(/pod-d +node-2 +[1-9]/);
       expect(requests).toContain('every request answered by an endpoint of its service, pods on node-1 and node-2 alike');
-      // Step 6: the edit is followed on both nodes; pod-a gets nothing afterwards.
-      const change = out.slice(out.indexOf('6/7'), out.indexOf('7/7'));
+      // Step 6: top's last screen shows web's endpoints with their traffic; /debug/services lists web.
+      const observe = out.slice(out.indexOf('6/8'), out.indexOf('7/8'));
+      if (mode === 'iptables') {
+        expect(observe).toMatch(/default\/web:http +[1-9][\d.]* /);
+        expect(observe).toMatch(/kubeproxy_ts_endpoint_packets_total\{service="default\/web:http",endpoint="10\.244\.1\.2:8080"\} [1-9]/);
+        expect(observe).toMatch(/10\.244\.1\.2:8080 +ready +node-1 \(local\) +KUBE-SEP-\S+ +[1-9]\d* pkts/);
+      } else expect(observe).toMatch(/listener 0\.0\.0\.0:\d+\/TCP/);
+      // Step 7: the edit is followed on both nodes; pod-a gets nothing afterwards.
+      const change = out.slice(out.indexOf('7/8'), out.indexOf('8/8'));
       expect(change).toMatch(/node-1 followed the change \d/);
       expect(change).toMatch(/node-2 followed the change \d/);
       expect(change.match(/pod-a +node-1 +0\n/g)).toHaveLength(2);
@@ -114,7 +122,7 @@ describe('npm start: the sandbox demo', () => {
     const p = prefix('s');
     const run = start(['--mode', 'iptables', '--prefix', p]);
     const t0 = Date.now();
-    while (!run.output().includes('2/7  Starting kube-proxy-ts')) {
+    while (!run.output().includes('2/8  Starting kube-proxy-ts')) {
       if (Date.now() - t0 > 60_000) throw new Error(`step 2 never started:\n${run.output()}`);
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -141,6 +141,26 @@ describe('UserspaceMode: listeners and portals', () => {
   });
 });
 
+describe('UserspaceMode: inspect (what /debug/* shows)', () => {
+  it('answers its listeners per service port, the portal rules applied, and the refused input; no traffic counters', async () => {
+    const t = setup();
+    const s = web();
+    expect(t.mode.inspect.objectsOf('IPv4', s)).toBeNull();
+    await t.mode.sync(snapshotOf([s]), NOT_PERIODIC);
+    expect(t.mode.inspect.objectsOf('IPv4', s)).toEqual({ service: ['listener 0.0.0.0:40000/TCP'], endpoints: new Map() });
+    const [r] = t.mode.inspect.rules();
+    expect(r).toMatchObject({ family: 'IPv4', syntax: 'iptables-restore', refused: null, applied: { full: true } });
+    expect(r!.applied!.text()).toMatch(/-A KUBE-PORTALS-CONTAINER .*--to-ports 40000/);
+    expect(r!.applied!.text()).toContain('-I PREROUTING 1 ');
+    t.fake.failNext('resource busy');
+    await expect(t.mode.sync(snapshotOf([s]), PERIODIC)).rejects.toThrow('resource busy');
+    const after = t.mode.inspect.rules()[0]!;
+    expect(after.refused).toMatchObject({ full: true, error: expect.stringContaining('resource busy') });
+    expect(after.refused!.input).toContain('KUBE-PORTALS-CONTAINER');
+    expect(t.mode.inspect.traffic()).toBeNull();
+  });
+});
+
 describe('listener roles and host IP', () => {
   it('a service whose external policy selects other endpoints gets a second, external listener', () => {
     const s = web({ nodePort: 30080, externalPolicyLocal: true });

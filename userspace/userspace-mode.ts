@@ -12,7 +12,8 @@
  *    (every rule on a full sync, plus any missing jump rule).
  * Single-stack, as upstream: the family of --bind-address (IPv4 for the
  * default 0.0.0.0 when this node has IPv4 iptables). monitor() sweeps
- * expired ClientIP affinity records.
+ * expired ClientIP affinity records. For operators (`inspect`): the portal
+ * rules applied and refused, and each service port's listeners.
  */
 import { networkInterfaces } from 'node:os';
 import type { Clock } from '../proxier/clock.ts';
@@ -20,7 +21,16 @@ import { every } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
 import { serviceIPs, type ConntrackFilter } from '../proxier/conntrack-plan.ts';
 import type { Logger } from '../proxier/log.ts';
-import type { ProxyMode, SyncContext, SyncFailure, SyncReport } from '../proxier/mode.ts';
+import {
+  ApplyError,
+  type ModeInspection,
+  type ProxyMode,
+  type ServiceObjects,
+  type SyncContext,
+  type SyncFailure,
+  type SyncReport,
+} from '../proxier/mode.ts';
+import { RulesRecord } from '../proxier/rules-record.ts';
 import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from '../proxier/types.ts';
 import { applyRules } from '../iptables/apply.ts';
 import type { Iptables } from '../iptables/iptables.ts';
@@ -92,6 +102,11 @@ export class UserspaceMode implements ProxyMode {
   private lastRules = '';
   private needFull = true;
   private readonly sctpReported = new Set<string>();
+  private readonly host: string;
+  /** Listener id -> port, as of the last sync. */
+  private ports: ReadonlyMap<string, number> = new Map();
+  private readonly record: RulesRecord;
+  readonly inspect: ModeInspection;
 
   constructor(options: UserspaceModeOptions, deps: UserspaceModeDeps) {
     const { bindAddress } = options;
@@ -112,6 +127,9 @@ export class UserspaceMode implements ProxyMode {
     this.iptables = iptables;
     this.balancer = deps.balancer ?? new RoundRobinBalancer({ now: () => deps.clock.now() });
     const host = bindAddress === '0.0.0.0' && family === 'IPv6' ? '::' : bindAddress;
+    this.host = host;
+    this.record = new RulesRecord('iptables-restore', this.families);
+    this.inspect = { rules: () => this.record.list(), objectsOf: (_f, state) => this.objectsOf(state), traffic: () => null };
     const range = options.portRange && options.portRange !== '0' && options.portRange !== '0-0' ? parsePortRange(options.portRange) : null;
     const opener =
       deps.opener ??
@@ -149,6 +167,7 @@ export class UserspaceMode implements ProxyMode {
     }
     const specs = [...roles.values()].flatMap((r) => r.map((x) => x.spec));
     const result = await this.listeners.reconcile(specs);
+    this.ports = result.ports;
     for (const id of result.closed) this.balancer.remove(id);
     const conntrackDeleted = await this.clearClosedUdpFlows(result.closed, ctx.previous, failures);
     for (const spec of specs) {
@@ -202,10 +221,12 @@ export class UserspaceMode implements ProxyMode {
       } catch (err) {
         this.needFull = true;
         this.lastRules = '';
+        if (err instanceof ApplyError) this.record.refused(snapshot.family, this.d.clock.now(), err);
         throw err;
       }
       this.lastRules = rules;
       this.needFull = false;
+      this.record.applied(snapshot.family, { at: start, full, bytes, text: () => toRestoreText(desired, { builtins: 'insert' }) });
     }
     const durationMs = this.d.clock.now() - start;
     log.debug(
@@ -251,6 +272,18 @@ export class UserspaceMode implements ProxyMode {
     }
     if (deleted) this.d.logger.info({ deleted }, 'deleted UDP conntrack entries of closed listeners');
     return deleted;
+  }
+
+  /** A service port's listeners ("listener 0.0.0.0:36187/TCP", the second one for external traffic); no per-endpoint objects. */
+  private objectsOf(state: ServicePortState): ServiceObjects | null {
+    const service: string[] = [];
+    for (const role of listenerRoles(state)) {
+      const port = this.ports.get(role.spec.id);
+      if (port === undefined) continue;
+      const addr = this.host.includes(':') ? `[${this.host}]:${port}` : `${this.host}:${port}`;
+      service.push(`listener ${addr}/${role.spec.protocol}${role.spec.id.endsWith('#external') ? ' (external traffic)' : ''}`);
+    }
+    return service.length ? { service, endpoints: new Map() } : null;
   }
 
   monitor(): () => void {

@@ -32,7 +32,8 @@ export interface Agent {
 }
 
 export function agentArgs(mode: Mode, objectsDir: string, node: string): string[] {
-  return ['--mode', mode, '--objects', objectsDir, '--hostname-override', node, '--cluster-cidr', CLUSTER_CIDR];
+  const counters = mode === 'iptables' ? ['--traffic-counters', '--traffic-counters-period', '2s'] : [];
+  return ['--mode', mode, '--objects', objectsDir, '--hostname-override', node, '--cluster-cidr', CLUSTER_CIDR, ...counters];
 }
 
 export function startAgent(cluster: Cluster, node: string, mode: Mode, objectsDir: string): Agent {

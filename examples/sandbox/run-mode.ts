@@ -1,7 +1,8 @@
 /**
- * One run of the sandbox story in one proxy mode, steps 1-7: build the
+ * One run of the sandbox story in one proxy mode, steps 1-8: build the
  * namespaces, start kube-proxy-ts on both nodes, show the services, the
- * rules (or listeners), real requests, an endpoint change followed by the
+ * rules (or listeners), real requests, what operators see of them (top, the
+ * traffic metrics, /debug/services), an endpoint change followed by the
  * traffic, and the removal of everything. Returns the problems seen (none
  * when every check held); throws when the run cannot go on.
  */
@@ -11,12 +12,13 @@ import { join } from 'node:path';
 import { createCluster } from '../../test/netns/cluster.ts';
 import { startAgent, waitProgrammed, type Mode } from './agents.ts';
 import { showListeners, showNftRules, showRules } from './inspect.ts';
+import { showObservability } from './observe.ts';
 import { CHANGE, copyObjects, DNS, NODES, nodeOfPod, OBJECTS_SOURCE, POD_PORTS, replaceEndpoint, serviceRows, SERVING_PODS, WEB } from './objects.ts';
 import { OUTSIDE_TO_NODEPORT, POD_TO_DNS, POD_TO_WEB, problems, send, waitFollowed, type Path } from './requests.ts';
 import { teardown, type Resources } from './resources.ts';
 import { hitLines, seconds, type Story } from './story.ts';
 
-export const STEPS = 7;
+export const STEPS = 8;
 
 export interface RunContext {
   readonly story: Story;
@@ -104,6 +106,14 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
   }
   if (found.length === before && nodesSeen.size === NODES.length)
     story.ok(`every request answered by an endpoint of its service, pods on ${[...nodesSeen].sort().join(' and ')} alike`);
+
+  story.step(
+    mode === 'iptables'
+      ? 'What operators see: live traffic per endpoint (kube-proxy-ts top, kubeproxy_ts_endpoint_* metrics) and /debug/services'
+      : 'What operators see: /debug/services on the metrics server',
+  );
+  check('observability', await showObservability(story, cluster, res.agents[0]!, mode, signal));
+  signal.throwIfAborted();
 
   story.step(`A change: ${CHANGE.remove} is replaced by ${CHANGE.add} (node-2) in web's EndpointSlice`);
   t0 = Date.now();

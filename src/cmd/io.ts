@@ -22,4 +22,6 @@ export interface CommandIO {
   readonly kubeConfig?: (opts: { kubeconfig: string; master: string }) => KubeConfig;
   /** Resolves with the signal name when the process is asked to stop (SIGTERM, SIGINT). */
   readonly stopSignal?: () => Promise<string>;
+  /** Size of the terminal stdout writes to; absent when stdout is not a terminal (top redraws in place only on one). */
+  readonly terminal?: { readonly columns: number; readonly rows: number };
 }

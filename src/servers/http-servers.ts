@@ -1,7 +1,7 @@
 /**
  * The two HTTP servers upstream runs: health (/healthz, /livez; default
- * 0.0.0.0:10256) and metrics (/metrics, /healthz ping, /proxyMode; default
- * 127.0.0.1:10249). Both listen on a given host:port (port 0 in tests).
+ * 0.0.0.0:10256) and metrics (/metrics, /healthz ping, /proxyMode, and
+ * kube-proxy-ts' /debug pages (debug.ts); default 127.0.0.1:10249). Both listen on a given host:port (port 0 in tests).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -57,9 +57,10 @@ export function healthHandler(state: HealthState, metrics: Metrics | null) {
   };
 }
 
-export function metricsHandler(metrics: Metrics, mode: string) {
+export function metricsHandler(metrics: Metrics, mode: string, debug?: (req: IncomingMessage, res: ServerResponse) => boolean) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
+    if (debug?.(req, res)) return;
     if (path === '/metrics') {
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),

@@ -1,0 +1,75 @@
+/**
+ * The sandbox step that shows what operators get beyond upstream: in
+ * iptables mode `kube-proxy-ts top` on node-1 for a few seconds while web
+ * gets requests, the agent's kubeproxy_ts_endpoint_packets_total series
+ * (--traffic-counters), and /debug/services for web; in userspace mode
+ * /debug/services (each service port's listener). The pages are read from
+ * inside the node's namespace, where the metrics server listens on
+ * 127.0.0.1:10249, as `kubectl exec` into the agent's pod would.
+ */
+import type { Cluster } from '../../test/netns/cluster.ts';
+import { MAIN, type Agent, type Mode } from './agents.ts';
+import { WEB } from './objects.ts';
+import { POD_TO_WEB, send } from './requests.ts';
+import type { Story } from './story.ts';
+
+const METRICS = 'http://127.0.0.1:10249';
+
+/** A page of the agent's metrics server, fetched from inside its namespace. */
+async function page(cluster: Cluster, agent: Agent, path: string): Promise<string> {
+  const script = `fetch('${METRICS}${path}').then(async (r) => process.stdout.write(await r.text()))`;
+  const r = await cluster.exec(agent.ns, process.execPath, ['-e', script], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`GET ${path} in ${agent.ns}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** The block of one service in /debug/services: its line and the indented lines under it. */
+export function serviceBlock(text: string, service: string): string[] {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`${service} `));
+  if (start < 0) return [];
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('  '));
+  return lines.slice(start, end < 0 ? undefined : end);
+}
+
+/** `kube-proxy-ts top` for `frames` seconds while requests flow to web; returns its last frame. */
+async function topWhileTraffic(cluster: Cluster, agent: Agent, frames: number, signal: AbortSignal): Promise<string[]> {
+  let done = false;
+  const top = cluster
+    .exec(agent.ns, process.execPath, [MAIN, 'top', '--interval', '1s', '--iterations', String(frames)], { timeoutMs: 30_000 })
+    .finally(() => (done = true));
+  for (let i = 0; i < 60 && !done && !signal.aborted; i++) await send(cluster, POD_TO_WEB, 5);
+  const r = await top;
+  if (r.code !== 0) throw new Error(`kube-proxy-ts top exited ${r.code}: ${r.stderr.trim()}`);
+  // Not on a terminal, top prints frame after frame: the last one starts at its last header line.
+  return r.stdout.slice(r.stdout.lastIndexOf('kube-proxy-ts top ')).trimEnd().split('\n');
+}
+
+export async function showObservability(story: Story, cluster: Cluster, agent: Agent, mode: Mode, signal: AbortSignal): Promise<string[]> {
+  const found: string[] = [];
+  const web = `default/${WEB.name}:http`;
+  if (mode === 'iptables') {
+    story.line(
+      `kube-proxy-ts top on ${agent.node} for 3 seconds while the toolbox pod keeps calling web (the last screen; on a terminal it redraws in place):`,
+    );
+    story.command(`ip netns exec ${agent.ns} node src/main.ts top --interval 1s`);
+    const frame = await topWhileTraffic(cluster, agent, 3, signal);
+    story.output(frame);
+    if (!frame.some((l) => l.startsWith(web))) found.push(`top on ${agent.node} did not show ${web}`);
+    story.line('The agent exports the same counters (--traffic-counters, read every 2 s here and at every full sync):');
+    story.command(`ip netns exec ${agent.ns} curl -s ${METRICS}/metrics | grep 'kubeproxy_ts_endpoint_packets_total{service="${web}"'`);
+    const series = (await page(cluster, agent, '/metrics'))
+      .split('\n')
+      .filter((l) => l.startsWith(`kubeproxy_ts_endpoint_packets_total{service="${web}"`));
+    story.output(series);
+    if (series.length === 0) found.push(`no kubeproxy_ts_endpoint_packets_total series for ${web} on ${agent.node}`);
+  }
+  story.command(`ip netns exec ${agent.ns} curl -s ${METRICS}/debug/services    # web's part`);
+  const block = serviceBlock(await page(cluster, agent, '/debug/services'), web);
+  story.output(block);
+  if (block.length === 0) found.push(`/debug/services on ${agent.node} does not list ${web}`);
+  story.line(
+    `/debug/rules on the same server holds the ${mode === 'userspace' ? 'portal rules' : 'whole ruleset'} last applied and any input the kernel refused.`,
+  );
+  return found;
+}

@@ -1,0 +1,66 @@
+/**
+ * `kube-proxy-ts top`: live traffic per service endpoint on this node, from
+ * the packet counters of the KUBE-SEP DNAT rules (`iptables-save -c -t nat`
+ * every --interval, read-only). Runs where iptables-save runs: on the node or
+ * with `kubectl exec` in the agent's pod (host network), with or without the
+ * agent's --traffic-counters. On a terminal it redraws one screen in place;
+ * otherwise (a pipe, a log) it prints one frame after another.
+ * --iterations N stops after N frames.
+ */
+import { readEndpointCounters, type EndpointCounter } from '../../iptables/endpoint-counters.ts';
+import { probeNode } from '../../iptables/node-probe.ts';
+import type { Iptables } from '../../iptables/iptables.ts';
+import type { IPFamily } from '../../proxier/types.ts';
+import { TOP_FLAGS } from '../flag-table.ts';
+import { realClock } from '../system/clock.ts';
+import { createExecaRunner } from '../system/exec.ts';
+import type { CommandIO } from './io.ts';
+import { loadConfig } from './load-config.ts';
+import { usage } from './render.ts';
+import { formatFrame, rates } from './top-view.ts';
+
+/** Home, the frame with each line cleared to its end, then the rest of the screen cleared. */
+export const redraw = (lines: readonly string[]): string => `\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`;
+
+export async function topCommand(argv: readonly string[], io: CommandIO): Promise<number> {
+  const loaded = await loadConfig(argv, TOP_FLAGS, io);
+  if (typeof loaded === 'number') return loaded;
+  const { config, extra } = loaded;
+  const intervalMs = (extra.get('interval') as number | undefined) ?? 2000;
+  if (!(intervalMs >= 100)) return usage(io, `--interval must be at least 100ms`);
+  const iterations = (extra.get('iterations') as number | undefined) ?? 0;
+  const log = io.makeLogger(config.verbosity);
+  const runner = io.runner ?? createExecaRunner();
+  const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
+  const wanted = (extra.get('ip-family') as string | undefined) || (probe.handles.has('IPv4') ? 'IPv4' : 'IPv6');
+  const ipt: Iptables | undefined = probe.handles.get(wanted as IPFamily);
+  if (!ipt) {
+    io.stderr(`error: no working ${wanted === 'IPv4' ? 'iptables' : 'ip6tables'} (${probe.backend} backend) on this node\n`);
+    return 1;
+  }
+  const clock = io.clock ?? realClock;
+  const terminal = io.terminal ?? null;
+  const read = async (): Promise<{ at: number; counters: EndpointCounter[] }> => ({
+    at: clock.now(),
+    counters: readEndpointCounters(await ipt.save(['nat'], { counters: true })),
+  });
+  const stopped = io.stopSignal?.().then(() => 'stop' as const);
+  const sleep = (ms: number) => new Promise<'tick'>((resolve) => clock.setTimeout(() => resolve('tick'), ms));
+
+  let previous = await read();
+  if (terminal) io.stdout('\x1b[2J');
+  for (let frame = 1; iterations === 0 || frame <= iterations; frame++) {
+    if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
+    const current = await read();
+    const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
+      source: `${wanted} nat, ${probe.backend}`,
+      intervalSeconds: intervalMs / 1000,
+      at: new Date(current.at),
+      columns: terminal?.columns ?? 120,
+      rows: terminal?.rows ?? 10_000,
+    });
+    io.stdout(terminal ? redraw(lines) : `${lines.join('\n')}\n\n`);
+    previous = current;
+  }
+  return 0;
+}
