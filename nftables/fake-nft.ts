@@ -17,6 +17,7 @@
  * it. Implements the same NftApi as the real adapter.
  */
 import { NftError, type NftErrorKind } from './errors.ts';
+import type { LiveNames } from './full-sync.ts';
 import type { NftApi } from './nft.ts';
 import { TABLE_NAME, type BaseChainSpec, type NftChain, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
 import { normalizeElement } from './normalize.ts';
@@ -97,6 +98,13 @@ export class FakeNft implements NftApi {
 
   async deleteTable(family: NftFamily): Promise<boolean> {
     return this.tables.delete(family);
+  }
+
+  /** As Nft.listNames: the table's chain, set and map names; null when it is missing or holds none of them. */
+  async listNames(family: NftFamily): Promise<LiveNames | null> {
+    const t = this.tables.get(family);
+    if (!t || (t.chains.size === 0 && t.sets.size === 0)) return null;
+    return { chains: [...t.chains.keys()], sets: [...t.sets.values()].map((s) => ({ name: s.decl.name, kind: s.decl.kind })) };
   }
 
   /** The table as written (rules as given), or null. */

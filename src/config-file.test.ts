@@ -162,6 +162,49 @@ describe('KubeProxyConfiguration files', () => {
     expect(ignored).toEqual(['--cluster-cidr']);
   });
 
+  const file = (body: string) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${body}\n`;
+  const fromFile = (body: string) => configFromFlags(mergeConfig(parseConfigFile(file(body), 'c.yaml').values, new Map()).values);
+
+  it('takes the sync periods and masquerade settings from nftables: in nftables mode (upstream v1alpha1 conversion)', () => {
+    const c = fromFile(
+      'mode: nftables\niptables:\n  syncPeriod: 5s\n  masqueradeBit: 3\nnftables:\n  syncPeriod: 10s\n  minSyncPeriod: 2s\n  masqueradeAll: true\n  masqueradeBit: 12',
+    );
+    expect(c).toMatchObject({ mode: 'nftables', syncPeriodMs: 10_000, minSyncPeriodMs: 2000, masqueradeAll: true, masqueradeBit: 12 });
+    // Left out (or zero): upstream's nftables defaults, not the iptables: values.
+    expect(fromFile('mode: nftables\niptables:\n  syncPeriod: 5s\n  masqueradeAll: true\nnftables:\n  syncPeriod: 0s')).toMatchObject({
+      syncPeriodMs: 30_000,
+      minSyncPeriodMs: 1000,
+      masqueradeAll: false,
+      masqueradeBit: 14,
+      nodePortAddresses: ['primary'],
+    });
+    // Other modes read iptables: and only type-check nftables:.
+    expect(fromFile('mode: iptables\nnftables:\n  syncPeriod: 10s\n  masqueradeBit: 40')).toMatchObject({ syncPeriodMs: 30_000, masqueradeBit: 14 });
+    expect(() => parseConfigFile(file('mode: iptables\nnftables:\n  syncPeriod: 10'), 'c.yaml')).toThrow(/nftables.syncPeriod: expected a duration/);
+  });
+
+  it('names nftables.* fields in errors about them (upstream TestValidateV1Alpha1FieldPaths, TestValidateV1Alpha1SyncPeriodPaths)', () => {
+    expect(() => parseConfigFile(file('mode: nftables\nnftables:\n  masqueradeBit: 32'), 'c.yaml')).toThrow(
+      /c.yaml: nftables.masqueradeBit: invalid value "32".*must be between 0 and 31/,
+    );
+    expect(() => fromFile('mode: nftables\nnftables:\n  syncPeriod: 1s\n  minSyncPeriod: 2s')).toThrow(
+      /nftables.minSyncPeriod \(2000ms\) must not exceed nftables.syncPeriod/,
+    );
+    expect(() => fromFile('mode: nftables\nnftables:\n  minSyncPeriod: -1s')).toThrow(/nftables.minSyncPeriod must be greater than or equal to 0/);
+  });
+
+  it('writes nftables mode settings into nftables: and reads them back (upstream Convert_config_KubeProxyConfiguration_To_v1alpha1)', () => {
+    const values = parseFlags(['--mode=nftables', '--iptables-sync-period=45s', '--masquerade-all'], AGENT_FLAGS).values;
+    const { doc } = configDocument(values, configFromFlags(values));
+    expect(doc).toMatchObject({
+      mode: 'nftables',
+      nodePortAddresses: ['primary'],
+      nftables: { syncPeriod: '45s', minSyncPeriod: '1s', masqueradeAll: true, masqueradeBit: 14 },
+    });
+    const again = parseConfigFile(dump(doc), 'roundtrip').values;
+    expect(configFromFlags(again)).toEqual(configFromFlags(values));
+  });
+
   it('writes a document that reads back to the same configuration', () => {
     const values = parseFlags(['--cluster-cidr=10.0.0.0/8', '--iptables-sync-period=45s', '--masquerade-all'], AGENT_FLAGS).values;
     const again = parseConfigFile(dump(configDocument(values, configFromFlags(values)).doc), 'roundtrip').values;

@@ -17,7 +17,7 @@ import { load } from 'js-yaml';
 import type { ProxyConfig } from './config.ts';
 import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { convertFlagValue, formatDuration, type FlagSpec, type FlagValue } from './flags.ts';
+import { convertFlagValue, formatDuration, settingLabel, type FlagSpec, type FlagValue } from './flags.ts';
 import { parseGoDurationNs } from './go-duration.ts';
 
 export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
@@ -42,6 +42,8 @@ const ZERO_MEANS_DEFAULT = new Set([
   'metrics-bind-address',
   'iptables-sync-period',
   'iptables-min-sync-period',
+  'nftables-sync-period',
+  'nftables-min-sync-period',
   'udp-timeout',
   'config-sync-period',
   'kube-api-content-type',
@@ -83,8 +85,10 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
   if (obj['apiVersion'] !== CONFIG_API_VERSION)
     throw new ConfigError('apiVersion', `${source}: apiVersion must be ${CONFIG_API_VERSION}, got ${describeValue(obj['apiVersion'])}`);
 
+  // The `nftables:` section counts only in nftables mode (settingNames in config.ts); otherwise its types are checked.
+  const nftables = obj['mode'] === 'nftables';
   const byPath = new Map<string, FlagSpec>();
-  for (const spec of AGENT_FLAGS) if (spec.config && !byPath.has(spec.config)) byPath.set(spec.config, spec);
+  for (const spec of AGENT_FLAGS) if (spec.config && !byPath.has(spec.config) && (!spec.fileOnly || nftables)) byPath.set(spec.config, spec);
 
   const values = new Map<string, FlagValue>();
   const unknownFields: string[] = [];
@@ -107,6 +111,9 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
     if (type === 'object' && value) for (const [k, v] of Object.entries(value)) visit(v, `${path}.${k}`);
   };
   for (const [k, v] of Object.entries(obj)) visit(v, k);
+  // Upstream's defaults for what the section leaves out: the file, not the iptables flags, decides in nftables mode.
+  if (nftables)
+    for (const spec of AGENT_FLAGS) if (spec.fileOnly && !values.has(spec.name)) values.set(spec.name, convertFlagValue(spec, spec.default));
   return { values, unknownFields, duplicateKeys };
 }
 
@@ -174,7 +181,7 @@ function fromFile(spec: FlagSpec, value: unknown, path: string, source: string):
   try {
     return convertFlagValue(spec, raw);
   } catch (err) {
-    throw new ConfigError(path, `${source}: ${path}: ${(err as Error).message.replace(/ for --[\w-]+/, '')}`);
+    throw new ConfigError(path, `${source}: ${path}: ${(err as Error).message.replace(` for ${settingLabel(spec)}`, '')}`);
   }
 }
 
@@ -200,7 +207,8 @@ export function mergeConfig(
  * A KubeProxyConfiguration document for the effective configuration (for
  * --write-config-to), as upstream's writeConfigFile encodes it: defaults
  * applied (mode: iptables, detectLocalMode: ClusterCIDR, ports appended to
- * bind addresses), durations as Go prints them. `notes` names the values a
+ * bind addresses; in nftables mode nodePortAddresses [primary] and the mode's
+ * settings in `nftables:`), durations as Go prints them. `notes` names the values a
  * v1alpha1 file cannot carry: a zero there means "the default" when read back.
  */
 export function configDocument(values: ReadonlyMap<string, FlagValue>, config: ProxyConfig): { doc: Record<string, unknown>; notes: string[] } {
@@ -209,6 +217,16 @@ export function configDocument(values: ReadonlyMap<string, FlagValue>, config: P
     'detect-local-mode': config.detectLocalMode,
     'healthz-bind-address': config.healthzBindAddress,
     'metrics-bind-address': config.metricsBindAddress,
+    'nodeport-addresses': config.nodePortAddresses,
+    // As upstream's conversion back to v1alpha1: the nftables mode's settings go to its own section.
+    ...(config.mode === 'nftables'
+      ? {
+          'nftables-sync-period': config.syncPeriodMs,
+          'nftables-min-sync-period': config.minSyncPeriodMs,
+          'nftables-masquerade-all': config.masqueradeAll,
+          'nftables-masquerade-bit': config.masqueradeBit,
+        }
+      : {}),
   };
   const doc: Record<string, unknown> = { apiVersion: CONFIG_API_VERSION, kind: 'KubeProxyConfiguration' };
   const notes: string[] = [];
@@ -218,7 +236,7 @@ export function configDocument(values: ReadonlyMap<string, FlagValue>, config: P
     const written = spec.type === 'duration' ? formatDuration(v as number) : v;
     if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(spec, written) && !isZero(spec, spec.default)) {
       notes.push(
-        `${spec.config}: ${JSON.stringify(written)} reads back as the default ${spec.default}: a zero in a v1alpha1 file means "default" (upstream's defaulting); give --${spec.name} on the command line instead`,
+        `${spec.config}: ${JSON.stringify(written)} reads back as the default ${spec.default}: a zero in a v1alpha1 file means "default" (upstream's defaulting); give --${spec.name.replace(/^nftables-/, 'iptables-')} on the command line instead`,
       );
     }
     const parts = spec.config.split('.');

@@ -14,7 +14,7 @@ import type { ProxyModeName } from '../proxier/mode.ts';
 import { parsePortRange } from '../userspace/port-allocator.ts';
 import { inertFeatureGates, unknownFeatureGates } from './feature-gates.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { flagDefault, FlagError, type FlagValue } from './flags.ts';
+import { flagDefault, FlagError, settingLabel, type FlagValue } from './flags.ts';
 import { appendPortIfNeeded, HEALTHZ_PORT, METRICS_PORT, parseHostPort } from './host-port.ts';
 
 export interface ProxyConfig {
@@ -68,6 +68,8 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
   };
   const str = (n: string): string => get(n) as string;
   const mode = (str('mode') || str('proxy-mode') || 'iptables') as ProxyModeName;
+  const names = settingNames(mode, given);
+  const nodePortAddresses = get('nodeport-addresses') as string[];
   const config: ProxyConfig = {
     mode,
     kubeconfig: str('kubeconfig'),
@@ -83,12 +85,13 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     detectLocalMode: (str('detect-local-mode') || 'ClusterCIDR') as DetectLocalMode,
     bridgeInterface: str('pod-bridge-interface'),
     interfaceNamePrefix: str('pod-interface-name-prefix'),
-    masqueradeAll: get('masquerade-all') as boolean,
-    masqueradeBit: get('iptables-masquerade-bit') as number,
+    masqueradeAll: get(names.masqueradeAll) as boolean,
+    masqueradeBit: get(names.masqueradeBit) as number,
     localhostNodePorts: get('iptables-localhost-nodeports') as boolean,
-    nodePortAddresses: get('nodeport-addresses') as string[],
-    syncPeriodMs: get('iptables-sync-period') as number,
-    minSyncPeriodMs: get('iptables-min-sync-period') as number,
+    // platformApplyDefaults: the nftables mode's NodePorts answer on the node's primary IPs unless told otherwise.
+    nodePortAddresses: mode === 'nftables' && nodePortAddresses.length === 0 ? ['primary'] : nodePortAddresses,
+    syncPeriodMs: get(names.syncPeriod) as number,
+    minSyncPeriodMs: get(names.minSyncPeriod) as number,
     // A bare IP gets the default port, as upstream's AppendPortIfNeeded (k3s passes --healthz-bind-address=127.0.0.1).
     healthzBindAddress: appendPortIfNeeded(str('healthz-bind-address').trim(), HEALTHZ_PORT),
     metricsBindAddress: appendPortIfNeeded(str('metrics-bind-address').trim(), METRICS_PORT),
@@ -112,14 +115,55 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
         (s) => `--${s.name}: ${s.notImplemented}`,
       ),
       ...inertFeatureGates(get('feature-gates') as Record<string, boolean>).map((g) => `--feature-gates ${g}: a gate kube-proxy-ts does not act on`),
+      ...(mode === 'nftables' && given.has('iptables-masquerade-bit') && get('iptables-masquerade-bit') !== get('nftables-masquerade-bit')
+        ? [
+            '--iptables-masquerade-bit: not used in nftables mode, as upstream (that mode marks with nftables.masqueradeBit of a --config file, 14 by default)',
+          ]
+        : []),
     ],
   };
-  validateConfig(config);
+  validateConfig(config, names);
   return config;
 }
 
-/** Cross-field validation; throws FlagError naming the flag. */
-export function validateConfig(c: ProxyConfig): void {
+/** Which flag (or file-only config field) each mode-dependent setting comes from. */
+export interface SettingNames {
+  readonly syncPeriod: string;
+  readonly minSyncPeriod: string;
+  readonly masqueradeAll: string;
+  readonly masqueradeBit: string;
+}
+
+const IPTABLES_SETTINGS: SettingNames = {
+  syncPeriod: 'iptables-sync-period',
+  minSyncPeriod: 'iptables-min-sync-period',
+  masqueradeAll: 'masquerade-all',
+  masqueradeBit: 'iptables-masquerade-bit',
+};
+
+/**
+ * As upstream: a --config file with mode: nftables gives the sync periods and
+ * masqueradeAll from its `nftables:` section (the v1alpha1 conversion,
+ * Convert_v1alpha1_KubeProxyConfiguration_To_config_KubeProxyConfiguration);
+ * without a file, --iptables-sync-period, --iptables-min-sync-period and
+ * --masquerade-all apply to every mode (processV1Alpha1Flags). The nftables
+ * mode's mark bit is always nftables.masqueradeBit (default 14): upstream has
+ * no flag for it, and --iptables-masquerade-bit is the iptables modes' only.
+ * parseConfigFile sets every nftables.* value when the file's mode is nftables.
+ */
+export function settingNames(mode: ProxyModeName, given: ReadonlyMap<string, FlagValue>): SettingNames {
+  if (mode !== 'nftables') return IPTABLES_SETTINGS;
+  const file = given.has('nftables-sync-period');
+  return {
+    syncPeriod: file ? 'nftables-sync-period' : 'iptables-sync-period',
+    minSyncPeriod: file ? 'nftables-min-sync-period' : 'iptables-min-sync-period',
+    masqueradeAll: file ? 'nftables-masquerade-all' : 'masquerade-all',
+    masqueradeBit: 'nftables-masquerade-bit',
+  };
+}
+
+/** Cross-field validation; throws FlagError naming the flag (`names`: where the mode's sync periods came from). */
+export function validateConfig(c: ProxyConfig, names: SettingNames = IPTABLES_SETTINGS): void {
   const unknown = unknownFeatureGates(c.featureGates);
   if (unknown.length)
     throw new FlagError('feature-gates', `invalid --feature-gates: unrecognized feature gate${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
@@ -131,7 +175,7 @@ export function validateConfig(c: ProxyConfig): void {
   ] as const) {
     if (value !== '' && !parseHostPort(value)) throw new FlagError(flag, `invalid --${flag} "${value}": expected ip or ip:port`);
   }
-  validateDurations(c);
+  validateDurations(c, names);
   validateDetectLocal(c);
   // Upstream accepts only the previous minor of its own version; kube-proxy-ts serves several, so any "<major>.<minor>".
   if (c.showHiddenMetricsForVersion !== '' && !/^\d+\.\d+$/.test(c.showHiddenMetricsForVersion)) {
@@ -164,14 +208,13 @@ function validateCIDRs(c: ProxyConfig): void {
   }
 }
 
-function validateDurations(c: ProxyConfig): void {
-  if (c.syncPeriodMs <= 0) throw new FlagError('iptables-sync-period', '--iptables-sync-period must be greater than 0');
-  if (c.minSyncPeriodMs < 0) throw new FlagError('iptables-min-sync-period', '--iptables-min-sync-period must be greater than or equal to 0');
+function validateDurations(c: ProxyConfig, names: SettingNames): void {
+  const [sync, min] = [names.syncPeriod, names.minSyncPeriod];
+  const label = (name: string): string => settingLabel(AGENT_FLAGS.find((s) => s.name === name)!);
+  if (c.syncPeriodMs <= 0) throw new FlagError(sync, `${label(sync)} must be greater than 0`);
+  if (c.minSyncPeriodMs < 0) throw new FlagError(min, `${label(min)} must be greater than or equal to 0`);
   if (c.minSyncPeriodMs > c.syncPeriodMs) {
-    throw new FlagError(
-      'iptables-min-sync-period',
-      `--iptables-min-sync-period (${c.minSyncPeriodMs}ms) must not exceed --iptables-sync-period (${c.syncPeriodMs}ms)`,
-    );
+    throw new FlagError(min, `${label(min)} (${c.minSyncPeriodMs}ms) must not exceed ${label(sync)} (${c.syncPeriodMs}ms)`);
   }
   // Durations are whole nanoseconds, as Go's: --udp-timeout=0.5ns is 0 and refused.
   if (c.udpIdleTimeoutMs <= 0) throw new FlagError('udp-timeout', '--udp-timeout must be greater than 0');

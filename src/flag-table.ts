@@ -1,9 +1,10 @@
 /**
- * The flag table: upstream kube-proxy's flags for the iptables and userspace
- * modes (same names, meanings and defaults), plus kube-proxy-ts's own
+ * The flag table: upstream kube-proxy's flags for the iptables, nftables and
+ * userspace modes (same names, meanings and defaults), plus kube-proxy-ts's own
  * (`--objects`, and the subcommands' options). Flags upstream has that
  * kube-proxy-ts accepts but does not act on are marked notImplemented, so a
- * DaemonSet written for upstream still starts.
+ * DaemonSet written for upstream still starts. The nftables mode's `nftables:`
+ * config section has no flags upstream, so its entries are fileOnly.
  */
 import type { FlagSpec } from './flags.ts';
 import { DETECT_LOCAL_MODES } from '../iptables/local-detector.ts';
@@ -122,14 +123,14 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     type: 'duration',
     default: '30s',
     config: 'iptables.syncPeriod',
-    help: 'How often rules are checked and refreshed (canary check, retry after failure).',
+    help: "How often rules are checked and refreshed (canary check, retry after failure); also the nftables mode's.",
   },
   {
     name: 'iptables-min-sync-period',
     type: 'duration',
     default: '1s',
     config: 'iptables.minSyncPeriod',
-    help: 'Minimum time between two syncs; 0 syncs on every change.',
+    help: 'Minimum time between two syncs; 0 syncs on every change (all modes).',
   },
   {
     name: 'iptables-masquerade-bit',
@@ -138,7 +139,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     min: 0,
     max: 31,
     config: 'iptables.masqueradeBit',
-    help: 'Bit of the fwmark space that marks packets needing SNAT.',
+    help: 'Bit of the fwmark space that marks packets needing SNAT (iptables and userspace modes; nftables mode: nftables.masqueradeBit).',
   },
   {
     name: 'iptables-localhost-nodeports',
@@ -147,6 +148,12 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     config: 'iptables.localhostNodePorts',
     help: 'Allow NodePorts on 127.0.0.1 (IPv4 only; sets route_localnet).',
   },
+  // The `nftables:` section: upstream reads it instead of `iptables:` when the file says mode: nftables
+  // (v1alpha1 conversion), and has no flags of its own for it (its flags map as in the iptables mode).
+  { name: 'nftables-masquerade-all', type: 'bool', default: 'false', config: 'nftables.masqueradeAll', fileOnly: true, help: '' },
+  { name: 'nftables-masquerade-bit', type: 'int', default: '14', min: 0, max: 31, config: 'nftables.masqueradeBit', fileOnly: true, help: '' },
+  { name: 'nftables-sync-period', type: 'duration', default: '30s', config: 'nftables.syncPeriod', fileOnly: true, help: '' },
+  { name: 'nftables-min-sync-period', type: 'duration', default: '1s', config: 'nftables.minSyncPeriod', fileOnly: true, help: '' },
   {
     name: 'healthz-bind-address',
     type: 'string',

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { configFromFlags } from './config.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { FlagError, formatDuration, parseDuration, parseFlags } from './flags.ts';
+import { FlagError, formatDuration, parseDuration, parseFlags, type FlagValue } from './flags.ts';
+import { USAGE } from './commands.ts';
 
 const parse = (...argv: string[]) => parseFlags(argv, AGENT_FLAGS);
 
@@ -91,6 +92,41 @@ describe('configFromFlags', () => {
     [{ 'udp-timeout': 0 }, /--udp-timeout must be greater than 0/],
   ])('rejects inconsistent values %j', (given, message) => {
     expect(() => configFromFlags(new Map(Object.entries(given)))).toThrow(message);
+  });
+
+  it("accepts --mode=nftables with upstream's defaults for it: NodePorts on the primary IPs, mark bit 14 (platformApplyDefaults)", () => {
+    const c = configFromFlags(new Map([['mode', 'nftables']]));
+    expect(c).toMatchObject({ mode: 'nftables', masqueradeBit: 14, nodePortAddresses: ['primary'], syncPeriodMs: 30_000, minSyncPeriodMs: 1000 });
+    expect(
+      configFromFlags(
+        new Map<string, FlagValue>([
+          ['mode', 'nftables'],
+          ['nodeport-addresses', ['0.0.0.0/0']],
+        ]),
+      ).nodePortAddresses,
+    ).toEqual(['0.0.0.0/0']);
+    expect(configFromFlags(new Map()).nodePortAddresses).toEqual([]);
+  });
+
+  it('applies --iptables-sync-period, --iptables-min-sync-period and --masquerade-all to nftables mode, not --iptables-masquerade-bit (upstream processV1Alpha1Flags)', () => {
+    const flags = parse(
+      '--proxy-mode=nftables',
+      '--iptables-sync-period=45s',
+      '--iptables-min-sync-period=0s',
+      '--masquerade-all',
+      '--iptables-masquerade-bit=13',
+    ).values;
+    const c = configFromFlags(flags);
+    expect(c).toMatchObject({ syncPeriodMs: 45_000, minSyncPeriodMs: 0, masqueradeAll: true, masqueradeBit: 14 });
+    expect(c.notImplemented).toEqual([expect.stringMatching(/^--iptables-masquerade-bit: not used in nftables mode/)]);
+    expect(() => configFromFlags(parse('--mode=nftables', '--iptables-min-sync-period=1m').values)).toThrow(
+      /--iptables-min-sync-period \(60000ms\) must not exceed --iptables-sync-period/,
+    );
+  });
+
+  it('has no flags for the nftables: config section, as upstream', () => {
+    expect(() => parse('--nftables-sync-period=10s')).toThrow('unknown flag: --nftables-sync-period');
+    expect(USAGE).not.toContain('nftables-sync-period');
   });
 
   it('lists compatibility-only flags that were set', () => {

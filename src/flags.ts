@@ -23,6 +23,11 @@ export interface FlagSpec {
   readonly max?: number;
   /** Accepted for compatibility but not implemented: a warning is logged when it is set. */
   readonly notImplemented?: string;
+  /**
+   * A KubeProxyConfiguration field without a command-line flag (upstream has none either): read from
+   * --config only, never parsed from argv nor listed in the help. Its name is internal; errors name its field.
+   */
+  readonly fileOnly?: boolean;
   readonly shorthand?: string;
 }
 
@@ -63,8 +68,13 @@ function parseGoBool(raw: string): boolean | null {
   return null;
 }
 
+/** How messages name a setting: `--flag`, or the config field of a file-only one. */
+export function settingLabel(spec: Pick<FlagSpec, 'name' | 'fileOnly' | 'config'>): string {
+  return spec.fileOnly && spec.config ? spec.config : `--${spec.name}`;
+}
+
 export function convertFlagValue(spec: FlagSpec, raw: string): FlagValue {
-  const bad = (why: string): FlagError => new FlagError(spec.name, `invalid value "${raw}" for --${spec.name}: ${why}`);
+  const bad = (why: string): FlagError => new FlagError(spec.name, `invalid value "${raw}" for ${settingLabel(spec)}: ${why}`);
   switch (spec.type) {
     case 'string':
       if (spec.values && !spec.values.includes(raw)) throw bad(`must be one of ${spec.values.map((v) => `"${v}"`).join(', ')}`);
@@ -120,6 +130,7 @@ export interface ParsedFlags {
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
   const byName = new Map<string, FlagSpec>();
   for (const s of specs) {
+    if (s.fileOnly) continue;
     byName.set(s.name, s);
     if (s.shorthand) byName.set(s.shorthand, s);
   }
@@ -167,6 +178,7 @@ export function flagDefault(spec: FlagSpec): FlagValue {
 
 export function formatFlagHelp(specs: readonly FlagSpec[]): string {
   return specs
+    .filter((s) => !s.fileOnly)
     .map((s) => {
       const head = `  ${s.shorthand ? `-${s.shorthand}, ` : ''}--${s.name}${s.type === 'bool' ? '' : ` ${s.type}`}`;
       const def = s.default === '' ? '' : ` (default ${s.type === 'string' ? `"${s.default}"` : s.default})`;

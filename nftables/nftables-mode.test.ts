@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { ManualClock } from '../proxier/clock.ts';
+import { silentLogger } from '../proxier/log.ts';
+import { ApplyError, type SyncContext } from '../proxier/mode.ts';
+import type { IPFamily, Snapshot } from '../proxier/types.ts';
+import { diffTables, isEmptyDiff } from './diff.ts';
+import { FakeNft } from './fake-nft.ts';
+import { FULL_SYNC_PERIOD_MS, NftablesMode } from './nftables-mode.ts';
+import { tableOf } from './render.ts';
+import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+
+const svc = (name: string, ip: string, port: number) => makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }] });
+const eps = (name: string, port: number, ips: string[]) =>
+  makeEndpointSlice('ns1', name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: `p${port}`, port, protocol: 'TCP' }] });
+
+/** A FakeNft whose next runs can be made to fail, as a refused transaction. */
+class FlakyNft extends FakeNft {
+  failNext: ((text: string) => boolean) | null = null;
+  override async run(text: string): Promise<void> {
+    if (this.failNext?.(text)) {
+      this.failNext = null;
+      throw new Error('Could not process rule: No such file or directory');
+    }
+    return super.run(text);
+  }
+}
+
+function setup(families: IPFamily[] = ['IPv4']) {
+  const nft = new FlakyNft();
+  const clock = new ManualClock(1_000_000);
+  const mode = new NftablesMode({ families, render: upstreamOptions('IPv4'), monitorPeriodMs: 1000 }, { nft, clock, logger: silentLogger() });
+  const services = new Map<string, unknown>([['a', svc('a', '172.30.0.41', 80)]]);
+  const slices = new Map<string, unknown>([['a', eps('a', 80, ['10.0.1.1'])]]);
+  const snapshot = (): Snapshot => upstreamSnapshot('IPv4', [...services.values()], [...slices.values()]);
+  const ctx = (periodic = false): SyncContext => ({ periodic, previous: null });
+  const sync = (periodic = false) => mode.sync(snapshot(), ctx(periodic));
+  const converged = async () => {
+    const d = diffTables(tableOf(mode.lastRender('IPv4')!), await nft.list('ip'));
+    return isEmptyDiff({ ...d, extraChains: [] });
+  };
+  return { nft, clock, mode, services, slices, sync, converged };
+}
+
+describe('NftablesMode (upstream syncProxyRules)', () => {
+  it('cold-starts a missing table, then sends only the delta of an endpoint change, and nothing when nothing changed', async () => {
+    const t = setup();
+    const first = await t.sync();
+    expect(first.full).toBe(true);
+    expect(await t.converged()).toBe(true);
+    expect(first.objects.get('kube-proxy')).toBeGreaterThan(20);
+
+    const runs = t.nft.history.length;
+    for (const periodic of [false, true]) {
+      const r = await t.sync(periodic);
+      expect(r).toMatchObject({ full: false, bytes: 0 });
+      expect(r.written.get('kube-proxy')).toBe(0);
+    }
+    expect(t.nft.history.length).toBe(runs);
+
+    t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
+    const r = await t.sync();
+    expect(r.full).toBe(false);
+    const text = t.nft.history.at(-1)!;
+    expect(text).toContain('10.0.1.2');
+    expect(text).not.toMatch(/add table|cluster-ips-check|masquerading/);
+    expect(r.written.get('kube-proxy')).toBe(8); // README: upstream's TestSyncProxyRulesRepeated, adding an endpoint
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('flushes a deleted service port chains at once and deletes them at least 1 s later (upstream staleChains, kernels < 6.2)', async () => {
+    const t = setup();
+    t.services.set('b', svc('b', '172.30.0.42', 8080));
+    t.slices.set('b', eps('b', 8080, ['10.0.2.1']));
+    await t.sync();
+    const chainsOfB = async () => (await t.nft.list('ip'))!.chains.filter((c) => c.name.includes('ns1/b/')).map((c) => c.rules.length);
+    expect(await chainsOfB()).toEqual([2, 2]);
+
+    t.services.delete('b');
+    t.slices.delete('b');
+    t.clock.advance(100);
+    await t.sync();
+    expect(await chainsOfB()).toEqual([0, 0]);
+    t.clock.advance(500);
+    await t.sync(true);
+    expect(await chainsOfB()).toEqual([0, 0]);
+    t.clock.advance(500);
+    const r = await t.sync(true);
+    expect(await chainsOfB()).toEqual([]);
+    expect(r.full).toBe(false);
+    expect(t.nft.history.at(-1)).toMatch(/^delete chain ip kube-proxy .*ns1\/b\//m);
+  });
+
+  it('makes the sync after a refused transaction a full one (upstream needFullSync)', async () => {
+    const t = setup();
+    await t.sync();
+    t.slices.set('a', eps('a', 80, ['10.0.1.3']));
+    t.nft.failNext = () => true;
+    const err = await t.sync().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplyError);
+    expect(err).toMatchObject({ family: 'IPv4', full: false });
+    const r = await t.sync();
+    expect(r.full).toBe(true);
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('reports a failed stale-chain deletion as a cleanup failure and syncs fully next (upstream cleanup_failures_total)', async () => {
+    const t = setup();
+    t.services.set('b', svc('b', '172.30.0.42', 8080));
+    t.slices.set('b', eps('b', 8080, ['10.0.2.1']));
+    await t.sync();
+    t.services.delete('b');
+    t.slices.delete('b');
+    await t.sync();
+    t.clock.advance(1000);
+    t.nft.failNext = (text) => text.startsWith('delete chain');
+    const r = await t.sync(true);
+    expect(r.failures).toEqual([
+      expect.objectContaining({ stage: 'cleanup', message: expect.stringMatching(/cannot delete stale chains .*ns1\/b\//) }),
+    ]);
+    t.clock.advance(1000);
+    expect((await t.sync(true)).full).toBe(true);
+    t.clock.advance(1000);
+    await t.sync(true);
+    expect((await t.nft.list('ip'))!.chains.some((c) => c.name.includes('ns1/b/'))).toBe(false);
+  });
+
+  it('syncs fully once an hour even when nothing changed (upstream FullSyncPeriod)', async () => {
+    const t = setup();
+    await t.sync();
+    t.clock.advance(FULL_SYNC_PERIOD_MS - 1);
+    expect((await t.sync(true)).full).toBe(false);
+    t.clock.advance(1);
+    expect((await t.sync(true)).full).toBe(true);
+  });
+
+  it.each([
+    ['a deleted table', (nft: FakeNft) => nft.deleteTable('ip')],
+    ['a deleted base chain', (nft: FakeNft) => nft.run('delete chain ip kube-proxy filter-input\n')],
+  ])('monitor() notices %s and the forced full sync repairs it', async (_what, damage) => {
+    const t = setup();
+    let resyncs = 0;
+    const stop = t.mode.monitor(() => resyncs++);
+    await t.sync();
+    t.clock.advance(1000);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(resyncs).toBe(0);
+    await damage(t.nft);
+    t.clock.advance(1000);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(resyncs).toBe(1);
+    stop();
+    expect(await t.converged()).toBe(false);
+    const r = await t.sync();
+    expect(r.full).toBe(true);
+    expect(await t.converged()).toBe(true);
+    expect(await t.mode.damage('IPv4')).toEqual([]);
+  });
+});

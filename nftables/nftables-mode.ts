@@ -1,0 +1,299 @@
+/**
+ * The nftables mode: render -> plan -> one transaction -> remember, per IP
+ * family, into the tables `ip kube-proxy` and `ip6 kube-proxy`, as upstream's
+ * nftables proxier (pkg/proxy/nftables/proxier.go, generation A).
+ *
+ * - A full sync (first sync, after any failure, after a node topology change,
+ *   after outside damage, and at least once an hour as upstream's
+ *   FullSyncPeriod) lists the table's names once: a missing table gets the
+ *   chunked cold start, an existing one one full transaction (stale chains
+ *   flushed, base chains re-created on the process's first full sync).
+ * - Every other sync, the periodic one included, is partial: only what
+ *   changed since the last applied state; an unchanged sync sends nothing.
+ *   Chains nothing wants are flushed at once and deleted by a separate
+ *   transaction at least 1 s later (kernels before 6.2), after the main one.
+ * - A refused transaction rejects with ApplyError and forgets the applied
+ *   state, so the next sync is full; a failed stale-chain deletion is a
+ *   `cleanup` failure of the report and also makes the next sync full.
+ * - monitor() lists the names every period and resyncs fully when the table
+ *   or any chain, set or map the last sync wrote is gone (upstream notices
+ *   only when a later transaction fails, or at the hourly full sync).
+ */
+import type { Clock } from '../proxier/clock.ts';
+import { every } from '../proxier/clock.ts';
+import type { Conntrack } from '../proxier/conntrack.ts';
+import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
+import type { Logger } from '../proxier/log.ts';
+import { ApplyError, type ProxyMode, type SyncContext, type SyncFailure, type SyncReport } from '../proxier/mode.ts';
+import type { IPFamily, Snapshot } from '../proxier/types.ts';
+import { planColdStart } from './cold-start.ts';
+import { planFullSync, type LiveNames } from './full-sync.ts';
+import { nftFamily, TABLE_NAME, type NftFamily } from './model.ts';
+import type { NftApi } from './nft.ts';
+import { planPartialSync } from './partial-sync.ts';
+import { NftRenderCache, renderNftables, type NftRender, type NftRenderOptions } from './render.ts';
+import type { AppliedState, SyncPlan } from './sync-state.ts';
+
+/** What the mode needs of nft: Nft (real, over the command runner) and FakeNft both are this. */
+export interface NftTables extends NftApi {
+  listNames(family: NftFamily): Promise<LiveNames | null>;
+}
+
+/** Upstream's FullSyncPeriod: the longest time between two full syncs. */
+export const FULL_SYNC_PERIOD_MS = 3_600_000;
+
+export interface NftablesModeOptions {
+  /** The families to program, in sync order (upstream runs both on every node). */
+  readonly families: readonly IPFamily[];
+  readonly render: NftRenderOptions;
+  /** How often monitor() looks for outside damage (the sync period). */
+  readonly monitorPeriodMs?: number;
+}
+
+export interface NftablesModeDeps {
+  readonly nft: NftTables;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly conntrack?: Conntrack;
+  /** Releases what the nft adapter holds (the long-running `nft -i`), at close(). */
+  readonly closeNft?: () => Promise<void>;
+}
+
+interface FamilyState {
+  readonly cache: NftRenderCache;
+  applied: AppliedState | null;
+  topologyKey: string;
+  lastFullAt: number;
+  /** A stale-chain deletion failed: the next sync is full (upstream). */
+  forceFull: boolean;
+  /** Base chains are deleted and re-created on a process's first full sync over an existing table (upstream #123162). */
+  baseChainsRecreated: boolean;
+  lastRender: NftRender | null;
+  lastPlan: SyncPlan | null;
+  /** Bumped by every sync attempt, so a monitor check that raced a sync is dropped. */
+  generation: number;
+}
+
+export class NftablesMode implements ProxyMode {
+  readonly name = 'nftables' as const;
+  readonly families: readonly IPFamily[];
+  private readonly o: NftablesModeOptions;
+  private readonly d: NftablesModeDeps;
+  private readonly state = new Map<IPFamily, FamilyState>();
+  private syncing = 0;
+
+  constructor(options: NftablesModeOptions, deps: NftablesModeDeps) {
+    this.o = options;
+    this.d = deps;
+    this.families = [...options.families];
+  }
+
+  /** The last rendered table of a family (tests compare it with the kernel's). */
+  lastRender(family: IPFamily): NftRender | null {
+    return this.state.get(family)?.lastRender ?? null;
+  }
+
+  /** The plan the last successful sync of a family applied. */
+  lastPlan(family: IPFamily): SyncPlan | null {
+    return this.state.get(family)?.lastPlan ?? null;
+  }
+
+  requestFullSync(): void {
+    for (const st of this.state.values()) st.applied = null;
+  }
+
+  private familyState(family: IPFamily): FamilyState {
+    let st = this.state.get(family);
+    if (!st) {
+      st = {
+        cache: new NftRenderCache(),
+        applied: null,
+        topologyKey: '',
+        lastFullAt: 0,
+        forceFull: false,
+        baseChainsRecreated: false,
+        lastRender: null,
+        lastPlan: null,
+        generation: 0,
+      };
+      this.state.set(family, st);
+    }
+    return st;
+  }
+
+  async sync(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
+    this.syncing++;
+    try {
+      return await this.syncFamily(snapshot, ctx);
+    } finally {
+      this.syncing--;
+    }
+  }
+
+  private async syncFamily(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
+    const family = snapshot.family;
+    if (!this.families.includes(family)) throw new Error(`the nftables mode does not program ${family} on this node`);
+    const fam = nftFamily(family);
+    const st = this.familyState(family);
+    st.generation++;
+    const start = this.d.clock.now();
+    const log = this.d.logger.child({ ipFamily: family });
+    // A change of the node's topology labels changes endpoint selection everywhere (upstream: needFullSync).
+    const topologyKey = JSON.stringify([snapshot.node.zone, snapshot.node.addresses, snapshot.node.podCIDRs]);
+    const previous = st.applied;
+    const partial = previous !== null && !st.forceFull && topologyKey === st.topologyKey && start - st.lastFullAt < FULL_SYNC_PERIOD_MS;
+    st.applied = null; // until this sync has succeeded: any failure makes the next one full
+
+    const render = renderNftables(snapshot, this.o.render, st.cache);
+    let plan: SyncPlan;
+    let coldStart = false;
+    if (partial) plan = planPartialSync(render, previous, start);
+    else {
+      const live = await this.d.nft.listNames(fam);
+      coldStart = live === null;
+      plan = coldStart ? planColdStart(render) : planFullSync(render, { now: start, live, recreateBaseChains: !st.baseChainsRecreated, previous });
+    }
+    try {
+      for (const t of [plan.text, ...plan.more]) if (t !== '') await this.d.nft.run(t);
+    } catch (err) {
+      log.error({ err: (err as Error).message, full: plan.full }, 'nftables sync failed');
+      throw new ApplyError(family, plan.full, err);
+    }
+
+    const failures: SyncFailure[] = [];
+    st.forceFull = false;
+    if (plan.cleanup) {
+      try {
+        await this.d.nft.run(plan.cleanup);
+      } catch (err) {
+        // Upstream: count it and sync fully next time (the listing then finds the chains again).
+        const message = `cannot delete stale chains ${plan.cleanupChains.join(', ')}: ${(err as Error).message}`;
+        log.warn(message);
+        failures.push({ stage: 'cleanup', message });
+        st.forceFull = true;
+      }
+    }
+    if (plan.full) {
+      st.lastFullAt = start;
+      st.baseChainsRecreated = true;
+      for (const w of render.warnings) log.warn(w);
+    }
+    st.applied = plan.next;
+    st.topologyKey = topologyKey;
+    st.lastRender = render;
+    st.lastPlan = plan;
+    const bytes = plan.text.length + plan.more.reduce((n, t) => n + t.length, 0) + plan.cleanup.length;
+    const durationMs = this.d.clock.now() - start;
+    log.debug(
+      {
+        full: plan.full,
+        coldStart,
+        operations: plan.operations,
+        transactions: (plan.text ? 1 : 0) + plan.more.length,
+        staleDeleted: plan.cleanupChains.length,
+        bytes,
+        durationMs,
+      },
+      'synced nftables rules',
+    );
+    const conntrackDeleted = await this.cleanConntrack(ctx.previous, snapshot, log, failures);
+    return {
+      family,
+      full: plan.full,
+      durationMs,
+      objects: new Map([[TABLE_NAME, countObjects(render)]]),
+      written: new Map([[TABLE_NAME, plan.operations]]),
+      bytes,
+      noLocalEndpoints: render.noLocalEndpoints,
+      conntrackDeleted,
+      failures,
+    };
+  }
+
+  private async cleanConntrack(previous: Snapshot | null, snapshot: Snapshot, log: Logger, failures: SyncFailure[]): Promise<number> {
+    if (!this.d.conntrack) return 0;
+    const filters = staleConntrackFilters(previous, snapshot);
+    if (filters.length === 0) return 0;
+    const { deleted, errors } = await this.d.conntrack.deleteEntries(filters);
+    for (const e of errors) {
+      log.warn({ err: e }, 'conntrack cleanup failed');
+      failures.push({ stage: 'conntrack', message: e });
+    }
+    return deleted;
+  }
+
+  /**
+   * What is missing from a family's table, compared with the last applied
+   * state: "table" when it is gone, else the missing chain, set and map
+   * names; null when nothing is known yet or a sync ran meanwhile.
+   */
+  async damage(family: IPFamily): Promise<string[] | null> {
+    const st = this.state.get(family);
+    if (!st?.applied || this.syncing > 0) return null;
+    const generation = st.generation;
+    const applied = st.applied;
+    const live = await this.d.nft.listNames(nftFamily(family));
+    if (this.syncing > 0 || st.generation !== generation) return null;
+    if (live === null) return ['table'];
+    const chains = new Set(live.chains);
+    const sets = new Set(live.sets.map((s) => s.name));
+    const missing: string[] = [];
+    for (const c of applied.fixed.chains) if (!chains.has(c.name)) missing.push(c.name);
+    for (const s of applied.fixed.sets) if (!sets.has(s.name)) missing.push(s.name);
+    for (const svc of applied.services.values()) {
+      for (const c of svc.chains) if (!chains.has(c.name)) missing.push(c.name);
+      for (const s of svc.affinitySets) if (!sets.has(s.name)) missing.push(s.name);
+    }
+    return missing;
+  }
+
+  /**
+   * Every period, each family's table is listed (names only, ~1 s at 10,000
+   * services); a deleted table or a missing chain, set or map makes the next
+   * sync a full one, requested at once.
+   */
+  monitor(resync: () => void): () => void {
+    return every(this.d.clock, this.o.monitorPeriodMs ?? 30_000, async () => {
+      for (const family of this.families) {
+        let missing: string[] | null;
+        try {
+          missing = await this.damage(family);
+        } catch (err) {
+          this.d.logger.warn({ ipFamily: family, err: (err as Error).message }, 'cannot list the kube-proxy table');
+          continue;
+        }
+        if (missing === null || missing.length === 0) continue;
+        const what =
+          missing[0] === 'table'
+            ? `table ${nftFamily(family)} ${TABLE_NAME} is gone`
+            : `missing from table ${nftFamily(family)} ${TABLE_NAME}: ${summary(missing)}`;
+        this.d.logger.warn({ ipFamily: family }, `${what}: changed from outside; resyncing everything`);
+        this.requestFullSync();
+        resync();
+        return;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.d.closeNft?.();
+  }
+}
+
+function summary(names: readonly string[]): string {
+  return names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`;
+}
+
+/** Chains, sets and maps, rules and elements the table holds after a sync of this render. */
+export function countObjects(render: NftRender): number {
+  let n = render.fixed.chains.length + render.fixed.sets.length;
+  for (const c of render.fixed.chains) n += c.rules.length;
+  const keys = new Set<string>();
+  for (const s of render.fixed.sets) for (const e of s.elements ?? []) keys.add(`${s.name}\u0000${e.key}`);
+  for (const svc of render.services) {
+    n += svc.chains.length + svc.affinitySets.length;
+    for (const c of svc.chains) n += c.rules.length;
+    for (const { set, element } of svc.elements) keys.add(`${set}\u0000${element.key}`);
+  }
+  return n + keys.size;
+}
