@@ -15,8 +15,8 @@
  *    cluster with one endpoint fewer, each paired with its floor: the same
  *    write replayed alone, right after the sync or (every other pair) right
  *    before it, from the earlier sync of the same change.
- * 3. Full syncs (periodic) over the loaded rules, each paired with its floor
- *    the same way (after, before, after, ...).
+ * 3. Full syncs over the loaded rules (requestFullSync(), then a periodic
+ *    sync), each paired with its floor the same way (after, before, after, ...).
  */
 import { readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -83,15 +83,16 @@ async function agentPath(s: Subject, events: number) {
  * the same kind, replayed before the sync instead of after it (every other
  * pair, so that neither side always follows the other's kernel work).
  */
-async function paired(s: Subject, target: Snapshot, previous: Snapshot, periodic: boolean, before: readonly Write[] | null) {
+async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: boolean, before: readonly Write[] | null) {
   // Full syncs are floored with the plain tool only: through the session too would double the longest step.
   const replay = async (ws: readonly Write[]) => ({
     floor: await time(() => s.floor(ws)),
-    session: s.floorSession === null || periodic ? null : await time(() => s.floorSession!(ws)),
+    session: s.floorSession === null || full ? null : await time(() => s.floorSession!(ws)),
   });
   const early = before === null ? null : await replay(before);
   const w0 = s.writes.length;
-  const ms = await time(() => s.mode.sync(target, { periodic, previous }));
+  if (full) s.mode.requestFullSync();
+  const ms = await time(() => s.mode.sync(target, { periodic: full, previous }));
   const main = s.main(s.writes.slice(w0));
   const late = early ?? (await replay(main));
   return { ms, ...late, floorFirst: early !== null, bytes: main.reduce((a, w) => a + Buffer.byteLength(w.text), 0), writes: main.length, main };

@@ -8,8 +8,8 @@
  * iptables mode: IptablesMode on iptables-nft 1.8.9 (batches of whole
  * services, as the agent runs it with the nft backend); its floor replays a
  * sync's restores, with the same options, one after another.
- * nftables mode: the nftables core as the mode drives it (nft-core-mode.ts)
- * through one NftSession (`nft -i`); its floor is `nft -f` of the sync's main
+ * nftables mode: NftablesMode through one NftSession (`nft -i`), as the
+ * agent runs it; its floor is `nft -f` of the sync's main
  * transaction alone (with the session's malloc setting), and also the same
  * text through the session alone.
  */
@@ -23,11 +23,11 @@ import { silentLogger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import { Nft } from '../nftables/nft.ts';
 import { NftSession, SESSION_ENV } from '../nftables/nft-session.ts';
+import { NftablesMode } from '../nftables/nftables-mode.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNftLauncher } from '../src/system/nft-launcher.ts';
 import { DETECT_LOCAL } from './mode-cluster.ts';
-import { CoreNftMode } from './nft-core-mode.ts';
 
 export type ModeName = 'iptables' | 'nftables';
 
@@ -116,18 +116,23 @@ export function makeSubject(name: ModeName): Subject {
       close: () => mode.close(),
     };
   }
-  const fork = new Nft(exec);
   const session = new NftSession(createNftLauncher());
   const viaSession = new Nft(exec, { session });
-  const channel = {
+  // The mode's nft (Nft through the session), with every transaction recorded once it has been applied.
+  const nft = {
     run: async (text: string) => {
       await viaSession.run(text);
       rec.record(text);
     },
-    listNames: (family: 'ip' | 'ip6') => fork.listNames(family),
+    check: (text: string) => viaSession.check(text),
+    list: (family: 'ip' | 'ip6') => viaSession.list(family),
+    listNames: (family: 'ip' | 'ip6') => viaSession.listNames(family),
+    deleteTable: (family: 'ip' | 'ip6') => viaSession.deleteTable(family),
   };
-  const options = { masqueradeBit: 14, masqueradeAll: false, detectLocal: DETECT_LOCAL, nodePortAddresses: [] };
-  const mode = new CoreNftMode(channel, options, preciseClock);
+  const mode = new NftablesMode(
+    { families: ['IPv4'], render: { masqueradeBit: 14, masqueradeAll: false, detectLocal: DETECT_LOCAL, nodePortAddresses: [] } },
+    { nft, clock: preciseClock, logger: silentLogger(), closeNft: () => session.close() },
+  );
   return {
     ...common,
     mode,
@@ -138,9 +143,6 @@ export function makeSubject(name: ModeName): Subject {
     floorSession: async (ws) => {
       for (const w of ws) await viaSession.run(w.text);
     },
-    close: async () => {
-      await mode.close();
-      await session.close();
-    },
+    close: () => mode.close(),
   };
 }
