@@ -84,10 +84,10 @@ async function agentPath(s: Subject, events: number) {
  * pair, so that neither side always follows the other's kernel work).
  */
 async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: boolean, before: readonly Write[] | null) {
-  // Full syncs are floored with the plain tool only: through the session too would double the longest step.
+  // Full syncs are floored through the session too only when asked (fullSession=1): it doubles the longest step.
   const replay = async (ws: readonly Write[]) => ({
     floor: await time(() => s.floor(ws)),
-    session: s.floorSession === null || full ? null : await time(() => s.floorSession!(ws)),
+    session: s.floorSession === null || (full && !arg('fullSession', 0)) ? null : await time(() => s.floorSession!(ws)),
   });
   const early = before === null ? null : await replay(before);
   const w0 = s.writes.length;
@@ -95,7 +95,16 @@ async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: bo
   const ms = await time(() => s.mode.sync(target, { periodic: full, previous }));
   const main = s.main(s.writes.slice(w0));
   const late = early ?? (await replay(main));
-  return { ms, ...late, floorFirst: early !== null, bytes: main.reduce((a, w) => a + Buffer.byteLength(w.text), 0), writes: main.length, main };
+  const writesMs = main.reduce((a, w) => a + w.doneAt - w.startedAt, 0);
+  return {
+    ms,
+    writesMs,
+    ...late,
+    floorFirst: early !== null,
+    bytes: main.reduce((a, w) => a + Buffer.byteLength(w.text), 0),
+    writes: main.length,
+    main,
+  };
 }
 
 const s = makeSubject(name);

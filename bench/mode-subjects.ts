@@ -35,6 +35,8 @@ export type ModeName = 'iptables' | 'nftables';
 export interface Write {
   readonly text: string;
   readonly opts?: RestoreOptions;
+  /** When the tool was handed the write, and when it had applied it. */
+  readonly startedAt: number;
   readonly doneAt: number;
 }
 
@@ -59,8 +61,8 @@ export const preciseClock = { ...realClock, now: () => performance.now() };
 class Recorder {
   readonly writes: Write[] = [];
   private waiting: ((w: Write) => void)[] = [];
-  record(text: string, opts?: RestoreOptions): void {
-    const w: Write = { text, doneAt: performance.now(), ...(opts ? { opts } : {}) };
+  record(text: string, startedAt: number, opts?: RestoreOptions): void {
+    const w: Write = { text, startedAt, doneAt: performance.now(), ...(opts ? { opts } : {}) };
     this.writes.push(w);
     const waiting = this.waiting;
     this.waiting = [];
@@ -97,8 +99,9 @@ export function makeSubject(name: ModeName): Subject {
       family: ipt.family,
       save: (t?: readonly string[]) => ipt.save(t),
       restore: async (text: string, opts: RestoreOptions) => {
+        const t0 = performance.now();
         await ipt.restore(text, opts);
-        rec.record(text, opts);
+        rec.record(text, t0, opts);
       },
     };
     const mode = new IptablesMode(
@@ -121,8 +124,9 @@ export function makeSubject(name: ModeName): Subject {
   // The mode's nft (Nft through the session), with every transaction recorded once it has been applied.
   const nft = {
     run: async (text: string) => {
+      const t0 = performance.now();
       await viaSession.run(text);
-      rec.record(text);
+      rec.record(text, t0);
     },
     check: (text: string) => viaSession.check(text),
     list: (family: 'ip' | 'ip6') => viaSession.list(family),
