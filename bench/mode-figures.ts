@@ -10,7 +10,8 @@
  *    then `events` endpoint changes one at a time: event to the moment the
  *    sync's first write has finished (rules in the kernel), p50 and p99. Peak
  *    resident memory is sampled during this part only (the agent's objects,
- *    proxier and mode; not the rule tools' processes).
+ *    proxier and mode; not the rule tools' processes; the bench keeps no
+ *    write texts until it is over).
  * 2. Partial syncs: mode.sync() alternating between the cluster and the
  *    cluster with one endpoint fewer, each paired with its floor: the same
  *    write replayed alone, right after the sync or (every other pair) right
@@ -113,6 +114,7 @@ try {
   const agent = await agentPath(s, arg('events', 0));
   const { cluster: _, ...figures } = agent;
   Object.assign(out, figures);
+  s.keepTexts();
   const base = snapshotOf(agent.cluster);
   // Settle on objects of our own (untimed); then once more a second later, which deletes the chains the events
   // left stale (nftables: a separate transaction, STALE_CHAIN_DELAY_MS after they were flushed).

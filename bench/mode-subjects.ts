@@ -44,6 +44,8 @@ export interface Subject {
   readonly mode: ProxyMode;
   /** Every write so far, in order. */
   readonly writes: Write[];
+  /** Keeps the text of every later write (for floors); off at first. */
+  keepTexts(): void;
   /** Resolves when the next write has finished. */
   nextWrite(): Promise<Write>;
   /** The writes of one sync that carry its rules (nftables: the main transaction, not the stale-chain cleanup). */
@@ -60,9 +62,11 @@ export const preciseClock = { ...realClock, now: () => performance.now() };
 
 class Recorder {
   readonly writes: Write[] = [];
+  /** Off while resident memory is sampled: the texts are the bench's, not the agent's. */
+  keepTexts = false;
   private waiting: ((w: Write) => void)[] = [];
   record(text: string, startedAt: number, opts?: RestoreOptions): void {
-    const w: Write = { text, startedAt, doneAt: performance.now(), ...(opts ? { opts } : {}) };
+    const w: Write = { text: this.keepTexts ? text : '', startedAt, doneAt: performance.now(), ...(opts ? { opts } : {}) };
     this.writes.push(w);
     const waiting = this.waiting;
     this.waiting = [];
@@ -92,7 +96,7 @@ function nftAlone(text: string): Promise<void> {
 export function makeSubject(name: ModeName): Subject {
   const exec = createExecaRunner();
   const rec = new Recorder();
-  const common = { writes: rec.writes, nextWrite: () => rec.nextWrite() };
+  const common = { writes: rec.writes, nextWrite: () => rec.nextWrite(), keepTexts: () => void (rec.keepTexts = true) };
   if (name === 'iptables') {
     const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: exec, timeoutMs: 600_000 });
     const recording = {
