@@ -1,0 +1,140 @@
+/**
+ * One mode at one cluster size, measured the same way for both modes (run by
+ * bench/modes-side-by-side.ts under `unshare --net`, with the agent's V8
+ * flag; prints one JSON line). Arguments: mode, services, then key=value:
+ * events (event-to-rules samples), partial (partial syncs), full (full syncs).
+ *
+ * 1. The agent's path: the Proxier (minimum sync period 0, as
+ *    `--iptables-min-sync-period 0s` / `--nftables-min-sync-period 0s`) fed
+ *    the cluster as informer events; the first sync onto the empty namespace,
+ *    then `events` endpoint changes one at a time: event to the moment the
+ *    sync's first write has finished (rules in the kernel), p50 and p99. Peak
+ *    resident memory is sampled during this part only (the agent's objects,
+ *    proxier and mode; not the rule tools' processes; the bench keeps no
+ *    write texts until it is over).
+ * 2. Partial syncs: mode.sync() alternating between the cluster and the
+ *    cluster with one endpoint fewer, each paired with its floor: the same
+ *    write replayed alone, right after the sync or (every other pair) right
+ *    before it, from the earlier sync of the same change.
+ * 3. Full syncs over the loaded rules (requestFullSync(), then a periodic
+ *    sync), each paired with its floor the same way (after, before, after, ...).
+ */
+import { readlinkSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Proxier } from '../proxier/proxier.ts';
+import { stateBuilder } from '../proxier/state-builder.ts';
+import type { Snapshot } from '../proxier/types.ts';
+import { realClock } from '../src/system/clock.ts';
+import { endpointEvent, FEATURES, makeCluster, NODE, snapshotOf, withoutOneEndpoint } from './mode-cluster.ts';
+import { makeSubject, type ModeName, type Subject, type Write } from './mode-subjects.ts';
+
+const [modeArg, nArg, ...rest] = process.argv.slice(2);
+const arg = (k: string, d: number) => Number(rest.find((a) => a.startsWith(`${k}=`))?.slice(k.length + 1) ?? d);
+const outside = rest.find((a) => a.startsWith('outside='))?.slice(8);
+if (outside === undefined || readlinkSync('/proc/self/ns/net') === outside)
+  throw new Error('mode-figures.ts must run in a network namespace of its own (bench/modes-side-by-side.ts starts it under unshare --net)');
+const name = modeArg as ModeName;
+const n = Number(nArg);
+
+let peak = 0;
+const sample = () => void (peak = Math.max(peak, process.memoryUsage().rss));
+let sampler: ReturnType<typeof setInterval> | null = setInterval(sample, 10);
+
+const time = async (fn: () => Promise<unknown>): Promise<number> => {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+};
+
+/** The agent's path: first sync, then endpoint events one by one. */
+async function agentPath(s: Subject, events: number) {
+  const c = makeCluster(n);
+  const proxier = new Proxier({ mode: s.mode, builder: stateBuilder(NODE, FEATURES), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
+  proxier.start();
+  c.services.forEach((obj, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj }));
+  c.slices.forEach((obj, i) => proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj }));
+  proxier.onEvent({ type: 'add', kind: 'Node', key: NODE, old: null, obj: c.node });
+  const t0 = performance.now();
+  const first = s.nextWrite();
+  for (const k of ['Service', 'EndpointSlice', 'Node'] as const) proxier.onSynced(k);
+  await first;
+  await proxier.idle();
+  const firstSyncMs = s.writes.at(-1)!.doneAt - t0;
+  sample();
+  const firstSyncPeakMB = peak / 1e6;
+  const latencies: number[] = [];
+  for (let e = 0; e < events; e++) {
+    const { key, old, obj } = endpointEvent(c, e);
+    const written = s.nextWrite();
+    const sent = performance.now();
+    proxier.onEvent({ type: 'update', kind: 'EndpointSlice', key, old, obj });
+    latencies.push((await written).doneAt - sent);
+    await proxier.idle();
+  }
+  sample();
+  await proxier.stop();
+  clearInterval(sampler!);
+  sampler = null;
+  return { cluster: c, firstSyncMs, latencies, firstSyncPeakMB, peakRssMB: peak / 1e6, heapUsedMB: process.memoryUsage().heapUsed / 1e6 };
+}
+
+/**
+ * mode.sync() to `target` and its main writes replayed alone (and through the
+ * session), back to back. `before`: the same writes from an earlier sync of
+ * the same kind, replayed before the sync instead of after it (every other
+ * pair, so that neither side always follows the other's kernel work).
+ */
+async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: boolean, before: readonly Write[] | null) {
+  // Full syncs are floored through the session too only when asked (fullSession=1): it doubles the longest step.
+  const replay = async (ws: readonly Write[]) => ({
+    floor: await time(() => s.floor(ws)),
+    session: s.floorSession === null || (full && !arg('fullSession', 0)) ? null : await time(() => s.floorSession!(ws)),
+  });
+  const early = before === null ? null : await replay(before);
+  const w0 = s.writes.length;
+  if (full) s.mode.requestFullSync();
+  const ms = await time(() => s.mode.sync(target, { periodic: full, previous }));
+  const main = s.main(s.writes.slice(w0));
+  const late = early ?? (await replay(main));
+  const writesMs = main.reduce((a, w) => a + w.doneAt - w.startedAt, 0);
+  return {
+    ms,
+    writesMs,
+    ...late,
+    floorFirst: early !== null,
+    bytes: main.reduce((a, w) => a + Buffer.byteLength(w.text), 0),
+    writes: main.length,
+    main,
+  };
+}
+
+const s = makeSubject(name);
+const out: Record<string, unknown> = { mode: name, services: n };
+try {
+  const agent = await agentPath(s, arg('events', 0));
+  const { cluster: _, ...figures } = agent;
+  Object.assign(out, figures);
+  s.keepTexts();
+  const base = snapshotOf(agent.cluster);
+  // Settle on objects of our own (untimed); then once more a second later, which deletes the chains the events
+  // left stale (nftables: a separate transaction, STALE_CHAIN_DELAY_MS after they were flushed).
+  await s.mode.sync(base, { periodic: false, previous: null });
+  await new Promise((r) => setTimeout(r, 1100));
+  await s.mode.sync(base, { periodic: false, previous: base });
+  const fewer = withoutOneEndpoint(base);
+  // Pairs 0 and 1 (one endpoint fewer, back) replay after the sync; 2 and 3 before it, with the texts of 0 and 1; ...
+  const partial: Awaited<ReturnType<typeof paired>>[] = [];
+  for (let i = 0; i < arg('partial', 0); i++) {
+    const earlier = i % 4 >= 2 ? partial[i - 2]!.main : null;
+    partial.push(await paired(s, i % 2 === 0 ? fewer : base, i % 2 === 0 ? base : fewer, false, earlier));
+  }
+  if (partial.length % 2 === 1) await s.mode.sync(base, { periodic: false, previous: fewer });
+  const full: Awaited<ReturnType<typeof paired>>[] = [];
+  for (let i = 0; i < arg('full', 0); i++) full.push(await paired(s, base, base, true, i % 2 === 1 ? full[i - 1]!.main : null));
+  const strip = ({ main: _, ...p }: (typeof full)[number]) => p;
+  Object.assign(out, { partial: partial.map(strip), full: full.map(strip) });
+} finally {
+  if (sampler !== null) clearInterval(sampler);
+  await s.close();
+}
+console.log(JSON.stringify(out));

@@ -1,0 +1,156 @@
+/**
+ * The two modes as bench/mode-figures.ts measures them, each behind the one
+ * ProxyMode interface, with its writes recorded where they leave the mode
+ * (iptables: every `iptables-restore`; nftables: every transaction handed to
+ * nft) and a way to replay them alone: the floor. Both run in the process's
+ * own network namespace (the bench runs under `unshare --net`).
+ *
+ * iptables mode: IptablesMode on iptables-nft 1.8.9 (batches of whole
+ * services, as the agent runs it with the nft backend); its floor replays a
+ * sync's restores, with the same options, one after another.
+ * nftables mode: NftablesMode through one NftSession (`nft -i`), as the
+ * agent runs it; its floor is `nft -f` of the sync's main
+ * transaction alone (with the session's malloc setting), and also the same
+ * text through the session alone.
+ */
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
+import type { RestoreOptions } from '../iptables/iptables.ts';
+import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
+import { createIptables } from '../iptables/restore.ts';
+import { silentLogger } from '../proxier/log.ts';
+import type { ProxyMode } from '../proxier/mode.ts';
+import { Nft } from '../nftables/nft.ts';
+import { NftSession, SESSION_ENV } from '../nftables/nft-session.ts';
+import { NftablesMode } from '../nftables/nftables-mode.ts';
+import { realClock } from '../src/system/clock.ts';
+import { createExecaRunner } from '../src/system/exec.ts';
+import { createNftLauncher } from '../src/system/nft-launcher.ts';
+import { DETECT_LOCAL } from './mode-cluster.ts';
+
+export type ModeName = 'iptables' | 'nftables';
+
+/** One write that reached the kernel, and when it finished. */
+export interface Write {
+  readonly text: string;
+  readonly opts?: RestoreOptions;
+  /** When the tool was handed the write, and when it had applied it. */
+  readonly startedAt: number;
+  readonly doneAt: number;
+}
+
+export interface Subject {
+  readonly mode: ProxyMode;
+  /** Every write so far, in order. */
+  readonly writes: Write[];
+  /** Keeps the text of every later write (for floors); off at first. */
+  keepTexts(): void;
+  /** Resolves when the next write has finished. */
+  nextWrite(): Promise<Write>;
+  /** The writes of one sync that carry its rules (nftables: the main transaction, not the stale-chain cleanup). */
+  main(ofSync: readonly Write[]): readonly Write[];
+  /** Replays writes alone with the plain tool: `iptables-restore`, `nft -f`. */
+  floor(writes: readonly Write[]): Promise<void>;
+  /** The same through the channel the mode uses, when it has its own (the nft session); else null. */
+  readonly floorSession: ((writes: readonly Write[]) => Promise<void>) | null;
+  close(): Promise<void>;
+}
+
+/** The process clock with sub-millisecond readings, for sync durations. */
+export const preciseClock = { ...realClock, now: () => performance.now() };
+
+class Recorder {
+  readonly writes: Write[] = [];
+  /** Off while resident memory is sampled: the texts are the bench's, not the agent's. */
+  keepTexts = false;
+  private waiting: ((w: Write) => void)[] = [];
+  record(text: string, startedAt: number, opts?: RestoreOptions): void {
+    const w: Write = { text: this.keepTexts ? text : '', startedAt, doneAt: performance.now(), ...(opts ? { opts } : {}) };
+    this.writes.push(w);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resolve of waiting) resolve(w);
+  }
+  nextWrite(): Promise<Write> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+}
+
+/**
+ * `nft -f -` of `text` with the environment the session gives nft (huge-page
+ * malloc: it halves nft's page faults on big inputs), so that the floor and
+ * the mode differ only in what the mode adds.
+ */
+function nftAlone(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...SESSION_ENV } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`nft -f - exited with ${code}: ${stderr.slice(0, 500)}`))));
+    child.stdin.end(text);
+  });
+}
+
+export function makeSubject(name: ModeName): Subject {
+  const exec = createExecaRunner();
+  const rec = new Recorder();
+  const common = { writes: rec.writes, nextWrite: () => rec.nextWrite(), keepTexts: () => void (rec.keepTexts = true) };
+  if (name === 'iptables') {
+    const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: exec, timeoutMs: 600_000 });
+    const recording = {
+      family: ipt.family,
+      save: (t?: readonly string[]) => ipt.save(t),
+      restore: async (text: string, opts: RestoreOptions) => {
+        const t0 = performance.now();
+        await ipt.restore(text, opts);
+        rec.record(text, t0, opts);
+      },
+    };
+    const mode = new IptablesMode(
+      { iptables: new Map([['IPv4', recording]]), render: { ...DEFAULT_RENDER_OPTIONS, detectLocal: DETECT_LOCAL }, batchChains: NFT_BATCH_CHAINS },
+      { clock: preciseClock, logger: silentLogger() },
+    );
+    return {
+      ...common,
+      mode,
+      main: (ws) => ws,
+      floor: async (ws) => {
+        for (const w of ws) await ipt.restore(w.text, w.opts!);
+      },
+      floorSession: null,
+      close: () => mode.close(),
+    };
+  }
+  const session = new NftSession(createNftLauncher());
+  const viaSession = new Nft(exec, { session });
+  // The mode's nft (Nft through the session), with every transaction recorded once it has been applied.
+  const nft = {
+    run: async (text: string) => {
+      const t0 = performance.now();
+      await viaSession.run(text);
+      rec.record(text, t0);
+    },
+    check: (text: string) => viaSession.check(text),
+    list: (family: 'ip' | 'ip6') => viaSession.list(family),
+    listNames: (family: 'ip' | 'ip6') => viaSession.listNames(family),
+    deleteTable: (family: 'ip' | 'ip6') => viaSession.deleteTable(family),
+  };
+  const mode = new NftablesMode(
+    { families: ['IPv4'], render: { masqueradeBit: 14, masqueradeAll: false, detectLocal: DETECT_LOCAL, nodePortAddresses: [] } },
+    { nft, clock: preciseClock, logger: silentLogger(), closeNft: () => session.close() },
+  );
+  return {
+    ...common,
+    mode,
+    main: (ws) => ws.slice(0, 1),
+    floor: async (ws) => {
+      for (const w of ws) await nftAlone(w.text);
+    },
+    floorSession: async (ws) => {
+      for (const w of ws) await viaSession.run(w.text);
+    },
+    close: () => mode.close(),
+  };
+}
