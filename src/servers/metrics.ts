@@ -94,6 +94,18 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
       labelNames: ['ip_family'],
       registers,
     }),
+    nftablesSyncFailuresTotal: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
+      help: 'Cumulative proxy nftables sync failures',
+      labelNames: ['ip_family'],
+      registers,
+    }),
+    nftablesCleanupFailuresTotal: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total',
+      help: 'Cumulative proxy nftables cleanup failures',
+      labelNames: ['ip_family'],
+      registers,
+    }),
     noLocalEndpointsTotal: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
       help: 'Number of services with a Local traffic policy and no endpoints',

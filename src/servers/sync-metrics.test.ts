@@ -86,4 +86,15 @@ describe('observeSyncError', () => {
     expect(text).toContain('kubeproxy_ts_sync_errors_total{ip_family="IPv4",reason="RestoreError"} 1');
     expect(text).toContain('kubeproxy_ts_sync_errors_total{ip_family="IPv4",reason="Error"} 1');
   });
+
+  it('counts a refused nftables transaction and a failed stale-chain deletion (upstream NFTablesSyncFailuresTotal, NFTablesCleanupFailuresTotal)', async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false });
+    observeSyncError(m, 'nftables', 'IPv6', new ApplyError('IPv6', false, new Error('nft: Error: Could not process rule')));
+    observeSync(m, 'nftables', report({ failures: [{ stage: 'cleanup', message: 'cannot delete stale chains' }] }));
+    observeSync(m, 'nftables', report());
+    const text = await m.registry.metrics();
+    expect(text).toContain('kubeproxy_sync_proxy_rules_nftables_sync_failures_total{ip_family="IPv6"} 1');
+    expect(text).toContain('kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total{ip_family="IPv4"} 1');
+    expect(text).not.toMatch(/kubeproxy_sync_proxy_rules_iptables_restore_failures_total\{/);
+  });
 });

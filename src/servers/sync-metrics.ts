@@ -24,13 +24,20 @@ export function observeSync(m: Metrics, mode: ProxyModeName, r: SyncReport): voi
     m.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: r.family }, r.noLocalEndpoints.external);
   }
   if (r.conntrackDeleted > 0) m.conntrackDeletedEntriesTotal.inc(labels, r.conntrackDeleted);
+  // Upstream's nftables mode counts a failed deletion of stale chains (the next sync is then full).
+  if (mode === 'nftables' && r.failures.some((f) => f.stage === 'cleanup')) m.nftablesCleanupFailuresTotal.inc(labels);
 }
 
-/** A failed sync: kube-proxy-ts' error counter by cause, and upstream's restore failure counters when the kernel refused the rules. */
+/**
+ * A failed sync: kube-proxy-ts' error counter by cause, and upstream's counters when the kernel refused the rules
+ * (iptables mode: restore failures; nftables mode: sync failures).
+ */
 export function observeSyncError(m: Metrics, mode: ProxyModeName, family: IPFamily, err: unknown): void {
   const cause = err instanceof ApplyError ? err.cause : err;
   m.syncErrorsTotal.inc({ ip_family: family, reason: cause instanceof Error ? cause.name : 'error' });
-  if (!(err instanceof ApplyError) || mode !== 'iptables') return;
+  if (!(err instanceof ApplyError)) return;
+  if (mode === 'nftables') return void m.nftablesSyncFailuresTotal.inc({ ip_family: family });
+  if (mode !== 'iptables') return;
   m.iptablesRestoreFailuresTotal.inc({ ip_family: family });
   if (!err.full) m.iptablesPartialRestoreFailuresTotal.inc({ ip_family: family });
 }
