@@ -18,20 +18,35 @@
  * - monitor() lists the names every period and resyncs fully when the table
  *   or any chain, set or map the last sync wrote is gone (upstream notices
  *   only when a later transaction fails, or at the hourly full sync).
+ * - For operators (`inspect`, inspect.ts): per family the table last applied
+ *   as `nft -f` input and the last refused transaction with nft's error and
+ *   the line it named; each service port's chains and map keys. No traffic
+ *   counts: upstream's nftables ruleset has no counters.
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
 import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
 import type { Logger } from '../proxier/log.ts';
-import { ApplyError, type ProxyMode, type SyncContext, type SyncFailure, type SyncReport } from '../proxier/mode.ts';
-import type { IPFamily, Snapshot } from '../proxier/types.ts';
+import {
+  ApplyError,
+  type ModeInspection,
+  type ProxyMode,
+  type ServiceObjects as ModeServiceObjects,
+  type SyncContext,
+  type SyncFailure,
+  type SyncReport,
+} from '../proxier/mode.ts';
+import { RulesRecord } from '../proxier/rules-record.ts';
+import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import { planColdStart } from './cold-start.ts';
 import { planFullSync, type LiveNames } from './full-sync.ts';
+import { objectsOfService, refusedLine, servicesByKey, tableText } from './inspect.ts';
 import { nftFamily, TABLE_NAME, type NftFamily } from './model.ts';
 import type { NftApi } from './nft.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { NftRenderCache, renderNftables, type NftRender, type NftRenderOptions } from './render.ts';
+import type { ServiceObjects } from './render-service.ts';
 import type { AppliedState, SyncPlan } from './sync-state.ts';
 import { countObjects, missingNames } from './table-check.ts';
 
@@ -70,6 +85,8 @@ interface FamilyState {
   /** Base chains are deleted and re-created on a process's first full sync over an existing table (upstream #123162). */
   baseChainsRecreated: boolean;
   lastRender: NftRender | null;
+  /** lastRender's service ports by key, built on the first /debug/services after a sync. */
+  byKey: Map<string, ServiceObjects> | null;
   lastPlan: SyncPlan | null;
   /** Bumped by every sync attempt, so a monitor check that raced a sync is dropped. */
   generation: number;
@@ -82,11 +99,19 @@ export class NftablesMode implements ProxyMode {
   private readonly d: NftablesModeDeps;
   private readonly state = new Map<IPFamily, FamilyState>();
   private syncing = 0;
+  private readonly record: RulesRecord;
+  readonly inspect: ModeInspection;
 
   constructor(options: NftablesModeOptions, deps: NftablesModeDeps) {
     this.o = options;
     this.d = deps;
     this.families = [...options.families];
+    this.record = new RulesRecord('nft', this.families);
+    this.inspect = {
+      rules: () => this.record.list(),
+      objectsOf: (family, state) => this.objectsOf(family, state),
+      traffic: () => null,
+    };
   }
 
   /** The last rendered table of a family (tests compare it with the kernel's). */
@@ -114,6 +139,7 @@ export class NftablesMode implements ProxyMode {
         forceFull: false,
         baseChainsRecreated: false,
         lastRender: null,
+        byKey: null,
         lastPlan: null,
         generation: 0,
       };
@@ -154,11 +180,17 @@ export class NftablesMode implements ProxyMode {
       coldStart = live === null;
       plan = coldStart ? planColdStart(render) : planFullSync(render, { now: start, live, recreateBaseChains: !st.baseChainsRecreated, previous });
     }
+    let input = '';
     try {
-      for (const t of [plan.text, ...plan.more]) if (t !== '') await this.d.nft.run(t);
+      for (const t of [plan.text, ...plan.more]) {
+        input = t;
+        if (t !== '') await this.d.nft.run(t);
+      }
     } catch (err) {
       log.error({ err: (err as Error).message, full: plan.full }, 'nftables sync failed');
-      throw new ApplyError(family, plan.full, err);
+      const refused = new ApplyError(family, plan.full, err, { input, line: refusedLine(err) });
+      this.record.refused(family, this.d.clock.now(), refused);
+      throw refused;
     }
 
     const failures: SyncFailure[] = [];
@@ -182,8 +214,10 @@ export class NftablesMode implements ProxyMode {
     st.applied = plan.next;
     st.topologyKey = topologyKey;
     st.lastRender = render;
+    st.byKey = null;
     st.lastPlan = plan;
     const bytes = plan.text.length + plan.more.reduce((n, t) => n + t.length, 0) + plan.cleanup.length;
+    this.record.applied(family, { at: start, full: plan.full, bytes, text: () => tableText(render) });
     const durationMs = this.d.clock.now() - start;
     log.debug(
       {
@@ -264,6 +298,14 @@ export class NftablesMode implements ProxyMode {
         return;
       }
     });
+  }
+
+  /** A service port's chains and map keys in the family's last render, and each endpoint's endpoint- chain. */
+  private objectsOf(family: IPFamily, state: ServicePortState): ModeServiceObjects | null {
+    const st = this.state.get(family);
+    if (!st?.lastRender) return null;
+    st.byKey ??= servicesByKey(st.lastRender);
+    return objectsOfService(st.byKey, state);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * The one contract between the mode-independent proxier and a proxy mode
- * (iptables/iptables-mode.ts, userspace/userspace-mode.ts; nftables/ next):
+ * (iptables/iptables-mode.ts, userspace/userspace-mode.ts, nftables/nftables-mode.ts):
  * the proxier hands over the complete desired state of one IP family; the
  * mode makes it so and reports what it did. A mode owns its whole runtime
  * (background checks, sockets); src/ only wires it and turns its reports
@@ -82,7 +82,8 @@ export interface ModeInspection {
   rules(): readonly FamilyRules[];
   /**
    * The mode's objects for a service port of the family's last successful sync (iptables: its KUBE-SVC/SVL/EXT/FW
-   * chains and each endpoint's KUBE-SEP chain; userspace: its listeners), or null when it made none for it.
+   * chains and each endpoint's KUBE-SEP chain; nftables: its service-/local-/external-/firewall- chains, its keys in
+   * the shared maps and sets and each endpoint's endpoint- chain; userspace: its listeners), or null when it made none.
    */
   objectsOf(family: IPFamily, state: ServicePortState): ServiceObjects | null;
   /** Traffic per endpoint since the agent started, or null when the mode does not count it (not asked to, or cannot). */

@@ -24,7 +24,9 @@ import { startAgent, type Agent } from './agent.ts';
 import { configFromFlags } from './config.ts';
 import type { NftablesNode } from './mode-nftables.ts';
 import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
+import { nftFailure } from '../nftables/errors.ts';
 import { FakeNft } from '../nftables/fake-nft.ts';
+import { endpointNames, servicePortNames } from '../nftables/names.ts';
 import type { NftablesMode } from '../nftables/nftables-mode.ts';
 import { tableOf } from '../nftables/render.ts';
 import type { ProxyModeName } from '../proxier/mode.ts';
@@ -280,6 +282,58 @@ describe('the agent in nftables mode on FakeNft', () => {
     await a.stop();
     agent = null;
     expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/);
+  });
+
+  it('answers /debug/rules (the table as nft -f input, a refused transaction with the line nft named) and /debug/services (chains, no counters)', async () => {
+    /** Refuses the first transaction that adds 10.244.1.6, as nft would: stderr with `/dev/stdin:LINE:COL-COL: Error:`. */
+    class RefusingNft extends FakeNft {
+      refused = false;
+      override async run(text: string): Promise<void> {
+        if (!this.refused && text.includes('10.244.1.6')) {
+          this.refused = true;
+          throw nftFailure('nft -f -', { code: 1, stderr: '/dev/stdin:2:1-9: Error: Could not process rule: No such file or directory\n' }, text);
+        }
+        return super.run(text);
+      }
+    }
+    const nft = new RefusingNft();
+    const { agent: a, write } = await start('nftables', both(), nodeRunner(), {
+      nftables: node(nft),
+      extra: [['metrics-bind-address', '127.0.0.1:0']],
+    });
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
+    await write(['10.244.1.5', '10.244.1.6']);
+    // The refused transaction makes the next sync a full one, which nft takes.
+    await vi.waitFor(() => expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/), { timeout: 5000 });
+    expect(nft.refused).toBe(true);
+
+    const url = a.metricsServer!.url;
+    const sp = { namespace: 'ns1', name: 'web', portName: 'p80', protocol: 'TCP' } as const;
+    const chains = servicePortNames(sp);
+    const sep = (ip: string) => endpointNames(sp, { ip, port: 8080 }).chain;
+    const rules = await (await fetch(`${url}/debug/rules?family=IPv4`)).text();
+    expect(rules).toMatch(
+      /^# kube-proxy-ts nftables mode\n# IPv4: applied at \S+ by a full sync \(\d+ bytes written\); nft input of every rule it owns now\nadd table ip kube-proxy /,
+    );
+    expect(rules).toContain(`\nadd chain ip kube-proxy ${chains.service}\n`);
+    expect(rules).toContain(`\nadd rule ip kube-proxy ${sep('10.244.1.6')} meta l4proto tcp dnat to 10.244.1.6:8080\n`);
+    expect(rules).toMatch(
+      /# IPv4: REFUSED at \S+ \(partial sync\):\n# nft -f - failed: Could not process rule: No such file or directory \(input line 2: /,
+    );
+    expect(rules).toContain(`# add chain ip kube-proxy ${sep('10.244.1.6')}`);
+    const json = (await (await fetch(`${url}/debug/rules?family=IPv4&format=json`)).json()) as [
+      { syntax: string; refused: { input: string; line: number } },
+    ];
+    expect(json[0].syntax).toBe('nft');
+    expect(json[0].refused.line).toBe(2);
+    expect(rules).toContain(`# the line it named, 2: ${json[0].refused.input.split('\n')[1]}\n`);
+
+    const services = await (await fetch(`${url}/debug/services`)).text();
+    expect(services).toContain('ns1/web:p80 TCP 172.30.0.10:80');
+    expect(services).toContain(`  ${chains.service} cluster-ips[172.30.0.10] service-ips[172.30.0.10 . tcp . 80]\n`);
+    expect(services).toMatch(new RegExp(`10\\.244\\.1\\.6:8080 +ready +node-1 \\(local\\) +${sep('10.244.1.6').replaceAll('.', '\\.')}\n`));
+    expect(services).toContain('# IPv6: 0 service port(s)');
+    expect(services).not.toMatch(/pkts|bytes/);
   });
 
   it('deletes the nftables tables when it starts in iptables mode (upstream platformCleanup)', async () => {

@@ -171,6 +171,20 @@ describe('the agent in nftables mode against the fake API server', () => {
     expect(plan.text).toContain(pods['pod-c']);
   });
 
+  it('shows the service port chains on /debug/services and the whole table on /debug/rules, as nft -f input the kernel takes', async () => {
+    const url = agent!.metricsServer!.url;
+    const services = await (await fetch(`${url}/debug/services?family=IPv4`)).text();
+    const block = services.slice(services.indexOf('ns1/web:p80 TCP'));
+    expect(block).toMatch(/^ns1\/web:p80 TCP 172\.30\.0\.10:80 nodePort 30080\n  service-\S+-ns1\/web\/tcp\/p80 external-\S+-ns1\/web\/tcp\/p80 /);
+    expect(block).toMatch(/\n  10\.244\.2\.2:8080 +ready +node-2 +endpoint-\S+-ns1\/web\/tcp\/p80__10\.244\.2\.2\/8080\n/);
+    const rules = (await (await fetch(`${url}/debug/rules?family=IPv4&format=json`)).json()) as [{ applied: { text: string } }];
+    const text = rules[0].applied.text;
+    expect(text).toContain('dnat to 10.244.2.2:8080');
+    // The same text under another table name: the kernel checks it whole, self-contained (nothing is committed).
+    await nft().check(text.replaceAll(' ip kube-proxy ', ' ip kpt-debug-check '));
+    expect(await cluster.exec(nodeNs(), 'nft', ['list', 'table', 'ip', 'kpt-debug-check'])).toMatchObject({ code: 1 });
+  });
+
   it('rebuilds its table within the sync period after someone deletes it', async () => {
     const r = await cluster.exec(nodeNs(), 'nft', ['delete', 'table', 'ip', 'kube-proxy']);
     expect(r.code).toBe(0);

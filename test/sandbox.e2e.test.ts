@@ -106,6 +106,12 @@ describe('npm start: the sandbox demo', () => {
         expect(observe).toMatch(/default\/web:http +[1-9][\d.]* /);
         expect(observe).toMatch(/kubeproxy_ts_endpoint_packets_total\{service="default\/web:http",endpoint="10\.244\.1\.2:8080"\} [1-9]/);
         expect(observe).toMatch(/10\.244\.1\.2:8080 +ready +node-1 \(local\) +KUBE-SEP-\S+ +[1-9]\d* pkts/);
+      } else if (mode === 'nftables') {
+        expect(observe).toContain('no traffic counts, the nftables ruleset has no counters');
+        expect(observe).toMatch(
+          / service-\w+-default\/web\/tcp\/http external-\w+-default\/web\/tcp\/http cluster-ips\[172\.30\.0\.10\] service-ips\[/,
+        );
+        expect(observe).toMatch(/10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\w+-default\/web\/tcp\/http__10\.244\.1\.2\/8080\n/);
       } else expect(observe).toMatch(/listener 0\.0\.0\.0:\d+\/TCP/);
       // Step 7: the edit is followed on both nodes; pod-a gets nothing afterwards.
       const change = out.slice(out.indexOf('7/8'), out.indexOf('8/8'));

@@ -2,7 +2,9 @@
  * The sandbox step that shows what operators get beyond upstream: in
  * iptables mode `kube-proxy-ts top` on node-1 for a few seconds while web
  * gets requests, the agent's kubeproxy_ts_endpoint_packets_total series
- * (--traffic-counters), and /debug/services for web; in userspace mode
+ * (--traffic-counters), and /debug/services for web; in nftables mode
+ * /debug/services (each service port's chains and map keys; no counters,
+ * as upstream's nftables ruleset has none); in userspace mode
  * /debug/services (each service port's listener). The pages are read from
  * inside the node's namespace, where the metrics server listens on
  * 127.0.0.1:10249, as `kubectl exec` into the agent's pod would.
@@ -68,6 +70,9 @@ export async function showObservability(story: Story, cluster: Cluster, agent: A
   const block = serviceBlock(await page(cluster, agent, '/debug/services'), web);
   story.output(block);
   if (block.length === 0) found.push(`/debug/services on ${agent.node} does not list ${web}`);
+  else if (mode === 'nftables' && !/^ {2}service-\S+-default\/web\/tcp\/http /.test(block[1] ?? ''))
+    found.push(`/debug/services on ${agent.node} shows no service- chain for ${web}`);
+  else if (block.some((l) => l.includes('(nothing programmed)'))) found.push(`/debug/services on ${agent.node} shows nothing programmed for ${web}`);
   story.line(
     `/debug/rules on the same server holds the ${mode === 'userspace' ? 'portal rules' : 'whole ruleset'} last applied and any input the kernel refused.`,
   );

@@ -1,9 +1,11 @@
 /**
  * /debug/services: per IP family, every service port of the last successful
  * sync with what the mode made for it (iptables: its KUBE-SVC/SVL/EXT/FW
- * chains; userspace: its listeners) and each endpoint with its state, whether
- * this node sends to it (and if not, why), its own object (a KUBE-SEP chain)
- * and, with --traffic-counters, the packets and bytes it received. Pure:
+ * chains; nftables: its service-/external-/... chains and map keys;
+ * userspace: its listeners) and each endpoint with its state, whether this
+ * node sends to it (and if not, why), its own object (a KUBE-SEP or
+ * endpoint- chain) and, with --traffic-counters (iptables mode), the packets
+ * and bytes it received. Pure:
  * snapshots and the mode's inspection in, a table (text or JSON) out.
  */
 import type { ModeInspection } from '../../proxier/mode.ts';
