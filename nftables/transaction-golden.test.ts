@@ -117,6 +117,22 @@ describe('transaction text stays byte-identical (golden files from the writer be
       );
     });
 
+    it(`full syncs with a warm render cache write the same text (${family})`, async () => {
+      const cache = new NftRenderCache();
+      const first = planFullSync(renderNftables(shapesSnapshot(family), shapesOptions(family), cache), {
+        now: 1000,
+        live: null,
+        recreateBaseChains: true,
+      });
+      const again = planFullSync(renderNftables(shapesSnapshot(family), shapesOptions(family), cache), {
+        now: 1000,
+        live: null,
+        recreateBaseChains: true,
+      });
+      expect(again.text).toBe(first.text);
+      await expect(all(again)).toMatchFileSnapshot(golden(`${f}-full-unknown.nft`));
+    });
+
     it(`cold start of the shapes cluster in chunks of 2 service ports (${family})`, async () => {
       await expect(all(planColdStart(render(), { servicesPerTransaction: 2 }))).toMatchFileSnapshot(golden(`${f}-cold-start.nft`));
     });
