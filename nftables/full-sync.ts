@@ -12,7 +12,7 @@
  * of older rulesets we do not know) are flushed now and deleted by a later
  * sync, at least 1 s after; affinity and unknown sets are deleted at once.
  */
-import type { NftFamily } from './model.ts';
+import type { NftChain, NftFamily } from './model.ts';
 import { TABLE_COMMENT } from './model.ts';
 import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
 import type { NftRender } from './render.ts';
@@ -102,21 +102,22 @@ export function flushServiceSets(tx: Transaction): void {
 export function writeServices(tx: Transaction, services: readonly ServiceObjects[], existing: ReadonlySet<string> | null): void {
   for (const svc of services) for (const set of svc.affinitySets) tx.addSet(set);
   for (const svc of services) for (const c of svc.chains) if (existing === null || !existing.has(c.name)) tx.addChain(c);
-  const write = (anonymous: boolean) => {
-    for (const svc of services) {
-      for (const c of svc.chains) {
-        if (c.rules.some(holdsAnonymousSet) !== anonymous) continue;
-        if (existing === null || existing.has(c.name)) tx.flushChain(c.name);
-        tx.addRules(c.name, c.rules);
-      }
-    }
+  const later: NftChain[] = [];
+  const write = (c: NftChain) => {
+    if (existing === null || existing.has(c.name)) tx.flushChain(c.name);
+    tx.addRules(c.name, c.rules);
   };
-  write(true);
-  write(false);
+  for (const svc of services) {
+    for (const c of svc.chains) {
+      if (c.rules.some(holdsAnonymousSet)) write(c);
+      else later.push(c);
+    }
+  }
+  for (const c of later) write(c);
 }
 
 /** `numgen ... vmap { }`, `ip saddr != { }`: braces other than `update @set { ip saddr }`. */
-export const holdsAnonymousSet = (rule: string): boolean => rule.replace(/update @\S+ \{[^}]*\}/g, '').includes('{');
+export const holdsAnonymousSet = (rule: string): boolean => rule.includes('{') && rule.replace(/update @\S+ \{[^}]*\}/g, '').includes('{');
 
 export function writeFixedRules(tx: Transaction, render: NftRender): void {
   for (const c of render.fixed.chains) tx.addRules(c.name, c.rules);
@@ -142,8 +143,9 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
   for (const [name, since] of oldStale)
     if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
   for (const name of liveChains) {
+    if (wanted.has(name) || deleting.has(name)) continue;
     const owner = chainOwner(name);
-    if ((owner === 'service' || owner === 'foreign') && !wanted.has(name) && !deleting.has(name)) {
+    if (owner === 'service' || owner === 'foreign') {
       tx.flushChain(name);
       if (!stale.has(name)) stale.set(name, input.now);
     }

@@ -28,6 +28,12 @@
  * `operations` counts what knftables would count (upstream's
  * NumOperations): a chain, a flush, each rule, each element; repeated
  * declarations the writer adds for nft's sake are not counted.
+ *
+ * The text is kept as lines, joined into a chunk every ~64 KiB and the
+ * chunks joined once at the end: a full sync at 10,000 services writes
+ * ~120,000 lines (20 MB), and joining them all at once, or appending each
+ * to a string, took about twice as long for the same lines (measured alone).
+ * The text is the same.
  */
 import { elementText, quote, type NftChain, type NftElement, type NftFamily, type NftSet } from './model.ts';
 import { TABLE_NAME } from './model.ts';
@@ -38,8 +44,14 @@ export type SetDecl = Pick<NftSet, 'name' | 'kind' | 'type' | 'flags' | 'timeout
 /** `@name` references in a rule (sets and maps it looks up or updates). */
 const SET_REF = /@([^\s{},;]+)/g;
 
+/** Characters per chunk of text before it is put aside (see above). */
+const CHUNK_CHARS = 65_536;
+
 export class Transaction {
-  private readonly lines: string[] = [];
+  /** Joined text of earlier lines, each chunk ending in a newline. */
+  private readonly chunks: string[] = [];
+  private lines: string[] = [];
+  private chars = 0;
   private readonly where: string;
   private readonly known: ReadonlyMap<string, SetDecl>;
   private readonly declared = new Set<string>();
@@ -59,11 +71,18 @@ export class Transaction {
 
   /** The transaction text, or "" when it holds no operation. */
   text(): string {
-    return this.lines.length === 0 ? '' : this.lines.join('\n') + '\n';
+    const rest = this.lines.length === 0 ? '' : this.lines.join('\n') + '\n';
+    return this.chunks.length === 0 ? rest : this.chunks.join('') + rest;
   }
 
   private push(line: string, ops: number): void {
     this.lines.push(line);
+    this.chars += line.length;
+    if (this.chars > CHUNK_CHARS) {
+      this.chunks.push(this.lines.join('\n') + '\n');
+      this.lines = [];
+      this.chars = 0;
+    }
     this.ops += ops;
   }
 
@@ -78,7 +97,7 @@ export class Transaction {
   /** `add chain`: creates the chain (a base chain with its hook) unless it exists. */
   addChain(chain: Pick<NftChain, 'name' | 'base' | 'comment'>): void {
     const opts = chainOptions(chain);
-    this.push(`add chain ${this.where} ${chain.name}${opts.length ? ` { ${opts.join(' ')} }` : ''}`, 1);
+    this.push(`add chain ${this.where} ${chain.name}${opts === '' ? '' : ` { ${opts} }`}`, 1);
   }
 
   flushChain(name: string): void {
@@ -97,7 +116,7 @@ export class Transaction {
   /** Appends rules to an existing chain: `add chain X { r ; r ; }`, after declaring the sets they name. */
   addRules(chain: string, rules: readonly string[]): void {
     if (rules.length === 0) return;
-    for (const r of rules) for (const m of r.matchAll(SET_REF)) this.declareOnce(m[1]!);
+    for (const r of rules) if (r.includes('@')) for (const m of r.matchAll(SET_REF)) this.declareOnce(m[1]!);
     this.push(`add chain ${this.where} ${chain} { ${rules.join(' ; ')} ; }`, rules.length);
   }
 
@@ -110,7 +129,7 @@ export class Transaction {
 
   /** Declaration options in knftables' order: type, flags, timeout, comment. */
   addSet(set: SetDecl): void {
-    this.push(`add ${set.kind} ${this.where} ${set.name} { ${setOptions(set).join(' ')} }`, 1);
+    this.push(`add ${set.kind} ${this.where} ${set.name} { ${setOptions(set)} }`, 1);
     this.declared.add(set.name);
   }
 
@@ -137,7 +156,7 @@ export class Transaction {
       this.push(`add element ${this.where} ${set} { ${list} }`, elements.length);
       return;
     }
-    this.push(`add ${decl.kind} ${this.where} ${set} { ${setOptions(decl).join(' ')} elements = { ${list} } ; }`, elements.length);
+    this.push(`add ${decl.kind} ${this.where} ${set} { ${setOptions(decl)} elements = { ${list} } ; }`, elements.length);
     this.declared.add(set);
   }
 
@@ -156,23 +175,25 @@ export class Transaction {
     if (this.declared.has(name)) return;
     const decl = this.known.get(name);
     if (decl === undefined) return;
-    this.push(`add ${decl.kind} ${this.where} ${decl.name} { ${setOptions(decl).join(' ')} }`, 0);
+    this.push(`add ${decl.kind} ${this.where} ${decl.name} { ${setOptions(decl)} }`, 0);
     this.declared.add(name);
   }
 }
 
-function chainOptions(chain: Pick<NftChain, 'base' | 'comment'>): string[] {
-  const opts: string[] = [];
-  if (chain.base) opts.push(`type ${chain.base.type} hook ${chain.base.hook} priority ${chain.base.priority} ;`);
-  if (chain.comment !== null) opts.push(`comment ${quote(chain.comment)} ;`);
-  return opts;
+/** `type ... hook ... priority N ; comment "c" ;`, the parts present joined by spaces; "" for none. */
+function chainOptions(chain: Pick<NftChain, 'base' | 'comment'>): string {
+  if (chain.base === null && chain.comment === null) return '';
+  const hook = chain.base ? `type ${chain.base.type} hook ${chain.base.hook} priority ${chain.base.priority} ;` : '';
+  if (chain.comment === null) return hook;
+  return `${hook === '' ? '' : hook + ' '}comment ${quote(chain.comment)} ;`;
 }
 
-function setOptions(set: SetDecl): string[] {
-  const opts = [`type ${set.type} ;`];
-  if (set.flags.length > 0) opts.push(`flags ${set.flags.join(',')} ;`);
-  if (set.timeout !== null) opts.push(`timeout ${set.timeout}s ;`);
-  if (set.comment !== null) opts.push(`comment ${quote(set.comment)} ;`);
+/** `type T ; [flags a,b ;] [timeout Ns ;] [comment "c" ;]` */
+function setOptions(set: SetDecl): string {
+  let opts = `type ${set.type} ;`;
+  if (set.flags.length > 0) opts += ` flags ${set.flags.join(',')} ;`;
+  if (set.timeout !== null) opts += ` timeout ${set.timeout}s ;`;
+  if (set.comment !== null) opts += ` comment ${quote(set.comment)} ;`;
   return opts;
 }
 
