@@ -55,7 +55,7 @@ const services = (n: number) =>
   );
 
 describe('IptablesMode retention', () => {
-  it('keeps only the applied ruleset for /debug/rules, not the sync that applied it (plan, restore texts)', async () => {
+  it('keeps only the applied render for /debug/rules, not the sync that applied it (plan, restore texts)', async () => {
     const fake = new FakeIptables({ family: 'IPv4' });
     const mode = new IptablesMode(
       { iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]), render: DEFAULT_RENDER_OPTIONS, batchChains: 4 },
@@ -64,11 +64,11 @@ describe('IptablesMode retention', () => {
     const full = snapshotOf(services(5));
     await mode.sync(full, { periodic: false, previous: null });
     const text = mode.inspect.rules()[0]!.applied!.text;
-    expect(await closureVariables(text)).toEqual(['ruleset']);
+    expect(await closureVariables(text)).toEqual(['rendered']);
     // The record still builds the applied rules' text when asked.
     expect(text()).toContain(':KUBE-SERVICES - [0:0]');
     const partial = snapshotOf(services(4));
     await mode.sync(partial, { periodic: false, previous: full });
-    expect(await closureVariables(mode.inspect.rules()[0]!.applied!.text)).toEqual(['ruleset']);
+    expect(await closureVariables(mode.inspect.rules()[0]!.applied!.text)).toEqual(['rendered']);
   });
 });

@@ -42,7 +42,7 @@ import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
 import { toRestoreText } from './restore-text.ts';
-import { countRules, type Ruleset } from './ruleset.ts';
+import { countRules } from './ruleset.ts';
 import { TrafficCounting, type TrafficCountingOptions } from './traffic-counting.ts';
 
 export interface IptablesModeOptions {
@@ -91,8 +91,18 @@ interface FamilyState {
  * until the next sync, and with it the plan and its restore texts (~17 MB
  * after a full sync at 10,000 services).
  */
-function appliedRules(at: number, full: boolean, bytes: number, ruleset: Ruleset): AppliedRules {
-  return { at, full, bytes, text: () => toRestoreText(ruleset, { builtins: 'insert' }) };
+function appliedRules(at: number, full: boolean, bytes: number, rendered: RenderResult): AppliedRules {
+  return { at, full, bytes, text: () => toRestoreText(rendered.ruleset, { builtins: 'insert' }) };
+}
+
+/** Rules per table of a render, counted without building its whole nat table (RenderResult.ruleset). */
+function ruleCounts(rendered: RenderResult): Map<string, number> {
+  let perService = 0;
+  for (const { render } of rendered.perService) for (const c of render.natChains) perService += c.rules.length;
+  return new Map([
+    ['filter', countRules(rendered.topLevel, 'filter')],
+    ['nat', countRules(rendered.topLevel, 'nat') + perService],
+  ]);
 }
 
 export class IptablesMode implements ProxyMode {
@@ -177,7 +187,8 @@ export class IptablesMode implements ProxyMode {
     const plan = await applyRules({
       iptables: ipt,
       full,
-      desired: rendered.ruleset,
+      // The built-in chains (jump rules) are all it reads: the top level holds them, without building the whole nat table.
+      desired: rendered.topLevel,
       counters: true,
       logger: log,
       saving,
@@ -199,7 +210,7 @@ export class IptablesMode implements ProxyMode {
     st.lastRender = rendered;
     st.byKey = null;
     this.counting?.rewritten(family, plan.writtenServiceChains);
-    this.record.applied(family, appliedRules(start, full, plan.bytes, rendered.ruleset));
+    this.record.applied(family, appliedRules(start, full, plan.bytes, rendered));
     const durationMs = this.d.clock.now() - start;
     for (const w of rendered.warnings) log.warn(w);
     log.debug(
@@ -220,7 +231,7 @@ export class IptablesMode implements ProxyMode {
       family,
       full,
       durationMs,
-      objects: new Map(['filter', 'nat'].map((table) => [table, countRules(rendered.ruleset, table)])),
+      objects: ruleCounts(rendered),
       written: new Map(['filter', 'nat'].map((table) => [table, plan.writtenRules.get(table) ?? 0])),
       bytes: plan.bytes,
       noLocalEndpoints: rendered.noLocalEndpoints,
