@@ -1,8 +1,13 @@
 /**
- * What the agent's path (Proxier + mode) keeps: heap used after a full
- * garbage collection and resident memory, after the first sync and after
- * `events` endpoint events. Run with --expose-gc in a network namespace.
- * Args: mode services events [snapshot=<file prefix>]
+ * What the agent's path (Proxier + iptables or nftables mode) keeps and
+ * allocates, on bench/mode-cluster.ts's cluster with bench/mode-figures.ts's
+ * events: heap used after a full garbage collection, resident memory and its
+ * peak, after the first sync and after `events` endpoint events. Run as root
+ * in a network namespace of its own, with --expose-gc, e.g.
+ *   unshare --net node --expose-gc --max-semi-space-size=2 bench/mode-retention.ts iptables 10000 100
+ * Options after the event count: `nogc` (no forced collection: peaks as the
+ * agent sees them), `profile` (what each event allocates, garbage included,
+ * by function, on stderr), `snapshot=<prefix>` (heap snapshots after each stage).
  */
 import { Session } from 'node:inspector/promises';
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
