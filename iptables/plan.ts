@@ -158,10 +158,12 @@ export function planSync(input: PlanInput): Plan {
     for (const { render } of input.perService) for (const c of render.natChains) (serviceWrite.push(c), wanted.add(c.name));
     for (const name of input.existingChains?.get('nat') ?? []) if (isServiceChain(name) && !wanted.has(name)) serviceStale.push(name);
   } else {
-    const seen = new Set<string>();
+    // Keys are unique per snapshot (a service port and its protocol), so every applied key is
+    // current when all of them were found: the removed ones are looked for only when some are.
+    let found = 0;
     for (const entry of input.perService) {
-      seen.add(entry.key);
       const before = applied.services.get(entry.key);
+      if (before !== undefined) found++;
       if (before === entry.render) continue;
       changedServices.push(entry);
       const old = new Map((before?.natChains ?? []).map((c) => [c.name, c]));
@@ -171,7 +173,8 @@ export function planSync(input: PlanInput): Plan {
       }
       serviceStale.push(...old.keys());
     }
-    if (seen.size !== applied.services.size || changedServices.length > 0) {
+    if (found !== applied.services.size) {
+      const seen = new Set(input.perService.map((e) => e.key));
       for (const [key, render] of applied.services) {
         if (seen.has(key)) continue;
         removedServices.push(key);

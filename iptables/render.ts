@@ -9,7 +9,7 @@
 import { cidrContainsText } from '../proxier/ip.ts';
 import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
-import type { Snapshot } from '../proxier/types.ts';
+import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import {
   fixedChainsOf,
   KUBE_EXTERNAL_SERVICES,
@@ -25,6 +25,7 @@ import { makeLocalDetector, NO_LOCAL_DETECTOR, type DetectLocalSettings, type Lo
 import { builtinChains, forwardRules, LOCALHOST_GUARD_RULE, markMasqRules, masqueradeMark, postroutingRules } from './render-base.ts';
 import { renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
+import { gatherTopRules, TopRulesCache } from './top-rules.ts';
 
 export interface RenderOptions {
   /** --iptables-masquerade-bit (0-31, default 14). */
@@ -84,7 +85,10 @@ export const DEFAULT_RENDER_OPTIONS: RenderOptions = {
 };
 
 /** Per-service renders memoised by state identity: an unchanged service yields the same ServiceRender and Chain objects. */
-export class RenderCache extends ServiceRenderCache<ServiceRender> {}
+export class RenderCache extends ServiceRenderCache<ServiceRender> {
+  /** The top-level chains' rules of the last render (top-rules.ts). */
+  readonly top = new TopRulesCache();
+}
 
 export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?: RenderCache): RenderResult {
   const family = snapshot.family;
@@ -103,38 +107,18 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, nodeIP, largeClusterMode]);
   const mark = masqueradeMark(options.masqueradeBit);
 
-  const natServices: string[] = [];
-  const natNodePorts: string[] = [];
-  const filterServices: string[] = [];
-  const filterExternal: string[] = [];
-  const filterNodePorts: string[] = [];
-  const filterFirewall: string[] = [];
-  const serviceChains: Chain[] = [];
-  const perService: ServiceEntry[] = [];
-  let noLocalInternal = 0;
-  let noLocalExternal = 0;
-
-  for (const state of snapshot.services) {
-    const r = cache ? cache.get(state, ctxKey, (s) => renderService(s, ctx)) : renderService(state, ctx);
-    natServices.push(...r.natServices);
-    natNodePorts.push(...r.natNodePorts);
-    filterServices.push(...r.filterServices);
-    filterExternal.push(...r.filterExternalServices);
-    filterNodePorts.push(...r.filterNodePorts);
-    filterFirewall.push(...r.filterProxyFirewall);
-    for (const c of r.natChains) serviceChains.push(c);
-    perService.push({ key: r.key, render: r });
-    if (r.noLocalInternal) noLocalInternal++;
-    if (r.noLocalExternal) noLocalExternal++;
-  }
+  const renders: ServiceRender[] = [];
+  const render = (s: ServicePortState) => renderService(s, ctx);
+  for (const state of snapshot.services) renders.push(cache ? cache.get(state, ctxKey, render) : render(state));
 
   // The tail call to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
+  const natTail: string[] = [];
   const nodePortsComment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
   if (nodePorts.matchAll) {
     let dst = '-m addrtype --dst-type LOCAL';
     if (family === 'IPv6') dst += ' ! -d ::1/128';
     else if (!localhostNodePorts) dst += ' ! -d 127.0.0.0/8';
-    natServices.push(`${nodePortsComment} ${dst} -j ${KUBE_NODEPORTS}`);
+    natTail.push(`${nodePortsComment} ${dst} -j ${KUBE_NODEPORTS}`);
   } else {
     for (const ip of nodePorts.ips) {
       if (isLoopbackText(ip) && (family === 'IPv6' || !localhostNodePorts)) {
@@ -145,21 +129,22 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
         );
         continue;
       }
-      natServices.push(`${nodePortsComment} -d ${ip} -j ${KUBE_NODEPORTS}`);
+      natTail.push(`${nodePortsComment} -d ${ip} -j ${KUBE_NODEPORTS}`);
     }
   }
+  const top = cache ? cache.top.get(renders, natTail) : gatherTopRules(renders, natTail);
 
   // The fixed chains in the order iptables/chains.ts declares them.
   const filterRules: Record<string, readonly string[]> = {
-    [KUBE_SERVICES]: filterServices,
-    [KUBE_EXTERNAL_SERVICES]: filterExternal,
+    [KUBE_SERVICES]: top.filterServices,
+    [KUBE_EXTERNAL_SERVICES]: top.filterExternalServices,
     [KUBE_FORWARD]: forwardRules(mark, options.conntrackTCPLiberal),
-    [KUBE_NODEPORTS]: filterNodePorts,
-    [KUBE_PROXY_FIREWALL]: filterFirewall,
+    [KUBE_NODEPORTS]: top.filterNodePorts,
+    [KUBE_PROXY_FIREWALL]: top.filterProxyFirewall,
   };
   const natRules: Record<string, readonly string[]> = {
-    [KUBE_SERVICES]: natServices,
-    [KUBE_NODEPORTS]: natNodePorts,
+    [KUBE_SERVICES]: top.natServices,
+    [KUBE_NODEPORTS]: top.natNodePorts,
     [KUBE_POSTROUTING]: postroutingRules(mark, options.randomFully),
     [KUBE_MARK_MASQ]: markMasqRules(mark),
   };
@@ -170,13 +155,22 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   const natTop: Chain[] = [...builtinChains('nat', false), ...fixed('nat', natRules)];
   const filter = { name: 'filter', chains: filterChains };
 
+  let ruleset: Ruleset | null = null;
   return {
-    ruleset: { family, tables: [filter, { name: 'nat', chains: natTop.concat(serviceChains) }] },
+    // The whole nat table (every per-service chain too) is built when asked: a sync needs only topLevel and perService.
+    get ruleset(): Ruleset {
+      if (ruleset === null) {
+        const nat: Chain[] = [...natTop];
+        for (const r of renders) for (const c of r.natChains) nat.push(c);
+        ruleset = { family, tables: [filter, { name: 'nat', chains: nat }] };
+      }
+      return ruleset;
+    },
     topLevel: { family, tables: [filter, { name: 'nat', chains: natTop }] },
     warnings,
     largeClusterMode,
     localDetector: detector,
-    noLocalEndpoints: { internal: noLocalInternal, external: noLocalExternal },
-    perService,
+    noLocalEndpoints: { internal: top.noLocalInternal, external: top.noLocalExternal },
+    perService: renders.map((r) => ({ key: r.key, render: r })),
   };
 }
