@@ -5,7 +5,7 @@
  * events (event-to-rules samples), partial (partial syncs), full (full syncs).
  *
  * 1. The agent's path: the Proxier (minimum sync period 0, as
- *    `--iptables-min-sync-period 0s` / `--nftables-min-sync-period 0s`) fed
+ *    `--iptables-min-sync-period 0s` or `nftables.minSyncPeriod: 0s`) fed
  *    the cluster as informer events; the first sync onto the empty namespace,
  *    then `events` endpoint changes one at a time: event to the moment the
  *    sync's first write has finished (rules in the kernel), p50 and p99. Peak
