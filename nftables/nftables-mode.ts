@@ -236,7 +236,7 @@ export class NftablesMode implements ProxyMode {
       family,
       full: plan.full,
       durationMs,
-      objects: new Map([[TABLE_NAME, countObjects(render)]]),
+      objects: new Map([[TABLE_NAME, countObjects(render, plan.next.elements)]]),
       written: new Map([[TABLE_NAME, plan.operations]]),
       bytes,
       noLocalEndpoints: render.noLocalEndpoints,

@@ -57,9 +57,12 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   const services = new Map<string, ServiceObjects>();
   // Sets the rewritten rules may name: the fixed ones and the changed ports' affinity sets.
   const decls: SetDecl[] = [...render.fixed.sets];
-  for (const svc of render.services) {
-    services.set(svc.key, svc);
+  let kept = 0; // distinct applied keys the render still has
+  for (let i = 0; i < render.services.length; i++) {
+    const svc = render.services[i]!; // indexed: for-of allocated per service here
     const prev = applied.services.get(svc.key);
+    if (prev !== undefined && !services.has(svc.key)) kept++;
+    services.set(svc.key, svc);
     if (prev === svc) continue;
     decls.push(...svc.affinitySets);
     const oldChains = new Map((prev?.chains ?? []).map((c) => [c.name, c]));
@@ -73,12 +76,14 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
     for (const name of oldChains.keys()) if (!wanted.has(name)) flush.push(name);
     elements.replace(prev?.elements ?? [], svc.elements);
   }
-  for (const [key, prev] of applied.services) {
-    if (services.has(key)) continue;
-    for (const c of prev.chains) flush.push(c.name);
-    diffSets(prev.affinitySets, [], setsToDelete, setsToAdd);
-    elements.replace(prev.elements, []);
-  }
+  // Removed service ports, if any (a walk over every applied port only then: it is 10,000 at scale).
+  if (kept < applied.services.size)
+    for (const [key, prev] of applied.services) {
+      if (services.has(key)) continue;
+      for (const c of prev.chains) flush.push(c.name);
+      diffSets(prev.affinitySets, [], setsToDelete, setsToAdd);
+      elements.replace(prev.elements, []);
+    }
 
   // A stale chain wanted again belongs to a port that changed, so `wanted` covers it.
   const cleanupChains = chainsToDelete(applied.stale, now, wanted);

@@ -11,7 +11,7 @@
 import { cidrContainsText } from '../proxier/ip.ts';
 import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
-import type { Snapshot } from '../proxier/types.ts';
+import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } from './local-detector.ts';
 import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
 import { familyCIDRs, masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
@@ -76,8 +76,10 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
   const services: ServiceObjects[] = [];
   let internal = 0;
   let external = 0;
-  for (const state of snapshot.services) {
-    const r = cache ? cache.get(state, ctxKey, (s) => renderService(s, ctx)) : renderService(state, ctx);
+  const render = (s: ServicePortState) => renderService(s, ctx); // one closure per sync, not one per service
+  for (let i = 0; i < snapshot.services.length; i++) {
+    const state = snapshot.services[i]!;
+    const r = cache ? cache.get(state, ctxKey, render) : render(state);
     services.push(r);
     if (r.noLocalInternal) internal++;
     if (r.noLocalExternal) external++;

@@ -5,6 +5,7 @@ import { FakeNft } from './fake-nft.ts';
 import { tableOf } from './render.ts';
 import { parseScript } from './script.ts';
 import { SyncDriver } from './sync.case.ts';
+import { countObjects } from './table-check.ts';
 import { BASE_RULES, sortedDump, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const svc = (ns: string, name: string, ip: string, port: number) => makeService(ns, name, { clusterIP: ip, ports: [{ name: `p${port}`, port }] });
@@ -16,6 +17,10 @@ async function expectConverged(fake: FakeNft, driver: SyncDriver): Promise<void>
   const d = diffTables(tableOf(driver.lastRender!), await fake.list('ip'));
   expect([...d.extraChains].sort()).toEqual([...driver.applied!.stale.keys()].sort());
   expect(isEmptyDiff({ ...d, extraChains: [] }), JSON.stringify(d, null, 1)).toBe(true);
+  // The report's object count, taken from the applied element store, is the table's.
+  const t = tableOf(driver.lastRender!);
+  const whole = t.chains.reduce((n, c) => n + 1 + c.rules.length, 0) + t.sets.reduce((n, s) => n + 1 + (s.elements?.length ?? 0), 0);
+  expect(countObjects(driver.lastRender!, driver.applied!.elements)).toBe(whole);
 }
 
 describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {

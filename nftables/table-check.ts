@@ -4,6 +4,7 @@
  * many objects a render puts in the table (the sync report's count).
  */
 import type { LiveNames } from './full-sync.ts';
+import type { ElementStore } from './element-store.ts';
 import type { NftRender } from './render.ts';
 import type { AppliedState } from './sync-state.ts';
 
@@ -21,16 +22,22 @@ export function missingNames(applied: AppliedState, live: LiveNames): string[] {
   return missing;
 }
 
-/** Chains, sets and maps, rules and elements the table holds after a sync of this render. */
-export function countObjects(render: NftRender): number {
+/**
+ * Chains, sets and maps, rules and elements the table holds after a sync of
+ * this render. Elements are counted from the applied element store (one entry
+ * per set and key already), not by re-keying every service's elements: that
+ * cost ~3 MB of garbage per partial sync at 10,000 services.
+ */
+export function countObjects(render: NftRender, elements: ElementStore): number {
   let n = render.fixed.chains.length + render.fixed.sets.length;
   for (const c of render.fixed.chains) n += c.rules.length;
-  const keys = new Set<string>();
-  for (const s of render.fixed.sets) for (const e of s.elements ?? []) keys.add(`${s.name}\u0000${e.key}`);
-  for (const svc of render.services) {
+  // Indexed loops: for-of here allocated an iterator result per service (~0.5 MB a sync at 10,000).
+  const services = render.services;
+  for (let i = 0; i < services.length; i++) {
+    const svc = services[i]!;
     n += svc.chains.length + svc.affinitySets.length;
-    for (const c of svc.chains) n += c.rules.length;
-    for (const { set, element } of svc.elements) keys.add(`${set}\u0000${element.key}`);
+    for (let j = 0; j < svc.chains.length; j++) n += svc.chains[j]!.rules.length;
   }
-  return n + keys.size;
+  for (const m of elements.values()) n += m.size;
+  return n;
 }
