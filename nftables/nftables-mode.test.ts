@@ -6,6 +6,8 @@ import { ApplyError, type SyncContext } from '../proxier/mode.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
 import { diffTables, isEmptyDiff } from './diff.ts';
 import { FakeNft } from './fake-nft.ts';
+import type { LiveNames } from './full-sync.ts';
+import type { NftFamily } from './model.ts';
 import { FULL_SYNC_PERIOD_MS, NftablesMode } from './nftables-mode.ts';
 import { tableOf } from './render.ts';
 import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
@@ -17,6 +19,11 @@ const eps = (name: string, port: number, ips: string[]) =>
 /** A FakeNft whose next runs can be made to fail, as a refused transaction. */
 class FlakyNft extends FakeNft {
   failNext: ((text: string) => boolean) | null = null;
+  failListing = false;
+  override async listNames(family: NftFamily): Promise<LiveNames | null> {
+    if (this.failListing) throw new Error('netlink: Error: cache initialization failed: Interrupted system call');
+    return super.listNames(family);
+  }
   override async run(text: string): Promise<void> {
     if (this.failNext?.(text)) {
       this.failNext = null;
@@ -100,6 +107,24 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     const err = await t.sync().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplyError);
     expect(err).toMatchObject({ family: 'IPv4', full: false });
+    const r = await t.sync();
+    expect(r.full).toBe(true);
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('fails a full sync whose name listing fails, writing nothing, and syncs fully next (upstream syncProxyRules ListElements error)', async () => {
+    const t = setup();
+    await t.sync();
+    t.clock.advance(FULL_SYNC_PERIOD_MS);
+    t.slices.set('a', eps('a', 80, ['10.0.1.4']));
+    t.nft.failListing = true;
+    const runs = t.nft.history.length;
+    await expect(t.sync()).rejects.toThrow(/cache initialization failed/);
+    expect(t.nft.history.length).toBe(runs);
+    const live = JSON.stringify(await t.nft.list('ip')); // the old rules stay; the new endpoint is not programmed yet
+    expect(live).toContain('10.0.1.1');
+    expect(live).not.toContain('10.0.1.4');
+    t.nft.failListing = false;
     const r = await t.sync();
     expect(r.full).toBe(true);
     expect(await t.converged()).toBe(true);

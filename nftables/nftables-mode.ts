@@ -171,12 +171,17 @@ export class NftablesMode implements ProxyMode {
     const partial = previous !== null && !st.forceFull && topologyKey === st.topologyKey && start - st.lastFullAt < FULL_SYNC_PERIOD_MS;
     st.applied = null; // until this sync has succeeded: any failure makes the next one full
 
+    // A full sync lists the live names (~1 s of nft's own work at 10,000 services) while the render runs on this
+    // thread: the listing starts first and is awaited after. The catch only keeps a render error from leaving the
+    // listing's rejection unhandled; awaiting it below still throws.
+    const listing = partial ? null : this.d.nft.listNames(fam);
+    listing?.catch(() => undefined);
     const render = renderNftables(snapshot, this.o.render, st.cache);
     let plan: SyncPlan;
     let coldStart = false;
     if (partial) plan = planPartialSync(render, previous, start);
     else {
-      const live = await this.d.nft.listNames(fam);
+      const live = await listing!;
       coldStart = live === null;
       plan = coldStart ? planColdStart(render) : planFullSync(render, { now: start, live, recreateBaseChains: !st.baseChainsRecreated, previous });
     }
