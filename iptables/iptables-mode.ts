@@ -103,10 +103,21 @@ function appliedRules(at: number, full: boolean, bytes: number, rendered: Render
   return { at, full, bytes, text: () => toRestoreText(rendered.ruleset, { builtins: 'insert' }) };
 }
 
+/** Nat rules per service render; the render cache hands out the same object for an unchanged service, so each is counted once. */
+const natRuleCounts = new WeakMap<ServiceRender, number>();
+
 /** Rules per table of a render, counted without building its whole nat table (RenderResult.ruleset). */
 function ruleCounts(rendered: RenderResult): Map<string, number> {
   let perService = 0;
-  for (const { render } of rendered.perService) for (const c of render.natChains) perService += c.rules.length;
+  for (const { render } of rendered.perService) {
+    let count = natRuleCounts.get(render);
+    if (count === undefined) {
+      count = 0;
+      for (const c of render.natChains) count += c.rules.length;
+      natRuleCounts.set(render, count);
+    }
+    perService += count;
+  }
   return new Map([
     ['filter', countRules(rendered.topLevel, 'filter')],
     ['nat', countRules(rendered.topLevel, 'nat') + perService],
