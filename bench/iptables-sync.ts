@@ -23,7 +23,7 @@
  * services (default 3,000) it is measured at that size and extrapolated with
  * the exponent the 1,000 and 3,000 medians give (2 without a 1,000 figure).
  * Environment: BENCH_SIZES (1000,10000), BENCH_BACKENDS (nft,legacy),
- * BENCH_REPS (5), BENCH_EVENTS (events per repetition: 30, 12 at 10,000 and above).
+ * BENCH_REPS (5), BENCH_EVENTS (events per repetition: 20, 8 at 10,000 and above).
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -78,10 +78,11 @@ function cluster(n: number, endpointsPer = 5) {
 }
 
 const ms = (t0: number): number => performance.now() - t0;
+const t0Run = performance.now();
 const REPS = Number(process.env['BENCH_REPS'] ?? 5);
 const NFT_SINGLE_AT = Number(process.env['BENCH_NFT_SINGLE_AT'] ?? 3000);
-const eventsPerRep = (n: number): number => Number(process.env['BENCH_EVENTS'] ?? (n >= 10_000 ? 12 : 30));
-/** Nearest-rank percentile: with 30 events or fewer, p99 is the slowest event. */
+const eventsPerRep = (n: number): number => Number(process.env['BENCH_EVENTS'] ?? (n >= 10_000 ? 8 : 20));
+/** Nearest-rank percentile: with fewer than 100 events, p99 is the slowest event. */
 function pct(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
@@ -173,6 +174,9 @@ function singleInput(n: number): string {
   return toRestoreText(renderRuleset(snapshots[0]!, options).ruleset);
 }
 
+/** Progress on stderr: which stage of which case ended, and when (seconds since the start). */
+const progress = (what: string): void => void process.stderr.write(`  ${((performance.now() - t0Run) / 1000).toFixed(0)} s: ${what}\n`);
+
 async function measure(n: number, backend: Backend): Promise<Result> {
   const objs = cluster(n);
   const snapshot = buildSnapshots(objs, { nodeName: NODE, features, families: ['IPv4'] }).snapshots[0]!;
@@ -203,6 +207,7 @@ async function measure(n: number, backend: Backend): Promise<Result> {
     ...(singleHere ? { single: () => restoreAlone(`floor-${backend}`, backend, [text]) } : {}),
   };
   for (let r = 0; r < REPS; r++) for (const t of rotate(Object.keys(targets), r)) runs[t]!.push(await targets[t]!());
+  progress(`${n} ${backend}: render, full sync and floors`);
 
   // Partial sync after one endpoint change (a different service each repetition), paired with the same input alone.
   const pns = await freshNamespace(`partial-${backend}`);
@@ -232,6 +237,7 @@ async function measure(n: number, backend: Backend): Promise<Result> {
     if (r % 2 === 0) partialFloor.push(await timedRestore(pipt, written));
   }
   await net.deleteNamespace(pns);
+  progress(`${n} ${backend}: partial syncs`);
 
   // Event to rules through the agent's path, paired with the smallest-update floor.
   const ens = await freshNamespace(`events-${backend}`);
@@ -268,6 +274,7 @@ async function measure(n: number, backend: Backend): Promise<Result> {
   for (let r = 0; r < REPS; r++) for (const step of r % 2 ? [runFloor, runEvents] : [runEvents, runFloor]) await step();
   await path.stop();
   await net.deleteNamespace(ens);
+  progress(`${n} ${backend}: events`);
 
   const full = runs['full']!;
   const cells: Record<string, string> = {
@@ -295,7 +302,6 @@ async function measure(n: number, backend: Backend): Promise<Result> {
   return { n, backend, cells, single: singleHere ? runs['single']! : [], full, phases };
 }
 
-const t0Run = performance.now();
 const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
 const backends = (process.env['BENCH_BACKENDS'] ?? 'nft,legacy').split(',') as Backend[];
 const load = (): string =>
