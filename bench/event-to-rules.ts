@@ -3,29 +3,23 @@
  * goes (`npm run bench:events`, as root; in network namespaces this script
  * creates and removes): the real path (Proxier, sync runner with
  * --iptables-min-sync-period 0, IptablesMode, iptables-restore), each event
- * waited for, split into
- *   queue + snapshot   event -> the mode's sync starts (the runner's timer, the dirty services' states rebuilt)
- *   render + plan      the mode's sync starts -> its restore starts (render with the cache, plan, save when needed)
- *   restore            iptables-restore of the partial update (the floor)
- * Per size and backend, BENCH_REPS rounds (default 5) of BENCH_EVENTS events
- * (default 30); printed as median (min-max) of the rounds' p50 and p99.
+ * waited for, split into the phases of bench/event-phases.ts (the event and
+ * the runner's timer, the dirty services' rebuild, the snapshot, render,
+ * plan + restore text, the restore itself). Per size and backend,
+ * BENCH_REPS rounds (default 5) of BENCH_EVENTS events (default 30); printed
+ * as median (min-max) of the rounds' p50 and p99.
  *
  * Environment: BENCH_EVENT_CASES (default "1000:legacy,1000:nft"; e.g. 10000:nft), BENCH_REPS, BENCH_EVENTS.
  */
-import { performance } from 'node:perf_hooks';
-import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
-import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
+import type { IptablesBackend } from '../iptables/iptables.ts';
 import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
-import type { ProxyMode } from '../proxier/mode.ts';
-import { Proxier } from '../proxier/proxier.ts';
-import { silentLogger } from '../proxier/log.ts';
-import { stateBuilder } from '../proxier/state-builder.ts';
-import { realClock } from '../src/system/clock.ts';
+import type { ProxierEvent } from '../proxier/proxier.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
 import { BENCH_NODE, endpointIP, serviceIP } from './cluster-objects.ts';
+import { EventPath, PHASES, type Phase } from './event-phases.ts';
 import { fmt, summarize } from './stats.ts';
 
 const cases = (process.env['BENCH_EVENT_CASES'] ?? '1000:legacy,1000:nft').split(',').map((c) => {
@@ -42,57 +36,19 @@ function pct(values: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-interface Marks {
-  syncStart: number;
-  restoreStart: number;
-  restoreEnd: number;
-}
-
-async function round(n: number, backend: IptablesBackend): Promise<Record<string, number[]>> {
+async function round(n: number, backend: IptablesBackend): Promise<Record<Phase, number[]>> {
   await net.deleteNamespace(NS).catch(() => undefined);
   await net.addNamespace(NS);
   try {
     const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: NS }) });
-    let marks: Marks = { syncStart: 0, restoreStart: 0, restoreEnd: 0 };
-    let restores = 0;
-    const timed: Iptables = {
-      family: ipt.family,
-      save: (t) => ipt.save(t),
-      restore: async (text, o) => {
-        marks.restoreStart = performance.now();
-        await ipt.restore(text, o);
-        marks.restoreEnd = performance.now();
-        restores++;
-      },
-    };
-    const inner = new IptablesMode(
-      {
-        iptables: new Map([['IPv4', timed]]),
-        render: {
-          ...DEFAULT_RENDER_OPTIONS,
-          detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
-        },
-        batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
-      },
-      { clock: { ...realClock, now: () => performance.now() }, logger: silentLogger() },
-    );
-    const mode: ProxyMode = Object.assign(Object.create(inner) as ProxyMode, {
-      sync: (snapshot: Parameters<ProxyMode['sync']>[0], o: Parameters<ProxyMode['sync']>[1]) => {
-        marks.syncStart = performance.now();
-        return inner.sync(snapshot, o);
-      },
+    const path = new EventPath(ipt, backend, BENCH_NODE, {
+      ...DEFAULT_RENDER_OPTIONS,
+      detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
     });
-    const proxier = new Proxier({
-      mode,
-      builder: stateBuilder(BENCH_NODE, { preferSameTrafficDistribution: true }),
-      clock: realClock,
-      minSyncPeriodMs: 0,
-      syncPeriodMs: 3_600_000,
-    });
-    proxier.start();
     const slices: Record<string, unknown>[] = [];
+    const load: ProxierEvent[] = [];
     for (let i = 0; i < n; i++) {
-      proxier.onEvent({
+      load.push({
         type: 'add',
         kind: 'Service',
         key: `bench/svc-${i}`,
@@ -104,30 +60,20 @@ async function round(n: number, backend: IptablesBackend): Promise<Record<string
         ports: [{ name: 'p80', port: 8080 }],
       });
       slices.push(slice);
-      proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: slice });
+      load.push({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: slice });
     }
-    proxier.onEvent({ type: 'add', kind: 'Node', key: BENCH_NODE, old: null, obj: makeNode(BENCH_NODE, { addresses: ['192.168.0.2'] }) });
-    for (const k of ['Service', 'EndpointSlice', 'Node'] as const) proxier.onSynced(k);
-    while (restores === 0) await new Promise((r) => setTimeout(r, 10));
-    await proxier.idle();
-    const out: Record<string, number[]> = { total: [], 'queue + snapshot': [], 'render + plan': [], restore: [] };
+    load.push({ type: 'add', kind: 'Node', key: BENCH_NODE, old: null, obj: makeNode(BENCH_NODE, { addresses: ['192.168.0.2'] }) });
+    await path.load(load);
+    const out = Object.fromEntries([...PHASES, 'total'].map((p) => [p, [] as number[]])) as Record<Phase, number[]>;
     for (let e = 0; e < EVENTS; e++) {
       const i = (e * 7919) % n;
       const old = slices[i] as { endpoints: { addresses: string[] }[] };
       const updated = { ...old, endpoints: old.endpoints.map((ep, j) => (j === 1 ? { ...ep, addresses: [endpointIP(n + e, 1)] } : ep)) };
       slices[i] = updated;
-      marks = { syncStart: 0, restoreStart: 0, restoreEnd: 0 };
-      const before = restores;
-      const sent = performance.now();
-      proxier.onEvent({ type: 'update', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old, obj: updated });
-      while (restores === before) await new Promise((r) => setImmediate(r));
-      out['total']!.push(marks.restoreEnd - sent);
-      out['queue + snapshot']!.push(marks.syncStart - sent);
-      out['render + plan']!.push(marks.restoreStart - marks.syncStart);
-      out['restore']!.push(marks.restoreEnd - marks.restoreStart);
-      await proxier.idle();
+      const t = await path.send({ type: 'update', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old, obj: updated });
+      for (const p of Object.keys(t) as Phase[]) out[p].push(t[p]);
     }
-    await proxier.stop();
+    await path.stop();
     return out;
   } finally {
     await net.deleteNamespace(NS).catch(() => undefined);
@@ -136,14 +82,14 @@ async function round(n: number, backend: IptablesBackend): Promise<Record<string
 
 console.log(`event to rules: ${REPS} rounds x ${EVENTS} events per case; ms, median (min-max) over rounds of each round's p50 / p99`);
 for (const { n, backend } of cases) {
-  const rounds: Record<string, number[]>[] = [];
+  const rounds: Record<Phase, number[]>[] = [];
   for (let r = 0; r < REPS; r++) rounds.push(await round(n, backend));
   console.log(`\n${n.toLocaleString('en-US')} services, ${backend}`);
-  for (const phase of Object.keys(rounds[0]!)) {
-    const p50 = summarize(rounds.map((x) => pct(x[phase]!, 50)));
-    const p99 = summarize(rounds.map((x) => pct(x[phase]!, 99)));
-    console.log(`  ${phase.padEnd(18)} p50 ${fmt(p50, 1).padEnd(24)} p99 ${fmt(p99, 1)}`);
+  for (const phase of [...PHASES, 'total'] as Phase[]) {
+    const p50 = summarize(rounds.map((x) => pct(x[phase], 50)));
+    const p99 = summarize(rounds.map((x) => pct(x[phase], 99)));
+    console.log(`  ${phase.padEnd(20)} p50 ${fmt(p50, 1).padEnd(24)} p99 ${fmt(p99, 1)}`);
   }
-  const ratio = summarize(rounds.map((x) => pct(x['total']!, 99) / pct(x['restore']!, 50)));
+  const ratio = summarize(rounds.map((x) => pct(x.total, 99) / pct(x.restore, 50)));
   console.log(`  total p99 / restore p50 (the smallest-update floor), per round: ${fmt(ratio, 2)}`);
 }

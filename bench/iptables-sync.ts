@@ -1,33 +1,49 @@
 /**
  * Benchmark of the iptables mode at 1,000 and 10,000 services with 5
  * endpoints each (run: `npm run bench`, as root; everything happens in
- * network namespaces this script creates and removes). Prints, per size and
- * backend, in one run:
+ * network namespaces this script creates and removes). Every figure is the
+ * median (min-max) of BENCH_REPS repetitions (default 5); every ratio is
+ * taken within one repetition, between two figures measured back to back in
+ * an order that alternates from one repetition to the next (A B, B A, ...,
+ * bench/stats.ts), and then summarised. Per size and backend:
  *   - render time (snapshot -> ruleset), cold and with the render cache;
- *   - full sync (render + plan + iptables-restore) in a fresh namespace;
- *   - the floor: iptables-restore alone loading the same text;
- *   - partial sync after one endpoint change: bytes written and time, and the
- *     floor for that input (iptables-restore --noflush of it alone);
- *   - event-to-rules latency through the real agent path (proxier, sync
- *     runner with --iptables-min-sync-period 0, backend), p50 and p99;
- *   - peak resident memory of this process (the agent's own: `npm run bench:memory`, bench/agent-memory.ts).
+ *   - full sync (render + iptables-save + plan + restores) in a fresh
+ *     namespace, against two floors in fresh namespaces: the same batches the
+ *     agent writes restored alone, and the whole ruleset as one restore;
+ *   - partial sync after one endpoint change (a different service each
+ *     repetition): bytes written and time, against the same input restored alone;
+ *   - event-to-rules latency through the real agent path (bench/event-phases.ts:
+ *     proxier, sync runner with --iptables-min-sync-period 0, mode, restore),
+ *     p50 and p99 of each repetition's events, against the smallest-update
+ *     floor (the last event's input restored alone, median of 3), and where
+ *     the time goes (p50 / p99 per phase over all events);
+ *   - peak resident memory of this process (the agent's own: `npm run bench:memory`).
+ * iptables-nft 1.8.9's `--noflush` restore of one input is quadratic in its
+ * size (over 3 minutes at 10,000 services): above BENCH_NFT_SINGLE_AT
+ * services (default 3,000) it is measured at that size and extrapolated with
+ * the exponent the 1,000 and 3,000 medians give (2 without a 1,000 figure).
+ * Environment: BENCH_SIZES (1000,10000), BENCH_BACKENDS (nft,legacy),
+ * BENCH_REPS (5), BENCH_EVENTS (events per repetition: 20, 8 at 10,000 and above).
  */
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { Iptables, IptablesBackend as Backend } from '../iptables/iptables.ts';
 import { scanSave } from '../iptables/parse.ts';
 import { planSync } from '../iptables/plan.ts';
-import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../iptables/render.ts';
+import { RenderCache, renderRuleset, DEFAULT_RENDER_OPTIONS, type RenderOptions, type RenderResult } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { toRestoreText } from '../iptables/restore-text.ts';
-import { Proxier } from '../proxier/proxier.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import { silentLogger } from '../proxier/log.ts';
-import { stateBuilder } from '../proxier/state-builder.ts';
+import type { ProxierEvent } from '../proxier/proxier.ts';
+import type { Snapshot } from '../proxier/types.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { EventPath, PHASES, type Phase } from './event-phases.ts';
+import { fmt, pairedRatios, rotate, summarize } from './stats.ts';
 
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
@@ -62,11 +78,19 @@ function cluster(n: number, endpointsPer = 5) {
 }
 
 const ms = (t0: number): number => performance.now() - t0;
-const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-function pct(values: number[], p: number): number {
+const t0Run = performance.now();
+const REPS = Number(process.env['BENCH_REPS'] ?? 5);
+const NFT_SINGLE_AT = Number(process.env['BENCH_NFT_SINGLE_AT'] ?? 3000);
+const eventsPerRep = (n: number): number => Number(process.env['BENCH_EVENTS'] ?? (n >= 10_000 ? 8 : 20));
+/** Nearest-rank percentile: with fewer than 100 events, p99 is the slowest event. */
+function pct(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
+const med = (v: readonly number[]): number => summarize(v).median;
+/** Milliseconds as median (min-max), one decimal below 100. */
+const fms = (v: readonly number[]): string => fmt(summarize(v), med(v) >= 100 ? 0 : 1);
+const fratio = (v: readonly number[]): string => fmt(summarize(v), 2);
 
 async function freshNamespace(name: string): Promise<string> {
   const ns = `${PREFIX}-${name}`;
@@ -81,66 +105,43 @@ async function timedRestore(ipt: Iptables, text: string): Promise<number> {
   return ms(t0);
 }
 
-/** Records when each restore finished: the moment rules are in the kernel. */
-function recording(ipt: Iptables, done: number[]): Iptables {
-  return {
-    family: ipt.family,
-    save: (t) => ipt.save(t),
-    restore: async (text, o) => {
-      await ipt.restore(text, o);
-      done.push(performance.now());
-    },
-  };
+/** Restores `texts` in order into a namespace of its own (removed after); returns the time the restores took. */
+async function restoreAlone(name: string, backend: Backend, texts: readonly string[], timeoutMs = 180_000): Promise<number> {
+  const ns = await freshNamespace(name);
+  try {
+    const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }), timeoutMs });
+    let total = 0;
+    for (const t of texts) total += await timedRestore(ipt, t);
+    return total;
+  } finally {
+    await net.deleteNamespace(ns);
+  }
 }
 
-async function measure(n: number, backend: Backend): Promise<Record<string, string>> {
-  const objs = cluster(n);
-  const { snapshots } = buildSnapshots(objs, { nodeName: NODE, features, families: ['IPv4'] });
-  const snapshot = snapshots[0]!;
-  let t0 = performance.now();
-  const cold = renderRuleset(snapshot, options);
-  const renderMs = ms(t0);
-  const text = toRestoreText(cold.ruleset);
-
-  // Floor: iptables-restore alone, same input as one restore, fresh namespace (capped: nft is quadratic in one input).
-  const floorNs = await freshNamespace(`floor-${backend}`);
-  const floorIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: floorNs }), timeoutMs: 180_000 });
-  const singleFloorMs = await timedRestore(floorIpt, text).catch(() => Infinity);
-  await net.deleteNamespace(floorNs);
-  // Floor for what the agent writes: the same batches, restored alone.
-  const batchNs = await freshNamespace(`batch-${backend}`);
-  const batchIpt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: batchNs }) });
-  const plan = planSync({
-    topLevel: cold.topLevel,
-    perService: cold.perService,
-    applied: null,
-    batchChains: backend === 'nft' ? NFT_BATCH_CHAINS : 0,
-  });
-  let floorMs = 0;
-  for (const b of plan.batches) floorMs += await timedRestore(batchIpt, b);
-  await net.deleteNamespace(batchNs);
-
-  // Full sync through the iptables mode (render with cache + save + plan + restore).
-  const ns = await freshNamespace(`sync-${backend}`);
-  const ipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) });
-  const doneAt: number[] = [];
-  const batchChains = backend === 'nft' ? NFT_BATCH_CHAINS : 0;
-  const be = new IptablesMode(
-    { iptables: new Map([['IPv4', recording(ipt, doneAt)]]), render: options, batchChains },
+const batchChainsOf = (backend: Backend): number => (backend === 'nft' ? NFT_BATCH_CHAINS : 0);
+const newMode = (ipt: Iptables, backend: Backend): IptablesMode =>
+  new IptablesMode(
+    { iptables: new Map([['IPv4', ipt]]), render: options, batchChains: batchChainsOf(backend) },
     { clock: preciseClock, logger: silentLogger() },
   );
-  t0 = performance.now();
-  await be.sync(snapshot, { periodic: true, previous: null });
-  const fullMs = ms(t0);
-  const cache = new RenderCache();
-  renderRuleset(snapshot, options, cache);
-  t0 = performance.now();
-  renderRuleset(snapshot, options, cache);
-  const cachedRenderMs = ms(t0);
 
-  // Partial sync after one endpoint change.
-  const changed = snapshot.services.map((s, i) =>
-    i === Math.floor(n / 2)
+/** A full sync by a new mode into a fresh namespace: what the agent does on start. */
+async function fullSync(backend: Backend, snapshot: Snapshot): Promise<number> {
+  const ns = await freshNamespace(`sync-${backend}`);
+  try {
+    const mode = newMode(createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ns }) }), backend);
+    const t0 = performance.now();
+    await mode.sync(snapshot, { periodic: true, previous: null });
+    return ms(t0);
+  } finally {
+    await net.deleteNamespace(ns);
+  }
+}
+
+/** The snapshot with service `i`'s first endpoint gone. */
+function withoutFirstEndpoint(snapshot: Snapshot, i: number): Snapshot {
+  const services = snapshot.services.map((s, k) =>
+    k === i
       ? {
           ...s,
           endpoints: s.endpoints.slice(1),
@@ -148,88 +149,209 @@ async function measure(n: number, backend: Backend): Promise<Record<string, stri
         }
       : s,
   );
-  const partialSnap = { ...snapshot, services: changed };
-  let partialText = '';
-  const capture: Iptables = {
-    family: 'IPv4',
-    save: (t) => ipt.save(t),
-    restore: async (txt, o) => {
-      partialText = txt;
-      await ipt.restore(txt, o);
-    },
-  };
-  const be2 = new IptablesMode(
-    { iptables: new Map([['IPv4', capture]]), render: options, batchChains },
-    { clock: preciseClock, logger: silentLogger() },
-  );
-  await be2.sync(snapshot, { periodic: true, previous: null });
-  t0 = performance.now();
-  await be2.sync(partialSnap, { periodic: false, previous: snapshot });
-  const partialMs = ms(t0);
-  const partialFloorMs = await timedRestore(ipt, partialText);
+  return { ...snapshot, services };
+}
 
-  // Event-to-rules latency through the proxier and runner (min sync period 0).
-  const events = n >= 10_000 ? 20 : 60;
-  const latencies: number[] = [];
-  const doneTimes: number[] = [];
-  const be3 = new IptablesMode(
-    { iptables: new Map([['IPv4', recording(ipt, doneTimes)]]), render: options, batchChains },
-    { clock: preciseClock, logger: silentLogger() },
-  );
-  const proxier = new Proxier({ mode: be3, builder: stateBuilder(NODE, features), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
-  proxier.start();
-  objs.services.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));
-  objs.slices.forEach((s, i) => proxier.onEvent({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: s }));
-  proxier.onEvent({ type: 'add', kind: 'Node', key: NODE, old: null, obj: objs.node });
-  for (const k of ['Service', 'EndpointSlice', 'Node'] as const) proxier.onSynced(k);
-  while (doneTimes.length === 0) await new Promise((r) => setTimeout(r, 10));
-  await proxier.idle();
-  for (let e = 0; e < events; e++) {
-    const i = (e * 7919) % n;
-    const old = objs.slices[i] as { endpoints: { addresses: string[] }[] };
-    const updated = { ...old, endpoints: old.endpoints.map((ep, j) => (j === 1 ? { ...ep, addresses: [`10.250.${e & 255}.${(e >> 8) + 1}`] } : ep)) };
-    objs.slices[i] = updated;
-    const before = doneTimes.length;
-    const sent = performance.now();
-    proxier.onEvent({ type: 'update', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old, obj: updated });
-    while (doneTimes.length === before) await new Promise((r) => setImmediate(r));
-    latencies.push(doneTimes.at(-1)! - sent);
-    await proxier.idle();
+function loadEvents(objs: ReturnType<typeof cluster>): ProxierEvent[] {
+  const events: ProxierEvent[] = [];
+  objs.services.forEach((s, i) => events.push({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));
+  objs.slices.forEach((s, i) => events.push({ type: 'add', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old: null, obj: s }));
+  events.push({ type: 'add', kind: 'Node', key: NODE, old: null, obj: objs.node });
+  return events;
+}
+
+interface Result {
+  n: number;
+  backend: Backend;
+  cells: Record<string, string>;
+  single: number[];
+  full: number[];
+  phases: Record<Phase, number[]>;
+}
+
+function singleInput(n: number): string {
+  const { snapshots } = buildSnapshots(cluster(n), { nodeName: NODE, features, families: ['IPv4'] });
+  return toRestoreText(renderRuleset(snapshots[0]!, options).ruleset);
+}
+
+/** Progress on stderr: which stage of which case ended, and when (seconds since the start). */
+const progress = (what: string): void => void process.stderr.write(`  ${((performance.now() - t0Run) / 1000).toFixed(0)} s: ${what}\n`);
+
+async function measure(n: number, backend: Backend): Promise<Result> {
+  const objs = cluster(n);
+  const snapshot = buildSnapshots(objs, { nodeName: NODE, features, families: ['IPv4'] }).snapshots[0]!;
+  const renderCold: number[] = [];
+  const renderCached: number[] = [];
+  let cold: RenderResult | null = null;
+  for (let r = 0; r < REPS; r++) {
+    const t0 = performance.now();
+    cold = renderRuleset(snapshot, options);
+    renderCold.push(ms(t0));
   }
-  await proxier.stop();
-  await net.deleteNamespace(ns);
+  const cache = new RenderCache();
+  renderRuleset(snapshot, options, cache);
+  for (let r = 0; r < REPS; r++) {
+    const t0 = performance.now();
+    renderRuleset(snapshot, options, cache);
+    renderCached.push(ms(t0));
+  }
+  const text = toRestoreText(cold!.ruleset);
+  const plan = planSync({ topLevel: cold!.topLevel, perService: cold!.perService, applied: null, batchChains: batchChainsOf(backend) });
 
-  return {
-    services: String(n),
+  // Full sync and its floors, each in a fresh namespace, the order rotated per repetition.
+  const singleHere = !(backend === 'nft' && n > NFT_SINGLE_AT);
+  const runs: Record<string, number[]> = { batched: [], single: [], full: [] };
+  const targets: Record<string, () => Promise<number>> = {
+    batched: () => restoreAlone(`batch-${backend}`, backend, plan.batches),
+    full: () => fullSync(backend, snapshot),
+    ...(singleHere ? { single: () => restoreAlone(`floor-${backend}`, backend, [text]) } : {}),
+  };
+  for (let r = 0; r < REPS; r++) for (const t of rotate(Object.keys(targets), r)) runs[t]!.push(await targets[t]!());
+  progress(`${n} ${backend}: render, full sync and floors`);
+
+  // Partial sync after one endpoint change (a different service each repetition), paired with the same input alone.
+  const pns = await freshNamespace(`partial-${backend}`);
+  const pipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: pns }) });
+  let written = '';
+  const partialMode = newMode(
+    { family: pipt.family, save: (t, o) => pipt.save(t, o), restore: async (t, o) => ((written = t), pipt.restore(t, o)) },
     backend,
+  );
+  await partialMode.sync(snapshot, { periodic: true, previous: null });
+  const partial: number[] = [];
+  const partialFloor: number[] = [];
+  const partialBytes: number[] = [];
+  let current = snapshot;
+  for (let r = 0; r < REPS; r++) {
+    const next = withoutFirstEndpoint(current, Math.floor(n / 2) + r);
+    const sync = async (): Promise<void> => {
+      const t0 = performance.now();
+      await partialMode.sync(next, { periodic: false, previous: current });
+      partial.push(ms(t0));
+      partialBytes.push(written.length);
+      current = next;
+    };
+    // Floor first on odd repetitions: the previous repetition's input, of the same shape, restored again.
+    if (r % 2 === 1) partialFloor.push(await timedRestore(pipt, written));
+    await sync();
+    if (r % 2 === 0) partialFloor.push(await timedRestore(pipt, written));
+  }
+  await net.deleteNamespace(pns);
+  progress(`${n} ${backend}: partial syncs`);
+
+  // Event to rules through the agent's path, paired with the smallest-update floor.
+  const ens = await freshNamespace(`events-${backend}`);
+  const eipt = createIptables({ family: 'IPv4', backend, runner: createExecaRunner({ netns: ens }) });
+  const path = new EventPath(eipt, backend, NODE, options);
+  await path.load(loadEvents(objs));
+  const phases = Object.fromEntries([...PHASES, 'total'].map((p) => [p, [] as number[]])) as Record<Phase, number[]>;
+  const p50: number[] = [];
+  const p99: number[] = [];
+  const evFloor: number[] = [];
+  let e = 0;
+  const runEvents = async (): Promise<void> => {
+    const total: number[] = [];
+    for (let k = 0; k < eventsPerRep(n); k++, e++) {
+      const i = (e * 7919) % n;
+      const old = objs.slices[i] as { endpoints: { addresses: string[] }[] };
+      const updated = {
+        ...old,
+        endpoints: old.endpoints.map((ep, j) => (j === 1 ? { ...ep, addresses: [`10.250.${e & 255}.${(e >> 8) + 1}`] } : ep)),
+      };
+      objs.slices[i] = updated;
+      const t = await path.send({ type: 'update', kind: 'EndpointSlice', key: `bench/svc-${i}-slice`, old, obj: updated });
+      for (const p of Object.keys(t) as Phase[]) phases[p].push(t[p]);
+      total.push(t.total);
+    }
+    p50.push(pct(total, 50));
+    p99.push(pct(total, 99));
+  };
+  const runFloor = async (): Promise<void> => {
+    const v: number[] = [];
+    for (let k = 0; k < 3; k++) v.push(await timedRestore(eipt, path.lastText));
+    evFloor.push(med(v));
+  };
+  for (let r = 0; r < REPS; r++) for (const step of r % 2 ? [runFloor, runEvents] : [runEvents, runFloor]) await step();
+  await path.stop();
+  await net.deleteNamespace(ens);
+  progress(`${n} ${backend}: events`);
+
+  const full = runs['full']!;
+  const cells: Record<string, string> = {
     'rules (nat+filter)': String(scanSave(text, 'IPv4').ruleCount),
     'restore input MB': (text.length / 1e6).toFixed(1),
-    'render ms (cold / cached)': `${fmt(renderMs)} / ${fmt(cachedRenderMs)}`,
-    'single restore ms': Number.isFinite(singleFloorMs) ? fmt(singleFloorMs) : '> 180000',
-    'batched restore floor ms': `${fmt(floorMs)} (${plan.batches.length})`,
-    'full sync ms': fmt(fullMs),
-    'full / floor': (fullMs / floorMs).toFixed(2),
-    'full / single restore': Number.isFinite(singleFloorMs) ? (fullMs / singleFloorMs).toFixed(2) : '< 0.1',
-    'partial bytes': String(partialText.length),
-    'partial ms': fmt(partialMs),
-    'partial / full': `${((partialMs / fullMs) * 100).toFixed(2)}%`,
-    'partial floor ms': fmt(partialFloorMs),
-    'event->rules p50 / p99 ms': `${fmt(pct(latencies, 50))} / ${fmt(pct(latencies, 99))}`,
-    'p99 / partial floor': (pct(latencies, 99) / partialFloorMs).toFixed(2),
+    'render cold ms': fms(renderCold),
+    'render cached ms': fms(renderCached),
+    'single restore ms': singleHere ? fms(runs['single']!) : `see below (${NFT_SINGLE_AT})`,
+    'batched floor ms (restores)': `${fms(runs['batched']!)} (${plan.batches.length})`,
+    'full sync ms': fms(full),
+    'full / batched floor': fratio(pairedRatios(full, runs['batched']!)),
+    'full / single restore': singleHere ? fratio(pairedRatios(full, runs['single']!)) : 'see below',
+    'partial bytes': fmt(summarize(partialBytes)),
+    'partial ms': fms(partial),
+    'partial floor ms': fms(partialFloor),
+    'partial / floor': fratio(pairedRatios(partial, partialFloor)),
+    'partial / full %': fmt(summarize(pairedRatios(partial, full).map((x) => x * 100)), 2),
+    'event->rules p50 ms': fms(p50),
+    'event->rules p99 ms': fms(p99),
+    'smallest-update floor ms': fms(evFloor),
+    'p99 / smallest-update floor': fratio(pairedRatios(p99, evFloor)),
+    'events (reps x per rep)': `${REPS} x ${eventsPerRep(n)}`,
     'bench process peak RSS MB': (peakRss / 1e6).toFixed(0),
   };
+  return { n, backend, cells, single: singleHere ? runs['single']! : [], full, phases };
 }
 
 const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
 const backends = (process.env['BENCH_BACKENDS'] ?? 'nft,legacy').split(',') as Backend[];
+const load = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+console.log(`iptables mode: ${REPS} repetitions per figure, median (min-max); load average at start ${load()}`);
 await net.sweepNamespaces(PREFIX);
-const rows: Record<string, string>[] = [];
+const results: Result[] = [];
+const notes: string[] = [];
 try {
-  for (const n of sizes) for (const b of backends) rows.push(await measure(n, b));
+  for (const n of sizes) for (const b of backends) results.push(await measure(n, b));
+  // iptables-nft's one-input restore above NFT_SINGLE_AT services: measured there, extrapolated.
+  const big = results.filter((r) => r.backend === 'nft' && r.n > NFT_SINGLE_AT);
+  if (big.length > 0) {
+    const input = singleInput(NFT_SINGLE_AT);
+    const at: number[] = [];
+    for (let r = 0; r < REPS; r++) at.push(await restoreAlone('floor-nft-single', 'nft', [input]));
+    const small = results.find((r) => r.backend === 'nft' && r.n < NFT_SINGLE_AT && r.single.length > 0);
+    const k = small ? Math.log(med(at) / med(small.single)) / Math.log(NFT_SINGLE_AT / small.n) : 2;
+    notes.push(
+      `iptables-nft one-input --noflush restore at ${NFT_SINGLE_AT.toLocaleString('en-US')} services: ${fms(at)} ms;` +
+        ` growth exponent ${k.toFixed(2)} (${small ? `from the ${small.n.toLocaleString('en-US')} and ${NFT_SINGLE_AT.toLocaleString('en-US')} medians` : 'assumed'})`,
+    );
+    for (const r of big) {
+      const f = (r.n / NFT_SINGLE_AT) ** k;
+      const est = at.map((x) => x * f);
+      r.cells['single restore ms'] = `~${fmt(summarize(est))} (extrapolated from ${NFT_SINGLE_AT})`;
+      r.cells['full / single restore'] = `~${fratio(pairedRatios(r.full, est))} (extrapolated)`;
+      notes.push(`at ${r.n.toLocaleString('en-US')} services that extrapolates to ~${fmt(summarize(est))} ms (x${f.toFixed(1)})`);
+    }
+  }
 } finally {
   await net.sweepNamespaces(PREFIX);
   clearInterval(sampler);
 }
-const keys = Object.keys(rows[0] ?? {});
-const width = Math.max(...keys.map((k) => k.length));
-for (const k of keys) console.log(`${k.padEnd(width)}  ${rows.map((r) => (r[k] ?? '').padStart(14)).join('')}`);
+const keys = Object.keys(results[0]?.cells ?? {});
+const width = Math.max(...keys.map((k) => k.length), 'services / backend'.length);
+const col = 32;
+console.log(`${'services / backend'.padEnd(width)}  ${results.map((r) => `${r.n} ${r.backend}`.padStart(col)).join('')}`);
+for (const k of keys) console.log(`${k.padEnd(width)}  ${results.map((r) => (r.cells[k] ?? '').padStart(col)).join('')}`);
+for (const note of notes) console.log(note);
+console.log('\nevent to rules, where the time goes: p50 / p99 ms per phase over every event of every repetition');
+console.log(`${'phase'.padEnd(width)}  ${results.map((r) => `${r.n} ${r.backend}`.padStart(col)).join('')}`);
+for (const p of [...PHASES, 'total'] as Phase[]) {
+  const cell = (r: Result): string => {
+    const v = r.phases[p];
+    const f = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+    return `${f(pct(v, 50))} / ${f(pct(v, 99))}`;
+  };
+  console.log(`${p.padEnd(width)}  ${results.map((r) => cell(r).padStart(col)).join('')}`);
+}
+console.log(`\nload average at end ${load()}; ${((performance.now() - t0Run) / 1000).toFixed(0)} s`);

@@ -412,6 +412,28 @@ describe('IptablesMode: batched restores', () => {
 });
 
 describe('IptablesMode: sync reports', () => {
+  it('tells onPhase when a sync has rendered and when it has planned, before its first restore, full or partial', async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const seen: string[] = [];
+    const logged: Iptables = {
+      family: 'IPv4',
+      save: (t, o) => fake.save(t, o),
+      restore: (text, o) => (seen.push('restore'), fake.restore(text, o)),
+    };
+    const mode = new IptablesMode(
+      { iptables: new Map<IPFamily, Iptables>([['IPv4', logged]]), render: DEFAULT_RENDER_OPTIONS, batchChains: 2 },
+      { clock: new ManualClock(0), logger: silentLogger(), onPhase: (p) => seen.push(p) },
+    );
+    await mode.sync(snapshotOf([svc(1, ['10.0.0.1']), svc(2, ['10.0.0.2'])]), PERIODIC);
+    // Batched: several restores after the one plan.
+    expect(seen[0]).toBe('rendered');
+    expect(seen[1]).toBe('planned');
+    expect(seen.slice(2).every((s) => s === 'restore') && seen.length > 3).toBe(true);
+    seen.length = 0;
+    await mode.sync(snapshotOf([svc(1, ['10.0.0.3']), svc(2, ['10.0.0.2'])]), NOT_PERIODIC);
+    expect(seen).toEqual(['rendered', 'planned', 'restore']);
+  });
+
   it('reports the rules owned, the rules written, the bytes and the duration of each sync', async () => {
     const { fake, mode } = setup();
     const first = await mode.sync(base(), NOT_PERIODIC);

@@ -67,7 +67,15 @@ export interface IptablesModeDeps {
   readonly conntrack?: Conntrack;
   /** Sets net.ipv4.conf.all.route_localnet for localhost NodePorts (left alone without one). */
   readonly runner?: CommandRunner;
+  /**
+   * Told when a sync has rendered and when it has planned (its restore texts
+   * built), before the first restore: benches time the phases of a sync with it.
+   */
+  readonly onPhase?: (phase: SyncPhase) => void;
 }
+
+/** The steps of a sync before its restores, as IptablesModeDeps.onPhase reports them. */
+export type SyncPhase = 'rendered' | 'planned';
 
 /** Per-service chains per restore with the nft backend: about 170 services of 6 chains, ~30 ms of restore each. */
 export const NFT_BATCH_CHAINS = 1000;
@@ -95,10 +103,21 @@ function appliedRules(at: number, full: boolean, bytes: number, rendered: Render
   return { at, full, bytes, text: () => toRestoreText(rendered.ruleset, { builtins: 'insert' }) };
 }
 
+/** Nat rules per service render; the render cache hands out the same object for an unchanged service, so each is counted once. */
+const natRuleCounts = new WeakMap<ServiceRender, number>();
+
 /** Rules per table of a render, counted without building its whole nat table (RenderResult.ruleset). */
 function ruleCounts(rendered: RenderResult): Map<string, number> {
   let perService = 0;
-  for (const { render } of rendered.perService) for (const c of render.natChains) perService += c.rules.length;
+  for (const { render } of rendered.perService) {
+    let count = natRuleCounts.get(render);
+    if (count === undefined) {
+      count = 0;
+      for (const c of render.natChains) count += c.rules.length;
+      natRuleCounts.set(render, count);
+    }
+    perService += count;
+  }
   return new Map([
     ['filter', countRules(rendered.topLevel, 'filter')],
     ['nat', countRules(rendered.topLevel, 'nat') + perService],
@@ -183,6 +202,8 @@ export class IptablesMode implements ProxyMode {
       saving.catch(() => undefined);
     }
     const rendered = renderRuleset(snapshot, this.o.render, st.cache);
+    const onPhase = this.d.onPhase;
+    onPhase?.('rendered');
     // Nothing changed since the last successful restore: no batch, nothing written.
     const plan = await applyRules({
       iptables: ipt,
@@ -192,14 +213,17 @@ export class IptablesMode implements ProxyMode {
       counters: true,
       logger: log,
       saving,
-      plan: (live) =>
-        planSync({
+      plan: (live) => {
+        const planned = planSync({
           topLevel: rendered.topLevel,
           perService: rendered.perService,
           applied: full ? null : st.applied,
           ...(live ? { existingChains: live.chains, edits: live.jumpEdits } : {}),
           batchChains: this.o.batchChains ?? 0,
-        }),
+        });
+        onPhase?.('planned');
+        return planned;
+      },
     }).catch((err: unknown) => {
       st.applied = null;
       if (err instanceof ApplyError) this.record.refused(family, this.d.clock.now(), err);

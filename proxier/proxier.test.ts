@@ -203,6 +203,31 @@ describe('Proxier desired state', () => {
     expect(after.node.zone).toBe('z1');
   });
 
+  it('keeps every snapshot sorted by service key as services come, change, turn headless and go (the order is cached between key changes)', async () => {
+    const t = setup(['IPv4']);
+    const svc = (name: string, clusterIP: string) => makeService('ns', name, { clusterIP, ports: [{ name: 'p80', port: 80 }] });
+    const keysOf = (s: Snapshot) => s.services.map((x) => x.service.key);
+    t.event('Service', 'ns/web', web);
+    t.event('Service', 'ns/db', db);
+    t.listAll();
+    await t.advance(0);
+    expect(keysOf(t.mode.calls[0]!.snapshot)).toEqual(['ns/db:p80', 'ns/web:p80']);
+    const steps: [() => void, string[]][] = [
+      [() => t.event('Service', 'ns/app', svc('app', '172.30.0.30')), ['ns/app:p80', 'ns/db:p80', 'ns/web:p80']],
+      [() => t.event('EndpointSlice', 'ns/web-a', slice('web', '10.0.0.1')), ['ns/app:p80', 'ns/db:p80', 'ns/web:p80']],
+      [() => t.event('Service', 'ns/db', null, 'delete'), ['ns/app:p80', 'ns/web:p80']],
+      [() => t.event('Service', 'ns/app', svc('app', 'None'), 'update'), ['ns/web:p80']],
+      [() => t.event('Service', 'ns/zed', svc('zed', '172.30.0.40')), ['ns/web:p80', 'ns/zed:p80']],
+      [() => t.event('Service', 'ns/app', svc('app', '172.30.0.30'), 'update'), ['ns/app:p80', 'ns/web:p80', 'ns/zed:p80']],
+    ];
+    for (const [change, keys] of steps) {
+      const before = t.mode.calls.length;
+      change();
+      await t.advance(MIN);
+      expect(t.mode.calls.slice(before).map((c) => keysOf(c.snapshot))).toEqual([keys]);
+    }
+  });
+
   it('a deleted service leaves the snapshot; an unnamed slice is reported once it arrives', async () => {
     const problems: ObjectProblem[] = [];
     const t = setup(['IPv4'], { problem: (p) => problems.push(p) });
