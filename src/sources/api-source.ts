@@ -225,6 +225,8 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
         const tracker = new ObjectTracker({
           kind: spec.kind,
           apiVersion: spec.apiVersion,
+          // listFn and the watch's retain hook hand it retained copies (startInformer).
+          retained: true,
           ...(spec.accept ? { accept: spec.accept } : {}),
           emit: (ev) => handlers.onEvent(ev),
         });
