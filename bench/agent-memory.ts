@@ -21,7 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
@@ -198,14 +198,14 @@ function moduleFloor(): Record<string, number[]> {
 const dir = mkdtempSync(join(tmpdir(), 'kpt-mem-bench-'));
 const rows: string[] = [];
 try {
-  // As the image does at build time: the compile cache that src/entry.js turns on (the package's node_modules/.cache)
+  // As the image does at build time: the compile cache that src/entry.js turns on (its checkout's node_modules/.cache)
   // holds every module the agent loads, so no run pays for, or keeps, the type stripper.
-  const root = new URL('..', import.meta.url).pathname;
+  const agentRoot = join(dirname(MAIN), '..');
   execFileSync(
     process.execPath,
-    [...NODE_FLAGS, '--input-type=module', '-e', `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`],
+    [...NODE_FLAGS, '--input-type=module', '-e', `await import('${agentRoot}/src/agent.ts'); await import('${agentRoot}/src/cmd/run.ts');`],
     {
-      env: { ...process.env, NODE_COMPILE_CACHE: join(root, 'node_modules/.cache/kube-proxy-ts-compile') },
+      env: { ...process.env, NODE_COMPILE_CACHE: join(agentRoot, 'node_modules/.cache/kube-proxy-ts-compile') },
     },
   );
   execFileSync(process.execPath, [...NODE_FLAGS, MAIN, '--help'], { stdio: 'ignore' });
