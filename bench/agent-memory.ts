@@ -21,7 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
@@ -40,9 +40,9 @@ const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
 const NS = `kptbench-mem-${process.pid}`;
 const MiB = 1024 * 1024;
-/** BENCH_AGENT_MAIN runs another checkout's agent (a before/after comparison). */
-const MAIN = process.env['BENCH_AGENT_MAIN'] ?? new URL('../src/main.ts', import.meta.url).pathname;
-/** The V8 flags of src/main.ts's shebang (the image's ENTRYPOINT repeats them), or BENCH_NODE_FLAGS to try others. */
+/** The executable (src/entry.js, as package.json's bin and the image run it); BENCH_AGENT_MAIN runs another checkout's (a before/after comparison). */
+const MAIN = process.env['BENCH_AGENT_MAIN'] ?? new URL('../src/entry.js', import.meta.url).pathname;
+/** The V8 flags of its shebang (the image's ENTRYPOINT repeats them), or BENCH_NODE_FLAGS to try others. */
 const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(MAIN, 'utf8'))?.[1] ?? '')
   .trim()
   .split(/\s+/)
@@ -63,11 +63,11 @@ function memoryOf(pid: number): { rss: number; hwm: number } | null {
 async function nodePid(agent: AgentProcess): Promise<number> {
   const pid = agent.child.pid!;
   let cmd = '';
-  for (let i = 0; i < 100 && !cmd.includes('main.ts'); i++) {
+  for (let i = 0; i < 100 && !cmd.includes(MAIN); i++) {
     await new Promise((r) => setTimeout(r, 20));
     cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   }
-  if (!cmd.includes('main.ts')) throw new Error(`pid ${pid} is not the agent: ${cmd.replace(/\0/g, ' ')}`);
+  if (!cmd.includes(MAIN)) throw new Error(`pid ${pid} is not the agent: ${cmd.replace(/\0/g, ' ')}`);
   return pid;
 }
 
@@ -158,25 +158,37 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
 }
 
 /**
- * What the process holds before it does anything: Node alone, Node after
- * loading one .ts file (the type stripper), client-node alone, and every
- * module the agent loads (src/agent.ts and src/cmd/run.ts), resident MiB
- * after loading, in fresh processes with the agent's V8 flags.
+ * What the process holds before it does anything, resident MiB after loading, in fresh processes with the agent's V8
+ * flags: Node alone; Node after loading one .ts file (the type stripper); client-node alone; the runtime dependencies
+ * the project prescribes (client-node, execa, pino, prom-client, js-yaml) and nothing else; every module the agent
+ * loads (src/agent.ts and src/cmd/run.ts) without the compile cache, and from a warm one as src/entry.js runs them.
  */
 function moduleFloor(): Record<string, number[]> {
   const root = new URL('..', import.meta.url).pathname;
-  const probes: Record<string, string> = {
-    'node alone': '',
-    'node + type stripping (one .ts module)': `await import('${root}proxier/clock.ts');`,
-    'node + @kubernetes/client-node': `await import('@kubernetes/client-node');`,
-    'every module the agent loads': `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`,
+  const cache = join(dir, 'compile-cache');
+  const agent = `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`;
+  const probes: Record<string, { code: string; env?: Record<string, string> }> = {
+    'node alone': { code: '' },
+    'node + type stripping (one .ts module)': { code: `await import('${root}proxier/clock.ts');` },
+    'node + @kubernetes/client-node': { code: `await import('@kubernetes/client-node');` },
+    'node + the prescribed runtime dependencies': {
+      code: ['@kubernetes/client-node', 'execa', 'pino', 'prom-client', 'js-yaml'].map((m) => `await import('${m}');`).join(' '),
+    },
+    'every module the agent loads, no compile cache': { code: agent, env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
+    'every module the agent loads, warm compile cache (no type stripper)': { code: agent, env: { NODE_COMPILE_CACHE: cache } },
   };
+  // Warms the cache the last probe reads.
+  execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', agent], {
+    cwd: root,
+    env: { ...process.env, NODE_COMPILE_CACHE: cache },
+  });
   const out: Record<string, number[]> = Object.fromEntries(Object.keys(probes).map((k) => [k, []]));
   for (let rep = 0; rep < REPS; rep++)
-    for (const [name, code] of Object.entries(probes)) {
+    for (const [name, { code, env }] of Object.entries(probes)) {
       const text = execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', `${code} console.log(process.memoryUsage().rss)`], {
         encoding: 'utf8',
         cwd: root,
+        env: { ...process.env, ...env },
       });
       out[name]!.push(Number(text.trim()) / MiB);
     }
@@ -186,6 +198,17 @@ function moduleFloor(): Record<string, number[]> {
 const dir = mkdtempSync(join(tmpdir(), 'kpt-mem-bench-'));
 const rows: string[] = [];
 try {
+  // As the image does at build time: the compile cache that src/entry.js turns on (its checkout's node_modules/.cache)
+  // holds every module the agent loads, so no run pays for, or keeps, the type stripper.
+  const agentRoot = join(dirname(MAIN), '..');
+  execFileSync(
+    process.execPath,
+    [...NODE_FLAGS, '--input-type=module', '-e', `await import('${agentRoot}/src/agent.ts'); await import('${agentRoot}/src/cmd/run.ts');`],
+    {
+      env: { ...process.env, NODE_COMPILE_CACHE: join(agentRoot, 'node_modules/.cache/kube-proxy-ts-compile') },
+    },
+  );
+  execFileSync(process.execPath, [...NODE_FLAGS, MAIN, '--help'], { stdio: 'ignore' });
   for (const mode of modes) {
     for (const size of sizes) {
       const n = size === 'idle' ? IDLE : Number(size);
@@ -200,11 +223,11 @@ try {
       );
     }
   }
+  console.log(`agent memory: real process (node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`);
+  console.log('| mode | services | resident, settled | resident, peak | start to first sync, s |\n| --- | ---: | ---: | ---: | ---: |');
+  for (const r of rows) console.log(r);
+  console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
+  for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`agent memory: real process (node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`);
-console.log('| mode | services | resident, settled | resident, peak | start to first sync, s |\n| --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(r);
-console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
-for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);

@@ -24,7 +24,7 @@ export interface LiveTables {
   readonly jumpEdits: ReadonlyMap<string, readonly string[]>;
 }
 
-export interface ApplyRequest<P extends { readonly batches: readonly string[] }> {
+export interface ApplyRequest<P extends { readonly batches: Iterable<string> }> {
   readonly iptables: Iptables;
   readonly full: boolean;
   /** The desired ruleset; its built-in chains hold the jump rules. */
@@ -34,7 +34,7 @@ export interface ApplyRequest<P extends { readonly batches: readonly string[] }>
   readonly logger: Logger;
   /** A full sync's iptables-save of filter and nat, begun early (readLiveTables); read here when absent. */
   readonly saving?: Promise<string> | null;
-  /** The restore inputs (`batches`, applied in order), given what a full sync found (null on a partial one). */
+  /** The restore inputs (`batches`, applied in order, each one let go once restored), given what a full sync found (null on a partial one). */
   plan(live: LiveTables | null): P;
 }
 
@@ -46,7 +46,7 @@ export function readLiveTables(ipt: Iptables, opts: { counters?: boolean } = {})
 }
 
 /** Reads the live tables when the sync is full, plans, and restores the plan's inputs; returns the plan. */
-export async function applyRules<P extends { readonly batches: readonly string[] }>(req: ApplyRequest<P>): Promise<P> {
+export async function applyRules<P extends { readonly batches: Iterable<string> }>(req: ApplyRequest<P>): Promise<P> {
   const ipt = req.iptables;
   let live: LiveTables | null = null;
   if (req.full) {

@@ -51,6 +51,19 @@ describe('planSync', () => {
     expect(second.text).toMatch(/-X KUBE-SEP-\w+\nCOMMIT\n$/);
   });
 
+  it('makes each batch as it is iterated: the batches are the text in order, bytes counted without building them', () => {
+    const states = Array.from({ length: 6 }, (_, i) => st(sp(10 + i), [ep(`10.0.1.${i}`)]));
+    const r = renderRuleset(snap(states), DEFAULT_RENDER_OPTIONS, new RenderCache());
+    const batched = planSync({ topLevel: r.topLevel, perService: r.perService, applied: null, batchChains: 4 });
+    const texts = [...batched.batches];
+    expect(texts.length).toBe(batched.batches.length);
+    expect(texts.length).toBeGreaterThan(2);
+    expect(texts.join('')).toBe(batched.text);
+    expect(batched.bytes).toBe(batched.text.length);
+    expect([...batched.batches][0]).not.toBe(''); // iterable again, each text made afresh
+    expect(plan([s1, s2]).batches.length).toBe(0); // nothing to write: no empty input
+  });
+
   it('writes nothing at all when nothing changed', () => {
     const again = plan([s1, s2]);
     expect(again.writtenChains.get('nat')).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { restoreText, writeRestoreText, type TableSection } from './restore-text.ts';
+import { restoreText, restoreTextLength, writeRestoreText, type TableSection } from './restore-text.ts';
 
 const chain = (name: string, n: number) => ({
   name,
@@ -8,6 +8,21 @@ const chain = (name: string, n: number) => ({
 });
 
 describe('restore text', () => {
+  it('counts the length of the text without building it (plan.ts makes each batch only when it is written)', () => {
+    const inputs: TableSection[][] = [
+      [],
+      [{ table: 'filter' }],
+      [{ table: 'nat', chains: [chain('KUBE-A', 1)], emptied: ['KUBE-OLD'], edits: ['-I PREROUTING 1 -j KUBE-A'], deleted: ['KUBE-OLD'] }],
+      [
+        { table: 'filter', chains: [chain('KUBE-FORWARD', 3), chain('KUBE-EMPTY', 0)], edits: ['-D INPUT -j KUBE-X'] },
+        { table: 'nat', chains: [chain('KUBE-SVC-ABCDEFGHIJKLMNOP', 40)], deleted: ['KUBE-SEP-1', 'KUBE-SEP-22'] },
+        { table: 'nat', emptied: ['KUBE-SEP-1'] },
+      ],
+    ];
+    for (const sections of inputs) expect(restoreTextLength(sections)).toBe(restoreText(sections).length);
+    expect(restoreTextLength([{ table: 'filter' }])).toBe(0);
+  });
+
   it("writes upstream's layout: header, declarations, edits, rules, deletions, COMMIT; nothing for an empty section", () => {
     const sections: TableSection[] = [
       { table: 'filter' },

@@ -70,6 +70,24 @@ export function writeRestoreText(sections: readonly TableSection[], write: (chun
 }
 
 /** iptables-restore input for the sections, in order; "" when none has anything to write. */
+/** The length of restoreText(sections), counted without building it (0: an empty input). */
+export function restoreTextLength(sections: readonly TableSection[]): number {
+  let n = 0;
+  for (const { table, chains = [], emptied = [], edits = [], deleted = [] } of sections) {
+    if (!chains.length && !emptied.length && !edits.length && !deleted.length) continue;
+    n += table.length + 2 + 7; // "*table\n", "COMMIT\n"
+    for (const c of chains) n += c.name.length + 10; // ":NAME - [0:0]\n"
+    for (const name of emptied) n += name.length + 10;
+    for (const e of edits) n += e.length + 1;
+    for (const c of chains) {
+      const head = c.name.length + 4; // "-A NAME "
+      for (const r of c.rules) n += head + r.length + 1;
+    }
+    for (const name of deleted) n += name.length + 4; // "-X NAME\n"
+  }
+  return n;
+}
+
 export function restoreText(sections: readonly TableSection[]): string {
   const parts: string[] = [];
   writeRestoreText(sections, (chunk) => parts.push(chunk));

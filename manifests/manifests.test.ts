@@ -3,7 +3,7 @@
  * objects reference each other correctly, RBAC grants exactly what the agent
  * uses, every container flag and the ConfigMap's KubeProxyConfiguration load
  * through the agent's own flag parser and config loader, and the Dockerfile
- * copies (and .dockerignore keeps) every file src/main.ts imports, with its
+ * copies (and .dockerignore keeps) every file src/entry.js imports, with its
  * npm imports all production dependencies.
  */
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -227,18 +227,19 @@ describe('Dockerfile', () => {
     for (const p of ['node_modules', 'test', 'bench', '.git', 'src/flags.test.ts']) expect(dockerIgnored(p), p).toBe(true);
   });
 
-  it('starts src/main.ts with the V8 flag of its shebang', () => {
-    const main = read('src/main.ts');
+  it('starts src/entry.js (the executable, package.json bin) with the V8 flag of its shebang', () => {
+    expect(JSON.parse(read('package.json')).bin).toEqual({ 'kube-proxy-ts': 'src/entry.js' });
+    const main = read('src/entry.js');
     const shebang = /^#!\/usr\/bin\/env -S (node(?: \S+)*)\n/.exec(main)![1]!.split(' ');
     expect(entrypoint.slice(0, -1)).toEqual(shebang);
-    expect(repoPathOf(entrypoint.at(-1)!)).toBe('src/main.ts');
+    expect(repoPathOf(entrypoint.at(-1)!)).toBe('src/entry.js');
   });
 
-  it('puts every module src/main.ts can load into the image, and their npm imports are dependencies', () => {
+  it('puts every module src/entry.js can load into the image, and their npm imports are dependencies', () => {
     const deps = Object.keys(JSON.parse(read('package.json')).dependencies);
     const inImage = new Map([...imageFiles()].map(([dest, src]) => [src, dest]));
     const seen = new Set<string>();
-    const queue = ['src/main.ts'];
+    const queue = ['src/entry.js'];
     for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
       if (seen.has(file)) continue;
       seen.add(file);

@@ -9,12 +9,9 @@
 import { enableCompileCache } from 'node:module';
 import { hostname } from 'node:os';
 
-// Node's compile cache keeps each module's stripped TypeScript and V8 code between runs (keyed by content, so an
-// edited file is compiled afresh): a second `render` starts in half the CPU time. It lives in the package's own
-// node_modules/.cache (not a world-writable /tmp: the agent runs as root); NODE_COMPILE_CACHE chooses another
-// directory and NODE_DISABLE_COMPILE_CACHE=1 turns it off. A directory that cannot be written just goes unused.
-// Set NODE_COMPILE_CACHE in the environment to also cover this file: a process whose every module comes from the
-// cache never loads the type stripper (~18 MiB resident).
+// Node's compile cache (src/entry.js, the executable, turns it on before this file loads and says why; this call is
+// then a no-op): kept for `node src/main.ts`, which still reuses every other module's stripped TypeScript and V8 code
+// (a second `render` starts in half the CPU time) but has loaded the type stripper for this file.
 enableCompileCache(process.env['NODE_COMPILE_CACHE'] || new URL('../node_modules/.cache/kube-proxy-ts-compile', import.meta.url).pathname);
 const { listenForStop } = await import('./system/stop-signals.ts');
 

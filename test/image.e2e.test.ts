@@ -81,6 +81,21 @@ describe('the image built from the Dockerfile', () => {
     expect(out).toMatch(/ip utility, iproute2/);
     expect(out).toContain('kube-proxy-ts [flags]');
   });
+
+  it('never loads the type stripper: the compile cache is warm from the build (src/entry.js, Dockerfile)', async () => {
+    // On exit, whether Node loaded amaro (its type stripper) in this process.
+    const probe = `--import 'data:text/javascript,process.on("exit",()=>console.error("amaro="+process.moduleLoadList.some(m=>m.includes("amaro"))))'`;
+    const out = await inImage(
+      [
+        // The executable as the ENTRYPOINT and PATH run it.
+        `node --max-semi-space-size=2 ${probe} /app/src/entry.js --help 2>&1 >/dev/null`,
+        // Every module the agent loads, from the same cache.
+        `NODE_COMPILE_CACHE=/app/node_modules/.cache/kube-proxy-ts-compile node --max-semi-space-size=2 ${probe} --input-type=module ` +
+          `-e "await import('/app/src/agent.ts'); await import('/app/src/cmd/run.ts')" 2>&1`,
+      ].join('; '),
+    );
+    expect(out.trim().split('\n')).toEqual(['amaro=false', 'amaro=false']);
+  });
 });
 
 /** The script that runs podman inside `ip netns exec`: the cgroup hierarchies mounted again, then podman. */

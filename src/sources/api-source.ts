@@ -146,11 +146,12 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
       const list = await listRaw(c.kc, spec.path, query, AbortSignal.any([control.signal, timeout.signal]), {
         ...(c.listPageSize !== undefined ? { pageSize: c.listPageSize } : {}),
         ...(c.observe ? { observe: c.observe } : {}),
+        // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
+        keep: (o) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
       });
       if (closed) throw new Error('informer stopped');
       c.answered();
-      // Only the fields the agent reads are kept, by ListWatch's cache and by the tracker (retained-fields.ts).
-      const items = list.items.filter(isWellFormed).map((o) => retainedFields(spec.kind, o as Record<string, unknown>));
+      const items = list.items.filter((o) => o !== null);
       if (items.length !== list.items.length) problem(`dropped ${list.items.length - items.length} listed objects without metadata.name`);
       tracker.reconcile(items);
       handlers.onSynced(spec.kind);
@@ -225,6 +226,8 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
         const tracker = new ObjectTracker({
           kind: spec.kind,
           apiVersion: spec.apiVersion,
+          // listFn and the watch's retain hook hand it retained copies (startInformer).
+          retained: true,
           ...(spec.accept ? { accept: spec.accept } : {}),
           emit: (ev) => handlers.onEvent(ev),
         });

@@ -88,6 +88,20 @@ describe('listRaw pages as client-go does', () => {
     expect(observed.every((r) => r.method === 'GET' && r.code === '200' && r.host === `127.0.0.1:${server.port}` && r.seconds! >= 0)).toBe(true);
   }, 30_000);
 
+  it('keeps what `keep` returns of each item as its page arrives, before the next page is asked for', async () => {
+    for (let i = 0; i < 5; i++) server.create('services', { metadata: { name: `svc-${i}`, namespace: 'ns', managedFields: [{ manager: 'x' }] } });
+    const pagesAt: number[] = []; // list requests the server had seen when each item was kept
+    const list = await listRaw(kubeConfigFor(server), '/api/v1/services', {}, new AbortController().signal, {
+      pageSize: 2,
+      keep: (item) => {
+        pagesAt.push(server.requests({ resource: 'services', verb: 'list' }).length);
+        return (item as { metadata: { name: string } }).metadata.name;
+      },
+    });
+    expect(list.items).toEqual(['svc-0', 'svc-1', 'svc-2', 'svc-3', 'svc-4']);
+    expect(pagesAt).toEqual([1, 1, 2, 2, 3]);
+  });
+
   it('falls back to one full list when the continue token expired mid-list (upstream ListPager FullListIfExpired)', async () => {
     for (const n of ['a', 'b', 'c']) server.create('nodes', { metadata: { name: n } });
     let pages = 0;

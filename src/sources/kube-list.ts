@@ -24,6 +24,12 @@ export interface ListOptions {
   /** Objects per page (default LIST_PAGE_SIZE; 0 lists everything at once). */
   readonly pageSize?: number;
   readonly observe?: RequestObserver;
+  /**
+   * What to keep of each item, applied as its page arrives: a large list then holds what is kept of every page, not
+   * every page's whole objects until the last one (at 10,000 Services and slices, tens of MB of managedFields and the
+   * like at the first sync's peak). Default: the item as it is.
+   */
+  readonly keep?: (item: unknown) => unknown;
 }
 
 async function getJson(
@@ -79,7 +85,7 @@ export async function listRaw(
       continue;
     }
     const page = parseList(path, resp.status, resp.text, resp.headers);
-    items.push(...page.items);
+    for (const item of page.items) items.push(opts.keep ? opts.keep(item) : item);
     rv = page.resourceVersion;
     next = paged ? page.continue : '';
     if (!next) break;

@@ -41,6 +41,19 @@ describe('ObjectTracker', () => {
     });
   });
 
+  it('keeps an already-retained object as it is (one copy shared with the informer cache), and copies otherwise', () => {
+    const retained = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '1' }, spec: { clusterIP: '10.0.0.1', ports: [{ port: 80 }] } };
+    const shared: ObjectEvent[] = [];
+    new ObjectTracker({ kind: 'Service', apiVersion: 'v1', retained: true, emit: (e) => shared.push(e) }).upsert(retained);
+    expect(shared[0]!.obj).toEqual({ ...retained, kind: 'Service', apiVersion: 'v1' });
+    expect((shared[0]!.obj as Record<string, unknown>)['spec']).toBe(retained.spec);
+    expect((shared[0]!.obj as Record<string, unknown>)['metadata']).toBe(retained.metadata);
+    const { t, events } = tracker();
+    t.upsert(retained);
+    expect(events[0]!.obj).toEqual(shared[0]!.obj);
+    expect((events[0]!.obj as Record<string, unknown>)['spec']).not.toBe(retained.spec);
+  });
+
   it('drops updates with the same resourceVersion or the same content, but remembers the newest object', () => {
     const { t, summary, events } = tracker();
     t.upsert(svc('a', '1'));

@@ -19,6 +19,13 @@ import { retainedFields } from './retained-fields.ts';
 export interface ObjectTrackerOptions {
   readonly kind: ObjectKind;
   readonly apiVersion: string;
+  /**
+   * The objects given are already retained copies (retained-fields.ts) that the caller hands over and never changes
+   * (the API source: its list and watch hooks retain each object as it arrives, and ListWatch's cache keeps that
+   * copy): they are kept as they are, not copied again, so the tracker and ListWatch share one copy of each object's
+   * fields (at 10,000 Services and slices, ~15 MB less heap). Without it every object is copied (retainedFields).
+   */
+  readonly retained?: boolean;
   /** Client-side filter; objects failing it are treated as absent. */
   readonly accept?: (obj: Record<string, unknown>) => boolean;
   /** Receives every event; exceptions are the caller's business (wrap it). */
@@ -68,10 +75,14 @@ export class ObjectTracker {
     return [...this.objects.keys()];
   }
 
-  /** Plain-JSON copy of the fields the agent reads (retained-fields.ts), with kind/apiVersion; null if not an object with a name. */
+  /**
+   * The fields the agent reads (retained-fields.ts), with kind/apiVersion: a plain-JSON copy, or, with `retained`, the
+   * object's own fields under a new top level; null if not an object with a name.
+   */
   normalise(raw: unknown): Json | null {
     if (objectKey(raw) === null) return null;
-    return { ...retainedFields(this.o.kind, raw as Json), kind: this.o.kind, apiVersion: this.o.apiVersion };
+    const fields = this.o.retained ? (raw as Json) : retainedFields(this.o.kind, raw as Json);
+    return { ...fields, kind: this.o.kind, apiVersion: this.o.apiVersion };
   }
 
   /** An added or updated object (from a watch event or a list item). */
