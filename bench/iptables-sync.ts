@@ -197,12 +197,13 @@ async function measure(n: number, backend: Backend): Promise<Result> {
   }
   const text = toRestoreText(cold!.ruleset);
   const plan = planSync({ topLevel: cold!.topLevel, perService: cold!.perService, applied: null, batchChains: batchChainsOf(backend) });
+  const batchTexts = [...plan.batches]; // made once: the floor restores text, it does not make it
 
   // Full sync and its floors, each in a fresh namespace, the order rotated per repetition.
   const singleHere = !(backend === 'nft' && n > NFT_SINGLE_AT);
   const runs: Record<string, number[]> = { batched: [], single: [], full: [] };
   const targets: Record<string, () => Promise<number>> = {
-    batched: () => restoreAlone(`batch-${backend}`, backend, plan.batches),
+    batched: () => restoreAlone(`batch-${backend}`, backend, batchTexts),
     full: () => fullSync(backend, snapshot),
     ...(singleHere ? { single: () => restoreAlone(`floor-${backend}`, backend, [text]) } : {}),
   };
