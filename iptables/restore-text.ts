@@ -37,7 +37,10 @@ export const RESTORE_CHUNK_CHARS = 1 << 16;
 
 /** Collects lines and hands them to a writer in chunks, so no caller needs the whole text at once. */
 class ChunkedLines {
-  private buf = '';
+  // Lines kept apart and joined once per chunk: one flat copy, where appending to a string built a rope of two
+  // pieces per line that writing had to flatten.
+  private lines: string[] = [];
+  private chars = 0;
   private readonly write: (chunk: string) => void;
   private readonly chunkChars: number;
   constructor(write: (chunk: string) => void, chunkChars: number) {
@@ -45,13 +48,16 @@ class ChunkedLines {
     this.chunkChars = chunkChars;
   }
   line(text: string): void {
-    this.buf += text + '\n';
-    if (this.buf.length >= this.chunkChars) this.flush();
+    this.lines.push(text);
+    this.chars += text.length + 1;
+    if (this.chars >= this.chunkChars) this.flush();
   }
   flush(): void {
-    if (!this.buf) return;
-    this.write(this.buf);
-    this.buf = '';
+    if (this.lines.length === 0) return;
+    this.lines.push('');
+    this.write(this.lines.join('\n'));
+    this.lines = [];
+    this.chars = 0;
   }
 }
 
