@@ -7,6 +7,7 @@
  *   restore alone       `iptables-<backend>-restore < text` into a fresh namespace (the text render printed)
  *   render | restore    `kube-proxy-ts render ... | iptables-<backend>-restore` into a fresh namespace
  *   render alone        `kube-proxy-ts render ... > /dev/null`
+ *   render, to its first byte   the same, timed until its first byte (first-byte.ts)
  * and, with BENCH_RENDER_BEFORE=/path/to/other/src/main.ts, the same two
  * render targets for that other checkout. The restore reads a whole ruleset
  * without --noflush (a fresh namespace has nothing to keep; iptables-nft
@@ -32,6 +33,7 @@ const REPS = Number(process.env['BENCH_REPS'] ?? 5);
 const backends = (process.env['BENCH_BACKENDS'] ?? 'nft').split(',');
 const BEFORE = process.env['BENCH_RENDER_BEFORE'];
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+const FIRST_BYTE = new URL('./first-byte.ts', import.meta.url).pathname;
 const NS = `kptbench-render-${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), 'kpt-render-bench-'));
 const objects = join(dir, 'objects.json');
@@ -80,6 +82,13 @@ function timed(cmd: string, inNs: boolean): Timing {
   }
 }
 
+/** Wall and CPU time of `render` until it writes its first byte (first-byte.ts): the part no reader can overlap. */
+function firstByte(main: string): Timing {
+  const r = spawnSync(process.execPath, [FIRST_BYTE, ...renderCmd(main).split(' ')]);
+  if (r.status !== 0) throw new Error(`first-byte.ts: exit ${r.status}: ${r.stderr.toString().slice(-500)}`);
+  return JSON.parse(r.stdout.toString()) as Timing;
+}
+
 writeObjects(N);
 spawnSync('bash', ['-c', `${renderCmd(MAIN)} > ${text}`]);
 console.log(
@@ -92,17 +101,19 @@ try {
       'restore alone': () => timed(`${restore} < ${text}`, true),
       'render | restore': () => timed(`${renderCmd(MAIN)} | ${restore}`, true),
       'render alone': () => timed(`${renderCmd(MAIN)} > /dev/null`, false),
+      'render, to its first byte': () => firstByte(MAIN),
     };
     if (BEFORE) {
       targets['before: render | restore'] = () => timed(`${renderCmd(BEFORE)} | ${restore}`, true);
       targets['before: render alone'] = () => timed(`${renderCmd(BEFORE)} > /dev/null`, false);
+      targets['before: render, to its first byte'] = () => firstByte(BEFORE);
     }
     const runs: Record<string, Timing[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
     for (let rep = 0; rep < REPS; rep++) for (const name of rotate(Object.keys(targets), rep)) runs[name]!.push(targets[name]!());
     const of = (name: string, k: keyof Timing): number[] => runs[name]!.map((t) => t[k]);
-    console.log(`\n${restore}: ms, median (min-max)\n  ${''.padEnd(26)} ${'wall'.padEnd(26)} CPU (user + system)`);
+    console.log(`\n${restore}: ms, median (min-max)\n  ${''.padEnd(34)} ${'wall'.padEnd(26)} CPU (user + system)`);
     for (const name of Object.keys(runs))
-      console.log(`  ${name.padEnd(26)} ${fmt(summarize(of(name, 'wallMs'))).padEnd(26)} ${fmt(summarize(of(name, 'cpuMs')))}`);
+      console.log(`  ${name.padEnd(34)} ${fmt(summarize(of(name, 'wallMs'))).padEnd(26)} ${fmt(summarize(of(name, 'cpuMs')))}`);
     const ratio = (a: string, b: string): void => {
       if (!runs[a] || !runs[b]) return;
       const wall = fmt(summarize(pairedRatios(of(a, 'wallMs'), of(b, 'wallMs'))), 2);
@@ -112,6 +123,14 @@ try {
     ratio('render | restore', 'restore alone');
     ratio('before: render | restore', 'restore alone');
     ratio('render alone', 'before: render alone');
+    // What the ratio cannot go below while the restore waits for render's first byte.
+    const floor = (first: string, k: keyof Timing): string => fmt(summarize(pairedRatios(of(first, k), of('restore alone', k)).map((x) => 1 + x)), 2);
+    for (const [label, first] of [
+      ['floor: 1 + render to its first byte / restore alone', 'render, to its first byte'],
+      ['before: the same floor', 'before: render, to its first byte'],
+    ] as const) {
+      if (runs[first]) console.log(`  ${label.padEnd(52)} ${floor(first, 'wallMs').padEnd(20)} ${floor(first, 'cpuMs')}`);
+    }
   }
 } finally {
   spawnSync('ip', ['netns', 'del', NS]);

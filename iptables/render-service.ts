@@ -204,7 +204,7 @@ function externalChains(d: Decisions, ctx: ServiceRenderContext): Chain[] {
 }
 
 /** KUBE-SVC / KUBE-SVL (the probability ladder, masquerade first in the internal one) and a KUBE-SEP per reachable endpoint. */
-function endpointChains(d: Decisions, state: ServicePortState, ctx: ServiceRenderContext): Chain[] {
+function endpointChains(d: Decisions, state: ServicePortState, ctx: ServiceRenderContext, sepName = endpointChainNamer(d.sp)): Chain[] {
   const { sp, names } = d;
   // Masquerade rule at the top of the internal chain (it is written before the endpoint jumps).
   const internalMasq: string[] = [];
@@ -212,7 +212,7 @@ function endpointChains(d: Decisions, state: ServicePortState, ctx: ServiceRende
     if (ctx.masqueradeAll) internalMasq.push(`${d.clusterMatch} -j ${KUBE_MARK_MASQ}`);
     else if (ctx.detector.ifNotLocal) internalMasq.push(`${d.clusterMatch} ${ctx.detector.ifNotLocal.join(' ')} -j ${KUBE_MARK_MASQ}`);
   }
-  const epCtx = { largeClusterMode: ctx.largeClusterMode, sepName: endpointChainNamer(sp) };
+  const epCtx = { largeClusterMode: ctx.largeClusterMode, sepName };
   const policyChain = (name: string, endpoints: readonly Endpoint[]): Chain => ({
     name,
     policy: null,
@@ -256,6 +256,40 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
     flattened,
     ...entries,
     natChains,
+    noLocalInternal: d.hasEndpoints && !d.hasInternalEndpoints,
+    noLocalExternal: d.hasEndpoints && !d.hasExternalEndpoints,
+  };
+}
+
+/** A service port's share of the top-level chains and its nat chains' names; the chains themselves are built on demand. */
+export interface ServiceOutline extends EntryRules {
+  /** renderService's natChains, by name, in the same order. */
+  readonly chainNames: readonly string[];
+  /** renderService's natChains, built anew on each call (render writes them and lets them go). */
+  readonly chains: () => Chain[];
+  readonly noLocalInternal: boolean;
+  readonly noLocalExternal: boolean;
+}
+
+/**
+ * renderService without building the nat chains' rules: `render` writes the
+ * table's header and chain declarations from outlines and builds each service's
+ * chains only when their rules are written, so the text starts sooner and the
+ * rules are garbage as soon as they are out.
+ */
+export function outlineService(state: ServicePortState, ctx: ServiceRenderContext): ServiceOutline {
+  const d = decide(state);
+  const sepName = endpointChainNamer(d.sp);
+  const chainNames: string[] = [];
+  if (d.usesExternalChain) chainNames.push(d.names.ext);
+  if (d.usesFWChain) chainNames.push(d.names.fw);
+  if (d.usesClusterPolicyChain) chainNames.push(d.names.svc);
+  if (d.usesLocalPolicyChain) chainNames.push(d.names.svl);
+  for (const ep of state.selection.allReachable) chainNames.push(sepName(ep));
+  return {
+    ...entryRules(d),
+    chainNames,
+    chains: () => [...externalChains(d, ctx), ...endpointChains(d, state, ctx, sepName)],
     noLocalInternal: d.hasEndpoints && !d.hasInternalEndpoints,
     noLocalExternal: d.hasEndpoints && !d.hasExternalEndpoints,
   };

@@ -9,7 +9,7 @@
 import { cidrContainsText } from '../proxier/ip.ts';
 import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
-import type { ServicePortState, Snapshot } from '../proxier/types.ts';
+import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import {
   fixedChainsOf,
   KUBE_EXTERNAL_SERVICES,
@@ -23,9 +23,10 @@ import {
 } from './chains.ts';
 import { makeLocalDetector, NO_LOCAL_DETECTOR, type DetectLocalSettings, type LocalDetector } from './local-detector.ts';
 import { builtinChains, forwardRules, LOCALHOST_GUARD_RULE, markMasqRules, masqueradeMark, postroutingRules } from './render-base.ts';
-import { renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
-import type { Chain, Ruleset } from './ruleset.ts';
-import { gatherTopRules, TopRulesCache } from './top-rules.ts';
+import { outlineService, renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
+import type { StreamedChains } from './restore-text.ts';
+import type { Chain, Ruleset, Table } from './ruleset.ts';
+import { gatherTopRules, TopRulesCache, type TopRules, type TopRulesShare } from './top-rules.ts';
 
 export interface RenderOptions {
   /** --iptables-masquerade-bit (0-31, default 14). */
@@ -90,9 +91,18 @@ export class RenderCache extends ServiceRenderCache<ServiceRender> {
   readonly top = new TopRulesCache();
 }
 
-export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?: RenderCache): RenderResult {
+/** What every service port's render shares: the context, and the settings the top-level chains need. */
+interface Prepared {
+  readonly ctx: ServiceRenderContext;
+  readonly ctxKey: string;
+  readonly detector: LocalDetector;
+  readonly nodePorts: ReturnType<typeof selectNodePortAddresses>;
+  readonly localhostNodePorts: boolean;
+  readonly largeClusterMode: boolean;
+}
+
+function prepare(snapshot: Snapshot, options: RenderOptions): Prepared {
   const family = snapshot.family;
-  const warnings: string[] = [];
   const addresses = options.localAddresses ?? snapshot.node.addresses;
   const nodeIP = primaryIPOf(snapshot.node, family, addresses);
   const detector = options.detectLocal ? makeLocalDetector(options.detectLocal, family, snapshot.node) : NO_LOCAL_DETECTOR;
@@ -105,12 +115,21 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
 
   const ctx: ServiceRenderContext = { masqueradeAll: options.masqueradeAll, detector, nodeIP, largeClusterMode, cidrContains: cidrContainsText };
   const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, nodeIP, largeClusterMode]);
+  return { ctx, ctxKey, detector, nodePorts, localhostNodePorts, largeClusterMode };
+}
+
+interface TopLevel {
+  readonly top: TopRules;
+  /** The ruleset without the per-service chains. */
+  readonly ruleset: Ruleset;
+  readonly warnings: readonly string[];
+}
+
+/** The built-in and top-level chains of both tables from every service port's share, in snapshot order. */
+function topLevelOf(family: IPFamily, p: Prepared, shares: readonly TopRulesShare[], options: RenderOptions, cache?: RenderCache): TopLevel {
+  const warnings: string[] = [];
+  const { nodePorts, localhostNodePorts } = p;
   const mark = masqueradeMark(options.masqueradeBit);
-
-  const renders: ServiceRender[] = [];
-  const render = (s: ServicePortState) => renderService(s, ctx);
-  for (const state of snapshot.services) renders.push(cache ? cache.get(state, ctxKey, render) : render(state));
-
   // The tail call to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
   const natTail: string[] = [];
   const nodePortsComment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
@@ -132,7 +151,8 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
       natTail.push(`${nodePortsComment} -d ${ip} -j ${KUBE_NODEPORTS}`);
     }
   }
-  const top = cache ? cache.top.get(renders, natTail) : gatherTopRules(renders, natTail);
+  // Only renders are cached (a sync's); outlines are a one-shot render's.
+  const top = cache ? cache.top.get(shares as readonly ServiceRender[], natTail) : gatherTopRules(shares, natTail);
 
   // The fixed chains in the order iptables/chains.ts declares them.
   const filterRules: Record<string, readonly string[]> = {
@@ -153,24 +173,77 @@ export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?
   const filterChains: Chain[] = [...builtinChains('filter', localhostNodePorts), ...fixed('filter', filterRules)];
   if (localhostNodePorts) filterChains.push({ name: KUBE_FIREWALL, policy: null, rules: [LOCALHOST_GUARD_RULE] });
   const natTop: Chain[] = [...builtinChains('nat', false), ...fixed('nat', natRules)];
-  const filter = { name: 'filter', chains: filterChains };
+  return {
+    top,
+    ruleset: {
+      family,
+      tables: [
+        { name: 'filter', chains: filterChains },
+        { name: 'nat', chains: natTop },
+      ],
+    },
+    warnings,
+  };
+}
+
+export function renderRuleset(snapshot: Snapshot, options: RenderOptions, cache?: RenderCache): RenderResult {
+  const family = snapshot.family;
+  const p = prepare(snapshot, options);
+  const renders: ServiceRender[] = [];
+  const render = (s: ServicePortState) => renderService(s, p.ctx);
+  for (const state of snapshot.services) renders.push(cache ? cache.get(state, p.ctxKey, render) : render(state));
+  const { top, ruleset: topLevel, warnings } = topLevelOf(family, p, renders, options, cache);
+  const [filter, natTop] = topLevel.tables as [Table, Table];
 
   let ruleset: Ruleset | null = null;
   return {
     // The whole nat table (every per-service chain too) is built when asked: a sync needs only topLevel and perService.
     get ruleset(): Ruleset {
       if (ruleset === null) {
-        const nat: Chain[] = [...natTop];
+        const nat: Chain[] = [...natTop.chains];
         for (const r of renders) for (const c of r.natChains) nat.push(c);
         ruleset = { family, tables: [filter, { name: 'nat', chains: nat }] };
       }
       return ruleset;
     },
-    topLevel: { family, tables: [filter, { name: 'nat', chains: natTop }] },
+    topLevel,
     warnings,
-    largeClusterMode,
-    localDetector: detector,
+    largeClusterMode: p.largeClusterMode,
+    localDetector: p.detector,
     noLocalEndpoints: { internal: top.noLocalInternal, external: top.noLocalExternal },
     perService: renders.map((r) => ({ key: r.key, render: r })),
   };
+}
+
+/** renderRuleset's ruleset with its per-service chains left to be built as they are written (writeRulesetText's `streamed`). */
+export interface StreamedRender {
+  /** The built-in and top-level chains (renderRuleset's topLevel). */
+  readonly topLevel: Ruleset;
+  /** Every per-service nat chain, in renderRuleset's order. */
+  readonly streamed: ReadonlyMap<string, StreamedChains>;
+  readonly warnings: readonly string[];
+  readonly largeClusterMode: boolean;
+  readonly localDetector: LocalDetector;
+}
+
+/**
+ * renderRuleset for a one-shot `render`: only each service port's share of
+ * the top-level chains and its chains' names are built up front; its chains'
+ * rules are built when written (writeRulesetText(topLevel, opts, write,
+ * streamed) writes exactly toRestoreText(renderRuleset(...).ruleset, opts)),
+ * so the text starts sooner and its rules never pile up in memory.
+ */
+export function renderRulesetStreamed(snapshot: Snapshot, options: RenderOptions): StreamedRender {
+  const p = prepare(snapshot, options);
+  const outlines = snapshot.services.map((s) => outlineService(s, p.ctx));
+  const { ruleset: topLevel, warnings } = topLevelOf(snapshot.family, p, outlines, options);
+  const nat: StreamedChains = {
+    *names() {
+      for (const o of outlines) yield* o.chainNames;
+    },
+    *chains() {
+      for (const o of outlines) yield o.chains();
+    },
+  };
+  return { topLevel, streamed: new Map([['nat', nat]]), warnings, largeClusterMode: p.largeClusterMode, localDetector: p.detector };
 }

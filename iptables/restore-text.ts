@@ -18,6 +18,18 @@ export interface TableSection {
   readonly edits?: readonly string[];
   /** Chains deleted (-X) at the end; they must be emptied first (nothing may jump to them any more). */
   readonly deleted?: readonly string[];
+  /** More user chains written whole, after `chains` (declared after them, their rules after theirs), built only when written. */
+  readonly streamed?: StreamedChains;
+}
+
+/**
+ * User chains known by name up front and built one group at a time as their
+ * rules are written: `render` declares every per-service chain, then builds
+ * each service's chains, writes them and lets them go.
+ */
+export interface StreamedChains {
+  readonly names: () => Iterable<string>;
+  readonly chains: () => Iterable<readonly Chain[]>;
 }
 
 /** Text is handed to the writer in pieces of about this many characters. */
@@ -25,7 +37,10 @@ export const RESTORE_CHUNK_CHARS = 1 << 16;
 
 /** Collects lines and hands them to a writer in chunks, so no caller needs the whole text at once. */
 class ChunkedLines {
-  private buf = '';
+  // Lines kept apart and joined once per chunk: one flat copy, where appending to a string built a rope of two
+  // pieces per line that writing had to flatten.
+  private lines: string[] = [];
+  private chars = 0;
   private readonly write: (chunk: string) => void;
   private readonly chunkChars: number;
   constructor(write: (chunk: string) => void, chunkChars: number) {
@@ -33,29 +48,36 @@ class ChunkedLines {
     this.chunkChars = chunkChars;
   }
   line(text: string): void {
-    this.buf += text + '\n';
-    if (this.buf.length >= this.chunkChars) this.flush();
+    this.lines.push(text);
+    this.chars += text.length + 1;
+    if (this.chars >= this.chunkChars) this.flush();
   }
   flush(): void {
-    if (!this.buf) return;
-    this.write(this.buf);
-    this.buf = '';
+    if (this.lines.length === 0) return;
+    this.lines.push('');
+    this.write(this.lines.join('\n'));
+    this.lines = [];
+    this.chars = 0;
   }
 }
 
 function writeSection(s: TableSection, out: ChunkedLines): void {
-  const { chains = [], emptied = [], edits = [], deleted = [] } = s;
-  if (!chains.length && !emptied.length && !edits.length && !deleted.length) return;
+  const { chains = [], emptied = [], edits = [], deleted = [], streamed } = s;
+  if (!chains.length && !emptied.length && !edits.length && !deleted.length && !streamed) return;
   out.line(`*${s.table}`);
   for (const c of chains) out.line(`:${c.name} - [0:0]`);
+  if (streamed) for (const name of streamed.names()) out.line(`:${name} - [0:0]`);
   for (const name of emptied) out.line(`:${name} - [0:0]`);
   for (const e of edits) out.line(e);
-  for (const c of chains) {
-    const head = `-A ${c.name} `;
-    for (const r of c.rules) out.line(head + r);
-  }
+  for (const c of chains) writeRules(c, out);
+  if (streamed) for (const group of streamed.chains()) for (const c of group) writeRules(c, out);
   for (const name of deleted) out.line(`-X ${name}`);
   out.line('COMMIT');
+}
+
+function writeRules(c: Chain, out: ChunkedLines): void {
+  const head = `-A ${c.name} `;
+  for (const r of c.rules) out.line(head + r);
 }
 
 /**
@@ -113,15 +135,30 @@ export function toRestoreText(rs: Ruleset, opts: RestoreTextOptions = { builtins
   return restoreText(rulesetSections(rs, opts));
 }
 
-/** toRestoreText in chunks (see writeRestoreText): `render` streams a 17 MB ruleset to stdout this way. */
-export function writeRulesetText(rs: Ruleset, opts: RestoreTextOptions, write: (chunk: string) => void): void {
-  writeRestoreText(rulesetSections(rs, opts), write);
+/**
+ * toRestoreText in chunks (see writeRestoreText), with `streamed` chains of a
+ * table written after its own: `render` streams a 17 MB ruleset to stdout
+ * this way (iptables/render.ts's StreamedRender).
+ */
+export function writeRulesetText(
+  rs: Ruleset,
+  opts: RestoreTextOptions,
+  write: (chunk: string) => void,
+  streamed?: ReadonlyMap<string, StreamedChains>,
+): void {
+  writeRestoreText(rulesetSections(rs, opts, streamed), write);
 }
 
-function rulesetSections(rs: Ruleset, opts: RestoreTextOptions): TableSection[] {
+function rulesetSections(rs: Ruleset, opts: RestoreTextOptions, streamed?: ReadonlyMap<string, StreamedChains>): TableSection[] {
   return rs.tables.map((t) => {
     const inserts =
       opts.builtins === 'insert' ? t.chains.filter((c) => c.policy !== null).flatMap((c) => c.rules.map((r, i) => `-I ${c.name} ${i + 1} ${r}`)) : [];
-    return { table: t.name, chains: t.chains.filter((c) => c.policy === null), edits: [...inserts, ...(opts.edits?.get(t.name) ?? [])] };
+    const more = streamed?.get(t.name);
+    return {
+      table: t.name,
+      chains: t.chains.filter((c) => c.policy === null),
+      edits: [...inserts, ...(opts.edits?.get(t.name) ?? [])],
+      ...(more ? { streamed: more } : {}),
+    };
   });
 }

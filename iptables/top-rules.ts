@@ -20,6 +20,9 @@ export interface TopRules {
   readonly noLocalExternal: number;
 }
 
+/** What one service port contributes (a ServiceRender or a ServiceOutline). */
+export type TopRulesShare = EntryRules & Pick<ServiceRender, 'noLocalInternal' | 'noLocalExternal'>;
+
 const LISTS = ['natServices', 'natNodePorts', 'filterServices', 'filterExternalServices', 'filterNodePorts', 'filterProxyFirewall'] as const;
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -37,7 +40,7 @@ function sameShare(a: ServiceRender, b: ServiceRender): boolean {
 }
 
 /** Every render's share, in order, with `natTail` (the KUBE-NODEPORTS jumps that end KUBE-SERVICES) last. */
-export function gatherTopRules(renders: readonly ServiceRender[], natTail: readonly string[]): TopRules {
+export function gatherTopRules(renders: readonly TopRulesShare[], natTail: readonly string[]): TopRules {
   const lists: Record<keyof EntryRules, string[]> = {
     natServices: [],
     natNodePorts: [],

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cidrContainsText, parseCIDR, parseIP } from './ip.ts';
+import { cidrContainsText, parseCIDR, parseIP, parseIPText } from './ip.ts';
 
 describe('parseIP', () => {
   it('reads legacy leading-zero IPv4 as decimal', () => {
@@ -11,6 +12,26 @@ describe('parseIP', () => {
   });
   it('rejects garbage', () => {
     for (const bad of ['', '1.2.3', '1.2.3.256', 'abc', '1.2.3.4/32', 'fe80::1%eth0']) expect(parseIP(bad)).toBeNull();
+  });
+});
+
+describe('parseIPText', () => {
+  it("gives parseIP's family and text for any address-like input (canonical, leading zeros, out of range, spaces, IPv6)", () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9]{1,4}$/));
+    const input = fc.oneof(
+      fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')),
+      fc.tuple(fc.constantFrom('', ' '), fc.ipV4(), fc.constantFrom('', ' ', '\n')).map((p) => p.join('')),
+      fc.ipV6(),
+      fc.string(),
+    );
+    fc.assert(
+      fc.property(input, (text) => {
+        const full = parseIP(text);
+        const got = parseIPText(text);
+        expect(got && { family: got.family, text: got.text }).toEqual(full && { family: full.family, text: full.text });
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

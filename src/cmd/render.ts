@@ -4,13 +4,15 @@
  * IPv6), or with --mode=nftables `nft -f` input (render-nft.ts). stdout holds
  * only that input; logs go to stderr.
  */
+import { renderRulesetStreamed } from '../../iptables/render.ts';
 import { writeRulesetText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import type { Logger } from '../../proxier/log.ts';
 import type { IPFamily } from '../../proxier/types.ts';
-import { desiredFromObjects, type DesiredSnapshots } from '../desired.ts';
+import { renderOptionsFrom, snapshotsFromObjects, type DesiredSnapshots } from '../desired.ts';
 import { nftDesiredFromObjects } from '../desired-nft.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
+import type { ParsedObjects } from '../sources/parse-objects.ts';
 import { ObjectsFileError, readObjects } from '../sources/read-objects.ts';
 import type { CommandIO } from './io.ts';
 import { nftRenderText } from './render-nft.ts';
@@ -29,7 +31,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
-  let objects;
+  let objects: ParsedObjects | null;
   try {
     objects = await readObjects(config.objects);
   } catch (err) {
@@ -46,20 +48,20 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
     io.stdout(nftRenderText(desired, family ?? null, log));
     return 0;
   }
-  const desired = desiredFromObjects(objects, config, {
-    randomFully: extra.get('iptables-random-fully') !== false,
-    ...(io.osHostname ? { osHostname: io.osHostname } : {}),
-  });
+  const desired = snapshotsFromObjects(objects, config, io.osHostname ? { osHostname: io.osHostname } : {});
+  objects = null; // the parsed file is garbage from here on: the collector need not trace it while the rules are rendered
   logDesired(desired, config.objects, log);
-  for (const r of desired.renders) {
-    if (family && r.ruleset.family !== family) continue;
-    for (const w of r.warnings) log.warn({ ipFamily: r.ruleset.family }, w);
-    const services = desired.snapshots.find((s) => s.family === r.ruleset.family)?.services.length ?? 0;
+  const options = renderOptionsFrom(config, { randomFully: extra.get('iptables-random-fully') !== false });
+  for (const snapshot of desired.snapshots) {
+    if (family && snapshot.family !== family) continue;
+    // Each service's chains are rendered as they are written: a pipe into iptables-restore reads the start of the
+    // text while the rest is rendered, and the text is never held whole (iptables/render.ts renderRulesetStreamed).
+    const r = renderRulesetStreamed(snapshot, options);
+    for (const w of r.warnings) log.warn({ ipFamily: snapshot.family }, w);
     io.stdout(
-      `# kube-proxy-ts ${r.ruleset.family} ruleset for node ${desired.nodeName}: ${services} service ports, local traffic detection: ${r.localDetector.description}\n`,
+      `# kube-proxy-ts ${snapshot.family} ruleset for node ${desired.nodeName}: ${snapshot.services.length} service ports, local traffic detection: ${r.localDetector.description}\n`,
     );
-    // In chunks: a pipe into iptables-restore starts reading while the rest is written, and the text is never held whole.
-    writeRulesetText(r.ruleset, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }, io.stdout);
+    writeRulesetText(r.topLevel, { builtins: extra.get('no-jumps') === true ? 'skip' : 'insert' }, io.stdout, r.streamed);
   }
   return 0;
 }
