@@ -32,7 +32,8 @@ const N = Number(process.env['BENCH_RENDER_SERVICES'] ?? 10_000);
 const REPS = Number(process.env['BENCH_REPS'] ?? 5);
 const backends = (process.env['BENCH_BACKENDS'] ?? 'nft').split(',');
 const BEFORE = process.env['BENCH_RENDER_BEFORE'];
-const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+/** The executable as installed (package.json "bin", the image's ENTRYPOINT): src/entry.js, compile cache on before any TypeScript. */
+const MAIN = new URL('../src/entry.js', import.meta.url).pathname;
 const FIRST_BYTE = new URL('./first-byte.ts', import.meta.url).pathname;
 const NS = `kptbench-render-${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), 'kpt-render-bench-'));
