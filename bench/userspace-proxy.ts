@@ -9,6 +9,9 @@
  *   userspace (2 workers)  the same in 2 worker threads sharing each port with SO_REUSEPORT
  *   haproxy (1 thread)     client -> HAProxy `mode tcp` (Debian package), nbthread 1 -> backend
  *   haproxy (default)      the same with HAProxy's default threads (one per core)
+ *   node floor             client -> a bare Node `net` pipe proxy (userspace-proxy/bare-proxy.ts: no
+ *                          balancer, metrics, timers or events) -> backend: what a Node proxy of the
+ *                          TcpProxy's shape can reach here, printed beside the goals as their floor
  * Four tests: bulk (one connection streaming 256 KiB writes to the backend),
  * down (one connection reading what the backend streams), conn/s (16
  * concurrent connect / read "ok" / close loops) and round-trip latency
@@ -122,6 +125,11 @@ const TARGETS: Target[] = [
   { name: 'userspace (2 workers)', port: 25000, start: userspace(25000, 2) },
   { name: 'haproxy (1 thread)', port: 22000, start: haproxy(22000, 1) },
   { name: 'haproxy (default threads)', port: 23000, start: haproxy(23000, null) },
+  {
+    name: 'node floor',
+    port: 24000,
+    start: () => start(process.execPath, ['--max-semi-space-size=2', join(DIR, 'bare-proxy.ts'), '24000', String(BACKEND)], /ready/),
+  },
   // Experiments: BENCH_VARIANTS="name=--node-flag script.ts arg ...;name2=..." adds targets (the script gets LISTEN_BASE TARGET_BASE args).
   ...(process.env.BENCH_VARIANTS ?? '')
     .split(';')
@@ -138,7 +146,9 @@ const TARGETS: Target[] = [
 ];
 const only = process.env.BENCH_TARGETS?.split(',');
 const targets = only
-  ? TARGETS.filter((t) => only.includes(t.name) || t.name === 'direct' || t.name === 'haproxy (1 thread)' || t.port >= 30000)
+  ? TARGETS.filter(
+      (t) => only.includes(t.name) || t.name === 'direct' || t.name === 'haproxy (1 thread)' || t.name === 'node floor' || t.port >= 30000,
+    )
   : TARGETS;
 
 /** CPU seconds (user + system, all threads) a process has used so far. */
@@ -241,6 +251,12 @@ async function main(): Promise<void> {
     ['bulk >= 0.5 x direct', ratio('bulk', 'direct'), 0.5],
   ];
   console.log(`goals (issue 13) at the median: ${goals.map(([g, v, min]) => `${g}: ${v.toFixed(2)} ${v >= min ? 'met' : 'NOT met'}`).join('; ')}`);
+  if (targets.some((t) => t.name === 'node floor')) {
+    const floor = (test: Test, base: string): number => summarize(pairedRatios(values(test, 'node floor'), values(test, base))).median;
+    console.log(
+      `the same ratios for the bare Node proxy (the floor of a Node net proxy): bulk / haproxy (1 thread) ${floor('bulk', 'haproxy (1 thread)').toFixed(2)}; conn/s / haproxy (1 thread) ${floor('rate', 'haproxy (1 thread)').toFixed(2)}; bulk / direct ${floor('bulk', 'direct').toFixed(2)}`,
+    );
+  }
 }
 
 function printTable(head: string[], rows: string[][]): void {
