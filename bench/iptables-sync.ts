@@ -20,10 +20,11 @@
  *   - peak resident memory of this process (the agent's own: `npm run bench:memory`).
  * iptables-nft 1.8.9's `--noflush` restore of one input is quadratic in its
  * size (over 3 minutes at 10,000 services): above BENCH_NFT_SINGLE_AT
- * services (default 3,000) it is measured at that size and extrapolated with
- * the exponent the 1,000 and 3,000 medians give (2 without a 1,000 figure).
+ * services (default 2,000: keeps the whole `npm run bench` near 10 minutes)
+ * it is measured at that size and extrapolated with the exponent the 1,000
+ * and 2,000 medians give (2 without a 1,000 figure).
  * Environment: BENCH_SIZES (1000,10000), BENCH_BACKENDS (nft,legacy),
- * BENCH_REPS (5), BENCH_EVENTS (events per repetition: 20, 8 at 10,000 and above).
+ * BENCH_REPS (5), BENCH_EVENTS (events per repetition: 20, 6 at 10,000 and above).
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -80,8 +81,8 @@ function cluster(n: number, endpointsPer = 5) {
 const ms = (t0: number): number => performance.now() - t0;
 const t0Run = performance.now();
 const REPS = Number(process.env['BENCH_REPS'] ?? 5);
-const NFT_SINGLE_AT = Number(process.env['BENCH_NFT_SINGLE_AT'] ?? 3000);
-const eventsPerRep = (n: number): number => Number(process.env['BENCH_EVENTS'] ?? (n >= 10_000 ? 8 : 20));
+const NFT_SINGLE_AT = Number(process.env['BENCH_NFT_SINGLE_AT'] ?? 2000);
+const eventsPerRep = (n: number): number => Number(process.env['BENCH_EVENTS'] ?? (n >= 10_000 ? 6 : 20));
 /** Nearest-rank percentile: with fewer than 100 events, p99 is the slowest event. */
 function pct(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
