@@ -43,17 +43,37 @@ export function planColdStart(render: NftRender, opts: { readonly servicesPerTra
     byService.set(index, list);
   }
 
-  const more: string[] = [];
-  let operations = first.operations;
-  for (let start = 0; start < render.services.length; start += chunk) {
-    const tx = new Transaction(render.family, decls);
-    const services = render.services.slice(start, start + chunk);
-    writeServices(tx, services, new Set());
-    const pairs: [string, NftElement][] = [];
-    for (let i = start; i < start + services.length; i++) for (const { set, element } of byService.get(i) ?? []) pairs.push([set, element]);
-    for (const [set, list] of bySet(pairs)) tx.addElements(set, list);
-    more.push(tx.text());
-    operations += tx.operations;
-  }
-  return { full: true, cleanup: '', cleanupChains: [], text: first.text(), more, operations, next: stateFromRender(render, new Map()) };
+  // Each chunk's transaction is made when the writer reaches it (and is garbage once written): the whole cold start
+  // of 10,000 service ports is ~20 MB of text. Its operations are counted the same way, so `operations` is complete
+  // once `more` has been iterated, which the writer does before it reports.
+  const firstOperations = first.operations;
+  const starts: number[] = [];
+  for (let start = 0; start < render.services.length; start += chunk) starts.push(start);
+  const chunkOperations: number[] = [];
+  const more = {
+    length: starts.length,
+    *[Symbol.iterator](): Iterator<string> {
+      for (const [k, start] of starts.entries()) {
+        const tx = new Transaction(render.family, decls);
+        const services = render.services.slice(start, start + chunk);
+        writeServices(tx, services, new Set());
+        const pairs: [string, NftElement][] = [];
+        for (let i = start; i < start + services.length; i++) for (const { set, element } of byService.get(i) ?? []) pairs.push([set, element]);
+        for (const [set, list] of bySet(pairs)) tx.addElements(set, list);
+        chunkOperations[k] = tx.operations;
+        yield tx.text();
+      }
+    },
+  };
+  return {
+    full: true,
+    cleanup: '',
+    cleanupChains: [],
+    text: first.text(),
+    more,
+    get operations() {
+      return chunkOperations.reduce((n, o) => n + o, firstOperations);
+    },
+    next: stateFromRender(render, new Map()),
+  };
 }

@@ -119,7 +119,7 @@ export class NftablesMode implements ProxyMode {
     return this.state.get(family)?.lastRender ?? null;
   }
 
-  /** The plan the last successful sync of a family applied. */
+  /** The plan the last successful sync of a family applied (a full one without its transaction texts). */
   lastPlan(family: IPFamily): SyncPlan | null {
     return this.state.get(family)?.lastPlan ?? null;
   }
@@ -186,9 +186,11 @@ export class NftablesMode implements ProxyMode {
       plan = coldStart ? planColdStart(render) : planFullSync(render, { now: start, live, recreateBaseChains: !st.baseChainsRecreated, previous });
     }
     let input = '';
+    let bytes = plan.cleanup.length;
     try {
-      for (const t of [plan.text, ...plan.more]) {
+      for (const t of transactionsOf(plan)) {
         input = t;
+        bytes += t.length;
         if (t !== '') await this.d.nft.run(t);
       }
     } catch (err) {
@@ -220,8 +222,8 @@ export class NftablesMode implements ProxyMode {
     st.topologyKey = topologyKey;
     st.lastRender = render;
     st.byKey = null;
-    st.lastPlan = plan;
-    const bytes = plan.text.length + plan.more.reduce((n, t) => n + t.length, 0) + plan.cleanup.length;
+    // A full plan's text (~20 MB at 10,000 service ports) is not kept between syncs; /debug/rules renders the table.
+    st.lastPlan = plan.full ? { ...plan, text: '', more: [], operations: plan.operations } : plan;
     this.record.applied(family, { at: start, full: plan.full, bytes, text: () => tableText(render) });
     const durationMs = this.d.clock.now() - start;
     log.debug(
@@ -320,4 +322,10 @@ export class NftablesMode implements ProxyMode {
 
 function summary(names: readonly string[]): string {
   return names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`;
+}
+
+/** The main transaction, then the plan's further ones, each made as the iteration reaches it. */
+function* transactionsOf(plan: SyncPlan): Generator<string> {
+  yield plan.text;
+  yield* plan.more;
 }

@@ -187,4 +187,20 @@ describe('cold start (cold-start.ts)', () => {
       expect(isEmptyDiff(diffTables(tableOf(render), await chunked.list(nf)))).toBe(true);
     }
   });
+
+  it('makes each chunk when the writer reaches it, and counts every operation once (upstream NumOperations)', () => {
+    const render = renderNftables(shapesSnapshot('IPv4'), shapesOptions('IPv4'));
+    const plan = planColdStart(render, { servicesPerTransaction: 2 });
+    const setupOnly = plan.operations; // nothing of the chunks made yet
+    const it = plan.more[Symbol.iterator]();
+    const firstChunk = it.next().value as string;
+    expect(firstChunk).toMatch(/^add /m);
+    expect(plan.operations).toBeGreaterThan(setupOnly);
+    expect(plan.operations).toBeLessThan(planFullSync(render, { now: 0, live: null, recreateBaseChains: false }).operations);
+    const texts = [...plan.more];
+    const total = plan.operations;
+    expect(texts[0]).toBe(firstChunk);
+    expect([...plan.more]).toEqual(texts); // a second pass makes the same texts and the same count
+    expect(plan.operations).toBe(total);
+  });
 });

@@ -24,6 +24,11 @@ export interface AppliedState {
   readonly stale: ReadonlyMap<string, number>;
 }
 
+/** Transaction texts in order; `length` is their number. */
+export interface Transactions extends Iterable<string> {
+  readonly length: number;
+}
+
 export interface SyncPlan {
   readonly full: boolean;
   /**
@@ -35,8 +40,11 @@ export interface SyncPlan {
   readonly cleanupChains: readonly string[];
   /** The main transaction; "" when nothing changed. */
   readonly text: string;
-  /** Transactions to run after the main one, in order (only a cold start is split: see cold-start.ts). */
-  readonly more: readonly string[];
+  /**
+   * Transactions to run after the main one, in order (only a cold start is split: see cold-start.ts). A cold start
+   * makes each one's text when the iteration reaches it, so the ~20 MB of a 10,000-service table are never all alive.
+   */
+  readonly more: Transactions;
   /** Operations of all transactions but the cleanup. */
   readonly operations: number;
   /** The kernel's state once all transactions succeeded. On any failure, discard it and sync fully. */

@@ -24,7 +24,7 @@ const all = (p: SyncPlan) =>
     p.cleanup,
     '# main',
     p.text,
-    ...p.more.map((t, i) => `# more ${i}\n${t}`),
+    ...[...p.more].map((t, i) => `# more ${i}\n${t}`),
     `# operations ${p.operations}`,
   ].join('\n');
 
