@@ -13,6 +13,7 @@
  * Chains are compared by identity first (the render cache hands back the same
  * Chain object for an unchanged service), then by content.
  */
+import { lazyTexts, type LazyTexts } from '../proxier/lazy-texts.ts';
 import { fixedChain, isServiceChain, serviceChainHash } from './chains.ts';
 import type { ServiceEntry } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
@@ -44,11 +45,6 @@ export interface PlanInput {
   readonly batchChains?: number;
 }
 
-/** Restore texts made one at a time as they are iterated; `length` is their number. */
-export interface RestoreBatches extends Iterable<string> {
-  readonly length: number;
-}
-
 export interface Plan {
   readonly full: boolean;
   /**
@@ -56,7 +52,8 @@ export interface Plan {
    * and not kept: a full sync at 10,000 services writes ~17 MB of text in ~20 batches, and holding them all until
    * the last restore was done added that much to the agent's peak heap.
    */
-  readonly batches: RestoreBatches;
+  /** Restore texts, each made when the writer reaches it. */
+  readonly batches: LazyTexts;
   /** All batches together (built on demand: tests and reports). */
   readonly text: string;
   /** Total size of the batches. */
@@ -243,12 +240,7 @@ export function planSync(input: PlanInput): Plan {
   };
   return {
     full,
-    batches: {
-      length: inputs.length,
-      *[Symbol.iterator]() {
-        for (const b of inputs) yield restoreText(b.sections);
-      },
-    },
+    batches: lazyTexts(inputs.length, (i) => restoreText(inputs[i]!.sections)),
     get text() {
       return inputs.map((b) => restoreText(b.sections)).join('');
     },

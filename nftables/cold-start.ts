@@ -14,6 +14,7 @@
  * sync stays one transaction (full-sync.ts), so traffic never sees a
  * half-written table.
  */
+import { lazyTexts } from '../proxier/lazy-texts.ts';
 import { writeFixedRules, writeServices, writeSetup } from './full-sync.ts';
 import type { NftElement } from './model.ts';
 import type { NftRender } from './render.ts';
@@ -47,24 +48,18 @@ export function planColdStart(render: NftRender, opts: { readonly servicesPerTra
   // of 10,000 service ports is ~20 MB of text. Its operations are counted the same way, so `operations` is complete
   // once `more` has been iterated, which the writer does before it reports.
   const firstOperations = first.operations;
-  const starts: number[] = [];
-  for (let start = 0; start < render.services.length; start += chunk) starts.push(start);
   const chunkOperations: number[] = [];
-  const more = {
-    length: starts.length,
-    *[Symbol.iterator](): Iterator<string> {
-      for (const [k, start] of starts.entries()) {
-        const tx = new Transaction(render.family, decls);
-        const services = render.services.slice(start, start + chunk);
-        writeServices(tx, services, new Set());
-        const pairs: [string, NftElement][] = [];
-        for (let i = start; i < start + services.length; i++) for (const { set, element } of byService.get(i) ?? []) pairs.push([set, element]);
-        for (const [set, list] of bySet(pairs)) tx.addElements(set, list);
-        chunkOperations[k] = tx.operations;
-        yield tx.text();
-      }
-    },
-  };
+  const more = lazyTexts(Math.ceil(render.services.length / chunk), (k) => {
+    const start = k * chunk;
+    const tx = new Transaction(render.family, decls);
+    const services = render.services.slice(start, start + chunk);
+    writeServices(tx, services, new Set());
+    const pairs: [string, NftElement][] = [];
+    for (let i = start; i < start + services.length; i++) for (const { set, element } of byService.get(i) ?? []) pairs.push([set, element]);
+    for (const [set, list] of bySet(pairs)) tx.addElements(set, list);
+    chunkOperations[k] = tx.operations;
+    return tx.text();
+  });
   return {
     full: true,
     cleanup: '',

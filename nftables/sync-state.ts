@@ -5,6 +5,7 @@
  * elements of every set and map, and the chains that were flushed and wait
  * for deletion (upstream's staleChains, with the time they became stale).
  */
+import type { LazyTexts } from '../proxier/lazy-texts.ts';
 import { buildStore, type ElementStore } from './element-store.ts';
 import type { NftFamily } from './model.ts';
 import type { FixedPart } from './render-base.ts';
@@ -24,11 +25,6 @@ export interface AppliedState {
   readonly stale: ReadonlyMap<string, number>;
 }
 
-/** Transaction texts in order; `length` is their number. */
-export interface Transactions extends Iterable<string> {
-  readonly length: number;
-}
-
 export interface SyncPlan {
   readonly full: boolean;
   /**
@@ -44,7 +40,7 @@ export interface SyncPlan {
    * Transactions to run after the main one, in order (only a cold start is split: see cold-start.ts). A cold start
    * makes each one's text when the iteration reaches it, so the ~20 MB of a 10,000-service table are never all alive.
    */
-  readonly more: Transactions;
+  readonly more: LazyTexts;
   /** Operations of all transactions but the cleanup. */
   readonly operations: number;
   /** The kernel's state once all transactions succeeded. On any failure, discard it and sync fully. */
