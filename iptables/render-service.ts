@@ -4,18 +4,19 @@
  * the filter chains), its KUBE-EXT/FW chains (external destinations), and its
  * KUBE-SVC/SVL chains with their KUBE-SEP chains (endpoint choice). The
  * decision variables follow upstream's syncProxyRules one for one
- * (pkg/proxy/iptables/proxier.go); decide() computes them once.
+ * (pkg/proxy/iptables/proxier.go); decide() (service-decisions.ts) computes
+ * them once.
  *
  * The result depends only on the ServicePortState and the context, so the
  * caller can memoise it by object identity across syncs.
  */
-import type { Endpoint, ServicePort, ServicePortState } from '../proxier/types.ts';
-import { externallyAccessible } from '../proxier/types.ts';
-import { endpointChainNamer, serviceChainNames, type ServiceChainNames } from './chain-names.ts';
+import type { Endpoint, ServicePortState } from '../proxier/types.ts';
+import { endpointChainNamer } from './chain-names.ts';
 import { KUBE_MARK_MASQ } from './chains.ts';
 import { commentMatch } from './comment.ts';
 import type { LocalDetector } from './local-detector.ts';
 import { endpointChain, serviceToEndpointRules } from './render-endpoints.ts';
+import { decide, vipMatch, type Decisions, type NoEndpoints } from './service-decisions.ts';
 import type { Chain } from './ruleset.ts';
 
 export interface ServiceRenderContext {
@@ -49,75 +50,6 @@ export interface ServiceRender extends EntryRules {
   readonly noLocalInternal: boolean;
   /** eTP Local with no local endpoints. */
   readonly noLocalExternal: boolean;
-}
-
-/** The filter-table verdict for traffic with no (local) endpoint; comment and target kept apart (object text may hold any character). */
-type NoEndpoints = { readonly comment: string; readonly target: 'REJECT' | 'DROP' } | null;
-
-/** Upstream's decision variables for one service port. */
-interface Decisions {
-  readonly sp: ServicePort;
-  readonly names: ServiceChainNames;
-  readonly clusterEndpoints: readonly Endpoint[];
-  readonly localEndpoints: readonly Endpoint[];
-  readonly hasEndpoints: boolean;
-  readonly internalChain: string;
-  readonly hasInternalEndpoints: boolean;
-  readonly externalPolicyChain: string;
-  readonly hasExternalEndpoints: boolean;
-  readonly usesClusterPolicyChain: boolean;
-  readonly usesLocalPolicyChain: boolean;
-  readonly usesExternalChain: boolean;
-  readonly usesFWChain: boolean;
-  readonly internalFilter: NoEndpoints;
-  readonly externalFilter: NoEndpoints;
-  /** Comment and match of the cluster IP rule (also heads the internal chain's masquerade rule). */
-  readonly clusterMatch: string;
-}
-
-const vipMatch = (sp: ServicePort, ip: string, port: number): string => {
-  const proto = sp.protocol.toLowerCase();
-  return `-m ${proto} -p ${proto} -d ${ip} --dport ${port}`;
-};
-
-function decide(state: ServicePortState): Decisions {
-  const sp = state.service;
-  const { cluster, local, hasAny: hasEndpoints } = state.selection;
-  const clusterEndpoints = cluster ?? [];
-  const localEndpoints = local ?? [];
-  const names = serviceChainNames(sp);
-  const S = sp.key;
-  // With a Local policy, that traffic has endpoints only when some are local.
-  const hasInternalEndpoints = hasEndpoints && !(sp.internalPolicyLocal && localEndpoints.length === 0);
-  const hasExternalEndpoints = hasEndpoints && !(sp.externalPolicyLocal && localEndpoints.length === 0);
-  let internalFilter: NoEndpoints = null;
-  let externalFilter: NoEndpoints = null;
-  if (!hasEndpoints) {
-    internalFilter = externalFilter = { comment: commentMatch(`${S} has no endpoints`), target: 'REJECT' };
-  } else {
-    if (!hasInternalEndpoints) internalFilter = { comment: commentMatch(`${S} has no local endpoints`), target: 'DROP' };
-    if (!hasExternalEndpoints) externalFilter = { comment: commentMatch(`${S} has no local endpoints`), target: 'DROP' };
-  }
-  return {
-    sp,
-    names,
-    clusterEndpoints,
-    localEndpoints,
-    hasEndpoints,
-    internalChain: sp.internalPolicyLocal ? names.svl : names.svc,
-    hasInternalEndpoints,
-    externalPolicyChain: sp.externalPolicyLocal ? names.svl : names.svc,
-    hasExternalEndpoints,
-    usesClusterPolicyChain: clusterEndpoints.length > 0 && cluster !== null,
-    usesLocalPolicyChain: localEndpoints.length > 0 && local !== null,
-    // The EXT chain is needed whenever there are endpoints at all: its
-    // short-circuit rules for pod and node traffic apply even with no local ones.
-    usesExternalChain: hasEndpoints && externallyAccessible(sp),
-    usesFWChain: hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0,
-    internalFilter,
-    externalFilter,
-    clusterMatch: `${commentMatch(`${S} cluster IP`)} ${vipMatch(sp, sp.clusterIP, sp.port)}`,
-  };
 }
 
 /** KUBE-SERVICES / KUBE-NODEPORTS entries and the filter rules for traffic with no (local) endpoint. */
