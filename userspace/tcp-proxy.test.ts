@@ -330,6 +330,36 @@ describe('TcpProxy', () => {
     expect(Buffer.concat(chunks).equals(Buffer.concat([big, Buffer.from('tail')]))).toBe(true);
   });
 
+  it('reads a streaming client into a buffer of its own too (net.Server has no onread: the accepted socket is re-made)', async () => {
+    let srvSocket: Socket | null = null;
+    const chunks: Buffer[] = [];
+    const srv = await backend((s) => {
+      srvSocket = s;
+      s.on('data', (d: Buffer) => chunks.push(d));
+    });
+    const { p } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
+    const c = connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => c.destroy());
+    const got = (): number => chunks.reduce((n, d) => n + d.length, 0);
+    c.write('hello');
+    await until(() => got() === 5);
+    expect(p.ownReadBuffers).toBe(0);
+    // An upload into an endpoint that does not read: the client side moves to its own buffer and waits on it.
+    const srvSock = (srvSocket as Socket | null)!;
+    srvSock.pause();
+    const big = randomBytes(8 << 20);
+    c.write(big);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.ownReadBuffers).toBe(1);
+    srvSock.resume();
+    await until(() => got() === 5 + big.length);
+    // A short read hands it back.
+    c.write('tail');
+    await until(() => got() === 5 + big.length + 4);
+    expect(p.ownReadBuffers).toBe(0);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([Buffer.from('hello'), big, Buffer.from('tail')]))).toBe(true);
+  });
+
   it('close() stops accepting and frees the port but leaves open connections; closeAll() ends them', async () => {
     const srv = await backend((s) => s.pipe(s));
     const { p, events } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
