@@ -73,6 +73,11 @@ export interface TcpProxyOptions {
   readonly backlog?: number;
   /** SO_REUSEPORT: several proxies (threads, processes) accept on the same port, the kernel spreads connections. */
   readonly reusePort?: boolean;
+  /**
+   * Read accepted sockets into buffers the proxy reuses (default true; see
+   * own-read-socket.ts); false: through their 'data' events, a fresh Node buffer per read.
+   */
+  readonly ownClientReads?: boolean;
   /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen and onread. */
   readonly connect?: (options: TcpNetConnectOpts) => Socket;
 }
@@ -193,7 +198,8 @@ export class TcpProxy implements ConnOwner {
 
   private accept(socket: Socket): void {
     const ip = socket.remoteAddress;
-    const c = new Conn(this, (buffer) => ownReadSocket(socket, { buffer, callback: onRead }, true), ip ? unmapIP(ip) : '', performance.now());
+    const wrap = this.o.ownClientReads === false ? () => socket : (buffer: () => Buffer) => ownReadSocket(socket, { buffer, callback: onRead }, true);
+    const c = new Conn(this, wrap, ip ? unmapIP(ip) : '', performance.now());
     const client = c.client;
     this.conns.add(c);
     this.emit?.({ type: 'accepted', id: this.o.id, client: c.clientAddr });
