@@ -10,8 +10,9 @@
  *   haproxy (1 thread)     client -> HAProxy `mode tcp` (Debian package), nbthread 1 -> backend
  *   haproxy (default)      the same with HAProxy's default threads (one per core)
  *   node floor             client -> a bare Node `net` pipe proxy (userspace-proxy/bare-proxy.ts: no
- *                          balancer, metrics, timers or events) -> backend: what a Node proxy of the
- *                          TcpProxy's shape can reach here, printed beside the goals as their floor
+ *                          balancer, metrics, timers or events, Node's own read buffers) -> backend: what a
+ *                          Node proxy of the TcpProxy's shape can reach here per connection, printed beside
+ *                          the goals as their floor
  * Four tests: bulk (one connection streaming 256 KiB writes to the backend),
  * down (one connection reading what the backend streams), conn/s (16
  * concurrent connect / read "ok" / close loops) and round-trip latency

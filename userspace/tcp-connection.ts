@@ -3,23 +3,24 @@
  * the endpoint) and the handlers that copy bytes between its two sockets.
  * The handlers are shared by every connection (`this` is the socket, which
  * names its connection through a symbol property): no closures are made per
- * connection. The listener side (accept, dial with retries, events, close)
- * is tcp-proxy.ts, the `ConnOwner` of its connections.
+ * connection beyond the two read-buffer hooks. The listener side (accept,
+ * dial with retries, events, close) is tcp-proxy.ts, the `ConnOwner` of its
+ * connections.
  *
- * The copy loop:
- * - client -> endpoint: 'data' / write / 'drain' (backpressure: pause the
- *   reader when the writer's buffer is full, resume on drain), so buffering
- *   stays within one socket high-water mark plus one chunk;
- * - endpoint -> client: the endpoint socket, which we open, reads into
- *   buffers the proxy owns (net.connect's onread) instead of a fresh 64 KiB
- *   allocation per read, whose churn makes V8 collect the whole heap (the
- *   agent's informer caches included) again and again during a download.
- *   Reads up to 16 KiB land in one scratch buffer shared by the listener and
- *   are copied out; once a read fills it, the connection takes a 64 KiB
- *   buffer of its own from a small pool, writes straight from it, pauses
- *   the endpoint socket while such a write is in flight, and gives the
- *   buffer back at the first short read or at close. (An accepted socket
- *   cannot be given such buffers: net.Server has no onread option.)
+ * The copy loop, the same in both directions (a `Flow`):
+ * - both sockets read into buffers the proxy owns (the sockets' `onread`:
+ *   the endpoint socket's from net.connect, the client's from
+ *   own-read-socket.ts) instead of a fresh 64 KiB allocation per read, whose
+ *   churn makes V8 collect the whole heap (the agent's informer caches
+ *   included) again and again while a connection streams, and lands every
+ *   read in memory no cache has seen. Reads up to 16 KiB land in one scratch
+ *   buffer shared by the listener and are copied out; once a read fills it,
+ *   the flow takes a 64 KiB buffer of its own from a small pool, writes
+ *   straight from it, pauses the reading socket while such a write is in
+ *   flight, and gives the buffer back at the first short read or at close;
+ * - backpressure: a copied-out write that the other socket cannot take
+ *   (write() returns false) pauses the reader until that socket's 'drain',
+ *   so buffering stays within one socket high-water mark plus one read;
  * - a FIN is passed on with end(); when the second FIN arrives and nothing
  *   waits to be written, both sockets are closed at once (close() sends the
  *   FIN) rather than shut down and waited for;
@@ -66,6 +67,28 @@ export class ReadBuffers {
   }
 }
 
+/** One direction of a connection: what its reading socket reads into, and the write in flight from it. */
+export class Flow {
+  /** The reading socket's own buffer (null: it reads into the listener's scratch buffer). */
+  readBuf: Buffer | null = null;
+  /** A write from readBuf is in flight: the reading socket is paused until it completes. */
+  inFlight = false;
+  /** Completion callback of writes from readBuf (made once, for flows that stream). */
+  written: (() => void) | null = null;
+  /** The socket's onread.buffer: called after every read, for the next one. */
+  readonly nextReadBuffer: () => Buffer;
+
+  constructor(scratch: Buffer) {
+    this.nextReadBuffer = (): Buffer => this.readBuf ?? scratch;
+  }
+
+  /** Gives the own buffer back to the pool, unless a write still points into it (left to the garbage collector). */
+  release(buffers: ReadBuffers): void {
+    if (this.readBuf && !this.inFlight) buffers.give(this.readBuf);
+    this.readBuf = null;
+  }
+}
+
 export class Conn {
   backend: ProxySocket | null = null;
   endpoint: string | null = null;
@@ -81,20 +104,22 @@ export class Conn {
   /** Seen by one keepalive sweep (switched on at the next). */
   swept = false;
   keepAlive = false;
-  /** The endpoint socket's own read buffer (null: it reads into the scratch buffer). */
-  readBuf: Buffer | null = null;
-  /** A write to the client from readBuf is in flight: the endpoint socket is paused until it completes. */
-  inFlight = false;
-  /** Completion callback of writes from readBuf (made once, for connections that stream). */
-  written: (() => void) | null = null;
+  /** Client -> endpoint. */
+  readonly up: Flow;
+  /** Endpoint -> client. */
+  readonly down: Flow;
   private addr: string | null = null;
   readonly owner: ConnOwner;
   readonly client: ProxySocket;
   readonly clientIP: string;
   readonly start: number;
 
-  constructor(owner: ConnOwner, client: ProxySocket, clientIP: string, start: number) {
+  /** `client` is made by `wrap` from the read-buffer hook of the up flow (the accepted socket, re-wrapped). */
+  constructor(owner: ConnOwner, wrap: (nextReadBuffer: () => Buffer) => Socket, clientIP: string, start: number) {
     this.owner = owner;
+    this.up = new Flow(owner.buffers.scratch);
+    this.down = new Flow(owner.buffers.scratch);
+    const client: ProxySocket = wrap(this.up.nextReadBuffer);
     this.client = client;
     this.clientIP = clientIP;
     this.start = start;
@@ -106,13 +131,11 @@ export class Conn {
     return (this.addr ??= endpointString({ ip: this.clientIP, port: this.client.remotePort ?? 0 }));
   }
 
-  /** net.connect's onread.buffer: called after every read of the endpoint socket, for the next one. */
-  readonly nextReadBuffer = (): Buffer => this.readBuf ?? this.owner.buffers.scratch;
-
   /** Starts copying both ways (the endpoint socket is connected). */
   startCopy(idleMs: number, timeouts: boolean): void {
     const client = this.client;
     const backend = this.backend!;
+    // Only a client socket that could not be given read buffers (own-read-socket.ts) emits 'data'.
     client.on('data', onData);
     client.on('drain', onDrain);
     backend.on('drain', onDrain);
@@ -130,11 +153,10 @@ export class Conn {
     client.resume();
   }
 
-  /** Destroys both sockets, with an RST to each peer when `abort`; returns the own read buffer. */
+  /** Destroys both sockets, with an RST to each peer when `abort`; returns the own read buffers. */
   destroy(abort: boolean): void {
-    // A buffer a write still points into is left to the garbage collector.
-    if (this.readBuf && !this.inFlight) this.owner.buffers.give(this.readBuf);
-    this.readBuf = null;
+    this.up.release(this.owner.buffers);
+    this.down.release(this.owner.buffers);
     if (this.dialTimer) clearTimeout(this.dialTimer);
     this.dialTimer = null;
     closeSocket(this.client, abort);
@@ -156,33 +178,40 @@ function onDrain(this: ProxySocket): void {
 }
 
 /**
- * net.connect's onread.callback of an endpoint socket (`this`): n bytes
- * from the endpoint are in buf. Returning false pauses the socket.
+ * The onread.callback of both sockets of a connection (`this` is the one
+ * that read): n bytes are in buf. Returning false pauses the socket.
  */
-export function onBackendRead(this: ProxySocket, n: number, buf: Uint8Array): boolean {
+export function onRead(this: ProxySocket, n: number, buf: Uint8Array): boolean {
   const c = this[CONN]!;
-  const client = c.client;
-  if (buf !== c.readBuf) {
+  const up = this === c.client;
+  const f = up ? c.up : c.down;
+  const to = up ? c.backend! : c.client;
+  if (buf !== f.readBuf) {
     // The shared scratch buffer: the next read of any socket overwrites it, so copy.
-    if (n === buf.length) c.readBuf = c.owner.buffers.take();
-    return client.write(Buffer.from(buf.subarray(0, n)));
+    if (n === buf.length) f.readBuf = c.owner.buffers.take();
+    return to.write(Buffer.from(buf.subarray(0, n)));
   }
-  c.written ??= (): void => {
-    if (!c.inFlight) return;
-    c.inFlight = false;
-    if (!c.closed) c.backend!.resume();
-  };
-  client.write(buf.subarray(0, n), c.written);
-  if (client.writableLength > 0) {
+  f.written ??= written(c, f, this);
+  to.write(buf.subarray(0, n), f.written);
+  if (to.writableLength > 0) {
     // The kernel did not take it all: the write still reads from buf.
-    c.inFlight = true;
+    f.inFlight = true;
     return false;
   }
   if (n < SCRATCH_BYTES) {
-    c.owner.buffers.give(c.readBuf);
-    c.readBuf = null;
+    c.owner.buffers.give(f.readBuf);
+    f.readBuf = null;
   }
   return true;
+}
+
+/** The completion callback of writes from a flow's own buffer: resumes its reader. */
+function written(c: Conn, f: Flow, reader: Socket): () => void {
+  return (): void => {
+    if (!f.inFlight) return;
+    f.inFlight = false;
+    if (!c.closed) reader.resume();
+  };
 }
 
 /** A FIN arrived: pass it on; once both came, close. */

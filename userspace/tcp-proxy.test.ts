@@ -251,52 +251,56 @@ describe('TcpProxy', () => {
     expect(p.activeConnections).toBe(1);
   });
 
-  it('copies 64 MiB each way intact, with bounded buffering against slow readers', async () => {
-    const SIZE = 64 * 1024 * 1024;
-    const up = randomBytes(SIZE);
-    const down = randomBytes(SIZE);
-    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-    /** Reads everything, pausing 20 ms after every 8 MiB. */
-    const slowRead = (s: Socket): Promise<string> =>
-      new Promise((resolve) => {
-        const h = createHash('sha256');
-        let sincePause = 0;
-        s.on('data', (d: Buffer) => {
-          h.update(d);
-          sincePause += d.length;
-          if (sincePause >= 8 << 20) {
-            sincePause = 0;
-            s.pause();
-            setTimeout(() => s.resume(), 20);
-          }
+  it.each([true, false])(
+    'copies 64 MiB each way intact, with bounded buffering against slow readers (client read into own buffers: %s)',
+    async (own) => {
+      const SIZE = 64 * 1024 * 1024;
+      const up = randomBytes(SIZE);
+      const down = randomBytes(SIZE);
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      /** Reads everything, pausing 20 ms after every 8 MiB. */
+      const slowRead = (s: Socket): Promise<string> =>
+        new Promise((resolve) => {
+          const h = createHash('sha256');
+          let sincePause = 0;
+          s.on('data', (d: Buffer) => {
+            h.update(d);
+            sincePause += d.length;
+            if (sincePause >= 8 << 20) {
+              sincePause = 0;
+              s.pause();
+              setTimeout(() => s.resume(), 20);
+            }
+          });
+          s.on('end', () => resolve(h.digest('hex')));
         });
-        s.on('end', () => resolve(h.digest('hex')));
+      let backendHash: Promise<string> = Promise.resolve('');
+      const srv = await backend((s) => {
+        backendHash = slowRead(s);
+        s.end(down);
       });
-    let backendHash: Promise<string> = Promise.resolve('');
-    const srv = await backend((s) => {
-      backendHash = slowRead(s);
-      s.end(down);
-    });
-    const { p, events } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
-    let maxBuffered = 0;
-    const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, p.bufferedBytes())), 2);
-    cleanups.push(() => clearInterval(sampler));
-    const t0 = performance.now();
-    const c = connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
-    cleanups.push(() => c.destroy());
-    const clientHash = slowRead(c);
-    c.end(up);
-    expect(await clientHash).toBe(sha(down));
-    expect(await backendHash).toBe(sha(up));
-    const secs = (performance.now() - t0) / 1000;
-    clearInterval(sampler);
-    await until(() => closedOf(events).length === 1);
-    expect(closedOf(events)[0]).toMatchObject({ reason: 'done', bytesToEndpoint: SIZE, bytesToClient: SIZE });
-    expect(maxBuffered).toBeLessThan(2 << 20);
-    console.log(
-      `64 MiB each way through TcpProxy: ${((2 * SIZE) / 2 ** 20 / secs).toFixed(0)} MiB/s total, max buffered in proxy ${(maxBuffered / 1024).toFixed(0)} KiB`,
-    );
-  }, 20_000);
+      const { p, events } = await proxy({ pick: () => ({ endpoint: srv.endpoint }), ownClientReads: own });
+      let maxBuffered = 0;
+      const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, p.bufferedBytes())), 2);
+      cleanups.push(() => clearInterval(sampler));
+      const t0 = performance.now();
+      const c = connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
+      cleanups.push(() => c.destroy());
+      const clientHash = slowRead(c);
+      c.end(up);
+      expect(await clientHash).toBe(sha(down));
+      expect(await backendHash).toBe(sha(up));
+      const secs = (performance.now() - t0) / 1000;
+      clearInterval(sampler);
+      await until(() => closedOf(events).length === 1);
+      expect(closedOf(events)[0]).toMatchObject({ reason: 'done', bytesToEndpoint: SIZE, bytesToClient: SIZE });
+      expect(maxBuffered).toBeLessThan(2 << 20);
+      console.log(
+        `64 MiB each way through TcpProxy: ${((2 * SIZE) / 2 ** 20 / secs).toFixed(0)} MiB/s total, max buffered in proxy ${(maxBuffered / 1024).toFixed(0)} KiB`,
+      );
+    },
+    20_000,
+  );
 
   it('reads a streaming endpoint into a buffer of its own, and gives it back at the first short read (quiet connections hold none)', async () => {
     let srvSocket: Socket | null = null;
@@ -328,6 +332,36 @@ describe('TcpProxy', () => {
     await until(() => got === 5 + big.length + 4);
     expect(p.ownReadBuffers).toBe(0);
     expect(Buffer.concat(chunks).equals(Buffer.concat([big, Buffer.from('tail')]))).toBe(true);
+  });
+
+  it('reads a streaming client into a buffer of its own too (net.Server has no onread: the accepted socket is re-made)', async () => {
+    let srvSocket: Socket | null = null;
+    const chunks: Buffer[] = [];
+    const srv = await backend((s) => {
+      srvSocket = s;
+      s.on('data', (d: Buffer) => chunks.push(d));
+    });
+    const { p } = await proxy({ pick: () => ({ endpoint: srv.endpoint }) });
+    const c = connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => c.destroy());
+    const got = (): number => chunks.reduce((n, d) => n + d.length, 0);
+    c.write('hello');
+    await until(() => got() === 5);
+    expect(p.ownReadBuffers).toBe(0);
+    // An upload into an endpoint that does not read: the client side moves to its own buffer and waits on it.
+    const srvSock = (srvSocket as Socket | null)!;
+    srvSock.pause();
+    const big = randomBytes(8 << 20);
+    c.write(big);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.ownReadBuffers).toBe(1);
+    srvSock.resume();
+    await until(() => got() === 5 + big.length);
+    // A short read hands it back.
+    c.write('tail');
+    await until(() => got() === 5 + big.length + 4);
+    expect(p.ownReadBuffers).toBe(0);
+    expect(Buffer.concat(chunks).equals(Buffer.concat([Buffer.from('hello'), big, Buffer.from('tail')]))).toBe(true);
   });
 
   it('close() stops accepting and frees the port but leaves open connections; closeAll() ends them', async () => {

@@ -39,14 +39,15 @@ import {
   CONN,
   Conn,
   onBackendConnect,
-  onBackendRead,
   onDialTimeout,
+  onRead,
   onSocketClose,
   onSocketError,
   ReadBuffers,
   type ConnOwner,
   type ProxySocket,
 } from './tcp-connection.ts';
+import { ownReadSocket } from './own-read-socket.ts';
 
 export interface TcpProxyOptions {
   /** Listener id, carried by every event. */
@@ -72,6 +73,11 @@ export interface TcpProxyOptions {
   readonly backlog?: number;
   /** SO_REUSEPORT: several proxies (threads, processes) accept on the same port, the kernel spreads connections. */
   readonly reusePort?: boolean;
+  /**
+   * Read accepted sockets into buffers the proxy reuses (default true; see
+   * own-read-socket.ts); false: through their 'data' events, a fresh Node buffer per read.
+   */
+  readonly ownClientReads?: boolean;
   /** Opens the connection to an endpoint (tests). Default net.connect; must honour allowHalfOpen and onread. */
   readonly connect?: (options: TcpNetConnectOpts) => Socket;
 }
@@ -134,10 +140,10 @@ export class TcpProxy implements ConnOwner {
     return n;
   }
 
-  /** Connections whose endpoint socket reads into a buffer of its own (the rest share one scratch buffer). */
+  /** Sockets (client or endpoint) that read into a buffer of their own (the rest share one scratch buffer). */
   get ownReadBuffers(): number {
     let n = 0;
-    for (const c of this.conns) if (c.readBuf) n++;
+    for (const c of this.conns) n += (c.up.readBuf ? 1 : 0) + (c.down.readBuf ? 1 : 0);
     return n;
   }
 
@@ -191,9 +197,10 @@ export class TcpProxy implements ConnOwner {
   }
 
   private accept(socket: Socket): void {
-    const client = socket as ProxySocket;
-    const ip = client.remoteAddress;
-    const c = new Conn(this, client, ip ? unmapIP(ip) : '', performance.now());
+    const ip = socket.remoteAddress;
+    const wrap = this.o.ownClientReads === false ? () => socket : (buffer: () => Buffer) => ownReadSocket(socket, { buffer, callback: onRead }, true);
+    const c = new Conn(this, wrap, ip ? unmapIP(ip) : '', performance.now());
+    const client = c.client;
     this.conns.add(c);
     this.emit?.({ type: 'accepted', id: this.o.id, client: c.clientAddr });
     client.on('error', onSocketError);
@@ -220,7 +227,7 @@ export class TcpProxy implements ConnOwner {
         allowHalfOpen: true,
         noDelay: true,
         // Called after every read for the buffer of the next one.
-        onread: { buffer: c.nextReadBuffer, callback: onBackendRead },
+        onread: { buffer: c.down.nextReadBuffer, callback: onRead },
       }) as ProxySocket;
       backend[CONN] = c;
       c.backend = backend;

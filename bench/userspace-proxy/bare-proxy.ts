@@ -4,10 +4,13 @@
  * listeners on 127.0.0.1:LISTEN_BASE+i, each piping every accepted
  * connection to 127.0.0.1:TARGET_BASE+i and back (half-open allowed, as the
  * bulk test's FIN-then-reply needs), with nothing else: no balancer, events,
- * metrics, timers or retries. What
- * kube-proxy-ts's TcpProxy does per connection and per byte is this plus its
- * features, so this process's rates bound what a Node proxy of that shape
- * can reach on the machine. Prints "ready".
+ * metrics, timers or retries, and Node's own read path (a fresh 64 KiB
+ * buffer per read of either socket). Per connection, kube-proxy-ts's
+ * TcpProxy does this plus its features, so this process's connection rate
+ * bounds what a Node proxy of that shape can reach on the machine; per byte,
+ * the TcpProxy reads both sockets into buffers it reuses (onread), which
+ * this pipe does not, so its bulk figures are the floor of the plain `net`
+ * pipe, not of the TcpProxy. Prints "ready".
  */
 import net from 'node:net';
 
