@@ -21,7 +21,7 @@ import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { silentLogger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
-import { Nft } from '../nftables/nft.ts';
+import { Nft, type ListNamesOptions } from '../nftables/nft.ts';
 import { NftSession, SESSION_ENV } from '../nftables/nft-session.ts';
 import { NftablesMode } from '../nftables/nftables-mode.ts';
 import { realClock } from '../src/system/clock.ts';
@@ -134,7 +134,7 @@ export function makeSubject(name: ModeName): Subject {
     },
     check: (text: string) => viaSession.check(text),
     list: (family: 'ip' | 'ip6') => viaSession.list(family),
-    listNames: (family: 'ip' | 'ip6') => viaSession.listNames(family),
+    listNames: (family: 'ip' | 'ip6', o?: ListNamesOptions) => viaSession.listNames(family, o),
     deleteTable: (family: 'ip' | 'ip6') => viaSession.deleteTable(family),
   };
   const mode = new NftablesMode(

@@ -32,6 +32,8 @@ afterAll(async () => net.sweepNamespaces(PREFIX));
 interface Env {
   readonly nft: Nft;
   readonly session: NftSession;
+  /** nft without the session (a process per command), in the same namespace. */
+  readonly plain: Nft;
   /** Pids of the nft -i processes started, in order. */
   readonly pids: number[];
   /** Called right after a transaction was handed to the process. */
@@ -42,7 +44,7 @@ async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
   const ns = `${PREFIX}-${process.pid}-${serial++}`;
   await net.addNamespace(ns);
   const real = createNftLauncher({ netns: ns });
-  const env: Env = { nft: null as unknown as Nft, session: null as unknown as NftSession, pids: [], afterSend: null };
+  const env: Env = { nft: null as unknown as Nft, session: null as unknown as NftSession, plain: null as unknown as Nft, pids: [], afterSend: null };
   const launcher: NftLauncher = {
     start: (cmd, args, e, events) => {
       const child = real.start(cmd, args, e, events);
@@ -54,7 +56,7 @@ async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
   };
   const exec = createExecaRunner({ netns: ns });
   const session = new NftSession(launcher);
-  Object.assign(env, { session, nft: new Nft(exec, { session }) });
+  Object.assign(env, { session, nft: new Nft(exec, { session }), plain: new Nft(exec) });
   try {
     await fn(env);
   } finally {
@@ -83,6 +85,30 @@ describe('nft -i with staged transactions behaves as nft -f', () => {
       });
     });
   }
+});
+
+describe('listing through the session', () => {
+  it('answers as nft -t -j alone, sees changes made by other processes in between, and survives a refused transaction', async () => {
+    await inNamespace(async ({ nft, plain, pids }) => {
+      expect(await nft.listNames('ip')).toBeNull();
+      const driver = new SyncDriver(nft, upstreamOptions('IPv4'));
+      await driver.sync(upstreamSnapshot('IPv4', [svc('a', '172.30.0.1')], [eps('a', ['10.0.1.1', '10.0.1.2'])]), 1000);
+      const listed = await nft.listNames('ip');
+      expect(listed).toEqual(await plain.listNames('ip'));
+      expect(listed!.chains).toContain('services');
+      expect(listed!.sets).toContainEqual({ name: 'service-ips', kind: 'map' });
+      expect(await nft.listNames('ip6')).toBeNull();
+      // Outside changes between two listings of the same process (nft -i keeps a cache: it must notice).
+      await plain.run('add chain ip kube-proxy outside/added\nadd set ip kube-proxy outside-set { type ipv4_addr; }\n');
+      const again = await nft.listNames('ip');
+      expect(again!.chains).toContain('outside/added');
+      expect(again!.sets).toContainEqual({ name: 'outside-set', kind: 'set' });
+      const err = await nft.run('add rule ip kube-proxy no-such-chain counter\n').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NftError);
+      expect(await nft.listNames('ip')).toEqual(await plain.listNames('ip'));
+      expect(pids).toHaveLength(1);
+    });
+  });
 });
 
 const svc = (name: string, ip: string) => makeService('ns1', name, { clusterIP: ip, ports: [{ name: 'p80', port: 80 }] });

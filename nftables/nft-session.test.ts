@@ -13,6 +13,10 @@ class FakeLauncher implements NftLauncher {
   disposed = false;
   chunk = 1 << 20;
   behave: (text: string) => string | 'die' = () => '';
+  /** A listing's answer: stdout (one line per command), stderr before the marker, or 'die'. */
+  answer: (commands: string[]) => { stdout: string; stderr?: string } | 'die' = (cs) => ({ stdout: cs.map((c) => `{"for":"${c}"}\n`).join('') });
+  /** Deliver a listing's stdout after the marker's stderr (the two pipes race). */
+  stdoutLast = false;
 
   start(_cmd: string, args: readonly string[], env: Readonly<Record<string, string>>, events: NftChildEvents): NftChild {
     const c = { args, env, sent: [] as string[], events, closed: false };
@@ -20,6 +24,7 @@ class FakeLauncher implements NftLauncher {
     return {
       send: (line) => {
         c.sent.push(line);
+        if (!line.startsWith('include ')) return this.list(line, events);
         const [include, marker] = line.trim().split('\n');
         expect(include).toBe(`include "${PATH}"`);
         const out = this.behave(this.staged);
@@ -33,6 +38,22 @@ class FakeLauncher implements NftLauncher {
         c.closed = true;
       },
     };
+  }
+
+  private list(line: string, events: NftChildEvents): void {
+    const lines = line.trim().split('\n');
+    const marker = lines.pop()!;
+    const out = this.answer(lines);
+    setImmediate(() => {
+      if (out === 'die') return events.exit('killed by SIGKILL');
+      const split = (all: string, to: (chunk: string) => void) => {
+        for (let i = 0; i < all.length; i += this.chunk) to(all.slice(i, i + this.chunk));
+      };
+      const stdout = () => split(out.stdout, (x) => events.stdout(x));
+      if (!this.stdoutLast) stdout();
+      split((out.stderr ?? '') + JUNK(marker), (x) => events.stderr(x));
+      if (this.stdoutLast) stdout();
+    });
   }
 
   async stage(text: string): Promise<string> {
@@ -54,7 +75,7 @@ describe('NftSession (one nft -i, transactions staged and included)', () => {
     await Promise.all([s.run('add table ip kube-proxy\n'), s.run('add chain ip kube-proxy a\n'), s.run('')]);
     expect(seen).toEqual(['add table ip kube-proxy\n', 'add chain ip kube-proxy a\n']);
     expect(l.children).toHaveLength(1);
-    expect(l.children[0]!.args).toEqual(['-i']);
+    expect(l.children[0]!.args).toEqual(['-t', '-j', '-i']);
     expect(l.children[0]!.env).toMatchObject({ HOME: '/nonexistent', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' });
     await s.close();
     expect(l.children[0]!.closed).toBe(true);
@@ -92,6 +113,48 @@ describe('NftSession (one nft -i, transactions staged and included)', () => {
     await s.run('add chain ip kube-proxy a\n');
     expect(l.children).toHaveLength(2);
     expect(s.starts).toBe(2);
+  });
+
+  it('lists through the same process: one JSON line per command, in order, however stdout and stderr are split and interleaved', async () => {
+    for (const [chunk, stdoutLast] of [
+      [1 << 20, false],
+      [1, false],
+      [7, true],
+    ] as const) {
+      const l = new FakeLauncher();
+      l.chunk = chunk;
+      l.stdoutLast = stdoutLast;
+      const s = new NftSession(l);
+      await s.run('add table ip kube-proxy\n');
+      const docs = await s.list(['list chains ip', 'list sets ip', 'list maps ip']);
+      expect(docs).toEqual(['{"for":"list chains ip"}', '{"for":"list sets ip"}', '{"for":"list maps ip"}']);
+      // The commands are typed, not staged: the staged file still holds the transaction.
+      expect(l.children[0]!.sent[1]).toMatch(/^list chains ip\nlist sets ip\nlist maps ip\n%kube-proxy-sync-\d+\n$/);
+      expect(l.staged).toBe('add table ip kube-proxy\n');
+      await s.run('add chain ip kube-proxy a\n');
+      expect(await s.list(['list chains ip6'])).toEqual(['{"for":"list chains ip6"}']);
+      expect(l.children).toHaveLength(1);
+    }
+  });
+
+  it("fails a refused listing with nft's error and answers the next request from a new process (a late part of the answer cannot leak into it)", async () => {
+    const l = new FakeLauncher();
+    const s = new NftSession(l);
+    l.answer = () => ({ stdout: '{"partial":', stderr: 'Error: Could not process rule: Operation not permitted\nlist chains ip\n^^^^^^^^^^^^^^\n' });
+    const err = (await s.list(['list chains ip']).catch((e: unknown) => e)) as NftError;
+    expect(err).toBeInstanceOf(NftError);
+    expect(err.kind).toBe('other');
+    expect(err.message).toContain('Operation not permitted');
+    expect(err.message).toContain('nft -t -j -i (list chains ip)');
+    expect(l.children[0]!.closed).toBe(true);
+    l.answer = () => ({ stdout: '{"ok":1}\n' });
+    expect(await s.list(['list chains ip'])).toEqual(['{"ok":1}']);
+    expect(l.children).toHaveLength(2);
+    l.answer = () => 'die';
+    const died = (await s.list(['list chains ip']).catch((e: unknown) => e)) as NftError;
+    expect(died.message).toMatch(/exited during a listing \(killed by SIGKILL\)/);
+    await s.run('add table ip kube-proxy\n');
+    expect(l.children).toHaveLength(3);
   });
 
   it('starts a fresh process after restartAfter transactions (libedit keeps every line it read)', async () => {

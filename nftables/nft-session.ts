@@ -13,6 +13,19 @@
  * echo on stderr ends the transaction's output, and everything before it is
  * the transaction's errors, in `nft -f`'s `file:line:col: Error:` form.
  *
+ * Listings go through the same process (list(): `list chains ip` and the
+ * like, then a marker): it runs with -j and -t, so each list command prints
+ * one JSON document, one line on stdout, as `nft -t -j list ...` does, without
+ * a process start (~20 ms) or a fork of the agent (10-30 ms of its thread at
+ * 1,000 services) and with nft's heap already grown: a full sync's listing at
+ * 1,000 services takes ~40 ms this way against ~150 ms as a new `nft`. With
+ * -j, nft tries each typed line as JSON first and, when it is not JSON,
+ * parses it as `nft -f` would, so `include` and the marker behave as
+ * without it. A listing ends when the marker's error block is on stderr and
+ * one stdout line has come per command; a failed listing ends the process
+ * (its stdout could still hold part of an answer) and the next request
+ * starts a new one.
+ *
  * The process keeps no state that matters between transactions: nft drops
  * its cache when the kernel's generation changed or a command failed. It is
  * restarted after `restartAfter` transactions (libedit keeps every line in
@@ -34,6 +47,8 @@ export interface NftChild {
 
 export interface NftChildEvents {
   stderr(chunk: string): void;
+  /** What it printed on stdout (the answers of list commands). */
+  stdout(chunk: string): void;
   /** The process is gone (exit code, signal, or why it could not start). */
   exit(detail: string): void;
 }
@@ -60,7 +75,14 @@ interface Pending {
   readonly text: string;
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
+  /** A listing: the stdout lines expected (one per command); null for a transaction. */
+  readonly lines: number | null;
+  /** Set once the marker's block has come without an error (a listing may still wait for stdout). */
+  markerSeen: boolean;
 }
+
+/** The session's flags: interactive, JSON output, terse listings (sets without their elements). */
+export const SESSION_ARGS: readonly string[] = ['-t', '-j', '-i'];
 
 interface Running {
   readonly child: NftChild;
@@ -75,6 +97,9 @@ export class NftSession {
   private proc: Running | null = null;
   private pending: Pending | null = null;
   private stderr = '';
+  /** A listing's stdout so far, and how many complete lines it holds. */
+  private stdout: string[] = [];
+  private stdoutLines = 0;
   private serial = 0;
   private queue: Promise<unknown> = Promise.resolve();
   /** Processes started so far (tests, metrics). */
@@ -89,6 +114,17 @@ export class NftSession {
   /** Applies a transaction atomically; throws NftError. Transactions run one at a time, in call order. */
   run(text: string): Promise<void> {
     const next = this.queue.then(() => this.runOne(text));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Runs list commands (e.g. `list chains ip`, no newlines) one after another
+   * and returns each one's JSON document, as `nft -t -j` prints it; throws
+   * NftError when nft refused one. Queued with the transactions.
+   */
+  list(commands: readonly string[]): Promise<string[]> {
+    const next = this.queue.then(() => this.listOne(commands));
     this.queue = next.catch(() => undefined);
     return next;
   }
@@ -113,9 +149,33 @@ export class NftSession {
     proc.runs++;
     const marker = `%kube-proxy-sync-${++this.serial}`;
     await new Promise<void>((resolve, reject) => {
-      this.pending = { marker, text, resolve, reject };
+      this.pending = { marker, text, resolve, reject, lines: null, markerSeen: false };
       proc.child.send(`include "${path}"\n${marker}\n`);
     });
+  }
+
+  private async listOne(commands: readonly string[]): Promise<string[]> {
+    if (commands.length === 0) return [];
+    for (const c of commands) if (c.includes('\n')) throw new Error(`a list command is one line: ${JSON.stringify(c)}`);
+    const proc = this.process();
+    proc.runs++;
+    const marker = `%kube-proxy-sync-${++this.serial}`;
+    const text = commands.join('\n');
+    this.stdout = [];
+    this.stdoutLines = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.pending = { marker, text, resolve, reject, lines: commands.length, markerSeen: false };
+        proc.child.send(`${text}\n${marker}\n`);
+      });
+    } catch (err) {
+      // Part of an answer may still come on stdout: this process answers no more requests.
+      if (this.proc === proc) this.stop();
+      throw err;
+    }
+    const lines = this.stdout.join('').split('\n', commands.length);
+    this.stdout = [];
+    return lines;
   }
 
   private process(): Running {
@@ -124,9 +184,16 @@ export class NftSession {
     this.stderr = '';
     const proc: Running = { child: null as unknown as NftChild, runs: 0, alive: true };
     this.starts++;
-    const child = this.launcher.start(this.cmd, ['-i'], SESSION_ENV, {
+    const child = this.launcher.start(this.cmd, SESSION_ARGS, SESSION_ENV, {
       stderr: (chunk) => {
         if (this.proc === proc) this.onStderr(chunk);
+      },
+      stdout: (chunk) => {
+        // Only a listing's answer is kept; transactions print nothing there.
+        if (this.proc !== proc || this.pending?.lines == null) return;
+        this.stdout.push(chunk);
+        for (let i = chunk.indexOf('\n'); i >= 0; i = chunk.indexOf('\n', i + 1)) this.stdoutLines++;
+        this.settleListing();
       },
       exit: (detail) => {
         proc.alive = false;
@@ -140,7 +207,10 @@ export class NftSession {
             kind: 'other',
             line: null,
             lineText: null,
-            stderr: `${this.stderr}${this.cmd} -i exited during a transaction (${detail}); it may or may not have been applied\n`,
+            stderr:
+              p?.lines == null
+                ? `${this.stderr}${this.cmd} -i exited during a transaction (${detail}); it may or may not have been applied\n`
+                : `${this.stderr}${this.cmd} -i exited during a listing (${detail})\n`,
             exitCode: 1,
           }),
         );
@@ -165,8 +235,24 @@ export class NftSession {
     const lineStart = before.lastIndexOf('\n') + 1;
     const output = before.slice(0, lineStart);
     this.stderr = this.stderr.slice(caretEnd + 1);
+    if (/Error:/.test(output)) {
+      this.pending = null;
+      const what = p.lines === null ? `${this.cmd} -i (include)` : `${this.cmd} -t -j -i (${p.text.replaceAll('\n', '; ')})`;
+      p.reject(nftFailure(what, { code: 1, stderr: output }, p.lines === null ? p.text : null));
+      return;
+    }
+    p.markerSeen = true;
+    if (p.lines === null) {
+      this.pending = null;
+      p.resolve();
+    } else this.settleListing();
+  }
+
+  /** A listing is done when its marker has come and one stdout line per command (stdout and stderr race). */
+  private settleListing(): void {
+    const p = this.pending;
+    if (p === null || p.lines === null || !p.markerSeen || this.stdoutLines < p.lines) return;
     this.pending = null;
-    if (/Error:/.test(output)) p.reject(nftFailure(`${this.cmd} -i (include)`, { code: 1, stderr: output }, p.text));
-    else p.resolve();
+    p.resolve();
   }
 }

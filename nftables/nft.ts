@@ -27,11 +27,23 @@ export interface NftApi {
   deleteTable(family: NftFamily): Promise<boolean>;
 }
 
+export interface ListNamesOptions {
+  /**
+   * false: a process of its own even when there is a session. The session runs one thing at a time, so a listing
+   * there holds up the transactions behind it (~0.5 s at 10,000 services): the damage check, which runs while
+   * events come in, lists beside the session; a full sync, which waits for its listing anyway, through it.
+   */
+  readonly session?: boolean;
+}
+
 export interface NftOptions {
   /** The nft binary (default "nft"). */
   readonly command?: string;
-  /** Applies transactions through one long-running `nft -i` (nft-session.ts) instead of `nft -f -` each. */
-  readonly session?: { run(text: string): Promise<void> };
+  /**
+   * Applies transactions through one long-running `nft -i` (nft-session.ts)
+   * instead of `nft -f -` each, and lists names through it when it can list.
+   */
+  readonly session?: { run(text: string): Promise<void>; list?(commands: readonly string[]): Promise<string[]> };
 }
 
 export class Nft implements NftApi {
@@ -81,13 +93,21 @@ export class Nft implements NftApi {
    * document a line): nft 1.0.6 loads its whole cache for `list tables`, and
    * every set's elements for `list sets` without -t (a request per anonymous
    * set) -- 6.7 s and 3.5 s at 10,000 services, where this takes ~1 s.
+   * Through the session when there is one, unless told otherwise (the same
+   * commands and flags, without starting a process: ~40 ms instead of ~150 ms
+   * at 1,000 services, ~0.5 s instead of ~1.2 s at 10,000).
    */
-  async listNames(family: NftFamily): Promise<LiveNames | null> {
-    // As one argument, not `-f -`: with -j, nft 1.0.6 opens /dev/stdin for JSON input, which fails on a socket.
-    const args = ['-t', '-j', `list chains ${family}; list sets ${family}; list maps ${family}`];
-    const r = await this.exec.run(this.cmd, args);
-    if (r.code !== 0) throw nftFailure(`${this.cmd} ${args.join(' ')}`, r, null);
-    const docs = r.stdout.split('\n').filter((l) => l.trim() !== '');
+  async listNames(family: NftFamily, options: ListNamesOptions = {}): Promise<LiveNames | null> {
+    const commands = [`list chains ${family}`, `list sets ${family}`, `list maps ${family}`];
+    let docs: string[];
+    if (this.session?.list && options.session !== false) docs = await this.session.list(commands);
+    else {
+      // As one argument, not `-f -`: with -j, nft 1.0.6 opens /dev/stdin for JSON input, which fails on a socket.
+      const args = ['-t', '-j', commands.join('; ')];
+      const r = await this.exec.run(this.cmd, args);
+      if (r.code !== 0) throw nftFailure(`${this.cmd} ${args.join(' ')}`, r, null);
+      docs = r.stdout.split('\n').filter((l) => l.trim() !== '');
+    }
     if (docs.length !== 3) throw new ListParseError(`expected 3 JSON documents from ${this.cmd} -t -j list ..., got ${docs.length}`);
     const chains = namesIn(docs[0]!, 'chain', family);
     const sets = [

@@ -8,6 +8,7 @@ import { diffTables, isEmptyDiff } from './diff.ts';
 import { FakeNft } from './fake-nft.ts';
 import type { LiveNames } from './full-sync.ts';
 import type { NftFamily } from './model.ts';
+import type { ListNamesOptions } from './nft.ts';
 import { FULL_SYNC_PERIOD_MS, NftablesMode } from './nftables-mode.ts';
 import { tableOf } from './render.ts';
 import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
@@ -20,7 +21,10 @@ const eps = (name: string, port: number, ips: string[]) =>
 class FlakyNft extends FakeNft {
   failNext: ((text: string) => boolean) | null = null;
   failListing = false;
-  override async listNames(family: NftFamily): Promise<LiveNames | null> {
+  /** Whether each listing asked for the session (undefined: the default, through it). */
+  readonly listedVia: (boolean | undefined)[] = [];
+  override async listNames(family: NftFamily, options?: ListNamesOptions): Promise<LiveNames | null> {
+    this.listedVia.push(options?.session);
     if (this.failListing) throw new Error('netlink: Error: cache initialization failed: Interrupted system call');
     return super.listNames(family);
   }
@@ -188,5 +192,15 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect(r.full).toBe(true);
     expect(await t.converged()).toBe(true);
     expect(await t.mode.damage('IPv4')).toEqual([]);
+  });
+
+  it("lists a full sync's names through the session, the damage check's beside it (an event's transaction must not queue behind it)", async () => {
+    const t = setup();
+    await t.sync();
+    t.mode.requestFullSync();
+    await t.sync();
+    expect(t.nft.listedVia).toEqual([undefined, undefined]);
+    expect(await t.mode.damage('IPv4')).toEqual([]);
+    expect(t.nft.listedVia).toEqual([undefined, undefined, false]);
   });
 });

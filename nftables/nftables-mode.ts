@@ -43,7 +43,7 @@ import { planColdStart } from './cold-start.ts';
 import { planFullSync, type LiveNames } from './full-sync.ts';
 import { objectsOfService, refusedLine, servicesByKey, tableText } from './inspect.ts';
 import { nftFamily, TABLE_NAME, type NftFamily } from './model.ts';
-import type { NftApi } from './nft.ts';
+import type { ListNamesOptions, NftApi } from './nft.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { NftRenderCache, renderNftables, type NftRender, type NftRenderOptions } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
@@ -52,7 +52,7 @@ import { countObjects, missingNames } from './table-check.ts';
 
 /** What the mode needs of nft: Nft (real, over the command runner) and FakeNft both are this. */
 export interface NftTables extends NftApi {
-  listNames(family: NftFamily): Promise<LiveNames | null>;
+  listNames(family: NftFamily, options?: ListNamesOptions): Promise<LiveNames | null>;
 }
 
 /** Upstream's FullSyncPeriod: the longest time between two full syncs. */
@@ -274,7 +274,8 @@ export class NftablesMode implements ProxyMode {
     if (!st?.applied || this.syncing > 0) return null;
     const generation = st.generation;
     const applied = st.applied;
-    const live = await this.d.nft.listNames(nftFamily(family));
+    // Beside the session, not in its queue: an event's transaction must not wait for this listing.
+    const live = await this.d.nft.listNames(nftFamily(family), { session: false });
     if (this.syncing > 0 || st.generation !== generation) return null;
     return live === null ? ['table'] : missingNames(applied, live);
   }

@@ -19,6 +19,7 @@ export interface LaunchedChild {
 
 export interface ChildEvents {
   stderr(chunk: string): void;
+  stdout(chunk: string): void;
   exit(detail: string): void;
 }
 
@@ -37,7 +38,7 @@ export function createNftLauncher(options: NftLauncherOptions = {}) {
     start(cmd: string, args: readonly string[], env: Readonly<Record<string, string>>, events: ChildEvents): LaunchedChild {
       const [file, argv] =
         options.netns === undefined ? [cmd, [...args]] : [options.ipCommand ?? 'ip', ['netns', 'exec', options.netns, cmd, ...args]];
-      const child = spawn(file, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+      const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
       let gone = false;
       const exit = (detail: string) => {
         if (gone) return;
@@ -46,6 +47,8 @@ export function createNftLauncher(options: NftLauncherOptions = {}) {
       };
       child.stderr.setEncoding('utf8');
       child.stderr.on('data', (chunk: string) => events.stderr(chunk));
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk: string) => events.stdout(chunk));
       child.stdin.on('error', () => undefined); // EPIPE when it died: 'close' reports it
       child.on('error', (err) => exit(`cannot start ${JSON.stringify(file)}: ${err.message}`));
       child.on('close', (code, signal) => exit(signal === null ? `exit code ${code}` : `killed by ${signal}`));
