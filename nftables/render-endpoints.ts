@@ -14,18 +14,16 @@ export function dnatTarget(ep: Pick<Endpoint, 'ip' | 'port'>): string {
   return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
+/** Built as literals of their final length: an array grown by push() keeps room for 17 (a render keeps 60,000 of these). */
 export function endpointRules(ep: Pick<Endpoint, 'ip' | 'port'>, proto: string, ipX: NftFamily, affinitySet: string | null): string[] {
-  const rules = [`${ipX} saddr ${ep.ip} jump ${MARK_FOR_MASQUERADE}`];
-  if (affinitySet !== null) rules.push(`update @${affinitySet} { ${ipX} saddr }`);
-  rules.push(`meta l4proto ${proto} dnat to ${dnatTarget(ep)}`);
-  return rules;
+  const masq = `${ipX} saddr ${ep.ip} jump ${MARK_FOR_MASQUERADE}`;
+  const dnat = `meta l4proto ${proto} dnat to ${dnatTarget(ep)}`;
+  return affinitySet === null ? [masq, dnat] : [masq, `update @${affinitySet} { ${ipX} saddr }`, dnat];
 }
 
 /** Affinity lookups first (an established client keeps its endpoint), then the random choice. */
 export function policyChainRules(endpoints: readonly EndpointNames[], ipX: NftFamily, affinity: boolean): string[] {
-  const rules: string[] = [];
-  if (affinity) for (const ep of endpoints) rules.push(`${ipX} saddr @${ep.affinitySet} goto ${ep.chain}`);
   const entries = endpoints.map((ep, i) => `${i} : goto ${ep.chain}`);
-  rules.push(`numgen random mod ${endpoints.length} vmap { ${entries.join(' , ')} }`);
-  return rules;
+  const random = `numgen random mod ${endpoints.length} vmap { ${entries.join(' , ')} }`;
+  return affinity ? [...endpoints.map((ep) => `${ipX} saddr @${ep.affinitySet} goto ${ep.chain}`), random] : [random];
 }

@@ -72,6 +72,52 @@ function mixedCluster(family: IPFamily, n: number) {
   return { services, slices };
 }
 
+/**
+ * Service ports whose map and set keys collide: a ClusterIP shared by two ports, an external IP and port that three
+ * services claim (the last one wins the key), an external IP equal to the port's own ClusterIP, a LoadBalancer VIP
+ * equal to another service's external IP, one without endpoints. The cold start puts each key in the chunk of the
+ * port that wins it, in the order the keys were first written.
+ */
+function conflictingKeys(family: IPFamily) {
+  const v6 = family === 'IPv6';
+  const c = (i: number) => (v6 ? `fd00:172:30::${i}` : `172.30.0.${i}`);
+  const x = (i: number) => (v6 ? `2001:db8::${i}` : `192.168.99.${i}`);
+  const ep = (i: number) => (v6 ? `fd00:10::${i}` : `10.180.0.${i}`);
+  const services = [
+    makeService('ns1', 'a', {
+      clusterIPs: [c(1)],
+      externalIPs: [x(1)],
+      ports: [
+        { name: 'p80', port: 80 },
+        { name: 'p443', port: 443 },
+      ],
+    }),
+    makeService('ns1', 'b', { clusterIPs: [c(2)], externalIPs: [x(1)], ports: [{ name: 'p80', port: 80 }] }),
+    makeService('ns1', 'c', { clusterIPs: [c(3)], externalIPs: [c(3)], ports: [{ name: 'p80', port: 80 }] }),
+    makeService('ns1', 'd', {
+      type: 'LoadBalancer',
+      clusterIPs: [c(4)],
+      ingress: [{ ip: x(1) }],
+      ports: [{ name: 'p443', port: 443, nodePort: 3004 }],
+    }),
+    makeService('ns1', 'e', { clusterIPs: [c(5)], externalIPs: [x(5), x(1)], ports: [{ name: 'p80', port: 80 }] }),
+  ];
+  const http = [
+    { name: 'p80', port: 80 },
+    { name: 'p443', port: 443 },
+  ];
+  const slices = ['a', 'b', 'c', 'e'].map((name, i) =>
+    makeEndpointSlice('ns1', name, {
+      endpoints: [
+        { ip: ep(i + 1), nodeName: TEST_NODE },
+        { ip: ep(i + 11), nodeName: 'other' },
+      ],
+      ports: http,
+    }),
+  );
+  return { services, slices };
+}
+
 const sha = (text: string) => `sha256 ${createHash('sha256').update(text).digest('hex')} bytes ${Buffer.byteLength(text)}\n`;
 
 describe('transaction text stays byte-identical (golden files from the writer before the full-sync speed-up)', () => {
@@ -135,6 +181,12 @@ describe('transaction text stays byte-identical (golden files from the writer be
 
     it(`cold start of the shapes cluster in chunks of 2 service ports (${family})`, async () => {
       await expect(all(planColdStart(render(), { servicesPerTransaction: 2 }))).toMatchFileSnapshot(golden(`${f}-cold-start.nft`));
+    });
+
+    it(`cold start of service ports that write the same keys: each chunk keeps the elements' first-mention order (${family})`, async () => {
+      const c = conflictingKeys(family);
+      const r = renderNftables(upstreamSnapshot(family, c.services, c.slices), upstreamOptions(family));
+      await expect(all(planColdStart(r, { servicesPerTransaction: 2 }))).toMatchFileSnapshot(golden(`${f}-cold-start-shared-keys.nft`));
     });
 
     it(`partial syncs between two mixed clusters (${family})`, async () => {
