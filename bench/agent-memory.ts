@@ -21,9 +21,10 @@
  * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 5; a
  * 10,000-service run takes a minute or more). BENCH_NODE_FLAGS replaces the
  * shebang's node flags; BENCH_AGENT_NODE_FLAGS adds to them (e.g.
- * `--v8-pool-size=1`); BENCH_AGENT_ENV adds environment variables to the agent
- * process, space-separated NAME=value (e.g. `MALLOC_ARENA_MAX=1`: glibc reads
- * it at process start). Both apply to the compile-cache warm-up and the module
+ * `--v8-pool-size=1`); BENCH_AGENT_ENV sets environment variables of the agent
+ * process, space-separated NAME=value (glibc reads MALLOC_ARENA_MAX at process
+ * start); default `MALLOC_ARENA_MAX=1` as the image's ENV sets it, empty for
+ * none. Both apply to the compile-cache warm-up and the module
  * floor too. BENCH_MODULE_FLOOR=0 skips the module floor. Prints a table, and
  * one JSON line per run when BENCH_JSON=1.
  */
@@ -56,9 +57,9 @@ const NODE_FLAGS = [
   ...(process.env['BENCH_NODE_FLAGS'] ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(MAIN, 'utf8'))?.[1] ?? '').trim().split(/\s+/),
   ...(process.env['BENCH_AGENT_NODE_FLAGS'] ?? '').trim().split(/\s+/),
 ].filter(Boolean);
-/** BENCH_AGENT_ENV: NAME=value pairs, space-separated, set in the agent's environment from its start. */
+/** BENCH_AGENT_ENV: NAME=value pairs, space-separated, set in the agent's environment from its start; by default the Dockerfile's. */
 const AGENT_ENV: Record<string, string> = Object.fromEntries(
-  (process.env['BENCH_AGENT_ENV'] ?? '')
+  (process.env['BENCH_AGENT_ENV'] ?? 'MALLOC_ARENA_MAX=1')
     .trim()
     .split(/\s+/)
     .filter(Boolean)
