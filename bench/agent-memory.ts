@@ -13,14 +13,24 @@
  * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5).
  * Then the floor: resident memory after loading modules only (moduleFloor).
  *
+ * Also the agent's CPU time (utime+stime from /proc/PID/stat, the process
+ * alone) from start to the first full sync and through the changes, beside
+ * the start-to-first-sync wall time: a memory gain bought with CPU shows.
+ *
  * Environment: BENCH_AGENT_MAIN (another checkout's src/main.ts), BENCH_MODES (default iptables; the mode list of `--mode`),
  * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 5; a
- * 10,000-service run takes a minute or more). Prints a table, and one JSON line per
- * run when BENCH_JSON=1.
+ * 10,000-service run takes a minute or more). BENCH_NODE_FLAGS replaces the
+ * shebang's node flags; BENCH_AGENT_NODE_FLAGS adds to them (e.g.
+ * `--v8-pool-size=1`); BENCH_AGENT_ENV sets environment variables of the agent
+ * process, space-separated NAME=value (glibc reads MALLOC_ARENA_MAX at process
+ * start); default `MALLOC_ARENA_MAX=1` as the image's ENV sets it, empty for
+ * none. Both apply to the compile-cache warm-up and the module
+ * floor too. BENCH_MODULE_FLOOR=0 skips the module floor. Prints a table, and
+ * one JSON line per run when BENCH_JSON=1.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createExecaRunner } from '../src/system/exec.ts';
@@ -42,11 +52,32 @@ const NS = `kptbench-mem-${process.pid}`;
 const MiB = 1024 * 1024;
 /** The executable (src/entry.js, as package.json's bin and the image run it); BENCH_AGENT_MAIN runs another checkout's (a before/after comparison). */
 const MAIN = process.env['BENCH_AGENT_MAIN'] ?? new URL('../src/entry.js', import.meta.url).pathname;
-/** The V8 flags of its shebang (the image's ENTRYPOINT repeats them), or BENCH_NODE_FLAGS to try others. */
-const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(MAIN, 'utf8'))?.[1] ?? '')
-  .trim()
-  .split(/\s+/)
-  .filter(Boolean);
+/** The V8 flags of its shebang (the image's ENTRYPOINT repeats them), or BENCH_NODE_FLAGS to try others; plus BENCH_AGENT_NODE_FLAGS. */
+const NODE_FLAGS = [
+  ...(process.env['BENCH_NODE_FLAGS'] ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(MAIN, 'utf8'))?.[1] ?? '').trim().split(/\s+/),
+  ...(process.env['BENCH_AGENT_NODE_FLAGS'] ?? '').trim().split(/\s+/),
+].filter(Boolean);
+/** BENCH_AGENT_ENV: NAME=value pairs, space-separated, set in the agent's environment from its start; by default the Dockerfile's. */
+const AGENT_ENV: Record<string, string> = Object.fromEntries(
+  (process.env['BENCH_AGENT_ENV'] ?? 'MALLOC_ARENA_MAX=1')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((kv) => {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(kv);
+      if (!m) throw new Error(`BENCH_AGENT_ENV: ${JSON.stringify(kv)} is not NAME=value`);
+      return [m[1]!, m[2]!];
+    }),
+);
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU seconds the process itself has used (utime + stime), from /proc/PID/stat. */
+function cpuOf(pid: number): number {
+  // Fields after the command name (in parentheses, which may hold spaces): state is field 3, utime 14, stime 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
 
 /** VmRSS and VmHWM of a process, in bytes; null once it is gone. */
 function memoryOf(pid: number): { rss: number; hwm: number } | null {
@@ -95,6 +126,10 @@ interface Run {
   readonly peakMiB: number;
   readonly settledMiB: number;
   readonly firstSyncS: number;
+  /** Agent CPU seconds (utime+stime) from start to the first full sync, and to the settled sample. */
+  readonly cpuFirstSyncS: number;
+  readonly cpuTotalS: number;
+  readonly load1: number;
 }
 
 async function measure(mode: string, n: number, dir: string): Promise<Run> {
@@ -118,6 +153,7 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
   let agent: AgentProcess | null = null;
   let timer: NodeJS.Timeout | null = null;
   try {
+    const load1 = loadavg()[0]!;
     const t0 = performance.now();
     agent = await startAgentProcess(
       NS,
@@ -127,7 +163,7 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
       ],
       async () => true,
       20_000,
-      { command: [process.execPath, ...NODE_FLAGS, MAIN] },
+      { command: [process.execPath, ...NODE_FLAGS, MAIN], env: AGENT_ENV },
     );
     const pid = await nodePid(agent);
     let peak = 0;
@@ -135,6 +171,7 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
     const a = agent;
     await until('the first sync', () => syncs(NS) > 0, Number(process.env['BENCH_SYNC_TIMEOUT_MS'] ?? 600_000), a);
     const firstSyncS = (performance.now() - t0) / 1000;
+    const cpuFirstSyncS = cpuOf(pid);
     for (let e = 0; e < (n > IDLE ? CHANGES : 0); e++) {
       const i = (e * 7919) % n;
       const before = syncs(NS);
@@ -147,7 +184,8 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
     }
     await new Promise((r) => setTimeout(r, 3000));
     const m = memoryOf(pid)!;
-    return { peakMiB: Math.max(peak, m.hwm) / MiB, settledMiB: m.rss / MiB, firstSyncS };
+    const cpuTotalS = cpuOf(pid);
+    return { peakMiB: Math.max(peak, m.hwm) / MiB, settledMiB: m.rss / MiB, firstSyncS, cpuFirstSyncS, cpuTotalS, load1 };
   } finally {
     if (timer) clearInterval(timer);
     await agent?.stop();
@@ -188,7 +226,7 @@ function moduleFloor(): Record<string, number[]> {
       const text = execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', `${code} console.log(process.memoryUsage().rss)`], {
         encoding: 'utf8',
         cwd: root,
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...AGENT_ENV, ...env },
       });
       out[name]!.push(Number(text.trim()) / MiB);
     }
@@ -205,10 +243,10 @@ try {
     process.execPath,
     [...NODE_FLAGS, '--input-type=module', '-e', `await import('${agentRoot}/src/agent.ts'); await import('${agentRoot}/src/cmd/run.ts');`],
     {
-      env: { ...process.env, NODE_COMPILE_CACHE: join(agentRoot, 'node_modules/.cache/kube-proxy-ts-compile') },
+      env: { ...process.env, ...AGENT_ENV, NODE_COMPILE_CACHE: join(agentRoot, 'node_modules/.cache/kube-proxy-ts-compile') },
     },
   );
-  execFileSync(process.execPath, [...NODE_FLAGS, MAIN, '--help'], { stdio: 'ignore' });
+  execFileSync(process.execPath, [...NODE_FLAGS, MAIN, '--help'], { stdio: 'ignore', env: { ...process.env, ...AGENT_ENV } });
   for (const mode of modes) {
     for (const size of sizes) {
       const n = size === 'idle' ? IDLE : Number(size);
@@ -219,15 +257,24 @@ try {
         if (process.env['BENCH_JSON'] === '1') console.log(JSON.stringify({ mode, services: n, ...r }));
       }
       rows.push(
-        `| ${mode} | ${size === 'idle' ? `idle (${n})` : n.toLocaleString('en-US')} | ${fmt(summarize(runs.map((r) => r.settledMiB)))} | ${fmt(summarize(runs.map((r) => r.peakMiB)))} | ${fmt(summarize(runs.map((r) => r.firstSyncS)), 1)} |`,
+        `| ${mode} | ${size === 'idle' ? `idle (${n})` : n.toLocaleString('en-US')} | ${fmt(summarize(runs.map((r) => r.settledMiB)))} | ${fmt(summarize(runs.map((r) => r.peakMiB)))} | ${fmt(summarize(runs.map((r) => r.firstSyncS)), 1)} | ${fmt(summarize(runs.map((r) => r.cpuFirstSyncS)), 1)} | ${fmt(summarize(runs.map((r) => r.cpuTotalS)), 1)} |`,
       );
     }
   }
-  console.log(`agent memory: real process (node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`);
-  console.log('| mode | services | resident, settled | resident, peak | start to first sync, s |\n| --- | ---: | ---: | ---: | ---: |');
+  const envText = Object.entries(AGENT_ENV)
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
+  console.log(
+    `agent memory: real process (${envText}node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`,
+  );
+  console.log(
+    '| mode | services | resident, settled | resident, peak | start to first sync, s | agent CPU to first sync, s | agent CPU through the changes, s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
   for (const r of rows) console.log(r);
-  console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
-  for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
+  if (process.env['BENCH_MODULE_FLOOR'] !== '0') {
+    console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
+    for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

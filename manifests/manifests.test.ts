@@ -235,6 +235,16 @@ describe('Dockerfile', () => {
     expect(repoPathOf(entrypoint.at(-1)!)).toBe('src/entry.js');
   });
 
+  it('warms the compile cache with the ENTRYPOINT flags and sets MALLOC_ARENA_MAX=1 for the agent (BENCHMARKS.md)', () => {
+    const flags = entrypoint.slice(1, -1).join(' ');
+    const warm = instructions.find((l) => l.includes('enableCompileCache'))!;
+    expect([...warm.matchAll(/\bnode (--\S+(?: --\S+)*) /g)].map((m) => m[1]!.replace(/ --input-type=module$/, ''))).toEqual([flags, flags]);
+    // glibc reads it when the process starts: it must be in the image's environment, not set by the agent.
+    const env = instructions.findIndex((l) => l === 'ENV MALLOC_ARENA_MAX=1');
+    expect(env).toBeGreaterThan(-1);
+    expect(env).toBeLessThan(instructions.findIndex((l) => l.startsWith('ENTRYPOINT ')));
+  });
+
   it('puts every module src/entry.js can load into the image, and their npm imports are dependencies', () => {
     const deps = Object.keys(JSON.parse(read('package.json')).dependencies);
     const inImage = new Map([...imageFiles()].map(([dest, src]) => [src, dest]));

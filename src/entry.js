@@ -11,7 +11,9 @@
 // off; a directory that cannot be written just goes unused (the first run strips and compiles, as without a cache).
 //
 // --max-semi-space-size=2 caps V8's young generation: at 10,000 services the default lets the heap balloon to
-// ~350 MB resident for ~120 MB of live data.
+// ~350 MB resident for ~120 MB of live data. The image also sets MALLOC_ARENA_MAX=1 (one glibc malloc arena for every
+// thread: ~27 MiB less at 10,000 services, no measurable CPU; BENCHMARKS.md). glibc reads it when the process starts,
+// so this file cannot set it for itself; outside the image operators set it in the agent's environment (README).
 import { enableCompileCache } from 'node:module';
 
 enableCompileCache(process.env['NODE_COMPILE_CACHE'] || new URL('../node_modules/.cache/kube-proxy-ts-compile', import.meta.url).pathname);
