@@ -97,20 +97,6 @@ export async function fullSync(backend: Backend, snapshot: Snapshot): Promise<nu
   }
 }
 
-/** The snapshot with service `i`'s first endpoint gone. */
-export function withoutFirstEndpoint(snapshot: Snapshot, i: number): Snapshot {
-  const services = snapshot.services.map((s, k) =>
-    k === i
-      ? {
-          ...s,
-          endpoints: s.endpoints.slice(1),
-          selection: { ...s.selection, cluster: s.selection.cluster!.slice(1), allReachable: s.selection.allReachable.slice(1) },
-        }
-      : s,
-  );
-  return { ...snapshot, services };
-}
-
 export function loadEvents(objs: ReturnType<typeof cluster>): ProxierEvent[] {
   const events: ProxierEvent[] = [];
   objs.services.forEach((s, i) => events.push({ type: 'add', kind: 'Service', key: `bench/svc-${i}`, old: null, obj: s }));

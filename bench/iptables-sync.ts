@@ -53,8 +53,8 @@ import {
   restoreAlone,
   singleInput,
   timedRestore,
-  withoutFirstEndpoint,
 } from './iptables-sync-setup.ts';
+import { withoutFirstEndpoint } from './mode-cluster.ts';
 import { fmt, pairedRatios, rotate, summarize } from './stats.ts';
 
 let peakRss = 0;

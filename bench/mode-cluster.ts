@@ -54,9 +54,13 @@ export function snapshotOf(c: BenchCluster): Snapshot {
  * proxier's state builder keeps unchanged ones, so render caches see one change.
  */
 export function withoutOneEndpoint(base: Snapshot): Snapshot {
-  const k = Math.floor(base.services.length / 2);
-  const services = base.services.map((s, i) =>
-    i === k
+  return withoutFirstEndpoint(base, Math.floor(base.services.length / 2));
+}
+
+/** The snapshot with service `i`'s first endpoint gone. */
+export function withoutFirstEndpoint(snapshot: Snapshot, i: number): Snapshot {
+  const services = snapshot.services.map((s, k) =>
+    k === i
       ? {
           ...s,
           endpoints: s.endpoints.slice(1),
@@ -64,7 +68,7 @@ export function withoutOneEndpoint(base: Snapshot): Snapshot {
         }
       : s,
   );
-  return { ...base, services };
+  return { ...snapshot, services };
 }
 
 /** The e-th endpoint event: one slice gets a new address for its second endpoint. Returns the informer update. */
