@@ -4,51 +4,13 @@
  * base32 (RFC 4648, upper case) of SHA-256 over the service port name plus
  * the lower-case protocol (plus "ip:port" for endpoint chains).
  */
-import { hash } from 'node:crypto';
 import type { Endpoint, ServicePort } from '../proxier/types.ts';
 import { endpointString } from '../proxier/types.ts';
+import { sha256Base32 } from '../proxier/sha256-base32.ts';
 import { EXT_PREFIX, FW_PREFIX, SEP_PREFIX, SVC_PREFIX, SVL_PREFIX } from './chains.ts';
 
-const BASE32 = Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (c) => c.charCodeAt(0));
-/** base64url character code -> its 6 bits. */
-const BASE64 = new Uint8Array(128);
-Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', (c, i) => (BASE64[c.charCodeAt(0)] = i));
-
-/**
- * First 16 base32 characters of sha256(text): 80 bits are all that is needed.
- * crypto.hash is the one-shot form (no Hash object per call); its digest is
- * taken as a base64url string rather than a Buffer (a Buffer per call costs
- * an ArrayBuffer the collector must track: 70,000 of them at 10,000 services
- * made hashing ~6x slower), and its first 14 characters (84 bits) are
- * re-cut into 5-bit groups and built as one flat string.
- */
-export function hash16(text: string): string {
-  const s = hash('sha256', text, 'base64url');
-  const v = (i: number): number => BASE64[s.charCodeAt(i)]!;
-  const a = (v(0) << 18) | (v(1) << 12) | (v(2) << 6) | v(3); // bits 0-23
-  const b = (v(4) << 18) | (v(5) << 12) | (v(6) << 6) | v(7); // bits 24-47
-  const c = (v(8) << 18) | (v(9) << 12) | (v(10) << 6) | v(11); // bits 48-71
-  const d = (v(12) << 6) | v(13); // bits 72-83
-  const C = BASE32;
-  return String.fromCharCode(
-    C[a >>> 19]!,
-    C[(a >>> 14) & 31]!,
-    C[(a >>> 9) & 31]!,
-    C[(a >>> 4) & 31]!,
-    C[((a & 15) << 1) | (b >>> 23)]!,
-    C[(b >>> 18) & 31]!,
-    C[(b >>> 13) & 31]!,
-    C[(b >>> 8) & 31]!,
-    C[(b >>> 3) & 31]!,
-    C[((b & 7) << 2) | (c >>> 22)]!,
-    C[(c >>> 17) & 31]!,
-    C[(c >>> 12) & 31]!,
-    C[(c >>> 7) & 31]!,
-    C[(c >>> 2) & 31]!,
-    C[((c & 3) << 3) | (d >>> 9)]!,
-    C[(d >>> 4) & 31]!,
-  );
-}
+/** First 16 base32 characters of sha256(text): 80 bits are all that is needed. */
+export const hash16 = (text: string): string => sha256Base32(text, 16);
 
 export interface ServiceChainNames {
   /** KUBE-SVC-*: endpoints for "Cluster" traffic policy. */

@@ -12,10 +12,8 @@
  * such name contains "/", which no fixed chain name does: that is how stale
  * per-service chains are told apart.
  */
-import { hash } from 'node:crypto';
+import { sha256Base32 } from '../proxier/sha256-base32.ts';
 import type { Endpoint, ServicePort } from '../proxier/types.ts';
-
-const BASE32 = Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (c) => c.charCodeAt(0));
 
 /** knftables.NameLengthMax (256) minus the longest prefix (16). */
 export const CHAIN_NAME_BASE_MAX = 240;
@@ -27,33 +25,8 @@ export const FIREWALL_PREFIX = 'firewall-';
 export const ENDPOINT_PREFIX = 'endpoint-';
 export const AFFINITY_PREFIX = 'affinity-';
 
-/** base64url character code -> its 6 bits. */
-const BASE64 = new Uint8Array(128);
-Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', (c, i) => (BASE64[c.charCodeAt(0)] = i));
-
-/**
- * The first 8 base32 characters of sha256(text) (40 bits). One-shot
- * crypto.hash as a base64url string, its first 7 characters (42 bits)
- * re-cut into 5-bit groups, as iptables/chain-names.ts does: a Hash object
- * and a digest Buffer per name (60,000 at 10,000 service ports) were ~100 MB
- * of garbage per full render, much of it outliving young collections.
- */
-function hash8(text: string): string {
-  const s = hash('sha256', text, 'base64url');
-  const v = (i: number): number => BASE64[s.charCodeAt(i)]!;
-  const a = (v(0) << 18) | (v(1) << 12) | (v(2) << 6) | v(3); // bits 0-23
-  const b = (v(4) << 12) | (v(5) << 6) | v(6); // bits 24-41
-  return String.fromCharCode(
-    BASE32[a >>> 19]!,
-    BASE32[(a >>> 14) & 31]!,
-    BASE32[(a >>> 9) & 31]!,
-    BASE32[(a >>> 4) & 31]!,
-    BASE32[((a & 15) << 1) | (b >>> 17)]!,
-    BASE32[(b >>> 12) & 31]!,
-    BASE32[(b >>> 7) & 31]!,
-    BASE32[(b >>> 2) & 31]!,
-  );
-}
+/** The first 8 base32 characters of sha256(text) (40 bits), as upstream's hashAndTruncate. */
+const hash8 = (text: string): string => sha256Base32(text, 8);
 
 /** Upstream hashAndTruncate: "HASH-name", cut to 237 characters plus "..." when longer than 240. */
 export function hashAndTruncate(name: string): string {
