@@ -29,7 +29,7 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { IptablesBackend as Backend } from '../iptables/iptables.ts';
-import { scanSave } from '../iptables/parse.ts';
+import { scanSave } from '../iptables/parse-save.ts';
 import { planSync } from '../iptables/plan.ts';
 import { RenderCache, renderRuleset, type RenderResult } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';

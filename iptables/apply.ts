@@ -13,7 +13,7 @@ import type { Logger } from '../proxier/log.ts';
 import { ApplyError } from '../proxier/mode.ts';
 import { RestoreError, type Iptables } from './iptables.ts';
 import { jumpRuleChanges, jumpRuleLines } from './jumps.ts';
-import { scanSave } from './parse.ts';
+import { scanSave } from './parse-save.ts';
 import type { Ruleset } from './ruleset.ts';
 
 /** What a full sync found in the kernel. */

@@ -9,7 +9,7 @@
  */
 import type { CommandRunner } from '../proxier/exec.ts';
 import type { IptablesBackend } from './iptables.ts';
-import { scanSave } from './parse.ts';
+import { scanSave } from './parse-save.ts';
 
 export interface DetectOptions {
   readonly runner: CommandRunner;

@@ -6,7 +6,7 @@
  */
 import type { IPFamily } from '../proxier/types.ts';
 import { fixedChain, KUBE_PROXY_CANARY } from './chains.ts';
-import { scanSave } from './parse.ts';
+import { scanSave } from './parse-save.ts';
 import { restoreText } from './restore-text.ts';
 
 /** Restore input (for --noflush) that creates the canaries. */

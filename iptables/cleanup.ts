@@ -7,7 +7,7 @@
 import { chainOwner, type ChainOwner } from './chains.ts';
 import type { Iptables } from './iptables.ts';
 import { jumpTarget } from './jumps.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { restoreText, type TableSection } from './restore-text.ts';
 import type { Ruleset } from './ruleset.ts';
 

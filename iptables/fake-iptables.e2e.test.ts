@@ -10,7 +10,7 @@ import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import { FakeIptables } from './fake-iptables.ts';
 import { RestoreError, type Iptables, type IptablesBackend } from './iptables.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { createIptables } from './restore.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
 import { KUBE_PROXY_RULES } from './trace.case.ts';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeIptables } from './fake-iptables.ts';
 import { RestoreError } from './iptables.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { getChain } from './ruleset.ts';
 
 const NOFLUSH = { noflush: true, counters: false };

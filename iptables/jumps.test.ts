@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { snapshotOf } from '../test/domain.ts';
 import { jumpRuleChanges, jumpRuleLines } from './jumps.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 
 const desired = renderRuleset(snapshotOf([]), DEFAULT_RENDER_OPTIONS).ruleset;

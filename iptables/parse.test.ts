@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ParseError, parseRestore, parseSave } from './parse.ts';
+import { ParseError, parseRestore } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { normalizeRuleSpec } from './rule-normalize.ts';
 import { getChain, type Ruleset } from './ruleset.ts';
 import { toRestoreText } from './restore-text.ts';

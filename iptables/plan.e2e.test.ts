@@ -9,7 +9,7 @@ import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts'
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import { diffRulesets } from './diff.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { planSync } from './plan.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { createIptables } from './restore.ts';

@@ -12,7 +12,7 @@ import { renderPortals } from '../userspace/portal-rules.ts';
 import { kernelComment } from './comment.ts';
 import { diffRulesets } from './diff.ts';
 import { FakeIptables } from './fake-iptables.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { findOption, parseRuleWords, tokenizeRule } from './rule-words.ts';
 import { type Ruleset } from './ruleset.ts';

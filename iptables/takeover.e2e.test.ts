@@ -17,7 +17,7 @@ import { diffRulesets, formatDiff } from './diff.ts';
 import type { Iptables, IptablesBackend } from './iptables.ts';
 import { IptablesMode } from './iptables-mode.ts';
 import { realClock } from '../src/system/clock.ts';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset } from './render.ts';
 import { createIptables } from './restore.ts';
 import { getChain } from './ruleset.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import { KUBE_PROXY_RULES } from './trace.case.ts';
 import { formatProbability, formatTrace } from './trace-format.ts';
 import type { TracePacket } from '../proxier/trace-result.ts';

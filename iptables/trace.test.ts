@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSave } from './parse.ts';
+import { parseSave } from './parse-save.ts';
 import type { Ruleset } from './ruleset.ts';
 import { KUBE_PROXY_RULES, KUBE_PROXY_RULES_SAVED } from './trace.case.ts';
 import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';

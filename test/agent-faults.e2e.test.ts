@@ -12,7 +12,7 @@ import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createIptables } from '../iptables/restore.ts';
-import { scanSave } from '../iptables/parse.ts';
+import { scanSave } from '../iptables/parse-save.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
-import { parseSave } from '../iptables/parse.ts';
+import { parseSave } from '../iptables/parse-save.ts';
 import { toRestoreText } from '../iptables/restore-text.ts';
 import { trace } from '../iptables/trace.ts';
 import { NODE1, NODE1_6, NODE1_SECONDARY, podByIP, SCENARIOS, TARGET_PORT, type FlowCase } from './flow-cases.case.ts';

@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { RestoreError } from '../iptables/iptables.ts';
-import { parseSave } from '../iptables/parse.ts';
+import { parseSave } from '../iptables/parse-save.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { clusterArbitrary, FUZZ_PODS, FUZZ_POD_PORT, type GenCluster } from './cluster-arbitrary.ts';
 import { convergenceFailures, logFailures, renderCluster, shortReporter, traceFailures, type TraceCheck } from './fuzz-oracle.ts';

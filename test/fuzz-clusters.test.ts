@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
-import { parseSave } from '../iptables/parse.ts';
+import { parseSave } from '../iptables/parse-save.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
 import { convergenceFailures, logFailures, renderCluster, shortReporter, traceFailures } from './fuzz-oracle.ts';
 

@@ -17,7 +17,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diffRulesets, formatDiff } from '../iptables/diff.ts';
-import { parseSave } from '../iptables/parse.ts';
+import { parseSave } from '../iptables/parse-save.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
 import { renderCommand } from '../src/cmd/render.ts';

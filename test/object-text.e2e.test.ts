@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelComment } from '../iptables/comment.ts';
-import { parseSave } from '../iptables/parse.ts';
+import { parseSave } from '../iptables/parse-save.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { findOption, parseRuleWords, tokenizeRule } from '../iptables/rule-words.ts';
 import { getChain } from '../iptables/ruleset.ts';

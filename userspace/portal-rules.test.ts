@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
-import { parseSave } from '../iptables/parse.ts';
+import { parseSave } from '../iptables/parse-save.ts';
 import { getChain } from '../iptables/ruleset.ts';
 import { toRestoreText } from '../iptables/restore-text.ts';
 import { trace } from '../iptables/trace.ts';

@@ -6,7 +6,7 @@
  * operator checks that a node is converged.
  */
 import { diffRulesets, formatDiff } from '../../iptables/diff.ts';
-import { parseSave } from '../../iptables/parse.ts';
+import { parseSave } from '../../iptables/parse-save.ts';
 import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { probeNode } from '../../iptables/node-probe.ts';

@@ -6,7 +6,7 @@
  * rules it matched. The same tracer the test suite uses. With
  * --mode=nftables the table `ip`/`ip6 kube-proxy` instead (trace-nft.ts).
  */
-import { parseSave } from '../../iptables/parse.ts';
+import { parseSave } from '../../iptables/parse-save.ts';
 import { trace } from '../../iptables/trace.ts';
 import { formatTrace } from '../../iptables/trace-format.ts';
 import type { Ruleset } from '../../iptables/ruleset.ts';
