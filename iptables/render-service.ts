@@ -93,7 +93,23 @@ function entryRules(d: Decisions): EntryRules {
   if (sp.healthCheckNodePort !== 0) {
     out.filterNodePorts.push(`${commentMatch(`${S} health check node port`)} -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
   }
-  return out;
+  return {
+    natServices: fit(out.natServices),
+    natNodePorts: fit(out.natNodePorts),
+    filterServices: fit(out.filterServices),
+    filterExternalServices: fit(out.filterExternalServices),
+    filterNodePorts: fit(out.filterNodePorts),
+    filterProxyFirewall: fit(out.filterProxyFirewall),
+  };
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+/**
+ * A kept list at its size: one shared empty list, or a copy without the spare
+ * room that pushing left (an array pushed to once holds 17 slots).
+ */
+function fit<T>(list: readonly T[]): readonly T[] {
+  return list.length === 0 ? NONE : list.slice();
 }
 
 /** KUBE-EXT (external destinations: masquerade or preserve the source) and KUBE-FW (loadBalancerSourceRanges). */
@@ -172,7 +188,7 @@ function flatten(lists: readonly (readonly string[])[]): number {
 export function renderService(state: ServicePortState, ctx: ServiceRenderContext): ServiceRender {
   const d = decide(state);
   const entries = entryRules(d);
-  const natChains = [...externalChains(d, ctx), ...endpointChains(d, state, ctx)];
+  const natChains = fit(externalChains(d, ctx).concat(endpointChains(d, state, ctx)));
   const { natServices, natNodePorts, filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall } = entries;
   const flattened = flatten([
     natServices,
@@ -184,7 +200,7 @@ export function renderService(state: ServicePortState, ctx: ServiceRenderContext
     ...natChains.map((c) => c.rules),
   ]);
   return {
-    key: `${d.sp.key}/${d.sp.protocol}`,
+    key: [d.sp.key, '/', d.sp.protocol].join(''),
     flattened,
     ...entries,
     natChains,
