@@ -1,6 +1,6 @@
 /**
  * The cluster the retention tests measure (iptables/render-retention.test.ts,
- * proxier/retained-state.test.ts): `n` services of one port with 5 endpoints
+ * proxier/retained-state.test.ts, src/sources/retained-fields.test.ts): `n` services of one port with 5 endpoints
  * each (the first on this node), as raw objects, and a child process that
  * reports the heap after full collections. Retention is measured in a child
  * started with --expose-gc, so that the test runner's own heap does not move
