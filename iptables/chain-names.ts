@@ -24,12 +24,18 @@ export interface ServiceChainNames {
 }
 
 export function serviceChainNames(sp: Pick<ServicePort, 'key' | 'protocol'>): ServiceChainNames {
-  const h = hash16(sp.key + sp.protocol.toLowerCase());
-  return { svc: SVC_PREFIX + h, svl: SVL_PREFIX + h, ext: EXT_PREFIX + h, fw: FW_PREFIX + h };
+  const text = sp.key + sp.protocol.toLowerCase();
+  // Each name hashed with its prefix: one flat string (PREFIX + hash would be kept as a pair of pieces).
+  const svc = sha256Base32(text, 16, SVC_PREFIX);
+  const h = svc.slice(SVC_PREFIX.length);
+  return { svc, svl: flatConcat(SVL_PREFIX, h), ext: flatConcat(EXT_PREFIX, h), fw: flatConcat(FW_PREFIX, h) };
 }
 
+/** a + b as one flat string (join copies; + keeps both pieces and a node over them). */
+const flatConcat = (a: string, b: string): string => [a, b].join('');
+
 export function endpointChainName(sp: Pick<ServicePort, 'key' | 'protocol'>, ep: Pick<Endpoint, 'ip' | 'port'>): string {
-  return SEP_PREFIX + hash16(sp.key + sp.protocol.toLowerCase() + endpointString(ep));
+  return sha256Base32(sp.key + sp.protocol.toLowerCase() + endpointString(ep), 16, SEP_PREFIX);
 }
 
 /**
@@ -43,7 +49,7 @@ export function endpointChainNamer(sp: Pick<ServicePort, 'key' | 'protocol'>): (
   return (ep) => {
     const text = endpointString(ep);
     let name = names.get(text);
-    if (name === undefined) names.set(text, (name = SEP_PREFIX + hash16(prefix + text)));
+    if (name === undefined) names.set(text, (name = sha256Base32(prefix + text, 16, SEP_PREFIX)));
     return name;
   };
 }

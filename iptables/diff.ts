@@ -57,8 +57,11 @@ function compareChain(table: string, want: Chain | undefined, have: Chain | unde
   const name = (want ?? have)!.name;
   if (!have) return { table, chain: name, status: 'missing', missingRules: want!.rules, extraRules: [], reordered: false };
   if (!want) return { table, chain: name, status: 'unexpected', missingRules: [], extraRules: have.rules, reordered: false };
-  const w = want.rules.map((r) => normalizeRuleSpec(r, family));
-  const h = have.rules.map((r) => normalizeRuleSpec(r, family));
+  // Each side's rules read once: a packed chain (the render cache's) splits its text on every read of `rules`.
+  const wantRules = want.rules;
+  const haveRules = have.rules;
+  const w = wantRules.map((r) => normalizeRuleSpec(r, family));
+  const h = haveRules.map((r) => normalizeRuleSpec(r, family));
   const missingRules: string[] = [];
   const extraRules: string[] = [];
   const pool = new Map<string, number>();
@@ -66,12 +69,12 @@ function compareChain(table: string, want: Chain | undefined, have: Chain | unde
   w.forEach((r, i) => {
     const n = pool.get(r) ?? 0;
     if (n > 0) pool.set(r, n - 1);
-    else missingRules.push(want.rules[i]!);
+    else missingRules.push(wantRules[i]!);
   });
   h.forEach((r, i) => {
-    if (!w.includes(r)) extraRules.push(have.rules[i]!);
+    if (!w.includes(r)) extraRules.push(haveRules[i]!);
   });
-  if (h.length > w.length && extraRules.length === 0) extraRules.push(...have.rules.slice(w.length)); // duplicates
+  if (h.length > w.length && extraRules.length === 0) extraRules.push(...haveRules.slice(w.length)); // duplicates
   let reordered = false;
   if (!missingRules.length && !extraRules.length) {
     const orderMatters = !(fixedChain(name)?.orderFreeIn?.includes(table) ?? false);

@@ -38,6 +38,7 @@ import { canaryPresent, canaryRestoreText } from './canary.ts';
 import { endpointChainName } from './chain-names.ts';
 import { SEP_PREFIX } from './chains.ts';
 import type { Iptables } from './iptables.ts';
+import { ruleCount } from './packed-chain.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
@@ -113,7 +114,7 @@ function ruleCounts(rendered: RenderResult): Map<string, number> {
     let count = natRuleCounts.get(render);
     if (count === undefined) {
       count = 0;
-      for (const c of render.natChains) count += c.rules.length;
+      for (const c of render.natChains) count += ruleCount(c);
       natRuleCounts.set(render, count);
     }
     perService += count;

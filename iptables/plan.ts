@@ -15,6 +15,7 @@
  */
 import { lazyTexts, type LazyTexts } from '../proxier/lazy-texts.ts';
 import { fixedChain, isServiceChain, serviceChainHash } from './chains.ts';
+import { ruleCount, sameRules } from './packed-chain.ts';
 import type { ServiceEntry } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
 import { restoreText, restoreTextLength, type TableSection } from './restore-text.ts';
@@ -67,14 +68,6 @@ export interface Plan {
   readonly deletedChains: readonly string[];
   /** Once every batch succeeded: the state now in the kernel (a partial plan updates `applied` in place). */
   commit(applied: AppliedState | null): AppliedState;
-}
-
-function sameRules(a: Chain | undefined, b: Chain): boolean {
-  if (!a) return false;
-  if (a === b || a.rules === b.rules) return true;
-  if (a.rules.length !== b.rules.length) return false;
-  for (let i = 0; i < a.rules.length; i++) if (a.rules[i] !== b.rules[i]) return false;
-  return true;
 }
 
 /** Top-level nat chains that per-service chains jump to: written before any batch of service chains. */
@@ -213,7 +206,7 @@ export function planSync(input: PlanInput): Plan {
     written.set(table.name, toWrite.length);
     writtenRules.set(
       table.name,
-      toWrite.reduce((n, c) => n + c.rules.length, 0),
+      toWrite.reduce((n, c) => n + ruleCount(c), 0),
     );
     deleted.push(...stale);
   }

@@ -17,6 +17,7 @@ import { commentMatch } from './comment.ts';
 import type { LocalDetector } from './local-detector.ts';
 import { endpointChain, serviceToEndpointRules } from './render-endpoints.ts';
 import { decide, vipMatch, type Decisions, type NoEndpoints } from './service-decisions.ts';
+import { PackedChain } from './packed-chain.ts';
 import type { Chain } from './ruleset.ts';
 
 export interface ServiceRenderContext {
@@ -93,7 +94,23 @@ function entryRules(d: Decisions): EntryRules {
   if (sp.healthCheckNodePort !== 0) {
     out.filterNodePorts.push(`${commentMatch(`${S} health check node port`)} -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
   }
-  return out;
+  return {
+    natServices: fit(out.natServices),
+    natNodePorts: fit(out.natNodePorts),
+    filterServices: fit(out.filterServices),
+    filterExternalServices: fit(out.filterExternalServices),
+    filterNodePorts: fit(out.filterNodePorts),
+    filterProxyFirewall: fit(out.filterProxyFirewall),
+  };
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+/**
+ * A kept list at its size: one shared empty list, or a copy without the spare
+ * room that pushing left (an array pushed to once holds 17 slots).
+ */
+function fit<T>(list: readonly T[]): readonly T[] {
+  return list.length === 0 ? NONE : list.slice();
 }
 
 /** KUBE-EXT (external destinations: masquerade or preserve the source) and KUBE-FW (loadBalancerSourceRanges). */
@@ -172,21 +189,22 @@ function flatten(lists: readonly (readonly string[])[]): number {
 export function renderService(state: ServicePortState, ctx: ServiceRenderContext): ServiceRender {
   const d = decide(state);
   const entries = entryRules(d);
-  const natChains = [...externalChains(d, ctx), ...endpointChains(d, state, ctx)];
+  // Kept by the render cache until the service changes: each chain's rules as one text.
+  const natChains = externalChains(d, ctx)
+    .concat(endpointChains(d, state, ctx))
+    .map((c) => new PackedChain(c.name, c.rules));
   const { natServices, natNodePorts, filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall } = entries;
-  const flattened = flatten([
+  const flattened = flatten([natServices, natNodePorts, filterServices, filterExternalServices, filterNodePorts, filterProxyFirewall]);
+  return {
+    key: [d.sp.key, '/', d.sp.protocol].join(''),
+    flattened,
+    // Listed, not spread: fields after a spread live in a separate property array.
     natServices,
     natNodePorts,
     filterServices,
     filterExternalServices,
     filterNodePorts,
     filterProxyFirewall,
-    ...natChains.map((c) => c.rules),
-  ]);
-  return {
-    key: `${d.sp.key}/${d.sp.protocol}`,
-    flattened,
-    ...entries,
     natChains,
     noLocalInternal: d.hasEndpoints && !d.hasInternalEndpoints,
     noLocalExternal: d.hasEndpoints && !d.hasExternalEndpoints,

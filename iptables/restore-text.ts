@@ -6,6 +6,7 @@
  * declaration, the edits of built-in chains, the rules, the deletions, COMMIT.
  * Under --noflush, declaring a chain creates it or empties it.
  */
+import { PackedChain } from './packed-chain.ts';
 import type { Chain, Ruleset } from './ruleset.ts';
 
 export interface TableSection {
@@ -77,6 +78,11 @@ function writeSection(s: TableSection, out: ChunkedLines): void {
 
 function writeRules(c: Chain, out: ChunkedLines): void {
   const head = `-A ${c.name} `;
+  if (c instanceof PackedChain) {
+    // The chain's lines as one piece: its rules are already one text.
+    if (c.count > 0) out.line(head + (c.count === 1 ? c.text : c.text.replaceAll('\n', `\n${head}`)));
+    return;
+  }
   for (const r of c.rules) out.line(head + r);
 }
 
@@ -103,7 +109,9 @@ export function restoreTextLength(sections: readonly TableSection[]): number {
     for (const e of edits) n += e.length + 1;
     for (const c of chains) {
       const head = c.name.length + 4; // "-A NAME "
-      for (const r of c.rules) n += head + r.length + 1;
+      // A packed chain's text is its rules with a "\n" between each two: one per rule in all.
+      if (c instanceof PackedChain) n += c.count === 0 ? 0 : c.count * head + c.text.length + 1;
+      else for (const r of c.rules) n += head + r.length + 1;
     }
     for (const name of deleted) n += name.length + 4; // "-X NAME\n"
   }

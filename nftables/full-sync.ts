@@ -15,6 +15,7 @@
 import type { NftChain, NftFamily } from './model.ts';
 import { TABLE_COMMENT } from './model.ts';
 import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
+import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { desiredElements } from './render.ts';
@@ -105,11 +106,11 @@ export function writeServices(tx: Transaction, services: readonly ServiceObjects
   const later: NftChain[] = [];
   const write = (c: NftChain) => {
     if (existing === null || existing.has(c.name)) tx.flushChain(c.name);
-    tx.addRules(c.name, c.rules);
+    tx.addChainRules(c);
   };
   for (const svc of services) {
     for (const c of svc.chains) {
-      if (c.rules.some(holdsAnonymousSet)) write(c);
+      if (chainHoldsAnonymousSet(c)) write(c);
       else later.push(c);
     }
   }
@@ -118,6 +119,15 @@ export function writeServices(tx: Transaction, services: readonly ServiceObjects
 
 /** `numgen ... vmap { }`, `ip saddr != { }`: braces other than `update @set { ip saddr }`. */
 export const holdsAnonymousSet = (rule: string): boolean => rule.includes('{') && rule.replace(/update @\S+ \{[^}]*\}/g, '').includes('{');
+
+/**
+ * Whether any rule of the chain holds an anonymous set. A packed chain's text is tested whole: the update clauses
+ * removed each lie within one rule (`\S+` and `[^}]*` stop at that rule's own closing brace), so a brace left is
+ * some rule's.
+ */
+function chainHoldsAnonymousSet(c: NftChain): boolean {
+  return c instanceof PackedChain ? holdsAnonymousSet(c.text) : c.rules.some(holdsAnonymousSet);
+}
 
 export function writeFixedRules(tx: Transaction, render: NftRender): void {
   for (const c of render.fixed.chains) tx.addRules(c.name, c.rules);

@@ -18,6 +18,7 @@
  */
 import { ElementChanges } from './element-store.ts';
 import type { NftChain, NftSet } from './model.ts';
+import { sameChainRules } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { cleanupText, planFullSync } from './full-sync.ts';
@@ -71,7 +72,7 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
       wanted.add(c.name);
       const old = oldChains.get(c.name);
       // A re-created affinity set is still referenced by unchanged rules: rewrite them to release it.
-      if (old === undefined || recreated || !sameRules(old.rules, c.rules)) rewrite.push(c);
+      if (old === undefined || recreated || !sameChainRules(old, c)) rewrite.push(c);
     }
     for (const name of oldChains.keys()) if (!wanted.has(name)) flush.push(name);
     elements.replace(prev?.elements ?? [], svc.elements);
@@ -102,7 +103,7 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   for (const [set, keys] of bySet(deletes)) tx.deleteElements(set, keys);
   for (const s of setsToDelete) tx.deleteSet(s.kind, s.name);
   for (const s of setsToAdd) tx.addSet(s);
-  for (const c of rewrite) tx.addRules(c.name, c.rules);
+  for (const c of rewrite) tx.addChainRules(c);
   for (const [set, list] of bySet(adds)) tx.addElements(set, list);
 
   const next: AppliedState = {

@@ -11,6 +11,7 @@ import { usesClusterEndpoints, usesLocalEndpoints } from '../proxier/topology.ts
 import type { NftLocalDetector } from './local-detector.ts';
 import { addrType, type NftChain, type NftElement, type NftFamily, type NftSet } from './model.ts';
 import { endpointNames, servicePortNames } from './names.ts';
+import { PackedChain } from './packed-chain.ts';
 import {
   CLUSTER_IPS,
   FIREWALL_IPS,
@@ -53,7 +54,12 @@ export interface ServiceObjects {
   readonly noLocalExternal: boolean;
 }
 
-const chain = (name: string, rules: readonly string[]): NftChain => ({ name, base: null, comment: null, rules });
+// Kept by the render cache until the service port changes: each chain's rules as one text.
+const chain = (name: string, rules: readonly string[]): NftChain => new PackedChain(name, rules);
+
+const NONE: readonly never[] = Object.freeze([]);
+/** A kept list at its size: one shared empty list, or a copy without the spare room that pushing left. */
+const fit = <T>(list: readonly T[]): readonly T[] => (list.length === 0 ? NONE : list.slice());
 
 export function renderService(state: ServicePortState, ctx: ServiceContext): ServiceObjects {
   const sp = state.service;
@@ -156,13 +162,14 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
       }))
     : [];
 
-  const key = `${sp.key}/${sp.protocol}`;
+  // join builds one flat string; a template literal keeps a tree of pieces.
+  const key = [sp.key, '/', sp.protocol].join('');
   return {
     key,
     flattened: flatten(key, chains, affinitySets, elements),
-    chains,
-    affinitySets,
-    elements,
+    chains: fit(chains),
+    affinitySets: fit(affinitySets),
+    elements: fit(elements),
     noLocalInternal: hasAny && !hasInternal,
     noLocalExternal: hasAny && !hasExternal,
   };
@@ -179,8 +186,7 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
 function flatten(key: string, chains: readonly NftChain[], sets: readonly NftSet[], elements: readonly PlacedElement[]): number {
   let sum = key.charCodeAt(0);
   for (const c of chains) {
-    sum += c.name.charCodeAt(0);
-    for (const r of c.rules) sum += r.charCodeAt(0);
+    sum += c.name.charCodeAt(0); // the rules are one flat text already (PackedChain)
   }
   for (const s of sets) sum += s.name.charCodeAt(0);
   for (const { element } of elements) {

@@ -6,6 +6,7 @@
 import type { LiveNames } from './full-sync.ts';
 import type { ElementStore } from './element-store.ts';
 import type { NftRender } from './render.ts';
+import { ruleCount } from './packed-chain.ts';
 import type { AppliedState } from './sync-state.ts';
 
 /** Chains, sets and maps the applied state holds that the listing lacks, fixed ones first. */
@@ -36,7 +37,7 @@ export function countObjects(render: NftRender, elements: ElementStore): number 
   for (let i = 0; i < services.length; i++) {
     const svc = services[i]!;
     n += svc.chains.length + svc.affinitySets.length;
-    for (let j = 0; j < svc.chains.length; j++) n += svc.chains[j]!.rules.length;
+    for (let j = 0; j < svc.chains.length; j++) n += ruleCount(svc.chains[j]!);
   }
   for (const m of elements.values()) n += m.size;
   return n;

@@ -35,7 +35,8 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
   const warn = (m: string) => {
     if (!warnings.includes(m)) warnings.push(m);
   };
-  const chains = new Map(table.chains.map((c) => [c.name, c]));
+  // Each chain's rules read once: a packed chain (the render cache's) splits its text on every read of `rules`.
+  const chains = new Map(table.chains.map((c) => [c.name, { name: c.name, base: c.base, comment: c.comment, rules: c.rules }]));
   const parsed = new Map<string, Rule | null>();
   const rule = (text: string): Rule | null => {
     if (!parsed.has(text)) {

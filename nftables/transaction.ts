@@ -37,6 +37,7 @@
  */
 import { elementText, quote, type NftChain, type NftElement, type NftFamily, type NftSet } from './model.ts';
 import { TABLE_NAME } from './model.ts';
+import { PackedChain } from './packed-chain.ts';
 
 export type ContainerKind = 'set' | 'map';
 export type SetDecl = Pick<NftSet, 'name' | 'kind' | 'type' | 'flags' | 'timeout' | 'comment'>;
@@ -120,11 +121,22 @@ export class Transaction {
     this.push(`add chain ${this.where} ${chain} { ${rules.join(' ; ')} ; }`, rules.length);
   }
 
+  /** addRules of a chain; a packed one's rules are written from its text, without splitting it. */
+  addChainRules(chain: NftChain): void {
+    if (!(chain instanceof PackedChain)) return this.addRules(chain.name, chain.rules);
+    if (chain.count === 0) return;
+    const { text } = chain;
+    // SET_REF stops at whitespace, so a match never runs from one rule into the next.
+    if (text.includes('@')) for (const m of text.matchAll(SET_REF)) this.declareOnce(m[1]!);
+    const rules = chain.count === 1 ? text : text.replaceAll('\n', ' ; ');
+    this.push(`add chain ${this.where} ${chain.name} { ${rules} ; }`, chain.count);
+  }
+
   /** add chain + flush chain + its rules: the chain holds exactly `rules` afterwards (upstream ensureChain). */
   rewriteChain(chain: NftChain): void {
     this.addChain(chain);
     this.flushChain(chain.name);
-    this.addRules(chain.name, chain.rules);
+    this.addChainRules(chain);
   }
 
   /** Declaration options in knftables' order: type, flags, timeout, comment. */

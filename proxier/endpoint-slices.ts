@@ -152,7 +152,20 @@ export function mergeEndpoints(slices: readonly ParsedSlice[], sp: ServicePort, 
     for (const port of slice.ports) {
       if (port.name !== sp.portName || port.protocol !== sp.protocol) continue;
       for (const e of slice.endpoints) {
-        const ep: Endpoint = { ...e, port: port.port, isLocal: ctx.nodeName !== '' && e.nodeName === ctx.nodeName };
+        // Every field in one literal: a spread plus added fields gives an object whose later fields live in a
+        // separate property array (40 B more per endpoint, 2 MB at 50,000 endpoints).
+        const ep: Endpoint = {
+          ip: e.ip,
+          port: port.port,
+          ready: e.ready,
+          serving: e.serving,
+          terminating: e.terminating,
+          nodeName: e.nodeName,
+          zone: e.zone,
+          isLocal: ctx.nodeName !== '' && e.nodeName === ctx.nodeName,
+          zoneHints: e.zoneHints,
+          nodeHints: e.nodeHints,
+        };
         const key = endpointString(ep);
         const old = seen.get(key);
         if (!old || better(ep, old)) seen.set(key, ep);

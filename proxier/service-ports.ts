@@ -52,7 +52,8 @@ const uncarriable = (v: string): string => `contains a control character (${desc
 export const isPortNumber = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
 export function serviceKey(namespace: string, name: string, portName: string): string {
-  return portName ? `${namespace}/${name}:${portName}` : `${namespace}/${name}`;
+  // join builds one flat string; a template literal keeps a tree of pieces (the key is kept per service port).
+  return portName ? [namespace, '/', name, ':', portName].join('') : [namespace, '/', name].join('');
 }
 
 export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsResult {
@@ -130,7 +131,15 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
         clusterIP,
         port,
         nodePort: nodePort as number,
-        ...common,
+        // Listed, not spread: fields added to a literal after its own live in a separate property array.
+        externalIPs: common.externalIPs,
+        loadBalancerVIPs: common.loadBalancerVIPs,
+        loadBalancerSourceRanges: common.loadBalancerSourceRanges,
+        sessionAffinityTimeout: common.sessionAffinityTimeout,
+        externalPolicyLocal: common.externalPolicyLocal,
+        internalPolicyLocal: common.internalPolicyLocal,
+        healthCheckNodePort: common.healthCheckNodePort,
+        trafficDistribution: common.trafficDistribution,
       },
     });
   });
@@ -206,9 +215,9 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   }
   const td = spec['trafficDistribution'];
   return {
-    externalIPs,
-    loadBalancerVIPs,
-    loadBalancerSourceRanges,
+    externalIPs: shared(externalIPs),
+    loadBalancerVIPs: shared(loadBalancerVIPs),
+    loadBalancerSourceRanges: shared(loadBalancerSourceRanges),
     sessionAffinityTimeout,
     externalPolicyLocal,
     internalPolicyLocal: itp === 'Local',
@@ -216,6 +225,10 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
     trafficDistribution: typeof td === 'string' && td !== '' ? td : null,
   };
 }
+
+const NONE: readonly string[] = Object.freeze([]);
+/** The list, or one shared empty list for all the services that have none (every service port keeps these). */
+const shared = (list: readonly string[]): readonly string[] => (list.length === 0 ? NONE : list);
 
 /** A string field's value ("" when unset); null when it is not a string (upstream could not decode the object). */
 function stringField(obj: Json, key: string): string | null {

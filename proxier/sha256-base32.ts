@@ -22,17 +22,19 @@ Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', (
 /** Character codes of the name being built (reused: one call at a time). */
 const out: number[] = [];
 
-/** The first `chars` base32 characters of sha256(text) (chars ≤ 51). */
-export function sha256Base32(text: string, chars: number): string {
+/** `prefix` then the first `chars` base32 characters of sha256(text) (chars ≤ 51), as one flat string. */
+export function sha256Base32(text: string, chars: number, prefix = ''): string {
   const s = hash('sha256', text, 'base64url');
-  out.length = chars;
+  const p = prefix.length;
+  out.length = p + chars;
+  for (let k = 0; k < p; k++) out[k] = prefix.charCodeAt(k);
   let acc = 0;
   let bits = 0;
-  for (let i = 0, j = 0; j < chars; i++) {
+  for (let i = 0, j = p; j < p + chars; i++) {
     // At most 4 bits are left over from the last group: 10 bits after this one.
     acc = ((acc << 6) | BASE64[s.charCodeAt(i)]!) & 0x3ff;
     bits += 6;
-    while (bits >= 5 && j < chars) {
+    while (bits >= 5 && j < p + chars) {
       bits -= 5;
       out[j++] = BASE32[acc >>> bits]!;
       acc &= (1 << bits) - 1;
