@@ -1,0 +1,122 @@
+/**
+ * `npm run build`: the agent executable as a bundle in dist/ (gitignored), what the image runs. Node loads every
+ * source file and dependency the agent imports as a module of its own, ~120 MiB resident; one bundled, tree-shaken
+ * file of the same code costs less (BENCHMARKS.md "Module loading"), and needs no node_modules at run time.
+ *
+ *   dist/kube-proxy-ts.mjs   src/entry.js: turns Node's compile cache on, then imports main.mjs (src/entry.js says why)
+ *   dist/main.mjs            src/main.ts and everything it imports, the dependencies included; the subcommands other
+ *                            than the agent (render, diff, trace, top) in chunks of their own, loaded on demand
+ *
+ * The compile cache is ../node_modules/.cache/kube-proxy-ts-compile from the executable, as for src/entry.js: dist/
+ * sits beside src/, so both use the same directory. Everything the bundle cannot carry fails the build: an import
+ * the bundler cannot resolve (rolldown's warnings are errors here), and each construct build/bundle-checks.ts lists.
+ *
+ * `node build/bundle.ts [OUT_DIR]` (default dist/); buildBundle() for tests and benches.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { build, type OutputChunk, type RolldownLog } from 'rolldown';
+import { bundleProblems } from './bundle-checks.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+export const EXECUTABLE = 'kube-proxy-ts.mjs';
+
+export interface BundleResult {
+  /** Absolute path of the executable (OUT_DIR/kube-proxy-ts.mjs). */
+  readonly executable: string;
+  /** Every file written, with its size in bytes. */
+  readonly files: readonly { readonly name: string; readonly bytes: number }[];
+}
+
+export interface BundleOptions {
+  /** The checkout to bundle (its src/entry.js and src/main.ts); default this one. */
+  readonly root?: string;
+  /** Where the bundle goes; replaced as a whole (written beside it, then renamed). Default: the repository's dist/. */
+  readonly outDir?: string;
+  /** One file for main.ts and every subcommand (no lazy chunks), to compare (bench); default false. */
+  readonly singleFile?: boolean;
+}
+
+export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResult> {
+  const root = resolve(opts.root ?? ROOT);
+  const outDir = resolve(opts.outDir ?? join(root, 'dist'));
+  const tmp = `${outDir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(dirname(outDir), { recursive: true });
+  const warnings: string[] = [];
+  const onLog = (level: string, log: RolldownLog): void => {
+    if (level === 'warn') warnings.push(`${log.code ?? 'warning'}: ${log.message}`);
+  };
+  const common = { cwd: root, platform: 'node', logLevel: 'info', onLog } as const;
+  try {
+    const main = await build({
+      ...common,
+      input: join(root, 'src/main.ts'),
+      write: true,
+      // keepNames: functions and classes keep their `name` (error names in metrics and logs, client-node's classes),
+      // which renaming colliding top-level bindings would otherwise change.
+      output: {
+        dir: tmp,
+        format: 'esm',
+        keepNames: true,
+        entryFileNames: 'main.mjs',
+        chunkFileNames: '[name]-[hash].mjs',
+        codeSplitting: !opts.singleFile,
+      },
+    });
+    const entry = await build({
+      ...common,
+      input: join(root, 'src/entry.js'),
+      write: true,
+      plugins: [
+        {
+          name: 'main-is-bundled',
+          resolveId: (source, importer) =>
+            source === './main.ts' && importer === join(root, 'src/entry.js') ? { id: './main.mjs', external: true } : null,
+        },
+      ],
+      output: { dir: tmp, format: 'esm', entryFileNames: EXECUTABLE },
+    });
+    if (warnings.length > 0) throw new Error(`the bundler could not follow everything:\n${warnings.join('\n')}`);
+    const chunks = [...main.output, ...entry.output].filter((o): o is OutputChunk => o.type === 'chunk');
+    const problems = chunks.flatMap((c) => Object.entries(c.modules).flatMap(([id, m]) => bundleProblems(id, m.code ?? '')));
+    if (problems.length > 0)
+      throw new Error(
+        `the bundle would not run without node_modules (build/bundle-checks.ts):\n${problems.map((p) => `  ${p.what} in ${p.module}`).join('\n')}`,
+      );
+    if (!entry.output.some((o) => o.type === 'chunk' && o.fileName === EXECUTABLE && o.imports.length === 1 && o.dynamicImports[0] === './main.mjs'))
+      throw new Error(`${EXECUTABLE} should only turn the compile cache on and import ./main.mjs`);
+    chmodSync(join(tmp, EXECUTABLE), 0o755);
+    rmSync(outDir, { recursive: true, force: true });
+    renameSync(tmp, outDir);
+    return {
+      executable: join(outDir, EXECUTABLE),
+      files: chunks.map((c) => ({ name: c.fileName, bytes: statSync(join(outDir, c.fileName)).size })),
+    };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Warms the compile cache a bundle's executable turns on (as the Dockerfile does at build time): every chunk but the
+ * two entries imported once (none acts on import), then `--help` through the executable. With the agent's node flags
+ * (V8 rejects code cached under other flags) and environment (NODE_COMPILE_CACHE, when set, names the directory).
+ */
+export function warmBundleCache(executable: string, nodeFlags: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
+  const dir = dirname(executable);
+  const cache = env['NODE_COMPILE_CACHE'] || join(dir, '../node_modules/.cache/kube-proxy-ts-compile');
+  const chunks = readdirSync(dir).filter((f) => f.endsWith('.mjs') && f !== EXECUTABLE && f !== 'main.mjs');
+  const code = `import { enableCompileCache } from 'node:module'; enableCompileCache(${JSON.stringify(cache)}); ${chunks.map((f) => `await import(${JSON.stringify(join(dir, f))});`).join(' ')}`;
+  execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', code], { env, stdio: 'ignore' });
+  execFileSync(process.execPath, [...nodeFlags, executable, '--help'], { env, stdio: 'ignore' });
+}
+
+if (import.meta.main) {
+  const t0 = performance.now();
+  const r = await buildBundle(process.argv[2] ? { outDir: process.argv[2] } : {});
+  const total = r.files.reduce((a, f) => a + f.bytes, 0);
+  console.log(`${r.executable}: ${r.files.length} files, ${(total / 1e6).toFixed(2)} MB, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (const f of r.files.toSorted((a, b) => b.bytes - a.bytes)) console.log(`  ${(f.bytes / 1e3).toFixed(1).padStart(8)} kB  ${f.name}`);
+}
