@@ -6,6 +6,8 @@
  *   dist/kube-proxy-ts.mjs   src/entry.js: turns Node's compile cache on, then imports main.mjs (src/entry.js says why)
  *   dist/main.mjs            src/main.ts and everything it imports, the dependencies included; the subcommands other
  *                            than the agent (render, diff, trace, top) in chunks of their own, loaded on demand
+ *   dist/THIRD-PARTY-LICENSES.txt  name, version, licence and licence text of every package bundled (node_modules,
+ *                            where these files were, is not needed any more)
  *
  * The compile cache is ../node_modules/.cache/kube-proxy-ts-compile from the executable, as for src/entry.js: dist/
  * sits beside src/, so both use the same directory. Everything the bundle cannot carry fails the build: an import
@@ -14,13 +16,33 @@
  * `node build/bundle.ts [OUT_DIR]` (default dist/); buildBundle() for tests and benches.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { build, type OutputChunk, type RolldownLog } from 'rolldown';
 import { bundleProblems } from './bundle-checks.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 export const EXECUTABLE = 'kube-proxy-ts.mjs';
+const LICENSES = 'THIRD-PARTY-LICENSES.txt';
+
+/** Each package some bundled module came from (its folder under node_modules): name, version, licence, licence files. */
+function thirdPartyLicenses(moduleIds: readonly string[]): string {
+  const packages = new Set<string>();
+  for (const id of moduleIds) {
+    const m = /^(.*\/node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(id);
+    if (m) packages.add(m[1]!);
+  }
+  return [...packages]
+    .map((dir) => {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; version: string; license?: string };
+      const texts = readdirSync(dir)
+        .filter((f) => /^(licen[cs]e|copying|notice)/i.test(f))
+        .map((f) => readFileSync(join(dir, f), 'utf8').trim());
+      return `${pkg.name} ${pkg.version} (${pkg.license ?? 'no licence field'})\n\n${texts.join('\n\n') || '(no licence file in the package)'}\n`;
+    })
+    .toSorted()
+    .join(`\n${'-'.repeat(80)}\n\n`);
+}
 
 export interface BundleResult {
   /** Absolute path of the executable (OUT_DIR/kube-proxy-ts.mjs). */
@@ -88,11 +110,12 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
     if (!entry.output.some((o) => o.type === 'chunk' && o.fileName === EXECUTABLE && o.imports.length === 1 && o.dynamicImports[0] === './main.mjs'))
       throw new Error(`${EXECUTABLE} should only turn the compile cache on and import ./main.mjs`);
     chmodSync(join(tmp, EXECUTABLE), 0o755);
+    writeFileSync(join(tmp, LICENSES), thirdPartyLicenses(chunks.flatMap((c) => c.moduleIds)));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmp, outDir);
     return {
       executable: join(outDir, EXECUTABLE),
-      files: chunks.map((c) => ({ name: c.fileName, bytes: statSync(join(outDir, c.fileName)).size })),
+      files: [...chunks.map((c) => c.fileName), LICENSES].map((name) => ({ name, bytes: statSync(join(outDir, name)).size })),
     };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
