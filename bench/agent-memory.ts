@@ -206,12 +206,20 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
  * What the process holds before it does anything, resident MiB after loading, in fresh processes with the agent's V8
  * flags: Node alone; Node after loading one .ts file (the type stripper); client-node alone; the runtime dependencies
  * the project prescribes (client-node, execa, pino, prom-client, js-yaml) and nothing else; every module the agent
- * loads (src/agent.ts and src/cmd/run.ts) without the compile cache, and from a warm one as src/entry.js runs them.
+ * loads (src/agent.ts and src/cmd/run.ts) without the compile cache, and from a warm one as src/entry.js runs them;
+ * the same code as the bundle's chunks the agent loads (all but main.mjs, 2 kB, which would run the CLI), without and
+ * with a warm compile cache.
  */
-function moduleFloor(): Record<string, number[]> {
+async function moduleFloor(): Promise<Record<string, number[]>> {
   const root = new URL('..', import.meta.url).pathname;
   const cache = join(dir, 'compile-cache');
   const agent = `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`;
+  const bundle = await buildBundle({ outDir: join(dir, 'floor-bundle') });
+  const bundleCache = join(dir, 'bundle-compile-cache');
+  const bundled = bundle.agentChunks
+    .filter((f) => !f.endsWith('/main.mjs'))
+    .map((f) => `await import('${f}');`)
+    .join(' ');
   const probes: Record<string, { code: string; env?: Record<string, string> }> = {
     'node alone': { code: '' },
     'node + type stripping (one .ts module)': { code: `await import('${root}proxier/clock.ts');` },
@@ -221,7 +229,10 @@ function moduleFloor(): Record<string, number[]> {
     },
     'every module the agent loads, no compile cache': { code: agent, env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
     'every module the agent loads, warm compile cache (no type stripper)': { code: agent, env: { NODE_COMPILE_CACHE: cache } },
+    'the same bundled (the chunks the agent loads), no compile cache': { code: bundled, env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
+    'the same bundled, warm compile cache': { code: bundled, env: { NODE_COMPILE_CACHE: bundleCache } },
   };
+  execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', bundled], { env: { ...process.env, NODE_COMPILE_CACHE: bundleCache } });
   // Warms the cache the last probe reads.
   execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', agent], {
     cwd: root,
@@ -288,7 +299,7 @@ try {
   for (const r of rows) console.log(r);
   if (process.env['BENCH_MODULE_FLOOR'] !== '0') {
     console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
-    for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
+    for (const [name, values] of Object.entries(await moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

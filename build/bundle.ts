@@ -24,6 +24,8 @@ import { bundleProblems } from './bundle-checks.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 export const EXECUTABLE = 'kube-proxy-ts.mjs';
 const LICENSES = 'THIRD-PARTY-LICENSES.txt';
+/** The modules src/main.ts and src/commands.ts import lazily on the agent's path (the others serve render, diff, trace, top). */
+const AGENT_PATH = ['src/system/stop-signals.ts', 'src/commands.ts', 'src/log.ts', 'src/cmd/run.ts'];
 
 /** Each package some bundled module came from (its folder under node_modules): name, version, licence, licence files. */
 function thirdPartyLicenses(moduleIds: readonly string[]): string {
@@ -47,6 +49,11 @@ function thirdPartyLicenses(moduleIds: readonly string[]): string {
 export interface BundleResult {
   /** Absolute path of the executable (OUT_DIR/kube-proxy-ts.mjs). */
   readonly executable: string;
+  /**
+   * The chunks the agent loads (main.mjs, its static imports, and the lazy ones main.ts and commands.ts import on the
+   * agent's path: stop-signals, commands, log, cmd/run), with their static imports: for measuring what they cost.
+   */
+  readonly agentChunks: readonly string[];
   /** Every file written, with its size in bytes. */
   readonly files: readonly { readonly name: string; readonly bytes: number }[];
 }
@@ -113,8 +120,18 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
     writeFileSync(join(tmp, LICENSES), thirdPartyLicenses(chunks.flatMap((c) => c.moduleIds)));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmp, outDir);
+    const byName = new Map(chunks.map((c) => [c.fileName, c]));
+    const agentChunks = new Set<string>();
+    const add = (name: string): void => {
+      if (agentChunks.has(name)) return;
+      agentChunks.add(name);
+      for (const i of byName.get(name)?.imports ?? []) if (byName.has(i)) add(i);
+    };
+    add('main.mjs');
+    for (const c of chunks) if (AGENT_PATH.some((m) => c.facadeModuleId === join(root, m))) add(c.fileName);
     return {
       executable: join(outDir, EXECUTABLE),
+      agentChunks: [...agentChunks].map((name) => join(outDir, name)),
       files: [...chunks.map((c) => c.fileName), LICENSES].map((name) => ({ name, bytes: statSync(join(outDir, name)).size })),
     };
   } finally {
