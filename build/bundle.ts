@@ -84,11 +84,15 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
       input: join(root, 'src/main.ts'),
       write: true,
       // keepNames: functions and classes keep their `name` (error names in metrics and logs, client-node's classes),
-      // which renaming colliding top-level bindings would otherwise change.
+      // which renaming colliding top-level bindings would otherwise change. No comments: V8 keeps every module's
+      // source text, and the dependencies' comments are ~0.8 MB of it (~1.5 MiB resident; the licences are in
+      // THIRD-PARTY-LICENSES.txt). Not minified: removing whitespace or mangling would save 1-2.5 MiB more, at the
+      // price of stack traces that point at line 1 or name no function (BENCHMARKS.md "The agent as a bundle").
       output: {
         dir: tmp,
         format: 'esm',
         keepNames: true,
+        comments: false,
         entryFileNames: 'main.mjs',
         chunkFileNames: '[name]-[hash].mjs',
         codeSplitting: !opts.singleFile,
