@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # kube-proxy-ts image: Node.js 24 running the agent as one bundle (`npm run
-# build`: the sources and their dependencies in dist/, build/bundle.ts; ~35 MiB
+# build`: the sources and their dependencies in dist/, build/bundle.ts; ~38 MiB
 # less resident than loading them as separate modules, and no node_modules),
 # with the tools the agent runs on the node:
 # iptables (Debian ships both backends: iptables-nft-* and iptables-legacy-*,
