@@ -64,7 +64,7 @@ export interface BundleOptions {
   readonly root?: string;
   /** Where the bundle goes; replaced as a whole (written beside it, then renamed). Default: the repository's dist/. */
   readonly outDir?: string;
-  /** One file for main.ts and every subcommand (no lazy chunks), to compare (bench); default false. */
+  /** One file for main.ts and every subcommand (no lazy chunks), for comparisons (BENCHMARKS.md: the idle agent the same, render heavier); default false. */
   readonly singleFile?: boolean;
 }
 
