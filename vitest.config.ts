@@ -9,14 +9,14 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{src,proxier,iptables,nftables,userspace,test,manifests,examples}/**/*.test.ts'],
+          include: ['{build,src,proxier,iptables,nftables,userspace,test,manifests,examples}/**/*.test.ts'],
           exclude: ['**/*.e2e.test.ts', 'node_modules/**'],
         },
       },
       {
         test: {
           name: 'e2e',
-          include: ['{src,proxier,iptables,nftables,userspace,test,manifests,examples}/**/*.e2e.test.ts'],
+          include: ['{build,src,proxier,iptables,nftables,userspace,test,manifests,examples}/**/*.e2e.test.ts'],
           exclude: ['node_modules/**'],
           fileParallelism: false,
           testTimeout: 120_000,

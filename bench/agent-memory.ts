@@ -17,7 +17,11 @@
  * alone) from start to the first full sync and through the changes, beside
  * the start-to-first-sync wall time: a memory gain bought with CPU shows.
  *
- * Environment: BENCH_AGENT_MAIN (another checkout's src/main.ts), BENCH_MODES (default iptables; the mode list of `--mode`),
+ * The executable measured is the bundle the image runs (dist/kube-proxy-ts.mjs, built afresh at the start by
+ * build/bundle.ts, so it is never stale); BENCH_AGENT_MAIN names another: src/entry.js (the sources, as
+ * `node src/entry.js` runs them), another checkout's, or another bundle. Either way its compile cache is warmed first.
+ *
+ * Environment: BENCH_AGENT_MAIN (see above), BENCH_MODES (default iptables; the mode list of `--mode`),
  * BENCH_MEMORY_SIZES (default idle,10000), BENCH_REPS (default 5; a
  * 10,000-service run takes a minute or more). BENCH_NODE_FLAGS replaces the
  * shebang's node flags; BENCH_AGENT_NODE_FLAGS adds to them (e.g.
@@ -31,13 +35,14 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import { FakeApiServer, kubeConfigFor } from '../test/fake-apiserver.ts';
 import { startAgentProcess, type AgentProcess } from '../test/agent-runner.ts';
 import { relayApiServer } from '../test/fake-apiserver-node.ts';
+import { buildBundle, EXECUTABLE, warmBundleCache } from '../build/bundle.ts';
 import { BENCH_NODE, benchNode, benchService, benchSlice, endpointIP } from './cluster-objects.ts';
 import { fmt, summarize } from './stats.ts';
 
@@ -50,8 +55,10 @@ const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
 const NS = `kptbench-mem-${process.pid}`;
 const MiB = 1024 * 1024;
-/** The executable (src/entry.js, as package.json's bin and the image run it); BENCH_AGENT_MAIN runs another checkout's (a before/after comparison). */
-const MAIN = process.env['BENCH_AGENT_MAIN'] ?? new URL('../src/entry.js', import.meta.url).pathname;
+/** The executable: the bundle the image runs, built now; BENCH_AGENT_MAIN names another (src/entry.js, another checkout's). */
+const MAIN = process.env['BENCH_AGENT_MAIN'] ?? (await buildBundle()).executable;
+/** A bundle (build/bundle.ts's output) or sources (src/entry.js or src/main.ts, type-stripped modules). */
+const IS_BUNDLE = MAIN.endsWith(`/${EXECUTABLE}`);
 /** The V8 flags of its shebang (the image's ENTRYPOINT repeats them), or BENCH_NODE_FLAGS to try others; plus BENCH_AGENT_NODE_FLAGS. */
 const NODE_FLAGS = [
   ...(process.env['BENCH_NODE_FLAGS'] ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(MAIN, 'utf8'))?.[1] ?? '').trim().split(/\s+/),
@@ -199,12 +206,20 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
  * What the process holds before it does anything, resident MiB after loading, in fresh processes with the agent's V8
  * flags: Node alone; Node after loading one .ts file (the type stripper); client-node alone; the runtime dependencies
  * the project prescribes (client-node, execa, pino, prom-client, js-yaml) and nothing else; every module the agent
- * loads (src/agent.ts and src/cmd/run.ts) without the compile cache, and from a warm one as src/entry.js runs them.
+ * loads (src/agent.ts and src/cmd/run.ts) without the compile cache, and from a warm one as src/entry.js runs them;
+ * the same code as the bundle's chunks the agent loads (all but main.mjs, 2 kB, which would run the CLI), without and
+ * with a warm compile cache.
  */
-function moduleFloor(): Record<string, number[]> {
+async function moduleFloor(): Promise<Record<string, number[]>> {
   const root = new URL('..', import.meta.url).pathname;
   const cache = join(dir, 'compile-cache');
   const agent = `await import('${root}src/agent.ts'); await import('${root}src/cmd/run.ts');`;
+  const bundle = await buildBundle({ outDir: join(dir, 'floor-bundle') });
+  const bundleCache = join(dir, 'bundle-compile-cache');
+  const bundled = bundle.agentChunks
+    .filter((f) => !f.endsWith('/main.mjs'))
+    .map((f) => `await import('${f}');`)
+    .join(' ');
   const probes: Record<string, { code: string; env?: Record<string, string> }> = {
     'node alone': { code: '' },
     'node + type stripping (one .ts module)': { code: `await import('${root}proxier/clock.ts');` },
@@ -214,7 +229,10 @@ function moduleFloor(): Record<string, number[]> {
     },
     'every module the agent loads, no compile cache': { code: agent, env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
     'every module the agent loads, warm compile cache (no type stripper)': { code: agent, env: { NODE_COMPILE_CACHE: cache } },
+    'the same bundled (the chunks the agent loads), no compile cache': { code: bundled, env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
+    'the same bundled, warm compile cache': { code: bundled, env: { NODE_COMPILE_CACHE: bundleCache } },
   };
+  execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', bundled], { env: { ...process.env, NODE_COMPILE_CACHE: bundleCache } });
   // Warms the cache the last probe reads.
   execFileSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', agent], {
     cwd: root,
@@ -236,17 +254,25 @@ function moduleFloor(): Record<string, number[]> {
 const dir = mkdtempSync(join(tmpdir(), 'kpt-mem-bench-'));
 const rows: string[] = [];
 try {
-  // As the image does at build time: the compile cache that src/entry.js turns on (its checkout's node_modules/.cache)
-  // holds every module the agent loads, so no run pays for, or keeps, the type stripper.
-  const agentRoot = join(dirname(MAIN), '..');
-  execFileSync(
-    process.execPath,
-    [...NODE_FLAGS, '--input-type=module', '-e', `await import('${agentRoot}/src/agent.ts'); await import('${agentRoot}/src/cmd/run.ts');`],
-    {
-      env: { ...process.env, ...AGENT_ENV, NODE_COMPILE_CACHE: join(agentRoot, 'node_modules/.cache/kube-proxy-ts-compile') },
-    },
-  );
-  execFileSync(process.execPath, [...NODE_FLAGS, MAIN, '--help'], { stdio: 'ignore', env: { ...process.env, ...AGENT_ENV } });
+  // As the image does at build time: the compile cache the executable turns on holds every module the agent loads, so
+  // no run pays for compiling them (nor, from sources, keeps the type stripper).
+  if (IS_BUNDLE) warmBundleCache(MAIN, NODE_FLAGS, { ...process.env, ...AGENT_ENV });
+  else {
+    // src/entry.js's cache: its checkout's node_modules/.cache.
+    const agentRoot = join(dirname(MAIN), '..');
+    execFileSync(
+      process.execPath,
+      [...NODE_FLAGS, '--input-type=module', '-e', `await import('${agentRoot}/src/agent.ts'); await import('${agentRoot}/src/cmd/run.ts');`],
+      {
+        env: {
+          ...process.env,
+          ...AGENT_ENV,
+          NODE_COMPILE_CACHE: AGENT_ENV['NODE_COMPILE_CACHE'] ?? join(agentRoot, 'node_modules/.cache/kube-proxy-ts-compile'),
+        },
+      },
+    );
+    execFileSync(process.execPath, [...NODE_FLAGS, MAIN, '--help'], { stdio: 'ignore', env: { ...process.env, ...AGENT_ENV } });
+  }
   for (const mode of modes) {
     for (const size of sizes) {
       const n = size === 'idle' ? IDLE : Number(size);
@@ -265,7 +291,7 @@ try {
     .map(([k, v]) => `${k}=${v} `)
     .join('');
   console.log(
-    `agent memory: real process (${envText}node ${NODE_FLAGS.join(' ')}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`,
+    `agent memory: real process (${envText}node ${NODE_FLAGS.join(' ')} ${relative(process.cwd(), MAIN) || MAIN}${IS_BUNDLE ? ', the bundle' : ''}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`,
   );
   console.log(
     '| mode | services | resident, settled | resident, peak | start to first sync, s | agent CPU to first sync, s | agent CPU through the changes, s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -273,7 +299,7 @@ try {
   for (const r of rows) console.log(r);
   if (process.env['BENCH_MODULE_FLOOR'] !== '0') {
     console.log('\nresident MiB after loading modules only, median (min-max)\n| | resident |\n| --- | ---: |');
-    for (const [name, values] of Object.entries(moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
+    for (const [name, values] of Object.entries(await moduleFloor())) console.log(`| ${name} | ${fmt(summarize(values))} |`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

