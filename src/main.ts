@@ -17,7 +17,7 @@ const { listenForStop } = await import('./system/stop-signals.ts');
 
 const command = process.argv[2];
 const isAgent = command === undefined || (command.startsWith('-') && command !== '--help' && command !== '-h');
-// The agent's heap grows by a fixed 25 % between full collections, not V8's up to 4x (src/system/agent-heap.ts).
+// The agent's heap grows by a fixed 15 % between full collections, not V8's up to 4x (src/system/agent-heap.ts).
 if (isAgent) (await import('./system/agent-heap.ts')).tuneAgentHeap(process.execArgv);
 // The agent listens for SIGTERM/SIGINT from its first moment to its exit, so a
 // signal always means an orderly stop, even while a child process runs or
