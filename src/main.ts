@@ -17,8 +17,9 @@ const { listenForStop } = await import('./system/stop-signals.ts');
 
 const command = process.argv[2];
 const isAgent = command === undefined || (command.startsWith('-') && command !== '--help' && command !== '-h');
-// The agent's heap grows by a fixed 15 % between full collections, not V8's up to 4x (src/system/agent-heap.ts).
-if (isAgent) (await import('./system/agent-heap.ts')).tuneAgentHeap(process.execArgv);
+// The agent's heap grows by a fixed 15 % between full collections, not V8's up to 4x (src/system/agent-heap.ts),
+// set when the agent starts: after its modules are loaded, so that their cached code still matches V8's flags.
+const agentHeap = isAgent ? await import('./system/agent-heap.ts') : null;
 // The agent listens for SIGTERM/SIGINT from its first moment to its exit, so a
 // signal always means an orderly stop, even while a child process runs or
 // before the agent has started (src/system/stop-signals.ts says why).
@@ -38,6 +39,7 @@ const code = await runCli(process.argv.slice(2), {
   makeLogger: (verbosity) => createLogger({ verbosity, fd: logsToStderr ? 2 : 1 }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
   ...(stop ? { stopSignal: () => stop.stopped } : {}),
+  ...(agentHeap ? { beforeAgentStart: () => agentHeap.tuneAgentHeap(process.execArgv) } : {}),
   ...(process.stdout.isTTY ? { terminal: { columns: process.stdout.columns || 80, rows: process.stdout.rows || 24 } } : {}),
 }).catch((err: unknown) => {
   process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -22,6 +22,12 @@ export interface CommandIO {
   readonly kubeConfig?: (opts: { kubeconfig: string; master: string }) => KubeConfig;
   /** Resolves with the signal name when the process is asked to stop (SIGTERM, SIGINT). */
   readonly stopSignal?: () => Promise<string>;
+  /**
+   * Called by the agent once its modules are loaded, just before it starts (src/main.ts: fixes V8's heap growing
+   * factor, src/system/agent-heap.ts). Not earlier: a V8 flag changed before a module is compiled makes Node's compile
+   * cache reject that module's cached code (the cache is keyed by V8's flags), so the image's warmed cache would go unused.
+   */
+  readonly beforeAgentStart?: () => void;
   /** Size of the terminal stdout writes to; absent when stdout is not a terminal (top redraws in place only on one). */
   readonly terminal?: { readonly columns: number; readonly rows: number };
 }

@@ -16,7 +16,10 @@
  * CPU-bound and short, and keeps V8's own choice. V8 reads the flag at every
  * collection, so setting it before the agent starts works like the command
  * line flag; a `--heap-growing-percent` given to node (the image's
- * ENTRYPOINT, a DaemonSet's command) wins.
+ * ENTRYPOINT, a DaemonSet's command) wins. It is set after the agent's
+ * modules are loaded (CommandIO.beforeAgentStart): V8's code cache is keyed
+ * by its flags, so a module compiled after the change would find its cached
+ * code rejected (test/image.e2e.test.ts checks that none is).
  */
 import { setFlagsFromString } from 'node:v8';
 
