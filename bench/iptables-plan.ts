@@ -19,23 +19,20 @@
  * per-repetition ratio after / before. Figures: median (min-max) over the
  * repetitions of wall time and process CPU (user + system).
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Snapshot } from '../proxier/types.ts';
 import { DETECT_LOCAL, makeCluster, snapshotOf, withoutOneEndpoint } from './mode-cluster.ts';
-import { fmt, pairedRatios, rotate, summarize } from './stats.ts';
+import { runPlanBench, timeMedian, type PlanResult } from './plan-trees.ts';
 
 const ITERATIONS = 5;
-const WAYS = ['full', 'partial', 'cold'] as const;
-type Way = (typeof WAYS)[number];
+type Way = 'full' | 'partial' | 'cold';
 const LABELS: Record<Way, string> = {
   full: 'full sync, warm render cache',
   partial: 'partial sync, one endpoint',
   cold: 'full sync, new render cache',
 };
 
-type Result = Record<Way, { wall: number; cpu: number }> & { readonly sha: string };
+type Result = PlanResult<Way>;
 
 async function child(dir: string, n: number): Promise<Result> {
   const R = (await import(`${dir}/iptables/render.ts`)) as typeof import('../iptables/render.ts');
@@ -64,17 +61,7 @@ async function child(dir: string, n: number): Promise<Result> {
   };
   const measure = (way: Way) => {
     plan(way, true); // untimed: fills the cache and the applied state
-    const walls: number[] = [];
-    const cpus: number[] = [];
-    for (let i = 0; i < ITERATIONS; i++) {
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      plan(way, false);
-      walls.push(performance.now() - t0);
-      const c = process.cpuUsage(c0);
-      cpus.push((c.user + c.system) / 1000);
-    }
-    return { wall: summarize(walls).median, cpu: summarize(cpus).median };
+    return timeMedian(ITERATIONS, () => plan(way, false));
   };
   const full = measure('full');
   const partial = measure('partial');
@@ -82,43 +69,4 @@ async function child(dir: string, n: number): Promise<Result> {
   return { full, partial, cold, sha: hash.digest('hex') };
 }
 
-const childArgs = process.argv.slice(2);
-if (childArgs[0] === '--child') {
-  console.log(JSON.stringify(await child(childArgs[1]!, Number(childArgs[2]))));
-} else {
-  const here = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
-  const trees = [{ label: 'this tree', dir: here }];
-  const before = process.env['BENCH_PLAN_BEFORE'];
-  if (before) trees.push({ label: 'before', dir: before.replace(/\/$/, '') });
-  const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
-  const reps = Number(process.env['BENCH_REPS'] ?? 7);
-  const run = (dir: string, n: number): Result => {
-    const r = spawnSync(process.execPath, ['--max-semi-space-size=2', import.meta.filename, '--child', dir, String(n)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    if (r.status !== 0) throw new Error(`planning in ${dir} at ${n} services failed (exit ${r.status ?? r.signal})`);
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Result;
-  };
-  for (const n of sizes) {
-    const results = new Map(trees.map((t) => [t, [] as Result[]]));
-    for (let k = 0; k < reps; k++) {
-      for (const t of rotate(trees, k)) results.get(t)!.push(run(t.dir, n));
-      const shas = new Set(trees.map((t) => results.get(t)!.at(-1)!.sha));
-      if (shas.size > 1) throw new Error(`the trees wrote different restore texts at ${n} services`);
-    }
-    console.log(`\n${n.toLocaleString('en')} services x 5 endpoints: render + planSync + restore texts, ms, median (min-max) of ${reps} processes`);
-    for (const way of WAYS) {
-      console.log(`  ${LABELS[way]}:`);
-      for (const t of trees) {
-        const rs = results.get(t)!;
-        console.log(`    ${t.label.padEnd(30)} wall ${fmt(summarize(rs.map((r) => r[way].wall)))}  CPU ${fmt(summarize(rs.map((r) => r[way].cpu)))}`);
-      }
-      if (trees.length === 2) {
-        const [a, b] = trees.map((t) => results.get(t)!);
-        const ratio = (f: (r: Result) => number) => fmt(summarize(pairedRatios(a!.map(f), b!.map(f))), 2);
-        console.log(`    ${'after / before, per repetition'.padEnd(30)} wall ${ratio((r) => r[way].wall)}  CPU ${ratio((r) => r[way].cpu)}`);
-      }
-    }
-  }
-}
+await runPlanBench({ script: import.meta.filename, child, ways: LABELS, timed: 'render + planSync + restore texts', wrote: 'restore texts' });

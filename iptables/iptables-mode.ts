@@ -38,7 +38,7 @@ import { canaryPresent, canaryRestoreText } from './canary.ts';
 import { endpointChainName } from './chain-names.ts';
 import { SEP_PREFIX } from './chains.ts';
 import type { Iptables } from './iptables.ts';
-import { ruleCount } from './packed-chain.ts';
+import { ruleCount } from '../proxier/packed-rules.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
 import type { ServiceRender } from './render-service.ts';

@@ -15,7 +15,7 @@
  */
 import { lazyTexts, type LazyTexts } from '../proxier/lazy-texts.ts';
 import { fixedChain, isServiceChain, serviceChainHash } from './chains.ts';
-import { ruleCount, sameRules } from './packed-chain.ts';
+import { ruleCount, sameRules } from '../proxier/packed-rules.ts';
 import type { ServiceEntry } from './render.ts';
 import type { ServiceRender } from './render-service.ts';
 import { restoreText, restoreTextLength, type TableSection } from './restore-text.ts';
@@ -167,7 +167,8 @@ export function planSync(input: PlanInput): Plan {
       changedServices.push(entry);
       const old = new Map((before?.natChains ?? []).map((c) => [c.name, c]));
       for (const c of entry.render.natChains) {
-        if (!sameRules(old.get(c.name), c)) serviceWrite.push(c);
+        const was = old.get(c.name);
+        if (!was || !sameRules(was, c)) serviceWrite.push(c);
         old.delete(c.name);
       }
       serviceStale.push(...old.keys());
@@ -190,7 +191,8 @@ export function planSync(input: PlanInput): Plan {
     for (const chain of table.chains) {
       // Built-in chains hold the jump rules, managed separately.
       if (chain.policy !== null) continue;
-      if (full || !sameRules(before?.get(chain.name), chain)) {
+      const was = before?.get(chain.name);
+      if (full || !was || !sameRules(was, chain)) {
         toWrite.push(chain);
         changedTop.push({ table: table.name, chain });
       }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { PackedChain, ruleCount, sameChainRules } from './packed-chain.ts';
+import { ruleCount, sameRules as sameChainRules } from '../proxier/packed-rules.ts';
+import { PackedChain } from './packed-chain.ts';
+import type { NftChain } from './model.ts';
 import { Transaction } from './transaction.ts';
 
 const RULES = ['ip saddr 10.0.0.1 jump mark-for-masquerade', 'update @affinity-X { ip saddr }', 'meta l4proto tcp dnat to 10.0.0.1:80'];
@@ -36,7 +38,8 @@ describe('nftables PackedChain', () => {
   it('compares by rules whatever the form', () => {
     const a = new PackedChain('c', RULES);
     expect(sameChainRules(a, new PackedChain('c', [...RULES]))).toBe(true);
-    expect(sameChainRules(a, { name: 'c', base: null, comment: null, rules: RULES })).toBe(true);
+    const plainChain: NftChain = { name: 'c', base: null, comment: null, rules: RULES };
+    expect(sameChainRules(a, plainChain)).toBe(true);
     expect(sameChainRules(a, new PackedChain('c', RULES.slice(1)))).toBe(false);
   });
 });

@@ -18,7 +18,7 @@
  */
 import { ElementChanges } from './element-store.ts';
 import type { NftChain, NftSet } from './model.ts';
-import { sameChainRules } from './packed-chain.ts';
+import { sameRules as sameChainRules } from '../proxier/packed-rules.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { cleanupText, planFullSync } from './full-sync.ts';

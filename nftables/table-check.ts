@@ -6,7 +6,7 @@
 import type { LiveNames } from './full-sync.ts';
 import type { ElementStore } from './element-store.ts';
 import type { NftRender } from './render.ts';
-import { ruleCount } from './packed-chain.ts';
+import { ruleCount } from '../proxier/packed-rules.ts';
 import type { AppliedState } from './sync-state.ts';
 
 /** Chains, sets and maps the applied state holds that the listing lacks, fixed ones first. */
