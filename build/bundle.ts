@@ -23,6 +23,7 @@ import { build, type OutputChunk, type RolldownLog } from 'rolldown';
 import { bundleProblems } from './bundle-checks.ts';
 import { builtinImports } from './builtin-imports.ts';
 import { clientNodeTrim } from './client-node-trim.ts';
+import { undiciTrim } from './undici-trim.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 export const EXECUTABLE = 'kube-proxy-ts.mjs';
@@ -89,7 +90,7 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
       ...common,
       input: join(root, 'src/main.ts'),
       write: true,
-      plugins: [trim.plugin, builtinImports()],
+      plugins: [trim.plugin, undiciTrim((path) => readFileSync(path, 'utf8')), builtinImports()],
       treeshake: { moduleSideEffects: trim.moduleSideEffects },
       // keepNames: functions and classes keep their `name` (error names in metrics and logs, client-node's classes),
       // which renaming colliding top-level bindings would otherwise change. No comments: V8 keeps every module's
