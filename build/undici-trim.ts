@@ -2,9 +2,10 @@
  * What the bundle takes of undici: client-node imports `fetch`, `Agent` and `ProxyAgent` from it, and undici is
  * CommonJS, so the bundler cannot drop the rest of its index.js: the mock agents, the cache stores, WebSocket,
  * EventSource, cookies, the retry, socks5 and h2c agents (about half of the 1.1 MB of undici in the bundle, evaluated
- * at start). In the bundle an `import ... from 'undici'` made by client-node resolves to UNDICI_SUBSET instead: those
+ * at start). In the bundle an `import ... from 'undici'` made by client-node resolves to undiciSubset instead: those
  * three exports, built from the same undici modules as index.js builds them, with index.js's two effects on load (the
- * request API methods added to Dispatcher.prototype, the global dispatcher set up by lib/global.js).
+ * request API methods added to Dispatcher.prototype, the global dispatcher set up by lib/global.js), all of it loaded
+ * on first use only.
  *
  * The build first checks that undici's index.js still defines them so (INDEX_LINES); otherwise it fails, naming the
  * line that changed. A name client-node imports that the subset lacks fails the build too (a missing export).
@@ -37,27 +38,37 @@ export function missingIndexLines(indexSource: string): string[] {
 }
 
 /**
- * The subset, for undici's package directory. `fetch` as index.js wraps it where `__filename` is undefined (an ES
- * module: the bundle): a rejection's stack is captured at the call.
+ * The subset, for undici's package directory: CommonJS, so that the bundler keeps each undici module behind its own
+ * `require` and nothing of undici runs until one of the three is used. The agent uses none of them (it talks to the API
+ * server through Node's http client: src/sources/kube-http.ts); they are there for whatever in client-node still
+ * reaches for them. `Agent` and `ProxyAgent` construct undici's own classes (`new Agent(o)` returns an undici Agent;
+ * client-node never tests `instanceof`), `fetch` is index.js's fetch where `__filename` is undefined (an ES module:
+ * the bundle): a rejection's stack is captured at the call.
  */
 export function undiciSubset(dir: string): string {
   const lib = (p: string): string => JSON.stringify(join(dir, 'lib', p));
-  return `import Dispatcher from ${lib('dispatcher/dispatcher.js')};
-import api from ${lib('api/index.js')};
-import ${lib('global.js')};
-import AgentImpl from ${lib('dispatcher/agent.js')};
-import ProxyAgentImpl from ${lib('dispatcher/proxy-agent.js')};
-import fetchModule from ${lib('web/fetch/index.js')};
-Object.assign(Dispatcher.prototype, api);
-const fetchImpl = fetchModule.fetch;
-export const Agent = AgentImpl;
-export const ProxyAgent = ProxyAgentImpl;
-export function fetch(init, options = undefined) {
-  return fetchImpl(init, options).catch((err) => {
+  return `'use strict';
+let undici;
+function load() {
+  if (undici === undefined) {
+    const Dispatcher = require(${lib('dispatcher/dispatcher.js')});
+    Object.assign(Dispatcher.prototype, require(${lib('api/index.js')}));
+    require(${lib('global.js')});
+    undici = { Agent: require(${lib('dispatcher/agent.js')}), ProxyAgent: require(${lib('dispatcher/proxy-agent.js')}), fetch: require(${lib('web/fetch/index.js')}).fetch };
+  }
+  return undici;
+}
+function fetch(init, options = undefined) {
+  return load().fetch(init, options).catch((err) => {
     if (err && typeof err === 'object') Error.captureStackTrace(err, fetch);
     throw err;
   });
 }
+module.exports = {
+  fetch,
+  Agent: function Agent(options) { return new (load().Agent)(options); },
+  ProxyAgent: function ProxyAgent(options) { return new (load().ProxyAgent)(options); },
+};
 `;
 }
 

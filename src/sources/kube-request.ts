@@ -1,13 +1,14 @@
 /**
  * One request to the API server, the raw way the list half of the informers (kube-list.ts) and the event recorder
- * (../events.ts) make them: through client-node's own HTTP library, with the KubeConfig's authentication and TLS
- * applied, the response body returned as text, and every request reported to the observer (rest_client metrics).
- * Not through the generated API clients: those (de)serialise through every generated model class (lists turned
- * into model objects, timestamps into Dates; an Event's MicroTime written as JavaScript writes a Date, which the API
+ * (../events.ts) make them: through kube-http.ts (Node's http client with the kubeconfig's TLS and credentials), the
+ * response body returned as text, and every request reported to the observer (rest_client metrics). Not through
+ * client-node's generated API clients: those (de)serialise through every generated model class (lists turned into
+ * model objects, timestamps into Dates; an Event's MicroTime written as JavaScript writes a Date, which the API
  * server refuses: events.ts), and importing one loads all of them (~2 MB of the bundle: BENCHMARKS.md).
  */
-import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { serverHost, type RequestObserver } from './kube-client.ts';
+import { headersOf, readText, sendRequest } from './kube-http.ts';
 
 export interface KubeResponse {
   readonly status: number;
@@ -26,22 +27,22 @@ export interface KubeRequest {
 
 /** The response whatever its status (the caller decides what a 4xx means); rejects on a transport error. */
 export async function kubeRequest(kc: KubeConfig, r: KubeRequest): Promise<KubeResponse> {
-  const ctx = new RequestContext(r.url.toString(), r.method === 'GET' ? HttpMethod.GET : HttpMethod.POST);
-  ctx.setHeaderParam('Accept', 'application/json');
-  if (r.body !== undefined) {
-    ctx.setHeaderParam('Content-Type', 'application/json');
-    ctx.setBody(JSON.stringify(r.body));
-  }
-  await kc.applySecurityAuthentication(ctx);
-  if (r.signal) ctx.setSignal(r.signal);
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (r.body !== undefined) headers['Content-Type'] = 'application/json';
   const host = serverHost(kc.getCurrentCluster()?.server ?? '');
   const t0 = performance.now();
   const record = (code: string): void => r.observe?.({ method: r.method, host, code, seconds: (performance.now() - t0) / 1000 });
   try {
-    const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
-    const text = await resp.body.text();
-    record(String(resp.httpStatusCode));
-    return { status: resp.httpStatusCode, text, headers: resp.headers };
+    const res = await sendRequest(kc, {
+      method: r.method,
+      url: r.url,
+      headers,
+      ...(r.body !== undefined ? { body: JSON.stringify(r.body) } : {}),
+      signal: r.signal,
+    });
+    const text = await readText(res, r.signal);
+    record(String(res.statusCode));
+    return { status: res.statusCode ?? 0, text, headers: headersOf(res) };
   } catch (err) {
     record('<error>');
     throw err;
