@@ -4,7 +4,7 @@
  * (it lists and watches raw JSON: src/sources/kube-list.ts, src/sources/kube-request.ts). From the sources, importing
  * client-node evaluates every one of them (their attribute tables live in the heap as long as the agent runs); in
  * the bundle two things keep them out, and together they take the modules the agent loads from 78 to 73 MiB
- * resident (BENCHMARKS.md "client-node without its models"):
+ * resident (BENCHMARKS.md "The idle agent, fifth pass"):
  *
  * - ListWatch (dist/cache.js) imports client-node's ObjectSerializer only to pass its label and field selectors
  *   through `ObjectSerializer.serialize(selector, 'string')`, which returns a string as it is; that import alone
