@@ -27,7 +27,7 @@
  * shebang's node flags; BENCH_AGENT_NODE_FLAGS adds to them (e.g.
  * `--v8-pool-size=1`); BENCH_AGENT_ENV sets environment variables of the agent
  * process, space-separated NAME=value (glibc reads MALLOC_ARENA_MAX at process
- * start); default `MALLOC_ARENA_MAX=1` as the image's ENV sets it, empty for
+ * start); default `MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072` as the image's ENV sets them, empty for
  * none. Both apply to the compile-cache warm-up and the module
  * floor too. BENCH_MODULE_FLOOR=0 skips the module floor. Prints a table, and
  * one JSON line per run when BENCH_JSON=1.
@@ -66,7 +66,7 @@ const NODE_FLAGS = [
 ].filter(Boolean);
 /** BENCH_AGENT_ENV: NAME=value pairs, space-separated, set in the agent's environment from its start; by default the Dockerfile's. */
 const AGENT_ENV: Record<string, string> = Object.fromEntries(
-  (process.env['BENCH_AGENT_ENV'] ?? 'MALLOC_ARENA_MAX=1')
+  (process.env['BENCH_AGENT_ENV'] ?? 'MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072')
     .trim()
     .split(/\s+/)
     .filter(Boolean)

@@ -99,6 +99,29 @@ describe('the bundle against src/entry.js', { timeout: 60_000 }, () => {
     expect(readFileSync(out('bundle.yaml'), 'utf8')).toContain('mode: nftables');
   });
 
+  it("carries none of client-node's generated model classes on the agent's path (build/client-node-trim.ts)", () => {
+    const code = bundle.agentChunks.map((f) => readFileSync(f, 'utf8')).join('\n');
+    expect(code).toContain('class KubeConfig');
+    expect(code).toContain('the substitute for client-node ListWatch serializer');
+    expect(code).not.toMatch(/attributeTypeMap|class V1PodSpec|class V1Service\b/);
+  });
+
+  it("runs neither undici nor Node's internal copy nor webcrypto when the agent's chunks load (build/builtin-imports.ts, build/undici-trim.ts), and keeps each chunk's source one byte per character", async () => {
+    const chunks = bundle.agentChunks.filter((f) => !f.endsWith('/main.mjs'));
+    const code = `${chunks.map((f) => `await import(${JSON.stringify(f)});`).join(' ')}
+      console.log(JSON.stringify([...process.moduleLoadList, ...(globalThis[Symbol.for('undici.globalDispatcher.2')] ? ['undici evaluated'] : [])]));`;
+    const loaded = JSON.parse(
+      await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--input-type=module', '-e', code], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      ),
+    ) as string[];
+    expect(loaded).toContain('NativeModule https');
+    expect(loaded.filter((m) => /internal\/deps\/undici|internal\/crypto\/webcrypto/.test(m))).toEqual([]);
+    // undici's lib/global.js, run by any use of undici, sets this; nothing on the agent's path uses undici (build/undici-trim.ts).
+    expect(loaded).not.toContain('undici evaluated');
+    for (const f of chunks) expect(readFileSync(f, 'utf8')).not.toMatch(/[^\u0000-\u00ff]/);
+  });
+
   it('keeps its compile cache in node_modules/.cache beside dist/, as src/entry.js does beside src/', () => {
     expect(readdirSync(join(dir, 'node_modules/.cache/kube-proxy-ts-compile')).length).toBeGreaterThan(0);
   });

@@ -1,8 +1,8 @@
 /**
  * `npm run build`: the agent executable as a bundle in dist/ (gitignored), what the image runs. From the sources Node
- * loads each of the ~1,400 files the agent imports as a module of its own: the idle agent is ~148 MiB resident; from
- * the bundle, the same code tree-shaken into a dozen chunks, ~110 (BENCHMARKS.md "The agent as a bundle"). It needs
- * no node_modules at run time.
+ * loads each of the ~1,400 files the agent imports as a module of its own: the idle agent was ~148 MiB resident; from
+ * the bundle, the same code tree-shaken into a dozen chunks, ~110 (BENCHMARKS.md "The agent as a bundle"), and ~79
+ * with what the plugins below leave out ("The idle agent, fifth pass"). It needs no node_modules at run time.
  *
  *   dist/kube-proxy-ts.mjs   src/entry.js: turns Node's compile cache on, then imports main.mjs (src/entry.js says why)
  *   dist/main.mjs            src/main.ts and everything it imports, the dependencies included; the subcommands other
@@ -21,6 +21,9 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, st
 import { dirname, join, resolve } from 'node:path';
 import { build, type OutputChunk, type RolldownLog } from 'rolldown';
 import { bundleProblems } from './bundle-checks.ts';
+import { builtinImports } from './builtin-imports.ts';
+import { clientNodeTrim } from './client-node-trim.ts';
+import { undiciTrim } from './undici-trim.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 export const EXECUTABLE = 'kube-proxy-ts.mjs';
@@ -78,12 +81,17 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
   const onLog = (level: string, log: RolldownLog): void => {
     if (level === 'warn') warnings.push(`${log.code ?? 'warning'}: ${log.message}`);
   };
-  const common = { cwd: root, platform: 'node', logLevel: 'info', onLog } as const;
+  // bundlerTimings off: rolldown's report of slow plugin callbacks (client-node-trim's checks take ~1-2 s on a loaded
+  // machine) is a warning, and warnings fail this build; it says nothing about the bundle.
+  const common = { cwd: root, platform: 'node', logLevel: 'info', onLog, checks: { bundlerTimings: false } } as const;
+  const trim = clientNodeTrim((id) => readFileSync(id, 'utf8'));
   try {
     const main = await build({
       ...common,
       input: join(root, 'src/main.ts'),
       write: true,
+      plugins: [trim.plugin, undiciTrim((path) => readFileSync(path, 'utf8')), builtinImports()],
+      treeshake: { moduleSideEffects: trim.moduleSideEffects },
       // keepNames: functions and classes keep their `name` (error names in metrics and logs, client-node's classes),
       // which renaming colliding top-level bindings would otherwise change. No comments: V8 keeps every module's
       // source text, and the dependencies' comments are ~0.8 MB of it (~1.5 MiB resident; the licences are in
@@ -96,6 +104,10 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
         comments: false,
         entryFileNames: 'main.mjs',
         chunkFileNames: '[name]-[hash].mjs',
+        // V8 keeps each module's source text, one byte per character when every character is Latin-1, two bytes
+        // otherwise: one `✅` in a dependency's message doubled the 1.6 MB chunk with client-node (escaped, it is
+        // one byte per character; checked below).
+        charset: 'ascii',
         codeSplitting: !opts.singleFile,
       },
     });
@@ -119,6 +131,11 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
       throw new Error(
         `the bundle would not run without node_modules (build/bundle-checks.ts):\n${problems.map((p) => `  ${p.what} in ${p.module}`).join('\n')}`,
       );
+    const wide = chunks
+      .filter((c) => /[^\u0000-\u00ff]/.test(c.code))
+      .map((c) => `${c.fileName} (${JSON.stringify(/.{0,30}[^\u0000-\u00ff]/.exec(c.code)?.[0])})`);
+    if (wide.length > 0)
+      throw new Error(`characters beyond Latin-1 left in (V8 would keep these chunks two bytes per character): ${wide.join(', ')}`);
     if (!entry.output.some((o) => o.type === 'chunk' && o.fileName === EXECUTABLE && o.imports.length === 1 && o.dynamicImports[0] === './main.mjs'))
       throw new Error(`${EXECUTABLE} should only turn the compile cache on and import ./main.mjs`);
     chmodSync(join(tmp, EXECUTABLE), 0o755);

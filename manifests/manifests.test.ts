@@ -250,12 +250,12 @@ describe('Dockerfile', () => {
     expect(instructions.join('\n')).toContain('ln -s /app/dist/kube-proxy-ts.mjs /usr/local/bin/kube-proxy-ts');
   });
 
-  it('warms the compile cache with the ENTRYPOINT flags and sets MALLOC_ARENA_MAX=1 for the agent (BENCHMARKS.md)', () => {
+  it('warms the compile cache with the ENTRYPOINT flags and sets MALLOC_ARENA_MAX=1 and MALLOC_TRIM_THRESHOLD_ for the agent (BENCHMARKS.md)', () => {
     const flags = entrypoint.slice(1, -1).join(' ');
     const warm = instructions.find((l) => l.includes('enableCompileCache'))!;
     expect([...warm.matchAll(/\bnode (--\S+(?: --\S+)*) /g)].map((m) => m[1]!.replace(/ --input-type=module$/, ''))).toEqual([flags, flags]);
     // glibc reads it when the process starts: it must be in the image's environment, not set by the agent.
-    const env = instructions.findIndex((l) => l === 'ENV MALLOC_ARENA_MAX=1');
+    const env = instructions.findIndex((l) => l === 'ENV MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072');
     expect(env).toBeGreaterThan(-1);
     expect(env).toBeLessThan(instructions.findIndex((l) => l.startsWith('ENTRYPOINT ')));
   });

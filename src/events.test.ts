@@ -1,11 +1,12 @@
 /**
- * Events through the real client-node API client to the fake API server:
+ * Events through client-node's HTTP library to the fake API server:
  * the body upstream's recorder would send, and failures that never reach the
  * proxy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer, kubeConfigFor } from '../test/fake-apiserver.ts';
-import { apiEventRecorder, eventBody } from './events.ts';
+import { apiEventRecorder, eventBody, microTime } from './events.ts';
+import { failureMessage, kubeRequest } from './sources/kube-request.ts';
 import { silentLogger } from '../proxier/log.ts';
 
 let api: FakeApiServer;
@@ -38,6 +39,46 @@ describe('events', () => {
       regarding: { kind: 'Service', namespace: 'ns1', name: 'lb' },
     });
     expect(String((api.events.at(-1)!['metadata'] as { name: string }).name)).toMatch(/^lb\.[0-9a-f]+$/);
+  });
+
+  it('eventTime is written as metav1.MicroTime.MarshalJSON writes it (RFC3339Micro), which the API server accepts', async () => {
+    expect(microTime(new Date('2026-11-23T01:02:03.456Z'))).toBe('2026-11-23T01:02:03.456000Z');
+    const before = api.events.length;
+    const rec = apiEventRecorder(kubeConfigFor(api), { nodeName: 'node-1', logger: silentLogger(), now: () => new Date('2026-11-23T01:02:03.456Z') });
+    rec.record({
+      regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
+      type: 'Normal',
+      reason: 'Starting',
+      action: 'StartKubeProxy',
+      note: '',
+    });
+    await rec.flush();
+    expect(api.events.length).toBe(before + 1);
+    expect(api.events.at(-1)!['eventTime']).toBe('2026-11-23T01:02:03.456000Z');
+  });
+
+  it("metav1.MicroTime.UnmarshalJSON: the fake API server refuses the millisecond eventTime client-node's EventsV1Api sends, as a real one does", async () => {
+    const kc = kubeConfigFor(api);
+    const body = {
+      ...eventBody(
+        {
+          regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
+          type: 'Normal',
+          reason: 'Starting',
+          action: 'StartKubeProxy',
+          note: '',
+        },
+        { nodeName: 'node-1', now: new Date(0) },
+      ),
+      eventTime: new Date(0),
+    };
+    const r = await kubeRequest(kc, {
+      method: 'POST',
+      url: new URL(`${kc.getCurrentCluster()!.server}/apis/events.k8s.io/v1/namespaces/default/events`),
+      body,
+    });
+    expect(r.status).toBe(400);
+    expect(failureMessage(r.text).message).toContain('parsing time "1970-01-01T00:00:00.000Z" as "2006-01-02T15:04:05.000000Z07:00"');
   });
 
   it('a Node event (cluster-scoped) goes to "default" and its reference carries no namespace', () => {

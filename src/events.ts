@@ -4,10 +4,16 @@
  * on a Service whose health-check node port cannot be opened. Recording is
  * fire-and-forget: a failure is logged at debug level and never affects the
  * proxy. Without an API server (--objects) events are only logged.
+ *
+ * Posted as JSON by kubeRequest, not through client-node's EventsV1Api: its serializer writes eventTime (a
+ * MicroTime) as JavaScript writes a Date, with milliseconds, and the API server parses a MicroTime with the
+ * fixed-width layout RFC3339Micro (exactly six fractional digits), so it refuses every such Event with a 400
+ * (kubernetes/kubernetes#141204, open).
  */
-import { EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../proxier/log.ts';
-import { serverHost, statusOf, type RequestObserver } from './sources/kube-client.ts';
+import type { RequestObserver } from './sources/kube-client.ts';
+import { failureMessage, kubeRequest } from './sources/kube-request.ts';
 
 export interface ObjectRef {
   readonly kind: 'Node' | 'Service';
@@ -32,6 +38,11 @@ export interface EventRecorder {
   flush(): Promise<void>;
 }
 
+/** A time as metav1.MicroTime writes it (MarshalJSON: UTC, RFC3339Micro "2006-01-02T15:04:05.000000Z07:00"); a Date has milliseconds. */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/Z$/, '000Z');
+}
+
 /** The body of an events.k8s.io/v1 Event (pure). */
 export function eventBody(e: EventSpec, o: { nodeName: string; now: Date }) {
   const namespace = e.regarding.namespace || 'default';
@@ -39,7 +50,7 @@ export function eventBody(e: EventSpec, o: { nodeName: string; now: Date }) {
     apiVersion: 'events.k8s.io/v1',
     kind: 'Event',
     metadata: { name: `${e.regarding.name}.${(o.now.getTime() * 1e6).toString(16)}`, namespace },
-    eventTime: o.now,
+    eventTime: microTime(o.now),
     reportingController: 'kube-proxy',
     reportingInstance: `kube-proxy-${o.nodeName}`,
     action: e.action,
@@ -65,22 +76,19 @@ export function apiEventRecorder(
   kc: KubeConfig,
   o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver },
 ): EventRecorder {
-  const api = kc.makeApiClient(EventsV1Api);
   const pending = new Set<Promise<void>>();
-  const host = serverHost(kc.getCurrentCluster()?.server ?? '');
+  const server = (kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
   return {
     record(e) {
       const body = eventBody(e, { nodeName: o.nodeName, now: (o.now ?? (() => new Date()))() });
       o.logger.info(logFields(e), 'recording event');
-      const t0 = performance.now();
-      const observe = (code: string): void => o.observe?.({ method: 'POST', host, code, seconds: (performance.now() - t0) / 1000 });
-      const p = api
-        .createNamespacedEventWithHttpInfo({ namespace: body.metadata.namespace, body: body as never })
-        .then((r) => observe(String(r.httpStatusCode)))
-        .catch((err: unknown) => {
-          observe(String(statusOf(err) ?? '<error>'));
-          o.logger.debug({ err: (err as Error).message, event: e.reason }, 'cannot record event');
+      const path = `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(body.metadata.namespace)}/events`;
+      const p = Promise.resolve()
+        .then(() => kubeRequest(kc, { method: 'POST', url: new URL(server + path), body, observe: o.observe }))
+        .then((r) => {
+          if (r.status < 200 || r.status > 299) throw new Error(`HTTP ${r.status}: ${failureMessage(r.text).message}`);
         })
+        .catch((err: unknown) => o.logger.debug({ err: (err as Error).message, event: e.reason }, 'cannot record event'))
         .finally(() => pending.delete(p));
       pending.add(p);
     },

@@ -266,6 +266,13 @@ export class FakeApiServer {
       const md = body['metadata'] as { namespace?: string } | undefined;
       if (md?.namespace && md.namespace !== namespace)
         return fail(400, `the namespace of the object (${md.namespace}) does not match the namespace on the request (${namespace})`);
+      // metav1.MicroTime.UnmarshalJSON parses with the fixed-width layout RFC3339Micro, before any validation.
+      const t = body['eventTime'];
+      if (typeof t === 'string' && !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/.test(t))
+        return fail(
+          400,
+          `Event in version "v1" cannot be handled as a Event: parsing time "${t}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse`,
+        );
       if (!body['reason'] || !body['regarding'] || !body['reportingController'] || !body['eventTime'])
         return fail(422, 'Event is invalid: reason, regarding, reportingController and eventTime are required');
       this.events.push(body);

@@ -98,13 +98,13 @@ describe('the image built from the Dockerfile', () => {
         // it: --write-config-to exits after writing the configuration. Node reports each ES module's cache lookup.
         'NODE_DEBUG_NATIVE=COMPILE_CACHE node --max-semi-space-size=2 /app/dist/kube-proxy-ts.mjs --hostname-override n1 --write-config-to /tmp/c.yaml 2>&1 ' +
           '| grep -o "V8 code cache for ESM file:///[^ ]* was [a-z ]*"',
-        // One malloc arena (BENCHMARKS.md): in the environment the agent starts with.
-        'echo MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX',
+        // One malloc arena and a fixed trim threshold (BENCHMARKS.md): in the environment the agent starts with.
+        'echo MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX MALLOC_TRIM_THRESHOLD_=$MALLOC_TRIM_THRESHOLD_',
       ].join('; '),
     );
     const lines = out.trim().split('\n');
     expect(lines.slice(0, 2)).toEqual(['/app/dist/kube-proxy-ts.mjs', '#!/usr/bin/env -S node --max-semi-space-size=2']);
-    expect(lines.at(-1)).toBe('MALLOC_ARENA_MAX=1');
+    expect(lines.at(-1)).toBe('MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072');
     const lookups = lines.slice(2, -1);
     // main.mjs, the run chunk and the chunk holding client-node at least; every one found and accepted.
     expect(lookups.length).toBeGreaterThan(4);

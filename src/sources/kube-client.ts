@@ -1,8 +1,9 @@
 /**
  * The watch half of an informer, and what both halves share (the list half
- * is kube-list.ts), on client-node's own HTTP stack and authentication
- * (KubeConfig.applySecurityAuthentication):
- * - GuardedWatch: client-node's Watch, hardened for ListWatch. It asks for
+ * is kube-list.ts), with the kubeconfig's TLS and credentials as client-node
+ * applies them (KubeConfig.applyToHTTPSOptions, kube-http.ts):
+ * - GuardedWatch: client-node's Watch, its stream made by kube-watch.ts (the
+ *   same semantics on Node's http client), hardened for ListWatch. It asks for
  *   bookmarks, drops events that would crash ListWatch's async handler
  *   (unhandled rejections), reports in-stream error Statuses that ListWatch
  *   ignores, turns a failing (re)watch into onDead instead of a lost
@@ -17,6 +18,7 @@
  *   against.
  */
 import { ApiException, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { httpWatch, type WatchCallback } from './kube-watch.ts';
 
 /** One HTTP request as client-go's rest_client metrics see it. */
 export interface RequestRecord {
@@ -103,9 +105,10 @@ export interface GuardedWatchHooks {
   retain?: (obj: Record<string, unknown>) => Record<string, unknown>;
 }
 
-type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
-
 const OBJECT_EVENTS = new Set(['ADDED', 'MODIFIED', 'DELETED']);
+
+/** client-node's Watch.requestTimeoutMs: to the response, then without a byte (a quiet watch is re-made from its resourceVersion). */
+export const WATCH_TIMEOUT_MS = 30_000;
 
 export class GuardedWatch extends Watch {
   private readonly hooks: GuardedWatchHooks;
@@ -163,7 +166,7 @@ export class GuardedWatch extends Watch {
       }
     };
     try {
-      controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true }, guardedCallback, guardedDone);
+      controller = await httpWatch(this.config, path, { ...queryParams, allowWatchBookmarks: true }, guardedCallback, guardedDone, WATCH_TIMEOUT_MS);
       answer('200');
     } catch (err) {
       this.hooks.onDead(err);

@@ -9,8 +9,9 @@
  * client-go's ListPager (FullListIfExpired) does. Every page is reported to
  * the observer (rest_client metrics).
  */
-import { ApiException, HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { isObject, serverHost, type RequestObserver } from './kube-client.ts';
+import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+import { isObject, type RequestObserver } from './kube-client.ts';
+import { failureMessage, kubeRequest } from './kube-request.ts';
 
 export interface RawList {
   readonly metadata: { readonly resourceVersion?: string };
@@ -30,30 +31,6 @@ export interface ListOptions {
    * like at the first sync's peak). Default: the item as it is.
    */
   readonly keep?: (item: unknown) => unknown;
-}
-
-async function getJson(
-  kc: KubeConfig,
-  url: URL,
-  signal: AbortSignal,
-  observe: RequestObserver | undefined,
-): Promise<{ status: number; text: string; headers: Record<string, string> }> {
-  const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-  ctx.setHeaderParam('Accept', 'application/json');
-  await kc.applySecurityAuthentication(ctx);
-  ctx.setSignal(signal);
-  const host = serverHost(kc.getCurrentCluster()?.server ?? '');
-  const t0 = performance.now();
-  const record = (code: string): void => observe?.({ method: 'GET', host, code, seconds: (performance.now() - t0) / 1000 });
-  try {
-    const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
-    const text = await resp.body.text();
-    record(String(resp.httpStatusCode));
-    return { status: resp.httpStatusCode, text, headers: resp.headers };
-  } catch (err) {
-    record('<error>');
-    throw err;
-  }
 }
 
 /** The whole list, page by page (see the file comment); items and the resourceVersion of the snapshot the pages came from. */
@@ -76,7 +53,7 @@ export async function listRaw(
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     if (paged) url.searchParams.set('limit', String(pageSize));
     if (next) url.searchParams.set('continue', next);
-    const resp = await getJson(kc, url, signal, opts.observe);
+    const resp = await kubeRequest(kc, { method: 'GET', url, signal, observe: opts.observe });
     if (resp.status === 410 && next) {
       // The snapshot behind the continue token is gone: start over with one full list (client-go's FullListIfExpired).
       items.length = 0;
@@ -100,13 +77,7 @@ function parseList(
   headers: Record<string, string>,
 ): { items: unknown[]; resourceVersion?: string; continue: string } {
   if (status < 200 || status > 299) {
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
-    }
-    const message = isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200);
+    const { message, body } = failureMessage(text);
     throw new ApiException(status, `list ${path}: ${message}`, body, headers);
   }
   let parsed: unknown;

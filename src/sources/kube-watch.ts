@@ -1,0 +1,81 @@
+/**
+ * One watch stream, as client-node's Watch.watch makes it, over kube-http.ts instead of undici's fetch: the same URL
+ * (watch=true and the query), the same timer (requestTimeoutMs to the response, then as an inactivity timeout reset
+ * by every chunk; on expiry the stream is aborted and done gets a TimeoutError), the same end (done exactly once:
+ * null when the stream ends, the error otherwise; an HTTP status other than 200 is an Error with statusCode and the
+ * status text, before the call returns), one JSON event per line to the callback, lines that do not parse skipped.
+ * GuardedWatch (kube-client.ts) calls it in place of Watch.watch.
+ */
+import { STATUS_CODES } from 'node:http';
+import { createInterface } from 'node:readline';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { sendRequest } from './kube-http.ts';
+
+export type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
+
+export async function httpWatch(
+  kc: KubeConfig,
+  path: string,
+  queryParams: Readonly<Record<string, string | number | boolean | undefined>>,
+  callback: WatchCallback,
+  done: (err: any) => void,
+  requestTimeoutMs: number,
+): Promise<AbortController> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('No currently active cluster');
+  const url = new URL(cluster.server + path);
+  url.searchParams.set('watch', 'true');
+  for (const [key, val] of Object.entries(queryParams)) if (val !== undefined) url.searchParams.set(key, val.toString());
+  const controller = new AbortController();
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const clearTimer = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  const resetTimer = (): void => {
+    clearTimer();
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    }, requestTimeoutMs);
+    timer.unref();
+  };
+  let doneCalled = false;
+  const doneOnce = (err: unknown): void => {
+    if (doneCalled) return;
+    doneCalled = true;
+    clearTimer();
+    controller.abort();
+    done(err && timedOut ? new DOMException('The operation was aborted due to timeout', 'TimeoutError') : err);
+  };
+  try {
+    resetTimer();
+    const res = await sendRequest(kc, { method: 'GET', url, signal: controller.signal });
+    if (res.statusCode !== 200) {
+      res.resume();
+      const error = new Error(res.statusMessage || STATUS_CODES[res.statusCode ?? 500] || 'Internal Server Error') as Error & { statusCode?: number };
+      error.statusCode = res.statusCode ?? 500;
+      throw error;
+    }
+    // The response has come: from here on the timer is an inactivity timeout.
+    resetTimer();
+    res.on('error', doneOnce);
+    res.on('close', () => doneOnce(null));
+    res.on('end', () => doneOnce(null));
+    res.on('data', resetTimer);
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    lines.on('error', doneOnce);
+    lines.on('line', (line) => {
+      try {
+        const data = JSON.parse(line) as { type: string; object: unknown };
+        callback(data.type, data.object, data);
+      } catch {
+        // a line that does not parse (or a callback that throws) is skipped, as client-node's Watch skips it
+      }
+    });
+  } catch (err) {
+    doneOnce(err);
+  }
+  return controller;
+}
