@@ -53,6 +53,8 @@ export async function httpWatch(
     resetTimer();
     const res = await sendRequest(kc, { method: 'GET', url, signal: controller.signal });
     if (res.statusCode !== 200) {
+      // The body is not read; a connection that fails while it drains must not be an unhandled 'error'.
+      res.on('error', () => undefined);
       res.resume();
       const error = new Error(res.statusMessage || STATUS_CODES[res.statusCode ?? 500] || 'Internal Server Error') as Error & { statusCode?: number };
       error.statusCode = res.statusCode ?? 500;
