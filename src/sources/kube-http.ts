@@ -66,8 +66,10 @@ export function readText(res: IncomingMessage, signal?: AbortSignal): Promise<st
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => (text += chunk));
     res.on('end', () => resolve(text));
-    res.on('error', (err) => reject(signal?.aborted && signal.reason !== undefined ? signal.reason : err));
-    res.on('aborted', () => reject(new Error('the connection closed before the end of the response')));
+    // An abort rejects with its reason (a list's timeout names itself), as fetch does.
+    const failed = (err: unknown): void => reject(signal?.aborted && signal.reason !== undefined ? signal.reason : err);
+    res.on('error', failed);
+    res.on('aborted', () => failed(new Error('the connection closed before the end of the response')));
   });
 }
 

@@ -1,0 +1,112 @@
+/**
+ * The agent's HTTP client (kube-http.ts) against the fake API server over TLS: a kubeconfig's proxy-url (an HTTP
+ * CONNECT proxy, as corporate networks and kops' bastions put in front of the API server) carries lists and watches,
+ * requests reuse one kept-alive connection, and an aborted request rejects with the abort's reason.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KubeConfig } from '@kubernetes/client-node';
+import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
+import { GuardedWatch } from './kube-client.ts';
+import { listRaw } from './kube-list.ts';
+import { readText, sendRequest } from './kube-http.ts';
+
+let api: FakeApiServer;
+let proxy: Server;
+let connects: string[];
+let tunnels: Socket[];
+let proxyUrl: string;
+beforeEach(async () => {
+  api = await FakeApiServer.start();
+  connects = [];
+  tunnels = [];
+  proxy = createHttpServer((_, res) => res.writeHead(405).end());
+  // An HTTP CONNECT proxy: a tunnel to whatever host:port the client asks for.
+  proxy.on('connect', (req, client: Socket, head: Buffer) => {
+    connects.push(req.url ?? '');
+    const [host, port] = (req.url ?? '').split(':');
+    const upstream = connect(Number(port), host!, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client).pipe(upstream);
+    });
+    tunnels.push(client, upstream);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+});
+afterEach(async () => {
+  // Tunnels are sockets the HTTP server no longer tracks once CONNECT took them over.
+  for (const t of tunnels) t.destroy();
+  proxy.closeAllConnections();
+  await new Promise((r) => proxy.close(r));
+  await api.close();
+});
+
+/** The fake API server's kubeconfig with the cluster behind proxy-url. */
+function viaProxy(): KubeConfig {
+  const direct = kubeConfigFor(api);
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser({ ...direct.getCurrentCluster()!, proxyUrl }, direct.getCurrentUser()!);
+  return kc;
+}
+
+describe('kube-http', () => {
+  it("lists and watches through the kubeconfig's proxy-url (an HTTP CONNECT tunnel to the API server)", async () => {
+    api.create('services', { metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.0.0.1' } });
+    const kc = viaProxy();
+    const list = await listRaw(kc, '/api/v1/services', {}, new AbortController().signal);
+    expect(list.items).toHaveLength(1);
+    const target = new URL(kc.getCurrentCluster()!.server).host;
+    expect(connects).toContain(target);
+    const seen: string[] = [];
+    const watch = new GuardedWatch(kc, {
+      onActivity: () => undefined,
+      onDead: (e) => seen.push(`dead ${String(e)}`),
+      onProblem: (m) => seen.push(m),
+    });
+    const got = new Promise<void>((resolve) => {
+      void watch.watch(
+        '/api/v1/services',
+        { resourceVersion: list.metadata.resourceVersion },
+        (phase, obj: { metadata: { name: string } }) => {
+          seen.push(`${phase} ${obj.metadata.name}`);
+          resolve();
+        },
+        () => undefined,
+      );
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    api.create('services', { metadata: { name: 'db', namespace: 'default' }, spec: { clusterIP: '10.0.0.2' } });
+    await got;
+    watch.close();
+    expect(seen).toEqual(['ADDED db']);
+    expect(connects.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reuses one kept-alive connection for consecutive requests', async () => {
+    const kc = kubeConfigFor(api);
+    const sockets = new Set<unknown>();
+    for (let i = 0; i < 3; i++) {
+      const res = await sendRequest(kc, { method: 'GET', url: new URL(`${kc.getCurrentCluster()!.server}/api/v1/services`) });
+      sockets.add(res.socket);
+      await readText(res);
+    }
+    expect(sockets.size).toBe(1);
+  });
+
+  it("rejects an aborted request with the abort's reason (a list's timeout names itself)", async () => {
+    const kc = kubeConfigFor(api);
+    const ac = new AbortController();
+    const pending = sendRequest(kc, {
+      method: 'GET',
+      url: new URL(`${kc.getCurrentCluster()!.server}/api/v1/services?watch=true`),
+      signal: ac.signal,
+    }).then((res) => readText(res, ac.signal));
+    setTimeout(() => ac.abort(new Error('list timed out after 50 ms')), 50);
+    await expect(pending).rejects.toThrow('list timed out after 50 ms');
+  });
+});
