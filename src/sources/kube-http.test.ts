@@ -98,6 +98,26 @@ describe('kube-http', () => {
     expect(sockets.size).toBe(1);
   });
 
+  it('a change of TLS credentials (a rotated client certificate, a new CA bundle) gets a new connection, and the old one closes', async () => {
+    const kc = kubeConfigFor(api);
+    const url = new URL(`${kc.getCurrentCluster()!.server}/api/v1/services`);
+    const first = await sendRequest(kc, { method: 'GET', url });
+    const firstSocket = first.socket;
+    await readText(first);
+    const rotated = new KubeConfig();
+    const cluster = kc.getCurrentCluster()!;
+    // The same CA, written again with a trailing newline: other bytes, the same trust.
+    const caData = Buffer.from(`${Buffer.from(cluster.caData!, 'base64').toString()}\n`).toString('base64');
+    rotated.loadFromClusterAndUser({ ...cluster, caData }, kc.getCurrentUser()!);
+    const second = await sendRequest(rotated, { method: 'GET', url });
+    const secondSocket = second.socket;
+    await readText(second);
+    expect(secondSocket).not.toBe(firstSocket);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(firstSocket.destroyed).toBe(true);
+    expect(secondSocket.destroyed).toBe(false);
+  });
+
   it("rejects an aborted request with the abort's reason (a list's timeout names itself)", async () => {
     const kc = kubeConfigFor(api);
     const ac = new AbortController();

@@ -39,6 +39,11 @@ function keepAliveAgent(url: URL, opts: https.RequestOptions): http.Agent {
     .digest('hex');
   const cached = agents.get(url.origin);
   if (cached?.key === key) return cached.agent;
+  if (cached) {
+    // Retired: its idle connections close now, the busy ones (a watch) when their response ends.
+    (cached.agent as http.Agent & { keepAlive: boolean }).keepAlive = false;
+    for (const list of Object.values(cached.agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
+  }
   const options = { keepAlive: true, keepAliveMsecs: 30_000 };
   const agent = url.protocol === 'http:' ? new http.Agent(options) : new https.Agent({ ...options, ...tls });
   agents.set(url.origin, { key, agent });
