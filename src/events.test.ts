@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer, kubeConfigFor } from '../test/fake-apiserver.ts';
-import { apiEventRecorder, eventBody, microTime } from './events.ts';
+import { apiEventRecorder, eventBody, microTime, type EventSpec } from './events.ts';
 import { failureMessage, kubeRequest } from './sources/kube-request.ts';
 import { silentLogger } from '../proxier/log.ts';
 
@@ -17,17 +17,31 @@ afterAll(async () => {
   await api.close();
 });
 
+/** The event upstream records on its Node when it starts. */
+const STARTING: EventSpec = {
+  regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
+  type: 'Normal',
+  reason: 'Starting',
+  action: 'StartKubeProxy',
+  note: '',
+};
+
+/** Records one event through the fake API server, at the time given, and waits until it was sent. */
+async function recordAt(now: string, e: EventSpec): Promise<void> {
+  const rec = apiEventRecorder(kubeConfigFor(api), { nodeName: 'node-1', logger: silentLogger(), now: () => new Date(now) });
+  rec.record(e);
+  await rec.flush();
+}
+
 describe('events', () => {
   it('a Service event goes to its namespace with upstream reason, action and reporter', async () => {
-    const rec = apiEventRecorder(kubeConfigFor(api), { nodeName: 'node-1', logger: silentLogger(), now: () => new Date('2026-11-23T00:00:00Z') });
-    rec.record({
+    await recordAt('2026-11-23T00:00:00Z', {
       regarding: { kind: 'Service', apiVersion: 'v1', namespace: 'ns1', name: 'lb' },
       type: 'Warning',
       reason: 'FailedToStartServiceHealthcheck',
       action: 'Listen',
       note: 'port 30001 in use',
     });
-    await rec.flush();
     expect(api.events.at(-1)).toMatchObject({
       metadata: { namespace: 'ns1' },
       reason: 'FailedToStartServiceHealthcheck',
@@ -44,15 +58,7 @@ describe('events', () => {
   it('eventTime is written as metav1.MicroTime.MarshalJSON writes it (RFC3339Micro), which the API server accepts', async () => {
     expect(microTime(new Date('2026-11-23T01:02:03.456Z'))).toBe('2026-11-23T01:02:03.456000Z');
     const before = api.events.length;
-    const rec = apiEventRecorder(kubeConfigFor(api), { nodeName: 'node-1', logger: silentLogger(), now: () => new Date('2026-11-23T01:02:03.456Z') });
-    rec.record({
-      regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
-      type: 'Normal',
-      reason: 'Starting',
-      action: 'StartKubeProxy',
-      note: '',
-    });
-    await rec.flush();
+    await recordAt('2026-11-23T01:02:03.456Z', STARTING);
     expect(api.events.length).toBe(before + 1);
     expect(api.events.at(-1)!['eventTime']).toBe('2026-11-23T01:02:03.456000Z');
   });
@@ -60,16 +66,7 @@ describe('events', () => {
   it("metav1.MicroTime.UnmarshalJSON: the fake API server refuses the millisecond eventTime client-node's EventsV1Api sends, as a real one does", async () => {
     const kc = kubeConfigFor(api);
     const body = {
-      ...eventBody(
-        {
-          regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
-          type: 'Normal',
-          reason: 'Starting',
-          action: 'StartKubeProxy',
-          note: '',
-        },
-        { nodeName: 'node-1', now: new Date(0) },
-      ),
+      ...eventBody(STARTING, { nodeName: 'node-1', now: new Date(0) }),
       eventTime: new Date(0),
     };
     const r = await kubeRequest(kc, {
@@ -82,29 +79,14 @@ describe('events', () => {
   });
 
   it('a Node event (cluster-scoped) goes to "default" and its reference carries no namespace', () => {
-    const b = eventBody(
-      {
-        regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
-        type: 'Normal',
-        reason: 'Starting',
-        action: 'StartKubeProxy',
-        note: '',
-      },
-      { nodeName: 'node-1', now: new Date(0) },
-    );
+    const b = eventBody(STARTING, { nodeName: 'node-1', now: new Date(0) });
     expect(b.metadata.namespace).toBe('default');
     expect(b.regarding).toEqual({ kind: 'Node', apiVersion: 'v1', name: 'node-1' });
   });
 
   it('an API server that refuses events changes nothing for the caller', async () => {
     const rec = apiEventRecorder(kubeConfigFor({ url: 'http://127.0.0.1:1' }), { nodeName: 'node-1', logger: silentLogger() });
-    rec.record({
-      regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: 'node-1' },
-      type: 'Normal',
-      reason: 'Starting',
-      action: 'StartKubeProxy',
-      note: '',
-    });
+    rec.record(STARTING);
     await expect(rec.flush()).resolves.toBeUndefined();
   });
 });
