@@ -7,7 +7,7 @@
  * server refuses: events.ts), and importing one loads all of them (~2 MB of the bundle: BENCHMARKS.md).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { serverHost, type RequestObserver } from './kube-client.ts';
+import { isObject, serverHost, type RequestObserver } from './kube-client.ts';
 import { headersOf, readText, sendRequest } from './kube-http.ts';
 
 export interface KubeResponse {
@@ -57,9 +57,5 @@ export function failureMessage(text: string): { message: string; body: unknown }
   } catch {
     // not JSON: keep the text
   }
-  const message =
-    typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>)['message'] === 'string'
-      ? ((body as Record<string, unknown>)['message'] as string)
-      : text.slice(0, 200);
-  return { message, body };
+  return { message: isObject(body) && typeof body['message'] === 'string' ? body['message'] : text.slice(0, 200), body };
 }
