@@ -39,7 +39,7 @@ const code = await runCli(process.argv.slice(2), {
   makeLogger: (verbosity) => createLogger({ verbosity, fd: logsToStderr ? 2 : 1 }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
   ...(stop ? { stopSignal: () => stop.stopped } : {}),
-  ...(agentHeap ? { beforeAgentStart: () => agentHeap.tuneAgentHeap(process.execArgv) } : {}),
+  ...(agentHeap ? { beforeAgentStart: (mode) => agentHeap.tuneAgentHeap(process.execArgv, mode) } : {}),
   ...(process.stdout.isTTY ? { terminal: { columns: process.stdout.columns || 80, rows: process.stdout.rows || 24 } } : {}),
 }).catch((err: unknown) => {
   process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -7,6 +7,7 @@ import type { Logger } from '../../proxier/log.ts';
 import type { Clock } from '../../proxier/clock.ts';
 import type { CommandRunner } from '../../proxier/exec.ts';
 import type { NftApi } from '../../nftables/nft.ts';
+import type { ProxyModeName } from '../../proxier/mode.ts';
 
 export interface CommandIO {
   readonly stdout: (text: string) => void;
@@ -23,11 +24,12 @@ export interface CommandIO {
   /** Resolves with the signal name when the process is asked to stop (SIGTERM, SIGINT). */
   readonly stopSignal?: () => Promise<string>;
   /**
-   * Called by the agent once its modules are loaded, just before it starts (src/main.ts: fixes V8's heap growing
-   * factor, src/system/agent-heap.ts). Not earlier: a V8 flag changed before a module is compiled makes Node's compile
-   * cache reject that module's cached code (the cache is keyed by V8's flags), so the image's warmed cache would go unused.
+   * Called by the agent once its modules are loaded, just before it starts, with the mode it runs (src/main.ts: V8's
+   * heap growing factor and, in the rule-writing modes, its tiers: src/system/agent-heap.ts). Not earlier: a V8 flag
+   * changed before a module is compiled makes Node's compile cache reject that module's cached code (the cache is keyed
+   * by V8's flags), so the image's warmed cache would go unused.
    */
-  readonly beforeAgentStart?: () => void;
+  readonly beforeAgentStart?: (mode: ProxyModeName) => void;
   /** Size of the terminal stdout writes to; absent when stdout is not a terminal (top redraws in place only on one). */
   readonly terminal?: { readonly columns: number; readonly rows: number };
 }

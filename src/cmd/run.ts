@@ -39,7 +39,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   }
   if (config.cleanup) return cleanup(runner, io, log);
 
-  io.beforeAgentStart?.();
+  io.beforeAgentStart?.(config.mode);
   const agent = await startAgent(config, {
     runner,
     clock: io.clock ?? realClock,

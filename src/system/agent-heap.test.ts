@@ -3,15 +3,42 @@ import { describe, expect, it } from 'vitest';
 import { agentHeapFlags, AGENT_HEAP_GROWING_PERCENT } from './agent-heap.ts';
 
 describe('agentHeapFlags', () => {
-  it('fixes the heap growing factor when node was given none', () => {
-    expect(agentHeapFlags(['--max-semi-space-size=2'])).toEqual([`--heap-growing-percent=${AGENT_HEAP_GROWING_PERCENT}`]);
+  const HEAP = `--heap-growing-percent=${AGENT_HEAP_GROWING_PERCENT}`;
+  const TIERS = ['--no-maglev', '--no-turbofan'];
+
+  it('fixes the heap growing factor when node was given none, and the top tier in the rule-writing modes only', () => {
+    expect(agentHeapFlags(['--max-semi-space-size=2'], 'iptables')).toEqual([HEAP, ...TIERS]);
+    expect(agentHeapFlags(['--max-semi-space-size=2'], 'nftables')).toEqual([HEAP, ...TIERS]);
+    // The userspace proxy's data path is hot code: there the optimizing tiers off halved the connections per second.
+    expect(agentHeapFlags(['--max-semi-space-size=2'], 'userspace')).toEqual([HEAP]);
   });
 
-  it("leaves node's own --heap-growing-percent (either spelling) alone", () => {
-    expect(agentHeapFlags(['--max-semi-space-size=2', '--heap-growing-percent=50'])).toEqual([]);
-    expect(agentHeapFlags(['--heap_growing_percent=10'])).toEqual([]);
-    expect(agentHeapFlags(['--heap-growing-percentile=1'])).toEqual([`--heap-growing-percent=${AGENT_HEAP_GROWING_PERCENT}`]);
+  it("leaves node's own --heap-growing-percent and tier flags (--max-opt, --[no-]maglev, --[no-]turbofan; either spelling) alone", () => {
+    expect(agentHeapFlags(['--max-semi-space-size=2', '--heap-growing-percent=50'], 'iptables')).toEqual(TIERS);
+    expect(agentHeapFlags(['--heap_growing_percent=10', '--max_opt=3'], 'nftables')).toEqual([]);
+    expect(agentHeapFlags(['--max-opt=2'], 'iptables')).toEqual([HEAP]);
+    expect(agentHeapFlags(['--maglev'], 'iptables')).toEqual([HEAP]);
+    expect(agentHeapFlags(['--no_turbofan'], 'nftables')).toEqual([HEAP]);
+    expect(agentHeapFlags(['--heap-growing-percentile=1', '--max-optimize=1'], 'iptables')).toEqual([HEAP, ...TIERS]);
   });
+
+  it('the tier flags set at run time take effect: a hot function is no longer optimized (its --trace-opt lines)', () => {
+    const optimized = (tune: 'iptables' | 'userspace' | null) => {
+      const code = `
+        import { tuneAgentHeap } from ${JSON.stringify(new URL('./agent-heap.ts', import.meta.url).pathname)};
+        if (${JSON.stringify(tune)}) tuneAgentHeap(process.execArgv, ${JSON.stringify(tune)});
+        function hot(n) { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; }
+        let t = 0;
+        for (let k = 0; k < 3000; k++) t += hot(1000);
+        console.log(t);`;
+      const r = spawnSync(process.execPath, ['--trace-opt', '--input-type=module', '-e', code], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return /\[completed compiling [^\n]*JSFunction hot [^\n]*\(target (MAGLEV|TURBOFAN)/.test(r.stdout);
+    };
+    expect(optimized(null)).toBe(true);
+    expect(optimized('userspace')).toBe(true);
+    expect(optimized('iptables')).toBe(false);
+  }, 60_000);
 
   it("takes effect when set at run time: V8's next heap limit uses the fixed factor (its --trace-gc-verbose line)", () => {
     // A child builds ~30 MB of live objects and collects; V8 prints the factor it grew the limit by.

@@ -1,5 +1,6 @@
 /**
- * How fast V8 lets the agent's heap grow between full collections.
+ * How fast V8 lets the agent's heap grow between full collections, and (in the iptables and nftables modes) how far
+ * it optimizes (RULE_MODES_TIER_FLAGS).
  *
  * V8 sets the next old-generation limit at the live heap times a factor it
  * chooses from 1.1 to 4 by how little time collections have been taking. An
@@ -22,15 +23,32 @@
  * code rejected (test/image.e2e.test.ts checks that none is).
  */
 import { setFlagsFromString } from 'node:v8';
+import type { ProxyModeName } from '../../proxier/mode.ts';
 
 export const AGENT_HEAP_GROWING_PERCENT = 15;
 
-/** The V8 flags to set for the agent, given node's own command-line flags (process.execArgv). */
-export function agentHeapFlags(execArgv: readonly string[]): string[] {
-  const given = execArgv.some((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a));
-  return given ? [] : [`--heap-growing-percent=${AGENT_HEAP_GROWING_PERCENT}`];
+/**
+ * V8's optimizing tiers, off for the rule-writing modes: `--no-maglev --no-turbofan` leaves Ignition and Sparkplug, as
+ * `--max-opt=1` on node's command line does (that flag has no effect once V8 runs; these two do). What those agents
+ * run is mostly code that runs a few times per sync, where the optimizing compilers cost more than they save: at
+ * 10,000 services (iptables mode, `--max-opt=1`) the peak was 152 / 154 MiB against 165 / 167, CPU to the first sync
+ * 6.6 / 5.8 s against 7.5 / 7.4, event-to-rules p99 171 against 196 ms (render p50 +1.3 ms), and the idle agent no
+ * longer pages in TurboFan's code (76 MiB in 4 of 4 runs; 84 in 5 of 18 without). Not in the userspace mode: its
+ * proxy's data path is hot code, and there it halved the connections per second (BENCHMARKS.md "The idle agent,
+ * fifth pass"). Any of these flags given to node leaves the tiers as node was told.
+ */
+export const RULE_MODES_TIER_FLAGS = ['--no-maglev', '--no-turbofan'] as const;
+
+/** The V8 flags to set for the agent, given node's own command-line flags (process.execArgv) and the mode it runs. */
+export function agentHeapFlags(execArgv: readonly string[], mode: ProxyModeName = 'iptables'): string[] {
+  const given = (...names: string[]): boolean =>
+    execArgv.some((a) => names.some((name) => new RegExp(`^--${name.replace(/-/g, '[-_]')}(=|$)`).test(a)));
+  const flags: string[] = [];
+  if (!given('heap-growing-percent')) flags.push(`--heap-growing-percent=${AGENT_HEAP_GROWING_PERCENT}`);
+  if (mode !== 'userspace' && !given('max-opt', 'maglev', 'no-maglev', 'turbofan', 'no-turbofan')) flags.push(...RULE_MODES_TIER_FLAGS);
+  return flags;
 }
 
-export function tuneAgentHeap(execArgv: readonly string[]): void {
-  for (const flag of agentHeapFlags(execArgv)) setFlagsFromString(flag);
+export function tuneAgentHeap(execArgv: readonly string[], mode: ProxyModeName = 'iptables'): void {
+  for (const flag of agentHeapFlags(execArgv, mode)) setFlagsFromString(flag);
 }
