@@ -13,6 +13,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../proxier/log.ts';
 import type { RequestObserver } from './sources/kube-client.ts';
+import { apiUrl } from './sources/kube-http.ts';
 import { failureMessage, kubeRequest } from './sources/kube-request.ts';
 
 export interface ObjectRef {
@@ -77,14 +78,14 @@ export function apiEventRecorder(
   o: { nodeName: string; logger: Logger; now?: () => Date; observe?: RequestObserver },
 ): EventRecorder {
   const pending = new Set<Promise<void>>();
-  const server = (kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
+  const server = kc.getCurrentCluster()?.server ?? '';
   return {
     record(e) {
       const body = eventBody(e, { nodeName: o.nodeName, now: (o.now ?? (() => new Date()))() });
       o.logger.info(logFields(e), 'recording event');
       const path = `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(body.metadata.namespace)}/events`;
       const p = Promise.resolve()
-        .then(() => kubeRequest(kc, { method: 'POST', url: new URL(server + path), body, observe: o.observe }))
+        .then(() => kubeRequest(kc, { method: 'POST', url: apiUrl(server, path), body, observe: o.observe }))
         .then((r) => {
           if (r.status < 200 || r.status > 299) throw new Error(`HTTP ${r.status}: ${failureMessage(r.text).message}`);
         })

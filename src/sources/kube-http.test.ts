@@ -10,7 +10,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
 import { GuardedWatch } from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
-import { readText, sendRequest } from './kube-http.ts';
+import { apiUrl, readText, sendRequest } from './kube-http.ts';
 
 let api: FakeApiServer;
 let proxy: Server;
@@ -55,6 +55,16 @@ function viaProxy(): KubeConfig {
 }
 
 describe('kube-http', () => {
+  it('builds the URL of an API path: trailing slashes of the server dropped, undefined query parameters left out', () => {
+    expect(
+      apiUrl('https://10.0.0.1:6443/', '/api/v1/services', { watch: 'true', labelSelector: '!a', fieldSelector: undefined, limit: 500 }).href,
+    ).toBe('https://10.0.0.1:6443/api/v1/services?watch=true&labelSelector=%21a&limit=500');
+    expect(apiUrl('https://k8s.example//', '/apis/events.k8s.io/v1/namespaces/default/events').pathname).toBe(
+      '/apis/events.k8s.io/v1/namespaces/default/events',
+    );
+    expect(() => apiUrl('', '/api/v1/nodes')).toThrow();
+  });
+
   it("lists and watches through the kubeconfig's proxy-url (an HTTP CONNECT tunnel to the API server)", async () => {
     api.create('services', { metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.0.0.1' } });
     const kc = viaProxy();

@@ -50,6 +50,17 @@ function keepAliveAgent(url: URL, opts: https.RequestOptions): http.Agent {
   return agent;
 }
 
+/**
+ * The URL of an API path on a cluster's server, with the query's defined parameters: the server as the kubeconfig
+ * writes it, trailing slashes dropped (client-node drops one when it reads a file; `--master` and in-code configs keep
+ * theirs), so the path never starts with `//`.
+ */
+export function apiUrl(server: string, path: string, query: Readonly<Record<string, string | number | boolean | undefined>> = {}): URL {
+  const url = new URL(server.replace(/\/+$/, '') + path);
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+  return url;
+}
+
 /** Sends one request; resolves with the response once its status and headers arrived, rejects on a transport error. */
 export async function sendRequest(kc: KubeConfig, r: HttpRequest): Promise<IncomingMessage> {
   const opts: https.RequestOptions = {};

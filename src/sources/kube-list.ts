@@ -11,6 +11,7 @@
  */
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import { isObject, type RequestObserver } from './kube-client.ts';
+import { apiUrl } from './kube-http.ts';
 import { failureMessage, kubeRequest } from './kube-request.ts';
 
 export interface RawList {
@@ -49,8 +50,7 @@ export async function listRaw(
   let next = '';
   let paged = pageSize > 0;
   for (;;) {
-    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    const url = apiUrl(cluster.server, path, query);
     if (paged) url.searchParams.set('limit', String(pageSize));
     if (next) url.searchParams.set('continue', next);
     const resp = await kubeRequest(kc, { method: 'GET', url, signal, observe: opts.observe });

@@ -1,6 +1,6 @@
 /**
  * One watch stream, as client-node's Watch.watch makes it, over kube-http.ts instead of undici's fetch: the same URL
- * (watch=true and the query), the same timer (requestTimeoutMs to the response, then as an inactivity timeout reset
+ * (watch=true and the query; a server's trailing slash dropped, as apiUrl does for every request), the same timer (requestTimeoutMs to the response, then as an inactivity timeout reset
  * by every chunk; on expiry the stream is aborted and done gets a TimeoutError), the same end (done exactly once:
  * null when the stream ends, the error otherwise; an HTTP status other than 200 is an Error with statusCode and the
  * status text, before the call returns), one JSON event per line to the callback, lines that do not parse skipped.
@@ -9,7 +9,7 @@
 import { STATUS_CODES } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { sendRequest } from './kube-http.ts';
+import { apiUrl, sendRequest } from './kube-http.ts';
 
 export type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
 
@@ -23,9 +23,7 @@ export async function httpWatch(
 ): Promise<AbortController> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
-  const url = new URL(cluster.server + path);
-  url.searchParams.set('watch', 'true');
-  for (const [key, val] of Object.entries(queryParams)) if (val !== undefined) url.searchParams.set(key, val.toString());
+  const url = apiUrl(cluster.server, path, { watch: 'true', ...queryParams });
   const controller = new AbortController();
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
