@@ -16,7 +16,7 @@ import type { Plugin } from 'rolldown';
 const SUBSET_ID = '\0kube-proxy-ts:undici-subset';
 const CLIENT_NODE = /[/\\]@kubernetes[/\\]client-node[/\\]dist[/\\]/;
 
-/** The lines of undici's index.js that UNDICI_SUBSET repeats; each must be there as written. */
+/** The lines of undici's index.js that undiciSubset repeats; each must be there as written. */
 export const INDEX_LINES = [
   "const Dispatcher = require('./lib/dispatcher/dispatcher')",
   "const Agent = require('./lib/dispatcher/agent')",

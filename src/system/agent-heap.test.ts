@@ -45,7 +45,7 @@ describe('agentHeapFlags', () => {
     const factor = (tune: boolean, nodeFlags: string[] = []) => {
       const code = `
         import { tuneAgentHeap } from ${JSON.stringify(new URL('./agent-heap.ts', import.meta.url).pathname)};
-        if (${tune}) tuneAgentHeap(process.execArgv);
+        if (${tune}) tuneAgentHeap(process.execArgv, 'iptables');
         const keep = [];
         for (let i = 0; i < 300; i++) keep.push(Array.from({ length: 2000 }, (_, k) => ({ k, i })));
         globalThis.gc();`;

@@ -40,7 +40,7 @@ export const AGENT_HEAP_GROWING_PERCENT = 15;
 export const RULE_MODES_TIER_FLAGS = ['--no-maglev', '--no-turbofan'] as const;
 
 /** The V8 flags to set for the agent, given node's own command-line flags (process.execArgv) and the mode it runs. */
-export function agentHeapFlags(execArgv: readonly string[], mode: ProxyModeName = 'iptables'): string[] {
+export function agentHeapFlags(execArgv: readonly string[], mode: ProxyModeName): string[] {
   const given = (...names: string[]): boolean =>
     execArgv.some((a) => names.some((name) => new RegExp(`^--${name.replace(/-/g, '[-_]')}(=|$)`).test(a)));
   const flags: string[] = [];
@@ -49,6 +49,6 @@ export function agentHeapFlags(execArgv: readonly string[], mode: ProxyModeName 
   return flags;
 }
 
-export function tuneAgentHeap(execArgv: readonly string[], mode: ProxyModeName = 'iptables'): void {
+export function tuneAgentHeap(execArgv: readonly string[], mode: ProxyModeName): void {
   for (const flag of agentHeapFlags(execArgv, mode)) setFlagsFromString(flag);
 }
