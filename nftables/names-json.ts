@@ -63,7 +63,10 @@ function scan(text: string, kind: Kind, family: NftFamily, tableName: string): s
     let fam: string | undefined;
     let table: string | undefined;
     let name: string | undefined;
-    for (const f of m[2]!.matchAll(FIELD)) {
+    // exec on the one FIELD (this runs synchronously): matchAll would clone the expression for every item.
+    const body = m[2]!;
+    FIELD.lastIndex = 0;
+    for (let f = FIELD.exec(body); f !== null; f = FIELD.exec(body)) {
       if (f[1] === 'family') fam = unquote(f[2]!);
       else if (f[1] === 'table') table = unquote(f[2]!);
       else name = unquote(f[2]!);
