@@ -7,7 +7,7 @@
  * the damage check reads every sync period and a full sync reads once.
  * JSON.parse of it makes ~60,000 objects that are all alive until the walk
  * over them ends, so they outlive the young generation: the agent's resident
- * size rose by 10-15 MiB at each check. Here each item is matched on its own
+ * size rose by 9-18 MiB at each check. Here each item is matched on its own
  * and only its name is kept.
  *
  * How: nft prints every chain, set, map and table as a flat object,
