@@ -10,7 +10,10 @@
  * Per mode and size: the process's resident memory sampled every 20 ms from
  * /proc from start through the first full sync and endpoint changes
  * (BENCH_CHANGES, default 10, each waited for), peak (VmHWM) and settled (VmRSS 3 s after the last
- * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5).
+ * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5). Then the steady state: the agent runs on
+ * for BENCH_STEADY_S (default 65; 0 skips it), two periods of its periodic work at the default sync period of 30 s
+ * (the iptables mode's full resync, the nftables mode's damage check), and the resident size at its end and the peak
+ * within it are reported too: what an operator sees of an agent that has been running for a while.
  * Then the floor: resident memory after loading modules only (moduleFloor).
  *
  * Also the agent's CPU time (utime+stime from /proc/PID/stat, the process
@@ -51,6 +54,7 @@ const sizes = (process.env['BENCH_MEMORY_SIZES'] ?? 'idle,10000').split(',').fil
 const IDLE = Number(process.env['BENCH_IDLE_SERVICES'] ?? 5);
 const REPS = Number(process.env['BENCH_REPS'] ?? 5);
 const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 10);
+const STEADY_S = Number(process.env['BENCH_STEADY_S'] ?? 65);
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
 const NS = `kptbench-mem-${process.pid}`;
@@ -136,6 +140,10 @@ interface Run {
   /** Agent CPU seconds (utime+stime) from start to the first full sync, and to the settled sample. */
   readonly cpuFirstSyncS: number;
   readonly cpuTotalS: number;
+  /** After BENCH_STEADY_S more seconds (null when 0): VmRSS at its end, the peak within it, agent CPU in it. */
+  readonly steadyMiB: number | null;
+  readonly steadyPeakMiB: number | null;
+  readonly cpuSteadyS: number | null;
   readonly load1: number;
 }
 
@@ -192,7 +200,25 @@ async function measure(mode: string, n: number, dir: string): Promise<Run> {
     await new Promise((r) => setTimeout(r, 3000));
     const m = memoryOf(pid)!;
     const cpuTotalS = cpuOf(pid);
-    return { peakMiB: Math.max(peak, m.hwm) / MiB, settledMiB: m.rss / MiB, firstSyncS, cpuFirstSyncS, cpuTotalS, load1 };
+    const settledPeak = Math.max(peak, m.hwm);
+    let steady: { rss: number; peak: number; cpu: number } | null = null;
+    if (STEADY_S > 0) {
+      peak = 0;
+      await new Promise((r) => setTimeout(r, STEADY_S * 1000));
+      const s = memoryOf(pid)!;
+      steady = { rss: s.rss, peak: Math.max(peak, s.rss), cpu: cpuOf(pid) - cpuTotalS };
+    }
+    return {
+      peakMiB: settledPeak / MiB,
+      settledMiB: m.rss / MiB,
+      firstSyncS,
+      cpuFirstSyncS,
+      cpuTotalS,
+      steadyMiB: steady && steady.rss / MiB,
+      steadyPeakMiB: steady && steady.peak / MiB,
+      cpuSteadyS: steady && steady.cpu,
+      load1,
+    };
   } finally {
     if (timer) clearInterval(timer);
     await agent?.stop();
@@ -283,7 +309,7 @@ try {
         if (process.env['BENCH_JSON'] === '1') console.log(JSON.stringify({ mode, services: n, ...r }));
       }
       rows.push(
-        `| ${mode} | ${size === 'idle' ? `idle (${n})` : n.toLocaleString('en-US')} | ${fmt(summarize(runs.map((r) => r.settledMiB)))} | ${fmt(summarize(runs.map((r) => r.peakMiB)))} | ${fmt(summarize(runs.map((r) => r.firstSyncS)), 1)} | ${fmt(summarize(runs.map((r) => r.cpuFirstSyncS)), 1)} | ${fmt(summarize(runs.map((r) => r.cpuTotalS)), 1)} |`,
+        `| ${mode} | ${size === 'idle' ? `idle (${n})` : n.toLocaleString('en-US')} | ${fmt(summarize(runs.map((r) => r.settledMiB)))} | ${fmt(summarize(runs.map((r) => r.peakMiB)))} | ${fmt(summarize(runs.map((r) => r.firstSyncS)), 1)} | ${fmt(summarize(runs.map((r) => r.cpuFirstSyncS)), 1)} | ${fmt(summarize(runs.map((r) => r.cpuTotalS)), 1)} |${STEADY_S > 0 ? ` ${fmt(summarize(runs.map((r) => r.steadyMiB!)))} | ${fmt(summarize(runs.map((r) => r.steadyPeakMiB!)))} | ${fmt(summarize(runs.map((r) => r.cpuSteadyS!)), 1)} |` : ''}`,
       );
     }
   }
@@ -294,7 +320,10 @@ try {
     `agent memory: real process (${envText}node ${NODE_FLAGS.join(' ')} ${relative(process.cwd(), MAIN) || MAIN}${IS_BUNDLE ? ', the bundle' : ''}), fake API server over TLS, ${REPS} runs each, MiB median (min-max)`,
   );
   console.log(
-    '| mode | services | resident, settled | resident, peak | start to first sync, s | agent CPU to first sync, s | agent CPU through the changes, s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| mode | services | resident, settled | resident, peak | start to first sync, s | agent CPU to first sync, s | agent CPU through the changes, s |' +
+      (STEADY_S > 0 ? ` resident after ${STEADY_S} s more | peak in those ${STEADY_S} s | agent CPU in them, s |` : '') +
+      '\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |' +
+      (STEADY_S > 0 ? ' ---: | ---: | ---: |' : ''),
   );
   for (const r of rows) console.log(r);
   if (process.env['BENCH_MODULE_FLOOR'] !== '0') {

@@ -1,7 +1,8 @@
 /**
  * One mode at one cluster size, measured the same way for both modes (run by
  * bench/modes-side-by-side.ts under `unshare --net`, with the agent's V8
- * flag; prints one JSON line). Arguments: mode, services, then key=value:
+ * flags: its semi-space size from the command line, the rest from
+ * src/system/agent-heap.ts as the agent sets them; prints one JSON line). Arguments: mode, services, then key=value:
  * events (event-to-rules samples), partial (partial syncs), full (full syncs).
  *
  * 1. The agent's path: the Proxier (minimum sync period 0, as
@@ -24,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { Proxier } from '../proxier/proxier.ts';
 import { stateBuilder } from '../proxier/state-builder.ts';
 import type { Snapshot } from '../proxier/types.ts';
+import { tuneAgentHeap } from '../src/system/agent-heap.ts';
 import { realClock } from '../src/system/clock.ts';
 import { endpointEvent, FEATURES, makeCluster, NODE, snapshotOf, withoutOneEndpoint } from './mode-cluster.ts';
 import { makeSubject, type ModeName, type Subject, type Write } from './mode-subjects.ts';
@@ -35,6 +37,8 @@ if (outside === undefined || readlinkSync('/proc/self/ns/net') === outside)
   throw new Error('mode-figures.ts must run in a network namespace of its own (bench/modes-side-by-side.ts starts it under unshare --net)');
 const name = modeArg as ModeName;
 const n = Number(nArg);
+// The V8 settings the agent sets for itself once its modules are loaded (heap growth; optimizing tiers off here).
+tuneAgentHeap(process.execArgv, name);
 
 let peak = 0;
 const sample = () => void (peak = Math.max(peak, process.memoryUsage().rss));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { diffTables, isEmptyDiff } from './diff.ts';
 import { findChain, findSet } from './model.ts';
-import { ListParseError, namesIn, parseNftJson } from './parse-json.ts';
+import { ListParseError, parseNftJson } from './parse-json.ts';
 import { renderNftables, tableOf } from './render.ts';
 import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 
@@ -54,26 +54,5 @@ describe('nft -j list table (nft 1.0.6 output)', () => {
     expect(parseNftJson('{"nftables":[{"metainfo":{"json_schema_version":1}}]}', 'ip')).toBeNull();
     expect(() => parseNftJson('{"nftables":[{"metainfo":{"json_schema_version":2}}]}', 'ip')).toThrow(/schema version 2/);
     expect(() => parseNftJson('table ip kube-proxy {', 'ip')).toThrow(ListParseError);
-  });
-});
-
-describe('names of one table in a listing of a family (nft -j list chains|sets|maps|tables ip)', () => {
-  const listing = JSON.stringify({
-    nftables: [
-      { metainfo: { json_schema_version: 1 } },
-      { table: { family: 'ip', name: 'kube-proxy', handle: 1 } },
-      { table: { family: 'ip', name: 'other', handle: 2 } },
-      { chain: { family: 'ip', table: 'kube-proxy', name: 'services', handle: 3 } },
-      { chain: { family: 'ip', table: 'other', name: 'services', handle: 4 } },
-      { chain: { family: 'ip6', table: 'kube-proxy', name: 'masquerading', handle: 5 } },
-      { set: { family: 'ip', table: 'kube-proxy', name: 'cluster-ips', handle: 6 } },
-    ],
-  });
-  it('keeps only the kube-proxy table of the family', () => {
-    expect(namesIn(listing, 'chain', 'ip')).toEqual(['services']);
-    expect(namesIn(listing, 'table', 'ip')).toEqual(['kube-proxy']);
-    expect(namesIn(listing, 'set', 'ip')).toEqual(['cluster-ips']);
-    expect(namesIn(listing, 'chain', 'ip6')).toEqual(['masquerading']);
-    expect(namesIn(listing, 'table', 'ip6')).toEqual([]);
   });
 });

@@ -117,22 +117,3 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
   }));
   return { family, name: tableName, comment, chains: out, sets };
 }
-
-/** Items of one kind ("chain", "set", "map", "table") of the kube-proxy table in a JSON listing. */
-export function namesIn(text: string, kind: 'chain' | 'set' | 'map' | 'table', family: NftFamily, tableName = 'kube-proxy'): string[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new ListParseError((err as Error).message);
-  }
-  if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new ListParseError('no "nftables" array');
-  const out: string[] = [];
-  for (const item of doc['nftables'] as unknown[]) {
-    if (!isObj(item) || !isObj(item[kind])) continue;
-    const o = item[kind] as J;
-    const table = kind === 'table' ? o['name'] : o['table'];
-    if (o['family'] === family && table === tableName) out.push(String(o['name']));
-  }
-  return out;
-}
