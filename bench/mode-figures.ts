@@ -2,8 +2,9 @@
  * One mode at one cluster size, measured the same way for both modes (run by
  * bench/modes-side-by-side.ts under `unshare --net`, with the agent's V8
  * flags: its semi-space size from the command line, the rest from
- * src/system/agent-heap.ts as the agent sets them; prints one JSON line). Arguments: mode, services, then key=value:
- * events (event-to-rules samples), partial (partial syncs), full (full syncs).
+ * src/system/agent-heap.ts as the agent sets them; prints one JSON line).
+ * Arguments: mode, services, then key=value: events (event-to-rules
+ * samples), partial (partial syncs), full (full syncs).
  *
  * 1. The agent's path: the Proxier (minimum sync period 0, as
  *    `--iptables-min-sync-period 0s` or `nftables.minSyncPeriod: 0s`) fed

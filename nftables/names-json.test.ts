@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { namesIn } from './names-json.ts';
+import { namesIn } from './parse-json.ts';
 
 /** As JSON.stringify writes it (no blanks). */
 const compact = JSON.stringify({

@@ -17,12 +17,12 @@
  * Inside a JSON string every quote is escaped, so neither can start inside
  * one. The scan is trusted only when the document has the listing's envelope
  * and every `"KIND": {` key was matched as part of a whole item; otherwise
- * (another nft's output, say) the document goes through JSON.parse.
+ * (another nft's output, say) parse-json.ts's namesIn reads the document
+ * through JSON.parse.
  */
 import type { NftFamily } from './model.ts';
-import { ListParseError } from './parse-json.ts';
 
-type Kind = 'chain' | 'set' | 'map' | 'table';
+export type NameKind = 'chain' | 'set' | 'map' | 'table';
 
 const STR = String.raw`"(?:[^"\\]|\\.)*"`;
 const VALUE = String.raw`(?:${STR}|-?\d+|\[[^\[\]{}"]*(?:${STR}[^\[\]{}"]*)*\]|true|false|null)`;
@@ -45,13 +45,8 @@ function enveloped(text: string): boolean {
 
 const unquote = (s: string): string => (s.includes('\\') ? (JSON.parse(s) as string) : s.slice(1, -1));
 
-/** Items of one kind of the table (by default kube-proxy) in a JSON listing of a family. */
-export function namesIn(text: string, kind: Kind, family: NftFamily, tableName = 'kube-proxy'): string[] {
-  return scan(text, kind, family, tableName) ?? parsed(text, kind, family, tableName);
-}
-
 /** The names, or null when the scan cannot vouch for having read every item of the kind. */
-function scan(text: string, kind: Kind, family: NftFamily, tableName: string): string[] | null {
+export function scanNames(text: string, kind: NameKind, family: NftFamily, tableName: string): string[] | null {
   if (!enveloped(text)) return null;
   const out: string[] = [];
   for (const m of text.matchAll(ITEM_OR_KEY)) {
@@ -72,25 +67,6 @@ function scan(text: string, kind: Kind, family: NftFamily, tableName: string): s
       else name = unquote(f[2]!);
     }
     if (fam === family && (kind === 'table' ? name : table) === tableName && name !== undefined) out.push(name);
-  }
-  return out;
-}
-
-function parsed(text: string, kind: Kind, family: NftFamily, tableName: string): string[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new ListParseError((err as Error).message);
-  }
-  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new ListParseError('no "nftables" array');
-  const out: string[] = [];
-  for (const item of doc['nftables'] as unknown[]) {
-    if (!isObj(item) || !isObj(item[kind])) continue;
-    const o = item[kind];
-    const table = kind === 'table' ? o['name'] : o['table'];
-    if (o['family'] === family && table === tableName) out.push(String(o['name']));
   }
   return out;
 }

@@ -14,8 +14,7 @@ import type { CommandRunner } from '../proxier/exec.ts';
 import { nftFailure, NftError } from './errors.ts';
 import { TABLE_NAME, type NftFamily, type NftTable } from './model.ts';
 import type { LiveNames } from './full-sync.ts';
-import { namesIn } from './names-json.ts';
-import { ListParseError, parseNftJson } from './parse-json.ts';
+import { ListParseError, namesIn, parseNftJson } from './parse-json.ts';
 
 export interface NftApi {
   /** Applies a transaction atomically; throws NftError. */

@@ -8,6 +8,7 @@
  */
 import { parseIP } from '../proxier/ip.ts';
 import type { BaseChainSpec, ChainType, Hook, NftChain, NftElement, NftFamily, NftSet, NftTable } from './model.ts';
+import { scanNames, type NameKind } from './names-json.ts';
 import { isAffinitySetName } from './names.ts';
 import { printRule, printVerdict } from './rule-print.ts';
 import { literalText, ruleFromJson, verdictOf } from './rule-json.ts';
@@ -116,4 +117,28 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
     rules: c.rules,
   }));
   return { family, name: tableName, comment, chains: out, sets };
+}
+
+/**
+ * Items of one kind ("chain", "set", "map", "table") of the kube-proxy table in a JSON listing: read item by item
+ * (names-json.ts) when the scan can vouch for the whole document, else through JSON.parse.
+ */
+export function namesIn(text: string, kind: NameKind, family: NftFamily, tableName = 'kube-proxy'): string[] {
+  const scanned = scanNames(text, kind, family, tableName);
+  if (scanned !== null) return scanned;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ListParseError((err as Error).message);
+  }
+  if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new ListParseError('no "nftables" array');
+  const out: string[] = [];
+  for (const item of doc['nftables'] as unknown[]) {
+    if (!isObj(item) || !isObj(item[kind])) continue;
+    const o = item[kind] as J;
+    const table = kind === 'table' ? o['name'] : o['table'];
+    if (o['family'] === family && table === tableName) out.push(String(o['name']));
+  }
+  return out;
 }
