@@ -92,7 +92,8 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
   );
 }
 
-function collectAfterLarge(collect: () => void): (bytes: number) => void {
+/** NftSession's whileApplying for the agent: `collect` after each transaction of COLLECT_AFTER_BYTES or more. */
+export function collectAfterLarge(collect: () => void): (bytes: number) => void {
   return (bytes) => {
     if (bytes >= COLLECT_AFTER_BYTES) collect();
   };
