@@ -76,6 +76,7 @@ describe('startNftablesMode with the process collector (collectGarbage)', () => 
 
       const listed = await createExecaRunner({ netns: NS }).run('nft', ['list', 'chains', 'ip']);
       expect(listed.stdout).toContain(`table ip ${TABLE_NAME}`);
+      // Three endpoint chains per service port, and svc-7's replaced one: flushed now, deleted by a later sync (>= 1 s).
       expect(listed.stdout.match(/chain endpoint-/g)).toHaveLength(SERVICES * 3 + 1);
     } finally {
       await mode.close();

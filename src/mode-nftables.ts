@@ -3,7 +3,8 @@
  * as knftables.New, kernel >= 5.13 as platformCheckSupported, skipped with
  * KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK), then the families whose
  * `nft --check` accepts the table, then the mode on one long-running `nft -i`
- * (NftSession) in the runner's network namespace.
+ * (NftSession) in the runner's network namespace; given the process's full
+ * garbage collection, the session runs it while nft applies large transactions.
  */
 import { release } from 'node:os';
 import { Nft } from '../nftables/nft.ts';
@@ -25,7 +26,7 @@ import { createNftLauncher } from './system/nft-launcher.ts';
  * the cold start's chunks (~1 MB each at 10,000 services) and full syncs, never a partial sync's few kB. Each chunk
  * leaves 1.5-2 MB of garbage in the old generation (its text, the pieces it was made from), so between V8's own full
  * collections, every ~6 chunks, the agent's resident size climbed ~6 MiB above its level; collected at each chunk,
- * while this process would only wait for nft, the first sync's peak at 10,000 services is that much lower for ~1 s of
+ * while this process would only wait for nft, the first sync's peak at 10,000 services is that much lower for ~1.4 s of
  * CPU on the other core and no time added to the sync (BENCHMARKS.md, "The first sync's garbage").
  */
 export const COLLECT_AFTER_BYTES = 256 * 1024;
