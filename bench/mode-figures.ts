@@ -38,8 +38,9 @@ if (outside === undefined || readlinkSync('/proc/self/ns/net') === outside)
   throw new Error('mode-figures.ts must run in a network namespace of its own (bench/modes-side-by-side.ts starts it under unshare --net)');
 const name = modeArg as ModeName;
 const n = Number(nArg);
-// The V8 settings the agent sets for itself once its modules are loaded (heap growth; optimizing tiers off here).
-tuneAgentHeap(process.execArgv, name);
+// The V8 settings the agent sets for itself once its modules are loaded (heap growth; optimizing tiers off here), and
+// in the nftables mode the full collection its session runs while nft applies large transactions.
+const tuned = tuneAgentHeap(process.execArgv, name);
 
 let peak = 0;
 const sample = () => void (peak = Math.max(peak, process.memoryUsage().rss));
@@ -113,7 +114,7 @@ async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: bo
   };
 }
 
-const s = makeSubject(name);
+const s = makeSubject(name, { collectGarbage: tuned.collectGarbage });
 const out: Record<string, unknown> = { mode: name, services: n };
 try {
   const agent = await agentPath(s, arg('events', 0));

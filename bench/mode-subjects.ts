@@ -23,6 +23,7 @@ import { silentLogger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import { Nft, type ListNamesOptions } from '../nftables/nft.ts';
 import { NftSession, SESSION_ENV } from '../nftables/nft-session.ts';
+import { collectAfterLarge } from '../src/mode-nftables.ts';
 import { NftablesMode } from '../nftables/nftables-mode.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
@@ -93,7 +94,8 @@ function nftAlone(text: string): Promise<void> {
   });
 }
 
-export function makeSubject(name: ModeName): Subject {
+/** `collectGarbage`: the agent's full collection (tuneAgentHeap), run by the nftables session as the agent runs it. */
+export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: (() => void) | undefined } = {}): Subject {
   const exec = createExecaRunner();
   const rec = new Recorder();
   const common = { writes: rec.writes, nextWrite: () => rec.nextWrite(), keepTexts: () => void (rec.keepTexts = true) };
@@ -123,7 +125,7 @@ export function makeSubject(name: ModeName): Subject {
       close: () => mode.close(),
     };
   }
-  const session = new NftSession(createNftLauncher());
+  const session = new NftSession(createNftLauncher(), opts.collectGarbage ? { whileApplying: collectAfterLarge(opts.collectGarbage) } : {});
   const viaSession = new Nft(exec, { session });
   // The mode's nft (Nft through the session), with every transaction recorded once it has been applied.
   const nft = {

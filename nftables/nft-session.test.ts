@@ -173,4 +173,37 @@ describe('NftSession (one nft -i, transactions staged and included)', () => {
     await s.run('add chain ip kube-proxy a\n');
     expect(l.children).toHaveLength(2);
   });
+  it("calls whileApplying with each transaction's length once nft has it whole, before nft's answer; not for listings", async () => {
+    const l = new FakeLauncher();
+    const events: string[] = [];
+    let answers = 0;
+    const s = new NftSession(l, {
+      whileApplying: (bytes) =>
+        events.push(`while ${bytes}: ${l.children[0]!.sent.length} sent, ${answers} answered, staged ${JSON.stringify(l.staged)}`),
+    });
+    await s.run('add table ip kube-proxy\n').then(() => answers++);
+    await s.run('');
+    await s.list(['list chains ip']);
+    l.behave = () => 'Error: Could not process rule: No such file or directory\n';
+    await expect(s.run('add chain ip kube-proxy a\n').finally(() => answers++)).rejects.toThrow(NftError);
+    expect(events).toEqual([
+      'while 24: 1 sent, 0 answered, staged "add table ip kube-proxy\\n"',
+      'while 26: 3 sent, 1 answered, staged "add chain ip kube-proxy a\\n"',
+    ]);
+  });
+
+  it('a whileApplying that throws fails its transaction only after nft answered; the next one runs as usual', async () => {
+    const l = new FakeLauncher();
+    let boom = true;
+    const s = new NftSession(l, {
+      whileApplying: () => {
+        if (boom) throw new Error('hook failed');
+      },
+    });
+    await expect(s.run('add table ip kube-proxy\n')).rejects.toThrow('hook failed');
+    boom = false;
+    await s.run('add chain ip kube-proxy a\n');
+    expect(l.children).toHaveLength(1);
+    expect(l.children[0]!.sent).toHaveLength(2);
+  });
 });

@@ -66,6 +66,12 @@ export interface NftSessionOptions {
   readonly command?: string;
   /** Transactions per process before a fresh one is started (default 1,000). */
   readonly restartAfter?: number;
+  /**
+   * Called with a transaction's length once nft has all of it (staged, and its include sent): until nft answers, this
+   * process only waits, so what runs here costs the sync no time while nft works (the agent: a full garbage collection
+   * after each large transaction, src/mode-nftables.ts). Not for listings.
+   */
+  readonly whileApplying?: (bytes: number) => void;
 }
 
 export const SESSION_ENV: Readonly<Record<string, string>> = { HOME: '/nonexistent', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
@@ -94,6 +100,7 @@ export class NftSession {
   private readonly launcher: NftLauncher;
   private readonly cmd: string;
   private readonly restartAfter: number;
+  private readonly whileApplying: ((bytes: number) => void) | undefined;
   private proc: Running | null = null;
   private pending: Pending | null = null;
   private stderr = '';
@@ -109,6 +116,7 @@ export class NftSession {
     this.launcher = launcher;
     this.cmd = options.command ?? 'nft';
     this.restartAfter = Math.max(1, options.restartAfter ?? 1000);
+    this.whileApplying = options.whileApplying;
   }
 
   /** Applies a transaction atomically; throws NftError. Transactions run one at a time, in call order. */
@@ -148,10 +156,16 @@ export class NftSession {
     const proc = this.process();
     proc.runs++;
     const marker = `%kube-proxy-sync-${++this.serial}`;
-    await new Promise<void>((resolve, reject) => {
+    const answered = new Promise<void>((resolve, reject) => {
       this.pending = { marker, text, resolve, reject, lines: null, markerSeen: false };
       proc.child.send(`include "${path}"\n${marker}\n`);
     });
+    try {
+      this.whileApplying?.(text.length);
+    } finally {
+      // Even when the hook threw: the transaction's answer is still awaited before the next request.
+      await answered;
+    }
   }
 
   private async listOne(commands: readonly string[]): Promise<string[]> {

@@ -3,7 +3,8 @@
  * as knftables.New, kernel >= 5.13 as platformCheckSupported, skipped with
  * KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK), then the families whose
  * `nft --check` accepts the table, then the mode on one long-running `nft -i`
- * (NftSession) in the runner's network namespace.
+ * (NftSession) in the runner's network namespace; given the process's full
+ * garbage collection, the session runs it while nft applies large transactions.
  */
 import { release } from 'node:os';
 import { Nft } from '../nftables/nft.ts';
@@ -20,6 +21,16 @@ import type { ProxyConfig } from './config.ts';
 import { nftRenderOptionsFrom } from './desired-nft.ts';
 import { createNftLauncher } from './system/nft-launcher.ts';
 
+/**
+ * A transaction at least this long gets a full garbage collection while nft applies it (NftSession's whileApplying):
+ * the cold start's chunks (~1 MB each at 10,000 services) and full syncs, never a partial sync's few kB. Each chunk
+ * leaves 1.5-2 MB of garbage in the old generation (its text, the pieces it was made from), so between V8's own full
+ * collections, every ~6 chunks, the agent's resident size climbed ~6 MiB above its level; collected at each chunk,
+ * while this process would only wait for nft, the first sync's peak at 10,000 services is that much lower for ~1.4 s of
+ * CPU on the other core and no time added to the sync (BENCHMARKS.md, "The first sync's garbage").
+ */
+export const COLLECT_AFTER_BYTES = 256 * 1024;
+
 export interface NftablesNode {
   /** The node's nft (tests: FakeNft); default `nft` through the runner, transactions through one `nft -i`. */
   readonly nft?: NftTables;
@@ -28,6 +39,8 @@ export interface NftablesNode {
   /** The kernel release, as `uname -r` (default os.release()). */
   readonly kernelRelease?: () => string;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** V8's full garbage collection (src/main.ts gives the agent one), run while nft applies each large transaction. */
+  readonly collectGarbage?: () => void;
 }
 
 export interface NftablesModeStartDeps extends NftablesNode {
@@ -53,7 +66,9 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
   const problem = checkNftVersion(version) ?? checkKernelVersion((deps.kernelRelease ?? release)(), deps.env ?? process.env);
   if (problem !== null) throw new NftablesUnsupportedError(problem);
 
-  const session = deps.nft ? null : new NftSession(createNftLauncher(deps.runner.netns !== undefined ? { netns: deps.runner.netns } : {}));
+  const launcher = createNftLauncher(deps.runner.netns !== undefined ? { netns: deps.runner.netns } : {});
+  const collect = deps.collectGarbage;
+  const session = deps.nft ? null : new NftSession(launcher, collect ? { whileApplying: collectAfterLarge(collect) } : {});
   const nft: NftTables = deps.nft ?? new Nft(deps.runner, session ? { session } : {});
   const families: IPFamily[] = [];
   for (const family of ['IPv4', 'IPv6'] as const) {
@@ -76,4 +91,11 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
     { families, render: nftRenderOptionsFrom(config), monitorPeriodMs: config.syncPeriodMs },
     { nft, clock: deps.clock, logger: deps.logger, conntrack: deps.conntrack, ...(session ? { closeNft: () => session.close() } : {}) },
   );
+}
+
+/** NftSession's whileApplying for the agent: `collect` after each transaction of COLLECT_AFTER_BYTES or more. */
+export function collectAfterLarge(collect: () => void): (bytes: number) => void {
+  return (bytes) => {
+    if (bytes >= COLLECT_AFTER_BYTES) collect();
+  };
 }

@@ -9,6 +9,12 @@ import type { CommandRunner } from '../../proxier/exec.ts';
 import type { NftApi } from '../../nftables/nft.ts';
 import type { ProxyModeName } from '../../proxier/mode.ts';
 
+/** What the process offers the agent, from beforeAgentStart (src/main.ts). */
+export interface AgentProcessHooks {
+  /** V8's full garbage collection: the nftables mode runs one while nft applies each large transaction. */
+  readonly collectGarbage?: () => void;
+}
+
 export interface CommandIO {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
@@ -29,7 +35,7 @@ export interface CommandIO {
    * changed before a module is compiled makes Node's compile cache reject that module's cached code (the cache is keyed
    * by V8's flags), so the image's warmed cache would go unused.
    */
-  readonly beforeAgentStart?: (mode: ProxyModeName) => void;
+  readonly beforeAgentStart?: (mode: ProxyModeName) => AgentProcessHooks | void;
   /** Size of the terminal stdout writes to; absent when stdout is not a terminal (top redraws in place only on one). */
   readonly terminal?: { readonly columns: number; readonly rows: number };
 }

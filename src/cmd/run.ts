@@ -39,7 +39,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   }
   if (config.cleanup) return cleanup(runner, io, log);
 
-  io.beforeAgentStart?.(config.mode);
+  const hooks = io.beforeAgentStart?.(config.mode) || {};
   const agent = await startAgent(config, {
     runner,
     clock: io.clock ?? realClock,
@@ -47,6 +47,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     osHostname: io.osHostname ?? (() => process.env['HOSTNAME'] ?? 'localhost'),
     kubeConfig: () => (io.kubeConfig ?? loadKubeConfig)({ kubeconfig: config.kubeconfig, master: config.master }),
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
+    ...(hooks.collectGarbage ? { nftables: { collectGarbage: hooks.collectGarbage } } : {}),
   });
   const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), configChanged(loaded.configPath, log)]);
   log.info({ reason }, 'stopping');

@@ -61,3 +61,26 @@ describe('agentHeapFlags', () => {
     expect(factor(true, ['--heap-growing-percent=50'])).toBe(1.5); // node's own flag wins
   }, 60_000);
 });
+
+describe('exposeFullCollection (tuneAgentHeap in the nftables mode)', () => {
+  it("gives the nftables agent V8's full collection (a --trace-gc Mark-Compact line, the garbage freed), and no global gc", () => {
+    const code = `
+      import { tuneAgentHeap } from ${JSON.stringify(new URL('./agent-heap.ts', import.meta.url).pathname)};
+      if (tuneAgentHeap(process.execArgv, 'iptables').collectGarbage !== undefined) throw new Error('a collector outside the nftables mode');
+      const collect = tuneAgentHeap(process.execArgv, 'nftables').collectGarbage;
+      let garbage = [];
+      for (let i = 0; i < 200; i++) garbage.push(Array.from({ length: 2000 }, (_, k) => ({ k, i })));
+      const before = process.memoryUsage().heapUsed;
+      garbage = null;
+      console.log('COLLECT');
+      collect();
+      console.log(JSON.stringify({ global: typeof globalThis.gc, freedMiB: (before - process.memoryUsage().heapUsed) / 1048576 }));`;
+    const r = spawnSync(process.execPath, ['--trace-gc', '--input-type=module', '-e', code], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const after = r.stdout.slice(r.stdout.indexOf('COLLECT'));
+    expect(after).toMatch(/Mark-Compact[^\n]*testing/);
+    const result = JSON.parse(after.trim().split('\n').pop()!) as { global: string; freedMiB: number };
+    expect(result.global).toBe('undefined');
+    expect(result.freedMiB).toBeGreaterThan(10);
+  }, 60_000);
+});

@@ -23,6 +23,7 @@
  * code rejected (test/image.e2e.test.ts checks that none is).
  */
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { ProxyModeName } from '../../proxier/mode.ts';
 
 export const AGENT_HEAP_GROWING_PERCENT = 15;
@@ -49,6 +50,19 @@ export function agentHeapFlags(execArgv: readonly string[], mode: ProxyModeName)
   return flags;
 }
 
-export function tuneAgentHeap(execArgv: readonly string[], mode: ProxyModeName): void {
+/** Sets the agent's V8 flags; in the nftables mode, also gives it V8's full collection (exposeFullCollection). */
+export function tuneAgentHeap(execArgv: readonly string[], mode: ProxyModeName): { readonly collectGarbage?: () => void } {
   for (const flag of agentHeapFlags(execArgv, mode)) setFlagsFromString(flag);
+  return mode === 'nftables' ? { collectGarbage: exposeFullCollection() } : {};
+}
+
+/**
+ * V8's full garbage collection as a function the agent can call (the nftables mode: while nft applies each large
+ * transaction, src/mode-nftables.ts). `--expose-gc` set at run time gives every context made after it a `gc`; the
+ * agent's own global gets none. Set when tuneAgentHeap's flags are, after the modules are loaded (the compile cache
+ * is keyed by V8's flags).
+ */
+export function exposeFullCollection(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
 }

@@ -1,0 +1,85 @@
+/**
+ * startNftablesMode on the real nft (needs root), in a network namespace of
+ * its own: the process's full collection (collectGarbage) runs while nft
+ * applies the cold start's large transactions, and never for a partial sync.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NftablesMode } from '../nftables/nftables-mode.ts';
+import { TABLE_NAME } from '../nftables/model.ts';
+import { upstreamSnapshot } from '../nftables/upstream.case.ts';
+import { realClock } from './system/clock.ts';
+import { silentLogger } from '../proxier/log.ts';
+import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { configFromFlags } from './config.ts';
+import { COLLECT_AFTER_BYTES, startNftablesMode } from './mode-nftables.ts';
+import { createExecaRunner } from './system/exec.ts';
+import { createNetnsOps } from './system/netns.ts';
+
+const runner = createExecaRunner();
+const net = createNetnsOps({ runner });
+const PREFIX = 'kptmodenft';
+const NS = `${PREFIX}-${process.pid}`;
+
+beforeAll(async () => {
+  await net.sweepNamespaces(PREFIX);
+  await net.addNamespace(NS);
+});
+afterAll(async () => net.sweepNamespaces(PREFIX));
+
+const SERVICES = 400;
+const svc = (i: number) => makeService('ns1', `svc-${i}`, { clusterIP: `172.30.${i >> 8}.${i & 255}`, ports: [{ name: 'p80', port: 80 }] });
+const eps = (i: number, last: number) =>
+  makeEndpointSlice('ns1', `svc-${i}`, `svc-${i}-1`, {
+    endpoints: [1, 2, last].map((k) => ({ ip: `10.${i >> 8}.${i & 255}.${k}` })),
+    ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+  });
+
+describe('startNftablesMode with the process collector (collectGarbage)', () => {
+  it('collects while nft applies each large cold-start transaction, and not for a partial sync; the table is whole', async () => {
+    const calls: { pending: boolean }[] = [];
+    let pending = false;
+    const config = configFromFlags(
+      new Map<string, string | number>([
+        ['mode', 'nftables'],
+        ['cluster-cidr', '10.0.0.0/8'],
+      ]),
+    );
+    const mode = await startNftablesMode(config, {
+      runner: createExecaRunner({ netns: NS }),
+      clock: realClock,
+      logger: silentLogger(),
+      conntrack: { deleteEntries: async () => ({ deleted: 0, errors: [] }) },
+      collectGarbage: () => calls.push({ pending }),
+    });
+    try {
+      expect(mode).toBeInstanceOf(NftablesMode);
+      const services = Array.from({ length: SERVICES }, (_, i) => svc(i));
+      const snapshot = (last: number) =>
+        upstreamSnapshot(
+          'IPv4',
+          services,
+          services.map((_, i) => eps(i, i === 7 ? last : 3)),
+        );
+      pending = true;
+      const first = await mode.sync(snapshot(3), { periodic: false, previous: null });
+      pending = false;
+      expect(first.full).toBe(true);
+      // The cold start: a small first transaction (the table, base chains, fixed sets), then one chunk of service
+      // ports of ~2 kB each, over COLLECT_AFTER_BYTES.
+      expect(first.bytes).toBeGreaterThan(COLLECT_AFTER_BYTES);
+      expect(calls).toEqual([{ pending: true }]);
+
+      const second = await mode.sync(snapshot(9), { periodic: false, previous: null });
+      expect(second.full).toBe(false);
+      expect(second.bytes).toBeLessThan(COLLECT_AFTER_BYTES);
+      expect(calls).toHaveLength(1);
+
+      const listed = await createExecaRunner({ netns: NS }).run('nft', ['list', 'chains', 'ip']);
+      expect(listed.stdout).toContain(`table ip ${TABLE_NAME}`);
+      // Three endpoint chains per service port, and svc-7's replaced one: flushed now, deleted by a later sync (>= 1 s).
+      expect(listed.stdout.match(/chain endpoint-/g)).toHaveLength(SERVICES * 3 + 1);
+    } finally {
+      await mode.close();
+    }
+  });
+});
