@@ -73,8 +73,8 @@ function base(o: J): BaseChainSpec | null {
   return { type: String(o['type']) as ChainType, hook: o['hook'] as Hook, priority: Number(o['prio']) };
 }
 
-/** Parses the listing; null when it holds no such table (an empty listing). */
-export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-proxy'): NftTable | null {
+/** A JSON listing's `nftables` array; ListParseError when the text is not such a document. */
+function listingItems(text: string): unknown[] {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -82,11 +82,16 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
     throw new ListParseError((err as Error).message);
   }
   if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new ListParseError('no "nftables" array');
+  return doc['nftables'] as unknown[];
+}
+
+/** Parses the listing; null when it holds no such table (an empty listing). */
+export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-proxy'): NftTable | null {
   let found = false;
   let comment: string | null = null;
   const chains = new Map<string, { spec: J; rules: string[] }>();
   const sets: NftSet[] = [];
-  for (const item of doc['nftables'] as unknown[]) {
+  for (const item of listingItems(text)) {
     if (!isObj(item)) continue;
     const [kind] = Object.keys(item);
     const o = item[kind!];
@@ -126,15 +131,8 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
 export function namesIn(text: string, kind: NameKind, family: NftFamily, tableName = 'kube-proxy'): string[] {
   const scanned = scanNames(text, kind, family, tableName);
   if (scanned !== null) return scanned;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new ListParseError((err as Error).message);
-  }
-  if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new ListParseError('no "nftables" array');
   const out: string[] = [];
-  for (const item of doc['nftables'] as unknown[]) {
+  for (const item of listingItems(text)) {
     if (!isObj(item) || !isObj(item[kind])) continue;
     const o = item[kind] as J;
     const table = kind === 'table' ? o['name'] : o['table'];
