@@ -67,9 +67,13 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
   const problem = checkNftVersion(version) ?? checkKernelVersion((deps.kernelRelease ?? release)(), deps.env ?? process.env);
   if (problem !== null) throw new NftablesUnsupportedError(problem);
 
-  const launcher = createNftLauncher(deps.runner.netns !== undefined ? { netns: deps.runner.netns } : {});
   const collect = deps.collectGarbage;
-  const session = deps.nft ? null : new NftSession(launcher, collect ? { whileApplying: collectAfterLarge(collect) } : {});
+  const session = deps.nft
+    ? null
+    : new NftSession(
+        createNftLauncher(deps.runner.netns !== undefined ? { netns: deps.runner.netns } : {}),
+        collect ? { whileApplying: collectAfterLarge(collect) } : {},
+      );
   const nft: NftTables = deps.nft ?? new Nft(deps.runner, session ? { session } : {});
   const families: IPFamily[] = [];
   for (const family of ['IPv4', 'IPv6'] as const) {
