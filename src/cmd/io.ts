@@ -33,7 +33,8 @@ export interface CommandIO {
    * Called by the agent once its modules are loaded, just before it starts, with the mode it runs (src/main.ts: V8's
    * heap growing factor and, in the rule-writing modes, its tiers: src/system/agent-heap.ts). Not earlier: a V8 flag
    * changed before a module is compiled makes Node's compile cache reject that module's cached code (the cache is keyed
-   * by V8's flags), so the image's warmed cache would go unused.
+   * by V8's flags), so the image's warmed cache would go unused. Returns what the process offers the agent
+   * (AgentProcessHooks: in the nftables mode, V8's full collection).
    */
   readonly beforeAgentStart?: (mode: ProxyModeName) => AgentProcessHooks | void;
   /** Size of the terminal stdout writes to; absent when stdout is not a terminal (top redraws in place only on one). */
