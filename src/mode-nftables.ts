@@ -27,8 +27,9 @@ import { createNftLauncher } from './system/nft-launcher.ts';
  * leaves 1.5-2 MB of garbage in the old generation (its text, the pieces it was made from), so between V8's own full
  * collections, every ~6 chunks, the agent's resident size climbed ~6 MiB above its level; collected at each chunk,
  * while this process would only wait for nft, the first sync's peak at 10,000 services is that much lower for ~1.4 s of
- * CPU on the other core and no time added to the sync (BENCHMARKS.md, "The first sync's garbage"). Having the
- * collector costs ~0.5 s of CPU a minute later on (more major collections once its context exists; not explained).
+ * CPU on the other core and no time added to the sync (BENCHMARKS.md, "The first sync's garbage"). The collector's
+ * context also costs ~0.4 s of CPU a minute later on, V8's memory reducer running, which keeps the agent ~15-20 MiB
+ * lower (agent-heap.ts, exposeFullCollection).
  */
 export const COLLECT_AFTER_BYTES = 256 * 1024;
 

@@ -61,6 +61,12 @@ export function tuneAgentHeap(execArgv: readonly string[], mode: ProxyModeName):
  * transaction, src/mode-nftables.ts). `--expose-gc` set at run time gives every context made after it a `gc`; the
  * agent's own global gets none. Set when tuneAgentHeap's flags are, after the modules are loaded (the compile cache
  * is keyed by V8's flags).
+ *
+ * Why a context's `gc` rather than `%CollectGarbage` (natives syntax, which needs no context): with a second context
+ * alive, V8's memory reducer finds the allocation rate low once the agent goes quiet and runs its shrinking
+ * collections; without one it never does. At 10,000 services that holds the agent ~15-20 MiB lower after its first
+ * sync for ~0.4 s of CPU a minute, and `%CollectGarbage` lowered the first sync's peak in only half the runs
+ * (BENCHMARKS.md, "That window's CPU, explained").
  */
 export function exposeFullCollection(): () => void {
   setFlagsFromString('--expose-gc');
