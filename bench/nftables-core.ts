@@ -14,6 +14,9 @@
  *     (`add rule`, `add element`: the form before this change);
  *   - a service added, deleted, and its chains deleted a second later, through
  *     the session (deletes make nft load its whole cache);
+ *   - the kernel's validation: a new chain nothing jumps to, one rule ending
+ *     in a counter or in a jump, alternating (the jump makes the commit
+ *     validate the whole table, the floor of every endpoint change);
  *   - listing the table back.
  * The full sync over the loaded table, one transaction (list names + render +
  * plan + apply, against `nft -f` of the same text alone: the floor), runs at
@@ -198,6 +201,35 @@ async function endpointChange(c: Cluster): Promise<number[]> {
   return ways[0]!.times;
 }
 
+/**
+ * What the kernel's validation costs: a new chain that nothing jumps to, with
+ * one rule, through the session, in two forms alternating: the rule ends in a
+ * counter, or in `jump mark-for-masquerade`. The jump makes the commit
+ * validate the whole table from its base chains (nf_tables_validate), although
+ * the new chain is not reachable from any of them; every endpoint change adds
+ * such rules (dnat, jump, numgen vmap). The scratch chains are deleted after
+ * (untimed).
+ */
+async function validation(): Promise<void> {
+  const times = { counter: [] as number[], jump: [] as number[] };
+  const extra: number[] = [];
+  const names: string[] = [];
+  for (let i = 0; i < REPS; i++) {
+    for (const verdict of i % 2 ? (['jump', 'counter'] as const) : (['counter', 'jump'] as const)) {
+      const name = `scratch-${verdict}-${i}`;
+      names.push(name);
+      const rule = `ip daddr 192.0.2.${i + 1} ${verdict === 'jump' ? 'jump mark-for-masquerade' : 'counter'}`;
+      times[verdict].push(await ms(() => viaSession.run(`add chain ip kube-proxy ${name} { ${rule} ; }\n`)));
+    }
+    extra.push(times.jump.at(-1)! - times.counter.at(-1)!);
+  }
+  await viaSession.run(names.map((n) => `delete chain ip kube-proxy ${n}`).join('\n') + '\n');
+  console.log("  a new chain nothing jumps to, one rule (the kernel's validation):");
+  line('  ends in counter (no validation)', spread(times.counter));
+  line('  ends in jump (validates the whole table)', spread(times.jump));
+  line('  jump - counter, per pair', spread(extra));
+}
+
 /** A service added, then deleted, then its chains deleted (the cleanup a second later), through the session. */
 async function serviceChurn(c: Cluster): Promise<void> {
   const extra = c.n;
@@ -269,6 +301,7 @@ const started = performance.now();
 try {
   const small = await load(1000);
   const partial1k = await endpointChange(small);
+  await validation();
   await serviceChurn(small);
   const full1k = await fullSync(small);
   line('endpoint change / full sync (medians)', `${((median(partial1k) / median(full1k)) * 100).toFixed(2)} %`);
@@ -280,6 +313,7 @@ try {
 
   const big = await load(10_000);
   const partial10k = await endpointChange(big);
+  await validation();
   await serviceChurn(big);
   await listBack(big);
   const full10k = median(full3k) * (10_000 / 3000) ** 2;
