@@ -17,6 +17,7 @@
  * the kernel's validation of the table is the rest.
  */
 import { ElementChanges } from './element-store.ts';
+import { LayeredMap } from './layered-map.ts';
 import type { NftChain, NftSet } from './model.ts';
 import { sameRules as sameChainRules } from '../proxier/packed-rules.ts';
 import type { NftRender } from './render.ts';
@@ -55,16 +56,19 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   // Service ports: identity first, then chain by chain. Chain names are unique per service port,
   // so a chain one port stops using is wanted by nobody else.
   const wanted = new Set<string>();
-  const services = new Map<string, ServiceObjects>();
+  // Only the ports that changed: the next state layers them over this one (layered-map.ts), not a new map of all.
+  const changed = new Map<string, ServiceObjects | undefined>();
   // Sets the rewritten rules may name: the fixed ones and the changed ports' affinity sets.
   const decls: SetDecl[] = [...render.fixed.sets];
-  let kept = 0; // distinct applied keys the render still has
+  // Keys are unique per snapshot (a service port and its protocol), so every applied key is current when all of them
+  // were found: the removed ones are looked for only when some are.
+  let kept = 0;
   for (let i = 0; i < render.services.length; i++) {
     const svc = render.services[i]!; // indexed: for-of allocated per service here
     const prev = applied.services.get(svc.key);
-    if (prev !== undefined && !services.has(svc.key)) kept++;
-    services.set(svc.key, svc);
+    if (prev !== undefined) kept++;
     if (prev === svc) continue;
+    changed.set(svc.key, svc);
     decls.push(...svc.affinitySets);
     const oldChains = new Map((prev?.chains ?? []).map((c) => [c.name, c]));
     const recreated = diffSets(prev?.affinitySets ?? [], svc.affinitySets, setsToDelete, setsToAdd);
@@ -78,13 +82,16 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
     elements.replace(prev?.elements ?? [], svc.elements);
   }
   // Removed service ports, if any (a walk over every applied port only then: it is 10,000 at scale).
-  if (kept < applied.services.size)
+  if (kept < applied.services.size) {
+    const current = new Set(render.services.map((s) => s.key));
     for (const [key, prev] of applied.services) {
-      if (services.has(key)) continue;
+      if (current.has(key)) continue;
+      changed.set(key, undefined);
       for (const c of prev.chains) flush.push(c.name);
       diffSets(prev.affinitySets, [], setsToDelete, setsToAdd);
       elements.replace(prev.elements, []);
     }
+  }
 
   // A stale chain wanted again belongs to a port that changed, so `wanted` covers it.
   const cleanupChains = chainsToDelete(applied.stale, now, wanted);
@@ -109,7 +116,7 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   const next: AppliedState = {
     family: render.family,
     fixed: render.fixed,
-    services,
+    services: LayeredMap.over(applied.services).with(changed),
     elements: elements.result(render.fixed.sets.map((s) => s.name)),
     stale,
   };
