@@ -73,14 +73,15 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
 
   const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP, cidrContains: cidrContainsText };
   const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, nodeIP]);
-  const services: ServiceObjects[] = [];
+  // Sized once: pushing 10,000 grew the array through ~20 copies, ~0.2 MB of garbage a sync.
+  const services: ServiceObjects[] = new Array<ServiceObjects>(snapshot.services.length);
   let internal = 0;
   let external = 0;
   const render = (s: ServicePortState) => renderService(s, ctx); // one closure per sync, not one per service
   for (let i = 0; i < snapshot.services.length; i++) {
     const state = snapshot.services[i]!;
     const r = cache ? cache.get(state, ctxKey, render) : render(state);
-    services.push(r);
+    services[i] = r;
     if (r.noLocalInternal) internal++;
     if (r.noLocalExternal) external++;
   }
