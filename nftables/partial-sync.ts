@@ -23,7 +23,7 @@ import { sameRules as sameChainRules } from '../proxier/packed-rules.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { cleanupText, planFullSync } from './full-sync.ts';
-import { chainsToDelete, fixedElements, sameRules, type AppliedState, type SyncPlan } from './sync-state.ts';
+import { chainsToDelete, fixedElements, sameRules, STALE_CHAIN_BATCH_MS, type AppliedState, type SyncPlan } from './sync-state.ts';
 import { bySet, Transaction, type SetDecl } from './transaction.ts';
 
 /** Why a change cannot be expressed as a partial sync (base chain hooks or priorities changed). */
@@ -93,13 +93,6 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
     }
   }
 
-  // A stale chain wanted again belongs to a port that changed, so `wanted` covers it.
-  const cleanupChains = chainsToDelete(applied.stale, now, wanted);
-  const stale = new Map(applied.stale);
-  for (const c of cleanupChains) stale.delete(c);
-  for (const c of rewrite) stale.delete(c.name);
-  for (const name of flush) if (!stale.has(name)) stale.set(name, now);
-
   const tx = new Transaction(render.family, decls);
   for (const c of rewrite) {
     tx.addChain(c);
@@ -112,6 +105,18 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   for (const s of setsToAdd) tx.addSet(s);
   for (const c of rewrite) tx.addChainRules(c);
   for (const [set, list] of bySet(adds)) tx.addElements(set, list);
+
+  // A stale chain wanted again belongs to a port that changed, so `wanted` covers it. The chains due go in a
+  // transaction of their own whose deletes make nft 1.0.6 load its whole cache (~0.12 s at 10,000 services): a sync
+  // that writes rules leaves them to a later one unless one has waited STALE_CHAIN_BATCH_MS, so that changes coming
+  // one after another pay that once every few seconds, not once per sync.
+  const due = chainsToDelete(applied.stale, now, wanted);
+  const batchDue = tx.operations === 0 || due.some((name) => now - applied.stale.get(name)! >= STALE_CHAIN_BATCH_MS);
+  const cleanupChains = batchDue ? due : [];
+  const stale = new Map(applied.stale);
+  for (const c of cleanupChains) stale.delete(c);
+  for (const c of rewrite) stale.delete(c.name);
+  for (const name of flush) if (!stale.has(name)) stale.set(name, now);
 
   const next: AppliedState = {
     family: render.family,

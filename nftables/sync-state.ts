@@ -15,6 +15,12 @@ import type { SetDecl } from './transaction.ts';
 
 /** Chains are deleted at least this long after they were flushed (kernels before 6.2 release references late). */
 export const STALE_CHAIN_DELAY_MS = 1000;
+/**
+ * A partial sync that writes rules deletes stale chains only once one of them has waited this long; one with nothing
+ * else to write (the periodic sync, at the latest) deletes every chain stale for STALE_CHAIN_DELAY_MS. Upstream
+ * deletes them in every sync.
+ */
+export const STALE_CHAIN_BATCH_MS = 10_000;
 
 export interface AppliedState {
   readonly family: NftFamily;

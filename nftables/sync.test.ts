@@ -5,6 +5,7 @@ import { FakeNft } from './fake-nft.ts';
 import { tableOf } from './render.ts';
 import { parseScript } from './script.ts';
 import { SyncDriver } from './sync.case.ts';
+import { STALE_CHAIN_BATCH_MS, STALE_CHAIN_DELAY_MS } from './sync-state.ts';
 import { countObjects } from './table-check.ts';
 import { BASE_RULES, sortedDump, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
@@ -100,8 +101,10 @@ describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {
     expect((await sync()).operations).toBe(9);
 
     // An endpoint is added: upstream rewrites all three chains (12); an unchanged endpoint chain is not rewritten here (8).
+    // The chain the last change left stale goes with it: it has waited STALE_CHAIN_BATCH_MS (a sync that writes rules
+    // deletes stale chains only then; see the next test).
     slices.set('svc3', eps('ns3', 'svc3', 80, ['10.0.3.2', '10.0.3.3']));
-    plan = await sync(1000);
+    plan = await sync(STALE_CHAIN_BATCH_MS);
     expect(plan.cleanupChains).toEqual(['endpoint-2OCDJSZQ-ns3/svc3/tcp/p80__10.0.3.1/80']);
     expect(plan.operations).toBe(8);
     expect(
@@ -132,5 +135,47 @@ describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {
     plan = await sync();
     expect(plan.text).toBe('');
     expect(plan.cleanup).toBe('');
+  });
+
+  it('leaves stale chains to a sync with nothing else to write, or deletes them together once one has waited STALE_CHAIN_BATCH_MS (one nft cache load per burst, not per change)', async () => {
+    const fake = new FakeNft();
+    const driver = new SyncDriver(fake, upstreamOptions('IPv4'));
+    const services = new Map<string, unknown>([['svc1', svc('ns1', 'svc1', '172.30.0.41', 80)]]);
+    const slices = new Map<string, unknown>([['svc1', eps('ns1', 'svc1', 80, ['10.0.1.1'])]]);
+    let now = 1_000_000;
+    const sync = async (advance: number) => {
+      now += advance;
+      const plan = await driver.sync(upstreamSnapshot('IPv4', [...services.values()], [...slices.values()]), now);
+      await expectConverged(fake, driver);
+      return plan;
+    };
+    await sync(0);
+    // A burst: the endpoint moves every 2 s; each change flushes the chain of the endpoint it replaced.
+    const burst: string[] = [];
+    for (let i = 2; i <= 5; i++) {
+      slices.set('svc1', eps('ns1', 'svc1', 80, [`10.0.1.${i}`]));
+      const plan = await sync(2 * STALE_CHAIN_DELAY_MS);
+      expect(plan.operations).toBeGreaterThan(0);
+      expect(plan.cleanupChains, `change ${i}`).toEqual([]);
+      expect(plan.cleanup).toBe('');
+      burst.push(`10.0.1.${i - 1}`);
+      expect([...driver.applied!.stale.keys()].map((c) => c.split('__')[1]!.split('/')[0]).sort()).toEqual(burst);
+    }
+    // The first of them has waited 6 s. A change when it has waited STALE_CHAIN_BATCH_MS: its sync takes every chain
+    // due, in one cleanup.
+    slices.set('svc1', eps('ns1', 'svc1', 80, ['10.0.1.6']));
+    let plan = await sync(STALE_CHAIN_BATCH_MS - 3 * 2 * STALE_CHAIN_DELAY_MS);
+    expect(plan.cleanupChains.map((c) => c.split('__')[1]!.split('/')[0]).sort()).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']);
+    expect(plan.cleanup.trim().split('\n')).toHaveLength(4);
+    expect([...driver.applied!.stale.keys()].map((c) => c.split('__')[1]!.split('/')[0])).toEqual(['10.0.1.5']);
+    expect(fake.dump('ip')).not.toContain('10.0.1.1/');
+    // Quiet again: the next sync has nothing else to write and deletes what has waited a second.
+    plan = await sync(STALE_CHAIN_DELAY_MS - 1);
+    expect(plan.cleanupChains).toEqual([]);
+    plan = await sync(1);
+    expect(plan.text).toBe('');
+    expect(plan.cleanupChains.map((c) => c.split('__')[1]!.split('/')[0])).toEqual(['10.0.1.5']);
+    expect(driver.applied!.stale.size).toBe(0);
+    expect(fake.dump('ip')).not.toContain('10.0.1.5/');
   });
 });
