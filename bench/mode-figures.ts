@@ -14,6 +14,11 @@
  *    resident memory is sampled during this part only (the agent's objects,
  *    proxier and mode; not the rule tools' processes; the bench keeps no
  *    write texts until it is over).
+ *    With churn=N (and gap=MS, default 250): then N more endpoint changes
+ *    `gap` ms apart, not waiting for their syncs (a rolling update at scale):
+ *    each one's latency ends with the first rules write that started after
+ *    it; the nftables mode's stale-chain deletions (writes of their own) are
+ *    counted apart. Memory is not sampled in this part.
  * 2. Partial syncs: mode.sync() alternating between the cluster and the
  *    cluster with one endpoint fewer, each paired with its floor: the same
  *    write replayed alone, right after the sync or (every other pair) right
@@ -28,7 +33,7 @@ import { stateBuilder } from '../proxier/state-builder.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { tuneAgentHeap } from '../src/system/agent-heap.ts';
 import { realClock } from '../src/system/clock.ts';
-import { endpointEvent, FEATURES, makeCluster, NODE, snapshotOf, withoutOneEndpoint } from './mode-cluster.ts';
+import { endpointEvent, FEATURES, makeCluster, NODE, snapshotOf, withoutOneEndpoint, type BenchCluster } from './mode-cluster.ts';
 import { makeSubject, type ModeName, type Subject, type Write } from './mode-subjects.ts';
 
 const [modeArg, nArg, ...rest] = process.argv.slice(2);
@@ -53,7 +58,7 @@ const time = async (fn: () => Promise<unknown>): Promise<number> => {
 };
 
 /** The agent's path: first sync, then endpoint events one by one. */
-async function agentPath(s: Subject, events: number) {
+async function agentPath(s: Subject, events: number, churn: number, gapMs: number) {
   const c = makeCluster(n);
   const proxier = new Proxier({ mode: s.mode, builder: stateBuilder(NODE, FEATURES), clock: realClock, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000 });
   proxier.start();
@@ -78,10 +83,36 @@ async function agentPath(s: Subject, events: number) {
     await proxier.idle();
   }
   sample();
-  await proxier.stop();
   clearInterval(sampler!);
   sampler = null;
-  return { cluster: c, firstSyncMs, latencies, firstSyncPeakMB, peakRssMB: peak / 1e6, heapUsedMB: process.memoryUsage().heapUsed / 1e6 };
+  const peakRssMB = peak / 1e6;
+  const heapUsedMB = process.memoryUsage().heapUsed / 1e6;
+  const churned = churn > 0 ? await churnPhase(s, proxier, c, events, churn, gapMs) : null;
+  await proxier.stop();
+  return { cluster: c, firstSyncMs, latencies, firstSyncPeakMB, peakRssMB, heapUsedMB, ...(churned ? { churn: churned } : {}) };
+}
+
+/** `count` endpoint changes `gapMs` apart, not waiting for their syncs; see the header. */
+async function churnPhase(s: Subject, proxier: Proxier, c: BenchCluster, first: number, count: number, gapMs: number) {
+  s.keepTexts();
+  const w0 = s.writes.length;
+  const sent: number[] = [];
+  for (let e = first; e < first + count; e++) {
+    const { key, old, obj } = endpointEvent(c, e);
+    sent.push(performance.now());
+    proxier.onEvent({ type: 'update', kind: 'EndpointSlice', key, old, obj });
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+  await proxier.idle();
+  const writes = s.writes.slice(w0);
+  // nftables: the stale-chain cleanup is a transaction of `delete chain` lines; the iptables mode has none apart.
+  const isCleanup = (text: string) => text.startsWith('delete chain');
+  const rules = writes.filter((w) => !isCleanup(w.text));
+  const latencies = sent.map((t) => {
+    const w = rules.find((r) => r.startedAt >= t);
+    return w === undefined ? NaN : w.doneAt - t;
+  });
+  return { gapMs, latencies, writes: rules.length, cleanups: writes.length - rules.length };
 }
 
 /**
@@ -117,7 +148,7 @@ async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: bo
 const s = makeSubject(name, { collectGarbage: tuned.collectGarbage });
 const out: Record<string, unknown> = { mode: name, services: n };
 try {
-  const agent = await agentPath(s, arg('events', 0));
+  const agent = await agentPath(s, arg('events', 0), arg('churn', 0), arg('gap', 250));
   const { cluster: _, ...figures } = agent;
   Object.assign(out, figures);
   s.keepTexts();
