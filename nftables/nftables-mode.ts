@@ -11,7 +11,8 @@
  * - Every other sync, the periodic one included, is partial: only what
  *   changed since the last applied state; an unchanged sync sends nothing.
  *   Chains nothing wants are flushed at once and deleted by a separate
- *   transaction at least 1 s later (kernels before 6.2), after the main one.
+ *   transaction at least 1 s later (kernels before 6.2), after the main one;
+ *   while changes keep coming, together once one has waited 10 s.
  * - A refused transaction rejects with ApplyError and forgets the applied
  *   state, so the next sync is full; a failed stale-chain deletion is a
  *   `cleanup` failure of the report and also makes the next sync full.

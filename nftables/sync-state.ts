@@ -34,7 +34,8 @@ export interface AppliedState {
 export interface SyncPlan {
   readonly full: boolean;
   /**
-   * Deletes chains stale for at least STALE_CHAIN_DELAY_MS, on its own; "" when there are none. Run it last:
+   * Deletes chains stale for at least STALE_CHAIN_DELAY_MS (from a partial sync that writes rules: only once one has
+   * waited STALE_CHAIN_BATCH_MS), on its own; "" when there are none. Run it last:
    * upstream runs it first, but `delete` makes nft 1.0.6 load its whole cache (~0.2 s at 10,000 services), which
    * would delay the rules of the event that triggered the sync. The main transaction never refers to these chains.
    */
