@@ -13,6 +13,9 @@ const svc = (ns: string, name: string, ip: string, port: number) => makeService(
 const eps = (ns: string, name: string, port: number, ips: string[]) =>
   makeEndpointSlice(ns, name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: `p${port}`, port, protocol: 'TCP' }] });
 
+/** The endpoint address an endpoint chain's name ends with (`endpoint-HASH-ns/svc/tcp/p80__10.0.1.1/80`). */
+const endpointIP = (chain: string): string => chain.split('__')[1]!.split('/')[0]!;
+
 /** The live table equals the render, but for chains flushed and waiting for deletion. */
 async function expectConverged(fake: FakeNft, driver: SyncDriver): Promise<void> {
   const d = diffTables(tableOf(driver.lastRender!), await fake.list('ip'));
@@ -159,22 +162,22 @@ describe('partial syncs (upstream TestSyncProxyRulesRepeated)', () => {
       expect(plan.cleanupChains, `change ${i}`).toEqual([]);
       expect(plan.cleanup).toBe('');
       burst.push(`10.0.1.${i - 1}`);
-      expect([...driver.applied!.stale.keys()].map((c) => c.split('__')[1]!.split('/')[0]).sort()).toEqual(burst);
+      expect([...driver.applied!.stale.keys()].map(endpointIP).sort()).toEqual(burst);
     }
     // The first of them has waited 6 s. A change when it has waited STALE_CHAIN_BATCH_MS: its sync takes every chain
     // due, in one cleanup.
     slices.set('svc1', eps('ns1', 'svc1', 80, ['10.0.1.6']));
     let plan = await sync(STALE_CHAIN_BATCH_MS - 3 * 2 * STALE_CHAIN_DELAY_MS);
-    expect(plan.cleanupChains.map((c) => c.split('__')[1]!.split('/')[0]).sort()).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']);
+    expect(plan.cleanupChains.map(endpointIP).sort()).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']);
     expect(plan.cleanup.trim().split('\n')).toHaveLength(4);
-    expect([...driver.applied!.stale.keys()].map((c) => c.split('__')[1]!.split('/')[0])).toEqual(['10.0.1.5']);
+    expect([...driver.applied!.stale.keys()].map(endpointIP)).toEqual(['10.0.1.5']);
     expect(fake.dump('ip')).not.toContain('10.0.1.1/');
     // Quiet again: the next sync has nothing else to write and deletes what has waited a second.
     plan = await sync(STALE_CHAIN_DELAY_MS - 1);
     expect(plan.cleanupChains).toEqual([]);
     plan = await sync(1);
     expect(plan.text).toBe('');
-    expect(plan.cleanupChains.map((c) => c.split('__')[1]!.split('/')[0])).toEqual(['10.0.1.5']);
+    expect(plan.cleanupChains.map(endpointIP)).toEqual(['10.0.1.5']);
     expect(driver.applied!.stale.size).toBe(0);
     expect(fake.dump('ip')).not.toContain('10.0.1.5/');
   });
