@@ -96,6 +96,7 @@ async function agentPath(s: Subject, events: number, churn: number, gapMs: numbe
 async function churnPhase(s: Subject, proxier: Proxier, c: BenchCluster, first: number, count: number, gapMs: number) {
   s.keepTexts();
   const w0 = s.writes.length;
+  const d0 = s.deletions.length;
   const sent: number[] = [];
   for (let e = first; e < first + count; e++) {
     const { key, old, obj } = endpointEvent(c, e);
@@ -104,15 +105,13 @@ async function churnPhase(s: Subject, proxier: Proxier, c: BenchCluster, first: 
     await new Promise((r) => setTimeout(r, gapMs));
   }
   await proxier.idle();
-  const writes = s.writes.slice(w0);
-  // nftables: the stale-chain cleanup is a transaction of `delete chain` lines; the iptables mode has none apart.
-  const isCleanup = (text: string) => text.startsWith('delete chain');
-  const rules = writes.filter((w) => !isCleanup(w.text));
+  const rules = s.writes.slice(w0);
   const latencies = sent.map((t) => {
     const w = rules.find((r) => r.startedAt >= t);
     return w === undefined ? NaN : w.doneAt - t;
   });
-  return { gapMs, latencies, writes: rules.length, cleanups: writes.length - rules.length };
+  // nftables: the stale-chain deletions, beside the syncs; the iptables mode has none apart.
+  return { gapMs, latencies, writes: rules.length, cleanups: s.deletions.length - d0 };
 }
 
 /**

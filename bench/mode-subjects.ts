@@ -8,8 +8,9 @@
  * iptables mode: IptablesMode on iptables-nft 1.8.9 (batches of whole
  * services, as the agent runs it with the nft backend); its floor replays a
  * sync's restores, with the same options, one after another.
- * nftables mode: NftablesMode through one NftSession (`nft -i`), as the
- * agent runs it; its floor is `nft -f` of the sync's main
+ * nftables mode: NftablesMode through one NftSession (`nft -i`), and its
+ * stale-chain deletions through a process of their own each, as the agent
+ * runs it (nftChannels); its floor is `nft -f` of the sync's main
  * transaction alone (with the session's malloc setting), and also the same
  * text through the session alone.
  */
@@ -21,13 +22,12 @@ import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { silentLogger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
-import { Nft, type ListNamesOptions } from '../nftables/nft.ts';
-import { NftSession, SESSION_ENV } from '../nftables/nft-session.ts';
-import { collectAfterLarge } from '../src/mode-nftables.ts';
+import type { ListNamesOptions } from '../nftables/nft.ts';
+import { SESSION_ENV } from '../nftables/nft-session.ts';
+import { nftChannels } from '../src/mode-nftables.ts';
 import { NftablesMode } from '../nftables/nftables-mode.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
-import { createNftLauncher } from '../src/system/nft-launcher.ts';
 import { DETECT_LOCAL } from './mode-cluster.ts';
 
 export type ModeName = 'iptables' | 'nftables';
@@ -45,6 +45,8 @@ export interface Subject {
   readonly mode: ProxyMode;
   /** Every write so far, in order. */
   readonly writes: Write[];
+  /** nftables: the stale-chain deletions so far, which run beside the syncs (not in `writes`); iptables: none. */
+  readonly deletions: readonly Write[];
   /** Keeps the text of every later write (for floors); off at first. */
   keepTexts(): void;
   /** Resolves when the next write has finished. */
@@ -98,7 +100,8 @@ function nftAlone(text: string): Promise<void> {
 export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: (() => void) | undefined } = {}): Subject {
   const exec = createExecaRunner();
   const rec = new Recorder();
-  const common = { writes: rec.writes, nextWrite: () => rec.nextWrite(), keepTexts: () => void (rec.keepTexts = true) };
+  const deletions: Write[] = [];
+  const common = { writes: rec.writes, deletions, nextWrite: () => rec.nextWrite(), keepTexts: () => void (rec.keepTexts = true) };
   if (name === 'iptables') {
     const ipt = createIptables({ family: 'IPv4', backend: 'nft', runner: exec, timeoutMs: 600_000 });
     const recording = {
@@ -125,8 +128,8 @@ export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: ((
       close: () => mode.close(),
     };
   }
-  const session = new NftSession(createNftLauncher(), opts.collectGarbage ? { whileApplying: collectAfterLarge(opts.collectGarbage) } : {});
-  const viaSession = new Nft(exec, { session });
+  const channels = nftChannels(exec, opts.collectGarbage);
+  const viaSession = channels.nft;
   // The mode's nft (Nft through the session), with every transaction recorded once it has been applied.
   const nft = {
     run: async (text: string) => {
@@ -139,9 +142,17 @@ export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: ((
     listNames: (family: 'ip' | 'ip6', o?: ListNamesOptions) => viaSession.listNames(family, o),
     deleteTable: (family: 'ip' | 'ip6') => viaSession.deleteTable(family),
   };
+  // The stale-chain deletions, beside the syncs as in the agent, recorded apart: they carry no event's rules.
+  const cleanupNft = {
+    run: async (text: string) => {
+      const t0 = performance.now();
+      await channels.cleanupNft.run(text);
+      deletions.push({ text: '', startedAt: t0, doneAt: performance.now() });
+    },
+  };
   const mode = new NftablesMode(
     { families: ['IPv4'], render: { masqueradeBit: 14, masqueradeAll: false, detectLocal: DETECT_LOCAL, nodePortAddresses: [] } },
-    { nft, clock: preciseClock, logger: silentLogger(), closeNft: () => session.close() },
+    { nft, cleanupNft, clock: preciseClock, logger: silentLogger(), closeNft: () => channels.close() },
   );
   return {
     ...common,

@@ -58,6 +58,7 @@ export function planColdStart(render: NftRender, opts: { readonly servicesPerTra
     full: true,
     cleanup: '',
     cleanupChains: [],
+    rewritten: null,
     text: first.text(),
     more,
     get operations() {

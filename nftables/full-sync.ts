@@ -166,6 +166,7 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
     full: true,
     cleanup: cleanupText(render.family, cleanupChains),
     cleanupChains,
+    rewritten: null,
     text: tx.text(),
     more: [],
     operations: tx.operations,

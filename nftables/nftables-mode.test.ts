@@ -37,11 +37,16 @@ class FlakyNft extends FakeNft {
   }
 }
 
-function setup(families: IPFamily[] = ['IPv4'], nodePortAddresses?: string[]) {
+function setup(
+  families: IPFamily[] = ['IPv4'],
+  nodePortAddresses?: string[],
+  deps: { cleanupNft?: (nft: FakeNft) => { run(text: string): Promise<void> } } = {},
+) {
   const nft = new FlakyNft();
   const clock = new ManualClock(1_000_000);
   const render = upstreamOptions('IPv4', nodePortAddresses ? { nodePortAddresses } : {});
-  const mode = new NftablesMode({ families, render, monitorPeriodMs: 1000 }, { nft, clock, logger: silentLogger() });
+  const cleanupNft = deps.cleanupNft ? { cleanupNft: deps.cleanupNft(nft) } : {};
+  const mode = new NftablesMode({ families, render, monitorPeriodMs: 1000 }, { nft, ...cleanupNft, clock, logger: silentLogger() });
   const services = new Map<string, unknown>([['a', svc('a', '172.30.0.41', 80)]]);
   const slices = new Map<string, unknown>([['a', eps('a', 80, ['10.0.1.1'])]]);
   const snapshot = (): Snapshot => upstreamSnapshot('IPv4', [...services.values()], [...slices.values()]);
@@ -134,7 +139,7 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect(await t.converged()).toBe(true);
   });
 
-  it('reports a failed stale-chain deletion as a cleanup failure and syncs fully next (upstream cleanup_failures_total)', async () => {
+  it('reports a failed stale-chain deletion as a cleanup failure of the next sync, which is full (upstream cleanup_failures_total)', async () => {
     const t = setup();
     t.services.set('b', svc('b', '172.30.0.42', 8080));
     t.slices.set('b', eps('b', 8080, ['10.0.2.1']));
@@ -145,13 +150,18 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     t.clock.advance(1000);
     t.nft.failNext = (text) => text.startsWith('delete chain');
     const r = await t.sync(true);
-    expect(r.failures).toEqual([
+    // The deletion runs beside the syncs: this sync is over before it is.
+    expect(r.failures).toEqual([]);
+    await t.mode.deletionsDone();
+    t.clock.advance(1000);
+    const next = await t.sync(true);
+    expect(next.failures).toEqual([
       expect.objectContaining({ stage: 'cleanup', message: expect.stringMatching(/cannot delete stale chains .*ns1\/b\//) }),
     ]);
+    expect(next.full).toBe(true);
     t.clock.advance(1000);
-    expect((await t.sync(true)).full).toBe(true);
-    t.clock.advance(1000);
-    await t.sync(true);
+    expect((await t.sync(true)).full).toBe(false);
+    await t.mode.deletionsDone();
     expect((await t.nft.list('ip'))!.chains.some((c) => c.name.includes('ns1/b/'))).toBe(false);
   });
 
@@ -202,5 +212,104 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect(t.nft.listedVia).toEqual([undefined, undefined]);
     expect(await t.mode.damage('IPv4')).toEqual([]);
     expect(t.nft.listedVia).toEqual([undefined, undefined, false]);
+  });
+});
+
+/** Deletions that wait at a gate before they reach nft, as a slow deletion in a process of its own does. */
+function gatedDeletions() {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const texts: string[] = [];
+  const runner = (nft: FakeNft) => ({
+    async run(text: string) {
+      texts.push(text);
+      await gate;
+      await nft.run(text);
+    },
+  });
+  return { runner, texts, open: () => open() };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+describe('NftablesMode: stale chains are deleted beside the syncs', () => {
+  /** a with endpoints .1 and .2, then .1 gone, then a quiet sync a second later: .1's chain is being deleted (held at the gate). */
+  async function deleting() {
+    const g = gatedDeletions();
+    const t = setup(['IPv4'], undefined, { cleanupNft: g.runner });
+    t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
+    await t.sync();
+    t.slices.set('a', eps('a', 80, ['10.0.1.2']));
+    await t.sync();
+    t.clock.advance(1000);
+    const quiet = await t.sync(true);
+    expect(quiet.failures).toEqual([]);
+    expect(g.texts).toEqual([expect.stringMatching(/^delete chain ip kube-proxy endpoint-\S+__10\.0\.1\.1\/80\n$/)]);
+    const chainOf = async (ip: string) => (await t.nft.list('ip'))!.chains.find((c) => c.name.endsWith(`__${ip}/80`)) ?? null;
+    expect(await chainOf('10.0.1.1')).not.toBeNull(); // still at the gate
+    return { ...t, g, chainOf };
+  }
+
+  it('does not hold up the next change: its rules are in while the deletion still runs', async () => {
+    const t = await deleting();
+    t.slices.set('a', eps('a', 80, ['10.0.1.2', '10.0.1.3']));
+    const r = await t.sync();
+    expect(r.full).toBe(false);
+    expect(await t.converged()).toBe(true);
+    expect((await t.chainOf('10.0.1.3'))!.rules.join('\n')).toContain('dnat to 10.0.1.3:80');
+    expect(await t.chainOf('10.0.1.1')).not.toBeNull();
+    t.g.open();
+    await t.mode.deletionsDone();
+    expect(await t.chainOf('10.0.1.1')).toBeNull();
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('waits for it before writing one of its chains again (an endpoint back within seconds), then writes the chain anew', async () => {
+    const t = await deleting();
+    const runs = t.nft.history.length;
+    t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
+    let synced = false;
+    const sync = t.sync().then((r) => ((synced = true), r));
+    await settle();
+    expect(synced).toBe(false);
+    expect(t.nft.history.length).toBe(runs);
+    t.g.open();
+    expect((await sync).full).toBe(false);
+    // The deletion went first, then the transaction that adds the chain back.
+    expect(t.nft.history.slice(runs).map((x) => x.split('\n')[0])).toEqual([
+      expect.stringMatching(/^delete chain .*__10\.0\.1\.1\/80$/),
+      expect.stringMatching(/^add chain /),
+    ]);
+    expect((await t.chainOf('10.0.1.1'))!.rules.join('\n')).toContain('dnat to 10.0.1.1:80');
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('lets a full sync list the table only once it has ended, so the listing does not find its chains', async () => {
+    const t = await deleting();
+    const listings = t.nft.listedVia.length;
+    t.mode.requestFullSync();
+    let synced = false;
+    const sync = t.sync().then((r) => ((synced = true), r));
+    await settle();
+    expect(synced).toBe(false);
+    expect(t.nft.listedVia.length).toBe(listings);
+    t.g.open();
+    const r = await sync;
+    expect(r.full).toBe(true);
+    expect(r.failures).toEqual([]);
+    expect([...t.mode.lastPlan('IPv4')!.next.stale.keys()]).toEqual([]);
+    expect(await t.chainOf('10.0.1.1')).toBeNull();
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('is waited for by close(), which ends nft only after it', async () => {
+    const t = await deleting();
+    let closed = false;
+    const close = t.mode.close().then(() => (closed = true));
+    await settle();
+    expect(closed).toBe(false);
+    t.g.open();
+    await close;
+    expect(await t.chainOf('10.0.1.1')).toBeNull();
   });
 });

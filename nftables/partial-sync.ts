@@ -129,6 +129,7 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
     full: false,
     cleanup: cleanupText(render.family, cleanupChains),
     cleanupChains,
+    rewritten: rewrite.map((c) => c.name),
     text: tx.text(),
     more: [],
     operations: tx.operations,

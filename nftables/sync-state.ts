@@ -35,12 +35,19 @@ export interface SyncPlan {
   readonly full: boolean;
   /**
    * Deletes chains stale for at least STALE_CHAIN_DELAY_MS (from a partial sync that writes rules: only once one has
-   * waited STALE_CHAIN_BATCH_MS), on its own; "" when there are none. Run it last:
-   * upstream runs it first, but `delete` makes nft 1.0.6 load its whole cache (~0.2 s at 10,000 services), which
-   * would delay the rules of the event that triggered the sync. The main transaction never refers to these chains.
+   * waited STALE_CHAIN_BATCH_MS), on its own; "" when there are none. Run it after the main transaction, and beside
+   * the syncs that follow: upstream runs it first, but `delete` makes nft 1.0.6 load its whole cache (0.1-0.4 s at
+   * 10,000 services), which would delay the rules of the event that triggered this sync or the next one. The main
+   * transaction never refers to these chains; a later one may (see `rewritten`).
    */
   readonly cleanup: string;
   readonly cleanupChains: readonly string[];
+  /**
+   * Chains the main transaction adds or rewrites, or null when it may write any (full syncs and cold starts). A
+   * deletion of stale chains still running beside the syncs must end before a transaction that writes one of its
+   * chains (an endpoint back within seconds), or the one would undo the other.
+   */
+  readonly rewritten: readonly string[] | null;
   /** The main transaction; "" when nothing changed. */
   readonly text: string;
   /**

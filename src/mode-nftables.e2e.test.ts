@@ -1,7 +1,8 @@
 /**
  * startNftablesMode on the real nft (needs root), in a network namespace of
  * its own: the process's full collection (collectGarbage) runs while nft
- * applies the cold start's large transactions, and never for a partial sync.
+ * applies the cold start's large transactions, and never for a partial sync;
+ * stale chains are deleted by an nft process of their own, which ends after.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NftablesMode } from '../nftables/nftables-mode.ts';
@@ -34,21 +35,35 @@ const eps = (i: number, last: number) =>
     ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
   });
 
+const config = () =>
+  configFromFlags(
+    new Map<string, string | number>([
+      ['mode', 'nftables'],
+      ['cluster-cidr', '10.0.0.0/8'],
+    ]),
+  );
+const noConntrack = { deleteEntries: async () => ({ deleted: 0, errors: [] }) };
+
+/** The nft processes in the test's namespace. */
+async function nftProcesses(): Promise<string[]> {
+  const pids = (await runner.run('ip', ['netns', 'pids', NS])).stdout.split('\n').filter(Boolean);
+  const out: string[] = [];
+  for (const pid of pids) {
+    const cmd = (await runner.run('cat', [`/proc/${pid}/cmdline`])).stdout.split('\0').join(' ').trim();
+    if (cmd.startsWith('nft ')) out.push(cmd);
+  }
+  return out;
+}
+
 describe('startNftablesMode with the process collector (collectGarbage)', () => {
   it('collects while nft applies each large cold-start transaction, and not for a partial sync; the table is whole', async () => {
     const calls: { pending: boolean }[] = [];
     let pending = false;
-    const config = configFromFlags(
-      new Map<string, string | number>([
-        ['mode', 'nftables'],
-        ['cluster-cidr', '10.0.0.0/8'],
-      ]),
-    );
-    const mode = await startNftablesMode(config, {
+    const mode = await startNftablesMode(config(), {
       runner: createExecaRunner({ netns: NS }),
       clock: realClock,
       logger: silentLogger(),
-      conntrack: { deleteEntries: async () => ({ deleted: 0, errors: [] }) },
+      conntrack: noConntrack,
       collectGarbage: () => calls.push({ pending }),
     });
     try {
@@ -81,5 +96,44 @@ describe('startNftablesMode with the process collector (collectGarbage)', () => 
     } finally {
       await mode.close();
     }
+  });
+});
+
+describe('startNftablesMode: stale chains', () => {
+  it('are deleted by an nft process of their own, beside the sync session, which ends after each deletion', async () => {
+    const mode = await startNftablesMode(config(), {
+      runner: createExecaRunner({ netns: NS }),
+      clock: realClock,
+      logger: silentLogger(),
+      conntrack: noConntrack,
+    });
+    const list = async () => (await createExecaRunner({ netns: NS }).run('nft', ['list', 'chains', 'ip'])).stdout;
+    try {
+      const services = Array.from({ length: 20 }, (_, i) => svc(i));
+      const snapshot = (last: number) =>
+        upstreamSnapshot(
+          'IPv4',
+          services,
+          services.map((_, i) => eps(i, i === 7 ? last : 3)),
+        );
+      await mode.sync(snapshot(3), { periodic: false, previous: null });
+      await mode.sync(snapshot(9), { periodic: false, previous: null }); // 10.0.7.3's chain is flushed, stale
+      expect(await list()).toContain('__10.0.7.3/80');
+      await new Promise((r) => setTimeout(r, 1100));
+      const quiet = await mode.sync(snapshot(9), { periodic: true, previous: null }); // nothing to write: the deletion starts
+      expect(quiet.failures).toEqual([]);
+      const change = await mode.sync(snapshot(11), { periodic: false, previous: null });
+      expect(change.full).toBe(false);
+      await mode.deletionsDone();
+      const chains = await list();
+      expect(chains).not.toContain('__10.0.7.3/80');
+      expect(chains).toContain('__10.0.7.9/80'); // flushed by the change, deleted a second later at the earliest
+      expect(chains).toContain('__10.0.7.11/80');
+      // The sync session's process lives on; the deletion's has ended.
+      expect(await nftProcesses()).toEqual(['nft -t -j -i']);
+    } finally {
+      await mode.close();
+    }
+    expect(await nftProcesses()).toEqual([]);
   });
 });

@@ -68,14 +68,8 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
   const problem = checkNftVersion(version) ?? checkKernelVersion((deps.kernelRelease ?? release)(), deps.env ?? process.env);
   if (problem !== null) throw new NftablesUnsupportedError(problem);
 
-  const collect = deps.collectGarbage;
-  const session = deps.nft
-    ? null
-    : new NftSession(
-        createNftLauncher(deps.runner.netns !== undefined ? { netns: deps.runner.netns } : {}),
-        collect ? { whileApplying: collectAfterLarge(collect) } : {},
-      );
-  const nft: NftTables = deps.nft ?? new Nft(deps.runner, session ? { session } : {});
+  const channels = deps.nft ? null : nftChannels(deps.runner, deps.collectGarbage);
+  const nft: NftTables = deps.nft ?? channels!.nft;
   const families: IPFamily[] = [];
   for (const family of ['IPv4', 'IPv6'] as const) {
     try {
@@ -89,14 +83,52 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
     }
   }
   if (families.length === 0) {
-    await session?.close();
+    await channels?.close();
     throw new NftablesUnsupportedError(`nft accepts neither an ip nor an ip6 ${TABLE_NAME} table on this node`);
   }
   deps.logger.info({ nft: version, families }, 'nftables mode');
   return new NftablesMode(
     { families, render: nftRenderOptionsFrom(config), monitorPeriodMs: config.syncPeriodMs },
-    { nft, clock: deps.clock, logger: deps.logger, conntrack: deps.conntrack, ...(session ? { closeNft: () => session.close() } : {}) },
+    {
+      nft,
+      clock: deps.clock,
+      logger: deps.logger,
+      conntrack: deps.conntrack,
+      ...(channels ? { cleanupNft: channels.cleanupNft, closeNft: () => channels.close() } : {}),
+    },
   );
+}
+
+/** How the agent talks to nft, in the runner's network namespace. */
+export interface NftChannels {
+  /** Transactions through one long-running `nft -i` (NftSession), listings and checks as Nft makes them. */
+  readonly nft: Nft;
+  /**
+   * Stale-chain deletions: an `nft -i` of their own, beside the syncs' one, ended after each deletion (its deletes make
+   * it load the names of the whole table, which it would keep while it lived).
+   */
+  readonly cleanupNft: { run(text: string): Promise<void> };
+  close(): Promise<void>;
+}
+
+/** `collect`: the process's full garbage collection, run while nft applies each large transaction. */
+export function nftChannels(runner: CommandRunner, collect?: () => void): NftChannels {
+  const where = runner.netns !== undefined ? { netns: runner.netns } : {};
+  const session = new NftSession(createNftLauncher(where), collect ? { whileApplying: collectAfterLarge(collect) } : {});
+  const deletions = new NftSession(createNftLauncher(where));
+  return {
+    nft: new Nft(runner, { session }),
+    cleanupNft: {
+      async run(text) {
+        try {
+          await deletions.run(text);
+        } finally {
+          await deletions.close();
+        }
+      },
+    },
+    close: async () => void (await Promise.all([session.close(), deletions.close()])),
+  };
 }
 
 /** NftSession's whileApplying for the agent: `collect` after each transaction of COLLECT_AFTER_BYTES or more. */
