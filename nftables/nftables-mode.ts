@@ -17,9 +17,9 @@
  *   process: its cache load would otherwise hold up their rules); a sync
  *   waits for it only to list the table or to write one of its chains again.
  * - A refused transaction rejects with ApplyError and forgets the applied
- *   state, so the next sync is full; a failed stale-chain deletion is a
- *   `cleanup` failure of the next sync's report and makes the sync after it
- *   full.
+ *   state, so the next sync is full; a failed stale-chain deletion is
+ *   reported (a `cleanup` failure) by the next sync to finish, and the next
+ *   sync to start is full.
  * - monitor() lists the names every period and resyncs fully when the table
  *   or any chain, set or map the last sync wrote is gone (upstream notices
  *   only when a later transaction fails, or at the hourly full sync).
@@ -266,7 +266,7 @@ export class NftablesMode implements ProxyMode {
 
   /**
    * Starts deleting stale chains beside the syncs, after any deletion still running. A failure is logged, reported by
-   * the next sync and makes the one after it full, as upstream (its listing then finds the chains again).
+   * the next sync to finish and makes the next to start full, as upstream (its listing finds the chains again).
    */
   private deleteBeside(st: FamilyState, text: string, chains: readonly string[], log: Logger): void {
     const before = st.cleanup;
