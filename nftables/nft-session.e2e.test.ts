@@ -36,6 +36,8 @@ interface Env {
   readonly plain: Nft;
   /** Pids of the nft -i processes started, in order. */
   readonly pids: number[];
+  /** Called right before a transaction is handed to the process. */
+  beforeSend: ((pid: number) => void) | null;
   /** Called right after a transaction was handed to the process. */
   afterSend: ((pid: number) => void) | null;
 }
@@ -44,12 +46,24 @@ async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
   const ns = `${PREFIX}-${process.pid}-${serial++}`;
   await net.addNamespace(ns);
   const real = createNftLauncher({ netns: ns });
-  const env: Env = { nft: null as unknown as Nft, session: null as unknown as NftSession, plain: null as unknown as Nft, pids: [], afterSend: null };
+  const env: Env = {
+    nft: null as unknown as Nft,
+    session: null as unknown as NftSession,
+    plain: null as unknown as Nft,
+    pids: [],
+    beforeSend: null,
+    afterSend: null,
+  };
   const launcher: NftLauncher = {
     start: (cmd, args, e, events) => {
       const child = real.start(cmd, args, e, events);
       env.pids.push(child.pid!);
-      return { send: (line) => (child.send(line), env.afterSend?.(child.pid!)), close: () => child.close() };
+      const send = (line: string) => {
+        env.beforeSend?.(child.pid!);
+        child.send(line);
+        env.afterSend?.(child.pid!);
+      };
+      return { send, close: () => child.close() };
     },
     stage: (t) => real.stage(t),
     dispose: () => real.dispose(),
@@ -132,10 +146,14 @@ describe("the session's process dying", () => {
       await converged();
       expect(env.pids).toHaveLength(2);
 
+      // Stopped before the transaction reaches it, so that it cannot apply it (include and marker go in one write)
+      // before it is killed.
+      env.beforeSend = (pid) => process.kill(pid, 'SIGSTOP');
       env.afterSend = (pid) => process.kill(pid, 'SIGKILL');
       const err = (await driver.sync(snap(['10.0.1.3']), 3000).catch((e: unknown) => e)) as NftError;
       expect(err).toBeInstanceOf(NftError);
       expect(err.kind).toBe('other');
+      env.beforeSend = null;
       env.afterSend = null;
       // The caller's rule after any failure: a full sync, against what the table holds.
       await driver.sync(snap(['10.0.1.3']), 4000, true);
