@@ -3,7 +3,9 @@
  * needFullSync: setupNFTables (the table, base chains re-created once per
  * process so changed priorities apply, every fixed chain added and flushed,
  * the set and map declarations, nodeport-ips refilled or removed), then every
- * service port's chains written from scratch and every element re-added.
+ * service port's chains written from scratch and every element re-added;
+ * on a process's first sync over an existing table, endpoint chains already
+ * there are kept as they are (upstream epChainSkipUpdate, see keepEndpoints).
  *
  * Each set and map is flushed explicitly: `flush table` would keep their
  * elements, and an element left pointing at a deleted service's chain makes
@@ -14,6 +16,7 @@
  */
 import type { NftChain, NftFamily } from './model.ts';
 import { TABLE_COMMENT } from './model.ts';
+import { AFFINITY_PREFIX, ENDPOINT_PREFIX } from './names.ts';
 import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
 import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
@@ -35,6 +38,13 @@ export interface FullSyncInput {
   readonly live: LiveNames | null;
   /** Upstream deletes and re-creates the base chains on the first full sync of a process. */
   readonly recreateBaseChains: boolean;
+  /**
+   * The process's first sync (upstream epChainSkipUpdate, to make a restart cheap): endpoint chains the listing shows
+   * are kept, unflushed and unwritten, when their affinity set is there exactly when the service has affinity. The
+   * chain's name holds the service port, protocol and endpoint address, which fix its masquerade and DNAT rules; the
+   * affinity rule is the one that can differ, and it names the set.
+   */
+  readonly keepEndpoints?: boolean;
   /** The previous state, whose stale chains keep their age. */
   readonly previous?: AppliedState | null;
 }
@@ -100,7 +110,12 @@ export function flushServiceSets(tx: Transaction): void {
  * element of the table. `existing` null: nothing is known, every chain is added
  * and flushed.
  */
-export function writeServices(tx: Transaction, services: readonly ServiceObjects[], existing: ReadonlySet<string> | null): void {
+export function writeServices(
+  tx: Transaction,
+  services: readonly ServiceObjects[],
+  existing: ReadonlySet<string> | null,
+  keep: ((svc: ServiceObjects, c: NftChain) => boolean) | null = null,
+): void {
   for (const svc of services) for (const set of svc.affinitySets) tx.addSet(set);
   for (const svc of services) for (const c of svc.chains) if (existing === null || !existing.has(c.name)) tx.addChain(c);
   const later: NftChain[] = [];
@@ -110,11 +125,22 @@ export function writeServices(tx: Transaction, services: readonly ServiceObjects
   };
   for (const svc of services) {
     for (const c of svc.chains) {
+      if (keep?.(svc, c)) continue;
       if (chainHoldsAnonymousSet(c)) write(c);
       else later.push(c);
     }
   }
   for (const c of later) write(c);
+}
+
+/** keepEndpoints: an endpoint chain the table has, with its affinity set there exactly when the service has affinity. */
+function endpointKeeper(live: LiveNames): (svc: ServiceObjects, c: NftChain) => boolean {
+  const chains = new Set(live.chains);
+  const sets = new Set(live.sets.filter((s) => s.kind === 'set' && s.name.startsWith(AFFINITY_PREFIX)).map((s) => s.name));
+  return (svc, c) =>
+    c.name.startsWith(ENDPOINT_PREFIX) &&
+    chains.has(c.name) &&
+    svc.affinitySets.length > 0 === sets.has(AFFINITY_PREFIX + c.name.slice(ENDPOINT_PREFIX.length));
 }
 
 /** `numgen ... vmap { }`, `ip saddr != { }`: braces other than `update @set { ip saddr }`. */
@@ -141,7 +167,8 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
 
   const tx = new Transaction(render.family, declarations(render));
   writeSetup(tx, render, input.recreateBaseChains);
-  writeServices(tx, render.services, input.live === null ? null : liveChains);
+  const keep = input.keepEndpoints && input.live !== null ? endpointKeeper(input.live) : null;
+  writeServices(tx, render.services, input.live === null ? null : liveChains, keep);
   flushServiceSets(tx);
   for (const [set, elements] of desiredElements(render)) tx.addElements(set, [...elements.values()]);
   writeFixedRules(tx, render);

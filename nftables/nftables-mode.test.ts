@@ -313,3 +313,53 @@ describe('NftablesMode: stale chains are deleted beside the syncs', () => {
     expect(await t.chainOf('10.0.1.1')).toBeNull();
   });
 });
+
+describe('NftablesMode after a restart (upstream epChainSkipUpdate)', () => {
+  const affine = (name: string, ip: string, port: number) =>
+    makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }], sessionAffinity: 'ClientIP', sessionAffinityTimeout: 600 });
+
+  it("keeps the endpoint chains a new process finds, unless the service's affinity changed, and converges", async () => {
+    const nft = new FakeNft();
+    const clock = new ManualClock(1_000_000);
+    const start = () => new NftablesMode({ families: ['IPv4'], render: upstreamOptions('IPv4') }, { nft, clock, logger: silentLogger() });
+    const sync = (mode: NftablesMode, services: unknown[], slices: unknown[]) =>
+      mode.sync(upstreamSnapshot('IPv4', services, slices), { periodic: false, previous: null });
+    const before = start();
+    await sync(
+      before,
+      [svc('a', '172.30.0.41', 80), svc('b', '172.30.0.42', 80)],
+      [eps('a', 80, ['10.0.1.1', '10.0.1.2']), eps('b', 80, ['10.0.2.1'])],
+    );
+    await before.close();
+
+    // While no process ran: a got an endpoint, b ClientIP affinity.
+    const after = start();
+    const runs = nft.history.length;
+    const r = await sync(
+      after,
+      [svc('a', '172.30.0.41', 80), affine('b', '172.30.0.42', 80)],
+      [eps('a', 80, ['10.0.1.1', '10.0.1.2', '10.0.1.3']), eps('b', 80, ['10.0.2.1'])],
+    );
+    expect(r.full).toBe(true);
+    const text = nft.history.slice(runs).join('\n');
+    const lines = (ip: string) => text.split('\n').filter((l) => l.includes(`__${ip}/80`) && l.includes(' endpoint-'));
+    // a's endpoints that were there: neither flushed nor written (the vmap of a's service chain still names them).
+    for (const ip of ['10.0.1.1', '10.0.1.2']) expect(lines(ip).filter((l) => !l.includes('vmap'))).toEqual([]);
+    expect(lines('10.0.1.3').some((l) => l.startsWith('add chain ip kube-proxy endpoint-'))).toBe(true);
+    // b's chain gains the affinity rule: flushed and written.
+    expect(lines('10.0.2.1').some((l) => l.startsWith('flush chain ip kube-proxy endpoint-'))).toBe(true);
+    expect(text).toMatch(/update @affinity-\S+__10\.0\.2\.1\/80 \{ ip saddr \}/);
+    const d = diffTables(tableOf(after.lastRender('IPv4')!), await nft.list('ip'));
+    expect(isEmptyDiff(d), JSON.stringify(d)).toBe(true);
+
+    // Only the first sync of a process keeps them.
+    after.requestFullSync();
+    const again = nft.history.length;
+    await sync(
+      after,
+      [svc('a', '172.30.0.41', 80), affine('b', '172.30.0.42', 80)],
+      [eps('a', 80, ['10.0.1.1', '10.0.1.2', '10.0.1.3']), eps('b', 80, ['10.0.2.1'])],
+    );
+    expect(nft.history.slice(again).join('\n')).toMatch(/flush chain ip kube-proxy endpoint-\S+__10\.0\.1\.1\/80/);
+  });
+});

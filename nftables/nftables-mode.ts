@@ -7,7 +7,8 @@
  *   after outside damage, and at least once an hour as upstream's
  *   FullSyncPeriod) lists the table's names once: a missing table gets the
  *   chunked cold start, an existing one one full transaction (stale chains
- *   flushed, base chains re-created on the process's first full sync).
+ *   flushed; on the process's first full sync base chains re-created and
+ *   the endpoint chains found kept, as upstream's epChainSkipUpdate).
  * - Every other sync, the periodic one included, is partial: only what
  *   changed since the last applied state; an unchanged sync sends nothing.
  *   Chains nothing wants are flushed at once and deleted by a separate
@@ -202,7 +203,15 @@ export class NftablesMode implements ProxyMode {
     else {
       const live = await listing!;
       coldStart = live === null;
-      plan = coldStart ? planColdStart(render) : planFullSync(render, { now: start, live, recreateBaseChains: !st.baseChainsRecreated, previous });
+      plan = coldStart
+        ? planColdStart(render)
+        : planFullSync(render, {
+            now: start,
+            live,
+            recreateBaseChains: !st.baseChainsRecreated,
+            keepEndpoints: !st.baseChainsRecreated,
+            previous,
+          });
     }
     const deleting = st.cleanup;
     if (deleting !== null && (plan.rewritten === null || plan.rewritten.some((c) => deleting.chains.has(c)))) await this.cleanupsOf(st);

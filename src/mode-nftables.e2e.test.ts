@@ -2,10 +2,14 @@
  * startNftablesMode on the real nft (needs root), in a network namespace of
  * its own: the process's full collection (collectGarbage) runs while nft
  * applies the cold start's large transactions, and never for a partial sync;
- * stale chains are deleted by an nft process of their own, which ends after.
+ * stale chains are deleted by an nft process of their own, which ends after;
+ * a restarted process keeps the endpoint chains it finds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
+import { Nft } from '../nftables/nft.ts';
 import { NftablesMode } from '../nftables/nftables-mode.ts';
+import { tableOf } from '../nftables/render.ts';
 import { TABLE_NAME } from '../nftables/model.ts';
 import { upstreamSnapshot } from '../nftables/upstream.case.ts';
 import { realClock } from './system/clock.ts';
@@ -135,5 +139,51 @@ describe('startNftablesMode: stale chains', () => {
       await mode.close();
     }
     expect(await nftProcesses()).toEqual([]);
+  });
+});
+
+describe('startNftablesMode after a restart (upstream epChainSkipUpdate)', () => {
+  it('leaves the endpoint chains it finds in the kernel as they are (the same rule handles) and rewrites the rest; the table equals the render', async () => {
+    const exec = createExecaRunner({ netns: NS });
+    const start = () => startNftablesMode(config(), { runner: exec, clock: realClock, logger: silentLogger(), conntrack: noConntrack });
+    const handles = async (ip: string) => {
+      const chains = (await exec.run('nft', ['list', 'chains', 'ip'])).stdout;
+      const name = chains.match(new RegExp(`chain (endpoint-\\S+__${ip.replaceAll('.', '\\.')}/80)`))![1]!;
+      const listed = await exec.run('nft', ['-a', 'list', 'chain', 'ip', TABLE_NAME, name]);
+      return [...listed.stdout.matchAll(/# handle (\d+)/g)].map((m) => m[1]).slice(1); // the chain's own handle first
+    };
+    const services = Array.from({ length: 20 }, (_, i) => svc(i));
+    const snapshot = (last: number) =>
+      upstreamSnapshot(
+        'IPv4',
+        services,
+        services.map((_, i) => eps(i, i === 7 ? last : 3)),
+      );
+    await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
+    const first = await start();
+    try {
+      await first.sync(snapshot(3), { periodic: false, previous: null });
+    } finally {
+      await first.close();
+    }
+    const kept = await handles('10.0.3.1');
+    const replaced = await handles('10.0.7.3');
+    expect(kept).toHaveLength(2); // masquerade and DNAT rules
+
+    const second = await start();
+    try {
+      const r = await second.sync(snapshot(9), { periodic: false, previous: null });
+      expect(r.full).toBe(true);
+      expect(await handles('10.0.3.1')).toEqual(kept);
+      expect(await handles('10.0.7.9')).toHaveLength(2);
+      const d = diffTables(tableOf(second.lastRender('IPv4')!), (await new Nft(exec).list('ip'))!);
+      // 10.0.7.3's chain: flushed, stale, deleted a second later at the earliest.
+      const rest = { ...d, extraChains: d.extraChains.filter((c) => !c.endsWith('__10.0.7.3/80')) };
+      expect(isEmptyDiff(rest), JSON.stringify(rest)).toBe(true);
+      expect(await handles('10.0.7.3')).toEqual([]);
+      expect(replaced).toHaveLength(2);
+    } finally {
+      await second.close();
+    }
   });
 });
