@@ -18,6 +18,9 @@
  *     in a counter or in a jump, alternating (the jump makes the commit
  *     validate the whole table, the floor of every endpoint change);
  *   - listing the table back.
+ * A restart's first sync over the loaded table, every chain rewritten or the
+ * endpoint chains kept (upstream epChainSkipUpdate), alternating, at 1,000
+ * and 3,000 services.
  * The full sync over the loaded table, one transaction (list names + render +
  * plan + apply, against `nft -f` of the same text alone: the floor), runs at
  * 1,000 and at 3,000 services; at 10,000 one takes about a minute (kernel:
@@ -285,6 +288,39 @@ async function fullSync(c: Cluster): Promise<number[]> {
   return total!;
 }
 
+/**
+ * A restarted process's first sync over the loaded table (base chains re-created), two ways, alternating: every chain
+ * rewritten, or the endpoint chains the listing shows kept (keepEndpoints, upstream epChainSkipUpdate).
+ */
+async function restart(c: Cluster): Promise<void> {
+  const render = renderNftables(c.base, options, new NftRenderCache());
+  const times = { all: [] as number[], keep: [] as number[] };
+  const shape = { all: '', keep: '' };
+  for (let i = 0; i < FULL_REPS; i++) {
+    for (const way of i % 2 === 0 ? (['all', 'keep'] as const) : (['keep', 'all'] as const)) {
+      times[way].push(
+        await ms(async () => {
+          const live = await fork.listNames('ip');
+          const plan = planFullSync(render, {
+            now: (c.now += 10),
+            live,
+            recreateBaseChains: true,
+            keepEndpoints: way === 'keep',
+            previous: c.applied,
+          });
+          c.applied = plan.next;
+          shape[way] = `${(Buffer.byteLength(plan.text) / 1048576).toFixed(1)} MiB, ${plan.operations.toLocaleString('en')} operations`;
+          await viaSession.run(plan.text);
+        }),
+      );
+    }
+  }
+  console.log('  a restart: the first full sync of a new process (list names + plan + apply through the session):');
+  line(`  every chain rewritten (${shape.all})`, spread(times.all));
+  line(`  endpoint chains kept (${shape.keep})`, spread(times.keep));
+  line('  kept / rewritten, per pair', ratio(ratios(times.keep, times.all)));
+}
+
 async function listBack(c: Cluster): Promise<void> {
   const names = await ms(() => fork.listNames('ip'));
   if (c.n > 3000) return line('list back', `names (nft -j list chains/sets/maps) ${fmt(names)} ms; the whole table is not listed (~25 s at 10,000)`);
@@ -305,10 +341,12 @@ try {
   await serviceChurn(small);
   const full1k = await fullSync(small);
   line('endpoint change / full sync (medians)', `${((median(partial1k) / median(full1k)) * 100).toFixed(2)} %`);
+  await restart(small);
   await listBack(small);
 
   const mid = await load(3000);
   const full3k = await fullSync(mid);
+  await restart(mid);
   await listBack(mid);
 
   const big = await load(10_000);
