@@ -18,8 +18,7 @@
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
-import type { Conntrack } from '../proxier/conntrack.ts';
-import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
+import { reconcileConntrack, type Conntrack } from '../proxier/conntrack.ts';
 import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
 import {
@@ -251,7 +250,7 @@ export class IptablesMode implements ProxyMode {
     );
     if (full) this.afterFullSync();
     const failures: SyncFailure[] = [];
-    const conntrackDeleted = await this.cleanConntrack(ctx.previous, snapshot, log, failures);
+    const conntrack = await this.cleanConntrack(ctx.previous, snapshot, log, failures);
     return {
       family,
       full,
@@ -260,7 +259,7 @@ export class IptablesMode implements ProxyMode {
       written: new Map(['filter', 'nat'].map((table) => [table, plan.writtenRules.get(table) ?? 0])),
       bytes: plan.bytes,
       noLocalEndpoints: rendered.noLocalEndpoints,
-      conntrackDeleted,
+      ...conntrack,
       failures,
     };
   }
@@ -274,17 +273,22 @@ export class IptablesMode implements ProxyMode {
     }
   }
 
-  private async cleanConntrack(previous: Snapshot | null, snapshot: Snapshot, log: Logger, failures: SyncFailure[]): Promise<number> {
-    if (!this.d.conntrack) return 0;
-    const filters = staleConntrackFilters(previous, snapshot);
-    if (filters.length === 0) return 0;
-    const { deleted, errors } = await this.d.conntrack.deleteEntries(filters);
-    for (const e of errors) {
+  /** Upstream's conntrack reconciler after a sync: what it deleted and, when it ran, how long it took. */
+  private async cleanConntrack(
+    previous: Snapshot | null,
+    snapshot: Snapshot,
+    log: Logger,
+    failures: SyncFailure[],
+  ): Promise<Pick<SyncReport, 'conntrackDeleted' | 'conntrackReconcileMs'>> {
+    if (!this.d.conntrack) return { conntrackDeleted: 0 };
+    const start = this.d.clock.now();
+    const r = await reconcileConntrack(this.d.conntrack, previous, snapshot);
+    for (const e of r.errors) {
       log.warn({ err: e }, 'conntrack cleanup failed');
       failures.push({ stage: 'conntrack', message: e });
     }
-    log.debug({ filters: filters.map((f) => f.reason), deleted }, 'stale UDP conntrack entries removed');
-    return deleted;
+    if (r.filters.length > 0) log.debug({ filters: r.filters.map((f) => f.reason), deleted: r.deleted }, 'stale UDP conntrack entries removed');
+    return r.ran ? { conntrackDeleted: r.deleted, conntrackReconcileMs: this.d.clock.now() - start } : { conntrackDeleted: r.deleted };
   }
 
   private afterFullSync(): void {

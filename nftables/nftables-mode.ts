@@ -31,8 +31,7 @@
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
-import type { Conntrack } from '../proxier/conntrack.ts';
-import { staleConntrackFilters } from '../proxier/conntrack-plan.ts';
+import { reconcileConntrack, type Conntrack } from '../proxier/conntrack.ts';
 import type { Logger } from '../proxier/log.ts';
 import {
   ApplyError,
@@ -259,7 +258,7 @@ export class NftablesMode implements ProxyMode {
       },
       'synced nftables rules',
     );
-    const conntrackDeleted = await this.cleanConntrack(ctx.previous, snapshot, log, failures);
+    const conntrack = await this.cleanConntrack(ctx.previous, snapshot, log, failures);
     return {
       family,
       full: plan.full,
@@ -268,7 +267,7 @@ export class NftablesMode implements ProxyMode {
       written: new Map([[TABLE_NAME, plan.operations]]),
       bytes,
       noLocalEndpoints: render.noLocalEndpoints,
-      conntrackDeleted,
+      ...conntrack,
       failures,
     };
   }
@@ -306,16 +305,22 @@ export class NftablesMode implements ProxyMode {
     for (const st of this.state.values()) await this.cleanupsOf(st);
   }
 
-  private async cleanConntrack(previous: Snapshot | null, snapshot: Snapshot, log: Logger, failures: SyncFailure[]): Promise<number> {
-    if (!this.d.conntrack) return 0;
-    const filters = staleConntrackFilters(previous, snapshot);
-    if (filters.length === 0) return 0;
-    const { deleted, errors } = await this.d.conntrack.deleteEntries(filters);
-    for (const e of errors) {
+  /** Upstream's conntrack reconciler after a sync: what it deleted and, when it ran, how long it took. */
+  private async cleanConntrack(
+    previous: Snapshot | null,
+    snapshot: Snapshot,
+    log: Logger,
+    failures: SyncFailure[],
+  ): Promise<Pick<SyncReport, 'conntrackDeleted' | 'conntrackReconcileMs'>> {
+    if (!this.d.conntrack) return { conntrackDeleted: 0 };
+    const start = this.d.clock.now();
+    const r = await reconcileConntrack(this.d.conntrack, previous, snapshot);
+    for (const e of r.errors) {
       log.warn({ err: e }, 'conntrack cleanup failed');
       failures.push({ stage: 'conntrack', message: e });
     }
-    return deleted;
+    if (r.filters.length > 0) log.debug({ filters: r.filters.map((f) => f.reason), deleted: r.deleted }, 'stale UDP conntrack entries removed');
+    return r.ran ? { conntrackDeleted: r.deleted, conntrackReconcileMs: this.d.clock.now() - start } : { conntrackDeleted: r.deleted };
   }
 
   /**

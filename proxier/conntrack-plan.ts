@@ -1,15 +1,24 @@
 /**
- * Which UDP conntrack entries are stale after a sync (pure). UDP has no
- * connection teardown, so an entry DNATed to a vanished endpoint keeps
- * black-holing the client's flow; and while a service had no endpoints, its
- * traffic was rejected, leaving entries that would not follow the new ones.
- * As upstream (event-based cleanup):
- * - an endpoint that was reachable and is no longer: delete entries DNATed
- *   to it, per service IP and for the node port;
- * - a service port that goes from no endpoints to some: delete entries for
- *   its IPs and node port.
+ * Which UDP conntrack entries are stale after a sync (pure), as upstream's
+ * conntrack reconciler (pkg/proxy/conntrack/cleanup.go CleanStaleEntries,
+ * v1.32+, with #139629): UDP has no teardown, so an entry DNATed to an
+ * endpoint that no longer serves keeps black-holing the client's flow, and an
+ * entry made while the service had no endpoints (rejected) keeps the flow
+ * from the endpoints it has now.
+ * - After a sync in which some UDP service port changed (and after the first
+ *   one), the family's UDP entries are listed (`conntrack -L`).
+ * - An entry whose original destination is a UDP service port's cluster IP,
+ *   external IP or load-balancer IP and port, or whose original destination
+ *   port is its node port, is stale when its reply source is not one of the
+ *   port's serving endpoints (traffic policies, topology and terminating state
+ *   are deliberately ignored, as upstream); a port with no serving endpoint
+ *   makes all of its entries stale (#139629).
+ * - Stale entries are deleted per original destination and reply source.
+ * Unlike the event-based cleanup before it, a restart deletes only what is
+ * stale, not every UDP flow (upstream #122740).
  */
-import type { ServicePortState, Snapshot } from './types.ts';
+import { normalizeIP } from './ip.ts';
+import type { IPFamily, ServicePortState, Snapshot } from './types.ts';
 
 /** One `conntrack -D` call. */
 export interface ConntrackFilter {
@@ -17,12 +26,53 @@ export interface ConntrackFilter {
   readonly protocol: 'udp';
   /** --orig-dst */
   readonly origDst?: string;
-  /** --dport (original destination port, for node ports) */
+  /** --dport (original destination port) */
   readonly origDstPort?: number;
   /** --dst-nat (the endpoint the entry was DNATed to) */
   readonly dstNat?: string;
+  /** --reply-src (who answers: the endpoint, or the service IP itself when nothing DNATed the entry) */
+  readonly replySrc?: string;
   /** For logs: which service port and why. */
   readonly reason: string;
+}
+
+/** The tuples of one UDP entry of `conntrack -L` that the reconciler reads. */
+export interface ConntrackEntry {
+  readonly origSrc: string;
+  readonly origDst: string;
+  readonly origSrcPort: number;
+  readonly origDstPort: number;
+  readonly replySrc: string;
+}
+
+/**
+ * The UDP entries of `conntrack -L -p udp` output (one per line: the original
+ * tuple's src, dst, sport, dport, then the reply tuple's); other lines
+ * (the tool's summary) are skipped.
+ */
+export function parseConntrackList(text: string): ConntrackEntry[] {
+  const out: ConntrackEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('udp ')) continue;
+    const src: string[] = [];
+    const dst: string[] = [];
+    const sport: number[] = [];
+    const dport: number[] = [];
+    for (const word of line.split(/\s+/)) {
+      const eq = word.indexOf('=');
+      if (eq < 0) continue;
+      const [key, value] = [word.slice(0, eq), word.slice(eq + 1)];
+      if (key === 'src') src.push(value);
+      else if (key === 'dst') dst.push(value);
+      else if (key === 'sport') sport.push(Number(value));
+      else if (key === 'dport') dport.push(Number(value));
+    }
+    if (src.length < 2 || dst.length < 1 || sport.length < 1 || dport.length < 1) continue;
+    const [origSrc, origDst, replySrc] = [normalizeIP(src[0]!), normalizeIP(dst[0]!), normalizeIP(src[1]!)];
+    if (origSrc === null || origDst === null || replySrc === null) continue;
+    out.push({ origSrc, origDst, origSrcPort: sport[0]!, origDstPort: dport[0]!, replySrc });
+  }
+  return out;
 }
 
 /** Every address a service port is reached at: cluster IP, external IPs, load-balancer IPs. */
@@ -31,50 +81,68 @@ export function serviceIPs(s: ServicePortState): string[] {
   return [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs];
 }
 
-export function staleConntrackFilters(prev: Snapshot | null, next: Snapshot): ConntrackFilter[] {
-  const family = next.family;
+/** Whether a sync from `prev` to `next` calls for a reconcile: its first, or one in which a UDP service port changed. */
+export function conntrackReconcileNeeded(prev: Snapshot | null, next: Snapshot): boolean {
+  if (prev === null) return next.services.some((s) => s.service.protocol === 'UDP');
   const before = new Map<string, ServicePortState>();
-  for (const s of prev?.services ?? []) if (s.service.protocol === 'UDP') before.set(`${s.service.key}/UDP`, s);
-  const filters: ConntrackFilter[] = [];
-  const seen = new Set<string>();
-  const add = (f: ConntrackFilter): void => {
-    const k = `${f.origDst}|${f.origDstPort}|${f.dstNat}`;
-    if (!seen.has(k)) {
-      seen.add(k);
-      filters.push(f);
-    }
-  };
-
+  for (const s of prev.services) if (s.service.protocol === 'UDP') before.set(s.service.key, s);
   for (const s of next.services) {
     if (s.service.protocol !== 'UDP') continue;
-    const old = before.get(`${s.service.key}/UDP`);
-    before.delete(`${s.service.key}/UDP`);
-    if (old === s) continue;
-    const key = s.service.key;
-    if ((!old || !old.selection.hasAny) && s.selection.hasAny) {
-      const reason = `${key}: UDP service got its first endpoints`;
-      for (const ip of serviceIPs(s)) add({ family, protocol: 'udp', origDst: ip, reason });
-      if (s.service.nodePort) add({ family, protocol: 'udp', origDstPort: s.service.nodePort, reason });
-      continue;
-    }
-    if (old) staleEndpoints(old, s, family, add);
+    if (before.get(s.service.key) !== s) return true;
+    before.delete(s.service.key);
   }
-  // Service ports that disappeared: every endpoint they had is stale.
-  for (const old of before.values()) {
-    staleEndpoints(old, null, family, add);
-  }
-  return filters;
+  return before.size > 0;
 }
 
-function staleEndpoints(old: ServicePortState, now: ServicePortState | null, family: 'IPv4' | 'IPv6', add: (f: ConntrackFilter) => void): void {
-  const still = new Set(now?.selection.allReachable.map((e) => e.ip) ?? []);
-  const sp = old.service;
-  for (const ep of old.selection.allReachable) {
-    if (still.has(ep.ip)) continue;
-    const reason = `${sp.key}: UDP endpoint ${ep.ip} went away`;
-    for (const ip of serviceIPs(old)) add({ family, protocol: 'udp', origDst: ip, dstNat: ep.ip, reason });
-    if (sp.nodePort) add({ family, protocol: 'udp', origDstPort: sp.nodePort, dstNat: ep.ip, reason });
+/** The deletions for the stale entries among `entries` (one family's), grouped per original destination and reply source. */
+export function staleConntrackFilters(entries: readonly ConntrackEntry[], snapshot: Snapshot): ConntrackFilter[] {
+  const family: IPFamily = snapshot.family;
+  // "ip port" and node port -> the serving endpoint IPs, and which service port it is (for the log).
+  const byAddress = new Map<string, { serving: Set<string>; key: string }>();
+  const byNodePort = new Map<number, { serving: Set<string>; key: string }>();
+  for (const s of snapshot.services) {
+    if (s.service.protocol !== 'UDP') continue;
+    const serving = new Set<string>();
+    for (const e of s.endpoints) if (e.serving) serving.add(normalizeIP(e.ip) ?? e.ip);
+    const entry = { serving, key: s.service.key };
+    for (const ip of serviceIPs(s)) if (ip) byAddress.set(`${normalizeIP(ip) ?? ip} ${s.service.port}`, entry);
+    if (s.service.nodePort) byNodePort.set(s.service.nodePort, entry);
   }
+  const filters = new Map<string, ConntrackFilter>();
+  for (const e of entries) {
+    const svc = byAddress.get(`${e.origDst} ${e.origDstPort}`);
+    if (svc !== undefined) {
+      if (svc.serving.has(e.replySrc)) continue;
+      const k = `${e.origDst} ${e.origDstPort} ${e.replySrc}`;
+      if (!filters.has(k))
+        filters.set(k, {
+          family,
+          protocol: 'udp',
+          origDst: e.origDst,
+          origDstPort: e.origDstPort,
+          replySrc: e.replySrc,
+          reason: staleReason(svc.key, e.replySrc, svc.serving),
+        });
+      continue;
+    }
+    const np = byNodePort.get(e.origDstPort);
+    if (np !== undefined && !np.serving.has(e.replySrc)) {
+      const k = `* ${e.origDstPort} ${e.replySrc}`;
+      if (!filters.has(k))
+        filters.set(k, {
+          family,
+          protocol: 'udp',
+          origDstPort: e.origDstPort,
+          replySrc: e.replySrc,
+          reason: staleReason(np.key, e.replySrc, np.serving),
+        });
+    }
+  }
+  return [...filters.values()];
+}
+
+function staleReason(key: string, replySrc: string, serving: ReadonlySet<string>): string {
+  return serving.size === 0 ? `${key}: UDP service port has no serving endpoint` : `${key}: UDP flow answered by ${replySrc}, not a serving endpoint`;
 }
 
 /** argv for the conntrack tool. */
@@ -84,5 +152,6 @@ export function conntrackArgs(f: ConntrackFilter): string[] {
   if (f.origDst) args.push('--orig-dst', f.origDst);
   if (f.origDstPort) args.push('--dport', String(f.origDstPort));
   if (f.dstNat) args.push('--dst-nat', f.dstNat);
+  if (f.replySrc) args.push('--reply-src', f.replySrc);
   return args;
 }

@@ -1,15 +1,53 @@
 /**
- * The conntrack seam the modes use: delete UDP conntrack entries, given
- * filters computed by conntrack-plan.ts. createConntrack implements it with
- * the conntrack tool through the command runner; "0 flow entries have been
- * deleted" (exit 1) is not an error.
+ * The conntrack seam the modes use: list a family's UDP conntrack entries and
+ * delete entries given filters computed by conntrack-plan.ts.
+ * createConntrack implements it with the conntrack tool through the command
+ * runner; "0 flow entries have been deleted" (exit 1) is not an error.
+ * reconcileConntrack is the iptables and nftables modes' step after a sync.
  */
-import { conntrackArgs, type ConntrackFilter } from './conntrack-plan.ts';
+import {
+  conntrackArgs,
+  conntrackReconcileNeeded,
+  parseConntrackList,
+  staleConntrackFilters,
+  type ConntrackEntry,
+  type ConntrackFilter,
+} from './conntrack-plan.ts';
 import type { CommandRunner } from './exec.ts';
+import type { IPFamily, Snapshot } from './types.ts';
 
 export interface Conntrack {
   /** Deletes matching entries; returns how many were deleted and the failures (never throws). */
   deleteEntries(filters: readonly ConntrackFilter[]): Promise<{ deleted: number; errors: string[] }>;
+  /** The family's UDP entries; throws when they cannot be listed. */
+  listEntries(family: IPFamily): Promise<ConntrackEntry[]>;
+}
+
+export interface ReconcileResult {
+  /** Whether the entries were looked at (the sync changed a UDP service port, or was the first). */
+  readonly ran: boolean;
+  readonly deleted: number;
+  /** The deletions made, with their reasons (for logs). */
+  readonly filters: readonly ConntrackFilter[];
+  readonly errors: readonly string[];
+}
+
+/**
+ * Upstream's conntrack reconciler after a sync from `prev` to `next` (conntrack-plan.ts): list the family's UDP
+ * entries, delete the stale ones. Never throws; what failed is in `errors`.
+ */
+export async function reconcileConntrack(conntrack: Conntrack, prev: Snapshot | null, next: Snapshot): Promise<ReconcileResult> {
+  if (!conntrackReconcileNeeded(prev, next)) return { ran: false, deleted: 0, filters: [], errors: [] };
+  let entries: ConntrackEntry[];
+  try {
+    entries = await conntrack.listEntries(next.family);
+  } catch (err) {
+    return { ran: true, deleted: 0, filters: [], errors: [(err as Error).message] };
+  }
+  const filters = staleConntrackFilters(entries, next);
+  if (filters.length === 0) return { ran: true, deleted: 0, filters, errors: [] };
+  const { deleted, errors } = await conntrack.deleteEntries(filters);
+  return { ran: true, deleted, filters, errors };
 }
 
 export function createConntrack(opts: { runner: CommandRunner; binary?: string }): Conntrack {
@@ -30,6 +68,12 @@ export function createConntrack(opts: { runner: CommandRunner; binary?: string }
         }
       }
       return { deleted, errors };
+    },
+    async listEntries(family) {
+      const args = ['-L', '-p', 'udp', ...(family === 'IPv6' ? ['-f', 'ipv6'] : [])];
+      const r = await opts.runner.run(bin, args, { timeoutMs: 30_000 });
+      if (r.code !== 0) throw new Error(`${bin} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+      return parseConntrackList(r.stdout);
     },
   };
 }

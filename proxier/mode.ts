@@ -47,6 +47,8 @@ export interface SyncReport {
   readonly noLocalEndpoints: { readonly internal: number; readonly external: number } | null;
   /** Conntrack entries deleted after the sync (stale UDP flows). */
   readonly conntrackDeleted: number;
+  /** How long the conntrack reconciler took after this sync, when it ran (iptables and nftables modes). */
+  readonly conntrackReconcileMs?: number;
   readonly failures: readonly SyncFailure[];
 }
 

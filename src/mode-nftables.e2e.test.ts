@@ -3,7 +3,8 @@
  * its own: the process's full collection (collectGarbage) runs while nft
  * applies the cold start's large transactions, and never for a partial sync;
  * stale chains are deleted by an nft process of their own, which ends after;
- * a restarted process keeps the endpoint chains it finds.
+ * a restarted process keeps the endpoint chains it finds, and deletes only
+ * the UDP conntrack entries that are stale.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
@@ -13,6 +14,7 @@ import { tableOf } from '../nftables/render.ts';
 import { TABLE_NAME } from '../nftables/model.ts';
 import { upstreamSnapshot } from '../nftables/upstream.case.ts';
 import { realClock } from './system/clock.ts';
+import { createConntrack } from '../proxier/conntrack.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { makeEndpointSlice, makeService } from '../test/builders.ts';
 import { configFromFlags } from './config.ts';
@@ -46,7 +48,7 @@ const config = () =>
       ['cluster-cidr', '10.0.0.0/8'],
     ]),
   );
-const noConntrack = { deleteEntries: async () => ({ deleted: 0, errors: [] }) };
+const noConntrack = { deleteEntries: async () => ({ deleted: 0, errors: [] }), listEntries: async () => [] };
 
 /** The nft processes in the test's namespace. */
 async function nftProcesses(): Promise<string[]> {
@@ -182,6 +184,56 @@ describe('startNftablesMode after a restart (upstream epChainSkipUpdate)', () =>
       expect(isEmptyDiff(rest), JSON.stringify(rest)).toBe(true);
       expect(await handles('10.0.7.3')).toEqual([]);
       expect(replaced).toHaveLength(2);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('startNftablesMode: UDP conntrack entries (upstream CleanStaleEntries)', () => {
+  it('a restart deletes the flows to an endpoint removed while it was down and keeps those to endpoints that still serve (upstream #122740)', async () => {
+    const exec = createExecaRunner({ netns: NS });
+    const conntrack = createConntrack({ runner: exec });
+    const start = () => startNftablesMode(config(), { runner: exec, clock: realClock, logger: silentLogger(), conntrack });
+    for (const args of [
+      ['link', 'set', 'lo', 'up'],
+      ['route', 'replace', '172.30.0.0/16', 'dev', 'lo'],
+      ['route', 'replace', '10.0.0.0/8', 'dev', 'lo'],
+    ])
+      expect((await exec.run('ip', args)).code).toBe(0);
+    await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
+    await exec.run('conntrack', ['-F']);
+    const dns = makeService('ns1', 'dns', { clusterIP: '172.30.1.1', ports: [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }] });
+    const slice = (ips: string[]) =>
+      makeEndpointSlice('ns1', 'dns', 'dns-1', { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: 'dns', port: 5353, protocol: 'UDP' }] });
+    const sync = (mode: NftablesMode, ips: string[]) => mode.sync(upstreamSnapshot('IPv4', [dns], [slice(ips)]), { periodic: false, previous: null });
+    // Entries by the endpoint that answers them (the DNATed flows go nowhere: their reply source is the endpoint all the same).
+    const entries = async () => {
+      const byEndpoint = new Map<string, number>();
+      for (const e of await conntrack.listEntries('IPv4'))
+        if (e.origDst === '172.30.1.1') byEndpoint.set(e.replySrc, (byEndpoint.get(e.replySrc) ?? 0) + 1);
+      return byEndpoint;
+    };
+
+    const first = await start();
+    try {
+      await sync(first, ['10.1.0.1', '10.1.0.2']);
+      // Flows from 24 client ports: numgen spreads them over both endpoints.
+      for (let port = 41000; port < 41024; port++)
+        await exec.run('socat', ['-u', '-', `UDP4-SENDTO:172.30.1.1:53,sourceport=${port}`], { input: 'q' });
+    } finally {
+      await first.close();
+    }
+    const before = await entries();
+    expect(before.get('10.1.0.1')).toBeGreaterThan(0);
+    expect(before.get('10.1.0.2')).toBeGreaterThan(0);
+
+    const second = await start();
+    try {
+      const r = await sync(second, ['10.1.0.1']);
+      expect(r.failures).toEqual([]);
+      expect(r.conntrackDeleted).toBe(before.get('10.1.0.2'));
+      expect(await entries()).toEqual(new Map([['10.1.0.1', before.get('10.1.0.1')]]));
     } finally {
       await second.close();
     }

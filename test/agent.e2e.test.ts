@@ -390,6 +390,7 @@ describe('the agent against the fake API server', () => {
       (await flow()).every((r) => r.ok && r.pod === 'pod-b'),
     );
     expect(await metric('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}')).toBeGreaterThan(0);
+    expect(await metric('kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv4"}')).toBeGreaterThan(0);
   });
 
   it('serves /healthz, /livez and /metrics with upstream names', async () => {

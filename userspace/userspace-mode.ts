@@ -61,7 +61,7 @@ export interface UserspaceModeDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   /** Deletes UDP conntrack entries of a listener that closed or moved (they would keep NATing to its old port). */
-  readonly conntrack?: Conntrack;
+  readonly conntrack?: Pick<Conntrack, 'deleteEntries'>;
   /** Connection events and listeners opened and closed, with their service port. */
   readonly onEvent?: (service: string, e: UserspaceEvent) => void;
   /** Opens the listeners (default: TCP and UDP proxies picking through the balancer); tests open none. */

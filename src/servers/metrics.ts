@@ -125,6 +125,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
       labelNames: ['ip_family'],
       registers,
     }),
+    conntrackReconcileLatency: hist('kubeproxy_conntrack_reconciler_sync_duration_seconds', 'ReconcileConntrackFlowsLatency latency in seconds'),
     syncErrorsTotal: new Counter({
       name: 'kubeproxy_ts_sync_errors_total',
       help: 'Syncs that failed for any reason (kube-proxy-ts)',

@@ -33,7 +33,7 @@ const report = (over: Partial<SyncReport> = {}): SyncReport => ({
 const restoreError = (): RestoreError => new RestoreError({ message: 'iptables-restore failed', exitCode: 1, stderr: '', line: null, context: '' });
 
 describe('observeSync', () => {
-  it('sets the rules owned and last written per table, the no-local-endpoint gauges, and times full and partial syncs', async () => {
+  it('sets the rules owned and last written per table, the no-local-endpoint gauges, and times full and partial syncs and the conntrack reconciler', async () => {
     const m = createMetrics(new Registry(), { processMetrics: false });
     observeSync(m, 'iptables', report());
     observeSync(
@@ -47,6 +47,7 @@ describe('observeSync', () => {
           ['nat', 3],
         ]),
         conntrackDeleted: 2,
+        conntrackReconcileMs: 12,
       }),
     );
     const text = await m.registry.metrics();
@@ -58,6 +59,9 @@ describe('observeSync', () => {
     expect(text).toContain('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1');
     expect(text).toContain('kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 2');
     expect(text).toContain('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 2');
+    // Timed only when the reconciler ran (the first report has no conntrackReconcileMs).
+    expect(text).toContain('kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv4"} 1');
+    expect(text).toContain('kubeproxy_conntrack_reconciler_sync_duration_seconds_sum{ip_family="IPv4"} 0.012');
   });
 
   it('records nothing of a userspace sync but its listener failures, in its own series', async () => {

@@ -24,6 +24,7 @@ export function observeSync(m: Metrics, mode: ProxyModeName, r: SyncReport): voi
     m.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: r.family }, r.noLocalEndpoints.external);
   }
   if (r.conntrackDeleted > 0) m.conntrackDeletedEntriesTotal.inc(labels, r.conntrackDeleted);
+  if (r.conntrackReconcileMs !== undefined) m.conntrackReconcileLatency.observe(labels, r.conntrackReconcileMs / 1000);
   // Upstream's nftables mode counts a failed deletion of stale chains (the next sync is then full).
   if (mode === 'nftables' && r.failures.some((f) => f.stage === 'cleanup')) m.nftablesCleanupFailuresTotal.inc(labels);
 }
