@@ -52,28 +52,20 @@ export interface ConntrackEntry {
  */
 export function parseConntrackList(text: string): ConntrackEntry[] {
   const out: ConntrackEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('udp ')) continue;
-    const src: string[] = [];
-    const dst: string[] = [];
-    const sport: number[] = [];
-    const dport: number[] = [];
-    for (const word of line.split(/\s+/)) {
-      const eq = word.indexOf('=');
-      if (eq < 0) continue;
-      const [key, value] = [word.slice(0, eq), word.slice(eq + 1)];
-      if (key === 'src') src.push(value);
-      else if (key === 'dst') dst.push(value);
-      else if (key === 'sport') sport.push(Number(value));
-      else if (key === 'dport') dport.push(Number(value));
-    }
-    if (src.length < 2 || dst.length < 1 || sport.length < 1 || dport.length < 1) continue;
-    const [origSrc, origDst, replySrc] = [normalizeIP(src[0]!), normalizeIP(dst[0]!), normalizeIP(src[1]!)];
+  ENTRY.lastIndex = 0;
+  for (let m = ENTRY.exec(text); m !== null; m = ENTRY.exec(text)) {
+    const [origSrc, origDst, replySrc] = [address(m[1]!), address(m[2]!), address(m[5]!)];
     if (origSrc === null || origDst === null || replySrc === null) continue;
-    out.push({ origSrc, origDst, origSrcPort: sport[0]!, origDstPort: dport[0]!, replySrc });
+    out.push({ origSrc, origDst, origSrcPort: Number(m[3]), origDstPort: Number(m[4]), replySrc });
   }
   return out;
 }
+
+// A UDP line: the original tuple's src, dst, sport, dport, then (after [UNREPLIED] or nothing) the reply tuple's src.
+const ENTRY = /^udp\s+\d+\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:\[\w+\] )?src=(\S+) /gm;
+
+/** IPv4 as conntrack prints it is already canonical; IPv6 is compared in our canonical form. */
+const address = (text: string): string | null => (text.includes(':') ? normalizeIP(text) : text);
 
 /** Every address a service port is reached at: cluster IP, external IPs, load-balancer IPs. */
 export function serviceIPs(s: ServicePortState): string[] {
