@@ -18,7 +18,7 @@
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
-import { reconcileConntrack, type Conntrack } from '../proxier/conntrack.ts';
+import { reconcileAfterSync, type Conntrack } from '../proxier/conntrack.ts';
 import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
 import {
@@ -250,7 +250,7 @@ export class IptablesMode implements ProxyMode {
     );
     if (full) this.afterFullSync();
     const failures: SyncFailure[] = [];
-    const conntrack = await this.cleanConntrack(ctx.previous, snapshot, log, failures);
+    const conntrack = await reconcileAfterSync(this.d.conntrack, this.d.clock, { previous: ctx.previous, snapshot, log, failures });
     return {
       family,
       full,
@@ -271,24 +271,6 @@ export class IptablesMode implements ProxyMode {
     if (!(await writeProcFile(this.d.runner, ROUTE_LOCALNET, '1'))) {
       this.d.logger.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
     }
-  }
-
-  /** Upstream's conntrack reconciler after a sync: what it deleted and, when it ran, how long it took. */
-  private async cleanConntrack(
-    previous: Snapshot | null,
-    snapshot: Snapshot,
-    log: Logger,
-    failures: SyncFailure[],
-  ): Promise<Pick<SyncReport, 'conntrackDeleted' | 'conntrackReconcileMs'>> {
-    if (!this.d.conntrack) return { conntrackDeleted: 0 };
-    const start = this.d.clock.now();
-    const r = await reconcileConntrack(this.d.conntrack, previous, snapshot);
-    for (const e of r.errors) {
-      log.warn({ err: e }, 'conntrack cleanup failed');
-      failures.push({ stage: 'conntrack', message: e });
-    }
-    if (r.filters.length > 0) log.debug({ filters: r.filters.map((f) => f.reason), deleted: r.deleted }, 'stale UDP conntrack entries removed');
-    return r.ran ? { conntrackDeleted: r.deleted, conntrackReconcileMs: this.d.clock.now() - start } : { conntrackDeleted: r.deleted };
   }
 
   private afterFullSync(): void {

@@ -28,8 +28,6 @@ export interface ConntrackFilter {
   readonly origDst?: string;
   /** --dport (original destination port) */
   readonly origDstPort?: number;
-  /** --dst-nat (the endpoint the entry was DNATed to) */
-  readonly dstNat?: string;
   /** --reply-src (who answers: the endpoint, or the service IP itself when nothing DNATed the entry) */
   readonly replySrc?: string;
   /** For logs: which service port and why. */
@@ -143,7 +141,6 @@ export function conntrackArgs(f: ConntrackFilter): string[] {
   if (f.family === 'IPv6') args.push('-f', 'ipv6');
   if (f.origDst) args.push('--orig-dst', f.origDst);
   if (f.origDstPort) args.push('--dport', String(f.origDstPort));
-  if (f.dstNat) args.push('--dst-nat', f.dstNat);
   if (f.replySrc) args.push('--reply-src', f.replySrc);
   return args;
 }

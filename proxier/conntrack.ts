@@ -3,7 +3,8 @@
  * delete entries given filters computed by conntrack-plan.ts.
  * createConntrack implements it with the conntrack tool through the command
  * runner; "0 flow entries have been deleted" (exit 1) is not an error.
- * reconcileConntrack is the iptables and nftables modes' step after a sync.
+ * reconcileAfterSync (over reconcileConntrack) is the iptables and nftables
+ * modes' step after a sync.
  */
 import {
   conntrackArgs,
@@ -13,7 +14,10 @@ import {
   type ConntrackEntry,
   type ConntrackFilter,
 } from './conntrack-plan.ts';
+import type { Clock } from './clock.ts';
 import type { CommandRunner } from './exec.ts';
+import type { Logger } from './log.ts';
+import type { SyncFailure, SyncReport } from './mode.ts';
 import type { IPFamily, Snapshot } from './types.ts';
 
 export interface Conntrack {
@@ -48,6 +52,26 @@ export async function reconcileConntrack(conntrack: Conntrack, prev: Snapshot | 
   if (filters.length === 0) return { ran: true, deleted: 0, filters, errors: [] };
   const { deleted, errors } = await conntrack.deleteEntries(filters);
   return { ran: true, deleted, filters, errors };
+}
+
+/**
+ * The iptables and nftables modes' step after a successful sync: the reconciler, its failures logged and added to
+ * `failures` (stage conntrack), and the report's conntrack fields (the duration only when it ran).
+ */
+export async function reconcileAfterSync(
+  conntrack: Conntrack | undefined,
+  clock: Clock,
+  sync: { readonly previous: Snapshot | null; readonly snapshot: Snapshot; readonly log: Logger; readonly failures: SyncFailure[] },
+): Promise<Pick<SyncReport, 'conntrackDeleted' | 'conntrackReconcileMs'>> {
+  if (!conntrack) return { conntrackDeleted: 0 };
+  const start = clock.now();
+  const r = await reconcileConntrack(conntrack, sync.previous, sync.snapshot);
+  for (const e of r.errors) {
+    sync.log.warn({ err: e }, 'conntrack cleanup failed');
+    sync.failures.push({ stage: 'conntrack', message: e });
+  }
+  if (r.filters.length > 0) sync.log.debug({ filters: r.filters.map((f) => f.reason), deleted: r.deleted }, 'stale UDP conntrack entries removed');
+  return r.ran ? { conntrackDeleted: r.deleted, conntrackReconcileMs: clock.now() - start } : { conntrackDeleted: r.deleted };
 }
 
 export function createConntrack(opts: { runner: CommandRunner; binary?: string }): Conntrack {

@@ -105,6 +105,16 @@ describe('startNftablesMode with the process collector (collectGarbage)', () => 
   });
 });
 
+/** 20 service ports with endpoints .1, .2, .3, but svc-7's last one is .`last`. */
+function twenty(last: number) {
+  const services = Array.from({ length: 20 }, (_, i) => svc(i));
+  return upstreamSnapshot(
+    'IPv4',
+    services,
+    services.map((_, i) => eps(i, i === 7 ? last : 3)),
+  );
+}
+
 describe('startNftablesMode: stale chains', () => {
   it('are deleted by an nft process of their own, beside the sync session, which ends after each deletion', async () => {
     const mode = await startNftablesMode(config(), {
@@ -115,20 +125,13 @@ describe('startNftablesMode: stale chains', () => {
     });
     const list = async () => (await createExecaRunner({ netns: NS }).run('nft', ['list', 'chains', 'ip'])).stdout;
     try {
-      const services = Array.from({ length: 20 }, (_, i) => svc(i));
-      const snapshot = (last: number) =>
-        upstreamSnapshot(
-          'IPv4',
-          services,
-          services.map((_, i) => eps(i, i === 7 ? last : 3)),
-        );
-      await mode.sync(snapshot(3), { periodic: false, previous: null });
-      await mode.sync(snapshot(9), { periodic: false, previous: null }); // 10.0.7.3's chain is flushed, stale
+      await mode.sync(twenty(3), { periodic: false, previous: null });
+      await mode.sync(twenty(9), { periodic: false, previous: null }); // 10.0.7.3's chain is flushed, stale
       expect(await list()).toContain('__10.0.7.3/80');
       await new Promise((r) => setTimeout(r, 1100));
-      const quiet = await mode.sync(snapshot(9), { periodic: true, previous: null }); // nothing to write: the deletion starts
+      const quiet = await mode.sync(twenty(9), { periodic: true, previous: null }); // nothing to write: the deletion starts
       expect(quiet.failures).toEqual([]);
-      const change = await mode.sync(snapshot(11), { periodic: false, previous: null });
+      const change = await mode.sync(twenty(11), { periodic: false, previous: null });
       expect(change.full).toBe(false);
       await mode.deletionsDone();
       const chains = await list();
@@ -154,17 +157,10 @@ describe('startNftablesMode after a restart (upstream epChainSkipUpdate)', () =>
       const listed = await exec.run('nft', ['-a', 'list', 'chain', 'ip', TABLE_NAME, name]);
       return [...listed.stdout.matchAll(/# handle (\d+)/g)].map((m) => m[1]).slice(1); // the chain's own handle first
     };
-    const services = Array.from({ length: 20 }, (_, i) => svc(i));
-    const snapshot = (last: number) =>
-      upstreamSnapshot(
-        'IPv4',
-        services,
-        services.map((_, i) => eps(i, i === 7 ? last : 3)),
-      );
     await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
     const first = await start();
     try {
-      await first.sync(snapshot(3), { periodic: false, previous: null });
+      await first.sync(twenty(3), { periodic: false, previous: null });
     } finally {
       await first.close();
     }
@@ -174,7 +170,7 @@ describe('startNftablesMode after a restart (upstream epChainSkipUpdate)', () =>
 
     const second = await start();
     try {
-      const r = await second.sync(snapshot(9), { periodic: false, previous: null });
+      const r = await second.sync(twenty(9), { periodic: false, previous: null });
       expect(r.full).toBe(true);
       expect(await handles('10.0.3.1')).toEqual(kept);
       expect(await handles('10.0.7.9')).toHaveLength(2);
