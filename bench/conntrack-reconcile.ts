@@ -14,24 +14,17 @@
  *     `conntrack -D --orig-dst 172.30.1.1 --dport 53 --reply-src 10.1.0.2`
  *     deleting about half of the entries (made again before each rep).
  */
-import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseConntrackList, staleConntrackFilters } from '../proxier/conntrack-plan.ts';
 import { createConntrack, reconcileConntrack } from '../proxier/conntrack.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../test/domain.ts';
+import { inOwnNetworkNamespace } from './own-netns.ts';
 import { fmt, summarize } from './stats.ts';
 
-const host = process.argv.find((a) => a.startsWith('--outside='))?.slice(10);
-if (host === undefined) {
-  const own = `--outside=${readlinkSync('/proc/self/ns/net')}`;
-  const r = spawnSync('unshare', ['--net', process.execPath, ...process.execArgv, import.meta.filename, own], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-if (readlinkSync('/proc/self/ns/net') === host) throw new Error('refusing to touch conntrack in the network namespace the benchmark was started in');
+inOwnNetworkNamespace(import.meta.filename, 'touch conntrack');
 
 const REPS = 5;
 const SIZES = (process.env['BENCH_CONNTRACK_SIZES'] ?? '1000,10000').split(',').map(Number);

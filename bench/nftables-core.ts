@@ -27,8 +27,6 @@
  * anonymous sets x sets in the table, see full-sync.ts), so its time there is
  * extrapolated from 3,000 with the square of the size, and said so.
  */
-import { spawnSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { planColdStart } from '../nftables/cold-start.ts';
@@ -45,14 +43,9 @@ import type { Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNftLauncher } from '../src/system/nft-launcher.ts';
 import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { inOwnNetworkNamespace } from './own-netns.ts';
 
-const host = process.argv.find((a) => a.startsWith('--outside='))?.slice(10);
-if (host === undefined) {
-  const own = `--outside=${readlinkSync('/proc/self/ns/net')}`;
-  const r = spawnSync('unshare', ['--net', process.execPath, ...process.execArgv, import.meta.filename, own], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-if (readlinkSync('/proc/self/ns/net') === host) throw new Error('refusing to run nft in the network namespace the benchmark was started in');
+inOwnNetworkNamespace(import.meta.filename, 'run nft');
 
 const REPS = 7;
 const FULL_REPS = 5;
