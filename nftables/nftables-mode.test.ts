@@ -230,6 +230,14 @@ function gatedDeletions() {
   return { runner, texts, open: () => open() };
 }
 
+/** A promise, and whether it has settled yet. */
+function watched<T>(p: Promise<T>): { readonly promise: Promise<T>; done: boolean } {
+  const w = { promise: p, done: false };
+  w.promise = p.then((v) => ((w.done = true), v));
+  return w;
+}
+
+/** Lets everything that can run without the gate run (20 ms). */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('NftablesMode: stale chains are deleted beside the syncs', () => {
@@ -268,13 +276,12 @@ describe('NftablesMode: stale chains are deleted beside the syncs', () => {
     const t = await deleting();
     const runs = t.nft.history.length;
     t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
-    let synced = false;
-    const sync = t.sync().then((r) => ((synced = true), r));
+    const sync = watched(t.sync());
     await settle();
-    expect(synced).toBe(false);
+    expect(sync.done).toBe(false);
     expect(t.nft.history.length).toBe(runs);
     t.g.open();
-    expect((await sync).full).toBe(false);
+    expect((await sync.promise).full).toBe(false);
     // The deletion went first, then the transaction that adds the chain back.
     expect(t.nft.history.slice(runs).map((x) => x.split('\n')[0])).toEqual([
       expect.stringMatching(/^delete chain .*__10\.0\.1\.1\/80$/),
@@ -288,13 +295,12 @@ describe('NftablesMode: stale chains are deleted beside the syncs', () => {
     const t = await deleting();
     const listings = t.nft.listedVia.length;
     t.mode.requestFullSync();
-    let synced = false;
-    const sync = t.sync().then((r) => ((synced = true), r));
+    const sync = watched(t.sync());
     await settle();
-    expect(synced).toBe(false);
+    expect(sync.done).toBe(false);
     expect(t.nft.listedVia.length).toBe(listings);
     t.g.open();
-    const r = await sync;
+    const r = await sync.promise;
     expect(r.full).toBe(true);
     expect(r.failures).toEqual([]);
     expect([...t.mode.lastPlan('IPv4')!.next.stale.keys()]).toEqual([]);
@@ -304,12 +310,11 @@ describe('NftablesMode: stale chains are deleted beside the syncs', () => {
 
   it('is waited for by close(), which ends nft only after it', async () => {
     const t = await deleting();
-    let closed = false;
-    const close = t.mode.close().then(() => (closed = true));
+    const close = watched(t.mode.close());
     await settle();
-    expect(closed).toBe(false);
+    expect(close.done).toBe(false);
     t.g.open();
-    await close;
+    await close.promise;
     expect(await t.chainOf('10.0.1.1')).toBeNull();
   });
 });
