@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, type Loaded } from '../src/cmd/load-config.ts';
 import { AGENT_FLAGS } from '../src/flag-table.ts';
 import { silentLogger } from '../proxier/log.ts';
+import { informerSpecs } from '../src/sources/api-source.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -64,7 +65,7 @@ describe('manifests/kube-proxy-ts.yaml', () => {
     expect(ds['spec']['selector']['matchLabels']).toEqual(ds['spec']['template']['metadata']['labels']);
   });
 
-  it('grants exactly list and watch of services, nodes and endpointslices (what the informers use) and event creation (src/events.ts)', () => {
+  it('grants exactly list and watch of services, nodes, endpointslices and servicecidrs (what the informers use) and event creation (src/events.ts)', () => {
     const grants = new Set<string>();
     for (const rule of one('ClusterRole')['rules'] as Obj[]) {
       expect(Object.keys(rule).sort()).toEqual(['apiGroups', 'resources', 'verbs']);
@@ -78,7 +79,15 @@ describe('manifests/kube-proxy-ts.yaml', () => {
       'discovery.k8s.io/endpointslices:list',
       'discovery.k8s.io/endpointslices:watch',
       'events.k8s.io/events:create',
+      'networking.k8s.io/servicecidrs:list',
+      'networking.k8s.io/servicecidrs:watch',
     ]);
+    // Every informer the agent can start is granted (api-source.ts), the ServiceCIDR one included.
+    for (const spec of informerSpecs('node-1', { serviceCIDRs: true })) {
+      const group = spec.apiVersion.includes('/') ? spec.apiVersion.split('/')[0] : '';
+      const resource = spec.path.split('/').pop()!;
+      for (const verb of ['list', 'watch']) expect(grants, `${spec.kind}`).toContain(`${group}/${resource}:${verb}`);
+    }
   });
 
   it('is set up as kubeadm runs kube-proxy: host network, privileged, node-critical, on every node', () => {

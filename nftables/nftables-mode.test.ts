@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { makeEndpointSlice, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { ManualClock } from '../proxier/clock.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { ApplyError, type SyncContext } from '../proxier/mode.ts';
@@ -11,7 +11,7 @@ import type { NftFamily } from './model.ts';
 import type { ListNamesOptions } from './nft.ts';
 import { FULL_SYNC_PERIOD_MS, NftablesMode } from './nftables-mode.ts';
 import { tableOf } from './render.ts';
-import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+import { UPSTREAM_SERVICE_CIDR, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const svc = (name: string, ip: string, port: number) => makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }] });
 const eps = (name: string, port: number, ips: string[]) =>
@@ -49,14 +49,15 @@ function setup(
   const mode = new NftablesMode({ families, render, monitorPeriodMs: 1000 }, { nft, ...cleanupNft, clock, logger: silentLogger() });
   const services = new Map<string, unknown>([['a', svc('a', '172.30.0.41', 80)]]);
   const slices = new Map<string, unknown>([['a', eps('a', 80, ['10.0.1.1'])]]);
-  const snapshot = (): Snapshot => upstreamSnapshot('IPv4', [...services.values()], [...slices.values()]);
+  const serviceCIDRs: unknown[] = [UPSTREAM_SERVICE_CIDR];
+  const snapshot = (): Snapshot => upstreamSnapshot('IPv4', [...services.values()], [...slices.values()], serviceCIDRs);
   const ctx = (periodic = false): SyncContext => ({ periodic, previous: null });
   const sync = (periodic = false) => mode.sync(snapshot(), ctx(periodic));
   const converged = async () => {
     const d = diffTables(tableOf(mode.lastRender('IPv4')!), await nft.list('ip'));
     return isEmptyDiff({ ...d, extraChains: [] });
   };
-  return { nft, clock, mode, services, slices, sync, converged };
+  return { nft, clock, mode, services, slices, serviceCIDRs, sync, converged };
 }
 
 describe('NftablesMode (upstream syncProxyRules)', () => {
@@ -82,6 +83,32 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect(text).toContain('10.0.1.2');
     expect(text).not.toMatch(/add table|cluster-ips-check|masquerading/);
     expect(r.written.get('kube-proxy')).toBe(8); // README: upstream's TestSyncProxyRulesRepeated, adding an endpoint
+    expect(await t.converged()).toBe(true);
+  });
+
+  it('rewrites cluster-ips-check alone, in a partial sync, when the ServiceCIDRs change (upstream: at the next full sync)', async () => {
+    const t = setup();
+    await t.sync();
+    const rule = async () => (await t.nft.list('ip'))!.chains.find((c) => c.name === 'cluster-ips-check')!.rules.filter((r) => r.includes('drop'));
+    expect(await rule()).toEqual(['ip daddr 172.30.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"']);
+
+    t.serviceCIDRs.push(makeServiceCIDR('extra', ['10.200.0.0/16']));
+    const added = await t.sync();
+    expect(added.full).toBe(false);
+    const text = t.nft.history.at(-1)!;
+    expect(text).toMatch(/flush chain ip kube-proxy cluster-ips-check/);
+    expect(
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('add rule'))
+        .every((l) => l.includes(' cluster-ips-check ')),
+    ).toBe(true);
+    expect(await rule()).toEqual(['ip daddr { 10.200.0.0/16, 172.30.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"']);
+    expect(await t.converged()).toBe(true);
+
+    t.serviceCIDRs.length = 0;
+    expect((await t.sync()).full).toBe(false);
+    expect(await rule()).toEqual([]);
     expect(await t.converged()).toBe(true);
   });
 

@@ -4,7 +4,6 @@
  * service dispatch rules, the set and map declarations and the nodeport-ips
  * elements (upstream setupNFTables, generation A).
  */
-import { parseCIDR } from '../proxier/ip.ts';
 import type { NftChain, NftElement, NftFamily, NftSet } from './model.ts';
 import {
   BASE_CHAINS,
@@ -51,17 +50,6 @@ export interface FixedPart {
   readonly chains: readonly NftChain[];
   /** Declarations of the fixed sets and maps; only nodeport-ips carries elements here. */
   readonly sets: readonly NftSet[];
-}
-
-/** CIDRs of one family, normalised ("172.30.0.041/16" -> "172.30.0.0/16"), without repeats. */
-export function familyCIDRs(cidrs: readonly string[], family: NftFamily): string[] {
-  const want = family === 'ip' ? 'IPv4' : 'IPv6';
-  const out: string[] = [];
-  for (const c of cidrs) {
-    const parsed = parseCIDR(c);
-    if (parsed && parsed.family === want && !out.includes(parsed.text)) out.push(parsed.text);
-  }
-  return out;
 }
 
 function fixedRules(s: BaseSettings): Map<string, string[]> {

@@ -14,7 +14,7 @@ import { ServiceRenderCache } from '../proxier/render-cache.ts';
 import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } from './local-detector.ts';
 import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
-import { familyCIDRs, masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
+import { masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
 import { renderService, type ServiceContext, type ServiceObjects } from './render-service.ts';
 
 export interface NftRenderOptions {
@@ -25,8 +25,6 @@ export interface NftRenderOptions {
   readonly detectLocal: DetectLocalSettings | null;
   /** --nodeport-addresses: CIDRs or "primary"; empty = ["primary"], the nftables mode's default. */
   readonly nodePortAddresses: readonly string[];
-  /** ServiceCIDRs (any family): unallocated addresses in them are dropped. Empty: no such rule. */
-  readonly serviceCIDRs?: readonly string[];
   /** Node addresses used for nodeport-ips; default snapshot.node.addresses. */
   readonly localAddresses?: readonly string[];
 }
@@ -68,7 +66,8 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     mark: masqueradeMark(options.masqueradeBit),
     nodePortsMatchAll: selected.matchAll,
     nodePortIPs,
-    serviceCIDRs: familyCIDRs(options.serviceCIDRs ?? [], family),
+    // The snapshot's ServiceCIDRs (from ServiceCIDR objects): unallocated addresses in them are dropped.
+    serviceCIDRs: snapshot.serviceCIDRs ?? [],
   });
 
   const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP, cidrContains: cidrContainsText };

@@ -9,7 +9,7 @@
  */
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
-import { makeNode } from '../test/builders.ts';
+import { makeNode, makeServiceCIDR } from '../test/builders.ts';
 import { FakeNft } from './fake-nft.ts';
 import { planFullSync } from './full-sync.ts';
 import { renderNftables, type NftRenderOptions } from './render.ts';
@@ -35,16 +35,23 @@ export function upstreamOptions(family: IPFamily, over: Partial<NftRenderOptions
       interfaceNamePrefix: '',
     },
     nodePortAddresses: [`${TEST_NODE_IP}/32`, `${TEST_NODE_IPV6}/128`],
-    serviceCIDRs: [family === 'IPv4' ? '172.30.0.0/16' : 'fd00:10:96::/112'],
     localAddresses: TEST_NODE_IPS,
     ...over,
   };
 }
 
-export function upstreamSnapshot(family: IPFamily, services: readonly unknown[], slices: readonly unknown[]): Snapshot {
+/** The fixture's ServiceCIDR object (upstream's fake proxier is told 172.30.0.0/16 and fd00:10:96::/112). */
+export const UPSTREAM_SERVICE_CIDR = makeServiceCIDR('kubernetes', ['172.30.0.0/16', 'fd00:10:96::/112']);
+
+export function upstreamSnapshot(
+  family: IPFamily,
+  services: readonly unknown[],
+  slices: readonly unknown[],
+  serviceCIDRs: readonly unknown[] = [UPSTREAM_SERVICE_CIDR],
+): Snapshot {
   const node = makeNode(TEST_NODE, { addresses: [TEST_NODE_IP, TEST_NODE_IPV6] });
   const { snapshots, problems } = buildSnapshots(
-    { services, slices, node },
+    { services, slices, node, serviceCIDRs },
     { nodeName: TEST_NODE, families: [family], features: { preferSameTrafficDistribution: true } },
   );
   if (problems.length > 0) throw new Error(`fixture problems: ${JSON.stringify(problems)}`);

@@ -1,15 +1,16 @@
 /**
  * The raw objects the proxier has been told about, as events deliver them:
  * Services by key, EndpointSlices grouped by the Service that owns them (the
- * service-name label; a relabelled slice moves), and this node's Node. It
- * says which services an event concerns, so that only those are rebuilt, and
- * keeps the start-up gate: nothing is programmed before Services,
- * EndpointSlices and the Node have all been listed once (no partial ruleset
- * after a restart).
+ * service-name label; a relabelled slice moves), this node's Node, and the
+ * ServiceCIDRs. It says which services an event concerns, so that only those
+ * are rebuilt, and keeps the start-up gate: nothing is programmed before
+ * Services, EndpointSlices and the Node have all been listed once (no partial
+ * ruleset after a restart). ServiceCIDRs do not hold the gate, as upstream's
+ * proxier does not wait for them: a sync after they arrive adds the rule.
  */
 import { metadataOf, sliceServiceKey, TRIGGER_TIME_ANNOTATION } from './raw.ts';
 
-export type ObjectKind = 'Service' | 'EndpointSlice' | 'Node';
+export type ObjectKind = 'Service' | 'EndpointSlice' | 'Node' | 'ServiceCIDR';
 
 export interface ProxierEvent {
   readonly type: 'add' | 'update' | 'delete';
@@ -26,13 +27,15 @@ export interface StoreChange {
   readonly services: readonly string[];
   /** The Node object changed. */
   readonly node: boolean;
+  /** A ServiceCIDR object came, changed or went. */
+  readonly serviceCIDRs: boolean;
   /** A slice's last-change-trigger-time (ms), when it carries one. */
   readonly triggerTime: number | null;
   /** A slice that names no Service (kept nowhere). */
   readonly orphanSlice: boolean;
 }
 
-const NO_CHANGE: StoreChange = { services: [], node: false, triggerTime: null, orphanSlice: false };
+const NO_CHANGE: StoreChange = { services: [], node: false, serviceCIDRs: false, triggerTime: null, orphanSlice: false };
 
 export class ObjectStore {
   private readonly services = new Map<string, unknown>();
@@ -41,6 +44,7 @@ export class ObjectStore {
   private readonly sliceOwner = new Map<string, string>();
   private readonly listed = new Set<ObjectKind>();
   private nodeObj: unknown = null;
+  private readonly cidrObjs = new Map<string, unknown>();
 
   /** Every kind has been listed once. */
   get initialized(): boolean {
@@ -58,6 +62,11 @@ export class ObjectStore {
     if (e.kind === 'Node') {
       this.nodeObj = e.obj;
       return { ...NO_CHANGE, node: true };
+    }
+    if (e.kind === 'ServiceCIDR') {
+      if (e.obj === null) this.cidrObjs.delete(e.key);
+      else this.cidrObjs.set(e.key, e.obj);
+      return { ...NO_CHANGE, serviceCIDRs: true };
     }
     if (e.kind === 'Service') {
       if (e.obj === null) this.services.delete(e.key);
@@ -96,6 +105,11 @@ export class ObjectStore {
   /** The slices that belong to a service. */
   slicesOf(key: string): unknown[] {
     return [...(this.slices.get(key)?.values() ?? [])];
+  }
+
+  /** The ServiceCIDR objects. */
+  serviceCIDRObjects(): IterableIterator<unknown> {
+    return this.cidrObjs.values();
   }
 
   /** The Node object (null before it was seen, or after it was deleted). */

@@ -6,7 +6,7 @@
  * times and the hooks that feed health and metrics.
  */
 import { describe, expect, it } from 'vitest';
-import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { makeEndpointSlice, makeNode, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { ManualClock } from './clock.ts';
 import type { ProxyMode, SyncContext, SyncReport } from './mode.ts';
 import { Proxier, type ProxierEvent, type ProxierHooks } from './proxier.ts';
@@ -298,5 +298,46 @@ describe('Proxier hooks', () => {
     t.event('Node', 'node-1', makeNode('node-1'));
     await t.advance(0);
     expect(seen).toEqual(['1/0 1/0', '1/1 1/1', '1/1 1/1', '0/0 1/1']);
+  });
+});
+
+describe('Proxier ServiceCIDRs (upstream ServiceCIDRConfig -> OnServiceCIDRsChanged)', () => {
+  const kubernetes = makeServiceCIDR('kubernetes', ['172.30.0.0/16', 'fd00:172:30::/112']);
+
+  it('hands each family its ServiceCIDRs, and a change of them syncs (upstream waits for the next full sync)', async () => {
+    const t = setup(['IPv4', 'IPv6']);
+    t.event('ServiceCIDR', 'kubernetes', kubernetes);
+    t.listAll();
+    await t.advance(0);
+    expect(t.mode.calls.map((c) => [c.snapshot.family, c.snapshot.serviceCIDRs])).toEqual([
+      ['IPv4', ['172.30.0.0/16']],
+      ['IPv6', ['fd00:172:30::/112']],
+    ]);
+    t.event('ServiceCIDR', 'extra', makeServiceCIDR('extra', ['10.200.0.0/16']));
+    await t.advance(MIN);
+    expect(t.mode.calls.slice(2).map((c) => c.snapshot.serviceCIDRs)).toEqual([['10.200.0.0/16', '172.30.0.0/16'], ['fd00:172:30::/112']]);
+    t.proxier.onEvent({ type: 'delete', kind: 'ServiceCIDR', key: 'kubernetes', old: kubernetes, obj: null });
+    t.proxier.onEvent({ type: 'delete', kind: 'ServiceCIDR', key: 'extra', old: null, obj: null });
+    await t.advance(MIN);
+    expect(t.mode.calls.slice(4).map((c) => c.snapshot.serviceCIDRs)).toEqual([undefined, undefined]);
+  });
+
+  it('does not hold the start-up gate: the first sync goes without them, as upstream does not wait for their informer', async () => {
+    const t = setup();
+    t.listAll();
+    await t.advance(0);
+    expect(t.mode.calls).toHaveLength(1);
+    expect(t.mode.calls[0]!.snapshot.serviceCIDRs).toBeUndefined();
+  });
+
+  it('reports a ServiceCIDR that is not one, by name and field, and keeps the good ones', async () => {
+    const problems: string[] = [];
+    const t = setup(['IPv4'], { problem: (p) => problems.push(formatProblem(p)) });
+    t.event('ServiceCIDR', 'kubernetes', kubernetes);
+    t.event('ServiceCIDR', 'typo', makeServiceCIDR('typo', ['10.96.0.0/40']));
+    t.listAll();
+    await t.advance(0);
+    expect(problems).toEqual(['ServiceCIDR typo: spec.cidrs[0]: not a CIDR: "10.96.0.0/40"; ignored']);
+    expect(t.mode.calls[0]!.snapshot.serviceCIDRs).toEqual(['172.30.0.0/16']);
   });
 });

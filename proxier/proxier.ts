@@ -9,6 +9,7 @@ import type { Clock } from './clock.ts';
 import type { ProxyMode, SyncReport } from './mode.ts';
 import { ObjectStore, type ObjectKind, type ProxierEvent } from './object-store.ts';
 import { metadataOf, SERVICE_NAME_LABEL } from './raw.ts';
+import { NO_SERVICE_CIDRS, serviceCIDRsFrom, type ServiceCIDRs } from './service-cidrs.ts';
 import { SyncRunner, type SyncTrigger } from './sync-runner.ts';
 import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePortState, Snapshot } from './types.ts';
@@ -54,6 +55,8 @@ export class Proxier {
   private node: NodeInfo;
   private readonly dirty = new Set<string>();
   private nodeDirty = true;
+  private serviceCIDRs: ServiceCIDRs = NO_SERVICE_CIDRS;
+  private cidrsDirty = false;
   /** Desired state per family and service key, rebuilt for dirty services only. */
   private readonly states = new Map<IPFamily, Map<string, readonly ServicePortState[]>>();
   /** Each family's service keys in sorted order, kept until a key comes or goes (sorting 10,000 keys per event costs ~2 ms). */
@@ -110,6 +113,7 @@ export class Proxier {
     const change = this.store.apply(e);
     for (const key of change.services) this.dirty.add(key);
     if (change.node) this.nodeDirty = true;
+    if (change.serviceCIDRs) this.cidrsDirty = true;
     if (change.triggerTime !== null && change.triggerTime >= this.startedAt) this.triggerTimes.push(change.triggerTime);
     if (change.orphanSlice) {
       const field = `metadata.labels["${SERVICE_NAME_LABEL}"]`;
@@ -150,6 +154,12 @@ export class Proxier {
   }
 
   private refresh(): void {
+    if (this.cidrsDirty) {
+      const { cidrs, problems } = serviceCIDRsFrom(this.store.serviceCIDRObjects());
+      for (const p of problems) this.o.hooks?.problem?.(p);
+      this.serviceCIDRs = cidrs;
+      this.cidrsDirty = false;
+    }
     if (this.nodeDirty) {
       const { node, problems } = this.o.builder.node(this.store.node);
       for (const p of problems) this.o.hooks?.problem?.(p);
@@ -202,7 +212,8 @@ export class Proxier {
       const states = byKey.get(keys[i]!)!;
       for (let j = 0; j < states.length; j++) services.push(states[j]!);
     }
-    return { family, node: this.node, services };
+    const cidrs = this.serviceCIDRs[family];
+    return { family, node: this.node, services, ...(cidrs.length > 0 ? { serviceCIDRs: cidrs } : {}) };
   }
 
   private async sync(trigger: SyncTrigger): Promise<void> {

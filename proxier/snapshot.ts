@@ -19,12 +19,15 @@ import { categorizeEndpoints, type TopologyFeatures } from './topology.ts';
 import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePort, ServicePortState, Snapshot } from './types.ts';
 import { metadataOf } from './raw.ts';
+import { serviceCIDRsFrom } from './service-cidrs.ts';
 
 export interface SnapshotObjects {
   readonly services: readonly unknown[];
   readonly slices: readonly unknown[];
   /** This proxier's own Node object, or null when it has not been seen. */
   readonly node: unknown;
+  /** ServiceCIDR objects (none when absent). */
+  readonly serviceCIDRs?: readonly unknown[];
 }
 
 export interface SnapshotOptions {
@@ -82,10 +85,13 @@ export function buildSnapshots(objects: SnapshotObjects, opts: SnapshotOptions):
   const primary: IPFamily = (node.primaryIP && ipFamilyOf(node.primaryIP)) || 'IPv4';
   const other: IPFamily = primary === 'IPv4' ? 'IPv6' : 'IPv4';
   const families = opts.families ?? (portsByFamily.get(other)!.length > 0 ? [primary, other] : [primary]);
+  const cidrs = serviceCIDRsFrom(objects.serviceCIDRs ?? []);
+  problems.add(cidrs.problems);
   const snapshots = families.map((family): Snapshot => {
     const ctx: StateContext = { family, node, slices, features: opts.features };
     const ports = portsByFamily.get(family)!.sort(compareServicePorts);
-    return { family, node, services: ports.map((sp) => servicePortState(sp, ctx)) };
+    const serviceCIDRs = cidrs.cidrs[family];
+    return { family, node, services: ports.map((sp) => servicePortState(sp, ctx)), ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}) };
   });
   return { snapshots, problems: problems.list };
 }

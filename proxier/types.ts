@@ -105,6 +105,11 @@ export interface Snapshot {
   readonly node: NodeInfo;
   /** Sorted by service port key, then protocol. */
   readonly services: readonly ServicePortState[];
+  /**
+   * The cluster's ServiceCIDRs of this family (ServiceCIDR objects' spec.cidrs, canonical, sorted, once each); absent
+   * or empty when none are known. Only the nftables mode uses them (upstream OnServiceCIDRsChanged).
+   */
+  readonly serviceCIDRs?: readonly string[];
 }
 
 /** Something upstream would not program, named precisely. */

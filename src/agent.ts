@@ -14,7 +14,7 @@ import type { ProxyMode } from '../proxier/mode.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
-import { featuresFrom, nodeNameFor } from './desired.ts';
+import { featuresFrom, nodeNameFor, watchesServiceCIDRs } from './desired.ts';
 import type { Logger } from '../proxier/log.ts';
 import { HealthState } from './servers/health-state.ts';
 import { healthHandler, listen, metricsHandler, type RunningServer } from './servers/http-servers.ts';
@@ -172,7 +172,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
 
   const source: ObjectSource = config.objects
     ? createFileSource({ path: config.objects, nodeName, clock: deps.clock })
-    : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock, observe });
+    : createApiSource({ kubeConfig: kubeConfig!, nodeName, logger: log, clock: deps.clock, observe, serviceCIDRs: watchesServiceCIDRs(config) });
   events.record({
     regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName },
     type: 'Normal',

@@ -13,7 +13,7 @@ import type { ParsedObjects } from './sources/parse-objects.ts';
 export const NFT_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 
 /** The settings both modes share (mark bit, masquerade-all, local detection, NodePort addresses) in the nftables renderer's terms. */
-export function nftRenderOptionsFrom(config: ProxyConfig, serviceCIDRs: readonly string[] = []): NftRenderOptions {
+export function nftRenderOptionsFrom(config: ProxyConfig): NftRenderOptions {
   return {
     masqueradeBit: config.masqueradeBit,
     masqueradeAll: config.masqueradeAll,
@@ -24,7 +24,6 @@ export function nftRenderOptionsFrom(config: ProxyConfig, serviceCIDRs: readonly
       interfaceNamePrefix: config.interfaceNamePrefix,
     },
     nodePortAddresses: config.nodePortAddresses,
-    serviceCIDRs,
   };
 }
 

@@ -10,11 +10,20 @@ import { metadataOf } from '../proxier/raw.ts';
 import type { TopologyFeatures } from '../proxier/topology.ts';
 import type { IPFamily, ObjectProblem, Snapshot } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
+import { HONOURED_FEATURE_GATES } from './feature-gates.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
 
 /** Upstream: --hostname-override, else the OS hostname, lower-cased. */
 export function nodeNameFor(config: Pick<ProxyConfig, 'hostnameOverride'>, osHostname: () => string = hostname): string {
   return (config.hostnameOverride.trim() || osHostname()).toLowerCase();
+}
+
+/**
+ * Whether ServiceCIDR objects are watched: in the nftables mode (the only one that uses them) unless the
+ * MultiCIDRServiceAllocator gate is off, as upstream (server.go creates the informer when the gate is on).
+ */
+export function watchesServiceCIDRs(config: Pick<ProxyConfig, 'mode' | 'featureGates'>): boolean {
+  return config.mode === 'nftables' && (config.featureGates['MultiCIDRServiceAllocator'] ?? HONOURED_FEATURE_GATES['MultiCIDRServiceAllocator']!);
 }
 
 export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
@@ -67,7 +76,7 @@ export function snapshotsFromObjects(objects: ParsedObjects, config: ProxyConfig
   const nodeName = nodeNameFor(config, extra.osHostname);
   const node = objects.nodes.find((n) => metadataOf(n).name.toLowerCase() === nodeName) ?? null;
   const built = buildSnapshots(
-    { services: objects.services, slices: objects.slices, node },
+    { services: objects.services, slices: objects.slices, node, serviceCIDRs: objects.serviceCIDRs ?? [] },
     { nodeName, features: featuresFrom(config), ...(extra.families ? { families: extra.families } : {}) },
   );
   return { nodeName, snapshots: built.snapshots, problems: [...objects.problems, ...built.problems], nodeMissing: node === null };

@@ -19,6 +19,8 @@
 /** Gates kube-proxy-ts acts on, with their defaults. */
 export const HONOURED_FEATURE_GATES: Readonly<Record<string, boolean>> = {
   PreferSameTrafficDistribution: true,
+  // ServiceCIDR objects are watched (the nftables mode drops traffic to unallocated ClusterIPs); GA in 1.33.
+  MultiCIDRServiceAllocator: true,
 };
 
 const KUBE_FEATURES = `

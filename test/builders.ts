@@ -203,3 +203,8 @@ export function makeNode(name: string, o: NodeOptions = {}): Json {
     status: { addresses, ...o.status },
   };
 }
+
+/** A ServiceCIDR (networking.k8s.io/v1), as the API server's default "kubernetes" one. */
+export function makeServiceCIDR(name: string, cidrs: readonly string[]): Json {
+  return { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name }, spec: { cidrs: [...cidrs] } };
+}

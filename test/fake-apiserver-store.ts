@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 
-export type Resource = 'services' | 'endpointslices' | 'nodes';
-export const RESOURCES: readonly Resource[] = ['services', 'endpointslices', 'nodes'];
+export type Resource = 'services' | 'endpointslices' | 'nodes' | 'servicecidrs';
+export const RESOURCES: readonly Resource[] = ['services', 'endpointslices', 'nodes', 'servicecidrs'];
 
 export interface ResourceInfo {
   readonly kind: string;
@@ -35,6 +35,14 @@ export const RESOURCE_INFO: Readonly<Record<Resource, ResourceInfo>> = {
     fields: ['metadata.name', 'metadata.namespace', 'addressType'],
   },
   nodes: { kind: 'Node', apiVersion: 'v1', prefix: '/api/v1', namespaced: false, fields: ['metadata.name', 'spec.unschedulable'] },
+  // Served from Kubernetes 1.33 (networking.k8s.io/v1); FakeApiServerOptions.serviceCIDRs: false plays an older server.
+  servicecidrs: {
+    kind: 'ServiceCIDR',
+    apiVersion: 'networking.k8s.io/v1',
+    prefix: '/apis/networking.k8s.io/v1',
+    namespaced: false,
+    fields: ['metadata.name'],
+  },
 };
 
 /** Plain JSON object with the metadata the fake manages. */

@@ -1,6 +1,7 @@
 /**
  * A faithful in-process Kubernetes list/watch server for Services,
- * EndpointSlices and Nodes, that the real @kubernetes/client-node informers
+ * EndpointSlices, Nodes and ServiceCIDRs (networking.k8s.io/v1, as from
+ * Kubernetes 1.33; `servesServiceCIDRs = false` plays an older one), that the real @kubernetes/client-node informers
  * run against. As a real apiserver it serves HTTPS only (a CA and serving
  * certificate made at test time, see fake-apiserver-tls.ts) and requires a
  * bearer token (401 Unauthorized otherwise; tests rotate the accepted tokens).
@@ -39,6 +40,8 @@ export interface FakeApiServerOptions {
   readonly pki?: TestPki;
   /** Bearer tokens accepted (default [FAKE_TOKEN]). */
   readonly tokens?: readonly string[];
+  /** Serve networking.k8s.io/v1 ServiceCIDRs (default true, as Kubernetes 1.33 and later); false answers 404. */
+  readonly serviceCIDRs?: boolean;
 }
 
 export interface LoggedRequest {
@@ -63,6 +66,8 @@ export class FakeApiServer {
   readonly url: string;
   readonly pki: TestPki;
   expiredWatch: 'in-stream' | 'http';
+  /** Whether ServiceCIDRs are served (an API server before 1.33 answers 404); may be flipped to play an upgrade. */
+  servesServiceCIDRs: boolean;
   private readonly server: Server;
   private readonly store: ObjectStore;
   private readonly legacyServiceFields: boolean;
@@ -92,6 +97,7 @@ export class FakeApiServer {
     this.url = `https://127.0.0.1:${this.port}`;
     this.expiredWatch = options.expiredWatch ?? 'in-stream';
     this.legacyServiceFields = options.legacyServiceFields ?? false;
+    this.servesServiceCIDRs = options.serviceCIDRs ?? true;
     this.tokens = new Set(options.tokens ?? [FAKE_TOKEN]);
     this.store = new ObjectStore((entry) => this.broadcast(entry));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
@@ -292,7 +298,8 @@ export class FakeApiServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'https://fake');
-    const route: Route | null = routeRequest(url.pathname);
+    const routed: Route | null = routeRequest(url.pathname);
+    const route = routed?.resource === 'servicecidrs' && !this.servesServiceCIDRs ? null : routed;
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     const verb: Verb | null = route ? (watch ? 'watch' : 'list') : null;
     const entry: LoggedRequest = {

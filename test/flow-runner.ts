@@ -7,13 +7,20 @@ import { configFromFlags } from '../src/config.ts';
 import { desiredFromObjects, type Desired } from '../src/desired.ts';
 import type { FlagValue } from '../src/flags.ts';
 import { BASE_FLAGS, CLIENT, CLIENT_6, NODE1, NODE1_6, nodes, PODS, type FlowScenario, type Source } from './flow-cases.case.ts';
+import { makeServiceCIDR } from './builders.ts';
 
-export function desiredFor(scenario: FlowScenario): Desired {
+/** The scenario's desired state; `serviceCIDRs` become the cluster's one ServiceCIDR object, as the API server's default "kubernetes". */
+export function desiredFor(scenario: FlowScenario & { readonly serviceCIDRs?: readonly string[] }): Desired {
   const flags = new Map<string, FlagValue>(Object.entries({ ...BASE_FLAGS, ...scenario.flags }) as [string, FlagValue][]);
   const config = configFromFlags(flags);
-  return desiredFromObjects({ services: [...scenario.services()], slices: [...scenario.slices()], nodes: nodes(), problems: [] }, config, {
-    randomFully: true,
-  });
+  const serviceCIDRs = scenario.serviceCIDRs ? [makeServiceCIDR('kubernetes', scenario.serviceCIDRs)] : [];
+  return desiredFromObjects(
+    { services: [...scenario.services()], slices: [...scenario.slices()], nodes: nodes(), serviceCIDRs, problems: [] },
+    config,
+    {
+      randomFully: true,
+    },
+  );
 }
 
 export interface SourceInfo {

@@ -28,7 +28,7 @@ export function nftDesiredFor(scenario: NftScenario): NftDesired {
   const family = scenario.family ?? 'IPv4';
   const snapshot = desired.snapshots.find((s) => s.family === family);
   if (!snapshot) throw new Error(`scenario ${scenario.name} has no ${family} snapshot`);
-  const render = renderNftables(snapshot, nftRenderOptionsFrom(configFromFlags(flags), scenario.serviceCIDRs));
+  const render = renderNftables(snapshot, nftRenderOptionsFrom(configFromFlags(flags)));
   return {
     render,
     table: tableOf(render),

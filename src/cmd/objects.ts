@@ -4,10 +4,10 @@
  * informers the agent uses (never a half-listed state).
  */
 import type { ProxyConfig } from '../config.ts';
-import { nodeNameFor } from '../desired.ts';
+import { nodeNameFor, watchesServiceCIDRs } from '../desired.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
 import type { Logger } from '../../proxier/log.ts';
-import { createApiSource } from '../sources/api-source.ts';
+import { createApiSource, informerSpecs } from '../sources/api-source.ts';
 import { OBJECT_KINDS, type ObjectKind } from '../sources/events.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';
 import { readObjects } from '../sources/read-objects.ts';
@@ -19,7 +19,11 @@ export async function currentObjects(config: ProxyConfig, io: CommandIO, log: Lo
   const kubeConfig = (io.kubeConfig ?? loadKubeConfig)({ kubeconfig: config.kubeconfig, master: config.master });
   const store = new Map<ObjectKind, Map<string, unknown>>(OBJECT_KINDS.map((k) => [k, new Map()]));
   const synced = new Set<ObjectKind>();
-  const source = createApiSource({ kubeConfig, nodeName: nodeNameFor(config, io.osHostname), logger: log, clock: io.clock ?? realClock });
+  const nodeName = nodeNameFor(config, io.osHostname);
+  const serviceCIDRs = watchesServiceCIDRs(config);
+  // Every kind the source lists; an optional one it cannot have counts as listed (api-source.ts).
+  const kinds = informerSpecs(nodeName, { serviceCIDRs }).map((s) => s.kind);
+  const source = createApiSource({ kubeConfig, nodeName, logger: log, clock: io.clock ?? realClock, serviceCIDRs });
   let done: () => void = () => {};
   const all = new Promise<void>((resolve) => (done = resolve));
   await source.start({
@@ -29,7 +33,7 @@ export async function currentObjects(config: ProxyConfig, io: CommandIO, log: Lo
     },
     onSynced: (kind) => {
       synced.add(kind);
-      if (synced.size === OBJECT_KINDS.length) done();
+      if (kinds.every((k) => synced.has(k))) done();
     },
     onProblem: (kind, message) => log.debug({ kind }, message),
   });
@@ -39,10 +43,7 @@ export async function currentObjects(config: ProxyConfig, io: CommandIO, log: Lo
       all,
       new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () =>
-            reject(
-              new Error(`could not list ${OBJECT_KINDS.filter((k) => !synced.has(k)).join(', ')} from the API server within ${timeoutMs / 1000}s`),
-            ),
+          () => reject(new Error(`could not list ${kinds.filter((k) => !synced.has(k)).join(', ')} from the API server within ${timeoutMs / 1000}s`)),
           timeoutMs,
         );
       }),
@@ -55,6 +56,7 @@ export async function currentObjects(config: ProxyConfig, io: CommandIO, log: Lo
     services: [...store.get('Service')!.values()],
     slices: [...store.get('EndpointSlice')!.values()],
     nodes: [...store.get('Node')!.values()],
+    serviceCIDRs: [...store.get('ServiceCIDR')!.values()],
     problems: [],
   };
 }

@@ -1,7 +1,16 @@
 /**
  * The API-server source: three client-node ListWatch informers (Services,
- * EndpointSlices, our own Node), each kept alive by a Supervisor and feeding
- * an ObjectTracker that emits ObjectEvents with the previous object.
+ * EndpointSlices, our own Node), plus ServiceCIDRs when asked (the nftables
+ * mode), each kept alive by a Supervisor and feeding an ObjectTracker that
+ * emits ObjectEvents with the previous object.
+ *
+ * ServiceCIDRs (networking.k8s.io/v1, served from Kubernetes 1.33) are
+ * optional, where upstream's informer logs a failed list every few seconds
+ * forever: an API server that does not serve them (404) or a role that does
+ * not grant them (403) is reported once per attempt, counts as listed (with
+ * what was known before, at first nothing) so that nothing waits for it, and
+ * is asked again every OPTIONAL_RETRY_MS, not every few seconds from every
+ * node.
  *
  * Selectors. Current upstream kube-proxy watches Services with the label
  * selector `!service.kubernetes.io/service-proxy-name` plus the field
@@ -53,6 +62,9 @@ export const cappedDelay =
   (libraryDelayMs: number): number =>
     Math.min(libraryDelayMs, capMs);
 
+/** How often a resource the API server does not serve (or the role does not grant) is asked for again. */
+export const OPTIONAL_RETRY_MS = 300_000;
+
 export const SERVICE_LABEL_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
 export const ENDPOINTSLICE_LABEL_SELECTOR = '!service.kubernetes.io/headless';
 
@@ -64,10 +76,22 @@ export interface InformerSpec {
   readonly fieldSelector?: string;
   /** Client-side filter applied on top of the selectors. */
   readonly accept?: (obj: Record<string, unknown>) => boolean;
+  /** What the agent does without it, when the API server does not serve it (404) or the role does not grant it (403). */
+  readonly optional?: string;
 }
 
-export function informerSpecs(nodeName: string): readonly InformerSpec[] {
-  return [
+/** Why an optional resource cannot be had (404, 403), or null when that is not the failure. */
+export function optionalUnavailable(spec: InformerSpec, err: unknown): string | null {
+  if (spec.optional === undefined) return null;
+  const status = statusOf(err);
+  const resource = `${spec.path.split('/').pop()}.${spec.apiVersion.split('/')[0]}`;
+  if (status === 404) return `this API server does not serve ${spec.apiVersion} ${spec.kind}s (HTTP 404, Kubernetes before 1.33?)`;
+  if (status === 403) return `the role does not grant list and watch on ${resource} (HTTP 403; see manifests/rbac.yaml)`;
+  return null;
+}
+
+export function informerSpecs(nodeName: string, o: { readonly serviceCIDRs?: boolean } = {}): readonly InformerSpec[] {
+  const specs: InformerSpec[] = [
     {
       kind: 'Service',
       apiVersion: 'v1',
@@ -89,6 +113,16 @@ export function informerSpecs(nodeName: string): readonly InformerSpec[] {
       accept: (node) => (node['metadata'] as { name?: unknown }).name === nodeName,
     },
   ];
+  if (o.serviceCIDRs)
+    specs.push({
+      kind: 'ServiceCIDR',
+      apiVersion: 'networking.k8s.io/v1',
+      path: '/apis/networking.k8s.io/v1/servicecidrs',
+      // Upstream lists them through the same informer factory as Services, with the same label selector.
+      labelSelector: SERVICE_LABEL_SELECTOR,
+      optional: 'traffic to unallocated ClusterIPs is not dropped',
+    });
+  return specs;
 }
 
 export interface ApiSourceOptions {
@@ -108,6 +142,8 @@ export interface ApiSourceOptions {
   readonly listPageSize?: number;
   /** Every request sent (rest_client metrics). */
   readonly observe?: RequestObserver;
+  /** Watch ServiceCIDRs too (the nftables mode, when MultiCIDRServiceAllocator is on). */
+  readonly serviceCIDRs?: boolean;
 }
 
 interface RunContext {
@@ -148,6 +184,10 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
         ...(c.observe ? { observe: c.observe } : {}),
         // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
         keep: (o) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
+      }).catch((err: unknown) => {
+        // Nothing waits for what cannot be had: it counts as listed, with what the tracker knew before.
+        if (!closed && optionalUnavailable(spec, err) !== null) handlers.onSynced(spec.kind);
+        throw err;
       });
       if (closed) throw new Error('informer stopped');
       c.answered();
@@ -208,7 +248,7 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
 export function createApiSource(options: ApiSourceOptions): ObjectSource {
   const log = (options.logger ?? silentLogger()).child({ component: 'api-source' });
   const clock = options.clock ?? realClock;
-  const specs = informerSpecs(options.nodeName);
+  const specs = informerSpecs(options.nodeName, { serviceCIDRs: options.serviceCIDRs === true });
   const kc = options.kubeConfig;
   const cap = options.backoff?.maxMs ?? API_BACKOFF.maxMs!;
   let supervisors: Supervisor[] | null = null;
@@ -259,9 +299,15 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           backoff: { ...API_BACKOFF, ...options.backoff },
           ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
           retryAtOnce: (err) => statusOf(err) === 401,
+          delayFor: (err) => (optionalUnavailable(spec, err) !== null ? OPTIONAL_RETRY_MS : null),
           onRestart: (err, delayMs) => {
             if (statusOf(err) === null) unreachable.add(self!);
             else unreachable.delete(self!);
+            const why = optionalUnavailable(spec, err);
+            if (why !== null) {
+              handlers.onProblem(spec.kind, `${spec.kind} informer: ${why}; ${spec.optional}; asking again in ${Math.round(delayMs / 1000)} s`, err);
+              return;
+            }
             const what = describeError(err, kc);
             const r = repeated(spec.kind, what);
             if (!r.report) return;

@@ -3,11 +3,12 @@
  * emits: add/update/delete events carrying both the previous and the current
  * object (upstream's change trackers need both), and a "synced" signal per
  * kind once the initial list has been delivered. Nothing is programmed before
- * every kind has synced.
+ * Services, EndpointSlices and the Node have synced; ServiceCIDRs (watched in
+ * the nftables mode only) hold nothing up.
  */
 
-export type ObjectKind = 'Service' | 'EndpointSlice' | 'Node';
-export const OBJECT_KINDS: readonly ObjectKind[] = ['Service', 'EndpointSlice', 'Node'];
+export type ObjectKind = 'Service' | 'EndpointSlice' | 'Node' | 'ServiceCIDR';
+export const OBJECT_KINDS: readonly ObjectKind[] = ['Service', 'EndpointSlice', 'Node', 'ServiceCIDR'];
 
 export interface ObjectEvent {
   readonly type: 'add' | 'update' | 'delete';

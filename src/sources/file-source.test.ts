@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeEndpointSlice, makeNode, makeService } from '../../test/builders.ts';
+import { makeEndpointSlice, makeNode, makeService, makeServiceCIDR } from '../../test/builders.ts';
 import { ManualClock } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
 import type { ObjectEvent, ObjectKind } from './events.ts';
@@ -58,13 +58,13 @@ async function until(check: () => boolean, what: string, ms = 5000): Promise<voi
 describe('file source: first read', () => {
   it('emits an add per object, only its own Node, then synced for every kind', async () => {
     const file = join(dir, 'cluster.yaml');
-    await writeFile(file, yaml([...nodes, web(), webSlice()]));
+    await writeFile(file, yaml([...nodes, web(), webSlice(), makeServiceCIDR('kubernetes', ['10.96.0.0/16'])]));
     const rec = recorder();
     const source = createFileSource({ path: file, nodeName: 'node-1', clock: realClock, debounceMs: 20 });
     await source.start(rec.handlers);
     await source.stop();
-    expect(rec.summary()).toEqual(['add EndpointSlice ns1/web-1', 'add Node node-1', 'add Service ns1/web']);
-    expect(new Set(rec.synced)).toEqual(new Set(['Service', 'EndpointSlice', 'Node']));
+    expect(rec.summary()).toEqual(['add EndpointSlice ns1/web-1', 'add Node node-1', 'add Service ns1/web', 'add ServiceCIDR kubernetes']);
+    expect(new Set(rec.synced)).toEqual(new Set(['Service', 'EndpointSlice', 'Node', 'ServiceCIDR']));
     expect(rec.problems).toEqual([]);
   });
 

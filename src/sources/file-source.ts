@@ -72,6 +72,7 @@ export function createFileSource(opts: FileSourceOptions): ObjectSource & { relo
     for (const s of parsed.services) put('Service', s);
     for (const s of parsed.slices) put('EndpointSlice', s);
     for (const n of parsed.nodes) if (objectKey(n)?.toLowerCase() === opts.nodeName) put('Node', n);
+    for (const c of parsed.serviceCIDRs ?? []) put('ServiceCIDR', c);
 
     for (const kind of OBJECT_KINDS) {
       const before = current.get(kind)!;

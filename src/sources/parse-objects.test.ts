@@ -132,7 +132,7 @@ describe('parseObjects', () => {
   });
 
   it('accepts empty files and empty documents', () => {
-    expect(parseObjects('', 'empty.yaml')).toEqual({ services: [], slices: [], nodes: [], problems: [] });
-    expect(parseObjects('---\n# nothing\n---\n', 'c.yaml')).toEqual({ services: [], slices: [], nodes: [], problems: [] });
+    expect(parseObjects('', 'empty.yaml')).toEqual({ services: [], slices: [], nodes: [], serviceCIDRs: [], problems: [] });
+    expect(parseObjects('---\n# nothing\n---\n', 'c.yaml')).toEqual({ services: [], slices: [], nodes: [], serviceCIDRs: [], problems: [] });
   });
 });

@@ -1,5 +1,7 @@
 /**
- * Text of one manifest file -> the Services, EndpointSlices and Nodes in it.
+ * Text of one manifest file -> the Services, EndpointSlices, Nodes and
+ * ServiceCIDRs in it (networking.k8s.io/v1, or v1beta1 as 1.31-1.32 clusters
+ * serve them: the same spec).
  * The file may be multi-document YAML, a JSON object, or a List (kind "List"
  * or "<Kind>List" with items), in YAML or JSON, as `kubectl get -o yaml`
  * writes them. Pure: reading the file is the caller's business.
@@ -27,18 +29,22 @@ export interface ParsedObjects {
   services: unknown[];
   slices: unknown[];
   nodes: unknown[];
+  /** ServiceCIDR objects (absent: none). */
+  serviceCIDRs?: unknown[];
   problems: ObjectProblem[];
 }
 
-const WANTED: Readonly<Record<string, keyof Omit<ParsedObjects, 'problems'>>> = {
+const WANTED: Readonly<Record<string, Exclude<keyof ParsedObjects, 'problems'>>> = {
   'v1/Service': 'services',
   'discovery.k8s.io/v1/EndpointSlice': 'slices',
   'v1/Node': 'nodes',
+  'networking.k8s.io/v1/ServiceCIDR': 'serviceCIDRs',
+  'networking.k8s.io/v1beta1/ServiceCIDR': 'serviceCIDRs',
 };
 const NAMESPACED = new Set(['services', 'slices']);
 
 export function parseObjects(text: string, source: string): ParsedObjects {
-  const out: ParsedObjects = { services: [], slices: [], nodes: [], problems: [] };
+  const out: ParsedObjects = { services: [], slices: [], nodes: [], serviceCIDRs: [], problems: [] };
   const { docs, lineOf } = parseJson(text) ?? loadDocuments(text, source);
   docs.forEach((doc, i) => {
     if (doc === null || doc === undefined) return; // empty document ("---" at the end, comments only)
@@ -98,7 +104,7 @@ function take(obj: unknown, where: Where, out: ParsedObjects): void {
   if (NAMESPACED.has(bucket) && (md['namespace'] === undefined || md['namespace'] === null || md['namespace'] === '')) {
     obj['metadata'] = { ...md, namespace: 'default' };
   }
-  out[bucket].push(obj);
+  (out[bucket] ??= []).push(obj);
 }
 
 function docProblem(where: Where, reason: string, kind = 'Document'): ObjectProblem {

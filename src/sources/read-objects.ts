@@ -27,7 +27,7 @@ export async function listManifestFiles(path: string): Promise<string[]> {
 
 /** Reads and parses every manifest; a file that cannot be read or parsed is an ObjectsFileError naming it. */
 export async function readObjects(path: string): Promise<ParsedObjects> {
-  const merged: ParsedObjects = { services: [], slices: [], nodes: [], problems: [] };
+  const merged: ParsedObjects = { services: [], slices: [], nodes: [], serviceCIDRs: [], problems: [] };
   for (const file of await listManifestFiles(path)) {
     let text: string;
     try {
@@ -44,6 +44,7 @@ export async function readObjects(path: string): Promise<ParsedObjects> {
     merged.services.push(...parsed.services);
     merged.slices.push(...parsed.slices);
     merged.nodes.push(...parsed.nodes);
+    merged.serviceCIDRs!.push(...(parsed.serviceCIDRs ?? []));
     merged.problems.push(...parsed.problems);
   }
   return merged;

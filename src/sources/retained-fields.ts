@@ -7,8 +7,8 @@
  * (often the largest part of an object), owner references, the
  * last-applied-configuration annotation (a second copy of the object),
  * EndpointSlice targetRefs, and a Node's status but for its addresses
- * (images, conditions, capacity, nodeInfo). At 10,000 Services these are
- * most of what the informers would hold.
+ * (images, conditions, capacity, nodeInfo), a ServiceCIDR's status. At
+ * 10,000 Services these are most of what the informers would hold.
  *
  * Upstream's informers keep whole objects; kube-proxy reads the same fields
  * we keep (pkg/proxy/servicechangetracker.go, endpointslicecache.go,
@@ -86,6 +86,11 @@ function picked(kind: ObjectKind, obj: Json): Json {
         ...pick(obj, ['spec']),
         ...(status === undefined ? {} : { status: isObject(status) ? pick(status, ['addresses']) : status }),
       };
+    }
+    case 'ServiceCIDR': {
+      // spec.cidrs (proxier/service-cidrs.ts); the status conditions are not read, as upstream.
+      const spec = obj['spec'];
+      return { ...out, ...(spec === undefined ? {} : { spec: isObject(spec) ? pick(spec, ['cidrs']) : spec }) };
     }
   }
 }

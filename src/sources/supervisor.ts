@@ -11,7 +11,9 @@
  * Two ways to skip the wait: retryNow() (another informer just reached the
  * API server, so it is back) and retryAtOnce (a failure that a retry may fix
  * right away, e.g. a 401 after the token file was rotated; once per backoff
- * streak, so it can never spin).
+ * streak, so it can never spin). And one way to wait longer: delayFor gives
+ * a failure that a retry soon will not fix its own delay (a resource the API
+ * server does not serve).
  */
 import type { Clock } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
@@ -66,6 +68,8 @@ export interface SupervisorOptions {
   readonly onRestart?: (err: unknown, delayMs: number) => void;
   /** Failures worth one immediate retry (without backoff) per backoff streak. */
   readonly retryAtOnce?: (err: unknown) => boolean;
+  /** The delay before the next run after this failure, instead of the backoff's; null: the backoff's. */
+  readonly delayFor?: (err: unknown) => number | null;
 }
 
 export class Supervisor {
@@ -176,7 +180,9 @@ export class Supervisor {
     }
     this.lastFailureAt = now;
     let delay: number;
-    if (!this.retriedAtOnce && this.retryAtOnce(err)) {
+    const own = this.delayFor(err);
+    if (own !== null) delay = own;
+    else if (!this.retriedAtOnce && this.retryAtOnce(err)) {
       this.retriedAtOnce = true;
       delay = 0;
     } else delay = backoffDelay(this.attempt++, this.backoff);
@@ -190,6 +196,14 @@ export class Supervisor {
       this.restartTimer = null;
       if (!this.stopped) void this.launch();
     }, delay);
+  }
+
+  private delayFor(err: unknown): number | null {
+    try {
+      return this.o.delayFor?.(err) ?? null;
+    } catch {
+      return null;
+    }
   }
 
   private retryAtOnce(err: unknown): boolean {
