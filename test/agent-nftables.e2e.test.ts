@@ -3,7 +3,8 @@
  * in-process fake API server, the real `nft` in node-1's namespace, real
  * traffic from an outside client. The agent starts in iptables mode, switches
  * to nftables (the iptables rules go), follows an endpoint change with a
- * partial transaction carrying only the delta, rebuilds a table deleted from
+ * partial transaction carrying only the delta, drops traffic to unallocated
+ * ClusterIPs once a ServiceCIDR is created, rebuilds a table deleted from
  * outside, switches back (the nftables tables go), --cleanup removes the
  * tables; then the real process in nftables mode exits 0 on SIGTERM and
  * leaves its rules. Every convergence wait is bounded and its time printed.
@@ -23,11 +24,11 @@ import { configFromFlags } from '../src/config.ts';
 import type { FlagValue } from '../src/flags.ts';
 import { realClock } from '../src/system/clock.ts';
 import { startAgentProcess, waitFor } from './agent-runner.ts';
-import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { makeEndpointSlice, makeNode, makeService, makeServiceCIDR } from './builders.ts';
 import { FakeApiServer, kubeConfigFor } from './fake-apiserver.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
-import { podsHit, request } from './netns/traffic.ts';
+import { podsHit, request, requestFromNode } from './netns/traffic.ts';
 
 const SVC_IP = '172.30.0.10';
 const NODE_IP = '192.168.50.11';
@@ -169,6 +170,48 @@ describe('the agent in nftables mode against the fake API server', () => {
     expect(plan.operations).toBeLessThan(30);
     expect(plan.text).not.toMatch(/add table|cluster-ips-check|filter-input|masquerading/);
     expect(plan.text).toContain(pods['pod-c']);
+  });
+
+  it('drops traffic to an unallocated ClusterIP once a ServiceCIDR is created (a partial sync), and lets it through again when it is deleted (upstream OnServiceCIDRsChanged)', async () => {
+    const mode = agent!.mode as NftablesMode;
+    const dropRules = async (): Promise<string[]> => {
+      const r = await cluster.exec(nodeNs(), 'nft', ['list', 'chain', 'ip', 'kube-proxy', 'cluster-ips-check']);
+      expect(r.code).toBe(0);
+      return r.stdout.split('\n').filter((l) => l.includes('unallocated'));
+    };
+    expect(await dropRules()).toEqual([]);
+    // An address of the ServiceCIDR that no Service holds, made reachable: pod-a has it too, and node-1 routes it there.
+    const UNALLOCATED = '172.30.0.99';
+    expect((await cluster.exec(cluster.pod('pod-a').ns, 'ip', ['addr', 'add', `${UNALLOCATED}/32`, 'dev', 'eth0'])).code).toBe(0);
+    expect((await cluster.exec(nodeNs(), 'ip', ['route', 'add', `${UNALLOCATED}/32`, 'dev', cluster.node('node-1').bridge])).code).toBe(0);
+    // From node-1 itself (filter output) and from the outside client (filter forward).
+    const unallocated = async (): Promise<string[]> => {
+      const from = [
+        ...(await requestFromNode(cluster, 'node-1', { proto: 'tcp', ip: UNALLOCATED, port: 8080, count: 2, timeoutMs: 500 })),
+        ...(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: UNALLOCATED, port: 8080, count: 2, timeoutMs: 500 })),
+      ];
+      return from.map((r) => (r.ok ? r.pod : r.error));
+    };
+    expect(await unallocated()).toEqual(['pod-a', 'pod-a', 'pod-a', 'pod-a']);
+    api.create('servicecidrs', makeServiceCIDR('kubernetes', ['172.30.0.0/16', 'fd00:172:30::/112']) as never);
+    await waitFor('drop rule in the kernel', async () => (await dropRules()).length === 1, 3000);
+    expect((await dropRules())[0]).toMatch(/ip daddr 172\.30\.0\.0\/16 drop comment "Drop traffic to unallocated ClusterIPs"/);
+    const plan = mode.lastPlan('IPv4')!;
+    expect(plan.full).toBe(false);
+    expect(plan.text).toContain('flush chain ip kube-proxy cluster-ips-check');
+    expect(plan.text).not.toMatch(/add table|filter-input|masquerading|service-ips/);
+    // The IPv6 table got its own family's CIDR.
+    const v6 = await cluster.exec(nodeNs(), 'nft', ['list', 'chain', 'ip6', 'kube-proxy', 'cluster-ips-check']);
+    expect(v6.stdout).toMatch(/ip6 daddr fd00:172:30::\/112 drop/);
+    // Dropped now; the allocated ClusterIP still answers.
+    expect(await unallocated()).toEqual(['timeout', 'timeout', 'timeout', 'timeout']);
+    expect(await reaches(['pod-c'])()).toBe(true);
+
+    api.delete('servicecidrs', 'kubernetes');
+    await waitFor('drop rule gone', async () => (await dropRules()).length === 0, 3000);
+    expect(await unallocated()).toEqual(['pod-a', 'pod-a', 'pod-a', 'pod-a']);
+    await cluster.exec(nodeNs(), 'ip', ['route', 'del', `${UNALLOCATED}/32`]);
+    await cluster.exec(cluster.pod('pod-a').ns, 'ip', ['addr', 'del', `${UNALLOCATED}/32`, 'dev', 'eth0']);
   });
 
   it('shows the service port chains on /debug/services and the whole table on /debug/rules, as nft -f input the kernel takes', async () => {

@@ -86,7 +86,7 @@ export function optionalUnavailable(spec: InformerSpec, err: unknown): string | 
   const status = statusOf(err);
   const resource = `${spec.path.split('/').pop()}.${spec.apiVersion.split('/')[0]}`;
   if (status === 404) return `this API server does not serve ${spec.apiVersion} ${spec.kind}s (HTTP 404, Kubernetes before 1.33?)`;
-  if (status === 403) return `the role does not grant list and watch on ${resource} (HTTP 403; see manifests/rbac.yaml)`;
+  if (status === 403) return `the role does not grant list and watch on ${resource} (HTTP 403; see the ClusterRole in manifests/kube-proxy-ts.yaml)`;
   return null;
 }
 
@@ -144,6 +144,8 @@ export interface ApiSourceOptions {
   readonly observe?: RequestObserver;
   /** Watch ServiceCIDRs too (the nftables mode, when MultiCIDRServiceAllocator is on). */
   readonly serviceCIDRs?: boolean;
+  /** How often an optional resource that cannot be had is asked for again (default OPTIONAL_RETRY_MS; tests shorten it). */
+  readonly optionalRetryMs?: number;
 }
 
 interface RunContext {
@@ -299,13 +301,14 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           backoff: { ...API_BACKOFF, ...options.backoff },
           ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
           retryAtOnce: (err) => statusOf(err) === 401,
-          delayFor: (err) => (optionalUnavailable(spec, err) !== null ? OPTIONAL_RETRY_MS : null),
+          delayFor: (err) => (optionalUnavailable(spec, err) !== null ? (options.optionalRetryMs ?? OPTIONAL_RETRY_MS) : null),
           onRestart: (err, delayMs) => {
             if (statusOf(err) === null) unreachable.add(self!);
             else unreachable.delete(self!);
             const why = optionalUnavailable(spec, err);
             if (why !== null) {
-              handlers.onProblem(spec.kind, `${spec.kind} informer: ${why}; ${spec.optional}; asking again in ${Math.round(delayMs / 1000)} s`, err);
+              const again = delayMs >= 1000 ? `${Math.round(delayMs / 1000)} s` : `${delayMs} ms`;
+              handlers.onProblem(spec.kind, `${spec.kind} informer: ${why}; ${spec.optional}; asking again in ${again}`, err);
               return;
             }
             const what = describeError(err, kc);
