@@ -20,6 +20,7 @@ import type { NftablesMode } from '../nftables/nftables-mode.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { startAgent, type Agent } from '../src/agent.ts';
 import { runCommand } from '../src/cmd/run.ts';
+import { runCli } from '../src/commands.ts';
 import { configFromFlags } from '../src/config.ts';
 import type { FlagValue } from '../src/flags.ts';
 import { realClock } from '../src/system/clock.ts';
@@ -203,6 +204,20 @@ describe('the agent in nftables mode against the fake API server', () => {
     // The IPv6 table got its own family's CIDR.
     const v6 = await cluster.exec(nodeNs(), 'nft', ['list', 'chain', 'ip6', 'kube-proxy', 'cluster-ips-check']);
     expect(v6.stdout).toMatch(/ip6 daddr fd00:172:30::\/112 drop/);
+    // `diff` lists the ServiceCIDRs from the API server too: the live table is what it expects.
+    const out: string[] = [];
+    const diffIo = {
+      stdout: (t: string) => void out.push(t),
+      stderr: (t: string) => void out.push(t),
+      makeLogger: () => silentLogger(),
+      runner: runner(),
+      osHostname: () => 'node-1',
+      kubeConfig: () => kubeConfigFor(api),
+    };
+    // (Once the endpoint change's stale chains are deleted, at a sync at least 1 s after it: the periodic one here.)
+    const diff = ['diff', '--mode=nftables', '--hostname-override=node-1', '--cluster-cidr=10.244.0.0/16'];
+    await waitFor('diff converged', async () => ((out.length = 0), (await runCli(diff, diffIo)) === 0), 5000);
+    expect(out.join('')).toMatch(/converged|no difference/i);
     // Dropped now; the allocated ClusterIP still answers.
     expect(await unallocated()).toEqual(['timeout', 'timeout', 'timeout', 'timeout']);
     expect(await reaches(['pod-c'])()).toBe(true);

@@ -82,6 +82,16 @@ describe('kube-proxy-ts render --mode=nftables', { timeout: 30_000 }, () => {
     expect((await nft.list('ip6'))?.sets.find((s) => s.name === 'service-ips')?.elements).toHaveLength(1);
   });
 
+  it('writes the ServiceCIDR of each family from the ServiceCIDR object in --objects (upstream OnServiceCIDRsChanged)', async () => {
+    const [v4, v6] = rendered.split(/^# .*ip6 kube-proxy.*$/m);
+    expect(v4).toMatch(
+      /^add chain ip kube-proxy cluster-ips-check \{.* ip daddr \{ 172\.30\.0\.0\/16 \} drop comment "Drop traffic to unallocated ClusterIPs" ; \}$/m,
+    );
+    expect(v6).toMatch(
+      /^add chain ip6 kube-proxy cluster-ips-check \{.* ip6 daddr \{ fd00:172:30::\/112 \} drop comment "Drop traffic to unallocated ClusterIPs" ; \}$/m,
+    );
+  });
+
   it('prints only the family asked for', async () => {
     const r = await cli(['render', ...NFT_FLAGS, '--objects', objects, '--ip-family', 'IPv6']);
     expect(r.code).toBe(0);

@@ -4,13 +4,13 @@
  * in namespaces): the flow table's address plan (test/flow-cases.case.ts),
  * one service of each shape the diff must attribute (a dual-stack NodePort,
  * one without endpoints, eTP Local without local endpoints, ClientIP
- * affinity, source ranges), and the flows traced and sent for real.
+ * affinity, source ranges), the cluster's ServiceCIDR, and the flows traced.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
-import { makeEndpointSlice, makeService } from './builders.ts';
+import { makeEndpointSlice, makeService, makeServiceCIDR } from './builders.ts';
 import { CLIENT, CLIENT_6, NODE1, nodes, PODS, TARGET_PORT, type PodName } from './flow-cases.case.ts';
 
 export const NFT_FLAGS = ['--mode=nftables', '--hostname-override=node-1', '--cluster-cidr=10.244.0.0/16,fd00:10:244::/56'] as const;
@@ -27,6 +27,7 @@ function slice(svc: string, pods: readonly PodName[], family: 'IPv4' | 'IPv6' = 
 export function cliObjects(): unknown[] {
   return [
     ...nodes(),
+    makeServiceCIDR('kubernetes', ['172.30.0.0/16', 'fd00:172:30::/112']),
     makeService('ns1', 'web', { type: 'NodePort', clusterIPs: ['172.30.0.10', 'fd00:172:30::10'], ports: port80({ nodePort: 30080 }) }),
     slice('web', ['pod-a', 'pod-c']),
     slice('web', ['pod-a', 'pod-c'], 'IPv6'),
@@ -106,6 +107,15 @@ export const CLI_FLOWS: readonly CliFlow[] = [
     src: CLIENT,
     dst: '203.0.113.30:80',
     ip: '203.0.113.30',
+    port: 80,
+    expect: 'DROP',
+  },
+  {
+    name: 'pod -> unallocated address of the ServiceCIDR',
+    from: 'pod-a',
+    src: PODS['pod-a'].ip,
+    dst: '172.30.0.99:80',
+    ip: '172.30.0.99',
     port: 80,
     expect: 'DROP',
   },
