@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { watchesServiceCIDRs } from './desired.ts';
 import { inertFeatureGates, unknownFeatureGates } from './feature-gates.ts';
 
 describe('feature gates', () => {
@@ -24,5 +25,15 @@ describe('feature gates', () => {
 
   it('names the known gates kube-proxy-ts does not act on', () => {
     expect(inertFeatureGates({ PreferSameTrafficDistribution: false, TopologyAwareHints: true, Bogus: true })).toEqual(['TopologyAwareHints']);
+  });
+
+  it('acts on MultiCIDRServiceAllocator (GA and on by default in 1.33): ServiceCIDRs are watched in nftables mode unless it is off', () => {
+    expect(inertFeatureGates({ MultiCIDRServiceAllocator: false })).toEqual([]);
+    expect(watchesServiceCIDRs({ mode: 'nftables', featureGates: {} })).toBe(true);
+    expect(watchesServiceCIDRs({ mode: 'nftables', featureGates: { MultiCIDRServiceAllocator: true } })).toBe(true);
+    expect(watchesServiceCIDRs({ mode: 'nftables', featureGates: { MultiCIDRServiceAllocator: false } })).toBe(false);
+    // Upstream's iptables proxier ignores them (its OnServiceCIDRsChanged does nothing): not asked for.
+    expect(watchesServiceCIDRs({ mode: 'iptables', featureGates: { MultiCIDRServiceAllocator: true } })).toBe(false);
+    expect(watchesServiceCIDRs({ mode: 'userspace', featureGates: {} })).toBe(false);
   });
 });
