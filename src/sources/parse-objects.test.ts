@@ -75,6 +75,34 @@ describe('parseObjects', () => {
     expect(names(slices.slices)).toEqual(['y/s']);
   });
 
+  it('reads ServiceCIDRs as kubectl get servicecidrs -o yaml writes them (v1 from 1.33, v1beta1 on 1.31-1.32), cluster-scoped', () => {
+    const text = [
+      'apiVersion: networking.k8s.io/v1',
+      'kind: ServiceCIDRList',
+      'items:',
+      '- metadata: {name: kubernetes}',
+      '  spec: {cidrs: [10.96.0.0/12, "fd00:10:96::/112"]}',
+      '  status: {conditions: [{type: Ready, status: "True"}]}',
+      '---',
+      'apiVersion: networking.k8s.io/v1beta1',
+      'kind: ServiceCIDR',
+      'metadata: {name: extra}',
+      'spec: {cidrs: [10.200.0.0/16]}',
+      '---',
+      'apiVersion: networking.k8s.io/v1alpha2',
+      'kind: ServiceCIDR',
+      'metadata: {name: unknown-version}',
+    ].join('\n');
+    const r = parseObjects(text, 'cidrs.yaml');
+    expect(names(r.serviceCIDRs!)).toEqual(['kubernetes', 'extra']);
+    expect(r.serviceCIDRs![0]).toMatchObject({
+      kind: 'ServiceCIDR',
+      apiVersion: 'networking.k8s.io/v1',
+      spec: { cidrs: ['10.96.0.0/12', 'fd00:10:96::/112'] },
+    });
+    expect(r.problems).toEqual([]);
+  });
+
   it('puts namespaced objects without a namespace into "default", as kubectl apply does', () => {
     const r = parseObjects('apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\n', 'f.yaml');
     expect(names(r.services)).toEqual(['default/a']);
