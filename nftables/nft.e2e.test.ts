@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
-import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { makeEndpointSlice, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { diffTables, isEmptyDiff } from './diff.ts';
 import { NftError } from './errors.ts';
 import { FakeNft } from './fake-nft.ts';
@@ -98,6 +98,31 @@ describe('rendered tables in the kernel', () => {
       });
     });
   }
+
+  it('ServiceCIDRs that overlap or touch (a cluster growing its Service range) list back equal to the render: the kernel merges them', async () => {
+    await inNamespace(async (nft) => {
+      const cidrs = ['10.96.0.0/16', '10.97.0.0/16', '10.96.0.0/20', '10.200.0.0/24', '10.200.1.0/25', 'fd00:10:96::/112', 'fd00:10:96::1:0/112'];
+      for (const family of ['IPv4', 'IPv6'] as const) {
+        const snapshot = upstreamSnapshot(
+          family,
+          [],
+          [],
+          [makeServiceCIDR('kubernetes', cidrs.slice(0, 2)), makeServiceCIDR('more', cidrs.slice(2))],
+        );
+        const render = renderNftables(snapshot, upstreamOptions(family));
+        await nft.run(planFullSync(render, { now: 0, live: null, recreateBaseChains: true }).text);
+        const live = (await nft.list(family === 'IPv4' ? 'ip' : 'ip6'))!;
+        const d = diffTables(tableOf(render), live);
+        expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
+        const drop = live.chains.find((c) => c.name === 'cluster-ips-check')!.rules.find((r) => r.includes('unallocated'));
+        expect(drop).toBe(
+          family === 'IPv4'
+            ? 'ip daddr { 10.96.0.0/15, 10.200.0.0-10.200.1.127 } drop comment "Drop traffic to unallocated ClusterIPs"'
+            : 'ip6 daddr fd00:10:96::/111 drop comment "Drop traffic to unallocated ClusterIPs"',
+        );
+      }
+    });
+  });
 
   it('a cold start in chunks of service ports loads the same table', async () => {
     await inNamespace(async (nft) => {

@@ -46,11 +46,12 @@ function expr(o: unknown): Expr {
   throw new Unknown();
 }
 
-/** A literal element: "1.2.3.4", 80, {"prefix": {...}}. */
+/** A literal element: "1.2.3.4", 80, {"prefix": {...}}, {"range": [a, b]} (an interval set's merged intervals). */
 export function literalText(o: unknown): string {
   if (typeof o === 'string' || typeof o === 'number') return String(o);
   const [k, v] = only(o);
   if (k === 'prefix' && isObj(v)) return `${String(v['addr'])}/${String(v['len'])}`;
+  if (k === 'range' && Array.isArray(v) && v.length === 2) return `${literalText(v[0])}-${literalText(v[1])}`;
   throw new Unknown();
 }
 

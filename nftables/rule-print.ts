@@ -2,11 +2,12 @@
  * One canonical text per rule, close to what `nft list` prints (nft 1.0.6,
  * measured): `meta mark set meta mark | 0x00004000`, `meta mark & 0x00004000
  * == 0x00000000`, anonymous sets sorted by address and a one-element set
- * printed as its element, `iifname "cbr0"`, vmap entries joined by ", ".
+ * printed as its element, an anonymous set of prefixes (or ranges) merged
+ * where its intervals overlap or touch, as the kernel stores it, `iifname "cbr0"`, vmap entries joined by ", ".
  * Text we write and JSON nft lists both go through here, so the desired and
  * the live table compare equal right after an apply (normalizeRule).
  */
-import { parseCIDR, parseIP } from '../proxier/ip.ts';
+import { addressInterval, formatInterval, mergeIntervals, parseCIDR, parseIP, type AddressInterval } from '../proxier/ip.ts';
 import type { Expr, Rule, Stmt, Value, Verdict } from './rule-ast.ts';
 import { parseRule } from './rule-text.ts';
 
@@ -51,9 +52,27 @@ function sortKey(text: string): string {
   return `${ip.family}:${Array.from(ip.bytes, (b) => b.toString(16).padStart(2, '0')).join('')}/${String(c ? c.prefix : 999).padStart(3, '0')}`;
 }
 
+/**
+ * An anonymous set holding a prefix or a range is an interval set: the kernel merges what overlaps or touches, and nft
+ * lists the result (`{ 10.0.0.0/24, 10.0.1.0/24 }` -> `10.0.0.0/23`, `{ 10.0.0.0/24, 10.0.1.0/25 }` ->
+ * `10.0.0.0-10.0.1.127`). Null when the items are not all addresses, prefixes and ranges of one family.
+ */
+function mergedInterval(items: readonly string[]): string[] | null {
+  if (!items.some((i) => i.includes('/') || i.includes('-'))) return null;
+  const intervals: AddressInterval[] = [];
+  for (const item of items) {
+    const i = addressInterval(item);
+    if (i === null || (intervals.length > 0 && intervals[0]!.family !== i.family)) return null;
+    intervals.push(i);
+  }
+  return mergeIntervals(intervals).map(formatInterval);
+}
+
 function printValue(v: Value, left: Expr): string {
   if (v.k === 'setref') return `@${v.name}`;
   if (v.k === 'lit') return literal(v.text, left);
+  const merged = mergedInterval(v.items);
+  if (merged !== null) return merged.length === 1 ? merged[0]! : `{ ${merged.join(', ')} }`;
   const items = [...new Set(v.items.map((i) => literal(i, left)))].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
   return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { IPFamily } from '../proxier/types.ts';
-import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { makeEndpointSlice, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { renderNftables, tableOf, type NftRenderOptions } from './render.ts';
 import { checkFlow, runFlow, type PacketFlowTest } from './trace.case.ts';
 import { traceNft } from './trace.ts';
@@ -12,6 +12,7 @@ import {
   TEST_NODE_IP_ALT,
   TEST_NODE_IPV6,
   TEST_NODE_IPV6_ALT,
+  applied,
   upstreamOptions,
   upstreamSnapshot,
 } from './upstream.case.ts';
@@ -27,6 +28,19 @@ function table(services: unknown[], slices: unknown[], family: IPFamily = 'IPv4'
 function run(t: ReturnType<typeof table>, flows: readonly PacketFlowTest[]) {
   for (const f of flows) checkFlow(t, f);
 }
+
+describe('ServiceCIDRs as the kernel lists them', () => {
+  it('drops traffic to the unallocated addresses of ServiceCIDRs the kernel merged into a range, and no further', async () => {
+    const cidrs = [makeServiceCIDR('a', ['10.200.0.0/24']), makeServiceCIDR('b', ['10.200.1.0/25'])];
+    const fake = await applied(upstreamSnapshot('IPv4', [], [], cidrs), upstreamOptions('IPv4'));
+    const live = (await fake.list('ip'))!;
+    expect(live.chains.find((c) => c.name === 'cluster-ips-check')!.rules).toContain(
+      'ip daddr 10.200.0.0-10.200.1.127 drop comment "Drop traffic to unallocated ClusterIPs"',
+    );
+    checkFlow(live, { name: 'pod to the range', sourceIP: '10.0.0.2', destIP: '10.200.1.100', destPort: 80, output: 'DROP' });
+    checkFlow(live, { name: 'pod past the range', sourceIP: '10.0.0.2', destIP: '10.200.1.128', destPort: 80, output: '' });
+  });
+});
 
 describe('upstream nftables packet-flow tests through the tracer', () => {
   it('TestNoEndpointsReject: every address of a service without endpoints rejects', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cidrContainsText, parseCIDR, parseIP, parseIPText } from './ip.ts';
+import { addressInterval, formatInterval, intervalContains, mergeIntervals, cidrContainsText, parseCIDR, parseIP, parseIPText } from './ip.ts';
 
 describe('parseIP', () => {
   it('reads legacy leading-zero IPv4 as decimal', () => {
@@ -48,5 +48,31 @@ describe('parseCIDR', () => {
     expect(cidrContainsText('10.0.0.0/8', '10.1.2.3')).toBe(true);
     expect(cidrContainsText('10.0.0.0/8', '11.1.2.3')).toBe(false);
     expect(cidrContainsText('::/0', '10.1.2.3')).toBe(false);
+  });
+});
+
+describe('address intervals (what nft keeps of an anonymous interval set; outputs measured with nft 1.0.6)', () => {
+  const merged = (...items: string[]) => mergeIntervals(items.map((i) => addressInterval(i)!)).map(formatInterval);
+
+  it('merges what overlaps or touches and prints a prefix when the result is exactly one, else a range', () => {
+    expect(merged('10.0.0.0/24', '10.0.1.0/25')).toEqual(['10.0.0.0-10.0.1.127']);
+    expect(merged('10.0.0.0/24', '10.0.1.0/24', '10.9.0.1')).toEqual(['10.0.0.0/23', '10.9.0.1']);
+    expect(merged('10.96.0.0/12', '10.96.0.0/16')).toEqual(['10.96.0.0/12']);
+    expect(merged('10.96.0.0/12', '10.112.0.0/12')).toEqual(['10.96.0.0/11']);
+    expect(merged('fd00::/112', 'fd00::1:0/112')).toEqual(['fd00::/111']);
+    expect(merged('10.200.0.0/16', '10.96.0.0/12')).toEqual(['10.96.0.0/12', '10.200.0.0/16']);
+    expect(merged('0.0.0.0/0', '10.0.0.0/8')).toEqual(['0.0.0.0/0']);
+  });
+
+  it('reads nft JSON ranges, refuses what is no interval, and tells whether an address is inside', () => {
+    const r = addressInterval('10.0.0.0-10.0.1.127')!;
+    expect(formatInterval(r)).toBe('10.0.0.0-10.0.1.127');
+    expect(intervalContains(r, parseIP('10.0.1.127')!)).toBe(true);
+    expect(intervalContains(r, parseIP('10.0.1.128')!)).toBe(false);
+    expect(intervalContains(r, parseIP('fd00::1')!)).toBe(false);
+    expect(addressInterval('10.0.1.0-10.0.0.0')).toBeNull();
+    expect(addressInterval('10.0.0.0-fd00::1')).toBeNull();
+    expect(addressInterval('veth-a')).toBeNull();
+    expect(formatInterval(addressInterval('10.0.0.1/32')!)).toBe('10.0.0.1');
   });
 });

@@ -185,3 +185,68 @@ function formatIPv6(b: Uint8Array): string {
   if (bestStart < 0) return hex.join(':');
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
+
+/** The closed interval of addresses an address, a prefix or an "a-b" range covers (as nft's interval sets hold them). */
+export interface AddressInterval {
+  readonly family: IPFamily;
+  readonly lo: bigint;
+  readonly hi: bigint;
+}
+
+const bitsOf = (family: IPFamily): number => (family === 'IPv4' ? 32 : 128);
+const bigOf = (bytes: Uint8Array): bigint => bytes.reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+
+function addressText(n: bigint, family: IPFamily): string {
+  const bytes = new Uint8Array(bitsOf(family) / 8);
+  for (let i = bytes.length - 1; i >= 0; i--, n >>= 8n) bytes[i] = Number(n & 0xffn);
+  return family === 'IPv4' ? bytes.join('.') : formatIPv6(bytes);
+}
+
+/** An address, a prefix or an "a-b" range (nft's JSON `range`) as an interval; null when the text is none of them. */
+export function addressInterval(text: string): AddressInterval | null {
+  const dash = text.indexOf('-');
+  if (dash > 0) {
+    const a = parseIP(text.slice(0, dash));
+    const b = parseIP(text.slice(dash + 1));
+    if (!a || !b || a.family !== b.family) return null;
+    const lo = bigOf(a.bytes);
+    const hi = bigOf(b.bytes);
+    return lo <= hi ? { family: a.family, lo, hi } : null;
+  }
+  const c = parseIPOrCIDR(text);
+  if (!c) return null;
+  const lo = bigOf(c.network.bytes);
+  return { family: c.family, lo, hi: lo + (1n << BigInt(bitsOf(c.family) - c.prefix)) - 1n };
+}
+
+export function intervalContains(i: AddressInterval, ip: ParsedIP): boolean {
+  if (i.family !== ip.family) return false;
+  const n = bigOf(ip.bytes);
+  return i.lo <= n && n <= i.hi;
+}
+
+/**
+ * Intervals of one family merged where they overlap or touch, in address order: what the kernel keeps of an
+ * anonymous interval set (`{ 10.96.0.0/16, 10.97.0.0/16 }` is listed as `{ 10.96.0.0/15 }`).
+ */
+export function mergeIntervals(list: readonly AddressInterval[]): AddressInterval[] {
+  const sorted = [...list].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+  const out: AddressInterval[] = [];
+  for (const i of sorted) {
+    const last = out.at(-1);
+    if (last && i.lo <= last.hi + 1n) out[out.length - 1] = { family: last.family, lo: last.lo, hi: i.hi > last.hi ? i.hi : last.hi };
+    else out.push(i);
+  }
+  return out;
+}
+
+/** An interval as nft prints one: an address, a prefix when it is exactly one, else "a-b". */
+export function formatInterval(i: AddressInterval): string {
+  if (i.lo === i.hi) return addressText(i.lo, i.family);
+  const size = i.hi - i.lo + 1n;
+  if ((size & (size - 1n)) === 0n && i.lo % size === 0n) {
+    const hostBits = size.toString(2).length - 1;
+    return `${addressText(i.lo, i.family)}/${bitsOf(i.family) - hostBits}`;
+  }
+  return `${addressText(i.lo, i.family)}-${addressText(i.hi, i.family)}`;
+}
