@@ -104,6 +104,18 @@ async function start(mode: 'iptables' | 'nftables'): Promise<Agent> {
   return agent;
 }
 
+/** What a command run on node-1 gets: its output into `out`, node-1's runner, the fake API server. */
+function cliIo(out: string[]) {
+  return {
+    stdout: (t: string) => void out.push(t),
+    stderr: (t: string) => void out.push(t),
+    makeLogger: () => silentLogger(),
+    runner: runner(),
+    osHostname: () => 'node-1',
+    kubeConfig: () => kubeConfigFor(api),
+  };
+}
+
 async function stop(): Promise<void> {
   await agent?.stop();
   agent = null;
@@ -206,14 +218,7 @@ describe('the agent in nftables mode against the fake API server', () => {
     expect(v6.stdout).toMatch(/ip6 daddr fd00:172:30::\/112 drop/);
     // `diff` lists the ServiceCIDRs from the API server too: the live table is what it expects.
     const out: string[] = [];
-    const diffIo = {
-      stdout: (t: string) => void out.push(t),
-      stderr: (t: string) => void out.push(t),
-      makeLogger: () => silentLogger(),
-      runner: runner(),
-      osHostname: () => 'node-1',
-      kubeConfig: () => kubeConfigFor(api),
-    };
+    const diffIo = cliIo(out);
     // (Once the endpoint change's stale chains are deleted, at a sync at least 1 s after it: the periodic one here.)
     const diff = ['diff', '--mode=nftables', '--hostname-override=node-1', '--cluster-cidr=10.244.0.0/16'];
     await waitFor('diff converged', async () => ((out.length = 0), (await runCli(diff, diffIo)) === 0), 5000);
@@ -263,15 +268,7 @@ describe('the agent in nftables mode against the fake API server', () => {
     await start('nftables');
     await waitFor('nftables mode again', reaches(['pod-c']));
     await stop();
-    const out: string[] = [];
-    const io = {
-      stdout: (t: string) => void out.push(t),
-      stderr: (t: string) => void out.push(t),
-      makeLogger: () => silentLogger(),
-      runner: runner(),
-      osHostname: () => 'node-1',
-    };
-    expect(await runCommand(['--cleanup'], io)).toBe(0);
+    expect(await runCommand(['--cleanup'], cliIo([]))).toBe(0);
     expect(await nft().list('ip')).toBeNull();
     expect(await nft().list('ip6')).toBeNull();
     expect(await iptablesKubeChains()).toEqual([]);
