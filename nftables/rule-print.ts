@@ -3,7 +3,8 @@
  * measured): `meta mark set meta mark | 0x00004000`, `meta mark & 0x00004000
  * == 0x00000000`, anonymous sets sorted by address and a one-element set
  * printed as its element, an anonymous set of prefixes (or ranges) merged
- * where its intervals overlap or touch, as the kernel stores it, `iifname "cbr0"`, vmap entries joined by ", ".
+ * where its intervals overlap or touch, as the kernel stores it,
+ * `iifname "cbr0"`, vmap entries joined by ", ".
  * Text we write and JSON nft lists both go through here, so the desired and
  * the live table compare equal right after an apply (normalizeRule).
  */
