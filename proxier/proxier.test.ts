@@ -322,6 +322,20 @@ describe('Proxier ServiceCIDRs (upstream ServiceCIDRConfig -> OnServiceCIDRsChan
     expect(t.mode.calls.slice(4).map((c) => c.snapshot.serviceCIDRs)).toEqual([undefined, undefined]);
   });
 
+  it('tells the hooks when the ServiceCIDRs change, and not when an update leaves them as they were', async () => {
+    const seen: string[] = [];
+    const t = setup(['IPv4'], { serviceCIDRsChanged: (c) => seen.push([...c.IPv4, ...c.IPv6].join(' ')) });
+    t.listAll();
+    await t.advance(0);
+    t.event('ServiceCIDR', 'kubernetes', kubernetes);
+    await t.advance(MIN);
+    t.proxier.onEvent({ type: 'update', kind: 'ServiceCIDR', key: 'kubernetes', old: kubernetes, obj: { ...kubernetes, status: {} } });
+    await t.advance(MIN);
+    t.proxier.onEvent({ type: 'delete', kind: 'ServiceCIDR', key: 'kubernetes', old: kubernetes, obj: null });
+    await t.advance(MIN);
+    expect(seen).toEqual(['172.30.0.0/16 fd00:172:30::/112', '']);
+  });
+
   it('does not hold the start-up gate: the first sync goes without them, as upstream does not wait for their informer', async () => {
     const t = setup();
     t.listAll();

@@ -34,6 +34,8 @@ export interface ProxierHooks {
   syncFailed?(family: IPFamily, err: unknown): void;
   problem?(p: ObjectProblem): void;
   nodeChanged?(node: NodeInfo): void;
+  /** The ServiceCIDRs of some family changed (not called for a change that leaves them as they were). */
+  serviceCIDRsChanged?(cidrs: ServiceCIDRs): void;
   changes?(pending: { services: number; endpoints: number }, counted: { services: number; endpoints: number }): void;
 }
 
@@ -157,8 +159,10 @@ export class Proxier {
     if (this.cidrsDirty) {
       const { cidrs, problems } = serviceCIDRsFrom(this.store.serviceCIDRObjects());
       for (const p of problems) this.o.hooks?.problem?.(p);
+      const changed = JSON.stringify(cidrs) !== JSON.stringify(this.serviceCIDRs);
       this.serviceCIDRs = cidrs;
       this.cidrsDirty = false;
+      if (changed) this.o.hooks?.serviceCIDRsChanged?.(cidrs);
     }
     if (this.nodeDirty) {
       const { node, problems } = this.o.builder.node(this.store.node);

@@ -17,9 +17,10 @@ import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { IptablesMode } from '../iptables/iptables-mode.ts';
 import { getChain } from '../iptables/ruleset.ts';
 import type { CommandRunner, RunResult } from '../proxier/exec.ts';
-import { silentLogger } from '../proxier/log.ts';
+import { silentLogger, type Logger } from '../proxier/log.ts';
 import type { IPFamily } from '../proxier/types.ts';
-import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { makeEndpointSlice, makeNode, makeService, makeServiceCIDR } from '../test/builders.ts';
+import { createLogger } from './log.ts';
 import { startAgent, type Agent } from './agent.ts';
 import { configFromFlags } from './config.ts';
 import type { NftablesNode } from './mode-nftables.ts';
@@ -67,11 +68,12 @@ async function start(
   mode: ProxyModeName,
   fakes: Map<IPFamily, FakeIptables>,
   runner = nodeRunner(),
-  opts: { nftables?: NftablesNode; extra?: [string, FlagValue][] } = {},
+  opts: { nftables?: NftablesNode; extra?: [string, FlagValue][]; logger?: Logger; objects?: unknown[] } = {},
 ) {
-  const { nftables, extra = [] } = opts;
+  const { nftables, extra = [], objects = [] } = opts;
   dir = await mkdtemp(join(tmpdir(), 'kpt-agent-'));
-  const write = (ips: string[]) => writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips)].map((d) => dump(d)).join('---\n'));
+  const write = (ips: string[], more = objects) =>
+    writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips), ...more].map((d) => dump(d)).join('---\n'));
   await write(['10.244.1.5']);
   const flags: [string, FlagValue][] = [
     ['objects', dir],
@@ -87,7 +89,7 @@ async function start(
   agent = await startAgent(configFromFlags(new Map(flags)), {
     runner,
     clock: realClock,
-    logger: silentLogger(),
+    logger: opts.logger ?? silentLogger(),
     osHostname: () => 'node-1',
     iptablesBackend: 'nft',
     iptables: fakes,
@@ -334,6 +336,25 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(services).toMatch(new RegExp(`10\\.244\\.1\\.6:8080 +ready +node-1 \\(local\\) +${sep('10.244.1.6').replaceAll('.', '\\.')}\n`));
     expect(services).toContain('# IPv6: 0 service port(s)');
     expect(services).not.toMatch(/pkts|bytes/);
+  });
+
+  it('drops unallocated ClusterIPs of the ServiceCIDRs in --objects, says which, and follows an edit of them', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });
+    const nft = new FakeNft();
+    const cidr = (c: string) => makeServiceCIDR('kubernetes', [c]);
+    const { write } = await start('nftables', both(), nodeRunner(), { nftables: node(nft), logger, objects: [cidr('172.30.0.0/16')] });
+    const dropRule = () =>
+      nft
+        .dump('ip')
+        .split('\n')
+        .find((l) => l.includes('unallocated'));
+    await vi.waitFor(() => expect(dropRule()).toContain('ip daddr { 172.30.0.0/16 } drop'), { timeout: 5000 });
+    const said = () => lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg.startsWith('ServiceCIDRs changed'));
+    expect(said().map((l) => l.msg)).toEqual(['ServiceCIDRs changed: 172.30.0.0/16']);
+    await write(['10.244.1.5'], [cidr('172.31.0.0/16')]);
+    await vi.waitFor(() => expect(dropRule()).toContain('ip daddr { 172.31.0.0/16 } drop'), { timeout: 5000 });
+    expect(said().map((l) => l.msg)).toEqual(['ServiceCIDRs changed: 172.30.0.0/16', 'ServiceCIDRs changed: 172.31.0.0/16']);
   });
 
   it('deletes the nftables tables when it starts in iptables mode (upstream platformCleanup)', async () => {

@@ -3,7 +3,7 @@
  * times, node eligibility), upstream's metrics (sync reports through
  * servers/sync-metrics.ts, timestamps, network programming latency, change
  * counts, skipped objects), the health-check node ports of the services, and
- * a log line per skipped object.
+ * a log line per skipped object and per change of the ServiceCIDRs.
  */
 import type { Clock } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
@@ -46,8 +46,12 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
     syncFailed: (f, err) => observeSyncError(metrics, mode.name, f, err),
     problem: (p) => {
       metrics.objectProblemsTotal.inc({ kind: p.kind });
-      t.logger.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
+      const object = p.namespace ? `${p.kind} ${p.namespace}/${p.name}` : `${p.kind} ${p.name}`;
+      t.logger.warn({ object, field: p.field }, `skipped: ${formatProblem(p)}`);
     },
+    // Which ranges the nftables mode now drops unallocated ClusterIPs in (upstream logs this at -v 4 only).
+    serviceCIDRsChanged: (cidrs) =>
+      t.logger.info({ IPv4: cidrs.IPv4, IPv6: cidrs.IPv6 }, `ServiceCIDRs changed: ${[...cidrs.IPv4, ...cidrs.IPv6].join(', ') || 'none'}`),
     nodeChanged: (node) => health.syncNode(node),
     changes: (pending, total) => {
       metrics.serviceChangesPending.set(pending.services);
