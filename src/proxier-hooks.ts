@@ -50,8 +50,11 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       t.logger.warn({ object, field: p.field }, `skipped: ${formatProblem(p)}`);
     },
     // Which ranges the nftables mode now drops unallocated ClusterIPs in (upstream logs this at -v 4 only).
-    serviceCIDRsChanged: (cidrs) =>
-      t.logger.info({ IPv4: cidrs.IPv4, IPv6: cidrs.IPv6 }, `ServiceCIDRs changed: ${[...cidrs.IPv4, ...cidrs.IPv6].join(', ') || 'none'}`),
+    serviceCIDRsChanged: (cidrs) => {
+      // The other modes do not use them (--objects files may hold them in any mode).
+      if (mode.name === 'nftables')
+        t.logger.info({ IPv4: cidrs.IPv4, IPv6: cidrs.IPv6 }, `ServiceCIDRs changed: ${[...cidrs.IPv4, ...cidrs.IPv6].join(', ') || 'none'}`);
+    },
     nodeChanged: (node) => health.syncNode(node),
     changes: (pending, total) => {
       metrics.serviceChangesPending.set(pending.services);
