@@ -82,7 +82,33 @@ export function elementText(e: NftElement): string {
   return e.value === null ? `${e.key}${comment}` : `${e.key}${comment} : ${e.value}`;
 }
 
-/** A double-quoted nft string; the names and comments kube-proxy writes never hold quotes. */
+/** The longest comment nft takes, in bytes (knftables.CommentLengthMax); a longer one is refused: "comment too long". */
+export const COMMENT_MAX_BYTES = 128;
+
+/**
+ * A comment made of object names, as nft takes it: without double quotes (an nft string cannot escape them), well-formed, and cut
+ * to 128 bytes at a character boundary. An element comment is "namespace/name:port", up to 143 characters for names
+ * the API server accepts; upstream cuts them to 128 bytes from 1.36 (earlier, such a service failed every sync).
+ */
+export function nftComment(text: string): string {
+  // A lone surrogate reaches nft as U+FFFD (UTF-8 has no form for it) and is listed so.
+  // Control characters (a tab, say) become spaces: one line of nft input, read back the same by every reader.
+  const clean = text
+    .replaceAll('"', '')
+    .replace(/[\u0000-\u001f\u007f]/g, ' ')
+    .toWellFormed();
+  if (Buffer.byteLength(clean) <= COMMENT_MAX_BYTES) return clean;
+  let out = '';
+  let bytes = 0;
+  for (const ch of clean) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > COMMENT_MAX_BYTES) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** A double-quoted nft string; the names and comments kube-proxy writes never hold quotes (nftComment). */
 export function quote(text: string): string {
   if (text.includes('"')) throw new Error(`nft strings cannot contain double quotes: ${JSON.stringify(text)}`);
   return `"${text}"`;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { endpointBase, endpointNames, hashAndTruncate, isAffinitySetName, isServiceChainName, servicePortBase, servicePortNames } from './names.ts';
+import { nftComment } from './model.ts';
 
 const port = (namespace: string, name: string, portName: string, protocol: 'TCP' | 'UDP' | 'SCTP' = 'TCP') => ({
   namespace,
@@ -78,5 +79,28 @@ describe('object classes (upstream isServiceChainName, isAffinitySetName)', () =
     const name = 'x'.repeat(231);
     expect(hashAndTruncate(name)).toHaveLength(240);
     expect(hashAndTruncate(name + 'y')).toMatch(/\.\.\.$/);
+  });
+});
+
+describe('names nft cannot take (no API server accepts them; --objects files may hold them)', () => {
+  it('writes "_" for each character outside letters, digits, "/", "-", "_" and ".", hashing the name as it is', () => {
+    const odd = servicePortBase(port('q"uote', 'with space', 'x"y z'));
+    expect(odd).toMatch(/^[A-Z2-7]{8}-q_uote\/with_space\/tcp\/x_y_z$/);
+    // Two names that read the same once written keep distinct hashes, so distinct chains.
+    expect(servicePortBase(port('q_uote', 'with_space', 'x_y_z'))).not.toBe(odd);
+    expect(servicePortBase(port('日本語', '#hash', 'emoji\u{1F600}'))).toMatch(/^[A-Z2-7]{8}-___\/_hash\/tcp\/emoji_$/);
+    // Names the API server accepts are left as upstream writes them.
+    expect(servicePortBase(LONG)).toBe(`KR6NACJP-${LONG_TEXT}`);
+  });
+});
+
+describe('nftComment (element comments: "namespace/name:port")', () => {
+  it('cuts to 128 bytes at a character boundary, drops double quotes, writes control characters and lone surrogates as nft reads them back', () => {
+    expect(nftComment(`${'a'.repeat(63)}/${'b'.repeat(63)}:p`)).toBe(`${'a'.repeat(63)}/${'b'.repeat(63)}:`);
+    expect(Buffer.byteLength(nftComment('日'.repeat(50)))).toBe(126); // 42 whole characters of 3 bytes
+    expect(nftComment('q"uote/svc:x"y z')).toBe('quote/svc:xy z');
+    expect(nftComment('tab\there')).toBe('tab here');
+    expect(nftComment('l\ud800/svc:http')).toBe('l\ufffd/svc:http');
+    expect(nftComment('ns1/svc1:p80')).toBe('ns1/svc1:p80');
   });
 });

@@ -11,6 +11,12 @@
  * readable name, a dash, then the readable name, cut to 240 characters. Every
  * such name contains "/", which no fixed chain name does: that is how stale
  * per-service chains are told apart.
+ *
+ * Unlike upstream, a character nft cannot take in a name (anything but
+ * letters, digits, "/", "-", "_" and ".": none in a name the API server
+ * accepts, but --objects files may hold them) becomes "_" in the readable
+ * part; the hash is still over the name as it is, so names stay distinct.
+ * Upstream would write it as it is and every transaction would fail.
  */
 import { sha256Base32 } from '../proxier/sha256-base32.ts';
 import type { Endpoint, ServicePort } from '../proxier/types.ts';
@@ -28,9 +34,12 @@ export const AFFINITY_PREFIX = 'affinity-';
 /** The first 8 base32 characters of sha256(text) (40 bits), as upstream's hashAndTruncate. */
 const hash8 = (text: string): string => sha256Base32(text, 8);
 
+/** What nft takes in an unquoted name; every other character (a code point) becomes "_". */
+const nameText = (name: string): string => name.replace(/[^A-Za-z0-9/_.-]/gu, '_');
+
 /** Upstream hashAndTruncate: "HASH-name", cut to 237 characters plus "..." when longer than 240. */
 export function hashAndTruncate(name: string): string {
-  const full = `${hash8(name)}-${name}`;
+  const full = `${hash8(name)}-${nameText(name)}`;
   return full.length > CHAIN_NAME_BASE_MAX ? `${full.slice(0, CHAIN_NAME_BASE_MAX - 3)}...` : full;
 }
 

@@ -124,6 +124,21 @@ describe('rendered tables in the kernel', () => {
     });
   });
 
+  it('a service without endpoints whose names are as long as the API server allows: its element comment is cut to 128 bytes, and the kernel takes it', async () => {
+    await inNamespace(async (nft) => {
+      const ns = `n${'s'.repeat(62)}`;
+      const name = `s${'v'.repeat(62)}`;
+      const svc = makeService(ns, name, { clusterIP: '172.30.0.99', ports: [{ name: 'https-metrics-x', port: 443 }] });
+      const render = renderNftables(upstreamSnapshot('IPv4', [svc], []), upstreamOptions('IPv4'));
+      // "ns/name:port" is 143 characters; nft refuses a comment over 128 bytes ("comment too long").
+      await nft.run(planFullSync(render, { now: 0, live: null, recreateBaseChains: true }).text);
+      const live = (await nft.list('ip'))!;
+      const element = live.sets.find((x) => x.name === 'no-endpoint-services')!.elements![0]!;
+      expect(element.comment).toBe(`${ns}/${name}:https-metrics-x`.slice(0, 128));
+      expect(isEmptyDiff(diffTables(tableOf(render), live))).toBe(true);
+    });
+  });
+
   it('a cold start in chunks of service ports loads the same table', async () => {
     await inNamespace(async (nft) => {
       const render = renderNftables(shapesSnapshot('IPv4'), shapesOptions('IPv4'));

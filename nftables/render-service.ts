@@ -9,7 +9,7 @@ import type { ServicePortState } from '../proxier/types.ts';
 import { externallyAccessible } from '../proxier/types.ts';
 import { usesClusterEndpoints, usesLocalEndpoints } from '../proxier/topology.ts';
 import type { NftLocalDetector } from './local-detector.ts';
-import { addrType, type NftChain, type NftElement, type NftFamily, type NftSet } from './model.ts';
+import { addrType, nftComment, type NftChain, type NftElement, type NftFamily, type NftSet } from './model.ts';
 import { endpointNames, servicePortNames } from './names.ts';
 import { PackedChain } from './packed-chain.ts';
 import {
@@ -87,7 +87,7 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
 
   const elements: PlacedElement[] = [];
   const put = (set: string, key: string, value: string | null, comment: string | null = null) =>
-    elements.push({ set, element: { key, value, comment } });
+    elements.push({ set, element: { key, value, comment: comment === null ? null : nftComment(comment) } });
   const addrKey = (ip: string) => `${ip} . ${proto} . ${sp.port}`;
 
   put(CLUSTER_IPS, sp.clusterIP, null);
