@@ -21,7 +21,7 @@ import { RestoreError } from '../iptables/iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { clusterArbitrary, FUZZ_PODS, FUZZ_POD_PORT, type GenCluster } from './cluster-arbitrary.ts';
-import { convergenceFailures, logFailures, renderCluster, shortReporter, traceFailures, type TraceCheck } from './fuzz-oracle.ts';
+import { convergenceFailures, iptablesTracer, logFailures, renderCluster, shortReporter, traceFailures, type TraceCheck } from './fuzz-oracle.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request } from './netns/traffic.ts';
@@ -115,7 +115,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
             stats.loads++;
             const saved = await ipt[family].save(['filter', 'nat']);
             failures.push(...convergenceFailures(doc, family, saved));
-            const t = traceFailures(c, family, parseSave(saved, family));
+            const t = traceFailures(c, family, iptablesTracer(parseSave(saved, family)));
             failures.push(...t.failures);
             checks.push(...t.checks);
           }

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
-import { convergenceFailures, logFailures, renderCluster, shortReporter, traceFailures } from './fuzz-oracle.ts';
+import { convergenceFailures, iptablesTracer, logFailures, renderCluster, shortReporter, traceFailures } from './fuzz-oracle.ts';
 
 const SEED = 20261203;
 const RUNS = 150;
@@ -34,7 +34,7 @@ describe('random, partly malformed clusters (in-memory iptables)', () => {
           stats.loads++;
           const saved = await ipt.save(['filter', 'nat']);
           failures.push(...convergenceFailures(doc, family, saved));
-          const t = traceFailures(c, family, parseSave(saved, family));
+          const t = traceFailures(c, family, iptablesTracer(parseSave(saved, family)));
           failures.push(...t.failures);
           stats.traced += t.checks.length;
         }

@@ -1,7 +1,8 @@
 /**
  * What the property tests check about one generated cluster (see
- * cluster-arbitrary.ts), shared by the in-memory run (fuzz-clusters.test.ts)
- * and the kernel run (fuzz-clusters.e2e.test.ts):
+ * cluster-arbitrary.ts), shared by the in-memory runs (fuzz-clusters.test.ts,
+ * fuzz-nft.test.ts) and the kernel runs (fuzz-clusters.e2e.test.ts,
+ * fuzz-nft.e2e.test.ts), in iptables and in nftables mode:
  *
  * - `kube-proxy-ts render` (the real command, objects read from a file, logs
  *   captured) exits 0 and prints one restore document per family;
@@ -12,7 +13,7 @@
  * - a packet from the outside client to each port of each Service that must
  *   be programmed (valid, tolerated, partial) reaches only that Service's
  *   endpoints, or is rejected/dropped: traced over the rules as iptables-save
- *   printed them back.
+ *   (or `nft -j list`) printed them back.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +21,9 @@ import { diffRulesets, formatDiff } from '../iptables/diff.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
+import type { NftTable } from '../nftables/model.ts';
+import { traceNft } from '../nftables/trace.ts';
+import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import { renderCommand } from '../src/cmd/render.ts';
 import { createLogger } from '../src/log.ts';
 import { FUZZ_NODE, type GenCluster } from './cluster-arbitrary.ts';
@@ -34,7 +38,7 @@ export interface LogLine {
 }
 
 export interface Rendered {
-  /** Restore documents by family, as `render` printed them. */
+  /** Restore documents (or `nft -f` transactions) by family, as `render` printed them. */
   readonly docs: ReadonlyMap<Family, string>;
   readonly logs: readonly LogLine[];
 }
@@ -55,14 +59,23 @@ export function shortReporter(details: {
 }
 
 /** Runs `kube-proxy-ts render` on the cluster's objects (written to `dir`), capturing stdout and the log. */
-export async function renderCluster(c: GenCluster, dir: string): Promise<Rendered> {
+export async function renderCluster(c: GenCluster, dir: string, o: { mode?: 'nftables'; more?: readonly unknown[] } = {}): Promise<Rendered> {
   const file = join(dir, 'cluster.json');
-  await writeFile(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: c.objects }));
+  await writeFile(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...c.objects, ...(o.more ?? [])] }));
   const out: string[] = [];
   const err: string[] = [];
   const logText: string[] = [];
   const code = await renderCommand(
-    ['--objects', file, '--hostname-override', FUZZ_NODE.name, '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', ...c.flags],
+    [
+      ...(o.mode ? [`--mode=${o.mode}`] : []),
+      '--objects',
+      file,
+      '--hostname-override',
+      FUZZ_NODE.name,
+      '--cluster-cidr',
+      '10.244.0.0/16,fd00:10:244::/48',
+      ...c.flags,
+    ],
     {
       stdout: (t) => void out.push(t),
       stderr: (t) => void err.push(t),
@@ -115,21 +128,54 @@ export interface TraceCheck {
   readonly verdict: string;
 }
 
+/** Runs one packet through the live rules of one family. */
+export type Tracer = (packet: TracePacket) => TraceResult<unknown>;
+
+/** The iptables tracer over the rules iptables-save printed back. */
+export const iptablesTracer =
+  (live: Ruleset): Tracer =>
+  (packet) =>
+    trace(live, packet, { localAddresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6] });
+
+/** The nftables tracer over the table `nft -j list` (or the fake) printed back. */
+export const nftTracer =
+  (live: NftTable): Tracer =>
+  (packet) =>
+    traceNft(live, packet, { localAddresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6] });
+
+/**
+ * The ServiceCIDRs an nftables run adds to a cluster: the "kubernetes" one holding every ClusterIP the generator
+ * writes, and, for two clusters in three, a second that touches it (the kernel merges them into 172.30.0.0/15) or
+ * overlaps it. Addresses of them that no Service holds are dropped.
+ */
+export function fuzzServiceCIDRs(c: GenCluster): { objects: unknown[]; unallocated: Record<Family, string> } {
+  const kubernetes = {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'ServiceCIDR',
+    metadata: { name: 'kubernetes' },
+    spec: { cidrs: ['172.30.0.0/16', 'fd00:172:30::/112'] },
+  };
+  const second = [['172.31.0.0/16', 'fd00:172:30::1:0/112'], ['172.30.0.0/20', 'fd00:172:30::/120'], null][c.services.length % 3];
+  const objects: unknown[] = [kubernetes];
+  if (second) objects.push({ apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name: 'second' }, spec: { cidrs: second } });
+  return { objects, unallocated: { IPv4: '172.30.255.254', IPv6: 'fd00:172:30::ffff' } };
+}
+
+/** A packet to an address of the ServiceCIDRs that no Service holds: dropped (nftables mode). */
+export function unallocatedFailures(family: Family, address: string, tracer: Tracer): string[] {
+  const r = tracer({ src: FUZZ_CLIENT[family], dst: address, protocol: 'TCP', dport: 80, origin: 'external', inInterface: 'eth0' });
+  return r.verdict === 'DROP' && r.endpoints.length === 0 ? [] : [`unallocated ${address}: ${String(r.verdict)}, not DROP`];
+}
+
 /** Traces a packet to every port of every Service that must be programmed; failures and what each reached. */
-export function traceFailures(c: GenCluster, family: Family, live: Ruleset): { failures: string[]; checks: TraceCheck[] } {
+export function traceFailures(c: GenCluster, family: Family, tracer: Tracer): { failures: string[]; checks: TraceCheck[] } {
   const failures: string[] = [];
   const checks: TraceCheck[] = [];
   for (const s of c.services) {
     const ip = s.clusterIPs[family];
     if (!ip) continue;
     for (const p of s.ports) {
-      const r = trace(
-        live,
-        { src: FUZZ_CLIENT[family], dst: ip, protocol: p.protocol, dport: p.port, origin: 'external', inInterface: 'eth0' },
-        {
-          localAddresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6],
-        },
-      );
+      const r = tracer({ src: FUZZ_CLIENT[family], dst: ip, protocol: p.protocol, dport: p.port, origin: 'external', inInterface: 'eth0' });
       const what = `${s.object} ${p.protocol} ${family === 'IPv6' ? `[${ip}]` : ip}:${p.port} (${s.fault ?? 'valid'})`;
       for (const b of r.branches) {
         if (b.dnat) {

@@ -1,0 +1,53 @@
+/**
+ * The cluster property (fuzz-oracle.ts) in nftables mode without root:
+ * random, partly malformed clusters with ServiceCIDRs (some touching or
+ * overlapping) rendered by `kube-proxy-ts render --mode=nftables`, loaded
+ * into the fake nft (the kernel's transaction rules), listed back, traced.
+ * Fixed seed, bounded count; the kernel run of the same property is
+ * fuzz-nft.e2e.test.ts.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeNft } from '../nftables/fake-nft.ts';
+import { clusterArbitrary } from './cluster-arbitrary.ts';
+import { fuzzServiceCIDRs, logFailures, nftTracer, renderCluster, shortReporter, traceFailures, unallocatedFailures } from './fuzz-oracle.ts';
+
+const SEED = 20261204;
+const RUNS = 100;
+let dir: string;
+beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), 'kpt-fuzz-nft-'))));
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+describe('random, partly malformed clusters in nftables mode (fake nft)', () => {
+  it(`render --mode=nftables, load, list and trace ${RUNS} clusters (seed ${SEED})`, async () => {
+    const stats = { clusters: 0, loads: 0, traced: 0, logged: 0 };
+    await fc.assert(
+      fc.asyncProperty(clusterArbitrary, async (c) => {
+        const cidrs = fuzzServiceCIDRs(c);
+        const r = await renderCluster(c, dir, { mode: 'nftables', more: cidrs.objects });
+        const failures = logFailures(c, r.logs);
+        for (const [family, doc] of r.docs) {
+          const nft = new FakeNft();
+          await nft.run(doc);
+          stats.loads++;
+          const live = (await nft.list(family === 'IPv4' ? 'ip' : 'ip6'))!;
+          const t = traceFailures(c, family, nftTracer(live));
+          failures.push(...t.failures, ...unallocatedFailures(family, cidrs.unallocated[family], nftTracer(live)));
+          stats.traced += t.checks.length;
+        }
+        stats.clusters++;
+        stats.logged += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
+        if (failures.length)
+          throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+      }),
+      { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
+    );
+    console.log(
+      `fuzz (nftables, fake nft): ${stats.clusters} clusters, ${stats.loads} loads, ${stats.traced} service ports traced, ${stats.logged} skip log lines`,
+    );
+    expect(stats.clusters).toBe(RUNS);
+  }, 60_000);
+});
