@@ -20,11 +20,20 @@ import type { IptablesBackend } from '../iptables/iptables.ts';
 import { RestoreError } from '../iptables/iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import { createIptables } from '../iptables/restore.ts';
-import { clusterArbitrary, FUZZ_PODS, FUZZ_POD_PORT, type GenCluster } from './cluster-arbitrary.ts';
-import { convergenceFailures, iptablesTracer, logFailures, renderCluster, shortReporter, traceFailures, type TraceCheck } from './fuzz-oracle.ts';
-import { createCluster, type Cluster } from './netns/cluster.ts';
+import { clusterArbitrary } from './cluster-arbitrary.ts';
+import {
+  convergenceFailures,
+  iptablesTracer,
+  logFailures,
+  realPacket,
+  startFuzzCluster,
+  renderCluster,
+  shortReporter,
+  traceFailures,
+  type TraceCheck,
+} from './fuzz-oracle.ts';
+import type { Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
-import { request } from './netns/traffic.ts';
 
 const SEED = 20261203;
 const RUNS = 40;
@@ -36,23 +45,7 @@ let servers: PodServers;
 let dir: string;
 
 beforeAll(async () => {
-  cluster = await createCluster({
-    prefix: 'kptfuzz',
-    client: true,
-    ipv6: true,
-    nodes: [
-      {
-        name: 'node-1',
-        podCIDR: '10.244.1.0/24',
-        pods: [
-          { name: 'pod-a', ip: FUZZ_PODS['pod-a'].ip },
-          { name: 'pod-b', ip: FUZZ_PODS['pod-b'].ip },
-        ],
-      },
-      { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: FUZZ_PODS['pod-c'].ip }] },
-    ],
-  });
-  servers = await cluster.startPodServers({ tcp: [FUZZ_POD_PORT] });
+  ({ cluster, servers } = await startFuzzCluster('kptfuzz'));
   dir = await mkdtemp(join(tmpdir(), 'kpt-fuzz-'));
 });
 
@@ -61,28 +54,6 @@ afterAll(async () => {
   await cluster?.destroy();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** A real TCP request to one traced Service port whose endpoints are all pods: it must do what the trace says. */
-async function realPacket(c: GenCluster, checks: readonly TraceCheck[]): Promise<string[]> {
-  const podIPs = new Set<string>(Object.values(FUZZ_PODS).map((p) => p.ip));
-  const check = checks.find((t) => {
-    const s = c.services.find((x) => x.object === t.service);
-    return (
-      t.family === 'IPv4' &&
-      t.protocol === 'TCP' &&
-      s?.podsOnly &&
-      (t.reached.length > 0 ? t.reached.every((e) => podIPs.has(e.split(':')[0]!)) : t.verdict === 'REJECT')
-    );
-  });
-  if (!check) return [];
-  await cluster.exec(cluster.node('node-1').ns, 'conntrack', ['-F']).catch(() => undefined);
-  const [r] = await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: check.ip, port: check.port, count: 1, timeoutMs: 1500 });
-  const what = `real request to ${check.service} ${check.ip}:${check.port}`;
-  if (check.reached.length === 0) return r!.ok || r!.error !== 'refused' ? [`${what}: traced REJECT, got ${JSON.stringify(r)}`] : ['ok'];
-  if (!r!.ok) return [`${what}: traced to ${check.reached.join(', ')}, got ${r!.error}`];
-  const ip = FUZZ_PODS[r!.pod as keyof typeof FUZZ_PODS]?.ip;
-  return ip && check.reached.includes(`${ip}:${FUZZ_POD_PORT}`) ? ['ok'] : [`${what}: answered by ${r!.pod}, traced to ${check.reached.join(', ')}`];
-}
 
 for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
   describe(`random, partly malformed clusters in the kernel (${backend})`, () => {
@@ -120,7 +91,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
             checks.push(...t.checks);
           }
           if (stats.clusters % 4 === 0) {
-            const real = await realPacket(c, checks);
+            const real = await realPacket(cluster, c, checks);
             stats.realPackets += real.length;
             failures.push(...real.filter((x) => x !== 'ok'));
           }

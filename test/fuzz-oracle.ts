@@ -26,7 +26,10 @@ import { traceNft } from '../nftables/trace.ts';
 import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import { renderCommand } from '../src/cmd/render.ts';
 import { createLogger } from '../src/log.ts';
-import { FUZZ_NODE, type GenCluster } from './cluster-arbitrary.ts';
+import { FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
+import { createCluster, type Cluster } from './netns/cluster.ts';
+import type { PodServers } from './netns/servers.ts';
+import { request } from './netns/traffic.ts';
 
 type Family = 'IPv4' | 'IPv6';
 export const FUZZ_CLIENT: Record<Family, string> = { IPv4: '192.168.50.200', IPv6: 'fd00:192:168:50::200' };
@@ -189,4 +192,47 @@ export function traceFailures(c: GenCluster, family: Family, tracer: Tracer): { 
     }
   }
   return { failures, checks };
+}
+
+/** A real TCP request to one traced Service port whose endpoints are all pods: it must do what the trace says. */
+export async function realPacket(cluster: Cluster, c: GenCluster, checks: readonly TraceCheck[]): Promise<string[]> {
+  const podIPs = new Set<string>(Object.values(FUZZ_PODS).map((p) => p.ip));
+  const check = checks.find((t) => {
+    const s = c.services.find((x) => x.object === t.service);
+    return (
+      t.family === 'IPv4' &&
+      t.protocol === 'TCP' &&
+      s?.podsOnly &&
+      (t.reached.length > 0 ? t.reached.every((e) => podIPs.has(e.split(':')[0]!)) : t.verdict === 'REJECT')
+    );
+  });
+  if (!check) return [];
+  await cluster.exec(cluster.node('node-1').ns, 'conntrack', ['-F']).catch(() => undefined);
+  const [r] = await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: check.ip, port: check.port, count: 1, timeoutMs: 1500 });
+  const what = `real request to ${check.service} ${check.ip}:${check.port}`;
+  if (check.reached.length === 0) return r!.ok || r!.error !== 'refused' ? [`${what}: traced REJECT, got ${JSON.stringify(r)}`] : ['ok'];
+  if (!r!.ok) return [`${what}: traced to ${check.reached.join(', ')}, got ${r!.error}`];
+  const ip = FUZZ_PODS[r!.pod as keyof typeof FUZZ_PODS]?.ip;
+  return ip && check.reached.includes(`${ip}:${FUZZ_POD_PORT}`) ? ['ok'] : [`${what}: answered by ${r!.pod}, traced to ${check.reached.join(', ')}`];
+}
+
+/** The namespace cluster the kernel runs load into: node-1 (pods a, b) and node-2 (pod c), an outside client, both families. */
+export async function startFuzzCluster(prefix: string): Promise<{ cluster: Cluster; servers: PodServers }> {
+  const cluster = await createCluster({
+    prefix,
+    client: true,
+    ipv6: true,
+    nodes: [
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: FUZZ_PODS['pod-a'].ip },
+          { name: 'pod-b', ip: FUZZ_PODS['pod-b'].ip },
+        ],
+      },
+      { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: FUZZ_PODS['pod-c'].ip }] },
+    ],
+  });
+  return { cluster, servers: await cluster.startPodServers({ tcp: [FUZZ_POD_PORT] }) };
 }
