@@ -9,7 +9,9 @@
  * Service that must be programmed, traced over the kernel's listing,
  * reaches only its endpoints or is rejected; an unallocated address of the
  * ServiceCIDRs is dropped; for every fourth cluster a real TCP request from
- * the outside client agrees with the trace.
+ * the outside client agrees with the trace. And the mode's sync path over
+ * sequences of such clusters (a full sync, then partial syncs) in the
+ * kernel, each leaving exactly the render (nftSequenceFailures).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +25,7 @@ import { clusterArbitrary } from './cluster-arbitrary.ts';
 import {
   fuzzServiceCIDRs,
   logFailures,
+  nftSequenceFailures,
   nftTracer,
   realPacket,
   renderCluster,
@@ -100,5 +103,22 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
         `(${stats.reached} reaching endpoints), ${stats.realPackets} real packets, ${Date.now() - t0} ms`,
     );
     expect(stats.clusters).toBe(RUNS);
+  }, 300_000);
+
+  it(`syncs 15 sequences of clusters in the kernel, full then partial, each leaving exactly the render (seed ${SEED})`, async () => {
+    const inNs = cluster.runnerIn(cluster.node('node-1').ns);
+    const nft = new Nft(inNs);
+    let syncs = 0;
+    const t0 = Date.now();
+    await fc.assert(
+      fc.asyncProperty(fc.array(clusterArbitrary, { minLength: 2, maxLength: 5 }), async (seq) => {
+        for (const family of ['ip', 'ip6']) await inNs.run('nft', ['delete', 'table', family, 'kube-proxy']);
+        const failures = await nftSequenceFailures(nft, seq);
+        syncs += 2 * (seq.length + 1);
+        if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+      }),
+      { seed: SEED, numRuns: 15, endOnFailure: true, reporter: shortReporter },
+    );
+    console.log(`fuzz (nftables sequences, kernel): 15 sequences, ${syncs} syncs, ${Date.now() - t0} ms`);
   }, 300_000);
 });

@@ -3,7 +3,9 @@
  * random, partly malformed clusters with ServiceCIDRs (some touching or
  * overlapping) rendered by `kube-proxy-ts render --mode=nftables`, loaded
  * into the fake nft (the kernel's transaction rules), listed back, traced.
- * Fixed seed, bounded count; the kernel run of the same property is
+ * And the mode's sync path over sequences of such clusters: a full sync,
+ * then partial syncs, each leaving exactly the render (nftSequenceFailures).
+ * Fixed seed, bounded count; the kernel run of the same properties is
  * fuzz-nft.e2e.test.ts.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +15,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeNft } from '../nftables/fake-nft.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
-import { fuzzServiceCIDRs, logFailures, nftTracer, renderCluster, shortReporter, traceFailures, unallocatedFailures } from './fuzz-oracle.ts';
+import {
+  fuzzServiceCIDRs,
+  logFailures,
+  nftSequenceFailures,
+  nftTracer,
+  renderCluster,
+  shortReporter,
+  traceFailures,
+  unallocatedFailures,
+} from './fuzz-oracle.ts';
 
 const SEED = 20261204;
 const RUNS = 100;
@@ -49,5 +60,18 @@ describe('random, partly malformed clusters in nftables mode (fake nft)', () => 
       `fuzz (nftables, fake nft): ${stats.clusters} clusters, ${stats.loads} loads, ${stats.traced} service ports traced, ${stats.logged} skip log lines`,
     );
     expect(stats.clusters).toBe(RUNS);
+  }, 60_000);
+
+  it(`syncs sequences of clusters, full then partial, each leaving exactly the render (seed ${SEED}, 40 sequences)`, async () => {
+    let syncs = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(clusterArbitrary, { minLength: 2, maxLength: 5 }), async (seq) => {
+        const failures = await nftSequenceFailures(new FakeNft(), seq);
+        syncs += 2 * (seq.length + 1);
+        if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+      }),
+      { seed: SEED, numRuns: 40, endOnFailure: true, reporter: shortReporter },
+    );
+    console.log(`fuzz (nftables sequences, fake nft): 40 sequences, ${syncs} syncs`);
   }, 60_000);
 });

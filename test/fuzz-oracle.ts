@@ -21,7 +21,18 @@ import { diffRulesets, formatDiff } from '../iptables/diff.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
-import type { NftTable } from '../nftables/model.ts';
+import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
+import type { NftFamily, NftTable } from '../nftables/model.ts';
+import type { NftApi } from '../nftables/nft.ts';
+import { tableOf, type NftRender } from '../nftables/render.ts';
+import { SyncDriver } from '../nftables/sync.case.ts';
+import type { Snapshot } from '../proxier/types.ts';
+import { configFromFlags } from '../src/config.ts';
+import { snapshotsFromObjects } from '../src/desired.ts';
+import { nftRenderOptionsFrom } from '../src/desired-nft.ts';
+import { AGENT_FLAGS } from '../src/flag-table.ts';
+import { parseFlags } from '../src/flags.ts';
+import { parseObjects } from '../src/sources/parse-objects.ts';
 import { traceNft } from '../nftables/trace.ts';
 import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import { renderCommand } from '../src/cmd/render.ts';
@@ -235,4 +246,57 @@ export async function startFuzzCluster(prefix: string): Promise<{ cluster: Clust
     ],
   });
   return { cluster, servers: await cluster.startPodServers({ tcp: [FUZZ_POD_PORT] }) };
+}
+
+/** What a sequence of syncs needs of nft: FakeNft and the real Nft both are this. */
+export interface NftSyncTarget extends NftApi {
+  list(family: NftFamily): Promise<NftTable | null>;
+}
+
+/**
+ * The nftables mode's sync path over a sequence of clusters (one after the other, as events would bring them): a full
+ * sync of the first, then partial syncs of each next one with upstream's 1 s stale-chain delay and the mode's render
+ * cache (sync.case.ts's SyncDriver), both families. After every sync the table must hold exactly the render but for
+ * the stale chains flushed and not yet deleted (each empty); one more sync 11 s later must leave exactly the render.
+ */
+export async function nftSequenceFailures(nft: NftSyncTarget, clusters: readonly GenCluster[]): Promise<string[]> {
+  const failures: string[] = [];
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const fam = family === 'IPv4' ? 'ip' : 'ip6';
+    let now = 0;
+    const check = async (step: string, snapshot: Snapshot, render: NftRender): Promise<void> => {
+      const live = await nft.list(fam);
+      const d = diffTables(tableOf(render), live);
+      const flushedOnly = d.extraChains.every((name) => live!.chains.find((c) => c.name === name)?.rules.length === 0);
+      if (!isEmptyDiff({ ...d, extraChains: [] }) || !flushedOnly)
+        failures.push(`${family} after ${step} (${snapshot.services.length} service ports): ${JSON.stringify(d).slice(0, 1500)}`);
+    };
+    // The node's settings are the first cluster's throughout (changing them is a restart, not a sync).
+    const config = configFromFlags(
+      parseFlags(
+        ['--mode=nftables', `--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...clusters[0]!.flags],
+        AGENT_FLAGS,
+      ).values,
+    );
+    const driver = new SyncDriver(nft, nftRenderOptionsFrom(config));
+    let last: Snapshot | null = null;
+    for (const [i, c] of clusters.entries()) {
+      const objects = parseObjects(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...c.objects, ...fuzzServiceCIDRs(c).objects] }), 'fuzz');
+      const snapshot = snapshotsFromObjects(objects, config, { families: [family] }).snapshots[0]!;
+      now += 400 + (i % 3) * 700;
+      try {
+        await driver.sync(snapshot, now);
+      } catch (err) {
+        failures.push(`${family} sync ${i} (${driver.last?.full ? 'full' : 'partial'}) refused: ${(err as Error).message.slice(0, 800)}`);
+        return failures;
+      }
+      await check(`sync ${i} (${driver.last!.full ? 'full' : 'partial'})`, snapshot, driver.lastRender!);
+      last = snapshot;
+    }
+    await driver.sync(last!, now + 11_000);
+    const live = await nft.list(fam);
+    const d = diffTables(tableOf(driver.lastRender!), live);
+    if (!isEmptyDiff(d)) failures.push(`${family} after the last stale chains were due: ${JSON.stringify(d).slice(0, 1500)}`);
+  }
+  return failures;
 }
