@@ -11,11 +11,8 @@
  * for every fourth cluster a real TCP request from the outside client to a
  * Service whose endpoints are pods agrees with the trace.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IptablesBackend } from '../iptables/iptables.ts';
 import { RestoreError } from '../iptables/iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
@@ -26,52 +23,37 @@ import {
   iptablesTracer,
   logFailures,
   realPacket,
-  startFuzzCluster,
+  useFuzzCluster,
   renderCluster,
   shortReporter,
   traceFailures,
   type TraceCheck,
 } from './fuzz-oracle.ts';
-import type { Cluster } from './netns/cluster.ts';
-import type { PodServers } from './netns/servers.ts';
 
 const SEED = 20261203;
 const RUNS = 40;
 const RESET =
   '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
-let cluster: Cluster;
-let servers: PodServers;
-let dir: string;
-
-beforeAll(async () => {
-  ({ cluster, servers } = await startFuzzCluster('kptfuzz'));
-  dir = await mkdtemp(join(tmpdir(), 'kpt-fuzz-'));
-});
-
-afterAll(async () => {
-  await servers?.stop();
-  await cluster?.destroy();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const fuzz = useFuzzCluster('kptfuzz');
 
 for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
   describe(`random, partly malformed clusters in the kernel (${backend})`, () => {
     it(`render and load ${RUNS} clusters (seed ${SEED}): no rejection, skips named, converged, traffic as traced`, async () => {
-      const node = cluster.node('node-1').ns;
+      const node = fuzz.cluster.node('node-1').ns;
       const ipt = {
-        IPv4: createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(node) }),
-        IPv6: createIptables({ family: 'IPv6', backend, runner: cluster.runnerIn(node) }),
+        IPv4: createIptables({ family: 'IPv4', backend, runner: fuzz.cluster.runnerIn(node) }),
+        IPv6: createIptables({ family: 'IPv6', backend, runner: fuzz.cluster.runnerIn(node) }),
       };
       for (const b of ['nft', 'legacy'] as const) {
         for (const f of ['IPv4', 'IPv6'] as const)
-          await createIptables({ family: f, backend: b, runner: cluster.runnerIn(node) }).restore(RESET, { noflush: false, counters: false });
+          await createIptables({ family: f, backend: b, runner: fuzz.cluster.runnerIn(node) }).restore(RESET, { noflush: false, counters: false });
       }
       const stats = { clusters: 0, loads: 0, traced: 0, reached: 0, skipLines: 0, realPackets: 0 };
       const t0 = Date.now();
       await fc.assert(
         fc.asyncProperty(clusterArbitrary, async (c) => {
-          const r = await renderCluster(c, dir);
+          const r = await renderCluster(c, fuzz.dir);
           const failures = logFailures(c, r.logs);
           const checks: TraceCheck[] = [];
           for (const family of ['IPv4', 'IPv6'] as const) await ipt[family].restore(RESET, { noflush: false, counters: false });
@@ -91,7 +73,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
             checks.push(...t.checks);
           }
           if (stats.clusters % 4 === 0) {
-            const real = await realPacket(cluster, c, checks);
+            const real = await realPacket(fuzz.cluster, c, checks);
             stats.realPackets += real.length;
             failures.push(...real.filter((x) => x !== 'ok'));
           }

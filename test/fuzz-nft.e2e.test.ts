@@ -13,11 +13,8 @@
  * sequences of such clusters (a full sync, then partial syncs) in the
  * kernel, each leaving exactly the render (nftSequenceFailures).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
 import { FakeNft } from '../nftables/fake-nft.ts';
 import { Nft } from '../nftables/nft.ts';
@@ -30,41 +27,26 @@ import {
   realPacket,
   renderCluster,
   shortReporter,
-  startFuzzCluster,
+  useFuzzCluster,
   traceFailures,
   unallocatedFailures,
   type TraceCheck,
 } from './fuzz-oracle.ts';
-import type { Cluster } from './netns/cluster.ts';
-import type { PodServers } from './netns/servers.ts';
 
 const SEED = 20261204;
 const RUNS = 40;
-let cluster: Cluster;
-let servers: PodServers;
-let dir: string;
-
-beforeAll(async () => {
-  ({ cluster, servers } = await startFuzzCluster('kptfuzznft'));
-  dir = await mkdtemp(join(tmpdir(), 'kpt-fuzz-nft-'));
-});
-
-afterAll(async () => {
-  await servers?.stop();
-  await cluster?.destroy();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const fuzz = useFuzzCluster('kptfuzznft');
 
 describe('random, partly malformed clusters in nftables mode (kernel)', () => {
   it(`render --mode=nftables and load ${RUNS} clusters (seed ${SEED}): the kernel takes them, lists back what the fake holds, traffic as traced`, async () => {
-    const inNs = cluster.runnerIn(cluster.node('node-1').ns);
+    const inNs = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
     const nft = new Nft(inNs);
     const stats = { clusters: 0, loads: 0, traced: 0, reached: 0, realPackets: 0 };
     const t0 = Date.now();
     await fc.assert(
       fc.asyncProperty(clusterArbitrary, async (c) => {
         const cidrs = fuzzServiceCIDRs(c);
-        const r = await renderCluster(c, dir, { mode: 'nftables', more: cidrs.objects });
+        const r = await renderCluster(c, fuzz.dir, { mode: 'nftables', more: cidrs.objects });
         const failures = logFailures(c, r.logs);
         const checks: TraceCheck[] = [];
         for (const family of ['ip', 'ip6']) await inNs.run('nft', ['delete', 'table', family, 'kube-proxy']);
@@ -86,7 +68,7 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
           checks.push(...t.checks);
         }
         if (stats.clusters % 4 === 0) {
-          const real = await realPacket(cluster, c, checks);
+          const real = await realPacket(fuzz.cluster, c, checks);
           stats.realPackets += real.length;
           failures.push(...real.filter((x) => x !== 'ok'));
         }
@@ -106,7 +88,7 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
   }, 300_000);
 
   it(`syncs 15 sequences of clusters in the kernel, full then partial, each leaving exactly the render (seed ${SEED})`, async () => {
-    const inNs = cluster.runnerIn(cluster.node('node-1').ns);
+    const inNs = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
     const nft = new Nft(inNs);
     let syncs = 0;
     const t0 = Date.now();

@@ -15,8 +15,10 @@
  *   endpoints, or is rejected/dropped: traced over the rules as iptables-save
  *   (or `nft -j list`) printed them back.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { diffRulesets, formatDiff } from '../iptables/diff.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
@@ -227,8 +229,37 @@ export async function realPacket(cluster: Cluster, c: GenCluster, checks: readon
   return ip && check.reached.includes(`${ip}:${FUZZ_POD_PORT}`) ? ['ok'] : [`${what}: answered by ${r!.pod}, traced to ${check.reached.join(', ')}`];
 }
 
+/**
+ * Registers beforeAll/afterAll for a kernel run: the namespace cluster (startFuzzCluster) and a temporary directory
+ * for the objects files, both removed afterwards.
+ */
+export function useFuzzCluster(prefix: string): { readonly cluster: Cluster; readonly dir: string } {
+  let cluster: Cluster | null = null;
+  let servers: PodServers | null = null;
+  let dir: string | null = null;
+  beforeAll(async () => {
+    ({ cluster, servers } = await startFuzzCluster(prefix));
+    dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  });
+  afterAll(async () => {
+    await servers?.stop();
+    await cluster?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    get cluster(): Cluster {
+      if (!cluster) throw new Error('fuzz cluster: not started (outside a test?)');
+      return cluster;
+    },
+    get dir(): string {
+      if (!dir) throw new Error('fuzz cluster: no directory (outside a test?)');
+      return dir;
+    },
+  };
+}
+
 /** The namespace cluster the kernel runs load into: node-1 (pods a, b) and node-2 (pod c), an outside client, both families. */
-export async function startFuzzCluster(prefix: string): Promise<{ cluster: Cluster; servers: PodServers }> {
+async function startFuzzCluster(prefix: string): Promise<{ cluster: Cluster; servers: PodServers }> {
   const cluster = await createCluster({
     prefix,
     client: true,
