@@ -43,6 +43,22 @@ describe('reportTableDiff', () => {
     expect(formatNftDiff(r, 'IPv4')).toMatch(/^IPv4: converged: table ip kube-proxy/);
   });
 
+  it('counts a flushed per-service chain the kernel still has as awaiting deletion, not as drift; a stale chain with rules is drift', () => {
+    const stale = { name: 'endpoint-AAAAAAAA-ns1/old/tcp/p80__10.180.0.9/80', base: null, comment: null, rules: [] };
+    const pending = reportTableDiff(render, { ...desired, chains: [...desired.chains, stale] });
+    expect(pending.identical).toBe(true);
+    expect(pending.awaitingDeletion).toEqual([stale.name]);
+    expect(formatNftDiff(pending, 'IPv4')).toBe(
+      'IPv4: converged: table ip kube-proxy holds exactly the desired chains, rules, sets and elements; ' +
+        `1 stale per-service chains, flushed, await deletion at a later sync (${stale.name})\n`,
+    );
+    const used = reportTableDiff(render, { ...desired, chains: [...desired.chains, { ...stale, rules: ['ip daddr 10.180.0.9 drop'] }] });
+    expect(used.identical).toBe(false);
+    expect(used.awaitingDeletion).toEqual([]);
+    // A chain that is not a per-service one is foreign, even when empty.
+    expect(reportTableDiff(render, { ...desired, chains: [...desired.chains, { ...stale, name: 'someone-elses' }] }).identical).toBe(false);
+  });
+
   it('puts a base chain with another priority under the fixed objects', () => {
     const live: NftTable = {
       ...desired,

@@ -6,6 +6,11 @@
  * attributed by what they say: a per-service chain name carries
  * "ns/svc/proto/port", a map element points at such a chain, a no-endpoint
  * element's comment is "ns/svc:port". Pure.
+ *
+ * A per-service chain the kernel has, empty and not desired, is a stale
+ * chain the mode flushed and deletes at least 1 s later (upstream's
+ * staleChains): listed as awaiting deletion, not as drift. Nothing can
+ * reach it unless a rule jumps there, and such a rule is drift itself.
  */
 import { serviceKey } from '../proxier/service-ports.ts';
 import { diffTables, isEmptyDiff, type ChainDiff, type SetDiff } from './diff.ts';
@@ -38,6 +43,8 @@ export interface NftDiffReport {
   readonly tableMissing: boolean;
   /** Service ports the render holds (for the "table missing" line). */
   readonly servicePorts: number;
+  /** Stale per-service chains the kernel still has, flushed, awaiting their deletion. */
+  readonly awaitingDeletion: readonly string[];
   readonly groups: readonly DiffGroup[];
 }
 
@@ -57,7 +64,10 @@ const baseText = (b: BaseChainSpec | null): string => (b ? `type ${b.type} hook 
 
 export function reportTableDiff(render: NftRender, live: NftTable | null): NftDiffReport {
   const desired = tableOf(render);
-  const d = diffTables(desired, live);
+  const all = diffTables(desired, live);
+  const flushed = (name: string): boolean => chainOwner(name) === 'service' && live?.chains.find((c) => c.name === name)?.rules.length === 0;
+  const awaitingDeletion = all.extraChains.filter(flushed);
+  const d = { ...all, extraChains: all.extraChains.filter((name) => !flushed(name)) };
   const chainOf = new Map<string, string>();
   const elementOf = new Map<string, string>();
   for (const svc of render.services) {
@@ -96,6 +106,7 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
     identical: isEmptyDiff(d),
     tableMissing: d.tableMissing,
     servicePorts: render.services.length,
+    awaitingDeletion,
     groups: titles.map((title) => ({ title, changes: groups.get(title)! })),
   };
 }
@@ -139,9 +150,12 @@ function setChanges(
 
 export function formatNftDiff(r: NftDiffReport, ipFamily: string): string {
   const table = `table ${r.family} ${TABLE_NAME}`;
-  if (r.identical) return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets and elements\n`;
+  const pending = r.awaitingDeletion.length
+    ? `; ${r.awaitingDeletion.length} stale per-service chains, flushed, await deletion at a later sync (${summary(r.awaitingDeletion)})`
+    : '';
+  if (r.identical) return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets and elements${pending}\n`;
   if (r.tableMissing) return `${ipFamily}: ${table} is missing from the kernel (${r.servicePorts} service ports not programmed)\n`;
-  const out = [`${ipFamily} (${table}): ${r.groups.reduce((n, g) => n + g.changes.length, 0)} objects differ`];
+  const out = [`${ipFamily} (${table}): ${r.groups.reduce((n, g) => n + g.changes.length, 0)} objects differ${pending}`];
   for (const g of r.groups) {
     out.push(`  ${g.title}`);
     for (const c of g.changes) {
@@ -150,4 +164,8 @@ export function formatNftDiff(r: NftDiffReport, ipFamily: string): string {
     }
   }
   return out.join('\n') + '\n';
+}
+
+function summary(names: readonly string[]): string {
+  return names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
 }

@@ -178,6 +178,7 @@ describe('kube-proxy-ts diff --mode=nftables', { timeout: 30_000 }, () => {
     const nft = await loaded();
     await nft.run(
       'add chain ip kube-proxy service-ABCDEFGH-ns2/gone/udp/dns\n' +
+        'add rule ip kube-proxy service-ABCDEFGH-ns2/gone/udp/dns ip daddr 10.9.9.9 drop\n' +
         'add chain ip kube-proxy my-own-chain\n' +
         'add rule ip kube-proxy services ip daddr 10.1.2.3 drop\n' +
         'add element ip kube-proxy cluster-ips { 172.30.9.9 }\n',
@@ -189,6 +190,17 @@ describe('kube-proxy-ts diff --mode=nftables', { timeout: 30_000 }, () => {
     expect(r.out).toContain(
       '  objects no desired service owns\n    chain my-own-chain: in the kernel but not desired\n' +
         '    set cluster-ips: 0 missing, 1 unexpected, 0 changed elements\n      - 172.30.9.9\n',
+    );
+  });
+
+  it('exits 0 when the only difference is a flushed per-service chain awaiting its deletion, and says so', async () => {
+    const nft = await loaded();
+    await nft.run('add chain ip kube-proxy endpoint-ABCDEFGH-ns2/gone/udp/dns__10.244.1.9/53\n');
+    const r = await run(['diff', ...NFT_FLAGS, '--objects', objects], nft);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      'IPv4: converged: table ip kube-proxy holds exactly the desired chains, rules, sets and elements; ' +
+        '1 stale per-service chains, flushed, await deletion at a later sync (endpoint-ABCDEFGH-ns2/gone/udp/dns__10.244.1.9/53)\n',
     );
   });
 });
