@@ -65,7 +65,8 @@ const baseText = (b: BaseChainSpec | null): string => (b ? `type ${b.type} hook 
 export function reportTableDiff(render: NftRender, live: NftTable | null): NftDiffReport {
   const desired = tableOf(render);
   const all = diffTables(desired, live);
-  const flushed = (name: string): boolean => chainOwner(name) === 'service' && live?.chains.find((c) => c.name === name)?.rules.length === 0;
+  const liveRules = new Map((live?.chains ?? []).map((c) => [c.name, c.rules.length]));
+  const flushed = (name: string): boolean => chainOwner(name) === 'service' && liveRules.get(name) === 0;
   const awaitingDeletion = all.extraChains.filter(flushed);
   const d = { ...all, extraChains: all.extraChains.filter((name) => !flushed(name)) };
   const chainOf = new Map<string, string>();
