@@ -86,13 +86,14 @@ export function elementText(e: NftElement): string {
 export const COMMENT_MAX_BYTES = 128;
 
 /**
- * A comment made of object names, as nft takes it: without double quotes (an nft string cannot escape them), well-formed, and cut
- * to 128 bytes at a character boundary. An element comment is "namespace/name:port", up to 143 characters for names
- * the API server accepts; upstream cuts them to 128 bytes from 1.36 (earlier, such a service failed every sync).
+ * A comment made of object names, as nft takes it: without double quotes (an nft string cannot escape them),
+ * well-formed, and cut to 128 bytes at a character boundary. An element comment is "namespace/name:port", up to 143
+ * characters for names the API server accepts; upstream cuts them to 128 bytes from 1.36 (earlier, such a service
+ * failed every sync).
  */
 export function nftComment(text: string): string {
-  // A lone surrogate reaches nft as U+FFFD (UTF-8 has no form for it) and is listed so.
-  // Control characters (a tab, say) become spaces: one line of nft input, read back the same by every reader.
+  // Control characters (a tab, say) become spaces: one line of nft input, read back the same by every reader. A lone
+  // surrogate reaches nft as U+FFFD (UTF-8 has no form for it) and is listed so.
   const clean = text
     .replaceAll('"', '')
     .replace(/[\u0000-\u001f\u007f]/g, ' ')
