@@ -4,8 +4,8 @@
  * process so changed priorities apply, every fixed chain added and flushed,
  * the set and map declarations, nodeport-ips refilled or removed), then every
  * service port's chains written from scratch and every element re-added;
- * on a process's first sync over an existing table, endpoint chains already
- * there are kept as they are (upstream epChainSkipUpdate, see keepEndpoints).
+ * with keepEndpoints (upstream epChainSkipUpdate; the mode does not use it,
+ * see nftables-mode.ts) endpoint chains already there are kept as they are.
  *
  * Each set and map is flushed explicitly: `flush table` would keep their
  * elements, and an element left pointing at a deleted service's chain makes
@@ -39,10 +39,11 @@ export interface FullSyncInput {
   /** Upstream deletes and re-creates the base chains on the first full sync of a process. */
   readonly recreateBaseChains: boolean;
   /**
-   * The process's first sync (upstream epChainSkipUpdate, to make a restart cheap): endpoint chains the listing shows
-   * are kept, unflushed and unwritten, when their affinity set is there exactly when the service has affinity. The
-   * chain's name holds the service port, protocol and endpoint address, which fix its masquerade and DNAT rules; the
-   * affinity rule is the one that can differ, and it names the set.
+   * Upstream epChainSkipUpdate, to make a restart cheap: endpoint chains the listing shows are kept, unflushed and
+   * unwritten, when their affinity set is there exactly when the service has affinity. The chain's name holds the
+   * service port, protocol and endpoint address, which fix its masquerade and DNAT rules; the affinity rule is the one
+   * that can differ, and it names the set. Unsafe after a process that left stale chains flushed (the names do not
+   * tell an empty chain): the mode does not use it; bench/nftables-core.ts measures what it would save.
    */
   readonly keepEndpoints?: boolean;
   /** The previous state, whose stale chains keep their age. */

@@ -346,52 +346,35 @@ describe('NftablesMode: stale chains are deleted beside the syncs', () => {
   });
 });
 
-describe('NftablesMode after a restart (upstream epChainSkipUpdate)', () => {
-  const affine = (name: string, ip: string, port: number) =>
-    makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }], sessionAffinity: 'ClientIP', sessionAffinityTimeout: 600 });
-
-  it("keeps the endpoint chains a new process finds, unless the service's affinity changed, and converges", async () => {
+describe('NftablesMode after a restart (not upstream epChainSkipUpdate)', () => {
+  it('writes every endpoint chain it finds: one the old process flushed as stale comes back with its rules when its endpoint does', async () => {
     const nft = new FakeNft();
     const clock = new ManualClock(1_000_000);
     const start = () => new NftablesMode({ families: ['IPv4'], render: upstreamOptions('IPv4') }, { nft, clock, logger: silentLogger() });
-    const sync = (mode: NftablesMode, services: unknown[], slices: unknown[]) =>
-      mode.sync(upstreamSnapshot('IPv4', services, slices), { periodic: false, previous: null });
+    const sync = (mode: NftablesMode, ips: string[]) =>
+      mode.sync(upstreamSnapshot('IPv4', [svc('a', '172.30.0.41', 80)], [eps('a', 80, ips)]), { periodic: false, previous: null });
     const before = start();
-    await sync(
-      before,
-      [svc('a', '172.30.0.41', 80), svc('b', '172.30.0.42', 80)],
-      [eps('a', 80, ['10.0.1.1', '10.0.1.2']), eps('b', 80, ['10.0.2.1'])],
-    );
+    await sync(before, ['10.0.1.1', '10.0.1.2']);
+    // 10.0.1.2 goes (its readiness flapped, say): its chain is flushed now and deleted at least 1 s later...
+    clock.advance(100);
+    await sync(before, ['10.0.1.1']);
+    // ...but the process stops first, and the chain stays, empty.
     await before.close();
+    const chain = (await nft.list('ip'))!.chains.find((c) => c.name.endsWith('__10.0.1.2/80'))!;
+    expect(chain.rules).toEqual([]);
 
-    // While no process ran: a got an endpoint, b ClientIP affinity.
+    // The endpoint is back when the new process starts. upstream's epChainSkipUpdate would keep the empty chain (the
+    // listing shows its name): every other new connection to the service would find no DNAT until the hourly full sync.
     const after = start();
     const runs = nft.history.length;
-    const r = await sync(
-      after,
-      [svc('a', '172.30.0.41', 80), affine('b', '172.30.0.42', 80)],
-      [eps('a', 80, ['10.0.1.1', '10.0.1.2', '10.0.1.3']), eps('b', 80, ['10.0.2.1'])],
-    );
-    expect(r.full).toBe(true);
-    const text = nft.history.slice(runs).join('\n');
-    const lines = (ip: string) => text.split('\n').filter((l) => l.includes(`__${ip}/80`) && l.includes(' endpoint-'));
-    // a's endpoints that were there: neither flushed nor written (the vmap of a's service chain still names them).
-    for (const ip of ['10.0.1.1', '10.0.1.2']) expect(lines(ip).filter((l) => !l.includes('vmap'))).toEqual([]);
-    expect(lines('10.0.1.3').some((l) => l.startsWith('add chain ip kube-proxy endpoint-'))).toBe(true);
-    // b's chain gains the affinity rule: flushed and written.
-    expect(lines('10.0.2.1').some((l) => l.startsWith('flush chain ip kube-proxy endpoint-'))).toBe(true);
-    expect(text).toMatch(/update @affinity-\S+__10\.0\.2\.1\/80 \{ ip saddr \}/);
+    clock.advance(100);
+    expect((await sync(after, ['10.0.1.1', '10.0.1.2'])).full).toBe(true);
+    expect(nft.history.slice(runs).join('\n')).toMatch(/flush chain ip kube-proxy endpoint-\S+__10\.0\.1\.1\/80/);
+    expect((await nft.list('ip'))!.chains.find((c) => c.name === chain.name)!.rules).toEqual([
+      'ip saddr 10.0.1.2 jump mark-for-masquerade',
+      'meta l4proto tcp dnat to 10.0.1.2:80',
+    ]);
     const d = diffTables(tableOf(after.lastRender('IPv4')!), await nft.list('ip'));
     expect(isEmptyDiff(d), JSON.stringify(d)).toBe(true);
-
-    // Only the first sync of a process keeps them.
-    after.requestFullSync();
-    const again = nft.history.length;
-    await sync(
-      after,
-      [svc('a', '172.30.0.41', 80), affine('b', '172.30.0.42', 80)],
-      [eps('a', 80, ['10.0.1.1', '10.0.1.2', '10.0.1.3']), eps('b', 80, ['10.0.2.1'])],
-    );
-    expect(nft.history.slice(again).join('\n')).toMatch(/flush chain ip kube-proxy endpoint-\S+__10\.0\.1\.1\/80/);
   });
 });

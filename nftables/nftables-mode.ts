@@ -7,8 +7,14 @@
  *   after outside damage, and at least once an hour as upstream's
  *   FullSyncPeriod) lists the table's names once: a missing table gets the
  *   chunked cold start, an existing one one full transaction (stale chains
- *   flushed; on the process's first full sync base chains re-created and
- *   the endpoint chains found kept, as upstream's epChainSkipUpdate).
+ *   flushed; on the process's first full sync base chains re-created). Every
+ *   chain is written, also on a restart: upstream's epChainSkipUpdate keeps
+ *   the endpoint chains a new process finds, but a stale chain the old
+ *   process flushed (an endpoint gone, its deletion pending) has the same
+ *   name, and an endpoint that comes back would keep an empty chain: 1/N of
+ *   new connections to its service black-holed until the hourly full sync
+ *   (found by test/fuzz-nft*.test.ts; planFullSync's keepEndpoints stays for
+ *   the bench).
  * - Every other sync, the periodic one included, is partial: only what
  *   changed since the last applied state; an unchanged sync sends nothing.
  *   Chains nothing wants are flushed at once and deleted by a separate
@@ -208,7 +214,6 @@ export class NftablesMode implements ProxyMode {
             now: start,
             live,
             recreateBaseChains: !st.baseChainsRecreated,
-            keepEndpoints: !st.baseChainsRecreated,
             previous,
           });
     }

@@ -3,8 +3,9 @@
  * its own: the process's full collection (collectGarbage) runs while nft
  * applies the cold start's large transactions, and never for a partial sync;
  * stale chains are deleted by an nft process of their own, which ends after;
- * a restarted process keeps the endpoint chains it finds, and deletes only
- * the UDP conntrack entries that are stale.
+ * a restarted process writes every endpoint chain it finds (one the old
+ * process left flushed comes back whole), and deletes only the UDP
+ * conntrack entries that are stale.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
@@ -147,8 +148,8 @@ describe('startNftablesMode: stale chains', () => {
   });
 });
 
-describe('startNftablesMode after a restart (upstream epChainSkipUpdate)', () => {
-  it('leaves the endpoint chains it finds in the kernel as they are (the same rule handles) and rewrites the rest; the table equals the render', async () => {
+describe('startNftablesMode after a restart (not upstream epChainSkipUpdate)', () => {
+  it('writes every endpoint chain it finds: one the old process left flushed comes back with its rules when its endpoint does', async () => {
     const exec = createExecaRunner({ netns: NS });
     const start = () => startNftablesMode(config(), { runner: exec, clock: realClock, logger: silentLogger(), conntrack: noConntrack });
     const handles = async (ip: string) => {
@@ -161,25 +162,29 @@ describe('startNftablesMode after a restart (upstream epChainSkipUpdate)', () =>
     const first = await start();
     try {
       await first.sync(twenty(3), { periodic: false, previous: null });
+      // 10.0.7.3 goes: its chain is flushed now, to be deleted at least 1 s later; the process stops before that.
+      await first.sync(twenty(9), { periodic: false, previous: null });
     } finally {
       await first.close();
     }
-    const kept = await handles('10.0.3.1');
-    const replaced = await handles('10.0.7.3');
-    expect(kept).toHaveLength(2); // masquerade and DNAT rules
+    expect(await handles('10.0.7.3')).toEqual([]);
+    const unchanged = await handles('10.0.3.1');
+    expect(unchanged).toHaveLength(2); // masquerade and DNAT rules
 
+    // 10.0.7.3 is back when the new process starts: upstream's epChainSkipUpdate would keep its empty chain.
     const second = await start();
     try {
-      const r = await second.sync(twenty(9), { periodic: false, previous: null });
+      const r = await second.sync(twenty(3), { periodic: false, previous: null });
       expect(r.full).toBe(true);
-      expect(await handles('10.0.3.1')).toEqual(kept);
-      expect(await handles('10.0.7.9')).toHaveLength(2);
+      expect(await handles('10.0.7.3')).toHaveLength(2);
+      // Every endpoint chain is written again, the unchanged ones too (new rule handles).
+      const rewritten = await handles('10.0.3.1');
+      expect(rewritten).toHaveLength(2);
+      expect(rewritten).not.toEqual(unchanged);
       const d = diffTables(tableOf(second.lastRender('IPv4')!), (await new Nft(exec).list('ip'))!);
-      // 10.0.7.3's chain: flushed, stale, deleted a second later at the earliest.
-      const rest = { ...d, extraChains: d.extraChains.filter((c) => !c.endsWith('__10.0.7.3/80')) };
+      // 10.0.7.9's chain: flushed, stale, deleted a second later at the earliest.
+      const rest = { ...d, extraChains: d.extraChains.filter((c) => !c.endsWith('__10.0.7.9/80')) };
       expect(isEmptyDiff(rest), JSON.stringify(rest)).toBe(true);
-      expect(await handles('10.0.7.3')).toEqual([]);
-      expect(replaced).toHaveLength(2);
     } finally {
       await second.close();
     }

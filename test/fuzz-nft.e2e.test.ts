@@ -23,6 +23,7 @@ import {
   fuzzServiceCIDRs,
   logFailures,
   nftSequenceFailures,
+  sequenceArbitrary,
   nftTracer,
   realPacket,
   renderCluster,
@@ -87,13 +88,13 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
     expect(stats.clusters).toBe(RUNS);
   }, 300_000);
 
-  it(`syncs 15 sequences of clusters in the kernel, full then partial, each leaving exactly the render (seed ${SEED})`, async () => {
+  it(`runs the mode over 15 sequences of clusters in the kernel (full, partial, restarts), each sync leaving exactly the render (seed ${SEED})`, async () => {
     const inNs = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
     const nft = new Nft(inNs);
     let syncs = 0;
     const t0 = Date.now();
     await fc.assert(
-      fc.asyncProperty(fc.array(clusterArbitrary, { minLength: 2, maxLength: 5 }), async (seq) => {
+      fc.asyncProperty(sequenceArbitrary, async (seq) => {
         for (const family of ['ip', 'ip6']) await inNs.run('nft', ['delete', 'table', family, 'kube-proxy']);
         const failures = await nftSequenceFailures(nft, seq);
         syncs += 2 * (seq.length + 1);

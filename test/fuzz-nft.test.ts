@@ -19,6 +19,7 @@ import {
   fuzzServiceCIDRs,
   logFailures,
   nftSequenceFailures,
+  sequenceArbitrary,
   nftTracer,
   renderCluster,
   shortReporter,
@@ -62,10 +63,10 @@ describe('random, partly malformed clusters in nftables mode (fake nft)', () => 
     expect(stats.clusters).toBe(RUNS);
   }, 60_000);
 
-  it(`syncs sequences of clusters, full then partial, each leaving exactly the render (seed ${SEED}, 40 sequences)`, async () => {
+  it(`runs the mode over sequences of clusters (full, partial, restarts), each sync leaving exactly the render (seed ${SEED}, 40 sequences)`, async () => {
     let syncs = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(clusterArbitrary, { minLength: 2, maxLength: 5 }), async (seq) => {
+      fc.asyncProperty(sequenceArbitrary, async (seq) => {
         const failures = await nftSequenceFailures(new FakeNft(), seq);
         syncs += 2 * (seq.length + 1);
         if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));

@@ -23,11 +23,12 @@ import { diffRulesets, formatDiff } from '../iptables/diff.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
-import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
-import type { NftFamily, NftTable } from '../nftables/model.ts';
-import type { NftApi } from '../nftables/nft.ts';
-import { tableOf, type NftRender } from '../nftables/render.ts';
-import { SyncDriver } from '../nftables/sync.case.ts';
+import { diffTables, isEmptyDiff, type TableDiff } from '../nftables/diff.ts';
+import type { NftTable } from '../nftables/model.ts';
+import { NftablesMode, type NftTables } from '../nftables/nftables-mode.ts';
+import { tableOf } from '../nftables/render.ts';
+import { ManualClock } from '../proxier/clock.ts';
+import { silentLogger } from '../proxier/log.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { configFromFlags } from '../src/config.ts';
 import { snapshotsFromObjects } from '../src/desired.ts';
@@ -39,7 +40,8 @@ import { traceNft } from '../nftables/trace.ts';
 import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import { renderCommand } from '../src/cmd/render.ts';
 import { createLogger } from '../src/log.ts';
-import { FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
+import fc from 'fast-check';
+import { clusterArbitrary, FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request } from './netns/traffic.ts';
@@ -279,55 +281,86 @@ async function startFuzzCluster(prefix: string): Promise<{ cluster: Cluster; ser
   return { cluster, servers: await cluster.startPodServers({ tcp: [FUZZ_POD_PORT] }) };
 }
 
-/** What a sequence of syncs needs of nft: FakeNft and the real Nft both are this. */
-export interface NftSyncTarget extends NftApi {
-  list(family: NftFamily): Promise<NftTable | null>;
-}
+/**
+ * Sequences for nftSequenceFailures: two random clusters taken in turn (a, b, a, b, a), so that the same service
+ * ports come back with other endpoints, policies or affinity, the chains of one state meet the table of the other,
+ * and restarts find chains whose names match but whose services changed.
+ */
+export const sequenceArbitrary: fc.Arbitrary<GenCluster[]> = fc.tuple(clusterArbitrary, clusterArbitrary).map(([a, b]) => [a, b, a, b, a]);
 
 /**
- * The nftables mode's sync path over a sequence of clusters (one after the other, as events would bring them): a full
- * sync of the first, then partial syncs of each next one with upstream's 1 s stale-chain delay and the mode's render
- * cache (sync.case.ts's SyncDriver), both families. After every sync the table must hold exactly the render but for
- * the stale chains flushed and not yet deleted (each empty); one more sync 11 s later must leave exactly the render.
+ * The nftables mode itself (NftablesMode, as the agent runs it) over a sequence of clusters, one after the other as
+ * events would bring them, both families: a full sync of the first, then partial syncs, with upstream's 1 s
+ * stale-chain delay on the mode's clock and its deletions beside the syncs; and every second cluster arrives after a
+ * restart (a new mode over the table the old one left: a full sync keeping the endpoint chains it finds, upstream's
+ * epChainSkipUpdate). After every sync the table must hold exactly the render but for stale chains flushed and not yet
+ * deleted (each empty); one more sync 11 s later must leave exactly the render.
  */
-export async function nftSequenceFailures(nft: NftSyncTarget, clusters: readonly GenCluster[]): Promise<string[]> {
+export async function nftSequenceFailures(nft: NftTables, clusters: readonly GenCluster[]): Promise<string[]> {
   const failures: string[] = [];
+  // The node's settings are the first cluster's throughout (changing them is a restart, not a sync).
+  const config = configFromFlags(
+    parseFlags(
+      ['--mode=nftables', `--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...clusters[0]!.flags],
+      AGENT_FLAGS,
+    ).values,
+  );
   for (const family of ['IPv4', 'IPv6'] as const) {
     const fam = family === 'IPv4' ? 'ip' : 'ip6';
-    let now = 0;
-    const check = async (step: string, snapshot: Snapshot, render: NftRender): Promise<void> => {
-      const live = await nft.list(fam);
-      const d = diffTables(tableOf(render), live);
-      const flushedOnly = d.extraChains.every((name) => live!.chains.find((c) => c.name === name)?.rules.length === 0);
-      if (!isEmptyDiff({ ...d, extraChains: [] }) || !flushedOnly)
-        failures.push(`${family} after ${step} (${snapshot.services.length} service ports): ${JSON.stringify(d).slice(0, 1500)}`);
+    const clock = new ManualClock(1_000_000);
+    const start = () => new NftablesMode({ families: [family], render: nftRenderOptionsFrom(config) }, { nft, clock, logger: silentLogger() });
+    let mode = start();
+    const sync = async (step: string, snapshot: Snapshot): Promise<{ full: boolean; live: NftTable | null } | null> => {
+      let full = false;
+      try {
+        full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
+        await mode.deletionsDone();
+      } catch (err) {
+        failures.push(`${family} ${step} refused: ${(err as Error).message.slice(0, 800)}`);
+        return null;
+      }
+      return { full, live: await nft.list(fam) };
     };
-    // The node's settings are the first cluster's throughout (changing them is a restart, not a sync).
-    const config = configFromFlags(
-      parseFlags(
-        ['--mode=nftables', `--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...clusters[0]!.flags],
-        AGENT_FLAGS,
-      ).values,
-    );
-    const driver = new SyncDriver(nft, nftRenderOptionsFrom(config));
     let last: Snapshot | null = null;
     for (const [i, c] of clusters.entries()) {
       const objects = parseObjects(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...c.objects, ...fuzzServiceCIDRs(c).objects] }), 'fuzz');
       const snapshot = snapshotsFromObjects(objects, config, { families: [family] }).snapshots[0]!;
-      now += 400 + (i % 3) * 700;
-      try {
-        await driver.sync(snapshot, now);
-      } catch (err) {
-        failures.push(`${family} sync ${i} (${driver.last?.full ? 'full' : 'partial'}) refused: ${(err as Error).message.slice(0, 800)}`);
-        return failures;
+      const restart = i > 0 && i % 2 === 0;
+      if (restart) {
+        await mode.close();
+        mode = start();
       }
-      await check(`sync ${i} (${driver.last!.full ? 'full' : 'partial'})`, snapshot, driver.lastRender!);
+      clock.advance(400 + (i % 3) * 700);
+      const step = `sync ${i}${restart ? ' after a restart' : ''}`;
+      const r = await sync(step, snapshot);
+      if (r === null) return failures;
+      const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
+      const withRules = d.extraChains.filter((name) => r.live!.chains.find((x) => x.name === name)?.rules.length !== 0);
+      if (!isEmptyDiff({ ...d, extraChains: withRules }))
+        failures.push(
+          `${family} after ${step} (${r.full ? 'full' : 'partial'}, ${snapshot.services.length} service ports): ${diffSummary({ ...d, extraChains: withRules })}`,
+        );
       last = snapshot;
     }
-    await driver.sync(last!, now + 11_000);
-    const live = await nft.list(fam);
-    const d = diffTables(tableOf(driver.lastRender!), live);
-    if (!isEmptyDiff(d)) failures.push(`${family} after the last stale chains were due: ${JSON.stringify(d).slice(0, 1500)}`);
+    clock.advance(11_000);
+    const r = await sync('the last sync', last!);
+    if (r === null) return failures;
+    const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
+    if (!isEmptyDiff(d)) failures.push(`${family} after the last stale chains were due: ${diffSummary(d)}`);
+    await mode.close();
   }
   return failures;
+}
+
+/** A table diff in a few lines: what is missing or extra, and each differing chain's missing and extra rules. */
+function diffSummary(d: TableDiff): string {
+  const cut = (names: readonly string[]) => names.map((n) => n.slice(0, 90)).join(', ');
+  const lines = [
+    d.missingChains.length ? `missing chains: ${cut(d.missingChains)}` : '',
+    d.extraChains.length ? `extra chains with rules: ${cut(d.extraChains)}` : '',
+    ...d.chains.map((c) => `chain ${c.chain.slice(0, 90)}: missing ${JSON.stringify(c.missing)} extra ${JSON.stringify(c.extra)}`),
+    d.missingSets.length || d.extraSets.length ? `sets missing ${cut(d.missingSets)} extra ${cut(d.extraSets)}` : '',
+    ...d.sets.map((x) => `set ${x.set}: ${x.missing.length} missing, ${x.extra.length} extra, ${x.changed.length} changed elements`),
+  ];
+  return lines.filter(Boolean).join('\n  ').slice(0, 3000);
 }
