@@ -292,8 +292,8 @@ export const sequenceArbitrary: fc.Arbitrary<GenCluster[]> = fc.tuple(clusterArb
  * The nftables mode itself (NftablesMode, as the agent runs it) over a sequence of clusters, one after the other as
  * events would bring them, both families: a full sync of the first, then partial syncs, with upstream's 1 s
  * stale-chain delay on the mode's clock and its deletions beside the syncs; and every second cluster arrives after a
- * restart (a new mode over the table the old one left: a full sync keeping the endpoint chains it finds, upstream's
- * epChainSkipUpdate). After every sync the table must hold exactly the render but for stale chains flushed and not yet
+ * restart (a new mode's full sync over the table the old one left, its flushed stale chains included: where upstream's
+ * epChainSkipUpdate kept them empty). After every sync the table must hold exactly the render but for stale chains flushed and not yet
  * deleted (each empty); one more sync 11 s later must leave exactly the render.
  */
 export async function nftSequenceFailures(nft: NftTables, clusters: readonly GenCluster[]): Promise<string[]> {
