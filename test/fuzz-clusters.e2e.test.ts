@@ -22,10 +22,11 @@ import {
   convergenceFailures,
   iptablesTracer,
   logFailures,
-  realPacket,
+  sampledRealPacket,
   useFuzzCluster,
   renderCluster,
   shortReporter,
+  throwIfFailed,
   traceFailures,
   type TraceCheck,
 } from './fuzz-oracle.ts';
@@ -72,19 +73,14 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
             failures.push(...t.failures);
             checks.push(...t.checks);
           }
-          if (stats.clusters % 4 === 0) {
-            const real = await realPacket(fuzz.cluster, c, checks);
-            stats.realPackets += real.length;
-            failures.push(...real.filter((x) => x !== 'ok'));
-          }
+          const real = await sampledRealPacket(fuzz.cluster, c, checks, stats.clusters);
+          stats.realPackets += real.sent;
+          failures.push(...real.failures);
           stats.clusters++;
           stats.traced += checks.length;
           stats.reached += checks.filter((t) => t.reached.length > 0).length;
           stats.skipLines += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
-          if (failures.length)
-            throw new Error(
-              `faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`,
-            );
+          throwIfFailed(c, failures);
         }),
         { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
       );

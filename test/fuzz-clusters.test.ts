@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
-import { convergenceFailures, iptablesTracer, logFailures, renderCluster, shortReporter, traceFailures } from './fuzz-oracle.ts';
+import { convergenceFailures, iptablesTracer, logFailures, renderCluster, shortReporter, throwIfFailed, traceFailures } from './fuzz-oracle.ts';
 
 const SEED = 20261203;
 const RUNS = 150;
@@ -40,8 +40,7 @@ describe('random, partly malformed clusters (in-memory iptables)', () => {
         }
         stats.clusters++;
         stats.logged += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
-        if (failures.length)
-          throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+        throwIfFailed(c, failures);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
     );

@@ -20,14 +20,16 @@ import { FakeNft } from '../nftables/fake-nft.ts';
 import { Nft } from '../nftables/nft.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
 import {
+  diffSummary,
   fuzzServiceCIDRs,
   logFailures,
   nftSequenceFailures,
   sequenceArbitrary,
   nftTracer,
-  realPacket,
+  sampledRealPacket,
   renderCluster,
   shortReporter,
+  throwIfFailed,
   useFuzzCluster,
   traceFailures,
   unallocatedFailures,
@@ -63,21 +65,18 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
           const fake = new FakeNft();
           await fake.run(doc);
           const d = diffTables((await fake.list(fam))!, live);
-          if (!isEmptyDiff(d)) failures.push(`${family}: the kernel lists what the fake does not hold: ${JSON.stringify(d).slice(0, 2000)}`);
+          if (!isEmptyDiff(d)) failures.push(`${family}: the kernel lists what the fake does not hold:\n  ${diffSummary(d)}`);
           const t = traceFailures(c, family, nftTracer(live));
           failures.push(...t.failures, ...unallocatedFailures(family, cidrs.unallocated[family], nftTracer(live)));
           checks.push(...t.checks);
         }
-        if (stats.clusters % 4 === 0) {
-          const real = await realPacket(fuzz.cluster, c, checks);
-          stats.realPackets += real.length;
-          failures.push(...real.filter((x) => x !== 'ok'));
-        }
+        const real = await sampledRealPacket(fuzz.cluster, c, checks, stats.clusters);
+        stats.realPackets += real.sent;
+        failures.push(...real.failures);
         stats.clusters++;
         stats.traced += checks.length;
         stats.reached += checks.filter((x) => x.reached.length > 0).length;
-        if (failures.length)
-          throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+        throwIfFailed(c, failures);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
     );

@@ -23,6 +23,7 @@ import {
   nftTracer,
   renderCluster,
   shortReporter,
+  throwIfFailed,
   traceFailures,
   unallocatedFailures,
 } from './fuzz-oracle.ts';
@@ -52,8 +53,7 @@ describe('random, partly malformed clusters in nftables mode (fake nft)', () => 
         }
         stats.clusters++;
         stats.logged += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
-        if (failures.length)
-          throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+        throwIfFailed(c, failures);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
     );

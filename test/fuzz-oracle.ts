@@ -209,8 +209,26 @@ export function traceFailures(c: GenCluster, family: Family, tracer: Tracer): { 
   return { failures, checks };
 }
 
+/** Throws when a cluster's property failed, naming its faults and flags (the counterexample itself is too large). */
+export function throwIfFailed(c: GenCluster, failures: readonly string[]): void {
+  if (failures.length)
+    throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
+}
+
+/** For every fourth cluster (by its index in the run), one real request (realPacket): how many were sent, and what failed. */
+export async function sampledRealPacket(
+  cluster: Cluster,
+  c: GenCluster,
+  checks: readonly TraceCheck[],
+  index: number,
+): Promise<{ sent: number; failures: string[] }> {
+  if (index % 4 !== 0) return { sent: 0, failures: [] };
+  const real = await realPacket(cluster, c, checks);
+  return { sent: real.length, failures: real.filter((x) => x !== 'ok') };
+}
+
 /** A real TCP request to one traced Service port whose endpoints are all pods: it must do what the trace says. */
-export async function realPacket(cluster: Cluster, c: GenCluster, checks: readonly TraceCheck[]): Promise<string[]> {
+async function realPacket(cluster: Cluster, c: GenCluster, checks: readonly TraceCheck[]): Promise<string[]> {
   const podIPs = new Set<string>(Object.values(FUZZ_PODS).map((p) => p.ip));
   const check = checks.find((t) => {
     const s = c.services.find((x) => x.object === t.service);
@@ -353,7 +371,7 @@ export async function nftSequenceFailures(nft: NftTables, clusters: readonly Gen
 }
 
 /** A table diff in a few lines: what is missing or extra, and each differing chain's missing and extra rules. */
-function diffSummary(d: TableDiff): string {
+export function diffSummary(d: TableDiff): string {
   const cut = (names: readonly string[]) => names.map((n) => n.slice(0, 90)).join(', ');
   const lines = [
     d.missingChains.length ? `missing chains: ${cut(d.missingChains)}` : '',
