@@ -12,6 +12,7 @@
  * and 203.0.113.0/24 (external and load-balancer IPs) via node-1.
  */
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import type { NodeSpec } from './netns/cluster.ts';
 
 export const NODE1 = '192.168.50.11';
 export const NODE2 = '192.168.50.12';
@@ -33,6 +34,19 @@ export const PODS = {
   'pod-c': { ip: '10.244.2.2', ip6: 'fd00:10:244:2::2', node: 'node-2' },
 } as const;
 export type PodName = keyof typeof PODS;
+
+/** The namespace cluster every packet-flow run builds (createCluster's nodes): node-1 with pod-a and pod-b, node-2 with pod-c. */
+export const FLOW_NODES: readonly NodeSpec[] = [
+  {
+    name: 'node-1',
+    podCIDR: '10.244.1.0/24',
+    pods: [
+      { name: 'pod-a', ip: PODS['pod-a'].ip },
+      { name: 'pod-b', ip: PODS['pod-b'].ip },
+    ],
+  },
+  { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
+];
 
 /** Where a packet starts: a pod on node-1, the node itself, loopback on the node, or the outside client. */
 export type Source = 'pod-a' | 'pod-b' | 'node' | 'localhost' | 'client';

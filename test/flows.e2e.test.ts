@@ -12,7 +12,7 @@ import type { IptablesBackend } from '../iptables/iptables.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
-import { NODE1_SECONDARY, NODE1_SECONDARY_6, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
+import { FLOW_NODES, NODE1_SECONDARY, NODE1_SECONDARY_6, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 import { desiredFor, sourceInfo } from './flow-runner.ts';
 
 const RESET =
@@ -96,17 +96,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
         prefix: `kptfl${backend.slice(0, 3)}`,
         client: true,
         ipv6: true,
-        nodes: [
-          {
-            name: 'node-1',
-            podCIDR: '10.244.1.0/24',
-            pods: [
-              { name: 'pod-a', ip: PODS['pod-a'].ip },
-              { name: 'pod-b', ip: PODS['pod-b'].ip },
-            ],
-          },
-          { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
-        ],
+        nodes: FLOW_NODES,
       });
       servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
       await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);

@@ -42,6 +42,7 @@ import { renderCommand } from '../src/cmd/render.ts';
 import { createLogger } from '../src/log.ts';
 import fc from 'fast-check';
 import { clusterArbitrary, FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
+import { FLOW_NODES } from './flow-cases.case.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request } from './netns/traffic.ts';
@@ -284,17 +285,7 @@ async function startFuzzCluster(prefix: string): Promise<{ cluster: Cluster; ser
     prefix,
     client: true,
     ipv6: true,
-    nodes: [
-      {
-        name: 'node-1',
-        podCIDR: '10.244.1.0/24',
-        pods: [
-          { name: 'pod-a', ip: FUZZ_PODS['pod-a'].ip },
-          { name: 'pod-b', ip: FUZZ_PODS['pod-b'].ip },
-        ],
-      },
-      { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: FUZZ_PODS['pod-c'].ip }] },
-    ],
+    nodes: FLOW_NODES,
   });
   return { cluster, servers: await cluster.startPodServers({ tcp: [FUZZ_POD_PORT] }) };
 }

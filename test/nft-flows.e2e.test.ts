@@ -10,7 +10,7 @@ import { Nft } from '../nftables/nft.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
-import { NODE1_SECONDARY, NODE1_SECONDARY_6, PODS, TARGET_PORT } from './flow-cases.case.ts';
+import { FLOW_NODES, NODE1_SECONDARY, NODE1_SECONDARY_6, TARGET_PORT } from './flow-cases.case.ts';
 import { sourceInfo } from './flow-runner.ts';
 import { nftFlowScenarios, type NftFlowCase, type NftScenario } from './nft-flow-cases.case.ts';
 import { nftDesiredFor } from './nft-flow-runner.ts';
@@ -87,17 +87,7 @@ describe('nftables packet flows through the kernel', () => {
       prefix: 'kptnftfl',
       client: true,
       ipv6: true,
-      nodes: [
-        {
-          name: 'node-1',
-          podCIDR: '10.244.1.0/24',
-          pods: [
-            { name: 'pod-a', ip: PODS['pod-a'].ip },
-            { name: 'pod-b', ip: PODS['pod-b'].ip },
-          ],
-        },
-        { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
-      ],
+      nodes: FLOW_NODES,
     });
     servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
     await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);

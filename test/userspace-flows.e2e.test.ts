@@ -15,7 +15,7 @@ import { startAgentProcess, type AgentProcess } from './agent-runner.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request, type RequestResult } from './netns/traffic.ts';
-import { NODE1_SECONDARY, nodes, PODS, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
+import { FLOW_NODES, NODE1_SECONDARY, nodes, SCENARIOS, TARGET_PORT, type FlowCase, type FlowScenario } from './flow-cases.case.ts';
 
 /** Why a case cannot hold in userspace mode, or null when it runs. */
 export function userspaceSkip(flow: FlowCase, scenario: FlowScenario): string | null {
@@ -37,17 +37,7 @@ beforeAll(async () => {
   cluster = await createCluster({
     prefix: 'kptus',
     client: true,
-    nodes: [
-      {
-        name: 'node-1',
-        podCIDR: '10.244.1.0/24',
-        pods: [
-          { name: 'pod-a', ip: PODS['pod-a'].ip },
-          { name: 'pod-b', ip: PODS['pod-b'].ip },
-        ],
-      },
-      { name: 'node-2', podCIDR: '10.244.2.0/24', pods: [{ name: 'pod-c', ip: PODS['pod-c'].ip }] },
-    ],
+    nodes: FLOW_NODES,
   });
   servers = await cluster.startPodServers({ tcp: [TARGET_PORT], udp: [TARGET_PORT] });
   await cluster.net.addAddress(cluster.node('node-1').ns, 'lo', `${NODE1_SECONDARY}/32`);
