@@ -4,7 +4,7 @@
  * a connection's first packet), fib address types, set and map lookups with
  * prefix elements, interface-name wildcards. Pure.
  */
-import { addressInterval, cidrContains, intervalContains, parseIP, parseIPOrCIDR } from '../proxier/ip.ts';
+import { addressInterval, intervalContains, parseIP } from '../proxier/ip.ts';
 import type { Protocol } from '../proxier/types.ts';
 import type { NftElement, NftTable } from './model.ts';
 import type { Expr, Value } from './rule-ast.ts';
@@ -79,12 +79,9 @@ export function literalMatches(lit: string, v: FieldValue, left: Expr): boolean 
   }
   const ip = parseIP(v);
   if (ip) {
-    if (lit.includes('-')) {
-      const range = addressInterval(lit);
-      return range !== null && intervalContains(range, ip);
-    }
-    const c = parseIPOrCIDR(lit);
-    return c !== null && cidrContains(c, ip);
+    // An address, a prefix, or a range as the kernel lists an interval set's merged elements.
+    const covers = addressInterval(lit);
+    return covers !== null && intervalContains(covers, ip);
   }
   return lit === v;
 }
