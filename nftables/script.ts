@@ -169,10 +169,12 @@ function parseOps(words: string[], rest: string): { ops: Op[]; family: NftFamily
 export function parseScript(text: string): ScriptLine[] {
   const out: ScriptLine[] = [];
   text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
+    // nft's blanks are spaces and tabs; anything else (U+2003, two spaces in a comment) is kept as written.
+    const line = raw.replace(/^[ \t\r]+|[ \t\r]+$/g, '');
     if (line === '' || line.startsWith('#')) return;
-    const words = line.split(/\s+/).slice(0, 4);
-    const rest = line.split(/\s+/).slice(4).join(' ');
+    const m = /^([^ \t]+)(?:[ \t]+([^ \t]+))?(?:[ \t]+([^ \t]+))?(?:[ \t]+([^ \t]+))?(?:[ \t]+(.*))?$/.exec(line)!;
+    const words = m.slice(1, 5).filter((w) => w !== undefined);
+    const rest = m[5] ?? '';
     try {
       const { ops, family, table } = parseOps(words, rest);
       for (const op of ops) out.push({ line: i + 1, text: line, op, family, table });
