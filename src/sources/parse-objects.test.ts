@@ -65,6 +65,22 @@ describe('parseObjects', () => {
     expect(names(parseObjects('{apiVersion: v1, kind: Node, metadata: {name: n}}', 'f.yaml').nodes)).toEqual(['n']);
   });
 
+  it('reads a lone surrogate escape as U+FFFD, as Go encoding/json (unquote) does; a pair stays one character', () => {
+    const json =
+      '{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc-l\\udc2c","namespace":"ns","labels":{"k\\ud800":"v\\udfff"}},"spec":{"ports":[{"name":"p\\ud83d\\ude00","port":80}]}}';
+    const yaml =
+      'apiVersion: v1\nkind: Service\nmetadata:\n  name: "svc-l\\udc2d"\n  namespace: ns\nspec:\n  ports: [{name: "p\\ud83d\\ude00", port: 80}]\n';
+    for (const [text, name] of [
+      [json, 'svc-l\uFFFD'],
+      [yaml, 'svc-l\uFFFD'],
+    ] as const) {
+      const svc = parseObjects(text, 'odd') as { services: { metadata: { name: string; labels?: object }; spec: { ports: { name: string }[] } }[] };
+      expect(svc.services[0]!.metadata.name).toBe(name);
+      expect(svc.services[0]!.spec.ports[0]!.name).toBe('p\u{1F600}');
+    }
+    expect((parseObjects(json, 'odd').services[0] as { metadata: { labels: object } }).metadata.labels).toEqual({ 'k\uFFFD': 'v\uFFFD' });
+  });
+
   it('flattens Lists; items of a typed list inherit kind and apiVersion', () => {
     const list = { apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'x' } }] };
     expect(names(parseObjects(JSON.stringify(list), 'l.json').services)).toEqual(['x/a']);

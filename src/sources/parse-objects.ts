@@ -12,6 +12,8 @@
  * problem is reported. A key given twice in one JSON object keeps its last
  * value (as Go's encoding/json), where YAML refuses it. JSON.parse failing
  * sends the text through the YAML parser, whose error names line and column.
+ * A lone UTF-16 surrogate (an escape such as "\udc2c") becomes U+FFFD, as
+ * Go's encoding/json reads it.
  *
  * Errors: a YAML/JSON syntax error makes the whole file unusable (thrown,
  * naming the file, line and column). A document or list item that is not an
@@ -45,7 +47,9 @@ const NAMESPACED = new Set(['services', 'slices']);
 
 export function parseObjects(text: string, source: string): ParsedObjects {
   const out: ParsedObjects = { services: [], slices: [], nodes: [], serviceCIDRs: [], problems: [] };
-  const { docs, lineOf } = parseJson(text) ?? loadDocuments(text, source);
+  const parsed = parseJson(text) ?? loadDocuments(text, source);
+  const { lineOf } = parsed;
+  const docs = SURROGATE_ESCAPE.test(text) ? parsed.docs.map(wellFormed) : parsed.docs;
   docs.forEach((doc, i) => {
     if (doc === null || doc === undefined) return; // empty document ("---" at the end, comments only)
     const where = new Where(source, i, lineOf);
@@ -62,6 +66,23 @@ export function parseObjects(text: string, source: string): ParsedObjects {
     }
     take(doc, where, out);
   });
+  return out;
+}
+
+/** A \\u escape of a UTF-16 surrogate: the only way a string read from text can hold a lone one. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
+/**
+ * The value with every lone surrogate in its strings and keys replaced by U+FFFD, as Go's encoding/json decodes
+ * one (so as the API server and upstream kube-proxy would see the object). Two names that differ only in lone
+ * surrogates are then one name, as their UTF-8 bytes (chain hashes, rule comments) already were.
+ */
+function wellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed();
+  if (Array.isArray(value)) return value.map(wellFormed);
+  if (!isRecord(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k.toWellFormed()] = wellFormed(v);
   return out;
 }
 
