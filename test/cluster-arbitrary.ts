@@ -209,18 +209,63 @@ const serviceArb = fc.record({
   sliceFault: fc.option(fc.constantFrom(...Object.keys(SLICE_FAULTS)), { freq: 3 }),
 });
 
-export const clusterArbitrary: fc.Arbitrary<GenCluster> = fc
+const clusterSpecArb = fc.record({
+  services: fc.array(serviceArb, { minLength: 1, maxLength: 8 }),
+  nodePortAddresses: fc.constantFrom<string[]>([], [], ['192.168.50.0/24'], ['fd00:192:168:50::/64'], ['primary']),
+  masqueradeAll: fc.boolean(),
+  nodeFault: fc.option(fc.constant('address-bad'), { freq: 8 }),
+});
+
+export const clusterArbitrary: fc.Arbitrary<GenCluster> = clusterSpecArb.map(build);
+
+/** What happens to one Service from the first cluster of a pair to the second. */
+const CHANGES = ['same', 'same', 'endpoints', 'endpoints', 'endpoints', 'policy', 'ports', 'other', 'gone'] as const;
+
+/**
+ * Two clusters of one node, the second the first after some events: each Service kept, given other endpoints (or
+ * other conditions, or a faulty slice), another traffic policy or affinity, other ports, replaced by another
+ * Service of the same name, or deleted; and some Services added. Service ports keep their names across the two, so
+ * a sync from one to the other rewrites the chains of changed services in place (where whole random clusters mostly
+ * add and remove services).
+ */
+export const clusterPairArbitrary: fc.Arbitrary<[GenCluster, GenCluster]> = fc
   .record({
-    services: fc.array(serviceArb, { minLength: 1, maxLength: 8 }),
-    nodePortAddresses: fc.constantFrom<string[]>([], [], ['192.168.50.0/24'], ['fd00:192:168:50::/64'], ['primary']),
-    masqueradeAll: fc.boolean(),
-    nodeFault: fc.option(fc.constant('address-bad'), { freq: 8 }),
+    a: clusterSpecArb,
+    other: fc.array(serviceArb, { minLength: 9, maxLength: 9 }),
+    changes: fc.array(fc.constantFrom(...CHANGES), { minLength: 8, maxLength: 8 }),
+    added: fc.nat({ max: 2 }),
   })
-  .map(build);
+  .map(({ a, other, changes, added }) => {
+    const services: (ServiceSpec | null)[] = a.services.map((s, i) => {
+      const o = other[i]!;
+      switch (changes[i]!) {
+        case 'same':
+          return s;
+        case 'endpoints':
+          return { ...s, endpoints: o.endpoints, sliceFault: o.sliceFault };
+        case 'policy':
+          return { ...s, etpLocal: o.etpLocal, itpLocal: o.itpLocal, affinity: o.affinity, sourceRanges: o.sourceRanges };
+        case 'ports':
+          return { ...s, ports: o.ports };
+        case 'other':
+          return { ...o, namespace: s.namespace, oddName: s.oddName };
+        case 'gone':
+          return null;
+      }
+    });
+    for (let k = 0; k < added; k++) services.push(other[8 - k]!);
+    return [build(a), build({ ...a, services })];
+  });
 
 type ServiceSpec = typeof serviceArb extends fc.Arbitrary<infer T> ? T : never;
 
-function build(c: { services: ServiceSpec[]; nodePortAddresses: string[]; masqueradeAll: boolean; nodeFault: string | null }): GenCluster {
+/** A generated cluster; a null service keeps its index (its name and addresses) unused. */
+function build(c: {
+  services: readonly (ServiceSpec | null)[];
+  nodePortAddresses: string[];
+  masqueradeAll: boolean;
+  nodeFault: string | null;
+}): GenCluster {
   const objects: unknown[] = [];
   const services: GenService[] = [];
   const loggedObjects: string[] = [];
@@ -233,6 +278,7 @@ function build(c: { services: ServiceSpec[]; nodePortAddresses: string[]; masque
   }
   objects.push(node);
   c.services.forEach((s, i) => {
+    if (s === null) return;
     const built = buildService(s, i, objects.length + 1);
     objects.push(...built.objects);
     services.push(built.service);
@@ -271,7 +317,8 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
   });
   const fault = s.fault === null ? null : SERVICE_FAULTS[s.fault]!;
   const emitted = fault ? fault.apply(svc, i) : svc;
-  const object = fault?.object?.(ns, name, item) ?? `Service ${ns}/${name}`;
+  // The objects file's reader takes a lone surrogate as U+FFFD, as Go's encoding/json does.
+  const object = (fault?.object?.(ns, name, item) ?? `Service ${ns}/${name}`).toWellFormed();
 
   // Slices: one per family with this Service's endpoints, and maybe one faulty extra.
   const objects: unknown[] = [emitted];
@@ -315,7 +362,7 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
       podsOnly = false; // the pod is an endpoint only if the fault leaves the slice usable
     }
     objects.push(sf.apply(extra));
-    if (sf.logged) loggedSlices.push(`EndpointSlice ${ns}/${name}-bad`);
+    if (sf.logged) loggedSlices.push(`EndpointSlice ${ns}/${name}-bad`.toWellFormed());
   }
 
   const outcome = fault?.outcome ?? 'valid';

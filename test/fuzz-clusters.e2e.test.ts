@@ -9,7 +9,10 @@
  * converged, a packet to each port of each Service that must be programmed
  * reaches only its endpoints or is rejected (traced over that output), and
  * for every fourth cluster a real TCP request from the outside client to a
- * Service whose endpoints are pods agrees with the trace.
+ * Service whose endpoints are pods agrees with the trace. And the iptables
+ * mode itself over sequences of such clusters (iptablesSequenceFailures):
+ * partial syncs, restarts, split restores and a restore refused mid-sync,
+ * each sync leaving exactly the render in the kernel.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +23,8 @@ import { createIptables } from '../iptables/restore.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
 import {
   convergenceFailures,
+  iptablesSequenceArbitrary,
+  iptablesSequenceFailures,
   iptablesTracer,
   logFailures,
   sampledRealPacket,
@@ -33,6 +38,7 @@ import {
 
 const SEED = 20261203;
 const RUNS = 40;
+const SEQUENCES = 15;
 const RESET =
   '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
@@ -92,5 +98,28 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       expect(stats.realPackets).toBeGreaterThan(0);
       expect(stats.reached).toBeGreaterThan(0);
     });
+
+    it(`runs the mode over ${SEQUENCES} sequences of clusters in the kernel (full, partial, restarts, split restores, a failing restore), each sync leaving exactly the render (seed ${SEED})`, async () => {
+      const runner = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
+      const ipt = {
+        IPv4: createIptables({ family: 'IPv4', backend, runner }),
+        IPv6: createIptables({ family: 'IPv6', backend, runner }),
+      };
+      const stats = { syncs: 0, failed: 0 };
+      const t0 = Date.now();
+      await fc.assert(
+        fc.asyncProperty(iptablesSequenceArbitrary, async (seq) => {
+          for (const family of ['IPv4', 'IPv6'] as const) await ipt[family].restore(RESET, { noflush: false, counters: false });
+          const { failures, injected } = await iptablesSequenceFailures((family) => ipt[family], seq);
+          stats.syncs += 2 * seq.clusters.length;
+          stats.failed += injected;
+          if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+        }),
+        { seed: SEED, numRuns: SEQUENCES, endOnFailure: true, reporter: shortReporter },
+      );
+      console.log(
+        `fuzz (iptables sequences, kernel ${backend}): ${SEQUENCES} sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose, ${Date.now() - t0} ms`,
+      );
+    }, 300_000);
   });
 }

@@ -12,8 +12,19 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
-import { clusterArbitrary } from './cluster-arbitrary.ts';
-import { convergenceFailures, iptablesTracer, logFailures, renderCluster, shortReporter, throwIfFailed, traceFailures } from './fuzz-oracle.ts';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { clusterArbitrary, FUZZ_NODE, type GenCluster } from './cluster-arbitrary.ts';
+import {
+  convergenceFailures,
+  iptablesSequenceArbitrary,
+  iptablesSequenceFailures,
+  iptablesTracer,
+  logFailures,
+  renderCluster,
+  shortReporter,
+  throwIfFailed,
+  traceFailures,
+} from './fuzz-oracle.ts';
 
 const SEED = 20261203;
 const RUNS = 150;
@@ -49,4 +60,51 @@ describe('random, partly malformed clusters (in-memory iptables)', () => {
     );
     expect(stats.clusters).toBe(RUNS);
   }, 60_000);
+
+  for (const backend of ['nft', 'legacy'] as const) {
+    it(`runs the mode over sequences of clusters (full, partial, restarts, split restores, a failing restore), each sync leaving exactly the render (${backend}, seed ${SEED}, 40 sequences)`, async () => {
+      const stats = { syncs: 0, split: 0, failed: 0 };
+      await fc.assert(
+        fc.asyncProperty(iptablesSequenceArbitrary, async (seq) => {
+          const { failures, injected } = await iptablesSequenceFailures((family) => new FakeIptables({ family, backend }), seq);
+          stats.syncs += 2 * seq.clusters.length;
+          if (seq.batchChains) stats.split++;
+          stats.failed += injected;
+          if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+        }),
+        { seed: SEED, numRuns: 40, endOnFailure: true, reporter: shortReporter },
+      );
+      console.log(
+        `fuzz (iptables sequences, fake ${backend}): 40 sequences, ${stats.syncs} syncs, ${stats.split} split into restores, ${stats.failed} restores failed on purpose`,
+      );
+      expect(stats.failed).toBeGreaterThan(0);
+    }, 60_000);
+  }
+
+  it('a Service whose name differs between two objects files only in a lone surrogate is one Service: the partial sync rewrites its chains instead of deleting them (Go encoding/json unquote)', async () => {
+    // Found by the sequence property: both names hash to the same chains (their UTF-8 bytes are the same), so the
+    // partial sync wrote the new Service's chains and deleted them as the old one's in one restore, which the kernel
+    // refused at every sync.
+    const cluster = (name: string, ip: string): GenCluster => ({
+      objects: [
+        makeNode(FUZZ_NODE.name, { addresses: [FUZZ_NODE.ip] }),
+        makeService('ns', name, {
+          clusterIPs: ['172.30.0.9'],
+          type: 'NodePort',
+          ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }],
+        }),
+        makeEndpointSlice('ns', name, { addressType: 'IPv4', endpoints: [{ ip }], ports: [{ name: 'http', port: 8080 }] }),
+      ],
+      services: [],
+      loggedObjects: [],
+      flags: [],
+      faults: [],
+    });
+    const a = cluster('svc-l\udc2c', '10.244.1.2');
+    const b = cluster('svc-l\udc2d', '10.244.1.3');
+    for (const batchChains of [0, 2]) {
+      const { failures } = await iptablesSequenceFailures((family) => new FakeIptables({ family }), { clusters: [a, b, a], batchChains, fail: null });
+      expect(failures).toEqual([]);
+    }
+  });
 });

@@ -24,7 +24,7 @@ import {
   fuzzServiceCIDRs,
   logFailures,
   nftSequenceFailures,
-  sequenceArbitrary,
+  nftSequenceArbitrary,
   nftTracer,
   sampledRealPacket,
   renderCluster,
@@ -87,20 +87,22 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
     expect(stats.clusters).toBe(RUNS);
   }, 300_000);
 
-  it(`runs the mode over 15 sequences of clusters in the kernel (full, partial, restarts), each sync leaving exactly the render (seed ${SEED})`, async () => {
+  it(`runs the mode over 15 sequences of clusters in the kernel (full, partial, restarts, a refused transaction), each sync leaving exactly the render (seed ${SEED})`, async () => {
     const inNs = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
     const nft = new Nft(inNs);
     let syncs = 0;
+    let injected = 0;
     const t0 = Date.now();
     await fc.assert(
-      fc.asyncProperty(sequenceArbitrary, async (seq) => {
+      fc.asyncProperty(nftSequenceArbitrary, async (seq) => {
         for (const family of ['ip', 'ip6']) await inNs.run('nft', ['delete', 'table', family, 'kube-proxy']);
-        const failures = await nftSequenceFailures(nft, seq);
-        syncs += 2 * (seq.length + 1);
+        const { failures, injected: n } = await nftSequenceFailures(nft, seq);
+        injected += n;
+        syncs += 2 * (seq.clusters.length + 1);
         if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
       }),
       { seed: SEED, numRuns: 15, endOnFailure: true, reporter: shortReporter },
     );
-    console.log(`fuzz (nftables sequences, kernel): 15 sequences, ${syncs} syncs, ${Date.now() - t0} ms`);
+    console.log(`fuzz (nftables sequences, kernel): 15 sequences, ${syncs} syncs, ${injected} transactions failed on purpose, ${Date.now() - t0} ms`);
   }, 300_000);
 });

@@ -19,7 +19,7 @@ import {
   fuzzServiceCIDRs,
   logFailures,
   nftSequenceFailures,
-  sequenceArbitrary,
+  nftSequenceArbitrary,
   nftTracer,
   renderCluster,
   shortReporter,
@@ -63,16 +63,19 @@ describe('random, partly malformed clusters in nftables mode (fake nft)', () => 
     expect(stats.clusters).toBe(RUNS);
   }, 60_000);
 
-  it(`runs the mode over sequences of clusters (full, partial, restarts), each sync leaving exactly the render (seed ${SEED}, 40 sequences)`, async () => {
+  it(`runs the mode over sequences of clusters (full, partial, restarts, a refused transaction), each sync leaving exactly the render (seed ${SEED}, 40 sequences)`, async () => {
     let syncs = 0;
+    let injected = 0;
     await fc.assert(
-      fc.asyncProperty(sequenceArbitrary, async (seq) => {
-        const failures = await nftSequenceFailures(new FakeNft(), seq);
-        syncs += 2 * (seq.length + 1);
+      fc.asyncProperty(nftSequenceArbitrary, async (seq) => {
+        const { failures, injected: n } = await nftSequenceFailures(new FakeNft(), seq);
+        injected += n;
+        syncs += 2 * (seq.clusters.length + 1);
         if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
       }),
       { seed: SEED, numRuns: 40, endOnFailure: true, reporter: shortReporter },
     );
-    console.log(`fuzz (nftables sequences, fake nft): 40 sequences, ${syncs} syncs`);
+    console.log(`fuzz (nftables sequences, fake nft): 40 sequences, ${syncs} syncs, ${injected} transactions failed on purpose`);
+    expect(injected).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -20,18 +20,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { diffRulesets, formatDiff } from '../iptables/diff.ts';
+import { RestoreError, type Iptables } from '../iptables/iptables.ts';
+import { IptablesMode } from '../iptables/iptables-mode.ts';
 import { parseSave } from '../iptables/parse-save.ts';
+import { ApplyError } from '../proxier/mode.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
 import { diffTables, isEmptyDiff, type TableDiff } from '../nftables/diff.ts';
 import type { NftTable } from '../nftables/model.ts';
+import { NftError } from '../nftables/errors.ts';
 import { NftablesMode, type NftTables } from '../nftables/nftables-mode.ts';
 import { tableOf } from '../nftables/render.ts';
 import { ManualClock } from '../proxier/clock.ts';
 import { silentLogger } from '../proxier/log.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { configFromFlags } from '../src/config.ts';
-import { snapshotsFromObjects } from '../src/desired.ts';
+import { renderOptionsFrom, snapshotsFromObjects } from '../src/desired.ts';
 import { nftRenderOptionsFrom } from '../src/desired-nft.ts';
 import { AGENT_FLAGS } from '../src/flag-table.ts';
 import { parseFlags } from '../src/flags.ts';
@@ -41,7 +45,7 @@ import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import { renderCommand } from '../src/cmd/render.ts';
 import { createLogger } from '../src/log.ts';
 import fc from 'fast-check';
-import { clusterArbitrary, FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
+import { clusterArbitrary, clusterPairArbitrary, FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
 import { FLOW_NODES } from './flow-cases.case.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -291,22 +295,76 @@ async function startFuzzCluster(prefix: string): Promise<{ cluster: Cluster; ser
 }
 
 /**
- * Sequences for nftSequenceFailures: two random clusters taken in turn (a, b, a, b, a), so that the same service
+ * Sequences for the modes' sequence properties: two clusters taken in turn (a, b, a, b, a), so that the same service
  * ports come back with other endpoints, policies or affinity, the chains of one state meet the table of the other,
- * and restarts find chains whose names match but whose services changed.
+ * and restarts find chains whose names match but whose services changed. Half are two random clusters (services
+ * mostly come and go), half a cluster and the same after some events (clusterPairArbitrary: services mostly change in
+ * place).
  */
-export const sequenceArbitrary: fc.Arbitrary<GenCluster[]> = fc.tuple(clusterArbitrary, clusterArbitrary).map(([a, b]) => [a, b, a, b, a]);
+export const sequenceArbitrary: fc.Arbitrary<GenCluster[]> = fc
+  .oneof(fc.tuple(clusterArbitrary, clusterArbitrary), clusterPairArbitrary)
+  .map(([a, b]) => [a, b, a, b, a]);
+
+/** A failure injected into a sequence: the `restore`-th restore (0-based) of sync `step` fails, applying nothing. */
+export interface InjectedFailure {
+  readonly step: number;
+  readonly restore: number;
+}
+
+/** A sequence for a mode's sequence property: its clusters, and at most one write of the kernel that fails. */
+export interface ModeSequence {
+  readonly clusters: readonly GenCluster[];
+  readonly fail: InjectedFailure | null;
+}
+
+export interface IptablesSequence extends ModeSequence {
+  /** Per-service chains per restore (the nft backend's split syncs): 0 = one restore per sync. */
+  readonly batchChains: number;
+}
+
+const injectedFailureArbitrary = fc.option(fc.record({ step: fc.integer({ min: 0, max: 4 }), restore: fc.integer({ min: 0, max: 2 }) }), { freq: 2 });
+
+/** sequenceArbitrary for the nftables mode, some with a transaction (or a deletion) that fails. */
+export const nftSequenceArbitrary: fc.Arbitrary<ModeSequence> = fc.record({ clusters: sequenceArbitrary, fail: injectedFailureArbitrary });
+
+/** sequenceArbitrary for the iptables mode, with and without split restores, some with a restore that fails. */
+export const iptablesSequenceArbitrary: fc.Arbitrary<IptablesSequence> = fc.record({
+  clusters: sequenceArbitrary,
+  batchChains: fc.constantFrom(0, 0, 2, 7),
+  fail: injectedFailureArbitrary,
+});
+
+/**
+ * An nft whose transactions fail when `failing()` says so (before running: nothing of it is applied, as when the
+ * kernel refuses a transaction). Everything else passes through.
+ */
+function failingNft(nft: NftTables, failing: () => boolean): NftTables {
+  return {
+    run: async (text) => {
+      if (failing())
+        throw new NftError({ what: 'nft -f', kind: 'other', line: null, lineText: null, stderr: 'Error: injected failure', exitCode: 1 });
+      return nft.run(text);
+    },
+    check: (text) => nft.check(text),
+    list: (family) => nft.list(family),
+    listNames: (family, options) => nft.listNames(family, options),
+    deleteTable: (family) => nft.deleteTable(family),
+  };
+}
 
 /**
  * The nftables mode itself (NftablesMode, as the agent runs it) over a sequence of clusters, one after the other as
  * events would bring them, both families: a full sync of the first, then partial syncs, with upstream's 1 s
  * stale-chain delay on the mode's clock and its deletions beside the syncs; and every second cluster arrives after a
  * restart (a new mode's full sync over the table the old one left, its flushed stale chains included: where upstream's
- * epChainSkipUpdate kept them empty). After every sync the table must hold exactly the render but for stale chains flushed and not yet
- * deleted (each empty); one more sync 11 s later must leave exactly the render.
+ * epChainSkipUpdate kept them empty); and optionally one transaction or deletion that the kernel refuses (the sync is
+ * retried, as the runner does). After every sync the table must hold exactly the render but for stale chains flushed
+ * and not yet deleted (each empty); one more sync 11 s later must leave exactly the render.
  */
-export async function nftSequenceFailures(nft: NftTables, clusters: readonly GenCluster[]): Promise<string[]> {
+export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): Promise<{ failures: string[]; injected: number }> {
   const failures: string[] = [];
+  let injected = 0;
+  const clusters = seq.clusters;
   // The node's settings are the first cluster's throughout (changing them is a restart, not a sync).
   const config = configFromFlags(
     parseFlags(
@@ -317,18 +375,38 @@ export async function nftSequenceFailures(nft: NftTables, clusters: readonly Gen
   for (const family of ['IPv4', 'IPv6'] as const) {
     const fam = family === 'IPv4' ? 'ip' : 'ip6';
     const clock = new ManualClock(1_000_000);
+    let at = -1;
+    let runs = 0;
+    const nft = failingNft(nftOf, () => at === seq.fail?.step && runs++ === seq.fail.restore);
     const start = () => new NftablesMode({ families: [family], render: nftRenderOptionsFrom(config) }, { nft, clock, logger: silentLogger() });
     let mode = start();
     const sync = async (step: string, snapshot: Snapshot): Promise<{ full: boolean; live: NftTable | null } | null> => {
+      const once = async (): Promise<boolean> => {
+        const full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
+        await mode.deletionsDone();
+        return full;
+      };
       let full = false;
       try {
-        full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
-        await mode.deletionsDone();
+        full = await once();
       } catch (err) {
-        failures.push(`${family} ${step} refused: ${(err as Error).message.slice(0, 800)}`);
-        return null;
+        if (!(err instanceof ApplyError) || !/injected failure/.test(err.message)) {
+          failures.push(`${family} ${step} refused: ${(err as Error).message.slice(0, 800)}`);
+          return null;
+        }
+        injected++;
+        // The runner retries a failed sync; the retry must be full and repair what the failed one left.
+        at = -1;
+        try {
+          full = await once();
+        } catch (e) {
+          failures.push(`${family} ${step}, retried after an injected failure, refused: ${(e as Error).message.slice(0, 800)}`);
+          return null;
+        }
+        if (!full) failures.push(`${family} ${step}: the retry after a failed transaction was not a full sync`);
       }
-      return { full, live: await nft.list(fam) };
+      at = -1;
+      return { full, live: await nftOf.list(fam) };
     };
     let last: Snapshot | null = null;
     for (const [i, c] of clusters.entries()) {
@@ -341,8 +419,9 @@ export async function nftSequenceFailures(nft: NftTables, clusters: readonly Gen
       }
       clock.advance(400 + (i % 3) * 700);
       const step = `sync ${i}${restart ? ' after a restart' : ''}`;
+      at = i;
       const r = await sync(step, snapshot);
-      if (r === null) return failures;
+      if (r === null) return { failures, injected };
       const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
       const withRules = d.extraChains.filter((name) => r.live!.chains.find((x) => x.name === name)?.rules.length !== 0);
       if (!isEmptyDiff({ ...d, extraChains: withRules }))
@@ -353,12 +432,94 @@ export async function nftSequenceFailures(nft: NftTables, clusters: readonly Gen
     }
     clock.advance(11_000);
     const r = await sync('the last sync', last!);
-    if (r === null) return failures;
+    if (r === null) return { failures, injected };
     const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
     if (!isEmptyDiff(d)) failures.push(`${family} after the last stale chains were due: ${diffSummary(d)}`);
     await mode.close();
   }
-  return failures;
+  return { failures, injected };
+}
+
+/**
+ * An Iptables whose restores fail when `failing()` says so (before running: nothing of that restore is applied, as
+ * when iptables-restore rejects its input). Saves pass through.
+ */
+function failingIptables(ipt: Iptables, failing: () => boolean): Iptables {
+  return {
+    family: ipt.family,
+    restore: async (text, opts) => {
+      if (failing()) throw new RestoreError({ message: 'injected failure', exitCode: 1, stderr: 'injected failure', line: null, context: '' });
+      return ipt.restore(text, opts);
+    },
+    save: (tables, opts) => ipt.save(tables, opts),
+  };
+}
+
+/**
+ * The iptables mode itself (IptablesMode, as the agent runs it) over a sequence of clusters, one after the other as
+ * events would bring them, both families: a full sync of the first, then partial syncs, every second cluster after a
+ * restart (a new mode's full sync over the tables the old one left), optionally split into several restores, and
+ * optionally one restore that fails mid-sync (the sync is retried, as the runner does, and must then repair whatever
+ * the earlier restores of the failed sync left). After every successful sync the live filter and nat tables must hold
+ * exactly the render: no stale chain, no missing or extra rule, no jump missing or doubled.
+ */
+export async function iptablesSequenceFailures(
+  iptablesOf: (family: Family) => Iptables,
+  seq: IptablesSequence,
+): Promise<{ failures: string[]; injected: number }> {
+  const failures: string[] = [];
+  let injected = 0;
+  const config = configFromFlags(
+    parseFlags([`--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...seq.clusters[0]!.flags], AGENT_FLAGS)
+      .values,
+  );
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const real = iptablesOf(family);
+    let step = -1;
+    let restores = 0;
+    const ipt = failingIptables(real, () => step === seq.fail?.step && restores++ === seq.fail.restore);
+    const start = () =>
+      new IptablesMode(
+        { iptables: new Map([[family, ipt]]), render: renderOptionsFrom(config, { randomFully: false }), batchChains: seq.batchChains },
+        { clock: new ManualClock(1_000_000), logger: silentLogger() },
+      );
+    let mode = start();
+    for (const [i, c] of seq.clusters.entries()) {
+      const snapshot = snapshotsFromObjects(parseObjects(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: c.objects }), 'fuzz'), config, {
+        families: [family],
+      }).snapshots[0]!;
+      const restart = i > 0 && i % 2 === 0;
+      if (restart) mode = start();
+      step = i;
+      const name = `sync ${i}${restart ? ' after a restart' : ''}${seq.batchChains ? ` (batches of ${seq.batchChains} chains)` : ''}`;
+      let full = false;
+      try {
+        full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
+      } catch (err) {
+        if (!(err instanceof ApplyError) || !/injected failure/.test(err.message)) {
+          failures.push(`${family} ${name} refused: ${(err as Error).message.slice(0, 800)}`);
+          return { failures, injected };
+        }
+        injected++;
+        // The runner retries a failed sync; the retry must be full and repair what the failed one left.
+        step = -1;
+        try {
+          full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
+        } catch (e) {
+          failures.push(`${family} ${name}, retried after an injected failure, refused: ${(e as Error).message.slice(0, 800)}`);
+          return { failures, injected };
+        }
+        if (!full) failures.push(`${family} ${name}: the retry after a failed restore was not a full sync`);
+      }
+      const saved = parseSave(await real.save(['filter', 'nat']), family);
+      const d = diffRulesets(mode.lastRender(family)!.ruleset, saved);
+      if (!d.identical)
+        failures.push(
+          `${family} after ${name} (${full ? 'full' : 'partial'}, ${snapshot.services.length} service ports):\n${formatDiff(d).slice(0, 3000)}`,
+        );
+    }
+  }
+  return { failures, injected };
 }
 
 /** A table diff in a few lines: what is missing or extra, and each differing chain's missing and extra rules. */
@@ -369,7 +530,11 @@ export function diffSummary(d: TableDiff): string {
     d.extraChains.length ? `extra chains with rules: ${cut(d.extraChains)}` : '',
     ...d.chains.map((c) => `chain ${c.chain.slice(0, 90)}: missing ${JSON.stringify(c.missing)} extra ${JSON.stringify(c.extra)}`),
     d.missingSets.length || d.extraSets.length ? `sets missing ${cut(d.missingSets)} extra ${cut(d.extraSets)}` : '',
-    ...d.sets.map((x) => `set ${x.set}: ${x.missing.length} missing, ${x.extra.length} extra, ${x.changed.length} changed elements`),
+    ...d.sets.map(
+      (x) =>
+        `set ${x.set}: ${x.missing.length} missing, ${x.extra.length} extra, ${x.changed.length} changed elements` +
+        (x.changed[0] ? ` (first: ${JSON.stringify(x.changed[0].desired)} listed as ${JSON.stringify(x.changed[0].live)})` : ''),
+    ),
   ];
   return lines.filter(Boolean).join('\n  ').slice(0, 3000);
 }
