@@ -122,12 +122,15 @@ export const SEMANTICS: readonly SemanticsCase[] = [
   },
   {
     // nft splits its input on spaces and tabs only: a comment holds any other blank, and runs of spaces, as written.
-    name: 'comments keep U+2003, a no-break space and two spaces as written (element and rule)',
+    name: 'comments keep U+2003, U+2028, a no-break space and two spaces as written (element and rule)',
     setup: BASE,
-    tx: lines(`add element ${T} m { 1.2.3.5 comment "a\u2003b  c\u00a0d" : drop }`, `add rule ${T} b ip daddr 1.2.3.5 accept comment "x  y\u2003z"`),
+    tx: lines(
+      `add element ${T} m { 1.2.3.5 comment "a\u2003b  c\u00a0d\u2028e" : drop }`,
+      `add rule ${T} b ip daddr 1.2.3.5 accept comment "x  y\u2003z"`,
+    ),
     expect: 'ok',
     after: [
-      'add element ip kube-proxy m { 1.2.3.5 comment "a\u2003b  c\u00a0d" : drop }',
+      'add element ip kube-proxy m { 1.2.3.5 comment "a\u2003b  c\u00a0d\u2028e" : drop }',
       'add rule ip kube-proxy b ip daddr 1.2.3.5 accept comment "x  y\u2003z"',
     ],
   },

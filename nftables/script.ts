@@ -172,7 +172,7 @@ export function parseScript(text: string): ScriptLine[] {
     // nft's blanks are spaces and tabs; anything else (U+2003, two spaces in a comment) is kept as written.
     const line = raw.replace(/^[ \t\r]+|[ \t\r]+$/g, '');
     if (line === '' || line.startsWith('#')) return;
-    const m = /^([^ \t]+)(?:[ \t]+([^ \t]+))?(?:[ \t]+([^ \t]+))?(?:[ \t]+([^ \t]+))?(?:[ \t]+(.*))?$/.exec(line)!;
+    const m = /^([^ \t]+)(?:[ \t]+([^ \t]+))?(?:[ \t]+([^ \t]+))?(?:[ \t]+([^ \t]+))?(?:[ \t]+(.*))?$/s.exec(line)!;
     const words = m.slice(1, 5).filter((w) => w !== undefined);
     const rest = m[5] ?? '';
     try {
