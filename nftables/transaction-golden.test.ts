@@ -1,7 +1,10 @@
 /**
  * The transaction text is locked byte for byte: these files were written by
  * the writer as it was before the full-sync speed-up (commit 572472e), and
- * every faster writer must produce the same text for the same input. Small
+ * every faster writer must produce the same text for the same input. They
+ * were written again once since, when snapshots came to be ordered by Service
+ * as the agent's proxier orders them: the same lines, set elements and
+ * transactions in that order. Small
  * clusters are compared as text (readable diffs), a 1,000-service-port cluster
  * with every shape by its SHA-256 and length.
  */

@@ -44,10 +44,23 @@ export interface StateContext {
   readonly features: TopologyFeatures;
 }
 
-/** Snapshot order: by service port key, then protocol. */
+/** The order of one Service's ports in a snapshot: by service port key, then protocol. */
 export function compareServicePorts(a: ServicePort, b: ServicePort): number {
   if (a.key !== b.key) return a.key < b.key ? -1 : 1;
   return a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0;
+}
+
+/**
+ * Snapshot order: by Service ("namespace/name"), then compareServicePorts. The agent's proxier keeps its states by
+ * Service and sorts those keys; the port keys alone sort "ns/web-admin:http" before "ns/web:http", and the two paths
+ * would write KUBE-SERVICES (and the rules `render` prints) in different orders.
+ */
+function bySnapshotOrder(
+  a: { readonly service: string; readonly port: ServicePort },
+  b: { readonly service: string; readonly port: ServicePort },
+): number {
+  if (a.service !== b.service) return a.service < b.service ? -1 : 1;
+  return compareServicePorts(a.port, b.port);
 }
 
 /** One service port with its endpoints (from the slice index) and their categorisation. */
@@ -72,12 +85,12 @@ export function buildSnapshots(objects: SnapshotObjects, opts: SnapshotOptions):
   const slices = indexEndpointSlices(objects.slices);
 
   const candidates: readonly IPFamily[] = opts.families ?? ['IPv4', 'IPv6'];
-  const portsByFamily = new Map<IPFamily, ServicePort[]>(candidates.map((f) => [f, []]));
+  const portsByFamily = new Map<IPFamily, { service: string; port: ServicePort }[]>(candidates.map((f) => [f, []]));
   for (const svc of latestServices(objects.services, problems)) {
     for (const family of candidates) {
       const found = servicePortsFor(svc, family);
       problems.add(found.problems);
-      portsByFamily.get(family)!.push(...found.ports);
+      for (const port of found.ports) portsByFamily.get(family)!.push({ service: `${port.namespace}/${port.name}`, port });
     }
   }
   problems.add(slices.problems);
@@ -89,7 +102,10 @@ export function buildSnapshots(objects: SnapshotObjects, opts: SnapshotOptions):
   problems.add(cidrs.problems);
   const snapshots = families.map((family): Snapshot => {
     const ctx: StateContext = { family, node, slices, features: opts.features };
-    const ports = portsByFamily.get(family)!.sort(compareServicePorts);
+    const ports = portsByFamily
+      .get(family)!
+      .sort(bySnapshotOrder)
+      .map((x) => x.port);
     const serviceCIDRs = cidrs.cidrs[family];
     return { family, node, services: ports.map((sp) => servicePortState(sp, ctx)), ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}) };
   });
