@@ -185,6 +185,9 @@ const endpointArb = fc.record({
   serving: fc.constantFrom(true, false, undefined),
   terminating: fc.constantFrom(false, false, true, undefined),
   nodeName: fc.constantFrom<string | undefined>('node-1', 'node-2', undefined),
+  zone: fc.constantFrom<string | undefined>('zone-a', 'zone-b', undefined, undefined),
+  zoneHints: fc.option(fc.constantFrom(['zone-a'], ['zone-b'], ['zone-a', 'zone-b'], []), { freq: 3, nil: undefined }),
+  nodeHints: fc.option(fc.constantFrom(['node-1'], ['node-2']), { freq: 6, nil: undefined }),
 });
 
 const serviceArb = fc.record({
@@ -201,6 +204,8 @@ const serviceArb = fc.record({
     { minLength: 1, maxLength: 3, selector: (p) => p.name },
   ),
   affinity: fc.option(fc.integer({ min: 1, max: 86400 }), { freq: 4 }),
+  // Topology: spec.trafficDistribution (an unknown value is ignored, as upstream) or the topology-mode annotation.
+  topology: fc.option(fc.constantFrom('PreferClose', 'PreferSameZone', 'PreferSameNode', 'Elsewhere', 'annotation'), { freq: 3 }),
   etpLocal: fc.boolean(),
   itpLocal: fc.option(fc.constant(true), { freq: 5 }),
   sourceRanges: fc.boolean(),
@@ -214,6 +219,7 @@ const clusterSpecArb = fc.record({
   nodePortAddresses: fc.constantFrom<string[]>([], [], ['192.168.50.0/24'], ['fd00:192:168:50::/64'], ['primary']),
   masqueradeAll: fc.boolean(),
   nodeFault: fc.option(fc.constant('address-bad'), { freq: 8 }),
+  zone: fc.constantFrom<string | null>('zone-a', 'zone-b', null),
 });
 
 export const clusterArbitrary: fc.Arbitrary<GenCluster> = clusterSpecArb.map(build);
@@ -234,8 +240,10 @@ export const clusterPairArbitrary: fc.Arbitrary<[GenCluster, GenCluster]> = fc
     other: fc.array(serviceArb, { minLength: 9, maxLength: 9 }),
     changes: fc.array(fc.constantFrom(...CHANGES), { minLength: 8, maxLength: 8 }),
     added: fc.nat({ max: 2 }),
+    // The node's zone label may change too: every service's endpoint selection with it.
+    zone: fc.option(fc.constantFrom<string | null>('zone-a', 'zone-b', null), { freq: 4, nil: undefined }),
   })
-  .map(({ a, other, changes, added }) => {
+  .map(({ a, other, changes, added, zone }) => {
     const services: (ServiceSpec | null)[] = a.services.map((s, i) => {
       const o = other[i]!;
       switch (changes[i]!) {
@@ -244,7 +252,7 @@ export const clusterPairArbitrary: fc.Arbitrary<[GenCluster, GenCluster]> = fc
         case 'endpoints':
           return { ...s, endpoints: o.endpoints, sliceFault: o.sliceFault };
         case 'policy':
-          return { ...s, etpLocal: o.etpLocal, itpLocal: o.itpLocal, affinity: o.affinity, sourceRanges: o.sourceRanges };
+          return { ...s, etpLocal: o.etpLocal, itpLocal: o.itpLocal, affinity: o.affinity, sourceRanges: o.sourceRanges, topology: o.topology };
         case 'ports':
           return { ...s, ports: o.ports };
         case 'other':
@@ -254,7 +262,7 @@ export const clusterPairArbitrary: fc.Arbitrary<[GenCluster, GenCluster]> = fc
       }
     });
     for (let k = 0; k < added; k++) services.push(other[8 - k]!);
-    return [build(a), build({ ...a, services })];
+    return [build(a), build({ ...a, services, zone: zone === undefined ? a.zone : zone })];
   });
 
 type ServiceSpec = typeof serviceArb extends fc.Arbitrary<infer T> ? T : never;
@@ -265,12 +273,13 @@ function build(c: {
   nodePortAddresses: string[];
   masqueradeAll: boolean;
   nodeFault: string | null;
+  zone: string | null;
 }): GenCluster {
   const objects: unknown[] = [];
   const services: GenService[] = [];
   const loggedObjects: string[] = [];
   const faults: string[] = [];
-  const node = makeNode(FUZZ_NODE.name, { addresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6], podCIDR: '10.244.1.0/24' });
+  const node = makeNode(FUZZ_NODE.name, { addresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6], podCIDR: '10.244.1.0/24', ...(c.zone ? { zone: c.zone } : {}) });
   if (c.nodeFault) {
     ((node['status'] as Json)['addresses'] as Json[]).push({ type: 'InternalIP', address: 'not-an-ip' });
     loggedObjects.push(`Node ${FUZZ_NODE.name}`);
@@ -314,7 +323,9 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
     ...(s.shape !== 'ClusterIP' ? { externalTrafficPolicy: s.etpLocal ? 'Local' : 'Cluster' } : {}),
     ...(s.itpLocal ? { internalTrafficPolicy: 'Local' } : {}),
     ...(s.affinity !== null ? { sessionAffinity: 'ClientIP', sessionAffinityTimeout: s.affinity } : {}),
+    ...(s.topology !== null && s.topology !== 'annotation' ? { trafficDistribution: s.topology } : {}),
   });
+  if (s.topology === 'annotation') (svc['metadata'] as Json)['annotations'] = { 'service.kubernetes.io/topology-mode': 'Auto' };
   const fault = s.fault === null ? null : SERVICE_FAULTS[s.fault]!;
   const emitted = fault ? fault.apply(svc, i) : svc;
   // The objects file's reader takes a lone surrogate as U+FFFD, as Go's encoding/json does.
@@ -339,7 +350,17 @@ function buildService(s: ServiceSpec, i: number, item: number): { objects: unkno
       if (e.ready !== undefined) conditions['ready'] = e.ready;
       if (e.serving !== undefined) conditions['serving'] = e.serving;
       if (e.terminating !== undefined) conditions['terminating'] = e.terminating;
-      return { ip, conditions, ...(e.pod ? { nodeName: FUZZ_PODS[e.pod].node } : e.nodeName ? { nodeName: e.nodeName } : {}) };
+      const hints = {
+        ...(e.zoneHints ? { forZones: e.zoneHints.map((name) => ({ name })) } : {}),
+        ...(e.nodeHints ? { forNodes: e.nodeHints.map((name) => ({ name })) } : {}),
+      };
+      return {
+        ip,
+        conditions,
+        ...(e.pod ? { nodeName: FUZZ_PODS[e.pod].node } : e.nodeName ? { nodeName: e.nodeName } : {}),
+        ...(e.zone ? { zone: e.zone } : {}),
+        ...(e.zoneHints || e.nodeHints ? { hints } : {}),
+      };
     });
     const slicePorts = s.ports.map((p, j) => {
       const e = s.endpoints[j % Math.max(1, s.endpoints.length)];
