@@ -25,14 +25,11 @@ import { Proxier } from '../proxier/proxier.ts';
 import { objectKey, SERVICE_NAME_LABEL } from '../proxier/raw.ts';
 import { stateBuilder } from '../proxier/state-builder.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
-import { configFromFlags } from '../src/config.ts';
 import { featuresFrom, snapshotsFromObjects } from '../src/desired.ts';
-import { AGENT_FLAGS } from '../src/flag-table.ts';
-import { parseFlags } from '../src/flags.ts';
 import { parseObjects } from '../src/sources/parse-objects.ts';
 import { makeNode, makeService } from './builders.ts';
 import { clusterArbitrary, clusterPairArbitrary, FUZZ_NODE, type GenCluster } from './cluster-arbitrary.ts';
-import { fuzzServiceCIDRs, shortReporter } from './fuzz-oracle.ts';
+import { fuzzConfig, fuzzServiceCIDRs, shortReporter } from './fuzz-oracle.ts';
 
 const SEED = 20261205;
 const RUNS = 150;
@@ -77,13 +74,8 @@ function stateOf(c: GenCluster, relabel: readonly (number | undefined)[]): State
 function batch(state: State, flags: readonly string[]): Snapshot[] {
   const list = (k: ObjectKind) => [...state.get(k)!.values()];
   const objects = { services: list('Service'), slices: list('EndpointSlice'), nodes: list('Node'), serviceCIDRs: list('ServiceCIDR'), problems: [] };
-  return [...snapshotsFromObjects(objects, configOf(flags), { families: FAMILIES }).snapshots];
+  return [...snapshotsFromObjects(objects, fuzzConfig(flags), { families: FAMILIES }).snapshots];
 }
-
-const configOf = (flags: readonly string[]) =>
-  configFromFlags(
-    parseFlags([`--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...flags], AGENT_FLAGS).values,
-  );
 
 interface Op {
   readonly kind: ObjectKind;
@@ -147,7 +139,7 @@ describe('the proxier folding events against the batch builder', () => {
       fc.asyncProperty(scenario, async ({ pair: [a, b], relabel, order, looks }) => {
         const proxier = new Proxier({
           mode: idleMode,
-          builder: stateBuilder(FUZZ_NODE.name, featuresFrom(configOf(a.flags))),
+          builder: stateBuilder(FUZZ_NODE.name, featuresFrom(fuzzConfig(a.flags))),
           clock: new ManualClock(),
           minSyncPeriodMs: 0,
           syncPeriodMs: 30_000,
@@ -199,7 +191,7 @@ describe('the proxier folding events against the batch builder', () => {
     const state: State = new Map(KINDS.map((k) => [k, new Map()]));
     const proxier = new Proxier({
       mode: idleMode,
-      builder: stateBuilder(FUZZ_NODE.name, featuresFrom(configOf([]))),
+      builder: stateBuilder(FUZZ_NODE.name, featuresFrom(fuzzConfig([]))),
       clock: new ManualClock(),
       minSyncPeriodMs: 0,
       syncPeriodMs: 30_000,

@@ -352,6 +352,70 @@ function failingNft(nft: NftTables, failing: () => boolean): NftTables {
   };
 }
 
+/** The one write of the kernel a sequence refuses (ModeSequence.fail), and how many were refused. */
+class Injector {
+  injected = 0;
+  private readonly fail: InjectedFailure | null;
+  private at = -1;
+  private writes = 0;
+  constructor(fail: InjectedFailure | null) {
+    this.fail = fail;
+  }
+  /** The writes from now on are those of sync `step`. */
+  arm(step: number): void {
+    this.at = step;
+    this.writes = 0;
+  }
+  disarm(): void {
+    this.at = -1;
+  }
+  /** Whether this write fails. */
+  failing(): boolean {
+    return this.at === this.fail?.step && this.writes++ === this.fail.restore;
+  }
+}
+
+/**
+ * A sync as the runner makes it: once, and once more when the injected failure refused it; the retry must be full
+ * (and repair whatever the refused sync left). Returns whether the sync that succeeded was full, or null (a failure
+ * pushed) when one was refused otherwise.
+ */
+async function syncRetried(name: string, once: () => Promise<boolean>, inj: Injector, failures: string[]): Promise<boolean | null> {
+  try {
+    return await once();
+  } catch (err) {
+    if (!(err instanceof ApplyError) || !/injected failure/.test(err.message)) {
+      failures.push(`${name} refused: ${(err as Error).message.slice(0, 800)}`);
+      return null;
+    }
+  }
+  inj.injected++;
+  inj.disarm();
+  try {
+    const full = await once();
+    if (!full) failures.push(`${name}: the retry after an injected failure was not a full sync`);
+    return full;
+  } catch (err) {
+    failures.push(`${name}, retried after an injected failure, refused: ${(err as Error).message.slice(0, 800)}`);
+    return null;
+  }
+}
+
+/** The agent's settings on the fuzz node (node-1, the pods' cluster CIDRs), with these flags. */
+export const fuzzConfig = (flags: readonly string[]) =>
+  configFromFlags(
+    parseFlags([`--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...flags], AGENT_FLAGS).values,
+  );
+
+/** The node's settings for a sequence: the first cluster's flags throughout (changing them is a restart, not a sync). */
+const sequenceConfig = (clusters: readonly GenCluster[], mode: readonly string[] = []) => fuzzConfig([...mode, ...clusters[0]!.flags]);
+
+/** One family's snapshot of a cluster, as the objects file would give it. */
+function sequenceSnapshot(c: GenCluster, config: ReturnType<typeof fuzzConfig>, family: Family, more: readonly unknown[] = []): Snapshot {
+  const objects = parseObjects(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...c.objects, ...more] }), 'fuzz');
+  return snapshotsFromObjects(objects, config, { families: [family] }).snapshots[0]!;
+}
+
 /**
  * The nftables mode itself (NftablesMode, as the agent runs it) over a sequence of clusters, one after the other as
  * events would bring them, both families: a full sync of the first, then partial syncs, with upstream's 1 s
@@ -363,21 +427,13 @@ function failingNft(nft: NftTables, failing: () => boolean): NftTables {
  */
 export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): Promise<{ failures: string[]; injected: number }> {
   const failures: string[] = [];
-  let injected = 0;
+  const inj = new Injector(seq.fail);
   const clusters = seq.clusters;
-  // The node's settings are the first cluster's throughout (changing them is a restart, not a sync).
-  const config = configFromFlags(
-    parseFlags(
-      ['--mode=nftables', `--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...clusters[0]!.flags],
-      AGENT_FLAGS,
-    ).values,
-  );
+  const config = sequenceConfig(clusters, ['--mode=nftables']);
   for (const family of ['IPv4', 'IPv6'] as const) {
     const fam = family === 'IPv4' ? 'ip' : 'ip6';
     const clock = new ManualClock(1_000_000);
-    let at = -1;
-    let runs = 0;
-    const nft = failingNft(nftOf, () => at === seq.fail?.step && runs++ === seq.fail.restore);
+    const nft = failingNft(nftOf, () => inj.failing());
     const start = () => new NftablesMode({ families: [family], render: nftRenderOptionsFrom(config) }, { nft, clock, logger: silentLogger() });
     let mode = start();
     const sync = async (step: string, snapshot: Snapshot): Promise<{ full: boolean; live: NftTable | null } | null> => {
@@ -386,32 +442,13 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
         await mode.deletionsDone();
         return full;
       };
-      let full = false;
-      try {
-        full = await once();
-      } catch (err) {
-        if (!(err instanceof ApplyError) || !/injected failure/.test(err.message)) {
-          failures.push(`${family} ${step} refused: ${(err as Error).message.slice(0, 800)}`);
-          return null;
-        }
-        injected++;
-        // The runner retries a failed sync; the retry must be full and repair what the failed one left.
-        at = -1;
-        try {
-          full = await once();
-        } catch (e) {
-          failures.push(`${family} ${step}, retried after an injected failure, refused: ${(e as Error).message.slice(0, 800)}`);
-          return null;
-        }
-        if (!full) failures.push(`${family} ${step}: the retry after a failed transaction was not a full sync`);
-      }
-      at = -1;
-      return { full, live: await nftOf.list(fam) };
+      const full = await syncRetried(`${family} ${step}`, once, inj, failures);
+      inj.disarm();
+      return full === null ? null : { full, live: await nftOf.list(fam) };
     };
     let last: Snapshot | null = null;
     for (const [i, c] of clusters.entries()) {
-      const objects = parseObjects(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...c.objects, ...fuzzServiceCIDRs(c).objects] }), 'fuzz');
-      const snapshot = snapshotsFromObjects(objects, config, { families: [family] }).snapshots[0]!;
+      const snapshot = sequenceSnapshot(c, config, family, fuzzServiceCIDRs(c).objects);
       const restart = i > 0 && i % 2 === 0;
       if (restart) {
         await mode.close();
@@ -419,9 +456,9 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
       }
       clock.advance(400 + (i % 3) * 700);
       const step = `sync ${i}${restart ? ' after a restart' : ''}`;
-      at = i;
+      inj.arm(i);
       const r = await sync(step, snapshot);
-      if (r === null) return { failures, injected };
+      if (r === null) return { failures, injected: inj.injected };
       const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
       const withRules = d.extraChains.filter((name) => r.live!.chains.find((x) => x.name === name)?.rules.length !== 0);
       if (!isEmptyDiff({ ...d, extraChains: withRules }))
@@ -432,12 +469,12 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
     }
     clock.advance(11_000);
     const r = await sync('the last sync', last!);
-    if (r === null) return { failures, injected };
+    if (r === null) return { failures, injected: inj.injected };
     const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
     if (!isEmptyDiff(d)) failures.push(`${family} after the last stale chains were due: ${diffSummary(d)}`);
     await mode.close();
   }
-  return { failures, injected };
+  return { failures, injected: inj.injected };
 }
 
 /**
@@ -468,16 +505,11 @@ export async function iptablesSequenceFailures(
   seq: IptablesSequence,
 ): Promise<{ failures: string[]; injected: number }> {
   const failures: string[] = [];
-  let injected = 0;
-  const config = configFromFlags(
-    parseFlags([`--hostname-override=${FUZZ_NODE.name}`, '--cluster-cidr=10.244.0.0/16,fd00:10:244::/48', ...seq.clusters[0]!.flags], AGENT_FLAGS)
-      .values,
-  );
+  const inj = new Injector(seq.fail);
+  const config = sequenceConfig(seq.clusters);
   for (const family of ['IPv4', 'IPv6'] as const) {
     const real = iptablesOf(family);
-    let step = -1;
-    let restores = 0;
-    const ipt = failingIptables(real, () => step === seq.fail?.step && restores++ === seq.fail.restore);
+    const ipt = failingIptables(real, () => inj.failing());
     const start = () =>
       new IptablesMode(
         { iptables: new Map([[family, ipt]]), render: renderOptionsFrom(config, { randomFully: false }), batchChains: seq.batchChains },
@@ -485,32 +517,19 @@ export async function iptablesSequenceFailures(
       );
     let mode = start();
     for (const [i, c] of seq.clusters.entries()) {
-      const snapshot = snapshotsFromObjects(parseObjects(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: c.objects }), 'fuzz'), config, {
-        families: [family],
-      }).snapshots[0]!;
+      const snapshot = sequenceSnapshot(c, config, family);
       const restart = i > 0 && i % 2 === 0;
       if (restart) mode = start();
-      step = i;
+      inj.arm(i);
       const name = `sync ${i}${restart ? ' after a restart' : ''}${seq.batchChains ? ` (batches of ${seq.batchChains} chains)` : ''}`;
-      let full = false;
-      try {
-        full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
-      } catch (err) {
-        if (!(err instanceof ApplyError) || !/injected failure/.test(err.message)) {
-          failures.push(`${family} ${name} refused: ${(err as Error).message.slice(0, 800)}`);
-          return { failures, injected };
-        }
-        injected++;
-        // The runner retries a failed sync; the retry must be full and repair what the failed one left.
-        step = -1;
-        try {
-          full = (await mode.sync(snapshot, { periodic: false, previous: null })).full;
-        } catch (e) {
-          failures.push(`${family} ${name}, retried after an injected failure, refused: ${(e as Error).message.slice(0, 800)}`);
-          return { failures, injected };
-        }
-        if (!full) failures.push(`${family} ${name}: the retry after a failed restore was not a full sync`);
-      }
+      const full = await syncRetried(
+        `${family} ${name}`,
+        async () => (await mode.sync(snapshot, { periodic: false, previous: null })).full,
+        inj,
+        failures,
+      );
+      inj.disarm();
+      if (full === null) return { failures, injected: inj.injected };
       const saved = parseSave(await real.save(['filter', 'nat']), family);
       const d = diffRulesets(mode.lastRender(family)!.ruleset, saved);
       if (!d.identical)
@@ -519,7 +538,7 @@ export async function iptablesSequenceFailures(
         );
     }
   }
-  return { failures, injected };
+  return { failures, injected: inj.injected };
 }
 
 /** A table diff in a few lines: what is missing or extra, and each differing chain's missing and extra rules. */
