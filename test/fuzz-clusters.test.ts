@@ -5,11 +5,8 @@
  * back, diffed and traced. Fixed seed, bounded count; the kernel run of the
  * same property is fuzz-clusters.e2e.test.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeIptables } from '../iptables/fake-iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
@@ -24,20 +21,19 @@ import {
   shortReporter,
   throwIfFailed,
   traceFailures,
+  useFuzzDir,
 } from './fuzz-oracle.ts';
 
 const SEED = 20261203;
 const RUNS = 150;
-let dir: string;
-beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), 'kpt-fuzz-'))));
-afterAll(async () => rm(dir, { recursive: true, force: true }));
+const files = useFuzzDir('kpt-fuzz');
 
 describe('random, partly malformed clusters (in-memory iptables)', () => {
   it(`render, load, diff and trace ${RUNS} clusters (seed ${SEED})`, async () => {
     const stats = { clusters: 0, loads: 0, traced: 0, logged: 0 };
     await fc.assert(
       fc.asyncProperty(clusterArbitrary, async (c) => {
-        const r = await renderCluster(c, dir);
+        const r = await renderCluster(c, files.dir);
         const failures = logFailures(c, r.logs);
         for (const [family, doc] of r.docs) {
           const ipt = new FakeIptables({ family });

@@ -8,11 +8,8 @@
  * Fixed seed, bounded count; the kernel run of the same properties is
  * fuzz-nft.e2e.test.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeNft } from '../nftables/fake-nft.ts';
 import { clusterArbitrary } from './cluster-arbitrary.ts';
 import {
@@ -25,14 +22,13 @@ import {
   shortReporter,
   throwIfFailed,
   traceFailures,
+  useFuzzDir,
   unallocatedFailures,
 } from './fuzz-oracle.ts';
 
 const SEED = 20261204;
 const RUNS = 100;
-let dir: string;
-beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), 'kpt-fuzz-nft-'))));
-afterAll(async () => rm(dir, { recursive: true, force: true }));
+const files = useFuzzDir('kpt-fuzz-nft');
 
 describe('random, partly malformed clusters in nftables mode (fake nft)', () => {
   it(`render --mode=nftables, load, list and trace ${RUNS} clusters (seed ${SEED})`, async () => {
@@ -40,7 +36,7 @@ describe('random, partly malformed clusters in nftables mode (fake nft)', () => 
     await fc.assert(
       fc.asyncProperty(clusterArbitrary, async (c) => {
         const cidrs = fuzzServiceCIDRs(c);
-        const r = await renderCluster(c, dir, { mode: 'nftables', more: cidrs.objects });
+        const r = await renderCluster(c, files.dir, { mode: 'nftables', more: cidrs.objects });
         const failures = logFailures(c, r.logs);
         for (const [family, doc] of r.docs) {
           const nft = new FakeNft();

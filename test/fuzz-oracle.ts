@@ -258,18 +258,29 @@ async function realPacket(cluster: Cluster, c: GenCluster, checks: readonly Trac
  * Registers beforeAll/afterAll for a kernel run: the namespace cluster (startFuzzCluster) and a temporary directory
  * for the objects files, both removed afterwards.
  */
+/** A directory for the objects files a property's render writes, made before its tests and removed after. */
+export function useFuzzDir(prefix: string): { readonly dir: string } {
+  let dir: string | null = null;
+  beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), `${prefix}-`))));
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir(): string {
+      if (!dir) throw new Error('fuzz: no directory (outside a test?)');
+      return dir;
+    },
+  };
+}
+
 export function useFuzzCluster(prefix: string): { readonly cluster: Cluster; readonly dir: string } {
   let cluster: Cluster | null = null;
   let servers: PodServers | null = null;
-  let dir: string | null = null;
-  beforeAll(async () => {
-    ({ cluster, servers } = await startFuzzCluster(prefix));
-    dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-  });
+  const files = useFuzzDir(prefix);
+  beforeAll(async () => void ({ cluster, servers } = await startFuzzCluster(prefix)));
   afterAll(async () => {
     await servers?.stop();
     await cluster?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
   return {
     get cluster(): Cluster {
@@ -277,8 +288,7 @@ export function useFuzzCluster(prefix: string): { readonly cluster: Cluster; rea
       return cluster;
     },
     get dir(): string {
-      if (!dir) throw new Error('fuzz cluster: no directory (outside a test?)');
-      return dir;
+      return files.dir;
     },
   };
 }
