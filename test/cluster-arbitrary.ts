@@ -240,10 +240,11 @@ export const clusterPairArbitrary: fc.Arbitrary<[GenCluster, GenCluster]> = fc
     other: fc.array(serviceArb, { minLength: 9, maxLength: 9 }),
     changes: fc.array(fc.constantFrom(...CHANGES), { minLength: 8, maxLength: 8 }),
     added: fc.nat({ max: 2 }),
-    // The node's zone label may change too: every service's endpoint selection with it.
-    zone: fc.option(fc.constantFrom<string | null>('zone-a', 'zone-b', null), { freq: 4, nil: undefined }),
+    // The Node may change too: its zone label (every service's endpoint selection with it), its pod CIDR (local
+    // traffic detection), or a second address (NodePorts on the primary IP or on every address).
+    node: fc.constantFrom('same', 'same', 'zone-a', 'zone-b', 'no-zone', 'podCIDR', 'address'),
   })
-  .map(({ a, other, changes, added, zone }) => {
+  .map(({ a, other, changes, added, node }) => {
     const services: (ServiceSpec | null)[] = a.services.map((s, i) => {
       const o = other[i]!;
       switch (changes[i]!) {
@@ -262,7 +263,13 @@ export const clusterPairArbitrary: fc.Arbitrary<[GenCluster, GenCluster]> = fc
       }
     });
     for (let k = 0; k < added; k++) services.push(other[8 - k]!);
-    return [build(a), build({ ...a, services, zone: zone === undefined ? a.zone : zone })];
+    const b = {
+      ...a,
+      services,
+      ...(node === 'zone-a' || node === 'zone-b' ? { zone: node } : node === 'no-zone' ? { zone: null } : {}),
+      ...(node === 'podCIDR' ? { podCIDR: '10.244.9.0/24' } : node === 'address' ? { extraAddress: '192.168.50.12' } : {}),
+    };
+    return [build(a), build(b)];
   });
 
 type ServiceSpec = typeof serviceArb extends fc.Arbitrary<infer T> ? T : never;
@@ -274,12 +281,18 @@ function build(c: {
   masqueradeAll: boolean;
   nodeFault: string | null;
   zone: string | null;
+  podCIDR?: string;
+  extraAddress?: string;
 }): GenCluster {
   const objects: unknown[] = [];
   const services: GenService[] = [];
   const loggedObjects: string[] = [];
   const faults: string[] = [];
-  const node = makeNode(FUZZ_NODE.name, { addresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6], podCIDR: '10.244.1.0/24', ...(c.zone ? { zone: c.zone } : {}) });
+  const node = makeNode(FUZZ_NODE.name, {
+    addresses: [FUZZ_NODE.ip, FUZZ_NODE.ip6, ...(c.extraAddress ? [c.extraAddress] : [])],
+    podCIDR: c.podCIDR ?? '10.244.1.0/24',
+    ...(c.zone ? { zone: c.zone } : {}),
+  });
   if (c.nodeFault) {
     ((node['status'] as Json)['addresses'] as Json[]).push({ type: 'InternalIP', address: 'not-an-ip' });
     loggedObjects.push(`Node ${FUZZ_NODE.name}`);
