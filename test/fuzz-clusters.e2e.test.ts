@@ -27,13 +27,12 @@ import {
   iptablesSequenceFailures,
   iptablesTracer,
   logFailures,
-  sampledRealPacket,
   useFuzzCluster,
   renderCluster,
   shortReporter,
-  throwIfFailed,
   traceFailures,
   type TraceCheck,
+  finishKernelCluster,
 } from './fuzz-oracle.ts';
 
 const SEED = 20261203;
@@ -79,14 +78,8 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
             failures.push(...t.failures);
             checks.push(...t.checks);
           }
-          const real = await sampledRealPacket(fuzz.cluster, c, checks, stats.clusters);
-          stats.realPackets += real.sent;
-          failures.push(...real.failures);
-          stats.clusters++;
-          stats.traced += checks.length;
-          stats.reached += checks.filter((t) => t.reached.length > 0).length;
           stats.skipLines += r.logs.filter((l) => l.msg.startsWith('skipped: ')).length;
-          throwIfFailed(c, failures);
+          await finishKernelCluster(fuzz.cluster, c, checks, failures, stats);
         }),
         { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
       );

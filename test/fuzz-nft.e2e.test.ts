@@ -26,14 +26,13 @@ import {
   nftSequenceFailures,
   nftSequenceArbitrary,
   nftTracer,
-  sampledRealPacket,
   renderCluster,
   shortReporter,
-  throwIfFailed,
   useFuzzCluster,
   traceFailures,
   unallocatedFailures,
   type TraceCheck,
+  finishKernelCluster,
 } from './fuzz-oracle.ts';
 
 const SEED = 20261204;
@@ -70,13 +69,7 @@ describe('random, partly malformed clusters in nftables mode (kernel)', () => {
           failures.push(...t.failures, ...unallocatedFailures(family, cidrs.unallocated[family], nftTracer(live)));
           checks.push(...t.checks);
         }
-        const real = await sampledRealPacket(fuzz.cluster, c, checks, stats.clusters);
-        stats.realPackets += real.sent;
-        failures.push(...real.failures);
-        stats.clusters++;
-        stats.traced += checks.length;
-        stats.reached += checks.filter((x) => x.reached.length > 0).length;
-        throwIfFailed(c, failures);
+        await finishKernelCluster(fuzz.cluster, c, checks, failures, stats);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true, reporter: shortReporter },
     );

@@ -220,16 +220,34 @@ export function throwIfFailed(c: GenCluster, failures: readonly string[]): void 
     throw new Error(`faults ${JSON.stringify(c.faults)} flags ${JSON.stringify(c.flags)}:\n${failures.map((f) => f.slice(0, 600)).join('\n')}`);
 }
 
-/** For every fourth cluster (by its index in the run), one real request (realPacket): how many were sent, and what failed. */
-export async function sampledRealPacket(
+/** What a kernel run counts over its clusters. */
+export interface KernelRunStats {
+  clusters: number;
+  traced: number;
+  reached: number;
+  realPackets: number;
+}
+
+/**
+ * The end of one cluster in a kernel run: for every fourth cluster a real TCP request from the outside client to a
+ * Service whose endpoints are pods, which must agree with the trace; then the counts, and the failures thrown.
+ */
+export async function finishKernelCluster(
   cluster: Cluster,
   c: GenCluster,
   checks: readonly TraceCheck[],
-  index: number,
-): Promise<{ sent: number; failures: string[] }> {
-  if (index % 4 !== 0) return { sent: 0, failures: [] };
-  const real = await realPacket(cluster, c, checks);
-  return { sent: real.length, failures: real.filter((x) => x !== 'ok') };
+  failures: string[],
+  stats: KernelRunStats,
+): Promise<void> {
+  if (stats.clusters % 4 === 0) {
+    const real = await realPacket(cluster, c, checks);
+    stats.realPackets += real.length;
+    failures.push(...real.filter((x) => x !== 'ok'));
+  }
+  stats.clusters++;
+  stats.traced += checks.length;
+  stats.reached += checks.filter((x) => x.reached.length > 0).length;
+  throwIfFailed(c, failures);
 }
 
 /** A real TCP request to one traced Service port whose endpoints are all pods: it must do what the trace says. */
