@@ -77,6 +77,16 @@ function batch(state: State, flags: readonly string[]): Snapshot[] {
   return [...snapshotsFromObjects(objects, fuzzConfig(flags), { families: FAMILIES }).snapshots];
 }
 
+/** The agent's proxier on the fuzz node with these flags, its runner never started: only its snapshots are read. */
+const proxierFor = (flags: readonly string[]): Proxier =>
+  new Proxier({
+    mode: idleMode,
+    builder: stateBuilder(FUZZ_NODE.name, featuresFrom(fuzzConfig(flags))),
+    clock: new ManualClock(),
+    minSyncPeriodMs: 0,
+    syncPeriodMs: 30_000,
+  });
+
 interface Op {
   readonly kind: ObjectKind;
   readonly key: string;
@@ -137,13 +147,7 @@ describe('the proxier folding events against the batch builder', () => {
     const stats = { events: 0, looks: 0 };
     await fc.assert(
       fc.asyncProperty(scenario, async ({ pair: [a, b], relabel, order, looks }) => {
-        const proxier = new Proxier({
-          mode: idleMode,
-          builder: stateBuilder(FUZZ_NODE.name, featuresFrom(fuzzConfig(a.flags))),
-          clock: new ManualClock(),
-          minSyncPeriodMs: 0,
-          syncPeriodMs: 30_000,
-        });
+        const proxier = proxierFor(a.flags);
         const current: State = new Map(KINDS.map((k) => [k, new Map()]));
         let step = 0;
         const go = (to: State, name: string): void => {
@@ -189,13 +193,7 @@ describe('the proxier folding events against the batch builder', () => {
       makeService('ns', 'web-admin', { clusterIPs: ['172.30.0.11'], ports: [{ name: 'http', port: 80 }] }),
     ];
     const state: State = new Map(KINDS.map((k) => [k, new Map()]));
-    const proxier = new Proxier({
-      mode: idleMode,
-      builder: stateBuilder(FUZZ_NODE.name, featuresFrom(fuzzConfig([]))),
-      clock: new ManualClock(),
-      minSyncPeriodMs: 0,
-      syncPeriodMs: 30_000,
-    });
+    const proxier = proxierFor([]);
     for (const obj of objects) {
       const kind = (obj as { kind: string }).kind as ObjectKind;
       state.get(kind)!.set(objectKey(obj)!, obj);
