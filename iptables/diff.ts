@@ -113,6 +113,9 @@ export function diffRulesets(desired: Ruleset, live: Ruleset, opts: { serviceOf?
     const want = ownedChains(desired, table);
     const have = ownedChains(live, table);
     for (const name of new Set([...want.keys(), ...have.keys()])) {
+      // kubelet's chain is ours to compare only where we write it (IPv4 with localhost NodePorts): kubelet
+      // writes it for IPv4 only since 1.24, for both families before, and whatever it holds then is kubelet's.
+      if (!want.has(name) && chainOwner(name) === 'kubelet') continue;
       const d = compareChain(table, want.get(name), have.get(name), family);
       if (!d) continue;
       if (!isServiceChain(name)) add('top-level chains', d);
