@@ -45,7 +45,10 @@ export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): s
 
 /** Removes kube-proxy's rules (or one mode's) from one family's tables. Returns the number of chains removed. */
 export async function removeKubeProxyRules(ipt: Iptables, sel: CleanupSelection = {}): Promise<number> {
-  const live = parseSave(await ipt.save([...TABLES]), ipt.family);
+  // The tables that exist, read in one save: `iptables-legacy-save -t nat` creates an empty legacy nat table (hooks
+  // every packet then crosses, and iptables-nft's "legacy tables present" warning) on a node that never used legacy.
+  const all = parseSave(await ipt.save(), ipt.family);
+  const live = { ...all, tables: all.tables.filter((t) => (TABLES as readonly string[]).includes(t.name)) };
   const text = cleanupRestoreText(live, sel);
   if (text === null) return 0;
   await ipt.restore(text, { noflush: true, counters: false });
