@@ -6,8 +6,8 @@
  * KUBE-POD-FW-*: KUBE- but not kube-proxy's), Calico (raw, mangle) and
  * firewalld (its own nftables table) leave them. Docker's FORWARD policy is
  * DROP; flannel's FLANNEL-FWD accepts pod traffic, as on real nodes.
- * Sets (`-m set`) and `-m physdev` are left out: they need ipset sets and
- * bridge modules a test namespace does not have.
+ * kube-router's and Calico's ipset matches (`-m set`) are left out: the
+ * `ipset` tool is not installed here.
  */
 
 /** Chains of the iptables and userspace modes (upstream's and ours), as upstream's CleanupLeftovers names them. */
@@ -29,6 +29,7 @@ export const NEIGHBOURS_V4 = `
 -A cali-OUTPUT -m comment --comment "cali:pN0F5zD0b8yf9W1Z" -m mark --mark 0x10000/0x10000 -j ACCEPT
 -A cali-PREROUTING -m comment --comment "cali:XFX5xbM8B9qR10JG" -j MARK --set-xmark 0x0/0xf0000
 -A cali-PREROUTING -i cali+ -m comment --comment "cali:EWMPb0zVROM-woQp" -j MARK --set-xmark 0x40000/0x40000
+-A cali-PREROUTING -i cali+ -m comment --comment "cali:PWuxTAIaFCtsg5Qa" -m rpfilter --validmark --invert -j DROP
 -A cali-PREROUTING -m comment --comment "cali:Ek_rsNpunyDlK3sH" -m mark --mark 0x0/0x40000 -j cali-from-host-endpoint
 -A cali-PREROUTING -m comment --comment "cali:nM-DzTFPwQbQvtRj" -m mark --mark 0x10000/0x10000 -j ACCEPT
 COMMIT
@@ -107,6 +108,8 @@ COMMIT
 -A KUBE-NWPLCY-LC6ECWFIL3SVIIZH -m comment --comment "rule to ACCEPT traffic from all sources to dest pods selected by policy name: allow-web namespace ns1" -m mark --mark 0x10000/0x10000 -j RETURN
 -A KUBE-POD-FW-4A2UM7TNOSRZHKU5 -m comment --comment "rule for stateful firewall for pod" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A KUBE-POD-FW-4A2UM7TNOSRZHKU5 -d 10.244.1.2/32 -m comment --comment "run through default ingress network policy chain" -j KUBE-NWPLCY-DEFAULT
+-A KUBE-ROUTER-FORWARD -d 10.244.1.2/32 -m physdev --physdev-is-bridged -m comment --comment "rule to jump traffic destined to POD name:pod-a namespace: ns1 to chain KUBE-POD-FW-4A2UM7TNOSRZHKU5" -j KUBE-POD-FW-4A2UM7TNOSRZHKU5
+-A KUBE-ROUTER-FORWARD -d 10.244.1.2/32 -m comment --comment "rule to jump traffic destined to POD name:pod-a namespace: ns1 to chain KUBE-POD-FW-4A2UM7TNOSRZHKU5" -j KUBE-POD-FW-4A2UM7TNOSRZHKU5
 -A KUBE-ROUTER-FORWARD -m comment --comment "rule to explicitly ACCEPT traffic that comply to network policies" -m mark --mark 0x20000/0x20000 -j ACCEPT
 -A KUBE-ROUTER-INPUT -d 10.96.0.0/12 -m comment --comment "allow traffic to primary/secondary cluster IP range - EHX3TX7XYNUVE7KU" -j RETURN
 -A KUBE-ROUTER-INPUT -p tcp -m comment --comment "allow LOCAL TCP traffic to node ports - LR7XO7NXDBGQJD2M" -m addrtype --dst-type LOCAL -m multiport --dports 30000:32767 -j RETURN

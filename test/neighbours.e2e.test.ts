@@ -141,7 +141,7 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
     firewalld = await exec('nft', ['list', 'table', 'inet', 'firewalld']);
     // The neighbours' rules are what the dumps hold: nothing of kube-proxy's yet.
     expect(before.get(`iptables-${backend}-save`)).toEqual(foreign(await exec(`iptables-${backend}-save`, [])));
-    expect(before.get(`iptables-${backend}-save`)!.filter((l) => l.startsWith('-A '))).toHaveLength(52);
+    expect(before.get(`iptables-${backend}-save`)!.filter((l) => l.startsWith('-A '))).toHaveLength(55);
   }, 60_000);
 
   afterEach(async () => {
