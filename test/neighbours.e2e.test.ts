@@ -10,7 +10,9 @@
  * exactly what the neighbours wrote. In iptables mode the agent picks the
  * neighbours' backend (upstream's iptables-wrapper detection), `diff` reports
  * converged with the foreign chains present, and `trace` follows the live
- * rules past Docker's and Calico's to the pod.
+ * rules past Docker's and Calico's to the pod. Last, in each mode, an
+ * `nft flush ruleset` (a restart of Debian's nftables.service) is repaired
+ * within the sync period.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -103,9 +105,9 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
     return Object.entries(now).every(([m, on]) => on === (m === mode));
   };
   /** Starts the agent with the objects file sending the service to `pod` (each step sets its own: a failed step leaves no state behind). */
-  const start = async (mode: Mode, pod: Pod) => {
+  const start = async (mode: Mode, pod: Pod, more: readonly string[] = []) => {
     await write(pod);
-    const args = [`--proxy-mode=${mode}`, ...flags(), '--healthz-bind-address=127.0.0.1:0', '--metrics-bind-address='];
+    const args = [`--proxy-mode=${mode}`, ...flags(), ...more, '--healthz-bind-address=127.0.0.1:0', '--metrics-bind-address='];
     agent = await startAgentProcess(ns(), args, async () => (await installed(mode)) && (await reachesBoth(pod)()));
   };
   const stop = async () => {
@@ -202,4 +204,22 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
     expect(await exec('nft', ['list', 'table', 'inet', 'firewalld'])).toBe(firewalld);
     expect(await nftTables()).not.toContain('table ip kube-proxy');
   });
+
+  // Last: it wipes the neighbours' rules too (in the nft backend), as restarting Debian's nftables.service does
+  // (/etc/nftables.conf starts with `flush ruleset`).
+  it.each<Mode>(['iptables', 'nftables', 'userspace'])(
+    '%s mode puts its rules back within the sync period after `nft flush ruleset`',
+    async (mode) => {
+      await start(mode, 'pod-a', ['--iptables-sync-period=2s']);
+      await exec('nft', ['flush', 'ruleset']);
+      await waitFor(
+        `${mode} rules back after nft flush ruleset`,
+        async () => (await installed(mode)) && (await reachesBoth('pod-a')()),
+        8000,
+        () => agent!.output().slice(-2000),
+      );
+      await stop();
+      if (mode !== 'userspace') expect((await cluster.exec(ns(), process.execPath, [MAIN, '--cleanup'])).code).toBe(0);
+    },
+  );
 });
