@@ -1,7 +1,8 @@
 /**
  * The agent process under faults a node really sees: SIGTERM landing while
  * iptables-restore writes a large burst, and the xtables lock held by someone
- * else for longer than the agent's `-w 5`. The real `kube-proxy-ts` runs in a
+ * else for longer than the agent's `-w 5`; in nftables mode, SIGTERM and
+ * SIGKILL landing between the chunks of a cold start. The real `kube-proxy-ts` runs in a
  * node namespace with --objects; every wait is bounded and its time printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,6 +18,7 @@ import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 let cluster: Cluster;
 let dir: string;
 const running: AgentProcess[] = [];
@@ -208,5 +210,76 @@ describe('kube-proxy-ts under faults', () => {
     expect(ms, 'retried within the sync period (3 s) plus one sync').toBeLessThan(3_000 + 2_000);
 
     expect(await agent.stop()).toBe(0);
+  });
+});
+
+describe('kube-proxy-ts --mode=nftables under faults during the cold start of 3,000 services', () => {
+  const burst = 3000;
+  const ns = () => cluster.node('node-1').ns;
+  /** Service chains in `ip kube-proxy`, or -1 while the table does not exist. */
+  const serviceChains = async () => {
+    const r = await cluster.exec(ns(), 'nft', ['list', 'chains', 'ip']);
+    if (r.code !== 0) throw new Error(`nft list chains: ${r.stderr}`);
+    if (!/table ip kube-proxy/.test(r.stdout)) return -1;
+    return (r.stdout.match(/^\s*chain service-[A-Z2-7]{8}-/gm) ?? []).length; // not the fixed service-endpoints-check
+  };
+  const args = (objectsDir: string) => [
+    '--proxy-mode=nftables',
+    '--objects',
+    objectsDir,
+    '--hostname-override=node-1',
+    '--cluster-cidr=10.244.0.0/16',
+    '--iptables-min-sync-period=0s',
+    '--healthz-bind-address=127.0.0.1:0',
+    '--metrics-bind-address=',
+  ];
+  /** Starts the agent on the burst and returns once the cold start has committed some chunks but not all. */
+  async function startMidColdStart(objectsDir: string): Promise<{ agent: AgentProcess; seen: number }> {
+    await cluster.exec(ns(), 'nft', ['delete', 'table', 'ip', 'kube-proxy']); // a fresh node (absent: fine)
+    await write(join(objectsDir, 'cluster.yaml'), objects(burst));
+    let seen = -1;
+    const agent = await startAgentProcess(
+      ns(),
+      args(objectsDir),
+      async () => {
+        seen = await serviceChains();
+        return seen > 0 && seen < burst;
+      },
+      120_000,
+    );
+    running.push(agent);
+    return { agent, seen };
+  }
+
+  it('SIGTERM between chunks: the agent finishes the whole cold start, exits 0 and leaves every service programmed', async () => {
+    const objectsDir = await mkdtemp(join(dir, 'nft-term-'));
+    const { agent, seen } = await startMidColdStart(objectsDir);
+    const ended = new Promise<number | null>((resolve) => agent.child.once('exit', (code) => resolve(code)));
+    agent.child.kill('SIGTERM');
+    const t0 = Date.now();
+    console.log(`SIGTERM with ${seen} of ${burst} service chains committed`);
+    expect(await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 120_000))])).toBe(0);
+    console.log(`exited after ${Date.now() - t0} ms`);
+    expect(agent.output()).toContain('kube-proxy-ts stopped; rules left in place');
+    expect(await serviceChains()).toBe(burst);
+  });
+
+  it('SIGKILL mid cold start (an OOM kill): the restarted agent completes the half-built table; diff converged', async () => {
+    const objectsDir = await mkdtemp(join(dir, 'nft-kill-'));
+    const { agent, seen } = await startMidColdStart(objectsDir);
+    agent.child.kill('SIGKILL');
+    await new Promise((r) => agent.child.once('exit', r));
+    const left = await serviceChains();
+    console.log(`SIGKILL with ${seen} of ${burst} service chains committed; ${left} in the table after the kill`);
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(burst);
+
+    const t0 = Date.now();
+    const again = await startAgentProcess(ns(), args(objectsDir), async () => (await serviceChains()) === burst, 120_000);
+    running.push(again);
+    console.log(`the restarted agent had all ${burst} service chains after ${Date.now() - t0} ms`);
+    const diff = await cluster.exec(ns(), process.execPath, [MAIN, 'diff', '--mode=nftables', ...args(objectsDir).slice(1, 5)]);
+    expect(diff.code, diff.stdout.slice(-2000) + diff.stderr).toBe(0);
+    expect(await again.stop()).toBe(0);
   });
 });
