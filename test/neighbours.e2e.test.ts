@@ -205,6 +205,23 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
     expect(await nftTables()).not.toContain('table ip kube-proxy');
   });
 
+  it("iptables mode does not fight a neighbour that moves its jump above kube-proxy's (Docker's restart, Calico's insert mode): upstream checks jumps with -C, not their position", async () => {
+    await start('iptables', 'pod-a', ['--iptables-sync-period=2s']);
+    // What dockerd does when it starts: DOCKER-USER goes back to the top of FORWARD.
+    await exec(`iptables-${backend}`, ['-D', 'FORWARD', '-j', 'DOCKER-USER']);
+    await exec(`iptables-${backend}`, ['-I', 'FORWARD', '1', '-j', 'DOCKER-USER']);
+    const forward = async () => (await exec(`iptables-${backend}`, ['-S', 'FORWARD'])).split('\n');
+    const moved = await forward();
+    expect(moved[1]).toBe('-A FORWARD -j DOCKER-USER');
+    await new Promise((r) => setTimeout(r, 5000)); // two periodic full syncs
+    expect(await forward()).toEqual(moved);
+    const diff = await cluster.exec(ns(), process.execPath, [MAIN, 'diff', ...flags()]);
+    expect(diff.code, diff.stdout + diff.stderr).toBe(0);
+    expect(await reachesBoth('pod-a')()).toBe(true);
+    await stop();
+    expect((await cluster.exec(ns(), process.execPath, [MAIN, '--cleanup'])).code).toBe(0);
+  });
+
   // Last: it wipes the neighbours' rules too (in the nft backend), as restarting Debian's nftables.service does
   // (/etc/nftables.conf starts with `flush ruleset`).
   it.each<Mode>(['iptables', 'nftables', 'userspace'])(
