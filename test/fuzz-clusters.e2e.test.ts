@@ -12,7 +12,9 @@
  * Service whose endpoints are pods agrees with the trace. And the iptables
  * mode itself over sequences of such clusters (iptablesSequenceFailures):
  * partial syncs, restarts, split restores and a restore refused mid-sync,
- * each sync leaving exactly the render in the kernel.
+ * each sync leaving exactly the render in the kernel; and the userspace mode
+ * over the same sequences, its portal rules in the kernel
+ * (userspaceSequenceFailures).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +29,8 @@ import {
   iptablesSequenceFailures,
   iptablesTracer,
   logFailures,
+  nftSequenceArbitrary,
+  userspaceSequenceFailures,
   useFuzzCluster,
   renderCluster,
   shortReporter,
@@ -112,6 +116,29 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
       );
       console.log(
         `fuzz (iptables sequences, kernel ${backend}): ${SEQUENCES} sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose, ${Date.now() - t0} ms`,
+      );
+    }, 300_000);
+
+    it(`runs the userspace mode over ${SEQUENCES} sequences of clusters, its portals in the kernel (listeners recorded, not opened): each sync leaves exactly its portals (seed ${SEED})`, async () => {
+      const runner = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
+      const ipt = {
+        IPv4: createIptables({ family: 'IPv4', backend, runner }),
+        IPv6: createIptables({ family: 'IPv6', backend, runner }),
+      };
+      const stats = { syncs: 0, failed: 0 };
+      const t0 = Date.now();
+      await fc.assert(
+        fc.asyncProperty(nftSequenceArbitrary, async (seq) => {
+          for (const family of ['IPv4', 'IPv6'] as const) await ipt[family].restore(RESET, { noflush: false, counters: false });
+          const { failures, injected } = await userspaceSequenceFailures((family) => ipt[family], seq);
+          stats.syncs += 2 * seq.clusters.length;
+          stats.failed += injected;
+          if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+        }),
+        { seed: SEED, numRuns: SEQUENCES, endOnFailure: true, reporter: shortReporter },
+      );
+      console.log(
+        `fuzz (userspace sequences, kernel ${backend}): ${SEQUENCES} sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose, ${Date.now() - t0} ms`,
       );
     }, 300_000);
   });

@@ -14,6 +14,7 @@ import { clusterArbitrary, FUZZ_NODE, type GenCluster } from './cluster-arbitrar
 import {
   convergenceFailures,
   iptablesSequenceArbitrary,
+  nftSequenceArbitrary,
   iptablesSequenceFailures,
   iptablesTracer,
   logFailures,
@@ -21,6 +22,7 @@ import {
   shortReporter,
   throwIfFailed,
   traceFailures,
+  userspaceSequenceFailures,
   useFuzzDir,
 } from './fuzz-oracle.ts';
 
@@ -76,6 +78,21 @@ describe('random, partly malformed clusters (in-memory iptables)', () => {
       expect(stats.failed).toBeGreaterThan(0);
     }, 60_000);
   }
+
+  it(`runs the userspace mode over sequences of clusters (listeners, balancers, portals; restarts, a failing restore): each sync opens exactly the listeners needed and leaves exactly its portals (seed ${SEED}, 40 sequences)`, async () => {
+    const stats = { syncs: 0, failed: 0 };
+    await fc.assert(
+      fc.asyncProperty(nftSequenceArbitrary, async (seq) => {
+        const { failures, injected } = await userspaceSequenceFailures((family) => new FakeIptables({ family }), seq);
+        stats.syncs += 2 * seq.clusters.length;
+        stats.failed += injected;
+        if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+      }),
+      { seed: SEED, numRuns: 40, endOnFailure: true, reporter: shortReporter },
+    );
+    console.log(`fuzz (userspace sequences, fake iptables): 40 sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose`);
+    expect(stats.failed).toBeGreaterThan(0);
+  }, 60_000);
 
   it('a Service whose name differs between two objects files only in a lone surrogate is one Service: the partial sync rewrites its chains instead of deleting them (Go encoding/json unquote)', async () => {
     // Found by the sequence property: both names hash to the same chains (their UTF-8 bytes are the same), so the

@@ -44,6 +44,11 @@ import { traceNft } from '../nftables/trace.ts';
 import type { TracePacket, TraceResult } from '../proxier/trace-result.ts';
 import { renderCommand } from '../src/cmd/render.ts';
 import { createLogger } from '../src/log.ts';
+import { listenerRoles } from '../userspace/listener-roles.ts';
+import type { PortHolder } from '../userspace/port-holder.ts';
+import { RoundRobinBalancer } from '../userspace/round-robin.ts';
+import { UserspaceMode } from '../userspace/userspace-mode.ts';
+import { endpointString } from '../proxier/types.ts';
 import fc from 'fast-check';
 import { clusterArbitrary, clusterPairArbitrary, FUZZ_NODE, FUZZ_POD_PORT, FUZZ_PODS, type GenCluster } from './cluster-arbitrary.ts';
 import { FLOW_NODES } from './flow-cases.case.ts';
@@ -565,6 +570,169 @@ export async function iptablesSequenceFailures(
           `${family} after ${name} (${full ? 'full' : 'partial'}, ${snapshot.services.length} service ports):\n${formatDiff(d).slice(0, 3000)}`,
         );
     }
+  }
+  return { failures, injected: inj.injected };
+}
+
+/** A node port another process holds (the holder reports a conflict and the port gets no rules): every 11th. */
+const takenNodePort = (port: number) => port % 11 === 0;
+
+/** A PortHolder that binds nothing: it holds every port but takenNodePort's. */
+function fakePortHolder(): PortHolder {
+  const held = new Set<string>();
+  return {
+    async reconcile(wanted) {
+      held.clear();
+      const conflicts = new Map<string, string>();
+      for (const w of wanted) {
+        const key = `${w.port}/${w.protocol}`;
+        if (takenNodePort(w.port)) conflicts.set(key, `can't open node port ${key}: in use`);
+        else held.add(key);
+      }
+      return conflicts;
+    },
+    has: (port, protocol) => held.has(`${port}/${protocol}`),
+    closeAll: async () => held.clear(),
+  };
+}
+
+const PORTAL_NAT_CHAINS = ['KUBE-PORTALS-CONTAINER', 'KUBE-PORTALS-HOST', 'KUBE-NODEPORT-CONTAINER', 'KUBE-NODEPORT-HOST'];
+
+/**
+ * The userspace mode itself (UserspaceMode, as the agent runs it) over a sequence of clusters, each family with its
+ * own mode (0.0.0.0 or :: as --bind-address), every second cluster after a restart, optionally one restore that fails
+ * (retried as the runner does; the retry must be full). Listeners are recorded, not opened, and node ports held by a
+ * holder that binds nothing (every 11th is "in use"), so no socket is opened in the test's own namespace. After every
+ * sync:
+ * - exactly the listeners the service ports need are open (one each, a second for external traffic when the policies
+ *   select other endpoints), and each one's balancer hands out exactly its endpoints;
+ * - the live nat and filter tables hold exactly the portal rules and jumps the mode rendered (diff converged);
+ * - every portal rule sends traffic to a listener that is open now, with the rule's protocol; every cluster IP and every
+ *   node port held has a portal to its service port's listener (the external one for node ports).
+ */
+export async function userspaceSequenceFailures(
+  iptablesOf: (family: Family) => Iptables,
+  seq: ModeSequence,
+): Promise<{ failures: string[]; injected: number }> {
+  const failures: string[] = [];
+  const inj = new Injector(seq.fail);
+  const config = sequenceConfig(seq.clusters, ['--proxy-mode=userspace']);
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const real = iptablesOf(family);
+    const ipt = failingIptables(real, () => inj.failing());
+    let nextPort = 40_000;
+    let open = new Map<string, { port: number; protocol: 'TCP' | 'UDP' }>();
+    let balancer = new RoundRobinBalancer({ now: () => 0 });
+    const start = () => {
+      open = new Map();
+      balancer = new RoundRobinBalancer({ now: () => 0 });
+      const listeners = open;
+      return new UserspaceMode(
+        {
+          iptables: new Map([[family, ipt]]),
+          bindAddress: family === 'IPv4' ? '0.0.0.0' : '::',
+          portRange: '',
+          udpIdleTimeoutMs: 250_000,
+          detectLocal: { mode: config.detectLocalMode, clusterCIDRs: config.clusterCIDRs, bridgeInterface: '', interfaceNamePrefix: '' },
+        },
+        {
+          clock: new ManualClock(1_000_000),
+          logger: silentLogger(),
+          balancer,
+          portHolder: fakePortHolder(),
+          fallbackHostIP: () => (family === 'IPv4' ? '192.168.50.11' : 'fd00:192:168:50::11'),
+          opener: async (spec, port) => {
+            const p = port || nextPort++;
+            listeners.set(spec.id, { port: p, protocol: spec.protocol });
+            return { port: p, close: async () => void listeners.delete(spec.id) };
+          },
+        },
+      );
+    };
+    let mode = start();
+    for (const [i, c] of seq.clusters.entries()) {
+      const snapshot = sequenceSnapshot(c, config, family);
+      const restart = i > 0 && i % 2 === 0;
+      if (restart) {
+        await mode.close();
+        mode = start();
+      }
+      inj.arm(i);
+      const name = `${family} sync ${i}${restart ? ' after a restart' : ''}`;
+      const full = await syncRetried(name, async () => (await mode.sync(snapshot, { periodic: false, previous: null })).full, inj, failures);
+      inj.disarm();
+      if (full === null) return { failures, injected: inj.injected };
+      const fail = (what: string) => failures.push(`${name} (${full ? 'full' : 'partial'}, ${snapshot.services.length} service ports): ${what}`);
+
+      // Listeners and balancers.
+      const roles = snapshot.services.map((s) => ({ s, roles: listenerRoles(s) }));
+      const wanted = roles.flatMap((r) => r.roles.map((x) => x.spec.id)).sort();
+      const have = [...open.keys()].sort();
+      if (wanted.join() !== have.join()) fail(`listeners open ${JSON.stringify(have)}, wanted ${JSON.stringify(wanted)}`);
+      for (const { roles: rs } of roles) {
+        for (const role of rs) {
+          const want = [...new Set(role.endpoints.map(endpointString))].sort();
+          const got = want.length
+            ? [
+                ...new Set(want.map(() => balancer.next(role.spec.id, '198.51.100.1', true)).map((p) => ('endpoint' in p ? p.endpoint : p.error))),
+              ].sort()
+            : [];
+          if (want.join() !== got.join()) fail(`listener ${role.spec.id} balances over ${JSON.stringify(got)}, wanted ${JSON.stringify(want)}`);
+        }
+      }
+
+      // The kernel holds what the mode rendered.
+      const applied = mode.inspect.rules()[0]?.applied;
+      const live = parseSave(await real.save(['nat', 'filter']), family);
+      if (!applied) fail('no applied rules recorded');
+      else {
+        const d = diffRulesets(parseSave(applied.text(), family), live);
+        if (!d.identical) fail(`live rules differ from the render:\n${formatDiff(d).slice(0, 2000)}`);
+      }
+
+      // What the portals point at.
+      const ports = new Map([...open.values()].map((l) => [l.port, l.protocol]));
+      const portals = PORTAL_NAT_CHAINS.flatMap((chain) =>
+        (live.tables.find((t) => t.name === 'nat')?.chains.find((x) => x.name === chain)?.rules ?? []).map((rule) => ({ chain, rule })),
+      );
+      for (const { chain, rule } of portals) {
+        const to = /--to-ports (\d+)$/.exec(rule)?.[1] ?? /--to-destination \S*:(\d+)$/.exec(rule)?.[1];
+        const proto = /-p (tcp|udp)\b/.exec(rule)?.[1]?.toUpperCase();
+        if (to === undefined || proto === undefined) fail(`${chain} rule without a listener port or protocol: ${rule}`);
+        else if (ports.get(Number(to)) !== proto) fail(`${chain} rule points at ${to}/${proto}, no listener open there: ${rule}`);
+      }
+      const plen = family === 'IPv4' ? 32 : 128;
+      for (const { s, roles: rs } of roles) {
+        if (!rs.length) continue;
+        const sp = s.service;
+        const internal = open.get(rs[0]!.spec.id)?.port;
+        const external = open.get(rs[rs.length - 1]!.spec.id)?.port;
+        const proto = sp.protocol.toLowerCase();
+        const hits = (chain: string, match: (r: string) => boolean) => portals.some((p) => p.chain === chain && match(p.rule));
+        if (
+          sp.clusterIP &&
+          !hits(
+            'KUBE-PORTALS-CONTAINER',
+            (r) =>
+              r.includes(`-d ${sp.clusterIP}/${plen} `) &&
+              r.includes(`-p ${proto} `) &&
+              new RegExp(`--dport ${sp.port}\\b`).test(r) &&
+              r.endsWith(`--to-ports ${internal}`),
+          )
+        )
+          fail(`no container portal from ${sp.clusterIP}:${sp.port}/${sp.protocol} to its listener ${internal}`);
+        if (
+          sp.nodePort &&
+          !takenNodePort(sp.nodePort) &&
+          !hits(
+            'KUBE-NODEPORT-CONTAINER',
+            (r) => r.includes(`-p ${proto} `) && new RegExp(`--dport ${sp.nodePort}\\b`).test(r) && r.endsWith(`--to-ports ${external}`),
+          )
+        )
+          fail(`no node port portal from ${sp.nodePort}/${sp.protocol} to its listener ${external}`);
+      }
+    }
+    await mode.close();
   }
   return { failures, injected: inj.injected };
 }

@@ -31,7 +31,15 @@ async function holdUdp(port: number, host: string, type: 'udp4' | 'udp6'): Promi
   return { close: () => new Promise<void>((r) => socket.close(() => r())) };
 }
 
-export class NodePortHolder {
+/** What the userspace mode needs of a node port holder (NodePortHolder binds the ports; tests swap in one that binds none). */
+export interface PortHolder {
+  /** Holds exactly these ports; returns the conflicts (port in use by someone else) by "port/PROTO". */
+  reconcile(wanted: readonly HeldPort[]): Promise<Map<string, string>>;
+  has(port: number, protocol: 'TCP' | 'UDP'): boolean;
+  closeAll(): Promise<void>;
+}
+
+export class NodePortHolder implements PortHolder {
   private readonly held = new Map<string, Handle>();
   private readonly host: string;
   private readonly udpType: 'udp4' | 'udp6';

@@ -38,7 +38,7 @@ import { makeLocalDetector, type DetectLocalSettings } from '../iptables/local-d
 import { toRestoreText } from '../iptables/restore-text.ts';
 import { hostIPOf, listenerRoles, type Role } from './listener-roles.ts';
 import { Listeners, type ListenerOpener } from './listeners.ts';
-import { NodePortHolder } from './port-holder.ts';
+import { NodePortHolder, type PortHolder } from './port-holder.ts';
 import { parsePortRange, PortAllocator } from './port-allocator.ts';
 import { renderPortals, type PortalTarget } from './portal-rules.ts';
 import { proxyOpener, type UserspaceEvent } from './proxy-opener.ts';
@@ -68,6 +68,8 @@ export interface UserspaceModeDeps {
   readonly opener?: ListenerOpener;
   /** The balancer the listeners pick from (default: round robin on the clock). */
   readonly balancer?: RoundRobinBalancer;
+  /** Holds the node ports open (default: sockets on every address of the family); tests hold none. */
+  readonly portHolder?: PortHolder;
   /** Address node-originated traffic is DNATed to when the Node has none of the family (default: an interface address). */
   readonly fallbackHostIP?: () => string;
 }
@@ -97,7 +99,7 @@ export class UserspaceMode implements ProxyMode {
   private readonly iptables: Iptables;
   private readonly balancer: RoundRobinBalancer;
   private readonly listeners: Listeners;
-  private readonly holder: NodePortHolder;
+  private readonly holder: PortHolder;
   private readonly fallbackHostIP: () => string;
   private lastRules = '';
   private needFull = true;
@@ -135,7 +137,7 @@ export class UserspaceMode implements ProxyMode {
       deps.opener ??
       proxyOpener({ host, balancer: this.balancer, udpIdleTimeoutMs: options.udpIdleTimeoutMs, ...(deps.onEvent ? { onEvent: deps.onEvent } : {}) });
     this.listeners = new Listeners({ opener, allocator: new PortAllocator(range) });
-    this.holder = new NodePortHolder({ family });
+    this.holder = deps.portHolder ?? new NodePortHolder({ family });
     this.fallbackHostIP = deps.fallbackHostIP ?? (() => interfaceAddress(family));
     deps.logger.info(
       { ipFamily: family, listen: host, proxyPortRange: options.portRange || 'random', udpTimeoutMs: options.udpIdleTimeoutMs },
