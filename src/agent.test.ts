@@ -357,6 +357,28 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(said().map((l) => l.msg)).toEqual(['ServiceCIDRs changed: 172.30.0.0/16', 'ServiceCIDRs changed: 172.31.0.0/16']);
   });
 
+  it('says once that its Node is missing (a wrong --hostname-override), then that it was found, then that it was deleted', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });
+    const fakes = both();
+    const { write } = await start('iptables', fakes, nodeRunner(), { logger, extra: [['hostname-override', 'node-9']] });
+    const said = () =>
+      lines
+        .map((l) => JSON.parse(l) as { msg: string; node?: string; level: number })
+        .filter((l) => l.node === 'node-9' && /Node/.test(l.msg))
+        .map((l) => `${l.level} ${l.msg}`);
+    const missing = (how: string) =>
+      `40 no Node object named "node-9" ${how}: no node addresses, NodePorts match LOCAL addresses only; no zone, so topology hints are ignored (is --hostname-override right?)`;
+    await vi.waitFor(() => expect(said()).toEqual([missing('among the Nodes')]), { timeout: 5000 });
+    await new Promise((r) => setTimeout(r, 1000)); // two periodic syncs: still said once
+    expect(said()).toEqual([missing('among the Nodes')]);
+    await write(['10.244.1.5'], [makeNode('node-9', { addresses: ['192.168.0.9'] })]);
+    const found = '30 Node "node-9" found: its addresses, zone and pod CIDR apply from the next sync';
+    await vi.waitFor(() => expect(said()).toEqual([missing('among the Nodes'), found]), { timeout: 5000 });
+    await write(['10.244.1.5']);
+    await vi.waitFor(() => expect(said()).toEqual([missing('among the Nodes'), found, missing('any more (deleted)')]), { timeout: 5000 });
+  });
+
   it('deletes the nftables tables when it starts in iptables mode (upstream platformCleanup)', async () => {
     const nft = new FakeNft();
     await nft.run('add table ip kube-proxy\nadd chain ip kube-proxy services\nadd table ip6 kube-proxy\n');

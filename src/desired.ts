@@ -26,6 +26,20 @@ export function watchesServiceCIDRs(config: Pick<ProxyConfig, 'mode' | 'featureG
   return config.mode === 'nftables' && (config.featureGates['MultiCIDRServiceAllocator'] ?? HONOURED_FEATURE_GATES['MultiCIDRServiceAllocator']!);
 }
 
+/**
+ * What a node whose Node object is missing loses, in the words of a mode (render and the agent warn with it; upstream
+ * logs "Failed to retrieve node info" and "Can't determine this node's IP").
+ */
+export function missingNodeEffect(mode: 'iptables' | 'nftables' | 'userspace'): string {
+  const nodePorts =
+    mode === 'nftables'
+      ? 'no primary IP, so NodePorts match every local address but loopback'
+      : mode === 'userspace'
+        ? "node-originated portal traffic goes to an interface's address"
+        : 'NodePorts match LOCAL addresses only';
+  return `no node addresses, ${nodePorts}; no zone, so topology hints are ignored`;
+}
+
 export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
   return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
 }

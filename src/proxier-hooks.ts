@@ -3,13 +3,16 @@
  * times, node eligibility), upstream's metrics (sync reports through
  * servers/sync-metrics.ts, timestamps, network programming latency, change
  * counts, skipped objects), the health-check node ports of the services, and
- * a log line per skipped object and per change of the ServiceCIDRs.
+ * a log line per skipped object, per change of the ServiceCIDRs, and when the
+ * node's own Node object is missing (a wrong --hostname-override, a node not
+ * registered yet) or appears.
  */
 import type { Clock } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import type { ProxierHooks } from '../proxier/proxier.ts';
 import { formatProblem } from '../proxier/types.ts';
+import { missingNodeEffect } from './desired.ts';
 import type { HealthState } from './servers/health-state.ts';
 import type { Metrics } from './servers/metrics.ts';
 import { healthTargets, type ServiceHealthServers } from './servers/service-health.ts';
@@ -29,6 +32,12 @@ export interface HookTargets {
 export function proxierHooks(t: HookTargets): ProxierHooks {
   const { metrics, health, mode } = t;
   let counted = { services: 0, endpoints: 0 };
+  /** Whether the agent has said its Node is missing (said once per absence; said again when it appears). */
+  let nodeMissingSaid = false;
+  const nodeMissing = (name: string, how: string): void => {
+    nodeMissingSaid = true;
+    t.logger.warn({ node: name }, `no Node object named "${name}" ${how}: ${missingNodeEffect(mode.name)} (is --hostname-override right?)`);
+  };
   return {
     queued: (f) => {
       health.queuedUpdate(f);
@@ -36,6 +45,8 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
     },
     synced: (f, r) => {
       health.updated(f);
+      // Every source lists the Nodes before the first sync; a Node that is not there by then is missing.
+      if (!r.snapshot.node.known && !nodeMissingSaid) nodeMissing(r.snapshot.node.name, 'among the Nodes');
       const now = t.clock.now();
       metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
@@ -55,7 +66,13 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       if (mode.name === 'nftables')
         t.logger.info({ IPv4: cidrs.IPv4, IPv6: cidrs.IPv6 }, `ServiceCIDRs changed: ${[...cidrs.IPv4, ...cidrs.IPv6].join(', ') || 'none'}`);
     },
-    nodeChanged: (node) => health.syncNode(node),
+    nodeChanged: (node) => {
+      health.syncNode(node);
+      if (node.known && nodeMissingSaid) {
+        nodeMissingSaid = false;
+        t.logger.info({ node: node.name }, `Node "${node.name}" found: its addresses, zone and pod CIDR apply from the next sync`);
+      } else if (!node.known && !nodeMissingSaid) nodeMissing(node.name, 'any more (deleted)');
+    },
     changes: (pending, total) => {
       metrics.serviceChangesPending.set(pending.services);
       metrics.endpointChangesPending.set(pending.endpoints);

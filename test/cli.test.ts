@@ -74,6 +74,24 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.stdout).toBe('');
   });
 
+  it('warns, naming the node and --hostname-override, when the objects hold no Node of that name (upstream: "Failed to retrieve node info")', async () => {
+    const file = await manifest([makeNode('node-1', { addresses: ['192.168.0.2'] }), makeService('ns', 'web', { clusterIPs: ['172.30.0.5'] })]);
+    for (const mode of ['iptables', 'nftables']) {
+      const r = await cli(['render', `--mode=${mode}`, '--objects', file, '--hostname-override', 'Node-1.example']);
+      expect(r.code).toBe(0);
+      const warnings = r.stderr
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; node?: string })
+        .filter((l) => l.node !== undefined);
+      expect(warnings.map((w) => w.msg)).toEqual([
+        `no Node object named "node-1.example" in ${file}: no node addresses, ${
+          mode === 'nftables' ? 'no primary IP, so NodePorts match every local address but loopback' : 'NodePorts match LOCAL addresses only'
+        }; no zone, so topology hints are ignored (use --hostname-override)`,
+      ]);
+    }
+  });
+
   it('refuses a bad agent flag or config field before touching anything', async () => {
     const r = await cli(['--bogus-flag']);
     expect(r.code).toBe(2);

@@ -9,7 +9,7 @@ import { writeRulesetText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import type { Logger } from '../../proxier/log.ts';
 import type { IPFamily } from '../../proxier/types.ts';
-import { renderOptionsFrom, snapshotsFromObjects, type DesiredSnapshots } from '../desired.ts';
+import { missingNodeEffect, renderOptionsFrom, snapshotsFromObjects, type DesiredSnapshots } from '../desired.ts';
 import { nftDesiredFromObjects } from '../desired-nft.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';
@@ -69,14 +69,11 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
 /** Skipped objects and a missing Node, as every command that renders reports them. */
 export function logDesired(desired: DesiredSnapshots, objectsPath: string, log: Logger, mode: 'iptables' | 'nftables' = 'iptables'): void {
   for (const p of desired.problems) log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
-  if (desired.nodeMissing) {
-    const nodePorts =
-      mode === 'nftables' ? 'no primary IP, so NodePorts match every local address but loopback' : 'NodePorts match LOCAL addresses only';
+  if (desired.nodeMissing)
     log.warn(
       { node: desired.nodeName },
-      `no Node object named "${desired.nodeName}" in ${objectsPath}: no node addresses, ${nodePorts} (use --hostname-override)`,
+      `no Node object named "${desired.nodeName}" in ${objectsPath}: ${missingNodeEffect(mode)} (use --hostname-override)`,
     );
-  }
 }
 
 export function usage(io: CommandIO, message: string): number {
