@@ -74,7 +74,7 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.stdout).toBe('');
   });
 
-  it('warns, naming the node and --hostname-override, when the objects hold no Node of that name (upstream: "Failed to retrieve node info")', async () => {
+  it('render and trace warn, naming the node and --hostname-override, when the objects hold no Node of that name (upstream: "Failed to retrieve node info")', async () => {
     const file = await manifest([makeNode('node-1', { addresses: ['192.168.0.2'] }), makeService('ns', 'web', { clusterIPs: ['172.30.0.5'] })]);
     for (const mode of ['iptables', 'nftables']) {
       const r = await cli(['render', `--mode=${mode}`, '--objects', file, '--hostname-override', 'Node-1.example']);
@@ -89,6 +89,25 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
           mode === 'nftables' ? 'no primary IP, so NodePorts match every local address but loopback' : 'NodePorts match LOCAL addresses only'
         }; no zone, so topology hints are ignored (use --hostname-override)`,
       ]);
+      // trace --objects builds the same desired rules and says the same (its logs go to stdout, with its report).
+      const t = await cli([
+        'trace',
+        `--mode=${mode}`,
+        '--objects',
+        file,
+        '--hostname-override',
+        'Node-1.example',
+        '--src',
+        '10.0.0.1',
+        '--dst',
+        '172.30.0.5:80/TCP',
+      ]);
+      expect(t.code, t.stderr).toBe(0);
+      const logged = t.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => (JSON.parse(l) as { msg: string }).msg);
+      expect(logged).toContainEqual(expect.stringContaining(`no Node object named "node-1.example" in ${file}: no node addresses`));
     }
   });
 

@@ -11,10 +11,13 @@ import type { ProxyConfig } from '../config.ts';
 import { nftDesiredFromObjects } from '../desired-nft.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';
 import { createExecaRunner } from '../system/exec.ts';
+import type { Logger } from '../../proxier/log.ts';
 import type { CommandIO } from './io.ts';
+import { warnIfNodeMissing } from './render.ts';
 
-export async function diffNftables(objects: ParsedObjects, config: ProxyConfig, io: CommandIO): Promise<number> {
+export async function diffNftables(objects: ParsedObjects, config: ProxyConfig, io: CommandIO, log: Logger): Promise<number> {
   const desired = nftDesiredFromObjects(objects, config, io.osHostname ? { osHostname: io.osHostname } : {});
+  warnIfNodeMissing(desired, config.objects, log, 'nftables');
   const nft = io.nft ?? new Nft(io.runner ?? createExecaRunner());
   let identical = true;
   for (const [i, render] of desired.renders.entries()) {

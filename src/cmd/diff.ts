@@ -15,6 +15,7 @@ import { diffNftables } from './diff-nft.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { currentObjects } from './objects.ts';
+import { warnIfNodeMissing } from './render.ts';
 
 export async function diffCommand(argv: readonly string[], io: CommandIO): Promise<number> {
   const loaded = await loadConfig(argv, [], io);
@@ -24,7 +25,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   for (const warning of loaded.warnings) log.warn(warning);
   const runner = io.runner ?? createExecaRunner();
   const objects = await currentObjects(config, io, log);
-  if (config.mode === 'nftables') return diffNftables(objects, config, io);
+  if (config.mode === 'nftables') return diffNftables(objects, config, io, log);
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,
@@ -32,6 +33,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
     families: [...probe.handles.keys()],
     ...(io.osHostname ? { osHostname: io.osHostname } : {}),
   });
+  warnIfNodeMissing(desired, config.objects, log, 'iptables');
   let identical = true;
   for (const r of desired.renders) {
     const ipt = probe.handles.get(r.ruleset.family)!;

@@ -66,14 +66,22 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   return 0;
 }
 
-/** Skipped objects and a missing Node, as every command that renders reports them. */
+/** Skipped objects and a missing Node, as `render` reports them. */
 export function logDesired(desired: DesiredSnapshots, objectsPath: string, log: Logger, mode: 'iptables' | 'nftables' = 'iptables'): void {
   for (const p of desired.problems) log.warn({ object: `${p.kind} ${p.namespace}/${p.name}`, field: p.field }, `skipped: ${formatProblem(p)}`);
-  if (desired.nodeMissing)
-    log.warn(
-      { node: desired.nodeName },
-      `no Node object named "${desired.nodeName}" in ${objectsPath}: ${missingNodeEffect(mode)} (use --hostname-override)`,
-    );
+  warnIfNodeMissing(desired, objectsPath, log, mode);
+}
+
+/** A missing Node, as every command that builds the desired rules reports it (the objects came from `objectsPath`, or the API server). */
+export function warnIfNodeMissing(
+  desired: Pick<DesiredSnapshots, 'nodeMissing' | 'nodeName'>,
+  objectsPath: string,
+  log: Logger,
+  mode: 'iptables' | 'nftables',
+): void {
+  if (!desired.nodeMissing) return;
+  const where = objectsPath ? `in ${objectsPath}` : "among the API server's Nodes";
+  log.warn({ node: desired.nodeName }, `no Node object named "${desired.nodeName}" ${where}: ${missingNodeEffect(mode)} (use --hostname-override)`);
 }
 
 export function usage(io: CommandIO, message: string): number {

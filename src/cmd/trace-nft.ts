@@ -15,7 +15,9 @@ import { nftDesiredFromObjects } from '../desired-nft.ts';
 import type { FlagValue } from '../flags.ts';
 import { readObjects } from '../sources/read-objects.ts';
 import { createExecaRunner } from '../system/exec.ts';
+import type { Logger } from '../../proxier/log.ts';
 import type { CommandIO } from './io.ts';
+import { warnIfNodeMissing } from './render.ts';
 import { liveLocalAddresses, packetFor, type Destination } from './trace-packet.ts';
 
 export async function traceNftables(
@@ -23,6 +25,7 @@ export async function traceNftables(
   from: { readonly src: string; readonly family: IPFamily; readonly dst: Destination },
   extra: ReadonlyMap<string, FlagValue>,
   io: CommandIO,
+  log: Logger,
 ): Promise<number> {
   const family = nftFamily(from.family);
   const table = `${family} ${TABLE_NAME}`;
@@ -30,6 +33,7 @@ export async function traceNftables(
   let local: string[];
   if (config.objects) {
     const desired = nftDesiredFromObjects(await readObjects(config.objects), config, io.osHostname ? { osHostname: io.osHostname } : {});
+    warnIfNodeMissing(desired, config.objects, log, 'nftables');
     const i = desired.snapshots.findIndex((s) => s.family === from.family);
     live = tableOf(desired.renders[i]!);
     local = [...desired.snapshots[i]!.node.addresses];

@@ -17,7 +17,7 @@ import { probeNode } from '../../iptables/node-probe.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
-import { usage } from './render.ts';
+import { usage, warnIfNodeMissing } from './render.ts';
 import { traceNftables } from './trace-nft.ts';
 import { liveLocalAddresses, packetFor, parseDestination } from './trace-packet.ts';
 import { readObjects } from '../sources/read-objects.ts';
@@ -46,7 +46,7 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
   if ((parseIP(dst.ip)?.family ?? '') !== src.family) return usage(io, `--src ${src.text} and --dst ${dst.ip} are of different IP families`);
   const log = io.makeLogger(config.verbosity);
   for (const warning of loaded.warnings) log.warn(warning);
-  if (config.mode === 'nftables') return traceNftables(config, { src: src.text, family: src.family, dst }, extra, io);
+  if (config.mode === 'nftables') return traceNftables(config, { src: src.text, family: src.family, dst }, extra, io, log);
 
   let ruleset: Ruleset | undefined;
   let local: string[];
@@ -55,6 +55,7 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
       randomFully: true,
       ...(io.osHostname ? { osHostname: io.osHostname } : {}),
     });
+    warnIfNodeMissing(desired, config.objects, log, 'iptables');
     ruleset = desired.renders.find((r) => r.ruleset.family === src.family)?.ruleset;
     local = [...(desired.snapshots[0]?.node.addresses ?? [])];
     io.stdout(`Ruleset: rendered from ${config.objects} for node ${desired.nodeName}\n`);
