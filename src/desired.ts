@@ -13,9 +13,9 @@ import type { ProxyConfig } from './config.ts';
 import { HONOURED_FEATURE_GATES } from './feature-gates.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
 
-/** Upstream: --hostname-override, else the OS hostname, lower-cased. */
+/** Upstream's GetHostname: --hostname-override, else the OS hostname, blanks trimmed, lower-cased. */
 export function nodeNameFor(config: Pick<ProxyConfig, 'hostnameOverride'>, osHostname: () => string = hostname): string {
-  return (config.hostnameOverride.trim() || osHostname()).toLowerCase();
+  return (config.hostnameOverride.trim() || osHostname().trim()).toLowerCase();
 }
 
 /**
