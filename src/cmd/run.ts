@@ -55,8 +55,12 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   return 0;
 }
 
-/** Upstream exits when its --config file changes, to be restarted with the new one. */
-function configChanged(path: string | null, log: Logger): Promise<string> {
+/**
+ * Upstream exits when its --config file changes, to be restarted with the new one. The watch follows a symlink to
+ * the file it names, so a ConfigMap volume's update (kubelet swaps `..data` and deletes the old files) counts, as do
+ * an editor's write-and-rename and an edit in place.
+ */
+export function configChanged(path: string | null, log: Logger): Promise<string> {
   if (!path) return new Promise(() => {});
   return new Promise((resolve) => {
     const w = watch(path, { persistent: false }, () => {
