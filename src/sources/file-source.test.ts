@@ -4,7 +4,7 @@
  * events an API server's informers produce. A broken file keeps the last good
  * state; the slow poll catches what the watch misses.
  */
-import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
@@ -152,6 +152,33 @@ describe('file source: changes', () => {
     await until(() => rec.events.length >= 2, 'the removal');
     await source.stop();
     expect(rec.summary()).toEqual(['delete EndpointSlice ns1/web-1', 'delete Service ns1/web']);
+  });
+});
+
+describe('file source: a ConfigMap volume', () => {
+  it("reads the files through kubelet's symlinks once each (not its ..data and ..<timestamp> entries) and follows its atomic update at the watch's pace", async () => {
+    // kubelet's AtomicWriter layout: objects.yaml -> ..data/objects.yaml, ..data -> ..<timestamp>/.
+    const version = async (name: string, docs: unknown[]) => {
+      await mkdir(join(dir, name));
+      await writeFile(join(dir, name, 'objects.yaml'), yaml(docs));
+    };
+    await version('..2026_12_04_20_00_00.1', [nodes[0], web(), webSlice()]);
+    await symlink('..2026_12_04_20_00_00.1', join(dir, '..data'));
+    await symlink('..data/objects.yaml', join(dir, 'objects.yaml'));
+    const rec = recorder();
+    // The poll is slower than the test: only the watch can see the update.
+    const source = createFileSource({ path: dir, nodeName: 'node-1', clock: realClock, debounceMs: 20, pollMs: 60_000 });
+    await source.start(rec.handlers);
+    expect(rec.summary()).toEqual(['add EndpointSlice ns1/web-1', 'add Node node-1', 'add Service ns1/web']);
+    expect(rec.problems).toEqual([]);
+    rec.events.length = 0;
+    await version('..2026_12_04_20_00_01.2', [nodes[0], web(), webSlice('10.244.1.3')]);
+    await symlink('..2026_12_04_20_00_01.2', join(dir, '..data_tmp'));
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    await rm(join(dir, '..2026_12_04_20_00_00.1'), { recursive: true });
+    await until(() => rec.events.length >= 1, 'the ..data swap', 3000);
+    await source.stop();
+    expect(rec.summary()).toEqual(['update EndpointSlice ns1/web-1']);
   });
 });
 
