@@ -18,7 +18,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { IptablesBackend } from '../iptables/iptables.ts';
+import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
 import { RestoreError } from '../iptables/iptables.ts';
 import { parseSave } from '../iptables/parse-save.ts';
 import { createIptables } from '../iptables/restore.ts';
@@ -37,6 +37,7 @@ import {
   traceFailures,
   type TraceCheck,
   finishKernelCluster,
+  type ModeSequence,
 } from './fuzz-oracle.ts';
 
 const SEED = 20261203;
@@ -46,6 +47,35 @@ const RESET =
   '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
 const fuzz = useFuzzCluster('kptfuzz');
+
+/** A mode's sequence property over node-1's tables of one backend (both families reset before each sequence), its counts printed. */
+async function kernelSequences<S extends ModeSequence>(
+  mode: string,
+  backend: IptablesBackend,
+  arbitrary: fc.Arbitrary<S>,
+  failuresOf: (iptablesOf: (family: 'IPv4' | 'IPv6') => Iptables, seq: S) => Promise<{ failures: string[]; injected: number }>,
+): Promise<void> {
+  const runner = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
+  const ipt = {
+    IPv4: createIptables({ family: 'IPv4', backend, runner }),
+    IPv6: createIptables({ family: 'IPv6', backend, runner }),
+  };
+  const stats = { syncs: 0, failed: 0 };
+  const t0 = Date.now();
+  await fc.assert(
+    fc.asyncProperty(arbitrary, async (seq) => {
+      for (const family of ['IPv4', 'IPv6'] as const) await ipt[family].restore(RESET, { noflush: false, counters: false });
+      const { failures, injected } = await failuresOf((family) => ipt[family], seq);
+      stats.syncs += 2 * seq.clusters.length;
+      stats.failed += injected;
+      if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
+    }),
+    { seed: SEED, numRuns: SEQUENCES, endOnFailure: true, reporter: shortReporter },
+  );
+  console.log(
+    `fuzz (${mode} sequences, kernel ${backend}): ${SEQUENCES} sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose, ${Date.now() - t0} ms`,
+  );
+}
 
 for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
   describe(`random, partly malformed clusters in the kernel (${backend})`, () => {
@@ -97,49 +127,11 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     });
 
     it(`runs the mode over ${SEQUENCES} sequences of clusters in the kernel (full, partial, restarts, split restores, a failing restore), each sync leaving exactly the render (seed ${SEED})`, async () => {
-      const runner = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
-      const ipt = {
-        IPv4: createIptables({ family: 'IPv4', backend, runner }),
-        IPv6: createIptables({ family: 'IPv6', backend, runner }),
-      };
-      const stats = { syncs: 0, failed: 0 };
-      const t0 = Date.now();
-      await fc.assert(
-        fc.asyncProperty(iptablesSequenceArbitrary, async (seq) => {
-          for (const family of ['IPv4', 'IPv6'] as const) await ipt[family].restore(RESET, { noflush: false, counters: false });
-          const { failures, injected } = await iptablesSequenceFailures((family) => ipt[family], seq);
-          stats.syncs += 2 * seq.clusters.length;
-          stats.failed += injected;
-          if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
-        }),
-        { seed: SEED, numRuns: SEQUENCES, endOnFailure: true, reporter: shortReporter },
-      );
-      console.log(
-        `fuzz (iptables sequences, kernel ${backend}): ${SEQUENCES} sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose, ${Date.now() - t0} ms`,
-      );
+      await kernelSequences('iptables', backend, iptablesSequenceArbitrary, iptablesSequenceFailures);
     }, 300_000);
 
     it(`runs the userspace mode over ${SEQUENCES} sequences of clusters, its portals in the kernel (listeners recorded, not opened): each sync leaves exactly its portals (seed ${SEED})`, async () => {
-      const runner = fuzz.cluster.runnerIn(fuzz.cluster.node('node-1').ns);
-      const ipt = {
-        IPv4: createIptables({ family: 'IPv4', backend, runner }),
-        IPv6: createIptables({ family: 'IPv6', backend, runner }),
-      };
-      const stats = { syncs: 0, failed: 0 };
-      const t0 = Date.now();
-      await fc.assert(
-        fc.asyncProperty(nftSequenceArbitrary, async (seq) => {
-          for (const family of ['IPv4', 'IPv6'] as const) await ipt[family].restore(RESET, { noflush: false, counters: false });
-          const { failures, injected } = await userspaceSequenceFailures((family) => ipt[family], seq);
-          stats.syncs += 2 * seq.clusters.length;
-          stats.failed += injected;
-          if (failures.length) throw new Error(failures.map((f) => f.slice(0, 1500)).join('\n'));
-        }),
-        { seed: SEED, numRuns: SEQUENCES, endOnFailure: true, reporter: shortReporter },
-      );
-      console.log(
-        `fuzz (userspace sequences, kernel ${backend}): ${SEQUENCES} sequences, ${stats.syncs} syncs, ${stats.failed} restores failed on purpose, ${Date.now() - t0} ms`,
-      );
+      await kernelSequences('userspace', backend, nftSequenceArbitrary, userspaceSequenceFailures);
     }, 300_000);
   });
 }
