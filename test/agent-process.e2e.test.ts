@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIptables } from '../iptables/restore.ts';
 import { waitFor } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
-import { createCluster, type Cluster } from './netns/cluster.ts';
+import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
 
@@ -44,16 +44,7 @@ beforeAll(async () => {
   cluster = await createCluster({
     prefix: 'kptproc',
     client: true,
-    nodes: [
-      {
-        name: 'node-1',
-        podCIDR: '10.244.1.0/24',
-        pods: [
-          { name: 'pod-a', ip: '10.244.1.2' },
-          { name: 'pod-b', ip: '10.244.1.3' },
-        ],
-      },
-    ],
+    nodes: [NODE_1_TWO_PODS],
   });
   servers = await cluster.startPodServers({ tcp: [8080] });
   dir = await mkdtemp(join(tmpdir(), 'kpt-objects-'));

@@ -23,7 +23,7 @@ import type { IptablesBackend } from '../iptables/iptables.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { FIREWALLD_NFT, KUBE_PROXY_CHAIN, NEIGHBOURS_V4, NEIGHBOURS_V6 } from './neighbour-rules.case.ts';
-import { createCluster, type Cluster } from './netns/cluster.ts';
+import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
 
@@ -126,13 +126,7 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
     cluster = await createCluster({
       prefix: `kptnb${backend.slice(0, 3)}`,
       client: true,
-      nodes: [
-        {
-          name: 'node-1',
-          podCIDR: '10.244.1.0/24',
-          pods: (Object.keys(pods) as Pod[]).map((name) => ({ name, ip: pods[name] })),
-        },
-      ],
+      nodes: [NODE_1_TWO_PODS],
     });
     servers = await cluster.startPodServers({ tcp: [8080] });
     dir = await mkdtemp(join(tmpdir(), 'kpt-neighbours-'));

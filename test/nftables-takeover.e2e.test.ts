@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Nft } from '../nftables/nft.ts';
 import { startAgentProcess, waitFor } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
-import { createCluster, type Cluster } from './netns/cluster.ts';
+import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
 import { GENERATION_A_PRIME, GENERATION_B } from './upstream-nft-tables.case.ts';
@@ -76,16 +76,7 @@ describe.each([
     cluster = await createCluster({
       prefix: `kpttko${table === GENERATION_B ? 'b' : 'a'}`,
       client: true,
-      nodes: [
-        {
-          name: 'node-1',
-          podCIDR: '10.244.1.0/24',
-          pods: [
-            { name: 'pod-a', ip: '10.244.1.2' },
-            { name: 'pod-b', ip: '10.244.1.3' },
-          ],
-        },
-      ],
+      nodes: [NODE_1_TWO_PODS],
     });
     servers = await cluster.startPodServers({ tcp: [8080] });
     dir = await mkdtemp(join(tmpdir(), 'kpt-takeover-'));

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIptables } from '../../iptables/restore.ts';
 import type { IptablesBackend } from '../../iptables/iptables.ts';
-import { createCluster, type Cluster } from './cluster.ts';
+import { createCluster, NODE_1_TWO_PODS, type Cluster } from './cluster.ts';
 import { errorsSeen, podsHit, request, requestFromNode } from './traffic.ts';
 
 const SVC = '172.30.0.10';
@@ -72,16 +72,7 @@ describe.each<IptablesBackend>(['nft', 'legacy'])('one node, two pods, client (%
     const started = performance.now();
     cluster = await createCluster({
       prefix: `kptsmoke${backend}`,
-      nodes: [
-        {
-          name: 'node-1',
-          podCIDR: '10.244.1.0/24',
-          pods: [
-            { name: 'pod-a', ip: '10.244.1.2' },
-            { name: 'pod-b', ip: '10.244.1.3' },
-          ],
-        },
-      ],
+      nodes: [NODE_1_TWO_PODS],
       client: true,
     });
     setupMs = performance.now() - started;

@@ -19,6 +19,15 @@ import { planCluster, type ClusterPlan, type ClusterSpec, type PlannedClient, ty
 import { startPodServers, type PodServerOptions, type PodServers } from './servers.ts';
 
 export type { ClusterSpec, NodeSpec, PodSpec, ClientSpec } from './address-plan.ts';
+/** The one-node layout many tests share: node-1 (pod CIDR 10.244.1.0/24) with pod-a (10.244.1.2) and pod-b (10.244.1.3). */
+export const NODE_1_TWO_PODS = {
+  name: 'node-1',
+  podCIDR: '10.244.1.0/24',
+  pods: [
+    { name: 'pod-a', ip: '10.244.1.2' },
+    { name: 'pod-b', ip: '10.244.1.3' },
+  ],
+} as const;
 export type ClusterNode = PlannedNode;
 export type ClusterPod = PlannedPod;
 export type ClusterClient = PlannedClient;
