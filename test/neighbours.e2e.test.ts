@@ -173,13 +173,27 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
     await stop();
   });
 
-  it("nftables mode: the iptables mode's rules go, the neighbours' stay, firewalld's table is untouched", async () => {
+  it("nftables mode: the iptables mode's rules go, the neighbours' stay, firewalld's table is untouched; diff converged, trace reaches the pod", async () => {
     await start('nftables', 'pod-b');
     expect(await nftTables()).toEqual(expect.arrayContaining(['table ip kube-proxy', 'table ip6 kube-proxy', 'table inet firewalld']));
     for (const [cmd, text] of await saves()) {
       expect(normal(text), `${cmd}: only the neighbours' lines`).toEqual(before.get(cmd));
     }
     await expectNeighboursIntact();
+    // diff and trace read only the kube-proxy tables, whatever else nft lists.
+    const diff = await cluster.exec(ns(), process.execPath, [MAIN, 'diff', '--mode=nftables', ...flags()]);
+    expect(diff.code, diff.stdout + diff.stderr).toBe(0);
+    const trace = await cluster.exec(ns(), process.execPath, [
+      MAIN,
+      'trace',
+      '--mode=nftables',
+      '--src',
+      '192.168.50.200',
+      '--dst',
+      `${SVC_IP}:80/TCP`,
+    ]);
+    expect(trace.code, trace.stderr).toBe(0);
+    expect(trace.stdout).toContain(`${pods['pod-b']}:8080`);
     await stop();
   });
 
