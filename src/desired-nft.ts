@@ -7,7 +7,7 @@
 import { renderNftables, type NftRender, type NftRenderOptions } from '../nftables/render.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
-import { snapshotsFromObjects, type DesiredSnapshots } from './desired.ts';
+import { detectLocalFrom, snapshotsFromObjects, type DesiredSnapshots } from './desired.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
 
 export const NFT_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
@@ -17,12 +17,7 @@ export function nftRenderOptionsFrom(config: ProxyConfig): NftRenderOptions {
   return {
     masqueradeBit: config.masqueradeBit,
     masqueradeAll: config.masqueradeAll,
-    detectLocal: {
-      mode: config.detectLocalMode,
-      clusterCIDRs: config.clusterCIDRs,
-      bridgeInterface: config.bridgeInterface,
-      interfaceNamePrefix: config.interfaceNamePrefix,
-    },
+    detectLocal: detectLocalFrom(config),
     nodePortAddresses: config.nodePortAddresses,
   };
 }

@@ -4,6 +4,7 @@
  * and the agent's first sync.
  */
 import { hostname } from 'node:os';
+import type { DetectLocalSettings } from '../iptables/local-detector.ts';
 import { renderRuleset, type RenderOptions, type RenderResult } from '../iptables/render.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import { metadataOf } from '../proxier/raw.ts';
@@ -44,16 +45,21 @@ export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): Topolog
   return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
 }
 
+/** --detect-local-mode and its inputs, as every mode's renderer takes them. */
+export function detectLocalFrom(config: ProxyConfig): DetectLocalSettings {
+  return {
+    mode: config.detectLocalMode,
+    clusterCIDRs: config.clusterCIDRs,
+    bridgeInterface: config.bridgeInterface,
+    interfaceNamePrefix: config.interfaceNamePrefix,
+  };
+}
+
 export function renderOptionsFrom(config: ProxyConfig, extra: { randomFully: boolean }): RenderOptions {
   return {
     masqueradeBit: config.masqueradeBit,
     masqueradeAll: config.masqueradeAll,
-    detectLocal: {
-      mode: config.detectLocalMode,
-      clusterCIDRs: config.clusterCIDRs,
-      bridgeInterface: config.bridgeInterface,
-      interfaceNamePrefix: config.interfaceNamePrefix,
-    },
+    detectLocal: detectLocalFrom(config),
     nodePortAddresses: config.nodePortAddresses,
     localhostNodePorts: config.localhostNodePorts,
     randomFully: extra.randomFully,

@@ -15,7 +15,7 @@ import type { ProxyMode } from '../proxier/mode.ts';
 import type { UserspaceEvent } from '../userspace/proxy-opener.ts';
 import { UserspaceMode } from '../userspace/userspace-mode.ts';
 import type { ProxyConfig } from './config.ts';
-import { renderOptionsFrom } from './desired.ts';
+import { detectLocalFrom, renderOptionsFrom } from './desired.ts';
 import { startNftablesMode, type NftablesNode } from './mode-nftables.ts';
 
 export interface ModeDeps {
@@ -41,12 +41,7 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
         bindAddress: config.bindAddress,
         portRange: config.portRange,
         udpIdleTimeoutMs: config.udpIdleTimeoutMs,
-        detectLocal: {
-          mode: config.detectLocalMode,
-          clusterCIDRs: config.clusterCIDRs,
-          bridgeInterface: config.bridgeInterface,
-          interfaceNamePrefix: config.interfaceNamePrefix,
-        },
+        detectLocal: detectLocalFrom(config),
       },
       { clock, logger, conntrack, ...(deps.onUserspaceEvent ? { onEvent: deps.onUserspaceEvent } : {}) },
     );
