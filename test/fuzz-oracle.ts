@@ -35,7 +35,7 @@ import { ManualClock } from '../proxier/clock.ts';
 import { silentLogger } from '../proxier/log.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { configFromFlags } from '../src/config.ts';
-import { renderOptionsFrom, snapshotsFromObjects } from '../src/desired.ts';
+import { detectLocalFrom, renderOptionsFrom, snapshotsFromObjects } from '../src/desired.ts';
 import { nftRenderOptionsFrom } from '../src/desired-nft.ts';
 import { AGENT_FLAGS } from '../src/flag-table.ts';
 import { parseFlags } from '../src/flags.ts';
@@ -621,19 +621,18 @@ export async function userspaceSequenceFailures(
     const real = iptablesOf(family);
     const ipt = failingIptables(real, () => inj.failing());
     let nextPort = 40_000;
-    let open = new Map<string, { port: number; protocol: 'TCP' | 'UDP' }>();
-    let balancer = new RoundRobinBalancer({ now: () => 0 });
+    const detectLocal = detectLocalFrom(config);
+    /** A new process: its mode, the listeners it has open (by id) and its balancer. */
     const start = () => {
-      open = new Map();
-      balancer = new RoundRobinBalancer({ now: () => 0 });
-      const listeners = open;
-      return new UserspaceMode(
+      const open = new Map<string, { port: number; protocol: 'TCP' | 'UDP' }>();
+      const balancer = new RoundRobinBalancer({ now: () => 0 });
+      const mode = new UserspaceMode(
         {
           iptables: new Map([[family, ipt]]),
           bindAddress: family === 'IPv4' ? '0.0.0.0' : '::',
           portRange: '',
           udpIdleTimeoutMs: 250_000,
-          detectLocal: { mode: config.detectLocalMode, clusterCIDRs: config.clusterCIDRs, bridgeInterface: '', interfaceNamePrefix: '' },
+          detectLocal,
         },
         {
           clock: new ManualClock(1_000_000),
@@ -643,20 +642,22 @@ export async function userspaceSequenceFailures(
           fallbackHostIP: () => (family === 'IPv4' ? '192.168.50.11' : 'fd00:192:168:50::11'),
           opener: async (spec, port) => {
             const p = port || nextPort++;
-            listeners.set(spec.id, { port: p, protocol: spec.protocol });
-            return { port: p, close: async () => void listeners.delete(spec.id) };
+            open.set(spec.id, { port: p, protocol: spec.protocol });
+            return { port: p, close: async () => void open.delete(spec.id) };
           },
         },
       );
+      return { mode, open, balancer };
     };
-    let mode = start();
+    let run = start();
     for (const [i, c] of seq.clusters.entries()) {
       const snapshot = sequenceSnapshot(c, config, family);
       const restart = i > 0 && i % 2 === 0;
       if (restart) {
-        await mode.close();
-        mode = start();
+        await run.mode.close();
+        run = start();
       }
+      const { mode, open, balancer } = run;
       inj.arm(i);
       const name = `${family} sync ${i}${restart ? ' after a restart' : ''}`;
       const full = await syncRetried(name, async () => (await mode.sync(snapshot, { periodic: false, previous: null })).full, inj, failures);
@@ -732,7 +733,7 @@ export async function userspaceSequenceFailures(
           fail(`no node port portal from ${sp.nodePort}/${sp.protocol} to its listener ${external}`);
       }
     }
-    await mode.close();
+    await run.mode.close();
   }
   return { failures, injected: inj.injected };
 }
