@@ -41,6 +41,11 @@ export function missingNodeEffect(mode: 'iptables' | 'nftables' | 'userspace'): 
   return `no node addresses, ${nodePorts}; no zone, so topology hints are ignored`;
 }
 
+/** The warning about a missing Node (`where`: "in FILE", "among the Nodes", ...), as the agent and the commands give it. */
+export function missingNodeMessage(name: string, where: string, mode: 'iptables' | 'nftables' | 'userspace'): string {
+  return `no Node object named "${name}" ${where}: ${missingNodeEffect(mode)}`;
+}
+
 export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
   return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import type { ProxierHooks } from '../proxier/proxier.ts';
 import { formatProblem } from '../proxier/types.ts';
-import { missingNodeEffect } from './desired.ts';
+import { missingNodeMessage } from './desired.ts';
 import type { HealthState } from './servers/health-state.ts';
 import type { Metrics } from './servers/metrics.ts';
 import { healthTargets, type ServiceHealthServers } from './servers/service-health.ts';
@@ -36,7 +36,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
   let nodeMissingSaid = false;
   const nodeMissing = (name: string, how: string): void => {
     nodeMissingSaid = true;
-    t.logger.warn({ node: name }, `no Node object named "${name}" ${how}: ${missingNodeEffect(mode.name)} (is --hostname-override right?)`);
+    t.logger.warn({ node: name }, `${missingNodeMessage(name, how, mode.name)} (is --hostname-override right?)`);
   };
   return {
     queued: (f) => {

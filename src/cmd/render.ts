@@ -9,7 +9,7 @@ import { writeRulesetText } from '../../iptables/restore-text.ts';
 import { formatProblem } from '../../proxier/types.ts';
 import type { Logger } from '../../proxier/log.ts';
 import type { IPFamily } from '../../proxier/types.ts';
-import { missingNodeEffect, renderOptionsFrom, snapshotsFromObjects, type DesiredSnapshots } from '../desired.ts';
+import { missingNodeMessage, renderOptionsFrom, snapshotsFromObjects, type DesiredSnapshots } from '../desired.ts';
 import { nftDesiredFromObjects } from '../desired-nft.ts';
 import { RENDER_FLAGS } from '../flag-table.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';
@@ -81,7 +81,7 @@ export function warnIfNodeMissing(
 ): void {
   if (!desired.nodeMissing) return;
   const where = objectsPath ? `in ${objectsPath}` : "among the API server's Nodes";
-  log.warn({ node: desired.nodeName }, `no Node object named "${desired.nodeName}" ${where}: ${missingNodeEffect(mode)} (use --hostname-override)`);
+  log.warn({ node: desired.nodeName }, `${missingNodeMessage(desired.nodeName, where, mode)} (use --hostname-override)`);
 }
 
 export function usage(io: CommandIO, message: string): number {
