@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer, kubeConfigFor } from '../test/fake-apiserver.ts';
-import { apiEventRecorder, eventBody, microTime, type EventSpec } from './events.ts';
+import { apiEventRecorder, eventBody, eventNote, microTime, type EventSpec } from './events.ts';
 import { failureMessage, kubeRequest } from './sources/kube-request.ts';
 import { silentLogger } from '../proxier/log.ts';
 
@@ -82,6 +82,14 @@ describe('events', () => {
     const b = eventBody(STARTING, { nodeName: 'node-1', now: new Date(0) });
     expect(b.metadata.namespace).toBe('default');
     expect(b.regarding).toEqual({ kind: 'Node', apiVersion: 'v1', name: 'node-1' });
+  });
+
+  it('ValidateEventCreate (events.k8s.io/v1): a note over 1024 bytes is cut on a character boundary, marked, not refused', () => {
+    const long = `${'x'.repeat(1020)}é${'y'.repeat(600)}`;
+    const note = eventBody({ ...STARTING, note: long }, { nodeName: 'node-1', now: new Date(0) }).note;
+    expect(Buffer.byteLength(note)).toBeLessThanOrEqual(1024);
+    expect(note).toBe(`${'x'.repeat(1020)}...`);
+    expect(eventNote('short')).toBe('short');
   });
 
   it('an API server that refuses events changes nothing for the caller', async () => {

@@ -63,9 +63,20 @@ export function eventBody(e: EventSpec, o: { nodeName: string; now: Date }) {
       ...(e.regarding.namespace ? { namespace: e.regarding.namespace } : {}),
       ...(e.regarding.uid ? { uid: e.regarding.uid } : {}),
     },
-    note: e.note,
+    note: eventNote(e.note),
     type: e.type,
   };
+}
+
+/** The API server refuses a note longer than 1024 bytes (events.k8s.io/v1 validation, NoteLengthLimit): cut, marked. */
+export function eventNote(note: string): string {
+  const bytes = Buffer.from(note);
+  if (bytes.length <= 1024) return note;
+  // Cut on a character boundary (a cut UTF-8 sequence decodes to U+FFFD, 3 bytes): drop those.
+  return `${bytes
+    .subarray(0, 1021)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '')}...`;
 }
 
 function logFields(e: EventSpec): Record<string, string> {
