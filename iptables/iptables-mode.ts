@@ -80,7 +80,8 @@ export type SyncPhase = 'rendered' | 'planned';
 /** Per-service chains per restore with the nft backend: about 170 services of 6 chains, ~30 ms of restore each. */
 export const NFT_BATCH_CHAINS = 1000;
 
-const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
+/** Localhost NodePorts need it (upstream sets it in NewProxier, and with --init-only). */
+export const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
 
 interface FamilyState {
   readonly cache: RenderCache;

@@ -46,6 +46,15 @@ export async function readProcFile(runner: CommandRunner, path: string): Promise
 
 /** Writes a value to a file (e.g. a sysctl under /proc/sys); false when that failed. */
 export async function writeProcFile(runner: CommandRunner, path: string, value: string): Promise<boolean> {
-  const r = await runner.run('tee', [path], { input: value, timeoutMs: 5000 }).catch(() => null);
-  return r?.code === 0;
+  return (await writeProcFileError(runner, path, value)) === null;
+}
+
+/** Writes a value to a file; null when that worked, else why not ("Permission denied", "Operation not supported"). */
+export async function writeProcFileError(runner: CommandRunner, path: string, value: string): Promise<string | null> {
+  const r = await runner.run('tee', [path], { input: value, timeoutMs: 5000 }).catch((err: unknown) => (err as Error).message);
+  if (typeof r === 'string') return r;
+  if (r.code === 0) return null;
+  // tee says "tee: PATH: REASON"; keep the reason.
+  const said = r.stderr.trim().split('\n').pop() ?? '';
+  return said.startsWith(`tee: ${path}: `) ? said.slice(`tee: ${path}: `.length) : describeFailure('tee', [path], r);
 }

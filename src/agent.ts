@@ -33,6 +33,7 @@ import type { NftablesNode } from './mode-nftables.ts';
 import { removeModes, switchTargets } from './mode-switch.ts';
 import { proxierHooks } from './proxier-hooks.ts';
 import { createUserspaceMetrics, userspaceEventMetrics } from './servers/userspace-metrics.ts';
+import { conntrackSettings, setConntrackSysctls } from './conntrack-sysctls.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { parseHostPort } from './host-port.ts';
 
@@ -105,6 +106,10 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     'starting kube-proxy-ts',
   );
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
+  // platformSetup: before the mode starts, in every mode.
+  const conntrackSetup = await setConntrackSysctls(conntrackSettings(config), deps.runner);
+  for (const line of conntrackSetup.set) log.info({ sysctl: line }, 'Set sysctl');
+  for (const failure of conntrackSetup.failures) log.error(`conntrack setup: ${failure}`);
 
   const metrics = createMetrics(new Registry());
   const userspaceMetrics = config.mode === 'userspace' ? createUserspaceMetrics(metrics.registry) : null;
@@ -134,6 +139,14 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
         })
       )();
   const events: EventRecorder = kubeConfig ? apiEventRecorder(kubeConfig, { nodeName, logger: log, observe }) : logEventRecorder(log);
+  if (conntrackSetup.failures.length)
+    events.record({
+      regarding: { kind: 'Node', apiVersion: 'v1', namespace: '', name: nodeName },
+      type: 'Warning',
+      reason: 'FailedConntrackSetup',
+      action: 'StartKubeProxy',
+      note: conntrackSetup.failures.join('\n'),
+    });
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
     proxyHealthy: () => health.report(false).healthy,

@@ -46,6 +46,11 @@ export interface ProxyConfig {
   readonly udpIdleTimeoutMs: number;
   readonly configSyncPeriodMs: number;
   readonly conntrackTCPBeLiberal: boolean;
+  /** nf_conntrack_max = max(maxPerCore × CPUs, min), raised at start; maxPerCore 0 leaves it (src/conntrack-sysctls.ts). */
+  readonly conntrackMaxPerCore: number;
+  readonly conntrackMin: number;
+  /** The agent's own oom_score_adj (upstream ApplyOOMScoreAdj). */
+  readonly oomScoreAdj: number;
   readonly featureGates: Readonly<Record<string, boolean>>;
   /** Accepted for compatibility only (validated as upstream validates them). */
   readonly showHiddenMetricsForVersion: string;
@@ -57,6 +62,8 @@ export interface ProxyConfig {
   >;
   readonly verbosity: number;
   readonly cleanup: boolean;
+  /** --init-only: the privileged node setup (sysctls), then exit. */
+  readonly initOnly: boolean;
   /** Flags that were set but are accepted only for compatibility. */
   readonly notImplemented: readonly string[];
 }
@@ -107,6 +114,9 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     udpIdleTimeoutMs: get('udp-timeout') as number,
     configSyncPeriodMs: get('config-sync-period') as number,
     conntrackTCPBeLiberal: get('conntrack-tcp-be-liberal') as boolean,
+    conntrackMaxPerCore: get('conntrack-max-per-core') as number,
+    conntrackMin: get('conntrack-min') as number,
+    oomScoreAdj: get('oom-score-adj') as number,
     featureGates: get('feature-gates') as Record<string, boolean>,
     showHiddenMetricsForVersion: str('show-hidden-metrics-for-version'),
     conntrackTimeoutsMs: {
@@ -117,6 +127,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     },
     verbosity: get('v') as number,
     cleanup: get('cleanup') as boolean,
+    initOnly: get('init-only') as boolean,
     notImplemented: [
       ...AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map(
         (s) => `--${s.name}: ${s.notImplemented}`,

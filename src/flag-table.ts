@@ -261,7 +261,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     max: 1000,
     config: 'oomScoreAdj',
     help: 'oom_score_adj value for the process.',
-    notImplemented: 'set it in the pod spec',
   },
   {
     name: 'conntrack-max-per-core',
@@ -270,7 +269,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     min: 0,
     config: 'conntrack.maxPerCore',
     help: 'Maximum NAT connections to track per CPU core.',
-    notImplemented: 'conntrack sysctls are left to the node',
   },
   {
     name: 'conntrack-min',
@@ -279,7 +277,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     min: 0,
     config: 'conntrack.min',
     help: 'Minimum number of conntrack entries to allocate.',
-    notImplemented: 'conntrack sysctls are left to the node',
   },
   {
     name: 'conntrack-tcp-timeout-established',
@@ -287,7 +284,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: '24h0m0s',
     config: 'conntrack.tcpEstablishedTimeout',
     help: 'Idle timeout for established TCP connections.',
-    notImplemented: 'conntrack sysctls are left to the node',
   },
   {
     name: 'conntrack-tcp-timeout-close-wait',
@@ -295,7 +291,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: '1h0m0s',
     config: 'conntrack.tcpCloseWaitTimeout',
     help: 'NAT timeout for TCP connections in CLOSE_WAIT.',
-    notImplemented: 'conntrack sysctls are left to the node',
   },
   {
     name: 'conntrack-tcp-be-liberal',
@@ -310,7 +305,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: '0s',
     config: 'conntrack.udpTimeout',
     help: 'Idle timeout for UNREPLIED UDP connections.',
-    notImplemented: 'conntrack sysctls are left to the node',
   },
   {
     name: 'conntrack-udp-timeout-stream',
@@ -318,7 +312,6 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: '0s',
     config: 'conntrack.udpStreamTimeout',
     help: 'Idle timeout for ASSURED UDP connections.',
-    notImplemented: 'conntrack sysctls are left to the node',
   },
   {
     name: 'profiling',

@@ -132,6 +132,6 @@ describe('configFromFlags', () => {
   });
 
   it('lists compatibility-only flags that were set', () => {
-    expect(configFromFlags(new Map([['oom-score-adj', -998]])).notImplemented).toEqual(['--oom-score-adj: set it in the pod spec']);
+    expect(configFromFlags(new Map([['kube-api-qps', 50]])).notImplemented).toEqual(['--kube-api-qps: only watches are used']);
   });
 });

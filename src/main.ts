@@ -7,6 +7,7 @@
  * default lets the heap balloon to ~350 MB resident for ~120 MB of live data.
  */
 import { enableCompileCache } from 'node:module';
+import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 // Node's compile cache (src/entry.js, the executable, turns it on before this file loads and says why; this call is
@@ -39,6 +40,14 @@ const code = await runCli(process.argv.slice(2), {
   makeLogger: (verbosity) => createLogger({ verbosity, fd: logsToStderr ? 2 : 1 }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
   ...(stop ? { stopSignal: () => stop.stopped } : {}),
+  setOomScoreAdj: (value) => {
+    try {
+      writeFileSync('/proc/self/oom_score_adj', String(value));
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  },
   ...(agentHeap ? { beforeAgentStart: (mode) => agentHeap.tuneAgentHeap(process.execArgv, mode) } : {}),
   ...(process.stdout.isTTY ? { terminal: { columns: process.stdout.columns || 80, rows: process.stdout.rows || 24 } } : {}),
 }).catch((err: unknown) => {

@@ -332,7 +332,8 @@ describe.each(['iptables', 'nftables'])('two kube-proxy-ts agents in %s mode on 
       await write(file, round(r));
       await new Promise((res) => setTimeout(res, 150 + (r % 3) * 200));
     }
-    const errors = (o: string) => o.split('\n').filter((l) => l.includes('"level":50')).length;
+    // Sync errors only (a many-CPU node's refused conntrack table size is logged at start, whatever the overlap).
+    const errors = (o: string) => o.split('\n').filter((l) => l.includes('"level":50') && !l.includes('conntrack setup:')).length;
     await waitFor('converged with both agents running', converged, 10_000, () => a.output().slice(-1500) + b.output().slice(-1500));
     console.log(`errors logged while both ran: ${errors(a.output())} + ${errors(b.output())}`);
     expect(await b.stop()).toBe(0);

@@ -37,6 +37,8 @@ export interface CommandIO {
    * (AgentProcessHooks: in the nftables mode, V8's full collection).
    */
   readonly beforeAgentStart?: (mode: ProxyModeName) => AgentProcessHooks | void;
+  /** Sets the process's own oom_score_adj (the agent, --oom-score-adj); returns why not, or null. Absent in tests. */
+  readonly setOomScoreAdj?: (value: number) => string | null;
   /** Size of the terminal stdout writes to; absent when stdout is not a terminal (top redraws in place only on one). */
   readonly terminal?: { readonly columns: number; readonly rows: number };
 }

@@ -3,14 +3,19 @@
  * place). `--cleanup` removes every rule any mode (and upstream
  * kube-proxy) installed, in both families and both backends, and the
  * nftables tables, and exits.
- * `--write-config-to` writes the effective configuration and exits.
+ * `--init-only` sets the node's sysctls and exits. `--write-config-to` writes
+ * the effective configuration and exits.
  */
 import { watch } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dump } from 'js-yaml';
+import { ROUTE_LOCALNET } from '../../iptables/iptables-mode.ts';
 import { Nft } from '../../nftables/nft.ts';
+import { writeProcFileError } from '../../proxier/exec.ts';
 import { startAgent } from '../agent.ts';
+import type { ProxyConfig } from '../config.ts';
 import { configDocument } from '../config-file.ts';
+import { conntrackSettings, setConntrackSysctls } from '../conntrack-sysctls.ts';
 import { loadKubeConfig } from '../kubeconfig.ts';
 import { everyIptables, removeModes } from '../mode-switch.ts';
 import { realClock } from '../system/clock.ts';
@@ -38,6 +43,14 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     return 0;
   }
   if (config.cleanup) return cleanup(runner, io, log);
+  if (config.initOnly) return initOnly(config, runner, log);
+
+  // Upstream's ProxyServer.Run: the agent's own OOM score (-999 by default), a failure only noted.
+  const oomError = io.setOomScoreAdj?.(config.oomScoreAdj);
+  if (oomError)
+    log.info(
+      `cannot set oom_score_adj to ${config.oomScoreAdj}: ${oomError}${/EACCES|permission/i.test(oomError) ? ' (lowering it needs CAP_SYS_RESOURCE)' : ''}`,
+    );
 
   const hooks = io.beforeAgentStart?.(config.mode) || {};
   const agent = await startAgent(config, {
@@ -69,6 +82,29 @@ export function configChanged(path: string | null, log: Logger): Promise<string>
       resolve('config file changed');
     });
   });
+}
+
+/**
+ * --init-only: the node setup that needs privileges, as an init container runs it before an unprivileged agent
+ * (upstream newProxyServer with initOnly): the conntrack sysctls and, in iptables mode with localhost NodePorts,
+ * route_localnet. No API access. Exits 1 when something was not set, naming it.
+ */
+async function initOnly(config: ProxyConfig, runner: CommandRunner, log: Logger): Promise<number> {
+  const { set, failures } = await setConntrackSysctls(conntrackSettings(config), runner);
+  for (const line of set) log.info({ sysctl: line }, 'Set sysctl');
+  const all = [...failures];
+  if (config.mode === 'iptables' && config.localhostNodePorts) {
+    const error = await writeProcFileError(runner, ROUTE_LOCALNET, '1');
+    if (error === null) log.info({ sysctl: 'net.ipv4.conf.all.route_localnet=1' }, 'Set sysctl');
+    else
+      all.push(
+        `cannot set net.ipv4.conf.all.route_localnet to 1: ${error}; --iptables-localhost-nodeports=false (iptables.localhostNodePorts: false) does without it`,
+      );
+  }
+  for (const failure of all) log.error(`init: ${failure}`);
+  if (all.length) return 1;
+  log.info('System initialized and --init-only specified');
+  return 0;
 }
 
 /** Every mode's rules: iptables and userspace chains in both backends and families, and the nftables tables. */
