@@ -357,6 +357,32 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(said().map((l) => l.msg)).toEqual(['ServiceCIDRs changed: 172.30.0.0/16', 'ServiceCIDRs changed: 172.31.0.0/16']);
   });
 
+  it('sets the conntrack sysctls before it proxies and, when one is refused, says so, records a Node event and serves (upstream setSysctls exits)', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });
+    const runner = nodeRunner();
+    const refusing: CommandRunner & { commands: string[] } = {
+      commands: runner.commands,
+      run: (cmd, args, opts) =>
+        cmd === 'tee' && args[0] === '/proc/sys/net/netfilter/nf_conntrack_max'
+          ? Promise.resolve({ code: 1, stdout: '', stderr: `tee: ${args[0]}: Permission denied\n` })
+          : runner.run(cmd, args, opts),
+    };
+    const fakes = both();
+    const { agent: a } = await start('iptables', fakes, refusing, { logger });
+    await vi.waitFor(() => expect(converged(a, fakes.get('IPv4')!)).toBe(true), { timeout: 5000 });
+    expect(runner.commands).toContain('tee /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established');
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; level: number; event?: string; note?: string });
+    expect(logged.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([
+      'conntrack setup: cannot set net.netfilter.nf_conntrack_max to 131072 (it is 0): Permission denied (read-only outside the host network namespace, or /proc/sys is mounted read-only); --conntrack-max-per-core=0 (conntrack.maxPerCore: 0) leaves it',
+    ]);
+    expect(logged.find((l) => l.event === 'FailedConntrackSetup')?.note).toContain('nf_conntrack_max');
+    // nodeRunner reads every sysctl as 0: br_netfilter's switch is off, said as upstream's iptables mode says it.
+    expect(logged.map((l) => l.msg)).toContain(
+      'Missing br-netfilter module or unset sysctl br-nf-call-iptables, proxy may not work as intended (pods on a Linux bridge need net.bridge.bridge-nf-call-iptables=1)',
+    );
+  });
+
   it('says once that its Node is missing (a wrong --hostname-override), then that it was found, then that it was deleted', async () => {
     const lines: string[] = [];
     const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });

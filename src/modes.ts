@@ -9,7 +9,7 @@ import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
 import type { NodeProbe } from '../iptables/node-probe.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
-import type { CommandRunner } from '../proxier/exec.ts';
+import { readProcFile, type CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import type { UserspaceEvent } from '../userspace/proxy-opener.ts';
@@ -46,6 +46,13 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
       { clock, logger, conntrack, ...(deps.onUserspaceEvent ? { onEvent: deps.onUserspaceEvent } : {}) },
     );
   }
+  // Upstream's iptables NewProxier: pods on a Linux bridge reach Services (and themselves through one) only when
+  // br_netfilter hands bridged packets to iptables. Said when the switch is readable and off, as upstream says it.
+  const bridged = await readProcFile(deps.runner, '/proc/sys/net/bridge/bridge-nf-call-iptables');
+  if (bridged !== null && bridged !== '1')
+    logger.info(
+      'Missing br-netfilter module or unset sysctl br-nf-call-iptables, proxy may not work as intended (pods on a Linux bridge need net.bridge.bridge-nf-call-iptables=1)',
+    );
   const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
   if (liberal && !config.conntrackTCPBeLiberal) logger.info('nf_conntrack_tcp_be_liberal is set: no INVALID drop rule');
   return new IptablesMode(

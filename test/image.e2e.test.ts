@@ -246,6 +246,8 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
     ).toHaveLength(1);
     // The container's process (seen in this machine's /proc) is node running the bundle.
     expect(await bundleProcessWith(`--mode=${mode}`)).toBe(true);
+    // The node setup ran in the image (its tee, the privileged container's /proc/sys): upstream's 24 h, not the kernel's 5 days.
+    expect(await cluster.net.getSysctl(node1, 'net.netfilter.nf_conntrack_tcp_timeout_established')).toBe('86400');
   });
 
   it('carries ClusterIP and NodePort traffic to the endpoint, and follows an endpoint change', async () => {
