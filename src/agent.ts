@@ -105,6 +105,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     { node: nodeName, mode: config.mode, backend: probe.backend, backendReason: probe.backendReason, families: available, iptables: probe.version },
     'starting kube-proxy-ts',
   );
+  for (const note of config.deprecated) log.warn(note);
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
   // platformSetup: before the mode starts, in every mode.
   const conntrackSetup = await setConntrackSysctls(conntrackSettings(config), deps.runner);

@@ -6,12 +6,15 @@
 import type { CommandIO } from './cmd/io.ts';
 import { AGENT_FLAGS, RENDER_FLAGS, TOP_FLAGS } from './flag-table.ts';
 import { formatFlagHelp } from './flags.ts';
+import { versionRequest } from './version.ts';
 
 export type { CommandIO };
 
 export const USAGE = `Usage:
-  kube-proxy-ts [flags]                       run the node agent (--mode iptables or userspace)
-  kube-proxy-ts --cleanup                     remove every kube-proxy rule (either mode, upstream's too) and exit
+  kube-proxy-ts [flags]                       run the node agent (--mode iptables, nftables or userspace)
+  kube-proxy-ts --cleanup                     remove every kube-proxy rule (any mode, upstream's too) and exit
+  kube-proxy-ts --init-only                   set the node's sysctls (conntrack, route_localnet) and exit
+  kube-proxy-ts --version                     print the version and exit
   kube-proxy-ts render --objects FILE [flags] print the iptables-restore input for the objects in FILE
   kube-proxy-ts diff [flags]                  compare the desired rules with the live ones; exit 0 when converged
   kube-proxy-ts trace --src IP --dst IP:PORT[/PROTO] [--objects FILE]
@@ -52,6 +55,18 @@ export async function runCli(argv: readonly string[], io: CommandIO): Promise<nu
         io.stderr(`error: unknown command "${cmd}". See "kube-proxy-ts help".\n`);
         return 2;
       }
-      return (await import('./cmd/run.ts')).runCommand(argv, io);
+      {
+        // component-base's verflag: --version prints and exits before anything else is looked at.
+        const { print, rest, error } = versionRequest(argv);
+        if (error) {
+          io.stderr(`error: ${error}\n`);
+          return 2;
+        }
+        if (print !== null) {
+          io.stdout(print);
+          return 0;
+        }
+        return (await import('./cmd/run.ts')).runCommand(rest, io);
+      }
   }
 }

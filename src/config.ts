@@ -15,7 +15,7 @@ import { parsePortRange } from '../userspace/port-allocator.ts';
 import { inertFeatureGates, unknownFeatureGates } from './feature-gates.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
 import { flagDefault, FlagError, settingLabel, type FlagValue } from './flags.ts';
-import { appendPortIfNeeded, HEALTHZ_PORT, METRICS_PORT, parseHostPort } from './host-port.ts';
+import { appendPortIfNeeded, parseHostPort } from './host-port.ts';
 
 export interface ProxyConfig {
   readonly mode: ProxyModeName;
@@ -61,9 +61,13 @@ export interface ProxyConfig {
     >
   >;
   readonly verbosity: number;
+  /** --vmodule, checked as klog checks it and otherwise unused. */
+  readonly vmodule: string;
   readonly cleanup: boolean;
   /** --init-only: the privileged node setup (sysctls), then exit. */
   readonly initOnly: boolean;
+  /** Upstream's deprecation notices of the deprecated flags that were set (pflag prints them). */
+  readonly deprecated: readonly string[];
   /** Flags that were set but are accepted only for compatibility. */
   readonly notImplemented: readonly string[];
 }
@@ -106,9 +110,10 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     nodePortAddresses: mode === 'nftables' && nodePortAddresses.length === 0 ? ['primary'] : nodePortAddresses,
     syncPeriodMs: get(names.syncPeriod) as number,
     minSyncPeriodMs: get(names.minSyncPeriod) as number,
-    // A bare IP gets the default port, as upstream's AppendPortIfNeeded (k3s passes --healthz-bind-address=127.0.0.1).
-    healthzBindAddress: appendPortIfNeeded(str('healthz-bind-address').trim(), HEALTHZ_PORT),
-    metricsBindAddress: appendPortIfNeeded(str('metrics-bind-address').trim(), METRICS_PORT),
+    // A bare IP gets the port of the deprecated --healthz-port / --metrics-port (10256 / 10249 by default), and port 0
+    // disables the server, as upstream's addressFromDeprecatedFlags (k3s passes --healthz-bind-address=127.0.0.1).
+    healthzBindAddress: addressFromDeprecatedFlags(str('healthz-bind-address'), get('healthz-port') as number),
+    metricsBindAddress: addressFromDeprecatedFlags(str('metrics-bind-address'), get('metrics-port') as number),
     bindAddressHardFail: get('bind-address-hard-fail') as boolean,
     portRange: str('proxy-port-range'),
     udpIdleTimeoutMs: get('udp-timeout') as number,
@@ -126,8 +131,10 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
       'conntrack-udp-timeout-stream': get('conntrack-udp-timeout-stream') as number,
     },
     verbosity: get('v') as number,
+    vmodule: str('vmodule'),
     cleanup: get('cleanup') as boolean,
     initOnly: get('init-only') as boolean,
+    deprecated: AGENT_FLAGS.filter((s) => s.deprecated && given.has(s.name)).map((s) => `Flag --${s.name} has been deprecated, ${s.deprecated}`),
     notImplemented: [
       ...AGENT_FLAGS.filter((s) => s.notImplemented && given.has(s.name) && !isDeepStrictEqual(given.get(s.name), flagDefault(s))).map(
         (s) => `--${s.name}: ${s.notImplemented}`,
@@ -142,6 +149,10 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
   };
   validateConfig(config, names);
   return config;
+}
+
+function addressFromDeprecatedFlags(address: string, port: number): string {
+  return port === 0 ? '' : appendPortIfNeeded(address.trim(), port);
 }
 
 /** Which flag (or file-only config field) each mode-dependent setting comes from. */
@@ -202,6 +213,7 @@ export function validateConfig(c: ProxyConfig, names: SettingNames = IPTABLES_SE
       `invalid --show-hidden-metrics-for-version "${c.showHiddenMetricsForVersion}": must be omitted or a version <major>.<minor> such as 1.33`,
     );
   }
+  validateVModule(c.vmodule);
   try {
     parsePortRange(c.portRange);
   } catch (err) {
@@ -240,6 +252,18 @@ function validateDurations(c: ProxyConfig, names: SettingNames): void {
   if (c.trafficCountersPeriodMs <= 0) throw new FlagError('traffic-counters-period', '--traffic-counters-period must be greater than 0');
   for (const [flag, ms] of Object.entries(c.conntrackTimeoutsMs)) {
     if (ms < 0) throw new FlagError(flag, `--${flag} must be greater than or equal to 0`);
+  }
+}
+
+/** klog's moduleSpec.Set: comma-separated pattern=N, N a non-negative int32 (empty entries skipped). */
+function validateVModule(value: string): void {
+  for (const entry of value.split(',')) {
+    if (entry === '') continue;
+    const [pattern, level, ...more] = entry.split('=');
+    const n = Number(level);
+    if (more.length || !pattern || !level || !/^[+-]?\d+$/.test(level) || n > 2 ** 31 - 1)
+      throw new FlagError('vmodule', `invalid argument "${value}" for "--vmodule" flag: syntax error: expect comma-separated list of filename=N`);
+    if (n < 0) throw new FlagError('vmodule', `invalid argument "${value}" for "--vmodule" flag: negative value for vmodule level`);
   }
 }
 

@@ -131,6 +131,51 @@ describe('configFromFlags', () => {
     expect(USAGE).not.toContain('nftables-sync-period');
   });
 
+  it('--healthz-port and --metrics-port: a bare bind IP gets their port, 0 disables the server, the default address keeps its own (upstream addressFromDeprecatedFlags)', () => {
+    const config = (...argv: string[]) => configFromFlags(parse(...argv).values);
+    expect(config('--healthz-port=12345')).toMatchObject({ healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249' });
+    expect(config('--healthz-bind-address=127.0.0.1', '--healthz-port=12345').healthzBindAddress).toBe('127.0.0.1:12345');
+    expect(config('--metrics-bind-address=::', '--metrics-port=9100').metricsBindAddress).toBe('[::]:9100');
+    expect(config('--healthz-port=0', '--metrics-port=0')).toMatchObject({ healthzBindAddress: '', metricsBindAddress: '' });
+    expect(config('--healthz-port=0').deprecated).toEqual([
+      'Flag --healthz-port has been deprecated, This flag is deprecated and will be removed in a future release. Please use --healthz-bind-address instead.',
+    ]);
+    expect(config().deprecated).toEqual([]);
+    expect(() => parse('--metrics-port=70000')).toThrow(FlagError);
+  });
+
+  it("accepts upstream's ipvs and logging flags (kube-up's GCE nodes pass --ipvs-sync-period), warning about what it does not act on", () => {
+    const c = configFromFlags(
+      parse(
+        '--ipvs-sync-period=1m',
+        '--ipvs-min-sync-period=10s',
+        '--ipvs-scheduler=rr',
+        '--ipvs-strict-arp',
+        '--logging-format=json',
+        '--vmodule=proxier*=4,x=0',
+      ).values,
+    );
+    expect(c.notImplemented).toEqual([
+      '--ipvs-sync-period: ipvs mode is not supported (upstream reads it in ipvs mode only)',
+      '--ipvs-min-sync-period: ipvs mode is not supported (upstream reads it in ipvs mode only)',
+      '--ipvs-scheduler: ipvs mode is not supported (upstream reads it in ipvs mode only)',
+      '--ipvs-strict-arp: ipvs mode is not supported (upstream reads it in ipvs mode only)',
+      '--vmodule: one verbosity (-v) for every file',
+    ]);
+    // Not ipvs's: the iptables mode's periods stay the defaults (upstream processV1Alpha1Flags).
+    expect(c).toMatchObject({ syncPeriodMs: 30_000, minSyncPeriodMs: 1000 });
+    expect(() => parse('--logging-format=xml')).toThrow('invalid value "xml" for --logging-format: must be one of "text", "json"');
+  });
+
+  it.each([
+    ['a=1,b', 'syntax error: expect comma-separated list of filename=N'],
+    ['a=x', 'syntax error: expect comma-separated list of filename=N'],
+    ['=1', 'syntax error: expect comma-separated list of filename=N'],
+    ['a=-1', 'negative value for vmodule level'],
+  ])('refuses --vmodule=%s as klog moduleSpec.Set does', (value, why) => {
+    expect(() => configFromFlags(parse(`--vmodule=${value}`).values)).toThrow(`invalid argument "${value}" for "--vmodule" flag: ${why}`);
+  });
+
   it('lists compatibility-only flags that were set', () => {
     expect(configFromFlags(new Map([['kube-api-qps', 50]])).notImplemented).toEqual(['--kube-api-qps: only watches are used']);
   });

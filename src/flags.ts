@@ -23,6 +23,8 @@ export interface FlagSpec {
   readonly max?: number;
   /** Accepted for compatibility but not implemented: a warning is logged when it is set. */
   readonly notImplemented?: string;
+  /** Deprecated upstream (pflag's MarkDeprecated): a warning with upstream's text is logged when it is set. */
+  readonly deprecated?: string;
   /**
    * A KubeProxyConfiguration field without a command-line flag (upstream has none either): read from
    * --config only, never parsed from argv nor listed in the help. Its name is internal; errors name its field.

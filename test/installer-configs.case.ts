@@ -50,6 +50,22 @@ export const KOPS_ARGS = [
 ];
 
 /**
+ * kube-up's GCE nodes: start-kube-proxy in kubernetes/kubernetes cluster/gce/gci/configure-helper.sh (`params` with
+ * both modes' sync periods), as a node's kube-proxy.manifest shows it and the Windows node scripts quote it.
+ */
+export const GCE_ARGS = [
+  '--master=https://35.239.84.171',
+  '--kubeconfig=/var/lib/kube-proxy/kubeconfig',
+  '--cluster-cidr=10.64.0.0/14',
+  '--oom-score-adj=-998',
+  '--v=2',
+  '--iptables-sync-period=1m',
+  '--iptables-min-sync-period=10s',
+  '--ipvs-sync-period=1m',
+  '--ipvs-min-sync-period=10s',
+];
+
+/**
  * kubeadm (v1.29+): the config.conf of the kube-proxy ConfigMap, which kubeadm
  * writes from its defaulted KubeProxyConfiguration (cmd/kubeadm/app/phases/addons/proxy),
  * every field present, zeros included; metricsBindAddress set to a bare

@@ -14,7 +14,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/commands.ts';
 import { createLogger } from '../src/log.ts';
 import { cli } from './cli-run.ts';
-import { GUIDE_IPVS_CONFIG, K3S_ARGS, KOPS_ARGS, KUBEADM_1_13_CONFIG, KUBEADM_CONFIG_CONF, TYPHOON_ARGS } from './installer-configs.case.ts';
+import {
+  GCE_ARGS,
+  GUIDE_IPVS_CONFIG,
+  K3S_ARGS,
+  KOPS_ARGS,
+  KUBEADM_1_13_CONFIG,
+  KUBEADM_CONFIG_CONF,
+  TYPHOON_ARGS,
+} from './installer-configs.case.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -87,6 +95,12 @@ describe('installer command lines (upstream AppendPortIfNeeded)', { timeout: 30_
     expect(r.code).toBe(0);
     expect(r.doc).toMatchObject({ clusterCIDR: '100.96.0.0/11', oomScoreAdj: -998 });
     expect(r.doc!.conntrack).toMatchObject({ maxPerCore: 131072 });
+  });
+
+  it("starts with kube-up's GCE arguments: ipvs's sync periods are accepted and left to ipvs mode (upstream processV1Alpha1Flags)", async () => {
+    const r = await effective(GCE_ARGS, { spawn: true });
+    expect(r.code, r.out).toBe(0);
+    expect(r.doc).toMatchObject({ clusterCIDR: '10.64.0.0/14', oomScoreAdj: -998, iptables: { syncPeriod: '1m0s', minSyncPeriod: '10s' } });
   });
 
   it('refuses what upstream cannot parse: a host name, a port over 65535, an IPv6 address with a port but no brackets', async () => {

@@ -29,6 +29,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   const log = io.makeLogger(config.verbosity);
   for (const warning of loaded.warnings) log.warn(warning);
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
+  for (const note of config.deprecated) log.warn(note);
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
 
   let objects: ParsedObjects | null;
