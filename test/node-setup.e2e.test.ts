@@ -60,6 +60,19 @@ async function kubeProxy(args: readonly string[]): Promise<{ code: number; out: 
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
+/** The agent on node-1 with this test's objects file, no metrics server, and `more`. */
+const agentArgs = (...more: string[]) => [
+  '--objects',
+  dir,
+  '--hostname-override',
+  'node-1',
+  '--cluster-cidr',
+  '10.244.0.0/16',
+  '--metrics-bind-address',
+  '',
+  ...more,
+];
+
 async function reachesPodA(): Promise<boolean> {
   const hit = podsHit(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 2, timeoutMs: 800 }));
   return hit.get('pod-a') === 2;
@@ -143,21 +156,7 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
   it('the agent whose conntrack setup is refused goes on serving, says why once (log and Node event), and runs at oom_score_adj -999 (ProxyServer.Run)', async () => {
     await kernelDefaults();
     const max = Number(await hostValue(`${NF}nf_conntrack_max`));
-    const agent = await startAgentProcess(
-      ns(),
-      [
-        '--objects',
-        dir,
-        '--hostname-override',
-        'node-1',
-        '--cluster-cidr',
-        '10.244.0.0/16',
-        '--metrics-bind-address',
-        '',
-        `--conntrack-min=${max * 2}`,
-      ],
-      reachesPodA,
-    );
+    const agent = await startAgentProcess(ns(), agentArgs(`--conntrack-min=${max * 2}`), reachesPodA);
     try {
       const errors = agent
         .output()
@@ -183,11 +182,7 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
   it('--oom-score-adj sets the agent’s own score', async () => {
     // The last agent's rules stay at its stop: remove them, so that traffic says this agent has synced.
     expect((await kubeProxy(['--cleanup'])).code).toBe(0);
-    const agent = await startAgentProcess(
-      ns(),
-      ['--objects', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--metrics-bind-address', '', '--oom-score-adj=250'],
-      reachesPodA,
-    );
+    const agent = await startAgentProcess(ns(), agentArgs('--oom-score-adj=250'), reachesPodA);
     try {
       expect((await readFile(`/proc/${agent.child.pid}/oom_score_adj`, 'utf8')).trim()).toBe('250');
     } finally {
