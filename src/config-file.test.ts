@@ -162,6 +162,25 @@ describe('KubeProxyConfiguration files', () => {
     expect(ignored).toEqual(['--cluster-cidr']);
   });
 
+  it('lets the logging flags win over the file (upstream copyLogsFromFlags) and ignores the deprecated ports and ipvs flags (Complete)', () => {
+    const file = parseConfigFile(
+      'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nhealthzBindAddress: 127.0.0.1\nlogging:\n  format: text\n',
+      'c',
+    ).values;
+    const flags = parseFlags(['--logging-format=json', '--vmodule=x=2', '--healthz-port=0', '--ipvs-sync-period=1m'], AGENT_FLAGS).values;
+    const { values, ignored } = mergeConfig(file, flags);
+    expect(ignored).toEqual(['--healthz-port', '--ipvs-sync-period']);
+    expect(values.get('logging-format')).toBe('json');
+    expect(configFromFlags(values)).toMatchObject({ healthzBindAddress: '127.0.0.1:10256', vmodule: 'x=2' });
+  });
+
+  it('checks logging.format as upstream logsapi.ValidateAndApply does: text or json, "" the default', () => {
+    const doc = (format: string) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlogging:\n  format: ${format}\n`;
+    expect(() => parseConfigFile(doc('xml'), 'c.yaml')).toThrow('c.yaml: logging.format: invalid value "xml": must be one of "text", "json"');
+    expect(parseConfigFile(doc('""'), 'c.yaml').values.get('logging-format')).toBe('text');
+    expect(parseConfigFile(doc('json'), 'c.yaml').values.get('logging-format')).toBe('json');
+  });
+
   const file = (body: string) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${body}\n`;
   const fromFile = (body: string) => configFromFlags(mergeConfig(parseConfigFile(file(body), 'c.yaml').values, new Map()).values);
 

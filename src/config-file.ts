@@ -49,6 +49,7 @@ const ZERO_MEANS_DEFAULT = new Set([
   'kube-api-content-type',
   'kube-api-qps',
   'kube-api-burst',
+  'logging-format',
 ]);
 
 /** Zero as upstream's defaulting sees it: "", 0, or a duration that is 0 ns ("0s", "0.5ns"). */
@@ -57,8 +58,14 @@ function isZero(spec: FlagSpec, value: unknown): boolean {
   return spec.type === 'duration' && typeof value === 'string' && parseGoDurationNs(value) === 0n;
 }
 
-/** Flags whose command-line value wins over the file. */
-export const FLAGS_OVER_CONFIG = new Set(['hostname-override', 'v']);
+/** Flags whose command-line value wins over the file: --hostname-override, and the logging flags (upstream copyLogsFromFlags). */
+export const FLAGS_OVER_CONFIG = new Set(['hostname-override', 'v', 'logging-format', 'log-flush-frequency', 'vmodule']);
+
+/**
+ * Flags without a config field that upstream still ignores when --config is given: the deprecated ports (applied
+ * by Complete only without a file) and ipvs's (processV1Alpha1Flags, or the config the file replaces).
+ */
+const ignoredWithConfig = (name: string): boolean => name === 'healthz-port' || name === 'metrics-port' || name.startsWith('ipvs-');
 
 export interface ParsedConfigFile {
   /** Flag name -> value for every mapped field set in the file. */
@@ -197,7 +204,7 @@ export function mergeConfig(
   const ignored: string[] = [];
   for (const [name, value] of flags) {
     const spec = AGENT_FLAGS.find((s) => s.name === name);
-    if (name === 'config' || FLAGS_OVER_CONFIG.has(name) || !spec?.config) values.set(name, value);
+    if (name === 'config' || FLAGS_OVER_CONFIG.has(name) || (!spec?.config && !ignoredWithConfig(name))) values.set(name, value);
     else ignored.push(`--${name}`);
   }
   return { values, ignored };

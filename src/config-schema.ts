@@ -47,7 +47,6 @@ export const UNMAPPED_FIELDS: Readonly<Record<string, FieldType>> = {
   'winkernel.rootHnsEndpointName': 'string',
   'winkernel.forwardHealthCheckVip': 'bool',
   logging: 'object',
-  'logging.format': 'string',
   'logging.flushFrequency': 'any', // a number of nanoseconds or a duration string
   'logging.vmodule': 'any',
   'logging.options': 'object',

@@ -393,6 +393,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'logging-format',
     type: 'string',
     default: 'text',
+    config: 'logging.format',
     values: ['text', 'json'],
     help: 'Log format: text or json. kube-proxy-ts writes JSON lines either way.',
   },
