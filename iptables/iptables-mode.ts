@@ -19,7 +19,7 @@
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
 import { reconcileAfterSync, type Conntrack } from '../proxier/conntrack.ts';
-import { writeProcFile, type CommandRunner } from '../proxier/exec.ts';
+import { readProcFile, writeProcFileError, type CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
 import {
   ApplyError,
@@ -81,7 +81,17 @@ export type SyncPhase = 'rendered' | 'planned';
 export const NFT_BATCH_CHAINS = 1000;
 
 /** Localhost NodePorts need it (upstream sets it in NewProxier, and with --init-only). */
-export const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
+const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
+
+/**
+ * route_localnet=1, written only when it is not (upstream EnsureSysctl): an agent whose /proc/sys is read-only,
+ * after an init container ran --init-only, finds it set and has nothing to say. `error` says why it could not be set.
+ */
+export async function ensureRouteLocalnet(runner: CommandRunner): Promise<{ written: boolean; error: string | null }> {
+  if ((await readProcFile(runner, ROUTE_LOCALNET)) === '1') return { written: false, error: null };
+  const error = await writeProcFileError(runner, ROUTE_LOCALNET, '1');
+  return { written: error === null, error };
+}
 
 interface FamilyState {
   readonly cache: RenderCache;
@@ -269,9 +279,8 @@ export class IptablesMode implements ProxyMode {
   private async setRouteLocalnet(): Promise<void> {
     if (this.localnetChecked || !this.o.render.localhostNodePorts || !this.d.runner) return;
     this.localnetChecked = true;
-    if (!(await writeProcFile(this.d.runner, ROUTE_LOCALNET, '1'))) {
-      this.d.logger.warn('cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on 127.0.0.1 will not work');
-    }
+    const { error } = await ensureRouteLocalnet(this.d.runner);
+    if (error) this.d.logger.warn(`cannot set net.ipv4.conf.all.route_localnet=1 (${error}): NodePorts on 127.0.0.1 will not work`);
   }
 
   private afterFullSync(): void {

@@ -179,6 +179,48 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     }
   });
 
+  // An unprivileged container's /proc/sys: the agent's own mount namespace, /proc/sys bound read-only over itself.
+  const readOnlyProcSys = [
+    'unshare',
+    '-m',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$0" "$@"',
+    process.execPath,
+    MAIN,
+  ];
+  const sysctlComplaints = (output: string) =>
+    output.split('\n').filter((l) => /"level":(40|50)/.test(l) && /sysctl|route_localnet|conntrack|nf_conntrack/.test(l));
+
+  it("upstream's unprivileged recipe: after --init-only, an agent with a read-only /proc/sys finds every value set and says nothing (EnsureSysctl)", async () => {
+    await kernelDefaults();
+    expect((await kubeProxy(['--cleanup'])).code).toBe(0);
+    expect((await kubeProxy(['--init-only'])).code).toBe(0);
+    const agent = await startAgentProcess(ns(), agentArgs(), reachesPodA, 20_000, { command: readOnlyProcSys });
+    try {
+      expect(sysctlComplaints(agent.output())).toEqual([]);
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
+  it('without --init-only first, that agent names each value its read-only /proc/sys refuses, and serves', async () => {
+    await kernelDefaults();
+    expect((await kubeProxy(['--cleanup'])).code).toBe(0);
+    const agent = await startAgentProcess(ns(), agentArgs(), reachesPodA, 20_000, { command: readOnlyProcSys });
+    try {
+      const said = sysctlComplaints(agent.output()).join('\n');
+      expect(said).toContain('cannot set net.netfilter.nf_conntrack_tcp_timeout_established to 86400 (it is 432000): Read-only file system');
+      expect(said).toContain('cannot set net.netfilter.nf_conntrack_tcp_timeout_close_wait to 3600 (it is 60): Read-only file system');
+      expect(said).toContain('cannot set net.ipv4.conf.all.route_localnet=1 (Read-only file system): NodePorts on 127.0.0.1 will not work');
+      expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
   it('--oom-score-adj sets the agent’s own score', async () => {
     // The last agent's rules stay at its stop: remove them, so that traffic says this agent has synced.
     expect((await kubeProxy(['--cleanup'])).code).toBe(0);

@@ -9,9 +9,8 @@
 import { watch } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dump } from 'js-yaml';
-import { ROUTE_LOCALNET } from '../../iptables/iptables-mode.ts';
+import { ensureRouteLocalnet } from '../../iptables/iptables-mode.ts';
 import { Nft } from '../../nftables/nft.ts';
-import { writeProcFileError } from '../../proxier/exec.ts';
 import { startAgent } from '../agent.ts';
 import type { ProxyConfig } from '../config.ts';
 import { configDocument } from '../config-file.ts';
@@ -94,9 +93,9 @@ async function initOnly(config: ProxyConfig, runner: CommandRunner, log: Logger)
   for (const line of set) log.info({ sysctl: line }, 'Set sysctl');
   const all = [...failures];
   if (config.mode === 'iptables' && config.localhostNodePorts) {
-    const error = await writeProcFileError(runner, ROUTE_LOCALNET, '1');
-    if (error === null) log.info({ sysctl: 'net.ipv4.conf.all.route_localnet=1' }, 'Set sysctl');
-    else
+    const { written, error } = await ensureRouteLocalnet(runner);
+    if (written) log.info({ sysctl: 'net.ipv4.conf.all.route_localnet=1' }, 'Set sysctl');
+    else if (error)
       all.push(
         `cannot set net.ipv4.conf.all.route_localnet to 1: ${error}; --iptables-localhost-nodeports=false (iptables.localhostNodePorts: false) does without it`,
       );
