@@ -263,4 +263,61 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
     expect(await programmed()).toBe(true);
     if (mode !== 'userspace') expect(await reaches('pod-b')).toBe(true);
   });
+
+  // Upstream's recipe for an agent without privileges: a privileged init container runs --init-only, then the agent
+  // runs with NET_ADMIN and NET_RAW alone, and so with podman's read-only /proc/sys.
+  if (mode === 'iptables')
+    it('runs as an unprivileged agent (NET_ADMIN and NET_RAW only) after --init-only in a privileged container, and says nothing about sysctls', async () => {
+      const prefix = await inNamespacePrefix();
+      await cluster.net.setSysctls(node1, {
+        'net.netfilter.nf_conntrack_tcp_timeout_established': 432000,
+        'net.ipv4.conf.all.route_localnet': 0,
+      });
+      const init = await cluster.exec(node1, prefix[0]!, [
+        ...prefix.slice(1),
+        ...podman.argv(['run', '--rm', '--network', 'host', '--privileged', build.image, '--init-only']),
+      ]);
+      expect(init.code, init.stdout + init.stderr).toBe(0);
+      expect(await cluster.net.getSysctl(node1, 'net.netfilter.nf_conntrack_tcp_timeout_established')).toBe('86400');
+      expect(await cluster.net.getSysctl(node1, 'net.ipv4.conf.all.route_localnet')).toBe('1');
+
+      const unprivilegedRun = ['run', '--rm', '--network', 'host', '--cap-drop=all', '--cap-add=NET_ADMIN', '--cap-add=NET_RAW'];
+      // Such a container cannot write /proc/sys: the agent below could not have set a sysctl itself.
+      const probe = await cluster.exec(node1, prefix[0]!, [
+        ...prefix.slice(1),
+        ...podman.argv([...unprivilegedRun, '--entrypoint', 'sh', build.image, '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']),
+      ]);
+      expect(probe.code).not.toBe(0);
+      expect(probe.stderr).toMatch(/Read-only file system/);
+
+      await write('pod-a'); // the last agent left pod-b's rules: reaching pod-a says this one has synced
+      const run = podman.argv([
+        ...unprivilegedRun,
+        '--name',
+        'kpt-image-unprivileged',
+        '-v',
+        `${dir}:/etc/kube-proxy-ts/objects:ro`,
+        '-v',
+        '/run/xtables.lock:/run/xtables.lock',
+        build.image,
+      ]);
+      const unprivileged = await startAgentProcess(
+        node1,
+        ['--objects', '/etc/kube-proxy-ts/objects', '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--metrics-bind-address', ''],
+        () => reaches('pod-a'),
+        60_000,
+        { command: [...prefix, ...run] },
+      );
+      try {
+        const complaints = unprivileged
+          .output()
+          .split('\n')
+          .filter((l) => /"level":(40|50)/.test(l) && /sysctl|route_localnet|conntrack/.test(l));
+        expect(complaints).toEqual([]);
+        await write('pod-b');
+        await converge('unprivileged agent: endpoint moved to pod-b', () => reaches('pod-b'));
+      } finally {
+        expect(await unprivileged.stop()).toBe(0);
+      }
+    });
 });
