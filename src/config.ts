@@ -82,6 +82,8 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     return flagDefault(spec);
   };
   const str = (n: string): string => get(n) as string;
+  const deprecatedPort = (n: 'healthz-port' | 'metrics-port'): number =>
+    (given.has('write-config-to') ? flagDefault(AGENT_FLAGS.find((s) => s.name === n)!) : get(n)) as number;
   const mode = (str('mode') || str('proxy-mode') || 'iptables') as ProxyModeName;
   const names = settingNames(mode, given);
   const nodePortAddresses = get('nodeport-addresses') as string[];
@@ -112,8 +114,9 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     minSyncPeriodMs: get(names.minSyncPeriod) as number,
     // A bare IP gets the port of the deprecated --healthz-port / --metrics-port (10256 / 10249 by default), and port 0
     // disables the server, as upstream's addressFromDeprecatedFlags (k3s passes --healthz-bind-address=127.0.0.1).
-    healthzBindAddress: addressFromDeprecatedFlags(str('healthz-bind-address'), get('healthz-port') as number),
-    metricsBindAddress: addressFromDeprecatedFlags(str('metrics-bind-address'), get('metrics-port') as number),
+    // Not for --write-config-to, as upstream's Complete (the file written keeps the addresses).
+    healthzBindAddress: addressFromDeprecatedFlags(str('healthz-bind-address'), deprecatedPort('healthz-port')),
+    metricsBindAddress: addressFromDeprecatedFlags(str('metrics-bind-address'), deprecatedPort('metrics-port')),
     bindAddressHardFail: get('bind-address-hard-fail') as boolean,
     portRange: str('proxy-port-range'),
     udpIdleTimeoutMs: get('udp-timeout') as number,

@@ -142,6 +142,8 @@ describe('configFromFlags', () => {
     ]);
     expect(config().deprecated).toEqual([]);
     expect(() => parse('--metrics-port=70000')).toThrow(FlagError);
+    // --write-config-to writes the addresses as given (Complete applies the ports only to a running agent).
+    expect(config('--healthz-port=0', '--write-config-to=/tmp/x').healthzBindAddress).toBe('0.0.0.0:10256');
   });
 
   it("accepts upstream's ipvs and logging flags (kube-up's GCE nodes pass --ipvs-sync-period), warning about what it does not act on", () => {
