@@ -5,18 +5,20 @@
  * read-only nf_conntrack_max outside the host namespace, a hashsize only the
  * host may change, a module not loaded) and what each message names.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { CommandRunner, RunResult } from '../proxier/exec.ts';
 import { configFromFlags } from './config.ts';
 import {
   CONNTRACK_MAX_LIMIT,
   conntrackMax,
+  conntrackRetry,
   conntrackSettings,
   conntrackSteps,
   countCPUList,
   setConntrackSysctls,
   settingName,
   type ConntrackSettings,
+  type SysctlOutcome,
 } from './conntrack-sysctls.ts';
 
 const DEFAULTS = conntrackSettings(configFromFlags(new Map()));
@@ -36,10 +38,12 @@ const HASH = '/sys/module/nf_conntrack/parameters/hashsize';
 function node(files: Record<string, string>, refuse: Record<string, string> = {}) {
   const state = new Map(Object.entries(files));
   const writes: string[] = [];
+  const reads: string[] = [];
   const runner: CommandRunner = {
     async run(cmd, args, opts): Promise<RunResult> {
       const path = args[0]!;
       if (cmd === 'cat') {
+        reads.push(path);
         const v = state.get(path);
         return v === undefined
           ? { code: 1, stdout: '', stderr: `cat: ${path}: No such file or directory\n` }
@@ -55,7 +59,7 @@ function node(files: Record<string, string>, refuse: Record<string, string> = {}
       throw new Error(`unexpected ${cmd}`);
     },
   };
-  return { runner, writes, state };
+  return { runner, writes, reads, state };
 }
 
 /** A Debian node's kernel defaults with nf_conntrack loaded (2 CPUs online). */
@@ -96,7 +100,7 @@ describe('TestSetupConntrack (upstream): what is set', () => {
   it('sets nothing when every setting is 0 (kind, k3s, usernetes)', async () => {
     const n = node(KERNEL);
     expect(conntrackSteps(NONE, 2)).toEqual([]);
-    expect(await setConntrackSysctls(NONE, n.runner)).toEqual({ set: [], failures: [] });
+    expect(await setConntrackSysctls(NONE, n.runner)).toEqual({ set: [], failures: [], missing: false });
     expect(n.writes).toEqual([]);
   });
 
@@ -169,6 +173,7 @@ describe('TestSetupConntrack (upstream): failures name the value and what leaves
   it('nf_conntrack not loaded: every value is missing, and each failure says so', async () => {
     const n = node({ '/sys/devices/system/cpu/online': '0-1' });
     const r = await setConntrackSysctls(DEFAULTS, n.runner);
+    expect(r.missing).toBe(true);
     expect(r.failures).toHaveLength(4);
     for (const f of r.failures) expect(f).toContain('is the nf_conntrack module loaded?');
     expect(r.failures[1]).toBe(
@@ -205,5 +210,43 @@ describe('the settings from flags and the config file', () => {
     );
     expect(c.notImplemented).toEqual([]);
     expect(c.oomScoreAdj).toBe(100);
+  });
+});
+
+describe('nf_conntrack loaded after the start (upstream exits instead)', () => {
+  it('tries again after a sync, at most once per sync period, quietly while values are missing, and stops once it could read them', async () => {
+    const n = node({ '/sys/devices/system/cpu/online': '0-1' });
+    const attempts = () => n.reads.filter((p) => p === '/sys/devices/system/cpu/online').length;
+    let t = 0;
+    const outcomes: SysctlOutcome[] = [];
+    const retry = conntrackRetry({ settings: DEFAULTS, runner: n.runner, now: () => t, periodMs: 30_000, done: (o) => void outcomes.push(o) });
+    const settle = () => new Promise((r) => setTimeout(r, 20));
+
+    retry(); // the first sync: the module is still missing, nothing said
+    await settle();
+    retry(); // another sync within the period: no attempt
+    await settle();
+    expect(attempts()).toBe(1);
+    expect(outcomes).toEqual([]);
+
+    for (const [path, value] of Object.entries(KERNEL)) n.state.set(path, value); // the rules loaded nf_conntrack
+    t = 10_000;
+    retry();
+    await settle();
+    expect(attempts()).toBe(1);
+    t = 30_000;
+    retry();
+    await vi.waitFor(() => expect(outcomes).toHaveLength(1));
+    expect(outcomes[0]!.failures).toEqual([]);
+    expect(n.writes).toEqual([
+      `${NF}nf_conntrack_max=131072`,
+      `${HASH}=32768`,
+      `${NF}nf_conntrack_tcp_timeout_established=86400`,
+      `${NF}nf_conntrack_tcp_timeout_close_wait=3600`,
+    ]);
+    t = 90_000;
+    retry();
+    await settle();
+    expect(attempts()).toBe(2);
   });
 });

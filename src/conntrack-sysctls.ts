@@ -126,6 +126,8 @@ export interface SysctlOutcome {
   readonly set: readonly string[];
   /** One sentence per value not set: which, to what, why, and what leaves it alone. */
   readonly failures: readonly string[];
+  /** Some value could not be read: nf_conntrack is not loaded yet (the agent tries again after a sync). */
+  readonly missing: boolean;
 }
 
 /**
@@ -139,10 +141,12 @@ export async function setConntrackSysctls(s: ConntrackSettings, runner: CommandR
   const numCPU = (online === null ? null : countCPUList(online)) ?? Math.max(1, cpus().length);
   const set: string[] = [];
   const failures: string[] = [];
+  let missing = false;
   for (const step of conntrackSteps(s, numCPU)) {
     const name = settingName(step.path);
     const text = await readProcFile(runner, step.path);
     const current = text !== null && /^\d+$/.test(text) ? Number(text) : null;
+    if (text === null) missing = true;
     if (current !== null && (step.when === 'raise' ? current >= step.value : current === step.value)) continue;
     // The hashsize is raised only when read (upstream stops there when it cannot read it).
     if (current === null && step.path === HASHSIZE) {
@@ -156,7 +160,42 @@ export async function setConntrackSysctls(s: ConntrackSettings, runner: CommandR
         `cannot set ${name} to ${step.value}${current === null ? '' : ` (it is ${current})`}: ${error}${hint(step, error)}; ${step.leaveWith}`,
       );
   }
-  return { set, failures };
+  return { set, failures, missing };
+}
+
+export interface ConntrackRetryOptions {
+  readonly settings: ConntrackSettings;
+  readonly runner: CommandRunner;
+  readonly now: () => number;
+  /** At most one attempt per period (the sync period). */
+  readonly periodMs: number;
+  /** Told what was set once every value could be read, and what still failed then. */
+  readonly done: (outcome: SysctlOutcome) => void;
+}
+
+/**
+ * nf_conntrack not loaded when the agent started (upstream exits then): the values are set once the module is
+ * there, which the first sync's rules bring about (they use conntrack). Call the returned function after each sync:
+ * it tries again at most once per period, quietly while a value is still missing, and stops after the attempt that
+ * could read them all.
+ */
+export function conntrackRetry(o: ConntrackRetryOptions): () => void {
+  let pending = true;
+  let running = false;
+  let last = -Infinity;
+  return () => {
+    if (!pending || running || o.now() - last < o.periodMs) return;
+    running = true;
+    last = o.now();
+    void setConntrackSysctls(o.settings, o.runner)
+      .then((outcome) => {
+        if (outcome.missing) return;
+        pending = false;
+        o.done(outcome);
+      })
+      .catch(() => undefined)
+      .finally(() => (running = false));
+  };
 }
 
 /** Why a write was refused, where the kernel's answer does not say. */

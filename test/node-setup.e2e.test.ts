@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentProcess } from './agent-runner.ts';
+import { startAgentProcess, waitFor } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -216,6 +216,41 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
       expect(said).toContain('cannot set net.netfilter.nf_conntrack_tcp_timeout_close_wait to 3600 (it is 60): Read-only file system');
       expect(said).toContain('cannot set net.ipv4.conf.all.route_localnet=1 (Read-only file system): NodePorts on 127.0.0.1 will not work');
       expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
+  it('nf_conntrack missing at start (its sysctls hidden from the agent): serves, and sets the values within a sync period of their appearing', async () => {
+    await kernelDefaults();
+    expect((await kubeProxy(['--cleanup'])).code).toBe(0);
+    // The agent's own mount namespace, where an empty read-only tmpfs hides net.netfilter as a kernel without the module has none.
+    const hidden = [
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t tmpfs -o ro none /proc/sys/net/netfilter && exec "$0" "$@"',
+      process.execPath,
+      MAIN,
+    ];
+    const agent = await startAgentProcess(ns(), agentArgs('--iptables-sync-period=2s'), reachesPodA, 20_000, { command: hidden });
+    try {
+      expect(agent.output()).toContain('conntrack setup: cannot set net.netfilter.nf_conntrack_tcp_timeout_established to 86400');
+      expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
+      // The module "loads": the values appear in the agent's namespace.
+      const shown = await cluster.runnerIn(ns()).run('nsenter', ['-t', String(agent.child.pid), '-m', 'umount', '/proc/sys/net/netfilter']);
+      expect(shown.code, shown.stderr).toBe(0);
+      await waitFor(
+        'conntrack values set after they appeared',
+        async () => (await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)) === '86400',
+        10_000,
+        () => agent.output().slice(-2000),
+      );
+      expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_close_wait`)).toBe('3600');
+      expect(agent.output()).toContain('conntrack setup: nf_conntrack is loaded now; 2 value(s) set, 0 refused');
     } finally {
       expect(await agent.stop()).toBe(0);
     }
