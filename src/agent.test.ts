@@ -383,6 +383,39 @@ describe('the agent in nftables mode on FakeNft', () => {
     );
   });
 
+  it('--detect-local-mode=NodeCIDR: says once that its Node has no podCIDR yet, serves, and detects local traffic once it has one', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });
+    const fakes = both();
+    const ipv4 = fakes.get('IPv4')!;
+    const node9 = (podCIDR?: string) => makeNode('node-9', { addresses: ['192.168.0.9'], ...(podCIDR ? { podCIDR } : {}) });
+    const { agent: a, write } = await start('iptables', fakes, nodeRunner(), {
+      logger,
+      extra: [
+        ['hostname-override', 'node-9'],
+        ['detect-local-mode', 'NodeCIDR'],
+      ],
+      objects: [node9()],
+    });
+    await vi.waitFor(() => expect(converged(a, ipv4)).toBe(true), { timeout: 5000 });
+    const said = () =>
+      lines
+        .map((l) => JSON.parse(l) as { msg: string; level: number })
+        .filter((l) => /podCIDR/.test(l.msg))
+        .map((l) => `${l.level} ${l.msg}`);
+    const missing =
+      '40 --detect-local-mode=NodeCIDR: Node "node-9" has no podCIDR (yet): no local-traffic detection until it has one (upstream waits for it before it proxies)';
+    await vi.waitFor(() => expect(said()).toEqual([missing]), { timeout: 5000 });
+    const masq = () =>
+      getChain(ipv4.snapshot(), 'nat', svcChain)?.rules.some((r) => r.includes('! -s 10.244.9.0/24') && r.includes('KUBE-MARK-MASQ'));
+    expect(masq()).toBe(false);
+    await new Promise((r) => setTimeout(r, 1000)); // periodic syncs: still said once
+    expect(said()).toEqual([missing]);
+    await write(['10.244.1.5'], [node9('10.244.9.0/24')]);
+    await vi.waitFor(() => expect(masq()).toBe(true), { timeout: 5000 });
+    expect(said()).toEqual([missing, '30 Node "node-9" has podCIDR 10.244.9.0/24: local traffic is detected by it from the next sync']);
+  });
+
   it('says once that its Node is missing (a wrong --hostname-override), then that it was found, then that it was deleted', async () => {
     const lines: string[] = [];
     const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });

@@ -190,7 +190,18 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
-    hooks: withConntrackRetry(proxierHooks({ mode, metrics, userspaceMetrics, health, serviceHealth, clock: deps.clock, logger: log })),
+    hooks: withConntrackRetry(
+      proxierHooks({
+        mode,
+        metrics,
+        userspaceMetrics,
+        health,
+        serviceHealth,
+        clock: deps.clock,
+        logger: log,
+        detectLocalMode: config.detectLocalMode,
+      }),
+    ),
   });
 
   const healthz = await startServer(log, 'health', config.healthzBindAddress, healthHandler(health, metrics), config.bindAddressHardFail);

@@ -3,15 +3,16 @@
  * times, node eligibility), upstream's metrics (sync reports through
  * servers/sync-metrics.ts, timestamps, network programming latency, change
  * counts, skipped objects), the health-check node ports of the services, and
- * a log line per skipped object, per change of the ServiceCIDRs, and when the
+ * a log line per skipped object, per change of the ServiceCIDRs, when the
  * node's own Node object is missing (a wrong --hostname-override, a node not
- * registered yet) or appears.
+ * registered yet) or appears, and (--detect-local-mode=NodeCIDR) when it has
+ * no podCIDR or gets one.
  */
 import type { Clock } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import type { ProxierHooks } from '../proxier/proxier.ts';
-import { formatProblem } from '../proxier/types.ts';
+import { formatProblem, type NodeInfo } from '../proxier/types.ts';
 import { missingNodeMessage } from './desired.ts';
 import type { HealthState } from './servers/health-state.ts';
 import type { Metrics } from './servers/metrics.ts';
@@ -27,6 +28,8 @@ export interface HookTargets {
   readonly serviceHealth: ServiceHealthServers;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** --detect-local-mode: with NodeCIDR, the agent says when its Node has no podCIDR of a family it programs. */
+  readonly detectLocalMode?: string;
 }
 
 export function proxierHooks(t: HookTargets): ProxierHooks {
@@ -38,6 +41,24 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
     nodeMissingSaid = true;
     t.logger.warn({ node: name }, `${missingNodeMessage(name, how, mode.name)} (is --hostname-override right?)`);
   };
+  /** Whether a missing podCIDR was said (NodeCIDR mode; as upstream's waitForPodCIDR, any family will do); said again when one appears. */
+  let podCIDRMissingSaid = false;
+  const checkPodCIDRs = (node: NodeInfo): void => {
+    if (t.detectLocalMode !== 'NodeCIDR' || !node.known) return;
+    if (node.podCIDRs.length === 0 && !podCIDRMissingSaid) {
+      podCIDRMissingSaid = true;
+      t.logger.warn(
+        { node: node.name },
+        `--detect-local-mode=NodeCIDR: Node "${node.name}" has no podCIDR (yet): no local-traffic detection until it has one (upstream waits for it before it proxies)`,
+      );
+    } else if (node.podCIDRs.length > 0 && podCIDRMissingSaid) {
+      podCIDRMissingSaid = false;
+      t.logger.info(
+        { node: node.name },
+        `Node "${node.name}" has podCIDR ${node.podCIDRs.join(', ')}: local traffic is detected by it from the next sync`,
+      );
+    }
+  };
   return {
     queued: (f) => {
       health.queuedUpdate(f);
@@ -47,6 +68,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       health.updated(f);
       // Every source lists the Nodes before the first sync; a Node that is not there by then is missing.
       if (!r.snapshot.node.known && !nodeMissingSaid) nodeMissing(r.snapshot.node.name, 'among the Nodes');
+      checkPodCIDRs(r.snapshot.node);
       const now = t.clock.now();
       metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
@@ -68,6 +90,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
     },
     nodeChanged: (node) => {
       health.syncNode(node);
+      checkPodCIDRs(node);
       if (node.known && nodeMissingSaid) {
         nodeMissingSaid = false;
         t.logger.info({ node: node.name }, `Node "${node.name}" found: its addresses, zone and pod CIDR apply from the next sync`);
