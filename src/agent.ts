@@ -11,7 +11,7 @@ import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
 import { probeNode } from '../iptables/node-probe.ts';
 import { createConntrack } from '../proxier/conntrack.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
-import { Proxier, type ProxierHooks } from '../proxier/proxier.ts';
+import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
 import { featuresFrom, nodeNameFor, watchesServiceCIDRs } from './desired.ts';
@@ -33,7 +33,7 @@ import type { NftablesNode } from './mode-nftables.ts';
 import { removeModes, switchTargets } from './mode-switch.ts';
 import { proxierHooks } from './proxier-hooks.ts';
 import { createUserspaceMetrics, userspaceEventMetrics } from './servers/userspace-metrics.ts';
-import { conntrackRetry, conntrackSettings, setConntrackSysctls } from './conntrack-sysctls.ts';
+import { agentConntrackSetup } from './conntrack-sysctls.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { parseHostPort } from './host-port.ts';
 
@@ -108,9 +108,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   for (const note of config.deprecated) log.warn(note);
   for (const note of config.notImplemented) log.warn(`flag accepted but not implemented: ${note}`);
   // platformSetup: before the mode starts, in every mode.
-  const conntrackSetup = await setConntrackSysctls(conntrackSettings(config), deps.runner);
-  for (const line of conntrackSetup.set) log.info({ sysctl: line }, 'Set sysctl');
-  for (const failure of conntrackSetup.failures) log.error(`conntrack setup: ${failure}`);
+  const conntrackSetup = await agentConntrackSetup(config, { runner: deps.runner, logger: log, now: () => deps.clock.now() });
 
   const metrics = createMetrics(new Registry());
   const userspaceMetrics = config.mode === 'userspace' ? createUserspaceMetrics(metrics.registry) : null;
@@ -148,28 +146,6 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       action: 'StartKubeProxy',
       note: conntrackSetup.failures.join('\n'),
     });
-  /** The conntrack values nf_conntrack was not loaded for at start, set after a sync has loaded it. */
-  const withConntrackRetry = (hooks: ProxierHooks): ProxierHooks => {
-    if (!conntrackSetup.missing) return hooks;
-    const retry = conntrackRetry({
-      settings: conntrackSettings(config),
-      runner: deps.runner,
-      now: () => deps.clock.now(),
-      periodMs: config.syncPeriodMs,
-      done: (outcome) => {
-        for (const line of outcome.set) log.info({ sysctl: line }, 'Set sysctl');
-        for (const failure of outcome.failures) log.error(`conntrack setup: ${failure}`);
-        log.info(`conntrack setup: nf_conntrack is loaded now; ${outcome.set.length} value(s) set, ${outcome.failures.length} refused`);
-      },
-    });
-    return {
-      ...hooks,
-      synced: (f, r) => {
-        hooks.synced?.(f, r);
-        retry();
-      },
-    };
-  };
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
     proxyHealthy: () => health.report(false).healthy,
@@ -190,18 +166,17 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
-    hooks: withConntrackRetry(
-      proxierHooks({
-        mode,
-        metrics,
-        userspaceMetrics,
-        health,
-        serviceHealth,
-        clock: deps.clock,
-        logger: log,
-        detectLocalMode: config.detectLocalMode,
-      }),
-    ),
+    hooks: proxierHooks({
+      mode,
+      metrics,
+      userspaceMetrics,
+      health,
+      serviceHealth,
+      clock: deps.clock,
+      logger: log,
+      detectLocalMode: config.detectLocalMode,
+      ...(conntrackSetup.afterSync ? { afterSync: conntrackSetup.afterSync } : {}),
+    }),
   });
 
   const healthz = await startServer(log, 'health', config.healthzBindAddress, healthHandler(health, metrics), config.bindAddressHardFail);

@@ -214,12 +214,18 @@ describe('the settings from flags and the config file', () => {
 });
 
 describe('nf_conntrack loaded after the start (upstream exits instead)', () => {
-  it('tries again after a sync, at most once per sync period, quietly while values are missing, and stops once it could read them', async () => {
+  it('tries again after a sync, at most once per period, and stops once it could read every value', async () => {
     const n = node({ '/sys/devices/system/cpu/online': '0-1' });
     const attempts = () => n.reads.filter((p) => p === '/sys/devices/system/cpu/online').length;
     let t = 0;
     const outcomes: SysctlOutcome[] = [];
-    const retry = conntrackRetry({ settings: DEFAULTS, runner: n.runner, now: () => t, periodMs: 30_000, done: (o) => void outcomes.push(o) });
+    const retry = conntrackRetry({
+      settings: DEFAULTS,
+      runner: n.runner,
+      now: () => t,
+      periodMs: 30_000,
+      report: (o, complete) => void (complete && outcomes.push(o)),
+    });
     const settle = () => new Promise((r) => setTimeout(r, 20));
 
     retry(); // the first sync: the module is still missing, nothing said

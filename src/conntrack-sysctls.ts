@@ -23,6 +23,7 @@
  */
 import { cpus } from 'node:os';
 import { readProcFile, writeProcFileError, type CommandRunner } from '../proxier/exec.ts';
+import type { Logger } from '../proxier/log.ts';
 import type { ProxyConfig } from './config.ts';
 
 export interface ConntrackSettings {
@@ -167,17 +168,16 @@ export interface ConntrackRetryOptions {
   readonly settings: ConntrackSettings;
   readonly runner: CommandRunner;
   readonly now: () => number;
-  /** At most one attempt per period (the sync period). */
+  /** At most one attempt per period. */
   readonly periodMs: number;
-  /** Told what was set once every value could be read, and what still failed then. */
-  readonly done: (outcome: SysctlOutcome) => void;
+  /** Told each attempt's outcome; `complete` once every value could be read (the last attempt). */
+  readonly report: (outcome: SysctlOutcome, complete: boolean) => void;
 }
 
 /**
  * nf_conntrack not loaded when the agent started (upstream exits then): the values are set once the module is
  * there, which the first sync's rules bring about (they use conntrack). Call the returned function after each sync:
- * it tries again at most once per period, quietly while a value is still missing, and stops after the attempt that
- * could read them all.
+ * it tries again at most once per period and stops after the attempt that could read them all.
  */
 export function conntrackRetry(o: ConntrackRetryOptions): () => void {
   let pending = true;
@@ -189,13 +189,45 @@ export function conntrackRetry(o: ConntrackRetryOptions): () => void {
     last = o.now();
     void setConntrackSysctls(o.settings, o.runner)
       .then((outcome) => {
-        if (outcome.missing) return;
-        pending = false;
-        o.done(outcome);
+        pending = outcome.missing;
+        o.report(outcome, !outcome.missing);
       })
       .catch(() => undefined)
       .finally(() => (running = false));
   };
+}
+
+/**
+ * The agent's node setup: the values set now, each logged (`Set sysctl`, or an error naming the refused value);
+ * `failures` for the Node event. When some value could not be read (nf_conntrack not loaded yet), `afterSync` sets
+ * them once a sync has loaded the module (conntrackRetry); null otherwise.
+ */
+export async function agentConntrackSetup(
+  config: ProxyConfig,
+  o: { readonly runner: CommandRunner; readonly logger: Logger; readonly now: () => number },
+): Promise<{ failures: readonly string[]; afterSync: (() => void) | null }> {
+  const settings = conntrackSettings(config);
+  const report = (outcome: SysctlOutcome, complete = true): void => {
+    for (const line of outcome.set) o.logger.info({ sysctl: line }, 'Set sysctl');
+    // Quiet about failures while values are still missing: they were said at start.
+    if (complete) for (const failure of outcome.failures) o.logger.error(`conntrack setup: ${failure}`);
+  };
+  const first = await setConntrackSysctls(settings, o.runner);
+  report(first);
+  const afterSync = first.missing
+    ? conntrackRetry({
+        settings,
+        runner: o.runner,
+        now: o.now,
+        // Half the sync period: the periodic sync, which may come a little early, always qualifies.
+        periodMs: config.syncPeriodMs / 2,
+        report: (outcome, complete) => {
+          report(outcome, complete);
+          if (complete) o.logger.info(`conntrack setup: nf_conntrack is loaded now; ${outcome.failures.length} value(s) refused`);
+        },
+      })
+    : null;
+  return { failures: first.failures, afterSync };
 }
 
 /** Why a write was refused, where the kernel's answer does not say. */

@@ -28,8 +28,10 @@ export interface HookTargets {
   readonly serviceHealth: ServiceHealthServers;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** --detect-local-mode: with NodeCIDR, the agent says when its Node has no podCIDR of a family it programs. */
+  /** --detect-local-mode: with NodeCIDR, the agent says when its Node has no podCIDR. */
   readonly detectLocalMode?: string;
+  /** Run after each successful sync (the conntrack values nf_conntrack was not loaded for at start). */
+  readonly afterSync?: () => void;
 }
 
 export function proxierHooks(t: HookTargets): ProxierHooks {
@@ -69,6 +71,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       // Every source lists the Nodes before the first sync; a Node that is not there by then is missing.
       if (!r.snapshot.node.known && !nodeMissingSaid) nodeMissing(r.snapshot.node.name, 'among the Nodes');
       checkPodCIDRs(r.snapshot.node);
+      t.afterSync?.();
       const now = t.clock.now();
       metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
