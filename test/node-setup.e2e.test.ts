@@ -60,6 +60,19 @@ async function kubeProxy(args: readonly string[]): Promise<{ code: number; out: 
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
+/** The agent as a command that first makes its own mount namespace and runs `mounts` (sh) there. */
+const afterMounts = (mounts: string) => [
+  'unshare',
+  '-m',
+  '--propagation',
+  'private',
+  'sh',
+  '-c',
+  `${mounts} && exec "$0" "$@"`,
+  process.execPath,
+  MAIN,
+];
+
 /** The agent on node-1 with this test's objects file, no metrics server, and `more`. */
 const agentArgs = (...more: string[]) => [
   '--objects',
@@ -180,17 +193,7 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
   });
 
   // An unprivileged container's /proc/sys: the agent's own mount namespace, /proc/sys bound read-only over itself.
-  const readOnlyProcSys = [
-    'unshare',
-    '-m',
-    '--propagation',
-    'private',
-    'sh',
-    '-c',
-    'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$0" "$@"',
-    process.execPath,
-    MAIN,
-  ];
+  const readOnlyProcSys = afterMounts('mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys');
   const sysctlComplaints = (output: string) =>
     output.split('\n').filter((l) => /"level":(40|50)/.test(l) && /sysctl|route_localnet|conntrack|nf_conntrack/.test(l));
 
@@ -225,17 +228,7 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     await kernelDefaults();
     expect((await kubeProxy(['--cleanup'])).code).toBe(0);
     // The agent's own mount namespace, where an empty read-only tmpfs hides net.netfilter as a kernel without the module has none.
-    const hidden = [
-      'unshare',
-      '-m',
-      '--propagation',
-      'private',
-      'sh',
-      '-c',
-      'mount -t tmpfs -o ro none /proc/sys/net/netfilter && exec "$0" "$@"',
-      process.execPath,
-      MAIN,
-    ];
+    const hidden = afterMounts('mount -t tmpfs -o ro none /proc/sys/net/netfilter');
     const agent = await startAgentProcess(ns(), agentArgs('--iptables-sync-period=2s'), reachesPodA, 20_000, { command: hidden });
     try {
       expect(agent.output()).toContain('conntrack setup: cannot set net.netfilter.nf_conntrack_tcp_timeout_established to 86400');
