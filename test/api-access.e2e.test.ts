@@ -1,7 +1,8 @@
 /**
  * API access as operators set it up, end to end: the real kube-proxy-ts
  * process in a node namespace reaches the fake API server over TLS with a
- * bearer token, through a relay on the node's :6443.
+ * bearer token or a client certificate, through a relay on the node's :6443
+ * (or k3s's :6444).
  * - kubeadm's kube-proxy kubeconfig: `server: https://k8s-api.test:6443`
  *   (the name resolves through a hosts file bind-mounted in the agent's
  *   private mount namespace), `certificate-authority` and `tokenFile` in the
@@ -13,9 +14,12 @@
  * - in-cluster configuration (no --kubeconfig; KUBERNETES_SERVICE_HOST/PORT
  *   and the service-account files);
  * - a wrong CA: a clear error naming the CA, nothing programmed, nothing
- *   removed, /livez 200 and /healthz 503 while the Node is unknown.
+ *   removed, /livez 200 and /healthz 503 while the Node is unknown;
+ * - k3s's kubeproxy.kubeconfig: a client certificate and key from files,
+ *   through k3s's local load balancer address 127.0.0.1:6444 (the refusals
+ *   and renewals of a certificate: src/sources/api-source-client-cert.test.ts).
  */
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +29,7 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
 import { relayApiServer, SA_MOUNT, startNodeAgent, type NodeAgent, type Relay } from './fake-apiserver-node.ts';
 import { serviceAccountVolume, type ServiceAccountVolume } from './fake-apiserver-sa.ts';
-import { makeTestPki } from './fake-apiserver-tls.ts';
+import { makeClientCert, makeTestPki } from './fake-apiserver-tls.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
@@ -249,3 +253,60 @@ describe('API access over TLS with a bearer token, as kubeadm and in-cluster set
     await stopAgent();
   });
 });
+
+describe('API access with a client certificate, as k3s sets it up', () => {
+  it("programs the cluster through k3s's kubeproxy.kubeconfig (https://127.0.0.1:6444, certificate-authority, client-certificate and client-key files)", async () => {
+    const k3s = await k3sRelay();
+    try {
+      const agentDir = join(dir, 'k3s', 'agent');
+      await mkdir(agentDir, { recursive: true });
+      await writeFile(join(agentDir, 'server-ca.crt'), api.pki.caPem);
+      const cert = makeClientCert(api.pki, { cn: 'system:kube-proxy' });
+      await copyFile(cert.certFile, join(agentDir, 'client-kube-proxy.crt'));
+      await copyFile(cert.keyFile, join(agentDir, 'client-kube-proxy.key'));
+      const file = join(agentDir, 'kubeproxy.kubeconfig');
+      // As k3s writes it (pkg/daemons/agent), through its local load balancer on :6444.
+      await writeFile(
+        file,
+        [
+          'apiVersion: v1',
+          'clusters:',
+          '- cluster:',
+          '    server: https://127.0.0.1:6444',
+          `    certificate-authority: ${agentDir}/server-ca.crt`,
+          '  name: local',
+          'contexts:',
+          '- context:',
+          '    cluster: local',
+          '    namespace: default',
+          '    user: user',
+          '  name: Default',
+          'current-context: Default',
+          'kind: Config',
+          'preferences: {}',
+          'users:',
+          '- name: user',
+          '  user:',
+          `    client-certificate: ${agentDir}/client-kube-proxy.crt`,
+          `    client-key: ${agentDir}/client-kube-proxy.key`,
+          '',
+        ].join('\n'),
+      );
+      const before = api.requests().length;
+      addService('k3s', '172.30.0.14', ['pod-b']);
+      agent = startNodeAgent(cluster.node('node-1').ns, ['--kubeconfig', file, ...AGENT_FLAGS]);
+      await waitFor('a Service programmed through the k3s kubeconfig', programmed('172.30.0.14'), 60_000, context);
+      expect(await reaches('172.30.0.14', ['pod-b'])).toBe(true);
+      expect(agent.output()).toContain('"server":"https://127.0.0.1:6444"');
+      const mine = api.requests().slice(before);
+      expect(new Set(mine.map((r) => r.user))).toEqual(new Set(['x509:system:kube-proxy']));
+      expect(mine.filter((r) => r.authorization !== null)).toEqual([]);
+      await stopAgent();
+    } finally {
+      await k3s.stop();
+    }
+  });
+});
+
+/** k3s's local API load balancer: :6444 on the node, to the same server. */
+const k3sRelay = () => relayApiServer((ns, cmd, args) => cluster.exec(ns, cmd, args), cluster.node('node-1').ns, 6444, join(dir, 'api.sock'));

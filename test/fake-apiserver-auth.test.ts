@@ -1,17 +1,19 @@
 /**
  * What the fake API server adds to the wire format to be a real one: HTTPS
- * with a CA made at test time, bearer tokens (401 otherwise, rotation), paged
+ * with a CA made at test time, client certificates its CA signed and bearer
+ * tokens (401 otherwise, rotation), paged
  * lists from a consistent snapshot (limit/continue, 410 once compacted), and
  * the same server reachable through a unix socket.
  */
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeApiServer } from './fake-apiserver.ts';
-import { makeTestPki } from './fake-apiserver-tls.ts';
+import { makeClientCert, makeTestPki } from './fake-apiserver-tls.ts';
 
 const svc = (name: string, ns = 'default') => ({ metadata: { name, namespace: ns }, spec: { clusterIP: '10.0.0.1' } });
 
@@ -55,6 +57,25 @@ describe('TLS and authentication', () => {
       });
     }
     expect(server.requests().map((r) => r.status)).toEqual([401, 401]);
+  });
+
+  it("authenticates a client certificate its CA signed as its CN (kube-apiserver's x509 authenticator); expired, not yet valid or another CA's: 401", async () => {
+    const pki = server.pki;
+    const good = makeClientCert(pki, { cn: 'system:kube-proxy' });
+    const day = 86_400_000;
+    const expired = makeClientCert(pki, {
+      cn: 'system:kube-proxy',
+      notBefore: new Date(Date.now() - 400 * day),
+      notAfter: new Date(Date.now() - day),
+    });
+    const early = makeClientCert(pki, { cn: 'system:kube-proxy', notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 2 * day) });
+    const foreign = makeClientCert(makeTestPki([], 'another-ca'), { cn: 'system:kube-proxy' });
+    expect(Date.parse(new X509Certificate(expired.certPem).validTo)).toBeLessThan(Date.now());
+    expect((await server.fetch('/api/v1/nodes', { token: null, cert: good })).status).toBe(200);
+    for (const cert of [expired, early, foreign]) expect((await server.fetch('/api/v1/nodes', { token: null, cert })).status).toBe(401);
+    // A refused certificate is not a user, but the request may still carry an accepted token (the union of authenticators).
+    expect((await server.fetch('/api/v1/nodes', { cert: expired })).status).toBe(200);
+    expect(server.requests().map((r) => r.user)).toEqual(['x509:system:kube-proxy', null, null, null, 'token:fake-token']);
   });
 
   it('rotates tokens: the old one is refused from then on, the new one accepted', async () => {

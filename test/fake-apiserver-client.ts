@@ -12,14 +12,22 @@ import { defaultTestPki, type TestPki } from './fake-apiserver-tls.ts';
 /** The token kubeConfigFor() authenticates with and a server accepts by default. */
 export const FAKE_TOKEN = 'fake-token';
 
-/** GET (or `method`) `url` trusting `ca`, with a bearer token unless null; the response as a web Response. */
-export function httpsFetch(url: string, o: { ca: string; token: string | null; method?: string; body?: string }): Promise<Response> {
+/** GET (or `method`) `url` trusting `ca`, with a bearer token unless null (and a client certificate if given); the response as a web Response. */
+export function httpsFetch(
+  url: string,
+  o: { ca: string; token: string | null; method?: string; body?: string; cert?: string; key?: string },
+): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
-    const req = request(url, { method: o.method ?? 'GET', ca: o.ca, headers: o.token ? { Authorization: `Bearer ${o.token}` } : {} }, (res) => {
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
-      resolve(new Response(Readable.toWeb(res) as ReadableStream, { status: res.statusCode ?? 0, headers }));
-    });
+    const tls = o.cert && o.key ? { cert: o.cert, key: o.key } : {};
+    const req = request(
+      url,
+      { method: o.method ?? 'GET', ca: o.ca, ...tls, headers: o.token ? { Authorization: `Bearer ${o.token}` } : {} },
+      (res) => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+        resolve(new Response(Readable.toWeb(res) as ReadableStream, { status: res.statusCode ?? 0, headers }));
+      },
+    );
     req.on('error', reject);
     req.end(o.body);
   });

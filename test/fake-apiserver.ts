@@ -3,8 +3,10 @@
  * EndpointSlices, Nodes and ServiceCIDRs (networking.k8s.io/v1, as from
  * Kubernetes 1.33; `servesServiceCIDRs = false` plays an older one), that the real @kubernetes/client-node informers
  * run against. As a real apiserver it serves HTTPS only (a CA and serving
- * certificate made at test time, see fake-apiserver-tls.ts) and requires a
- * bearer token (401 Unauthorized otherwise; tests rotate the accepted tokens).
+ * certificate made at test time, see fake-apiserver-tls.ts) and authenticates
+ * as the real one's x509 and token authenticators do: a client certificate
+ * its CA signed and that is valid now (the user is its CN), else an accepted
+ * bearer token, else 401 Unauthorized (tests rotate the accepted tokens).
  * Wire format as the real apiserver's: JSON lists without per-item
  * kind/apiVersion, paginated with limit/continue; chunked NDJSON watches that
  * replay from a resourceVersion, translate selector transitions into
@@ -17,6 +19,8 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
@@ -24,7 +28,7 @@ import { ObjectStore, RESOURCE_INFO, keyOf, type KubeObject, type LogEntry, type
 import { routeRequest, startWatch, statusObject, type Route, type WatchStream } from './fake-apiserver-watch.ts';
 import { SelectorError, selectorMatcher } from './fake-apiserver-selectors.ts';
 import { listPage } from './fake-apiserver-list.ts';
-import { defaultTestPki, type TestPki } from './fake-apiserver-tls.ts';
+import { defaultTestPki, type ClientCert, type TestPki } from './fake-apiserver-tls.ts';
 import { FAKE_TOKEN, httpsFetch, kubeConfigFor } from './fake-apiserver-client.ts';
 
 export type { KubeObject, Resource, TestPki };
@@ -52,6 +56,8 @@ export interface LoggedRequest {
   readonly resource: Resource | null;
   readonly verb: 'list' | 'watch' | null;
   readonly authorization: string | null;
+  /** Who the request was authenticated as: `x509:<CN>` or `token:<token>` (null: refused). */
+  user?: string | null;
   readonly at: number;
   /** HTTP status answered (set once answered). */
   status?: number;
@@ -72,6 +78,8 @@ export class FakeApiServer {
   private readonly store: ObjectStore;
   private readonly legacyServiceFields: boolean;
   private tokens: Set<string>;
+  /** The client CA (the one that signed the serving certificate, as kubeadm's single cluster CA). */
+  private readonly ca: X509Certificate;
   private readonly watches = new Set<WatchStream>();
   private readonly failures = new Map<string, number[]>();
   private readonly log: LoggedRequest[] = [];
@@ -84,7 +92,9 @@ export class FakeApiServer {
 
   static async start(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
     const pki = options.pki ?? defaultTestPki();
-    const server = createServer({ key: pki.keyPem, cert: pki.certPem });
+    // As kube-apiserver with --client-ca-file: a client certificate is asked for, and optional; authenticate() checks
+    // it (not `ca` here: Node would then also send the CA with the server's certificate, which kubeadm's does not).
+    const server = createServer({ key: pki.keyPem, cert: pki.certPem, requestCert: true, rejectUnauthorized: false });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     return new FakeApiServer(server, pki, options);
@@ -99,6 +109,7 @@ export class FakeApiServer {
     this.legacyServiceFields = options.legacyServiceFields ?? false;
     this.servesServiceCIDRs = options.serviceCIDRs ?? true;
     this.tokens = new Set(options.tokens ?? [FAKE_TOKEN]);
+    this.ca = new X509Certificate(pki.caPem);
     this.store = new ObjectStore((entry) => this.broadcast(entry));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
     server.on('connection', (sock: Socket) => this.track(sock));
@@ -226,13 +237,14 @@ export class FakeApiServer {
   }
 
   /** A request to this server with its CA and, unless told otherwise, an accepted token (tests of the wire format). */
-  fetch(path: string, init: { token?: string | null; method?: string; body?: string } = {}): Promise<Response> {
+  fetch(path: string, init: { token?: string | null; method?: string; body?: string; cert?: ClientCert } = {}): Promise<Response> {
     const token = init.token === undefined ? [...this.tokens][0] : init.token;
     return httpsFetch(`${this.url}${path}`, {
       ca: this.pki.caPem,
       token: token ?? null,
       ...(init.method ? { method: init.method } : {}),
       ...(init.body !== undefined ? { body: init.body } : {}),
+      ...(init.cert ? { cert: init.cert.certPem, key: init.cert.keyPem } : {}),
     });
   }
 
@@ -324,6 +336,21 @@ export class FakeApiServer {
     }
   }
 
+  /**
+   * The real apiserver's union of authenticators: the x509 one (a certificate the client CA signed, valid now; an
+   * expired one is an error, not a user), then the bearer token; neither gives 401.
+   */
+  private authenticate(req: IncomingMessage): string | null {
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+    const now = Date.now();
+    if (peer && peer.checkIssued(this.ca) && peer.verify(this.ca.publicKey) && now >= Date.parse(peer.validFrom) && now <= Date.parse(peer.validTo)) {
+      const cn = /^CN=(.+)$/m.exec(peer.subject)?.[1];
+      if (cn) return `x509:${cn}`;
+    }
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    return bearer !== undefined && this.tokens.has(bearer) ? `token:${bearer}` : null;
+  }
+
   private serve(req: IncomingMessage, res: ServerResponse, url: URL, route: Route | null, verb: Verb | null, entry: LoggedRequest): void {
     const json = (code: number, body: unknown): void => {
       const text = JSON.stringify(body);
@@ -331,8 +358,8 @@ export class FakeApiServer {
       res.writeHead(code, { 'Content-Type': 'application/json' }).end(text);
     };
     const fail = (code: number, message: string): void => json(code, statusObject(code, message));
-    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (bearer === undefined || !this.tokens.has(bearer)) return json(401, statusObject(401, 'Unauthorized'));
+    entry.user = this.authenticate(req);
+    if (!entry.user) return json(401, statusObject(401, 'Unauthorized'));
     const eventsIn = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname);
     if (eventsIn && req.method === 'POST') return this.createEvent(req, res, eventsIn[1]!, fail);
     if (!route || !verb) return fail(404, `the server could not find the requested resource (${url.pathname})`);

@@ -7,7 +7,9 @@
  * informer failure repeating within REPEAT_REPORT_MS and counts it into the
  * next report, so an outage does not flood the log.
  */
-import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ApiException, type KubeConfig, type User } from '@kubernetes/client-node';
 import type { ObjectKind, SourceHandlers } from './events.ts';
 import { statusOf, tlsProblem } from './kube-client.ts';
 import type { Clock } from '../../proxier/clock.ts';
@@ -24,7 +26,7 @@ export const REPEAT_REPORT_MS = 30_000;
 export function describeError(err: unknown, kc?: KubeConfig): string {
   const tls = kc ? tlsProblem(err, kc) : null;
   if (tls) return tls;
-  if (statusOf(err) === 401) return 'HTTP 401 Unauthorized: the API server refused the credentials (token expired or rotated?)';
+  if (statusOf(err) === 401) return `HTTP 401 Unauthorized: ${refusedCredentials(kc?.getCurrentUser() ?? null)}`;
   if (err instanceof ApiException) {
     const body = err.body as { message?: unknown } | null | undefined;
     return `HTTP ${err.code}${typeof body?.message === 'string' ? `: ${body.message}` : ''}`;
@@ -33,6 +35,28 @@ export function describeError(err: unknown, kc?: KubeConfig): string {
   if (typeof e?.statusCode === 'number') return `HTTP ${e.statusCode}${typeof e.message === 'string' ? ` ${e.message}` : ''}`;
   const message = typeof e?.message === 'string' ? e.message : String(err);
   return typeof e?.cause?.message === 'string' ? `${message} (${e.cause.message})` : message;
+}
+
+/**
+ * Why the API server may have refused the user's credentials. For a client certificate (k3s, kops and the hard way
+ * authenticate kube-proxy with one) the certificate is read as the request sent it and its dates are checked, since
+ * an expired one is the usual cause and the API server's 401 does not say; otherwise its subject and issuer are named,
+ * for comparison with the API server's client CA. Anything else: a bearer token, expired or rotated.
+ */
+export function refusedCredentials(user: User | null, now = Date.now()): string {
+  if (!user?.certFile && !user?.certData) return 'the API server refused the credentials (token expired or rotated?)';
+  const where = user.certFile ? `the client-certificate file ${user.certFile}` : `the client-certificate-data of user ${user.name}`;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(user.certFile ? readFileSync(user.certFile) : Buffer.from(user.certData!, 'base64'));
+  } catch (err) {
+    return `the API server refused the client certificate, and ${where} cannot be read as one: ${(err as Error).message}`;
+  }
+  const subject = cert.subject.replace(/\n/g, ', ');
+  if (now > Date.parse(cert.validTo)) return `the client certificate (${subject}) in ${where} expired on ${cert.validTo}`;
+  if (now < Date.parse(cert.validFrom)) return `the client certificate (${subject}) in ${where} is not valid before ${cert.validFrom}`;
+  const issuer = cert.issuer.replace(/\n/g, ', ');
+  return `the API server refused the client certificate (${subject}, issued by ${issuer}) in ${where}: not signed by a CA of its --client-ca-file?`;
 }
 
 /** Problems go to the handlers' onProblem, or to the log when there is none: logged once either way. */
