@@ -1,16 +1,17 @@
 /**
  * The agent as operators run it: the real `kube-proxy-ts` process started
  * inside a node's network namespace with `--objects` (the embedded default,
- * no API server), followed through file edits, a broken file, and SIGTERM.
+ * no API server), followed through file edits, a broken file, and SIGTERM;
+ * and with a --config file in a ConfigMap volume that kubelet updates.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIptables } from '../iptables/restore.ts';
-import { waitFor } from './agent-runner.ts';
+import { startAgentProcess, waitFor } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -108,5 +109,67 @@ describe('kube-proxy-ts --objects as a process in a node namespace', () => {
     const nat = await createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
     expect(nat).toContain(':KUBE-SERVICES');
     expect(await reaches('pod-a')).toBe(true);
+  });
+
+  it('with --config in a ConfigMap volume: new content that does not load is named and the agent serves on; new content that loads ends it with status 1, as upstream', async () => {
+    // kubelet's AtomicWriter layout: config.conf -> ..data/config.conf, ..data -> ..<version>.
+    const cm = join(dir, 'cm');
+    let version = 0;
+    const put = async (text: string): Promise<void> => {
+      const v = `..2026_12_05_00_00_0${version++}.000000001`;
+      await mkdir(join(cm, v), { recursive: true });
+      await writeFile(join(cm, v, 'config.conf'), text);
+      const old = await readlink(join(cm, '..data')).catch(() => null);
+      await symlink(v, join(cm, '..data_tmp'));
+      await rename(join(cm, '..data_tmp'), join(cm, '..data'));
+      if (old) await rm(join(cm, old), { recursive: true });
+      else await symlink('..data/config.conf', join(cm, 'config.conf'));
+    };
+    const config = (extra = '') =>
+      [
+        'apiVersion: kubeproxy.config.k8s.io/v1alpha1',
+        'kind: KubeProxyConfiguration',
+        'mode: iptables',
+        'clusterCIDR: 10.244.0.0/16',
+        'iptables: {minSyncPeriod: 0s}',
+        'metricsBindAddress: ""',
+        extra,
+      ].join('\n');
+    await put(config());
+    const configured = await startAgentProcess(
+      cluster.node('node-1').ns,
+      ['--config', join(cm, 'config.conf'), '--objects', dir, '--hostname-override', 'node-1'],
+      () => reaches('pod-a'),
+    );
+    const exited = new Promise<number | null>((resolve) => configured.child.once('exit', (code) => resolve(code)));
+    try {
+      // The rules of the agents before answer already: wait for this one to have loaded its file.
+      await waitFor(
+        'the agent started',
+        async () => configured.output().includes('starting kube-proxy-ts'),
+        10_000,
+        () => configured.output(),
+      );
+      await put(config('mode: nftable\n'));
+      await waitFor(
+        'the unusable config named',
+        async () => configured.output().includes('the --config file changed, but the new content cannot be used'),
+        10_000,
+        () => configured.output().slice(-2000),
+      );
+      expect(configured.output()).toMatch(
+        /the new content cannot be used: .*config\.conf.*nftable.*still running with the configuration it started with/,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      expect(configured.child.exitCode).toBeNull();
+      expect(await reaches('pod-a')).toBe(true);
+      await put(config('conntrack: {maxPerCore: 0}\n'));
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+      expect(code).toBe(1);
+      expect(configured.output()).toContain("content of the proxy server's configuration file was updated: exiting to be started again with it");
+      expect(await reaches('pod-a')).toBe(true);
+    } finally {
+      await configured.stop();
+    }
   });
 });

@@ -21,6 +21,8 @@ export interface Loaded {
   readonly values: ReadonlyMap<string, FlagValue>;
   /** --config path, or null. */
   readonly configPath: string | null;
+  /** The --config file's text as it was loaded, or null. */
+  readonly configText: string | null;
   /** Problems with the --config file that did not stop it (upstream's lenient decoding), for the command to log. */
   readonly warnings: readonly string[];
 }
@@ -42,8 +44,8 @@ export async function loadConfig(
     let fromFile: ReadonlyMap<string, FlagValue> = new Map();
     const warnings: string[] = [];
     const configPath = agentValues.get('config') as string | undefined;
+    let text: string | null = null;
     if (configPath) {
-      let text: string;
       try {
         text = await readFile(configPath, 'utf8');
       } catch (err) {
@@ -62,6 +64,7 @@ export async function loadConfig(
       ignored,
       values,
       configPath: configPath ?? null,
+      configText: text,
       warnings,
     };
   } catch (err) {

@@ -1,12 +1,12 @@
 /**
  * `kube-proxy-ts [flags]`: the node agent, until SIGTERM/SIGINT (rules stay in
- * place). `--cleanup` removes every rule any mode (and upstream
+ * place; exit 0) or until its --config file holds new content that loads (exit 1,
+ * as upstream; config-watch.ts). `--cleanup` removes every rule any mode (and upstream
  * kube-proxy) installed, in both families and both backends, and the
  * nftables tables, and exits.
  * `--init-only` sets the node's sysctls and exits. `--write-config-to` writes
  * the effective configuration and exits.
  */
-import { watch } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dump } from 'js-yaml';
 import { ensureRouteLocalnet } from '../../iptables/iptables-mode.ts';
@@ -22,6 +22,7 @@ import type { CommandRunner } from '../../proxier/exec.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
+import { CONFIG_UPDATED, configChanged } from './config-watch.ts';
 import type { Logger } from '../../proxier/log.ts';
 
 export async function runCommand(argv: readonly string[], io: CommandIO): Promise<number> {
@@ -51,6 +52,8 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
       `cannot set oom_score_adj to ${config.oomScoreAdj}: ${oomError}${/EACCES|permission/i.test(oomError) ? ' (lowering it needs CAP_SYS_RESOURCE)' : ''}`,
     );
 
+  // Watched from here, so that a change while the agent starts is not missed.
+  const changed = configChanged(loaded.configPath, { startedWith: loaded.configText ?? '', check: () => loads(argv, io), log });
   const hooks = io.beforeAgentStart?.(config.mode) || {};
   const agent = await startAgent(config, {
     runner,
@@ -61,26 +64,22 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
     ...(hooks.collectGarbage ? { nftables: { collectGarbage: hooks.collectGarbage } } : {}),
   });
-  const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), configChanged(loaded.configPath, log)]);
+  const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), changed]);
   log.info({ reason }, 'stopping');
   await agent.stop();
-  return 0;
+  // Upstream returns the change as an error: status 1, which systemd's Restart=on-failure restarts too.
+  return reason === CONFIG_UPDATED ? 1 : 0;
 }
 
-/**
- * Upstream exits when its --config file changes, to be restarted with the new one. The watch follows a symlink to
- * the file it names, so a ConfigMap volume's update (kubelet swaps `..data` and deletes the old files) counts, as do
- * an editor's write-and-rename and an edit in place.
- */
-export function configChanged(path: string | null, log: Logger): Promise<string> {
-  if (!path) return new Promise(() => {});
-  return new Promise((resolve) => {
-    const w = watch(path, { persistent: false }, () => {
-      w.close();
-      log.warn({ path }, 'the --config file changed: exiting to be restarted with it');
-      resolve('config file changed');
-    });
-  });
+/** Whether the command line (and the --config file as it is now) loads: null, or the error a start would print. */
+async function loads(argv: readonly string[], io: CommandIO): Promise<string | null> {
+  let printed = '';
+  try {
+    const r = await loadConfig(argv, [], { ...io, stderr: (text) => (printed += text) });
+    return typeof r === 'number' ? printed.replace(/^error: /, '').trim() : null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
 }
 
 /**
