@@ -9,7 +9,7 @@
 import { release } from 'node:os';
 import { Nft } from '../nftables/nft.ts';
 import { NftablesMode, type NftTables } from '../nftables/nftables-mode.ts';
-import { NftSession } from '../nftables/nft-session.ts';
+import { NftSession, type NftLauncher } from '../nftables/nft-session.ts';
 import { TABLE_NAME, nftFamily } from '../nftables/model.ts';
 import { checkKernelVersion, checkNftVersion } from '../nftables/version.ts';
 import type { Clock } from '../proxier/clock.ts';
@@ -68,7 +68,7 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
   const problem = checkNftVersion(version) ?? checkKernelVersion((deps.kernelRelease ?? release)(), deps.env ?? process.env);
   if (problem !== null) throw new NftablesUnsupportedError(problem);
 
-  const channels = deps.nft ? null : nftChannels(deps.runner, deps.collectGarbage);
+  const channels = deps.nft ? null : await agentNftChannels(deps.runner, deps.logger, deps.collectGarbage);
   const nft: NftTables = deps.nft ?? channels!.nft;
   const families: IPFamily[] = [];
   for (const family of ['IPv4', 'IPv6'] as const) {
@@ -111,11 +111,29 @@ export interface NftChannels {
   close(): Promise<void>;
 }
 
+/**
+ * The agent's channels: the sessions when a transaction can be staged for them (nft-launcher.ts: the OS temporary
+ * directory or /dev/shm), else, said once, `nft -f -` for each transaction (upstream's way: ~20 ms more each).
+ */
+export async function agentNftChannels(runner: CommandRunner, log: Logger, collect?: () => void): Promise<NftChannels> {
+  const options = runner.netns !== undefined ? { netns: runner.netns } : {};
+  const launcher = createNftLauncher(options);
+  const problem = await launcher.prepare();
+  if (problem === null) return nftChannels(runner, collect, { sessions: launcher, deletions: createNftLauncher(options) });
+  log.warn(`${problem}: each nftables transaction runs as its own \`nft -f -\` (~20 ms more a sync than through one \`nft -i\`)`);
+  const plain = new Nft(runner);
+  return { nft: plain, cleanupNft: plain, close: async () => undefined };
+}
+
 /** `collect`: the process's full garbage collection, run while nft applies each large transaction. */
-export function nftChannels(runner: CommandRunner, collect?: () => void): NftChannels {
+export function nftChannels(
+  runner: CommandRunner,
+  collect?: () => void,
+  launchers?: { readonly sessions: NftLauncher; readonly deletions: NftLauncher },
+): NftChannels {
   const where = runner.netns !== undefined ? { netns: runner.netns } : {};
-  const session = new NftSession(createNftLauncher(where), collect ? { whileApplying: collectAfterLarge(collect) } : {});
-  const deletions = new NftSession(createNftLauncher(where));
+  const session = new NftSession(launchers?.sessions ?? createNftLauncher(where), collect ? { whileApplying: collectAfterLarge(collect) } : {});
+  const deletions = new NftSession(launchers?.deletions ?? createNftLauncher(where));
   return {
     nft: new Nft(runner, { session }),
     cleanupNft: {

@@ -8,7 +8,9 @@
  *   the refusal the agent meets in kind-like nodes, named, and survived;
  * - `--init-only`, as an init container runs it before an unprivileged agent:
  *   sets, programs nothing, exits;
- * - the agent's own oom_score_adj.
+ * - the agent's own oom_score_adj;
+ * - a read-only root filesystem (readOnlyRootFilesystem: true) in nftables
+ *   mode, which stages its transactions in a file.
  * The host's values are read before and after: nothing here may change them.
  */
 import { readFileSync } from 'node:fs';
@@ -265,5 +267,40 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     } finally {
       expect(await agent.stop()).toBe(0);
     }
+  });
+
+  // readOnlyRootFilesystem: true gives a read-only /tmp; the runtime's /dev/shm tmpfs stays writable.
+  const readOnly = (dirs: string) =>
+    afterMounts(
+      dirs
+        .split(' ')
+        .map((d) => `mount --bind ${d} ${d} && mount -o remount,bind,ro ${d}`)
+        .join(' && '),
+    );
+
+  it('nftables mode with a read-only root filesystem: stages its transactions in /dev/shm; with /dev/shm read-only too, says so and applies each with nft -f -', async () => {
+    expect((await kubeProxy(['--cleanup'])).code).toBe(0);
+    const first = await startAgentProcess(ns(), agentArgs('--mode=nftables'), reachesPodA, 20_000, { command: readOnly('/tmp') });
+    try {
+      expect(first.output()).not.toContain('cannot stage nft transactions');
+      const staged = await cluster
+        .runnerIn(ns())
+        .run('nsenter', ['-t', String(first.child.pid), '-m', 'sh', '-c', 'ls -d /dev/shm/kube-proxy-nft-*']);
+      expect(staged.stdout.trim(), staged.stderr).toMatch(/^\/dev\/shm\/kube-proxy-nft-\w+$/);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    expect((await kubeProxy(['--cleanup'])).code).toBe(0);
+    const second = await startAgentProcess(ns(), agentArgs('--mode=nftables'), reachesPodA, 20_000, { command: readOnly('/tmp /dev/shm') });
+    try {
+      expect(second.output()).toContain(
+        'cannot stage nft transactions in /tmp: EROFS, /dev/shm: EROFS: each nftables transaction runs as its own `nft -f -`',
+      );
+      const table = await cluster.runnerIn(ns()).run('nft', ['list', 'map', 'ip', 'kube-proxy', 'service-ips']);
+      expect(table.stdout).toContain('172.30.0.10 . tcp . 80 : goto service-');
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+    expect((await kubeProxy(['--cleanup'])).code).toBe(0);
   });
 });

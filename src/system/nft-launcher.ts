@@ -3,7 +3,10 @@
  * program with node:child_process (argv, no shell; `ip netns exec NS` first
  * when a namespace is given, as the CommandRunner does) and stages
  * transactions in a private temporary directory (mode 0700) for it to
- * `include`.
+ * `include`: in the OS temporary directory, else /dev/shm. A pod with
+ * `readOnlyRootFilesystem: true` has a read-only /tmp but still the runtime's
+ * /dev/shm tmpfs; where neither can be written, prepare() says why, and the
+ * agent applies each transaction with `nft -f -` instead (src/mode-nftables.ts).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,13 +31,46 @@ export interface NftLauncherOptions {
   readonly netns?: string;
   /** The iproute2 binary used for `netns` (default "ip"). */
   readonly ipCommand?: string;
-  /** Parent of the staging directory (default the OS temporary directory). */
-  readonly dir?: string;
+  /** Where the staging directory may go, the first that can be written (default the OS temporary directory, /dev/shm). */
+  readonly dirs?: readonly string[];
+}
+
+/** Why transactions cannot be staged: each candidate directory with its error. */
+export class StagingError extends Error {
+  override readonly name = 'StagingError';
 }
 
 export function createNftLauncher(options: NftLauncherOptions = {}) {
   let dir: string | null = null;
+  /** The staging directory: made in the first candidate where a file can be written; StagingError names each failure. */
+  const staging = async (): Promise<string> => {
+    if (dir !== null) return dir;
+    const problems: string[] = [];
+    for (const parent of options.dirs ?? [tmpdir(), '/dev/shm']) {
+      let made: string | null = null;
+      try {
+        made = await mkdtemp(join(parent, 'kube-proxy-nft-'));
+        await writeFile(join(made, 'transaction.nft'), '', { mode: 0o600 });
+        dir = made;
+        return made;
+      } catch (err) {
+        if (made !== null) await rm(made, { recursive: true, force: true }).catch(() => undefined);
+        problems.push(`${parent}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
+    throw new StagingError(`cannot stage nft transactions in ${problems.join(', ')}`);
+  };
   return {
+    /** Makes the staging directory now; null, or why it cannot be made (StagingError's message). */
+    async prepare(): Promise<string | null> {
+      try {
+        await staging();
+        return null;
+      } catch (err) {
+        if (err instanceof StagingError) return err.message;
+        throw err;
+      }
+    },
     start(cmd: string, args: readonly string[], env: Readonly<Record<string, string>>, events: ChildEvents): LaunchedChild {
       const [file, argv] =
         options.netns === undefined ? [cmd, [...args]] : [options.ipCommand ?? 'ip', ['netns', 'exec', options.netns, cmd, ...args]];
@@ -61,8 +97,7 @@ export function createNftLauncher(options: NftLauncherOptions = {}) {
       };
     },
     async stage(text: string): Promise<string> {
-      dir ??= await mkdtemp(join(options.dir ?? tmpdir(), 'kube-proxy-nft-'));
-      const path = join(dir, 'transaction.nft');
+      const path = join(await staging(), 'transaction.nft');
       await writeFile(path, text, { mode: 0o600 });
       return path;
     },
