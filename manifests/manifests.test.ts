@@ -98,7 +98,7 @@ describe('manifests/kube-proxy-ts.yaml', () => {
       tolerations: [{ operator: 'Exists' }],
     });
     expect(ds['spec']['updateStrategy']['type']).toBe('RollingUpdate');
-    expect(container['securityContext']).toEqual({ privileged: true });
+    expect(container['securityContext']).toEqual({ privileged: true, readOnlyRootFilesystem: true });
     expect(container['command']).toBeUndefined(); // the image's ENTRYPOINT runs the agent
     expect(container['resources']['requests']).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     const env = new Map((container['env'] as Obj[]).map((e) => [e['name'], e]));

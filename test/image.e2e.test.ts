@@ -113,15 +113,15 @@ describe('the image built from the Dockerfile', () => {
   });
 });
 
-/** Whether a process on this machine runs the bundle as the image's ENTRYPOINT does, with these arguments. */
-async function bundleProcessWith(arg: string): Promise<boolean> {
+/** The process on this machine that runs the bundle as the image's ENTRYPOINT does, with these arguments, or null. */
+async function bundleProcessWith(arg: string): Promise<string | null> {
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     const argv = cmd.split('\0');
-    if (argv[0] === 'node' && argv[1] === '--max-semi-space-size=2' && argv[2] === '/app/dist/kube-proxy-ts.mjs' && argv.includes(arg)) return true;
+    if (argv[0] === 'node' && argv[1] === '--max-semi-space-size=2' && argv[2] === '/app/dist/kube-proxy-ts.mjs' && argv.includes(arg)) return pid;
   }
-  return false;
+  return null;
 }
 
 /** The script that runs podman inside `ip netns exec`: the cgroup hierarchies mounted again, then podman. */
@@ -200,7 +200,7 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('starts with podman run --network host --privileged and programs the rules', async () => {
+  it('starts with podman run --network host --privileged and a read-only root filesystem, and programs the rules', async () => {
     // The node's xtables lock, created when missing (the DaemonSet's hostPath is FileOrCreate).
     await writeFile('/run/xtables.lock', '', { flag: 'a' });
     const run = podman.argv([
@@ -211,6 +211,12 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
       '--network',
       'host',
       '--privileged',
+      // As Kubernetes runs the DaemonSet's container (manifests/, readOnlyRootFilesystem: true): /tmp and /run
+      // read-only, /dev/shm the runtime's writable tmpfs.
+      '--read-only',
+      '--read-only-tmpfs=false',
+      '--tmpfs',
+      '/dev/shm:rw,size=64m',
       '-v',
       `${dir}:/etc/kube-proxy-ts/objects:ro`,
       '-v',
@@ -244,8 +250,15 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
         .split('\n')
         .filter((l) => l.includes('starting kube-proxy-ts') && l.includes(`"mode":"${mode}"`)),
     ).toHaveLength(1);
+    // Nothing it needs to write is on the read-only root: the nftables mode stages its transactions in /dev/shm.
+    expect(agent.output()).not.toMatch(/EROFS|Read-only file system|cannot stage/);
     // The container's process (seen in this machine's /proc) is node running the bundle.
-    expect(await bundleProcessWith(`--mode=${mode}`)).toBe(true);
+    const pid = await bundleProcessWith(`--mode=${mode}`);
+    expect(pid).not.toBeNull();
+    // Its root is read-only indeed, /dev/shm not; the nftables mode's staging directory is there.
+    const inContainer = (script: string) => cluster.exec(node1, 'nsenter', ['-t', pid!, '-m', 'sh', '-c', script]);
+    expect((await inContainer('touch /tmp/probe')).stderr).toMatch(/Read-only file system/);
+    expect((await inContainer('ls -d /dev/shm/kube-proxy-nft-* 2>/dev/null | wc -l')).stdout.trim()).toBe(mode === 'nftables' ? '1' : '0');
     // The node setup ran in the image (its tee, the privileged container's /proc/sys): upstream's 24 h, not the kernel's 5 days.
     expect(await cluster.net.getSysctl(node1, 'net.netfilter.nf_conntrack_tcp_timeout_established')).toBe('86400');
   });
