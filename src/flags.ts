@@ -128,6 +128,9 @@ export interface ParsedFlags {
   readonly positionals: readonly string[];
 }
 
+/** The value parseFlags sets for -h/--help (cobra's help flag, which every command has): true asks for the usage. */
+export const HELP = 'help';
+
 /** Parses argv against the specs. Throws FlagError naming the first bad flag. */
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
   const byName = new Map<string, FlagSpec>();
@@ -151,6 +154,13 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     }
     const name = m[1]!;
     const spec = byName.get(name);
+    if (!spec && (name === 'help' || name === 'h')) {
+      // cobra's own -h/--help, on every command: the caller prints the usage once the rest has parsed.
+      const on = m[2] === undefined ? true : parseGoBool(m[2]);
+      if (on === null) throw new FlagError('help', `invalid argument "${m[2]}" for "--help" flag: must be true or false`);
+      values.set(HELP, on);
+      continue;
+    }
     if (!spec) throw new FlagError(name, `unknown flag: ${arg.split('=')[0]}`);
     let raw = m[2];
     if (raw === undefined) {

@@ -126,6 +126,36 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(w.stderr).toMatch(/cannot read --config .*ENOENT/);
   });
 
+  it("-h and --help on any command print the usage and exit 0 once every flag has parsed, as cobra's help flag (a bad flag still exits 2)", async () => {
+    // In a network namespace of its own, and bounded: were help not honoured, this would start the agent.
+    const contained = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile('unshare', ['-n', process.execPath, MAIN, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
+    const conf = join(dir, 'config.yaml');
+    await writeFile(conf, 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n');
+    for (const args of [
+      ['--v=2', '-h'],
+      ['--config', conf, '--help'],
+      ['--help=true'],
+      ['render', '--objects', dir, '--help'],
+      ['diff', '-h'],
+      ['trace', '--help'],
+      ['top', '-h'],
+    ]) {
+      const r = await contained(args);
+      expect([args.join(' '), r.code, r.stderr]).toEqual([args.join(' '), 0, '']);
+      expect(r.stdout).toMatch(/^Usage:\n {2}kube-proxy-ts \[flags\]/);
+    }
+    const bad = await contained(['--bogus', '--help']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'error: unknown flag: --bogus\n']);
+    const notBool = await contained(['--v=2', '--help=maybe']);
+    expect([notBool.code, notBool.stderr]).toEqual([2, 'error: invalid argument "maybe" for "--help" flag: must be true or false\n']);
+  });
+
   it('writes the effective configuration as a KubeProxyConfiguration', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kpt-cli-'));
     const out = join(dir, 'written.yaml');

@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { configFromFlags, type ProxyConfig } from '../config.ts';
 import { ConfigError, lenientDecodingWarning, mergeConfig, parseConfigFile } from '../config-file.ts';
 import { AGENT_FLAGS } from '../flag-table.ts';
-import { FlagError, parseFlags, type FlagSpec, type FlagValue } from '../flags.ts';
+import { FlagError, HELP, parseFlags, type FlagSpec, type FlagValue } from '../flags.ts';
+import { USAGE } from '../usage.ts';
 import type { CommandIO } from './io.ts';
 
 export interface Loaded {
@@ -36,9 +37,14 @@ export async function loadConfig(
 ): Promise<Loaded | number> {
   try {
     const parsed = parseFlags(argv, [...AGENT_FLAGS, ...extraSpecs]);
+    // cobra: with every flag parsed, -h/--help prints the usage and the command does nothing else.
+    if (parsed.values.get(HELP) === true) {
+      io.stdout(USAGE);
+      return 0;
+    }
     if (!opts.positionals && parsed.positionals.length > 0) throw new FlagError('', `unexpected argument "${parsed.positionals[0]}"`);
     const agentValues = new Map([...parsed.values].filter(([k]) => AGENT_FLAGS.some((s) => s.name === k)));
-    const extra = new Map([...parsed.values].filter(([k]) => !AGENT_FLAGS.some((s) => s.name === k)));
+    const extra = new Map([...parsed.values].filter(([k]) => k !== HELP && !AGENT_FLAGS.some((s) => s.name === k)));
     let values = agentValues;
     let ignored: string[] = [];
     let fromFile: ReadonlyMap<string, FlagValue> = new Map();
