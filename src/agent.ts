@@ -53,6 +53,8 @@ export interface AgentDeps {
   readonly serviceHealthHosts?: readonly string[];
   /** The nftables mode's nft (FakeNft in unit tests), version and kernel, instead of the node's. */
   readonly nftables?: NftablesNode;
+  /** The effective configuration as a KubeProxyConfiguration document, served at /configz. */
+  readonly configz?: Readonly<Record<string, unknown>>;
 }
 
 export interface Agent {
@@ -188,6 +190,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       metrics,
       config.mode,
       debugHandler({ mode: config.mode, families, inspect, lastSynced: (f) => proxier.lastSynced(f), now: () => deps.clock.now() }),
+      deps.configz,
     ),
     config.bindAddressHardFail,
   );

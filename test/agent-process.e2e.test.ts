@@ -88,6 +88,19 @@ afterAll(async () => {
 describe('kube-proxy-ts --objects as a process in a node namespace', () => {
   it('programs the objects it reads and follows edits of the file', async () => {
     await converge('initial rules', () => reaches('pod-a'));
+    // What it runs with, where upstream serves it (the metrics server's /configz).
+    const got = await cluster.exec(cluster.node('node-1').ns, process.execPath, [
+      '-e',
+      'fetch("http://127.0.0.1:10249/configz").then((r) => r.text()).then(console.log, (e) => console.log(String(e)))',
+    ]);
+    const configz = JSON.parse(got.stdout) as Record<string, Record<string, unknown>>;
+    expect(configz['kubeproxy.config.k8s.io']).toMatchObject({
+      kind: 'KubeProxyConfiguration',
+      mode: 'iptables',
+      hostnameOverride: 'node-1',
+      clusterCIDR: '10.244.0.0/16',
+      iptables: { minSyncPeriod: '0s' },
+    });
     await write(objects('pod-b'));
     await converge('file edit', () => reaches('pod-b'));
   });

@@ -63,6 +63,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     kubeConfig: () => (io.kubeConfig ?? loadKubeConfig)({ kubeconfig: config.kubeconfig, master: config.master }),
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
     ...(hooks.collectGarbage ? { nftables: { collectGarbage: hooks.collectGarbage } } : {}),
+    configz: configDocument(loaded.values, config).doc,
   });
   const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), changed]);
   log.info({ reason }, 'stopping');

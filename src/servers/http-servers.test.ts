@@ -69,5 +69,15 @@ describe('health and metrics servers', () => {
     expect(text).toContain('process_resident_memory_bytes');
     expect(await (await fetch(s.url + '/proxyMode')).text()).toBe('iptables');
     expect(await (await fetch(s.url + '/healthz')).text()).toBe('ok');
+    expect((await fetch(s.url + '/configz')).status).toBe(404);
+  });
+
+  it("serves /configz as upstream's configz handler: the configuration under the group's name", async () => {
+    const doc = { apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: 'nftables' };
+    const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(), 'nftables', undefined, doc));
+    servers.push(s);
+    const r = await fetch(s.url + '/configz');
+    expect(r.headers.get('content-type')).toBe('application/json');
+    expect(await r.json()).toEqual({ 'kubeproxy.config.k8s.io': doc });
   });
 });

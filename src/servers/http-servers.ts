@@ -1,6 +1,6 @@
 /**
  * The two HTTP servers upstream runs: health (/healthz, /livez; default
- * 0.0.0.0:10256) and metrics (/metrics, /healthz ping, /proxyMode, and
+ * 0.0.0.0:10256) and metrics (/metrics, /healthz ping, /proxyMode, /configz, and
  * kube-proxy-ts' /debug pages (debug.ts); default 127.0.0.1:10249). Both listen on a given host:port (port 0 in tests).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -57,7 +57,18 @@ export function healthHandler(state: HealthState, metrics: Metrics | null) {
   };
 }
 
-export function metricsHandler(metrics: Metrics, mode: string, debug?: (req: IncomingMessage, res: ServerResponse) => boolean) {
+/**
+ * The metrics server: /metrics, /healthz (a ping), /proxyMode, and /configz, which upstream installs there
+ * (component-base configz): `{"kubeproxy.config.k8s.io": <the configuration the agent runs with>}` (here as
+ * --write-config-to writes it, v1alpha1), or 404 when none is given; then the debug pages.
+ */
+export function metricsHandler(
+  metrics: Metrics,
+  mode: string,
+  debug?: (req: IncomingMessage, res: ServerResponse) => boolean,
+  configz?: Readonly<Record<string, unknown>>,
+) {
+  const configzBody = configz ? JSON.stringify({ 'kubeproxy.config.k8s.io': configz }) : null;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
     if (debug?.(req, res)) return;
@@ -70,6 +81,8 @@ export function metricsHandler(metrics: Metrics, mode: string, debug?: (req: Inc
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
     } else if (path === '/proxyMode') {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end(mode);
+    } else if (path === '/configz' && configzBody !== null) {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(configzBody);
     } else {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
     }
