@@ -81,7 +81,7 @@ export class FakeApiServer {
   /** The client CA (the one that signed the serving certificate, as kubeadm's single cluster CA). */
   private readonly ca: X509Certificate;
   private readonly watches = new Set<WatchStream>();
-  private readonly failures = new Map<string, number[]>();
+  private readonly failures = new Map<string, { code: number; retryAfter?: number }[]>();
   private readonly log: LoggedRequest[] = [];
   private readonly rawSockets = new Set<Socket>();
   private unix: { path: string; server: NetServer } | null = null;
@@ -182,10 +182,13 @@ export class FakeApiServer {
     this.changed();
   }
 
-  /** The next `verb` request for `resource` is answered with HTTP `code` and a Status body (queued; one per call). */
-  failNext(resource: Resource, verb: Verb, code: number, times = 1): void {
+  /**
+   * The next `verb` request for `resource` is answered with HTTP `code` and a Status body (queued; one per call), with
+   * a `Retry-After: <seconds>` header if given (API priority and fairness answers 429 with `Retry-After: 1`).
+   */
+  failNext(resource: Resource, verb: Verb, code: number, times = 1, retryAfter?: number): void {
     const queue = this.failures.get(`${resource}:${verb}`) ?? [];
-    for (let i = 0; i < times; i++) queue.push(code);
+    for (let i = 0; i < times; i++) queue.push(retryAfter === undefined ? { code } : { code, retryAfter });
     this.failures.set(`${resource}:${verb}`, queue);
   }
 
@@ -352,10 +355,10 @@ export class FakeApiServer {
   }
 
   private serve(req: IncomingMessage, res: ServerResponse, url: URL, route: Route | null, verb: Verb | null, entry: LoggedRequest): void {
-    const json = (code: number, body: unknown): void => {
+    const json = (code: number, body: unknown, headers: Record<string, string> = {}): void => {
       const text = JSON.stringify(body);
       entry.bytes = Buffer.byteLength(text);
-      res.writeHead(code, { 'Content-Type': 'application/json' }).end(text);
+      res.writeHead(code, { 'Content-Type': 'application/json', ...headers }).end(text);
     };
     const fail = (code: number, message: string): void => json(code, statusObject(code, message));
     entry.user = this.authenticate(req);
@@ -365,7 +368,12 @@ export class FakeApiServer {
     if (!route || !verb) return fail(404, `the server could not find the requested resource (${url.pathname})`);
     if (req.method !== 'GET') return fail(405, `method ${req.method} not supported by the fake apiserver`);
     const injected = this.failures.get(`${route.resource}:${verb}`)?.shift();
-    if (injected !== undefined) return fail(injected, `injected failure for ${verb} ${route.resource}`);
+    if (injected !== undefined)
+      return json(
+        injected.code,
+        statusObject(injected.code, `injected failure for ${verb} ${route.resource}`),
+        injected.retryAfter === undefined ? {} : { 'Retry-After': String(injected.retryAfter) },
+      );
     const info = RESOURCE_INFO[route.resource];
     const fields = this.legacyServiceFields && route.resource === 'services' ? ['metadata.name', 'metadata.namespace'] : info.fields;
     let match;

@@ -159,4 +159,48 @@ describe('api source recovery', () => {
     await bare.until(() => bare.synced('Service') === 1, 'the Service list after the failure');
     expect(lines.filter((l) => l.includes('Service informer failed'))).toHaveLength(1);
   });
+
+  it("waits as long as a 429's or 503's Retry-After asks (client-go checkWait), on a list and on a watch; without one, the back-off's 0.8 s", async () => {
+    h.seed();
+    // API priority and fairness turns the Node list away with Retry-After: 2.
+    h.server.failNext('nodes', 'list', 429, 1, 2);
+    const rec = recorder();
+    const t0 = Date.now();
+    await h.startSource(rec, DEFAULTS);
+    await rec.until(() => rec.synced('Node') === 1, 'the Node list after the 429', 6000);
+    const lists = h.server.requests({ verb: 'list' }).filter((r) => r.resource === 'nodes');
+    expect(lists.map((r) => r.status)).toEqual([429, 200]);
+    const waited = lists[1]!.at - lists[0]!.at;
+    console.log(`429 with Retry-After: 2 on a list: asked again ${waited} ms later (${Date.now() - t0} ms to the Node list)`);
+    expect(waited).toBeGreaterThanOrEqual(2000);
+    expect(rec.problems.find((p) => p.includes('429'))).toMatch(/Node informer failed: HTTP 429.*; restarting in 2000 ms/);
+
+    // A watch turned away the same way, with Retry-After: 3 on a 503.
+    await h.server.until(() => h.server.watchCount('services') === 1, 'the Service watch');
+    const before = h.server.requests().length;
+    h.server.failNext('services', 'watch', 503, 1, 3);
+    h.server.dropWatches('services');
+    await h.server.until(() => h.server.watchCount('services') === 1, 'the Service watch again', 8000);
+    const after = h.server
+      .requests()
+      .slice(before)
+      .filter((r) => r.resource === 'services');
+    const refused = after.find((r) => r.status === 503)!;
+    const next = after.find((r) => r.at > refused.at)!;
+    console.log(`503 with Retry-After: 3 on a watch: asked again ${next.at - refused.at} ms later`);
+    expect(next.at - refused.at).toBeGreaterThanOrEqual(3000);
+
+    // Without Retry-After: the back-off alone (800 ms, less up to 20 % jitter).
+    const plain = h.server.requests().length;
+    h.server.failNext('endpointslices', 'watch', 503);
+    h.server.dropWatches('endpointslices');
+    await h.server.until(() => h.server.watchCount('endpointslices') === 1, 'the EndpointSlice watch again', 5000);
+    const slices = h.server
+      .requests()
+      .slice(plain)
+      .filter((r) => r.resource === 'endpointslices');
+    const first = slices.find((r) => r.status === 503)!;
+    const again = slices.find((r) => r.at > first.at)!;
+    expect(again.at - first.at).toBeLessThan(1500);
+  }, 30_000);
 });

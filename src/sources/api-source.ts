@@ -44,7 +44,7 @@
  */
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind, ObjectSource, SourceHandlers } from './events.ts';
-import { GuardedWatch, isWellFormed, statusOf, type RequestObserver } from './kube-client.ts';
+import { GuardedWatch, isWellFormed, retryAfterMs, statusOf, type RequestObserver } from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
@@ -301,6 +301,8 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           backoff: { ...API_BACKOFF, ...options.backoff },
           ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
           retryAtOnce: (err) => statusOf(err) === 401,
+          // client-go waits as long as a 429 or 5xx's Retry-After says before it tries again (checkWait).
+          waitAtLeast: retryAfterMs,
           delayFor: (err) => (optionalUnavailable(spec, err) !== null ? (options.optionalRetryMs ?? OPTIONAL_RETRY_MS) : null),
           onRestart: (err, delayMs) => {
             if (statusOf(err) === null) unreachable.add(self!);

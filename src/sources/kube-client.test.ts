@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ListWatch, type KubernetesObject } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
-import { GuardedWatch, serverHost, type RequestRecord } from './kube-client.ts';
+import { GuardedWatch, retryAfterMs, serverHost, type RequestRecord } from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
 
 let server: FakeApiServer;
@@ -142,5 +142,21 @@ describe('GuardedWatch under ListWatch', () => {
       () => {},
     );
     expect(String(dead[0])).toContain('No currently active cluster');
+  });
+});
+
+describe('retryAfterMs (client-go checkWait)', () => {
+  const failure = (statusCode: number, retryAfter?: string) =>
+    Object.assign(new Error('x'), { statusCode, headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter } });
+  it('reads whole seconds on a 429 or a 5xx, capped at a minute; nothing else', () => {
+    expect(retryAfterMs(failure(429, '1'))).toBe(1000);
+    expect(retryAfterMs(failure(503, ' 7 '))).toBe(7000);
+    expect(retryAfterMs(failure(500, '3600'))).toBe(60_000);
+    expect(retryAfterMs(failure(429))).toBeNull();
+    expect(retryAfterMs(failure(429, '0'))).toBeNull();
+    expect(retryAfterMs(failure(429, '1.5'))).toBeNull();
+    expect(retryAfterMs(failure(429, 'Fri, 04 Dec 2026 12:00:00 GMT'))).toBeNull();
+    expect(retryAfterMs(failure(403, '5'))).toBeNull();
+    expect(retryAfterMs(new Error('ECONNREFUSED'))).toBeNull();
   });
 });

@@ -56,6 +56,24 @@ export function statusOf(err: unknown): number | null {
   return typeof code === 'number' ? code : null;
 }
 
+/** The longest Retry-After honoured (a larger one waits this long). */
+export const RETRY_AFTER_MAX_MS = 60_000;
+
+/**
+ * How long the API server asked the client to wait before trying again: its Retry-After seconds on a 429 (API
+ * priority and fairness, max-inflight) or a 5xx, as client-go's checkWait reads it (a whole number of seconds above
+ * zero; an HTTP date is not read); null when it asked nothing.
+ */
+export function retryAfterMs(err: unknown): number | null {
+  const status = statusOf(err);
+  if (status === null || (status !== 429 && Math.floor(status / 100) !== 5)) return null;
+  const headers = (err as { headers?: unknown }).headers;
+  const raw = headers && typeof headers === 'object' ? (headers as Record<string, unknown>)['retry-after'] : undefined;
+  if (typeof raw !== 'string' || !/^\s*\d+\s*$/.test(raw)) return null;
+  const seconds = Number(raw);
+  return seconds > 0 ? Math.min(seconds * 1000, RETRY_AFTER_MAX_MS) : null;
+}
+
 const TLS_TRUST_CODES = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',

@@ -9,7 +9,7 @@
 import { STATUS_CODES } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { apiUrl, sendRequest } from './kube-http.ts';
+import { apiUrl, headersOf, sendRequest } from './kube-http.ts';
 
 export type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
 
@@ -54,8 +54,13 @@ export async function httpWatch(
       // The body is not read; a connection that fails while it drains must not be an unhandled 'error'.
       res.on('error', () => undefined);
       res.resume();
-      const error = new Error(res.statusMessage || STATUS_CODES[res.statusCode ?? 500] || 'Internal Server Error') as Error & { statusCode?: number };
+      const error = new Error(res.statusMessage || STATUS_CODES[res.statusCode ?? 500] || 'Internal Server Error') as Error & {
+        statusCode?: number;
+        headers?: Record<string, string>;
+      };
       error.statusCode = res.statusCode ?? 500;
+      // Retry-After among them (kube-client.ts retryAfterMs).
+      error.headers = headersOf(res);
       throw error;
     }
     // The response has come: from here on the timer is an inactivity timeout.

@@ -11,9 +11,10 @@
  * Two ways to skip the wait: retryNow() (another informer just reached the
  * API server, so it is back) and retryAtOnce (a failure that a retry may fix
  * right away, e.g. a 401 after the token file was rotated; once per backoff
- * streak, so it can never spin). And one way to wait longer: delayFor gives
+ * streak, so it can never spin). And two ways to wait longer: delayFor gives
  * a failure that a retry soon will not fix its own delay (a resource the API
- * server does not serve).
+ * server does not serve), and waitAtLeast sets a floor under any delay (the
+ * API server's Retry-After).
  */
 import type { Clock } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
@@ -70,6 +71,8 @@ export interface SupervisorOptions {
   readonly retryAtOnce?: (err: unknown) => boolean;
   /** The delay before the next run after this failure, instead of the backoff's; null: the backoff's. */
   readonly delayFor?: (err: unknown) => number | null;
+  /** The least delay this failure asks for (an API server's Retry-After), whatever the backoff says; null: none. */
+  readonly waitAtLeast?: (err: unknown) => number | null;
 }
 
 export class Supervisor {
@@ -186,6 +189,7 @@ export class Supervisor {
       this.retriedAtOnce = true;
       delay = 0;
     } else delay = backoffDelay(this.attempt++, this.backoff);
+    delay = Math.max(delay, this.waitAtLeast(err));
     this.restartCount++;
     try {
       this.o.onRestart?.(err, delay);
@@ -203,6 +207,14 @@ export class Supervisor {
       return this.o.delayFor?.(err) ?? null;
     } catch {
       return null;
+    }
+  }
+
+  private waitAtLeast(err: unknown): number {
+    try {
+      return this.o.waitAtLeast?.(err) ?? 0;
+    } catch {
+      return 0;
     }
   }
 
