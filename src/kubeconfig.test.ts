@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadKubeConfig } from './kubeconfig.ts';
+import { loadApiAccess, loadKubeConfig } from './kubeconfig.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -60,5 +60,40 @@ describe('loadKubeConfig', () => {
     await writeFile(join(dir, 'kubeconfig.conf'), kubeconfig('    token: inline'));
     const kc = loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig.conf'), master: 'https://198.51.100.7:6443' });
     expect(kc.getCurrentCluster()?.server).toBe('https://198.51.100.7:6443');
+  });
+});
+
+describe('loadApiAccess (upstream newProxyServer: the client before anything else)', () => {
+  const file = () => join(dir, 'kubeconfig.conf');
+  const refused = async (text: string | null) => {
+    if (text !== null) await writeFile(file(), text);
+    try {
+      loadApiAccess({ kubeconfig: file(), master: '' });
+      return 'loaded';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  it('loads a kubeconfig that names a cluster with a server', async () => {
+    expect(await refused(kubeconfig('    token: inline'))).toBe('loaded');
+  });
+
+  it('names the file and what is wrong: missing, not YAML, no current-context, a context or cluster it does not hold, no server', async () => {
+    expect(await refused(null)).toBe(`cannot load the kubeconfig ${file()}: ENOENT: no such file or directory, open '${file()}'`);
+    expect(await refused('apiVersion: v1\nkind: Config\nclusters: [\n')).toMatch(new RegExp(`^cannot load the kubeconfig ${file()}: .*\\(4:1\\)`));
+    const base = kubeconfig('    token: inline');
+    expect(await refused(base.replace('current-context: default\n', ''))).toBe(
+      `the kubeconfig ${file()} names no cluster to talk to: it sets no current-context`,
+    );
+    expect(await refused(base.replace('current-context: default', 'current-context: prod'))).toBe(
+      `the kubeconfig ${file()} names no cluster to talk to: its current-context "prod" is not one of its contexts ("default")`,
+    );
+    expect(await refused(base.replace('    cluster: default', '    cluster: gone'))).toBe(
+      `the kubeconfig ${file()} names no cluster to talk to: context "default" names cluster "gone", which is not one of its clusters`,
+    );
+    expect(await refused(base.replace('    server: https://192.0.2.1:6443\n', ''))).toBe(
+      `cannot load the kubeconfig ${file()}: clusters[0].cluster.server is missing`,
+    );
   });
 });

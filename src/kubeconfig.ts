@@ -32,6 +32,34 @@ export function loadKubeConfig(opts: { kubeconfig: string; master: string }): Ku
 }
 
 /**
+ * The agent's API access, loaded at start, before it touches the node (upstream's newProxyServer creates its client
+ * first): a kubeconfig that cannot be read or parsed, or that names no cluster to talk to, is an error naming the file
+ * and what is wrong, and the agent exits 1 instead of retrying what no retry fixes. (A CA or token file it names is
+ * read at each request: one that is missing yet is waited for.)
+ */
+export function loadApiAccess(opts: { kubeconfig: string; master: string }): KubeConfig {
+  const where = opts.kubeconfig ? `the kubeconfig ${opts.kubeconfig}` : 'the kubeconfig';
+  let kc: KubeConfig;
+  try {
+    kc = loadKubeConfig(opts);
+  } catch (err) {
+    throw new Error(`cannot load ${where}: ${(err as Error).message}`, { cause: err });
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
+    const name = kc.getCurrentContext();
+    const context = name ? kc.getContextObject(name) : null;
+    const why = !name
+      ? 'it sets no current-context'
+      : !context
+        ? `its current-context "${name}" is not one of its contexts (${kc.contexts.map((c) => `"${c.name}"`).join(', ') || 'none'})`
+        : `context "${name}" names cluster "${context.cluster}", which is not one of its clusters`;
+    throw new Error(`${where} names no cluster to talk to: ${why}`);
+  }
+  return kc;
+}
+
+/**
  * client-node reads `token` and `token-file` but drops the Go client's
  * `tokenFile` field, which kubeadm's kube-proxy kubeconfig uses (pointing at
  * the service-account token): such a user would talk to the API server as

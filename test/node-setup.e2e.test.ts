@@ -8,7 +8,8 @@
  *   the refusal the agent meets in kind-like nodes, named, and survived;
  * - `--init-only`, as an init container runs it before an unprivileged agent:
  *   sets, programs nothing, exits;
- * - the agent's own oom_score_adj;
+ * - the agent's own oom_score_adj, and nothing touched when its kubeconfig
+ *   cannot work;
  * - a read-only root filesystem (readOnlyRootFilesystem: true) in nftables
  *   mode, which stages its transactions in a file.
  * The host's values are read before and after: nothing here may change them.
@@ -256,6 +257,22 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     } finally {
       expect(await agent.stop()).toBe(0);
     }
+  });
+
+  it('a kubeconfig that cannot work stops the agent with status 1, naming it, before it touches the node (newProxyServer: createClient first)', async () => {
+    await kernelDefaults();
+    const file = join(dir, 'kubeconfig.conf');
+    await writeFile(
+      file,
+      'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://192.0.2.1:6443"}\ncontexts:\n- name: ctx\n  context: {cluster: c, user: u}\ncurrent-context: prod\nusers:\n- name: u\n  user: {token: x}\n',
+    );
+    const r = await kubeProxy(['--kubeconfig', file, '--hostname-override', 'node-1', '--metrics-bind-address', '']);
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).toContain(
+      `error: the kubeconfig ${file} names no cluster to talk to: its current-context "prod" is not one of its contexts ("ctx")`,
+    );
+    expect(r.out).not.toContain('Set sysctl');
+    expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
   });
 
   it('--oom-score-adj sets the agent’s own score', async () => {

@@ -15,7 +15,7 @@ import { startAgent } from '../agent.ts';
 import type { ProxyConfig } from '../config.ts';
 import { configDocument } from '../config-file.ts';
 import { conntrackSettings, setConntrackSysctls } from '../conntrack-sysctls.ts';
-import { loadKubeConfig } from '../kubeconfig.ts';
+import { loadApiAccess } from '../kubeconfig.ts';
 import { everyIptables, removeModes } from '../mode-switch.ts';
 import { realClock } from '../system/clock.ts';
 import type { CommandRunner } from '../../proxier/exec.ts';
@@ -45,6 +45,10 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   if (config.cleanup) return cleanup(runner, io, log);
   if (config.initOnly) return initOnly(config, runner, log);
 
+  // Upstream's newProxyServer: the API client first, so that a kubeconfig that cannot work stops it before it touches
+  // the node.
+  const kubeConfig = config.objects ? null : (io.kubeConfig ?? loadApiAccess)({ kubeconfig: config.kubeconfig, master: config.master });
+
   // Upstream's ProxyServer.Run: the agent's own OOM score (-999 by default), a failure only noted.
   const oomError = io.setOomScoreAdj?.(config.oomScoreAdj);
   if (oomError)
@@ -60,7 +64,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     clock: io.clock ?? realClock,
     logger: log,
     osHostname: io.osHostname ?? (() => process.env['HOSTNAME'] ?? 'localhost'),
-    kubeConfig: () => (io.kubeConfig ?? loadKubeConfig)({ kubeconfig: config.kubeconfig, master: config.master }),
+    ...(kubeConfig ? { kubeConfig: () => kubeConfig } : {}),
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
     ...(hooks.collectGarbage ? { nftables: { collectGarbage: hooks.collectGarbage } } : {}),
     configz: configDocument(loaded.values, config).doc,
