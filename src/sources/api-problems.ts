@@ -26,6 +26,8 @@ export const REPEAT_REPORT_MS = 30_000;
 export function describeError(err: unknown, kc?: KubeConfig): string {
   const tls = kc ? tlsProblem(err, kc) : null;
   if (tls) return tls;
+  const unread = kc ? unreadableFile(err, kc) : null;
+  if (unread) return unread;
   if (statusOf(err) === 401) return `HTTP 401 Unauthorized: ${refusedCredentials(kc?.getCurrentUser() ?? null)}`;
   if (err instanceof ApiException) {
     const body = err.body as { message?: unknown } | null | undefined;
@@ -35,6 +37,22 @@ export function describeError(err: unknown, kc?: KubeConfig): string {
   if (typeof e?.statusCode === 'number') return `HTTP ${e.statusCode}${typeof e.message === 'string' ? ` ${e.message}` : ''}`;
   const message = typeof e?.message === 'string' ? e.message : String(err);
   return typeof e?.cause?.message === 'string' ? `${message} (${e.cause.message})` : message;
+}
+
+/** A file the kubeconfig names that could not be read (a CA, a client certificate or key), said as such; else null. */
+function unreadableFile(err: unknown, kc: KubeConfig): string | null {
+  const { path, code } = (err ?? {}) as { path?: unknown; code?: unknown };
+  if (typeof path !== 'string' || typeof code !== 'string') return null;
+  const user = kc.getCurrentUser();
+  const role =
+    path === kc.getCurrentCluster()?.caFile
+      ? 'certificate-authority'
+      : path === user?.certFile
+        ? 'client-certificate'
+        : path === user?.keyFile
+          ? 'client-key'
+          : null;
+  return role ? `cannot read the ${role} file ${path} the kubeconfig names (${code}); trying again` : null;
 }
 
 /**

@@ -152,13 +152,34 @@ describe('API access with a client certificate (k3s, kops, the hard way)', () =>
     expect(h.server.requests()).toEqual([]);
   });
 
-  it('a client-key file that is missing: its path named', async () => {
+  it('a client-key file that is missing: named as such, and read once it is there', async () => {
     h.seed();
     await install(makeClientCert(h.server.pki, { cn: 'system:kube-proxy' }));
     await rm(join(dir, 'agent', 'client-kube-proxy.key'));
     const rec = recorder();
     await h.startSource(rec, { ...DEFAULTS, kubeConfig: await kubeconfig('files') });
     await rec.until(() => rec.problems.length > 0, 'a problem reported');
-    expect(rec.problems[0]).toContain(`ENOENT: no such file or directory, open '${join(dir, 'agent', 'client-kube-proxy.key')}'`);
+    expect(rec.problems[0]).toContain(
+      `informer failed: cannot read the client-key file ${join(dir, 'agent', 'client-kube-proxy.key')} the kubeconfig names (ENOENT)`,
+    );
+    // Put in place, it is read at the next try.
+    await install(makeClientCert(h.server.pki, { cn: 'system:kube-proxy' }));
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches once the key is there', 6000);
+  });
+
+  it('a certificate-authority file not there yet: named as such, and used once it is', async () => {
+    h.seed();
+    await install(makeClientCert(h.server.pki, { cn: 'system:kube-proxy' }));
+    const kubeConfig = await kubeconfig('files');
+    const ca = join(dir, 'agent', 'server-ca.crt');
+    await rm(ca);
+    const rec = recorder();
+    await h.startSource(rec, { ...DEFAULTS, kubeConfig });
+    await rec.until(() => rec.problems.length > 0, 'a problem reported');
+    expect(rec.problems[0]).toContain(
+      `informer failed: cannot read the certificate-authority file ${ca} the kubeconfig names (ENOENT); trying again`,
+    );
+    await writeFile(ca, h.server.pki.caPem);
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches once the CA is there', 6000);
   });
 });
