@@ -5,9 +5,9 @@
  * watch request is reported with its status code.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ListWatch, type KubernetesObject } from '@kubernetes/client-node';
+import { KubeConfig, ListWatch, type KubernetesObject } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
-import { GuardedWatch, retryAfterMs, serverHost, type RequestRecord } from './kube-client.ts';
+import { GuardedWatch, retryAfterMs, serverHost, tlsProblem, type RequestRecord } from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
 
 let server: FakeApiServer;
@@ -158,5 +158,24 @@ describe('retryAfterMs (client-go checkWait)', () => {
     expect(retryAfterMs(failure(429, 'Fri, 04 Dec 2026 12:00:00 GMT'))).toBeNull();
     expect(retryAfterMs(failure(403, '5'))).toBeNull();
     expect(retryAfterMs(new Error('ECONNREFUSED'))).toBeNull();
+  });
+});
+
+describe('tlsProblem on an OpenSSL error raised before a request is sent', () => {
+  const ossl = Object.assign(new Error('error:05800074:x509 certificate routines::key values mismatch'), {
+    code: 'ERR_OSSL_X509_KEY_VALUES_MISMATCH',
+  });
+  it('names the client certificate and key, and only for a user that has them', () => {
+    const withCert = new KubeConfig();
+    withCert.loadFromClusterAndUser(
+      { name: 'c', server: 'https://192.0.2.1:6443', skipTLSVerify: false },
+      { name: 'u', certData: 'AA==', keyData: 'AA==' },
+    );
+    expect(tlsProblem(ossl, withCert)).toBe(
+      'TLS: the client-certificate-data and client-key-data of user u cannot be used: key values mismatch (ERR_OSSL_X509_KEY_VALUES_MISMATCH)',
+    );
+    const withToken = new KubeConfig();
+    withToken.loadFromClusterAndUser({ name: 'c', server: 'https://192.0.2.1:6443', skipTLSVerify: false }, { name: 'u', token: 't' });
+    expect(tlsProblem(ossl, withToken)).toBeNull();
   });
 });

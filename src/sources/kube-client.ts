@@ -104,11 +104,12 @@ export function tlsProblem(err: unknown, kc: KubeConfig): string | null {
       if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: the API server's certificate is not valid for the host of ${server}: ${detail}`;
       if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
         return `TLS: the API server's certificate (${server}) is outside its validity period: ${detail}`;
-      if (code.startsWith('ERR_OSSL_')) {
-        // Raised before a byte is sent: the client certificate or key cannot be used.
-        const user = kc.getCurrentUser();
-        const files = [user?.certFile && `client-certificate ${user.certFile}`, user?.keyFile && `client-key ${user.keyFile}`].filter(Boolean);
-        const what = files.length ? files.join(' and ') : `the client-certificate-data and client-key-data of user ${user?.name ?? '?'}`;
+      const user = kc.getCurrentUser();
+      if (code.startsWith('ERR_OSSL_') && (user?.certFile || user?.certData || user?.keyFile || user?.keyData)) {
+        // Raised before a byte is sent: the client certificate or key cannot be used (a CA that is not PEM is not
+        // refused there; it trusts nothing, and the server's certificate is then not trusted, above).
+        const files = [user.certFile && `client-certificate ${user.certFile}`, user.keyFile && `client-key ${user.keyFile}`].filter(Boolean);
+        const what = files.length ? files.join(' and ') : `client-certificate-data and client-key-data of user ${user.name}`;
         // OpenSSL's "error:05800074:x509 certificate routines::" prefix says nothing to an operator.
         return `TLS: the ${what} cannot be used: ${detail.replace(/^error:[0-9A-Fa-f]+:[^:]*:[^:]*:/, '')}`;
       }
