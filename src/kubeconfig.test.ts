@@ -96,4 +96,21 @@ describe('loadApiAccess (upstream newProxyServer: the client before anything els
       `cannot load the kubeconfig ${file()}: clusters[0].cluster.server is missing`,
     );
   });
+
+  it('with nothing that says where the API server is: an error saying so (upstream exits; client-node would try http://localhost:8080 forever)', () => {
+    const saved = { HOME: process.env['HOME'], KUBECONFIG: process.env['KUBECONFIG'], HOST: process.env['KUBERNETES_SERVICE_HOST'] };
+    try {
+      process.env['HOME'] = dir; // no .kube/config in it
+      delete process.env['KUBECONFIG'];
+      delete process.env['KUBERNETES_SERVICE_HOST'];
+      expect(() => loadApiAccess({ kubeconfig: '', master: '' })).toThrow(
+        /^no API server to talk to: neither --kubeconfig nor --master is given, .*--objects FILE runs without an API server$/,
+      );
+      expect(() => loadApiAccess({ kubeconfig: '', master: 'https://192.0.2.1:6443' })).not.toThrow();
+    } finally {
+      for (const [k, v] of Object.entries({ HOME: saved.HOME, KUBECONFIG: saved.KUBECONFIG, KUBERNETES_SERVICE_HOST: saved.HOST }))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
 });

@@ -1,17 +1,29 @@
 /**
  * API access as upstream kube-proxy finds it: --kubeconfig (with --master
  * overriding its server), else --master alone, else the in-cluster service
- * account, else the default loading rules ($KUBECONFIG, ~/.kube/config).
+ * account, else the default loading rules ($KUBECONFIG, ~/.kube/config), else
+ * an error (NoApiAccessError).
  * Tokens read from files (kubeadm's tokenFile, the in-cluster service-account
  * token) follow rotation at once (see kubeconfig-token.ts).
  */
 import { KubeConfig, type User } from '@kubernetes/client-node';
 import { tokenFileUser, useTokenFileAuth } from './kubeconfig-token.ts';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { load } from 'js-yaml';
 
 const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** Nothing says where the API server is. */
+export class NoApiAccessError extends Error {
+  override readonly name = 'NoApiAccessError';
+  constructor() {
+    super(
+      'no API server to talk to: neither --kubeconfig nor --master is given, this is not a pod (KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT and the service-account token), and there is no $KUBECONFIG or ~/.kube/config; --objects FILE runs without an API server',
+    );
+  }
+}
 
 export function loadKubeConfig(opts: { kubeconfig: string; master: string }): KubeConfig {
   const kc = new KubeConfig();
@@ -22,7 +34,12 @@ export function loadKubeConfig(opts: { kubeconfig: string; master: string }): Ku
   else if (opts.master) {
     kc.loadFromClusterAndUser({ name: 'master', server: opts.master, skipTLSVerify: opts.master.startsWith('http://') }, { name: 'user' });
     return kc;
-  } else kc.loadFromDefault();
+  } else {
+    // client-node would fall back to http://localhost:8080 and retry it forever; upstream exits ("unable to load
+    // in-cluster configuration").
+    if (!process.env['KUBECONFIG'] && !existsSync(join(homedir(), '.kube', 'config'))) throw new NoApiAccessError();
+    kc.loadFromDefault();
+  }
   useTokenFileAuth(kc);
   if (opts.master) {
     const cluster = kc.getCurrentCluster();
@@ -43,6 +60,7 @@ export function loadApiAccess(opts: { kubeconfig: string; master: string }): Kub
   try {
     kc = loadKubeConfig(opts);
   } catch (err) {
+    if (err instanceof NoApiAccessError) throw err;
     throw new Error(`cannot load ${where}: ${(err as Error).message}`, { cause: err });
   }
   const cluster = kc.getCurrentCluster();

@@ -259,7 +259,7 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     }
   });
 
-  it('a kubeconfig that cannot work stops the agent with status 1, naming it, before it touches the node (newProxyServer: createClient first)', async () => {
+  it('a kubeconfig that cannot work, or none at all, stops the agent with status 1, saying why, before it touches the node (newProxyServer: createClient first)', async () => {
     await kernelDefaults();
     const file = join(dir, 'kubeconfig.conf');
     await writeFile(
@@ -272,6 +272,16 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
       `error: the kubeconfig ${file} names no cluster to talk to: its current-context "prod" is not one of its contexts ("ctx")`,
     );
     expect(r.out).not.toContain('Set sysctl');
+    expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
+    // Nothing that says where the API server is (upstream: "unable to load in-cluster configuration").
+    const none = await cluster
+      .runnerIn(ns())
+      .run('env', ['-u', 'KUBECONFIG', '-u', 'KUBERNETES_SERVICE_HOST', `HOME=${dir}`, process.execPath, MAIN, '--hostname-override', 'node-1'], {
+        timeoutMs: 30_000,
+      });
+    expect(none.code, none.stdout + none.stderr).toBe(1);
+    expect(none.stderr).toContain('error: no API server to talk to: neither --kubeconfig nor --master is given');
+    expect(none.stdout).not.toContain('Set sysctl');
     expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
   });
 
