@@ -27,6 +27,7 @@ import { createIptables } from '../iptables/restore.ts';
 import { waitFor } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
+import { k3sKubeconfig } from './fake-apiserver-client.ts';
 import { relayApiServer, SA_MOUNT, startNodeAgent, type NodeAgent, type Relay } from './fake-apiserver-node.ts';
 import { serviceAccountVolume, type ServiceAccountVolume } from './fake-apiserver-sa.ts';
 import { makeClientCert, makeTestPki } from './fake-apiserver-tls.ts';
@@ -268,29 +269,11 @@ describe('API access with a client certificate, as k3s sets it up', () => {
       // As k3s writes it (pkg/daemons/agent), through its local load balancer on :6444.
       await writeFile(
         file,
-        [
-          'apiVersion: v1',
-          'clusters:',
-          '- cluster:',
-          '    server: https://127.0.0.1:6444',
-          `    certificate-authority: ${agentDir}/server-ca.crt`,
-          '  name: local',
-          'contexts:',
-          '- context:',
-          '    cluster: local',
-          '    namespace: default',
-          '    user: user',
-          '  name: Default',
-          'current-context: Default',
-          'kind: Config',
-          'preferences: {}',
-          'users:',
-          '- name: user',
-          '  user:',
-          `    client-certificate: ${agentDir}/client-kube-proxy.crt`,
-          `    client-key: ${agentDir}/client-kube-proxy.key`,
-          '',
-        ].join('\n'),
+        k3sKubeconfig(
+          'https://127.0.0.1:6444',
+          [`certificate-authority: ${agentDir}/server-ca.crt`],
+          [`client-certificate: ${agentDir}/client-kube-proxy.crt`, `client-key: ${agentDir}/client-kube-proxy.key`],
+        ),
       );
       const before = api.requests().length;
       addService('k3s', '172.30.0.14', ['pod-b']);

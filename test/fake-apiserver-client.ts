@@ -46,3 +46,33 @@ export function kubeConfigFor(server: { readonly url: string; readonly pki?: Tes
   kc.loadFromClusterAndUser({ name: 'fake', server: server.url, ...tls }, { name: 'fake-user', token });
   return kc;
 }
+
+/**
+ * A kubeconfig as k3s writes kube-proxy's (`agent/kubeproxy.kubeconfig`, pkg/daemons/agent: cluster "local", context
+ * "Default", user "user"), with `server` and the given cluster and user fields (`certificate-authority: ...`,
+ * `client-certificate: ...`, or their `-data` forms).
+ */
+export function k3sKubeconfig(server: string, cluster: readonly string[], user: readonly string[]): string {
+  return [
+    'apiVersion: v1',
+    'clusters:',
+    '- cluster:',
+    `    server: ${server}`,
+    ...cluster.map((l) => `    ${l}`),
+    '  name: local',
+    'contexts:',
+    '- context:',
+    '    cluster: local',
+    '    namespace: default',
+    '    user: user',
+    '  name: Default',
+    'current-context: Default',
+    'kind: Config',
+    'preferences: {}',
+    'users:',
+    '- name: user',
+    '  user:',
+    ...user.map((l) => `    ${l}`),
+    '',
+  ].join('\n');
+}

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../kubeconfig.ts';
 import { recorder, useApiSourceHarness } from '../../test/api-source-harness.ts';
+import { k3sKubeconfig } from '../../test/fake-apiserver-client.ts';
 import { makeClientCert, makeTestPki, type ClientCert } from '../../test/fake-apiserver-tls.ts';
 import { API_BACKOFF, cappedDelay } from './api-source.ts';
 
@@ -48,31 +49,7 @@ async function kubeconfig(form: 'files' | 'data', cert?: ClientCert) {
     form === 'files'
       ? ['client-certificate: agent/client-kube-proxy.crt', 'client-key: agent/client-kube-proxy.key']
       : [`client-certificate-data: ${b64(cert!.certPem)}`, `client-key-data: ${b64(cert!.keyPem)}`];
-  await writeFile(
-    join(dir, 'kubeproxy.kubeconfig'),
-    [
-      'apiVersion: v1',
-      'clusters:',
-      '- cluster:',
-      `    server: ${h.server.url}`,
-      `    ${cluster}`,
-      '  name: local',
-      'contexts:',
-      '- context:',
-      '    cluster: local',
-      '    namespace: default',
-      '    user: user',
-      '  name: Default',
-      'current-context: Default',
-      'kind: Config',
-      'preferences: {}',
-      'users:',
-      '- name: user',
-      '  user:',
-      ...user.map((l) => `    ${l}`),
-      '',
-    ].join('\n'),
-  );
+  await writeFile(join(dir, 'kubeproxy.kubeconfig'), k3sKubeconfig(h.server.url, [cluster], user));
   return loadKubeConfig({ kubeconfig: join(dir, 'kubeproxy.kubeconfig'), master: '' });
 }
 
