@@ -16,7 +16,8 @@
  *     the session (deletes make nft load its whole cache);
  *   - the kernel's validation: a new chain nothing jumps to, one rule ending
  *     in a counter or in a jump, alternating (the jump makes the commit
- *     validate the whole table, the floor of every endpoint change);
+ *     validate the whole table, the floor of every endpoint change), with
+ *     upstream's two base chains that reach the services and with one;
  *   - listing the table back.
  * A restart's first sync over the loaded table, every chain rewritten or the
  * endpoint chains kept (upstream epChainSkipUpdate), alternating, at 1,000
@@ -203,27 +204,41 @@ async function endpointChange(c: Cluster): Promise<number[]> {
  * counter, or in `jump mark-for-masquerade`. The jump makes the commit
  * validate the whole table from its base chains (nf_tables_validate), although
  * the new chain is not reachable from any of them; every endpoint change adds
- * such rules (dnat, jump, numgen vmap). The scratch chains are deleted after
- * (untimed).
+ * such rules (dnat, jump, numgen vmap). The kernel walks from each base chain
+ * on its own, with no memory of chains already walked, and upstream's ruleset
+ * reaches `services` (and through it every service and endpoint chain) from
+ * two: nat-prerouting and nat-output. The same pairs are measured again with
+ * nat-output's `jump services` taken out (then put back, untimed), which
+ * shows the share of one walk. The scratch chains are deleted after (untimed).
  */
 async function validation(): Promise<void> {
-  const times = { counter: [] as number[], jump: [] as number[] };
-  const extra: number[] = [];
   const names: string[] = [];
-  for (let i = 0; i < REPS; i++) {
-    for (const verdict of i % 2 ? (['jump', 'counter'] as const) : (['counter', 'jump'] as const)) {
-      const name = `scratch-${verdict}-${i}`;
-      names.push(name);
-      const rule = `ip daddr 192.0.2.${i + 1} ${verdict === 'jump' ? 'jump mark-for-masquerade' : 'counter'}`;
-      times[verdict].push(await ms(() => viaSession.run(`add chain ip kube-proxy ${name} { ${rule} ; }\n`)));
+  const pairs = async (tag: string) => {
+    const times = { counter: [] as number[], jump: [] as number[] };
+    const extra: number[] = [];
+    for (let i = 0; i < REPS; i++) {
+      for (const verdict of i % 2 ? (['jump', 'counter'] as const) : (['counter', 'jump'] as const)) {
+        const name = `scratch-${tag}-${verdict}-${i}`;
+        names.push(name);
+        const rule = `ip daddr 192.0.2.${i + 1} ${verdict === 'jump' ? 'jump mark-for-masquerade' : 'counter'}`;
+        times[verdict].push(await ms(() => viaSession.run(`add chain ip kube-proxy ${name} { ${rule} ; }\n`)));
+      }
+      extra.push(times.jump.at(-1)! - times.counter.at(-1)!);
     }
-    extra.push(times.jump.at(-1)! - times.counter.at(-1)!);
-  }
+    return { ...times, extra };
+  };
+  const both = await pairs('a');
+  const natOutput = 'chain ip kube-proxy nat-output';
+  await viaSession.run(`flush ${natOutput}\n`);
+  const one = await pairs('b');
+  await viaSession.run(`add rule ip kube-proxy nat-output jump services\n`);
   await viaSession.run(names.map((n) => `delete chain ip kube-proxy ${n}`).join('\n') + '\n');
   console.log("  a new chain nothing jumps to, one rule (the kernel's validation):");
-  line('  ends in counter (no validation)', spread(times.counter));
-  line('  ends in jump (validates the whole table)', spread(times.jump));
-  line('  jump - counter, per pair', spread(extra));
+  line('  ends in counter (no validation)', spread(both.counter));
+  line('  ends in jump (validates the whole table)', spread(both.jump));
+  line('  jump - counter, per pair', spread(both.extra));
+  line('  the same, nat-output not jumping to services', spread(one.extra));
+  line('  one walk of services / both, per pair', ratio(ratios(one.extra, both.extra)));
 }
 
 /** A service added, then deleted, then its chains deleted (the cleanup a second later), through the session. */
