@@ -23,23 +23,30 @@ export async function runCli(argv: readonly string[], io: CommandIO): Promise<nu
     case 'top':
       return (await import('./cmd/top.ts')).topCommand(rest, io);
     case 'help':
-    case '--help':
-    case '-h':
       io.stdout(USAGE);
       return 0;
     default:
+      // `--help` with more after it goes through the flags like any other: cobra parses them all before it honours
+      // help, so `--help --bogus` is an unknown flag.
+      if ((cmd === '--help' || cmd === '-h') && rest.length === 0) {
+        io.stdout(USAGE);
+        return 0;
+      }
       if (cmd !== undefined && !cmd.startsWith('-')) {
         io.stderr(`error: unknown command "${cmd}". See "kube-proxy-ts help".\n`);
         return 2;
       }
       {
-        // component-base's verflag: --version prints and exits before anything else is looked at.
+        // component-base's verflag: --version prints and exits before the --config file or anything else is read.
         const { print, rest, error } = versionRequest(argv);
         if (error) {
           io.stderr(`error: ${error}\n`);
           return 2;
         }
         if (print !== null) {
+          // cobra parses every flag and honours -h before kube-proxy's RunE prints the version.
+          const stop = (await import('./cmd/load-config.ts')).checkCommandLine(rest, io);
+          if (stop !== null) return stop;
           io.stdout(print);
           return 0;
         }

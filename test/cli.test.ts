@@ -126,7 +126,7 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(w.stderr).toMatch(/cannot read --config .*ENOENT/);
   });
 
-  it("-h and --help on any command print the usage and exit 0 once every flag has parsed, as cobra's help flag (a bad flag still exits 2)", async () => {
+  it("-h and --help on any command print the usage and exit 0 once every flag has parsed, as cobra's help flag (a bad flag still exits 2, also with --version: verflag.PrintAndExitIfRequested runs after cobra's parse)", async () => {
     // In a network namespace of its own, and bounded: were help not honoured, this would start the agent.
     const contained = (args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -139,6 +139,8 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     await writeFile(conf, 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n');
     for (const args of [
       ['--v=2', '-h'],
+      ['-h', '--v=2'],
+      ['--version', '--help'],
       ['--config', conf, '--help'],
       ['--help=true'],
       ['render', '--objects', dir, '--help'],
@@ -150,8 +152,21 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
       expect([args.join(' '), r.code, r.stderr]).toEqual([args.join(' '), 0, '']);
       expect(r.stdout).toMatch(/^Usage:\n {2}kube-proxy-ts \[flags\]/);
     }
-    const bad = await contained(['--bogus', '--help']);
-    expect([bad.code, bad.stderr]).toEqual([2, 'error: unknown flag: --bogus\n']);
+    // cobra parses every flag before it honours help, or kube-proxy's RunE prints --version (verflag).
+    for (const args of [
+      ['--bogus', '--help'],
+      ['--help', '--bogus'],
+      ['--version', '--bogus'],
+    ]) {
+      const bad = await contained(args);
+      expect([args.join(' '), bad.code, bad.stdout, bad.stderr]).toEqual([args.join(' '), 2, '', 'error: unknown flag: --bogus\n']);
+    }
+    const badValue = await contained(['--version', '--iptables-sync-period=soon']);
+    expect([badValue.code, badValue.stdout, badValue.stderr]).toEqual([2, '', expect.stringMatching(/^error: .*iptables-sync-period.*\n$/)]);
+    const extraArg = await contained(['--version', 'extra']);
+    expect([extraArg.code, extraArg.stdout, extraArg.stderr]).toEqual([2, '', 'error: unexpected argument "extra"\n']);
+    const version = await contained(['--v=2', '--version']);
+    expect([version.code, version.stdout]).toEqual([0, expect.stringMatching(/^kube-proxy-ts v\d/)]);
     const notBool = await contained(['--v=2', '--help=maybe']);
     expect([notBool.code, notBool.stderr]).toEqual([2, 'error: invalid argument "maybe" for "--help" flag: must be true or false\n']);
   });

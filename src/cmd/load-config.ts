@@ -36,13 +36,11 @@ export async function loadConfig(
   opts: { positionals?: boolean } = {},
 ): Promise<Loaded | number> {
   try {
-    const parsed = parseFlags(argv, [...AGENT_FLAGS, ...extraSpecs]);
-    // cobra: with every flag parsed, -h/--help prints the usage and the command does nothing else.
-    if (parsed.values.get(HELP) === true) {
+    const parsed = parseCommandLine(argv, extraSpecs, opts);
+    if (parsed === 'help') {
       io.stdout(USAGE);
       return 0;
     }
-    if (!opts.positionals && parsed.positionals.length > 0) throw new FlagError('', `unexpected argument "${parsed.positionals[0]}"`);
     const agentValues = new Map([...parsed.values].filter(([k]) => AGENT_FLAGS.some((s) => s.name === k)));
     const extra = new Map([...parsed.values].filter(([k]) => k !== HELP && !AGENT_FLAGS.some((s) => s.name === k)));
     let values = agentValues;
@@ -79,6 +77,38 @@ export async function loadConfig(
       return 2;
     }
     throw err;
+  }
+}
+
+/**
+ * cobra's order before a command runs: every flag parsed (an unknown flag or a bad value throws FlagError), then
+ * -h/--help ('help': the caller prints the usage and does nothing else), then the positional arguments.
+ */
+function parseCommandLine(
+  argv: readonly string[],
+  extraSpecs: readonly FlagSpec[],
+  opts: { positionals?: boolean },
+): ReturnType<typeof parseFlags> | 'help' {
+  const parsed = parseFlags(argv, [...AGENT_FLAGS, ...extraSpecs]);
+  if (parsed.values.get(HELP) === true) return 'help';
+  if (!opts.positionals && parsed.positionals.length > 0) throw new FlagError('', `unexpected argument "${parsed.positionals[0]}"`);
+  return parsed;
+}
+
+/**
+ * The agent's command line checked as cobra checks it before kube-proxy's RunE prints --version
+ * (verflag.PrintAndExitIfRequested): the exit code to stop with (2 for a bad flag or argument, after printing it;
+ * 0 after printing the usage for -h/--help), or null when the version may be printed. The --config file is not read.
+ */
+export function checkCommandLine(argv: readonly string[], io: CommandIO): number | null {
+  try {
+    if (parseCommandLine(argv, [], {}) !== 'help') return null;
+    io.stdout(USAGE);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    io.stderr(`error: ${err.message}\n`);
+    return 2;
   }
 }
 
