@@ -1,54 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { makeEndpointSlice, makeService } from '../test/builders.ts';
+import { upstreamOverallObjects } from '../test/upstream-overall.case.ts';
 import { tableOf, renderNftables } from './render.ts';
-import { applied, BASE_RULES, sortedDump, TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+import { applied, BASE_RULES, sortedDump, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const http = (name = 'p80', port = 80) => [{ name, port, protocol: 'TCP' }];
 const slice = (ns: string, svc: string, endpoints: { ip: string; nodeName?: string }[], ports = http()) =>
   makeEndpointSlice(ns, svc, { endpoints, ports });
 
-/** The services and slices of upstream TestOverallNFTablesRules. */
-function overall() {
-  const services = [
-    makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }] }),
-    makeService('ns2', 'svc2', {
-      type: 'LoadBalancer',
-      externalTrafficPolicy: 'Local',
-      clusterIP: '172.30.0.42',
-      ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
-      ingress: [{ ip: '1.2.3.4' }],
-      externalIPs: ['192.168.99.22'],
-      healthCheckNodePort: 30000,
-    }),
-    makeService('ns3', 'svc3', { type: 'NodePort', clusterIP: '172.30.0.43', ports: [{ name: 'p80', port: 80, nodePort: 3003 }] }),
-    makeService('ns4', 'svc4', {
-      type: 'NodePort',
-      clusterIP: '172.30.0.44',
-      externalIPs: ['192.168.99.33'],
-      ports: [{ name: 'p80', port: 80, targetPort: 80 }],
-    }),
-    makeService('ns5', 'svc5', {
-      type: 'LoadBalancer',
-      externalTrafficPolicy: 'Cluster',
-      clusterIP: '172.30.0.45',
-      ports: [{ name: 'p80', port: 80, nodePort: 3002 }],
-      ingress: [{ ip: '5.6.7.8' }],
-      healthCheckNodePort: 30000,
-      loadBalancerSourceRanges: [' 203.0.113.0/25'],
-      sessionAffinity: 'ClientIP',
-      sessionAffinityTimeout: 10800,
-    }),
-    makeService('ns6', 'svc6', { type: 'ClusterIP', clusterIP: '172.30.0.46', ports: [{ name: 'p80', port: 80, targetPort: 80 }] }),
-  ];
-  const slices = [
-    slice('ns1', 'svc1', [{ ip: '10.180.0.1' }]),
-    slice('ns2', 'svc2', [{ ip: '10.180.0.2' }]),
-    slice('ns3', 'svc3', [{ ip: '10.180.0.3' }]),
-    slice('ns4', 'svc4', [{ ip: '10.180.0.4' }, { ip: '10.180.0.5', nodeName: TEST_NODE }]),
-    slice('ns5', 'svc5', [{ ip: '10.180.0.3' }]),
-  ];
-  return { services, slices };
-}
+const overall = upstreamOverallObjects;
 
 // Upstream's expected per-service objects of TestOverallNFTablesRules, verbatim but for the mark's spelling.
 const OVERALL = `
