@@ -128,7 +128,7 @@ export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: ((
       close: () => mode.close(),
     };
   }
-  const channels = nftChannels(exec, opts.collectGarbage);
+  const channels = nftChannels(exec, opts.collectGarbage ? { collect: opts.collectGarbage } : {});
   const viaSession = channels.nft;
   // The mode's nft (Nft through the session), with every transaction recorded once it has been applied.
   const nft = {

@@ -52,3 +52,11 @@ export function nftFailure(what: string, r: { code: number; stderr: string }, in
   if (line !== null && input !== null) lineText = input.split('\n')[line - 1]?.trim() ?? null;
   return new NftError({ what, kind: classifyError(r.stderr), line, lineText, stderr: r.stderr, exitCode: r.code });
 }
+
+/**
+ * A transaction could not be handed to the `nft -i` session: its file could not be written (nft-session.ts). Nothing
+ * reached nft; the transaction can still be applied another way (`nft -f -`, nft.ts).
+ */
+export class NftStagingError extends Error {
+  override readonly name = 'NftStagingError';
+}

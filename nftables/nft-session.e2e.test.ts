@@ -4,8 +4,13 @@
  * (the fake's semantics cases give the same outcome, error kind and line);
  * partial syncs through it converge; a process killed between transactions
  * is replaced, one killed during a transaction fails that transaction and a
- * full sync afterwards converges.
+ * full sync afterwards converges. The staging directory removed under the
+ * session is made again; a transaction that cannot be staged at all
+ * (ENOSPC) runs as `nft -f -`, and the session takes over again once it can.
  */
+import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
@@ -42,10 +47,13 @@ interface Env {
   afterSend: ((pid: number) => void) | null;
 }
 
-async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
+async function inNamespace(
+  fn: (env: Env) => Promise<void>,
+  opts: { readonly dirs?: readonly string[]; readonly onStaging?: (problem: string | null) => void } = {},
+): Promise<void> {
   const ns = `${PREFIX}-${process.pid}-${serial++}`;
   await net.addNamespace(ns);
-  const real = createNftLauncher({ netns: ns });
+  const real = createNftLauncher({ netns: ns, ...(opts.dirs ? { dirs: opts.dirs } : {}) });
   const env: Env = {
     nft: null as unknown as Nft,
     session: null as unknown as NftSession,
@@ -70,7 +78,7 @@ async function inNamespace(fn: (env: Env) => Promise<void>): Promise<void> {
   };
   const exec = createExecaRunner({ netns: ns });
   const session = new NftSession(launcher);
-  Object.assign(env, { session, nft: new Nft(exec, { session }), plain: new Nft(exec) });
+  Object.assign(env, { session, nft: new Nft(exec, { session, ...(opts.onStaging ? { onStaging: opts.onStaging } : {}) }), plain: new Nft(exec) });
   try {
     await fn(env);
   } finally {
@@ -160,5 +168,101 @@ describe("the session's process dying", () => {
       await converged();
       expect(env.pids).toHaveLength(3);
     });
+  });
+});
+
+describe('staging under a long-running agent', () => {
+  const snap = (ips: string[]) => upstreamSnapshot('IPv4', [svc('a', '172.30.0.1')], [eps('a', ips)]);
+  const stagingDirs = async (parent: string) => (await readdir(parent)).filter((n) => n.startsWith('kube-proxy-nft-'));
+
+  it('makes a new staging directory when its own was removed (systemd-tmpfiles ageing out /tmp), through the same nft -i', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'kpt-stage-'));
+    const told: (string | null)[] = [];
+    try {
+      await inNamespace(
+        async (env) => {
+          const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
+          await driver.sync(snap(['10.0.1.1']), 1000);
+          const [first] = await stagingDirs(parent);
+          await rm(join(parent, first!), { recursive: true });
+          await driver.sync(snap(['10.0.1.2']), 2000);
+          expect(await stagingDirs(parent)).toHaveLength(1);
+          expect(await stagingDirs(parent)).not.toContain(first);
+          expect(diffTables(tableOf(driver.lastRender!), await env.nft.list('ip')).missingChains).toEqual([]);
+          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.2');
+          expect([env.pids.length, told]).toEqual([1, []]);
+        },
+        { dirs: [parent], onStaging: (p) => told.push(p) },
+      );
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('stages again in a new directory when writing the staged file fails (ENOSPC), through the same nft -i', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'kpt-stage-'));
+    const told: (string | null)[] = [];
+    try {
+      await inNamespace(
+        async (env) => {
+          const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
+          await driver.sync(snap(['10.0.1.1']), 1000);
+          const [first] = await stagingDirs(parent);
+          // Writes to /dev/full fail with the kernel's ENOSPC.
+          await rm(join(parent, first!, 'transaction.nft'));
+          await symlink('/dev/full', join(parent, first!, 'transaction.nft'));
+          await driver.sync(snap(['10.0.1.2']), 2000);
+          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.2');
+          const now = await stagingDirs(parent);
+          expect([now.length, now.includes(first!), env.pids.length, told]).toEqual([1, false, 1, []]);
+        },
+        { dirs: [parent], onStaging: (p) => told.push(p) },
+      );
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('applies a transaction that cannot be staged anywhere as nft -f -, says so once, and says when staging works again', async () => {
+    // The only candidate is a symlink: to a real directory, then to /dev/full (nothing can be made under it), then
+    // back.
+    const base = await mkdtemp(join(tmpdir(), 'kpt-stage-'));
+    const parent = join(base, 'tmp');
+    await mkdir(join(base, 'real'));
+    await symlink(join(base, 'real'), parent);
+    const point = async (to: string) => {
+      await rm(parent);
+      await symlink(to, parent);
+    };
+    const told: (string | null)[] = [];
+    try {
+      await inNamespace(
+        async (env) => {
+          const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
+          await driver.sync(snap(['10.0.1.1']), 1000);
+          const [first] = await stagingDirs(parent);
+          await point('/dev/full');
+          await driver.sync(snap(['10.0.1.2']), 2000);
+          await driver.sync(snap(['10.0.1.3']), 3000);
+          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.3');
+          expect(told).toHaveLength(1);
+          expect(told[0]).toMatch(
+            /^cannot stage a transaction \(\d+ bytes\): ENOTDIR; in a new directory: cannot stage nft transactions in \S+\/tmp: ENOTDIR$/,
+          );
+
+          await point(join(base, 'real'));
+          await driver.sync(snap(['10.0.1.4']), 4000);
+          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.4');
+          expect(told).toEqual([told[0], null]);
+          // A new directory; the first stays, since it could not be reached to be removed while its path led nowhere.
+          expect((await stagingDirs(parent)).filter((d) => d !== first)).toHaveLength(1);
+          // The session's process was never disturbed.
+          expect(env.pids).toHaveLength(1);
+        },
+        { dirs: [parent], onStaging: (p) => told.push(p) },
+      );
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
   });
 });

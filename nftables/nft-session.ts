@@ -36,7 +36,7 @@
  * pages, which halves the cost of loading its whole cache (deletes) at
  * 10,000 services (19,000 page faults -> 1,000).
  */
-import { NftError, nftFailure } from './errors.ts';
+import { NftError, nftFailure, NftStagingError } from './errors.ts';
 
 /** A started process: lines go to its stdin. */
 export interface NftChild {
@@ -151,7 +151,12 @@ export class NftSession {
 
   private async runOne(text: string): Promise<void> {
     if (text === '') return;
-    const path = await this.launcher.stage(text);
+    let path: string;
+    try {
+      path = await this.launcher.stage(text);
+    } catch (err) {
+      throw new NftStagingError((err as Error).message);
+    }
     if (path.includes('"')) throw new Error(`cannot include ${path}: it contains a double quote`);
     const proc = this.process();
     proc.runs++;

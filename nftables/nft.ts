@@ -11,7 +11,7 @@
  * nft complained about. FakeNft implements the same NftApi.
  */
 import type { CommandRunner } from '../proxier/exec.ts';
-import { nftFailure, NftError } from './errors.ts';
+import { nftFailure, NftError, NftStagingError } from './errors.ts';
 import { TABLE_NAME, type NftFamily, type NftTable } from './model.ts';
 import type { LiveNames } from './full-sync.ts';
 import { ListParseError, namesIn, parseNftJson } from './parse-json.ts';
@@ -44,22 +44,41 @@ export interface NftOptions {
    * instead of `nft -f -` each, and lists names through it when it can list.
    */
   readonly session?: { run(text: string): Promise<void>; list?(commands: readonly string[]): Promise<string[]> };
+  /**
+   * Told when the session could not take a transaction because it could not be staged (NftStagingError; the
+   * transaction then runs as `nft -f -`), with why, and when one could be staged again (null): once per change.
+   */
+  readonly onStaging?: (problem: string | null) => void;
 }
 
 export class Nft implements NftApi {
   private readonly exec: CommandRunner;
   private readonly cmd: string;
   private readonly session: NftOptions['session'];
+  private readonly onStaging: NftOptions['onStaging'];
+  /** Why the last transaction could not be staged for the session; null when it could. */
+  private stagingProblem: string | null = null;
 
   constructor(exec: CommandRunner, options: NftOptions = {}) {
     this.exec = exec;
     this.cmd = options.command ?? 'nft';
     this.session = options.session;
+    this.onStaging = options.onStaging;
   }
 
   async run(text: string): Promise<void> {
     if (text === '') return;
-    if (this.session) return this.session.run(text);
+    if (this.session) {
+      try {
+        await this.session.run(text);
+        if (this.stagingProblem !== null) this.onStaging?.((this.stagingProblem = null));
+        return;
+      } catch (err) {
+        if (!(err instanceof NftStagingError)) throw err;
+        // Nothing reached nft: the same transaction through a process of its own, as upstream applies every one.
+        if (this.stagingProblem === null) this.onStaging?.((this.stagingProblem = err.message));
+      }
+    }
     const r = await this.exec.run(this.cmd, ['-f', '-'], { input: text });
     if (r.code !== 0) throw nftFailure(`${this.cmd} -f -`, r, text);
   }

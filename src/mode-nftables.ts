@@ -119,23 +119,32 @@ export async function agentNftChannels(runner: CommandRunner, log: Logger, colle
   const options = runner.netns !== undefined ? { netns: runner.netns } : {};
   const launcher = createNftLauncher(options);
   const problem = await launcher.prepare();
-  if (problem === null) return nftChannels(runner, collect, { sessions: launcher, deletions: createNftLauncher(options) });
+  if (problem === null)
+    return nftChannels(runner, { ...(collect ? { collect } : {}), launchers: { sessions: launcher, deletions: createNftLauncher(options) }, log });
   log.warn(`${problem}: each nftables transaction runs as its own \`nft -f -\` (~20 ms more a sync than through one \`nft -i\`)`);
   const plain = new Nft(runner);
   return { nft: plain, cleanupNft: plain, close: async () => undefined };
 }
 
-/** `collect`: the process's full garbage collection, run while nft applies each large transaction. */
-export function nftChannels(
-  runner: CommandRunner,
-  collect?: () => void,
-  launchers?: { readonly sessions: NftLauncher; readonly deletions: NftLauncher },
-): NftChannels {
+export interface NftChannelOptions {
+  /** The process's full garbage collection, run while nft applies each large transaction. */
+  readonly collect?: () => void;
+  readonly launchers?: { readonly sessions: NftLauncher; readonly deletions: NftLauncher };
+  /** Where a transaction that could not be staged (and so ran as `nft -f -`) is reported, and staging working again. */
+  readonly log?: Logger;
+}
+
+export function nftChannels(runner: CommandRunner, opts: NftChannelOptions = {}): NftChannels {
+  const { collect, launchers, log } = opts;
   const where = runner.netns !== undefined ? { netns: runner.netns } : {};
   const session = new NftSession(launchers?.sessions ?? createNftLauncher(where), collect ? { whileApplying: collectAfterLarge(collect) } : {});
   const deletions = new NftSession(launchers?.deletions ?? createNftLauncher(where));
+  const onStaging = (problem: string | null) => {
+    if (problem !== null) log?.warn(`${problem}: this nftables transaction, and each one until staging works again, runs as its own \`nft -f -\``);
+    else log?.info('nftables transactions are staged again: back to the `nft -i` session');
+  };
   return {
-    nft: new Nft(runner, { session }),
+    nft: new Nft(runner, { session, onStaging }),
     cleanupNft: {
       async run(text) {
         try {

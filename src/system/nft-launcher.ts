@@ -35,6 +35,13 @@ export interface NftLauncherOptions {
   readonly dirs?: readonly string[];
 }
 
+/** The staged transaction's name in the staging directory. */
+const FILE = 'transaction.nft';
+
+/** A file system error's code (ENOSPC, EROFS, ...), else its message; a StagingError's message as it is. */
+const reason = (err: unknown): string =>
+  err instanceof StagingError ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+
 /** Why transactions cannot be staged: each candidate directory with its error. */
 export class StagingError extends Error {
   override readonly name = 'StagingError';
@@ -42,20 +49,23 @@ export class StagingError extends Error {
 
 export function createNftLauncher(options: NftLauncherOptions = {}) {
   let dir: string | null = null;
-  /** The staging directory: made in the first candidate where a file can be written; StagingError names each failure. */
-  const staging = async (): Promise<string> => {
+  /**
+   * The staging directory: made in the first candidate where its file can be written (with `content`, the file's first
+   * text); StagingError names each failure.
+   */
+  const staging = async (content = ''): Promise<string> => {
     if (dir !== null) return dir;
     const problems: string[] = [];
     for (const parent of options.dirs ?? [tmpdir(), '/dev/shm']) {
       let made: string | null = null;
       try {
         made = await mkdtemp(join(parent, 'kube-proxy-nft-'));
-        await writeFile(join(made, 'transaction.nft'), '', { mode: 0o600 });
+        await writeFile(join(made, FILE), content, { mode: 0o600 });
         dir = made;
         return made;
       } catch (err) {
         if (made !== null) await rm(made, { recursive: true, force: true }).catch(() => undefined);
-        problems.push(`${parent}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        problems.push(`${parent}: ${reason(err)}`);
       }
     }
     throw new StagingError(`cannot stage nft transactions in ${problems.join(', ')}`);
@@ -97,9 +107,23 @@ export function createNftLauncher(options: NftLauncherOptions = {}) {
       };
     },
     async stage(text: string): Promise<string> {
-      const path = join(await staging(), 'transaction.nft');
-      await writeFile(path, text, { mode: 0o600 });
-      return path;
+      try {
+        const path = join(await staging(), FILE);
+        await writeFile(path, text, { mode: 0o600 });
+        return path;
+      } catch (first) {
+        // A long-running agent's directory can go (systemd-tmpfiles ages out /tmp for an agent run as a unit; a
+        // reaper) or its filesystem fill up: once more, in a new directory in the first candidate that takes this
+        // transaction (/dev/shm when /tmp is full).
+        const old = dir;
+        dir = null;
+        if (old !== null) await rm(old, { recursive: true, force: true }).catch(() => undefined);
+        try {
+          return join(await staging(text), FILE);
+        } catch (second) {
+          throw new StagingError(`cannot stage a transaction (${text.length} bytes): ${reason(first)}; in a new directory: ${reason(second)}`);
+        }
+      }
     },
     async dispose(): Promise<void> {
       if (dir !== null) await rm(dir, { recursive: true, force: true });
