@@ -7,10 +7,20 @@
  */
 
 export interface Clock {
-  /** Milliseconds (epoch or any fixed origin; only differences matter). */
+  /**
+   * Milliseconds from a fixed origin, for intervals and deadlines: only differences matter. The process clock's is
+   * monotonic, as Go's time.Since and Sub are, so a step of the wall clock changes no interval.
+   */
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /** The wall-clock time (ms since the epoch) of a reading of now(), for display; without it, readings are epoch times. */
+  epochMs?(reading: number): number;
+}
+
+/** A reading of clock.now() as the wall-clock time it was taken at (metrics' timestamps, /healthz, /debug). */
+export function epochMs(clock: Clock, reading: number): number {
+  return clock.epochMs ? clock.epochMs(reading) : reading;
 }
 
 /**

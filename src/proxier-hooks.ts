@@ -8,7 +8,7 @@
  * registered yet) or appears, and (--detect-local-mode=NodeCIDR) when it has
  * no podCIDR or gets one.
  */
-import type { Clock } from '../proxier/clock.ts';
+import { epochMs, type Clock } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
 import type { ProxierHooks } from '../proxier/proxier.ts';
@@ -64,7 +64,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
   return {
     queued: (f) => {
       health.queuedUpdate(f);
-      metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: f }, t.clock.now() / 1000);
+      metrics.syncProxyRulesLastQueuedTimestamp.set({ ip_family: f }, epochMs(t.clock, t.clock.now()) / 1000);
     },
     synced: (f, r) => {
       health.updated(f);
@@ -73,7 +73,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       checkPodCIDRs(r.snapshot.node);
       t.afterSync?.();
       const now = t.clock.now();
-      metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, now / 1000);
+      metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, epochMs(t.clock, now) / 1000);
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
       if (f === mode.families[0]) void t.serviceHealth.sync(healthTargets([r.snapshot]));
       observeSync(metrics, mode.name, r.report);

@@ -12,6 +12,7 @@ import { probeNode } from '../../iptables/node-probe.ts';
 import type { Iptables } from '../../iptables/iptables.ts';
 import type { IPFamily } from '../../proxier/types.ts';
 import { TOP_FLAGS } from '../flag-table.ts';
+import { epochMs } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
@@ -55,7 +56,7 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
       source: `${wanted} nat, ${probe.backend}`,
       intervalSeconds: intervalMs / 1000,
-      at: new Date(current.at),
+      at: new Date(epochMs(clock, current.at)),
       columns: terminal?.columns ?? 120,
       rows: terminal?.rows ?? 10_000,
     });

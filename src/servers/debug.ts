@@ -24,13 +24,20 @@ export interface DebugSources {
   readonly inspect: ModeInspection | undefined;
   /** The snapshot of the family's last successful sync (Proxier.lastSynced). */
   lastSynced(family: IPFamily): Snapshot | null;
-  /** Wall-clock milliseconds (timestamps of the records, the rate limit). */
+  /** The clock's milliseconds (the records' `at`, the rate limit). */
   now(): number;
+  /** A reading of now() as a wall-clock time, for display (default: as is). */
+  epochMs?(reading: number): number;
 }
 
 export const DEBUG_RATE = { burst: 5, perSecond: 1 } as const;
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+/** How a record's time is shown: RFC 3339, from a clock reading. */
+type ShowTime = (reading: number) => string;
+const isoOf =
+  (epochMs: (reading: number) => number = (t) => t): ShowTime =>
+  (reading) =>
+    new Date(epochMs(reading)).toISOString();
 const commented = (text: string): string =>
   text
     .split('\n')
@@ -38,7 +45,7 @@ const commented = (text: string): string =>
     .join('\n');
 
 /** /debug/rules as text: comment lines (#) around each family's rules, so an applied section is valid tool input as is. */
-export function formatRules(mode: ProxyModeName, rules: readonly FamilyRules[]): string {
+export function formatRules(mode: ProxyModeName, rules: readonly FamilyRules[], iso: ShowTime = isoOf()): string {
   const out = [`# kube-proxy-ts ${mode} mode`];
   for (const r of rules) {
     if (!r.applied) out.push(`# ${r.family}: nothing applied yet`);
@@ -62,7 +69,7 @@ export function formatRules(mode: ProxyModeName, rules: readonly FamilyRules[]):
   return out.join('\n') + '\n';
 }
 
-function rulesJson(rules: readonly FamilyRules[]): unknown {
+function rulesJson(rules: readonly FamilyRules[], iso: ShowTime): unknown {
   return rules.map((r) => ({
     family: r.family,
     syntax: r.syntax,
@@ -96,7 +103,8 @@ export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_R
     let body: string;
     if (path === '/debug/rules') {
       const rules = (src.inspect?.rules() ?? []).filter((r) => families.includes(r.family));
-      body = json ? JSON.stringify(rulesJson(rules), null, 1) : formatRules(src.mode, rules);
+      const iso = isoOf(src.epochMs?.bind(src));
+      body = json ? JSON.stringify(rulesJson(rules, iso), null, 1) : formatRules(src.mode, rules, iso);
     } else {
       const table = servicesTable(families, (f) => src.lastSynced(f), src.inspect);
       body = json ? JSON.stringify(table, null, 1) : formatServicesTable(table, (src.inspect?.traffic() ?? null) !== null);

@@ -12,6 +12,7 @@ export interface FamilyHealth {
   readonly healthy: boolean;
 }
 
+/** Times in the report are wall-clock milliseconds since the epoch. */
 export interface HealthReport {
   readonly healthy: boolean;
   readonly nodeEligible: boolean;
@@ -23,13 +24,16 @@ export interface HealthReport {
 export class HealthState {
   private readonly timeoutMs: number;
   private readonly now: () => number;
+  private readonly epochMs: (reading: number) => number;
   private readonly lastUpdated = new Map<IPFamily, number>();
   private readonly oldestQueued = new Map<IPFamily, number>();
   private nodeEligible = false;
 
-  constructor(opts: { healthTimeoutMs: number; now: () => number; families: readonly IPFamily[] }) {
+  /** `now`: the clock's readings (intervals); `epochMs`: one as a wall-clock time, for the report (default: as is). */
+  constructor(opts: { healthTimeoutMs: number; now: () => number; epochMs?: (reading: number) => number; families: readonly IPFamily[] }) {
     this.timeoutMs = opts.healthTimeoutMs;
     this.now = opts.now;
+    this.epochMs = opts.epochMs ?? ((t) => t);
     // Starting up counts as healthy: upstream marks every family updated at start.
     for (const f of opts.families) this.lastUpdated.set(f, this.now());
   }
@@ -59,11 +63,18 @@ export class HealthState {
       const ok = queued === undefined || now - queued < this.timeoutMs;
       healthy &&= ok;
       // Upstream reports "now" as lastUpdated while healthy, for compatibility with older releases.
-      status[family] = { lastUpdated: ok ? now : updated, healthy: ok };
+      status[family] = { lastUpdated: this.epochMs(ok ? now : updated), healthy: ok };
       last = Math.max(last, ok ? now : updated);
     }
     const nodeEligible = this.nodeEligible;
-    return { healthy: healthy && (!checkNode || nodeEligible), nodeEligible, lastUpdated: last, currentTime: now, status };
+    const shown = this.epochMs(now);
+    return {
+      healthy: healthy && (!checkNode || nodeEligible),
+      nodeEligible,
+      lastUpdated: last === now ? shown : last === 0 ? 0 : this.epochMs(last),
+      currentTime: shown,
+      status,
+    };
   }
 }
 
