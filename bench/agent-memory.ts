@@ -12,7 +12,7 @@
  * (BENCH_CHANGES, default 10, each waited for), peak (VmHWM) and settled (VmRSS 3 s after the last
  * change). "idle" is a handful of services (BENCH_IDLE_SERVICES, default 5). Then the steady state: the agent runs on
  * for BENCH_STEADY_S (default 65; 0 skips it), two periods of its periodic work at the default sync period of 30 s
- * (the iptables mode's full resync, the nftables mode's damage check), and the resident size at its end and the peak
+ * (the iptables mode's check of the tables, the nftables mode's damage check), and the resident size at its end and the peak
  * within it are reported too: what an operator sees of an agent that has been running for a while.
  * Then the floor: resident memory after loading modules only (moduleFloor).
  *

@@ -8,9 +8,9 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Iptables } from './iptables.ts';
 import { RestoreError } from './iptables.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
-import { silentLogger } from '../proxier/log.ts';
+import { silentLogger, type Logger } from '../proxier/log.ts';
 import { ManualClock, type Clock } from '../proxier/clock.ts';
-import { ApplyError } from '../proxier/mode.ts';
+import { ApplyError, FULL_SYNC_PERIOD_MS } from '../proxier/mode.ts';
 import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { endpointChainName, serviceChainNames } from './chain-names.ts';
 import { chainOwner } from './chains.ts';
@@ -35,7 +35,7 @@ const svc = (i: number, ips: string[]): ServicePortState =>
 const svcChain = (i: number) => serviceChainNames(sp(i)).svc;
 const sepChain = (i: number, ip: string) => endpointChainName(sp(i), { ip, port: 80 });
 
-function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock } = {}) {
+function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock; logger?: Logger } = {}) {
   const fake = opts.fake ?? new FakeIptables({ family: 'IPv4' });
   let t = 1_000;
   // Every reading 5 ms later: each sync takes 5 ms.
@@ -47,7 +47,7 @@ function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock 
       canaryPeriodMs: 1000,
       ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}),
     },
-    { clock: opts.clock ?? ticking, logger: silentLogger() },
+    { clock: opts.clock ?? ticking, logger: opts.logger ?? silentLogger() },
   );
   return { fake, mode };
 }
@@ -133,7 +133,8 @@ describe('IptablesMode: full syncs', () => {
     const { fake, mode } = setup();
     await mode.sync(base(), NOT_PERIODIC);
     const before = fake.snapshot();
-    const res = await mode.sync(base(), PERIODIC);
+    mode.requestFullSync();
+    const res = await mode.sync(base(), NOT_PERIODIC);
     expect(res.full).toBe(true);
     expect(fake.restores).toHaveLength(2);
     expect(fake.restores[1]!.text).not.toMatch(/^-I /m);
@@ -220,17 +221,96 @@ describe('IptablesMode: partial syncs', () => {
 });
 
 describe('IptablesMode: what forces a full sync', () => {
-  it('a periodic sync is full even when nothing changed', async () => {
+  it('a periodic sync reads the tables and writes nothing when nothing changed, inside or out (upstream: partial)', async () => {
     const { fake, mode } = setup();
     await mode.sync(base(), NOT_PERIODIC);
+    const saved = vi.spyOn(fake, 'save');
+    const res = await mode.sync(base(), PERIODIC);
+    expect([res.full, fake.restores.length, saved.mock.calls.length]).toEqual([false, 1, 1]);
+    // A sync for a change does not read them.
+    await mode.sync(snapshotOf([S1, svc(2, ['10.0.0.2'])]), NOT_PERIODIC);
+    expect([fake.restores.length, saved.mock.calls.length]).toEqual([2, 1]);
+  });
+
+  it('a full sync once an hour, even when nothing changed (upstream FullSyncPeriod)', async () => {
+    let t = 1_000;
+    const clock: Clock = { now: () => t, setTimeout: () => 0, clearTimeout: () => undefined };
+    const { fake, mode } = setup({ clock });
+    await mode.sync(base(), NOT_PERIODIC);
+    t += FULL_SYNC_PERIOD_MS - 1;
+    expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
+    t += 1;
     const res = await mode.sync(base(), PERIODIC);
     expect(res.full).toBe(true);
     expect(fake.restores).toHaveLength(2);
     expect(declared(fake.restores[1]!.text, 'nat')).toContain(sepChain(1, '10.0.0.1'));
     expect(declared(fake.restores[1]!.text, 'filter')).toContain('KUBE-FORWARD');
     // And back to partial (nothing to write) afterwards.
-    expect((await mode.sync(base(), NOT_PERIODIC)).full).toBe(false);
+    expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
     expect(fake.restores).toHaveLength(2);
+  });
+
+  for (const c of [
+    {
+      what: 'a rule deleted from an endpoint chain',
+      outside: () => `*nat\n-D ${sepChain(1, '10.0.0.1')} 1\nCOMMIT\n`,
+      says: `nat ${sepChain(1, '10.0.0.1')}: 1 rules, 2 written`,
+    },
+    {
+      what: 'KUBE-SERVICES flushed (iptables -t nat -F KUBE-SERVICES)',
+      outside: () => '*nat\n-F KUBE-SERVICES\nCOMMIT\n',
+      says: 'nat KUBE-SERVICES: 0 rules, 3 written',
+    },
+    {
+      what: 'a rule added to KUBE-FORWARD',
+      outside: () => '*filter\n-A KUBE-FORWARD -s 10.9.9.9 -j ACCEPT\nCOMMIT\n',
+      says: 'filter KUBE-FORWARD: 4 rules, 3 written',
+    },
+    {
+      what: 'a service chain deleted',
+      outside: () => `*nat\n-F ${svcChain(2)}\n-D KUBE-SERVICES 2\n-X ${svcChain(2)}\nCOMMIT\n`,
+      says: `nat ${svcChain(2)}: missing`,
+    },
+    {
+      what: 'a per-service chain the agent does not own',
+      outside: () => '*nat\n:KUBE-SVC-AAAAAAAAAAAAAAAA - [0:0]\nCOMMIT\n',
+      says: "nat KUBE-SVC-AAAAAAAAAAAAAAAA: not this agent's",
+    },
+    {
+      what: 'the PREROUTING jump deleted',
+      outside: () => '*nat\n-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n',
+      says: 'nat PREROUTING: missing -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    },
+  ]) {
+    it(`a periodic sync finds ${c.what} and rewrites everything, saying what it found`, async () => {
+      const lines: { fields: Record<string, unknown>; msg: string }[] = [];
+      const logger = silentLogger();
+      const capturing = {
+        ...logger,
+        warn: (fields: Record<string, unknown>, msg: string) => void lines.push({ fields, msg }),
+        child: () => capturing,
+      };
+      const { fake, mode } = setup({ logger: capturing as unknown as Logger });
+      await mode.sync(base(), NOT_PERIODIC);
+      await fake.restore(c.outside(), { noflush: true, counters: false });
+      expect(converged(mode, fake)).toBe(false);
+      const res = await mode.sync(base(), PERIODIC);
+      expect(res.full).toBe(true);
+      expect(converged(mode, fake)).toBe(true);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.msg).toMatch(/^iptables rules were changed outside kube-proxy-ts \(/);
+      expect(lines[0]!.fields['drift']).toContain(c.says);
+      // Repaired: the next periodic sync finds nothing.
+      expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
+    });
+  }
+
+  it('a rule replaced in place is left to the hourly full sync (rule text is not compared)', async () => {
+    const { fake, mode } = setup();
+    await mode.sync(base(), NOT_PERIODIC);
+    await fake.restore(`*nat\n-R ${sepChain(1, '10.0.0.1')} 1 -s 10.0.0.99/32 -j KUBE-MARK-MASQ\nCOMMIT\n`, { noflush: true, counters: false });
+    expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
+    expect(converged(mode, fake)).toBe(false);
   });
 
   it('a change of the node addresses is a full sync', async () => {

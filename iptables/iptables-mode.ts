@@ -2,11 +2,13 @@
  * The iptables mode: render -> plan -> restore -> remember, per IP family,
  * and the canary that notices an outside flush.
  *
- * A full sync (first sync, periodic resync, after any failure, after an
- * outside flush, after a node topology change) reads the live tables once to
- * find stale per-service chains and missing jump rules, and writes every
- * kube-proxy chain. A partial sync writes the top-level chains and only the
- * per-service chains whose rules changed. Everything goes through one
+ * A full sync (first sync, hourly as upstream's FullSyncPeriod, after any
+ * failure, after an outside flush or change, after a node topology change)
+ * reads the live tables once to find stale per-service chains and missing
+ * jump rules, and writes every kube-proxy chain. A partial sync writes the
+ * top-level chains and only the per-service chains whose rules changed. The
+ * periodic sync reads the tables too and is partial unless they show an
+ * outside change (drift.ts), which makes it full. Everything goes through one
  * `iptables-restore --noflush --counters` per family, so it applies
  * atomically or not at all; a failure forgets what was applied and makes the
  * next sync a full one.
@@ -23,6 +25,7 @@ import { readProcFile, writeProcFileError, type CommandRunner } from '../proxier
 import type { Logger } from '../proxier/log.ts';
 import {
   ApplyError,
+  FULL_SYNC_PERIOD_MS,
   type ModeInspection,
   type ProxyMode,
   type ServiceObjects,
@@ -34,9 +37,11 @@ import { RulesRecord, type AppliedRules } from '../proxier/rules-record.ts';
 import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from '../proxier/types.ts';
 import { applyRules, readLiveTables } from './apply.ts';
 import { canaryPresent, canaryRestoreText } from './canary.ts';
+import { findDrift } from './drift.ts';
 import { endpointChainName } from './chain-names.ts';
 import { SEP_PREFIX } from './chains.ts';
 import type { Iptables } from './iptables.ts';
+import { scanSave } from './parse-save.ts';
 import { ruleCount } from '../proxier/packed-rules.ts';
 import { planSync, type AppliedState } from './plan.ts';
 import { RenderCache, renderRuleset, type RenderOptions, type RenderResult } from './render.ts';
@@ -96,6 +101,8 @@ export async function ensureRouteLocalnet(runner: CommandRunner): Promise<{ writ
 interface FamilyState {
   readonly cache: RenderCache;
   applied: AppliedState | null;
+  /** When the last full sync started (clock ms). */
+  lastFullAt: number;
   topologyKey: string;
   lastRender: RenderResult | null;
   /** lastRender's per-service renders by service port key and protocol, built when asked. */
@@ -175,7 +182,15 @@ export class IptablesMode implements ProxyMode {
   private familyState(family: IPFamily): FamilyState {
     let st = this.state.get(family);
     if (!st) {
-      st = { cache: new RenderCache(), applied: null, topologyKey: '', lastRender: null, byKey: null, busy: Promise.resolve() };
+      st = {
+        cache: new RenderCache(),
+        applied: null,
+        lastFullAt: -Infinity,
+        topologyKey: '',
+        lastRender: null,
+        byKey: null,
+        busy: Promise.resolve(),
+      };
       this.state.set(family, st);
     }
     return st;
@@ -201,13 +216,15 @@ export class IptablesMode implements ProxyMode {
     const start = this.d.clock.now();
     // A change of the node's topology labels changes endpoint selection everywhere.
     const topologyKey = JSON.stringify([snapshot.node.zone, snapshot.node.addresses, snapshot.node.podCIDRs]);
-    const full = st.applied === null || ctx.periodic || topologyKey !== st.topologyKey;
+    // Upstream's full syncs: the first, after a failure, after a flush, on a topology change, and hourly (FullSyncPeriod).
+    let full = st.applied === null || topologyKey !== st.topologyKey || start - st.lastFullAt >= FULL_SYNC_PERIOD_MS;
     const log = this.d.logger.child({ ipFamily: family });
     if (family === 'IPv4') await this.setRouteLocalnet();
 
-    // A full sync reads the live tables; iptables-save runs while we render. Counters are read just before the restore.
+    // A full sync, and the periodic one that looks for outside changes, read the live tables; iptables-save runs while
+    // we render. Counters are read just before the restore.
     const counting = this.counting;
-    let saving = full ? readLiveTables(ipt, { counters: counting !== null }) : null;
+    let saving = full || ctx.periodic ? readLiveTables(ipt, { counters: counting !== null }) : null;
     if (saving && counting) {
       saving = saving.then((text) => (counting.observe(family, text), text));
       saving.catch(() => undefined);
@@ -215,6 +232,17 @@ export class IptablesMode implements ProxyMode {
     const rendered = renderRuleset(snapshot, this.o.render, st.cache);
     const onPhase = this.d.onPhase;
     onPhase?.('rendered');
+    if (!full && saving && st.applied) {
+      // Kube-proxy-ts goes further than upstream here: what changed outside it is found within a sync period, not an hour.
+      const drift = findDrift(scanSave(await saving, family), st.applied, rendered.topLevel);
+      if (drift.length > 0) {
+        full = true;
+        log.warn(
+          { drift: drift.slice(0, 10), more: Math.max(0, drift.length - 10) },
+          `iptables rules were changed outside kube-proxy-ts (${drift[0]}${drift.length > 1 ? `, and ${drift.length - 1} more` : ''}): rewriting all of them`,
+        );
+      } else saving = null;
+    }
     // Nothing changed since the last successful restore: no batch, nothing written.
     const plan = await applyRules({
       iptables: ipt,
@@ -241,6 +269,7 @@ export class IptablesMode implements ProxyMode {
       throw err;
     });
     st.applied = plan.commit(full ? null : st.applied);
+    if (full) st.lastFullAt = start;
     st.topologyKey = topologyKey;
     st.lastRender = rendered;
     st.byKey = null;

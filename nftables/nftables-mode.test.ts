@@ -9,7 +9,8 @@ import { FakeNft } from './fake-nft.ts';
 import type { LiveNames } from './full-sync.ts';
 import type { NftFamily } from './model.ts';
 import type { ListNamesOptions } from './nft.ts';
-import { FULL_SYNC_PERIOD_MS, NftablesMode } from './nftables-mode.ts';
+import { FULL_SYNC_PERIOD_MS } from '../proxier/mode.ts';
+import { NftablesMode } from './nftables-mode.ts';
 import { tableOf } from './render.ts';
 import { UPSTREAM_SERVICE_CIDR, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 

@@ -41,6 +41,7 @@ import { reconcileAfterSync, type Conntrack } from '../proxier/conntrack.ts';
 import type { Logger } from '../proxier/log.ts';
 import {
   ApplyError,
+  FULL_SYNC_PERIOD_MS,
   type ModeInspection,
   type ProxyMode,
   type ServiceObjects as ModeServiceObjects,
@@ -65,9 +66,6 @@ import { countObjects, missingNames } from './table-check.ts';
 export interface NftTables extends NftApi {
   listNames(family: NftFamily, options?: ListNamesOptions): Promise<LiveNames | null>;
 }
-
-/** Upstream's FullSyncPeriod: the longest time between two full syncs. */
-export const FULL_SYNC_PERIOD_MS = 3_600_000;
 
 export interface NftablesModeOptions {
   /** The families to program, in sync order (upstream runs both on every node). */

@@ -13,8 +13,11 @@ import type { IPFamily, ServicePortState, Snapshot } from './types.ts';
 
 export type ProxyModeName = 'iptables' | 'userspace' | 'nftables';
 
+/** Upstream's FullSyncPeriod: the longest time between two full syncs (pkg/proxy/util). */
+export const FULL_SYNC_PERIOD_MS = 3_600_000;
+
 export interface SyncContext {
-  /** The runner's periodic resync (not triggered by a change): modes write everything. */
+  /** The runner's periodic resync (not triggered by a change): a mode checks the kernel for outside changes. */
   readonly periodic: boolean;
   /** Desired state of the previous successful sync of this family, or null. */
   readonly previous: Snapshot | null;
