@@ -12,6 +12,9 @@
  *     agent writes restored alone, and the whole ruleset as one restore;
  *   - partial sync after one endpoint change (a different service each
  *     repetition): bytes written and time, against the same input restored alone;
+ *   - the periodic sync with nothing changed (iptables-save, counted against
+ *     what was written: drift.ts) against a full sync over the same loaded
+ *     tables (what each periodic sync was until 2026-12-05);
  *   - event-to-rules latency through the real agent path (bench/event-phases.ts:
  *     proxier, sync runner with --iptables-min-sync-period 0, mode, restore),
  *     p50 and p99 of each repetition's events, against the smallest-update
@@ -146,8 +149,27 @@ async function measure(n: number, backend: Backend): Promise<Result> {
     await sync();
     if (r % 2 === 0) partialFloor.push(await timedRestore(pipt, written));
   }
+  // The periodic sync with nothing changed (it reads the tables, finds no outside change, writes nothing) against a
+  // full sync over the same loaded tables (what every periodic sync did before 2026-12-05), alternating.
+  const periodic: number[] = [];
+  const fullLoaded: number[] = [];
+  for (let r = 0; r < REPS; r++) {
+    const check = async (): Promise<void> => {
+      const t0 = performance.now();
+      const report = await partialMode.sync(current, { periodic: true, previous: current });
+      periodic.push(ms(t0));
+      if (report.full) throw new Error('the periodic sync found an outside change in the bench namespace');
+    };
+    const rewrite = async (): Promise<void> => {
+      partialMode.requestFullSync();
+      const t0 = performance.now();
+      await partialMode.sync(current, { periodic: false, previous: current });
+      fullLoaded.push(ms(t0));
+    };
+    for (const step of r % 2 ? [rewrite, check] : [check, rewrite]) await step();
+  }
   await net.deleteNamespace(pns);
-  progress(`${n} ${backend}: partial syncs`);
+  progress(`${n} ${backend}: partial and periodic syncs`);
 
   // Event to rules through the agent's path, paired with the smallest-update floor.
   const ens = await freshNamespace(`events-${backend}`);
@@ -202,6 +224,9 @@ async function measure(n: number, backend: Backend): Promise<Result> {
     'partial floor ms': fms(partialFloor),
     'partial / floor': fratio(pairedRatios(partial, partialFloor)),
     'partial / full %': fmt(summarize(pairedRatios(partial, full).map((x) => x * 100)), 2),
+    'periodic sync, nothing changed ms': fms(periodic),
+    'full sync over the loaded tables ms': fms(fullLoaded),
+    'periodic / full over loaded': fratio(pairedRatios(periodic, fullLoaded)),
     'event->rules p50 ms': fms(p50),
     'event->rules p99 ms': fms(p99),
     'smallest-update floor ms': fms(evFloor),
