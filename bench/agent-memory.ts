@@ -84,18 +84,21 @@ const AGENT_ENV: Record<string, string> = Object.fromEntries(
 );
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
-/** CPU seconds the process itself has used (utime + stime), from /proc/PID/stat. */
-function cpuOf(pid: number): number {
-  // Fields after the command name (in parentheses, which may hold spaces): state is field 3, utime 14, stime 15.
+/** The fields of /proc/PID/stat after the command name (in parentheses, which may hold spaces): [0] is field 3, state. */
+function statFields(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU seconds the process itself has used (utime + stime: fields 14 and 15). */
+function cpuOf(pid: number): number {
+  const f = statFields(pid);
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
-/** CPU seconds of the process's children it has waited for (cutime + cstime): iptables-restore, iptables-save, nft -f. */
+/** CPU seconds of the children it has waited for (cutime + cstime: fields 16 and 17): iptables-restore, -save, nft -f. */
 function childCpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const f = statFields(pid);
   return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
