@@ -175,65 +175,21 @@ describe('staging under a long-running agent', () => {
   const snap = (ips: string[]) => upstreamSnapshot('IPv4', [svc('a', '172.30.0.1')], [eps('a', ips)]);
   const stagingDirs = async (parent: string) => (await readdir(parent)).filter((n) => n.startsWith('kube-proxy-nft-'));
 
-  it('makes a new staging directory when its own was removed (systemd-tmpfiles ageing out /tmp), through the same nft -i', async () => {
-    const parent = await mkdtemp(join(tmpdir(), 'kpt-stage-'));
-    const told: (string | null)[] = [];
-    try {
-      await inNamespace(
-        async (env) => {
-          const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
-          await driver.sync(snap(['10.0.1.1']), 1000);
-          const [first] = await stagingDirs(parent);
-          await rm(join(parent, first!), { recursive: true });
-          await driver.sync(snap(['10.0.1.2']), 2000);
-          expect(await stagingDirs(parent)).toHaveLength(1);
-          expect(await stagingDirs(parent)).not.toContain(first);
-          expect(diffTables(tableOf(driver.lastRender!), await env.nft.list('ip')).missingChains).toEqual([]);
-          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.2');
-          expect([env.pids.length, told]).toEqual([1, []]);
-        },
-        { dirs: [parent], onStaging: (p) => told.push(p) },
-      );
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
-  });
+  interface Staging {
+    readonly env: Env;
+    /** A driver whose first sync (10.0.1.1) has run. */
+    readonly driver: SyncDriver;
+    /** The one staging candidate, and its first staging directory's name. */
+    readonly parent: string;
+    readonly first: string;
+    /** What Nft's onStaging was told, in order. */
+    readonly told: (string | null)[];
+  }
 
-  it('stages again in a new directory when writing the staged file fails (ENOSPC), through the same nft -i', async () => {
-    const parent = await mkdtemp(join(tmpdir(), 'kpt-stage-'));
-    const told: (string | null)[] = [];
-    try {
-      await inNamespace(
-        async (env) => {
-          const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
-          await driver.sync(snap(['10.0.1.1']), 1000);
-          const [first] = await stagingDirs(parent);
-          // Writes to /dev/full fail with the kernel's ENOSPC.
-          await rm(join(parent, first!, 'transaction.nft'));
-          await symlink('/dev/full', join(parent, first!, 'transaction.nft'));
-          await driver.sync(snap(['10.0.1.2']), 2000);
-          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.2');
-          const now = await stagingDirs(parent);
-          expect([now.length, now.includes(first!), env.pids.length, told]).toEqual([1, false, 1, []]);
-        },
-        { dirs: [parent], onStaging: (p) => told.push(p) },
-      );
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
-  });
-
-  it('applies a transaction that cannot be staged anywhere as nft -f -, says so once, and says when staging works again', async () => {
-    // The only candidate is a symlink: to a real directory, then to /dev/full (nothing can be made under it), then
-    // back.
+  /** A session in a namespace whose only staging candidate is `parent` (made in a temporary `base`), removed after. */
+  async function staged(body: (s: Staging) => Promise<void>, parentIn: (base: string) => Promise<string> = async (b) => b): Promise<void> {
     const base = await mkdtemp(join(tmpdir(), 'kpt-stage-'));
-    const parent = join(base, 'tmp');
-    await mkdir(join(base, 'real'));
-    await symlink(join(base, 'real'), parent);
-    const point = async (to: string) => {
-      await rm(parent);
-      await symlink(to, parent);
-    };
+    const parent = await parentIn(base);
     const told: (string | null)[] = [];
     try {
       await inNamespace(
@@ -241,28 +197,71 @@ describe('staging under a long-running agent', () => {
           const driver = new SyncDriver(env.nft, upstreamOptions('IPv4'));
           await driver.sync(snap(['10.0.1.1']), 1000);
           const [first] = await stagingDirs(parent);
-          await point('/dev/full');
-          await driver.sync(snap(['10.0.1.2']), 2000);
-          await driver.sync(snap(['10.0.1.3']), 3000);
-          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.3');
-          expect(told).toHaveLength(1);
-          expect(told[0]).toMatch(
-            /^cannot stage a transaction \(\d+ bytes\): ENOTDIR; in a new directory: cannot stage nft transactions in \S+\/tmp: ENOTDIR$/,
-          );
-
-          await point(join(base, 'real'));
-          await driver.sync(snap(['10.0.1.4']), 4000);
-          expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.4');
-          expect(told).toEqual([told[0], null]);
-          // A new directory; the first stays, since it could not be reached to be removed while its path led nowhere.
-          expect((await stagingDirs(parent)).filter((d) => d !== first)).toHaveLength(1);
-          // The session's process was never disturbed.
-          expect(env.pids).toHaveLength(1);
+          await body({ env, driver, parent, first: first!, told });
         },
         { dirs: [parent], onStaging: (p) => told.push(p) },
       );
     } finally {
       await rm(base, { recursive: true, force: true });
     }
+  }
+
+  it('makes a new staging directory when its own was removed (systemd-tmpfiles ageing out /tmp), through the same nft -i', async () => {
+    await staged(async ({ env, driver, parent, first, told }) => {
+      await rm(join(parent, first), { recursive: true });
+      await driver.sync(snap(['10.0.1.2']), 2000);
+      expect(await stagingDirs(parent)).toHaveLength(1);
+      expect(await stagingDirs(parent)).not.toContain(first);
+      expect(diffTables(tableOf(driver.lastRender!), await env.nft.list('ip')).missingChains).toEqual([]);
+      expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.2');
+      expect([env.pids.length, told]).toEqual([1, []]);
+    });
+  });
+
+  it('stages again in a new directory when writing the staged file fails (ENOSPC), through the same nft -i', async () => {
+    await staged(async ({ env, driver, parent, first, told }) => {
+      // Writes to /dev/full fail with the kernel's ENOSPC.
+      await rm(join(parent, first, 'transaction.nft'));
+      await symlink('/dev/full', join(parent, first, 'transaction.nft'));
+      await driver.sync(snap(['10.0.1.2']), 2000);
+      expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.2');
+      const now = await stagingDirs(parent);
+      expect([now.length, now.includes(first), env.pids.length, told]).toEqual([1, false, 1, []]);
+    });
+  });
+
+  it('applies a transaction that cannot be staged anywhere as nft -f -, says so once, and says when staging works again', async () => {
+    // The only candidate is a symlink: to a real directory, then to /dev/full (nothing can be made under it), then
+    // back.
+    let real = '';
+    const point = async (parent: string, to: string) => {
+      await rm(parent);
+      await symlink(to, parent);
+    };
+    const link = async (base: string) => {
+      real = join(base, 'real');
+      await mkdir(real);
+      await symlink(real, join(base, 'tmp'));
+      return join(base, 'tmp');
+    };
+    await staged(async ({ env, driver, parent, first, told }) => {
+      await point(parent, '/dev/full');
+      await driver.sync(snap(['10.0.1.2']), 2000);
+      await driver.sync(snap(['10.0.1.3']), 3000);
+      expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.3');
+      expect(told).toHaveLength(1);
+      expect(told[0]).toMatch(
+        /^cannot stage a transaction \(\d+ bytes\): ENOTDIR; in a new directory: cannot stage nft transactions in \S+\/tmp: ENOTDIR$/,
+      );
+
+      await point(parent, real);
+      await driver.sync(snap(['10.0.1.4']), 4000);
+      expect(JSON.stringify(await env.nft.list('ip'))).toContain('10.0.1.4');
+      expect(told).toEqual([told[0], null]);
+      // A new directory; the first stays, since it could not be reached to be removed while its path led nowhere.
+      expect((await stagingDirs(parent)).filter((d) => d !== first)).toHaveLength(1);
+      // The session's process was never disturbed.
+      expect(env.pids).toHaveLength(1);
+    }, link);
   });
 });
