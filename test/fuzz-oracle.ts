@@ -569,6 +569,9 @@ export async function iptablesSequenceFailures(
         failures.push(
           `${family} after ${name} (${full ? 'full' : 'partial'}, ${snapshot.services.length} service ports):\n${formatDiff(d).slice(0, 3000)}`,
         );
+      // What the kernel holds is what was written: the periodic sync's check of the tables (drift.ts) finds nothing.
+      else if ((await mode.sync(snapshot, { periodic: true, previous: snapshot })).full)
+        failures.push(`${family} after ${name}: the periodic sync saw an outside change where there was none`);
     }
   }
   return { failures, injected: inj.injected };
