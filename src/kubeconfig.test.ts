@@ -3,7 +3,7 @@
  * authenticates with `tokenFile` (the service-account token), a field
  * client-node does not read by itself.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -107,6 +107,33 @@ describe('loadApiAccess (upstream newProxyServer: the client before anything els
         /^no API server to talk to: neither --kubeconfig nor --master is given, .*--objects FILE runs without an API server$/,
       );
       expect(() => loadApiAccess({ kubeconfig: '', master: 'https://192.0.2.1:6443' })).not.toThrow();
+      expect(() => loadKubeConfig({ kubeconfig: '', master: '' })).toThrow(/and there is no \$KUBECONFIG or ~\/\.kube\/config/);
+    } finally {
+      for (const [k, v] of Object.entries({ HOME: saved.HOME, KUBECONFIG: saved.KUBECONFIG, KUBERNETES_SERVICE_HOST: saved.HOST }))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
+
+  it("the agent does not read $KUBECONFIG or ~/.kube/config outside a pod, as upstream's createClient; the tools do, as kubectl", async () => {
+    const saved = { HOME: process.env['HOME'], KUBECONFIG: process.env['KUBECONFIG'], HOST: process.env['KUBERNETES_SERVICE_HOST'] };
+    try {
+      // A node's root with an admin's kubeconfig, in both places.
+      await mkdir(join(dir, '.kube'));
+      const admin =
+        'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://192.0.2.1:6443"}\ncontexts:\n- name: admin@c\n  context: {cluster: c, user: admin}\ncurrent-context: admin@c\nusers:\n- name: admin\n  user: {token: admin-token}\n';
+      await writeFile(join(dir, '.kube', 'config'), admin);
+      process.env['HOME'] = dir;
+      process.env['KUBECONFIG'] = join(dir, '.kube', 'config');
+      delete process.env['KUBERNETES_SERVICE_HOST'];
+      expect(() => loadApiAccess({ kubeconfig: '', master: '' })).toThrow(
+        /^no API server to talk to: neither --kubeconfig nor --master is given, and this is not a pod \(unable to load in-cluster configuration: .*\); as upstream, the agent does not read \$KUBECONFIG or ~\/\.kube\/config: give --kubeconfig; --objects FILE runs without an API server$/,
+      );
+      delete process.env['KUBECONFIG'];
+      expect(() => loadApiAccess({ kubeconfig: '', master: '' })).toThrow(/the agent does not read/);
+      expect(loadKubeConfig({ kubeconfig: '', master: '' }).getCurrentCluster()?.server).toBe('https://192.0.2.1:6443');
+      // Named with --kubeconfig, the same file is the agent's.
+      expect(loadApiAccess({ kubeconfig: join(dir, '.kube', 'config'), master: '' }).getCurrentUser()?.name).toBe('admin');
     } finally {
       for (const [k, v] of Object.entries({ HOME: saved.HOME, KUBECONFIG: saved.KUBECONFIG, KUBERNETES_SERVICE_HOST: saved.HOST }))
         if (v === undefined) delete process.env[k];

@@ -1,8 +1,9 @@
 /**
  * API access as upstream kube-proxy finds it: --kubeconfig (with --master
  * overriding its server), else --master alone, else the in-cluster service
- * account, else the default loading rules ($KUBECONFIG, ~/.kube/config), else
- * an error (NoApiAccessError).
+ * account, else an error (NoApiAccessError). The tools (diff, trace, top) also
+ * take the default loading rules ($KUBECONFIG, ~/.kube/config), as kubectl
+ * does; the agent does not, as upstream's createClient does not.
  * Tokens read from files (kubeadm's tokenFile, the in-cluster service-account
  * token) follow rotation at once (see kubeconfig-token.ts).
  */
@@ -18,14 +19,21 @@ const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 /** Nothing says where the API server is. */
 export class NoApiAccessError extends Error {
   override readonly name = 'NoApiAccessError';
-  constructor() {
+  /** `agent`: the agent's wording, which names upstream's error and says why $KUBECONFIG is not read. */
+  constructor(agent: boolean) {
     super(
-      'no API server to talk to: neither --kubeconfig nor --master is given, this is not a pod (KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT and the service-account token), and there is no $KUBECONFIG or ~/.kube/config; --objects FILE runs without an API server',
+      agent
+        ? 'no API server to talk to: neither --kubeconfig nor --master is given, and this is not a pod (unable to load in-cluster configuration: KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT and the service-account token); as upstream, the agent does not read $KUBECONFIG or ~/.kube/config: give --kubeconfig; --objects FILE runs without an API server'
+        : 'no API server to talk to: neither --kubeconfig nor --master is given, this is not a pod (KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT and the service-account token), and there is no $KUBECONFIG or ~/.kube/config; --objects FILE runs without an API server',
     );
   }
 }
 
-export function loadKubeConfig(opts: { kubeconfig: string; master: string }): KubeConfig {
+/**
+ * `defaultRules` (default true, the tools): with neither --kubeconfig nor --master outside a pod, $KUBECONFIG or
+ * ~/.kube/config as kubectl reads them. The agent passes false (loadApiAccess).
+ */
+export function loadKubeConfig(opts: { kubeconfig: string; master: string; defaultRules?: boolean }): KubeConfig {
   const kc = new KubeConfig();
   if (opts.kubeconfig) {
     kc.loadFromFile(opts.kubeconfig);
@@ -36,8 +44,9 @@ export function loadKubeConfig(opts: { kubeconfig: string; master: string }): Ku
     return kc;
   } else {
     // client-node would fall back to http://localhost:8080 and retry it forever; upstream exits ("unable to load
-    // in-cluster configuration").
-    if (!process.env['KUBECONFIG'] && !existsSync(join(homedir(), '.kube', 'config'))) throw new NoApiAccessError();
+    // in-cluster configuration"). A node's root often has an admin's ~/.kube/config: the agent must not run with it.
+    if (opts.defaultRules === false) throw new NoApiAccessError(true);
+    if (!process.env['KUBECONFIG'] && !existsSync(join(homedir(), '.kube', 'config'))) throw new NoApiAccessError(false);
     kc.loadFromDefault();
   }
   useTokenFileAuth(kc);
@@ -58,7 +67,7 @@ export function loadApiAccess(opts: { kubeconfig: string; master: string }): Kub
   const where = opts.kubeconfig ? `the kubeconfig ${opts.kubeconfig}` : 'the kubeconfig';
   let kc: KubeConfig;
   try {
-    kc = loadKubeConfig(opts);
+    kc = loadKubeConfig({ ...opts, defaultRules: false });
   } catch (err) {
     if (err instanceof NoApiAccessError) throw err;
     throw new Error(`cannot load ${where}: ${(err as Error).message}`, { cause: err });
