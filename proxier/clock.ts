@@ -18,6 +18,16 @@ export interface Clock {
   epochMs?(reading: number): number;
 }
 
+/** The longest delay Node's timers hold, 2^31 - 1 ms (~24.8 days): a longer one fires after 1 ms (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A delay Node's timers keep. Go's timers take any duration, so upstream takes a `--iptables-sync-period=720h` or a
+ * `--udp-timeout=800h`; here such a timer wakes at ~24.8 days instead, and its owner finds its deadline not reached
+ * (and waits again) or does early what was due later.
+ */
+export const timerDelay = (ms: number): number => Math.min(ms, MAX_TIMER_MS);
+
 /** A reading of clock.now() as the wall-clock time it was taken at (metrics' timestamps, /healthz, /debug). */
 export function epochMs(clock: Clock, reading: number): number {
   return clock.epochMs ? clock.epochMs(reading) : reading;

@@ -105,6 +105,23 @@ describe('UdpProxy', () => {
     expect(ofType(events, 'udp-session-start')).toHaveLength(2);
   });
 
+  it('keeps a session under a --udp-timeout longer than Node timers hold (800h, which upstream takes), without a timer loop', async () => {
+    const overflows: string[] = [];
+    const onWarning = (w: Error) => void (w.name === 'TimeoutOverflowWarning' && overflows.push(w.message));
+    process.on('warning', onWarning);
+    try {
+      const a = await backend('A');
+      const { p } = await proxy({ pick: () => ({ endpoint: a }), idleTimeoutMs: 800 * 3_600_000 });
+      const c = await bound();
+      expect((await request(c, p.port, 'x'))?.msg.toString()).toBe('A:x');
+      // Before: the idle timer fired after 1 ms and re-armed itself, again and again, for as long as the session lived.
+      await sleep(100);
+      expect([p.activeSessions, overflows]).toEqual([1, []]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('carries a 60000-byte datagram intact both ways (no 4096-byte truncation)', async () => {
     const echo = await backend('');
     const { p } = await proxy({ pick: () => ({ endpoint: echo }) });

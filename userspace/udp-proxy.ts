@@ -22,6 +22,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { parseEndpoint, unmapIP, type PickResult, type ProxyEventHandler, type UdpEndReason } from './proxy-events.ts';
+import { timerDelay } from '../proxier/clock.ts';
 import { endpointString } from '../proxier/types.ts';
 
 export interface UdpProxyOptions {
@@ -181,7 +182,7 @@ export class UdpProxy {
       s.pending = null;
       for (const m of queued) s.socket.send(m);
     });
-    s.timer = setTimeout(() => this.checkIdle(s), this.idleMs);
+    s.timer = setTimeout(() => this.checkIdle(s), timerDelay(this.idleMs));
     this.o.onEvent?.({ type: 'udp-session-start', id: this.o.id, client, endpoint: s.endpoint });
     return s;
   }
@@ -192,7 +193,7 @@ export class UdpProxy {
     if (s.ended) return;
     const idle = performance.now() - s.lastActive;
     if (idle >= this.idleMs) this.end(s, 'idle');
-    else s.timer = setTimeout(() => this.checkIdle(s), this.idleMs - idle);
+    else s.timer = setTimeout(() => this.checkIdle(s), timerDelay(this.idleMs - idle));
   }
 
   private end(s: Session, reason: UdpEndReason, error?: string): void {

@@ -61,6 +61,30 @@ describe('realClock across a step of the wall clock', () => {
     expect(Math.abs(report.currentTime - Date.now())).toBeLessThan(1000);
   });
 
+  it('takes a sync period longer than Node timers hold (720h, which upstream takes) without a sync loop', async () => {
+    const overflows: string[] = [];
+    const onWarning = (w: Error) => void (w.name === 'TimeoutOverflowWarning' && overflows.push(w.message));
+    process.on('warning', onWarning);
+    let syncs = 0;
+    const runner = new SyncRunner({
+      fn: async () => void syncs++,
+      minIntervalMs: 1000,
+      maxIntervalMs: 720 * HOUR,
+      retryIntervalMs: 720 * HOUR,
+      clock: realClock,
+    });
+    try {
+      runner.start();
+      runner.run();
+      // Before: a 720h timer fired after 1 ms, and the runner synced ~170 times in these 300 ms.
+      await new Promise((r) => setTimeout(r, 300));
+      expect([syncs, overflows]).toEqual([1, []]);
+    } finally {
+      await runner.stop();
+      process.off('warning', onWarning);
+    }
+  });
+
   it('measures intervals on the monotonic clock and converts its readings to the wall clock', () => {
     const before = realClock.now();
     stepWallClock(-HOUR);

@@ -1,5 +1,5 @@
 /** The process clock: the real implementation of proxier/clock.ts' Clock seam. */
-import type { Clock } from '../../proxier/clock.ts';
+import { timerDelay, type Clock } from '../../proxier/clock.ts';
 
 /**
  * now() is monotonic (CLOCK_MONOTONIC through performance.now(), from about the epoch time the process started): an
@@ -11,6 +11,6 @@ const monotonic = (): number => performance.timeOrigin + performance.now();
 export const realClock: Clock = {
   now: monotonic,
   epochMs: (reading) => Date.now() - (monotonic() - reading),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, timerDelay(ms)),
   clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
 };
