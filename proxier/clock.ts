@@ -29,7 +29,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export const timerDelay = (ms: number): number => Math.min(ms, MAX_TIMER_MS);
 
 /** A reading of clock.now() as the wall-clock time it was taken at (metrics' timestamps, /healthz, /debug). */
-export function epochMs(clock: Clock, reading: number): number {
+export function epochMs(clock: Pick<Clock, 'epochMs'>, reading: number): number {
   return clock.epochMs ? clock.epochMs(reading) : reading;
 }
 

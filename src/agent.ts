@@ -26,7 +26,7 @@ import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
 import { stateBuilder } from '../proxier/state-builder.ts';
-import { epochMs, type Clock } from '../proxier/clock.ts';
+import type { Clock } from '../proxier/clock.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import { createMode } from './modes.ts';
 import type { NftablesNode } from './mode-nftables.ts';
@@ -127,12 +127,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   const families = mode.families;
   const inspect = mode.inspect;
   if (config.trafficCounters && inspect && inspect.traffic() !== null) registerTrafficMetrics(metrics.registry, () => inspect.traffic());
-  const health = new HealthState({
-    healthTimeoutMs: 2 * config.syncPeriodMs,
-    now: () => deps.clock.now(),
-    epochMs: (t) => epochMs(deps.clock, t),
-    families,
-  });
+  const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, clock: deps.clock, families });
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
   for (const f of families) metrics.networkProgrammingLatency.zero({ ip_family: f });
   const observe = (r: Parameters<typeof observeRestClientRequest>[1]): void => observeRestClientRequest(metrics, r);
@@ -194,14 +189,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     metricsHandler(
       metrics,
       config.mode,
-      debugHandler({
-        mode: config.mode,
-        families,
-        inspect,
-        lastSynced: (f) => proxier.lastSynced(f),
-        now: () => deps.clock.now(),
-        epochMs: (t) => epochMs(deps.clock, t),
-      }),
+      debugHandler({ mode: config.mode, families, inspect, lastSynced: (f) => proxier.lastSynced(f), clock: deps.clock }),
       deps.configz,
     ),
     config.bindAddressHardFail,

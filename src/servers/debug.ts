@@ -12,6 +12,7 @@
  * Retry-After. Building them reads nothing from the kernel.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { epochMs, type Clock } from '../../proxier/clock.ts';
 import type { ModeInspection, ProxyModeName } from '../../proxier/mode.ts';
 import type { FamilyRules } from '../../proxier/rules-record.ts';
 import type { IPFamily, Snapshot } from '../../proxier/types.ts';
@@ -24,10 +25,8 @@ export interface DebugSources {
   readonly inspect: ModeInspection | undefined;
   /** The snapshot of the family's last successful sync (Proxier.lastSynced). */
   lastSynced(family: IPFamily): Snapshot | null;
-  /** The clock's milliseconds (the records' `at`, the rate limit). */
-  now(): number;
-  /** A reading of now() as a wall-clock time, for display (default: as is). */
-  epochMs?(reading: number): number;
+  /** The clock the records' `at` were read from: the rate limit's time, and each `at` shown as a wall-clock time. */
+  readonly clock: Pick<Clock, 'now' | 'epochMs'>;
 }
 
 export const DEBUG_RATE = { burst: 5, perSecond: 1 } as const;
@@ -35,9 +34,9 @@ export const DEBUG_RATE = { burst: 5, perSecond: 1 } as const;
 /** How a record's time is shown: RFC 3339, from a clock reading. */
 type ShowTime = (reading: number) => string;
 const isoOf =
-  (epochMs: (reading: number) => number = (t) => t): ShowTime =>
+  (clock: Pick<Clock, 'epochMs'> = {}): ShowTime =>
   (reading) =>
-    new Date(epochMs(reading)).toISOString();
+    new Date(epochMs(clock, reading)).toISOString();
 const commented = (text: string): string =>
   text
     .split('\n')
@@ -91,7 +90,7 @@ export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_R
       text(400, `unknown family "${family}": this ${src.mode} mode programs ${src.families.join(', ')}\n`);
       return true;
     }
-    const taken = bucket.take(src.now());
+    const taken = bucket.take(src.clock.now());
     if (!taken.ok) {
       text(429, `too many /debug requests: at most ${DEBUG_RATE.burst} at once, then ${DEBUG_RATE.perSecond} per second\n`, {
         'Retry-After': String(taken.retryAfterSeconds),
@@ -103,7 +102,7 @@ export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_R
     let body: string;
     if (path === '/debug/rules') {
       const rules = (src.inspect?.rules() ?? []).filter((r) => families.includes(r.family));
-      const iso = isoOf(src.epochMs?.bind(src));
+      const iso = isoOf(src.clock);
       body = json ? JSON.stringify(rulesJson(rules, iso), null, 1) : formatRules(src.mode, rules, iso);
     } else {
       const table = servicesTable(families, (f) => src.lastSynced(f), src.inspect);

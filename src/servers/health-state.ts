@@ -5,6 +5,7 @@
  * node to be eligible (Node known, not being deleted, not tainted for
  * removal by the cluster autoscaler); /livez ignores the node.
  */
+import { epochMs, type Clock } from '../../proxier/clock.ts';
 import type { IPFamily, NodeInfo } from '../../proxier/types.ts';
 
 export interface FamilyHealth {
@@ -23,30 +24,28 @@ export interface HealthReport {
 
 export class HealthState {
   private readonly timeoutMs: number;
-  private readonly now: () => number;
-  private readonly epochMs: (reading: number) => number;
+  private readonly clock: Pick<Clock, 'now' | 'epochMs'>;
   private readonly lastUpdated = new Map<IPFamily, number>();
   private readonly oldestQueued = new Map<IPFamily, number>();
   private nodeEligible = false;
 
-  /** `now`: the clock's readings (intervals); `epochMs`: one as a wall-clock time, for the report (default: as is). */
-  constructor(opts: { healthTimeoutMs: number; now: () => number; epochMs?: (reading: number) => number; families: readonly IPFamily[] }) {
+  /** `clock`: its readings time the queued changes; the report shows them as wall-clock times (epochMs). */
+  constructor(opts: { healthTimeoutMs: number; clock: Pick<Clock, 'now' | 'epochMs'>; families: readonly IPFamily[] }) {
     this.timeoutMs = opts.healthTimeoutMs;
-    this.now = opts.now;
-    this.epochMs = opts.epochMs ?? ((t) => t);
+    this.clock = opts.clock;
     // Starting up counts as healthy: upstream marks every family updated at start.
-    for (const f of opts.families) this.lastUpdated.set(f, this.now());
+    for (const f of opts.families) this.lastUpdated.set(f, this.clock.now());
   }
 
   /** A change is waiting to be synced (only the oldest pending one counts). */
   queuedUpdate(family: IPFamily): void {
-    if (!this.oldestQueued.has(family)) this.oldestQueued.set(family, this.now());
+    if (!this.oldestQueued.has(family)) this.oldestQueued.set(family, this.clock.now());
   }
 
   /** A sync succeeded: everything queued before it is programmed. */
   updated(family: IPFamily): void {
     this.oldestQueued.delete(family);
-    this.lastUpdated.set(family, this.now());
+    this.lastUpdated.set(family, this.clock.now());
   }
 
   syncNode(node: NodeInfo | null): void {
@@ -54,7 +53,10 @@ export class HealthState {
   }
 
   report(checkNode: boolean): HealthReport {
-    const now = this.now();
+    const now = this.clock.now();
+    // Each reading shown once, so that "now" is one time everywhere in the report, as upstream's.
+    const currentTime = epochMs(this.clock, now);
+    const shown = (reading: number): number => (reading === now ? currentTime : epochMs(this.clock, reading));
     const status: Partial<Record<IPFamily, FamilyHealth>> = {};
     let healthy = true;
     let last = 0;
@@ -63,16 +65,15 @@ export class HealthState {
       const ok = queued === undefined || now - queued < this.timeoutMs;
       healthy &&= ok;
       // Upstream reports "now" as lastUpdated while healthy, for compatibility with older releases.
-      status[family] = { lastUpdated: this.epochMs(ok ? now : updated), healthy: ok };
+      status[family] = { lastUpdated: shown(ok ? now : updated), healthy: ok };
       last = Math.max(last, ok ? now : updated);
     }
     const nodeEligible = this.nodeEligible;
-    const shown = this.epochMs(now);
     return {
       healthy: healthy && (!checkNode || nodeEligible),
       nodeEligible,
-      lastUpdated: last === now ? shown : last === 0 ? 0 : this.epochMs(last),
-      currentTime: shown,
+      lastUpdated: last === 0 ? 0 : shown(last),
+      currentTime,
       status,
     };
   }

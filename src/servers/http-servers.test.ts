@@ -25,7 +25,7 @@ describe('health and metrics servers', () => {
 
   it('answers /healthz and /livez with upstream semantics', async () => {
     let now = 1_000_000;
-    const state = new HealthState({ healthTimeoutMs: 60_000, now: () => now, families: ['IPv4'] });
+    const state = new HealthState({ healthTimeoutMs: 60_000, clock: { now: () => now }, families: ['IPv4'] });
     const metrics = createMetrics(undefined, { processMetrics: false });
     const s = await listen('127.0.0.1', 0, healthHandler(state, metrics));
     servers.push(s);

@@ -47,12 +47,7 @@ describe('realClock across a step of the wall clock', () => {
   });
 
   it('keeps /healthz healthy across a step forward, and shows wall-clock times (upstream ProxyHealthServer: time.Since)', () => {
-    const health = new HealthState({
-      healthTimeoutMs: 60_000,
-      now: () => realClock.now(),
-      epochMs: (t) => epochMs(realClock, t),
-      families: ['IPv4'],
-    });
+    const health = new HealthState({ healthTimeoutMs: 60_000, clock: realClock, families: ['IPv4'] });
     // A change queued a moment ago, and then the wall clock jumps two hours ahead: still well within the timeout.
     health.queuedUpdate('IPv4');
     stepWallClock(2 * HOUR);
