@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HealthState } from './health-state.ts';
-import { healthHandler, listen, metricsHandler, type RunningServer } from './http-servers.ts';
+import { healthHandler, listen, metricsHandler, rootHealth, type RunningServer } from './http-servers.ts';
 import { createMetrics } from './metrics.ts';
 import type { NodeInfo } from '../../proxier/types.ts';
 
@@ -67,6 +67,9 @@ describe('health and metrics servers', () => {
     expect(text).toContain('kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.032",ip_family="IPv4"} 1');
     expect(text).toContain('# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter');
     expect(text).toContain('process_resident_memory_bytes');
+    // component-base prefixes help with the stability level.
+    expect(text).toContain('# HELP kubeproxy_sync_proxy_rules_duration_seconds [ALPHA] SyncProxyRules latency in seconds\n');
+    expect(text).toContain('# HELP rest_client_requests_total [ALPHA] Number of HTTP requests');
     expect(await (await fetch(s.url + '/proxyMode')).text()).toBe('iptables');
     expect(await (await fetch(s.url + '/healthz')).text()).toBe('ok');
     expect((await fetch(s.url + '/configz')).status).toBe(404);
@@ -79,5 +82,59 @@ describe('health and metrics servers', () => {
     const r = await fetch(s.url + '/configz');
     expect(r.headers.get('content-type')).toBe('application/json');
     expect(await r.json()).toEqual({ 'kubeproxy.config.k8s.io': doc });
+  });
+
+  it("serves the metrics server's /healthz as component-base's healthz.InstallHandler: the ping check, ?verbose, ?exclude, /healthz/ping", async () => {
+    const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables'));
+    servers.push(s);
+    const get = async (path: string) => {
+      const r = await fetch(s.url + path);
+      return { status: r.status, type: r.headers.get('content-type'), nosniff: r.headers.get('x-content-type-options'), body: await r.text() };
+    };
+    expect(await get('/healthz')).toEqual({ status: 200, type: 'text/plain; charset=utf-8', nosniff: 'nosniff', body: 'ok' });
+    expect((await get('/healthz?verbose')).body).toBe('[+]ping ok\nhealthz check passed\n');
+    // Any value counts: Go looks the key up.
+    expect((await get('/healthz?verbose=false')).body).toBe('[+]ping ok\nhealthz check passed\n');
+    expect((await get('/healthz?verbose&exclude=ping')).body).toBe('[+]ping excluded: ok\nhealthz check passed\n');
+    expect((await get('/healthz?verbose&exclude=etcd&exclude=log&exclude=ping')).body).toBe(
+      '[+]ping excluded: ok\nwarn: some health checks cannot be excluded: no matches for "etcd","log"\nhealthz check passed\n',
+    );
+    expect((await get('/healthz?exclude=nope')).body).toBe('ok');
+    expect(await get('/healthz/ping')).toMatchObject({ status: 200, body: 'ok' });
+    expect((await get('/healthz/log')).status).toBe(404);
+    expect((await get('/healthz/')).status).toBe(404);
+  });
+
+  it('serves /metrics/slis as SLIMetricsWithReset: kubernetes_healthcheck{,s_total} from the /healthz checks run, not in /metrics; DELETE resets', async () => {
+    const metrics = createMetrics(undefined, { processMetrics: false });
+    const s = await listen('127.0.0.1', 0, metricsHandler(metrics, 'iptables'));
+    servers.push(s);
+    expect(await (await fetch(s.url + '/metrics/slis')).text()).not.toContain('kubernetes_healthcheck{');
+    for (const path of ['/healthz', '/healthz?verbose', '/healthz?exclude=ping', '/healthz/ping']) await (await fetch(s.url + path)).text();
+    const slis = await (await fetch(s.url + '/metrics/slis')).text();
+    expect(slis).toContain(
+      '# HELP kubernetes_healthcheck [STABLE] This metric records the result of a single healthcheck.\n# TYPE kubernetes_healthcheck gauge\n',
+    );
+    expect(slis).toContain('kubernetes_healthcheck{name="ping",type="healthz"} 1\n');
+    // Excluded and single-check requests are not recorded: two runs.
+    expect(slis).toContain('kubernetes_healthchecks_total{name="ping",type="healthz",status="success"} 2\n');
+    expect(await metrics.registry.metrics()).not.toContain('kubernetes_healthcheck');
+    const reset = await fetch(s.url + '/metrics/slis', { method: 'DELETE' });
+    expect([reset.status, await reset.text()]).toEqual([200, 'metrics reset\n']);
+    expect(await (await fetch(s.url + '/metrics/slis')).text()).not.toContain('kubernetes_healthchecks_total{');
+  });
+
+  it('healthz.handleRootHealth: a failing check makes it 500, its reason withheld, and is recorded as an error', () => {
+    const seen: string[] = [];
+    const checks = [
+      { name: 'ping', check: () => null },
+      { name: 'informer-sync', check: () => '2 informers not started yet' },
+    ];
+    const r = rootHealth('healthz', checks, new URLSearchParams('exclude=a"b'), (c, ok) => seen.push(`${c}=${ok}`));
+    expect(r).toEqual({
+      code: 500,
+      body: '[+]ping ok\n[-]informer-sync failed: reason withheld\nwarn: some health checks cannot be excluded: no matches for "a\\"b"\nhealthz check failed\n',
+    });
+    expect(seen).toEqual(['ping=true', 'informer-sync=false']);
   });
 });

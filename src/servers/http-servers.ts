@@ -57,10 +57,59 @@ export function healthHandler(state: HealthState, metrics: Metrics | null) {
   };
 }
 
+/** A named health check, as component-base's healthz.HealthChecker: null when healthy, else why not. */
+export interface HealthCheck {
+  readonly name: string;
+  check(): string | null;
+}
+
+/** healthz.PingHealthz: the one check upstream's metrics server installs (healthz.InstallHandler with none given). */
+export const PING_CHECK: HealthCheck = { name: 'ping', check: () => null };
+
+const TEXT = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
+
+/** Go's %q for the names healthz lists (printable ASCII as is; quotes, backslashes and control characters escaped). */
+function goQuote(s: string): string {
+  const esc: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\t': '\\t', '\r': '\\r' };
+  return `"${s.replace(/["\\\n\t\r\x00-\x1f\x7f]/g, (c) => esc[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
+}
+
 /**
- * The metrics server: /metrics, /healthz (a ping), /proxyMode, and /configz, which upstream installs there
- * (component-base configz): `{"kubeproxy.config.k8s.io": <the configuration the agent runs with>}` (here as
- * --write-config-to writes it, v1alpha1), or 404 when none is given; then the debug pages.
+ * component-base's healthz.handleRootHealth for the checks under /<name>: `?exclude=<check>` (repeatable) skips a
+ * check, naming any that match none; `?verbose` lists each check; a failing check makes it 500 with the list, its
+ * reason withheld (the endpoint is public). Each check run is recorded as an SLI (slis.ObserveHealthcheck).
+ */
+export function rootHealth(
+  name: string,
+  checks: readonly HealthCheck[],
+  query: URLSearchParams,
+  observe?: (check: string, ok: boolean) => void,
+): { code: number; body: string } {
+  const excluded = new Set(query.getAll('exclude'));
+  let listing = '';
+  let failed = false;
+  for (const c of checks) {
+    if (excluded.delete(c.name)) {
+      listing += `[+]${c.name} excluded: ok\n`;
+      continue;
+    }
+    const ok = c.check() === null;
+    observe?.(c.name, ok);
+    listing += ok ? `[+]${c.name} ok\n` : `[-]${c.name} failed: reason withheld\n`;
+    failed ||= !ok;
+  }
+  if (excluded.size > 0) listing += `warn: some health checks cannot be excluded: no matches for ${[...excluded].sort().map(goQuote).join(',')}\n`;
+  // http.Error appends a newline; success is "ok" unless verbose.
+  if (failed) return { code: 500, body: `${listing}${name} check failed\n` };
+  return { code: 200, body: query.has('verbose') ? `${listing}${name} check passed\n` : 'ok' };
+}
+
+/**
+ * The metrics server, as upstream's serveMetrics builds it: /metrics; /healthz with component-base's ping check
+ * (and /healthz/ping, ?verbose, ?exclude); /metrics/slis, the SLI metrics those checks record (DELETE resets them:
+ * SLIMetricsWithReset); /proxyMode; and /configz, which upstream installs there (component-base configz):
+ * `{"kubeproxy.config.k8s.io": <the configuration the agent runs with>}` (here as --write-config-to writes it,
+ * v1alpha1), or 404 when none is given; then the debug pages.
  */
 export function metricsHandler(
   metrics: Metrics,
@@ -69,22 +118,40 @@ export function metricsHandler(
   configz?: Readonly<Record<string, unknown>>,
 ) {
   const configzBody = configz ? JSON.stringify({ 'kubeproxy.config.k8s.io': configz }) : null;
+  const checks = [PING_CHECK];
+  const observe = (check: string, ok: boolean): void => metrics.slis.observeHealthcheck(check, 'healthz', ok);
+  const serve = (res: ServerResponse, registry: Metrics['registry']): void =>
+    void registry.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
     if (debug?.(req, res)) return;
+    let single: HealthCheck | undefined;
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
+      serve(res, metrics.registry);
+    } else if (path === '/metrics/slis') {
+      if (req.method === 'DELETE') {
+        metrics.slis.registry.resetMetrics();
+        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('metrics reset\n');
+      } else serve(res, metrics.slis.registry);
     } else if (path === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+      const r = rootHealth('healthz', checks, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), observe);
+      res.writeHead(r.code, TEXT).end(r.body);
+    } else if ((single = checks.find((c) => path === `/healthz/${c.name}`))) {
+      // healthz.adaptCheckToHandler: one check, not recorded as an SLI.
+      const reason = single.check();
+      if (reason === null) res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
+      else res.writeHead(500, TEXT).end(`internal server error: ${reason}\n`);
     } else if (path === '/proxyMode') {
-      res.writeHead(200, { 'Content-Type': 'text/plain' }).end(mode);
+      res.writeHead(200, TEXT).end(mode);
     } else if (path === '/configz' && configzBody !== null) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(configzBody);
     } else {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
+      res.writeHead(404, TEXT).end('404 page not found\n');
     }
   };
 }

@@ -19,12 +19,16 @@ export function networkProgrammingBuckets(): number[] {
 /** client-go's rest_client_request_duration_seconds buckets (component-base restclient requestLatency). */
 export const REST_CLIENT_LATENCY_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 
+/** component-base prefixes each metric's help with its stability level; all of kube-proxy's own are ALPHA. */
+const ALPHA = '[ALPHA] ';
+
 export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(registry: Registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
   const registers = [registry];
   const syncBuckets = exponentialBuckets(0.001, 2, 15);
-  const hist = (name: string, help: string, buckets = syncBuckets) => new Histogram({ name, help, labelNames: ['ip_family'], buckets, registers });
+  const hist = (name: string, help: string, buckets = syncBuckets) =>
+    new Histogram({ name, help: ALPHA + help, labelNames: ['ip_family'], buckets, registers });
   const m = {
     registry,
     syncProxyRulesLatency: hist('kubeproxy_sync_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds'),
@@ -40,88 +44,93 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
     ),
     syncProxyRulesLastTimestamp: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
-      help: 'The last time proxy rules were successfully synced',
+      help: ALPHA + 'The last time proxy rules were successfully synced',
       labelNames: ['ip_family'],
       registers,
     }),
     syncProxyRulesLastQueuedTimestamp: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
-      help: 'The last time a sync of proxy rules was queued',
+      help: ALPHA + 'The last time a sync of proxy rules was queued',
       labelNames: ['ip_family'],
       registers,
     }),
     endpointChangesTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
-      help: 'Cumulative proxy rules Endpoint changes',
+      help: ALPHA + 'Cumulative proxy rules Endpoint changes',
       registers,
     }),
     endpointChangesPending: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending',
-      help: 'Pending proxy rules Endpoint changes',
+      help: ALPHA + 'Pending proxy rules Endpoint changes',
       registers,
     }),
     serviceChangesTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_service_changes_total',
-      help: 'Cumulative proxy rules Service changes',
+      help: ALPHA + 'Cumulative proxy rules Service changes',
       registers,
     }),
     serviceChangesPending: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_service_changes_pending',
-      help: 'Pending proxy rules Service changes',
+      help: ALPHA + 'Pending proxy rules Service changes',
       registers,
     }),
     iptablesRulesTotal: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_total',
-      help: 'Total number of iptables rules owned by kube-proxy',
+      help: ALPHA + 'Total number of iptables rules owned by kube-proxy',
       labelNames: ['table', 'ip_family'],
       registers,
     }),
     iptablesRulesLast: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_last',
-      help: 'Number of iptables rules written by kube-proxy in last sync',
+      help: ALPHA + 'Number of iptables rules written by kube-proxy in last sync',
       labelNames: ['table', 'ip_family'],
       registers,
     }),
     iptablesRestoreFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
-      help: 'Cumulative proxy iptables restore failures',
+      help: ALPHA + 'Cumulative proxy iptables restore failures',
       labelNames: ['ip_family'],
       registers,
     }),
     iptablesPartialRestoreFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
-      help: 'Cumulative proxy iptables partial restore failures',
+      help: ALPHA + 'Cumulative proxy iptables partial restore failures',
       labelNames: ['ip_family'],
       registers,
     }),
     nftablesSyncFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
-      help: 'Cumulative proxy nftables sync failures',
+      help: ALPHA + 'Cumulative proxy nftables sync failures',
       labelNames: ['ip_family'],
       registers,
     }),
     nftablesCleanupFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total',
-      help: 'Cumulative proxy nftables cleanup failures',
+      help: ALPHA + 'Cumulative proxy nftables cleanup failures',
       labelNames: ['ip_family'],
       registers,
     }),
     noLocalEndpointsTotal: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
-      help: 'Number of services with a Local traffic policy and no endpoints',
+      help: ALPHA + 'Number of services with a Local traffic policy and no endpoints',
       labelNames: ['traffic_policy', 'ip_family'],
       registers,
     }),
     healthzTotal: new Counter({
       name: 'kubeproxy_proxy_healthz_total',
-      help: 'Cumulative proxy healthz HTTP status',
+      help: ALPHA + 'Cumulative proxy healthz HTTP status',
       labelNames: ['code'],
       registers,
     }),
-    livezTotal: new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers }),
+    livezTotal: new Counter({
+      name: 'kubeproxy_proxy_livez_total',
+      help: ALPHA + 'Cumulative proxy livez HTTP status',
+      labelNames: ['code'],
+      registers,
+    }),
     conntrackDeletedEntriesTotal: new Counter({
       name: 'kubeproxy_conntrack_reconciler_deleted_entries_total',
-      help: 'Cumulative conntrack flows deleted by conntrack reconciler',
+      help: ALPHA + 'Cumulative conntrack flows deleted by conntrack reconciler',
       labelNames: ['ip_family'],
       registers,
     }),
@@ -140,20 +149,51 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
     }),
     restClientRequestsTotal: new Counter({
       name: 'rest_client_requests_total',
-      help: 'Number of HTTP requests, partitioned by status code, method, and host.',
+      help: ALPHA + 'Number of HTTP requests, partitioned by status code, method, and host.',
       labelNames: ['code', 'method', 'host'],
       registers,
     }),
     restClientRequestLatency: new Histogram({
       name: 'rest_client_request_duration_seconds',
-      help: 'Request latency in seconds. Broken down by verb, and host.',
+      help: ALPHA + 'Request latency in seconds. Broken down by verb, and host.',
       labelNames: ['verb', 'host'],
       buckets: REST_CLIENT_LATENCY_BUCKETS,
       registers,
     }),
   };
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
-  return m;
+  return { ...m, slis: createSliMetrics() };
+}
+
+export type SliMetrics = ReturnType<typeof createSliMetrics>;
+
+/**
+ * component-base's SLI metrics (metrics/prometheus/slis), on a registry of their own that the metrics server
+ * serves at /metrics/slis: each health check's last result (1 or 0) and a count of results, recorded by the
+ * /healthz handler (healthz.handleRootHealth calls slis.ObserveHealthcheck). STABLE since 1.29.
+ */
+export function createSliMetrics(registry: Registry = new Registry()) {
+  const registers = [registry];
+  const healthcheck = new Gauge({
+    name: 'kubernetes_healthcheck',
+    help: '[STABLE] This metric records the result of a single healthcheck.',
+    labelNames: ['name', 'type'],
+    registers,
+  });
+  const healthchecksTotal = new Counter({
+    name: 'kubernetes_healthchecks_total',
+    help: '[STABLE] This metric records the results of all healthcheck.',
+    labelNames: ['name', 'type', 'status'],
+    registers,
+  });
+  return {
+    registry,
+    /** slis.ObserveHealthcheck: `type` is the health path's name ("healthz"). */
+    observeHealthcheck(name: string, type: string, ok: boolean): void {
+      healthcheck.set({ name, type }, ok ? 1 : 0);
+      healthchecksTotal.inc({ name, type, status: ok ? 'success' : 'error' });
+    },
+  };
 }
 
 /** One API request into the rest_client metrics (client-go counts every request; it times all but watches). */
