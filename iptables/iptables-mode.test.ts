@@ -10,7 +10,7 @@ import { RestoreError } from './iptables.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import { silentLogger, type Logger } from '../proxier/log.ts';
 import { ManualClock, type Clock } from '../proxier/clock.ts';
-import { ApplyError, FULL_SYNC_PERIOD_MS } from '../proxier/mode.ts';
+import { ApplyError, FULL_SYNC_PERIOD_MS, type OutsideChange } from '../proxier/mode.ts';
 import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { endpointChainName, serviceChainNames } from './chain-names.ts';
 import { chainOwner } from './chains.ts';
@@ -282,26 +282,20 @@ describe('IptablesMode: what forces a full sync', () => {
       says: 'nat PREROUTING: missing -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
     },
   ]) {
-    it(`a periodic sync finds ${c.what} and rewrites everything, saying what it found`, async () => {
-      const lines: { fields: Record<string, unknown>; msg: string }[] = [];
-      const logger = silentLogger();
-      const capturing = {
-        ...logger,
-        warn: (fields: Record<string, unknown>, msg: string) => void lines.push({ fields, msg }),
-        child: () => capturing,
-      };
-      const { fake, mode } = setup({ logger: capturing as unknown as Logger });
+    it(`a periodic sync finds ${c.what} and rewrites everything, reporting what it found`, async () => {
+      const { fake, mode } = setup();
       await mode.sync(base(), NOT_PERIODIC);
       await fake.restore(c.outside(), { noflush: true, counters: false });
       expect(converged(mode, fake)).toBe(false);
       const res = await mode.sync(base(), PERIODIC);
       expect(res.full).toBe(true);
       expect(converged(mode, fake)).toBe(true);
-      expect(lines).toHaveLength(1);
-      expect(lines[0]!.msg).toMatch(/^iptables rules were changed outside kube-proxy-ts \(/);
-      expect(lines[0]!.fields['drift']).toContain(c.says);
+      expect(res.outsideChange).toMatchObject({ family: 'IPv4', kind: 'rules' });
+      expect(res.outsideChange!.message).toMatch(/^iptables rules were changed outside kube-proxy-ts \(/);
+      expect(res.outsideChange!.fields!['drift']).toContain(c.says);
       // Repaired: the next periodic sync finds nothing.
-      expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
+      const next = await mode.sync(base(), PERIODIC);
+      expect([next.full, next.outsideChange]).toEqual([false, undefined]);
     });
   }
 
@@ -625,7 +619,8 @@ describe('IptablesMode: canaries', () => {
       { clock, logger: silentLogger() },
     );
     let resyncs = 0;
-    const stop = mode.monitor(() => resyncs++);
+    const found: OutsideChange[] = [];
+    const stop = mode.monitor((c) => (resyncs++, found.push(c)));
     expect(fake.restores).toHaveLength(0); // nothing synced yet: no canary
     await mode.sync(base(), NOT_PERIODIC);
     await vi.waitFor(async () => expect(await mode.canaryMissing()).toBe(false));
@@ -637,6 +632,7 @@ describe('IptablesMode: canaries', () => {
     await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
     clock.advance(1000);
     await vi.waitFor(() => expect(resyncs).toBe(1));
+    expect(found).toEqual([{ family: 'IPv4', kind: 'flushed', message: expect.stringMatching(/^canary chain KUBE-PROXY-CANARY is gone/) }]);
     expect(await mode.canaryMissing()).toBe(false);
     stop();
     await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });

@@ -27,6 +27,7 @@ import {
   ApplyError,
   FULL_SYNC_PERIOD_MS,
   type ModeInspection,
+  type OutsideChange,
   type ProxyMode,
   type ServiceObjects,
   type SyncContext,
@@ -230,6 +231,7 @@ export class IptablesMode implements ProxyMode {
       saving.catch(() => undefined);
     }
     const rendered = renderRuleset(snapshot, this.o.render, st.cache);
+    let outsideChange: OutsideChange | undefined;
     const onPhase = this.d.onPhase;
     onPhase?.('rendered');
     if (!full && saving && st.applied) {
@@ -237,10 +239,12 @@ export class IptablesMode implements ProxyMode {
       const drift = findDrift(scanSave(await saving, family), st.applied, rendered.topLevel);
       if (drift.length > 0) {
         full = true;
-        log.warn(
-          { drift: drift.slice(0, 10), more: Math.max(0, drift.length - 10) },
-          `iptables rules were changed outside kube-proxy-ts (${drift[0]}${drift.length > 1 ? `, and ${drift.length - 1} more` : ''}): rewriting all of them`,
-        );
+        outsideChange = {
+          family,
+          kind: 'rules',
+          message: `iptables rules were changed outside kube-proxy-ts (${drift[0]}${drift.length > 1 ? `, and ${drift.length - 1} more` : ''}): rewriting all of them`,
+          fields: { drift: drift.slice(0, 10), more: Math.max(0, drift.length - 10) },
+        };
       } else saving = null;
     }
     // Nothing changed since the last successful restore: no batch, nothing written.
@@ -301,6 +305,7 @@ export class IptablesMode implements ProxyMode {
       noLocalEndpoints: rendered.noLocalEndpoints,
       ...conntrack,
       failures,
+      ...(outsideChange ? { outsideChange } : {}),
     };
   }
 
@@ -329,14 +334,19 @@ export class IptablesMode implements ProxyMode {
 
   /** True when some family's canary chain has disappeared (tables were flushed from outside). */
   async canaryMissing(): Promise<boolean> {
+    return (await this.flushedFamily()) !== null;
+  }
+
+  /** The first family whose canary chain has disappeared, or null. */
+  private async flushedFamily(): Promise<IPFamily | null> {
     for (const ipt of this.o.iptables.values()) {
       try {
-        if (!canaryPresent(await ipt.save(['mangle']), ipt.family)) return true;
+        if (!canaryPresent(await ipt.save(['mangle']), ipt.family)) return ipt.family;
       } catch {
         // Like upstream, a failure to look (lock contention) counts as "still there".
       }
     }
-    return false;
+    return null;
   }
 
   /**
@@ -344,15 +354,19 @@ export class IptablesMode implements ProxyMode {
    * canary: every sync period, look for it; when it is gone, recreate it and
    * rewrite everything.
    */
-  monitor(resync: () => void): () => void {
+  monitor(found: (change: OutsideChange) => void): () => void {
     this.watching = true;
     if (this.fullSyncDone && !this.canariesMade) this.makeCanaries('cannot create canary chains');
     const stopCounting = this.counting?.start(this.d.clock, this.o.iptables, (f, fn) => this.exclusive(f, fn)) ?? (() => undefined);
     const stopCanary = every(this.d.clock, this.o.canaryPeriodMs ?? 30_000, async () => {
-      if (this.canariesMade && (await this.canaryMissing())) {
-        this.d.logger.warn('canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything');
+      const family = this.canariesMade ? await this.flushedFamily() : null;
+      if (family !== null) {
         await this.ensureCanaries().catch((err: unknown) => this.d.logger.warn({ err }, 'cannot recreate canary chains'));
-        resync();
+        found({
+          family,
+          kind: 'flushed',
+          message: 'canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything',
+        });
       }
     });
     return () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { makeEndpointSlice, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { ManualClock } from '../proxier/clock.ts';
 import { silentLogger } from '../proxier/log.ts';
-import { ApplyError, type SyncContext } from '../proxier/mode.ts';
+import { ApplyError, type OutsideChange, type SyncContext } from '../proxier/mode.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
 import { diffTables, isEmptyDiff } from './diff.ts';
 import { FakeNft } from './fake-nft.ts';
@@ -210,12 +210,18 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
   });
 
   it.each([
-    ['a deleted table', (nft: FakeNft) => nft.deleteTable('ip')],
-    ['a deleted base chain', (nft: FakeNft) => nft.run('delete chain ip kube-proxy filter-input\n')],
-  ])('monitor() notices %s and the forced full sync repairs it', async (_what, damage) => {
+    ['a deleted table', (nft: FakeNft) => nft.deleteTable('ip'), 'table', 'table ip kube-proxy is gone: changed from outside; resyncing everything'],
+    [
+      'a deleted base chain',
+      (nft: FakeNft) => nft.run('delete chain ip kube-proxy filter-input\n'),
+      'rules',
+      'missing from table ip kube-proxy: filter-input: changed from outside; resyncing everything',
+    ],
+  ])('monitor() notices %s, reports it, and the forced full sync repairs it', async (_what, damage, kind, message) => {
     const t = setup();
     let resyncs = 0;
-    const stop = t.mode.monitor(() => resyncs++);
+    const found: OutsideChange[] = [];
+    const stop = t.mode.monitor((c) => (resyncs++, found.push(c)));
     await t.sync();
     t.clock.advance(1000);
     await new Promise((r) => setTimeout(r, 0));
@@ -224,6 +230,7 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     t.clock.advance(1000);
     await new Promise((r) => setTimeout(r, 0));
     expect(resyncs).toBe(1);
+    expect(found).toEqual([{ family: 'IPv4', kind, message }]);
     stop();
     expect(await t.converged()).toBe(false);
     const r = await t.sync();

@@ -43,6 +43,7 @@ import {
   ApplyError,
   FULL_SYNC_PERIOD_MS,
   type ModeInspection,
+  type OutsideChange,
   type ProxyMode,
   type ServiceObjects as ModeServiceObjects,
   type SyncContext,
@@ -329,7 +330,7 @@ export class NftablesMode implements ProxyMode {
    * services); a deleted table or a missing chain, set or map makes the next
    * sync a full one, requested at once.
    */
-  monitor(resync: () => void): () => void {
+  monitor(found: (change: OutsideChange) => void): () => void {
     return every(this.d.clock, this.o.monitorPeriodMs ?? 30_000, async () => {
       for (const family of this.families) {
         let missing: string[] | null;
@@ -344,9 +345,8 @@ export class NftablesMode implements ProxyMode {
           missing[0] === 'table'
             ? `table ${nftFamily(family)} ${TABLE_NAME} is gone`
             : `missing from table ${nftFamily(family)} ${TABLE_NAME}: ${summary(missing)}`;
-        this.d.logger.warn({ ipFamily: family }, `${what}: changed from outside; resyncing everything`);
         this.requestFullSync();
-        resync();
+        found({ family, kind: missing[0] === 'table' ? 'table' : 'rules', message: `${what}: changed from outside; resyncing everything` });
         return;
       }
     });

@@ -32,6 +32,20 @@ export interface SyncFailure {
   readonly message: string;
 }
 
+/**
+ * What a mode found changed, from outside the agent, in what it programmed. It has made its next syncs full; the
+ * agent counts it (kubeproxy_ts_outside_changes_total) and logs it (proxier/outside-changes.ts).
+ */
+export interface OutsideChange {
+  readonly family: IPFamily;
+  /** flushed: the tables were flushed (iptables' canary is gone); rules: rules or chains changed; table: the nftables table was deleted. */
+  readonly kind: 'flushed' | 'rules' | 'table';
+  /** The log line: what was found and what the mode does about it. */
+  readonly message: string;
+  /** Fields for the log line (e.g. the first differences found). */
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
+
 /** What one successful sync of one family did. */
 export interface SyncReport {
   readonly family: IPFamily;
@@ -53,6 +67,8 @@ export interface SyncReport {
   /** How long the conntrack reconciler took after this sync, when it ran (iptables and nftables modes). */
   readonly conntrackReconcileMs?: number;
   readonly failures: readonly SyncFailure[];
+  /** Set when this (periodic) sync found its rules changed from outside, and so was full. */
+  readonly outsideChange?: OutsideChange;
 }
 
 /** A sync whose rules the kernel did not take (the error is its cause); nothing of it was applied. */
@@ -110,8 +126,11 @@ export interface ProxyMode {
   sync(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport>;
   /** Forces the next sync of every family to be a full one (e.g. after an outside flush). */
   requestFullSync(): void;
-  /** Starts the mode's background checks (outside damage, expiry sweeps); `resync` forces a full sync. Returns a stop function. */
-  monitor(resync: () => void): () => void;
+  /**
+   * Starts the mode's background checks (outside damage, expiry sweeps). It calls `found` for an outside change,
+   * which the agent reports and answers with a full sync of every family. Returns a stop function.
+   */
+  monitor(found: (change: OutsideChange) => void): () => void;
   /** Stops timers and sockets; leaves the rules in place. */
   close(): Promise<void>;
   /** What it shows operators (/debug/*, traffic metrics); absent when it shows nothing. */

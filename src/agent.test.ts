@@ -280,6 +280,9 @@ describe('the agent in nftables mode on FakeNft', () => {
     await nft.deleteTable('ip');
     await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
     expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/);
+    expect(await metric(a, 'kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="table"}')).toBe(
+      'kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="table"} 1',
+    );
 
     await a.stop();
     agent = null;

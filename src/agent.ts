@@ -11,6 +11,7 @@ import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
 import { probeNode } from '../iptables/node-probe.ts';
 import { createConntrack } from '../proxier/conntrack.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
+import { outsideChangeReporter } from '../proxier/outside-changes.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
@@ -162,6 +163,11 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       });
     },
   });
+  const outsideChange = outsideChangeReporter({
+    clock: deps.clock,
+    logger: log,
+    count: (c) => metrics.outsideChangesTotal.inc({ ip_family: c.family, kind: c.kind }),
+  });
   const proxier = new Proxier({
     mode,
     builder: stateBuilder(nodeName, featuresFrom(config)),
@@ -177,6 +183,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       clock: deps.clock,
       logger: log,
       detectLocalMode: config.detectLocalMode,
+      outsideChange,
       ...(conntrackSetup.afterSync ? { afterSync: conntrackSetup.afterSync } : {}),
     }),
   });
@@ -213,7 +220,10 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     onProblem: (kind, message, err) => log.warn({ kind, err: err instanceof Error ? err.message : err }, message),
   });
 
-  const stopMonitor = mode.monitor(() => proxier.requestFullSync());
+  const stopMonitor = mode.monitor((change) => {
+    outsideChange(change);
+    proxier.requestFullSync();
+  });
 
   return {
     proxier,

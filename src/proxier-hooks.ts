@@ -10,7 +10,7 @@
  */
 import { epochMs, type Clock } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
-import type { ProxyMode } from '../proxier/mode.ts';
+import type { OutsideChange, ProxyMode } from '../proxier/mode.ts';
 import type { ProxierHooks } from '../proxier/proxier.ts';
 import { formatProblem, type NodeInfo } from '../proxier/types.ts';
 import { missingNodeMessage } from './desired.ts';
@@ -32,6 +32,8 @@ export interface HookTargets {
   readonly detectLocalMode?: string;
   /** Run after each successful sync (the conntrack values nf_conntrack was not loaded for at start). */
   readonly afterSync?: () => void;
+  /** Told of the outside change a periodic sync found (it was full); the agent's reporter counts and logs it. */
+  readonly outsideChange?: (change: OutsideChange) => void;
 }
 
 export function proxierHooks(t: HookTargets): ProxierHooks {
@@ -72,6 +74,7 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       if (!r.snapshot.node.known && !nodeMissingSaid) nodeMissing(r.snapshot.node.name, 'among the Nodes');
       checkPodCIDRs(r.snapshot.node);
       t.afterSync?.();
+      if (r.report.outsideChange) t.outsideChange?.(r.report.outsideChange);
       const now = t.clock.now();
       metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, epochMs(t.clock, now) / 1000);
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);

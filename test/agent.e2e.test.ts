@@ -302,12 +302,15 @@ describe('the agent against the fake API server', () => {
       '*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
     const r = await cluster.runner.run('iptables-nft-restore', [], { input: flush, netns: node });
     expect(r.code).toBe(0);
+    const flushes = await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="flushed"}');
     await waitFor(
       'rules and canary restored after an outside flush',
       async () => (await save('mangle')).includes(':KUBE-PROXY-CANARY') && (await reaches(['pod-a', 'pod-b', 'pod-c'])()),
       20_000,
     );
     expect(await diffCommand(FLAGS, io([]))).toBe(0);
+    expect(await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="flushed"}')).toBe(flushes + 1);
+    const drifts = await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="rules"}');
 
     // Only the nat table (iptables -t nat -F; -X): the mangle canary survives; the periodic full sync (every
     // --iptables-sync-period, 3 s here) repairs it, so within one sync period plus the sync itself.
@@ -322,6 +325,7 @@ describe('the agent against the fake API server', () => {
       20_000,
     );
     expect(repairMs, 'repaired within the sync period (3 s) plus one sync').toBeLessThan(3_000 + 1_500);
+    expect(await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="rules"}')).toBeGreaterThan(drifts);
     await waitFor(
       'nat table converged after iptables -t nat -F -X',
       async () => (await diffCommand(FLAGS, io([]))) === 0 && (await reaches(['pod-a', 'pod-b', 'pod-c'])()),

@@ -141,6 +141,12 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
       labelNames: ['ip_family', 'reason'],
       registers,
     }),
+    outsideChangesTotal: new Counter({
+      name: 'kubeproxy_ts_outside_changes_total',
+      help: 'Outside changes to the rules found and repaired by a full sync, by kind: flushed, rules, table (kube-proxy-ts)',
+      labelNames: ['ip_family', 'kind'],
+      registers,
+    }),
     objectProblemsTotal: new Counter({
       name: 'kubeproxy_ts_skipped_objects_total',
       help: 'Objects or fields skipped because upstream would not program them (kube-proxy-ts)',
