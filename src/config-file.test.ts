@@ -84,12 +84,16 @@ describe('KubeProxyConfiguration files', () => {
     expect(c.notImplemented.join(' ')).not.toMatch(/qps|burst|content-type/);
   });
 
-  it('reads logging.verbosity (the -v flag still wins) and ignores the other logging fields', () => {
+  it('reads logging.verbosity and logging.format (the -v and --logging-format flags still win: upstream copyLogsFromFlags)', () => {
     const doc = (v: number) =>
       `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlogging:\n  format: json\n  verbosity: ${v}\n`;
-    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, new Map()).values).verbosity).toBe(4);
-    const flags = parseFlags(['-v=2'], AGENT_FLAGS).values;
-    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, flags).values).verbosity).toBe(2);
+    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, new Map()).values)).toMatchObject({
+      verbosity: 4,
+      loggingFormat: 'json',
+    });
+    const flags = parseFlags(['-v=2', '--logging-format=text'], AGENT_FLAGS).values;
+    expect(configFromFlags(mergeConfig(parseConfigFile(doc(4), 'c').values, flags).values)).toMatchObject({ verbosity: 2, loggingFormat: 'text' });
+    expect(configFromFlags(parseFlags([], AGENT_FLAGS).values).loggingFormat).toBe('text');
   });
 
   it('accepts mode: nftables (upstream validateProxyMode on Linux)', () => {

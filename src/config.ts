@@ -61,6 +61,8 @@ export interface ProxyConfig {
     >
   >;
   readonly verbosity: number;
+  /** --logging-format: klog text lines (upstream's default) or JSON lines. */
+  readonly loggingFormat: 'text' | 'json';
   /** --vmodule, checked as klog checks it and otherwise unused. */
   readonly vmodule: string;
   readonly cleanup: boolean;
@@ -134,6 +136,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
       'conntrack-udp-timeout-stream': get('conntrack-udp-timeout-stream') as number,
     },
     verbosity: get('v') as number,
+    loggingFormat: str('logging-format') === 'json' ? 'json' : 'text',
     vmodule: str('vmodule'),
     cleanup: get('cleanup') as boolean,
     initOnly: get('init-only') as boolean,

@@ -395,7 +395,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: 'text',
     config: 'logging.format',
     values: ['text', 'json'],
-    help: 'Log format: text or json. kube-proxy-ts writes JSON lines either way.',
+    help: "Log format: text (klog's lines) or json (JSON lines).",
   },
   {
     name: 'log-flush-frequency',

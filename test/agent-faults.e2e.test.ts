@@ -18,6 +18,7 @@ import { scanSave } from '../iptables/parse-save.ts';
 import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
+import { errorLines, logLines } from './log-lines.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 let cluster: Cluster;
@@ -132,7 +133,7 @@ describe('kube-proxy-ts under faults', () => {
     const how = await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
     console.log(`SIGTERM mid-restore: exited ${JSON.stringify(how)} after ${Date.now() - t0} ms`);
     expect(how).toEqual({ code: 0, signal: null });
-    expect(agent.output()).toMatch(/"msg":"stopping"/);
+    expect(logLines(agent.output()).map((l) => l.msg)).toContain('stopping');
     expect(agent.output()).toContain('kube-proxy-ts stopped; rules left in place');
     // The sync the signal interrupted was finished, not cut: every service is programmed and stays.
     expect(svcChains(await nat('legacy'))).toBe(burst + 1);
@@ -333,7 +334,7 @@ describe.each(['iptables', 'nftables'])('two kube-proxy-ts agents in %s mode on 
       await new Promise((res) => setTimeout(res, 150 + (r % 3) * 200));
     }
     // Sync errors only (a many-CPU node's refused conntrack table size is logged at start, whatever the overlap).
-    const errors = (o: string) => o.split('\n').filter((l) => l.includes('"level":50') && !l.includes('conntrack setup:')).length;
+    const errors = (o: string) => errorLines(o).filter((l) => !l.text.includes('conntrack setup:')).length;
     await waitFor('converged with both agents running', converged, 10_000, () => a.output().slice(-1500) + b.output().slice(-1500));
     console.log(`errors logged while both ran: ${errors(a.output())} + ${errors(b.output())}`);
     expect(await b.stop()).toBe(0);

@@ -34,6 +34,7 @@ import { makeClientCert, makeTestPki } from './fake-apiserver-tls.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { logLines } from './log-lines.ts';
 
 const API_NAME = 'k8s-api.test';
 let cluster: Cluster;
@@ -172,7 +173,7 @@ describe('API access over TLS with a bearer token, as kubeadm and in-cluster set
     );
     await waitFor('web programmed through the kubeadm kubeconfig', programmed('172.30.0.10'), 60_000, context);
     expect(await reaches('172.30.0.10', ['pod-a', 'pod-b'])).toBe(true);
-    expect(agent.output()).toContain(`"server":"https://${API_NAME}:6443"`);
+    expect(logLines(agent.output()).map((l) => l.fields['server'])).toContain(`https://${API_NAME}:6443`);
     expect(new Set(api.requests().map((r) => r.authorization))).toEqual(new Set(['Bearer token-1']));
   });
 
@@ -201,7 +202,7 @@ describe('API access over TLS with a bearer token, as kubeadm and in-cluster set
     addService('incluster', '172.30.0.12', ['pod-a']);
     await waitFor('a Service programmed through the in-cluster configuration', programmed('172.30.0.12'), 60_000, context);
     expect(await reaches('172.30.0.12', ['pod-a'])).toBe(true);
-    expect(agent.output()).toContain(`"server":"https://${nodeIp}:6443"`);
+    expect(logLines(agent.output()).map((l) => l.fields['server'])).toContain(`https://${nodeIp}:6443`);
     expect(
       new Set(
         api
@@ -280,7 +281,7 @@ describe('API access with a client certificate, as k3s sets it up', () => {
       agent = startNodeAgent(cluster.node('node-1').ns, ['--kubeconfig', file, ...AGENT_FLAGS]);
       await waitFor('a Service programmed through the k3s kubeconfig', programmed('172.30.0.14'), 60_000, context);
       expect(await reaches('172.30.0.14', ['pod-b'])).toBe(true);
-      expect(agent.output()).toContain('"server":"https://127.0.0.1:6444"');
+      expect(logLines(agent.output()).map((l) => l.fields['server'])).toContain('https://127.0.0.1:6444');
       const mine = api.requests().slice(before);
       expect(new Set(mine.map((r) => r.user))).toEqual(new Set(['x509:system:kube-proxy']));
       expect(mine.filter((r) => r.authorization !== null)).toEqual([]);

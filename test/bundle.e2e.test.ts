@@ -21,6 +21,7 @@ import { relayApiServer, type Relay } from './fake-apiserver-node.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { logLines } from './log-lines.ts';
 
 const SVC_IP = '172.30.0.10';
 const pods = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3' } as const;
@@ -108,7 +109,10 @@ describe('the agent from the bundle, against the fake API server', () => {
     expect(metrics).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count(\{[^}]*\})? [1-9]/m);
     expect(metrics).toContain('process_resident_memory_bytes');
     expect(await get('http://127.0.0.1:10256/healthz')).toMatch(/^200 /);
-    expect(agent.output()).toMatch(/"msg":"starting kube-proxy-ts"/);
+    // klog's text format, the default: the header names the bundle's line that logged it (not pino's, not unknown).
+    const started = logLines(agent.output()).find((l) => l.msg === 'starting kube-proxy-ts');
+    expect(started?.text).toMatch(/^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [\w.-]+\.m?js:\d+\] "starting kube-proxy-ts" node="/);
+    expect(started?.text).not.toMatch(/\?\?\?:1\]|pino|proto\.js/);
   });
 
   it('diff from the bundle reports the node converged', async () => {

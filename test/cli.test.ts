@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dump } from 'js-yaml';
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { logLines } from './log-lines.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 
@@ -36,11 +37,29 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.stdout).toContain(
       '-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-',
     );
-    const log = r.stderr
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { msg: string; field?: string });
-    expect(log).toContainEqual(expect.objectContaining({ field: 'spec.ports[0].port', msg: expect.stringContaining('Service default/broken') }));
+    // klog's text format by default (upstream's --logging-format=text), JSON lines with --logging-format=json.
+    expect(r.stderr).toMatch(/^W\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [\w.-]+\.ts:\d+\] "skipped: Service default\/broken/m);
+    const json = await cli([
+      'render',
+      '--objects',
+      'examples/cluster.yaml',
+      '--hostname-override',
+      'node-1',
+      '--cluster-cidr',
+      '10.244.0.0/16',
+      '--logging-format=json',
+    ]);
+    expect(json.stdout).toBe(r.stdout);
+    for (const out of [r.stderr, json.stderr]) {
+      const log = logLines(out).map((l) => ({ msg: l.msg, ...l.fields }));
+      expect(log).toContainEqual(expect.objectContaining({ field: 'spec.ports[0].port', msg: expect.stringContaining('Service default/broken') }));
+    }
+    expect(
+      json.stderr
+        .trim()
+        .split('\n')
+        .every((l) => l.startsWith('{"level":40,')),
+    ).toBe(true);
   });
 
   it('prints the IPv4 document, then the IPv6 one, or only the family asked for', async () => {
@@ -79,11 +98,7 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     for (const mode of ['iptables', 'nftables']) {
       const r = await cli(['render', `--mode=${mode}`, '--objects', file, '--hostname-override', 'Node-1.example']);
       expect(r.code).toBe(0);
-      const warnings = r.stderr
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { msg: string; node?: string })
-        .filter((l) => l.node !== undefined);
+      const warnings = logLines(r.stderr).filter((l) => l.fields['node'] !== undefined);
       expect(warnings.map((w) => w.msg)).toEqual([
         `no Node object named "node-1.example" in ${file}: no node addresses, ${
           mode === 'nftables' ? 'no primary IP, so NodePorts match every local address but loopback' : 'NodePorts match LOCAL addresses only'
@@ -103,10 +118,7 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
         '172.30.0.5:80/TCP',
       ]);
       expect(t.code, t.stderr).toBe(0);
-      const logged = t.stdout
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => (JSON.parse(l) as { msg: string }).msg);
+      const logged = logLines(t.stdout).map((l) => l.msg);
       expect(logged).toContainEqual(expect.stringContaining(`no Node object named "node-1.example" in ${file}: no node addresses`));
     }
   });

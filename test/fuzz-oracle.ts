@@ -107,7 +107,7 @@ export async function renderCluster(c: GenCluster, dir: string, o: { mode?: 'nft
     {
       stdout: (t) => void out.push(t),
       stderr: (t) => void err.push(t),
-      makeLogger: (v) => createLogger({ verbosity: v, stream: { write: (s: string) => void logText.push(s) } }),
+      makeLogger: ({ verbosity }) => createLogger({ verbosity, stream: { write: (s: string) => void logText.push(s) } }),
       osHostname: () => FUZZ_NODE.name,
     },
   );

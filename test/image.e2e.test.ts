@@ -25,6 +25,7 @@ import { createPodman, type Podman } from './image/podman.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { complaints, logLines } from './log-lines.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 /** Measured 176.7 MB (README); the budget catches a regression such as npm, apt or node_modules coming back (~36 MB). */
@@ -244,12 +245,7 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
       60_000,
       { command: [...(await inNamespacePrefix()), ...run] },
     );
-    expect(
-      agent
-        .output()
-        .split('\n')
-        .filter((l) => l.includes('starting kube-proxy-ts') && l.includes(`"mode":"${mode}"`)),
-    ).toHaveLength(1);
+    expect(logLines(agent.output()).filter((l) => l.msg === 'starting kube-proxy-ts' && l.fields['mode'] === mode)).toHaveLength(1);
     // Nothing it needs to write is on the read-only root: the nftables mode stages its transactions in /dev/shm.
     expect(agent.output()).not.toMatch(/EROFS|Read-only file system|cannot stage/);
     // The container's process (seen in this machine's /proc) is node running the bundle.
@@ -322,11 +318,10 @@ describe.each(['iptables', 'nftables', 'userspace'] as const)('the agent from th
         { command: [...prefix, ...run] },
       );
       try {
-        const complaints = unprivileged
-          .output()
-          .split('\n')
-          .filter((l) => /"level":(40|50)/.test(l) && /sysctl|route_localnet|conntrack/.test(l));
-        expect(complaints).toEqual([]);
+        const said = complaints(unprivileged.output())
+          .map((l) => l.text)
+          .filter((l) => /sysctl|route_localnet|conntrack/.test(l));
+        expect(said).toEqual([]);
         await write('pod-b');
         await converge('unprivileged agent: endpoint moved to pod-b', () => reaches('pod-b'));
       } finally {

@@ -50,7 +50,7 @@ async function effective(
     out = r.stdout + r.stderr;
   } else {
     const write = (text: string) => void (out += text);
-    code = await runCli(argv, { stdout: write, stderr: write, makeLogger: (verbosity) => createLogger({ verbosity, stream: { write } }) });
+    code = await runCli(argv, { stdout: write, stderr: write, makeLogger: ({ verbosity }) => createLogger({ verbosity, stream: { write } }) });
   }
   const text = code === 0 ? await readFile(file, 'utf8') : null;
   return { code, out, doc: text === null ? null : (load(text) as Doc), file };

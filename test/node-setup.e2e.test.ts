@@ -25,6 +25,7 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { complaints, errorLines, logLines } from './log-lines.ts';
 
 const CAP_SYS_RESOURCE = 24;
 /** Whether this process (and so the agent it starts) has a capability (the CapEff mask of /proc/self/status). */
@@ -174,14 +175,13 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     const max = Number(await hostValue(`${NF}nf_conntrack_max`));
     const agent = await startAgentProcess(ns(), agentArgs(`--conntrack-min=${max * 2}`), reachesPodA);
     try {
-      const errors = agent
-        .output()
-        .split('\n')
-        .filter((l) => l.includes('"level":50'));
+      const errors = errorLines(agent.output()).map((l) => l.text);
       expect(errors.length).toBeGreaterThan(0);
       for (const e of errors) expect(e).toContain('conntrack setup: cannot set');
       expect(errors[0]).toContain('conntrack setup: cannot set net.netfilter.nf_conntrack_max');
-      expect(agent.output()).toMatch(/"event":"FailedConntrackSetup","regarding":"Node node-1"/);
+      expect(logLines(agent.output()).map((l) => l.fields)).toContainEqual(
+        expect.objectContaining({ event: 'FailedConntrackSetup', regarding: 'Node node-1' }),
+      );
       expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('86400');
       // Lowering the score needs CAP_SYS_RESOURCE, which some sandboxes (this CI's among them) drop even for root.
       const adj = (await readFile(`/proc/${agent.child.pid}/oom_score_adj`, 'utf8')).trim();
@@ -198,7 +198,9 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
   // An unprivileged container's /proc/sys: the agent's own mount namespace, /proc/sys bound read-only over itself.
   const readOnlyProcSys = afterMounts('mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys');
   const sysctlComplaints = (output: string) =>
-    output.split('\n').filter((l) => /"level":(40|50)/.test(l) && /sysctl|route_localnet|conntrack|nf_conntrack/.test(l));
+    complaints(output)
+      .map((l) => l.text)
+      .filter((l) => /sysctl|route_localnet|conntrack|nf_conntrack/.test(l));
 
   it("upstream's unprivileged recipe: after --init-only, an agent with a read-only /proc/sys finds every value set and says nothing (EnsureSysctl)", async () => {
     await kernelDefaults();

@@ -28,6 +28,7 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { logLines } from './log-lines.ts';
 
 const POD_A = '10.244.1.2';
 const POD_B = '10.244.1.3';
@@ -174,11 +175,7 @@ for (const backend of ['nft', 'legacy'] as IptablesBackend[]) {
     });
 
     it('skips names no rule can carry, naming each object in a log line', () => {
-      const lines = agent!
-        .output()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as { msg: string; object?: string; field?: string });
+      const lines = logLines(agent!.output()).map((l) => ({ msg: l.msg, ...l.fields }));
       for (const [ns, name, port] of UNCARRIABLE) {
         const want = port === 'p80' ? 'metadata.name' : 'spec.ports[0].name';
         expect(lines, `${ns}/${name}`).toContainEqual(

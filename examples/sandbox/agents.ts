@@ -97,7 +97,8 @@ export async function waitProgrammed(
         `kube-proxy-ts on ${agent.node} exited (${agent.child.exitCode ?? agent.child.signalCode}) before writing its rules:\n${tail(agent.output())}`,
       );
     }
-    if (/"msg":"starting kube-proxy-ts"/.test(agent.output())) {
+    // Either --logging-format: klog text (the default) or JSON.
+    if (/\] "starting kube-proxy-ts"|"msg":"starting kube-proxy-ts"/.test(agent.output())) {
       if (agent.mode === 'nftables') {
         const table = await nftTable(cluster, agent).catch(() => '');
         if (addresses.every((a) => table.includes(`${a} . `))) return Date.now() - t0;

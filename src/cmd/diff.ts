@@ -21,7 +21,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   const loaded = await loadConfig(argv, [], io);
   if (typeof loaded === 'number') return loaded;
   const { config } = loaded;
-  const log = io.makeLogger(config.verbosity);
+  const log = io.makeLogger(config);
   for (const warning of loaded.warnings) log.warn(warning);
   const runner = io.runner ?? createExecaRunner();
   const objects = await currentObjects(config, io, log);

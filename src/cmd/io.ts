@@ -18,7 +18,8 @@ export interface AgentProcessHooks {
 export interface CommandIO {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
-  readonly makeLogger: (verbosity: number) => Logger;
+  /** The logger for -v and --logging-format (tests ignore them and read lines back). */
+  readonly makeLogger: (opts: { readonly verbosity: number; readonly loggingFormat: 'text' | 'json' }) => Logger;
   readonly osHostname?: () => string;
   /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */
   readonly runner?: CommandRunner;

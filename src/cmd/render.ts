@@ -26,7 +26,7 @@ export async function renderCommand(argv: readonly string[], io: CommandIO): Pro
   if (config.mode === 'userspace') return usage(io, 'render supports --mode=iptables and --mode=nftables, not "userspace"');
   const iptablesOnly = ['iptables-random-fully', 'no-jumps'].filter((f) => extra.has(f));
   if (config.mode === 'nftables' && iptablesOnly.length > 0) return usage(io, `--${iptablesOnly[0]} applies to --mode=iptables only`);
-  const log = io.makeLogger(config.verbosity);
+  const log = io.makeLogger(config);
   for (const warning of loaded.warnings) log.warn(warning);
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
   for (const note of config.deprecated) log.warn(note);

@@ -29,7 +29,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   const loaded = await loadConfig(argv, [], io);
   if (typeof loaded === 'number') return loaded;
   const { config } = loaded;
-  const log = io.makeLogger(config.verbosity);
+  const log = io.makeLogger(config);
   for (const warning of loaded.warnings) log.warn(warning);
   for (const flag of loaded.ignored) log.warn(`${flag} is ignored because --config is given (as upstream)`);
   const runner = io.runner ?? createExecaRunner();

@@ -30,7 +30,7 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
   const intervalMs = (extra.get('interval') as number | undefined) ?? 2000;
   if (!(intervalMs >= 100)) return usage(io, `--interval must be at least 100ms`);
   const iterations = (extra.get('iterations') as number | undefined) ?? 0;
-  const log = io.makeLogger(config.verbosity);
+  const log = io.makeLogger(config);
   const runner = io.runner ?? createExecaRunner();
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const wanted = (extra.get('ip-family') as string | undefined) || (probe.handles.has('IPv4') ? 'IPv4' : 'IPv6');

@@ -44,7 +44,7 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
   const dst = parseDestination((extra.get('dst') as string | undefined) ?? '');
   if (!dst) return usage(io, 'trace needs --dst IP:PORT[/PROTO], e.g. 10.96.0.10:80/TCP or [fd00::10]:53/UDP');
   if ((parseIP(dst.ip)?.family ?? '') !== src.family) return usage(io, `--src ${src.text} and --dst ${dst.ip} are of different IP families`);
-  const log = io.makeLogger(config.verbosity);
+  const log = io.makeLogger(config);
   for (const warning of loaded.warnings) log.warn(warning);
   if (config.mode === 'nftables') return traceNftables(config, { src: src.text, family: src.family, dst }, extra, io, log);
 

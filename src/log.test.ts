@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { callerOf, createLogger, klogLine } from './log.ts';
+
+function textLogger(verbosity = 0) {
+  let out = '';
+  const log = createLogger({ verbosity, format: 'text', stream: { write: (s: string) => void (out += s) } });
+  return { log, out: () => out };
+}
+
+describe("--logging-format=text: klog's text lines (component-base's default format)", () => {
+  it("writes klog's header (severity, mmdd hh:mm:ss.uuuuuu, pid in 7 columns, file:line) and the message quoted", () => {
+    const t = new Date(2026, 11, 5, 5, 1, 2, 345).getTime();
+    expect(klogLine({ level: 30, time: t, msg: 'Using iptables Proxier', component: 'kube-proxy-ts', __caller: 'server.ts:66' }, 1)).toBe(
+      'I1205 05:01:02.345000       1 server.ts:66] "Using iptables Proxier"\n',
+    );
+    // pino's levels: warn is W, error E, fatal F; debug and trace are info lines (klog's V levels).
+    for (const [level, sev] of [
+      [10, 'I'],
+      [20, 'I'],
+      [40, 'W'],
+      [50, 'E'],
+      [60, 'F'],
+    ] as const)
+      expect(klogLine({ level, time: t, msg: 'm' }, 4242)).toMatch(new RegExp(`^${sev}1205 05:01:02\\.345000    4242 \\?\\?\\?:1\\] "m"\\n$`));
+  });
+
+  it('writes fields as KVListFormat: strings quoted, numbers and booleans bare, a multi-line string as <\\n\\t...\\n >, an error as its message, lists and objects as JSON', () => {
+    const line = klogLine(
+      {
+        level: 50,
+        time: 0,
+        msg: 'say "hi"\nthere',
+        component: 'api-source',
+        ipFamily: 'IPv4',
+        full: true,
+        durationMs: 12.5,
+        none: null,
+        drift: ['nat KUBE-SERVICES: 0 rules, 3 written'],
+        err: { type: 'Error', message: 'exit 1', stack: 'Error: exit 1\n    at x (y.ts:1:1)' },
+        stderr: 'line 1\nline 2\n',
+      },
+      7,
+    );
+    expect(line.slice(line.indexOf('] ') + 2)).toBe(
+      '"say \\"hi\\"\\nthere" component="api-source" ipFamily="IPv4" full=true durationMs=12.5 none=<nil> ' +
+        'drift=["nat KUBE-SERVICES: 0 rules, 3 written"] err="exit 1" stderr=<\n\tline 1\n\tline 2\n >\n',
+    );
+    // No stack traces in the logs.
+    expect(line).not.toContain('at x');
+  });
+
+  it('names the line that logged (callerOf skips the logger and pino), through a real logger at every level it writes', () => {
+    const { log, out } = textLogger(4);
+    const here = Number(new Error().stack!.split('\n')[1]!.match(/:(\d+):\d+\)?$/)![1]);
+    log.info({ n: 1 }, 'one');
+    log.warn('two');
+    log.child({ ipFamily: 'IPv6' }).debug('three');
+    expect(out().split('\n').filter(Boolean)).toEqual([
+      expect.stringMatching(new RegExp(`^I\\d{4} [\\d:.]+ +${process.pid} log\\.test\\.ts:${here + 1}\\] "one" n=1$`)),
+      expect.stringMatching(new RegExp(`^W\\d{4} [\\d:.]+ +${process.pid} log\\.test\\.ts:${here + 2}\\] "two"$`)),
+      expect.stringMatching(new RegExp(`^I\\d{4} [\\d:.]+ +${process.pid} log\\.test\\.ts:${here + 3}\\] "three" ipFamily="IPv6"$`)),
+    ]);
+  });
+
+  it('callerOf: in the bundle (pino in the same file) skips pino by its function names', () => {
+    const stack = [
+      'Error',
+      '    at Object.mixin (/app/kube-proxy-ts.mjs:120:20)',
+      '    at Pino.write (/app/kube-proxy-ts.mjs:900:30)',
+      '    at Pino.LOG (/app/kube-proxy-ts.mjs:800:12)',
+      '    at IptablesMode.sync (/app/kube-proxy-ts.mjs:31234:13)',
+    ].join('\n');
+    expect(callerOf(stack)).toBe('kube-proxy-ts.mjs:31234');
+    expect(callerOf(undefined)).toBe('???:1');
+  });
+
+  it('--logging-format=json (and the default of createLogger) stays pino JSON lines', () => {
+    let out = '';
+    createLogger({ verbosity: 0, stream: { write: (s: string) => void (out += s) } }).warn({ ipFamily: 'IPv4' }, 'x');
+    expect(JSON.parse(out)).toMatchObject({ level: 40, component: 'kube-proxy-ts', ipFamily: 'IPv4', msg: 'x' });
+  });
+});
