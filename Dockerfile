@@ -4,7 +4,8 @@
 # less resident than loading them as separate modules, and no node_modules),
 # with the tools the agent runs on the node:
 # iptables (Debian ships both backends: iptables-nft-* and iptables-legacy-*,
-# ip6tables too), conntrack (flushing stale UDP flows) and iproute2 (`trace`).
+# ip6tables too), conntrack (flushing stale UDP flows), iproute2 (`trace`) and
+# ipset (destroying what upstream's ipvs mode left, src/ipvs-leftovers.ts).
 #
 # Bookworm, not trixie: its iptables 1.8.9 is what upstream kube-proxy's image
 # ships; rules written by a much newer iptables-nft can confuse an older one
@@ -19,7 +20,7 @@
 #
 # What the final image holds (sizes measured with the stand-in bases, README
 # "Installing on a cluster"): Debian's base system without its package
-# manager, iptables/iproute2/conntrack, a stripped node and the bundle with
+# manager, iptables/iproute2/conntrack/ipset, a stripped node and the bundle with
 # its compile cache. Not node:24-bookworm-slim itself: it carries
 # npm, corepack and yarn in a layer that a later `rm` cannot shrink.
 #
@@ -67,7 +68,7 @@ RUN node build/bundle.ts
 # what is removed is really gone.
 FROM ${BASE_IMAGE} AS os
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables nftables iproute2 conntrack \
+ && apt-get install -y --no-install-recommends iptables nftables iproute2 conntrack ipset \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s /app/dist/kube-proxy-ts.mjs /usr/local/bin/kube-proxy-ts \
  && dpkg -L $(dpkg-query -W -f '${Package} ' apt libapt-pkg6.0 libgnutls30 debconf perl-base gpgv debian-archive-keyring \

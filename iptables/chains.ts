@@ -27,6 +27,17 @@ export const KUBE_NODEPORT_HOST = 'KUBE-NODEPORT-HOST';
 /** Userspace mode's filter chain accepting proxy ports. */
 export const KUBE_NODEPORT_NON_LOCAL = 'KUBE-NODEPORT-NON-LOCAL';
 
+/**
+ * Upstream's ipvs mode's own chains (pkg/proxy/ipvs iptablesCleanupChains; its KUBE-SERVICES, KUBE-POSTROUTING,
+ * KUBE-MARK-MASQ, KUBE-FORWARD and KUBE-PROXY-FIREWALL share the iptables mode's names). kube-proxy-ts has no ipvs
+ * mode: it only removes them (src/ipvs-leftovers.ts has the rest of what that mode leaves).
+ */
+export const KUBE_NODE_PORT = 'KUBE-NODE-PORT';
+export const KUBE_LOAD_BALANCER = 'KUBE-LOAD-BALANCER';
+export const KUBE_SOURCE_RANGES_FIREWALL = 'KUBE-SOURCE-RANGES-FIREWALL';
+export const KUBE_IPVS_FILTER = 'KUBE-IPVS-FILTER';
+export const KUBE_IPVS_OUT_FILTER = 'KUBE-IPVS-OUT-FILTER';
+
 /** Per-service chain prefixes (chain-names.ts appends the hash). */
 export const SVC_PREFIX = 'KUBE-SVC-';
 export const SVL_PREFIX = 'KUBE-SVL-';
@@ -34,8 +45,11 @@ export const EXT_PREFIX = 'KUBE-EXT-';
 export const FW_PREFIX = 'KUBE-FW-';
 export const SEP_PREFIX = 'KUBE-SEP-';
 
-/** Who writes a chain: one of the two modes, or kubelet (whose chains kube-proxy may write but never removes). */
-export type ChainOwner = 'iptables' | 'userspace' | 'kubelet';
+/**
+ * Who writes a chain: one of the two modes, upstream's ipvs mode (removed, never written), or kubelet (whose chains
+ * kube-proxy may write but never removes).
+ */
+export type ChainOwner = 'iptables' | 'userspace' | 'ipvs' | 'kubelet';
 
 export interface FixedChain {
   readonly name: string;
@@ -64,6 +78,11 @@ export const FIXED_CHAINS: readonly FixedChain[] = [
   { name: KUBE_NODEPORT_CONTAINER, owner: 'userspace', tables: ['nat'] },
   { name: KUBE_NODEPORT_HOST, owner: 'userspace', tables: ['nat'] },
   { name: KUBE_NODEPORT_NON_LOCAL, owner: 'userspace', tables: ['filter'] },
+  { name: KUBE_NODE_PORT, owner: 'ipvs', tables: ['nat', 'filter'] },
+  { name: KUBE_LOAD_BALANCER, owner: 'ipvs', tables: ['nat'] },
+  { name: KUBE_SOURCE_RANGES_FIREWALL, owner: 'ipvs', tables: ['filter'] },
+  { name: KUBE_IPVS_FILTER, owner: 'ipvs', tables: ['filter'] },
+  { name: KUBE_IPVS_OUT_FILTER, owner: 'ipvs', tables: ['filter'] },
 ];
 
 export interface ServiceChainPrefix {

@@ -1,7 +1,7 @@
 /**
  * --cleanup and mode switching: remove every chain and jump rule that
- * kube-proxy-ts (either mode) or upstream kube-proxy (iptables or userspace
- * mode) installed, or those of one mode, in one atomic restore per family,
+ * kube-proxy-ts (either mode) or upstream kube-proxy (iptables, userspace or
+ * ipvs mode) installed, or those of some modes, in one atomic restore per family,
  * leaving every other rule alone (kubelet's KUBE-FIREWALL included).
  */
 import { chainOwner, type ChainOwner } from './chains.ts';
@@ -14,15 +14,15 @@ import type { Ruleset } from './ruleset.ts';
 const TABLES = ['filter', 'nat', 'mangle'] as const;
 
 export interface CleanupSelection {
-  /** Remove only this mode's chains (default: both modes'). */
-  readonly owner?: Exclude<ChainOwner, 'kubelet'>;
+  /** Remove only these modes' chains (default: every mode's: iptables, userspace and upstream's ipvs). */
+  readonly owners?: readonly Exclude<ChainOwner, 'kubelet'>[];
 }
 
 /** Restore input that removes the selected kube-proxy chains and every rule jumping to them; null when there is nothing. */
 export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): string | null {
   const wanted = (name: string): boolean => {
     const owner = chainOwner(name);
-    return owner !== null && owner !== 'kubelet' && (sel.owner === undefined || owner === sel.owner);
+    return owner !== null && owner !== 'kubelet' && (sel.owners === undefined || sel.owners.includes(owner));
   };
   const sections: TableSection[] = [];
   for (const table of live.tables) {

@@ -5,8 +5,11 @@
  * (iptables/chains.ts says whose each is; upstream's have the same names) in
  * both families and both iptables backends, and the nftables tables
  * `ip kube-proxy` and `ip6 kube-proxy` (upstream's nftables mode uses the
- * same). --cleanup removes all three modes' rules.
+ * same). --cleanup removes all three modes' rules. What upstream's ipvs mode
+ * left goes too, in every mode: its own chains (not those it shares with the
+ * iptables mode), its dummy device and its ipsets (src/ipvs-leftovers.ts).
  */
+import type { ChainOwner } from '../iptables/chains.ts';
 import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
 import { createIptables } from '../iptables/restore.ts';
@@ -15,6 +18,7 @@ import { Nft } from '../nftables/nft.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { ProxyModeName } from '../proxier/mode.ts';
+import { removeIpvsLeftovers } from './ipvs-leftovers.ts';
 
 const NFT_FAMILIES: readonly NftFamily[] = ['ip', 'ip6'];
 
@@ -26,6 +30,8 @@ export interface SwitchTargets {
   readonly iptables: readonly BackendIptables[];
   /** Deletes a family's nftables table (false when there was none); null: nft is not available. */
   readonly deleteNftTable: ((family: NftFamily) => Promise<boolean>) | null;
+  /** Runs the commands that remove ipvs mode's device, ipsets (src/ipvs-leftovers.ts); absent: left alone (tests). */
+  readonly ipvs?: CommandRunner;
 }
 
 export interface BackendIptables {
@@ -50,12 +56,12 @@ export function everyIptables(runner: CommandRunner, first: readonly BackendIpta
  */
 export async function removeModes(keep: ProxyModeName | null, targets: SwitchTargets, log: Logger): Promise<number> {
   let failures = 0;
-  // Only the other iptables-based mode's chains, or both modes' at once.
-  const owner = keep === 'iptables' ? 'userspace' : keep === 'userspace' ? 'iptables' : undefined;
-  const what = owner === undefined ? 'iptables- and userspace-mode' : `${owner}-mode`;
+  // The other iptables-based modes' chains (upstream's ipvs mode's own included), or all of them.
+  const owners: Exclude<ChainOwner, 'kubelet'>[] = (['iptables', 'userspace', 'ipvs'] as const).filter((o) => o !== keep);
+  const what = `${owners.join('-, ').replace(/, (?=[^,]*$)/, ' and ')}-mode`;
   for (const { backend, ipt } of targets.iptables) {
     try {
-      const removed = await removeKubeProxyRules(ipt, owner === undefined ? {} : { owner });
+      const removed = await removeKubeProxyRules(ipt, { owners });
       if (removed) log.info({ backend, ipFamily: ipt.family, chains: removed }, `removed ${what} rules`);
     } catch (err) {
       const msg = (err as Error).message;
@@ -64,6 +70,12 @@ export async function removeModes(keep: ProxyModeName | null, targets: SwitchTar
       log.error({ backend, ipFamily: ipt.family, err: msg }, `cannot remove ${what} rules`);
     }
   }
+  // After the chains: an ipset a rule still matches cannot be destroyed.
+  if (targets.ipvs)
+    failures += await removeIpvsLeftovers(targets.ipvs, log).catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, "cannot remove ipvs mode's leftovers");
+      return 1;
+    });
   if (keep !== 'nftables' && targets.deleteNftTable) {
     for (const family of NFT_FAMILIES) {
       try {
@@ -94,5 +106,6 @@ export function switchTargets(
 ): SwitchTargets {
   const own = [...probe.handles.values()].map((ipt) => ({ backend: probe.backend, ipt }));
   const nft = deps.nftables?.nft ?? new Nft(deps.runner);
-  return { iptables: deps.iptables ? own : everyIptables(deps.runner, own), deleteNftTable: (family) => nft.deleteTable(family) };
+  if (deps.iptables) return { iptables: own, deleteNftTable: (family) => nft.deleteTable(family) };
+  return { iptables: everyIptables(deps.runner, own), deleteNftTable: (family) => nft.deleteTable(family), ipvs: deps.runner };
 }

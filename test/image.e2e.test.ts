@@ -76,15 +76,16 @@ describe('the image built from the Dockerfile', () => {
     expect(Number(lines[4])).toBeGreaterThan(5);
   });
 
-  it('carries both iptables backends, nft, conntrack and ip, and kube-proxy-ts on PATH', async () => {
+  it('carries both iptables backends, nft, conntrack, ip and ipset, and kube-proxy-ts on PATH', async () => {
     const out = await inImage(
-      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && nft --version && conntrack --version && ip -V && kube-proxy-ts --help | head -n 2',
+      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && nft --version && conntrack --version && ip -V && ipset --version && kube-proxy-ts --help | head -n 2',
     );
     expect(out).toMatch(/nftables v1\.\d+\.\d+/);
     expect(out).toMatch(/iptables v1\.8\.\d+ \(nf_tables\)/);
     expect(out).toMatch(/iptables v1\.8\.\d+ \(legacy\)/);
     expect(out).toMatch(/conntrack v1\.4/);
     expect(out).toMatch(/ip utility, iproute2/);
+    expect(out).toMatch(/ipset v7\.\d+/);
     expect(out).toContain('kube-proxy-ts [flags]');
   });
 

@@ -135,7 +135,7 @@ describe('UserspaceMode: listeners and portals', () => {
   it('the userspace cleanup removes its chains and their jumps', async () => {
     const t = setup();
     await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
-    await removeKubeProxyRules(t.fake, { owner: 'userspace' });
+    await removeKubeProxyRules(t.fake, { owners: ['userspace'] });
     const save = await t.fake.save(['nat', 'filter']);
     expect(save).not.toMatch(/KUBE-PORTALS|KUBE-NODEPORT-(HOST|CONTAINER|NON-LOCAL)/);
   });

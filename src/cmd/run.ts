@@ -113,7 +113,11 @@ async function initOnly(config: ProxyConfig, runner: CommandRunner, log: Logger)
 /** Every mode's rules: iptables and userspace chains in both backends and families, and the nftables tables. */
 async function cleanup(runner: CommandRunner, io: CommandIO, log: Logger): Promise<number> {
   const nft = new Nft(runner);
-  const failures = await removeModes(null, { iptables: everyIptables(runner), deleteNftTable: (family) => nft.deleteTable(family) }, log);
+  const failures = await removeModes(
+    null,
+    { iptables: everyIptables(runner), deleteNftTable: (family) => nft.deleteTable(family), ipvs: runner },
+    log,
+  );
   io.stdout(failures ? `cleanup finished with ${failures} failures\n` : 'cleanup done\n');
   return failures ? 1 : 0;
 }
