@@ -4,7 +4,14 @@ import { silentLogger, type Logger } from '../proxier/log.ts';
 import { IPVS_IPSET_NAMES, ipvsVirtualServers, linkKind, removeIpvsLeftovers } from './ipvs-leftovers.ts';
 
 /** A node as the commands see it: which device, ipsets and IPVS table it has; every command run is recorded. */
-function node(state: { kind?: string | null; ipsets?: string[]; inUse?: string[]; ipvs?: string | null; noIpset?: boolean }) {
+function node(state: {
+  kind?: string | null;
+  ipsets?: string[];
+  inUse?: string[];
+  ipvs?: string | null;
+  noIpset?: boolean;
+  noIpsetModule?: boolean;
+}) {
   const ran: string[] = [];
   const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
   const runner: CommandRunner = {
@@ -22,7 +29,9 @@ function node(state: { kind?: string | null; ipsets?: string[]; inUse?: string[]
           return { code: 1, stdout: '', stderr: 'ipset v7.17: Set cannot be destroyed: it is in use by a kernel component\n' };
         return ok();
       }
-      if (cmd === 'cat') return state.ipvs == null ? { code: 1, stdout: '', stderr: 'No such file or directory' } : ok(state.ipvs);
+      const missing: RunResult = { code: 1, stdout: '', stderr: 'No such file or directory' };
+      if (cmd === 'cat' && args[0] === '/sys/module/ip_set/parameters/max_sets') return state.noIpsetModule ? missing : ok('256\n');
+      if (cmd === 'cat') return state.ipvs == null ? missing : ok(state.ipvs);
       throw new Error(`unexpected ${cmd}`);
     },
   };
@@ -78,10 +87,13 @@ describe("ipvs mode's leftovers (upstream ipvs.CleanupLeftovers, kept to kube-pr
     expect(other.ran).not.toContain('cat /proc/net/ip_vs');
   });
 
-  it('a node without the ipset tool or IPVS is nothing to clean', async () => {
+  it('a node without the ipset tool or IPVS is nothing to clean; without the ip_set module, ipset is not asked (it would load it)', async () => {
     const n = node({ noIpset: true, ipvs: null });
     expect(await removeIpvsLeftovers(n.runner, n.log)).toBe(0);
     expect(n.lines).toEqual([]);
+    const bare = node({ noIpsetModule: true, ipsets: ['KUBE-CLUSTER-IP'] });
+    expect(await removeIpvsLeftovers(bare.runner, bare.log)).toBe(0);
+    expect(bare.ran.filter((c) => c.startsWith('ipset'))).toEqual([]);
   });
 
   it('reads /proc/net/ip_vs and `ip -d -j link` output; names both families of sets', () => {

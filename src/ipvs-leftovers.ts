@@ -97,30 +97,33 @@ export async function removeIpvsLeftovers(runner: CommandRunner, log: Logger): P
     if (!cannotRun(err)) throw err;
   }
 
-  try {
-    const list = await runner.run('ipset', ['list', '-n']);
-    const present = list.code === 0 ? list.stdout.split('\n').filter((n) => IPVS_IPSET_NAMES.has(n.trim())) : [];
-    ranIpvsMode ||= present.length > 0;
-    const destroyed: string[] = [];
-    const inUse: string[] = [];
-    for (const name of present) {
-      const r = await runner.run('ipset', ['destroy', name]);
-      if (r.code === 0) destroyed.push(name);
-      else if (/in use/i.test(r.stderr)) inUse.push(name);
-      else if (!/does not exist/i.test(r.stderr)) {
-        failures++;
-        log.error({ ipset: name, err: r.stderr.trim() }, `cannot destroy ipvs mode's ipset ${name}`);
+  // Asking ipset loads the kernel module on a node that never had one: only look where it is there.
+  const ipsetModule = (await readProcFile(runner, '/sys/module/ip_set/parameters/max_sets')) !== null;
+  if (ipsetModule)
+    try {
+      const list = await runner.run('ipset', ['list', '-n']);
+      const present = list.code === 0 ? list.stdout.split('\n').filter((n) => IPVS_IPSET_NAMES.has(n.trim())) : [];
+      ranIpvsMode ||= present.length > 0;
+      const destroyed: string[] = [];
+      const inUse: string[] = [];
+      for (const name of present) {
+        const r = await runner.run('ipset', ['destroy', name]);
+        if (r.code === 0) destroyed.push(name);
+        else if (/in use/i.test(r.stderr)) inUse.push(name);
+        else if (!/does not exist/i.test(r.stderr)) {
+          failures++;
+          log.error({ ipset: name, err: r.stderr.trim() }, `cannot destroy ipvs mode's ipset ${name}`);
+        }
       }
+      if (destroyed.length) log.info({ ipsets: destroyed }, `destroyed ${destroyed.length} ipsets of ipvs mode`);
+      if (inUse.length)
+        log.info(
+          { ipsets: inUse },
+          `${inUse.length} ipsets of ipvs mode are still matched by rules (KUBE-SERVICES until the first sync): left for the next start`,
+        );
+    } catch (err) {
+      if (!cannotRun(err)) throw err;
     }
-    if (destroyed.length) log.info({ ipsets: destroyed }, `destroyed ${destroyed.length} ipsets of ipvs mode`);
-    if (inUse.length)
-      log.info(
-        { ipsets: inUse },
-        `${inUse.length} ipsets of ipvs mode are still matched by rules (KUBE-SERVICES until the first sync): left for the next start`,
-      );
-  } catch (err) {
-    if (!cannotRun(err)) throw err;
-  }
 
   if (!ranIpvsMode) return failures;
   const ipvs = await readProcFile(runner, '/proc/net/ip_vs');
