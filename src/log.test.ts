@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { callerOf, createLogger, klogLine } from './log.ts';
 
@@ -78,5 +79,24 @@ describe("--logging-format=text: klog's text lines (component-base's default for
     let out = '';
     createLogger({ verbosity: 0, stream: { write: (s: string) => void (out += s) } }).warn({ ipFamily: 'IPv4' }, 'x');
     expect(JSON.parse(out)).toMatchObject({ level: 40, component: 'kube-proxy-ts', ipFamily: 'IPv4', msg: 'x' });
+  });
+
+  it('a slow reader of a non-blocking stdout (a container log pipe that fills up) gets every line: EAGAIN is waited out, not thrown', async () => {
+    // process.stdout touched first, as the agent's io does: Node makes the pipe non-blocking.
+    const script = `process.stdout; const { createLogger } = await import(${JSON.stringify(new URL('./log.ts', import.meta.url).pathname)});
+      const log = createLogger({ verbosity: 0, format: 'text', fd: 1 });
+      for (let i = 0; i < 5000; i++) log.info({ i, pad: 'x'.repeat(200) }, 'line');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Nothing read for a while: the pipe's 64 KiB fill up at once.
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 1500));
+    let lines = 0;
+    child.stdout.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
+    child.stdout.resume();
+    const code = await new Promise<number | null>((r) => child.once('close', r));
+    expect([code, stderr]).toEqual([0, '']);
+    expect(lines).toBe(5000);
   });
 });

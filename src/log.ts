@@ -6,7 +6,6 @@
  *   `caller` instead).
  * -v maps to levels as klog users expect: 0-1 info, 2-3 debug, 4+ trace.
  */
-import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../proxier/log.ts';
@@ -35,8 +34,8 @@ export function createLogger(opts: LogOptions): Logger {
   const level = levelForVerbosity(opts.verbosity);
   const options: pino.LoggerOptions = { level, base: { component: BASE_COMPONENT }, timestamp: pino.stdTimeFunctions.isoTime };
   if (opts.format !== 'text') return pino(options, opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true }));
-  const fd = opts.fd ?? 1;
-  const out = opts.stream ?? { write: (line: string) => void writeSync(fd, line) };
+  // pino's own destination underneath, as for JSON: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
+  const out = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
   const pid = process.pid;
   return pino(
     // The caller is looked up as the line is logged (klog's file:line); epoch milliseconds keep the microseconds out.
