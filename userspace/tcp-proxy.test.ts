@@ -31,12 +31,22 @@ async function backend(handler: (s: Socket) => void, host = '127.0.0.1'): Promis
 }
 
 /** A port with nothing listening (ECONNREFUSED). */
+/**
+ * A port nothing listens on, below the ephemeral range (32768-60999): a port 0 bind (the next backend's, the proxy's,
+ * another test file's) can take a just-freed ephemeral port, and a dial meant to be refused then succeeds.
+ */
 async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const s = createServer();
+    const free = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!free) continue;
+    await new Promise((r) => s.close(r));
+    return port;
+  }
 }
 
 async function proxy(opts: Partial<TcpProxyOptions> & Pick<TcpProxyOptions, 'pick'>): Promise<{ p: TcpProxy; events: ProxyEvent[] }> {
