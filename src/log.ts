@@ -74,7 +74,7 @@ export function klogLine(record: Record<string, unknown>, pid: number): string {
     `${SEVERITY[record['level'] as number] ?? 'I'}${two(t.getMonth() + 1)}${two(t.getDate())} ` +
     `${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}.${String(t.getMilliseconds() * 1000).padStart(6, '0')} ` +
     `${String(pid).padStart(7)} ${typeof record[CALLER] === 'string' ? record[CALLER] : '???:1'}] `;
-  let line = header + quote(typeof record['msg'] === 'string' ? record['msg'] : '');
+  let line = header + goQuote(typeof record['msg'] === 'string' ? record['msg'] : '');
   for (const [key, value] of Object.entries(record)) {
     if (OMIT.has(key) || value === undefined || (key === 'component' && value === BASE_COMPONENT)) continue;
     line += ` ${key}=${klogValue(value)}`;
@@ -82,8 +82,8 @@ export function klogLine(record: Record<string, unknown>, pid: number): string {
   return `${line}\n`;
 }
 
-/** Go's strconv.Quote for the common cases: quotes, backslashes and control characters escaped. */
-function quote(s: string): string {
+/** Go's strconv.Quote (and %q) for the common cases: quotes, backslashes and control characters escaped. */
+export function goQuote(s: string): string {
   const esc: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\t': '\\t', '\r': '\\r', '\n': '\\n' };
   return `"${s.replace(/["\\\t\r\n\x00-\x1f\x7f]/g, (c) => esc[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
 }
@@ -93,7 +93,7 @@ function quote(s: string): string {
  * booleans and null bare; an error (pino's {type, message, stack}) as its quoted message; anything else as JSON.
  */
 function klogValue(value: unknown): string {
-  if (typeof value === 'string') return value.includes('\n') ? `<\n${value.replace(/\n$/, '').replace(/^/gm, '\t')}\n >` : quote(value);
+  if (typeof value === 'string') return value.includes('\n') ? `<\n${value.replace(/\n$/, '').replace(/^/gm, '\t')}\n >` : goQuote(value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (value === null) return '<nil>';
   const message = typeof value === 'object' && 'stack' in value ? (value as { message?: unknown }).message : undefined;

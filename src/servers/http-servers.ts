@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type { HealthState } from './health-state.ts';
 import { healthBody } from './health-state.ts';
 import type { Metrics } from './metrics.ts';
+import { goQuote } from '../log.ts';
 
 export interface RunningServer {
   readonly server: Server;
@@ -67,12 +68,6 @@ export interface HealthCheck {
 export const PING_CHECK: HealthCheck = { name: 'ping', check: () => null };
 
 const TEXT = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
-
-/** Go's %q for the names healthz lists (printable ASCII as is; quotes, backslashes and control characters escaped). */
-function goQuote(s: string): string {
-  const esc: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\t': '\\t', '\r': '\\r' };
-  return `"${s.replace(/["\\\n\t\r\x00-\x1f\x7f]/g, (c) => esc[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
-}
 
 /**
  * component-base's healthz.handleRootHealth for the checks under /<name>: `?exclude=<check>` (repeatable) skips a
