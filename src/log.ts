@@ -33,14 +33,14 @@ const BASE_COMPONENT = 'kube-proxy-ts';
 export function createLogger(opts: LogOptions): Logger {
   const level = levelForVerbosity(opts.verbosity);
   const options: pino.LoggerOptions = { level, base: { component: BASE_COMPONENT }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (opts.format !== 'text') return pino(options, opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true }));
-  // pino's own destination underneath, as for JSON: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
-  const out = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
+  // pino's own destination in both formats: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
+  const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
+  if (opts.format !== 'text') return pino(options, dest);
   const pid = process.pid;
   return pino(
     // The caller is looked up as the line is logged (klog's file:line); epoch milliseconds keep the microseconds out.
     { ...options, timestamp: pino.stdTimeFunctions.epochTime, mixin: () => ({ [CALLER]: callerOf(new Error().stack) }) },
-    { write: (json: string) => out.write(klogLine(JSON.parse(json) as Record<string, unknown>, pid)) },
+    { write: (json: string) => dest.write(klogLine(JSON.parse(json) as Record<string, unknown>, pid)) },
   );
 }
 
