@@ -256,6 +256,8 @@ describe('the agent in nftables mode against the fake API server', () => {
     // monitor() looks every sync period (2 s); the full sync that follows is a cold start of one service.
     await waitFor('table rebuilt', async () => (await nft().list('ip')) !== null, 3500);
     await waitFor('traffic flowing again', reaches(['pod-c']), 5000);
+    // Counted for operators to alert on (kubeproxy_ts_outside_changes_total, kube-proxy-ts's own metric).
+    expect(await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="table"}')).toBe(1);
   });
 
   it('switches back to iptables mode: the nftables tables go; --cleanup removes every mode', async () => {
