@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../proxier/log.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { makeEndpointSlice, makeNode, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { createLogger } from './log.ts';
+import { VERSION } from './version.ts';
 import { startAgent, type Agent } from './agent.ts';
 import { configFromFlags } from './config.ts';
 import type { NftablesNode } from './mode-nftables.ts';
@@ -339,6 +340,17 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(services).toMatch(new RegExp(`10\\.244\\.1\\.6:8080 +ready +node-1 \\(local\\) +${sep('10.244.1.6').replaceAll('.', '\\.')}\n`));
     expect(services).toContain('# IPv6: 0 service port(s)');
     expect(services).not.toMatch(/pkts|bytes/);
+  });
+
+  it("logs upstream's start-up lines word for word (server_linux.go createProxier: `kubectl logs | grep Using` finds the mode)", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });
+    await start('nftables', both(), nodeRunner(), { nftables: node(new FakeNft()), logger });
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const at = (msg: string) => logged.findIndex((l) => l['msg'] === msg);
+    expect(logged[at('kube-proxy running in dual-stack mode')]).toMatchObject({ 'primary ipFamily': 'IPv4' });
+    expect(at('Using nftables Proxier')).toBeGreaterThan(at('kube-proxy running in dual-stack mode'));
+    expect(logged[at('Version info')]).toMatchObject({ version: `v${VERSION}` });
   });
 
   it('drops unallocated ClusterIPs of the ServiceCIDRs in --objects, says which, and follows an edit of them', async () => {

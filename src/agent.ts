@@ -14,6 +14,7 @@ import type { ProxyMode } from '../proxier/mode.ts';
 import { outsideChangeReporter } from '../proxier/outside-changes.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
+import { VERSION } from './version.ts';
 import type { ProxyConfig } from './config.ts';
 import { featuresFrom, nodeNameFor, watchesServiceCIDRs } from './desired.ts';
 import type { Logger } from '../proxier/log.ts';
@@ -126,6 +127,12 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   // Switching modes: the other modes' rules go, so --mode can be flipped by restarting the agent.
   await removeModes(config.mode, switchTargets(probe, deps), log);
   const families = mode.families;
+  // Upstream's start-up lines, word for word: operators find the mode with `kubectl logs ... | grep Using` (the
+  // families are the mode's: a node without a working ip6tables is single-stack in the iptables mode).
+  if (families.length > 1) log.info({ 'primary ipFamily': families[0] }, 'kube-proxy running in dual-stack mode');
+  else log.info({ ipFamily: families[0] }, 'kube-proxy running in single-stack mode');
+  log.info(`Using ${config.mode} Proxier`);
+  log.info({ version: `v${VERSION}` }, 'Version info');
   const inspect = mode.inspect;
   if (config.trafficCounters && inspect && inspect.traffic() !== null) registerTrafficMetrics(metrics.registry, () => inspect.traffic());
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, clock: deps.clock, families });
