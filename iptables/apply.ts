@@ -63,9 +63,10 @@ export async function applyRules<P extends { readonly batches: Iterable<string> 
       await ipt.restore(batch, { noflush: true, counters: req.counters });
     }
   } catch (err) {
+    // Upstream's words (proxier.go syncProxyRules), which troubleshooting guides grep for; the next sync is full.
     req.logger.error(
-      { err, context: err instanceof RestoreError ? err.context : undefined, full: req.full },
-      'iptables-restore failed; the next sync will be a full one',
+      { err, context: err instanceof RestoreError ? err.context : undefined, full: req.full, next: 'full sync' },
+      'Failed to execute iptables-restore',
     );
     throw new ApplyError(ipt.family, req.full, err, { input: current, line: err instanceof RestoreError ? err.line : null });
   }

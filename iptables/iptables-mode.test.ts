@@ -338,8 +338,10 @@ describe('IptablesMode: what forces a full sync', () => {
 });
 
 describe('IptablesMode: failures', () => {
-  it('a failed partial restore rejects with an ApplyError, and the next full sync repairs everything', async () => {
-    const { fake, mode } = setup();
+  it("a failed partial restore rejects with an ApplyError, logged in upstream's words, and the next full sync repairs everything", async () => {
+    const errors: string[] = [];
+    const logger = { ...silentLogger(), error: (_f: object, msg: string) => void errors.push(msg) };
+    const { fake, mode } = setup({ logger: { ...logger, child: () => logger } as unknown as Logger });
     await mode.sync(base(), NOT_PERIODIC);
     // Someone damages the rules in between.
     await fake.restore(`*nat\n-F ${svcChain(1)}\nCOMMIT\n`, { noflush: true, counters: false });
@@ -353,6 +355,8 @@ describe('IptablesMode: failures', () => {
     expect(err).toMatchObject({ family: 'IPv4', full: false });
     expect((err as ApplyError).cause).toBeInstanceOf(RestoreError);
     expect((err as Error).message).toContain('resource busy');
+    // proxier.go's message, which troubleshooting guides grep for.
+    expect(errors).toEqual(['Failed to execute iptables-restore']);
     // Nothing of the failed restore was applied.
     expect(userChains(fake.snapshot(), 'nat').has(sepChain(2, '10.0.0.9'))).toBe(false);
 
