@@ -646,6 +646,23 @@ describe('IptablesMode: canaries', () => {
   });
 });
 
+describe('IptablesMode canary, both families', () => {
+  it('an outside flush of both families (a firewalld reload) is reported for each', async () => {
+    const clock = new ManualClock();
+    const fakes = new Map((['IPv4', 'IPv6'] as const).map((family) => [family, new FakeIptables({ family })]));
+    const mode = new IptablesMode({ iptables: fakes, render: DEFAULT_RENDER_OPTIONS, canaryPeriodMs: 1000 }, { clock, logger: silentLogger() });
+    const found: OutsideChange[] = [];
+    const stop = mode.monitor((c) => void found.push(c));
+    await mode.sync(base(), NOT_PERIODIC);
+    await vi.waitFor(async () => expect(await mode.canaryMissing()).toBe(false));
+    for (const fake of fakes.values()) await fake.restore('*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n', { noflush: false, counters: false });
+    clock.advance(1000);
+    await vi.waitFor(() => expect(found.map((c) => `${c.family} ${c.kind}`)).toEqual(['IPv4 flushed', 'IPv6 flushed']));
+    expect(await mode.canaryMissing()).toBe(false);
+    stop();
+  });
+});
+
 describe('IptablesMode after --cleanup', () => {
   it('cleanup removes every chain it owns and its jumps, leaving a foreign chain and its jump from INPUT; the next sync restores all', async () => {
     const { fake, mode } = setup();

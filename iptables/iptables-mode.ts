@@ -334,19 +334,20 @@ export class IptablesMode implements ProxyMode {
 
   /** True when some family's canary chain has disappeared (tables were flushed from outside). */
   async canaryMissing(): Promise<boolean> {
-    return (await this.flushedFamily()) !== null;
+    return (await this.flushedFamilies()).length > 0;
   }
 
-  /** The first family whose canary chain has disappeared, or null. */
-  private async flushedFamily(): Promise<IPFamily | null> {
+  /** The families whose canary chain has disappeared. */
+  private async flushedFamilies(): Promise<IPFamily[]> {
+    const flushed: IPFamily[] = [];
     for (const ipt of this.o.iptables.values()) {
       try {
-        if (!canaryPresent(await ipt.save(['mangle']), ipt.family)) return ipt.family;
+        if (!canaryPresent(await ipt.save(['mangle']), ipt.family)) flushed.push(ipt.family);
       } catch {
         // Like upstream, a failure to look (lock contention) counts as "still there".
       }
     }
-    return null;
+    return flushed;
   }
 
   /**
@@ -359,15 +360,16 @@ export class IptablesMode implements ProxyMode {
     if (this.fullSyncDone && !this.canariesMade) this.makeCanaries('cannot create canary chains');
     const stopCounting = this.counting?.start(this.d.clock, this.o.iptables, (f, fn) => this.exclusive(f, fn)) ?? (() => undefined);
     const stopCanary = every(this.d.clock, this.o.canaryPeriodMs ?? 30_000, async () => {
-      const family = this.canariesMade ? await this.flushedFamily() : null;
-      if (family !== null) {
-        await this.ensureCanaries().catch((err: unknown) => this.d.logger.warn({ err }, 'cannot recreate canary chains'));
+      const flushed = this.canariesMade ? await this.flushedFamilies() : [];
+      if (flushed.length === 0) return;
+      await this.ensureCanaries().catch((err: unknown) => this.d.logger.warn({ err }, 'cannot recreate canary chains'));
+      // Each family counted (a firewalld reload flushes both).
+      for (const family of flushed)
         found({
           family,
           kind: 'flushed',
           message: 'canary chain KUBE-PROXY-CANARY is gone: the tables were flushed from outside; resyncing everything',
         });
-      }
     });
     return () => {
       stopCanary();
