@@ -75,10 +75,20 @@ describe("--logging-format=text: klog's text lines (component-base's default for
     expect(callerOf(undefined)).toBe('???:1');
   });
 
-  it('--logging-format=json (and the default of createLogger) stays pino JSON lines', () => {
+  it('--logging-format=json (and the default of createLogger) stays pino JSON lines; an error is its message, no stack, in both formats', () => {
     let out = '';
     createLogger({ verbosity: 0, stream: { write: (s: string) => void (out += s) } }).warn({ ipFamily: 'IPv4' }, 'x');
     expect(JSON.parse(out)).toMatchObject({ level: 40, component: 'kube-proxy-ts', ipFamily: 'IPv4', msg: 'x' });
+    out = '';
+    createLogger({ verbosity: 0, stream: { write: (s: string) => void (out += s) } }).error(
+      { err: new Error('exit 1') },
+      'Failed to execute iptables-restore',
+    );
+    expect(JSON.parse(out)).toMatchObject({ level: 50, err: 'exit 1', msg: 'Failed to execute iptables-restore' });
+    expect(out).not.toContain('stack');
+    const text = textLogger();
+    text.log.error({ err: new Error('exit 1') }, 'Failed to execute iptables-restore');
+    expect(text.out()).toMatch(/\] "Failed to execute iptables-restore" err="exit 1"\n$/);
   });
 
   it('a slow reader of a non-blocking stdout (a container log pipe that fills up) gets every line: EAGAIN is waited out, not thrown', async () => {

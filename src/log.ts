@@ -32,7 +32,13 @@ const BASE_COMPONENT = 'kube-proxy-ts';
 
 export function createLogger(opts: LogOptions): Logger {
   const level = levelForVerbosity(opts.verbosity);
-  const options: pino.LoggerOptions = { level, base: { component: BASE_COMPONENT }, timestamp: pino.stdTimeFunctions.isoTime };
+  const options: pino.LoggerOptions = {
+    level,
+    base: { component: BASE_COMPONENT },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // An error is its message, as klog writes err="...": no stack traces in the logs, in either format.
+    serializers: { err: (err: unknown) => (err instanceof Error ? err.message : err) },
+  };
   // pino's own destination in both formats: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
   const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
   if (opts.format !== 'text') return pino(options, dest);
