@@ -221,7 +221,8 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     const t = setup();
     let resyncs = 0;
     const found: OutsideChange[] = [];
-    const stop = t.mode.monitor((c) => (resyncs++, found.push(c)));
+    // As the agent answers it (proxier.requestFullSync).
+    const stop = t.mode.monitor((c) => (resyncs++, found.push(c), t.mode.requestFullSync()));
     await t.sync();
     t.clock.advance(1000);
     await new Promise((r) => setTimeout(r, 0));

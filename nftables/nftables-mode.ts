@@ -327,8 +327,8 @@ export class NftablesMode implements ProxyMode {
 
   /**
    * Every period, each family's table is listed (names only, ~1 s at 10,000
-   * services); a deleted table or a missing chain, set or map makes the next
-   * sync a full one, requested at once.
+   * services); a deleted table or a missing chain, set or map is reported
+   * through `found`, which the agent answers with a full sync at once.
    */
   monitor(found: (change: OutsideChange) => void): () => void {
     return every(this.d.clock, this.o.monitorPeriodMs ?? 30_000, async () => {
@@ -345,7 +345,6 @@ export class NftablesMode implements ProxyMode {
           missing[0] === 'table'
             ? `table ${nftFamily(family)} ${TABLE_NAME} is gone`
             : `missing from table ${nftFamily(family)} ${TABLE_NAME}: ${summary(missing)}`;
-        this.requestFullSync();
         found({ family, kind: missing[0] === 'table' ? 'table' : 'rules', message: `${what}: changed from outside; resyncing everything` });
         return;
       }

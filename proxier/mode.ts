@@ -33,8 +33,8 @@ export interface SyncFailure {
 }
 
 /**
- * What a mode found changed, from outside the agent, in what it programmed. It has made its next syncs full; the
- * agent counts it (kubeproxy_ts_outside_changes_total) and logs it (proxier/outside-changes.ts).
+ * What a mode found changed, from outside the agent, in what it programmed. The agent counts it
+ * (kubeproxy_ts_outside_changes_total), logs it (proxier/outside-changes.ts) and answers it with a full sync.
  */
 export interface OutsideChange {
   readonly family: IPFamily;
