@@ -168,13 +168,13 @@ describe('KubeProxyConfiguration files', () => {
 
   it('lets the logging flags win over the file (upstream copyLogsFromFlags) and ignores the deprecated ports and ipvs flags (Complete)', () => {
     const file = parseConfigFile(
-      'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nhealthzBindAddress: 127.0.0.1\nlogging:\n  format: text\n',
+      'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nhealthzBindAddress: 127.0.0.1\nlogging:\n  format: json\n',
       'c',
     ).values;
-    const flags = parseFlags(['--logging-format=json', '--vmodule=x=2', '--healthz-port=0', '--ipvs-sync-period=1m'], AGENT_FLAGS).values;
+    const flags = parseFlags(['--logging-format=text', '--vmodule=x=2', '--healthz-port=0', '--ipvs-sync-period=1m'], AGENT_FLAGS).values;
     const { values, ignored } = mergeConfig(file, flags);
     expect(ignored).toEqual(['--healthz-port', '--ipvs-sync-period']);
-    expect(values.get('logging-format')).toBe('json');
+    expect(values.get('logging-format')).toBe('text');
     expect(configFromFlags(values)).toMatchObject({ healthzBindAddress: '127.0.0.1:10256', vmodule: 'x=2' });
   });
 

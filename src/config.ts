@@ -220,6 +220,9 @@ export function validateConfig(c: ProxyConfig, names: SettingNames = IPTABLES_SE
     );
   }
   validateVModule(c.vmodule);
+  // logsapi.Validate: per-file verbosity is klog's, which the JSON logger does not have.
+  if (c.loggingFormat !== 'text' && c.vmodule.split(',').some((e) => e !== ''))
+    throw new FlagError('vmodule', 'initialize logging: logging.vmodule: Forbidden: Only supported for text log format');
   try {
     parsePortRange(c.portRange);
   } catch (err) {

@@ -148,14 +148,7 @@ describe('configFromFlags', () => {
 
   it("accepts upstream's ipvs and logging flags (kube-up's GCE nodes pass --ipvs-sync-period), warning about what it does not act on", () => {
     const c = configFromFlags(
-      parse(
-        '--ipvs-sync-period=1m',
-        '--ipvs-min-sync-period=10s',
-        '--ipvs-scheduler=rr',
-        '--ipvs-strict-arp',
-        '--logging-format=json',
-        '--vmodule=proxier*=4,x=0',
-      ).values,
+      parse('--ipvs-sync-period=1m', '--ipvs-min-sync-period=10s', '--ipvs-scheduler=rr', '--ipvs-strict-arp', '--vmodule=proxier*=4,x=0').values,
     );
     expect(c.notImplemented).toEqual([
       '--ipvs-sync-period: ipvs mode is not supported (upstream reads it in ipvs mode only)',
@@ -176,6 +169,14 @@ describe('configFromFlags', () => {
     ['a=-1', 'negative value for vmodule level'],
   ])('refuses --vmodule=%s as klog moduleSpec.Set does', (value, why) => {
     expect(() => configFromFlags(parse(`--vmodule=${value}`).values)).toThrow(`invalid argument "${value}" for "--vmodule" flag: ${why}`);
+  });
+
+  it('refuses --vmodule with --logging-format=json, and accepts an empty one (component-base logsapi.Validate)', () => {
+    expect(() => configFromFlags(parse('--logging-format=json', '--vmodule=x=2').values)).toThrow(
+      'initialize logging: logging.vmodule: Forbidden: Only supported for text log format',
+    );
+    expect(configFromFlags(parse('--logging-format=json', '--vmodule=').values).loggingFormat).toBe('json');
+    expect(configFromFlags(parse('--logging-format=text', '--vmodule=x=2').values).vmodule).toBe('x=2');
   });
 
   it('lists compatibility-only flags that were set', () => {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { callerOf, createLogger, klogLine } from './log.ts';
+import { callerOf, createLogger, klogLine, zapLine } from './log.ts';
 
 function textLogger(verbosity = 0) {
   let out = '';
@@ -75,20 +75,14 @@ describe("--logging-format=text: klog's text lines (component-base's default for
     expect(callerOf(undefined)).toBe('???:1');
   });
 
-  it('--logging-format=json (and the default of createLogger) stays pino JSON lines; an error is its message, no stack, in both formats', () => {
+  it('writes a multi-line value and an error within klog text as their message; createLogger defaults to text, as the flag does', () => {
     let out = '';
-    createLogger({ verbosity: 0, stream: { write: (s: string) => void (out += s) } }).warn({ ipFamily: 'IPv4' }, 'x');
-    expect(JSON.parse(out)).toMatchObject({ level: 40, component: 'kube-proxy-ts', ipFamily: 'IPv4', msg: 'x' });
-    out = '';
     createLogger({ verbosity: 0, stream: { write: (s: string) => void (out += s) } }).error(
       { err: new Error('exit 1') },
       'Failed to execute iptables-restore',
     );
-    expect(JSON.parse(out)).toMatchObject({ level: 50, err: 'exit 1', msg: 'Failed to execute iptables-restore' });
+    expect(out).toMatch(/^E\d{4} .*\] "Failed to execute iptables-restore" err="exit 1"\n$/);
     expect(out).not.toContain('stack');
-    const text = textLogger();
-    text.log.error({ err: new Error('exit 1') }, 'Failed to execute iptables-restore');
-    expect(text.out()).toMatch(/\] "Failed to execute iptables-restore" err="exit 1"\n$/);
   });
 
   it('a slow reader of a non-blocking stdout (a container log pipe that fills up) gets every line: EAGAIN is waited out, not thrown', async () => {
@@ -108,5 +102,54 @@ describe("--logging-format=text: klog's text lines (component-base's default for
     const code = await new Promise<number | null>((r) => child.once('close', r));
     expect([code, stderr]).toEqual([0, '']);
     expect(lines).toBe(5000);
+  });
+});
+
+describe('--logging-format=json: component-base\'s zap JSON lines (logs/json NewJSONLogger, zapr LogInfoLevel "v", ErrorKey "err")', () => {
+  function jsonLogger(verbosity = 0) {
+    let out = '';
+    const log = createLogger({ verbosity, format: 'json', stream: { write: (s: string) => void (out += s) } });
+    return { log, lines: () => out.split('\n').filter(Boolean) };
+  }
+
+  it('writes ts (epoch milliseconds), caller, msg, then v for info lines and the fields in order, as klog_test.go expects them', () => {
+    const { log, lines } = jsonLogger(4);
+    const before = Date.now();
+    const here = Number(new Error().stack!.split('\n')[1]!.match(/:(\d+):\d+\)?$/)![1]);
+    log.info({ ipFamily: 'IPv4', full: true, count: 3, drift: ['a'] }, 'synced iptables rules');
+    log.warn('test 1');
+    log.child({ component: 'api-source' }).debug('three');
+    const [info, warn, debug] = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Key order is the format: ts, caller, msg, v, then the fields.
+    expect(lines()[0]).toBe(
+      `{"ts":${String(info!['ts'])},"caller":"log.test.ts:${here + 1}","msg":"synced iptables rules","v":0,"ipFamily":"IPv4","full":true,"count":3,"drift":["a"]}`,
+    );
+    expect(info!['ts']).toBeGreaterThanOrEqual(before);
+    expect(info!['ts']).toBeLessThanOrEqual(Date.now());
+    // klog.Warning is a V(0) info line in JSON (klog_test.go "Warning"): no level key in either.
+    expect(warn).toEqual({ ts: expect.any(Number), caller: `log.test.ts:${here + 2}`, msg: 'test 1', v: 0 });
+    // -v 2 lines carry v 2; a child's component is a field.
+    expect(debug).toEqual({ ts: expect.any(Number), caller: `log.test.ts:${here + 3}`, msg: 'three', v: 2, component: 'api-source' });
+  });
+
+  it('writes an error line without v, its err (the message, no stack) after the other fields (klog_test.go "ErrorS")', () => {
+    const { log, lines } = jsonLogger();
+    log.error({ err: new Error('fail'), count: 1 }, 'test');
+    log.error('test 1');
+    expect(lines().map((l) => l.replace(/^\{"ts":\d+(\.\d+)?,"caller":"[^"]+",/, '{'))).toEqual([
+      '{"msg":"test","count":1,"err":"fail"}',
+      '{"msg":"test 1"}',
+    ]);
+    // An err on a warning (klog.InfoS("...", "err", err)) is an ordinary field, in its place.
+    expect(zapLine({ level: 40, time: 5, msg: 'm', err: 'x', n: 1, __caller: 'a.ts:1' })).toBe(
+      '{"ts":5,"caller":"a.ts:1","msg":"m","v":0,"err":"x","n":1}\n',
+    );
+  });
+
+  it('hides lines above -v as the text format does', () => {
+    const { log, lines } = jsonLogger(0);
+    log.debug('hidden');
+    log.info('shown');
+    expect(lines().map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['shown']);
   });
 });

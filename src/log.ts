@@ -2,8 +2,9 @@
  * The real Logger (proxier/log.ts), through pino, in the two formats of component-base's --logging-format:
  * - text (the default, as upstream): klog's header and structured key=value pairs,
  *   `I1205 05:11:51.123456       1 iptables-mode.ts:245] "synced iptables rules" ipFamily="IPv4" full=true`;
- * - json: pino's JSON lines (`{"level":30,"time":"...","msg":"...",...}`; upstream's zap JSON has `ts`, `v` and
- *   `caller` instead).
+ * - json: component-base's zap JSON lines (logs/json NewJSONLogger through zapr): `ts` (epoch milliseconds), `caller`,
+ *   `msg`, `v` (the verbosity of an info or warning line; errors have none) and the fields, an error's `err` last,
+ *   `{"ts":1733375511123,"caller":"iptables-mode.ts:245","msg":"synced iptables rules","v":0,"ipFamily":"IPv4"}`.
  * -v maps to levels as klog users expect: 0-1 info, 2-3 debug, 4+ trace.
  */
 import { basename } from 'node:path';
@@ -20,7 +21,7 @@ export function levelForVerbosity(v: number): pino.Level {
 
 export interface LogOptions {
   readonly verbosity: number;
-  /** --logging-format; default json (tests read lines back). */
+  /** --logging-format; default text, as upstream's. */
   readonly format?: LoggingFormat;
   /** File descriptor to write to: 1 (stdout, the agent) or 2 (stderr, commands whose stdout is data). */
   readonly fd?: 1 | 2;
@@ -31,22 +32,22 @@ export interface LogOptions {
 const BASE_COMPONENT = 'kube-proxy-ts';
 
 export function createLogger(opts: LogOptions): Logger {
-  const level = levelForVerbosity(opts.verbosity);
-  const options: pino.LoggerOptions = {
-    level,
-    base: { component: BASE_COMPONENT },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // An error is its message, as klog writes err="...": no stack traces in the logs, in either format.
-    serializers: { err: (err: unknown) => (err instanceof Error ? err.message : err) },
-  };
-  // pino's own destination in both formats: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
-  const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
-  if (opts.format !== 'text') return pino(options, dest);
   const pid = process.pid;
+  const line = opts.format === 'json' ? zapLine : (record: Record<string, unknown>) => klogLine(record, pid);
+  // pino's own destination: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
+  const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
   return pino(
-    // The caller is looked up as the line is logged (klog's file:line); epoch milliseconds keep the microseconds out.
-    { ...options, timestamp: pino.stdTimeFunctions.epochTime, mixin: () => ({ [CALLER]: callerOf(new Error().stack) }) },
-    { write: (json: string) => dest.write(klogLine(JSON.parse(json) as Record<string, unknown>, pid)) },
+    {
+      level: levelForVerbosity(opts.verbosity),
+      base: { component: BASE_COMPONENT },
+      // Epoch milliseconds: klog's header and zap's `ts` are both made from them.
+      timestamp: pino.stdTimeFunctions.epochTime,
+      // An error is its message, as klog writes err="...": no stack traces in the logs, in either format.
+      serializers: { err: (err: unknown) => (err instanceof Error ? err.message : err) },
+      // The caller is looked up as the line is logged (klog's file:line, zap's caller).
+      mixin: () => ({ [CALLER]: callerOf(new Error().stack) }),
+    },
+    { write: (json: string) => dest.write(line(JSON.parse(json) as Record<string, unknown>)) },
   );
 }
 
@@ -88,6 +89,37 @@ export function klogLine(record: Record<string, unknown>, pid: number): string {
   return `${line}\n`;
 }
 
+/** zapr's verbosity of a pino level: trace is -v 4, debug -v 2, info and warn 0 (klog's warnings are V(0) lines in JSON). */
+const ZAP_V: Readonly<Record<number, number>> = { 10: 4, 20: 2 };
+
+/**
+ * One line as component-base's JSON logger writes it (zapr over zap's JSON encoder, TimeKey ts, CallerKey caller,
+ * MessageKey msg, no level key): an info or warning line carries `"v":N` after `msg`; an error line has no `v` and
+ * its `err` comes after the other fields, as zapr adds it. Values keep their JSON types.
+ */
+export function zapLine(record: Record<string, unknown>): string {
+  const level = typeof record['level'] === 'number' ? record['level'] : 30;
+  const isError = level >= 50;
+  const out: Record<string, unknown> = {
+    ts: typeof record['time'] === 'number' ? record['time'] : Date.now(),
+    caller: typeof record[CALLER] === 'string' ? record[CALLER] : '???:1',
+    msg: typeof record['msg'] === 'string' ? record['msg'] : '',
+  };
+  if (!isError) out['v'] = ZAP_V[level] ?? 0;
+  for (const [key, value] of Object.entries(record)) {
+    if (OMIT.has(key) || key in out || (isError && key === 'err') || (key === 'component' && value === BASE_COMPONENT)) continue;
+    out[key] = jsonValue(value);
+  }
+  if (isError && record['err'] !== undefined) out['err'] = jsonValue(record['err']);
+  return `${JSON.stringify(out)}\n`;
+}
+
+/** An error (pino's {type, message, stack}) as its message; anything else as it is. */
+function jsonValue(value: unknown): unknown {
+  const message = typeof value === 'object' && value !== null && 'stack' in value ? (value as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : value;
+}
+
 /** Go's strconv.Quote (and %q) for the common cases: quotes, backslashes and control characters escaped. */
 export function goQuote(s: string): string {
   const esc: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\t': '\\t', '\r': '\\r', '\n': '\\n' };
@@ -102,7 +134,6 @@ function klogValue(value: unknown): string {
   if (typeof value === 'string') return value.includes('\n') ? `<\n${value.replace(/\n$/, '').replace(/^/gm, '\t')}\n >` : goQuote(value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (value === null) return '<nil>';
-  const message = typeof value === 'object' && 'stack' in value ? (value as { message?: unknown }).message : undefined;
-  if (typeof message === 'string') return klogValue(message);
-  return JSON.stringify(value);
+  const message = jsonValue(value);
+  return typeof message === 'string' ? klogValue(message) : JSON.stringify(value);
 }

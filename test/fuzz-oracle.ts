@@ -55,15 +55,10 @@ import { FLOW_NODES } from './flow-cases.case.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { request } from './netns/traffic.ts';
+import { logLines, type LogLine } from './log-lines.ts';
 
 type Family = 'IPv4' | 'IPv6';
 export const FUZZ_CLIENT: Record<Family, string> = { IPv4: '192.168.50.200', IPv6: 'fd00:192:168:50::200' };
-
-export interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly [k: string]: unknown;
-}
 
 export interface Rendered {
   /** Restore documents (or `nft -f` transactions) by family, as `render` printed them. */
@@ -117,11 +112,7 @@ export async function renderCluster(c: GenCluster, dir: string, o: { mode?: 'nft
     const family = /^# kube-proxy-ts (IPv4|IPv6) /.exec(part)?.[1] as Family | undefined;
     if (family) docs.set(family, part);
   }
-  const logs = logText
-    .join('')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as LogLine);
+  const logs = logLines(logText.join(''));
   return { docs, logs };
 }
 
@@ -135,7 +126,7 @@ export function logFailures(c: GenCluster, logs: readonly LogLine[]): string[] {
       failures.push(`${JSON.stringify(s.object)} (${s.fault}) is named in no log line`);
   }
   for (const o of c.loggedObjects) if (!named(o)) failures.push(`${JSON.stringify(o)} is named in no log line`);
-  for (const l of logs) if (l.level >= 50) failures.push(`error logged: ${l.msg}`);
+  for (const l of logs) if (l.severity === 'E' || l.severity === 'F') failures.push(`error logged: ${l.msg}`);
   return failures;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Reads back what an agent process logged, in either --logging-format: klog text lines (the default, src/log.ts)
- * or pino JSON lines. Tests look at severities, messages and fields without caring which format ran.
+ * or component-base's zap JSON lines (an info or warning line has `v`, an error none: JSON has no warning severity). Tests look at severities, messages and fields without caring which format ran.
  */
 
 export type Severity = 'I' | 'W' | 'E' | 'F';
@@ -14,7 +14,6 @@ export interface LogLine {
 }
 
 const HEADER = /^([IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d{6} +\d+ [^\s\]]+:\d+\] /;
-const JSON_SEVERITY: Readonly<Record<number, Severity>> = { 10: 'I', 20: 'I', 30: 'I', 40: 'W', 50: 'E', 60: 'F' };
 
 /** Every log line of an output, a klog line with its multi-line values (`key=<`, tab-indented lines, ` >`); other text is skipped. */
 export function logLines(output: string): LogLine[] {
@@ -34,8 +33,8 @@ export const errorLines = (output: string): LogLine[] => logLines(output).filter
 export function parseLogLine(text: string): LogLine | null {
   if (text.startsWith('{')) {
     try {
-      const { level, msg, ...fields } = JSON.parse(text) as Record<string, unknown>;
-      return { severity: JSON_SEVERITY[level as number] ?? 'I', msg: String(msg ?? ''), fields, text };
+      const { ts: _ts, caller: _caller, v, msg, ...fields } = JSON.parse(text) as Record<string, unknown>;
+      return { severity: v === undefined ? 'E' : 'I', msg: String(msg ?? ''), fields, text };
     } catch {
       return null;
     }
