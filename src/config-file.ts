@@ -59,7 +59,17 @@ function isZero(spec: FlagSpec, value: unknown): boolean {
 }
 
 /** Flags whose command-line value wins over the file: --hostname-override, and the logging flags (upstream copyLogsFromFlags). */
-export const FLAGS_OVER_CONFIG = new Set(['hostname-override', 'v', 'logging-format', 'log-flush-frequency', 'vmodule']);
+export const FLAGS_OVER_CONFIG = new Set([
+  'hostname-override',
+  'v',
+  'logging-format',
+  'log-flush-frequency',
+  'vmodule',
+  'log-text-split-stream',
+  'log-text-info-buffer-size',
+  'log-json-split-stream',
+  'log-json-info-buffer-size',
+]);
 
 /**
  * Flags without a config field that upstream still ignores when --config is given: the deprecated ports (applied

@@ -13,8 +13,8 @@ export type FieldType = 'string' | 'bool' | 'int' | 'float' | 'duration' | 'stri
 
 const logFormatOptions = (format: 'json' | 'text'): Record<string, FieldType> => ({
   [`logging.options.${format}`]: 'object',
-  [`logging.options.${format}.splitStream`]: 'bool',
-  [`logging.options.${format}.infoBufferSize`]: 'any', // a resource.Quantity: "0", 0, "64Ki"
+  // A resource.Quantity ("0", 0, "64Ki"); the --log-*-info-buffer-size flags are checked, the file's value is not.
+  [`logging.options.${format}.infoBufferSize`]: 'any',
 });
 
 export const UNMAPPED_FIELDS: Readonly<Record<string, FieldType>> = {

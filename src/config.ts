@@ -63,6 +63,8 @@ export interface ProxyConfig {
   readonly verbosity: number;
   /** --logging-format: klog text lines (upstream's default) or JSON lines. */
   readonly loggingFormat: 'text' | 'json';
+  /** --log-text-split-stream or --log-json-split-stream, the one of the format in use: errors to stderr, the rest to stdout. */
+  readonly logSplitStream: boolean;
   /** --vmodule, checked as klog checks it and otherwise unused. */
   readonly vmodule: string;
   readonly cleanup: boolean;
@@ -138,6 +140,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     verbosity: get('v') as number,
     loggingFormat: str('logging-format') === 'json' ? 'json' : 'text',
     vmodule: str('vmodule'),
+    logSplitStream: get(str('logging-format') === 'json' ? 'log-json-split-stream' : 'log-text-split-stream') as boolean,
     cleanup: get('cleanup') as boolean,
     initOnly: get('init-only') as boolean,
     deprecated: AGENT_FLAGS.filter((s) => s.deprecated && given.has(s.name)).map((s) => `Flag --${s.name} has been deprecated, ${s.deprecated}`),
@@ -154,6 +157,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     ],
   };
   validateConfig(config, names);
+  validateLoggingOptions(config, get);
   return config;
 }
 
@@ -222,7 +226,10 @@ export function validateConfig(c: ProxyConfig, names: SettingNames = IPTABLES_SE
   validateVModule(c.vmodule);
   // logsapi.Validate: per-file verbosity is klog's, which the JSON logger does not have.
   if (c.loggingFormat !== 'text' && c.vmodule.split(',').some((e) => e !== ''))
-    throw new FlagError('vmodule', 'initialize logging: logging.vmodule: Forbidden: Only supported for text log format');
+    throw new FlagError(
+      'vmodule',
+      `initialize logging: logging.vmodule: Forbidden: Only supported for text log format (--vmodule=${c.vmodule} with --logging-format=json)`,
+    );
   try {
     parsePortRange(c.portRange);
   } catch (err) {
@@ -261,6 +268,38 @@ function validateDurations(c: ProxyConfig, names: SettingNames): void {
   if (c.trafficCountersPeriodMs <= 0) throw new FlagError('traffic-counters-period', '--traffic-counters-period must be greater than 0');
   for (const [flag, ms] of Object.entries(c.conntrackTimeoutsMs)) {
     if (ms < 0) throw new FlagError(flag, `--${flag} must be greater than or equal to 0`);
+  }
+}
+
+const QUANTITY = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
+
+/**
+ * component-base validateTextOptions / validateJSONOptions: split streams and info buffers are alpha options, refused
+ * unless the LoggingAlphaOptions gate (or AllAlpha) is on; the buffer sizes are resource.Quantity values.
+ */
+function validateLoggingOptions(c: ProxyConfig, get: (name: string) => FlagValue): void {
+  const alpha = c.featureGates['LoggingAlphaOptions'] ?? c.featureGates['AllAlpha'] ?? false;
+  for (const format of ['text', 'json'] as const) {
+    const split = `log-${format}-split-stream`;
+    const buffer = `log-${format}-info-buffer-size`;
+    const size = String(get(buffer)).trim();
+    const m = QUANTITY.exec(size);
+    if (!m || Number.isNaN(Number(m[1])))
+      throw new FlagError(
+        buffer,
+        `invalid argument "${size}" for "--${buffer}" flag: quantities must match the regular expression '${QUANTITY.source}'`,
+      );
+    if (alpha) continue;
+    if (get(split) === true)
+      throw new FlagError(
+        split,
+        `initialize logging: logging.options.${format}.splitStream: Forbidden: Feature LoggingAlphaOptions is disabled (--${split}; --feature-gates=LoggingAlphaOptions=true enables it)`,
+      );
+    if (Number(m[1]) !== 0)
+      throw new FlagError(
+        buffer,
+        `initialize logging: logging.options.${format}.infoBufferSize: Forbidden: Feature LoggingAlphaOptions is disabled (--${buffer}=${size}; --feature-gates=LoggingAlphaOptions=true enables it)`,
+      );
   }
 }
 

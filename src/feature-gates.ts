@@ -21,6 +21,8 @@ export const HONOURED_FEATURE_GATES: Readonly<Record<string, boolean>> = {
   PreferSameTrafficDistribution: true,
   // ServiceCIDR objects are watched (the nftables mode drops traffic to unallocated ClusterIPs); GA in 1.33.
   MultiCIDRServiceAllocator: true,
+  // component-base's alpha logging options (--log-*-split-stream, --log-*-info-buffer-size) are refused without it.
+  LoggingAlphaOptions: false,
 };
 
 const KUBE_FEATURES = `

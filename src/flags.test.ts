@@ -179,6 +179,29 @@ describe('configFromFlags', () => {
     expect(configFromFlags(parse('--logging-format=text', '--vmodule=x=2').values).vmodule).toBe('x=2');
   });
 
+  it('takes --log-*-split-stream and --log-*-info-buffer-size only with LoggingAlphaOptions (component-base validateTextOptions, validateJSONOptions)', () => {
+    expect(() => configFromFlags(parse('--log-text-split-stream').values)).toThrow(
+      'initialize logging: logging.options.text.splitStream: Forbidden: Feature LoggingAlphaOptions is disabled',
+    );
+    expect(() => configFromFlags(parse('--logging-format=json', '--log-json-info-buffer-size=64Ki').values)).toThrow(
+      'initialize logging: logging.options.json.infoBufferSize: Forbidden: Feature LoggingAlphaOptions is disabled',
+    );
+    expect(() => configFromFlags(parse('--log-json-info-buffer-size=lots').values)).toThrow(
+      `invalid argument "lots" for "--log-json-info-buffer-size" flag: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`,
+    );
+    // A zero size is the default in any spelling; the split stream is the format's own.
+    expect(configFromFlags(parse('--log-text-info-buffer-size=0Ki', '--log-json-split-stream=false').values).logSplitStream).toBe(false);
+    for (const gate of ['LoggingAlphaOptions=true', 'AllAlpha=true']) {
+      const c = configFromFlags(parse(`--feature-gates=${gate}`, '--log-text-split-stream', '--log-text-info-buffer-size=1Mi').values);
+      expect(c.logSplitStream).toBe(true);
+      expect(c.notImplemented).toContain('--log-text-info-buffer-size: each line is written as it comes (no buffering)');
+      expect(configFromFlags(parse(`--feature-gates=${gate}`, '--log-text-split-stream', '--logging-format=json').values).logSplitStream).toBe(false);
+    }
+    expect(() => configFromFlags(parse('--feature-gates=AllAlpha=true,LoggingAlphaOptions=false', '--log-json-split-stream').values)).toThrow(
+      'Feature LoggingAlphaOptions is disabled',
+    );
+  });
+
   it('lists compatibility-only flags that were set', () => {
     expect(configFromFlags(new Map([['kube-api-qps', 50]])).notImplemented).toEqual(['--kube-api-qps: only watches are used']);
   });

@@ -146,6 +146,36 @@ describe('--logging-format=json: component-base\'s zap JSON lines (logs/json New
     );
   });
 
+  it('--log-json-split-stream / --log-text-split-stream: error lines to stderr, the others to stdout, through real pipes', async () => {
+    const script = `const { createLogger } = await import(${JSON.stringify(new URL('./log.ts', import.meta.url).pathname)});
+      for (const [format, splitStream] of [['json', true], ['text', true], ['text', false]]) {
+        const log = createLogger({ verbosity: 0, format, fd: 1, splitStream });
+        log.info({ format, splitStream }, 'info line'); log.warn('warning line'); log.error({ err: new Error('boom') }, 'error line');
+      }`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await new Promise<number | null>((r) => child.once('close', r))).toBe(0);
+    // The caller is `[eval1]:4` here, which the klog header pattern of logLines does not take: the message is read off.
+    const msgs = (out: string) =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (l.startsWith('{') ? `json ${(JSON.parse(l) as { msg: string }).msg}` : `text ${/\] "([^"]*)"/.exec(l)?.[1]}`));
+    expect(msgs(stdout)).toEqual([
+      'json info line',
+      'json warning line',
+      'text info line',
+      'text warning line',
+      'text info line',
+      'text warning line',
+      'text error line',
+    ]);
+    expect(msgs(stderr)).toEqual(['json error line', 'text error line']);
+  });
+
   it('hides lines above -v as the text format does', () => {
     const { log, lines } = jsonLogger(0);
     log.debug('hidden');

@@ -27,6 +27,12 @@ export interface LogOptions {
   readonly fd?: 1 | 2;
   /** Tests pass a stream to read logs back (text lines, in text format). */
   readonly stream?: pino.DestinationStream;
+  /**
+   * --log-text-split-stream / --log-json-split-stream: error lines go to stderr (or errorStream), the others to fd or
+   * stream, as component-base splits them; without it every line goes to one place.
+   */
+  readonly splitStream?: boolean;
+  readonly errorStream?: pino.DestinationStream;
 }
 
 const BASE_COMPONENT = 'kube-proxy-ts';
@@ -36,6 +42,7 @@ export function createLogger(opts: LogOptions): Logger {
   const line = opts.format === 'json' ? zapLine : (record: Record<string, unknown>) => klogLine(record, pid);
   // pino's own destination: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
   const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
+  const errors = opts.splitStream ? (opts.errorStream ?? (opts.fd === 2 && !opts.stream ? dest : pino.destination({ fd: 2, sync: true }))) : dest;
   return pino(
     {
       level: levelForVerbosity(opts.verbosity),
@@ -47,7 +54,12 @@ export function createLogger(opts: LogOptions): Logger {
       // The caller is looked up as the line is logged (klog's file:line, zap's caller).
       mixin: () => ({ [CALLER]: callerOf(new Error().stack) }),
     },
-    { write: (json: string) => dest.write(line(JSON.parse(json) as Record<string, unknown>)) },
+    {
+      write: (json: string) => {
+        const record = JSON.parse(json) as Record<string, unknown>;
+        (typeof record['level'] === 'number' && record['level'] >= 50 ? errors : dest).write(line(record));
+      },
+    },
   );
 }
 
