@@ -4,8 +4,9 @@
 # less resident than loading them as separate modules, and no node_modules),
 # with the tools the agent runs on the node:
 # iptables (Debian ships both backends: iptables-nft-* and iptables-legacy-*,
-# ip6tables too), conntrack (flushing stale UDP flows), iproute2 (`trace`) and
-# ipset (destroying what upstream's ipvs mode left, src/ipvs-leftovers.ts).
+# ip6tables too), conntrack (flushing stale UDP flows), iproute2 (`trace`),
+# ipset (destroying what upstream's ipvs mode left, src/ipvs-leftovers.ts) and
+# nfacct (the iptables mode's packet counters, iptables/nfacct.ts).
 #
 # Bookworm, not trixie: its iptables 1.8.9 is what upstream kube-proxy's image
 # ships; rules written by a much newer iptables-nft can confuse an older one
@@ -68,7 +69,7 @@ RUN node build/bundle.ts
 # what is removed is really gone.
 FROM ${BASE_IMAGE} AS os
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables nftables iproute2 conntrack ipset \
+ && apt-get install -y --no-install-recommends iptables nftables iproute2 conntrack ipset nfacct \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s /app/dist/kube-proxy-ts.mjs /usr/local/bin/kube-proxy-ts \
  && dpkg -L $(dpkg-query -W -f '${Package} ' apt libapt-pkg6.0 libgnutls30 debconf perl-base gpgv debian-archive-keyring \

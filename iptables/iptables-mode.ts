@@ -42,6 +42,7 @@ import { findDrift } from './drift.ts';
 import { endpointChainName } from './chain-names.ts';
 import { SEP_PREFIX } from './chains.ts';
 import type { Iptables } from './iptables.ts';
+import { ensureCounters, NFACCT_COUNTERS, type Nfacct } from './nfacct.ts';
 import { scanSave } from './parse-save.ts';
 import { ruleCount } from '../proxier/packed-rules.ts';
 import { planSync, type AppliedState } from './plan.ts';
@@ -73,6 +74,11 @@ export interface IptablesModeDeps {
   readonly conntrack?: Conntrack;
   /** Sets net.ipv4.conf.all.route_localnet for localhost NodePorts (left alone without one). */
   readonly runner?: CommandRunner;
+  /**
+   * The node's nfacct counters (nfacct.ts): made on every full sync, as upstream does, and counted into by the
+   * INVALID drop and the localhost NodePort rules; without it the rules count into none.
+   */
+  readonly nfacct?: Nfacct;
   /**
    * Told when a sync has rendered and when it has planned (its restore texts
    * built), before the first restore: benches time the phases of a sync with it.
@@ -156,6 +162,8 @@ export class IptablesMode implements ProxyMode {
   private canariesMade = false;
   private readonly record: RulesRecord;
   private readonly counting: TrafficCounting | null;
+  /** The nfacct counters that existed at the last full sync: the rules count into these. */
+  private nfacctMade: ReadonlySet<string> = new Set();
   readonly inspect: ModeInspection;
 
   constructor(options: IptablesModeOptions, deps: IptablesModeDeps) {
@@ -168,6 +176,7 @@ export class IptablesMode implements ProxyMode {
       rules: () => this.record.list(),
       objectsOf: (family, state) => this.objectsOf(family, state),
       traffic: () => this.counting?.totals.list() ?? null,
+      ...(deps.nfacct ? { nfacctPackets: () => this.nfacctPackets(deps.nfacct!) } : {}),
     };
   }
 
@@ -230,7 +239,8 @@ export class IptablesMode implements ProxyMode {
       saving = saving.then((text) => (counting.observe(family, text), text));
       saving.catch(() => undefined);
     }
-    const rendered = renderRuleset(snapshot, this.o.render, st.cache);
+    if (full) await this.ensureNfacct(log);
+    const rendered = renderRuleset(snapshot, this.d.nfacct ? { ...this.o.render, nfacctCounters: this.nfacctMade } : this.o.render, st.cache);
     let outsideChange: OutsideChange | undefined;
     const onPhase = this.d.onPhase;
     onPhase?.('rendered');
@@ -307,6 +317,22 @@ export class IptablesMode implements ProxyMode {
       failures,
       ...(outsideChange ? { outsideChange } : {}),
     };
+  }
+
+  /** Upstream's full-sync Ensure of the nfacct counters: one that cannot be made is left out of the rules, and said. */
+  private async ensureNfacct(log: Logger): Promise<void> {
+    if (!this.d.nfacct) return;
+    const { made, failures, toolMissing } = await ensureCounters(this.d.nfacct);
+    this.nfacctMade = made;
+    if (toolMissing) log.error({ err: toolMissing }, 'Failed to create nfacct runner, nfacct based metrics will not be available');
+    for (const f of failures)
+      log.error({ err: f.error, counter: f.counter }, 'Failed to create nfacct counter; the corresponding metric will not be updated');
+  }
+
+  /** Packets per nfacct counter the rules count into (the metrics read them at each scrape). */
+  private async nfacctPackets(nfacct: Nfacct): Promise<ReadonlyMap<string, number>> {
+    const counters = await nfacct.list();
+    return new Map(counters.filter((c) => NFACCT_COUNTERS.includes(c.name)).map((c) => [c.name, c.packets]));
   }
 
   /** Localhost NodePorts need route_localnet (IPv4 only); set once, before the first IPv4 rules. */

@@ -6,6 +6,7 @@
 import { JUMP_RULES, KUBELET_JUMP_RULES } from './chains.ts';
 import { jumpChains } from './jumps.ts';
 import type { Chain } from './ruleset.ts';
+import { CT_STATE_INVALID_DROPPED } from './nfacct.ts';
 
 /** Upstream formats the mark with Go's %#08x: 1<<14 -> "0x00004000". */
 export function masqueradeMark(bit: number): string {
@@ -27,10 +28,12 @@ export function markMasqRules(mark: string): string[] {
   return [`-j MARK --or-mark ${mark}`];
 }
 
-export function forwardRules(mark: string, conntrackTCPLiberal: boolean): string[] {
+/** countInvalid: the ct_state_invalid_dropped_pkts nfacct counter exists, and the INVALID drop counts into it. */
+export function forwardRules(mark: string, conntrackTCPLiberal: boolean, countInvalid = false): string[] {
   const rules: string[] = [];
   // Spurious RSTs from out-of-window packets (kubernetes#74839) unless the kernel is liberal.
-  if (!conntrackTCPLiberal) rules.push('-m conntrack --ctstate INVALID -j DROP');
+  if (!conntrackTCPLiberal)
+    rules.push(`-m conntrack --ctstate INVALID ${countInvalid ? `-m nfacct --nfacct-name ${CT_STATE_INVALID_DROPPED} ` : ''}-j DROP`);
   // Lets NodePort traffic through even when the FORWARD policy is DROP.
   rules.push(`-m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
   rules.push('-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');

@@ -17,6 +17,7 @@ import { commentMatch } from './comment.ts';
 import type { LocalDetector } from './local-detector.ts';
 import { endpointChain, serviceToEndpointRules } from './render-endpoints.ts';
 import { decide, vipMatch, type Decisions, type NoEndpoints } from './service-decisions.ts';
+import { LOCALHOST_NODEPORTS_ACCEPTED } from './nfacct.ts';
 import { PackedChain } from './packed-chain.ts';
 import type { Chain } from './ruleset.ts';
 
@@ -28,6 +29,11 @@ export interface ServiceRenderContext {
   readonly largeClusterMode: boolean;
   /** cidrContains for the source-range check; injected to keep this file free of parsing. */
   readonly cidrContains: (cidr: string, ip: string) => boolean;
+  /**
+   * The localhost NodePort counter exists (IPv4, localhost NodePorts on): each NodePort gets an earlier rule for
+   * 127.0.0.0/8 that counts into it (upstream's nfacct localhost_nps_accepted_pkts rule).
+   */
+  readonly countLocalhostNodePorts?: boolean;
 }
 
 /** The service port's rules in the shared top-level chains. */
@@ -54,7 +60,7 @@ export interface ServiceRender extends EntryRules {
 }
 
 /** KUBE-SERVICES / KUBE-NODEPORTS entries and the filter rules for traffic with no (local) endpoint. */
-function entryRules(d: Decisions): EntryRules {
+function entryRules(d: Decisions, ctx: ServiceRenderContext): EntryRules {
   const { sp, names } = d;
   const S = sp.key;
   const proto = sp.protocol.toLowerCase();
@@ -85,6 +91,11 @@ function entryRules(d: Decisions): EntryRules {
   }
   // Node port: not subject to loadBalancerSourceRanges (upstream limitation, kept).
   if (sp.nodePort !== 0) {
+    if (d.hasEndpoints && ctx.countLocalhostNodePorts) {
+      out.natNodePorts.push(
+        `${commentMatch(S)} -m ${proto} -p ${proto} -d 127.0.0.0/8 --dport ${sp.nodePort} -m nfacct --nfacct-name ${LOCALHOST_NODEPORTS_ACCEPTED} -j ${names.ext}`,
+      );
+    }
     if (d.hasEndpoints) out.natNodePorts.push(`${commentMatch(S)} -m ${proto} -p ${proto} --dport ${sp.nodePort} -j ${names.ext}`);
     if (!d.hasExternalEndpoints) {
       out.filterExternalServices.push(filterRule(d.externalFilter, `-m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${sp.nodePort}`));
@@ -188,7 +199,7 @@ function flatten(lists: readonly (readonly string[])[]): number {
 
 export function renderService(state: ServicePortState, ctx: ServiceRenderContext): ServiceRender {
   const d = decide(state);
-  const entries = entryRules(d);
+  const entries = entryRules(d, ctx);
   // Kept by the render cache until the service changes: each chain's rules as one text.
   const natChains = externalChains(d, ctx)
     .concat(endpointChains(d, state, ctx))
@@ -237,7 +248,7 @@ export function outlineService(state: ServicePortState, ctx: ServiceRenderContex
   if (d.usesLocalPolicyChain) chainNames.push(d.names.svl);
   for (const ep of state.selection.allReachable) chainNames.push(sepName(ep));
   return {
-    ...entryRules(d),
+    ...entryRules(d, ctx),
     chainNames,
     chains: () => [...externalChains(d, ctx), ...endpointChains(d, state, ctx, sepName)],
     noLocalInternal: d.hasEndpoints && !d.hasInternalEndpoints,

@@ -22,6 +22,7 @@ import {
   KUBE_SERVICES,
 } from './chains.ts';
 import { makeLocalDetector, NO_LOCAL_DETECTOR, type DetectLocalSettings, type LocalDetector } from './local-detector.ts';
+import { CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_ACCEPTED } from './nfacct.ts';
 import { builtinChains, forwardRules, LOCALHOST_GUARD_RULE, markMasqRules, masqueradeMark, postroutingRules } from './render-base.ts';
 import { outlineService, renderService, type ServiceRender, type ServiceRenderContext } from './render-service.ts';
 import type { StreamedChains } from './restore-text.ts';
@@ -46,6 +47,8 @@ export interface RenderOptions {
   readonly largeClusterThreshold?: number;
   /** Node addresses used for NodePorts and LOCAL; defaults to snapshot.node.addresses. */
   readonly localAddresses?: readonly string[];
+  /** The nfacct counters that exist on the node (nfacct.ts): the rules that count into them match them (upstream nfacctMatchArgs). */
+  readonly nfacctCounters?: ReadonlySet<string>;
 }
 
 export interface RenderResult {
@@ -113,8 +116,16 @@ function prepare(snapshot: Snapshot, options: RenderOptions): Prepared {
   for (const s of snapshot.services) totalEndpoints += s.endpoints.length;
   const largeClusterMode = totalEndpoints > (options.largeClusterThreshold ?? 1000);
 
-  const ctx: ServiceRenderContext = { masqueradeAll: options.masqueradeAll, detector, nodeIP, largeClusterMode, cidrContains: cidrContainsText };
-  const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, nodeIP, largeClusterMode]);
+  const countLocalhostNodePorts = localhostNodePorts && options.nfacctCounters?.has(LOCALHOST_NODEPORTS_ACCEPTED) === true;
+  const ctx: ServiceRenderContext = {
+    masqueradeAll: options.masqueradeAll,
+    detector,
+    nodeIP,
+    largeClusterMode,
+    cidrContains: cidrContainsText,
+    countLocalhostNodePorts,
+  };
+  const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, nodeIP, largeClusterMode, countLocalhostNodePorts]);
   return { ctx, ctxKey, detector, nodePorts, localhostNodePorts, largeClusterMode };
 }
 
@@ -158,7 +169,7 @@ function topLevelOf(family: IPFamily, p: Prepared, shares: readonly TopRulesShar
   const filterRules: Record<string, readonly string[]> = {
     [KUBE_SERVICES]: top.filterServices,
     [KUBE_EXTERNAL_SERVICES]: top.filterExternalServices,
-    [KUBE_FORWARD]: forwardRules(mark, options.conntrackTCPLiberal),
+    [KUBE_FORWARD]: forwardRules(mark, options.conntrackTCPLiberal, options.nfacctCounters?.has(CT_STATE_INVALID_DROPPED) === true),
     [KUBE_NODEPORTS]: top.filterNodePorts,
     [KUBE_PROXY_FIREWALL]: top.filterProxyFirewall,
   };

@@ -6,15 +6,15 @@
  * KUBE-SERVICES ordered by service name, since upstream writes them in Go map
  * order). The expected text is upstream's verbatim but for what differs on a
  * real node from upstream's fake one: the mark as the binary writes it
- * (`%#08x`: 0x00004000, the fake proxier sets "0x4000"), and no nfacct
- * counters (kube-proxy-ts does not create them; upstream leaves out the
- * `-m nfacct` match, and the localhost NodePort counting rule, when the
- * counter does not exist).
+ * (`%#08x`: 0x00004000, the fake proxier sets "0x4000"); and once without
+ * nfacct counters (where they cannot be created upstream leaves out the
+ * `-m nfacct` match, and the localhost NodePort counting rule).
  */
 import { describe, expect, it } from 'vitest';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import { makeNode } from '../test/builders.ts';
 import { UPSTREAM_TEST_NODE, upstreamOverallObjects } from '../test/upstream-overall.case.ts';
+import { NFACCT_COUNTERS } from './nfacct.ts';
 import { DEFAULT_RENDER_OPTIONS, renderRuleset, type RenderOptions } from './render.ts';
 import { toRestoreText } from './restore-text.ts';
 
@@ -116,15 +116,14 @@ COMMIT
 COMMIT
 `;
 
-/** As on a real node: the mark as `%#08x` writes it, and no nfacct counters (see the file comment). */
+/** As on a real node: the mark as `%#08x` writes it. */
 const ON_A_NODE = UPSTREAM_EXPECTED.split('\n')
+  .map((l) => l.replaceAll('0x4000/0x4000', '0x00004000/0x00004000').replace(/-mark 0x4000$/, '-mark 0x00004000'))
+  .join('\n');
+/** A node where the nfacct counters could not be made (see the file comment). */
+const WITHOUT_NFACCT = ON_A_NODE.split('\n')
   .filter((l) => !l.includes('--nfacct-name localhost_nps_accepted_pkts'))
-  .map((l) =>
-    l
-      .replace(' -m nfacct --nfacct-name ct_state_invalid_dropped_pkts', '')
-      .replaceAll('0x4000/0x4000', '0x00004000/0x00004000')
-      .replace(/-mark 0x4000$/, '-mark 0x00004000'),
-  )
+  .map((l) => l.replace(' -m nfacct --nfacct-name ct_state_invalid_dropped_pkts', ''))
   .join('\n');
 
 interface TableView {
@@ -163,20 +162,27 @@ function upstreamView(text: string): Record<string, TableView> {
 }
 
 describe("the whole restore input against upstream's TestOverallIPTablesRules", () => {
-  it('writes every service shape as upstream syncProxyRules does, rule for rule (pod CIDR 10.0.0.0/8, localhost NodePorts on)', () => {
-    const { services, slices } = upstreamOverallObjects();
-    const { snapshots, problems } = buildSnapshots(
-      { services, slices, node: makeNode(UPSTREAM_TEST_NODE, { addresses: ['192.168.0.2'] }) },
-      { nodeName: UPSTREAM_TEST_NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } },
-    );
-    expect(problems).toEqual([]);
-    const options: RenderOptions = {
-      ...DEFAULT_RENDER_OPTIONS,
-      detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
-      // Upstream's fake iptables has no --random-fully.
-      randomFully: false,
-    };
-    const text = toRestoreText(renderRuleset(snapshots[0]!, options).ruleset);
-    expect(upstreamView(text)).toEqual(upstreamView(ON_A_NODE));
-  });
+  it.each([
+    ['with both nfacct counters (nfacctMatchArgs)', new Set(NFACCT_COUNTERS), ON_A_NODE],
+    ['without them', new Set<string>(), WITHOUT_NFACCT],
+  ])(
+    'writes every service shape as upstream syncProxyRules does, rule for rule (pod CIDR 10.0.0.0/8, localhost NodePorts on), %s',
+    (_, nfacctCounters, expected) => {
+      const { services, slices } = upstreamOverallObjects();
+      const { snapshots, problems } = buildSnapshots(
+        { services, slices, node: makeNode(UPSTREAM_TEST_NODE, { addresses: ['192.168.0.2'] }) },
+        { nodeName: UPSTREAM_TEST_NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } },
+      );
+      expect(problems).toEqual([]);
+      const options: RenderOptions = {
+        ...DEFAULT_RENDER_OPTIONS,
+        detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
+        // Upstream's fake iptables has no --random-fully.
+        randomFully: false,
+        nfacctCounters,
+      };
+      const text = toRestoreText(renderRuleset(snapshots[0]!, options).ruleset);
+      expect(upstreamView(text)).toEqual(upstreamView(expected));
+    },
+  );
 });

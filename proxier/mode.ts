@@ -109,6 +109,11 @@ export interface ModeInspection {
   objectsOf(family: IPFamily, state: ServicePortState): ServiceObjects | null;
   /** Traffic per endpoint since the agent started, or null when the mode does not count it (not asked to, or cannot). */
   traffic(): readonly EndpointTraffic[] | null;
+  /**
+   * Packets per node nfacct counter the mode's rules count into (upstream's iptables mode: ct_state_invalid_dropped_pkts,
+   * localhost_nps_accepted_pkts), read now; absent when the mode has none. A counter that does not exist is not in the map.
+   */
+  nfacctPackets?(): Promise<ReadonlyMap<string, number>>;
 }
 
 export interface ServiceObjects {

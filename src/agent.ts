@@ -23,6 +23,7 @@ import { healthHandler, listen, metricsHandler, type RunningServer } from './ser
 import { createMetrics, observeRestClientRequest, type Metrics } from './servers/metrics.ts';
 import { debugHandler } from './servers/debug.ts';
 import { registerTrafficMetrics } from './servers/traffic-metrics.ts';
+import { registerNfacctMetrics } from './servers/nfacct-metrics.ts';
 import { ServiceHealthServers } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectSource } from './sources/events.ts';
@@ -135,6 +136,8 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   log.info({ version: `v${VERSION}` }, 'Version info');
   const inspect = mode.inspect;
   if (config.trafficCounters && inspect && inspect.traffic() !== null) registerTrafficMetrics(metrics.registry, () => inspect.traffic());
+  const nfacctPackets = inspect?.nfacctPackets?.bind(inspect);
+  if (nfacctPackets) registerNfacctMetrics(metrics.registry, nfacctPackets, log);
   const health = new HealthState({ healthTimeoutMs: 2 * config.syncPeriodMs, clock: deps.clock, families });
   // Dashboards select nodes by this series (kubernetes-mixin's proxy dashboard): present from the start, with no observation yet.
   for (const f of families) metrics.networkProgrammingLatency.zero({ ip_family: f });

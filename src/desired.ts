@@ -95,6 +95,8 @@ export interface DesiredExtra extends SnapshotExtra {
   readonly randomFully: boolean;
   /** nf_conntrack_tcp_be_liberal is set on the node (no INVALID drop rule). */
   readonly conntrackLiberal?: boolean;
+  /** The nfacct counters on the node, which the agent's rules count into (iptables/nfacct.ts). */
+  readonly nfacctCounters?: ReadonlySet<string>;
 }
 
 export function snapshotsFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: SnapshotExtra): DesiredSnapshots {
@@ -109,6 +111,10 @@ export function snapshotsFromObjects(objects: ParsedObjects, config: ProxyConfig
 
 export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: DesiredExtra): Desired {
   const built = snapshotsFromObjects(objects, config, extra);
-  const options = { ...renderOptionsFrom(config, extra), conntrackTCPLiberal: config.conntrackTCPBeLiberal || extra.conntrackLiberal === true };
+  const options = {
+    ...renderOptionsFrom(config, extra),
+    conntrackTCPLiberal: config.conntrackTCPBeLiberal || extra.conntrackLiberal === true,
+    ...(extra.nfacctCounters ? { nfacctCounters: extra.nfacctCounters } : {}),
+  };
   return { ...built, renders: built.snapshots.map((s) => renderRuleset(s, options)) };
 }

@@ -6,6 +6,7 @@
  * flipped by restarting the agent.
  */
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
+import { ensureCounters, nfacctTool, type Nfacct } from '../iptables/nfacct.ts';
 import type { NodeProbe } from '../iptables/node-probe.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
@@ -27,6 +28,8 @@ export interface ModeDeps {
   readonly onUserspaceEvent?: (service: string, e: UserspaceEvent) => void;
   /** The nftables mode's nft, version and kernel (tests); the node's when absent. */
   readonly nftables?: NftablesNode;
+  /** The iptables mode's nfacct counters (tests); the `nfacct` tool through the runner when absent. */
+  readonly nfacct?: Nfacct;
 }
 
 export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps): Promise<ProxyMode> {
@@ -55,6 +58,7 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
     );
   const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
   if (liberal && !config.conntrackTCPBeLiberal) logger.info('nf_conntrack_tcp_be_liberal is set: no INVALID drop rule');
+  const nfacct = await nodeNfacct(deps.nfacct ?? nfacctTool(deps.runner), logger);
   return new IptablesMode(
     {
       iptables: probe.handles,
@@ -65,6 +69,20 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
         ? { trafficCounters: { periodMs: config.trafficCountersPeriodMs, maxEndpoints: config.trafficCountersMaxEndpoints } }
         : {}),
     },
-    { clock, logger, conntrack, runner: deps.runner },
+    { clock, logger, conntrack, runner: deps.runner, ...(nfacct ? { nfacct } : {}) },
   );
+}
+
+/**
+ * Upstream's iptables mode makes its nfacct counters (nfacct.New, then Ensure on each full sync) and exports their
+ * packets as metrics. Without the tool there are neither: said once, and the rules count into nothing.
+ */
+async function nodeNfacct(nfacct: Nfacct, logger: Logger): Promise<Nfacct | null> {
+  const { toolMissing } = await ensureCounters(nfacct);
+  if (toolMissing === null) return nfacct;
+  logger.warn(
+    { err: toolMissing },
+    'nfacct counters cannot be made: the INVALID drop and localhost NodePort rules count into none, and kubeproxy_iptables_ct_state_invalid_dropped_packets_total and kubeproxy_iptables_localhost_nodeports_accepted_packets_total are not exported (the nfacct package provides the tool)',
+  );
+  return null;
 }

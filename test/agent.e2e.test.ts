@@ -20,14 +20,14 @@ import { FakeApiServer, kubeConfigFor } from './fake-apiserver.ts';
 import { KUBE_PROXY_DASHBOARD, NOT_EXPORTED, matcherLabels, metricNames } from './kube-proxy-dashboard.case.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
-import { podsHit, request, type RequestResult } from './netns/traffic.ts';
+import { podsHit, request, requestFromNode, type RequestResult } from './netns/traffic.ts';
 
 const SVC_IP = '172.30.0.10';
 let cluster: Cluster;
 let servers: PodServers;
 let api: FakeApiServer;
 let agent: Agent;
-/** The agent's log lines (JSON). */
+/** The agent's log lines (component-base's JSON lines, --logging-format=json). */
 const logLines: string[] = [];
 
 const pods = { 'pod-a': '10.244.1.2', 'pod-b': '10.244.1.3', 'pod-c': '10.244.2.2' } as const;
@@ -71,6 +71,7 @@ const io = (out: string[]) => ({
 });
 const FLAGS = ['--hostname-override=node-1', '--cluster-cidr=10.244.0.0/16', '--iptables-backend=nft'];
 
+/** When startAgent returned: its proxier (whose start bounds the trigger times it observes) was made before. */
 let agentStartedAt = 0;
 
 beforeAll(async () => {
@@ -125,12 +126,13 @@ beforeAll(async () => {
       ['metrics-bind-address', '127.0.0.1:0' as never],
     ]),
   );
-  agentStartedAt = Date.now();
+  const startingAt = Date.now();
   agent = await startAgent(config, {
     runner: cluster.runnerIn(cluster.node('node-1').ns),
     clock: realClock,
     logger: createLogger({
       verbosity: 0,
+      format: 'json',
       stream: new Writable({ write: (c: Buffer, _e, cb) => (logLines.push(...c.toString().split('\n').filter(Boolean)), cb()) }),
     }),
     osHostname: () => 'node-1',
@@ -138,6 +140,8 @@ beforeAll(async () => {
     iptablesBackend: 'nft',
     serviceHealthHosts: ['127.0.0.1'],
   });
+  agentStartedAt = Date.now();
+  console.log(`agent started in ${agentStartedAt - startingAt} ms`);
 });
 
 afterAll(async () => {
@@ -415,6 +419,50 @@ describe('the agent against the fake API server', () => {
       expect(m).toContain(name);
     }
     expect(await (await fetch(`${agent.metricsServer!.url}/proxyMode`)).text()).toBe('iptables');
+  });
+
+  it("counts into upstream's nfacct counters and exports them: localhost NodePort connections and INVALID packets dropped in KUBE-FORWARD", async () => {
+    const node = cluster.node('node-1').ns;
+    const listed = await cluster.exec(node, 'nfacct', ['list']);
+    expect(listed.stdout).toContain('= ct_state_invalid_dropped_pkts;');
+    expect(listed.stdout).toContain('= localhost_nps_accepted_pkts;');
+    api.create(
+      'services',
+      makeService('ns1', 'np', {
+        type: 'NodePort',
+        clusterIP: '172.30.0.31',
+        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30095 }],
+      }) as never,
+    );
+    api.create('endpointslices', slice('np', ['pod-a']) as never);
+    await waitFor('the localhost NodePort counting rule', async () => (await save('nat')).includes('--dport 30095 -m nfacct --nfacct-name'), 10_000);
+    const accepted = 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total';
+    const before = await metric(accepted);
+    const rs = await requestFromNode(cluster, 'node-1', { proto: 'tcp', ip: '127.0.0.1', port: 30095, count: 3, timeoutMs: 800 });
+    expect(podsHit(rs).get('pod-a')).toBe(3);
+    // nat sees the first packet of each connection: one per connection.
+    expect((await metric(accepted)) - before).toBe(3);
+
+    // A SYN+FIN segment is an invalid TCP flag combination to conntrack: forwarded from pod-a towards pod-c, node-1's
+    // KUBE-FORWARD drops it and counts it (written with a raw socket: the kernel fills in the IP header).
+    const dropped = 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total';
+    const invalidBefore = await metric(dropped);
+    const script = [
+      'import socket, struct',
+      'def csum(b):',
+      '    b += bytes(len(b) % 2); s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16; return ~s & 0xffff',
+      `src, dst = socket.inet_aton("${pods['pod-a']}"), socket.inet_aton("${pods['pod-c']}")`,
+      'hdr = struct.pack("!HHIIBBHHH", 40000, 8080, 1, 0, 5 << 4, 0x03, 65535, 0, 0)',
+      'hdr = hdr[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(hdr)) + hdr)) + hdr[18:]',
+      'sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)',
+      `for _ in range(4): sock.sendto(hdr, ("${pods['pod-c']}", 0))`,
+    ].join('\n');
+    const sent = await cluster.exec(cluster.pod('pod-a').ns, 'python3', ['-c', script]);
+    expect(sent.code, sent.stderr).toBe(0);
+    await waitFor('the INVALID drops counted', async () => (await metric(dropped)) - invalidBefore >= 4, 5000);
+    expect((await metric(dropped)) - invalidBefore).toBe(4);
+    api.delete('endpointslices', 'ns1/np-s1');
+    api.delete('services', 'ns1/np');
   });
 
   it('answers health-check node port probes for externalTrafficPolicy Local services', async () => {

@@ -76,9 +76,9 @@ describe('the image built from the Dockerfile', () => {
     expect(Number(lines[4])).toBeGreaterThan(5);
   });
 
-  it('carries both iptables backends, nft, conntrack, ip and ipset, and kube-proxy-ts on PATH', async () => {
+  it('carries both iptables backends, nft, conntrack, ip, ipset and nfacct, and kube-proxy-ts on PATH', async () => {
     const out = await inImage(
-      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && nft --version && conntrack --version && ip -V && ipset --help | head -n 1 && kube-proxy-ts --help | head -n 2',
+      'iptables-nft --version && iptables-legacy --version && ip6tables-nft-restore --version && nft --version && conntrack --version && ip -V && ipset --help | head -n 1 && nfacct version && kube-proxy-ts --help | head -n 2',
     );
     expect(out).toMatch(/nftables v1\.\d+\.\d+/);
     expect(out).toMatch(/iptables v1\.8\.\d+ \(nf_tables\)/);
@@ -86,6 +86,7 @@ describe('the image built from the Dockerfile', () => {
     expect(out).toMatch(/conntrack v1\.4/);
     expect(out).toMatch(/ip utility, iproute2/);
     expect(out).toMatch(/ipset v7\.\d+/);
+    expect(out).toMatch(/nfacct v1\.\d+/);
     expect(out).toContain('kube-proxy-ts [flags]');
   });
 

@@ -10,6 +10,7 @@ import { parseSave } from '../../iptables/parse-save.ts';
 import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { probeNode } from '../../iptables/node-probe.ts';
+import { nfacctTool } from '../../iptables/nfacct.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import { diffNftables } from './diff-nft.ts';
 import type { CommandIO } from './io.ts';
@@ -27,9 +28,12 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   const objects = await currentObjects(config, io, log);
   if (config.mode === 'nftables') return diffNftables(objects, config, io, log);
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
+  // The agent's rules count into the node's nfacct counters where they exist (none when the tool is missing).
+  const nfacctCounters = new Set((await nfacctTool(runner).list().catch(() => [])).map((c) => c.name));
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,
+    nfacctCounters,
     families: [...probe.handles.keys()],
     ...(io.osHostname ? { osHostname: io.osHostname } : {}),
   });

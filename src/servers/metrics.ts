@@ -20,7 +20,7 @@ export function networkProgrammingBuckets(): number[] {
 export const REST_CLIENT_LATENCY_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 
 /** component-base prefixes each metric's help with its stability level; all of kube-proxy's own are ALPHA. */
-const ALPHA = '[ALPHA] ';
+export const ALPHA = '[ALPHA] ';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 

@@ -1,0 +1,100 @@
+/**
+ * The nfacct counters of upstream's iptables mode (pkg/proxy/metrics, pkg/proxy/util/nfacct): two extended
+ * accounting objects its rules count packets into, read back as the
+ * kubeproxy_iptables_ct_state_invalid_dropped_packets_total and
+ * kubeproxy_iptables_localhost_nodeports_accepted_packets_total metrics. Operators read them before moving a node to
+ * the nftables mode, which has neither the INVALID drop nor localhost NodePorts.
+ *
+ * Upstream speaks nfnetlink_acct itself; this seam runs Debian's `nfacct` tool (argv arrays, the command runner).
+ * Counters belong to the network namespace, as the rules do.
+ */
+import { describeFailure, type CommandRunner } from '../proxier/exec.ts';
+
+/** Counts the packets the KUBE-FORWARD INVALID rule drops. */
+export const CT_STATE_INVALID_DROPPED = 'ct_state_invalid_dropped_pkts';
+/** Counts the packets accepted on 127.0.0.0/8 NodePorts (IPv4, localhost NodePorts on). */
+export const LOCALHOST_NODEPORTS_ACCEPTED = 'localhost_nps_accepted_pkts';
+export const NFACCT_COUNTERS: readonly string[] = [CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_ACCEPTED];
+
+export interface NfacctCounter {
+  readonly name: string;
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+export interface Nfacct {
+  /**
+   * Creates the counter unless it exists (upstream's Ensure: a get, then an add). Rejects with the reason it cannot;
+   * the reason starts with "cannot start" when the tool itself is missing.
+   */
+  ensure(name: string): Promise<void>;
+  /** Every counter of the network namespace. */
+  list(): Promise<NfacctCounter[]>;
+}
+
+const TIMEOUT_MS = 5000;
+
+export function nfacctTool(runner: CommandRunner): Nfacct {
+  const run = async (args: readonly string[]) => {
+    let r;
+    try {
+      r = await runner.run('nfacct', args, { timeoutMs: TIMEOUT_MS });
+    } catch (err) {
+      throw new Error(`cannot start nfacct: ${(err as Error).message}`);
+    }
+    // 127: a shell's "command not found", as some runners say it.
+    if (r.code === 127) throw new Error(`cannot start nfacct: ${describeFailure('nfacct', args, r, runner.netns)}`);
+    return r;
+  };
+  return {
+    async ensure(name) {
+      if ((await run(['get', name])).code === 0) return;
+      const added = await run(['add', name]);
+      // EBUSY: another writer added it between the two (the tool's add refuses an existing name).
+      if (added.code !== 0 && (await run(['get', name])).code !== 0) throw new Error(describeFailure('nfacct', ['add', name], added, runner.netns));
+    },
+    async list() {
+      const r = await run(['list']);
+      if (r.code !== 0) throw new Error(describeFailure('nfacct', ['list'], r, runner.netns));
+      return parseNfacctList(r.stdout);
+    },
+  };
+}
+
+const LINE = /^\{ pkts = (\d+), bytes = (\d+) \} = (\S+);$/;
+
+/** `nfacct list` output: `{ pkts = 00000000000000000012, bytes = 00000000000000000840 } = name;` per counter. */
+export function parseNfacctList(text: string): NfacctCounter[] {
+  const out: NfacctCounter[] = [];
+  for (const line of text.split('\n')) {
+    const m = LINE.exec(line.trim());
+    if (m) out.push({ name: m[3]!, packets: Number(m[1]), bytes: Number(m[2]) });
+  }
+  return out;
+}
+
+export interface EnsureResult {
+  /** The counters that exist now. */
+  readonly made: ReadonlySet<string>;
+  /** Why a counter could not be made, one line each. */
+  readonly failures: readonly { readonly counter: string; readonly error: string }[];
+  /** The tool could not be started: nothing can be counted on this node. */
+  readonly toolMissing: string | null;
+}
+
+/** Upstream's Ensure of each counter, on every full sync: a counter that cannot be made is left out of the rules. */
+export async function ensureCounters(nfacct: Nfacct, names: readonly string[] = NFACCT_COUNTERS): Promise<EnsureResult> {
+  const made = new Set<string>();
+  const failures: { counter: string; error: string }[] = [];
+  for (const counter of names) {
+    try {
+      await nfacct.ensure(counter);
+      made.add(counter);
+    } catch (err) {
+      const error = (err as Error).message;
+      if (error.startsWith('cannot start nfacct')) return { made, failures, toolMissing: error };
+      failures.push({ counter, error });
+    }
+  }
+  return { made, failures, toolMissing: null };
+}
