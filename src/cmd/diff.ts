@@ -29,7 +29,13 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   if (config.mode === 'nftables') return diffNftables(objects, config, io, log);
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   // The agent's rules count into the node's nfacct counters where they exist (none when the tool is missing).
-  const nfacctCounters = new Set((await nfacctTool(runner).list().catch(() => [])).map((c) => c.name));
+  const nfacctCounters = new Set(
+    (
+      await nfacctTool(runner)
+        .list()
+        .catch(() => [])
+    ).map((c) => c.name),
+  );
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,
