@@ -42,7 +42,7 @@ import { findDrift } from './drift.ts';
 import { endpointChainName } from './chain-names.ts';
 import { SEP_PREFIX } from './chains.ts';
 import type { Iptables } from './iptables.ts';
-import { ensureCounters, NFACCT_COUNTERS, type Nfacct } from './nfacct.ts';
+import { ensureCounters, NFACCT_COUNTERS, probeNfacctMatch, type Nfacct } from './nfacct.ts';
 import { scanSave } from './parse-save.ts';
 import { ruleCount } from '../proxier/packed-rules.ts';
 import { planSync, type AppliedState } from './plan.ts';
@@ -164,6 +164,8 @@ export class IptablesMode implements ProxyMode {
   private readonly counting: TrafficCounting | null;
   /** The nfacct counters that existed at the last full sync: the rules count into these. */
   private nfacctMade: ReadonlySet<string> = new Set();
+  /** Whether rules can match the counters (probeNfacctMatch): undefined until probed, null when they can, else why not. */
+  private nfacctMatch: string | null | undefined;
   readonly inspect: ModeInspection;
 
   constructor(options: IptablesModeOptions, deps: IptablesModeDeps) {
@@ -239,7 +241,7 @@ export class IptablesMode implements ProxyMode {
       saving = saving.then((text) => (counting.observe(family, text), text));
       saving.catch(() => undefined);
     }
-    if (full) await this.ensureNfacct(log);
+    if (full) await this.ensureNfacct(ipt, log);
     const rendered = renderRuleset(snapshot, this.d.nfacct ? { ...this.o.render, nfacctCounters: this.nfacctMade } : this.o.render, st.cache);
     let outsideChange: OutsideChange | undefined;
     const onPhase = this.d.onPhase;
@@ -320,10 +322,18 @@ export class IptablesMode implements ProxyMode {
   }
 
   /** Upstream's full-sync Ensure of the nfacct counters: one that cannot be made is left out of the rules, and said. */
-  private async ensureNfacct(log: Logger): Promise<void> {
+  private async ensureNfacct(ipt: Iptables, log: Logger): Promise<void> {
     if (!this.d.nfacct) return;
     const { made, failures, toolMissing } = await ensureCounters(this.d.nfacct);
-    this.nfacctMade = made;
+    if (made.size > 0 && this.nfacctMatch === undefined) {
+      this.nfacctMatch = await probeNfacctMatch(ipt, [...made][0]!);
+      if (this.nfacctMatch !== null)
+        log.error(
+          { err: this.nfacctMatch },
+          'iptables cannot match nfacct counters (is xt_nfacct, CONFIG_NETFILTER_XT_MATCH_NFACCT, missing?): no rule counts into them and their metrics are not exported; the Service rules are written without them (upstream fails every sync here, kubernetes#142068)',
+        );
+    }
+    this.nfacctMade = this.nfacctMatch === null || this.nfacctMatch === undefined ? made : new Set();
     if (toolMissing) log.error({ err: toolMissing }, 'Failed to create nfacct runner, nfacct based metrics will not be available');
     for (const f of failures)
       log.error({ err: f.error, counter: f.counter }, 'Failed to create nfacct counter; the corresponding metric will not be updated');
@@ -331,6 +341,8 @@ export class IptablesMode implements ProxyMode {
 
   /** Packets per nfacct counter the rules count into (the metrics read them at each scrape). */
   private async nfacctPackets(nfacct: Nfacct): Promise<ReadonlyMap<string, number>> {
+    // Counters no rule can count into (no nfacct match) have nothing to say: no samples.
+    if (typeof this.nfacctMatch === 'string') return new Map();
     const counters = await nfacct.list();
     return new Map(counters.filter((c) => NFACCT_COUNTERS.includes(c.name)).map((c) => [c.name, c.packets]));
   }

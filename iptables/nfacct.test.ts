@@ -10,7 +10,7 @@ import type { Logger } from '../proxier/log.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { endpoint, nodeInfo, portState, servicePort, snapshotOf } from '../test/domain.ts';
 import { FakeIptables } from './fake-iptables.ts';
-import type { Iptables } from './iptables.ts';
+import { RestoreError, type Iptables } from './iptables.ts';
 import { IptablesMode } from './iptables-mode.ts';
 import { CT_STATE_INVALID_DROPPED, ensureCounters, LOCALHOST_NODEPORTS_ACCEPTED, nfacctTool, parseNfacctList, type Nfacct } from './nfacct.ts';
 import { DEFAULT_RENDER_OPTIONS } from './render.ts';
@@ -117,8 +117,7 @@ describe('the iptables mode and its nfacct counters (upstream syncProxyRules, nf
   ]);
   const snapshot = snapshotOf([nodePortService], { node: nodeInfo({ addresses: ['192.168.0.2'] }) });
 
-  function modeWith(nfacct: Nfacct | undefined) {
-    const fake = new FakeIptables({ family: 'IPv4' });
+  function modeWith(nfacct: Nfacct | undefined, fake = new FakeIptables({ family: 'IPv4' })) {
     const lines: string[] = [];
     const log = (level: string) => (a: unknown, b?: string) => void lines.push(`${level} ${typeof a === 'string' ? a : `${b} ${JSON.stringify(a)}`}`);
     const logger: Logger = { debug: () => undefined, info: log('I'), warn: log('W'), error: log('E'), child: () => logger };
@@ -130,7 +129,7 @@ describe('the iptables mode and its nfacct counters (upstream syncProxyRules, nf
       forward: getChain(fake.snapshot(), 'filter', 'KUBE-FORWARD')?.rules[0],
       nodePorts: getChain(fake.snapshot(), 'nat', 'KUBE-NODEPORTS')?.rules ?? [],
     });
-    return { mode, rules, lines };
+    return { mode, rules, lines, fake };
   }
 
   it('makes the counters on a full sync and counts into them: the INVALID drop and a 127.0.0.0/8 rule before each NodePort rule', async () => {
@@ -184,6 +183,46 @@ describe('the iptables mode and its nfacct counters (upstream syncProxyRules, nf
     await mode.sync(snapshot, { periodic: false, previous: null });
     expect(rules().nodePorts).toHaveLength(2);
     expect(rules().nodePorts[0]).toContain('-m nfacct --nfacct-name localhost_nps_accepted_pkts');
+  });
+
+  it('probes the nfacct match once and, on a kernel without xt_nfacct (kubernetes#142068), writes the Service rules without counters instead of failing every restore', async () => {
+    // As iptables-restore answers when nft_compat cannot find the match: the whole restore fails.
+    class NoNfacctMatch extends FakeIptables {
+      probes = 0;
+      override async restore(text: string, opts: { noflush: boolean; counters: boolean }): Promise<void> {
+        if (text.includes('-A KUBE-PROXY-CANARY -m nfacct')) this.probes++;
+        if (text.includes('-m nfacct'))
+          throw new RestoreError({
+            message: 'iptables-restore: line 3 failed: RULE_APPEND failed (No such file or directory)',
+            exitCode: 1,
+            stderr: 'iptables-nft-restore: line 3 failed: RULE_APPEND failed (No such file or directory): rule in chain KUBE-PROXY-CANARY\n',
+            line: 3,
+            context: '',
+          });
+        return super.restore(text, opts);
+      }
+    }
+    const fake = new NoNfacctMatch({ family: 'IPv4' });
+    const node = toolRunner();
+    const { mode, rules, lines } = modeWith(nfacctTool(node.runner), fake);
+    await mode.sync(snapshot, { periodic: false, previous: null });
+    expect(rules().forward).toBe('-m conntrack --ctstate INVALID -j DROP');
+    expect(rules().nodePorts).toHaveLength(1);
+    expect(getChain(fake.snapshot(), 'nat', 'KUBE-SERVICES')?.rules.length).toBeGreaterThan(0);
+    expect(lines).toEqual([expect.stringMatching(/^E iptables cannot match nfacct counters .*kubernetes#142068.*RULE_APPEND failed/)]);
+    // No samples: nothing counts into the counters.
+    expect(await mode.inspect.nfacctPackets?.()).toEqual(new Map());
+    // Probed once: the next full sync does not try again.
+    mode.requestFullSync();
+    await mode.sync(snapshot, { periodic: false, previous: null });
+    expect(lines).toHaveLength(1);
+    expect(fake.probes).toBe(1);
+  });
+
+  it('leaves the probe chain (the filter canary) empty when the match works', async () => {
+    const { mode, fake } = modeWith(nfacctTool(toolRunner().runner));
+    await mode.sync(snapshot, { periodic: false, previous: null });
+    expect(getChain(fake.snapshot(), 'filter', 'KUBE-PROXY-CANARY')?.rules ?? []).toEqual([]);
   });
 
   it('without the seam (no nfacct tool on the node) writes the rules without counters and has nothing to read', async () => {

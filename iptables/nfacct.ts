@@ -9,6 +9,8 @@
  * Counters belong to the network namespace, as the rules do.
  */
 import { describeFailure, type CommandRunner } from '../proxier/exec.ts';
+import { KUBE_PROXY_CANARY } from './chains.ts';
+import type { Iptables } from './iptables.ts';
 
 /** Counts the packets the KUBE-FORWARD INVALID rule drops. */
 export const CT_STATE_INVALID_DROPPED = 'ct_state_invalid_dropped_pkts';
@@ -98,3 +100,23 @@ export async function ensureCounters(nfacct: Nfacct, names: readonly string[] = 
   }
   return { made, failures, toolMissing: null };
 }
+
+/**
+ * Whether rules can match an nfacct counter: a node can have nfnetlink_acct (the counters are made) without the
+ * xt_nfacct match, and then every restore carrying `-m nfacct` fails whole (kubernetes#142068: upstream's probe checks
+ * only the first, so no Service rule is written at all). A rule is written into the filter table's KUBE-PROXY-CANARY
+ * (ours, jumped to by nothing) and the chain emptied again. Null when the match works, else why it does not.
+ */
+export async function probeNfacctMatch(ipt: Iptables, counter: string): Promise<string | null> {
+  const chain = KUBE_PROXY_CANARY;
+  try {
+    await ipt.restore(`*filter\n:${chain} - [0:0]\n-A ${chain} -m nfacct --nfacct-name ${counter} -j RETURN\nCOMMIT\n`, NOFLUSH);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await ipt.restore(`*filter\n:${chain} - [0:0]\nCOMMIT\n`, NOFLUSH).catch(() => undefined);
+  }
+}
+
+const NOFLUSH = { noflush: true, counters: false } as const;

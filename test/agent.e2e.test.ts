@@ -423,9 +423,16 @@ describe('the agent against the fake API server', () => {
 
   it("counts into upstream's nfacct counters and exports them: localhost NodePort connections and INVALID packets dropped in KUBE-FORWARD", async () => {
     const node = cluster.node('node-1').ns;
+    await waitFor(
+      'the INVALID drop counting into its counter',
+      async () => (await save('filter')).includes('-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name'),
+      10_000,
+    );
     const listed = await cluster.exec(node, 'nfacct', ['list']);
     expect(listed.stdout).toContain('= ct_state_invalid_dropped_pkts;');
     expect(listed.stdout).toContain('= localhost_nps_accepted_pkts;');
+    // The match was probed (kubernetes#142068) in the filter canary, which is empty again.
+    expect(await save('filter')).not.toContain('-A KUBE-PROXY-CANARY');
     api.create(
       'services',
       makeService('ns1', 'np', {
