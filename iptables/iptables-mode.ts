@@ -333,7 +333,7 @@ export class IptablesMode implements ProxyMode {
           'iptables cannot match nfacct counters (is xt_nfacct, CONFIG_NETFILTER_XT_MATCH_NFACCT, missing?): no rule counts into them and their metrics are not exported; the Service rules are written without them (upstream fails every sync here, kubernetes#142068)',
         );
     }
-    this.nfacctMade = this.nfacctMatch === null || this.nfacctMatch === undefined ? made : new Set();
+    this.nfacctMade = typeof this.nfacctMatch === 'string' ? new Set() : made;
     if (toolMissing) log.error({ err: toolMissing }, 'Failed to create nfacct runner, nfacct based metrics will not be available');
     for (const f of failures)
       log.error({ err: f.error, counter: f.counter }, 'Failed to create nfacct counter; the corresponding metric will not be updated');

@@ -28,11 +28,10 @@ export interface LogOptions {
   /** Tests pass a stream to read logs back (text lines, in text format). */
   readonly stream?: pino.DestinationStream;
   /**
-   * --log-text-split-stream / --log-json-split-stream: error lines go to stderr (or errorStream), the others to fd or
-   * stream, as component-base splits them; without it every line goes to one place.
+   * --log-text-split-stream / --log-json-split-stream: error lines go to stderr, the others to fd or stream, as
+   * component-base splits them; without it every line goes to one place.
    */
   readonly splitStream?: boolean;
-  readonly errorStream?: pino.DestinationStream;
 }
 
 const BASE_COMPONENT = 'kube-proxy-ts';
@@ -42,7 +41,7 @@ export function createLogger(opts: LogOptions): Logger {
   const line = opts.format === 'json' ? zapLine : (record: Record<string, unknown>) => klogLine(record, pid);
   // pino's own destination: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
   const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
-  const errors = opts.splitStream ? (opts.errorStream ?? (opts.fd === 2 && !opts.stream ? dest : pino.destination({ fd: 2, sync: true }))) : dest;
+  const errors = opts.splitStream && (opts.stream || opts.fd !== 2) ? pino.destination({ fd: 2, sync: true }) : dest;
   return pino(
     {
       level: levelForVerbosity(opts.verbosity),

@@ -6,7 +6,7 @@
  * flipped by restarting the agent.
  */
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
-import { ensureCounters, nfacctTool, type Nfacct } from '../iptables/nfacct.ts';
+import { nfacctTool, type Nfacct } from '../iptables/nfacct.ts';
 import type { NodeProbe } from '../iptables/node-probe.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
@@ -74,11 +74,14 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
 }
 
 /**
- * Upstream's iptables mode makes its nfacct counters (nfacct.New, then Ensure on each full sync) and exports their
- * packets as metrics. Without the tool there are neither: said once, and the rules count into nothing.
+ * Upstream's iptables mode opens its nfacct runner (nfacct.New), makes the counters on each full sync and exports
+ * their packets as metrics. Without the tool there are neither: said once, and the rules count into nothing.
  */
 async function nodeNfacct(nfacct: Nfacct, logger: Logger): Promise<Nfacct | null> {
-  const { toolMissing } = await ensureCounters(nfacct);
+  const toolMissing = await nfacct.list().then(
+    () => null,
+    (err: Error) => (err.message.startsWith('cannot start nfacct') ? err.message : null),
+  );
   if (toolMissing === null) return nfacct;
   logger.warn(
     { err: toolMissing },
