@@ -4,6 +4,9 @@
  * traffic from pods and an outside client. Every convergence wait is bounded
  * and its measured time printed.
  */
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.ts';
@@ -50,6 +53,24 @@ const reaches =
     const hit = podsHit(await fromClient(ip));
     return [...hit.keys()].sort().join() === [...want].sort().join() && [...hit.values()].reduce((a, b) => a + b, 0) === 12;
   };
+
+/** A 20-byte TCP header (no options) with its checksum over the IPv4 pseudo-header. */
+function tcpSegment(src: string, dst: string, o: { sport: number; dport: number; flags: number }): Buffer {
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(o.sport, 0);
+  h.writeUInt16BE(o.dport, 2);
+  h.writeUInt32BE(1, 4);
+  h.writeUInt8(5 << 4, 12);
+  h.writeUInt8(o.flags, 13);
+  h.writeUInt16BE(65535, 14);
+  const pseudo = Buffer.concat([Buffer.from(src.split('.').map(Number)), Buffer.from(dst.split('.').map(Number)), Buffer.from([0, 6, 0, 20])]);
+  const all = Buffer.concat([pseudo, h]);
+  let sum = 0;
+  for (let i = 0; i < all.length; i += 2) sum += all.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  h.writeUInt16BE(~sum & 0xffff, 16);
+  return h;
+}
 
 async function save(table: string): Promise<string> {
   return createIptables({ family: 'IPv4', backend: 'nft', runner: cluster.runnerIn(cluster.node('node-1').ns) }).save([table]);
@@ -451,21 +472,21 @@ describe('the agent against the fake API server', () => {
     expect((await metric(accepted)) - before).toBe(3);
 
     // A SYN+FIN segment is an invalid TCP flag combination to conntrack: forwarded from pod-a towards pod-c, node-1's
-    // KUBE-FORWARD drops it and counts it (written with a raw socket: the kernel fills in the IP header).
+    // KUBE-FORWARD drops it and counts it. socat sends it as a raw IP datagram of protocol 6 (the kernel adds the IP
+    // header); the TCP header and its checksum are made here.
     const dropped = 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total';
     const invalidBefore = await metric(dropped);
-    const script = [
-      'import socket, struct',
-      'def csum(b):',
-      '    b += bytes(len(b) % 2); s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16; return ~s & 0xffff',
-      `src, dst = socket.inet_aton("${pods['pod-a']}"), socket.inet_aton("${pods['pod-c']}")`,
-      'hdr = struct.pack("!HHIIBBHHH", 40000, 8080, 1, 0, 5 << 4, 0x03, 65535, 0, 0)',
-      'hdr = hdr[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(hdr)) + hdr)) + hdr[18:]',
-      'sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)',
-      `for _ in range(4): sock.sendto(hdr, ("${pods['pod-c']}", 0))`,
-    ].join('\n');
-    const sent = await cluster.exec(cluster.pod('pod-a').ns, 'python3', ['-c', script]);
-    expect(sent.code, sent.stderr).toBe(0);
+    const segment = tcpSegment(pods['pod-a'], pods['pod-c'], { sport: 40000, dport: 8080, flags: 0x03 });
+    const file = join(tmpdir(), `kpt-synfin-${process.pid}.bin`);
+    await writeFile(file, segment);
+    try {
+      for (let i = 0; i < 4; i++) {
+        const sent = await cluster.exec(cluster.pod('pod-a').ns, 'socat', ['-u', `OPEN:${file}`, `IP4-SENDTO:${pods['pod-c']}:6`]);
+        expect(sent.code, sent.stderr).toBe(0);
+      }
+    } finally {
+      await rm(file, { force: true });
+    }
     await waitFor('the INVALID drops counted', async () => (await metric(dropped)) - invalidBefore >= 4, 5000);
     expect((await metric(dropped)) - invalidBefore).toBe(4);
     api.delete('endpointslices', 'ns1/np-s1');
