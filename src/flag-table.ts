@@ -395,7 +395,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: 'text',
     config: 'logging.format',
     values: ['text', 'json'],
-    help: "Log format: text (klog's lines) or json (JSON lines).",
+    help: "Log format: text (klog's lines) or json (component-base's JSON lines: ts, caller, msg, v, err).",
   },
   {
     name: 'log-flush-frequency',
