@@ -186,6 +186,31 @@ describe('KubeProxyConfiguration files', () => {
   });
 
   const file = (body: string) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${body}\n`;
+
+  it('reads logging.vmodule as component-base decodes and checks it (VModuleConfiguration, logsapi.Validate; flags first, copyLogsFromFlags)', () => {
+    const vmodule = (items: string) => file(`logging:\n  vmodule:\n${items}`);
+    const parsed = (items: string) => parseConfigFile(vmodule(items), 'c.yaml').values;
+    expect(parsed('  - filePattern: proxier*\n    verbosity: 4\n  - filePattern: x\n    verbosity: 0\n').get('vmodule')).toBe('proxier*=4,x=0');
+    expect(
+      configFromFlags(mergeConfig(parsed('  - filePattern: a\n    verbosity: 2\n'), parseFlags(['--vmodule=b=3'], AGENT_FLAGS).values).values)
+        .vmodule,
+    ).toBe('b=3,a=2');
+    const refused: [string, string][] = [
+      ['  - verbosity: 2\n', 'c.yaml: logging.vmodule[0].filePattern: Required value: File pattern must not be empty'],
+      ['  - filePattern: a=b\n', 'c.yaml: logging.vmodule[0].filePattern: Invalid value: "a=b": File pattern must not contain equal sign or comma'],
+      ['  - filePattern: a\n    verbosity: -1\n', 'c.yaml: logging.vmodule[0].verbosity: expected a non-negative integer, got number -1'],
+      ['  - filePattern: a\n    verbosity: 2147483648\n', 'c.yaml: logging.vmodule[0].verbosity: Invalid value: 2147483648: Must be <= 2147483647'],
+      ['    a: 1\n', 'c.yaml: logging.vmodule: expected a list of {filePattern, verbosity}'],
+    ];
+    for (const [items, message] of refused) expect(() => parsed(items), items).toThrow(message);
+    // The JSON logger has no per-file verbosity, wherever the setting came from.
+    expect(() =>
+      configFromFlags(
+        mergeConfig(parseConfigFile(file('logging:\n  format: json\n  vmodule:\n  - filePattern: a\n    verbosity: 2'), 'c.yaml').values, new Map())
+          .values,
+      ),
+    ).toThrow('logging.vmodule: Forbidden: Only supported for text log format');
+  });
   const fromFile = (body: string) => configFromFlags(mergeConfig(parseConfigFile(file(body), 'c.yaml').values, new Map()).values);
 
   it('takes the sync periods and masquerade settings from nftables: in nftables mode (upstream v1alpha1 conversion)', () => {

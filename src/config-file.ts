@@ -110,6 +110,11 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
   const values = new Map<string, FlagValue>();
   const unknownFields: string[] = [];
   const visit = (value: unknown, path: string): void => {
+    if (path === 'logging.vmodule') {
+      const vmodule = vmoduleFromFile(value, source);
+      if (vmodule !== '') values.set('vmodule', vmodule);
+      return;
+    }
     const spec = byPath.get(path);
     if (spec) {
       values.set(spec.name, fromFile(spec, value, path, source));
@@ -132,6 +137,37 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
   if (nftables)
     for (const spec of AGENT_FLAGS) if (spec.fileOnly && !values.has(spec.name)) values.set(spec.name, convertFlagValue(spec, spec.default));
   return { values, unknownFields, duplicateKeys };
+}
+
+/**
+ * logging.vmodule (component-base VModuleConfiguration: a list of {filePattern, verbosity}) as --vmodule's
+ * "pattern=N,..."; checked as upstream decodes it (verbosity a uint32) and logsapi.Validate checks it.
+ */
+function vmoduleFromFile(value: unknown, source: string): string {
+  const path = 'logging.vmodule';
+  if (value === null || value === undefined) return '';
+  if (!Array.isArray(value))
+    throw new ConfigError(path, `${source}: ${path}: expected a list of {filePattern, verbosity}, got ${describeValue(value)}`);
+  return value
+    .map((item: unknown, i) => {
+      const at = `${path}[${i}]`;
+      if (typeof item !== 'object' || item === null || Array.isArray(item))
+        throw new ConfigError(path, `${source}: ${at}: expected {filePattern, verbosity}, got ${describeValue(item)}`);
+      const { filePattern = '', verbosity = 0 } = item as Record<string, unknown>;
+      if (typeof filePattern !== 'string')
+        throw new ConfigError(path, `${source}: ${at}.filePattern: expected a string, got ${describeValue(filePattern)}`);
+      if (typeof verbosity !== 'number' || !Number.isInteger(verbosity) || verbosity < 0 || verbosity > 2 ** 32 - 1)
+        throw new ConfigError(path, `${source}: ${at}.verbosity: expected a non-negative integer, got ${describeValue(verbosity)}`);
+      if (filePattern === '') throw new ConfigError(path, `${source}: ${at}.filePattern: Required value: File pattern must not be empty`);
+      if (/[=,]/.test(filePattern))
+        throw new ConfigError(
+          path,
+          `${source}: ${at}.filePattern: Invalid value: "${filePattern}": File pattern must not contain equal sign or comma`,
+        );
+      if (verbosity > 2 ** 31 - 1) throw new ConfigError(path, `${source}: ${at}.verbosity: Invalid value: ${verbosity}: Must be <= 2147483647`);
+      return `${filePattern}=${verbosity}`;
+    })
+    .join(',');
 }
 
 /** js-yaml refuses duplicate keys; upstream's strict decoder too, its lenient one keeps the last. */
@@ -214,7 +250,9 @@ export function mergeConfig(
   const ignored: string[] = [];
   for (const [name, value] of flags) {
     const spec = AGENT_FLAGS.find((s) => s.name === name);
-    if (name === 'config' || FLAGS_OVER_CONFIG.has(name) || (!spec?.config && !ignoredWithConfig(name))) values.set(name, value);
+    // copyLogsFromFlags: the flag's vmodule entries first, then the file's.
+    if (name === 'vmodule' && file.has(name)) values.set(name, [value, file.get(name)].filter((v) => v !== '').join(','));
+    else if (name === 'config' || FLAGS_OVER_CONFIG.has(name) || (!spec?.config && !ignoredWithConfig(name))) values.set(name, value);
     else ignored.push(`--${name}`);
   }
   return { values, ignored };

@@ -228,7 +228,7 @@ export function validateConfig(c: ProxyConfig, names: SettingNames = IPTABLES_SE
   if (c.loggingFormat !== 'text' && c.vmodule.split(',').some((e) => e !== ''))
     throw new FlagError(
       'vmodule',
-      `initialize logging: logging.vmodule: Forbidden: Only supported for text log format (--vmodule=${c.vmodule} with --logging-format=json)`,
+      `initialize logging: logging.vmodule: Forbidden: Only supported for text log format (vmodule "${c.vmodule}" with format json)`,
     );
   try {
     parsePortRange(c.portRange);
