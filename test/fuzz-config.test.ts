@@ -44,6 +44,8 @@ const FIELDS = [
   'featureGates',
   'featureGates.MultiCIDRServiceAllocator',
   'logging.verbosity',
+  'logging.vmodule',
+  'logging.format',
   'healthzBindAddress',
   'mode',
   'detectLocal.clusterCIDRs',
