@@ -177,6 +177,60 @@ describe('the agent on FakeIptables: /debug pages and traffic metrics (kubernete
   });
 });
 
+describe("the agent's nfacct counters in iptables mode (upstream newCTStateInvalidPacketsCollector, newLocalhostNodePortAcceptedPacketsCollector)", () => {
+  /** nodeRunner, plus a node's nfacct tool: counters by name, as `nfacct list` prints them. */
+  function withNfacct(packets: Record<string, number>): CommandRunner & { commands: string[] } {
+    const base = nodeRunner();
+    const counters = new Map<string, number>();
+    const line = (n: string) => `{ pkts = ${String(packets[n] ?? counters.get(n)).padStart(20, '0')}, bytes = ${'0'.repeat(20)} } = ${n};\n`;
+    return {
+      commands: base.commands,
+      async run(cmd, args, opts) {
+        if (cmd !== 'nfacct') return base.run(cmd, args, opts);
+        base.commands.push([cmd, ...args].join(' '));
+        const [verb, name] = args;
+        if (verb === 'list') return { code: 0, stdout: [...counters.keys()].map(line).join(''), stderr: '' };
+        if (verb === 'get')
+          return counters.has(name!)
+            ? { code: 0, stdout: line(name!), stderr: '' }
+            : { code: 1, stdout: '', stderr: 'nfacct v1.0.2: error: No such file or directory\n' };
+        counters.set(name!, 0);
+        return { code: 0, stdout: '', stderr: '' };
+      },
+    };
+  }
+
+  it('makes the counters, counts into them and exports both metrics from them', async () => {
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const runner = withNfacct({ ct_state_invalid_dropped_pkts: 7, localhost_nps_accepted_pkts: 2 });
+    const { agent: a } = await start('iptables', fakes, runner);
+    await vi.waitFor(() => expect(converged(a, fakes.get('IPv4')!)).toBe(true), { timeout: 5000 });
+    expect(getChain(fakes.get('IPv4')!.snapshot(), 'filter', 'KUBE-FORWARD')?.rules[0]).toContain(
+      '-m nfacct --nfacct-name ct_state_invalid_dropped_pkts',
+    );
+    expect(runner.commands).toContain('nfacct add ct_state_invalid_dropped_pkts');
+    expect(await metric(a, 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total')).toBe(
+      'kubeproxy_iptables_ct_state_invalid_dropped_packets_total 7',
+    );
+    expect(await metric(a, 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total')).toBe(
+      'kubeproxy_iptables_localhost_nodeports_accepted_packets_total 2',
+    );
+  });
+
+  it('without the nfacct tool: one warning naming the metrics, rules without counters, neither metric', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ verbosity: 0, stream: { write: (l: string) => void lines.push(l) } });
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const { agent: a } = await start('iptables', fakes, nodeRunner(), { logger });
+    await vi.waitFor(() => expect(converged(a, fakes.get('IPv4')!)).toBe(true), { timeout: 5000 });
+    expect(getChain(fakes.get('IPv4')!.snapshot(), 'filter', 'KUBE-FORWARD')?.rules[0]).toBe('-m conntrack --ctstate INVALID -j DROP');
+    const said = logLines(lines.join('')).filter((l) => l.msg.includes('nfacct'));
+    expect(said.map((l) => `${l.severity} ${l.msg.slice(0, 40)}`)).toEqual(['W nfacct counters cannot be made: the INVA']);
+    expect(said[0]!.msg).toContain('kubeproxy_iptables_localhost_nodeports_accepted_packets_total are not exported');
+    expect(await a.metrics.registry.metrics()).not.toContain('kubeproxy_iptables_');
+  });
+});
+
 describe('the agent on FakeIptables', () => {
   it('converges both families, syncs an edit partially, repairs an outside flush through the canary, and leaves the rules at stop', async () => {
     const fakes = both();
