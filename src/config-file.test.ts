@@ -253,6 +253,30 @@ describe('KubeProxyConfiguration files', () => {
     expect(configFromFlags(again)).toEqual(configFromFlags(values));
   });
 
+  it("writes logging as component-base's LoggingConfiguration encodes it (flushFrequency, each format's infoBufferSize, splitStream omitempty, vmodule as a list)", () => {
+    const values = parseFlags(['--log-flush-frequency=7s', '--vmodule=proxier*=4,x=1'], AGENT_FLAGS).values;
+    const { doc } = configDocument(values, configFromFlags(values));
+    expect(doc['logging']).toEqual({
+      verbosity: 0,
+      format: 'text',
+      flushFrequency: '7s',
+      options: { text: { infoBufferSize: '0' }, json: { infoBufferSize: '0' } },
+      vmodule: [
+        { filePattern: 'proxier*', verbosity: 4 },
+        { filePattern: 'x', verbosity: 1 },
+      ],
+    });
+    expect(configFromFlags(parseConfigFile(dump(doc), 'roundtrip').values).vmodule).toBe('proxier*=4,x=1');
+    const split = parseFlags(
+      ['--feature-gates=LoggingAlphaOptions=true', '--log-json-split-stream', '--log-json-info-buffer-size=64Ki'],
+      AGENT_FLAGS,
+    ).values;
+    expect((configDocument(split, configFromFlags(split)).doc['logging'] as { options: unknown }).options).toEqual({
+      text: { infoBufferSize: '0' },
+      json: { splitStream: true, infoBufferSize: '64Ki' },
+    });
+  });
+
   it('writes a document that reads back to the same configuration', () => {
     const values = parseFlags(['--cluster-cidr=10.0.0.0/8', '--iptables-sync-period=45s', '--masquerade-all'], AGENT_FLAGS).values;
     const again = parseConfigFile(dump(configDocument(values, configFromFlags(values)).doc), 'roundtrip').values;

@@ -17,7 +17,7 @@ import { load } from 'js-yaml';
 import type { ProxyConfig } from './config.ts';
 import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { convertFlagValue, formatDuration, settingLabel, type FlagSpec, type FlagValue } from './flags.ts';
+import { convertFlagValue, flagDefault, formatDuration, settingLabel, type FlagSpec, type FlagValue } from './flags.ts';
 import { parseGoDurationNs } from './go-duration.ts';
 
 export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
@@ -299,5 +299,27 @@ export function configDocument(values: ReadonlyMap<string, FlagValue>, config: P
     for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
     node[parts.at(-1)!] = written;
   }
+  writeLogging(doc, values);
   return { doc, notes };
+}
+
+/**
+ * component-base's LoggingConfiguration as upstream's encoder writes it: flushFrequency, each format's infoBufferSize
+ * (a Quantity, never omitted), splitStream only when set (omitempty), vmodule as its list when there is one.
+ */
+function writeLogging(doc: Record<string, unknown>, values: ReadonlyMap<string, FlagValue>): void {
+  const flag = (name: string): FlagValue => values.get(name) ?? flagDefault(AGENT_FLAGS.find((s) => s.name === name)!);
+  const logging = (doc['logging'] ??= {}) as Record<string, unknown>;
+  logging['flushFrequency'] = formatDuration(flag('log-flush-frequency') as number);
+  const options = (logging['options'] ??= {}) as Record<string, Record<string, unknown>>;
+  for (const format of ['text', 'json']) {
+    const o = (options[format] ??= {});
+    if (o['splitStream'] !== true) delete o['splitStream'];
+    o['infoBufferSize'] = String(flag(`log-${format}-info-buffer-size`));
+  }
+  const vmodule = String(flag('vmodule'))
+    .split(',')
+    .filter((e) => e !== '')
+    .map((e) => ({ filePattern: e.split('=')[0], verbosity: Number(e.split('=')[1]) }));
+  if (vmodule.length > 0) logging['vmodule'] = vmodule;
 }
