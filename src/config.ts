@@ -278,6 +278,12 @@ const QUANTITY = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
  * unless the LoggingAlphaOptions gate (or AllAlpha) is on; the buffer sizes are resource.Quantity values.
  */
 function validateLoggingOptions(c: ProxyConfig, get: (name: string) => FlagValue): void {
+  // The JSON format is component-base's beta feature: LoggingBetaOptions (on by default, off with AllBeta=false) gates it.
+  if (c.loggingFormat === 'json' && !(c.featureGates['LoggingBetaOptions'] ?? c.featureGates['AllBeta'] ?? true))
+    throw new FlagError(
+      'logging-format',
+      'initialize logging: logging.format: Forbidden: Log format json is disabled, see LoggingBetaOptions feature (--logging-format=json)',
+    );
   const alpha = c.featureGates['LoggingAlphaOptions'] ?? c.featureGates['AllAlpha'] ?? false;
   for (const format of ['text', 'json'] as const) {
     const split = `log-${format}-split-stream`;

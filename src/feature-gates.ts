@@ -23,6 +23,8 @@ export const HONOURED_FEATURE_GATES: Readonly<Record<string, boolean>> = {
   MultiCIDRServiceAllocator: true,
   // component-base's alpha logging options (--log-*-split-stream, --log-*-info-buffer-size) are refused without it.
   LoggingAlphaOptions: false,
+  // component-base's JSON log format is beta: turning the gate off refuses --logging-format=json.
+  LoggingBetaOptions: true,
 };
 
 const KUBE_FEATURES = `

@@ -202,6 +202,19 @@ describe('configFromFlags', () => {
     );
   });
 
+  it('refuses --logging-format=json when LoggingBetaOptions is off, as logsapi.Validate refuses a disabled format', () => {
+    for (const gates of ['LoggingBetaOptions=false', 'AllBeta=false'])
+      expect(() => configFromFlags(parse('--logging-format=json', `--feature-gates=${gates}`).values)).toThrow(
+        'initialize logging: logging.format: Forbidden: Log format json is disabled, see LoggingBetaOptions feature',
+      );
+    expect(configFromFlags(parse('--logging-format=json', '--feature-gates=AllBeta=false,LoggingBetaOptions=true').values).loggingFormat).toBe(
+      'json',
+    );
+    expect(configFromFlags(parse('--logging-format=text', '--feature-gates=LoggingBetaOptions=false').values).loggingFormat).toBe('text');
+    // A gate kube-proxy-ts acts on: no "does not act on" warning.
+    expect(configFromFlags(parse('--feature-gates=LoggingBetaOptions=true').values).notImplemented).toEqual([]);
+  });
+
   it('lists compatibility-only flags that were set', () => {
     expect(configFromFlags(new Map([['kube-api-qps', 50]])).notImplemented).toEqual(['--kube-api-qps: only watches are used']);
   });
