@@ -209,7 +209,13 @@ describe("a node that ran upstream's ipvs mode", () => {
       20_000,
       () => agent!.output(),
     );
-    expect(logLines(agent.output()).map((l) => l.msg)).toContain(`destroyed ${left.length} ipsets of ipvs mode`);
+    // The line comes after the last `ipset destroy`, which the wait above may see first.
+    await waitFor(
+      'the destroyed ipsets logged',
+      async () => logLines(agent!.output()).some((l) => l.msg === `destroyed ${left.length} ipsets of ipvs mode`),
+      5_000,
+      () => agent!.output(),
+    );
   });
 
   it('nftables mode: every iptables chain of kube-proxy goes, and every ipset, at start; traffic goes through the nftables table', async () => {
