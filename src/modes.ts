@@ -28,8 +28,6 @@ export interface ModeDeps {
   readonly onUserspaceEvent?: (service: string, e: UserspaceEvent) => void;
   /** The nftables mode's nft, version and kernel (tests); the node's when absent. */
   readonly nftables?: NftablesNode;
-  /** The iptables mode's nfacct counters (tests); the `nfacct` tool through the runner when absent. */
-  readonly nfacct?: Nfacct;
 }
 
 export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: ModeDeps): Promise<ProxyMode> {
@@ -58,7 +56,7 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
     );
   const liberal = config.conntrackTCPBeLiberal || probe.conntrackLiberal;
   if (liberal && !config.conntrackTCPBeLiberal) logger.info('nf_conntrack_tcp_be_liberal is set: no INVALID drop rule');
-  const nfacct = await nodeNfacct(deps.nfacct ?? nfacctTool(deps.runner), logger);
+  const nfacct = await nodeNfacct(nfacctTool(deps.runner), logger);
   return new IptablesMode(
     {
       iptables: probe.handles,
