@@ -26,8 +26,8 @@ export interface NfacctCounter {
 
 export interface Nfacct {
   /**
-   * Creates the counter unless it exists (upstream's Ensure: a get, then an add). Rejects with the reason it cannot;
-   * the reason starts with "cannot start" when the tool itself is missing.
+   * Creates the counter unless it exists (upstream's Ensure: a get, then an add). Rejects with the reason it cannot,
+   * an NfacctToolMissing when the tool itself is missing.
    */
   ensure(name: string): Promise<void>;
   /** Every counter of the network namespace. */
@@ -36,16 +36,24 @@ export interface Nfacct {
 
 const TIMEOUT_MS = 5000;
 
+/** The tool itself could not be started (not installed): nothing can be counted on this node. */
+export class NfacctToolMissing extends Error {
+  constructor(detail: string) {
+    super(`cannot start nfacct: ${detail}`);
+    this.name = 'NfacctToolMissing';
+  }
+}
+
 export function nfacctTool(runner: CommandRunner): Nfacct {
   const run = async (args: readonly string[]) => {
     let r;
     try {
       r = await runner.run('nfacct', args, { timeoutMs: TIMEOUT_MS });
     } catch (err) {
-      throw new Error(`cannot start nfacct: ${(err as Error).message}`);
+      throw new NfacctToolMissing((err as Error).message);
     }
     // 127: a shell's "command not found", as some runners say it.
-    if (r.code === 127) throw new Error(`cannot start nfacct: ${describeFailure('nfacct', args, r, runner.netns)}`);
+    if (r.code === 127) throw new NfacctToolMissing(describeFailure('nfacct', args, r, runner.netns));
     return r;
   };
   return {
@@ -93,9 +101,8 @@ export async function ensureCounters(nfacct: Nfacct, names: readonly string[] = 
       await nfacct.ensure(counter);
       made.add(counter);
     } catch (err) {
-      const error = (err as Error).message;
-      if (error.startsWith('cannot start nfacct')) return { made, failures, toolMissing: error };
-      failures.push({ counter, error });
+      if (err instanceof NfacctToolMissing) return { made, failures, toolMissing: err.message };
+      failures.push({ counter, error: (err as Error).message });
     }
   }
   return { made, failures, toolMissing: null };

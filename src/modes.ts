@@ -6,7 +6,7 @@
  * flipped by restarting the agent.
  */
 import { IptablesMode, NFT_BATCH_CHAINS } from '../iptables/iptables-mode.ts';
-import { nfacctTool, type Nfacct } from '../iptables/nfacct.ts';
+import { nfacctTool, NfacctToolMissing, type Nfacct } from '../iptables/nfacct.ts';
 import type { NodeProbe } from '../iptables/node-probe.ts';
 import type { Clock } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
@@ -78,7 +78,7 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
 async function nodeNfacct(nfacct: Nfacct, logger: Logger): Promise<Nfacct | null> {
   const toolMissing = await nfacct.list().then(
     () => null,
-    (err: Error) => (err.message.startsWith('cannot start nfacct') ? err.message : null),
+    (err: Error) => (err instanceof NfacctToolMissing ? err.message : null),
   );
   if (toolMissing === null) return nfacct;
   logger.warn(
