@@ -11,6 +11,7 @@ import { serviceOfChains } from '../../iptables/render.ts';
 import { desiredFromObjects } from '../desired.ts';
 import { probeNode } from '../../iptables/node-probe.ts';
 import { nfacctTool } from '../../iptables/nfacct.ts';
+import { readProcFile, type CommandRunner } from '../../proxier/exec.ts';
 import { createExecaRunner } from '../system/exec.ts';
 import { diffNftables } from './diff-nft.ts';
 import type { CommandIO } from './io.ts';
@@ -28,14 +29,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   const objects = await currentObjects(config, io, log);
   if (config.mode === 'nftables') return diffNftables(objects, config, io, log);
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
-  // The agent's rules count into the node's nfacct counters where they exist (none when the tool is missing).
-  const nfacctCounters = new Set(
-    (
-      await nfacctTool(runner)
-        .list()
-        .catch(() => [])
-    ).map((c) => c.name),
-  );
+  const nfacctCounters = await nodeNfacctCounters(runner);
   const desired = desiredFromObjects(objects, config, {
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,
@@ -54,4 +48,22 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
     io.stdout(formatDiff(d));
   }
   return identical ? 0 : 1;
+}
+
+/**
+ * The nfacct counters the agent's rules match on this node: the node's counters (none when the tool is missing), and
+ * none when the kernel has no xt_nfacct match, where the agent's probe (probeNfacctMatch) left them out. The match is
+ * looked for among the kernel's registered matches, without writing a rule as the agent's probe does; an unreadable
+ * list keeps the counters.
+ */
+export async function nodeNfacctCounters(runner: CommandRunner): Promise<ReadonlySet<string>> {
+  const matches = await readProcFile(runner, '/proc/net/ip_tables_matches');
+  if (matches !== null && !matches.split('\n').includes('nfacct')) return new Set();
+  return new Set(
+    (
+      await nfacctTool(runner)
+        .list()
+        .catch(() => [])
+    ).map((c) => c.name),
+  );
 }
