@@ -1,7 +1,7 @@
 /**
  * The bundle (`npm run build`, what the image runs) behaves as the sources do: each subcommand that needs no root or
  * live rules, run from a freshly built bundle and from src/entry.js, gives the same exit code, the same stdout byte
- * for byte and the same stderr (log timestamps, pids and logging lines aside). The bundle runs from a temporary directory with no
+ * for byte and the same stderr (log timestamps and pids aside; each log line names the same source file and line). The bundle runs from a temporary directory with no
  * node_modules above it: it needs none. test/bundle.e2e.test.ts runs the agent itself from it.
  */
 import { execFile } from 'node:child_process';
@@ -28,8 +28,8 @@ function run(executable: string, args: readonly string[]): Promise<Run> {
       resolve({
         code: err ? ((err as { code?: number }).code ?? 1) : 0,
         stdout,
-        // Log times aside, and in klog's header the pid and the logging line (the bundle's lines are not the sources').
-        stderr: stderr.replace(/"time":"[^"]+"/g, '"time":"-"').replace(/^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [^\s\]]+:\d+\] /gm, '$1 ] '),
+        // Log times aside, and in klog's header the pid. The caller (file:line) stays: the bundle names the sources' lines.
+        stderr: stderr.replace(/"time":"[^"]+"/g, '"time":"-"').replace(/^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ /gm, '$1 '),
       }),
     );
   });
@@ -67,7 +67,9 @@ describe('the bundle against src/entry.js', { timeout: 60_000 }, () => {
     const text = readFileSync(bundle.executable, 'utf8');
     expect(text.split('\n')[0]).toBe('#!/usr/bin/env -S node --max-semi-space-size=2');
     expect(text).toMatch(/enableCompileCache\([^]*\);\s*await import\("\.\/main\.mjs"\);/);
-    expect(readdirSync(join(dir, 'dist'))).toEqual(expect.arrayContaining([EXECUTABLE, 'main.mjs']));
+    expect(readdirSync(join(dir, 'dist'))).toEqual(expect.arrayContaining([EXECUTABLE, 'main.mjs', 'callers.json']));
+    // The source maps callers.json is made from are not shipped.
+    expect(readdirSync(join(dir, 'dist')).filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(existsSync(join(dir, 'node_modules', 'pino'))).toBe(false);
   });
 

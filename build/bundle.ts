@@ -7,6 +7,8 @@
  *   dist/kube-proxy-ts.mjs   src/entry.js: turns Node's compile cache on, then imports main.mjs (src/entry.js says why)
  *   dist/main.mjs            src/main.ts and everything it imports, the dependencies included; the subcommands other
  *                            than the agent (render, diff, trace, top) in chunks of their own, loaded on demand
+ *   dist/callers.json        where each chunk's logging calls came from (file and line in the sources), for the log
+ *                            lines' caller and --vmodule (build/callers.ts; the source maps it is made from are not kept)
  *   dist/THIRD-PARTY-LICENSES.txt  name, version, licence and licence text of every package bundled (node_modules,
  *                            where these files were, is not needed any more)
  *
@@ -22,6 +24,8 @@ import { dirname, join, resolve } from 'node:path';
 import { build, type OutputChunk, type RolldownLog } from 'rolldown';
 import { bundleProblems } from './bundle-checks.ts';
 import { builtinImports } from './builtin-imports.ts';
+import { chunkCallers } from './callers.ts';
+import { CALLERS_FILE, type ChunkCallers } from '../src/log.ts';
 import { clientNodeTrim } from './client-node-trim.ts';
 import { undiciTrim } from './undici-trim.ts';
 
@@ -109,6 +113,8 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
         // one byte per character; checked below).
         charset: 'ascii',
         codeSplitting: !opts.singleFile,
+        // Read for callers.json below, then removed: the maps are not shipped.
+        sourcemap: 'hidden',
       },
     });
     const entry = await build({
@@ -139,6 +145,14 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
     if (!entry.output.some((o) => o.type === 'chunk' && o.fileName === EXECUTABLE && o.imports.length === 1 && o.dynamicImports[0] === './main.mjs'))
       throw new Error(`${EXECUTABLE} should only turn the compile cache on and import ./main.mjs`);
     chmodSync(join(tmp, EXECUTABLE), 0o755);
+    const callers: Record<string, ChunkCallers> = {};
+    for (const c of main.output)
+      if (c.type === 'chunk' && c.map) {
+        const calls = chunkCallers(c.code, c.map, { mapDir: tmp, root });
+        if (Object.keys(calls).length > 0) callers[c.fileName] = calls;
+        rmSync(join(tmp, `${c.fileName}.map`), { force: true });
+      }
+    writeFileSync(join(tmp, CALLERS_FILE), JSON.stringify(callers));
     writeFileSync(join(tmp, LICENSES), thirdPartyLicenses(chunks.flatMap((c) => c.moduleIds)));
     rmSync(outDir, { recursive: true, force: true });
     renameSync(tmp, outDir);
@@ -154,7 +168,7 @@ export async function buildBundle(opts: BundleOptions = {}): Promise<BundleResul
     return {
       executable: join(outDir, EXECUTABLE),
       agentChunks: [...agentChunks].map((name) => join(outDir, name)),
-      files: [...chunks.map((c) => c.fileName), LICENSES].map((name) => ({ name, bytes: statSync(join(outDir, name)).size })),
+      files: [...chunks.map((c) => c.fileName), LICENSES, CALLERS_FILE].map((name) => ({ name, bytes: statSync(join(outDir, name)).size })),
     };
   } finally {
     rmSync(tmp, { recursive: true, force: true });

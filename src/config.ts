@@ -65,7 +65,7 @@ export interface ProxyConfig {
   readonly loggingFormat: 'text' | 'json';
   /** --log-text-split-stream or --log-json-split-stream, the one of the format in use: errors to stderr, the rest to stdout. */
   readonly logSplitStream: boolean;
-  /** --vmodule, checked as klog checks it and otherwise unused. */
+  /** --vmodule (and logging.vmodule), checked as klog checks it: per-file verbosity (src/log.ts parseVModule). */
   readonly vmodule: string;
   readonly cleanup: boolean;
   /** --init-only: the privileged node setup (sysctls), then exit. */

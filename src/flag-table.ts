@@ -436,8 +436,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'vmodule',
     type: 'string',
     default: '',
-    help: 'Per-file verbosity, pattern=N,... (as upstream, checked).',
-    notImplemented: 'one verbosity (-v) for every file',
+    help: 'comma-separated list of pattern=N settings for file-filtered logging (only works for text log format)',
   },
   {
     name: 'profiling',

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { callerOf, createLogger, klogLine, zapLine } from './log.ts';
+import { logFromHere } from '../test/vmodule-caller.ts';
+import { callerOf, createLogger, klogLine, parseVModule, zapLine } from './log.ts';
 
 function textLogger(verbosity = 0) {
   let out = '';
@@ -181,5 +182,48 @@ describe('--logging-format=json: component-base\'s zap JSON lines (logs/json New
     log.debug('hidden');
     log.info('shown');
     expect(lines().map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['shown']);
+  });
+});
+
+describe("--vmodule: per-file verbosity, as klog's V() reads it (moduleSpec.Set, setV)", () => {
+  /** The messages written with -v `verbosity` and `vmodule`: this file's debug line, then vmodule-caller.ts's. */
+  function written(verbosity: number, vmodule: string): string[] {
+    let out = '';
+    const log = createLogger({ verbosity, format: 'text', vmodule, stream: { write: (s: string) => void (out += s) } });
+    log.info('info here');
+    log.debug('debug here');
+    logFromHere(log, 'debug there');
+    log.child({ ipFamily: 'IPv4' }).debug('child debug here');
+    log.warn('warn here');
+    return out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => /\] "([^"]+)"/.exec(l)![1]!);
+  }
+
+  it('writes the debug lines of the files a pattern names, up to its level, and only those', () => {
+    expect(written(0, '')).toEqual(['info here', 'warn here']);
+    expect(written(0, 'vmodule-caller=2')).toEqual(['info here', 'debug there', 'warn here']);
+    expect(written(0, 'log.test=2')).toEqual(['info here', 'debug here', 'child debug here', 'warn here']);
+    // Level 1 is below a debug line's 2.
+    expect(written(0, 'log.test=1')).toEqual(['info here', 'warn here']);
+    expect(written(0, 'no-such-file=4')).toEqual(['info here', 'warn here']);
+  });
+
+  it("matches globs as Go's filepath.Match against the name without directory or extension", () => {
+    expect(written(0, 'vmodule-*=2')).toEqual(['info here', 'debug there', 'warn here']);
+    expect(written(0, 'log.tes?=2,vmodule-calle[a-s]=2')).toEqual(['info here', 'debug here', 'debug there', 'child debug here', 'warn here']);
+    expect(written(0, 'vmodule-calle[^r]=2')).toEqual(['info here', 'warn here']);
+    // The extension and the directory are not part of the name.
+    expect(written(0, 'vmodule-caller.ts=2,test/vmodule-caller=2,*/vmodule-caller=2')).toEqual(['info here', 'warn here']);
+    // A malformed pattern matches nothing (filepath.ErrBadPattern), and the others still apply.
+    expect(written(0, 'log[=2,vmodule-caller=2')).toEqual(['info here', 'debug there', 'warn here']);
+  });
+
+  it('takes the first matching pattern, skips level 0 entries, and never lowers -v', () => {
+    expect(written(0, 'log.t*=1,log.test=2')).toEqual(['info here', 'warn here']);
+    expect(written(0, 'log.test=0,log.*=2')).toEqual(['info here', 'debug here', 'child debug here', 'warn here']);
+    expect(written(2, 'log.test=1')).toEqual(['info here', 'debug here', 'debug there', 'child debug here', 'warn here']);
+    expect(parseVModule('a=0,,b=3').map((p) => p.level)).toEqual([3]);
   });
 });

@@ -7,6 +7,7 @@
  *   `{"ts":1733375511123,"caller":"iptables-mode.ts:245","msg":"synced iptables rules","v":0,"ipFamily":"IPv4"}`.
  * -v maps to levels as klog users expect: 0-1 info, 2-3 debug, 4+ trace.
  */
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../proxier/log.ts';
@@ -32,6 +33,11 @@ export interface LogOptions {
    * component-base splits them; without it every line goes to one place.
    */
   readonly splitStream?: boolean;
+  /**
+   * --vmodule (klog): `pattern=N,...`; the lines of a file whose name (without its extension) matches a pattern are
+   * written up to verbosity N, when that is more than `verbosity`. The first matching pattern counts.
+   */
+  readonly vmodule?: string;
 }
 
 const BASE_COMPONENT = 'kube-proxy-ts';
@@ -42,9 +48,22 @@ export function createLogger(opts: LogOptions): Logger {
   // pino's own destination: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
   const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
   const errors = opts.splitStream && (opts.stream || opts.fd !== 2) ? pino.destination({ fd: 2, sync: true }) : dest;
+  const vmodule = parseVModule(opts.vmodule ?? '');
+  const fileVerbosity = new Map<string, number>();
+  // A line above -v is written only when its caller's file has that verbosity (klog's V with a vmodule set).
+  const hidden = (record: Record<string, unknown>): boolean => {
+    const v = ZAP_V[record['level'] as number] ?? 0;
+    if (v <= opts.verbosity) return false;
+    const caller = typeof record[CALLER] === 'string' ? record[CALLER] : '';
+    const file = caller.replace(/:\d+$/, '').replace(/\.[^.]*$/, '');
+    let level = fileVerbosity.get(file);
+    if (level === undefined) fileVerbosity.set(file, (level = vmodule.find((p) => p.match(file))?.level ?? 0));
+    return level < v;
+  };
   return pino(
     {
-      level: levelForVerbosity(opts.verbosity),
+      // With a vmodule, pino lets through what the most verbose pattern wants, and `hidden` filters per file.
+      level: levelForVerbosity(Math.max(opts.verbosity, ...vmodule.map((p) => p.level))),
       base: { component: BASE_COMPONENT },
       // Epoch milliseconds: klog's header and zap's `ts` are both made from them.
       timestamp: pino.stdTimeFunctions.epochTime,
@@ -56,6 +75,7 @@ export function createLogger(opts: LogOptions): Logger {
     {
       write: (json: string) => {
         const record = JSON.parse(json) as Record<string, unknown>;
+        if (vmodule.length > 0 && hidden(record)) return;
         (typeof record['level'] === 'number' && record['level'] >= 50 ? errors : dest).write(line(record));
       },
     },
@@ -64,22 +84,101 @@ export function createLogger(opts: LogOptions): Logger {
 
 const CALLER = '__caller';
 
+/** One bundle chunk's logging calls (build/callers.ts): generated line -> [column, `path/in/checkout.ts:line`] of each. */
+export type ChunkCallers = Record<string, [number, string][]>;
+/** dist/callers.json: chunk file name -> its logging calls. */
+export type CallerTable = Readonly<Record<string, ChunkCallers>>;
+export const CALLERS_FILE = 'callers.json';
+
+let bundleCallers: CallerTable | null | undefined;
+
+/** The table the build writes beside the bundle's chunks; null when running from the sources (there is none). */
+function callerTable(): CallerTable | null {
+  if (bundleCallers === undefined) {
+    try {
+      bundleCallers = JSON.parse(readFileSync(new URL(`./${CALLERS_FILE}`, import.meta.url), 'utf8')) as CallerTable;
+    } catch {
+      bundleCallers = null;
+    }
+  }
+  return bundleCallers;
+}
+
 /**
  * The first frame of a stack that is not the logger's own (this file, pino): `file.ts:line`. In the bundle the image
- * runs, pino is in the same file, so its frames are told apart by name.
+ * runs, pino is in the same file, so its frames are told apart by name, and a chunk's line is named by the source file
+ * and line it came from (the table; by default the one the build wrote), as from the sources.
  */
-export function callerOf(stack: string | undefined): string {
+export function callerOf(stack: string | undefined, table: CallerTable | null = callerTable()): string {
   const frames = (stack ?? '').split('\n').slice(1);
   for (const frame of frames) {
-    const m = /\(?((?:file:\/\/)?[^\s()]+):(\d+):\d+\)?$/.exec(frame.trim());
+    const m = /\(?((?:file:\/\/)?[^\s()]+):(\d+):(\d+)\)?$/.exec(frame.trim());
     if (!m) continue;
     const file = m[1]!;
     if (file.includes('/node_modules/pino/') || file.endsWith('/src/log.ts') || /at (?:Pino\.|Object\.)?(?:LOG|write|mixin|callerOf)\b/.test(frame))
       continue;
+    const calls = table?.[basename(file)]?.[m[2]!];
+    if (calls) {
+      const column = Number(m[3]);
+      const call = calls.findLast(([c]) => c <= column) ?? calls[0]!;
+      return basename(call[1]);
+    }
     return `${basename(file)}:${m[2]}`;
   }
   return '???:1';
 }
+
+interface ModulePattern {
+  readonly level: number;
+  readonly match: (file: string) => boolean;
+}
+
+/**
+ * klog's moduleSpec.Set (the value is checked in config.ts): `pattern=N` entries, empty ones and N = 0 skipped; a
+ * pattern without metacharacters compared as it is, else matched as Go's filepath.Match (`*`, `?`, `[...]`, `\`)
+ * against the file's name, as setV strips the directory and the extension.
+ */
+export function parseVModule(value: string): readonly ModulePattern[] {
+  const out: ModulePattern[] = [];
+  for (const entry of value.split(',')) {
+    const [pattern, level] = entry.split('=');
+    if (!pattern || !level || Number(level) <= 0) continue;
+    if (!/[\\*?[\]]/.test(pattern)) {
+      out.push({ level: Number(level), match: (file) => file === pattern });
+      continue;
+    }
+    const re = globRegExp(pattern);
+    out.push({ level: Number(level), match: (file) => re?.test(file) ?? false });
+  }
+  return out;
+}
+
+/** Go's filepath.Match pattern as a RegExp (separators never matched by `*`, `?` or a class); null when malformed, as Match's ErrBadPattern matches nothing. */
+function globRegExp(pattern: string): RegExp | null {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\') {
+      if (++i >= pattern.length) return null;
+      re += escapeRegExp(pattern[i]!);
+    } else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) return null;
+      let body = pattern.slice(i + 1, end);
+      const negated = body.startsWith('^');
+      if (negated) body = body.slice(1);
+      if (body === '') return null;
+      re += `(?!/)[${negated ? '^' : ''}${body.replace(/[\\\]^]/g, (x) => `\\${x}`)}]`;
+      i = end;
+    } else if (c === ']') return null;
+    else re += escapeRegExp(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
 const SEVERITY: Readonly<Record<number, string>> = { 10: 'I', 20: 'I', 30: 'I', 40: 'W', 50: 'E', 60: 'F' };
 const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname', CALLER]);

@@ -37,8 +37,8 @@ const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   // Commands whose stdout is data log to stderr; the agent logs to stdout, as a DaemonSet expects.
-  makeLogger: ({ verbosity, loggingFormat, logSplitStream }) =>
-    createLogger({ verbosity, format: loggingFormat, fd: logsToStderr ? 2 : 1, splitStream: logSplitStream === true }),
+  makeLogger: ({ verbosity, loggingFormat, logSplitStream, vmodule }) =>
+    createLogger({ verbosity, format: loggingFormat, fd: logsToStderr ? 2 : 1, splitStream: logSplitStream === true, vmodule: vmodule ?? '' }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
   ...(stop ? { stopSignal: () => stop.stopped } : {}),
   setOomScoreAdj: (value) => {

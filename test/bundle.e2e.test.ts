@@ -8,6 +8,7 @@
  * other subcommands' output with src/entry.js).
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,8 +40,19 @@ const slice = (pod: keyof typeof pods) =>
   makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: [{ ip: pods[pod], nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] });
 const args = (mode: string) => [
   ...['--kubeconfig', kubeconfig, '--mode', mode, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16'],
+  // The iptables mode's sync lines (-v 2) and no other file's.
+  '--vmodule=iptables-mode=2',
   ...['--iptables-min-sync-period', '0s', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
 ];
+/** The line (1-based) of a source file where the logging call that writes `message` starts (`.info(`, `.debug(`...). */
+function sourceLine(file: string, message: string): number {
+  const lines = readFileSync(join(import.meta.dirname, '..', file), 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.includes(`'${message}'`));
+  const call = lines.findLastIndex((l, n) => n <= at && /\.(info|warn|error|debug)\(/.test(l));
+  if (at < 0 || call < 0) throw new Error(`no logging call writes ${message} in ${file}`);
+  return call + 1;
+}
+
 /** The bundle in node-1's namespace, as the image's ENTRYPOINT runs it. */
 const command = () => [process.execPath, '--max-semi-space-size=2', executable];
 
@@ -109,10 +121,22 @@ describe('the agent from the bundle, against the fake API server', () => {
     expect(metrics).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count(\{[^}]*\})? [1-9]/m);
     expect(metrics).toContain('process_resident_memory_bytes');
     expect(await get('http://127.0.0.1:10256/healthz')).toMatch(/^200 /);
-    // klog's text format, the default: the header names the bundle's line that logged it (not pino's, not unknown).
-    const started = logLines(agent.output()).find((l) => l.msg === 'starting kube-proxy-ts');
-    expect(started?.text).toMatch(/^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [\w.-]+\.m?js:\d+\] "starting kube-proxy-ts" node="/);
-    expect(started?.text).not.toMatch(/\?\?\?:1\]|pino|proto\.js/);
+    // klog's text format, the default: the header names the source file and line that logged it, as from the sources
+    // (callers.json), not the bundle's chunk, pino or unknown.
+    const lines = logLines(agent.output());
+    const started = lines.find((l) => l.msg === 'starting kube-proxy-ts');
+    expect(started?.text).toMatch(
+      new RegExp(
+        `^I\\d{4} \\d\\d:\\d\\d:\\d\\d\\.\\d{6} +\\d+ agent\\.ts:${sourceLine('src/agent.ts', 'starting kube-proxy-ts')}\\] "starting kube-proxy-ts" node="`,
+      ),
+    );
+    expect(lines.map((l) => /^[IWEF]\S+ \S+ +\d+ ([^\s\]]+):\d+\]/.exec(l.text)?.[1]).filter((file) => !file?.endsWith('.ts'))).toEqual([]);
+    // --vmodule=iptables-mode=2: the iptables mode's debug line for each sync, from its line in the sources.
+    const synced = lines.filter((l) => l.msg === 'synced iptables rules');
+    expect(synced.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(synced.map((l) => l.text.split(']')[0]!.split(' ').pop()))).toEqual(
+      new Set([`iptables-mode.ts:${sourceLine('iptables/iptables-mode.ts', 'synced iptables rules')}`]),
+    );
   });
 
   it('diff from the bundle reports the node converged', async () => {

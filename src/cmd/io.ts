@@ -18,8 +18,13 @@ export interface AgentProcessHooks {
 export interface CommandIO {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
-  /** The logger for -v and --logging-format (tests ignore them and read lines back). */
-  readonly makeLogger: (opts: { readonly verbosity: number; readonly loggingFormat: 'text' | 'json'; readonly logSplitStream?: boolean }) => Logger;
+  /** The logger for -v, --vmodule and --logging-format (tests ignore them and read lines back). */
+  readonly makeLogger: (opts: {
+    readonly verbosity: number;
+    readonly loggingFormat: 'text' | 'json';
+    readonly logSplitStream?: boolean;
+    readonly vmodule?: string;
+  }) => Logger;
   readonly osHostname?: () => string;
   /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */
   readonly runner?: CommandRunner;
