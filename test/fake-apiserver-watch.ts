@@ -14,7 +14,14 @@ export interface Route {
   readonly resource: Resource;
   /** Namespace of a namespaced path (/namespaces/{ns}/...), null for the all-namespaces path. */
   readonly namespace: string | null;
+  /** The version asked for when it is not the resource's own (ServiceCIDRs as networking.k8s.io/v1beta1). */
+  readonly apiVersion?: string;
 }
+
+/** Older versions of a resource the fake can serve (FakeApiServer.serviceCIDRVersions), by path. */
+const OTHER_VERSIONS: Readonly<Record<string, { resource: Resource; apiVersion: string }>> = {
+  '/apis/networking.k8s.io/v1beta1/servicecidrs': { resource: 'servicecidrs', apiVersion: 'networking.k8s.io/v1beta1' },
+};
 
 export function routeRequest(pathname: string): Route | null {
   const path = pathname.replace(/\/+$/, '');
@@ -24,7 +31,8 @@ export function routeRequest(pathname: string): Route | null {
     const m = info.namespaced ? new RegExp(`^${info.prefix}/namespaces/([^/]+)/${resource}$`).exec(path) : null;
     if (m) return { resource, namespace: decodeURIComponent(m[1]!) };
   }
-  return null;
+  const other = OTHER_VERSIONS[path];
+  return other ? { ...other, namespace: null } : null;
 }
 
 const REASONS: Readonly<Record<number, string>> = {
@@ -107,12 +115,14 @@ export function startWatch(o: StartWatchOptions): WatchStream | null {
     return null;
   }
   const visible = o.match;
+  // Objects in the version asked for (the store keeps the resource's own).
+  const asked = (obj: KubeObject): KubeObject => (route.apiVersion ? { ...obj, apiVersion: route.apiVersion } : obj);
   const send = (entry: LogEntry): void => {
     const ev = translate(entry, visible);
-    if (ev) write(ev);
+    if (ev) write({ ...ev, object: asked(ev.object) });
   };
   if (fromRv === null) {
-    for (const obj of store.list(route.resource)) if (visible(obj)) write({ type: 'ADDED', object: obj });
+    for (const obj of store.list(route.resource)) if (visible(obj)) write({ type: 'ADDED', object: asked(obj) });
   } else {
     for (const entry of store.since(route.resource, fromRv)) send(entry);
   }
@@ -126,7 +136,11 @@ export function startWatch(o: StartWatchOptions): WatchStream | null {
     resource: route.resource,
     send,
     bookmark: (rv) => {
-      if (bookmarks) write({ type: 'BOOKMARK', object: { kind: info.kind, apiVersion: info.apiVersion, metadata: { resourceVersion: String(rv) } } });
+      if (bookmarks)
+        write({
+          type: 'BOOKMARK',
+          object: { kind: info.kind, apiVersion: route.apiVersion ?? info.apiVersion, metadata: { resourceVersion: String(rv) } },
+        });
     },
     raw: (text) => {
       if (!res.writableEnded && !res.destroyed) res.write(text);

@@ -142,6 +142,21 @@ describe('watch', () => {
     }
   });
 
+  it('serves ServiceCIDRs in the versions a release serves: v1beta1 only as 1.31-1.32 do, in its own apiVersion', async () => {
+    server.serviceCIDRVersions = ['networking.k8s.io/v1beta1'];
+    const start = server.resourceVersion;
+    server.create('servicecidrs', { metadata: { name: 'kubernetes' }, spec: { cidrs: ['10.96.0.0/12'] } });
+    expect((await server.fetch('/apis/networking.k8s.io/v1/servicecidrs')).status).toBe(404);
+    const list = (await (await server.fetch('/apis/networking.k8s.io/v1beta1/servicecidrs')).json()) as { apiVersion: string; items: unknown[] };
+    expect([list.apiVersion, list.items.length]).toEqual(['networking.k8s.io/v1beta1', 1]);
+    const w = await openWatch(server, `/apis/networking.k8s.io/v1beta1/servicecidrs?watch=true&resourceVersion=${start}`);
+    try {
+      expect(await w.next()).toMatchObject({ type: 'ADDED', object: { kind: 'ServiceCIDR', apiVersion: 'networking.k8s.io/v1beta1' } });
+    } finally {
+      w.close();
+    }
+  });
+
   it('turns selector transitions into ADDED and DELETED, as the watch cache does', async () => {
     server.create('services', svc('a'));
     const w = await openWatch(server, `/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}&labelSelector=%21skip`);

@@ -72,8 +72,13 @@ export class FakeApiServer {
   readonly url: string;
   readonly pki: TestPki;
   expiredWatch: 'in-stream' | 'http';
-  /** Whether ServiceCIDRs are served (an API server before 1.33 answers 404); may be flipped to play an upgrade. */
+  /** Whether ServiceCIDRs are served (an API server before 1.31 answers 404); may be flipped to play an upgrade. */
   servesServiceCIDRs: boolean;
+  /**
+   * The versions ServiceCIDRs are served as, when served: networking.k8s.io/v1 (default) and/or v1beta1 (1.31-1.32
+   * with MultiCIDRServiceAllocator on serve v1beta1 only; 1.33 and 1.34 serve both).
+   */
+  serviceCIDRVersions: readonly string[] = ['networking.k8s.io/v1'];
   private readonly server: Server;
   private readonly store: ObjectStore;
   private readonly legacyServiceFields: boolean;
@@ -314,7 +319,11 @@ export class FakeApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'https://fake');
     const routed: Route | null = routeRequest(url.pathname);
-    const route = routed?.resource === 'servicecidrs' && !this.servesServiceCIDRs ? null : routed;
+    const route =
+      routed?.resource === 'servicecidrs' &&
+      !(this.servesServiceCIDRs && this.serviceCIDRVersions.includes(routed.apiVersion ?? RESOURCE_INFO.servicecidrs.apiVersion))
+        ? null
+        : routed;
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     const verb: Verb | null = route ? (watch ? 'watch' : 'list') : null;
     const entry: LoggedRequest = {
@@ -386,7 +395,8 @@ export class FakeApiServer {
     }
     if (verb === 'list') {
       const page = listPage({ resource: route.resource, query: url.searchParams, match, store: this.store });
-      return page.ok ? json(200, page.body) : fail(page.code, page.message);
+      if (!page.ok) return fail(page.code, page.message);
+      return json(200, route.apiVersion ? { ...page.body, apiVersion: route.apiVersion } : page.body);
     }
     const stream = startWatch({ res, route, query: url.searchParams, match, store: this.store, expired: this.expiredWatch, fail });
     if (!stream) return;

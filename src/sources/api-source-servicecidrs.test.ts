@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { makeServiceCIDR } from '../../test/builders.ts';
 import type { KubeObject } from '../../test/fake-apiserver.ts';
 import { recorder, useApiSourceHarness } from '../../test/api-source-harness.ts';
+import { createLogger } from '../log.ts';
 import { SERVICE_LABEL_SELECTOR } from './api-source.ts';
 
 const h = useApiSourceHarness();
@@ -66,13 +67,15 @@ describe('api source: ServiceCIDRs (upstream NewServiceCIDRConfig)', () => {
     await rec.until(() => synced3(rec) && rec.synced('ServiceCIDR') === 1, 'four kinds synced');
     await rec.until(() => rec.problems.length === 1, 'one problem');
     expect(rec.problems[0]).toBe(
-      'ServiceCIDR: ServiceCIDR informer: this API server does not serve networking.k8s.io/v1 ServiceCIDRs (HTTP 404, Kubernetes before 1.33?); ' +
+      'ServiceCIDR: ServiceCIDR informer: this API server does not serve ServiceCIDRs as networking.k8s.io/v1 or networking.k8s.io/v1beta1 ' +
+        '(HTTP 404; v1 from Kubernetes 1.33, v1beta1 in 1.31-1.32 with MultiCIDRServiceAllocator on); ' +
         'traffic to unallocated ClusterIPs is not dropped; asking again in 2 s',
     );
     const served = (): number => h.server.requests().filter((r) => r.path === '/apis/networking.k8s.io/v1/servicecidrs').length;
-    // The ordinary backoff (0.1-0.4 s here) would have asked three times by now.
+    // The ordinary backoff (0.1-0.4 s here) would have asked three times by now; v1beta1 was asked once too.
     await new Promise((r) => setTimeout(r, 1000));
     expect(served()).toBe(1);
+    expect(h.server.requests().filter((r) => r.path === '/apis/networking.k8s.io/v1beta1/servicecidrs').length).toBe(1);
 
     h.server.servesServiceCIDRs = true;
     h.server.create('servicecidrs', cidr('kubernetes', ['10.96.0.0/12']));
@@ -95,5 +98,57 @@ describe('api source: ServiceCIDRs (upstream NewServiceCIDRConfig)', () => {
         'traffic to unallocated ClusterIPs is not dropped; asking again in 300 ms',
     ]);
     await rec.until(() => rec.log.includes('add ServiceCIDR kubernetes'), 'the ServiceCIDR once granted');
+  });
+
+  it('on a 1.31-1.32 API server (v1beta1 only, as upstream kube-proxy of those releases watches them): lists and watches v1beta1, and says so once', async () => {
+    h.seed();
+    h.server.serviceCIDRVersions = ['networking.k8s.io/v1beta1'];
+    h.server.create('servicecidrs', cidr('kubernetes', ['10.96.0.0/12']));
+    let logged = '';
+    const rec = recorder();
+    await h.startSource(rec, {
+      serviceCIDRs: true,
+      logger: createLogger({ verbosity: 0, stream: { write: (s: string) => void (logged += s) } }),
+    });
+    await rec.until(() => rec.log.includes('add ServiceCIDR kubernetes') && synced3(rec), 'the v1beta1 ServiceCIDR');
+    expect(rec.events.find((e) => e.kind === 'ServiceCIDR')!.obj).toMatchObject({
+      apiVersion: 'networking.k8s.io/v1beta1',
+      spec: { cidrs: ['10.96.0.0/12'] },
+    });
+    expect(rec.problems).toEqual([]);
+    expect(logged).toContain(
+      '"ServiceCIDR informer: this API server serves ServiceCIDRs as networking.k8s.io/v1beta1: listing and watching those" component="api-source" kind="ServiceCIDR"',
+    );
+    await h.server.until(() => h.server.watchCount('servicecidrs') === 1, 'the ServiceCIDR watch');
+    const paths = h.server.requests({ resource: 'servicecidrs' }).map((r) => `${r.verb} ${r.path} ${r.status}`);
+    expect(paths).toEqual([
+      'list /apis/networking.k8s.io/v1beta1/servicecidrs 200',
+      'list /apis/networking.k8s.io/v1beta1/servicecidrs 200',
+      'watch /apis/networking.k8s.io/v1beta1/servicecidrs 200',
+    ]);
+    // The v1 list, answered 404, is not a servicecidrs request to the fake: it does not serve that path.
+    expect(
+      h.server
+        .requests()
+        .filter((r) => r.path === '/apis/networking.k8s.io/v1/servicecidrs')
+        .map((r) => r.status),
+    ).toEqual([404]);
+
+    h.server.update('servicecidrs', cidr('kubernetes', ['10.96.0.0/12', '10.100.0.0/16']));
+    await rec.until(() => rec.log.includes('update ServiceCIDR kubernetes'), 'the update through the v1beta1 watch');
+
+    // Upgraded to a release that serves v1 only: the informer's next list (here after its watch is cut) goes back to v1.
+    h.server.serviceCIDRVersions = ['networking.k8s.io/v1'];
+    h.server.dropWatches('servicecidrs');
+    h.server.create('servicecidrs', cidr('extra', ['10.200.0.0/16']));
+    await rec.until(() => rec.log.includes('add ServiceCIDR extra'), 'the v1 ServiceCIDR after the upgrade');
+    await h.server.until(() => h.server.watchCount('servicecidrs') === 1, 'the v1 watch');
+    expect(h.server.requests({ resource: 'servicecidrs', verb: 'watch' }).at(-1)!.path).toBe('/apis/networking.k8s.io/v1/servicecidrs');
+    // The cut watch, resumed on v1beta1, was answered 404: one warning, then the ordinary backoff (not the long delay).
+    expect(rec.problems).toEqual([
+      'ServiceCIDR: ServiceCIDR informer: this API server no longer serves ServiceCIDRs as networking.k8s.io/v1beta1 (HTTP 404); keeping what was listed, listing again in 100 ms',
+    ]);
+    expect(rec.log.filter((l) => l.startsWith('delete ServiceCIDR'))).toEqual([]);
+    expect(logged).toContain('serves ServiceCIDRs as networking.k8s.io/v1: listing and watching those');
   });
 });

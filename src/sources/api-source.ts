@@ -4,7 +4,8 @@
  * mode), each kept alive by a Supervisor and feeding an ObjectTracker that
  * emits ObjectEvents with the previous object.
  *
- * ServiceCIDRs (networking.k8s.io/v1, served from Kubernetes 1.33) are
+ * ServiceCIDRs (networking.k8s.io/v1, served from Kubernetes 1.33; v1beta1,
+ * which 1.31-1.32 serve, when the server answers 404 for v1) are
  * optional, where upstream's informer logs a failed list every few seconds
  * forever: an API server that does not serve them (404) or a role that does
  * not grant them (403) is reported once per attempt, counts as listed (with
@@ -78,6 +79,28 @@ export interface InformerSpec {
   readonly accept?: (obj: Record<string, unknown>) => boolean;
   /** What the agent does without it, when the API server does not serve it (404) or the role does not grant it (403). */
   readonly optional?: string;
+  /** Other versions of the resource, asked for in turn when the server answers 404 for the one in use. */
+  readonly otherVersions?: readonly { readonly apiVersion: string; readonly path: string }[];
+  /** Which releases serve which version, for the 404 message. */
+  readonly servedBy?: string;
+}
+
+/** The versions of a resource the informer may use: the spec's own first, then its other versions. */
+export function versionsOf(spec: InformerSpec): readonly { readonly apiVersion: string; readonly path: string }[] {
+  return [{ apiVersion: spec.apiVersion, path: spec.path }, ...(spec.otherVersions ?? [])];
+}
+
+/**
+ * The API server answered 404 for the version in use and serves another one: the informer restarts at once with it
+ * (its list and its watch).
+ */
+export class ServedAs extends Error {
+  readonly apiVersion: string;
+  constructor(kind: ObjectKind, apiVersion: string) {
+    super(`this API server serves ${kind}s as ${apiVersion}: listing and watching those`);
+    this.name = 'ServedAs';
+    this.apiVersion = apiVersion;
+  }
 }
 
 /** Why an optional resource cannot be had (404, 403), or null when that is not the failure. */
@@ -85,7 +108,9 @@ export function optionalUnavailable(spec: InformerSpec, err: unknown): string | 
   if (spec.optional === undefined) return null;
   const status = statusOf(err);
   const resource = `${spec.path.split('/').pop()}.${spec.apiVersion.split('/')[0]}`;
-  if (status === 404) return `this API server does not serve ${spec.apiVersion} ${spec.kind}s (HTTP 404, Kubernetes before 1.33?)`;
+  const versions = versionsOf(spec).map((v) => v.apiVersion);
+  if (status === 404)
+    return `this API server does not serve ${versions.length > 1 ? `${spec.kind}s as ${versions.join(' or ')}` : `${spec.apiVersion} ${spec.kind}s`} (HTTP 404${spec.servedBy ? `; ${spec.servedBy}` : ''})`;
   if (status === 403) return `the role does not grant list and watch on ${resource} (HTTP 403; see the ClusterRole in manifests/kube-proxy-ts.yaml)`;
   return null;
 }
@@ -121,6 +146,10 @@ export function informerSpecs(nodeName: string, o: { readonly serviceCIDRs?: boo
       // Upstream lists them through the same informer factory as Services, with the same label selector.
       labelSelector: SERVICE_LABEL_SELECTOR,
       optional: 'traffic to unallocated ClusterIPs is not dropped',
+      // Kubernetes 1.31 and 1.32 serve them as v1beta1 only (with MultiCIDRServiceAllocator on), and upstream's
+      // kube-proxy of those releases watches that version.
+      otherVersions: [{ apiVersion: 'networking.k8s.io/v1beta1', path: '/apis/networking.k8s.io/v1beta1/servicecidrs' }],
+      servedBy: 'v1 from Kubernetes 1.33, v1beta1 in 1.31-1.32 with MultiCIDRServiceAllocator on',
     });
   return specs;
 }
@@ -150,6 +179,11 @@ export interface ApiSourceOptions {
 
 interface RunContext {
   readonly spec: InformerSpec;
+  /**
+   * The version in use (versionsOf(spec)), kept across the informer's restarts, and whether the informer's current
+   * run has listed it.
+   */
+  readonly served: { index: number; listed: boolean };
   readonly kc: KubeConfig;
   readonly tracker: ObjectTracker;
   readonly handlers: Required<SourceHandlers>;
@@ -177,21 +211,42 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     ...(c.observe ? { observe: c.observe } : {}),
   });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
+  const versions = versionsOf(spec);
+  const path = versions[c.served.index]!.path;
+  c.served.listed = false;
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
     const timeout = new AbortController();
     const timer = c.clock.setTimeout(() => timeout.abort(new Error(`list timed out after ${c.listTimeoutMs} ms`)), c.listTimeoutMs);
-    try {
-      const list = await listRaw(c.kc, spec.path, query, AbortSignal.any([control.signal, timeout.signal]), {
+    const signal = AbortSignal.any([control.signal, timeout.signal]);
+    const listAt = (at: string) =>
+      listRaw(c.kc, at, query, signal, {
         ...(c.listPageSize !== undefined ? { pageSize: c.listPageSize } : {}),
         ...(c.observe ? { observe: c.observe } : {}),
         // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
         keep: (o) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
-      }).catch((err: unknown) => {
+      });
+    try {
+      const list = await listAt(path).catch(async (err: unknown) => {
+        // Not served in this version: the first other version the server lists is used from the restart on.
+        if (statusOf(err) === 404)
+          for (const [index, other] of versions.entries()) {
+            if (
+              index === c.served.index ||
+              !(await listAt(other.path).then(
+                () => true,
+                () => false,
+              ))
+            )
+              continue;
+            c.served.index = index;
+            throw new ServedAs(spec.kind, other.apiVersion);
+          }
         // Nothing waits for what cannot be had: it counts as listed, with what the tracker knew before.
         if (!closed && optionalUnavailable(spec, err) !== null) handlers.onSynced(spec.kind);
         throw err;
       });
       if (closed) throw new Error('informer stopped');
+      c.served.listed = true;
       c.answered();
       const items = list.items.filter((o) => o !== null);
       if (items.length !== list.items.length) problem(`dropped ${list.items.length - items.length} listed objects without metadata.name`);
@@ -212,7 +267,7 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
       const handle = c.clock.setTimeout(done, c.reconnectDelayMs(ms));
       control.signal.addEventListener('abort', done, { once: true });
     });
-  const lw = new ListWatch<KubernetesObject>(spec.path, watch, listFn, false, spec.labelSelector, spec.fieldSelector, { delayFn });
+  const lw = new ListWatch<KubernetesObject>(path, watch, listFn, false, spec.labelSelector, spec.fieldSelector, { delayFn });
   const live = (fn: (obj: KubernetesObject) => void) => (obj: KubernetesObject) => {
     if (!closed) fn(obj);
   };
@@ -265,9 +320,10 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
       supervisors = all;
       for (const spec of specs) {
         // One tracker per kind for the life of this start(): informer restarts reconcile against it.
+        const served = { index: 0, listed: false };
         const tracker = new ObjectTracker({
           kind: spec.kind,
-          apiVersion: spec.apiVersion,
+          apiVersion: spec.otherVersions ? () => versionsOf(spec)[served.index]!.apiVersion : spec.apiVersion,
           // listFn and the watch's retain hook hand it retained copies (startInformer).
           retained: true,
           ...(spec.accept ? { accept: spec.accept } : {}),
@@ -276,6 +332,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
         let self: Supervisor | null = null;
         const ctx: RunContext = {
           spec,
+          served,
           kc,
           tracker,
           handlers,
@@ -303,14 +360,29 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           retryAtOnce: (err) => statusOf(err) === 401,
           // client-go waits as long as a 429 or 5xx's Retry-After says before it tries again (checkWait).
           waitAtLeast: retryAfterMs,
-          delayFor: (err) => (optionalUnavailable(spec, err) !== null ? (options.optionalRetryMs ?? OPTIONAL_RETRY_MS) : null),
+          // A resource listed in this run and then not served (its watch answered 404: the server was upgraded to a
+          // release without that version) is asked for again with the ordinary backoff, not after the long delay.
+          delayFor: (err) =>
+            err instanceof ServedAs
+              ? 0
+              : optionalUnavailable(spec, err) !== null && !served.listed
+                ? (options.optionalRetryMs ?? OPTIONAL_RETRY_MS)
+                : null,
           onRestart: (err, delayMs) => {
+            if (err instanceof ServedAs) {
+              log.info({ kind: spec.kind, apiVersion: err.apiVersion }, `${spec.kind} informer: ${err.message}`);
+              return;
+            }
             if (statusOf(err) === null) unreachable.add(self!);
             else unreachable.delete(self!);
             const why = optionalUnavailable(spec, err);
             if (why !== null) {
               const again = delayMs >= 1000 ? `${Math.round(delayMs / 1000)} s` : `${delayMs} ms`;
-              handlers.onProblem(spec.kind, `${spec.kind} informer: ${why}; ${spec.optional}; asking again in ${again}`, err);
+              const gone = served.listed && statusOf(err) === 404;
+              const message = gone
+                ? `this API server no longer serves ${spec.kind}s as ${versionsOf(spec)[served.index]!.apiVersion} (HTTP 404); keeping what was listed, listing again in ${again}`
+                : `${why}; ${spec.optional}; asking again in ${again}`;
+              handlers.onProblem(spec.kind, `${spec.kind} informer: ${message}`, err);
               return;
             }
             const what = describeError(err, kc);

@@ -18,7 +18,8 @@ import { retainedFields } from './retained-fields.ts';
 
 export interface ObjectTrackerOptions {
   readonly kind: ObjectKind;
-  readonly apiVersion: string;
+  /** Set on every object; a function when the source may change the version it asks for (the API source's ServiceCIDRs). */
+  readonly apiVersion: string | (() => string);
   /**
    * The objects given are already retained copies (retained-fields.ts) that the caller hands over and never changes
    * (the API source: its list and watch hooks retain each object as it arrives, and ListWatch's cache keeps that
@@ -82,7 +83,8 @@ export class ObjectTracker {
   normalise(raw: unknown): Json | null {
     if (objectKey(raw) === null) return null;
     const fields = this.o.retained ? (raw as Json) : retainedFields(this.o.kind, raw as Json);
-    return { ...fields, kind: this.o.kind, apiVersion: this.o.apiVersion };
+    const apiVersion = this.o.apiVersion;
+    return { ...fields, kind: this.o.kind, apiVersion: typeof apiVersion === 'string' ? apiVersion : apiVersion() };
   }
 
   /** An added or updated object (from a watch event or a list item). */
