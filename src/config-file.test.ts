@@ -213,6 +213,25 @@ describe('KubeProxyConfiguration files', () => {
   });
   const fromFile = (body: string) => configFromFlags(mergeConfig(parseConfigFile(file(body), 'c.yaml').values, new Map()).values);
 
+  it("reads logging.flushFrequency and each format's infoBufferSize as component-base decodes them (TimeOrMetaDuration, resource.Quantity; kubeadm's 0 is 5s)", () => {
+    expect(fromFile('logging:\n  flushFrequency: 0\n  options:\n    text:\n      infoBufferSize: "0"').logFlushFrequencyMs).toBe(5000);
+    expect(fromFile('logging:\n  flushFrequency: 2000000000').logFlushFrequencyMs).toBe(2000);
+    expect(fromFile('logging:\n  flushFrequency: 1m').logFlushFrequencyMs).toBe(60_000);
+    const gated = 'featureGates:\n  LoggingAlphaOptions: true\nlogging:\n  options:\n    text:\n      splitStream: true\n      infoBufferSize: ';
+    expect(fromFile(`${gated}"64Ki"`).logInfoBufferSize).toBe(65536);
+    expect(fromFile(`${gated}4096`).logInfoBufferSize).toBe(4096);
+    // Without the gate a non-zero size is refused, wherever it came from; a bad one names the field.
+    expect(() => fromFile('logging:\n  options:\n    json:\n      infoBufferSize: "1Mi"')).toThrow(
+      'logging.options.json.infoBufferSize: Forbidden: Feature LoggingAlphaOptions is disabled',
+    );
+    expect(() => fromFile('logging:\n  options:\n    json:\n      infoBufferSize: "1K"')).toThrow(
+      'c.yaml: logging.options.json.infoBufferSize: expected a quantity such as "0", 512 or "64Ki", got string "1K"',
+    );
+    expect(() => fromFile('logging:\n  flushFrequency: soon')).toThrow(
+      'c.yaml: logging.flushFrequency: expected a duration such as "5s" or a number of nanoseconds, got string "soon"',
+    );
+  });
+
   it('takes the sync periods and masquerade settings from nftables: in nftables mode (upstream v1alpha1 conversion)', () => {
     const c = fromFile(
       'mode: nftables\niptables:\n  syncPeriod: 5s\n  masqueradeBit: 3\nnftables:\n  syncPeriod: 10s\n  minSyncPeriod: 2s\n  masqueradeAll: true\n  masqueradeBit: 12',

@@ -14,7 +14,7 @@
  * that exist only in kube-proxy-ts (--objects, --iptables-backend) always apply.
  */
 import { load } from 'js-yaml';
-import type { ProxyConfig } from './config.ts';
+import { quantityBytes, type ProxyConfig } from './config.ts';
 import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
 import { convertFlagValue, flagDefault, formatDuration, settingLabel, type FlagSpec, type FlagValue } from './flags.ts';
@@ -113,6 +113,19 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
     if (path === 'logging.vmodule') {
       const vmodule = vmoduleFromFile(value, source);
       if (vmodule !== '') values.set('vmodule', vmodule);
+      return;
+    }
+    const buffered = /^logging\.options\.(text|json)\.infoBufferSize$/.exec(path);
+    if (buffered) {
+      // A resource.Quantity: a string ("64Ki") or a number.
+      if (value === null || value === undefined) return;
+      if ((typeof value !== 'string' && typeof value !== 'number') || quantityBytes(String(value)) === null)
+        throw new ConfigError(path, `${source}: ${path}: expected a quantity such as "0", 512 or "64Ki", got ${describeValue(value)}`);
+      values.set(`log-${buffered[1]}-info-buffer-size`, String(value));
+      return;
+    }
+    if (path === 'logging.flushFrequency') {
+      values.set('log-flush-frequency', flushFrequencyFromFile(value, path, source));
       return;
     }
     const spec = byPath.get(path);
@@ -236,6 +249,20 @@ function fromFile(spec: FlagSpec, value: unknown, path: string, source: string):
   } catch (err) {
     throw new ConfigError(path, `${source}: ${path}: ${(err as Error).message.replace(` for ${settingLabel(spec)}`, '')}`);
   }
+}
+
+/**
+ * logging.flushFrequency as component-base decodes it (TimeOrMetaDuration): nanoseconds as a number or a duration
+ * string, in milliseconds; 0 (kubeadm writes `flushFrequency: 0`) or absent is the default 5s, as
+ * SetRecommendedLoggingConfiguration sets it.
+ */
+function flushFrequencyFromFile(value: unknown, path: string, source: string): number {
+  const spec = AGENT_FLAGS.find((s) => s.name === 'log-flush-frequency')!;
+  const ns = typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : typeof value === 'string' ? parseGoDurationNs(value) : null;
+  if (value === null || value === undefined || ns === 0n) return convertFlagValue(spec, spec.default) as number;
+  if (ns === null || ns < 0n)
+    throw new ConfigError(path, `${source}: ${path}: expected a duration such as "5s" or a number of nanoseconds, got ${describeValue(value)}`);
+  return Number(ns / 1_000_000n);
 }
 
 /**

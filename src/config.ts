@@ -67,6 +67,10 @@ export interface ProxyConfig {
   readonly logSplitStream: boolean;
   /** --vmodule (and logging.vmodule), checked as klog checks it: per-file verbosity (src/log.ts parseVModule). */
   readonly vmodule: string;
+  /** --log-text-info-buffer-size or --log-json-info-buffer-size, the one of the format in use, in bytes (0: none). */
+  readonly logInfoBufferSize: number;
+  /** --log-flush-frequency: how often buffered info lines are written. */
+  readonly logFlushFrequencyMs: number;
   readonly cleanup: boolean;
   /** --init-only: the privileged node setup (sysctls), then exit. */
   readonly initOnly: boolean;
@@ -141,6 +145,8 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     loggingFormat: str('logging-format') === 'json' ? 'json' : 'text',
     vmodule: str('vmodule'),
     logSplitStream: get(str('logging-format') === 'json' ? 'log-json-split-stream' : 'log-text-split-stream') as boolean,
+    logInfoBufferSize: quantityBytes(String(get(str('logging-format') === 'json' ? 'log-json-info-buffer-size' : 'log-text-info-buffer-size'))) ?? 0,
+    logFlushFrequencyMs: get('log-flush-frequency') as number,
     cleanup: get('cleanup') as boolean,
     initOnly: get('init-only') as boolean,
     deprecated: AGENT_FLAGS.filter((s) => s.deprecated && given.has(s.name)).map((s) => `Flag --${s.name} has been deprecated, ${s.deprecated}`),
@@ -272,6 +278,21 @@ function validateDurations(c: ProxyConfig, names: SettingNames): void {
 }
 
 const QUANTITY = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
+const BINARY_SI: Readonly<Record<string, number>> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+const DECIMAL_SI: Readonly<Record<string, number>> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+
+/**
+ * A resource.Quantity (`512`, `1k`, `2Ki`, `1e3`, `1.5Mi`) as a whole number of bytes, rounded up as Quantity.Value()
+ * rounds; null when it is not one (its suffix not among resource.Quantity's).
+ */
+export function quantityBytes(text: string): number | null {
+  const m = QUANTITY.exec(text.trim());
+  if (!m || Number.isNaN(Number(m[1]))) return null;
+  const suffix = m[2]!;
+  const exponent = /^[eE]([-+]?[0-9]+)$/.exec(suffix);
+  const factor = exponent ? 10 ** Number(exponent[1]) : (BINARY_SI[suffix] ?? DECIMAL_SI[suffix]);
+  return factor === undefined ? null : Math.ceil(Number(m[1]) * factor);
+}
 
 /**
  * component-base validateTextOptions / validateJSONOptions: split streams and info buffers are alpha options, refused
@@ -295,6 +316,8 @@ function validateLoggingOptions(c: ProxyConfig, get: (name: string) => FlagValue
         buffer,
         `invalid argument "${size}" for "--${buffer}" flag: quantities must match the regular expression '${QUANTITY.source}'`,
       );
+    if (quantityBytes(size) === null)
+      throw new FlagError(buffer, `invalid argument "${size}" for "--${buffer}" flag: unable to parse quantity's suffix`);
     if (alpha) continue;
     if (get(split) === true)
       throw new FlagError(

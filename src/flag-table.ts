@@ -401,8 +401,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'log-flush-frequency',
     type: 'duration',
     default: '5s',
-    help: 'Maximum time between log flushes.',
-    notImplemented: 'each log line is written as it comes',
+    help: 'Maximum time between log flushes (of the info lines an --log-*-info-buffer-size holds back).',
   },
   {
     name: 'log-text-split-stream',
@@ -415,8 +414,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'log-text-info-buffer-size',
     type: 'string',
     default: '0',
-    help: '[Alpha] In text format with split output streams, how much of the info messages may be buffered (a quantity: 512, 1K, 2Ki). Needs the LoggingAlphaOptions feature gate.',
-    notImplemented: 'each line is written as it comes (no buffering)',
+    help: '[Alpha] In text format with split output streams, how much of the info messages may be buffered (a quantity: 512, 1k, 2Ki). Needs the LoggingAlphaOptions feature gate.',
   },
   {
     name: 'log-json-split-stream',
@@ -429,8 +427,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'log-json-info-buffer-size',
     type: 'string',
     default: '0',
-    help: '[Alpha] In JSON format with split output streams, how much of the info messages may be buffered (a quantity: 512, 1K, 2Ki). Needs the LoggingAlphaOptions feature gate.',
-    notImplemented: 'each line is written as it comes (no buffering)',
+    help: '[Alpha] In JSON format with split output streams, how much of the info messages may be buffered (a quantity: 512, 1k, 2Ki). Needs the LoggingAlphaOptions feature gate.',
   },
   {
     name: 'vmodule',

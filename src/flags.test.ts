@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configFromFlags } from './config.ts';
+import { configFromFlags, quantityBytes } from './config.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
 import { FlagError, formatDuration, parseDuration, parseFlags, type FlagValue } from './flags.ts';
 import { USAGE } from './commands.ts';
@@ -189,12 +189,17 @@ describe('configFromFlags', () => {
     expect(() => configFromFlags(parse('--log-json-info-buffer-size=lots').values)).toThrow(
       `invalid argument "lots" for "--log-json-info-buffer-size" flag: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`,
     );
+    // resource.Quantity's suffixes only (`1K` is not one: `1k` is), as upstream's flag parses them.
+    expect(() => configFromFlags(parse('--log-json-info-buffer-size=1K').values)).toThrow(
+      `invalid argument "1K" for "--log-json-info-buffer-size" flag: unable to parse quantity's suffix`,
+    );
     // A zero size is the default in any spelling; the split stream is the format's own.
     expect(configFromFlags(parse('--log-text-info-buffer-size=0Ki', '--log-json-split-stream=false').values).logSplitStream).toBe(false);
     for (const gate of ['LoggingAlphaOptions=true', 'AllAlpha=true']) {
       const c = configFromFlags(parse(`--feature-gates=${gate}`, '--log-text-split-stream', '--log-text-info-buffer-size=1Mi').values);
       expect(c.logSplitStream).toBe(true);
-      expect(c.notImplemented).toContain('--log-text-info-buffer-size: each line is written as it comes (no buffering)');
+      expect(c.logInfoBufferSize).toBe(2 ** 20);
+      expect(c.notImplemented.filter((n) => n.includes('buffer'))).toEqual([]);
       expect(configFromFlags(parse(`--feature-gates=${gate}`, '--log-text-split-stream', '--logging-format=json').values).logSplitStream).toBe(false);
     }
     expect(() => configFromFlags(parse('--feature-gates=AllAlpha=true,LoggingAlphaOptions=false', '--log-json-split-stream').values)).toThrow(
@@ -217,5 +222,25 @@ describe('configFromFlags', () => {
 
   it('lists compatibility-only flags that were set', () => {
     expect(configFromFlags(new Map([['kube-api-qps', 50]])).notImplemented).toEqual(['--kube-api-qps: only watches are used']);
+  });
+});
+
+describe('quantityBytes: resource.Quantity as bytes (the --log-*-info-buffer-size flags)', () => {
+  it.each([
+    ['512', 512],
+    ['1k', 1000],
+    ['2Ki', 2048],
+    ['1.5Mi', 1.5 * 2 ** 20],
+    ['1e3', 1000],
+    ['1E3', 1000],
+    ['0Ki', 0],
+    ['3M', 3e6],
+    ['0.5', 1],
+  ])('%s is %d bytes', (text, bytes) => {
+    expect(quantityBytes(text)).toBe(bytes);
+  });
+
+  it.each(['1K', 'lots', '1Kb', '', '1kk'])('refuses %j', (text) => {
+    expect(quantityBytes(text)).toBeNull();
   });
 });

@@ -177,6 +177,47 @@ describe('--logging-format=json: component-base\'s zap JSON lines (logs/json New
     expect(msgs(stderr)).toEqual(['json error line', 'text error line']);
   });
 
+  it('--log-*-info-buffer-size: info lines held back until the buffer fills, the flush frequency passes or the process exits (zapcore.BufferedWriteSyncer, logs.FlushLogs); errors not held', async () => {
+    // Each step is stamped on stderr when it happens; stdout's chunks are timed as they arrive.
+    const script = `const { createLogger } = await import(${JSON.stringify(new URL('./log.ts', import.meta.url).pathname)});
+      const log = createLogger({ verbosity: 0, format: 'text', fd: 1, splitStream: true, infoBufferSize: 600, flushFrequencyMs: 700 });
+      const mark = (what) => process.stderr.write('MARK ' + what + ' ' + Date.now() + '\\n');
+      mark('start');
+      log.info('held 1'); log.info('held 2'); log.error('not held');
+      await new Promise((r) => setTimeout(r, 1200));
+      // A second logger that never flushes on time: only a full buffer or the exit write its lines.
+      const full = createLogger({ verbosity: 0, format: 'text', fd: 1, splitStream: true, infoBufferSize: 600, flushFrequencyMs: 60000 });
+      mark('filling');
+      for (let i = 0; i < 8; i++) full.info('filler ' + i + ' ' + 'x'.repeat(60));
+      await new Promise((r) => setTimeout(r, 300));
+      full.info('held until exit');
+      mark('exiting');
+      process.exit(0);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: { at: number; text: string }[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => chunks.push({ at: Date.now(), text: d.toString() }));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await new Promise<number | null>((r) => child.once('close', r))).toBe(0);
+    const marks = Object.fromEntries([...stderr.matchAll(/^MARK (\w+) (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+    expect(stderr).toMatch(/^E\d{4} .*\] "not held"$/m);
+    const stdout = chunks.map((c) => c.text).join('');
+    const msgs = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => /\] "([^"]*)"/.exec(l)?.[1]);
+    expect(msgs).toEqual(['held 1', 'held 2', ...Array.from({ length: 8 }, (_, i) => `filler ${i} ${'x'.repeat(60)}`), 'held until exit']);
+    // The first two came together, one flush period after the start (not at once), before the fillers.
+    const first = chunks.find((c) => c.text.includes('held 1'))!;
+    expect(first.text).toContain('held 2');
+    expect(first.at - marks['start']!).toBeGreaterThanOrEqual(600);
+    expect(first.at).toBeLessThan(marks['filling']!);
+    // The first fillers went out when the buffer filled (~100 bytes a line), long before the exit; the rest at the exit.
+    expect(chunks.find((c) => c.text.includes('filler 0'))!.at).toBeLessThan(marks['exiting']!);
+    expect(chunks.find((c) => c.text.includes('filler 0'))!.text).not.toContain('filler 7');
+    expect(chunks.at(-1)!.text).toContain('held until exit');
+  });
+
   it('hides lines above -v as the text format does', () => {
     const { log, lines } = jsonLogger(0);
     log.debug('hidden');

@@ -38,7 +38,17 @@ export interface LogOptions {
    * written up to verbosity N, when that is more than `verbosity`. The first matching pattern counts.
    */
   readonly vmodule?: string;
+  /**
+   * --log-*-info-buffer-size, with a split stream: info lines are held back until this many bytes are (at most
+   * MAX_INFO_BUFFER), every flushFrequencyMs and at exit, as component-base's BufferedWriteSyncer and flush daemon do.
+   */
+  readonly infoBufferSize?: number;
+  /** --log-flush-frequency (default 5 s). */
+  readonly flushFrequencyMs?: number;
 }
+
+/** The largest info buffer (upstream caps it at 2 GiB; a JavaScript string cannot be that long). */
+export const MAX_INFO_BUFFER = 64 * 2 ** 20;
 
 const BASE_COMPONENT = 'kube-proxy-ts';
 
@@ -48,6 +58,10 @@ export function createLogger(opts: LogOptions): Logger {
   // pino's own destination: it retries a full non-blocking pipe (EAGAIN) instead of throwing.
   const dest = opts.stream ?? pino.destination({ fd: opts.fd ?? 1, sync: true });
   const errors = opts.splitStream && (opts.stream || opts.fd !== 2) ? pino.destination({ fd: 2, sync: true }) : dest;
+  const info =
+    opts.splitStream && (opts.infoBufferSize ?? 0) > 0
+      ? heldBack(dest, Math.min(opts.infoBufferSize!, MAX_INFO_BUFFER), opts.flushFrequencyMs ?? 5000)
+      : dest;
   const vmodule = parseVModule(opts.vmodule ?? '');
   const fileVerbosity = new Map<string, number>();
   // A line above -v is written only when its caller's file has that verbosity (klog's V with a vmodule set).
@@ -76,13 +90,32 @@ export function createLogger(opts: LogOptions): Logger {
       write: (json: string) => {
         const record = JSON.parse(json) as Record<string, unknown>;
         if (vmodule.length > 0 && hidden(record)) return;
-        (typeof record['level'] === 'number' && record['level'] >= 50 ? errors : dest).write(line(record));
+        (typeof record['level'] === 'number' && record['level'] >= 50 ? errors : info).write(line(record));
       },
     },
   );
 }
 
 const CALLER = '__caller';
+
+/** Lines written to `dest` once `size` characters are held, every `flushMs` and when the process exits. */
+function heldBack(dest: pino.DestinationStream, size: number, flushMs: number): pino.DestinationStream {
+  let held = '';
+  const flush = (): void => {
+    if (held === '') return;
+    const text = held;
+    held = '';
+    dest.write(text);
+  };
+  setInterval(flush, Math.max(flushMs, 1)).unref();
+  process.on('exit', flush);
+  return {
+    write(text: string): void {
+      held += text;
+      if (held.length >= size) flush();
+    },
+  };
+}
 
 /** One bundle chunk's logging calls (build/callers.ts): generated line -> [column, `path/in/checkout.ts:line`] of each. */
 export type ChunkCallers = Record<string, [number, string][]>;

@@ -37,8 +37,16 @@ const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   // Commands whose stdout is data log to stderr; the agent logs to stdout, as a DaemonSet expects.
-  makeLogger: ({ verbosity, loggingFormat, logSplitStream, vmodule }) =>
-    createLogger({ verbosity, format: loggingFormat, fd: logsToStderr ? 2 : 1, splitStream: logSplitStream === true, vmodule: vmodule ?? '' }),
+  makeLogger: ({ verbosity, loggingFormat, logSplitStream, vmodule, logInfoBufferSize, logFlushFrequencyMs }) =>
+    createLogger({
+      verbosity,
+      format: loggingFormat,
+      fd: logsToStderr ? 2 : 1,
+      splitStream: logSplitStream === true,
+      vmodule: vmodule ?? '',
+      infoBufferSize: logInfoBufferSize ?? 0,
+      ...(logFlushFrequencyMs !== undefined ? { flushFrequencyMs: logFlushFrequencyMs } : {}),
+    }),
   osHostname: () => process.env['NODE_NAME'] || hostname(),
   ...(stop ? { stopSignal: () => stop.stopped } : {}),
   setOomScoreAdj: (value) => {

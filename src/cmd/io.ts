@@ -24,6 +24,8 @@ export interface CommandIO {
     readonly loggingFormat: 'text' | 'json';
     readonly logSplitStream?: boolean;
     readonly vmodule?: string;
+    readonly logInfoBufferSize?: number;
+    readonly logFlushFrequencyMs?: number;
   }) => Logger;
   readonly osHostname?: () => string;
   /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */
