@@ -179,10 +179,9 @@ export interface ApiSourceOptions {
 
 interface RunContext {
   readonly spec: InformerSpec;
-  /**
-   * The version in use (versionsOf(spec)), kept across the informer's restarts, and whether the informer's current
-   * run has listed it.
-   */
+  /** versionsOf(spec). */
+  readonly versions: readonly { readonly apiVersion: string; readonly path: string }[];
+  /** The version in use (an index into `versions`), kept across the informer's restarts, and whether its current run has listed it. */
   readonly served: { index: number; listed: boolean };
   readonly kc: KubeConfig;
   readonly tracker: ObjectTracker;
@@ -211,9 +210,9 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     ...(c.observe ? { observe: c.observe } : {}),
   });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
-  const versions = versionsOf(spec);
-  const path = versions[c.served.index]!.path;
-  c.served.listed = false;
+  const { versions, served } = c;
+  const path = versions[served.index]!.path;
+  served.listed = false;
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
     const timeout = new AbortController();
     const timer = c.clock.setTimeout(() => timeout.abort(new Error(`list timed out after ${c.listTimeoutMs} ms`)), c.listTimeoutMs);
@@ -225,20 +224,18 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
         // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
         keep: (o) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
       });
+    const lists = (at: string): Promise<boolean> =>
+      listAt(at).then(
+        () => true,
+        () => false,
+      );
     try {
       const list = await listAt(path).catch(async (err: unknown) => {
         // Not served in this version: the first other version the server lists is used from the restart on.
         if (statusOf(err) === 404)
           for (const [index, other] of versions.entries()) {
-            if (
-              index === c.served.index ||
-              !(await listAt(other.path).then(
-                () => true,
-                () => false,
-              ))
-            )
-              continue;
-            c.served.index = index;
+            if (index === served.index || !(await lists(other.path))) continue;
+            served.index = index;
             throw new ServedAs(spec.kind, other.apiVersion);
           }
         // Nothing waits for what cannot be had: it counts as listed, with what the tracker knew before.
@@ -246,7 +243,7 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
         throw err;
       });
       if (closed) throw new Error('informer stopped');
-      c.served.listed = true;
+      served.listed = true;
       c.answered();
       const items = list.items.filter((o) => o !== null);
       if (items.length !== list.items.length) problem(`dropped ${list.items.length - items.length} listed objects without metadata.name`);
@@ -320,10 +317,11 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
       supervisors = all;
       for (const spec of specs) {
         // One tracker per kind for the life of this start(): informer restarts reconcile against it.
+        const versions = versionsOf(spec);
         const served = { index: 0, listed: false };
         const tracker = new ObjectTracker({
           kind: spec.kind,
-          apiVersion: spec.otherVersions ? () => versionsOf(spec)[served.index]!.apiVersion : spec.apiVersion,
+          apiVersion: versions.length > 1 ? () => versions[served.index]!.apiVersion : spec.apiVersion,
           // listFn and the watch's retain hook hand it retained copies (startInformer).
           retained: true,
           ...(spec.accept ? { accept: spec.accept } : {}),
@@ -332,6 +330,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
         let self: Supervisor | null = null;
         const ctx: RunContext = {
           spec,
+          versions,
           served,
           kc,
           tracker,
@@ -380,7 +379,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
               const again = delayMs >= 1000 ? `${Math.round(delayMs / 1000)} s` : `${delayMs} ms`;
               const gone = served.listed && statusOf(err) === 404;
               const message = gone
-                ? `this API server no longer serves ${spec.kind}s as ${versionsOf(spec)[served.index]!.apiVersion} (HTTP 404); keeping what was listed, listing again in ${again}`
+                ? `this API server no longer serves ${spec.kind}s as ${versions[served.index]!.apiVersion} (HTTP 404); keeping what was listed, listing again in ${again}`
                 : `${why}; ${spec.optional}; asking again in ${again}`;
               handlers.onProblem(spec.kind, `${spec.kind} informer: ${message}`, err);
               return;
