@@ -46,6 +46,8 @@ const FIELDS = [
   'logging.verbosity',
   'logging.vmodule',
   'logging.format',
+  'logging.options.text.infoBufferSize',
+  'logging.options.text.splitStream',
   'healthzBindAddress',
   'mode',
   'detectLocal.clusterCIDRs',
