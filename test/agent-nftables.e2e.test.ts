@@ -235,6 +235,28 @@ describe('the agent in nftables mode against the fake API server', () => {
     await cluster.exec(cluster.pod('pod-a').ns, 'ip', ['addr', 'del', `${UNALLOCATED}/32`, 'dev', 'eth0']);
   });
 
+  it('on a 1.31-1.32 API server (ServiceCIDRs served as v1beta1 only) writes the drop rule from the v1beta1 ServiceCIDRs, as upstream kube-proxy of those releases', async () => {
+    const dropRules = async (): Promise<string[]> =>
+      (await cluster.exec(nodeNs(), 'nft', ['list', 'chain', 'ip', 'kube-proxy', 'cluster-ips-check'])).stdout
+        .split('\n')
+        .filter((l) => l.includes('unallocated'));
+    expect(await dropRules()).toEqual([]);
+    // The server now plays 1.32: v1 answers 404. The agent's ServiceCIDR watch (on v1) is cut and resumed against it.
+    api.serviceCIDRVersions = ['networking.k8s.io/v1beta1'];
+    try {
+      api.dropWatches('servicecidrs');
+      api.create('servicecidrs', makeServiceCIDR('kubernetes', ['172.30.0.0/16']) as never);
+      await waitFor('drop rule from the v1beta1 ServiceCIDR', async () => (await dropRules()).length === 1, 8000);
+      expect((await dropRules())[0]).toMatch(/ip daddr 172\.30\.0\.0\/16 drop comment "Drop traffic to unallocated ClusterIPs"/);
+      expect(api.requests({ resource: 'servicecidrs', verb: 'watch' }).at(-1)!.path).toBe('/apis/networking.k8s.io/v1beta1/servicecidrs');
+      expect(await reaches(['pod-c'])()).toBe(true);
+      api.delete('servicecidrs', 'kubernetes');
+      await waitFor('drop rule gone', async () => (await dropRules()).length === 0, 3000);
+    } finally {
+      api.serviceCIDRVersions = ['networking.k8s.io/v1'];
+    }
+  });
+
   it('shows the service port chains on /debug/services and the whole table on /debug/rules, as nft -f input the kernel takes', async () => {
     const url = agent!.metricsServer!.url;
     const services = await (await fetch(`${url}/debug/services?family=IPv4`)).text();
