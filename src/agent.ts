@@ -38,6 +38,7 @@ import { proxierHooks } from './proxier-hooks.ts';
 import { createUserspaceMetrics, userspaceEventMetrics } from './servers/userspace-metrics.ts';
 import { agentConntrackSetup } from './conntrack-sysctls.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
+import { setVerbosity } from './log.ts';
 import { parseHostPort } from './host-port.ts';
 
 export interface AgentDeps {
@@ -208,6 +209,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       config.mode,
       debugHandler({ mode: config.mode, families, inspect, lastSynced: (f) => proxier.lastSynced(f), clock: deps.clock }),
       deps.configz,
+      config.profiling ? (value) => setVerbosity(log, value) : undefined,
     ),
     config.bindAddressHardFail,
   );

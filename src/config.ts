@@ -71,6 +71,8 @@ export interface ProxyConfig {
   readonly logInfoBufferSize: number;
   /** --log-flush-frequency: how often buffered info lines are written. */
   readonly logFlushFrequencyMs: number;
+  /** --profiling (enableProfiling): upstream's /debug/pprof and /debug/flags/v; here the latter only. */
+  readonly profiling: boolean;
   readonly cleanup: boolean;
   /** --init-only: the privileged node setup (sysctls), then exit. */
   readonly initOnly: boolean;
@@ -147,6 +149,7 @@ export function configFromFlags(given: ReadonlyMap<string, FlagValue>): ProxyCon
     logSplitStream: get(str('logging-format') === 'json' ? 'log-json-split-stream' : 'log-text-split-stream') as boolean,
     logInfoBufferSize: quantityBytes(String(get(str('logging-format') === 'json' ? 'log-json-info-buffer-size' : 'log-text-info-buffer-size'))) ?? 0,
     logFlushFrequencyMs: get('log-flush-frequency') as number,
+    profiling: get('profiling') as boolean,
     cleanup: get('cleanup') as boolean,
     initOnly: get('init-only') as boolean,
     deprecated: AGENT_FLAGS.filter((s) => s.deprecated && given.has(s.name)).map((s) => `Flag --${s.name} has been deprecated, ${s.deprecated}`),

@@ -440,8 +440,8 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     type: 'bool',
     default: 'false',
     config: 'enableProfiling',
-    help: 'Enable profiling via the web interface.',
-    notImplemented: 'no pprof in Node.js',
+    help: 'Enable profiling via the web interface (here: /debug/flags/v on the metrics server, to change -v while running; no pprof).',
+    notImplemented: 'no pprof in Node.js (/debug/pprof is not served); /debug/flags/v is',
   },
   {
     name: 'show-hidden-metrics-for-version',

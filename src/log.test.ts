@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { logFromHere } from '../test/vmodule-caller.ts';
-import { callerOf, createLogger, klogLine, parseVModule, zapLine } from './log.ts';
+import { callerOf, createLogger, klogLine, parseVModule, setVerbosity, zapLine } from './log.ts';
 
 function textLogger(verbosity = 0) {
   let out = '';
@@ -266,5 +266,35 @@ describe("--vmodule: per-file verbosity, as klog's V() reads it (moduleSpec.Set,
     expect(written(0, 'log.test=0,log.*=2')).toEqual(['info here', 'debug here', 'child debug here', 'warn here']);
     expect(written(2, 'log.test=1')).toEqual(['info here', 'debug here', 'debug there', 'child debug here', 'warn here']);
     expect(parseVModule('a=0,,b=3').map((p) => p.level)).toEqual([3]);
+  });
+});
+
+describe('-v changed while running (upstream GlogSetter through /debug/flags/v, with --profiling)', () => {
+  it('raises and lowers -v for the logger and every child, made before or after', () => {
+    let out = '';
+    const log = createLogger({ verbosity: 0, format: 'text', adjustable: true, stream: { write: (s: string) => void (out += s) } });
+    const child = log.child({ component: 'c' });
+    const said = () => [...out.matchAll(/\] "([^"]+)"/g)].map((m) => m[1]);
+    child.debug('hidden');
+    expect(setVerbosity(log, '2')).toEqual({ ok: true, message: 'successfully set klog.logging.verbosity to 2' });
+    child.debug('shown by the child');
+    log.child({ component: 'later' }).debug('shown by a later child');
+    expect(setVerbosity(log, ' 0\n')).toEqual({ ok: true, message: 'successfully set klog.logging.verbosity to 0' });
+    child.debug('hidden again');
+    log.info('info always');
+    expect(said()).toEqual(['shown by the child', 'shown by a later child', 'info always']);
+  });
+
+  it("refuses what klog's Level.Set refuses, and a logger not made adjustable", () => {
+    const log = createLogger({ verbosity: 0, format: 'text', adjustable: true, stream: { write: () => undefined } });
+    expect(setVerbosity(log, 'two')).toEqual({
+      ok: false,
+      message: 'failed set klog.logging.verbosity two: strconv.ParseInt: parsing "two": invalid syntax',
+    });
+    expect(setVerbosity(log, '4294967296').ok).toBe(false);
+    expect(setVerbosity(createLogger({ verbosity: 0, stream: { write: () => undefined } }), '2')).toEqual({
+      ok: false,
+      message: 'this logger cannot change its verbosity',
+    });
   });
 });

@@ -45,6 +45,29 @@ export interface LogOptions {
   readonly infoBufferSize?: number;
   /** --log-flush-frequency (default 5 s). */
   readonly flushFrequencyMs?: number;
+  /**
+   * -v can be changed while the process runs (setVerbosity: upstream's /debug/flags/v, served with --profiling). Every
+   * line is then made and those above -v dropped as they are written, so this costs what the hidden lines cost.
+   */
+  readonly adjustable?: boolean;
+}
+
+/** The loggers whose -v setVerbosity can change, with their current one. */
+const adjustable = new WeakMap<Logger, { v: number }>();
+
+/**
+ * upstream's GlogSetter (klog's Level.Set, through /debug/flags/v): a new -v for a logger made `adjustable` and every
+ * child it has or will have. Returns the reply upstream gives, or why not.
+ */
+export function setVerbosity(log: Logger, value: string): { ok: boolean; message: string } {
+  const shown = value.trim();
+  const v = /^[+-]?\d+$/.test(shown) ? Number(shown) : NaN;
+  if (!Number.isSafeInteger(v) || v < -(2 ** 31) || v > 2 ** 31 - 1)
+    return { ok: false, message: `failed set klog.logging.verbosity ${shown}: strconv.ParseInt: parsing ${goQuote(shown)}: invalid syntax` };
+  const control = adjustable.get(log);
+  if (!control) return { ok: false, message: 'this logger cannot change its verbosity' };
+  control.v = v;
+  return { ok: true, message: `successfully set klog.logging.verbosity to ${shown}` };
 }
 
 /** The largest info buffer (upstream caps it at 2 GiB; a JavaScript string cannot be that long). */
@@ -64,20 +87,23 @@ export function createLogger(opts: LogOptions): Logger {
       : dest;
   const vmodule = parseVModule(opts.vmodule ?? '');
   const fileVerbosity = new Map<string, number>();
+  const verbosity = { v: opts.verbosity };
   // A line above -v is written only when its caller's file has that verbosity (klog's V with a vmodule set).
   const hidden = (record: Record<string, unknown>): boolean => {
     const v = ZAP_V[record['level'] as number] ?? 0;
-    if (v <= opts.verbosity) return false;
+    if (v <= verbosity.v) return false;
     const caller = typeof record[CALLER] === 'string' ? record[CALLER] : '';
     const file = caller.replace(/:\d+$/, '').replace(/\.[^.]*$/, '');
     let level = fileVerbosity.get(file);
     if (level === undefined) fileVerbosity.set(file, (level = vmodule.find((p) => p.match(file))?.level ?? 0));
     return level < v;
   };
-  return pino(
+  const filtered = vmodule.length > 0 || opts.adjustable === true;
+  const logger = pino(
     {
-      // With a vmodule, pino lets through what the most verbose pattern wants, and `hidden` filters per file.
-      level: levelForVerbosity(Math.max(opts.verbosity, ...vmodule.map((p) => p.level))),
+      // With a vmodule, pino lets through what the most verbose pattern wants, and `hidden` filters per file; with an
+      // adjustable -v, every line.
+      level: opts.adjustable ? 'trace' : levelForVerbosity(Math.max(opts.verbosity, ...vmodule.map((p) => p.level))),
       base: { component: BASE_COMPONENT },
       // Epoch milliseconds: klog's header and zap's `ts` are both made from them.
       timestamp: pino.stdTimeFunctions.epochTime,
@@ -89,11 +115,13 @@ export function createLogger(opts: LogOptions): Logger {
     {
       write: (json: string) => {
         const record = JSON.parse(json) as Record<string, unknown>;
-        if (vmodule.length > 0 && hidden(record)) return;
+        if (filtered && hidden(record)) return;
         (typeof record['level'] === 'number' && record['level'] >= 50 ? errors : info).write(line(record));
       },
     },
   );
+  if (opts.adjustable) adjustable.set(logger, verbosity);
+  return logger;
 }
 
 const CALLER = '__caller';

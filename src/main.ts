@@ -37,8 +37,9 @@ const code = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   // Commands whose stdout is data log to stderr; the agent logs to stdout, as a DaemonSet expects.
-  makeLogger: ({ verbosity, loggingFormat, logSplitStream, vmodule, logInfoBufferSize, logFlushFrequencyMs }) =>
+  makeLogger: ({ verbosity, loggingFormat, logSplitStream, vmodule, logInfoBufferSize, logFlushFrequencyMs, profiling }) =>
     createLogger({
+      adjustable: profiling === true,
       verbosity,
       format: loggingFormat,
       fd: logsToStderr ? 2 : 1,

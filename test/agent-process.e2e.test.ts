@@ -71,6 +71,8 @@ beforeAll(async () => {
       '127.0.0.1:10256',
       '--metrics-bind-address',
       '127.0.0.1:10249',
+      // upstream's /debug/flags/v (DebugFlags), served with --profiling
+      '--profiling',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -101,8 +103,24 @@ describe('kube-proxy-ts --objects as a process in a node namespace', () => {
       clusterCIDR: '10.244.0.0/16',
       iptables: { minSyncPeriod: '0s' },
     });
+    // -v raised while it runs (upstream's /debug/flags/v, with --profiling): the syncs' debug lines appear from then on.
+    const put = async (method: string, body: string): Promise<string> =>
+      (
+        await cluster.exec(cluster.node('node-1').ns, process.execPath, [
+          '-e',
+          `fetch("http://127.0.0.1:10249/debug/flags/v", { method: ${JSON.stringify(method)}, ${method === 'PUT' ? `body: ${JSON.stringify(body)}` : ''} }).then(async (r) => console.log(r.status, await r.text()))`,
+        ])
+      ).stdout.trim();
+    expect(output).not.toContain('synced iptables rules');
+    expect(await put('GET', '')).toBe('406 unsupported http method');
+    expect(await put('PUT', 'two')).toBe('400 failed set klog.logging.verbosity two: strconv.ParseInt: parsing "two": invalid syntax');
+    expect(await put('PUT', '2')).toBe('200 successfully set klog.logging.verbosity to 2');
     await write(objects('pod-b'));
     await converge('file edit', () => reaches('pod-b'));
+    await converge('a debug line for the sync', async () =>
+      /^I\d{4} .* iptables-mode\.ts:\d+\] "synced iptables rules" ipFamily="IPv4" full=false/m.test(output),
+    );
+    expect(await put('PUT', '0')).toBe('200 successfully set klog.logging.verbosity to 0');
   });
 
   it('keeps the last good state when the file breaks, and names the file', async () => {

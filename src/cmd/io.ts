@@ -26,6 +26,8 @@ export interface CommandIO {
     readonly vmodule?: string;
     readonly logInfoBufferSize?: number;
     readonly logFlushFrequencyMs?: number;
+    /** --profiling: -v can be changed while running (/debug/flags/v). */
+    readonly profiling?: boolean;
   }) => Logger;
   readonly osHostname?: () => string;
   /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */

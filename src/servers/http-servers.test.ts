@@ -84,6 +84,27 @@ describe('health and metrics servers', () => {
     expect(await r.json()).toEqual({ 'kubeproxy.config.k8s.io': doc });
   });
 
+  it("serves /debug/flags/v with --profiling as upstream's DebugFlags (StringFlagPutHandler): PUT sets -v, other methods 406; without it 404", async () => {
+    const set: string[] = [];
+    const setter = (value: string) => (set.push(value), value === 'x' ? { ok: false, message: 'bad x' } : { ok: true, message: `set ${value}` });
+    const s = await listen(
+      '127.0.0.1',
+      0,
+      metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables', undefined, undefined, setter),
+    );
+    const plain = await listen('127.0.0.1', 0, metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables'));
+    servers.push(s, plain);
+    const call = async (url: string, method: string, body?: string) => {
+      const r = await fetch(url + '/debug/flags/v', { method, ...(body === undefined ? {} : { body }) });
+      return `${r.status} ${await r.text()}`;
+    };
+    expect(await call(s.url, 'PUT', '3')).toBe('200 set 3');
+    expect(await call(s.url, 'PUT', 'x')).toBe('400 bad x');
+    expect(await call(s.url, 'GET')).toBe('406 unsupported http method');
+    expect(set).toEqual(['3', 'x']);
+    expect(await call(plain.url, 'PUT', '3')).toBe('404 404 page not found\n');
+  });
+
   it("serves the metrics server's /healthz as component-base's healthz.InstallHandler: the ping check, ?verbose, ?exclude, /healthz/ping", async () => {
     const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables'));
     servers.push(s);

@@ -111,6 +111,8 @@ export function metricsHandler(
   mode: string,
   debug?: (req: IncomingMessage, res: ServerResponse) => boolean,
   configz?: Readonly<Record<string, unknown>>,
+  /** With --profiling: upstream's DebugFlags /debug/flags/v, a PUT of a new -v (StringFlagPutHandler over GlogSetter). */
+  setVerbosity?: (value: string) => { readonly ok: boolean; readonly message: string },
 ) {
   const configzBody = configz ? JSON.stringify({ 'kubeproxy.config.k8s.io': configz }) : null;
   const checks = [PING_CHECK];
@@ -145,6 +147,20 @@ export function metricsHandler(
       res.writeHead(200, TEXT).end(mode);
     } else if (path === '/configz' && configzBody !== null) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(configzBody);
+    } else if (path === '/debug/flags/v' && setVerbosity) {
+      const plain = (code: number, body: string): void =>
+        void res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end(body);
+      if (req.method !== 'PUT') return plain(406, 'unsupported http method');
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length > 1024) req.destroy();
+      });
+      req.on('end', () => {
+        const r = setVerbosity(body);
+        plain(r.ok ? 200 : 400, r.message);
+      });
     } else {
       res.writeHead(404, TEXT).end('404 page not found\n');
     }
