@@ -7,7 +7,7 @@
  * node namespace with --objects; every wait is bounded and its time printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
@@ -35,7 +35,15 @@ const service = (i: number) => [
   }),
 ];
 const objects = (services: number, first = 1) => [node(), ...Array.from({ length: services }, (_, k) => service(first + k)).flat()];
-const write = (file: string, docs: unknown[]) => writeFile(file, docs.map((d) => dump(d)).join('---\n'));
+/**
+ * The objects file replaced at once (written beside it, then renamed, as kubelet swaps a ConfigMap volume's files): the
+ * agent never reads half of a 3,000-service file, which a load that lands mid-write would turn into two restores, the
+ * burst's first half and then the rest, instead of the one restore the SIGTERM test times its signal into.
+ */
+const write = async (file: string, docs: unknown[]) => {
+  await writeFile(`${file}.tmp`, docs.map((d) => dump(d)).join('---\n'));
+  await rename(`${file}.tmp`, file);
+};
 
 const nat = (backend: IptablesBackend) =>
   createIptables({ family: 'IPv4', backend, runner: cluster.runnerIn(cluster.node('node-1').ns) }).save(['nat']);
@@ -100,6 +108,9 @@ describe('kube-proxy-ts under faults', () => {
         '0s',
         '--iptables-backend',
         'legacy',
+        // Each sync's debug line, so that a run whose restore was never seen says what the agent did.
+        '-v',
+        '2',
         '--healthz-bind-address',
         '127.0.0.1:10256',
         '--metrics-bind-address',
