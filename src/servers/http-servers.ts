@@ -148,8 +148,7 @@ export function metricsHandler(
     } else if (path === '/configz' && configzBody !== null) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(configzBody);
     } else if (path === '/debug/flags/v' && setVerbosity) {
-      const plain = (code: number, body: string): void =>
-        void res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end(body);
+      const plain = (code: number, body: string): void => void res.writeHead(code, TEXT).end(body);
       if (req.method !== 'PUT') return plain(406, 'unsupported http method');
       let body = '';
       req.setEncoding('utf8');
