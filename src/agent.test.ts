@@ -407,6 +407,22 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(lines.join('')).toMatch(/\] "kube-proxy running in dual-stack mode" primary ipFamily="IPv4"\n/);
     expect(at('Using nftables Proxier')).toBeGreaterThan(at('kube-proxy running in dual-stack mode'));
     expect(logged[at('Version info')]).toMatchObject({ version: `v${VERSION}` });
+    // The config controllers' lines (pkg/proxy/config Run, client-go WaitForNamedCacheSync), each kind once, in upstream's
+    // words: what `kubectl logs | grep "Caches are synced"` looks for. The nftables mode watches ServiceCIDRs.
+    const controllers = ['service config', 'endpoint slice config', 'serviceCIDR config', 'node config'];
+    expect(logged.filter((l) => l.msg.startsWith('Starting ') && l.msg.endsWith(' config controller')).map((l) => l.msg)).toEqual(
+      controllers.map((c) => `Starting ${c} controller`),
+    );
+    expect(
+      logLines(lines.join(''))
+        .filter((l) => l.msg === 'Waiting for caches to sync')
+        .map((l) => l.fields['controller']),
+    ).toEqual(controllers);
+    await vi.waitFor(() => expect(logLines(lines.join('')).filter((l) => l.msg === 'Caches are synced')).toHaveLength(4));
+    const synced = logLines(lines.join('')).filter((l) => l.msg === 'Caches are synced');
+    expect(synced.map((l) => l.fields['controller']).sort()).toEqual([...controllers].sort());
+    expect(lines.join('')).toMatch(/\] "Caches are synced" controller="service config"\n/);
+    expect(logged.findIndex((l) => l.msg === 'Waiting for caches to sync')).toBeGreaterThan(at('Using nftables Proxier'));
   });
 
   it('drops unallocated ClusterIPs of the ServiceCIDRs in --objects, says which, and follows an edit of them', async () => {

@@ -26,7 +26,7 @@ import { registerTrafficMetrics } from './servers/traffic-metrics.ts';
 import { registerNfacctMetrics } from './servers/nfacct-metrics.ts';
 import { ServiceHealthServers } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
-import type { ObjectSource } from './sources/events.ts';
+import type { ObjectKind, ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
 import { stateBuilder } from '../proxier/state-builder.ts';
 import type { Clock } from '../proxier/clock.ts';
@@ -225,9 +225,13 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     note: `kube-proxy-ts started in ${config.mode} mode`,
   });
   proxier.start();
+  const caches = cacheSyncLog(log, watchesServiceCIDRs(config));
   await source.start({
     onEvent: (e) => proxier.onEvent(e),
-    onSynced: (kind) => proxier.onSynced(kind),
+    onSynced: (kind) => {
+      caches.synced(kind);
+      proxier.onSynced(kind);
+    },
     // The one place source problems are logged (the API source describes its failures in the message).
     onProblem: (kind, message, err) => log.warn({ kind, err: err instanceof Error ? err.message : err }, message),
   });
@@ -256,6 +260,33 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       await healthz?.close();
       await metricsServer?.close();
       log.info('kube-proxy-ts stopped; rules left in place');
+    },
+  };
+}
+
+/** Upstream's config controllers, by the kind each watches (pkg/proxy/config: ServiceConfig, EndpointSliceConfig, ...). */
+const CONFIG_CONTROLLERS: Readonly<Record<ObjectKind, string>> = {
+  Service: 'service config',
+  EndpointSlice: 'endpoint slice config',
+  ServiceCIDR: 'serviceCIDR config',
+  Node: 'node config',
+};
+
+/**
+ * The lines upstream's config controllers write at start, through client-go's WaitForNamedCacheSync, which operators and
+ * their tools look for to see that kube-proxy has its objects: `"Starting service config controller"`, `"Waiting for
+ * caches to sync" controller="service config"`, then `"Caches are synced" controller="service config"` when the kind
+ * was first listed. ServiceCIDRs only where they are watched (upstream: whenever MultiCIDRServiceAllocator is on).
+ */
+function cacheSyncLog(log: Logger, serviceCIDRs: boolean): { synced(kind: ObjectKind): void } {
+  const waiting = new Set<ObjectKind>(['Service', 'EndpointSlice', ...(serviceCIDRs ? (['ServiceCIDR'] as const) : []), 'Node']);
+  for (const kind of waiting) {
+    log.info(`Starting ${CONFIG_CONTROLLERS[kind]} controller`);
+    log.info({ controller: CONFIG_CONTROLLERS[kind] }, 'Waiting for caches to sync');
+  }
+  return {
+    synced(kind) {
+      if (waiting.delete(kind)) log.info({ controller: CONFIG_CONTROLLERS[kind] }, 'Caches are synced');
     },
   };
 }
