@@ -25,6 +25,28 @@ describe('parseFlags', () => {
     });
   });
 
+  it('reads -v as pflag reads a shorthand (parseShortArg): -v=4, -v4, -v 4, and --v=4 as the long name', () => {
+    for (const argv of [['-v=4'], ['-v4'], ['-v', '4'], ['--v=4'], ['--v', '4']]) expect(parse(...argv).values.get('v'), argv.join(' ')).toBe(4);
+    expect(parse('-h').values.get('help')).toBe(true);
+  });
+
+  it.each([
+    // A Go-flag-style single-dash long name is a run of shorthands to pflag: its first letter is unknown.
+    [['-kubeconfig=/etc/kube-proxy.conf'], "unknown shorthand flag: 'k' in -kubeconfig=/etc/kube-proxy.conf"],
+    [['--masquerade-all', '-5s'], "unknown shorthand flag: '5' in -5s"],
+    [['-eX^U=3*'], "unknown shorthand flag: 'e' in -eX^U=3*"],
+    [["-'x"], "unknown shorthand flag: '\\'' in -'x"],
+    [['-\tx'], "unknown shorthand flag: '\\t' in -\tx"],
+    [['-\u00e9t\u00e9'], "unknown shorthand flag: '\u00c3' in -\u00e9t\u00e9"],
+    [['-v'], "flag needs an argument: 'v' in -v"],
+    [['---v=4'], 'bad flag syntax: ---v=4'],
+    [['--=4'], 'bad flag syntax: --=4'],
+    [['--no-such-flag=1'], 'unknown flag: --no-such-flag'],
+  ])('refuses %j as pflag does (%s)', (argv, message) => {
+    expect(() => parse(...argv)).toThrow(FlagError);
+    expect(() => parse(...argv)).toThrow(message);
+  });
+
   it('accumulates repeated list flags', () => {
     expect(parse('--nodeport-addresses=10.0.0.0/8,192.168.0.0/16', '--nodeport-addresses', '127.0.0.0/8').values.get('nodeport-addresses')).toEqual([
       '10.0.0.0/8',

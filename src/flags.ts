@@ -131,13 +131,18 @@ export interface ParsedFlags {
 /** The value parseFlags sets for -h/--help (cobra's help flag, which every command has): true asks for the usage. */
 export const HELP = 'help';
 
-/** Parses argv against the specs. Throws FlagError naming the first bad flag. */
+/**
+ * Parses argv against the specs as pflag's FlagSet.Parse does: `--name[=value]` is a long flag; `-abc` a run of
+ * shorthand flags (`-v=4`, `-v4`, `-v 4`), so a single-dash long name (`-kubeconfig=x`) is refused as pflag refuses
+ * it, naming its first letter (`unknown shorthand flag: 'k' in -kubeconfig=x`). Throws FlagError naming the first bad flag.
+ */
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
   const byName = new Map<string, FlagSpec>();
+  const byShorthand = new Map<string, FlagSpec>();
   for (const s of specs) {
     if (s.fileOnly) continue;
     byName.set(s.name, s);
-    if (s.shorthand) byName.set(s.shorthand, s);
+    if (s.shorthand) byShorthand.set(s.shorthand, s);
   }
   const values = new Map<string, FlagValue>();
   const positionals: string[] = [];
@@ -147,12 +152,18 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       positionals.push(...argv.slice(i + 1));
       break;
     }
-    const m = /^--?([^=]+)(?:=(.*))?$/s.exec(arg);
-    if (!m || arg === '-') {
+    if (!arg.startsWith('-') || arg === '-') {
       positionals.push(arg);
       continue;
     }
+    if (!arg.startsWith('--')) {
+      i = parseShorthands(arg, argv, i, byShorthand, values);
+      continue;
+    }
+    // parseLongArg
+    const m = /^--([^=]*)(?:=(.*))?$/s.exec(arg)!;
     const name = m[1]!;
+    if (name === '' || name.startsWith('-')) throw new FlagError(name, `bad flag syntax: ${arg}`);
     const spec = byName.get(name);
     if (!spec && (name === 'help' || name === 'h')) {
       // cobra's own -h/--help, on every command: the caller prints the usage once the rest has parsed.
@@ -161,7 +172,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       values.set(HELP, on);
       continue;
     }
-    if (!spec) throw new FlagError(name, `unknown flag: ${arg.split('=')[0]}`);
+    if (!spec) throw new FlagError(name, `unknown flag: --${name}`);
     let raw = m[2];
     if (raw === undefined) {
       if (spec.type === 'bool') raw = 'true';
@@ -172,15 +183,75 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
         i++;
       }
     }
-    const value = convertFlagValue(spec, raw);
-    const previous = values.get(spec.name);
-    // Lists and maps accumulate over repeated flags, as pflag's StringSlice and component-base's MapStringBool do.
-    if (spec.type === 'stringList' && Array.isArray(previous)) values.set(spec.name, [...previous, ...(value as string[])]);
-    else if (spec.type === 'mapStringBool' && previous !== undefined)
-      values.set(spec.name, { ...(previous as Record<string, boolean>), ...(value as Record<string, boolean>) });
-    else values.set(spec.name, value);
+    setFlag(values, spec, raw);
   }
   return { values, positionals };
+}
+
+/**
+ * pflag's parseShortArg over one `-abc` argument at argv[i]: each letter a shorthand flag, the first that takes a
+ * value taking the rest of the argument (`-v4`, `-v=4`) or the next one (`-v 4`). Returns the index of the last
+ * argument used.
+ */
+function parseShorthands(
+  arg: string,
+  argv: readonly string[],
+  i: number,
+  byShorthand: ReadonlyMap<string, FlagSpec>,
+  values: Map<string, FlagValue>,
+): number {
+  let rest = arg.slice(1);
+  while (rest.length > 0) {
+    const c = rest[0]!;
+    const spec = byShorthand.get(c);
+    if (!spec) {
+      // cobra's help flag, -h.
+      if (c === 'h') {
+        values.set(HELP, true);
+        return i;
+      }
+      throw new FlagError(c, `unknown shorthand flag: ${goQuoteRune(rest)} in -${rest}`);
+    }
+    let raw: string;
+    if (rest.length > 2 && rest[1] === '=') {
+      raw = rest.slice(2);
+      rest = '';
+    } else if (spec.type === 'bool') {
+      raw = 'true';
+      rest = rest.slice(1);
+    } else if (rest.length > 1) {
+      raw = rest.slice(1);
+      rest = '';
+    } else if (i + 1 < argv.length) {
+      raw = argv[++i]!;
+      rest = '';
+    } else throw new FlagError(spec.name, `flag needs an argument: ${goQuoteRune(rest)} in -${rest}`);
+    setFlag(values, spec, raw);
+  }
+  return i;
+}
+
+/** Go's %q of the first byte of a string, as pflag prints the shorthand it could not use: 'k', '\'', '\x00', 'Ã'. */
+function goQuoteRune(s: string): string {
+  const b = Buffer.from(s, 'utf8')[0]!;
+  if (b === 0x27) return "'\\''";
+  if (b === 0x5c) return "'\\\\'";
+  if (b >= 0x20 && b < 0x7f) return `'${String.fromCharCode(b)}'`;
+  const named: Readonly<Record<number, string>> = { 7: 'a', 8: 'b', 9: 't', 10: 'n', 11: 'v', 12: 'f', 13: 'r' };
+  if (named[b] !== undefined) return `'\\${named[b]}'`;
+  if (b < 0x20 || b === 0x7f) return `'\\x${b.toString(16).padStart(2, '0')}'`;
+  // A byte of 0x80-0xff is the rune U+0080-U+00FF to %q: printable from U+00A1 on, but for the soft hyphen.
+  return b >= 0xa1 && b !== 0xad ? `'${String.fromCharCode(b)}'` : `'\\u00${b.toString(16)}'`;
+}
+
+function setFlag(values: Map<string, FlagValue>, spec: FlagSpec, raw: string): void {
+  const value = convertFlagValue(spec, raw);
+  const previous = values.get(spec.name);
+  // Lists and maps accumulate over repeated flags, as pflag's StringSlice and component-base's MapStringBool do.
+  if (spec.type === 'stringList' && Array.isArray(previous)) values.set(spec.name, [...previous, ...(value as string[])]);
+  else if (spec.type === 'mapStringBool' && previous !== undefined)
+    values.set(spec.name, { ...(previous as Record<string, boolean>), ...(value as Record<string, boolean>) });
+  else values.set(spec.name, value);
 }
 
 /** Default value of a flag, converted. */
