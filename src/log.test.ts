@@ -259,6 +259,15 @@ describe("--vmodule: per-file verbosity, as klog's V() reads it (moduleSpec.Set,
     expect(written(0, 'vmodule-caller.ts=2,test/vmodule-caller=2,*/vmodule-caller=2')).toEqual(['info here', 'warn here']);
     // A malformed pattern matches nothing (filepath.ErrBadPattern), and the others still apply.
     expect(written(0, 'log[=2,vmodule-caller=2')).toEqual(['info here', 'debug there', 'warn here']);
+    // Escapes, in and out of classes; an unescaped - or ] where a class wants a character is malformed; a reversed range
+    // matches nothing; a ] outside a class is itself.
+    expect(written(0, 'vmodule-calle\\r=2')).toEqual(['info here', 'debug there', 'warn here']);
+    expect(written(0, 'vmodule-calle[\\r]=2')).toEqual(['info here', 'debug there', 'warn here']);
+    expect(written(0, 'vmodule-calle[\\q-\\s]=2')).toEqual(['info here', 'debug there', 'warn here']);
+    for (const bad of ['vmodule-calle[-r]', 'vmodule-calle[r-]', 'vmodule-calle[]r]', 'vmodule-calle[s-q]', 'vmodule-caller]'])
+      expect(written(0, `${bad}=2`), bad).toEqual(['info here', 'warn here']);
+    expect(parseVModule('a]=2')[0]!.match('a]')).toBe(true);
+    expect(parseVModule('[^s-q]=2')[0]!.match('x')).toBe(true);
   });
 
   it('takes the first matching pattern, skips level 0 entries, and never lowers -v', () => {

@@ -225,19 +225,52 @@ function globRegExp(pattern: string): RegExp | null {
       if (++i >= pattern.length) return null;
       re += escapeRegExp(pattern[i]!);
     } else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) return null;
-      let body = pattern.slice(i + 1, end);
-      const negated = body.startsWith('^');
-      if (negated) body = body.slice(1);
-      if (body === '') return null;
-      re += `(?!/)[${negated ? '^' : ''}${body.replace(/[\\\]^]/g, (x) => `\\${x}`)}]`;
-      i = end;
-    } else if (c === ']') return null;
-    else re += escapeRegExp(c);
+      const cls = classRegExp(pattern, i + 1);
+      if (cls === null) return null;
+      re += cls.re;
+      i = cls.end;
+    } else re += escapeRegExp(c);
   }
   return new RegExp(`^${re}$`);
 }
+
+/**
+ * A character class of filepath.Match from just after its `[` (matchChunk): `^` negates; each item a character or a
+ * range `lo-hi`, `\\` escaping the next character, an unescaped `-` or `]` where a character is due a bad pattern; the
+ * first `]` after an item ends it. A range whose ends are reversed matches nothing. Returns the RegExp text and the
+ * index of the closing `]`.
+ */
+function classRegExp(pattern: string, from: number): { re: string; end: number } | null {
+  let p = from;
+  const negated = pattern[p] === '^';
+  if (negated) p++;
+  const items: string[] = [];
+  let n = 0;
+  const char = (): string | null => {
+    if (p >= pattern.length || pattern[p] === '-' || pattern[p] === ']') return null;
+    if (pattern[p] === '\\') p++;
+    return p < pattern.length ? pattern[p++]! : null;
+  };
+  for (;;) {
+    if (p < pattern.length && pattern[p] === ']' && n > 0) break;
+    const lo = char();
+    if (lo === null) return null;
+    let hi = lo;
+    if (pattern[p] === '-') {
+      p++;
+      const h = char();
+      if (h === null) return null;
+      hi = h;
+    }
+    n++;
+    if (lo <= hi) items.push(lo === hi ? escapeClass(lo) : `${escapeClass(lo)}-${escapeClass(hi)}`);
+  }
+  const body = items.join('');
+  if (body === '') return { re: negated ? '[\\s\\S]' : '(?!)', end: p };
+  return { re: `[${negated ? '^' : ''}${body}]`, end: p };
+}
+
+const escapeClass = (c: string): string => (/[\\\]^-]/.test(c) ? `\\${c}` : c);
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
