@@ -11,10 +11,9 @@
 /** Field types as the file carries them; `object` fields are walked, `any` is not checked. */
 export type FieldType = 'string' | 'bool' | 'int' | 'float' | 'duration' | 'stringList' | 'mapStringBool' | 'object' | 'any';
 
+// logging.vmodule, logging.flushFrequency and each format's infoBufferSize are read by parseConfigFile itself.
 const logFormatOptions = (format: 'json' | 'text'): Record<string, FieldType> => ({
   [`logging.options.${format}`]: 'object',
-  // A resource.Quantity ("0", 0, "64Ki"); the --log-*-info-buffer-size flags are checked, the file's value is not.
-  [`logging.options.${format}.infoBufferSize`]: 'any',
 });
 
 export const UNMAPPED_FIELDS: Readonly<Record<string, FieldType>> = {
@@ -47,8 +46,6 @@ export const UNMAPPED_FIELDS: Readonly<Record<string, FieldType>> = {
   'winkernel.rootHnsEndpointName': 'string',
   'winkernel.forwardHealthCheckVip': 'bool',
   logging: 'object',
-  'logging.flushFrequency': 'any', // a number of nanoseconds or a duration string
-  'logging.vmodule': 'any',
   'logging.options': 'object',
   ...logFormatOptions('json'),
   ...logFormatOptions('text'),
