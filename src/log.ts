@@ -263,14 +263,12 @@ function classRegExp(pattern: string, from: number): { re: string; end: number }
       hi = h;
     }
     n++;
-    if (lo <= hi) items.push(lo === hi ? escapeClass(lo) : `${escapeClass(lo)}-${escapeClass(hi)}`);
+    if (lo <= hi) items.push(lo === hi ? escapeRegExp(lo) : `${escapeRegExp(lo)}-${escapeRegExp(hi)}`);
   }
   const body = items.join('');
   if (body === '') return { re: negated ? '[\\s\\S]' : '(?!)', end: p };
   return { re: `[${negated ? '^' : ''}${body}]`, end: p };
 }
-
-const escapeClass = (c: string): string => (/[\\\]^-]/.test(c) ? `\\${c}` : c);
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
