@@ -141,6 +141,7 @@ export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: ((
     list: (family: 'ip' | 'ip6') => viaSession.list(family),
     listNames: (family: 'ip' | 'ip6', o?: ListNamesOptions) => viaSession.listNames(family, o),
     deleteTable: (family: 'ip' | 'ip6') => viaSession.deleteTable(family),
+    counters: (family: 'ip' | 'ip6') => viaSession.counters(family),
   };
   // The stale-chain deletions, beside the syncs as in the agent, recorded apart: they carry no event's rules.
   const cleanupNft = {

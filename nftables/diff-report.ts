@@ -23,7 +23,7 @@ export const FIXED_GROUP = 'fixed objects';
 export const UNOWNED_GROUP = 'objects no desired service owns';
 
 export interface ObjectChange {
-  readonly kind: 'chain' | 'set' | 'map';
+  readonly kind: 'chain' | 'set' | 'map' | 'counter';
   readonly name: string;
   /** "missing from the kernel", "1 missing, 0 unexpected rules", ... */
   readonly what: string;
@@ -43,6 +43,8 @@ export interface NftDiffReport {
   readonly tableMissing: boolean;
   /** Service ports the render holds (for the "table missing" line). */
   readonly servicePorts: number;
+  /** The render counts traffic (--traffic-counters): its named counters were compared too. */
+  readonly counters: boolean;
   /** Stale per-service chains the kernel still has, flushed, awaiting their deletion. */
   readonly awaitingDeletion: readonly string[];
   readonly groups: readonly DiffGroup[];
@@ -68,7 +70,13 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
   const liveRules = new Map((live?.chains ?? []).map((c) => [c.name, c.rules.length]));
   const flushed = (name: string): boolean => chainOwner(name) === 'service' && liveRules.get(name) === 0;
   const awaitingDeletion = all.extraChains.filter(flushed);
-  const d = { ...all, extraChains: all.extraChains.filter((name) => !flushed(name)) };
+  // A stale endpoint chain keeps its counter (--traffic-counters) until both are deleted.
+  const pending = new Set(awaitingDeletion);
+  const d = {
+    ...all,
+    extraChains: all.extraChains.filter((name) => !flushed(name)),
+    extraCounters: all.extraCounters.filter((n) => !pending.has(n)),
+  };
   const chainOf = new Map<string, string>();
   const elementOf = new Map<string, string>();
   for (const svc of render.services) {
@@ -99,6 +107,8 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
     for (const name of d.missingSets) add(ownerOfName(name), { kind: kindOf(name), name, what: 'missing from the kernel', lines: [] });
     for (const name of d.extraSets) add(ownerOfName(name), { kind: kindOf(name), name, what: 'in the kernel but not desired', lines: [] });
     for (const s of d.sets) for (const [title, change] of setChanges(s, kindOf(s.set), ownerOfElement, ownerOfName)) add(title, change);
+    for (const name of d.missingCounters) add(ownerOfName(name), { kind: 'counter', name, what: 'missing from the kernel', lines: [] });
+    for (const name of d.extraCounters) add(ownerOfName(name), { kind: 'counter', name, what: 'in the kernel but not desired', lines: [] });
   }
   const rank = (t: string) => (t === FIXED_GROUP ? 1 : t === UNOWNED_GROUP ? 2 : 0);
   const titles = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
@@ -107,6 +117,7 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
     identical: isEmptyDiff(d),
     tableMissing: d.tableMissing,
     servicePorts: render.services.length,
+    counters: render.counters,
     awaitingDeletion,
     groups: titles.map((title) => ({ title, changes: groups.get(title)! })),
   };
@@ -154,7 +165,8 @@ export function formatNftDiff(r: NftDiffReport, ipFamily: string): string {
   const pending = r.awaitingDeletion.length
     ? `; ${r.awaitingDeletion.length} stale per-service chains, flushed, await deletion at a later sync (${summary(r.awaitingDeletion)})`
     : '';
-  if (r.identical) return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets and elements${pending}\n`;
+  if (r.identical)
+    return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets${r.counters ? ', elements and counters' : ' and elements'}${pending}\n`;
   if (r.tableMissing) return `${ipFamily}: ${table} is missing from the kernel (${r.servicePorts} service ports not programmed)\n`;
   const out = [`${ipFamily} (${table}): ${r.groups.reduce((n, g) => n + g.changes.length, 0)} objects differ${pending}`];
   for (const g of r.groups) {

@@ -38,10 +38,16 @@ export interface TableDiff {
   readonly missingSets: readonly string[];
   readonly extraSets: readonly string[];
   readonly sets: readonly SetDiff[];
+  /** Named counters (--traffic-counters) the render wants and the kernel lacks, and the other way round. */
+  readonly missingCounters: readonly string[];
+  readonly extraCounters: readonly string[];
 }
 
 export function isEmptyDiff(d: TableDiff): boolean {
-  return !d.tableMissing && [d.missingChains, d.extraChains, d.chains, d.missingSets, d.extraSets, d.sets].every((l) => l.length === 0);
+  return (
+    !d.tableMissing &&
+    [d.missingChains, d.extraChains, d.chains, d.missingSets, d.extraSets, d.sets, d.missingCounters, d.extraCounters].every((l) => l.length === 0)
+  );
 }
 
 function multisetMinus(a: readonly string[], b: readonly string[]): string[] {
@@ -82,11 +88,27 @@ function diffSet(d: NftSet, l: NftSet): SetDiff | null {
   return { set: d.name, declaration, missing, extra, changed };
 }
 
+/** Names in `a` and not in `b`, sorted. */
+function without(a: readonly string[] | undefined, b: readonly string[] | undefined): string[] {
+  const other = new Set(b ?? []);
+  return (a ?? []).filter((n) => !other.has(n)).sort();
+}
+
 export function diffTables(desiredRaw: NftTable, liveRaw: NftTable | null): TableDiff {
   const desired = normalizeTable(desiredRaw);
   if (liveRaw === null) {
     const missingChains = desired.chains.map((c) => c.name);
-    return { tableMissing: true, missingChains, extraChains: [], chains: [], missingSets: desired.sets.map((s) => s.name), extraSets: [], sets: [] };
+    return {
+      tableMissing: true,
+      missingChains,
+      extraChains: [],
+      chains: [],
+      missingSets: desired.sets.map((s) => s.name),
+      extraSets: [],
+      sets: [],
+      missingCounters: [...(desiredRaw.counters ?? [])],
+      extraCounters: [],
+    };
   }
   const live = normalizeTable(liveRaw);
   const liveChains = new Map(live.chains.map((c) => [c.name, c]));
@@ -117,5 +139,7 @@ export function diffTables(desiredRaw: NftTable, liveRaw: NftTable | null): Tabl
     missingSets: desired.sets.filter((s) => !liveSets.has(s.name)).map((s) => s.name),
     extraSets: live.sets.filter((s) => !wantSets.has(s.name)).map((s) => s.name),
     sets,
+    missingCounters: without(desiredRaw.counters, liveRaw.counters),
+    extraCounters: without(liveRaw.counters, desiredRaw.counters),
   };
 }

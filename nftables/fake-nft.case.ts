@@ -228,6 +228,42 @@ export const SEMANTICS: readonly SemanticsCase[] = [
     tx: lines(`delete element ${T} m { 1.2.3.4 }`, `add chain ${T} b { ip saddr @s drop ; }`),
     expect: 'ok',
   },
+  // Named counters (--traffic-counters, counters.ts).
+  {
+    name: 'a rule counting into a missing counter is refused',
+    setup: BASE,
+    tx: lines(`add chain ${T} e { meta l4proto tcp counter name "c" dnat to 10.0.0.1:80 ; }`),
+    expect: 'not-found',
+    line: 1,
+  },
+  {
+    name: 'a counter added earlier in the transaction can be counted into, by a rule block without the cache',
+    setup: BASE,
+    tx: lines(`add counter ${T} c`, `add chain ${T} e`, `add chain ${T} e { meta l4proto tcp counter name "c" dnat to 10.0.0.1:80 ; }`),
+    expect: 'ok',
+    after: ['add counter ip kube-proxy c', 'add rule ip kube-proxy e meta l4proto tcp counter name "c" dnat to 10.0.0.1:80'],
+  },
+  {
+    name: 'a counter a rule counts into is busy',
+    setup: BASE + lines(`add counter ${T} c`, `add chain ${T} e { meta l4proto tcp counter name "c" dnat to 10.0.0.1:80 ; }`),
+    tx: lines(`delete counter ${T} c`),
+    expect: 'busy',
+    line: 1,
+  },
+  {
+    name: 'a counter can go once the rule counting into it is flushed in the same transaction',
+    setup: BASE + lines(`add counter ${T} c`, `add chain ${T} e { meta l4proto tcp counter name "c" dnat to 10.0.0.1:80 ; }`),
+    tx: lines(`flush chain ${T} e`, `delete counter ${T} c`),
+    expect: 'ok',
+    after: ['!add counter'],
+  },
+  {
+    name: 'add + delete of a counter that is not there is fine; deleting it alone is "No such file or directory"',
+    setup: BASE,
+    tx: lines(`add counter ${T} c`, `delete counter ${T} c`, `delete counter ${T} c`),
+    expect: 'not-found',
+    line: 3,
+  },
   { name: 'the whole table can be deleted', setup: BASE, tx: lines(`delete table ${T}`), expect: 'ok', after: ['!add table'] },
   { name: 'a missing table cannot be deleted', setup: '', tx: lines(`delete table ${T}`), expect: 'not-found', line: 1 },
 ];

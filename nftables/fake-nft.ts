@@ -18,10 +18,10 @@
  */
 import { NftError, type NftErrorKind } from './errors.ts';
 import type { LiveNames } from './full-sync.ts';
-import type { NftApi } from './nft.ts';
+import type { CounterValue, NftApi } from './nft.ts';
 import { TABLE_NAME, type BaseChainSpec, type NftChain, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
 import { normalizeElement } from './normalize.ts';
-import { ruleSets, ruleTargets } from './rule-ast.ts';
+import { ruleCounters, ruleSets, ruleTargets } from './rule-ast.ts';
 import { normalizeRule } from './rule-print.ts';
 import { parseRule } from './rule-text.ts';
 import { parseScript, ScriptError, type ScriptLine } from './script.ts';
@@ -40,6 +40,8 @@ interface FTable {
   comment: string | null;
   chains: Map<string, FChain>;
   sets: Map<string, FSet>;
+  /** Named counters, in the order they were made (nft lists them by handle). */
+  counters: Map<string, { name: string; packets: number; bytes: number }>;
 }
 
 class Fail extends Error {
@@ -93,7 +95,22 @@ export class FakeNft implements NftApi {
         flags: s.decl.flags.filter((f) => f !== 'dynamic'),
         elements: s.decl.name.startsWith('affinity-') ? null : [...s.elements.values()].map(normalizeElement),
       })),
+      ...(t.counters.size > 0 ? { counters: [...t.counters.keys()] } : {}),
     };
+  }
+
+  /** As Nft.counters: the table's named counters with their values; null when there is no table. */
+  async counters(family: NftFamily): Promise<CounterValue[] | null> {
+    const t = this.tables.get(family);
+    return t ? [...t.counters.values()].map((c) => ({ ...c })) : null;
+  }
+
+  /** What the kernel would do for traffic through a counting rule (tests): adds to a named counter. */
+  count(family: NftFamily, name: string, packets: number, bytes: number): void {
+    const c = this.tables.get(family)?.counters.get(name);
+    if (!c) throw new Error(`no counter ${name} in table ${family} ${TABLE_NAME}`);
+    c.packets += packets;
+    c.bytes += bytes;
   }
 
   async deleteTable(family: NftFamily): Promise<boolean> {
@@ -113,7 +130,7 @@ export class FakeNft implements NftApi {
     if (!t) return null;
     const chains: NftChain[] = [...t.chains].map(([name, c]) => ({ name, base: c.base, comment: c.comment, rules: [...c.rules] }));
     const sets: NftSet[] = [...t.sets].map(([, s]) => ({ ...s.decl, elements: [...s.elements.values()] }));
-    return { family, name: TABLE_NAME, comment: t.comment, chains, sets };
+    return { family, name: TABLE_NAME, comment: t.comment, chains, sets, ...(t.counters.size > 0 ? { counters: [...t.counters.keys()] } : {}) };
   }
 
   /** knftables Fake.Dump(): the table as `add` lines (table, chains, sets and maps, rules, elements). */
@@ -124,6 +141,7 @@ export class FakeNft implements NftApi {
     tx.addTable(t.comment);
     for (const c of [...t.chains].sort((a, b) => (a.name < b.name ? -1 : 1))) tx.addChain(c);
     for (const s of [...t.sets].sort((a, b) => (a.name < b.name ? -1 : 1))) tx.addSet(s);
+    for (const name of [...(t.counters ?? [])].sort()) tx.addCounter(name);
     for (const c of t.chains) for (const r of c.rules) tx.addRule(c.name, r);
     for (const s of t.sets) for (const e of s.elements ?? []) tx.addElement(s.name, e);
     return tx.text();
@@ -184,7 +202,7 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine): void {
   const notFound = (what: string) => new Fail('not-found', `${what} not found`);
   if (op.type === 'table') {
     if (op.verb === 'add') {
-      if (!tables.has(l.family)) tables.set(l.family, { comment: op.comment, chains: new Map(), sets: new Map() });
+      if (!tables.has(l.family)) tables.set(l.family, { comment: op.comment, chains: new Map(), sets: new Map(), counters: new Map() });
       return;
     }
     const t = tables.get(l.family);
@@ -226,7 +244,20 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine): void {
       }
       for (const target of ruleTargets(rule)) if (!t.chains.has(target)) throw notFound(`chain ${target}`);
       for (const s of ruleSets(rule)) if (!t.sets.has(s)) throw notFound(`set ${s}`);
+      for (const n of ruleCounters(rule)) if (!t.counters.has(n)) throw notFound(`counter ${n}`);
       c.rules.push(op.rule);
+      return;
+    }
+    case 'counter': {
+      // `add` of an existing counter keeps its values (nf_tables_newobj: counters have no update).
+      if (op.verb === 'add') {
+        if (!t.counters.has(op.name)) t.counters.set(op.name, { name: op.name, packets: 0, bytes: 0 });
+        return;
+      }
+      if (!t.counters.has(op.name)) throw notFound(`counter ${op.name}`);
+      const used = [...t.chains.values()].some((c) => c.rules.some((r) => ruleCounters(parseRule(r)).includes(op.name)));
+      if (used) throw new Fail('busy', `counter ${op.name} is in use`);
+      t.counters.delete(op.name);
       return;
     }
     case 'set':

@@ -21,7 +21,7 @@ import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS }
 import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
-import { desiredElements } from './render.ts';
+import { counterNames, desiredElements } from './render.ts';
 import { chainsToDelete, declarations, desiredChainNames, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
 import { Transaction } from './transaction.ts';
 
@@ -29,6 +29,8 @@ import { Transaction } from './transaction.ts';
 export interface LiveNames {
   readonly chains: readonly string[];
   readonly sets: readonly { readonly name: string; readonly kind: 'set' | 'map' }[];
+  /** Named counters (--traffic-counters, counters.ts); absent when not listed. */
+  readonly counters?: readonly string[];
 }
 
 export interface FullSyncInput {
@@ -50,10 +52,20 @@ export interface FullSyncInput {
   readonly previous?: AppliedState | null;
 }
 
-/** The transaction deleting stale chains (run on its own, before the main one). */
-export function cleanupText(family: NftFamily, chains: readonly string[]): string {
+/**
+ * The transaction deleting stale chains (run on its own, after the main one). With `counters` (--traffic-counters)
+ * each endpoint chain's counter goes with it: added first, so that a chain written before counting was on (its
+ * counter never made) does not fail the deletion.
+ */
+export function cleanupText(family: NftFamily, chains: readonly string[], counters = false): string {
   const tx = new Transaction(family);
-  for (const c of chains) tx.deleteChain(c);
+  for (const c of chains) {
+    tx.deleteChain(c);
+    if (counters && c.startsWith(ENDPOINT_PREFIX)) {
+      tx.addCounter(c);
+      tx.deleteCounter(c);
+    }
+  }
   return tx.text();
 }
 
@@ -189,10 +201,14 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
     }
   }
   for (const set of input.live?.sets ?? []) if (!wantedSets.has(set.name)) tx.deleteSet(set.kind, set.name);
+  // Counters nothing counts into any more: every rule that did was flushed or rewritten above (a kept endpoint chain
+  // still counts into its own).
+  const wantedCounters = new Set(counterNames(render));
+  for (const name of input.live?.counters ?? []) if (!wantedCounters.has(name) && !(keep !== null && liveChains.has(name))) tx.deleteCounter(name);
 
   return {
     full: true,
-    cleanup: cleanupText(render.family, cleanupChains),
+    cleanup: cleanupText(render.family, cleanupChains, render.counters),
     cleanupChains,
     rewritten: null,
     text: tx.text(),

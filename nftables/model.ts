@@ -61,6 +61,8 @@ export interface NftTable {
   readonly comment: string | null;
   readonly chains: readonly NftChain[];
   readonly sets: readonly NftSet[];
+  /** Names of the table's named counters (--traffic-counters); absent or empty when it has none. */
+  readonly counters?: readonly string[];
 }
 
 export function nftFamily(family: IPFamily): NftFamily {

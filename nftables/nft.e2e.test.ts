@@ -20,6 +20,7 @@ import { Nft } from './nft.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { renderNftables, tableOf } from './render.ts';
+import { operationLines } from './script.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 import { SyncDriver } from './sync.case.ts';
@@ -136,6 +137,50 @@ describe('rendered tables in the kernel', () => {
       const element = live.sets.find((x) => x.name === 'no-endpoint-services')!.elements![0]!;
       expect(element.comment).toBe(`${ns}/${name}:https-metrics-x`.slice(0, 128));
       expect(isEmptyDiff(diffTables(tableOf(render), live))).toBe(true);
+    });
+  });
+
+  it('--traffic-counters: a named counter per endpoint chain, which keeps what it counted through a full sync and a chain rewrite', async () => {
+    await inNamespace(async (nft) => {
+      const options = upstreamOptions('IPv4', { trafficCounters: true });
+      const driver = new SyncDriver(nft, options);
+      const service = (affinity: boolean) =>
+        makeService('ns1', 's1', {
+          clusterIP: '172.30.0.1',
+          ports: [{ name: 'p80', port: 80 }],
+          ...(affinity ? { sessionAffinity: 'ClientIP' } : {}),
+        });
+      const snap = (ips: string[], affinity = false) => upstreamSnapshot('IPv4', [service(affinity)], [eps('ns1', 's1', ips)]);
+      await driver.sync(snap(['10.0.1.1', '10.0.1.2']), 0);
+      const names = tableOf(driver.lastRender!).counters!;
+      expect((await nft.counters('ip'))!.map((c) => c.name)).toEqual(names);
+      const [a, b] = names as [string, string];
+      // What traffic would have counted, given to a's counter by hand (nft takes values only when it makes one).
+      const rules = driver.lastRender!.services[0]!.chains.find((c) => c.name === a)!.rules;
+      await nft.run(
+        `flush chain ip kube-proxy ${a}\ndelete counter ip kube-proxy ${a}\n` +
+          `add counter ip kube-proxy ${a} { packets 7 bytes 420 }\nadd chain ip kube-proxy ${a} { ${rules.join(' ; ')} ; }\n`,
+      );
+      // A full sync adds every counter again and rewrites every chain; a change of affinity rewrites both endpoint
+      // chains (another rule): neither resets a counter.
+      await driver.sync(snap(['10.0.1.1', '10.0.1.2']), 1000, true);
+      await driver.sync(snap(['10.0.1.1', '10.0.1.2'], true), 2000);
+      expect(operationLines(driver.last!.text).some((l) => l.startsWith(`add rule ip kube-proxy ${a} update @affinity-`))).toBe(true);
+      const values = new Map((await nft.counters('ip'))!.map((c) => [c.name, [c.packets, c.bytes]]));
+      expect(values).toEqual(
+        new Map([
+          [a, [7, 420]],
+          [b, [0, 0]],
+        ]),
+      );
+      const d = diffTables(tableOf(driver.lastRender!), await nft.list('ip'));
+      expect(isEmptyDiff(d), JSON.stringify(d)).toBe(true);
+      // An endpoint gone: its chain is flushed, then deleted with its counter a second later.
+      const gone = names.find((n) => n.includes('10.0.1.1/'))!;
+      await driver.sync(snap(['10.0.1.2'], true), 3000);
+      expect((await nft.counters('ip'))!.map((c) => c.name)).toContain(gone);
+      await driver.sync(snap(['10.0.1.2'], true), 20_000);
+      expect((await nft.counters('ip'))!.map((c) => c.name)).toEqual(names.filter((n) => n !== gone));
     });
   });
 
@@ -293,6 +338,18 @@ describe('what nft 1.0.6 loads before it reads a transaction (cache.c nft_cache_
       driver.applied = gone.next;
       const d = diffTables(tableOf(renderNftables(snap(['10.0.1.2'], false), upstreamOptions('IPv4'))), await nft.list('ip'));
       expect(isEmptyDiff({ ...d, extraChains: [] }), JSON.stringify(d)).toBe(true);
+    });
+  });
+  it('--traffic-counters: an endpoint change adds its counter without making nft dump a chain or set', async () => {
+    await inNamespace(async (nft, exec) => {
+      const options = upstreamOptions('IPv4', { trafficCounters: true });
+      const driver = new SyncDriver(nft, options);
+      const snap = (ips: string[]) => upstreamSnapshot('IPv4', [svc('ns1', 's1', '172.30.0.1', {})], [eps('ns1', 's1', ips)]);
+      await driver.sync(snap(['10.0.1.1']), 1000);
+      const endpoint = planPartialSync(renderNftables(snap(['10.0.1.1', '10.0.1.2']), options), driver.applied!, 2000);
+      expect(endpoint.text).toContain('add counter ip kube-proxy endpoint-');
+      expect(await requestsOf(exec, endpoint.text)).not.toContain(GETCHAIN);
+      expect(await requestsOf(exec, endpoint.text)).not.toContain(GETSET);
     });
   });
 });

@@ -32,8 +32,9 @@
  *   only when a later transaction fails, or at the hourly full sync).
  * - For operators (`inspect`, inspect.ts): per family the table last applied
  *   as `nft -f` input and the last refused transaction with nft's error and
- *   the line it named; each service port's chains and map keys. No traffic
- *   counts: upstream's nftables ruleset has no counters.
+ *   the line it named; each service port's chains and map keys; with
+ *   --traffic-counters, the packets and bytes each endpoint chain's named
+ *   counter holds (counters.ts), read every --traffic-counters-period.
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
@@ -53,6 +54,8 @@ import {
 import { RulesRecord } from '../proxier/rules-record.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import { planColdStart } from './cold-start.ts';
+import { counterOwners, counterReadings, type CounterOwner } from './counters.ts';
+import { TrafficTotals } from '../proxier/traffic-totals.ts';
 import { planFullSync, type LiveNames } from './full-sync.ts';
 import { objectsOfService, refusedLine, servicesByKey, tableText } from './inspect.ts';
 import { nftFamily, TABLE_NAME, type NftFamily } from './model.ts';
@@ -74,6 +77,11 @@ export interface NftablesModeOptions {
   readonly render: NftRenderOptions;
   /** How often monitor() looks for outside damage (the sync period). */
   readonly monitorPeriodMs?: number;
+  /**
+   * --traffic-counters (with render.trafficCounters): the endpoint chains' named counters are read every `periodMs`
+   * (from monitor() on) and kept as totals of at most `maxEndpoints` pairs; off when absent.
+   */
+  readonly trafficCounters?: { readonly periodMs: number; readonly maxEndpoints: number };
 }
 
 export interface NftablesModeDeps {
@@ -120,6 +128,9 @@ export class NftablesMode implements ProxyMode {
   private readonly state = new Map<IPFamily, FamilyState>();
   private syncing = 0;
   private readonly record: RulesRecord;
+  private readonly totals: TrafficTotals | null;
+  /** Each family's counter owners, for the render they were read from. */
+  private readonly owners = new Map<IPFamily, { readonly render: NftRender; readonly map: Map<string, CounterOwner> }>();
   readonly inspect: ModeInspection;
 
   constructor(options: NftablesModeOptions, deps: NftablesModeDeps) {
@@ -130,8 +141,21 @@ export class NftablesMode implements ProxyMode {
     this.inspect = {
       rules: () => this.record.list(),
       objectsOf: (family, state) => this.objectsOf(family, state),
-      traffic: () => null,
+      traffic: () => this.totals?.list() ?? null,
     };
+    const counting = options.trafficCounters;
+    this.totals = counting
+      ? new TrafficTotals({
+          maxEndpoints: counting.maxEndpoints,
+          onCap: (leftOut, max) =>
+            leftOut > 0
+              ? deps.logger.warn(
+                  { leftOut, max },
+                  `traffic counters: more endpoints than --traffic-counters-max-endpoints=${max}; ${leftOut} endpoint(s) not exported`,
+                )
+              : deps.logger.info({ max }, 'traffic counters: every endpoint exported again'),
+        })
+      : null;
   }
 
   /** The last rendered table of a family (tests compare it with the kernel's). */
@@ -198,7 +222,7 @@ export class NftablesMode implements ProxyMode {
     // A full sync lists the live names (~1 s of nft's own work at 10,000 services) while the render runs on this
     // thread: the listing starts first and is awaited after. The catch only keeps a render error from leaving the
     // listing's rejection unhandled; awaiting it below still throws.
-    const listing = partial ? null : this.d.nft.listNames(fam);
+    const listing = partial ? null : this.liveNames(fam);
     listing?.catch(() => undefined);
     const render = renderNftables(snapshot, this.o.render, st.cache);
     let plan: SyncPlan;
@@ -277,6 +301,39 @@ export class NftablesMode implements ProxyMode {
   }
 
   /**
+   * The table's names for a full sync, with its named counters: those of an earlier run that counted (or of endpoints
+   * since gone) are deleted by the full sync. Without a readable counter listing, none are.
+   */
+  private async liveNames(fam: NftFamily): Promise<LiveNames | null> {
+    const [names, counters] = await Promise.all([this.d.nft.listNames(fam), this.d.nft.counters(fam).catch(() => null)]);
+    return names === null || counters === null ? names : { ...names, counters: counters.map((c) => c.name) };
+  }
+
+  /**
+   * Reads each family's named counters into the totals (--traffic-counters). Counters persist across rewrites of
+   * their chains, so a reading needs no lock against the syncs: one lower than the last (a counter deleted with its
+   * chain and made again) counts as restarted. Only the counters of the last render's endpoint chains are kept.
+   */
+  async readCounters(): Promise<void> {
+    const totals = this.totals;
+    if (!totals) return;
+    for (const family of this.families) {
+      const render = this.state.get(family)?.lastRender;
+      if (!render) continue;
+      let owners = this.owners.get(family);
+      if (owners?.render !== render) this.owners.set(family, (owners = { render, map: counterOwners(render) }));
+      let values;
+      try {
+        values = await this.d.nft.counters(nftFamily(family));
+      } catch (err) {
+        this.d.logger.warn({ ipFamily: family, err: (err as Error).message }, 'traffic counters: cannot read the kube-proxy table');
+        continue;
+      }
+      totals.observe(family, counterReadings(values ?? [], owners.map));
+    }
+  }
+
+  /**
    * Starts deleting stale chains beside the syncs, after any deletion still running. A failure is logged, reported by
    * the next sync to finish and makes the next to start full, as upstream (its listing finds the chains again).
    */
@@ -331,7 +388,9 @@ export class NftablesMode implements ProxyMode {
    * through `found`, which the agent answers with a full sync at once.
    */
   monitor(found: (change: OutsideChange) => void): () => void {
-    return every(this.d.clock, this.o.monitorPeriodMs ?? 30_000, async () => {
+    const counting = this.o.trafficCounters;
+    const stopCounting = counting && this.totals ? every(this.d.clock, counting.periodMs, () => this.readCounters()) : () => undefined;
+    const stopDamage = every(this.d.clock, this.o.monitorPeriodMs ?? 30_000, async () => {
       for (const family of this.families) {
         let missing: string[] | null;
         try {
@@ -349,6 +408,10 @@ export class NftablesMode implements ProxyMode {
         return;
       }
     });
+    return () => {
+      stopCounting();
+      stopDamage();
+    };
   }
 
   /** A service port's chains and map keys in the family's last render, and each endpoint's endpoint- chain. */

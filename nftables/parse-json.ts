@@ -91,6 +91,7 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
   let comment: string | null = null;
   const chains = new Map<string, { spec: J; rules: string[] }>();
   const sets: NftSet[] = [];
+  const counters: string[] = [];
   for (const item of listingItems(text)) {
     if (!isObj(item)) continue;
     const [kind] = Object.keys(item);
@@ -113,6 +114,7 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
       const exprs = Array.isArray(o['expr']) ? o['expr'] : [];
       c.rules.push(printRule(ruleFromJson(exprs, typeof o['comment'] === 'string' ? o['comment'] : null)));
     } else if (kind === 'set' || kind === 'map') sets.push(set(o, kind));
+    else if (kind === 'counter') counters.push(String(o['name']));
   }
   if (!found) return null;
   const out: NftChain[] = [...chains].map(([name, c]) => ({
@@ -121,7 +123,7 @@ export function parseNftJson(text: string, family: NftFamily, tableName = 'kube-
     comment: typeof c.spec['comment'] === 'string' ? c.spec['comment'] : null,
     rules: c.rules,
   }));
-  return { family, name: tableName, comment, chains: out, sets };
+  return { family, name: tableName, comment, chains: out, sets, ...(counters.length > 0 ? { counters } : {}) };
 }
 
 /**

@@ -127,7 +127,7 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   };
   return {
     full: false,
-    cleanup: cleanupText(render.family, cleanupChains),
+    cleanup: cleanupText(render.family, cleanupChains, render.counters),
     cleanupChains,
     rewritten: rewrite.map((c) => c.name),
     text: tx.text(),

@@ -5,7 +5,7 @@
  * writeServiceToEndpointRules and the per-endpoint loop of syncProxyRules).
  */
 import type { Endpoint } from '../proxier/types.ts';
-import type { NftFamily } from './model.ts';
+import { quote, type NftFamily } from './model.ts';
 import type { EndpointNames } from './names.ts';
 import { MARK_FOR_MASQUERADE } from './objects.ts';
 
@@ -14,10 +14,19 @@ export function dnatTarget(ep: Pick<Endpoint, 'ip' | 'port'>): string {
   return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
-/** Built as literals of their final length: an array grown by push() keeps room for 17 (a render keeps 60,000 of these). */
-export function endpointRules(ep: Pick<Endpoint, 'ip' | 'port'>, proto: string, ipX: NftFamily, affinitySet: string | null): string[] {
+/**
+ * Built as literals of their final length: an array grown by push() keeps room for 17 (a render keeps 60,000 of these).
+ * `counter` (--traffic-counters): the DNAT rule counts into the named counter of that name (counters.ts).
+ */
+export function endpointRules(
+  ep: Pick<Endpoint, 'ip' | 'port'>,
+  proto: string,
+  ipX: NftFamily,
+  affinitySet: string | null,
+  counter: string | null = null,
+): string[] {
   const masq = `${ipX} saddr ${ep.ip} jump ${MARK_FOR_MASQUERADE}`;
-  const dnat = `meta l4proto ${proto} dnat to ${dnatTarget(ep)}`;
+  const dnat = `meta l4proto ${proto} ${counter === null ? '' : `counter name ${quote(counter)} `}dnat to ${dnatTarget(ep)}`;
   return affinitySet === null ? [masq, dnat] : [masq, `update @${affinitySet} { ${ipX} saddr }`, dnat];
 }
 

@@ -31,6 +31,8 @@ export interface ServiceContext {
   /** The node's IP of this family: source ranges containing it also admit the LB VIPs. */
   readonly nodeIP: string | null;
   readonly cidrContains: (cidr: string, ip: string) => boolean;
+  /** --traffic-counters: each endpoint chain's DNAT rule counts into a named counter of the chain's name. */
+  readonly counters?: boolean;
 }
 
 /** An element of one of the shared sets or maps. */
@@ -110,7 +112,7 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
   const chains: NftChain[] = [];
   for (const ep of allReachable) {
     const n = epNames.get(ep)!;
-    chains.push(chain(n.chain, endpointRules(ep, proto, ipX, affinity ? n.affinitySet : null)));
+    chains.push(chain(n.chain, endpointRules(ep, proto, ipX, affinity ? n.affinitySet : null, ctx.counters ? n.chain : null)));
   }
 
   // The ClusterIP masquerade rule goes first into the internal policy chain.

@@ -16,6 +16,15 @@ import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } fr
 import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
 import { masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
 import { renderService, type ServiceContext, type ServiceObjects } from './render-service.ts';
+import { ENDPOINT_PREFIX } from './names.ts';
+
+/** The named counters the render's rules count into (--traffic-counters): one per endpoint chain, of its name. */
+export function counterNames(render: NftRender): string[] {
+  if (!render.counters) return [];
+  const out: string[] = [];
+  for (const s of render.services) for (const c of s.chains) if (c.name.startsWith(ENDPOINT_PREFIX)) out.push(c.name);
+  return out;
+}
 
 export interface NftRenderOptions {
   /** --iptables-masquerade-bit (0-31, default 14): upstream's nftables mode uses the same setting. */
@@ -27,6 +36,11 @@ export interface NftRenderOptions {
   readonly nodePortAddresses: readonly string[];
   /** Node addresses used for nodeport-ips; default snapshot.node.addresses. */
   readonly localAddresses?: readonly string[];
+  /**
+   * --traffic-counters (kube-proxy-ts only; upstream's ruleset has no counters): each endpoint chain's DNAT rule counts
+   * into a named counter of the chain's name (counters.ts).
+   */
+  readonly trafficCounters?: boolean;
 }
 
 export const DEFAULT_NFT_OPTIONS: NftRenderOptions = { masqueradeBit: 14, masqueradeAll: false, detectLocal: null, nodePortAddresses: [] };
@@ -41,6 +55,8 @@ export interface NftRender {
   /** Things an operator should know (logged by the caller). */
   readonly warnings: readonly string[];
   readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
+  /** The endpoint chains count into named counters (--traffic-counters). */
+  readonly counters: boolean;
 }
 
 /** Per-service output memoised by state identity; dropped when the shared context changes. */
@@ -70,8 +86,9 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     serviceCIDRs: snapshot.serviceCIDRs ?? [],
   });
 
-  const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP, cidrContains: cidrContainsText };
-  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, nodeIP]);
+  const counters = options.trafficCounters === true;
+  const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP, cidrContains: cidrContainsText, counters };
+  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, nodeIP, counters]);
   // Sized once: pushing 10,000 grew the array through ~20 copies, ~0.2 MB of garbage a sync.
   const services: ServiceObjects[] = new Array<ServiceObjects>(snapshot.services.length);
   let internal = 0;
@@ -92,6 +109,7 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     localDetector: detector,
     warnings,
     noLocalEndpoints: { internal, external },
+    counters,
   };
 }
 
@@ -120,5 +138,6 @@ export function tableOf(render: NftRender): NftTable {
     comment: TABLE_COMMENT,
     chains: [...render.fixed.chains, ...render.services.flatMap((s) => s.chains)],
     sets,
+    ...(render.counters ? { counters: counterNames(render) } : {}),
   };
 }

@@ -32,6 +32,8 @@ export type Stmt =
   | { readonly k: 'masquerade'; readonly fullyRandom: boolean }
   | { readonly k: 'dnat'; readonly addr: string; readonly port: number | null }
   | { readonly k: 'setupdate'; readonly op: 'update' | 'add'; readonly set: string; readonly elem: Expr }
+  /** `counter name "X"`: counts into a named counter of the table (--traffic-counters). */
+  | { readonly k: 'counter'; readonly name: string }
   /** Anything else, kept as text so that a difference still shows (never matches in the tracer). */
   | { readonly k: 'raw'; readonly text: string };
 
@@ -49,6 +51,13 @@ export function ruleTargets(rule: Rule): string[] {
       for (const [, v] of s.map) if (v.k === 'jump' || v.k === 'goto') out.push(v.target);
     }
   }
+  return out;
+}
+
+/** Every named counter a rule counts into. */
+export function ruleCounters(rule: Rule): string[] {
+  const out: string[] = [];
+  for (const s of rule.stmts) if (s.k === 'counter') out.push(s.name);
   return out;
 }
 

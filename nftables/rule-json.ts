@@ -108,6 +108,10 @@ function stmt(o: unknown): Stmt {
     case 'dnat':
       if (typeof f['addr'] !== 'string') throw new Unknown();
       return { k: 'dnat', addr: f['addr'], port: typeof f['port'] === 'number' ? f['port'] : null };
+    case 'counter':
+      // `{"counter": "name"}` refers to a named counter; an anonymous one (`{"packets": N, ...}`) is not kube-proxy's.
+      if (typeof v !== 'string') throw new Unknown();
+      return { k: 'counter', name: v };
     case 'set':
       if ((f['op'] !== 'update' && f['op'] !== 'add') || typeof f['set'] !== 'string') throw new Unknown();
       return { k: 'setupdate', op: f['op'], set: f['set'].replace(/^@/, ''), elem: expr(f['elem']) };

@@ -106,6 +106,8 @@ function printStmt(s: Stmt): string {
     }
     case 'setupdate':
       return `${s.op} @${s.set} { ${printExpr(s.elem)} }`;
+    case 'counter':
+      return `counter name "${s.name}"`;
     case 'raw':
       return s.text;
   }

@@ -34,6 +34,10 @@ const PAIRS: readonly [string, string][] = [
   ['meta l4proto tcp dnat to [fd00:10:180::1]:80', 'meta l4proto tcp dnat to [fd00:10:180::1]:80'],
   ['update @affinity-X-ns/s/tcp/p__10.0.0.1/80 { ip saddr }', 'update @affinity-X-ns/s/tcp/p__10.0.0.1/80 { ip saddr }'],
   ['ip daddr 172.30.0.041 jump mark-for-masquerade', 'ip daddr 172.30.0.41 jump mark-for-masquerade'],
+  [
+    'meta l4proto tcp counter name "endpoint-A-ns/s/tcp/p__10.0.0.1/80" dnat to 10.0.0.1:80',
+    'meta l4proto tcp counter name "endpoint-A-ns/s/tcp/p__10.0.0.1/80" dnat to 10.0.0.1:80',
+  ],
 ];
 
 describe('rule text: what we write and what nft lists read the same', () => {
@@ -123,6 +127,11 @@ describe('rule JSON (nft -j list, schema 1)', () => {
         'meta l4proto udp dnat to 10.0.0.1:53',
       ],
       [[{ masquerade: { flags: 'fully-random' } }], null, 'masquerade fully-random'],
+      [
+        [{ counter: 'endpoint-A-ns/s/tcp/p__10.0.0.1/80' }, { dnat: { addr: '10.0.0.1', port: 80 } }],
+        null,
+        'counter name "endpoint-A-ns/s/tcp/p__10.0.0.1/80" dnat to 10.0.0.1:80',
+      ],
     ];
     for (const [exprs, comment, text] of cases) expect(printRule(ruleFromJson(exprs, comment))).toBe(text);
   });

@@ -159,6 +159,12 @@ function statement(r: Reader): Stmt {
     if (!m) throw new Error('bad DNAT target');
     return { k: 'dnat', addr: m[1] ?? m[2]!, port: m[3] === undefined ? null : Number(m[3]) };
   }
+  if (t === 'counter' && r.peek(1) === 'name') {
+    r.next('counter');
+    r.next('name');
+    const name = r.next('a counter name');
+    return { k: 'counter', name: name.startsWith('"') ? name.slice(1, -1) : name };
+  }
   if (t === 'update' || t === 'add') {
     r.next(t);
     const set = r.next('a set');

@@ -9,7 +9,7 @@
  */
 import { elementText, type BaseChainSpec, type ChainType, type Hook, type NftElement, type NftFamily } from './model.ts';
 
-export type ObjectType = 'table' | 'chain' | 'set' | 'map' | 'rule' | 'element';
+export type ObjectType = 'table' | 'chain' | 'set' | 'map' | 'rule' | 'element' | 'counter';
 
 export type Op =
   | { readonly verb: 'add'; readonly type: 'table'; readonly comment: string | null }
@@ -26,7 +26,8 @@ export type Op =
     }
   | { readonly verb: 'add' | 'delete'; readonly type: 'element'; readonly set: string; readonly elements: readonly NftElement[] }
   | { readonly verb: 'flush' | 'delete'; readonly type: 'table' }
-  | { readonly verb: 'flush' | 'delete'; readonly type: 'chain' | 'set' | 'map'; readonly name: string };
+  | { readonly verb: 'flush' | 'delete'; readonly type: 'chain' | 'set' | 'map'; readonly name: string }
+  | { readonly verb: 'add' | 'delete'; readonly type: 'counter'; readonly name: string };
 
 export interface ScriptLine {
   /** 1-based line number in the text. */
@@ -160,6 +161,7 @@ function parseOps(words: string[], rest: string): { ops: Op[]; family: NftFamily
     if (elements.length > 0) ops.push({ verb, type: 'element', set: name, elements });
     return { ops, ...at };
   }
+  if (type === 'counter' && (verb === 'add' || verb === 'delete') && tail.trim() === '') return { ops: [{ verb, type, name }], ...at };
   if ((type === 'chain' || type === 'set' || type === 'map') && (verb === 'flush' || verb === 'delete') && tail.trim() === '') {
     return { ops: [{ verb, type, name }], ...at };
   }

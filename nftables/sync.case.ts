@@ -62,6 +62,8 @@ export class SyncDriver {
 
   private async liveNames(render: NftRender) {
     const t = await this.nft.list(render.family);
-    return t === null ? null : { chains: t.chains.map((c) => c.name), sets: t.sets.map((s) => ({ name: s.name, kind: s.kind })) };
+    return t === null
+      ? null
+      : { chains: t.chains.map((c) => c.name), sets: t.sets.map((s) => ({ name: s.name, kind: s.kind })), counters: t.counters ?? [] };
   }
 }

@@ -93,6 +93,7 @@ export function applyRule(r: Rule, run: Run, step: TraceStep, ctx: EvalContext):
         run.dnatAt = `${step.chain} rule ${step.index}`;
         return { kind: 'final', forks };
       case 'setupdate':
+      case 'counter':
         break;
       case 'raw':
         ctx.warn(`${step.chain} rule ${step.index}: statement not understood: ${s.text}`);

@@ -45,6 +45,9 @@ export type SetDecl = Pick<NftSet, 'name' | 'kind' | 'type' | 'flags' | 'timeout
 /** `@name` references in a rule (sets and maps it looks up or updates). */
 const SET_REF = /@([^\s{},;]+)/g;
 
+/** `counter name "X"` references in a rule (named counters it counts into). */
+const COUNTER_REF = /counter name "([^"]+)"/g;
+
 /** Characters per chunk of text before it is put aside (see above). */
 const CHUNK_CHARS = 65_536;
 
@@ -56,6 +59,8 @@ export class Transaction {
   private readonly where: string;
   private readonly known: ReadonlyMap<string, SetDecl>;
   private readonly declared = new Set<string>();
+  /** Counters this transaction has added. */
+  private readonly counters = new Set<string>();
   private ops = 0;
   readonly family: NftFamily;
 
@@ -118,6 +123,7 @@ export class Transaction {
   addRules(chain: string, rules: readonly string[]): void {
     if (rules.length === 0) return;
     for (const r of rules) if (r.includes('@')) for (const m of r.matchAll(SET_REF)) this.declareOnce(m[1]!);
+    for (const r of rules) if (r.includes('counter name')) this.countersOf(r);
     this.push(`add chain ${this.where} ${chain} { ${rules.join(' ; ')} ; }`, rules.length);
   }
 
@@ -128,6 +134,7 @@ export class Transaction {
     const { text } = chain;
     // SET_REF stops at whitespace, so a match never runs from one rule into the next.
     if (text.includes('@')) for (const m of text.matchAll(SET_REF)) this.declareOnce(m[1]!);
+    if (text.includes('counter name')) this.countersOf(text);
     const rules = chain.count === 1 ? text : text.replaceAll('\n', ' ; ');
     this.push(`add chain ${this.where} ${chain.name} { ${rules} ; }`, chain.count);
   }
@@ -180,6 +187,26 @@ export class Transaction {
   deleteElements(set: string, keys: readonly string[]): void {
     if (keys.length === 0) return;
     this.push(`delete element ${this.where} ${set} { ${keys.join(' , ')} }`, keys.length);
+  }
+
+  /**
+   * `add counter`: creates the named counter unless it exists (an existing one keeps its values). A counter must exist
+   * before a rule names it; the writer adds it before the first rule of a transaction that does (countersOf).
+   */
+  addCounter(name: string): void {
+    this.push(`add counter ${this.where} ${name}`, 1);
+    this.counters.add(name);
+  }
+
+  /** `delete counter`: fails while a rule counts into it, and when there is none (add it first to be sure). */
+  deleteCounter(name: string): void {
+    this.push(`delete counter ${this.where} ${name}`, 1);
+    this.counters.delete(name);
+  }
+
+  /** Adds, once per transaction, each counter the rules text names. */
+  private countersOf(text: string): void {
+    for (const m of text.matchAll(COUNTER_REF)) if (!this.counters.has(m[1]!)) this.addCounter(m[1]!);
   }
 
   /** Repeats a known set's declaration once, so nft can read a rule naming it without its cache. */

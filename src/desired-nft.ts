@@ -19,6 +19,7 @@ export function nftRenderOptionsFrom(config: ProxyConfig): NftRenderOptions {
     masqueradeAll: config.masqueradeAll,
     detectLocal: detectLocalFrom(config),
     nodePortAddresses: config.nodePortAddresses,
+    ...(config.trafficCounters ? { trafficCounters: true } : {}),
   };
 }
 

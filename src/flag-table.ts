@@ -58,13 +58,13 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'traffic-counters',
     type: 'bool',
     default: 'false',
-    help: 'iptables mode: export packets and bytes per service endpoint (kubeproxy_ts_endpoint_*_total) from the KUBE-SEP rule counters, read at full syncs and every --traffic-counters-period.',
+    help: 'iptables and nftables modes: export packets and bytes per service endpoint (kubeproxy_ts_endpoint_*_total) from the KUBE-SEP rule counters (iptables, read at full syncs and every --traffic-counters-period) or a named counter per endpoint chain (nftables, read every --traffic-counters-period).',
   },
   {
     name: 'traffic-counters-period',
     type: 'duration',
     default: '1m0s',
-    help: 'With --traffic-counters: how often the counters are read besides full syncs (iptables-save -c -t nat).',
+    help: 'With --traffic-counters: how often the counters are read (iptables-save -c -t nat besides full syncs; nft -j list counters).',
   },
   {
     name: 'traffic-counters-max-endpoints',

@@ -88,7 +88,14 @@ export async function startNftablesMode(config: ProxyConfig, deps: NftablesModeS
   }
   deps.logger.info({ nft: version, families }, 'nftables mode');
   return new NftablesMode(
-    { families, render: nftRenderOptionsFrom(config), monitorPeriodMs: config.syncPeriodMs },
+    {
+      families,
+      render: nftRenderOptionsFrom(config),
+      monitorPeriodMs: config.syncPeriodMs,
+      ...(config.trafficCounters
+        ? { trafficCounters: { periodMs: config.trafficCountersPeriodMs, maxEndpoints: config.trafficCountersMaxEndpoints } }
+        : {}),
+    },
     {
       nft,
       clock: deps.clock,
