@@ -9,8 +9,7 @@
  *   shared maps and sets ("service-ips[172.30.0.41 . tcp . 80]"), and each
  *   endpoint's endpoint- chain;
  * - refusedLine: the input line nft named in its `file:LINE:COL-COL: Error:`.
- * No traffic: upstream's nftables ruleset has no counters, and this one
- * keeps it so.
+ * Traffic (--traffic-counters) comes from the mode's totals (counters.ts).
  */
 import type { ServiceObjects as ModeServiceObjects } from '../proxier/mode.ts';
 import { endpointString, type ServicePortState } from '../proxier/types.ts';

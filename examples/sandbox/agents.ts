@@ -32,7 +32,7 @@ export interface Agent {
 }
 
 export function agentArgs(mode: Mode, objectsDir: string, node: string): string[] {
-  const counters = mode === 'iptables' ? ['--traffic-counters', '--traffic-counters-period', '2s'] : [];
+  const counters = mode === 'userspace' ? [] : ['--traffic-counters', '--traffic-counters-period', '2s'];
   return ['--mode', mode, '--objects', objectsDir, '--hostname-override', node, '--cluster-cidr', CLUSTER_CIDR, ...counters];
 }
 

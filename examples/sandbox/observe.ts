@@ -1,10 +1,11 @@
 /**
  * The sandbox step that shows what operators get beyond upstream: in
- * iptables mode `kube-proxy-ts top` on node-1 for a few seconds while web
- * gets requests, the agent's kubeproxy_ts_endpoint_packets_total series
- * (--traffic-counters), and /debug/services for web; in nftables mode
- * /debug/services (each service port's chains and map keys; no counters,
- * as upstream's nftables ruleset has none); in userspace mode
+ * iptables and nftables modes `kube-proxy-ts top` on node-1 for a few
+ * seconds while web gets requests, the agent's
+ * kubeproxy_ts_endpoint_packets_total series (--traffic-counters: the
+ * KUBE-SEP rules' counters, or each endpoint chain's named counter), and
+ * /debug/services for web (in nftables mode each service port's chains and
+ * map keys too); in userspace mode
  * /debug/services (each service port's listener). The pages are read from
  * inside the node's namespace, where the metrics server listens on
  * 127.0.0.1:10249, as `kubectl exec` into the agent's pod would.
@@ -35,10 +36,10 @@ export function serviceBlock(text: string, service: string): string[] {
 }
 
 /** `kube-proxy-ts top` for `frames` seconds while requests flow to web; returns its last frame. */
-async function topWhileTraffic(cluster: Cluster, agent: Agent, frames: number, signal: AbortSignal): Promise<string[]> {
+async function topWhileTraffic(cluster: Cluster, agent: Agent, mode: Mode, frames: number, signal: AbortSignal): Promise<string[]> {
   let done = false;
   const top = cluster
-    .exec(agent.ns, process.execPath, [MAIN, 'top', '--interval', '1s', '--iterations', String(frames)], { timeoutMs: 30_000 })
+    .exec(agent.ns, process.execPath, [MAIN, 'top', '--mode', mode, '--interval', '1s', '--iterations', String(frames)], { timeoutMs: 30_000 })
     .finally(() => (done = true));
   for (let i = 0; i < 60 && !done && !signal.aborted; i++) await send(cluster, POD_TO_WEB, 5);
   const r = await top;
@@ -50,15 +51,19 @@ async function topWhileTraffic(cluster: Cluster, agent: Agent, frames: number, s
 export async function showObservability(story: Story, cluster: Cluster, agent: Agent, mode: Mode, signal: AbortSignal): Promise<string[]> {
   const found: string[] = [];
   const web = `default/${WEB.name}:http`;
-  if (mode === 'iptables') {
+  if (mode !== 'userspace') {
     story.line(
       `kube-proxy-ts top on ${agent.node} for 3 seconds while the toolbox pod keeps calling web (the last screen; on a terminal it redraws in place):`,
     );
-    story.command(`ip netns exec ${agent.ns} node src/main.ts top --interval 1s`);
-    const frame = await topWhileTraffic(cluster, agent, 3, signal);
+    story.command(`ip netns exec ${agent.ns} node src/main.ts top --mode ${mode} --interval 1s`);
+    const frame = await topWhileTraffic(cluster, agent, mode, 3, signal);
     story.output(frame);
     if (!frame.some((l) => l.startsWith(web))) found.push(`top on ${agent.node} did not show ${web}`);
-    story.line('The agent exports the same counters (--traffic-counters, read every 2 s here and at every full sync):');
+    story.line(
+      mode === 'iptables'
+        ? 'The agent exports the same counters (--traffic-counters, read every 2 s here and at every full sync):'
+        : "The agent exports the same counters (--traffic-counters: each endpoint chain's named counter, read every 2 s here):",
+    );
     story.command(`ip netns exec ${agent.ns} curl -s ${METRICS}/metrics | grep 'kubeproxy_ts_endpoint_packets_total{service="${web}"'`);
     const series = (await page(cluster, agent, '/metrics'))
       .split('\n')

@@ -111,7 +111,7 @@ export async function runMode(mode: Mode, res: Resources, ctx: RunContext): Prom
     mode === 'iptables'
       ? 'What operators see: live traffic per endpoint (kube-proxy-ts top, kubeproxy_ts_endpoint_* metrics) and /debug/services'
       : mode === 'nftables'
-        ? "What operators see: /debug/services on the metrics server (each service port's chains; no traffic counts, the nftables ruleset has no counters)"
+        ? "What operators see: live traffic per endpoint from each endpoint chain's named counter (top, kubeproxy_ts_endpoint_* metrics) and /debug/services"
         : 'What operators see: /debug/services on the metrics server',
   );
   check('observability', await showObservability(story, cluster, res.agents[0]!, mode, signal));

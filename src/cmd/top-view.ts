@@ -1,6 +1,7 @@
 /**
  * What `kube-proxy-ts top` shows, pure: two readings of the KUBE-SEP
- * counters (iptables/endpoint-counters.ts) -> per service port, its endpoints
+ * counters (iptables/endpoint-counters.ts) or of the nftables mode's named
+ * counters (nftables/counters.ts) -> per service port, its endpoints
  * with packets per second, the share of the service's packets each one got,
  * and the total its rule has counted; then the frame as text. A counter lower
  * than in the previous reading restarted (a sync rewrote its chain), and a
@@ -80,7 +81,14 @@ export interface FrameOptions {
   readonly columns: number;
   /** Most lines (terminal height); further services are summed up in one line. */
   readonly rows: number;
+  /** What counts: the rules (default "the KUBE-SEP DNAT rules") and the line shown when there is nothing to count. */
+  readonly counted?: { readonly by: string; readonly none: string };
 }
+
+export const IPTABLES_COUNTED = {
+  by: 'the KUBE-SEP DNAT rules',
+  none: '(no KUBE-SEP chains: no service endpoints programmed in iptables mode on this node)',
+} as const;
 
 const fmtRate = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 const fmtBytes = (n: number): string =>
@@ -91,14 +99,14 @@ export function formatFrame(services: readonly ServiceRate[], o: FrameOptions): 
   const endpoints = services.reduce((n, s) => n + s.endpoints.length, 0);
   const lines = [
     `kube-proxy-ts top ${o.at.toISOString().slice(11, 19)}Z | ${o.source} | every ${o.intervalSeconds}s | ${services.length} services, ${endpoints} endpoints`,
-    'pkts: new TCP connections and UDP flows, as the KUBE-SEP DNAT rules count them',
+    `pkts: new TCP connections and UDP flows, as ${(o.counted ?? IPTABLES_COUNTED).by} count them`,
     '',
   ];
   const nameWidth = Math.max(24, ...services.flatMap((s) => [s.service.length, ...s.endpoints.map((e) => e.endpoint.length + 2)]));
   const head = `${'SERVICE / ENDPOINT'.padEnd(nameWidth)}  ${'PKTS/S'.padStart(8)}  ${'BYTES/S'.padStart(8)}  ${'SHARE'.padStart(5)}  ${'TOTAL'.padStart(9)}`;
   const barWidth = Math.max(0, Math.min(30, o.columns - head.length - 3));
   lines.push(barWidth > 0 ? `${head}  SHARE OF THE SERVICE` : head);
-  if (!services.length) lines.push('(no KUBE-SEP chains: no service endpoints programmed in iptables mode on this node)');
+  if (!services.length) lines.push((o.counted ?? IPTABLES_COUNTED).none);
   let shown = 0;
   for (const s of services) {
     if (lines.length + 1 + s.endpoints.length > o.rows - 1 && shown > 0) {

@@ -3,7 +3,9 @@
  * the packet counters of the KUBE-SEP DNAT rules (`iptables-save -c -t nat`
  * every --interval, read-only). Runs where iptables-save runs: on the node or
  * with `kubectl exec` in the agent's pod (host network), with or without the
- * agent's --traffic-counters. On a terminal it redraws one screen in place;
+ * agent's --traffic-counters. With --mode nftables, from the named counter
+ * of each endpoint chain (`nft -j list counters table ip kube-proxy`), which
+ * exist only while the agent runs with --traffic-counters. On a terminal it redraws one screen in place;
  * otherwise (a pipe, a log) it prints one frame after another.
  * --iterations N stops after N frames.
  */
@@ -18,7 +20,11 @@ import { createExecaRunner } from '../system/exec.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { usage } from './render.ts';
-import { formatFrame, rates } from './top-view.ts';
+import { formatFrame, IPTABLES_COUNTED, rates, type FrameOptions } from './top-view.ts';
+import { ownerFromName } from '../../nftables/counters.ts';
+import { nftFamily, TABLE_NAME } from '../../nftables/model.ts';
+import { Nft } from '../../nftables/nft.ts';
+import type { Clock } from '../../proxier/clock.ts';
 
 /** Home, the frame with each line cleared to its end, then the rest of the screen cleared. */
 export const redraw = (lines: readonly string[]): string => `\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`;
@@ -32,6 +38,25 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
   const iterations = (extra.get('iterations') as number | undefined) ?? 0;
   const log = io.makeLogger(config);
   const runner = io.runner ?? createExecaRunner();
+  const clock = io.clock ?? realClock;
+  if (config.mode === 'nftables') {
+    const family = ((extra.get('ip-family') as string | undefined) || 'IPv4') as IPFamily;
+    const fam = nftFamily(family);
+    const nft = new Nft(runner);
+    const read = async (): Promise<Reading> => {
+      const values = await nft.counters(fam);
+      if (values === null) throw new Error(`no table ${fam} ${TABLE_NAME} on this node: the nftables mode does not run here`);
+      return {
+        at: clock.now(),
+        counters: values.map((v) => ({ chain: v.name, ...(ownerFromName(v.name, fam) ?? { service: '', endpoint: v.name }), ...v })),
+      };
+    };
+    const counted = {
+      by: "the endpoint chains' named counters",
+      none: `(no counters in table ${fam} ${TABLE_NAME}: the agent counts only with --traffic-counters)`,
+    };
+    return frames(io, { read, source: `${family} table ${fam} ${TABLE_NAME}`, counted, intervalMs, iterations, clock });
+  }
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const wanted = (extra.get('ip-family') as string | undefined) || (probe.handles.has('IPv4') ? 'IPv4' : 'IPv6');
   const ipt: Iptables | undefined = probe.handles.get(wanted as IPFamily);
@@ -39,22 +64,45 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
     io.stderr(`error: no working ${wanted === 'IPv4' ? 'iptables' : 'ip6tables'} (${probe.backend} backend) on this node\n`);
     return 1;
   }
-  const clock = io.clock ?? realClock;
+  const read = async (): Promise<Reading> => ({ at: clock.now(), counters: readEndpointCounters(await ipt.save(['nat'], { counters: true })) });
+  return frames(io, { read, source: `${wanted} nat, ${probe.backend}`, counted: IPTABLES_COUNTED, intervalMs, iterations, clock });
+}
+
+interface Reading {
+  readonly at: number;
+  readonly counters: readonly EndpointCounter[];
+}
+
+interface FrameLoop {
+  readonly read: () => Promise<Reading>;
+  readonly source: string;
+  readonly counted: FrameOptions['counted'];
+  readonly intervalMs: number;
+  readonly iterations: number;
+  readonly clock: Clock;
+}
+
+/** Reads, then every interval reads again and shows the rates between the two readings, until stopped. */
+async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
+  const { read, intervalMs, iterations, clock } = o;
   const terminal = io.terminal ?? null;
-  const read = async (): Promise<{ at: number; counters: EndpointCounter[] }> => ({
-    at: clock.now(),
-    counters: readEndpointCounters(await ipt.save(['nat'], { counters: true })),
-  });
+  let previous: Reading;
+  try {
+    previous = await read();
+  } catch (err) {
+    io.stderr(`error: ${(err as Error).message}\n`);
+    return 1;
+  }
   const stopped = io.stopSignal?.().then(() => 'stop' as const);
   const sleep = (ms: number) => new Promise<'tick'>((resolve) => clock.setTimeout(() => resolve('tick'), ms));
 
-  let previous = await read();
   if (terminal) io.stdout('\x1b[2J');
   for (let frame = 1; iterations === 0 || frame <= iterations; frame++) {
     if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
     const current = await read();
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
-      source: `${wanted} nat, ${probe.backend}`,
+      source: o.source,
+      ...(o.counted ? { counted: o.counted } : {}),
       intervalSeconds: intervalMs / 1000,
       at: new Date(epochMs(clock, current.at)),
       columns: terminal?.columns ?? 120,

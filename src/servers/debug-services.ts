@@ -4,7 +4,7 @@
  * chains; nftables: its service-/external-/... chains and map keys;
  * userspace: its listeners) and each endpoint with its state, whether this
  * node sends to it (and if not, why), its own object (a KUBE-SEP or
- * endpoint- chain) and, with --traffic-counters (iptables mode), the packets
+ * endpoint- chain) and, with --traffic-counters (iptables, nftables), the packets
  * and bytes it received. Pure:
  * snapshots and the mode's inspection in, a table (text or JSON) out.
  */

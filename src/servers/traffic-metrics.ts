@@ -2,8 +2,8 @@
  * --traffic-counters: kubeproxy_ts_endpoint_packets_total and
  * kubeproxy_ts_endpoint_bytes_total{service,endpoint}, the totals the mode
  * keeps (proxier/traffic-totals.ts), read at each scrape: a scrape reads no
- * kernel counter, it shows the mode's last reading (full syncs and every
- * --traffic-counters-period). At most --traffic-counters-max-endpoints
+ * kernel counter, it shows the mode's last reading (iptables: full syncs and
+ * every --traffic-counters-period; nftables: every period). At most --traffic-counters-max-endpoints
  * (service, endpoint) pairs, two series each; an endpoint gone from the rules
  * loses its series.
  */
@@ -26,12 +26,12 @@ export function registerTrafficMetrics(registry: Registry, traffic: () => readon
   };
   counter(
     'kubeproxy_ts_endpoint_packets_total',
-    'Packets DNATed to the endpoint by its KUBE-SEP rule: new connections (TCP) or flows (UDP), since the agent started (kube-proxy-ts)',
+    "Packets DNATed to the endpoint by its KUBE-SEP rule (iptables) or its endpoint chain's rule (nftables): new connections (TCP) or flows (UDP), since the agent started (kube-proxy-ts)",
     (t) => t.packets,
   );
   counter(
     'kubeproxy_ts_endpoint_bytes_total',
-    'Bytes of the packets DNATed to the endpoint by its KUBE-SEP rule (the first packet of each connection), since the agent started (kube-proxy-ts)',
+    "Bytes of the packets DNATed to the endpoint by its KUBE-SEP rule (iptables) or its endpoint chain's rule (nftables) (the first packet of each connection), since the agent started (kube-proxy-ts)",
     (t) => t.bytes,
   );
 }

@@ -1,0 +1,218 @@
+/**
+ * --traffic-counters in the nftables mode, for real: the agent process in a
+ * node namespace with --mode nftables, real TCP connections through a
+ * ClusterIP, and
+ * - kubeproxy_ts_endpoint_packets_total moving by exactly the connections
+ *   each endpoint answered (each endpoint chain's named counter), and not at
+ *   all for an endpoint that got none;
+ * - /debug/services showing each endpoint chain's packets and bytes;
+ * - `kube-proxy-ts top --mode nftables` and `diff --mode nftables` reading
+ *   the counters from the kernel;
+ * - an endpoint's counter going with its chain, and the totals surviving a
+ *   restart of the agent (whose first sync rewrites every chain).
+ */
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { createCluster, type Cluster } from './netns/cluster.ts';
+import type { PodServers } from './netns/servers.ts';
+import { podsHit, request } from './netns/traffic.ts';
+
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+const METRICS = '127.0.0.1:10249';
+let cluster: Cluster;
+let servers: PodServers;
+let dir: string;
+let agent: AgentProcess | null = null;
+
+const web = (ips: string[]) => [
+  makeService('ns1', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
+  makeEndpointSlice('ns1', 'web', 'web-1', { endpoints: ips.map((ip) => ({ ip, nodeName: 'node-1' })), ports: [{ name: 'p80', port: 8080 }] }),
+];
+const objects = (webIPs = ['10.244.1.2', '10.244.1.3']) => [
+  makeNode('node-1', { addresses: ['192.168.50.11'], podCIDR: '10.244.1.0/24' }),
+  ...web(webIPs),
+  makeService('ns1', 'other', { clusterIP: '172.30.0.20', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] }),
+  makeEndpointSlice('ns1', 'other', 'other-1', { endpoints: [{ ip: '10.244.1.4', nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
+];
+
+/** Written beside and renamed: the agent's file watch never reads half a file. */
+async function writeObjects(docs: readonly unknown[]): Promise<void> {
+  await writeFile(join(dir, '.next'), docs.map((d) => dump(d)).join('---\n'));
+  await rename(join(dir, '.next'), join(dir, 'cluster.yaml'));
+}
+
+const node = () => cluster.node('node-1').ns;
+
+async function get(path: string): Promise<{ status: number; body: string }> {
+  const script = `fetch('http://${METRICS}${path}').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`;
+  const r = await cluster.exec(node(), process.execPath, ['-e', script], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`GET ${path}: ${r.stderr}`);
+  const nl = r.stdout.indexOf('\n');
+  return { status: Number(r.stdout.slice(0, nl)), body: r.stdout.slice(nl + 1) };
+}
+
+async function packets(service: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const re = new RegExp(`^kubeproxy_ts_endpoint_packets_total\\{service="${service}",endpoint="([^"]+)"\\} (\\d+)$`, 'gm');
+  for (const m of (await get('/metrics')).body.matchAll(re)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+const show = (m: Map<string, number>) => JSON.stringify([...m].sort());
+
+/** The kernel's named counters in node-1's table. */
+async function kernelCounters(): Promise<string[]> {
+  const r = await cluster.exec(node(), 'nft', ['-j', 'list', 'counters', 'table', 'ip', 'kube-proxy']);
+  return [...r.stdout.matchAll(/"name": "([^"]+)"/g)].map((m) => m[1]!).sort();
+}
+
+async function startAgent(): Promise<AgentProcess> {
+  return startAgentProcess(
+    node(),
+    [
+      '--mode',
+      'nftables',
+      '--objects',
+      dir,
+      '--hostname-override',
+      'node-1',
+      '--cluster-cidr',
+      '10.244.0.0/16',
+      '--iptables-min-sync-period',
+      '0s',
+      '--iptables-sync-period',
+      '2s',
+      '--healthz-bind-address',
+      '',
+      '--metrics-bind-address',
+      METRICS,
+      '--traffic-counters',
+      '--traffic-counters-period',
+      '500ms',
+    ],
+    async () => (await packets('ns1/web:p80')).size === 2,
+  );
+}
+
+beforeAll(async () => {
+  cluster = await createCluster({
+    prefix: 'kpttrnf',
+    client: true,
+    nodes: [
+      {
+        name: 'node-1',
+        podCIDR: '10.244.1.0/24',
+        pods: [
+          { name: 'pod-a', ip: '10.244.1.2' },
+          { name: 'pod-b', ip: '10.244.1.3' },
+          { name: 'pod-c', ip: '10.244.1.4' },
+        ],
+      },
+    ],
+  });
+  servers = await cluster.startPodServers({ tcp: [8080] });
+  dir = await mkdtemp(join(tmpdir(), 'kpt-traffic-nft-'));
+  await writeObjects(objects());
+  agent = await startAgent();
+}, 60_000);
+
+afterAll(async () => {
+  await agent?.stop();
+  await servers?.stop();
+  await cluster?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('--traffic-counters in nftables mode with real traffic', () => {
+  it('moves the counter of each endpoint by the connections it answered, and not that of an endpoint that got none', async () => {
+    const before = await packets('ns1/web:p80');
+    expect(show(await packets('ns1/other:p80'))).toBe(show(new Map([['10.244.1.4:8080', 0]])));
+    const results = await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 30, timeoutMs: 2000 });
+    const hits = podsHit(results);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(hits.get('pod-a')).toBeGreaterThan(0);
+    expect(hits.get('pod-b')).toBeGreaterThan(0);
+    const want = new Map([
+      ['10.244.1.2:8080', before.get('10.244.1.2:8080')! + hits.get('pod-a')!],
+      ['10.244.1.3:8080', before.get('10.244.1.3:8080')! + hits.get('pod-b')!],
+    ]);
+    await waitFor(
+      'counters read',
+      async () => show(await packets('ns1/web:p80')) === show(want),
+      10_000,
+      () => show(want),
+    );
+    expect(show(await packets('ns1/other:p80'))).toBe(show(new Map([['10.244.1.4:8080', 0]])));
+    const metrics = (await get('/metrics')).body;
+    expect(metrics).toMatch(/^kubeproxy_ts_endpoint_bytes_total\{service="ns1\/web:p80",endpoint="10\.244\.1\.2:8080"\} [1-9]\d*$/m);
+    // The kernel counts into the endpoint chain's named counter.
+    const table = await cluster.exec(node(), 'nft', [
+      'list',
+      'chain',
+      'ip',
+      'kube-proxy',
+      (await kernelCounters()).find((n) => n.includes('10.244.1.2/8080'))!,
+    ]);
+    expect(table.stdout).toMatch(
+      /meta l4proto tcp counter name "endpoint-[A-Z2-7]{8}-ns1\/web\/tcp\/p80__10\.244\.1\.2\/8080" dnat to 10\.244\.1\.2:8080/,
+    );
+  });
+
+  it('/debug/services shows the packets and bytes of each endpoint chain', async () => {
+    const body = (await get('/debug/services')).body;
+    expect(body).toMatch(
+      /^ {2}10\.244\.1\.4:8080 +ready +node-1 \(local\) +endpoint-[A-Z2-7]{8}-ns1\/other\/tcp\/p80__10\.244\.1\.4\/8080 +0 pkts +0 bytes$/m,
+    );
+    expect(body).toMatch(/^ {2}10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\S+ +[1-9]\d* pkts +[1-9]\d* bytes$/m);
+  });
+
+  it('top --mode nftables reads the named counters; diff compares them, and sees their absence as drift', async () => {
+    const top = cluster.exec(node(), process.execPath, [MAIN, 'top', '--mode', 'nftables', '--interval', '500ms', '--iterations', '3'], {
+      timeoutMs: 30_000,
+    });
+    for (let i = 0; i < 10; i++) await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 });
+    const r = await top;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("pkts: new TCP connections and UDP flows, as the endpoint chains' named counters count them");
+    expect(r.stdout).toContain('IPv4 table ip kube-proxy');
+    expect(r.stdout).toMatch(/^ {2}10\.244\.1\.4:8080 +0\.0 +0 +- +0/m);
+    expect(r.stdout).toMatch(/^ {2}10\.244\.1\.[23]:8080 +[1-9][\d.]* +\S+ +\d+%/m);
+
+    const common = ['--objects', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16'];
+    const same = await cluster.exec(node(), process.execPath, [MAIN, 'diff', '--mode=nftables', '--traffic-counters', ...common]);
+    expect(same.code, same.stdout + same.stderr).toBe(0);
+    expect(same.stdout).toContain('converged: table ip kube-proxy holds exactly the desired chains, rules, sets, elements and counters');
+    const without = await cluster.exec(node(), process.execPath, [MAIN, 'diff', '--mode=nftables', ...common]);
+    expect(without.code).toBe(1);
+    expect(without.stdout).toMatch(/counter endpoint-\S+ns1\/web\/tcp\/p80__10\.244\.1\.2\/8080: in the kernel but not desired/);
+  });
+
+  it("an endpoint's counter goes with its chain, and its series with it", async () => {
+    const gone = (await kernelCounters()).find((n) => n.includes('10.244.1.3/8080'))!;
+    await writeObjects(objects(['10.244.1.2']));
+    await waitFor('the counter deleted', async () => !(await kernelCounters()).includes(gone), 20_000);
+    await waitFor('the series gone', async () => !(await packets('ns1/web:p80')).has('10.244.1.3:8080'), 5000);
+    await writeObjects(objects());
+    await waitFor('back', async () => (await packets('ns1/web:p80')).size === 2, 10_000);
+    expect((await packets('ns1/web:p80')).get('10.244.1.3:8080')).toBe(0);
+  });
+
+  it('a restarted agent rewrites every chain and finds the totals where the kernel kept them', async () => {
+    const before = await packets('ns1/web:p80');
+    expect(before.get('10.244.1.2:8080')).toBeGreaterThan(0);
+    await agent!.stop();
+    agent = await startAgent();
+    await waitFor(
+      'the same totals',
+      async () => show(await packets('ns1/web:p80')) === show(before),
+      10_000,
+      () => show(before),
+    );
+    expect(agent.output()).not.toMatch(/"level":"(error|warn)"|^[EW]\d{4}/m);
+  });
+});
