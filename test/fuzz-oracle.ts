@@ -459,7 +459,14 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
     const fam = family === 'IPv4' ? 'ip' : 'ip6';
     const clock = new ManualClock(1_000_000);
     const nft = failingNft(nftOf, () => inj.failing());
-    const start = () => new NftablesMode({ families: [family], render: nftRenderOptionsFrom(config) }, { nft, clock, logger: silentLogger() });
+    // --traffic-counters on or off, switched at every restart: a start with it makes a counter per endpoint chain, a
+    // start without it deletes what the one before made.
+    let counting = clusters.length % 2 === 0;
+    const start = () =>
+      new NftablesMode(
+        { families: [family], render: { ...nftRenderOptionsFrom(config), trafficCounters: counting } },
+        { nft, clock, logger: silentLogger() },
+      );
     let mode = start();
     const sync = async (step: string, snapshot: Snapshot): Promise<{ full: boolean; live: NftTable | null } | null> => {
       const once = async (): Promise<boolean> => {
@@ -477,6 +484,7 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
       const restart = i > 0 && i % 2 === 0;
       if (restart) {
         await mode.close();
+        counting = !counting;
         mode = start();
       }
       clock.advance(400 + (i % 3) * 700);
@@ -486,9 +494,12 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
       if (r === null) return { failures, injected: inj.injected };
       const d = diffTables(tableOf(mode.lastRender(family)!), r.live);
       const withRules = d.extraChains.filter((name) => r.live!.chains.find((x) => x.name === name)?.rules.length !== 0);
-      if (!isEmptyDiff({ ...d, extraChains: withRules }))
+      // A flushed stale chain keeps its counter until both are deleted.
+      const flushed = new Set(d.extraChains.filter((name) => !withRules.includes(name)));
+      const shown = { ...d, extraChains: withRules, extraCounters: d.extraCounters.filter((name) => !flushed.has(name)) };
+      if (!isEmptyDiff(shown))
         failures.push(
-          `${family} after ${step} (${r.full ? 'full' : 'partial'}, ${snapshot.services.length} service ports): ${diffSummary({ ...d, extraChains: withRules })}`,
+          `${family} after ${step} (${r.full ? 'full' : 'partial'}, ${snapshot.services.length} service ports, counters ${counting ? 'on' : 'off'}): ${diffSummary(shown)}`,
         );
       last = snapshot;
     }
@@ -741,6 +752,7 @@ export function diffSummary(d: TableDiff): string {
     d.extraChains.length ? `extra chains with rules: ${cut(d.extraChains)}` : '',
     ...d.chains.map((c) => `chain ${c.chain.slice(0, 90)}: missing ${JSON.stringify(c.missing)} extra ${JSON.stringify(c.extra)}`),
     d.missingSets.length || d.extraSets.length ? `sets missing ${cut(d.missingSets)} extra ${cut(d.extraSets)}` : '',
+    d.missingCounters.length || d.extraCounters.length ? `counters missing ${cut(d.missingCounters)} extra ${cut(d.extraCounters)}` : '',
     ...d.sets.map(
       (x) =>
         `set ${x.set}: ${x.missing.length} missing, ${x.extra.length} extra, ${x.changed.length} changed elements` +
