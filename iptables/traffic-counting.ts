@@ -16,7 +16,7 @@
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
-import { TrafficTotals } from '../proxier/traffic-totals.ts';
+import { loggedTrafficTotals, type TrafficTotals } from '../proxier/traffic-totals.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { SEP_PREFIX } from './chains.ts';
 import { readEndpointCounters } from './endpoint-counters.ts';
@@ -37,16 +37,7 @@ export class TrafficCounting {
   constructor(options: TrafficCountingOptions, logger: Logger) {
     this.o = options;
     this.logger = logger;
-    this.totals = new TrafficTotals({
-      maxEndpoints: options.maxEndpoints,
-      onCap: (leftOut, max) =>
-        leftOut > 0
-          ? logger.warn(
-              { leftOut, max },
-              `traffic counters: more endpoints than --traffic-counters-max-endpoints=${max}; ${leftOut} endpoint(s) not exported`,
-            )
-          : logger.info({ max }, 'traffic counters: every endpoint exported again'),
-    });
+    this.totals = loggedTrafficTotals(options.maxEndpoints, logger);
   }
 
   /** A reading from iptables-save -c output (the nat table in it). */

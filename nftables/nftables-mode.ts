@@ -55,7 +55,7 @@ import { RulesRecord } from '../proxier/rules-record.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import { planColdStart } from './cold-start.ts';
 import { counterOwners, counterReadings, type CounterOwner } from './counters.ts';
-import { TrafficTotals } from '../proxier/traffic-totals.ts';
+import { loggedTrafficTotals, type TrafficTotals } from '../proxier/traffic-totals.ts';
 import { planFullSync, type LiveNames } from './full-sync.ts';
 import { objectsOfService, refusedLine, servicesByKey, tableText } from './inspect.ts';
 import { nftFamily, TABLE_NAME, type NftFamily } from './model.ts';
@@ -144,18 +144,7 @@ export class NftablesMode implements ProxyMode {
       traffic: () => this.totals?.list() ?? null,
     };
     const counting = options.trafficCounters;
-    this.totals = counting
-      ? new TrafficTotals({
-          maxEndpoints: counting.maxEndpoints,
-          onCap: (leftOut, max) =>
-            leftOut > 0
-              ? deps.logger.warn(
-                  { leftOut, max },
-                  `traffic counters: more endpoints than --traffic-counters-max-endpoints=${max}; ${leftOut} endpoint(s) not exported`,
-                )
-              : deps.logger.info({ max }, 'traffic counters: every endpoint exported again'),
-        })
-      : null;
+    this.totals = counting ? loggedTrafficTotals(counting.maxEndpoints, deps.logger) : null;
   }
 
   /** The last rendered table of a family (tests compare it with the kernel's). */

@@ -19,8 +19,9 @@
  * are gone from the kernel is dropped (its series ends; should it return, it
  * starts again from zero, which Prometheus reads as a counter reset).
  *
- * Pure: no I/O, no clock.
+ * Pure: no I/O, no clock (loggedTrafficTotals reports its cap through the logger it is given).
  */
+import type { Logger } from './log.ts';
 import type { IPFamily } from './types.ts';
 
 /** One counted object (a chain, a rule) of one endpoint of one service port, as the kernel holds it now. */
@@ -148,3 +149,17 @@ export class TrafficTotals {
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Totals whose cap is reported as both modes report it: a warning naming the flag when it bites, a line when it no longer does. */
+export function loggedTrafficTotals(maxEndpoints: number, logger: Logger): TrafficTotals {
+  return new TrafficTotals({
+    maxEndpoints,
+    onCap: (leftOut, max) =>
+      leftOut > 0
+        ? logger.warn(
+            { leftOut, max },
+            `traffic counters: more endpoints than --traffic-counters-max-endpoints=${max}; ${leftOut} endpoint(s) not exported`,
+          )
+        : logger.info({ max }, 'traffic counters: every endpoint exported again'),
+  });
+}

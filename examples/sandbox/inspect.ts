@@ -146,9 +146,13 @@ export async function showListeners(story: Story, cluster: Cluster, agent: Agent
  * NodePort) and its chains, endpoint chains annotated with their pod;
  * masquerade marks left out.
  */
-export async function nftServiceLines(cluster: Cluster, agent: Agent, service: string): Promise<{ lines: string[]; total: number }> {
+export async function nftServiceLines(
+  cluster: Cluster,
+  agent: Agent,
+  service: string,
+): Promise<{ lines: string[]; total: number; counting: boolean }> {
   const table = await new Nft(cluster.runnerIn(agent.ns)).list('ip');
-  if (table === null) return { lines: [], total: 0 };
+  if (table === null) return { lines: [], total: 0, counting: false };
   const own = (name: string): boolean => name.includes(`-${service}/`);
   const lines: string[] = [];
   for (const set of table.sets)
@@ -158,19 +162,25 @@ export async function nftServiceLines(cluster: Cluster, agent: Agent, service: s
     for (const r of c.rules.filter((r) => !r.endsWith('jump mark-for-masquerade'))) {
       const ip = /dnat to ([\d.]+):\d+/.exec(r)?.[1];
       const pod = ip ? podOfIP(ip) : null;
-      lines.push(`chain ${c.name}: ${r}${pod ? `   # ${pod} (${nodeOfPod(pod)})` : ''}`);
+      // The counter (--traffic-counters) is named like the chain: left out here, said below.
+      const shown = r.replace(`counter name "${c.name}" `, '');
+      lines.push(`chain ${c.name}: ${shown}${pod ? `   # ${pod} (${nodeOfPod(pod)})` : ''}`);
     }
   }
   const total = table.chains.reduce((n, c) => n + c.rules.length, 0) + table.sets.reduce((n, s) => n + (s.elements?.length ?? 0), 0);
-  return { lines, total };
+  return { lines, total, counting: (table.counters ?? []).length > 0 };
 }
 
 /** Step 4 in nftables mode: web's map entries and chains, then `kube-proxy-ts diff --mode nftables`; returns problems. */
 export async function showNftRules(story: Story, cluster: Cluster, agent: Agent, objectsDir: string): Promise<string[]> {
-  const { lines, total } = await nftServiceLines(cluster, agent, 'default/web');
+  const { lines, total, counting } = await nftServiceLines(cluster, agent, 'default/web');
   story.command(`ip netns exec ${agent.ns} nft list table ip kube-proxy    # web's map entries and chains, masquerade marks left out`);
   story.output(lines);
   story.line(`(${total - lines.length} more rules and map/set entries: dns's, the base chains, the no-endpoint and bad-port checks)`);
   story.line("A packet to 172.30.0.10:80 finds web's chain in the service-ips map (one lookup), which picks an endpoint with numgen, then DNATs.");
+  if (counting)
+    story.line(
+      'With --traffic-counters each endpoint chain\'s DNAT rule also counts into a named counter of the chain\'s name (`counter name "endpoint-…"`, left out above).',
+    );
   return showDiff(story, cluster, agent, objectsDir);
 }

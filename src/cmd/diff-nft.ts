@@ -3,7 +3,7 @@
  * `nft -j list table ip|ip6 kube-proxy`, normalised the same way
  * (nftables/normalize.ts), reported per service port
  * (nftables/diff-report.ts). Exit 0 when both tables hold exactly the
- * desired chains, rules, sets and elements, 1 when not.
+ * desired chains, rules, sets and elements (and counters, with --traffic-counters), 1 when not.
  */
 import { reportTableDiff, formatNftDiff } from '../../nftables/diff-report.ts';
 import { Nft } from '../../nftables/nft.ts';

@@ -1,0 +1,184 @@
+/**
+ * What --traffic-counters costs the nftables mode (run: `npm run
+ * bench:counters`, as root), at 1,000 and 10,000 services with 5 endpoints
+ * each, side by side with the flag off: the script re-runs itself in a
+ * private network namespace and runs nft there, as the agent would. Each
+ * repetition loads the table from nothing (the cold start in chunks, through
+ * one `nft -i` session as the agent does), then applies endpoint changes
+ * (render + plan + apply of a partial sync) and, with the flag, reads every
+ * counter as the mode does every --traffic-counters-period (`nft -j list
+ * counters table ip kube-proxy` + parse + naming each from the render). Off
+ * and on alternate (off, on, on, off, ...); ratios are taken per pair and
+ * summarised as the median and range.
+ */
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { planColdStart } from '../nftables/cold-start.ts';
+import { counterOwners, counterReadings } from '../nftables/counters.ts';
+import { Nft } from '../nftables/nft.ts';
+import { NftSession } from '../nftables/nft-session.ts';
+import { planPartialSync } from '../nftables/partial-sync.ts';
+import { NftRenderCache, renderNftables, type NftRenderOptions } from '../nftables/render.ts';
+import type { AppliedState } from '../nftables/sync-state.ts';
+import { buildSnapshots } from '../proxier/snapshot.ts';
+import type { Snapshot } from '../proxier/types.ts';
+import { createExecaRunner } from '../src/system/exec.ts';
+import { createNftLauncher } from '../src/system/nft-launcher.ts';
+import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { inOwnNetworkNamespace } from './own-netns.ts';
+import { pairedRatios, summarize } from './stats.ts';
+
+inOwnNetworkNamespace(import.meta.filename, 'run nft');
+
+const REPS = 3;
+const CHANGES = 7;
+const NODE = 'bench-node';
+const base: NftRenderOptions = {
+  masqueradeBit: 14,
+  masqueradeAll: false,
+  detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
+  nodePortAddresses: [],
+};
+const exec = createExecaRunner();
+const fork = new Nft(exec);
+const session = new NftSession(createNftLauncher());
+const viaSession = new Nft(exec, { session });
+
+const slice = (i: number, first = 1) =>
+  makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
+    endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + first}`, nodeName: j === 0 ? NODE : 'other' })),
+    ports: [{ name: 'p80', port: 8080 }],
+  });
+const service = (i: number) =>
+  makeService('bench', `svc-${i}`, {
+    clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+    ports: [{ name: 'p80', port: 80, targetPort: 8080 }],
+  });
+const snapshotOf = (services: unknown[], slices: unknown[]): Snapshot =>
+  buildSnapshots(
+    { services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) },
+    { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } },
+  ).snapshots[0]!;
+
+const ms = async (fn: () => Promise<unknown>): Promise<number> => {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+};
+const median = (v: readonly number[]): number => summarize(v).median;
+const show = (v: readonly number[], unit = ' ms', d = 1) => {
+  const s = summarize(v);
+  return `${s.median.toFixed(d)}${unit} (${s.min.toFixed(d)}-${s.max.toFixed(d)})`;
+};
+
+interface Run {
+  coldMs: number;
+  coldBytes: number;
+  partialMs: number;
+  readMs: number | null;
+  counters: number;
+}
+
+/** One repetition: the table from nothing, CHANGES endpoint changes, and (counting) CHANGES readings. */
+async function once(n: number, counting: boolean): Promise<Run> {
+  const options: NftRenderOptions = { ...base, trafficCounters: counting };
+  const services = Array.from({ length: n }, (_, i) => service(i));
+  const slices = Array.from({ length: n }, (_, i) => slice(i));
+  const cache = new NftRenderCache();
+  await fork.deleteTable('ip');
+  const first = snapshotOf(services, slices);
+  let applied: AppliedState | null = null;
+  let coldBytes = 0;
+  const coldMs = await ms(async () => {
+    const plan = planColdStart(renderNftables(first, options, cache));
+    for (const t of [plan.text, ...plan.more]) {
+      coldBytes += t.length;
+      await viaSession.run(t);
+    }
+    applied = plan.next;
+  });
+  // Endpoint changes on services spread over the table, each one endpoint replaced, as a rolling update would.
+  let previous = first;
+  const partials: number[] = [];
+  for (let k = 0; k < CHANGES; k++) {
+    const i = Math.floor(((k + 0.5) * n) / CHANGES);
+    slices[i] = slice(i, 1 + ((k % 2) + 1) * 10);
+    const next = snapshotOf(services, slices);
+    const old = new Map(previous.services.map((s) => [s.service.key, s]));
+    const snapshot = {
+      ...next,
+      services: next.services.map((s) => (JSON.stringify(old.get(s.service.key)) === JSON.stringify(s) ? old.get(s.service.key)! : s)),
+    };
+    partials.push(
+      await ms(async () => {
+        const plan = planPartialSync(renderNftables(snapshot, options, cache), applied!, 10_000 * (k + 1));
+        await viaSession.run(plan.text);
+        applied = plan.next;
+      }),
+    );
+    previous = snapshot;
+  }
+  let readMs: number | null = null;
+  let counters = 0;
+  if (counting) {
+    const render = renderNftables(previous, options, cache);
+    const reads: number[] = [];
+    for (let k = 0; k < CHANGES; k++)
+      reads.push(
+        await ms(async () => {
+          const values = (await fork.counters('ip')) ?? [];
+          counters = counterReadings(values, counterOwners(render)).length;
+        }),
+      );
+    readMs = median(reads);
+  }
+  return { coldMs, coldBytes, partialMs: median(partials), readMs, counters };
+}
+
+console.log(`nftables --traffic-counters, off against on (${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}), ${REPS} paired repetitions`);
+for (const n of [1000, 10_000]) {
+  const off: Run[] = [];
+  const on: Run[] = [];
+  for (let r = 0; r < REPS; r++) {
+    // Alternating order: off-on, on-off, ...
+    if (r % 2 === 0) {
+      off.push(await once(n, false));
+      on.push(await once(n, true));
+    } else {
+      on.push(await once(n, true));
+      off.push(await once(n, false));
+    }
+  }
+  const col = (runs: Run[], f: (r: Run) => number) => runs.map(f);
+  console.log(`\n${n.toLocaleString('en')} services x 5 endpoints`);
+  console.log(`  cold start (chunks through nft -i)          off ${show(col(off, (r) => r.coldMs))}   on ${show(col(on, (r) => r.coldMs))}`);
+  console.log(
+    `    on / off per pair                          ${show(
+      pairedRatios(
+        col(on, (r) => r.coldMs),
+        col(off, (r) => r.coldMs),
+      ),
+      '',
+      3,
+    )}`,
+  );
+  console.log(
+    `    transaction text                           off ${(off[0]!.coldBytes / 1e6).toFixed(2)} MB   on ${(on[0]!.coldBytes / 1e6).toFixed(2)} MB`,
+  );
+  console.log(
+    `  endpoint change (median of ${CHANGES} per run)     off ${show(col(off, (r) => r.partialMs))}   on ${show(col(on, (r) => r.partialMs))}`,
+  );
+  console.log(
+    `    on / off per pair                          ${show(
+      pairedRatios(
+        col(on, (r) => r.partialMs),
+        col(off, (r) => r.partialMs),
+      ),
+      '',
+      3,
+    )}`,
+  );
+  console.log(`  reading every counter (list + parse + name) ${show(col(on, (r) => r.readMs!))}, ${on[0]!.counters.toLocaleString('en')} counters`);
+}
+await session.close();
+await fork.deleteTable('ip');
