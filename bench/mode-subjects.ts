@@ -22,7 +22,7 @@ import { DEFAULT_RENDER_OPTIONS } from '../iptables/render.ts';
 import { createIptables } from '../iptables/restore.ts';
 import { silentLogger } from '../proxier/log.ts';
 import type { ProxyMode } from '../proxier/mode.ts';
-import type { ListNamesOptions } from '../nftables/nft.ts';
+import type { CounterOptions, ListNamesOptions } from '../nftables/nft.ts';
 import { SESSION_ENV } from '../nftables/nft-session.ts';
 import { nftChannels } from '../src/mode-nftables.ts';
 import { NftablesMode } from '../nftables/nftables-mode.ts';
@@ -141,7 +141,7 @@ export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: ((
     list: (family: 'ip' | 'ip6') => viaSession.list(family),
     listNames: (family: 'ip' | 'ip6', o?: ListNamesOptions) => viaSession.listNames(family, o),
     deleteTable: (family: 'ip' | 'ip6') => viaSession.deleteTable(family),
-    counters: (family: 'ip' | 'ip6') => viaSession.counters(family),
+    counters: (family: 'ip' | 'ip6', o?: CounterOptions) => viaSession.counters(family, o),
   };
   // The stale-chain deletions, beside the syncs as in the agent, recorded apart: they carry no event's rules.
   const cleanupNft = {

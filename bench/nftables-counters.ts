@@ -6,8 +6,9 @@
  * repetition loads the table from nothing (the cold start in chunks, through
  * one `nft -i` session as the agent does), then applies endpoint changes
  * (render + plan + apply of a partial sync) and, with the flag, reads every
- * counter as the mode does every --traffic-counters-period (`nft -j list
- * counters table ip kube-proxy` + parse + naming each from the render). Off
+ * counter as the mode does every --traffic-counters-period (`nft -j reset
+ * counters table ip kube-proxy` + parse + naming each from the render) and
+ * as `top` does (`nft -j list counters`, which loads nft's cache). Off
  * and on alternate (off, on, on, off, ...); ratios are taken per pair and
  * summarised as the median and range.
  */
@@ -76,6 +77,7 @@ interface Run {
   coldBytes: number;
   partialMs: number;
   readMs: number | null;
+  listMs: number | null;
   counters: number;
 }
 
@@ -119,20 +121,26 @@ async function once(n: number, counting: boolean): Promise<Run> {
     previous = snapshot;
   }
   let readMs: number | null = null;
+  let listMs: number | null = null;
   let counters = 0;
   if (counting) {
     const render = renderNftables(previous, options, cache);
     const reads: number[] = [];
-    for (let k = 0; k < CHANGES; k++)
+    const lists: number[] = [];
+    for (let k = 0; k < CHANGES; k++) {
+      // As the agent reads them every period (reset: nft loads no cache of the table), and as top does (list).
       reads.push(
         await ms(async () => {
-          const values = (await fork.counters('ip')) ?? [];
+          const values = (await fork.counters('ip', { reset: true })) ?? [];
           counters = counterReadings(values, counterOwners(render)).length;
         }),
       );
+      if (k < 3) lists.push(await ms(async () => fork.counters('ip')));
+    }
     readMs = median(reads);
+    listMs = median(lists);
   }
-  return { coldMs, coldBytes, partialMs: median(partials), readMs, counters };
+  return { coldMs, coldBytes, partialMs: median(partials), readMs, listMs, counters };
 }
 
 console.log(`nftables --traffic-counters, off against on (${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}), ${REPS} paired repetitions`);
@@ -178,7 +186,8 @@ for (const n of [1000, 10_000]) {
       3,
     )}`,
   );
-  console.log(`  reading every counter (list + parse + name) ${show(col(on, (r) => r.readMs!))}, ${on[0]!.counters.toLocaleString('en')} counters`);
+  console.log(`  the agent's reading (reset + parse + name)  ${show(col(on, (r) => r.readMs!))}, ${on[0]!.counters.toLocaleString('en')} counters`);
+  console.log(`  top's reading (nft -j list counters)        ${show(col(on, (r) => r.listMs!))}`);
 }
 await session.close();
 await fork.deleteTable('ip');

@@ -183,7 +183,7 @@ describe('the syncs keep each counter as long as its endpoint chain', () => {
 });
 
 describe('NftablesMode with --traffic-counters', () => {
-  it('reads the counters every period into totals per service port and endpoint, across a full sync and a restart', async () => {
+  it('reads (and zeroes) the counters every period into running totals per service port and endpoint, across a full sync', async () => {
     const nft = new FakeNft();
     const clock = new ManualClock(1_000_000);
     const make = () =>
@@ -194,27 +194,40 @@ describe('NftablesMode with --traffic-counters', () => {
     const mode = make();
     expect(mode.inspect.traffic()).toEqual([]);
     const stop = mode.monitor(() => undefined);
+    const a = chainOf('10.180.0.1');
+    const b = chainOf('10.180.0.2');
     try {
       await mode.sync(snap(['10.180.0.1', '10.180.0.2']), { periodic: false, previous: null });
-      nft.count('ip', chainOf('10.180.0.1'), 4, 240);
+      nft.count('ip', a, 4, 240);
       await clock.advance(1000);
       expect(mode.inspect.traffic()).toEqual([
         { service: 'ns1/web:p80', endpoint: '10.180.0.1:80', packets: 4, bytes: 240 },
         { service: 'ns1/web:p80', endpoint: '10.180.0.2:80', packets: 0, bytes: 0 },
       ]);
+      // The reading zeroed the kernel's counters (nft reset counters): the next one takes only what came after.
+      expect((await nft.counters('ip'))!.map((c) => c.packets)).toEqual([0, 0]);
+      nft.count('ip', a, 1, 60);
       mode.requestFullSync();
       await mode.sync(snap(['10.180.0.1', '10.180.0.2']), { periodic: false, previous: null });
-      nft.count('ip', chainOf('10.180.0.2'), 1, 60);
+      nft.count('ip', b, 2, 120);
       await clock.advance(1000);
-      expect(mode.inspect.traffic()!.map((t) => t.packets)).toEqual([4, 1]);
+      expect(mode.inspect.traffic()!.map((t) => [t.packets, t.bytes])).toEqual([
+        [5, 300],
+        [2, 120],
+      ]);
+      // An endpoint gone: its series ends; back, it starts again from what its new counter counts.
+      await mode.sync(snap(['10.180.0.1']), { periodic: false, previous: null });
+      await clock.advance(1000);
+      expect(mode.inspect.traffic()!.map((t) => t.endpoint)).toEqual(['10.180.0.1:80']);
     } finally {
       stop();
     }
-    // A new process finds the kernel's totals.
+    // A new process counts from its first reading on: what the kernel counted since the last one.
+    nft.count('ip', a, 3, 180);
     const again = make();
-    await again.sync(snap(['10.180.0.1', '10.180.0.2']), { periodic: false, previous: null });
+    await again.sync(snap(['10.180.0.1']), { periodic: false, previous: null });
     await again.readCounters();
-    expect(again.inspect.traffic()!.map((t) => t.packets)).toEqual([4, 1]);
+    expect(again.inspect.traffic()).toEqual([{ service: 'ns1/web:p80', endpoint: '10.180.0.1:80', packets: 3, bytes: 180 }]);
   });
 
   it('has no traffic without the flag', () => {

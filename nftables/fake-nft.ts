@@ -18,7 +18,7 @@
  */
 import { NftError, type NftErrorKind } from './errors.ts';
 import type { LiveNames } from './full-sync.ts';
-import type { CounterValue, NftApi } from './nft.ts';
+import type { CounterOptions, CounterValue, NftApi } from './nft.ts';
 import { TABLE_NAME, type BaseChainSpec, type NftChain, type NftElement, type NftFamily, type NftSet, type NftTable } from './model.ts';
 import { normalizeElement } from './normalize.ts';
 import { ruleCounters, ruleSets, ruleTargets } from './rule-ast.ts';
@@ -99,10 +99,13 @@ export class FakeNft implements NftApi {
     };
   }
 
-  /** As Nft.counters: the table's named counters with their values; null when there is no table. */
-  async counters(family: NftFamily): Promise<CounterValue[] | null> {
+  /** As Nft.counters: the table's named counters with their values (zeroed with `reset`); null when there is no table. */
+  async counters(family: NftFamily, options: CounterOptions = {}): Promise<CounterValue[] | null> {
     const t = this.tables.get(family);
-    return t ? [...t.counters.values()].map((c) => ({ ...c })) : null;
+    if (!t) return null;
+    const out = [...t.counters.values()].map((c) => ({ ...c }));
+    if (options.reset) for (const c of t.counters.values()) c.packets = c.bytes = 0;
+    return out;
   }
 
   /** What the kernel would do for traffic through a counting rule (tests): adds to a named counter. */

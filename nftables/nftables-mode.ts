@@ -54,7 +54,7 @@ import {
 import { RulesRecord } from '../proxier/rules-record.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import { planColdStart } from './cold-start.ts';
-import { counterOwners, counterReadings, type CounterOwner } from './counters.ts';
+import { counterOwners, counterReadings, type CounterOwner, type CounterValue } from './counters.ts';
 import { loggedTrafficTotals, type TrafficTotals } from '../proxier/traffic-totals.ts';
 import { planFullSync, type LiveNames } from './full-sync.ts';
 import { objectsOfService, refusedLine, servicesByKey, tableText } from './inspect.ts';
@@ -129,6 +129,8 @@ export class NftablesMode implements ProxyMode {
   private syncing = 0;
   private readonly record: RulesRecord;
   private readonly totals: TrafficTotals | null;
+  /** Each family's counters: what each counted since this process first read it (the sum of its readings). */
+  private readonly counted = new Map<IPFamily, Map<string, CounterValue>>();
   /** Each family's counter owners, for the render they were read from. */
   private readonly owners = new Map<IPFamily, { readonly render: NftRender; readonly map: Map<string, CounterOwner> }>();
   readonly inspect: ModeInspection;
@@ -290,35 +292,52 @@ export class NftablesMode implements ProxyMode {
   }
 
   /**
-   * The table's names for a full sync, with its named counters: those of an earlier run that counted (or of endpoints
-   * since gone) are deleted by the full sync. Without a readable counter listing, none are.
+   * The table's names for a full sync. Without --traffic-counters, with its named counters too (read with `reset`: no
+   * one uses their values then, and a reset costs nft no cache of the table): those an earlier run made are deleted by
+   * the full sync. With it, none are listed: every counter is named after an endpoint chain and deleted with it.
    */
   private async liveNames(fam: NftFamily): Promise<LiveNames | null> {
-    const [names, counters] = await Promise.all([this.d.nft.listNames(fam), this.d.nft.counters(fam).catch(() => null)]);
+    const counting = this.o.render.trafficCounters === true;
+    const [names, counters] = await Promise.all([
+      this.d.nft.listNames(fam),
+      counting ? null : this.d.nft.counters(fam, { reset: true }).catch(() => null),
+    ]);
     return names === null || counters === null ? names : { ...names, counters: counters.map((c) => c.name) };
   }
 
   /**
-   * Reads each family's named counters into the totals (--traffic-counters). Counters persist across rewrites of
-   * their chains, so a reading needs no lock against the syncs: one lower than the last (a counter deleted with its
-   * chain and made again) counts as restarted. Only the counters of the last render's endpoint chains are kept.
+   * Reads each family's named counters into the totals (--traffic-counters), with `nft reset counters`: each reading
+   * takes what the kernel counted since the last one (nft needs no cache of the table for it; listing them would load
+   * the whole table), which is added to the counter's running total here. Counters persist across rewrites of their
+   * chains, so a reading needs no lock against the syncs. Only the counters of the last render's endpoint chains count:
+   * one of a stale chain (its endpoint gone) is dropped with its total, and starts again from zero should the endpoint
+   * come back.
    */
   async readCounters(): Promise<void> {
     const totals = this.totals;
     if (!totals) return;
     for (const family of this.families) {
-      const render = this.state.get(family)?.lastRender;
-      if (!render) continue;
-      let owners = this.owners.get(family);
-      if (owners?.render !== render) this.owners.set(family, (owners = { render, map: counterOwners(render) }));
+      if (!this.state.get(family)?.lastRender) continue;
       let values;
       try {
-        values = await this.d.nft.counters(nftFamily(family));
+        values = (await this.d.nft.counters(nftFamily(family), { reset: true })) ?? [];
       } catch (err) {
         this.d.logger.warn({ ipFamily: family, err: (err as Error).message }, 'traffic counters: cannot read the kube-proxy table');
         continue;
       }
-      totals.observe(family, counterReadings(values ?? [], owners.map));
+      // The render as of now, after the reading: a chain the sync that just ended added is in it.
+      const render = this.state.get(family)!.lastRender!;
+      let owners = this.owners.get(family);
+      if (owners?.render !== render) this.owners.set(family, (owners = { render, map: counterOwners(render) }));
+      const before = this.counted.get(family) ?? new Map<string, CounterValue>();
+      const now = new Map<string, CounterValue>();
+      for (const v of values) {
+        if (!owners.map.has(v.name)) continue; // a stale chain's: its endpoint is gone
+        const b = before.get(v.name);
+        now.set(v.name, b ? { name: v.name, packets: b.packets + v.packets, bytes: b.bytes + v.bytes } : v);
+      }
+      this.counted.set(family, now);
+      totals.observe(family, counterReadings([...now.values()], owners.map));
     }
   }
 

@@ -373,7 +373,7 @@ function failingNft(nft: NftTables, failing: () => boolean): NftTables {
     list: (family) => nft.list(family),
     listNames: (family, options) => nft.listNames(family, options),
     deleteTable: (family) => nft.deleteTable(family),
-    counters: (family) => nft.counters(family),
+    counters: (family, options) => nft.counters(family, options),
   };
 }
 
