@@ -25,7 +25,7 @@
  */
 import type { CounterReading } from '../proxier/traffic-totals.ts';
 import type { NftFamily } from './model.ts';
-import { ENDPOINT_PREFIX } from './names.ts';
+import { ENDPOINT_PREFIX, serviceOfName } from './names.ts';
 import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 
@@ -134,10 +134,9 @@ export function counterReadings(values: readonly CounterValue[], owners: Readonl
  * "...") or that is not an endpoint chain's.
  */
 export function ownerFromName(name: string, family: NftFamily): CounterOwner | null {
-  const m = /^endpoint-[A-Z2-7]{8}-([^/]+)\/([^/]+)\/[a-z]+\/([^/]*)__([^/]+)\/(\d+)$/.exec(name);
-  if (!m || name.endsWith('...')) return null;
-  const [, ns, svc, port, addr, epPort] = m;
-  const service = port === '' ? `${ns}/${svc}` : `${ns}/${svc}:${port}`;
-  const endpoint = family === 'ip6' ? `[${addr!.replaceAll('.', ':')}]:${epPort}` : `${addr}:${epPort}`;
-  return { service, endpoint };
+  const key = name.startsWith(ENDPOINT_PREFIX) ? serviceOfName(name) : null;
+  const m = /__([^/]+)\/(\d+)$/.exec(name);
+  if (key === null || !m) return null;
+  const endpoint = family === 'ip6' ? `[${m[1]!.replaceAll('.', ':')}]:${m[2]}` : `${m[1]}:${m[2]}`;
+  return { service: key.slice(0, key.lastIndexOf('/')), endpoint };
 }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Protocol } from '../proxier/types.ts';
 import { makeEndpointSlice, makeService } from '../test/builders.ts';
-import { FIXED_GROUP, formatNftDiff, reportTableDiff, serviceOfName, UNOWNED_GROUP } from './diff-report.ts';
+import { FIXED_GROUP, formatNftDiff, reportTableDiff, UNOWNED_GROUP } from './diff-report.ts';
 import type { NftTable } from './model.ts';
-import { endpointNames, servicePortNames } from './names.ts';
+import { endpointNames, serviceOfName, servicePortNames } from './names.ts';
 import { renderNftables, tableOf } from './render.ts';
 import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 

@@ -12,10 +12,10 @@
  * staleChains): listed as awaiting deletion, not as drift. Nothing can
  * reach it unless a rule jumps there, and such a rule is drift itself.
  */
-import { serviceKey } from '../proxier/service-ports.ts';
 import { diffTables, isEmptyDiff, type ChainDiff, type SetDiff } from './diff.ts';
 import { elementText, TABLE_NAME, type BaseChainSpec, type NftElement, type NftFamily, type NftTable } from './model.ts';
 import { normalizeKey } from './normalize.ts';
+import { serviceOfName } from './names.ts';
 import { chainOwner } from './objects.ts';
 import { tableOf, type NftRender } from './render.ts';
 
@@ -48,18 +48,6 @@ export interface NftDiffReport {
   /** Stale per-service chains the kernel still has, flushed, awaiting their deletion. */
   readonly awaitingDeletion: readonly string[];
   readonly groups: readonly DiffGroup[];
-}
-
-const PREFIXED = /^(?:service|local|external|firewall|endpoint|affinity)-[A-Z2-7]{8}-(.+)$/;
-
-/** "ns/svc:port/PROTO" from a per-service chain or affinity set name; null when cut short or not one. */
-export function serviceOfName(name: string): string | null {
-  const readable = PREFIXED.exec(name)?.[1];
-  if (!readable || readable.endsWith('...')) return null;
-  const parts = readable.split('__')[0]!.split('/');
-  if (parts.length !== 4) return null;
-  const [ns, svc, proto, port] = parts as [string, string, string, string];
-  return `${serviceKey(ns, svc, port)}/${proto.toUpperCase()}`;
 }
 
 const baseText = (b: BaseChainSpec | null): string => (b ? `type ${b.type} hook ${b.hook} priority ${b.priority}` : 'a regular chain');

@@ -18,6 +18,7 @@
  * part; the hash is still over the name as it is, so names stay distinct.
  * Upstream would write it as it is and every transaction would fail.
  */
+import { serviceKey } from '../proxier/service-ports.ts';
 import { sha256Base32 } from '../proxier/sha256-base32.ts';
 import type { Endpoint, ServicePort } from '../proxier/types.ts';
 
@@ -89,4 +90,16 @@ export function isServiceChainName(name: string): boolean {
 /** Upstream isAffinitySetName. */
 export function isAffinitySetName(name: string): boolean {
   return name.startsWith(AFFINITY_PREFIX);
+}
+
+const PREFIXED = /^(?:service|local|external|firewall|endpoint|affinity)-[A-Z2-7]{8}-(.+)$/;
+
+/** "ns/svc:port/PROTO" from a per-service chain or affinity set name; null when cut short or not one. */
+export function serviceOfName(name: string): string | null {
+  const readable = PREFIXED.exec(name)?.[1];
+  if (!readable || readable.endsWith('...')) return null;
+  const parts = readable.split('__')[0]!.split('/');
+  if (parts.length !== 4) return null;
+  const [ns, svc, proto, port] = parts as [string, string, string, string];
+  return `${serviceKey(ns, svc, port)}/${proto.toUpperCase()}`;
 }
