@@ -25,7 +25,7 @@ import { buildSnapshots } from '../proxier/snapshot.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNftLauncher } from '../src/system/nft-launcher.ts';
-import { makeEndpointSlice, makeNode, makeService } from '../test/builders.ts';
+import { BENCH_NODE, benchNode, benchService, benchSlice } from './cluster-objects.ts';
 import { inOwnNetworkNamespace } from './own-netns.ts';
 import { pairedRatios, summarize } from './stats.ts';
 
@@ -33,7 +33,6 @@ inOwnNetworkNamespace(import.meta.filename, 'run nft');
 
 const REPS = 3;
 const CHANGES = 7;
-const NODE = 'bench-node';
 const base: NftRenderOptions = {
   masqueradeBit: 14,
   masqueradeAll: false,
@@ -45,20 +44,16 @@ const fork = new Nft(exec);
 const session = new NftSession(createNftLauncher());
 const viaSession = new Nft(exec, { session });
 
-const slice = (i: number, first = 1) =>
-  makeEndpointSlice('bench', `svc-${i}`, `svc-${i}-slice`, {
-    endpoints: Array.from({ length: 5 }, (_, j) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.${j + first}`, nodeName: j === 0 ? NODE : 'other' })),
-    ports: [{ name: 'p80', port: 8080 }],
-  });
-const service = (i: number) =>
-  makeService('bench', `svc-${i}`, {
-    clusterIP: `172.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
-    ports: [{ name: 'p80', port: 80, targetPort: 8080 }],
-  });
+/** Service i's slice with its first endpoint at another address (a rolling update's new pod). */
+const moved = (i: number, k: number): Record<string, unknown> => {
+  const slice = benchSlice(i) as { endpoints: { addresses: string[] }[] };
+  slice.endpoints[0]!.addresses = [`10.${(i >> 8) & 255}.${i & 255}.${101 + (k % 2)}`];
+  return slice;
+};
 const snapshotOf = (services: unknown[], slices: unknown[]): Snapshot =>
   buildSnapshots(
-    { services, slices, node: makeNode(NODE, { addresses: ['192.168.0.2'] }) },
-    { nodeName: NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } },
+    { services, slices, node: benchNode() },
+    { nodeName: BENCH_NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } },
   ).snapshots[0]!;
 
 const ms = async (fn: () => Promise<unknown>): Promise<number> => {
@@ -84,8 +79,8 @@ interface Run {
 /** One repetition: the table from nothing, CHANGES endpoint changes, and (counting) CHANGES readings. */
 async function once(n: number, counting: boolean): Promise<Run> {
   const options: NftRenderOptions = { ...base, trafficCounters: counting };
-  const services = Array.from({ length: n }, (_, i) => service(i));
-  const slices = Array.from({ length: n }, (_, i) => slice(i));
+  const services = Array.from({ length: n }, (_, i) => benchService(i));
+  const slices: unknown[] = Array.from({ length: n }, (_, i) => benchSlice(i));
   const cache = new NftRenderCache();
   await fork.deleteTable('ip');
   const first = snapshotOf(services, slices);
@@ -104,7 +99,7 @@ async function once(n: number, counting: boolean): Promise<Run> {
   const partials: number[] = [];
   for (let k = 0; k < CHANGES; k++) {
     const i = Math.floor(((k + 0.5) * n) / CHANGES);
-    slices[i] = slice(i, 1 + ((k % 2) + 1) * 10);
+    slices[i] = moved(i, k);
     const next = snapshotOf(services, slices);
     const old = new Map(previous.services.map((s) => [s.service.key, s]));
     const snapshot = {

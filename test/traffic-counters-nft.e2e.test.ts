@@ -22,9 +22,9 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { endpointPackets, METRICS, metricsGet, trafficCluster } from './traffic-counters.case.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
-const METRICS = '127.0.0.1:10249';
 let cluster: Cluster;
 let servers: PodServers;
 let dir: string;
@@ -49,20 +49,8 @@ async function writeObjects(docs: readonly unknown[]): Promise<void> {
 
 const node = () => cluster.node('node-1').ns;
 
-async function get(path: string): Promise<{ status: number; body: string }> {
-  const script = `fetch('http://${METRICS}${path}').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`;
-  const r = await cluster.exec(node(), process.execPath, ['-e', script], { timeoutMs: 10_000 });
-  if (r.code !== 0) throw new Error(`GET ${path}: ${r.stderr}`);
-  const nl = r.stdout.indexOf('\n');
-  return { status: Number(r.stdout.slice(0, nl)), body: r.stdout.slice(nl + 1) };
-}
-
-async function packets(service: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const re = new RegExp(`^kubeproxy_ts_endpoint_packets_total\\{service="${service}",endpoint="([^"]+)"\\} (\\d+)$`, 'gm');
-  for (const m of (await get('/metrics')).body.matchAll(re)) out.set(m[1]!, Number(m[2]));
-  return out;
-}
+const get = (path: string) => metricsGet(cluster, path);
+const packets = (service: string) => endpointPackets(cluster, service);
 
 const show = (m: Map<string, number>) => JSON.stringify([...m].sort());
 
@@ -101,21 +89,7 @@ async function startAgent(): Promise<AgentProcess> {
 }
 
 beforeAll(async () => {
-  cluster = await createCluster({
-    prefix: 'kpttrnf',
-    client: true,
-    nodes: [
-      {
-        name: 'node-1',
-        podCIDR: '10.244.1.0/24',
-        pods: [
-          { name: 'pod-a', ip: '10.244.1.2' },
-          { name: 'pod-b', ip: '10.244.1.3' },
-          { name: 'pod-c', ip: '10.244.1.4' },
-        ],
-      },
-    ],
-  });
+  cluster = await createCluster(trafficCluster('kpttrnf'));
   servers = await cluster.startPodServers({ tcp: [8080] });
   dir = await mkdtemp(join(tmpdir(), 'kpt-traffic-nft-'));
   await writeObjects(objects());

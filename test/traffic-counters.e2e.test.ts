@@ -18,9 +18,9 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
+import { endpointPackets, METRICS, metricsGet, trafficCluster } from './traffic-counters.case.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
-const METRICS = '127.0.0.1:10249';
 let cluster: Cluster;
 let servers: PodServers;
 let dir: string;
@@ -40,39 +40,11 @@ const objects = [
   makeEndpointSlice('ns1', 'other', 'other-1', { endpoints: [{ ip: '10.244.1.4', nodeName: 'node-1' }], ports: [{ name: 'p80', port: 8080 }] }),
 ];
 
-/** GET on the agent's metrics server, from inside the node namespace (it listens on the namespace's loopback). */
-async function get(path: string): Promise<{ status: number; body: string }> {
-  const script = `fetch('http://${METRICS}${path}').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`;
-  const r = await cluster.exec(cluster.node('node-1').ns, process.execPath, ['-e', script], { timeoutMs: 10_000 });
-  if (r.code !== 0) throw new Error(`GET ${path}: ${r.stderr}`);
-  const nl = r.stdout.indexOf('\n');
-  return { status: Number(r.stdout.slice(0, nl)), body: r.stdout.slice(nl + 1) };
-}
-
-/** kubeproxy_ts_endpoint_packets_total per endpoint of a service (ip:port -> value). */
-async function packets(service: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const re = new RegExp(`^kubeproxy_ts_endpoint_packets_total\\{service="${service}",endpoint="([^"]+)"\\} (\\d+)$`, 'gm');
-  for (const m of (await get('/metrics')).body.matchAll(re)) out.set(m[1]!, Number(m[2]));
-  return out;
-}
+const get = (path: string) => metricsGet(cluster, path);
+const packets = (service: string) => endpointPackets(cluster, service);
 
 beforeAll(async () => {
-  cluster = await createCluster({
-    prefix: 'kpttraf',
-    client: true,
-    nodes: [
-      {
-        name: 'node-1',
-        podCIDR: '10.244.1.0/24',
-        pods: [
-          { name: 'pod-a', ip: '10.244.1.2' },
-          { name: 'pod-b', ip: '10.244.1.3' },
-          { name: 'pod-c', ip: '10.244.1.4' },
-        ],
-      },
-    ],
-  });
+  cluster = await createCluster(trafficCluster('kpttraf'));
   servers = await cluster.startPodServers({ tcp: [8080] });
   dir = await mkdtemp(join(tmpdir(), 'kpt-traffic-'));
   await writeFile(join(dir, 'cluster.yaml'), objects.map((d) => dump(d)).join('---\n'));
