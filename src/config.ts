@@ -71,7 +71,7 @@ export interface ProxyConfig {
   readonly logInfoBufferSize: number;
   /** --log-flush-frequency: how often buffered info lines are written. */
   readonly logFlushFrequencyMs: number;
-  /** --profiling (enableProfiling): upstream's /debug/pprof and /debug/flags/v; here the latter only. */
+  /** --profiling (enableProfiling): upstream's /debug/pprof and /debug/flags (v, and its index); here the latter only. */
   readonly profiling: boolean;
   readonly cleanup: boolean;
   /** --init-only: the privileged node setup (sysctls), then exit. */

@@ -84,7 +84,7 @@ describe('health and metrics servers', () => {
     expect(await r.json()).toEqual({ 'kubeproxy.config.k8s.io': doc });
   });
 
-  it("serves /debug/flags/v with --profiling as upstream's DebugFlags (StringFlagPutHandler): PUT sets -v, other methods 406; without it 404", async () => {
+  it("serves /debug/flags/v with --profiling as upstream's DebugFlags (StringFlagPutHandler): PUT sets -v, other methods 406, the index page beside it; without it 404", async () => {
     const set: string[] = [];
     const setter = (value: string) => (set.push(value), value === 'x' ? { ok: false, message: 'bad x' } : { ok: true, message: `set ${value}` });
     const s = await listen(
@@ -103,6 +103,15 @@ describe('health and metrics servers', () => {
     expect(await call(s.url, 'GET')).toBe('406 unsupported http method');
     expect(set).toEqual(['3', 'x']);
     expect(await call(plain.url, 'PUT', '3')).toBe('404 404 page not found\n');
+    // DebugFlags.Index: /debug/flags and anything else under it list the flags; without --profiling, nothing.
+    for (const path of ['/debug/flags', '/debug/flags/', '/debug/flags/vmodule']) {
+      const r = await fetch(s.url + path);
+      expect([r.status, r.headers.get('content-type')]).toEqual([200, 'text/html; charset=utf-8']);
+      expect(await r.text()).toBe(
+        '<html>\n<head>\n<title>/debug/flags/</title>\n</head>\n<body>\n/debug/flags/<br>\n<br>\nflags:<br>\n<table>\n\n<tr>v<br>\n\n</table>\n<br>\nfull flags configurable<br>\n</body>\n</html>\n',
+      );
+      expect((await fetch(plain.url + path)).status).toBe(404);
+    }
   });
 
   it("serves the metrics server's /healthz as component-base's healthz.InstallHandler: the ping check, ?verbose, ?exclude, /healthz/ping", async () => {

@@ -111,7 +111,10 @@ export function metricsHandler(
   mode: string,
   debug?: (req: IncomingMessage, res: ServerResponse) => boolean,
   configz?: Readonly<Record<string, unknown>>,
-  /** With --profiling: upstream's DebugFlags /debug/flags/v, a PUT of a new -v (StringFlagPutHandler over GlogSetter). */
+  /**
+   * With --profiling: upstream's DebugFlags, /debug/flags/v (a PUT of a new -v: StringFlagPutHandler over GlogSetter)
+   * and the index page at /debug/flags and every other path under it.
+   */
   setVerbosity?: (value: string) => { readonly ok: boolean; readonly message: string },
 ) {
   const configzBody = configz ? JSON.stringify({ 'kubeproxy.config.k8s.io': configz }) : null;
@@ -160,8 +163,15 @@ export function metricsHandler(
         const r = setVerbosity(body);
         plain(r.ok ? 200 : 400, r.message);
       });
+    } else if ((path === '/debug/flags' || path.startsWith('/debug/flags/')) && setVerbosity) {
+      // DebugFlags.Index: every other path under /debug/flags, as component-base's template writes it for "v".
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(DEBUG_FLAGS_INDEX);
     } else {
       res.writeHead(404, TEXT).end('404 page not found\n');
     }
   };
 }
+
+/** component-base routes.DebugFlags' index page (indexTmpl) with its one flag, "v". */
+export const DEBUG_FLAGS_INDEX =
+  '<html>\n<head>\n<title>/debug/flags/</title>\n</head>\n<body>\n/debug/flags/<br>\n<br>\nflags:<br>\n<table>\n\n<tr>v<br>\n\n</table>\n<br>\nfull flags configurable<br>\n</body>\n</html>\n';
