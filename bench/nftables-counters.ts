@@ -19,13 +19,14 @@ import { counterOwners, counterReadings } from '../nftables/counters.ts';
 import { Nft } from '../nftables/nft.ts';
 import { NftSession } from '../nftables/nft-session.ts';
 import { planPartialSync } from '../nftables/partial-sync.ts';
-import { NftRenderCache, renderNftables, type NftRenderOptions } from '../nftables/render.ts';
+import { DEFAULT_NFT_OPTIONS, NftRenderCache, renderNftables, type NftRenderOptions } from '../nftables/render.ts';
 import type { AppliedState } from '../nftables/sync-state.ts';
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import type { Snapshot } from '../proxier/types.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNftLauncher } from '../src/system/nft-launcher.ts';
 import { BENCH_NODE, benchNode, benchService, benchSlice } from './cluster-objects.ts';
+import { DETECT_LOCAL } from './mode-cluster.ts';
 import { inOwnNetworkNamespace } from './own-netns.ts';
 import { pairedRatios, summarize } from './stats.ts';
 
@@ -33,12 +34,7 @@ inOwnNetworkNamespace(import.meta.filename, 'run nft');
 
 const REPS = 3;
 const CHANGES = 7;
-const base: NftRenderOptions = {
-  masqueradeBit: 14,
-  masqueradeAll: false,
-  detectLocal: { mode: 'ClusterCIDR', clusterCIDRs: ['10.0.0.0/8'], bridgeInterface: '', interfaceNamePrefix: '' },
-  nodePortAddresses: [],
-};
+const base: NftRenderOptions = { ...DEFAULT_NFT_OPTIONS, detectLocal: DETECT_LOCAL };
 const exec = createExecaRunner();
 const fork = new Nft(exec);
 const session = new NftSession(createNftLauncher());

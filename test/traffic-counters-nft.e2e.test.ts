@@ -22,7 +22,7 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
-import { endpointPackets, METRICS, metricsGet, trafficCluster } from './traffic-counters.case.ts';
+import { endpointPackets, expectConnectionsCounted, METRICS, metricsGet, trafficCluster } from './traffic-counters.case.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 let cluster: Cluster;
@@ -105,26 +105,7 @@ afterAll(async () => {
 
 describe('--traffic-counters in nftables mode with real traffic', () => {
   it('moves the counter of each endpoint by the connections it answered, and not that of an endpoint that got none', async () => {
-    const before = await packets('ns1/web:p80');
-    expect(show(await packets('ns1/other:p80'))).toBe(show(new Map([['10.244.1.4:8080', 0]])));
-    const results = await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 30, timeoutMs: 2000 });
-    const hits = podsHit(results);
-    expect(results.every((r) => r.ok)).toBe(true);
-    expect(hits.get('pod-a')).toBeGreaterThan(0);
-    expect(hits.get('pod-b')).toBeGreaterThan(0);
-    const want = new Map([
-      ['10.244.1.2:8080', before.get('10.244.1.2:8080')! + hits.get('pod-a')!],
-      ['10.244.1.3:8080', before.get('10.244.1.3:8080')! + hits.get('pod-b')!],
-    ]);
-    await waitFor(
-      'counters read',
-      async () => show(await packets('ns1/web:p80')) === show(want),
-      10_000,
-      () => show(want),
-    );
-    expect(show(await packets('ns1/other:p80'))).toBe(show(new Map([['10.244.1.4:8080', 0]])));
-    const metrics = (await get('/metrics')).body;
-    expect(metrics).toMatch(/^kubeproxy_ts_endpoint_bytes_total\{service="ns1\/web:p80",endpoint="10\.244\.1\.2:8080"\} [1-9]\d*$/m);
+    await expectConnectionsCounted(cluster);
     // The kernel counts into the endpoint chain's named counter.
     const table = await cluster.exec(node(), 'nft', [
       'list',
