@@ -131,6 +131,8 @@ export class NftablesMode implements ProxyMode {
   private readonly totals: TrafficTotals | null;
   /** Each family's counters: what each counted since this process first read it (the sum of its readings). */
   private readonly counted = new Map<IPFamily, Map<string, CounterValue>>();
+  /** The reading running now (readCounters joins it rather than start a second `nft reset` beside it). */
+  private reading: Promise<void> | null = null;
   /** Each family's counter owners, for the render they were read from. */
   private readonly owners = new Map<IPFamily, { readonly render: NftRender; readonly map: Map<string, CounterOwner> }>();
   readonly inspect: ModeInspection;
@@ -144,6 +146,11 @@ export class NftablesMode implements ProxyMode {
       rules: () => this.record.list(),
       objectsOf: (family, state) => this.objectsOf(family, state),
       traffic: () => this.totals?.list() ?? null,
+      readTraffic: async () => {
+        if (!this.totals) return null;
+        await this.readCounters();
+        return this.totals.list();
+      },
     };
     const counting = options.trafficCounters;
     this.totals = counting ? loggedTrafficTotals(counting.maxEndpoints, deps.logger) : null;
@@ -311,9 +318,14 @@ export class NftablesMode implements ProxyMode {
    * the whole table), which is added to the counter's running total here. Counters persist across rewrites of their
    * chains, so a reading needs no lock against the syncs. Only the counters of the last render's endpoint chains count:
    * one of a stale chain (its endpoint gone) is dropped with its total, and starts again from zero should the endpoint
-   * come back.
+   * come back. Called every period and for /debug/traffic (`top`); a call while a reading runs waits for that one.
    */
-  async readCounters(): Promise<void> {
+  readCounters(): Promise<void> {
+    if (!this.reading) this.reading = this.readEachFamily().finally(() => (this.reading = null));
+    return this.reading;
+  }
+
+  private async readEachFamily(): Promise<void> {
     const totals = this.totals;
     if (!totals) return;
     for (const family of this.families) {

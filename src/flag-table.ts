@@ -64,7 +64,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     name: 'traffic-counters-period',
     type: 'duration',
     default: '1m0s',
-    help: 'With --traffic-counters: how often the counters are read (iptables-save -c -t nat besides full syncs; nft -j list counters).',
+    help: 'With --traffic-counters: how often the counters are read (iptables-save -c -t nat besides full syncs; nft -j reset counters, and for each /debug/traffic request).',
   },
   {
     name: 'traffic-counters-max-endpoints',

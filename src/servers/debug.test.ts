@@ -9,7 +9,7 @@ import type { ModeInspection } from '../../proxier/mode.ts';
 import { RulesRecord } from '../../proxier/rules-record.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../../test/domain.ts';
 import { formatServicesTable, servicesTable } from './debug-services.ts';
-import { formatRules } from './debug.ts';
+import { formatRules, formatTraffic, trafficPage } from './debug.ts';
 
 describe('/debug/rules text', () => {
   it('prints the applied rules as tool input between comment lines, and the refused input commented with its error and line', () => {
@@ -87,5 +87,45 @@ describe('/debug/services table', () => {
     expect(text).toContain('ns1/empty TCP');
     expect(text).toContain('  (nothing programmed)\n  no usable endpoint: rejected\n  (no endpoints)');
     expect(text).toContain('  no local endpoint: dropped (traffic policy Local)\n  10.244.2.5:8080  serving-terminating  node-2  not used\n');
+  });
+});
+
+describe('/debug/traffic', () => {
+  const traffic = [
+    { service: 'ns1/web:http', endpoint: '[fd00:10:244::5]:8080', packets: 3, bytes: 180 },
+    { service: 'ns1/web:http', endpoint: '10.244.1.5:8080', packets: 12, bytes: 720 },
+    { service: 'ns1/dns:dns', endpoint: '10.244.1.9:53', packets: 1, bytes: 60 },
+  ];
+  const inspect = (over: Partial<ModeInspection> = {}): ModeInspection => ({
+    rules: () => [],
+    objectsOf: () => null,
+    traffic: () => traffic,
+    ...over,
+  });
+
+  it("answers a family's endpoints, by service then endpoint; a mode without readTraffic answers its last reading", async () => {
+    const v4 = await trafficPage({ mode: 'iptables', inspect: inspect() }, ['IPv4']);
+    expect(v4).toEqual({ mode: 'iptables', counting: true, readNow: false, endpoints: [traffic[2], traffic[1]] });
+    expect((await trafficPage({ mode: 'iptables', inspect: inspect() }, ['IPv6'])).endpoints).toEqual([traffic[0]]);
+    expect(formatTraffic(v4)).toBe(
+      '# kube-proxy-ts iptables mode: packets and bytes per endpoint since the agent started counting (its last reading)\n' +
+        'SERVICE       ENDPOINT         PACKETS  BYTES\n' +
+        'ns1/dns:dns   10.244.1.9:53    1        60\n' +
+        'ns1/web:http  10.244.1.5:8080  12       720\n',
+    );
+  });
+
+  it('reads for the answer when the mode can (nftables), and says when the agent counts nothing', async () => {
+    let reads = 0;
+    const fresh = inspect({ readTraffic: async () => (reads++, traffic.map((t) => ({ ...t, packets: t.packets + 1 }))) });
+    const page = await trafficPage({ mode: 'nftables', inspect: fresh }, ['IPv4', 'IPv6']);
+    expect(reads).toBe(1);
+    expect(page.readNow).toBe(true);
+    expect(page.endpoints.map((e) => e.packets)).toEqual([2, 13, 4]);
+    const off = await trafficPage({ mode: 'nftables', inspect: inspect({ traffic: () => null, readTraffic: async () => null }) }, ['IPv4']);
+    expect(off).toEqual({ mode: 'nftables', counting: false, readNow: false, endpoints: [] });
+    expect(formatTraffic(await trafficPage({ mode: 'userspace', inspect: undefined }, ['IPv4']))).toBe(
+      '# kube-proxy-ts userspace mode counts no traffic per endpoint: the agent runs without --traffic-counters (userspace mode has no rules to count; see kubeproxy_ts_userspace_*)\n',
+    );
   });
 });

@@ -6,15 +6,24 @@
  *   of its tool: the text can be fed back to iptables-restore) and, if any,
  *   the last input the kernel refused, with the error and the line it named;
  * - /debug/services: services -> the mode's objects -> endpoints with their
- *   state (debug-services.ts).
- * `?format=json` answers JSON, `?family=IPv4|IPv6` one family. Both pages
- * share one token bucket (burst 5, then 1 per second): beyond it, 429 with
- * Retry-After. Building them reads nothing from the kernel.
+ *   state (debug-services.ts);
+ * - /debug/traffic: with --traffic-counters, packets and bytes per endpoint
+ *   since the agent started counting (the traffic metrics' figures). The
+ *   nftables mode reads its counters for the request (it zeroes them as it
+ *   reads, so only the agent can tell their totals: `top --mode nftables`
+ *   reads this page); the iptables mode answers its last reading.
+ * `?format=json` answers JSON, `?family=IPv4|IPv6` one family. The first two
+ * pages share one token bucket (burst 5, then 1 per second), /debug/traffic
+ * has its own (burst 10, then 10 per second: `top --interval 100ms`): beyond
+ * it, 429 with Retry-After. Building the first two reads nothing from the
+ * kernel; /debug/traffic runs at most one reading at a time (a request
+ * during one waits for it).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { epochMs, type Clock } from '../../proxier/clock.ts';
 import type { ModeInspection, ProxyModeName } from '../../proxier/mode.ts';
 import type { FamilyRules } from '../../proxier/rules-record.ts';
+import type { EndpointTraffic } from '../../proxier/traffic-totals.ts';
 import type { IPFamily, Snapshot } from '../../proxier/types.ts';
 import { formatServicesTable, servicesTable } from './debug-services.ts';
 import { TokenBucket } from './token-bucket.ts';
@@ -30,6 +39,48 @@ export interface DebugSources {
 }
 
 export const DEBUG_RATE = { burst: 5, perSecond: 1 } as const;
+export const TRAFFIC_RATE = { burst: 10, perSecond: 10 } as const;
+
+const PAGES = new Set(['/debug/rules', '/debug/services', '/debug/traffic']);
+
+/** /debug/traffic as JSON: what `top --mode nftables` reads. */
+export interface TrafficPage {
+  readonly mode: ProxyModeName;
+  /** False when the agent runs without --traffic-counters (or its mode counts nothing): no endpoints then. */
+  readonly counting: boolean;
+  /** True when the kernel's counters were read for this answer; false: the mode's last reading. */
+  readonly readNow: boolean;
+  readonly endpoints: readonly EndpointTraffic[];
+}
+
+/** The family of an endpoint "ip:port" / "[ip]:port". */
+const endpointFamily = (endpoint: string): IPFamily => (endpoint.startsWith('[') ? 'IPv6' : 'IPv4');
+
+export async function trafficPage(src: Pick<DebugSources, 'mode' | 'inspect'>, families: readonly IPFamily[]): Promise<TrafficPage> {
+  const inspect = src.inspect;
+  const readNow = inspect?.readTraffic !== undefined && inspect.traffic() !== null;
+  const all = readNow ? await inspect!.readTraffic!() : (inspect?.traffic() ?? null);
+  const endpoints = (all ?? [])
+    .filter((t) => families.includes(endpointFamily(t.endpoint)))
+    .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+  return { mode: src.mode, counting: all !== null, readNow, endpoints };
+}
+
+export function formatTraffic(page: TrafficPage): string {
+  if (!page.counting)
+    return `# kube-proxy-ts ${page.mode} mode counts no traffic per endpoint: the agent runs without --traffic-counters${page.mode === 'userspace' ? ' (userspace mode has no rules to count; see kubeproxy_ts_userspace_*)' : ''}\n`;
+  const rows = [
+    ['SERVICE', 'ENDPOINT', 'PACKETS', 'BYTES'],
+    ...page.endpoints.map((t) => [t.service, t.endpoint, String(t.packets), String(t.bytes)]),
+  ];
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return (
+    [
+      `# kube-proxy-ts ${page.mode} mode: packets and bytes per endpoint since the agent started counting (${page.readNow ? 'read from the kernel for this answer' : 'its last reading'})`,
+      ...rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ')),
+    ].join('\n') + '\n'
+  );
+}
 
 /** How a record's time is shown: RFC 3339, from a clock reading. */
 type ShowTime = (reading: number) => string;
@@ -78,11 +129,11 @@ function rulesJson(rules: readonly FamilyRules[], iso: ShowTime): unknown {
 }
 
 /** A handler for /debug/*: answers and returns true, or returns false for any other path. */
-export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_RATE)) {
+export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_RATE), trafficBucket = new TokenBucket(TRAFFIC_RATE)) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    if (path !== '/debug/rules' && path !== '/debug/services') return false;
+    if (!PAGES.has(path)) return false;
     const text = (code: number, body: string, headers: Record<string, string> = {}): void =>
       void res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', ...headers }).end(body);
     const family = url.searchParams.get('family');
@@ -90,15 +141,27 @@ export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_R
       text(400, `unknown family "${family}": this ${src.mode} mode programs ${src.families.join(', ')}\n`);
       return true;
     }
-    const taken = bucket.take(src.clock.now());
+    const traffic = path === '/debug/traffic';
+    const rate = traffic ? TRAFFIC_RATE : DEBUG_RATE;
+    const taken = (traffic ? trafficBucket : bucket).take(src.clock.now());
     if (!taken.ok) {
-      text(429, `too many /debug requests: at most ${DEBUG_RATE.burst} at once, then ${DEBUG_RATE.perSecond} per second\n`, {
+      text(429, `too many ${traffic ? path : '/debug'} requests: at most ${rate.burst} at once, then ${rate.perSecond} per second\n`, {
         'Retry-After': String(taken.retryAfterSeconds),
       });
       return true;
     }
     const families = family ? [family as IPFamily] : src.families;
     const json = url.searchParams.get('format') === 'json';
+    if (traffic) {
+      trafficPage(src, families).then(
+        (page) => {
+          if (json) res.writeHead(200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' }).end(JSON.stringify(page) + '\n');
+          else text(200, formatTraffic(page));
+        },
+        (err: unknown) => text(500, `cannot read the traffic counters: ${(err as Error).message}\n`),
+      );
+      return true;
+    }
     let body: string;
     if (path === '/debug/rules') {
       const rules = (src.inspect?.rules() ?? []).filter((r) => families.includes(r.family));
