@@ -7,8 +7,9 @@
  * one `nft -i` session as the agent does), then applies endpoint changes
  * (render + plan + apply of a partial sync) and, with the flag, reads every
  * counter as the mode does every --traffic-counters-period (`nft -j reset
- * counters table ip kube-proxy` + parse + naming each from the render) and
- * as `top` does (`nft -j list counters`, which loads nft's cache). Off
+ * counters table ip kube-proxy` + parse + naming each from the render; also
+ * what `top` costs a frame, through the agent's /debug/traffic) and with a
+ * read-only listing (`nft -j list counters`, which loads nft's cache). Off
  * and on alternate (off, on, on, off, ...); ratios are taken per pair and
  * summarised as the median and range.
  */
@@ -119,7 +120,7 @@ async function once(n: number, counting: boolean): Promise<Run> {
     const reads: number[] = [];
     const lists: number[] = [];
     for (let k = 0; k < CHANGES; k++) {
-      // As the agent reads them every period (reset: nft loads no cache of the table), and as top does (list).
+      // As the agent reads them every period and for /debug/traffic (reset: nft loads no cache), and a read-only listing.
       reads.push(
         await ms(async () => {
           const values = (await fork.counters('ip', { reset: true })) ?? [];
@@ -178,7 +179,7 @@ for (const n of [1000, 10_000]) {
     )}`,
   );
   console.log(`  the agent's reading (reset + parse + name)  ${show(col(on, (r) => r.readMs!))}, ${on[0]!.counters.toLocaleString('en')} counters`);
-  console.log(`  top's reading (nft -j list counters)        ${show(col(on, (r) => r.listMs!))}`);
+  console.log(`  a read-only listing (nft -j list counters)  ${show(col(on, (r) => r.listMs!))}`);
 }
 await session.close();
 await fork.deleteTable('ip');

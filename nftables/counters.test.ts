@@ -9,7 +9,7 @@ import { makeEndpointSlice, makeService } from '../test/builders.ts';
 import { ManualClock } from '../proxier/clock.ts';
 import { silentLogger } from '../proxier/log.ts';
 import type { Snapshot } from '../proxier/types.ts';
-import { counterOwners, counterReadings, ownerFromName, parseCounterValues } from './counters.ts';
+import { counterOwners, counterReadings, parseCounterValues } from './counters.ts';
 import { diffTables, isEmptyDiff } from './diff.ts';
 import { FakeNft } from './fake-nft.ts';
 import { cleanupText } from './full-sync.ts';
@@ -68,16 +68,6 @@ describe('rendering', () => {
     );
     expect([...counterOwners(v6).values()]).toEqual([{ service: 'ns1/web:p80', endpoint: '[fd00:10:180::1]:80' }]);
     expect(counterOwners(renderNftables(snap(['10.180.0.1']), upstreamOptions('IPv4'))).size).toBe(0);
-  });
-
-  it('reads an owner from a name alone (top): IPv4, IPv6, an unnamed port; not a cut name', () => {
-    expect(ownerFromName('endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80', 'ip')).toEqual({ service: 'ns1/svc1:p80', endpoint: '10.180.0.1:80' });
-    expect(ownerFromName('endpoint-5OJB2KTY-ns1/svc1/udp/__fd00.10.180..1/53', 'ip6')).toEqual({
-      service: 'ns1/svc1',
-      endpoint: '[fd00:10:180::1]:53',
-    });
-    expect(ownerFromName(`endpoint-5OJB2KTY-ns1/${'s'.repeat(220)}...`, 'ip')).toBeNull();
-    expect(ownerFromName('service-5OJB2KTY-ns1/svc1/tcp/p80', 'ip')).toBeNull();
   });
 });
 

@@ -25,7 +25,7 @@
  */
 import type { CounterReading } from '../proxier/traffic-totals.ts';
 import type { NftFamily } from './model.ts';
-import { ENDPOINT_PREFIX, serviceOfName } from './names.ts';
+import { ENDPOINT_PREFIX } from './names.ts';
 import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 
@@ -126,17 +126,4 @@ export function counterReadings(values: readonly CounterValue[], owners: Readonl
     if (owner) out.push({ object: v.name, service: owner.service, endpoint: owner.endpoint, packets: v.packets, bytes: v.bytes });
   }
   return out;
-}
-
-/**
- * A counter's owner read from its name alone (`kube-proxy-ts top`, which has no render):
- * `endpoint-HASH-ns/name/proto/port__ip/port`, IPv6 colons written as dots. Null for a name that was cut (ends in
- * "...") or that is not an endpoint chain's.
- */
-export function ownerFromName(name: string, family: NftFamily): CounterOwner | null {
-  const key = name.startsWith(ENDPOINT_PREFIX) ? serviceOfName(name) : null;
-  const m = /__([^/]+)\/(\d+)$/.exec(name);
-  if (key === null || !m) return null;
-  const endpoint = family === 'ip6' ? `[${m[1]!.replaceAll('.', ':')}]:${m[2]}` : `${m[1]}:${m[2]}`;
-  return { service: key.slice(0, key.lastIndexOf('/')), endpoint };
 }

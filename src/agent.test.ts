@@ -34,6 +34,7 @@ import { tableOf } from '../nftables/render.ts';
 import type { ProxyModeName } from '../proxier/mode.ts';
 import type { FlagValue } from './flags.ts';
 import { realClock } from './system/clock.ts';
+import { topCommand } from './cmd/top.ts';
 import { logLines } from '../test/log-lines.ts';
 
 /** Answers what the agent runs besides iptables (version, sysctls, conntrack) and records every command. */
@@ -395,6 +396,100 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(services).toMatch(new RegExp(`10\\.244\\.1\\.6:8080 +ready +node-1 \\(local\\) +${sep('10.244.1.6').replaceAll('.', '\\.')}\n`));
     expect(services).toContain('# IPv6: 0 service port(s)');
     expect(services).not.toMatch(/pkts|bytes/);
+  });
+
+  it("/debug/traffic reads the named counters for the request; top --mode nftables shows the agent's totals while the agent resets them", async () => {
+    /** Traffic keeps flowing: every `nft reset counters` finds 3 more packets on every counter (a reading at most 1 at a time). */
+    class FlowingNft extends FakeNft {
+      resets = 0;
+      running = 0;
+      most = 0;
+      override async counters(family: 'ip' | 'ip6', options: { reset?: boolean } = {}) {
+        if (!options.reset) return super.counters(family, options);
+        this.resets++;
+        this.most = Math.max(this.most, ++this.running);
+        await new Promise((r) => setTimeout(r, 5));
+        for (const c of (await super.counters(family)) ?? []) this.count(family, c.name, 3, 180);
+        const out = await super.counters(family, options);
+        this.running--;
+        return out;
+      }
+    }
+    const nft = new FlowingNft();
+    const { agent: a } = await start('nftables', both(), nodeRunner(), {
+      nftables: node(nft),
+      extra: [
+        ['metrics-bind-address', '127.0.0.1:0'],
+        ['traffic-counters', true],
+        ['traffic-counters-period', 50],
+      ],
+    });
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
+    const url = a.metricsServer!.url;
+    type Page = { mode: string; counting: boolean; readNow: boolean; endpoints: { service: string; endpoint: string; packets: number }[] };
+    const page = async (): Promise<Page> => (await (await fetch(`${url}/debug/traffic?format=json&family=IPv4`)).json()) as Page;
+    const first = await page();
+    expect(first).toMatchObject({ mode: 'nftables', counting: true, readNow: true });
+    expect(first.endpoints.map((e) => [e.service, e.endpoint])).toEqual([['ns1/web:p80', '10.244.1.5:8080']]);
+    // Each answer comes from a reading of its own: its total has grown since the last answer, whatever the period took.
+    const second = await page();
+    expect(second.endpoints[0]!.packets).toBeGreaterThan(first.endpoints[0]!.packets);
+    expect((await page()).endpoints[0]!.packets).toBeGreaterThan(second.endpoints[0]!.packets);
+    expect(await (await fetch(`${url}/debug/traffic`)).text()).toMatch(
+      /^# kube-proxy-ts nftables mode: packets and bytes per endpoint since the agent started counting \(read from the kernel for this answer\)\nSERVICE +ENDPOINT +PACKETS +BYTES\nns1\/web:p80 +10\.244\.1\.5:8080 +\d+ +\d+\n$/,
+    );
+    expect((await page()).endpoints.length).toBe(1);
+    expect(((await (await fetch(`${url}/debug/traffic?format=json&family=IPv6`)).json()) as Page).endpoints).toEqual([]);
+    // Requests at once share readings: never two `nft reset` at a time.
+    await Promise.all(Array.from({ length: 3 }, () => page()));
+    expect(nft.most).toBe(1);
+
+    // top reads the same page at each frame: every frame has the traffic, and the totals only grow, though the agent
+    // zeroes the kernel's counters every 50 ms (top once read them from nft, and saw the counts since the agent's reading).
+    const out: string[] = [];
+    const hostPort = new URL(url).host;
+    const code = await topCommand(['--mode', 'nftables', '--metrics-bind-address', hostPort, '--interval', '200ms', '--iterations', '3'], {
+      stdout: (t: string) => void out.push(t),
+      stderr: (t: string) => void out.push(t),
+      makeLogger: () => silentLogger(),
+    });
+    expect(code, out.join('')).toBe(0);
+    expect(out.join('')).toContain(`IPv4 table ip kube-proxy via ${hostPort}`);
+    const rows = [...out.join('').matchAll(/^ {2}10\.244\.1\.5:8080 +([\d.]+) +\S+ +100% +(\d+)/gm)];
+    expect(rows).toHaveLength(3);
+    for (const r of rows) expect(Number(r[1])).toBeGreaterThan(0);
+    const totals = rows.map((r) => Number(r[2]));
+    expect(totals[1]).toBeGreaterThan(totals[0]!);
+    expect(totals[2]).toBeGreaterThan(totals[1]!);
+  });
+
+  it('/debug/traffic without --traffic-counters says so, and top shows no endpoint; top against an iptables agent names its mode', async () => {
+    const nft = new FakeNft();
+    const { agent: a } = await start('nftables', both(), nodeRunner(), { nftables: node(nft), extra: [['metrics-bind-address', '127.0.0.1:0']] });
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
+    const url = a.metricsServer!.url;
+    expect(await (await fetch(`${url}/debug/traffic?format=json`)).json()).toEqual({
+      mode: 'nftables',
+      counting: false,
+      readNow: false,
+      endpoints: [],
+    });
+    expect(await (await fetch(`${url}/debug/traffic`)).text()).toBe(
+      '# kube-proxy-ts nftables mode counts no traffic per endpoint: the agent runs without --traffic-counters\n',
+    );
+    const out: string[] = [];
+    const io = { stdout: (t: string) => void out.push(t), stderr: (t: string) => void out.push(t), makeLogger: () => silentLogger() };
+    const argv = (host: string) => ['--mode', 'nftables', '--metrics-bind-address', host, '--interval', '100ms', '--iterations', '1'];
+    expect(await topCommand(argv(new URL(url).host), io)).toBe(0);
+    expect(out.join('')).toContain('(no endpoint counted by the agent: it counts only with --traffic-counters)');
+    await a.stop();
+    agent = null;
+
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const { agent: b } = await start('iptables', fakes, nodeRunner(), { extra: [['metrics-bind-address', '127.0.0.1:0']] });
+    out.length = 0;
+    expect(await topCommand(argv(new URL(b.metricsServer!.url).host), io)).toBe(1);
+    expect(out.join('')).toMatch(/^error: the agent at 127\.0\.0\.1:\d+ runs in iptables mode, not nftables: run top --mode iptables\n$/);
   });
 
   it("logs upstream's start-up lines word for word (server_linux.go createProxier: `kubectl logs | grep Using` finds the mode)", async () => {

@@ -127,17 +127,21 @@ describe('--traffic-counters in nftables mode with real traffic', () => {
     expect(body).toMatch(/^ {2}10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\S+ +[1-9]\d* pkts +[1-9]\d* bytes$/m);
   });
 
-  it('top --mode nftables reads the named counters; diff compares them, and sees their absence as drift', async () => {
-    const top = cluster.exec(node(), process.execPath, [MAIN, 'top', '--mode', 'nftables', '--interval', '500ms', '--iterations', '3'], {
-      timeoutMs: 30_000,
-    });
+  it("top --mode nftables shows the agent's totals of the named counters; diff compares them, and sees their absence as drift", async () => {
+    const args = [MAIN, 'top', '--mode', 'nftables', '--metrics-bind-address', METRICS, '--interval', '500ms', '--iterations', '3'];
+    const top = cluster.exec(node(), process.execPath, args, { timeoutMs: 30_000 });
     for (let i = 0; i < 10; i++) await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 });
     const r = await top;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("pkts: new TCP connections and UDP flows, as the endpoint chains' named counters count them");
-    expect(r.stdout).toContain('IPv4 table ip kube-proxy');
+    expect(r.stdout).toContain(`IPv4 table ip kube-proxy via ${METRICS}`);
     expect(r.stdout).toMatch(/^ {2}10\.244\.1\.4:8080 +0\.0 +0 +- +0/m);
     expect(r.stdout).toMatch(/^ {2}10\.244\.1\.[23]:8080 +[1-9][\d.]* +\S+ +\d+%/m);
+    // TOTAL is the agent's running total: it never falls, though the agent zeroes the kernel's counter every 500 ms.
+    const totals = [...r.stdout.matchAll(/^ {2}10\.244\.1\.2:8080 +\S+ +\S+ +\S+ +(\d+)/gm)].map((m) => Number(m[1]));
+    expect(totals).toHaveLength(3);
+    expect(totals).toEqual([...totals].sort((a, b) => a - b));
+    expect(totals[2]).toBeGreaterThan(0);
 
     const common = ['--objects', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16'];
     const same = await cluster.exec(node(), process.execPath, [MAIN, 'diff', '--mode=nftables', '--traffic-counters', ...common]);

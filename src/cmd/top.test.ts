@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../proxier/log.ts';
-import { redraw, topCommand } from './top.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { agentTrafficUrl, redraw, topCommand } from './top.ts';
 
 const io = () => {
   const err: string[] = [];
@@ -19,34 +21,29 @@ describe('kube-proxy-ts top: arguments', () => {
     expect(t.err.join('')).toMatch(message);
   });
 
-  it('--mode nftables: reads the named counters with nft, naming each from its chain; says when the table is missing', async () => {
-    const calls: string[] = [];
-    let packets = 3;
-    const listing = () =>
-      `{"nftables": [{"metainfo": {"json_schema_version": 1}}, {"counter": {"family": "ip", "name": "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80", "table": "kube-proxy", "handle": 3, "packets": ${(packets += 5)}, "bytes": ${packets * 60}}}]}\n`;
-    const out: string[] = [];
-    const t = io();
-    const runner = {
-      run: async (cmd: string, args: readonly string[]) => {
-        calls.push([cmd, ...args].join(' '));
-        return { code: 0, stdout: listing(), stderr: '' };
-      },
-    };
-    const code = await topCommand(['--mode', 'nftables', '--interval', '100ms', '--iterations', '1'], {
-      ...t.io,
-      stdout: (x: string) => void out.push(x),
-      runner,
-    });
-    expect(code).toBe(0);
-    expect(calls).toEqual(['nft -j list counters table ip kube-proxy', 'nft -j list counters table ip kube-proxy']);
-    expect(out.join('')).toContain("as the endpoint chains' named counters count them");
-    expect(out.join('')).toMatch(/^ns1\/svc1:p80 +\d/m);
-    expect(out.join('')).toMatch(/^ {2}10\.180\.0\.1:80 +\d+\.\d +\S+ +100% +13 /m);
+  it('--mode nftables: asks the agent at its --metrics-bind-address (a wildcard on loopback); says when it cannot', async () => {
+    expect(agentTrafficUrl('127.0.0.1:10249', 'IPv4')).toBe('http://127.0.0.1:10249/debug/traffic?format=json&family=IPv4');
+    expect(agentTrafficUrl('0.0.0.0:10249', 'IPv6')).toBe('http://127.0.0.1:10249/debug/traffic?format=json&family=IPv6');
+    expect(agentTrafficUrl('[::]:10249', 'IPv4')).toBe('http://[::1]:10249/debug/traffic?format=json&family=IPv4');
+    expect(agentTrafficUrl('192.168.0.2:9100', 'IPv4')).toBe('http://192.168.0.2:9100/debug/traffic?format=json&family=IPv4');
+    expect(agentTrafficUrl('', 'IPv4')).toEqual({ error: expect.stringMatching(/^--metrics-bind-address is empty, so the agent serves no metrics/) });
+    expect(agentTrafficUrl('127.0.0.1:0', 'IPv4')).toEqual({ error: expect.stringMatching(/names no port to reach/) });
 
-    const missing = io();
-    const none = { run: async () => ({ code: 1, stdout: '', stderr: 'Error: No such file or directory\nlist counters table ip kube-proxy\n' }) };
-    expect(await topCommand(['--mode', 'nftables', '--iterations', '1'], { ...missing.io, runner: none })).toBe(1);
-    expect(missing.err.join('')).toMatch(/no table ip kube-proxy on this node/);
+    // Nothing listens on a port just freed.
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((r) => server.close(r));
+    const t = io();
+    expect(await topCommand(['--mode', 'nftables', '--metrics-bind-address', `127.0.0.1:${port}`, '--iterations', '1'], t.io)).toBe(1);
+    expect(t.err.join('')).toMatch(
+      new RegExp(
+        `^error: cannot reach the agent's metrics server at 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.* \\(top --mode nftables reads the counters through the agent`,
+      ),
+    );
+    const off = io();
+    expect(await topCommand(['--mode', 'nftables', '--metrics-bind-address', '', '--iterations', '1'], off.io)).toBe(1);
+    expect(off.err.join('')).toMatch(/^error: --metrics-bind-address is empty/);
   });
 
   it('redraws from the top left, clearing each line and the rest of the screen', () => {

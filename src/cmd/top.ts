@@ -3,9 +3,12 @@
  * the packet counters of the KUBE-SEP DNAT rules (`iptables-save -c -t nat`
  * every --interval, read-only). Runs where iptables-save runs: on the node or
  * with `kubectl exec` in the agent's pod (host network), with or without the
- * agent's --traffic-counters. With --mode nftables, from the named counter
- * of each endpoint chain (`nft -j list counters table ip kube-proxy`), which
- * exist only while the agent runs with --traffic-counters. On a terminal it redraws one screen in place;
+ * agent's --traffic-counters. With --mode nftables, the named counter of
+ * each endpoint chain, which exist only while the agent runs with
+ * --traffic-counters and which the agent zeroes as it reads them (`nft reset
+ * counters`): only the agent knows their totals, so top asks it for a
+ * reading at each frame (GET /debug/traffic on its metrics server,
+ * --metrics-bind-address or the agent's --config). On a terminal it redraws one screen in place;
  * otherwise (a pipe, a log) it prints one frame after another.
  * --iterations N stops after N frames.
  */
@@ -21,9 +24,9 @@ import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { usage } from './render.ts';
 import { formatFrame, IPTABLES_COUNTED, rates, type FrameOptions } from './top-view.ts';
-import { ownerFromName } from '../../nftables/counters.ts';
 import { nftFamily, TABLE_NAME } from '../../nftables/model.ts';
-import { Nft } from '../../nftables/nft.ts';
+import { parseHostPort } from '../host-port.ts';
+import type { TrafficPage } from '../servers/debug.ts';
 import type { Clock } from '../../proxier/clock.ts';
 
 /** Home, the frame with each line cleared to its end, then the rest of the screen cleared. */
@@ -41,21 +44,24 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
   const clock = io.clock ?? realClock;
   if (config.mode === 'nftables') {
     const family = ((extra.get('ip-family') as string | undefined) || 'IPv4') as IPFamily;
-    const fam = nftFamily(family);
-    const nft = new Nft(runner);
+    const agent = agentTrafficUrl(config.metricsBindAddress, family);
+    if (typeof agent !== 'string') {
+      io.stderr(`error: ${agent.error}\n`);
+      return 1;
+    }
     const read = async (): Promise<Reading> => {
-      const values = await nft.counters(fam);
-      if (values === null) throw new Error(`no table ${fam} ${TABLE_NAME} on this node: the nftables mode does not run here`);
+      const page = await fetchTraffic(agent);
       return {
         at: clock.now(),
-        counters: values.map((v) => ({ chain: v.name, ...(ownerFromName(v.name, fam) ?? { service: '', endpoint: v.name }), ...v })),
+        counters: page.endpoints.map((t) => ({ chain: `${t.service}\u0000${t.endpoint}`, ...t })),
       };
     };
     const counted = {
       by: "the endpoint chains' named counters",
-      none: `(no counters in table ${fam} ${TABLE_NAME}: the agent counts only with --traffic-counters)`,
+      none: `(no endpoint counted by the agent: it counts only with --traffic-counters)`,
     };
-    return frames(io, { read, source: `${family} table ${fam} ${TABLE_NAME}`, counted, intervalMs, iterations, clock });
+    const source = `${family} table ${nftFamily(family)} ${TABLE_NAME} via ${new URL(agent).host}`;
+    return frames(io, { read, source, counted, intervalMs, iterations, clock });
   }
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const wanted = (extra.get('ip-family') as string | undefined) || (probe.handles.has('IPv4') ? 'IPv4' : 'IPv6');
@@ -66,6 +72,34 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
   }
   const read = async (): Promise<Reading> => ({ at: clock.now(), counters: readEndpointCounters(await ipt.save(['nat'], { counters: true })) });
   return frames(io, { read, source: `${wanted} nat, ${probe.backend}`, counted: IPTABLES_COUNTED, intervalMs, iterations, clock });
+}
+
+/** The agent's /debug/traffic for a family, from its --metrics-bind-address (a wildcard host is reached on loopback). */
+export function agentTrafficUrl(bindAddress: string, family: IPFamily): string | { error: string } {
+  const why = 'top --mode nftables reads the counters through the agent (GET /debug/traffic on its metrics server)';
+  if (!bindAddress) return { error: `--metrics-bind-address is empty, so the agent serves no metrics: ${why}` };
+  const hp = parseHostPort(bindAddress);
+  if (!hp || hp.port === 0) return { error: `--metrics-bind-address ${bindAddress} names no port to reach: ${why}; pass the agent's` };
+  const host = hp.host === '0.0.0.0' ? '127.0.0.1' : hp.host === '::' ? '::1' : hp.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${hp.port}/debug/traffic?format=json&family=${family}`;
+}
+
+async function fetchTraffic(url: string): Promise<TrafficPage> {
+  const at = new URL(url).host;
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+    throw new Error(
+      `cannot reach the agent's metrics server at ${at}: ${cause} (top --mode nftables reads the counters through the agent: give its --metrics-bind-address or --config)`,
+    );
+  }
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`the agent at ${at} answered /debug/traffic with ${res.status}: ${body.trim()}`);
+  const page = JSON.parse(body) as TrafficPage;
+  if (page.mode !== 'nftables') throw new Error(`the agent at ${at} runs in ${page.mode} mode, not nftables: run top --mode ${page.mode}`);
+  return page;
 }
 
 interface Reading {
@@ -99,7 +133,13 @@ async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
   if (terminal) io.stdout('\x1b[2J');
   for (let frame = 1; iterations === 0 || frame <= iterations; frame++) {
     if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
-    const current = await read();
+    let current: Reading;
+    try {
+      current = await read();
+    } catch (err) {
+      io.stderr(`error: ${(err as Error).message}\n`);
+      return 1;
+    }
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
       source: o.source,
       ...(o.counted ? { counted: o.counted } : {}),
