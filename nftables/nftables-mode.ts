@@ -34,7 +34,8 @@
  *   as `nft -f` input and the last refused transaction with nft's error and
  *   the line it named; each service port's chains and map keys; with
  *   --traffic-counters, the packets and bytes each endpoint chain's named
- *   counter holds (counters.ts), read every --traffic-counters-period.
+ *   counter holds (counters.ts), read every --traffic-counters-period and
+ *   for each /debug/traffic request (readTraffic: `top --mode nftables`).
  */
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';

@@ -3,7 +3,8 @@
  * kubeproxy_ts_endpoint_bytes_total{service,endpoint}, the totals the mode
  * keeps (proxier/traffic-totals.ts), read at each scrape: a scrape reads no
  * kernel counter, it shows the mode's last reading (iptables: full syncs and
- * every --traffic-counters-period; nftables: every period). At most --traffic-counters-max-endpoints
+ * every --traffic-counters-period; nftables: every period and for each
+ * /debug/traffic request). At most --traffic-counters-max-endpoints
  * (service, endpoint) pairs, two series each; an endpoint gone from the rules
  * loses its series.
  */
