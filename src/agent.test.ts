@@ -470,6 +470,7 @@ describe('the agent in nftables mode on FakeNft', () => {
     const url = a.metricsServer!.url;
     expect(await (await fetch(`${url}/debug/traffic?format=json`)).json()).toEqual({
       mode: 'nftables',
+      families: ['IPv4', 'IPv6'],
       counting: false,
       readNow: false,
       endpoints: [],

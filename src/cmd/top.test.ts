@@ -24,7 +24,7 @@ describe('kube-proxy-ts top: arguments', () => {
   it('--mode nftables: asks the agent at its --metrics-bind-address (a wildcard on loopback); says when it cannot', async () => {
     expect(agentTrafficUrl('127.0.0.1:10249', 'IPv4')).toBe('http://127.0.0.1:10249/debug/traffic?format=json&family=IPv4');
     expect(agentTrafficUrl('0.0.0.0:10249', 'IPv6')).toBe('http://127.0.0.1:10249/debug/traffic?format=json&family=IPv6');
-    expect(agentTrafficUrl('[::]:10249', 'IPv4')).toBe('http://[::1]:10249/debug/traffic?format=json&family=IPv4');
+    expect(agentTrafficUrl('[::]:10249', null)).toBe('http://[::1]:10249/debug/traffic?format=json');
     expect(agentTrafficUrl('192.168.0.2:9100', 'IPv4')).toBe('http://192.168.0.2:9100/debug/traffic?format=json&family=IPv4');
     expect(agentTrafficUrl('', 'IPv4')).toEqual({ error: expect.stringMatching(/^--metrics-bind-address is empty, so the agent serves no metrics/) });
     expect(agentTrafficUrl('127.0.0.1:0', 'IPv4')).toEqual({ error: expect.stringMatching(/names no port to reach/) });
@@ -44,6 +44,41 @@ describe('kube-proxy-ts top: arguments', () => {
     const off = io();
     expect(await topCommand(['--mode', 'nftables', '--metrics-bind-address', '', '--iterations', '1'], off.io)).toBe(1);
     expect(off.err.join('')).toMatch(/^error: --metrics-bind-address is empty/);
+  });
+
+  it("--mode nftables without --ip-family shows the agent's primary family (IPv6 first here); with it, asks for that one", async () => {
+    const urls: string[] = [];
+    let packets = 0;
+    const server = createServer((req, res) => {
+      urls.push(req.url!);
+      packets += 4;
+      const endpoints = [
+        { service: 'ns1/web:http', endpoint: '10.244.1.5:8080', packets: 100, bytes: 6000 },
+        { service: 'ns1/web:http', endpoint: '[fd00:10:244::5]:8080', packets, bytes: packets * 80 },
+      ];
+      res
+        .writeHead(200, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ mode: 'nftables', families: ['IPv6', 'IPv4'], counting: true, readNow: true, endpoints }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const out: string[] = [];
+      const argv = ['--mode', 'nftables', '--metrics-bind-address', at, '--interval', '100ms', '--iterations', '1'];
+      expect(await topCommand(argv, { ...io().io, stdout: (t: string) => void out.push(t) })).toBe(0);
+      expect(urls).toEqual(['/debug/traffic?format=json', '/debug/traffic?format=json']);
+      expect(out.join('')).toContain(`| IPv6 table ip6 kube-proxy via ${at} |`);
+      expect(out.join('')).toMatch(/^ {2}\[fd00:10:244::5\]:8080 +\d+\.\d +\S+ +100% +8 /m);
+      expect(out.join('')).not.toContain('10.244.1.5');
+
+      urls.length = 0;
+      out.length = 0;
+      expect(await topCommand([...argv, '--ip-family', 'IPv4'], { ...io().io, stdout: (t: string) => void out.push(t) })).toBe(0);
+      expect(urls).toEqual(['/debug/traffic?format=json&family=IPv4', '/debug/traffic?format=json&family=IPv4']);
+      expect(out.join('')).toMatch(/^ {2}10\.244\.1\.5:8080 +0\.0 +0 +- +100 /m);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('redraws from the top left, clearing each line and the rest of the screen', () => {

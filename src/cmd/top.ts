@@ -26,7 +26,7 @@ import { usage } from './render.ts';
 import { formatFrame, IPTABLES_COUNTED, rates, type FrameOptions } from './top-view.ts';
 import { nftFamily, TABLE_NAME } from '../../nftables/model.ts';
 import { parseHostPort } from '../host-port.ts';
-import type { TrafficPage } from '../servers/debug.ts';
+import { endpointFamily, type TrafficPage } from '../servers/debug.ts';
 import type { Clock } from '../../proxier/clock.ts';
 
 /** Home, the frame with each line cleared to its end, then the rest of the screen cleared. */
@@ -43,24 +43,29 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
   const runner = io.runner ?? createExecaRunner();
   const clock = io.clock ?? realClock;
   if (config.mode === 'nftables') {
-    const family = ((extra.get('ip-family') as string | undefined) || 'IPv4') as IPFamily;
-    const agent = agentTrafficUrl(config.metricsBindAddress, family);
+    // Without --ip-family: the agent's primary family (the iptables path's "IPv4 when the node has it, else IPv6").
+    const wanted = ((extra.get('ip-family') as string | undefined) || null) as IPFamily | null;
+    const agent = agentTrafficUrl(config.metricsBindAddress, wanted);
     if (typeof agent !== 'string') {
       io.stderr(`error: ${agent.error}\n`);
       return 1;
     }
     const read = async (): Promise<Reading> => {
       const page = await fetchTraffic(agent);
+      const family = wanted ?? page.families[0] ?? 'IPv4';
       return {
         at: clock.now(),
-        counters: page.endpoints.map((t) => ({ chain: `${t.service}\u0000${t.endpoint}`, ...t })),
+        source: `${family} table ${nftFamily(family)} ${TABLE_NAME} via ${new URL(agent).host}`,
+        counters: page.endpoints
+          .filter((t) => endpointFamily(t.endpoint) === family)
+          .map((t) => ({ chain: `${t.service}\u0000${t.endpoint}`, ...t })),
       };
     };
     const counted = {
       by: "the endpoint chains' named counters",
       none: `(no endpoint counted by the agent: it counts only with --traffic-counters)`,
     };
-    const source = `${family} table ${nftFamily(family)} ${TABLE_NAME} via ${new URL(agent).host}`;
+    const source = `table ${TABLE_NAME} via ${new URL(agent).host}`;
     return frames(io, { read, source, counted, intervalMs, iterations, clock });
   }
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
@@ -75,13 +80,13 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
 }
 
 /** The agent's /debug/traffic for a family, from its --metrics-bind-address (a wildcard host is reached on loopback). */
-export function agentTrafficUrl(bindAddress: string, family: IPFamily): string | { error: string } {
+export function agentTrafficUrl(bindAddress: string, family: IPFamily | null): string | { error: string } {
   const why = 'top --mode nftables reads the counters through the agent (GET /debug/traffic on its metrics server)';
   if (!bindAddress) return { error: `--metrics-bind-address is empty, so the agent serves no metrics: ${why}` };
   const hp = parseHostPort(bindAddress);
   if (!hp || hp.port === 0) return { error: `--metrics-bind-address ${bindAddress} names no port to reach: ${why}; pass the agent's` };
   const host = hp.host === '0.0.0.0' ? '127.0.0.1' : hp.host === '::' ? '::1' : hp.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${hp.port}/debug/traffic?format=json&family=${family}`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${hp.port}/debug/traffic?format=json${family ? `&family=${family}` : ''}`;
 }
 
 async function fetchTraffic(url: string): Promise<TrafficPage> {
@@ -104,6 +109,8 @@ async function fetchTraffic(url: string): Promise<TrafficPage> {
 
 interface Reading {
   readonly at: number;
+  /** What was read, when the reading tells (the header's; else the loop's). */
+  readonly source?: string;
   readonly counters: readonly EndpointCounter[];
 }
 
@@ -141,7 +148,7 @@ async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
       return 1;
     }
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
-      source: o.source,
+      source: current.source ?? o.source,
       ...(o.counted ? { counted: o.counted } : {}),
       intervalSeconds: intervalMs / 1000,
       at: new Date(epochMs(clock, current.at)),

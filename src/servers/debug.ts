@@ -46,6 +46,8 @@ const PAGES = new Set(['/debug/rules', '/debug/services', '/debug/traffic']);
 /** /debug/traffic as JSON: what `top --mode nftables` reads. */
 export interface TrafficPage {
   readonly mode: ProxyModeName;
+  /** The IP families the agent programs, the primary first. */
+  readonly families: readonly IPFamily[];
   /** False when the agent runs without --traffic-counters (or its mode counts nothing): no endpoints then. */
   readonly counting: boolean;
   /** True when the kernel's counters were read for this answer; false: the mode's last reading. */
@@ -54,16 +56,16 @@ export interface TrafficPage {
 }
 
 /** The family of an endpoint "ip:port" / "[ip]:port". */
-const endpointFamily = (endpoint: string): IPFamily => (endpoint.startsWith('[') ? 'IPv6' : 'IPv4');
+export const endpointFamily = (endpoint: string): IPFamily => (endpoint.startsWith('[') ? 'IPv6' : 'IPv4');
 
-export async function trafficPage(src: Pick<DebugSources, 'mode' | 'inspect'>, families: readonly IPFamily[]): Promise<TrafficPage> {
+export async function trafficPage(src: Pick<DebugSources, 'mode' | 'inspect' | 'families'>, families: readonly IPFamily[]): Promise<TrafficPage> {
   const inspect = src.inspect;
   const readNow = inspect?.readTraffic !== undefined && inspect.traffic() !== null;
   const all = readNow ? await inspect!.readTraffic!() : (inspect?.traffic() ?? null);
   const endpoints = (all ?? [])
     .filter((t) => families.includes(endpointFamily(t.endpoint)))
     .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
-  return { mode: src.mode, counting: all !== null, readNow, endpoints };
+  return { mode: src.mode, families: src.families, counting: all !== null, readNow, endpoints };
 }
 
 export function formatTraffic(page: TrafficPage): string {
