@@ -84,7 +84,7 @@ export function agentTrafficUrl(bindAddress: string, family: IPFamily | null): s
   const why = 'top --mode nftables reads the counters through the agent (GET /debug/traffic on its metrics server)';
   if (!bindAddress) return { error: `--metrics-bind-address is empty, so the agent serves no metrics: ${why}` };
   const hp = parseHostPort(bindAddress);
-  if (!hp || hp.port === 0) return { error: `--metrics-bind-address ${bindAddress} names no port to reach: ${why}; pass the agent's` };
+  if (!hp || hp.port === 0) return { error: `--metrics-bind-address ${bindAddress} names no port to reach: ${why}; give the agent's address` };
   const host = hp.host === '0.0.0.0' ? '127.0.0.1' : hp.host === '::' ? '::1' : hp.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${hp.port}/debug/traffic?format=json${family ? `&family=${family}` : ''}`;
 }

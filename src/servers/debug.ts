@@ -154,27 +154,23 @@ export function debugHandler(src: DebugSources, bucket = new TokenBucket(DEBUG_R
     }
     const families = family ? [family as IPFamily] : src.families;
     const json = url.searchParams.get('format') === 'json';
+    const answer = (body: string): void => {
+      if (json) res.writeHead(200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' }).end(body + '\n');
+      else text(200, body);
+    };
     if (traffic) {
       trafficPage(src, families).then(
-        (page) => {
-          if (json) res.writeHead(200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' }).end(JSON.stringify(page) + '\n');
-          else text(200, formatTraffic(page));
-        },
+        (page) => answer(json ? JSON.stringify(page) : formatTraffic(page)),
         (err: unknown) => text(500, `cannot read the traffic counters: ${(err as Error).message}\n`),
       );
-      return true;
-    }
-    let body: string;
-    if (path === '/debug/rules') {
+    } else if (path === '/debug/rules') {
       const rules = (src.inspect?.rules() ?? []).filter((r) => families.includes(r.family));
       const iso = isoOf(src.clock);
-      body = json ? JSON.stringify(rulesJson(rules, iso), null, 1) : formatRules(src.mode, rules, iso);
+      answer(json ? JSON.stringify(rulesJson(rules, iso), null, 1) : formatRules(src.mode, rules, iso));
     } else {
       const table = servicesTable(families, (f) => src.lastSynced(f), src.inspect);
-      body = json ? JSON.stringify(table, null, 1) : formatServicesTable(table, (src.inspect?.traffic() ?? null) !== null);
+      answer(json ? JSON.stringify(table, null, 1) : formatServicesTable(table, (src.inspect?.traffic() ?? null) !== null));
     }
-    if (json) res.writeHead(200, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' }).end(body + '\n');
-    else text(200, body);
     return true;
   };
 }
