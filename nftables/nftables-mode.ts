@@ -133,7 +133,7 @@ export class NftablesMode implements ProxyMode {
   /** Each family's counters: what each counted since this process first read it (the sum of its readings). */
   private readonly counted = new Map<IPFamily, Map<string, CounterValue>>();
   /** The reading running now (readCounters joins it rather than start a second `nft reset` beside it). */
-  private reading: Promise<void> | null = null;
+  private reading: Promise<string[]> | null = null;
   /** Each family's counter owners, for the render they were read from. */
   private readonly owners = new Map<IPFamily, { readonly render: NftRender; readonly map: Map<string, CounterOwner> }>();
   readonly inspect: ModeInspection;
@@ -148,9 +148,9 @@ export class NftablesMode implements ProxyMode {
       objectsOf: (family, state) => this.objectsOf(family, state),
       traffic: () => this.totals?.list() ?? null,
       readTraffic: async () => {
-        if (!this.totals) return null;
-        await this.readCounters();
-        return this.totals.list();
+        if (!this.totals) return { traffic: null, failures: [] };
+        const failures = await this.readCounters();
+        return { traffic: this.totals.list(), failures };
       },
     };
     const counting = options.trafficCounters;
@@ -320,15 +320,17 @@ export class NftablesMode implements ProxyMode {
    * chains, so a reading needs no lock against the syncs. Only the counters of the last render's endpoint chains count:
    * one of a stale chain (its endpoint gone) is dropped with its total, and starts again from zero should the endpoint
    * come back. Called every period and for /debug/traffic (`top`); a call while a reading runs waits for that one.
+   * Resolves with what could not be read ("IPv4: <nft's error>"), each also logged; the totals keep the last reading.
    */
-  readCounters(): Promise<void> {
+  readCounters(): Promise<string[]> {
     if (!this.reading) this.reading = this.readEachFamily().finally(() => (this.reading = null));
     return this.reading;
   }
 
-  private async readEachFamily(): Promise<void> {
+  private async readEachFamily(): Promise<string[]> {
     const totals = this.totals;
-    if (!totals) return;
+    const failures: string[] = [];
+    if (!totals) return failures;
     for (const family of this.families) {
       if (!this.state.get(family)?.lastRender) continue;
       let values;
@@ -336,6 +338,7 @@ export class NftablesMode implements ProxyMode {
         values = (await this.d.nft.counters(nftFamily(family), { reset: true })) ?? [];
       } catch (err) {
         this.d.logger.warn({ ipFamily: family, err: (err as Error).message }, 'traffic counters: cannot read the kube-proxy table');
+        failures.push(`${family}: ${(err as Error).message}`);
         continue;
       }
       // The render as of now, after the reading: a chain the sync that just ended added is in it.
@@ -352,6 +355,7 @@ export class NftablesMode implements ProxyMode {
       this.counted.set(family, now);
       totals.observe(family, counterReadings([...now.values()], owners.map));
     }
+    return failures;
   }
 
   /**

@@ -110,11 +110,11 @@ export interface ModeInspection {
   /** Traffic per endpoint since the agent started, or null when the mode does not count it (not asked to, or cannot). */
   traffic(): readonly EndpointTraffic[] | null;
   /**
-   * Reads the kernel's counters now (joining a reading already running), then answers traffic(): for modes whose
-   * counters only the agent can read right (nftables: it zeroes them as it reads). Absent when traffic() is always fresh
-   * enough or there is nothing to read.
+   * Reads the kernel's counters now (joining a reading already running), then answers traffic() and what could not be
+   * read ("IPv4: <error>"; that family's totals stay as last read): for modes whose counters only the agent can read
+   * right (nftables: it zeroes them as it reads). Absent when traffic() is always fresh enough.
    */
-  readTraffic?(): Promise<readonly EndpointTraffic[] | null>;
+  readTraffic?(): Promise<{ readonly traffic: readonly EndpointTraffic[] | null; readonly failures: readonly string[] }>;
   /**
    * Packets per node nfacct counter the mode's rules count into (upstream's iptables mode: ct_state_invalid_dropped_pkts,
    * localhost_nps_accepted_pkts), read now; absent when the mode has none. A counter that does not exist is not in the map.

@@ -81,6 +81,8 @@ export interface FrameOptions {
   readonly columns: number;
   /** Most lines (terminal height); further services are summed up in one line. */
   readonly rows: number;
+  /** Lines shown under the header (what the reading could not read). */
+  readonly notes?: readonly string[];
   /** What counts: the rules (default "the KUBE-SEP DNAT rules") and the line shown when there is nothing to count. */
   readonly counted?: { readonly by: string; readonly none: string };
 }
@@ -100,6 +102,7 @@ export function formatFrame(services: readonly ServiceRate[], o: FrameOptions): 
   const lines = [
     `kube-proxy-ts top ${o.at.toISOString().slice(11, 19)}Z | ${o.source} | every ${o.intervalSeconds}s | ${services.length} services, ${endpoints} endpoints`,
     `pkts: new TCP connections and UDP flows, as ${(o.counted ?? IPTABLES_COUNTED).by} count them`,
+    ...(o.notes ?? []),
     '',
   ];
   const nameWidth = Math.max(24, ...services.flatMap((s) => [s.service.length, ...s.endpoints.map((e) => e.endpoint.length + 2)]));

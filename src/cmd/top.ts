@@ -56,6 +56,9 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
       return {
         at: clock.now(),
         source: `${family} table ${nftFamily(family)} ${TABLE_NAME} via ${new URL(agent).host}`,
+        notes: (page.failures ?? [])
+          .filter((f) => f.startsWith(`${family}:`))
+          .map((f) => `the agent could not read the counters now (these are its last reading's): ${f.replaceAll('\n', ' ')}`),
         counters: page.endpoints
           .filter((t) => endpointFamily(t.endpoint) === family)
           .map((t) => ({ chain: `${t.service}\u0000${t.endpoint}`, ...t })),
@@ -111,6 +114,8 @@ interface Reading {
   readonly at: number;
   /** What was read, when the reading tells (the header's; else the loop's). */
   readonly source?: string;
+  /** What it could not read, shown under the header. */
+  readonly notes?: readonly string[];
   readonly counters: readonly EndpointCounter[];
 }
 
@@ -149,6 +154,7 @@ async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
     }
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
       source: current.source ?? o.source,
+      ...(current.notes?.length ? { notes: current.notes } : {}),
       ...(o.counted ? { counted: o.counted } : {}),
       intervalSeconds: intervalMs / 1000,
       at: new Date(epochMs(clock, current.at)),

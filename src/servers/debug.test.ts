@@ -105,7 +105,14 @@ describe('/debug/traffic', () => {
 
   it("answers a family's endpoints, by service then endpoint; a mode without readTraffic answers its last reading", async () => {
     const v4 = await trafficPage({ mode: 'iptables', families: ['IPv6', 'IPv4'], inspect: inspect() }, ['IPv4']);
-    expect(v4).toEqual({ mode: 'iptables', families: ['IPv6', 'IPv4'], counting: true, readNow: false, endpoints: [traffic[2], traffic[1]] });
+    expect(v4).toEqual({
+      mode: 'iptables',
+      families: ['IPv6', 'IPv4'],
+      counting: true,
+      readNow: false,
+      failures: [],
+      endpoints: [traffic[2], traffic[1]],
+    });
     expect((await trafficPage({ mode: 'iptables', families: ['IPv6', 'IPv4'], inspect: inspect() }, ['IPv6'])).endpoints).toEqual([traffic[0]]);
     expect(formatTraffic(v4)).toBe(
       '# kube-proxy-ts iptables mode: packets and bytes per endpoint since the agent started counting (its last reading)\n' +
@@ -115,18 +122,27 @@ describe('/debug/traffic', () => {
     );
   });
 
-  it('reads for the answer when the mode can (nftables), and says when the agent counts nothing', async () => {
+  it('reads for the answer when the mode can (nftables), names a family it could not read, and says when the agent counts nothing', async () => {
     let reads = 0;
-    const fresh = inspect({ readTraffic: async () => (reads++, traffic.map((t) => ({ ...t, packets: t.packets + 1 }))) });
+    const fresh = inspect({
+      readTraffic: async () => (
+        reads++,
+        { traffic: traffic.map((t) => ({ ...t, packets: t.packets + 1 })), failures: ['IPv6: Error: Could not process rule'] }
+      ),
+    });
     const page = await trafficPage({ mode: 'nftables', families: ['IPv4'], inspect: fresh }, ['IPv4', 'IPv6']);
     expect(reads).toBe(1);
     expect(page.readNow).toBe(true);
     expect(page.endpoints.map((e) => e.packets)).toEqual([2, 13, 4]);
+    // A family nft could not read is named, on its page only; its figures are its last reading's.
+    expect(page.failures).toEqual(['IPv6: Error: Could not process rule']);
+    expect(formatTraffic(page)).toContain("\n# NOT READ, its figures are the last reading's: IPv6: Error: Could not process rule\nSERVICE ");
+    expect((await trafficPage({ mode: 'nftables', families: ['IPv4'], inspect: fresh }, ['IPv4'])).failures).toEqual([]);
     const off = await trafficPage(
-      { mode: 'nftables', families: ['IPv4'], inspect: inspect({ traffic: () => null, readTraffic: async () => null }) },
+      { mode: 'nftables', families: ['IPv4'], inspect: inspect({ traffic: () => null, readTraffic: async () => ({ traffic: null, failures: [] }) }) },
       ['IPv4'],
     );
-    expect(off).toEqual({ mode: 'nftables', families: ['IPv4'], counting: false, readNow: false, endpoints: [] });
+    expect(off).toEqual({ mode: 'nftables', families: ['IPv4'], counting: false, readNow: false, failures: [], endpoints: [] });
     expect(formatTraffic(await trafficPage({ mode: 'userspace', families: ['IPv4'], inspect: undefined }, ['IPv4']))).toBe(
       '# kube-proxy-ts userspace mode counts no traffic per endpoint: the agent runs without --traffic-counters (userspace mode has no rules to count; see kubeproxy_ts_userspace_*)\n',
     );

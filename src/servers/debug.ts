@@ -52,6 +52,8 @@ export interface TrafficPage {
   readonly counting: boolean;
   /** True when the kernel's counters were read for this answer; false: the mode's last reading. */
   readonly readNow: boolean;
+  /** What that reading could not read ("IPv4: <error>"): those families' figures are their last reading's. */
+  readonly failures: readonly string[];
   readonly endpoints: readonly EndpointTraffic[];
 }
 
@@ -61,11 +63,13 @@ export const endpointFamily = (endpoint: string): IPFamily => (endpoint.startsWi
 export async function trafficPage(src: Pick<DebugSources, 'mode' | 'inspect' | 'families'>, families: readonly IPFamily[]): Promise<TrafficPage> {
   const inspect = src.inspect;
   const readNow = inspect?.readTraffic !== undefined && inspect.traffic() !== null;
-  const all = readNow ? await inspect!.readTraffic!() : (inspect?.traffic() ?? null);
+  const read = readNow ? await inspect!.readTraffic!() : { traffic: inspect?.traffic() ?? null, failures: [] };
+  const all = read.traffic;
   const endpoints = (all ?? [])
     .filter((t) => families.includes(endpointFamily(t.endpoint)))
     .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
-  return { mode: src.mode, families: src.families, counting: all !== null, readNow, endpoints };
+  const failures = read.failures.filter((f) => families.some((family) => f.startsWith(`${family}:`)));
+  return { mode: src.mode, families: src.families, counting: all !== null, readNow, failures, endpoints };
 }
 
 export function formatTraffic(page: TrafficPage): string {
@@ -79,6 +83,7 @@ export function formatTraffic(page: TrafficPage): string {
   return (
     [
       `# kube-proxy-ts ${page.mode} mode: packets and bytes per endpoint since the agent started counting (${page.readNow ? 'read from the kernel for this answer' : 'its last reading'})`,
+      ...page.failures.map((f) => `# NOT READ, its figures are the last reading's: ${f.replaceAll('\n', ' ')}`),
       ...rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ')),
     ].join('\n') + '\n'
   );
