@@ -209,6 +209,17 @@ describe('NftablesMode with --traffic-counters', () => {
       await mode.sync(snap(['10.180.0.1']), { periodic: false, previous: null });
       await clock.advance(1000);
       expect(mode.inspect.traffic()!.map((t) => t.endpoint)).toEqual(['10.180.0.1:80']);
+      // The table deleted from outside: the reading says so and keeps the totals; once the table is back, its counters
+      // (at zero again) add to them, so the series goes on rather than ends.
+      const kept = mode.inspect.traffic();
+      await nft.deleteTable('ip');
+      expect(await mode.readCounters()).toEqual(['IPv4: no table ip kube-proxy (deleted from outside? the next sync makes it again)']);
+      expect(mode.inspect.traffic()).toEqual(kept);
+      mode.requestFullSync();
+      await mode.sync(snap(['10.180.0.1']), { periodic: false, previous: null });
+      nft.count('ip', a, 2, 120);
+      expect(await mode.readCounters()).toEqual([]);
+      expect(mode.inspect.traffic()).toEqual([{ ...kept![0]!, packets: kept![0]!.packets + 2, bytes: kept![0]!.bytes + 120 }]);
     } finally {
       stop();
     }

@@ -335,10 +335,16 @@ export class NftablesMode implements ProxyMode {
       if (!this.state.get(family)?.lastRender) continue;
       let values;
       try {
-        values = (await this.d.nft.counters(nftFamily(family), { reset: true })) ?? [];
+        values = await this.d.nft.counters(nftFamily(family), { reset: true });
       } catch (err) {
         this.d.logger.warn({ ipFamily: family, err: (err as Error).message }, 'traffic counters: cannot read the kube-proxy table');
         failures.push(`${family}: ${(err as Error).message}`);
+        continue;
+      }
+      if (values === null) {
+        // Deleted from outside: monitor() repairs it, and its counters count again from zero. The totals are kept, so
+        // the series go on from where they were rather than end and start again.
+        failures.push(`${family}: no table ${nftFamily(family)} ${TABLE_NAME} (deleted from outside? the next sync makes it again)`);
         continue;
       }
       // The render as of now, after the reading: a chain the sync that just ended added is in it.
