@@ -162,6 +162,37 @@ describe('--traffic-counters in nftables mode with real traffic', () => {
     expect((await packets('ns1/web:p80')).get('10.244.1.3:8080')).toBe(0);
   });
 
+  it("keeps the totals when the table is deleted from outside: the repaired table's counters add to them", async () => {
+    const ns = node();
+    const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    const first = sum(await packets('ns1/web:p80'));
+    expect((await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 })).every((r) => r.ok)).toBe(true);
+    await waitFor('the totals not zero', async () => sum(await packets('ns1/web:p80')) >= first + 10, 5000);
+    // Nothing counted since the agent's last reading (a deletion loses that), then the totals as they stand.
+    await waitFor(
+      'a reading after the last requests',
+      async () => !/"packets": [1-9]/.test((await cluster.exec(ns, 'nft', ['-j', 'list', 'counters', 'table', 'ip', 'kube-proxy'])).stdout),
+      5000,
+    );
+    const before = await packets('ns1/web:p80');
+    expect(before.size).toBe(2);
+    expect((await cluster.exec(ns, 'nft', ['delete', 'table', 'ip', 'kube-proxy'])).code).toBe(0);
+    await waitFor('the table made again', async () => (await kernelCounters()).length > 0, 20_000);
+    const results = await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10, timeoutMs: 2000 });
+    expect(results.every((r) => r.ok)).toBe(true);
+    const hits = podsHit(results);
+    const want = new Map([
+      ['10.244.1.2:8080', before.get('10.244.1.2:8080')! + (hits.get('pod-a') ?? 0)],
+      ['10.244.1.3:8080', before.get('10.244.1.3:8080')! + (hits.get('pod-b') ?? 0)],
+    ]);
+    await waitFor(
+      'the totals going on',
+      async () => show(await packets('ns1/web:p80')) === show(want),
+      10_000,
+      () => show(want),
+    );
+  });
+
   it('traffic while the agent is down is counted by the next one, whose first sync rewrites every chain', async () => {
     const ns = node();
     // The agent reads with `nft reset counters`: what `nft list counters` shows is what came since its last reading.
