@@ -54,6 +54,18 @@ const packets = (service: string) => endpointPackets(cluster, service);
 
 const show = (m: Map<string, number>) => JSON.stringify([...m].sort());
 
+/**
+ * Waits for the agent's reading after the last requests: it reads with `nft reset counters`, so what `nft list
+ * counters` shows is what came since; nothing there means the agent's totals hold every packet.
+ */
+async function readAll(): Promise<void> {
+  await waitFor(
+    'a reading after the last requests',
+    async () => !/"packets": [1-9]/.test((await cluster.exec(node(), 'nft', ['-j', 'list', 'counters', 'table', 'ip', 'kube-proxy'])).stdout),
+    5000,
+  );
+}
+
 /** The kernel's named counters in node-1's table. */
 async function kernelCounters(): Promise<string[]> {
   const r = await cluster.exec(node(), 'nft', ['-j', 'list', 'counters', 'table', 'ip', 'kube-proxy']);
@@ -169,11 +181,7 @@ describe('--traffic-counters in nftables mode with real traffic', () => {
     expect((await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 })).every((r) => r.ok)).toBe(true);
     await waitFor('the totals not zero', async () => sum(await packets('ns1/web:p80')) >= first + 10, 5000);
     // Nothing counted since the agent's last reading (a deletion loses that), then the totals as they stand.
-    await waitFor(
-      'a reading after the last requests',
-      async () => !/"packets": [1-9]/.test((await cluster.exec(ns, 'nft', ['-j', 'list', 'counters', 'table', 'ip', 'kube-proxy'])).stdout),
-      5000,
-    );
+    await readAll();
     const before = await packets('ns1/web:p80');
     expect(before.size).toBe(2);
     expect((await cluster.exec(ns, 'nft', ['delete', 'table', 'ip', 'kube-proxy'])).code).toBe(0);
@@ -194,16 +202,7 @@ describe('--traffic-counters in nftables mode with real traffic', () => {
   });
 
   it('traffic while the agent is down is counted by the next one, whose first sync rewrites every chain', async () => {
-    const ns = node();
-    // The agent reads with `nft reset counters`: what `nft list counters` shows is what came since its last reading.
-    await waitFor(
-      'a reading after the last requests',
-      async () => {
-        const r = await cluster.exec(ns, 'nft', ['-j', 'list', 'counters', 'table', 'ip', 'kube-proxy']);
-        return !/"packets": [1-9]/.test(r.stdout);
-      },
-      5000,
-    );
+    await readAll();
     await agent!.stop();
     agent = null;
     // The rules stay in the kernel without the agent (as upstream's): the connections are DNATed and counted.
