@@ -485,7 +485,7 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
     type: 'string',
     default: '',
     values: ['', 'IPv4', 'IPv6'],
-    help: 'top: the family whose counters are read (default: IPv4 when the node has it, else IPv6)',
+    help: "top: the family whose counters are read (default: IPv4 when the node has it, else IPv6; --mode nftables: the agent's primary family)",
   },
 ];
 

@@ -13,7 +13,8 @@ export const USAGE = `Usage:
                                               run a packet through the live (or rendered) rules
   kube-proxy-ts top [--interval 2s] [--iterations N] [--ip-family IPv4|IPv6]
                                               live packets per second per service endpoint, from the KUBE-SEP counters
-                                              (--mode nftables: the endpoint chains' named counters, --traffic-counters)
+                                              (--mode nftables: the agent's totals of its named counters, read through
+                                              its /debug/traffic at --metrics-bind-address; --traffic-counters)
   kube-proxy-ts help                          this text
 
 Flags:
