@@ -63,9 +63,11 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** The iptables-restore processes the agent is running now (its direct children, so started after it), by pid. */
-async function restoreChildren(agentPid: number): Promise<number[]> {
-  const found: number[] = [];
+/**
+ * An iptables-restore the agent is running now (its direct child, so started after it): the first found, at once (the
+ * caller is racing it), or 0.
+ */
+async function restoreChild(agentPid: number): Promise<number> {
   for (const entry of await readdir('/proc')) {
     // Every pid: they wrap at pid_max (32768 on this machine), so a child's may be lower than its parent's.
     if (!/^\d+$/.test(entry)) continue;
@@ -73,12 +75,12 @@ async function restoreChildren(agentPid: number): Promise<number[]> {
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid !== agentPid) continue;
-      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0')[0]!.endsWith('-restore')) found.push(Number(entry));
+      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0')[0]!.endsWith('-restore')) return Number(entry);
     } catch {
       // the process exited meanwhile
     }
   }
-  return found;
+  return 0;
 }
 
 const alive = (pid: number) =>
@@ -126,13 +128,21 @@ describe('kube-proxy-ts under faults', () => {
     );
 
     await write(file, objects(burst + 1));
-    // Time the signal: wait for the burst's iptables-restore to be running, send SIGTERM, and check it still runs.
+    // Time the signal: wait for the burst's iptables-restore to be running and stop it there (SIGSTOP: on a loaded
+    // machine it could otherwise end between being seen and the signal), send SIGTERM to the agent, check the restore
+    // is still there, and let it go on.
     let restorePid = 0;
     await waitFor(
       'the burst restore running',
       async () => {
-        restorePid = (await restoreChildren(child.pid!))[0] ?? 0;
-        return restorePid !== 0;
+        restorePid = await restoreChild(child.pid!);
+        if (restorePid === 0) return false;
+        try {
+          process.kill(restorePid, 'SIGSTOP');
+        } catch {
+          return false; // gone already
+        }
+        return true;
       },
       60_000,
       () => agent.output().slice(-2000),
@@ -140,6 +150,9 @@ describe('kube-proxy-ts under faults', () => {
     child.kill('SIGTERM');
     const t0 = Date.now();
     expect(await alive(restorePid), 'iptables-restore was still running after SIGTERM was sent').toBe(true);
+    // The agent's handler runs on its event loop: give it time to see the signal while the restore is held.
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(restorePid, 'SIGCONT');
 
     const how = await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
     console.log(`SIGTERM mid-restore: exited ${JSON.stringify(how)} after ${Date.now() - t0} ms`);
