@@ -132,26 +132,25 @@ interface FrameLoop {
 async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
   const { read, intervalMs, iterations, clock } = o;
   const terminal = io.terminal ?? null;
-  let previous: Reading;
-  try {
-    previous = await read();
-  } catch (err) {
-    io.stderr(`error: ${(err as Error).message}\n`);
-    return 1;
-  }
+  /** A reading, or null once it has said why there is none. */
+  const attempt = async (): Promise<Reading | null> => {
+    try {
+      return await read();
+    } catch (err) {
+      io.stderr(`error: ${(err as Error).message}\n`);
+      return null;
+    }
+  };
+  let previous = await attempt();
+  if (!previous) return 1;
   const stopped = io.stopSignal?.().then(() => 'stop' as const);
   const sleep = (ms: number) => new Promise<'tick'>((resolve) => clock.setTimeout(() => resolve('tick'), ms));
 
   if (terminal) io.stdout('\x1b[2J');
   for (let frame = 1; iterations === 0 || frame <= iterations; frame++) {
     if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
-    let current: Reading;
-    try {
-      current = await read();
-    } catch (err) {
-      io.stderr(`error: ${(err as Error).message}\n`);
-      return 1;
-    }
+    const current = await attempt();
+    if (!current) return 1;
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
       source: current.source ?? o.source,
       ...(current.notes?.length ? { notes: current.notes } : {}),
