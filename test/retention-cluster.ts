@@ -1,10 +1,16 @@
 /**
  * The cluster the retention tests measure (iptables/render-retention.test.ts,
- * proxier/retained-state.test.ts, src/sources/retained-fields.test.ts): `n` services of one port with 5 endpoints
+ * nftables/retained-memory.test.ts, proxier/retained-state.test.ts,
+ * src/sources/retained-fields.test.ts): `n` services of one port with 5 endpoints
  * each (the first on this node), as raw objects, and a child process that
  * reports the heap after full collections. Retention is measured in a child
  * started with --expose-gc, so that the test runner's own heap does not move
- * the figures.
+ * the figures, and with --single-threaded: V8's background threads (concurrent
+ * marking and sweeping, the optimizing compilers) finish their work when the
+ * machine's load lets them, and what they had finished moved a reading by up to
+ * ~225 bytes per port under load (1,935 once on CI where every run here reads
+ * 1,710; a 1 MB jump once in the nftables test). On the main thread alone the
+ * same code reads the same figure in every run, idle or beside busy loops.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -51,7 +57,7 @@ export async function measureInChild<T>(n: number, imports: readonly string[], b
     `const buildSnapshot = () => buildSnapshots(cluster, { nodeName: RETENTION_NODE, families: ['IPv4'], features: { preferSameTrafficDistribution: true } }).snapshots[0];`,
     body,
   ].join('\n');
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--single-threaded', '--input-type=module', '-e', script], {
     cwd: fileURLToPath(root),
   });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
