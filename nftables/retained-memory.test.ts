@@ -10,9 +10,9 @@
 import { describe, expect, it } from 'vitest';
 import { measureInChild } from '../test/retention-cluster.ts';
 
-const measure = (() => {
+describe('nftables mode memory per service port', () => {
   let measured: Promise<{ ports: number; render: number; coldStart: number }> | null = null;
-  return () =>
+  const measure = () =>
     (measured ??= measureInChild(
       2000,
       [`import { NftRenderCache, renderNftables } from 'nftables/render.ts';`, `import { planColdStart } from 'nftables/cold-start.ts';`],
@@ -28,9 +28,7 @@ const planned = heap();
 const ports = render.services.length;
 console.log(JSON.stringify({ ports, render: (rendered - before) / ports, coldStart: (planned - rendered - chunk.length) / ports }));`,
     ));
-})();
 
-describe('nftables mode memory per service port', () => {
   it('the render keeps a 5-endpoint service port in under 2.9 KB: flat strings, each chain one text, lists at their size (was ~5.6, then ~3.5 KB)', async () => {
     const { ports, render } = await measure();
     expect(ports).toBe(2000);
