@@ -50,12 +50,13 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
       io.stderr(`error: ${agent.error}\n`);
       return 1;
     }
+    const via = new URL(agent).host;
     const read = async (): Promise<Reading> => {
       const page = await fetchTraffic(agent);
       const family = wanted ?? page.families[0] ?? 'IPv4';
       return {
         at: clock.now(),
-        source: `${family} table ${nftFamily(family)} ${TABLE_NAME} via ${new URL(agent).host}`,
+        source: `${family} table ${nftFamily(family)} ${TABLE_NAME} via ${via}`,
         notes: (page.failures ?? [])
           .filter((f) => f.startsWith(`${family}:`))
           .map((f) => `the agent could not read the counters now (these are its last reading's): ${f.replaceAll('\n', ' ')}`),
@@ -68,8 +69,7 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
       by: "the endpoint chains' named counters",
       none: `(no endpoint counted by the agent: it counts only with --traffic-counters)`,
     };
-    const source = `table ${TABLE_NAME} via ${new URL(agent).host}`;
-    return frames(io, { read, source, counted, intervalMs, iterations, clock });
+    return frames(io, { read, counted, intervalMs, iterations, clock });
   }
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const wanted = (extra.get('ip-family') as string | undefined) || (probe.handles.has('IPv4') ? 'IPv4' : 'IPv6');
@@ -78,8 +78,12 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
     io.stderr(`error: no working ${wanted === 'IPv4' ? 'iptables' : 'ip6tables'} (${probe.backend} backend) on this node\n`);
     return 1;
   }
-  const read = async (): Promise<Reading> => ({ at: clock.now(), counters: readEndpointCounters(await ipt.save(['nat'], { counters: true })) });
-  return frames(io, { read, source: `${wanted} nat, ${probe.backend}`, counted: IPTABLES_COUNTED, intervalMs, iterations, clock });
+  const read = async (): Promise<Reading> => ({
+    at: clock.now(),
+    source: `${wanted} nat, ${probe.backend}`,
+    counters: readEndpointCounters(await ipt.save(['nat'], { counters: true })),
+  });
+  return frames(io, { read, counted: IPTABLES_COUNTED, intervalMs, iterations, clock });
 }
 
 /** The agent's /debug/traffic for a family, from its --metrics-bind-address (a wildcard host is reached on loopback). */
@@ -112,8 +116,8 @@ async function fetchTraffic(url: string): Promise<TrafficPage> {
 
 interface Reading {
   readonly at: number;
-  /** What was read, when the reading tells (the header's; else the loop's). */
-  readonly source?: string;
+  /** What was read (the header's: the nftables family follows the agent's page). */
+  readonly source: string;
   /** What it could not read, shown under the header. */
   readonly notes?: readonly string[];
   readonly counters: readonly EndpointCounter[];
@@ -121,7 +125,6 @@ interface Reading {
 
 interface FrameLoop {
   readonly read: () => Promise<Reading>;
-  readonly source: string;
   readonly counted: FrameOptions['counted'];
   readonly intervalMs: number;
   readonly iterations: number;
@@ -152,7 +155,7 @@ async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
     const current = await attempt();
     if (!current) return 1;
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
-      source: current.source ?? o.source,
+      source: current.source,
       ...(current.notes?.length ? { notes: current.notes } : {}),
       ...(o.counted ? { counted: o.counted } : {}),
       intervalSeconds: intervalMs / 1000,
