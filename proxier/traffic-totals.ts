@@ -130,7 +130,7 @@ export class TrafficTotals {
   list(): EndpointTraffic[] {
     return [...this.totals.values()]
       .map(({ service, endpoint, packets, bytes }) => ({ service, endpoint, packets, bytes }))
-      .sort((a, b) => (a.service === b.service ? cmp(a.endpoint, b.endpoint) : cmp(a.service, b.service)));
+      .sort(byServiceAndEndpoint);
   }
 
   private dropGone(): void {
@@ -149,6 +149,10 @@ export class TrafficTotals {
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The order of list() (and of /debug/traffic): by service, then endpoint. */
+export const byServiceAndEndpoint = (a: EndpointTraffic, b: EndpointTraffic): number =>
+  a.service === b.service ? cmp(a.endpoint, b.endpoint) : cmp(a.service, b.service);
 
 /** Totals whose cap is reported as both modes report it: a warning naming the flag when it bites, a line when it no longer does. */
 export function loggedTrafficTotals(maxEndpoints: number, logger: Logger): TrafficTotals {

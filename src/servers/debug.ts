@@ -23,7 +23,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { epochMs, type Clock } from '../../proxier/clock.ts';
 import type { ModeInspection, ProxyModeName } from '../../proxier/mode.ts';
 import type { FamilyRules } from '../../proxier/rules-record.ts';
-import type { EndpointTraffic } from '../../proxier/traffic-totals.ts';
+import { byServiceAndEndpoint, type EndpointTraffic } from '../../proxier/traffic-totals.ts';
 import type { IPFamily, Snapshot } from '../../proxier/types.ts';
 import { formatServicesTable, servicesTable } from './debug-services.ts';
 import { TokenBucket } from './token-bucket.ts';
@@ -65,9 +65,7 @@ export async function trafficPage(src: Pick<DebugSources, 'mode' | 'inspect' | '
   const readNow = inspect?.readTraffic !== undefined && inspect.traffic() !== null;
   const read = readNow ? await inspect!.readTraffic!() : { traffic: inspect?.traffic() ?? null, failures: [] };
   const all = read.traffic;
-  const endpoints = (all ?? [])
-    .filter((t) => families.includes(endpointFamily(t.endpoint)))
-    .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+  const endpoints = (all ?? []).filter((t) => families.includes(endpointFamily(t.endpoint))).sort(byServiceAndEndpoint);
   const failures = read.failures.filter((f) => families.some((family) => f.startsWith(`${family}:`)));
   return { mode: src.mode, families: src.families, counting: all !== null, readNow, failures, endpoints };
 }
