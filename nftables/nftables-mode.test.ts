@@ -22,12 +22,18 @@ const eps = (name: string, port: number, ips: string[]) =>
 class FlakyNft extends FakeNft {
   failNext: ((text: string) => boolean) | null = null;
   failListing = false;
+  /** Run once by the next listing after it has read the table, as a sync landing while nft lists. */
+  duringListing: (() => Promise<unknown>) | null = null;
   /** Whether each listing asked for the session (undefined: the default, through it). */
   readonly listedVia: (boolean | undefined)[] = [];
   override async listNames(family: NftFamily, options?: ListNamesOptions): Promise<LiveNames | null> {
     this.listedVia.push(options?.session);
     if (this.failListing) throw new Error('netlink: Error: cache initialization failed: Interrupted system call');
-    return super.listNames(family);
+    const names = await super.listNames(family);
+    const during = this.duringListing;
+    this.duringListing = null;
+    await during?.();
+    return names;
   }
   override async run(text: string): Promise<void> {
     if (this.failNext?.(text)) {
@@ -238,6 +244,29 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect(r.full).toBe(true);
     expect(await t.converged()).toBe(true);
     expect(await t.mode.damage('IPv4')).toEqual([]);
+  });
+
+  it('looks again when a sync lands during its listing: a periodic sync every period cannot put the repair off by periods', async () => {
+    const t = setup();
+    let resyncs = 0;
+    const stop = t.mode.monitor(() => resyncs++);
+    await t.sync();
+    t.nft.deleteTable('ip');
+    // The sync period's no-op sync runs while the check lists (the same period, so it keeps meeting the check).
+    let raced = 0;
+    t.nft.duringListing = () => (raced++, t.sync(true));
+    t.clock.advance(1000);
+    await t.mode.deletionsDone();
+    for (let i = 0; i < 5 && resyncs === 0; i++) await new Promise((r) => setTimeout(r, 0));
+    expect(raced).toBe(1);
+    expect(resyncs).toBe(1);
+    // Three syncs in a row during the listings: the check leaves the table to the next period, as it answers null.
+    const again = async (): Promise<unknown> => ((t.nft.duringListing = again), t.sync(true));
+    t.nft.duringListing = again;
+    expect(await t.mode.damage('IPv4')).toBeNull();
+    t.nft.duringListing = null;
+    expect(await t.mode.damage('IPv4')).toEqual(['table']);
+    stop();
   });
 
   it("lists a full sync's names through the session, the damage check's beside it (an event's transaction must not queue behind it)", async () => {

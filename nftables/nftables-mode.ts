@@ -117,9 +117,12 @@ interface FamilyState {
   /** lastRender's service ports by key, built on the first /debug/services after a sync. */
   byKey: Map<string, ServiceObjects> | null;
   lastPlan: SyncPlan | null;
-  /** Bumped by every sync attempt, so a monitor check that raced a sync is dropped. */
+  /** Bumped by every sync attempt, so a damage check that raced a sync looks again. */
   generation: number;
 }
+
+/** How many listings a damage check makes while syncs race it, before it leaves the table to the next period. */
+const DAMAGE_LOOKS = 3;
 
 export class NftablesMode implements ProxyMode {
   readonly name = 'nftables' as const;
@@ -127,7 +130,8 @@ export class NftablesMode implements ProxyMode {
   private readonly o: NftablesModeOptions;
   private readonly d: NftablesModeDeps;
   private readonly state = new Map<IPFamily, FamilyState>();
-  private syncing = 0;
+  /** The syncs running now (a damage check they race waits for them, then looks again). */
+  private readonly running = new Set<Promise<unknown>>();
   private readonly record: RulesRecord;
   private readonly totals: TrafficTotals | null;
   /** Each family's counters: what each counted since this process first read it (the sum of its readings). */
@@ -194,11 +198,12 @@ export class NftablesMode implements ProxyMode {
   }
 
   async sync(snapshot: Snapshot, ctx: SyncContext): Promise<SyncReport> {
-    this.syncing++;
+    const running = this.syncFamily(snapshot, ctx);
+    this.running.add(running);
     try {
-      return await this.syncFamily(snapshot, ctx);
+      return await running;
     } finally {
-      this.syncing--;
+      this.running.delete(running);
     }
   }
 
@@ -400,17 +405,26 @@ export class NftablesMode implements ProxyMode {
   /**
    * What is missing from a family's table, compared with the last applied
    * state: "table" when it is gone, else the missing chain, set and map
-   * names; null when nothing is known yet or a sync ran meanwhile.
+   * names; null when nothing is known yet (no sync has succeeded since the
+   * last failure) or syncs kept landing during the listing. A listing a sync
+   * raced (it may have changed the table meanwhile) is not compared: the check
+   * waits for that sync and lists again, up to DAMAGE_LOOKS times, so that
+   * periodic syncs (every sync period, as the check) cannot put a repair off by
+   * whole periods.
    */
   async damage(family: IPFamily): Promise<string[] | null> {
-    const st = this.state.get(family);
-    if (!st?.applied || this.syncing > 0) return null;
-    const generation = st.generation;
-    const applied = st.applied;
-    // Beside the session, not in its queue: an event's transaction must not wait for this listing.
-    const live = await this.d.nft.listNames(nftFamily(family), { session: false });
-    if (this.syncing > 0 || st.generation !== generation) return null;
-    return live === null ? ['table'] : missingNames(applied, live);
+    for (let look = 1; look <= DAMAGE_LOOKS; look++) {
+      await Promise.allSettled(this.running);
+      const st = this.state.get(family);
+      if (!st?.applied) return null;
+      if (this.running.size > 0) continue; // another sync began: wait for it
+      const generation = st.generation;
+      const applied = st.applied;
+      // Beside the session, not in its queue: an event's transaction must not wait for this listing.
+      const live = await this.d.nft.listNames(nftFamily(family), { session: false });
+      if (this.running.size === 0 && st.generation === generation) return live === null ? ['table'] : missingNames(applied, live);
+    }
+    return null;
   }
 
   /**
