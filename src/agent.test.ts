@@ -460,6 +460,10 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(refused.endpoints[0]!.packets).toBe(before);
     expect((await page()).failures).toEqual([]);
 
+    // The page's bucket emptied (another reader): the agent answers 429 with Retry-After, and top waits that long.
+    const statuses = await Promise.all(Array.from({ length: 12 }, () => fetch(`${url}/debug/traffic?format=json`).then((r) => r.status)));
+    expect(statuses).toContain(429);
+
     // top reads the same page at each frame: every frame has the traffic, and the totals only grow, though the agent
     // zeroes the kernel's counters every 50 ms (top once read them from nft, and saw the counts since the agent's reading).
     const out: string[] = [];

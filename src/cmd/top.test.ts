@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../proxier/log.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { agentTrafficUrl, redraw, topCommand } from './top.ts';
+import { agentTrafficUrl, BUSY_TRIES, redraw, topCommand } from './top.ts';
 
 const io = () => {
   const err: string[] = [];
@@ -93,6 +93,55 @@ describe('kube-proxy-ts top: arguments', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('--mode nftables: an agent answering 429 (its /debug/traffic bucket empty) is asked again after its Retry-After; top gives up after BUSY_TRIES, and stops at once when stopped during a wait', async () => {
+    const page = JSON.stringify({ mode: 'nftables', families: ['IPv4'], counting: true, readNow: true, failures: [], endpoints: [] });
+    /** How many requests in a row get 429 before one gets the page (Infinity: all). */
+    let busy = 0;
+    const asked: number[] = [];
+    const server = createServer((_req, res) => {
+      asked.push(Date.now());
+      if (busy-- > 0) res.writeHead(429, { 'Retry-After': '1' }).end('too many /debug/traffic requests: at most 10 at once, then 10 per second\n');
+      else res.writeHead(200, { 'Content-Type': 'application/json' }).end(page);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const argv = ['--mode', 'nftables', '--metrics-bind-address', at, '--interval', '100ms', '--iterations', '1'];
+    try {
+      // Two 429s, then the page: one frame, the waits as long as the agent asked.
+      busy = 2;
+      const out: string[] = [];
+      const t = io();
+      expect(await topCommand(argv, { ...t.io, stdout: (s: string) => void out.push(s) })).toBe(0);
+      expect(t.err).toEqual([]);
+      expect(out.join('')).toContain(`IPv4 table ip kube-proxy via ${at}`);
+      expect(asked).toHaveLength(4);
+      expect(asked[2]! - asked[0]!).toBeGreaterThanOrEqual(1900);
+
+      // Always 429: top names the answer and how often it asked.
+      busy = Infinity;
+      asked.length = 0;
+      const gave = io();
+      expect(await topCommand(argv, gave.io)).toBe(1);
+      expect(asked).toHaveLength(BUSY_TRIES);
+      expect(gave.err.join('')).toBe(
+        `error: the agent at ${at} answered /debug/traffic with 429 (${BUSY_TRIES} times in a row, each time after the wait it asked for): too many /debug/traffic requests: at most 10 at once, then 10 per second\n`,
+      );
+
+      // Stopped (Ctrl-C) while waiting for a busy agent: top ends at once, as after any frame, without an error.
+      busy = Infinity;
+      asked.length = 0;
+      const stop = io();
+      const began = Date.now();
+      const code = await topCommand(argv, { ...stop.io, stopSignal: () => new Promise<string>((r) => setTimeout(() => r('SIGINT'), 200)) });
+      expect(code).toBe(0);
+      expect(Date.now() - began).toBeLessThan(900);
+      expect(asked).toHaveLength(1);
+      expect(stop.err).toEqual([]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }, 20_000);
 
   it('redraws from the top left, clearing each line and the rest of the screen', () => {
     expect(redraw(['a', 'bb'])).toBe('\x1b[Ha\x1b[K\nbb\x1b[K\n\x1b[J');

@@ -8,7 +8,9 @@
  * --traffic-counters and which the agent zeroes as it reads them (`nft reset
  * counters`): only the agent knows their totals, so top asks it for a
  * reading at each frame (GET /debug/traffic on its metrics server,
- * --metrics-bind-address or the agent's --config). On a terminal it redraws one screen in place;
+ * --metrics-bind-address or the agent's --config; when the agent answers 429,
+ * its page being read too often, top waits the Retry-After and asks again,
+ * up to BUSY_TRIES times). On a terminal it redraws one screen in place;
  * otherwise (a pipe, a log) it prints one frame after another.
  * --iterations N stops after N frames.
  */
@@ -51,8 +53,9 @@ export async function topCommand(argv: readonly string[], io: CommandIO): Promis
       return 1;
     }
     const via = new URL(agent).host;
-    const read = async (): Promise<Reading> => {
-      const page = await fetchTraffic(agent);
+    const read = async (pause: Pause): Promise<Reading | 'stopped'> => {
+      const page = await fetchTraffic(agent, pause);
+      if (page === 'stopped') return page;
       const family = wanted ?? page.families[0] ?? 'IPv4';
       return {
         at: clock.now(),
@@ -96,19 +99,45 @@ export function agentTrafficUrl(bindAddress: string, family: IPFamily | null): s
   return `http://${host.includes(':') ? `[${host}]` : host}:${hp.port}/debug/traffic?format=json${family ? `&family=${family}` : ''}`;
 }
 
-async function fetchTraffic(url: string): Promise<TrafficPage> {
+/** Waits `ms` on top's clock: true, or false when the user stopped top meanwhile. */
+type Pause = (ms: number) => Promise<boolean>;
+
+/**
+ * How many times top asks again when the agent answers 429 (its /debug/traffic token bucket is empty: another top, a
+ * curl loop), each time after the Retry-After it names (at most BUSY_WAIT_MAX_S), before it gives up with the answer.
+ */
+export const BUSY_TRIES = 5;
+const BUSY_WAIT_MAX_S = 10;
+
+async function fetchTraffic(url: string, pause: Pause): Promise<TrafficPage | 'stopped'> {
   const at = new URL(url).host;
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
-  } catch (err) {
-    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-    throw new Error(
-      `cannot reach the agent's metrics server at ${at}: ${cause} (top --mode nftables reads the counters through the agent: give its --metrics-bind-address or --config)`,
-    );
+  for (let tries = 1; ; tries++) {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+      throw new Error(
+        `cannot reach the agent's metrics server at ${at}: ${cause} (top --mode nftables reads the counters through the agent: give its --metrics-bind-address or --config)`,
+      );
+    }
+    const body = await res.text();
+    if (res.status === 429 && tries < BUSY_TRIES) {
+      // Whole seconds as the agent sends them (an HTTP date or nothing: 1 s), never past BUSY_WAIT_MAX_S.
+      const asked = Number(res.headers.get('retry-after'));
+      const seconds = Number.isInteger(asked) && asked >= 1 ? Math.min(asked, BUSY_WAIT_MAX_S) : 1;
+      if (!(await pause(seconds * 1000))) return 'stopped';
+      continue;
+    }
+    if (res.status !== 200) {
+      const busy = res.status === 429 ? ` (${tries} times in a row, each time after the wait it asked for)` : '';
+      throw new Error(`the agent at ${at} answered /debug/traffic with ${res.status}${busy}: ${body.trim()}`);
+    }
+    return checkedPage(at, body);
   }
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`the agent at ${at} answered /debug/traffic with ${res.status}: ${body.trim()}`);
+}
+
+function checkedPage(at: string, body: string): TrafficPage {
   const page = JSON.parse(body) as TrafficPage;
   if (page.mode !== 'nftables') throw new Error(`the agent at ${at} runs in ${page.mode} mode, not nftables: run top --mode ${page.mode}`);
   return page;
@@ -124,7 +153,8 @@ interface Reading {
 }
 
 interface FrameLoop {
-  readonly read: () => Promise<Reading>;
+  /** A reading; 'stopped' when the user stopped top while it waited (an agent's Retry-After). */
+  readonly read: (pause: Pause) => Promise<Reading | 'stopped'>;
   readonly counted: FrameOptions['counted'];
   readonly intervalMs: number;
   readonly iterations: number;
@@ -135,24 +165,27 @@ interface FrameLoop {
 async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
   const { read, intervalMs, iterations, clock } = o;
   const terminal = io.terminal ?? null;
-  /** A reading, or null once it has said why there is none. */
-  const attempt = async (): Promise<Reading | null> => {
+  const stopped = io.stopSignal?.().then(() => 'stop' as const);
+  const sleep = (ms: number) => new Promise<'tick'>((resolve) => clock.setTimeout(() => resolve('tick'), ms));
+  const pause: Pause = async (ms) => (await Promise.race(stopped ? [sleep(ms), stopped] : [sleep(ms)])) === 'tick';
+  /** A reading; null once it has said why there is none; 'stopped' when the user stopped top meanwhile. */
+  const attempt = async (): Promise<Reading | 'stopped' | null> => {
     try {
-      return await read();
+      return await read(pause);
     } catch (err) {
       io.stderr(`error: ${(err as Error).message}\n`);
       return null;
     }
   };
   let previous = await attempt();
+  if (previous === 'stopped') return 0;
   if (!previous) return 1;
-  const stopped = io.stopSignal?.().then(() => 'stop' as const);
-  const sleep = (ms: number) => new Promise<'tick'>((resolve) => clock.setTimeout(() => resolve('tick'), ms));
 
   if (terminal) io.stdout('\x1b[2J');
   for (let frame = 1; iterations === 0 || frame <= iterations; frame++) {
     if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
     const current = await attempt();
+    if (current === 'stopped') break;
     if (!current) return 1;
     const lines = formatFrame(rates(previous.counters, current.counters, (current.at - previous.at) / 1000), {
       source: current.source,
