@@ -116,8 +116,14 @@ describe('--traffic-counters with real traffic (kubernetes/kubernetes#18519)', (
           .map((d) => dump(d))
           .join('---\n'),
       );
-      await waitFor('a refused restore on /debug/rules', async () => (await get('/debug/rules')).body.includes('# IPv4: REFUSED at'), 15_000);
-      const body = (await get('/debug/rules')).body;
+      // The answer that showed it is the one read: /debug allows 5 at once, then 1 per second, so a request right after
+      // the polling could be answered 429.
+      let body = '';
+      await waitFor(
+        'a refused restore on /debug/rules',
+        async () => (body = (await get('/debug/rules')).body).includes('# IPv4: REFUSED at'),
+        15_000,
+      );
       const refused = body.slice(body.indexOf('# IPv4: REFUSED at'));
       expect(refused).toMatch(/^# the line it named, \d+: .*KUBE-SEP-/m);
       expect(refused).toContain(`# -X ${chain}`);
