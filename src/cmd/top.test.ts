@@ -98,10 +98,12 @@ describe('kube-proxy-ts top: arguments', () => {
     const page = JSON.stringify({ mode: 'nftables', families: ['IPv4'], counting: true, readNow: true, failures: [], endpoints: [] });
     /** How many requests in a row get 429 before one gets the page (Infinity: all). */
     let busy = 0;
+    let retryAfter = '1';
     const asked: number[] = [];
     const server = createServer((_req, res) => {
       asked.push(Date.now());
-      if (busy-- > 0) res.writeHead(429, { 'Retry-After': '1' }).end('too many /debug/traffic requests: at most 10 at once, then 10 per second\n');
+      if (busy-- > 0)
+        res.writeHead(429, { 'Retry-After': retryAfter }).end('too many /debug/traffic requests: at most 10 at once, then 10 per second\n');
       else res.writeHead(200, { 'Content-Type': 'application/json' }).end(page);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -130,12 +132,13 @@ describe('kube-proxy-ts top: arguments', () => {
 
       // Stopped (Ctrl-C) while waiting for a busy agent: top ends at once, as after any frame, without an error.
       busy = Infinity;
+      retryAfter = '5';
       asked.length = 0;
       const stop = io();
       const began = Date.now();
       const code = await topCommand(argv, { ...stop.io, stopSignal: () => new Promise<string>((r) => setTimeout(() => r('SIGINT'), 200)) });
       expect(code).toBe(0);
-      expect(Date.now() - began).toBeLessThan(900);
+      expect(Date.now() - began).toBeLessThan(3000);
       expect(asked).toHaveLength(1);
       expect(stop.err).toEqual([]);
     } finally {
