@@ -173,11 +173,12 @@ export class IptablesMode implements ProxyMode {
     this.d = deps;
     this.families = [...options.iptables.keys()];
     this.record = new RulesRecord('iptables-restore', this.families);
-    this.counting = options.trafficCounters ? new TrafficCounting(options.trafficCounters, deps.logger) : null;
+    this.counting = options.trafficCounters ? new TrafficCounting(options.trafficCounters, deps.logger, deps.clock) : null;
     this.inspect = {
       rules: () => this.record.list(),
       objectsOf: (family, state) => this.objectsOf(family, state),
       traffic: () => this.counting?.totals.list() ?? null,
+      trafficReadAt: (family) => this.counting?.totals.readAt(family) ?? null,
       ...(deps.nfacct ? { nfacctPackets: () => this.nfacctPackets(deps.nfacct!) } : {}),
     };
   }
@@ -396,7 +397,7 @@ export class IptablesMode implements ProxyMode {
   monitor(found: (change: OutsideChange) => void): () => void {
     this.watching = true;
     if (this.fullSyncDone && !this.canariesMade) this.makeCanaries('cannot create canary chains');
-    const stopCounting = this.counting?.start(this.d.clock, this.o.iptables, (f, fn) => this.exclusive(f, fn)) ?? (() => undefined);
+    const stopCounting = this.counting?.start(this.o.iptables, (f, fn) => this.exclusive(f, fn)) ?? (() => undefined);
     const stopCanary = every(this.d.clock, this.o.canaryPeriodMs ?? 30_000, async () => {
       const flushed = this.canariesMade ? await this.flushedFamilies() : [];
       if (flushed.length === 0) return;

@@ -33,17 +33,20 @@ export class TrafficCounting {
   readonly totals: TrafficTotals;
   private readonly o: TrafficCountingOptions;
   private readonly logger: Logger;
+  private readonly clock: Clock;
 
-  constructor(options: TrafficCountingOptions, logger: Logger) {
+  /** `clock`: the periodic reading's timer, and the time each reading is taken at (TrafficTotals.readAt). */
+  constructor(options: TrafficCountingOptions, logger: Logger, clock: Clock) {
     this.o = options;
     this.logger = logger;
+    this.clock = clock;
     this.totals = loggedTrafficTotals(options.maxEndpoints, logger);
   }
 
   /** A reading from iptables-save -c output (the nat table in it). */
   observe(family: IPFamily, saveText: string): void {
     const readings = readEndpointCounters(saveText).map((c) => ({ ...c, object: c.chain }));
-    this.totals.observe(family, readings);
+    this.totals.observe(family, readings, this.clock.now());
   }
 
   /** After a successful sync: the per-service chains it wrote. */
@@ -58,12 +61,8 @@ export class TrafficCounting {
    * Starts the slow timer: each family's nat table read under `exclusive` (the mode's per-family sync lock).
    * Returns a stop function.
    */
-  start(
-    clock: Clock,
-    iptables: ReadonlyMap<IPFamily, Iptables>,
-    exclusive: (family: IPFamily, fn: () => Promise<void>) => Promise<void>,
-  ): () => void {
-    return every(clock, this.o.periodMs, async () => {
+  start(iptables: ReadonlyMap<IPFamily, Iptables>, exclusive: (family: IPFamily, fn: () => Promise<void>) => Promise<void>): () => void {
+    return every(this.clock, this.o.periodMs, async () => {
       for (const [family, ipt] of iptables) {
         await exclusive(family, async () => this.observe(family, await ipt.save(['nat'], { counters: true }))).catch((err: unknown) =>
           this.logger.warn({ ipFamily: family, err }, 'traffic counters: cannot read the nat table'),

@@ -151,6 +151,7 @@ export class NftablesMode implements ProxyMode {
       rules: () => this.record.list(),
       objectsOf: (family, state) => this.objectsOf(family, state),
       traffic: () => this.totals?.list() ?? null,
+      trafficReadAt: (family) => this.totals?.readAt(family) ?? null,
       readTraffic: async () => {
         if (!this.totals) return { traffic: null, failures: [] };
         const failures = await this.readCounters();
@@ -364,7 +365,7 @@ export class NftablesMode implements ProxyMode {
         now.set(v.name, b ? { name: v.name, packets: b.packets + v.packets, bytes: b.bytes + v.bytes } : v);
       }
       this.counted.set(family, now);
-      totals.observe(family, counterReadings([...now.values()], owners.map));
+      totals.observe(family, counterReadings([...now.values()], owners.map), this.d.clock.now());
     }
     return failures;
   }

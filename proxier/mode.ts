@@ -115,6 +115,8 @@ export interface ModeInspection {
    * right (nftables: it zeroes them as it reads). Absent when traffic() is always fresh enough.
    */
   readTraffic?(): Promise<{ readonly traffic: readonly EndpointTraffic[] | null; readonly failures: readonly string[] }>;
+  /** When the family's counters were last read (a reading of the mode's clock), or null: not yet; absent: not counted. */
+  trafficReadAt?(family: IPFamily): number | null;
   /**
    * Packets per node nfacct counter the mode's rules count into (upstream's iptables mode: ct_state_invalid_dropped_pkts,
    * localhost_nps_accepted_pkts), read now; absent when the mode has none. A counter that does not exist is not in the map.

@@ -19,7 +19,8 @@
  * are gone from the kernel is dropped (its series ends; should it return, it
  * starts again from zero, which Prometheus reads as a counter reset).
  *
- * Pure: no I/O, no clock (loggedTrafficTotals reports its cap through the logger it is given).
+ * Pure: no I/O, no clock (the caller passes each reading's time; loggedTrafficTotals reports its cap through the
+ * logger it is given).
  */
 import type { Logger } from './log.ts';
 import type { IPFamily } from './types.ts';
@@ -73,13 +74,15 @@ export class TrafficTotals {
   private readonly totals = new Map<string, Total & { readonly service: string; readonly endpoint: string }>();
   /** family -> pairs its last reading left out. */
   private readonly leftOut = new Map<IPFamily, number>();
+  /** family -> when its last reading was taken (the caller's clock). */
+  private readonly readAtOf = new Map<IPFamily, number>();
 
   constructor(options: TrafficTotalsOptions) {
     this.o = options;
   }
 
-  /** Every counted object of one family as the kernel holds it now. */
-  observe(family: IPFamily, readings: readonly CounterReading[]): void {
+  /** Every counted object of one family as the kernel holds it now, read at `at` (a reading of the caller's clock). */
+  observe(family: IPFamily, readings: readonly CounterReading[], at: number): void {
     const before = this.seen.get(family) ?? new Map<string, Seen>();
     const now = new Map<string, Seen>();
     const labels = new Set<string>();
@@ -104,8 +107,14 @@ export class TrafficTotals {
     }
     this.seen.set(family, now);
     this.labelsOf.set(family, labels);
+    this.readAtOf.set(family, at);
     this.dropGone();
     this.cap(family, leftOut);
+  }
+
+  /** When the family's counters were last read (the `at` of its last observe), or null: not read yet. */
+  readAt(family: IPFamily): number | null {
+    return this.readAtOf.get(family) ?? null;
   }
 
   /** Objects of a family that a successful sync wrote again (their counters restarted from zero). */
@@ -122,6 +131,7 @@ export class TrafficTotals {
   forget(family: IPFamily): void {
     this.seen.delete(family);
     this.labelsOf.delete(family);
+    this.readAtOf.delete(family);
     this.dropGone();
     this.cap(family, 0);
   }

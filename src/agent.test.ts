@@ -157,6 +157,10 @@ describe('the agent on FakeIptables: /debug pages and traffic metrics (kubernete
       ['10.244.1.6:8080', 0],
     ]);
     expect((await fetch(`${url}/debug/rules?family=IPv6`)).status).toBe(400);
+    // /debug/traffic answers the last reading (every --traffic-counters-period here), and says when it was taken.
+    const traffic = (await (await fetch(`${url}/debug/traffic?format=json`)).json()) as { readNow: boolean; readAt: { IPv4: string } };
+    expect(traffic.readNow).toBe(false);
+    expect(Math.abs(Date.parse(traffic.readAt.IPv4) - Date.now())).toBeLessThan(60_000);
     // A burst of five, then one per second: ten more at once, and some must wait however slowly the three above ran.
     const burst = await Promise.all(Array.from({ length: 10 }, () => fetch(`${url}/debug/services`)));
     const limited = burst.find((r) => r.status === 429);
@@ -435,18 +439,20 @@ describe('the agent in nftables mode on FakeNft', () => {
       counting: boolean;
       readNow: boolean;
       failures: string[];
+      readAt: { IPv4?: string | null };
       endpoints: { service: string; endpoint: string; packets: number }[];
     };
     const page = async (): Promise<Page> => (await (await fetch(`${url}/debug/traffic?format=json&family=IPv4`)).json()) as Page;
     const first = await page();
     expect(first).toMatchObject({ mode: 'nftables', counting: true, readNow: true });
+    expect(Math.abs(Date.parse(first.readAt.IPv4!) - Date.now())).toBeLessThan(60_000);
     expect(first.endpoints.map((e) => [e.service, e.endpoint])).toEqual([['ns1/web:p80', '10.244.1.5:8080']]);
     // Each answer comes from a reading of its own: its total has grown since the last answer, whatever the period took.
     const second = await page();
     expect(second.endpoints[0]!.packets).toBeGreaterThan(first.endpoints[0]!.packets);
     expect((await page()).endpoints[0]!.packets).toBeGreaterThan(second.endpoints[0]!.packets);
     expect(await (await fetch(`${url}/debug/traffic`)).text()).toMatch(
-      /^# kube-proxy-ts nftables mode: packets and bytes per endpoint since the agent started counting \(read from the kernel for this answer\)\nSERVICE +ENDPOINT +PACKETS +BYTES\nns1\/web:p80 +10\.244\.1\.5:8080 +\d+ +\d+\n$/,
+      /^# kube-proxy-ts nftables mode: packets and bytes per endpoint since the agent started counting \(read from the kernel for this answer\)\n# IPv4: read at \S+Z\n# IPv6: read at \S+Z\nSERVICE +ENDPOINT +PACKETS +BYTES\nns1\/web:p80 +10\.244\.1\.5:8080 +\d+ +\d+\n$/,
     );
     expect(((await (await fetch(`${url}/debug/traffic?format=json&family=IPv6`)).json()) as Page).endpoints).toEqual([]);
     // Requests at once share readings: never two `nft reset` at a time.
@@ -494,6 +500,7 @@ describe('the agent in nftables mode on FakeNft', () => {
       counting: false,
       readNow: false,
       failures: [],
+      readAt: {},
       endpoints: [],
     });
     expect(await (await fetch(`${url}/debug/traffic`)).text()).toBe(

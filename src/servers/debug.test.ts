@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ModeInspection } from '../../proxier/mode.ts';
 import { RulesRecord } from '../../proxier/rules-record.ts';
+import type { IPFamily } from '../../proxier/types.ts';
 import { endpoint, portState, servicePort, snapshotOf } from '../../test/domain.ts';
 import { formatServicesTable, servicesTable } from './debug-services.ts';
 import { formatRules, formatTraffic, trafficPage } from './debug.ts';
@@ -103,19 +104,28 @@ describe('/debug/traffic', () => {
     ...over,
   });
 
-  it("answers a family's endpoints, by service then endpoint; a mode without readTraffic answers its last reading", async () => {
-    const v4 = await trafficPage({ mode: 'iptables', families: ['IPv6', 'IPv4'], inspect: inspect() }, ['IPv4']);
+  it("answers a family's endpoints, by service then endpoint; a mode without readTraffic answers its last reading, and says when it was taken", async () => {
+    // The mode's clock reads 5000 at 2026-12-05T10:00:05Z; IPv6 was never read.
+    const clock = { epochMs: (reading: number) => Date.parse('2026-12-05T10:00:00Z') + reading };
+    const readAt = (family: IPFamily) => (family === 'IPv4' ? 5000 : null);
+    const src = { mode: 'iptables', families: ['IPv6', 'IPv4'], inspect: inspect({ trafficReadAt: readAt }), clock } as const;
+    const v4 = await trafficPage(src, ['IPv4']);
     expect(v4).toEqual({
       mode: 'iptables',
       families: ['IPv6', 'IPv4'],
       counting: true,
       readNow: false,
       failures: [],
+      readAt: { IPv4: '2026-12-05T10:00:05.000Z' },
       endpoints: [traffic[2], traffic[1]],
     });
+    const both = await trafficPage(src, ['IPv6', 'IPv4']);
+    expect(both.readAt).toEqual({ IPv6: null, IPv4: '2026-12-05T10:00:05.000Z' });
+    expect(formatTraffic(both)).toMatch(/^# kube-proxy-ts .*\n# IPv6: not read yet\n# IPv4: read at 2026-12-05T10:00:05\.000Z\nSERVICE /);
     expect((await trafficPage({ mode: 'iptables', families: ['IPv6', 'IPv4'], inspect: inspect() }, ['IPv6'])).endpoints).toEqual([traffic[0]]);
     expect(formatTraffic(v4)).toBe(
       '# kube-proxy-ts iptables mode: packets and bytes per endpoint since the agent started counting (its last reading)\n' +
+        '# IPv4: read at 2026-12-05T10:00:05.000Z\n' +
         'SERVICE       ENDPOINT         PACKETS  BYTES\n' +
         'ns1/dns:dns   10.244.1.9:53    1        60\n' +
         'ns1/web:http  10.244.1.5:8080  12       720\n',
@@ -142,7 +152,7 @@ describe('/debug/traffic', () => {
       { mode: 'nftables', families: ['IPv4'], inspect: inspect({ traffic: () => null, readTraffic: async () => ({ traffic: null, failures: [] }) }) },
       ['IPv4'],
     );
-    expect(off).toEqual({ mode: 'nftables', families: ['IPv4'], counting: false, readNow: false, failures: [], endpoints: [] });
+    expect(off).toEqual({ mode: 'nftables', families: ['IPv4'], counting: false, readNow: false, failures: [], readAt: {}, endpoints: [] });
     expect(formatTraffic(await trafficPage({ mode: 'userspace', families: ['IPv4'], inspect: undefined }, ['IPv4']))).toBe(
       '# kube-proxy-ts userspace mode counts no traffic per endpoint: the agent runs without --traffic-counters (userspace mode has no rules to count; see kubeproxy_ts_userspace_*)\n',
     );

@@ -11,7 +11,8 @@
  *   since the agent started counting (the traffic metrics' figures). The
  *   nftables mode reads its counters for the request (it zeroes them as it
  *   reads, so only the agent can tell their totals: `top --mode nftables`
- *   reads this page); the iptables mode answers its last reading.
+ *   reads this page); the iptables mode answers its last reading. Either says
+ *   when each family was read (`readAt`).
  * `?format=json` answers JSON, `?family=IPv4|IPv6` one family. The first two
  * pages share one token bucket (burst 5, then 1 per second), /debug/traffic
  * has its own (burst 10, then 10 per second: `top --interval 100ms`): beyond
@@ -54,20 +55,35 @@ export interface TrafficPage {
   readonly readNow: boolean;
   /** What that reading could not read ("IPv4: <error>"): those families' figures are their last reading's. */
   readonly failures: readonly string[];
+  /**
+   * Per family of the answer, when its counters were last read (RFC 3339; null: not read yet): how old the figures
+   * are, the iptables mode reading every --traffic-counters-period and at each full sync. Empty when not counting.
+   */
+  readonly readAt: Readonly<Partial<Record<IPFamily, string | null>>>;
   readonly endpoints: readonly EndpointTraffic[];
 }
 
 /** The family of an endpoint "ip:port" / "[ip]:port". */
 export const endpointFamily = (endpoint: string): IPFamily => (endpoint.startsWith('[') ? 'IPv6' : 'IPv4');
 
-export async function trafficPage(src: Pick<DebugSources, 'mode' | 'inspect' | 'families'>, families: readonly IPFamily[]): Promise<TrafficPage> {
+export async function trafficPage(
+  src: Pick<DebugSources, 'mode' | 'inspect' | 'families'> & { readonly clock?: Pick<Clock, 'epochMs'> },
+  families: readonly IPFamily[],
+): Promise<TrafficPage> {
   const inspect = src.inspect;
   const readNow = inspect?.readTraffic !== undefined && inspect.traffic() !== null;
   const read = readNow ? await inspect!.readTraffic!() : { traffic: inspect?.traffic() ?? null, failures: [] };
   const all = read.traffic;
   const endpoints = (all ?? []).filter((t) => families.includes(endpointFamily(t.endpoint))).sort(byServiceAndEndpoint);
   const failures = read.failures.filter((f) => families.some((family) => f.startsWith(`${family}:`)));
-  return { mode: src.mode, families: src.families, counting: all !== null, readNow, failures, endpoints };
+  const iso = isoOf(src.clock);
+  const readAt: Partial<Record<IPFamily, string | null>> = {};
+  if (all !== null && inspect?.trafficReadAt)
+    for (const f of families) {
+      const at = inspect.trafficReadAt(f);
+      readAt[f] = at === null ? null : iso(at);
+    }
+  return { mode: src.mode, families: src.families, counting: all !== null, readNow, failures, readAt, endpoints };
 }
 
 export function formatTraffic(page: TrafficPage): string {
@@ -81,6 +97,7 @@ export function formatTraffic(page: TrafficPage): string {
   return (
     [
       `# kube-proxy-ts ${page.mode} mode: packets and bytes per endpoint since the agent started counting (${page.readNow ? 'read from the kernel for this answer' : 'its last reading'})`,
+      ...Object.entries(page.readAt).map(([family, at]) => `# ${family}: ${at === null ? 'not read yet' : `read at ${at}`}`),
       ...page.failures.map((f) => `# NOT READ, its figures are the last reading's: ${f.replaceAll('\n', ' ')}`),
       ...rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ')),
     ].join('\n') + '\n'
