@@ -165,9 +165,28 @@ interface FrameLoop {
 async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
   const { read, intervalMs, iterations, clock } = o;
   const terminal = io.terminal ?? null;
-  const stopped = io.stopSignal?.().then(() => 'stop' as const);
-  const sleep = (ms: number) => new Promise<'tick'>((resolve) => clock.setTimeout(() => resolve('tick'), ms));
-  const pause: Pause = async (ms) => (await Promise.race(stopped ? [sleep(ms), stopped] : [sleep(ms)])) === 'tick';
+  // One wait at a time, cut short by a stop: its timer cleared, and no reaction left on the stop signal per frame (top
+  // may run for days at --interval 100ms).
+  let isStopped = false;
+  let cutShort: (() => void) | null = null;
+  void io.stopSignal?.().then(() => {
+    isStopped = true;
+    cutShort?.();
+  });
+  const pause: Pause = (ms) =>
+    isStopped
+      ? Promise.resolve(false)
+      : new Promise<boolean>((resolve) => {
+          const timer = clock.setTimeout(() => {
+            cutShort = null;
+            resolve(true);
+          }, ms);
+          cutShort = () => {
+            clock.clearTimeout(timer);
+            cutShort = null;
+            resolve(false);
+          };
+        });
   /** A reading; null once it has said why there is none; 'stopped' when the user stopped top meanwhile. */
   const attempt = async (): Promise<Reading | 'stopped' | null> => {
     try {
@@ -183,7 +202,7 @@ async function frames(io: CommandIO, o: FrameLoop): Promise<number> {
 
   if (terminal) io.stdout('\x1b[2J');
   for (let frame = 1; iterations === 0 || frame <= iterations; frame++) {
-    if ((await Promise.race(stopped ? [sleep(intervalMs), stopped] : [sleep(intervalMs)])) === 'stop') break;
+    if (!(await pause(intervalMs))) break;
     const current = await attempt();
     if (current === 'stopped') break;
     if (!current) return 1;
