@@ -158,6 +158,44 @@ describe('kube-proxy-ts top: arguments', () => {
     }
   }, 20_000);
 
+  it("--mode nftables: says so when the address answers something other than the agent's page (another web server, a proxy)", async () => {
+    let body = '';
+    let status = 200;
+    const server = createServer((_req, res) => void res.writeHead(status, { 'Content-Type': 'text/html' }).end(body));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (const [answer, why] of [
+        ['<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body>hello</body></html>', /Unexpected token/],
+        ['{"status": "ok"}', /no "endpoints" list/],
+        ['null', /no "endpoints" list/],
+      ] as const) {
+        body = answer;
+        const t = io();
+        expect(await topCommand(['--mode', 'nftables', '--metrics-bind-address', at, '--iterations', '1'], t.io)).toBe(1);
+        const err = t.err.join('');
+        expect(err).toMatch(
+          new RegExp(`^error: the agent at ${at.replaceAll('.', '\\.')} answered /debug/traffic with something other than its JSON page \\(`),
+        );
+        expect(err).toMatch(why);
+        expect(err).toContain(`"${answer.replaceAll('\n', ' ').slice(0, 60)}${answer.length > 60 ? '...' : ''}"`);
+        expect(err).toMatch(/is --metrics-bind-address the agent's\?\n$/);
+      }
+      // Another server's error page, on one line and cut.
+      status = 404;
+      body = `<!DOCTYPE HTML>\n<html lang="en">\n    <head>\n        <title>Error response</title>\n${'    <p>Nothing matches the given URI.</p>\n'.repeat(20)}</html>`;
+      const t = io();
+      expect(await topCommand(['--mode', 'nftables', '--metrics-bind-address', at, '--iterations', '1'], t.io)).toBe(1);
+      expect(t.err.join('')).toMatch(
+        new RegExp(
+          `^error: the agent at ${at.replaceAll('.', '\\.')} answered /debug/traffic with 404: <!DOCTYPE HTML> <html lang="en"> <head> <title>Error response</title> <p>.{200,300}\\.\\.\\.; is --metrics-bind-address the agent's\\?\n$`,
+        ),
+      );
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('redraws from the top left, clearing each line and the rest of the screen', () => {
     expect(redraw(['a', 'bb'])).toBe('\x1b[Ha\x1b[K\nbb\x1b[K\n\x1b[J');
   });

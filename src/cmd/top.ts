@@ -131,14 +131,30 @@ async function fetchTraffic(url: string, pause: Pause): Promise<TrafficPage | 's
     }
     if (res.status !== 200) {
       const busy = res.status === 429 ? ` (${tries} times in a row, each time after the wait it asked for)` : '';
-      throw new Error(`the agent at ${at} answered /debug/traffic with ${res.status}${busy}: ${body.trim()}`);
+      // The agent's own answers are one line; anything else (an HTML page of another server) is cut.
+      const notOurs = res.status === 404 ? `; is --metrics-bind-address the agent's?` : '';
+      throw new Error(`the agent at ${at} answered /debug/traffic with ${res.status}${busy}: ${excerpt(body, 300)}${notOurs}`);
     }
     return checkedPage(at, body);
   }
 }
 
+/** The start of an answer on one line: its whitespace runs as one space, cut after `max` characters with "...". */
+const excerpt = (body: string, max: number): string => {
+  const line = body.trim().replace(/\s+/g, ' ');
+  return line.length > max ? `${line.slice(0, max)}...` : line;
+};
+
 function checkedPage(at: string, body: string): TrafficPage {
-  const page = JSON.parse(body) as TrafficPage;
+  let page: TrafficPage;
+  try {
+    page = JSON.parse(body) as TrafficPage;
+    if (typeof page !== 'object' || page === null || !Array.isArray(page.endpoints)) throw new Error('no "endpoints" list');
+  } catch (err) {
+    throw new Error(
+      `the agent at ${at} answered /debug/traffic with something other than its JSON page (${(err as Error).message}): "${excerpt(body, 60)}"; is --metrics-bind-address the agent's?`,
+    );
+  }
   if (page.mode !== 'nftables') throw new Error(`the agent at ${at} runs in ${page.mode} mode, not nftables: run top --mode ${page.mode}`);
   return page;
 }
