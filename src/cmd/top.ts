@@ -28,6 +28,7 @@ import { usage } from './render.ts';
 import { formatFrame, IPTABLES_COUNTED, rates, type FrameOptions } from './top-view.ts';
 import { nftFamily, TABLE_NAME } from '../../nftables/model.ts';
 import { parseHostPort } from '../host-port.ts';
+import { retryAfterSeconds } from '../retry-after.ts';
 import { endpointFamily, type TrafficPage } from '../servers/debug.ts';
 import type { Clock } from '../../proxier/clock.ts';
 
@@ -124,8 +125,7 @@ async function fetchTraffic(url: string, pause: Pause): Promise<TrafficPage | 's
     const body = await res.text();
     if (res.status === 429 && tries < BUSY_TRIES) {
       // Whole seconds as the agent sends them (an HTTP date or nothing: 1 s), never past BUSY_WAIT_MAX_S.
-      const asked = Number(res.headers.get('retry-after'));
-      const seconds = Number.isInteger(asked) && asked >= 1 ? Math.min(asked, BUSY_WAIT_MAX_S) : 1;
+      const seconds = Math.min(retryAfterSeconds(res.headers.get('retry-after')) ?? 1, BUSY_WAIT_MAX_S);
       if (!(await pause(seconds * 1000))) return 'stopped';
       continue;
     }

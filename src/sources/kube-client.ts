@@ -18,6 +18,7 @@
  *   against, or the client certificate and key that cannot be used.
  */
 import { ApiException, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { retryAfterSeconds } from '../retry-after.ts';
 import { httpWatch, type WatchCallback } from './kube-watch.ts';
 
 /** One HTTP request as client-go's rest_client metrics see it. */
@@ -68,10 +69,8 @@ export function retryAfterMs(err: unknown): number | null {
   const status = statusOf(err);
   if (status === null || (status !== 429 && Math.floor(status / 100) !== 5)) return null;
   const headers = (err as { headers?: unknown }).headers;
-  const raw = headers && typeof headers === 'object' ? (headers as Record<string, unknown>)['retry-after'] : undefined;
-  if (typeof raw !== 'string' || !/^\s*\d+\s*$/.test(raw)) return null;
-  const seconds = Number(raw);
-  return seconds > 0 ? Math.min(seconds * 1000, RETRY_AFTER_MAX_MS) : null;
+  const seconds = retryAfterSeconds(headers && typeof headers === 'object' ? (headers as Record<string, unknown>)['retry-after'] : undefined);
+  return seconds === null ? null : Math.min(seconds * 1000, RETRY_AFTER_MAX_MS);
 }
 
 const TLS_TRUST_CODES = new Set([
