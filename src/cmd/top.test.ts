@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../proxier/clock.ts';
 import { silentLogger } from '../../proxier/log.ts';
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { agentTrafficUrl, BUSY_TRIES, redraw, topCommand } from './top.ts';
 
@@ -9,6 +9,17 @@ const io = () => {
   const err: string[] = [];
   return { err, io: { stdout: () => undefined, stderr: (t: string) => void err.push(t), makeLogger: () => silentLogger() } };
 };
+
+/** Runs `test` against an HTTP server on a loopback port ("127.0.0.1:port"), closed afterwards. */
+async function withServer(handler: RequestListener, test: (at: string) => Promise<void>): Promise<void> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await test(`127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+}
 
 describe('kube-proxy-ts top: arguments', () => {
   it.each([
@@ -50,7 +61,7 @@ describe('kube-proxy-ts top: arguments', () => {
   it("--mode nftables without --ip-family shows the agent's primary family (IPv6 first here); with it, asks for that one", async () => {
     const urls: string[] = [];
     let packets = 0;
-    const server = createServer((req, res) => {
+    const handler: RequestListener = (req, res) => {
       urls.push(req.url!);
       packets += 4;
       const endpoints = [
@@ -69,10 +80,8 @@ describe('kube-proxy-ts top: arguments', () => {
           endpoints,
         }),
       );
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    try {
+    };
+    await withServer(handler, async (at) => {
       const out: string[] = [];
       const argv = ['--mode', 'nftables', '--metrics-bind-address', at, '--interval', '100ms', '--iterations', '1'];
       expect(await topCommand(argv, { ...io().io, stdout: (t: string) => void out.push(t) })).toBe(0);
@@ -90,9 +99,7 @@ describe('kube-proxy-ts top: arguments', () => {
       expect(urls).toEqual(['/debug/traffic?format=json&family=IPv4', '/debug/traffic?format=json&family=IPv4']);
       expect(out.join('')).toMatch(/^ {2}10\.244\.1\.5:8080 +0\.0 +0 +- +100 /m);
       expect(out.join('')).not.toContain('could not read');
-    } finally {
-      await new Promise((r) => server.close(r));
-    }
+    });
   });
 
   it('--mode nftables: an agent answering 429 (its /debug/traffic bucket empty) is asked again after its Retry-After; top gives up after BUSY_TRIES, and stops at once when stopped during a wait', async () => {
@@ -101,16 +108,14 @@ describe('kube-proxy-ts top: arguments', () => {
     let busy = 0;
     let retryAfter = '1';
     const asked: number[] = [];
-    const server = createServer((_req, res) => {
+    const handler: RequestListener = (_req, res) => {
       asked.push(Date.now());
       if (busy-- > 0)
         res.writeHead(429, { 'Retry-After': retryAfter }).end('too many /debug/traffic requests: at most 10 at once, then 10 per second\n');
       else res.writeHead(200, { 'Content-Type': 'application/json' }).end(page);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const argv = ['--mode', 'nftables', '--metrics-bind-address', at, '--interval', '100ms', '--iterations', '1'];
-    try {
+    };
+    await withServer(handler, async (at) => {
+      const argv = ['--mode', 'nftables', '--metrics-bind-address', at, '--interval', '100ms', '--iterations', '1'];
       // Two 429s, then the page: one frame, the waits as long as the agent asked.
       busy = 2;
       const out: string[] = [];
@@ -153,18 +158,14 @@ describe('kube-proxy-ts top: arguments', () => {
         expect(asked, when).toHaveLength(1);
         expect(t.err, when).toEqual([]);
       }
-    } finally {
-      await new Promise((r) => server.close(r));
-    }
+    });
   }, 20_000);
 
   it("--mode nftables: says so when the address answers something other than the agent's page (another web server, a proxy)", async () => {
     let body = '';
     let status = 200;
-    const server = createServer((_req, res) => void res.writeHead(status, { 'Content-Type': 'text/html' }).end(body));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    try {
+    const handler: RequestListener = (_req, res) => void res.writeHead(status, { 'Content-Type': 'text/html' }).end(body);
+    await withServer(handler, async (at) => {
       for (const [answer, why] of [
         ['<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body>hello</body></html>', /Unexpected token/],
         ['{"status": "ok"}', /no "endpoints" list/],
@@ -191,9 +192,7 @@ describe('kube-proxy-ts top: arguments', () => {
           `^error: the agent at ${at.replaceAll('.', '\\.')} answered /debug/traffic with 404: <!DOCTYPE HTML> <html lang="en"> <head> <title>Error response</title> <p>.{200,300}\\.\\.\\.; is --metrics-bind-address the agent's\\?\n$`,
         ),
       );
-    } finally {
-      await new Promise((r) => server.close(r));
-    }
+    });
   });
 
   it('redraws from the top left, clearing each line and the rest of the screen', () => {
