@@ -11,7 +11,7 @@
  *     that changes a UDP service port pays; split into `conntrack -L` and the
  *     parse and plan;
  *   - a reconcile after 10.1.0.2 went away: the listing, then one
- *     `conntrack -D --orig-dst 172.30.1.1 --dport 53 --reply-src 10.1.0.2`
+ *     `conntrack -D --orig-dst 172.30.1.1 --dport 53 --reply-src 10.1.0.2 --reply-port-src 53`
  *     deleting about half of the entries (made again before each rep).
  */
 import { createSocket } from 'node:dgram';
@@ -68,7 +68,8 @@ const serving = (ips: string[]): Snapshot =>
   snapshotOf([
     portState(
       service,
-      ips.map((ip) => endpoint(ip, { port: 5353 })),
+      // The nft rule DNATs to the address only, so the endpoints answer on the service port: the reconciler matches both.
+      ips.map((ip) => endpoint(ip, { port: 53 })),
     ),
   ]);
 const both = serving(['10.1.0.1', '10.1.0.2']);

@@ -557,7 +557,7 @@ describe('IptablesMode: sync reports', () => {
 
   it('counts the UDP conntrack entries it deleted, and reports the ones it could not delete without failing', async () => {
     const fake = new FakeIptables({ family: 'IPv4' });
-    const entry = { origSrc: '10.9.0.1', origDst: '172.30.0.53', origSrcPort: 40053, origDstPort: 53, replySrc: '10.0.0.2' };
+    const entry = { origSrc: '10.9.0.1', origDst: '172.30.0.53', origSrcPort: 40053, origDstPort: 53, replySrc: '10.0.0.2', replySrcPort: 53 };
     const conntrack = { deleteEntries: async () => ({ deleted: 3, errors: ['conntrack v1.4.7: exit 2'] }), listEntries: async () => [entry] };
     const mode = new IptablesMode(
       { iptables: new Map([['IPv4', fake]]), render: DEFAULT_RENDER_OPTIONS },

@@ -8,13 +8,17 @@ const sp = (over: Partial<ServicePort> = {}) =>
 const ep = (ip: string, over: Parameters<typeof endpoint>[1] = {}) => endpoint(ip, { port: 5353, ...over });
 const st = portState;
 const snap = (...services: ServicePortState[]) => snapshotOf(services);
-/** A client's flow to dst:port, answered by `reply` (the endpoint it was DNATed to, or dst itself when nothing did). */
-const flow = (dst: string, port: number, reply: string, clientPort = 40053): ConntrackEntry => ({
+/**
+ * A client's flow to dst:port, answered by `reply`:`replyPort` (the endpoint it was DNATed to, by default on the
+ * endpoints' port, or dst itself when nothing did).
+ */
+const flow = (dst: string, port: number, reply: string, clientPort = 40053, replyPort = 5353): ConntrackEntry => ({
   origSrc: '10.9.0.1',
   origDst: dst,
   origSrcPort: clientPort,
   origDstPort: port,
   replySrc: reply,
+  replySrcPort: replyPort,
 });
 const args = (entries: ConntrackEntry[], ...services: ServicePortState[]) => staleConntrackFilters(entries, snap(...services)).map(conntrackArgs);
 
@@ -28,9 +32,9 @@ describe('parseConntrackList (the output of conntrack -L -p udp, conntrack-tools
       '',
     ].join('\n');
     expect(parseConntrackList(out)).toEqual([
-      { origSrc: '172.30.0.40', origDst: '172.30.0.40', origSrcPort: 40053, origDstPort: 53, replySrc: '127.0.0.1' },
-      { origSrc: '10.244.1.2', origDst: '172.30.0.10', origSrcPort: 41000, origDstPort: 53, replySrc: '10.244.2.5' },
-      { origSrc: 'fd00::1', origDst: 'fd00:30::10', origSrcPort: 5000, origDstPort: 53, replySrc: 'fd00:244::5' },
+      { origSrc: '172.30.0.40', origDst: '172.30.0.40', origSrcPort: 40053, origDstPort: 53, replySrc: '127.0.0.1', replySrcPort: 8080 },
+      { origSrc: '10.244.1.2', origDst: '172.30.0.10', origSrcPort: 41000, origDstPort: 53, replySrc: '10.244.2.5', replySrcPort: 5353 },
+      { origSrc: 'fd00::1', origDst: 'fd00:30::10', origSrcPort: 5000, origDstPort: 53, replySrc: 'fd00:244::5', replySrcPort: 5353 },
     ]);
   });
 
@@ -53,16 +57,33 @@ describe('staleConntrackFilters (upstream CleanStaleEntries, conntrack/cleanup.g
       flow('192.168.100.1', 53, '10.0.0.1'),
     ];
     expect(args(entries, st(svc, [ep('10.0.0.2')]))).toEqual([
-      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.1'],
-      ['-D', '-p', 'udp', '--orig-dst', '192.168.99.1', '--dport', '53', '--reply-src', '10.0.0.1'],
-      ['-D', '-p', 'udp', '--orig-dst', '192.168.100.1', '--dport', '53', '--reply-src', '10.0.0.1'],
+      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.1', '--reply-port-src', '5353'],
+      ['-D', '-p', 'udp', '--orig-dst', '192.168.99.1', '--dport', '53', '--reply-src', '10.0.0.1', '--reply-port-src', '5353'],
+      ['-D', '-p', 'udp', '--orig-dst', '192.168.100.1', '--dport', '53', '--reply-src', '10.0.0.1', '--reply-port-src', '5353'],
     ]);
   });
 
   it('deletes flows to the node port on any address answered by a non-serving address', () => {
     const svc = sp({ nodePort: 30053 });
     const entries = [flow('192.168.50.11', 30053, '10.0.0.1'), flow('192.168.50.12', 30053, '10.0.0.1'), flow('192.168.50.11', 30053, '10.0.0.2')];
-    expect(args(entries, st(svc, [ep('10.0.0.2')]))).toEqual([['-D', '-p', 'udp', '--dport', '30053', '--reply-src', '10.0.0.1']]);
+    expect(args(entries, st(svc, [ep('10.0.0.2')]))).toEqual([
+      ['-D', '-p', 'udp', '--dport', '30053', '--reply-src', '10.0.0.1', '--reply-port-src', '5353'],
+    ]);
+  });
+
+  it('deletes flows answered by a serving endpoint IP on a port it no longer serves: a target port change (upstream #130542, reply source IP and port)', () => {
+    const svc = sp({ nodePort: 30053 });
+    // The Service's targetPort moved from 53 to 5353 (a hostNetwork DaemonSet, or pods that keep their IPs): same endpoint IPs.
+    const entries = [
+      flow('172.30.0.10', 53, '10.0.0.1', 40053, 53),
+      flow('172.30.0.10', 53, '10.0.0.1', 40054, 5353),
+      flow('192.168.50.11', 30053, '10.0.0.1', 40055, 53),
+      flow('192.168.50.11', 30053, '10.0.0.1', 40056, 5353),
+    ];
+    expect(args(entries, st(svc, [ep('10.0.0.1')]))).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.1', '--reply-port-src', '53'],
+      ['-D', '-p', 'udp', '--dport', '30053', '--reply-src', '10.0.0.1', '--reply-port-src', '53'],
+    ]);
   });
 
   it('one deletion per destination and reply source, however many client flows share them', () => {
@@ -78,14 +99,16 @@ describe('staleConntrackFilters (upstream CleanStaleEntries, conntrack/cleanup.g
       ep('10.0.0.3', { ready: false, serving: false, terminating: true }),
     ];
     const state: ServicePortState = { ...st(sp(), eps), selection: { ...st(sp(), eps).selection, cluster: [eps[0]!], allReachable: [eps[0]!] } };
-    expect(args(entries, state)).toEqual([['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.3']]);
+    expect(args(entries, state)).toEqual([
+      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.3', '--reply-port-src', '5353'],
+    ]);
   });
 
   it('deletes every flow of a port with no serving endpoint, rejected ones too (upstream #139629)', () => {
-    const entries = [flow('172.30.0.10', 53, '10.0.0.1'), flow('172.30.0.10', 53, '172.30.0.10')];
+    const entries = [flow('172.30.0.10', 53, '10.0.0.1'), flow('172.30.0.10', 53, '172.30.0.10', 40053, 53)];
     expect(args(entries, st(sp(), [ep('10.0.0.1', { ready: false, serving: false })]))).toEqual([
-      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.1'],
-      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '172.30.0.10'],
+      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '10.0.0.1', '--reply-port-src', '5353'],
+      ['-D', '-p', 'udp', '--orig-dst', '172.30.0.10', '--dport', '53', '--reply-src', '172.30.0.10', '--reply-port-src', '53'],
     ]);
     expect(staleConntrackFilters(entries, snap(st(sp(), [])))[0]!.reason).toBe('ns/dns:dns: UDP service port has no serving endpoint');
   });
@@ -103,7 +126,7 @@ describe('staleConntrackFilters (upstream CleanStaleEntries, conntrack/cleanup.g
       family: 'IPv6',
     });
     expect(filters.map(conntrackArgs)).toEqual([
-      ['-D', '-p', 'udp', '-f', 'ipv6', '--orig-dst', 'fd00:30::10', '--dport', '53', '--reply-src', 'fd00:244::5'],
+      ['-D', '-p', 'udp', '-f', 'ipv6', '--orig-dst', 'fd00:30::10', '--dport', '53', '--reply-src', 'fd00:244::5', '--reply-port-src', '5353'],
     ]);
   });
 });

@@ -9,16 +9,18 @@
  *   one), the family's UDP entries are listed (`conntrack -L`).
  * - An entry whose original destination is a UDP service port's cluster IP,
  *   external IP or load-balancer IP and port, or whose original destination
- *   port is its node port, is stale when its reply source is not one of the
- *   port's serving endpoints (traffic policies, topology and terminating state
- *   are deliberately ignored, as upstream); a port with no serving endpoint
- *   makes all of its entries stale (#139629).
- * - Stale entries are deleted per original destination and reply source.
+ *   port is its node port, is stale when its reply source (address and port)
+ *   is not one of the port's serving endpoints (traffic policies, topology and
+ *   terminating state are deliberately ignored, as upstream); the port counts
+ *   (#130542): after a target port change the flows still DNATed to an
+ *   endpoint's old port are stale although its IP still serves. A port with no
+ *   serving endpoint makes all of its entries stale (#139629).
+ * - Stale entries are deleted per original destination and reply source (address and port).
  * Unlike the event-based cleanup before it, a restart deletes only what is
  * stale, not every UDP flow (upstream #122740).
  */
 import { normalizeIP } from './ip.ts';
-import type { IPFamily, ServicePortState, Snapshot } from './types.ts';
+import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from './types.ts';
 
 /** One `conntrack -D` call. */
 export interface ConntrackFilter {
@@ -30,6 +32,8 @@ export interface ConntrackFilter {
   readonly origDstPort?: number;
   /** --reply-src (who answers: the endpoint, or the service IP itself when nothing DNATed the entry) */
   readonly replySrc?: string;
+  /** --reply-port-src (the port that answers: the endpoint's, or the service port when nothing DNATed the entry) */
+  readonly replySrcPort?: number;
   /** For logs: which service port and why. */
   readonly reason: string;
 }
@@ -41,6 +45,7 @@ export interface ConntrackEntry {
   readonly origSrcPort: number;
   readonly origDstPort: number;
   readonly replySrc: string;
+  readonly replySrcPort: number;
 }
 
 /**
@@ -54,13 +59,13 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
   for (let m = ENTRY.exec(text); m !== null; m = ENTRY.exec(text)) {
     const [origSrc, origDst, replySrc] = [address(m[1]!), address(m[2]!), address(m[5]!)];
     if (origSrc === null || origDst === null || replySrc === null) continue;
-    out.push({ origSrc, origDst, origSrcPort: Number(m[3]), origDstPort: Number(m[4]), replySrc });
+    out.push({ origSrc, origDst, origSrcPort: Number(m[3]), origDstPort: Number(m[4]), replySrc, replySrcPort: Number(m[6]) });
   }
   return out;
 }
 
-// A UDP line: the original tuple's src, dst, sport, dport, then (after [UNREPLIED] or nothing) the reply tuple's src.
-const ENTRY = /^udp\s+\d+\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:\[\w+\] )?src=(\S+) /gm;
+// A UDP line: the original tuple's src, dst, sport, dport, then (after [UNREPLIED] or nothing) the reply tuple's src and sport.
+const ENTRY = /^udp\s+\d+\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:\[\w+\] )?src=(\S+) dst=\S+ sport=(\d+) /gm;
 
 /** IPv4 as conntrack prints it is already canonical; IPv6 is compared in our canonical form. */
 const address = (text: string): string | null => (text.includes(':') ? normalizeIP(text) : text);
@@ -87,23 +92,24 @@ export function conntrackReconcileNeeded(prev: Snapshot | null, next: Snapshot):
 /** The deletions for the stale entries among `entries` (one family's), grouped per original destination and reply source. */
 export function staleConntrackFilters(entries: readonly ConntrackEntry[], snapshot: Snapshot): ConntrackFilter[] {
   const family: IPFamily = snapshot.family;
-  // "ip port" and node port -> the serving endpoint IPs, and which service port it is (for the log).
+  // "ip port" and node port -> the serving endpoints ("ip port"), and which service port it is (for the log).
   const byAddress = new Map<string, { serving: Set<string>; key: string }>();
   const byNodePort = new Map<number, { serving: Set<string>; key: string }>();
   for (const s of snapshot.services) {
     if (s.service.protocol !== 'UDP') continue;
     const serving = new Set<string>();
-    for (const e of s.endpoints) if (e.serving) serving.add(normalizeIP(e.ip) ?? e.ip);
+    for (const e of s.endpoints) if (e.serving) serving.add(`${normalizeIP(e.ip) ?? e.ip} ${e.port}`);
     const entry = { serving, key: s.service.key };
     for (const ip of serviceIPs(s)) if (ip) byAddress.set(`${normalizeIP(ip) ?? ip} ${s.service.port}`, entry);
     if (s.service.nodePort) byNodePort.set(s.service.nodePort, entry);
   }
   const filters = new Map<string, ConntrackFilter>();
   for (const e of entries) {
+    const reply = `${e.replySrc} ${e.replySrcPort}`;
     const svc = byAddress.get(`${e.origDst} ${e.origDstPort}`);
     if (svc !== undefined) {
-      if (svc.serving.has(e.replySrc)) continue;
-      const k = `${e.origDst} ${e.origDstPort} ${e.replySrc}`;
+      if (svc.serving.has(reply)) continue;
+      const k = `${e.origDst} ${e.origDstPort} ${reply}`;
       if (!filters.has(k))
         filters.set(k, {
           family,
@@ -111,28 +117,31 @@ export function staleConntrackFilters(entries: readonly ConntrackEntry[], snapsh
           origDst: e.origDst,
           origDstPort: e.origDstPort,
           replySrc: e.replySrc,
-          reason: staleReason(svc.key, e.replySrc, svc.serving),
+          replySrcPort: e.replySrcPort,
+          reason: staleReason(svc.key, e, svc.serving),
         });
       continue;
     }
     const np = byNodePort.get(e.origDstPort);
-    if (np !== undefined && !np.serving.has(e.replySrc)) {
-      const k = `* ${e.origDstPort} ${e.replySrc}`;
+    if (np !== undefined && !np.serving.has(reply)) {
+      const k = `* ${e.origDstPort} ${reply}`;
       if (!filters.has(k))
         filters.set(k, {
           family,
           protocol: 'udp',
           origDstPort: e.origDstPort,
           replySrc: e.replySrc,
-          reason: staleReason(np.key, e.replySrc, np.serving),
+          replySrcPort: e.replySrcPort,
+          reason: staleReason(np.key, e, np.serving),
         });
     }
   }
   return [...filters.values()];
 }
 
-function staleReason(key: string, replySrc: string, serving: ReadonlySet<string>): string {
-  return serving.size === 0 ? `${key}: UDP service port has no serving endpoint` : `${key}: UDP flow answered by ${replySrc}, not a serving endpoint`;
+function staleReason(key: string, e: ConntrackEntry, serving: ReadonlySet<string>): string {
+  if (serving.size === 0) return `${key}: UDP service port has no serving endpoint`;
+  return `${key}: UDP flow answered by ${endpointString({ ip: e.replySrc, port: e.replySrcPort })}, not a serving endpoint`;
 }
 
 /** argv for the conntrack tool. */
@@ -142,5 +151,6 @@ export function conntrackArgs(f: ConntrackFilter): string[] {
   if (f.origDst) args.push('--orig-dst', f.origDst);
   if (f.origDstPort) args.push('--dport', String(f.origDstPort));
   if (f.replySrc) args.push('--reply-src', f.replySrc);
+  if (f.replySrcPort) args.push('--reply-port-src', String(f.replySrcPort));
   return args;
 }

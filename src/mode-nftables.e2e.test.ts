@@ -192,49 +192,76 @@ describe('startNftablesMode after a restart (not upstream epChainSkipUpdate)', (
 });
 
 describe('startNftablesMode: UDP conntrack entries (upstream CleanStaleEntries)', () => {
-  it('a restart deletes the flows to an endpoint removed while it was down and keeps those to endpoints that still serve (upstream #122740)', async () => {
-    const exec = createExecaRunner({ netns: NS });
-    const conntrack = createConntrack({ runner: exec });
-    const start = () => startNftablesMode(config(), { runner: exec, clock: realClock, logger: silentLogger(), conntrack });
+  const exec = createExecaRunner({ netns: NS });
+  const conntrack = createConntrack({ runner: exec });
+  const start = () => startNftablesMode(config(), { runner: exec, clock: realClock, logger: silentLogger(), conntrack });
+  const dns = makeService('ns1', 'dns', { clusterIP: '172.30.1.1', ports: [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }] });
+  const slice = (ips: string[], port = 5353) =>
+    makeEndpointSlice('ns1', 'dns', 'dns-1', { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: 'dns', port, protocol: 'UDP' }] });
+  const sync = (mode: NftablesMode, ips: string[], port = 5353) =>
+    mode.sync(upstreamSnapshot('IPv4', [dns], [slice(ips, port)]), { periodic: false, previous: null });
+  /** The service's entries by the endpoint ("ip:port") that answers them (the DNATed flows go nowhere: their reply source is the endpoint all the same). */
+  const entries = async () => {
+    const byEndpoint = new Map<string, number>();
+    for (const e of await conntrack.listEntries('IPv4')) {
+      const k = `${e.replySrc}:${e.replySrcPort}`;
+      if (e.origDst === '172.30.1.1') byEndpoint.set(k, (byEndpoint.get(k) ?? 0) + 1);
+    }
+    return byEndpoint;
+  };
+  /** Flows from `n` client ports to the service (numgen spreads them over the endpoints). */
+  const send = async (from: number, n: number) => {
+    for (let port = from; port < from + n; port++)
+      await exec.run('socat', ['-u', '-', `UDP4-SENDTO:172.30.1.1:53,sourceport=${port}`], { input: 'q' });
+  };
+  beforeAll(async () => {
     for (const args of [
       ['link', 'set', 'lo', 'up'],
       ['route', 'replace', '172.30.0.0/16', 'dev', 'lo'],
       ['route', 'replace', '10.0.0.0/8', 'dev', 'lo'],
     ])
       expect((await exec.run('ip', args)).code).toBe(0);
+  });
+
+  it('a target port change deletes the flows DNATed to the old port of the same endpoint IP (upstream #130542: reply source IP and port)', async () => {
     await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
     await exec.run('conntrack', ['-F']);
-    const dns = makeService('ns1', 'dns', { clusterIP: '172.30.1.1', ports: [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }] });
-    const slice = (ips: string[]) =>
-      makeEndpointSlice('ns1', 'dns', 'dns-1', { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: 'dns', port: 5353, protocol: 'UDP' }] });
-    const sync = (mode: NftablesMode, ips: string[]) => mode.sync(upstreamSnapshot('IPv4', [dns], [slice(ips)]), { periodic: false, previous: null });
-    // Entries by the endpoint that answers them (the DNATed flows go nowhere: their reply source is the endpoint all the same).
-    const entries = async () => {
-      const byEndpoint = new Map<string, number>();
-      for (const e of await conntrack.listEntries('IPv4'))
-        if (e.origDst === '172.30.1.1') byEndpoint.set(e.replySrc, (byEndpoint.get(e.replySrc) ?? 0) + 1);
-      return byEndpoint;
-    };
+    const mode = await start();
+    try {
+      await sync(mode, ['10.1.0.1'], 5353);
+      await send(42000, 4);
+      expect(await entries()).toEqual(new Map([['10.1.0.1:5353', 4]]));
+      // The Service's targetPort becomes 5354; the endpoint keeps its IP (a hostNetwork pod, or a pod that serves both).
+      const r = await sync(mode, ['10.1.0.1'], 5354);
+      expect(r.failures).toEqual([]);
+      expect(r.conntrackDeleted).toBe(4);
+      await send(42000, 4);
+      expect(await entries()).toEqual(new Map([['10.1.0.1:5354', 4]]));
+    } finally {
+      await mode.close();
+    }
+  });
 
+  it('a restart deletes the flows to an endpoint removed while it was down and keeps those to endpoints that still serve (upstream #122740)', async () => {
+    await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
+    await exec.run('conntrack', ['-F']);
     const first = await start();
     try {
       await sync(first, ['10.1.0.1', '10.1.0.2']);
-      // Flows from 24 client ports: numgen spreads them over both endpoints.
-      for (let port = 41000; port < 41024; port++)
-        await exec.run('socat', ['-u', '-', `UDP4-SENDTO:172.30.1.1:53,sourceport=${port}`], { input: 'q' });
+      await send(41000, 24);
     } finally {
       await first.close();
     }
     const before = await entries();
-    expect(before.get('10.1.0.1')).toBeGreaterThan(0);
-    expect(before.get('10.1.0.2')).toBeGreaterThan(0);
+    expect(before.get('10.1.0.1:5353')).toBeGreaterThan(0);
+    expect(before.get('10.1.0.2:5353')).toBeGreaterThan(0);
 
     const second = await start();
     try {
       const r = await sync(second, ['10.1.0.1']);
       expect(r.failures).toEqual([]);
-      expect(r.conntrackDeleted).toBe(before.get('10.1.0.2'));
-      expect(await entries()).toEqual(new Map([['10.1.0.1', before.get('10.1.0.1')]]));
+      expect(r.conntrackDeleted).toBe(before.get('10.1.0.2:5353'));
+      expect(await entries()).toEqual(new Map([['10.1.0.1:5353', before.get('10.1.0.1:5353')]]));
     } finally {
       await second.close();
     }
