@@ -38,6 +38,18 @@ describe('parseConntrackList (the output of conntrack -L -p udp, conntrack-tools
     ]);
   });
 
+  it('reads entries that carry counters (net.netfilter.nf_conntrack_acct=1), as conntrack-tools 1.4.7 prints them', () => {
+    const out = [
+      'udp      17 29 src=10.9.0.1 dst=172.30.0.10 sport=41000 dport=53 packets=1 bytes=30 [UNREPLIED] src=10.244.2.5 dst=10.9.0.1 sport=5353 dport=41000 packets=0 bytes=0 mark=0 use=1',
+      'udp      17 117 src=10.9.0.1 dst=172.30.0.10 sport=41001 dport=53 packets=4 bytes=120 src=10.244.2.6 dst=10.9.0.1 sport=5353 dport=41001 packets=4 bytes=200 [ASSURED] mark=0 use=1',
+      'conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.',
+    ].join('\n');
+    expect(parseConntrackList(out)).toEqual([
+      { origSrc: '10.9.0.1', origDst: '172.30.0.10', origSrcPort: 41000, origDstPort: 53, replySrc: '10.244.2.5', replySrcPort: 5353 },
+      { origSrc: '10.9.0.1', origDst: '172.30.0.10', origSrcPort: 41001, origDstPort: 53, replySrc: '10.244.2.6', replySrcPort: 5353 },
+    ]);
+  });
+
   it('skips lines it cannot read whole (another protocol, a cut-off line)', () => {
     expect(
       parseConntrackList(

@@ -50,8 +50,10 @@ export interface ConntrackEntry {
 
 /**
  * The UDP entries of `conntrack -L -p udp` output (one per line: the original
- * tuple's src, dst, sport, dport, then the reply tuple's); other lines
- * (the tool's summary) are skipped.
+ * tuple's src, dst, sport, dport, then the reply tuple's; each tuple is
+ * followed by its packets and bytes when net.netfilter.nf_conntrack_acct=1,
+ * which anything on the node may have turned on); other lines (the tool's
+ * summary) are skipped.
  */
 export function parseConntrackList(text: string): ConntrackEntry[] {
   const out: ConntrackEntry[] = [];
@@ -64,8 +66,10 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
   return out;
 }
 
-// A UDP line: the original tuple's src, dst, sport, dport, then (after [UNREPLIED] or nothing) the reply tuple's src and sport.
-const ENTRY = /^udp\s+\d+\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:\[\w+\] )?src=(\S+) dst=\S+ sport=(\d+) /gm;
+// A UDP line: the original tuple's src, dst, sport, dport, then (after its counters, [UNREPLIED], both or nothing) the
+// reply tuple's src and sport.
+const ENTRY =
+  /^udp\s+\d+\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:packets=\d+ bytes=\d+ )?(?:\[\w+\] )?src=(\S+) dst=\S+ sport=(\d+) /gm;
 
 /** IPv4 as conntrack prints it is already canonical; IPv6 is compared in our canonical form. */
 const address = (text: string): string | null => (text.includes(':') ? normalizeIP(text) : text);

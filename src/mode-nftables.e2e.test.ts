@@ -242,6 +242,26 @@ describe('startNftablesMode: UDP conntrack entries (upstream CleanStaleEntries)'
     }
   });
 
+  it('finds and deletes stale flows with conntrack accounting on (net.netfilter.nf_conntrack_acct=1: counters in every entry)', async () => {
+    await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
+    await exec.run('conntrack', ['-F']);
+    expect((await exec.run('sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1'])).code).toBe(0);
+    const mode = await start();
+    try {
+      await sync(mode, ['10.1.0.1', '10.1.0.2']);
+      await send(43000, 24);
+      const before = await entries();
+      expect(before.get('10.1.0.2:5353')).toBeGreaterThan(0);
+      const r = await sync(mode, ['10.1.0.1']);
+      expect(r.failures).toEqual([]);
+      expect(r.conntrackDeleted).toBe(before.get('10.1.0.2:5353'));
+      expect(await entries()).toEqual(new Map([['10.1.0.1:5353', before.get('10.1.0.1:5353')]]));
+    } finally {
+      await mode.close();
+      await exec.run('sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=0']);
+    }
+  });
+
   it('a restart deletes the flows to an endpoint removed while it was down and keeps those to endpoints that still serve (upstream #122740)', async () => {
     await exec.run('nft', ['delete', 'table', 'ip', TABLE_NAME]);
     await exec.run('conntrack', ['-F']);
