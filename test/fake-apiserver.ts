@@ -87,6 +87,8 @@ export class FakeApiServer {
   private readonly ca: X509Certificate;
   private readonly watches = new Set<WatchStream>();
   private readonly failures = new Map<string, { code: number; retryAfter?: number }[]>();
+  /** Per resource, what the open watches get in place of the next changes' events (failNextEvent). */
+  private readonly lostEvents = new Map<Resource, string[]>();
   private readonly log: LoggedRequest[] = [];
   private readonly rawSockets = new Set<Socket>();
   private unix: { path: string; server: NetServer } | null = null;
@@ -175,6 +177,15 @@ export class FakeApiServer {
   /** Writes text as is to the open watch streams of a resource (malformed or split lines). */
   injectRaw(resource: Resource, text: string): void {
     for (const w of this.watches) if (w.resource === resource) w.raw(text);
+  }
+
+  /**
+   * The next change to `resource` is made, but the open watches get `raw` in its place, as kube-apiserver's etcd3
+   * watcher sends an ERROR Status instead of an object it cannot transform or decode (a KMS or storage hiccup) and
+   * goes on with the next event; a list shows the change. Queued, one per call.
+   */
+  failNextEvent(resource: Resource, raw: string): void {
+    this.lostEvents.set(resource, [...(this.lostEvents.get(resource) ?? []), raw]);
   }
 
   /** Ends every open watch stream cleanly (a real apiserver does so after its request timeout). */
@@ -312,7 +323,8 @@ export class FakeApiServer {
   }
 
   private broadcast(entry: LogEntry): void {
-    for (const w of this.watches) if (w.resource === entry.resource) w.send(entry);
+    const lost = this.lostEvents.get(entry.resource)?.shift();
+    for (const w of this.watches) if (w.resource === entry.resource) lost === undefined ? w.send(entry) : w.raw(lost);
     this.changed();
   }
 

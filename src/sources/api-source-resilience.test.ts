@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { node, recorder, slice, svc, useApiSourceHarness } from '../../test/api-source-harness.ts';
+import { statusObject } from '../../test/fake-apiserver-watch.ts';
 
 const h = useApiSourceHarness();
 
@@ -114,6 +115,47 @@ describe('api source resilience', () => {
     expect(rec.problems.some((p) => p.startsWith('Node: Node informer failed: HTTP 500'))).toBe(true);
     expect(rec.log.filter((l) => l.includes('Node'))).toEqual(['add Node node-1', 'synced Node', 'update Node node-1', 'synced Node']);
   });
+
+  // client-go's reflector (watchHandler) ends a watch on an ERROR event, and its StreamWatcher ends one on an event it
+  // cannot decode (as an ERROR "unable to decode an event from the watch stream"); the informer then lists again. The
+  // change in place of which the server sent it is in that list: a watch that went on would never see it.
+  const lostChanges = [
+    {
+      what: 'an ERROR event (500, as the etcd3 watcher sends for an object it cannot transform)',
+      raw: `${JSON.stringify({ type: 'ERROR', object: statusObject(500, 'unable to transform key "/registry/services/specs/default/api": KMS unavailable') })}\n`,
+      problem: /^Service: Service informer failed: HTTP 500 in the watch stream: unable to transform key/,
+    },
+    {
+      what: 'a line that does not decode',
+      raw: '{"type":"DELETED","object":{"kind":"Service","metadata":\n',
+      problem: /^Service: Service informer failed: unable to decode an event from the watch stream: /,
+    },
+  ];
+  for (const c of lostChanges)
+    it(`lists again after ${c.what} in the watch stream (reflector watchHandler), so the change it stands for is not lost`, async () => {
+      h.seed();
+      h.server.create('services', svc('api'));
+      const rec = recorder();
+      await h.startSource(rec);
+      await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+      h.server.failNextEvent('services', c.raw);
+      h.server.delete('services', 'default/api');
+      // Later changes reach the watch as usual, past the lost one.
+      h.server.create('services', svc('later'));
+      await rec.until(() => rec.log.includes('delete Service default/api'), 'the lost delete', 3000);
+      expect(rec.log.filter((l) => l.includes('Service')).sort()).toEqual(
+        [
+          'add Service default/web',
+          'add Service default/api',
+          'synced Service',
+          'add Service default/later',
+          'delete Service default/api',
+          'synced Service',
+        ].sort(),
+      );
+      expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(2);
+      expect(rec.problems.some((p) => c.problem.test(p))).toBe(true);
+    });
 
   it('converges with the changes made while the server was down', async () => {
     h.seed();

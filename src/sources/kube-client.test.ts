@@ -77,16 +77,14 @@ describe('GuardedWatch under ListWatch', () => {
       expect(server.requests({ verb: 'watch' })[0]!.query).toMatchObject({ allowWatchBookmarks: 'true' });
       server.injectRaw(
         'nodes',
-        '{"type":"ADDED","object":{"kind":"Node"}}\n{"type":"BOOKMARK","object":null}\n{"type":"WHAT","object":{}}\nnot json\n',
+        '{"type":"ADDED","object":{"kind":"Node"}}\n{"type":"BOOKMARK","object":null}\n{"type":"WHAT","object":{}}\n{"type":"ADD',
       );
-      server.injectRaw('nodes', '{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}\n{"type":"ADD');
       server.injectRaw('nodes', 'ED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","resourceVersion":"77"}}}\n');
       await expect.poll(() => added, { timeout: 2000, interval: 5 }).toEqual(['n1']);
       expect(problems).toEqual([
         'watch: dropped malformed ADDED event (object without metadata.name)',
         'watch: dropped malformed BOOKMARK event',
         'watch: dropped event of unknown type "WHAT"',
-        'watch: server sent error status 500: internal',
       ]);
       expect(lw.latestResourceVersion()).toBe('77');
       expect(dead).toEqual([]);
@@ -95,6 +93,38 @@ describe('GuardedWatch under ListWatch', () => {
       await lw.stop();
     }
   });
+
+  // client-go: StreamWatcher.receive ends a watch on an event it cannot decode, and the reflector's watchHandler on an
+  // ERROR event; the informer then lists again (api-source-resilience.test.ts).
+  for (const [what, bad, expected] of [
+    ['a line that does not decode', 'not json\n', { message: /^unable to decode an event from the watch stream: / }],
+    ['a line that is not an object', 'null\n', { message: /^unable to decode an event from the watch stream: not an object: null/ }],
+    [
+      'an ERROR event other than 410',
+      '{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}\n',
+      { message: 'in the watch stream: internal', statusCode: 500 },
+    ],
+  ] as const)
+    it(`ends the watch with an error on ${what}, and passes on nothing after it`, async () => {
+      const kc = kubeConfigFor(server);
+      const watch = new GuardedWatch(kc, { onActivity: () => {}, onDead: () => {}, onProblem: () => {} });
+      const phases: string[] = [];
+      const done: unknown[] = [];
+      await watch.watch(
+        '/api/v1/nodes',
+        { resourceVersion: '1' },
+        (phase) => void phases.push(phase),
+        (err) => done.push(err),
+      );
+      await server.until(() => server.watchCount() === 1, 'the watch');
+      server.injectRaw('nodes', `{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"5"}}}\n${bad}`);
+      server.injectRaw('nodes', '{"type":"ADDED","object":{"kind":"Node","metadata":{"name":"after","resourceVersion":"6"}}}\n');
+      await expect.poll(() => done, { timeout: 2000, interval: 5 }).toHaveLength(1);
+      expect(done[0]).toMatchObject(expected);
+      await server.until(() => server.watchCount() === 0, 'the stream to close');
+      expect(phases).toEqual(['BOOKMARK']);
+      watch.close();
+    });
 
   it('once closed, aborts its stream and starts no new watch', async () => {
     const kc = kubeConfigFor(server);

@@ -5,8 +5,9 @@
  * - GuardedWatch: client-node's Watch, its stream made by kube-watch.ts (the
  *   same semantics on Node's http client), hardened for ListWatch. It asks for
  *   bookmarks, drops events that would crash ListWatch's async handler
- *   (unhandled rejections), reports in-stream error Statuses that ListWatch
- *   ignores, turns a failing (re)watch into onDead instead of a lost
+ *   (unhandled rejections), ends the watch with an error on an in-stream
+ *   error Status other than 410 (which ListWatch ignores; client-go's
+ *   reflector lists again, and so does the informer here), turns a failing (re)watch into onDead instead of a lost
  *   rejection, and once closed aborts its streams and starts no new one
  *   (ListWatch may still start a watch after stop() when stop() falls into its
  *   reconnect delay).
@@ -19,7 +20,7 @@
  */
 import { ApiException, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { retryAfterSeconds } from '../retry-after.ts';
-import { httpWatch, type WatchCallback } from './kube-watch.ts';
+import { httpWatch, type StreamCallback, type WatchCallback } from './kube-watch.ts';
 
 /** One HTTP request as client-go's rest_client metrics see it. */
 export interface RequestRecord {
@@ -136,6 +137,19 @@ const OBJECT_EVENTS = new Set(['ADDED', 'MODIFIED', 'DELETED']);
 /** client-node's Watch.requestTimeoutMs: to the response, then without a byte (a quiet watch is re-made from its resourceVersion). */
 export const WATCH_TIMEOUT_MS = 30_000;
 
+/**
+ * An ERROR event other than 410 Gone ends the watch with it, as client-go's reflector (watchHandler) ends a watch on
+ * any ERROR event and lists again: the server sends one in place of a change it could not send (kube-apiserver's etcd3
+ * watcher, for an object it cannot transform or decode) and may go on with later ones, so reading on would lose that
+ * change. A 410 is left to ListWatch, which lists again when the stream ends. Null for every other event.
+ */
+function endsWatch(phase: string, obj: unknown): Error | null {
+  if (phase !== 'ERROR' || !isObject(obj) || obj['code'] === 410) return null;
+  const code = typeof obj['code'] === 'number' ? obj['code'] : 500;
+  const message = typeof obj['message'] === 'string' ? obj['message'] : JSON.stringify(obj);
+  return Object.assign(new Error(`in the watch stream: ${message}`), { statusCode: code });
+}
+
 export class GuardedWatch extends Watch {
   private readonly hooks: GuardedWatchHooks;
   private readonly streams = new Set<AbortController>();
@@ -160,9 +174,11 @@ export class GuardedWatch extends Watch {
     done: (err: any) => void,
   ): Promise<AbortController> {
     if (this.closed) return new AbortController();
-    const guardedCallback: WatchCallback = (phase, obj, watchObj) => {
+    const guardedCallback: StreamCallback = (phase, obj, watchObj) => {
       if (this.closed) return;
       this.hooks.onActivity();
+      const ended = endsWatch(phase, obj);
+      if (ended) return ended;
       if (!this.acceptable(phase, obj)) return;
       try {
         const kept = this.hooks.retain && OBJECT_EVENTS.has(phase) ? this.hooks.retain(obj as Record<string, unknown>) : obj;
@@ -219,7 +235,6 @@ export class GuardedWatch extends Watch {
         this.hooks.onProblem('watch: dropped malformed ERROR event');
         return false;
       }
-      if (obj['code'] !== 410) this.hooks.onProblem(`watch: server sent error status ${String(obj['code'])}: ${String(obj['message'])}`);
       return true;
     }
     this.hooks.onProblem(`watch: dropped event of unknown type ${JSON.stringify(phase)}`);

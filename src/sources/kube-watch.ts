@@ -3,8 +3,12 @@
  * (watch=true and the query; a server's trailing slash dropped, as apiUrl does for every request), the same timer (requestTimeoutMs to the response, then as an inactivity timeout reset
  * by every chunk; on expiry the stream is aborted and done gets a TimeoutError), the same end (done exactly once:
  * null when the stream ends, the error otherwise; an HTTP status other than 200 is an Error with statusCode and the
- * status text, before the call returns), one JSON event per line to the callback, lines that do not parse skipped.
- * GuardedWatch (kube-client.ts) calls it in place of Watch.watch.
+ * status text, before the call returns), one JSON event per line to the callback.
+ * Unlike client-node's Watch, which skips a line that does not parse and reads on, a line that does not decode ends
+ * the watch with an error ("unable to decode an event from the watch stream"), as client-go's StreamWatcher does, and
+ * so does an Error the callback returns (GuardedWatch: an ERROR event, which client-go's reflector ends a watch on): an
+ * event lost there would otherwise stay lost, the watch going on past it; the informer lists again instead. Nothing
+ * after it reaches the callback. GuardedWatch (kube-client.ts) calls it in place of Watch.watch.
  */
 import { STATUS_CODES } from 'node:http';
 import { createInterface } from 'node:readline';
@@ -12,12 +16,14 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { apiUrl, headersOf, sendRequest } from './kube-http.ts';
 
 export type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
+/** What httpWatch calls with each event; an Error it returns ends the watch with that error (done gets it). */
+export type StreamCallback = (phase: string, apiObj: any, watchObj?: any) => Error | void;
 
 export async function httpWatch(
   kc: KubeConfig,
   path: string,
   queryParams: Readonly<Record<string, string | number | boolean | undefined>>,
-  callback: WatchCallback,
+  callback: StreamCallback,
   done: (err: any) => void,
   requestTimeoutMs: number,
 ): Promise<AbortController> {
@@ -72,12 +78,23 @@ export async function httpWatch(
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     lines.on('error', doneOnce);
     lines.on('line', (line) => {
+      // Lines of a chunk read after the watch ended (an error, an abort) are not events of it any more.
+      if (doneCalled) return;
+      let data: { type: string; object: unknown };
       try {
-        const data = JSON.parse(line) as { type: string; object: unknown };
-        callback(data.type, data.object, data);
-      } catch {
-        // a line that does not parse (or a callback that throws) is skipped, as client-node's Watch skips it
+        data = JSON.parse(line) as typeof data;
+        if (typeof data !== 'object' || data === null) throw new Error(`not an object: ${line.slice(0, 80)}`);
+      } catch (err) {
+        doneOnce(new Error(`unable to decode an event from the watch stream: ${(err as Error).message}`));
+        return;
       }
+      let end: Error | void = undefined;
+      try {
+        end = callback(data.type, data.object, data);
+      } catch {
+        // a callback that throws is skipped, as client-node's Watch skips it
+      }
+      if (end instanceof Error) doneOnce(end);
     });
   } catch (err) {
     doneOnce(err);
