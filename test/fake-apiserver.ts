@@ -87,6 +87,8 @@ export class FakeApiServer {
   private readonly ca: X509Certificate;
   private readonly watches = new Set<WatchStream>();
   private readonly failures = new Map<string, { code: number; retryAfter?: number }[]>();
+  /** Per resource, how long each list request waits for its answer (delayLists). */
+  private readonly listDelays = new Map<Resource, number>();
   /** Per resource, what the open watches get in place of the next changes' events (failNextEvent). */
   private readonly lostEvents = new Map<Resource, string[]>();
   private readonly log: LoggedRequest[] = [];
@@ -186,6 +188,11 @@ export class FakeApiServer {
    */
   failNextEvent(resource: Resource, raw: string): void {
     this.lostEvents.set(resource, [...(this.lostEvents.get(resource) ?? []), raw]);
+  }
+
+  /** Every list request (each page) of `resource` is answered `ms` later, as an API server under load answers (0: at once). */
+  delayLists(resource: Resource, ms: number): void {
+    this.listDelays.set(resource, ms);
   }
 
   /** Ends every open watch stream cleanly (a real apiserver does so after its request timeout). */
@@ -406,9 +413,20 @@ export class FakeApiServer {
       throw err;
     }
     if (verb === 'list') {
-      const page = listPage({ resource: route.resource, query: url.searchParams, match, store: this.store });
-      if (!page.ok) return fail(page.code, page.message);
-      return json(200, route.apiVersion ? { ...page.body, apiVersion: route.apiVersion } : page.body);
+      const answer = (): void => {
+        if (res.destroyed) return;
+        const page = listPage({ resource: route.resource, query: url.searchParams, match, store: this.store });
+        if (!page.ok) return fail(page.code, page.message);
+        json(200, route.apiVersion ? { ...page.body, apiVersion: route.apiVersion } : page.body);
+      };
+      const delay = this.listDelays.get(route.resource) ?? 0;
+      if (delay > 0)
+        setTimeout(() => {
+          answer();
+          this.changed();
+        }, delay);
+      else answer();
+      return;
     }
     const stream = startWatch({ res, route, query: url.searchParams, match, store: this.store, expired: this.expiredWatch, fail });
     if (!stream) return;

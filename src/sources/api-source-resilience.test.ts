@@ -157,6 +157,33 @@ describe('api source resilience', () => {
       expect(rec.problems.some((p) => c.problem.test(p))).toBe(true);
     });
 
+  // client-go's reflector lists through its pager with no deadline for the whole list (the API server bounds each
+  // request, --request-timeout 60 s): a large cluster's list from a loaded API server takes as long as its pages do.
+  // Nor does its watchdog (here: no connect or event for staleAfterMs) take a list whose pages keep coming for stuck.
+  it('completes a paged list that takes longer in all than the list timeout and the watchdog, each page answered within them', async () => {
+    h.seed();
+    for (let i = 0; i < 9; i++) h.server.create('services', svc(`s${i}`));
+    h.server.delayLists('services', 150);
+    const rec = recorder();
+    await h.startSource(rec, { listPageSize: 2, listTimeoutMs: 400, staleAfterMs: 500 });
+    await rec.until(() => rec.synced('Service') === 1, 'the Services listed', 4000);
+    expect(h.server.requests({ resource: 'services', verb: 'list' })).toHaveLength(5);
+    expect(rec.log.filter((l) => l.startsWith('add Service'))).toHaveLength(10);
+    // (The other informers' quiet watches do trip a watchdog this short.)
+    expect(rec.problems.filter((p) => p.startsWith('Service:'))).toEqual([]);
+  });
+
+  it('gives up on a list page that is not answered within the list timeout, and lists again', async () => {
+    h.seed();
+    h.server.delayLists('services', 600);
+    const rec = recorder();
+    await h.startSource(rec, { listTimeoutMs: 200 });
+    await rec.until(() => rec.problems.length > 0, 'the timeout');
+    expect(rec.problems[0]).toMatch(/^Service: Service informer failed: list timed out after 200 ms; restarting in 100 ms$/);
+    h.server.delayLists('services', 0);
+    await rec.until(() => rec.synced('Service') === 1, 'the Services listed', 3000);
+  });
+
   it('converges with the changes made while the server was down', async () => {
     h.seed();
     h.server.create('endpointslices', slice('web-old'));

@@ -163,7 +163,7 @@ export interface ApiSourceOptions {
   readonly backoff?: Partial<BackoffOptions>;
   /** Restart an informer with no connect or event for this long (default 5 min). */
   readonly staleAfterMs?: number;
-  /** Abort a list call after this long (default 60 s). */
+  /** Abort a list whose request (one page) has not been answered after this long (default 60 s, the API server's --request-timeout). */
   readonly listTimeoutMs?: number;
   /** Maps ListWatch's own delay between consecutive clean watch ends (1 s doubling to 30 s) to the delay used (default: capped at API_BACKOFF.maxMs; tests shorten it). */
   readonly reconnectDelayMs?: (libraryDelayMs: number) => number;
@@ -214,13 +214,27 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
   const path = versions[served.index]!.path;
   served.listed = false;
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+    // The timeout bounds each request of the list (each page), not the whole list: client-go's pager has no deadline
+    // for the list, the API server bounds each request (--request-timeout), and a large cluster's list from a loaded
+    // API server takes as long as its pages do. A whole-list deadline failed such a list every time it was retried.
     const timeout = new AbortController();
-    const timer = c.clock.setTimeout(() => timeout.abort(new Error(`list timed out after ${c.listTimeoutMs} ms`)), c.listTimeoutMs);
+    let timer: unknown = null;
+    const arm = (): void => {
+      if (timer !== null) c.clock.clearTimeout(timer);
+      timer = c.clock.setTimeout(() => timeout.abort(new Error(`list timed out after ${c.listTimeoutMs} ms`)), c.listTimeoutMs);
+    };
+    arm();
     const signal = AbortSignal.any([control.signal, timeout.signal]);
+    const observe: RequestObserver = (r) => {
+      // A page is progress: the watchdog (no connect or event for staleAfterMs) leaves a list whose pages keep coming.
+      control.activity();
+      arm();
+      c.observe?.(r);
+    };
     const listAt = (at: string) =>
       listRaw(c.kc, at, query, signal, {
         ...(c.listPageSize !== undefined ? { pageSize: c.listPageSize } : {}),
-        ...(c.observe ? { observe: c.observe } : {}),
+        observe,
         // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
         keep: (o) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
       });
@@ -251,7 +265,7 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
       handlers.onSynced(spec.kind);
       return { metadata: list.metadata, items: items as KubernetesObject[] };
     } finally {
-      c.clock.clearTimeout(timer);
+      if (timer !== null) c.clock.clearTimeout(timer);
     }
   };
   const delayFn = (ms: number): Promise<void> =>
