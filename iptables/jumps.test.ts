@@ -48,3 +48,16 @@ describe('jumpRuleChanges: jump rules compared by their whole normalised spec (w
     expect(c.stale).toEqual([{ table: 'filter', chain: 'OUTPUT', rule: '-m conntrack --ctstate NEW -j KUBE-PROXY-FIREWALL' }]);
   });
 });
+
+describe("jumpRuleChanges: a rule's target is its -j word, never text inside quotes (upstream's EnsureRule compares whole rules with iptables -C)", () => {
+  it('leaves a foreign rule whose comment quotes a kube-proxy jump where it is', () => {
+    const admin = '-m comment --comment "keep DNS up even when -j KUBE-SERVICES rejects" -p udp -m udp --dport 53 -j ACCEPT';
+    const c = jumpRuleChanges(desired, live([admin], [admin]));
+    expect(c.stale).toEqual([]);
+    expect(
+      jumpRuleLines(c)
+        .get('filter')!
+        .filter((l) => l.startsWith('-D ')),
+    ).toEqual([]);
+  });
+});

@@ -56,9 +56,14 @@ export function jumpChains(rows: readonly JumpRule[], table: 'filter' | 'nat'): 
     }));
 }
 
-/** Jump target (-j or -g) of a rule spec, or null. */
+/**
+ * Jump target (-j or -g) of a rule spec, or null. Quoted text (a comment, a log prefix, with iptables-save's
+ * backslash escapes) is a value, never a target: an admin's `--comment "... -j KUBE-SERVICES ..."` on a rule of their
+ * own must not make it kube-proxy's jump (deleted by the jump repair and by --cleanup).
+ */
 export function jumpTarget(rule: string): string | null {
-  return /(?:^|\s)-[jg]\s+(\S+)/.exec(rule)?.[1] ?? null;
+  const words = rule.includes('"') ? rule.replace(/"(?:[^"\\]|\\.)*"/g, '""') : rule;
+  return /(?:^|\s)-[jg]\s+(\S+)/.exec(words)?.[1] ?? null;
 }
 
 function canonical(rule: string, family: IPFamily): string {
