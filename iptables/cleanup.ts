@@ -2,7 +2,8 @@
  * --cleanup and mode switching: remove every chain and jump rule that
  * kube-proxy-ts (either mode) or upstream kube-proxy (iptables, userspace or
  * ipvs mode) installed, or those of some modes, in one atomic restore per family,
- * leaving every other rule alone (kubelet's KUBE-FIREWALL included).
+ * leaving every other rule alone (kubelet's KUBE-FIREWALL included), and every
+ * chain another tool's rules still jump to.
  */
 import { chainOwner, type ChainOwner } from './chains.ts';
 import type { Iptables } from './iptables.ts';
@@ -18,7 +19,13 @@ export interface CleanupSelection {
   readonly owners?: readonly Exclude<ChainOwner, 'kubelet'>[];
 }
 
-/** Restore input that removes the selected kube-proxy chains and every rule jumping to them; null when there is nothing. */
+/**
+ * Restore input that removes the selected kube-proxy chains, the rules of the built-in chains and of kube-proxy's
+ * other chains that jump to them; null when there is nothing. A selected chain that another tool's chain jumps to stays,
+ * with its rules and what it jumps to: that rule is the other tool's (the CNI portmap plugin's
+ * `externalSetMarkChain: KUBE-MARK-MASQ` marks hostPort hairpin traffic through it), and upstream's CleanupLeftovers
+ * cannot delete such a chain either (its restore fails on the busy chain). Only its jumps from the built-in chains go.
+ */
 export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): string | null {
   const wanted = (name: string): boolean => {
     const owner = chainOwner(name);
@@ -26,18 +33,34 @@ export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): s
   };
   const sections: TableSection[] = [];
   for (const table of live.tables) {
-    const doomed = table.chains.filter((c) => c.policy === null && wanted(c.name)).map((c) => c.name);
-    if (doomed.length === 0) continue;
+    const selected = new Set(table.chains.filter((c) => c.policy === null && wanted(c.name)).map((c) => c.name));
+    if (selected.size === 0) continue;
+    const byName = new Map(table.chains.map((c) => [c.name, c]));
+    const targets = (name: string): string[] =>
+      (byName.get(name)?.rules ?? []).map(jumpTarget).filter((t): t is string => t !== null && selected.has(t));
+    // Selected chains a foreign user chain reaches, directly or through other selected chains.
+    const kept = new Set<string>();
+    const reach = table.chains.filter((c) => c.policy === null && chainOwner(c.name) === null).flatMap((c) => targets(c.name));
+    for (let name = reach.pop(); name !== undefined; name = reach.pop()) {
+      if (kept.has(name)) continue;
+      kept.add(name);
+      reach.push(...targets(name));
+    }
+    const doomed = [...selected].filter((name) => !kept.has(name));
     const doomedSet = new Set(doomed);
-    // Jumps from chains that stay (built-in or foreign) must go before the chains can be deleted.
+    // Jumps from chains that stay (built-in, or kube-proxy's unselected ones) must go before the chains can be deleted.
     const edits: string[] = [];
     for (const chain of table.chains) {
-      if (doomedSet.has(chain.name)) continue;
+      if (doomedSet.has(chain.name) || kept.has(chain.name)) continue;
+      const builtin = chain.policy !== null;
+      const foreign = !builtin && chainOwner(chain.name) === null;
       for (const rule of chain.rules) {
         const target = jumpTarget(rule);
-        if (target && doomedSet.has(target)) edits.push(`-D ${chain.name} ${rule}`);
+        if (target === null || foreign) continue;
+        if (doomedSet.has(target) || (builtin && kept.has(target))) edits.push(`-D ${chain.name} ${rule}`);
       }
     }
+    if (doomed.length === 0 && edits.length === 0) continue;
     sections.push({ table: table.name, emptied: doomed, edits, deleted: doomed });
   }
   return sections.length ? restoreText(sections) : null;
