@@ -19,6 +19,8 @@ import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts'
 import { AGENT_FLAGS } from './flag-table.ts';
 import { convertFlagValue, flagDefault, formatDuration, settingLabel, type FlagSpec, type FlagValue } from './flags.ts';
 import { parseGoDurationNs } from './go-duration.ts';
+import { HEALTHZ_PORT, METRICS_PORT } from './host-port.ts';
+import { parseIP } from '../proxier/ip.ts';
 
 export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 
@@ -146,10 +148,25 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
     if (type === 'object' && value) for (const [k, v] of Object.entries(value)) visit(v, `${path}.${k}`);
   };
   for (const [k, v] of Object.entries(obj)) visit(v, k);
+  defaultServerAddresses(obj, values);
   // Upstream's defaults for what the section leaves out: the file, not the iptables flags, decides in nftables mode.
   if (nftables)
     for (const spec of AGENT_FLAGS) if (spec.fileOnly && !values.has(spec.name)) values.set(spec.name, convertFlagValue(spec, spec.default));
   return { values, unknownFields, duplicateKeys };
+}
+
+/**
+ * SetDefaults_KubeProxyConfiguration's getDefaultAddresses: a file whose bindAddress is IPv6 (kubeadm writes '::' on
+ * an IPv6 control plane) and that leaves healthzBindAddress or metricsBindAddress out or "" serves them on [::]:10256
+ * and [::1]:10249, not on the IPv4 defaults. Only the file's bindAddress counts (the flags' defaults are fixed before
+ * --bind-address is read), and an IPv4-mapped address is IPv4, as Go's To4 says.
+ */
+function defaultServerAddresses(obj: Readonly<Record<string, unknown>>, values: Map<string, FlagValue>): void {
+  const bind = obj['bindAddress'];
+  if (typeof bind !== 'string' || bind === '' || parseIP(bind)?.family === 'IPv4') return;
+  const unset = (v: unknown): boolean => v === undefined || v === null || v === '';
+  if (unset(obj['healthzBindAddress'])) values.set('healthz-bind-address', `[::]:${HEALTHZ_PORT}`);
+  if (unset(obj['metricsBindAddress'])) values.set('metrics-bind-address', `[::1]:${METRICS_PORT}`);
 }
 
 /**

@@ -233,3 +233,14 @@ oomScoreAdj: -999
 portRange: ""
 udpIdleTimeout: 250ms
 `;
+
+/**
+ * kubeadm on an IPv6 control plane: kubeadm's kubeProxyDefaultBindAddress
+ * (kubernetes/kubernetes cmd/kubeadm/app/componentconfigs/kubeproxy.go) sets
+ * bindAddress to DefaultProxyBindAddressv6 "::" when the advertise address is
+ * not IPv4; the rest of config.conf as KUBEADM_CONFIG_CONF above, with an IPv6
+ * pod subnet and the server addresses left as kubeadm writes them: "".
+ */
+export const KUBEADM_IPV6_CONFIG_CONF = KUBEADM_CONFIG_CONF.replace('bindAddress: 0.0.0.0\n', "bindAddress: '::'\n")
+  .replace('clusterCIDR: 10.244.0.0/16', 'clusterCIDR: fd00:10:244::/56')
+  .replace('metricsBindAddress: 0.0.0.0', 'metricsBindAddress: ""');

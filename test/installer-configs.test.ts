@@ -21,6 +21,7 @@ import {
   KOPS_ARGS,
   KUBEADM_1_13_CONFIG,
   KUBEADM_CONFIG_CONF,
+  KUBEADM_IPV6_CONFIG_CONF,
   TYPHOON_ARGS,
 } from './installer-configs.case.ts';
 
@@ -125,6 +126,22 @@ describe('installer config files (upstream Options.loadConfig: strict, then leni
       configSyncPeriod: '15m0s',
     });
     expect(r.doc!.iptables).toMatchObject({ syncPeriod: '30s', minSyncPeriod: '1s', masqueradeBit: 14, localhostNodePorts: true });
+  });
+
+  it("serves health and metrics on IPv6 with kubeadm's IPv6 config.conf (bindAddress '::'): [::]:10256 and [::1]:10249 (upstream SetDefaults_KubeProxyConfiguration, getDefaultAddresses)", async () => {
+    const r = await effective(['--config', await configFile(KUBEADM_IPV6_CONFIG_CONF)], { spawn: true });
+    expect(r.code, r.out).toBe(0);
+    expect(r.doc).toMatchObject({ bindAddress: '::', healthzBindAddress: '[::]:10256', metricsBindAddress: '[::1]:10249' });
+    // Left out instead of "": the same defaults. A bare IPv4-mapped bindAddress is IPv4 to Go's To4.
+    const omitted = await effective(['--config', await configFile(withVersion("bindAddress: 'fd00::10'"))]);
+    expect(omitted.doc).toMatchObject({ healthzBindAddress: '[::]:10256', metricsBindAddress: '[::1]:10249' });
+    const mapped = await effective(['--config', await configFile(withVersion("bindAddress: '::ffff:10.0.0.1'"))]);
+    expect(mapped.doc).toMatchObject({ healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249' });
+    // What the file sets stays; the command line's --bind-address does not move the defaults (upstream's are fixed by then).
+    const kept = await effective(['--config', await configFile(withVersion("bindAddress: '::'\nmetricsBindAddress: 0.0.0.0")), '--bind-address=::']);
+    expect(kept.doc).toMatchObject({ healthzBindAddress: '[::]:10256', metricsBindAddress: '0.0.0.0:10249' });
+    const flags = await effective(['--bind-address=::']);
+    expect(flags.doc).toMatchObject({ healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249' });
   });
 
   it('starts with a kubeadm 1.13 file, warning once and naming every field a later version removed', async () => {
