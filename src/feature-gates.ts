@@ -9,7 +9,10 @@
  * The registry changes with every release, and kube-proxy-ts serves clusters
  * of several. KNOWN below is the union of the names in kubernetes/kubernetes
  * pkg/features/kube_features.go (the v1.32 development tree, 0021731d) and
- * versioned_kube_features.go (the v1.33 one, 20b2eef9), the component-base,
+ * versioned_kube_features.go (the v1.33 one, 20b2eef9), the gates those files
+ * gained up to v1.35 (its kube_features.go) and the scheduling and DRA gates of
+ * v1.37 (kind copies a cluster's featureGates into kube-proxy's config.conf, so
+ * a DRA test cluster's gates reach kube-proxy), the component-base,
  * client-go and apiserver gates those binaries register, and the gates
  * kube-proxy itself read in earlier releases (so a command line written for an
  * older upstream still starts). A name outside it is a typo or a gate no
@@ -60,6 +63,28 @@ UnknownVersionInteroperabilityProxy UserNamespacesPodSecurityStandards UserNames
 VolumeCapacityPriority WindowsCPUAndMemoryAffinity WindowsGracefulNodeShutdown WindowsHostNetwork WinDSR WinOverlay
 `;
 
+/** Added to kube_features.go in v1.33-v1.35 (the v1.35 development tree), and the scheduling and DRA gates of v1.37. */
+const KUBE_FEATURES_1_35 = `
+AuthorizePodWebsocketUpgradeCreatePermission ChangeContainerStatusOnKubeletRestart ClearingNominatedNodeNameAfterBinding
+CompositePodGroup ContainerRestartRules ContainerStopSignals CSIServiceAccountTokenSecrets DeclarativeValidation
+DeclarativeValidationTakeover DeploymentReplicaSetTerminatingReplicas DisableCPUQuotaWithExclusiveCPUs
+DRAConsumableCapacity DRADerivedAttributes DRADeviceBindingConditions DRADeviceCompatibilityGroups DRADeviceTaintRules
+DRADeviceTaints DRAExtendedResource DRAFractionalCapacityRange DRAListTypeAttributes DRANodeAllocatableResources
+DRAOptionalNodeOperations DRAPartitionableDevices DRAPrioritizedList DRASchedulerFilterTimeout
+DRAWorkloadResourceClaims EnvFiles GangScheduling GenericWorkload GitRepoVolumeDriver HPAConfigurableTolerance
+HostnameOverride ImageVolumeWithDigest InPlacePodLevelResourcesVerticalScaling InPlacePodVerticalScalingExclusiveMemory
+InPlacePodVerticalScalingSchedulerPreemption InterPodAffinityHostnameFastPath KubeletEnsureSecretPulledImages
+KubeletPodResourcesListUseActivePods KubeletPSI KubeletServiceAccountTokenForCredentialProviders
+MatchLabelKeysInPodTopologySpreadSelectorMerge MutableCSINodeAllocatableCount MutablePodResourcesForSuspendedJobs
+MutablePVNodeAffinity MutableSchedulingDirectivesForSuspendedJobs NodeDeclaredFeatures NominatedNodeNameForExpectation
+OpportunisticBatching OrderedNamespaceDeletion PodCertificateRequest PodGroupPreemptionPolicy
+PodObservedGenerationTracking PodTopologyLabelsAdmission PreventStaticPodAPIReferences
+ReduceDefaultCrashLoopBackOffDecay RelaxedServiceNameValidation RestartAllContainersOnContainerExits
+SchedulerAsyncAPICalls SchedulerPopFromBackoffQ SchedulerPreQueueingHints StatefulSetSemanticRevisionComparison
+StorageCapacityScoring StreamingCollectionEncodingToJSON StreamingCollectionEncodingToProtobuf StrictIPCIDRValidation
+TaintTolerationComparisonOperators TopologyAwareWorkloadScheduling UserNamespacesHostNetworkSupport VolumeLimitScaling
+`;
+
 /** Registered into the same gate by the apiserver, apiextensions, controller-manager, component-base and client-go libraries. */
 const LIBRARY_FEATURES = `
 AdmissionWebhookMatchConditions AggregatedDiscoveryEndpoint AllowParsingUserUIDFromCertAuth
@@ -74,14 +99,19 @@ CloudControllerManagerWebhook ComponentFlagz ComponentStatusz ComponentSLIs Cont
 LoggingBetaOptions WatchListClient InformerResourceVersion ClientsAllowCBOR ClientsPreferCBOR
 `;
 
-/** Gates kube-proxy read in releases before the ones above (removed once GA), and newer proxy gates. */
+/** Gates kube-proxy read in releases before the ones above (removed once GA), and newer proxy gates (v1.37: KubeProxyIPVS, KubeProxyNFTablesLocalhostNodePorts). */
 const PROXY_FEATURES = `
 EndpointSlice EndpointSliceProxying EndpointSliceTerminatingCondition IPv6DualStack IPTablesOwnershipCleanup
 MinimizeIPTablesRestore MixedProtocolLBService ProxyTerminatingEndpoints ServiceInternalTrafficPolicy
 ServiceLBNodePortControl ServiceLoadBalancerClass ServiceTopology SupportIPVSProxyMode PreferSameTrafficDistribution
+KubeProxyIPVS KubeProxyNFTablesLocalhostNodePorts
 `;
 
-const KNOWN = new Set(['AllAlpha', 'AllBeta', ...`${KUBE_FEATURES} ${LIBRARY_FEATURES} ${PROXY_FEATURES}`.split(/\s+/).filter(Boolean)]);
+const KNOWN = new Set([
+  'AllAlpha',
+  'AllBeta',
+  ...`${KUBE_FEATURES} ${KUBE_FEATURES_1_35} ${LIBRARY_FEATURES} ${PROXY_FEATURES}`.split(/\s+/).filter(Boolean),
+]);
 
 /** The gate names upstream would refuse ("unrecognized feature gate"). */
 export function unknownFeatureGates(gates: Readonly<Record<string, boolean>>): string[] {

@@ -244,3 +244,28 @@ udpIdleTimeout: 250ms
 export const KUBEADM_IPV6_CONFIG_CONF = KUBEADM_CONFIG_CONF.replace('bindAddress: 0.0.0.0\n', "bindAddress: '::'\n")
   .replace('clusterCIDR: 10.244.0.0/16', 'clusterCIDR: fd00:10:244::/56')
   .replace('metricsBindAddress: 0.0.0.0', 'metricsBindAddress: ""');
+
+/**
+ * kind copies the cluster's featureGates into the KubeProxyConfiguration it
+ * hands kubeadm (ConfigTemplateBetaV3 in kubernetes-sigs/kind
+ * pkg/cluster/internal/kubeadm/config.go, with iptables.minSyncPeriod 1s and
+ * conntrack.maxPerCore 0), and kubeadm writes them into config.conf. The gates
+ * are those of the DRA demo cluster in sunya-ch/dra-example-driver
+ * demo/consumablecapacity/kind-cluster-config.yaml (kindest/node v1.35):
+ * DynamicResourceAllocation, DRAPrioritizedList, DRAPartitionableDevices,
+ * DRAResourceClaimDeviceStatus, DRAConsumableCapacity.
+ */
+export const KIND_DRA_CONFIG_CONF = KUBEADM_CONFIG_CONF.replace(
+  'enableProfiling: false\n',
+  `enableProfiling: false
+featureGates:
+  DRAConsumableCapacity: true
+  DRAPartitionableDevices: true
+  DRAPrioritizedList: true
+  DRAResourceClaimDeviceStatus: true
+  DynamicResourceAllocation: true
+`,
+)
+  .replace('maxPerCore: null', 'maxPerCore: 0')
+  .replace('minSyncPeriod: 0s', 'minSyncPeriod: 1s')
+  .replace('mode: ""', 'mode: iptables');

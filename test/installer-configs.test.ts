@@ -22,6 +22,7 @@ import {
   KUBEADM_1_13_CONFIG,
   KUBEADM_CONFIG_CONF,
   KUBEADM_IPV6_CONFIG_CONF,
+  KIND_DRA_CONFIG_CONF,
   TYPHOON_ARGS,
 } from './installer-configs.case.ts';
 
@@ -142,6 +143,22 @@ describe('installer config files (upstream Options.loadConfig: strict, then leni
     expect(kept.doc).toMatchObject({ healthzBindAddress: '[::]:10256', metricsBindAddress: '0.0.0.0:10249' });
     const flags = await effective(['--bind-address=::']);
     expect(flags.doc).toMatchObject({ healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249' });
+  });
+
+  it("starts with kind's config.conf carrying the cluster's DRA gates of v1.33-v1.35, gates upstream registers (featuregate.SetFromMap, validation.Validate)", async () => {
+    const r = await effective(['--config', await configFile(KIND_DRA_CONFIG_CONF)]);
+    expect(r.out).not.toContain('unrecognized feature gate');
+    expect(r.code).toBe(0);
+    expect(r.doc!.featureGates).toMatchObject({ DRAPrioritizedList: true, DRAConsumableCapacity: true, DynamicResourceAllocation: true });
+    expect(r.doc!.conntrack).toMatchObject({ maxPerCore: 0 });
+    // A kube-proxy gate of v1.37 too; a misspelt gate is still refused.
+    const later = await effective([
+      '--feature-gates=KubeProxyIPVS=false,KubeProxyNFTablesLocalhostNodePorts=false,DRADeviceCompatibilityGroups=true',
+    ]);
+    expect(later.code, later.out).toBe(0);
+    const typo = await effective(['--feature-gates=DRAPrioritisedList=true']);
+    expect(typo.code).toBe(2);
+    expect(typo.out).toContain('unrecognized feature gate: DRAPrioritisedList');
   });
 
   it('starts with a kubeadm 1.13 file, warning once and naming every field a later version removed', async () => {
