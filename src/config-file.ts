@@ -13,7 +13,7 @@
  * additionally warns about every other flag given alongside --config). Flags
  * that exist only in kube-proxy-ts (--objects, --iptables-backend) always apply.
  */
-import { load } from 'js-yaml';
+import { loadAll, type LoadOptions } from 'js-yaml';
 import { quantityBytes, type ProxyConfig } from './config.ts';
 import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
@@ -200,10 +200,16 @@ function vmoduleFromFile(value: unknown, source: string): string {
     .join(',');
 }
 
+/**
+ * The first YAML document, as upstream's decoder reads a file (sigs.k8s.io/yaml YAMLToJSON, one yaml.Unmarshal): a
+ * `---` after it, or further documents, are not read.
+ */
+const firstDocument = (text: string, options?: LoadOptions): unknown => loadAll(text, null, options)[0];
+
 /** js-yaml refuses duplicate keys; upstream's strict decoder too, its lenient one keeps the last. */
 function loadYaml(text: string, source: string): { doc: unknown; duplicateKeys: string[] } {
   try {
-    return { doc: load(text), duplicateKeys: [] };
+    return { doc: firstDocument(text), duplicateKeys: [] };
   } catch (err) {
     const message = (err as Error).message;
     if (/duplicated mapping key/.test(message)) {
@@ -212,7 +218,7 @@ function loadYaml(text: string, source: string): { doc: unknown; duplicateKeys: 
       const key = line === undefined ? '' : (text.split('\n')[line] ?? '').trim().replace(/^-\s*/, '').split(':')[0]!.trim();
       const duplicateKeys = [line === undefined ? '?' : `${key} (line ${line + 1})`];
       try {
-        return { doc: load(text, { json: true }), duplicateKeys };
+        return { doc: firstDocument(text, { json: true }), duplicateKeys };
       } catch {
         // fall through to the original error
       }

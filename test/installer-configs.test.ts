@@ -171,6 +171,32 @@ describe('installer config files (upstream Options.loadConfig: strict, then leni
     expect(r.doc).toMatchObject({ clusterCIDR: '10.148.0.0/16', udpIdleTimeout: '250ms' });
   });
 
+  it("reads the first document of a file cut from a multi-document stream, as upstream's decoder (sigs.k8s.io/yaml YAMLToJSON: one yaml.Unmarshal)", async () => {
+    // kind's KubeProxyConfiguration document as its ConfigTemplateBetaV3 renders it (kubernetes-sigs/kind
+    // pkg/cluster/internal/kubeadm/config.go), cut from the stream with the separator that follows it, and with the next
+    // document left on.
+    const kind = `---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+metadata:
+  name: config
+mode: "iptables"
+iptables:
+  minSyncPeriod: 1s
+conntrack:
+# Skip setting sysctl value "net.netfilter.nf_conntrack_max"
+# It is a global variable that affects other namespaces
+  maxPerCore: 0
+`;
+    for (const text of [`${kind}---\n`, `${kind}---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n`]) {
+      const r = await effective(['--config', await configFile(text)]);
+      expect(r.out).not.toContain('not valid YAML');
+      expect(r.code).toBe(0);
+      expect(r.doc!.conntrack).toMatchObject({ maxPerCore: 0 });
+      expect(r.doc!.iptables).toMatchObject({ minSyncPeriod: '1s' });
+    }
+  });
+
   it('treats an unknown key under ipvs: as any other unknown key', async () => {
     const r = await effective([
       '--config',
