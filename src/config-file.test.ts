@@ -166,6 +166,13 @@ describe('KubeProxyConfiguration files', () => {
     expect(ignored).toEqual(['--cluster-cidr']);
   });
 
+  it('refuses a hostnameOverride of blanks in the file, as upstream GetHostname does ("empty hostname is invalid")', () => {
+    const file = parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nhostnameOverride: "  "\n', 'c').values;
+    expect(() => configFromFlags(mergeConfig(file, new Map()).values)).toThrow(
+      'invalid --hostname-override "  ": empty hostname-override is invalid',
+    );
+  });
+
   it('lets the logging flags win over the file (upstream copyLogsFromFlags) and ignores the deprecated ports and ipvs flags (Complete)', () => {
     const file = parseConfigFile(
       'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nhealthzBindAddress: 127.0.0.1\nlogging:\n  format: json\n',

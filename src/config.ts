@@ -216,6 +216,10 @@ export function validateConfig(c: ProxyConfig, names: SettingNames = IPTABLES_SE
   if (unknown.length)
     throw new FlagError('feature-gates', `invalid --feature-gates: unrecognized feature gate${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
   validateCIDRs(c);
+  // processHostnameOverrideFlag (the flag) and GetHostname (the file's hostnameOverride) trim it and refuse what is left
+  // empty; only an unset or "" value means the OS hostname.
+  if (c.hostnameOverride !== '' && c.hostnameOverride.trim() === '')
+    throw new FlagError('hostname-override', `invalid --hostname-override ${JSON.stringify(c.hostnameOverride)}: empty hostname-override is invalid`);
   if (!parseIP(c.bindAddress)) throw new FlagError('bind-address', `invalid --bind-address "${c.bindAddress}": not an IP address`);
   for (const [flag, value] of [
     ['healthz-bind-address', c.healthzBindAddress],

@@ -193,6 +193,16 @@ describe('configFromFlags', () => {
     expect(() => configFromFlags(parse(`--vmodule=${value}`).values)).toThrow(`invalid argument "${value}" for "--vmodule" flag: ${why}`);
   });
 
+  it('refuses a --hostname-override of blanks, and takes "" as the OS hostname (upstream processHostnameOverrideFlag, GetHostname)', () => {
+    for (const value of [' ', '\t ']) {
+      expect(() => configFromFlags(parse(`--hostname-override=${value}`).values)).toThrow(
+        `invalid --hostname-override ${JSON.stringify(value)}: empty hostname-override is invalid`,
+      );
+    }
+    expect(configFromFlags(parse('--hostname-override=').values).hostnameOverride).toBe('');
+    expect(configFromFlags(parse('--hostname-override= Node-1 ').values).hostnameOverride).toBe(' Node-1 ');
+  });
+
   it('refuses --vmodule with --logging-format=json, and accepts an empty one (component-base logsapi.Validate)', () => {
     expect(() => configFromFlags(parse('--logging-format=json', '--vmodule=x=2').values)).toThrow(
       'initialize logging: logging.vmodule: Forbidden: Only supported for text log format',
