@@ -120,11 +120,12 @@ export class FakeNft implements NftApi {
     return this.tables.delete(family);
   }
 
-  /** As Nft.listNames: the table's chain, set and map names; null when it is missing or holds none of them. */
+  /** As Nft.listNames: the table's chain, set and map names and its base chains (policy accept, the only one the fake takes); null when it is missing or holds none of them. */
   async listNames(family: NftFamily): Promise<LiveNames | null> {
     const t = this.tables.get(family);
     if (!t || (t.chains.size === 0 && t.sets.size === 0)) return null;
-    return { chains: [...t.chains.keys()], sets: [...t.sets.values()].map((s) => ({ name: s.decl.name, kind: s.decl.kind })) };
+    const baseChains = [...t.chains].flatMap(([name, c]) => (c.base ? [{ name, ...c.base, policy: 'accept' }] : []));
+    return { chains: [...t.chains.keys()], sets: [...t.sets.values()].map((s) => ({ name: s.decl.name, kind: s.decl.kind })), baseChains };
   }
 
   /** The table as written (rules as given), or null. */

@@ -15,6 +15,7 @@
  * sync, at least 1 s after; affinity and unknown sets are deleted at once.
  */
 import type { NftChain, NftFamily } from './model.ts';
+import type { LiveBaseChain } from './names-json.ts';
 import { TABLE_COMMENT } from './model.ts';
 import { AFFINITY_PREFIX, ENDPOINT_PREFIX } from './names.ts';
 import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
@@ -29,6 +30,8 @@ import { Transaction } from './transaction.ts';
 export interface LiveNames {
   readonly chains: readonly string[];
   readonly sets: readonly { readonly name: string; readonly kind: 'set' | 'map' }[];
+  /** The base chains (those with a hook) as listed: type, hook, priority, policy; absent when not listed. */
+  readonly baseChains?: readonly LiveBaseChain[];
   /** Named counters (--traffic-counters, counters.ts); absent when not listed. */
   readonly counters?: readonly string[];
 }

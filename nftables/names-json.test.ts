@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { namesIn } from './parse-json.ts';
+import { chainsIn, namesIn } from './parse-json.ts';
 
 /** As JSON.stringify writes it (no blanks). */
 const compact = JSON.stringify({
@@ -76,6 +76,28 @@ describe("namesIn: one table's names in nft's JSON listing, read item by item (n
     expect(namesIn(text, 'chain', 'ip')).toEqual(['a', 'b']);
     expect(parse).toHaveBeenCalledTimes(1);
     parse.mockRestore();
+  });
+
+  it('reads base chains with their type, hook, priority and policy (the damage check compares them), through the scan and JSON.parse alike', () => {
+    const text =
+      '{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}, ' +
+      '{"chain": {"family": "ip", "table": "kube-proxy", "name": "nat-prerouting", "handle": 1, "type": "nat", "hook": "prerouting", "prio": 50, "policy": "accept"}}, ' +
+      '{"chain": {"family": "ip", "table": "kube-proxy", "name": "filter-forward", "handle": 2, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}, ' +
+      '{"chain": {"family": "ip", "table": "kube-proxy", "name": "x", "handle": 3, "comment": "\\"hook\\": \\"input\\", \\"prio\\": 1"}}, ' +
+      '{"chain": {"family": "ip", "table": "other", "name": "y", "handle": 4, "type": "filter", "hook": "input", "prio": -5, "policy": "drop"}}]}';
+    const want = {
+      names: ['nat-prerouting', 'filter-forward', 'x'],
+      bases: [
+        { name: 'nat-prerouting', type: 'nat', hook: 'prerouting', priority: 50, policy: 'accept' },
+        { name: 'filter-forward', type: 'filter', hook: 'forward', priority: 0, policy: 'drop' },
+      ],
+    };
+    const parse = vi.spyOn(JSON, 'parse');
+    expect(chainsIn(text, 'ip')).toEqual(want);
+    expect(parse).not.toHaveBeenCalled();
+    parse.mockRestore();
+    // With an item the scan cannot match whole: JSON.parse reads the same.
+    expect(chainsIn(text.replace('"handle": 4', '"handle": 4, "extra": {"n": 1}'), 'ip')).toEqual(want);
   });
 
   it('refuses a listing cut short, or not a listing at all, instead of reading part of it', () => {

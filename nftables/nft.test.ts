@@ -28,6 +28,7 @@ describe('Nft.listNames', () => {
         { name: 'cluster-ips', kind: 'set' },
         { name: 'service-ips', kind: 'map' },
       ],
+      baseChains: [],
     });
     expect(calls).toEqual([['nft', '-t', '-j', 'list chains ip; list sets ip; list maps ip']]);
   });
@@ -47,7 +48,7 @@ describe('Nft.listNames', () => {
         return [doc({ chain: { family: 'ip6', table: 'kube-proxy', name: 'services' } }), doc(), doc()];
       },
     };
-    expect(await new Nft(execer('', calls), { session }).listNames('ip6')).toEqual({ chains: ['services'], sets: [] });
+    expect(await new Nft(execer('', calls), { session }).listNames('ip6')).toEqual({ chains: ['services'], sets: [], baseChains: [] });
     expect(asked).toEqual([['list chains ip6', 'list sets ip6', 'list maps ip6']]);
     expect(calls).toEqual([]);
     // Told to list beside the session (the damage check): a process of its own.

@@ -14,7 +14,7 @@ import type { CommandRunner } from '../proxier/exec.ts';
 import { nftFailure, NftError, NftStagingError } from './errors.ts';
 import { TABLE_NAME, type NftFamily, type NftTable } from './model.ts';
 import type { LiveNames } from './full-sync.ts';
-import { ListParseError, namesIn, parseNftJson } from './parse-json.ts';
+import { chainsIn, ListParseError, namesIn, parseNftJson } from './parse-json.ts';
 import { parseCounterValues, type CounterValue } from './counters.ts';
 
 export type { CounterValue } from './counters.ts';
@@ -116,7 +116,8 @@ export class Nft implements NftApi {
 
   /**
    * Names of the table's chains, sets and maps, for finding stale objects on a
-   * full sync; null when the family has no kube-proxy table, or one holding no
+   * full sync, and the type, hook, priority and policy of its base chains (the
+   * damage check compares them); null when the family has no kube-proxy table, or one holding no
    * chain, set or map (a full sync and a cold start write the same then). One
    * `nft -t -j` of `list chains`, `list sets`, `list maps` (one JSON
    * document a line): nft 1.0.6 loads its whole cache for `list tables`, and
@@ -138,12 +139,12 @@ export class Nft implements NftApi {
       docs = r.stdout.split('\n').filter((l) => l.trim() !== '');
     }
     if (docs.length !== 3) throw new ListParseError(`expected 3 JSON documents from ${this.cmd} -t -j list ..., got ${docs.length}`);
-    const chains = namesIn(docs[0]!, 'chain', family);
+    const { names: chains, bases } = chainsIn(docs[0]!, family);
     const sets = [
       ...namesIn(docs[1]!, 'set', family).map((name) => ({ name, kind: 'set' as const })),
       ...namesIn(docs[2]!, 'map', family).map((name) => ({ name, kind: 'map' as const })),
     ];
-    return chains.length === 0 && sets.length === 0 ? null : { chains, sets };
+    return chains.length === 0 && sets.length === 0 ? null : { chains, sets, baseChains: bases };
   }
 
   /**

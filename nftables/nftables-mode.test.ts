@@ -223,6 +223,17 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
       'rules',
       'missing from table ip kube-proxy: filter-input: changed from outside; resyncing everything',
     ],
+    [
+      'a base chain re-created at another priority (upstream setupNFTables re-creates them on its first sync only)',
+      (nft: FakeNft) =>
+        nft.run(
+          'flush chain ip kube-proxy nat-prerouting\ndelete chain ip kube-proxy nat-prerouting\n' +
+            'add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority 50 ; }\n',
+        ),
+      'rules',
+      'base chains changed in table ip kube-proxy: nat-prerouting (type nat hook prerouting priority 50 policy accept; ' +
+        'written: type nat hook prerouting priority -100 policy accept): changed from outside; resyncing everything',
+    ],
   ])('monitor() notices %s, reports it, and the forced full sync repairs it', async (_what, damage, kind, message) => {
     const t = setup();
     let resyncs = 0;
@@ -244,6 +255,32 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     expect(r.full).toBe(true);
     expect(await t.converged()).toBe(true);
     expect(await t.mode.damage('IPv4')).toEqual([]);
+  });
+
+  it('re-creates the base chains in the full sync after a refused one: a base chain at another priority refuses every `add chain` (upstream: until a restart)', async () => {
+    const t = setup();
+    await t.sync();
+    await t.nft.run('delete chain ip kube-proxy nat-output\nadd chain ip kube-proxy nat-output { type nat hook output priority 10 ; }\n');
+    t.clock.advance(FULL_SYNC_PERIOD_MS);
+    const err = await t.sync(true).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      full: true,
+      message: expect.stringMatching(/add chain ip kube-proxy nat-output \{ type nat hook output priority -100/),
+    });
+    const r = await t.sync(true);
+    expect(r.full).toBe(true);
+    expect(await t.converged()).toBe(true);
+    expect((await t.nft.listNames('ip'))!.baseChains).toContainEqual({
+      name: 'nat-output',
+      type: 'nat',
+      hook: 'output',
+      priority: -100,
+      policy: 'accept',
+    });
+    // Once: the next full sync adds them as they are.
+    t.mode.requestFullSync();
+    await t.sync(true);
+    expect(t.nft.history.at(-1)).not.toContain('delete chain ip kube-proxy nat-output');
   });
 
   it('looks again when a sync lands during its listing: a periodic sync every period cannot put the repair off by periods', async () => {

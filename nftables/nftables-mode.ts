@@ -28,8 +28,10 @@
  *   reported (a `cleanup` failure) by the next sync to finish, and the next
  *   sync to start is full.
  * - monitor() lists the names every period and resyncs fully when the table
- *   or any chain, set or map the last sync wrote is gone (upstream notices
- *   only when a later transaction fails, or at the hourly full sync).
+ *   or any chain, set or map the last sync wrote is gone, or a base chain is
+ *   listed with another type, hook, priority or policy (upstream notices only
+ *   when a later transaction fails, or at the hourly full sync). That full
+ *   sync, and the one after a refused full sync, re-creates the base chains.
  * - For operators (`inspect`, inspect.ts): per family the table last applied
  *   as `nft -f` input and the last refused transaction with nft's error and
  *   the line it named; each service port's chains and map keys; with
@@ -65,7 +67,7 @@ import { planPartialSync } from './partial-sync.ts';
 import { NftRenderCache, renderNftables, type NftRender, type NftRenderOptions } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import type { AppliedState, SyncPlan } from './sync-state.ts';
-import { countObjects, missingNames } from './table-check.ts';
+import { changedBaseChains, countObjects, missingNames } from './table-check.ts';
 
 /** What the mode needs of nft: Nft (real, over the command runner) and FakeNft both are this. */
 export interface NftTables extends NftApi {
@@ -257,6 +259,9 @@ export class NftablesMode implements ProxyMode {
       }
     } catch (err) {
       log.error({ err: (err as Error).message, full: plan.full }, 'nftables sync failed');
+      // A base chain re-created from outside at another priority refuses every full sync's `add chain`: the next one
+      // deletes and re-creates them, as a process's first does (upstream only there, so it stays refused until a restart).
+      if (plan.full) st.baseChainsRecreated = false;
       const refused = new ApplyError(family, plan.full, err, { input, line: refusedLine(err) });
       this.record.refused(family, this.d.clock.now(), refused);
       throw refused;
@@ -406,14 +411,25 @@ export class NftablesMode implements ProxyMode {
   /**
    * What is missing from a family's table, compared with the last applied
    * state: "table" when it is gone, else the missing chain, set and map
-   * names; null when nothing is known yet (no sync has succeeded since the
-   * last failure) or syncs kept landing during the listing. A listing a sync
-   * raced (it may have changed the table meanwhile) is not compared: the check
-   * waits for that sync and lists again, up to DAMAGE_LOOKS times, so that
-   * periodic syncs (every sync period, as the check) cannot put a repair off by
-   * whole periods.
+   * names and the base chains listed with another type, hook, priority or
+   * policy; null when nothing is known yet (no sync has succeeded since the
+   * last failure) or syncs kept landing during the listing.
    */
   async damage(family: IPFamily): Promise<string[] | null> {
+    const found = await this.findDamage(family);
+    return found === null ? null : found === 'table' ? ['table'] : [...found.missing, ...found.changed];
+  }
+
+  /**
+   * damage(), by kind. A listing a sync raced (it may have changed the table
+   * meanwhile) is not compared: the check waits for that sync and lists again,
+   * up to DAMAGE_LOOKS times, so that periodic syncs (every sync period, as the
+   * check) cannot put a repair off by whole periods. A changed base chain makes
+   * the next full sync delete and re-create the base chains, as a process's
+   * first does: `add chain` over one at another priority is refused ("Operation
+   * not supported"), and leaves a policy set from outside as it is.
+   */
+  private async findDamage(family: IPFamily): Promise<'table' | { missing: string[]; changed: string[] } | null> {
     for (let look = 1; look <= DAMAGE_LOOKS; look++) {
       await Promise.allSettled(this.running);
       const st = this.state.get(family);
@@ -423,34 +439,45 @@ export class NftablesMode implements ProxyMode {
       const applied = st.applied;
       // Beside the session, not in its queue: an event's transaction must not wait for this listing.
       const live = await this.d.nft.listNames(nftFamily(family), { session: false });
-      if (this.running.size === 0 && st.generation === generation) return live === null ? ['table'] : missingNames(applied, live);
+      if (this.running.size !== 0 || st.generation !== generation) continue;
+      if (live === null) return 'table';
+      const changed = changedBaseChains(applied, live);
+      if (changed.length > 0) st.baseChainsRecreated = false;
+      return { missing: missingNames(applied, live), changed };
     }
     return null;
   }
 
   /**
    * Every period, each family's table is listed (names only, ~1 s at 10,000
-   * services); a deleted table or a missing chain, set or map is reported
-   * through `found`, which the agent answers with a full sync at once.
+   * services); a deleted table, a missing chain, set or map, or a base chain
+   * changed is reported through `found`, which the agent answers with a full
+   * sync at once.
    */
   monitor(found: (change: OutsideChange) => void): () => void {
     const counting = this.o.trafficCounters;
     const stopCounting = counting && this.totals ? every(this.d.clock, counting.periodMs, () => this.readCounters()) : () => undefined;
     const stopDamage = every(this.d.clock, this.o.monitorPeriodMs ?? 30_000, async () => {
       for (const family of this.families) {
-        let missing: string[] | null;
+        let damage: Awaited<ReturnType<NftablesMode['findDamage']>>;
         try {
-          missing = await this.damage(family);
+          damage = await this.findDamage(family);
         } catch (err) {
           this.d.logger.warn({ ipFamily: family, err: (err as Error).message }, 'cannot list the kube-proxy table');
           continue;
         }
-        if (missing === null || missing.length === 0) continue;
-        const what =
-          missing[0] === 'table'
-            ? `table ${nftFamily(family)} ${TABLE_NAME} is gone`
-            : `missing from table ${nftFamily(family)} ${TABLE_NAME}: ${summary(missing)}`;
-        found({ family, kind: missing[0] === 'table' ? 'table' : 'rules', message: `${what}: changed from outside; resyncing everything` });
+        if (damage === null) continue;
+        const table = `table ${nftFamily(family)} ${TABLE_NAME}`;
+        let what: string;
+        if (damage === 'table') what = `${table} is gone`;
+        else {
+          const parts: string[] = [];
+          if (damage.missing.length > 0) parts.push(`missing from ${table}: ${summary(damage.missing)}`);
+          if (damage.changed.length > 0) parts.push(`base chains changed in ${table}: ${damage.changed.join(', ')}`);
+          if (parts.length === 0) continue;
+          what = parts.join('; ');
+        }
+        found({ family, kind: damage === 'table' ? 'table' : 'rules', message: `${what}: changed from outside; resyncing everything` });
         return;
       }
     });

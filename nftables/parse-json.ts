@@ -8,7 +8,7 @@
  */
 import { parseIP } from '../proxier/ip.ts';
 import type { BaseChainSpec, ChainType, Hook, NftChain, NftElement, NftFamily, NftSet, NftTable } from './model.ts';
-import { scanNames, type NameKind } from './names-json.ts';
+import { baseChainOf, scanChains, scanNames, type LiveBaseChain, type NameKind } from './names-json.ts';
 import { isAffinitySetName } from './names.ts';
 import { printRule, printVerdict } from './rule-print.ts';
 import { literalText, ruleFromJson, verdictOf } from './rule-json.ts';
@@ -141,4 +141,22 @@ export function namesIn(text: string, kind: NameKind, family: NftFamily, tableNa
     if (o['family'] === family && table === tableName) out.push(String(o['name']));
   }
   return out;
+}
+
+/** The kube-proxy table's chain names and base chains in a chain listing (`nft -t -j list chains F`), as namesIn reads it. */
+export function chainsIn(text: string, family: NftFamily, tableName = 'kube-proxy'): { names: string[]; bases: LiveBaseChain[] } {
+  const scanned = scanChains(text, family, tableName);
+  if (scanned !== null) return scanned;
+  const names: string[] = [];
+  const bases: LiveBaseChain[] = [];
+  for (const item of listingItems(text)) {
+    if (!isObj(item) || !isObj(item['chain'])) continue;
+    const o = item['chain'];
+    if (o['family'] !== family || o['table'] !== tableName) continue;
+    const name = String(o['name']);
+    names.push(name);
+    const base = baseChainOf(name, o);
+    if (base !== null) bases.push(base);
+  }
+  return { names, bases };
 }

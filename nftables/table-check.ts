@@ -1,6 +1,7 @@
 /**
  * What the nftables mode checks about its table, pure: which of the names the
- * last applied state wrote a live listing lacks (outside damage), and how
+ * last applied state wrote a live listing lacks, and which base chains it
+ * lists with another type, hook, priority or policy (outside damage), and how
  * many objects a render puts in the table (the sync report's count).
  */
 import type { LiveNames } from './full-sync.ts';
@@ -41,4 +42,27 @@ export function countObjects(render: NftRender, elements: ElementStore): number 
   }
   for (const m of elements.values()) n += m.size;
   return n;
+}
+
+/**
+ * Base chains the applied state wrote that the listing shows with another type, hook or priority, or a policy other
+ * than accept (the one we write, by leaving it out), each as "name (listed; written)". Such a chain is there by name,
+ * so missingNames does not see it; yet a re-created chain at another priority makes every later `add chain` of ours
+ * fail ("Operation not supported"), and an `add chain` without a policy leaves a `policy drop` set from outside.
+ */
+export function changedBaseChains(applied: AppliedState, live: LiveNames): string[] {
+  if (live.baseChains === undefined) return [];
+  const listed = new Map(live.baseChains.map((b) => [b.name, b]));
+  const out: string[] = [];
+  for (const c of applied.fixed.chains) {
+    const b = listed.get(c.name);
+    if (c.base === null || b === undefined) continue; // a missing one is missingNames' (a regular one listed is not a base chain: below)
+    const want = `type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority} policy accept`;
+    const have = `type ${b.type} hook ${b.hook} priority ${b.priority} policy ${b.policy}`;
+    if (have !== want) out.push(`${c.name} (${have}; written: ${want})`);
+  }
+  const names = new Set(live.chains);
+  for (const c of applied.fixed.chains)
+    if (c.base !== null && names.has(c.name) && !listed.has(c.name)) out.push(`${c.name} (a regular chain; written: a base chain)`);
+  return out;
 }

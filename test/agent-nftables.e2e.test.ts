@@ -282,6 +282,37 @@ describe('the agent in nftables mode against the fake API server', () => {
     expect(await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="table"}')).toBe(1);
   });
 
+  it('repairs within the sync period a base chain someone re-created at another priority and a policy drop set on another (upstream: every later full sync refused until a restart)', async () => {
+    const outside = [
+      'flush chain ip kube-proxy nat-prerouting',
+      'delete chain ip kube-proxy nat-prerouting',
+      'add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority 50 ; }',
+      'add chain ip kube-proxy filter-forward { type filter hook forward priority 0 ; policy drop ; }',
+    ];
+    expect(await cluster.exec(nodeNs(), 'nft', [outside.join('; ')])).toMatchObject({ code: 0 });
+    const bases = async () => (await nft().listNames('ip'))!.baseChains!.filter((b) => b.name === 'nat-prerouting' || b.name === 'filter-forward');
+    expect(await bases()).toEqual([
+      { name: 'filter-forward', type: 'filter', hook: 'forward', priority: 0, policy: 'drop' },
+      { name: 'nat-prerouting', type: 'nat', hook: 'prerouting', priority: 50, policy: 'accept' },
+    ]);
+    const fullBefore = await metric('kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
+    await waitFor(
+      'base chains as written',
+      async () =>
+        JSON.stringify(await bases()) ===
+        JSON.stringify([
+          { name: 'filter-forward', type: 'filter', hook: 'forward', priority: 0, policy: 'accept' },
+          { name: 'nat-prerouting', type: 'nat', hook: 'prerouting', priority: -100, policy: 'accept' },
+        ]),
+      3500,
+    );
+    await waitFor('traffic flowing again', reaches(['pod-c']), 5000);
+    expect(await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="rules"}')).toBe(1);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBe(fullBefore + 1);
+    const mode = agent!.mode as NftablesMode;
+    expect(await mode.damage('IPv4')).toEqual([]);
+  });
+
   it('switches back to iptables mode: the nftables tables go; --cleanup removes every mode', async () => {
     await stop();
     await start('iptables');
