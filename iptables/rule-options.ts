@@ -74,9 +74,15 @@ export const FLAG_OPTIONS = new Set([
   '--return-nomatch',
   '--update-counters',
   '--update-subcounters',
+  // The SET target's flags (libxt_SET).
+  '--exist',
+  '--map-mark',
+  '--map-prio',
+  '--map-queue',
 ]);
 
-export const TWO_VALUE_OPTIONS = new Set(['--tcp-flags', '--match-set']);
+/** `--match-set` (set match) and the SET target's `--add-set`/`--del-set`/`--map-set`: a set name and its flags, e.g. `src,dst`. */
+export const TWO_VALUE_OPTIONS = new Set(['--tcp-flags', '--match-set', '--add-set', '--del-set', '--map-set']);
 
 const PORT_OPTIONS = ['--sport', '--dport'];
 

@@ -99,6 +99,21 @@ describe('parseRuleWords', () => {
     expect(words('-j MASQUERADE --random-fully').targetArgs).toEqual([{ name: '--random-fully', values: [], negated: false }]);
   });
 
+  it("reads the SET target's set options as a name and flags, as iptables-save prints them (libxt_SET)", () => {
+    const w = words('-p tcp -j SET --add-set KUBE-SEEN src,dst --exist --timeout 60');
+    expect(w.target).toBe('SET');
+    expect(w.targetArgs.map((o) => [o.name, o.values])).toEqual([
+      ['--add-set', ['KUBE-SEEN', 'src,dst']],
+      ['--exist', []],
+      ['--timeout', ['60']],
+    ]);
+    expect(words('-j SET --del-set KUBE-SEEN src').targetArgs[0]?.values).toEqual(['KUBE-SEEN', 'src']);
+    expect(words('-j SET --map-set M dst --map-mark').targetArgs.map((o) => [o.name, o.values])).toEqual([
+      ['--map-set', ['M', 'dst']],
+      ['--map-mark', []],
+    ]);
+  });
+
   it('collects target options, also when basic options follow them', () => {
     const w = words('-j REJECT --reject-with tcp-reset -p tcp');
     expect(w.targetArgs).toEqual([{ name: '--reject-with', values: ['tcp-reset'], negated: false }]);

@@ -209,6 +209,16 @@ describe('trace: netfilter semantics', () => {
     expect(r.warnings).toEqual(['-m set is not modelled; assumed to match']);
   });
 
+  it('reads a SET target rule (--add-set NAME src,dst): not modelled, it is passed over as a non-terminating target', () => {
+    const r = trace(
+      rs('-A PREROUTING -p tcp -j SET --add-set KUBE-SEEN src,dst --exist --timeout 60\n-A PREROUTING -j DNAT --to-destination 10.1.1.1:80\n'),
+      pkt,
+      OPTS,
+    );
+    expect(r.endpoints).toEqual(['10.1.1.1:80']);
+    expect(r.warnings).toEqual([expect.stringMatching(/target SET is not modelled/)]);
+  });
+
   it('stops a jump loop with a warning', () => {
     const r = trace(rs(':A - [0:0]\n:B - [0:0]\n-A PREROUTING -j A\n-A A -j B\n-A B -j A\n'), pkt, { ...OPTS, maxDepth: 10 });
     expect(r.verdict).toBe('DROP');
