@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cleanupRestoreText } from './cleanup.ts';
+import { cleanupRestoreText, planCleanup } from './cleanup.ts';
 import { parseSave } from './parse-save.ts';
 
 describe('cleanupRestoreText: what --cleanup removes (upstream CleanupLeftovers deletes its own jump rules by their exact spec)', () => {
@@ -96,6 +96,11 @@ describe("cleanupRestoreText: a kube-proxy chain another tool's rules jump to (u
       '-X KUBE-SEP-OLD4ENDPOINTCHAIN',
       '-X KUBE-SERVICES',
       '-X KUBE-SVC-NPX46M4PTMTKRN6Y',
+    ]);
+    // For the log: each chain kept, with the chains that jump to it (portmap's, then the kept chain on the way).
+    expect(planCleanup(parseSave(withHook, 'IPv4')).kept).toEqual([
+      { table: 'nat', chain: 'KUBE-MARK-MASQ', jumpedFrom: ['CNI-DN-9e1f0c5d2b7a4e3f8a6c1'] },
+      { table: 'nat', chain: 'KUBE-POSTROUTING', jumpedFrom: ['KUBE-MARK-MASQ'] },
     ]);
     const withoutPortmap = PORTMAP_NODE.split('\n')
       .filter((l) => !l.includes('CNI-'))

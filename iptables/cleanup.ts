@@ -27,11 +27,32 @@ export interface CleanupSelection {
  * cannot delete such a chain either (its restore fails on the busy chain). Only its jumps from the built-in chains go.
  */
 export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): string | null {
+  return planCleanup(live, sel).text;
+}
+
+/** A selected kube-proxy chain that stays because another tool's chain jumps to it (directly or through kept ones). */
+export interface KeptChain {
+  readonly table: string;
+  readonly chain: string;
+  /** The chains whose rules jump to it: the other tool's, or another kept kube-proxy chain. */
+  readonly jumpedFrom: readonly string[];
+}
+
+export interface CleanupPlan {
+  /** The restore input (cleanupRestoreText); null when there is nothing to remove. */
+  readonly text: string | null;
+  /** What stays, for the log: an operator sees why a kube-proxy chain outlived --cleanup. */
+  readonly kept: readonly KeptChain[];
+}
+
+/** cleanupRestoreText, and the selected chains it keeps with the chains that jump to them. */
+export function planCleanup(live: Ruleset, sel: CleanupSelection = {}): CleanupPlan {
   const wanted = (name: string): boolean => {
     const owner = chainOwner(name);
     return owner !== null && owner !== 'kubelet' && (sel.owners === undefined || sel.owners.includes(owner));
   };
   const sections: TableSection[] = [];
+  const keptChains: KeptChain[] = [];
   for (const table of live.tables) {
     const selected = new Set(table.chains.filter((c) => c.policy === null && wanted(c.name)).map((c) => c.name));
     if (selected.size === 0) continue;
@@ -45,6 +66,12 @@ export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): s
       if (kept.has(name)) continue;
       kept.add(name);
       reach.push(...targets(name));
+    }
+    for (const name of [...kept].sort()) {
+      const jumpedFrom = table.chains
+        .filter((c) => c.policy === null && (kept.has(c.name) || chainOwner(c.name) === null) && targets(c.name).includes(name))
+        .map((c) => c.name);
+      keptChains.push({ table: table.name, chain: name, jumpedFrom });
     }
     const doomed = [...selected].filter((name) => !kept.has(name));
     const doomedSet = new Set(doomed);
@@ -63,17 +90,17 @@ export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): s
     if (doomed.length === 0 && edits.length === 0) continue;
     sections.push({ table: table.name, emptied: doomed, edits, deleted: doomed });
   }
-  return sections.length ? restoreText(sections) : null;
+  return { text: sections.length ? restoreText(sections) : null, kept: keptChains };
 }
 
-/** Removes kube-proxy's rules (or one mode's) from one family's tables. Returns the number of chains removed. */
-export async function removeKubeProxyRules(ipt: Iptables, sel: CleanupSelection = {}): Promise<number> {
+/** Removes kube-proxy's rules (or one mode's) from one family's tables: how many chains went, and which stayed. */
+export async function removeKubeProxyRules(ipt: Iptables, sel: CleanupSelection = {}): Promise<{ removed: number; kept: readonly KeptChain[] }> {
   // The tables that exist, read in one save: `iptables-legacy-save -t nat` creates an empty legacy nat table (hooks
   // every packet then crosses, and iptables-nft's "legacy tables present" warning) on a node that never used legacy.
   const all = parseSave(await ipt.save(), ipt.family);
   const live = { ...all, tables: all.tables.filter((t) => (TABLES as readonly string[]).includes(t.name)) };
-  const text = cleanupRestoreText(live, sel);
-  if (text === null) return 0;
+  const { text, kept } = planCleanup(live, sel);
+  if (text === null) return { removed: 0, kept };
   await ipt.restore(text, { noflush: true, counters: false });
-  return (text.match(/^-X /gm) ?? []).length;
+  return { removed: (text.match(/^-X /gm) ?? []).length, kept };
 }

@@ -109,7 +109,7 @@ describe("other tools' rules that name kube-proxy's chains", () => {
       has(lines, adminLines);
       expect(lines).toContain('-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
 
-      expect(await removeKubeProxyRules(ipt)).toBeGreaterThan(0);
+      expect((await removeKubeProxyRules(ipt)).removed).toBeGreaterThan(0);
       lines = await saved();
       has(lines, adminLines);
       // kubelet's KUBE-FIREWALL (with its jumps) is all that stays, as upstream leaves it.
@@ -122,7 +122,9 @@ describe("other tools' rules that name kube-proxy's chains", () => {
       has(await saved(), [...portmapLines, '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000']);
 
       // What --cleanup and the nftables mode's start remove: every mode's chains.
-      expect(await removeKubeProxyRules(ipt, { owners: ['iptables', 'userspace', 'ipvs'] })).toBeGreaterThan(0);
+      const first = await removeKubeProxyRules(ipt, { owners: ['iptables', 'userspace', 'ipvs'] });
+      expect(first.removed).toBeGreaterThan(0);
+      expect(first.kept).toEqual([{ table: 'nat', chain: 'KUBE-MARK-MASQ', jumpedFrom: ['CNI-DN-9e1f0c5d2b7a4e3f8a6c1'] }]);
       const lines = await saved();
       has(lines, [...portmapLines, '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000']);
       expect(lines.filter((l) => /^:KUBE-/.test(l))).toEqual([':KUBE-FIREWALL - [0:0]', ':KUBE-MARK-MASQ - [0:0]']);
@@ -132,7 +134,7 @@ describe("other tools' rules that name kube-proxy's chains", () => {
         noflush: true,
         counters: false,
       });
-      expect(await removeKubeProxyRules(ipt)).toBe(1);
+      expect(await removeKubeProxyRules(ipt)).toEqual({ removed: 1, kept: [] });
       expect((await saved()).filter((l) => /^:KUBE-/.test(l))).toEqual([':KUBE-FIREWALL - [0:0]']);
     });
   }

@@ -61,8 +61,13 @@ export async function removeModes(keep: ProxyModeName | null, targets: SwitchTar
   const what = `${owners.join('-, ').replace(/, (?=[^,]*$)/, ' and ')}-mode`;
   for (const { backend, ipt } of targets.iptables) {
     try {
-      const removed = await removeKubeProxyRules(ipt, { owners });
+      const { removed, kept } = await removeKubeProxyRules(ipt, { owners });
       if (removed) log.info({ backend, ipFamily: ipt.family, chains: removed }, `removed ${what} rules`);
+      for (const k of kept)
+        log.info(
+          { backend, ipFamily: ipt.family, table: k.table, chain: k.chain, jumpedFrom: k.jumpedFrom },
+          `kept chain ${k.chain} (table ${k.table}): ${k.jumpedFrom.join(', ')} jump${k.jumpedFrom.length === 1 ? 's' : ''} to it, rules another tool still uses`,
+        );
     } catch (err) {
       const msg = (err as Error).message;
       if (ABSENT.test(msg)) continue;
