@@ -109,3 +109,16 @@ export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions
     ],
   };
 }
+
+const PORTAL_CHAINS = new Set([KUBE_PORTALS_CONTAINER, KUBE_PORTALS_HOST, KUBE_NODEPORT_CONTAINER, KUBE_NODEPORT_HOST]);
+
+/** The proxy ports that the portal rules in iptables-save output send traffic to (REDIRECT --to-ports, DNAT --to-destination). */
+export function stalePortalPorts(save: string): Set<number> {
+  const ports = new Set<number>();
+  for (const line of save.split('\n')) {
+    if (!line.startsWith('-A ') || !PORTAL_CHAINS.has(line.slice(3, line.indexOf(' ', 3)))) continue;
+    const m = /--to-ports (\d+)|--to-destination \S*:(\d+)/.exec(line);
+    if (m) ports.add(Number(m[1] ?? m[2]));
+  }
+  return ports;
+}

@@ -21,8 +21,10 @@ import { UserspaceMode } from './userspace-mode.ts';
 const NOT_PERIODIC = { periodic: false, previous: null };
 const PERIODIC = { periodic: true, previous: null };
 
-function setup(opts: { portRange?: string } = {}) {
-  const fake = new FakeIptables({ family: 'IPv4' });
+function setup(
+  opts: { portRange?: string; fake?: FakeIptables; onOpen?: (id: string, port: number) => void; onClose?: (id: string, port: number) => void } = {},
+) {
+  const fake = opts.fake ?? new FakeIptables({ family: 'IPv4' });
   const balancer = new RoundRobinBalancer({ now: () => 0, random: () => 0 });
   const open = new Map<string, number>();
   const closed: string[] = [];
@@ -36,8 +38,9 @@ function setup(opts: { portRange?: string } = {}) {
       balancer,
       opener: async (spec: ListenerSpec, port: number) => {
         const p = port || nextPort++;
+        opts.onOpen?.(spec.id, p);
         open.set(spec.id, p);
-        return { port: p, close: async () => void (open.delete(spec.id), closed.push(spec.id)) };
+        return { port: p, close: async () => void (opts.onClose?.(spec.id, p), open.delete(spec.id), closed.push(spec.id)) };
       },
       fallbackHostIP: () => '10.9.9.9',
       conntrack: { deleteEntries: async (f) => (conntrack.push(...f), { deleted: f.length, errors: [] }) },
@@ -138,6 +141,71 @@ describe('UserspaceMode: listeners and portals', () => {
     await removeKubeProxyRules(t.fake, { owners: ['userspace'] });
     const save = await t.fake.save(['nat', 'filter']);
     expect(save).not.toMatch(/KUBE-PORTALS|KUBE-NODEPORT-(HOST|CONTAINER|NON-LOCAL)/);
+  });
+});
+
+/**
+ * Upstream never lets a portal rule point at a proxy port another service's
+ * listener may hold: cleanupPortalAndProxy closes the portal before it stops
+ * the proxy and releases its port, and NewCustomProxier flushes the portal
+ * chains (iptablesFlush) before any listener opens, since a previous
+ * process's proxy ports are meaningless. Here: when a listener opens on a
+ * port, the nat rules in the kernel at that moment must not send any other
+ * service's traffic to that port (that traffic would reach the wrong
+ * service's endpoints, over connections that stay open).
+ */
+describe('UserspaceMode: a proxy port is never reachable through another service portal (upstream cleanupPortalAndProxy, iptablesFlush)', () => {
+  const other = web({ key: 'ns2/db:sql', namespace: 'ns2', name: 'db', portName: 'sql', clusterIP: '172.30.0.20', port: 5432 });
+  /** The services whose portal rules in `fake` point at `port` right now. */
+  const portalsTo = (fake: FakeIptables, port: number): string[] =>
+    ['KUBE-PORTALS-CONTAINER', 'KUBE-PORTALS-HOST', 'KUBE-NODEPORT-CONTAINER', 'KUBE-NODEPORT-HOST']
+      .flatMap((chain) => getChain(fake.snapshot(), 'nat', chain)?.rules ?? [])
+      .filter((r) => new RegExp(`(--to-ports |:)${port}$`).test(r))
+      .map((r) => /--comment "?([^" ]+)/.exec(r)![1]!);
+  /** Records, per listener opened, which services' portals already pointed at its port. */
+  const watch = (fake: () => FakeIptables) => {
+    const seen: { id: string; port: number; portals: string[] }[] = [];
+    return { seen, onOpen: (id: string, port: number) => seen.push({ id, port, portals: portalsTo(fake(), port) }) };
+  };
+
+  it("a service replaced by another in one sync: the new listener opens only once the old service's portals are gone", async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const w = watch(() => fake);
+    const t = setup({ portRange: '41000-41000', fake, onOpen: w.onOpen });
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    const report = await t.mode.sync(snapshotOf([other]), NOT_PERIODIC);
+    expect(w.seen).toEqual([
+      { id: 'ns1/web:http/TCP/80', port: 41000, portals: [] },
+      { id: 'ns2/db:sql/TCP/5432', port: 41000, portals: [] },
+    ]);
+    // Served in the same sync, on the port the old service gave back.
+    expect(report.failures).toEqual([]);
+    expect(portalsTo(fake, 41000)).toEqual(['ns2/db:sql', 'ns2/db:sql']);
+  });
+
+  it('a moved service port keeps its old listener until the portals point at the new one (no refused connections in between)', async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const closing: { id: string; portals: string[] }[] = [];
+    const t = setup({ fake, onClose: (id, port) => closing.push({ id, portals: portalsTo(fake, port) }) });
+    await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    const restores = fake.restores.length;
+    await t.mode.sync(snapshotOf([web({ port: 81 })]), NOT_PERIODIC);
+    expect(closing).toEqual([{ id: 'ns1/web:http/TCP/80', portals: [] }]);
+    expect(portalsTo(fake, 40_001)).toEqual(['ns1/web:http', 'ns1/web:http']);
+    expect(fake.restores.length).toBe(restores + 1);
+  });
+
+  it('after a restart, a listener never opens on a port the previous process left portal rules pointing at', async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    // The previous process (killed -9: no cleanup) served ns1/web on 41000.
+    await setup({ portRange: '41000-41000', fake }).mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    expect(portalsTo(fake, 41000)).toEqual(['ns1/web:http', 'ns1/web:http']);
+    // The new process: ns1/web is gone meanwhile, ns2/db is new.
+    const w = watch(() => fake);
+    const t = setup({ portRange: '41000-41000', fake, onOpen: w.onOpen });
+    await t.mode.sync(snapshotOf([other]), NOT_PERIODIC);
+    expect(w.seen).toEqual([{ id: 'ns2/db:sql/TCP/5432', port: 41000, portals: [] }]);
+    expect(portalsTo(fake, 41000)).toEqual(['ns2/db:sql', 'ns2/db:sql']);
   });
 });
 

@@ -7,9 +7,11 @@
  *    fallback; a service whose internal and external policies select
  *    different endpoints gets a second listener for external traffic);
  * 2. updates the load balancer (new connections follow at once);
- * 3. opens and closes listeners, holds node ports;
+ * 3. opens new listeners, holds node ports;
  * 4. writes the portal rules with one iptables-restore when they changed
- *    (every rule on a full sync, plus any missing jump rule).
+ *    (every rule on a full sync, plus any missing jump rule);
+ * 5. only then closes the listeners no longer wanted, so no portal ever
+ *    points at a closed port or at a port another listener took over.
  * Single-stack, as upstream: the family of --bind-address (IPv4 for the
  * default 0.0.0.0 when this node has IPv4 iptables). monitor() sweeps
  * expired ClientIP affinity records. For operators (`inspect`): the portal
@@ -32,7 +34,7 @@ import {
 } from '../proxier/mode.ts';
 import { RulesRecord } from '../proxier/rules-record.ts';
 import { endpointString, type IPFamily, type ServicePortState, type Snapshot } from '../proxier/types.ts';
-import { applyRules } from '../iptables/apply.ts';
+import { applyRules, readLiveTables } from '../iptables/apply.ts';
 import type { Iptables } from '../iptables/iptables.ts';
 import { makeLocalDetector, type DetectLocalSettings } from '../iptables/local-detector.ts';
 import { toRestoreText } from '../iptables/restore-text.ts';
@@ -40,7 +42,7 @@ import { hostIPOf, listenerRoles, type Role } from './listener-roles.ts';
 import { Listeners, type ListenerOpener } from './listeners.ts';
 import { NodePortHolder, type PortHolder } from './port-holder.ts';
 import { parsePortRange, PortAllocator } from './port-allocator.ts';
-import { renderPortals, type PortalTarget } from './portal-rules.ts';
+import { renderPortals, stalePortalPorts, type PortalTarget } from './portal-rules.ts';
 import { proxyOpener, type UserspaceEvent } from './proxy-opener.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
 
@@ -103,6 +105,8 @@ export class UserspaceMode implements ProxyMode {
   private readonly fallbackHostIP: () => string;
   private lastRules = '';
   private needFull = true;
+  /** No sync has written the portal rules yet: those in the kernel, if any, are a previous process's. */
+  private firstSync = true;
   private readonly sctpReported = new Set<string>();
   private readonly host: string;
   /** Listener id -> port, as of the last sync. */
@@ -168,28 +172,73 @@ export class UserspaceMode implements ProxyMode {
       }
     }
     const specs = [...roles.values()].flatMap((r) => r.map((x) => x.spec));
-    const result = await this.listeners.reconcile(specs);
-    this.ports = result.ports;
-    for (const id of result.closed) this.balancer.remove(id);
-    const conntrackDeleted = await this.clearClosedUdpFlows(result.closed, ctx.previous, failures);
+    // Portal rules a previous process left (killed, or stopped: rules stay)
+    // point at its proxy ports, now free: no listener may open on one of
+    // them before this sync's restore replaces those rules (upstream flushed
+    // its chains at start, iptablesFlush). The full sync reads them anyway.
+    const full = this.needFull || ctx.periodic;
+    const saving = full ? readLiveTables(this.iptables) : null;
+    const avoid = this.firstSync && saving ? stalePortalPorts(await saving.catch(() => '')) : new Set<number>();
+    // New listeners open first and unwanted ones close only once the portals
+    // no longer point at them: a port is never reachable through the portal
+    // of another service (upstream cleanupPortalAndProxy closes the portal
+    // before it stops the proxy) and a moved service port is served
+    // throughout. A listener that found no port in --proxy-port-range gets
+    // another try once the closed ones gave theirs back (or the stale rules
+    // are gone).
+    let opened = await this.listeners.openWanted(specs, avoid);
+    const nodePorts = snapshot.services.filter((s) => s.service.nodePort && roles.has(s));
+    const conflicts = await this.holder.reconcile(
+      nodePorts.map((s) => ({ port: s.service.nodePort, protocol: s.service.protocol as 'TCP' | 'UDP' })),
+    );
+    for (const [key, why] of conflicts) log.error({ nodePort: key }, why);
+    let bytes = await this.applyPortals(snapshot, roles, full, saving, start, log);
+    this.firstSync = false;
+    const closed = await this.listeners.closeUnwanted(specs);
+    if ((closed.length || avoid.size) && opened.failed.size) {
+      const again = await this.listeners.openWanted(specs.filter((s) => opened.failed.has(s.id)));
+      opened = { opened: [...opened.opened, ...again.opened], failed: again.failed };
+      if (again.opened.length) bytes += await this.applyPortals(snapshot, roles, false, null, start, log);
+    }
+    this.ports = this.listeners.ports;
+    for (const id of closed) this.balancer.remove(id);
+    const conntrackDeleted = await this.clearClosedUdpFlows(closed, ctx.previous, failures);
     for (const spec of specs) {
-      const why = result.failed.get(spec.id);
+      const why = opened.failed.get(spec.id);
       if (why === undefined) continue;
       log.error({ listener: spec.id }, why);
       failures.push({ stage: 'listener', service: spec.service, message: why });
     }
-    const conflicts = await this.holder.reconcile(
-      snapshot.services
-        .filter((s) => s.service.nodePort && roles.has(s))
-        .map((s) => ({ port: s.service.nodePort, protocol: s.service.protocol as 'TCP' | 'UDP' })),
-    );
-    for (const [key, why] of conflicts) log.error({ nodePort: key }, why);
+    const durationMs = this.d.clock.now() - start;
+    log.debug({ listeners: this.listeners.size, opened: opened.opened.length, closed: closed.length, full, durationMs }, 'synced userspace proxy');
+    return {
+      family: snapshot.family,
+      full,
+      durationMs,
+      objects: new Map(),
+      written: new Map(),
+      bytes,
+      noLocalEndpoints: null,
+      conntrackDeleted,
+      failures,
+    };
+  }
 
+  /** Writes the portal rules of the open listeners when they changed (or on a full sync); returns the bytes restored. */
+  private async applyPortals(
+    snapshot: Snapshot,
+    roles: ReadonlyMap<ServicePortState, Role[]>,
+    full: boolean,
+    saving: Promise<string> | null,
+    start: number,
+    log: Logger,
+  ): Promise<number> {
+    const ports = this.listeners.ports;
     const targets: PortalTarget[] = [];
     for (const [s, r] of roles) {
-      const internalPort = result.ports.get(r[0]!.spec.id);
+      const internalPort = ports.get(r[0]!.spec.id);
       if (internalPort === undefined) continue;
-      const externalPort = r[1] ? result.ports.get(r[1].spec.id) : internalPort;
+      const externalPort = r[1] ? ports.get(r[1].spec.id) : internalPort;
       if (externalPort === undefined) continue;
       targets.push({
         service: s.service,
@@ -205,47 +254,31 @@ export class UserspaceMode implements ProxyMode {
       bindAddress: this.o.bindAddress,
       localMatch: detectLocal ? (makeLocalDetector(detectLocal, snapshot.family, snapshot.node).ifLocal?.join(' ') ?? null) : null,
     });
-    const full = this.needFull || ctx.periodic;
     const rules = toRestoreText(desired, { builtins: 'skip' });
+    if (!full && rules === this.lastRules) return 0;
     let bytes = 0;
-    if (full || rules !== this.lastRules) {
-      try {
-        // Full syncs also put back jump rules someone deleted from the built-in chains.
-        const applied = await applyRules({
-          iptables: this.iptables,
-          full,
-          desired,
-          counters: false,
-          logger: log,
-          plan: (live) => ({ batches: [live?.jumpEdits.size ? toRestoreText(desired, { builtins: 'skip', edits: live.jumpEdits }) : rules] }),
-        });
-        bytes = applied.batches[0]!.length;
-      } catch (err) {
-        this.needFull = true;
-        this.lastRules = '';
-        if (err instanceof ApplyError) this.record.refused(snapshot.family, this.d.clock.now(), err);
-        throw err;
-      }
-      this.lastRules = rules;
-      this.needFull = false;
-      this.record.applied(snapshot.family, { at: start, full, bytes, text: () => toRestoreText(desired, { builtins: 'insert' }) });
+    try {
+      // Full syncs also put back jump rules someone deleted from the built-in chains.
+      const applied = await applyRules({
+        iptables: this.iptables,
+        full,
+        desired,
+        counters: false,
+        logger: log,
+        saving,
+        plan: (live) => ({ batches: [live?.jumpEdits.size ? toRestoreText(desired, { builtins: 'skip', edits: live.jumpEdits }) : rules] }),
+      });
+      bytes = applied.batches[0]!.length;
+    } catch (err) {
+      this.needFull = true;
+      this.lastRules = '';
+      if (err instanceof ApplyError) this.record.refused(snapshot.family, this.d.clock.now(), err);
+      throw err;
     }
-    const durationMs = this.d.clock.now() - start;
-    log.debug(
-      { listeners: this.listeners.size, opened: result.opened.length, closed: result.closed.length, full, durationMs },
-      'synced userspace proxy',
-    );
-    return {
-      family: snapshot.family,
-      full,
-      durationMs,
-      objects: new Map(),
-      written: new Map(),
-      bytes,
-      noLocalEndpoints: null,
-      conntrackDeleted,
-      failures,
-    };
+    this.lastRules = rules;
+    this.needFull = false;
+    this.record.applied(snapshot.family, { at: start, full, bytes, text: () => toRestoreText(desired, { builtins: 'insert' }) });
+    return bytes;
   }
 
   /**
