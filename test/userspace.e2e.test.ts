@@ -295,6 +295,46 @@ describe('userspace mode: --proxy-port-range', () => {
   });
 });
 
+describe('userspace mode: restarted after kill -9', () => {
+  it("a UDP client that keeps sending from one source port is answered again: the old process's conntrack entries are deleted", async () => {
+    await write();
+    const dnsPortal = (t: string) => /-A KUBE-PORTALS-CONTAINER .*-d 172\.30\.0\.10\/32 .*-p udp .*--dport 53 .*--to-ports (\d+)/.exec(t)?.[1];
+    const ask = async () =>
+      (await request(cluster, cluster.pod('pod-a').ns, { proto: 'udp', ip: '172.30.0.10', port: 53, sourcePort: 40_555, timeoutMs: 300 }))[0]!;
+    // Ready once the portal points at this agent's listener (an earlier test's agent left its rules: SIGTERM keeps them).
+    const left = dnsPortal(await nat());
+    let agent = await startAgentProcess(node1, agentArgs('userspace'), async () => ![undefined, left].includes(dnsPortal(await nat())));
+    const before = dnsPortal(await nat());
+    try {
+      expect((await ask()).ok).toBe(true);
+      agent.child.kill('SIGKILL');
+      await agent.stop();
+      // The client keeps sending (its conntrack entry, REDIRECTed to the dead listener, stays alive) while the agent restarts.
+      let sending = true;
+      const seen: string[] = [];
+      const client = (async () => {
+        for (let i = 0; sending && i < 200; i++) {
+          const r = await ask();
+          seen.push(r.ok ? 'ok' : r.error);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      })();
+      await new Promise((res) => setTimeout(res, 1000));
+      agent = await startAgentProcess(node1, agentArgs('userspace'), async () => {
+        const now = dnsPortal(await nat());
+        return now !== undefined && now !== before;
+      });
+      const answered = await waitFor('the UDP client to be answered after the restart', async () => seen.at(-1) === 'ok', 8000).catch(() => -1);
+      sending = false;
+      await client;
+      expect(answered, `results: ${seen.join(' ')}\n${agent.output().slice(-2000)}`).toBeGreaterThanOrEqual(0);
+      expect(seen).toContain('refused');
+    } finally {
+      await agent.stop();
+    }
+  }, 60_000);
+});
+
 describe('switching modes by restarting the agent', () => {
   it('iptables -> userspace -> iptables leaves no rule of the old mode behind, and traffic works each time', async () => {
     await write({ webPods: ['pod-b', 'pod-c'] });

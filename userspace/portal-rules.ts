@@ -112,13 +112,26 @@ export function renderPortals(targets: readonly PortalTarget[], o: PortalOptions
 
 const PORTAL_CHAINS = new Set([KUBE_PORTALS_CONTAINER, KUBE_PORTALS_HOST, KUBE_NODEPORT_CONTAINER, KUBE_NODEPORT_HOST]);
 
-/** The proxy ports that the portal rules in iptables-save output send traffic to (REDIRECT --to-ports, DNAT --to-destination). */
-export function stalePortalPorts(save: string): Set<number> {
-  const ports = new Set<number>();
+/** A portal rule found in iptables-save output: traffic to dst:dport (any local address for a node port) goes to proxyPort. */
+export interface LivePortal {
+  readonly protocol: string;
+  /** Destination IP, null for a node port rule. */
+  readonly dst: string | null;
+  readonly dport: number;
+  readonly proxyPort: number;
+}
+
+/** The portal rules in iptables-save output of the nat table (REDIRECT --to-ports, DNAT --to-destination), in any match order. */
+export function livePortals(save: string): LivePortal[] {
+  const portals: LivePortal[] = [];
   for (const line of save.split('\n')) {
     if (!line.startsWith('-A ') || !PORTAL_CHAINS.has(line.slice(3, line.indexOf(' ', 3)))) continue;
-    const m = /--to-ports (\d+)|--to-destination \S*:(\d+)/.exec(line);
-    if (m) ports.add(Number(m[1] ?? m[2]));
+    const to = /--to-ports (\d+)|--to-destination \S*:(\d+)/.exec(line);
+    const dport = /--dport (\d+)/.exec(line);
+    const protocol = / -p (\S+)/.exec(line);
+    if (!to || !dport || !protocol) continue;
+    const dst = / -d (\S+?)(?:\/\d+)?(?= )/.exec(line);
+    portals.push({ protocol: protocol[1]!, dst: dst ? dst[1]! : null, dport: Number(dport[1]), proxyPort: Number(to[1] ?? to[2]) });
   }
-  return ports;
+  return portals;
 }

@@ -135,6 +135,54 @@ describe('UserspaceMode: listeners and portals', () => {
     expect(report.conntrackDeleted).toBe(2);
   });
 
+  it("after a restart, deletes the UDP conntrack entries the previous process's portals sent to its proxy ports, once the new portals are in place", async () => {
+    const fake = new FakeIptables({ family: 'IPv4' });
+    const dns = web({
+      key: 'ns1/dns:dns',
+      name: 'dns',
+      protocol: 'UDP',
+      port: 53,
+      clusterIP: '172.30.0.53',
+      externalIPs: ['203.0.113.53'],
+      nodePort: 30053,
+    });
+    // The previous process (40000 for dns, 40001 for web), then killed: rules and conntrack entries stay.
+    await setup({ fake }).mode.sync(snapshotOf([dns, web()]), NOT_PERIODIC);
+    const t = setup({ fake });
+    let portalsAtDelete = '';
+    let next = 40_000;
+    const mode = new UserspaceMode(
+      { iptables: new Map([['IPv4', fake]]), bindAddress: '0.0.0.0', portRange: '', udpIdleTimeoutMs: 250 },
+      {
+        clock: new ManualClock(),
+        logger: silentLogger(),
+        opener: async (_spec: ListenerSpec, port: number) => ({ port: port || next++, close: async () => undefined }),
+        portHolder: { reconcile: async () => new Map(), has: () => true, closeAll: async () => undefined },
+        fallbackHostIP: () => '10.9.9.9',
+        conntrack: {
+          deleteEntries: async (f) => {
+            portalsAtDelete = t.rules('KUBE-PORTALS-CONTAINER').join('\n');
+            t.conntrack.push(...f);
+            return { deleted: f.length, errors: [] };
+          },
+        },
+      },
+    );
+    // dns was deleted while no kube-proxy ran.
+    await mode.sync(snapshotOf([web()]), NOT_PERIODIC);
+    // Not on a port the old portals pointed at.
+    expect(t.rules('KUBE-PORTALS-CONTAINER').join('\n')).toMatch(/ns1\/web:http.* --to-ports 40002$/);
+    expect(t.conntrack.map((f) => `${f.origDst ?? '*'}:${f.origDstPort} <- :${f.replySrcPort}`).sort()).toEqual([
+      '*:30053 <- :40000',
+      '172.30.0.53:53 <- :40000',
+      '203.0.113.53:53 <- :40000',
+    ]);
+    expect(portalsAtDelete).not.toMatch(/dns/);
+    // Only at the first sync.
+    await mode.sync(snapshotOf([web()]), PERIODIC);
+    expect(t.conntrack.length).toBe(3);
+  });
+
   it('the userspace cleanup removes its chains and their jumps', async () => {
     const t = setup();
     await t.mode.sync(snapshotOf([web()]), NOT_PERIODIC);

@@ -42,7 +42,7 @@ import { hostIPOf, listenerRoles, type Role } from './listener-roles.ts';
 import { Listeners, type ListenerOpener } from './listeners.ts';
 import { NodePortHolder, type PortHolder } from './port-holder.ts';
 import { parsePortRange, PortAllocator } from './port-allocator.ts';
-import { renderPortals, stalePortalPorts, type PortalTarget } from './portal-rules.ts';
+import { livePortals, renderPortals, type LivePortal, type PortalTarget } from './portal-rules.ts';
 import { proxyOpener, type UserspaceEvent } from './proxy-opener.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
 
@@ -178,7 +178,8 @@ export class UserspaceMode implements ProxyMode {
     // its chains at start, iptablesFlush). The full sync reads them anyway.
     const full = this.needFull || ctx.periodic;
     const saving = full ? readLiveTables(this.iptables) : null;
-    const avoid = this.firstSync && saving ? stalePortalPorts(await saving.catch(() => '')) : new Set<number>();
+    const stale = this.firstSync && saving ? livePortals(await saving.catch(() => '')) : [];
+    const avoid = new Set(stale.map((p) => p.proxyPort));
     // New listeners open first and unwanted ones close only once the portals
     // no longer point at them: a port is never reachable through the portal
     // of another service (upstream cleanupPortalAndProxy closes the portal
@@ -202,7 +203,8 @@ export class UserspaceMode implements ProxyMode {
     }
     this.ports = this.listeners.ports;
     for (const id of closed) this.balancer.remove(id);
-    const conntrackDeleted = await this.clearClosedUdpFlows(closed, ctx.previous, failures);
+    let conntrackDeleted = await this.clearClosedUdpFlows(closed, ctx.previous, failures);
+    conntrackDeleted += await this.clearStaleUdpFlows(stale, snapshot.family, failures);
     for (const spec of specs) {
       const why = opened.failed.get(spec.id);
       if (why === undefined) continue;
@@ -299,7 +301,11 @@ export class UserspaceMode implements ProxyMode {
       for (const ip of serviceIPs(s)) filters.push({ family: previous.family, protocol: 'udp', origDst: ip, origDstPort: sp.port, reason });
       if (sp.nodePort) filters.push({ family: previous.family, protocol: 'udp', origDstPort: sp.nodePort, reason: `${reason} (node port)` });
     }
-    if (!filters.length) return 0;
+    return this.deleteFlows(filters, failures);
+  }
+
+  private async deleteFlows(filters: readonly ConntrackFilter[], failures: SyncFailure[]): Promise<number> {
+    if (!filters.length || !this.d.conntrack) return 0;
     const { deleted, errors } = await this.d.conntrack.deleteEntries(filters);
     for (const e of errors) {
       this.d.logger.warn({ err: e }, 'cannot delete stale UDP conntrack entries');
@@ -307,6 +313,31 @@ export class UserspaceMode implements ProxyMode {
     }
     if (deleted) this.d.logger.info({ deleted }, 'deleted UDP conntrack entries of closed listeners');
     return deleted;
+  }
+
+  /**
+   * The previous process's UDP listeners are gone too (a restart moves every
+   * listener): conntrack entries its portals REDIRECTed keep sending a
+   * client's flow to a dead port for as long as the client keeps sending
+   * (upstream left them). Deleted once this process's portals are in place:
+   * only the entries answered by an old proxy port (--reply-port-src).
+   */
+  private async clearStaleUdpFlows(stale: readonly LivePortal[], family: IPFamily, failures: SyncFailure[]): Promise<number> {
+    const filters = new Map<string, ConntrackFilter>();
+    for (const p of stale) {
+      if (p.protocol !== 'udp') continue;
+      const reason = `UDP portal of the previous kube-proxy process (to proxy port ${p.proxyPort})`;
+      const f: ConntrackFilter = {
+        family,
+        protocol: 'udp',
+        ...(p.dst ? { origDst: p.dst } : {}),
+        origDstPort: p.dport,
+        replySrcPort: p.proxyPort,
+        reason,
+      };
+      filters.set(`${p.dst ?? '*'} ${p.dport} ${p.proxyPort}`, f);
+    }
+    return this.deleteFlows([...filters.values()], failures);
   }
 
   /** A service port's listeners ("listener 0.0.0.0:36187/TCP", the second one for external traffic); no per-endpoint objects. */
