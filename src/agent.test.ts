@@ -247,7 +247,7 @@ describe('the agent on FakeIptables', () => {
     expect(getChain(ipv4.snapshot(), 'nat', svcChain)?.rules.join('\n')).toContain('10.244.1.5');
     await vi.waitFor(() => expect(getChain(ipv4.snapshot(), 'mangle', 'KUBE-PROXY-CANARY')).toBeDefined(), { timeout: 5000 });
     expect(runner.commands).toContain('tee /proc/sys/net/ipv4/conf/all/route_localnet');
-    expect(a.health.report(false).healthy).toBe(true);
+    expect(a.health.report().healthy).toBe(true);
     expect(await metric(a, 'kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"}')).toMatch(/ \d+$/);
 
     // An endpoint added in the file: a partial sync writes the service's chains only.

@@ -162,7 +162,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     });
   const serviceHealth = new ServiceHealthServers({
     hosts: deps.serviceHealthHosts ?? ['0.0.0.0'],
-    proxyHealthy: () => health.report(false).healthy,
+    proxyHealthy: () => health.report().healthy,
     onError: (t, err) => {
       log.warn({ service: `${t.namespace}/${t.name}`, port: t.port, err: (err as Error).message }, 'FailedToStartServiceHealthcheck');
       events.record({

@@ -13,13 +13,22 @@ export interface FamilyHealth {
   readonly healthy: boolean;
 }
 
-/** Times in the report are wall-clock milliseconds since the epoch. */
+/**
+ * Upstream's ProxyHealth, times as wall-clock milliseconds since the epoch. `healthy` is the proxiers' health alone
+ * (Health()); whether /healthz answers 200 also takes `nodeEligible` (servesOK). `lastUpdated` is the newest family's
+ * last sync, each family's its own; healthBody shows "now" at the top on a 200, as upstream's handlers do.
+ */
 export interface HealthReport {
   readonly healthy: boolean;
   readonly nodeEligible: boolean;
   readonly lastUpdated: number;
   readonly currentTime: number;
   readonly status: Readonly<Partial<Record<IPFamily, FamilyHealth>>>;
+}
+
+/** healthzHandler / livezHandler: 200 when the proxiers are healthy and, for /healthz, the node is eligible. */
+export function servesOK(r: HealthReport, checkNode: boolean): boolean {
+  return r.healthy && (!checkNode || r.nodeEligible);
 }
 
 export class HealthState {
@@ -52,40 +61,35 @@ export class HealthState {
     this.nodeEligible = node !== null && node.known && !node.deleting && !node.toBeDeletedByAutoscaler;
   }
 
-  report(checkNode: boolean): HealthReport {
+  report(): HealthReport {
     const now = this.clock.now();
     // Each reading shown once, so that "now" is one time everywhere in the report, as upstream's.
     const currentTime = epochMs(this.clock, now);
     const shown = (reading: number): number => (reading === now ? currentTime : epochMs(this.clock, reading));
     const status: Partial<Record<IPFamily, FamilyHealth>> = {};
     let healthy = true;
-    let last = 0;
+    let last: number | null = null;
     for (const [family, updated] of this.lastUpdated) {
       const queued = this.oldestQueued.get(family);
       const ok = queued === undefined || now - queued < this.timeoutMs;
       healthy &&= ok;
-      // Upstream reports "now" as lastUpdated while healthy, for compatibility with older releases.
-      status[family] = { lastUpdated: shown(ok ? now : updated), healthy: ok };
-      last = Math.max(last, ok ? now : updated);
+      status[family] = { lastUpdated: shown(updated), healthy: ok };
+      if (last === null || updated > last) last = updated;
     }
-    const nodeEligible = this.nodeEligible;
-    return {
-      healthy: healthy && (!checkNode || nodeEligible),
-      nodeEligible,
-      lastUpdated: last === 0 ? 0 : shown(last),
-      currentTime,
-      status,
-    };
+    return { healthy, nodeEligible: this.nodeEligible, lastUpdated: last === null ? 0 : shown(last), currentTime, status };
   }
 }
 
-/** The JSON body upstream serves (times as RFC 3339). */
+/**
+ * The JSON body upstream serves (times as RFC 3339): a 200 shows "now" as the top-level lastUpdated (upstream keeps
+ * this for compatibility with older releases, whose lastUpdated was the last sync loop run); /livez has no nodeEligible.
+ */
 export function healthBody(r: HealthReport, includeNode: boolean): string {
   const t = (ms: number): string => new Date(ms).toISOString();
   const status: Record<string, { lastUpdated: string; healthy: boolean }> = {};
   for (const [f, h] of Object.entries(r.status)) status[f] = { lastUpdated: t(h.lastUpdated), healthy: h.healthy };
   return JSON.stringify({
-    lastUpdated: t(r.lastUpdated),
+    lastUpdated: t(servesOK(r, includeNode) ? r.currentTime : r.lastUpdated),
     currentTime: t(r.currentTime),
     ...(includeNode ? { nodeEligible: r.nodeEligible } : {}),
     healthy: r.healthy,

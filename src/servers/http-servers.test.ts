@@ -35,7 +35,7 @@ describe('health and metrics servers', () => {
     };
     // Node not known yet: livez healthy, healthz not (node not eligible).
     expect((await get('/livez')).code).toBe(200);
-    expect(await get('/healthz')).toMatchObject({ code: 503, body: { nodeEligible: false, healthy: false } });
+    expect(await get('/healthz')).toMatchObject({ code: 503, body: { nodeEligible: false, healthy: true } });
     state.syncNode(node);
     expect(await get('/healthz')).toMatchObject({
       code: 200,
@@ -56,6 +56,61 @@ describe('health and metrics servers', () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/kubeproxy_proxy_healthz_total\{code="503"\} 2/);
     expect(text).toMatch(/kubeproxy_proxy_livez_total\{code="200"\} 2/);
+  });
+
+  it("writes upstream's ProxyHealth body (healthzHandler, Health): healthy is the proxiers' health alone, each family's lastUpdated is its own last sync, the top-level one is now only on a 200", async () => {
+    let now = 1_000_000;
+    const t = (ms: number): string => new Date(ms).toISOString();
+    const state = new HealthState({ healthTimeoutMs: 60_000, clock: { now: () => now }, families: ['IPv4', 'IPv6'] });
+    const s = await listen('127.0.0.1', 0, healthHandler(state, null));
+    servers.push(s);
+    const get = async (p: string) => {
+      const r = await fetch(s.url + p);
+      return { code: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    const start = now;
+    state.syncNode(node);
+    now += 25_000;
+    // Healthy: lastUpdated is "now" at the top only; each family shows when it last synced (here: the start).
+    expect(await get('/healthz')).toEqual({
+      code: 200,
+      body: {
+        lastUpdated: t(now),
+        currentTime: t(now),
+        nodeEligible: true,
+        healthy: true,
+        status: { IPv4: { lastUpdated: t(start), healthy: true }, IPv6: { lastUpdated: t(start), healthy: true } },
+      },
+    });
+    // The node is being removed: 503, but the proxiers are healthy, and the body says so; no "now" substituted.
+    state.syncNode({ ...node, toBeDeletedByAutoscaler: true });
+    expect(await get('/healthz')).toEqual({
+      code: 503,
+      body: {
+        lastUpdated: t(start),
+        currentTime: t(now),
+        nodeEligible: false,
+        healthy: true,
+        status: { IPv4: { lastUpdated: t(start), healthy: true }, IPv6: { lastUpdated: t(start), healthy: true } },
+      },
+    });
+    expect((await get('/livez')).body).toMatchObject({ lastUpdated: t(now), healthy: true });
+    // IPv6 late, IPv4 synced since: the top-level lastUpdated is the newest family sync, not "now".
+    state.syncNode(node);
+    state.queuedUpdate('IPv6');
+    now += 61_000;
+    state.updated('IPv4');
+    const v4 = now;
+    now += 1_000;
+    expect(await get('/livez')).toEqual({
+      code: 503,
+      body: {
+        lastUpdated: t(v4),
+        currentTime: t(now),
+        healthy: false,
+        status: { IPv4: { lastUpdated: t(v4), healthy: true }, IPv6: { lastUpdated: t(start), healthy: false } },
+      },
+    });
   });
 
   it('serves /metrics with upstream metric names, /proxyMode and /healthz', async () => {

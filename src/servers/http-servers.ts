@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { HealthState } from './health-state.ts';
-import { healthBody } from './health-state.ts';
+import { healthBody, servesOK } from './health-state.ts';
 import type { Metrics } from './metrics.ts';
 import { goQuote } from '../log.ts';
 
@@ -50,8 +50,8 @@ export function healthHandler(state: HealthState, metrics: Metrics | null) {
       return;
     }
     const checkNode = path === '/healthz';
-    const report = state.report(checkNode);
-    const code = report.healthy ? 200 : 503;
+    const report = state.report();
+    const code = servesOK(report, checkNode) ? 200 : 503;
     (checkNode ? metrics?.healthzTotal : metrics?.livezTotal)?.inc({ code: String(code) });
     res.writeHead(code, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
     res.end(healthBody(report, checkNode));
