@@ -3,6 +3,7 @@ import { HealthState } from './health-state.ts';
 import { healthHandler, listen, metricsHandler, rootHealth, type RunningServer } from './http-servers.ts';
 import { createMetrics } from './metrics.ts';
 import type { NodeInfo } from '../../proxier/types.ts';
+import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
 
 const node: NodeInfo = {
   name: 'n',
@@ -112,6 +113,21 @@ describe('health and metrics servers', () => {
       },
     });
   });
+
+  it.skipIf(!hasIPv6Loopback())(
+    'listens on 0.0.0.0 as Go\'s net.Listen("tcp") does: on both families (one [::] socket), so /healthz answers IPv6 probes too',
+    async () => {
+      const s = await listen('0.0.0.0', 0, (_req, res) => void res.end('ok'));
+      servers.push(s);
+      expect(s.url).toBe(`http://0.0.0.0:${s.port}`);
+      expect(await (await fetch(`http://127.0.0.1:${s.port}/`)).text()).toBe('ok');
+      expect(await (await fetch(`http://[::1]:${s.port}/`)).text()).toBe('ok');
+      // An explicit address stays that address.
+      const v4 = await listen('127.0.0.1', 0, (_req, res) => void res.end('ok'));
+      servers.push(v4);
+      await expect(fetch(`http://[::1]:${v4.port}/`)).rejects.toThrow();
+    },
+  );
 
   it('serves /metrics with upstream metric names, /proxyMode and /healthz', async () => {
     const metrics = createMetrics();

@@ -18,6 +18,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Listens on host:port. 0.0.0.0 (or no host) is every address of both families, as Go's net.Listen("tcp") makes it
+ * (one [::] socket taking IPv4 too, or 0.0.0.0 on a kernel without IPv6), so an IPv6 probe of the node reaches the
+ * health and healthCheckNodePort servers; the url still shows the address asked for.
+ */
 export async function listen(host: string, port: number, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<RunningServer> {
   const server = createServer((req, res) => {
     try {
@@ -26,10 +31,13 @@ export async function listen(host: string, port: number, handler: (req: Incoming
       res.writeHead(500).end(String(err));
     }
   });
-  server.listen(port, host);
+  const wildcard = host === '' || host === '0.0.0.0';
+  // Node without a host: [::] with IPv6 only off when the kernel has IPv6, else 0.0.0.0.
+  if (wildcard) server.listen(port);
+  else server.listen(port, host);
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e as Error))]);
   const addr = server.address() as AddressInfo;
-  const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const h = wildcard ? '0.0.0.0' : addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     server,
     port: addr.port,
