@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ServiceHealthServers } from './service-health.ts';
+import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
 
 describe('ServiceHealthServers', () => {
   let s: ServiceHealthServers | null = null;
@@ -39,6 +40,31 @@ describe('ServiceHealthServers', () => {
     await expect(fetch(`http://127.0.0.1:${probe}/`)).rejects.toThrow();
   });
 
+  it("answers as upstream's hcHandler.ServeHTTP: X-Load-Balancing-Endpoint-Weight with the local endpoint count, and its indented body", async () => {
+    s = new ServiceHealthServers({ hosts: ['127.0.0.1'], proxyHealthy: () => true });
+    const port = await freePort();
+    await s.sync(new Map([['ns1/web', { namespace: 'ns1', name: 'web', port, localEndpoints: 3 }]]));
+    const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect([r.status, r.headers.get('x-load-balancing-endpoint-weight'), r.headers.get('x-content-type-options')]).toEqual([200, '3', 'nosniff']);
+    expect(await r.text()).toBe(
+      '{\n\t"service": {\n\t\t"namespace": "ns1",\n\t\t"name": "web"\n\t},\n\t"localEndpoints": 3,\n\t"serviceProxyHealthy": true\n}',
+    );
+    await s.sync(new Map([['ns1/web', { namespace: 'ns1', name: 'web', port, localEndpoints: 0 }]]));
+    const none = await fetch(`http://127.0.0.1:${port}/`);
+    expect([none.status, none.headers.get('x-load-balancing-endpoint-weight')]).toEqual([503, '0']);
+  });
+
+  it.skipIf(!hasIPv6Loopback())(
+    "listens on every address of both families by default, as upstream's 0.0.0.0 (Go: one [::] socket): an IPv6 load balancer's health check reaches it",
+    async () => {
+      s = new ServiceHealthServers({ hosts: ['0.0.0.0'], proxyHealthy: () => true });
+      const port = await freePort();
+      await s.sync(new Map([['ns1/web', { namespace: 'ns1', name: 'web', port, localEndpoints: 1 }]]));
+      expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
+      expect((await fetch(`http://[::1]:${port}/`)).status).toBe(200);
+    },
+  );
+
   it('reports a port it cannot bind (taken by another process) and serves the others', async () => {
     const { createServer } = await import('node:net');
     const blocker = createServer();
@@ -59,3 +85,14 @@ describe('ServiceHealthServers', () => {
     }
   });
 });
+
+/** A TCP port free on both families just now (upstream uses the service's healthCheckNodePort; a test cannot). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -35,6 +35,12 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
   return out;
 }
 
+/** hcHandler's body, tab-indented as upstream writes it (a health check matching the response text sees the same). */
+export function serviceHealthBody(t: ServiceHealthTarget, proxyHealthy: boolean): string {
+  const q = JSON.stringify;
+  return `{\n\t"service": {\n\t\t"namespace": ${q(t.namespace)},\n\t\t"name": ${q(t.name)}\n\t},\n\t"localEndpoints": ${t.localEndpoints},\n\t"serviceProxyHealthy": ${proxyHealthy}\n}`;
+}
+
 export interface ServiceHealthOptions {
   /** Addresses to listen on (e.g. ["0.0.0.0"], or the --nodeport-addresses IPs). */
   readonly hosts: readonly string[];
@@ -78,10 +84,13 @@ export class ServiceHealthServers {
               const t = entry.target;
               const healthy = this.o.proxyHealthy();
               const code = t.localEndpoints > 0 && healthy ? 200 : 503;
-              res.writeHead(code, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
-              res.end(
-                JSON.stringify({ service: { namespace: t.namespace, name: t.name }, localEndpoints: t.localEndpoints, serviceProxyHealthy: healthy }),
-              );
+              res.writeHead(code, {
+                'Content-Type': 'application/json',
+                'X-Content-Type-Options': 'nosniff',
+                // For load balancers that weigh nodes by their local endpoints (upstream since 1.28, #118999).
+                'X-Load-Balancing-Endpoint-Weight': String(t.localEndpoints),
+              });
+              res.end(serviceHealthBody(t, healthy));
             }),
           );
         } catch (err) {
