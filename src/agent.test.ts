@@ -236,6 +236,52 @@ describe("the agent's nfacct counters in iptables mode (upstream newCTStateInval
   });
 });
 
+describe("the agent's healthCheckNodePort servers on a dual-stack node", () => {
+  it("serves an IPv6-only externalTrafficPolicy: Local service too (upstream: each family's proxier has its ServiceHealthServer), and counts a dual-stack service's pod once", async () => {
+    const { createServer } = await import('node:net');
+    const freePort = () =>
+      new Promise<number>((resolve) => {
+        const srv = createServer().listen(0, '127.0.0.1', () => {
+          const port = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(port));
+        });
+      });
+    const [hc, hcDual] = [await freePort(), await freePort()];
+    const lb = (name: string, clusterIPs: string[], healthCheckNodePort: number, nodePort: number) =>
+      makeService('ns1', name, {
+        type: 'LoadBalancer',
+        clusterIPs,
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort,
+        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort }],
+      });
+    const eps = (service: string, ips: [string, string][]) =>
+      makeEndpointSlice('ns1', service, `${service}-${ips[0]![0].includes(':') ? 'v6' : 'v4'}`, {
+        endpoints: ips.map(([ip, nodeName]) => ({ ip, nodeName })),
+        ports: [{ name: 'p80', port: 8080 }],
+      });
+    const objects = [
+      lb('v6lb', ['fd00:30::20'], hc, 30091),
+      eps('v6lb', [
+        ['fd00:244:1::5', 'node-1'],
+        ['fd00:244:2::5', 'node-2'],
+      ]),
+      lb('dual', ['172.30.0.21', 'fd00:30::21'], hcDual, 30092),
+      eps('dual', [['10.244.1.7', 'node-1']]),
+      eps('dual', [['fd00:244:1::7', 'node-1']]),
+    ];
+    const { agent: a } = await start('iptables', both(), nodeRunner(), { objects });
+    expect(a.families).toEqual(['IPv4', 'IPv6']);
+    await vi.waitFor(() => expect(a.serviceHealth.ports().get('ns1/v6lb')).toBe(hc), { timeout: 3000 });
+    const r = await fetch(`http://127.0.0.1:${hc}/`);
+    expect([r.status, r.headers.get('x-load-balancing-endpoint-weight')]).toEqual([200, '1']);
+    // One pod with an address of each family is one local endpoint, as each family's server upstream says.
+    await vi.waitFor(async () => expect(await (await fetch(`http://127.0.0.1:${hcDual}/`)).json()).toMatchObject({ localEndpoints: 1 }), {
+      timeout: 3000,
+    });
+  });
+});
+
 describe('the agent on FakeIptables', () => {
   it('converges both families, syncs an edit partially, repairs an outside flush through the canary, and leaves the rules at stop', async () => {
     const fakes = both();

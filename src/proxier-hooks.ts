@@ -12,7 +12,7 @@ import { epochMs, type Clock } from '../proxier/clock.ts';
 import type { Logger } from '../proxier/log.ts';
 import type { OutsideChange, ProxyMode } from '../proxier/mode.ts';
 import type { ProxierHooks } from '../proxier/proxier.ts';
-import { formatProblem, type NodeInfo } from '../proxier/types.ts';
+import { formatProblem, type IPFamily, type NodeInfo, type Snapshot } from '../proxier/types.ts';
 import { missingNodeMessage } from './desired.ts';
 import type { HealthState } from './servers/health-state.ts';
 import type { Metrics } from './servers/metrics.ts';
@@ -39,6 +39,8 @@ export interface HookTargets {
 export function proxierHooks(t: HookTargets): ProxierHooks {
   const { metrics, health, mode } = t;
   let counted = { services: 0, endpoints: 0 };
+  /** Each family's last synced snapshot, for the healthCheckNodePort servers. */
+  const lastSnapshots = new Map<IPFamily, Snapshot>();
   /** Whether the agent has said its Node is missing (said once per absence; said again when it appears). */
   let nodeMissingSaid = false;
   const nodeMissing = (name: string, how: string): void => {
@@ -78,7 +80,9 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       const now = t.clock.now();
       metrics.syncProxyRulesLastTimestamp.set({ ip_family: f }, epochMs(t.clock, now) / 1000);
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
-      if (f === mode.families[0]) void t.serviceHealth.sync(healthTargets([r.snapshot]));
+      // Every family's services: an IPv6-only eTP Local service on an IPv4-primary node has its server too.
+      lastSnapshots.set(f, r.snapshot);
+      void t.serviceHealth.sync(healthTargets([...lastSnapshots.values()]));
       observeSync(metrics, mode.name, r.report);
       if (t.userspaceMetrics) observeUserspaceSync(t.userspaceMetrics, r.report);
     },

@@ -17,11 +17,17 @@ export interface ServiceHealthTarget {
   readonly localEndpoints: number;
 }
 
-/** Health-check targets of a snapshot: one per service (not per port), counting unique local ready endpoint IPs. */
+/**
+ * Health-check targets of the families' snapshots: one per service (not per port), counting unique local ready
+ * endpoint IPs per family. A service of either family is served (upstream runs one ServiceHealthServer per family's
+ * proxier); a dual-stack one reports the larger family count, which is each family's count when its pods have an
+ * address of both, as upstream's server of either family would.
+ */
 export function healthTargets(snapshots: readonly Snapshot[]): Map<string, ServiceHealthTarget> {
   const out = new Map<string, ServiceHealthTarget>();
-  const ips = new Map<string, Set<string>>();
   for (const snap of snapshots) {
+    const ips = new Map<string, Set<string>>();
+    const ports = new Map<string, { namespace: string; name: string; port: number }>();
     for (const s of snap.services) {
       const sp = s.service;
       if (!sp.healthCheckNodePort) continue;
@@ -29,7 +35,12 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
       const set = ips.get(key) ?? new Set<string>();
       for (const ep of s.endpoints) if (ep.isLocal && ep.ready) set.add(ep.ip);
       ips.set(key, set);
-      out.set(key, { namespace: sp.namespace, name: sp.name, port: sp.healthCheckNodePort, localEndpoints: set.size });
+      ports.set(key, { namespace: sp.namespace, name: sp.name, port: sp.healthCheckNodePort });
+    }
+    for (const [key, p] of ports) {
+      const count = ips.get(key)!.size;
+      const seen = out.get(key);
+      if (!seen || count > seen.localEndpoints) out.set(key, { ...p, localEndpoints: count });
     }
   }
   return out;
@@ -56,13 +67,23 @@ interface Entry {
 export class ServiceHealthServers {
   private readonly o: ServiceHealthOptions;
   private readonly entries = new Map<string, Entry>();
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(options: ServiceHealthOptions) {
     this.o = options;
   }
 
-  /** Opens servers for new services, closes those of removed ones or whose port changed, updates counts. */
-  async sync(targets: ReadonlyMap<string, ServiceHealthTarget>): Promise<void> {
+  /**
+   * Opens servers for new services, closes those of removed ones or whose port changed, updates counts. Calls run one
+   * after another (each family's sync calls it, unawaited), so two never open the same port at once.
+   */
+  sync(targets: ReadonlyMap<string, ServiceHealthTarget>): Promise<void> {
+    const run = this.queue.then(() => this.apply(targets));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async apply(targets: ReadonlyMap<string, ServiceHealthTarget>): Promise<void> {
     for (const [key, e] of this.entries) {
       const t = targets.get(key);
       if (!t || t.port !== e.target.port) {
@@ -108,6 +129,7 @@ export class ServiceHealthServers {
   }
 
   async close(): Promise<void> {
+    await this.queue;
     for (const e of this.entries.values()) await Promise.all(e.servers.map((s) => s.close()));
     this.entries.clear();
   }
