@@ -36,6 +36,7 @@ import type { FlagValue } from './flags.ts';
 import { realClock } from './system/clock.ts';
 import { topCommand } from './cmd/top.ts';
 import { logLines } from '../test/log-lines.ts';
+import { hasIPv6Loopback } from '../test/ipv6-loopback.ts';
 
 /** Answers what the agent runs besides iptables (version, sysctls, conntrack) and records every command. */
 function nodeRunner(): CommandRunner & { commands: string[] } {
@@ -71,7 +72,14 @@ async function start(
   mode: ProxyModeName,
   fakes: Map<IPFamily, FakeIptables>,
   runner = nodeRunner(),
-  opts: { nftables?: NftablesNode; extra?: [string, FlagValue][]; logger?: Logger; objects?: unknown[] } = {},
+  opts: {
+    nftables?: NftablesNode;
+    extra?: [string, FlagValue][];
+    logger?: Logger;
+    objects?: unknown[];
+    /** Where the healthCheckNodePort servers listen; null: where the agent's configuration says. */
+    serviceHealthHosts?: readonly string[] | null;
+  } = {},
 ) {
   const { nftables, extra = [], objects = [] } = opts;
   dir = await mkdtemp(join(tmpdir(), 'kpt-agent-'));
@@ -96,7 +104,7 @@ async function start(
     osHostname: () => 'node-1',
     iptablesBackend: 'nft',
     iptables: fakes,
-    serviceHealthHosts: ['127.0.0.1'],
+    ...(opts.serviceHealthHosts === null ? {} : { serviceHealthHosts: opts.serviceHealthHosts ?? ['127.0.0.1'] }),
     ...(nftables ? { nftables } : {}),
   });
   return { agent, runner, write };
@@ -280,6 +288,46 @@ describe("the agent's healthCheckNodePort servers on a dual-stack node", () => {
       timeout: 3000,
     });
   });
+});
+
+describe("the agent's healthCheckNodePort servers and --nodeport-addresses", () => {
+  it.skipIf(!hasIPv6Loopback())(
+    "listen only on the node addresses --nodeport-addresses selects, as upstream's newServiceHealthServer (GetNodeIPs), and everywhere without it",
+    async () => {
+      const { createServer } = await import('node:net');
+      const hc = await new Promise<number>((resolve) => {
+        const srv = createServer().listen(0, () => {
+          const port = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(port));
+        });
+      });
+      const lb = makeService('ns1', 'lb', {
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.31',
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: hc,
+        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
+      });
+      const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
+        endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
+        ports: [{ name: 'p80', port: 8080 }],
+      });
+      const reaches = async (host: string) => (await fetch(`http://${host}:${hc}/`).catch(() => null))?.status ?? 'refused';
+      const fakes = () => new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+      const { agent: a } = await start('iptables', fakes(), nodeRunner(), {
+        objects: [lb, eps],
+        serviceHealthHosts: null,
+        extra: [['nodeport-addresses', ['127.0.0.1/32']]],
+      });
+      await vi.waitFor(() => expect(a.serviceHealth.ports().get('ns1/lb')).toBe(hc), { timeout: 3000 });
+      expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 'refused']);
+      await a.stop();
+      agent = null;
+      const { agent: b } = await start('iptables', fakes(), nodeRunner(), { objects: [lb, eps], serviceHealthHosts: null });
+      await vi.waitFor(() => expect(b.serviceHealth.ports().get('ns1/lb')).toBe(hc), { timeout: 3000 });
+      expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 200]);
+    },
+  );
 });
 
 describe('the agent on FakeIptables', () => {

@@ -24,7 +24,7 @@ import { createMetrics, observeRestClientRequest, type Metrics } from './servers
 import { debugHandler } from './servers/debug.ts';
 import { registerTrafficMetrics } from './servers/traffic-metrics.ts';
 import { registerNfacctMetrics } from './servers/nfacct-metrics.ts';
-import { ServiceHealthServers } from './servers/service-health.ts';
+import { ServiceHealthServers, serviceHealthHosts } from './servers/service-health.ts';
 import { createApiSource } from './sources/api-source.ts';
 import type { ObjectKind, ObjectSource } from './sources/events.ts';
 import { createFileSource } from './sources/file-source.ts';
@@ -191,6 +191,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       userspaceMetrics,
       health,
       serviceHealth,
+      ...(deps.serviceHealthHosts ? {} : { serviceHealthHosts: (snaps) => serviceHealthHosts(config.nodePortAddresses, snaps) }),
       clock: deps.clock,
       logger: log,
       detectLocalMode: config.detectLocalMode,

@@ -26,6 +26,8 @@ export interface HookTargets {
   readonly userspaceMetrics: UserspaceMetrics | null;
   readonly health: HealthState;
   readonly serviceHealth: ServiceHealthServers;
+  /** Where the healthCheckNodePort servers listen, given each family's last snapshot (else the servers' default). */
+  readonly serviceHealthHosts?: (snapshots: readonly Snapshot[]) => readonly string[];
   readonly clock: Clock;
   readonly logger: Logger;
   /** --detect-local-mode: with NodeCIDR, the agent says when its Node has no podCIDR. */
@@ -82,7 +84,8 @@ export function proxierHooks(t: HookTargets): ProxierHooks {
       for (const time of r.triggerTimes) metrics.networkProgrammingLatency.observe({ ip_family: f }, (now - time) / 1000);
       // Every family's services: an IPv6-only eTP Local service on an IPv4-primary node has its server too.
       lastSnapshots.set(f, r.snapshot);
-      void t.serviceHealth.sync(healthTargets([...lastSnapshots.values()]));
+      const snapshots = [...lastSnapshots.values()];
+      void t.serviceHealth.sync(healthTargets(snapshots), t.serviceHealthHosts?.(snapshots));
       observeSync(metrics, mode.name, r.report);
       if (t.userspaceMetrics) observeUserspaceSync(t.userspaceMetrics, r.report);
     },

@@ -65,6 +65,35 @@ describe('ServiceHealthServers', () => {
     },
   );
 
+  it.skipIf(!hasIPv6Loopback())(
+    'listens on the addresses a sync names, reopening when they change; one it cannot bind leaves none open and the next sync retries all (listenAndServeAll)',
+    async () => {
+      const errors: string[] = [];
+      s = new ServiceHealthServers({
+        hosts: ['0.0.0.0'],
+        proxyHealthy: () => true,
+        onError: (t, err) => errors.push(`${t.name}: ${(err as NodeJS.ErrnoException).code}`),
+      });
+      const port = await freePort();
+      const targets = new Map([['ns1/web', { namespace: 'ns1', name: 'web', port, localEndpoints: 1 }]]);
+      const reaches = async (host: string) => (await fetch(`http://${host}:${port}/`).catch(() => null))?.status ?? 'refused';
+      await s.sync(targets, ['127.0.0.1']);
+      expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 'refused']);
+      await s.sync(targets, ['::1']);
+      expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual(['refused', 200]);
+      // ::1 taken by another process: 127.0.0.1 is not left open alone.
+      await s.sync(new Map());
+      const { createServer } = await import('node:net');
+      const blocker = createServer();
+      await new Promise<void>((resolve) => blocker.listen(port, '::1', resolve));
+      await s.sync(targets, ['127.0.0.1', '::1']);
+      expect([errors, await reaches('127.0.0.1'), s.ports().size]).toEqual([['web: EADDRINUSE'], 'refused', 0]);
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+      await s.sync(targets, ['127.0.0.1', '::1']);
+      expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 200]);
+    },
+  );
+
   it('reports a port it cannot bind (taken by another process) and serves the others', async () => {
     const { createServer } = await import('node:net');
     const blocker = createServer();

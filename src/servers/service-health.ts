@@ -7,7 +7,9 @@
  * serve it locally.
  */
 
+import { primaryIPOf, selectNodePortAddresses } from '../../proxier/node-ports.ts';
 import type { Snapshot } from '../../proxier/types.ts';
+import type { ServerResponse } from 'node:http';
 import { listen, type RunningServer } from './http-servers.ts';
 
 export interface ServiceHealthTarget {
@@ -46,6 +48,27 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
   return out;
 }
 
+/**
+ * Where the healthCheckNodePort servers listen (upstream newServiceHealthServer): every address (0.0.0.0, both
+ * families) unless --nodeport-addresses restricts each family's NodePorts, then those node addresses
+ * (NodePortAddresses.GetNodeIPs), "primary" being the node's primary IP of each family.
+ */
+export function serviceHealthHosts(nodePortAddresses: readonly string[], snapshots: readonly Snapshot[]): string[] {
+  const hosts: string[] = [];
+  for (const snap of snapshots) {
+    const addresses = snap.node.addresses;
+    const selected = selectNodePortAddresses({
+      cidrs: nodePortAddresses,
+      family: snap.family,
+      localAddresses: addresses,
+      primaryIP: primaryIPOf(snap.node, snap.family, addresses),
+    });
+    if (selected.matchAll) return ['0.0.0.0'];
+    for (const ip of selected.ips) if (!hosts.includes(ip)) hosts.push(ip);
+  }
+  return hosts;
+}
+
 /** hcHandler's body, tab-indented as upstream writes it (a health check matching the response text sees the same). */
 export function serviceHealthBody(t: ServiceHealthTarget, proxyHealthy: boolean): string {
   const q = JSON.stringify;
@@ -53,7 +76,7 @@ export function serviceHealthBody(t: ServiceHealthTarget, proxyHealthy: boolean)
 }
 
 export interface ServiceHealthOptions {
-  /** Addresses to listen on (e.g. ["0.0.0.0"], or the --nodeport-addresses IPs). */
+  /** Addresses to listen on when sync is given none (e.g. ["0.0.0.0"]). */
   readonly hosts: readonly string[];
   readonly proxyHealthy: () => boolean;
   readonly onError?: (target: ServiceHealthTarget, err: unknown) => void;
@@ -61,6 +84,8 @@ export interface ServiceHealthOptions {
 
 interface Entry {
   target: ServiceHealthTarget;
+  /** The addresses it listens on; other ones make sync reopen it. */
+  hosts: readonly string[];
   servers: RunningServer[];
 }
 
@@ -74,19 +99,21 @@ export class ServiceHealthServers {
   }
 
   /**
-   * Opens servers for new services, closes those of removed ones or whose port changed, updates counts. Calls run one
-   * after another (each family's sync calls it, unawaited), so two never open the same port at once.
+   * Opens servers for new services on `hosts`, closes those of removed ones or whose port or addresses changed,
+   * updates counts. Calls run one after another (each family's sync calls it, unawaited), so two never open the same
+   * port at once.
    */
-  sync(targets: ReadonlyMap<string, ServiceHealthTarget>): Promise<void> {
-    const run = this.queue.then(() => this.apply(targets));
+  sync(targets: ReadonlyMap<string, ServiceHealthTarget>, hosts: readonly string[] = this.o.hosts): Promise<void> {
+    const run = this.queue.then(() => this.apply(targets, hosts));
     this.queue = run.catch(() => {});
     return run;
   }
 
-  private async apply(targets: ReadonlyMap<string, ServiceHealthTarget>): Promise<void> {
+  private async apply(targets: ReadonlyMap<string, ServiceHealthTarget>, hosts: readonly string[]): Promise<void> {
+    const sameHosts = (e: Entry): boolean => e.hosts.length === hosts.length && e.hosts.every((h, i) => h === hosts[i]);
     for (const [key, e] of this.entries) {
       const t = targets.get(key);
-      if (!t || t.port !== e.target.port) {
+      if (!t || t.port !== e.target.port || !sameHosts(e)) {
         await Promise.all(e.servers.map((s) => s.close()));
         this.entries.delete(key);
       }
@@ -97,30 +124,30 @@ export class ServiceHealthServers {
         existing.target = target;
         continue;
       }
-      const entry: Entry = { target, servers: [] };
-      for (const host of this.o.hosts) {
-        try {
-          entry.servers.push(
-            await listen(host, target.port, (_req, res) => {
-              const t = entry.target;
-              const healthy = this.o.proxyHealthy();
-              const code = t.localEndpoints > 0 && healthy ? 200 : 503;
-              res.writeHead(code, {
-                'Content-Type': 'application/json',
-                'X-Content-Type-Options': 'nosniff',
-                // For load balancers that weigh nodes by their local endpoints (upstream since 1.28, #118999).
-                'X-Load-Balancing-Endpoint-Weight': String(t.localEndpoints),
-              });
-              res.end(serviceHealthBody(t, healthy));
-            }),
-          );
-        } catch (err) {
-          // Upstream records a FailedToStartServiceHealthcheck event; the next sync retries.
-          this.o.onError?.(target, err);
-        }
+      const entry: Entry = { target, hosts, servers: [] };
+      try {
+        for (const host of hosts) entry.servers.push(await listen(host, target.port, (_req, res) => this.answer(entry.target, res)));
+        if (entry.servers.length) this.entries.set(key, entry);
+      } catch (err) {
+        // listenAndServeAll: all addresses or none, so the next sync retries every one. Upstream also records a
+        // FailedToStartServiceHealthcheck event.
+        await Promise.all(entry.servers.map((s) => s.close()));
+        this.o.onError?.(target, err);
       }
-      if (entry.servers.length) this.entries.set(key, entry);
     }
+  }
+
+  /** hcHandler.ServeHTTP. */
+  private answer(t: ServiceHealthTarget, res: ServerResponse): void {
+    const healthy = this.o.proxyHealthy();
+    const code = t.localEndpoints > 0 && healthy ? 200 : 503;
+    res.writeHead(code, {
+      'Content-Type': 'application/json',
+      'X-Content-Type-Options': 'nosniff',
+      // For load balancers that weigh nodes by their local endpoints (upstream since 1.28, #118999).
+      'X-Load-Balancing-Endpoint-Weight': String(t.localEndpoints),
+    });
+    res.end(serviceHealthBody(t, healthy));
   }
 
   /** Ports currently served, per service key. */
