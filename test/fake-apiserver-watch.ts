@@ -127,6 +127,8 @@ export function startWatch(o: StartWatchOptions): WatchStream | null {
     for (const entry of store.since(route.resource, fromRv)) send(entry);
   }
   const bookmarks = o.query.get('allowWatchBookmarks') === 'true';
+  // kube-apiserver's cacher sends a watch a bookmark only at a resourceVersion past the one it started from.
+  const startRv = fromRv ?? store.resourceVersion;
   const timeoutSeconds = Number(o.query.get('timeoutSeconds') ?? '0');
   const timer = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : null;
   res.on('close', () => {
@@ -136,7 +138,7 @@ export function startWatch(o: StartWatchOptions): WatchStream | null {
     resource: route.resource,
     send,
     bookmark: (rv) => {
-      if (bookmarks)
+      if (bookmarks && rv > startRv)
         write({
           type: 'BOOKMARK',
           object: { kind: info.kind, apiVersion: route.apiVersion ?? info.apiVersion, metadata: { resourceVersion: String(rv) } },

@@ -10,7 +10,9 @@
  * Wire format as the real apiserver's: JSON lists without per-item
  * kind/apiVersion, paginated with limit/continue; chunked NDJSON watches that
  * replay from a resourceVersion, translate selector transitions into
- * ADDED/DELETED, send BOOKMARKs only when asked, and answer an expired
+ * ADDED/DELETED, send BOOKMARKs only when asked (and, as the watch cache,
+ * only at a resourceVersion past the watch's start), end a watch after the
+ * timeoutSeconds it asked for, and answer an expired
  * resourceVersion with an in-stream 410 ERROR then close (or a plain HTTP
  * 410). It listens on 127.0.0.1 and, on request, on a unix socket too (a
  * path reachable from every network namespace: tests relay a node's port to
@@ -171,7 +173,10 @@ export class FakeApiServer {
     this.store.compact(uptoRv);
   }
 
-  /** Sends a BOOKMARK at the current resourceVersion to the open watches that asked for bookmarks. */
+  /**
+   * Sends a BOOKMARK at the current resourceVersion to the open watches that asked for bookmarks and started before
+   * it (kube-apiserver's cacher sends one about every minute; tests call this in its place).
+   */
   bookmark(resource?: Resource): void {
     for (const w of this.watches) if (!resource || w.resource === resource) w.bookmark(this.store.resourceVersion);
   }

@@ -4,7 +4,9 @@
  * applies them (KubeConfig.applyToHTTPSOptions, kube-http.ts):
  * - GuardedWatch: client-node's Watch, its stream made by kube-watch.ts (the
  *   same semantics on Node's http client), hardened for ListWatch. It asks for
- *   bookmarks, drops events that would crash ListWatch's async handler
+ *   bookmarks and for the server to end the watch after 5 to 10 minutes, as
+ *   client-go's reflector does (watchTimeoutSeconds), and gives up a watch
+ *   that hears nothing for WATCH_IDLE_MS; drops events that would crash ListWatch's async handler
  *   (unhandled rejections), ends the watch with an error on an in-stream
  *   error Status other than 410 (which ListWatch ignores; client-go's
  *   reflector lists again, and so does the informer here), turns a failing (re)watch into onDead instead of a lost
@@ -134,8 +136,33 @@ export interface GuardedWatchHooks {
 
 const OBJECT_EVENTS = new Set(['ADDED', 'MODIFIED', 'DELETED']);
 
-/** client-node's Watch.requestTimeoutMs: to the response, then without a byte (a quiet watch is re-made from its resourceVersion). */
-export const WATCH_TIMEOUT_MS = 30_000;
+/** How long a watch request waits for its response (client-node's Watch.requestTimeoutMs). */
+export const WATCH_RESPONSE_TIMEOUT_MS = 30_000;
+
+/** client-go's minWatchTimeout: a watch asks the API server to end it after 5 to 10 minutes (watchTimeoutSeconds). */
+export const MIN_WATCH_TIMEOUT_S = 300;
+
+/**
+ * The timeoutSeconds a watch asks for, as client-go's Reflector.watch draws it: minWatchTimeout x (1 + rand), so the
+ * watches of a fleet that started together do not all end together. The API server ends the watch then (with a
+ * bookmark 2 s before, when it sends bookmarks) and ListWatch makes it again from its resourceVersion.
+ */
+export function watchTimeoutSeconds(random: () => number = Math.random): number {
+  return Math.floor(MIN_WATCH_TIMEOUT_S * (1 + random()));
+}
+
+/**
+ * How long a watch may go without a byte before it is given up and made again from its resourceVersion. The API
+ * server's watch cache sends a watch that asked for bookmarks one about every minute (kube-apiserver's cacher,
+ * bookmarkFrequency) once its resourceVersion moved past the watch's start, so a bookmarked quiet watch never gets
+ * near it, and one missed minute does not end a watch either. It stands in for the HTTP/2 pings client-go's transport
+ * sends (HTTP/2 ReadIdleTimeout 30 s + PingTimeout 15 s), which Node's HTTP/1.1 client has not: a connection whose
+ * peer is gone is noticed sooner by TCP keep-alive (kube-http.ts: probes after 30 s idle, 10 one second apart, so
+ * ~40 s), but a load balancer or proxy that keeps the connection up for an API server that died answers those probes;
+ * such a watch is given up after this long. A resource nothing changes (no event, no bookmark) is watched again
+ * this often, from the watch cache.
+ */
+export const WATCH_IDLE_MS = 150_000;
 
 /**
  * An ERROR event other than 410 Gone ends the watch with it, as client-go's reflector (watchHandler) ends a watch on
@@ -208,7 +235,12 @@ export class GuardedWatch extends Watch {
       }
     };
     try {
-      controller = await httpWatch(this.config, path, { ...queryParams, allowWatchBookmarks: true }, guardedCallback, guardedDone, WATCH_TIMEOUT_MS);
+      // As client-go's Reflector.watch asks: bookmarks, and the server to end the watch after 5 to 10 minutes.
+      const query = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() };
+      controller = await httpWatch(this.config, path, query, guardedCallback, guardedDone, {
+        responseMs: WATCH_RESPONSE_TIMEOUT_MS,
+        idleMs: WATCH_IDLE_MS,
+      });
       answer('200');
     } catch (err) {
       this.hooks.onDead(err);

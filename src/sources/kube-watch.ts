@@ -1,9 +1,12 @@
 /**
  * One watch stream, as client-node's Watch.watch makes it, over kube-http.ts instead of undici's fetch: the same URL
- * (watch=true and the query; a server's trailing slash dropped, as apiUrl does for every request), the same timer (requestTimeoutMs to the response, then as an inactivity timeout reset
- * by every chunk; on expiry the stream is aborted and done gets a TimeoutError), the same end (done exactly once:
- * null when the stream ends, the error otherwise; an HTTP status other than 200 is an Error with statusCode and the
- * status text, before the call returns), one JSON event per line to the callback.
+ * (watch=true and the query; a server's trailing slash dropped, as apiUrl does for every request), the same end (done
+ * exactly once: null when the stream ends, the error otherwise; an HTTP status other than 200 is an Error with
+ * statusCode and the status text, before the call returns), one JSON event per line to the callback. Two timers: the
+ * response must come within timing.responseMs, and then the stream may go timing.idleMs without a byte; on either
+ * expiry the stream is aborted and done gets a TimeoutError (ListWatch watches again at once from its
+ * resourceVersion). client-node's Watch has one timer for both, 30 s, which a quiet watch trips between the API
+ * server's bookmarks (one a minute), so every quiet watch was made again twice a minute.
  * Unlike client-node's Watch, which skips a line that does not parse and reads on, a line that does not decode ends
  * the watch with an error ("unable to decode an event from the watch stream"), as client-go's StreamWatcher does, and
  * so does an Error the callback returns (GuardedWatch: an ERROR event, which client-go's reflector ends a watch on): an
@@ -25,7 +28,7 @@ export async function httpWatch(
   queryParams: Readonly<Record<string, string | number | boolean | undefined>>,
   callback: StreamCallback,
   done: (err: any) => void,
-  requestTimeoutMs: number,
+  timing: { readonly responseMs: number; readonly idleMs: number },
 ): Promise<AbortController> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('No currently active cluster');
@@ -37,12 +40,13 @@ export async function httpWatch(
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
   };
+  let limitMs = timing.responseMs;
   const resetTimer = (): void => {
     clearTimer();
     timer = setTimeout(() => {
       timedOut = true;
       controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
-    }, requestTimeoutMs);
+    }, limitMs);
     timer.unref();
   };
   let doneCalled = false;
@@ -70,6 +74,7 @@ export async function httpWatch(
       throw error;
     }
     // The response has come: from here on the timer is an inactivity timeout.
+    limitMs = timing.idleMs;
     resetTimer();
     res.on('error', doneOnce);
     res.on('close', () => doneOnce(null));
