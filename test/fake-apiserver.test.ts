@@ -78,6 +78,42 @@ describe('list', () => {
     expect([slices.kind, slices.apiVersion]).toEqual(['EndpointSliceList', 'discovery.k8s.io/v1']);
   });
 
+  it('answers each resourceVersion as the watch cache and etcd do (cacher shouldDelegateList, computeListLimit)', async () => {
+    for (const n of ['a', 'b', 'c']) server.create('services', svc(n));
+    const first = server.resourceVersion;
+    server.update('services', svc('a', { spec: { clusterIP: '10.0.0.2' } }));
+    const list = async (query: string) => {
+      const resp = await server.fetch(`/api/v1/services?${query}`);
+      const body = (await resp.json()) as { metadata: Record<string, unknown>; items: unknown[]; details?: unknown; message?: string };
+      return {
+        status: resp.status,
+        retryAfter: resp.headers.get('retry-after'),
+        rv: body.metadata?.['resourceVersion'],
+        n: body.items?.length,
+        more: !!body.metadata?.['continue'],
+        body,
+      };
+    };
+    // "0": the watch cache ignores the limit; without one (--watch-cache=false), pages.
+    expect(await list('resourceVersion=0&limit=2')).toMatchObject({ status: 200, n: 3, more: false, rv: String(server.resourceVersion) });
+    server.watchCache = false;
+    expect(await list('resourceVersion=0&limit=2')).toMatchObject({ status: 200, n: 2, more: true });
+    server.watchCache = true;
+    // N without a limit: not older than N, the current state; past the current one: 504 with cause ResourceVersionTooLarge.
+    expect(await list(`resourceVersion=${first}`)).toMatchObject({ status: 200, rv: String(server.resourceVersion) });
+    const ahead = await list(`resourceVersion=${server.resourceVersion + 5}`);
+    expect(ahead).toMatchObject({ status: 504, retryAfter: '1' });
+    expect(ahead.body).toMatchObject({ reason: 'Timeout', details: { causes: [{ reason: 'ResourceVersionTooLarge' }] } });
+    // N with a limit: exactly N (from etcd), 410 once compacted; a resourceVersion beside a continue token is refused.
+    const exact = await list(`resourceVersion=${first}&limit=2`);
+    expect(exact).toMatchObject({ status: 200, rv: String(first), more: true });
+    const token = (exact.body.metadata as { continue: string }).continue;
+    expect((await list(`resourceVersion=${first}&limit=2&continue=${token}`)).status).toBe(400);
+    expect(await list(`limit=2&continue=${token}`)).toMatchObject({ status: 200, n: 1, rv: String(first) });
+    server.compact();
+    expect(await list(`resourceVersion=${first}&limit=2`)).toMatchObject({ status: 410 });
+  });
+
   it('applies label and field selectors, and refuses unsupported ones with 400', async () => {
     server.create('services', svc('plain'));
     server.create('services', svc('headless', { spec: { clusterIP: 'None' } }));

@@ -8,7 +8,8 @@
  * its CA signed and that is valid now (the user is its CN), else an accepted
  * bearer token, else 401 Unauthorized (tests rotate the accepted tokens).
  * Wire format as the real apiserver's: JSON lists without per-item
- * kind/apiVersion, paginated with limit/continue; chunked NDJSON watches that
+ * kind/apiVersion, paginated with limit/continue, at the resourceVersion
+ * asked for as the watch cache and etcd answer (fake-apiserver-list.ts); chunked NDJSON watches that
  * replay from a resourceVersion, translate selector transitions into
  * ADDED/DELETED, send BOOKMARKs only when asked (and, as the watch cache,
  * only at a resourceVersion past the watch's start), end a watch after the
@@ -48,6 +49,8 @@ export interface FakeApiServerOptions {
   readonly tokens?: readonly string[];
   /** Serve networking.k8s.io/v1 ServiceCIDRs (default true, as Kubernetes 1.33 and later); false answers 404. */
   readonly serviceCIDRs?: boolean;
+  /** Serve lists at resourceVersion "0" from a watch cache, whole (default true); false plays --watch-cache=false. */
+  readonly watchCache?: boolean;
 }
 
 export interface LoggedRequest {
@@ -81,6 +84,8 @@ export class FakeApiServer {
    * with MultiCIDRServiceAllocator on serve v1beta1 only; 1.33 and 1.34 serve both).
    */
   serviceCIDRVersions: readonly string[] = ['networking.k8s.io/v1'];
+  /** Whether lists at resourceVersion "0" come from a watch cache, whole whatever their limit (fake-apiserver-list.ts). */
+  watchCache: boolean;
   private readonly server: Server;
   private readonly store: ObjectStore;
   private readonly legacyServiceFields: boolean;
@@ -119,6 +124,7 @@ export class FakeApiServer {
     this.expiredWatch = options.expiredWatch ?? 'in-stream';
     this.legacyServiceFields = options.legacyServiceFields ?? false;
     this.servesServiceCIDRs = options.serviceCIDRs ?? true;
+    this.watchCache = options.watchCache ?? true;
     this.tokens = new Set(options.tokens ?? [FAKE_TOKEN]);
     this.ca = new X509Certificate(pki.caPem);
     this.store = new ObjectStore((entry) => this.broadcast(entry));
@@ -420,8 +426,9 @@ export class FakeApiServer {
     if (verb === 'list') {
       const answer = (): void => {
         if (res.destroyed) return;
-        const page = listPage({ resource: route.resource, query: url.searchParams, match, store: this.store });
-        if (!page.ok) return fail(page.code, page.message);
+        const page = listPage({ resource: route.resource, query: url.searchParams, match, store: this.store, watchCache: this.watchCache });
+        if (!page.ok)
+          return json(page.code, { ...statusObject(page.code, page.message), ...(page.details ? { details: page.details } : {}) }, page.headers);
         json(200, route.apiVersion ? { ...page.body, apiVersion: route.apiVersion } : page.body);
       };
       const delay = this.listDelays.get(route.resource) ?? 0;

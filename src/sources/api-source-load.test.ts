@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { node, recorder, svc, useApiSourceHarness } from '../../test/api-source-harness.ts';
 import type { Resource } from '../../test/fake-apiserver.ts';
+import { statusObject } from '../../test/fake-apiserver-watch.ts';
 import { WATCH_IDLE_MS } from './kube-client.ts';
 
 const h = useApiSourceHarness();
@@ -82,4 +83,99 @@ describe('watch lifetimes (client-go Reflector.watch)', () => {
       expect(WATCH_IDLE_MS).toBeLessThan(300_000);
     },
   );
+});
+
+const synced = (rec: ReturnType<typeof recorder>, times = 1) =>
+  rec.until(() => (['Service', 'EndpointSlice', 'Node'] as const).every((k) => rec.synced(k) >= times), `every kind synced ${times} times`);
+const lists = (resource: Resource): Record<string, string | number | undefined>[] =>
+  h.server.requests({ resource, verb: 'list' }).map((l) => ({ ...l.query, status: l.status }));
+const errorLine = (code: number, message: string) => `${JSON.stringify({ type: 'ERROR', object: statusObject(code, message) })}\n`;
+
+describe('lists (client-go Reflector.list, relistResourceVersion)', () => {
+  it('the first list asks resourceVersion 0, which the watch cache answers whole, in one response whatever the limit', async () => {
+    h.seed();
+    for (let i = 0; i < 4; i++) h.server.create('services', svc(`s${i}`));
+    const rec = recorder();
+    await h.startSource(rec, { listPageSize: 2 });
+    await synced(rec);
+    for (const resource of WATCHED) expect(lists(resource)).toEqual([expect.objectContaining({ resourceVersion: '0', limit: '2', status: 200 })]);
+    expect(rec.log.filter((l) => l.startsWith('add Service'))).toHaveLength(5);
+  });
+
+  for (const how of ['an ERROR in the stream', 'an expired watch (410)'] as const)
+    it(`after ${how}, the list asks the last resourceVersion seen (a bookmark's), unpaged: the watch cache answers it, not etcd`, async () => {
+      h.seed();
+      const rec = recorder();
+      await h.startSource(rec, { listPageSize: 2 });
+      await h.server.until(() => h.server.watchCount() === WATCHED.length, 'three watches');
+      h.server.create('services', svc('api'));
+      await rec.until(() => rec.log.includes('add Service default/api'), 'api added');
+      // A Service the informer does not see moves the resourceVersion; the bookmark carries it.
+      h.server.create('services', svc('hidden', { clusterIP: 'None', labels: { 'service.kubernetes.io/headless': '' } }));
+      h.server.bookmark('services');
+      await h.server.until(() => true, 'the bookmark sent');
+      await new Promise((r) => setTimeout(r, 50));
+      const seen = String(h.server.resourceVersion);
+      if (how === 'an ERROR in the stream') {
+        h.server.failNextEvent('services', errorLine(500, 'unable to transform key "/registry/services/default/api"'));
+        h.server.update('services', svc('api', { port: 81 }));
+      } else {
+        h.server.dropWatches('services');
+        h.server.update('services', svc('api', { port: 81 }));
+        h.server.compact();
+      }
+      await rec.until(() => rec.log.includes('update Service default/api'), 'the change, by the list');
+      const [, relist, ...rest] = lists('services');
+      expect(rest).toEqual([]);
+      expect(relist).toEqual({ labelSelector: expect.any(String), resourceVersion: seen, status: 200 });
+    });
+
+  it('a list at a resourceVersion this API server does not have yet (504 Too large resource version: an HA peer behind) is asked again at once as a consistent read', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec, { listPageSize: 2 });
+    await synced(rec);
+    await h.server.until(() => h.server.watchCount() === WATCHED.length, 'three watches');
+    const ahead = String(h.server.resourceVersion + 1000);
+    h.server.injectRaw('services', `{"type":"BOOKMARK","object":{"kind":"Service","apiVersion":"v1","metadata":{"resourceVersion":"${ahead}"}}}\n`);
+    h.server.injectRaw('services', errorLine(500, 'etcdserver: request timed out'));
+    await rec.until(() => rec.synced('Service') === 2, 'the relist');
+    expect(lists('services').map((l) => [l['resourceVersion'], l['limit'], l.status])).toEqual([
+      ['0', '2', 200],
+      [ahead, undefined, 504],
+      [undefined, '2', 200],
+    ]);
+    await h.server.until(() => h.server.watchCount('services') === 1, 'watching again');
+    expect(watches('services').at(-1)!.query['resourceVersion']).toBe(String(h.server.resourceVersion));
+    expect(rec.problems.filter((p) => /too large/i.test(p))).toEqual([]);
+  });
+
+  it('without a watch cache a resourceVersion-0 list comes paged, so later lists page too; one at a compacted resourceVersion (410) falls back to a consistent list', async () => {
+    h.server.watchCache = false;
+    h.seed();
+    for (let i = 0; i < 3; i++) h.server.create('services', svc(`s${i}`));
+    const rec = recorder();
+    await h.startSource(rec, { listPageSize: 2 });
+    await synced(rec);
+    expect(lists('services').map((l) => [l['resourceVersion'], l['limit'], 'continue' in l])).toEqual([
+      ['0', '2', false],
+      [undefined, '2', true],
+    ]);
+    await h.server.until(() => h.server.watchCount() === WATCHED.length, 'three watches');
+    const seen = String(h.server.resourceVersion);
+    h.server.dropWatches('services');
+    h.server.create('services', svc('later'));
+    h.server.compact();
+    await rec.until(() => rec.log.includes('add Service default/later'), 'the relist');
+    expect(
+      lists('services')
+        .slice(2)
+        .map((l) => [l['resourceVersion'], l['limit'], 'continue' in l, l.status]),
+    ).toEqual([
+      [seen, '2', false, 410],
+      [undefined, '2', false, 200],
+      [undefined, '2', true, 200],
+      [undefined, '2', true, 200],
+    ]);
+  });
 });

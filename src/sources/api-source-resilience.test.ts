@@ -160,7 +160,9 @@ describe('api source resilience', () => {
   // client-go's reflector lists through its pager with no deadline for the whole list (the API server bounds each
   // request, --request-timeout 60 s): a large cluster's list from a loaded API server takes as long as its pages do.
   // Nor does its watchdog (here: no connect or event for staleAfterMs) take a list whose pages keep coming for stuck.
+  // (Paged: an API server without a watch cache, which pages even the first list, at resourceVersion 0.)
   it('completes a paged list that takes longer in all than the list timeout and the watchdog, each page answered within them', async () => {
+    h.server.watchCache = false;
     h.seed();
     for (let i = 0; i < 9; i++) h.server.create('services', svc(`s${i}`));
     h.server.delayLists('services', 150);

@@ -59,12 +59,17 @@ describe('api source', () => {
     await h.server.until(() => h.server.watchCount() === 3, 'three watches');
     const q = (resource: 'services' | 'endpointslices' | 'nodes', verb: 'list' | 'watch') => h.server.requests({ resource, verb })[0]!.query;
     const svcSel = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
-    expect(q('services', 'list')).toEqual({ labelSelector: svcSel, limit: '500' });
-    expect(q('services', 'watch')).toMatchObject({ watch: 'true', labelSelector: svcSel, allowWatchBookmarks: 'true' });
+    expect(q('services', 'list')).toEqual({ labelSelector: svcSel, limit: '500', resourceVersion: '0' });
+    expect(q('services', 'watch')).toMatchObject({
+      watch: 'true',
+      labelSelector: svcSel,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: expect.any(String),
+    });
     expect(q('services', 'watch')).not.toHaveProperty('fieldSelector');
-    expect(q('endpointslices', 'list')).toEqual({ labelSelector: '!service.kubernetes.io/headless', limit: '500' });
+    expect(q('endpointslices', 'list')).toEqual({ labelSelector: '!service.kubernetes.io/headless', limit: '500', resourceVersion: '0' });
     expect(q('endpointslices', 'watch')).toMatchObject({ labelSelector: '!service.kubernetes.io/headless' });
-    expect(q('nodes', 'list')).toEqual({ fieldSelector: 'metadata.name=node-1', limit: '500' });
+    expect(q('nodes', 'list')).toEqual({ fieldSelector: 'metadata.name=node-1', limit: '500', resourceVersion: '0' });
     expect(q('nodes', 'watch')).toMatchObject({ fieldSelector: 'metadata.name=node-1' });
     expect(new Set(h.server.requests().map((r) => r.authorization))).toEqual(new Set(['Bearer fake-token']));
   });

@@ -46,7 +46,7 @@
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind, ObjectSource, SourceHandlers } from './events.ts';
 import { GuardedWatch, isWellFormed, retryAfterMs, statusOf, type RequestObserver } from './kube-client.ts';
-import { listRaw } from './kube-list.ts';
+import { listRaw, listSynced, newListState, type ListState } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
 import { retainedFields } from './retained-fields.ts';
@@ -183,6 +183,8 @@ interface RunContext {
   readonly versions: readonly { readonly apiVersion: string; readonly path: string }[];
   /** The version in use (an index into `versions`), kept across the informer's restarts, and whether its current run has listed it. */
   readonly served: { index: number; listed: boolean };
+  /** The resourceVersion the informer last saw and how the server lists, kept across restarts (kube-list.ts listSynced). */
+  readonly listState: ListState;
   readonly kc: KubeConfig;
   readonly tracker: ObjectTracker;
   readonly handlers: Required<SourceHandlers>;
@@ -206,6 +208,9 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     onActivity: () => control.activity(),
     onDead: (err) => control.failed(err),
     onProblem: problem,
+    onResourceVersion: (rv) => {
+      if (!closed) c.listState.resourceVersion = rv;
+    },
     retain: (obj) => retainedFields(spec.kind, obj),
     ...(c.observe ? { observe: c.observe } : {}),
   });
@@ -231,20 +236,20 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
       arm();
       c.observe?.(r);
     };
-    const listAt = (at: string) =>
-      listRaw(c.kc, at, query, signal, {
-        ...(c.listPageSize !== undefined ? { pageSize: c.listPageSize } : {}),
-        observe,
-        // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
-        keep: (o) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
-      });
+    const listOptions = {
+      ...(c.listPageSize !== undefined ? { pageSize: c.listPageSize } : {}),
+      observe,
+      // Only the fields the agent reads are kept, page by page, by ListWatch's cache and by the tracker (retained-fields.ts).
+      keep: (o: unknown) => (isWellFormed(o) ? retainedFields(spec.kind, o as Record<string, unknown>) : null),
+    };
+    // Whether another version is served: asked of the watch cache (resourceVersion 0).
     const lists = (at: string): Promise<boolean> =>
-      listAt(at).then(
+      listRaw(c.kc, at, { ...query, resourceVersion: '0' }, signal, listOptions).then(
         () => true,
         () => false,
       );
     try {
-      const list = await listAt(path).catch(async (err: unknown) => {
+      const list = await listSynced(c.kc, path, query, signal, c.listState, listOptions).catch(async (err: unknown) => {
         // Not served in this version: the first other version the server lists is used from the restart on.
         if (statusOf(err) === 404)
           for (const [index, other] of versions.entries()) {
@@ -333,6 +338,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
         // One tracker per kind for the life of this start(): informer restarts reconcile against it.
         const versions = versionsOf(spec);
         const served = { index: 0, listed: false };
+        const listState = newListState();
         const tracker = new ObjectTracker({
           kind: spec.kind,
           apiVersion: versions.length > 1 ? () => versions[served.index]!.apiVersion : spec.apiVersion,
@@ -346,6 +352,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           spec,
           versions,
           served,
+          listState,
           kc,
           tracker,
           handlers,

@@ -128,6 +128,8 @@ export interface GuardedWatchHooks {
   onDead(err: unknown): void;
   /** Something dropped or ignored, for logs. */
   onProblem(message: string, err?: unknown): void;
+  /** The resourceVersion of each event and bookmark received (client-go's setLastSyncResourceVersion). */
+  onResourceVersion?(resourceVersion: string): void;
   /** Every watch request sent, with its answer (rest_client_requests_total). */
   observe?: RequestObserver;
   /** What an ADDED/MODIFIED/DELETED object becomes before the callback sees it (the informer keeps that: api-source trims it). */
@@ -207,6 +209,8 @@ export class GuardedWatch extends Watch {
       const ended = endsWatch(phase, obj);
       if (ended) return ended;
       if (!this.acceptable(phase, obj)) return;
+      const rv = phase === 'ERROR' ? undefined : ((obj as { metadata: Record<string, unknown> }).metadata['resourceVersion'] as unknown);
+      if (typeof rv === 'string' && rv !== '') this.hooks.onResourceVersion?.(rv);
       try {
         const kept = this.hooks.retain && OBJECT_EVENTS.has(phase) ? this.hooks.retain(obj as Record<string, unknown>) : obj;
         const result: unknown = callback(phase, kept, watchObj);

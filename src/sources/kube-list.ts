@@ -8,15 +8,30 @@
  * token that expired mid-list (410) falls back to one full list, as
  * client-go's ListPager (FullListIfExpired) does. Every page is reported to
  * the observer (rest_client metrics).
+ *
+ * listSynced asks for the resourceVersion client-go's reflector asks for
+ * (Reflector.list, relistResourceVersion), so that the API server answers
+ * from its watch cache and not with a read from etcd: the first list at "0"
+ * (the cache ignores the limit: one response); every later one (after a
+ * watch error, an expired watch, an informer restart) at the last
+ * resourceVersion the informer saw, list or watch event or bookmark
+ * ("not older than": the cache waits until it has it), unpaged, since a limit
+ * with such a resourceVersion is read from etcd; and only when the server no
+ * longer has it (410) or does not have it yet (504 "Too large resource
+ * version": an API server behind its peers) a consistent read ("", paged),
+ * at once. A server without a watch cache answers "0" paged; its later lists
+ * page too.
  */
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
-import { isObject, type RequestObserver } from './kube-client.ts';
+import { isObject, statusOf, type RequestObserver } from './kube-client.ts';
 import { apiUrl } from './kube-http.ts';
 import { failureMessage, kubeRequest } from './kube-request.ts';
 
 export interface RawList {
   readonly metadata: { readonly resourceVersion?: string };
   readonly items: unknown[];
+  /** The server answered in pages (a continue token came). */
+  readonly paged?: boolean;
 }
 
 /** client-go's page size (k8s.io/client-go/tools/pager defaultPageSize). */
@@ -49,10 +64,17 @@ export async function listRaw(
   let rv: string | undefined;
   let next = '';
   let paged = pageSize > 0;
+  let continued = false;
   for (;;) {
     const url = apiUrl(cluster.server, path, query);
     if (paged) url.searchParams.set('limit', String(pageSize));
-    if (next) url.searchParams.set('continue', next);
+    if (next) {
+      // The token carries the snapshot's resourceVersion; the API server refuses another one beside it ("specifying
+      // resource version is not allowed when using continue"), so client-go's pager clears it on every next page.
+      url.searchParams.delete('resourceVersion');
+      url.searchParams.delete('resourceVersionMatch');
+      url.searchParams.set('continue', next);
+    }
     const resp = await kubeRequest(kc, { method: 'GET', url, signal, observe: opts.observe });
     if (resp.status === 410 && next) {
       // The snapshot behind the continue token is gone: start over with one full list (client-go's FullListIfExpired).
@@ -66,8 +88,80 @@ export async function listRaw(
     rv = page.resourceVersion;
     next = paged ? page.continue : '';
     if (!next) break;
+    continued = true;
   }
-  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items };
+  return { metadata: rv === undefined ? {} : { resourceVersion: rv }, items, paged: continued };
+}
+
+/** What an informer keeps between its lists, as client-go's Reflector does (newListState; listSynced updates it). */
+export interface ListState {
+  /** The resourceVersion of the last list, watch event or bookmark ("" before the first list): lastSyncResourceVersion. */
+  resourceVersion: string;
+  /** A list at it was refused (410, too large): the next lists ask "" until one succeeds (isLastSyncResourceVersionUnavailable). */
+  unavailable: boolean;
+  /** The list at "0" came paged (no watch cache): every list pages (paginatedResult). */
+  paginated: boolean;
+}
+
+export function newListState(): ListState {
+  return { resourceVersion: '', unavailable: false, paginated: false };
+}
+
+/** The resourceVersion the next list asks for (client-go's relistResourceVersion). */
+export function relistResourceVersion(s: ListState): string {
+  if (s.unavailable) return '';
+  return s.resourceVersion === '' ? '0' : s.resourceVersion;
+}
+
+/**
+ * The server no longer has the resourceVersion asked for (410 Expired or Gone), or does not have it yet (a Status
+ * with cause ResourceVersionTooLarge, or from servers before 1.18.6 a 504 saying "Too large resource version"):
+ * client-go's isExpiredError and isTooLargeResourceVersionError.
+ */
+export function resourceVersionUnavailable(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status === 410) return true;
+  const body: unknown = err instanceof ApiException ? err.body : undefined;
+  if (!isObject(body)) return false;
+  const details = isObject(body['details']) ? body['details'] : {};
+  const causes = Array.isArray(details['causes']) ? details['causes'].filter(isObject) : [];
+  if (causes.some((c) => c['reason'] === 'ResourceVersionTooLarge')) return true;
+  if (status !== 504) return false;
+  return (
+    causes.some((c) => c['message'] === 'Too large resource version') ||
+    (typeof body['message'] === 'string' && body['message'].includes('Too large resource version'))
+  );
+}
+
+/** One informer list as client-go's Reflector.list makes it (see the file comment); updates the state. */
+export async function listSynced(
+  kc: KubeConfig,
+  path: string,
+  query: Readonly<Record<string, string | undefined>>,
+  signal: AbortSignal,
+  state: ListState,
+  opts: ListOptions = {},
+): Promise<RawList> {
+  const at = (rv: string): Promise<RawList> =>
+    listRaw(kc, path, { ...query, resourceVersion: rv === '' ? undefined : rv }, signal, {
+      ...opts,
+      // A limit with a resourceVersion other than "" or "0" is an exact read from etcd; without one the watch cache answers.
+      pageSize: rv === '' || rv === '0' || state.paginated ? (opts.pageSize ?? LIST_PAGE_SIZE) : 0,
+    });
+  let rv = relistResourceVersion(state);
+  let list: RawList;
+  try {
+    list = await at(rv);
+  } catch (err) {
+    if (!resourceVersionUnavailable(err)) throw err;
+    state.unavailable = true;
+    rv = relistResourceVersion(state);
+    list = await at(rv);
+  }
+  if (rv === '0' && list.paged) state.paginated = true;
+  state.unavailable = false;
+  if (list.metadata.resourceVersion) state.resourceVersion = list.metadata.resourceVersion;
+  return list;
 }
 
 function parseList(
