@@ -216,6 +216,16 @@ export class FakeApiServer {
     this.changed();
   }
 
+  /** Cuts the connections of the open watch streams (no end chunk: a reset mid-stream), the server still serving. */
+  resetWatches(resource?: Resource): void {
+    for (const w of [...this.watches]) {
+      if (resource && w.resource !== resource) continue;
+      w.destroy();
+      this.watches.delete(w);
+    }
+    this.changed();
+  }
+
   /**
    * The next `verb` request for `resource` is answered with HTTP `code` and a Status body (queued; one per call), with
    * a `Retry-After: <seconds>` header if given (API priority and fairness answers 429 with `Retry-After: 1`).

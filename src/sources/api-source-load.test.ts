@@ -85,6 +85,25 @@ describe('watch lifetimes (client-go Reflector.watch)', () => {
   );
 });
 
+describe('a watch cut mid-stream (client-go StreamWatcher.receive)', () => {
+  it('a connection reset after the response is an end of the watch, made again from its resourceVersion without a list', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec);
+    await h.server.until(() => h.server.watchCount() === WATCHED.length, 'three watches');
+    h.server.create('services', svc('api'));
+    await rec.until(() => rec.log.includes('add Service default/api'), 'api added');
+    const rv = String(h.server.resourceVersion);
+    h.server.resetWatches();
+    await h.server.until(() => h.server.watchCount() === WATCHED.length && WATCHED.every((r) => watches(r).length === 2), 'the re-watches');
+    expect(watches('services')[1]!.query['resourceVersion']).toBe(rv);
+    h.server.update('services', svc('api', { port: 81 }));
+    await rec.until(() => rec.log.includes('update Service default/api'), 'api updated');
+    for (const resource of WATCHED) expect(h.server.requests({ resource, verb: 'list' })).toHaveLength(1);
+    expect(rec.problems).toEqual([]);
+  });
+});
+
 const synced = (rec: ReturnType<typeof recorder>, times = 1) =>
   rec.until(() => (['Service', 'EndpointSlice', 'Node'] as const).every((k) => rec.synced(k) >= times), `every kind synced ${times} times`);
 const lists = (resource: Resource): Record<string, string | number | undefined>[] =>

@@ -1,7 +1,7 @@
 /**
  * One watch stream, as client-node's Watch.watch makes it, over kube-http.ts instead of undici's fetch: the same URL
  * (watch=true and the query; a server's trailing slash dropped, as apiUrl does for every request), the same end (done
- * exactly once: null when the stream ends, the error otherwise; an HTTP status other than 200 is an Error with
+ * exactly once: null when the stream ends or its connection fails, the error otherwise; an HTTP status other than 200 is an Error with
  * statusCode and the status text, before the call returns), one JSON event per line to the callback. Two timers: the
  * response must come within timing.responseMs, and then the stream may go timing.idleMs without a byte; on either
  * expiry the stream is aborted and done gets a TimeoutError (ListWatch watches again at once from its
@@ -76,12 +76,16 @@ export async function httpWatch(
     // The response has come: from here on the timer is an inactivity timeout.
     limitMs = timing.idleMs;
     resetTimer();
-    res.on('error', doneOnce);
-    res.on('close', () => doneOnce(null));
+    // A connection that fails mid-stream (reset, cut, keep-alive probes unanswered) ends the watch as its end does, as
+    // client-go's StreamWatcher.receive ends one on an unexpected EOF, a reset or a timeout: ListWatch watches again
+    // from its resourceVersion, instead of the informer listing everything again.
+    const cut = (): void => doneOnce(timedOut ? new Error('timed out') : null);
+    res.on('error', cut);
+    res.on('close', cut);
     res.on('end', () => doneOnce(null));
     res.on('data', resetTimer);
     const lines = createInterface({ input: res, crlfDelay: Infinity });
-    lines.on('error', doneOnce);
+    lines.on('error', cut);
     lines.on('line', (line) => {
       // Lines of a chunk read after the watch ended (an error, an abort) are not events of it any more.
       if (doneCalled) return;
