@@ -23,7 +23,10 @@
  * is what upstream's change tracker did before the field selector existed.
  * EndpointSlices: `!service.kubernetes.io/headless`. Node: field selector
  * `metadata.name=<nodeName>`. ListWatch does not pass its selectors to the
- * list function, so each list call repeats them.
+ * list function, so each list call repeats them. Each list asks the
+ * resourceVersion client-go's reflector would (kube-list.ts listSynced): the
+ * informer's last one, from its lists, events and bookmarks, is kept across
+ * its restarts, so they are answered from the API server's watch cache.
  *
  * onSynced(kind) is called after each complete, successful list (initial and
  * relists), once its items have been reconciled; never on a failed list
