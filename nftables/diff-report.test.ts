@@ -72,12 +72,40 @@ describe('reportTableDiff', () => {
           {
             kind: 'chain',
             name: 'filter-input',
-            what: 'hook or priority differ',
+            what: 'priority differs',
             lines: ['+ type filter hook input priority 0', '- type filter hook input priority 10'],
           },
         ],
       },
     ]);
+  });
+
+  it('reports a base chain given policy drop from outside, or re-created at another hook and priority (what the damage check, changedBaseChains, notices)', () => {
+    const live: NftTable = {
+      ...desired,
+      chains: desired.chains.map((c) =>
+        c.name === 'filter-forward'
+          ? { ...c, base: { type: 'filter', hook: 'forward', priority: 0, policy: 'drop' } }
+          : c.name === 'nat-prerouting'
+            ? { ...c, base: { type: 'nat', hook: 'input', priority: 10 } }
+            : c,
+      ),
+    };
+    const r = reportTableDiff(render, live);
+    expect(r.identical).toBe(false);
+    expect(formatNftDiff(r, 'IPv4')).toBe(
+      [
+        'IPv4 (table ip kube-proxy): 2 objects differ',
+        `  ${FIXED_GROUP}`,
+        '    chain filter-forward: policy differs',
+        '      + type filter hook forward priority 0',
+        '      - type filter hook forward priority 0 policy drop',
+        '    chain nat-prerouting: hook and priority differ',
+        '      + type nat hook prerouting priority -100',
+        '      - type nat hook input priority 10',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('attributes a missing element to its service and an unknown chain to nobody', () => {

@@ -50,7 +50,16 @@ export interface NftDiffReport {
   readonly groups: readonly DiffGroup[];
 }
 
-const baseText = (b: BaseChainSpec | null): string => (b ? `type ${b.type} hook ${b.hook} priority ${b.priority}` : 'a regular chain');
+const baseText = (b: BaseChainSpec | null): string =>
+  b ? `type ${b.type} hook ${b.hook} priority ${b.priority}${b.policy ? ` policy ${b.policy}` : ''}` : 'a regular chain';
+
+/** "priority differs", "hook and priority differ", "policy differs": what of a base chain the kernel has otherwise than the render. */
+function baseDiffers(d: BaseChainSpec | null, l: BaseChainSpec | null): string {
+  if (d === null || l === null) return d === null ? 'a base chain in the kernel' : 'a regular chain in the kernel';
+  const fields: string[] = (['type', 'hook', 'priority'] as const).filter((k) => d[k] !== l[k]);
+  if ((d.policy ?? 'accept') !== (l.policy ?? 'accept')) fields.push('policy');
+  return fields.length === 1 ? `${fields[0]} differs` : `${fields.slice(0, -1).join(', ')} and ${fields.at(-1)} differ`;
+}
 
 export function reportTableDiff(render: NftRender, live: NftTable | null): NftDiffReport {
   const desired = tableOf(render);
@@ -117,7 +126,7 @@ function chainChange(c: ChainDiff): ObjectChange {
   const parts: string[] = [];
   if (c.missing.length || c.extra.length) parts.push(`${c.missing.length} missing, ${c.extra.length} unexpected rules`);
   else if (c.reordered) parts.push('same rules in a different order');
-  if (c.base) parts.push('hook or priority differ');
+  if (c.base) parts.push(baseDiffers(c.base.desired, c.base.live));
   return { kind: 'chain', name: c.chain, what: parts.join('; '), lines };
 }
 

@@ -15,7 +15,7 @@ export interface ChainDiff {
   readonly extra: readonly string[];
   /** Same rules, other order (order matters in a chain). */
   readonly reordered: boolean;
-  /** Hook or priority differ (null: a regular chain). */
+  /** Type, hook, priority or policy differ (null: a regular chain); a listing's `policy drop` is in `live.policy`. */
   readonly base: { readonly desired: BaseChainSpec | null; readonly live: BaseChainSpec | null } | null;
 }
 

@@ -24,6 +24,11 @@ export interface BaseChainSpec {
   readonly hook: Hook;
   /** Numeric, as knftables writes it (dstnat = -100, filter = 0, srcnat = 100). */
   readonly priority: number;
+  /**
+   * What a packet that runs off the chain's end gets. We never write one (accept); set only when a listing shows
+   * another (`policy drop`, from outside), so a render and a listing of it compare equal.
+   */
+  readonly policy?: 'drop';
 }
 
 export interface NftChain {

@@ -50,6 +50,21 @@ describe('nft -j list table (nft 1.0.6 output)', () => {
     expect(findChain(t, 'nat-prerouting')!.base).toEqual({ type: 'nat', hook: 'prerouting', priority: -100 });
   });
 
+  it("keeps a base chain's policy drop (set from outside), and leaves the accept every base chain lists out, as the render does", () => {
+    const text = listing('ipv4-listing.json').replace(/("name":"filter-forward",[^}]*"policy":)"accept"/, (_, head: string) => `${head}"drop"`);
+    expect(text).not.toBe(listing('ipv4-listing.json'));
+    const t = parseNftJson(text, 'ip')!;
+    expect(findChain(t, 'filter-forward')!.base).toEqual({ type: 'filter', hook: 'forward', priority: 0, policy: 'drop' });
+    expect(findChain(t, 'filter-input')!.base).toEqual({ type: 'filter', hook: 'input', priority: 0 });
+    const d = diffTables(tableOf(renderNftables(shapesSnapshot('IPv4'), shapesOptions('IPv4'))), t);
+    expect(d.chains.map((c) => [c.chain, c.base])).toEqual([
+      [
+        'filter-forward',
+        { desired: { type: 'filter', hook: 'forward', priority: 0 }, live: { type: 'filter', hook: 'forward', priority: 0, policy: 'drop' } },
+      ],
+    ]);
+  });
+
   it('returns null for a listing without the table, and refuses other JSON schemas and non-JSON', () => {
     expect(parseNftJson('{"nftables":[{"metainfo":{"json_schema_version":1}}]}', 'ip')).toBeNull();
     expect(() => parseNftJson('{"nftables":[{"metainfo":{"json_schema_version":2}}]}', 'ip')).toThrow(/schema version 2/);

@@ -70,7 +70,9 @@ function set(o: J, kind: 'set' | 'map'): NftSet {
 
 function base(o: J): BaseChainSpec | null {
   if (typeof o['hook'] !== 'string') return null;
-  return { type: String(o['type']) as ChainType, hook: o['hook'] as Hook, priority: Number(o['prio']) };
+  const spec = { type: String(o['type']) as ChainType, hook: o['hook'] as Hook, priority: Number(o['prio']) };
+  // nft lists `"policy": "accept"` for every base chain; only another one (drop, set from outside) is kept.
+  return o['policy'] === 'drop' ? { ...spec, policy: 'drop' } : spec;
 }
 
 /** A JSON listing's `nftables` array; ListParseError when the text is not such a document. */

@@ -311,6 +311,45 @@ describe('tracer mechanics', () => {
     expect(r.branches.map((b) => b.probability)).toEqual([1]);
   });
 
+  it("honours a live base chain's policy drop (set from outside): forwarded traffic that runs off filter-forward is dropped, the node's own is not", () => {
+    const live = {
+      ...sticky,
+      chains: sticky.chains.map((c) => (c.name === 'filter-forward' ? { ...c, base: { ...c.base!, policy: 'drop' as const } } : c)),
+    };
+    const r = runFlow(live, flow);
+    expect(r.verdict).toBe('DROP');
+    expect(r.endpoints).toEqual([]);
+    expect(r.branches.map((b) => b.end)).toEqual(Array(3).fill('filter-forward: end of the base chain, policy drop'));
+    // From the node itself: output and postrouting, never forward.
+    expect(runFlow(live, { ...flow, sourceIP: NODE }).verdict).toBe('ACCEPT');
+    expect(runFlow(sticky, flow).verdict).toBe('ACCEPT');
+  });
+
+  it('runs the base chains of a hook in the order the kernel does (nf_nat_register_fn: nat chains at the nat core priority, -100 in prerouting), whatever priority the live table lists for a nat chain', () => {
+    const lb = table(
+      [
+        makeService('ns1', 'svc1', {
+          type: 'LoadBalancer',
+          clusterIP: '172.30.0.41',
+          ports: [{ name: 'p80', port: 80, nodePort: 3001 }],
+          ingress: [{ ip: '1.2.3.4' }],
+          loadBalancerSourceRanges: ['203.0.113.0/25'],
+        }),
+      ],
+      [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }])],
+    );
+    const at = (name: string, priority: number) => ({
+      ...lb,
+      chains: lb.chains.map((c) => (c.name === name ? { ...c, base: { ...c.base!, priority } } : c)),
+    });
+    const blocked = { name: 'blocked external to LB', sourceIP: BLOCKED, destIP: '1.2.3.4', destPort: 80, output: 'DROP' };
+    checkFlow(lb, blocked);
+    // nat-prerouting listed at -150 still DNATs after the pre-DNAT filter (-110): the source range still applies.
+    checkFlow(at('nat-prerouting', -150), blocked);
+    // The pre-DNAT filter moved to -90 sees the endpoint, not the VIP: the source range no longer applies.
+    checkFlow(at('filter-prerouting-pre-dnat', -90), { ...blocked, output: '10.180.0.1:80', masq: true });
+  });
+
   it('says when a rule jumps to a chain the table lacks, instead of inventing a path', () => {
     const broken = { ...sticky, chains: sticky.chains.filter((c) => !c.name.startsWith('endpoint-')) };
     const r = traceNft(broken, { src: '10.0.0.2', dst: '172.30.0.41', protocol: 'TCP', dport: 80, origin: 'external' }, { localAddresses: [] });

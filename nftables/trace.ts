@@ -1,7 +1,7 @@
 /**
  * Packet tracer over an nftables table (rendered, or parsed from a live
  * `nft -j list`): follows the first packet of a connection through the base
- * chains of each hook in priority order, with jumps, gotos, returns, verdict
+ * chains of each hook in the order the kernel runs them (priority; nat chains at the nat core's), with jumps, gotos, returns, verdict
  * maps, `numgen` (forking into every endpoint with its probability), affinity
  * sets, `fib ... type local`, marks, DNAT and masquerade, and reports the
  * endpoints reached, masquerading and any drop or reject. Upstream's
@@ -10,10 +10,11 @@
  * Hooks (as netfilter runs them for a new connection):
  *   external: prerouting; destination local -> input, else forward -> postrouting
  *   local:    output -> postrouting (-> input when the destination is local, via loopback)
- * An accept ends one base chain; the next base chain of the hook still runs.
+ * An accept ends one base chain; the next base chain of the hook still runs. A packet that runs off a base
+ * chain's end gets the chain's policy: accept, as we write them, or a `policy drop` set from outside (a live table).
  */
 import type { TraceBranch, TracePacket, TraceResult } from '../proxier/trace-result.ts';
-import type { Hook, NftChain, NftElement, NftTable } from './model.ts';
+import type { BaseChainSpec, Hook, NftChain, NftElement, NftTable } from './model.ts';
 import { parseRule } from './rule-text.ts';
 import type { Rule, Verdict } from './rule-ast.ts';
 import { canonicalAddress, isLocal, type EvalContext, type PacketState } from './trace-eval.ts';
@@ -66,7 +67,8 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
   const maxDepth = options.maxDepth ?? 64;
   const budget = { used: 0 };
 
-  const hookChains = (hook: Hook) => table.chains.filter((c) => c.base?.hook === hook).sort((a, b) => a.base!.priority - b.base!.priority);
+  const hookChains = (hook: Hook) =>
+    table.chains.filter((c) => c.base?.hook === hook).sort((a, b) => runsAt(a.base!) - runsAt(b.base!) || a.base!.priority - b.base!.priority);
 
   /** Runs every base chain of a hook; returns the runs still alive plus finished ones. */
   const runHook = (runs: Run[], hook: Hook): Run[] => {
@@ -98,6 +100,11 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
         }
         const frame = stack[stack.length - 1];
         if (!frame) {
+          // Off the base chain's end (or a return from it): its policy decides; ours is accept, drop is from outside.
+          if (base.base?.policy === 'drop') {
+            run.verdict = 'DROP';
+            run.end = `${base.name}: end of the base chain, policy drop`;
+          }
           done.push(run);
           break;
         }
@@ -111,8 +118,11 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
         if (r === null) continue;
         const step: TraceStep = { chain: frame.chain.name, index: index + 1, rule: text };
         const outcome = applyRule(r, run, step, ctx);
-        for (const fork of outcome.forks)
-          work.push({ run: fork.run, stack: followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run) ?? [] });
+        for (const fork of outcome.forks) {
+          const forked = followVerdict(fork.verdict, [...stack.map((f) => ({ ...f }))], fork.run);
+          if (forked === null) done.push(fork.run);
+          else work.push({ run: fork.run, stack: forked });
+        }
         if (outcome.kind === 'nomatch') continue;
         run.steps.push(step);
         if (outcome.kind === 'continue') continue;
@@ -131,7 +141,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     return done;
   };
 
-  /** Applies jump/goto/return/accept/drop to the stack; null when the base chain is done. */
+  /** Applies jump/goto/return/accept/drop to the stack; null when a verdict ended the base chain. */
   const followVerdict = (v: Verdict, stack: Frame[], run: Run): Frame[] | null => {
     switch (v.k) {
       case 'continue':
@@ -144,7 +154,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
         return null;
       case 'return':
         stack.pop();
-        return stack.length === 0 ? null : stack;
+        return stack; // empty: the base chain's policy applies (above)
       case 'jump':
       case 'goto': {
         const target = chains.get(v.target);
@@ -217,6 +227,19 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     masquerade: masq.size === 0 ? false : masq.size === 1 ? [...masq][0]! : 'mixed',
     warnings,
   };
+}
+
+/**
+ * The nat core's priority per hook (NF_IP_PRI_NAT_DST / NF_IP_PRI_NAT_SRC, the same for IPv6): nf_tables registers a
+ * nat chain with the nat core (nf_nat_register_fn), which runs every nat chain of the hook from its own hook at this
+ * priority, ordered among themselves by theirs. So a nat chain re-created at -150 still runs after a filter chain at
+ * -110 (checked on the kernel: test/cli-nftables.e2e.test.ts); the kernel refuses nat chains at -200 or lower.
+ */
+const NAT_CORE_PRIORITY: Readonly<Record<Hook, number>> = { prerouting: -100, output: -100, input: 100, postrouting: 100, forward: 0 };
+
+/** Where a base chain runs among the hook's base chains. */
+function runsAt(base: BaseChainSpec): number {
+  return base.type === 'nat' ? NAT_CORE_PRIORITY[base.hook] : base.priority;
 }
 
 function accepted(r: Run): string {
