@@ -109,6 +109,111 @@ describe('KubeProxyConfiguration files', () => {
     });
   });
 
+  describe('YAML 1.1 scalars, as upstream reads the file (sigs.k8s.io/yaml YAMLToJSON over its go-yaml v2 fork, goyaml.v2/resolve.go)', () => {
+    const doc = (extra: string) => `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${extra}\n`;
+    const value = (extra: string, flag: string) => parseConfigFile(doc(extra), 'c.yaml').values.get(flag);
+
+    it.each([
+      ['y', true],
+      ['Y', true],
+      ['yes', true],
+      ['Yes', true],
+      ['YES', true],
+      ['on', true],
+      ['On', true],
+      ['ON', true],
+      ['True', true],
+      ['n', false],
+      ['N', false],
+      ['no', false],
+      ['No', false],
+      ['NO', false],
+      ['off', false],
+      ['Off', false],
+      ['OFF', false],
+      ['FALSE', false],
+    ])('reads an unquoted %s as %s: iptables.masqueradeAll, bindAddressHardFail, featureGates', (word, want) => {
+      expect(value(`iptables:\n  masqueradeAll: ${word}`, 'masquerade-all')).toBe(want);
+      expect(value(`bindAddressHardFail: ${word}`, 'bind-address-hard-fail')).toBe(want);
+      expect(value(`featureGates:\n  MultiCIDRServiceAllocator: ${word}`, 'feature-gates')).toEqual({ MultiCIDRServiceAllocator: want });
+    });
+
+    it("keeps quoted words, !!str and spellings outside resolve.go's table strings (a bool field refuses them)", () => {
+      expect(() => parseConfigFile(doc('iptables:\n  masqueradeAll: "yes"'), 'c.yaml')).toThrow(
+        /iptables.masqueradeAll: expected true or false, got string "yes"/,
+      );
+      expect(() => parseConfigFile(doc('iptables:\n  masqueradeAll: !!str on'), 'c.yaml')).toThrow(/got string "on"/);
+      expect(() => parseConfigFile(doc('iptables:\n  masqueradeAll: oN'), 'c.yaml')).toThrow(/got string "oN"/);
+      expect(() => parseConfigFile(doc('iptables:\n  masqueradeAll: yEs'), 'c.yaml')).toThrow(/got string "yEs"/);
+      expect(value('hostnameOverride: "no"', 'hostname-override')).toBe('no');
+    });
+
+    it('refuses `hostnameOverride: no` as upstream does (false decoded into a string field), naming the field and saying to quote it', () => {
+      for (const [extra, field] of [
+        ['hostnameOverride: no', 'hostnameOverride'],
+        ['clusterCIDR: on', 'clusterCIDR'],
+        ['ipvs:\n  scheduler: y', 'ipvs.scheduler'],
+        ['nodePortAddresses: [yes]', 'nodePortAddresses'],
+      ]) {
+        let err: unknown;
+        try {
+          parseConfigFile(doc(extra!), 'c.yaml');
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).field).toBe(field);
+        expect((err as ConfigError).message).toMatch(new RegExp(`^c\\.yaml: ${field!.replace('.', '\\.')}: expected .*, got (boolean|a list).*`));
+        expect((err as ConfigError).message).toContain(
+          'the file is YAML 1.1, as upstream reads it: an unquoted y, yes, on, n, no or off is a boolean; quote it',
+        );
+      }
+    });
+
+    it.each([
+      ['017', 15],
+      ['0o17', 15],
+      ['0O17', 15],
+      ['-0o17', -15],
+      ['0x1F', 31],
+      ['+0x1F', 31],
+      ['-0x1f', -31],
+      ['0b1110', 14],
+      ['1_000', 1000],
+      ['0_17', 15],
+      ['08', 8],
+      ['1e2', 100],
+      ['~', null],
+      ['Null', null],
+      ['NULL', null],
+    ])('reads the integer %s as go-yaml v2 does (strconv.ParseInt base 0 after removing "_"): %s', (text, want) => {
+      if (want === null || want >= 0) expect(value(`conntrack:\n  maxPerCore: ${text}`, 'conntrack-max-per-core')).toBe(want ?? 32768);
+      if (want !== null && want >= -1000 && want <= 1000) expect(value(`oomScoreAdj: ${text}`, 'oom-score-adj')).toBe(want);
+      if (want !== null && want >= 0 && want <= 31) expect(value(`iptables:\n  masqueradeBit: ${text}`, 'iptables-masquerade-bit')).toBe(want);
+    });
+
+    it('keeps sexagesimal 1:30 and NuLL strings (go-yaml v2 dropped base 60), refused by an integer field; a timestamp stays a string', () => {
+      expect(() => parseConfigFile(doc('oomScoreAdj: 1:30'), 'c.yaml')).toThrow(/oomScoreAdj: expected an integer, got string "1:30"/);
+      expect(() => parseConfigFile(doc('conntrack:\n  min: NuLL'), 'c.yaml')).toThrow(/conntrack.min: expected an integer, got string "NuLL"/);
+      expect(value('hostnameOverride: 2001-12-14', 'hostname-override')).toBe('2001-12-14');
+    });
+
+    it('refuses .nan and .inf, which YAMLToJSON cannot write as JSON, naming the field', () => {
+      expect(() => parseConfigFile(doc('clientConnection:\n  qps: .nan'), 'c.yaml')).toThrow(
+        /^c\.yaml: clientConnection\.qps: NaN \(\.nan or \.inf\) has no JSON form/,
+      );
+      expect(() => parseConfigFile(doc('conntrack:\n  maxPerCore: -.Inf'), 'c.yaml')).toThrow(/conntrack\.maxPerCore: -Infinity/);
+    });
+
+    it('takes merge keys (<<), as go-yaml v2 does', () => {
+      const text = doc('base: &b\n  masqueradeAll: yes\niptables:\n  <<: *b\n  masqueradeBit: 0x0F');
+      const parsed = parseConfigFile(text, 'c.yaml');
+      expect(parsed.values.get('masquerade-all')).toBe(true);
+      expect(parsed.values.get('iptables-masquerade-bit')).toBe(15);
+      expect(parsed.unknownFields).toEqual(['base']);
+    });
+  });
+
   it.each([
     ['iptables:\n  masqueradeBit: "14"', /iptables.masqueradeBit: expected an integer, got string "14"/],
     ['iptables:\n  syncPeriod: 30', /iptables.syncPeriod: expected a duration string/],

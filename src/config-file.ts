@@ -13,7 +13,7 @@
  * additionally warns about every other flag given alongside --config). Flags
  * that exist only in kube-proxy-ts (--objects, --iptables-backend) always apply.
  */
-import { loadAll, type LoadOptions } from 'js-yaml';
+import { defineScalarTag, loadAll, mapTag, mergeTag, NOT_RESOLVED, Schema, seqTag, strTag, type LoadOptions } from 'js-yaml';
 import { quantityBytes, type ProxyConfig } from './config.ts';
 import { describeValue, typeProblem, UNMAPPED_FIELDS } from './config-schema.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
@@ -99,6 +99,12 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
   const { doc, duplicateKeys } = loadYaml(text, source);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('', `${source}: expected a KubeProxyConfiguration object`);
   const obj = doc as Record<string, unknown>;
+  const infinite = nonFinite(obj, '');
+  if (infinite)
+    throw new ConfigError(
+      infinite.path,
+      `${source}: ${infinite.path}: ${String(infinite.value)} (.nan or .inf) has no JSON form, and upstream's decoder converts the file to JSON (sigs.k8s.io/yaml YAMLToJSON)`,
+    );
   if (obj['kind'] !== 'KubeProxyConfiguration')
     throw new ConfigError('kind', `${source}: kind must be KubeProxyConfiguration, got ${describeValue(obj['kind'])}`);
   if (obj['apiVersion'] !== CONFIG_API_VERSION)
@@ -141,7 +147,7 @@ export function parseConfigFile(text: string, source: string): ParsedConfigFile 
       return;
     }
     const want = typeProblem(type, value);
-    if (want) throw new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describeValue(value)}`);
+    if (want) throw new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describeValue(value)}${booleanNote(value)}`);
     if (type === 'duration' && typeof value === 'string' && parseGoDurationNs(value) === null) {
       throw new ConfigError(path, `${source}: ${path}: invalid duration "${value}"`);
     }
@@ -185,7 +191,7 @@ function vmoduleFromFile(value: unknown, source: string): string {
         throw new ConfigError(path, `${source}: ${at}: expected {filePattern, verbosity}, got ${describeValue(item)}`);
       const { filePattern = '', verbosity = 0 } = item as Record<string, unknown>;
       if (typeof filePattern !== 'string')
-        throw new ConfigError(path, `${source}: ${at}.filePattern: expected a string, got ${describeValue(filePattern)}`);
+        throw new ConfigError(path, `${source}: ${at}.filePattern: expected a string, got ${describeValue(filePattern)}${booleanNote(filePattern)}`);
       if (typeof verbosity !== 'number' || !Number.isInteger(verbosity) || verbosity < 0 || verbosity > 2 ** 32 - 1)
         throw new ConfigError(path, `${source}: ${at}.verbosity: expected a non-negative integer, got ${describeValue(verbosity)}`);
       if (filePattern === '') throw new ConfigError(path, `${source}: ${at}.filePattern: Required value: File pattern must not be empty`);
@@ -200,11 +206,90 @@ function vmoduleFromFile(value: unknown, source: string): string {
     .join(',');
 }
 
+// YAML 1.1 as upstream reads the file: sigs.k8s.io/yaml YAMLToJSON unmarshals it with its go-yaml v2 fork, whose
+// resolve() (goyaml.v2/resolve.go) types each plain scalar; js-yaml's default, YAML 1.2's core schema, reads `yes` as a
+// string and `017` as 17. Quoted scalars and `!!str` stay strings in both.
+const YAML11_TRUE = ['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'];
+const YAML11_FALSE = ['n', 'N', 'no', 'No', 'NO', 'false', 'False', 'FALSE', 'off', 'Off', 'OFF'];
+const YAML11_NULL = ['', '~', 'null', 'Null', 'NULL'];
+const YAML11_SPECIAL_FLOATS: Readonly<Record<string, number>> = Object.fromEntries([
+  ...['.nan', '.NaN', '.NAN'].map((s) => [s, NaN]),
+  ...['.inf', '.Inf', '.INF', '+.inf', '+.Inf', '+.INF'].map((s) => [s, Infinity]),
+  ...['-.inf', '-.Inf', '-.INF'].map((s) => [s, -Infinity]),
+]);
+const DIGITS_AND_SIGNS = [...'0123456789+-'];
+/** Go's strconv.ParseInt(s, 0, 64) syntax (base prefixes 0x, 0o, 0b in either case; a leading 0 is octal), underscores already removed. */
+const GO_INT = /^[-+]?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)$/;
+/** go-yaml v2's yamlStyleFloat. */
+const GO_YAML_FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
+
+/** A plain scalar as a go-yaml v2 integer (any size; int32 fields check their range later), or NOT_RESOLVED. */
+function yaml11Int(source: string): number | typeof NOT_RESOLVED {
+  const plain = source.replaceAll('_', '');
+  if (!GO_INT.test(plain)) return NOT_RESOLVED;
+  const negative = plain.startsWith('-');
+  const digits = plain.replace(/^[-+]/, '');
+  // BigInt takes 0x/0o/0b itself; Go reads "017" as octal, BigInt as decimal.
+  const magnitude = BigInt(/^0[0-7]+$/.test(digits) ? `0o${digits.slice(1)}` : digits);
+  return Number(negative ? -magnitude : magnitude);
+}
+
+/** A plain scalar as a go-yaml v2 float (not an integer: that tag comes first), or NOT_RESOLVED; out of range is a string, as there. */
+function yaml11Float(source: string): number | typeof NOT_RESOLVED {
+  if (source in YAML11_SPECIAL_FLOATS) return YAML11_SPECIAL_FLOATS[source]!;
+  // A leading '.' goes to ParseFloat as it is; a digit or sign to yamlStyleFloat without underscores.
+  const text = source.startsWith('.') ? source : source.replaceAll('_', '');
+  if (!GO_YAML_FLOAT.test(text)) return NOT_RESOLVED;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : NOT_RESOLVED;
+}
+
+/**
+ * The schema upstream's decoder amounts to: go-yaml v2's plain scalars (bools y/yes/on/n/no/off in three cases, nulls,
+ * Go integer syntax with underscores, floats without sexagesimal), merge keys (`<<`); timestamps stay strings, as
+ * go-yaml v2 gives them to an interface{} (YAMLToJSON's target).
+ */
+export const UPSTREAM_YAML_SCHEMA = new Schema([
+  strTag,
+  seqTag,
+  mapTag,
+  defineScalarTag<null>('tag:yaml.org,2002:null', {
+    implicit: true,
+    implicitFirstChars: ['', '~', 'n', 'N'],
+    resolve: (source) => (YAML11_NULL.includes(source) ? null : NOT_RESOLVED),
+    identify: (v) => v === null,
+    represent: () => 'null',
+  }),
+  defineScalarTag<boolean>('tag:yaml.org,2002:bool', {
+    implicit: true,
+    implicitFirstChars: [...'yYnNtTfFoO'],
+    resolve: (source) => (YAML11_TRUE.includes(source) ? true : YAML11_FALSE.includes(source) ? false : NOT_RESOLVED),
+    identify: (v) => typeof v === 'boolean',
+  }),
+  defineScalarTag<number>('tag:yaml.org,2002:int', {
+    implicit: true,
+    implicitFirstChars: DIGITS_AND_SIGNS,
+    resolve: (source) => yaml11Int(source),
+    identify: (v) => Number.isInteger(v),
+  }),
+  defineScalarTag<number>('tag:yaml.org,2002:float', {
+    implicit: true,
+    implicitFirstChars: [...DIGITS_AND_SIGNS, '.'],
+    // An explicit !!float takes an integer too (go-yaml converts it).
+    resolve: (source, explicit) => {
+      const f = yaml11Float(source);
+      return f === NOT_RESOLVED && explicit ? yaml11Int(source) : f;
+    },
+    identify: (v) => typeof v === 'number',
+  }),
+  mergeTag,
+]);
+
 /**
  * The first YAML document, as upstream's decoder reads a file (sigs.k8s.io/yaml YAMLToJSON, one yaml.Unmarshal): a
  * `---` after it, or further documents, are not read.
  */
-const firstDocument = (text: string, options?: LoadOptions): unknown => loadAll(text, null, options)[0];
+const firstDocument = (text: string, options?: LoadOptions): unknown => loadAll(text, null, { schema: UPSTREAM_YAML_SCHEMA, ...options })[0];
 
 /** js-yaml refuses duplicate keys; upstream's strict decoder too, its lenient one keeps the last. */
 function loadYaml(text: string, source: string): { doc: unknown; duplicateKeys: string[] } {
@@ -234,8 +319,29 @@ export function lenientDecodingWarning(parsed: ParsedConfigFile, source: string)
   return `${source}: strict decoding failed (${problems.join(', ')}); using lenient decoding as upstream does: these fields are ignored`;
 }
 
+/**
+ * Said after a type error when a boolean stands where the field wants something else: in YAML 1.1, which upstream's
+ * decoder reads (sigs.k8s.io/yaml YAMLToJSON), `hostnameOverride: no` is false, and decoding false into a string fails.
+ */
+function booleanNote(value: unknown): string {
+  const bools = Array.isArray(value) ? value.some((x) => typeof x === 'boolean') : typeof value === 'boolean';
+  return bools ? ' (the file is YAML 1.1, as upstream reads it: an unquoted y, yes, on, n, no or off is a boolean; quote it for a string)' : '';
+}
+
+/** The first .nan or .inf in the document, by path: upstream's YAMLToJSON cannot write it as JSON (json.Marshal fails), and refuses the file. */
+function nonFinite(value: unknown, path: string): { path: string; value: number } | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : { path, value };
+  if (value === null || typeof value !== 'object') return null;
+  for (const [k, v] of Object.entries(value)) {
+    const found = nonFinite(v, Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k);
+    if (found) return found;
+  }
+  return null;
+}
+
 function fromFile(spec: FlagSpec, value: unknown, path: string, source: string): FlagValue {
-  const bad = (want: string): ConfigError => new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describeValue(value)}`);
+  const bad = (want: string): ConfigError =>
+    new ConfigError(path, `${source}: ${path}: expected ${want}, got ${describeValue(value)}${booleanNote(value)}`);
   if (value === null || value === undefined) return convertFlagValue(spec, spec.default);
   if (ZERO_MEANS_DEFAULT.has(spec.name) && isZero(spec, value)) return convertFlagValue(spec, spec.default);
   let raw: string;

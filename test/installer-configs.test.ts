@@ -273,6 +273,17 @@ describe('--write-config-to (upstream writeConfigFile)', { timeout: 30_000 }, ()
     expect(again.doc).toEqual(first.doc);
   });
 
+  it('quotes a string that YAML 1.1 would read as another type (0X1F, 0B1), so --config reads it back as written (sigs.k8s.io/yaml YAMLToJSON, go-yaml v2)', async () => {
+    const first = await effective(['--kubeconfig=0X1F', '--cluster-cidr=10.0.0.0/8', '--hostname-override=0b1']);
+    expect(first.code).toBe(0);
+    const text = await readFile(first.file, 'utf8');
+    expect(text).toMatch(/kubeconfig: '0X1F'/);
+    const again = await effective(['--config', first.file]);
+    expect(again.out).not.toContain('error');
+    expect(again.code).toBe(0);
+    expect(again.doc).toEqual(first.doc);
+  });
+
   it('writes --iptables-min-sync-period=0.5ns as 0s (Go truncates to whole nanoseconds) and says a 0 reads back as the default', async () => {
     const r = await effective(['--iptables-min-sync-period=0.5ns']);
     expect(r.code).toBe(0);

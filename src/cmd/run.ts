@@ -13,7 +13,7 @@ import { ensureRouteLocalnet } from '../../iptables/iptables-mode.ts';
 import { Nft } from '../../nftables/nft.ts';
 import { startAgent } from '../agent.ts';
 import type { ProxyConfig } from '../config.ts';
-import { configDocument } from '../config-file.ts';
+import { configDocument, UPSTREAM_YAML_SCHEMA } from '../config-file.ts';
 import { conntrackSettings, setConntrackSysctls } from '../conntrack-sysctls.ts';
 import { loadApiAccess } from '../kubeconfig.ts';
 import { everyIptables, removeModes } from '../mode-switch.ts';
@@ -38,7 +38,8 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
   if (writeTo) {
     const { doc, notes } = configDocument(loaded.values, config);
     for (const note of notes) log.warn(note);
-    await writeFile(writeTo, dump(doc));
+    // Quoted wherever upstream's YAML 1.1 reading (and --config's) would take a string for another type: '0X1F', 'no'.
+    await writeFile(writeTo, dump(doc, { schema: UPSTREAM_YAML_SCHEMA }));
     io.stdout(`wrote the effective configuration to ${writeTo}\n`);
     return 0;
   }
