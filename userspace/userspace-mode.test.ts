@@ -231,6 +231,33 @@ describe('UserspaceMode: a proxy port is never reachable through another service
     expect(portalsTo(fake, 41000)).toEqual(['ns2/db:sql', 'ns2/db:sql']);
   });
 
+  // UDP has no teardown: a client of the deleted service that keeps sending (statsd, syslog) keeps its conntrack entry
+  // REDIRECTed to the old proxy port. That entry is a portal too: a listener taken over by another service must not
+  // open on the port before it is deleted, or that client's datagrams reach the other service's endpoints; and a
+  // refused restore after the reopening must not lose its deletion (the closed listener is not closed again later).
+  for (const refused of [false, true])
+    it(`a UDP service replaced by another on the same proxy port: its conntrack entries are deleted before the new listener opens${refused ? ', even when the restore after it is refused' : ''}`, async () => {
+      const fake = new FakeIptables({ family: 'IPv4' });
+      const deletedAtOpen: string[][] = [];
+      const t = setup({
+        portRange: '41000-41000',
+        fake,
+        onOpen: () => {
+          deletedAtOpen.push(t.conntrack.map((f) => `${f.origDst ?? '*'}:${f.origDstPort}`));
+          if (refused && deletedAtOpen.length === 2) fake.failNext('iptables-restore: line 7 failed');
+        },
+      });
+      const dns = web({ key: 'ns1/dns:dns', name: 'dns', protocol: 'UDP', port: 53, clusterIP: '172.30.0.53' });
+      const sql = web({ key: 'ns2/db:sql', namespace: 'ns2', name: 'db', portName: 'sql', protocol: 'UDP', clusterIP: '172.30.0.20', port: 5432 });
+      const first = snapshotOf([dns]);
+      await t.mode.sync(first, NOT_PERIODIC);
+      const second = t.mode.sync(snapshotOf([sql]), { periodic: false, previous: first });
+      if (refused) await expect(second).rejects.toThrow(/line 7 failed/);
+      else expect((await second).failures).toEqual([]);
+      expect(deletedAtOpen).toEqual([[], ['172.30.0.53:53']]);
+      expect(t.balancer.has('ns1/dns:dns/UDP/53')).toBe(false);
+    });
+
   it('a moved service port keeps its old listener until the portals point at the new one (no refused connections in between)', async () => {
     const fake = new FakeIptables({ family: 'IPv4' });
     const closing: { id: string; portals: string[] }[] = [];
