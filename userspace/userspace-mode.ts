@@ -196,15 +196,17 @@ export class UserspaceMode implements ProxyMode {
     let bytes = await this.applyPortals(snapshot, roles, full, saving, start, log);
     this.firstSync = false;
     const closed = await this.listeners.closeUnwanted(specs);
+    // Before a retry can reopen their ports: a closed UDP listener's conntrack entries send its clients' datagrams to
+    // its port as its portal rules did, and a refused restore below must not lose what only this sync knows closed.
+    for (const id of closed) this.balancer.remove(id);
+    let conntrackDeleted = await this.clearClosedUdpFlows(closed, ctx.previous, failures);
+    conntrackDeleted += await this.clearStaleUdpFlows(stale, snapshot.family, failures);
     if ((closed.length || avoid.size) && opened.failed.size) {
       const again = await this.listeners.openWanted(specs.filter((s) => opened.failed.has(s.id)));
       opened = { opened: [...opened.opened, ...again.opened], failed: again.failed };
       if (again.opened.length) bytes += await this.applyPortals(snapshot, roles, false, null, start, log);
     }
     this.ports = this.listeners.ports;
-    for (const id of closed) this.balancer.remove(id);
-    let conntrackDeleted = await this.clearClosedUdpFlows(closed, ctx.previous, failures);
-    conntrackDeleted += await this.clearStaleUdpFlows(stale, snapshot.family, failures);
     for (const spec of specs) {
       const why = opened.failed.get(spec.id);
       if (why === undefined) continue;
