@@ -330,6 +330,48 @@ describe("the agent's healthCheckNodePort servers and --nodeport-addresses", () 
   );
 });
 
+describe("the agent's healthCheckNodePort servers and --nodeport-addresses on an IPv4-only node that programs both families", () => {
+  // Upstream runs a proxier per family whenever the kernel has both (platformCheckSupported), each with its own
+  // ServiceHealthServer serving that family's services: the IPv6 one, whose --nodeport-addresses selection is every
+  // address (no IPv6 CIDR listed, or "primary" with no IPv6 node IP), has no service to serve on an IPv4-only cluster.
+  it.skipIf(!hasIPv6Loopback())(
+    'an IPv4 service listens where the IPv4 selection says, not everywhere because the IPv6 family (no service of its own) selects every address (newServiceHealthServer per family)',
+    async () => {
+      const { createServer } = await import('node:net');
+      const hc = await new Promise<number>((resolve) => {
+        const srv = createServer().listen(0, () => {
+          const port = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(port));
+        });
+      });
+      const lb = makeService('ns1', 'lb', {
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.31',
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: hc,
+        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
+      });
+      const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
+        endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
+        ports: [{ name: 'p80', port: 8080 }],
+      });
+      const reaches = async (host: string) => (await fetch(`http://${host}:${hc}/`).catch(() => null))?.status ?? 'refused';
+      const { agent: a } = await start('iptables', both(), nodeRunner(), {
+        objects: [lb, eps],
+        serviceHealthHosts: null,
+        extra: [['nodeport-addresses', ['127.0.0.1/32']]],
+      });
+      expect(a.families).toEqual(['IPv4', 'IPv6']);
+      await vi.waitFor(() => expect(a.serviceHealth.ports().get('ns1/lb')).toBe(hc), { timeout: 3000 });
+      // Both families synced (the IPv6 snapshot is among those the hosts are chosen from).
+      await vi.waitFor(() => expect(a.proxier.lastSynced('IPv6')).not.toBeNull(), { timeout: 3000 });
+      // ...and the servers' sync that IPv6 sync queued has run.
+      await (a.serviceHealth as unknown as { queue: Promise<void> }).queue;
+      expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 'refused']);
+    },
+  );
+});
+
 describe('the agent on FakeIptables', () => {
   it('converges both families, syncs an edit partially, repairs an outside flush through the canary, and leaves the rules at stop', async () => {
     const fakes = both();

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ServiceHealthServers } from './service-health.ts';
+import { ServiceHealthServers, serviceHealthHosts } from './service-health.ts';
+import { nodeInfo, portState, servicePort, snapshotOf } from '../../test/domain.ts';
 import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
 
 describe('ServiceHealthServers', () => {
@@ -125,3 +126,22 @@ async function freePort(): Promise<number> {
     });
   });
 }
+
+describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's proxier)", () => {
+  const lb = portState(servicePort({ healthCheckNodePort: 32000 }), []);
+  const lb6 = portState(servicePort({ key: 'ns1/svc6:p80', name: 'svc6', clusterIP: 'fd00:30::41', healthCheckNodePort: 32001 }), []);
+  const node = nodeInfo({ addresses: ['192.168.0.2'], primaryIP: '192.168.0.2' });
+
+  it("nftables' default 'primary' on an IPv4-only node that programs both families: the IPv4 services listen on the node IP", () => {
+    const v4 = snapshotOf([lb], { node });
+    const v6 = snapshotOf([], { family: 'IPv6', node });
+    expect(serviceHealthHosts(['primary'], [v4, v6])).toEqual(['192.168.0.2']);
+  });
+
+  it('a family that selects every address and has services of its own listens on every address (upstream: 0.0.0.0 for that family)', () => {
+    const v4 = snapshotOf([lb], { node });
+    const v6 = snapshotOf([lb6], { family: 'IPv6', node });
+    expect(serviceHealthHosts(['primary'], [v4, v6])).toEqual(['0.0.0.0']);
+    expect(serviceHealthHosts([], [v4, snapshotOf([], { family: 'IPv6', node })])).toEqual(['0.0.0.0']);
+  });
+});
