@@ -51,11 +51,14 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
 /**
  * Where the healthCheckNodePort servers listen (upstream newServiceHealthServer): every address (0.0.0.0, both
  * families) unless --nodeport-addresses restricts each family's NodePorts, then those node addresses
- * (NodePortAddresses.GetNodeIPs), "primary" being the node's primary IP of each family.
+ * (NodePortAddresses.GetNodeIPs), "primary" being the node's primary IP of each family. Only the families with a
+ * healthCheckNodePort service count: upstream's server of a family serves that family's services alone, so the IPv6
+ * one of an IPv4-only node (every address selected: no IPv6 CIDR, or "primary" without an IPv6 node IP) opens nothing.
  */
 export function serviceHealthHosts(nodePortAddresses: readonly string[], snapshots: readonly Snapshot[]): string[] {
   const hosts: string[] = [];
   for (const snap of snapshots) {
+    if (!snap.services.some((s) => s.service.healthCheckNodePort)) continue;
     const addresses = snap.node.addresses;
     const selected = selectNodePortAddresses({
       cidrs: nodePortAddresses,
