@@ -7,7 +7,7 @@
  * rules go at start, metrics and health follow, stop() leaves the rules.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -326,6 +326,43 @@ describe("the agent's healthCheckNodePort servers and --nodeport-addresses", () 
       const { agent: b } = await start('iptables', fakes(), nodeRunner(), { objects: [lb, eps], serviceHealthHosts: null });
       await vi.waitFor(() => expect(b.serviceHealth.ports().get('ns1/lb')).toBe(hc), { timeout: 3000 });
       expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 200]);
+    },
+  );
+});
+
+describe("the agent's healthCheckNodePort servers and a Node address that is not on an interface", () => {
+  // A cloud node's Node object lists addresses no interface has (a NATed ExternalIP); upstream's GetNodeIPs selects
+  // among the interface addresses (net.InterfaceAddrs), so such an address inside --nodeport-addresses is not bound.
+  const local = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
+  it.skipIf(local.includes('192.168.0.2'))(
+    'serves on the selected interface addresses (upstream newServiceHealthServer, GetNodeIPs) instead of failing to bind the Node address and opening nothing',
+    async () => {
+      const { createServer } = await import('node:net');
+      const hc = await new Promise<number>((resolve) => {
+        const srv = createServer().listen(0, () => {
+          const port = (srv.address() as { port: number }).port;
+          srv.close(() => resolve(port));
+        });
+      });
+      const lb = makeService('ns1', 'lb', {
+        type: 'LoadBalancer',
+        clusterIP: '172.30.0.31',
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: hc,
+        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
+      });
+      const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
+        endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
+        ports: [{ name: 'p80', port: 8080 }],
+      });
+      const { agent: a } = await start('iptables', new Map([['IPv4', new FakeIptables({ family: 'IPv4' })]]), nodeRunner(), {
+        objects: [lb, eps],
+        serviceHealthHosts: null,
+        // The Node object's 192.168.0.2 (no interface here has it) and loopback.
+        extra: [['nodeport-addresses', ['192.168.0.0/24', '127.0.0.0/8']]],
+      });
+      await vi.waitFor(() => expect(a.serviceHealth.ports().get('ns1/lb')).toBe(hc), { timeout: 3000 });
+      expect((await fetch(`http://127.0.0.1:${hc}/`)).status).toBe(200);
     },
   );
 });

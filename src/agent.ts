@@ -5,6 +5,7 @@
  * servers. stop() (SIGTERM) shuts everything down and leaves the rules in
  * place, as upstream does.
  */
+import { networkInterfaces } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
@@ -53,8 +54,10 @@ export interface AgentDeps {
   readonly iptablesBackend?: IptablesBackend;
   /** The iptables of each family, instead of the node's binaries (unit tests run the agent on FakeIptables). */
   readonly iptables?: ReadonlyMap<IPFamily, Iptables>;
-  /** Addresses the health-check node port servers listen on (default all). */
+  /** Addresses the health-check node port servers listen on (default: as --nodeport-addresses selects). */
   readonly serviceHealthHosts?: readonly string[];
+  /** This host's interface addresses, which --nodeport-addresses selects the health-check servers' among (default: os.networkInterfaces). */
+  readonly interfaceAddresses?: () => readonly string[];
   /** The nftables mode's nft (FakeNft in unit tests), version and kernel, instead of the node's. */
   readonly nftables?: NftablesNode;
   /** The effective configuration as a KubeProxyConfiguration document, served at /configz. */
@@ -191,7 +194,9 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
       userspaceMetrics,
       health,
       serviceHealth,
-      ...(deps.serviceHealthHosts ? {} : { serviceHealthHosts: (snaps) => serviceHealthHosts(config.nodePortAddresses, snaps) }),
+      ...(deps.serviceHealthHosts
+        ? {}
+        : { serviceHealthHosts: (snaps) => serviceHealthHosts(config.nodePortAddresses, snaps, (deps.interfaceAddresses ?? interfaceAddresses)()) }),
       clock: deps.clock,
       logger: log,
       detectLocalMode: config.detectLocalMode,
@@ -290,4 +295,9 @@ function cacheSyncLog(log: Logger, serviceCIDRs: boolean): { synced(kind: Object
       if (waiting.delete(kind)) log.info({ controller: CONFIG_CONTROLLERS[kind] }, 'Caches are synced');
     },
   };
+}
+
+/** Every address on this host's interfaces (upstream's net.InterfaceAddrs), IPv6 zone ids dropped. */
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
 }

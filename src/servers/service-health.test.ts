@@ -138,6 +138,15 @@ describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's 
     expect(serviceHealthHosts(['primary'], [v4, v6])).toEqual(['192.168.0.2']);
   });
 
+  it("selects among the interface addresses when given (GetNodeIPs' net.InterfaceAddrs): a Node address no interface has is not bound", () => {
+    const cloud = nodeInfo({ addresses: ['10.0.0.5', '203.0.113.7'], primaryIP: '10.0.0.5' });
+    const v4 = snapshotOf([lb], { node: cloud });
+    expect(serviceHealthHosts(['10.0.0.0/8', '203.0.113.0/24'], [v4])).toEqual(['10.0.0.5', '203.0.113.7']);
+    expect(serviceHealthHosts(['10.0.0.0/8', '203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual(['10.0.0.5']);
+    expect(serviceHealthHosts(['primary'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual(['10.0.0.5']);
+    expect(serviceHealthHosts(['203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual([]);
+  });
+
   it('a family that selects every address and has services of its own listens on every address (upstream: 0.0.0.0 for that family)', () => {
     const v4 = snapshotOf([lb], { node });
     const v6 = snapshotOf([lb6], { family: 'IPv6', node });

@@ -50,12 +50,19 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
 
 /**
  * Where the healthCheckNodePort servers listen (upstream newServiceHealthServer): every address (0.0.0.0, both
- * families) unless --nodeport-addresses restricts each family's NodePorts, then those node addresses
- * (NodePortAddresses.GetNodeIPs), "primary" being the node's primary IP of each family. Only the families with a
- * healthCheckNodePort service count: upstream's server of a family serves that family's services alone, so the IPv6
- * one of an IPv4-only node (every address selected: no IPv6 CIDR, or "primary" without an IPv6 node IP) opens nothing.
+ * families) unless --nodeport-addresses restricts each family's NodePorts, then this host's interface addresses inside
+ * it (NodePortAddresses.GetNodeIPs lists the interfaces, net.InterfaceAddrs), "primary" being the node's primary IP of
+ * each family: only an address a socket can bind, so a Node object's address that is not on an interface (a cloud
+ * node's NATed ExternalIP inside the CIDR) cannot make every server of a service fail to open (they open all or none).
+ * Without `interfaceAddresses` the Node object's addresses stand in. Only the families with a healthCheckNodePort
+ * service count: upstream's server of a family serves that family's services alone, so the IPv6 one of an IPv4-only
+ * node (every address selected: no IPv6 CIDR, or "primary" without an IPv6 node IP) opens nothing.
  */
-export function serviceHealthHosts(nodePortAddresses: readonly string[], snapshots: readonly Snapshot[]): string[] {
+export function serviceHealthHosts(
+  nodePortAddresses: readonly string[],
+  snapshots: readonly Snapshot[],
+  interfaceAddresses?: readonly string[],
+): string[] {
   const hosts: string[] = [];
   for (const snap of snapshots) {
     if (!snap.services.some((s) => s.service.healthCheckNodePort)) continue;
@@ -63,7 +70,7 @@ export function serviceHealthHosts(nodePortAddresses: readonly string[], snapsho
     const selected = selectNodePortAddresses({
       cidrs: nodePortAddresses,
       family: snap.family,
-      localAddresses: addresses,
+      localAddresses: interfaceAddresses ?? addresses,
       primaryIP: primaryIPOf(snap.node, snap.family, addresses),
     });
     if (selected.matchAll) return ['0.0.0.0'];
