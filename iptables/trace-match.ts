@@ -3,7 +3,8 @@
  * for the first packet of a connection: addresses and prefixes, interfaces
  * with the `+` wildcard, ports and port ranges, address types against the
  * node's addresses, the packet mark, conntrack state (NEW, plus DNAT once a
- * DNAT happened), `recent` lists (empty unless named in recentHits), and
+ * DNAT happened; UNTRACKED after raw's CT --notrack), the output interface
+ * (from the node's routes, when the tracer has them), `recent` lists (empty unless named in recentHits), and
  * `statistic --mode random`, which makes the trace fork. What the tracer
  * cannot evaluate is assumed to match and reported through `warn`.
  */
@@ -22,15 +23,21 @@ export interface PacketState {
   readonly origin: 'external' | 'local';
   /** Input interface; null for packets generated on the node (or when not given). */
   readonly inInterface: string | null;
+  /** Output interface from the route to dst, in OUTPUT, FORWARD and POSTROUTING; null elsewhere or when unknown. */
+  readonly outInterface: string | null;
   readonly mark: number;
   /** A DNAT (or REDIRECT) happened: conntrack state DNAT. */
   readonly dnatted: boolean;
+  /** raw's CT --notrack (or NOTRACK) hit: conntrack state UNTRACKED, and no nat chain sees the packet. */
+  readonly untracked: boolean;
 }
 
 export interface MatchContext {
   readonly isLocal: (ip: string) => boolean;
   /** `recent` lists that hold the packet's source (affinity already established). */
   readonly recentHits: ReadonlySet<string>;
+  /** The node's routes are known: a packet without an output interface has none (rather than an unknown one). */
+  readonly routed: boolean;
   /** Reports something the tracer had to assume. */
   readonly warn: (message: string) => void;
 }
@@ -119,6 +126,7 @@ function optionTest(module: string, o: RuleOption, pkt: PacketState, ctx: MatchC
       return markMatches(v, 0); // a new connection carries no mark
     case 'conntrack --ctstate':
     case 'state --state':
+      if (pkt.untracked) return v.split(',').includes('UNTRACKED');
       return v.split(',').some((st) => st === 'NEW' || (st === 'DNAT' && pkt.dnatted));
     case 'addrtype --src-type':
       return addrTypeMatches(v, pkt.src, ctx);
@@ -175,6 +183,14 @@ function basicTest(b: RuleOption, pkt: PacketState, ctx: MatchContext): boolean 
       if (pkt.inInterface === null && pkt.origin === 'external')
         ctx.warn(`-i ${v} tested but the packet's input interface is not given; taken as no interface`);
       return interfaceMatches(v, pkt.inInterface);
+    case '-o':
+      if (pkt.outInterface !== null) return interfaceMatches(v, pkt.outInterface);
+      ctx.warn(
+        ctx.routed
+          ? `${b.negated ? '! ' : ''}-o ${v} tested but no route to ${pkt.dst} names a device; assumed to match`
+          : `${b.negated ? '! ' : ''}-o ${v} is not modelled (no routing); assumed to match`,
+      );
+      return null;
     case '-f':
       return false; // the first packet is never a non-first fragment
     default:

@@ -1,7 +1,7 @@
 /**
  * What a matched rule's target does to a traced packet: jumps and gotos
  * (with a depth limit), RETURN, the verdicts, DNAT/REDIRECT rewriting the
- * destination, MASQUERADE/SNAT, and MARK arithmetic. Targets that do not
+ * destination, MASQUERADE/SNAT, MARK arithmetic, and raw's CT --notrack. Targets that do not
  * change the packet's fate (LOG, a rule without target) let it continue.
  */
 import { parseNumber } from './rule-normalize.ts';
@@ -48,6 +48,8 @@ export interface TargetEnv {
   readonly where: string;
   readonly maxDepth: number;
   readonly localAddresses: readonly string[];
+  /** The packet already carries its connection (a locally generated packet back in through lo): CT --notrack is a no-op. */
+  readonly ctAttached: boolean;
   /** Whether `name` is a user chain of the table. */
   readonly isChain: (name: string) => boolean;
   readonly warn: (m: string) => void;
@@ -147,6 +149,15 @@ export function applyTarget(run: Run, words: RuleWords, env: TargetEnv): 'contin
       if (env.hook !== 'POSTROUTING') env.warn(`${env.where}: ${t} outside POSTROUTING`);
       run.masquerade = true;
       return stop(null, t);
+    case 'NOTRACK':
+    case 'CT': {
+      // xt_CT: --notrack on a packet without a connection yet (raw, before conntrack) leaves it untracked; nat never
+      // sees it. Zones, helpers, timeouts do not change the first packet's fate.
+      const notrack = t === 'NOTRACK' || words.targetArgs.some((o) => o.name === '--notrack');
+      if (!notrack) env.warn(`${env.where}: CT without --notrack is not modelled; rule ignored`);
+      else if (!env.ctAttached) run.pkt = { ...run.pkt, untracked: true };
+      return 'continue';
+    }
     case 'MARK': {
       let mark: number | null = run.pkt.mark;
       for (const o of words.targetArgs) mark = mark === null ? null : markAfter(mark, o);

@@ -234,4 +234,112 @@ describe('trace: netfilter semantics', () => {
       warnings: [],
     });
   });
+
+  describe('every table at each hook, in the kernel’s priority order (raw -300, mangle -150, nat -100, filter 0, nat 100)', () => {
+    /** kube-proxy's rules plus another tool's, as iptables-save prints them together. */
+    const withOthers = (others: string): Ruleset => parseSave(`${others}${KUBE_PROXY_RULES}`, 'IPv4');
+
+    it('a pre-DNAT drop in mangle PREROUTING (Calico’s preDNAT policy) drops the NodePort before nat PREROUTING sees it', () => {
+      const r = trace(
+        withOthers(
+          '*mangle\n:cali-PREROUTING - [0:0]\n-A PREROUTING -j cali-PREROUTING\n-A cali-PREROUTING -s 203.0.113.7/32 -p tcp -m tcp --dport 3001 -j DROP\nCOMMIT\n',
+        ),
+        fromOutside(NODE, 3001),
+        OPTS,
+      );
+      expect(summary(r)).toEqual({ endpoints: [], verdict: 'DROP', masquerade: false });
+      expect(r.branches[0]!.end).toBe('mangle cali-PREROUTING rule 1: DROP');
+    });
+
+    it('a mark cleared in mangle FORWARD, between nat PREROUTING and filter FORWARD, loses KUBE-FORWARD’s accept and the masquerade', () => {
+      const others = '*mangle\n-A FORWARD -j MARK --set-xmark 0x0/0xffff\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n';
+      const r = trace(withOthers(others), fromOutside(NODE, 3001), OPTS);
+      expect(summary(r)).toEqual({ endpoints: ['10.180.0.2:80'], verdict: 'DROP', masquerade: false });
+      expect(r.branches[0]!.end).toBe('policy DROP of filter FORWARD');
+      // Set in mangle POSTROUTING (before nat POSTROUTING, 100), the mark is what KUBE-POSTROUTING tests.
+      const set = trace(withOthers('*mangle\n-A POSTROUTING -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n'), fromPod('172.30.0.41', 80), OPTS);
+      expect(set.masquerade).toBe(true);
+    });
+
+    it('raw CT --notrack: no nat chain sees the packet (no DNAT, no masquerade), conntrack state is UNTRACKED', () => {
+      const r = trace(
+        withOthers(
+          '*raw\n-A PREROUTING -s 10.0.0.0/8 -j CT --notrack\nCOMMIT\n*filter\n-A FORWARD -m conntrack --ctstate UNTRACKED -j ACCEPT\nCOMMIT\n',
+        ),
+        fromPod('172.30.0.41', 80),
+        OPTS,
+      );
+      expect(summary(r)).toEqual({ endpoints: [], verdict: 'ACCEPT', masquerade: false });
+      expect(r.branches[0]!.steps.map((s) => `${s.table}/${s.chain}`)).toEqual(['raw/PREROUTING', 'filter/FORWARD']);
+      // The old NOTRACK target too, and from the node in raw OUTPUT: no nat OUTPUT, no REJECT from the NEW-only jump.
+      const local = trace(withOthers('*raw\n-A OUTPUT -j NOTRACK\nCOMMIT\n'), fromNode('172.30.0.43', 80), OPTS);
+      expect(summary(local)).toEqual({ endpoints: [], verdict: 'ACCEPT', masquerade: false });
+    });
+
+    it('a packet from the node to a local endpoint comes back in through lo with its connection: -i lo matches, CT --notrack there is a no-op', () => {
+      const rules = parseSave(
+        '*nat\n-A OUTPUT -d 172.30.0.9/32 -p tcp -j DNAT --to-destination 192.168.0.2:8080\nCOMMIT\n' +
+          '*raw\n-A PREROUTING -i lo -j CT --notrack\nCOMMIT\n' +
+          '*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n',
+        'IPv4',
+      );
+      const r = trace(rules, fromNode('172.30.0.9', 80), OPTS);
+      expect(summary(r)).toEqual({ endpoints: ['192.168.0.2:8080'], verdict: 'ACCEPT', masquerade: false });
+      expect(r.branches[0]!.steps.map((s) => `${s.table}/${s.chain}#${s.index}`)).toEqual(['nat/OUTPUT#1', 'raw/PREROUTING#1', 'filter/INPUT#1']);
+      // From outside, the same endpoint arrives on eth0: the policy drops it.
+      const outside = trace(
+        parseSave(
+          '*nat\n-A PREROUTING -d 172.30.0.9/32 -p tcp -j DNAT --to-destination 192.168.0.2:8080\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n',
+          'IPv4',
+        ),
+        fromOutside('172.30.0.9', 80),
+        OPTS,
+      );
+      expect(outside.verdict).toBe('DROP');
+    });
+  });
+
+  describe('-o with the node’s routes', () => {
+    // dockerd 28's filter FORWARD, ahead of kube-proxy's jumps (dockerd restarted after kube-proxy).
+    const DOCKER = `*filter
+:FORWARD DROP [0:0]
+:DOCKER - [0:0]
+:DOCKER-BRIDGE - [0:0]
+:DOCKER-FORWARD - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-FORWARD
+-A DOCKER ! -i docker0 -o docker0 -j DROP
+-A DOCKER-BRIDGE -o docker0 -j DOCKER
+-A DOCKER-FORWARD -j DOCKER-BRIDGE
+-A DOCKER-FORWARD -i docker0 -j ACCEPT
+-A DOCKER-USER -j RETURN
+COMMIT
+`;
+    const docker = parseSave(DOCKER + KUBE_PROXY_RULES, 'IPv4');
+    const routes = [
+      { dst: '0.0.0.0/0', dev: 'eth0' },
+      { dst: '172.17.0.0/16', dev: 'docker0' },
+      { dst: '10.180.0.0/24', dev: 'cbr0' },
+      { dst: '10.180.0.2', dev: 'veth2' },
+    ];
+
+    it('tests the device of the longest route to the translated destination: a NodePort forwarded to a pod passes Docker’s docker0 rules and KUBE-FORWARD accepts it under FORWARD DROP', () => {
+      const r = trace(docker, fromOutside(NODE, 3001), { ...OPTS, routes });
+      expect(summary(r)).toEqual({ endpoints: ['10.180.0.2:80'], verdict: 'ACCEPT', masquerade: true });
+      expect(r.branches[0]!.steps.map((s) => `${s.table}/${s.chain}#${s.index}`)).toContain('filter/KUBE-FORWARD#2');
+      expect(r.warnings).toEqual([]);
+      // To a container on docker0 the same rules drop it.
+      const toDocker = parseSave(DOCKER + '*nat\n-A PREROUTING -j DNAT --to-destination 172.17.0.2:80\nCOMMIT\n', 'IPv4');
+      expect(trace(toDocker, fromOutside(NODE, 3001), { ...OPTS, routes }).branches[0]!.end).toBe('filter DOCKER rule 1: DROP');
+    });
+
+    it('without routes, assumes -o matches and says so; with routes but none to the address, too', () => {
+      const r = trace(docker, fromOutside(NODE, 3001), OPTS);
+      expect(r.verdict).toBe('DROP');
+      expect(r.warnings).toContain('-o docker0 is not modelled (no routing); assumed to match');
+      const partial = trace(docker, fromOutside(NODE, 3001), { ...OPTS, routes: [{ dst: '172.17.0.0/16', dev: 'docker0' }] });
+      expect(partial.warnings).toContain('-o docker0 tested but no route to 10.180.0.2 names a device; assumed to match');
+    });
+  });
 });

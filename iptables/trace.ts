@@ -5,14 +5,25 @@
  * `statistic --mode random` so that each reachable endpoint is reported
  * with its probability.
  *
- * Path (raw and mangle are not modelled, nor nat INPUT):
- *   external: nat PREROUTING; destination local -> filter INPUT,
- *             else filter FORWARD -> nat POSTROUTING
- *   local:    nat OUTPUT -> filter OUTPUT -> nat POSTROUTING
- *             (-> filter INPUT when the destination is local, via loopback)
+ * Path: every table at each hook, in the kernel's priority order (raw -300,
+ * mangle -150, nat DNAT -100, filter 0, security 50, nat SNAT 100), so that
+ * another tool's raw/mangle rules (a pre-DNAT drop, a mark rewrite, CT
+ * --notrack) act where they do on the node:
+ *   external: PREROUTING (raw, mangle, nat); destination local -> INPUT
+ *             (mangle, filter, security, nat), else FORWARD (mangle, filter,
+ *             security) -> POSTROUTING (mangle, nat)
+ *   local:    OUTPUT (raw, mangle, nat, filter, security) -> POSTROUTING
+ *             (mangle, nat); a local destination then comes back in through
+ *             lo: PREROUTING (raw, mangle) -> INPUT (mangle, filter,
+ *             security); its NAT was settled on the way out (conntrack keeps
+ *             the binding), so nat PREROUTING and INPUT do not run again
+ * An untracked packet (raw's CT --notrack) skips every nat chain. With the
+ * node's routes, `-o` in OUTPUT, FORWARD and POSTROUTING tests the device the
+ * route to the (translated) destination names, lo for a local one.
  * A built-in chain missing from the Ruleset is empty with policy ACCEPT.
  */
 import type { TraceBranch, TracePacket, TraceResult } from '../proxier/trace-result.ts';
+import { routeLookup, type Route, type RouteLookup } from '../proxier/route-table.ts';
 import { endpointString } from '../proxier/types.ts';
 import { parseRuleWords, tokenizeRule, type RuleWords } from './rule-words.ts';
 import type { Ruleset } from './ruleset.ts';
@@ -26,7 +37,12 @@ export interface TraceOptions {
   readonly recentHits?: readonly string[];
   /** Nesting limit for jumps (default 64). */
   readonly maxDepth?: number;
+  /** The node's routes (its main table): what `-o` tests. Without them `-o` is assumed to match, with a warning. */
+  readonly routes?: readonly Route[];
 }
+
+/** Hooks where a packet has an output interface (iptables refuses `-o` elsewhere). */
+const ROUTED_HOOKS = new Set(['OUTPUT', 'FORWARD', 'POSTROUTING']);
 
 const STEP_BUDGET = 1_000_000;
 
@@ -36,13 +52,16 @@ interface Walk {
   readonly ctx: MatchContext;
   readonly localAddresses: readonly string[];
   readonly maxDepth: number;
+  readonly route: RouteLookup | null;
   readonly warn: (m: string) => void;
 }
 
 /** Runs one hook (a built-in chain of one table) for a run; returns the runs after it (forks included). */
-function runHook(w: Walk, start: Run, table: string, hook: string): Run[] {
+function runHook(w: Walk, start: Run, table: string, hook: string, ctAttached: boolean): Run[] {
   const done: Run[] = [];
-  const work: Run[] = [{ ...start, stack: [{ chain: hook, index: 0, base: true }] }];
+  const outInterface = ROUTED_HOOKS.has(hook) ? (w.route?.(start.pkt.dst) ?? null) : null;
+  const pkt = { ...start.pkt, outInterface };
+  const work: Run[] = [{ ...start, pkt, stack: [{ chain: hook, index: 0, base: true }] }];
   while (work.length > 0) {
     const run = work.pop()!;
     for (;;) {
@@ -82,6 +101,7 @@ function runHook(w: Walk, start: Run, table: string, hook: string): Run[] {
         maxDepth: w.maxDepth,
         warn: w.warn,
         localAddresses: w.localAddresses,
+        ctAttached,
         isChain: (name) => {
           const c = w.chains(table, name);
           return c !== null && c.policy === '-';
@@ -118,9 +138,10 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
       }
       return words;
     },
-    ctx: { isLocal, recentHits: new Set(opts.recentHits ?? []), warn },
+    ctx: { isLocal, recentHits: new Set(opts.recentHits ?? []), routed: opts.routes !== undefined, warn },
     localAddresses: opts.localAddresses,
     maxDepth: opts.maxDepth ?? 64,
+    route: opts.routes === undefined ? null : routeLookup(opts.routes, isLocal),
     warn,
   };
   const pkt: PacketState = {
@@ -131,8 +152,10 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
     sport: packet.sport ?? null,
     origin: packet.origin,
     inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
+    outInterface: null,
     mark: packet.mark ?? 0,
     dnatted: false,
+    untracked: false,
   };
   const first: Run = {
     probability: 1,
@@ -146,20 +169,32 @@ export function trace(ruleset: Ruleset, packet: TracePacket, opts: TraceOptions)
     end: '',
     budget: { used: 0 },
   };
-  const hook = (runs: Run[], table: string, chain: string, when: (r: Run) => boolean = () => true): Run[] =>
-    runs.flatMap((r) => (r.verdict !== null || !when(r) ? [r] : runHook(w, { ...r, budget: { used: 0 } }, table, chain)));
+  /** Runs `chain` of each table in turn (the hook's priority order) for the runs still undecided that `when` selects. */
+  const hook = (runs: Run[], chain: string, tables: readonly string[], when: (r: Run) => boolean = () => true, ctAttached = false): Run[] => {
+    for (const table of tables) {
+      runs = runs.flatMap((r) =>
+        r.verdict !== null || !when(r) || (table === 'nat' && r.pkt.untracked)
+          ? [r]
+          : runHook(w, { ...r, budget: { used: 0 } }, table, chain, ctAttached),
+      );
+    }
+    return runs;
+  };
   const toLocal = (r: Run): boolean => isLocal(r.pkt.dst);
+  const forwarded = (r: Run): boolean => !toLocal(r);
   let runs = [first];
   if (packet.origin === 'external') {
-    runs = hook(runs, 'nat', 'PREROUTING');
-    runs = hook(runs, 'filter', 'INPUT', toLocal);
-    runs = hook(runs, 'filter', 'FORWARD', (r) => !toLocal(r));
-    runs = hook(runs, 'nat', 'POSTROUTING', (r) => !toLocal(r));
+    runs = hook(runs, 'PREROUTING', ['raw', 'mangle', 'nat']);
+    runs = hook(runs, 'INPUT', ['mangle', 'filter', 'security', 'nat'], toLocal);
+    runs = hook(runs, 'FORWARD', ['mangle', 'filter', 'security'], forwarded);
+    runs = hook(runs, 'POSTROUTING', ['mangle', 'nat'], forwarded);
   } else {
-    runs = hook(runs, 'nat', 'OUTPUT');
-    runs = hook(runs, 'filter', 'OUTPUT');
-    runs = hook(runs, 'nat', 'POSTROUTING');
-    runs = hook(runs, 'filter', 'INPUT', toLocal);
+    runs = hook(runs, 'OUTPUT', ['raw', 'mangle', 'nat', 'filter', 'security']);
+    runs = hook(runs, 'POSTROUTING', ['mangle', 'nat']);
+    // Back in through lo with its connection (and NAT binding) attached.
+    runs = runs.map((r) => (toLocal(r) ? { ...r, pkt: { ...r.pkt, inInterface: 'lo' } } : r));
+    runs = hook(runs, 'PREROUTING', ['raw', 'mangle'], toLocal, true);
+    runs = hook(runs, 'INPUT', ['mangle', 'filter', 'security'], toLocal, true);
   }
   const branches: TraceBranch<TraceStep>[] = runs.map((r) => ({
     probability: r.probability,

@@ -1,6 +1,7 @@
 /**
  * `kube-proxy-ts trace --src IP --dst IP:PORT[/PROTO]`: runs a packet through
- * the live ruleset of this node (iptables-save), or through the rendered one
+ * the live ruleset of this node (iptables-save, every table, with the node's
+ * routes for `-o` and the input interface), or through the rendered one
  * when --objects is given, and prints which endpoints it can reach (with
  * probabilities), whether it is masqueraded, rejected or dropped, and the
  * rules it matched. The same tracer the test suite uses. With
@@ -19,7 +20,9 @@ import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
 import { usage, warnIfNodeMissing } from './render.ts';
 import { traceNftables } from './trace-nft.ts';
-import { liveLocalAddresses, packetFor, parseDestination } from './trace-packet.ts';
+import { liveLocalAddresses, liveRoutes, packetFor, parseDestination } from './trace-packet.ts';
+import { localAddressTest } from '../../iptables/trace-match.ts';
+import { routeLookup, type Route } from '../../proxier/route-table.ts';
 import { readObjects } from '../sources/read-objects.ts';
 
 export const TRACE_FLAGS: readonly FlagSpec[] = [
@@ -50,6 +53,7 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
 
   let ruleset: Ruleset | undefined;
   let local: string[];
+  let routes: Route[] | undefined;
   if (config.objects) {
     const desired = desiredFromObjects(await readObjects(config.objects), config, {
       randomFully: true,
@@ -63,15 +67,17 @@ export async function traceCommand(argv: readonly string[], io: CommandIO): Prom
     const runner = io.runner ?? createExecaRunner();
     const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
     const ipt = probe.handles.get(src.family);
-    if (ipt) ruleset = parseSave(await ipt.save(['filter', 'nat']), src.family);
+    // Every table: other tools' raw and mangle rules act on the packet before and between kube-proxy's.
+    if (ipt) ruleset = parseSave(await ipt.save(), src.family);
     local = await liveLocalAddresses(runner);
+    routes = await liveRoutes(runner, src.family);
     io.stdout(`Ruleset: live (${probe.backend} backend)\n`);
   }
   if (!ruleset) {
     io.stderr(`error: no ${src.family} ruleset to trace\n`);
     return 1;
   }
-  const packet = packetFor(src.text, dst, extra, local);
-  io.stdout(formatTrace(trace(ruleset, packet, { localAddresses: local }), packet));
+  const packet = packetFor(src.text, dst, extra, local, routes && routeLookup(routes, localAddressTest(local)));
+  io.stdout(formatTrace(trace(ruleset, packet, { localAddresses: local, ...(routes ? { routes } : {}) }), packet));
   return 0;
 }
