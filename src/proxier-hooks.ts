@@ -26,8 +26,8 @@ export interface HookTargets {
   readonly userspaceMetrics: UserspaceMetrics | null;
   readonly health: HealthState;
   readonly serviceHealth: ServiceHealthServers;
-  /** Where the healthCheckNodePort servers listen, given each family's last snapshot (else the servers' default). */
-  readonly serviceHealthHosts?: (snapshots: readonly Snapshot[]) => readonly string[];
+  /** Where each service's healthCheckNodePort server listens, given each family's last snapshot (else the servers' default). */
+  readonly serviceHealthHosts?: (snapshots: readonly Snapshot[]) => ReadonlyMap<string, readonly string[]>;
   readonly clock: Clock;
   readonly logger: Logger;
   /** --detect-local-mode: with NodeCIDR, the agent says when its Node has no podCIDR. */

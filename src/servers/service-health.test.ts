@@ -132,25 +132,34 @@ describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's 
   const lb6 = portState(servicePort({ key: 'ns1/svc6:p80', name: 'svc6', clusterIP: 'fd00:30::41', healthCheckNodePort: 32001 }), []);
   const node = nodeInfo({ addresses: ['192.168.0.2'], primaryIP: '192.168.0.2' });
 
+  const hostsOf = (...args: Parameters<typeof serviceHealthHosts>) => Object.fromEntries(serviceHealthHosts(...args));
+
   it("nftables' default 'primary' on an IPv4-only node that programs both families: the IPv4 services listen on the node IP", () => {
     const v4 = snapshotOf([lb], { node });
     const v6 = snapshotOf([], { family: 'IPv6', node });
-    expect(serviceHealthHosts(['primary'], [v4, v6])).toEqual(['192.168.0.2']);
+    expect(hostsOf(['primary'], [v4, v6])).toEqual({ 'ns1/svc1': ['192.168.0.2'] });
   });
 
   it("selects among the interface addresses when given (GetNodeIPs' net.InterfaceAddrs): a Node address no interface has is not bound", () => {
     const cloud = nodeInfo({ addresses: ['10.0.0.5', '203.0.113.7'], primaryIP: '10.0.0.5' });
     const v4 = snapshotOf([lb], { node: cloud });
-    expect(serviceHealthHosts(['10.0.0.0/8', '203.0.113.0/24'], [v4])).toEqual(['10.0.0.5', '203.0.113.7']);
-    expect(serviceHealthHosts(['10.0.0.0/8', '203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual(['10.0.0.5']);
-    expect(serviceHealthHosts(['primary'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual(['10.0.0.5']);
-    expect(serviceHealthHosts(['203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual([]);
+    expect(hostsOf(['10.0.0.0/8', '203.0.113.0/24'], [v4])).toEqual({ 'ns1/svc1': ['10.0.0.5', '203.0.113.7'] });
+    expect(hostsOf(['10.0.0.0/8', '203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual({ 'ns1/svc1': ['10.0.0.5'] });
+    expect(hostsOf(['primary'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual({ 'ns1/svc1': ['10.0.0.5'] });
+    expect(hostsOf(['203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual({ 'ns1/svc1': [] });
   });
 
-  it('a family that selects every address and has services of its own listens on every address (upstream: 0.0.0.0 for that family)', () => {
+  it("a family that selects every address widens its own services only (upstream: that family's server on 0.0.0.0)", () => {
     const v4 = snapshotOf([lb], { node });
     const v6 = snapshotOf([lb6], { family: 'IPv6', node });
-    expect(serviceHealthHosts(['primary'], [v4, v6])).toEqual(['0.0.0.0']);
-    expect(serviceHealthHosts([], [v4, snapshotOf([], { family: 'IPv6', node })])).toEqual(['0.0.0.0']);
+    expect(hostsOf(['primary'], [v4, v6])).toEqual({ 'ns1/svc1': ['192.168.0.2'], 'ns1/svc6': ['0.0.0.0'] });
+    expect(hostsOf([], [v4, snapshotOf([], { family: 'IPv6', node })])).toEqual({ 'ns1/svc1': ['0.0.0.0'] });
+    // A dual-stack service: where either family serves it.
+    const dual = snapshotOf([portState(servicePort({ clusterIP: 'fd00:30::40', healthCheckNodePort: 32000 }), [])], {
+      family: 'IPv6',
+      node,
+    });
+    expect(hostsOf(['192.168.0.0/24', 'fd00::/8'], [v4, dual], ['192.168.0.2', 'fd00::2'])).toEqual({ 'ns1/svc1': ['192.168.0.2', 'fd00::2'] });
+    expect(hostsOf(['primary'], [v4, dual])).toEqual({ 'ns1/svc1': ['0.0.0.0'] });
   });
 });

@@ -49,23 +49,25 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
 }
 
 /**
- * Where the healthCheckNodePort servers listen (upstream newServiceHealthServer): every address (0.0.0.0, both
- * families) unless --nodeport-addresses restricts each family's NodePorts, then this host's interface addresses inside
- * it (NodePortAddresses.GetNodeIPs lists the interfaces, net.InterfaceAddrs), "primary" being the node's primary IP of
- * each family: only an address a socket can bind, so a Node object's address that is not on an interface (a cloud
- * node's NATed ExternalIP inside the CIDR) cannot make every server of a service fail to open (they open all or none).
- * Without `interfaceAddresses` the Node object's addresses stand in. Only the families with a healthCheckNodePort
- * service count: upstream's server of a family serves that family's services alone, so the IPv6 one of an IPv4-only
- * node (every address selected: no IPv6 CIDR, or "primary" without an IPv6 node IP) opens nothing.
+ * Where each service's healthCheckNodePort server listens (upstream newServiceHealthServer, one per family's proxier,
+ * serving that family's services): every address (0.0.0.0, both families) unless --nodeport-addresses restricts the
+ * family's NodePorts, then this host's interface addresses inside it (NodePortAddresses.GetNodeIPs lists the
+ * interfaces, net.InterfaceAddrs), "primary" being the node's primary IP of the family: only an address a socket can
+ * bind, so a Node object's address that is not on an interface (a cloud node's NATed ExternalIP inside the CIDR) cannot
+ * make every server of a service fail to open (they open all or none). Without `interfaceAddresses` the Node object's
+ * addresses stand in. A service is served where the families it has select (a dual-stack one: both selections, every
+ * address when either selects all), so a family that selects every address (the IPv6 one of an IPv4-only node: no IPv6
+ * CIDR, or "primary" without an IPv6 node IP) widens only its own services. Keyed as healthTargets.
  */
 export function serviceHealthHosts(
   nodePortAddresses: readonly string[],
   snapshots: readonly Snapshot[],
   interfaceAddresses?: readonly string[],
-): string[] {
-  const hosts: string[] = [];
+): Map<string, string[]> {
+  const out = new Map<string, string[]>();
   for (const snap of snapshots) {
-    if (!snap.services.some((s) => s.service.healthCheckNodePort)) continue;
+    const keys = new Set(snap.services.filter((s) => s.service.healthCheckNodePort).map((s) => `${s.service.namespace}/${s.service.name}`));
+    if (keys.size === 0) continue;
     const addresses = snap.node.addresses;
     const selected = selectNodePortAddresses({
       cidrs: nodePortAddresses,
@@ -73,10 +75,14 @@ export function serviceHealthHosts(
       localAddresses: interfaceAddresses ?? addresses,
       primaryIP: primaryIPOf(snap.node, snap.family, addresses),
     });
-    if (selected.matchAll) return ['0.0.0.0'];
-    for (const ip of selected.ips) if (!hosts.includes(ip)) hosts.push(ip);
+    for (const key of keys) {
+      const hosts = out.get(key) ?? [];
+      if (hosts[0] === '0.0.0.0') continue;
+      if (selected.matchAll) out.set(key, ['0.0.0.0']);
+      else out.set(key, [...hosts, ...selected.ips.filter((ip) => !hosts.includes(ip))]);
+    }
   }
-  return hosts;
+  return out;
 }
 
 /** hcHandler's body, tab-indented as upstream writes it (a health check matching the response text sees the same). */
@@ -113,17 +119,23 @@ export class ServiceHealthServers {
    * updates counts. Calls run one after another (each family's sync calls it, unawaited), so two never open the same
    * port at once.
    */
-  sync(targets: ReadonlyMap<string, ServiceHealthTarget>, hosts: readonly string[] = this.o.hosts): Promise<void> {
+  sync(targets: ReadonlyMap<string, ServiceHealthTarget>, hosts?: ReadonlyMap<string, readonly string[]> | readonly string[]): Promise<void> {
     const run = this.queue.then(() => this.apply(targets, hosts));
     this.queue = run.catch(() => {});
     return run;
   }
 
-  private async apply(targets: ReadonlyMap<string, ServiceHealthTarget>, hosts: readonly string[]): Promise<void> {
-    const sameHosts = (e: Entry): boolean => e.hosts.length === hosts.length && e.hosts.every((h, i) => h === hosts[i]);
+  private async apply(
+    targets: ReadonlyMap<string, ServiceHealthTarget>,
+    given: ReadonlyMap<string, readonly string[]> | readonly string[] | undefined,
+  ): Promise<void> {
+    // Per service (serviceHealthHosts), one list for all, or the options' default.
+    const hostsOf = (key: string): readonly string[] =>
+      given === undefined ? this.o.hosts : Array.isArray(given) ? given : ((given as ReadonlyMap<string, readonly string[]>).get(key) ?? []);
+    const sameHosts = (e: Entry, hosts: readonly string[]): boolean => e.hosts.length === hosts.length && e.hosts.every((h, i) => h === hosts[i]);
     for (const [key, e] of this.entries) {
       const t = targets.get(key);
-      if (!t || t.port !== e.target.port || !sameHosts(e)) {
+      if (!t || t.port !== e.target.port || !sameHosts(e, hostsOf(key))) {
         await Promise.all(e.servers.map((s) => s.close()));
         this.entries.delete(key);
       }
@@ -134,6 +146,7 @@ export class ServiceHealthServers {
         existing.target = target;
         continue;
       }
+      const hosts = hostsOf(key);
       const entry: Entry = { target, hosts, servers: [] };
       try {
         for (const host of hosts) entry.servers.push(await listen(host, target.port, (_req, res) => this.answer(entry.target, res)));
