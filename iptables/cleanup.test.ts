@@ -68,7 +68,7 @@ const PORTMAP_NODE = `*nat
 COMMIT
 `;
 
-describe("cleanupRestoreText: a kube-proxy chain another tool's rules jump to (upstream CleanupLeftovers cannot delete it: its restore fails on the busy chain)", () => {
+describe("cleanupRestoreText: a kube-proxy chain another tool's rules jump to (upstream CleanupLeftovers leaves it: most releases never remove KUBE-MARK-MASQ, the others fail on the busy chain)", () => {
   it("keeps KUBE-MARK-MASQ, rule and all, for portmap's hostPort chains, and removes every other chain and the built-in jumps", () => {
     const text = cleanupRestoreText(parseSave(PORTMAP_NODE, 'IPv4'))!;
     expect(text.split('\n').filter((l) => /KUBE-MARK-MASQ|CNI-/.test(l) && !l.startsWith('-A KUBE-SEP-'))).toEqual([]);

@@ -24,7 +24,8 @@ export interface CleanupSelection {
  * other chains that jump to them; null when there is nothing. A selected chain that another tool's chain jumps to stays,
  * with its rules and what it jumps to: that rule is the other tool's (the CNI portmap plugin's
  * `externalSetMarkChain: KUBE-MARK-MASQ` marks hostPort hairpin traffic through it), and upstream's CleanupLeftovers
- * cannot delete such a chain either (its restore fails on the busy chain). Only its jumps from the built-in chains go.
+ * leaves it too: most releases do not remove KUBE-MARK-MASQ at all, and the releases that do fail their nat
+ * restore on the busy chain. Only its jumps from the built-in chains go.
  */
 export function cleanupRestoreText(live: Ruleset, sel: CleanupSelection = {}): string | null {
   return planCleanup(live, sel).text;
