@@ -37,6 +37,7 @@ import { realClock } from './system/clock.ts';
 import { topCommand } from './cmd/top.ts';
 import { logLines } from '../test/log-lines.ts';
 import { hasIPv6Loopback } from '../test/ipv6-loopback.ts';
+import { freePort } from '../test/free-port.ts';
 
 /** Answers what the agent runs besides iptables (version, sysctls, conntrack) and records every command. */
 function nodeRunner(): CommandRunner & { commands: string[] } {
@@ -246,14 +247,6 @@ describe("the agent's nfacct counters in iptables mode (upstream newCTStateInval
 
 describe("the agent's healthCheckNodePort servers on a dual-stack node", () => {
   it("serves an IPv6-only externalTrafficPolicy: Local service too (upstream: each family's proxier has its ServiceHealthServer), and counts a dual-stack service's pod once", async () => {
-    const { createServer } = await import('node:net');
-    const freePort = () =>
-      new Promise<number>((resolve) => {
-        const srv = createServer().listen(0, '127.0.0.1', () => {
-          const port = (srv.address() as { port: number }).port;
-          srv.close(() => resolve(port));
-        });
-      });
     const [hc, hcDual] = [await freePort(), await freePort()];
     const lb = (name: string, clusterIPs: string[], healthCheckNodePort: number, nodePort: number) =>
       makeService('ns1', name, {
@@ -290,28 +283,31 @@ describe("the agent's healthCheckNodePort servers on a dual-stack node", () => {
   });
 });
 
+/**
+ * An externalTrafficPolicy: Local load balancer with one endpoint on this node, its healthCheckNodePort a port free
+ * on this host right now.
+ */
+async function localLoadBalancer() {
+  const hc = await freePort();
+  const lb = makeService('ns1', 'lb', {
+    type: 'LoadBalancer',
+    clusterIP: '172.30.0.31',
+    externalTrafficPolicy: 'Local',
+    healthCheckNodePort: hc,
+    ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
+  });
+  const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
+    endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
+    ports: [{ name: 'p80', port: 8080 }],
+  });
+  return { hc, lb, eps };
+}
+
 describe("the agent's healthCheckNodePort servers and --nodeport-addresses", () => {
   it.skipIf(!hasIPv6Loopback())(
     "listen only on the node addresses --nodeport-addresses selects, as upstream's newServiceHealthServer (GetNodeIPs), and everywhere without it",
     async () => {
-      const { createServer } = await import('node:net');
-      const hc = await new Promise<number>((resolve) => {
-        const srv = createServer().listen(0, () => {
-          const port = (srv.address() as { port: number }).port;
-          srv.close(() => resolve(port));
-        });
-      });
-      const lb = makeService('ns1', 'lb', {
-        type: 'LoadBalancer',
-        clusterIP: '172.30.0.31',
-        externalTrafficPolicy: 'Local',
-        healthCheckNodePort: hc,
-        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
-      });
-      const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
-        endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
-        ports: [{ name: 'p80', port: 8080 }],
-      });
+      const { hc, lb, eps } = await localLoadBalancer();
       const reaches = async (host: string) => (await fetch(`http://${host}:${hc}/`).catch(() => null))?.status ?? 'refused';
       const fakes = () => new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
       const { agent: a } = await start('iptables', fakes(), nodeRunner(), {
@@ -337,24 +333,7 @@ describe("the agent's healthCheckNodePort servers and a Node address that is not
   it.skipIf(local.includes('192.168.0.2'))(
     'serves on the selected interface addresses (upstream newServiceHealthServer, GetNodeIPs) instead of failing to bind the Node address and opening nothing',
     async () => {
-      const { createServer } = await import('node:net');
-      const hc = await new Promise<number>((resolve) => {
-        const srv = createServer().listen(0, () => {
-          const port = (srv.address() as { port: number }).port;
-          srv.close(() => resolve(port));
-        });
-      });
-      const lb = makeService('ns1', 'lb', {
-        type: 'LoadBalancer',
-        clusterIP: '172.30.0.31',
-        externalTrafficPolicy: 'Local',
-        healthCheckNodePort: hc,
-        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
-      });
-      const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
-        endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
-        ports: [{ name: 'p80', port: 8080 }],
-      });
+      const { hc, lb, eps } = await localLoadBalancer();
       const { agent: a } = await start('iptables', new Map([['IPv4', new FakeIptables({ family: 'IPv4' })]]), nodeRunner(), {
         objects: [lb, eps],
         serviceHealthHosts: null,
@@ -374,24 +353,7 @@ describe("the agent's healthCheckNodePort servers and --nodeport-addresses on an
   it.skipIf(!hasIPv6Loopback())(
     'an IPv4 service listens where the IPv4 selection says, not everywhere because the IPv6 family (no service of its own) selects every address (newServiceHealthServer per family)',
     async () => {
-      const { createServer } = await import('node:net');
-      const hc = await new Promise<number>((resolve) => {
-        const srv = createServer().listen(0, () => {
-          const port = (srv.address() as { port: number }).port;
-          srv.close(() => resolve(port));
-        });
-      });
-      const lb = makeService('ns1', 'lb', {
-        type: 'LoadBalancer',
-        clusterIP: '172.30.0.31',
-        externalTrafficPolicy: 'Local',
-        healthCheckNodePort: hc,
-        ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: 30093 }],
-      });
-      const eps = makeEndpointSlice('ns1', 'lb', 'lb-s1', {
-        endpoints: [{ ip: '10.244.1.8', nodeName: 'node-1' }],
-        ports: [{ name: 'p80', port: 8080 }],
-      });
+      const { hc, lb, eps } = await localLoadBalancer();
       const reaches = async (host: string) => (await fetch(`http://${host}:${hc}/`).catch(() => null))?.status ?? 'refused';
       const { agent: a } = await start('iptables', both(), nodeRunner(), {
         objects: [lb, eps],

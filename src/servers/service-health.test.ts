@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ServiceHealthServers, serviceHealthHosts } from './service-health.ts';
 import { nodeInfo, portState, servicePort, snapshotOf } from '../../test/domain.ts';
 import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
+import { freePort } from '../../test/free-port.ts';
 
 describe('ServiceHealthServers', () => {
   let s: ServiceHealthServers | null = null;
@@ -115,17 +116,6 @@ describe('ServiceHealthServers', () => {
     }
   });
 });
-
-/** A TCP port free on both families just now (upstream uses the service's healthCheckNodePort; a test cannot). */
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's proxier)", () => {
   const lb = portState(servicePort({ healthCheckNodePort: 32000 }), []);
