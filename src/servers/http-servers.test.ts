@@ -1,9 +1,26 @@
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HealthState } from './health-state.ts';
 import { healthHandler, listen, metricsHandler, rootHealth, type RunningServer } from './http-servers.ts';
 import { createMetrics } from './metrics.ts';
 import type { NodeInfo } from '../../proxier/types.ts';
 import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
+
+/** A GET through node:http, which (unlike fetch) neither asks for nor undoes a content encoding. */
+function rawGet(
+  url: string,
+  headers: Record<string, string | string[]> = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
 
 const node: NodeInfo = {
   name: 'n',
@@ -144,6 +161,39 @@ describe('health and metrics servers', () => {
     expect(await (await fetch(s.url + '/proxyMode')).text()).toBe('iptables');
     expect(await (await fetch(s.url + '/healthz')).text()).toBe('ok');
     expect((await fetch(s.url + '/configz')).status).toBe(404);
+  });
+
+  it("compresses /metrics and /metrics/slis as promhttp.HandlerFor does (negotiateEncodingWriter over gddo's NegotiateContentEncoding, offers identity then gzip), and sends legacyregistry.Handler's Process-Start-Time-Unix on /metrics", async () => {
+    const metrics = createMetrics(undefined, { processMetrics: false });
+    metrics.syncProxyRulesLatency.observe({ ip_family: 'IPv4' }, 0.02);
+    const s = await listen('127.0.0.1', 0, metricsHandler(metrics, 'iptables'));
+    servers.push(s);
+    await (await fetch(s.url + '/healthz')).text(); // one SLI sample
+    const sample = 'kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1';
+    // Prometheus asks for gzip on every scrape ("Accept-Encoding: gzip").
+    const gz = await rawGet(s.url + '/metrics', { 'Accept-Encoding': 'gzip' });
+    expect([gz.status, gz.headers['content-encoding'], gz.headers['content-type']]).toEqual([
+      200,
+      'gzip',
+      'text/plain; version=0.0.4; charset=utf-8',
+    ]);
+    expect(gunzipSync(gz.body).toString()).toContain(sample);
+    // The process's start, in whole seconds (time.Time.Unix), on /metrics only (SLIMetricsWithReset passes no start).
+    expect(gz.headers['process-start-time-unix']).toBe(String(Math.floor(performance.timeOrigin / 1000)));
+    const slis = await rawGet(s.url + '/metrics/slis', { 'Accept-Encoding': 'gzip' });
+    expect([slis.headers['content-encoding'], slis.headers['process-start-time-unix']]).toEqual(['gzip', undefined]);
+    expect(gunzipSync(slis.body).toString()).toContain('kubernetes_healthcheck{name="ping",type="healthz"} 1');
+    // Identity when not asked, when identity ranks as high (the first offer wins a tie), when gzip is refused (q=0:
+    // no encoding is acceptable, and promhttp then writes identity), for offers it does not make, and for a value
+    // with a parameter other than q (the parser gives up on that header line).
+    for (const ae of [undefined, 'gzip, identity', '*', 'gzip;q=0', 'br', 'gzip;level=9']) {
+      const r = await rawGet(s.url + '/metrics', ae === undefined ? {} : { 'Accept-Encoding': ae });
+      expect([ae, r.headers['content-encoding']]).toEqual([ae, undefined]);
+      expect(r.body.toString()).toContain(sample);
+    }
+    // gzip outranking identity, or the only offer of several, or on a second header line.
+    for (const ae of ['identity;q=0.5, gzip', 'deflate, gzip;q=0.8', ['br;x=1', 'gzip']])
+      expect((await rawGet(s.url + '/metrics', { 'Accept-Encoding': ae })).headers['content-encoding']).toBe('gzip');
   });
 
   it("serves /configz as upstream's configz handler: the configuration under the group's name", async () => {

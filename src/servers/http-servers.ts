@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type { HealthState } from './health-state.ts';
 import { healthBody, servesOK } from './health-state.ts';
 import type { Metrics } from './metrics.ts';
+import { PROCESS_START_UNIX, serveRegistry } from './promhttp.ts';
 import { goQuote } from '../log.ts';
 
 export interface RunningServer {
@@ -108,7 +109,7 @@ export function rootHealth(
 }
 
 /**
- * The metrics server, as upstream's serveMetrics builds it: /metrics; /healthz with component-base's ping check
+ * The metrics server, as upstream's serveMetrics builds it: /metrics (legacyregistry.Handler: promhttp.ts); /healthz with component-base's ping check
  * (and /healthz/ping, ?verbose, ?exclude); /metrics/slis, the SLI metrics those checks record (DELETE resets them:
  * SLIMetricsWithReset); /proxyMode; and /configz, which upstream installs there (component-base configz):
  * `{"kubeproxy.config.k8s.io": <the configuration the agent runs with>}` (here as --write-config-to writes it,
@@ -128,11 +129,6 @@ export function metricsHandler(
   const configzBody = configz ? JSON.stringify({ 'kubeproxy.config.k8s.io': configz }) : null;
   const checks = [PING_CHECK];
   const observe = (check: string, ok: boolean): void => metrics.slis.observeHealthcheck(check, 'healthz', ok);
-  const serve = (res: ServerResponse, registry: Metrics['registry']): void =>
-    void registry.metrics().then(
-      (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500).end(String(err)),
-    );
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -140,12 +136,12 @@ export function metricsHandler(
     if (debug?.(req, res)) return;
     let single: HealthCheck | undefined;
     if (path === '/metrics') {
-      serve(res, metrics.registry);
+      serveRegistry(req, res, metrics.registry, { processStartUnix: PROCESS_START_UNIX });
     } else if (path === '/metrics/slis') {
       if (req.method === 'DELETE') {
         metrics.slis.registry.resetMetrics();
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('metrics reset\n');
-      } else serve(res, metrics.slis.registry);
+      } else serveRegistry(req, res, metrics.slis.registry);
     } else if (path === '/healthz') {
       const r = rootHealth('healthz', checks, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), observe);
       res.writeHead(r.code, TEXT).end(r.body);
