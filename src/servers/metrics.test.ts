@@ -31,6 +31,16 @@ describe('rest_client metrics', () => {
   });
 });
 
+describe("upstream's kube-proxy histograms (pkg/proxy/metrics)", () => {
+  it('NetworkProgrammingLatency: the buckets of metrics.MergeBuckets, which starts its result with a 0 bucket', async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false });
+    m.networkProgrammingLatency.zero({ ip_family: 'IPv4' });
+    const les = [...(await m.registry.metrics()).matchAll(/^kubeproxy_network_programming_duration_seconds_bucket\{le="([^"]+)"/gm)].map((x) => x[1]);
+    const range = (from: number, step: number, n: number) => Array.from({ length: n }, (_, i) => String(from + i * step));
+    expect(les).toEqual(['0', '0.25', '0.5', ...range(1, 1, 59), ...range(60, 5, 12), ...range(120, 30, 7), '+Inf']);
+  });
+});
+
 describe('the kubernetes-mixin proxy dashboard', () => {
   it('reads the metric names and filter labels of every panel', () => {
     const names = new Set(KUBE_PROXY_DASHBOARD.flatMap((q) => metricNames(q.expr)));

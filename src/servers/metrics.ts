@@ -7,9 +7,12 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
 
-/** 0.25, 0.5, 1..59 (1 s), 60..115 (5 s), 120..300 (30 s): upstream's network programming buckets. */
+/**
+ * Upstream's network programming buckets: metrics.MergeBuckets of 0.25, 0.5, 1..59 (1 s), 60..115 (5 s) and
+ * 120..300 (30 s), and MergeBuckets starts its result with a 0 (`make([]float64, 1)`), so upstream has an le="0" bucket.
+ */
 export function networkProgrammingBuckets(): number[] {
-  const b = [0.25, 0.5];
+  const b = [0, 0.25, 0.5];
   for (let i = 1; i < 60; i++) b.push(i);
   for (let i = 60; i < 120; i += 5) b.push(i);
   for (let i = 120; i <= 300; i += 30) b.push(i);
