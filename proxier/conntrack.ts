@@ -30,6 +30,8 @@ export interface Conntrack {
 export interface ReconcileResult {
   /** Whether the entries were looked at (the sync changed a UDP service port, or was the first). */
   readonly ran: boolean;
+  /** Whether they could be listed (upstream's CleanStaleEntries records its metrics only then). */
+  readonly listed: boolean;
   readonly deleted: number;
   /** The deletions made, with their reasons (for logs). */
   readonly filters: readonly ConntrackFilter[];
@@ -41,22 +43,23 @@ export interface ReconcileResult {
  * entries, delete the stale ones. Never throws; what failed is in `errors`.
  */
 export async function reconcileConntrack(conntrack: Conntrack, prev: Snapshot | null, next: Snapshot): Promise<ReconcileResult> {
-  if (!conntrackReconcileNeeded(prev, next)) return { ran: false, deleted: 0, filters: [], errors: [] };
+  if (!conntrackReconcileNeeded(prev, next)) return { ran: false, listed: false, deleted: 0, filters: [], errors: [] };
   let entries: ConntrackEntry[];
   try {
     entries = await conntrack.listEntries(next.family);
   } catch (err) {
-    return { ran: true, deleted: 0, filters: [], errors: [(err as Error).message] };
+    return { ran: true, listed: false, deleted: 0, filters: [], errors: [(err as Error).message] };
   }
   const filters = staleConntrackFilters(entries, next);
-  if (filters.length === 0) return { ran: true, deleted: 0, filters, errors: [] };
+  if (filters.length === 0) return { ran: true, listed: true, deleted: 0, filters, errors: [] };
   const { deleted, errors } = await conntrack.deleteEntries(filters);
-  return { ran: true, deleted, filters, errors };
+  return { ran: true, listed: true, deleted, filters, errors };
 }
 
 /**
  * The iptables and nftables modes' step after a successful sync: the reconciler, its failures logged and added to
- * `failures` (stage conntrack), and the report's conntrack fields (the duration only when it ran).
+ * `failures` (stage conntrack), and the report's conntrack fields (the duration only when it ran and could list the
+ * entries: the metrics then record its duration and its deletions, none included, as upstream's).
  */
 export async function reconcileAfterSync(
   conntrack: Conntrack | undefined,
@@ -71,7 +74,7 @@ export async function reconcileAfterSync(
     sync.failures.push({ stage: 'conntrack', message: e });
   }
   if (r.filters.length > 0) sync.log.debug({ filters: r.filters.map((f) => f.reason), deleted: r.deleted }, 'stale UDP conntrack entries removed');
-  return r.ran ? { conntrackDeleted: r.deleted, conntrackReconcileMs: clock.now() - start } : { conntrackDeleted: r.deleted };
+  return r.listed ? { conntrackDeleted: r.deleted, conntrackReconcileMs: clock.now() - start } : { conntrackDeleted: r.deleted };
 }
 
 export function createConntrack(opts: { runner: CommandRunner; binary?: string }): Conntrack {

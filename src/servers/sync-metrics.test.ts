@@ -64,6 +64,17 @@ describe('observeSync', () => {
     expect(text).toContain('kubeproxy_conntrack_reconciler_sync_duration_seconds_sum{ip_family="IPv4"} 0.012');
   });
 
+  it("adds every reconcile's deletions, none included, as CleanStaleEntries' ReconcileConntrackFlowsDeletedEntriesTotal.Add(float64(n)) does: the series exists once the reconciler ran", async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false });
+    observeSync(m, 'nftables', report({ family: 'IPv6', conntrackReconcileMs: 3 }));
+    observeSync(m, 'iptables', report());
+    const text = await m.registry.metrics();
+    expect(text).toContain('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv6"} 0');
+    expect(text).toContain('kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv6"} 1');
+    // The IPv4 sync did not run the reconciler (no UDP change): no series.
+    expect(text).not.toContain('kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}');
+  });
+
   it('records nothing of a userspace sync but its listener failures, in its own series', async () => {
     const m = createMetrics(new Registry(), { processMetrics: false });
     const um = createUserspaceMetrics(m.registry);

@@ -23,8 +23,11 @@ export function observeSync(m: Metrics, mode: ProxyModeName, r: SyncReport): voi
     m.noLocalEndpointsTotal.set({ traffic_policy: 'internal', ip_family: r.family }, r.noLocalEndpoints.internal);
     m.noLocalEndpointsTotal.set({ traffic_policy: 'external', ip_family: r.family }, r.noLocalEndpoints.external);
   }
-  if (r.conntrackDeleted > 0) m.conntrackDeletedEntriesTotal.inc(labels, r.conntrackDeleted);
-  if (r.conntrackReconcileMs !== undefined) m.conntrackReconcileLatency.observe(labels, r.conntrackReconcileMs / 1000);
+  // conntrack.CleanStaleEntries: after a reconcile that listed the entries, its duration and its deletions (Add(0) too).
+  if (r.conntrackReconcileMs !== undefined) {
+    m.conntrackReconcileLatency.observe(labels, r.conntrackReconcileMs / 1000);
+    m.conntrackDeletedEntriesTotal.inc(labels, r.conntrackDeleted);
+  }
   // Upstream's nftables mode counts a failed deletion of stale chains (the next sync is then full).
   if (mode === 'nftables' && r.failures.some((f) => f.stage === 'cleanup')) m.nftablesCleanupFailuresTotal.inc(labels);
 }
