@@ -23,6 +23,11 @@ describe('feature gates', () => {
     ).toEqual([]);
   });
 
+  it("knows component-base's metrics gate NativeHistograms, which kube-proxy registers (its init: metricsfeatures.AddFeatureGates; alpha in v1.36, beta in v1.37), as a gate it does not act on", () => {
+    expect(unknownFeatureGates({ NativeHistograms: true })).toEqual([]);
+    expect(inertFeatureGates({ NativeHistograms: true })).toEqual(['NativeHistograms']);
+  });
+
   it('names the known gates kube-proxy-ts does not act on', () => {
     expect(inertFeatureGates({ PreferSameTrafficDistribution: false, TopologyAwareHints: true, Bogus: true })).toEqual(['TopologyAwareHints']);
   });

@@ -85,7 +85,10 @@ StorageCapacityScoring StreamingCollectionEncodingToJSON StreamingCollectionEnco
 TaintTolerationComparisonOperators TopologyAwareWorkloadScheduling UserNamespacesHostNetworkSupport VolumeLimitScaling
 `;
 
-/** Registered into the same gate by the apiserver, apiextensions, controller-manager, component-base and client-go libraries. */
+/**
+ * Registered into the same gate by the apiserver, apiextensions, controller-manager, component-base and client-go
+ * libraries; NativeHistograms is component-base's metrics gate, which kube-proxy's init registers from v1.36.
+ */
 const LIBRARY_FEATURES = `
 AdmissionWebhookMatchConditions AggregatedDiscoveryEndpoint AllowParsingUserUIDFromCertAuth
 AllowUnsafeMalformedObjectDeletion AnonymousAuthConfigurableEndpoints APIResponseCompression APIServerIdentity
@@ -96,7 +99,7 @@ StorageVersionHash StrictCostEnforcementForVAP StrictCostEnforcementForWebhooks 
 StructuredAuthorizationConfiguration UnauthenticatedHTTP2DOSMitigation WatchCacheInitializationPostStartHook
 WatchFromStorageWithoutResourceVersion WatchList CRDValidationRatcheting CustomResourceFieldSelectors
 CloudControllerManagerWebhook ComponentFlagz ComponentStatusz ComponentSLIs ContextualLogging LoggingAlphaOptions
-LoggingBetaOptions WatchListClient InformerResourceVersion ClientsAllowCBOR ClientsPreferCBOR
+LoggingBetaOptions WatchListClient InformerResourceVersion ClientsAllowCBOR ClientsPreferCBOR NativeHistograms
 `;
 
 /** Gates kube-proxy read in releases before the ones above (removed once GA), and newer proxy gates (v1.37: KubeProxyIPVS, KubeProxyNFTablesLocalhostNodePorts). */
