@@ -245,6 +245,19 @@ describe("the agent's nfacct counters in iptables mode (upstream newCTStateInval
   });
 });
 
+describe("the agent's own series", () => {
+  it("records the --feature-gates it runs with as kube-proxy's RunE does (utilfeature.DefaultMutableFeatureGate.AddMetrics)", async () => {
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const { agent: a } = await start('iptables', fakes, nodeRunner(), { extra: [['feature-gates', { PreferSameTrafficDistribution: false }]] });
+    expect(await metric(a, 'kubernetes_feature_enabled{name="PreferSameTrafficDistribution"')).toBe(
+      'kubernetes_feature_enabled{name="PreferSameTrafficDistribution",stage=""} 0',
+    );
+    expect(await metric(a, 'kubernetes_feature_enabled{name="MultiCIDRServiceAllocator"')).toBe(
+      'kubernetes_feature_enabled{name="MultiCIDRServiceAllocator",stage=""} 1',
+    );
+  });
+});
+
 describe("the agent's healthCheckNodePort servers on a dual-stack node", () => {
   it("serves an IPv6-only externalTrafficPolicy: Local service too (upstream: each family's proxier has its ServiceHealthServer), and counts a dual-stack service's pod once", async () => {
     const [hc, hcDual] = [await freePort(), await freePort()];

@@ -12,7 +12,7 @@ import type { DetectLocalMode } from '../iptables/local-detector.ts';
 import { parseCIDR, parseIP } from '../proxier/ip.ts';
 import type { ProxyModeName } from '../proxier/mode.ts';
 import { parsePortRange } from '../userspace/port-allocator.ts';
-import { inertFeatureGates, unknownFeatureGates } from './feature-gates.ts';
+import { featureEnabled, inertFeatureGates, unknownFeatureGates } from './feature-gates.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
 import { flagDefault, FlagError, settingLabel, type FlagValue } from './flags.ts';
 import { appendPortIfNeeded, parseHostPort } from './host-port.ts';
@@ -307,12 +307,12 @@ export function quantityBytes(text: string): number | null {
  */
 function validateLoggingOptions(c: ProxyConfig, get: (name: string) => FlagValue): void {
   // The JSON format is component-base's beta feature: LoggingBetaOptions (on by default, off with AllBeta=false) gates it.
-  if (c.loggingFormat === 'json' && !(c.featureGates['LoggingBetaOptions'] ?? c.featureGates['AllBeta'] ?? true))
+  if (c.loggingFormat === 'json' && !featureEnabled(c.featureGates, 'LoggingBetaOptions'))
     throw new FlagError(
       'logging-format',
       'initialize logging: logging.format: Forbidden: Log format json is disabled, see LoggingBetaOptions feature (--logging-format=json)',
     );
-  const alpha = c.featureGates['LoggingAlphaOptions'] ?? c.featureGates['AllAlpha'] ?? false;
+  const alpha = featureEnabled(c.featureGates, 'LoggingAlphaOptions');
   for (const format of ['text', 'json'] as const) {
     const split = `log-${format}-split-stream`;
     const buffer = `log-${format}-info-buffer-size`;

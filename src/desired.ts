@@ -11,7 +11,7 @@ import { metadataOf } from '../proxier/raw.ts';
 import type { TopologyFeatures } from '../proxier/topology.ts';
 import type { IPFamily, ObjectProblem, Snapshot } from '../proxier/types.ts';
 import type { ProxyConfig } from './config.ts';
-import { HONOURED_FEATURE_GATES } from './feature-gates.ts';
+import { featureEnabled } from './feature-gates.ts';
 import type { ParsedObjects } from './sources/parse-objects.ts';
 
 /** Upstream's GetHostname: --hostname-override, else the OS hostname, blanks trimmed, lower-cased. */
@@ -24,7 +24,7 @@ export function nodeNameFor(config: Pick<ProxyConfig, 'hostnameOverride'>, osHos
  * MultiCIDRServiceAllocator gate is off, as upstream (server.go creates the informer when the gate is on).
  */
 export function watchesServiceCIDRs(config: Pick<ProxyConfig, 'mode' | 'featureGates'>): boolean {
-  return config.mode === 'nftables' && (config.featureGates['MultiCIDRServiceAllocator'] ?? HONOURED_FEATURE_GATES['MultiCIDRServiceAllocator']!);
+  return config.mode === 'nftables' && featureEnabled(config.featureGates, 'MultiCIDRServiceAllocator');
 }
 
 /**
@@ -47,7 +47,7 @@ export function missingNodeMessage(name: string, where: string, mode: 'iptables'
 }
 
 export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
-  return { preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true };
+  return { preferSameTrafficDistribution: featureEnabled(config.featureGates, 'PreferSameTrafficDistribution') };
 }
 
 /** --detect-local-mode and its inputs, as every mode's renderer takes them. */

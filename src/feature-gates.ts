@@ -116,6 +116,39 @@ const KNOWN = new Set([
   ...`${KUBE_FEATURES} ${KUBE_FEATURES_1_35} ${LIBRARY_FEATURES} ${PROXY_FEATURES}`.split(/\s+/).filter(Boolean),
 ]);
 
+/** The stage v1.35 registers each honoured gate at (featuregate's PreRelease: "" is GA), and AllAlpha's and AllBeta's. */
+const STAGES: Readonly<Record<string, 'ALPHA' | 'BETA' | ''>> = {
+  AllAlpha: 'ALPHA',
+  AllBeta: 'BETA',
+  PreferSameTrafficDistribution: '',
+  MultiCIDRServiceAllocator: '',
+  LoggingAlphaOptions: 'ALPHA',
+  LoggingBetaOptions: 'BETA',
+};
+
+/**
+ * Whether kube-proxy-ts runs with a gate it reads on, as featureGate.Enabled decides: the value set, else AllAlpha
+ * for an alpha gate and AllBeta for a beta one when set, else the default.
+ */
+export function featureEnabled(gates: Readonly<Record<string, boolean>>, name: string): boolean {
+  const set = gates[name];
+  if (set !== undefined) return set;
+  const stage = STAGES[name];
+  const all = stage === 'ALPHA' ? gates['AllAlpha'] : stage === 'BETA' ? gates['AllBeta'] : undefined;
+  return all ?? HONOURED_FEATURE_GATES[name] ?? false;
+}
+
+/**
+ * What featureGate.AddMetrics records into kubernetes_feature_enabled, for the gates kube-proxy-ts reads (AllAlpha,
+ * AllBeta and those it acts on), sorted by name. Upstream records every gate its registry holds; the others are not
+ * here, since kube-proxy-ts neither knows their stage and default in the cluster's release nor acts on them.
+ */
+export function featureGateStates(gates: Readonly<Record<string, boolean>>): { name: string; stage: string; enabled: boolean }[] {
+  return Object.keys(STAGES)
+    .sort()
+    .map((name) => ({ name, stage: STAGES[name]!, enabled: featureEnabled(gates, name) }));
+}
+
 /** The gate names upstream would refuse ("unrecognized feature gate"). */
 export function unknownFeatureGates(gates: Readonly<Record<string, boolean>>): string[] {
   return Object.keys(gates).filter((name) => !KNOWN.has(name));

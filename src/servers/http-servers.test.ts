@@ -196,6 +196,28 @@ describe('health and metrics servers', () => {
       expect((await rawGet(s.url + '/metrics', { 'Accept-Encoding': ae })).headers['content-encoding']).toBe('gzip');
   });
 
+  it('serves kubernetes_feature_enabled as featureGate.AddMetrics records it (RecordFeatureInfo: name, stage as v1.35 registers it, 1 when enabled), for the gates kube-proxy-ts reads: AllAlpha, AllBeta and the ones it acts on', async () => {
+    const metrics = createMetrics(undefined, {
+      processMetrics: false,
+      featureGates: { AllAlpha: true, PreferSameTrafficDistribution: false, TopologyAwareHints: true },
+    });
+    const s = await listen('127.0.0.1', 0, metricsHandler(metrics, 'iptables'));
+    servers.push(s);
+    const text = await (await fetch(s.url + '/metrics')).text();
+    expect(text).toContain(
+      '# HELP kubernetes_feature_enabled [BETA] This metric records the data about the stage and enablement of a k8s feature.\n',
+    );
+    expect(text.split('\n').filter((l) => l.startsWith('kubernetes_feature_enabled{'))).toEqual([
+      'kubernetes_feature_enabled{name="AllAlpha",stage="ALPHA"} 1',
+      'kubernetes_feature_enabled{name="AllBeta",stage="BETA"} 0',
+      // AllAlpha turns on the alpha gates not set, as featureGate.Enabled does; GA ("") and set gates keep their value.
+      'kubernetes_feature_enabled{name="LoggingAlphaOptions",stage="ALPHA"} 1',
+      'kubernetes_feature_enabled{name="LoggingBetaOptions",stage="BETA"} 1',
+      'kubernetes_feature_enabled{name="MultiCIDRServiceAllocator",stage=""} 1',
+      'kubernetes_feature_enabled{name="PreferSameTrafficDistribution",stage=""} 0',
+    ]);
+  });
+
   it("serves /configz as upstream's configz handler: the configuration under the group's name", async () => {
     const doc = { apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: 'nftables' };
     const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(), 'nftables', undefined, doc));

@@ -6,6 +6,7 @@
  * (component-base/metrics/prometheus/restclient).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
+import { featureGateStates } from '../feature-gates.ts';
 
 /**
  * Upstream's network programming buckets: metrics.MergeBuckets of 0.25, 0.5, 1..59 (1 s), 60..115 (5 s) and
@@ -27,7 +28,14 @@ export const ALPHA = '[ALPHA] ';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-export function createMetrics(registry: Registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
+export function createMetrics(
+  registry: Registry = new Registry(),
+  opts: {
+    processMetrics?: boolean;
+    /** The --feature-gates the agent runs with, for kubernetes_feature_enabled (none set: the defaults). */
+    featureGates?: Readonly<Record<string, boolean>>;
+  } = {},
+) {
   const registers = [registry];
   const syncBuckets = exponentialBuckets(0.001, 2, 15);
   const hist = (name: string, help: string, buckets = syncBuckets) =>
@@ -170,6 +178,14 @@ export function createMetrics(registry: Registry = new Registry(), opts: { proce
       registers,
     }),
   };
+  // component-base's featuremetrics (BETA), recorded once at start as kube-proxy's AddMetrics call does.
+  const featureEnabled = new Gauge({
+    name: 'kubernetes_feature_enabled',
+    help: '[BETA] This metric records the data about the stage and enablement of a k8s feature.',
+    labelNames: ['name', 'stage'],
+    registers,
+  });
+  for (const f of featureGateStates(opts.featureGates ?? {})) featureEnabled.set({ name: f.name, stage: f.stage }, f.enabled ? 1 : 0);
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
   return { ...m, slis: createSliMetrics() };
 }
