@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HealthState } from './health-state.ts';
 import { healthHandler, listen, metricsHandler, rootHealth, type RunningServer } from './http-servers.ts';
 import { createMetrics } from './metrics.ts';
+import { VERSION } from '../version.ts';
 import type { NodeInfo } from '../../proxier/types.ts';
 import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
 
@@ -216,6 +217,16 @@ describe('health and metrics servers', () => {
       'kubernetes_feature_enabled{name="MultiCIDRServiceAllocator",stage=""} 1',
       'kubernetes_feature_enabled{name="PreferSameTrafficDistribution",stage=""} 0',
     ]);
+  });
+
+  it("serves the version it runs as kubeproxy_ts_build_info, not as component-base's kubernetes_build_info: its git_version would differ from the cluster's and fire kubernetes-mixin's KubeVersionMismatch (count by git_version of kubernetes_build_info > 1) on every cluster", async () => {
+    const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables'));
+    servers.push(s);
+    const text = await (await fetch(s.url + '/metrics')).text();
+    expect(text).toContain(
+      `kubeproxy_ts_build_info{version="v${VERSION}",node_version="${process.version}",platform="${process.platform}/${process.arch}"} 1\n`,
+    );
+    expect(text).not.toContain('kubernetes_build_info');
   });
 
   it("serves /configz as upstream's configz handler: the configuration under the group's name", async () => {

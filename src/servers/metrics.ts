@@ -7,6 +7,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
 import { featureGateStates } from '../feature-gates.ts';
+import { VERSION } from '../version.ts';
 
 /**
  * Upstream's network programming buckets: metrics.MergeBuckets of 0.25, 0.5, 1..59 (1 s), 60..115 (5 s) and
@@ -178,6 +179,15 @@ export function createMetrics(
       registers,
     }),
   };
+  // In place of component-base's kubernetes_build_info, whose labels describe a Kubernetes build: with kube-proxy-ts'
+  // own version in git_version, kubernetes-mixin's KubeVersionMismatch alert (more than one git_version among every
+  // component's kubernetes_build_info, for 15 minutes) would fire in every cluster that scrapes kube-proxy.
+  new Gauge({
+    name: 'kubeproxy_ts_build_info',
+    help: "A metric with a constant '1' value labeled by the version of kube-proxy-ts, the Node.js version that runs it and the platform it runs on (kube-proxy-ts)",
+    labelNames: ['version', 'node_version', 'platform'],
+    registers,
+  }).set({ version: `v${VERSION}`, node_version: process.version, platform: `${process.platform}/${process.arch}` }, 1);
   // component-base's featuremetrics (BETA), recorded once at start as kube-proxy's AddMetrics call does.
   const featureEnabled = new Gauge({
     name: 'kubernetes_feature_enabled',
