@@ -119,7 +119,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   // platformSetup: before the mode starts, in every mode.
   const conntrackSetup = await agentConntrackSetup(config, { runner: deps.runner, logger: log, now: () => deps.clock.now() });
 
-  const metrics = createMetrics(new Registry(), { featureGates: config.featureGates });
+  const metrics = createMetrics(new Registry(), { featureGates: config.featureGates, mode: config.mode });
   const userspaceMetrics = config.mode === 'userspace' ? createUserspaceMetrics(metrics.registry) : null;
   const mode = await createMode(config, probe, {
     runner: deps.runner,

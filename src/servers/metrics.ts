@@ -6,6 +6,7 @@
  * (component-base/metrics/prometheus/restclient).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
+import type { ProxyModeName } from '../../proxier/mode.ts';
 import { featureGateStates } from '../feature-gates.ts';
 import { VERSION } from '../version.ts';
 
@@ -35,19 +36,37 @@ export function createMetrics(
     processMetrics?: boolean;
     /** The --feature-gates the agent runs with, for kubernetes_feature_enabled (none set: the defaults). */
     featureGates?: Readonly<Record<string, boolean>>;
+    /**
+     * The mode the agent runs: as upstream's RegisterMetrics(mode), the iptables-only and nftables-only families are
+     * registered in their mode alone (in another, what is recorded into them goes nowhere); none given: all.
+     */
+    mode?: ProxyModeName;
   } = {},
 ) {
   const registers = [registry];
+  const only = (...modes: ProxyModeName[]): Registry[] => (opts.mode === undefined || modes.includes(opts.mode) ? registers : []);
+  const iptables = only('iptables');
+  const nftables = only('nftables');
+  // Upstream registers the full and partial sync latencies in the iptables mode only; the nftables mode's partial
+  // syncs are worth telling apart too, so kube-proxy-ts keeps them there (the README says so).
+  const ruleModes = only('iptables', 'nftables');
   const syncBuckets = exponentialBuckets(0.001, 2, 15);
-  const hist = (name: string, help: string, buckets = syncBuckets) =>
-    new Histogram({ name, help: ALPHA + help, labelNames: ['ip_family'], buckets, registers });
+  const hist = (name: string, help: string, buckets = syncBuckets, to = registers) =>
+    new Histogram({ name, help: ALPHA + help, labelNames: ['ip_family'], buckets, registers: to });
   const m = {
     registry,
     syncProxyRulesLatency: hist('kubeproxy_sync_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds'),
-    syncFullProxyRulesLatency: hist('kubeproxy_sync_full_proxy_rules_duration_seconds', 'SyncProxyRules latency in seconds for full resyncs'),
+    syncFullProxyRulesLatency: hist(
+      'kubeproxy_sync_full_proxy_rules_duration_seconds',
+      'SyncProxyRules latency in seconds for full resyncs',
+      syncBuckets,
+      ruleModes,
+    ),
     syncPartialProxyRulesLatency: hist(
       'kubeproxy_sync_partial_proxy_rules_duration_seconds',
       'SyncProxyRules latency in seconds for partial resyncs',
+      syncBuckets,
+      ruleModes,
     ),
     networkProgrammingLatency: hist(
       'kubeproxy_network_programming_duration_seconds',
@@ -90,37 +109,37 @@ export function createMetrics(
       name: 'kubeproxy_sync_proxy_rules_iptables_total',
       help: ALPHA + 'Total number of iptables rules owned by kube-proxy',
       labelNames: ['table', 'ip_family'],
-      registers,
+      registers: iptables,
     }),
     iptablesRulesLast: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_last',
       help: ALPHA + 'Number of iptables rules written by kube-proxy in last sync',
       labelNames: ['table', 'ip_family'],
-      registers,
+      registers: iptables,
     }),
     iptablesRestoreFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
       help: ALPHA + 'Cumulative proxy iptables restore failures',
       labelNames: ['ip_family'],
-      registers,
+      registers: iptables,
     }),
     iptablesPartialRestoreFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
       help: ALPHA + 'Cumulative proxy iptables partial restore failures',
       labelNames: ['ip_family'],
-      registers,
+      registers: iptables,
     }),
     nftablesSyncFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
       help: ALPHA + 'Cumulative proxy nftables sync failures',
       labelNames: ['ip_family'],
-      registers,
+      registers: nftables,
     }),
     nftablesCleanupFailuresTotal: new Counter({
       name: 'kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total',
       help: ALPHA + 'Cumulative proxy nftables cleanup failures',
       labelNames: ['ip_family'],
-      registers,
+      registers: nftables,
     }),
     noLocalEndpointsTotal: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',

@@ -87,6 +87,39 @@ describe('observeSync', () => {
   });
 });
 
+describe("each mode's series, as upstream's RegisterMetrics(mode) registers them", () => {
+  const names = async (m: ReturnType<typeof createMetrics>) =>
+    [...(await m.registry.metrics()).matchAll(/^# TYPE (kubeproxy_sync_\S+)/gm)].map((x) => x[1]).sort();
+  const iptablesOnly = [
+    'kubeproxy_sync_proxy_rules_iptables_last',
+    'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
+    'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
+    'kubeproxy_sync_proxy_rules_iptables_total',
+  ];
+  const nftablesOnly = ['kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total', 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total'];
+
+  const fullPartial = ['kubeproxy_sync_full_proxy_rules_duration_seconds', 'kubeproxy_sync_partial_proxy_rules_duration_seconds'];
+
+  it('nftables mode: none of the iptables rule counts and restore failures, its own failures (and, unlike upstream, the full and partial sync latencies)', async () => {
+    const m = createMetrics(new Registry(), { processMetrics: false, mode: 'nftables' });
+    observeSync(m, 'nftables', report());
+    observeSync(m, 'nftables', report({ full: false }));
+    const seen = await names(m);
+    for (const n of iptablesOnly) expect(seen).not.toContain(n);
+    for (const n of [...nftablesOnly, ...fullPartial]) expect(seen).toContain(n);
+    expect(await m.registry.metrics()).toContain('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1');
+  });
+
+  it('iptables mode: its own families and none of the nftables ones; userspace mode: neither', async () => {
+    const ipt = await names(createMetrics(new Registry(), { processMetrics: false, mode: 'iptables' }));
+    for (const n of [...iptablesOnly, ...fullPartial]) expect(ipt).toContain(n);
+    for (const n of nftablesOnly) expect(ipt).not.toContain(n);
+    const us = await names(createMetrics(new Registry(), { processMetrics: false, mode: 'userspace' }));
+    for (const n of [...iptablesOnly, ...nftablesOnly, ...fullPartial]) expect(us).not.toContain(n);
+    expect(us).toContain('kubeproxy_sync_proxy_rules_last_timestamp_seconds');
+  });
+});
+
 describe('observeSyncError', () => {
   it('counts a refused partial restore as a restore failure and a partial one, by its cause', async () => {
     const m = createMetrics(new Registry(), { processMetrics: false });
