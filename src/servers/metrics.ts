@@ -8,6 +8,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
 import type { ProxyModeName } from '../../proxier/mode.ts';
 import { featureGateStates } from '../feature-gates.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
 import { VERSION } from '../version.ts';
 
 /**
@@ -215,7 +216,10 @@ export function createMetrics(
     registers,
   });
   for (const f of featureGateStates(opts.featureGates ?? {})) featureEnabled.set({ name: f.name, stage: f.stage }, f.enabled ? 1 : 0);
-  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (opts.processMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    registerProcessMetrics(registry);
+  }
   return { ...m, slis: createSliMetrics() };
 }
 
