@@ -80,12 +80,16 @@ async function start(
     objects?: unknown[];
     /** Where the healthCheckNodePort servers listen; null: where the agent's configuration says. */
     serviceHealthHosts?: readonly string[] | null;
+    /** The node's Node object (default NODE). */
+    node?: unknown;
+    /** This host's interface addresses, read at each sync (default: this machine's). */
+    interfaceAddresses?: () => readonly string[];
   } = {},
 ) {
-  const { nftables, extra = [], objects = [] } = opts;
+  const { nftables, extra = [], objects = [], node = NODE } = opts;
   dir = await mkdtemp(join(tmpdir(), 'kpt-agent-'));
   const write = (ips: string[], more = objects) =>
-    writeFile(join(dir, 'objects.yaml'), [NODE, SVC, slice(ips), ...more].map((d) => dump(d)).join('---\n'));
+    writeFile(join(dir, 'objects.yaml'), [node, SVC, slice(ips), ...more].map((d) => dump(d)).join('---\n'));
   await write(['10.244.1.5']);
   const flags: [string, FlagValue][] = [
     ['objects', dir],
@@ -106,6 +110,7 @@ async function start(
     iptablesBackend: 'nft',
     iptables: fakes,
     ...(opts.serviceHealthHosts === null ? {} : { serviceHealthHosts: opts.serviceHealthHosts ?? ['127.0.0.1'] }),
+    ...(opts.interfaceAddresses ? { interfaceAddresses: opts.interfaceAddresses } : {}),
     ...(nftables ? { nftables } : {}),
   });
   return { agent, runner, write };
@@ -382,6 +387,83 @@ describe("the agent's healthCheckNodePort servers and --nodeport-addresses on an
       expect([await reaches('127.0.0.1'), await reaches('[::1]')]).toEqual([200, 'refused']);
     },
   );
+});
+
+describe("the agent's NodePort destinations and this host's interface addresses", () => {
+  // A Node object lists what the cloud or kubelet reports (here an ExternalIP no interface has, a NATed address); the
+  // host's interfaces hold addresses no Node object lists (a secondary IP, a keepalived VIP). Upstream's proxiers take the
+  // NodePort destinations from NodePortAddresses.GetNodeIPs(networkInterfacer): the interface addresses inside
+  // --nodeport-addresses, listed at every sync.
+  const nodeWithExternalIP = makeNode('node-1', { addresses: ['192.168.0.2'], externalAddresses: ['192.168.0.200'], podCIDR: '10.244.1.0/24' });
+  const tail = (rules: readonly string[] | undefined) => (rules ?? []).flatMap((r) => /-d (\S+?)(?:\/32)? -j KUBE-NODEPORTS$/.exec(r)?.[1] ?? []);
+
+  it('iptables: one KUBE-NODEPORTS jump per interface address inside the CIDRs, none for a Node-only address; an address change is a partial sync of KUBE-SERVICES, an unchanged sync writes nothing (upstream syncProxyRules, GetNodeIPs)', async () => {
+    let host = ['127.0.0.1', '192.168.0.2', '192.168.0.7', '10.9.0.1', '::1'];
+    const fakes = new Map<IPFamily, FakeIptables>([['IPv4', new FakeIptables({ family: 'IPv4' })]]);
+    const ipv4 = fakes.get('IPv4')!;
+    const { agent: a } = await start('iptables', fakes, nodeRunner(), {
+      node: nodeWithExternalIP,
+      interfaceAddresses: () => host,
+      extra: [['nodeport-addresses', ['192.168.0.0/24']]],
+    });
+    await vi.waitFor(() => expect(converged(a, ipv4)).toBe(true), { timeout: 5000 });
+    expect(tail(getChain(ipv4.snapshot(), 'nat', 'KUBE-SERVICES')?.rules)).toEqual(['192.168.0.2', '192.168.0.7']);
+
+    const restores = ipv4.restores.length;
+    host = ['127.0.0.1', '192.168.0.2', '192.168.0.8', '10.9.0.1', '::1'];
+    // No object changes: the periodic sync (every 400 ms here) reads the interfaces again.
+    await vi.waitFor(() => expect(tail(getChain(ipv4.snapshot(), 'nat', 'KUBE-SERVICES')?.rules)).toEqual(['192.168.0.2', '192.168.0.8']), {
+      timeout: 3000,
+    });
+    const written = ipv4.restores.slice(restores).filter((r) => r.text.includes('192.168.0.8'));
+    expect(written).toHaveLength(1);
+    expect(written[0]!.text).not.toContain('*filter');
+    expect(written[0]!.text).not.toMatch(/^:KUBE-SVC-/m);
+    // Unchanged interfaces: the periodic syncs that follow write nothing.
+    const after = ipv4.restores.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(ipv4.restores.slice(after).map((r) => r.text)).toEqual([]);
+  });
+
+  it("nftables: nodeport-ips holds the interface addresses inside the CIDRs, 'primary' the node IP only while an interface has it; an address change is one partial transaction of nodeport-ips elements, an unchanged sync sends nothing (upstream setupNFTables, GetNodeIPs)", async () => {
+    let host = ['127.0.0.1', '192.168.0.2', '192.168.0.7', '10.9.0.1', '::1'];
+    const nft = new FakeNft();
+    const elements = async (fake = nft) =>
+      ((await fake.list('ip'))?.sets.find((set) => set.name === 'nodeport-ips')?.elements ?? []).map((e) => e.key).sort();
+    const { agent: a } = await start('nftables', both(), nodeRunner(), {
+      nftables: node(nft),
+      node: nodeWithExternalIP,
+      interfaceAddresses: () => host,
+      extra: [['nodeport-addresses', ['192.168.0.0/24']]],
+    });
+    await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
+    expect(await elements()).toEqual(['192.168.0.2', '192.168.0.7']);
+
+    const runs = nft.history.length;
+    host = ['127.0.0.1', '192.168.0.2', '192.168.0.8', '10.9.0.1', '::1'];
+    await vi.waitFor(async () => expect(await elements()).toEqual(['192.168.0.2', '192.168.0.8']), { timeout: 3000 });
+    const sent = nft.history.slice(runs).filter((t) => t.includes('nodeport-ips'));
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).not.toMatch(/add table|add chain|flush chain/);
+    const after = nft.history.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(nft.history.slice(after)).toEqual([]);
+    await a.stop();
+    agent = null;
+
+    // The nftables default, "primary": the Node's primary IP, while an interface has it (server.go makes it a /32 CIDR).
+    host = ['127.0.0.1', '192.168.0.2', '::1'];
+    const nft2 = new FakeNft();
+    const { agent: b } = await start('nftables', both(), nodeRunner(), {
+      nftables: node(nft2),
+      node: nodeWithExternalIP,
+      interfaceAddresses: () => host,
+    });
+    await vi.waitFor(async () => expect(await nftConverged(b, nft2, 'IPv4')).toBe(true), { timeout: 5000 });
+    expect(await elements(nft2)).toEqual(['192.168.0.2']);
+    host = ['127.0.0.1', '10.9.0.1', '::1'];
+    await vi.waitFor(async () => expect(await elements(nft2)).toEqual([]), { timeout: 3000 });
+  });
 });
 
 describe('the agent on FakeIptables', () => {

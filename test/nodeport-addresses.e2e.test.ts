@@ -1,0 +1,153 @@
+/**
+ * --nodeport-addresses against this host's interfaces, for real: the agent
+ * process in node-1's namespace (iptables and nftables modes), where node-1's
+ * eth0 has a second address (a secondary IP, a keepalived VIP) that its Node
+ * object does not list, and the Node object lists an ExternalIP that no
+ * interface has (a cloud node's NATed address). Upstream's proxiers take the
+ * NodePort destinations from NodePortAddresses.GetNodeIPs, which lists the
+ * host's interface addresses (net.InterfaceAddrs) at every sync: the NodePort
+ * answers on the interface address, not on the Node-only one, and an address
+ * added to or removed from an interface reaches the rules without any object
+ * changing (here within the sync period: the periodic sync reads them again).
+ */
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts';
+import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
+import { createCluster, NODE_1_TWO_PODS, type Cluster } from './netns/cluster.ts';
+import type { PodServers } from './netns/servers.ts';
+import { podsHit, request, requestFromNode } from './netns/traffic.ts';
+
+const NODE_IP = '192.168.50.11';
+/** On node-1's eth0, not in its Node object. */
+const SECONDARY = '192.168.50.111';
+/** Added to eth0 while the agent runs. */
+const ADDED = '192.168.50.112';
+/** In the Node object (ExternalIP), on no interface. */
+const NODE_ONLY = '192.168.50.211';
+const NODE_PORT = 30080;
+
+let cluster: Cluster;
+let servers: PodServers;
+let dir: string;
+let agent: AgentProcess | null = null;
+
+const objects = [
+  makeNode('node-1', { addresses: [NODE_IP], externalAddresses: [NODE_ONLY], podCIDR: '10.244.1.0/24' }),
+  makeService('ns1', 'web', {
+    type: 'NodePort',
+    clusterIP: '172.30.0.10',
+    ports: [{ name: 'p80', port: 80, targetPort: 8080, nodePort: NODE_PORT }],
+  }),
+  makeEndpointSlice('ns1', 'web', 'web-1', {
+    endpoints: [
+      { ip: '10.244.1.2', nodeName: 'node-1' },
+      { ip: '10.244.1.3', nodeName: 'node-1' },
+    ],
+    ports: [{ name: 'p80', port: 8080 }],
+  }),
+];
+
+const node = () => cluster.node('node-1').ns;
+const ip = (...args: string[]) => cluster.exec(node(), 'ip', args);
+
+/** Whether the client reaches the pods through ip:NODE_PORT. */
+async function reaches(address: string): Promise<boolean> {
+  const hit = podsHit(await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: address, port: NODE_PORT, count: 4, timeoutMs: 800 }));
+  return [...hit.values()].reduce((a, b) => a + b, 0) === 4;
+}
+
+/** The NodePort destinations the agent programmed: the KUBE-NODEPORTS jumps' -d, or the nodeport-ips set's elements. */
+async function destinations(mode: 'iptables' | 'nftables'): Promise<string[]> {
+  if (mode === 'iptables') {
+    const save = (await cluster.exec(node(), 'iptables-nft-save', ['-t', 'nat'])).stdout;
+    return [...save.matchAll(/^-A KUBE-SERVICES .*-d (\S+?)\/32 -j KUBE-NODEPORTS$/gm)].map((m) => m[1]!).sort();
+  }
+  const r = await cluster.exec(node(), 'nft', ['-j', 'list', 'set', 'ip', 'kube-proxy', 'nodeport-ips']);
+  const set = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((o) => o.set)?.set;
+  return [...(set?.elem ?? [])].sort();
+}
+
+beforeAll(async () => {
+  cluster = await createCluster({ prefix: 'kptnpa', client: true, nodes: [NODE_1_TWO_PODS] });
+  servers = await cluster.startPodServers({ tcp: [8080] });
+  dir = await mkdtemp(join(tmpdir(), 'kpt-npa-'));
+  await writeFile(join(dir, '.next'), objects.map((d) => dump(d)).join('---\n'));
+  await rename(join(dir, '.next'), join(dir, 'cluster.yaml'));
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await servers?.stop();
+  await cluster?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses selects among the interface addresses', (mode) => {
+  beforeAll(async () => {
+    await ip('addr', 'add', `${SECONDARY}/24`, 'dev', 'eth0');
+    agent = await startAgentProcess(
+      node(),
+      [
+        '--proxy-mode',
+        mode,
+        '--iptables-backend',
+        'nft',
+        '--objects',
+        dir,
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--nodeport-addresses',
+        '192.168.50.0/24',
+        '--iptables-min-sync-period',
+        '0s',
+        '--iptables-sync-period',
+        '1s',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+      ],
+      () => reaches(NODE_IP),
+    );
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    agent = null;
+    // The next mode starts from the same interfaces; its first sync replaces this mode's rules.
+    for (const a of [SECONDARY, ADDED]) await ip('addr', 'del', `${a}/24`, 'dev', 'eth0').catch(() => undefined);
+  });
+
+  it('serves the NodePort on an interface address the Node object does not list, and not on a Node address no interface has (upstream NodePortAddresses.GetNodeIPs)', async () => {
+    expect(await reaches(SECONDARY)).toBe(true);
+    expect(await destinations(mode)).toEqual([NODE_IP, SECONDARY].sort());
+    // The node's own connection to the Node-only address is not taken by the NodePort rules (upstream sends it out).
+    const fromNode = await requestFromNode(cluster, 'node-1', { proto: 'tcp', ip: NODE_ONLY, port: NODE_PORT, count: 1, timeoutMs: 500 });
+    expect(podsHit(fromNode).size).toBe(0);
+  });
+
+  it('follows an address added to and removed from an interface within the sync period, no object changing (upstream: GetNodeIPs at each sync)', async () => {
+    await ip('addr', 'add', `${ADDED}/24`, 'dev', 'eth0');
+    await waitFor(
+      `${mode}: NodePort on ${ADDED} after it was added`,
+      () => reaches(ADDED),
+      5000,
+      () => agent!.output().slice(-2000),
+    );
+    await ip('addr', 'del', `${SECONDARY}/24`, 'dev', 'eth0');
+    await waitFor(
+      `${mode}: no NodePort destination ${SECONDARY} after it was removed`,
+      async () => !(await destinations(mode)).includes(SECONDARY),
+      5000,
+      () => agent!.output().slice(-2000),
+    );
+    expect(await destinations(mode)).toEqual([NODE_IP, ADDED].sort());
+    expect(await reaches(ADDED)).toBe(true);
+  });
+});
