@@ -125,6 +125,33 @@ describe('renderRuleset', () => {
     expect(r.warnings).toEqual([]);
   });
 
+  it("puts NodePorts on this host's interface addresses inside --nodeport-addresses, not on a Node-only address; the node IP stays the Node's (upstream syncProxyRules: GetNodeIPs; proxier.nodeIP)", () => {
+    // No primary IP of its own (an IPv6-primary node's IPv4 family): its first IPv4 address is the node IP.
+    const cloud = nodeInfo({ addresses: ['192.168.0.2', '192.168.0.200'], primaryIP: null, podCIDRs: ['10.0.0.0/24'] });
+    const lb = state(sp({ loadBalancerVIPs: ['1.2.3.4'], loadBalancerSourceRanges: ['192.168.0.2/32'] }), [ep('10.180.0.1')]);
+    const read: Snapshot = {
+      family: 'IPv4',
+      node: cloud,
+      services: [lb],
+      hostAddresses: ['127.0.0.1', '10.9.0.1', '192.168.0.7', '192.168.0.2', '::1'],
+    };
+    const r = renderRuleset(read, { ...opts, nodePortAddresses: ['192.168.0.0/24'] });
+    expect(getChain(r.ruleset, 'nat', 'KUBE-SERVICES')?.rules.filter((x) => x.includes('KUBE-NODEPORTS'))).toEqual([
+      '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.0.7 -j KUBE-NODEPORTS',
+      '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.0.2 -j KUBE-NODEPORTS',
+    ]);
+    // The node may reach its own load balancer when the ranges hold its node IP, the Node's (not the interfaces' first).
+    const fw = r.ruleset.tables[1]!.chains.find((c) => c.name.startsWith('KUBE-FW-'))!;
+    expect(fw.rules.some((x) => x.includes(' -s 1.2.3.4 -j KUBE-EXT-'))).toBe(true);
+    // From objects alone (render, trace --objects): the Node's addresses and loopback.
+    const fromObjects = renderRuleset({ family: 'IPv4', node: cloud, services: [lb] }, { ...opts, nodePortAddresses: ['192.168.0.0/24'] });
+    expect(
+      getChain(fromObjects.ruleset, 'nat', 'KUBE-SERVICES')
+        ?.rules.filter((x) => x.includes('KUBE-NODEPORTS'))
+        .map((x) => x.split(' -d ')[1]),
+    ).toEqual(['192.168.0.2 -j KUBE-NODEPORTS', '192.168.0.200 -j KUBE-NODEPORTS']);
+  });
+
   it('re-renders only services whose state object changed when given a cache', () => {
     const cache = new RenderCache();
     const a = state(sp(), [ep('10.0.1.1')]);

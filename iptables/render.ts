@@ -7,7 +7,7 @@
  * RenderCache, so a sync after one change re-renders one service.
  */
 import { cidrContainsText } from '../proxier/ip.ts';
-import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import { hostAddressesOf, isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import {
@@ -45,8 +45,6 @@ export interface RenderOptions {
   readonly conntrackTCPLiberal: boolean;
   /** Endpoints above which per-endpoint comments are left out (upstream: 1000). */
   readonly largeClusterThreshold?: number;
-  /** Node addresses used for NodePorts and LOCAL; defaults to snapshot.node.addresses. */
-  readonly localAddresses?: readonly string[];
   /** The nfacct counters that exist on the node (nfacct.ts): the rules that count into them match them (upstream nfacctMatchArgs). */
   readonly nfacctCounters?: ReadonlySet<string>;
 }
@@ -106,10 +104,15 @@ interface Prepared {
 
 function prepare(snapshot: Snapshot, options: RenderOptions): Prepared {
   const family = snapshot.family;
-  const addresses = options.localAddresses ?? snapshot.node.addresses;
-  const nodeIP = primaryIPOf(snapshot.node, family, addresses);
+  // The node IP is the Node object's (upstream's NodeIPs); the NodePorts are on this host's addresses (GetNodeIPs).
+  const nodeIP = primaryIPOf(snapshot.node, family, snapshot.node.addresses);
   const detector = options.detectLocal ? makeLocalDetector(options.detectLocal, family, snapshot.node) : NO_LOCAL_DETECTOR;
-  const nodePorts = selectNodePortAddresses({ cidrs: options.nodePortAddresses, family, localAddresses: addresses, primaryIP: nodeIP });
+  const nodePorts = selectNodePortAddresses({
+    cidrs: options.nodePortAddresses,
+    family,
+    localAddresses: hostAddressesOf(snapshot),
+    primaryIP: nodeIP,
+  });
   const localhostNodePorts = family === 'IPv4' && options.localhostNodePorts && nodePorts.containsIPv4Loopback;
 
   let totalEndpoints = 0;

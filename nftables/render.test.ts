@@ -146,4 +146,21 @@ describe('golden dumps (upstream proxier_test.go)', () => {
     expect(keys('VIP')).toContain('1.2.3.4 . tcp . 80');
     expect(keys(undefined)).toContain('1.2.3.4 . tcp . 80');
   });
+
+  it("fills nodeport-ips with this host's interface addresses inside --nodeport-addresses, 'primary' being the node IP while an interface has it (upstream setupNFTables: GetNodeIPs)", () => {
+    const ips = (hostAddresses: readonly string[] | undefined, nodePortAddresses: string[]) => {
+      const { hostAddresses: _fixture, ...fromObjects } = upstreamSnapshot('IPv4', [], []);
+      const snap = hostAddresses ? { ...fromObjects, hostAddresses } : fromObjects;
+      const render = renderNftables(snap, upstreamOptions('IPv4', { nodePortAddresses }));
+      return render.nodePortsMatchAll ? 'all' : render.fixed.sets.find((s) => s.name === 'nodeport-ips')!.elements!.map((e) => e.key);
+    };
+    // lo, and eth0 with the node IP and a second address (a VIP); the Node object's ExternalIP 192.168.99.11 is not on it.
+    const host = ['127.0.0.1', '::1', '192.168.0.2', '192.168.0.9', '2001:db8::1'];
+    expect(ips(host, ['192.168.0.0/16'])).toEqual(['192.168.0.2', '192.168.0.9']);
+    expect(ips(host, ['primary'])).toEqual(['192.168.0.2']);
+    // The node IP on no interface: upstream's /32 CIDR finds no interface address, and no address takes NodePorts.
+    expect(ips(['127.0.0.1', '::1', '10.9.0.1'], ['primary'])).toEqual([]);
+    // From objects alone (render, trace --objects): the Node's addresses (192.168.0.2, 2001:db8::1) and loopback.
+    expect(ips(undefined, ['192.168.0.0/16'])).toEqual(['192.168.0.2']);
+  });
 });

@@ -9,7 +9,7 @@
  * NftRenderCache, so a sync after one change re-renders one service port.
  */
 import { cidrContainsText } from '../proxier/ip.ts';
-import { isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import { hostAddressesOf, isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
 import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } from './local-detector.ts';
@@ -34,8 +34,6 @@ export interface NftRenderOptions {
   readonly detectLocal: DetectLocalSettings | null;
   /** --nodeport-addresses: CIDRs or "primary"; empty = ["primary"], the nftables mode's default. */
   readonly nodePortAddresses: readonly string[];
-  /** Node addresses used for nodeport-ips; default snapshot.node.addresses. */
-  readonly localAddresses?: readonly string[];
   /**
    * --traffic-counters (kube-proxy-ts only; upstream's ruleset has no counters): each endpoint chain's DNAT rule counts
    * into a named counter of the chain's name (counters.ts).
@@ -65,12 +63,13 @@ export class NftRenderCache extends ServiceRenderCache<ServiceObjects> {}
 export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, cache?: NftRenderCache): NftRender {
   const family = nftFamily(snapshot.family);
   const warnings: string[] = [];
-  const addresses = options.localAddresses ?? snapshot.node.addresses;
-  const nodeIP = primaryIPOf(snapshot.node, snapshot.family, addresses);
+  // The node IP is the Node object's (upstream's NodeIPs, which "primary" turns into /32 and /128 CIDRs); nodeport-ips
+  // holds this host's addresses inside the CIDRs (GetNodeIPs), so "primary" selects the node IP while an interface has it.
+  const nodeIP = primaryIPOf(snapshot.node, snapshot.family, snapshot.node.addresses);
   const detector = makeLocalDetector(options.detectLocal, snapshot.family, snapshot.node);
 
   const cidrs = options.nodePortAddresses.length > 0 ? options.nodePortAddresses : ['primary'];
-  const selected = selectNodePortAddresses({ cidrs, family: snapshot.family, localAddresses: addresses, primaryIP: nodeIP });
+  const selected = selectNodePortAddresses({ cidrs, family: snapshot.family, localAddresses: hostAddressesOf(snapshot), primaryIP: nodeIP });
   const nodePortIPs: string[] = [];
   for (const ip of selected.ips) {
     if (isLoopbackText(ip)) warnings.push(`--nodeport-addresses includes localhost but localhost NodePorts are not supported (address ${ip})`);

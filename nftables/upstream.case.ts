@@ -3,9 +3,10 @@
  * NewFakeProxier) rebuilt for our renderer: node "test-node" at 192.168.0.2
  * (2001:db8::1), pods 10.0.0.0/8 (fd00:10::/64) for local-traffic detection,
  * ServiceCIDR 172.30.0.0/16 (fd00:10:96::/112), nodePortAddresses
- * 192.168.0.2/32 and 2001:db8::1/128, the local addresses upstream's fake
- * network and fib treat as the node's. Plus upstream's expected base dump
- * and its dump ordering (assertNFTablesTransactionEqual), for golden tests.
+ * 192.168.0.2/32 and 2001:db8::1/128, and the interface addresses of
+ * upstream's fake network (the snapshot's hostAddresses). Plus upstream's
+ * expected base dump and its dump ordering (assertNFTablesTransactionEqual),
+ * for golden tests.
  */
 import { buildSnapshots } from '../proxier/snapshot.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
@@ -35,7 +36,6 @@ export function upstreamOptions(family: IPFamily, over: Partial<NftRenderOptions
       interfaceNamePrefix: '',
     },
     nodePortAddresses: [`${TEST_NODE_IP}/32`, `${TEST_NODE_IPV6}/128`],
-    localAddresses: TEST_NODE_IPS,
     ...over,
   };
 }
@@ -55,7 +55,8 @@ export function upstreamSnapshot(
     { nodeName: TEST_NODE, families: [family], features: { preferSameTrafficDistribution: true } },
   );
   if (problems.length > 0) throw new Error(`fixture problems: ${JSON.stringify(problems)}`);
-  return snapshots[0]!;
+  // NewFakeProxier's networkInterfacer: lo with 127.0.0.1 and ::1, eth0 with the node's addresses.
+  return { ...snapshots[0]!, hostAddresses: ['127.0.0.1', '::1', ...TEST_NODE_IPS] };
 }
 
 /** Renders and applies a full sync to a new fake; returns the fake. */

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { selectNodePortAddresses } from './node-ports.ts';
+import { nodeInfo } from '../test/domain.ts';
+import { hostAddressesOf, selectNodePortAddresses } from './node-ports.ts';
 
-const local = ['192.168.0.2', '10.1.0.2', 'fd00::2'];
+/** lo and eth0 of a host, as net.InterfaceAddrs lists them. */
+const local = ['127.0.0.1', '::1', '192.168.0.2', '10.1.0.2', 'fd00::2'];
 const v4 = (cidrs: string[], primaryIP: string | null = '192.168.0.2') =>
   selectNodePortAddresses({ cidrs, family: 'IPv4', localAddresses: local, primaryIP });
 const v6 = (cidrs: string[], primaryIP: string | null = 'fd00::2') =>
@@ -29,5 +31,29 @@ describe('selectNodePortAddresses', () => {
   it('"primary" is the node IP of each family; a family without one matches everything (upstream server.go NodePortAddressesPrimary)', () => {
     expect(v4(['primary'])).toMatchObject({ matchAll: false, ips: ['192.168.0.2'], containsIPv4Loopback: false });
     expect(v6(['primary'], null)).toMatchObject({ matchAll: true });
+  });
+
+  it('selects among the given addresses only, each once (upstream GetNodeIPs over net.InterfaceAddrs)', () => {
+    // A node IP no interface has: "primary" (its /32) selects nothing, as upstream's GetNodeIPs finds no interface address in it.
+    expect(v4(['primary'], '203.0.113.7')).toMatchObject({ matchAll: false, ips: [] });
+    const twice = selectNodePortAddresses({
+      cidrs: ['10.0.0.0/8'],
+      family: 'IPv4',
+      localAddresses: ['10.1.0.2', '10.1.0.3', '10.1.0.2'],
+      primaryIP: null,
+    });
+    expect(twice.ips).toEqual(['10.1.0.2', '10.1.0.3']);
+  });
+});
+
+describe('hostAddressesOf', () => {
+  const node = nodeInfo({ addresses: ['192.168.0.2', '203.0.113.7'] });
+  it("is the sync's interface addresses when read, else the Node object's addresses and loopback (render, trace --objects)", () => {
+    expect(hostAddressesOf({ node, hostAddresses: ['127.0.0.1', '192.168.0.2', '192.168.0.7'] })).toEqual([
+      '127.0.0.1',
+      '192.168.0.2',
+      '192.168.0.7',
+    ]);
+    expect(hostAddressesOf({ node })).toEqual(['192.168.0.2', '203.0.113.7', '127.0.0.1', '::1']);
   });
 });

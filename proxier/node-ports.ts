@@ -1,11 +1,12 @@
 /**
- * --nodeport-addresses: which of this node's addresses accept NodePort
- * traffic, per IP family, as upstream's NodePortAddresses does. Addresses are
- * passed in as data (node status addresses plus loopback, or interface
- * addresses), so this stays pure.
+ * --nodeport-addresses: which of this host's addresses accept NodePort
+ * traffic, per IP family, as upstream's NodePortAddresses does. The
+ * candidates are passed in as data (the interface addresses the agent read
+ * for the sync, or, rendering from objects alone, the Node object's addresses
+ * and loopback: hostAddressesOf), so this stays pure.
  */
 import { cidrContains, isLoopback, parseCIDR, parseIP } from './ip.ts';
-import type { IPFamily, NodeInfo } from './types.ts';
+import type { IPFamily, NodeInfo, Snapshot } from './types.ts';
 
 export interface NodePortAddresses {
   /** No restriction (flag unset, or a 0.0.0.0/0 / ::/0 entry). */
@@ -20,7 +21,7 @@ export interface NodePortAddressInput {
   /** Flag values: CIDRs of any family, or "primary". */
   readonly cidrs: readonly string[];
   readonly family: IPFamily;
-  /** Every local address of the node (any family); loopback is added here. */
+  /** This host's addresses (any family), as hostAddressesOf gives them: the selection is made among these only. */
   readonly localAddresses: readonly string[];
   /** The node's primary IP of this family, for "primary". */
   readonly primaryIP: string | null;
@@ -44,12 +45,12 @@ export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAd
   // turns "primary" into the node IP of each family that has one).
   if (cidrs.length === 0 || cidrs.some((c) => c.text === all)) return { matchAll: true, ips: [], containsIPv4Loopback: input.family === 'IPv4' };
 
-  const loopback = input.family === 'IPv4' ? '127.0.0.1' : '::1';
-  const candidates = [...new Set([...input.localAddresses, loopback])];
+  // Upstream GetNodeIPs: the interface addresses inside any CIDR, each once (upstream's order is a map's; ours the
+  // interfaces', so that an unchanged host gives the same rules).
   const ips: string[] = [];
-  for (const text of candidates) {
+  for (const text of input.localAddresses) {
     const ip = parseIP(text);
-    if (ip && cidrs.some((c) => cidrContains(c, ip))) ips.push(ip.text);
+    if (ip && !ips.includes(ip.text) && cidrs.some((c) => cidrContains(c, ip))) ips.push(ip.text);
   }
   const lo = parseIP('127.0.0.1')!;
   return {
@@ -63,6 +64,15 @@ export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAd
 export function isLoopbackText(text: string): boolean {
   const ip = parseIP(text);
   return ip !== null && isLoopback(ip);
+}
+
+/**
+ * Where a snapshot's NodePorts may be: this host's interface addresses as read for the sync (upstream GetNodeIPs lists
+ * net.InterfaceAddrs), else, for a snapshot made from objects alone (render, trace --objects), the Node object's
+ * addresses and loopback, which stand in for the interfaces of a node that has its Node addresses on them.
+ */
+export function hostAddressesOf(snapshot: Pick<Snapshot, 'node' | 'hostAddresses'>): readonly string[] {
+  return snapshot.hostAddresses ?? [...snapshot.node.addresses, '127.0.0.1', '::1'];
 }
 
 /** The node's primary IP of a family, else its first address of that family among `addresses`; null when it has none. */

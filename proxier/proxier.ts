@@ -47,6 +47,12 @@ export interface ProxierOptions {
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly hooks?: ProxierHooks;
+  /**
+   * This host's interface addresses, read once per sync for every family's snapshot (Snapshot.hostAddresses), as
+   * upstream's syncProxyRules lists them (GetNodeIPs) each time: a change of the host's addresses reaches the rules at
+   * the next sync, the periodic one at the latest. Without it snapshots have none (the Node's addresses stand in).
+   */
+  readonly hostAddresses?: () => readonly string[] | Promise<readonly string[]>;
 }
 
 export class Proxier {
@@ -222,7 +228,9 @@ export class Proxier {
 
   private async sync(trigger: SyncTrigger): Promise<void> {
     if (!this.initialized) return;
-    const snapshots = this.snapshots();
+    const read = this.o.hostAddresses;
+    const hostAddresses = read ? await read() : undefined;
+    const snapshots = hostAddresses ? this.snapshots().map((s) => ({ ...s, hostAddresses })) : this.snapshots();
     const triggers = this.triggerTimes.splice(0);
     this.pending = { services: 0, endpoints: 0 };
     this.o.hooks?.changes?.(this.pending, this.counted);

@@ -110,6 +110,13 @@ export interface Snapshot {
    * or empty when none are known. Only the nftables mode uses them (upstream OnServiceCIDRsChanged).
    */
   readonly serviceCIDRs?: readonly string[];
+  /**
+   * This host's interface addresses (every family) as the agent read them for this sync: where --nodeport-addresses
+   * selects the NodePort destinations, as upstream's NodePortAddresses.GetNodeIPs lists net.InterfaceAddrs at every
+   * sync. Absent when the snapshot comes from objects alone (render, trace --objects): the Node object's addresses and
+   * loopback stand in (hostAddressesOf).
+   */
+  readonly hostAddresses?: readonly string[];
 }
 
 /** Something upstream would not program, named precisely. */

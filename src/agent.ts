@@ -56,8 +56,12 @@ export interface AgentDeps {
   readonly iptables?: ReadonlyMap<IPFamily, Iptables>;
   /** Addresses the health-check node port servers listen on (default: as --nodeport-addresses selects). */
   readonly serviceHealthHosts?: readonly string[];
-  /** This host's interface addresses, which --nodeport-addresses selects the health-check servers' among (default: os.networkInterfaces). */
-  readonly interfaceAddresses?: () => readonly string[];
+  /**
+   * This host's interface addresses, read at every sync, among which --nodeport-addresses selects the NodePort
+   * destinations and the health-check servers' addresses (default: os.networkInterfaces; tests in a network namespace
+   * read that namespace's).
+   */
+  readonly interfaceAddresses?: () => readonly string[] | Promise<readonly string[]>;
   /** The nftables mode's nft (FakeNft in unit tests), version and kernel, instead of the node's. */
   readonly nftables?: NftablesNode;
   /** The effective configuration as a KubeProxyConfiguration document, served at /configz. */
@@ -188,15 +192,14 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
+    hostAddresses: hostAddressReader(deps.interfaceAddresses ?? interfaceAddresses, log),
     hooks: proxierHooks({
       mode,
       metrics,
       userspaceMetrics,
       health,
       serviceHealth,
-      ...(deps.serviceHealthHosts
-        ? {}
-        : { serviceHealthHosts: (snaps) => serviceHealthHosts(config.nodePortAddresses, snaps, (deps.interfaceAddresses ?? interfaceAddresses)()) }),
+      ...(deps.serviceHealthHosts ? {} : { serviceHealthHosts: (snaps) => serviceHealthHosts(config.nodePortAddresses, snaps) }),
       clock: deps.clock,
       logger: log,
       detectLocalMode: config.detectLocalMode,
@@ -300,4 +303,20 @@ function cacheSyncLog(log: Logger, serviceCIDRs: boolean): { synced(kind: Object
 /** Every address on this host's interfaces (upstream's net.InterfaceAddrs), IPv6 zone ids dropped. */
 function interfaceAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
+}
+
+/**
+ * The interface addresses for each sync. A failed read is said (upstream's "Failed to get node ip address matching
+ * nodeport cidrs") and the last good read kept, not an empty list that would take every NodePort away.
+ */
+function hostAddressReader(read: () => readonly string[] | Promise<readonly string[]>, log: Logger): () => Promise<readonly string[]> {
+  let last: readonly string[] = [];
+  return async () => {
+    try {
+      last = await read();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "Failed to list this host's interface addresses; NodePorts keep the last ones read");
+    }
+    return last;
+  };
 }

@@ -20,6 +20,7 @@ import type { NftablesMode } from '../nftables/nftables-mode.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { startAgent, type Agent } from '../src/agent.ts';
 import { runCommand } from '../src/cmd/run.ts';
+import { liveLocalAddresses } from '../src/cmd/trace-packet.ts';
 import { runCli } from '../src/commands.ts';
 import { configFromFlags } from '../src/config.ts';
 import type { FlagValue } from '../src/flags.ts';
@@ -100,6 +101,8 @@ async function start(mode: 'iptables' | 'nftables'): Promise<Agent> {
     kubeConfig: () => kubeConfigFor(api),
     iptablesBackend: 'nft',
     serviceHealthHosts: ['127.0.0.1'],
+    // node-1's interfaces, not this process's namespace's: --nodeport-addresses ("primary" here) selects among them.
+    interfaceAddresses: () => liveLocalAddresses(runner()),
   });
   return agent;
 }

@@ -51,6 +51,22 @@ const objects = [
   }),
 ];
 
+/** What the agent and `diff` are given. */
+const flags = (mode: 'iptables' | 'nftables') => [
+  '--proxy-mode',
+  mode,
+  '--iptables-backend',
+  'nft',
+  '--objects',
+  dir,
+  '--hostname-override',
+  'node-1',
+  '--cluster-cidr',
+  '10.244.0.0/16',
+  '--nodeport-addresses',
+  '192.168.50.0/24',
+];
+
 const node = () => cluster.node('node-1').ns;
 const ip = (...args: string[]) => cluster.exec(node(), 'ip', args);
 
@@ -64,11 +80,13 @@ async function reaches(address: string): Promise<boolean> {
 async function destinations(mode: 'iptables' | 'nftables'): Promise<string[]> {
   if (mode === 'iptables') {
     const save = (await cluster.exec(node(), 'iptables-nft-save', ['-t', 'nat'])).stdout;
-    return [...save.matchAll(/^-A KUBE-SERVICES .*-d (\S+?)\/32 -j KUBE-NODEPORTS$/gm)].map((m) => m[1]!).sort();
+    const jumps = save.split('\n').filter((l) => l.startsWith('-A KUBE-SERVICES ') && l.endsWith('-j KUBE-NODEPORTS'));
+    return jumps.flatMap((l) => / -d (\S+?)\/32 /.exec(l)?.[1] ?? []).sort();
   }
-  const r = await cluster.exec(node(), 'nft', ['-j', 'list', 'set', 'ip', 'kube-proxy', 'nodeport-ips']);
-  const set = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((o) => o.set)?.set;
-  return [...(set?.elem ?? [])].sort();
+  const r = await cluster.exec(node(), 'nft', ['-j', 'list', 'table', 'ip', 'kube-proxy']);
+  if (r.code !== 0) throw new Error(`nft: ${r.stderr}`);
+  const objects = (JSON.parse(r.stdout) as { nftables: { set?: { name: string; elem?: string[] } }[] }).nftables;
+  return [...(objects.find((o) => o.set?.name === 'nodeport-ips')?.set?.elem ?? [])].sort();
 }
 
 beforeAll(async () => {
@@ -92,18 +110,7 @@ describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses 
     agent = await startAgentProcess(
       node(),
       [
-        '--proxy-mode',
-        mode,
-        '--iptables-backend',
-        'nft',
-        '--objects',
-        dir,
-        '--hostname-override',
-        'node-1',
-        '--cluster-cidr',
-        '10.244.0.0/16',
-        '--nodeport-addresses',
-        '192.168.50.0/24',
+        ...flags(mode),
         '--iptables-min-sync-period',
         '0s',
         '--iptables-sync-period',
@@ -113,7 +120,8 @@ describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses 
         '--metrics-bind-address',
         '',
       ],
-      () => reaches(NODE_IP),
+      // This mode's own rules (the previous mode's stay in place after it stopped, until this one's first sync).
+      async () => (await destinations(mode)).includes(NODE_IP) && (await reaches(NODE_IP)),
     );
   });
 

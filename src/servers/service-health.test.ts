@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ServiceHealthServers, serviceHealthHosts } from './service-health.ts';
 import { nodeInfo, portState, servicePort, snapshotOf } from '../../test/domain.ts';
+import type { Snapshot } from '../../proxier/types.ts';
 import { hasIPv6Loopback } from '../../test/ipv6-loopback.ts';
 import { freePort } from '../../test/free-port.ts';
 
@@ -123,6 +124,8 @@ describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's 
   const node = nodeInfo({ addresses: ['192.168.0.2'], primaryIP: '192.168.0.2' });
 
   const hostsOf = (...args: Parameters<typeof serviceHealthHosts>) => Object.fromEntries(serviceHealthHosts(...args));
+  /** A snapshot of a sync that read these interface addresses. */
+  const on = (snap: Snapshot, hostAddresses: readonly string[]): Snapshot => ({ ...snap, hostAddresses });
 
   it("nftables' default 'primary' on an IPv4-only node that programs both families: the IPv4 services listen on the node IP", () => {
     const v4 = snapshotOf([lb], { node });
@@ -130,13 +133,15 @@ describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's 
     expect(hostsOf(['primary'], [v4, v6])).toEqual({ 'ns1/svc1': ['192.168.0.2'] });
   });
 
-  it("selects among the interface addresses when given (GetNodeIPs' net.InterfaceAddrs): a Node address no interface has is not bound", () => {
+  it("selects among the sync's interface addresses (GetNodeIPs' net.InterfaceAddrs): a Node address no interface has is not bound", () => {
     const cloud = nodeInfo({ addresses: ['10.0.0.5', '203.0.113.7'], primaryIP: '10.0.0.5' });
     const v4 = snapshotOf([lb], { node: cloud });
+    // From objects alone (no interfaces read), the Node's addresses stand in.
     expect(hostsOf(['10.0.0.0/8', '203.0.113.0/24'], [v4])).toEqual({ 'ns1/svc1': ['10.0.0.5', '203.0.113.7'] });
-    expect(hostsOf(['10.0.0.0/8', '203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual({ 'ns1/svc1': ['10.0.0.5'] });
-    expect(hostsOf(['primary'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual({ 'ns1/svc1': ['10.0.0.5'] });
-    expect(hostsOf(['203.0.113.0/24'], [v4], ['127.0.0.1', '10.0.0.5'])).toEqual({ 'ns1/svc1': [] });
+    const read = on(v4, ['127.0.0.1', '10.0.0.5']);
+    expect(hostsOf(['10.0.0.0/8', '203.0.113.0/24'], [read])).toEqual({ 'ns1/svc1': ['10.0.0.5'] });
+    expect(hostsOf(['primary'], [read])).toEqual({ 'ns1/svc1': ['10.0.0.5'] });
+    expect(hostsOf(['203.0.113.0/24'], [read])).toEqual({ 'ns1/svc1': [] });
   });
 
   it("a family that selects every address widens its own services only (upstream: that family's server on 0.0.0.0)", () => {
@@ -149,7 +154,8 @@ describe("serviceHealthHosts (upstream newServiceHealthServer, one per family's 
       family: 'IPv6',
       node,
     });
-    expect(hostsOf(['192.168.0.0/24', 'fd00::/8'], [v4, dual], ['192.168.0.2', 'fd00::2'])).toEqual({ 'ns1/svc1': ['192.168.0.2', 'fd00::2'] });
+    const host = ['192.168.0.2', 'fd00::2'];
+    expect(hostsOf(['192.168.0.0/24', 'fd00::/8'], [on(v4, host), on(dual, host)])).toEqual({ 'ns1/svc1': ['192.168.0.2', 'fd00::2'] });
     expect(hostsOf(['primary'], [v4, dual])).toEqual({ 'ns1/svc1': ['0.0.0.0'] });
   });
 });

@@ -7,7 +7,7 @@
  * serve it locally.
  */
 
-import { primaryIPOf, selectNodePortAddresses } from '../../proxier/node-ports.ts';
+import { hostAddressesOf, primaryIPOf, selectNodePortAddresses } from '../../proxier/node-ports.ts';
 import type { Snapshot } from '../../proxier/types.ts';
 import type { ServerResponse } from 'node:http';
 import { listen, type RunningServer } from './http-servers.ts';
@@ -54,26 +54,22 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
  * family's NodePorts, then this host's interface addresses inside it (NodePortAddresses.GetNodeIPs lists the
  * interfaces, net.InterfaceAddrs), "primary" being the node's primary IP of the family: only an address a socket can
  * bind, so a Node object's address that is not on an interface (a cloud node's NATed ExternalIP inside the CIDR) cannot
- * make every server of a service fail to open (they open all or none). Without `interfaceAddresses` the Node object's
- * addresses stand in. A service is served where the families it has select (a dual-stack one: both selections, every
- * address when either selects all), so a family that selects every address (the IPv6 one of an IPv4-only node: no IPv6
- * CIDR, or "primary" without an IPv6 node IP) widens only its own services. Keyed as healthTargets.
+ * make every server of a service fail to open (they open all or none). The interface addresses are the snapshots' (read
+ * for each sync; hostAddressesOf). A service is served where the families it has select (a dual-stack one: both
+ * selections, every address when either selects all), so a family that selects every address (the IPv6 one of an
+ * IPv4-only node: no IPv6 CIDR, or "primary" without an IPv6 node IP) widens only its own services. Keyed as
+ * healthTargets.
  */
-export function serviceHealthHosts(
-  nodePortAddresses: readonly string[],
-  snapshots: readonly Snapshot[],
-  interfaceAddresses?: readonly string[],
-): Map<string, string[]> {
+export function serviceHealthHosts(nodePortAddresses: readonly string[], snapshots: readonly Snapshot[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const snap of snapshots) {
     const keys = new Set(snap.services.filter((s) => s.service.healthCheckNodePort).map((s) => `${s.service.namespace}/${s.service.name}`));
     if (keys.size === 0) continue;
-    const addresses = snap.node.addresses;
     const selected = selectNodePortAddresses({
       cidrs: nodePortAddresses,
       family: snap.family,
-      localAddresses: interfaceAddresses ?? addresses,
-      primaryIP: primaryIPOf(snap.node, snap.family, addresses),
+      localAddresses: hostAddressesOf(snap),
+      primaryIP: primaryIPOf(snap.node, snap.family, snap.node.addresses),
     });
     for (const key of keys) {
       const hosts = out.get(key) ?? [];
