@@ -51,6 +51,7 @@ const objects = [
   }),
 ];
 
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 /** What the agent and `diff` are given. */
 const flags = (mode: 'iptables' | 'nftables') => [
   '--proxy-mode',
@@ -138,6 +139,9 @@ describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses 
     // The node's own connection to the Node-only address is not taken by the NodePort rules (upstream sends it out).
     const fromNode = await requestFromNode(cluster, 'node-1', { proto: 'tcp', ip: NODE_ONLY, port: NODE_PORT, count: 1, timeoutMs: 500 });
     expect(podsHit(fromNode).size).toBe(0);
+    // `diff` on the node wants what the agent wrote: the NodePorts on this node's interface addresses.
+    const diff = await cluster.exec(node(), process.execPath, [MAIN, 'diff', ...flags(mode)]);
+    expect({ code: diff.code, out: diff.stdout }).toEqual({ code: 0, out: expect.stringContaining('IPv4: converged') });
   });
 
   it('follows an address added to and removed from an interface within the sync period, no object changing (upstream: GetNodeIPs at each sync)', async () => {
