@@ -5,7 +5,6 @@
  * servers. stop() (SIGTERM) shuts everything down and leaves the rules in
  * place, as upstream does.
  */
-import { networkInterfaces } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { Iptables, IptablesBackend } from '../iptables/iptables.ts';
@@ -41,6 +40,7 @@ import { agentConntrackSetup } from './conntrack-sysctls.ts';
 import { apiEventRecorder, logEventRecorder, type EventRecorder } from './events.ts';
 import { setVerbosity } from './log.ts';
 import { parseHostPort } from './host-port.ts';
+import { interfaceAddresses } from './system/interfaces.ts';
 
 export interface AgentDeps {
   /** Runs iptables, conntrack and sysctl (made for a network namespace in tests and the demo). */
@@ -298,11 +298,6 @@ function cacheSyncLog(log: Logger, serviceCIDRs: boolean): { synced(kind: Object
       if (waiting.delete(kind)) log.info({ controller: CONFIG_CONTROLLERS[kind] }, 'Caches are synced');
     },
   };
-}
-
-/** Every address on this host's interfaces (upstream's net.InterfaceAddrs), IPv6 zone ids dropped. */
-function interfaceAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
 }
 
 /**

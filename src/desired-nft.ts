@@ -28,7 +28,11 @@ export interface NftDesired extends DesiredSnapshots {
   readonly renders: readonly NftRender[];
 }
 
-export function nftDesiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: { readonly osHostname?: () => string } = {}): NftDesired {
+export function nftDesiredFromObjects(
+  objects: ParsedObjects,
+  config: ProxyConfig,
+  extra: { readonly osHostname?: () => string; readonly hostAddresses?: readonly string[] } = {},
+): NftDesired {
   const built = snapshotsFromObjects(objects, config, { ...extra, families: NFT_FAMILIES });
   const options = nftRenderOptionsFrom(config);
   return { ...built, renders: built.snapshots.map((s) => renderNftables(s, options)) };

@@ -89,6 +89,8 @@ export interface SnapshotExtra {
   readonly osHostname?: () => string;
   /** Exactly these families (default: the primary one, plus the other when a service has it). */
   readonly families?: readonly IPFamily[];
+  /** This host's interface addresses (`diff` on the node), as the agent's snapshots carry them; else the Node's stand in. */
+  readonly hostAddresses?: readonly string[];
 }
 
 export interface DesiredExtra extends SnapshotExtra {
@@ -106,7 +108,9 @@ export function snapshotsFromObjects(objects: ParsedObjects, config: ProxyConfig
     { services: objects.services, slices: objects.slices, node, serviceCIDRs: objects.serviceCIDRs ?? [] },
     { nodeName, features: featuresFrom(config), ...(extra.families ? { families: extra.families } : {}) },
   );
-  return { nodeName, snapshots: built.snapshots, problems: [...objects.problems, ...built.problems], nodeMissing: node === null };
+  const host = extra.hostAddresses;
+  const snapshots = host ? built.snapshots.map((s) => ({ ...s, hostAddresses: host })) : built.snapshots;
+  return { nodeName, snapshots, problems: [...objects.problems, ...built.problems], nodeMissing: node === null };
 }
 
 export function desiredFromObjects(objects: ParsedObjects, config: ProxyConfig, extra: DesiredExtra): Desired {

@@ -114,6 +114,7 @@ function cliIo(out: string[]) {
     stderr: (t: string) => void out.push(t),
     makeLogger: () => silentLogger(),
     runner: runner(),
+    interfaceAddresses: () => liveLocalAddresses(runner()),
     osHostname: () => 'node-1',
     kubeConfig: () => kubeConfigFor(api),
   };

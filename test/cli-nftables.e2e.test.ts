@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Nft } from '../nftables/nft.ts';
 import { cli } from './cli-run.ts';
-import { CLIENT, FLOW_NODES, PODS, TARGET_PORT } from './flow-cases.case.ts';
+import { CLIENT, FLOW_NODES, NODE1_6, PODS, TARGET_PORT } from './flow-cases.case.ts';
 import { NFT_FLAGS, traceSummary, writeCliObjects } from './nft-cli.case.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
@@ -38,6 +38,9 @@ const endpoint = (pod: keyof typeof PODS) => `${PODS[pod].ip}:${TARGET_PORT}`;
 
 beforeAll(async () => {
   cluster = await createCluster({ prefix: 'kptnftcli', client: true, nodes: FLOW_NODES });
+  // node-1 has the IPv6 address its Node object lists too (render puts it in nodeport-ips; diff wants the NodePorts on
+  // the interfaces' addresses, as the agent does).
+  await cluster.exec(node(), 'ip', ['-6', 'addr', 'add', `${NODE1_6}/64`, 'dev', 'eth0', 'nodad']);
   servers = await cluster.startPodServers({ tcp: [TARGET_PORT] });
   objects = await writeCliObjects();
   const rendered = await cli(['render', ...NFT_FLAGS, '--objects', objects]);

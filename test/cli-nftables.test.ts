@@ -38,6 +38,8 @@ async function run(argv: readonly string[], nft: FakeNft): Promise<{ code: numbe
     stderr: (t) => void (err += t),
     makeLogger: () => silentLogger(),
     runner: nodeRunner,
+    // node-1's interfaces, where diff wants the NodePorts (as the agent reads them).
+    interfaceAddresses: () => ['127.0.0.1', NODE1, NODE1_6],
     nft,
   });
   return { code, out, err };

@@ -4,6 +4,8 @@
  * (nftables/normalize.ts), reported per service port
  * (nftables/diff-report.ts). Exit 0 when both tables hold exactly the
  * desired chains, rules, sets and elements (and counters, with --traffic-counters), 1 when not.
+ * The NodePorts are wanted on this node's interface addresses, as the
+ * agent puts them.
  */
 import { reportTableDiff, formatNftDiff } from '../../nftables/diff-report.ts';
 import { Nft } from '../../nftables/nft.ts';
@@ -11,12 +13,14 @@ import type { ProxyConfig } from '../config.ts';
 import { nftDesiredFromObjects } from '../desired-nft.ts';
 import type { ParsedObjects } from '../sources/parse-objects.ts';
 import { createExecaRunner } from '../system/exec.ts';
+import { interfaceAddresses } from '../system/interfaces.ts';
 import type { Logger } from '../../proxier/log.ts';
 import type { CommandIO } from './io.ts';
 import { warnIfNodeMissing } from './render.ts';
 
 export async function diffNftables(objects: ParsedObjects, config: ProxyConfig, io: CommandIO, log: Logger): Promise<number> {
-  const desired = nftDesiredFromObjects(objects, config, io.osHostname ? { osHostname: io.osHostname } : {});
+  const hostAddresses = await (io.interfaceAddresses ?? interfaceAddresses)();
+  const desired = nftDesiredFromObjects(objects, config, { hostAddresses, ...(io.osHostname ? { osHostname: io.osHostname } : {}) });
   warnIfNodeMissing(desired, config.objects, log, 'nftables');
   const nft = io.nft ?? new Nft(io.runner ?? createExecaRunner());
   let identical = true;

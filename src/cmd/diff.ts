@@ -13,6 +13,7 @@ import { probeNode } from '../../iptables/node-probe.ts';
 import { nfacctTool } from '../../iptables/nfacct.ts';
 import { readProcFile, type CommandRunner } from '../../proxier/exec.ts';
 import { createExecaRunner } from '../system/exec.ts';
+import { interfaceAddresses } from '../system/interfaces.ts';
 import { diffNftables } from './diff-nft.ts';
 import type { CommandIO } from './io.ts';
 import { loadConfig } from './load-config.ts';
@@ -31,6 +32,8 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   const probe = await probeNode({ runner, logger: log, backend: config.iptablesBackend });
   const nfacctCounters = await nodeNfacctCounters(runner);
   const desired = desiredFromObjects(objects, config, {
+    // The NodePorts where the agent puts them: on this node's interface addresses.
+    hostAddresses: await (io.interfaceAddresses ?? interfaceAddresses)(),
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,
     nfacctCounters,

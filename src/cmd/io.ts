@@ -33,6 +33,11 @@ export interface CommandIO {
   /** For commands that act on the node (run, cleanup, diff, trace); made for a network namespace in tests and the demo. */
   readonly runner?: CommandRunner;
   readonly clock?: Clock;
+  /**
+   * This host's interface addresses, among which `diff` wants the NodePorts, as the agent does (default: this process's
+   * interfaces, src/system/interfaces.ts; a test in a network namespace reads that namespace's).
+   */
+  readonly interfaceAddresses?: () => readonly string[] | Promise<readonly string[]>;
   /** nft for diff and trace with --mode=nftables; default: the real nft through `runner`. Tests pass a FakeNft. */
   readonly nft?: NftApi;
   /** Builds API access from --kubeconfig / --master / in-cluster settings. */
