@@ -163,3 +163,54 @@ describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses 
     expect(await reaches(ADDED)).toBe(true);
   });
 });
+
+describe('userspace mode: a Node object whose address no interface has', () => {
+  // Upstream's userspace proxier sends the node's own portal and NodePort traffic (KUBE-PORTALS-HOST,
+  // KUBE-NODEPORT-HOST) to hostIP:proxyPort, hostIP being --bind-address or, for 0.0.0.0, an interface's address
+  // (utilnet.ChooseHostInterface): never an address the host does not have.
+  const natted = [makeNode('node-1', { addresses: [NODE_ONLY], podCIDR: '10.244.1.0/24' }), ...objects.slice(1)];
+  let natDir = '';
+
+  beforeAll(async () => {
+    natDir = await mkdtemp(join(tmpdir(), 'kpt-npa-us-'));
+    await writeFile(join(natDir, 'cluster.yaml'), natted.map((d) => dump(d)).join('---\n'));
+    agent = await startAgentProcess(
+      node(),
+      [
+        '--proxy-mode',
+        'userspace',
+        '--iptables-backend',
+        'nft',
+        '--objects',
+        natDir,
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--iptables-min-sync-period',
+        '0s',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+      ],
+      // Its own portal rules (the nftables mode's table stays after it stopped, until this mode's first sync).
+      async () =>
+        (await cluster.exec(node(), 'iptables-nft-save', ['-t', 'nat'])).stdout.includes('-A KUBE-NODEPORT-CONTAINER') && (await reaches(NODE_IP)),
+    );
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    agent = null;
+    if (natDir) await rm(natDir, { recursive: true, force: true });
+  });
+
+  it("the node reaches its own NodePort and the ClusterIP through the portals (upstream NewProxier: hostIP from ChooseHostInterface, not the Node object's)", async () => {
+    const fromNode = async (address: string, port: number) =>
+      podsHit(await requestFromNode(cluster, 'node-1', { proto: 'tcp', ip: address, port, count: 4, timeoutMs: 800 }));
+    const total = (hits: Map<string, number>) => [...hits.values()].reduce((a, b) => a + b, 0);
+    expect(total(await fromNode(NODE_IP, NODE_PORT))).toBe(4);
+    expect(total(await fromNode('172.30.0.10', 80))).toBe(4);
+  });
+});
