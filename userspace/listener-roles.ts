@@ -27,10 +27,16 @@ export function listenerRoles(s: ServicePortState): Role[] {
   return roles;
 }
 
-/** The node's primary IP of the snapshot's family (DNAT target of host portals), else its first address of that family. */
+/**
+ * The DNAT target of host portals: the node's primary IP of the snapshot's family, else its first address of that
+ * family, as long as this host has it (the sync's interface addresses, when read); null otherwise. Upstream's hostIP is
+ * an interface's address (ChooseHostInterface): a Node address no interface has (a NATed one) would send the node's
+ * own portal traffic off the node.
+ */
 export function hostIPOf(snapshot: Snapshot): string | null {
   const v6 = snapshot.family === 'IPv6';
   const ofFamily = (ip: string): boolean => ip.includes(':') === v6;
-  if (snapshot.node.primaryIP && ofFamily(snapshot.node.primaryIP)) return snapshot.node.primaryIP;
-  return snapshot.node.addresses.find(ofFamily) ?? null;
+  const ip = snapshot.node.primaryIP && ofFamily(snapshot.node.primaryIP) ? snapshot.node.primaryIP : snapshot.node.addresses.find(ofFamily);
+  if (ip === undefined) return null;
+  return snapshot.hostAddresses === undefined || snapshot.hostAddresses.includes(ip) ? ip : null;
 }

@@ -318,6 +318,11 @@ describe('listener roles and host IP', () => {
     expect(hostIPOf(snapshotOf([]))).toBe('192.168.0.2');
     expect(hostIPOf(snapshotOf([], { family: 'IPv6' }))).toBe(null);
   });
+
+  it("the host IP is one this host has: a Node address no interface has gives null (the interface fallback; upstream's hostIP is ChooseHostInterface's)", () => {
+    expect(hostIPOf({ ...snapshotOf([]), hostAddresses: ['127.0.0.1', '192.168.0.2'] })).toBe('192.168.0.2');
+    expect(hostIPOf({ ...snapshotOf([]), hostAddresses: ['127.0.0.1', '10.0.0.9'] })).toBe(null);
+  });
 });
 
 describe('UserspaceMode: family and bind address (upstream: single-stack, the family of --bind-address)', () => {
