@@ -55,7 +55,7 @@ class RecordingMode implements ProxyMode {
   async close(): Promise<void> {}
 }
 
-function setup(families: IPFamily[] = ['IPv4'], hooks: ProxierHooks = {}) {
+function setup(families: IPFamily[] = ['IPv4'], hooks: ProxierHooks = {}, hostAddresses?: () => readonly string[]) {
   const clock = new ManualClock(T0);
   const mode = new RecordingMode(families, clock);
   const proxier = new Proxier({
@@ -65,6 +65,7 @@ function setup(families: IPFamily[] = ['IPv4'], hooks: ProxierHooks = {}) {
     minSyncPeriodMs: MIN,
     syncPeriodMs: PERIOD,
     hooks,
+    ...(hostAddresses ? { hostAddresses } : {}),
   });
   proxier.start();
   /** Moves the clock and lets a sync it started finish. */
@@ -353,5 +354,49 @@ describe('Proxier ServiceCIDRs (upstream ServiceCIDRConfig -> OnServiceCIDRsChan
     await t.advance(0);
     expect(problems).toEqual(['ServiceCIDR typo: spec.cidrs[0]: not a CIDR: "10.96.0.0/40"; ignored']);
     expect(t.mode.calls[0]!.snapshot.serviceCIDRs).toEqual(['172.30.0.0/16']);
+  });
+});
+
+describe("Proxier: this host's interface addresses (upstream GetNodeIPs, listed by syncProxyRules)", () => {
+  it('gives every family the same read; reads at the first and every periodic sync and once a sync period old, not at the change-triggered syncs in between', async () => {
+    let reads = 0;
+    let host = ['127.0.0.1', '192.168.0.2', 'fd00::2'];
+    const t = setup(['IPv4', 'IPv6'], {}, () => (reads++, host));
+    t.listAll();
+    await t.advance(0);
+    expect(reads).toBe(1);
+    expect(t.mode.calls.map((c) => c.snapshot.hostAddresses)).toEqual([host, host]);
+
+    // Events: their syncs reuse the read (an address change meanwhile waits for the next read).
+    host = ['127.0.0.1', '192.168.0.2', '192.168.0.7', 'fd00::2'];
+    for (let i = 0; i < 5; i++) {
+      t.event('Service', 'ns/web', makeService('ns', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 80 + i }] }));
+      await t.advance(MIN);
+    }
+    expect(reads).toBe(1);
+    expect(t.mode.calls.at(-1)!.snapshot.hostAddresses).not.toContain('192.168.0.7');
+
+    // Events every second for longer than a sync period (no periodic sync comes): a change-triggered sync reads again.
+    for (let i = 0; i < PERIOD / MIN; i++) {
+      t.event('Service', 'ns/web', makeService('ns', 'web', { clusterIP: '172.30.0.10', ports: [{ name: 'p80', port: 1000 + i }] }));
+      await t.advance(MIN);
+    }
+    expect(reads).toBe(2);
+    expect(t.mode.calls.every((c) => c.ctx.periodic === false)).toBe(true);
+    expect(t.mode.calls.at(-1)!.snapshot.hostAddresses).toContain('192.168.0.7');
+
+    // Quiet: the periodic sync reads.
+    host = ['127.0.0.1', 'fd00::2'];
+    await t.advance(PERIOD);
+    expect(t.mode.calls.at(-1)!.ctx.periodic).toBe(true);
+    expect(reads).toBe(3);
+    expect(t.mode.calls.at(-1)!.snapshot.hostAddresses).toEqual(host);
+  });
+
+  it("without a reader, snapshots carry none (the Node object's addresses stand in)", async () => {
+    const t = setup();
+    t.listAll();
+    await t.advance(0);
+    expect(t.mode.calls[0]!.snapshot.hostAddresses).toBeUndefined();
   });
 });

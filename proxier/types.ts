@@ -111,10 +111,10 @@ export interface Snapshot {
    */
   readonly serviceCIDRs?: readonly string[];
   /**
-   * This host's interface addresses (every family) as the agent read them for this sync: where --nodeport-addresses
-   * selects the NodePort destinations, as upstream's NodePortAddresses.GetNodeIPs lists net.InterfaceAddrs at every
-   * sync. Absent when the snapshot comes from objects alone (render, trace --objects): the Node object's addresses and
-   * loopback stand in (hostAddressesOf).
+   * This host's interface addresses (every family) as the agent last read them (proxier.ts: at least once a sync
+   * period): where --nodeport-addresses selects the NodePort destinations, as upstream's NodePortAddresses.GetNodeIPs
+   * lists net.InterfaceAddrs. Absent when the snapshot comes from objects alone (render, trace --objects): the Node
+   * object's addresses and loopback stand in (hostAddressesOf).
    */
   readonly hostAddresses?: readonly string[];
 }

@@ -57,9 +57,9 @@ export interface AgentDeps {
   /** Addresses the health-check node port servers listen on (default: as --nodeport-addresses selects). */
   readonly serviceHealthHosts?: readonly string[];
   /**
-   * This host's interface addresses, read at every sync, among which --nodeport-addresses selects the NodePort
-   * destinations and the health-check servers' addresses (default: os.networkInterfaces; tests in a network namespace
-   * read that namespace's).
+   * This host's interface addresses, read at least once a sync period (proxier.ts), among which --nodeport-addresses
+   * selects the NodePort destinations and the health-check servers' addresses (default: os.networkInterfaces; tests in
+   * a network namespace read that namespace's).
    */
   readonly interfaceAddresses?: () => readonly string[] | Promise<readonly string[]>;
   /** The nftables mode's nft (FakeNft in unit tests), version and kernel, instead of the node's. */
@@ -301,7 +301,7 @@ function cacheSyncLog(log: Logger, serviceCIDRs: boolean): { synced(kind: Object
 }
 
 /**
- * The interface addresses for each sync. A failed read is said (upstream's "Failed to get node ip address matching
+ * The interface addresses, when the Proxier reads them. A failed read is said (upstream's "Failed to get node ip address matching
  * nodeport cidrs") and the last good read kept, not an empty list that would take every NodePort away.
  */
 function hostAddressReader(read: () => readonly string[] | Promise<readonly string[]>, log: Logger): () => Promise<readonly string[]> {

@@ -55,7 +55,7 @@ export function healthTargets(snapshots: readonly Snapshot[]): Map<string, Servi
  * interfaces, net.InterfaceAddrs), "primary" being the node's primary IP of the family: only an address a socket can
  * bind, so a Node object's address that is not on an interface (a cloud node's NATed ExternalIP inside the CIDR) cannot
  * make every server of a service fail to open (they open all or none). The interface addresses are the snapshots' (read
- * for each sync; hostAddressesOf). A service is served where the families it has select (a dual-stack one: both
+ * once a sync period; hostAddressesOf). A service is served where the families it has select (a dual-stack one: both
  * selections, every address when either selects all), so a family that selects every address (the IPv6 one of an
  * IPv4-only node: no IPv6 CIDR, or "primary" without an IPv6 node IP) widens only its own services. Keyed as
  * healthTargets.
