@@ -17,7 +17,7 @@ interface FakeRun {
 function harness(opts: Partial<SupervisorOptions> = {}) {
   const clock = new ManualClock(1_000_000);
   const runs: FakeRun[] = [];
-  const restarts: Array<{ err: unknown; delayMs: number }> = [];
+  const restarts: Array<{ err: unknown; delayMs: number; how?: 'restart' | 'retry' }> = [];
   const sup = new Supervisor({
     name: 'test informer',
     clock,
@@ -28,7 +28,7 @@ function harness(opts: Partial<SupervisorOptions> = {}) {
       runs.push(run);
       return { stop: () => void (run.stopped = true) };
     },
-    onRestart: (err, delayMs) => restarts.push({ err, delayMs }),
+    onRestart: (err, delayMs, how) => restarts.push(how === 'retry' ? { err, delayMs, how } : { err, delayMs }),
     ...opts,
   });
   const last = (): FakeRun => runs[runs.length - 1]!;
@@ -209,6 +209,83 @@ describe('Supervisor', () => {
     clock.advance(DEFAULT_BACKOFF.resetAfterMs);
     last().control.failed(unauthorized);
     expect(restarts.at(-1)!.delayMs).toBe(0);
+    await sup.stop();
+  });
+
+  // client-go's reflector waits on one backoff manager for its watch retries (isWatchErrorRetriable) and for its
+  // ListAndWatch restarts, so a watch refused after a failed list waits as long as the next restart would.
+  it('backOff(): a run retrying a step waits the back-off on the same streak as restarts; retryNow() ends the wait', async () => {
+    const { clock, runs, restarts, sup, last } = harness({ staleAfterMs: 0 });
+    await sup.start();
+    const refused = new Error('connect ECONNREFUSED');
+    const waits: boolean[] = [];
+    void last()
+      .control.backOff(refused)
+      .then((go) => waits.push(go));
+    clock.advance(999);
+    await flush();
+    expect(waits).toEqual([]);
+    clock.advance(1);
+    await flush();
+    expect(waits).toEqual([true]);
+    last().control.failed(new Error('list failed'));
+    clock.advance(2000);
+    await flush();
+    expect(runs).toHaveLength(2);
+    void last()
+      .control.backOff(refused)
+      .then((go) => waits.push(go));
+    expect(restarts.map((r) => [r.delayMs, r.how ?? 'restart'])).toEqual([
+      [1000, 'retry'],
+      [2000, 'restart'],
+      [4000, 'retry'],
+    ]);
+    expect(sup.retryNow()).toBe(true);
+    await flush();
+    expect(waits).toEqual([true, true]);
+    expect(runs).toHaveLength(2);
+    expect(sup.restarts).toBe(1);
+    await sup.stop();
+  });
+
+  it('backOff(): the wait ends with false once the run is replaced or the supervisor stopped; a replaced run waits for nothing', async () => {
+    const { clock, runs, sup, last } = harness({ staleAfterMs: 0 });
+    await sup.start();
+    const first = last();
+    const waits: boolean[] = [];
+    void first.control.backOff(new Error('refused')).then((go) => waits.push(go));
+    first.control.failed(new Error('watch failed'));
+    await flush();
+    expect(waits).toEqual([false]);
+    expect(await first.control.backOff(new Error('late'))).toBe(false);
+    clock.advance(2000);
+    await flush();
+    expect(runs).toHaveLength(2);
+    void last()
+      .control.backOff(new Error('refused'))
+      .then((go) => waits.push(go));
+    await sup.stop();
+    await flush();
+    expect(waits).toEqual([false, false]);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('backOff(): waiting is activity, so a long Retry-After does not trip the watchdog', async () => {
+    const { clock, restarts, sup, last } = harness({ staleAfterMs: 60_000, waitAtLeast: () => 50_000 });
+    await sup.start();
+    clock.advance(30_000);
+    let again = false;
+    void last()
+      .control.backOff(new Error('429'))
+      .then((go) => (again = go));
+    clock.advance(50_000);
+    await flush();
+    expect(again).toBe(true);
+    expect(restarts.map((r) => r.how)).toEqual(['retry']);
+    clock.advance(59_000);
+    expect(restarts).toHaveLength(1);
+    clock.advance(1000);
+    expect(String(restarts.at(-1)!.err)).toContain('watchdog');
     await sup.stop();
   });
 });

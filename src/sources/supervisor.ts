@@ -15,6 +15,11 @@
  * a failure that a retry soon will not fix its own delay (a resource the API
  * server does not serve), and waitAtLeast sets a floor under any delay (the
  * API server's Retry-After).
+ * A run may also retry a step itself instead of failing (RunControl.backOff: a
+ * watch refused while the API server is down is asked again, not the whole
+ * informer restarted), waiting the same back-off, on the same streak, as
+ * client-go's reflector shares one backoff manager between its watch retries
+ * and its ListAndWatch restarts; retryNow() ends such a wait too.
  */
 import type { Clock } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
@@ -50,6 +55,11 @@ export interface RunControl {
   failed(err: unknown): void;
   /** Aborted once the run has been replaced or the supervisor stopped (abort pending requests with it). */
   readonly signal: AbortSignal;
+  /**
+   * A step of the run failed and the run will try it again itself: resolves true after the delay a restart for this
+   * failure would wait (or sooner, on retryNow()), false once the run has been replaced or the supervisor stopped.
+   */
+  backOff(err: unknown): Promise<boolean>;
 }
 
 export interface Run {
@@ -65,8 +75,8 @@ export interface SupervisorOptions {
   readonly backoff?: Partial<BackoffOptions>;
   /** Watchdog: restart after this long without activity (default 5 min; 0 disables). */
   readonly staleAfterMs?: number;
-  /** A run failed (or went stale) and a new one starts in delayMs. */
-  readonly onRestart?: (err: unknown, delayMs: number) => void;
+  /** A run failed (or went stale) and a new one starts in delayMs ('restart'), or a run retries a step in delayMs ('retry'). */
+  readonly onRestart?: (err: unknown, delayMs: number, how: 'restart' | 'retry') => void;
   /** Failures worth one immediate retry (without backoff) per backoff streak. */
   readonly retryAtOnce?: (err: unknown) => boolean;
   /** The delay before the next run after this failure, instead of the backoff's; null: the backoff's. */
@@ -85,6 +95,8 @@ export class Supervisor {
   private launching: Promise<void> | null = null;
   private abort: AbortController | null = null;
   private restartTimer: unknown = null;
+  /** A run's backOff() in progress: ends it (true: go on; false: the run is gone). */
+  private waiting: ((go: boolean) => void) | null = null;
   private watchdogTimer: unknown = null;
   private lastActivity = 0;
   private attempt = 0;
@@ -124,9 +136,14 @@ export class Supervisor {
     if (run) await this.stopRun(run);
   }
 
-  /** If a restart is waiting for its backoff, starts it now (true); otherwise does nothing (false). */
+  /** If a restart or a run's retry is waiting for its backoff, goes now (true); otherwise does nothing (false). */
   retryNow(): boolean {
-    if (this.stopped || this.restartTimer === null) return false;
+    if (this.stopped) return false;
+    if (this.waiting) {
+      this.waiting(true);
+      return true;
+    }
+    if (this.restartTimer === null) return false;
     this.clock.clearTimeout(this.restartTimer);
     this.restartTimer = null;
     void this.launch();
@@ -153,6 +170,7 @@ export class Supervisor {
         if (gen === this.generation) this.lastActivity = this.clock.now();
       },
       failed: (err) => this.fail(gen, err),
+      backOff: (err) => this.backOff(gen, err),
     };
     let run: Run;
     try {
@@ -176,6 +194,38 @@ export class Supervisor {
     const run = this.run;
     this.run = null;
     if (run) void this.stopRun(run);
+    const delay = this.nextDelay(err);
+    this.restartCount++;
+    this.report(err, delay, 'restart');
+    this.restartTimer = this.clock.setTimeout(() => {
+      this.restartTimer = null;
+      if (!this.stopped) void this.launch();
+    }, delay);
+  }
+
+  private backOff(gen: number, err: unknown): Promise<boolean> {
+    if (gen !== this.generation || this.stopped) return Promise.resolve(false);
+    this.waiting?.(false);
+    const delay = this.nextDelay(err);
+    this.report(err, delay, 'retry');
+    // Waiting is what the run is meant to do: the watchdog counts it as activity.
+    this.lastActivity = this.clock.now();
+    return new Promise<boolean>((resolve) => {
+      const end = (go: boolean): void => {
+        if (this.waiting !== end) return;
+        this.waiting = null;
+        this.clock.clearTimeout(timer);
+        const live = go && gen === this.generation && !this.stopped;
+        if (live) this.lastActivity = this.clock.now();
+        resolve(live);
+      };
+      const timer = this.clock.setTimeout(() => end(true), delay);
+      this.waiting = end;
+    });
+  }
+
+  /** The delay before the next attempt after this failure, on the current back-off streak (which it advances). */
+  private nextDelay(err: unknown): number {
     const now = this.clock.now();
     if (now - this.lastFailureAt >= this.backoff.resetAfterMs) {
       this.attempt = 0;
@@ -189,17 +239,15 @@ export class Supervisor {
       this.retriedAtOnce = true;
       delay = 0;
     } else delay = backoffDelay(this.attempt++, this.backoff);
-    delay = Math.max(delay, this.waitAtLeast(err));
-    this.restartCount++;
+    return Math.max(delay, this.waitAtLeast(err));
+  }
+
+  private report(err: unknown, delay: number, how: 'restart' | 'retry'): void {
     try {
-      this.o.onRestart?.(err, delay);
+      this.o.onRestart?.(err, delay, how);
     } catch {
       // a reporting hook must not stop the restart
     }
-    this.restartTimer = this.clock.setTimeout(() => {
-      this.restartTimer = null;
-      if (!this.stopped) void this.launch();
-    }, delay);
   }
 
   private delayFor(err: unknown): number | null {
@@ -240,6 +288,7 @@ export class Supervisor {
   }
 
   private clearTimers(): void {
+    this.waiting?.(false);
     if (this.restartTimer !== null) this.clock.clearTimeout(this.restartTimer);
     if (this.watchdogTimer !== null) this.clock.clearTimeout(this.watchdogTimer);
     this.restartTimer = null;
