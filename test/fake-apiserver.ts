@@ -18,7 +18,7 @@
  * 410). It listens on 127.0.0.1 and, on request, on a unix socket too (a
  * path reachable from every network namespace: tests relay a node's port to
  * it). Tests drive it with create/update/delete, dropWatches, compact,
- * failNext, down/up, and read back the request log.
+ * failNext, resetNext, down/up, and read back the request log.
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -236,6 +236,14 @@ export class FakeApiServer {
     this.failures.set(`${resource}:${verb}`, queue);
   }
 
+  /**
+   * The next `verb` request for `resource` gets no answer: its connection is closed under it (as a load balancer
+   * closes one it cannot pass to a backend; the client sees ECONNRESET, "socket hang up"). Queued with failNext's.
+   */
+  resetNext(resource: Resource, verb: Verb, times = 1): void {
+    this.failNext(resource, verb, 0, times);
+  }
+
   /** Stops listening (connections are refused) and cuts every open connection; the port is kept for up(). */
   async down(): Promise<void> {
     if (!this.isUp) return;
@@ -417,6 +425,7 @@ export class FakeApiServer {
     if (!route || !verb) return fail(404, `the server could not find the requested resource (${url.pathname})`);
     if (req.method !== 'GET') return fail(405, `method ${req.method} not supported by the fake apiserver`);
     const injected = this.failures.get(`${route.resource}:${verb}`)?.shift();
+    if (injected?.code === 0) return void req.socket.destroy();
     if (injected !== undefined)
       return json(
         injected.code,

@@ -196,7 +196,7 @@ interface RunContext {
   readonly reconnectDelayMs: (ms: number) => number;
   readonly listPageSize?: number;
   readonly observe?: RequestObserver;
-  /** A list succeeded: the API server answers. */
+  /** A list succeeded or a watch was answered with its stream: the API server answers. */
   readonly answered: () => void;
 }
 
@@ -215,6 +215,11 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
       if (!closed) c.listState.resourceVersion = rv;
     },
     retain: (obj) => retainedFields(spec.kind, obj),
+    // A watch refused or turned away (429, a 5xx with Retry-After) is asked again from its resourceVersion after the
+    // back-off, not listed again (client-go Reflector.watch): the API server back, every node's informers go on
+    // watching where they were, instead of each listing every Service and EndpointSlice again.
+    backOff: (err) => control.backOff(err),
+    onWatching: () => c.answered(),
     ...(c.observe ? { observe: c.observe } : {}),
   });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
@@ -391,7 +396,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
               : optionalUnavailable(spec, err) !== null && !served.listed
                 ? (options.optionalRetryMs ?? OPTIONAL_RETRY_MS)
                 : null,
-          onRestart: (err, delayMs) => {
+          onRestart: (err, delayMs, how) => {
             if (err instanceof ServedAs) {
               log.info({ kind: spec.kind, apiVersion: err.apiVersion }, `${spec.kind} informer: ${err.message}`);
               return;
@@ -411,7 +416,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
             const what = describeError(err, kc);
             const r = repeated(spec.kind, what);
             if (!r.report) return;
-            const retry = delayMs === 0 ? 'retrying at once' : `restarting in ${delayMs} ms`;
+            const retry = how === 'retry' ? `watching again in ${delayMs} ms` : delayMs === 0 ? 'retrying at once' : `restarting in ${delayMs} ms`;
             const held = r.held ? ` (${r.held} more times in the last ${REPEAT_REPORT_MS / 1000} s)` : '';
             handlers.onProblem(spec.kind, `${spec.kind} informer failed: ${what}; ${retry}${held}`, err);
           },

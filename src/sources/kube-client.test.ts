@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeConfig, ListWatch, type KubernetesObject } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
-import { GuardedWatch, retryAfterMs, serverHost, tlsProblem, type RequestRecord } from './kube-client.ts';
+import { GuardedWatch, RETRY_AFTER_TRIES, retryAfterMs, serverHost, tlsProblem, watchRetriable, type RequestRecord } from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
 
 let server: FakeApiServer;
@@ -188,6 +188,29 @@ describe('retryAfterMs (client-go checkWait)', () => {
     expect(retryAfterMs(failure(429, 'Fri, 04 Dec 2026 12:00:00 GMT'))).toBeNull();
     expect(retryAfterMs(failure(403, '5'))).toBeNull();
     expect(retryAfterMs(new Error('ECONNREFUSED'))).toBeNull();
+  });
+
+  it('watchRetriable: a watch refused or answered 429 is asked again (Reflector.watch isWatchErrorRetriable), and one a 5xx turned away with a Retry-After or a reset under the request up to 10 times (Request.Watch checkWait, IsProbableEOF); anything else is listed again', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' });
+    expect(watchRetriable(refused, 0)).toBe(true);
+    expect(watchRetriable(new Error('watch failed', { cause: refused }), 0)).toBe(true);
+    expect(watchRetriable(failure(429), 0)).toBe(true);
+    expect(watchRetriable(failure(429, '5'), 100)).toBe(true);
+    expect(watchRetriable(failure(503, '5'), RETRY_AFTER_TRIES - 1)).toBe(true);
+    expect(watchRetriable(failure(503, '5'), RETRY_AFTER_TRIES)).toBe(false);
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    expect(watchRetriable(reset, RETRY_AFTER_TRIES - 1)).toBe(true);
+    expect(watchRetriable(reset, RETRY_AFTER_TRIES)).toBe(false);
+    for (const other of [
+      failure(503),
+      failure(500),
+      failure(403),
+      failure(401),
+      failure(410),
+      Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }),
+      new Error('unable to decode an event from the watch stream'),
+    ])
+      expect(watchRetriable(other, 0)).toBe(false);
   });
 });
 

@@ -9,7 +9,12 @@
  *   that hears nothing for WATCH_IDLE_MS; drops events that would crash ListWatch's async handler
  *   (unhandled rejections), ends the watch with an error on an in-stream
  *   error Status other than 410 (which ListWatch ignores; client-go's
- *   reflector lists again, and so does the informer here), turns a failing (re)watch into onDead instead of a lost
+ *   reflector lists again, and so does the informer here), asks again, after
+ *   the informer's back-off and from the same resourceVersion, for a watch
+ *   refused or turned away (watchRetriable: connection refused, 429, a 5xx
+ *   with Retry-After, a connection reset under the request) where ListWatch
+ *   would end the informer and list again,
+ *   turns a failing (re)watch into onDead instead of a lost
  *   rejection, and once closed aborts its streams and starts no new one
  *   (ListWatch may still start a watch after stop() when stop() falls into its
  *   reconnect delay).
@@ -134,9 +139,55 @@ export interface GuardedWatchHooks {
   observe?: RequestObserver;
   /** What an ADDED/MODIFIED/DELETED object becomes before the callback sees it (the informer keeps that: api-source trims it). */
   retain?: (obj: Record<string, unknown>) => Record<string, unknown>;
+  /**
+   * A watch that could not be made for a reason worth asking again (watchRetriable): resolves true when it may be
+   * asked again, from the same resourceVersion, false when it never will (the informer is being replaced). Without
+   * this hook such a watch ends as any other failure does (ListWatch reports it and the informer lists again).
+   */
+  backOff?: (err: unknown) => Promise<boolean>;
+  /** A watch request was answered with its stream (HTTP 200): the API server answers. */
+  onWatching?: () => void;
 }
 
 const OBJECT_EVENTS = new Set(['ADDED', 'MODIFIED', 'DELETED']);
+
+/** client-go's rest client asks again at most this many times for one request (maxRetries): a Retry-After, a reset. */
+export const RETRY_AFTER_TRIES = 10;
+
+/**
+ * The connection was refused (no API server listening): Node's ECONNREFUSED (also the code of the AggregateError it
+ * raises when every address of a name refused), or an error caused by one.
+ */
+export function isConnectionRefused(err: unknown): boolean {
+  for (let e = err, i = 0; e && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++)
+    if ((e as { code?: unknown }).code === 'ECONNREFUSED') return true;
+  return false;
+}
+
+/** The connection failed under the request (reset, closed before the answer, broken pipe): client-go's net.IsProbableEOF. */
+export function isProbableEOF(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/**
+ * Whether a watch that failed so is asked again, from the same resourceVersion, instead of the informer listing
+ * again; `tries` counts the watch's consecutive failures its rest client would have retried. As client-go: its
+ * reflector retries a watch refused (connection refused: "most likely we will be able to restart watch where we
+ * ended") or answered 429 (API priority and fairness, a watch cache still initialising, an API server shutting down)
+ * with its back-off (Reflector.watch, isWatchErrorRetriable), and its rest client asks again, up to 10 times, for a
+ * watch a 5xx turned away with a Retry-After (checkWait) or whose connection failed under the request (a load
+ * balancer whose backend went away; Request.Watch, net.IsProbableEOF), after which the reflector lists again.
+ * Anything else (a 410 is the stream's, not an error here; 403, 500 and 503 without Retry-After, an ERROR event, a
+ * stream cut after it began) is followed by a list.
+ */
+export function watchRetriable(err: unknown, tries: number): boolean {
+  if (isConnectionRefused(err)) return true;
+  const status = statusOf(err);
+  if (status === 429) return true;
+  const turnedAway = status !== null ? status >= 500 && retryAfterMs(err) !== null : isProbableEOF(err);
+  return turnedAway && tries < RETRY_AFTER_TRIES;
+}
 
 /** How long a watch request waits for its response (client-node's Watch.requestTimeoutMs). */
 export const WATCH_RESPONSE_TIMEOUT_MS = 30_000;
@@ -219,18 +270,17 @@ export class GuardedWatch extends Watch {
         this.hooks.onProblem(`watch ${path}: ${phase} handler failed`, err);
       }
     };
-    let controller: AbortController | null = null;
-    let answered = false;
-    const answer = (code: string): void => {
-      if (answered) return;
-      answered = true;
-      this.hooks.observe?.({ method: 'GET', host: serverHost(this.config.getCurrentCluster()?.server ?? ''), code });
-    };
-    const guardedDone = (err: unknown): void => {
-      // Before watch() returned: the request itself failed (HTTP status or transport error).
-      answer(err ? String(statusOf(err) ?? '<error>') : '200');
-      if (controller) this.streams.delete(controller);
-      if (this.closed) return;
+    // What ListWatch holds: aborting it aborts the request under way and any retry still to come.
+    const outer = new AbortController();
+    let current: AbortController | null = null;
+    outer.signal.addEventListener('abort', () => current?.abort(), { once: true });
+    const gone = (): boolean => this.closed || outer.signal.aborted;
+    let ended = false;
+    const end = (err: unknown, report: boolean): void => {
+      if (ended) return;
+      ended = true;
+      this.streams.delete(outer);
+      if (!report || this.closed) return;
       try {
         const result: unknown = done(err);
         if (result instanceof Promise) result.catch((e: unknown) => this.hooks.onDead(e));
@@ -238,21 +288,48 @@ export class GuardedWatch extends Watch {
         this.hooks.onDead(e);
       }
     };
-    try {
-      // As client-go's Reflector.watch asks: bookmarks, and the server to end the watch after 5 to 10 minutes.
-      const query = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() };
-      controller = await httpWatch(this.config, path, query, guardedCallback, guardedDone, {
-        responseMs: WATCH_RESPONSE_TIMEOUT_MS,
-        idleMs: WATCH_IDLE_MS,
-      });
-      answer('200');
-    } catch (err) {
-      this.hooks.onDead(err);
-      return new AbortController();
-    }
-    if (this.closed) controller.abort();
-    else if (!controller.signal.aborted) this.streams.add(controller);
-    return controller;
+    let tries = 0;
+    // One request for the watch; a failure worth it is asked again after the back-off, as client-go's Reflector.watch
+    // loop does (the same resourceVersion, a new timeoutSeconds), and ListWatch sees one watch that took longer.
+    const attempt = async (): Promise<void> => {
+      let answered = false;
+      const answer = (code: string): void => {
+        if (answered) return;
+        answered = true;
+        this.hooks.observe?.({ method: 'GET', host: serverHost(this.config.getCurrentCluster()?.server ?? ''), code });
+        if (code !== '200') return;
+        tries = 0;
+        this.hooks.onWatching?.();
+      };
+      const attemptDone = (err: unknown): void => {
+        // The watch ended: before httpWatch returned, its request failed (an HTTP status or a transport error); after,
+        // its stream ended.
+        answer(err ? String(statusOf(err) ?? '<error>') : '200');
+        if (err && this.hooks.backOff && !gone() && watchRetriable(err, tries)) {
+          if (retryAfterMs(err) !== null || isProbableEOF(err)) tries++;
+          void this.hooks.backOff(err).then((again) => (again && !gone() ? attempt() : end(null, false)));
+          return;
+        }
+        end(err, true);
+      };
+      try {
+        // As client-go's Reflector.watch asks: bookmarks, and the server to end the watch after 5 to 10 minutes.
+        const query = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds() };
+        current = await httpWatch(this.config, path, query, guardedCallback, attemptDone, {
+          responseMs: WATCH_RESPONSE_TIMEOUT_MS,
+          idleMs: WATCH_IDLE_MS,
+        });
+        answer('200');
+      } catch (err) {
+        end(null, false);
+        this.hooks.onDead(err);
+        return;
+      }
+      if (gone()) current.abort();
+    };
+    this.streams.add(outer);
+    await attempt();
+    return outer;
   }
 
   private acceptable(phase: string, obj: unknown): boolean {
