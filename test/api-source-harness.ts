@@ -105,6 +105,8 @@ export function useApiSourceHarness(): ApiSourceHarness {
         nodeName: 'node-1',
         backoff: { initialMs: 100, maxMs: 400, random: () => 0 },
         reconnectDelayMs: (ms) => ms / 100,
+        // Tests end watches right after they began (nothing sent yet): only a test that means it sees a very short watch.
+        veryShortWatchMs: 0,
         ...extra,
       });
       sources.push(source);

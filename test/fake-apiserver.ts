@@ -18,7 +18,7 @@
  * 410). It listens on 127.0.0.1 and, on request, on a unix socket too (a
  * path reachable from every network namespace: tests relay a node's port to
  * it). Tests drive it with create/update/delete, dropWatches, compact,
- * failNext, resetNext, down/up, and read back the request log.
+ * failNext, resetNext, endWatchesAtOnce, down/up, and read back the request log.
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -94,6 +94,8 @@ export class FakeApiServer {
   private readonly ca: X509Certificate;
   private readonly watches = new Set<WatchStream>();
   private readonly failures = new Map<string, { code: number; retryAfter?: number }[]>();
+  /** Resources whose watches are answered and ended at once (endWatchesAtOnce). */
+  private readonly shortWatches = new Set<Resource>();
   /** Per resource, how long each list request waits for its answer (delayLists). */
   private readonly listDelays = new Map<Resource, number>();
   /** Per resource, what the open watches get in place of the next changes' events (failNextEvent). */
@@ -204,6 +206,16 @@ export class FakeApiServer {
   /** Every list request (each page) of `resource` is answered `ms` later, as an API server under load answers (0: at once). */
   delayLists(resource: Resource, ms: number): void {
     this.listDelays.set(resource, ms);
+  }
+
+  /**
+   * While on, every watch of `resource` is answered (200) and ended at once, nothing sent: as kube-apiserver's cacher
+   * ends a watch it could not register (its watch cache went unready in between), or a proxy that does not pass a
+   * stream on. Open watches are left as they are.
+   */
+  endWatchesAtOnce(resource: Resource, on = true): void {
+    if (on) this.shortWatches.add(resource);
+    else this.shortWatches.delete(resource);
   }
 
   /** Ends every open watch stream cleanly (a real apiserver does so after its request timeout). */
@@ -459,6 +471,7 @@ export class FakeApiServer {
       else answer();
       return;
     }
+    if (this.shortWatches.has(route.resource)) return void res.writeHead(200, { 'Content-Type': 'application/json' }).end();
     const stream = startWatch({ res, route, query: url.searchParams, match, store: this.store, expired: this.expiredWatch, fail });
     if (!stream) return;
     this.watches.add(stream);

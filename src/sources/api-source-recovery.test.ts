@@ -16,10 +16,11 @@ import { recorder, svc, useApiSourceHarness } from '../../test/api-source-harnes
 import { serviceAccountVolume } from '../../test/fake-apiserver-sa.ts';
 import { API_BACKOFF, cappedDelay } from './api-source.ts';
 import { backoffDelay, DEFAULT_BACKOFF } from './supervisor.ts';
+import { VERY_SHORT_WATCH_MS } from './kube-client.ts';
 
 const h = useApiSourceHarness();
 /** The source's real defaults, instead of the harness's shortened back-off. */
-const DEFAULTS = { backoff: API_BACKOFF, reconnectDelayMs: cappedDelay(API_BACKOFF.maxMs!) };
+const DEFAULTS = { backoff: API_BACKOFF, reconnectDelayMs: cappedDelay(API_BACKOFF.maxMs!), veryShortWatchMs: VERY_SHORT_WATCH_MS };
 
 describe('api source recovery', () => {
   it('caps the restart back-off at 3 s (client-go reflector: 30 s)', () => {

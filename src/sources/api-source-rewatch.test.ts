@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { recorder, slice, svc, useApiSourceHarness } from '../../test/api-source-harness.ts';
 import type { Resource } from '../../test/fake-apiserver.ts';
+import { VERY_SHORT_WATCH_MS } from './kube-client.ts';
 
 const h = useApiSourceHarness();
 const WATCHED: readonly Resource[] = ['services', 'endpointslices', 'nodes'];
@@ -97,5 +98,19 @@ describe('api source: watches made again after a failure (client-go Reflector.wa
       .filter((r) => r.resource === 'endpointslices');
     expect(after.map((r) => `${r.verb} ${r.status ?? 'reset'}`)).toEqual(['watch reset', 'watch reset', 'watch 200']);
     expect(rec.synced('EndpointSlice')).toBe(1);
+  });
+
+  it('handleAnyWatch VeryShortWatchError: watches that end within a second with nothing sent are an error, and the informer lists again, so a change they never carry is still seen', async () => {
+    h.seed();
+    const rec = recorder();
+    await h.startSource(rec, { veryShortWatchMs: VERY_SHORT_WATCH_MS });
+    await h.server.until(() => h.server.watchCount() === 3, 'three watches');
+    h.server.endWatchesAtOnce('services');
+    h.server.dropWatches('services');
+    h.server.create('services', svc('unseen'));
+    await rec.until(() => rec.log.includes('add Service default/unseen'), 'the Service no watch carried', 3000);
+    expect(rec.problems.find((p) => p.startsWith('Service:'))).toMatch(
+      /^Service: Service informer failed: very short watch: the API server ended the watch of \/api\/v1\/services within a second, nothing sent; restarting in 100 ms$/,
+    );
   });
 });

@@ -170,6 +170,8 @@ export interface ApiSourceOptions {
   readonly listTimeoutMs?: number;
   /** Maps ListWatch's own delay between consecutive clean watch ends (1 s doubling to 30 s) to the delay used (default: capped at API_BACKOFF.maxMs; tests shorten it). */
   readonly reconnectDelayMs?: (libraryDelayMs: number) => number;
+  /** A watch that ends sooner than this, nothing received, is an error and the informer lists again (default VERY_SHORT_WATCH_MS, client-go's 1 s; tests shorten it). */
+  readonly veryShortWatchMs?: number;
   /** Objects per list page (default 500, as client-go). */
   readonly listPageSize?: number;
   /** Every request sent (rest_client metrics). */
@@ -194,6 +196,7 @@ interface RunContext {
   readonly clock: Clock;
   readonly listTimeoutMs: number;
   readonly reconnectDelayMs: (ms: number) => number;
+  readonly veryShortWatchMs?: number;
   readonly listPageSize?: number;
   readonly observe?: RequestObserver;
   /** A list succeeded or a watch was answered with its stream: the API server answers. */
@@ -220,6 +223,7 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     // watching where they were, instead of each listing every Service and EndpointSlice again.
     backOff: (err) => control.backOff(err),
     onWatching: () => c.answered(),
+    ...(c.veryShortWatchMs !== undefined ? { veryShortMs: c.veryShortWatchMs } : {}),
     ...(c.observe ? { observe: c.observe } : {}),
   });
   const query = { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector };
@@ -367,6 +371,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           clock,
           listTimeoutMs: options.listTimeoutMs ?? 60_000,
           reconnectDelayMs: options.reconnectDelayMs ?? cappedDelay(cap),
+          ...(options.veryShortWatchMs !== undefined ? { veryShortWatchMs: options.veryShortWatchMs } : {}),
           ...(options.listPageSize !== undefined ? { listPageSize: options.listPageSize } : {}),
           ...(options.observe ? { observe: options.observe } : {}),
           // The API server answers: informers that could not reach it and still wait for their back-off go now.

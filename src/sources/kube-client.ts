@@ -14,6 +14,8 @@
  *   refused or turned away (watchRetriable: connection refused, 429, a 5xx
  *   with Retry-After, a connection reset under the request) where ListWatch
  *   would end the informer and list again,
+ *   ends with an error a watch that ended within a second with nothing
+ *   received (client-go: a very short watch; the informer lists again),
  *   turns a failing (re)watch into onDead instead of a lost
  *   rejection, and once closed aborts its streams and starts no new one
  *   (ListWatch may still start a watch after stop() when stop() falls into its
@@ -147,6 +149,8 @@ export interface GuardedWatchHooks {
   backOff?: (err: unknown) => Promise<boolean>;
   /** A watch request was answered with its stream (HTTP 200): the API server answers. */
   onWatching?: () => void;
+  /** A watch that ends sooner than this after its request, nothing received, is an error (default VERY_SHORT_WATCH_MS; 0: never). */
+  veryShortMs?: number;
 }
 
 const OBJECT_EVENTS = new Set(['ADDED', 'MODIFIED', 'DELETED']);
@@ -188,6 +192,14 @@ export function watchRetriable(err: unknown, tries: number): boolean {
   const turnedAway = status !== null ? status >= 500 && retryAfterMs(err) !== null : isProbableEOF(err);
   return turnedAway && tries < RETRY_AFTER_TRIES;
 }
+
+/**
+ * A watch that ends sooner than this after its request, nothing received, is an error (client-go's handleAnyWatch:
+ * VeryShortWatchError), and the informer lists again: something ends every watch before it carries anything (a
+ * watch cache going unready, a proxy that does not pass a stream on), and a watch made again and again would never
+ * see a change while the informer looked healthy.
+ */
+export const VERY_SHORT_WATCH_MS = 1000;
 
 /** How long a watch request waits for its response (client-node's Watch.requestTimeoutMs). */
 export const WATCH_RESPONSE_TIMEOUT_MS = 30_000;
@@ -254,8 +266,11 @@ export class GuardedWatch extends Watch {
     done: (err: any) => void,
   ): Promise<AbortController> {
     if (this.closed) return new AbortController();
+    // Whether the current request's stream carried anything (VERY_SHORT_WATCH_MS).
+    let heard = false;
     const guardedCallback: StreamCallback = (phase, obj, watchObj) => {
       if (this.closed) return;
+      heard = true;
       this.hooks.onActivity();
       const ended = endsWatch(phase, obj);
       if (ended) return ended;
@@ -292,6 +307,8 @@ export class GuardedWatch extends Watch {
     // One request for the watch; a failure worth it is asked again after the back-off, as client-go's Reflector.watch
     // loop does (the same resourceVersion, a new timeoutSeconds), and ListWatch sees one watch that took longer.
     const attempt = async (): Promise<void> => {
+      const sentAt = performance.now();
+      heard = false;
       let answered = false;
       const answer = (code: string): void => {
         if (answered) return;
@@ -301,10 +318,14 @@ export class GuardedWatch extends Watch {
         tries = 0;
         this.hooks.onWatching?.();
       };
-      const attemptDone = (err: unknown): void => {
+      const attemptDone = (ended: unknown): void => {
         // The watch ended: before httpWatch returned, its request failed (an HTTP status or a transport error); after,
         // its stream ended.
-        answer(err ? String(statusOf(err) ?? '<error>') : '200');
+        answer(ended ? String(statusOf(ended) ?? '<error>') : '200');
+        const err =
+          !ended && !heard && !gone() && performance.now() - sentAt < (this.hooks.veryShortMs ?? VERY_SHORT_WATCH_MS)
+            ? new Error(`very short watch: the API server ended the watch of ${path} within a second, nothing sent`)
+            : ended;
         if (err && this.hooks.backOff && !gone() && watchRetriable(err, tries)) {
           if (retryAfterMs(err) !== null || isProbableEOF(err)) tries++;
           void this.hooks.backOff(err).then((again) => (again && !gone() ? attempt() : end(null, false)));
