@@ -38,8 +38,15 @@
  * - the restart back-off after a failure is capped at API_BACKOFF.maxMs (3 s),
  *   and so is ListWatch's own delay between consecutive watch ends, so every
  *   informer is watching again within a few seconds of the API answering;
- * - as soon as one informer's list succeeds, the others waiting for their
- *   back-off restart at once (the API server is back);
+ * - as soon as one informer's list succeeds or its watch is answered, the
+ *   others waiting for their back-off go at once (the API server is back);
+ * - a watch refused or turned away (kube-client.ts watchRetriable: connection
+ *   refused, 429, a 5xx with Retry-After, a reset under the request) is asked
+ *   again from its resourceVersion after the back-off, not followed by a list,
+ *   as client-go's reflector does (an API server that still has the history
+ *   goes on from there; one restarted with a new watch cache answers 410, and
+ *   the informer lists); a watch that ends within a second with nothing
+ *   received is an error and the informer lists (a "very short watch");
  * - a 401 is retried at once (once per back-off streak): the token file is
  *   re-read whenever it changed (kubeconfig-token.ts), so a rotated
  *   service-account token is picked up by that retry.
