@@ -55,7 +55,7 @@
  */
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind, ObjectSource, SourceHandlers } from './events.ts';
-import { GuardedWatch, isWellFormed, retryAfterMs, statusOf, type RequestObserver } from './kube-client.ts';
+import { GuardedWatch, isWellFormed, retryAfterMs, statusOf, VeryShortWatchError, type RequestObserver } from './kube-client.ts';
 import { listRaw, listSynced, newListState, type ListState } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
@@ -413,7 +413,8 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
               log.info({ kind: spec.kind, apiVersion: err.apiVersion }, `${spec.kind} informer: ${err.message}`);
               return;
             }
-            if (statusOf(err) === null) unreachable.add(self!);
+            // (A very short watch was answered: the API server is reachable.)
+            if (statusOf(err) === null && !(err instanceof VeryShortWatchError)) unreachable.add(self!);
             else unreachable.delete(self!);
             const why = optionalUnavailable(spec, err);
             if (why !== null) {

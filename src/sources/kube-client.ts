@@ -201,6 +201,14 @@ export function watchRetriable(err: unknown, tries: number): boolean {
  */
 export const VERY_SHORT_WATCH_MS = 1000;
 
+/** A watch the API server answered and ended within VERY_SHORT_WATCH_MS, nothing sent (client-go's VeryShortWatchError). */
+export class VeryShortWatchError extends Error {
+  constructor(path: string) {
+    super(`very short watch: the API server ended the watch of ${path} within a second, nothing sent`);
+    this.name = 'VeryShortWatchError';
+  }
+}
+
 /** How long a watch request waits for its response (client-node's Watch.requestTimeoutMs). */
 export const WATCH_RESPONSE_TIMEOUT_MS = 30_000;
 
@@ -324,7 +332,7 @@ export class GuardedWatch extends Watch {
         answer(ended ? String(statusOf(ended) ?? '<error>') : '200');
         const err =
           !ended && !heard && !gone() && performance.now() - sentAt < (this.hooks.veryShortMs ?? VERY_SHORT_WATCH_MS)
-            ? new Error(`very short watch: the API server ended the watch of ${path} within a second, nothing sent`)
+            ? new VeryShortWatchError(path)
             : ended;
         if (err && this.hooks.backOff && !gone() && watchRetriable(err, tries)) {
           if (retryAfterMs(err) !== null || isProbableEOF(err)) tries++;
