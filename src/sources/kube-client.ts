@@ -326,14 +326,14 @@ export class GuardedWatch extends Watch {
         tries = 0;
         this.hooks.onWatching?.();
       };
-      const attemptDone = (ended: unknown): void => {
+      const attemptDone = (why: unknown): void => {
         // The watch ended: before httpWatch returned, its request failed (an HTTP status or a transport error); after,
-        // its stream ended.
-        answer(ended ? String(statusOf(ended) ?? '<error>') : '200');
+        // its stream ended (null: cleanly or its connection cut).
+        answer(why ? String(statusOf(why) ?? '<error>') : '200');
         const err =
-          !ended && !heard && !gone() && performance.now() - sentAt < (this.hooks.veryShortMs ?? VERY_SHORT_WATCH_MS)
+          !why && !heard && !gone() && performance.now() - sentAt < (this.hooks.veryShortMs ?? VERY_SHORT_WATCH_MS)
             ? new VeryShortWatchError(path)
-            : ended;
+            : why;
         if (err && this.hooks.backOff && !gone() && watchRetriable(err, tries)) {
           if (retryAfterMs(err) !== null || isProbableEOF(err)) tries++;
           void this.hooks.backOff(err).then((again) => (again && !gone() ? attempt() : end(null, false)));
