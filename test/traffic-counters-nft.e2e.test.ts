@@ -22,7 +22,7 @@ import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
 import { podsHit, request } from './netns/traffic.ts';
-import { endpointPackets, expectConnectionsCounted, METRICS, metricsGet, trafficCluster } from './traffic-counters.case.ts';
+import { endpointPackets, expectConnectionsCounted, METRICS, metricsGet, trafficCluster, withTraffic } from './traffic-counters.case.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 let cluster: Cluster;
@@ -141,9 +141,7 @@ describe('--traffic-counters in nftables mode with real traffic', () => {
 
   it("top --mode nftables shows the agent's totals of the named counters; diff compares them, and sees their absence as drift", async () => {
     const args = [MAIN, 'top', '--mode', 'nftables', '--metrics-bind-address', METRICS, '--interval', '500ms', '--iterations', '3'];
-    const top = cluster.exec(node(), process.execPath, args, { timeoutMs: 30_000 });
-    for (let i = 0; i < 10; i++) await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 });
-    const r = await top;
+    const r = await withTraffic(cluster, cluster.exec(node(), process.execPath, args, { timeoutMs: 30_000 }));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("pkts: new TCP connections and UDP flows, as the endpoint chains' named counters count them");
     expect(r.stdout).toContain(`IPv4 table ip kube-proxy via ${METRICS}`);

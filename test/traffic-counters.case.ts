@@ -76,3 +76,20 @@ export async function expectConnectionsCounted(cluster: Cluster): Promise<void> 
   const metrics = (await metricsGet(cluster, '/metrics')).body;
   expect(metrics).toMatch(/^kubeproxy_ts_endpoint_bytes_total\{service="ns1\/web:p80",endpoint="10\.244\.1\.2:8080"\} [1-9]\d*$/m);
 }
+
+/**
+ * Batches of 10 TCP connections from the client to ns1/web, 100 ms apart, until `ran` settles (at most 30 s): traffic
+ * for every frame of a `top` that runs meanwhile, however fast a batch goes. Resolves with what `ran` gave.
+ */
+export async function withTraffic<T>(cluster: Cluster, ran: Promise<T>): Promise<T> {
+  let done = false;
+  void ran.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (const until = Date.now() + 30_000; !done && Date.now() < until;) {
+    await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return ran;
+}

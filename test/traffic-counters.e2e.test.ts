@@ -17,8 +17,7 @@ import { startAgentProcess, waitFor, type AgentProcess } from './agent-runner.ts
 import { makeEndpointSlice, makeNode, makeService } from './builders.ts';
 import { createCluster, type Cluster } from './netns/cluster.ts';
 import type { PodServers } from './netns/servers.ts';
-import { request } from './netns/traffic.ts';
-import { endpointPackets, expectConnectionsCounted, METRICS, metricsGet, trafficCluster } from './traffic-counters.case.ts';
+import { endpointPackets, expectConnectionsCounted, METRICS, metricsGet, trafficCluster, withTraffic } from './traffic-counters.case.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 let cluster: Cluster;
@@ -142,12 +141,12 @@ describe('--traffic-counters with real traffic (kubernetes/kubernetes#18519)', (
 
   it('kube-proxy-ts top redraws one screen in place on a pseudo-terminal while traffic flows', async () => {
     const ns = cluster.node('node-1').ns;
-    let done = false;
-    const top = cluster
-      .exec(ns, 'script', ['-q', '-e', '-c', `${process.execPath} ${MAIN} top --interval 500ms --iterations 4`, '/dev/null'], { timeoutMs: 30_000 })
-      .finally(() => (done = true));
-    for (let i = 0; i < 30 && !done; i++) await request(cluster, cluster.client!.ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 10 });
-    const r = await top;
+    const r = await withTraffic(
+      cluster,
+      cluster.exec(ns, 'script', ['-q', '-e', '-c', `${process.execPath} ${MAIN} top --interval 500ms --iterations 4`, '/dev/null'], {
+        timeoutMs: 30_000,
+      }),
+    );
     expect(r.code).toBe(0);
     const out = r.stdout;
     expect(out).toContain('\x1b[2J'); // cleared once

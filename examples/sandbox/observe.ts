@@ -41,7 +41,11 @@ async function topWhileTraffic(cluster: Cluster, agent: Agent, mode: Mode, frame
   const top = cluster
     .exec(agent.ns, process.execPath, [MAIN, 'top', '--mode', mode, '--interval', '1s', '--iterations', String(frames)], { timeoutMs: 30_000 })
     .finally(() => (done = true));
-  for (let i = 0; i < 60 && !done && !signal.aborted; i++) await send(cluster, POD_TO_WEB, 5);
+  // Requests all along, 100 ms apart (a batch takes a few ms), until top is done.
+  for (const until = Date.now() + 30_000; !done && !signal.aborted && Date.now() < until;) {
+    await send(cluster, POD_TO_WEB, 5);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const r = await top;
   if (r.code !== 0) throw new Error(`kube-proxy-ts top exited ${r.code}: ${r.stderr.trim()}`);
   // Not on a terminal, top prints frame after frame: the last one starts at its last header line.

@@ -17,6 +17,7 @@ import { createExecaRunner, type ExecaRunner } from '../../src/system/exec.ts';
 import { createNetnsOps, type NetnsOps } from '../../src/system/netns.ts';
 import { planCluster, type ClusterPlan, type ClusterSpec, type PlannedClient, type PlannedNode, type PlannedPod } from './address-plan.ts';
 import { startPodServers, type PodServerOptions, type PodServers } from './servers.ts';
+import { createTrafficClients, type TrafficClient } from './traffic.ts';
 
 export type { ClusterSpec, NodeSpec, PodSpec, ClientSpec } from './address-plan.ts';
 /** The one-node layout many tests share: node-1 (pod CIDR 10.244.1.0/24) with pod-a (10.244.1.2) and pod-b (10.244.1.3). */
@@ -47,6 +48,8 @@ export interface Cluster extends ClusterPlan {
   exec(ns: string, cmd: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }): Promise<RunResult>;
   /** A CommandRunner bound to one of this cluster's namespaces (what the agent, iptables and nft adapters take). */
   runnerIn(ns: string): CommandRunner;
+  /** The traffic client process kept in one of this cluster's namespaces (test/netns/traffic.ts uses it). */
+  trafficClient(ns: string): TrafficClient;
   /** Starts pod-server.ts in the pods (all by default); destroy() stops them. */
   startPodServers(opts: PodServerOptions): Promise<PodServers>;
   /** Stops the servers and deletes every namespace; safe to call twice. */
@@ -163,19 +166,24 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   const net = createNetnsOps({ runner });
   const namespaces = [plan.underlay.ns, ...plan.nodes.map((n) => n.ns), ...plan.pods.map((p) => p.ns), ...(plan.client ? [plan.client.ns] : [])];
   const servers: PodServers[] = [];
+  const clients = createTrafficClients();
   let destroyed = false;
 
   const destroy = async (): Promise<void> => {
     destroyed = true;
+    clients.close();
     await Promise.all(servers.splice(0).map((s) => s.stop()));
     // Deleting a namespace takes its veth ends (and their peers) with it.
     await Promise.all(namespaces.map((ns) => net.deleteNamespace(ns)));
   };
 
-  const exec = async (ns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> => {
+  const check = (ns: string): void => {
     if (!namespaces.includes(ns))
       throw new Error(`cluster ${plan.prefix}: ${JSON.stringify(ns)} is not one of its namespaces (${namespaces.join(', ')})`);
     if (destroyed) throw new Error(`cluster ${plan.prefix} is destroyed`);
+  };
+  const exec = async (ns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> => {
+    check(ns);
     return runner.run(cmd, args, { ...opts, netns: ns });
   };
 
@@ -201,6 +209,10 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     exec,
     runnerIn(ns) {
       return { netns: ns, run: (cmd, args, opts) => exec(ns, cmd, args, opts) };
+    },
+    trafficClient(ns) {
+      check(ns);
+      return clients.in(ns);
     },
     async startPodServers(opts) {
       if (destroyed) throw new Error(`cluster ${plan.prefix} is destroyed`);

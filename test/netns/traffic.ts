@@ -1,11 +1,15 @@
 /**
  * Real traffic for the end-to-end tests: runs test/netns/client.ts inside a
- * namespace (one process per batch of requests) and returns what each
- * request got back from the pod servers.
+ * namespace and returns what each request got back from the pod servers. A
+ * cluster keeps one client process per namespace (`--serve`, trafficClients
+ * below) that takes batch after batch; anything else gets one process per
+ * batch.
  *
  *   const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 20 });
  *   podsHit(rs)  // Map { 'pod-a' => 11, 'pod-b' => 9 }
  */
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describeFailure, type RunResult } from '../../proxier/exec.ts';
 
@@ -31,6 +35,21 @@ export type RequestResult =
 export interface TrafficTarget {
   exec(ns: string, cmd: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }): Promise<RunResult>;
   node(name: string): { readonly ns: string };
+  /** A client process serving batches in a namespace (createTrafficClients), when the target keeps them. */
+  trafficClient?(ns: string): TrafficClient;
+}
+
+/** One client.ts --serve process inside a namespace. */
+export interface TrafficClient {
+  /** One batch (the spec client.ts takes); rejects when the process fails or the batch outlives timeoutMs. */
+  send(spec: object, timeoutMs: number): Promise<string>;
+}
+
+/** The client processes of one cluster, one per namespace, started at its first batch. */
+export interface TrafficClients {
+  in(ns: string): TrafficClient;
+  /** Ends every process (their namespaces' deletion would kill them too); batches under way reject. */
+  close(): void;
 }
 
 const CLIENT = fileURLToPath(new URL('./client.ts', import.meta.url));
@@ -52,10 +71,16 @@ export async function request(cluster: TrafficTarget, fromNs: string, opts: Requ
     ...(opts.sourceIp !== undefined ? { sourceIp: opts.sourceIp } : {}),
   };
   const args = [CLIENT, JSON.stringify(spec)];
-  const r = await cluster.exec(fromNs, process.execPath, args, { timeoutMs: count * (timeoutMs + 200) + 10_000 });
-  if (r.code !== 0) throw new Error(`traffic client failed: ${describeFailure('node', args, r, fromNs)}`);
-  const parsed = JSON.parse(r.stdout) as RequestResult[];
-  if (!Array.isArray(parsed) || parsed.length !== count) throw new Error(`traffic client returned ${r.stdout.slice(0, 200)}`);
+  const bound = count * (timeoutMs + 200) + 10_000;
+  let stdout: string;
+  if (cluster.trafficClient) stdout = await cluster.trafficClient(fromNs).send(spec, bound);
+  else {
+    const r = await cluster.exec(fromNs, process.execPath, args, { timeoutMs: bound });
+    if (r.code !== 0) throw new Error(`traffic client failed: ${describeFailure('node', args, r, fromNs)}`);
+    stdout = r.stdout;
+  }
+  const parsed = JSON.parse(stdout) as RequestResult[];
+  if (!Array.isArray(parsed) || parsed.length !== count) throw new Error(`traffic client returned ${stdout.slice(0, 200)}`);
   return parsed;
 }
 
@@ -76,4 +101,77 @@ export function errorsSeen(results: readonly RequestResult[]): Map<string, numbe
   const errors = new Map<string, number>();
   for (const r of results) if (!r.ok) errors.set(r.error, (errors.get(r.error) ?? 0) + 1);
   return errors;
+}
+
+/**
+ * Client processes kept per namespace (`ip netns exec NS node client.ts --serve`): a batch costs a line each way
+ * instead of a Node start. While no batch is under way a process holds nothing open for its parent (unref'd), so a
+ * script that is done exits; deleting a namespace kills its process, and the next batch there starts a new one.
+ */
+export function createTrafficClients(): TrafficClients {
+  const running = new Map<string, { client: TrafficClient; stop(): void }>();
+  const start = (ns: string) => {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLIENT, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const handles = [child, child.stdin as unknown as Socket, child.stdout as Socket, child.stderr as Socket];
+    const waiting = new Map<number, { resolve: (line: string) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
+    let nextId = 0;
+    let stderr = '';
+    let failed: Error | null = null;
+    const hold = (on: boolean) => handles.forEach((h) => (on ? h.ref() : h.unref()));
+    const settle = (id: number) => {
+      const w = waiting.get(id);
+      waiting.delete(id);
+      if (w) clearTimeout(w.timer);
+      if (waiting.size === 0) hold(false);
+      return w;
+    };
+    const fail = (err: Error) => {
+      failed ??= err;
+      if (running.get(ns)?.client === client) running.delete(ns);
+      for (const id of [...waiting.keys()]) settle(id)!.reject(failed);
+    };
+    let buffered = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const { id, results } = JSON.parse(line) as { id: number; results: unknown };
+        settle(id)?.resolve(JSON.stringify(results));
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin!.on('error', () => undefined); // a dead process: its exit rejects what waits
+    child.on('error', (err) => fail(new Error(`traffic client in ${ns}: ${err.message}`)));
+    child.on('exit', (code, signal) => fail(new Error(`traffic client in ${ns} exited (${code ?? signal}): ${stderr.trim()}`)));
+    hold(false);
+    const client: TrafficClient = {
+      send(spec, timeoutMs) {
+        if (failed) return Promise.reject(failed);
+        const id = nextId++;
+        return new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            settle(id);
+            reject(new Error(`traffic client in ${ns}: no answer within ${timeoutMs} ms to ${JSON.stringify(spec)}`));
+          }, timeoutMs);
+          waiting.set(id, { resolve, reject, timer });
+          hold(true);
+          child.stdin!.write(`${JSON.stringify({ id, spec })}\n`);
+        });
+      },
+    };
+    return { client, stop: () => (child.stdin!.end(), child.kill('SIGKILL')) };
+  };
+  return {
+    in(ns) {
+      let r = running.get(ns);
+      if (!r) running.set(ns, (r = start(ns)));
+      return r.client;
+    },
+    close() {
+      for (const r of running.values()) r.stop();
+      running.clear();
+    },
+  };
 }
