@@ -215,14 +215,23 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
   });
 
   it("iptables mode does not fight a neighbour that moves its jump above kube-proxy's (Docker's restart, Calico's insert mode): upstream checks jumps with -C, not their position", async () => {
-    await start('iptables', 'pod-a', ['--iptables-sync-period=2s']);
+    // -v 2: each sync's debug line, which says when the periodic syncs after the move have run.
+    await start('iptables', 'pod-a', ['--iptables-sync-period=1s', '-v', '2']);
+    const syncs = () => logLines(agent!.output()).filter((l) => l.msg === 'synced iptables rules' && l.fields['ipFamily'] === 'IPv4').length;
     // What dockerd does when it starts: DOCKER-USER goes back to the top of FORWARD.
     await exec(`iptables-${backend}`, ['-D', 'FORWARD', '-j', 'DOCKER-USER']);
     await exec(`iptables-${backend}`, ['-I', 'FORWARD', '1', '-j', 'DOCKER-USER']);
     const forward = async () => (await exec(`iptables-${backend}`, ['-S', 'FORWARD'])).split('\n');
     const moved = await forward();
     expect(moved[1]).toBe('-A FORWARD -j DOCKER-USER');
-    await new Promise((r) => setTimeout(r, 5000)); // two periodic full syncs
+    // Two periodic syncs that started after the move (the first line after it may be from one that started before).
+    const seen = syncs();
+    await waitFor(
+      'two periodic syncs after the move',
+      async () => syncs() >= seen + 3,
+      10_000,
+      () => agent!.output().slice(-2000),
+    );
     expect(await forward()).toEqual(moved);
     const diff = await cluster.exec(ns(), process.execPath, [MAIN, 'diff', ...flags()]);
     expect(diff.code, diff.stdout + diff.stderr).toBe(0);
@@ -236,7 +245,7 @@ describe.each(BACKENDS)('a node whose neighbours use iptables-%s', (backend) => 
   it.each<Mode>(['iptables', 'nftables', 'userspace'])(
     '%s mode puts its rules back within the sync period after `nft flush ruleset`',
     async (mode) => {
-      await start(mode, 'pod-a', ['--iptables-sync-period=2s']);
+      await start(mode, 'pod-a', ['--iptables-sync-period=1s']);
       await exec('nft', ['flush', 'ruleset']);
       await waitFor(
         `${mode} rules back after nft flush ruleset`,
