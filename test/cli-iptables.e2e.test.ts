@@ -74,14 +74,15 @@ const EMPTY_TABLES =
   '*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n' +
   '*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
 
+/** What `render` printed for each family: the objects and flags never change, so it runs once (beforeAll). */
+const rendered = new Map<'IPv4' | 'IPv6', string>();
+
 /** node-1 as `render` leaves it: empty tables, then kube-proxy's rules for both families. */
 async function loadRendered(): Promise<void> {
   for (const family of ['IPv4', 'IPv6'] as const) {
-    const rendered = await cli(['render', ...FLAGS, '--objects', objects, '--ip-family', family]);
-    expect(rendered.code, rendered.stderr).toBe(0);
     const iptables = createIptables({ family, backend: 'nft', runner: cluster.runnerIn(node()) });
     await iptables.restore(EMPTY_TABLES, { noflush: false, counters: false });
-    await iptables.restore(rendered.stdout, { noflush: true, counters: false });
+    await iptables.restore(rendered.get(family)!, { noflush: true, counters: false });
   }
   await flushConntrack();
 }
@@ -95,6 +96,13 @@ beforeAll(async () => {
   await cluster.exec(node(), 'ip', ['addr', 'add', '172.17.0.1/16', 'dev', 'docker0']);
   await cluster.exec(node(), 'ip', ['link', 'set', 'docker0', 'up']);
   objects = await writeObjects();
+  await Promise.all(
+    (['IPv4', 'IPv6'] as const).map(async (family) => {
+      const r = await cli(['render', ...FLAGS, '--objects', objects, '--ip-family', family]);
+      expect(r.code, r.stderr).toBe(0);
+      rendered.set(family, r.stdout);
+    }),
+  );
 }, 60_000);
 
 afterAll(async () => {
