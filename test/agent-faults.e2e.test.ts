@@ -211,7 +211,9 @@ describe('kube-proxy-ts under faults', () => {
     const before = await failures();
     expect(before).toBe(0);
 
-    const holder = spawn('flock', [lock, 'sleep', '9'], { stdio: 'ignore' });
+    // Its own process group (flock and the sleep that inherits the lock), released as soon as the failure is seen;
+    // 9 s bounds it if the test fails before.
+    const holder = spawn('flock', [lock, 'sleep', '9'], { stdio: 'ignore', detached: true });
     const released = new Promise<void>((resolve) => holder.once('exit', () => resolve()));
     await waitFor('the lock held', async () => (await cluster.runner.run('flock', ['-n', lock, 'true'])).code !== 0, 5_000);
     const heldAt = Date.now();
@@ -225,6 +227,7 @@ describe('kube-proxy-ts under faults', () => {
     );
     expect(svcChains(await nat('legacy')), 'nothing was written while the lock was held').toBe(1);
     expect(agent.output()).toMatch(/xtables lock/);
+    if (holder.exitCode === null && holder.signalCode === null) process.kill(-holder.pid!, 'SIGKILL');
     await released;
     console.log(`lock held for ${Date.now() - heldAt} ms`);
     const ms = await waitFor(
