@@ -234,7 +234,7 @@ describe('node setup by the real process (upstream platformSetup, setSysctls, --
     expect((await kubeProxy(['--cleanup'])).code).toBe(0);
     // The agent's own mount namespace, where an empty read-only tmpfs hides net.netfilter as a kernel without the module has none.
     const hidden = afterMounts('mount -t tmpfs -o ro none /proc/sys/net/netfilter');
-    const agent = await startAgentProcess(ns(), agentArgs('--iptables-sync-period=2s'), reachesPodA, 20_000, { command: hidden });
+    const agent = await startAgentProcess(ns(), agentArgs('--iptables-sync-period=1s'), reachesPodA, 20_000, { command: hidden });
     try {
       expect(agent.output()).toContain('conntrack setup: cannot set net.netfilter.nf_conntrack_tcp_timeout_established to 86400');
       expect(await sysctl(`${NF}nf_conntrack_tcp_timeout_established`)).toBe('432000');
