@@ -319,7 +319,13 @@ describe('userspace mode: restarted after kill -9', () => {
           await new Promise((res) => setTimeout(res, 100));
         }
       })();
-      await new Promise((res) => setTimeout(res, 1000));
+      // Until the datagrams meet the dead listener (refused), the old conntrack entry still in use.
+      await waitFor(
+        'the UDP client refused while the agent is down',
+        async () => seen.includes('refused'),
+        5000,
+        () => seen.join(' '),
+      );
       agent = await startAgentProcess(node1, agentArgs('userspace'), async () => {
         const now = dnsPortal(await nat());
         return now !== undefined && now !== before;
