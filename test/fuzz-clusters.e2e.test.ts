@@ -42,8 +42,7 @@ import {
 
 const SEED = 20261203;
 const RUNS = 40;
-/** Ten per mode and backend: a fixed seed, about two minutes of the suite in all; hunts run more with other seeds. */
-const SEQUENCES = 10;
+const SEQUENCES = 15;
 const RESET =
   '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n';
 
