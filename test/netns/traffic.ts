@@ -1,9 +1,9 @@
 /**
  * Real traffic for the end-to-end tests: runs test/netns/client.ts inside a
  * namespace and returns what each request got back from the pod servers. A
- * cluster keeps one client process per namespace (`--serve`, trafficClients
- * below) that takes batch after batch; anything else gets one process per
- * batch.
+ * cluster keeps one client process per namespace (`--serve`,
+ * createTrafficClients below) that takes batch after batch; a target without
+ * them gets one process per batch.
  *
  *   const rs = await request(cluster, cluster.pod('pod-a').ns, { proto: 'tcp', ip: '172.30.0.10', port: 80, count: 20 });
  *   podsHit(rs)  // Map { 'pod-a' => 11, 'pod-b' => 9 }
