@@ -180,7 +180,13 @@ describe('the agent in nftables mode against the fake API server', () => {
     const partialBefore = await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
     api.update('endpointslices', slice(['pod-c']) as never);
     await waitFor('endpoint change', reaches(['pod-c']));
-    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBeGreaterThan(partialBefore);
+    // The sync's metrics are observed when it returns, after the conntrack cleanup of the UDP endpoints it removed: the
+    // traffic can follow the new rules a moment before.
+    await waitFor(
+      'the partial sync counted',
+      async () => (await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')) > partialBefore,
+      5000,
+    );
     const plan = mode.lastPlan('IPv4')!;
     expect(plan.full).toBe(false);
     // Upstream's TestSyncProxyRulesRepeated counts: a handful of operations, none on the fixed objects.
@@ -312,7 +318,10 @@ describe('the agent in nftables mode against the fake API server', () => {
     );
     await waitFor('traffic flowing again', reaches(['pod-c']), 5000);
     expect(await metric('kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="rules"}')).toBe(1);
-    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toBe(fullBefore + 1);
+    // Observed when the sync returns, a moment after the kernel has its rules.
+    const fullSyncs = () => metric('kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}');
+    await waitFor('the full sync counted', async () => (await fullSyncs()) > fullBefore, 5000);
+    expect(await fullSyncs()).toBe(fullBefore + 1);
     const mode = agent!.mode as NftablesMode;
     expect(await mode.damage('IPv4')).toEqual([]);
   });
