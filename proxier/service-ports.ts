@@ -56,7 +56,15 @@ export function serviceKey(namespace: string, name: string, portName: string): s
   return portName ? [namespace, '/', name, ':', portName].join('') : [namespace, '/', name].join('');
 }
 
-export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsResult {
+export interface ServicePortsOptions {
+  /**
+   * Feature gate AllowServiceExternalIPs (v1.36+, deprecated, default on): off, spec.externalIPs are not programmed,
+   * as upstream's ServicePort then reports none (KEP-5707, #137293). Default true.
+   */
+  readonly externalIPs?: boolean;
+}
+
+export function servicePortsFor(svc: unknown, family: IPFamily, options: ServicePortsOptions = {}): ServicePortsResult {
   const problems: ObjectProblem[] = [];
   const ports: ServicePort[] = [];
   const { namespace, name, labels } = metadataOf(svc);
@@ -88,7 +96,7 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
   if (clusterIP === null) return { ports, problems };
 
   const status = isRecord(svc['status']) ? svc['status'] : {};
-  const common = serviceFields({ spec, status, type, family, report });
+  const common = serviceFields({ spec, status, type, family, report, externalIPs: options.externalIPs !== false });
   if (common === null) return { ports, problems };
   const rawPorts = spec['ports'] ?? [];
   if (!Array.isArray(rawPorts)) return skip('spec.ports', `must be a list, got ${describeValue(rawPorts)}`);
@@ -150,7 +158,15 @@ export function servicePortsFor(svc: unknown, family: IPFamily): ServicePortsRes
 type CommonFields = Omit<ServicePort, 'key' | 'namespace' | 'name' | 'portName' | 'protocol' | 'clusterIP' | 'port' | 'nodePort'>;
 
 /** Everything shared by the ports of one service; null when the service must be skipped. */
-function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFamily; report: Report }): CommonFields | null {
+function serviceFields(o: {
+  spec: Json;
+  status: Json;
+  type: string;
+  family: IPFamily;
+  report: Report;
+  /** AllowServiceExternalIPs: when false the field is neither read nor programmed. */
+  externalIPs: boolean;
+}): CommonFields | null {
   const { spec, type, family, report } = o;
   // Upstream compares with the one value that matters: only "Local" is local (apiservice.ExternalPolicyLocal,
   // InternalPolicyLocal), only "ClientIP" is sticky; any other string means Cluster / None.
@@ -179,11 +195,13 @@ function serviceFields(o: { spec: Json; status: Json; type: string; family: IPFa
   }
 
   const rawExternal = listOf(spec, 'spec', 'externalIPs', report);
-  const externalIPs = addressesOf(
-    rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const),
-    family,
-    report,
-  );
+  const externalIPs = o.externalIPs
+    ? addressesOf(
+        rawExternal.map((v, i) => [v, `spec.externalIPs[${i}]`] as const),
+        family,
+        report,
+      )
+    : [];
   const lb = o.status['loadBalancer'];
   const ingress: (readonly [unknown, string])[] = [];
   // Only VIP-style load balancers (ipMode unset or VIP) get rules; hostname-only entries have no IP.

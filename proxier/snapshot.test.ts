@@ -169,3 +169,21 @@ describe('servicePortStates', () => {
     ]);
   });
 });
+
+describe('AllowServiceExternalIPs (upstream v1.36+, KEP-5707 #137293: the ServicePort reports no external IPs while the gate is off)', () => {
+  const ext = () => makeService('ns', 'ext', { clusterIP: '172.30.0.9', externalIPs: ['192.168.99.10'] });
+  const slice = () => makeEndpointSlice('ns', 'ext', { addresses: ['10.0.0.9'] });
+
+  it('keeps the external IPs by default (the gate is on: deprecated stage, default true)', () => {
+    const { snapshots } = build([ext()], [slice()]);
+    expect(snapshots[0]?.services[0]?.service.externalIPs).toEqual(['192.168.99.10']);
+  });
+
+  it('drops them, in full builds and per-service rebuilds, when the gate is off', () => {
+    const off = { preferSameTrafficDistribution: true, allowServiceExternalIPs: false };
+    const full = buildSnapshots({ services: [ext()], slices: [slice()], node }, { nodeName: 'node-1', features: off });
+    expect(full.snapshots[0]?.services[0]?.service).toMatchObject({ clusterIP: '172.30.0.9', externalIPs: [] });
+    const ctx = { family: 'IPv4' as const, node: nodeInfoFrom(node, 'node-1').node, slices: indexEndpointSlices([slice()]), features: off };
+    expect(servicePortStates(ext(), ctx).states[0]?.service.externalIPs).toEqual([]);
+  });
+});

@@ -14,7 +14,7 @@
 import { indexEndpointSlices, mergeEndpoints, type SliceIndex } from './endpoint-slices.ts';
 import { ipFamilyOf } from './ip.ts';
 import { nodeInfoFrom } from './node-info.ts';
-import { servicePortsFor } from './service-ports.ts';
+import { servicePortsFor, type ServicePortsOptions } from './service-ports.ts';
 import { categorizeEndpoints, type TopologyFeatures } from './topology.ts';
 import { formatProblem } from './types.ts';
 import type { IPFamily, NodeInfo, ObjectProblem, ServicePort, ServicePortState, Snapshot } from './types.ts';
@@ -63,6 +63,8 @@ function bySnapshotOrder(
   return compareServicePorts(a.port, b.port);
 }
 
+const portsOptions = (features: TopologyFeatures): ServicePortsOptions => ({ externalIPs: features.allowServiceExternalIPs !== false });
+
 /** One service port with its endpoints (from the slice index) and their categorisation. */
 export function servicePortState(service: ServicePort, ctx: StateContext): ServicePortState {
   const endpoints = mergeEndpoints(ctx.slices.forService(`${service.namespace}/${service.name}`), service, {
@@ -74,7 +76,7 @@ export function servicePortState(service: ServicePort, ctx: StateContext): Servi
 
 /** Every state one raw Service contributes to one family's snapshot, in snapshot order. */
 export function servicePortStates(svc: unknown, ctx: StateContext): { states: ServicePortState[]; problems: ObjectProblem[] } {
-  const { ports, problems } = servicePortsFor(svc, ctx.family);
+  const { ports, problems } = servicePortsFor(svc, ctx.family, portsOptions(ctx.features));
   return { states: ports.sort(compareServicePorts).map((sp) => servicePortState(sp, ctx)), problems };
 }
 
@@ -88,7 +90,7 @@ export function buildSnapshots(objects: SnapshotObjects, opts: SnapshotOptions):
   const portsByFamily = new Map<IPFamily, { service: string; port: ServicePort }[]>(candidates.map((f) => [f, []]));
   for (const svc of latestServices(objects.services, problems)) {
     for (const family of candidates) {
-      const found = servicePortsFor(svc, family);
+      const found = servicePortsFor(svc, family, portsOptions(opts.features));
       problems.add(found.problems);
       for (const port of found.ports) portsByFamily.get(family)!.push({ service: `${port.namespace}/${port.name}`, port });
     }

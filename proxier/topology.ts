@@ -8,9 +8,12 @@
 import { endpointString, externallyAccessible } from './types.ts';
 import type { Endpoint, EndpointSelection, NodeInfo, ServicePort } from './types.ts';
 
+/** The feature gates the state builder reads (the topology's, and AllowServiceExternalIPs for the service ports). */
 export interface TopologyFeatures {
   /** Feature gate PreferSameTrafficDistribution (node hints). */
   readonly preferSameTrafficDistribution: boolean;
+  /** Feature gate AllowServiceExternalIPs (v1.36+, default true): false, Services' externalIPs are not programmed. */
+  readonly allowServiceExternalIPs?: boolean;
 }
 
 /** Upstream UsesClusterEndpoints: iTP Cluster, or reachable from outside (eTP Local short-circuits need them too). */

@@ -47,7 +47,10 @@ export function missingNodeMessage(name: string, where: string, mode: 'iptables'
 }
 
 export function featuresFrom(config: Pick<ProxyConfig, 'featureGates'>): TopologyFeatures {
-  return { preferSameTrafficDistribution: featureEnabled(config.featureGates, 'PreferSameTrafficDistribution') };
+  return {
+    preferSameTrafficDistribution: featureEnabled(config.featureGates, 'PreferSameTrafficDistribution'),
+    allowServiceExternalIPs: featureEnabled(config.featureGates, 'AllowServiceExternalIPs'),
+  };
 }
 
 /** --detect-local-mode and its inputs, as every mode's renderer takes them. */

@@ -12,8 +12,11 @@
  * versioned_kube_features.go (the v1.33 one, 20b2eef9), the gates those files
  * gained up to v1.35 (its kube_features.go) and the scheduling and DRA gates of
  * v1.37 (kind copies a cluster's featureGates into kube-proxy's config.conf, so
- * a DRA test cluster's gates reach kube-proxy), the component-base,
- * client-go and apiserver gates those binaries register, and the gates
+ * a DRA test cluster's gates reach kube-proxy), the kube gates v1.36 and v1.37
+ * added as far as their release notes and feature-gate pages name them, the
+ * component-base, client-go, apiserver, apiextensions and controller-manager
+ * gates those libraries register up to v1.37 (read from their staging
+ * repositories' tags), and the gates
  * kube-proxy itself read in earlier releases (so a command line written for an
  * older upstream still starts). A name outside it is a typo or a gate no
  * recent upstream knows: refused, as upstream refuses it.
@@ -22,6 +25,9 @@
 /** Gates kube-proxy-ts acts on, with their defaults. */
 export const HONOURED_FEATURE_GATES: Readonly<Record<string, boolean>> = {
   PreferSameTrafficDistribution: true,
+  // v1.36 (KEP-5707, #137293), deprecated and on: off, Service.spec.externalIPs are not programmed (a hardening against
+  // CVE-2020-8554 that upstream plans to make the default).
+  AllowServiceExternalIPs: true,
   // ServiceCIDR objects are watched (the nftables mode drops traffic to unallocated ClusterIPs); GA in 1.33.
   MultiCIDRServiceAllocator: true,
   // component-base's alpha logging options (--log-*-split-stream, --log-*-info-buffer-size) are refused without it.
@@ -86,8 +92,23 @@ TaintTolerationComparisonOperators TopologyAwareWorkloadScheduling UserNamespace
 `;
 
 /**
+ * Added to kube_features.go in v1.36 and v1.37: those the v1.36.0 and v1.37.0-alpha.1 release notes name, and the
+ * v1.36/v1.37 KEPs' gates that have a page among kubernetes.io's feature gates. (kube_features.go of those releases
+ * could not be read here; a gate missing from this list is refused, as a misspelt one is.)
+ */
+const KUBE_FEATURES_1_37 = `
+AtomicWriteVolumeUserFields CgroupOptions ConditionalAuthorization ContainerUlimits CRIListStreaming DefaultPodSysctls
+DownwardAPIAssignedResources DRANativeResources DRAResourceClaimGranularStatusAuthorization DRAResourcePoolStatus
+DRASharedConsumableCapacity EmptyDirVolumeMode EvictionRequestAPI ExtendWebSocketsToKubelet GRPCContainerProbeTLS
+HPAExternalMetricFallback NodeLifecycleConditions PerPodPIDLimit PersistentVolumeClaimUnusedSinceTime PLEGOnDemandRelist
+PodInfoAPI ReloadKubeletClientCAFile ServiceCIDRStatusFieldWiping StaleControllerConsistencyDaemonSet
+StaleControllerConsistencyJob StatefulSetRecreateStrategy WorkloadAwarePreemption
+`;
+
+/**
  * Registered into the same gate by the apiserver, apiextensions, controller-manager, component-base and client-go
- * libraries; NativeHistograms is component-base's metrics gate, which kube-proxy's init registers from v1.36.
+ * libraries (every gate their kubernetes-1.33.0 to 1.37.0-beta.0 tags define); NativeHistograms is component-base's
+ * metrics gate, which kube-proxy's init registers from v1.36.
  */
 const LIBRARY_FEATURES = `
 AdmissionWebhookMatchConditions AggregatedDiscoveryEndpoint AllowParsingUserUIDFromCertAuth
@@ -100,26 +121,41 @@ StructuredAuthorizationConfiguration UnauthenticatedHTTP2DOSMitigation WatchCach
 WatchFromStorageWithoutResourceVersion WatchList CRDValidationRatcheting CustomResourceFieldSelectors
 CloudControllerManagerWebhook ComponentFlagz ComponentStatusz ComponentSLIs ContextualLogging LoggingAlphaOptions
 LoggingBetaOptions WatchListClient InformerResourceVersion ClientsAllowCBOR ClientsPreferCBOR NativeHistograms
+AtomicFIFO ClientsAllowCARotation ClientsAllowTLSCacheGC InOrderInformers InOrderInformersBatchProcess
+UnlockWhileProcessingFIFO APIServerWebhookAuthenticationToken AggregatedDiscoveryRemoveBetaType
+ConsistentListFromCacheSkipTimeoutFallback ConstrainedImpersonation DeclarativeValidationBeta DetectCacheInconsistency
+EtcdRangeStream ExcludeAdmissionWebhookVirtualResources ListFromCacheSnapshot ManifestBasedAdmissionControlConfig
+ShardedListAndWatch SizeBasedListCostEstimate StructuredAuthenticationConfigurationEgressSelector
+StructuredAuthenticationConfigurationJWKSMetrics TokenRequestServiceAccountUIDValidation WatchListCompression
+WebhookRoundTripLoadBalancing CRDObservedGenerationTracking CloudControllerManagerWatchBasedRoutesReconciliation
+ControllerManagerReleaseLeaderElectionLockOnExit
 `;
 
-/** Gates kube-proxy read in releases before the ones above (removed once GA), and newer proxy gates (v1.37: KubeProxyIPVS, KubeProxyNFTablesLocalhostNodePorts). */
+/**
+ * Gates kube-proxy read in releases before the ones above (removed once GA), and newer proxy gates (v1.36:
+ * AllowServiceExternalIPs; v1.37: KubeProxyIPVS, KubeProxyNFTablesLocalhostNodePorts).
+ */
 const PROXY_FEATURES = `
 EndpointSlice EndpointSliceProxying EndpointSliceTerminatingCondition IPv6DualStack IPTablesOwnershipCleanup
 MinimizeIPTablesRestore MixedProtocolLBService ProxyTerminatingEndpoints ServiceInternalTrafficPolicy
 ServiceLBNodePortControl ServiceLoadBalancerClass ServiceTopology SupportIPVSProxyMode PreferSameTrafficDistribution
-KubeProxyIPVS KubeProxyNFTablesLocalhostNodePorts
+KubeProxyIPVS KubeProxyNFTablesLocalhostNodePorts AllowServiceExternalIPs
 `;
 
 const KNOWN = new Set([
   'AllAlpha',
   'AllBeta',
-  ...`${KUBE_FEATURES} ${KUBE_FEATURES_1_35} ${LIBRARY_FEATURES} ${PROXY_FEATURES}`.split(/\s+/).filter(Boolean),
+  ...`${KUBE_FEATURES} ${KUBE_FEATURES_1_35} ${KUBE_FEATURES_1_37} ${LIBRARY_FEATURES} ${PROXY_FEATURES}`.split(/\s+/).filter(Boolean),
 ]);
 
-/** The stage v1.35 registers each honoured gate at (featuregate's PreRelease: "" is GA), and AllAlpha's and AllBeta's. */
-const STAGES: Readonly<Record<string, 'ALPHA' | 'BETA' | ''>> = {
+/**
+ * The stage the newest release registers each honoured gate at (featuregate's PreRelease: "" is GA), and AllAlpha's
+ * and AllBeta's. A DEPRECATED gate is switched by neither AllAlpha nor AllBeta.
+ */
+const STAGES: Readonly<Record<string, 'ALPHA' | 'BETA' | 'DEPRECATED' | ''>> = {
   AllAlpha: 'ALPHA',
   AllBeta: 'BETA',
+  AllowServiceExternalIPs: 'DEPRECATED',
   PreferSameTrafficDistribution: '',
   MultiCIDRServiceAllocator: '',
   LoggingAlphaOptions: 'ALPHA',

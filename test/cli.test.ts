@@ -217,6 +217,32 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.stdout).toContain('-d 172.30.0.10 --dport 80'); // legacy leading zeros read as decimal, as upstream
     expect(r.stderr).toMatch(/Service ns\/bad-ip.*clusterIP/);
   });
+
+  it('--feature-gates=AllowServiceExternalIPs=false leaves the externalIPs unprogrammed in both rule-writing modes, as upstream v1.36+ (KEP-5707, #137293: the service port reports no external IPs while the deprecated gate is off); on by default', async () => {
+    const file = await manifest([
+      makeService('ns', 'ext', { clusterIP: '172.30.0.9', externalIPs: ['192.168.99.10'] }),
+      makeEndpointSlice('ns', 'ext', { addresses: ['10.0.0.9'] }),
+    ]);
+    for (const mode of ['iptables', 'nftables']) {
+      const on = await cli(['render', `--mode=${mode}`, '--objects', file, '--hostname-override', 'n1']);
+      expect(on.code, on.stderr).toBe(0);
+      expect(on.stdout).toContain('192.168.99.10');
+      const off = await cli([
+        'render',
+        `--mode=${mode}`,
+        '--objects',
+        file,
+        '--hostname-override',
+        'n1',
+        '--feature-gates=AllowServiceExternalIPs=false',
+      ]);
+      expect(off.code, off.stderr).toBe(0);
+      expect(off.stdout).toContain('172.30.0.9');
+      expect(off.stdout).not.toContain('192.168.99.10');
+      // A gate it acts on: no "not acted on" warning.
+      expect(off.stderr).not.toContain('AllowServiceExternalIPs');
+    }
+  });
 });
 
 describe('compile cache', { timeout: 60_000 }, () => {

@@ -197,7 +197,7 @@ describe('health and metrics servers', () => {
       expect((await rawGet(s.url + '/metrics', { 'Accept-Encoding': ae })).headers['content-encoding']).toBe('gzip');
   });
 
-  it('serves kubernetes_feature_enabled as featureGate.AddMetrics records it (RecordFeatureInfo: name, stage as v1.35 registers it, 1 when enabled), for the gates kube-proxy-ts reads: AllAlpha, AllBeta and the ones it acts on', async () => {
+  it('serves kubernetes_feature_enabled as featureGate.AddMetrics records it (RecordFeatureInfo: name, stage as the newest release registers it, 1 when enabled), for the gates kube-proxy-ts reads: AllAlpha, AllBeta and the ones it acts on', async () => {
     const metrics = createMetrics(undefined, {
       processMetrics: false,
       featureGates: { AllAlpha: true, PreferSameTrafficDistribution: false, TopologyAwareHints: true },
@@ -211,6 +211,8 @@ describe('health and metrics servers', () => {
     expect(text.split('\n').filter((l) => l.startsWith('kubernetes_feature_enabled{'))).toEqual([
       'kubernetes_feature_enabled{name="AllAlpha",stage="ALPHA"} 1',
       'kubernetes_feature_enabled{name="AllBeta",stage="BETA"} 0',
+      // v1.36's deprecated gate, on by default; AllAlpha/AllBeta leave it alone.
+      'kubernetes_feature_enabled{name="AllowServiceExternalIPs",stage="DEPRECATED"} 1',
       // AllAlpha turns on the alpha gates not set, as featureGate.Enabled does; GA ("") and set gates keep their value.
       'kubernetes_feature_enabled{name="LoggingAlphaOptions",stage="ALPHA"} 1',
       'kubernetes_feature_enabled{name="LoggingBetaOptions",stage="BETA"} 1',
