@@ -33,6 +33,18 @@ describe('selectNodePortAddresses', () => {
     expect(v6(['primary'], null)).toMatchObject({ matchAll: true });
   });
 
+  it("expands v1.37's keywords per family, as server.go does: 'localhost' is 127.0.0.0/8 and ::1/128, 'all' 0.0.0.0/0 and ::/0, 'primary' the node IP; combined, their union", () => {
+    expect(v4(['localhost'])).toMatchObject({ matchAll: false, ips: ['127.0.0.1'], containsIPv4Loopback: true });
+    expect(v6(['localhost'])).toMatchObject({ matchAll: false, ips: ['::1'], containsIPv4Loopback: false });
+    expect(v4(['all'])).toMatchObject({ matchAll: true, containsIPv4Loopback: true });
+    expect(v6(['all', 'localhost'])).toMatchObject({ matchAll: true });
+    expect(v4(['primary', 'localhost'])).toMatchObject({ matchAll: false, ips: ['127.0.0.1', '192.168.0.2'], containsIPv4Loopback: true });
+    expect(v6(['primary', 'localhost'])).toMatchObject({ matchAll: false, ips: ['::1', 'fd00::2'] });
+    // An IPv4-only node: "primary" gives the IPv6 family nothing, "localhost" ::1 only (not every address).
+    expect(v6(['primary', 'localhost'], null)).toMatchObject({ matchAll: false, ips: ['::1'] });
+    expect(v4(['primary', '10.0.0.0/8'])).toMatchObject({ matchAll: false, ips: ['192.168.0.2', '10.1.0.2'] });
+  });
+
   it('selects among the given addresses only, each once (upstream GetNodeIPs over net.InterfaceAddrs)', () => {
     // A node IP no interface has: "primary" (its /32) selects nothing, as upstream's GetNodeIPs finds no interface address in it.
     expect(v4(['primary'], '203.0.113.7')).toMatchObject({ matchAll: false, ips: [] });

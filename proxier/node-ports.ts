@@ -17,8 +17,19 @@ export interface NodePortAddresses {
   readonly containsIPv4Loopback: boolean;
 }
 
+/**
+ * --nodeport-addresses keywords other than "primary" (v1.37, #138427), as the CIDRs of each family they stand for.
+ * "primary" (the node IP of each family) is the third; any of them may be combined with each other and with CIDRs.
+ */
+export const KEYWORD_CIDRS: Readonly<Record<string, Readonly<Record<IPFamily, string>>>> = {
+  localhost: { IPv4: '127.0.0.0/8', IPv6: '::1/128' },
+  all: { IPv4: '0.0.0.0/0', IPv6: '::/0' },
+};
+
+export const NODE_PORT_KEYWORDS: readonly string[] = ['primary', ...Object.keys(KEYWORD_CIDRS)];
+
 export interface NodePortAddressInput {
-  /** Flag values: CIDRs of any family, or "primary". */
+  /** Flag values: CIDRs of any family, and the keywords "primary", "localhost" and "all". */
   readonly cidrs: readonly string[];
   readonly family: IPFamily;
   /** This host's addresses (any family), as hostAddressesOf gives them: the selection is made among these only. */
@@ -37,7 +48,8 @@ export function selectNodePortAddresses(input: NodePortAddressInput): NodePortAd
       if (input.primaryIP && !isLoopbackText(input.primaryIP)) cidrs.push(parseCIDR(`${input.primaryIP}/${input.family === 'IPv4' ? 32 : 128}`)!);
       continue;
     }
-    const c = parseCIDR(text);
+    // v1.37's other keywords (server.go expands them into each family's CIDRs before the proxiers see them).
+    const c = parseCIDR(KEYWORD_CIDRS[text]?.[input.family] ?? text);
     if (c && c.family === input.family) cidrs.push(c);
   }
   // Upstream NewNodePortAddresses: a family with no CIDR listed gets 0.0.0.0/0 (::/0), i.e. every

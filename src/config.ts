@@ -10,6 +10,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DetectLocalMode } from '../iptables/local-detector.ts';
 import { parseCIDR, parseIP } from '../proxier/ip.ts';
+import { NODE_PORT_KEYWORDS } from '../proxier/node-ports.ts';
 import type { ProxyModeName } from '../proxier/mode.ts';
 import { parsePortRange } from '../userspace/port-allocator.ts';
 import { featureEnabled, inertFeatureGates, unknownFeatureGates } from './feature-gates.ts';
@@ -258,12 +259,16 @@ function validateCIDRs(c: ProxyConfig): void {
   if (c.clusterCIDRs.length > 2 || (c.clusterCIDRs.length === 2 && families.size !== 2)) {
     throw new FlagError('cluster-cidr', `invalid --cluster-cidr "${c.clusterCIDRs.join(',')}": at most one CIDR per IP family`);
   }
+  // v1.37 (#138427): CIDRs and the keywords "primary", "localhost" and "all", in any combination; a keyword once.
+  const keywords = NODE_PORT_KEYWORDS.map((k) => `"${k}"`).join(', ');
+  const seen = new Set<string>();
   for (const a of c.nodePortAddresses) {
-    if (a !== 'primary' && !parseCIDR(a))
-      throw new FlagError('nodeport-addresses', `invalid --nodeport-addresses entry "${a}": not a CIDR or "primary"`);
-  }
-  if (c.nodePortAddresses.includes('primary') && c.nodePortAddresses.length > 1) {
-    throw new FlagError('nodeport-addresses', '--nodeport-addresses "primary" cannot be combined with CIDRs');
+    if (NODE_PORT_KEYWORDS.includes(a)) {
+      if (seen.has(a)) throw new FlagError('nodeport-addresses', `--nodeport-addresses: "${a}" given more than once`);
+      seen.add(a);
+    } else if (!parseCIDR(a)) {
+      throw new FlagError('nodeport-addresses', `invalid --nodeport-addresses entry "${a}": not a CIDR or one of ${keywords}`);
+    }
   }
 }
 

@@ -135,7 +135,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     type: 'stringList',
     default: '',
     config: 'nodePortAddresses',
-    help: 'CIDRs (or "primary") of the node addresses that accept NodePort traffic. Default: all local addresses; "primary" in nftables mode, as upstream.',
+    help: 'CIDRs, and the keywords "primary" (node IPs), "localhost" and "all", of the node addresses that accept NodePort traffic. Default: all local addresses; "primary" in nftables mode, as upstream.',
   },
   {
     name: 'iptables-sync-period',

@@ -118,6 +118,17 @@ describe('configFromFlags', () => {
     expect(() => configFromFlags(new Map(Object.entries(given)))).toThrow(message);
   });
 
+  it("accepts v1.37's --nodeport-addresses keywords 'primary', 'localhost' and 'all', combined with each other and with CIDRs (kube-proxy a49df23, #138427); a keyword given twice or misspelt is refused", () => {
+    const npa = (...v: string[]) => configFromFlags(new Map<string, FlagValue>([['nodeport-addresses', v]])).nodePortAddresses;
+    expect(npa('primary', 'localhost')).toEqual(['primary', 'localhost']);
+    expect(npa('all')).toEqual(['all']);
+    expect(npa('localhost')).toEqual(['localhost']);
+    expect(npa('primary', '127.0.0.1/32')).toEqual(['primary', '127.0.0.1/32']);
+    expect(npa('all', 'localhost', '10.0.0.0/8')).toEqual(['all', 'localhost', '10.0.0.0/8']);
+    expect(() => npa('localhost', 'localhost')).toThrow(/--nodeport-addresses: "localhost" given more than once/);
+    expect(() => npa('Localhost')).toThrow(/invalid --nodeport-addresses entry "Localhost": not a CIDR or one of "primary", "localhost", "all"/);
+  });
+
   it("accepts --mode=nftables with upstream's defaults for it: NodePorts on the primary IPs, mark bit 14 (platformApplyDefaults)", () => {
     const c = configFromFlags(new Map([['mode', 'nftables']]));
     expect(c).toMatchObject({ mode: 'nftables', masqueradeBit: 14, nodePortAddresses: ['primary'], syncPeriodMs: 30_000, minSyncPeriodMs: 1000 });

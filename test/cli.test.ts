@@ -218,6 +218,25 @@ describe('kube-proxy-ts render', { timeout: 30_000 }, () => {
     expect(r.stderr).toMatch(/Service ns\/bad-ip.*clusterIP/);
   });
 
+  it("takes v1.37's --nodeport-addresses keywords: 'localhost' gives the iptables mode its 127.0.0.1 NodePorts, 'primary,localhost' gives the nftables mode the node IP (loopback named as unsupported, as upstream without its localhost proxy)", async () => {
+    const file = await manifest([
+      makeNode('n1', { addresses: ['192.168.0.2'] }),
+      makeService('ns', 'np', { clusterIP: '172.30.0.8', type: 'NodePort', ports: [{ name: 'p', port: 80, nodePort: 30080 }] }),
+      makeEndpointSlice('ns', 'np', { addresses: ['10.0.0.8'], ports: [{ name: 'p', port: 8080 }] }),
+    ]);
+    const ipt = await cli(['render', '--objects', file, '--hostname-override', 'n1', '--nodeport-addresses=localhost']);
+    expect(ipt.code, ipt.stderr).toBe(0);
+    expect(ipt.stdout).toContain(
+      '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 127.0.0.1 -j KUBE-NODEPORTS',
+    );
+    expect(ipt.stdout).not.toContain('-d 192.168.0.2 -j KUBE-NODEPORTS');
+    const nft = await cli(['render', '--mode=nftables', '--objects', file, '--hostname-override', 'n1', '--nodeport-addresses=primary,localhost']);
+    expect(nft.code, nft.stderr).toBe(0);
+    expect(nft.stdout).toMatch(/^add set ip kube-proxy nodeport-ips \{ type ipv4_addr ; comment "[^"]*" ; elements = \{ 192\.168\.0\.2 \} ; \}$/m);
+    expect(nft.stdout).not.toMatch(/elements = \{[^}]*127\./);
+    expect(nft.stderr).toContain('localhost NodePorts are not supported');
+  });
+
   it('--feature-gates=AllowServiceExternalIPs=false leaves the externalIPs unprogrammed in both rule-writing modes, as upstream v1.36+ (KEP-5707, #137293: the service port reports no external IPs while the deprecated gate is off); on by default', async () => {
     const file = await manifest([
       makeService('ns', 'ext', { clusterIP: '172.30.0.9', externalIPs: ['192.168.99.10'] }),
