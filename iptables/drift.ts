@@ -5,7 +5,8 @@
  * it; a per-service chain the mode no longer owns; a jump rule missing from,
  * or outdated in, a built-in chain. The text of rules is not compared
  * (iptables-save prints them in its own form; the diff command normalises
- * them): a rule replaced in place waits for the hourly full sync, where
+ * them): a rule replaced in place waits for the next full sync (hourly, but
+ * not in large-cluster mode, as upstream), where
  * upstream leaves every outside change but a flush of its canary chain.
  */
 import { ruleCount } from '../proxier/packed-rules.ts';

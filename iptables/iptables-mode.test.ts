@@ -35,7 +35,7 @@ const svc = (i: number, ips: string[]): ServicePortState =>
 const svcChain = (i: number) => serviceChainNames(sp(i)).svc;
 const sepChain = (i: number, ip: string) => endpointChainName(sp(i), { ip, port: 80 });
 
-function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock; logger?: Logger } = {}) {
+function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock; logger?: Logger; largeClusterThreshold?: number } = {}) {
   const fake = opts.fake ?? new FakeIptables({ family: 'IPv4' });
   let t = 1_000;
   // Every reading 5 ms later: each sync takes 5 ms.
@@ -43,7 +43,10 @@ function setup(opts: { batchChains?: number; fake?: FakeIptables; clock?: Clock;
   const mode = new IptablesMode(
     {
       iptables: new Map<IPFamily, Iptables>([['IPv4', fake]]),
-      render: DEFAULT_RENDER_OPTIONS,
+      render:
+        opts.largeClusterThreshold === undefined
+          ? DEFAULT_RENDER_OPTIONS
+          : { ...DEFAULT_RENDER_OPTIONS, largeClusterThreshold: opts.largeClusterThreshold },
       canaryPeriodMs: 1000,
       ...(opts.batchChains !== undefined ? { batchChains: opts.batchChains } : {}),
     },
@@ -248,6 +251,28 @@ describe('IptablesMode: what forces a full sync', () => {
     // And back to partial (nothing to write) afterwards.
     expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
     expect(fake.restores).toHaveLength(2);
+  });
+
+  it('no hourly full sync in large-cluster mode (more endpoints than the threshold, upstream 1000), as upstream since #138571 (v1.37, backported to 1.34-1.36); changes, outside damage and the first sync still sync as before', async () => {
+    let t = 1_000;
+    const clock: Clock = { now: () => t, setTimeout: () => 0, clearTimeout: () => undefined };
+    // base() has 3 endpoints: above a threshold of 2.
+    const { fake, mode } = setup({ clock, largeClusterThreshold: 2 });
+    expect((await mode.sync(base(), NOT_PERIODIC)).full).toBe(true);
+    expect(mode.lastRender('IPv4')!.largeClusterMode).toBe(true);
+    t += FULL_SYNC_PERIOD_MS;
+    expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
+    t += 5 * FULL_SYNC_PERIOD_MS;
+    expect((await mode.sync(base(), PERIODIC)).full).toBe(false);
+    expect(fake.restores).toHaveLength(1);
+    // Outside damage is still found by the periodic check and repaired in full.
+    await fake.restore(`*nat\n-D ${sepChain(1, '10.0.0.1')} 1\nCOMMIT\n`, { noflush: true, counters: false });
+    expect((await mode.sync(base(), PERIODIC)).full).toBe(true);
+    // Back under the threshold (one endpoint fewer): the hourly full sync again.
+    const small = snapshotOf([S1, svc(2, ['10.0.0.2'])]);
+    expect((await mode.sync(small, NOT_PERIODIC)).full).toBe(false);
+    t += FULL_SYNC_PERIOD_MS;
+    expect((await mode.sync(small, PERIODIC)).full).toBe(true);
   });
 
   for (const c of [

@@ -2,8 +2,9 @@
  * The iptables mode: render -> plan -> restore -> remember, per IP family,
  * and the canary that notices an outside flush.
  *
- * A full sync (first sync, hourly as upstream's FullSyncPeriod, after any
- * failure, after an outside flush or change, after a node topology change)
+ * A full sync (first sync, hourly as upstream's FullSyncPeriod but not in
+ * large-cluster mode, after any failure, after an outside flush or change,
+ * after a node topology change)
  * reads the live tables once to find stale per-service chains and missing
  * jump rules, and writes every kube-proxy chain. A partial sync writes the
  * top-level chains and only the per-service chains whose rules changed. The
@@ -229,8 +230,12 @@ export class IptablesMode implements ProxyMode {
     const start = this.d.clock.now();
     // A change of the node's topology labels changes endpoint selection everywhere.
     const topologyKey = JSON.stringify([snapshot.node.zone, snapshot.node.addresses, snapshot.node.podCIDRs]);
-    // Upstream's full syncs: the first, after a failure, after a flush, on a topology change, and hourly (FullSyncPeriod).
-    let full = st.applied === null || topologyKey !== st.topologyKey || start - st.lastFullAt >= FULL_SYNC_PERIOD_MS;
+    // Upstream's full syncs: the first, after a failure, after a flush, on a topology change, and hourly (FullSyncPeriod)
+    // unless the last sync was in large-cluster mode (more than 1000 endpoints): upstream since #138571 (backported to
+    // 1.34-1.36) skips that "just in case" rewrite there, which stalls large nodes. The periodic check still repairs
+    // what it can see; a rule replaced in place then stays until some other full sync.
+    const hourly = start - st.lastFullAt >= FULL_SYNC_PERIOD_MS && st.lastRender?.largeClusterMode !== true;
+    let full = st.applied === null || topologyKey !== st.topologyKey || hourly;
     const log = this.d.logger.child({ ipFamily: family });
     if (family === 'IPv4') await this.setRouteLocalnet();
 
