@@ -95,8 +95,8 @@ export const COMMENT_MAX_BYTES = 128;
 /**
  * A comment made of object names, as nft takes it: without double quotes (an nft string cannot escape them),
  * well-formed, and cut to 128 bytes at a character boundary. An element comment is "namespace/name:port", up to 143
- * characters for names the API server accepts; upstream cuts them to 128 bytes from 1.36 (earlier, such a service
- * failed every sync).
+ * characters for names the API server accepts; upstream cuts them to 128 bytes from v1.37 (#139516; earlier, such a
+ * service failed every sync).
  */
 export function nftComment(text: string): string {
   // Control characters (a tab, say) become spaces: one line of nft input, read back the same by every reader. A lone
