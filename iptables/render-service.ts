@@ -24,8 +24,8 @@ import type { Chain } from './ruleset.ts';
 export interface ServiceRenderContext {
   readonly masqueradeAll: boolean;
   readonly detector: LocalDetector;
-  /** This family's primary node IP (decides whether LB source ranges admit the node itself). */
-  readonly nodeIP: string | null;
+  /** This family's node IP, loopback without one (rangeCheckNodeIP): LB source ranges holding it admit the node itself. */
+  readonly nodeIP: string;
   readonly largeClusterMode: boolean;
   /** cidrContains for the source-range check; injected to keep this file free of parsing. */
   readonly cidrContains: (cidr: string, ip: string) => boolean;
@@ -152,7 +152,7 @@ function externalChains(d: Decisions, ctx: ServiceRenderContext): Chain[] {
     let allowFromNode = false;
     for (const cidr of sp.loadBalancerSourceRanges) {
       rules.push(`${head} -s ${cidr} -j ${names.ext}`);
-      if (ctx.nodeIP !== null && ctx.cidrContains(cidr, ctx.nodeIP)) allowFromNode = true;
+      if (ctx.cidrContains(cidr, ctx.nodeIP)) allowFromNode = true;
     }
     // VIP-style load balancers loop node -> VIP traffic back with source = VIP.
     if (allowFromNode) for (const ip of sp.loadBalancerVIPs) rules.push(`${head} -s ${ip} -j ${names.ext}`);

@@ -126,8 +126,13 @@ describe('renderRuleset', () => {
   });
 
   it("puts NodePorts on this host's interface addresses inside --nodeport-addresses, not on a Node-only address; the node IP stays the Node's (upstream syncProxyRules: GetNodeIPs; proxier.nodeIP)", () => {
-    // No primary IP of its own (an IPv6-primary node's IPv4 family): its first IPv4 address is the node IP.
-    const cloud = nodeInfo({ addresses: ['192.168.0.2', '192.168.0.200'], primaryIP: null, podCIDRs: ['10.0.0.0/24'] });
+    // An IPv6-primary node's IPv4 family: its IPv4 node IP is the secondary one.
+    const cloud = nodeInfo({
+      addresses: ['192.168.0.2', '192.168.0.200'],
+      primaryIP: 'fd00::2',
+      secondaryIP: '192.168.0.2',
+      podCIDRs: ['10.0.0.0/24'],
+    });
     const lb = state(sp({ loadBalancerVIPs: ['1.2.3.4'], loadBalancerSourceRanges: ['192.168.0.2/32'] }), [ep('10.180.0.1')]);
     const read: Snapshot = {
       family: 'IPv4',

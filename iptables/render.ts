@@ -7,7 +7,7 @@
  * RenderCache, so a sync after one change re-renders one service.
  */
 import { cidrContainsText } from '../proxier/ip.ts';
-import { hostAddressesOf, isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import { hostAddressesOf, isLoopbackText, primaryIPOf, rangeCheckNodeIP, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
 import type { IPFamily, ServicePortState, Snapshot } from '../proxier/types.ts';
 import {
@@ -105,7 +105,7 @@ interface Prepared {
 function prepare(snapshot: Snapshot, options: RenderOptions): Prepared {
   const family = snapshot.family;
   // The node IP is the Node object's (upstream's NodeIPs); the NodePorts are on this host's addresses (GetNodeIPs).
-  const nodeIP = primaryIPOf(snapshot.node, family, snapshot.node.addresses);
+  const nodeIP = primaryIPOf(snapshot.node, family);
   const detector = options.detectLocal ? makeLocalDetector(options.detectLocal, family, snapshot.node) : NO_LOCAL_DETECTOR;
   const nodePorts = selectNodePortAddresses({
     cidrs: options.nodePortAddresses,
@@ -123,12 +123,12 @@ function prepare(snapshot: Snapshot, options: RenderOptions): Prepared {
   const ctx: ServiceRenderContext = {
     masqueradeAll: options.masqueradeAll,
     detector,
-    nodeIP,
+    nodeIP: rangeCheckNodeIP(snapshot.node, family),
     largeClusterMode,
     cidrContains: cidrContainsText,
     countLocalhostNodePorts,
   };
-  const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, nodeIP, largeClusterMode, countLocalhostNodePorts]);
+  const ctxKey = JSON.stringify([options.masqueradeAll, detector.ifLocal, ctx.nodeIP, largeClusterMode, countLocalhostNodePorts]);
   return { ctx, ctxKey, detector, nodePorts, localhostNodePorts, largeClusterMode };
 }
 

@@ -28,8 +28,8 @@ export interface ServiceContext {
   readonly family: NftFamily;
   readonly masqueradeAll: boolean;
   readonly detector: NftLocalDetector;
-  /** The node's IP of this family: source ranges containing it also admit the LB VIPs. */
-  readonly nodeIP: string | null;
+  /** The node's IP of this family, loopback without one (rangeCheckNodeIP): source ranges containing it also admit the LB VIPs. */
+  readonly nodeIP: string;
   readonly cidrContains: (cidr: string, ip: string) => boolean;
   /** --traffic-counters: each endpoint chain's DNAT rule counts into a named counter of the chain's name. */
   readonly counters?: boolean;
@@ -148,7 +148,7 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
 
   if (usesFirewall) {
     const sources = [...sp.loadBalancerSourceRanges];
-    if (ctx.nodeIP !== null && sp.loadBalancerSourceRanges.some((c) => ctx.cidrContains(c, ctx.nodeIP!))) sources.push(...sp.loadBalancerVIPs);
+    if (sp.loadBalancerSourceRanges.some((c) => ctx.cidrContains(c, ctx.nodeIP))) sources.push(...sp.loadBalancerVIPs);
     chains.push(chain(names.firewall, [`${ipX} saddr != { ${sources.join(' , ')} } drop`]));
   }
 

@@ -9,7 +9,7 @@
  * NftRenderCache, so a sync after one change re-renders one service port.
  */
 import { cidrContainsText } from '../proxier/ip.ts';
-import { hostAddressesOf, isLoopbackText, primaryIPOf, selectNodePortAddresses } from '../proxier/node-ports.ts';
+import { hostAddressesOf, isLoopbackText, primaryIPOf, rangeCheckNodeIP, selectNodePortAddresses } from '../proxier/node-ports.ts';
 import { ServiceRenderCache } from '../proxier/render-cache.ts';
 import type { ServicePortState, Snapshot } from '../proxier/types.ts';
 import { makeLocalDetector, type DetectLocalSettings, type NftLocalDetector } from './local-detector.ts';
@@ -65,7 +65,7 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
   const warnings: string[] = [];
   // The node IP is the Node object's (upstream's NodeIPs, which "primary" turns into /32 and /128 CIDRs); nodeport-ips
   // holds this host's addresses inside the CIDRs (GetNodeIPs), so "primary" selects the node IP while an interface has it.
-  const nodeIP = primaryIPOf(snapshot.node, snapshot.family, snapshot.node.addresses);
+  const nodeIP = primaryIPOf(snapshot.node, snapshot.family);
   const detector = makeLocalDetector(options.detectLocal, snapshot.family, snapshot.node);
 
   const cidrs = options.nodePortAddresses.length > 0 ? options.nodePortAddresses : ['primary'];
@@ -86,8 +86,9 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
   });
 
   const counters = options.trafficCounters === true;
-  const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP, cidrContains: cidrContainsText, counters };
-  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, nodeIP, counters]);
+  const rangeIP = rangeCheckNodeIP(snapshot.node, snapshot.family);
+  const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP: rangeIP, cidrContains: cidrContainsText, counters };
+  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, rangeIP, counters]);
   // Sized once: pushing 10,000 grew the array through ~20 copies, ~0.2 MB of garbage a sync.
   const services: ServiceObjects[] = new Array<ServiceObjects>(snapshot.services.length);
   let internal = 0;

@@ -106,6 +106,11 @@ export function cidrContainsText(cidr: string, ip: string): boolean {
   return c !== null && a !== null && cidrContains(c, a);
 }
 
+/** 0.0.0.0 or :: (Go's IsUnspecified). */
+export function isUnspecified(ip: ParsedIP): boolean {
+  return ip.bytes.every((b) => b === 0);
+}
+
 export function isLoopback(ip: ParsedIP): boolean {
   if (ip.family === 'IPv4') return ip.bytes[0] === 127;
   return ip.text === '::1';

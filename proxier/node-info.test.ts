@@ -11,6 +11,7 @@ describe('nodeInfoFrom', () => {
         known: false,
         addresses: [],
         primaryIP: null,
+        secondaryIP: null,
         labels: {},
         zone: null,
         podCIDRs: [],
@@ -56,6 +57,26 @@ describe('nodeInfoFrom', () => {
     const { node } = nodeInfoFrom(raw, 'n');
     expect(node.addresses).toEqual(['203.0.113.10', 'fd00::11', '192.168.0.11']);
     expect(node.primaryIP).toBe('fd00::11');
+    // The other family's InternalIP, though an ExternalIP of that family comes first (upstream GetNodeHostIPs).
+    expect(node.secondaryIP).toBe('192.168.0.11');
+  });
+
+  it('takes a specific --bind-address as the node IP of its family, that family as the primary one (upstream detectNodeIPs)', () => {
+    const raw = makeNode('n', { addresses: ['fd00::11', '192.168.0.11'] });
+    const ips = (bindAddress: string) => {
+      const { primaryIP, secondaryIP } = nodeInfoFrom(raw, 'n', { bindAddress }).node;
+      return [primaryIP, secondaryIP];
+    };
+    expect(ips('0.0.0.0')).toEqual(['fd00::11', '192.168.0.11']);
+    expect(ips('::')).toEqual(['fd00::11', '192.168.0.11']);
+    expect(ips('192.168.0.12')).toEqual(['192.168.0.12', 'fd00::11']);
+    expect(ips('fd00::12')).toEqual(['fd00::12', '192.168.0.11']);
+    // Before the Node is known, too.
+    expect(nodeInfoFrom(null, 'n', { bindAddress: '192.168.0.12' }).node).toMatchObject({
+      known: false,
+      primaryIP: '192.168.0.12',
+      secondaryIP: null,
+    });
   });
 
   it('falls back to the first address when there is no InternalIP', () => {

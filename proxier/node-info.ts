@@ -4,7 +4,7 @@
  * away (deletion, cluster-autoscaler taint; both fail the health check).
  * Unparseable entries are skipped and reported; everything else is kept.
  */
-import { parseCIDR, parseIP } from './ip.ts';
+import { ipFamilyOf, isUnspecified, parseCIDR, parseIP } from './ip.ts';
 import type { NodeInfo, ObjectProblem } from './types.ts';
 import { describeValue, isRecord, listField, metadataOf } from './raw.ts';
 
@@ -12,13 +12,18 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 const IP_ADDRESS_TYPES = ['InternalIP', 'ExternalIP'];
 
+export interface NodeInfoOptions {
+  /** --bind-address: a specific one is the node IP of its family, and that family the primary one. */
+  readonly bindAddress?: string;
+}
+
 /** What is known before the Node object has been seen. */
-export function unknownNode(nodeName: string): NodeInfo {
+export function unknownNode(nodeName: string, opts: NodeInfoOptions = {}): NodeInfo {
   return {
     name: nodeName,
     known: false,
     addresses: [],
-    primaryIP: null,
+    ...nodeIPs([], opts.bindAddress),
     labels: {},
     zone: null,
     podCIDRs: [],
@@ -27,13 +32,28 @@ export function unknownNode(nodeName: string): NodeInfo {
   };
 }
 
-export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo; problems: ObjectProblem[] } {
+/**
+ * The node IPs as upstream's server.go detectNodeIPs picks them from GetNodeHostIPs: the InternalIPs, then the
+ * ExternalIPs (each in the Node's order); the first is the primary one, the first of the other family the secondary one;
+ * a specific --bind-address then replaces the node IP of its family and makes that family the primary one.
+ */
+export function nodeIPs(byType: readonly { type: string; ip: string }[], bindAddress = ''): Pick<NodeInfo, 'primaryIP' | 'secondaryIP'> {
+  const sorted = [...byType.filter((a) => a.type === 'InternalIP'), ...byType.filter((a) => a.type === 'ExternalIP')].map((a) => a.ip);
+  const primary = sorted[0] ?? null;
+  const secondary = primary === null ? null : (sorted.find((ip) => ipFamilyOf(ip) !== ipFamilyOf(primary)) ?? null);
+  const bind = parseIP(bindAddress);
+  if (!bind || isUnspecified(bind)) return { primaryIP: primary, secondaryIP: secondary };
+  const other = [primary, secondary].find((ip) => ip !== null && ipFamilyOf(ip) !== bind.family) ?? null;
+  return { primaryIP: bind.text, secondaryIP: other };
+}
+
+export function nodeInfoFrom(node: unknown, nodeName: string, opts: NodeInfoOptions = {}): { node: NodeInfo; problems: ObjectProblem[] } {
   const problems: ObjectProblem[] = [];
-  if (node === null || node === undefined) return { node: unknownNode(nodeName), problems };
+  if (node === null || node === undefined) return { node: unknownNode(nodeName, opts), problems };
   const report = (field: string, reason: string): void => void problems.push({ kind: 'Node', namespace: '', name: nodeName, field, reason });
   if (!isRecord(node)) {
     report('', `not an object (got ${describeValue(node)})`);
-    return { node: unknownNode(nodeName), problems };
+    return { node: unknownNode(nodeName, opts), problems };
   }
   const spec = isRecord(node['spec']) ? node['spec'] : {};
   const status = isRecord(node['status']) ? node['status'] : {};
@@ -41,12 +61,12 @@ export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo;
   const labels = { ...metadataOf(node).labels };
 
   const addresses: string[] = [];
-  let firstInternal: string | null = null;
+  const byType: { type: string; ip: string }[] = [];
   listField(status, 'addresses').forEach((a, i) => {
     if (!isRecord(a) || !IP_ADDRESS_TYPES.includes(a['type'] as string)) return; // Hostname, InternalDNS...
     const ip = typeof a['address'] === 'string' ? parseIP(a['address']) : null;
     if (!ip) return report(`status.addresses[${i}].address`, `not an IP address: ${describeValue(a['address'])}; ignored`);
-    if (a['type'] === 'InternalIP') firstInternal ??= ip.text;
+    byType.push({ type: a['type'] as string, ip: ip.text });
     if (!addresses.includes(ip.text)) addresses.push(ip.text);
   });
 
@@ -66,7 +86,7 @@ export function nodeInfoFrom(node: unknown, nodeName: string): { node: NodeInfo;
       name: nodeName,
       known: true,
       addresses,
-      primaryIP: firstInternal ?? addresses[0] ?? null,
+      ...nodeIPs(byType, opts.bindAddress),
       labels,
       zone: labels[ZONE_LABEL] || null,
       podCIDRs,

@@ -87,8 +87,15 @@ export function hostAddressesOf(snapshot: Pick<Snapshot, 'node' | 'hostAddresses
   return snapshot.hostAddresses ?? [...snapshot.node.addresses, '127.0.0.1', '::1'];
 }
 
-/** The node's primary IP of a family, else its first address of that family among `addresses`; null when it has none. */
-export function primaryIPOf(node: Pick<NodeInfo, 'primaryIP'>, family: IPFamily, addresses: readonly string[]): string | null {
-  if (node.primaryIP && parseIP(node.primaryIP)?.family === family) return node.primaryIP;
-  return addresses.find((a) => parseIP(a)?.family === family) ?? null;
+/** The node IP of a family (NodeInfo's primary or secondary IP, upstream's NodeIPs[family]); null when it has none. */
+export function primaryIPOf(node: Pick<NodeInfo, 'primaryIP' | 'secondaryIP'>, family: IPFamily): string | null {
+  return [node.primaryIP, node.secondaryIP].find((ip) => ip !== null && parseIP(ip)?.family === family) ?? null;
+}
+
+/**
+ * The node IP a load balancer's source ranges are checked against (whether the node may reach it through its VIP):
+ * upstream detectNodeIPs starts from 127.0.0.1 and ::1, so a family without a node IP checks loopback.
+ */
+export function rangeCheckNodeIP(node: Pick<NodeInfo, 'primaryIP' | 'secondaryIP'>, family: IPFamily): string {
+  return primaryIPOf(node, family) ?? (family === 'IPv4' ? '127.0.0.1' : '::1');
 }

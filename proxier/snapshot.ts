@@ -35,6 +35,8 @@ export interface SnapshotOptions {
   /** Exactly these families, in this order; default: see the header comment. */
   readonly families?: readonly IPFamily[];
   readonly features: TopologyFeatures;
+  /** --bind-address (a specific one is the node IP of its family: nodeInfoFrom). */
+  readonly bindAddress?: string;
 }
 
 export interface StateContext {
@@ -82,7 +84,7 @@ export function servicePortStates(svc: unknown, ctx: StateContext): { states: Se
 
 export function buildSnapshots(objects: SnapshotObjects, opts: SnapshotOptions): { snapshots: Snapshot[]; problems: ObjectProblem[] } {
   const problems = new ProblemList();
-  const { node, problems: nodeProblems } = nodeInfoFrom(objects.node, opts.nodeName);
+  const { node, problems: nodeProblems } = nodeInfoFrom(objects.node, opts.nodeName, opts.bindAddress ? { bindAddress: opts.bindAddress } : {});
   problems.add(nodeProblems);
   const slices = indexEndpointSlices(objects.slices);
 

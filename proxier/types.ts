@@ -85,10 +85,15 @@ export interface NodeInfo {
   readonly name: string;
   /** False until the Node object has been seen (health checks need it). */
   readonly known: boolean;
-  /** Every IP in status.addresses (all families), normalised. */
+  /** Every InternalIP and ExternalIP in status.addresses (all families), normalised, in the Node's order. */
   readonly addresses: readonly string[];
-  /** First InternalIP (else first address), or null. Decides the primary family. */
+  /**
+   * The node IP of the primary family, which it decides: a specific --bind-address, else the first InternalIP (else
+   * the first ExternalIP); null when there is none (upstream detectNodeIPs over GetNodeHostIPs).
+   */
   readonly primaryIP: string | null;
+  /** The node IP of the other family: its first InternalIP, else its first ExternalIP; null when there is none. */
+  readonly secondaryIP: string | null;
   readonly labels: Readonly<Record<string, string>>;
   /** topology.kubernetes.io/zone label, or null. */
   readonly zone: string | null;

@@ -188,7 +188,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
   });
   const proxier = new Proxier({
     mode,
-    builder: stateBuilder(nodeName, featuresFrom(config)),
+    builder: stateBuilder(nodeName, featuresFrom(config), { bindAddress: config.bindAddress }),
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,

@@ -109,7 +109,7 @@ export function snapshotsFromObjects(objects: ParsedObjects, config: ProxyConfig
   const node = objects.nodes.find((n) => metadataOf(n).name.toLowerCase() === nodeName) ?? null;
   const built = buildSnapshots(
     { services: objects.services, slices: objects.slices, node, serviceCIDRs: objects.serviceCIDRs ?? [] },
-    { nodeName, features: featuresFrom(config), ...(extra.families ? { families: extra.families } : {}) },
+    { nodeName, features: featuresFrom(config), bindAddress: config.bindAddress, ...(extra.families ? { families: extra.families } : {}) },
   );
   const host = extra.hostAddresses;
   const snapshots = host ? built.snapshots.map((s) => ({ ...s, hostAddresses: host })) : built.snapshots;

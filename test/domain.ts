@@ -12,6 +12,7 @@ export function nodeInfo(over: Partial<NodeInfo> = {}): NodeInfo {
     known: true,
     addresses: ['192.168.0.2'],
     primaryIP: '192.168.0.2',
+    secondaryIP: null,
     labels: {},
     zone: null,
     podCIDRs: ['10.0.0.0/24'],

@@ -4,6 +4,7 @@
  * select different endpoints) with their endpoints, and the node address that
  * node-originated portal traffic is DNATed to.
  */
+import { primaryIPOf } from '../proxier/node-ports.ts';
 import { externallyAccessible, type Endpoint, type ServicePortState, type Snapshot } from '../proxier/types.ts';
 import type { ListenerSpec } from './listeners.ts';
 
@@ -34,9 +35,7 @@ export function listenerRoles(s: ServicePortState): Role[] {
  * own portal traffic off the node.
  */
 export function hostIPOf(snapshot: Snapshot): string | null {
-  const v6 = snapshot.family === 'IPv6';
-  const ofFamily = (ip: string): boolean => ip.includes(':') === v6;
-  const ip = snapshot.node.primaryIP && ofFamily(snapshot.node.primaryIP) ? snapshot.node.primaryIP : snapshot.node.addresses.find(ofFamily);
-  if (ip === undefined) return null;
+  const ip = primaryIPOf(snapshot.node, snapshot.family);
+  if (ip === null) return null;
   return snapshot.hostAddresses === undefined || snapshot.hostAddresses.includes(ip) ? ip : null;
 }

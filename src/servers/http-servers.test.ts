@@ -28,6 +28,7 @@ const node: NodeInfo = {
   known: true,
   addresses: [],
   primaryIP: null,
+  secondaryIP: null,
   labels: {},
   zone: null,
   podCIDRs: [],

@@ -69,7 +69,7 @@ export function serviceHealthHosts(nodePortAddresses: readonly string[], snapsho
       cidrs: nodePortAddresses,
       family: snap.family,
       localAddresses: hostAddressesOf(snap),
-      primaryIP: primaryIPOf(snap.node, snap.family, snap.node.addresses),
+      primaryIP: primaryIPOf(snap.node, snap.family),
     });
     for (const key of keys) {
       const hosts = out.get(key) ?? [];
