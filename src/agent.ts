@@ -58,8 +58,8 @@ export interface AgentDeps {
   readonly serviceHealthHosts?: readonly string[];
   /**
    * This host's interface addresses, read at least once a sync period (proxier.ts), among which --nodeport-addresses
-   * selects the NodePort destinations and the health-check servers' addresses (default: os.networkInterfaces; tests in
-   * a network namespace read that namespace's).
+   * selects the NodePort destinations and the health-check servers' addresses (default: `ip -j addr show` through
+   * `runner`, so in the runner's network namespace).
    */
   readonly interfaceAddresses?: () => readonly string[] | Promise<readonly string[]>;
   /** The nftables mode's nft (FakeNft in unit tests), version and kernel, instead of the node's. */
@@ -192,7 +192,7 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     clock: deps.clock,
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
-    hostAddresses: hostAddressReader(deps.interfaceAddresses ?? interfaceAddresses, log),
+    hostAddresses: hostAddressReader(deps.interfaceAddresses ?? (() => interfaceAddresses(deps.runner)), log),
     hooks: proxierHooks({
       mode,
       metrics,

@@ -26,6 +26,8 @@ const NODE_IP = '192.168.50.11';
 const SECONDARY = '192.168.50.111';
 /** Added to eth0 while the agent runs. */
 const ADDED = '192.168.50.112';
+/** On an interface that is up without carrier (a veth whose peer is down: a NIC without link). */
+const NO_CARRIER = '192.168.50.113';
 /** In the Node object (ExternalIP), on no interface. */
 const NODE_ONLY = '192.168.50.211';
 const NODE_PORT = 30080;
@@ -131,6 +133,7 @@ describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses 
     agent = null;
     // The next mode starts from the same interfaces; its first sync replaces this mode's rules.
     for (const a of [SECONDARY, ADDED]) await ip('addr', 'del', `${a}/24`, 'dev', 'eth0').catch(() => undefined);
+    await ip('link', 'del', 'kpt-nc0').catch(() => undefined);
   });
 
   it('serves the NodePort on an interface address the Node object does not list, and not on a Node address no interface has (upstream NodePortAddresses.GetNodeIPs)', async () => {
@@ -161,6 +164,23 @@ describe.each(['iptables', 'nftables'] as const)('%s mode: --nodeport-addresses 
     );
     expect(await destinations(mode)).toEqual([NODE_IP, ADDED].sort());
     expect(await reaches(ADDED)).toBe(true);
+  });
+
+  it('serves the NodePort on an address of an interface that is up without carrier, which Linux keeps local (upstream GetNodeIPs: net.InterfaceAddrs lists every address)', async () => {
+    // Node's own list (libuv) leaves out interfaces that are not running; the kernel still answers for their
+    // addresses on any interface (weak host), here ARP and the connection through eth0.
+    await ip('link', 'add', 'kpt-nc0', 'type', 'veth', 'peer', 'name', 'kpt-nc1');
+    await ip('link', 'set', 'kpt-nc0', 'up');
+    await ip('addr', 'add', `${NO_CARRIER}/32`, 'dev', 'kpt-nc0');
+    const link = (await ip('-j', 'link', 'show', 'kpt-nc0')).stdout;
+    expect((JSON.parse(link) as { flags: string[] }[])[0]?.flags).toEqual(expect.arrayContaining(['NO-CARRIER', 'UP']));
+    await waitFor(
+      `${mode}: NodePort destination ${NO_CARRIER} on an interface without carrier`,
+      async () => (await destinations(mode)).includes(NO_CARRIER),
+      5000,
+      () => agent!.output().slice(-2000),
+    );
+    expect(await reaches(NO_CARRIER)).toBe(true);
   });
 });
 

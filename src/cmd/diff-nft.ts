@@ -19,7 +19,7 @@ import type { CommandIO } from './io.ts';
 import { warnIfNodeMissing } from './render.ts';
 
 export async function diffNftables(objects: ParsedObjects, config: ProxyConfig, io: CommandIO, log: Logger): Promise<number> {
-  const hostAddresses = await (io.interfaceAddresses ?? interfaceAddresses)();
+  const hostAddresses = io.interfaceAddresses ? await io.interfaceAddresses() : await interfaceAddresses(io.runner ?? createExecaRunner());
   const desired = nftDesiredFromObjects(objects, config, { hostAddresses, ...(io.osHostname ? { osHostname: io.osHostname } : {}) });
   warnIfNodeMissing(desired, config.objects, log, 'nftables');
   const nft = io.nft ?? new Nft(io.runner ?? createExecaRunner());

@@ -33,7 +33,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIO): Promi
   const nfacctCounters = await nodeNfacctCounters(runner);
   const desired = desiredFromObjects(objects, config, {
     // The NodePorts where the agent puts them: on this node's interface addresses.
-    hostAddresses: await (io.interfaceAddresses ?? interfaceAddresses)(),
+    hostAddresses: io.interfaceAddresses ? await io.interfaceAddresses() : await interfaceAddresses(runner),
     randomFully: probe.randomFully,
     conntrackLiberal: probe.conntrackLiberal,
     nfacctCounters,

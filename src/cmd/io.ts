@@ -34,8 +34,8 @@ export interface CommandIO {
   readonly runner?: CommandRunner;
   readonly clock?: Clock;
   /**
-   * This host's interface addresses, among which `diff` wants the NodePorts, as the agent does (default: this process's
-   * interfaces, src/system/interfaces.ts; a test in a network namespace reads that namespace's).
+   * This host's interface addresses, among which `diff` wants the NodePorts, as the agent does (default: `ip -j addr
+   * show` through `runner`, src/system/interfaces.ts).
    */
   readonly interfaceAddresses?: () => readonly string[] | Promise<readonly string[]>;
   /** nft for diff and trace with --mode=nftables; default: the real nft through `runner`. Tests pass a FakeNft. */

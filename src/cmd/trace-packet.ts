@@ -9,6 +9,7 @@ import { routesFromIpJson, type Route } from '../../proxier/route-table.ts';
 import type { TracePacket } from '../../proxier/trace-result.ts';
 import type { Protocol } from '../../proxier/types.ts';
 import type { FlagValue } from '../flags.ts';
+import { interfaceAddresses } from '../system/interfaces.ts';
 
 export interface Destination {
   readonly ip: string;
@@ -23,11 +24,9 @@ export function parseDestination(text: string): Destination | null {
   return { ip: ip.text, port: Number(m[3]), protocol: (m[4]?.toUpperCase() ?? 'TCP') as Protocol };
 }
 
+/** The node's addresses for the tracer (`ip -j addr show`); none when they cannot be read. */
 export async function liveLocalAddresses(runner: CommandRunner): Promise<string[]> {
-  const r = await runner.run('ip', ['-j', 'addr', 'show'], { timeoutMs: 5000 }).catch(() => null);
-  if (!r || r.code !== 0) return [];
-  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
-  return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
+  return interfaceAddresses(runner).catch(() => []);
 }
 
 /**

@@ -1,16 +1,25 @@
 /**
- * This host's interface addresses, as the agent and `diff` read them: where
- * --nodeport-addresses puts the NodePorts (upstream's
- * NodePortAddresses.GetNodeIPs lists net.InterfaceAddrs).
+ * This host's interfaces and addresses, as the agent and `diff` read them
+ * through the command runner (`ip -j addr show`, in the runner's network
+ * namespace): where --nodeport-addresses puts the NodePorts (upstream's
+ * NodePortAddresses.GetNodeIPs lists net.InterfaceAddrs, every address of
+ * every interface). Node's own os.networkInterfaces() is not used: libuv
+ * leaves out interfaces that are not up and running, whose addresses Linux
+ * still treats as local.
  */
-import { networkInterfaces } from 'node:os';
+import { interfaceAddressesOf, interfacesFromIpJson, type HostInterface } from '../../proxier/host-interfaces.ts';
+import { describeFailure, type CommandRunner } from '../../proxier/exec.ts';
 
-/**
- * Every address on this host's interfaces, IPv6 zone ids dropped. Node's list (libuv's uv_interface_addresses) leaves
- * out interfaces that are not up and running, where Go's lists every address: one on an interface without carrier (a
- * NIC without link, a bridge without ports) is still local, and upstream's NodePort jump for it would catch traffic
- * reaching it through another interface; here it has none until the link comes up.
- */
-export function interfaceAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
+const ARGS = ['-j', 'addr', 'show'] as const;
+
+/** The interfaces with their addresses; throws when `ip` fails or says something unreadable (callers keep the last list). */
+export async function readInterfaces(runner: CommandRunner): Promise<HostInterface[]> {
+  const r = await runner.run('ip', ARGS, { timeoutMs: 5000 });
+  if (r.code !== 0) throw new Error(describeFailure('ip', ARGS, r, runner.netns));
+  return interfacesFromIpJson(r.stdout);
+}
+
+/** Every address on this host's interfaces, in the kernel's order. */
+export async function interfaceAddresses(runner: CommandRunner): Promise<string[]> {
+  return interfaceAddressesOf(await readInterfaces(runner));
 }
