@@ -234,3 +234,54 @@ describe('userspace mode: a Node object whose address no interface has', () => {
     expect(total(await fromNode('172.30.0.10', 80))).toBe(4);
   });
 });
+
+describe('userspace mode: a specific --bind-address that is not the node IP', () => {
+  // Upstream's NewProxier: hostIP is listenIP (--bind-address) unless that is 0.0.0.0 / ::. The listeners are on it
+  // only, so the node's own portal traffic must go there, not to the Node's address (nothing listens on it).
+  let bindDir = '';
+
+  beforeAll(async () => {
+    await ip('addr', 'add', `${SECONDARY}/24`, 'dev', 'eth0');
+    bindDir = await mkdtemp(join(tmpdir(), 'kpt-npa-bind-'));
+    await writeFile(join(bindDir, 'cluster.yaml'), objects.map((d) => dump(d)).join('---\n'));
+    agent = await startAgentProcess(
+      node(),
+      [
+        '--proxy-mode',
+        'userspace',
+        '--bind-address',
+        SECONDARY,
+        '--iptables-backend',
+        'nft',
+        '--objects',
+        bindDir,
+        '--hostname-override',
+        'node-1',
+        '--cluster-cidr',
+        '10.244.0.0/16',
+        '--iptables-min-sync-period',
+        '0s',
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+      ],
+      async () => (await cluster.exec(node(), 'iptables-nft-save', ['-t', 'nat'])).stdout.includes(`--to-destination ${SECONDARY}:`),
+    );
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    agent = null;
+    if (bindDir) await rm(bindDir, { recursive: true, force: true });
+    await ip('addr', 'del', `${SECONDARY}/24`, 'dev', 'eth0').catch(() => undefined);
+  });
+
+  it('the node reaches the ClusterIP and its own NodePort through the listeners on the bind address (upstream NewCustomProxier: hostIP := listenIP)', async () => {
+    const fromNode = async (address: string, port: number) =>
+      podsHit(await requestFromNode(cluster, 'node-1', { proto: 'tcp', ip: address, port, count: 4, timeoutMs: 800 }));
+    const total = (hits: Map<string, number>) => [...hits.values()].reduce((a, b) => a + b, 0);
+    expect(total(await fromNode('172.30.0.10', 80))).toBe(4);
+    expect(total(await fromNode(NODE_IP, NODE_PORT))).toBe(4);
+  });
+});
