@@ -18,6 +18,7 @@ import { UserspaceMode } from '../userspace/userspace-mode.ts';
 import type { ProxyConfig } from './config.ts';
 import { detectLocalFrom, renderOptionsFrom } from './desired.ts';
 import { startNftablesMode, type NftablesNode } from './mode-nftables.ts';
+import { hostInterfaceIP } from './system/interfaces.ts';
 
 export interface ModeDeps {
   readonly runner: CommandRunner;
@@ -44,7 +45,13 @@ export async function createMode(config: ProxyConfig, probe: NodeProbe, deps: Mo
         udpIdleTimeoutMs: config.udpIdleTimeoutMs,
         detectLocal: detectLocalFrom(config),
       },
-      { clock, logger, conntrack, ...(deps.onUserspaceEvent ? { onEvent: deps.onUserspaceEvent } : {}) },
+      {
+        clock,
+        logger,
+        conntrack,
+        fallbackHostIP: (family) => hostInterfaceIP(deps.runner, family),
+        ...(deps.onUserspaceEvent ? { onEvent: deps.onUserspaceEvent } : {}),
+      },
     );
   }
   // Upstream's iptables NewProxier: pods on a Linux bridge reach Services (and themselves through one) only when

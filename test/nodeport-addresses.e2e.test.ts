@@ -28,6 +28,8 @@ const SECONDARY = '192.168.50.111';
 const ADDED = '192.168.50.112';
 /** On an interface that is up without carrier (a veth whose peer is down: a NIC without link). */
 const NO_CARRIER = '192.168.50.113';
+/** On an interface added for userspace mode's tests, which then holds the default route (not the first interface). */
+const DEFAULT_ROUTE_IP = '192.168.60.1';
 /** In the Node object (ExternalIP), on no interface. */
 const NODE_ONLY = '192.168.50.211';
 const NODE_PORT = 30080;
@@ -190,8 +192,17 @@ describe('userspace mode: a Node object whose address no interface has', () => {
   // (utilnet.ChooseHostInterface): never an address the host does not have.
   const natted = [makeNode('node-1', { addresses: [NODE_ONLY], podCIDR: '10.244.1.0/24' }), ...objects.slice(1)];
   let natDir = '';
+  let defaultRoute: { gateway: string; dev: string } | null = null;
 
   beforeAll(async () => {
+    // A node whose default route leaves by an interface other than its first one (eth0, the pod bridge).
+    const routes = JSON.parse((await ip('-j', 'route', 'show', 'default')).stdout) as { gateway: string; dev: string }[];
+    defaultRoute = routes[0] ?? null;
+    await ip('link', 'add', 'kpt-dr0', 'type', 'veth', 'peer', 'name', 'kpt-dr1');
+    await ip('addr', 'add', `${DEFAULT_ROUTE_IP}/24`, 'dev', 'kpt-dr0');
+    for (const l of ['kpt-dr0', 'kpt-dr1']) await ip('link', 'set', l, 'up');
+    const set = await ip('route', 'replace', 'default', 'via', '192.168.60.2', 'dev', 'kpt-dr0', 'onlink');
+    expect(set.code).toBe(0);
     natDir = await mkdtemp(join(tmpdir(), 'kpt-npa-us-'));
     await writeFile(join(natDir, 'cluster.yaml'), natted.map((d) => dump(d)).join('---\n'));
     agent = await startAgentProcess(
@@ -224,6 +235,18 @@ describe('userspace mode: a Node object whose address no interface has', () => {
     await agent?.stop();
     agent = null;
     if (natDir) await rm(natDir, { recursive: true, force: true });
+    if (defaultRoute) await ip('route', 'replace', 'default', 'via', defaultRoute.gateway, 'dev', defaultRoute.dev);
+    await ip('link', 'del', 'kpt-dr0').catch(() => undefined);
+  });
+
+  it("DNATs the node's own portal traffic to the address of the default route's interface (upstream ChooseHostInterface: chooseHostInterfaceFromRoute over /proc/net/route)", async () => {
+    const nat = (await cluster.exec(node(), 'iptables-nft-save', ['-t', 'nat'])).stdout;
+    const targets = nat
+      .split('\n')
+      .filter((l) => /^-A KUBE-(PORTALS|NODEPORT)-HOST /.test(l))
+      .map((l) => / --to-destination (\S+):\d+/.exec(l)?.[1]);
+    expect(targets.length).toBeGreaterThan(0);
+    expect(new Set(targets)).toEqual(new Set([DEFAULT_ROUTE_IP]));
   });
 
   it("the node reaches its own NodePort and the ClusterIP through the portals (upstream NewProxier: hostIP from ChooseHostInterface, not the Node object's)", async () => {

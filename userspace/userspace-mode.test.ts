@@ -16,13 +16,19 @@ import { removeKubeProxyRules } from '../iptables/cleanup.ts';
 import { ManualClock } from '../proxier/clock.ts';
 import { hostIPOf, listenerRoles } from './listener-roles.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
-import { UserspaceMode } from './userspace-mode.ts';
+import { UserspaceMode, type UserspaceModeDeps } from './userspace-mode.ts';
 
 const NOT_PERIODIC = { periodic: false, previous: null };
 const PERIODIC = { periodic: true, previous: null };
 
 function setup(
-  opts: { portRange?: string; fake?: FakeIptables; onOpen?: (id: string, port: number) => void; onClose?: (id: string, port: number) => void } = {},
+  opts: {
+    portRange?: string;
+    fake?: FakeIptables;
+    onOpen?: (id: string, port: number) => void;
+    onClose?: (id: string, port: number) => void;
+    fallbackHostIP?: UserspaceModeDeps['fallbackHostIP'];
+  } = {},
 ) {
   const fake = opts.fake ?? new FakeIptables({ family: 'IPv4' });
   const balancer = new RoundRobinBalancer({ now: () => 0, random: () => 0 });
@@ -42,7 +48,7 @@ function setup(
         open.set(spec.id, p);
         return { port: p, close: async () => void (opts.onClose?.(spec.id, p), open.delete(spec.id), closed.push(spec.id)) };
       },
-      fallbackHostIP: () => '10.9.9.9',
+      fallbackHostIP: opts.fallbackHostIP ?? (() => '10.9.9.9'),
       conntrack: { deleteEntries: async (f) => (conntrack.push(...f), { deleted: f.length, errors: [] }) },
     },
   );
@@ -314,7 +320,7 @@ describe('listener roles and host IP', () => {
     expect(listenerRoles(web()).length).toBe(1);
   });
 
-  it('the host IP is the node primary IP of the family, else another node address of it, else null', () => {
+  it('the host IP is the node IP of the family (primary or secondary), else null', () => {
     expect(hostIPOf(snapshotOf([]))).toBe('192.168.0.2');
     expect(hostIPOf(snapshotOf([], { family: 'IPv6' }))).toBe(null);
   });
@@ -323,13 +329,46 @@ describe('listener roles and host IP', () => {
     expect(hostIPOf({ ...snapshotOf([]), hostAddresses: ['127.0.0.1', '192.168.0.2'] })).toBe('192.168.0.2');
     expect(hostIPOf({ ...snapshotOf([]), hostAddresses: ['127.0.0.1', '10.0.0.9'] })).toBe(null);
   });
+
+  it("without it, host portals DNAT to ChooseHostInterface's address, asked for the mode's family again on full syncs; to loopback when there is none, to the last one when the interfaces cannot be read", async () => {
+    const answers: (string | null | Error)[] = ['192.168.60.1', '192.168.70.1', Error('ip: not found'), null];
+    const asked: string[] = [];
+    const t = setup({
+      fallbackHostIP: async (family) => {
+        asked.push(family);
+        const a = answers.shift()!;
+        if (a instanceof Error) throw a;
+        return a;
+      },
+    });
+    const natted = { ...snapshotOf([web()]), hostAddresses: ['127.0.0.1', '10.0.0.9'] };
+    const target = () => /--to-destination (\S+):\d+$/.exec(t.rules('KUBE-PORTALS-HOST')[0] ?? '')?.[1];
+    await t.mode.sync(natted, NOT_PERIODIC);
+    expect(target()).toBe('192.168.60.1');
+    await t.mode.sync({ ...natted, services: [web({ port: 81 })] }, NOT_PERIODIC);
+    expect(asked).toEqual(['IPv4']);
+    await t.mode.sync(natted, PERIODIC);
+    expect(target()).toBe('192.168.70.1');
+    await t.mode.sync(natted, PERIODIC);
+    expect(target()).toBe('192.168.70.1');
+    await t.mode.sync(natted, PERIODIC);
+    expect(target()).toBe('127.0.0.1');
+    // The node IP on an interface: no question asked.
+    await t.mode.sync(snapshotOf([web()]), PERIODIC);
+    expect([target(), asked.length]).toEqual(['192.168.0.2', 4]);
+  });
 });
 
 describe('UserspaceMode: family and bind address (upstream: single-stack, the family of --bind-address)', () => {
   const make = (bindAddress: string, families: ('IPv4' | 'IPv6')[]) =>
     new UserspaceMode(
       { iptables: new Map(families.map((f) => [f, new FakeIptables({ family: f })])), bindAddress, portRange: '', udpIdleTimeoutMs: 1000 },
-      { clock: new ManualClock(), logger: silentLogger(), opener: async () => ({ port: 1, close: async () => undefined }) },
+      {
+        clock: new ManualClock(),
+        logger: silentLogger(),
+        opener: async () => ({ port: 1, close: async () => undefined }),
+        fallbackHostIP: () => null,
+      },
     );
 
   it('serves IPv4 for 0.0.0.0, IPv6 for an IPv6 bind address or a node with IPv6 iptables only', () => {

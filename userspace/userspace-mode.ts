@@ -17,7 +17,6 @@
  * expired ClientIP affinity records. For operators (`inspect`): the portal
  * rules applied and refused, and each service port's listeners.
  */
-import { networkInterfaces } from 'node:os';
 import type { Clock } from '../proxier/clock.ts';
 import { every } from '../proxier/clock.ts';
 import type { Conntrack } from '../proxier/conntrack.ts';
@@ -72,8 +71,12 @@ export interface UserspaceModeDeps {
   readonly balancer?: RoundRobinBalancer;
   /** Holds the node ports open (default: sockets on every address of the family); tests hold none. */
   readonly portHolder?: PortHolder;
-  /** Address node-originated traffic is DNATed to when the Node has none of the family (default: an interface address). */
-  readonly fallbackHostIP?: () => string;
+  /**
+   * The address node-originated portal traffic is DNATed to when no interface has the node IP of the family: upstream's
+   * ChooseHostInterface (userspace/host-ip.ts over this host's interfaces and routes); null when it finds none, a
+   * rejection when they cannot be read. Asked again on full syncs.
+   */
+  readonly fallbackHostIP: (family: IPFamily) => string | null | Promise<string | null>;
 }
 
 /** How often expired ClientIP affinity records are dropped. */
@@ -86,13 +89,6 @@ export function userspaceFamily(bindAddress: string, available: ReadonlySet<IPFa
   return 'IPv4';
 }
 
-/** An address of this host of the family (the interface address host-originated portal traffic is DNATed to). */
-export function interfaceAddress(family: IPFamily): string {
-  const candidates = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
-  const ok = candidates.filter((a) => !a.internal && a.family === family && !(family === 'IPv6' && a.address.startsWith('fe80:')));
-  return ok[0]?.address ?? (family === 'IPv6' ? '::1' : '127.0.0.1');
-}
-
 export class UserspaceMode implements ProxyMode {
   readonly name = 'userspace' as const;
   readonly families: readonly IPFamily[];
@@ -102,7 +98,8 @@ export class UserspaceMode implements ProxyMode {
   private readonly balancer: RoundRobinBalancer;
   private readonly listeners: Listeners;
   private readonly holder: PortHolder;
-  private readonly fallbackHostIP: () => string;
+  /** The last fallbackHostIP answer (loopback when it had none). */
+  private chosenHostIP: string | null = null;
   private lastRules = '';
   private needFull = true;
   /** No sync has written the portal rules yet: those in the kernel, if any, are a previous process's. */
@@ -142,7 +139,6 @@ export class UserspaceMode implements ProxyMode {
       proxyOpener({ host, balancer: this.balancer, udpIdleTimeoutMs: options.udpIdleTimeoutMs, ...(deps.onEvent ? { onEvent: deps.onEvent } : {}) });
     this.listeners = new Listeners({ opener, allocator: new PortAllocator(range) });
     this.holder = deps.portHolder ?? new NodePortHolder({ family });
-    this.fallbackHostIP = deps.fallbackHostIP ?? (() => interfaceAddress(family));
     deps.logger.info(
       { ipFamily: family, listen: host, proxyPortRange: options.portRange || 'random', udpTimeoutMs: options.udpIdleTimeoutMs },
       'userspace proxy mode',
@@ -228,6 +224,29 @@ export class UserspaceMode implements ProxyMode {
     };
   }
 
+  /**
+   * Upstream's hostIP for --bind-address 0.0.0.0 (ChooseHostInterface, chosen once at its start), here asked again on
+   * full syncs: the default route's interface may change. Without an answer: the last one, else loopback (upstream
+   * refused to start).
+   */
+  private async hostInterfaceIP(family: IPFamily, refresh: boolean, log: Logger): Promise<string> {
+    if (this.chosenHostIP !== null && !refresh) return this.chosenHostIP;
+    const loopback = family === 'IPv6' ? '::1' : '127.0.0.1';
+    try {
+      const ip = await this.d.fallbackHostIP(family);
+      if (ip === null && this.chosenHostIP !== loopback)
+        log.warn(
+          { ipFamily: family },
+          `neither the default route's interface nor another has a global ${family} address; host portals DNAT to ${loopback}`,
+        );
+      this.chosenHostIP = ip ?? loopback;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "cannot read this host's interfaces to choose the host IP; host portals keep the last one");
+      this.chosenHostIP ??= loopback;
+    }
+    return this.chosenHostIP;
+  }
+
   /** Writes the portal rules of the open listeners when they changed (or on a full sync); returns the bytes restored. */
   private async applyPortals(
     snapshot: Snapshot,
@@ -254,7 +273,7 @@ export class UserspaceMode implements ProxyMode {
     const detectLocal = this.o.detectLocal;
     const desired = renderPortals(targets, {
       family: snapshot.family,
-      hostIP: hostIPOf(snapshot) ?? this.fallbackHostIP(),
+      hostIP: hostIPOf(snapshot) ?? (await this.hostInterfaceIP(snapshot.family, full, log)),
       bindAddress: this.o.bindAddress,
       localMatch: detectLocal ? (makeLocalDetector(detectLocal, snapshot.family, snapshot.node).ifLocal?.join(' ') ?? null) : null,
     });

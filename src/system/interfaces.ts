@@ -8,7 +8,9 @@
  * still treats as local.
  */
 import { interfaceAddressesOf, interfacesFromIpJson, type HostInterface } from '../../proxier/host-interfaces.ts';
-import { describeFailure, type CommandRunner } from '../../proxier/exec.ts';
+import { describeFailure, readProcFile, type CommandRunner } from '../../proxier/exec.ts';
+import type { IPFamily } from '../../proxier/types.ts';
+import { chooseHostIP, defaultRoutesFromProc } from '../../userspace/host-ip.ts';
 
 const ARGS = ['-j', 'addr', 'show'] as const;
 
@@ -22,4 +24,17 @@ export async function readInterfaces(runner: CommandRunner): Promise<HostInterfa
 /** Every address on this host's interfaces, in the kernel's order. */
 export async function interfaceAddresses(runner: CommandRunner): Promise<string[]> {
   return interfaceAddressesOf(await readInterfaces(runner));
+}
+
+/**
+ * Upstream's ChooseHostInterface for one family (userspace mode's host IP): the default routes of /proc/net/route and
+ * /proc/net/ipv6_route, read in the runner's network namespace, and the interfaces; null when none has a global address.
+ */
+export async function hostInterfaceIP(runner: CommandRunner, family: IPFamily): Promise<string | null> {
+  const [interfaces, v4, v6] = await Promise.all([
+    readInterfaces(runner),
+    readProcFile(runner, '/proc/net/route'),
+    readProcFile(runner, '/proc/net/ipv6_route'),
+  ]);
+  return chooseHostIP(interfaces, defaultRoutesFromProc(v4, v6), family);
 }
