@@ -46,10 +46,9 @@ describe('LayeredMap (the applied service ports after partial syncs)', () => {
       for (const [k, v] of changes) if (v !== undefined) model.set(k, v);
       layered = layered.with(changes);
       expect(layered.size).toBe(model.size);
-      for (let k = 0; k < 520; k++) {
-        expect(layered.get(`k${k}`)).toBe(model.get(`k${k}`));
-        expect(layered.has(`k${k}`)).toBe(model.has(`k${k}`));
-      }
+      // One assertion per sync (624,000 expect() calls took ~4 s of a 5 s budget on a loaded 2-core machine).
+      const keys = Array.from({ length: 520 }, (_, k) => `k${k}`);
+      expect(keys.map((k) => [layered.get(k), layered.has(k)])).toEqual(keys.map((k) => [model.get(k), model.has(k)]));
       expect(new Map(layered)).toEqual(model);
       expect(layered.layerSize).toBeLessThanOrEqual(foldAt(520)); // bases here stay under 4,096 keys: 64
       if (sync % 97 === 0) versions.push([layered, new Map(model)]);
