@@ -42,6 +42,13 @@ describe('backoffDelay', () => {
     expect(backoffDelay(0, { ...o, random: () => 0.999999 })).toBe(800);
     expect(backoffDelay(10, { ...o, random: () => 0.5 })).toBe(27000);
   });
+
+  it('with jitterAdds, adds up to jitter x the delay, as client-go wait.Jitter(d, maxFactor) = d + rand x maxFactor x d', () => {
+    const o = { ...DEFAULT_BACKOFF, initialMs: 800, jitter: 1, jitterAdds: true, random: () => 0 };
+    expect([0, 1, 5, 6].map((a) => backoffDelay(a, o))).toEqual([800, 1600, 25600, 30000]);
+    expect(backoffDelay(0, { ...o, random: () => 0.5 })).toBe(1200);
+    expect(backoffDelay(6, { ...o, random: () => 0.999999 })).toBe(60000);
+  });
 });
 
 describe('Supervisor', () => {
@@ -209,6 +216,31 @@ describe('Supervisor', () => {
     clock.advance(DEFAULT_BACKOFF.resetAfterMs);
     last().control.failed(unauthorized);
     expect(restarts.at(-1)!.delayMs).toBe(0);
+    await sup.stop();
+  });
+
+  it('answered failures wait answeredBackoff, on a streak of their own; both streaks start over after their resetAfterMs without a failure', async () => {
+    const answered = (err: unknown): boolean => (err as { statusCode?: number }).statusCode !== undefined;
+    const { clock, restarts, sup, last } = harness({
+      staleAfterMs: 0,
+      answered,
+      answeredBackoff: { initialMs: 800, maxMs: 30_000, jitter: 1, jitterAdds: true, random: () => 0 },
+    });
+    await sup.start();
+    const forbidden = Object.assign(new Error('Forbidden'), { statusCode: 403 });
+    const refused = new Error('connect ECONNREFUSED');
+    const failThenWait = async (err: Error): Promise<void> => {
+      last().control.failed(err);
+      clock.advance(restarts.at(-1)!.delayMs);
+      await flush();
+    };
+    for (const err of [forbidden, forbidden, refused, refused, forbidden, refused]) await failThenWait(err);
+    expect(restarts.map((r) => r.delayMs)).toEqual([800, 1600, 1000, 2000, 3200, 4000]);
+    // resetAfterMs (2 min) without a failure: both start over.
+    clock.advance(DEFAULT_BACKOFF.resetAfterMs);
+    await failThenWait(forbidden);
+    await failThenWait(refused);
+    expect(restarts.map((r) => r.delayMs).slice(-2)).toEqual([800, 1000]);
     await sup.stop();
   });
 

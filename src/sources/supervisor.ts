@@ -5,9 +5,14 @@
  * Supervisor starts a run (one informer instance) through a factory; the run
  * reports activity and failure through a RunControl. On failure, or when no
  * activity was seen for staleAfterMs (watchdog), the run is stopped and a new
- * one started after a capped exponential backoff with jitter. The backoff
- * starts over once no failure happened for resetAfterMs (as client-go's
- * reflector does). Reports from a run that has been replaced are ignored.
+ * one started after a capped exponential backoff with jitter. Two back-offs,
+ * each with its own streak: failures `answered` accepts (the API server
+ * answered them, so each retry costs it work) wait answeredBackoff's delays,
+ * the others backoff's; a streak of answered failures does not start at the
+ * length an outage's refused connections reached, nor the reverse. Both start
+ * over once no failure happened for their resetAfterMs (as client-go's
+ * reflector starts its one back-off over). Reports from a run that has been
+ * replaced are ignored.
  * Two ways to skip the wait: retryNow() (another informer just reached the
  * API server, so it is back) and retryAtOnce (a failure that a retry may fix
  * right away, e.g. a 401 after the token file was rotated; once per backoff
@@ -31,19 +36,33 @@ export interface BackoffOptions {
   readonly maxMs: number;
   /** Growth per consecutive failure (default 2). */
   readonly factor: number;
-  /** Fraction of the delay randomly taken off, 0..1 (default 0.2): delays fall in [(1-jitter)·d, d]. */
+  /**
+   * Random part of each delay d, as a fraction of it (default 0.2): taken off, delays in [(1-jitter)·d, d] (jitter at
+   * most 1); or, with jitterAdds, added: delays in [d, (1+jitter)·d), as client-go's wait.Jitter adds it.
+   */
   readonly jitter: number;
+  /** The jitter is added to the delay, not taken off (default false). */
+  readonly jitterAdds: boolean;
   /** A failure this long after the previous one starts the backoff over (default 2 min). */
   readonly resetAfterMs: number;
   /** Random source in [0, 1) (tests pin it). */
   readonly random: () => number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000, factor: 2, jitter: 0.2, resetAfterMs: 120_000, random: Math.random };
+export const DEFAULT_BACKOFF: BackoffOptions = {
+  initialMs: 1000,
+  maxMs: 30_000,
+  factor: 2,
+  jitter: 0.2,
+  jitterAdds: false,
+  resetAfterMs: 120_000,
+  random: Math.random,
+};
 
-/** Delay before restart number `attempt` (0-based). */
+/** Delay before restart number `attempt` (0-based) of a streak. */
 export function backoffDelay(attempt: number, o: BackoffOptions): number {
   const base = Math.min(o.maxMs, o.initialMs * o.factor ** attempt);
+  if (o.jitterAdds) return Math.round(base * (1 + Math.max(0, o.jitter) * o.random()));
   const jitter = Math.min(1, Math.max(0, o.jitter));
   return Math.round(base * (1 - jitter * o.random()));
 }
@@ -73,6 +92,10 @@ export interface SupervisorOptions {
   readonly start: (control: RunControl) => Promise<Run> | Run;
   readonly clock?: Clock;
   readonly backoff?: Partial<BackoffOptions>;
+  /** The failures that wait answeredBackoff's delays, on a streak of their own, instead of backoff's (default: none). */
+  readonly answered?: (err: unknown) => boolean;
+  /** The back-off of the failures `answered` accepts (default DEFAULT_BACKOFF). */
+  readonly answeredBackoff?: Partial<BackoffOptions>;
   /** Watchdog: restart after this long without activity (default 5 min; 0 disables). */
   readonly staleAfterMs?: number;
   /** A run failed (or went stale) and a new one starts in delayMs ('restart'), or a run retries a step in delayMs ('retry'). */
@@ -89,6 +112,7 @@ export class Supervisor {
   private readonly o: SupervisorOptions;
   private readonly clock: Clock;
   private readonly backoff: BackoffOptions;
+  private readonly answeredBackoff: BackoffOptions;
   private readonly staleAfterMs: number;
   private generation = 0;
   private run: Run | null = null;
@@ -99,7 +123,9 @@ export class Supervisor {
   private waiting: ((go: boolean) => void) | null = null;
   private watchdogTimer: unknown = null;
   private lastActivity = 0;
+  /** The streaks: failures so far of each back-off. */
   private attempt = 0;
+  private answeredAttempt = 0;
   private lastFailureAt = -Infinity;
   private retriedAtOnce = false;
   private stopped = true;
@@ -109,6 +135,7 @@ export class Supervisor {
     this.o = options;
     this.clock = options.clock ?? realClock;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.answeredBackoff = { ...DEFAULT_BACKOFF, ...options.answeredBackoff };
     this.staleAfterMs = options.staleAfterMs ?? 300_000;
   }
 
@@ -231,6 +258,7 @@ export class Supervisor {
       this.attempt = 0;
       this.retriedAtOnce = false;
     }
+    if (now - this.lastFailureAt >= this.answeredBackoff.resetAfterMs) this.answeredAttempt = 0;
     this.lastFailureAt = now;
     let delay: number;
     const own = this.delayFor(err);
@@ -238,7 +266,8 @@ export class Supervisor {
     else if (!this.retriedAtOnce && this.retryAtOnce(err)) {
       this.retriedAtOnce = true;
       delay = 0;
-    } else delay = backoffDelay(this.attempt++, this.backoff);
+    } else if (this.isAnswered(err)) delay = backoffDelay(this.answeredAttempt++, this.answeredBackoff);
+    else delay = backoffDelay(this.attempt++, this.backoff);
     return Math.max(delay, this.waitAtLeast(err));
   }
 
@@ -266,6 +295,14 @@ export class Supervisor {
     }
   }
 
+  private isAnswered(err: unknown): boolean {
+    try {
+      return this.o.answered?.(err) ?? false;
+    } catch {
+      return false;
+    }
+  }
+
   private retryAtOnce(err: unknown): boolean {
     try {
       return this.o.retryAtOnce?.(err) ?? false;
@@ -282,7 +319,9 @@ export class Supervisor {
       this.watchdogTimer = null;
       if (gen !== this.generation || this.stopped) return;
       const idle = this.clock.now() - this.lastActivity;
-      if (idle >= this.staleAfterMs) this.fail(gen, new Error(`${this.o.name}: no connect or event for ${idle} ms (watchdog)`));
+      // A timeout (ETIMEDOUT): nothing was heard, as from a connection whose peer is gone.
+      if (idle >= this.staleAfterMs)
+        this.fail(gen, Object.assign(new Error(`${this.o.name}: no connect or event for ${idle} ms (watchdog)`), { code: 'ETIMEDOUT' }));
       else this.armWatchdog(gen);
     }, wait);
   }
