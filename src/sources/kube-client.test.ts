@@ -178,8 +178,13 @@ describe('GuardedWatch under ListWatch', () => {
 describe('retryAfterMs (client-go checkWait)', () => {
   const failure = (statusCode: number, retryAfter?: string) =>
     Object.assign(new Error('x'), { statusCode, headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter } });
-  it('reads whole seconds on a 429 or a 5xx, capped at a minute; nothing else', () => {
+  // client-go's retryAfterSeconds: strconv.Atoi of the header (a sign allowed, no HTTP date); a wait of 0 or less is
+  // not a floor here (its rest client would ask again at once).
+  it('reads whole seconds on a 429 or a 5xx, capped at a minute, as strconv.Atoi reads them; nothing else', () => {
     expect(retryAfterMs(failure(429, '1'))).toBe(1000);
+    expect(retryAfterMs(failure(429, '+5'))).toBe(5000);
+    expect(retryAfterMs(failure(429, '-5'))).toBeNull();
+    expect(retryAfterMs(failure(429, '5s'))).toBeNull();
     expect(retryAfterMs(failure(503, ' 7 '))).toBe(7000);
     expect(retryAfterMs(failure(500, '3600'))).toBe(60_000);
     expect(retryAfterMs(failure(429))).toBeNull();
