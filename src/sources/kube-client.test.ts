@@ -5,9 +5,20 @@
  * watch request is reported with its status code.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KubeConfig, ListWatch, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, KubeConfig, ListWatch, type KubernetesObject } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
-import { GuardedWatch, RETRY_AFTER_TRIES, retryAfterMs, serverHost, tlsProblem, watchRetriable, type RequestRecord } from './kube-client.ts';
+import {
+  CutResponseError,
+  GuardedWatch,
+  RETRY_AFTER_TRIES,
+  retryAfterMs,
+  serverAnswered,
+  serverHost,
+  tlsProblem,
+  VeryShortWatchError,
+  watchRetriable,
+  type RequestRecord,
+} from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
 
 let server: FakeApiServer;
@@ -216,6 +227,43 @@ describe('retryAfterMs (client-go checkWait)', () => {
       new Error('unable to decode an event from the watch stream'),
     ])
       expect(watchRetriable(other, 0)).toBe(false);
+  });
+});
+
+// Which back-off a failure waits (api-source.ts): client-go's reflector's, up to 30-60 s, when the API server answered
+// it; 3 s at most when it did not (a retry costs it nothing).
+describe('serverAnswered', () => {
+  const code = (c: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(`${c} error`), { code: c, ...extra });
+  it('an HTTP error, an ERROR event, a very short watch, a response that does not decode or was cut after its status, a TLS handshake: answered', () => {
+    for (const err of [
+      Object.assign(new Error('Forbidden'), { statusCode: 403 }),
+      Object.assign(new Error('in the watch stream: unable to transform'), { statusCode: 500 }),
+      new ApiException(503, 'list /api/v1/services: unavailable', {}, {}),
+      new VeryShortWatchError('/api/v1/services'),
+      new Error('list /api/v1/services: response is not JSON (<html>)'),
+      new Error('unable to decode an event from the watch stream: Unexpected token'),
+      new CutResponseError(200, code('ECONNRESET', { message: 'aborted' })),
+      code('UNABLE_TO_VERIFY_LEAF_SIGNATURE'),
+    ])
+      expect([String(err), serverAnswered(err)]).toEqual([String(err), true]);
+  });
+
+  it('refused, reset before an answer, timed out, no such name, no route, a file not read: not answered', () => {
+    const refused = code('ECONNREFUSED', { syscall: 'connect', address: '127.0.0.1', port: 6443 });
+    for (const err of [
+      refused,
+      Object.assign(new AggregateError([refused, code('ECONNREFUSED')]), { code: 'ECONNREFUSED' }),
+      new Error('watch failed', { cause: refused }),
+      code('ECONNRESET', { message: 'socket hang up' }),
+      code('ETIMEDOUT', { message: 'list timed out after 60000 ms' }),
+      new DOMException('The operation was aborted due to timeout', 'TimeoutError'),
+      code('ENOTFOUND', { syscall: 'getaddrinfo', hostname: 'k8s-api' }),
+      code('EAI_AGAIN', { syscall: 'getaddrinfo' }),
+      code('EHOSTUNREACH', { syscall: 'connect' }),
+      code('ENOENT', { syscall: 'connect', address: '/run/k8s.sock' }),
+      code('ENOENT', { syscall: 'open', path: '/etc/kubernetes/pki/ca.crt' }),
+    ])
+      expect([String(err), serverAnswered(err)]).toEqual([String(err), false]);
   });
 });
 

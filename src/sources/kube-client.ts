@@ -209,6 +209,55 @@ export class VeryShortWatchError extends Error {
   }
 }
 
+/** The API server answered a request (its status line came) and the response was cut before its end. */
+export class CutResponseError extends Error {
+  readonly status: number;
+  constructor(status: number, cause: unknown) {
+    super(`HTTP ${status} response cut before its end`, { cause });
+    this.name = 'CutResponseError';
+    this.status = status;
+  }
+}
+
+/** Node's codes for a request the API server did not answer: refused, reset or closed first, timed out, no such name, no route. */
+const NO_ANSWER_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+]);
+
+/**
+ * Whether the API server answered the request that failed so, and so did work a retry asks of it again: an HTTP error
+ * status (an ERROR event's code too), a watch it ended at once (VeryShortWatchError), a response that does not
+ * decode or was cut after its status (CutResponseError), a TLS handshake it made, anything not known as no answer.
+ * Not: a connection refused, reset or closed before an answer, a timeout (a list page's, the watchdog's), a name that
+ * does not resolve, no route (NO_ANSWER_CODES, on the error, its causes or an AggregateError's errors; any failed
+ * connect), nor a file the kubeconfig names that could not be read (nothing was sent).
+ */
+export function serverAnswered(err: unknown): boolean {
+  return answeredWalk(err, 0);
+}
+
+function answeredWalk(err: unknown, depth: number): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return true;
+  if (statusOf(err) !== null || err instanceof CutResponseError || err instanceof VeryShortWatchError) return true;
+  const e = err as { code?: unknown; name?: unknown; syscall?: unknown; path?: unknown; errors?: unknown; cause?: unknown };
+  if (typeof e.code === 'string' && NO_ANSWER_CODES.has(e.code)) return false;
+  if (e.name === 'TimeoutError' || e.syscall === 'connect' || e.syscall === 'getaddrinfo') return false;
+  // A file system error (ENOENT, EACCES on a certificate-authority, client-certificate or key file).
+  if (typeof e.code === 'string' && typeof e.syscall === 'string' && typeof e.path === 'string') return false;
+  if (Array.isArray(e.errors) && e.errors.some((x) => !answeredWalk(x, depth + 1))) return false;
+  return e.cause === undefined ? true : answeredWalk(e.cause, depth + 1);
+}
+
 /** How long a watch request waits for its response (client-node's Watch.requestTimeoutMs). */
 export const WATCH_RESPONSE_TIMEOUT_MS = 30_000;
 

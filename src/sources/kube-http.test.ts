@@ -8,9 +8,10 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeConfig } from '@kubernetes/client-node';
 import { FakeApiServer, kubeConfigFor } from '../../test/fake-apiserver.ts';
-import { GuardedWatch } from './kube-client.ts';
+import { CutResponseError, GuardedWatch, serverAnswered } from './kube-client.ts';
 import { listRaw } from './kube-list.ts';
 import { apiUrl, readText, sendRequest } from './kube-http.ts';
+import { kubeRequest } from './kube-request.ts';
 
 let api: FakeApiServer;
 let proxy: Server;
@@ -126,6 +127,36 @@ describe('kube-http', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(firstSocket.destroyed).toBe(true);
     expect(secondSocket.destroyed).toBe(false);
+  });
+
+  // A proxy that cuts large responses, a server killed mid-list: the server did the list, and a retry makes it do it
+  // again (the long back-off); a connection reset before any answer cost it nothing (the short one).
+  it('a response cut after its status is an answer (CutResponseError); a connection reset before any answer is not', async () => {
+    const cutting = createHttpServer((_, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"kind":"ServiceList","items":[');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    await new Promise<void>((r) => cutting.listen(0, '127.0.0.1', r));
+    try {
+      const kc = new KubeConfig();
+      const server = `http://127.0.0.1:${(cutting.address() as { port: number }).port}`;
+      kc.loadFromClusterAndUser({ name: 'c', server, skipTLSVerify: true }, { name: 'u' });
+      const cut: unknown = await kubeRequest(kc, { method: 'GET', url: new URL(`${server}/api/v1/services`) }).catch((e: unknown) => e);
+      expect(cut).toBeInstanceOf(CutResponseError);
+      expect(String(cut)).toBe('CutResponseError: HTTP 200 response cut before its end');
+      expect(serverAnswered(cut)).toBe(true);
+    } finally {
+      cutting.closeAllConnections();
+      await new Promise((r) => cutting.close(r));
+    }
+    api.resetNext('services', 'list');
+    const kc = kubeConfigFor(api);
+    const reset: unknown = await kubeRequest(kc, { method: 'GET', url: new URL(`${kc.getCurrentCluster()!.server}/api/v1/services`) }).catch(
+      (e: unknown) => e,
+    );
+    expect(reset).not.toBeInstanceOf(CutResponseError);
+    expect(serverAnswered(reset)).toBe(false);
   });
 
   it("rejects an aborted request with the abort's reason (a list's timeout names itself)", async () => {

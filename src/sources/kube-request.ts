@@ -7,7 +7,7 @@
  * server refuses: events.ts), and importing one loads all of them (~2 MB of the bundle: BENCHMARKS.md).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { isObject, serverHost, type RequestObserver } from './kube-client.ts';
+import { CutResponseError, isObject, serverHost, type RequestObserver } from './kube-client.ts';
 import { headersOf, readText, sendRequest } from './kube-http.ts';
 
 export interface KubeResponse {
@@ -25,28 +25,40 @@ export interface KubeRequest {
   readonly observe?: RequestObserver | undefined;
 }
 
-/** The response whatever its status (the caller decides what a 4xx means); rejects on a transport error. */
+/**
+ * The response whatever its status (the caller decides what a 4xx means); rejects on a transport error, with a
+ * CutResponseError when the response was cut after its status came.
+ */
 export async function kubeRequest(kc: KubeConfig, r: KubeRequest): Promise<KubeResponse> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (r.body !== undefined) headers['Content-Type'] = 'application/json';
   const host = serverHost(kc.getCurrentCluster()?.server ?? '');
   const t0 = performance.now();
   const record = (code: string): void => r.observe?.({ method: r.method, host, code, seconds: (performance.now() - t0) / 1000 });
+  let res;
   try {
-    const res = await sendRequest(kc, {
+    res = await sendRequest(kc, {
       method: r.method,
       url: r.url,
       headers,
       ...(r.body !== undefined ? { body: JSON.stringify(r.body) } : {}),
       signal: r.signal,
     });
-    const text = await readText(res, r.signal);
-    record(String(res.statusCode));
-    return { status: res.statusCode ?? 0, text, headers: headersOf(res) };
   } catch (err) {
     record('<error>');
     throw err;
   }
+  const status = res.statusCode ?? 0;
+  let text: string;
+  try {
+    text = await readText(res, r.signal);
+  } catch (err) {
+    record('<error>');
+    // The server answered (it did the work): not a failure a retry soon costs it nothing (kube-client.ts serverAnswered).
+    throw new CutResponseError(status, err);
+  }
+  record(String(status));
+  return { status, text, headers: headersOf(res) };
 }
 
 /** The API server's Status message of a failed request, else the start of its body. */
