@@ -67,7 +67,7 @@ export type Recorder = ReturnType<typeof recorder>;
 export interface ApiSourceHarness {
   /** The fake server of the current test. */
   readonly server: FakeApiServer;
-  /** Starts an API source with short backoffs against the server (default: this test's); stopped after the test. */
+  /** Starts an API source with short back-offs (both: 100 ms doubling to 400 ms, no jitter) against the server (default: this test's); stopped after the test. */
   startSource(rec: Recorder, extra?: Partial<ApiSourceOptions>, on?: FakeApiServer): Promise<ObjectSource>;
   /** One Service (default/web), its EndpointSlice (default/web-abc) and our Node (node-1). */
   seed(): void;
@@ -104,6 +104,7 @@ export function useApiSourceHarness(): ApiSourceHarness {
         kubeConfig: kubeConfigFor(on),
         nodeName: 'node-1',
         backoff: { initialMs: 100, maxMs: 400, random: () => 0 },
+        answeredBackoff: { initialMs: 100, maxMs: 400, random: () => 0 },
         reconnectDelayMs: (ms) => ms / 100,
         // Tests end watches right after they began (nothing sent yet): only a test that means it sees a very short watch.
         veryShortWatchMs: 0,

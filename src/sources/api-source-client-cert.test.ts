@@ -15,10 +15,10 @@ import { loadKubeConfig } from '../kubeconfig.ts';
 import { recorder, useApiSourceHarness } from '../../test/api-source-harness.ts';
 import { k3sKubeconfig } from '../../test/fake-apiserver-client.ts';
 import { makeClientCert, makeTestPki, type ClientCert } from '../../test/fake-apiserver-tls.ts';
-import { API_BACKOFF, cappedDelay } from './api-source.ts';
+import { API_ANSWERED_BACKOFF, API_BACKOFF, cappedDelay } from './api-source.ts';
 
 const h = useApiSourceHarness();
-const DEFAULTS = { backoff: API_BACKOFF, reconnectDelayMs: cappedDelay(API_BACKOFF.maxMs!) };
+const DEFAULTS = { backoff: API_BACKOFF, answeredBackoff: API_ANSWERED_BACKOFF, reconnectDelayMs: cappedDelay(API_BACKOFF.maxMs!) };
 const DAY = 86_400_000;
 
 let dir: string;

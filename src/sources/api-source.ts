@@ -6,11 +6,11 @@
  *
  * ServiceCIDRs (networking.k8s.io/v1, served from Kubernetes 1.33; v1beta1,
  * which 1.31-1.32 serve, when the server answers 404 for v1) are
- * optional, where upstream's informer logs a failed list every few seconds
+ * optional, where upstream's informer logs a failed list every 30-60 s
  * forever: an API server that does not serve them (404) or a role that does
  * not grant them (403) is reported once per attempt, counts as listed (with
  * what was known before, at first nothing) so that nothing waits for it, and
- * is asked again every OPTIONAL_RETRY_MS, not every few seconds from every
+ * is asked again every OPTIONAL_RETRY_MS, not every 30-60 s from every
  * node.
  *
  * Selectors. Current upstream kube-proxy watches Services with the label
@@ -34,12 +34,32 @@
  * guarded: an exception is logged and reported, never thrown into
  * client-node (where it would become an unhandled rejection).
  *
- * Recovery, faster than upstream's reflector (whose back-off grows to 30 s):
- * - the restart back-off after a failure is capped at API_BACKOFF.maxMs (3 s),
- *   and so is ListWatch's own delay between consecutive watch ends, so every
- *   informer is watching again within a few seconds of the API answering;
+ * Back-off: two, each with its own streak, both started over after 2 min
+ * without a failure (client-go v0.35's reflector waits one back-off,
+ * tools/cache/reflector.go NewReflectorWithOptions: backoffManager =
+ * wait.NewExponentialBackoffManager(800ms, 30s, 2min, 2.0, 1.0), around
+ * ListAndWatch and for the watch errors it retries):
+ * - a failure the API server answered (kube-client.ts serverAnswered: an HTTP
+ *   error, a very short watch, a response that does not decode or was cut) is
+ *   retried after the reflector's delays, API_ANSWERED_BACKOFF: 0.8 s doubling
+ *   to 30 s, plus up to as much again (wait.Jitter(d, 1.0)), so a permanent 403
+ *   (RBAC removed) or a watch the server always ends at once costs it a list
+ *   every 30-60 s from each node, as upstream's kube-proxy does, not every 3 s;
+ * - one it did not answer (refused, reset before an answer, timed out, a name
+ *   that does not resolve) costs it nothing, and is retried after
+ *   API_BACKOFF's: 0.8 s doubling to at most 3 s, less up to 20 %, so every
+ *   informer is watching again within 3 s of the API server's return (client-go:
+ *   up to 60 s, its one back-off grown during the outage); and so is a 429 or
+ *   5xx with a Retry-After (a refusal that costs the server little), never
+ *   sooner than it asks (client-go's rest client asks again after it, checkWait);
+ * - a streak of answered failures does not start where an outage left the
+ *   other one: the first error the API server answers after it is retried after
+ *   0.8-1.6 s (client-go: 30-60 s by then);
+ * - ListWatch's own delay between consecutive watch ends (1 s doubling to 30 s;
+ *   client-go makes such a watch again at once) is capped at 3 s too;
  * - as soon as one informer's list succeeds or its watch is answered, the
- *   others waiting for their back-off go at once (the API server is back);
+ *   others waiting after a failure the API server did not answer go at once
+ *   (it is back);
  * - a watch refused or turned away (kube-client.ts watchRetriable: connection
  *   refused, 429, a 5xx with Retry-After, a reset under the request) is asked
  *   again from its resourceVersion after the back-off, not followed by a list,
@@ -55,7 +75,7 @@
  */
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectKind, ObjectSource, SourceHandlers } from './events.ts';
-import { GuardedWatch, isWellFormed, retryAfterMs, statusOf, VeryShortWatchError, type RequestObserver } from './kube-client.ts';
+import { GuardedWatch, isWellFormed, retryAfterMs, serverAnswered, statusOf, type RequestObserver } from './kube-client.ts';
 import { listRaw, listSynced, newListState, type ListState } from './kube-list.ts';
 import { describeError, guard, repeatFilter, REPEAT_REPORT_MS } from './api-problems.ts';
 import { ObjectTracker } from './object-tracker.ts';
@@ -65,8 +85,22 @@ import type { Clock } from '../../proxier/clock.ts';
 import { realClock } from '../system/clock.ts';
 import { silentLogger, type Logger } from '../../proxier/log.ts';
 
-/** Restart back-off of the informers: 0.8 s doubling to 3 s (client-go's reflector: 0.8 s to 30 s). */
+/** Back-off after a failure the API server did not answer: 0.8 s doubling to 3 s, less up to 20 % (the jitter's default). */
 export const API_BACKOFF: Partial<BackoffOptions> = { initialMs: 800, maxMs: 3000 };
+/**
+ * Back-off after a failure the API server answered: client-go v0.35's reflector's, NewExponentialBackoffManager(800ms,
+ * 30s, 2min, 2.0, 1.0): Backoff.Step's Duration doubles from 0.8 s up to its Cap, 30 s, and each wait is wait.Jitter(
+ * Duration, 1.0), Duration plus up to as much again: [0.8, 1.6) s, [1.6, 3.2) s, ... [30, 60) s; getNextBackoff starts
+ * over after 2 min without a wait.
+ */
+export const API_ANSWERED_BACKOFF: Partial<BackoffOptions> = {
+  initialMs: 800,
+  maxMs: 30_000,
+  factor: 2,
+  jitter: 1,
+  jitterAdds: true,
+  resetAfterMs: 120_000,
+};
 /** ListWatch's delay between consecutive watch ends (1 s doubling to 30 s), capped (the default reconnectDelayMs). */
 export const cappedDelay =
   (capMs: number) =>
@@ -169,8 +203,10 @@ export interface ApiSourceOptions {
   readonly nodeName: string;
   readonly logger?: Logger;
   readonly clock?: Clock;
-  /** Restart backoff after an informer failure (default API_BACKOFF: 0.8 s doubling to 3 s, 20 % jitter). */
+  /** Back-off after a failure the API server did not answer, or a Retry-After (default API_BACKOFF: 0.8 s doubling to 3 s, 20 % jitter). */
   readonly backoff?: Partial<BackoffOptions>;
+  /** Back-off after a failure the API server answered (default API_ANSWERED_BACKOFF: client-go's reflector, 0.8 s doubling to 30 s, 100 % jitter). */
+  readonly answeredBackoff?: Partial<BackoffOptions>;
   /** Restart an informer with no connect or event for this long (default 5 min). */
   readonly staleAfterMs?: number;
   /** Abort a list whose request (one page) has not been answered after this long (default 60 s, the API server's --request-timeout). */
@@ -245,7 +281,8 @@ async function startInformer(c: RunContext, control: RunControl): Promise<Run> {
     let timer: unknown = null;
     const arm = (): void => {
       if (timer !== null) c.clock.clearTimeout(timer);
-      timer = c.clock.setTimeout(() => timeout.abort(new Error(`list timed out after ${c.listTimeoutMs} ms`)), c.listTimeoutMs);
+      const timedOut = Object.assign(new Error(`list timed out after ${c.listTimeoutMs} ms`), { code: 'ETIMEDOUT' });
+      timer = c.clock.setTimeout(() => timeout.abort(timedOut), c.listTimeoutMs);
     };
     arm();
     const signal = AbortSignal.any([control.signal, timeout.signal]);
@@ -350,7 +387,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
       const handlers = guard(h, log);
       const repeated = repeatFilter(clock);
       const all: Supervisor[] = [];
-      // Informers whose last failure was a transport error (no HTTP answer): the ones a successful list elsewhere proves recoverable.
+      // Informers whose last failure the API server did not answer: the ones a successful list elsewhere proves recoverable.
       const unreachable = new Set<Supervisor>();
       supervisors = all;
       for (const spec of specs) {
@@ -396,6 +433,10 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
           start: (control) => startInformer(ctx, control),
           clock,
           backoff: { ...API_BACKOFF, ...options.backoff },
+          // What the API server answered costs it work each time: client-go's reflector's back-off (file comment). A
+          // Retry-After it named is its own pace (below), on the short back-off.
+          answered: (err) => serverAnswered(err) && retryAfterMs(err) === null,
+          answeredBackoff: { ...API_ANSWERED_BACKOFF, ...options.answeredBackoff },
           ...(options.staleAfterMs !== undefined ? { staleAfterMs: options.staleAfterMs } : {}),
           retryAtOnce: (err) => statusOf(err) === 401,
           // client-go waits as long as a 429 or 5xx's Retry-After says before it tries again (checkWait).
@@ -413,8 +454,7 @@ export function createApiSource(options: ApiSourceOptions): ObjectSource {
               log.info({ kind: spec.kind, apiVersion: err.apiVersion }, `${spec.kind} informer: ${err.message}`);
               return;
             }
-            // (A very short watch was answered: the API server is reachable.)
-            if (statusOf(err) === null && !(err instanceof VeryShortWatchError)) unreachable.add(self!);
+            if (!serverAnswered(err)) unreachable.add(self!);
             else unreachable.delete(self!);
             const why = optionalUnavailable(spec, err);
             if (why !== null) {
