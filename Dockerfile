@@ -4,9 +4,10 @@
 # less resident than loading them as separate modules, and no node_modules),
 # with the tools the agent runs on the node:
 # iptables (Debian ships both backends: iptables-nft-* and iptables-legacy-*,
-# ip6tables too), conntrack (flushing stale UDP flows), iproute2 (`trace`),
-# ipset (destroying what upstream's ipvs mode left, src/ipvs-leftovers.ts) and
-# nfacct (the iptables mode's packet counters, iptables/nfacct.ts).
+# ip6tables too), conntrack (flushing stale UDP flows), iproute2 (the
+# interface addresses NodePorts listen on, `ip -j addr show`; `trace`), ipset
+# (destroying what upstream's ipvs mode left, src/ipvs-leftovers.ts) and nfacct
+# (the iptables mode's packet counters, iptables/nfacct.ts).
 #
 # Bookworm, not trixie: its iptables 1.8.9 is what upstream kube-proxy's image
 # ships; rules written by a much newer iptables-nft can confuse an older one
