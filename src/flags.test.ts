@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configFromFlags, quantityBytes } from './config.ts';
 import { AGENT_FLAGS } from './flag-table.ts';
-import { FlagError, formatDuration, parseDuration, parseFlags, type FlagValue } from './flags.ts';
+import { FlagError, flagzFlags, formatDuration, goFormatFloat32, parseDuration, parseFlags, type FlagValue } from './flags.ts';
 import { USAGE } from './commands.ts';
 
 const parse = (...argv: string[]) => parseFlags(argv, AGENT_FLAGS);
@@ -285,5 +285,51 @@ describe('quantityBytes: resource.Quantity as bytes (the --log-*-info-buffer-siz
 
   it.each(['1K', 'lots', '1Kb', '', '1kk'])('refuses %j', (text) => {
     expect(quantityBytes(text)).toBeNull();
+  });
+});
+
+describe("flagzFlags: the command line as upstream's /flagz reads it (flagz.NamedFlagSetsReader.GetFlagz: each pflag Value.String())", () => {
+  it("gives every flag, the value given or its default, in pflag's text; cobra's help and verflag's version too; no file-only field", () => {
+    const { values } = parse(
+      '--iptables-sync-period=1m',
+      '--nodeport-addresses',
+      '10.0.0.0/8,fd00::/64',
+      '--feature-gates',
+      'ComponentStatusz=false,AllBeta=true',
+      '--kube-api-qps',
+      '1000000',
+      '-v',
+      '4',
+      '--masquerade-all',
+    );
+    const flags = flagzFlags(AGENT_FLAGS, values);
+    expect(flags).toMatchObject({
+      'iptables-sync-period': '1m0s',
+      'nodeport-addresses': '[10.0.0.0/8,fd00::/64]',
+      'feature-gates': 'AllBeta=true,ComponentStatusz=false',
+      'kube-api-qps': '1e+06',
+      v: '4',
+      'masquerade-all': 'true',
+      'healthz-bind-address': '0.0.0.0:10256',
+      'conntrack-tcp-timeout-established': '24h0m0s',
+      'ipvs-exclude-cidrs': '[]',
+      help: 'false',
+      version: 'false',
+    });
+    expect(Object.keys(flags).filter((k) => k.startsWith('nftables-'))).toEqual([]);
+    expect(Object.keys(flags).sort()).toEqual([...AGENT_FLAGS.filter((s) => !s.fileOnly).map((s) => s.name), 'help', 'version'].sort());
+  });
+
+  it("writes float32 flags as strconv.FormatFloat(f, 'g', -1, 32)", () => {
+    expect([5, 0.1, 0.0001, 0.00001, 123456, 1234567, 1.5e7, -2.5].map(goFormatFloat32)).toEqual([
+      '5',
+      '0.1',
+      '0.0001',
+      '1e-05',
+      '123456',
+      '1.234567e+06',
+      '1.5e+07',
+      '-2.5',
+    ]);
   });
 });

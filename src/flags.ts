@@ -270,3 +270,75 @@ export function formatFlagHelp(specs: readonly FlagSpec[]): string {
     })
     .join('\n');
 }
+
+/** Go's strconv.FormatFloat(float64(f), 'g', -1, 32): the shortest digits that read back as the same float32. */
+export function goFormatFloat32(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  const f = Math.fround(x);
+  if (!Number.isFinite(f)) return f > 0 ? '+Inf' : '-Inf';
+  if (f === 0) return Object.is(f, -0) ? '-0' : '0';
+  const abs = Math.abs(f);
+  let digits = '';
+  let dp = 0;
+  for (let p = 1; p <= 9; p++) {
+    const s = abs.toExponential(p - 1);
+    if (Math.fround(Number(s)) !== abs) continue;
+    const [mantissa, e] = s.split('e') as [string, string];
+    digits = mantissa.replace('.', '');
+    dp = Number(e) + 1;
+    break;
+  }
+  const sign = f < 0 ? '-' : '';
+  const exp = dp - 1;
+  // %g with the shortest digits: %e when the exponent is below -4 or at least 6.
+  if (exp < -4 || exp >= 6)
+    return `${sign}${digits[0]}${digits.length > 1 ? `.${digits.slice(1)}` : ''}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  if (dp <= 0) return `${sign}0.${'0'.repeat(-dp)}${digits}`;
+  if (dp >= digits.length) return `${sign}${digits}${'0'.repeat(dp - digits.length)}`;
+  return `${sign}${digits.slice(0, dp)}.${digits.slice(dp)}`;
+}
+
+/** encoding/csv's Writer for one record, as pflag's StringSlice writes its value (writeAsCSV), without the newline. */
+function csvRecord(fields: readonly string[]): string {
+  const needsQuotes = (f: string): boolean => f !== '' && (f === '\\.' || /[\n\r",]/.test(f) || /^\s/u.test(f));
+  return fields.map((f) => (needsQuotes(f) ? `"${f.replace(/"/g, '""').replace(/\r\n|\r/g, '\n')}"` : f)).join(',');
+}
+
+/**
+ * A flag's value as pflag's Value.String() shows it (what upstream's /flagz prints): bools `true`/`false`, durations in
+ * Go's form (`15m0s`), float32s in Go's shortest form, string lists as pflag's StringSlice (`[a,b]`, `[]`), and
+ * key=value maps as component-base's MapStringBool (`A=true,B=false`, sorted).
+ */
+export function pflagString(spec: FlagSpec, value: FlagValue): string {
+  switch (spec.type) {
+    case 'bool':
+      return value ? 'true' : 'false';
+    case 'duration':
+      return formatDuration(value as number);
+    case 'float':
+      return goFormatFloat32(value as number);
+    case 'stringList':
+      return `[${csvRecord(value as readonly string[])}]`;
+    case 'mapStringBool':
+      return Object.entries(value as Readonly<Record<string, boolean>>)
+        .map(([k, v]) => `${k}=${v}`)
+        .sort()
+        .join(',');
+    default:
+      return String(value);
+  }
+}
+
+/**
+ * What component-base's flagz reader (NamedFlagSetsReader over kube-proxy's command flag set) gives for a command
+ * line: every flag, the value given or else its default, as pflag prints it; and cobra's `help` and verflag's
+ * `version`, which every kube-proxy command line has too (false, or the agent would not be running).
+ */
+export function flagzFlags(specs: readonly FlagSpec[], given: ReadonlyMap<string, FlagValue>): Record<string, string> {
+  const out: Record<string, string> = { help: 'false', version: 'false' };
+  for (const spec of specs) {
+    if (spec.fileOnly) continue;
+    out[spec.name] = pflagString(spec, given.get(spec.name) ?? flagDefault(spec));
+  }
+  return out;
+}
