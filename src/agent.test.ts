@@ -87,6 +87,8 @@ async function start(
     node?: unknown;
     /** This host's interface addresses, read at each sync (default: what the runner's `ip -j addr show` lists). */
     interfaceAddresses?: () => readonly string[];
+    /** The command line's flags for /flagz (run.ts: flagzFlags). */
+    flagz?: Readonly<Record<string, string>>;
   } = {},
 ) {
   const { nftables, extra = [], objects = [], node = NODE } = opts;
@@ -115,6 +117,7 @@ async function start(
     ...(opts.serviceHealthHosts === null ? {} : { serviceHealthHosts: opts.serviceHealthHosts ?? ['127.0.0.1'] }),
     ...(opts.interfaceAddresses ? { interfaceAddresses: opts.interfaceAddresses } : {}),
     ...(nftables ? { nftables } : {}),
+    ...(opts.flagz ? { flagz: opts.flagz } : {}),
   });
   return { agent, runner, write };
 }
@@ -263,6 +266,37 @@ describe("the agent's own series", () => {
     expect(await metric(a, 'kubernetes_feature_enabled{name="MultiCIDRServiceAllocator"')).toBe(
       'kubernetes_feature_enabled{name="MultiCIDRServiceAllocator",stage=""} 1',
     );
+  });
+});
+
+describe("the agent's z-pages (serveMetrics: flagz.Install, statusz.Install)", () => {
+  it('serves /flagz and /statusz on the metrics server with ComponentFlagz and ComponentStatusz on, as v1.36 has them by default; a gate off leaves its page 404 (Options.Complete makes no flagz reader; no statusz.Install)', async () => {
+    const metricsOn: [string, FlagValue][] = [['metrics-bind-address', '127.0.0.1:0']];
+    const get = async (a: Agent, path: string) => {
+      const r = await fetch(a.metricsServer!.url + path);
+      return { status: r.status, text: await r.text() };
+    };
+    let { agent: a } = await start('iptables', both(), nodeRunner(), { extra: metricsOn, flagz: { 'proxy-mode': 'iptables', v: '2' } });
+    const flagz = await get(a, '/flagz');
+    expect(flagz.status).toBe(200);
+    expect(flagz.text).toMatch(/^\nkube-proxy flagz\nWarning: [^\n]+\nproxy-mode(:|: |=| )iptables\nv\1(2)\n$/);
+    let statusz = await get(a, '/statusz');
+    expect(statusz.status).toBe(200);
+    expect(statusz.text).toMatch(/^\nkube-proxy statusz\n/);
+    expect(statusz.text).toMatch(new RegExp(`^Binary version(:|: |=| ) ${VERSION.replaceAll('.', '\\.')}$`, 'm'));
+    expect(statusz.text).toMatch(/^Paths(:|: |=| ) \/debug \/flagz \/healthz \/metrics \/proxyMode$/m);
+    await a.stop();
+    ({ agent: a } = await start('iptables', both(), nodeRunner(), {
+      extra: [...metricsOn, ['feature-gates', { ComponentFlagz: false }]],
+      flagz: { 'proxy-mode': 'iptables' },
+    }));
+    expect(await get(a, '/flagz')).toEqual({ status: 404, text: '404 page not found\n' });
+    statusz = await get(a, '/statusz');
+    expect(statusz.status).toBe(200);
+    expect(statusz.text).toMatch(/^Paths(:|: |=| ) \/debug \/healthz \/metrics \/proxyMode$/m);
+    await a.stop();
+    ({ agent: a } = await start('iptables', both(), nodeRunner(), { extra: [...metricsOn, ['feature-gates', { ComponentStatusz: false }]] }));
+    expect(await get(a, '/statusz')).toEqual({ status: 404, text: '404 page not found\n' });
   });
 });
 

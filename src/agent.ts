@@ -14,7 +14,9 @@ import type { ProxyMode } from '../proxier/mode.ts';
 import { outsideChangeReporter } from '../proxier/outside-changes.ts';
 import { Proxier } from '../proxier/proxier.ts';
 import type { IPFamily } from '../proxier/types.ts';
-import { VERSION } from './version.ts';
+import { EMULATED_KUBERNETES, VERSION } from './version.ts';
+import { featureEnabled } from './feature-gates.ts';
+import { PROCESS_START_UNIX } from './servers/promhttp.ts';
 import type { ProxyConfig } from './config.ts';
 import { featuresFrom, nodeNameFor, watchesServiceCIDRs } from './desired.ts';
 import type { Logger } from '../proxier/log.ts';
@@ -66,6 +68,8 @@ export interface AgentDeps {
   readonly nftables?: NftablesNode;
   /** The effective configuration as a KubeProxyConfiguration document, served at /configz. */
   readonly configz?: Readonly<Record<string, unknown>>;
+  /** The command line's flags as /flagz shows them (flagzFlags), served with ComponentFlagz on. */
+  readonly flagz?: Readonly<Record<string, string>>;
 }
 
 export interface Agent {
@@ -213,13 +217,16 @@ export async function startAgent(config: ProxyConfig, deps: AgentDeps): Promise<
     log,
     'metrics',
     config.metricsBindAddress,
-    metricsHandler(
-      metrics,
-      config.mode,
-      debugHandler({ mode: config.mode, families, inspect, lastSynced: (f) => proxier.lastSynced(f), clock: deps.clock }),
-      deps.configz,
-      config.profiling ? (value) => setVerbosity(log, value) : undefined,
-    ),
+    metricsHandler(metrics, config.mode, {
+      debug: debugHandler({ mode: config.mode, families, inspect, lastSynced: (f) => proxier.lastSynced(f), clock: deps.clock }),
+      ...(deps.configz ? { configz: deps.configz } : {}),
+      ...(config.profiling ? { setVerbosity: (value: string) => setVerbosity(log, value) } : {}),
+      // Upstream's Complete makes the flagz reader, and serveMetrics installs statusz, only with their gates on.
+      ...(deps.flagz && featureEnabled(config.featureGates, 'ComponentFlagz') ? { flagz: deps.flagz } : {}),
+      ...(featureEnabled(config.featureGates, 'ComponentStatusz')
+        ? { statusz: { startUnix: PROCESS_START_UNIX, binaryVersion: VERSION, emulationVersion: EMULATED_KUBERNETES, nodeVersion: process.version } }
+        : {}),
+    }),
     config.bindAddressHardFail,
   );
 

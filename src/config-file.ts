@@ -245,6 +245,17 @@ function yaml11Float(source: string): number | typeof NOT_RESOLVED {
 }
 
 /**
+ * Whether go-yaml v2's resolve() gives a plain scalar a tag other than !!str (null, bool, int, float, merge, or a
+ * timestamp, which its encoder sees too): the strings its encoder double-quotes.
+ */
+export function goYamlResolvesNonString(s: string): boolean {
+  if (YAML11_NULL.includes(s) || YAML11_TRUE.includes(s) || YAML11_FALSE.includes(s) || s === '<<') return true;
+  if (/^[0-9+\-.]/.test(s) && (yaml11Int(s) !== NOT_RESOLVED || yaml11Float(s) !== NOT_RESOLVED)) return true;
+  // parseTimestamp's formats: 2006-1-2, with T/t15:4:5.999999999Z07:00 or " 15:4:5.999999999".
+  return /^\d{4}-\d{1,2}-\d{1,2}(?:[Tt]\d{1,2}:\d{1,2}:\d{1,2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})| \d{1,2}:\d{1,2}:\d{1,2}(?:\.\d+)?)?$/.test(s);
+}
+
+/**
  * The schema upstream's decoder amounts to: go-yaml v2's plain scalars (bools y/yes/on/n/no/off in three cases, nulls,
  * Go integer syntax with underscores, floats without sexagesimal), merge keys (`<<`); timestamps stay strings, as
  * go-yaml v2 gives them to an interface{} (YAMLToJSON's target).

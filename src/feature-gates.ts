@@ -34,6 +34,9 @@ export const HONOURED_FEATURE_GATES: Readonly<Record<string, boolean>> = {
   LoggingAlphaOptions: false,
   // component-base's JSON log format is beta: turning the gate off refuses --logging-format=json.
   LoggingBetaOptions: true,
+  // component-base's z-pages (KEP-4828, KEP-4827), beta and on from v1.36: /flagz and /statusz on the metrics server.
+  ComponentFlagz: true,
+  ComponentStatusz: true,
 };
 
 const KUBE_FEATURES = `
@@ -160,6 +163,8 @@ const STAGES: Readonly<Record<string, 'ALPHA' | 'BETA' | 'DEPRECATED' | ''>> = {
   MultiCIDRServiceAllocator: '',
   LoggingAlphaOptions: 'ALPHA',
   LoggingBetaOptions: 'BETA',
+  ComponentFlagz: 'BETA',
+  ComponentStatusz: 'BETA',
 };
 
 /**

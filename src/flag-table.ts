@@ -226,7 +226,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     type: 'mapStringBool',
     default: '',
     config: 'featureGates',
-    help: 'key=true|false pairs (PreferSameTrafficDistribution, MultiCIDRServiceAllocator, AllowServiceExternalIPs and the logging gates are honoured).',
+    help: 'key=true|false pairs (PreferSameTrafficDistribution, MultiCIDRServiceAllocator, AllowServiceExternalIPs, ComponentFlagz, ComponentStatusz and the logging gates are honoured).',
   },
   {
     name: 'kube-api-content-type',

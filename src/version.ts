@@ -5,6 +5,13 @@
 export const VERSION = '0.1.0';
 
 /**
+ * The Kubernetes release whose kube-proxy kube-proxy-ts stands in for, as /statusz names it (`Emulation version`,
+ * where upstream gives its compatibility version's major.minor): v1.36, whose defaults (the z-pages' gates among them)
+ * the agent keeps; it takes some v1.37 additions too (feature-gates.ts, --nodeport-addresses keywords).
+ */
+export const EMULATED_KUBERNETES = '1.36';
+
+/**
  * What component-base's verflag does with `--version` (a bare flag or
  * `--version=true|false|raw`): the text to print, or null when the agent should
  * run; `rest` is argv without the flag; `error` for a value verflag refuses.

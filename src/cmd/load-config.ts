@@ -18,6 +18,8 @@ export interface Loaded {
   readonly positionals: readonly string[];
   /** Flags ignored because --config was given (upstream semantics). */
   readonly ignored: readonly string[];
+  /** Agent flag values given on the command line (not the --config file's), for /flagz. */
+  readonly given: ReadonlyMap<string, FlagValue>;
   /** Effective agent flag values (file merged with flags), for --write-config-to. */
   readonly values: ReadonlyMap<string, FlagValue>;
   /** --config path, or null. */
@@ -66,6 +68,7 @@ export async function loadConfig(
       extra,
       positionals: parsed.positionals,
       ignored,
+      given: agentValues,
       values,
       configPath: configPath ?? null,
       configText: text,

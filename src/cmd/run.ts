@@ -14,6 +14,8 @@ import { Nft } from '../../nftables/nft.ts';
 import { startAgent } from '../agent.ts';
 import type { ProxyConfig } from '../config.ts';
 import { configDocument, UPSTREAM_YAML_SCHEMA } from '../config-file.ts';
+import { AGENT_FLAGS } from '../flag-table.ts';
+import { flagzFlags } from '../flags.ts';
 import { conntrackSettings, setConntrackSysctls } from '../conntrack-sysctls.ts';
 import { loadApiAccess } from '../kubeconfig.ts';
 import { everyIptables, removeModes } from '../mode-switch.ts';
@@ -69,6 +71,7 @@ export async function runCommand(argv: readonly string[], io: CommandIO): Promis
     ...(config.iptablesBackend !== 'auto' ? { iptablesBackend: config.iptablesBackend } : {}),
     ...(hooks.collectGarbage ? { nftables: { collectGarbage: hooks.collectGarbage } } : {}),
     configz: configDocument(loaded.values, config).doc,
+    flagz: flagzFlags(AGENT_FLAGS, loaded.given),
   });
   const reason = await Promise.race([(io.stopSignal ?? (() => new Promise<string>(() => {})))(), changed]);
   log.info({ reason }, 'stopping');

@@ -214,6 +214,9 @@ describe('health and metrics servers', () => {
       'kubernetes_feature_enabled{name="AllBeta",stage="BETA"} 0',
       // v1.36's deprecated gate, on by default; AllAlpha/AllBeta leave it alone.
       'kubernetes_feature_enabled{name="AllowServiceExternalIPs",stage="DEPRECATED"} 1',
+      // The z-pages' gates, beta and on from v1.36.
+      'kubernetes_feature_enabled{name="ComponentFlagz",stage="BETA"} 1',
+      'kubernetes_feature_enabled{name="ComponentStatusz",stage="BETA"} 1',
       // AllAlpha turns on the alpha gates not set, as featureGate.Enabled does; GA ("") and set gates keep their value.
       'kubernetes_feature_enabled{name="LoggingAlphaOptions",stage="ALPHA"} 1',
       'kubernetes_feature_enabled{name="LoggingBetaOptions",stage="BETA"} 1',
@@ -234,7 +237,7 @@ describe('health and metrics servers', () => {
 
   it("serves /configz as upstream's configz handler: the configuration under the group's name", async () => {
     const doc = { apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: 'nftables' };
-    const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(), 'nftables', undefined, doc));
+    const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(), 'nftables', { configz: doc }));
     servers.push(s);
     const r = await fetch(s.url + '/configz');
     expect(r.headers.get('content-type')).toBe('application/json');
@@ -244,11 +247,7 @@ describe('health and metrics servers', () => {
   it("serves /debug/flags/v with --profiling as upstream's DebugFlags (StringFlagPutHandler): PUT sets -v, other methods 406, the index page beside it; without it 404", async () => {
     const set: string[] = [];
     const setter = (value: string) => (set.push(value), value === 'x' ? { ok: false, message: 'bad x' } : { ok: true, message: `set ${value}` });
-    const s = await listen(
-      '127.0.0.1',
-      0,
-      metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables', undefined, undefined, setter),
-    );
+    const s = await listen('127.0.0.1', 0, metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables', { setVerbosity: setter }));
     const plain = await listen('127.0.0.1', 0, metricsHandler(createMetrics(undefined, { processMetrics: false }), 'iptables'));
     servers.push(s, plain);
     const call = async (url: string, method: string, body?: string) => {

@@ -1,6 +1,6 @@
 /**
  * The two HTTP servers upstream runs: health (/healthz, /livez; default
- * 0.0.0.0:10256) and metrics (/metrics, /healthz ping, /proxyMode, /configz, and
+ * 0.0.0.0:10256) and metrics (/metrics, /healthz ping, /proxyMode, /configz, /flagz, /statusz, and
  * kube-proxy-ts' /debug pages (debug.ts); default 127.0.0.1:10249). Both listen on a given host:port (port 0 in tests).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,6 +11,7 @@ import { healthBody, servesOK } from './health-state.ts';
 import type { Metrics } from './metrics.ts';
 import { PROCESS_START_UNIX, serveRegistry } from './promhttp.ts';
 import { goQuote } from '../log.ts';
+import { aggregatePaths, flagzHandler, statuszHandler, type StatuszInfo, type ZpageDeps } from './zpages.ts';
 
 export interface RunningServer {
   readonly server: Server;
@@ -108,24 +109,43 @@ export function rootHealth(
   return { code: 200, body: query.has('verbose') ? `${listing}${name} check passed\n` : 'ok' };
 }
 
+/** What the metrics server serves besides /metrics, /metrics/slis, /healthz and /proxyMode. */
+export interface MetricsServerOptions {
+  /** kube-proxy-ts' /debug pages (debug.ts): true when it answered the request. */
+  readonly debug?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** The configuration the agent runs with, served at /configz. */
+  readonly configz?: Readonly<Record<string, unknown>>;
+  /**
+   * With --profiling: upstream's DebugFlags, /debug/flags/v (a PUT of a new -v: StringFlagPutHandler over GlogSetter)
+   * and the index page at /debug/flags and every other path under it.
+   */
+  readonly setVerbosity?: (value: string) => { readonly ok: boolean; readonly message: string };
+  /** With ComponentFlagz: the command line's flags, served at /flagz (zpages.ts). */
+  readonly flagz?: Readonly<Record<string, string>>;
+  /** With ComponentStatusz: /statusz (zpages.ts); its paths are the ones this server lists. */
+  readonly statusz?: Omit<StatuszInfo, 'paths'>;
+  /** The z-pages' clock and separator choice (default: the wall clock, Math.random). */
+  readonly zpages?: Partial<ZpageDeps>;
+}
+
 /**
  * The metrics server, as upstream's serveMetrics builds it: /metrics (legacyregistry.Handler: promhttp.ts); /healthz with component-base's ping check
  * (and /healthz/ping, ?verbose, ?exclude); /metrics/slis, the SLI metrics those checks record (DELETE resets them:
  * SLIMetricsWithReset); /proxyMode; and /configz, which upstream installs there (component-base configz):
  * `{"kubeproxy.config.k8s.io": <the configuration the agent runs with>}` (here as --write-config-to writes it,
- * v1alpha1), or 404 when none is given; then the debug pages.
+ * v1alpha1), or 404 when none is given; /flagz and /statusz when their gates are on; then the debug pages.
  */
-export function metricsHandler(
-  metrics: Metrics,
-  mode: string,
-  debug?: (req: IncomingMessage, res: ServerResponse) => boolean,
-  configz?: Readonly<Record<string, unknown>>,
-  /**
-   * With --profiling: upstream's DebugFlags, /debug/flags/v (a PUT of a new -v: StringFlagPutHandler over GlogSetter)
-   * and the index page at /debug/flags and every other path under it.
-   */
-  setVerbosity?: (value: string) => { readonly ok: boolean; readonly message: string },
-) {
+export function metricsHandler(metrics: Metrics, mode: string, options: MetricsServerOptions = {}) {
+  const { debug, configz, setVerbosity } = options;
+  const zdeps: ZpageDeps = { now: Date.now, random: Math.random, ...options.zpages };
+  const component = 'kube-proxy';
+  const flagz = options.flagz ? flagzHandler(component, options.flagz, zdeps) : null;
+  // statusz.WithListedPaths(proxyMux.ListedPaths()) when statusz is installed: what came before it, /flagz included.
+  const listed = ['/healthz', '/healthz/ping', '/metrics/slis', '/proxyMode', '/metrics'];
+  if (configz) listed.push('/configz');
+  if (flagz) listed.push('/flagz');
+  if (debug) listed.push('/debug/rules', '/debug/services', '/debug/traffic');
+  const statusz = options.statusz ? statuszHandler(component, { ...options.statusz, paths: aggregatePaths(listed) }, zdeps) : null;
   const configzBody = configz ? JSON.stringify({ 'kubeproxy.config.k8s.io': configz }) : null;
   const checks = [PING_CHECK];
   const observe = (check: string, ok: boolean): void => metrics.slis.observeHealthcheck(check, 'healthz', ok);
@@ -152,6 +172,10 @@ export function metricsHandler(
       else res.writeHead(500, TEXT).end(`internal server error: ${reason}\n`);
     } else if (path === '/proxyMode') {
       res.writeHead(200, TEXT).end(mode);
+    } else if (path === '/flagz' && flagz) {
+      flagz(req, res);
+    } else if (path === '/statusz' && statusz) {
+      statusz(req, res);
     } else if (path === '/configz' && configzBody !== null) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(configzBody);
     } else if (path === '/debug/flags/v' && setVerbosity) {
