@@ -4,7 +4,8 @@
  * flags: its semi-space size from the command line, the rest from
  * src/system/agent-heap.ts as the agent sets them; prints one JSON line).
  * Arguments: mode, services, then key=value: events (event-to-rules
- * samples), partial (partial syncs), full (full syncs).
+ * samples), partial (partial syncs), full (full syncs), and for the nftables
+ * mode generation=A|B (the ruleset shape, nftables/objects.ts; default A).
  *
  * 1. The agent's path: the Proxier (minimum sync period 0, as
  *    `--iptables-min-sync-period 0s` or `nftables.minSyncPeriod: 0s`) fed
@@ -35,6 +36,7 @@ import { tuneAgentHeap } from '../src/system/agent-heap.ts';
 import { realClock } from '../src/system/clock.ts';
 import { endpointEvent, FEATURES, makeCluster, NODE, snapshotOf, withoutOneEndpoint, type BenchCluster } from './mode-cluster.ts';
 import { makeSubject, type ModeName, type Subject, type Write } from './mode-subjects.ts';
+import type { NftGeneration } from '../nftables/objects.ts';
 
 const [modeArg, nArg, ...rest] = process.argv.slice(2);
 const arg = (k: string, d: number) => Number(rest.find((a) => a.startsWith(`${k}=`))?.slice(k.length + 1) ?? d);
@@ -42,6 +44,9 @@ const outside = rest.find((a) => a.startsWith('outside='))?.slice(8);
 if (outside === undefined || readlinkSync('/proc/self/ns/net') === outside)
   throw new Error('mode-figures.ts must run in a network namespace of its own (bench/modes-side-by-side.ts starts it under unshare --net)');
 const name = modeArg as ModeName;
+const generationArg = rest.find((a) => a.startsWith('generation='))?.slice('generation='.length);
+if (generationArg !== undefined && generationArg !== 'A' && generationArg !== 'B') throw new Error(`generation=${generationArg}: A or B`);
+const generation: NftGeneration | undefined = generationArg;
 const n = Number(nArg);
 // The V8 settings the agent sets for itself once its modules are loaded (heap growth; optimizing tiers off here), and
 // in the nftables mode the full collection its session runs while nft applies large transactions.
@@ -144,8 +149,8 @@ async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: bo
   };
 }
 
-const s = makeSubject(name, { collectGarbage: tuned.collectGarbage });
-const out: Record<string, unknown> = { mode: name, services: n };
+const s = makeSubject(name, { collectGarbage: tuned.collectGarbage, generation });
+const out: Record<string, unknown> = { mode: name, services: n, ...(generation ? { generation } : {}) };
 try {
   const agent = await agentPath(s, arg('events', 0), arg('churn', 0), arg('gap', 250));
   const { cluster: _, ...figures } = agent;

@@ -29,6 +29,7 @@ import { NftablesMode } from '../nftables/nftables-mode.ts';
 import { realClock } from '../src/system/clock.ts';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { DETECT_LOCAL } from './mode-cluster.ts';
+import type { NftGeneration } from '../nftables/objects.ts';
 
 export type ModeName = 'iptables' | 'nftables';
 
@@ -97,7 +98,10 @@ function nftAlone(text: string): Promise<void> {
 }
 
 /** `collectGarbage`: the agent's full collection (tuneAgentHeap), run by the nftables session as the agent runs it. */
-export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: (() => void) | undefined } = {}): Subject {
+export function makeSubject(
+  name: ModeName,
+  opts: { readonly collectGarbage?: (() => void) | undefined; readonly generation?: NftGeneration | undefined } = {},
+): Subject {
   const exec = createExecaRunner();
   const rec = new Recorder();
   const deletions: Write[] = [];
@@ -152,7 +156,16 @@ export function makeSubject(name: ModeName, opts: { readonly collectGarbage?: ((
     },
   };
   const mode = new NftablesMode(
-    { families: ['IPv4'], render: { masqueradeBit: 14, masqueradeAll: false, detectLocal: DETECT_LOCAL, nodePortAddresses: [] } },
+    {
+      families: ['IPv4'],
+      render: {
+        masqueradeBit: 14,
+        masqueradeAll: false,
+        detectLocal: DETECT_LOCAL,
+        nodePortAddresses: [],
+        ...(opts.generation ? { generation: opts.generation } : {}),
+      },
+    },
     { nft, cleanupNft, clock: preciseClock, logger: silentLogger(), closeNft: () => channels.close() },
   );
   return {

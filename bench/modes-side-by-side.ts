@@ -14,6 +14,12 @@
  * pairs are measured there, and the full sync at 3,000 services (5 pairs) is
  * printed beside it, with its extrapolation to 10,000 by the square of the size.
  * BENCH_SIDE_JSON=<file> also writes every measurement there.
+ *
+ * BENCH_NFT_GENERATION (default A) picks the nftables ruleset shape
+ * (nftables/objects.ts NftGeneration); a list ("A,B") runs the nftables mode
+ * once per entry, one child each, in that order, as columns "nftables A",
+ * "nftables B". BENCH_IPTABLES=0 leaves the iptables mode out, BENCH_AT3K=0
+ * the full syncs at 3,000 services.
  */
 import { spawnSync } from 'node:child_process';
 import { readlinkSync, writeFileSync } from 'node:fs';
@@ -31,6 +37,7 @@ interface Pair {
 }
 interface Figures {
   mode: string;
+  generation?: string;
   services: number;
   firstSyncMs: number;
   latencies: number[];
@@ -42,14 +49,17 @@ interface Figures {
 const figuresScript = new URL('./mode-figures.ts', import.meta.url).pathname;
 const outside = readlinkSync('/proc/self/ns/net');
 
-function run(mode: string, n: number, counts: { events: number; partial: number; full: number }): Figures {
+function run(mode: string, n: number, counts: { events: number; partial: number; full: number }, generation?: string): Figures {
   const t0 = performance.now();
   const args = ['--net', process.execPath, '--max-semi-space-size=2', figuresScript, mode, String(n), `outside=${outside}`];
   for (const [k, v] of Object.entries(counts)) args.push(`${k}=${v}`);
+  if (generation !== undefined) args.push(`generation=${generation}`);
   const r = spawnSync('unshare', args, { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) throw new Error(`${mode} at ${n} services failed (exit ${r.status ?? r.signal})`);
   const f = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Figures;
-  console.log(`  ${mode} at ${n.toLocaleString('en')} services: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(
+    `  ${mode}${generation ? ` ${generation}` : ''} at ${n.toLocaleString('en')} services: ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
   return f;
 }
 
@@ -78,15 +88,20 @@ const per = (ps: readonly Pair[], f: (p: Pair) => number | null): number[] => ps
 
 const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
 const nftFullReps = Number(process.env['BENCH_NFT_FULL_REPS'] ?? 1);
+const generations = (process.env['BENCH_NFT_GENERATION'] ?? 'A').split(',');
+const withIptables = process.env['BENCH_IPTABLES'] !== '0';
+const withAt3k = process.env['BENCH_AT3K'] !== '0';
+// Columns are labelled with the generation only when more than one runs (the default output is unchanged).
+const label = (g: string) => (generations.length > 1 || g !== 'A' ? g : undefined);
 const started = performance.now();
 console.log(`\nModes side by side (load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs); one child per mode and size:`);
 const cols: Figures[] = [];
 let at3k: Figures | null = null;
 for (const n of sizes) {
   const big = n > 3000;
-  cols.push(run('iptables', n, { events: 100, partial: 8, full: big ? 3 : 5 }));
-  cols.push(run('nftables', n, { events: 100, partial: 8, full: big ? nftFullReps : 5 }));
-  if (big && at3k === null) at3k = run('nftables', 3000, { events: 0, partial: 0, full: 5 });
+  if (withIptables) cols.push(run('iptables', n, { events: 100, partial: 8, full: big ? 3 : 5 }));
+  for (const g of generations) cols.push(run('nftables', n, { events: 100, partial: 8, full: big ? nftFullReps : 5 }, label(g)));
+  if (big && at3k === null && withAt3k) at3k = run('nftables', 3000, { events: 0, partial: 0, full: 5 }, label(generations[0]!));
 }
 
 if (process.env['BENCH_SIDE_JSON']) writeFileSync(process.env['BENCH_SIDE_JSON'], JSON.stringify({ cols, at3k }, null, 1));
@@ -117,7 +132,7 @@ const rows: [string, (f: Figures) => string][] = [
   ],
   ['agent path peak RSS', (f) => `${fmt(f.peakRssMB)} MB`],
 ];
-const head = cols.map((f) => `${f.services.toLocaleString('en')} ${f.mode}`);
+const head = cols.map((f) => `${f.services.toLocaleString('en')} ${f.mode}${f.generation ? ` ${f.generation}` : ''}`);
 const w0 = Math.max(...rows.map(([l]) => l.length));
 const widths = cols.map((f, i) => Math.max(head[i]!.length, ...rows.map(([, g]) => g(f).length)));
 console.log(`\n${''.padEnd(w0)}  ${head.map((h, i) => h.padStart(widths[i]!)).join('  ')}`);
@@ -132,7 +147,7 @@ if (at3k !== null) {
 }
 console.log('\nGoals (nftables mode):');
 for (const f of cols.filter((c) => c.mode === 'nftables')) {
-  const ipt = cols.find((c) => c.mode === 'iptables' && c.services === f.services)!;
+  const ipt = cols.find((c) => c.mode === 'iptables' && c.services === f.services);
   const fullRatio = median(per(f.full, (p) => p.ms / p.floor));
   const partialShare = median(per(f.partial, (p) => p.ms)) / median(per(f.full, (p) => p.ms));
   const p99 = pct(f.latencies, 99);
@@ -142,8 +157,10 @@ for (const f of cols.filter((c) => c.mode === 'nftables')) {
     `full sync / floor ${fullRatio.toFixed(2)} (goal <= 1.15): ${verdict(fullRatio <= 1.15)}`,
     `partial / full ${(partialShare * 100).toFixed(2)} % (goal <= 2 %): ${verdict(partialShare <= 0.02, at10k)}`,
     `event-to-rules p99 ${fmt(p99)} ms (goal <= 50 ms): ${verdict(p99 <= 50, at10k)}`,
-    `agent RSS ${fmt(f.peakRssMB)} MB vs iptables mode ${fmt(ipt.peakRssMB)} MB: ${verdict(f.peakRssMB <= ipt.peakRssMB)}`,
+    ipt
+      ? `agent RSS ${fmt(f.peakRssMB)} MB vs iptables mode ${fmt(ipt.peakRssMB)} MB: ${verdict(f.peakRssMB <= ipt.peakRssMB)}`
+      : `agent RSS ${fmt(f.peakRssMB)} MB`,
   ];
-  console.log(`  ${f.services.toLocaleString('en')} services: ${lines.join('; ')}`);
+  console.log(`  ${f.services.toLocaleString('en')} services${f.generation ? ` (generation ${f.generation})` : ''}: ${lines.join('; ')}`);
 }
 console.log(`(side by side took ${((performance.now() - started) / 1000).toFixed(0)} s)`);

@@ -18,7 +18,7 @@ import type { NftChain, NftFamily } from './model.ts';
 import type { LiveBaseChain } from './names-json.ts';
 import { TABLE_COMMENT } from './model.ts';
 import { AFFINITY_PREFIX, ENDPOINT_PREFIX } from './names.ts';
-import { BASE_CHAINS, chainOwner, CONTAINERS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
+import { BASE_CHAINS, chainOwner, CONTAINERS, HAIRPIN_CONNECTIONS, NODEPORT_IPS, SERVICE_CONTAINERS } from './objects.ts';
 import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
@@ -109,8 +109,10 @@ export function writeSetup(tx: Transaction, render: NftRender, recreateBaseChain
   }
 }
 
-export function flushServiceSets(tx: Transaction): void {
+/** The sets and maps the services fill; generation B's hairpin-connections too when the render declares it. */
+export function flushServiceSets(tx: Transaction, render: NftRender): void {
   for (const name of SERVICE_CONTAINERS) tx.flushSet(CONTAINERS.find((r) => r.name === name)!.kind, name);
+  if (render.fixed.sets.some((s) => s.name === HAIRPIN_CONNECTIONS)) tx.flushSet('set', HAIRPIN_CONNECTIONS);
 }
 
 /**
@@ -185,7 +187,7 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
   writeSetup(tx, render, input.recreateBaseChains);
   const keep = input.keepEndpoints && input.live !== null ? endpointKeeper(input.live) : null;
   writeServices(tx, render.services, input.live === null ? null : liveChains, keep);
-  flushServiceSets(tx);
+  flushServiceSets(tx, render);
   for (const [set, elements] of desiredElements(render)) tx.addElements(set, [...elements.values()]);
   writeFixedRules(tx, render);
 

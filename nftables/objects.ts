@@ -34,6 +34,16 @@ export const SERVICE_NODEPORTS = 'service-nodeports';
 export const NO_ENDPOINT_SERVICES = 'no-endpoint-services';
 export const NO_ENDPOINT_NODEPORTS = 'no-endpoint-nodeports';
 export const FIREWALL_IPS = 'firewall-ips';
+/** Generation B (v1.36+) only: local endpoints' own connections (endpoint . endpoint . proto . port), masqueraded. */
+export const HAIRPIN_CONNECTIONS = 'hairpin-connections';
+
+/**
+ * Which upstream ruleset shape to write. A (v1.33-1.35, upstream proxier.go @ 531be812): an endpoint chain per
+ * endpoint, `jump mark-for-masquerade`. B (v1.36+, after kubernetes#135800 and #136499; AustinAbro321/kubernetes
+ * proxier.go @ 129058fc): the policy chain DNATs through a `numgen ... map`, endpoint chains only with session
+ * affinity, the mark set inline, hairpin traffic masqueraded through @hairpin-connections.
+ */
+export type NftGeneration = 'A' | 'B';
 
 export interface BaseChainRow extends BaseChainSpec {
   readonly name: string;
@@ -89,6 +99,9 @@ export const FIXED_CHAINS: readonly string[] = [
   REJECT_CHAIN,
 ];
 
+/** Generation B's fixed chains: no mark-for-masquerade (upstream B's setupNFTables). */
+export const FIXED_CHAINS_B: readonly string[] = FIXED_CHAINS.filter((c) => c !== MARK_FOR_MASQUERADE);
+
 export const REJECT_CHAIN_COMMENT = 'helper for @no-endpoint-services / @no-endpoint-nodeports';
 
 export interface ContainerRow {
@@ -130,6 +143,14 @@ export const CONTAINERS: readonly ContainerRow[] = [
   { name: SERVICE_NODEPORTS, kind: 'map', type: 'inet_proto . inet_service : verdict', comment: 'NodePort traffic' },
 ];
 
+/** Generation B's extra set, declared before the others as upstream B's setupNFTables does. */
+export const HAIRPIN_CONTAINER: ContainerRow = {
+  name: HAIRPIN_CONNECTIONS,
+  kind: 'set',
+  type: 'ADDR . ADDR . inet_proto . inet_service',
+  comment: 'service hairpin connections',
+};
+
 /** The containers whose elements the services fill (upstream's six nftElementStorage stores). */
 export const SERVICE_CONTAINERS: readonly string[] = [
   CLUSTER_IPS,
@@ -141,7 +162,7 @@ export const SERVICE_CONTAINERS: readonly string[] = [
 ];
 
 export function containerType(row: ContainerRow, family: NftFamily): string {
-  return row.type.replace('ADDR', addrType(family));
+  return row.type.replaceAll('ADDR', addrType(family));
 }
 
 export type ChainOwner = 'base' | 'fixed' | 'service' | 'foreign';

@@ -30,6 +30,31 @@ export function endpointRules(
   return affinitySet === null ? [masq, dnat] : [masq, `update @${affinitySet} { ${ipX} saddr }`, dnat];
 }
 
+/**
+ * Generation B's endpoint chain (kept only with session affinity, or here with --traffic-counters): no hairpin rule
+ * (@hairpin-connections does that), the affinity update, then the DNAT.
+ */
+export function endpointRulesB(
+  ep: Pick<Endpoint, 'ip' | 'port'>,
+  proto: string,
+  ipX: NftFamily,
+  affinitySet: string | null,
+  counter: string | null = null,
+): string[] {
+  const dnat = `meta l4proto ${proto} ${counter === null ? '' : `counter name ${quote(counter)} `}dnat to ${dnatTarget(ep)}`;
+  return affinitySet === null ? [dnat] : [`update @${affinitySet} { ${ipX} saddr }`, dnat];
+}
+
+/**
+ * Generation B's policy chain without endpoint chains: one DNAT through an anonymous map from a random index to
+ * "address . port" (upstream writeServiceToEndpointDNATs), the endpoints in the selection's order. One endpoint
+ * keeps the map (`mod 1`), as the rule §1.10 quotes; kubernetes#140723 (not yet seen) writes those without it.
+ */
+export function dnatMapRule(endpoints: readonly Pick<Endpoint, 'ip' | 'port'>[], proto: string, ipX: NftFamily): string {
+  const entries = endpoints.map((ep, i) => `${i} : ${ep.ip} . ${ep.port}`);
+  return `meta l4proto ${proto} dnat ${ipX} addr . port to numgen random mod ${endpoints.length} map { ${entries.join(' , ')} }`;
+}
+
 /** Affinity lookups first (an established client keeps its endpoint), then the random choice. */
 export function policyChainRules(endpoints: readonly EndpointNames[], ipX: NftFamily, affinity: boolean): string[] {
   const entries = endpoints.map((ep, i) => `${i} : goto ${ep.chain}`);

@@ -15,14 +15,16 @@ import { PackedChain } from './packed-chain.ts';
 import {
   CLUSTER_IPS,
   FIREWALL_IPS,
+  HAIRPIN_CONNECTIONS,
   MARK_FOR_MASQUERADE,
   NO_ENDPOINT_NODEPORTS,
   NO_ENDPOINT_SERVICES,
   REJECT_CHAIN,
   SERVICE_IPS,
   SERVICE_NODEPORTS,
+  type NftGeneration,
 } from './objects.ts';
-import { endpointRules, policyChainRules } from './render-endpoints.ts';
+import { dnatMapRule, endpointRules, endpointRulesB, policyChainRules } from './render-endpoints.ts';
 
 export interface ServiceContext {
   readonly family: NftFamily;
@@ -33,6 +35,10 @@ export interface ServiceContext {
   readonly cidrContains: (cidr: string, ip: string) => boolean;
   /** --traffic-counters: each endpoint chain's DNAT rule counts into a named counter of the chain's name. */
   readonly counters?: boolean;
+  /** Upstream's ruleset shape (objects.ts); A when absent. */
+  readonly generation?: NftGeneration;
+  /** The masquerade mark ("0x00004000"), which generation B sets inline. */
+  readonly mark?: string;
 }
 
 /** An element of one of the shared sets or maps. */
@@ -92,6 +98,14 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
     elements.push({ set, element: { key, value, comment: comment === null ? null : nftComment(comment) } });
   const addrKey = (ip: string) => `${ip} . ${proto} . ${sp.port}`;
 
+  // Generation B: endpoint chains only where something must happen per endpoint before the DNAT (the affinity
+  // update; here also --traffic-counters, whose counters are the endpoint chains'). The hairpin masquerade is a set
+  // element per local endpoint instead of a rule in its chain (upstream writes these before the ClusterIP's).
+  const genB = ctx.generation === 'B';
+  const endpointChains = !genB || affinity || ctx.counters === true;
+  const masquerade = genB ? `mark set mark or ${ctx.mark ?? '0x00004000'}` : `jump ${MARK_FOR_MASQUERADE}`;
+  if (genB) for (const ep of allReachable) if (ep.isLocal) put(HAIRPIN_CONNECTIONS, `${ep.ip} . ${ep.ip} . ${proto} . ${ep.port}`, null);
+
   put(CLUSTER_IPS, sp.clusterIP, null);
   if (hasInternal) put(SERVICE_IPS, addrKey(sp.clusterIP), `goto ${internalChain}`);
   else put(NO_ENDPOINT_SERVICES, addrKey(sp.clusterIP), internalVerdict, sp.key);
@@ -110,19 +124,23 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
   }
 
   const chains: NftChain[] = [];
-  for (const ep of allReachable) {
-    const n = epNames.get(ep)!;
-    chains.push(chain(n.chain, endpointRules(ep, proto, ipX, affinity ? n.affinitySet : null, ctx.counters ? n.chain : null)));
+  if (endpointChains) {
+    for (const ep of allReachable) {
+      const n = epNames.get(ep)!;
+      const rules = genB ? endpointRulesB : endpointRules;
+      chains.push(chain(n.chain, rules(ep, proto, ipX, affinity ? n.affinitySet : null, ctx.counters ? n.chain : null)));
+    }
   }
 
-  // The ClusterIP masquerade rule goes first into the internal policy chain.
+  // The ClusterIP masquerade rule goes first into the internal policy chain (generation B: one rule in `services`).
   const internalMasq: string[] = [];
-  if (hasInternal) {
+  if (hasInternal && !genB) {
     if (ctx.masqueradeAll) internalMasq.push(`${ipX} daddr ${sp.clusterIP} jump ${MARK_FOR_MASQUERADE}`);
     else if (ctx.detector.ifNotLocal !== null)
       internalMasq.push(`${ipX} daddr ${sp.clusterIP} ${ctx.detector.ifNotLocal} jump ${MARK_FOR_MASQUERADE}`);
   }
   const policyRules = (name: string, eps: typeof clusterEndpoints) => {
+    if (!endpointChains) return [dnatMapRule(eps, proto, ipX)];
     const rules = policyChainRules(
       eps.map((ep) => epNames.get(ep)!),
       ipX,
@@ -136,10 +154,10 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
   if (usesExternalChain) {
     const ext: string[] = [];
     if (!sp.externalPolicyLocal) {
-      ext.push(`jump ${MARK_FOR_MASQUERADE}`);
+      ext.push(genB ? `${masquerade} comment "masquerade"` : masquerade);
     } else {
       if (ctx.detector.ifLocal !== null) ext.push(`${ctx.detector.ifLocal} goto ${names.service} comment "short-circuit pod traffic"`);
-      ext.push(`fib saddr type local jump ${MARK_FOR_MASQUERADE} comment "masquerade local traffic"`);
+      ext.push(`fib saddr type local ${masquerade} comment "masquerade local traffic"`);
       ext.push(`fib saddr type local goto ${names.service} comment "short-circuit local traffic"`);
     }
     if (hasExternal) ext.push(`goto ${externalPolicyChain}`);

@@ -17,6 +17,7 @@ import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, 
 import { masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
 import { renderService, type ServiceContext, type ServiceObjects } from './render-service.ts';
 import { ENDPOINT_PREFIX } from './names.ts';
+import type { NftGeneration } from './objects.ts';
 
 /** The named counters the render's rules count into (--traffic-counters): one per endpoint chain, of its name. */
 export function counterNames(render: NftRender): string[] {
@@ -39,6 +40,11 @@ export interface NftRenderOptions {
    * into a named counter of the chain's name (counters.ts).
    */
   readonly trafficCounters?: boolean;
+  /**
+   * Upstream's ruleset shape (objects.ts NftGeneration): A (default; v1.33-1.35) or B (v1.36+). Internal for now: no
+   * flag selects it, and only the renderer and the sync's writers know B (not the tracer, the diff or the fake nft).
+   */
+  readonly generation?: NftGeneration;
 }
 
 export const DEFAULT_NFT_OPTIONS: NftRenderOptions = { masqueradeBit: 14, masqueradeAll: false, detectLocal: null, nodePortAddresses: [] };
@@ -76,9 +82,14 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     else nodePortIPs.push(ip);
   }
 
+  const generation = options.generation ?? 'A';
+  const mark = masqueradeMark(options.masqueradeBit);
   const fixed = renderFixed({
     family,
-    mark: masqueradeMark(options.masqueradeBit),
+    mark,
+    generation,
+    masqueradeAll: options.masqueradeAll,
+    ifNotLocal: detector.ifNotLocal,
     nodePortsMatchAll: selected.matchAll,
     nodePortIPs,
     // The snapshot's ServiceCIDRs (from ServiceCIDR objects): unallocated addresses in them are dropped.
@@ -87,8 +98,17 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
 
   const counters = options.trafficCounters === true;
   const rangeIP = rangeCheckNodeIP(snapshot.node, snapshot.family);
-  const ctx: ServiceContext = { family, masqueradeAll: options.masqueradeAll, detector, nodeIP: rangeIP, cidrContains: cidrContainsText, counters };
-  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, rangeIP, counters]);
+  const ctx: ServiceContext = {
+    family,
+    masqueradeAll: options.masqueradeAll,
+    detector,
+    nodeIP: rangeIP,
+    cidrContains: cidrContainsText,
+    counters,
+    generation,
+    mark,
+  };
+  const ctxKey = JSON.stringify([family, options.masqueradeAll, detector.ifLocal, rangeIP, counters, generation, mark]);
   // Sized once: pushing 10,000 grew the array through ~20 copies, ~0.2 MB of garbage a sync.
   const services: ServiceObjects[] = new Array<ServiceObjects>(snapshot.services.length);
   let internal = 0;
