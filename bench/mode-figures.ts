@@ -127,11 +127,20 @@ async function churnPhase(s: Subject, proxier: Proxier, c: BenchCluster, first: 
  */
 async function paired(s: Subject, target: Snapshot, previous: Snapshot, full: boolean, before: readonly Write[] | null) {
   // Full syncs are floored through the session too only when asked (fullSession=1): it doubles the longest step.
-  const replay = async (ws: readonly Write[]) => ({
-    floor: await time(() => s.floor(ws)),
-    session: s.floorSession === null || (full && !arg('fullSession', 0)) ? null : await time(() => s.floorSession!(ws)),
-  });
+  // Each replay starts from a table it applies to: set elements the writes delete are put back first (untimed), and
+  // after a replay before the sync, once more, so that the sync finds the table it last wrote (readdDeleted).
+  const replay = async (ws: readonly Write[]) => {
+    await s.readdDeleted(ws);
+    const floor = await time(() => s.floor(ws));
+    let session: number | null = null;
+    if (s.floorSession !== null && !(full && !arg('fullSession', 0))) {
+      await s.readdDeleted(ws);
+      session = await time(() => s.floorSession!(ws));
+    }
+    return { floor, session };
+  };
   const early = before === null ? null : await replay(before);
+  if (before !== null) await s.readdDeleted(before);
   const w0 = s.writes.length;
   if (full) s.mode.requestFullSync();
   const ms = await time(() => s.mode.sync(target, { periodic: full, previous }));

@@ -58,7 +58,28 @@ export interface Subject {
   floor(writes: readonly Write[]): Promise<void>;
   /** The same through the channel the mode uses, when it has its own (the nft session); else null. */
   readonly floorSession: ((writes: readonly Write[]) => Promise<void>) | null;
+  /**
+   * Untimed: puts back the set elements the writes delete, so that a replay of them applies (a `delete element` of a
+   * missing key fails the transaction). Generation B's hairpin-connections loses an element whenever a local endpoint
+   * goes; generation A's partial syncs of the bench delete no element, nor does the iptables mode: a no-op there.
+   */
+  readdDeleted(writes: readonly Write[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Sets (not maps: a map element cannot be written back from its key alone) whose element deletions readdDeleted undoes. */
+const READDABLE = /^delete element (ip6?) kube-proxy (hairpin-connections|cluster-ips) (\{.*\})$/;
+
+/** `add element` lines for the set elements the writes delete, or "" when they delete none. */
+export function readdText(writes: readonly Write[]): string {
+  const out: string[] = [];
+  for (const w of writes) {
+    for (const line of w.text.split('\n')) {
+      const m = READDABLE.exec(line);
+      if (m) out.push(`add element ${m[1]} kube-proxy ${m[2]} ${m[3]}`);
+    }
+  }
+  return out.length === 0 ? '' : `${out.join('\n')}\n`;
 }
 
 /** The process clock with sub-millisecond readings, for sync durations. */
@@ -129,6 +150,7 @@ export function makeSubject(
         for (const w of ws) await ipt.restore(w.text, w.opts!);
       },
       floorSession: null,
+      readdDeleted: async () => {},
       close: () => mode.close(),
     };
   }
@@ -177,6 +199,10 @@ export function makeSubject(
     },
     floorSession: async (ws) => {
       for (const w of ws) await viaSession.run(w.text);
+    },
+    readdDeleted: async (ws) => {
+      const text = readdText(ws);
+      if (text !== '') await viaSession.run(text);
     },
     close: () => mode.close(),
   };
