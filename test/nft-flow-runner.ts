@@ -8,7 +8,7 @@ import { configFromFlags } from '../src/config.ts';
 import type { FlagValue } from '../src/flags.ts';
 import { planFullSync } from '../nftables/full-sync.ts';
 import type { NftTable } from '../nftables/model.ts';
-import { renderNftables, tableOf, type NftRender } from '../nftables/render.ts';
+import { renderNftables, tableOf, type NftRender, type NftRenderOptions } from '../nftables/render.ts';
 import { nftRenderOptionsFrom } from '../src/desired-nft.ts';
 import { BASE_FLAGS } from './flow-cases.case.ts';
 import { desiredFor } from './flow-runner.ts';
@@ -22,13 +22,14 @@ export interface NftDesired {
   readonly problems: readonly unknown[];
 }
 
-export function nftDesiredFor(scenario: NftScenario): NftDesired {
+/** `over`: render options on top of the ones the scenario's flags give (e.g. `generation`). */
+export function nftDesiredFor(scenario: NftScenario, over: Partial<NftRenderOptions> = {}): NftDesired {
   const flags = new Map<string, FlagValue>(Object.entries({ ...BASE_FLAGS, ...scenario.flags }) as [string, FlagValue][]);
   const desired = desiredFor({ ...scenario, flows: [] });
   const family = scenario.family ?? 'IPv4';
   const snapshot = desired.snapshots.find((s) => s.family === family);
   if (!snapshot) throw new Error(`scenario ${scenario.name} has no ${family} snapshot`);
-  const render = renderNftables(snapshot, nftRenderOptionsFrom(configFromFlags(flags)));
+  const render = renderNftables(snapshot, { ...nftRenderOptionsFrom(configFromFlags(flags)), ...over });
   return {
     render,
     table: tableOf(render),
