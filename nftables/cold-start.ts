@@ -58,7 +58,9 @@ export function planColdStart(render: NftRender, opts: { readonly servicesPerTra
     full: true,
     cleanup: '',
     cleanupChains: [],
+    cleanupElements: [],
     rewritten: null,
+    addedElements: [],
     text: first.text(),
     more,
     get operations() {

@@ -23,8 +23,8 @@ import { PackedChain } from './packed-chain.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { counterNames, desiredElements } from './render.ts';
-import { chainsToDelete, declarations, desiredChainNames, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
-import { Transaction } from './transaction.ts';
+import { chainsToDelete, declarations, desiredChainNames, elementOfId, stateFromRender, type AppliedState, type SyncPlan } from './sync-state.ts';
+import { bySet, Transaction } from './transaction.ts';
 
 /** Names of what the kernel's table holds (from a listing), for staleness; null when unknown. */
 export interface LiveNames {
@@ -56,12 +56,13 @@ export interface FullSyncInput {
 }
 
 /**
- * The transaction deleting stale chains (run on its own, after the main one). With `counters` (--traffic-counters)
+ * The transaction deleting stale chains and stale elements (elementIds; run on its own, after the main one). With `counters` (--traffic-counters)
  * each endpoint chain's counter goes with it: added first, so that a chain written before counting was on (its
  * counter never made) does not fail the deletion.
  */
-export function cleanupText(family: NftFamily, chains: readonly string[], counters = false): string {
+export function cleanupText(family: NftFamily, chains: readonly string[], counters = false, elements: readonly string[] = []): string {
   const tx = new Transaction(family);
+  for (const [set, keys] of bySet(elements.map(elementOfId))) tx.deleteElements(set, keys);
   for (const c of chains) {
     tx.deleteChain(c);
     if (counters && c.startsWith(ENDPOINT_PREFIX)) {
@@ -215,7 +216,9 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
     full: true,
     cleanup: cleanupText(render.family, cleanupChains, render.counters),
     cleanupChains,
+    cleanupElements: [],
     rewritten: null,
+    addedElements: [],
     text: tx.text(),
     more: [],
     operations: tx.operations,

@@ -18,11 +18,14 @@
  * - Every other sync, the periodic one included, is partial: only what
  *   changed since the last applied state; an unchanged sync sends nothing.
  *   Chains nothing wants are flushed at once and deleted by a separate
- *   transaction at least 1 s later (kernels before 6.2), after the main one;
+ *   transaction at least 1 s later (kernels before 6.2), after the main one,
+ *   with generation B's hairpin-connections elements nothing wants (their
+ *   delete would load nft's whole cache for the event's transaction);
  *   while changes keep coming, together once one has waited 10 s. That
  *   deletion runs beside the syncs that follow (`cleanupNft`, its own nft
  *   process: its cache load would otherwise hold up their rules); a sync
- *   waits for it only to list the table or to write one of its chains again.
+ *   waits for it only to list the table or to write one of its chains or
+ *   elements again.
  * - A refused transaction rejects with ApplyError and forgets the applied
  *   state, so the next sync is full; a failed stale-chain deletion is
  *   reported (a `cleanup` failure) by the next sync to finish, and the next
@@ -66,7 +69,7 @@ import type { ListNamesOptions, NftApi } from './nft.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { NftRenderCache, renderNftables, type NftRender, type NftRenderOptions } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
-import type { AppliedState, SyncPlan } from './sync-state.ts';
+import { elementOfId, type AppliedState, type SyncPlan } from './sync-state.ts';
 import { changedBaseChains, countObjects, missingNames } from './table-check.ts';
 
 /** What the mode needs of nft: Nft (real, over the command runner) and FakeNft both are this. */
@@ -109,8 +112,8 @@ interface FamilyState {
   lastFullAt: number;
   /** A stale-chain deletion failed: the next sync is full (upstream). */
   forceFull: boolean;
-  /** The stale-chain deletion running beside the syncs, with every chain it and those queued before it delete. */
-  cleanup: { readonly chains: ReadonlySet<string>; readonly done: Promise<void> } | null;
+  /** The stale-chain deletion running beside the syncs, with every chain and element (elementId) it and those queued before it delete. */
+  cleanup: { readonly chains: ReadonlySet<string>; readonly elements: ReadonlySet<string>; readonly done: Promise<void> } | null;
   /** Deletions that failed since the last report, for the next one. */
   cleanupFailures: SyncFailure[];
   /** Base chains are deleted and re-created on a process's first full sync over an existing table (upstream #123162). */
@@ -248,7 +251,11 @@ export class NftablesMode implements ProxyMode {
           });
     }
     const deleting = st.cleanup;
-    if (deleting !== null && (plan.rewritten === null || plan.rewritten.some((c) => deleting.chains.has(c)))) await this.cleanupsOf(st);
+    if (
+      deleting !== null &&
+      (plan.rewritten === null || plan.rewritten.some((c) => deleting.chains.has(c)) || plan.addedElements.some((e) => deleting.elements.has(e)))
+    )
+      await this.cleanupsOf(st);
     let input = '';
     let bytes = plan.cleanup.length;
     try {
@@ -268,7 +275,7 @@ export class NftablesMode implements ProxyMode {
     }
 
     const failures: SyncFailure[] = st.cleanupFailures.splice(0);
-    if (plan.cleanup) this.deleteBeside(st, plan.cleanup, plan.cleanupChains, log);
+    if (plan.cleanup) this.deleteBeside(st, plan, log);
     if (plan.full) {
       // Its listing came after every earlier deletion had ended: it found what a failed one left.
       st.forceFull = false;
@@ -291,6 +298,7 @@ export class NftablesMode implements ProxyMode {
         operations: plan.operations,
         transactions: (plan.text ? 1 : 0) + plan.more.length,
         staleDeleting: plan.cleanupChains.length,
+        staleElementsDeleting: plan.cleanupElements.length,
         bytes,
         durationMs,
       },
@@ -379,19 +387,25 @@ export class NftablesMode implements ProxyMode {
    * Starts deleting stale chains beside the syncs, after any deletion still running. A failure is logged, reported by
    * the next sync to finish and makes the next to start full, as upstream (its listing finds the chains again).
    */
-  private deleteBeside(st: FamilyState, text: string, chains: readonly string[], log: Logger): void {
+  private deleteBeside(st: FamilyState, plan: SyncPlan, log: Logger): void {
+    const { cleanup: text, cleanupChains: chains, cleanupElements: elements } = plan;
     const before = st.cleanup;
     const run = () => (this.d.cleanupNft ?? this.d.nft).run(text);
     const done = (before ? before.done.then(run) : run()).then(
-      () => log.debug({ chains: chains.length }, 'deleted stale nftables chains'),
+      () => log.debug({ chains: chains.length, elements: elements.length }, 'deleted stale nftables chains'),
       (err: unknown) => {
-        const message = `cannot delete stale chains ${chains.join(', ')}: ${(err as Error).message}`;
+        const what = [...chains, ...elements.map((e) => elementOfId(e).join(' { ') + ' }')].join(', ');
+        const message = `cannot delete stale chains ${what}: ${(err as Error).message}`;
         log.warn(message);
         st.cleanupFailures.push({ stage: 'cleanup', message });
         st.forceFull = true;
       },
     );
-    const entry = { chains: new Set([...(before?.chains ?? []), ...chains]), done };
+    const entry = {
+      chains: new Set([...(before?.chains ?? []), ...chains]),
+      elements: new Set([...(before?.elements ?? []), ...elements]),
+      done,
+    };
     st.cleanup = entry;
     void done.then(() => {
       if (st.cleanup === entry) st.cleanup = null;

@@ -5,8 +5,9 @@
  * render cache) costs one identity check. Set and map elements are diffed
  * key by key (add; delete; delete + add when the value changed). Chains
  * nothing wants any more are flushed now and deleted by a separate
- * transaction at least 1 s later; affinity sets go at once. Nothing changed:
- * no text at all.
+ * transaction at least 1 s later, and so are generation B's hairpin-connections
+ * elements (sync-state.ts DEFERRED_ELEMENT_SETS); affinity sets go at once.
+ * Nothing changed: no text at all.
  *
  * Operation order inside the transaction: chains to rewrite are added and
  * flushed, stale chains flushed, elements deleted, sets deleted, sets added,
@@ -23,7 +24,17 @@ import { sameRules as sameChainRules } from '../proxier/packed-rules.ts';
 import type { NftRender } from './render.ts';
 import type { ServiceObjects } from './render-service.ts';
 import { cleanupText, planFullSync } from './full-sync.ts';
-import { chainsToDelete, fixedElements, sameRules, STALE_CHAIN_BATCH_MS, type AppliedState, type SyncPlan } from './sync-state.ts';
+import {
+  chainsToDelete,
+  DEFERRED_ELEMENT_SETS,
+  elementId,
+  elementOfId,
+  fixedElements,
+  sameRules,
+  STALE_CHAIN_BATCH_MS,
+  type AppliedState,
+  type SyncPlan,
+} from './sync-state.ts';
 import { bySet, Transaction, type SetDecl } from './transaction.ts';
 
 /** Why a change cannot be expressed as a partial sync (base chain hooks or priorities changed). */
@@ -100,7 +111,16 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   }
   for (const name of flush) tx.flushChain(name);
   const { deletes, adds } = elements.operations();
-  for (const [set, keys] of bySet(deletes)) tx.deleteElements(set, keys);
+  const nextElements = elements.result(render.fixed.sets.map((s) => s.name));
+  // An element of a deferred set (hairpin-connections) that nothing wants any more stays in the kernel for the stale
+  // cleanup: its delete would make nft load its whole cache for the event's transaction (sync-state.ts).
+  const deferred: string[] = [];
+  const immediate: [string, string][] = [];
+  for (const d of deletes) {
+    if (DEFERRED_ELEMENT_SETS.has(d[0]) && !nextElements.get(d[0])!.has(d[1])) deferred.push(elementId(d[0], d[1]));
+    else immediate.push(d);
+  }
+  for (const [set, keys] of bySet(immediate)) tx.deleteElements(set, keys);
   for (const s of setsToDelete) tx.deleteSet(s.kind, s.name);
   for (const s of setsToAdd) tx.addSet(s);
   for (const c of rewrite) tx.addChainRules(c);
@@ -110,26 +130,46 @@ export function planPartialSync(render: NftRender, applied: AppliedState, now: n
   // transaction of their own whose deletes make nft 1.0.6 load its whole cache (~0.12 s at 10,000 services): a sync
   // that writes rules leaves them to a later one unless one has waited STALE_CHAIN_BATCH_MS, so that changes coming
   // one after another pay that once every few seconds, not once per sync.
+  // Stale elements go the same way, unless wanted again (the element store has them back: this transaction added
+  // them, harmlessly, as the kernel still held them) or their set is gone.
+  const staleElements = new Map<string, number>();
+  for (const [id, since] of applied.staleElements) {
+    const [set, key] = elementOfId(id);
+    const held = nextElements.get(set);
+    if (held !== undefined && !held.has(key) && !setsToDelete.some((s) => s.name === set)) staleElements.set(id, since);
+  }
   const due = chainsToDelete(applied.stale, now, wanted);
-  const batchDue = tx.operations === 0 || due.some((name) => now - applied.stale.get(name)! >= STALE_CHAIN_BATCH_MS);
+  const dueElements = chainsToDelete(staleElements, now, new Set());
+  const batchDue =
+    tx.operations === 0 ||
+    due.some((name) => now - applied.stale.get(name)! >= STALE_CHAIN_BATCH_MS) ||
+    dueElements.some((id) => now - staleElements.get(id)! >= STALE_CHAIN_BATCH_MS);
   const cleanupChains = batchDue ? due : [];
+  const cleanupElements = batchDue ? dueElements : [];
   const stale = new Map(applied.stale);
   for (const c of cleanupChains) stale.delete(c);
   for (const c of rewrite) stale.delete(c.name);
   for (const name of flush) if (!stale.has(name)) stale.set(name, now);
+  for (const id of cleanupElements) staleElements.delete(id);
+  for (const id of deferred) if (!staleElements.has(id)) staleElements.set(id, now);
+  const addedElements: string[] = [];
+  for (const [set, e] of adds) if (DEFERRED_ELEMENT_SETS.has(set)) addedElements.push(elementId(set, e.key));
 
   const next: AppliedState = {
     family: render.family,
     fixed: render.fixed,
     services: LayeredMap.over(applied.services).with(changed),
-    elements: elements.result(render.fixed.sets.map((s) => s.name)),
+    elements: nextElements,
     stale,
+    staleElements,
   };
   return {
     full: false,
-    cleanup: cleanupText(render.family, cleanupChains, render.counters),
+    cleanup: cleanupText(render.family, cleanupChains, render.counters, cleanupElements),
     cleanupChains,
+    cleanupElements,
     rewritten: rewrite.map((c) => c.name),
+    addedElements,
     text: tx.text(),
     more: [],
     operations: tx.operations,

@@ -165,7 +165,7 @@ describe('generation B syncs', () => {
     expect(planFullSync(render, { now: 0, live: null, recreateBaseChains: false }).text).toContain('flush set ip kube-proxy hairpin-connections\n');
   });
 
-  it('an endpoint leaving rewrites the policy chain alone and deletes its hairpin element; nothing goes stale', () => {
+  it('an endpoint leaving rewrites the policy chain alone and leaves its hairpin element to the stale cleanup; no chain goes stale', () => {
     const svc = makeService('ns1', 'svc1', { clusterIP: '172.30.0.41' });
     const two = [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }, { ip: '10.180.0.2', nodeName: TEST_NODE }])];
     const one = [slice('ns1', 'svc1', [{ ip: '10.180.0.1' }])];
@@ -173,7 +173,8 @@ describe('generation B syncs', () => {
     const applied = planFullSync(before, { now: 0, live: null, recreateBaseChains: false }).next;
     const plan = planPartialSync(renderNftables(upstreamSnapshot('IPv4', [svc], one), B('IPv4')), applied, 5000);
     expect(plan.rewritten).toEqual(['service-ULMVA6XW-ns1/svc1/tcp/p80']);
-    expect(plan.text).toContain('delete element ip kube-proxy hairpin-connections { 10.180.0.2 . 10.180.0.2 . tcp . 80 }');
+    expect(plan.text).not.toContain('delete');
+    expect([...plan.next.staleElements.keys()]).toEqual(['hairpin-connections\u000010.180.0.2 . 10.180.0.2 . tcp . 80']);
     expect(plan.text).toContain('numgen random mod 1 map { 0 : 10.180.0.1 . 80 }');
     expect([...plan.next.stale.keys()]).toEqual([]);
   });

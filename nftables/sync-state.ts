@@ -8,6 +8,7 @@
 import type { LazyTexts } from '../proxier/lazy-texts.ts';
 import { buildStore, type ElementStore } from './element-store.ts';
 import type { NftFamily } from './model.ts';
+import { HAIRPIN_CONNECTIONS } from './objects.ts';
 import type { FixedPart } from './render-base.ts';
 import type { NftRender } from './render.ts';
 import type { PlacedElement, ServiceObjects } from './render-service.ts';
@@ -29,6 +30,30 @@ export interface AppliedState {
   readonly elements: ElementStore;
   /** Flushed chains not yet deleted -> when they became stale (ms). */
   readonly stale: ReadonlyMap<string, number>;
+  /**
+   * Elements of DEFERRED_ELEMENT_SETS nothing wants any more that the kernel still holds (elementId) -> when they
+   * became stale (ms); the element store no longer has them. Deleted with the stale chains.
+   */
+  readonly staleElements: ReadonlyMap<string, number>;
+}
+
+/**
+ * Sets whose elements that go are deleted by the stale cleanup, not by the event's transaction: generation B's
+ * hairpin-connections, which loses an element whenever a local endpoint goes (upstream deletes it in the sync's
+ * transaction). Any `delete` makes nft 1.0.6 load its whole cache (transaction.ts): 74-136 ms of an event's
+ * transaction at 10,000 services against 23-40 ms without. A stale element meanwhile only masquerades hairpin
+ * traffic (source and destination the same address and port) to an endpoint that no longer exists, which nothing
+ * sends: harmless. A full sync flushes the set and refills it.
+ */
+export const DEFERRED_ELEMENT_SETS: ReadonlySet<string> = new Set([HAIRPIN_CONNECTIONS]);
+
+/** One element's identity across sets, as staleElements and the cleanup bookkeeping key it. */
+export const elementId = (set: string, key: string): string => `${set}\u0000${key}`;
+
+/** elementId's parts. */
+export function elementOfId(id: string): [set: string, key: string] {
+  const i = id.indexOf('\u0000');
+  return [id.slice(0, i), id.slice(i + 1)];
 }
 
 export interface SyncPlan {
@@ -42,12 +67,16 @@ export interface SyncPlan {
    */
   readonly cleanup: string;
   readonly cleanupChains: readonly string[];
+  /** The stale elements the cleanup deletes (elementId). */
+  readonly cleanupElements: readonly string[];
   /**
    * Chains the main transaction adds or rewrites, or null when it may write any (full syncs and cold starts). A
    * deletion of stale chains still running beside the syncs must end before a transaction that writes one of its
    * chains (an endpoint back within seconds), or the one would undo the other.
    */
   readonly rewritten: readonly string[] | null;
+  /** Elements of DEFERRED_ELEMENT_SETS the main transaction adds (elementId), for the same reason; empty with rewritten null. */
+  readonly addedElements: readonly string[];
   /** The main transaction; "" when nothing changed. */
   readonly text: string;
   /**
@@ -77,6 +106,7 @@ export function stateFromRender(render: NftRender, stale: ReadonlyMap<string, nu
       contributions,
     ),
     stale,
+    staleElements: new Map(),
   };
 }
 
@@ -94,7 +124,7 @@ export function sameRules(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/** Chains stale long enough to delete now and not wanted again. */
+/** Stale things (chains, elementIds) stale long enough to delete now and not wanted again. */
 export function chainsToDelete(stale: ReadonlyMap<string, number>, now: number, wanted: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const [name, since] of stale) if (now - since >= STALE_CHAIN_DELAY_MS && !wanted.has(name)) out.push(name);
