@@ -10,9 +10,12 @@
  * Each set and map is flushed explicitly: `flush table` would keep their
  * elements, and an element left pointing at a deleted service's chain makes
  * that chain's deletion fail with "Device or resource busy". Chains found in
- * the live table that nothing wants any more (per-service chains, and chains
- * of older rulesets we do not know) are flushed now and deleted by a later
- * sync, at least 1 s after; affinity and unknown sets are deleted at once.
+ * the live table that nothing wants any more (per-service chains, the other
+ * generation's fixed chain mark-for-masquerade, whose jumps are all flushed
+ * or rewritten in the same transaction, and chains of older rulesets we do
+ * not know) are flushed now and deleted by a later sync, at least 1 s after;
+ * affinity and unknown sets (generation B's hairpin-connections under A) are
+ * deleted at once.
  */
 import type { NftChain, NftFamily } from './model.ts';
 import type { LiveBaseChain } from './names-json.ts';
@@ -179,7 +182,9 @@ export function writeFixedRules(tx: Transaction, render: NftRender): void {
 }
 
 export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan {
+  // The fixed chains too: a stale one of the other generation (mark-for-masquerade) may be wanted again.
   const wanted = desiredChainNames(render);
+  for (const c of render.fixed.chains) wanted.add(c.name);
   const oldStale = input.previous?.stale ?? new Map<string, number>();
   const liveChains = new Set(input.live?.chains ?? []);
   const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => input.live === null || liveChains.has(c));
@@ -200,8 +205,7 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
     if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
   for (const name of liveChains) {
     if (wanted.has(name) || deleting.has(name)) continue;
-    const owner = chainOwner(name);
-    if (owner === 'service' || owner === 'foreign') {
+    if (chainOwner(name, render.generation) !== 'base' && chainOwner(name, render.generation) !== 'fixed') {
       tx.flushChain(name);
       if (!stale.has(name)) stale.set(name, input.now);
     }

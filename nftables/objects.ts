@@ -165,12 +165,22 @@ export function containerType(row: ContainerRow, family: NftFamily): string {
   return row.type.replaceAll('ADDR', addrType(family));
 }
 
-export type ChainOwner = 'base' | 'fixed' | 'service' | 'foreign';
+/** The fixed regular chains of a generation. */
+export const fixedChainsOf = (generation: NftGeneration): readonly string[] => (generation === 'B' ? FIXED_CHAINS_B : FIXED_CHAINS);
 
-/** Who a chain of the kube-proxy table belongs to: a base chain, a fixed chain, a service port, or nobody we know. */
-export function chainOwner(name: string): ChainOwner {
+/** `retired`: a fixed chain of another generation only (mark-for-masquerade under B), left by a table it wrote. */
+export type ChainOwner = 'base' | 'fixed' | 'retired' | 'service' | 'foreign';
+
+/**
+ * Who a chain of the kube-proxy table belongs to under `generation` (A when absent): a base chain, one of its fixed
+ * chains, a fixed chain only another generation has, a service port, or nobody we know. A full sync flushes the
+ * chains of the last three it finds unwanted and deletes them with the stale chains (upstream B keeps
+ * mark-for-masquerade, which only `/` names make stale, in a table A wrote: unreferenced, forever).
+ */
+export function chainOwner(name: string, generation: NftGeneration = 'A'): ChainOwner {
   if (BASE_CHAINS.some((b) => b.name === name)) return 'base';
-  if (FIXED_CHAINS.includes(name)) return 'fixed';
+  if (fixedChainsOf(generation).includes(name)) return 'fixed';
+  if (FIXED_CHAINS.includes(name) || FIXED_CHAINS_B.includes(name)) return 'retired';
   if (isServiceChainName(name)) return 'service';
   return 'foreign';
 }

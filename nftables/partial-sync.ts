@@ -37,9 +37,13 @@ import {
 } from './sync-state.ts';
 import { bySet, Transaction, type SetDecl } from './transaction.ts';
 
-/** Why a change cannot be expressed as a partial sync (base chain hooks or priorities changed). */
+/**
+ * Why a change cannot be expressed as a partial sync: base chain hooks or priorities changed, or the fixed chains
+ * did (a generation change: a chain only the old generation has must be found and left to the stale cleanup).
+ */
 function needsFull(render: NftRender, applied: AppliedState): boolean {
   if (applied.family !== render.family) return true;
+  if (applied.fixed.chains.length !== render.fixed.chains.length) return true;
   const before = new Map(applied.fixed.chains.map((c) => [c.name, c]));
   return render.fixed.chains.some((c) => JSON.stringify(before.get(c.name)?.base ?? null) !== JSON.stringify(c.base) || !before.has(c.name));
 }

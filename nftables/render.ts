@@ -61,6 +61,8 @@ export interface NftRender {
   readonly noLocalEndpoints: { readonly internal: number; readonly external: number };
   /** The endpoint chains count into named counters (--traffic-counters). */
   readonly counters: boolean;
+  /** The ruleset shape rendered (options.generation, A by default). */
+  readonly generation: NftGeneration;
 }
 
 /** Per-service output memoised by state identity; dropped when the shared context changes. */
@@ -130,6 +132,7 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     warnings,
     noLocalEndpoints: { internal, external },
     counters,
+    generation,
   };
 }
 

@@ -173,3 +173,51 @@ describe('NftablesMode, generation B: the stale cleanup runs beside the syncs', 
     await mode.close();
   });
 });
+
+describe('switching generations on a live table (A is upstream v1.33-1.35, B v1.36+)', () => {
+  const services = [svc('a', '172.30.0.41')];
+  const slices = [eps('a', ['10.0.1.1'], ['10.0.2.1'])];
+  const A = (family: IPFamily = 'IPv4') => upstreamOptions(family);
+  const render = (options: NftRenderOptions) => renderNftables(upstreamSnapshot('IPv4', services, slices), options);
+  /** The names a listing of the table `plan` wrote would show. */
+  const namesOf = (r: ReturnType<typeof render>) => ({
+    chains: [...r.fixed.chains, ...r.services.flatMap((s) => s.chains)].map((c) => c.name),
+    sets: r.fixed.sets.map((s) => ({ name: s.name, kind: s.kind })),
+  });
+
+  it('makes a partial sync across a generation change a full one, both ways', () => {
+    const a = planFullSync(render(A()), { now: 0, live: null, recreateBaseChains: true });
+    expect(planPartialSync(render(B()), a.next, 100).full).toBe(true);
+    const b = planFullSync(render(B()), { now: 0, live: null, recreateBaseChains: true });
+    expect(planPartialSync(render(A()), b.next, 100).full).toBe(true);
+  });
+
+  it("B over A's table flushes mark-for-masquerade with the endpoint chains that jump to it, and the cleanup deletes them", () => {
+    const a = render(A());
+    const full = planFullSync(render(B()), { now: 0, live: namesOf(a), recreateBaseChains: true });
+    expect(full.text).toContain('flush chain ip kube-proxy mark-for-masquerade');
+    const endpointChains = a.services.flatMap((s) => s.chains).filter((c) => c.name.startsWith('endpoint-'));
+    expect(endpointChains).toHaveLength(2);
+    expect([...full.next.stale.keys()].sort()).toEqual([...endpointChains.map((c) => c.name), 'mark-for-masquerade'].sort());
+    const quiet = planPartialSync(render(B()), full.next, 1000);
+    expect(quiet.cleanupChains).toContain('mark-for-masquerade');
+    expect(quiet.cleanup).toContain('delete chain ip kube-proxy mark-for-masquerade');
+  });
+
+  it('A back over B within the second keeps mark-for-masquerade, which B had left to the cleanup', () => {
+    const a = render(A());
+    const b = planFullSync(render(B()), { now: 0, live: namesOf(a), recreateBaseChains: true });
+    const back = planPartialSync(render(A()), b.next, 500);
+    expect(back.full).toBe(true);
+    expect([...back.next.stale.keys()]).not.toContain('mark-for-masquerade');
+    expect(back.cleanupChains).not.toContain('mark-for-masquerade');
+    const later = planPartialSync(render(A()), back.next, 5000);
+    expect(later.cleanup).not.toContain('mark-for-masquerade');
+    expect(back.text).toContain('add chain ip kube-proxy mark-for-masquerade { mark set mark or 0x00004000 ; }');
+  });
+
+  it("A over B's table deletes hairpin-connections (nothing names it once masquerading is rewritten)", () => {
+    const full = planFullSync(render(A()), { now: 0, live: namesOf(render(B())), recreateBaseChains: true });
+    expect(full.text).toContain('delete set ip kube-proxy hairpin-connections');
+  });
+});
