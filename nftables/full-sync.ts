@@ -42,7 +42,7 @@ export interface LiveNames {
 export interface FullSyncInput {
   /** Milliseconds (any epoch; only differences matter). */
   readonly now: number;
-  /** What the table holds now; null when it could not be listed (nothing is then found stale). */
+  /** What the table holds now; null when it was not listed (then what `previous` wrote, if given, is taken as listed). */
   readonly live: LiveNames | null;
   /** Upstream deletes and re-creates the base chains on the first full sync of a process. */
   readonly recreateBaseChains: boolean;
@@ -181,13 +181,27 @@ export function writeFixedRules(tx: Transaction, render: NftRender): void {
   for (const c of render.fixed.chains) tx.addRules(c.name, c.rules);
 }
 
+/** The chains (stale ones included) and sets an applied state says the kernel holds. */
+function writtenNames(applied: AppliedState): LiveNames {
+  const chains = [...applied.fixed.chains.map((c) => c.name), ...applied.stale.keys()];
+  const sets: { name: string; kind: 'set' | 'map' }[] = applied.fixed.sets.map((s) => ({ name: s.name, kind: s.kind }));
+  for (const svc of applied.services.values()) {
+    for (const c of svc.chains) chains.push(c.name);
+    for (const s of svc.affinitySets) sets.push({ name: s.name, kind: s.kind });
+  }
+  return { chains, sets };
+}
+
 export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan {
   // The fixed chains too: a stale one of the other generation (mark-for-masquerade) may be wanted again.
   const wanted = desiredChainNames(render);
   for (const c of render.fixed.chains) wanted.add(c.name);
   const oldStale = input.previous?.stale ?? new Map<string, number>();
-  const liveChains = new Set(input.live?.chains ?? []);
-  const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => input.live === null || liveChains.has(c));
+  // Without a listing (a partial sync turned full: a generation change, a base chain changed), the kernel holds what
+  // the previous state wrote: its chains and sets nothing wants now are flushed or deleted as listed ones would be.
+  const known = input.live ?? (input.previous ? writtenNames(input.previous) : null);
+  const liveChains = new Set(known?.chains ?? []);
+  const cleanupChains = chainsToDelete(oldStale, input.now, wanted).filter((c) => known === null || liveChains.has(c));
 
   const tx = new Transaction(render.family, declarations(render));
   writeSetup(tx, render, input.recreateBaseChains);
@@ -202,7 +216,7 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
   const stale = new Map<string, number>();
   const deleting = new Set(cleanupChains);
   for (const [name, since] of oldStale)
-    if (!wanted.has(name) && !deleting.has(name) && (input.live === null || liveChains.has(name))) stale.set(name, since);
+    if (!wanted.has(name) && !deleting.has(name) && (known === null || liveChains.has(name))) stale.set(name, since);
   for (const name of liveChains) {
     if (wanted.has(name) || deleting.has(name)) continue;
     if (chainOwner(name, render.generation) !== 'base' && chainOwner(name, render.generation) !== 'fixed') {
@@ -210,7 +224,7 @@ export function planFullSync(render: NftRender, input: FullSyncInput): SyncPlan 
       if (!stale.has(name)) stale.set(name, input.now);
     }
   }
-  for (const set of input.live?.sets ?? []) if (!wantedSets.has(set.name)) tx.deleteSet(set.kind, set.name);
+  for (const set of known?.sets ?? []) if (!wantedSets.has(set.name)) tx.deleteSet(set.kind, set.name);
   // Counters nothing counts into any more: every rule that did was flushed or rewritten above (a kept endpoint chain
   // still counts into its own).
   const wantedCounters = new Set(counterNames(render));

@@ -216,6 +216,18 @@ describe('switching generations on a live table (A is upstream v1.33-1.35, B v1.
     expect(back.text).toContain('add chain ip kube-proxy mark-for-masquerade { mark set mark or 0x00004000 ; }');
   });
 
+  it('turns a partial sync across generations into a full one that removes what the applied state wrote of the other generation', () => {
+    const a = planFullSync(render(A()), { now: 0, live: null, recreateBaseChains: true });
+    const b = planPartialSync(render(B()), a.next, 100);
+    const endpointChains = render(A())
+      .services.flatMap((s) => s.chains)
+      .filter((c) => c.name.startsWith('endpoint-'))
+      .map((c) => c.name);
+    for (const name of [...endpointChains, 'mark-for-masquerade']) expect(b.text).toContain(`flush chain ip kube-proxy ${name}\n`);
+    expect([...b.next.stale.keys()].sort()).toEqual([...endpointChains, 'mark-for-masquerade'].sort());
+    expect(planPartialSync(render(A()), b.next, 200).text).toContain('delete set ip kube-proxy hairpin-connections');
+  });
+
   it("A over B's table deletes hairpin-connections (nothing names it once masquerading is rewritten)", () => {
     const full = planFullSync(render(A()), { now: 0, live: namesOf(render(B())), recreateBaseChains: true });
     expect(full.text).toContain('delete set ip kube-proxy hairpin-connections');
