@@ -61,7 +61,8 @@ export interface Subject {
   /**
    * Untimed: puts back the set elements the writes delete, so that a replay of them applies (a `delete element` of a
    * missing key fails the transaction). Generation B's hairpin-connections loses an element whenever a local endpoint
-   * goes; generation A's partial syncs of the bench delete no element, nor does the iptables mode: a no-op there.
+   * goes, deleted by the stale cleanup (not a main transaction); generation A's partial syncs of the bench delete no
+   * element, nor does the iptables mode: a no-op there.
    */
   readdDeleted(writes: readonly Write[]): Promise<void>;
   close(): Promise<void>;
