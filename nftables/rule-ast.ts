@@ -31,6 +31,16 @@ export type Stmt =
   | { readonly k: 'mark'; readonly value: Expr | number }
   | { readonly k: 'masquerade'; readonly fullyRandom: boolean }
   | { readonly k: 'dnat'; readonly addr: string; readonly port: number | null }
+  /**
+   * Generation B's `dnat ip addr . port to numgen random mod N map { 0 : 10.0.0.1 . 80 , ... }` (nft 1.0.6 lists it
+   * as `dnat ip to numgen ...`): the key's value picks the entry whose address and port the packet is sent to.
+   */
+  | {
+      readonly k: 'dnatmap';
+      readonly family: 'ip' | 'ip6';
+      readonly key: Expr;
+      readonly map: readonly (readonly [string, { readonly addr: string; readonly port: number }])[];
+    }
   | { readonly k: 'setupdate'; readonly op: 'update' | 'add'; readonly set: string; readonly elem: Expr }
   /** `counter name "X"`: counts into a named counter of the table (--traffic-counters). */
   | { readonly k: 'counter'; readonly name: string }

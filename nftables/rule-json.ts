@@ -72,6 +72,23 @@ export function verdictOf(o: unknown): Verdict {
   throw new Unknown();
 }
 
+/**
+ * Generation B's numgen map DNAT as nft 1.0.6 lists it: `{"family": "ip", "addr": {"map": {"key": {"numgen": ...},
+ * "data": {"set": [[0, {"concat": ["10.0.0.1", 80]}], ...]}}}}`.
+ */
+function dnatMap(f: J): Stmt {
+  const m = (f['addr'] as J)['map'];
+  if (!isObj(m) || !isObj(m['data']) || !Array.isArray(m['data']['set'])) throw new Unknown();
+  if (f['family'] !== 'ip' && f['family'] !== 'ip6') throw new Unknown();
+  const map = m['data']['set'].map((e: unknown) => {
+    if (!Array.isArray(e) || e.length !== 2 || !isObj(e[1]) || !Array.isArray(e[1]['concat'])) throw new Unknown();
+    const [addr, port] = e[1]['concat'] as unknown[];
+    if (typeof addr !== 'string' || typeof port !== 'number') throw new Unknown();
+    return [literalText(e[0]), { addr, port }] as const;
+  });
+  return { k: 'dnatmap', family: f['family'], key: expr(m['key']), map };
+}
+
 function stmt(o: unknown): Stmt {
   const [k, v] = only(o);
   const f = isObj(v) ? v : {};
@@ -106,6 +123,7 @@ function stmt(o: unknown): Stmt {
       return { k: 'masquerade', fullyRandom };
     }
     case 'dnat':
+      if (isObj(f['addr']) && 'map' in f['addr']) return dnatMap(f);
       if (typeof f['addr'] !== 'string') throw new Unknown();
       return { k: 'dnat', addr: f['addr'], port: typeof f['port'] === 'number' ? f['port'] : null };
     case 'counter':

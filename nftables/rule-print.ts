@@ -104,6 +104,9 @@ function printStmt(s: Stmt): string {
       const addr = s.addr.includes(':') ? `[${parseIP(s.addr)?.text ?? s.addr}]` : (parseIP(s.addr)?.text ?? s.addr);
       return `dnat to ${addr}${s.port === null ? '' : `:${s.port}`}`;
     }
+    case 'dnatmap':
+      // As nft 1.0.6 lists it (measured): no `addr . port` after the family, entries joined by ", ".
+      return `dnat ${s.family} to ${printExpr(s.key)} map { ${s.map.map(([k, t]) => `${k} : ${parseIP(t.addr)?.text ?? t.addr} . ${t.port}`).join(', ')} }`;
     case 'setupdate':
       return `${s.op} @${s.set} { ${printExpr(s.elem)} }`;
     case 'counter':

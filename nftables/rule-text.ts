@@ -142,6 +142,42 @@ function value(r: Reader): Value {
   return { k: 'lit', text: t!.startsWith('"') ? t!.slice(1, -1) : t! };
 }
 
+/** Words an expression starts with (a DNAT target that is one is a map's key, not an address). */
+const EXPR_WORDS = new Set(['ip', 'ip6', 'th', 'meta', 'ct', 'fib', 'numgen']);
+const DNAT_TARGET = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d+))?$/;
+
+/**
+ * `dnat to 10.0.0.1:80` / `dnat to [fd00::1]:80`, or generation B's map form: `dnat ip addr . port to numgen random
+ * mod 2 map { 0 : 10.0.0.1 . 80 , 1 : 10.0.0.2 . 80 }`, which nft 1.0.6 lists as `dnat ip to numgen ... map { ... }`.
+ */
+function dnat(r: Reader): Stmt {
+  r.next('dnat');
+  const family = r.peek() === 'ip' || r.peek() === 'ip6' ? (r.next('a family') as 'ip' | 'ip6') : null;
+  if (r.peek() === 'addr') {
+    r.next('addr');
+    r.expect('.');
+    r.expect('port');
+  }
+  r.expect('to');
+  const target = r.peek() ?? '';
+  if (!EXPR_WORDS.has(target) && !BARE_META.has(target)) {
+    const m = DNAT_TARGET.exec(r.next('a DNAT target'));
+    if (!m) throw new Error('bad DNAT target');
+    return { k: 'dnat', addr: m[1] ?? m[2]!, port: m[3] === undefined ? null : Number(m[3]) };
+  }
+  const key = expression(r);
+  r.expect('map');
+  const map = braced(r, () => {
+    const k = r.next('a key');
+    r.expect(':');
+    const addr = r.next('an address').replace(/^\[(.*)\]$/, '$1');
+    r.expect('.');
+    return [k, { addr, port: parseNumber(r.next('a port')) }] as const;
+  });
+  if (map.length === 0) throw new Error('empty DNAT map');
+  return { k: 'dnatmap', family: family ?? (map[0]![1].addr.includes(':') ? 'ip6' : 'ip'), key, map };
+}
+
 function statement(r: Reader): Stmt {
   const t = r.peek()!;
   if (t === 'jump' || t === 'goto' || VERDICT_WORDS.has(t)) return { k: 'verdict', verdict: verdict(r) };
@@ -152,13 +188,7 @@ function statement(r: Reader): Stmt {
     if (fullyRandom) r.next('fully-random');
     return { k: 'masquerade', fullyRandom };
   }
-  if (t === 'dnat') {
-    r.next('dnat');
-    r.expect('to');
-    const m = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d+))?$/.exec(r.next('a DNAT target'));
-    if (!m) throw new Error('bad DNAT target');
-    return { k: 'dnat', addr: m[1] ?? m[2]!, port: m[3] === undefined ? null : Number(m[3]) };
-  }
+  if (t === 'dnat') return dnat(r);
   if (t === 'counter' && r.peek(1) === 'name') {
     r.next('counter');
     r.next('name');

@@ -18,6 +18,8 @@ export interface PacketState {
   readonly sport: number;
   readonly inInterface: string | null;
   mark: number;
+  /** The connection's `ct status dnat` bit: a DNAT rule rewrote the destination (nf_nat_setup_info's IPS_DST_NAT). */
+  dnatted: boolean;
 }
 
 export interface EvalContext {
@@ -52,7 +54,8 @@ export function fieldValue(e: Expr, pkt: PacketState, ctx: EvalContext): FieldVa
       if (e.key === 'iifname' || e.key === 'iif') return pkt.inInterface ?? '';
       return null;
     case 'ct':
-      return e.key === 'state' ? 'new' : null;
+      // A first packet: state new; of the status bits only dnat can be set before postrouting's masquerade.
+      return e.key === 'state' ? 'new' : e.key === 'status' ? (pkt.dnatted ? 'dnat' : '') : null;
     case 'fib':
       if (e.result !== 'type' || e.flags.length !== 1) return null;
       return isLocal(ctx, e.flags[0] === 'saddr' ? pkt.src : pkt.dst) ? 'local' : 'unicast';

@@ -113,13 +113,15 @@ const CONFIGS: [string, boolean, boolean, Record<string, Override>][] = [
   ],
 ];
 
-describe('upstream TestInternalExternalMasquerade through the tracer', () => {
+// Generation A, and upstream's v1.36+ generation B (nftables-mode.md §1.10: inline marks, the ClusterIP masquerade in
+// services, hairpin masquerade through @hairpin-connections), masquerade the same flows.
+describe.each(['A', 'B'] as const)('upstream TestInternalExternalMasquerade through the tracer, generation %s', (generation) => {
   for (const [name, masqueradeAll, detector, overrides] of CONFIGS) {
     describe(name, () => {
       const table = tableOf(
         renderNftables(
           upstreamSnapshot('IPv4', services, slices),
-          upstreamOptions('IPv4', { masqueradeAll, ...(detector ? {} : { detectLocal: null }) }),
+          upstreamOptions('IPv4', { generation, masqueradeAll, ...(detector ? {} : { detectLocal: null }) }),
         ),
       );
       for (const flow of FLOWS) it(flow.name, () => checkFlow(table, { ...flow, ...overrides[flow.name] }));

@@ -1,8 +1,9 @@
 /**
  * One rule applied to one traced packet: matches, verdict-map lookups,
- * numgen (forking one run per endpoint, each with its probability), mark
- * arithmetic, reject, masquerade and DNAT. The tracer (trace.ts) walks the
- * chains and applies what this returns.
+ * numgen (forking one run per endpoint, each with its probability: a vmap to
+ * endpoint chains, or generation B's DNAT map), mark arithmetic, reject,
+ * masquerade and DNAT. The tracer (trace.ts) walks the chains and applies
+ * what this returns.
  */
 import type { Rule, Verdict } from './rule-ast.ts';
 import { canonicalAddress, fieldValue, lookup, valueMatches, type EvalContext, type PacketState } from './trace-eval.ts';
@@ -57,21 +58,26 @@ export function applyRule(r: Rule, run: Run, step: TraceStep, ctx: EvalContext):
           const hit = s.map.find(([k]) => k === v);
           return hit ? { kind: 'verdict', verdict: hit[1], forks } : { kind: 'nomatch', forks };
         }
-        // numgen: every index is equally likely; this run takes the first, forks take the others.
-        const mod = s.key.mod;
-        const p = 1 / mod;
-        const hits = s.map.filter(([k]) => Number(k) >= 0 && Number(k) < mod);
-        if (hits.length < mod) ctx.warn(`${step.chain} rule ${step.index}: numgen mod ${mod} has ${hits.length} entries`);
-        const base = clone(run);
-        for (const [, v] of hits.slice(1)) {
-          const f = clone(base);
-          f.probability *= p;
-          f.steps.push(step);
-          forks.push({ run: f, verdict: v });
+        const picks = numgenPicks(s.key.mod, s.map, run, step, ctx);
+        if (picks.length === 0) return { kind: 'nomatch', forks };
+        for (const { run: f, value } of picks.slice(1)) forks.push({ run: f, verdict: value });
+        return { kind: 'verdict', verdict: picks[0]!.value, forks };
+      }
+      case 'dnatmap': {
+        // Generation B: the map's entry is the endpoint; numgen forks one run per entry, as a numgen vmap does.
+        if (s.key.k !== 'numgen') {
+          const v = String(fieldValue(s.key, run.pkt, ctx));
+          const hit = s.map.find(([k]) => k === v);
+          if (!hit) return { kind: 'nomatch', forks };
+          dnatTo(run, hit[1].addr, hit[1].port, step);
+          return { kind: 'final', forks };
         }
-        if (hits.length === 0) return { kind: 'nomatch', forks };
-        run.probability *= p;
-        return { kind: 'verdict', verdict: hits[0]![1], forks };
+        const picks = numgenPicks(s.key.mod, s.map, run, step, ctx);
+        if (picks.length === 0) return { kind: 'nomatch', forks };
+        for (const { run: r, value } of picks) dnatTo(r, value.addr, value.port, step);
+        // A NAT statement ends the base chain with accept (nft_nat_eval's NF_ACCEPT), in every fork too.
+        for (const { run: f } of picks.slice(1)) forks.push({ run: f, verdict: { k: 'accept' } });
+        return { kind: 'final', forks };
       }
       case 'verdict':
         return { kind: 'verdict', verdict: s.verdict, forks };
@@ -87,10 +93,7 @@ export function applyRule(r: Rule, run: Run, step: TraceStep, ctx: EvalContext):
         run.masqueradeAt = `${step.chain} rule ${step.index}`;
         return { kind: 'final', forks };
       case 'dnat':
-        run.dnat = { ip: canonicalAddress(s.addr), port: s.port ?? run.pkt.dport };
-        run.pkt.dst = run.dnat.ip;
-        run.pkt.dport = run.dnat.port;
-        run.dnatAt = `${step.chain} rule ${step.index}`;
+        dnatTo(run, s.addr, s.port ?? run.pkt.dport, step);
         return { kind: 'final', forks };
       case 'setupdate':
       case 'counter':
@@ -101,6 +104,39 @@ export function applyRule(r: Rule, run: Run, step: TraceStep, ctx: EvalContext):
     }
   }
   return { kind: 'continue', forks };
+}
+
+/**
+ * numgen: every index below the modulus is equally likely. The run takes the first entry (its probability scaled by
+ * 1/mod), a clone of it, with the rule's step already recorded, each of the others. Empty when no entry is in range.
+ */
+function numgenPicks<T>(
+  mod: number,
+  entries: readonly (readonly [string, T])[],
+  run: Run,
+  step: TraceStep,
+  ctx: EvalContext,
+): { run: Run; value: T }[] {
+  const hits = entries.filter(([k]) => Number(k) >= 0 && Number(k) < mod);
+  if (hits.length < mod) ctx.warn(`${step.chain} rule ${step.index}: numgen mod ${mod} has ${hits.length} entries`);
+  if (hits.length === 0) return [];
+  const base = clone(run);
+  const others = hits.slice(1).map(([, value]) => {
+    const f = clone(base);
+    f.probability *= 1 / mod;
+    f.steps.push(step);
+    return { run: f, value };
+  });
+  run.probability *= 1 / mod;
+  return [{ run, value: hits[0]![1] }, ...others];
+}
+
+function dnatTo(run: Run, addr: string, port: number, step: TraceStep): void {
+  run.dnat = { ip: canonicalAddress(addr), port };
+  run.pkt.dst = run.dnat.ip;
+  run.pkt.dport = port;
+  run.pkt.dnatted = true;
+  run.dnatAt = `${step.chain} rule ${step.index}`;
 }
 
 export function parseVerdict(text: string): Verdict {

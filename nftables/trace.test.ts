@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { IPFamily } from '../proxier/types.ts';
+import type { NftGeneration } from './objects.ts';
 import { makeEndpointSlice, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { renderNftables, tableOf, type NftRenderOptions } from './render.ts';
 import { checkFlow, runFlow, type PacketFlowTest } from './trace.case.ts';
@@ -25,6 +26,9 @@ function table(services: unknown[], slices: unknown[], family: IPFamily = 'IPv4'
   return tableOf(renderNftables(upstreamSnapshot(family, services, slices), upstreamOptions(family, over)));
 }
 
+/** Upstream's generation A ruleset and its v1.36+ generation B (nftables-mode.md §1.10): every flow must fare the same. */
+const GENERATIONS: readonly NftGeneration[] = ['A', 'B'];
+
 function run(t: ReturnType<typeof table>, flows: readonly PacketFlowTest[]) {
   for (const f of flows) checkFlow(t, f);
 }
@@ -42,7 +46,10 @@ describe('ServiceCIDRs as the kernel lists them', () => {
   });
 });
 
-describe('upstream nftables packet-flow tests through the tracer', () => {
+describe.each(GENERATIONS)('upstream nftables packet-flow tests through the tracer, generation %s', (generation) => {
+  const table = (services: unknown[], slices: unknown[], family: IPFamily = 'IPv4', over: Partial<NftRenderOptions> = {}) =>
+    tableOf(renderNftables(upstreamSnapshot(family, services, slices), upstreamOptions(family, { generation, ...over })));
+
   it('TestNoEndpointsReject: every address of a service without endpoints rejects', () => {
     const t = table(
       [

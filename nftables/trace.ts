@@ -2,8 +2,10 @@
  * Packet tracer over an nftables table (rendered, or parsed from a live
  * `nft -j list`): follows the first packet of a connection through the base
  * chains of each hook in the order the kernel runs them (priority; nat chains at the nat core's), with jumps, gotos, returns, verdict
- * maps, `numgen` (forking into every endpoint with its probability), affinity
- * sets, `fib ... type local`, marks, DNAT and masquerade, and reports the
+ * maps, `numgen` (forking into every endpoint with its probability, whether
+ * it picks an endpoint chain or, generation B, the DNAT target itself),
+ * affinity sets, `fib ... type local`, marks, DNAT (and the `ct status dnat`
+ * it leaves for generation B's hairpin masquerade) and masquerade, and reports the
  * endpoints reached, masquerading and any drop or reject. Upstream's
  * helpers_test.go nftablesTracer, as a module.
  *
@@ -190,6 +192,7 @@ export function traceNft(table: NftTable, packet: TracePacket, options: TraceOpt
     sport: packet.sport ?? 40000,
     inInterface: packet.origin === 'local' ? null : (packet.inInterface ?? null),
     mark: packet.mark ?? 0,
+    dnatted: false,
   };
   let runs: Run[] = [{ probability: 1, pkt, steps: [], dnat: null, masquerade: false, verdict: null, end: '', dnatAt: '', masqueradeAt: '' }];
   if (packet.origin === 'external') {
