@@ -1,8 +1,9 @@
 /**
  * The flow table in nftables mode through the pure pipeline: render each
  * scenario's table, apply it as a full sync to the fake nft, read it back as
- * `nft -j list` would show it, and trace each packet. The same scenarios run
- * in the kernel in nft-flows.e2e.test.ts.
+ * `nft -j list` would show it, and trace each packet, with upstream's
+ * generation A and B rulesets. The same scenarios run in the kernel in
+ * nft-flows.e2e.test.ts and nft-flows-generation-b.e2e.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { FakeNft } from '../nftables/fake-nft.ts';
@@ -14,10 +15,14 @@ import { nftDesiredFor } from './nft-flow-runner.ts';
 
 const LOCAL_ADDRESSES = [NODE1, NODE1_SECONDARY, '10.244.1.1', NODE1_6, NODE1_SECONDARY_6, 'fd00:10:244:1::1'];
 
-for (const scenario of nftFlowScenarios()) {
-  describe(`nftables packet flows through the tracer: ${scenario.name}`, async () => {
+// Generation A, and upstream's v1.36+ generation B (numgen map DNAT, inline mark, hairpin-connections), as the kernel
+// runs both (nft-flows.e2e.test.ts, nft-flows-generation-b.e2e.test.ts): every flow must give the same answer.
+const RUNS = (['A', 'B'] as const).flatMap((generation) => nftFlowScenarios().map((scenario) => ({ generation, scenario })));
+
+for (const { generation, scenario } of RUNS) {
+  describe(`nftables packet flows through the tracer, generation ${generation}: ${scenario.name}`, async () => {
     const family = scenario.family ?? 'IPv4';
-    const desired = nftDesiredFor(scenario);
+    const desired = nftDesiredFor(scenario, { generation });
     const fake = new FakeNft();
     await fake.run(desired.text);
     const live = (await fake.list(family === 'IPv4' ? 'ip' : 'ip6'))!;
