@@ -38,6 +38,28 @@ const PAIRS: readonly [string, string][] = [
     'meta l4proto tcp counter name "endpoint-A-ns/s/tcp/p__10.0.0.1/80" dnat to 10.0.0.1:80',
     'meta l4proto tcp counter name "endpoint-A-ns/s/tcp/p__10.0.0.1/80" dnat to 10.0.0.1:80',
   ],
+  // Generation B (upstream v1.36+; measured with nft 1.0.6: testdata/*-listing-b.json).
+  [
+    'meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.180.0.1 . 80 , 1 : 10.180.0.2 . 80 }',
+    'meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.180.0.1 . 80, 1 : 10.180.0.2 . 80 }',
+  ],
+  [
+    'meta l4proto sctp dnat ip6 addr . port to numgen random mod 1 map { 0 : fd00:10:180:0::7 . 99 }',
+    'meta l4proto sctp dnat ip6 to numgen random mod 1 map { 0 : fd00:10:180::7 . 99 }',
+  ],
+  [
+    'mark and 0x00004000 != 0 mark set mark xor 0x00004000 masquerade fully-random',
+    'meta mark & 0x00004000 != 0x00000000 meta mark set meta mark ^ 0x00004000 masquerade fully-random',
+  ],
+  [
+    'ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random',
+    'ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random',
+  ],
+  [
+    'ip daddr @cluster-ips ip saddr != 10.0.0.0/8 mark set mark or 0x00004000 comment "masquerade clusterIP traffic from outside cluster"',
+    'ip daddr @cluster-ips ip saddr != 10.0.0.0/8 meta mark set meta mark | 0x00004000 comment "masquerade clusterIP traffic from outside cluster"',
+  ],
+  ['mark set mark or 0x00004000 comment "masquerade"', 'meta mark set meta mark | 0x00004000 comment "masquerade"'],
 ];
 
 describe('rule text: what we write and what nft lists read the same', () => {
@@ -59,6 +81,8 @@ describe('rule text: what we write and what nft lists read the same', () => {
     ['counter packets 0 bytes 0', /unknown expression "counter"/],
     ['ip daddr 1.2.3.4 comment unquoted', /quoted string at the end/],
     ['numgen random mod x vmap @m', /expected a number/],
+    ['dnat ip to numgen random mod 1 map { 0 : 10.0.0.1 }', /expected "\."/],
+    ['dnat ip to numgen random mod 1 map { }', /empty DNAT map/],
   ])('refuses %s, naming the problem', (text, why) => {
     expect(() => parseRule(text)).toThrow(RuleSyntaxError);
     expect(() => parseRule(text)).toThrow(why);
@@ -127,6 +151,50 @@ describe('rule JSON (nft -j list, schema 1)', () => {
         'meta l4proto udp dnat to 10.0.0.1:53',
       ],
       [[{ masquerade: { flags: 'fully-random' } }], null, 'masquerade fully-random'],
+      [
+        [
+          {
+            dnat: {
+              family: 'ip6',
+              addr: {
+                map: {
+                  key: { numgen: { mode: 'random', mod: 2, offset: 0 } },
+                  data: {
+                    set: [
+                      [0, { concat: ['fd00:10:180::1', 80] }],
+                      [1, { concat: ['fd00:10:180::2', 80] }],
+                    ],
+                  },
+                },
+              },
+            },
+          },
+        ],
+        null,
+        'dnat ip6 to numgen random mod 2 map { 0 : fd00:10:180::1 . 80, 1 : fd00:10:180::2 . 80 }',
+      ],
+      [
+        [
+          { match: { op: 'in', left: { ct: { key: 'status' } }, right: 'dnat' } },
+          {
+            match: {
+              op: '==',
+              left: {
+                concat: [
+                  { payload: { protocol: 'ip', field: 'saddr' } },
+                  { payload: { protocol: 'ip', field: 'daddr' } },
+                  { meta: { key: 'l4proto' } },
+                  { payload: { protocol: 'th', field: 'dport' } },
+                ],
+              },
+              right: '@hairpin-connections',
+            },
+          },
+          { masquerade: { flags: 'fully-random' } },
+        ],
+        null,
+        'ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random',
+      ],
       [
         [{ counter: 'endpoint-A-ns/s/tcp/p__10.0.0.1/80' }, { dnat: { addr: '10.0.0.1', port: 80 } }],
         null,
