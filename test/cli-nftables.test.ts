@@ -10,11 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeNft } from '../nftables/fake-nft.ts';
+import { planFullSync } from '../nftables/full-sync.ts';
+import { renderNftables } from '../nftables/render.ts';
 import { servicePortNames, endpointNames } from '../nftables/names.ts';
 import { normalizeRule } from '../nftables/rule-print.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import { silentLogger } from '../proxier/log.ts';
 import { runCli } from '../src/commands.ts';
+import { configFromFlags } from '../src/config.ts';
+import { nftDesiredFromObjects, nftRenderOptionsFrom } from '../src/desired-nft.ts';
+import { readObjects } from '../src/sources/read-objects.ts';
 import { cli } from './cli-run.ts';
 import { CLIENT, NODE1, NODE1_6, PODS } from './flow-cases.case.ts';
 import { CLI_FLOWS, endpointOf, NFT_FLAGS, traceSummary, writeCliObjects } from './nft-cli.case.ts';
@@ -256,5 +261,47 @@ describe('kube-proxy-ts trace --mode=nftables', { timeout: 30_000 }, () => {
     const mixed = await run(['trace', ...NFT_FLAGS, '--src', CLIENT, '--dst', '[fd00:172:30::10]:80'], await loaded());
     expect(mixed.code).toBe(2);
     expect(mixed.err).toContain('are of different IP families');
+  });
+});
+
+describe('kube-proxy-ts trace --mode=nftables over a live generation B table (upstream v1.36+)', { timeout: 30_000 }, () => {
+  /** The fake nft holding both families' generation B tables for the CLI objects, as an agent rendering B would load them. */
+  async function loadedB(): Promise<FakeNft> {
+    const config = configFromFlags(new Map([...NFT_FLAGS].map((f) => f.replace(/^--/, '').split('=') as [string, string])));
+    const desired = nftDesiredFromObjects(await readObjects(objects), config);
+    const nft = new FakeNft();
+    for (const snapshot of desired.snapshots) {
+      const render = renderNftables(snapshot, { ...nftRenderOptionsFrom(config), generation: 'B' });
+      await nft.run(planFullSync(render, { now: 0, live: null, recreateBaseChains: true }).text);
+    }
+    return nft;
+  }
+
+  it.each(CLI_FLOWS)('$name: the same verdict, endpoints and masquerade as over generation A', async (flow) => {
+    const a = await run(['trace', ...NFT_FLAGS, '--src', flow.src, '--dst', flow.dst], await loaded());
+    const b = await run(['trace', ...NFT_FLAGS, '--src', flow.src, '--dst', flow.dst], await loadedB());
+    expect(b.code).toBe(0);
+    expect(b.err).toBe('');
+    expect(b.out).not.toMatch(/kube-proxy\/endpoint-/); // no endpoint chains without affinity
+    expect(traceSummary(b.out)).toEqual(traceSummary(a.out));
+  });
+
+  it('shows the numgen map DNAT, and the hairpin masquerade of the pod that reaches itself through its service', async () => {
+    const r = await run(['trace', ...NFT_FLAGS, '--src', PODS['pod-a'].ip, '--dst', '172.30.0.10:80'], await loadedB());
+    expect(traceSummary(r.out)).toEqual({
+      verdict: 'ACCEPT',
+      endpoints: ['10.244.1.2:8080', '10.244.2.2:8080'],
+      masquerade: 'depends on the branch',
+    });
+    const dnat =
+      'ip kube-proxy/service-LV5ZVUGQ-ns1/web/tcp/p80 #1: meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.1.2 . 8080, 1 : 10.244.2.2 . 8080 }';
+    const [toPodC, toItself] = r.out.split(/^Branch 2 of 2/m);
+    expect(toPodC).toContain('Branch 1 of 2 (50%): ACCEPT, DNAT to 10.244.2.2:8080, masquerade: no\n');
+    expect(toPodC).toContain(dnat);
+    expect(toItself).toContain(' (50%): ACCEPT, DNAT to 10.244.1.2:8080, masquerade: yes\n');
+    expect(toItself).toContain(dnat);
+    expect(toItself).toContain(
+      '  ip kube-proxy/masquerading #2: ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random\n',
+    );
   });
 });
