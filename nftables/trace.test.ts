@@ -357,6 +357,50 @@ describe('tracer mechanics', () => {
     checkFlow(at('filter-prerouting-pre-dnat', -90), { ...blocked, output: '10.180.0.1:80', masq: true });
   });
 
+  describe('generation B (upstream v1.36+)', () => {
+    const svc = makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80, targetPort: 8080 }] });
+    const b = table(
+      [svc],
+      [slice('ns1', 'svc1', [{ ip: '10.180.0.1', nodeName: TEST_NODE }, { ip: '10.180.0.2' }, { ip: '10.180.0.3' }], [{ name: 'p80', port: 8080 }])],
+      'IPv4',
+      {
+        generation: 'B',
+      },
+    );
+
+    it('forks at the numgen map DNAT into every endpoint with probability 1/n, without endpoint chains (writeServiceToEndpointDNATs)', () => {
+      const r = runFlow(b, flow);
+      const byEndpoint = [...r.branches].sort((x, y) => x.dnat!.ip.localeCompare(y.dnat!.ip));
+      expect(byEndpoint.map((x) => [x.dnat, x.probability])).toEqual([1, 2, 3].map((n) => [{ ip: `10.180.0.${n}`, port: 8080 }, 1 / 3]));
+      expect(r.branches[0]!.steps.map((s) => `${s.chain.replace(/-[A-Z0-9]{8}-.*$/, '')} #${s.index}`)).toEqual([
+        'filter-prerouting-pre-dnat #1',
+        'nat-prerouting #1',
+        'services #2',
+        'service #1',
+        'filter-forward #1',
+        'filter-forward #2',
+        'nat-postrouting #1',
+      ]);
+      expect(r.branches[0]!.end).toBe('accepted; DNAT by service-ULMVA6XW-ns1/svc1/tcp/p80 rule 1');
+    });
+
+    it('masquerades a local endpoint reaching itself through its service: @hairpin-connections holds its address and port after DNAT', () => {
+      const r = runFlow(b, { ...flow, sourceIP: '10.180.0.1' });
+      const byEndpoint = [...r.branches].sort((x, y) => x.dnat!.ip.localeCompare(y.dnat!.ip));
+      expect(byEndpoint.map((x) => [x.dnat!.ip, x.masquerade])).toEqual([
+        ['10.180.0.1', true],
+        ['10.180.0.2', false],
+        ['10.180.0.3', false],
+      ]);
+      expect(byEndpoint[0]!.end).toBe('accepted; DNAT by service-ULMVA6XW-ns1/svc1/tcp/p80 rule 1; masqueraded by masquerading rule 2');
+    });
+
+    it('does not masquerade a connection no DNAT rewrote (ct status dnat), even when it matches a hairpin element', () => {
+      const r = runFlow(b, { ...flow, sourceIP: '10.180.0.1', destIP: '10.180.0.1', destPort: 8080 });
+      expect(r.branches.map((x) => [x.verdict, x.dnat, x.masquerade])).toEqual([['ACCEPT', null, false]]);
+    });
+  });
+
   it('says when a rule jumps to a chain the table lacks, instead of inventing a path', () => {
     const broken = { ...sticky, chains: sticky.chains.filter((c) => !c.name.startsWith('endpoint-')) };
     const r = traceNft(broken, { src: '10.0.0.2', dst: '172.30.0.41', protocol: 'TCP', dport: 80, origin: 'external' }, { localAddresses: [] });
