@@ -33,6 +33,15 @@ const BASE = lines(
   `add rule ${T} a ip saddr @s accept`,
 );
 
+/** Generation B's own objects (upstream v1.36+ setupNFTables): the hairpin-connections set and the masquerading chain. */
+const BASE_B =
+  BASE +
+  lines(
+    `add set ${T} hairpin-connections { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; comment "service hairpin connections" ; }`,
+    `add chain ${T} masquerading`,
+    `add chain ${T} svc`,
+  );
+
 export const SEMANTICS: readonly SemanticsCase[] = [
   {
     name: 'a chain with rules can be deleted when nothing refers to it',
@@ -266,4 +275,47 @@ export const SEMANTICS: readonly SemanticsCase[] = [
   },
   { name: 'the whole table can be deleted', setup: BASE, tx: lines(`delete table ${T}`), expect: 'ok', after: ['!add table'] },
   { name: 'a missing table cannot be deleted', setup: '', tx: lines(`delete table ${T}`), expect: 'not-found', line: 1 },
+  {
+    name: "generation B's objects load: the 4-field hairpin set, its masquerade rule, the inline mark and the numgen DNAT map",
+    setup: BASE_B,
+    tx: lines(
+      `add element ${T} hairpin-connections { 10.0.0.1 . 10.0.0.1 . tcp . 80 }`,
+      `add rule ${T} masquerading mark and 0x00004000 != 0 mark set mark xor 0x00004000 masquerade fully-random`,
+      `add rule ${T} masquerading ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random`,
+      `add rule ${T} svc ip saddr != 10.0.0.0/8 mark set mark or 0x00004000`,
+      `add rule ${T} svc meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.0.0.1 . 80 , 1 : 10.0.0.2 . 80 }`,
+    ),
+    expect: 'ok',
+    after: ['hairpin-connections { 10.0.0.1 . 10.0.0.1 . tcp . 80 }', 'map { 0 : 10.0.0.1 . 80 , 1 : 10.0.0.2 . 80 }'],
+  },
+  {
+    name: 'a hairpin-connections element with 3 fields of 4 is a datatype mismatch',
+    setup: BASE_B,
+    tx: lines(`add element ${T} hairpin-connections { 10.0.0.1 . tcp . 80 }`),
+    expect: 'other',
+    line: 1,
+  },
+  {
+    name: 'deleting an element of the wrong width is a datatype mismatch too, even in a map',
+    setup: BASE_B,
+    tx: lines(`add element ${T} m { 1.2.3.5 : goto b }`, `delete element ${T} hairpin-connections { 10.0.0.1 . 10.0.0.1 . tcp }`),
+    expect: 'other',
+    line: 2,
+  },
+  {
+    name: 'an IPv6 address in an ipv4_addr field is refused',
+    setup: BASE_B,
+    tx: lines(`add element ${T} hairpin-connections { fd00::1 . 10.0.0.1 . tcp . 80 }`),
+    expect: 'other',
+    line: 1,
+  },
+  {
+    name: 'the hairpin set is busy while the masquerading rule reads it',
+    setup:
+      BASE_B +
+      lines(`add rule ${T} masquerading ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random`),
+    tx: lines(`delete set ${T} hairpin-connections`),
+    expect: 'busy',
+    line: 1,
+  },
 ];

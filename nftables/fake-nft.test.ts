@@ -1,9 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { diffTables, isEmptyDiff } from './diff.ts';
 import { classifyError, NftError, nftFailure } from './errors.ts';
 import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
+import { planFullSync } from './full-sync.ts';
 import { Nft } from './nft.ts';
+import { parseNftJson } from './parse-json.ts';
+import { renderNftables } from './render.ts';
+import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 
 describe("fake nft: the kernel's transaction semantics (cases shared with nft.e2e.test.ts)", () => {
   for (const c of SEMANTICS) {
@@ -27,6 +33,23 @@ describe("fake nft: the kernel's transaction semantics (cases shared with nft.e2
         if (a.startsWith('!')) expect(dump).not.toContain(a.slice(1));
         else expect(dump).toContain(a);
       }
+    });
+  }
+
+  // testdata/*-listing*.json: what nft 1.0.6 listed after loading these renders (Linux 6.18).
+  for (const [family, nftFamily, file, generation] of [
+    ['IPv4', 'ip', 'ipv4-listing.json', 'A'],
+    ['IPv6', 'ip6', 'ipv6-listing.json', 'A'],
+    ['IPv4', 'ip', 'ipv4-listing-b.json', 'B'],
+    ['IPv6', 'ip6', 'ipv6-listing-b.json', 'B'],
+  ] as const) {
+    it(`takes the full sync of every ${family} rule shape of generation ${generation} and lists what the kernel listed`, async () => {
+      const fake = new FakeNft();
+      const render = renderNftables(shapesSnapshot(family), { ...shapesOptions(family), generation });
+      await fake.run(planFullSync(render, { now: 0, live: null, recreateBaseChains: true }).text);
+      const kernel = parseNftJson(readFileSync(new URL(`./testdata/${file}`, import.meta.url), 'utf8'), nftFamily)!;
+      const d = diffTables(kernel, await fake.list(nftFamily));
+      expect(isEmptyDiff(d), JSON.stringify(d, null, 1)).toBe(true);
     });
   }
 

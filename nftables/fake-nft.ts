@@ -11,11 +11,14 @@
  * transaction, by flush or delete element, no longer count on 6.18; on
  * kernels before 6.2 a deleted element releases its chain only later, which
  * is why stale chains are deleted a second after). Rules are checked by the
- * rule reader and must name existing chains and sets; in a transaction
+ * rule reader and must name existing chains and sets; an element key must
+ * have its set's width and address family (keyMismatch); in a transaction
  * without a command that makes nft 1.0.6 load its cache (add rule, add
  * element, delete, flush set), a rule can name only sets declared earlier in
  * it. Implements the same NftApi as the real adapter.
  */
+import { parseIP } from '../proxier/ip.ts';
+import type { IPFamily } from '../proxier/types.ts';
 import { NftError, type NftErrorKind } from './errors.ts';
 import type { LiveNames } from './full-sync.ts';
 import type { CounterOptions, CounterValue, NftApi } from './nft.ts';
@@ -195,6 +198,26 @@ function ruleSetsOf(rule: string): string[] {
   }
 }
 
+const ADDRESS_TYPES: Readonly<Record<string, IPFamily>> = { ipv4_addr: 'IPv4', ipv6_addr: 'IPv6' };
+
+/**
+ * Why nft refuses `key` for a set or map of `type` (nft 1.0.6, measured), or null: a concatenation of another width
+ * ("datatype mismatch", on add and delete alike), an address of the other family in an address field. Fields of
+ * other types are not checked (nft takes `80 . tcp` for `inet_proto . inet_service`).
+ */
+function keyMismatch(type: string, key: string): string | null {
+  const fields = type.split(' : ')[0]!.split(' . ');
+  const parts = key.split(' . ');
+  if (parts.length !== fields.length) return `datatype mismatch, expected ${fields.length} fields, key ${key} has ${parts.length}`;
+  for (const [i, field] of fields.entries()) {
+    const family = ADDRESS_TYPES[field];
+    const address = parseIP(parts[i]!.split(/[/-]/)[0]!);
+    if (family !== undefined && address !== null && address.family !== family)
+      return `Could not resolve hostname: Address family for hostname not supported (${parts[i]} in ${field})`;
+  }
+  return null;
+}
+
 function referenced(t: FTable, chain: string): boolean {
   for (const c of t.chains.values()) for (const r of c.rules) if (ruleTargets(parseRule(r)).includes(chain)) return true;
   for (const s of t.sets.values()) for (const e of s.elements.values()) if (verdictChain(e.value) === chain) return true;
@@ -287,6 +310,8 @@ function step(tables: Map<NftFamily, FTable>, l: ScriptLine): void {
       const s = t.sets.get(op.set);
       if (!s) throw notFound(`set ${op.set}`);
       for (const e of op.elements) {
+        const mismatch = keyMismatch(s.decl.type, e.key);
+        if (mismatch !== null) throw new Fail('other', mismatch);
         const have = s.elements.get(e.key);
         if (op.verb === 'delete') {
           if (!have) throw notFound(`element ${e.key}`);
