@@ -12,7 +12,8 @@ import type { ListNamesOptions } from './nft.ts';
 import { FULL_SYNC_PERIOD_MS } from '../proxier/mode.ts';
 import { NftablesMode } from './nftables-mode.ts';
 import { tableOf } from './render.ts';
-import { UPSTREAM_SERVICE_CIDR, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+import type { NftGeneration } from './objects.ts';
+import { TEST_NODE, UPSTREAM_SERVICE_CIDR, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const svc = (name: string, ip: string, port: number) => makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }] });
 const eps = (name: string, port: number, ips: string[]) =>
@@ -47,11 +48,14 @@ class FlakyNft extends FakeNft {
 function setup(
   families: IPFamily[] = ['IPv4'],
   nodePortAddresses?: string[],
-  deps: { cleanupNft?: (nft: FakeNft) => { run(text: string): Promise<void> } } = {},
+  deps: { cleanupNft?: (nft: FakeNft) => { run(text: string): Promise<void> }; generation?: NftGeneration } = {},
 ) {
   const nft = new FlakyNft();
   const clock = new ManualClock(1_000_000);
-  const render = upstreamOptions('IPv4', nodePortAddresses ? { nodePortAddresses } : {});
+  const render = upstreamOptions('IPv4', {
+    ...(nodePortAddresses ? { nodePortAddresses } : {}),
+    ...(deps.generation ? { generation: deps.generation } : {}),
+  });
   const cleanupNft = deps.cleanupNft ? { cleanupNft: deps.cleanupNft(nft) } : {};
   const mode = new NftablesMode({ families, render, monitorPeriodMs: 1000 }, { nft, ...cleanupNft, clock, logger: silentLogger() });
   const services = new Map<string, unknown>([['a', svc('a', '172.30.0.41', 80)]]);
@@ -451,5 +455,54 @@ describe('NftablesMode after a restart (not upstream epChainSkipUpdate)', () => 
     ]);
     const d = diffTables(tableOf(after.lastRender('IPv4')!), await nft.list('ip'));
     expect(isEmptyDiff(d), JSON.stringify(d)).toBe(true);
+  });
+});
+
+describe.each(['A', 'B'] as const)('NftablesMode over the fake nft, generation %s', (generation) => {
+  /** Endpoints of service `a` on port 80: `local` on this node, `remote` elsewhere. */
+  const slice = (local: string[], remote: string[]) =>
+    makeEndpointSlice('ns1', 'a', 'a-1', {
+      endpoints: [...local.map((ip) => ({ ip, nodeName: TEST_NODE })), ...remote.map((ip) => ({ ip, nodeName: 'other-node' }))],
+      ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+    });
+
+  it('converges over a cold start, partial syncs of a local endpoint coming and going, a refused transaction and the hourly full sync', async () => {
+    const t = setup(['IPv4'], undefined, { generation });
+    const hairpin = async () => (await t.nft.list('ip'))!.sets.find((s) => s.name === 'hairpin-connections')?.elements?.map((e) => e.key);
+    /** A periodic sync 15 s on: what a sync leaves to the cleanup (stale chains) is done. */
+    const settle = async () => {
+      t.clock.advance(15_000);
+      expect((await t.sync(true)).full).toBe(false);
+      expect(await t.converged()).toBe(true);
+    };
+    t.slices.set('a', slice([], ['10.0.2.1']));
+    expect((await t.sync()).full).toBe(true);
+    expect(await t.converged()).toBe(true);
+    expect(await hairpin()).toEqual(generation === 'B' ? [] : undefined);
+
+    t.slices.set('a', slice(['10.0.1.1'], ['10.0.2.1']));
+    t.clock.advance(100);
+    expect((await t.sync()).full).toBe(false);
+    expect(t.nft.history.at(-1)).not.toMatch(/add table|masquerading/);
+    if (generation === 'B') expect(t.nft.history.at(-1)).toContain('dnat ip addr . port to numgen random mod 2 map');
+    await settle();
+    expect(await hairpin()).toEqual(generation === 'B' ? ['10.0.1.1 . 10.0.1.1 . tcp . 80'] : undefined);
+
+    t.slices.set('a', slice([], ['10.0.2.1']));
+    t.clock.advance(100);
+    expect((await t.sync()).full).toBe(false);
+    await settle();
+    expect(await hairpin()).toEqual(generation === 'B' ? [] : undefined);
+
+    t.slices.set('a', slice(['10.0.1.2'], []));
+    t.nft.failNext = () => true;
+    await expect(t.sync()).rejects.toBeInstanceOf(ApplyError);
+    expect((await t.sync()).full).toBe(true);
+    expect(await t.converged()).toBe(true);
+    expect(await hairpin()).toEqual(generation === 'B' ? ['10.0.1.2 . 10.0.1.2 . tcp . 80'] : undefined);
+
+    t.clock.advance(FULL_SYNC_PERIOD_MS);
+    expect((await t.sync(true)).full).toBe(true);
+    expect(await t.converged()).toBe(true);
   });
 });

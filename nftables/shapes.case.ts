@@ -8,7 +8,7 @@
  * accepts NodePorts on every local address (fib). The testdata/*-listing.json
  * files are what nft 1.0.6 listed after loading this render (Linux 6.18).
  */
-import type { IPFamily, Snapshot } from '../proxier/types.ts';
+import type { Endpoint, IPFamily, Snapshot } from '../proxier/types.ts';
 import { makeEndpointSlice, makeService } from '../test/builders.ts';
 import type { NftRenderOptions } from './render.ts';
 import { TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
@@ -97,4 +97,31 @@ export function shapesOptions(family: IPFamily): NftRenderOptions {
         detectLocal: { mode: 'InterfaceNamePrefix', clusterCIDRs: [], bridgeInterface: '', interfaceNamePrefix: 'veth' },
         nodePortAddresses: ['::/0'],
       });
+}
+
+/** The first service port whose first reachable endpoint is local (and that has a cluster selection), and that endpoint. */
+export function firstLocalEndpoint(snapshot: Snapshot): { index: number; endpoint: Endpoint } {
+  const index = snapshot.services.findIndex((s) => s.selection.allReachable[0]?.isLocal === true && s.selection.cluster !== null);
+  if (index < 0) throw new Error('no service port with a local endpoint first');
+  return { index, endpoint: snapshot.services[index]!.selection.allReachable[0]! };
+}
+
+/** Service port `i` without endpoint `gone`, in every list of its selection (other ports keep their objects). */
+export function withoutEndpoint(snapshot: Snapshot, i: number, gone: Endpoint): Snapshot {
+  const drop = <T>(list: readonly T[] | null) => (list === null ? null : list.filter((e) => e !== gone));
+  const services = snapshot.services.map((s, k) =>
+    k !== i
+      ? s
+      : {
+          ...s,
+          endpoints: s.endpoints.filter((e) => e !== gone),
+          selection: {
+            ...s.selection,
+            cluster: drop(s.selection.cluster),
+            local: drop(s.selection.local),
+            allReachable: drop(s.selection.allReachable)!,
+          },
+        },
+  );
+  return { ...snapshot, services };
 }
