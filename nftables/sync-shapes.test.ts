@@ -175,9 +175,14 @@ describe('full syncs over what is already there', () => {
 });
 
 describe('cold start (cold-start.ts)', () => {
-  it('builds, in chunks of whole service ports, exactly the table one full sync builds', async () => {
-    for (const family of ['IPv4', 'IPv6'] as const) {
-      const render = renderNftables(shapesSnapshot(family), shapesOptions(family));
+  it('builds, in chunks of whole service ports, exactly the table one full sync builds (both generations)', async () => {
+    for (const [family, generation] of [
+      ['IPv4', 'A'],
+      ['IPv6', 'A'],
+      ['IPv4', 'B'],
+      ['IPv6', 'B'],
+    ] as const) {
+      const render = renderNftables(shapesSnapshot(family), { ...shapesOptions(family), generation });
       const plan = planColdStart(render, { servicesPerTransaction: 2 });
       expect(plan.more.length).toBe(Math.ceil(render.services.length / 2));
       const chunked = new FakeNft();
