@@ -4,8 +4,8 @@
  * passes `nft --check` and loads, in both families, with masquerade-all and
  * with --traffic-counters; a full sync over the loaded table and partial syncs
  * (a local endpoint leaving and coming back, a service going) apply on top.
- * The listing is read as nft prints it: the JSON reader, the diff and the
- * tracer know generation A only (phase 2).
+ * The listing is read as nft prints it here; diff-generation-b.e2e.test.ts
+ * compares B tables through the JSON reader and the diff.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecaRunner } from '../src/system/exec.ts';
