@@ -82,7 +82,7 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
     for (const { set, element } of svc.elements) elementOf.set(`${set}\u0000${normalizeKey(element.key)}`, svc.key);
   }
   const ownerOfName = (name: string): string =>
-    chainOf.get(name) ?? (chainOwner(name) === 'base' || chainOwner(name) === 'fixed' ? FIXED_GROUP : (serviceOfName(name) ?? UNOWNED_GROUP));
+    chainOf.get(name) ?? (['base', 'fixed', 'retired'].includes(chainOwner(name)) ? FIXED_GROUP : (serviceOfName(name) ?? UNOWNED_GROUP));
   const ownerOfElement = (set: string, e: NftElement): string => {
     const known = elementOf.get(`${set}\u0000${e.key}`);
     if (known) return known;

@@ -45,6 +45,9 @@ export const HAIRPIN_CONNECTIONS = 'hairpin-connections';
  */
 export type NftGeneration = 'A' | 'B';
 
+/** What the mode writes: upstream's current shape, B (v1.36+). A stays for tests against upstream's A-era dumps and for benches. */
+export const DEFAULT_GENERATION: NftGeneration = 'B';
+
 export interface BaseChainRow extends BaseChainSpec {
   readonly name: string;
 }
@@ -172,12 +175,12 @@ export const fixedChainsOf = (generation: NftGeneration): readonly string[] => (
 export type ChainOwner = 'base' | 'fixed' | 'retired' | 'service' | 'foreign';
 
 /**
- * Who a chain of the kube-proxy table belongs to under `generation` (A when absent): a base chain, one of its fixed
+ * Who a chain of the kube-proxy table belongs to under `generation` (DEFAULT_GENERATION, B, when absent): a base chain, one of its fixed
  * chains, a fixed chain only another generation has, a service port, or nobody we know. A full sync flushes the
  * chains of the last three it finds unwanted and deletes them with the stale chains (upstream B keeps
  * mark-for-masquerade, which only `/` names make stale, in a table A wrote: unreferenced, forever).
  */
-export function chainOwner(name: string, generation: NftGeneration = 'A'): ChainOwner {
+export function chainOwner(name: string, generation: NftGeneration = DEFAULT_GENERATION): ChainOwner {
   if (BASE_CHAINS.some((b) => b.name === name)) return 'base';
   if (fixedChainsOf(generation).includes(name)) return 'fixed';
   if (FIXED_CHAINS.includes(name) || FIXED_CHAINS_B.includes(name)) return 'retired';

@@ -17,7 +17,7 @@ import { nftFamily, TABLE_COMMENT, TABLE_NAME, type NftElement, type NftFamily, 
 import { masqueradeMark, renderFixed, type FixedPart } from './render-base.ts';
 import { renderService, type ServiceContext, type ServiceObjects } from './render-service.ts';
 import { ENDPOINT_PREFIX } from './names.ts';
-import type { NftGeneration } from './objects.ts';
+import { DEFAULT_GENERATION, type NftGeneration } from './objects.ts';
 
 /** The named counters the render's rules count into (--traffic-counters): one per endpoint chain, of its name. */
 export function counterNames(render: NftRender): string[] {
@@ -84,7 +84,7 @@ export function renderNftables(snapshot: Snapshot, options: NftRenderOptions, ca
     else nodePortIPs.push(ip);
   }
 
-  const generation = options.generation ?? 'A';
+  const generation = options.generation ?? DEFAULT_GENERATION;
   const mark = masqueradeMark(options.masqueradeBit);
   const fixed = renderFixed({
     family,
