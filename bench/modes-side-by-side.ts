@@ -15,7 +15,7 @@
  * printed beside it, with its extrapolation to 10,000 by the square of the size.
  * BENCH_SIDE_JSON=<file> also writes every measurement there.
  *
- * BENCH_NFT_GENERATION (default A) picks the nftables ruleset shape
+ * BENCH_NFT_GENERATION (default B, the mode's) picks the nftables ruleset shape
  * (nftables/objects.ts NftGeneration); a list ("A,B") runs the nftables mode
  * once per entry, one child each, in that order, as columns "nftables A",
  * "nftables B". BENCH_IPTABLES=0 leaves the iptables mode out, BENCH_AT3K=0
@@ -88,11 +88,11 @@ const per = (ps: readonly Pair[], f: (p: Pair) => number | null): number[] => ps
 
 const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
 const nftFullReps = Number(process.env['BENCH_NFT_FULL_REPS'] ?? 1);
-const generations = (process.env['BENCH_NFT_GENERATION'] ?? 'A').split(',');
+const generations = (process.env['BENCH_NFT_GENERATION'] ?? 'B').split(',');
 const withIptables = process.env['BENCH_IPTABLES'] !== '0';
 const withAt3k = process.env['BENCH_AT3K'] !== '0';
 // Columns are labelled with the generation only when more than one runs (the default output is unchanged).
-const label = (g: string) => (generations.length > 1 || g !== 'A' ? g : undefined);
+const label = (g: string) => (generations.length > 1 || g !== 'B' ? g : undefined);
 const started = performance.now();
 console.log(`\nModes side by side (load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs); one child per mode and size:`);
 const cols: Figures[] = [];
