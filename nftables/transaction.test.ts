@@ -63,7 +63,14 @@ describe('transaction text (the cache nft 1.0.6 loads depends on the commands)',
       'delete element ip kube-proxy cluster-ips { 172.30.0.42 }',
       'delete element ip kube-proxy no-endpoint-services { 172.30.0.42 . tcp . 80 }',
     ]);
-    expect(operationLines(changed.text).filter((o) => o.startsWith('add rule') && o.endsWith('dnat to 10.180.0.2:80'))).toHaveLength(1);
+    // Generation B: the new endpoint is one rule of the service chain's DNAT map, and one hairpin-connections element,
+    // both written in blocks; the old endpoint's element waits for the deferred cleanup (DEFERRED_ELEMENT_SETS).
+    expect(operationLines(changed.text).filter((o) => o.startsWith('add rule') && o.includes(' dnat '))).toEqual([
+      'add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip addr . port to numgen random mod 1 map { 0 : 10.180.0.2 . 80 }',
+    ]);
+    expect(operationLines(changed.text).filter((o) => o.includes(' hairpin-connections '))).toEqual([
+      'add element ip kube-proxy hairpin-connections { 10.180.0.2 . 10.180.0.2 . tcp . 80 }',
+    ]);
   });
 
   it('declares an unchanged affinity set before the rewritten chain that names it, since nft without its cache knows no set', async () => {
