@@ -2,7 +2,7 @@
  * Generation B (upstream v1.36+, AustinAbro321/kubernetes proxier.go @ 129058fc;
  * reference nftables-mode.md §1.10): the fixed part of setupNFTables and the
  * per-service objects of syncProxyRules, writeServiceToEndpointDNATs and
- * writeServiceToEndpointJumps, with `generation: 'B'`. The default stays A.
+ * writeServiceToEndpointJumps, with `generation: 'B'`. B is the default; A (upstream v1.33-1.35) is an option.
  */
 import { describe, expect, it } from 'vitest';
 import { makeEndpointSlice, makeService } from '../test/builders.ts';
@@ -56,11 +56,15 @@ describe('generation B fixed objects (upstream setupNFTables, v1.36+)', () => {
     ]);
   });
 
-  it('stays generation A by default', () => {
+  it('writes generation B by default, and A (upstream v1.33-1.35) when asked', () => {
     const t = tableOf(renderNftables(upstreamSnapshot('IPv4', [], []), upstreamOptions('IPv4')));
-    expect(rules(t, 'mark-for-masquerade')).toEqual(['mark set mark or 0x00004000']);
-    expect(t.sets.map((s) => s.name)).not.toContain('hairpin-connections');
-    expect(rules(t, 'masquerading')).toEqual(['mark and 0x00004000 == 0 return', 'mark set mark xor 0x00004000', 'masquerade fully-random']);
+    expect(t.chains.map((c) => c.name)).not.toContain('mark-for-masquerade');
+    expect(t.sets.map((s) => s.name)).toContain('hairpin-connections');
+    expect(t).toEqual(table('IPv4', [], []));
+    const a = tableOf(renderNftables(upstreamSnapshot('IPv4', [], []), upstreamOptions('IPv4', { generation: 'A' })));
+    expect(rules(a, 'mark-for-masquerade')).toEqual(['mark set mark or 0x00004000']);
+    expect(a.sets.map((s) => s.name)).not.toContain('hairpin-connections');
+    expect(rules(a, 'masquerading')).toEqual(['mark and 0x00004000 == 0 return', 'mark set mark xor 0x00004000', 'masquerade fully-random']);
   });
 });
 

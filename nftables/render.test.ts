@@ -88,15 +88,18 @@ add element ip kube-proxy cluster-ips { 172.30.0.46 }
 add element ip kube-proxy no-endpoint-services { 172.30.0.46 . tcp . 80 comment "ns6/svc6:p80" : goto reject-chain }
 `;
 
-describe('golden dumps (upstream proxier_test.go)', () => {
+// The golden dumps are upstream's at 81810de6, generation A (upstream v1.33-1.35): rendered with generation A pinned.
+const genA = upstreamOptions('IPv4', { generation: 'A' });
+
+describe('golden dumps (upstream proxier_test.go, generation A: upstream v1.33-1.35)', () => {
   it('renders upstream baseRules for a cluster without services', async () => {
-    const fake = await applied(upstreamSnapshot('IPv4', [], []), upstreamOptions('IPv4'));
+    const fake = await applied(upstreamSnapshot('IPv4', [], []), genA);
     expect(sortedDump(fake.dump('ip'))).toEqual(sortedDump(BASE_RULES));
   });
 
   it('renders every service shape exactly as upstream TestOverallNFTablesRules expects', async () => {
     const { services, slices } = overall();
-    const fake = await applied(upstreamSnapshot('IPv4', services, slices), upstreamOptions('IPv4'));
+    const fake = await applied(upstreamSnapshot('IPv4', services, slices), genA);
     expect(sortedDump(fake.dump('ip'))).toEqual(sortedDump(BASE_RULES + OVERALL));
   });
 
@@ -109,7 +112,7 @@ describe('golden dumps (upstream proxier_test.go)', () => {
       externalIPs: ['192.168.099.022'],
       loadBalancerSourceRanges: ['203.0.113.000/025'],
     });
-    const fake = await applied(upstreamSnapshot('IPv4', [svc], [slice('ns1', 'svc1', [{ ip: '10.180.00.001' }])]), upstreamOptions('IPv4'));
+    const fake = await applied(upstreamSnapshot('IPv4', [svc], [slice('ns1', 'svc1', [{ ip: '10.180.00.001' }])]), genA);
     const expected = `
       add chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80
       add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
