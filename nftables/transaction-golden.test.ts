@@ -6,7 +6,9 @@
  * as the agent's proxier orders them: the same lines, set elements and
  * transactions in that order. Small
  * clusters are compared as text (readable diffs), a 1,000-service-port cluster
- * with every shape by its SHA-256 and length.
+ * with every shape by its SHA-256 and length. They hold generation A's text
+ * (upstream v1.33-1.35), the one the writer wrote then: every render here pins
+ * generation A.
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +23,9 @@ import type { SyncPlan } from './sync-state.ts';
 import { TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const golden = (name: string) => `./testdata/golden/${name}`;
+/** The render options of the goldens: generation A (upstream v1.33-1.35), which they were written with. */
+const shapesA = (family: IPFamily) => ({ ...shapesOptions(family), generation: 'A' as const });
+const upstreamA = (family: IPFamily) => upstreamOptions(family, { generation: 'A' });
 const all = (p: SyncPlan) =>
   [
     `# cleanup (${p.cleanupChains.join(' ')})`,
@@ -123,10 +128,10 @@ function conflictingKeys(family: IPFamily) {
 
 const sha = (text: string) => `sha256 ${createHash('sha256').update(text).digest('hex')} bytes ${Buffer.byteLength(text)}\n`;
 
-describe('transaction text stays byte-identical (golden files from the writer before the full-sync speed-up)', () => {
+describe('transaction text stays byte-identical (golden files from the writer before the full-sync speed-up, generation A: upstream v1.33-1.35)', () => {
   for (const family of ['IPv4', 'IPv6'] as const) {
     const f = family === 'IPv4' ? 'ip' : 'ip6';
-    const render = () => renderNftables(shapesSnapshot(family), shapesOptions(family));
+    const render = () => renderNftables(shapesSnapshot(family), shapesA(family));
 
     it(`full sync of the shapes cluster, nothing known (${family})`, async () => {
       await expect(all(planFullSync(render(), { now: 1000, live: null, recreateBaseChains: true }))).toMatchFileSnapshot(
@@ -168,12 +173,12 @@ describe('transaction text stays byte-identical (golden files from the writer be
 
     it(`full syncs with a warm render cache write the same text (${family})`, async () => {
       const cache = new NftRenderCache();
-      const first = planFullSync(renderNftables(shapesSnapshot(family), shapesOptions(family), cache), {
+      const first = planFullSync(renderNftables(shapesSnapshot(family), shapesA(family), cache), {
         now: 1000,
         live: null,
         recreateBaseChains: true,
       });
-      const again = planFullSync(renderNftables(shapesSnapshot(family), shapesOptions(family), cache), {
+      const again = planFullSync(renderNftables(shapesSnapshot(family), shapesA(family), cache), {
         now: 1000,
         live: null,
         recreateBaseChains: true,
@@ -188,7 +193,7 @@ describe('transaction text stays byte-identical (golden files from the writer be
 
     it(`cold start of service ports that write the same keys: each chunk keeps the elements' first-mention order (${family})`, async () => {
       const c = conflictingKeys(family);
-      const r = renderNftables(upstreamSnapshot(family, c.services, c.slices), upstreamOptions(family));
+      const r = renderNftables(upstreamSnapshot(family, c.services, c.slices), upstreamA(family));
       await expect(all(planColdStart(r, { servicesPerTransaction: 2 }))).toMatchFileSnapshot(golden(`${f}-cold-start-shared-keys.nft`));
     });
 
@@ -196,23 +201,23 @@ describe('transaction text stays byte-identical (golden files from the writer be
       const cache = new NftRenderCache();
       const a = mixedCluster(family, 40);
       const b = mixedCluster(family, 45);
-      const first = planFullSync(renderNftables(upstreamSnapshot(family, a.services, a.slices), upstreamOptions(family), cache), {
+      const first = planFullSync(renderNftables(upstreamSnapshot(family, a.services, a.slices), upstreamA(family), cache), {
         now: 0,
         live: null,
         recreateBaseChains: true,
       });
       const grown = planPartialSync(
-        renderNftables(upstreamSnapshot(family, b.services, b.slices.slice(3)), upstreamOptions(family), cache),
+        renderNftables(upstreamSnapshot(family, b.services, b.slices.slice(3)), upstreamA(family), cache),
         first.next,
         500,
       );
-      const back = planPartialSync(renderNftables(upstreamSnapshot(family, a.services, a.slices), upstreamOptions(family), cache), grown.next, 2000);
+      const back = planPartialSync(renderNftables(upstreamSnapshot(family, a.services, a.slices), upstreamA(family), cache), grown.next, 2000);
       await expect([all(grown), all(back)].join('\n# ----\n')).toMatchFileSnapshot(golden(`${f}-partial.nft`));
     });
 
     it(`full sync and cold start of 1,000 mixed service ports, by hash (${family})`, async () => {
       const c = mixedCluster(family, 1000);
-      const r = renderNftables(upstreamSnapshot(family, c.services, c.slices), upstreamOptions(family));
+      const r = renderNftables(upstreamSnapshot(family, c.services, c.slices), upstreamA(family));
       const full = planFullSync(r, { now: 0, live: null, recreateBaseChains: true });
       const cold = planColdStart(r);
       await expect(
