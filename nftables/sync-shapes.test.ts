@@ -104,10 +104,32 @@ describe('partial syncs of every kind of change', () => {
     expect(fake.dump('ip')).toContain('add element ip kube-proxy cluster-ips { 172.30.0.41 }');
   });
 
-  it('rewrites the fixed chains when the masquerade bit changes', async () => {
+  it('rewrites the chains that set or test the mark when the masquerade bit changes', async () => {
     const a = setup();
     await a.sync([lb()], [slice(['10.180.0.1'])]);
     const b = new SyncDriver(a.fake, upstreamOptions('IPv4', { masqueradeBit: 5 }));
+    b.applied = a.driver.applied;
+    const plan = await b.sync(upstreamSnapshot('IPv4', [lb()], [slice(['10.180.0.1'])]), 10_000);
+    // Generation B sets the mark inline: in services (ClusterIP traffic from outside) and in the external chain.
+    const lines = operationLines(plan.text);
+    expect(lines).toContain(
+      'add rule ip kube-proxy services ip daddr @cluster-ips ip saddr != 10.0.0.0/8 mark set mark or 0x00000020 comment "masquerade clusterIP traffic from outside cluster"',
+    );
+    expect(lines).toContain('add rule ip kube-proxy masquerading mark and 0x00000020 != 0 mark set mark xor 0x00000020 masquerade fully-random');
+    expect(lines).toContain('add rule ip kube-proxy external-ULMVA6XW-ns1/svc1/tcp/p80 mark set mark or 0x00000020 comment "masquerade"');
+    expect(lines.filter((l) => l.startsWith('flush chain')).sort()).toEqual([
+      'flush chain ip kube-proxy external-ULMVA6XW-ns1/svc1/tcp/p80',
+      'flush chain ip kube-proxy masquerading',
+      'flush chain ip kube-proxy services',
+    ]);
+    // 3 chains added and flushed, their 3 + 2 + 2 rules.
+    expect(plan.operations).toBe(3 * 2 + 3 + 2 + 2);
+  });
+
+  it('rewrites the fixed chains when the masquerade bit changes (generation A, upstream v1.33-1.35: the mark in mark-for-masquerade)', async () => {
+    const a = setup(upstreamOptions('IPv4', { generation: 'A' }));
+    await a.sync([lb()], [slice(['10.180.0.1'])]);
+    const b = new SyncDriver(a.fake, upstreamOptions('IPv4', { masqueradeBit: 5, generation: 'A' }));
     b.applied = a.driver.applied;
     const plan = await b.sync(upstreamSnapshot('IPv4', [lb()], [slice(['10.180.0.1'])]), 10_000);
     expect(operationLines(plan.text)).toContain('add rule ip kube-proxy mark-for-masquerade mark set mark or 0x00000020');
@@ -116,41 +138,53 @@ describe('partial syncs of every kind of change', () => {
 });
 
 describe('full syncs over what is already there', () => {
-  it('flushes chains and deletes sets nobody wants, deleting the chains a second later (older rulesets included)', async () => {
-    const fake = new FakeNft();
-    // A table left by an older release: a generation A' base chain, a generation B set, a vanished service.
-    await fake.run(
-      [
-        'add table ip kube-proxy',
-        'add chain ip kube-proxy firewall-check',
-        'add chain ip kube-proxy filter-prerouting { type filter hook prerouting priority -110 ; }',
-        'add rule ip kube-proxy filter-prerouting ct state new jump firewall-check',
-        'add set ip kube-proxy hairpin-connections { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; }',
-        'add set ip kube-proxy affinity-XXXXXXXX-ns9/gone/tcp/p80__10.9.9.9/80 { type ipv4_addr ; flags dynamic,timeout ; timeout 10s ; }',
-        'add chain ip kube-proxy service-XXXXXXXX-ns9/gone/tcp/p80',
-        'add rule ip kube-proxy service-XXXXXXXX-ns9/gone/tcp/p80 ip saddr @affinity-XXXXXXXX-ns9/gone/tcp/p80__10.9.9.9/80 drop',
-      ].join('\n') + '\n',
-    );
-    const driver = new SyncDriver(fake, upstreamOptions('IPv4'));
-    driver.applied = null;
-    const snapshot = upstreamSnapshot('IPv4', [lb()], [slice(['10.180.0.1'])]);
-    // First sync of this process: nothing applied yet, but the table exists; list it as the agent will.
-    const live = (await fake.list('ip'))!;
-    const plan = planFullSync(renderNftables(snapshot, upstreamOptions('IPv4')), {
-      now: 0,
-      live: { chains: live.chains.map((c) => c.name), sets: live.sets.map((s) => ({ name: s.name, kind: s.kind })) },
-      recreateBaseChains: true,
+  // Generation B (the default) over a table with A's mark-for-masquerade; A (upstream v1.33-1.35) over one with B's set.
+  for (const generation of ['B', 'A'] as const) {
+    const other = generation === 'B' ? 'mark-for-masquerade' : 'hairpin-connections';
+    it(`flushes chains and deletes sets nobody wants, deleting the chains a second later (older rulesets included; generation ${generation} over ${other})`, async () => {
+      const fake = new FakeNft();
+      // A table left by an older release: a generation A' base chain, the other generation's fixed object, a vanished service.
+      await fake.run(
+        [
+          'add table ip kube-proxy',
+          'add chain ip kube-proxy firewall-check',
+          'add chain ip kube-proxy filter-prerouting { type filter hook prerouting priority -110 ; }',
+          'add rule ip kube-proxy filter-prerouting ct state new jump firewall-check',
+          ...(generation === 'B'
+            ? ['add chain ip kube-proxy mark-for-masquerade', 'add rule ip kube-proxy mark-for-masquerade mark set mark or 0x00004000']
+            : ['add set ip kube-proxy hairpin-connections { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; }']),
+          'add set ip kube-proxy affinity-XXXXXXXX-ns9/gone/tcp/p80__10.9.9.9/80 { type ipv4_addr ; flags dynamic,timeout ; timeout 10s ; }',
+          'add chain ip kube-proxy service-XXXXXXXX-ns9/gone/tcp/p80',
+          'add rule ip kube-proxy service-XXXXXXXX-ns9/gone/tcp/p80 ip saddr @affinity-XXXXXXXX-ns9/gone/tcp/p80__10.9.9.9/80 drop',
+        ].join('\n') + '\n',
+      );
+      const options = upstreamOptions('IPv4', { generation });
+      const driver = new SyncDriver(fake, options);
+      driver.applied = null;
+      const snapshot = upstreamSnapshot('IPv4', [lb()], [slice(['10.180.0.1'])]);
+      // First sync of this process: nothing applied yet, but the table exists; list it as the agent will.
+      const live = (await fake.list('ip'))!;
+      const plan = planFullSync(renderNftables(snapshot, options), {
+        now: 0,
+        live: { chains: live.chains.map((c) => c.name), sets: live.sets.map((s) => ({ name: s.name, kind: s.kind })) },
+        recreateBaseChains: true,
+      });
+      await fake.run(plan.text);
+      const stale = ['filter-prerouting', ...(generation === 'B' ? ['mark-for-masquerade'] : []), 'service-XXXXXXXX-ns9/gone/tcp/p80'];
+      expect([...plan.next.stale.keys()].sort()).toEqual(stale);
+      const after = (await fake.list('ip'))!;
+      expect(after.sets.map((s) => s.name)).not.toContain('affinity-XXXXXXXX-ns9/gone/tcp/p80__10.9.9.9/80');
+      if (generation === 'A') expect(after.sets.map((s) => s.name)).not.toContain('hairpin-connections');
+      else expect(after.chains.find((c) => c.name === 'mark-for-masquerade')!.rules).toEqual([]);
+      expect(after.chains.find((c) => c.name === 'filter-prerouting')!.rules).toEqual([]);
+      driver.applied = plan.next;
+      const later = await driver.sync(snapshot, 1000);
+      expect(later.cleanupChains).toEqual(stale);
+      const chains = (await fake.list('ip'))!.chains.map((c) => c.name);
+      expect(chains).not.toContain('filter-prerouting');
+      if (generation === 'B') expect(chains).not.toContain('mark-for-masquerade');
     });
-    await fake.run(plan.text);
-    expect([...plan.next.stale.keys()].sort()).toEqual(['filter-prerouting', 'service-XXXXXXXX-ns9/gone/tcp/p80']);
-    const after = (await fake.list('ip'))!;
-    expect(after.sets.map((s) => s.name)).not.toContain('hairpin-connections');
-    expect(after.chains.find((c) => c.name === 'filter-prerouting')!.rules).toEqual([]);
-    driver.applied = plan.next;
-    const later = await driver.sync(snapshot, 1000);
-    expect(later.cleanupChains).toEqual(['filter-prerouting', 'service-XXXXXXXX-ns9/gone/tcp/p80']);
-    expect((await fake.list('ip'))!.chains.map((c) => c.name)).not.toContain('filter-prerouting');
-  });
+  }
 
   it('recovers with a full sync after the table was deleted behind its back (the partial one fails, nothing half-applied)', async () => {
     const { fake, driver, sync } = setup();
