@@ -177,7 +177,7 @@ describe('NftablesMode, generation B: the stale cleanup runs beside the syncs', 
 describe('switching generations on a live table (A is upstream v1.33-1.35, B v1.36+)', () => {
   const services = [svc('a', '172.30.0.41')];
   const slices = [eps('a', ['10.0.1.1'], ['10.0.2.1'])];
-  const A = (family: IPFamily = 'IPv4') => upstreamOptions(family);
+  const A = (family: IPFamily = 'IPv4') => upstreamOptions(family, { generation: 'A' });
   const render = (options: NftRenderOptions) => renderNftables(upstreamSnapshot('IPv4', services, slices), options);
   /** The names a listing of the table `plan` wrote would show. */
   const namesOf = (r: ReturnType<typeof render>) => ({
