@@ -16,6 +16,9 @@ import type { NftGeneration } from './objects.ts';
 import { TEST_NODE, UPSTREAM_SERVICE_CIDR, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const svc = (name: string, ip: string, port: number) => makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }] });
+/** With session affinity: generation B (the default) writes endpoint chains only then. */
+const stickySvc = (name: string, ip: string, port: number) =>
+  makeService('ns1', name, { clusterIP: ip, ports: [{ name: `p${port}`, port }], sessionAffinity: 'ClientIP' });
 const eps = (name: string, port: number, ips: string[]) =>
   makeEndpointSlice('ns1', name, `${name}-1`, { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: `p${port}`, port, protocol: 'TCP' }] });
 
@@ -72,30 +75,38 @@ function setup(
 }
 
 describe('NftablesMode (upstream syncProxyRules)', () => {
-  it('cold-starts a missing table, then sends only the delta of an endpoint change, and nothing when nothing changed', async () => {
-    const t = setup();
-    const first = await t.sync();
-    expect(first.full).toBe(true);
-    expect(await t.converged()).toBe(true);
-    expect(first.objects.get('kube-proxy')).toBeGreaterThan(20);
+  // Adding an endpoint: B (the default) rewrites the service chain's one DNAT rule (add + flush + rule = 3); A (upstream
+  // v1.33-1.35) its service chain and the new endpoint chain, 2 rules each (8; README: upstream's TestSyncProxyRulesRepeated).
+  it.each([
+    ['B', 3],
+    ['A', 8],
+  ] as const)(
+    'cold-starts a missing table, then sends only the delta of an endpoint change, and nothing when nothing changed (generation %s)',
+    async (generation, written) => {
+      const t = setup(['IPv4'], undefined, { generation });
+      const first = await t.sync();
+      expect(first.full).toBe(true);
+      expect(await t.converged()).toBe(true);
+      expect(first.objects.get('kube-proxy')).toBeGreaterThan(20);
 
-    const runs = t.nft.history.length;
-    for (const periodic of [false, true]) {
-      const r = await t.sync(periodic);
-      expect(r).toMatchObject({ full: false, bytes: 0 });
-      expect(r.written.get('kube-proxy')).toBe(0);
-    }
-    expect(t.nft.history.length).toBe(runs);
+      const runs = t.nft.history.length;
+      for (const periodic of [false, true]) {
+        const r = await t.sync(periodic);
+        expect(r).toMatchObject({ full: false, bytes: 0 });
+        expect(r.written.get('kube-proxy')).toBe(0);
+      }
+      expect(t.nft.history.length).toBe(runs);
 
-    t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
-    const r = await t.sync();
-    expect(r.full).toBe(false);
-    const text = t.nft.history.at(-1)!;
-    expect(text).toContain('10.0.1.2');
-    expect(text).not.toMatch(/add table|cluster-ips-check|masquerading/);
-    expect(r.written.get('kube-proxy')).toBe(8); // README: upstream's TestSyncProxyRulesRepeated, adding an endpoint
-    expect(await t.converged()).toBe(true);
-  });
+      t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
+      const r = await t.sync();
+      expect(r.full).toBe(false);
+      const text = t.nft.history.at(-1)!;
+      expect(text).toContain('10.0.1.2');
+      expect(text).not.toMatch(/add table|cluster-ips-check|masquerading/);
+      expect(r.written.get('kube-proxy')).toBe(written);
+      expect(await t.converged()).toBe(true);
+    },
+  );
 
   it('rewrites cluster-ips-check alone, in a partial sync, when the ServiceCIDRs change (upstream: at the next full sync)', async () => {
     const t = setup();
@@ -128,17 +139,18 @@ describe('NftablesMode (upstream syncProxyRules)', () => {
     t.services.set('b', svc('b', '172.30.0.42', 8080));
     t.slices.set('b', eps('b', 8080, ['10.0.2.1']));
     await t.sync();
+    // Generation B: the service chain alone, its one DNAT rule (no endpoint chain without affinity).
     const chainsOfB = async () => (await t.nft.list('ip'))!.chains.filter((c) => c.name.includes('ns1/b/')).map((c) => c.rules.length);
-    expect(await chainsOfB()).toEqual([2, 2]);
+    expect(await chainsOfB()).toEqual([1]);
 
     t.services.delete('b');
     t.slices.delete('b');
     t.clock.advance(100);
     await t.sync();
-    expect(await chainsOfB()).toEqual([0, 0]);
+    expect(await chainsOfB()).toEqual([0]);
     t.clock.advance(500);
     await t.sync(true);
-    expect(await chainsOfB()).toEqual([0, 0]);
+    expect(await chainsOfB()).toEqual([0]);
     t.clock.advance(500);
     const r = await t.sync(true);
     expect(await chainsOfB()).toEqual([]);
@@ -347,10 +359,14 @@ function watched<T>(p: Promise<T>): { readonly promise: Promise<T>; done: boolea
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('NftablesMode: stale chains are deleted beside the syncs', () => {
-  /** a with endpoints .1 and .2, then .1 gone, then a quiet sync a second later: .1's chain is being deleted (held at the gate). */
+  /**
+   * a (with session affinity, so that generation B writes endpoint chains) with endpoints .1 and .2, then .1 gone, then
+   * a quiet sync a second later: .1's chain is being deleted (held at the gate).
+   */
   async function deleting() {
     const g = gatedDeletions();
     const t = setup(['IPv4'], undefined, { cleanupNft: g.runner });
+    t.services.set('a', stickySvc('a', '172.30.0.41', 80));
     t.slices.set('a', eps('a', 80, ['10.0.1.1', '10.0.1.2']));
     await t.sync();
     t.slices.set('a', eps('a', 80, ['10.0.1.2']));
@@ -430,8 +446,9 @@ describe('NftablesMode after a restart (not upstream epChainSkipUpdate)', () => 
     const nft = new FakeNft();
     const clock = new ManualClock(1_000_000);
     const start = () => new NftablesMode({ families: ['IPv4'], render: upstreamOptions('IPv4') }, { nft, clock, logger: silentLogger() });
+    // With session affinity: generation B (the default) writes endpoint chains only then.
     const sync = (mode: NftablesMode, ips: string[]) =>
-      mode.sync(upstreamSnapshot('IPv4', [svc('a', '172.30.0.41', 80)], [eps('a', 80, ips)]), { periodic: false, previous: null });
+      mode.sync(upstreamSnapshot('IPv4', [stickySvc('a', '172.30.0.41', 80)], [eps('a', 80, ips)]), { periodic: false, previous: null });
     const before = start();
     await sync(before, ['10.0.1.1', '10.0.1.2']);
     // 10.0.1.2 goes (its readiness flapped, say): its chain is flushed now and deleted at least 1 s later...
@@ -450,7 +467,7 @@ describe('NftablesMode after a restart (not upstream epChainSkipUpdate)', () => 
     expect((await sync(after, ['10.0.1.1', '10.0.1.2'])).full).toBe(true);
     expect(nft.history.slice(runs).join('\n')).toMatch(/flush chain ip kube-proxy endpoint-\S+__10\.0\.1\.1\/80/);
     expect((await nft.list('ip'))!.chains.find((c) => c.name === chain.name)!.rules).toEqual([
-      'ip saddr 10.0.1.2 jump mark-for-masquerade',
+      `update @affinity-${chain.name.slice('endpoint-'.length)} { ip saddr }`,
       'meta l4proto tcp dnat to 10.0.1.2:80',
     ]);
     const d = diffTables(tableOf(after.lastRender('IPv4')!), await nft.list('ip'));
