@@ -14,14 +14,16 @@ import { tableOf } from './render.ts';
 import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const SVC = makeService('ns1', 'a', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }] });
+/** With session affinity: generation B (the default) writes endpoint chains only then. */
+const STICKY = makeService('ns1', 'a', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }], sessionAffinity: 'ClientIP' });
 const slice = (ips: string[]) =>
   makeEndpointSlice('ns1', 'a', 'a-1', { endpoints: ips.map((ip) => ({ ip })), ports: [{ name: 'p80', port: 80, protocol: 'TCP' }] });
 
-function setup() {
+function setup(svc: unknown = STICKY) {
   const nft = new FakeNft();
   const clock = new ManualClock(1_000_000);
   const mode = new NftablesMode({ families: ['IPv4'], render: upstreamOptions('IPv4') }, { nft, clock, logger: silentLogger() });
-  const snapshot = (ips: string[]): Snapshot => upstreamSnapshot('IPv4', [SVC], [slice(ips)]);
+  const snapshot = (ips: string[]): Snapshot => upstreamSnapshot('IPv4', [svc], [slice(ips)]);
   return { nft, clock, mode, snapshot, inspect: mode.inspect };
 }
 
@@ -63,6 +65,13 @@ describe('NftablesMode.inspect (/debug/rules, /debug/services)', () => {
     const objects = t.inspect.objectsOf('IPv4', state)!;
     expect(objects.service).toEqual([names.service, 'cluster-ips[172.30.0.41]', 'service-ips[172.30.0.41 . tcp . 80]']);
     expect([...objects.endpoints]).toEqual(['10.0.1.1', '10.0.1.2'].map((ip) => [`${ip}:80`, endpointNames(state.service, { ip, port: 80 }).chain]));
+    // Without session affinity generation B writes no endpoint chain: the DNAT is in the service chain, none is named.
+    const plain = setup(SVC);
+    const plainSnap = plain.snapshot(['10.0.1.1', '10.0.1.2']);
+    await plain.mode.sync(plainSnap, { periodic: false, previous: null });
+    const plainObjects = plain.inspect.objectsOf('IPv4', plainSnap.services[0]!)!;
+    expect(plainObjects.service).toEqual([names.service, 'cluster-ips[172.30.0.41]', 'service-ips[172.30.0.41 . tcp . 80]']);
+    expect([...plainObjects.endpoints]).toEqual([]);
     // A service port the last sync did not render has none.
     const other = upstreamSnapshot('IPv4', [makeService('ns1', 'b', { clusterIP: '172.30.0.42', ports: [{ name: 'p80', port: 80 }] })], []);
     expect(t.inspect.objectsOf('IPv4', other.services[0]!)).toBeNull();
