@@ -168,6 +168,15 @@ describe('the syncs keep each counter as long as its endpoint chain', () => {
     const mode = new NftablesMode({ families: ['IPv4'], render: upstreamOptions('IPv4') }, { nft, clock, logger: silentLogger() });
     await mode.sync(snap(['10.180.0.1', '10.180.0.2']), { periodic: false, previous: null });
     expect(await nft.counters('ip')).toEqual([]);
+    // Generation B (the default) writes no endpoint chain without counting: the full sync flushed them as stale.
+    const endpointChains = [chainOf('10.180.0.1'), chainOf('10.180.0.2')];
+    const d = diffTables(tableOf(mode.lastRender('IPv4')!), await nft.list('ip'));
+    expect([...d.extraChains].sort()).toEqual(endpointChains.sort());
+    expect(isEmptyDiff({ ...d, extraChains: [] }), JSON.stringify(d)).toBe(true);
+    // A second later the cleanup deletes them.
+    clock.advance(1000);
+    await mode.sync(snap(['10.180.0.1', '10.180.0.2']), { periodic: true, previous: null });
+    await mode.deletionsDone();
     expect(isEmptyDiff(diffTables(tableOf(mode.lastRender('IPv4')!), await nft.list('ip')))).toBe(true);
   });
 });
