@@ -26,7 +26,8 @@ import { parseSave } from '../iptables/parse-save.ts';
 import { ApplyError } from '../proxier/mode.ts';
 import type { Ruleset } from '../iptables/ruleset.ts';
 import { trace } from '../iptables/trace.ts';
-import { diffTables, isEmptyDiff, type TableDiff } from '../nftables/diff.ts';
+import { diffTables, isEmptyDiff, type SetDiff, type TableDiff } from '../nftables/diff.ts';
+import { elementOfId } from '../nftables/sync-state.ts';
 import type { NftTable } from '../nftables/model.ts';
 import { NftError } from '../nftables/errors.ts';
 import { NftablesMode, type NftTables } from '../nftables/nftables-mode.ts';
@@ -448,7 +449,8 @@ function sequenceSnapshot(c: GenCluster, config: ReturnType<typeof fuzzConfig>, 
  * restart (a new mode's full sync over the table the old one left, its flushed stale chains included: where upstream's
  * epChainSkipUpdate kept them empty); and optionally one transaction or deletion that the kernel refuses (the sync is
  * retried, as the runner does). After every sync the table must hold exactly the render but for stale chains flushed
- * and not yet deleted (each empty); one more sync 11 s later must leave exactly the render.
+ * and not yet deleted (each empty) and generation B's hairpin-connections elements pending deletion (exactly those the
+ * mode holds for its cleanup: setsBeyondPending); one more sync 11 s later must leave exactly the render.
  */
 export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): Promise<{ failures: string[]; injected: number }> {
   const failures: string[] = [];
@@ -496,7 +498,8 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
       const withRules = d.extraChains.filter((name) => r.live!.chains.find((x) => x.name === name)?.rules.length !== 0);
       // A flushed stale chain keeps its counter until both are deleted.
       const flushed = new Set(d.extraChains.filter((name) => !withRules.includes(name)));
-      const shown = { ...d, extraChains: withRules, extraCounters: d.extraCounters.filter((name) => !flushed.has(name)) };
+      const sets = setsBeyondPending(d.sets, mode.lastPlan(family)!.next.staleElements);
+      const shown = { ...d, extraChains: withRules, extraCounters: d.extraCounters.filter((name) => !flushed.has(name)), sets };
       if (!isEmptyDiff(shown))
         failures.push(
           `${family} after ${step} (${r.full ? 'full' : 'partial'}, ${snapshot.services.length} service ports, counters ${counting ? 'on' : 'off'}): ${diffSummary(shown)}`,
@@ -511,6 +514,40 @@ export async function nftSequenceFailures(nftOf: NftTables, seq: ModeSequence): 
     await mode.close();
   }
   return { failures, injected: inj.injected };
+}
+
+/**
+ * The set differences left once the elements the mode holds for its stale cleanup are accounted for: generation B
+ * deletes a hairpin-connections element nothing wants with the stale chains, not in the event's transaction
+ * (sync-state.ts DEFERRED_ELEMENT_SETS). Between syncs the kernel must hold exactly the render's elements plus those
+ * pending (staleElements): an extra element the mode does not know of would never be deleted, a pending one the kernel
+ * lacks would make the cleanup's `delete element` fail. Anything else (missing, changed, a declaration) stays.
+ */
+export function setsBeyondPending(sets: readonly SetDiff[], pending: ReadonlyMap<string, number>): SetDiff[] {
+  const bySet = new Map<string, string[]>();
+  for (const id of pending.keys()) {
+    const [set, key] = elementOfId(id);
+    bySet.set(set, [...(bySet.get(set) ?? []), key]);
+  }
+  const out: SetDiff[] = [];
+  for (const s of sets) {
+    const want = new Set(bySet.get(s.set) ?? []);
+    bySet.delete(s.set);
+    const extra = s.extra.filter((e) => !want.has(e.key));
+    const gone = [...want].filter((k) => !s.extra.some((e) => e.key === k));
+    const missing = [...s.missing, ...gone.map((key) => ({ key, value: null, comment: 'pending deletion, not in the kernel' }))];
+    if (s.declaration || missing.length + extra.length + s.changed.length > 0) out.push({ ...s, missing, extra });
+  }
+  // Pending elements of a set without any other difference: the kernel does not hold them.
+  for (const [set, keys] of bySet)
+    out.push({
+      set,
+      declaration: null,
+      missing: keys.map((key) => ({ key, value: null, comment: 'pending deletion, not in the kernel' })),
+      extra: [],
+      changed: [],
+    });
+  return out;
 }
 
 /**
