@@ -3,8 +3,10 @@
  * sync with what the mode made for it (iptables: its KUBE-SVC/SVL/EXT/FW
  * chains; nftables: its service-/external-/... chains and map keys;
  * userspace: its listeners) and each endpoint with its state, whether this
- * node sends to it (and if not, why), its own object (a KUBE-SEP or
- * endpoint- chain) and, with --traffic-counters (iptables, nftables), the packets
+ * node sends to it (and if not, why), its own objects (a KUBE-SEP or
+ * endpoint- chain; in nftables generation B without endpoint chains its entry
+ * in the service's DNAT map, and a local one's hairpin-connections element)
+ * and, with --traffic-counters (iptables, nftables), the packets
  * and bytes it received. Pure:
  * snapshots and the mode's inspection in, a table (text or JSON) out.
  */
