@@ -28,7 +28,7 @@ import type { NftablesNode } from './mode-nftables.ts';
 import { diffTables, isEmptyDiff } from '../nftables/diff.ts';
 import { nftFailure } from '../nftables/errors.ts';
 import { FakeNft } from '../nftables/fake-nft.ts';
-import { endpointNames, servicePortNames } from '../nftables/names.ts';
+import { ENDPOINT_PREFIX, servicePortNames } from '../nftables/names.ts';
 import type { NftablesMode } from '../nftables/nftables-mode.ts';
 import { tableOf } from '../nftables/render.ts';
 import type { ProxyModeName } from '../proxier/mode.ts';
@@ -569,6 +569,10 @@ const nftConverged = async (a: Agent, nft: FakeNft, family: IPFamily) => {
   return isEmptyDiff({ ...d, extraChains: [] });
 };
 
+/** Generation B's DNAT map entries (render-endpoints.ts dnatMapRule) for 10.244.1.5, and 10.244.1.5 and .6. */
+const ONE = '0 : 10.244.1.5 . 8080';
+const TWO = 'map { 0 : 10.244.1.5 . 8080 , 1 : 10.244.1.6 . 8080 }';
+
 describe('the agent in nftables mode on FakeNft', () => {
   it("removes both iptables modes' rules, converges both families, syncs an edit partially, repairs a deleted table, and leaves the table at stop", async () => {
     const fakes = both();
@@ -588,30 +592,35 @@ describe('the agent in nftables mode on FakeNft', () => {
     expect(getChain(ipv4.snapshot(), 'nat', 'PREROUTING')?.rules).toEqual([]);
     await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
     expect(await nftConverged(a, nft, 'IPv6')).toBe(true);
-    expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.5:8080/);
+    // Generation B (upstream v1.36+): the service chain DNATs through a numgen map, no endpoint chain.
+    expect(nft.dump('ip')).toContain(` dnat ip addr . port to numgen random mod 1 map { ${ONE} }`);
     expect(await metric(a, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toMatch(/ [1-9]\d*$/);
     // Upstream's RegisterMetrics(ProxyModeNFTables) registers none of the iptables mode's rule counts.
     expect(await metric(a, '# TYPE kubeproxy_sync_proxy_rules_iptables_total')).toBeUndefined();
 
-    // An endpoint added: one partial transaction with the delta only.
+    // An endpoint added: one partial transaction with the delta only (the service chain's map, the local endpoint's
+    // hairpin-connections element).
     const runs = nft.history.length;
     await write(['10.244.1.5', '10.244.1.6']);
-    await vi.waitFor(() => expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/), { timeout: 5000 });
+    await vi.waitFor(() => expect(nft.dump('ip')).toContain(TWO), { timeout: 5000 });
     const delta = nft.history.slice(runs).find((t) => t.includes('10.244.1.6'))!;
     expect(delta).not.toMatch(/add table|filter-input|cluster-ips-check/);
+    expect(delta).toMatch(
+      /\nadd set ip kube-proxy hairpin-connections \{[^\n]* elements = \{ 10\.244\.1\.6 \. 10\.244\.1\.6 \. tcp \. 8080 \} ; \}\n/,
+    );
     expect(await metric(a, 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}')).toMatch(/ [1-9]\d*$/);
 
     // Someone deletes the table: monitor() (every sync period) notices and the full sync rebuilds it.
     await nft.deleteTable('ip');
     await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
-    expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/);
+    expect(nft.dump('ip')).toContain(TWO);
     expect(await metric(a, 'kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="table"}')).toBe(
       'kubeproxy_ts_outside_changes_total{ip_family="IPv4",kind="table"} 1',
     );
 
     await a.stop();
     agent = null;
-    expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/);
+    expect(nft.dump('ip')).toContain(TWO);
   });
 
   it('answers /debug/rules (the table as nft -f input, a refused transaction with the line nft named) and /debug/services (chains, no counters)', async () => {
@@ -634,23 +643,24 @@ describe('the agent in nftables mode on FakeNft', () => {
     await vi.waitFor(async () => expect(await nftConverged(a, nft, 'IPv4')).toBe(true), { timeout: 5000 });
     await write(['10.244.1.5', '10.244.1.6']);
     // The refused transaction makes the next sync a full one, which nft takes.
-    await vi.waitFor(() => expect(nft.dump('ip')).toMatch(/dnat to 10\.244\.1\.6:8080/), { timeout: 5000 });
+    await vi.waitFor(() => expect(nft.dump('ip')).toContain(TWO), { timeout: 5000 });
     expect(nft.refused).toBe(true);
 
     const url = a.metricsServer!.url;
     const sp = { namespace: 'ns1', name: 'web', portName: 'p80', protocol: 'TCP' } as const;
     const chains = servicePortNames(sp);
-    const sep = (ip: string) => endpointNames(sp, { ip, port: 8080 }).chain;
     const rules = await (await fetch(`${url}/debug/rules?family=IPv4`)).text();
     expect(rules).toMatch(
       /^# kube-proxy-ts nftables mode\n# IPv4: applied at \S+ by a full sync \(\d+ bytes written\); nft input of every rule it owns now\nadd table ip kube-proxy /,
     );
     expect(rules).toContain(`\nadd chain ip kube-proxy ${chains.service}\n`);
-    expect(rules).toContain(`\nadd rule ip kube-proxy ${sep('10.244.1.6')} meta l4proto tcp dnat to 10.244.1.6:8080\n`);
+    expect(rules).toContain(`\nadd rule ip kube-proxy ${chains.service} meta l4proto tcp dnat ip addr . port to numgen random mod 2 ${TWO}\n`);
     expect(rules).toMatch(
       /# IPv4: REFUSED at \S+ \(partial sync\):\n# nft -f - failed: Could not process rule: No such file or directory \(input line 2: /,
     );
-    expect(rules).toContain(`# add chain ip kube-proxy ${sep('10.244.1.6')}`);
+    expect(rules).toContain(
+      `\n# add chain ip kube-proxy ${chains.service} { meta l4proto tcp dnat ip addr . port to numgen random mod 2 ${TWO} ; }\n`,
+    );
     const json = (await (await fetch(`${url}/debug/rules?family=IPv4&format=json`)).json()) as [
       { syntax: string; refused: { input: string; line: number } },
     ];
@@ -661,7 +671,12 @@ describe('the agent in nftables mode on FakeNft', () => {
     const services = await (await fetch(`${url}/debug/services`)).text();
     expect(services).toContain('ns1/web:p80 TCP 172.30.0.10:80');
     expect(services).toContain(`  ${chains.service} cluster-ips[172.30.0.10] service-ips[172.30.0.10 . tcp . 80]\n`);
-    expect(services).toMatch(new RegExp(`10\\.244\\.1\\.6:8080 +ready +node-1 \\(local\\) +${sep('10.244.1.6').replaceAll('.', '\\.')}\n`));
+    // Generation B, no endpoint chains: each endpoint's entry in the service chain's DNAT map, and its
+    // hairpin-connections element (local endpoints).
+    const own = (ip: string, i: number) => `${chains.service} map[${i}] hairpin-connections[${ip} . ${ip} . tcp . 8080]`;
+    expect(services).toContain(`\n  10.244.1.5:8080  ready  node-1 (local)  ${own('10.244.1.5', 0)}\n`);
+    expect(services).toContain(`\n  10.244.1.6:8080  ready  node-1 (local)  ${own('10.244.1.6', 1)}\n`);
+    expect(services).not.toContain(ENDPOINT_PREFIX);
     expect(services).toContain('# IPv6: 0 service port(s)');
     expect(services).not.toMatch(/pkts|bytes/);
   });
