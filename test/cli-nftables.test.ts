@@ -147,17 +147,18 @@ describe('kube-proxy-ts diff --mode=nftables', { timeout: 30_000 }, () => {
     expect(r.out).toContain('IPv6: table ip6 kube-proxy is missing from the kernel (1 service ports not programmed)');
   });
 
-  it('names the service of a deleted endpoint chain, with the rule its service chain lost', async () => {
+  it('names the service of a deleted endpoint chain (ClientIP affinity: generation B keeps its endpoint chains), with the rules its service chain lost', async () => {
     const nft = await loaded();
-    const svcChain = servicePortNames(web).service;
-    const epChain = endpointNames(web, { ip: PODS['pod-c'].ip, port: 8080 }).chain;
-    await nft.run(`flush chain ip kube-proxy ${svcChain}\ndelete chain ip kube-proxy ${epChain}\n`);
+    const svcChain = servicePortNames(sticky).service;
+    const ep = endpointNames(sticky, { ip: PODS['pod-b'].ip, port: 8080 });
+    await nft.run(`flush chain ip kube-proxy ${svcChain}\ndelete chain ip kube-proxy ${ep.chain}\n`);
     const r = await run(['diff', ...NFT_FLAGS, '--objects', objects], nft);
     expect(r.code).toBe(1);
     const v4 = r.out.split('IPv6')[0]!;
-    expect(v4).toMatch(/^IPv4 \(table ip kube-proxy\): 2 objects differ\n  ns1\/web:p80\/TCP\n/);
-    expect(v4).toContain(`    chain ${epChain}: missing from the kernel\n`);
-    expect(v4).toContain(`    chain ${svcChain}: 2 missing, 0 unexpected rules\n`);
+    expect(v4).toMatch(/^IPv4 \(table ip kube-proxy\): 2 objects differ\n  ns1\/sticky:p80\/TCP\n/);
+    expect(v4).toContain(`    chain ${ep.chain}: missing from the kernel\n`);
+    expect(v4).toContain(`    chain ${svcChain}: 3 missing, 0 unexpected rules\n`);
+    expect(v4).toContain(`      + ip saddr @${ep.affinitySet} goto ${ep.chain}\n`);
     expect(v4).toMatch(/\+ numgen random mod 2 vmap \{ 0 : goto endpoint-/);
     expect(r.out).toContain('IPv6: converged');
   });
