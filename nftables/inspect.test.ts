@@ -65,13 +65,17 @@ describe('NftablesMode.inspect (/debug/rules, /debug/services)', () => {
     const objects = t.inspect.objectsOf('IPv4', state)!;
     expect(objects.service).toEqual([names.service, 'cluster-ips[172.30.0.41]', 'service-ips[172.30.0.41 . tcp . 80]']);
     expect([...objects.endpoints]).toEqual(['10.0.1.1', '10.0.1.2'].map((ip) => [`${ip}:80`, endpointNames(state.service, { ip, port: 80 }).chain]));
-    // Without session affinity generation B writes no endpoint chain: the DNAT is in the service chain, none is named.
+    // Without session affinity generation B writes no endpoint chain: the DNAT is in the service chain's numgen map,
+    // whose entry names each endpoint (inspect-generation-b.test.ts).
     const plain = setup(SVC);
     const plainSnap = plain.snapshot(['10.0.1.1', '10.0.1.2']);
     await plain.mode.sync(plainSnap, { periodic: false, previous: null });
     const plainObjects = plain.inspect.objectsOf('IPv4', plainSnap.services[0]!)!;
     expect(plainObjects.service).toEqual([names.service, 'cluster-ips[172.30.0.41]', 'service-ips[172.30.0.41 . tcp . 80]']);
-    expect([...plainObjects.endpoints]).toEqual([]);
+    expect([...plainObjects.endpoints]).toEqual([
+      ['10.0.1.1:80', `${names.service} map[0]`],
+      ['10.0.1.2:80', `${names.service} map[1]`],
+    ]);
     // A service port the last sync did not render has none.
     const other = upstreamSnapshot('IPv4', [makeService('ns1', 'b', { clusterIP: '172.30.0.42', ports: [{ name: 'p80', port: 80 }] })], []);
     expect(t.inspect.objectsOf('IPv4', other.services[0]!)).toBeNull();
