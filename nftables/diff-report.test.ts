@@ -5,7 +5,7 @@ import { FIXED_GROUP, formatNftDiff, reportTableDiff, UNOWNED_GROUP } from './di
 import type { NftTable } from './model.ts';
 import { endpointNames, serviceOfName, servicePortNames } from './names.ts';
 import { renderNftables, tableOf } from './render.ts';
-import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
+import { TEST_NODE, upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 
 const sp = (name: string, portName = 'p80', protocol: Protocol = 'TCP') => ({ namespace: 'ns1', name, portName, protocol });
 
@@ -36,6 +36,20 @@ describe('reportTableDiff', () => {
     upstreamOptions('IPv4'),
   );
   const desired = tableOf(render);
+  // The same service with its endpoint on this node: generation B writes its hairpin-connections element.
+  const localRender = renderNftables(
+    upstreamSnapshot(
+      'IPv4',
+      [makeService('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [{ name: 'p80', port: 80 }] })],
+      [
+        makeEndpointSlice('ns1', 'svc1', {
+          endpoints: [{ ip: '10.180.0.1', nodeName: TEST_NODE }],
+          ports: [{ name: 'p80', port: 80, protocol: 'TCP' }],
+        }),
+      ],
+    ),
+    upstreamOptions('IPv4'),
+  );
 
   it('is identical for the render itself', () => {
     const r = reportTableDiff(render, desired);
@@ -57,6 +71,27 @@ describe('reportTableDiff', () => {
     expect(used.awaitingDeletion).toEqual([]);
     // A chain that is not a per-service one is foreign, even when empty.
     expect(reportTableDiff(render, { ...desired, chains: [...desired.chains, { ...stale, name: 'someone-elses' }] }).identical).toBe(false);
+  });
+
+  it('counts a hairpin-connections element nothing wants as awaiting deletion, not as drift (generation B: a local endpoint went, the stale cleanup deletes it); a missing one is drift', () => {
+    const hairpin = desired.sets.find((s) => s.name === 'hairpin-connections')!;
+    const gone = { key: '10.180.0.9 . 10.180.0.9 . tcp . 80', value: null, comment: null };
+    const live = { ...desired, sets: desired.sets.map((s) => (s === hairpin ? { ...s, elements: [...(s.elements ?? []), gone] } : s)) };
+    const pending = reportTableDiff(render, live);
+    expect(pending.identical).toBe(true);
+    expect(pending.awaitingElements).toEqual([`hairpin-connections { ${gone.key} }`]);
+    expect(formatNftDiff(pending, 'IPv4')).toBe(
+      'IPv4: converged: table ip kube-proxy holds exactly the desired chains, rules, sets and elements; ' +
+        `1 stale set elements await deletion at a later sync (hairpin-connections { ${gone.key} })\n`,
+    );
+    // The service's own element missing is drift, reported under it.
+    const local = reportTableDiff(localRender, {
+      ...tableOf(localRender),
+      sets: tableOf(localRender).sets.map((s) => (s.name === 'hairpin-connections' ? { ...s, elements: [] } : s)),
+    });
+    expect(local.identical).toBe(false);
+    expect(local.awaitingElements).toEqual([]);
+    expect(local.groups.map((g) => g.title)).toEqual(['ns1/svc1:p80/TCP']);
   });
 
   it('puts a base chain with another priority under the fixed objects', () => {

@@ -11,6 +11,10 @@
  * chain the mode flushed and deletes at least 1 s later (upstream's
  * staleChains): listed as awaiting deletion, not as drift. Nothing can
  * reach it unless a rule jumps there, and such a rule is drift itself.
+ * Likewise an element of generation B's hairpin-connections nothing wants:
+ * a local endpoint that went leaves it to the same cleanup (sync-state.ts
+ * DEFERRED_ELEMENT_SETS); it only masquerades a pod reaching itself through
+ * a service it no longer serves, which cannot happen.
  */
 import { diffTables, isEmptyDiff, type ChainDiff, type SetDiff } from './diff.ts';
 import { elementText, TABLE_NAME, type BaseChainSpec, type NftElement, type NftFamily, type NftTable } from './model.ts';
@@ -18,6 +22,7 @@ import { normalizeKey } from './normalize.ts';
 import { serviceOfName } from './names.ts';
 import { chainOwner } from './objects.ts';
 import { tableOf, type NftRender } from './render.ts';
+import { DEFERRED_ELEMENT_SETS } from './sync-state.ts';
 
 export const FIXED_GROUP = 'fixed objects';
 export const UNOWNED_GROUP = 'objects no desired service owns';
@@ -47,6 +52,8 @@ export interface NftDiffReport {
   readonly counters: boolean;
   /** Stale per-service chains the kernel still has, flushed, awaiting their deletion. */
   readonly awaitingDeletion: readonly string[];
+  /** Elements of sets the stale cleanup empties (hairpin-connections) nothing wants: "set { key }". */
+  readonly awaitingElements: readonly string[];
   readonly groups: readonly DiffGroup[];
 }
 
@@ -69,10 +76,14 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
   const awaitingDeletion = all.extraChains.filter(flushed);
   // A stale endpoint chain keeps its counter (--traffic-counters) until both are deleted.
   const pending = new Set(awaitingDeletion);
+  const awaitingElements = all.sets.flatMap((s) => (DEFERRED_ELEMENT_SETS.has(s.set) ? s.extra.map((e) => `${s.set} { ${elementText(e)} }`) : []));
   const d = {
     ...all,
     extraChains: all.extraChains.filter((name) => !flushed(name)),
     extraCounters: all.extraCounters.filter((n) => !pending.has(n)),
+    sets: all.sets
+      .map((s) => (DEFERRED_ELEMENT_SETS.has(s.set) ? { ...s, extra: [] } : s))
+      .filter((s) => s.declaration !== null || s.missing.length + s.extra.length + s.changed.length > 0),
   };
   const chainOf = new Map<string, string>();
   const elementOf = new Map<string, string>();
@@ -116,6 +127,7 @@ export function reportTableDiff(render: NftRender, live: NftTable | null): NftDi
     servicePorts: render.services.length,
     counters: render.counters,
     awaitingDeletion,
+    awaitingElements,
     groups: titles.map((title) => ({ title, changes: groups.get(title)! })),
   };
 }
@@ -162,10 +174,13 @@ export function formatNftDiff(r: NftDiffReport, ipFamily: string): string {
   const pending = r.awaitingDeletion.length
     ? `; ${r.awaitingDeletion.length} stale per-service chains, flushed, await deletion at a later sync (${summary(r.awaitingDeletion)})`
     : '';
+  const elements = r.awaitingElements.length
+    ? `; ${r.awaitingElements.length} stale set elements await deletion at a later sync (${summary(r.awaitingElements)})`
+    : '';
   if (r.identical)
-    return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets${r.counters ? ', elements and counters' : ' and elements'}${pending}\n`;
+    return `${ipFamily}: converged: ${table} holds exactly the desired chains, rules, sets${r.counters ? ', elements and counters' : ' and elements'}${pending}${elements}\n`;
   if (r.tableMissing) return `${ipFamily}: ${table} is missing from the kernel (${r.servicePorts} service ports not programmed)\n`;
-  const out = [`${ipFamily} (${table}): ${r.groups.reduce((n, g) => n + g.changes.length, 0)} objects differ${pending}`];
+  const out = [`${ipFamily} (${table}): ${r.groups.reduce((n, g) => n + g.changes.length, 0)} objects differ${pending}${elements}`];
   for (const g of r.groups) {
     out.push(`  ${g.title}`);
     for (const c of g.changes) {
