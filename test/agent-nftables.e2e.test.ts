@@ -272,10 +272,13 @@ describe('the agent in nftables mode against the fake API server', () => {
     const services = await (await fetch(`${url}/debug/services?family=IPv4`)).text();
     const block = services.slice(services.indexOf('ns1/web:p80 TCP'));
     expect(block).toMatch(/^ns1\/web:p80 TCP 172\.30\.0\.10:80 nodePort 30080\n  service-\S+-ns1\/web\/tcp\/p80 external-\S+-ns1\/web\/tcp\/p80 /);
-    expect(block).toMatch(/\n  10\.244\.2\.2:8080 +ready +node-2 +endpoint-\S+-ns1\/web\/tcp\/p80__10\.244\.2\.2\/8080\n/);
+    // Generation B (upstream v1.36+) DNATs from the service chain's numgen map: no endpoint chain to name without session
+    // affinity (or --traffic-counters), the endpoint is listed as used.
+    expect(block).toMatch(/\n  10\.244\.2\.2:8080 +ready +node-2 +used\n/);
+    expect(block).not.toContain('endpoint-');
     const rules = (await (await fetch(`${url}/debug/rules?family=IPv4&format=json`)).json()) as [{ applied: { text: string } }];
     const text = rules[0].applied.text;
-    expect(text).toContain('dnat to 10.244.2.2:8080');
+    expect(text).toContain('dnat ip addr . port to numgen random mod 1 map { 0 : 10.244.2.2 . 8080 }');
     // The same text under another table name: the kernel checks it whole, self-contained (nothing is committed).
     await nft().check(text.replaceAll(' ip kube-proxy ', ' ip kpt-debug-check '));
     expect(await cluster.exec(nodeNs(), 'nft', ['list', 'table', 'ip', 'kpt-debug-check'])).toMatchObject({ code: 1 });
