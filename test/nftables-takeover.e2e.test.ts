@@ -7,7 +7,10 @@
  * upstream's ruleset in one transaction (base chains whose priority changed
  * are re-created, the objects only upstream has are flushed and then deleted
  * at least 1 s later), traffic keeps reaching both pods, and `diff` reports
- * converged: nothing of upstream's shape is left.
+ * converged: nothing of upstream's shape is left. We write generation B too:
+ * over upstream B's table the first sync changes only what the objects
+ * differ in (no ServiceCIDR here: no drop rule), over A′'s its endpoint
+ * chains and mark-for-masquerade go with its other objects.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,11 +43,17 @@ const OBJECTS = [
 ];
 
 describe.each([
-  { generation: 'v1.36+ (generation B)', table: GENERATION_B, gone: ['set hairpin-connections'] },
+  { generation: 'v1.36+ (generation B)', table: GENERATION_B, gone: [] },
   {
     generation: 'before v1.33 (generation A′)',
     table: GENERATION_A_PRIME,
-    gone: ['chain filter-prerouting', 'chain filter-output-post-dnat'],
+    gone: [
+      'chain filter-prerouting',
+      'chain filter-output-post-dnat',
+      'chain mark-for-masquerade',
+      'chain endpoint-MGPCLJJO-ns1/web/tcp/p80__10.244.1.2/8080',
+      'chain endpoint-AL6H5J26-ns1/web/tcp/p80__10.244.1.3/8080',
+    ],
   },
 ])('taking over from upstream kube-proxy $generation in nftables mode', ({ table, gone }) => {
   let cluster: Cluster;
@@ -107,15 +116,26 @@ describe.each([
         '--healthz-bind-address=127.0.0.1:0',
         '--metrics-bind-address=',
       ],
-      // Ours, in neither of upstream's tables: a filter-input at priority 0 (A′: -110) next to mark-for-masquerade (B: none).
+      // Ours, in neither of upstream's tables: a filter-input at priority 0 (A′: -110), the DNAT map in the service chain
+      // (A′: a vmap to endpoint chains) and no drop rule for unallocated ClusterIPs (B's has one: its cluster has a
+      // ServiceCIDR, the objects here none).
       async () => {
         const now = await objects();
-        return ['chain filter-input filter input 0', 'chain mark-for-masquerade'].every((o) => now.includes(o)) && (await reachesBoth());
+        const t = (await nft().list('ip'))!;
+        const rules = t.chains.flatMap((c) => c.rules);
+        return (
+          now.includes('chain filter-input filter input 0') &&
+          rules.some((r) => r.includes('numgen random mod 2 map')) &&
+          !rules.some((r) => r.includes('unallocated')) &&
+          (await reachesBoth())
+        );
       },
     );
     let objectsSeen: string[] = [];
     try {
-      expect(await objects()).toContain('chain endpoint-MGPCLJJO-ns1/web/tcp/p80__10.244.1.2/8080');
+      // Generation B's hairpin masquerade: one element per local endpoint, whoever wrote the table before.
+      const hairpin = (await nft().list('ip'))!.sets.find((x) => x.name === 'hairpin-connections')!;
+      expect(hairpin.elements!.map((e) => e.key).sort()).toEqual(['10.244.1.2 . 10.244.1.2 . tcp . 8080', '10.244.1.3 . 10.244.1.3 . tcp . 8080']);
       // Upstream's objects are flushed at once and deleted by a sync at least 1 s later (the 2 s periodic one).
       await waitFor(
         'upstream objects deleted',
