@@ -273,8 +273,8 @@ describe('the agent in nftables mode against the fake API server', () => {
     const block = services.slice(services.indexOf('ns1/web:p80 TCP'));
     expect(block).toMatch(/^ns1\/web:p80 TCP 172\.30\.0\.10:80 nodePort 30080\n  service-\S+-ns1\/web\/tcp\/p80 external-\S+-ns1\/web\/tcp\/p80 /);
     // Generation B (upstream v1.36+) DNATs from the service chain's numgen map: no endpoint chain to name without session
-    // affinity (or --traffic-counters), the endpoint is listed as used.
-    expect(block).toMatch(/\n  10\.244\.2\.2:8080 +ready +node-2 +used\n/);
+    // affinity (or --traffic-counters), the endpoint's own object is its entry in that map (numgen's 0 picks it).
+    expect(block).toMatch(/\n  10\.244\.2\.2:8080 +ready +node-2 +service-\S+-ns1\/web\/tcp\/p80 map\[0\]\n/);
     expect(block).not.toContain('endpoint-');
     const rules = (await (await fetch(`${url}/debug/rules?family=IPv4&format=json`)).json()) as [{ applied: { text: string } }];
     const text = rules[0].applied.text;
