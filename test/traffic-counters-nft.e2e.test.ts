@@ -134,9 +134,12 @@ describe('--traffic-counters in nftables mode with real traffic', () => {
   it('/debug/services shows the packets and bytes of each endpoint chain', async () => {
     const body = (await get('/debug/services')).body;
     expect(body).toMatch(
-      /^ {2}10\.244\.1\.4:8080 +ready +node-1 \(local\) +endpoint-[A-Z2-7]{8}-ns1\/other\/tcp\/p80__10\.244\.1\.4\/8080 +0 pkts +0 bytes$/m,
+      /^ {2}10\.244\.1\.4:8080 +ready +node-1 \(local\) +endpoint-[A-Z2-7]{8}-ns1\/other\/tcp\/p80__10\.244\.1\.4\/8080 hairpin-connections\[10\.244\.1\.4 \. 10\.244\.1\.4 \. tcp \. 8080\] +0 pkts +0 bytes$/m,
     );
-    expect(body).toMatch(/^ {2}10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\S+ +[1-9]\d* pkts +[1-9]\d* bytes$/m);
+    // A local endpoint's generation B hairpin-connections element follows its chain.
+    expect(body).toMatch(
+      /^ {2}10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\S+ hairpin-connections\[\S+ \. \S+ \. tcp \. 8080\] +[1-9]\d* pkts +[1-9]\d* bytes$/m,
+    );
   });
 
   it("top --mode nftables shows the agent's totals of the named counters; diff compares them, and sees their absence as drift", async () => {
