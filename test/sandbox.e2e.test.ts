@@ -92,6 +92,11 @@ describe('npm start: the sandbox demo', () => {
       if (mode === 'iptables') expect(out).toContain('converged: the kernel holds exactly the desired rules');
       else if (mode === 'nftables') {
         expect(out).toMatch(/map service-ips: 172\.30\.0\.10 \. tcp \. 80 : goto service-\w+-default\/web\/tcp\/http/);
+        // Generation B (upstream v1.36+): the endpoint chains are --traffic-counters'; without, web's chain DNATs through a map.
+        expect(out).toMatch(
+          /web's service chain DNATs itself, `meta l4proto tcp dnat ip addr \. port to numgen random mod 3 map \{ 0 : 10\.244\.\d\.\d \. 8080 , 1 : [\d.]+ \. 8080 , 2 : [\d.]+ \. 8080 \}`/,
+        );
+        expect(out).not.toMatch(/chain \S+: .*mark set/);
         expect(out).toContain('IPv4: converged: table ip kube-proxy holds exactly the desired chains, rules, sets, elements and counters');
       } else expect(out).toMatch(/udp +0\.0\.0\.0:\d+ +proxy for 172\.30\.0\.53:53\/udp/);
       // Step 5: pods on both nodes answered, from a pod, from outside via node-2's node port, and over UDP.
@@ -114,7 +119,7 @@ describe('npm start: the sandbox demo', () => {
           / service-\w+-default\/web\/tcp\/http external-\w+-default\/web\/tcp\/http cluster-ips\[172\.30\.0\.10\] service-ips\[/,
         );
         expect(observe).toMatch(
-          /10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\w+-default\/web\/tcp\/http__10\.244\.1\.2\/8080 +[1-9]\d* pkts +[1-9]\d* bytes\n/,
+          /10\.244\.1\.2:8080 +ready +node-1 \(local\) +endpoint-\w+-default\/web\/tcp\/http__10\.244\.1\.2\/8080 hairpin-\S*\.\.\. +[1-9]\d* pkts +[1-9]\d* bytes\n/,
         );
       } else expect(observe).toMatch(/listener 0\.0\.0\.0:\d+\/TCP/);
       // Step 7: the edit is followed on both nodes; pod-a gets nothing afterwards.

@@ -6,6 +6,7 @@
  * userspace mode the portal rules and the listening sockets they redirect to.
  */
 import { Nft } from '../../nftables/nft.ts';
+import { dnatMapRule } from '../../nftables/render-endpoints.ts';
 import type { Cluster } from '../../test/netns/cluster.ts';
 import { MAIN, agentArgs, natTable, type Agent } from './agents.ts';
 import { nodeOfPod, NODES } from './objects.ts';
@@ -141,46 +142,66 @@ export async function showListeners(story: Story, cluster: Cluster, agent: Agent
   story.line('A connection to 172.30.0.10:80 is redirected to the proxy port; kube-proxy-ts accepts it and dials a pod (round robin).');
 }
 
+/** A masquerade mark: generation A's `jump mark-for-masquerade`, B's (upstream v1.36+) inline mark, as listed (`meta mark set meta mark | 0x…`). */
+const MASQUERADE_MARK = /(?:jump mark-for-masquerade|mark set (?:meta )?mark (?:or|\|) 0x[0-9a-f]+)(?: comment "[^"]*")?$/;
+
 /**
  * web's part of the `ip kube-proxy` table: its map entries (ClusterIP,
  * NodePort) and its chains, endpoint chains annotated with their pod;
- * masquerade marks left out.
+ * masquerade marks left out. `dnatMap`: with endpoint chains (here for
+ * --traffic-counters), the rule web's service chain holds without them,
+ * as upstream v1.36+ writes it: one DNAT through a numgen map.
  */
 export async function nftServiceLines(
   cluster: Cluster,
   agent: Agent,
   service: string,
-): Promise<{ lines: string[]; total: number; counting: boolean }> {
+): Promise<{ lines: string[]; total: number; counting: boolean; dnatMap: string | null }> {
   const table = await new Nft(cluster.runnerIn(agent.ns)).list('ip');
-  if (table === null) return { lines: [], total: 0, counting: false };
+  if (table === null) return { lines: [], total: 0, counting: false, dnatMap: null };
   const own = (name: string): boolean => name.includes(`-${service}/`);
   const lines: string[] = [];
   for (const set of table.sets)
     for (const e of set.elements ?? []) if (e.value !== null && own(e.value)) lines.push(`map ${set.name}: ${e.key} : ${e.value}`);
   const order = (n: string): number => (n.startsWith('external-') ? 0 : n.startsWith('service-') ? 1 : 2);
+  const dnats = new Map<string, { ip: string; port: number; proto: string }>();
   for (const c of table.chains.filter((c) => own(c.name)).sort((a, b) => order(a.name) - order(b.name))) {
-    for (const r of c.rules.filter((r) => !r.endsWith('jump mark-for-masquerade'))) {
-      const ip = /dnat to ([\d.]+):\d+/.exec(r)?.[1];
-      const pod = ip ? podOfIP(ip) : null;
+    for (const r of c.rules.filter((r) => !MASQUERADE_MARK.test(r))) {
+      const dnat = /meta l4proto (\w+) .*dnat to ([\d.]+):(\d+)/.exec(r);
+      if (dnat) dnats.set(c.name, { proto: dnat[1]!, ip: dnat[2]!, port: Number(dnat[3]) });
+      const pod = dnat ? podOfIP(dnat[2]!) : null;
       // The counter (--traffic-counters) is named like the chain: left out here, said below.
       const shown = r.replace(`counter name "${c.name}" `, '');
       lines.push(`chain ${c.name}: ${shown}${pod ? `   # ${pod} (${nodeOfPod(pod)})` : ''}`);
     }
   }
+  // The service chain's choice among the endpoint chains, in its order.
+  const policy = table.chains
+    .filter((c) => c.name.startsWith('service-') && own(c.name))
+    .flatMap((c) => c.rules)
+    .map((r) => /numgen random mod \d+ vmap \{ (.*) \}/.exec(r)?.[1])
+    .find((m) => m !== undefined);
+  const targets = policy?.split(/\s*,\s*/).map((e) => dnats.get(/goto (\S+)$/.exec(e)?.[1] ?? ''));
+  const dnatMap = targets && targets.length > 0 && targets.every((t) => t !== undefined) ? dnatMapRule(targets, targets[0]!.proto, 'ip') : null;
   const total = table.chains.reduce((n, c) => n + c.rules.length, 0) + table.sets.reduce((n, s) => n + (s.elements?.length ?? 0), 0);
-  return { lines, total, counting: (table.counters ?? []).length > 0 };
+  return { lines, total, counting: (table.counters ?? []).length > 0, dnatMap };
 }
 
 /** Step 4 in nftables mode: web's map entries and chains, then `kube-proxy-ts diff --mode nftables`; returns problems. */
 export async function showNftRules(story: Story, cluster: Cluster, agent: Agent, objectsDir: string): Promise<string[]> {
-  const { lines, total, counting } = await nftServiceLines(cluster, agent, 'default/web');
+  const { lines, total, counting, dnatMap } = await nftServiceLines(cluster, agent, 'default/web');
   story.command(`ip netns exec ${agent.ns} nft list table ip kube-proxy    # web's map entries and chains, masquerade marks left out`);
   story.output(lines);
-  story.line(`(${total - lines.length} more rules and map/set entries: dns's, the base chains, the no-endpoint and bad-port checks)`);
+  story.line(
+    `(${total - lines.length} more rules and map/set entries: dns's, the base chains, the no-endpoint and bad-port checks, the hairpin-connections of local pods)`,
+  );
   story.line("A packet to 172.30.0.10:80 finds web's chain in the service-ips map (one lookup), which picks an endpoint with numgen, then DNATs.");
-  if (counting)
+  if (counting) {
     story.line(
-      'With --traffic-counters each endpoint chain\'s DNAT rule also counts into a named counter of the chain\'s name (`counter name "endpoint-…"`, left out above).',
+      'The endpoint chains are there for --traffic-counters: each one\'s DNAT rule also counts into a named counter of the chain\'s name (`counter name "endpoint-…"`, left out above).',
     );
+    if (dnatMap !== null)
+      story.line(`Without it (or session affinity) there are none, as upstream v1.36+ writes it: web's service chain DNATs itself, \`${dnatMap}\`.`);
+  }
   return showDiff(story, cluster, agent, objectsDir);
 }

@@ -14,7 +14,7 @@ import type { Cluster } from '../../test/netns/cluster.ts';
 import { MAIN, type Agent, type Mode } from './agents.ts';
 import { WEB } from './objects.ts';
 import { POD_TO_WEB, send } from './requests.ts';
-import type { Story } from './story.ts';
+import { WIDTH, type Story } from './story.ts';
 
 const METRICS = 'http://127.0.0.1:10249';
 
@@ -33,6 +33,19 @@ export function serviceBlock(text: string, service: string): string[] {
   if (start < 0) return [];
   const end = lines.findIndex((l, i) => i > start && !l.startsWith('  '));
   return lines.slice(start, end < 0 ? undefined : end);
+}
+
+/**
+ * A /debug/services endpoint line as wide as the story shows (WIDTH): the padding before its packets and bytes
+ * (--traffic-counters) closed up, then its objects cut short ("..."), so the figures stay in view. A local endpoint's
+ * line in nftables mode is widest: its endpoint chain and its hairpin-connections element (generation B).
+ */
+export function keepTraffic(line: string, width = WIDTH): string {
+  const traffic = / {2,}(\d+ pkts {2}\d+ bytes)$/.exec(line);
+  if (line.length <= width || traffic === null) return line;
+  const head = line.slice(0, traffic.index);
+  const tail = `  ${traffic[1]!}`;
+  return head.length + tail.length <= width ? head + tail : `${head.slice(0, width - tail.length - 3)}...${tail}`;
 }
 
 /** `kube-proxy-ts top` for `frames` seconds while requests flow to web; returns its last frame. */
@@ -77,7 +90,7 @@ export async function showObservability(story: Story, cluster: Cluster, agent: A
   }
   story.command(`ip netns exec ${agent.ns} curl -s ${METRICS}/debug/services    # web's part`);
   const block = serviceBlock(await page(cluster, agent, '/debug/services'), web);
-  story.output(block);
+  story.output(block.map((l) => keepTraffic(l)));
   if (block.length === 0) found.push(`/debug/services on ${agent.node} does not list ${web}`);
   else if (mode === 'nftables' && !/^ {2}service-\S+-default\/web\/tcp\/http /.test(block[1] ?? ''))
     found.push(`/debug/services on ${agent.node} shows no service- chain for ${web}`);

@@ -36,7 +36,8 @@ export interface Story {
   restart(label: string): void;
 }
 
-const WIDTH = 132;
+/** The widest line of program output the story shows (output cuts the rest). */
+export const WIDTH = 132;
 
 export function wantColor(stream: { isTTY?: boolean }): boolean {
   return stream.isTTY === true && (process.env['NO_COLOR'] ?? '') === '' && process.env['TERM'] !== 'dumb';
