@@ -1,7 +1,7 @@
 /**
  * The nftables mode: render -> plan -> one transaction -> remember, per IP
  * family, into the tables `ip kube-proxy` and `ip6 kube-proxy`, as upstream's
- * nftables proxier (pkg/proxy/nftables/proxier.go, generation A).
+ * nftables proxier (pkg/proxy/nftables/proxier.go; generation B by default, see objects.ts).
  *
  * - A full sync (first sync, after any failure, after a node topology change,
  *   after outside damage, and at least once an hour as upstream's

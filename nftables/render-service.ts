@@ -1,7 +1,7 @@
 /**
  * One service port -> its chains (service-/local-/external-/firewall-/endpoint-),
  * its affinity sets and its elements in the shared sets and maps, following
- * the per-service loop of upstream's syncProxyRules (generation A). Which
+ * the per-service loop of upstream's syncProxyRules (generation A or B). Which
  * endpoints each policy uses comes from the snapshot's selection (proxier's
  * CategorizeEndpoints), as in the iptables renderer. Pure.
  */

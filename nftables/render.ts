@@ -41,8 +41,8 @@ export interface NftRenderOptions {
    */
   readonly trafficCounters?: boolean;
   /**
-   * Upstream's ruleset shape (objects.ts NftGeneration): A (default; v1.33-1.35) or B (v1.36+). Internal for now: no
-   * flag selects it, and only the renderer and the sync's writers know B (not the tracer, the diff or the fake nft).
+   * Upstream's ruleset shape (objects.ts NftGeneration): B (v1.36+; DEFAULT_GENERATION, what the mode writes) or A
+   * (v1.33-1.35; upstream's A-era test dumps and the benches' comparisons). No flag selects it.
    */
   readonly generation?: NftGeneration;
 }

@@ -127,7 +127,7 @@ export interface ModeInspection {
 export interface ServiceObjects {
   /** What the service port has (chain names, "listener 0.0.0.0:36187", ...), in the mode's order. */
   readonly service: readonly string[];
-  /** Endpoint ("ip:port") -> its own object (a KUBE-SEP chain), for the endpoints that have one. */
+  /** Endpoint ("ip:port") -> its own objects (a KUBE-SEP chain, an nftables endpoint chain or map entry), for the endpoints that have one. */
   readonly endpoints: ReadonlyMap<string, string>;
 }
 
