@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecaRunner } from '../src/system/exec.ts';
 import { createNetnsOps } from '../src/system/netns.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
-import type { Endpoint, IPFamily, Snapshot } from '../proxier/types.ts';
+import type { IPFamily, Snapshot } from '../proxier/types.ts';
 import { planFullSync } from './full-sync.ts';
 import { Nft } from './nft.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { renderNftables, type NftRenderOptions } from './render.ts';
-import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
+import { firstLocalEndpoint, shapesOptions, shapesSnapshot, withoutEndpoint } from './shapes.case.ts';
 
 const runner = createExecaRunner();
 const net = createNetnsOps({ runner });
@@ -44,26 +44,6 @@ const B = (family: IPFamily, over: Partial<NftRenderOptions> = {}): NftRenderOpt
 
 const COUNTERS = { trafficCounters: true };
 
-/** Service port `i` without endpoint `gone`, in every list of its selection (other ports keep their objects). */
-function withoutEndpoint(snapshot: Snapshot, i: number, gone: Endpoint): Snapshot {
-  const drop = <T>(list: readonly T[] | null) => (list === null ? null : list.filter((e) => e !== gone));
-  const services = snapshot.services.map((s, k) =>
-    k !== i
-      ? s
-      : {
-          ...s,
-          endpoints: s.endpoints.filter((e) => e !== gone),
-          selection: {
-            ...s.selection,
-            cluster: drop(s.selection.cluster),
-            local: drop(s.selection.local),
-            allReachable: drop(s.selection.allReachable)!,
-          },
-        },
-  );
-  return { ...snapshot, services };
-}
-
 describe('generation B tables in the kernel', () => {
   for (const family of ['IPv4', 'IPv6'] as const) {
     for (const [what, over] of [
@@ -89,9 +69,7 @@ describe('generation B tables in the kernel', () => {
 
           // The first service port with a local endpoint loses it (its hairpin element goes), then gets it back;
           // then every service port goes.
-          const i = snapshot.services.findIndex((s) => s.selection.allReachable[0]?.isLocal === true && s.selection.cluster !== null);
-          expect(i).toBeGreaterThanOrEqual(0);
-          const gone = snapshot.services[i]!.selection.allReachable[0]!;
+          const { index: i, endpoint: gone } = firstLocalEndpoint(snapshot);
           const fewer: Snapshot = withoutEndpoint(snapshot, i, gone);
           const none: Snapshot = { ...snapshot, services: [] };
           // The last sync has nothing to write but deletes the chains the one before flushed.
