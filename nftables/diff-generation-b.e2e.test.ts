@@ -7,35 +7,16 @@
  * (a hairpin-connections element, a policy chain's DNAT map, a masquerading
  * rule) is reported, under the service port or the fixed objects it belongs to.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createExecaRunner } from '../src/system/exec.ts';
-import { createNetnsOps } from '../src/system/netns.ts';
+import { describe, expect, it } from 'vitest';
 import type { CommandRunner } from '../proxier/exec.ts';
 import type { IPFamily } from '../proxier/types.ts';
 import { FIXED_GROUP, formatNftDiff, reportTableDiff } from './diff-report.ts';
 import { planFullSync } from './full-sync.ts';
-import { Nft } from './nft.ts';
+import { nftNamespaces } from './nft-namespace.case.ts';
 import { renderNftables, tableOf, type NftRenderOptions } from './render.ts';
 import { shapesOptions, shapesSnapshot } from './shapes.case.ts';
 
-const runner = createExecaRunner();
-const net = createNetnsOps({ runner });
-const PREFIX = 'kptgbdiff';
-let serial = 0;
-
-beforeAll(async () => net.sweepNamespaces(PREFIX));
-afterAll(async () => net.sweepNamespaces(PREFIX));
-
-async function inNamespace<T>(fn: (nft: Nft, exec: CommandRunner) => Promise<T>): Promise<T> {
-  const ns = `${PREFIX}-${process.pid}-${serial++}`;
-  await net.addNamespace(ns);
-  try {
-    const exec = createExecaRunner({ netns: ns });
-    return await fn(new Nft(exec), exec);
-  } finally {
-    await net.deleteNamespace(ns);
-  }
-}
+const inNamespace = nftNamespaces('kptgbdiff');
 
 const B = (family: IPFamily, over: Partial<NftRenderOptions> = {}): NftRenderOptions => ({ ...shapesOptions(family), generation: 'B', ...over });
 const nftFamily = (family: IPFamily) => (family === 'IPv4' ? 'ip' : 'ip6');

@@ -7,35 +7,16 @@
  * The listing is read as nft prints it here; diff-generation-b.e2e.test.ts
  * compares B tables through the JSON reader and the diff.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createExecaRunner } from '../src/system/exec.ts';
-import { createNetnsOps } from '../src/system/netns.ts';
+import { describe, expect, it } from 'vitest';
 import type { CommandRunner } from '../proxier/exec.ts';
 import type { IPFamily, Snapshot } from '../proxier/types.ts';
 import { planFullSync } from './full-sync.ts';
-import { Nft } from './nft.ts';
+import { nftNamespaces } from './nft-namespace.case.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { renderNftables, type NftRenderOptions } from './render.ts';
 import { firstLocalEndpoint, shapesOptions, shapesSnapshot, withoutEndpoint } from './shapes.case.ts';
 
-const runner = createExecaRunner();
-const net = createNetnsOps({ runner });
-const PREFIX = 'kptgenb';
-let serial = 0;
-
-beforeAll(async () => net.sweepNamespaces(PREFIX));
-afterAll(async () => net.sweepNamespaces(PREFIX));
-
-async function inNamespace<T>(fn: (nft: Nft, exec: CommandRunner) => Promise<T>): Promise<T> {
-  const ns = `${PREFIX}-${process.pid}-${serial++}`;
-  await net.addNamespace(ns);
-  try {
-    const exec = createExecaRunner({ netns: ns });
-    return await fn(new Nft(exec), exec);
-  } finally {
-    await net.deleteNamespace(ns);
-  }
-}
+const inNamespace = nftNamespaces('kptgenb');
 
 const listing = async (exec: CommandRunner, family: IPFamily): Promise<string> =>
   (await exec.run('nft', ['list', 'table', family === 'IPv4' ? 'ip' : 'ip6', 'kube-proxy'])).stdout;

@@ -6,9 +6,8 @@
  * equal to the render; a sequence of partial syncs converges to exactly the
  * full render; stale chains are deleted a second after they were flushed.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createExecaRunner } from '../src/system/exec.ts';
-import { createNetnsOps } from '../src/system/netns.ts';
 import { makeEndpointSlice, makeService, makeServiceCIDR } from '../test/builders.ts';
 import { diffTables, isEmptyDiff } from './diff.ts';
 import { NftError } from './errors.ts';
@@ -16,7 +15,7 @@ import { FakeNft } from './fake-nft.ts';
 import { SEMANTICS } from './fake-nft.case.ts';
 import { planColdStart } from './cold-start.ts';
 import { planFullSync } from './full-sync.ts';
-import { Nft } from './nft.ts';
+import { nftNamespaces } from './nft-namespace.case.ts';
 import type { CommandRunner } from '../proxier/exec.ts';
 import { planPartialSync } from './partial-sync.ts';
 import { renderNftables, tableOf } from './render.ts';
@@ -28,24 +27,7 @@ import { upstreamOptions, upstreamSnapshot } from './upstream.case.ts';
 import { checkKernelVersion, checkNftVersion } from './version.ts';
 
 const runner = createExecaRunner();
-const net = createNetnsOps({ runner });
-const PREFIX = 'kptnft';
-let serial = 0;
-
-beforeAll(async () => net.sweepNamespaces(PREFIX));
-afterAll(async () => net.sweepNamespaces(PREFIX));
-
-/** A fresh namespace and an Nft bound to it; removed after the callback. */
-async function inNamespace<T>(fn: (nft: Nft, exec: CommandRunner) => Promise<T>): Promise<T> {
-  const ns = `${PREFIX}-${process.pid}-${serial++}`;
-  await net.addNamespace(ns);
-  try {
-    const exec = createExecaRunner({ netns: ns });
-    return await fn(new Nft(exec), exec);
-  } finally {
-    await net.deleteNamespace(ns);
-  }
-}
+const inNamespace = nftNamespaces('kptnft');
 
 describe('the fake nft agrees with the kernel', () => {
   for (const c of SEMANTICS) {
