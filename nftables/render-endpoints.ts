@@ -15,8 +15,11 @@ export function dnatTarget(ep: Pick<Endpoint, 'ip' | 'port'>): string {
 }
 
 /**
- * Built as literals of their final length: an array grown by push() keeps room for 17 (a render keeps 60,000 of these).
- * `counter` (--traffic-counters): the DNAT rule counts into the named counter of that name (counters.ts).
+ * An endpoint chain's rules, built as literals of their final length: an array grown by push() keeps room for 17 (a
+ * render keeps 60,000 of these). Generation A's first rule masquerades the endpoint's own (hairpin) traffic; B's chain
+ * (kept only with session affinity, or here with --traffic-counters) has none, @hairpin-connections doing that. Then
+ * the affinity update, then the DNAT. `counter` (--traffic-counters): the DNAT rule counts into the named counter of
+ * that name (counters.ts).
  */
 export function endpointRules(
   ep: Pick<Endpoint, 'ip' | 'port'>,
@@ -24,25 +27,12 @@ export function endpointRules(
   ipX: NftFamily,
   affinitySet: string | null,
   counter: string | null = null,
+  hairpinRule = true,
 ): string[] {
+  const dnat = `meta l4proto ${proto} ${counter === null ? '' : `counter name ${quote(counter)} `}dnat to ${dnatTarget(ep)}`;
+  if (!hairpinRule) return affinitySet === null ? [dnat] : [`update @${affinitySet} { ${ipX} saddr }`, dnat];
   const masq = `${ipX} saddr ${ep.ip} jump ${MARK_FOR_MASQUERADE}`;
-  const dnat = `meta l4proto ${proto} ${counter === null ? '' : `counter name ${quote(counter)} `}dnat to ${dnatTarget(ep)}`;
   return affinitySet === null ? [masq, dnat] : [masq, `update @${affinitySet} { ${ipX} saddr }`, dnat];
-}
-
-/**
- * Generation B's endpoint chain (kept only with session affinity, or here with --traffic-counters): no hairpin rule
- * (@hairpin-connections does that), the affinity update, then the DNAT.
- */
-export function endpointRulesB(
-  ep: Pick<Endpoint, 'ip' | 'port'>,
-  proto: string,
-  ipX: NftFamily,
-  affinitySet: string | null,
-  counter: string | null = null,
-): string[] {
-  const dnat = `meta l4proto ${proto} ${counter === null ? '' : `counter name ${quote(counter)} `}dnat to ${dnatTarget(ep)}`;
-  return affinitySet === null ? [dnat] : [`update @${affinitySet} { ${ipX} saddr }`, dnat];
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   SERVICE_NODEPORTS,
   type NftGeneration,
 } from './objects.ts';
-import { dnatMapRule, endpointRules, endpointRulesB, policyChainRules } from './render-endpoints.ts';
+import { dnatMapRule, endpointRules, policyChainRules } from './render-endpoints.ts';
 
 export interface ServiceContext {
   readonly family: NftFamily;
@@ -127,8 +127,7 @@ export function renderService(state: ServicePortState, ctx: ServiceContext): Ser
   if (endpointChains) {
     for (const ep of allReachable) {
       const n = epNames.get(ep)!;
-      const rules = genB ? endpointRulesB : endpointRules;
-      chains.push(chain(n.chain, rules(ep, proto, ipX, affinity ? n.affinitySet : null, ctx.counters ? n.chain : null)));
+      chains.push(chain(n.chain, endpointRules(ep, proto, ipX, affinity ? n.affinitySet : null, ctx.counters ? n.chain : null, !genB)));
     }
   }
 
